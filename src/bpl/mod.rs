@@ -1,0 +1,53 @@
+//! Stage 1 — read a BPL from a UDL class file, a Studio/`$System.OBJ.Export` XML file, a bare
+//! `<process>` document, or `REV:path` from git, into a typed activity tree with positions.
+
+mod model;
+pub mod parse;
+
+pub use model::*;
+
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// A located input error: `file:line:column: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct BplError {
+    pub file: String,
+    /// None when the problem is not tied to a place in the file (e.g. it cannot be read).
+    pub pos: Option<Pos>,
+    pub message: String,
+}
+
+impl BplError {
+    pub fn at(file: &str, pos: Pos, message: impl Into<String>) -> Self {
+        BplError { file: file.to_string(), pos: Some(pos), message: message.into() }
+    }
+    pub fn file(file: &str, message: impl Into<String>) -> Self {
+        BplError { file: file.to_string(), pos: None, message: message.into() }
+    }
+}
+
+impl fmt::Display for BplError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pos {
+            Some(p) => write!(f, "{}:{}:{}: {}", self.file, p.line, p.column, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parse a bare `<process>` document held in memory. `class_name` names the BPL class.
+pub fn parse_bare(file: &str, text: &str, class_name: &str) -> Result<Bpl, BplError> {
+    let process = parse::parse_process(&parse::XmlSource { file, text, range: 0..text.len() })?;
+    Ok(Bpl {
+        class_name: class_name.to_string(),
+        source: SourceInfo { origin: file.to_string(), sha256: sha256_hex(text.as_bytes()), format: SourceFormat::Bare },
+        process,
+    })
+}

@@ -1,0 +1,119 @@
+//! The command line: the only layer that prints, reads the environment or picks an exit code.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+
+mod analysis;
+mod db;
+mod states_cmd;
+
+/// Exit codes (design.md): named so no bare number appears elsewhere.
+pub mod exit {
+    /// Success; `check`: the change is identical or compatible.
+    pub const OK: i32 = 0;
+    /// `check` / `verify-numbering`: a difference that needs attention was found.
+    pub const FOUND: i32 = 1;
+    /// Usage or input error (bad arguments, malformed BPL, edited plan folder).
+    pub const INPUT: i32 = 2;
+    /// A guard or precondition refused; nothing was changed.
+    pub const REFUSED: i32 = 3;
+    /// The database failed; the transaction was rolled back.
+    pub const DATABASE: i32 = 4;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "bplmigrate", version, about = "Migrate in-flight IRIS BPL instances across a BPL change", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The emulated compiled states of a BPL, per thread class.
+    States(states_cmd::StatesArgs),
+    /// Compare the emulation with thread classes exported from IRIS.
+    VerifyNumbering(states_cmd::VerifyArgs),
+    /// Activity changes between two BPL versions and their effect on every state.
+    Diff(analysis::DiffArgs),
+    /// The migration plan: state mapping, findings, SQL files.
+    Plan(analysis::PlanArgs),
+    /// CI gate: is this BPL change safe for in-flight instances?
+    Check(analysis::CheckArgs),
+    /// Read-only census of the live rows of a process.
+    Status(db::StatusArgs),
+    /// Apply a migration folder to a database over ODBC.
+    Apply(db::ApplyArgs),
+}
+
+/// An error with the exit code the CLI should use.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn input(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: exit::INPUT, error: error.into() }
+    }
+    pub fn new(code: i32, error: impl Into<anyhow::Error>) -> Self {
+        Failure { code, error: error.into() }
+    }
+}
+
+/// Commands return the exit code of a successful run (0, or 1 for "found something").
+pub type CmdResult = Result<i32, Failure>;
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::INPUT } else { exit::OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Command::States(a) => states_cmd::states(a),
+        Command::VerifyNumbering(a) => states_cmd::verify(a),
+        Command::Diff(a) => analysis::diff(a),
+        Command::Plan(a) => analysis::plan(a),
+        Command::Check(a) => analysis::check(a),
+        Command::Status(a) => db::status(a),
+        Command::Apply(a) => db::apply(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            if is_broken_pipe(&f.error) {
+                return exit::OK;
+            }
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "error: {}", f.error);
+            for cause in f.error.chain().skip(1) {
+                let _ = write!(err, "\n  caused by: {cause}");
+            }
+            let _ = writeln!(err);
+            f.code
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// Write to stdout; a closed pipe (`| head`) is reported as an io error that `main` treats as
+/// success.
+pub fn emit(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(|e| Failure::new(exit::OK, e))
+}

@@ -1,0 +1,17 @@
+//! bplmigrate — migrate in-flight InterSystems IRIS BPL business-process instances across a
+//! BPL change.
+//!
+//! Pipeline, one module per stage, plain data between stages:
+//! `bpl` (activity tree) → `states` (compiled threads/states) → `diff` (old↔new matching) →
+//! `plan` (migration plan) → `sql` (guarded scripts) → `apply` (ODBC executor).
+//! Only the `cli` module prints, reads the environment or chooses an exit code.
+
+pub mod apply;
+pub mod bpl;
+pub mod diff;
+pub mod plan;
+pub mod sql;
+pub mod states;
+
+#[doc(hidden)]
+pub mod cli;

@@ -1,0 +1,5 @@
+//! Stage 4 — the migration plan: state mapping, preconditions, findings, verdict.
+
+mod model;
+
+pub use model::*;

@@ -1,0 +1,166 @@
+//! The migration plan: the reviewed contract between analysis (`diff`/`plan`) and the write
+//! path (`sql`/`apply`). Serialized as `plan.json`; `schema_version` guards the format.
+
+use crate::states::{ActivityRef, Role, SqlTable};
+use serde::{Deserialize, Serialize};
+
+pub const PLAN_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationPlan {
+    pub schema_version: u32,
+    /// Stable id: first 16 hex digits of SHA-256 over the canonical JSON of the plan with
+    /// `plan_id` empty. Identical inputs give the identical id.
+    pub plan_id: String,
+    pub tool_version: String,
+    pub compiler: String,
+    pub old: PlanSource,
+    pub new: PlanSource,
+    pub verdict: Verdict,
+    /// One entry per old thread class.
+    pub threads: Vec<ThreadMapping>,
+    /// Old → new `OnResponse<n>` (context `%ResponseHandlers` values).
+    pub response_handlers: Vec<HandlerMapping>,
+    pub response_handler_table: SqlTable,
+    pub context_table: SqlTable,
+    pub context_properties: Vec<ContextPropertyChange>,
+    /// Conditions that must hold on the live rows before the rewrite may run.
+    pub preconditions: Vec<Precondition>,
+    pub findings: Vec<Finding>,
+    /// Overrides that were applied (for the record; empty when none).
+    #[serde(default)]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanSource {
+    pub origin: String,
+    pub sha256: String,
+    pub class: String,
+    pub package: String,
+    pub version: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Same states, same meaning, same handlers: nothing to do.
+    Identical,
+    /// No persisted identifier changes meaning (e.g. states appended after all existing ones,
+    /// or a versioned process).
+    Compatible,
+    /// A plan exists: rewriting the rows makes in-flight instances resume correctly.
+    Migratable,
+    /// Needs overrides or drained states before a plan can apply.
+    Blocked,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadMapping {
+    pub old_class: String,
+    pub old_table: SqlTable,
+    /// None when the thread class has no counterpart in the new version.
+    pub new_class: Option<String>,
+    pub new_table: Option<SqlTable>,
+    /// Every old state of the thread, in old allocation order, plus `Stop`-free.
+    pub states: Vec<StateMapping>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateMapping {
+    pub old: String,
+    /// New state name, or None when removed.
+    pub new: Option<String>,
+    pub role: Role,
+    pub old_activity: ActivityRef,
+    pub new_activity: Option<ActivityRef>,
+    pub wait: bool,
+    pub change: StateChange,
+    /// Old and new `%HandlerStack` / `%SubroutineStack` for rows resting here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub old_handler_stack: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_handler_stack: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub old_subroutine_stack: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_subroutine_stack: Vec<String>,
+    /// Why this mapping was chosen (`exact`, `aligned`, `renamed`, `override`, …).
+    pub via: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateChange {
+    Unchanged,
+    Renumbered,
+    Removed,
+    /// Mapped by an override to a state of a different activity/role.
+    Overridden,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandlerMapping {
+    pub old: String,
+    pub new: Option<String>,
+    pub call: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextPropertyChange {
+    pub name: String,
+    pub change: PropertyChange,
+    pub old_type: Option<String>,
+    pub new_type: Option<String>,
+    /// SQL literal text chosen by an override for in-flight rows (new properties).
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PropertyChange {
+    Added,
+    Removed,
+    Retyped,
+}
+
+/// A condition on live rows, checked by a guard query before the rewrite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Precondition {
+    /// No row of `table` rests at `state` (removed, unmapped).
+    NoRowsAtState { table: SqlTable, state: String, reason: String },
+    /// `table` holds no row at all (e.g. a flow thread class that was renumbered).
+    NoRowsInTable { table: SqlTable, reason: String },
+    /// No thread of `table` waits on a response for `call` (renamed or removed call).
+    NoPendingResponse { table: SqlTable, call: String, reason: String },
+    /// Every production item running `class` is disabled.
+    HostDisabled { class: String },
+    /// No live job runs a config item of `class`.
+    NoLiveJob { class: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+/// A fact the reviewer must see. Findings are data; only the CLI prints them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable code, e.g. `BPM0101` (see `plan::findings` for the catalogue).
+    pub code: String,
+    pub severity: Severity,
+    pub message: String,
+    /// `Thread1:S7` style state references (old version unless prefixed `new:`).
+    #[serde(default)]
+    pub states: Vec<String>,
+    #[serde(default)]
+    pub activities: Vec<ActivityRef>,
+    /// Set when an override acknowledged it.
+    #[serde(default)]
+    pub acknowledged: bool,
+}

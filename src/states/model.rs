@@ -1,0 +1,351 @@
+//! The emulated compiler output: thread classes, their states, and response handlers.
+//! This is the data handed from `states` to `diff`, `plan` and `apply`; it is also the
+//! `bplmigrate states --format json` document (documented in README.md).
+
+use crate::bpl::{ActivityId, Pos};
+use serde::{Deserialize, Serialize};
+
+/// Which IRIS compiler generation numbers the process. Only one rule differs (spec 2.5):
+/// whether `<call async="false">` (or any value other than `0`/`1`/`true`) is synchronous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Compiler {
+    /// Ensemble / IRIS up to 2021.x: a call is synchronous only for `async="0"`.
+    #[serde(rename = "legacy")]
+    Legacy,
+    /// IRIS 2022.1 and later (the default): synchronous unless `async` is `true` or `1`.
+    #[default]
+    #[serde(rename = "current")]
+    Current,
+}
+
+impl Compiler {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compiler::Legacy => "legacy",
+            Compiler::Current => "current",
+        }
+    }
+    pub fn describe(self) -> &'static str {
+        match self {
+            Compiler::Legacy => "legacy (Ensemble / IRIS up to 2021.x: only async=\"0\" is synchronous)",
+            Compiler::Current => "current (IRIS 2022.1+: async other than \"true\"/\"1\" is synchronous)",
+        }
+    }
+}
+
+/// The whole compile of one BPL class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompiledProcess {
+    /// BPL class, e.g. `Demo.Loan.BankUS`.
+    pub class: String,
+    /// Package of the generated classes: `P` or `P.V<n>`.
+    pub package: String,
+    pub version: Option<u64>,
+    pub compiler: Compiler,
+    pub context_class: String,
+    pub context_table: SqlTable,
+    /// Child table holding `%ResponseHandlers` (`<Context>__ResponseHandlers`).
+    pub response_handler_table: SqlTable,
+    pub threads: Vec<ThreadClass>,
+    /// `OnResponse<n>` on the context class, in allocation order.
+    pub response_handlers: Vec<ResponseHandler>,
+}
+
+/// An SQL table projected from a class (spec 6.2): schema = package with `.` → `_`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SqlTable {
+    pub schema: String,
+    pub table: String,
+}
+
+impl std::fmt::Display for SqlTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+impl SqlTable {
+    /// Projection of a full class name: `A.B.C.Thread1` → `A_B_C`.`Thread1`.
+    pub fn for_class(class: &str) -> SqlTable {
+        match class.rsplit_once('.') {
+            Some((pkg, name)) => SqlTable { schema: pkg.replace('.', "_"), table: name.to_string() },
+            None => SqlTable { schema: "SQLUser".into(), table: class.to_string() },
+        }
+    }
+    /// A child table of an array property: `<table>__<Property without %>`.
+    pub fn child(&self, property: &str) -> SqlTable {
+        SqlTable { schema: self.schema.clone(), table: format!("{}__{}", self.table, property.trim_start_matches('%')) }
+    }
+}
+
+/// One generated thread class (`P.Thread<k>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadClass {
+    /// k in `Thread<k>` (1 = main thread).
+    pub number: u32,
+    pub class: String,
+    pub table: SqlTable,
+    /// The activity the thread runs: the top-level sequence for Thread1, the flow child
+    /// `<sequence>` otherwise.
+    pub root: ActivityRef,
+    /// For flow children: the parent thread number and the `<flow>` that starts it.
+    pub parent: Option<ThreadParent>,
+    /// States in allocation order: `S1`, `S2`, …
+    pub states: Vec<State>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadParent {
+    pub thread: u32,
+    pub flow: ActivityRef,
+    /// 0-based index of the child `<sequence>` inside the flow.
+    pub child_index: u32,
+}
+
+/// A reference to the activity that owns something, stable within one `Bpl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityRef {
+    pub id: ActivityId,
+    /// Element name (`call`, `if`, `scope`, …).
+    #[serde(rename = "type")]
+    pub element: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl ActivityRef {
+    pub fn pos(&self) -> Pos {
+        Pos { line: self.line, column: self.column }
+    }
+    /// `call "Lookup"` or `assign@12:5`.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(n) => format!("{} \"{}\"", self.element, n),
+            None => format!("{}@{}:{}", self.element, self.line, self.column),
+        }
+    }
+}
+
+/// The part an owning activity plays in a state (spec Appendix A). Serialized as the
+/// Appendix-A spelling: `SYNC_WAIT`, `SWITCH_CASE(2)`, `COMP_HANDLER(Undo)`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Entry,
+    IfPost,
+    IfTrue,
+    IfFalse,
+    SwitchPost,
+    /// 1-based position of the case among the switch's user cases.
+    SwitchCase(u32),
+    SwitchDefault,
+    WhileTest,
+    WhilePost,
+    WhileBody,
+    UntilTest,
+    UntilPost,
+    UntilBody,
+    ForeachTest,
+    ForeachBody,
+    ForeachPost,
+    SyncWait,
+    SyncAfter,
+    ScopeBody,
+    ScopeFault,
+    ScopeEnd,
+    FaultPost,
+    /// 1-based position of the `<catch>` among the scope's catches.
+    Catch(u32),
+    /// Synthesized transfer default of a scope without `<catchall>`.
+    CatchDefault,
+    Catchall,
+    CompHandler(String),
+    CompensateReturn,
+    Label,
+    LabelAfter,
+    Branch,
+    BranchAfter,
+    FlowJoin,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use Role::*;
+        let s = match self {
+            Entry => "ENTRY",
+            IfPost => "IF_POST",
+            IfTrue => "IF_TRUE",
+            IfFalse => "IF_FALSE",
+            SwitchPost => "SWITCH_POST",
+            SwitchCase(i) => return write!(f, "SWITCH_CASE({i})"),
+            SwitchDefault => "SWITCH_DEFAULT",
+            WhileTest => "WHILE_TEST",
+            WhilePost => "WHILE_POST",
+            WhileBody => "WHILE_BODY",
+            UntilTest => "UNTIL_TEST",
+            UntilPost => "UNTIL_POST",
+            UntilBody => "UNTIL_BODY",
+            ForeachTest => "FOREACH_TEST",
+            ForeachBody => "FOREACH_BODY",
+            ForeachPost => "FOREACH_POST",
+            SyncWait => "SYNC_WAIT",
+            SyncAfter => "SYNC_AFTER",
+            ScopeBody => "SCOPE_BODY",
+            ScopeFault => "SCOPE_FAULT",
+            ScopeEnd => "SCOPE_END",
+            FaultPost => "FAULT_POST",
+            Catch(i) => return write!(f, "CATCH({i})"),
+            CatchDefault => "CATCH_DEFAULT",
+            Catchall => "CATCHALL",
+            CompHandler(n) => return write!(f, "COMP_HANDLER({n})"),
+            CompensateReturn => "COMPENSATE_RETURN",
+            Label => "LABEL",
+            LabelAfter => "LABEL_AFTER",
+            Branch => "BRANCH",
+            BranchAfter => "BRANCH_AFTER",
+            FlowJoin => "FLOW_JOIN",
+        };
+        f.write_str(s)
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        use Role::*;
+        if let Some(inner) = s.strip_suffix(')') {
+            let (head, arg) = inner.split_once('(').ok_or_else(|| format!("unknown role {s:?}"))?;
+            let num = || arg.parse::<u32>().map_err(|_| format!("bad index in role {s:?}"));
+            return match head {
+                "SWITCH_CASE" => Ok(SwitchCase(num()?)),
+                "CATCH" => Ok(Catch(num()?)),
+                "COMP_HANDLER" => Ok(CompHandler(arg.to_string())),
+                _ => Err(format!("unknown role {s:?}")),
+            };
+        }
+        Ok(match s {
+            "ENTRY" => Entry,
+            "IF_POST" => IfPost,
+            "IF_TRUE" => IfTrue,
+            "IF_FALSE" => IfFalse,
+            "SWITCH_POST" => SwitchPost,
+            "SWITCH_DEFAULT" => SwitchDefault,
+            "WHILE_TEST" => WhileTest,
+            "WHILE_POST" => WhilePost,
+            "WHILE_BODY" => WhileBody,
+            "UNTIL_TEST" => UntilTest,
+            "UNTIL_POST" => UntilPost,
+            "UNTIL_BODY" => UntilBody,
+            "FOREACH_TEST" => ForeachTest,
+            "FOREACH_BODY" => ForeachBody,
+            "FOREACH_POST" => ForeachPost,
+            "SYNC_WAIT" => SyncWait,
+            "SYNC_AFTER" => SyncAfter,
+            "SCOPE_BODY" => ScopeBody,
+            "SCOPE_FAULT" => ScopeFault,
+            "SCOPE_END" => ScopeEnd,
+            "FAULT_POST" => FaultPost,
+            "CATCH_DEFAULT" => CatchDefault,
+            "CATCHALL" => Catchall,
+            "COMPENSATE_RETURN" => CompensateReturn,
+            "LABEL" => Label,
+            "LABEL_AFTER" => LabelAfter,
+            "BRANCH" => Branch,
+            "BRANCH_AFTER" => BranchAfter,
+            "FLOW_JOIN" => FlowJoin,
+            _ => return Err(format!("unknown role {s:?}")),
+        })
+    }
+}
+
+impl Serialize for Role {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One generated state method `S<n>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// `S<n>`.
+    pub name: String,
+    pub role: Role,
+    /// The activity that owns the state (spec Appendix A: a sync call owns its W and C).
+    pub activity: ActivityRef,
+    /// A Waiting thread can rest here (sync / synchronous call / delay wait state).
+    pub wait: bool,
+    /// A parent thread rests here while flow children wait (join state).
+    pub join: bool,
+    /// Every value the state's method can assign to `%NextState`: code edges including the
+    /// wait self-loop, dead edges and `Stop`. Sorted by state number, `Stop` last.
+    pub successors: Vec<String>,
+    /// The subset of `successors` that is dead code (after break/continue/throw, transfer
+    /// defaults): present in the generated method, never taken.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dead_successors: Vec<String>,
+    /// Runtime-only successors that the method does not assign literally: the dynamic
+    /// `Return()` of a compensation handler to each return state R (spec 4.4 kind 4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub return_successors: Vec<String>,
+    /// The F state an error here jumps to (innermost protecting scope), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_target: Option<String>,
+    /// `%HandlerStack` of a thread resting here (outermost first), per spec 4.3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handler_stack: Vec<String>,
+    /// `%SubroutineStack` of a thread resting here (outermost first). When a compensation
+    /// handler is the target of several `<compensate>`s, the possible values are all listed in
+    /// `subroutine_stack_alternatives` and this holds the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subroutine_stack: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subroutine_stack_alternatives: Vec<Vec<String>>,
+    /// The F this state pushes onto `%HandlerStack` (a scope's A state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushes_handler: Option<String>,
+    /// This state pops `%HandlerStack` (the last body state of a scope).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pops_handler: bool,
+    /// `GoSub(H, R)` of a `<compensate>`: (handler state, return state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gosub: Option<(String, String)>,
+    /// Thread classes this state starts (a flow's M0), in start order (string-sorted, Q-9).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub starts_threads: Vec<String>,
+    /// Calls sent from this state (call names), in code order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sends: Vec<String>,
+}
+
+/// `OnResponse<n>` on the context class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseHandler {
+    pub name: String,
+    /// The call's `name` (its completion key; `@expr` names are runtime expressions).
+    pub call: String,
+    pub target: Option<String>,
+    pub activity: ActivityRef,
+    /// Thread class number whose state sends the call.
+    pub thread: u32,
+}
+
+impl CompiledProcess {
+    pub fn thread(&self, number: u32) -> Option<&ThreadClass> {
+        self.threads.iter().find(|t| t.number == number)
+    }
+}
+
+impl ThreadClass {
+    pub fn state(&self, name: &str) -> Option<&State> {
+        let n: usize = name.strip_prefix('S')?.parse().ok()?;
+        self.states.get(n.checked_sub(1)?).filter(|s| s.name == name)
+    }
+}
