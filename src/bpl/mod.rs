@@ -1,9 +1,11 @@
 //! Stage 1 — read a BPL from a UDL class file, a Studio/`$System.OBJ.Export` XML file, a bare
 //! `<process>` document, or `REV:path` from git, into a typed activity tree with positions.
 
+mod load;
 mod model;
 pub mod parse;
 
+pub use load::{load, load_bytes, load_in, LoadOptions};
 pub use model::*;
 
 use sha2::{Digest, Sha256};

@@ -313,6 +313,46 @@ impl Process {
     }
 }
 
+impl Process {
+    /// Apply `f` to every position held by the process: the process itself, its context
+    /// properties, every activity, and the `<true>`/`<false>`, `<case>`/`<default>` and
+    /// `<request>`/`<response>` parts. The reader uses it to map positions parsed from a
+    /// decoded copy of the XML back into the original file.
+    pub fn map_positions(&mut self, f: &mut dyn FnMut(Pos) -> Pos) {
+        fn walk(a: &mut Activity, f: &mut dyn FnMut(Pos) -> Pos) {
+            a.pos = f(a.pos);
+            match &mut a.kind {
+                ActivityKind::If { true_branch, false_branch } => {
+                    for b in [true_branch, false_branch].into_iter().flatten() {
+                        b.pos = f(b.pos);
+                    }
+                }
+                ActivityKind::Switch { cases, default } => {
+                    for c in cases.iter_mut().chain(default.iter_mut()) {
+                        c.pos = f(c.pos);
+                    }
+                }
+                ActivityKind::Call { request, response, .. } => {
+                    for m in [request, response].into_iter().flatten() {
+                        m.pos = f(m.pos);
+                    }
+                }
+                _ => {}
+            }
+            for_each_slot_mut(a, |_, list| {
+                for c in list.iter_mut() {
+                    walk(c, f);
+                }
+            });
+        }
+        self.pos = f(self.pos);
+        for c in &mut self.context {
+            c.pos = f(c.pos);
+        }
+        walk(&mut self.sequence, f);
+    }
+}
+
 fn for_each_slot_mut(a: &mut Activity, mut f: impl FnMut(&str, &mut Vec<Activity>)) {
     use ActivityKind::*;
     match &mut a.kind {

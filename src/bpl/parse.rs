@@ -42,6 +42,18 @@ impl<'a> LineIndex<'a> {
         let col = self.text.get(start..offset).map(|s| s.chars().count()).unwrap_or(offset - start);
         Pos { line: line as u32 + 1, column: col as u32 + 1 }
     }
+
+    /// The inverse of `pos`: the byte offset of a 1-based line/column. Out-of-range lines
+    /// clamp to the end of the text, out-of-range columns to the end of their line.
+    pub fn offset(&self, pos: Pos) -> usize {
+        let Some(&start) = self.line_starts.get((pos.line.max(1) - 1) as usize) else {
+            return self.text.len();
+        };
+        let end = self.line_starts.get(pos.line as usize).copied().unwrap_or(self.text.len());
+        let line = self.text.get(start..end).unwrap_or("");
+        let skip = (pos.column.max(1) - 1) as usize;
+        start + line.char_indices().nth(skip).map(|(i, _)| i).unwrap_or(line.len())
+    }
 }
 
 /// One `<process>` document inside a file.
@@ -65,6 +77,14 @@ impl<'a> Ctx<'a> {
     fn pos(&self, node: Node) -> Pos {
         self.lines.pos(self.base + node.range().start)
     }
+    /// Position of the first non-whitespace character of a text node (its range starts at
+    /// the whitespace that usually precedes stray text).
+    fn text_pos(&self, node: Node) -> Pos {
+        let r = node.range();
+        let raw = node.document().input_text().get(r.clone()).unwrap_or("");
+        let skip = raw.len() - raw.trim_start().len();
+        self.lines.pos(self.base + r.start + skip)
+    }
     fn err(&self, node: Node, msg: impl Into<String>) -> BplError {
         let p = self.pos(node);
         BplError::at(self.file, p, msg)
@@ -79,25 +99,55 @@ impl<'a> Ctx<'a> {
 /// Parse the `<process>` document at `src.range` of `src.text`.
 pub fn parse_process(src: &XmlSource) -> Result<Process, BplError> {
     let lines = LineIndex::new(src.text);
-    let xml = &src.text[src.range.clone()];
-    let opts = roxmltree::ParsingOptions { allow_dtd: false, ..Default::default() };
-    let doc = match roxmltree::Document::parse_with_options(xml, opts) {
-        Ok(d) => d,
-        Err(e) => {
-            let tp = e.pos();
-            // roxmltree positions are relative to the XML slice; shift to the file.
-            let base = lines.pos(src.range.start);
-            let line = base.line + tp.row - 1;
-            let column = if tp.row == 1 { base.column + tp.col - 1 } else { tp.col };
-            return Err(BplError::at(src.file, Pos { line, column }, format!("malformed XML: {}", strip_xml_pos(&e.to_string()))));
-        }
+    let Some(xml) = src.text.get(src.range.clone()) else {
+        return Err(BplError::file(src.file, format!("internal error: byte range {:?} is not inside the file", src.range)));
     };
+    let doc = parse_xml(src.file, &lines, src.range.start, xml)?;
     let mut cx = Ctx { file: src.file, base: src.range.start, lines, next_id: 0 };
     let root = doc.root_element();
     if root.tag_name().name() != "process" {
         return Err(cx.err(root, format!("expected a <process> element, found <{}>", root.tag_name().name())));
     }
     read_process(&mut cx, root)
+}
+
+/// Parse `xml`, which starts at byte `base` of the file `lines` indexes, reporting XML
+/// errors at their position in the file.
+pub(crate) fn parse_xml<'x>(file: &str, lines: &LineIndex, base: usize, xml: &'x str) -> Result<roxmltree::Document<'x>, BplError> {
+    use roxmltree::Error as E;
+    let opts = roxmltree::ParsingOptions { allow_dtd: false, ..Default::default() };
+    roxmltree::Document::parse_with_options(xml, opts).map_err(|e| {
+        let (pos, message) = match e {
+            // roxmltree places these at 1:1; the end of the input is where they happen.
+            E::UnexpectedEndOfStream | E::UnclosedRootNode => (
+                lines.pos(base + xml.len()),
+                "malformed XML: the input ends before every element is closed; is the file truncated?".to_string(),
+            ),
+            _ => {
+                // roxmltree positions are relative to the XML slice; shift to the file.
+                let tp = e.pos();
+                let here = Pos { line: tp.row.max(1), column: tp.col.max(1) };
+                let offset = LineIndex::new(xml).offset(here);
+                let hint = if inside_unwrapped_code(xml, offset) {
+                    "; code containing '<' or '&' must be wrapped in <![CDATA[ … ]]>"
+                } else {
+                    ""
+                };
+                (lines.pos(base + offset), format!("malformed XML: {}{hint}", strip_xml_pos(&e.to_string())))
+            }
+        };
+        BplError::at(file, pos, message)
+    })
+}
+
+/// Whether `offset` lies inside a `<code>` or `<sql>` element whose text is not in CDATA:
+/// the usual cause of a malformed BPL.
+fn inside_unwrapped_code(xml: &str, offset: usize) -> bool {
+    let before = xml.get(..offset).unwrap_or(xml);
+    let open = ["<code>", "<code ", "<sql>", "<sql "].iter().filter_map(|t| before.rfind(t)).max();
+    let Some(open) = open else { return false };
+    let between = &before[open..];
+    !between.contains("</code") && !between.contains("</sql") && !between.contains("<![CDATA[")
 }
 
 fn strip_xml_pos(s: &str) -> String {
@@ -131,7 +181,12 @@ fn required<'a>(cx: &Ctx, node: Node<'a, '_>, name: &str) -> Result<&'a str, Bpl
 fn check_no_text(cx: &Ctx, node: Node) -> Result<(), BplError> {
     for c in node.children() {
         if c.is_text() && !c.text().unwrap_or("").trim().is_empty() {
-            return Err(cx.err(c, format!("unexpected text inside <{}>", node.tag_name().name())));
+            let p = cx.text_pos(c);
+            return Err(BplError::at(
+                cx.file,
+                p,
+                format!("unexpected text inside <{}>; expected only elements (code belongs in <code> or <sql>)", node.tag_name().name()),
+            ));
         }
     }
     Ok(())
@@ -155,21 +210,33 @@ fn read_process(cx: &mut Ctx, node: Node) -> Result<Process, BplError> {
     let version = attr(node, "version").map(str::to_string);
     if let Some(v) = &version {
         if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(cx.err(node, format!("version=\"{v}\" is not a plain non-negative integer (spec 6.1)")));
+            return Err(cx.err(node, format!("version=\"{v}\" is not a plain non-negative integer (spec 6.1): write digits only, e.g. version=\"2\"")));
         }
         if v.parse::<u64>().is_err() {
             return Err(cx.err(node, format!("version=\"{v}\" is too large")));
         }
     }
+    check_no_text(cx, node)?;
     let mut context = Vec::new();
+    let mut seen_context = false;
     let mut sequences = Vec::new();
     for child in elements(node) {
         match child.tag_name().name() {
             "context" => {
+                if seen_context {
+                    return Err(cx.err(child, "<process> has more than one <context>; merge their properties into one"));
+                }
+                seen_context = true;
+                check_no_text(cx, child)?;
                 for p in elements(child) {
-                    if p.tag_name().name() != "property" {
-                        return Err(cx.err(p, format!("unexpected <{}> inside <context>; expected <property>", p.tag_name().name())));
+                    match p.tag_name().name() {
+                        "property" => {}
+                        "annotation" => continue,
+                        other => {
+                            return Err(cx.err(p, format!("unexpected <{other}> inside <context>; expected <property>")));
+                        }
                     }
+                    check_no_text(cx, p)?;
                     context.push(ContextProperty {
                         name: required(cx, p, "name")?.to_string(),
                         type_name: attr(p, "type").map(str::to_string),
@@ -188,6 +255,11 @@ fn read_process(cx: &mut Ctx, node: Node) -> Result<Process, BplError> {
     let Some(last) = sequences.last().copied() else {
         return Err(cx.err(node, "<process> has no <sequence>: IRIS refuses to compile it (spec 2.12)"));
     };
+    // Earlier top-level sequences are never compiled but IRIS still validates them
+    // against the schema, so they must be valid too.
+    for &earlier in &sequences[..sequences.len() - 1] {
+        read_activity(cx, earlier)?;
+    }
     let sequence = read_activity(cx, last)?;
     let mut p = Process {
         pos,
@@ -269,7 +341,18 @@ fn read_activity(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
             required(cx, node, "property")?;
             simple(cx, node)?
         }
-        "code" | "sql" => ActivityKind::Simple,
+        "code" | "sql" => {
+            // Text (usually CDATA) is the code itself; only a leading annotation may precede it.
+            for (i, c) in elements(node).enumerate() {
+                if !(i == 0 && c.tag_name().name() == "annotation") {
+                    return Err(cx.err(
+                        c,
+                        format!("unexpected <{}> inside <{local}>; wrap code that contains '<' in <![CDATA[ … ]]>", c.tag_name().name()),
+                    ));
+                }
+            }
+            ActivityKind::Simple
+        }
         "alert" | "milestone" | "trace" => {
             required(cx, node, "value")?;
             simple(cx, node)?
@@ -288,7 +371,20 @@ fn read_activity(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
             required(cx, node, "target")?;
             simple(cx, node)?
         }
-        "xslt" | "xpath" | "reply" | "empty" | "receive" => simple(cx, node)?,
+        "xslt" => {
+            required(cx, node, "xslurl")?;
+            required(cx, node, "source")?;
+            required(cx, node, "target")?;
+            read_xslt_parameters(cx, node)?;
+            ActivityKind::Simple
+        }
+        "xpath" => {
+            for a in ["source", "property", "context", "expression"] {
+                required(cx, node, a)?;
+            }
+            simple(cx, node)?
+        }
+        "reply" | "empty" | "receive" => simple(cx, node)?,
         "sequence" => ActivityKind::Sequence { children: read_list(cx, node, &[])?.0 },
         "call" => read_call(cx, node)?,
         "sync" => {
@@ -366,6 +462,29 @@ fn simple(cx: &Ctx, node: Node) -> Result<ActivityKind, BplError> {
     Ok(ActivityKind::Simple)
 }
 
+/// `<xslt>` may hold a leading annotation and one `<parameters>` of `<parameter name= value=>`.
+fn read_xslt_parameters(cx: &Ctx, node: Node) -> Result<(), BplError> {
+    check_no_text(cx, node)?;
+    let mut seen = false;
+    for (i, c) in elements(node).enumerate() {
+        match c.tag_name().name() {
+            "annotation" if i == 0 => {}
+            "parameters" if !seen => {
+                seen = true;
+                check_no_text(cx, c)?;
+                for p in elements(c) {
+                    if p.tag_name().name() != "parameter" {
+                        return Err(cx.err(p, format!("unexpected <{}> inside <parameters>; expected <parameter>", p.tag_name().name())));
+                    }
+                    required(cx, p, "name")?;
+                }
+            }
+            other => return Err(cx.err(c, format!("unexpected <{other}> inside <xslt>; expected one <parameters>"))),
+        }
+    }
+    Ok(())
+}
+
 fn check_no_children(cx: &Ctx, node: Node) -> Result<(), BplError> {
     check_no_text(cx, node)?;
     for (i, c) in elements(node).enumerate() {
@@ -385,7 +504,7 @@ fn read_call(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
         None => return Err(cx.err(node, "<call> is missing the required attribute 'async' (use async=\"0\" or async=\"1\")")),
         Some("0" | "1" | "true" | "false") => {}
         Some(v) if matches!(v.trim(), "0" | "1" | "true" | "false") => {
-            return Err(cx.err(node, format!("async=\"{v}\" is padded with whitespace; IRIS may read it either way (spec Open Q3)")))
+            return Err(cx.err(node, format!("async=\"{v}\" is padded with whitespace; IRIS may read it either way (spec Open Q3): write it without spaces")))
         }
         Some(v) => return Err(cx.err(node, format!("async=\"{v}\" is not a boolean: use 0 or 1"))),
     }
@@ -396,14 +515,18 @@ fn read_call(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
         match c.tag_name().name() {
             "annotation" if i == 0 => {}
             "request" if request.is_none() => request = Some(read_message(cx, c)?),
-            "response" if response.is_none() => response = Some(read_message(cx, c)?),
+            "response" if request.is_some() && response.is_none() => response = Some(read_message(cx, c)?),
             other => return Err(cx.err(c, format!("unexpected <{other}> inside <call>; expected <request> then an optional <response>"))),
         }
+    }
+    if request.is_none() {
+        return Err(cx.err(node, "<call> is missing its required <request type=…> element"));
     }
     Ok(ActivityKind::Call { async_attr, request, response })
 }
 
 fn read_message(cx: &mut Ctx, node: Node) -> Result<Message, BplError> {
+    required(cx, node, "type")?;
     check_no_text(cx, node)?;
     let mut activities = Vec::new();
     for (i, c) in elements(node).enumerate() {

@@ -1,13 +1,27 @@
-//! `status` and `apply`.
+//! `status` and `apply`: the commands that talk to a database.
 
-use super::{CmdResult, Failure, Format};
+use super::{emit, exit, CmdResult, Failure, Format};
+use crate::apply::{
+    self, ApplyError, ApplyOptions, ApplyReport, Direction, ErrorClass, Event, GroupMove,
+    LiveCensus, Migration, Progress, Quiet, StatusReport, StatusSubject,
+};
 use clap::Args;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// ODBC connection string (or BPLMIGRATE_CONNECT).
+    /// ODBC connection string (or BPLMIGRATE_CONNECT); the password is never printed.
     #[arg(long, env = "BPLMIGRATE_CONNECT", hide_env_values = true)]
     pub connect: String,
+    /// A migration folder written by `plan --out`: show what it would do and which of its
+    /// preconditions fail now.
+    #[arg(long, value_name = "DIR", conflicts_with = "old")]
+    pub plan: Option<PathBuf>,
+    /// The running BPL (a path or REV:path), when there is no plan: a census of its tables.
+    #[arg(required_unless_present = "plan")]
+    pub old: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -15,21 +29,435 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// A migration folder written by `plan --out`.
-    pub plan: String,
+    pub plan: PathBuf,
+    /// ODBC connection string (or BPLMIGRATE_CONNECT); the password is never printed.
     #[arg(long, env = "BPLMIGRATE_CONNECT", hide_env_values = true)]
     pub connect: String,
+    /// Run every check and statement inside the transaction, report, and roll back.
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long)]
     pub yes: bool,
+    /// Run the folder's reverse migration (revert.sql) instead: back to the old numbering.
+    #[arg(long)]
+    pub revert: bool,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
 
-pub fn status(_a: StatusArgs) -> CmdResult {
-    Err(Failure::input(anyhow::anyhow!("status: not built yet")))
+/// Progress on stderr, one line per step (only when stderr is a terminal or the work is long).
+struct StderrProgress {
+    start: Instant,
 }
 
-pub fn apply(_a: ApplyArgs) -> CmdResult {
-    Err(Failure::input(anyhow::anyhow!("apply: not built yet")))
+impl Progress for StderrProgress {
+    fn event(&self, event: &Event<'_>) {
+        let t = self.start.elapsed().as_secs_f64();
+        let line = match event {
+            Event::Step(s) => s.to_string(),
+            Event::Census { table, done, total } => format!("census {done}/{total}: {table}"),
+            Event::Rewrite {
+                table,
+                column,
+                rows,
+            } => match rows {
+                Some(n) => format!("rewriting {table} ({column}): {n} rows"),
+                None => format!("rewriting {table} ({column})"),
+            },
+            Event::Rewritten { table, rows } => match rows {
+                Some(n) => format!("rewrote {table}: {n} rows"),
+                None => format!("rewrote {table}"),
+            },
+        };
+        let _ = writeln!(std::io::stderr().lock(), "[{t:6.2}s] {line}");
+    }
+}
+
+fn failure(e: ApplyError) -> Failure {
+    let code = match e.class() {
+        ErrorClass::Input => exit::INPUT,
+        ErrorClass::Refused => exit::REFUSED,
+        ErrorClass::Database => exit::DATABASE,
+    };
+    Failure::new(code, e)
+}
+
+fn connect(s: &str) -> Result<apply::Db, Failure> {
+    if s.trim().is_empty() {
+        return Err(Failure::input(anyhow::anyhow!(
+            "--connect is empty; pass an ODBC connection string or set BPLMIGRATE_CONNECT"
+        )));
+    }
+    apply::Db::connect(s).map_err(failure)
+}
+
+fn json<T: serde::Serialize>(kind: &str, value: &T) -> Result<String, Failure> {
+    let v = serde_json::json!({ "type": kind, "data": value });
+    serde_json::to_string_pretty(&v)
+        .map(|s| s + "\n")
+        .map_err(|e| Failure::new(exit::DATABASE, e))
+}
+
+pub fn status(a: StatusArgs) -> CmdResult {
+    let progress = StderrProgress {
+        start: Instant::now(),
+    };
+    let report = match (&a.plan, &a.old) {
+        (Some(dir), _) => {
+            let m = Migration::load(dir).map_err(failure)?;
+            let db = connect(&a.connect)?;
+            apply::status(&db, StatusSubject::Plan(&m), &progress).map_err(failure)?
+        }
+        (None, Some(old)) => {
+            let bpl = crate::bpl::load(old, &crate::bpl::LoadOptions::default())
+                .map_err(Failure::input)?;
+            let process = crate::states::compile(&bpl, crate::states::Compiler::default())
+                .map_err(Failure::input)?;
+            let db = connect(&a.connect)?;
+            apply::status(&db, StatusSubject::Process(&process), &progress).map_err(failure)?
+        }
+        (None, None) => {
+            return Err(Failure::input(anyhow::anyhow!(
+                "give --plan DIR or the running BPL"
+            )))
+        }
+    };
+    match a.format {
+        Format::Json => emit(&json("status", &report)?)?,
+        Format::Human => emit(&human_status(&report))?,
+    }
+    Ok(exit::OK)
+}
+
+pub fn apply(a: ApplyArgs) -> CmdResult {
+    let m = Migration::load(&a.plan).map_err(failure)?;
+    let direction = if a.revert {
+        Direction::Revert
+    } else {
+        Direction::Apply
+    };
+    if !a.dry_run && !a.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::input(anyhow::anyhow!(
+                "apply changes rows of {}: pass --yes to confirm (stdin is not a terminal), or --dry-run to see what it would do",
+                m.plan.old.class
+            )));
+        }
+        let what = if a.revert { "revert" } else { "apply" };
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "{what} plan {} to the rows of {}? [y/N] ",
+            m.plan.plan_id, m.plan.old.class
+        );
+        let _ = err.flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            return Err(Failure::input(anyhow::anyhow!(
+                "not confirmed; nothing was changed"
+            )));
+        }
+    }
+    let mut db = connect(&a.connect)?;
+    let opts = ApplyOptions {
+        dry_run: a.dry_run,
+        direction,
+        applied_by: applied_by(),
+    };
+    let progress = StderrProgress {
+        start: Instant::now(),
+    };
+    let report = apply::apply(&mut db, &m, &opts, &progress).map_err(failure)?;
+    match a.format {
+        Format::Json => emit(&json("apply", &report)?)?,
+        Format::Human => emit(&human_apply(&report))?,
+    }
+    Ok(exit::OK)
+}
+
+/// `user@host` for the history row.
+fn applied_by() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into());
+    format!("{user}@{host}")
+}
+
+/// Left-aligned columns, two spaces apart, indented by two.
+fn aligned(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::from("  ");
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn status_word(s: Option<i64>) -> String {
+    match s {
+        Some(1) => "1 ready".into(),
+        Some(2) => "2 completed".into(),
+        Some(3) => "3 waiting".into(),
+        Some(4) => "4 errored".into(),
+        Some(n) => n.to_string(),
+        None => "NULL".into(),
+    }
+}
+
+fn census_text(c: &LiveCensus) -> String {
+    let mut out = String::new();
+    if c.threads.is_empty() {
+        out.push_str("Thread rows: none\n");
+    } else {
+        out.push_str("Thread rows\n");
+        let rows: Vec<Vec<String>> = c
+            .threads
+            .iter()
+            .map(|g| {
+                vec![
+                    g.key.table.to_string(),
+                    g.key.next_state.clone().unwrap_or_else(|| "NULL".into()),
+                    status_word(g.key.status),
+                    g.key.handler_stack.label(),
+                    g.key.subroutine_stack.label(),
+                    g.rows.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&aligned(
+            &[
+                "table",
+                "state",
+                "status",
+                "handler stack",
+                "subroutine stack",
+                "rows",
+            ],
+            &rows,
+        ));
+    }
+    if !c.pending.is_empty() {
+        out.push_str("Pending responses\n");
+        let rows: Vec<Vec<String>> = c
+            .pending
+            .iter()
+            .map(|g| {
+                vec![
+                    g.key.table.to_string(),
+                    g.key.key.clone().unwrap_or_else(|| "NULL".into()),
+                    g.rows.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&aligned(&["thread table", "waits on", "rows"], &rows));
+    }
+    if !c.handlers.is_empty() {
+        out.push_str("Response handlers\n");
+        let rows: Vec<Vec<String>> = c
+            .handlers
+            .iter()
+            .map(|g| {
+                vec![
+                    g.key.table.to_string(),
+                    g.key.handler.clone().unwrap_or_else(|| "NULL".into()),
+                    g.rows.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&aligned(&["table", "handler", "rows"], &rows));
+    }
+    for t in &c.missing_tables {
+        out.push_str(&format!("note: table {t} does not exist\n"));
+    }
+    out
+}
+
+fn quiet_text(q: &Quiet) -> String {
+    let mut out = String::new();
+    if q.items.is_empty() {
+        out.push_str("Hosts: no production item runs this class\n");
+    } else {
+        out.push_str("Hosts\n");
+        let rows: Vec<Vec<String>> = q
+            .items
+            .iter()
+            .map(|i| {
+                vec![
+                    i.production.clone(),
+                    i.name.clone(),
+                    i.pool_size.map_or("NULL".into(), |p| p.to_string()),
+                    if i.enabled { "yes".into() } else { "no".into() },
+                ]
+            })
+            .collect();
+        out.push_str(&aligned(
+            &["production", "item", "pool size", "enabled"],
+            &rows,
+        ));
+    }
+    if q.live_jobs.is_empty() {
+        out.push_str("Live jobs: none\n");
+    } else {
+        out.push_str("Live jobs\n");
+        let rows: Vec<Vec<String>> = q
+            .live_jobs
+            .iter()
+            .map(|j| vec![j.job.clone(), j.config_name.clone(), j.state.clone()])
+            .collect();
+        out.push_str(&aligned(&["job", "item", "state"], &rows));
+    }
+    out
+}
+
+fn moves_text(moves: &[GroupMove]) -> String {
+    let rows: Vec<Vec<String>> = moves
+        .iter()
+        .map(|m| {
+            vec![
+                m.table.to_string(),
+                m.from.clone().unwrap_or_else(|| "NULL".into()),
+                m.to.clone().unwrap_or_else(|| "NULL".into()),
+                status_word(m.status),
+                m.rows.to_string(),
+                m.action.clone(),
+            ]
+        })
+        .collect();
+    aligned(
+        &["table", "state", "new state", "status", "rows", "action"],
+        &rows,
+    )
+}
+
+fn human_status(r: &StatusReport) -> String {
+    let mut out = format!("{} on {} ({:?} dialect)\n\n", r.class, r.dbms, r.dialect);
+    out.push_str(&quiet_text(&r.quiet));
+    out.push('\n');
+    out.push_str(&census_text(&r.census));
+    out.push('\n');
+    if !r.history_table {
+        out.push_str(
+            "History: BplMigrate.History does not exist (no apply ran on this database)\n",
+        );
+    } else if r.history.is_empty() {
+        out.push_str("History: no entry for this class\n");
+    } else {
+        out.push_str("History\n");
+        let rows: Vec<Vec<String>> = r
+            .history
+            .iter()
+            .map(|e| {
+                vec![
+                    e.seq.to_string(),
+                    e.plan_id.clone(),
+                    e.direction.clone(),
+                    e.outcome.clone(),
+                    e.applied_at.clone(),
+                    e.applied_by.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&aligned(
+            &["seq", "plan", "direction", "outcome", "at", "by"],
+            &rows,
+        ));
+    }
+    if let Some(p) = &r.plan {
+        out.push_str(&format!("\nPlan {} ({})\n", p.plan_id, p.state));
+        if p.moves.is_empty() {
+            out.push_str("  no rows in the plan's tables\n");
+        } else {
+            out.push_str(&moves_text(&p.moves));
+        }
+        if !p.checks.is_empty() {
+            out.push_str("Checks\n");
+            for c in &p.checks {
+                let mark = if c.ok { "ok  " } else { "FAIL" };
+                let rows = if c.ok {
+                    String::new()
+                } else {
+                    format!(" ({} rows)", c.rows)
+                };
+                out.push_str(&format!("  {mark} {}{rows}\n", c.description));
+            }
+        }
+        if p.refusals.is_empty() {
+            out.push_str("apply would run now\n");
+        } else {
+            out.push_str("apply would refuse now:\n");
+            for rf in &p.refusals {
+                out.push_str(&format!("  - {rf}\n"));
+            }
+        }
+    }
+    out
+}
+
+fn human_apply(r: &ApplyReport) -> String {
+    let verb = match (r.dry_run, r.direction) {
+        (true, Direction::Apply) => "dry run of plan",
+        (true, Direction::Revert) => "dry run of the revert of plan",
+        (false, Direction::Apply) => "applied plan",
+        (false, Direction::Revert) => "reverted plan",
+    };
+    let mut out = format!("{verb} {} to {}\n\n", r.plan_id, r.class);
+    if r.moves.is_empty() {
+        out.push_str("no rows in the plan's tables\n");
+    } else {
+        out.push_str(&moves_text(&r.moves));
+    }
+    if !r.statements.is_empty() {
+        out.push_str("Statements\n");
+        let rows: Vec<Vec<String>> = r
+            .statements
+            .iter()
+            .map(|s| {
+                vec![
+                    s.description.clone(),
+                    s.rows.map_or("?".into(), |n| n.to_string()),
+                ]
+            })
+            .collect();
+        out.push_str(&aligned(&["statement", "rows"], &rows));
+    }
+    let changed = r.rows_changed();
+    match (r.dry_run, r.history_seq) {
+        (true, _) => out.push_str(&format!(
+            "{changed} rows would change; rolled back, nothing was changed\n"
+        )),
+        (false, Some(seq)) => {
+            out.push_str(&format!("{changed} rows changed; history entry {seq}\n"))
+        }
+        (false, None) => out.push_str(&format!("{changed} rows changed\n")),
+    }
+    for n in &r.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out
 }

@@ -87,6 +87,10 @@ pub struct StateMapping {
     pub new_subroutine_stack: Vec<String>,
     /// Why this mapping was chosen (`exact`, `aligned`, `renamed`, `override`, …).
     pub via: String,
+    /// Why a removed state has no counterpart, or the reason given for an override (added
+    /// after the first contract; optional in JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,8 +162,13 @@ pub struct Finding {
     /// `Thread1:S7` style state references (old version unless prefixed `new:`).
     #[serde(default)]
     pub states: Vec<String>,
+    /// Activities of the old version involved.
     #[serde(default)]
     pub activities: Vec<ActivityRef>,
+    /// Activities of the new version involved (added after the first contract; optional in
+    /// JSON).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_activities: Vec<ActivityRef>,
     /// Set when an override acknowledged it.
     #[serde(default)]
     pub acknowledged: bool,

@@ -1,5 +1,83 @@
 //! Stage 5 — render a plan to guarded, parse-checked SQL scripts.
+//!
+//! - [`render`] / [`render_revert`]: plan → [`SqlScript`] (guards, census, one swap-safe
+//!   UPDATE per affected table, context defaults) for [`Dialect::Iris`] or
+//!   [`Dialect::Postgres`] (the test stand-in; its helper functions are in
+//!   [`POSTGRES_TEST_SUPPORT_DDL`]).
+//! - [`predict_after`]: the census a table should show after a rewrite.
+//! - [`write_migration_folder`] / [`verify_migration_folder`]: `plan --out DIR` and the
+//!   checksum check `apply` runs before it trusts a folder.
+//! - [`render_objectscript`]: the same migration as an ObjectScript class.
+//!
+//! Names and values become SQL text only in [`text`]; statements become [`CheckedSql`] only
+//! in `check` (parsed back with sqlparser and matched against an allowed shape).
 
+mod check;
+mod folder;
 mod model;
+mod objectscript;
+mod pg;
+mod render;
+pub mod text;
 
+pub use check::{parse, IrisDialect};
+pub use folder::{verify_migration_folder, write_migration_folder, FolderCheck, FolderOptions, CHECKSUM_FILE};
 pub use model::*;
+pub use objectscript::{objectscript_class_name, render_objectscript};
+pub use pg::{list_build, POSTGRES_TEST_SUPPORT_DDL};
+pub use render::{
+    config_item_table, history_insert, job_enumerate_table, listbuild_function, listsame_function, predict_after, render,
+    render_revert, revert_blockers, ELEMENT_KEY, HANDLER_STACK, ID_COLUMN, NEXT_STATE, RESPONSE_HANDLER_COLUMN,
+    SUBROUTINE_STACK,
+};
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while rendering, writing or verifying a migration.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error("identifier {name:?} is refused: {reason}")]
+    InvalidIdentifier { name: String, reason: String },
+    #[error("literal \"{value}\" is refused: {reason}")]
+    InvalidLiteral { value: String, reason: String },
+    #[error("default \"{value}\" for context property {property} is refused: {reason}; write a number or a quoted string in the overrides file")]
+    InvalidDefault { property: String, value: String, reason: String },
+    #[error("the plan cannot be rendered: {reason}")]
+    Plan { reason: String },
+    #[error("generated statement does not parse ({message}): {sql}")]
+    Parse { sql: String, message: String },
+    #[error("generated statement refused ({reason}): {sql}")]
+    Shape { sql: String, reason: String },
+    #[error("the migration of {class} cannot be reverted: {}", reasons.join("; "))]
+    NotInvertible { class: String, reasons: Vec<String> },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid plan: {source}", path.display())]
+    PlanJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{file} was edited after the migration folder was written; regenerate the folder with `bplmigrate plan --out`")]
+    Edited { file: String },
+    #[error("{file} was added to the migration folder after it was written; remove it")]
+    Added { file: String },
+    #[error("{file} is missing from the migration folder; regenerate the folder with `bplmigrate plan --out`")]
+    Removed { file: String },
+    #[error("line {line} of {file} is not `<sha256>  <file>`")]
+    BadChecksumFile { file: String, line: usize },
+    #[error("{} already holds a different migration for this plan; remove it or write to another folder", path.display())]
+    FolderExists { path: PathBuf },
+}
+
+impl SqlError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SqlError {
+        let path = path.into();
+        move |source| SqlError::Io { action, path, source }
+    }
+}

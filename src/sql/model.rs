@@ -33,6 +33,25 @@ pub struct Guard {
     /// What a refusal means, e.g. `rows rest at removed state S6 of Demo.BP.Thread1`.
     pub description: String,
     pub sql: CheckedSql,
+    /// Which check this is (lets `apply` name an opt-out flag for one kind, e.g. a stopped
+    /// production instead of disabled items).
+    pub kind: GuardKind,
+}
+
+/// The kinds of guard a script holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardKind {
+    /// `Ens_Config.Item`: an item running the class is enabled.
+    HostEnabled,
+    /// `Ens.Job_Enumerate()`: a job not `Dead` runs an item of the class.
+    LiveJob,
+    /// A plan precondition (removed state, renumbered thread class, pending response, …).
+    Precondition,
+    /// Rows at a state whose stack is rewritten hold a stack other than the one predicted.
+    StackMismatch,
+    /// Revert only: rows rest at states (or name handlers) the revert cannot map back.
+    Unmapped,
 }
 
 /// One rewrite statement (a single swap-safe UPDATE … CASE … WHERE … IN (…)).
@@ -42,8 +61,35 @@ pub struct Rewrite {
     /// The column whose values select the rows (`%NextState`, `_ResponseHandlers`, …).
     pub key_column: String,
     /// Old value → new value for that column; rows with other values are not touched.
+    /// Identity pairs (`S4` → `S4`) appear when only a stack of rows at that state changes:
+    /// the keys are exactly the statement's `IN (…)` list, so the expected row count is the
+    /// sum of the before-census counts of these keys.
     pub mapping: Vec<(String, String)>,
+    /// Columns the statement sets (`%NextState`, `%HandlerStack`, …).
+    pub columns: Vec<String>,
+    /// One line for the script comment: `Demo.BP.Thread1: S5 -> S7, S7 -> S5`.
+    pub description: String,
     pub sql: CheckedSql,
+}
+
+/// `UPDATE <context> SET "Prop" = <literal> WHERE "Prop" IS NULL` for a new context property.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DefaultFill {
+    pub table: SqlTable,
+    pub column: String,
+    /// The rendered SQL literal.
+    pub literal: String,
+    pub description: String,
+    pub sql: CheckedSql,
+}
+
+/// Whether a script moves rows from the old version to the new one or back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Apply,
+    Revert,
 }
 
 /// A census query: `SELECT key, COUNT(*) … GROUP BY key` for one table.
@@ -62,4 +108,11 @@ pub struct SqlScript {
     pub guards: Vec<Guard>,
     pub census: Vec<Census>,
     pub rewrites: Vec<Rewrite>,
+    /// Context defaults, run after `rewrites` in the same transaction (see
+    /// [`SqlScript::writes`] for the execution order).
+    pub defaults: Vec<DefaultFill>,
+    pub direction: Direction,
+    pub plan_id: String,
+    /// The BPL class, e.g. `Demo.Loan.BankUS`.
+    pub class: String,
 }

@@ -1,0 +1,530 @@
+//! The census: how many rows rest where. Thread rows per table × `%NextState` × `%Status` ×
+//! stacks, pending responses per table × key, response handlers per value — and the census the
+//! plan predicts after its rewrite, which `apply` compares with the real one before commit.
+
+use super::conn::{Db, Value};
+use super::error::DbFailure;
+use super::listcodec::{decode_list, hex};
+use super::progress::{Event, Progress};
+use super::sqltext::{ident, table};
+use crate::plan::MigrationPlan;
+use crate::states::{CompiledProcess, SqlTable};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A `%HandlerStack` / `%SubroutineStack` value. NULL and an empty `$List` are the same
+/// empty stack (the rewrite writes NULL for an empty stack, IRIS may hold `''`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(untagged)]
+pub enum Stack {
+    /// The decoded `$List`, outermost first.
+    List(Vec<String>),
+    /// Bytes that are not a `$List` of strings, in hex.
+    Raw { raw: String },
+}
+
+impl Stack {
+    pub fn from_value(v: &Value) -> Stack {
+        match v {
+            Value::Null => Stack::List(Vec::new()),
+            Value::Bytes(b) => {
+                decode_list(b).map_or_else(|| Stack::Raw { raw: hex(b) }, Stack::List)
+            }
+            // A driver that hands a binary column over as text: keep what it gave.
+            Value::Text(t) => {
+                decode_list(t.as_bytes()).map_or_else(|| Stack::Raw { raw: t.clone() }, Stack::List)
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Stack::List(l) if l.is_empty())
+    }
+
+    /// `[S5,S9]`, `-` when empty.
+    pub fn label(&self) -> String {
+        match self {
+            Stack::List(l) if l.is_empty() => "-".into(),
+            Stack::List(l) => format!("[{}]", l.join(",")),
+            Stack::Raw { raw } => format!("0x{raw}"),
+        }
+    }
+}
+
+/// Thread rows of one table that share state, status and stacks.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ThreadKey {
+    pub table: SqlTable,
+    pub next_state: Option<String>,
+    pub status: Option<i64>,
+    pub handler_stack: Stack,
+    pub subroutine_stack: Stack,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThreadGroup {
+    #[serde(flatten)]
+    pub key: ThreadKey,
+    pub rows: i64,
+}
+
+/// Pending responses (`<Thread>__PendingResponses`) of one thread table with one key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct PendingKey {
+    /// The thread table the responses belong to.
+    pub table: SqlTable,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingGroup {
+    #[serde(flatten)]
+    pub key: PendingKey,
+    pub rows: i64,
+}
+
+/// Context `%ResponseHandlers` rows naming one handler method.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct HandlerKey {
+    pub table: SqlTable,
+    pub handler: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HandlerGroup {
+    #[serde(flatten)]
+    pub key: HandlerKey,
+    pub rows: i64,
+}
+
+/// The whole census, sorted (tables by name, states by number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct LiveCensus {
+    pub threads: Vec<ThreadGroup>,
+    pub pending: Vec<PendingGroup>,
+    pub handlers: Vec<HandlerGroup>,
+    /// Tables that were asked for but do not exist (only `status` tolerates them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_tables: Vec<SqlTable>,
+}
+
+/// What to count.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CensusTargets {
+    pub thread_tables: Vec<SqlTable>,
+    pub handler_table: Option<SqlTable>,
+}
+
+impl CensusTargets {
+    /// Every old and new thread table of a plan, and its response-handler table.
+    pub fn for_plan(plan: &MigrationPlan) -> CensusTargets {
+        let mut tables = BTreeSet::new();
+        for t in &plan.threads {
+            tables.insert(t.old_table.clone());
+            if let Some(n) = &t.new_table {
+                tables.insert(n.clone());
+            }
+        }
+        CensusTargets {
+            thread_tables: tables.into_iter().collect(),
+            handler_table: Some(plan.response_handler_table.clone()),
+        }
+    }
+
+    /// The thread tables of one compiled process.
+    pub fn for_process(p: &CompiledProcess) -> CensusTargets {
+        let tables: BTreeSet<SqlTable> = p.threads.iter().map(|t| t.table.clone()).collect();
+        CensusTargets {
+            thread_tables: tables.into_iter().collect(),
+            handler_table: Some(p.response_handler_table.clone()),
+        }
+    }
+
+    pub fn pending_table(thread: &SqlTable) -> SqlTable {
+        thread.child("PendingResponses")
+    }
+}
+
+/// The columns each census reads; `check_tables` verifies they exist before anything runs.
+pub const THREAD_COLUMNS: &[&str] = &["%NextState", "%Status", "%HandlerStack", "%SubroutineStack"];
+pub const PENDING_COLUMNS: &[&str] = &["element_key"];
+pub const HANDLER_COLUMNS: &[&str] = &["_ResponseHandlers"];
+
+pub(crate) fn thread_census_sql(t: &SqlTable) -> String {
+    let cols = THREAD_COLUMNS
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("SELECT {cols}, COUNT(*) FROM {} GROUP BY {cols}", table(t))
+}
+
+pub(crate) fn key_census_sql(t: &SqlTable, column: &str) -> String {
+    let c = ident(column);
+    format!("SELECT {c}, COUNT(*) FROM {} GROUP BY {c}", table(t))
+}
+
+/// Counts the rows. `missing` lists tables known not to exist (skipped, recorded as missing).
+pub fn census(
+    db: &Db,
+    targets: &CensusTargets,
+    missing: &BTreeSet<SqlTable>,
+    progress: &dyn Progress,
+) -> Result<LiveCensus, DbFailure> {
+    let mut out = LiveCensus::default();
+    let total = targets.thread_tables.len() * 2 + usize::from(targets.handler_table.is_some());
+    let mut done = 0;
+    for t in &targets.thread_tables {
+        done += 1;
+        progress.event(&Event::Census {
+            table: t,
+            done,
+            total,
+        });
+        if missing.contains(t) {
+            out.missing_tables.push(t.clone());
+        } else {
+            let step = format!("census of {t}");
+            for row in db.query(&step, &thread_census_sql(t), &[])? {
+                let [state, status, hs, ss, n] = row.as_slice() else {
+                    continue;
+                };
+                out.threads.push(ThreadGroup {
+                    key: ThreadKey {
+                        table: t.clone(),
+                        next_state: state.text().map(str::to_string),
+                        status: status.int(),
+                        handler_stack: Stack::from_value(hs),
+                        subroutine_stack: Stack::from_value(ss),
+                    },
+                    rows: n.int().unwrap_or(0),
+                });
+            }
+        }
+        let pt = CensusTargets::pending_table(t);
+        done += 1;
+        progress.event(&Event::Census {
+            table: &pt,
+            done,
+            total,
+        });
+        if missing.contains(&pt) {
+            out.missing_tables.push(pt);
+            continue;
+        }
+        let step = format!("census of {pt}");
+        for row in db.query(&step, &key_census_sql(&pt, "element_key"), &[])? {
+            let [key, n] = row.as_slice() else { continue };
+            out.pending.push(PendingGroup {
+                key: PendingKey {
+                    table: t.clone(),
+                    key: key.text().map(str::to_string),
+                },
+                rows: n.int().unwrap_or(0),
+            });
+        }
+    }
+    if let Some(h) = &targets.handler_table {
+        done += 1;
+        progress.event(&Event::Census {
+            table: h,
+            done,
+            total,
+        });
+        if missing.contains(h) {
+            out.missing_tables.push(h.clone());
+        } else {
+            let step = format!("census of {h}");
+            for row in db.query(&step, &key_census_sql(h, "_ResponseHandlers"), &[])? {
+                let [v, n] = row.as_slice() else { continue };
+                out.handlers.push(HandlerGroup {
+                    key: HandlerKey {
+                        table: h.clone(),
+                        handler: v.text().map(str::to_string),
+                    },
+                    rows: n.int().unwrap_or(0),
+                });
+            }
+        }
+    }
+    out.normalize();
+    Ok(out)
+}
+
+/// `S12` → (1, 12, ""), `Stop` → (2, 0, "Stop"), anything else after; for natural ordering.
+pub fn state_order(s: Option<&str>) -> (u8, u64, String) {
+    match s {
+        None => (3, 0, String::new()),
+        Some(s) => match s.strip_prefix('S').and_then(|n| n.parse::<u64>().ok()) {
+            Some(n) => (0, n, String::new()),
+            None if s == "Stop" => (1, 0, s.to_string()),
+            None => (2, 0, s.to_string()),
+        },
+    }
+}
+
+/// `OnResponse12` sorts after `OnResponse2`.
+fn handler_order(s: Option<&str>) -> (u8, u64, String) {
+    match s {
+        None => (2, 0, String::new()),
+        Some(h) => match h
+            .strip_prefix("OnResponse")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            Some(n) => (0, n, String::new()),
+            None => (1, 0, h.to_string()),
+        },
+    }
+}
+
+impl LiveCensus {
+    /// Merges equal keys, drops zero counts and sorts naturally.
+    pub fn normalize(&mut self) {
+        let mut threads: BTreeMap<ThreadKey, i64> = BTreeMap::new();
+        for g in self.threads.drain(..) {
+            *threads.entry(g.key).or_default() += g.rows;
+        }
+        self.threads = threads
+            .into_iter()
+            .filter(|(_, n)| *n != 0)
+            .map(|(key, rows)| ThreadGroup { key, rows })
+            .collect();
+        self.threads.sort_by(|a, b| {
+            (
+                &a.key.table,
+                state_order(a.key.next_state.as_deref()),
+                a.key.status,
+                &a.key.handler_stack,
+                &a.key.subroutine_stack,
+            )
+                .cmp(&(
+                    &b.key.table,
+                    state_order(b.key.next_state.as_deref()),
+                    b.key.status,
+                    &b.key.handler_stack,
+                    &b.key.subroutine_stack,
+                ))
+        });
+        let mut pending: BTreeMap<PendingKey, i64> = BTreeMap::new();
+        for g in self.pending.drain(..) {
+            *pending.entry(g.key).or_default() += g.rows;
+        }
+        self.pending = pending
+            .into_iter()
+            .filter(|(_, n)| *n != 0)
+            .map(|(key, rows)| PendingGroup { key, rows })
+            .collect();
+        let mut handlers: BTreeMap<HandlerKey, i64> = BTreeMap::new();
+        for g in self.handlers.drain(..) {
+            *handlers.entry(g.key).or_default() += g.rows;
+        }
+        self.handlers = handlers
+            .into_iter()
+            .filter(|(_, n)| *n != 0)
+            .map(|(key, rows)| HandlerGroup { key, rows })
+            .collect();
+        self.handlers.sort_by(|a, b| {
+            (&a.key.table, handler_order(a.key.handler.as_deref()))
+                .cmp(&(&b.key.table, handler_order(b.key.handler.as_deref())))
+        });
+        self.missing_tables.sort();
+        self.missing_tables.dedup();
+    }
+
+    /// Thread rows of `table` resting at `state`.
+    pub fn rows_at(&self, table: &SqlTable, state: &str) -> i64 {
+        self.threads
+            .iter()
+            .filter(|g| &g.key.table == table && g.key.next_state.as_deref() == Some(state))
+            .map(|g| g.rows)
+            .sum()
+    }
+
+    pub fn rows_in(&self, table: &SqlTable) -> i64 {
+        self.threads
+            .iter()
+            .filter(|g| &g.key.table == table)
+            .map(|g| g.rows)
+            .sum()
+    }
+
+    pub fn pending_for(&self, table: &SqlTable, key: &str) -> i64 {
+        self.pending
+            .iter()
+            .filter(|g| &g.key.table == table && g.key.key.as_deref() == Some(key))
+            .map(|g| g.rows)
+            .sum()
+    }
+
+    pub fn total_thread_rows(&self) -> i64 {
+        self.threads.iter().map(|g| g.rows).sum()
+    }
+
+    /// Human-readable differences between two censuses (`self` expected, `other` found).
+    pub fn differences(&self, other: &LiveCensus) -> Vec<String> {
+        let mut out = Vec::new();
+        let a: BTreeMap<_, _> = self.threads.iter().map(|g| (&g.key, g.rows)).collect();
+        let b: BTreeMap<_, _> = other.threads.iter().map(|g| (&g.key, g.rows)).collect();
+        for k in a.keys().chain(b.keys()).collect::<BTreeSet<_>>() {
+            let (x, y) = (
+                a.get(k).copied().unwrap_or(0),
+                b.get(k).copied().unwrap_or(0),
+            );
+            if x != y {
+                out.push(format!(
+                    "{} state {} status {} stacks {} {}: expected {x} rows, found {y}",
+                    k.table,
+                    k.next_state.as_deref().unwrap_or("NULL"),
+                    k.status.map_or("NULL".into(), |s| s.to_string()),
+                    k.handler_stack.label(),
+                    k.subroutine_stack.label()
+                ));
+            }
+        }
+        let a: BTreeMap<_, _> = self.pending.iter().map(|g| (&g.key, g.rows)).collect();
+        let b: BTreeMap<_, _> = other.pending.iter().map(|g| (&g.key, g.rows)).collect();
+        for k in a.keys().chain(b.keys()).collect::<BTreeSet<_>>() {
+            let (x, y) = (
+                a.get(k).copied().unwrap_or(0),
+                b.get(k).copied().unwrap_or(0),
+            );
+            if x != y {
+                out.push(format!(
+                    "{} pending response {}: expected {x} rows, found {y}",
+                    k.table,
+                    k.key.as_deref().unwrap_or("NULL")
+                ));
+            }
+        }
+        let a: BTreeMap<_, _> = self.handlers.iter().map(|g| (&g.key, g.rows)).collect();
+        let b: BTreeMap<_, _> = other.handlers.iter().map(|g| (&g.key, g.rows)).collect();
+        for k in a.keys().chain(b.keys()).collect::<BTreeSet<_>>() {
+            let (x, y) = (
+                a.get(k).copied().unwrap_or(0),
+                b.get(k).copied().unwrap_or(0),
+            );
+            if x != y {
+                out.push(format!(
+                    "{} handler {}: expected {x} rows, found {y}",
+                    k.table,
+                    k.handler.as_deref().unwrap_or("NULL")
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Where the rows resting at one state go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateMove {
+    pub to: String,
+    /// The stacks the rewrite writes for those rows (None: left as they are).
+    pub handler_stack: Option<Vec<String>>,
+    pub subroutine_stack: Option<Vec<String>>,
+}
+
+/// What a plan does to the rows (or, for a revert, undoes), in the terms of the census. It
+/// mirrors the rewrite `sql` renders: rows are selected by their old `%NextState`, get the
+/// new state and, where the plan changes them, the new stacks; handler values are renamed.
+/// Thread classes that change table cannot be rewritten (their rows are guarded to be absent).
+#[derive(Debug, Clone, Default)]
+pub struct Renaming {
+    pub states: BTreeMap<SqlTable, BTreeMap<String, StateMove>>,
+    pub handlers: BTreeMap<SqlTable, BTreeMap<String, String>>,
+}
+
+impl Renaming {
+    /// The renaming of `plan`; `reverse` inverts it. `None` when the plan cannot be reversed
+    /// (two old states onto one new state, two handlers onto one).
+    pub fn of_plan(plan: &MigrationPlan, reverse: bool) -> Option<Renaming> {
+        let mut r = Renaming::default();
+        for t in &plan.threads {
+            if t.new_table.as_ref() != Some(&t.old_table) {
+                continue;
+            }
+            let mut m = BTreeMap::new();
+            for s in &t.states {
+                // A removed state has no new name: its rows are guarded to be absent.
+                let Some(new) = &s.new else { continue };
+                let (from, to, hs, ss) = if reverse {
+                    (
+                        new,
+                        &s.old,
+                        (&s.new_handler_stack, &s.old_handler_stack),
+                        (&s.new_subroutine_stack, &s.old_subroutine_stack),
+                    )
+                } else {
+                    (
+                        &s.old,
+                        new,
+                        (&s.old_handler_stack, &s.new_handler_stack),
+                        (&s.old_subroutine_stack, &s.new_subroutine_stack),
+                    )
+                };
+                let mv = StateMove {
+                    to: to.clone(),
+                    handler_stack: (hs.0 != hs.1).then(|| hs.1.clone()),
+                    subroutine_stack: (ss.0 != ss.1).then(|| ss.1.clone()),
+                };
+                if m.insert(from.clone(), mv).is_some() {
+                    return None;
+                }
+            }
+            m.retain(|from, mv| {
+                from != &mv.to || mv.handler_stack.is_some() || mv.subroutine_stack.is_some()
+            });
+            if !m.is_empty() {
+                r.states.insert(t.old_table.clone(), m);
+            }
+        }
+        let mut h = BTreeMap::new();
+        for m in &plan.response_handlers {
+            let Some(new) = &m.new else { continue };
+            let (from, to) = if reverse {
+                (new, &m.old)
+            } else {
+                (&m.old, new)
+            };
+            if h.insert(from.clone(), to.clone()).is_some() {
+                return None;
+            }
+        }
+        h.retain(|a, b| a != b);
+        if !h.is_empty() {
+            r.handlers.insert(plan.response_handler_table.clone(), h);
+        }
+        Some(r)
+    }
+
+    /// The census after the rewrite.
+    pub fn predict(&self, before: &LiveCensus) -> LiveCensus {
+        let mut after = before.clone();
+        for g in &mut after.threads {
+            let mv = self
+                .states
+                .get(&g.key.table)
+                .and_then(|m| g.key.next_state.as_ref().and_then(|s| m.get(s)));
+            if let Some(mv) = mv {
+                g.key.next_state = Some(mv.to.clone());
+                if let Some(hs) = &mv.handler_stack {
+                    g.key.handler_stack = Stack::List(hs.clone());
+                }
+                if let Some(ss) = &mv.subroutine_stack {
+                    g.key.subroutine_stack = Stack::List(ss.clone());
+                }
+            }
+        }
+        for g in &mut after.handlers {
+            if let Some(m) = self.handlers.get(&g.key.table) {
+                g.key.handler = g
+                    .key
+                    .handler
+                    .as_ref()
+                    .map(|h| m.get(h).cloned().unwrap_or_else(|| h.clone()));
+            }
+        }
+        after.normalize();
+        after
+    }
+}

@@ -1,0 +1,216 @@
+//! Typed errors of the write path. Each maps to one exit-code class (`ErrorClass`): the CLI
+//! turns them into 2 (input), 3 (refused, nothing changed) or 4 (database failed, rolled back).
+
+use crate::states::SqlTable;
+use serde::Serialize;
+use std::fmt;
+
+/// Which exit code an error stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The migration folder or the command's input is wrong (exit 2).
+    Input,
+    /// A guard or precondition refused; nothing was changed (exit 3).
+    Refused,
+    /// The database failed; the transaction was rolled back (exit 4).
+    Database,
+}
+
+/// A statement that failed on the server (or the connection that went away under it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DbFailure {
+    /// What the executor was doing (`census of Demo_X.Thread1`, `rewrite Demo_X.Thread1`, …).
+    pub step: String,
+    /// The driver's message, password removed.
+    pub message: String,
+    pub sqlstate: Option<String>,
+    pub connection_lost: bool,
+}
+
+impl fmt::Display for DbFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.step, self.message)?;
+        if let Some(s) = &self.sqlstate {
+            write!(f, " (SQLSTATE {s})")?;
+        }
+        Ok(())
+    }
+}
+
+/// One reason a guard refused. Refusals are collected, so a user sees all of them at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Refusal {
+    /// A production item running the class is enabled.
+    HostEnabled {
+        production: String,
+        item: String,
+    },
+    /// A production item running the class is in the actor pool (`PoolSize = 0`).
+    ActorPool {
+        production: String,
+        item: String,
+    },
+    /// A job of a host running the class is alive.
+    LiveJob {
+        job: String,
+        config_name: String,
+        state: String,
+    },
+    /// A plan precondition or a guard query of the script found rows.
+    Precondition {
+        description: String,
+        rows: i64,
+    },
+    /// The history says this plan was already applied (or, for a revert, is not applied).
+    AlreadyApplied {
+        plan_id: String,
+        seq: i64,
+    },
+    NotApplied {
+        plan_id: String,
+    },
+    /// The history has a dirty entry for the class: a migration committed but its
+    /// verification disagreed. Someone must look before anything else runs.
+    DirtyHistory {
+        class: String,
+        seq: i64,
+        plan_id: String,
+    },
+    /// The database was last migrated to a different BPL source than the plan starts from.
+    SourceMismatch {
+        class: String,
+        expected: String,
+        found: String,
+    },
+    /// Another apply holds the lock.
+    Locked {
+        class: String,
+    },
+    /// A table the plan reads or writes is missing, or lacks a column.
+    MissingTable {
+        table: SqlTable,
+        detail: String,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::HostEnabled { production, item } => write!(
+                f,
+                "host {item} of production {production} is enabled; disable it \
+                 (Ens.Director.EnableConfigItem(\"{item}\", 0)) and retry"
+            ),
+            Refusal::ActorPool { production, item } => write!(
+                f,
+                "host {item} of production {production} runs in the actor pool (PoolSize = 0) and cannot be \
+                 disabled on its own; stop the production instead"
+            ),
+            Refusal::LiveJob { job, config_name, state } => {
+                write!(f, "job {job} of host {config_name} is {state}; wait until it has stopped")
+            }
+            Refusal::Precondition { description, rows } => write!(f, "{description} ({rows} rows)"),
+            Refusal::AlreadyApplied { plan_id, seq } => {
+                write!(f, "plan {plan_id} was already applied (history entry {seq})")
+            }
+            Refusal::NotApplied { plan_id } => {
+                write!(f, "plan {plan_id} is not applied, so there is nothing to revert")
+            }
+            Refusal::DirtyHistory { class, seq, plan_id } => write!(
+                f,
+                "history entry {seq} (plan {plan_id}) of {class} is dirty: a migration committed but its \
+                 verification disagreed; check the rows, then set its Outcome to 'resolved'"
+            ),
+            Refusal::SourceMismatch { class, expected, found } => write!(
+                f,
+                "the rows of {class} were last migrated to BPL source {found}, but this plan starts from \
+                 {expected}; apply the plans in order"
+            ),
+            Refusal::Locked { class } => {
+                write!(f, "another bplmigrate apply of {class} is running; retry when it has finished")
+            }
+            Refusal::MissingTable { table, detail } => write!(f, "table {table}: {detail}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The migration folder cannot be used (unreadable, edited, malformed plan).
+    #[error("migration folder {dir}: {message}")]
+    Folder { dir: String, message: String },
+    /// The command was asked for something the plan cannot do (e.g. a revert of a plan
+    /// without a reverse script).
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("cannot connect: {message}")]
+    Connect { message: String },
+    #[error("refused, nothing was changed:\n  - {}", join(refusals))]
+    Refused { refusals: Vec<Refusal> },
+    /// A statement failed; the transaction was rolled back.
+    #[error("{}", describe_db(failure, *rolled_back))]
+    Database {
+        failure: DbFailure,
+        rolled_back: bool,
+    },
+    /// The rows after the rewrite differ from what the plan predicts; rolled back.
+    #[error("the rewrite did not produce the predicted rows, rolled back, nothing changed:\n  - {}", mismatches.join("\n  - "))]
+    Mismatch { mismatches: Vec<String> },
+    /// After commit, reading back found something else than what was committed.
+    #[error("verification after commit failed: {message}")]
+    Verification { message: String, dirty: bool },
+}
+
+fn join(refusals: &[Refusal]) -> String {
+    refusals
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("\n  - ")
+}
+
+fn describe_db(f: &DbFailure, rolled_back: bool) -> String {
+    let tail = if f.connection_lost {
+        "the connection was lost; the server rolls back an open transaction, nothing changed"
+    } else if rolled_back {
+        "rolled back, nothing changed"
+    } else {
+        "the rollback failed too; the server rolls back an unfinished transaction when the connection closes"
+    };
+    format!("database failed during {f}; {tail}")
+}
+
+impl ApplyError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ApplyError::Folder { .. } | ApplyError::Unsupported(_) => ErrorClass::Input,
+            ApplyError::Refused { .. } => ErrorClass::Refused,
+            ApplyError::Connect { .. }
+            | ApplyError::Database { .. }
+            | ApplyError::Mismatch { .. }
+            | ApplyError::Verification { .. } => ErrorClass::Database,
+        }
+    }
+
+    pub fn refusals(&self) -> &[Refusal] {
+        match self {
+            ApplyError::Refused { refusals } => refusals,
+            _ => &[],
+        }
+    }
+
+    pub(crate) fn db(failure: DbFailure) -> ApplyError {
+        ApplyError::Database {
+            failure,
+            rolled_back: false,
+        }
+    }
+}
+
+impl From<DbFailure> for ApplyError {
+    fn from(failure: DbFailure) -> Self {
+        ApplyError::db(failure)
+    }
+}

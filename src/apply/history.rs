@@ -1,0 +1,282 @@
+//! The tool's own bookkeeping table, `BplMigrate.History` (DDL in `migrations/`, embedded).
+//! Created by the first real apply; `status` and `--dry-run` only read it when it exists.
+
+use super::conn::{Db, Value};
+use super::error::DbFailure;
+use super::sqltext::{probe_sql, table};
+use crate::sql::{Dialect, Direction};
+use crate::states::SqlTable;
+use serde::Serialize;
+
+/// The bookkeeping migrations, in order: (name, SQL). One statement each.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_history",
+    include_str!("../../migrations/0001_history.sql"),
+)];
+
+pub fn history_table() -> SqlTable {
+    SqlTable {
+        schema: "BplMigrate".into(),
+        table: "History".into(),
+    }
+}
+
+/// Advisory-lock key (PostgreSQL) that serializes creating the history table.
+const CREATE_LOCK_KEY: i64 = 0x6270_6c6d_0000_0001;
+
+pub const OUTCOME_APPLIED: &str = "applied";
+pub const OUTCOME_DIRTY: &str = "dirty";
+
+/// How a direction is written in the history.
+pub fn direction_str(d: Direction) -> &'static str {
+    match d {
+        Direction::Apply => "apply",
+        Direction::Revert => "revert",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub seq: i64,
+    pub plan_id: String,
+    pub plan_sha256: String,
+    pub class: String,
+    pub old_sha256: String,
+    pub new_sha256: String,
+    pub direction: String,
+    pub applied_at: String,
+    pub applied_by: String,
+    pub outcome: String,
+}
+
+const COLUMNS: &str = "\"Seq\", \"PlanId\", \"PlanSha256\", \"BplClass\", \"OldSha256\", \"NewSha256\", \"Direction\", \
+                       \"AppliedAt\", \"AppliedBy\", \"Outcome\"";
+
+/// The statement text of a migration file: comment lines removed, no trailing `;`.
+fn statement(sql: &str) -> String {
+    sql.lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .trim_end_matches(';')
+        .trim()
+        .to_string()
+}
+
+/// Whether the history table exists. Runs a probe: call outside a transaction.
+pub fn exists(db: &Db) -> bool {
+    db.probe(&probe_sql(&history_table(), &["Seq", "Outcome"]))
+        .is_ok()
+}
+
+/// Creates the history table (first real apply). Safe against a concurrent first apply.
+pub fn create(db: &mut Db) -> Result<(), DbFailure> {
+    match db.dialect() {
+        Dialect::Postgres => {
+            db.begin("create history table")?;
+            let r = (|| {
+                db.execute(
+                    "create history table",
+                    &format!("SELECT pg_advisory_xact_lock({CREATE_LOCK_KEY})"),
+                    &[],
+                )?;
+                db.execute(
+                    "create history table",
+                    "CREATE SCHEMA IF NOT EXISTS \"BplMigrate\"",
+                    &[],
+                )?;
+                let n = db.count(
+                    "create history table",
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                    &["BplMigrate", "History"],
+                )?;
+                if n == 0 {
+                    for (_, sql) in MIGRATIONS {
+                        db.execute("create history table", &statement(sql), &[])?;
+                    }
+                }
+                Ok(())
+            })();
+            match r {
+                Ok(()) => db.commit(),
+                Err(e) => {
+                    let _ = db.rollback();
+                    Err(e)
+                }
+            }
+        }
+        Dialect::Iris => {
+            // IRIS DDL commits by itself; a concurrent creator makes the second CREATE fail,
+            // after which the table exists and that is all we need.
+            for (_, sql) in MIGRATIONS {
+                if let Err(e) = db.execute("create history table", &statement(sql), &[]) {
+                    if !exists(db) {
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn text(v: Option<&Value>) -> String {
+    v.and_then(Value::text)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Every entry of a class, oldest first.
+pub fn entries_for_class(db: &Db, class: &str) -> Result<Vec<HistoryEntry>, DbFailure> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {} WHERE \"BplClass\" = ? ORDER BY \"Seq\"",
+        table(&history_table())
+    );
+    let rows = db.query("read history", &sql, &[class])?;
+    Ok(rows
+        .iter()
+        .map(|r| HistoryEntry {
+            seq: r.first().and_then(Value::int).unwrap_or(0),
+            plan_id: text(r.get(1)),
+            plan_sha256: text(r.get(2)),
+            class: text(r.get(3)),
+            old_sha256: text(r.get(4)),
+            new_sha256: text(r.get(5)),
+            direction: text(r.get(6)),
+            applied_at: text(r.get(7)),
+            applied_by: text(r.get(8)),
+            outcome: text(r.get(9)),
+        })
+        .collect())
+}
+
+pub fn next_seq(db: &Db) -> Result<i64, DbFailure> {
+    let sql = format!("SELECT MAX(\"Seq\") FROM {}", table(&history_table()));
+    Ok(db.count("read history", &sql, &[])? + 1)
+}
+
+/// What a new history row records.
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a> {
+    pub seq: i64,
+    pub plan_id: &'a str,
+    pub plan_sha256: &'a str,
+    pub class: &'a str,
+    pub old_sha256: &'a str,
+    pub new_sha256: &'a str,
+    pub direction: Direction,
+    pub applied_by: &'a str,
+    pub row_counts: &'a str,
+    pub outcome: &'a str,
+    pub note: &'a str,
+}
+
+pub fn insert(db: &Db, e: &NewEntry<'_>) -> Result<(), DbFailure> {
+    let sql = format!(
+        "INSERT INTO {} (\"Seq\", \"PlanId\", \"PlanSha256\", \"BplClass\", \"OldSha256\", \"NewSha256\", \"Direction\", \
+         \"AppliedAt\", \"AppliedBy\", \"ToolVersion\", \"RowCounts\", \"Outcome\", \"Note\") \
+         VALUES (?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP, ?, ?, ?, ?, ?)",
+        table(&history_table())
+    );
+    let seq = e.seq.to_string();
+    let n = db.execute(
+        "write history",
+        &sql,
+        &[
+            &seq,
+            e.plan_id,
+            e.plan_sha256,
+            e.class,
+            e.old_sha256,
+            e.new_sha256,
+            direction_str(e.direction),
+            e.applied_by,
+            env!("CARGO_PKG_VERSION"),
+            e.row_counts,
+            e.outcome,
+            e.note,
+        ],
+    )?;
+    if n.is_some_and(|n| n != 1) {
+        return Err(DbFailure {
+            step: "write history".into(),
+            message: format!("the insert reported {n:?} rows instead of 1"),
+            sqlstate: None,
+            connection_lost: false,
+        });
+    }
+    Ok(())
+}
+
+/// The lock that serializes applies, taken as the first statement of the transaction.
+/// PostgreSQL: `pg_try_advisory_xact_lock` on a key derived from the class (released by
+/// commit/rollback, never waits). IRIS: `LOCK TABLE "BplMigrate"."History" IN EXCLUSIVE MODE
+/// WAIT 0` (held until `UNLOCK`, which `unlock` issues after commit/rollback; a dropped
+/// connection releases it too). `Ok(false)`: someone else holds it.
+pub fn try_lock(db: &Db, class: &str) -> Result<bool, DbFailure> {
+    match db.dialect() {
+        Dialect::Postgres => {
+            let sql = format!(
+                "SELECT CASE WHEN pg_try_advisory_xact_lock({}) THEN 1 ELSE 0 END",
+                lock_key(class)
+            );
+            Ok(db.count("take the apply lock", &sql, &[])? == 1)
+        }
+        Dialect::Iris => {
+            let sql = format!(
+                "LOCK TABLE {} IN EXCLUSIVE MODE WAIT 0",
+                table(&history_table())
+            );
+            match db.execute("take the apply lock", &sql, &[]) {
+                Ok(_) => Ok(true),
+                Err(e) if !e.connection_lost => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// Releases the IRIS table lock (PostgreSQL's transaction lock is already gone).
+pub fn unlock(db: &Db) {
+    if db.dialect() == Dialect::Iris {
+        let _ = db.execute(
+            "release the apply lock",
+            &format!("UNLOCK TABLE {} IN EXCLUSIVE MODE", table(&history_table())),
+            &[],
+        );
+    }
+}
+
+/// A stable 63-bit key for the class (first 8 bytes of its SHA-256).
+fn lock_key(class: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("bplmigrate apply {class}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    (u64::from_be_bytes(b) >> 1) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_migration_is_one_statement() {
+        let s = statement(MIGRATIONS[0].1);
+        assert!(
+            s.starts_with("CREATE TABLE \"BplMigrate\".\"History\""),
+            "{s}"
+        );
+        assert!(!s.contains(';'));
+        assert!(!s.contains("--"));
+    }
+
+    #[test]
+    fn lock_keys_are_stable_and_positive() {
+        assert_eq!(lock_key("Demo.A"), lock_key("Demo.A"));
+        assert_ne!(lock_key("Demo.A"), lock_key("Demo.B"));
+        assert!(lock_key("Demo.A") >= 0);
+    }
+}

@@ -1,0 +1,947 @@
+//! `status` (read-only) and `apply` (one guarded transaction).
+
+use super::census::{
+    census, CensusTargets, LiveCensus, Renaming, HANDLER_COLUMNS, PENDING_COLUMNS, THREAD_COLUMNS,
+};
+use super::conn::Db;
+use super::error::{ApplyError, DbFailure, Refusal};
+use super::folder::Migration;
+use super::history::{self, direction_str, HistoryEntry, NewEntry, OUTCOME_APPLIED, OUTCOME_DIRTY};
+use super::progress::{Event, Progress};
+use super::quiet::{self, Quiet};
+use super::sqltext::{ident, probe_sql, table};
+use crate::plan::{MigrationPlan, Precondition};
+use crate::sql::{Dialect, Direction, GuardKind, SqlScript};
+use crate::states::SqlTable;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Run everything inside the transaction, then roll back.
+    pub dry_run: bool,
+    pub direction: Direction,
+    /// Recorded in the history (`user@host`); the CLI fills it in.
+    pub applied_by: String,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            dry_run: false,
+            direction: Direction::Apply,
+            applied_by: "unknown".into(),
+        }
+    }
+}
+
+/// Rows that move from one state to another (or keep the state and get new stacks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupMove {
+    pub table: SqlTable,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub status: Option<i64>,
+    pub rows: i64,
+    /// What happens: `rewrite`, `stacks` (same state, new stacks), `keep`, `blocked`.
+    pub action: String,
+}
+
+/// One write statement and the rows it changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatementOutcome {
+    pub description: String,
+    pub table: SqlTable,
+    pub expected_rows: Option<i64>,
+    pub rows: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplyReport {
+    pub plan_id: String,
+    pub class: String,
+    pub direction: Direction,
+    pub dry_run: bool,
+    pub dialect: Dialect,
+    pub before: LiveCensus,
+    pub after: LiveCensus,
+    pub moves: Vec<GroupMove>,
+    pub statements: Vec<StatementOutcome>,
+    pub quiet: Quiet,
+    /// The history entry written (None for a dry run).
+    pub history_seq: Option<i64>,
+    pub notes: Vec<String>,
+}
+
+impl ApplyReport {
+    /// Rows that changed state or stacks.
+    pub fn rows_changed(&self) -> i64 {
+        self.moves
+            .iter()
+            .filter(|m| m.action == "rewrite" || m.action == "stacks")
+            .map(|m| m.rows)
+            .sum()
+    }
+}
+
+/// A precondition (plan or guard) and whether it holds now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    pub description: String,
+    pub ok: bool,
+    pub rows: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanStatus {
+    pub plan_id: String,
+    pub direction: Direction,
+    /// `not applied`, `applied`, `reverted` (from the history; `not applied` when there is none).
+    pub state: String,
+    pub moves: Vec<GroupMove>,
+    pub checks: Vec<CheckResult>,
+    /// What `apply` would refuse now (empty: it would run).
+    pub refusals: Vec<Refusal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusReport {
+    pub dbms: String,
+    pub dialect: Dialect,
+    pub class: String,
+    pub census: LiveCensus,
+    pub quiet: Quiet,
+    /// False when `BplMigrate.History` does not exist yet (no apply ever ran here).
+    pub history_table: bool,
+    pub history: Vec<HistoryEntry>,
+    pub plan: Option<PlanStatus>,
+}
+
+/// What `status` looks at: a plan, or the tables of a compiled process.
+#[derive(Debug, Clone, Copy)]
+pub enum StatusSubject<'a> {
+    Plan(&'a Migration),
+    Process(&'a crate::states::CompiledProcess),
+}
+
+/// Probes every table (and the columns the executor uses); returns the missing ones with why.
+/// Read-only; run outside a transaction.
+fn probe_tables(
+    db: &Db,
+    targets: &CensusTargets,
+    extra: &[(SqlTable, Vec<String>)],
+) -> BTreeMap<SqlTable, String> {
+    let mut wanted: BTreeMap<SqlTable, BTreeSet<String>> = BTreeMap::new();
+    for t in &targets.thread_tables {
+        wanted
+            .entry(t.clone())
+            .or_default()
+            .extend(THREAD_COLUMNS.iter().map(|c| c.to_string()));
+        wanted
+            .entry(CensusTargets::pending_table(t))
+            .or_default()
+            .extend(PENDING_COLUMNS.iter().map(|c| c.to_string()));
+    }
+    if let Some(h) = &targets.handler_table {
+        wanted
+            .entry(h.clone())
+            .or_default()
+            .extend(HANDLER_COLUMNS.iter().map(|c| c.to_string()));
+    }
+    for (t, cols) in extra {
+        wanted
+            .entry(t.clone())
+            .or_default()
+            .extend(cols.iter().cloned());
+    }
+    let mut missing = BTreeMap::new();
+    for (t, cols) in wanted {
+        if db.probe(&probe_sql(&t, &[])).is_err() {
+            missing.insert(t, "does not exist".to_string());
+            continue;
+        }
+        let absent: Vec<&str> = cols
+            .iter()
+            .filter(|c| db.probe(&probe_sql(&t, &[c.as_str()])).is_err())
+            .map(String::as_str)
+            .collect();
+        if !absent.is_empty() {
+            missing.insert(t, format!("has no column {}", absent.join(", ")));
+        }
+    }
+    missing
+}
+
+/// The tables and columns the script writes (they must exist).
+fn written_columns(script: &SqlScript) -> Vec<(SqlTable, Vec<String>)> {
+    let mut out: Vec<(SqlTable, Vec<String>)> = script
+        .rewrites
+        .iter()
+        .map(|r| {
+            let mut cols = r.columns.clone();
+            cols.push(r.key_column.clone());
+            (r.table.clone(), cols)
+        })
+        .collect();
+    out.extend(
+        script
+            .defaults
+            .iter()
+            .map(|d| (d.table.clone(), vec![d.column.clone()])),
+    );
+    out
+}
+
+/// Census-based evaluation of the plan's row preconditions (host and job preconditions are
+/// checked by `quiet`).
+fn plan_checks(plan: &MigrationPlan, before: &LiveCensus) -> Vec<CheckResult> {
+    let mut out = Vec::new();
+    for p in &plan.preconditions {
+        let with = |base: String, reason: &str| {
+            if reason.is_empty() {
+                base
+            } else {
+                format!("{base}: {reason}")
+            }
+        };
+        let (description, rows) = match p {
+            Precondition::NoRowsAtState {
+                table,
+                state,
+                reason,
+            } => (
+                with(format!("no row rests at state {state} of {table}"), reason),
+                before.rows_at(table, state),
+            ),
+            Precondition::NoRowsInTable { table, reason } => (
+                with(format!("{table} holds no row"), reason),
+                before.rows_in(table),
+            ),
+            Precondition::NoPendingResponse {
+                table,
+                call,
+                reason,
+            } => (
+                with(
+                    format!("no thread of {table} waits on a response to call {call:?}"),
+                    reason,
+                ),
+                before.pending_for(table, call),
+            ),
+            Precondition::HostDisabled { .. } | Precondition::NoLiveJob { .. } => continue,
+        };
+        out.push(CheckResult {
+            description,
+            ok: rows == 0,
+            rows,
+        });
+    }
+    out
+}
+
+/// Classes whose hosts must be quiet: the plan's class and any named by a precondition.
+fn quiet_classes(plan: &MigrationPlan) -> Vec<String> {
+    let mut c = BTreeSet::new();
+    c.insert(plan.old.class.clone());
+    c.insert(plan.new.class.clone());
+    for p in &plan.preconditions {
+        if let Precondition::HostDisabled { class } | Precondition::NoLiveJob { class } = p {
+            c.insert(class.clone());
+        }
+    }
+    c.into_iter().collect()
+}
+
+fn quiet_all(db: &Db, classes: &[String]) -> Result<Quiet, DbFailure> {
+    let mut q = Quiet::default();
+    for c in classes {
+        let one = quiet::check(db, c)?;
+        q.items.extend(one.items);
+        q.live_jobs.extend(one.live_jobs);
+    }
+    Ok(q)
+}
+
+/// Thread groups and what the renaming does to them (blocked: removed states).
+fn moves(
+    plan: &MigrationPlan,
+    renaming: &Renaming,
+    before: &LiveCensus,
+    direction: Direction,
+) -> Vec<GroupMove> {
+    let mut removed: BTreeSet<(SqlTable, String)> = BTreeSet::new();
+    let mut moved_tables: BTreeSet<SqlTable> = BTreeSet::new();
+    if direction == Direction::Apply {
+        for t in &plan.threads {
+            if t.new_table.as_ref() != Some(&t.old_table) {
+                moved_tables.insert(t.old_table.clone());
+            }
+            for s in &t.states {
+                if s.new.is_none() {
+                    removed.insert((t.old_table.clone(), s.old.clone()));
+                }
+            }
+        }
+    }
+    type Key = (
+        SqlTable,
+        (u8, u64, String),
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        String,
+    );
+    let mut acc: BTreeMap<Key, i64> = BTreeMap::new();
+    for g in &before.threads {
+        let state = g.key.next_state.clone();
+        let mv = renaming
+            .states
+            .get(&g.key.table)
+            .and_then(|m| state.as_ref().and_then(|s| m.get(s)));
+        let (to, action) = match mv {
+            Some(mv) if Some(&mv.to) != state.as_ref() => (Some(mv.to.clone()), "rewrite"),
+            Some(_) => (state.clone(), "stacks"),
+            None => {
+                let blocked = moved_tables.contains(&g.key.table)
+                    || state
+                        .as_ref()
+                        .is_some_and(|s| removed.contains(&(g.key.table.clone(), s.clone())));
+                (state.clone(), if blocked { "blocked" } else { "keep" })
+            }
+        };
+        let order = super::census::state_order(state.as_deref());
+        *acc.entry((
+            g.key.table.clone(),
+            order,
+            state,
+            to,
+            g.key.status,
+            action.to_string(),
+        ))
+        .or_default() += g.rows;
+    }
+    acc.into_iter()
+        .map(|((table, _, from, to, status, action), rows)| GroupMove {
+            table,
+            from,
+            to,
+            status,
+            rows,
+            action,
+        })
+        .collect()
+}
+
+/// Where the history leaves this plan: `not applied`, `applied` or `reverted`, plus refusals.
+fn history_checks(
+    plan: &MigrationPlan,
+    entries: &[HistoryEntry],
+    direction: Direction,
+) -> (String, Vec<Refusal>) {
+    let mut refusals = Vec::new();
+    for e in entries {
+        if e.outcome == OUTCOME_DIRTY {
+            refusals.push(Refusal::DirtyHistory {
+                class: e.class.clone(),
+                seq: e.seq,
+                plan_id: e.plan_id.clone(),
+            });
+        }
+    }
+    let committed: Vec<&HistoryEntry> = entries
+        .iter()
+        .filter(|e| e.outcome == OUTCOME_APPLIED)
+        .collect();
+    let last_of_plan = committed.iter().rev().find(|e| e.plan_id == plan.plan_id);
+    let state = match last_of_plan {
+        Some(e) if e.direction == direction_str(Direction::Apply) => "applied",
+        Some(_) => "reverted",
+        None => "not applied",
+    };
+    match (direction, last_of_plan) {
+        (Direction::Apply, Some(e)) if e.direction == direction_str(Direction::Apply) => refusals
+            .push(Refusal::AlreadyApplied {
+                plan_id: plan.plan_id.clone(),
+                seq: e.seq,
+            }),
+        (Direction::Revert, None) => refusals.push(Refusal::NotApplied {
+            plan_id: plan.plan_id.clone(),
+        }),
+        (Direction::Revert, Some(e)) if e.direction != direction_str(Direction::Apply) => refusals
+            .push(Refusal::NotApplied {
+                plan_id: plan.plan_id.clone(),
+            }),
+        _ => {}
+    }
+    // The chain: the source the rows were last migrated to must be where this plan starts.
+    if let Some(last) = committed.last() {
+        let current = if last.direction == direction_str(Direction::Apply) {
+            &last.new_sha256
+        } else {
+            &last.old_sha256
+        };
+        let expected = match direction {
+            Direction::Apply => &plan.old.sha256,
+            Direction::Revert => &plan.new.sha256,
+        };
+        let already = matches!(
+            refusals.last(),
+            Some(Refusal::AlreadyApplied { .. } | Refusal::NotApplied { .. })
+        );
+        if current != expected && !already {
+            refusals.push(Refusal::SourceMismatch {
+                class: plan.old.class.clone(),
+                expected: expected.clone(),
+                found: current.clone(),
+            });
+        }
+    }
+    (state.to_string(), refusals)
+}
+
+/// Read-only census of a plan's or a process's tables, with what a plan would do and which
+/// of its preconditions fail. Never writes: no bookkeeping table, no lock.
+pub fn status(
+    db: &Db,
+    subject: StatusSubject<'_>,
+    progress: &dyn Progress,
+) -> Result<StatusReport, ApplyError> {
+    let (class, targets, plan) = match subject {
+        StatusSubject::Plan(m) => (
+            m.plan.old.class.clone(),
+            CensusTargets::for_plan(&m.plan),
+            Some(m),
+        ),
+        StatusSubject::Process(p) => (p.class.clone(), CensusTargets::for_process(p), None),
+    };
+    progress.event(&Event::Step("checking tables"));
+    let missing: BTreeSet<SqlTable> = probe_tables(db, &targets, &[]).into_keys().collect();
+    let census = census(db, &targets, &missing, progress)?;
+    progress.event(&Event::Step("checking hosts and jobs"));
+    let classes = match plan {
+        Some(m) => quiet_classes(&m.plan),
+        None => vec![class.clone()],
+    };
+    let quiet = quiet_all(db, &classes)?;
+    let history_table = history::exists(db);
+    let history = if history_table {
+        history::entries_for_class(db, &class)?
+    } else {
+        Vec::new()
+    };
+    let plan_status = match plan {
+        None => None,
+        Some(m) => {
+            let direction = Direction::Apply;
+            let renaming = Renaming::of_plan(&m.plan, false).unwrap_or_default();
+            let (state, mut refusals) = history_checks(&m.plan, &history, direction);
+            let mut checks = plan_checks(&m.plan, &census);
+            // The script's own guards, where it renders for this database (read-only counts).
+            if let Ok(script) = m.script(db.dialect(), direction) {
+                progress.event(&Event::Step("evaluating guards"));
+                for g in &script.guards {
+                    if matches!(
+                        g.kind,
+                        GuardKind::HostEnabled | GuardKind::LiveJob | GuardKind::Precondition
+                    ) {
+                        continue; // evaluated above from the census and Ens_Config.Item
+                    }
+                    let rows =
+                        db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?;
+                    checks.push(CheckResult {
+                        description: g.description.clone(),
+                        ok: rows == 0,
+                        rows,
+                    });
+                }
+            }
+            refusals.extend(quiet.refusals());
+            for c in &checks {
+                if !c.ok {
+                    refusals.push(Refusal::Precondition {
+                        description: c.description.clone(),
+                        rows: c.rows,
+                    });
+                }
+            }
+            for t in &missing {
+                if m.plan.threads.iter().any(|th| &th.old_table == t)
+                    || t == &m.plan.response_handler_table
+                {
+                    refusals.push(Refusal::MissingTable {
+                        table: t.clone(),
+                        detail: "does not exist".into(),
+                    });
+                }
+            }
+            Some(PlanStatus {
+                plan_id: m.plan.plan_id.clone(),
+                direction,
+                state,
+                moves: moves(&m.plan, &renaming, &census, direction),
+                checks,
+                refusals,
+            })
+        }
+    };
+    Ok(StatusReport {
+        dbms: db.dbms_name().to_string(),
+        dialect: db.dialect(),
+        class,
+        census,
+        quiet,
+        history_table,
+        history,
+        plan: plan_status,
+    })
+}
+
+/// The row counts recorded in the history: per table/state/status, before and after.
+fn row_counts_json(before: &LiveCensus, after: &LiveCensus) -> String {
+    #[derive(Serialize)]
+    struct Count<'a> {
+        table: String,
+        state: Option<&'a str>,
+        status: Option<i64>,
+        rows: i64,
+    }
+    fn counts(c: &LiveCensus) -> Vec<Count<'_>> {
+        type Key<'a> = (String, (u8, u64, String), Option<&'a str>, Option<i64>);
+        let mut acc: BTreeMap<Key<'_>, i64> = BTreeMap::new();
+        for g in &c.threads {
+            let s = g.key.next_state.as_deref();
+            *acc.entry((
+                g.key.table.to_string(),
+                super::census::state_order(s),
+                s,
+                g.key.status,
+            ))
+            .or_default() += g.rows;
+        }
+        acc.into_iter()
+            .map(|((table, _, state, status), rows)| Count {
+                table,
+                state,
+                status,
+                rows,
+            })
+            .collect()
+    }
+    let v = serde_json::json!({ "before": counts(before), "after": counts(after) });
+    v.to_string()
+}
+
+/// Applies (or reverts, or dry-runs) a migration: see the module documentation of `apply`.
+pub fn apply(
+    db: &mut Db,
+    m: &Migration,
+    opts: &ApplyOptions,
+    progress: &dyn Progress,
+) -> Result<ApplyReport, ApplyError> {
+    let plan = &m.plan;
+    let script = m.script(db.dialect(), opts.direction)?;
+    if script.plan_id != plan.plan_id {
+        return Err(ApplyError::Folder {
+            dir: m.origin(),
+            message: format!(
+                "the script belongs to plan {}, not {}",
+                script.plan_id, plan.plan_id
+            ),
+        });
+    }
+    let reverse = opts.direction == Direction::Revert;
+    let renaming = Renaming::of_plan(plan, reverse).ok_or_else(|| {
+        ApplyError::Unsupported(format!(
+            "plan {} maps two states onto one and cannot be reverted",
+            plan.plan_id
+        ))
+    })?;
+    let targets = CensusTargets::for_plan(plan);
+
+    // Outside the transaction: probe the tables (a failing statement must never happen inside).
+    progress.event(&Event::Step("checking tables"));
+    let missing = probe_tables(db, &targets, &written_columns(&script));
+    let mut required: BTreeSet<SqlTable> =
+        plan.threads.iter().map(|t| t.old_table.clone()).collect();
+    required.extend(written_columns(&script).into_iter().map(|(t, _)| t));
+    let refusals: Vec<Refusal> = missing
+        .iter()
+        .filter(|(t, _)| required.contains(*t))
+        .map(|(t, why)| Refusal::MissingTable {
+            table: t.clone(),
+            detail: why.clone(),
+        })
+        .collect();
+    if !refusals.is_empty() {
+        return Err(ApplyError::Refused { refusals });
+    }
+    let missing: BTreeSet<SqlTable> = missing.into_keys().collect();
+    let mut history_exists = history::exists(db);
+    if !history_exists && !opts.dry_run {
+        progress.event(&Event::Step("creating BplMigrate.History"));
+        history::create(db)?;
+        history_exists = true;
+    }
+
+    db.begin("begin transaction")?;
+    let body = in_transaction(
+        db,
+        m,
+        &script,
+        &renaming,
+        &targets,
+        &missing,
+        history_exists,
+        opts,
+        progress,
+    );
+    let mut report = match body {
+        Ok(r) => r,
+        Err(e) => {
+            let rolled_back = db.rollback().is_ok();
+            history::unlock(db);
+            return Err(match e {
+                ApplyError::Database { failure, .. } => ApplyError::Database {
+                    failure,
+                    rolled_back,
+                },
+                other => other,
+            });
+        }
+    };
+    if opts.dry_run {
+        let rolled_back = db.rollback();
+        history::unlock(db);
+        rolled_back.map_err(|failure| ApplyError::Database {
+            failure,
+            rolled_back: false,
+        })?;
+        report.notes.push(
+            "dry run: every statement ran inside the transaction, which was rolled back".into(),
+        );
+        return Ok(report);
+    }
+    progress.event(&Event::Step("committing"));
+    if let Err(failure) = db.commit() {
+        history::unlock(db);
+        return Err(ApplyError::Database {
+            failure,
+            rolled_back: false,
+        });
+    }
+    history::unlock(db);
+    verify_after_commit(db, m, &targets, &missing, &mut report, opts, progress)?;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn in_transaction(
+    db: &Db,
+    m: &Migration,
+    script: &SqlScript,
+    renaming: &Renaming,
+    targets: &CensusTargets,
+    missing: &BTreeSet<SqlTable>,
+    history_exists: bool,
+    opts: &ApplyOptions,
+    progress: &dyn Progress,
+) -> Result<ApplyReport, ApplyError> {
+    let plan = &m.plan;
+    let class = plan.old.class.clone();
+    progress.event(&Event::Step("taking the apply lock"));
+    if !history::try_lock(db, &class)? {
+        return Err(ApplyError::Refused {
+            refusals: vec![Refusal::Locked { class }],
+        });
+    }
+    let mut refusals = Vec::new();
+    if history_exists {
+        let entries = history::entries_for_class(db, &class)?;
+        refusals.extend(history_checks(plan, &entries, opts.direction).1);
+    }
+    progress.event(&Event::Step("checking hosts and jobs"));
+    let quiet = quiet_all(db, &quiet_classes(plan))?;
+    refusals.extend(quiet.refusals());
+    let before = census(db, targets, missing, progress)?;
+    // The plan's row preconditions, from the census (a revert has its own `Unmapped` guards).
+    let mut plan_failed = false;
+    if opts.direction == Direction::Apply {
+        for c in plan_checks(plan, &before) {
+            if !c.ok {
+                plan_failed = true;
+                refusals.push(Refusal::Precondition {
+                    description: c.description,
+                    rows: c.rows,
+                });
+            }
+        }
+    }
+    // The script's guards: the reviewed SQL. Kinds already reported above are not repeated.
+    progress.event(&Event::Step("evaluating guards"));
+    let quiet_refused = !quiet.refusals().is_empty();
+    for g in &script.guards {
+        let rows = db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?;
+        let repeated = match g.kind {
+            GuardKind::HostEnabled | GuardKind::LiveJob => quiet_refused,
+            GuardKind::Precondition => plan_failed,
+            _ => false,
+        };
+        if rows != 0 && !repeated {
+            refusals.push(Refusal::Precondition {
+                description: g.description.clone(),
+                rows,
+            });
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(ApplyError::Refused { refusals });
+    }
+
+    // Rows each default fill should touch.
+    let mut fill_before = Vec::new();
+    for d in &script.defaults {
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {} IS NULL",
+            table(&d.table),
+            ident(&d.column)
+        );
+        fill_before.push(db.count(&format!("count NULL {}.{}", d.table, d.column), &sql, &[])?);
+    }
+
+    let mut statements = Vec::new();
+    let mut mismatches = Vec::new();
+    for rw in &script.rewrites {
+        let expected = expected_rows(&before, rw);
+        progress.event(&Event::Rewrite {
+            table: &rw.table,
+            column: &rw.key_column,
+            rows: expected,
+        });
+        let n = db
+            .execute(&format!("rewrite {}", rw.table), rw.sql.as_str(), &[])?
+            .map(|n| n as i64);
+        progress.event(&Event::Rewritten {
+            table: &rw.table,
+            rows: n.map(|n| n as usize),
+        });
+        if let (Some(e), Some(n)) = (expected, n) {
+            if e != n {
+                mismatches.push(format!(
+                    "{}: the UPDATE changed {n} rows, the census predicted {e}",
+                    rw.description
+                ));
+            }
+        }
+        statements.push(StatementOutcome {
+            description: rw.description.clone(),
+            table: rw.table.clone(),
+            expected_rows: expected,
+            rows: n,
+        });
+    }
+    for (d, expected) in script.defaults.iter().zip(fill_before) {
+        progress.event(&Event::Rewrite {
+            table: &d.table,
+            column: &d.column,
+            rows: Some(expected),
+        });
+        let n = db
+            .execute(
+                &format!("default {}.{}", d.table, d.column),
+                d.sql.as_str(),
+                &[],
+            )?
+            .map(|n| n as i64);
+        progress.event(&Event::Rewritten {
+            table: &d.table,
+            rows: n.map(|n| n as usize),
+        });
+        if n.is_some_and(|n| n != expected) {
+            mismatches.push(format!(
+                "{}: changed {n:?} rows, {expected} were NULL",
+                d.description
+            ));
+        }
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {} IS NULL",
+            table(&d.table),
+            ident(&d.column)
+        );
+        let left = db.count(&format!("count NULL {}.{}", d.table, d.column), &sql, &[])?;
+        if left != 0 {
+            mismatches.push(format!("{}: {left} rows are still NULL", d.description));
+        }
+        statements.push(StatementOutcome {
+            description: d.description.clone(),
+            table: d.table.clone(),
+            expected_rows: Some(expected),
+            rows: n,
+        });
+    }
+
+    progress.event(&Event::Step("verifying the rewrite"));
+    let predicted = renaming.predict(&before);
+    let after = census(db, targets, missing, progress)?;
+    mismatches.extend(predicted.differences(&after));
+    if !mismatches.is_empty() {
+        return Err(ApplyError::Mismatch { mismatches });
+    }
+
+    let mut history_seq = None;
+    if !opts.dry_run {
+        let seq = history::next_seq(db)?;
+        let counts = row_counts_json(&before, &after);
+        history::insert(
+            db,
+            &NewEntry {
+                seq,
+                plan_id: &plan.plan_id,
+                plan_sha256: &m.plan_sha256,
+                class: &plan.old.class,
+                old_sha256: &plan.old.sha256,
+                new_sha256: &plan.new.sha256,
+                direction: opts.direction,
+                applied_by: &opts.applied_by,
+                row_counts: &counts,
+                outcome: OUTCOME_APPLIED,
+                note: "",
+            },
+        )?;
+        history_seq = Some(seq);
+    }
+    let mut notes = Vec::new();
+    if quiet.items.is_empty() {
+        notes.push(format!("no production item runs {}", plan.old.class));
+    }
+    Ok(ApplyReport {
+        plan_id: plan.plan_id.clone(),
+        class: plan.old.class.clone(),
+        direction: opts.direction,
+        dry_run: opts.dry_run,
+        dialect: db.dialect(),
+        moves: moves(plan, renaming, &before, opts.direction),
+        before,
+        after,
+        statements,
+        quiet,
+        history_seq,
+        notes,
+    })
+}
+
+/// Rows a rewrite must touch: the before-census rows whose key is in its `IN (…)` list.
+fn expected_rows(before: &LiveCensus, rw: &crate::sql::Rewrite) -> Option<i64> {
+    let keys: BTreeSet<&str> = rw.mapping.iter().map(|(k, _)| k.as_str()).collect();
+    match rw.key_column.as_str() {
+        "%NextState" => Some(
+            before
+                .threads
+                .iter()
+                .filter(|g| {
+                    g.key.table == rw.table
+                        && g.key
+                            .next_state
+                            .as_deref()
+                            .is_some_and(|s| keys.contains(s))
+                })
+                .map(|g| g.rows)
+                .sum(),
+        ),
+        "_ResponseHandlers" => Some(
+            before
+                .handlers
+                .iter()
+                .filter(|g| {
+                    g.key.table == rw.table
+                        && g.key.handler.as_deref().is_some_and(|s| keys.contains(s))
+                })
+                .map(|g| g.rows)
+                .sum(),
+        ),
+        _ => None,
+    }
+}
+
+/// After commit, read everything back (rig.md pitfall 1: a driver may report a commit that
+/// did not happen). Nothing committed → an error saying nothing changed; something else than
+/// predicted → a `dirty` history entry and an error.
+fn verify_after_commit(
+    db: &mut Db,
+    m: &Migration,
+    targets: &CensusTargets,
+    missing: &BTreeSet<SqlTable>,
+    report: &mut ApplyReport,
+    opts: &ApplyOptions,
+    progress: &dyn Progress,
+) -> Result<(), ApplyError> {
+    progress.event(&Event::Step("reading back"));
+    let now = census(db, targets, missing, progress)?;
+    let entries = history::entries_for_class(db, &m.plan.old.class)?;
+    let recorded = entries
+        .iter()
+        .any(|e| Some(e.seq) == report.history_seq && e.plan_id == m.plan.plan_id);
+    if now == report.after && recorded {
+        return Ok(());
+    }
+    if now == report.before && !recorded && report.rows_changed() > 0 {
+        return Err(ApplyError::Verification {
+            message: "the driver reported the commit, but nothing was committed; the rows are as they were".into(),
+            dirty: false,
+        });
+    }
+    if now == report.after && !recorded {
+        // The rows moved but the history row is missing: record it now.
+        let seq = history::next_seq(db)?;
+        let counts = row_counts_json(&report.before, &report.after);
+        history::insert(
+            db,
+            &NewEntry {
+                seq,
+                plan_id: &m.plan.plan_id,
+                plan_sha256: &m.plan_sha256,
+                class: &m.plan.old.class,
+                old_sha256: &m.plan.old.sha256,
+                new_sha256: &m.plan.new.sha256,
+                direction: opts.direction,
+                applied_by: &opts.applied_by,
+                row_counts: &counts,
+                outcome: OUTCOME_APPLIED,
+                note: "history row re-written after commit",
+            },
+        )?;
+        report.history_seq = Some(seq);
+        report
+            .notes
+            .push("the history row was missing after commit and was written again".into());
+        return Ok(());
+    }
+    let differences = report.after.differences(&now);
+    let note = format!("after commit: {}", differences.join("; "));
+    let note: String = note.chars().take(1900).collect();
+    let seq = history::next_seq(db)?;
+    let counts = row_counts_json(&report.before, &now);
+    let _ = history::insert(
+        db,
+        &NewEntry {
+            seq,
+            plan_id: &m.plan.plan_id,
+            plan_sha256: &m.plan_sha256,
+            class: &m.plan.old.class,
+            old_sha256: &m.plan.old.sha256,
+            new_sha256: &m.plan.new.sha256,
+            direction: opts.direction,
+            applied_by: &opts.applied_by,
+            row_counts: &counts,
+            outcome: OUTCOME_DIRTY,
+            note: &note,
+        },
+    );
+    Err(ApplyError::Verification {
+        message: format!(
+            "the rows read back after commit differ from what was committed ({}); history entry {seq} is marked dirty",
+            differences.join("; ")
+        ),
+        dirty: true,
+    })
+}

@@ -1,0 +1,576 @@
+//! Old ↔ new activity matching. BPL has no ids, so identity comes from the element, its key
+//! attributes, its content and its place among its siblings.
+//!
+//! Passes, cheapest and surest first (weights and limits: `costs.rs`):
+//! 1. **Pins** from the overrides file are taken as given.
+//! 2. **Exact**: every subtree whose hash is unique in both trees (and heavy enough to mean
+//!    something) is matched as a whole, wherever it moved.
+//! 3. **Top-down alignment**: for every matched pair, each child list is aligned with its
+//!    counterpart by a maximum-weight, order-preserving alignment (an LCS whose pair weights
+//!    say how alike two activities are: exact, same key, same name, renamed, corresponding
+//!    children). `<switch>` cases are paired first the same way. Pairs already matched anchor
+//!    the alignment; those it cannot keep in order are the reordered ones.
+//! 4. **Moves**: leftovers are paired across the whole tree when exactly one old and one new
+//!    activity share a key, corresponding children, a name, or a rename key. A tie is never
+//!    broken: it is reported and left unmatched.
+//! 5. **Position**: between two aligned neighbours, the single leftover old and new activity
+//!    of one element (same name, or both unnamed) are paired, and reported as a guess.
+//!
+//! After every pass that matched something, the alignment runs again below the new pairs.
+
+use super::costs::*;
+use super::model::{MatchIssue, MatchVia};
+use super::tree::{key_is_trivial, Tree};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub(crate) struct Matching {
+    pub o2n: Vec<Option<usize>>,
+    pub n2o: Vec<Option<usize>>,
+    /// By old position.
+    pub via: Vec<Option<MatchVia>>,
+    /// Old activities pinned to "no counterpart".
+    pub blocked: Vec<bool>,
+    /// Old switch position → (old case, new case), 1-based user-case indices.
+    pub cases: BTreeMap<usize, Vec<(u32, u32)>>,
+    pub issues: Vec<MatchIssue>,
+}
+
+impl Matching {
+    fn set(&mut self, o: usize, n: usize, via: MatchVia) {
+        self.o2n[o] = Some(n);
+        self.n2o[n] = Some(o);
+        self.via[o] = Some(via);
+    }
+}
+
+/// A resolved pin: old position → new position (None = "has no counterpart").
+pub(crate) type PinPos = (usize, Option<usize>);
+
+struct Matcher<'t, 'a> {
+    old: &'t Tree<'a>,
+    new: &'t Tree<'a>,
+    m: Matching,
+    work: BTreeSet<usize>,
+    /// Pairs whose child lists were aligned already.
+    done: BTreeSet<usize>,
+}
+
+pub(crate) fn match_trees(old: &Tree, new: &Tree, pins: &[PinPos]) -> Matching {
+    let mut mt = Matcher {
+        old,
+        new,
+        m: Matching {
+            o2n: vec![None; old.len()],
+            n2o: vec![None; new.len()],
+            via: vec![None; old.len()],
+            blocked: vec![false; old.len()],
+            cases: BTreeMap::new(),
+            issues: Vec::new(),
+        },
+        work: BTreeSet::new(),
+        done: BTreeSet::new(),
+    };
+    for &(o, n) in pins {
+        match n {
+            Some(n) => {
+                mt.m.set(o, n, MatchVia::Pinned);
+                mt.work.insert(o);
+            }
+            None => mt.m.blocked[o] = true,
+        }
+    }
+    if mt.m.o2n[0].is_none() && mt.m.n2o[0].is_none() && !mt.m.blocked[0] {
+        mt.m.set(0, 0, MatchVia::Root);
+    }
+    mt.work.insert(0);
+    mt.exact_pass();
+    let mut rounds = 0;
+    loop {
+        mt.top_down();
+        if mt.move_pass() {
+            rounds += 1;
+            if rounds >= MOVE_MAX_ROUNDS {
+                mt.m.issues.push(MatchIssue::LimitHit {
+                    limit: format!("MOVE_MAX_ROUNDS = {MOVE_MAX_ROUNDS}"),
+                    fallback: "stopped looking for moved activities; the rest count as removed/inserted".into(),
+                    at: None,
+                });
+                mt.top_down();
+                break;
+            }
+            continue;
+        }
+        if mt.positional_pass() {
+            continue;
+        }
+        break;
+    }
+    mt.m
+}
+
+impl Matcher<'_, '_> {
+    // ---- pass 2: exact unique subtrees -------------------------------------------------
+
+    fn exact_pass(&mut self) {
+        let count = |t: &Tree| {
+            let mut c: HashMap<[u8; 16], (u32, usize)> = HashMap::new();
+            for p in 0..t.len() {
+                let e = c.entry(t.hash[p]).or_insert((0, p));
+                e.0 += 1;
+            }
+            c
+        };
+        let (co, cn) = (count(self.old), count(self.new));
+        let mut cands: Vec<(usize, usize)> = co
+            .iter()
+            .filter(|(_, (k, _))| *k == 1)
+            .filter_map(|(h, &(_, o))| cn.get(h).filter(|(k, _)| *k == 1).map(|&(_, n)| (o, n)))
+            .filter(|&(o, _)| self.old.weight[o] >= EXACT_MIN_WEIGHT)
+            .collect();
+        // Largest first, then document order: a subtree matched whole takes its inside along.
+        cands.sort_by_key(|&(o, _)| (std::cmp::Reverse(self.old.desc_count(o)), o));
+        for (o, n) in cands {
+            let size = self.old.desc_count(o);
+            let free = (0..=size).all(|k| self.m.o2n[o + k].is_none() && !self.m.blocked[o + k] && self.m.n2o[n + k].is_none());
+            if !free {
+                continue;
+            }
+            for k in 0..=size {
+                self.m.set(o + k, n + k, if k == 0 { MatchVia::Exact } else { MatchVia::Inside });
+            }
+            self.work.insert(o);
+        }
+    }
+
+    // ---- pass 3: top-down alignment ------------------------------------------------------
+
+    fn top_down(&mut self) {
+        while let Some(o) = self.work.pop_first() {
+            if !self.done.insert(o) {
+                continue;
+            }
+            let Some(n) = self.m.o2n[o] else { continue };
+            for (ol, nl) in self.slot_pairs(o, n) {
+                self.align_lists(o, &ol, &nl);
+            }
+        }
+    }
+
+    /// The child lists of a matched pair that correspond, as (old list, new list).
+    fn slot_pairs(&mut self, o: usize, n: usize) -> Vec<(Vec<usize>, Vec<usize>)> {
+        let (ot, nt) = (self.old, self.new);
+        let mut out = Vec::new();
+        if ot.element(o) == "switch" && nt.element(n) == "switch" {
+            let pairs = self.case_pairs(o, n);
+            for &(i, j) in &pairs {
+                if let (Some(ol), Some(nl)) = (slot_list(ot, o, &format!("case[{}]", i - 1)), slot_list(nt, n, &format!("case[{}]", j - 1))) {
+                    out.push((ol.clone(), nl.clone()));
+                }
+            }
+            self.m.cases.insert(o, pairs);
+            if let (Some(ol), Some(nl)) = (slot_list(ot, o, "default"), slot_list(nt, n, "default")) {
+                out.push((ol.clone(), nl.clone()));
+            }
+            return out;
+        }
+        for (slot, ol) in &ot.slots[o] {
+            if let Some(nl) = slot_list(nt, n, slot) {
+                out.push((ol.clone(), nl.clone()));
+            }
+        }
+        out
+    }
+
+    /// Pair the user cases of two matched switches: same condition, same name, corresponding
+    /// activities; then the single leftover between aligned neighbours.
+    fn case_pairs(&self, o: usize, n: usize) -> Vec<(u32, u32)> {
+        let cases = |t: &Tree, p: usize| -> Vec<(Option<String>, Option<String>, Vec<usize>)> {
+            match &t.nodes[p].kind {
+                crate::bpl::ActivityKind::Switch { cases, .. } => cases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.name.clone(), c.condition.clone(), slot_list(t, p, &format!("case[{i}]")).cloned().unwrap_or_default()))
+                    .collect(),
+                _ => vec![],
+            }
+        };
+        let (oc, nc) = (cases(self.old, o), cases(self.new, n));
+        let score = |i: usize, j: usize| -> u32 {
+            let (on, ocond, ol) = &oc[i];
+            let (nn, ncond, nl) = &nc[j];
+            let dice = self.dice_lists(ol, nl);
+            let bonus = (dice / SCORE_DICE_DIVISOR).min(SCORE_DICE_BONUS_MAX);
+            if ocond == ncond && on == nn {
+                SCORE_EXACT + bonus
+            } else if ocond == ncond {
+                SCORE_KEY + bonus
+            } else if on.is_some() && on == nn {
+                SCORE_NAME + bonus
+            } else if dice >= CONTAINER_MIN_DICE_PERMILLE {
+                SCORE_CONTAINER_BASE + bonus
+            } else {
+                0
+            }
+        };
+        let chain = align_dp(oc.len(), nc.len(), score);
+        let mut pairs: Vec<(usize, usize)> = chain.iter().map(|&(i, j, _)| (i, j)).collect();
+        // Single leftover case between neighbours: the same case with an edited condition.
+        let mut extra = Vec::new();
+        for (lo_i, hi_i, lo_j, hi_j) in gaps(&pairs, oc.len(), nc.len()) {
+            if hi_i - lo_i == 1 && hi_j - lo_j == 1 {
+                extra.push((lo_i, lo_j));
+            }
+        }
+        pairs.extend(extra);
+        pairs.sort();
+        pairs.into_iter().map(|(i, j)| (i as u32 + 1, j as u32 + 1)).collect()
+    }
+
+    /// Dice coefficient (‰) of two activity lists: how many of their nodes (all depths)
+    /// correspond through the current matching.
+    fn dice_lists(&self, ol: &[usize], nl: &[usize]) -> u32 {
+        let size = |t: &Tree, l: &[usize]| l.iter().map(|&p| t.desc_count(p) + 1).sum::<usize>();
+        let (so, sn) = (size(self.old, ol), size(self.new, nl));
+        if so + sn == 0 {
+            return 0;
+        }
+        let in_new = |x: usize| nl.iter().any(|&q| x >= q && x <= self.new.end[q]);
+        let common = ol.iter().flat_map(|&p| p..=self.old.end[p]).filter(|&d| self.m.o2n[d].is_some_and(in_new)).count();
+        (2000 * common / (so + sn)) as u32
+    }
+
+    /// Dice coefficient (‰) of the descendants of two containers.
+    fn dice(&self, o: usize, n: usize) -> u32 {
+        let (so, sn) = (self.old.desc_count(o), self.new.desc_count(n));
+        if so == 0 || sn == 0 {
+            return 0;
+        }
+        let common = (o + 1..=self.old.end[o]).filter(|&d| self.m.o2n[d].is_some_and(|x| self.new.is_desc(x, n))).count();
+        (2000 * common / (so + sn)) as u32
+    }
+
+    /// How alike two unmatched activities are (0 = not a candidate), and what that means.
+    fn score(&self, o: usize, n: usize) -> (u32, MatchVia) {
+        if self.m.o2n[o] == Some(n) {
+            return (SCORE_ALREADY_MATCHED, self.m.via[o].unwrap_or(MatchVia::Exact));
+        }
+        if self.m.o2n[o].is_some() || self.m.n2o[n].is_some() || self.m.blocked[o] || self.old.element(o) != self.new.element(n) {
+            return (0, MatchVia::Key);
+        }
+        let (ot, nt) = (self.old, self.new);
+        let dice = self.dice(o, n);
+        let bonus = (dice / SCORE_DICE_DIVISOR).min(SCORE_DICE_BONUS_MAX);
+        if ot.hash[o] == nt.hash[n] {
+            (SCORE_EXACT + bonus, MatchVia::ExactAligned)
+        } else if ot.key[o] == nt.key[n] {
+            (SCORE_KEY + bonus, MatchVia::Key)
+        } else if ot.nodes[o].name.is_some() && ot.nodes[o].name == nt.nodes[n].name {
+            (SCORE_NAME + bonus, MatchVia::Name)
+        } else if ot.rename_key[o].is_some() && ot.rename_key[o] == nt.rename_key[n] {
+            (SCORE_RENAME + bonus, MatchVia::Rename)
+        } else if dice >= CONTAINER_MIN_DICE_PERMILLE {
+            (SCORE_CONTAINER_BASE + bonus, MatchVia::Children)
+        } else {
+            (0, MatchVia::Key)
+        }
+    }
+
+    fn align_lists(&mut self, parent: usize, ol: &[usize], nl: &[usize]) {
+        if ol.is_empty() || nl.is_empty() {
+            return;
+        }
+        if ol.len().saturating_mul(nl.len()) > ALIGN_MAX_CELLS {
+            self.m.issues.push(MatchIssue::LimitHit {
+                limit: format!("ALIGN_MAX_CELLS = {ALIGN_MAX_CELLS} ({} × {} siblings)", ol.len(), nl.len()),
+                fallback: "paired siblings with equal keys in order instead of a full alignment".into(),
+                at: Some(self.old.aref(parent)),
+            });
+            self.align_by_keys(ol, nl);
+            return;
+        }
+        let scores: Vec<Vec<(u32, MatchVia)>> = ol.iter().map(|&o| nl.iter().map(|&n| self.score(o, n)).collect()).collect();
+        let chain = align_dp(ol.len(), nl.len(), |i, j| scores[i][j].0);
+        let mut fresh = Vec::new();
+        for &(i, j, s) in &chain {
+            if s < SCORE_ALREADY_MATCHED {
+                self.m.set(ol[i], nl[j], scores[i][j].1);
+                fresh.push((i, j, s));
+            }
+            self.work.insert(ol[i]);
+        }
+        // A tie that the order decided: another leftover scored as well as the chosen one.
+        for (i, j, s) in fresh {
+            let other_old: Vec<usize> = (0..ol.len()).filter(|&x| x != i && self.m.o2n[ol[x]].is_none() && scores[x][j].0 >= s).collect();
+            let other_new: Vec<usize> = (0..nl.len()).filter(|&y| y != j && self.m.n2o[nl[y]].is_none() && scores[i][y].0 >= s).collect();
+            if other_old.is_empty() && other_new.is_empty() {
+                continue;
+            }
+            let mut olds = vec![ol[i]];
+            olds.extend(other_old.iter().map(|&x| ol[x]));
+            olds.sort();
+            let mut news = vec![nl[j]];
+            news.extend(other_new.iter().map(|&y| nl[y]));
+            news.sort();
+            self.m.issues.push(MatchIssue::Ambiguous {
+                old: olds.iter().map(|&p| self.old.aref(p)).collect(),
+                new: news.iter().map(|&p| self.new.aref(p)).collect(),
+                chosen: Some((self.old.aref(ol[i]), self.new.aref(nl[j]))),
+                reason: format!(
+                    "{} old and {} new activities in the same list look alike; the first in document order was paired",
+                    olds.len(),
+                    news.len()
+                ),
+            });
+        }
+    }
+
+    /// Fallback for very long lists: pair equal exact hashes, then equal keys, in order.
+    fn align_by_keys(&mut self, ol: &[usize], nl: &[usize]) {
+        for exact in [true, false] {
+            let mut next = 0;
+            for &o in ol {
+                if self.m.o2n[o].is_some() || self.m.blocked[o] {
+                    continue;
+                }
+                let hit = (next..nl.len()).find(|&j| {
+                    let n = nl[j];
+                    self.m.n2o[n].is_none() && if exact { self.old.hash[o] == self.new.hash[n] } else { self.old.key[o] == self.new.key[n] }
+                });
+                if let Some(j) = hit {
+                    self.m.set(o, nl[j], if exact { MatchVia::ExactAligned } else { MatchVia::Key });
+                    self.work.insert(o);
+                    next = j + 1;
+                }
+            }
+        }
+    }
+
+    // ---- pass 4: moves --------------------------------------------------------------------
+
+    fn leftovers(&self) -> (Vec<usize>, Vec<usize>) {
+        let lo = (0..self.old.len()).filter(|&p| self.m.o2n[p].is_none() && !self.m.blocked[p]).collect();
+        let ln = (0..self.new.len()).filter(|&p| self.m.n2o[p].is_none()).collect();
+        (lo, ln)
+    }
+
+    /// Pair leftovers that are unique on both sides by some identity. Returns whether any
+    /// pair was made.
+    fn move_pass(&mut self) -> bool {
+        let mut any = false;
+        // Keys, then names, then rename keys: each a 1:1 grouping over the leftovers.
+        type KeyFn = fn(&Tree, usize) -> Option<String>;
+        let identities: [(KeyFn, MatchVia, &str); 3] = [
+            (|t, p| (!key_is_trivial(t, p)).then(|| t.key[p].clone()), MatchVia::Key, "the same key attributes"),
+            (|t, p| t.nodes[p].name.as_ref().map(|n| format!("{}\u{1e}{}", t.element(p), n)), MatchVia::Name, "the same name"),
+            (|t, p| t.rename_key[p].clone(), MatchVia::Rename, "the same attributes except the name"),
+        ];
+        for (f, via, what) in identities {
+            let (lo, ln) = self.leftovers();
+            let mut groups: BTreeMap<String, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+            for &o in &lo {
+                if let Some(k) = f(self.old, o) {
+                    groups.entry(k).or_default().0.push(o);
+                }
+            }
+            for &n in &ln {
+                if let Some(k) = f(self.new, n) {
+                    groups.entry(k).or_default().1.push(n);
+                }
+            }
+            for (_, (os, ns)) in groups {
+                match (os.as_slice(), ns.as_slice()) {
+                    ([], _) | (_, []) => {}
+                    ([o], [n]) => {
+                        self.m.set(*o, *n, via);
+                        self.work.insert(*o);
+                        any = true;
+                    }
+                    _ => {
+                        if via == MatchVia::Key || (os.len() != ns.len()) {
+                            self.ambiguous_move(&os, &ns, what);
+                        }
+                    }
+                }
+            }
+            if any {
+                return true;
+            }
+        }
+        // Containers whose descendants went along.
+        let (lo, ln) = self.leftovers();
+        let lo: Vec<usize> = lo.into_iter().filter(|&p| self.old.desc_count(p) > 0).collect();
+        let ln: Vec<usize> = ln.into_iter().filter(|&p| self.new.desc_count(p) > 0).collect();
+        if lo.len().saturating_mul(ln.len()) > MOVE_MAX_PAIRS {
+            self.m.issues.push(MatchIssue::LimitHit {
+                limit: format!("MOVE_MAX_PAIRS = {MOVE_MAX_PAIRS} ({} × {} containers)", lo.len(), ln.len()),
+                fallback: "did not look for moved containers by their contents; they count as removed/inserted".into(),
+                at: None,
+            });
+            return false;
+        }
+        let best = |from: &[usize], to: &[usize], d: &dyn Fn(usize, usize) -> u32| -> BTreeMap<usize, Vec<usize>> {
+            let mut out = BTreeMap::new();
+            for &a in from {
+                let mut top = 0;
+                let mut who = Vec::new();
+                for &b in to {
+                    let s = d(a, b);
+                    if s < CONTAINER_MIN_DICE_PERMILLE || s < top {
+                        continue;
+                    }
+                    if s > top {
+                        top = s;
+                        who.clear();
+                    }
+                    who.push(b);
+                }
+                if !who.is_empty() {
+                    out.insert(a, who);
+                }
+            }
+            out
+        };
+        let same = |o: usize, n: usize| self.old.element(o) == self.new.element(n);
+        let fwd = best(&lo, &ln, &|o, n| if same(o, n) { self.dice(o, n) } else { 0 });
+        let back = best(&ln, &lo, &|n, o| if same(o, n) { self.dice(o, n) } else { 0 });
+        let mut pairs = Vec::new();
+        for (o, ns) in &fwd {
+            match ns.as_slice() {
+                [n] if back.get(n).is_some_and(|os| os.as_slice() == [*o]) => pairs.push((*o, *n)),
+                [_] => {}
+                many => self.ambiguous_move(&[*o], many, "children that correspond equally well"),
+            }
+        }
+        for (o, n) in pairs {
+            if self.m.o2n[o].is_none() && self.m.n2o[n].is_none() {
+                self.m.set(o, n, MatchVia::Children);
+                self.work.insert(o);
+                any = true;
+            }
+        }
+        any
+    }
+
+    fn ambiguous_move(&mut self, os: &[usize], ns: &[usize], what: &str) {
+        self.m.issues.push(MatchIssue::Ambiguous {
+            old: os.iter().map(|&p| self.old.aref(p)).collect(),
+            new: ns.iter().map(|&p| self.new.aref(p)).collect(),
+            chosen: None,
+            reason: format!("{} old and {} new activities elsewhere in the tree share {what}; none was paired", os.len(), ns.len()),
+        });
+    }
+
+    // ---- pass 5: position ------------------------------------------------------------------
+
+    fn positional_pass(&mut self) -> bool {
+        let mut made = Vec::new();
+        let matched: Vec<usize> = (0..self.old.len()).filter(|&o| self.m.o2n[o].is_some()).collect();
+        for o in matched {
+            let Some(n) = self.m.o2n[o] else { continue };
+            for (ol, nl) in self.slot_pairs(o, n) {
+                let anchors: Vec<(usize, usize)> = increasing_chain(
+                    ol.iter().enumerate().filter_map(|(i, &x)| self.m.o2n[x].and_then(|y| nl.iter().position(|&z| z == y)).map(|j| (i, j))).collect(),
+                );
+                for (lo_i, hi_i, lo_j, hi_j) in gaps(&anchors, ol.len(), nl.len()) {
+                    let free_o: Vec<usize> = ol[lo_i..hi_i].iter().copied().filter(|&x| self.m.o2n[x].is_none() && !self.m.blocked[x]).collect();
+                    let free_n: Vec<usize> = nl[lo_j..hi_j].iter().copied().filter(|&y| self.m.n2o[y].is_none()).collect();
+                    let elements: BTreeSet<&str> = free_o.iter().map(|&x| self.old.element(x)).collect();
+                    for e in elements {
+                        let os: Vec<usize> = free_o.iter().copied().filter(|&x| self.old.element(x) == e).collect();
+                        let ns: Vec<usize> = free_n.iter().copied().filter(|&y| self.new.element(y) == e).collect();
+                        if let ([x], [y]) = (os.as_slice(), ns.as_slice()) {
+                            if self.old.nodes[*x].name == self.new.nodes[*y].name {
+                                made.push((*x, *y));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let any = !made.is_empty();
+        for (x, y) in made {
+            if self.m.o2n[x].is_none() && self.m.n2o[y].is_none() {
+                self.m.set(x, y, MatchVia::Position);
+                self.m.issues.push(MatchIssue::Positional { old: self.old.aref(x), new: self.new.aref(y) });
+                self.work.insert(x);
+            }
+        }
+        any
+    }
+}
+
+fn slot_list<'t>(t: &'t Tree, p: usize, slot: &str) -> Option<&'t Vec<usize>> {
+    t.slots[p].iter().find(|(s, _)| s == slot).map(|(_, l)| l)
+}
+
+/// Maximum-weight order-preserving alignment of `0..m` with `0..k` (pairs scoring 0 are not
+/// allowed). Ties go to the leftmost pairing. Returns (i, j, score) in order.
+pub(crate) fn align_dp(m: usize, k: usize, score: impl Fn(usize, usize) -> u32) -> Vec<(usize, usize, u32)> {
+    // dp[i][j] = best total for the suffixes i.., j..
+    let w = k + 1;
+    let mut dp = vec![0u64; (m + 1) * w];
+    let mut s = vec![0u32; m * k];
+    for i in (0..m).rev() {
+        for j in (0..k).rev() {
+            let sc = score(i, j);
+            s[i * k + j] = sc;
+            let diag = if sc > 0 { dp[(i + 1) * w + j + 1] + u64::from(sc) } else { 0 };
+            dp[i * w + j] = diag.max(dp[(i + 1) * w + j]).max(dp[i * w + j + 1]);
+        }
+    }
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < m && j < k {
+        let sc = s[i * k + j];
+        if sc > 0 && dp[i * w + j] == dp[(i + 1) * w + j + 1] + u64::from(sc) {
+            out.push((i, j, sc));
+            i += 1;
+            j += 1;
+        } else if dp[i * w + j] == dp[(i + 1) * w + j] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// The longest chain of pairs increasing in both coordinates (input sorted by i).
+pub(crate) fn increasing_chain(pairs: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    // Patience LIS on j, O(n log n); ties impossible (j distinct).
+    let mut tails: Vec<usize> = Vec::new(); // index into pairs
+    let mut prev: Vec<Option<usize>> = vec![None; pairs.len()];
+    for (x, &(_, j)) in pairs.iter().enumerate() {
+        let at = tails.partition_point(|&t| pairs[t].1 < j);
+        if at > 0 {
+            prev[x] = Some(tails[at - 1]);
+        }
+        if at == tails.len() {
+            tails.push(x);
+        } else {
+            tails[at] = x;
+        }
+    }
+    let mut out = Vec::new();
+    let mut cur = tails.last().copied();
+    while let Some(x) = cur {
+        out.push(pairs[x]);
+        cur = prev[x];
+    }
+    out.reverse();
+    out
+}
+
+/// The stretches between consecutive anchors: (old from, old to, new from, new to), half-open.
+fn gaps(anchors: &[(usize, usize)], m: usize, k: usize) -> Vec<(usize, usize, usize, usize)> {
+    let mut out = Vec::new();
+    let (mut pi, mut pj) = (0, 0);
+    for &(i, j) in anchors.iter().chain(std::iter::once(&(m, k))) {
+        if i > pi && j > pj {
+            out.push((pi, i, pj, j));
+        }
+        pi = i + 1;
+        pj = j + 1;
+    }
+    out
+}

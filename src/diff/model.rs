@@ -1,0 +1,215 @@
+//! `ProcessDiff`: the data handed from `diff` to `plan` and printed by `bplmigrate diff`.
+
+use crate::states::{ActivityRef, Role};
+use serde::{Deserialize, Serialize};
+
+pub const DIFF_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessDiff {
+    pub schema_version: u32,
+    pub compiler: String,
+    pub old: DiffSource,
+    pub new: DiffSource,
+    /// Same activity tree (ignoring layout and annotations), same context, same class names.
+    pub identical: bool,
+    /// One entry per old activity (document order), then one per inserted new activity.
+    pub activities: Vec<ActivityChange>,
+    /// `<switch>` cases paired through the switch match (cases are not activities).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cases: Vec<CaseMatch>,
+    /// One entry per old thread class (in number order), then one per added new thread class.
+    pub threads: Vec<ThreadDelta>,
+    /// One entry per old `OnResponse<n>`, then one per added new handler.
+    pub handlers: Vec<HandlerDelta>,
+    pub context: Vec<ContextDelta>,
+    /// What the matcher could not decide alone: ambiguities, limits hit, guesses by position.
+    pub issues: Vec<MatchIssue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiffSource {
+    pub origin: String,
+    pub sha256: String,
+    pub class: String,
+    pub package: String,
+    pub version: Option<u64>,
+}
+
+/// How an old/new activity pair was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchVia {
+    /// Pinned in the overrides file.
+    Pinned,
+    /// The compiled top-level sequences.
+    Root,
+    /// Identical subtree, unique in both trees.
+    Exact,
+    /// Identical subtree aligned among its siblings.
+    ExactAligned,
+    /// Same element and key attributes.
+    Key,
+    /// Same element and name.
+    Name,
+    /// Same key attributes, different name.
+    Rename,
+    /// Containers whose descendants correspond.
+    Children,
+    /// The only candidate of its element between two aligned neighbours.
+    Position,
+    /// Inside an identical subtree matched as a whole.
+    Inside,
+}
+
+impl MatchVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchVia::Pinned => "pinned",
+            MatchVia::Root => "root",
+            MatchVia::Exact => "exact",
+            MatchVia::ExactAligned => "exact_aligned",
+            MatchVia::Key => "key",
+            MatchVia::Name => "name",
+            MatchVia::Rename => "rename",
+            MatchVia::Children => "children",
+            MatchVia::Position => "position",
+            MatchVia::Inside => "inside",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityChangeKind {
+    /// Matched, and the whole subtree is identical in place.
+    Unchanged,
+    /// Matched, with at least one aspect changed (see `aspects`), or with changes inside.
+    Changed,
+    Removed,
+    Inserted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aspect {
+    /// Different parent (re-nested, or moved to another branch/case/list).
+    Moved,
+    /// Same parent and list, but its order relative to its matched siblings changed.
+    Reordered,
+    /// The `name` attribute changed.
+    Renamed,
+    /// Other own attributes changed (target, condition, value, …).
+    Modified,
+    /// Was disabled, now enabled.
+    Enabled,
+    /// Was enabled, now disabled.
+    Disabled,
+    /// Something inside changed.
+    Contents,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityChange {
+    pub change: ActivityChangeKind,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aspects: Vec<Aspect>,
+    pub old: Option<ActivityRef>,
+    pub new: Option<ActivityRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<MatchVia>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseMatch {
+    pub old_switch: ActivityRef,
+    pub new_switch: ActivityRef,
+    /// 1-based index among the user cases (`SWITCH_CASE(i)`).
+    pub old_case: u32,
+    pub new_case: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeltaKind {
+    Unchanged,
+    Renumbered,
+    Removed,
+    Added,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadDelta {
+    pub old: Option<u32>,
+    pub new: Option<u32>,
+    pub old_class: Option<String>,
+    pub new_class: Option<String>,
+    pub change: DeltaKind,
+    /// Every old state (allocation order), then every added new state.
+    pub states: Vec<StateDelta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateDelta {
+    pub old: Option<String>,
+    pub new: Option<String>,
+    /// The old role (the new one for added states).
+    pub role: Role,
+    /// The new role when it is spelled differently (`CATCH(2)` → `CATCH(1)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_role: Option<Role>,
+    pub old_activity: Option<ActivityRef>,
+    pub new_activity: Option<ActivityRef>,
+    pub wait: bool,
+    pub join: bool,
+    pub change: DeltaKind,
+    /// How the owning activity was matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<MatchVia>,
+    /// Why a state with a matched owner still has no counterpart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandlerDelta {
+    pub old: Option<String>,
+    pub new: Option<String>,
+    /// Call name (completion key) in the old version.
+    pub old_call: Option<String>,
+    pub new_call: Option<String>,
+    pub old_activity: Option<ActivityRef>,
+    pub new_activity: Option<ActivityRef>,
+    pub change: DeltaKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextChangeKind {
+    Added,
+    Removed,
+    Retyped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextDelta {
+    pub name: String,
+    pub change: ContextChangeKind,
+    pub old_type: Option<String>,
+    pub new_type: Option<String>,
+    /// `initialexpression` of the new property (what new instances get).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_expression: Option<String>,
+}
+
+/// Something the matcher could not decide with confidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MatchIssue {
+    /// Several candidates scored the same; the first in document order was taken.
+    Ambiguous { old: Vec<ActivityRef>, new: Vec<ActivityRef>, chosen: Option<(ActivityRef, ActivityRef)>, reason: String },
+    /// Paired only because it was the one candidate of its element between aligned neighbours.
+    Positional { old: ActivityRef, new: ActivityRef },
+    /// A limit in `diff::costs` was hit and a simpler method was used.
+    LimitHit { limit: String, fallback: String, at: Option<ActivityRef> },
+}

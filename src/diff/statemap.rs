@@ -1,0 +1,237 @@
+//! From matched activities to matched states, thread classes and response handlers.
+//!
+//! A state is identified by (owning activity, role) (design "Mapping semantics"). An old
+//! state maps to the new state whose owner is the matched activity and whose role is equal —
+//! except for roles that carry an index or a name that can shift: `CATCH(i)` follows the
+//! matched `<catch>`, `SWITCH_CASE(i)` the matched case, `COMP_HANDLER(n)` the matched
+//! `<compensationhandler>`.
+
+use super::matcher::Matching;
+use super::model::{DeltaKind, HandlerDelta, StateDelta, ThreadDelta};
+use super::tree::Tree;
+use crate::states::{CompiledProcess, Role, State, ThreadClass};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The state-level result, with lookups the plan needs.
+pub(crate) struct StateMap {
+    pub threads: Vec<ThreadDelta>,
+    pub handlers: Vec<HandlerDelta>,
+    /// Old thread number → new thread number.
+    pub thread_map: BTreeMap<u32, Option<u32>>,
+}
+
+pub(crate) fn map_states(old_c: &CompiledProcess, new_c: &CompiledProcess, t_old: &Tree, t_new: &Tree, m: &Matching) -> StateMap {
+    let mut thread_map = BTreeMap::new();
+    for t in &old_c.threads {
+        thread_map.insert(t.number, counterpart_thread(t, new_c, t_old, t_new, m));
+    }
+    let mut threads = Vec::new();
+    let mut used_threads = BTreeSet::new();
+    for t in &old_c.threads {
+        let nt = thread_map.get(&t.number).copied().flatten().and_then(|n| new_c.thread(n));
+        if let Some(nt) = nt {
+            used_threads.insert(nt.number);
+        }
+        let mut targeted = BTreeSet::new();
+        let mut states = Vec::new();
+        for s in &t.states {
+            let d = map_state(s, t, nt, new_c, t_old, t_new, m);
+            if let Some(n) = &d.new {
+                targeted.insert(n.clone());
+            }
+            states.push(d);
+        }
+        if let Some(nt) = nt {
+            states.extend(nt.states.iter().filter(|s| !targeted.contains(&s.name)).map(added_state));
+        }
+        threads.push(ThreadDelta {
+            old: Some(t.number),
+            new: nt.map(|x| x.number),
+            old_class: Some(t.class.clone()),
+            new_class: nt.map(|x| x.class.clone()),
+            change: match nt {
+                None => DeltaKind::Removed,
+                Some(x) if x.number == t.number => DeltaKind::Unchanged,
+                Some(_) => DeltaKind::Renumbered,
+            },
+            states,
+        });
+    }
+    for nt in &new_c.threads {
+        if !used_threads.contains(&nt.number) {
+            threads.push(ThreadDelta {
+                old: None,
+                new: Some(nt.number),
+                old_class: None,
+                new_class: Some(nt.class.clone()),
+                change: DeltaKind::Added,
+                states: nt.states.iter().map(added_state).collect(),
+            });
+        }
+    }
+    StateMap { threads, handlers: map_handlers(old_c, new_c, t_old, t_new, m), thread_map }
+}
+
+/// Thread1 is Thread1; a flow child thread follows its matched root `<sequence>`.
+fn counterpart_thread(t: &ThreadClass, new_c: &CompiledProcess, t_old: &Tree, t_new: &Tree, m: &Matching) -> Option<u32> {
+    if t.parent.is_none() {
+        return new_c.threads.iter().find(|x| x.parent.is_none()).map(|x| x.number);
+    }
+    let root = t_old.pos(t.root.id)?;
+    let n = m.o2n[root]?;
+    let id = t_new.id(n);
+    new_c.threads.iter().find(|x| x.parent.is_some() && x.root.id == id).map(|x| x.number)
+}
+
+fn added_state(s: &State) -> StateDelta {
+    StateDelta {
+        old: None,
+        new: Some(s.name.clone()),
+        role: s.role.clone(),
+        new_role: None,
+        old_activity: None,
+        new_activity: Some(s.activity.clone()),
+        wait: s.wait,
+        join: s.join,
+        change: DeltaKind::Added,
+        via: None,
+        note: None,
+    }
+}
+
+/// The (new owner position, new role) an old (owner, role) corresponds to, or why none.
+pub(crate) fn counterpart_key(owner: usize, role: &Role, t_old: &Tree, t_new: &Tree, m: &Matching) -> Result<(usize, Role), String> {
+    let Some(n_owner) = m.o2n[owner] else {
+        return Err(format!("{} was removed", t_old.label(owner)));
+    };
+    let role = match role {
+        Role::Catch(i) => {
+            let catches = t_old.catches(owner);
+            let Some(&oc) = (*i as usize).checked_sub(1).and_then(|k| catches.get(k)) else {
+                return Err(format!("{} has no catch {i}", t_old.label(owner)));
+            };
+            let Some(nc) = m.o2n[oc] else {
+                return Err(format!("{} was removed", t_old.label(oc)));
+            };
+            match t_new.catches(n_owner).iter().position(|&c| c == nc) {
+                Some(j) => Role::Catch(j as u32 + 1),
+                None => return Err(format!("{} moved to another scope", t_old.label(oc))),
+            }
+        }
+        Role::SwitchCase(i) => match m.cases.get(&owner).and_then(|v| v.iter().find(|(a, _)| a == i)) {
+            Some(&(_, j)) => Role::SwitchCase(j),
+            None => return Err(format!("case {i} of {} was removed", t_old.label(owner))),
+        },
+        Role::CompHandler(name) => {
+            let old_h = t_old.comp_handlers(owner).into_iter().find(|&h| t_old.nodes[h].name.as_deref() == Some(name.as_str()));
+            match old_h.and_then(|h| m.o2n[h]) {
+                Some(nh) if t_new.parent[nh] == Some(n_owner) => match &t_new.nodes[nh].name {
+                    Some(nn) => Role::CompHandler(nn.clone()),
+                    None => return Err(format!("compensation handler {name} lost its name")),
+                },
+                Some(_) => return Err(format!("compensation handler {name} moved to another scope")),
+                None => return Err(format!("compensation handler {name} was removed")),
+            }
+        }
+        other => other.clone(),
+    };
+    Ok((n_owner, role))
+}
+
+fn map_state(
+    s: &State,
+    t: &ThreadClass,
+    nt: Option<&ThreadClass>,
+    new_c: &CompiledProcess,
+    t_old: &Tree,
+    t_new: &Tree,
+    m: &Matching,
+) -> StateDelta {
+    let mut d = StateDelta {
+        old: Some(s.name.clone()),
+        new: None,
+        role: s.role.clone(),
+        new_role: None,
+        old_activity: Some(s.activity.clone()),
+        new_activity: None,
+        wait: s.wait,
+        join: s.join,
+        change: DeltaKind::Removed,
+        via: None,
+        note: None,
+    };
+    let Some(owner) = t_old.pos(s.activity.id) else {
+        d.note = Some(format!("owner {} is not in the activity tree", s.activity.label()));
+        return d;
+    };
+    d.via = m.via[owner];
+    let (n_owner, role) = match counterpart_key(owner, &s.role, t_old, t_new, m) {
+        Ok(x) => x,
+        Err(why) => {
+            d.note = Some(why);
+            return d;
+        }
+    };
+    let n_id = t_new.id(n_owner);
+    let Some(nt) = nt else {
+        d.note = Some(format!("{} has no counterpart in the new version", t.class));
+        return d;
+    };
+    match nt.states.iter().find(|x| x.activity.id == n_id && x.role == role) {
+        Some(ns) => {
+            d.new = Some(ns.name.clone());
+            d.new_activity = Some(ns.activity.clone());
+            d.change = if ns.name == s.name { DeltaKind::Unchanged } else { DeltaKind::Renumbered };
+            if role != s.role {
+                d.new_role = Some(role);
+            }
+        }
+        None => {
+            let elsewhere = new_c.threads.iter().find(|x| x.states.iter().any(|y| y.activity.id == n_id && y.role == role));
+            d.note = Some(match elsewhere {
+                Some(x) => format!("{} now runs in {} (rows cannot change thread class)", t_new.label(n_owner), x.class),
+                None => format!("{} has no {role} state any more", t_new.label(n_owner)),
+            });
+        }
+    }
+    d
+}
+
+fn map_handlers(old_c: &CompiledProcess, new_c: &CompiledProcess, t_old: &Tree, t_new: &Tree, m: &Matching) -> Vec<HandlerDelta> {
+    let mut out = Vec::new();
+    let mut used = BTreeSet::new();
+    for h in &old_c.response_handlers {
+        let n = t_old.pos(h.activity.id).and_then(|p| m.o2n[p]).map(|p| t_new.id(p));
+        let nh = n.and_then(|id| new_c.response_handlers.iter().find(|x| x.activity.id == id));
+        if let Some(nh) = nh {
+            used.insert(nh.name.clone());
+        }
+        out.push(HandlerDelta {
+            old: Some(h.name.clone()),
+            new: nh.map(|x| x.name.clone()),
+            old_call: Some(h.call.clone()),
+            new_call: nh.map(|x| x.call.clone()),
+            old_activity: Some(h.activity.clone()),
+            new_activity: nh.map(|x| x.activity.clone()),
+            change: match nh {
+                None => DeltaKind::Removed,
+                Some(x) if x.name == h.name => DeltaKind::Unchanged,
+                Some(_) => DeltaKind::Renumbered,
+            },
+        });
+    }
+    for nh in &new_c.response_handlers {
+        if !used.contains(&nh.name) {
+            out.push(HandlerDelta {
+                old: None,
+                new: Some(nh.name.clone()),
+                old_call: None,
+                new_call: Some(nh.call.clone()),
+                old_activity: None,
+                new_activity: Some(nh.activity.clone()),
+                change: DeltaKind::Added,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,430 @@
+//! A flat, indexed view of one activity tree for the matcher: pre-order positions, parents,
+//! slots, subtree hashes, matching keys and order relations ("does `a` run before `w`?").
+
+use crate::bpl::{Activity, ActivityId, ActivityKind, Bpl};
+use crate::states::ActivityRef;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// Attributes that identify an activity, per element (besides `name`, which is always part of
+/// the key). Attributes not listed here (timeouts, `xpos`, annotations, `value` of an assign …)
+/// are content: they make two activities differ exactly but not by identity.
+const KEY_ATTRS: &[(&str, &[&str])] = &[
+    ("call", &["target", "async"]),
+    ("sync", &["calls", "type"]),
+    ("delay", &["duration", "until"]),
+    ("assign", &["property", "action", "key"]),
+    ("if", &["condition"]),
+    ("while", &["condition"]),
+    ("until", &["condition"]),
+    ("branch", &["label", "condition"]),
+    ("foreach", &["property", "key"]),
+    ("catch", &["fault"]),
+    ("compensate", &["target"]),
+    ("trace", &["value"]),
+    ("alert", &["value"]),
+    ("milestone", &["value"]),
+    ("transform", &["class", "source", "target"]),
+    ("rule", &["rule"]),
+    ("throw", &["fault"]),
+    ("xslt", &["xslURL"]),
+    ("xpath", &["source", "property"]),
+];
+
+fn key_attrs(element: &str) -> &'static [&'static str] {
+    KEY_ATTRS.iter().find(|(e, _)| *e == element).map(|(_, a)| *a).unwrap_or(&[])
+}
+
+pub(crate) type Hash = [u8; 16];
+
+/// How `a` relates to `w` in execution order within the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// `a` completes before `w` starts (same list, earlier; or part of `w`'s request).
+    Before,
+    /// `a` starts after `w` (same list, later).
+    After,
+    /// `a` encloses `w`.
+    Ancestor,
+    /// `a` is inside `w` (other than its request).
+    Inside,
+    /// Different branches/cases/handlers/threads: no sequential order.
+    Unordered,
+    Same,
+}
+
+pub(crate) struct Tree<'a> {
+    pub bpl: &'a Bpl,
+    pub nodes: Vec<&'a Activity>,
+    pub parent: Vec<Option<usize>>,
+    /// Slot name inside the parent (`children`, `body`, `true`, `case[1]`, `request`, …).
+    pub slot: Vec<String>,
+    /// Index within the slot.
+    pub index: Vec<u32>,
+    /// Last descendant position (pre-order), so `desc(p) = p+1 ..= end[p]`.
+    pub end: Vec<usize>,
+    pub depth: Vec<u32>,
+    /// Whole subtree, ignoring layout attributes, annotations and positions.
+    pub hash: Vec<Hash>,
+    /// The children only (all slots).
+    pub inner: Vec<Hash>,
+    /// Own attributes except `name` and `disabled`, plus message types / branch shapes.
+    pub own: Vec<String>,
+    /// Exact-pass weight: nodes plus key attribute values in the subtree.
+    pub weight: Vec<u32>,
+    /// Identity key: element, name, key attributes (and request type / sync-ness for calls).
+    pub key: Vec<String>,
+    /// The key without the name; None when nothing but the name identifies the element.
+    pub rename_key: Vec<Option<String>>,
+    /// Enabled, and every ancestor enabled: the compiler generates it.
+    pub effective: Vec<bool>,
+    /// Position of the root of the thread the activity runs in (0 or a flow child sequence).
+    pub thread_root: Vec<usize>,
+    /// Nearest enclosing catch / catchall / compensation handler (or itself).
+    pub handler: Vec<Option<usize>>,
+    /// Inside a call's `<request>`/`<response>`.
+    pub in_message: Vec<bool>,
+    /// Child lists: (slot, positions), in `Activity::child_slots` order.
+    pub slots: Vec<Vec<(String, Vec<usize>)>>,
+    pub by_id: HashMap<ActivityId, usize>,
+}
+
+impl<'a> Tree<'a> {
+    pub fn new(bpl: &'a Bpl) -> Tree<'a> {
+        let mut t = Tree {
+            bpl,
+            nodes: Vec::new(),
+            parent: Vec::new(),
+            slot: Vec::new(),
+            index: Vec::new(),
+            end: Vec::new(),
+            depth: Vec::new(),
+            hash: Vec::new(),
+            inner: Vec::new(),
+            own: Vec::new(),
+            weight: Vec::new(),
+            key: Vec::new(),
+            rename_key: Vec::new(),
+            effective: Vec::new(),
+            thread_root: Vec::new(),
+            handler: Vec::new(),
+            in_message: Vec::new(),
+            slots: Vec::new(),
+            by_id: HashMap::new(),
+        };
+        t.walk(&bpl.process.sequence, None, "process", 0, 0);
+        for p in (0..t.nodes.len()).rev() {
+            t.compute_hash(p);
+            t.weight[p] = t.own_weight(p) + t.slots[p].iter().flat_map(|(_, l)| l).map(|&c| t.weight[c]).sum::<u32>();
+        }
+        t
+    }
+
+    fn walk(&mut self, a: &'a Activity, parent: Option<usize>, slot: &str, index: u32, depth: u32) -> usize {
+        let p = self.nodes.len();
+        self.nodes.push(a);
+        self.parent.push(parent);
+        self.slot.push(slot.to_string());
+        self.index.push(index);
+        self.end.push(p);
+        self.depth.push(depth);
+        self.hash.push([0; 16]);
+        self.inner.push([0; 16]);
+        self.own.push(String::new());
+        self.weight.push(0);
+        let (key, rename_key) = keys(a);
+        self.key.push(key);
+        self.rename_key.push(rename_key);
+        let parent_effective = parent.map(|q| self.effective[q]).unwrap_or(true);
+        self.effective.push(parent_effective && !a.disabled);
+        let thread_root = match parent {
+            None => p,
+            Some(q) if self.nodes[q].element == "flow" => p,
+            Some(q) => self.thread_root[q],
+        };
+        self.thread_root.push(thread_root);
+        let handler = if matches!(a.element.as_str(), "catch" | "catchall" | "compensationhandler") {
+            Some(p)
+        } else {
+            parent.and_then(|q| self.handler[q])
+        };
+        self.handler.push(handler);
+        let in_message = matches!(slot, "request" | "response") || parent.is_some_and(|q| self.in_message[q]);
+        self.in_message.push(in_message);
+        self.slots.push(Vec::new());
+        self.by_id.insert(a.id, p);
+        let mut slots = Vec::new();
+        for (name, list) in a.child_slots() {
+            let mut ps = Vec::with_capacity(list.len());
+            for (i, c) in list.iter().enumerate() {
+                ps.push(self.walk(c, Some(p), &name, i as u32, depth + 1));
+            }
+            slots.push((name, ps));
+        }
+        self.slots[p] = slots;
+        self.end[p] = self.nodes.len() - 1;
+        p
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn pos(&self, id: ActivityId) -> Option<usize> {
+        self.by_id.get(&id).copied()
+    }
+
+    pub fn id(&self, p: usize) -> ActivityId {
+        self.nodes[p].id
+    }
+
+    pub fn aref(&self, p: usize) -> ActivityRef {
+        activity_ref(self.nodes[p])
+    }
+
+    pub fn label(&self, p: usize) -> String {
+        self.nodes[p].label()
+    }
+
+    pub fn element(&self, p: usize) -> &str {
+        &self.nodes[p].element
+    }
+
+    /// Number of descendants.
+    pub fn desc_count(&self, p: usize) -> usize {
+        self.end[p] - p
+    }
+
+    pub fn is_desc(&self, d: usize, of: usize) -> bool {
+        d > of && d <= self.end[of]
+    }
+
+    pub fn children(&self, p: usize) -> impl Iterator<Item = usize> + '_ {
+        self.slots[p].iter().flat_map(|(_, l)| l.iter().copied())
+    }
+
+    /// Ancestors from the parent up to the root.
+    pub fn ancestors(&self, p: usize) -> impl Iterator<Item = usize> + '_ {
+        std::iter::successors(self.parent[p], move |&q| self.parent[q])
+    }
+
+    /// The `<catch>` children of a scope, in document order.
+    pub fn catches(&self, scope: usize) -> Vec<usize> {
+        self.slots[scope]
+            .iter()
+            .filter(|(s, _)| s == "faulthandlers")
+            .flat_map(|(_, l)| l.iter().copied())
+            .filter(|&c| self.nodes[c].element == "catch")
+            .collect()
+    }
+
+    /// The `<compensationhandler>` children of a scope.
+    pub fn comp_handlers(&self, scope: usize) -> Vec<usize> {
+        self.slots[scope].iter().filter(|(s, _)| s == "handlers").flat_map(|(_, l)| l.iter().copied()).collect()
+    }
+
+    fn own_weight(&self, p: usize) -> u32 {
+        let a = self.nodes[p];
+        let keyed = key_attrs(&a.element).iter().filter(|k| a.attrs.contains_key(**k)).count() as u32;
+        1 + keyed + u32::from(a.name.is_some())
+    }
+
+    fn compute_hash(&mut self, p: usize) {
+        let a = self.nodes[p];
+        let mut inner = Sha256::new();
+        for (slot, list) in &self.slots[p] {
+            field(&mut inner, slot);
+            for &c in list {
+                inner.update(self.hash[c]);
+            }
+            field(&mut inner, "/");
+        }
+        self.inner[p] = trunc(inner.finalize().as_slice());
+        let own = own_signature(a);
+        let mut h = Sha256::new();
+        field(&mut h, &a.element);
+        field(&mut h, if a.disabled { "disabled" } else { "enabled" });
+        field(&mut h, a.name.as_deref().unwrap_or("\u{0}"));
+        field(&mut h, &own);
+        h.update(self.inner[p]);
+        self.hash[p] = trunc(h.finalize().as_slice());
+        self.own[p] = own;
+    }
+
+    /// The slot of `a`'s ancestor-or-self that is a direct child of `anc`: (slot, index, child).
+    fn child_towards(&self, anc: usize, a: usize) -> Option<(usize, &str, u32)> {
+        let mut c = a;
+        loop {
+            let p = self.parent[c]?;
+            if p == anc {
+                return Some((c, self.slot[c].as_str(), self.index[c]));
+            }
+            c = p;
+        }
+    }
+
+    fn lca(&self, a: usize, b: usize) -> usize {
+        let (mut x, mut y) = (a, b);
+        while self.depth[x] > self.depth[y] {
+            x = self.parent[x].unwrap_or(0);
+        }
+        while self.depth[y] > self.depth[x] {
+            y = self.parent[y].unwrap_or(0);
+        }
+        while x != y {
+            x = self.parent[x].unwrap_or(0);
+            y = self.parent[y].unwrap_or(0);
+        }
+        x
+    }
+
+    /// Execution-order relation of `a` to `w`, in the sense of "has a thread that reached `w`
+    /// already run `a`?". Only sequential lists order things: siblings in different slots
+    /// (true/false, cases, body/handlers) and different flow children are unordered.
+    pub fn order(&self, a: usize, w: usize) -> Order {
+        if a == w {
+            return Order::Same;
+        }
+        if self.is_desc(w, a) {
+            return Order::Ancestor;
+        }
+        if self.is_desc(a, w) {
+            // A call's request is built before the call is sent, so before its wait state.
+            return match self.child_towards(w, a) {
+                Some((_, "request", _)) => Order::Before,
+                _ => Order::Inside,
+            };
+        }
+        let l = self.lca(a, w);
+        let (Some((_, sa, ia)), Some((_, sw, iw))) = (self.child_towards(l, a), self.child_towards(l, w)) else {
+            return Order::Unordered;
+        };
+        if sa != sw || self.nodes[l].element == "flow" {
+            return Order::Unordered;
+        }
+        if ia < iw {
+            Order::Before
+        } else {
+            Order::After
+        }
+    }
+
+    /// Is there a loop (`while`, `until`, `foreach`) enclosing both?
+    pub fn common_loop(&self, a: usize, b: usize) -> bool {
+        let l = self.lca(a, b);
+        std::iter::once(l).chain(self.ancestors(l)).any(|q| matches!(self.element(q), "while" | "until" | "foreach"))
+    }
+
+    /// Find an activity by a selector: `call "Lookup"`, `"Lookup"` (a unique name),
+    /// `assign@12:5`, `@12:5` or `12:5` (line:column of the element).
+    pub fn select(&self, selector: &str) -> Result<usize, String> {
+        let s = selector.trim();
+        let by_pos = |rest: &str, element: Option<&str>| -> Result<usize, String> {
+            let (l, c) = rest.split_once(':').ok_or_else(|| format!("bad position in {selector:?}: expected LINE:COLUMN"))?;
+            let (l, c): (u32, u32) = (
+                l.trim().parse().map_err(|_| format!("bad line in {selector:?}"))?,
+                c.trim().parse().map_err(|_| format!("bad column in {selector:?}"))?,
+            );
+            let hits: Vec<usize> = (0..self.len())
+                .filter(|&p| {
+                    let n = self.nodes[p];
+                    n.pos.line == l && n.pos.column == c && element.is_none_or(|e| n.element == e)
+                })
+                .collect();
+            match hits.as_slice() {
+                [p] => Ok(*p),
+                [] => Err(format!("no activity at {l}:{c} in {}", self.bpl.source.origin)),
+                _ => Err(format!("several activities at {l}:{c} in {}", self.bpl.source.origin)),
+            }
+        };
+        if let Some((el, rest)) = s.split_once('@') {
+            let el = el.trim();
+            return by_pos(rest, (!el.is_empty()).then_some(el));
+        }
+        if s.split_once(':').is_some_and(|(l, c)| l.trim().parse::<u32>().is_ok() && c.trim().parse::<u32>().is_ok()) {
+            return by_pos(s, None);
+        }
+        let (element, name) = match s.split_once(char::is_whitespace) {
+            Some((e, n)) if n.trim().starts_with('"') => (Some(e), n.trim().trim_matches('"')),
+            _ => (None, s.trim_matches('"')),
+        };
+        let hits: Vec<usize> = (0..self.len())
+            .filter(|&p| {
+                let n = self.nodes[p];
+                n.name.as_deref() == Some(name) && element.is_none_or(|e| n.element == e)
+            })
+            .collect();
+        match hits.as_slice() {
+            [p] => Ok(*p),
+            [] => Err(format!("no activity {selector:?} in {}", self.bpl.source.origin)),
+            many => Err(format!(
+                "{selector:?} names {} activities in {} ({}); select one by position, e.g. {}",
+                many.len(),
+                self.bpl.source.origin,
+                many.iter().map(|&p| format!("{}@{}", self.nodes[p].element, self.nodes[p].pos)).collect::<Vec<_>>().join(", "),
+                format_args!("\"{}@{}\"", self.nodes[many[0]].element, self.nodes[many[0]].pos)
+            )),
+        }
+    }
+}
+
+fn field(h: &mut Sha256, s: &str) {
+    h.update((s.len() as u64).to_le_bytes());
+    h.update(s.as_bytes());
+}
+
+fn trunc(d: &[u8]) -> Hash {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+/// Own attributes that are neither the name nor `disabled`, plus what the element's shape says
+/// (message types, which `<if>` branches exist, the `<switch>` case conditions).
+fn own_signature(a: &Activity) -> String {
+    let mut s = String::new();
+    for (k, v) in &a.attrs {
+        // `disabled` is compared parsed ("0" and absent are the same); the name separately.
+        if k != "disabled" && k != "name" {
+            s.push_str(&format!("{k}={v}\u{1f}"));
+        }
+    }
+    match &a.kind {
+        ActivityKind::Call { request, response, .. } => {
+            s.push_str(&format!("req:{:?}\u{1f}", request.as_ref().map(|m| m.type_name.clone())));
+            s.push_str(&format!("resp:{:?}\u{1f}", response.as_ref().map(|m| m.type_name.clone())));
+        }
+        ActivityKind::If { true_branch, false_branch } => {
+            s.push_str(&format!("if:{}:{}\u{1f}", true_branch.is_some(), false_branch.is_some()));
+        }
+        ActivityKind::Switch { cases, default } => {
+            for c in cases {
+                s.push_str(&format!("case:{:?}:{:?}\u{1f}", c.name, c.condition));
+            }
+            s.push_str(&format!("default:{}\u{1f}", default.is_some()));
+        }
+        _ => {}
+    }
+    s
+}
+
+pub(crate) fn activity_ref(a: &Activity) -> ActivityRef {
+    ActivityRef { id: a.id, element: a.element.clone(), name: a.name.clone(), line: a.pos.line, column: a.pos.column }
+}
+
+fn keys(a: &Activity) -> (String, Option<String>) {
+    let mut parts: Vec<String> = key_attrs(&a.element).iter().map(|k| format!("{k}={}", a.attrs.get(*k).map(String::as_str).unwrap_or(""))).collect();
+    if let ActivityKind::Call { request, .. } = &a.kind {
+        parts.push(format!("request={}", request.as_ref().and_then(|m| m.type_name.as_deref()).unwrap_or("")));
+    }
+    let meaningful = parts.iter().any(|p| !p.ends_with('='));
+    let rest = parts.join("\u{1f}");
+    let key = format!("{}\u{1e}{}\u{1e}{}", a.element, a.name.as_deref().unwrap_or(""), rest);
+    let rename_key = meaningful.then(|| format!("{}\u{1e}{}", a.element, rest));
+    (key, rename_key)
+}
+
+/// Does the key say anything beyond the element name (a name or a key attribute value)?
+pub(crate) fn key_is_trivial(t: &Tree, p: usize) -> bool {
+    t.nodes[p].name.is_none() && t.rename_key[p].is_none()
+}

@@ -1,0 +1,196 @@
+//! The finding catalogue: every code the analysis can report, defined here and only here.
+//!
+//! Codes are stable (`BPM` + four digits); a code is never reused for another meaning.
+//! Groups: `01xx` state and thread mapping, `02xx` behaviour of instances resuming,
+//! `03xx` activity matching, `04xx` runtime environment and process identity.
+
+use super::model::{Finding, Severity};
+use crate::states::ActivityRef;
+
+/// One catalogue entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub code: &'static str,
+    /// Short kebab-case name (SARIF `name`, GitLab `check_name`).
+    pub name: &'static str,
+    /// Default severity; a finding may be raised or lowered where the entry says so.
+    pub severity: Severity,
+    pub description: &'static str,
+    /// What to do about it.
+    pub help: &'static str,
+}
+
+macro_rules! catalogue {
+    ($( $id:ident = $code:literal, $name:literal, $sev:ident, $desc:literal, $help:literal; )*) => {
+        /// Finding codes (see [`RULES`] for what each means).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code { $( $id, )* }
+
+        /// Every rule, in code order.
+        pub const RULES: &[Rule] = &[ $( Rule { code: $code, name: $name, severity: Severity::$sev, description: $desc, help: $help }, )* ];
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[ $( Code::$id, )* ];
+            pub fn rule(self) -> &'static Rule {
+                &RULES[self as usize]
+            }
+        }
+    };
+}
+
+catalogue! {
+    RemovedWaitState = "BPM0101", "removed-wait-state", Error,
+        "a state where instances wait (sync/call/delay wait, or a flow join) has no counterpart in the new version: \
+         rows resting there would resume in a method that no longer exists or means something else",
+        "let those instances finish before deploying (the plan then checks that no row rests there), map the state \
+         to a new one with [[map]] in the overrides file, or acknowledge this finding with [[ack]]";
+    RemovedState = "BPM0102", "removed-state", Warning,
+        "a state without waiting has no counterpart in the new version; only an interrupted or errored instance can \
+         rest there",
+        "the plan checks that no row rests there; map it with [[map]] if such rows exist";
+    ThreadRenumbered = "BPM0103", "thread-renumbered", Warning,
+        "a flow branch thread class changed number (Thread2 → Thread3): a row cannot change its thread class, so \
+         its rows would run another branch's code",
+        "the plan requires the old table to hold no row of a running instance; let those instances finish first";
+    ThreadRemoved = "BPM0104", "thread-removed", Warning,
+        "a thread class has no counterpart in the new version: the stale class stays compiled and its rows would \
+         keep running the old code (spec Q-14)",
+        "the plan requires the table to hold no row of a running instance; let those instances finish first";
+    StatesRenumbered = "BPM0105", "states-renumbered", Info,
+        "states keep their meaning but changed name; the plan rewrites %NextState (and the stacks) of rows resting there",
+        "review the mapping; nothing else to do";
+    HandlerRenumbered = "BPM0106", "handler-renumbered", Info,
+        "response handlers changed number (OnResponse2 → OnResponse3); the plan rewrites %ResponseHandlers",
+        "review the mapping; nothing else to do";
+    HandlerRemoved = "BPM0107", "handler-removed", Warning,
+        "a response handler has no counterpart: a response still pending for its call would find no handler",
+        "the plan requires no pending response for that call";
+    StateOverridden = "BPM0108", "state-overridden", Info,
+        "a state was mapped by the overrides file instead of by its owning activity",
+        "make sure the chosen state is where those instances should resume; a non-waiting target is a warning";
+    StackChanged = "BPM0109", "stack-changed", Info,
+        "rows resting at a state get a different %HandlerStack or %SubroutineStack than the mapped old one \
+         (re-nested into or out of a <scope>, or a compensation handler)",
+        "the plan writes the new stack for those rows; review which fault handlers they will now reach";
+    SkippedActivities = "BPM0201", "skipped-activities", Warning,
+        "instances resting at a state will skip activities that the new version runs before that resume point \
+         (inserted there, moved there, or enabled)",
+        "check that skipping them is harmless for in-flight instances, or let those instances finish first";
+    RerunActivities = "BPM0202", "rerun-activities", Warning,
+        "instances resting at a state will run again activities that moved from before to after their resume point",
+        "check that running them twice is harmless (calls are sent again!), or let those instances finish first";
+    PendingCallRenamed = "BPM0203", "pending-call-renamed", Warning,
+        "a <call> was renamed: its completion key changed, so a response still pending under the old name cannot \
+         be matched by the new code",
+        "the plan requires no pending response for the old name; let those instances receive it first";
+    PendingCallRemoved = "BPM0204", "pending-call-removed", Warning,
+        "a <call> was removed: a response still pending for it would arrive at a process that no longer expects it",
+        "the plan requires no pending response for that call";
+    NewContextProperty = "BPM0205", "new-context-property", Warning,
+        "a new context property is read after a resume point: it is NULL for in-flight rows (initialexpression \
+         applies to new instances only)",
+        "set a default for in-flight rows with [[default]] in the overrides file, or acknowledge it with [[ack]]";
+    NewEnclosingActivity = "BPM0206", "new-enclosing-activity", Warning,
+        "a resume point was moved into a new <if>, <switch> or loop: in-flight instances resume inside it without \
+         having evaluated its condition",
+        "check that this path is right for every in-flight instance";
+    ContextPropertyRemoved = "BPM0207", "context-property-removed", Info,
+        "a context property was removed; its values in in-flight rows are no longer visible",
+        "nothing to do unless later activities relied on it";
+    ContextPropertyRetyped = "BPM0208", "context-property-retyped", Warning,
+        "a context property changed type; in-flight rows keep values of the old type",
+        "convert the values yourself if the types are incompatible";
+    AmbiguousMatch = "BPM0301", "ambiguous-match", Error,
+        "several activities looked alike and the matcher could not tell which old one is which new one; \
+         an error when they own states, a warning otherwise",
+        "pin the right pair with [[pin]] in the overrides file, or acknowledge this finding with [[ack]]";
+    PositionalMatch = "BPM0302", "positional-match", Info,
+        "an activity changed its key attributes and was matched only by its position between unchanged neighbours",
+        "if it is really a different activity, pin it to nothing with [[pin]] (new = \"\")";
+    MatcherLimit = "BPM0303", "matcher-limit", Warning,
+        "a matcher limit (diff::costs) was hit and a simpler method was used",
+        "review the activity matches; pin what is wrong";
+    DisabledToggled = "BPM0304", "disabled-toggled", Warning,
+        "an activity was enabled or disabled; when it allocates states, threads or handlers this renumbers \
+         everything generated after it (a warning), otherwise it only changes behaviour (info)",
+        "review the renumbering in the mapping";
+    ActorPool = "BPM0401", "actor-pool", Info,
+        "whether the process runs in the shared actor pool (PoolSize = 0) cannot be known from the BPL: such a \
+         host cannot be disabled on its own",
+        "`bplmigrate status` and `apply` check the production; stop the production if the host uses the actor pool";
+    VersionedProcess = "BPM0402", "versioned-process", Info,
+        "the new version compiles into a different package (<process version>): old classes stay compiled and \
+         in-flight instances keep running on them, so nothing needs migrating",
+        "keep the old version's classes deployed until its instances finish";
+    UnversionedToVersioned = "BPM0403", "unversioned-to-versioned", Warning,
+        "the process changed between unversioned and versioned: whether IRIS keeps the unversioned classes for \
+         in-flight instances is not verified",
+        "let in-flight instances finish before deploying, or test on a copy";
+    ClassChanged = "BPM0404", "class-changed", Error,
+        "old and new are different BPL classes: their instances live in different tables",
+        "compare two versions of the same class";
+}
+
+/// Build a finding with the catalogue's severity.
+pub fn finding(code: Code, message: impl Into<String>) -> Finding {
+    let r = code.rule();
+    Finding {
+        code: r.code.to_string(),
+        severity: r.severity,
+        message: message.into(),
+        states: vec![],
+        activities: vec![],
+        new_activities: vec![],
+        acknowledged: false,
+    }
+}
+
+/// Builder helpers.
+pub trait FindingExt {
+    fn severity(self, s: Severity) -> Self;
+    fn states(self, s: impl IntoIterator<Item = String>) -> Self;
+    fn old(self, a: impl IntoIterator<Item = ActivityRef>) -> Self;
+    fn new(self, a: impl IntoIterator<Item = ActivityRef>) -> Self;
+}
+
+impl FindingExt for Finding {
+    fn severity(mut self, s: Severity) -> Self {
+        self.severity = s;
+        self
+    }
+    fn states(mut self, s: impl IntoIterator<Item = String>) -> Self {
+        self.states.extend(s);
+        self
+    }
+    fn old(mut self, a: impl IntoIterator<Item = ActivityRef>) -> Self {
+        self.activities.extend(a);
+        self
+    }
+    fn new(mut self, a: impl IntoIterator<Item = ActivityRef>) -> Self {
+        self.new_activities.extend(a);
+        self
+    }
+}
+
+/// Look a code up by its text (`BPM0101`) or name (`removed-wait-state`).
+pub fn lookup(code: &str) -> Option<Code> {
+    Code::ALL.iter().copied().find(|c| c.rule().code.eq_ignore_ascii_case(code) || c.rule().name == code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_sorted_and_indexed() {
+        for (i, c) in Code::ALL.iter().enumerate() {
+            assert_eq!(c.rule() as *const Rule, &RULES[i] as *const Rule);
+        }
+        for w in RULES.windows(2) {
+            assert!(w[0].code < w[1].code, "{} before {}", w[0].code, w[1].code);
+            assert_ne!(w[0].name, w[1].name);
+        }
+        assert_eq!(lookup("bpm0101"), Some(Code::RemovedWaitState));
+        assert_eq!(lookup("ambiguous-match"), Some(Code::AmbiguousMatch));
+    }
+}

@@ -1,0 +1,641 @@
+//! Parse-back check: the only constructor of [`CheckedSql`].
+//!
+//! Every generated statement is parsed with sqlparser (`IrisDialect` for `iris`,
+//! `PostgreSqlDialect` for `postgres`) and must
+//! - be exactly one statement, with no `;` and no comment in the text;
+//! - have one of the allowed shapes ([`Shape`]): a guard `SELECT COUNT(*)`, a census
+//!   `SELECT key, COUNT(*) … GROUP BY key`, a rewrite `UPDATE … WHERE key IN (…)` whose IN
+//!   list is exactly the mapped values, a default fill `UPDATE … SET c = literal WHERE c IS
+//!   NULL`, or the history `INSERT … VALUES (?, …)`;
+//! - reference only the expected tables, columns and functions, through a whitelist of
+//!   expression forms (anything else — subqueries where none is expected, aliases, unknown
+//!   functions, operators other than AND/OR/=/<> — is refused);
+//! - print back to text that parses to the same tree.
+
+use super::{CheckedSql, Dialect, SqlError};
+use crate::states::SqlTable;
+use sqlparser::ast::{
+    AssignmentTarget, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
+    JoinConstraint, JoinOperator, ObjectName, Query, SelectItem, SetExpr, Statement, TableFactor, TableObject,
+    TableWithJoins, UnaryOperator, Value,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+use std::collections::BTreeSet;
+
+/// InterSystems IRIS SQL as far as bplmigrate generates it: `%` may start an identifier
+/// (`%NextState`; not inside one — `a %3` must stay a modulo) and `$` may start one
+/// (`$LISTBUILD`, `$LISTSAME`). Double quotes delimit identifiers.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IrisDialect;
+
+impl sqlparser::dialect::Dialect for IrisDialect {
+    fn is_delimited_identifier_start(&self, ch: char) -> bool {
+        ch == '"'
+    }
+    fn is_identifier_start(&self, ch: char) -> bool {
+        ch.is_ascii_alphabetic() || ch == '_' || ch == '%' || ch == '$'
+    }
+    fn is_identifier_part(&self, ch: char) -> bool {
+        ch.is_ascii_alphanumeric() || ch == '_'
+    }
+}
+
+pub(super) fn parser_dialect(d: Dialect) -> Box<dyn sqlparser::dialect::Dialect> {
+    match d {
+        Dialect::Iris => Box::new(IrisDialect),
+        Dialect::Postgres => Box::new(PostgreSqlDialect {}),
+    }
+}
+
+/// Tokenize and refuse comments and semicolons (generated text never holds either).
+fn plain_tokens(text: &str, dialect: Dialect) -> Result<(), String> {
+    let d = parser_dialect(dialect);
+    let tokens = Tokenizer::new(d.as_ref(), text).tokenize().map_err(|e| e.to_string())?;
+    for t in tokens {
+        match t {
+            Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)) => {
+                return Err("a comment is not allowed here".into())
+            }
+            Token::SemiColon => return Err("`;` is not allowed here".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Parse `text` as exactly one expression (used for override-supplied default literals).
+pub(super) fn parse_single_expr(text: &str, dialect: Dialect) -> Result<Expr, String> {
+    plain_tokens(text, dialect)?;
+    let d = parser_dialect(dialect);
+    let mut p = Parser::new(d.as_ref()).try_with_sql(text).map_err(|e| e.to_string())?;
+    let e = p.parse_expr().map_err(|e| e.to_string())?;
+    if p.peek_token().token != Token::EOF {
+        return Err("unexpected text after the value".into());
+    }
+    Ok(e)
+}
+
+/// Parse `text` into statements (for tests and the round-trip check).
+pub fn parse(text: &str, dialect: Dialect) -> Result<Vec<Statement>, String> {
+    let d = parser_dialect(dialect);
+    Parser::parse_sql(d.as_ref(), text).map_err(|e| e.to_string())
+}
+
+/// What a statement must look like.
+#[derive(Debug, Clone)]
+pub(super) enum Shape {
+    /// `SELECT COUNT(*) FROM t [JOIN t2 ON …] [WHERE …]`.
+    Count,
+    /// `SELECT key, COUNT(*) FROM t GROUP BY key`.
+    Census { key: String },
+    /// `UPDATE t SET c = … [, …] WHERE key IN (keys…)`; the IN list must be exactly `keys`.
+    Rewrite { key: String, keys: Vec<String> },
+    /// `UPDATE t SET c = <literal> WHERE c IS NULL`.
+    Fill { column: String },
+    /// `INSERT INTO t (columns…) VALUES (?, …)`.
+    Insert { columns: Vec<String> },
+}
+
+/// The names a statement may reference. The first table is the target of an UPDATE,
+/// INSERT or census.
+#[derive(Debug, Clone)]
+pub(super) struct Expect {
+    pub shape: Shape,
+    pub tables: Vec<SqlTable>,
+    pub columns: Vec<String>,
+    pub functions: Vec<String>,
+}
+
+fn shape_err(sql: &str, reason: impl Into<String>) -> SqlError {
+    SqlError::Shape { sql: sql.to_string(), reason: reason.into() }
+}
+
+/// Parse `sql` back and check it against `expect`; on success it becomes a [`CheckedSql`].
+pub(super) fn check(sql: &str, dialect: Dialect, expect: &Expect) -> Result<CheckedSql, SqlError> {
+    plain_tokens(sql, dialect).map_err(|m| shape_err(sql, m))?;
+    let stmts = parse(sql, dialect).map_err(|m| SqlError::Parse { sql: sql.to_string(), message: m })?;
+    if stmts.len() != 1 {
+        return Err(shape_err(sql, format!("expected exactly one statement, found {}", stmts.len())));
+    }
+    let stmt = &stmts[0];
+    let mut w = Walker { expect, sql, tables_seen: Vec::new() };
+    w.statement(stmt)?;
+    // Round trip: sqlparser's printed form must parse to the same tree.
+    let printed = stmt.to_string();
+    match parse(&printed, dialect) {
+        Ok(again) if again.len() == 1 && &again[0] == stmt => {}
+        _ => return Err(shape_err(sql, format!("does not survive a print/parse round trip (printed as {printed})"))),
+    }
+    Ok(CheckedSql(sql.to_string()))
+}
+
+struct Walker<'a> {
+    expect: &'a Expect,
+    sql: &'a str,
+    tables_seen: Vec<Vec<String>>,
+}
+
+fn name_parts(n: &ObjectName) -> Option<Vec<String>> {
+    n.0.iter().map(|p| p.as_ident().map(|i| i.value.clone())).collect()
+}
+
+fn table_parts(t: &SqlTable) -> Vec<String> {
+    vec![t.schema.clone(), t.table.clone()]
+}
+
+fn single_ident(e: &Expr) -> Option<&Ident> {
+    match e {
+        Expr::Identifier(i) => Some(i),
+        _ => None,
+    }
+}
+
+fn is_count_star(e: &Expr) -> bool {
+    let Expr::Function(f) = e else { return false };
+    let Some(name) = name_parts(&f.name) else { return false };
+    if name.len() != 1 || !name[0].eq_ignore_ascii_case("COUNT") {
+        return false;
+    }
+    match &f.args {
+        FunctionArguments::List(l) => {
+            l.duplicate_treatment.is_none()
+                && l.clauses.is_empty()
+                && l.args.len() == 1
+                && matches!(l.args[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard))
+        }
+        _ => false,
+    }
+}
+
+impl Walker<'_> {
+    fn err(&self, reason: impl Into<String>) -> SqlError {
+        shape_err(self.sql, reason)
+    }
+
+    fn statement(&mut self, stmt: &Statement) -> Result<(), SqlError> {
+        match (&self.expect.shape, stmt) {
+            (Shape::Count | Shape::Census { .. }, Statement::Query(q)) => self.top_query(q),
+            (Shape::Rewrite { .. } | Shape::Fill { .. }, Statement::Update(u)) => {
+                if !u.optimizer_hints.is_empty()
+                    || u.from.is_some()
+                    || u.returning.is_some()
+                    || u.output.is_some()
+                    || u.or.is_some()
+                    || !u.order_by.is_empty()
+                    || u.limit.is_some()
+                {
+                    return Err(self.err("UPDATE may only have SET and WHERE"));
+                }
+                self.target(&u.table)?;
+                let mut assigned = BTreeSet::new();
+                for a in &u.assignments {
+                    let AssignmentTarget::ColumnName(n) = &a.target else {
+                        return Err(self.err("tuple assignment is not allowed"));
+                    };
+                    let col = match n.0.as_slice() {
+                        [p] => p.as_ident().ok_or_else(|| self.err("bad SET target"))?,
+                        _ => return Err(self.err("SET target must be a plain column")),
+                    };
+                    self.column(col)?;
+                    if !assigned.insert(col.value.clone()) {
+                        return Err(self.err(format!("column {} is set twice", col.value)));
+                    }
+                    self.expr(&a.value)?;
+                }
+                let sel = u.selection.as_ref().ok_or_else(|| self.err("UPDATE without WHERE"))?;
+                match &self.expect.shape {
+                    Shape::Rewrite { key, keys } => {
+                        let Expr::InList { expr, list, negated: false } = sel else {
+                            return Err(self.err("WHERE must be `key IN (…)`"));
+                        };
+                        match single_ident(expr) {
+                            Some(i) if &i.value == key => self.column(i)?,
+                            _ => return Err(self.err(format!("WHERE must select on {key}"))),
+                        }
+                        let mut got = BTreeSet::new();
+                        for e in list {
+                            match e {
+                                Expr::Value(v) => match &v.value {
+                                    Value::SingleQuotedString(s) => {
+                                        got.insert(s.clone());
+                                    }
+                                    _ => return Err(self.err("IN list must hold string literals")),
+                                },
+                                _ => return Err(self.err("IN list must hold string literals")),
+                            }
+                        }
+                        let want: BTreeSet<String> = keys.iter().cloned().collect();
+                        if got != want || list.len() != keys.len() {
+                            return Err(self.err("IN list differs from the mapped values"));
+                        }
+                    }
+                    Shape::Fill { column } => {
+                        let Expr::IsNull(inner) = sel else {
+                            return Err(self.err("WHERE must be `column IS NULL`"));
+                        };
+                        match single_ident(inner) {
+                            Some(i) if &i.value == column => self.column(i)?,
+                            _ => return Err(self.err(format!("WHERE must test {column}"))),
+                        }
+                        if assigned.len() != 1 || !assigned.contains(column) {
+                            return Err(self.err(format!("only {column} may be set")));
+                        }
+                        if !matches!(&u.assignments[0].value, Expr::Value(_) | Expr::UnaryOp { op: UnaryOperator::Minus, .. }) {
+                            return Err(self.err("a default must be a literal"));
+                        }
+                    }
+                    _ => unreachable!(),
+                }
+                Ok(())
+            }
+            (Shape::Insert { columns }, Statement::Insert(ins)) => {
+                let TableObject::TableName(n) = &ins.table else {
+                    return Err(self.err("INSERT target must be a table"));
+                };
+                if name_parts(n) != self.expect.tables.first().map(table_parts) {
+                    return Err(self.err("INSERT into an unexpected table"));
+                }
+                if ins.or.is_some()
+                    || ins.ignore
+                    || !ins.into
+                    || ins.table_alias.is_some()
+                    || ins.overwrite
+                    || !ins.assignments.is_empty()
+                    || ins.partitioned.is_some()
+                    || !ins.after_columns.is_empty()
+                    || ins.on.is_some()
+                    || ins.returning.is_some()
+                    || ins.output.is_some()
+                    || ins.replace_into
+                    || ins.insert_alias.is_some()
+                    || ins.settings.is_some()
+                    || ins.format_clause.is_some()
+                {
+                    return Err(self.err("INSERT may only name columns and VALUES"));
+                }
+                let cols: Option<Vec<String>> =
+                    ins.columns.iter().map(|c| name_parts(c).filter(|p| p.len() == 1).map(|mut p| p.remove(0))).collect();
+                if cols.as_ref() != Some(columns) {
+                    return Err(self.err("INSERT column list differs from the expected one"));
+                }
+                let src = ins.source.as_ref().ok_or_else(|| self.err("INSERT without VALUES"))?;
+                let SetExpr::Values(v) = src.body.as_ref() else {
+                    return Err(self.err("INSERT source must be VALUES"));
+                };
+                if v.rows.len() != 1
+                    || v.rows[0].len() != columns.len()
+                    || !v.rows[0].iter().all(|e| matches!(e, Expr::Value(x) if matches!(x.value, Value::Placeholder(_))))
+                {
+                    return Err(self.err("INSERT must take one row of `?` parameters"));
+                }
+                Ok(())
+            }
+            _ => Err(self.err("statement kind not allowed here")),
+        }
+    }
+
+    fn target(&mut self, t: &TableWithJoins) -> Result<(), SqlError> {
+        if !t.joins.is_empty() {
+            return Err(self.err("no join allowed here"));
+        }
+        let TableFactor::Table { name, alias: None, args: None, .. } = &t.relation else {
+            return Err(self.err("target must be a plain table"));
+        };
+        if name_parts(name) != self.expect.tables.first().map(table_parts) {
+            return Err(self.err(format!("unexpected target table {name}")));
+        }
+        self.tables_seen.push(name_parts(name).unwrap_or_default());
+        Ok(())
+    }
+
+    fn table_factor(&mut self, f: &TableFactor) -> Result<(), SqlError> {
+        let TableFactor::Table {
+            name,
+            alias,
+            args,
+            with_hints,
+            version,
+            with_ordinality,
+            partitions,
+            json_path,
+            sample,
+            index_hints,
+        } = f
+        else {
+            return Err(self.err("only plain tables are allowed in FROM"));
+        };
+        if alias.is_some()
+            || !with_hints.is_empty()
+            || version.is_some()
+            || *with_ordinality
+            || !partitions.is_empty()
+            || json_path.is_some()
+            || sample.is_some()
+            || !index_hints.is_empty()
+        {
+            return Err(self.err("table decorations are not allowed"));
+        }
+        let parts = name_parts(name).ok_or_else(|| self.err("bad table name"))?;
+        if !self.expect.tables.iter().any(|t| table_parts(t) == parts) {
+            return Err(self.err(format!("unexpected table {name}")));
+        }
+        if let Some(a) = args {
+            // Only the job enumeration is a table-valued function, and it takes no argument.
+            if !a.args.is_empty() || a.settings.is_some() || parts.last().map(String::as_str) != Some("Job_Enumerate") {
+                return Err(self.err("table function arguments are not allowed"));
+            }
+        }
+        self.tables_seen.push(parts);
+        Ok(())
+    }
+
+    fn top_query(&mut self, q: &Query) -> Result<(), SqlError> {
+        let s = self.query(q)?;
+        match &self.expect.shape {
+            Shape::Count => {
+                if s.projection.len() != 1 || !matches!(&s.projection[0], SelectItem::UnnamedExpr(e) if is_count_star(e)) {
+                    return Err(self.err("a guard must select exactly COUNT(*)"));
+                }
+                if !matches!(&s.group_by, GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty()) {
+                    return Err(self.err("a guard must not group"));
+                }
+            }
+            Shape::Census { key } => {
+                let ok_proj = s.projection.len() == 2
+                    && matches!(&s.projection[0], SelectItem::UnnamedExpr(e) if single_ident(e).is_some_and(|i| &i.value == key))
+                    && matches!(&s.projection[1], SelectItem::UnnamedExpr(e) if is_count_star(e));
+                let ok_group = matches!(&s.group_by, GroupByExpr::Expressions(g, m)
+                    if m.is_empty() && g.len() == 1 && single_ident(&g[0]).is_some_and(|i| &i.value == key));
+                if !ok_proj || !ok_group || s.from.len() != 1 || !s.from[0].joins.is_empty() || s.selection.is_some() {
+                    return Err(self.err(format!("a census must be `SELECT {key}, COUNT(*) FROM t GROUP BY {key}`")));
+                }
+                let TableFactor::Table { name, .. } = &s.from[0].relation else { unreachable!() };
+                if name_parts(name) != self.expect.tables.first().map(table_parts) {
+                    return Err(self.err("census of an unexpected table"));
+                }
+            }
+            _ => unreachable!(),
+        }
+        Ok(())
+    }
+
+    /// Check a query (top level or subquery) and return its SELECT.
+    fn query<'q>(&mut self, q: &'q Query) -> Result<&'q sqlparser::ast::Select, SqlError> {
+        if q.with.is_some()
+            || q.order_by.is_some()
+            || q.limit_clause.is_some()
+            || q.fetch.is_some()
+            || !q.locks.is_empty()
+            || q.for_clause.is_some()
+            || q.settings.is_some()
+            || q.format_clause.is_some()
+            || !q.pipe_operators.is_empty()
+        {
+            return Err(self.err("only a plain SELECT is allowed"));
+        }
+        let SetExpr::Select(s) = q.body.as_ref() else {
+            return Err(self.err("only a plain SELECT is allowed"));
+        };
+        if s.distinct.is_some()
+            || s.top.is_some()
+            || s.into.is_some()
+            || s.exclude.is_some()
+            || !s.lateral_views.is_empty()
+            || s.prewhere.is_some()
+            || !s.connect_by.is_empty()
+            || !s.cluster_by.is_empty()
+            || !s.distribute_by.is_empty()
+            || !s.sort_by.is_empty()
+            || s.having.is_some()
+            || !s.named_window.is_empty()
+            || s.qualify.is_some()
+            || s.value_table_mode.is_some()
+            || !s.optimizer_hints.is_empty()
+            || s.select_modifiers.is_some()
+        {
+            return Err(self.err("only SELECT … FROM … WHERE … GROUP BY is allowed"));
+        }
+        if s.from.is_empty() {
+            return Err(self.err("SELECT without FROM"));
+        }
+        for twj in &s.from {
+            self.table_factor(&twj.relation)?;
+            for j in &twj.joins {
+                if j.global {
+                    return Err(self.err("join modifiers are not allowed"));
+                }
+                let (JoinOperator::Join(JoinConstraint::On(on)) | JoinOperator::Inner(JoinConstraint::On(on))) = &j.join_operator
+                else {
+                    return Err(self.err("only `JOIN … ON` is allowed"));
+                };
+                self.table_factor(&j.relation)?;
+                self.expr(on)?;
+            }
+        }
+        for item in &s.projection {
+            match item {
+                SelectItem::UnnamedExpr(e) => self.expr(e)?,
+                _ => return Err(self.err("only plain select items are allowed")),
+            }
+        }
+        if let Some(w) = &s.selection {
+            self.expr(w)?;
+        }
+        match &s.group_by {
+            GroupByExpr::Expressions(g, m) if m.is_empty() => {
+                for e in g {
+                    self.expr(e)?;
+                }
+            }
+            _ => return Err(self.err("GROUP BY modifiers are not allowed")),
+        }
+        Ok(s)
+    }
+
+    fn column(&self, i: &Ident) -> Result<(), SqlError> {
+        if i.quote_style != Some('"') {
+            return Err(self.err(format!("column {} is not quoted", i.value)));
+        }
+        if !self.expect.columns.iter().any(|c| c == &i.value) {
+            return Err(self.err(format!("unexpected column {}", i.value)));
+        }
+        Ok(())
+    }
+
+    fn expr(&mut self, e: &Expr) -> Result<(), SqlError> {
+        match e {
+            Expr::Identifier(i) => self.column(i),
+            Expr::CompoundIdentifier(parts) => {
+                let (col, qual) = parts.split_last().ok_or_else(|| self.err("empty name"))?;
+                let qual: Vec<String> = qual.iter().map(|i| i.value.clone()).collect();
+                let known = self.expect.tables.iter().any(|t| {
+                    let tp = table_parts(t);
+                    qual == tp || (qual.len() == 1 && qual[0] == tp[1])
+                });
+                if !known {
+                    return Err(self.err(format!("column qualifier {} names no expected table", qual.join("."))));
+                }
+                self.column(col)
+            }
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(_) | Value::Number(_, _) | Value::Null => Ok(()),
+                _ => Err(self.err("only string and number literals are allowed")),
+            },
+            Expr::Nested(inner) => self.expr(inner),
+            Expr::UnaryOp { op: UnaryOperator::Not | UnaryOperator::Minus, expr } => self.expr(expr),
+            Expr::IsNull(inner) | Expr::IsNotNull(inner) => self.expr(inner),
+            Expr::BinaryOp { left, op, right } => match op {
+                BinaryOperator::And | BinaryOperator::Or | BinaryOperator::Eq | BinaryOperator::NotEq => {
+                    self.expr(left)?;
+                    self.expr(right)
+                }
+                _ => Err(self.err(format!("operator {op} is not allowed"))),
+            },
+            Expr::InList { expr, list, .. } => {
+                self.expr(expr)?;
+                for x in list {
+                    self.expr(x)?;
+                }
+                Ok(())
+            }
+            Expr::InSubquery { expr, subquery, .. } => {
+                self.expr(expr)?;
+                let s = self.query(subquery)?;
+                if s.projection.len() != 1 || !matches!(&s.group_by, GroupByExpr::Expressions(g, _) if g.is_empty()) {
+                    return Err(self.err("a subquery must select one column"));
+                }
+                Ok(())
+            }
+            Expr::Case { operand, conditions, else_result, .. } => {
+                if let Some(o) = operand {
+                    self.expr(o)?;
+                }
+                for c in conditions {
+                    self.expr(&c.condition)?;
+                    self.expr(&c.result)?;
+                }
+                if let Some(e) = else_result {
+                    self.expr(e)?;
+                }
+                Ok(())
+            }
+            Expr::Function(f) => {
+                let name = name_parts(&f.name).ok_or_else(|| self.err("bad function name"))?;
+                let known = name.len() == 1 && self.expect.functions.iter().any(|k| k.eq_ignore_ascii_case(&name[0]));
+                if !known {
+                    return Err(self.err(format!("function {} is not allowed", f.name)));
+                }
+                if f.uses_odbc_syntax
+                    || !matches!(f.parameters, FunctionArguments::None)
+                    || !f.within_group.is_empty()
+                    || f.filter.is_some()
+                    || f.null_treatment.is_some()
+                    || f.over.is_some()
+                {
+                    return Err(self.err("function modifiers are not allowed"));
+                }
+                let FunctionArguments::List(l) = &f.args else {
+                    return Err(self.err("function arguments must be a list"));
+                };
+                if l.duplicate_treatment.is_some() || !l.clauses.is_empty() {
+                    return Err(self.err("function argument clauses are not allowed"));
+                }
+                for a in &l.args {
+                    match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => self.expr(x)?,
+                        FunctionArg::Unnamed(FunctionArgExpr::Wildcard) if name[0].eq_ignore_ascii_case("COUNT") => {}
+                        _ => return Err(self.err("only plain function arguments are allowed")),
+                    }
+                }
+                Ok(())
+            }
+            other => Err(self.err(format!("expression form not allowed: {other}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(schema: &str, table: &str) -> SqlTable {
+        SqlTable { schema: schema.into(), table: table.into() }
+    }
+
+    fn rewrite_expect(keys: &[&str]) -> Expect {
+        Expect {
+            shape: Shape::Rewrite { key: "%NextState".into(), keys: keys.iter().map(|s| s.to_string()).collect() },
+            tables: vec![t("Demo_BP", "Thread1")],
+            columns: vec!["%NextState".into(), "%HandlerStack".into()],
+            functions: vec!["$LISTBUILD".into()],
+        }
+    }
+
+    #[test]
+    fn iris_dialect_reads_percent_and_dollar_names() {
+        let sql = "UPDATE \"Demo_BP\".\"Thread1\" SET \"%NextState\" = CASE \"%NextState\" WHEN 'S5' THEN 'S7' \
+                   ELSE \"%NextState\" END, \"%HandlerStack\" = CASE \"%NextState\" WHEN 'S5' THEN $LISTBUILD('S3', 'S5') \
+                   ELSE \"%HandlerStack\" END WHERE \"%NextState\" IN ('S5')";
+        check(sql, Dialect::Iris, &rewrite_expect(&["S5"])).unwrap();
+        // Unquoted `%` names parse too (InterSystems' own style), and `a %3` stays a modulo.
+        let stmts = parse("SELECT %NextState, a %3 FROM x", Dialect::Iris).unwrap();
+        assert_eq!(stmts.len(), 1);
+        assert!(stmts[0].to_string().contains("a % 3"), "{}", stmts[0]);
+    }
+
+    #[test]
+    fn refuses_second_statement_comment_and_other_shapes() {
+        let e = rewrite_expect(&["S5"]);
+        let base = "UPDATE \"Demo_BP\".\"Thread1\" SET \"%NextState\" = 'S7' WHERE \"%NextState\" IN ('S5')";
+        assert!(check(base, Dialect::Iris, &e).is_ok());
+        for bad in [
+            format!("{base}; DELETE FROM \"Demo_BP\".\"Thread1\""),
+            format!("{base};"),
+            format!("{base} -- hi"),
+            format!("{base} OR 1 = 1"),
+            base.replace("IN ('S5')", "IN ('S5', 'S6')"),
+            base.replace("\"Thread1\"", "\"Thread2\""),
+            base.replace("SET \"%NextState\"", "SET \"%Status\""),
+            base.replace("SET \"%NextState\" = 'S7'", "SET \"%NextState\" = (SELECT 'S7' FROM \"Demo_BP\".\"Thread1\")"),
+            base.replace("WHERE", "RETURNING \"%NextState\" WHERE"),
+            "DELETE FROM \"Demo_BP\".\"Thread1\" WHERE \"%NextState\" IN ('S5')".to_string(),
+            base.replace(" WHERE \"%NextState\" IN ('S5')", ""),
+            base.replace("'S7'", "UPPER('s7')"),
+        ] {
+            assert!(check(&bad, Dialect::Iris, &e).is_err(), "accepted: {bad}");
+        }
+    }
+
+    #[test]
+    fn count_and_census_shapes() {
+        let e = Expect {
+            shape: Shape::Count,
+            tables: vec![t("Demo_BP", "Thread1")],
+            columns: vec!["%NextState".into()],
+            functions: vec!["COUNT".into()],
+        };
+        let sql = "SELECT COUNT(*) FROM \"Demo_BP\".\"Thread1\" WHERE \"%NextState\" = 'S6'";
+        check(sql, Dialect::Postgres, &e).unwrap();
+        assert!(check("SELECT COUNT(*), 1 FROM \"Demo_BP\".\"Thread1\"", Dialect::Postgres, &e).is_err());
+        assert!(check("SELECT COUNT(*) FROM \"Demo_BP\".\"Thread1\" x", Dialect::Postgres, &e).is_err());
+        let c = Expect { shape: Shape::Census { key: "%NextState".into() }, ..e };
+        let sql = "SELECT \"%NextState\", COUNT(*) FROM \"Demo_BP\".\"Thread1\" GROUP BY \"%NextState\"";
+        check(sql, Dialect::Postgres, &c).unwrap();
+        check(sql, Dialect::Iris, &c).unwrap();
+    }
+
+    #[test]
+    fn insert_shape() {
+        let e = Expect {
+            shape: Shape::Insert { columns: vec!["PlanId".into(), "Outcome".into()] },
+            tables: vec![t("BplMigrate", "History")],
+            columns: vec!["PlanId".into(), "Outcome".into()],
+            functions: vec![],
+        };
+        check("INSERT INTO \"BplMigrate\".\"History\" (\"PlanId\", \"Outcome\") VALUES (?, ?)", Dialect::Postgres, &e).unwrap();
+        assert!(check("INSERT INTO \"BplMigrate\".\"History\" (\"PlanId\", \"Outcome\") VALUES (?, 'x')", Dialect::Postgres, &e)
+            .is_err());
+    }
+}

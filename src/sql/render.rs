@@ -1,0 +1,802 @@
+//! Plan → [`SqlScript`]: guards, census, one swap-safe UPDATE per affected table, defaults.
+//!
+//! Swap safety: every affected table gets exactly one UPDATE whose SET expressions are all
+//! `CASE "%NextState" WHEN <old> THEN <new> … ELSE <column> END`. All SET expressions of one
+//! UPDATE read the row as it was before the statement, so `S5 → S7, S7 → S5` (or a cycle
+//! `S3 → S4 → S5 → S3`) cannot re-map a row twice, and the stack columns are keyed on the
+//! OLD `%NextState`.
+
+use super::check::{check, Expect, Shape};
+use super::text::{comment_text, default_literal, quote_ident, quote_literal, quote_table};
+use super::{Census, CheckedSql, DefaultFill, Dialect, Direction, Guard, GuardKind, Rewrite, SqlError, SqlScript};
+use crate::plan::{MigrationPlan, Precondition, PropertyChange, Severity};
+use crate::states::SqlTable;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Thread-row columns the scripts read or write.
+pub const NEXT_STATE: &str = "%NextState";
+pub const HANDLER_STACK: &str = "%HandlerStack";
+pub const SUBROUTINE_STACK: &str = "%SubroutineStack";
+/// Value column of the context `%ResponseHandlers` child table.
+pub const RESPONSE_HANDLER_COLUMN: &str = "_ResponseHandlers";
+/// Key column of array-property child tables (call name / completion key).
+pub const ELEMENT_KEY: &str = "element_key";
+/// Row id column of a parent table (`%ID` projects as `ID`).
+pub const ID_COLUMN: &str = "ID";
+
+/// `Ens_Config.Item`, the production item definitions.
+pub fn config_item_table() -> SqlTable {
+    SqlTable { schema: "Ens_Config".into(), table: "Item".into() }
+}
+
+/// `Ens.Job_Enumerate()`: the live-job stored query (a table function `"Ens"."Job_Enumerate"()`
+/// in the postgres test schema).
+pub fn job_enumerate_table() -> SqlTable {
+    SqlTable { schema: "Ens".into(), table: "Job_Enumerate".into() }
+}
+
+/// The `$List` builder: `$LISTBUILD` in IRIS, `bplm_listbuild` in the postgres test schema.
+pub fn listbuild_function(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Iris => "$LISTBUILD",
+        Dialect::Postgres => "bplm_listbuild",
+    }
+}
+
+/// The `$List` comparison: `$LISTSAME` in IRIS, `bplm_listsame` in the postgres test schema.
+pub fn listsame_function(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Iris => "$LISTSAME",
+        Dialect::Postgres => "bplm_listsame",
+    }
+}
+
+/// A stack column change for rows resting at one state.
+#[derive(Debug, Clone)]
+struct StackChange {
+    column: &'static str,
+    from: Vec<String>,
+    to: Vec<String>,
+}
+
+/// Rows at `from` move to `to` (possibly equal when only a stack changes).
+#[derive(Debug, Clone)]
+struct Move {
+    from: String,
+    to: String,
+    stacks: Vec<StackChange>,
+}
+
+#[derive(Debug, Clone)]
+struct ThreadWork {
+    class: String,
+    table: SqlTable,
+    moves: Vec<Move>,
+    /// Every target state (mapped states, identity included): what rows may hold afterwards.
+    image: Vec<String>,
+}
+
+fn is_state_name(s: &str) -> bool {
+    s == "Stop" || s.strip_prefix('S').is_some_and(|n| !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn is_handler_name(s: &str) -> bool {
+    s.strip_prefix("OnResponse").is_some_and(|n| !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn plan_err(reason: impl Into<String>) -> SqlError {
+    SqlError::Plan { reason: reason.into() }
+}
+
+/// Structural checks on the plan before anything is rendered.
+fn validate_plan(plan: &MigrationPlan) -> Result<(), SqlError> {
+    if plan.plan_id.is_empty() || !plan.plan_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(plan_err(format!("plan id {:?} is not a hex digest", plan.plan_id)));
+    }
+    for t in &plan.threads {
+        let mut seen = BTreeSet::new();
+        for s in &t.states {
+            if !seen.insert(&s.old) {
+                return Err(plan_err(format!("state {} of {} is mapped twice", s.old, t.old_class)));
+            }
+            let stacks = [&s.old_handler_stack, &s.new_handler_stack, &s.old_subroutine_stack, &s.new_subroutine_stack];
+            for name in std::iter::once(&s.old).chain(s.new.iter()).chain(stacks.into_iter().flatten()) {
+                if !is_state_name(name) {
+                    return Err(plan_err(format!("{name:?} in {} is not a state name (S<n> or Stop)", t.old_class)));
+                }
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for h in &plan.response_handlers {
+        if !seen.insert(&h.old) {
+            return Err(plan_err(format!("response handler {} is mapped twice", h.old)));
+        }
+        for name in std::iter::once(&h.old).chain(h.new.iter()) {
+            if !is_handler_name(name) {
+                return Err(plan_err(format!("{name:?} is not a response handler name (OnResponse<n>)")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Thread tables whose rows can be rewritten in place (same table before and after).
+fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
+    let mut out = Vec::new();
+    for t in &plan.threads {
+        if t.new_table.as_ref() != Some(&t.old_table) {
+            continue;
+        }
+        let mut moves = Vec::new();
+        let mut image = Vec::new();
+        for s in &t.states {
+            let Some(new) = &s.new else { continue };
+            let pairs = [
+                (HANDLER_STACK, &s.old_handler_stack, &s.new_handler_stack),
+                (SUBROUTINE_STACK, &s.old_subroutine_stack, &s.new_subroutine_stack),
+            ];
+            let (from, to) = match direction {
+                Direction::Apply => (s.old.clone(), new.clone()),
+                Direction::Revert => (new.clone(), s.old.clone()),
+            };
+            let stacks: Vec<StackChange> = pairs
+                .iter()
+                .filter(|(_, o, n)| o != n)
+                .map(|(column, o, n)| match direction {
+                    Direction::Apply => StackChange { column, from: o.to_vec(), to: n.to_vec() },
+                    Direction::Revert => StackChange { column, from: n.to_vec(), to: o.to_vec() },
+                })
+                .collect();
+            image.push(to.clone());
+            if from != to || !stacks.is_empty() {
+                moves.push(Move { from, to, stacks });
+            }
+        }
+        out.push(ThreadWork { class: t.old_class.clone(), table: t.old_table.clone(), moves, image });
+    }
+    out
+}
+
+/// Why the plan cannot be reverted (empty when it can): a removed state or thread class, two
+/// old states (or handlers) mapped onto one new one, a removed response handler.
+pub fn revert_blockers(plan: &MigrationPlan) -> Vec<String> {
+    let mut why = Vec::new();
+    for t in &plan.threads {
+        if t.new_table.as_ref() != Some(&t.old_table) {
+            let to = t.new_class.as_deref().unwrap_or("nothing");
+            why.push(format!("thread class {} became {to}: its rows cannot be moved back by an UPDATE", t.old_class));
+            continue;
+        }
+        let mut by_target: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for s in &t.states {
+            match &s.new {
+                None => why.push(format!("state {} of {} was removed: the new version has nothing to map back", s.old, t.old_class)),
+                Some(n) => by_target.entry(n).or_default().push(&s.old),
+            }
+        }
+        for (n, olds) in by_target {
+            if olds.len() > 1 {
+                why.push(format!("states {} of {} all map to {n}: the revert cannot tell them apart", olds.join(", "), t.old_class));
+            }
+        }
+    }
+    let mut by_target: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for h in &plan.response_handlers {
+        match &h.new {
+            None => why.push(format!("response handler {} (call {:?}) was removed", h.old, h.call)),
+            Some(n) => by_target.entry(n).or_default().push(&h.old),
+        }
+    }
+    for (n, olds) in by_target {
+        if olds.len() > 1 {
+            why.push(format!("response handlers {} all map to {n}", olds.join(", ")));
+        }
+    }
+    why
+}
+
+/// The census a table should show after a rewrite with `mapping`, given its census before.
+/// Keys absent from `mapping` keep their counts (so a NULL or unknown state, represented by
+/// any key that is not mapped, passes through). Pure; `apply` compares this with the
+/// after-census.
+pub fn predict_after(before: &BTreeMap<String, u64>, mapping: &[(String, String)]) -> BTreeMap<String, u64> {
+    let map: BTreeMap<&str, &str> = mapping.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let mut after = BTreeMap::new();
+    for (k, n) in before {
+        if *n == 0 {
+            continue;
+        }
+        let to = map.get(k.as_str()).copied().unwrap_or(k.as_str());
+        *after.entry(to.to_string()).or_insert(0) += n;
+    }
+    after
+}
+
+impl SqlScript {
+    /// The write statements in execution order: the rewrites, then the context defaults.
+    pub fn writes(&self) -> Vec<(&SqlTable, &CheckedSql)> {
+        self.rewrites.iter().map(|r| (&r.table, &r.sql)).chain(self.defaults.iter().map(|d| (&d.table, &d.sql))).collect()
+    }
+
+    /// Predicted after-census for `census` (see [`predict_after`]); tables without a rewrite
+    /// keep their counts.
+    pub fn predict(&self, census: &Census, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+        match self.rewrites.iter().find(|r| r.table == census.table && r.key_column == census.key_column) {
+            Some(r) => predict_after(before, &r.mapping),
+            None => predict_after(before, &[]),
+        }
+    }
+
+    /// Rows the rewrite of `table` must touch, from its before-census.
+    pub fn expected_rows(&self, table: &SqlTable, before: &BTreeMap<String, u64>) -> u64 {
+        self.rewrites
+            .iter()
+            .filter(|r| &r.table == table)
+            .flat_map(|r| r.mapping.iter().map(|(k, _)| before.get(k).copied().unwrap_or(0)))
+            .sum()
+    }
+}
+
+/// Renders statements for one plan/direction/dialect.
+struct Renderer<'p> {
+    plan: &'p MigrationPlan,
+    d: Dialect,
+}
+
+/// Join lines of a statement; the text keeps newlines (they are never inside a literal).
+fn lines(parts: &[String]) -> String {
+    parts.join("\n")
+}
+
+impl Renderer<'_> {
+    fn id(&self, name: &str) -> Result<String, SqlError> {
+        quote_ident(name, self.d)
+    }
+    fn lit(&self, v: &str) -> Result<String, SqlError> {
+        quote_literal(v, self.d)
+    }
+    fn table(&self, t: &SqlTable) -> Result<String, SqlError> {
+        quote_table(t, self.d)
+    }
+    fn lit_list(&self, vs: &[String]) -> Result<String, SqlError> {
+        Ok(vs.iter().map(|v| self.lit(v)).collect::<Result<Vec<_>, _>>()?.join(", "))
+    }
+    fn list_value(&self, elems: &[String]) -> Result<String, SqlError> {
+        if elems.is_empty() {
+            return Ok("NULL".into());
+        }
+        Ok(format!("{}({})", listbuild_function(self.d), self.lit_list(elems)?))
+    }
+
+    fn count(&self, sql: String, tables: Vec<SqlTable>, columns: &[&str], functions: &[&str]) -> Result<CheckedSql, SqlError> {
+        let mut fns = vec!["COUNT".to_string()];
+        fns.extend(functions.iter().map(|f| f.to_string()));
+        let expect =
+            Expect { shape: Shape::Count, tables, columns: columns.iter().map(|c| c.to_string()).collect(), functions: fns };
+        check(&sql, self.d, &expect)
+    }
+
+    fn host_guard(&self, class: &str) -> Result<Guard, SqlError> {
+        let t = config_item_table();
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {} = {} AND {} = 1",
+            self.table(&t)?,
+            self.id("ClassName")?,
+            self.lit(class)?,
+            self.id("Enabled")?
+        );
+        Ok(Guard {
+            description: format!(
+                "a production item running {class} is enabled: disable it (Ens.Director.EnableConfigItem(name, 0)) or stop the production"
+            ),
+            sql: self.count(sql, vec![t], &["ClassName", "Enabled"], &[])?,
+            kind: GuardKind::HostEnabled,
+        })
+    }
+
+    fn job_guard(&self, class: &str) -> Result<Guard, SqlError> {
+        let jobs = job_enumerate_table();
+        let items = config_item_table();
+        let from = match self.d {
+            Dialect::Iris => "Ens.Job_Enumerate()".to_string(),
+            Dialect::Postgres => format!("{}()", self.table(&jobs)?),
+        };
+        let sql = format!(
+            "SELECT COUNT(*) FROM {from} WHERE {} <> 'Dead' AND {} IN (SELECT {} FROM {} WHERE {} = {})",
+            self.id("State")?,
+            self.id("ConfigName")?,
+            self.id("Name")?,
+            self.table(&items)?,
+            self.id("ClassName")?,
+            self.lit(class)?
+        );
+        Ok(Guard {
+            description: format!("a job is running a production item of {class}: wait until it is gone or stop the production"),
+            sql: self.count(sql, vec![jobs, items], &["State", "ConfigName", "Name", "ClassName"], &[])?,
+            kind: GuardKind::LiveJob,
+        })
+    }
+
+    fn rows_at_state(&self, table: &SqlTable, state: &str) -> Result<CheckedSql, SqlError> {
+        let sql =
+            format!("SELECT COUNT(*) FROM {} WHERE {} = {}", self.table(table)?, self.id(NEXT_STATE)?, self.lit(state)?);
+        self.count(sql, vec![table.clone()], &[NEXT_STATE], &[])
+    }
+
+    fn rows_in_table(&self, table: &SqlTable) -> Result<CheckedSql, SqlError> {
+        self.count(format!("SELECT COUNT(*) FROM {}", self.table(table)?), vec![table.clone()], &[], &[])
+    }
+
+    fn pending_response(&self, table: &SqlTable, call: &str) -> Result<CheckedSql, SqlError> {
+        let child = table.child("%PendingResponses");
+        let (c, p) = (self.table(&child)?, self.table(table)?);
+        let sql = format!(
+            "SELECT COUNT(*) FROM {c} JOIN {p} ON {p}.{} = {c}.{} WHERE {c}.{} = {}",
+            self.id(ID_COLUMN)?,
+            self.id(&table.table)?,
+            self.id(ELEMENT_KEY)?,
+            self.lit(call)?
+        );
+        self.count(sql, vec![child, table.clone()], &[ID_COLUMN, &table.table, ELEMENT_KEY], &[])
+    }
+
+    fn precondition(&self, p: &Precondition) -> Result<Guard, SqlError> {
+        let with_reason = |base: String, reason: &str| {
+            if reason.is_empty() {
+                base
+            } else {
+                format!("{base}: {reason}")
+            }
+        };
+        Ok(match p {
+            Precondition::NoRowsAtState { table, state, reason } => Guard {
+                description: with_reason(format!("rows rest at state {state} of {table}"), reason),
+                sql: self.rows_at_state(table, state)?,
+                kind: GuardKind::Precondition,
+            },
+            Precondition::NoRowsInTable { table, reason } => Guard {
+                description: with_reason(format!("{table} holds rows"), reason),
+                sql: self.rows_in_table(table)?,
+                kind: GuardKind::Precondition,
+            },
+            Precondition::NoPendingResponse { table, call, reason } => Guard {
+                description: with_reason(format!("threads of {table} wait on a response to call {call:?}"), reason),
+                sql: self.pending_response(table, call)?,
+                kind: GuardKind::Precondition,
+            },
+            Precondition::HostDisabled { class } => self.host_guard(class)?,
+            Precondition::NoLiveJob { class } => self.job_guard(class)?,
+        })
+    }
+
+    fn handler_rows(&self, handler: &str) -> Result<CheckedSql, SqlError> {
+        let t = &self.plan.response_handler_table;
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {} = {}",
+            self.table(t)?,
+            self.id(RESPONSE_HANDLER_COLUMN)?,
+            self.lit(handler)?
+        );
+        self.count(sql, vec![t.clone()], &[RESPONSE_HANDLER_COLUMN], &[])
+    }
+
+    fn stack_guard(&self, w: &ThreadWork, m: &Move, s: &StackChange) -> Result<Guard, SqlError> {
+        let col = self.id(s.column)?;
+        let cond = if s.from.is_empty() {
+            format!("{col} IS NOT NULL AND {col} <> ''")
+        } else {
+            format!("({col} IS NULL OR {}({col}, {}) = 0)", listsame_function(self.d), self.list_value(&s.from)?)
+        };
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {} = {} AND {cond}",
+            self.table(&w.table)?,
+            self.id(NEXT_STATE)?,
+            self.lit(&m.from)?
+        );
+        let shown = if s.from.is_empty() { "empty".to_string() } else { s.from.join(",") };
+        Ok(Guard {
+            description: format!(
+                "rows of {} at {} hold a {} other than the predicted {shown}: the stack rewrite would be wrong",
+                w.class, m.from, s.column
+            ),
+            sql: self.count(sql, vec![w.table.clone()], &[NEXT_STATE, s.column], &[listsame_function(self.d), listbuild_function(self.d)])?,
+            kind: GuardKind::StackMismatch,
+        })
+    }
+
+    fn unmapped_states(&self, w: &ThreadWork) -> Result<Guard, SqlError> {
+        let mut keep = w.image.clone();
+        if !keep.iter().any(|s| s == "Stop") {
+            keep.push("Stop".into());
+        }
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {} NOT IN ({})",
+            self.table(&w.table)?,
+            self.id(NEXT_STATE)?,
+            self.lit_list(&keep)?
+        );
+        Ok(Guard {
+            description: format!("rows of {} rest at states the old version does not have (reached after the migration)", w.class),
+            sql: self.count(sql, vec![w.table.clone()], &[NEXT_STATE], &[])?,
+            kind: GuardKind::Unmapped,
+        })
+    }
+
+    fn unmapped_handlers(&self, image: &[String]) -> Result<Guard, SqlError> {
+        let t = &self.plan.response_handler_table;
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {} NOT IN ({})",
+            self.table(t)?,
+            self.id(RESPONSE_HANDLER_COLUMN)?,
+            self.lit_list(image)?
+        );
+        Ok(Guard {
+            description: "context rows name response handlers the old version does not have".into(),
+            sql: self.count(sql, vec![t.clone()], &[RESPONSE_HANDLER_COLUMN], &[])?,
+            kind: GuardKind::Unmapped,
+        })
+    }
+
+    fn census(&self, table: &SqlTable, key: &str) -> Result<Census, SqlError> {
+        let k = self.id(key)?;
+        let sql = format!("SELECT {k}, COUNT(*) FROM {} GROUP BY {k}", self.table(table)?);
+        let expect = Expect {
+            shape: Shape::Census { key: key.into() },
+            tables: vec![table.clone()],
+            columns: vec![key.into()],
+            functions: vec!["COUNT".into()],
+        };
+        Ok(Census { table: table.clone(), key_column: key.into(), sql: check(&sql, self.d, &expect)? })
+    }
+
+    fn thread_rewrite(&self, w: &ThreadWork) -> Result<Option<Rewrite>, SqlError> {
+        if w.moves.is_empty() {
+            return Ok(None);
+        }
+        let ns = self.id(NEXT_STATE)?;
+        let mut sets = Vec::new();
+        let mut columns = Vec::new();
+        let renames: Vec<&Move> = w.moves.iter().filter(|m| m.from != m.to).collect();
+        if !renames.is_empty() {
+            let mut s = vec![format!("{ns} = CASE {ns}")];
+            for m in &renames {
+                s.push(format!("        WHEN {} THEN {}", self.lit(&m.from)?, self.lit(&m.to)?));
+            }
+            s.push(format!("        ELSE {ns} END"));
+            sets.push(lines(&s));
+            columns.push(NEXT_STATE.to_string());
+        }
+        for column in [HANDLER_STACK, SUBROUTINE_STACK] {
+            let changes: Vec<(&Move, &StackChange)> =
+                w.moves.iter().flat_map(|m| m.stacks.iter().filter(|s| s.column == column).map(move |s| (m, s))).collect();
+            if changes.is_empty() {
+                continue;
+            }
+            let c = self.id(column)?;
+            let mut s = vec![format!("{c} = CASE {ns}")];
+            for (m, sc) in changes {
+                s.push(format!("        WHEN {} THEN {}", self.lit(&m.from)?, self.list_value(&sc.to)?));
+            }
+            s.push(format!("        ELSE {c} END"));
+            sets.push(lines(&s));
+            columns.push(column.to_string());
+        }
+        let keys: Vec<String> = w.moves.iter().map(|m| m.from.clone()).collect();
+        let sql = format!(
+            "UPDATE {}\nSET {}\nWHERE {ns} IN ({})",
+            self.table(&w.table)?,
+            sets.join(",\n    "),
+            self.lit_list(&keys)?
+        );
+        let expect = Expect {
+            shape: Shape::Rewrite { key: NEXT_STATE.into(), keys: keys.clone() },
+            tables: vec![w.table.clone()],
+            columns: vec![NEXT_STATE.into(), HANDLER_STACK.into(), SUBROUTINE_STACK.into()],
+            functions: vec![listbuild_function(self.d).into()],
+        };
+        let description = format!(
+            "{}: {}",
+            w.class,
+            w.moves
+                .iter()
+                .map(|m| {
+                    let stacks: Vec<&str> = m.stacks.iter().map(|s| s.column).collect();
+                    let base = if m.from == m.to { m.from.clone() } else { format!("{} -> {}", m.from, m.to) };
+                    if stacks.is_empty() {
+                        base
+                    } else {
+                        format!("{base} (new {})", stacks.join(", "))
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(Some(Rewrite {
+            table: w.table.clone(),
+            key_column: NEXT_STATE.into(),
+            mapping: w.moves.iter().map(|m| (m.from.clone(), m.to.clone())).collect(),
+            columns,
+            description,
+            sql: check(&sql, self.d, &expect)?,
+        }))
+    }
+
+    fn handler_rewrite(&self, pairs: &[(String, String)]) -> Result<Option<Rewrite>, SqlError> {
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        let t = &self.plan.response_handler_table;
+        let c = self.id(RESPONSE_HANDLER_COLUMN)?;
+        let mut s = vec![format!("UPDATE {}", self.table(t)?), format!("SET {c} = CASE {c}")];
+        for (a, b) in pairs {
+            s.push(format!("        WHEN {} THEN {}", self.lit(a)?, self.lit(b)?));
+        }
+        s.push(format!("        ELSE {c} END"));
+        let keys: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
+        s.push(format!("WHERE {c} IN ({})", self.lit_list(&keys)?));
+        let expect = Expect {
+            shape: Shape::Rewrite { key: RESPONSE_HANDLER_COLUMN.into(), keys },
+            tables: vec![t.clone()],
+            columns: vec![RESPONSE_HANDLER_COLUMN.into()],
+            functions: vec![],
+        };
+        Ok(Some(Rewrite {
+            table: t.clone(),
+            key_column: RESPONSE_HANDLER_COLUMN.into(),
+            mapping: pairs.to_vec(),
+            columns: vec![RESPONSE_HANDLER_COLUMN.into()],
+            description: format!(
+                "{}: {}",
+                t,
+                pairs.iter().map(|(a, b)| format!("{a} -> {b}")).collect::<Vec<_>>().join(", ")
+            ),
+            sql: check(&lines(&s), self.d, &expect)?,
+        }))
+    }
+
+    fn fill(&self, name: &str, default: &str) -> Result<DefaultFill, SqlError> {
+        let t = &self.plan.context_table;
+        let literal = default_literal(name, default, self.d)?;
+        let c = self.id(name)?;
+        let sql = format!("UPDATE {} SET {c} = {literal} WHERE {c} IS NULL", self.table(t)?);
+        let expect = Expect {
+            shape: Shape::Fill { column: name.into() },
+            tables: vec![t.clone()],
+            columns: vec![name.into()],
+            functions: vec![],
+        };
+        Ok(DefaultFill {
+            table: t.clone(),
+            column: name.into(),
+            literal: literal.clone(),
+            description: format!("{t}.{name} = {literal} where NULL (new context property)"),
+            sql: check(&sql, self.d, &expect)?,
+        })
+    }
+
+    fn header(&self, direction: Direction) -> String {
+        let p = self.plan;
+        let c = comment_text;
+        let (errors, warnings) = p.findings.iter().fold((0, 0), |(e, w), f| match f.severity {
+            Severity::Error => (e + 1, w),
+            Severity::Warning => (e, w + 1),
+            Severity::Info => (e, w),
+        });
+        let what = match direction {
+            Direction::Apply => "migration",
+            Direction::Revert => "revert",
+        };
+        let dialect = match self.d {
+            Dialect::Iris => "iris",
+            Dialect::Postgres => "postgres (test stand-in)",
+        };
+        let mut h = vec![
+            format!("-- bplmigrate {what} script for {}", c(&p.old.class)),
+            format!("-- plan {} (plan schema {}), verdict {}", c(&p.plan_id), p.schema_version, verdict_word(p)),
+            format!("-- old BPL: {} sha256 {}", c(&p.old.origin), c(&p.old.sha256)),
+            format!("-- new BPL: {} sha256 {}", c(&p.new.origin), c(&p.new.sha256)),
+            format!("-- created by bplmigrate {} (compiler {}), dialect {dialect}", c(&p.tool_version), c(&p.compiler)),
+            format!("-- findings: {errors} error(s), {warnings} warning(s); see plan.json"),
+        ];
+        for o in &p.overrides {
+            h.push(format!("-- override: {}", c(o)));
+        }
+        h.join("\n")
+    }
+}
+
+fn verdict_word(p: &MigrationPlan) -> &'static str {
+    match p.verdict {
+        crate::plan::Verdict::Identical => "identical",
+        crate::plan::Verdict::Compatible => "compatible",
+        crate::plan::Verdict::Migratable => "migratable",
+        crate::plan::Verdict::Blocked => "blocked",
+    }
+}
+
+fn push_guard(guards: &mut Vec<Guard>, seen: &mut BTreeSet<String>, g: Guard) {
+    if seen.insert(g.sql.as_str().to_string()) {
+        guards.push(g);
+    }
+}
+
+fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlScript, SqlError> {
+    validate_plan(plan)?;
+    let r = Renderer { plan, d };
+    let class = plan.old.class.clone();
+    let work = thread_work(plan, direction);
+    let mut guards = Vec::new();
+    let mut seen = BTreeSet::new();
+    push_guard(&mut guards, &mut seen, r.host_guard(&class)?);
+    push_guard(&mut guards, &mut seen, r.job_guard(&class)?);
+
+    let handler_pairs: Vec<(String, String)> = plan
+        .response_handlers
+        .iter()
+        .filter_map(|h| h.new.as_ref().map(|n| (h.old.clone(), n.clone())))
+        .map(|(o, n)| if direction == Direction::Apply { (o, n) } else { (n, o) })
+        .collect();
+
+    match direction {
+        Direction::Apply => {
+            for p in &plan.preconditions {
+                push_guard(&mut guards, &mut seen, r.precondition(p)?);
+            }
+            // Preconditions implied by the mapping itself, in case the plan did not list them.
+            for t in &plan.threads {
+                if t.new_table.as_ref() != Some(&t.old_table) {
+                    let to = t.new_class.as_deref().unwrap_or("nothing");
+                    let reason = format!("thread class {} became {to}; its rows cannot be moved by an UPDATE", t.old_class);
+                    push_guard(&mut guards, &mut seen, r.precondition(&Precondition::NoRowsInTable { table: t.old_table.clone(), reason })?);
+                    continue;
+                }
+                for s in t.states.iter().filter(|s| s.new.is_none()) {
+                    let reason = format!("{} was removed; let those instances drain or map the state in overrides", s.old_activity.label());
+                    let p = Precondition::NoRowsAtState { table: t.old_table.clone(), state: s.old.clone(), reason };
+                    push_guard(&mut guards, &mut seen, r.precondition(&p)?);
+                }
+            }
+            for h in plan.response_handlers.iter().filter(|h| h.new.is_none()) {
+                push_guard(
+                    &mut guards,
+                    &mut seen,
+                    Guard {
+                        description: format!(
+                            "context rows still name response handler {} of call {:?}, which was removed",
+                            h.old, h.call
+                        ),
+                        sql: r.handler_rows(&h.old)?,
+                        kind: GuardKind::Precondition,
+                    },
+                );
+            }
+        }
+        Direction::Revert => {
+            for w in &work {
+                push_guard(&mut guards, &mut seen, r.unmapped_states(w)?);
+            }
+            if !plan.response_handlers.is_empty() {
+                let image: Vec<String> = handler_pairs.iter().map(|p| p.0.clone()).collect();
+                if !image.is_empty() {
+                    push_guard(&mut guards, &mut seen, r.unmapped_handlers(&image)?);
+                }
+            }
+        }
+    }
+    for w in &work {
+        for m in &w.moves {
+            for s in &m.stacks {
+                push_guard(&mut guards, &mut seen, r.stack_guard(w, m, s)?);
+            }
+        }
+    }
+
+    let mut census = Vec::new();
+    for t in &plan.threads {
+        census.push(r.census(&t.old_table, NEXT_STATE)?);
+    }
+    if !plan.response_handlers.is_empty() {
+        census.push(r.census(&plan.response_handler_table, RESPONSE_HANDLER_COLUMN)?);
+    }
+
+    let mut rewrites = Vec::new();
+    for w in &work {
+        if let Some(rw) = r.thread_rewrite(w)? {
+            rewrites.push(rw);
+        }
+    }
+    let changed: Vec<(String, String)> = handler_pairs.into_iter().filter(|(a, b)| a != b).collect();
+    if let Some(rw) = r.handler_rewrite(&changed)? {
+        rewrites.push(rw);
+    }
+
+    let mut defaults = Vec::new();
+    if direction == Direction::Apply {
+        for p in &plan.context_properties {
+            if let (PropertyChange::Added, Some(def)) = (p.change, &p.default) {
+                defaults.push(r.fill(&p.name, def)?);
+            }
+        }
+    }
+
+    Ok(SqlScript {
+        dialect: d,
+        header: r.header(direction),
+        guards,
+        census,
+        rewrites,
+        defaults,
+        direction,
+        plan_id: plan.plan_id.clone(),
+        class,
+    })
+}
+
+/// Render the migration of `plan` for `dialect`.
+pub fn render(plan: &MigrationPlan, dialect: Dialect) -> Result<SqlScript, SqlError> {
+    build(plan, dialect, Direction::Apply)
+}
+
+/// Render the reverse migration; refused with [`SqlError::NotInvertible`] when
+/// [`revert_blockers`] names a reason.
+pub fn render_revert(plan: &MigrationPlan, dialect: Dialect) -> Result<SqlScript, SqlError> {
+    let reasons = revert_blockers(plan);
+    if !reasons.is_empty() {
+        return Err(SqlError::NotInvertible { class: plan.old.class.clone(), reasons });
+    }
+    build(plan, dialect, Direction::Revert)
+}
+
+/// `INSERT INTO <table> (<columns>) VALUES (?, …)`: the bookkeeping row `apply` writes, with
+/// every value bound as a parameter.
+pub fn history_insert(dialect: Dialect, table: &SqlTable, columns: &[&str]) -> Result<CheckedSql, SqlError> {
+    if columns.is_empty() {
+        return Err(plan_err("a history row needs at least one column"));
+    }
+    let cols = columns.iter().map(|c| quote_ident(c, dialect)).collect::<Result<Vec<_>, _>>()?;
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        quote_table(table, dialect)?,
+        cols.join(", "),
+        vec!["?"; columns.len()].join(", ")
+    );
+    let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+    let expect = Expect { shape: Shape::Insert { columns: names.clone() }, tables: vec![table.clone()], columns: names, functions: vec![] };
+    check(&sql, dialect, &expect)
+}
+
+/// The script as a file: header, guards, census, the rewrite in one transaction.
+impl SqlScript {
+    pub fn to_sql_text(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&self.header);
+        out.push_str("\n--\n");
+        out.push_str(
+            "-- Run with `bplmigrate apply`, which checks the guards, takes the census, runs the\n\
+             -- rewrite in one transaction and verifies the result. By hand: every guard must\n\
+             -- return 0 while every production item running the class is disabled.\n",
+        );
+        out.push_str("\n-- 1. Guards: each query must return 0.\n");
+        for g in &self.guards {
+            out.push_str(&format!("\n-- refuses when: {}\n{};\n", comment_text(&g.description), g.sql.as_str()));
+        }
+        out.push_str("\n-- 2. Census (rows per state), before and after the rewrite.\n");
+        for c in &self.census {
+            out.push_str(&format!("\n{};\n", c.sql.as_str()));
+        }
+        if self.rewrites.is_empty() && self.defaults.is_empty() {
+            out.push_str("\n-- 3. Nothing to rewrite: no persisted state name, stack or handler changes.\n");
+            return out;
+        }
+        out.push_str("\n-- 3. Rewrite, in one transaction (one statement per table; swap-safe).\n\nSTART TRANSACTION;\n");
+        for rw in &self.rewrites {
+            out.push_str(&format!("\n-- {}\n{};\n", comment_text(&rw.description), rw.sql.as_str()));
+        }
+        for f in &self.defaults {
+            out.push_str(&format!("\n-- {}\n{};\n", comment_text(&f.description), f.sql.as_str()));
+        }
+        out.push_str("\nCOMMIT;\n");
+        out
+    }
+}
