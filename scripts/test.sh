@@ -54,9 +54,9 @@ unset BPLMIGRATE_CONNECT
 
 rig_log "setup took $(($(date +%s) - started)) s"
 status=0
-cargo test --all-targets "$@" || status=$?
-if [ "$status" -eq 0 ]; then
-  cargo test --doc "$@" || status=$?
-fi
+cargo test --no-fail-fast --all-targets "$@" || status=$?
+doc_status=0
+cargo test --no-fail-fast --doc "$@" || doc_status=$?
+[ "$status" -ne 0 ] || status=$doc_status
 rig_log "finished in $(($(date +%s) - started)) s with status $status"
 exit "$status"

@@ -25,7 +25,12 @@ fn compile_with(xml: &str, compiler: Compiler) -> CompiledProcess {
     let bpl = parse(xml);
     let cp = states::compile(&bpl, compiler).unwrap_or_else(|e| panic!("compile failed: {e}"));
     let violations = states::check_invariants(&cp, Some(&bpl));
-    assert!(violations.is_empty(), "Appendix B properties violated:\n{}\n{}", violations.join("\n"), states::listing(&cp));
+    assert!(
+        violations.is_empty(),
+        "Appendix B properties violated:\n{}\n{}",
+        violations.join("\n"),
+        states::listing(&cp)
+    );
     cp
 }
 
@@ -42,21 +47,37 @@ fn compile_err(snippet: &str) -> String {
 }
 
 fn expect_listing(cp: &CompiledProcess, expected: &str) {
-    let want: String = expected.trim().lines().map(|l| format!("{}\n", l.trim())).collect();
+    let want: String = expected
+        .trim()
+        .lines()
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
     assert_eq!(states::listing(cp), want);
 }
 
 fn state<'a>(cp: &'a CompiledProcess, thread: u32, name: &str) -> &'a State {
-    cp.thread(thread).and_then(|t| t.state(name)).unwrap_or_else(|| panic!("no state {name} in thread {thread}"))
+    cp.thread(thread)
+        .and_then(|t| t.state(name))
+        .unwrap_or_else(|| panic!("no state {name} in thread {thread}"))
 }
 
 /// The state lines of one thread, without the `process`/`thread`/`handler` lines.
 fn lines(cp: &CompiledProcess, thread: u32) -> Vec<String> {
-    cp.thread(thread).expect("thread").states.iter().map(states::state_line).collect()
+    cp.thread(thread)
+        .expect("thread")
+        .states
+        .iter()
+        .map(states::state_line)
+        .collect()
 }
 
 fn roles(cp: &CompiledProcess, thread: u32) -> Vec<String> {
-    cp.thread(thread).expect("thread").states.iter().map(|s| s.role.to_string()).collect()
+    cp.thread(thread)
+        .expect("thread")
+        .states
+        .iter()
+        .map(|s| s.role.to_string())
+        .collect()
 }
 
 fn count(cp: &CompiledProcess, thread: u32) -> usize {
@@ -117,7 +138,10 @@ fn example_02_single_synchronous_call() {
         "#,
     );
     assert_eq!(state(&cp, 1, "S1").sends, vec!["Lookup"]);
-    assert_eq!(cp.response_handlers[0].target.as_deref(), Some("Lookup Operation"));
+    assert_eq!(
+        cp.response_handlers[0].target.as_deref(),
+        Some("Lookup Operation")
+    );
 }
 
 const EX3: &str = r#"
@@ -348,12 +372,23 @@ fn example_07_scope_compensation_catches_catchall() {
     assert!(s7.subroutine_stack.is_empty());
     assert_eq!(state(&cp, 1, "S6").return_successors, vec!["S12"]);
     assert_eq!(state(&cp, 1, "S6").successors, Vec::<String>::new());
-    assert_eq!(state(&cp, 1, "S11").gosub, Some(("S4".to_string(), "S12".to_string())));
+    assert_eq!(
+        state(&cp, 1, "S11").gosub,
+        Some(("S4".to_string(), "S12".to_string()))
+    );
     // The handler is numbered before the body (Q-6).
     assert_eq!(cp.response_handlers[0].call, "Credit");
     assert_eq!(cp.response_handlers[1].call, "Debit");
     // Error edges: S2, S7 and S8 go to S3; nothing outside the body is protected.
-    for (s, e) in [("S2", Some("S3")), ("S7", Some("S3")), ("S8", Some("S3")), ("S3", None), ("S9", None), ("S11", None), ("S14", None)] {
+    for (s, e) in [
+        ("S2", Some("S3")),
+        ("S7", Some("S3")),
+        ("S8", Some("S3")),
+        ("S3", None),
+        ("S9", None),
+        ("S11", None),
+        ("S14", None),
+    ] {
         assert_eq!(state(&cp, 1, s).error_target.as_deref(), e, "{s}");
     }
 }
@@ -420,11 +455,37 @@ fn example_08_flow_with_nested_flow() {
         "#,
     );
     // Thread parents: depth-first pre-order numbering.
-    let parents: Vec<Option<(u32, u32)>> =
-        cp.threads.iter().map(|t| t.parent.as_ref().map(|p| (p.thread, p.child_index))).collect();
-    assert_eq!(parents, vec![None, Some((1, 0)), Some((2, 0)), Some((2, 1)), Some((1, 1))]);
-    assert_eq!(cp.thread(2).unwrap().parent.as_ref().unwrap().flow.name.as_deref(), Some("FL"));
-    assert_eq!(cp.thread(3).unwrap().parent.as_ref().unwrap().flow.name.as_deref(), Some("inner"));
+    let parents: Vec<Option<(u32, u32)>> = cp
+        .threads
+        .iter()
+        .map(|t| t.parent.as_ref().map(|p| (p.thread, p.child_index)))
+        .collect();
+    assert_eq!(
+        parents,
+        vec![None, Some((1, 0)), Some((2, 0)), Some((2, 1)), Some((1, 1))]
+    );
+    assert_eq!(
+        cp.thread(2)
+            .unwrap()
+            .parent
+            .as_ref()
+            .unwrap()
+            .flow
+            .name
+            .as_deref(),
+        Some("FL")
+    );
+    assert_eq!(
+        cp.thread(3)
+            .unwrap()
+            .parent
+            .as_ref()
+            .unwrap()
+            .flow
+            .name
+            .as_deref(),
+        Some("inner")
+    );
     assert_eq!(cp.thread(4).unwrap().root.name.as_deref(), Some("left-b"));
 }
 
@@ -518,7 +579,11 @@ fn example_10_disabled_activities() {
         handler OnResponse1 call "On" thread=1
         "#,
     );
-    assert_eq!(state(&cp, 1, "S1").sends, vec!["On"], "the disabled call Off is not sent");
+    assert_eq!(
+        state(&cp, 1, "S1").sends,
+        vec!["On"],
+        "the disabled call Off is not sent"
+    );
 }
 
 const EX11: &str = r#"
@@ -559,9 +624,20 @@ fn example_11_versioned_process() {
         .threads
         .iter()
         .map(|t| t.table.to_string())
-        .chain([cp.context_table.to_string(), cp.response_handler_table.to_string()])
+        .chain([
+            cp.context_table.to_string(),
+            cp.response_handler_table.to_string(),
+        ])
         .collect();
-    assert_eq!(tables, ["Demo_BP_V3.Thread1", "Demo_BP_V3.Thread2", "Demo_BP_V3.Context", "Demo_BP_V3.Context__ResponseHandlers"]);
+    assert_eq!(
+        tables,
+        [
+            "Demo_BP_V3.Thread1",
+            "Demo_BP_V3.Thread2",
+            "Demo_BP_V3.Context",
+            "Demo_BP_V3.Context__ResponseHandlers"
+        ]
+    );
 }
 
 const EX12: &str = r#"
@@ -603,8 +679,11 @@ fn example_12_nested_scopes_transfer_to_enclosing_handler() {
     // Persisted while waiting at S6: %HandlerStack = $lb("S3","S5").
     assert_eq!(state(&cp, 1, "S6").handler_stack, vec!["S3", "S5"]);
     // Error edges: S4, S6, S7 -> S5; S2, S5, S8, S9, S10, S11 -> S3; the rest unprotected.
-    let errors: Vec<(String, Option<String>)> =
-        cp.threads[0].states.iter().map(|s| (s.name.clone(), s.error_target.clone())).collect();
+    let errors: Vec<(String, Option<String>)> = cp.threads[0]
+        .states
+        .iter()
+        .map(|s| (s.name.clone(), s.error_target.clone()))
+        .collect();
     let want: Vec<(String, Option<String>)> = [
         ("S1", None),
         ("S2", Some("S3")),
@@ -645,17 +724,37 @@ fn json_round_trips_for_every_example() {
 
 #[test]
 fn q01_loops_allocate_test_post_body_but_foreach_test_body_post() {
-    let cp = compile("<sequence><while condition='1'><assign property='x' value='1'/></while></sequence>");
-    assert_eq!(roles(&cp, 1), ["ENTRY", "WHILE_TEST", "WHILE_POST", "WHILE_BODY"]);
-    assert_eq!(lines(&cp, 1)[1..], ["S2 WHILE_TEST while@2:11 -> S3 S4", "S3 WHILE_POST while@2:11 -> Stop", "S4 WHILE_BODY while@2:11 -> S2"]);
-    let cp = compile("<sequence><until condition='1'><assign property='x' value='1'/></until></sequence>");
-    assert_eq!(roles(&cp, 1), ["ENTRY", "UNTIL_TEST", "UNTIL_POST", "UNTIL_BODY"]);
+    let cp = compile(
+        "<sequence><while condition='1'><assign property='x' value='1'/></while></sequence>",
+    );
+    assert_eq!(
+        roles(&cp, 1),
+        ["ENTRY", "WHILE_TEST", "WHILE_POST", "WHILE_BODY"]
+    );
+    assert_eq!(
+        lines(&cp, 1)[1..],
+        [
+            "S2 WHILE_TEST while@2:11 -> S3 S4",
+            "S3 WHILE_POST while@2:11 -> Stop",
+            "S4 WHILE_BODY while@2:11 -> S2"
+        ]
+    );
+    let cp = compile(
+        "<sequence><until condition='1'><assign property='x' value='1'/></until></sequence>",
+    );
+    assert_eq!(
+        roles(&cp, 1),
+        ["ENTRY", "UNTIL_TEST", "UNTIL_POST", "UNTIL_BODY"]
+    );
     // until enters its body directly.
     assert_eq!(state(&cp, 1, "S1").successors, ["S4"]);
     assert_eq!(state(&cp, 1, "S4").successors, ["S2"]);
     assert_eq!(state(&cp, 1, "S2").successors, ["S3", "S4"]);
     let cp = compile("<sequence><foreach property='context.l' key='context.k'><assign property='x' value='1'/></foreach></sequence>");
-    assert_eq!(roles(&cp, 1), ["ENTRY", "FOREACH_TEST", "FOREACH_BODY", "FOREACH_POST"]);
+    assert_eq!(
+        roles(&cp, 1),
+        ["ENTRY", "FOREACH_TEST", "FOREACH_BODY", "FOREACH_POST"]
+    );
     assert_eq!(state(&cp, 1, "S1").successors, ["S2"]);
     assert_eq!(state(&cp, 1, "S3").successors, ["S2"]);
 }
@@ -668,7 +767,19 @@ fn q02_if_allocates_post_first_and_false_after_the_whole_true_branch() {
            <true><delay duration='1'/><if condition='2'><true><assign property='t' value='1'/></true></if></true>
          </if></sequence>",
     );
-    assert_eq!(roles(&cp, 1), ["ENTRY", "IF_POST", "IF_TRUE", "SYNC_WAIT", "SYNC_AFTER", "IF_POST", "IF_TRUE", "IF_FALSE"]);
+    assert_eq!(
+        roles(&cp, 1),
+        [
+            "ENTRY",
+            "IF_POST",
+            "IF_TRUE",
+            "SYNC_WAIT",
+            "SYNC_AFTER",
+            "IF_POST",
+            "IF_TRUE",
+            "IF_FALSE"
+        ]
+    );
     assert_eq!(state(&cp, 1, "S1").successors, ["S3", "S8"]);
 }
 
@@ -681,7 +792,11 @@ fn q03_if_without_any_activity_still_takes_three_states() {
         "<if condition='1'><true><annotation>not counted</annotation></true></if>",
     ] {
         let cp = compile(&format!("<sequence>{ifs}</sequence>"));
-        assert_eq!(roles(&cp, 1), ["ENTRY", "IF_POST", "IF_TRUE", "IF_FALSE"], "{ifs}");
+        assert_eq!(
+            roles(&cp, 1),
+            ["ENTRY", "IF_POST", "IF_TRUE", "IF_FALSE"],
+            "{ifs}"
+        );
         assert_eq!(state(&cp, 1, "S1").successors, ["S3", "S4"]);
         assert_eq!(state(&cp, 1, "S3").successors, ["S2"]);
         assert_eq!(state(&cp, 1, "S4").successors, ["S2"]);
@@ -711,14 +826,37 @@ fn q05_every_catch_gets_a_state_and_catchall_only_has_an_invisible_dummy_case() 
          </scope></sequence>",
     );
     // A, F, E, Psw, C1, C2 (disabled: empty), D (transfer default, no enclosing scope).
-    assert_eq!(roles(&cp, 1), ["ENTRY", "SCOPE_BODY", "SCOPE_FAULT", "SCOPE_END", "FAULT_POST", "CATCH(1)", "CATCH(2)", "CATCH_DEFAULT"]);
+    assert_eq!(
+        roles(&cp, 1),
+        [
+            "ENTRY",
+            "SCOPE_BODY",
+            "SCOPE_FAULT",
+            "SCOPE_END",
+            "FAULT_POST",
+            "CATCH(1)",
+            "CATCH(2)",
+            "CATCH_DEFAULT"
+        ]
+    );
     assert_eq!(state(&cp, 1, "S3").successors, ["S6", "S7", "S8"]);
     // Without an enclosing scope the default re-raises: only the nominal `-> post`.
     assert_eq!(state(&cp, 1, "S8").successors, ["S5"]);
     assert!(state(&cp, 1, "S8").dead_successors.is_empty());
 
-    let cp = compile("<sequence><scope><faulthandlers><catchall/></faulthandlers></scope></sequence>");
-    assert_eq!(roles(&cp, 1), ["ENTRY", "SCOPE_BODY", "SCOPE_FAULT", "SCOPE_END", "FAULT_POST", "CATCHALL"]);
+    let cp =
+        compile("<sequence><scope><faulthandlers><catchall/></faulthandlers></scope></sequence>");
+    assert_eq!(
+        roles(&cp, 1),
+        [
+            "ENTRY",
+            "SCOPE_BODY",
+            "SCOPE_FAULT",
+            "SCOPE_END",
+            "FAULT_POST",
+            "CATCHALL"
+        ]
+    );
     // The dummy case's edge goes to the post state.
     assert_eq!(state(&cp, 1, "S3").successors, ["S5", "S6"]);
 }
@@ -735,7 +873,11 @@ fn q06_compensation_handlers_are_numbered_before_the_scope_body() {
            <faulthandlers><catchall/></faulthandlers>
          </scope></sequence>",
     );
-    let owners: Vec<String> = cp.threads[0].states.iter().map(|s| format!("{} {}", s.role, s.activity.label())).collect();
+    let owners: Vec<String> = cp.threads[0]
+        .states
+        .iter()
+        .map(|s| format!("{} {}", s.role, s.activity.label()))
+        .collect();
     assert_eq!(
         owners[1..8],
         [
@@ -752,11 +894,16 @@ fn q06_compensation_handlers_are_numbered_before_the_scope_body() {
     assert!(state(&cp, 1, "S5").return_successors.is_empty());
 }
 
-const LOOP_AROUND_FLOW: &str = "<sequence><while condition='1'><flow><sequence>{}</sequence></flow></while></sequence>";
+const LOOP_AROUND_FLOW: &str =
+    "<sequence><while condition='1'><flow><sequence>{}</sequence></flow></while></sequence>";
 
 #[test]
 fn q07_break_or_continue_in_a_flow_branch_inside_a_parent_loop_is_rejected() {
-    for jump in ["<break/>", "<continue/>", "<if condition='1'><true><break/></true></if>"] {
+    for jump in [
+        "<break/>",
+        "<continue/>",
+        "<if condition='1'><true><break/></true></if>",
+    ] {
         let e = compile_err(&LOOP_AROUND_FLOW.replace("{}", jump));
         assert!(e.starts_with("ex.xml:2:"), "{e}");
         assert!(e.contains("flow") && e.contains("Open Q8"), "{e}");
@@ -773,7 +920,10 @@ fn break_and_continue_outside_any_loop_are_compile_errors_at_their_position() {
     let e = compile_err("<sequence>\n  <assign property='x' value='1'/>\n  <break/>\n</sequence>");
     assert_eq!(e, "ex.xml:4:3: <break> is not inside a <while>, <until> or <foreach>; IRIS refuses to compile it");
     let e = compile_err("<sequence><scope><faulthandlers><catchall><continue/></catchall></faulthandlers></scope></sequence>");
-    assert!(e.starts_with("ex.xml:2:43: <continue> is not inside"), "{e}");
+    assert!(
+        e.starts_with("ex.xml:2:43: <continue> is not inside"),
+        "{e}"
+    );
 }
 
 /// A scope whose catchall compensates `Undo`, with `{body}` in its body.
@@ -789,7 +939,12 @@ fn compensating_scope(body: &str) -> String {
 
 fn gosub_of_catchall(cp: &CompiledProcess) -> (String, String) {
     let t = &cp.threads[0];
-    let s = t.states.iter().rev().find(|s| s.role == Role::Catchall && s.activity.name.as_deref() == Some("S")).expect("catchall");
+    let s = t
+        .states
+        .iter()
+        .rev()
+        .find(|s| s.role == Role::Catchall && s.activity.name.as_deref() == Some("S"))
+        .expect("catchall");
     s.gosub.clone().expect("gosub")
 }
 
@@ -812,7 +967,10 @@ fn q08_compensation_registry_is_global_and_reset_by_every_scope_with_handlers() 
     assert!(state(&cp, 1, "S4").return_successors.is_empty());
 
     // Disabled or unnamed handlers still reset (2.4 exception 4) ...
-    for handler in ["<compensationhandler name='TH' disabled='true'/>", "<compensationhandler><assign property='y' value='0'/></compensationhandler>"] {
+    for handler in [
+        "<compensationhandler name='TH' disabled='true'/>",
+        "<compensationhandler><assign property='y' value='0'/></compensationhandler>",
+    ] {
         let inner = format!(
             "<scope name='T'><assign property='y' value='1'/><compensationhandlers>{handler}</compensationhandlers><faulthandlers><catchall/></faulthandlers></scope>"
         );
@@ -843,7 +1001,11 @@ fn q08_a_later_scope_without_handlers_still_sees_the_registry() {
          </sequence>",
     );
     // Undo = S4, its wait S5 and its last state S6. Three compensates target it.
-    let gosubs: Vec<(String, String)> = cp.threads[0].states.iter().filter_map(|s| s.gosub.clone()).collect();
+    let gosubs: Vec<(String, String)> = cp.threads[0]
+        .states
+        .iter()
+        .filter_map(|s| s.gosub.clone())
+        .collect();
     assert!(gosubs.iter().all(|(h, _)| h == "S4"), "{gosubs:?}");
     let returns: Vec<String> = gosubs.iter().map(|(_, r)| r.clone()).collect();
     let s6 = state(&cp, 1, "S6");
@@ -852,7 +1014,10 @@ fn q08_a_later_scope_without_handlers_still_sees_the_registry() {
     let s5 = state(&cp, 1, "S5");
     assert!(s5.wait);
     assert_eq!(s5.subroutine_stack, vec![returns[0].clone()]);
-    assert_eq!(s5.subroutine_stack_alternatives, returns.iter().map(|r| vec![r.clone()]).collect::<Vec<_>>());
+    assert_eq!(
+        s5.subroutine_stack_alternatives,
+        returns.iter().map(|r| vec![r.clone()]).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -864,15 +1029,23 @@ fn compensate_that_finds_a_handler_of_another_thread_is_rejected() {
            <faulthandlers><catchall/></faulthandlers>
          </scope></sequence>",
     );
-    assert!(e.starts_with("ex.xml:3:") && e.contains("Demo.BP.Thread1"), "{e}");
+    assert!(
+        e.starts_with("ex.xml:3:") && e.contains("Demo.BP.Thread1"),
+        "{e}"
+    );
 }
 
 #[test]
 fn q09_flow_children_start_in_string_order_of_class_names() {
-    let children: String = (0..11).map(|i| format!("<sequence name='c{i}'/>")).collect();
+    let children: String = (0..11)
+        .map(|i| format!("<sequence name='c{i}'/>"))
+        .collect();
     let cp = compile(&format!("<sequence><flow>{children}</flow></sequence>"));
     assert_eq!(cp.threads.len(), 12);
-    let want: Vec<String> = [10, 11, 12, 2, 3, 4, 5, 6, 7, 8, 9].iter().map(|k| format!("Demo.BP.Thread{k}")).collect();
+    let want: Vec<String> = [10, 11, 12, 2, 3, 4, 5, 6, 7, 8, 9]
+        .iter()
+        .map(|k| format!("Demo.BP.Thread{k}"))
+        .collect();
     assert_eq!(state(&cp, 1, "S1").starts_threads, want);
     // Numbering itself is document order.
     assert_eq!(cp.thread(10).unwrap().root.name.as_deref(), Some("c8"));
@@ -899,12 +1072,25 @@ fn q10_disabled_activities_count_in_every_emptiness_test() {
 
 #[test]
 fn q11_async_false_depends_on_the_compiler_generation() {
-    let call = |v: &str| wrap(&format!("<sequence><call name='X' target='Op' async='{v}'><request type='Ens.Request'/></call></sequence>"));
+    let call = |v: &str| {
+        wrap(&format!("<sequence><call name='X' target='Op' async='{v}'><request type='Ens.Request'/></call></sequence>"))
+    };
     for (value, legacy, current) in [("0", 3, 3), ("1", 1, 1), ("true", 1, 1), ("false", 1, 3)] {
-        assert_eq!(count(&compile_with(&call(value), Compiler::Legacy), 1), legacy, "legacy async={value}");
-        assert_eq!(count(&compile_with(&call(value), Compiler::Current), 1), current, "current async={value}");
+        assert_eq!(
+            count(&compile_with(&call(value), Compiler::Legacy), 1),
+            legacy,
+            "legacy async={value}"
+        );
+        assert_eq!(
+            count(&compile_with(&call(value), Compiler::Current), 1),
+            current,
+            "current async={value}"
+        );
     }
-    assert_eq!(compile_with(&call("false"), Compiler::Legacy).compiler, Compiler::Legacy);
+    assert_eq!(
+        compile_with(&call("false"), Compiler::Legacy).compiler,
+        Compiler::Legacy
+    );
     // A missing attribute (the reader requires it; built by hand here) is asynchronous.
     let mut bpl = parse(&call("0"));
     if let ActivityKind::Sequence { children } = &mut bpl.process.sequence.kind {
@@ -961,15 +1147,39 @@ fn q16_only_the_last_catchall_is_compiled() {
            <scope name='donor'><faulthandlers><catch fault='1'/><catchall name='second'><trace value='1'/></catchall></faulthandlers></scope>
          </sequence>",
     ));
-    let ActivityKind::Sequence { children } = &mut bpl.process.sequence.kind else { panic!() };
+    let ActivityKind::Sequence { children } = &mut bpl.process.sequence.kind else {
+        panic!()
+    };
     let donor = children.pop().unwrap();
-    let ActivityKind::Scope { fault_handlers: donated, .. } = donor.kind else { panic!() };
-    let ActivityKind::Scope { fault_handlers, .. } = &mut children[0].kind else { panic!() };
+    let ActivityKind::Scope {
+        fault_handlers: donated,
+        ..
+    } = donor.kind
+    else {
+        panic!()
+    };
+    let ActivityKind::Scope { fault_handlers, .. } = &mut children[0].kind else {
+        panic!()
+    };
     fault_handlers.extend(donated); // first catchall, catch, second catchall
     bpl.process.index();
     let cp = states::compile(&bpl, Compiler::Current).unwrap();
-    assert_eq!(roles(&cp, 1), ["ENTRY", "SCOPE_BODY", "SCOPE_FAULT", "SCOPE_END", "FAULT_POST", "CATCH(1)", "CATCHALL"]);
-    assert!(cp.response_handlers.is_empty(), "the first catchall's call is never generated");
+    assert_eq!(
+        roles(&cp, 1),
+        [
+            "ENTRY",
+            "SCOPE_BODY",
+            "SCOPE_FAULT",
+            "SCOPE_END",
+            "FAULT_POST",
+            "CATCH(1)",
+            "CATCHALL"
+        ]
+    );
+    assert!(
+        cp.response_handlers.is_empty(),
+        "the first catchall's call is never generated"
+    );
     assert!(states::check_invariants(&cp, Some(&bpl)).is_empty());
 }
 
@@ -981,7 +1191,13 @@ fn q17_annotation_inside_case_is_rejected_by_the_reader() {
 
 #[test]
 fn q18_language_does_not_change_numbering() {
-    let basic = compile_with(&wrap(EX6).replace(PROCESS_OPEN, "<process language='basic' request='Ens.Request' response='Ens.Response'>"), Compiler::Current);
+    let basic = compile_with(
+        &wrap(EX6).replace(
+            PROCESS_OPEN,
+            "<process language='basic' request='Ens.Request' response='Ens.Response'>",
+        ),
+        Compiler::Current,
+    );
     assert_eq!(states::listing(&basic), states::listing(&compile(EX6)));
 }
 
@@ -1003,7 +1219,17 @@ fn disabled_exception_2_disabled_catchall_keeps_an_empty_state() {
     let cp = compile(
         "<sequence><scope><faulthandlers><catchall disabled='true'><call name='C' target='Op' async='0'><request type='Ens.Request'/><response type='Ens.Response'><assign property='a' value='1'/></response></call></catchall></faulthandlers></scope></sequence>",
     );
-    assert_eq!(roles(&cp, 1), ["ENTRY", "SCOPE_BODY", "SCOPE_FAULT", "SCOPE_END", "FAULT_POST", "CATCHALL"]);
+    assert_eq!(
+        roles(&cp, 1),
+        [
+            "ENTRY",
+            "SCOPE_BODY",
+            "SCOPE_FAULT",
+            "SCOPE_END",
+            "FAULT_POST",
+            "CATCHALL"
+        ]
+    );
     assert!(cp.response_handlers.is_empty());
     assert!(state(&cp, 1, "S6").sends.is_empty());
 }
@@ -1042,7 +1268,12 @@ fn transfer_default_in_a_flow_branch_ignores_the_parent_threads_scopes() {
     let t2 = lines(&cp, 2);
     assert_eq!(t2.last().unwrap(), "S7 CATCH_DEFAULT scope \"I\" -> S5");
     // The parent's F is not on the child's %HandlerStack either.
-    assert!(cp.thread(2).unwrap().states.iter().all(|s| !s.handler_stack.contains(&"S3".to_string())));
+    assert!(cp
+        .thread(2)
+        .unwrap()
+        .states
+        .iter()
+        .all(|s| !s.handler_stack.contains(&"S3".to_string())));
 }
 
 #[test]
@@ -1059,10 +1290,21 @@ fn states_inside_a_nested_scope_of_a_compensation_handler_stack_both_stacks() {
          </scope></sequence>",
     );
     let w = cp.threads[0].states.iter().find(|s| s.wait).unwrap();
-    let gosub = cp.threads[0].states.iter().find_map(|s| s.gosub.clone()).unwrap();
+    let gosub = cp.threads[0]
+        .states
+        .iter()
+        .find_map(|s| s.gosub.clone())
+        .unwrap();
     // O's F, then T's F (inside the handler); R of the compensate.
-    let t_fault = cp.threads[0].states.iter().find(|s| s.role == Role::ScopeFault && s.activity.name.as_deref() == Some("T")).unwrap();
-    assert_eq!(w.handler_stack, vec!["S3".to_string(), t_fault.name.clone()]);
+    let t_fault = cp.threads[0]
+        .states
+        .iter()
+        .find(|s| s.role == Role::ScopeFault && s.activity.name.as_deref() == Some("T"))
+        .unwrap();
+    assert_eq!(
+        w.handler_stack,
+        vec!["S3".to_string(), t_fault.name.clone()]
+    );
     assert_eq!(w.subroutine_stack, vec![gosub.1]);
     assert_eq!(w.error_target.as_ref(), Some(&t_fault.name));
 }
@@ -1098,12 +1340,18 @@ fn branch_cannot_reach_labels_of_other_threads_or_handlers() {
     );
     assert!(e.contains("different label scope"), "{e}");
     let e = compile_err("<sequence><branch label='nowhere'/></sequence>");
-    assert_eq!(e, "ex.xml:2:11: <branch> targets label 'nowhere', but no <label name='nowhere'> exists");
+    assert_eq!(
+        e,
+        "ex.xml:2:11: <branch> targets label 'nowhere', but no <label name='nowhere'> exists"
+    );
 }
 
 #[test]
 fn branch_to_a_disabled_label_is_a_compile_error() {
-    for label in ["<label name='L' disabled='true'/>", "<if condition='1' disabled='1'><true><label name='L'/></true></if>"] {
+    for label in [
+        "<label name='L' disabled='true'/>",
+        "<if condition='1' disabled='1'><true><label name='L'/></true></if>",
+    ] {
         let e = compile_err(&format!("<sequence>{label}<branch label='L'/></sequence>"));
         assert!(e.contains("disabled"), "{e}");
     }
@@ -1121,7 +1369,11 @@ fn labels_resolve_forward_inside_nested_constructs_and_the_later_duplicate_wins(
     );
     // while: T=S2 P=S3 B=S4; branch S5/S6; label L = S7/S8; scope A=S9 F=S10; branch S11/S12;
     // label M S13/S14; E=S15 Psw=S16 catchall S17; label M S18/S19; branch S20/S21; label L S22/S23.
-    assert_eq!(state(&cp, 1, "S5").successors, ["S22"], "later duplicate wins");
+    assert_eq!(
+        state(&cp, 1, "S5").successors,
+        ["S22"],
+        "later duplicate wins"
+    );
     assert_eq!(state(&cp, 1, "S11").successors, ["S13"]);
     assert_eq!(state(&cp, 1, "S20").successors, ["S18"]);
     assert_eq!(state(&cp, 1, "S20").role, Role::Branch);
@@ -1133,20 +1385,765 @@ fn labels_resolve_forward_inside_nested_constructs_and_the_later_duplicate_wins(
 
 #[test]
 fn version_03_names_package_v3() {
-    let cp = compile_with(&format!("<process version='03'>{}</process>", EX2.trim()), Compiler::Current);
+    let cp = compile_with(
+        &format!("<process version='03'>{}</process>", EX2.trim()),
+        Compiler::Current,
+    );
     assert_eq!(cp.package, "Demo.BP.V3");
     assert_eq!(cp.threads[0].class, "Demo.BP.V3.Thread1");
     assert_eq!(cp.threads[0].table.to_string(), "Demo_BP_V3.Thread1");
     assert_eq!(cp.context_table.to_string(), "Demo_BP_V3.Context");
     let cp = compile(EX2);
     assert_eq!((cp.package.as_str(), cp.version), ("Demo.BP", None));
-    assert_eq!(cp.response_handler_table.to_string(), "Demo_BP.Context__ResponseHandlers");
+    assert_eq!(
+        cp.response_handler_table.to_string(),
+        "Demo_BP.Context__ResponseHandlers"
+    );
 }
 
 #[test]
 fn non_numeric_version_is_refused() {
     let mut bpl = parse(&wrap(EX1));
     bpl.process.version = Some("3abc".into());
-    let e = states::compile(&bpl, Compiler::Current).unwrap_err().to_string();
+    let e = states::compile(&bpl, Compiler::Current)
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("ex.xml:1:1:") && e.contains("Open Q6"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Appendix B: property tests over generated BPL trees, independent oracles, toggle tests
+// ---------------------------------------------------------------------------------------------
+
+/// xorshift64: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn pct(&mut self, p: u64) -> bool {
+        self.below(100) < p
+    }
+}
+
+/// Where an activity list sits: `<compensate>` only directly in a catch, `<flow>` not directly
+/// in any handler (2.8).
+#[derive(Clone, Copy, PartialEq)]
+enum Slot {
+    Plain,
+    Catch,
+    Handler,
+}
+
+/// Generates schema-valid BPL that compiles: breaks only inside a loop of the same thread,
+/// branches only to enabled labels of the same label scope, compensates only of the enclosing
+/// scope's own (uniquely named) handlers or of unknown names.
+struct RandomBpl {
+    rng: Rng,
+    budget: i32,
+    n: u32,
+    loops: u32,
+    labels: Vec<Vec<String>>,
+    off: bool,
+}
+
+impl RandomBpl {
+    fn new(seed: u64) -> Self {
+        RandomBpl {
+            rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+            budget: 45,
+            n: 0,
+            loops: 0,
+            labels: vec![vec![]],
+            off: false,
+        }
+    }
+
+    fn process(&mut self) -> String {
+        let version = if self.rng.pct(10) { " version='2'" } else { "" };
+        let seq_off = if self.rng.pct(2) {
+            " disabled='true'"
+        } else {
+            ""
+        };
+        let mut body = String::new();
+        self.list(0, Slot::Plain, &[], &mut body);
+        format!("{PROCESS_OPEN_V}<sequence{seq_off}>\n{body}</sequence>\n</process>\n")
+            .replace("{V}", version)
+    }
+
+    fn id(&mut self) -> u32 {
+        self.n += 1;
+        self.n
+    }
+
+    /// A `disabled` attribute (mostly absent) and whether it disables.
+    fn disabled(&mut self) -> (&'static str, bool) {
+        match self.rng.below(100) {
+            0..=5 => (" disabled='true'", true),
+            6..=7 => (" disabled='1'", true),
+            8 => (" disabled='0'", false),
+            9 => (" disabled='false'", false),
+            _ => ("", false),
+        }
+    }
+
+    fn list(&mut self, depth: u32, slot: Slot, handlers: &[String], out: &mut String) {
+        let n = self.rng.below(4);
+        for i in 0..n {
+            self.activity(depth, slot, handlers, i == 0, out);
+        }
+    }
+
+    fn with_off<R>(&mut self, off: bool, f: impl FnOnce(&mut Self) -> R) -> R {
+        let saved = self.off;
+        self.off |= off;
+        let r = f(self);
+        self.off = saved;
+        r
+    }
+
+    fn activity(
+        &mut self,
+        depth: u32,
+        slot: Slot,
+        handlers: &[String],
+        first: bool,
+        out: &mut String,
+    ) {
+        self.budget -= 1;
+        let (dis, off) = self.disabled();
+        let k = if slot == Slot::Catch && first && self.rng.pct(40) {
+            5
+        } else if self.budget <= 0 || depth >= 4 {
+            self.rng.below(6)
+        } else {
+            self.rng.below(22)
+        };
+        let id = self.id();
+        match k {
+            0 => out.push_str(&format!(
+                "<assign property='context.a{id}' value='1'{dis}/>\n"
+            )),
+            1 => out.push_str(&format!("<trace value='\"t{id}\"'{dis}/>\n")),
+            2 => {
+                let a = ["0", "1", "true", "false"][self.rng.below(4) as usize];
+                let response = match self.rng.below(4) {
+                    0 => "",
+                    1 => "<response type='Ens.Response'/>",
+                    2 => "<response type='Ens.Response'><assign property='context.r' value='1' disabled='true'/></response>",
+                    _ => "<response type='Ens.Response'><assign property='context.r' value='1'/><trace value='1'/></response>",
+                };
+                out.push_str(&format!("<call name='c{id}' target='Op' async='{a}'{dis}><request type='Ens.Request'/>{response}</call>\n"));
+            }
+            3 => {
+                let ty = ["", " type='all'", " type='any'"][self.rng.below(3) as usize];
+                out.push_str(&format!("<sync name='s{id}' calls='c1'{ty}{dis}/>\n"));
+            }
+            4 => out.push_str(&format!("<delay name='d{id}' duration='\"PT1S\"'{dis}/>\n")),
+            5 if slot == Slot::Catch && first => {
+                let target = if !handlers.is_empty() && self.rng.pct(85) {
+                    handlers[self.rng.below(handlers.len() as u64) as usize].clone()
+                } else {
+                    format!("Nope{id}")
+                };
+                out.push_str(&format!("<compensate target='{target}'{dis}/>\n"));
+            }
+            5 if self.loops > 0 => {
+                let jump = if self.rng.pct(50) {
+                    "break"
+                } else {
+                    "continue"
+                };
+                out.push_str(&format!("<{jump}{dis}/>\n"));
+            }
+            5 => out.push_str(&format!("<throw fault='\"f{id}\"'{dis}/>\n")),
+            6 | 7 => {
+                out.push_str(&format!("<if name='i{id}' condition='1'{dis}>"));
+                self.with_off(off, |g| {
+                    let layout = g.rng.below(5);
+                    let mut t = String::new();
+                    let mut f = String::new();
+                    if matches!(layout, 0 | 2 | 3) {
+                        g.list(depth + 1, Slot::Plain, handlers, &mut t);
+                    }
+                    if matches!(layout, 1..=3) {
+                        g.list(depth + 1, Slot::Plain, handlers, &mut f);
+                    }
+                    let t = format!("<true>{t}</true>");
+                    let f = format!("<false>{f}</false>");
+                    out.push_str(&match layout {
+                        0 => t,
+                        1 => f,
+                        2 => t + &f,
+                        3 => f + &t,
+                        _ => "<true/>".to_string(),
+                    });
+                });
+                out.push_str("</if>\n");
+            }
+            8 => {
+                out.push_str(&format!("<switch name='w{id}'{dis}>"));
+                self.with_off(off, |g| {
+                    for _ in 0..=g.rng.below(3) {
+                        let mut c = String::new();
+                        g.list(depth + 1, Slot::Plain, handlers, &mut c);
+                        out.push_str(&format!("<case condition='1'>{c}</case>"));
+                    }
+                    if g.rng.pct(50) {
+                        let mut c = String::new();
+                        g.list(depth + 1, Slot::Plain, handlers, &mut c);
+                        out.push_str(&format!("<default>{c}</default>"));
+                    }
+                });
+                out.push_str("</switch>\n");
+            }
+            9..=11 => {
+                let (open, close) = match k {
+                    9 => (
+                        format!("<while name='l{id}' condition='1'{dis}>"),
+                        "</while>",
+                    ),
+                    10 => (
+                        format!("<until name='l{id}' condition='1'{dis}>"),
+                        "</until>",
+                    ),
+                    _ => (
+                        format!("<foreach name='l{id}' property='context.l' key='context.k'{dis}>"),
+                        "</foreach>",
+                    ),
+                };
+                out.push_str(&open);
+                self.with_off(off, |g| {
+                    g.loops += 1;
+                    g.list(depth + 1, Slot::Plain, handlers, out);
+                    g.loops -= 1;
+                });
+                out.push_str(close);
+                out.push('\n');
+            }
+            12..=14 => self.scope(depth, id, dis, off, out),
+            15 | 16 => {
+                let name = format!("L{id}");
+                if !self.off && !off {
+                    if let Some(scope) = self.labels.last_mut() {
+                        scope.push(name.clone());
+                    }
+                }
+                out.push_str(&format!("<label name='{name}'{dis}/>\n"));
+            }
+            17 | 18 => {
+                let known = self.labels.last().cloned().unwrap_or_default();
+                if known.is_empty() {
+                    out.push_str(&format!("<empty name='e{id}'/>\n"));
+                } else {
+                    let label = &known[self.rng.below(known.len() as u64) as usize];
+                    out.push_str(&format!("<branch label='{label}' condition='1'{dis}/>\n"));
+                }
+            }
+            19 | 20 if slot == Slot::Plain => {
+                out.push_str(&format!("<flow name='f{id}'{dis}>"));
+                let children = if self.rng.pct(4) {
+                    11
+                } else {
+                    1 + self.rng.below(3)
+                };
+                self.with_off(off, |g| {
+                    for _ in 0..children {
+                        let (cdis, coff) = g.disabled();
+                        let saved_loops = std::mem::replace(&mut g.loops, 0);
+                        g.labels.push(vec![]);
+                        out.push_str(&format!("<sequence{cdis}>"));
+                        g.with_off(coff, |g| g.list(depth + 1, Slot::Plain, &[], out));
+                        out.push_str("</sequence>");
+                        g.labels.pop();
+                        g.loops = saved_loops;
+                    }
+                });
+                out.push_str("</flow>\n");
+            }
+            _ => {
+                out.push_str(&format!("<sequence name='q{id}'{dis}>"));
+                self.with_off(off, |g| g.list(depth + 1, Slot::Plain, handlers, out));
+                out.push_str("</sequence>\n");
+            }
+        }
+    }
+
+    fn scope(&mut self, depth: u32, id: u32, dis: &str, off: bool, out: &mut String) {
+        out.push_str(&format!("<scope name='sc{id}'{dis}>"));
+        self.with_off(off, |g| {
+            // Handler names first, so the catches know what to compensate.
+            let mut names = Vec::new();
+            let handler_count = match g.rng.below(4) {
+                0 => None,
+                1 => Some(0),
+                _ => Some(1 + g.rng.below(2)),
+            };
+            let mut handlers_xml = String::new();
+            if let Some(n) = handler_count {
+                for _ in 0..n {
+                    let hid = g.id();
+                    let (hdis, hoff) = g.disabled();
+                    let named = g.rng.pct(90);
+                    if named {
+                        names.push(format!("H{hid}"));
+                    }
+                    let name = if named {
+                        format!(" name='H{hid}'")
+                    } else {
+                        String::new()
+                    };
+                    let mut body = String::new();
+                    g.labels.push(vec![]);
+                    g.with_off(hoff, |g| g.list(depth + 1, Slot::Handler, &[], &mut body));
+                    g.labels.pop();
+                    handlers_xml.push_str(&format!(
+                        "<compensationhandler{name}{hdis}>{body}</compensationhandler>"
+                    ));
+                }
+            }
+            g.labels.push(vec![]);
+            g.list(depth + 1, Slot::Plain, &[], out);
+            g.labels.pop();
+            if handler_count.is_some() {
+                out.push_str(&format!(
+                    "<compensationhandlers>{handlers_xml}</compensationhandlers>"
+                ));
+            }
+            out.push_str("<faulthandlers>");
+            let catches = g.rng.below(3);
+            let catchall = catches == 0 || g.rng.pct(50);
+            for i in 0..catches + u64::from(catchall) {
+                let (cdis, coff) = g.disabled();
+                let mut body = String::new();
+                g.labels.push(vec![]);
+                g.with_off(coff, |g| g.list(depth + 1, Slot::Catch, &names, &mut body));
+                g.labels.pop();
+                if i < catches {
+                    out.push_str(&format!("<catch fault='\"x{i}\"'{cdis}>{body}</catch>"));
+                } else {
+                    out.push_str(&format!("<catchall{cdis}>{body}</catchall>"));
+                }
+            }
+            out.push_str("</faulthandlers>");
+        });
+        out.push_str("</scope>\n");
+    }
+}
+
+const PROCESS_OPEN_V: &str = "<process request='Ens.Request' response='Ens.Response'{V}>\n";
+
+/// Independent oracle: the response handlers (call names) in generation order (3.5, 5.1), the
+/// number of thread classes, and the state count of each thread (pre-order).
+#[derive(Debug, Default, PartialEq)]
+struct Oracle {
+    handlers: Vec<String>,
+    states: Vec<usize>,
+}
+
+fn oracle(bpl: &Bpl, compiler: Compiler) -> Oracle {
+    let mut o = Oracle {
+        handlers: vec![],
+        states: vec![1],
+    };
+    walk_oracle(&bpl.process.sequence, 0, compiler, &mut o);
+    o
+}
+
+fn walk_oracle(a: &Activity, thread: usize, compiler: Compiler, o: &mut Oracle) {
+    if a.disabled {
+        return;
+    }
+    let list =
+        |l: &[Activity], o: &mut Oracle| l.iter().for_each(|c| walk_oracle(c, thread, compiler, o));
+    let body_of = |h: &Activity| -> Vec<Activity> {
+        match &h.kind {
+            ActivityKind::Catch { body, .. }
+            | ActivityKind::Catchall { body }
+            | ActivityKind::CompensationHandler { body } => body.clone(),
+            _ => vec![],
+        }
+    };
+    match &a.kind {
+        ActivityKind::Call {
+            async_attr,
+            response,
+            ..
+        } => {
+            if response.as_ref().is_some_and(|r| !r.activities.is_empty()) {
+                o.handlers.push(a.name.clone().unwrap_or_default());
+            }
+            if states::is_synchronous(async_attr.as_deref(), compiler) {
+                o.states[thread] += 2;
+            }
+        }
+        ActivityKind::Sync { .. } | ActivityKind::Delay => o.states[thread] += 2,
+        ActivityKind::If {
+            true_branch,
+            false_branch,
+        } => {
+            let t = true_branch.as_ref().map_or(&[][..], |b| &b.activities[..]);
+            let f = false_branch.as_ref().map_or(&[][..], |b| &b.activities[..]);
+            o.states[thread] += if t.is_empty() != f.is_empty() { 2 } else { 3 };
+            list(t, o);
+            list(f, o);
+        }
+        ActivityKind::Switch { cases, default } => {
+            o.states[thread] += 1;
+            for c in cases.iter().chain(default.iter()) {
+                if !c.activities.is_empty() {
+                    o.states[thread] += 1;
+                }
+                list(&c.activities, o);
+            }
+        }
+        ActivityKind::While { body }
+        | ActivityKind::Until { body }
+        | ActivityKind::Foreach { body } => {
+            o.states[thread] += 3;
+            list(body, o);
+        }
+        ActivityKind::Scope {
+            body,
+            compensation_handlers,
+            fault_handlers,
+        } => {
+            o.states[thread] += 4; // A, F, E, Psw
+            for h in compensation_handlers
+                .iter()
+                .flatten()
+                .filter(|h| !h.disabled && h.name.is_some())
+            {
+                o.states[thread] += 1;
+                list(&body_of(h), o);
+            }
+            list(body, o);
+            for c in fault_handlers
+                .iter()
+                .filter(|h| matches!(h.kind, ActivityKind::Catch { .. }))
+            {
+                o.states[thread] += 1;
+                if !c.disabled {
+                    list(&body_of(c), o);
+                }
+            }
+            o.states[thread] += 1; // catchall or transfer default
+            if let Some(c) = fault_handlers
+                .iter()
+                .rev()
+                .find(|h| matches!(h.kind, ActivityKind::Catchall { .. }))
+            {
+                if !c.disabled {
+                    list(&body_of(c), o);
+                }
+            }
+        }
+        ActivityKind::Compensate { .. } => o.states[thread] += 1,
+        ActivityKind::Label | ActivityKind::Branch { .. } => o.states[thread] += 2,
+        ActivityKind::Flow { children } => {
+            if !children.is_empty() {
+                o.states[thread] += 1;
+            }
+            for c in children {
+                o.states.push(1);
+                let k = o.states.len() - 1;
+                walk_oracle(c, k, compiler, o);
+            }
+        }
+        ActivityKind::Sequence { children } => list(children, o),
+        _ => {}
+    }
+}
+
+fn generated(seed: u64) -> (String, Bpl) {
+    let xml = RandomBpl::new(seed).process();
+    let bpl = bpl::parse_bare("gen.xml", &xml, "Gen.P")
+        .unwrap_or_else(|e| panic!("seed {seed}: generated BPL does not parse: {e}\n{xml}"));
+    (xml, bpl)
+}
+
+const SEEDS: u64 = 400;
+
+#[test]
+fn appendix_b_properties_hold_for_generated_processes() {
+    let mut states_seen = 0;
+    let mut threads_seen = 0;
+    for seed in 0..SEEDS {
+        let (xml, bpl) = generated(seed);
+        for compiler in [Compiler::Legacy, Compiler::Current] {
+            let cp = states::compile(&bpl, compiler)
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{xml}"));
+            let v = states::check_invariants(&cp, Some(&bpl));
+            assert!(
+                v.is_empty(),
+                "seed {seed} {compiler:?}:\n{}\n{xml}\n{}",
+                v.join("\n"),
+                states::listing(&cp)
+            );
+            let want = oracle(&bpl, compiler);
+            let got = Oracle {
+                handlers: cp
+                    .response_handlers
+                    .iter()
+                    .map(|h| h.call.clone())
+                    .collect(),
+                states: cp.threads.iter().map(|t| t.states.len()).collect(),
+            };
+            assert_eq!(got, want, "seed {seed} {compiler:?}\n{xml}");
+            // Every W state is owned by a sync, a delay or a call; every J by a flow.
+            for s in cp.threads.iter().flat_map(|t| &t.states) {
+                assert_eq!(s.wait, s.role == Role::SyncWait);
+                assert_eq!(s.join, s.role == Role::FlowJoin);
+                if s.wait {
+                    assert!(matches!(
+                        s.activity.element.as_str(),
+                        "sync" | "delay" | "call"
+                    ));
+                }
+            }
+            states_seen += got.states.iter().sum::<usize>();
+            threads_seen += got.states.len();
+        }
+    }
+    // The generator must actually exercise something.
+    assert!(
+        states_seen > 20 * SEEDS as usize && threads_seen > 3 * SEEDS as usize,
+        "{states_seen} states, {threads_seen} threads"
+    );
+}
+
+fn descendants(a: &Activity, out: &mut Vec<u32>) {
+    out.push(a.id.0);
+    for (_, l) in a.child_slots() {
+        l.iter().for_each(|c| descendants(c, out));
+    }
+}
+
+/// Activities that are generated (no disabled ancestor) with their subtree ids.
+fn generated_activities(a: &Activity, out: &mut Vec<(u32, Vec<u32>, bool)>) {
+    if a.disabled {
+        return;
+    }
+    let mut d = vec![];
+    descendants(a, &mut d);
+    let mut labels = vec![];
+    collect_kinds(a, &mut labels);
+    out.push((a.id.0, d, labels.is_empty()));
+    for (_, l) in a.child_slots() {
+        l.iter().for_each(|c| generated_activities(c, out));
+    }
+}
+
+fn collect_kinds(a: &Activity, labels: &mut Vec<u32>) {
+    if matches!(a.kind, ActivityKind::Label) {
+        labels.push(a.id.0);
+    }
+    for (_, l) in a.child_slots() {
+        l.iter().for_each(|c| collect_kinds(c, labels));
+    }
+}
+
+fn set_disabled(a: &mut Activity, id: u32) -> bool {
+    if a.id.0 == id {
+        a.disabled = true;
+        return true;
+    }
+    let mut done = false;
+    match &mut a.kind {
+        ActivityKind::Sequence { children } | ActivityKind::Flow { children } => {
+            done = children.iter_mut().any(|c| set_disabled(c, id))
+        }
+        ActivityKind::If {
+            true_branch,
+            false_branch,
+        } => {
+            for b in [true_branch, false_branch].into_iter().flatten() {
+                done |= b.activities.iter_mut().any(|c| set_disabled(c, id));
+            }
+        }
+        ActivityKind::Switch { cases, default } => {
+            for c in cases.iter_mut().chain(default.iter_mut()) {
+                done |= c.activities.iter_mut().any(|x| set_disabled(x, id));
+            }
+        }
+        ActivityKind::While { body }
+        | ActivityKind::Until { body }
+        | ActivityKind::Foreach { body }
+        | ActivityKind::Catch { body, .. }
+        | ActivityKind::Catchall { body }
+        | ActivityKind::CompensationHandler { body } => {
+            done = body.iter_mut().any(|c| set_disabled(c, id))
+        }
+        ActivityKind::Scope {
+            body,
+            compensation_handlers,
+            fault_handlers,
+        } => {
+            done = body
+                .iter_mut()
+                .chain(compensation_handlers.iter_mut().flatten())
+                .chain(fault_handlers.iter_mut())
+                .any(|c| set_disabled(c, id));
+        }
+        _ => {}
+    }
+    done
+}
+
+type Shape = Vec<(u32, Vec<(String, u32)>)>;
+
+/// Each thread's root activity and its states' (role, owner) pairs.
+fn shape(cp: &CompiledProcess) -> Shape {
+    cp.threads
+        .iter()
+        .map(|t| {
+            (
+                t.root.id.0,
+                t.states
+                    .iter()
+                    .map(|s| (s.role.to_string(), s.activity.id.0))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn toggling_one_state_allocating_activity_shifts_exactly_the_later_numbers() {
+    let mut toggles = 0;
+    for seed in 0..SEEDS {
+        let (xml, bpl) = generated(seed);
+        let before = states::compile(&bpl, Compiler::Current).unwrap();
+        let old = shape(&before);
+        let mut candidates = vec![];
+        generated_activities(&bpl.process.sequence, &mut candidates);
+        // The top-level sequence and flow children are not "one activity" in a list; labels
+        // would leave their branches unresolved.
+        candidates.retain(|(id, _, no_labels)| {
+            *id != 0
+                && *no_labels
+                && old.iter().any(|(_, st)| {
+                    st.iter()
+                        .any(|(role, owner)| owner == id && role != "ENTRY")
+                })
+        });
+        if candidates.is_empty() {
+            continue;
+        }
+        let mut rng = Rng(seed + 7);
+        let (id, desc, _) = candidates[rng.below(candidates.len() as u64) as usize].clone();
+        let mut changed = bpl.clone();
+        assert!(set_disabled(&mut changed.process.sequence, id));
+        let after = states::compile(&changed, Compiler::Current)
+            .unwrap_or_else(|e| panic!("seed {seed}: disabling {id}: {e}\n{xml}"));
+        assert!(states::check_invariants(&after, Some(&changed)).is_empty());
+
+        // Expected: threads rooted inside the subtree vanish; in the owning thread the states
+        // owned by the subtree (one contiguous run) vanish; everything else keeps its order.
+        let mut want: Shape = vec![];
+        for (root, sts) in &old {
+            if desc.contains(root) {
+                continue;
+            }
+            let idx: Vec<usize> = sts
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, o))| desc.contains(o))
+                .map(|(i, _)| i)
+                .collect();
+            if let (Some(first), Some(last)) = (idx.first(), idx.last()) {
+                assert_eq!(
+                    last - first + 1,
+                    idx.len(),
+                    "seed {seed}: states of activity {id} are not contiguous\n{xml}"
+                );
+            }
+            want.push((
+                *root,
+                sts.iter()
+                    .filter(|(_, o)| !desc.contains(o))
+                    .cloned()
+                    .collect(),
+            ));
+        }
+        assert_eq!(
+            shape(&after),
+            want,
+            "seed {seed}: disabling activity {id}\n{xml}"
+        );
+        let handlers = |cp: &CompiledProcess, skip: &[u32]| -> Vec<u32> {
+            cp.response_handlers
+                .iter()
+                .map(|h| h.activity.id.0)
+                .filter(|a| !skip.contains(a))
+                .collect()
+        };
+        assert_eq!(handlers(&after, &[]), handlers(&before, &desc));
+        toggles += 1;
+    }
+    assert!(toggles > SEEDS / 2, "only {toggles} toggles exercised");
+}
+
+#[test]
+fn toggling_a_flow_child_keeps_its_thread_number() {
+    let snippet = "<sequence><flow>
+        <sequence name='a'><flow><sequence name='a1'><delay duration='1'/></sequence></flow></sequence>
+        <sequence name='b'><delay duration='1'/></sequence>
+      </flow></sequence>";
+    let on = compile(snippet);
+    let off = compile(&snippet.replace("name='a'>", "name='a' disabled='true'>"));
+    assert_eq!(on.threads.len(), 4);
+    assert_eq!(off.threads.len(), 3);
+    assert_eq!(lines(&off, 2), ["S1 ENTRY sequence \"a\" -> Stop"]);
+    assert_eq!(
+        off.thread(3).unwrap().root.name.as_deref(),
+        Some("b"),
+        "b moves from Thread4 to Thread3"
+    );
+    assert_eq!(lines(&off, 3), lines(&on, 4));
+}
+
+#[test]
+fn compile_never_panics_on_hand_mutilated_trees() {
+    // Trees the reader would refuse, built by hand: catch outside a scope, flow of non-sequences,
+    // a scope without fault handlers, unnamed labels and calls.
+    for seed in 0..60 {
+        let (_, mut bpl) = generated(seed);
+        let mut rng = Rng(seed + 99);
+        let root = bpl.process.sequence.clone();
+        let ActivityKind::Sequence { children } = &mut bpl.process.sequence.kind else {
+            continue;
+        };
+        let mut odd = children.first().cloned().unwrap_or(root);
+        odd.name = None;
+        match rng.below(4) {
+            0 => odd.kind = ActivityKind::Catchall { body: vec![] },
+            1 => {
+                odd.kind = ActivityKind::Scope {
+                    body: vec![],
+                    compensation_handlers: None,
+                    fault_handlers: vec![],
+                }
+            }
+            2 => odd.kind = ActivityKind::Label,
+            _ => {
+                odd.kind = ActivityKind::Flow {
+                    children: vec![odd.clone()],
+                }
+            }
+        }
+        children.push(odd);
+        bpl.process.index();
+        let _ = states::compile(&bpl, Compiler::Current);
+    }
 }

@@ -237,8 +237,14 @@ impl Db {
             .conn
             .preallocate()
             .map_err(|e| self.failure(step, &e))?;
-        stmt.execute(sql, params.as_slice())
-            .map_err(|e| self.failure(step, &e))?;
+        let produced_rows = stmt
+            .execute(sql, params.as_slice())
+            .map_err(|e| self.failure(step, &e))?
+            .is_some();
+        if produced_rows {
+            // A query (e.g. `SELECT pg_advisory_xact_lock(…)`): no row count to ask for.
+            return Ok(None);
+        }
         stmt.row_count().map_err(|e| self.failure(step, &e))
     }
 

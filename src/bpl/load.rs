@@ -69,7 +69,11 @@ pub fn load_in(dir: &Path, source: &str, options: &LoadOptions) -> Result<Bpl, B
 /// [`SourceInfo::origin`]; the default class name of a bare document is its file stem (for
 /// `REV:path`, the stem of `path`).
 pub fn load_bytes(origin: &str, bytes: &[u8], options: &LoadOptions) -> Result<Bpl, BplError> {
-    let path = origin.rsplit_once(':').map(|(_, p)| p).filter(|p| !p.is_empty()).unwrap_or(origin);
+    let path = origin
+        .rsplit_once(':')
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(origin);
     load_bytes_with_stem(origin, bytes, options, &file_stem(path))
 }
 
@@ -83,7 +87,9 @@ fn classify_source<'a>(dir: &Path, source: &'a str) -> SourceRef<'a> {
         return SourceRef::File(source);
     }
     if let Some((rev, path)) = source.split_once(':') {
-        let drive = rev.len() == 1 && rev.as_bytes()[0].is_ascii_alphabetic() && (path.starts_with('\\') || path.starts_with('/'));
+        let drive = rev.len() == 1
+            && rev.as_bytes()[0].is_ascii_alphabetic()
+            && (path.starts_with('\\') || path.starts_with('/'));
         if !rev.is_empty() && !path.is_empty() && !drive {
             return SourceRef::Git { rev, path };
         }
@@ -92,7 +98,10 @@ fn classify_source<'a>(dir: &Path, source: &'a str) -> SourceRef<'a> {
 }
 
 fn file_stem(path: &str) -> String {
-    Path::new(path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.to_string())
+    Path::new(path)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string())
 }
 
 fn lower_first(s: &str) -> String {
@@ -104,7 +113,12 @@ fn lower_first(s: &str) -> String {
 }
 
 fn read_file(origin: &str, path: &Path) -> Result<Vec<u8>, BplError> {
-    std::fs::read(path).map_err(|e| BplError::file(origin, format!("cannot read the file: {}", lower_first(&e.to_string()))))
+    std::fs::read(path).map_err(|e| {
+        BplError::file(
+            origin,
+            format!("cannot read the file: {}", lower_first(&e.to_string())),
+        )
+    })
 }
 
 fn read_git(origin: &str, dir: &Path, rev: &str, path: &str) -> Result<Vec<u8>, BplError> {
@@ -115,26 +129,57 @@ fn read_git(origin: &str, dir: &Path, rev: &str, path: &str) -> Result<Vec<u8>, 
         .current_dir(dir)
         .env("LC_ALL", "C")
         .output()
-        .map_err(|e| BplError::file(origin, format!("cannot run git to read revision '{rev}': {}", lower_first(&e.to_string()))))?;
+        .map_err(|e| {
+            BplError::file(
+                origin,
+                format!(
+                    "cannot run git to read revision '{rev}': {}",
+                    lower_first(&e.to_string())
+                ),
+            )
+        })?;
     if out.status.success() {
         return Ok(out.stdout);
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let reason = stderr.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("git failed");
-    let reason = reason.strip_prefix("fatal: ").unwrap_or(reason).trim_end_matches('.');
+    let reason = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("git failed");
+    let reason = reason
+        .strip_prefix("fatal: ")
+        .unwrap_or(reason)
+        .trim_end_matches('.');
     let hint = if path.starts_with("./") || path.starts_with("../") {
         String::new()
     } else {
         format!(" (the path is relative to the repository root; write {rev}:./{path} for one relative to the current directory)")
     };
-    Err(BplError::file(origin, format!("git cannot read path '{path}' at revision '{rev}': {reason}{hint}")))
+    Err(BplError::file(
+        origin,
+        format!("git cannot read path '{path}' at revision '{rev}': {reason}{hint}"),
+    ))
 }
 
-fn load_bytes_with_stem(origin: &str, bytes: &[u8], options: &LoadOptions, stem: &str) -> Result<Bpl, BplError> {
+fn load_bytes_with_stem(
+    origin: &str,
+    bytes: &[u8],
+    options: &LoadOptions,
+    stem: &str,
+) -> Result<Bpl, BplError> {
     let sha256 = sha256_hex(bytes);
     let text = decode_utf8(origin, bytes)?;
     let (class_name, format, process) = read_text(origin, text, options, stem)?;
-    Ok(Bpl { class_name, source: SourceInfo { origin: origin.to_string(), sha256, format }, process })
+    Ok(Bpl {
+        class_name,
+        source: SourceInfo {
+            origin: origin.to_string(),
+            sha256,
+            format,
+        },
+        process,
+    })
 }
 
 /// The text of the file without its UTF-8 byte-order mark.
@@ -163,7 +208,12 @@ fn at(file: &str, text: &str, offset: usize, msg: impl Into<String>) -> BplError
     BplError::at(file, LineIndex::new(text).pos(offset), msg)
 }
 
-fn read_text(file: &str, t: &str, options: &LoadOptions, stem: &str) -> Result<(String, SourceFormat, Process), BplError> {
+fn read_text(
+    file: &str,
+    t: &str,
+    options: &LoadOptions,
+    stem: &str,
+) -> Result<(String, SourceFormat, Process), BplError> {
     let first = skip_ws(t, 0);
     if first >= t.len() {
         return Err(BplError::at(
@@ -178,7 +228,11 @@ fn read_text(file: &str, t: &str, options: &LoadOptions, stem: &str) -> Result<(
             return read_export(file, t, options);
         }
         let class = options.class.clone().unwrap_or_else(|| stem.to_string());
-        let process = parse::parse_process(&XmlSource { file, text: t, range: first..t.len() })?;
+        let process = parse::parse_process(&XmlSource {
+            file,
+            text: t,
+            range: first..t.len(),
+        })?;
         return Ok((class, SourceFormat::Bare, process));
     }
     if let Some(header) = udl_header(file, t)? {
@@ -213,7 +267,9 @@ fn line_end(t: &str, from: usize) -> usize {
 }
 
 fn starts_at(t: &str, i: usize, pat: &str) -> bool {
-    t.as_bytes().get(i..).is_some_and(|s| s.starts_with(pat.as_bytes()))
+    t.as_bytes()
+        .get(i..)
+        .is_some_and(|s| s.starts_with(pat.as_bytes()))
 }
 
 /// The end of a double-quoted ObjectScript string starting at `i` (`""` escapes a quote).
@@ -259,7 +315,10 @@ struct XmlScan {
 /// attribute values. Tag names are not checked: `roxmltree` reports mismatches afterwards.
 fn scan_xml(t: &str, start: usize) -> XmlScan {
     let b = t.as_bytes();
-    let none = XmlScan { root: None, end: None };
+    let none = XmlScan {
+        root: None,
+        end: None,
+    };
     let mut i = start;
     loop {
         i = skip_ws(t, i);
@@ -282,11 +341,18 @@ fn scan_xml(t: &str, start: usize) -> XmlScan {
     }
     let name_start = i + 1;
     let mut name_end = name_start;
-    while name_end < b.len() && !b[name_end].is_ascii_whitespace() && !matches!(b[name_end], b'>' | b'/') {
+    while name_end < b.len()
+        && !b[name_end].is_ascii_whitespace()
+        && !matches!(b[name_end], b'>' | b'/')
+    {
         name_end += 1;
     }
     let qname = &t[name_start..name_end];
-    let local = qname.rsplit_once(':').map(|(_, l)| l).unwrap_or(qname).to_string();
+    let local = qname
+        .rsplit_once(':')
+        .map(|(_, l)| l)
+        .unwrap_or(qname)
+        .to_string();
     let root = Some((i, local));
     let mut depth: i64 = 0;
     let mut j = i;
@@ -328,7 +394,10 @@ fn scan_xml(t: &str, start: usize) -> XmlScan {
                 None
             } else if b[k - 1] == b'/' {
                 if depth == 0 {
-                    return XmlScan { root, end: Some(k + 1) };
+                    return XmlScan {
+                        root,
+                        end: Some(k + 1),
+                    };
                 }
                 Some(k + 1)
             } else {
@@ -364,7 +433,10 @@ fn udl_header(file: &str, t: &str) -> Result<Option<UdlHeader>, BplError> {
             i = line_end(t, i);
         } else if starts_at(t, i, "/*") {
             i = find_from(t, i + 2, "*/").map(|j| j + 2).unwrap_or(t.len());
-        } else if ["include", "includegenerator", "import"].iter().any(|k| word_at(t, i).eq_ignore_ascii_case(k)) {
+        } else if ["include", "includegenerator", "import"]
+            .iter()
+            .any(|k| word_at(t, i).eq_ignore_ascii_case(k))
+        {
             i = line_end(t, i);
         } else {
             break;
@@ -372,35 +444,65 @@ fn udl_header(file: &str, t: &str) -> Result<Option<UdlHeader>, BplError> {
     }
     let kw = word_at(t, i);
     let after_kw = i + kw.len();
-    if !kw.eq_ignore_ascii_case("class") || !t.as_bytes().get(after_kw).is_some_and(|b| b.is_ascii_whitespace()) {
+    if !kw.eq_ignore_ascii_case("class")
+        || !t
+            .as_bytes()
+            .get(after_kw)
+            .is_some_and(|b| b.is_ascii_whitespace())
+    {
         return Ok(None);
     }
     let keyword = i;
     let name_start = skip_ws(t, after_kw);
     let b = t.as_bytes();
     let mut name_end = name_start;
-    while name_end < b.len() && (b[name_end].is_ascii_alphanumeric() || matches!(b[name_end], b'.' | b'%')) {
+    while name_end < b.len()
+        && (b[name_end].is_ascii_alphanumeric() || matches!(b[name_end], b'.' | b'%'))
+    {
         name_end += 1;
     }
     let name = &t[name_start..name_end];
-    if name.is_empty() || name.starts_with('.') || name.ends_with('.') || name.contains("..") || name.eq_ignore_ascii_case("extends") {
-        return Err(at(file, t, name_start, "expected a class name such as Demo.Loan.Process after 'Class'"));
+    if name.is_empty()
+        || name.starts_with('.')
+        || name.ends_with('.')
+        || name.contains("..")
+        || name.eq_ignore_ascii_case("extends")
+    {
+        return Err(at(
+            file,
+            t,
+            name_start,
+            "expected a class name such as Demo.Loan.Process after 'Class'",
+        ));
     }
     // The body opens at the first '{' outside strings, keyword lists and comments.
     let mut j = name_end;
     loop {
         match b.get(j) {
             None => {
-                return Err(at(file, t, t.len(), format!("unexpected end of file: expected '{{' to open the body of class {name}")));
+                return Err(at(
+                    file,
+                    t,
+                    t.len(),
+                    format!(
+                        "unexpected end of file: expected '{{' to open the body of class {name}"
+                    ),
+                ));
             }
             Some(b'"') => j = skip_string(t, j),
             Some(b'/') if starts_at(t, j, "//") => j = line_end(t, j),
-            Some(b'/') if starts_at(t, j, "/*") => j = find_from(t, j + 2, "*/").map(|k| k + 2).unwrap_or(t.len()),
+            Some(b'/') if starts_at(t, j, "/*") => {
+                j = find_from(t, j + 2, "*/").map(|k| k + 2).unwrap_or(t.len())
+            }
             Some(b'{') => break,
             Some(_) => j += 1,
         }
     }
-    Ok(Some(UdlHeader { keyword, name: name_start..name_end, body: j + 1 }))
+    Ok(Some(UdlHeader {
+        keyword,
+        name: name_start..name_end,
+        body: j + 1,
+    }))
 }
 
 /// Whether `line` (already stripped of indentation) declares `XData BPL`; returns the offset
@@ -422,11 +524,21 @@ fn xdata_bpl(line: &str) -> Option<usize> {
     }
 }
 
-fn read_udl(file: &str, t: &str, options: &LoadOptions, h: UdlHeader) -> Result<(String, SourceFormat, Process), BplError> {
+fn read_udl(
+    file: &str,
+    t: &str,
+    options: &LoadOptions,
+    h: UdlHeader,
+) -> Result<(String, SourceFormat, Process), BplError> {
     let class = &t[h.name.clone()];
     if let Some(want) = &options.class {
         if want != class {
-            return Err(at(file, t, h.name.start, format!("this file defines class {class}, not the requested class {want}")));
+            return Err(at(
+                file,
+                t,
+                h.name.start,
+                format!("this file defines class {class}, not the requested class {want}"),
+            ));
         }
     }
     // Find the member `XData BPL` at the start of a line (after optional indentation),
@@ -440,8 +552,8 @@ fn read_udl(file: &str, t: &str, options: &LoadOptions, h: UdlHeader) -> Result<
         let trimmed = line.trim_start();
         if in_comment {
             in_comment = !line.contains("*/");
-        } else if trimmed.starts_with("/*") {
-            in_comment = !trimmed[2..].contains("*/");
+        } else if let Some(comment) = trimmed.strip_prefix("/*") {
+            in_comment = !comment.contains("*/");
         } else if let Some(k) = xdata_bpl(trimmed) {
             after_name = Some(i + (line.len() - trimmed.len()) + k);
             break;
@@ -449,7 +561,12 @@ fn read_udl(file: &str, t: &str, options: &LoadOptions, h: UdlHeader) -> Result<
         i = end + 1;
     }
     let Some(after_name) = after_name else {
-        return Err(at(file, t, h.keyword, format!("{class} has no XData BPL block; is this a business-process class?")));
+        return Err(at(
+            file,
+            t,
+            h.keyword,
+            format!("{class} has no XData BPL block; is this a business-process class?"),
+        ));
     };
     // Skip the keyword list `[ XMLNamespace = "…" ]`, then expect the block's '{'.
     let mut j = skip_ws(t, after_name);
@@ -457,7 +574,14 @@ fn read_udl(file: &str, t: &str, options: &LoadOptions, h: UdlHeader) -> Result<
         j += 1;
         loop {
             match t.as_bytes().get(j) {
-                None => return Err(at(file, t, t.len(), "unexpected end of file: expected ']' to close the keywords of XData BPL")),
+                None => {
+                    return Err(at(
+                        file,
+                        t,
+                        t.len(),
+                        "unexpected end of file: expected ']' to close the keywords of XData BPL",
+                    ))
+                }
                 Some(b'"') => j = skip_string(t, j),
                 Some(b']') => break,
                 Some(_) => j += 1,
@@ -467,27 +591,78 @@ fn read_udl(file: &str, t: &str, options: &LoadOptions, h: UdlHeader) -> Result<
     }
     match t.as_bytes().get(j) {
         Some(b'{') => {}
-        None => return Err(at(file, t, t.len(), "unexpected end of file: expected '{' to open XData BPL")),
+        None => {
+            return Err(at(
+                file,
+                t,
+                t.len(),
+                "unexpected end of file: expected '{' to open XData BPL",
+            ))
+        }
         Some(_) => return Err(at(file, t, j, "expected '{' to open XData BPL")),
     }
     let doc = skip_ws(t, j + 1);
     match t.as_bytes().get(doc) {
-        None => return Err(at(file, t, t.len(), format!("unexpected end of file inside XData BPL of {class}: expected a <process> element"))),
-        Some(b'}') => return Err(at(file, t, doc, format!("XData BPL of {class} is empty; expected a <process> element"))),
+        None => {
+            return Err(at(
+                file,
+                t,
+                t.len(),
+                format!(
+                "unexpected end of file inside XData BPL of {class}: expected a <process> element"
+            ),
+            ))
+        }
+        Some(b'}') => {
+            return Err(at(
+                file,
+                t,
+                doc,
+                format!("XData BPL of {class} is empty; expected a <process> element"),
+            ))
+        }
         Some(b'<') => {}
-        Some(_) => return Err(at(file, t, doc, "expected a <process> element inside XData BPL, found text")),
+        Some(_) => {
+            return Err(at(
+                file,
+                t,
+                doc,
+                "expected a <process> element inside XData BPL, found text",
+            ))
+        }
     }
     let end = scan_xml(t, doc).end.unwrap_or(t.len());
-    let process = parse::parse_process(&XmlSource { file, text: t, range: doc..end })?;
+    let process = parse::parse_process(&XmlSource {
+        file,
+        text: t,
+        range: doc..end,
+    })?;
     // After the document: whitespace and XML comments, then the '}' closing the block.
     let mut k = skip_ws(t, end);
     while starts_at(t, k, "<!--") {
-        k = skip_ws(t, find_from(t, k + 4, "-->").map(|x| x + 3).unwrap_or(t.len()));
+        k = skip_ws(
+            t,
+            find_from(t, k + 4, "-->").map(|x| x + 3).unwrap_or(t.len()),
+        );
     }
     match t.as_bytes().get(k) {
         Some(b'}') => {}
-        None => return Err(at(file, t, t.len(), format!("unexpected end of file: XData BPL of {class} is not closed with '}}'"))),
-        Some(_) => return Err(at(file, t, k, "unexpected text after </process> in XData BPL; expected '}'")),
+        None => {
+            return Err(at(
+                file,
+                t,
+                t.len(),
+                format!("unexpected end of file: XData BPL of {class} is not closed with '}}'"),
+            ))
+        }
+        Some(_) => {
+            return Err(at(
+                file,
+                t,
+                k,
+                "unexpected text after </process> in XData BPL; expected '}'",
+            ))
+        }
     }
     Ok((class.to_string(), SourceFormat::Udl, process))
 }
@@ -499,7 +674,11 @@ fn no_bpl(class: &str) -> String {
     format!("{class} has no XData BPL block; is this a business-process class?")
 }
 
-fn read_export(file: &str, t: &str, options: &LoadOptions) -> Result<(String, SourceFormat, Process), BplError> {
+fn read_export(
+    file: &str,
+    t: &str,
+    options: &LoadOptions,
+) -> Result<(String, SourceFormat, Process), BplError> {
     let lines = LineIndex::new(t);
     let doc = parse::parse_xml(file, &lines, 0, t)?;
     let err = |node: Node, msg: String| BplError::at(file, lines.pos(node.range().start), msg);
@@ -510,20 +689,39 @@ fn read_export(file: &str, t: &str, options: &LoadOptions) -> Result<(String, So
         xdata: Option<Node<'a, 'i>>,
     }
     let mut all = Vec::new();
-    for class in root.children().filter(|n| n.is_element() && n.tag_name().name() == "Class") {
+    for class in root
+        .children()
+        .filter(|n| n.is_element() && n.tag_name().name() == "Class")
+    {
         let Some(name) = class.attribute("name") else {
-            return Err(err(class, "<Class> is missing the required attribute 'name'".into()));
+            return Err(err(
+                class,
+                "<Class> is missing the required attribute 'name'".into(),
+            ));
         };
-        let xdata = class.children().find(|n| n.is_element() && n.tag_name().name() == "XData" && n.attribute("name") == Some("BPL"));
+        let xdata = class.children().find(|n| {
+            n.is_element() && n.tag_name().name() == "XData" && n.attribute("name") == Some("BPL")
+        });
         all.push(Candidate { name, class, xdata });
     }
-    let list = |only_bpl: bool| all.iter().filter(|c| !only_bpl || c.xdata.is_some()).map(|c| c.name).collect::<Vec<_>>().join(", ");
+    let list = |only_bpl: bool| {
+        all.iter()
+            .filter(|c| !only_bpl || c.xdata.is_some())
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if all.is_empty() {
         return Err(err(root, "the export holds no <Class>; expected a business-process class with an XData BPL block".into()));
     }
     let chosen = match &options.class {
         Some(want) => match all.iter().find(|c| c.name == want) {
-            None => return Err(err(root, format!("the export has no class {want}; it holds {}", list(false)))),
+            None => {
+                return Err(err(
+                    root,
+                    format!("the export has no class {want}; it holds {}", list(false)),
+                ))
+            }
             Some(c) => c,
         },
         None => {
@@ -545,30 +743,53 @@ fn read_export(file: &str, t: &str, options: &LoadOptions) -> Result<(String, So
     let Some(xdata) = chosen.xdata else {
         return Err(err(chosen.class, no_bpl(class)));
     };
-    let Some(data) = xdata.children().find(|n| n.is_element() && n.tag_name().name() == "Data") else {
-        return Err(err(xdata, format!("XData BPL of {class} has no <Data> element holding the BPL")));
+    let Some(data) = xdata
+        .children()
+        .find(|n| n.is_element() && n.tag_name().name() == "Data")
+    else {
+        return Err(err(
+            xdata,
+            format!("XData BPL of {class} has no <Data> element holding the BPL"),
+        ));
     };
     if let Some(child) = data.children().find(|n| n.is_element()) {
-        return Err(err(child, format!("unexpected <{}> inside <Data>; expected the BPL as CDATA or escaped text", child.tag_name().name())));
+        return Err(err(
+            child,
+            format!(
+                "unexpected <{}> inside <Data>; expected the BPL as CDATA or escaped text",
+                child.tag_name().name()
+            ),
+        ));
     }
     let content = element_content(t, data.range());
     let (decoded, map) = decode_content(t, content);
     let start = skip_ws(&decoded, 0);
     if start >= decoded.len() {
-        return Err(err(data, format!("XData BPL of {class} is empty; expected a <process> element")));
+        return Err(err(
+            data,
+            format!("XData BPL of {class} is empty; expected a <process> element"),
+        ));
     }
     let contiguous = map[..decoded.len()].windows(2).all(|w| w[1] == w[0] + 1);
     let process = if contiguous {
         // One CDATA section (or plain text without references): parse it in place.
         let base = map[0];
-        parse::parse_process(&XmlSource { file, text: t, range: base + start..base + decoded.len() })?
+        parse::parse_process(&XmlSource {
+            file,
+            text: t,
+            range: base + start..base + decoded.len(),
+        })?
     } else {
         let dlines = LineIndex::new(&decoded);
         let mut remap = |p: Pos| {
             let off = dlines.offset(p).min(map.len() - 1);
             lines.pos(map[off])
         };
-        match parse::parse_process(&XmlSource { file, text: &decoded, range: start..decoded.len() }) {
+        match parse::parse_process(&XmlSource {
+            file,
+            text: &decoded,
+            range: start..decoded.len(),
+        }) {
             Ok(mut p) => {
                 p.map_positions(&mut remap);
                 p
@@ -600,7 +821,11 @@ fn element_content(t: &str, element: Range<usize>) -> Range<usize> {
         return element.end..element.end;
     }
     let open_end = i + 1;
-    let close = t.get(open_end..element.end).and_then(|s| s.rfind("</")).map(|k| open_end + k).unwrap_or(element.end);
+    let close = t
+        .get(open_end..element.end)
+        .and_then(|s| s.rfind("</"))
+        .map(|k| open_end + k)
+        .unwrap_or(element.end);
     open_end..close
 }
 
@@ -620,13 +845,22 @@ fn decode_content(t: &str, range: Range<usize>) -> (String, Vec<usize>) {
     };
     while i < end {
         if starts_at(t, i, "<![CDATA[") {
-            let e = find_from(t, i + 9, "]]>").filter(|&e| e <= end).unwrap_or(end);
+            let e = find_from(t, i + 9, "]]>")
+                .filter(|&e| e <= end)
+                .unwrap_or(end)
+                .max(i + 9);
             push(&mut out, &mut map, &t[i + 9..e], Some(i + 9), 0);
             i = (e + 3).min(end);
         } else if starts_at(t, i, "<!--") {
-            i = find_from(t, i + 4, "-->").map(|e| e + 3).unwrap_or(end).min(end);
+            i = find_from(t, i + 4, "-->")
+                .map(|e| e + 3)
+                .unwrap_or(end)
+                .min(end);
         } else if starts_at(t, i, "<?") {
-            i = find_from(t, i + 2, "?>").map(|e| e + 2).unwrap_or(end).min(end);
+            i = find_from(t, i + 2, "?>")
+                .map(|e| e + 2)
+                .unwrap_or(end)
+                .min(end);
         } else if t.as_bytes()[i] == b'&' {
             let semi = find_from(t, i, ";").filter(|&s| s < end && s - i <= 12);
             let decoded = semi.and_then(|s| decode_reference(&t[i + 1..s]));
@@ -641,7 +875,10 @@ fn decode_content(t: &str, range: Range<usize>) -> (String, Vec<usize>) {
                 }
             }
         } else {
-            let next = t[i..end].find(['<', '&']).map(|k| i + k.max(1)).unwrap_or(end);
+            let next = t[i..end]
+                .find(['<', '&'])
+                .map(|k| i + k.max(1))
+                .unwrap_or(end);
             push(&mut out, &mut map, &t[i..next], Some(i), 0);
             i = next;
         }
@@ -742,8 +979,17 @@ mod tests {
     #[test]
     fn source_classification() {
         let dir = Path::new("/nonexistent-dir-for-bplmigrate-tests");
-        assert!(matches!(classify_source(dir, "HEAD:a/b.cls"), SourceRef::Git { rev: "HEAD", path: "a/b.cls" }));
-        assert!(matches!(classify_source(dir, "C:\\x\\b.cls"), SourceRef::File(_)));
+        assert!(matches!(
+            classify_source(dir, "HEAD:a/b.cls"),
+            SourceRef::Git {
+                rev: "HEAD",
+                path: "a/b.cls"
+            }
+        ));
+        assert!(matches!(
+            classify_source(dir, "C:\\x\\b.cls"),
+            SourceRef::File(_)
+        ));
         assert!(matches!(classify_source(dir, "b.cls"), SourceRef::File(_)));
         assert!(matches!(classify_source(dir, "HEAD:"), SourceRef::File(_)));
         assert_eq!(file_stem("dir/Demo.Loan.xml"), "Demo.Loan");

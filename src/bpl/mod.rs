@@ -1,5 +1,11 @@
 //! Stage 1 — read a BPL from a UDL class file, a Studio/`$System.OBJ.Export` XML file, a bare
 //! `<process>` document, or `REV:path` from git, into a typed activity tree with positions.
+//!
+//! Entry point: [`load`] (format detection, git, class selection; see the `load` module
+//! docs). [`parse::parse_process`] reads one `<process>` document given its byte range in the
+//! original file and enforces the input rules of spec 2.13 that are local to the tree;
+//! `<break>`/`<continue>` outside a loop and unresolved `<branch>` labels are left to the
+//! compiler emulation (`states`).
 
 mod load;
 mod model;
@@ -22,10 +28,18 @@ pub struct BplError {
 
 impl BplError {
     pub fn at(file: &str, pos: Pos, message: impl Into<String>) -> Self {
-        BplError { file: file.to_string(), pos: Some(pos), message: message.into() }
+        BplError {
+            file: file.to_string(),
+            pos: Some(pos),
+            message: message.into(),
+        }
     }
     pub fn file(file: &str, message: impl Into<String>) -> Self {
-        BplError { file: file.to_string(), pos: None, message: message.into() }
+        BplError {
+            file: file.to_string(),
+            pos: None,
+            message: message.into(),
+        }
     }
 }
 
@@ -46,10 +60,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Parse a bare `<process>` document held in memory. `class_name` names the BPL class.
 pub fn parse_bare(file: &str, text: &str, class_name: &str) -> Result<Bpl, BplError> {
-    let process = parse::parse_process(&parse::XmlSource { file, text, range: 0..text.len() })?;
+    let process = parse::parse_process(&parse::XmlSource {
+        file,
+        text,
+        range: 0..text.len(),
+    })?;
     Ok(Bpl {
         class_name: class_name.to_string(),
-        source: SourceInfo { origin: file.to_string(), sha256: sha256_hex(text.as_bytes()), format: SourceFormat::Bare },
+        source: SourceInfo {
+            origin: file.to_string(),
+            sha256: sha256_hex(text.as_bytes()),
+            format: SourceFormat::Bare,
+        },
         process,
     })
 }

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// 1-based line and column in the original input file (class file, export or bare XML).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct Pos {
     pub line: u32,
     pub column: u32,
@@ -231,9 +233,18 @@ impl Activity {
     pub fn child_slots(&self) -> Vec<(String, &Vec<Activity>)> {
         use ActivityKind::*;
         match &self.kind {
-            Simple | Sync { .. } | Delay | Break | Continue | Compensate { .. } | Label | Branch { .. } => vec![],
+            Simple
+            | Sync { .. }
+            | Delay
+            | Break
+            | Continue
+            | Compensate { .. }
+            | Label
+            | Branch { .. } => vec![],
             Sequence { children } | Flow { children } => vec![("children".into(), children)],
-            Call { request, response, .. } => {
+            Call {
+                request, response, ..
+            } => {
                 let mut v = vec![];
                 if let Some(m) = request {
                     v.push(("request".into(), &m.activities));
@@ -243,7 +254,10 @@ impl Activity {
                 }
                 v
             }
-            If { true_branch, false_branch } => {
+            If {
+                true_branch,
+                false_branch,
+            } => {
                 let mut v = vec![];
                 if let Some(b) = true_branch {
                     v.push(("true".into(), &b.activities));
@@ -254,17 +268,29 @@ impl Activity {
                 v
             }
             Switch { cases, default } => {
-                let mut v: Vec<(String, &Vec<Activity>)> =
-                    cases.iter().enumerate().map(|(i, c)| (format!("case[{i}]"), &c.activities)).collect();
+                let mut v: Vec<(String, &Vec<Activity>)> = cases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (format!("case[{i}]"), &c.activities))
+                    .collect();
                 if let Some(d) = default {
                     v.push(("default".into(), &d.activities));
                 }
                 v
             }
-            While { body } | Until { body } | Foreach { body } | CompensationHandler { body } | Catch { body, .. } | Catchall { body } => {
+            While { body }
+            | Until { body }
+            | Foreach { body }
+            | CompensationHandler { body }
+            | Catch { body, .. }
+            | Catchall { body } => {
                 vec![("body".into(), body)]
             }
-            Scope { body, compensation_handlers, fault_handlers } => {
+            Scope {
+                body,
+                compensation_handlers,
+                fault_handlers,
+            } => {
                 let mut v = vec![("body".into(), body)];
                 if let Some(h) = compensation_handlers {
                     v.push(("handlers".into(), h));
@@ -280,10 +306,22 @@ impl Process {
     /// Renumber every activity in pre-order (document order, slots as in `child_slots`) and
     /// rebuild `flat`. The reader calls this once; callers that build trees by hand must too.
     pub fn index(&mut self) {
-        fn walk(a: &mut Activity, parent: Option<ActivityId>, slot: &str, index: u32, next: &mut u32, flat: &mut Vec<FlatEntry>) {
+        fn walk(
+            a: &mut Activity,
+            parent: Option<ActivityId>,
+            slot: &str,
+            index: u32,
+            next: &mut u32,
+            flat: &mut Vec<FlatEntry>,
+        ) {
             a.id = ActivityId(*next);
             *next += 1;
-            flat.push(FlatEntry { id: a.id, parent, slot: slot.to_string(), index });
+            flat.push(FlatEntry {
+                id: a.id,
+                parent,
+                slot: slot.to_string(),
+                index,
+            });
             let me = a.id;
             for_each_slot_mut(a, |slot, list| {
                 for (i, c) in list.iter_mut().enumerate() {
@@ -322,7 +360,10 @@ impl Process {
         fn walk(a: &mut Activity, f: &mut dyn FnMut(Pos) -> Pos) {
             a.pos = f(a.pos);
             match &mut a.kind {
-                ActivityKind::If { true_branch, false_branch } => {
+                ActivityKind::If {
+                    true_branch,
+                    false_branch,
+                } => {
                     for b in [true_branch, false_branch].into_iter().flatten() {
                         b.pos = f(b.pos);
                     }
@@ -332,7 +373,9 @@ impl Process {
                         c.pos = f(c.pos);
                     }
                 }
-                ActivityKind::Call { request, response, .. } => {
+                ActivityKind::Call {
+                    request, response, ..
+                } => {
                     for m in [request, response].into_iter().flatten() {
                         m.pos = f(m.pos);
                     }
@@ -356,9 +399,18 @@ impl Process {
 fn for_each_slot_mut(a: &mut Activity, mut f: impl FnMut(&str, &mut Vec<Activity>)) {
     use ActivityKind::*;
     match &mut a.kind {
-        Simple | Sync { .. } | Delay | Break | Continue | Compensate { .. } | Label | Branch { .. } => {}
+        Simple
+        | Sync { .. }
+        | Delay
+        | Break
+        | Continue
+        | Compensate { .. }
+        | Label
+        | Branch { .. } => {}
         Sequence { children } | Flow { children } => f("children", children),
-        Call { request, response, .. } => {
+        Call {
+            request, response, ..
+        } => {
             if let Some(m) = request {
                 f("request", &mut m.activities);
             }
@@ -366,7 +418,10 @@ fn for_each_slot_mut(a: &mut Activity, mut f: impl FnMut(&str, &mut Vec<Activity
                 f("response", &mut m.activities);
             }
         }
-        If { true_branch, false_branch } => {
+        If {
+            true_branch,
+            false_branch,
+        } => {
             if let Some(b) = true_branch {
                 f("true", &mut b.activities);
             }
@@ -382,10 +437,17 @@ fn for_each_slot_mut(a: &mut Activity, mut f: impl FnMut(&str, &mut Vec<Activity
                 f("default", &mut d.activities);
             }
         }
-        While { body } | Until { body } | Foreach { body } | CompensationHandler { body } | Catch { body, .. } | Catchall { body } => {
-            f("body", body)
-        }
-        Scope { body, compensation_handlers, fault_handlers } => {
+        While { body }
+        | Until { body }
+        | Foreach { body }
+        | CompensationHandler { body }
+        | Catch { body, .. }
+        | Catchall { body } => f("body", body),
+        Scope {
+            body,
+            compensation_handlers,
+            fault_handlers,
+        } => {
             f("body", body);
             if let Some(h) = compensation_handlers {
                 f("handlers", h);

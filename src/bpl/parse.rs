@@ -11,9 +11,36 @@ use std::ops::Range;
 
 /// The 30 activity element names of spec 2.2.
 pub const ACTIVITY_ELEMENTS: [&str; 30] = [
-    "alert", "assign", "branch", "break", "call", "code", "compensate", "continue", "delay", "empty", "flow", "foreach", "if", "label",
-    "milestone", "receive", "reply", "rule", "scope", "sequence", "sql", "switch", "sync", "throw", "trace", "transform", "until",
-    "while", "xpath", "xslt",
+    "alert",
+    "assign",
+    "branch",
+    "break",
+    "call",
+    "code",
+    "compensate",
+    "continue",
+    "delay",
+    "empty",
+    "flow",
+    "foreach",
+    "if",
+    "label",
+    "milestone",
+    "receive",
+    "reply",
+    "rule",
+    "scope",
+    "sequence",
+    "sql",
+    "switch",
+    "sync",
+    "throw",
+    "trace",
+    "transform",
+    "until",
+    "while",
+    "xpath",
+    "xslt",
 ];
 
 /// Attributes that only place the activity on the graphical canvas.
@@ -39,8 +66,15 @@ impl<'a> LineIndex<'a> {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
         let start = self.line_starts[line];
-        let col = self.text.get(start..offset).map(|s| s.chars().count()).unwrap_or(offset - start);
-        Pos { line: line as u32 + 1, column: col as u32 + 1 }
+        let col = self
+            .text
+            .get(start..offset)
+            .map(|s| s.chars().count())
+            .unwrap_or(offset - start);
+        Pos {
+            line: line as u32 + 1,
+            column: col as u32 + 1,
+        }
     }
 
     /// The inverse of `pos`: the byte offset of a 1-based line/column. Out-of-range lines
@@ -49,10 +83,19 @@ impl<'a> LineIndex<'a> {
         let Some(&start) = self.line_starts.get((pos.line.max(1) - 1) as usize) else {
             return self.text.len();
         };
-        let end = self.line_starts.get(pos.line as usize).copied().unwrap_or(self.text.len());
+        let end = self
+            .line_starts
+            .get(pos.line as usize)
+            .copied()
+            .unwrap_or(self.text.len());
         let line = self.text.get(start..end).unwrap_or("");
         let skip = (pos.column.max(1) - 1) as usize;
-        start + line.char_indices().nth(skip).map(|(i, _)| i).unwrap_or(line.len())
+        start
+            + line
+                .char_indices()
+                .nth(skip)
+                .map(|(i, _)| i)
+                .unwrap_or(line.len())
     }
 }
 
@@ -66,11 +109,16 @@ pub struct XmlSource<'a> {
     pub range: Range<usize>,
 }
 
+/// How deeply activities may nest. Real processes stay far below; the limit keeps the
+/// recursive reader (and every later tree walk) off the end of the stack on hostile input.
+pub const MAX_NESTING: u32 = 100;
+
 struct Ctx<'a> {
     file: &'a str,
     base: usize,
     lines: LineIndex<'a>,
     next_id: u32,
+    depth: u32,
 }
 
 impl<'a> Ctx<'a> {
@@ -100,22 +148,48 @@ impl<'a> Ctx<'a> {
 pub fn parse_process(src: &XmlSource) -> Result<Process, BplError> {
     let lines = LineIndex::new(src.text);
     let Some(xml) = src.text.get(src.range.clone()) else {
-        return Err(BplError::file(src.file, format!("internal error: byte range {:?} is not inside the file", src.range)));
+        return Err(BplError::file(
+            src.file,
+            format!(
+                "internal error: byte range {:?} is not inside the file",
+                src.range
+            ),
+        ));
     };
     let doc = parse_xml(src.file, &lines, src.range.start, xml)?;
-    let mut cx = Ctx { file: src.file, base: src.range.start, lines, next_id: 0 };
+    let mut cx = Ctx {
+        file: src.file,
+        base: src.range.start,
+        lines,
+        next_id: 0,
+        depth: 0,
+    };
     let root = doc.root_element();
     if root.tag_name().name() != "process" {
-        return Err(cx.err(root, format!("expected a <process> element, found <{}>", root.tag_name().name())));
+        return Err(cx.err(
+            root,
+            format!(
+                "expected a <process> element, found <{}>",
+                root.tag_name().name()
+            ),
+        ));
     }
     read_process(&mut cx, root)
 }
 
 /// Parse `xml`, which starts at byte `base` of the file `lines` indexes, reporting XML
 /// errors at their position in the file.
-pub(crate) fn parse_xml<'x>(file: &str, lines: &LineIndex, base: usize, xml: &'x str) -> Result<roxmltree::Document<'x>, BplError> {
+pub(crate) fn parse_xml<'x>(
+    file: &str,
+    lines: &LineIndex,
+    base: usize,
+    xml: &'x str,
+) -> Result<roxmltree::Document<'x>, BplError> {
     use roxmltree::Error as E;
-    let opts = roxmltree::ParsingOptions { allow_dtd: false, ..Default::default() };
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        ..Default::default()
+    };
     roxmltree::Document::parse_with_options(xml, opts).map_err(|e| {
         let (pos, message) = match e {
             // roxmltree places these at 1:1; the end of the input is where they happen.
@@ -144,7 +218,10 @@ pub(crate) fn parse_xml<'x>(file: &str, lines: &LineIndex, base: usize, xml: &'x
 /// the usual cause of a malformed BPL.
 fn inside_unwrapped_code(xml: &str, offset: usize) -> bool {
     let before = xml.get(..offset).unwrap_or(xml);
-    let open = ["<code>", "<code ", "<sql>", "<sql "].iter().filter_map(|t| before.rfind(t)).max();
+    let open = ["<code>", "<code ", "<sql>", "<sql "]
+        .iter()
+        .filter_map(|t| before.rfind(t))
+        .max();
     let Some(open) = open else { return false };
     let between = &before[open..];
     !between.contains("</code") && !between.contains("</sql") && !between.contains("<![CDATA[")
@@ -159,21 +236,37 @@ fn strip_xml_pos(s: &str) -> String {
 }
 
 fn elements<'a, 'i>(node: Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>> {
-    node.children().filter(|c| c.node_type() == NodeType::Element)
+    node.children()
+        .filter(|c| c.node_type() == NodeType::Element)
 }
 
 fn name_of(node: Node) -> &'static str {
     // Elements are unqualified (spec 2.1): match by local name.
     let n = node.tag_name().name();
-    ACTIVITY_ELEMENTS.iter().copied().find(|x| *x == n).unwrap_or("")
+    ACTIVITY_ELEMENTS
+        .iter()
+        .copied()
+        .find(|x| *x == n)
+        .unwrap_or("")
 }
 
 fn attr<'a>(node: Node<'a, '_>, name: &str) -> Option<&'a str> {
-    node.attributes().find(|a| a.name() == name).map(|a| a.value())
+    node.attributes()
+        .find(|a| a.name() == name)
+        .map(|a| a.value())
 }
 
 fn required<'a>(cx: &Ctx, node: Node<'a, '_>, name: &str) -> Result<&'a str, BplError> {
-    attr(node, name).ok_or_else(|| cx.err(node, format!("<{}> is missing the required attribute '{}'", node.tag_name().name(), name)))
+    attr(node, name).ok_or_else(|| {
+        cx.err(
+            node,
+            format!(
+                "<{}> is missing the required attribute '{}'",
+                node.tag_name().name(),
+                name
+            ),
+        )
+    })
 }
 
 /// Reject stray text: BPL elements hold only elements (and whitespace/comments), except
@@ -224,7 +317,10 @@ fn read_process(cx: &mut Ctx, node: Node) -> Result<Process, BplError> {
         match child.tag_name().name() {
             "context" => {
                 if seen_context {
-                    return Err(cx.err(child, "<process> has more than one <context>; merge their properties into one"));
+                    return Err(cx.err(
+                        child,
+                        "<process> has more than one <context>; merge their properties into one",
+                    ));
                 }
                 seen_context = true;
                 check_no_text(cx, child)?;
@@ -233,7 +329,12 @@ fn read_process(cx: &mut Ctx, node: Node) -> Result<Process, BplError> {
                         "property" => {}
                         "annotation" => continue,
                         other => {
-                            return Err(cx.err(p, format!("unexpected <{other}> inside <context>; expected <property>")));
+                            return Err(cx.err(
+                                p,
+                                format!(
+                                    "unexpected <{other}> inside <context>; expected <property>"
+                                ),
+                            ));
                         }
                     }
                     check_no_text(cx, p)?;
@@ -248,12 +349,20 @@ fn read_process(cx: &mut Ctx, node: Node) -> Result<Process, BplError> {
             "sequence" => sequences.push(child),
             "annotation" | "pyFromImport" => {}
             other => {
-                return Err(cx.err(child, format!("unexpected <{other}> inside <process>; expected <context> or <sequence>")));
+                return Err(cx.err(
+                    child,
+                    format!(
+                        "unexpected <{other}> inside <process>; expected <context> or <sequence>"
+                    ),
+                ));
             }
         }
     }
     let Some(last) = sequences.last().copied() else {
-        return Err(cx.err(node, "<process> has no <sequence>: IRIS refuses to compile it (spec 2.12)"));
+        return Err(cx.err(
+            node,
+            "<process> has no <sequence>: IRIS refuses to compile it (spec 2.12)",
+        ));
     };
     // Earlier top-level sequences are never compiled (Q-12) but IRIS still validates them
     // against the schema, so they must be valid too.
@@ -279,45 +388,42 @@ fn read_process(cx: &mut Ctx, node: Node) -> Result<Process, BplError> {
 /// Read an activity list: the element children of `node`, skipping a leading `<annotation>`.
 /// `stop_at` names the non-activity elements that legitimately end the list (scope parts).
 /// Returns the activities and the remaining element nodes.
-fn read_list<'a, 'i>(cx: &mut Ctx, node: Node<'a, 'i>, stop_at: &[&str]) -> Result<(Vec<Activity>, Vec<Node<'a, 'i>>), BplError> {
-    check_no_text_except_code(cx, node)?;
+fn read_list<'a, 'i>(
+    cx: &mut Ctx,
+    node: Node<'a, 'i>,
+    stop_at: &[&str],
+) -> Result<(Vec<Activity>, Vec<Node<'a, 'i>>), BplError> {
+    check_no_text(cx, node)?;
     let mut out = Vec::new();
     let mut rest = Vec::new();
-    let mut first = true;
-    let mut stopped = false;
-    for child in elements(node) {
+    for (i, child) in elements(node).enumerate() {
         let local = child.tag_name().name();
-        if first && local == "annotation" {
-            first = false;
-            continue;
-        }
-        first = false;
-        if stopped {
+        if !rest.is_empty() || (stop_at.contains(&local) && name_of(child).is_empty()) {
             rest.push(child);
+        } else if i == 0 && local == "annotation" {
             continue;
-        }
-        if local == "compensate" && !matches!(node.tag_name().name(), "catch" | "catchall") {
-            return Err(cx.err(
-                child,
-                format!("<compensate> is allowed only directly inside <catch> or <catchall>, not inside <{}> (spec 2.8)", node.tag_name().name()),
-            ));
-        }
-        if !name_of(child).is_empty() {
-            out.push(read_activity(cx, child)?);
-        } else if stop_at.contains(&local) {
-            stopped = true;
-            rest.push(child);
-        } else if local == "annotation" {
-            return Err(cx.err(child, format!("<annotation> must be the first child of <{}>", node.tag_name().name())));
+        } else if name_of(child).is_empty()
+            || (local == "compensate" && !matches!(node.tag_name().name(), "catch" | "catchall"))
+        {
+            return Err(list_error(cx, node, child));
         } else {
-            return Err(cx.err(child, format!("unknown element <{local}> inside <{}>; expected an activity", node.tag_name().name())));
+            out.push(read_activity(cx, child)?);
         }
     }
     Ok((out, rest))
 }
 
-fn check_no_text_except_code(cx: &Ctx, node: Node) -> Result<(), BplError> {
-    check_no_text(cx, node)
+/// Why `child` cannot be in the activity list of `node`.
+#[cold]
+#[inline(never)]
+fn list_error(cx: &Ctx, node: Node, child: Node) -> BplError {
+    let parent = node.tag_name().name();
+    let message = match child.tag_name().name() {
+        "compensate" => format!("<compensate> is allowed only directly inside <catch> or <catchall>, not inside <{parent}> (spec 2.8)"),
+        "annotation" => format!("<annotation> must be the first child of <{parent}>"),
+        local => format!("unknown element <{local}> inside <{parent}>; expected an activity"),
+    };
+    cx.err(child, message)
 }
 
 fn leading_annotation(node: Node) -> Option<String> {
@@ -326,16 +432,104 @@ fn leading_annotation(node: Node) -> Option<String> {
 }
 
 fn read_activity(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
-    let element = name_of(node);
+    cx.depth += 1;
+    if cx.depth > MAX_NESTING {
+        return Err(cx.err(
+            node,
+            format!("activities are nested more than {MAX_NESTING} levels deep"),
+        ));
+    }
+    let result = read_activity_inner(cx, node);
+    cx.depth -= 1;
+    result
+}
+
+fn read_activity_inner(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
     let local = node.tag_name().name();
+    let element = match name_of(node) {
+        "" => local,
+        e => e,
+    };
     let id = cx.id();
     let pos = cx.pos(node);
     let disabled = parse_disabled(cx, node)?;
-    let attrs: BTreeMap<String, String> =
-        node.attributes().filter(|a| !LAYOUT_ATTRS.contains(&a.name())).map(|a| (a.name().to_string(), a.value().to_string())).collect();
-    let name = attr(node, "name").map(str::to_string);
-    let annotation = leading_annotation(node);
-    let element = if element.is_empty() { local } else { element };
+    let kind = read_kind(cx, node, element)?;
+    Ok(Activity {
+        id,
+        element: element.to_string(),
+        name: attr(node, "name").map(str::to_string),
+        disabled,
+        pos,
+        attrs: kept_attrs(node),
+        annotation: leading_annotation(node),
+        kind,
+    })
+}
+
+/// Attributes as written, without the layout-only ones.
+fn kept_attrs(node: Node) -> BTreeMap<String, String> {
+    node.attributes()
+        .filter(|a| !LAYOUT_ATTRS.contains(&a.name()))
+        .map(|a| (a.name().to_string(), a.value().to_string()))
+        .collect()
+}
+
+/// The kind of an activity. Containers recurse through this function, so it only
+/// dispatches: every check lives in a callee whose frame is gone before the recursion (a
+/// debug build otherwise reserves stack for every arm at every nesting level).
+fn read_kind(cx: &mut Ctx, node: Node, element: &str) -> Result<ActivityKind, BplError> {
+    match element {
+        "sequence" => Ok(ActivityKind::Sequence {
+            children: read_body(cx, node)?,
+        }),
+        "call" => read_call(cx, node),
+        "if" => read_if(cx, node),
+        "switch" => read_switch(cx, node),
+        "while" | "until" | "foreach" => read_loop(cx, node, element),
+        "scope" => read_scope(cx, node),
+        "flow" => read_flow(cx, node),
+        _ => read_leaf(cx, node, element),
+    }
+}
+
+/// The activity list of `node` (no scope parts).
+fn read_body(cx: &mut Ctx, node: Node) -> Result<Vec<Activity>, BplError> {
+    Ok(read_list(cx, node, &[])?.0)
+}
+
+fn read_loop(cx: &mut Ctx, node: Node, element: &str) -> Result<ActivityKind, BplError> {
+    if element == "foreach" {
+        required(cx, node, "property")?;
+        required(cx, node, "key")?;
+    } else {
+        required(cx, node, "condition")?;
+    }
+    let body = read_body(cx, node)?;
+    Ok(match element {
+        "while" => ActivityKind::While { body },
+        "until" => ActivityKind::Until { body },
+        _ => ActivityKind::Foreach { body },
+    })
+}
+
+fn read_flow(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
+    let children = read_body(cx, node)?;
+    if let Some(bad) = children.iter().find(|c| c.element != "sequence") {
+        return Err(BplError::at(
+            cx.file,
+            bad.pos,
+            format!(
+                "<flow> may only contain <sequence> children, found <{}>",
+                bad.element
+            ),
+        ));
+    }
+    Ok(ActivityKind::Flow { children })
+}
+
+/// Activities without child activities.
+#[inline(never)]
+fn read_leaf(cx: &mut Ctx, node: Node, element: &str) -> Result<ActivityKind, BplError> {
     let kind = match element {
         "assign" => {
             required(cx, node, "property")?;
@@ -347,7 +541,7 @@ fn read_activity(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
                 if !(i == 0 && c.tag_name().name() == "annotation") {
                     return Err(cx.err(
                         c,
-                        format!("unexpected <{}> inside <{local}>; wrap code that contains '<' in <![CDATA[ … ]]>", c.tag_name().name()),
+                        format!("unexpected <{}> inside <{element}>; wrap code that contains '<' in <![CDATA[ … ]]>", c.tag_name().name()),
                     ));
                 }
             }
@@ -385,14 +579,17 @@ fn read_activity(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
             simple(cx, node)?
         }
         "reply" | "empty" | "receive" => simple(cx, node)?,
-        "sequence" => ActivityKind::Sequence { children: read_list(cx, node, &[])?.0 },
-        "call" => read_call(cx, node)?,
         "sync" => {
             required(cx, node, "calls")?;
             let any = match attr(node, "type") {
                 None | Some("all") => false,
                 Some("any") => true,
-                Some(v) => return Err(cx.err(node, format!("<sync type=\"{v}\"> is not valid: use all or any"))),
+                Some(v) => {
+                    return Err(cx.err(
+                        node,
+                        format!("<sync type=\"{v}\"> is not valid: use all or any"),
+                    ))
+                }
             };
             check_no_children(cx, node)?;
             ActivityKind::Sync { any }
@@ -404,22 +601,6 @@ fn read_activity(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
             check_no_children(cx, node)?;
             ActivityKind::Delay
         }
-        "if" => read_if(cx, node)?,
-        "switch" => read_switch(cx, node)?,
-        "while" | "until" => {
-            required(cx, node, "condition")?;
-            let body = read_list(cx, node, &[])?.0;
-            if element == "while" {
-                ActivityKind::While { body }
-            } else {
-                ActivityKind::Until { body }
-            }
-        }
-        "foreach" => {
-            required(cx, node, "property")?;
-            required(cx, node, "key")?;
-            ActivityKind::Foreach { body: read_list(cx, node, &[])?.0 }
-        }
         "break" => {
             check_no_children(cx, node)?;
             ActivityKind::Break
@@ -428,7 +609,6 @@ fn read_activity(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
             check_no_children(cx, node)?;
             ActivityKind::Continue
         }
-        "scope" => read_scope(cx, node)?,
         "compensate" => {
             let target = required(cx, node, "target")?.to_string();
             check_no_children(cx, node)?;
@@ -444,16 +624,9 @@ fn read_activity(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
             check_no_children(cx, node)?;
             ActivityKind::Branch { label }
         }
-        "flow" => {
-            let (children, _) = read_list(cx, node, &[])?;
-            if let Some(bad) = children.iter().find(|c| c.element != "sequence") {
-                return Err(BplError::at(cx.file, bad.pos, format!("<flow> may only contain <sequence> children, found <{}>", bad.element)));
-            }
-            ActivityKind::Flow { children }
-        }
         other => return Err(cx.err(node, format!("unknown activity <{other}>"))),
     };
-    Ok(Activity { id, element: element.to_string(), name, disabled, pos, attrs, annotation, kind })
+    Ok(kind)
 }
 
 /// A simple activity may hold only a leading annotation (and text for code/sql).
@@ -474,12 +647,23 @@ fn read_xslt_parameters(cx: &Ctx, node: Node) -> Result<(), BplError> {
                 check_no_text(cx, c)?;
                 for p in elements(c) {
                     if p.tag_name().name() != "parameter" {
-                        return Err(cx.err(p, format!("unexpected <{}> inside <parameters>; expected <parameter>", p.tag_name().name())));
+                        return Err(cx.err(
+                            p,
+                            format!(
+                                "unexpected <{}> inside <parameters>; expected <parameter>",
+                                p.tag_name().name()
+                            ),
+                        ));
                     }
                     required(cx, p, "name")?;
                 }
             }
-            other => return Err(cx.err(c, format!("unexpected <{other}> inside <xslt>; expected one <parameters>"))),
+            other => {
+                return Err(cx.err(
+                    c,
+                    format!("unexpected <{other}> inside <xslt>; expected one <parameters>"),
+                ))
+            }
         }
     }
     Ok(())
@@ -491,7 +675,14 @@ fn check_no_children(cx: &Ctx, node: Node) -> Result<(), BplError> {
         if i == 0 && c.tag_name().name() == "annotation" {
             continue;
         }
-        return Err(cx.err(c, format!("unexpected <{}> inside <{}>", c.tag_name().name(), node.tag_name().name())));
+        return Err(cx.err(
+            c,
+            format!(
+                "unexpected <{}> inside <{}>",
+                c.tag_name().name(),
+                node.tag_name().name()
+            ),
+        ));
     }
     Ok(())
 }
@@ -520,9 +711,16 @@ fn read_call(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
         }
     }
     if request.is_none() {
-        return Err(cx.err(node, "<call> is missing its required <request type=…> element"));
+        return Err(cx.err(
+            node,
+            "<call> is missing its required <request type=…> element",
+        ));
     }
-    Ok(ActivityKind::Call { async_attr, request, response })
+    Ok(ActivityKind::Call {
+        async_attr,
+        request,
+        response,
+    })
 }
 
 fn read_message(cx: &mut Ctx, node: Node) -> Result<Message, BplError> {
@@ -544,7 +742,11 @@ fn read_message(cx: &mut Ctx, node: Node) -> Result<Message, BplError> {
             }
         }
     }
-    Ok(Message { pos: cx.pos(node), type_name: attr(node, "type").map(str::to_string), activities })
+    Ok(Message {
+        pos: cx.pos(node),
+        type_name: attr(node, "type").map(str::to_string),
+        activities,
+    })
 }
 
 fn read_if(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
@@ -557,18 +759,32 @@ fn read_if(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
             "annotation" if i == 0 => continue,
             "true" => &mut true_branch,
             "false" => &mut false_branch,
-            other => return Err(cx.err(c, format!("unexpected <{other}> inside <if>; expected <true> and/or <false>"))),
+            other => {
+                return Err(cx.err(
+                    c,
+                    format!("unexpected <{other}> inside <if>; expected <true> and/or <false>"),
+                ))
+            }
         };
         if slot.is_some() {
-            return Err(cx.err(c, format!("<if> has more than one <{}>", c.tag_name().name())));
+            return Err(cx.err(
+                c,
+                format!("<if> has more than one <{}>", c.tag_name().name()),
+            ));
         }
         let pos = cx.pos(c);
-        *slot = Some(Branch { pos, activities: read_list(cx, c, &[])?.0 });
+        *slot = Some(Branch {
+            pos,
+            activities: read_list(cx, c, &[])?.0,
+        });
     }
     if true_branch.is_none() && false_branch.is_none() {
         return Err(cx.err(node, "<if> needs a <true> or a <false> branch"));
     }
-    Ok(ActivityKind::If { true_branch, false_branch })
+    Ok(ActivityKind::If {
+        true_branch,
+        false_branch,
+    })
 }
 
 fn read_switch(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
@@ -591,15 +807,29 @@ fn read_switch(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
                         ));
                     }
                 }
-                let condition = if local == "case" { Some(required(cx, c, "condition")?.to_string()) } else { None };
-                let case = Case { pos: cx.pos(c), name: attr(c, "name").map(str::to_string), condition, activities: read_list(cx, c, &[])?.0 };
+                let condition = if local == "case" {
+                    Some(required(cx, c, "condition")?.to_string())
+                } else {
+                    None
+                };
+                let case = Case {
+                    pos: cx.pos(c),
+                    name: attr(c, "name").map(str::to_string),
+                    condition,
+                    activities: read_list(cx, c, &[])?.0,
+                };
                 if local == "case" {
                     cases.push(case);
                 } else {
                     default = Some(case);
                 }
             }
-            other => return Err(cx.err(c, format!("unexpected <{other}> inside <switch>; expected <case> or <default>"))),
+            other => {
+                return Err(cx.err(
+                    c,
+                    format!("unexpected <{other}> inside <switch>; expected <case> or <default>"),
+                ))
+            }
         }
     }
     if cases.is_empty() {
@@ -658,7 +888,11 @@ fn read_scope(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
     let Some(fault_handlers) = fault_handlers else {
         return Err(cx.err(node, "<scope> is missing its mandatory <faulthandlers>"));
     };
-    Ok(ActivityKind::Scope { body, compensation_handlers, fault_handlers })
+    Ok(ActivityKind::Scope {
+        body,
+        compensation_handlers,
+        fault_handlers,
+    })
 }
 
 /// `<catch>`, `<catchall>`, `<compensationhandler>`: parsed like activities (spec 2.2).
@@ -667,7 +901,11 @@ fn read_handler(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
     let pos = cx.pos(node);
     let disabled = parse_disabled(cx, node)?;
     let local = node.tag_name().name();
-    let attrs = node.attributes().filter(|a| !LAYOUT_ATTRS.contains(&a.name())).map(|a| (a.name().to_string(), a.value().to_string())).collect();
+    let attrs = node
+        .attributes()
+        .filter(|a| !LAYOUT_ATTRS.contains(&a.name()))
+        .map(|a| (a.name().to_string(), a.value().to_string()))
+        .collect();
     let annotation = leading_annotation(node);
     let fault = attr(node, "fault").map(str::to_string);
     if local == "catch" && fault.is_none() {
@@ -677,12 +915,356 @@ fn read_handler(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
     // <compensate> is allowed only as a direct child of catch/catchall (spec 2.8); <flow> not
     // directly in any handler.
     if let Some(bad) = body.iter().find(|a| a.element == "flow") {
-        return Err(BplError::at(cx.file, bad.pos, format!("<flow> is not allowed directly inside <{local}>: wrap it in a <sequence>")));
+        return Err(BplError::at(
+            cx.file,
+            bad.pos,
+            format!("<flow> is not allowed directly inside <{local}>: wrap it in a <sequence>"),
+        ));
     }
     let kind = match local {
         "catch" => ActivityKind::Catch { fault, body },
         "catchall" => ActivityKind::Catchall { body },
         _ => ActivityKind::CompensationHandler { body },
     };
-    Ok(Activity { id, element: local.to_string(), name: attr(node, "name").map(str::to_string), disabled, pos, attrs, annotation, kind })
+    Ok(Activity {
+        id,
+        element: local.to_string(),
+        name: attr(node, "name").map(str::to_string),
+        disabled,
+        pos,
+        attrs,
+        annotation,
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(xml: &str) -> Result<Process, BplError> {
+        parse_process(&XmlSource {
+            file: "t.xml",
+            text: xml,
+            range: 0..xml.len(),
+        })
+    }
+
+    fn err(xml: &str) -> String {
+        match parse(xml) {
+            Ok(_) => panic!("should fail: {xml}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn seq(inner: &str) -> String {
+        format!("<process>\n<sequence>\n{inner}\n</sequence>\n</process>")
+    }
+
+    fn first(p: &Process) -> &Activity {
+        match &p.sequence.kind {
+            ActivityKind::Sequence { children } => &children[0],
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn line_index_counts_characters_and_lines() {
+        let t = "ab\r\nçd\n\n€x";
+        let li = LineIndex::new(t);
+        assert_eq!(li.pos(0), Pos { line: 1, column: 1 });
+        assert_eq!(li.pos(2), Pos { line: 1, column: 3 }); // the '\r'
+        assert_eq!(li.pos(4), Pos { line: 2, column: 1 });
+        assert_eq!(li.pos(6), Pos { line: 2, column: 2 }); // after the two-byte ç
+        assert_eq!(li.pos(8), Pos { line: 3, column: 1 }); // an empty line
+        assert_eq!(li.pos(9), Pos { line: 4, column: 1 });
+        assert_eq!(li.pos(12), Pos { line: 4, column: 2 }); // after the three-byte €
+        assert_eq!(li.pos(999), Pos { line: 4, column: 3 }); // clamped to the end
+        for off in [0, 2, 4, 6, 8, 9, 12, 13] {
+            assert_eq!(li.offset(li.pos(off)), off, "offset {off}");
+        }
+        assert_eq!(li.offset(Pos { line: 9, column: 1 }), t.len());
+        assert_eq!(
+            li.offset(Pos {
+                line: 1,
+                column: 99
+            }),
+            4,
+            "past the end of a line clamps to its end"
+        );
+    }
+
+    #[test]
+    fn positions_are_shifted_by_the_range() {
+        let text = "Class X\n{\n  <process><sequence>\n<empty/></sequence></process>\n}";
+        let start = text.find("<process").unwrap();
+        let end = text.rfind("</process>").unwrap() + "</process>".len();
+        let p = parse_process(&XmlSource {
+            file: "x.cls",
+            text,
+            range: start..end,
+        })
+        .unwrap();
+        assert_eq!(p.pos, Pos { line: 3, column: 3 });
+        assert_eq!(
+            p.sequence.pos,
+            Pos {
+                line: 3,
+                column: 12
+            }
+        );
+        assert_eq!(first(&p).pos, Pos { line: 4, column: 1 });
+        // XML errors too, on the first line of the range and below.
+        let bad = "ab <process><sequence><empty/></sequence></proc>";
+        let e = parse_process(&XmlSource {
+            file: "b",
+            text: bad,
+            range: 3..bad.len(),
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.pos,
+            Some(Pos {
+                line: 1,
+                column: 42
+            })
+        );
+        assert!(
+            parse_process(&XmlSource {
+                file: "b",
+                text: bad,
+                range: 3..999
+            })
+            .is_err(),
+            "a bad range is an error, not a panic"
+        );
+    }
+
+    #[test]
+    fn attributes_are_decoded_and_layout_is_dropped() {
+        let p = parse(&seq(r#"<assign name="A &amp; B" property="context.x" value="&quot;a&lt;b&quot; &#x263A;&#65;" xpos="1" ypos="2" xend="3" yend="4"/>"#)).unwrap();
+        let a = first(&p);
+        assert_eq!(a.name.as_deref(), Some("A & B"));
+        assert_eq!(
+            a.attrs.get("value").map(String::as_str),
+            Some("\"a<b\" \u{263A}A")
+        );
+        assert_eq!(
+            a.attrs.keys().collect::<Vec<_>>(),
+            ["name", "property", "value"]
+        );
+        assert_eq!(a.label(), "assign \"A & B\"");
+    }
+
+    #[test]
+    fn disabled_is_exactly_true_or_1() {
+        for (v, want) in [("true", true), ("1", true), ("false", false), ("0", false)] {
+            let p = parse(&seq(&format!("<empty disabled=\"{v}\"/>"))).unwrap();
+            assert_eq!(first(&p).disabled, want, "disabled={v}");
+        }
+        assert!(!first(&parse(&seq("<empty/>")).unwrap()).disabled);
+        assert!(err(&seq("<empty disabled=\" 1\"/>")).contains("padded with whitespace"));
+        assert!(err(&seq("<empty disabled=\"TRUE\"/>")).contains("is not a boolean"));
+        // `disabled` on a non-activity element is ignored (spec 2.4).
+        let p = parse(&seq(
+            "<if condition='1'><true disabled='maybe'><empty/></true></if>",
+        ))
+        .unwrap();
+        assert!(!first(&p).disabled);
+    }
+
+    #[test]
+    fn annotations_comments_and_processing_instructions() {
+        let xml = seq("<!-- c --><?pi x?><while condition='1'><annotation>  loop\n  </annotation><!-- c --><empty/></while>");
+        let p = parse(&xml).unwrap();
+        let w = first(&p);
+        assert_eq!(w.annotation.as_deref(), Some("loop"));
+        let ActivityKind::While { body } = &w.kind else {
+            panic!()
+        };
+        assert_eq!(body.len(), 1);
+        assert!(
+            err(&seq("<while condition='1'><empty/><annotation/></while>"))
+                .contains("must be the first child")
+        );
+    }
+
+    #[test]
+    fn structure_of_compound_activities() {
+        let xml = seq(
+            "<if condition='1'><false><empty/></false><true/></if>
+<switch><case condition='1' name='One'/><default><empty/></default></switch>
+<scope><empty/><compensationhandlers/><faulthandlers><catch fault='\"E\"'><compensate target='X'/></catch><catchall/></faulthandlers></scope>
+<call name='C' target='T' async='0'><annotation>a</annotation><request type='R'><code><![CDATA[ x ]]></code></request><response type='S'/></call>
+<xslt xslurl='u' source='s' target='t'><parameters><parameter name='p' value='v'/></parameters></xslt>",
+        );
+        let p = parse(&xml).unwrap();
+        let ActivityKind::Sequence { children } = &p.sequence.kind else {
+            panic!()
+        };
+        let ActivityKind::If {
+            true_branch,
+            false_branch,
+        } = &children[0].kind
+        else {
+            panic!()
+        };
+        assert!(true_branch.as_ref().unwrap().activities.is_empty());
+        assert_eq!(false_branch.as_ref().unwrap().activities.len(), 1);
+        let ActivityKind::Switch { cases, default } = &children[1].kind else {
+            panic!()
+        };
+        assert_eq!(
+            (cases.len(), cases[0].name.as_deref(), default.is_some()),
+            (1, Some("One"), true)
+        );
+        let ActivityKind::Scope {
+            compensation_handlers,
+            fault_handlers,
+            ..
+        } = &children[2].kind
+        else {
+            panic!()
+        };
+        assert_eq!(compensation_handlers.as_ref().map(Vec::len), Some(0));
+        assert_eq!(
+            fault_handlers
+                .iter()
+                .map(|h| h.element.as_str())
+                .collect::<Vec<_>>(),
+            ["catch", "catchall"]
+        );
+        let ActivityKind::Call {
+            async_attr,
+            request,
+            response,
+        } = &children[3].kind
+        else {
+            panic!()
+        };
+        assert_eq!(async_attr.as_deref(), Some("0"));
+        assert_eq!(request.as_ref().unwrap().activities.len(), 1);
+        assert_eq!(response.as_ref().unwrap().type_name.as_deref(), Some("S"));
+        assert_eq!(children[3].annotation.as_deref(), Some("a"));
+        // Ids are dense and pre-order.
+        assert_eq!(p.flat.len(), p.activities().len());
+        assert!(p
+            .activities()
+            .iter()
+            .enumerate()
+            .all(|(i, a)| a.id.0 as usize == i));
+    }
+
+    #[test]
+    fn required_attributes() {
+        for (xml, missing) in [
+            (
+                "<trace/>",
+                "<trace> is missing the required attribute 'value'",
+            ),
+            (
+                "<transform class='c' source='s'/>",
+                "<transform> is missing the required attribute 'target'",
+            ),
+            (
+                "<xpath source='s' property='p' context='c'/>",
+                "<xpath> is missing the required attribute 'expression'",
+            ),
+            (
+                "<xslt source='s' target='t'/>",
+                "<xslt> is missing the required attribute 'xslurl'",
+            ),
+            (
+                "<rule name='r'/>",
+                "<rule> is missing the required attribute 'rule'",
+            ),
+            (
+                "<sync/>",
+                "<sync> is missing the required attribute 'calls'",
+            ),
+            (
+                "<branch/>",
+                "<branch> is missing the required attribute 'label'",
+            ),
+            (
+                "<call target='t' async='1'><request type='r'/></call>",
+                "<call> is missing the required attribute 'name'",
+            ),
+            (
+                "<delay/>",
+                "<delay> needs a 'duration' or an 'until' attribute",
+            ),
+        ] {
+            assert!(
+                err(&seq(xml)).ends_with(missing),
+                "{xml}: {}",
+                err(&seq(xml))
+            );
+        }
+        // Optional attributes IRIS accepts are never refused.
+        parse(&seq("<assign property='p' value='v' action='append' key='k' LanguageOverride='python'/><reply/><receive/><milestone value='1'/><alert value='1'/><throw fault='1'/><label name='L'/><branch label='L' condition='1'/>")).unwrap();
+    }
+
+    #[test]
+    fn code_holds_text_but_no_elements() {
+        parse(&seq(
+            "<code><annotation>a</annotation><![CDATA[ if a<b { } ]]></code><sql> SELECT 1 </sql>",
+        ))
+        .unwrap();
+        assert!(err(&seq("<code><empty/></code>")).contains("unexpected <empty> inside <code>"));
+    }
+
+    #[test]
+    fn stray_text_is_located_at_its_first_character() {
+        assert_eq!(
+            err("<process>\n<sequence>\n<empty/>\n    oops\n</sequence>\n</process>"),
+            "t.xml:4:5: unexpected text inside <sequence>; expected only elements (code belongs in <code> or <sql>)"
+        );
+        assert!(
+            err("<process>text<sequence/></process>").contains("unexpected text inside <process>")
+        );
+    }
+
+    #[test]
+    fn truncated_xml_is_reported_at_the_end() {
+        assert_eq!(
+            err("<process>\n<sequence>\n<empty/>"),
+            "t.xml:3:9: malformed XML: the input ends before every element is closed; is the file truncated?"
+        );
+        assert!(err("").contains("malformed XML"));
+        assert!(err("<!DOCTYPE x [<!ENTITY e 'x'>]><process/>").contains("malformed XML"));
+    }
+
+    #[test]
+    fn malformed_code_gets_a_cdata_hint() {
+        assert!(
+            err(&seq("<code> if a<b { } </code>")).ends_with("must be wrapped in <![CDATA[ … ]]>")
+        );
+        assert!(!err(&seq("<empty></emptyy>")).contains("CDATA"));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let n = (MAX_NESTING + 5) as usize;
+        let xml = format!(
+            "<process>{}{}</process>",
+            "<sequence>".repeat(n),
+            "</sequence>".repeat(n)
+        );
+        assert!(err(&xml).contains("nested more than"));
+        let ok = format!(
+            "<process>{}{}</process>",
+            "<sequence>".repeat(50),
+            "</sequence>".repeat(50)
+        );
+        assert_eq!(parse(&ok).unwrap().flat.len(), 50);
+    }
+
+    #[test]
+    fn the_root_must_be_a_process() {
+        assert_eq!(
+            err("<sequence/>"),
+            "t.xml:1:1: expected a <process> element, found <sequence>"
+        );
+    }
 }

@@ -46,13 +46,29 @@ pub struct ApplyArgs {
     pub format: Format,
 }
 
-/// Progress on stderr, one line per step (only when stderr is a terminal or the work is long).
+/// Progress on stderr, one line per step: always on a terminal, otherwise only once the work
+/// has taken longer than [`QUIET_FOR`] (a big census or rewrite in a script's log).
 struct StderrProgress {
     start: Instant,
+    tty: bool,
+}
+
+const QUIET_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl StderrProgress {
+    fn new() -> Self {
+        StderrProgress {
+            start: Instant::now(),
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
 }
 
 impl Progress for StderrProgress {
     fn event(&self, event: &Event<'_>) {
+        if !self.tty && self.start.elapsed() < QUIET_FOR {
+            return;
+        }
         let t = self.start.elapsed().as_secs_f64();
         let line = match event {
             Event::Step(s) => s.to_string(),
@@ -100,9 +116,7 @@ fn json<T: serde::Serialize>(kind: &str, value: &T) -> Result<String, Failure> {
 }
 
 pub fn status(a: StatusArgs) -> CmdResult {
-    let progress = StderrProgress {
-        start: Instant::now(),
-    };
+    let progress = StderrProgress::new();
     let report = match (&a.plan, &a.old) {
         (Some(dir), _) => {
             let m = Migration::load(dir).map_err(failure)?;
@@ -166,9 +180,7 @@ pub fn apply(a: ApplyArgs) -> CmdResult {
         direction,
         applied_by: applied_by(),
     };
-    let progress = StderrProgress {
-        start: Instant::now(),
-    };
+    let progress = StderrProgress::new();
     let report = apply::apply(&mut db, &m, &opts, &progress).map_err(failure)?;
     match a.format {
         Format::Json => emit(&json("apply", &report)?)?,
@@ -356,7 +368,11 @@ fn moves_text(moves: &[GroupMove]) -> String {
 }
 
 fn human_status(r: &StatusReport) -> String {
-    let mut out = format!("{} on {} ({:?} dialect)\n\n", r.class, r.dbms, r.dialect);
+    let dialect = match r.dialect {
+        crate::sql::Dialect::Iris => "iris",
+        crate::sql::Dialect::Postgres => "postgres",
+    };
+    let mut out = format!("{} on {} ({dialect} dialect)\n\n", r.class, r.dbms);
     out.push_str(&quiet_text(&r.quiet));
     out.push('\n');
     out.push_str(&census_text(&r.census));

@@ -6,6 +6,7 @@ use std::io::Write;
 mod analysis;
 mod db;
 mod states_cmd;
+mod verify_cmd;
 
 /// Exit codes (design.md): named so no bare number appears elsewhere.
 pub mod exit {
@@ -40,7 +41,7 @@ pub enum Command {
     /// The emulated compiled states of a BPL, per thread class.
     States(states_cmd::StatesArgs),
     /// Compare the emulation with thread classes exported from IRIS.
-    VerifyNumbering(states_cmd::VerifyArgs),
+    VerifyNumbering(verify_cmd::VerifyArgs),
     /// Activity changes between two BPL versions and their effect on every state.
     Diff(analysis::DiffArgs),
     /// The migration plan: state mapping, findings, SQL files.
@@ -83,7 +84,7 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::States(a) => states_cmd::states(a),
-        Command::VerifyNumbering(a) => states_cmd::verify(a),
+        Command::VerifyNumbering(a) => verify_cmd::verify(a),
         Command::Diff(a) => analysis::diff(a),
         Command::Plan(a) => analysis::plan(a),
         Command::Check(a) => analysis::check(a),

@@ -1,31 +1,282 @@
-//! `states` and `verify-numbering`.
+//! `states` (`verify-numbering` lives in `verify_cmd`).
 
-use super::{CmdResult, Failure, Format};
-use clap::Args;
+use super::{emit, exit, CmdResult, Failure};
+use crate::bpl::{self, ActivityKind, Bpl, LoadOptions, SourceFormat};
+use crate::states::{self, ActivityRef, CompiledProcess, Compiler};
+use clap::{Args, ValueEnum};
 
 #[derive(Debug, Args)]
 pub struct StatesArgs {
     /// BPL source: a .cls (UDL), an XML export, a bare <process> file, or REV:path.
     pub file: String,
     #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
-}
-
-#[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// The BPL source.
-    pub bpl: String,
-    /// Generated thread classes exported from IRIS (UDL .cls or XML export).
-    #[arg(required = true)]
-    pub thread_classes: Vec<String>,
+    pub format: StatesFormat,
+    /// The IRIS compiler generation that numbers the process (spec 2.5): `legacy` up to
+    /// 2021.x, `current` from 2022.1.
     #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    pub compiler: CompilerArg,
+    /// The BPL class: picks one of several in an export, names a bare <process> document.
+    #[arg(long, value_name = "NAME")]
+    pub class: Option<String>,
 }
 
-pub fn states(_a: StatesArgs) -> CmdResult {
-    Err(Failure::input(anyhow::anyhow!("states: not built yet")))
+/// Output formats of `states` (a superset of the common `Format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum StatesFormat {
+    /// Aligned tables per thread class, then the response handlers.
+    #[default]
+    Human,
+    /// The `CompiledProcess` document.
+    Json,
+    /// Graphviz digraph of the state graphs.
+    Dot,
+    /// Mermaid flowchart of the state graphs.
+    Mermaid,
+    /// The canonical line listing used by the fixture tests.
+    Listing,
 }
 
-pub fn verify(_a: VerifyArgs) -> CmdResult {
-    Err(Failure::input(anyhow::anyhow!("verify-numbering: not built yet")))
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum CompilerArg {
+    /// Ensemble / IRIS up to 2021.x: only async="0" is synchronous.
+    Legacy,
+    /// IRIS 2022.1 and later: async other than "true"/"1" is synchronous.
+    #[default]
+    Current,
+}
+
+impl From<CompilerArg> for Compiler {
+    fn from(c: CompilerArg) -> Compiler {
+        match c {
+            CompilerArg::Legacy => Compiler::Legacy,
+            CompilerArg::Current => Compiler::Current,
+        }
+    }
+}
+
+pub fn states(a: StatesArgs) -> CmdResult {
+    let bpl = bpl::load(
+        &a.file,
+        &LoadOptions {
+            class: a.class.clone(),
+        },
+    )
+    .map_err(Failure::input)?;
+    let cp = states::compile(&bpl, a.compiler.into()).map_err(Failure::input)?;
+    let text = match a.format {
+        StatesFormat::Human => human(&bpl, &cp),
+        StatesFormat::Json => {
+            let mut j = serde_json::to_string_pretty(&cp).map_err(Failure::input)?;
+            j.push('\n');
+            j
+        }
+        StatesFormat::Dot => states::to_dot(&cp),
+        StatesFormat::Mermaid => states::to_mermaid(&cp),
+        StatesFormat::Listing => states::listing(&cp),
+    };
+    emit(&text)?;
+    Ok(exit::OK)
+}
+
+/// Rows of cells → lines with every column padded to its widest cell (the last one unpadded).
+fn table(rows: &[Vec<String>], indent: &str) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = indent.to_string();
+        for (c, cell) in r.iter().enumerate() {
+            line.push_str(cell);
+            if c + 1 < r.len() {
+                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The activity without its position (the table has a separate line:col column).
+fn activity_cell(r: &ActivityRef) -> String {
+    match &r.name {
+        Some(n) => format!("{} \"{n}\"", r.element),
+        None => r.element.clone(),
+    }
+}
+
+fn human(bpl: &Bpl, cp: &CompiledProcess) -> String {
+    let state_count: usize = cp.threads.iter().map(|t| t.states.len()).sum();
+    let mut o = format!("process  {}\n", cp.class);
+    o.push_str(&format!(
+        "source   {} ({})\n",
+        bpl.source.origin,
+        source_format(bpl.source.format)
+    ));
+    o.push_str(&format!("compiler {}\n", cp.compiler.describe()));
+    o.push_str(&format!(
+        "context  {} (table {})\n",
+        cp.context_class, cp.context_table
+    ));
+    o.push_str(&format!(
+        "totals   {} thread class{}, {state_count} state{}, {} response handler{}\n",
+        cp.threads.len(),
+        plural_es(cp.threads.len()),
+        plural(state_count),
+        cp.response_handlers.len(),
+        plural(cp.response_handlers.len())
+    ));
+    for t in &cp.threads {
+        o.push('\n');
+        o.push_str(&format!(
+            "thread {}  {}  table {}",
+            t.number, t.class, t.table
+        ));
+        if let Some(p) = &t.parent {
+            o.push_str(&format!(
+                "  (flow child {} of {} in Thread{})",
+                p.child_index + 1,
+                p.flow.label(),
+                p.thread
+            ));
+        }
+        o.push('\n');
+        let mut rows = vec![[
+            "State",
+            "Role",
+            "Activity",
+            "Line:Col",
+            "Successors",
+            "Flags",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for s in &t.states {
+            rows.push(vec![
+                s.name.clone(),
+                s.role.to_string(),
+                activity_cell(&s.activity),
+                format!("{}:{}", s.activity.line, s.activity.column),
+                if s.successors.is_empty() {
+                    "-".to_string()
+                } else {
+                    s.successors.join(" ")
+                },
+                states::flags(s).join(" "),
+            ]);
+        }
+        o.push_str(&table(&rows, "  "));
+    }
+    o.push('\n');
+    if cp.response_handlers.is_empty() {
+        o.push_str(&format!(
+            "response handlers on {}: none\n",
+            cp.context_class
+        ));
+    } else {
+        o.push_str(&format!(
+            "response handlers on {} (table {})\n",
+            cp.context_class, cp.response_handler_table
+        ));
+        let mut rows = vec![["Handler", "Call", "Target", "Thread", "Line:Col"]
+            .map(String::from)
+            .to_vec()];
+        for h in &cp.response_handlers {
+            rows.push(vec![
+                h.name.clone(),
+                format!("\"{}\"", h.call),
+                h.target.clone().unwrap_or_default(),
+                h.thread.to_string(),
+                format!("{}:{}", h.activity.line, h.activity.column),
+            ]);
+        }
+        o.push_str(&table(&rows, "  "));
+    }
+    let notes = notes(bpl, cp);
+    if !notes.is_empty() {
+        o.push('\n');
+        for n in notes {
+            o.push_str(&format!("note: {n}\n"));
+        }
+    }
+    o
+}
+
+/// Things a reader of the listing should know: numbering that depends on the compiler
+/// generation (2.5, Open Q2) and compensates whose handler lookup fails (3.4.11).
+fn notes(bpl: &Bpl, cp: &CompiledProcess) -> Vec<String> {
+    let mut n = Vec::new();
+    for a in bpl.process.activities() {
+        if let ActivityKind::Call {
+            async_attr: Some(v),
+            ..
+        } = &a.kind
+        {
+            if states::is_synchronous(Some(v), Compiler::Legacy)
+                != states::is_synchronous(Some(v), Compiler::Current)
+            {
+                n.push(format!(
+                    "{} at {} has async=\"{v}\": synchronous for the current compiler, asynchronous for the legacy one (spec 2.5); check that --compiler matches the IRIS release that compiled it",
+                    a.label(),
+                    a.pos
+                ));
+            }
+        }
+    }
+    let activities = bpl.process.activities();
+    for t in &cp.threads {
+        for s in &t.states {
+            let Some((h, r)) = &s.gosub else { continue };
+            if !h.is_empty() {
+                continue;
+            }
+            let Some(ret) = t.state(r) else { continue };
+            let target = activities
+                .iter()
+                .find(|a| a.id == ret.activity.id)
+                .and_then(|a| match &a.kind {
+                    ActivityKind::Compensate { target } => Some(target.as_str()),
+                    _ => None,
+                });
+            n.push(format!(
+                "{} in {} finds no compensation handler '{}' at compile time (none registered since the last scope with handlers reset the registry, spec 3.4.11): IRIS compiles a GoSub to an empty state, which fails at run time",
+                ret.activity.label(),
+                t.class,
+                target.unwrap_or("?")
+            ));
+        }
+    }
+    n
+}
+
+fn source_format(f: SourceFormat) -> &'static str {
+    match f {
+        SourceFormat::Udl => "UDL class",
+        SourceFormat::Export => "XML export",
+        SourceFormat::Bare => "bare <process>",
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn plural_es(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "es"
+    }
 }

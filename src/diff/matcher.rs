@@ -14,7 +14,8 @@
 //!    activity share a key, corresponding children, a name, or a rename key. A tie is never
 //!    broken: it is reported and left unmatched.
 //! 5. **Position**: between two aligned neighbours, the single leftover old and new activity
-//!    of one element (same name, or both unnamed) are paired, and reported as a guess.
+//!    of one element are paired (a renamed and edited activity in place), and reported as a
+//!    guess. A call whose name and target both changed is never paired this way.
 //!
 //! After every pass that matched something, the alignment runs again below the new pairs.
 
@@ -479,7 +480,10 @@ impl Matcher<'_, '_> {
                         let os: Vec<usize> = free_o.iter().copied().filter(|&x| self.old.element(x) == e).collect();
                         let ns: Vec<usize> = free_n.iter().copied().filter(|&y| self.new.element(y) == e).collect();
                         if let ([x], [y]) = (os.as_slice(), ns.as_slice()) {
-                            if self.old.nodes[*x].name == self.new.nodes[*y].name {
+                            // A call with another name *and* another target is another call.
+                            let (a, b) = (self.old.nodes[*x], self.new.nodes[*y]);
+                            let other_call = e == "call" && a.name != b.name && a.attrs.get("target") != b.attrs.get("target");
+                            if !other_call {
                                 made.push((*x, *y));
                             }
                         }

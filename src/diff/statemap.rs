@@ -16,8 +16,6 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(crate) struct StateMap {
     pub threads: Vec<ThreadDelta>,
     pub handlers: Vec<HandlerDelta>,
-    /// Old thread number → new thread number.
-    pub thread_map: BTreeMap<u32, Option<u32>>,
 }
 
 pub(crate) fn map_states(old_c: &CompiledProcess, new_c: &CompiledProcess, t_old: &Tree, t_new: &Tree, m: &Matching) -> StateMap {
@@ -69,7 +67,7 @@ pub(crate) fn map_states(old_c: &CompiledProcess, new_c: &CompiledProcess, t_old
             });
         }
     }
-    StateMap { threads, handlers: map_handlers(old_c, new_c, t_old, t_new, m), thread_map }
+    StateMap { threads, handlers: map_handlers(old_c, new_c, t_old, t_new, m) }
 }
 
 /// Thread1 is Thread1; a flow child thread follows its matched root `<sequence>`.

@@ -199,10 +199,6 @@ impl<'a> Tree<'a> {
         d > of && d <= self.end[of]
     }
 
-    pub fn children(&self, p: usize) -> impl Iterator<Item = usize> + '_ {
-        self.slots[p].iter().flat_map(|(_, l)| l.iter().copied())
-    }
-
     /// Ancestors from the parent up to the root.
     pub fn ancestors(&self, p: usize) -> impl Iterator<Item = usize> + '_ {
         std::iter::successors(self.parent[p], move |&q| self.parent[q])

@@ -1,5 +1,19 @@
 //! Stage 4 — the migration plan: state mapping, preconditions, findings, verdict.
+//!
+//! [`build`] turns two parsed and compiled BPL versions (plus an optional reviewed
+//! [`Overrides`] file) into a [`MigrationPlan`] and the [`ProcessDiff`](crate::diff::ProcessDiff)
+//! behind it. Findings are data, with codes from the one catalogue in [`findings`];
+//! [`render`] formats plans and diffs for people, [`reports`] for CI (GitLab Code Quality,
+//! SARIF 2.1.0). Nothing here prints.
 
+mod build;
+pub mod findings;
 mod model;
+pub mod overrides;
+pub mod render;
+pub mod reports;
+mod safety;
 
+pub use build::{build, plan_id, PlanError, Planned};
 pub use model::*;
+pub use overrides::{Overrides, OverridesError};

@@ -74,7 +74,12 @@ pub struct StateMapping {
     pub role: Role,
     pub old_activity: ActivityRef,
     pub new_activity: Option<ActivityRef>,
+    /// A waiting thread rests here (wait state of a sync, synchronous call or delay).
     pub wait: bool,
+    /// A parent thread rests here while its flow children wait (added after the first
+    /// contract; optional in JSON).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub join: bool,
     pub change: StateChange,
     /// Old and new `%HandlerStack` / `%SubroutineStack` for rows resting here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -15,9 +15,9 @@
 use super::{CheckedSql, Dialect, SqlError};
 use crate::states::SqlTable;
 use sqlparser::ast::{
-    AssignmentTarget, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
-    JoinConstraint, JoinOperator, ObjectName, Query, SelectItem, SetExpr, Statement, TableFactor, TableObject,
-    TableWithJoins, UnaryOperator, Value,
+    AssignmentTarget, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, Query, SelectItem, SetExpr,
+    Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator, Value,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -25,7 +25,8 @@ use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 use std::collections::BTreeSet;
 
 /// InterSystems IRIS SQL as far as bplmigrate generates it: `%` may start an identifier
-/// (`%NextState`; not inside one — `a %3` must stay a modulo) and `$` may start one
+/// (`%NextState`; not inside one, so `a % 3` stays a modulo — without the space sqlparser
+/// reads `%3` as a name, which generated text never contains) and `$` may start one
 /// (`$LISTBUILD`, `$LISTSAME`). Double quotes delimit identifiers.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct IrisDialect;
@@ -52,12 +53,14 @@ pub(super) fn parser_dialect(d: Dialect) -> Box<dyn sqlparser::dialect::Dialect>
 /// Tokenize and refuse comments and semicolons (generated text never holds either).
 fn plain_tokens(text: &str, dialect: Dialect) -> Result<(), String> {
     let d = parser_dialect(dialect);
-    let tokens = Tokenizer::new(d.as_ref(), text).tokenize().map_err(|e| e.to_string())?;
+    let tokens = Tokenizer::new(d.as_ref(), text)
+        .tokenize()
+        .map_err(|e| e.to_string())?;
     for t in tokens {
         match t {
-            Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)) => {
-                return Err("a comment is not allowed here".into())
-            }
+            Token::Whitespace(
+                Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_),
+            ) => return Err("a comment is not allowed here".into()),
             Token::SemiColon => return Err("`;` is not allowed here".into()),
             _ => {}
         }
@@ -69,7 +72,9 @@ fn plain_tokens(text: &str, dialect: Dialect) -> Result<(), String> {
 pub(super) fn parse_single_expr(text: &str, dialect: Dialect) -> Result<Expr, String> {
     plain_tokens(text, dialect)?;
     let d = parser_dialect(dialect);
-    let mut p = Parser::new(d.as_ref()).try_with_sql(text).map_err(|e| e.to_string())?;
+    let mut p = Parser::new(d.as_ref())
+        .try_with_sql(text)
+        .map_err(|e| e.to_string())?;
     let e = p.parse_expr().map_err(|e| e.to_string())?;
     if p.peek_token().token != Token::EOF {
         return Err("unexpected text after the value".into());
@@ -109,24 +114,50 @@ pub(super) struct Expect {
 }
 
 fn shape_err(sql: &str, reason: impl Into<String>) -> SqlError {
-    SqlError::Shape { sql: sql.to_string(), reason: reason.into() }
+    SqlError::Shape {
+        sql: sql.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Parse `sql` back and check it against `expect`; on success it becomes a [`CheckedSql`].
 pub(super) fn check(sql: &str, dialect: Dialect, expect: &Expect) -> Result<CheckedSql, SqlError> {
+    // PostgreSqlDialect reads `?` as an operator; the history INSERT's `?` are ODBC parameter
+    // markers (psqlODBC rewrites them), and the statement holds nothing dialect-specific, so
+    // it is checked with the IRIS dialect in both.
+    let dialect = if matches!(expect.shape, Shape::Insert { .. }) {
+        Dialect::Iris
+    } else {
+        dialect
+    };
     plain_tokens(sql, dialect).map_err(|m| shape_err(sql, m))?;
-    let stmts = parse(sql, dialect).map_err(|m| SqlError::Parse { sql: sql.to_string(), message: m })?;
+    let stmts = parse(sql, dialect).map_err(|m| SqlError::Parse {
+        sql: sql.to_string(),
+        message: m,
+    })?;
     if stmts.len() != 1 {
-        return Err(shape_err(sql, format!("expected exactly one statement, found {}", stmts.len())));
+        return Err(shape_err(
+            sql,
+            format!("expected exactly one statement, found {}", stmts.len()),
+        ));
     }
     let stmt = &stmts[0];
-    let mut w = Walker { expect, sql, tables_seen: Vec::new() };
+    let mut w = Walker {
+        expect,
+        sql,
+        tables_seen: Vec::new(),
+    };
     w.statement(stmt)?;
     // Round trip: sqlparser's printed form must parse to the same tree.
     let printed = stmt.to_string();
     match parse(&printed, dialect) {
         Ok(again) if again.len() == 1 && &again[0] == stmt => {}
-        _ => return Err(shape_err(sql, format!("does not survive a print/parse round trip (printed as {printed})"))),
+        _ => {
+            return Err(shape_err(
+                sql,
+                format!("does not survive a print/parse round trip (printed as {printed})"),
+            ))
+        }
     }
     Ok(CheckedSql(sql.to_string()))
 }
@@ -138,7 +169,9 @@ struct Walker<'a> {
 }
 
 fn name_parts(n: &ObjectName) -> Option<Vec<String>> {
-    n.0.iter().map(|p| p.as_ident().map(|i| i.value.clone())).collect()
+    n.0.iter()
+        .map(|p| p.as_ident().map(|i| i.value.clone()))
+        .collect()
 }
 
 fn table_parts(t: &SqlTable) -> Vec<String> {
@@ -154,7 +187,9 @@ fn single_ident(e: &Expr) -> Option<&Ident> {
 
 fn is_count_star(e: &Expr) -> bool {
     let Expr::Function(f) = e else { return false };
-    let Some(name) = name_parts(&f.name) else { return false };
+    let Some(name) = name_parts(&f.name) else {
+        return false;
+    };
     if name.len() != 1 || !name[0].eq_ignore_ascii_case("COUNT") {
         return false;
     }
@@ -204,10 +239,18 @@ impl Walker<'_> {
                     }
                     self.expr(&a.value)?;
                 }
-                let sel = u.selection.as_ref().ok_or_else(|| self.err("UPDATE without WHERE"))?;
+                let sel = u
+                    .selection
+                    .as_ref()
+                    .ok_or_else(|| self.err("UPDATE without WHERE"))?;
                 match &self.expect.shape {
                     Shape::Rewrite { key, keys } => {
-                        let Expr::InList { expr, list, negated: false } = sel else {
+                        let Expr::InList {
+                            expr,
+                            list,
+                            negated: false,
+                        } = sel
+                        else {
                             return Err(self.err("WHERE must be `key IN (…)`"));
                         };
                         match single_ident(expr) {
@@ -242,7 +285,14 @@ impl Walker<'_> {
                         if assigned.len() != 1 || !assigned.contains(column) {
                             return Err(self.err(format!("only {column} may be set")));
                         }
-                        if !matches!(&u.assignments[0].value, Expr::Value(_) | Expr::UnaryOp { op: UnaryOperator::Minus, .. }) {
+                        if !matches!(
+                            &u.assignments[0].value,
+                            Expr::Value(_)
+                                | Expr::UnaryOp {
+                                    op: UnaryOperator::Minus,
+                                    ..
+                                }
+                        ) {
                             return Err(self.err("a default must be a literal"));
                         }
                     }
@@ -275,18 +325,30 @@ impl Walker<'_> {
                 {
                     return Err(self.err("INSERT may only name columns and VALUES"));
                 }
-                let cols: Option<Vec<String>> =
-                    ins.columns.iter().map(|c| name_parts(c).filter(|p| p.len() == 1).map(|mut p| p.remove(0))).collect();
+                let cols: Option<Vec<String>> = ins
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        name_parts(c)
+                            .filter(|p| p.len() == 1)
+                            .map(|mut p| p.remove(0))
+                    })
+                    .collect();
                 if cols.as_ref() != Some(columns) {
                     return Err(self.err("INSERT column list differs from the expected one"));
                 }
-                let src = ins.source.as_ref().ok_or_else(|| self.err("INSERT without VALUES"))?;
+                let src = ins
+                    .source
+                    .as_ref()
+                    .ok_or_else(|| self.err("INSERT without VALUES"))?;
                 let SetExpr::Values(v) = src.body.as_ref() else {
                     return Err(self.err("INSERT source must be VALUES"));
                 };
                 if v.rows.len() != 1
                     || v.rows[0].len() != columns.len()
-                    || !v.rows[0].iter().all(|e| matches!(e, Expr::Value(x) if matches!(x.value, Value::Placeholder(_))))
+                    || !v.rows[0].iter().all(
+                        |e| matches!(e, Expr::Value(x) if matches!(x.value, Value::Placeholder(_))),
+                    )
                 {
                     return Err(self.err("INSERT must take one row of `?` parameters"));
                 }
@@ -300,7 +362,13 @@ impl Walker<'_> {
         if !t.joins.is_empty() {
             return Err(self.err("no join allowed here"));
         }
-        let TableFactor::Table { name, alias: None, args: None, .. } = &t.relation else {
+        let TableFactor::Table {
+            name,
+            alias: None,
+            args: None,
+            ..
+        } = &t.relation
+        else {
             return Err(self.err("target must be a plain table"));
         };
         if name_parts(name) != self.expect.tables.first().map(table_parts) {
@@ -343,7 +411,10 @@ impl Walker<'_> {
         }
         if let Some(a) = args {
             // Only the job enumeration is a table-valued function, and it takes no argument.
-            if !a.args.is_empty() || a.settings.is_some() || parts.last().map(String::as_str) != Some("Job_Enumerate") {
+            if !a.args.is_empty()
+                || a.settings.is_some()
+                || parts.last().map(String::as_str) != Some("Job_Enumerate")
+            {
                 return Err(self.err("table function arguments are not allowed"));
             }
         }
@@ -355,10 +426,13 @@ impl Walker<'_> {
         let s = self.query(q)?;
         match &self.expect.shape {
             Shape::Count => {
-                if s.projection.len() != 1 || !matches!(&s.projection[0], SelectItem::UnnamedExpr(e) if is_count_star(e)) {
+                if s.projection.len() != 1
+                    || !matches!(&s.projection[0], SelectItem::UnnamedExpr(e) if is_count_star(e))
+                {
                     return Err(self.err("a guard must select exactly COUNT(*)"));
                 }
-                if !matches!(&s.group_by, GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty()) {
+                if !matches!(&s.group_by, GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty())
+                {
                     return Err(self.err("a guard must not group"));
                 }
             }
@@ -368,10 +442,19 @@ impl Walker<'_> {
                     && matches!(&s.projection[1], SelectItem::UnnamedExpr(e) if is_count_star(e));
                 let ok_group = matches!(&s.group_by, GroupByExpr::Expressions(g, m)
                     if m.is_empty() && g.len() == 1 && single_ident(&g[0]).is_some_and(|i| &i.value == key));
-                if !ok_proj || !ok_group || s.from.len() != 1 || !s.from[0].joins.is_empty() || s.selection.is_some() {
-                    return Err(self.err(format!("a census must be `SELECT {key}, COUNT(*) FROM t GROUP BY {key}`")));
+                if !ok_proj
+                    || !ok_group
+                    || s.from.len() != 1
+                    || !s.from[0].joins.is_empty()
+                    || s.selection.is_some()
+                {
+                    return Err(self.err(format!(
+                        "a census must be `SELECT {key}, COUNT(*) FROM t GROUP BY {key}`"
+                    )));
                 }
-                let TableFactor::Table { name, .. } = &s.from[0].relation else { unreachable!() };
+                let TableFactor::Table { name, .. } = &s.from[0].relation else {
+                    unreachable!()
+                };
                 if name_parts(name) != self.expect.tables.first().map(table_parts) {
                     return Err(self.err("census of an unexpected table"));
                 }
@@ -426,7 +509,8 @@ impl Walker<'_> {
                 if j.global {
                     return Err(self.err("join modifiers are not allowed"));
                 }
-                let (JoinOperator::Join(JoinConstraint::On(on)) | JoinOperator::Inner(JoinConstraint::On(on))) = &j.join_operator
+                let (JoinOperator::Join(JoinConstraint::On(on))
+                | JoinOperator::Inner(JoinConstraint::On(on))) = &j.join_operator
                 else {
                     return Err(self.err("only `JOIN … ON` is allowed"));
                 };
@@ -475,7 +559,10 @@ impl Walker<'_> {
                     qual == tp || (qual.len() == 1 && qual[0] == tp[1])
                 });
                 if !known {
-                    return Err(self.err(format!("column qualifier {} names no expected table", qual.join("."))));
+                    return Err(self.err(format!(
+                        "column qualifier {} names no expected table",
+                        qual.join(".")
+                    )));
                 }
                 self.column(col)
             }
@@ -484,10 +571,16 @@ impl Walker<'_> {
                 _ => Err(self.err("only string and number literals are allowed")),
             },
             Expr::Nested(inner) => self.expr(inner),
-            Expr::UnaryOp { op: UnaryOperator::Not | UnaryOperator::Minus, expr } => self.expr(expr),
+            Expr::UnaryOp {
+                op: UnaryOperator::Not | UnaryOperator::Minus,
+                expr,
+            } => self.expr(expr),
             Expr::IsNull(inner) | Expr::IsNotNull(inner) => self.expr(inner),
             Expr::BinaryOp { left, op, right } => match op {
-                BinaryOperator::And | BinaryOperator::Or | BinaryOperator::Eq | BinaryOperator::NotEq => {
+                BinaryOperator::And
+                | BinaryOperator::Or
+                | BinaryOperator::Eq
+                | BinaryOperator::NotEq => {
                     self.expr(left)?;
                     self.expr(right)
                 }
@@ -503,12 +596,19 @@ impl Walker<'_> {
             Expr::InSubquery { expr, subquery, .. } => {
                 self.expr(expr)?;
                 let s = self.query(subquery)?;
-                if s.projection.len() != 1 || !matches!(&s.group_by, GroupByExpr::Expressions(g, _) if g.is_empty()) {
+                if s.projection.len() != 1
+                    || !matches!(&s.group_by, GroupByExpr::Expressions(g, _) if g.is_empty())
+                {
                     return Err(self.err("a subquery must select one column"));
                 }
                 Ok(())
             }
-            Expr::Case { operand, conditions, else_result, .. } => {
+            Expr::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => {
                 if let Some(o) = operand {
                     self.expr(o)?;
                 }
@@ -523,7 +623,12 @@ impl Walker<'_> {
             }
             Expr::Function(f) => {
                 let name = name_parts(&f.name).ok_or_else(|| self.err("bad function name"))?;
-                let known = name.len() == 1 && self.expect.functions.iter().any(|k| k.eq_ignore_ascii_case(&name[0]));
+                let known = name.len() == 1
+                    && self
+                        .expect
+                        .functions
+                        .iter()
+                        .any(|k| k.eq_ignore_ascii_case(&name[0]));
                 if !known {
                     return Err(self.err(format!("function {} is not allowed", f.name)));
                 }
@@ -545,7 +650,8 @@ impl Walker<'_> {
                 for a in &l.args {
                     match a {
                         FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => self.expr(x)?,
-                        FunctionArg::Unnamed(FunctionArgExpr::Wildcard) if name[0].eq_ignore_ascii_case("COUNT") => {}
+                        FunctionArg::Unnamed(FunctionArgExpr::Wildcard)
+                            if name[0].eq_ignore_ascii_case("COUNT") => {}
                         _ => return Err(self.err("only plain function arguments are allowed")),
                     }
                 }
@@ -561,12 +667,18 @@ mod tests {
     use super::*;
 
     fn t(schema: &str, table: &str) -> SqlTable {
-        SqlTable { schema: schema.into(), table: table.into() }
+        SqlTable {
+            schema: schema.into(),
+            table: table.into(),
+        }
     }
 
     fn rewrite_expect(keys: &[&str]) -> Expect {
         Expect {
-            shape: Shape::Rewrite { key: "%NextState".into(), keys: keys.iter().map(|s| s.to_string()).collect() },
+            shape: Shape::Rewrite {
+                key: "%NextState".into(),
+                keys: keys.iter().map(|s| s.to_string()).collect(),
+            },
             tables: vec![t("Demo_BP", "Thread1")],
             columns: vec!["%NextState".into(), "%HandlerStack".into()],
             functions: vec!["$LISTBUILD".into()],
@@ -579,8 +691,8 @@ mod tests {
                    ELSE \"%NextState\" END, \"%HandlerStack\" = CASE \"%NextState\" WHEN 'S5' THEN $LISTBUILD('S3', 'S5') \
                    ELSE \"%HandlerStack\" END WHERE \"%NextState\" IN ('S5')";
         check(sql, Dialect::Iris, &rewrite_expect(&["S5"])).unwrap();
-        // Unquoted `%` names parse too (InterSystems' own style), and `a %3` stays a modulo.
-        let stmts = parse("SELECT %NextState, a %3 FROM x", Dialect::Iris).unwrap();
+        // Unquoted `%` names parse too (InterSystems' own style), and `a % 3` stays a modulo.
+        let stmts = parse("SELECT %NextState, a % 3 FROM x", Dialect::Iris).unwrap();
         assert_eq!(stmts.len(), 1);
         assert!(stmts[0].to_string().contains("a % 3"), "{}", stmts[0]);
     }
@@ -598,7 +710,10 @@ mod tests {
             base.replace("IN ('S5')", "IN ('S5', 'S6')"),
             base.replace("\"Thread1\"", "\"Thread2\""),
             base.replace("SET \"%NextState\"", "SET \"%Status\""),
-            base.replace("SET \"%NextState\" = 'S7'", "SET \"%NextState\" = (SELECT 'S7' FROM \"Demo_BP\".\"Thread1\")"),
+            base.replace(
+                "SET \"%NextState\" = 'S7'",
+                "SET \"%NextState\" = (SELECT 'S7' FROM \"Demo_BP\".\"Thread1\")",
+            ),
             base.replace("WHERE", "RETURNING \"%NextState\" WHERE"),
             "DELETE FROM \"Demo_BP\".\"Thread1\" WHERE \"%NextState\" IN ('S5')".to_string(),
             base.replace(" WHERE \"%NextState\" IN ('S5')", ""),
@@ -618,10 +733,26 @@ mod tests {
         };
         let sql = "SELECT COUNT(*) FROM \"Demo_BP\".\"Thread1\" WHERE \"%NextState\" = 'S6'";
         check(sql, Dialect::Postgres, &e).unwrap();
-        assert!(check("SELECT COUNT(*), 1 FROM \"Demo_BP\".\"Thread1\"", Dialect::Postgres, &e).is_err());
-        assert!(check("SELECT COUNT(*) FROM \"Demo_BP\".\"Thread1\" x", Dialect::Postgres, &e).is_err());
-        let c = Expect { shape: Shape::Census { key: "%NextState".into() }, ..e };
-        let sql = "SELECT \"%NextState\", COUNT(*) FROM \"Demo_BP\".\"Thread1\" GROUP BY \"%NextState\"";
+        assert!(check(
+            "SELECT COUNT(*), 1 FROM \"Demo_BP\".\"Thread1\"",
+            Dialect::Postgres,
+            &e
+        )
+        .is_err());
+        assert!(check(
+            "SELECT COUNT(*) FROM \"Demo_BP\".\"Thread1\" x",
+            Dialect::Postgres,
+            &e
+        )
+        .is_err());
+        let c = Expect {
+            shape: Shape::Census {
+                key: "%NextState".into(),
+            },
+            ..e
+        };
+        let sql =
+            "SELECT \"%NextState\", COUNT(*) FROM \"Demo_BP\".\"Thread1\" GROUP BY \"%NextState\"";
         check(sql, Dialect::Postgres, &c).unwrap();
         check(sql, Dialect::Iris, &c).unwrap();
     }
@@ -629,13 +760,24 @@ mod tests {
     #[test]
     fn insert_shape() {
         let e = Expect {
-            shape: Shape::Insert { columns: vec!["PlanId".into(), "Outcome".into()] },
+            shape: Shape::Insert {
+                columns: vec!["PlanId".into(), "Outcome".into()],
+            },
             tables: vec![t("BplMigrate", "History")],
             columns: vec!["PlanId".into(), "Outcome".into()],
             functions: vec![],
         };
-        check("INSERT INTO \"BplMigrate\".\"History\" (\"PlanId\", \"Outcome\") VALUES (?, ?)", Dialect::Postgres, &e).unwrap();
-        assert!(check("INSERT INTO \"BplMigrate\".\"History\" (\"PlanId\", \"Outcome\") VALUES (?, 'x')", Dialect::Postgres, &e)
-            .is_err());
+        check(
+            "INSERT INTO \"BplMigrate\".\"History\" (\"PlanId\", \"Outcome\") VALUES (?, ?)",
+            Dialect::Postgres,
+            &e,
+        )
+        .unwrap();
+        assert!(check(
+            "INSERT INTO \"BplMigrate\".\"History\" (\"PlanId\", \"Outcome\") VALUES (?, 'x')",
+            Dialect::Postgres,
+            &e
+        )
+        .is_err());
     }
 }

@@ -55,15 +55,29 @@ pub fn normalized_sha256(bytes: &[u8]) -> String {
 }
 
 fn folder_class_part(class: &str) -> String {
-    class.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect()
+    class
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The folder's files, name → content (without the checksum file).
-fn folder_files(plan: &MigrationPlan, folder: &str, opts: &FolderOptions) -> Result<BTreeMap<String, String>, SqlError> {
+fn folder_files(
+    plan: &MigrationPlan,
+    folder: &str,
+    opts: &FolderOptions,
+) -> Result<BTreeMap<String, String>, SqlError> {
     let script = render(plan, opts.dialect)?;
     let mut files = BTreeMap::new();
-    let json = serde_json::to_string_pretty(plan)
-        .map_err(|e| SqlError::Plan { reason: format!("cannot serialize the plan: {e}") })?;
+    let json = serde_json::to_string_pretty(plan).map_err(|e| SqlError::Plan {
+        reason: format!("cannot serialize the plan: {e}"),
+    })?;
     files.insert(PLAN_FILE.to_string(), json + "\n");
     files.insert("apply.sql".to_string(), script.to_sql_text());
     let revert = match render_revert(plan, opts.dialect) {
@@ -77,7 +91,9 @@ fn folder_files(plan: &MigrationPlan, folder: &str, opts: &FolderOptions) -> Res
             for r in &reasons {
                 t.push_str(&format!("--   - {}\n", comment_text(r)));
             }
-            t.push_str("-- To go back, restore the rows from a backup taken before `bplmigrate apply`.\n");
+            t.push_str(
+                "-- To go back, restore the rows from a backup taken before `bplmigrate apply`.\n",
+            );
             t
         }
         Err(e) => return Err(e),
@@ -91,7 +107,10 @@ fn folder_files(plan: &MigrationPlan, folder: &str, opts: &FolderOptions) -> Res
 }
 
 fn checksum_text(files: &BTreeMap<String, String>) -> String {
-    files.iter().map(|(name, body)| format!("{}  {name}\n", normalized_sha256(body.as_bytes()))).collect()
+    files
+        .iter()
+        .map(|(name, body)| format!("{}  {name}\n", normalized_sha256(body.as_bytes())))
+        .collect()
 }
 
 fn next_seq(dir: &Path) -> Result<u32, SqlError> {
@@ -110,7 +129,11 @@ fn next_seq(dir: &Path) -> Result<u32, SqlError> {
 /// Write the migration folder for `plan` into `out_dir` (created if missing) and return its
 /// path. Writing the same plan again returns the existing folder when it verifies and holds
 /// the same content; a different folder for the same plan id is refused.
-pub fn write_migration_folder(plan: &MigrationPlan, out_dir: &Path, opts: &FolderOptions) -> Result<PathBuf, SqlError> {
+pub fn write_migration_folder(
+    plan: &MigrationPlan,
+    out_dir: &Path,
+    opts: &FolderOptions,
+) -> Result<PathBuf, SqlError> {
     fs::create_dir_all(out_dir).map_err(SqlError::io("create", out_dir))?;
     let short: String = plan.plan_id.chars().take(8).collect();
     let suffix = format!("_{}_{}", folder_class_part(&plan.old.class), short);
@@ -121,9 +144,15 @@ pub fn write_migration_folder(plan: &MigrationPlan, out_dir: &Path, opts: &Folde
             let path = e.path();
             let wanted = folder_files(plan, &name, opts)?;
             let same = verify_migration_folder(&path).is_ok()
-                && wanted.iter().all(|(f, body)| fs::read(path.join(f)).is_ok_and(|b| b == body.as_bytes()))
+                && wanted
+                    .iter()
+                    .all(|(f, body)| fs::read(path.join(f)).is_ok_and(|b| b == body.as_bytes()))
                 && count_files(&path)? == wanted.len() + 1;
-            return if same { Ok(path) } else { Err(SqlError::FolderExists { path }) };
+            return if same {
+                Ok(path)
+            } else {
+                Err(SqlError::FolderExists { path })
+            };
         }
     }
     let name = format!("{:04}{suffix}", next_seq(out_dir)?);
@@ -136,7 +165,8 @@ pub fn write_migration_folder(plan: &MigrationPlan, out_dir: &Path, opts: &Folde
     for (f, body) in &files {
         fs::write(tmp.join(f), body).map_err(SqlError::io("write", tmp.join(f)))?;
     }
-    fs::write(tmp.join(CHECKSUM_FILE), checksum_text(&files)).map_err(SqlError::io("write", tmp.join(CHECKSUM_FILE)))?;
+    fs::write(tmp.join(CHECKSUM_FILE), checksum_text(&files))
+        .map_err(SqlError::io("write", tmp.join(CHECKSUM_FILE)))?;
     let dest = out_dir.join(&name);
     fs::rename(&tmp, &dest).map_err(SqlError::io("rename", &tmp))?;
     Ok(dest)
@@ -176,7 +206,9 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
         });
     }
     if !sums_path.is_file() {
-        return Err(SqlError::Removed { file: CHECKSUM_FILE.into() });
+        return Err(SqlError::Removed {
+            file: CHECKSUM_FILE.into(),
+        });
     }
     let raw = fs::read(&sums_path).map_err(SqlError::io("read", &sums_path))?;
     let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&raw);
@@ -187,12 +219,22 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = || SqlError::BadChecksumFile { file: CHECKSUM_FILE.into(), line: i + 1 };
+        let bad = || SqlError::BadChecksumFile {
+            file: CHECKSUM_FILE.into(),
+            line: i + 1,
+        };
         let (hash, name) = line.split_once("  ").ok_or_else(bad)?;
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) || name.is_empty() || name.contains("..") {
+        if hash.len() != 64
+            || !hash.bytes().all(|b| b.is_ascii_hexdigit())
+            || name.is_empty()
+            || name.contains("..")
+        {
             return Err(bad());
         }
-        if listed.insert(name.to_string(), hash.to_ascii_lowercase()).is_some() {
+        if listed
+            .insert(name.to_string(), hash.to_ascii_lowercase())
+            .is_some()
+        {
             return Err(bad());
         }
     }
@@ -220,14 +262,23 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
         return Err(e);
     }
     if !listed.contains_key(PLAN_FILE) {
-        return Err(SqlError::Removed { file: PLAN_FILE.into() });
+        return Err(SqlError::Removed {
+            file: PLAN_FILE.into(),
+        });
     }
     let plan_path = dir.join(PLAN_FILE);
     let body = fs::read(&plan_path).map_err(SqlError::io("read", &plan_path))?;
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&body);
     let plan: MigrationPlan =
-        serde_json::from_slice(body).map_err(|source| SqlError::PlanJson { path: plan_path.clone(), source })?;
-    Ok(FolderCheck { dir: dir.to_path_buf(), plan, files: listed.into_keys().collect() })
+        serde_json::from_slice(body).map_err(|source| SqlError::PlanJson {
+            path: plan_path.clone(),
+            source,
+        })?;
+    Ok(FolderCheck {
+        dir: dir.to_path_buf(),
+        plan,
+        files: listed.into_keys().collect(),
+    })
 }
 
 fn readme(plan: &MigrationPlan, script: &SqlScript, folder: &str, opts: &FolderOptions) -> String {
@@ -240,11 +291,28 @@ fn readme(plan: &MigrationPlan, script: &SqlScript, folder: &str, opts: &FolderO
     };
     l(&format!("# Migration {folder}"));
     l("");
-    l(&format!("In-flight instances of `{}`: plan `{}`, verdict **{:?}**.", c(class), c(&plan.plan_id), plan.verdict));
+    l(&format!(
+        "In-flight instances of `{}`: plan `{}`, verdict **{:?}**.",
+        c(class),
+        c(&plan.plan_id),
+        plan.verdict
+    ));
     l("");
-    l(&format!("- old BPL: `{}` (sha256 `{}`)", c(&plan.old.origin), c(&plan.old.sha256)));
-    l(&format!("- new BPL: `{}` (sha256 `{}`)", c(&plan.new.origin), c(&plan.new.sha256)));
-    l(&format!("- created by bplmigrate {} (compiler {})", c(&plan.tool_version), c(&plan.compiler)));
+    l(&format!(
+        "- old BPL: `{}` (sha256 `{}`)",
+        c(&plan.old.origin),
+        c(&plan.old.sha256)
+    ));
+    l(&format!(
+        "- new BPL: `{}` (sha256 `{}`)",
+        c(&plan.new.origin),
+        c(&plan.new.sha256)
+    ));
+    l(&format!(
+        "- created by bplmigrate {} (compiler {})",
+        c(&plan.tool_version),
+        c(&plan.compiler)
+    ));
     l(&format!(
         "- SQL dialect of `apply.sql` / `revert.sql`: {}",
         match opts.dialect {
@@ -274,13 +342,25 @@ fn readme(plan: &MigrationPlan, script: &SqlScript, folder: &str, opts: &FolderO
         l(&format!("- {}", c(&d.description)));
     }
     l("");
-    let findings: Vec<_> = plan.findings.iter().filter(|f| f.severity >= Severity::Warning).collect();
+    let findings: Vec<_> = plan
+        .findings
+        .iter()
+        .filter(|f| f.severity >= Severity::Warning)
+        .collect();
     if !findings.is_empty() {
         l("## Findings to review");
         l("");
         for f in findings {
-            let sev = if f.severity == Severity::Error { "error" } else { "warning" };
-            let ack = if f.acknowledged { " (acknowledged)" } else { "" };
+            let sev = if f.severity == Severity::Error {
+                "error"
+            } else {
+                "warning"
+            };
+            let ack = if f.acknowledged {
+                " (acknowledged)"
+            } else {
+                ""
+            };
             l(&format!("- {} {sev}{ack}: {}", c(&f.code), c(&f.message)));
         }
         l("");
@@ -301,7 +381,10 @@ fn readme(plan: &MigrationPlan, script: &SqlScript, folder: &str, opts: &FolderO
     l("`Driver={InterSystems IRIS ODBC35};Server=HOST;Port=1972;Database=NAMESPACE;UID=USER;PWD=…`,");
     l("or pass it with `--connect`. Run the commands from the folder that holds this one.");
     l("");
-    l(&format!("1. Disable every production item whose class is `{}`, in every production that runs it:", c(class)));
+    l(&format!(
+        "1. Disable every production item whose class is `{}`, in every production that runs it:",
+        c(class)
+    ));
     l("   list them with");
     l(&format!(
         "   `SELECT Production, Name, PoolSize, Enabled FROM Ens_Config.Item WHERE ClassName = '{}'`",

@@ -21,14 +21,16 @@ mod render;
 pub mod text;
 
 pub use check::{parse, IrisDialect};
-pub use folder::{verify_migration_folder, write_migration_folder, FolderCheck, FolderOptions, CHECKSUM_FILE};
+pub use folder::{
+    verify_migration_folder, write_migration_folder, FolderCheck, FolderOptions, CHECKSUM_FILE,
+};
 pub use model::*;
 pub use objectscript::{objectscript_class_name, render_objectscript};
 pub use pg::{list_build, POSTGRES_TEST_SUPPORT_DDL};
 pub use render::{
-    config_item_table, history_insert, job_enumerate_table, listbuild_function, listsame_function, predict_after, render,
-    render_revert, revert_blockers, ELEMENT_KEY, HANDLER_STACK, ID_COLUMN, NEXT_STATE, RESPONSE_HANDLER_COLUMN,
-    SUBROUTINE_STACK,
+    config_item_table, history_insert, job_enumerate_table, listbuild_function, listsame_function,
+    predict_after, render, render_revert, revert_blockers, ELEMENT_KEY, HANDLER_STACK, ID_COLUMN,
+    NEXT_STATE, RESPONSE_HANDLER_COLUMN, SUBROUTINE_STACK,
 };
 
 use std::path::PathBuf;
@@ -41,7 +43,11 @@ pub enum SqlError {
     #[error("literal \"{value}\" is refused: {reason}")]
     InvalidLiteral { value: String, reason: String },
     #[error("default \"{value}\" for context property {property} is refused: {reason}; write a number or a quoted string in the overrides file")]
-    InvalidDefault { property: String, value: String, reason: String },
+    InvalidDefault {
+        property: String,
+        value: String,
+        reason: String,
+    },
     #[error("the plan cannot be rendered: {reason}")]
     Plan { reason: String },
     #[error("generated statement does not parse ({message}): {sql}")]
@@ -76,8 +82,15 @@ pub enum SqlError {
 }
 
 impl SqlError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SqlError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> SqlError {
         let path = path.into();
-        move |source| SqlError::Io { action, path, source }
+        move |source| SqlError::Io {
+            action,
+            path,
+            source,
+        }
     }
 }

@@ -64,7 +64,10 @@ pub fn list_build(elems: &[&str]) -> Vec<u8> {
 mod tests {
     #[test]
     fn list_encoding_matches_the_spec() {
-        assert_eq!(super::list_build(&["S5", "S9"]), b"\x04\x01S5\x04\x01S9".to_vec());
+        assert_eq!(
+            super::list_build(&["S5", "S9"]),
+            b"\x04\x01S5\x04\x01S9".to_vec()
+        );
         assert_eq!(super::list_build(&[]), Vec::<u8>::new());
     }
 }

@@ -8,7 +8,10 @@
 
 use super::check::{check, Expect, Shape};
 use super::text::{comment_text, default_literal, quote_ident, quote_literal, quote_table};
-use super::{Census, CheckedSql, DefaultFill, Dialect, Direction, Guard, GuardKind, Rewrite, SqlError, SqlScript};
+use super::{
+    Census, CheckedSql, DefaultFill, Dialect, Direction, Guard, GuardKind, Rewrite, SqlError,
+    SqlScript,
+};
 use crate::plan::{MigrationPlan, Precondition, PropertyChange, Severity};
 use crate::states::SqlTable;
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,13 +29,19 @@ pub const ID_COLUMN: &str = "ID";
 
 /// `Ens_Config.Item`, the production item definitions.
 pub fn config_item_table() -> SqlTable {
-    SqlTable { schema: "Ens_Config".into(), table: "Item".into() }
+    SqlTable {
+        schema: "Ens_Config".into(),
+        table: "Item".into(),
+    }
 }
 
 /// `Ens.Job_Enumerate()`: the live-job stored query (a table function `"Ens"."Job_Enumerate"()`
 /// in the postgres test schema).
 pub fn job_enumerate_table() -> SqlTable {
-    SqlTable { schema: "Ens".into(), table: "Job_Enumerate".into() }
+    SqlTable {
+        schema: "Ens".into(),
+        table: "Job_Enumerate".into(),
+    }
 }
 
 /// The `$List` builder: `$LISTBUILD` in IRIS, `bplm_listbuild` in the postgres test schema.
@@ -72,37 +81,62 @@ struct ThreadWork {
     class: String,
     table: SqlTable,
     moves: Vec<Move>,
-    /// Every target state (mapped states, identity included): what rows may hold afterwards.
-    image: Vec<String>,
+    /// Every source state the script knows (mapped states, identity included): rows resting
+    /// anywhere else cannot be mapped (the revert guards on that).
+    known: Vec<String>,
 }
 
 fn is_state_name(s: &str) -> bool {
-    s == "Stop" || s.strip_prefix('S').is_some_and(|n| !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
+    s == "Stop"
+        || s.strip_prefix('S').is_some_and(|n| {
+            !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
+        })
 }
 
 fn is_handler_name(s: &str) -> bool {
-    s.strip_prefix("OnResponse").is_some_and(|n| !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
+    s.strip_prefix("OnResponse").is_some_and(|n| {
+        !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 fn plan_err(reason: impl Into<String>) -> SqlError {
-    SqlError::Plan { reason: reason.into() }
+    SqlError::Plan {
+        reason: reason.into(),
+    }
 }
 
 /// Structural checks on the plan before anything is rendered.
 fn validate_plan(plan: &MigrationPlan) -> Result<(), SqlError> {
     if plan.plan_id.is_empty() || !plan.plan_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(plan_err(format!("plan id {:?} is not a hex digest", plan.plan_id)));
+        return Err(plan_err(format!(
+            "plan id {:?} is not a hex digest",
+            plan.plan_id
+        )));
     }
     for t in &plan.threads {
         let mut seen = BTreeSet::new();
         for s in &t.states {
             if !seen.insert(&s.old) {
-                return Err(plan_err(format!("state {} of {} is mapped twice", s.old, t.old_class)));
+                return Err(plan_err(format!(
+                    "state {} of {} is mapped twice",
+                    s.old, t.old_class
+                )));
             }
-            let stacks = [&s.old_handler_stack, &s.new_handler_stack, &s.old_subroutine_stack, &s.new_subroutine_stack];
-            for name in std::iter::once(&s.old).chain(s.new.iter()).chain(stacks.into_iter().flatten()) {
+            let stacks = [
+                &s.old_handler_stack,
+                &s.new_handler_stack,
+                &s.old_subroutine_stack,
+                &s.new_subroutine_stack,
+            ];
+            for name in std::iter::once(&s.old)
+                .chain(s.new.iter())
+                .chain(stacks.into_iter().flatten())
+            {
                 if !is_state_name(name) {
-                    return Err(plan_err(format!("{name:?} in {} is not a state name (S<n> or Stop)", t.old_class)));
+                    return Err(plan_err(format!(
+                        "{name:?} in {} is not a state name (S<n> or Stop)",
+                        t.old_class
+                    )));
                 }
             }
         }
@@ -110,11 +144,16 @@ fn validate_plan(plan: &MigrationPlan) -> Result<(), SqlError> {
     let mut seen = BTreeSet::new();
     for h in &plan.response_handlers {
         if !seen.insert(&h.old) {
-            return Err(plan_err(format!("response handler {} is mapped twice", h.old)));
+            return Err(plan_err(format!(
+                "response handler {} is mapped twice",
+                h.old
+            )));
         }
         for name in std::iter::once(&h.old).chain(h.new.iter()) {
             if !is_handler_name(name) {
-                return Err(plan_err(format!("{name:?} is not a response handler name (OnResponse<n>)")));
+                return Err(plan_err(format!(
+                    "{name:?} is not a response handler name (OnResponse<n>)"
+                )));
             }
         }
     }
@@ -129,12 +168,16 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
             continue;
         }
         let mut moves = Vec::new();
-        let mut image = Vec::new();
+        let mut known = Vec::new();
         for s in &t.states {
             let Some(new) = &s.new else { continue };
             let pairs = [
                 (HANDLER_STACK, &s.old_handler_stack, &s.new_handler_stack),
-                (SUBROUTINE_STACK, &s.old_subroutine_stack, &s.new_subroutine_stack),
+                (
+                    SUBROUTINE_STACK,
+                    &s.old_subroutine_stack,
+                    &s.new_subroutine_stack,
+                ),
             ];
             let (from, to) = match direction {
                 Direction::Apply => (s.old.clone(), new.clone()),
@@ -144,16 +187,29 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
                 .iter()
                 .filter(|(_, o, n)| o != n)
                 .map(|(column, o, n)| match direction {
-                    Direction::Apply => StackChange { column, from: o.to_vec(), to: n.to_vec() },
-                    Direction::Revert => StackChange { column, from: n.to_vec(), to: o.to_vec() },
+                    Direction::Apply => StackChange {
+                        column,
+                        from: o.to_vec(),
+                        to: n.to_vec(),
+                    },
+                    Direction::Revert => StackChange {
+                        column,
+                        from: n.to_vec(),
+                        to: o.to_vec(),
+                    },
                 })
                 .collect();
-            image.push(to.clone());
+            known.push(from.clone());
             if from != to || !stacks.is_empty() {
                 moves.push(Move { from, to, stacks });
             }
         }
-        out.push(ThreadWork { class: t.old_class.clone(), table: t.old_table.clone(), moves, image });
+        out.push(ThreadWork {
+            class: t.old_class.clone(),
+            table: t.old_table.clone(),
+            moves,
+            known,
+        });
     }
     out
 }
@@ -165,32 +221,48 @@ pub fn revert_blockers(plan: &MigrationPlan) -> Vec<String> {
     for t in &plan.threads {
         if t.new_table.as_ref() != Some(&t.old_table) {
             let to = t.new_class.as_deref().unwrap_or("nothing");
-            why.push(format!("thread class {} became {to}: its rows cannot be moved back by an UPDATE", t.old_class));
+            why.push(format!(
+                "thread class {} became {to}: its rows cannot be moved back by an UPDATE",
+                t.old_class
+            ));
             continue;
         }
         let mut by_target: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for s in &t.states {
             match &s.new {
-                None => why.push(format!("state {} of {} was removed: the new version has nothing to map back", s.old, t.old_class)),
+                None => why.push(format!(
+                    "state {} of {} was removed: the new version has nothing to map back",
+                    s.old, t.old_class
+                )),
                 Some(n) => by_target.entry(n).or_default().push(&s.old),
             }
         }
         for (n, olds) in by_target {
             if olds.len() > 1 {
-                why.push(format!("states {} of {} all map to {n}: the revert cannot tell them apart", olds.join(", "), t.old_class));
+                why.push(format!(
+                    "states {} of {} all map to {n}: the revert cannot tell them apart",
+                    olds.join(", "),
+                    t.old_class
+                ));
             }
         }
     }
     let mut by_target: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for h in &plan.response_handlers {
         match &h.new {
-            None => why.push(format!("response handler {} (call {:?}) was removed", h.old, h.call)),
+            None => why.push(format!(
+                "response handler {} (call {:?}) was removed",
+                h.old, h.call
+            )),
             Some(n) => by_target.entry(n).or_default().push(&h.old),
         }
     }
     for (n, olds) in by_target {
         if olds.len() > 1 {
-            why.push(format!("response handlers {} all map to {n}", olds.join(", ")));
+            why.push(format!(
+                "response handlers {} all map to {n}",
+                olds.join(", ")
+            ));
         }
     }
     why
@@ -200,8 +272,14 @@ pub fn revert_blockers(plan: &MigrationPlan) -> Vec<String> {
 /// Keys absent from `mapping` keep their counts (so a NULL or unknown state, represented by
 /// any key that is not mapped, passes through). Pure; `apply` compares this with the
 /// after-census.
-pub fn predict_after(before: &BTreeMap<String, u64>, mapping: &[(String, String)]) -> BTreeMap<String, u64> {
-    let map: BTreeMap<&str, &str> = mapping.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+pub fn predict_after(
+    before: &BTreeMap<String, u64>,
+    mapping: &[(String, String)],
+) -> BTreeMap<String, u64> {
+    let map: BTreeMap<&str, &str> = mapping
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let mut after = BTreeMap::new();
     for (k, n) in before {
         if *n == 0 {
@@ -216,13 +294,25 @@ pub fn predict_after(before: &BTreeMap<String, u64>, mapping: &[(String, String)
 impl SqlScript {
     /// The write statements in execution order: the rewrites, then the context defaults.
     pub fn writes(&self) -> Vec<(&SqlTable, &CheckedSql)> {
-        self.rewrites.iter().map(|r| (&r.table, &r.sql)).chain(self.defaults.iter().map(|d| (&d.table, &d.sql))).collect()
+        self.rewrites
+            .iter()
+            .map(|r| (&r.table, &r.sql))
+            .chain(self.defaults.iter().map(|d| (&d.table, &d.sql)))
+            .collect()
     }
 
     /// Predicted after-census for `census` (see [`predict_after`]); tables without a rewrite
     /// keep their counts.
-    pub fn predict(&self, census: &Census, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-        match self.rewrites.iter().find(|r| r.table == census.table && r.key_column == census.key_column) {
+    pub fn predict(
+        &self,
+        census: &Census,
+        before: &BTreeMap<String, u64>,
+    ) -> BTreeMap<String, u64> {
+        match self
+            .rewrites
+            .iter()
+            .find(|r| r.table == census.table && r.key_column == census.key_column)
+        {
             Some(r) => predict_after(before, &r.mapping),
             None => predict_after(before, &[]),
         }
@@ -233,7 +323,11 @@ impl SqlScript {
         self.rewrites
             .iter()
             .filter(|r| &r.table == table)
-            .flat_map(|r| r.mapping.iter().map(|(k, _)| before.get(k).copied().unwrap_or(0)))
+            .flat_map(|r| {
+                r.mapping
+                    .iter()
+                    .map(|(k, _)| before.get(k).copied().unwrap_or(0))
+            })
             .sum()
     }
 }
@@ -260,20 +354,38 @@ impl Renderer<'_> {
         quote_table(t, self.d)
     }
     fn lit_list(&self, vs: &[String]) -> Result<String, SqlError> {
-        Ok(vs.iter().map(|v| self.lit(v)).collect::<Result<Vec<_>, _>>()?.join(", "))
+        Ok(vs
+            .iter()
+            .map(|v| self.lit(v))
+            .collect::<Result<Vec<_>, _>>()?
+            .join(", "))
     }
     fn list_value(&self, elems: &[String]) -> Result<String, SqlError> {
         if elems.is_empty() {
             return Ok("NULL".into());
         }
-        Ok(format!("{}({})", listbuild_function(self.d), self.lit_list(elems)?))
+        Ok(format!(
+            "{}({})",
+            listbuild_function(self.d),
+            self.lit_list(elems)?
+        ))
     }
 
-    fn count(&self, sql: String, tables: Vec<SqlTable>, columns: &[&str], functions: &[&str]) -> Result<CheckedSql, SqlError> {
+    fn count(
+        &self,
+        sql: String,
+        tables: Vec<SqlTable>,
+        columns: &[&str],
+        functions: &[&str],
+    ) -> Result<CheckedSql, SqlError> {
         let mut fns = vec!["COUNT".to_string()];
         fns.extend(functions.iter().map(|f| f.to_string()));
-        let expect =
-            Expect { shape: Shape::Count, tables, columns: columns.iter().map(|c| c.to_string()).collect(), functions: fns };
+        let expect = Expect {
+            shape: Shape::Count,
+            tables,
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            functions: fns,
+        };
         check(&sql, self.d, &expect)
     }
 
@@ -319,13 +431,22 @@ impl Renderer<'_> {
     }
 
     fn rows_at_state(&self, table: &SqlTable, state: &str) -> Result<CheckedSql, SqlError> {
-        let sql =
-            format!("SELECT COUNT(*) FROM {} WHERE {} = {}", self.table(table)?, self.id(NEXT_STATE)?, self.lit(state)?);
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {} = {}",
+            self.table(table)?,
+            self.id(NEXT_STATE)?,
+            self.lit(state)?
+        );
         self.count(sql, vec![table.clone()], &[NEXT_STATE], &[])
     }
 
     fn rows_in_table(&self, table: &SqlTable) -> Result<CheckedSql, SqlError> {
-        self.count(format!("SELECT COUNT(*) FROM {}", self.table(table)?), vec![table.clone()], &[], &[])
+        self.count(
+            format!("SELECT COUNT(*) FROM {}", self.table(table)?),
+            vec![table.clone()],
+            &[],
+            &[],
+        )
     }
 
     fn pending_response(&self, table: &SqlTable, call: &str) -> Result<CheckedSql, SqlError> {
@@ -338,7 +459,12 @@ impl Renderer<'_> {
             self.id(ELEMENT_KEY)?,
             self.lit(call)?
         );
-        self.count(sql, vec![child, table.clone()], &[ID_COLUMN, &table.table, ELEMENT_KEY], &[])
+        self.count(
+            sql,
+            vec![child, table.clone()],
+            &[ID_COLUMN, &table.table, ELEMENT_KEY],
+            &[],
+        )
     }
 
     fn precondition(&self, p: &Precondition) -> Result<Guard, SqlError> {
@@ -350,7 +476,11 @@ impl Renderer<'_> {
             }
         };
         Ok(match p {
-            Precondition::NoRowsAtState { table, state, reason } => Guard {
+            Precondition::NoRowsAtState {
+                table,
+                state,
+                reason,
+            } => Guard {
                 description: with_reason(format!("rows rest at state {state} of {table}"), reason),
                 sql: self.rows_at_state(table, state)?,
                 kind: GuardKind::Precondition,
@@ -360,8 +490,15 @@ impl Renderer<'_> {
                 sql: self.rows_in_table(table)?,
                 kind: GuardKind::Precondition,
             },
-            Precondition::NoPendingResponse { table, call, reason } => Guard {
-                description: with_reason(format!("threads of {table} wait on a response to call {call:?}"), reason),
+            Precondition::NoPendingResponse {
+                table,
+                call,
+                reason,
+            } => Guard {
+                description: with_reason(
+                    format!("threads of {table} wait on a response to call {call:?}"),
+                    reason,
+                ),
                 sql: self.pending_response(table, call)?,
                 kind: GuardKind::Precondition,
             },
@@ -386,7 +523,11 @@ impl Renderer<'_> {
         let cond = if s.from.is_empty() {
             format!("{col} IS NOT NULL AND {col} <> ''")
         } else {
-            format!("({col} IS NULL OR {}({col}, {}) = 0)", listsame_function(self.d), self.list_value(&s.from)?)
+            format!(
+                "({col} IS NULL OR {}({col}, {}) = 0)",
+                listsame_function(self.d),
+                self.list_value(&s.from)?
+            )
         };
         let sql = format!(
             "SELECT COUNT(*) FROM {} WHERE {} = {} AND {cond}",
@@ -394,7 +535,11 @@ impl Renderer<'_> {
             self.id(NEXT_STATE)?,
             self.lit(&m.from)?
         );
-        let shown = if s.from.is_empty() { "empty".to_string() } else { s.from.join(",") };
+        let shown = if s.from.is_empty() {
+            "empty".to_string()
+        } else {
+            s.from.join(",")
+        };
         Ok(Guard {
             description: format!(
                 "rows of {} at {} hold a {} other than the predicted {shown}: the stack rewrite would be wrong",
@@ -406,7 +551,7 @@ impl Renderer<'_> {
     }
 
     fn unmapped_states(&self, w: &ThreadWork) -> Result<Guard, SqlError> {
-        let mut keep = w.image.clone();
+        let mut keep = w.known.clone();
         if !keep.iter().any(|s| s == "Stop") {
             keep.push("Stop".into());
         }
@@ -440,14 +585,21 @@ impl Renderer<'_> {
 
     fn census(&self, table: &SqlTable, key: &str) -> Result<Census, SqlError> {
         let k = self.id(key)?;
-        let sql = format!("SELECT {k}, COUNT(*) FROM {} GROUP BY {k}", self.table(table)?);
+        let sql = format!(
+            "SELECT {k}, COUNT(*) FROM {} GROUP BY {k}",
+            self.table(table)?
+        );
         let expect = Expect {
             shape: Shape::Census { key: key.into() },
             tables: vec![table.clone()],
             columns: vec![key.into()],
             functions: vec!["COUNT".into()],
         };
-        Ok(Census { table: table.clone(), key_column: key.into(), sql: check(&sql, self.d, &expect)? })
+        Ok(Census {
+            table: table.clone(),
+            key_column: key.into(),
+            sql: check(&sql, self.d, &expect)?,
+        })
     }
 
     fn thread_rewrite(&self, w: &ThreadWork) -> Result<Option<Rewrite>, SqlError> {
@@ -461,22 +613,38 @@ impl Renderer<'_> {
         if !renames.is_empty() {
             let mut s = vec![format!("{ns} = CASE {ns}")];
             for m in &renames {
-                s.push(format!("        WHEN {} THEN {}", self.lit(&m.from)?, self.lit(&m.to)?));
+                s.push(format!(
+                    "        WHEN {} THEN {}",
+                    self.lit(&m.from)?,
+                    self.lit(&m.to)?
+                ));
             }
             s.push(format!("        ELSE {ns} END"));
             sets.push(lines(&s));
             columns.push(NEXT_STATE.to_string());
         }
         for column in [HANDLER_STACK, SUBROUTINE_STACK] {
-            let changes: Vec<(&Move, &StackChange)> =
-                w.moves.iter().flat_map(|m| m.stacks.iter().filter(|s| s.column == column).map(move |s| (m, s))).collect();
+            let changes: Vec<(&Move, &StackChange)> = w
+                .moves
+                .iter()
+                .flat_map(|m| {
+                    m.stacks
+                        .iter()
+                        .filter(|s| s.column == column)
+                        .map(move |s| (m, s))
+                })
+                .collect();
             if changes.is_empty() {
                 continue;
             }
             let c = self.id(column)?;
             let mut s = vec![format!("{c} = CASE {ns}")];
             for (m, sc) in changes {
-                s.push(format!("        WHEN {} THEN {}", self.lit(&m.from)?, self.list_value(&sc.to)?));
+                s.push(format!(
+                    "        WHEN {} THEN {}",
+                    self.lit(&m.from)?,
+                    self.list_value(&sc.to)?
+                ));
             }
             s.push(format!("        ELSE {c} END"));
             sets.push(lines(&s));
@@ -490,9 +658,16 @@ impl Renderer<'_> {
             self.lit_list(&keys)?
         );
         let expect = Expect {
-            shape: Shape::Rewrite { key: NEXT_STATE.into(), keys: keys.clone() },
+            shape: Shape::Rewrite {
+                key: NEXT_STATE.into(),
+                keys: keys.clone(),
+            },
             tables: vec![w.table.clone()],
-            columns: vec![NEXT_STATE.into(), HANDLER_STACK.into(), SUBROUTINE_STACK.into()],
+            columns: vec![
+                NEXT_STATE.into(),
+                HANDLER_STACK.into(),
+                SUBROUTINE_STACK.into(),
+            ],
             functions: vec![listbuild_function(self.d).into()],
         };
         let description = format!(
@@ -502,7 +677,11 @@ impl Renderer<'_> {
                 .iter()
                 .map(|m| {
                     let stacks: Vec<&str> = m.stacks.iter().map(|s| s.column).collect();
-                    let base = if m.from == m.to { m.from.clone() } else { format!("{} -> {}", m.from, m.to) };
+                    let base = if m.from == m.to {
+                        m.from.clone()
+                    } else {
+                        format!("{} -> {}", m.from, m.to)
+                    };
                     if stacks.is_empty() {
                         base
                     } else {
@@ -515,7 +694,11 @@ impl Renderer<'_> {
         Ok(Some(Rewrite {
             table: w.table.clone(),
             key_column: NEXT_STATE.into(),
-            mapping: w.moves.iter().map(|m| (m.from.clone(), m.to.clone())).collect(),
+            mapping: w
+                .moves
+                .iter()
+                .map(|m| (m.from.clone(), m.to.clone()))
+                .collect(),
             columns,
             description,
             sql: check(&sql, self.d, &expect)?,
@@ -528,15 +711,25 @@ impl Renderer<'_> {
         }
         let t = &self.plan.response_handler_table;
         let c = self.id(RESPONSE_HANDLER_COLUMN)?;
-        let mut s = vec![format!("UPDATE {}", self.table(t)?), format!("SET {c} = CASE {c}")];
+        let mut s = vec![
+            format!("UPDATE {}", self.table(t)?),
+            format!("SET {c} = CASE {c}"),
+        ];
         for (a, b) in pairs {
-            s.push(format!("        WHEN {} THEN {}", self.lit(a)?, self.lit(b)?));
+            s.push(format!(
+                "        WHEN {} THEN {}",
+                self.lit(a)?,
+                self.lit(b)?
+            ));
         }
         s.push(format!("        ELSE {c} END"));
         let keys: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
         s.push(format!("WHERE {c} IN ({})", self.lit_list(&keys)?));
         let expect = Expect {
-            shape: Shape::Rewrite { key: RESPONSE_HANDLER_COLUMN.into(), keys },
+            shape: Shape::Rewrite {
+                key: RESPONSE_HANDLER_COLUMN.into(),
+                keys,
+            },
             tables: vec![t.clone()],
             columns: vec![RESPONSE_HANDLER_COLUMN.into()],
             functions: vec![],
@@ -549,7 +742,11 @@ impl Renderer<'_> {
             description: format!(
                 "{}: {}",
                 t,
-                pairs.iter().map(|(a, b)| format!("{a} -> {b}")).collect::<Vec<_>>().join(", ")
+                pairs
+                    .iter()
+                    .map(|(a, b)| format!("{a} -> {b}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             sql: check(&lines(&s), self.d, &expect)?,
         }))
@@ -559,9 +756,14 @@ impl Renderer<'_> {
         let t = &self.plan.context_table;
         let literal = default_literal(name, default, self.d)?;
         let c = self.id(name)?;
-        let sql = format!("UPDATE {} SET {c} = {literal} WHERE {c} IS NULL", self.table(t)?);
+        let sql = format!(
+            "UPDATE {} SET {c} = {literal} WHERE {c} IS NULL",
+            self.table(t)?
+        );
         let expect = Expect {
-            shape: Shape::Fill { column: name.into() },
+            shape: Shape::Fill {
+                column: name.into(),
+            },
             tables: vec![t.clone()],
             columns: vec![name.into()],
             functions: vec![],
@@ -578,11 +780,14 @@ impl Renderer<'_> {
     fn header(&self, direction: Direction) -> String {
         let p = self.plan;
         let c = comment_text;
-        let (errors, warnings) = p.findings.iter().fold((0, 0), |(e, w), f| match f.severity {
-            Severity::Error => (e + 1, w),
-            Severity::Warning => (e, w + 1),
-            Severity::Info => (e, w),
-        });
+        let (errors, warnings) = p
+            .findings
+            .iter()
+            .fold((0, 0), |(e, w), f| match f.severity {
+                Severity::Error => (e + 1, w),
+                Severity::Warning => (e, w + 1),
+                Severity::Info => (e, w),
+            });
         let what = match direction {
             Direction::Apply => "migration",
             Direction::Revert => "revert",
@@ -593,10 +798,27 @@ impl Renderer<'_> {
         };
         let mut h = vec![
             format!("-- bplmigrate {what} script for {}", c(&p.old.class)),
-            format!("-- plan {} (plan schema {}), verdict {}", c(&p.plan_id), p.schema_version, verdict_word(p)),
-            format!("-- old BPL: {} sha256 {}", c(&p.old.origin), c(&p.old.sha256)),
-            format!("-- new BPL: {} sha256 {}", c(&p.new.origin), c(&p.new.sha256)),
-            format!("-- created by bplmigrate {} (compiler {}), dialect {dialect}", c(&p.tool_version), c(&p.compiler)),
+            format!(
+                "-- plan {} (plan schema {}), verdict {}",
+                c(&p.plan_id),
+                p.schema_version,
+                verdict_word(p)
+            ),
+            format!(
+                "-- old BPL: {} sha256 {}",
+                c(&p.old.origin),
+                c(&p.old.sha256)
+            ),
+            format!(
+                "-- new BPL: {} sha256 {}",
+                c(&p.new.origin),
+                c(&p.new.sha256)
+            ),
+            format!(
+                "-- created by bplmigrate {} (compiler {}), dialect {dialect}",
+                c(&p.tool_version),
+                c(&p.compiler)
+            ),
             format!("-- findings: {errors} error(s), {warnings} warning(s); see plan.json"),
         ];
         for o in &p.overrides {
@@ -635,7 +857,13 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
         .response_handlers
         .iter()
         .filter_map(|h| h.new.as_ref().map(|n| (h.old.clone(), n.clone())))
-        .map(|(o, n)| if direction == Direction::Apply { (o, n) } else { (n, o) })
+        .map(|(o, n)| {
+            if direction == Direction::Apply {
+                (o, n)
+            } else {
+                (n, o)
+            }
+        })
         .collect();
 
     match direction {
@@ -647,13 +875,30 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
             for t in &plan.threads {
                 if t.new_table.as_ref() != Some(&t.old_table) {
                     let to = t.new_class.as_deref().unwrap_or("nothing");
-                    let reason = format!("thread class {} became {to}; its rows cannot be moved by an UPDATE", t.old_class);
-                    push_guard(&mut guards, &mut seen, r.precondition(&Precondition::NoRowsInTable { table: t.old_table.clone(), reason })?);
+                    let reason = format!(
+                        "thread class {} became {to}; its rows cannot be moved by an UPDATE",
+                        t.old_class
+                    );
+                    push_guard(
+                        &mut guards,
+                        &mut seen,
+                        r.precondition(&Precondition::NoRowsInTable {
+                            table: t.old_table.clone(),
+                            reason,
+                        })?,
+                    );
                     continue;
                 }
                 for s in t.states.iter().filter(|s| s.new.is_none()) {
-                    let reason = format!("{} was removed; let those instances drain or map the state in overrides", s.old_activity.label());
-                    let p = Precondition::NoRowsAtState { table: t.old_table.clone(), state: s.old.clone(), reason };
+                    let reason = match &s.note {
+                        Some(n) => comment_text(n),
+                        None => format!("{} was removed; let those instances drain or map the state in overrides", s.old_activity.label()),
+                    };
+                    let p = Precondition::NoRowsAtState {
+                        table: t.old_table.clone(),
+                        state: s.old.clone(),
+                        reason,
+                    };
                     push_guard(&mut guards, &mut seen, r.precondition(&p)?);
                 }
             }
@@ -706,7 +951,8 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
             rewrites.push(rw);
         }
     }
-    let changed: Vec<(String, String)> = handler_pairs.into_iter().filter(|(a, b)| a != b).collect();
+    let changed: Vec<(String, String)> =
+        handler_pairs.into_iter().filter(|(a, b)| a != b).collect();
     if let Some(rw) = r.handler_rewrite(&changed)? {
         rewrites.push(rw);
     }
@@ -743,18 +989,28 @@ pub fn render(plan: &MigrationPlan, dialect: Dialect) -> Result<SqlScript, SqlEr
 pub fn render_revert(plan: &MigrationPlan, dialect: Dialect) -> Result<SqlScript, SqlError> {
     let reasons = revert_blockers(plan);
     if !reasons.is_empty() {
-        return Err(SqlError::NotInvertible { class: plan.old.class.clone(), reasons });
+        return Err(SqlError::NotInvertible {
+            class: plan.old.class.clone(),
+            reasons,
+        });
     }
     build(plan, dialect, Direction::Revert)
 }
 
 /// `INSERT INTO <table> (<columns>) VALUES (?, …)`: the bookkeeping row `apply` writes, with
 /// every value bound as a parameter.
-pub fn history_insert(dialect: Dialect, table: &SqlTable, columns: &[&str]) -> Result<CheckedSql, SqlError> {
+pub fn history_insert(
+    dialect: Dialect,
+    table: &SqlTable,
+    columns: &[&str],
+) -> Result<CheckedSql, SqlError> {
     if columns.is_empty() {
         return Err(plan_err("a history row needs at least one column"));
     }
-    let cols = columns.iter().map(|c| quote_ident(c, dialect)).collect::<Result<Vec<_>, _>>()?;
+    let cols = columns
+        .iter()
+        .map(|c| quote_ident(c, dialect))
+        .collect::<Result<Vec<_>, _>>()?;
     let sql = format!(
         "INSERT INTO {} ({}) VALUES ({})",
         quote_table(table, dialect)?,
@@ -762,7 +1018,14 @@ pub fn history_insert(dialect: Dialect, table: &SqlTable, columns: &[&str]) -> R
         vec!["?"; columns.len()].join(", ")
     );
     let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-    let expect = Expect { shape: Shape::Insert { columns: names.clone() }, tables: vec![table.clone()], columns: names, functions: vec![] };
+    let expect = Expect {
+        shape: Shape::Insert {
+            columns: names.clone(),
+        },
+        tables: vec![table.clone()],
+        columns: names,
+        functions: vec![],
+    };
     check(&sql, dialect, &expect)
 }
 
@@ -772,29 +1035,47 @@ impl SqlScript {
         let mut out = String::new();
         out.push_str(&self.header);
         out.push_str("\n--\n");
+        out.push_str(match self.direction {
+            Direction::Apply => "-- Run with `bplmigrate apply DIR`, which checks the guards, takes the census, runs\n",
+            Direction::Revert => "-- Run with `bplmigrate apply DIR --revert`, which checks the guards, takes the census, runs\n",
+        });
         out.push_str(
-            "-- Run with `bplmigrate apply`, which checks the guards, takes the census, runs the\n\
-             -- rewrite in one transaction and verifies the result. By hand: every guard must\n\
-             -- return 0 while every production item running the class is disabled.\n",
+            "-- the rewrite in one transaction and verifies the result. By hand, run the guards\n\
+             -- first and stop unless every one returns 0 (a SQL shell does not stop by itself),\n\
+             -- with every production item running the class disabled.\n",
         );
         out.push_str("\n-- 1. Guards: each query must return 0.\n");
         for g in &self.guards {
-            out.push_str(&format!("\n-- refuses when: {}\n{};\n", comment_text(&g.description), g.sql.as_str()));
+            out.push_str(&format!(
+                "\n-- refuses when: {}\n{};\n",
+                comment_text(&g.description),
+                g.sql.as_str()
+            ));
         }
         out.push_str("\n-- 2. Census (rows per state), before and after the rewrite.\n");
         for c in &self.census {
             out.push_str(&format!("\n{};\n", c.sql.as_str()));
         }
         if self.rewrites.is_empty() && self.defaults.is_empty() {
-            out.push_str("\n-- 3. Nothing to rewrite: no persisted state name, stack or handler changes.\n");
+            out.push_str(
+                "\n-- 3. Nothing to rewrite: no persisted state name, stack or handler changes.\n",
+            );
             return out;
         }
         out.push_str("\n-- 3. Rewrite, in one transaction (one statement per table; swap-safe).\n\nSTART TRANSACTION;\n");
         for rw in &self.rewrites {
-            out.push_str(&format!("\n-- {}\n{};\n", comment_text(&rw.description), rw.sql.as_str()));
+            out.push_str(&format!(
+                "\n-- {}\n{};\n",
+                comment_text(&rw.description),
+                rw.sql.as_str()
+            ));
         }
         for f in &self.defaults {
-            out.push_str(&format!("\n-- {}\n{};\n", comment_text(&f.description), f.sql.as_str()));
+            out.push_str(&format!(
+                "\n-- {}\n{};\n",
+                comment_text(&f.description),
+                f.sql.as_str()
+            ));
         }
         out.push_str("\nCOMMIT;\n");
         out

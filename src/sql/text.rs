@@ -32,7 +32,12 @@ pub const POSTGRES_MAX_IDENT: usize = 63;
 
 /// Check `name` against the identifier rules (see the module documentation).
 pub fn validate_ident(name: &str, dialect: Dialect) -> Result<(), SqlError> {
-    let refuse = |reason: &str| Err(SqlError::InvalidIdentifier { name: name.to_string(), reason: reason.to_string() });
+    let refuse = |reason: &str| {
+        Err(SqlError::InvalidIdentifier {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        })
+    };
     if name.is_empty() {
         return refuse("it is empty");
     }
@@ -58,7 +63,9 @@ pub fn validate_ident(name: &str, dialect: Dialect) -> Result<(), SqlError> {
         return refuse("`%` alone is not a name");
     }
     if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
-        return refuse(&format!("{bad:?} is not allowed (only ASCII letters, digits and `_`; `%` only first)"));
+        return refuse(&format!(
+            "{bad:?} is not allowed (only ASCII letters, digits and `_`; `%` only first)"
+        ));
     }
     Ok(())
 }
@@ -71,12 +78,21 @@ pub fn quote_ident(name: &str, dialect: Dialect) -> Result<String, SqlError> {
 
 /// `"schema"."table"`.
 pub fn quote_table(table: &crate::states::SqlTable, dialect: Dialect) -> Result<String, SqlError> {
-    Ok(format!("{}.{}", quote_ident(&table.schema, dialect)?, quote_ident(&table.table, dialect)?))
+    Ok(format!(
+        "{}.{}",
+        quote_ident(&table.schema, dialect)?,
+        quote_ident(&table.table, dialect)?
+    ))
 }
 
 /// A single-quoted string literal with `'` doubled (see the module documentation).
 pub fn quote_literal(value: &str, dialect: Dialect) -> Result<String, SqlError> {
-    let refuse = |reason: &str| Err(SqlError::InvalidLiteral { value: value.escape_debug().to_string(), reason: reason.to_string() });
+    let refuse = |reason: &str| {
+        Err(SqlError::InvalidLiteral {
+            value: value.escape_debug().to_string(),
+            reason: reason.to_string(),
+        })
+    };
     if value.contains('\0') {
         return refuse("it contains NUL");
     }
@@ -138,7 +154,10 @@ pub fn default_literal(property: &str, text: &str, dialect: Dialect) -> Result<S
     };
     let (negative, value) = match &expr {
         Expr::Value(v) => (false, &v.value),
-        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match expr.as_ref() {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
             Expr::Value(v) => (true, &v.value),
             _ => return refuse("only a number or a quoted string is accepted"),
         },
@@ -148,7 +167,10 @@ pub fn default_literal(property: &str, text: &str, dialect: Dialect) -> Result<S
         Value::Number(n, _) => {
             let plain = {
                 let (int, frac) = n.split_once('.').unwrap_or((n.as_str(), "0"));
-                !int.is_empty() && int.chars().all(|c| c.is_ascii_digit()) && !frac.is_empty() && frac.chars().all(|c| c.is_ascii_digit())
+                !int.is_empty()
+                    && int.chars().all(|c| c.is_ascii_digit())
+                    && !frac.is_empty()
+                    && frac.chars().all(|c| c.is_ascii_digit())
             };
             if !plain {
                 return refuse("write a plain decimal number (`42`, `-1.5`)");
@@ -168,9 +190,18 @@ mod tests {
 
     #[test]
     fn quotes_projected_names() {
-        assert_eq!(quote_ident("%NextState", Dialect::Iris).unwrap(), "\"%NextState\"");
-        assert_eq!(quote_ident("_ResponseHandlers", Dialect::Postgres).unwrap(), "\"_ResponseHandlers\"");
-        assert_eq!(quote_ident("Thread1__PendingResponses", Dialect::Iris).unwrap(), "\"Thread1__PendingResponses\"");
+        assert_eq!(
+            quote_ident("%NextState", Dialect::Iris).unwrap(),
+            "\"%NextState\""
+        );
+        assert_eq!(
+            quote_ident("_ResponseHandlers", Dialect::Postgres).unwrap(),
+            "\"_ResponseHandlers\""
+        );
+        assert_eq!(
+            quote_ident("Thread1__PendingResponses", Dialect::Iris).unwrap(),
+            "\"Thread1__PendingResponses\""
+        );
     }
 
     #[test]
@@ -210,7 +241,10 @@ mod tests {
     fn literals_double_quotes_and_refuse_controls() {
         assert_eq!(quote_literal("S5", Dialect::Iris).unwrap(), "'S5'");
         assert_eq!(quote_literal("it's", Dialect::Postgres).unwrap(), "'it''s'");
-        assert_eq!(quote_literal("'; DROP TABLE x; --", Dialect::Iris).unwrap(), "'''; DROP TABLE x; --'");
+        assert_eq!(
+            quote_literal("'; DROP TABLE x; --", Dialect::Iris).unwrap(),
+            "'''; DROP TABLE x; --'"
+        );
         assert!(quote_literal("a\0", Dialect::Iris).is_err());
         assert!(quote_literal("a\nb", Dialect::Iris).is_err());
         assert!(quote_literal("a\\", Dialect::Postgres).is_err());
@@ -226,7 +260,10 @@ mod tests {
 
     #[test]
     fn objectscript_strings() {
-        assert_eq!(objectscript_string("SELECT \"x\"").unwrap(), "\"SELECT \"\"x\"\"\"");
+        assert_eq!(
+            objectscript_string("SELECT \"x\"").unwrap(),
+            "\"SELECT \"\"x\"\"\""
+        );
         assert!(objectscript_string("a\nb").is_err());
     }
 
@@ -251,7 +288,10 @@ mod tests {
             "'a\nb'",
         ] {
             assert!(default_literal("P", bad, d).is_err(), "{bad:?} accepted");
-            assert!(default_literal("P", bad, Dialect::Postgres).is_err(), "{bad:?} accepted");
+            assert!(
+                default_literal("P", bad, Dialect::Postgres).is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 }

@@ -124,9 +124,9 @@ struct StateBuild {
     protection: Vec<u32>,
     /// A scope's body entry: protected by its own F although F is pushed only inside it (4.4).
     own_fault: Option<u32>,
-    /// Innermost compensation handler being generated: (its H state, length of `protection`
-    /// when the handler began). The state then runs as a subroutine (4.3).
-    in_handler: Option<(u32, usize)>,
+    /// Innermost compensation handler (its H state) being generated: the state then runs as a
+    /// subroutine of every `<compensate>` that targets H (4.3).
+    in_handler: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -156,8 +156,8 @@ struct ThreadBuild {
     catch_stack: Vec<u32>,
     /// F states of scopes whose body is being generated (4.3).
     protection: Vec<u32>,
-    /// Compensation handlers being generated: (H, protection length at start).
-    handler_gen: Vec<(u32, usize)>,
+    /// Compensation handlers being generated (their H states).
+    handler_gen: Vec<u32>,
     comp_sites: Vec<CompSite>,
     /// H → the handler's last state (the one that runs `Return()`).
     handler_ends: BTreeMap<u32, u32>,
@@ -199,7 +199,13 @@ enum Arm<'a> {
 }
 
 pub(crate) fn activity_ref(a: &Activity) -> ActivityRef {
-    ActivityRef { id: a.id, element: a.element.clone(), name: a.name.clone(), line: a.pos.line, column: a.pos.column }
+    ActivityRef {
+        id: a.id,
+        element: a.element.clone(),
+        name: a.name.clone(),
+        line: a.pos.line,
+        column: a.pos.column,
+    }
 }
 
 impl<'a> Gen<'a> {
@@ -297,7 +303,9 @@ impl<'a> Gen<'a> {
 
     /// RESOLVE_LABEL_SCOPE (3.4.12): every branch of the scope jumps to its label's state.
     fn close_label_scope(&mut self) -> Result<(), BplError> {
-        let Some(scope) = self.t().label_scopes.pop() else { return Ok(()) };
+        let Some(scope) = self.t().label_scopes.pop() else {
+            return Ok(());
+        };
         for (label, b, pos) in scope.branches {
             match scope.labels.get(&label) {
                 Some(&l) => self.edge(b, Target::S(l)),
@@ -342,7 +350,11 @@ impl<'a> Gen<'a> {
                 Ok(())
             }
             ActivityKind::Sequence { children } => self.gen_list(children),
-            ActivityKind::Call { async_attr, response, .. } => self.gen_call(a, async_attr.as_deref(), response.as_ref()),
+            ActivityKind::Call {
+                async_attr,
+                response,
+                ..
+            } => self.gen_call(a, async_attr.as_deref(), response.as_ref()),
             ActivityKind::Sync { any } => {
                 self.sync(a, *any);
                 Ok(())
@@ -351,7 +363,10 @@ impl<'a> Gen<'a> {
                 self.sync(a, false);
                 Ok(())
             }
-            ActivityKind::If { true_branch, false_branch } => self.gen_if(
+            ActivityKind::If {
+                true_branch,
+                false_branch,
+            } => self.gen_if(
                 a,
                 true_branch.as_ref().map_or(&[][..], |b| &b.activities),
                 false_branch.as_ref().map_or(&[][..], |b| &b.activities),
@@ -362,9 +377,11 @@ impl<'a> Gen<'a> {
             ActivityKind::Foreach { body } => self.gen_loop(a, body, LoopKind::Foreach),
             ActivityKind::Break => self.gen_jump(a, true),
             ActivityKind::Continue => self.gen_jump(a, false),
-            ActivityKind::Scope { body, compensation_handlers, fault_handlers } => {
-                self.gen_scope(a, body, compensation_handlers.as_deref(), fault_handlers)
-            }
+            ActivityKind::Scope {
+                body,
+                compensation_handlers,
+                fault_handlers,
+            } => self.gen_scope(a, body, compensation_handlers.as_deref(), fault_handlers),
             ActivityKind::Compensate { target } => self.gen_compensate(a, target),
             ActivityKind::Label => {
                 let cur = self.cur();
@@ -393,14 +410,25 @@ impl<'a> Gen<'a> {
                 Ok(())
             }
             ActivityKind::Flow { children } => self.gen_flow(a, children),
-            ActivityKind::CompensationHandler { .. } | ActivityKind::Catch { .. } | ActivityKind::Catchall { .. } => {
-                Err(self.err(a.pos, format!("<{}> is only allowed inside a <scope>'s handlers", a.element)))
-            }
+            ActivityKind::CompensationHandler { .. }
+            | ActivityKind::Catch { .. }
+            | ActivityKind::Catchall { .. } => Err(self.err(
+                a.pos,
+                format!(
+                    "<{}> is only allowed inside a <scope>'s handlers",
+                    a.element
+                ),
+            )),
         }
     }
 
     /// 3.4.3 + 5.1.
-    fn gen_call(&mut self, a: &'a Activity, async_attr: Option<&str>, response: Option<&crate::bpl::Message>) -> Result<(), BplError> {
+    fn gen_call(
+        &mut self,
+        a: &'a Activity,
+        async_attr: Option<&str>,
+        response: Option<&crate::bpl::Message>,
+    ) -> Result<(), BplError> {
         let call = a.name.clone().unwrap_or_default();
         // The handler number is taken before anything else; disabled response activities count.
         if response.is_some_and(|r| !r.activities.is_empty()) {
@@ -438,11 +466,20 @@ impl<'a> Gen<'a> {
     }
 
     /// 3.4.4: post first; layout by list counts, both-empty is two-branch.
-    fn gen_if(&mut self, a: &'a Activity, t_list: &'a [Activity], f_list: &'a [Activity]) -> Result<(), BplError> {
+    fn gen_if(
+        &mut self,
+        a: &'a Activity,
+        t_list: &'a [Activity],
+        f_list: &'a [Activity],
+    ) -> Result<(), BplError> {
         let m0 = self.cur();
         let p = self.alloc(Role::IfPost, a);
         if !t_list.is_empty() && f_list.is_empty() || t_list.is_empty() && !f_list.is_empty() {
-            let (role, list) = if f_list.is_empty() { (Role::IfTrue, t_list) } else { (Role::IfFalse, f_list) };
+            let (role, list) = if f_list.is_empty() {
+                (Role::IfTrue, t_list)
+            } else {
+                (Role::IfFalse, f_list)
+            };
             let b = self.alloc(role, a);
             self.edge(m0, Target::S(b));
             self.edge(m0, Target::S(p));
@@ -468,16 +505,32 @@ impl<'a> Gen<'a> {
     }
 
     /// 3.4.5 with the parser's synthesized empty default (2.7).
-    fn gen_switch(&mut self, a: &'a Activity, cases: &'a [Case], default: Option<&'a Case>) -> Result<(), BplError> {
-        let mut arms: Vec<(Role, Arm<'a>)> =
-            cases.iter().enumerate().map(|(i, c)| (Role::SwitchCase(i as u32 + 1), Arm::Case(&c.activities))).collect();
-        arms.push((Role::SwitchDefault, Arm::Case(default.map_or(&[][..], |d| &d.activities))));
+    fn gen_switch(
+        &mut self,
+        a: &'a Activity,
+        cases: &'a [Case],
+        default: Option<&'a Case>,
+    ) -> Result<(), BplError> {
+        let mut arms: Vec<(Role, Arm<'a>)> = cases
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (Role::SwitchCase(i as u32 + 1), Arm::Case(&c.activities)))
+            .collect();
+        arms.push((
+            Role::SwitchDefault,
+            Arm::Case(default.map_or(&[][..], |d| &d.activities)),
+        ));
         self.switch_rule(a, Role::SwitchPost, arms)
     }
 
     /// The switch rule (3.4.5): post state first, then each arm's state followed at once by
     /// the states nested in it.
-    fn switch_rule(&mut self, owner: &'a Activity, post_role: Role, arms: Vec<(Role, Arm<'a>)>) -> Result<(), BplError> {
+    fn switch_rule(
+        &mut self,
+        owner: &'a Activity,
+        post_role: Role,
+        arms: Vec<(Role, Arm<'a>)>,
+    ) -> Result<(), BplError> {
         let m0 = self.cur();
         let p = self.alloc(post_role, owner);
         for (role, arm) in arms {
@@ -526,7 +579,12 @@ impl<'a> Gen<'a> {
     }
 
     /// 3.4.6–3.4.8; allocation order differs for foreach.
-    fn gen_loop(&mut self, a: &'a Activity, body: &'a [Activity], kind: LoopKind) -> Result<(), BplError> {
+    fn gen_loop(
+        &mut self,
+        a: &'a Activity,
+        body: &'a [Activity],
+        kind: LoopKind,
+    ) -> Result<(), BplError> {
         let m0 = self.cur();
         let (test, post, b) = match kind {
             LoopKind::While => {
@@ -546,8 +604,14 @@ impl<'a> Gen<'a> {
             }
         };
         let thread = self.thread_number();
-        self.continue_targets.push(LoopTarget { thread, state: test });
-        self.break_targets.push(LoopTarget { thread, state: post });
+        self.continue_targets.push(LoopTarget {
+            thread,
+            state: test,
+        });
+        self.break_targets.push(LoopTarget {
+            thread,
+            state: post,
+        });
         match kind {
             // until enters its body directly.
             LoopKind::Until => self.edge(m0, Target::S(b)),
@@ -568,7 +632,11 @@ impl<'a> Gen<'a> {
 
     /// 3.4.9 with the global target stacks of Q-7.
     fn gen_jump(&mut self, a: &Activity, is_break: bool) -> Result<(), BplError> {
-        let stack = if is_break { &self.break_targets } else { &self.continue_targets };
+        let stack = if is_break {
+            &self.break_targets
+        } else {
+            &self.continue_targets
+        };
         let Some(top) = stack.last().copied() else {
             return Err(self.err(a.pos, format!("<{}> is not inside a <while>, <until> or <foreach>; IRIS refuses to compile it", a.element)));
         };
@@ -607,14 +675,16 @@ impl<'a> Gen<'a> {
         if let Some(hs) = comp_handlers.filter(|hs| !hs.is_empty()) {
             self.comp_registry.clear();
             for h in hs {
-                let Some(name) = h.name.as_deref().filter(|_| !h.disabled) else { continue };
+                let Some(name) = h.name.as_deref().filter(|_| !h.disabled) else {
+                    continue;
+                };
                 let hs_state = self.alloc(Role::CompHandler(name.to_string()), a);
                 let thread = self.thread_number();
-                self.comp_registry.insert(name.to_string(), (thread, hs_state));
-                let base = self.t().protection.len();
-                self.t().handler_gen.push((hs_state, base));
+                self.comp_registry
+                    .insert(name.to_string(), (thread, hs_state));
+                self.t().handler_gen.push(hs_state);
                 // The handler's own first state runs as part of the subroutine too.
-                self.st(hs_state).in_handler = Some((hs_state, base));
+                self.st(hs_state).in_handler = Some(hs_state);
                 self.set_cur(hs_state);
                 self.open_label_scope();
                 self.gen_list(handler_body(h))?;
@@ -641,9 +711,18 @@ impl<'a> Gen<'a> {
         // FAULT_SWITCH: every catch (document order) gets a state; then the last catchall
         // or the transfer default; a catchall-only scope has a dummy first case.
         self.set_cur(f);
-        let catches: Vec<&'a Activity> = fault_handlers.iter().filter(|h| matches!(h.kind, ActivityKind::Catch { .. })).collect();
-        let catchall = fault_handlers.iter().rfind(|h| matches!(h.kind, ActivityKind::Catchall { .. }));
-        let mut arms: Vec<(Role, Arm<'a>)> = catches.iter().enumerate().map(|(i, c)| (Role::Catch(i as u32 + 1), Arm::Handler(c))).collect();
+        let catches: Vec<&'a Activity> = fault_handlers
+            .iter()
+            .filter(|h| matches!(h.kind, ActivityKind::Catch { .. }))
+            .collect();
+        let catchall = fault_handlers
+            .iter()
+            .rfind(|h| matches!(h.kind, ActivityKind::Catchall { .. }));
+        let mut arms: Vec<(Role, Arm<'a>)> = catches
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (Role::Catch(i as u32 + 1), Arm::Handler(c)))
+            .collect();
         if arms.is_empty() {
             arms.push((Role::FaultPost, Arm::Dummy));
         }
@@ -679,7 +758,11 @@ impl<'a> Gen<'a> {
         let r = self.alloc(Role::CompensateReturn, a);
         if let Some(h) = handler {
             self.edge(site, Target::S(h));
-            self.t().comp_sites.push(CompSite { site, handler: h, ret: r });
+            self.t().comp_sites.push(CompSite {
+                site,
+                handler: h,
+                ret: r,
+            });
         }
         self.st(site).gosub = Some((handler, r));
         self.set_cur(r);
@@ -696,7 +779,11 @@ impl<'a> Gen<'a> {
         let parent_thread = self.thread_number();
         let mut starts = Vec::new();
         for (i, child) in children.iter().enumerate() {
-            let parent = ThreadParent { thread: parent_thread, flow: activity_ref(a), child_index: i as u32 };
+            let parent = ThreadParent {
+                thread: parent_thread,
+                flow: activity_ref(a),
+                child_index: i as u32,
+            };
             self.start_thread(child, Some(parent));
             starts.push(format!("{}.Thread{}", self.package, self.thread_counter));
             // A disabled child still gets its thread, holding only S1 -> Stop (2.4 exception 1).
@@ -723,7 +810,9 @@ enum LoopKind {
 
 fn handler_body(h: &Activity) -> &[Activity] {
     match &h.kind {
-        ActivityKind::Catch { body, .. } | ActivityKind::Catchall { body } | ActivityKind::CompensationHandler { body } => body,
+        ActivityKind::Catch { body, .. }
+        | ActivityKind::Catchall { body }
+        | ActivityKind::CompensationHandler { body } => body,
         ActivityKind::Sequence { children } => children,
         _ => &[],
     }
@@ -742,34 +831,32 @@ fn collect_labels(a: &Activity, off: bool, name: &str, out: &mut Vec<(Pos, bool)
     }
 }
 
-/// One possible runtime value of (`%HandlerStack`, `%SubroutineStack`) at entry to a state.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct StackCtx {
-    handlers: Vec<u32>,
-    subroutines: Vec<u32>,
-}
-
-/// Upper bound on the alternatives listed for one state (deeply nested, repeatedly
-/// compensated handlers would otherwise multiply them).
+/// Upper bound on the `%SubroutineStack` alternatives listed for one state (deeply nested,
+/// repeatedly compensated handlers would otherwise multiply them).
 const MAX_STACK_ALTERNATIVES: usize = 32;
 
-/// Stack contexts of state `s` (4.3). Outside compensation handlers the static scope nesting
-/// decides. Inside handler H the thread runs as a subroutine of some `<compensate>` targeting
-/// H: its stacks are that site's stacks plus R, plus the scopes nested inside H.
-fn stack_contexts(t: &ThreadBuild, s: u32, visiting: &mut HashSet<u32>, memo: &mut HashMap<u32, Vec<StackCtx>>) -> (Vec<StackCtx>, bool) {
+/// Possible `%SubroutineStack` values at entry to state `s` (4.3), first `<compensate>` first.
+/// Outside compensation handlers it is empty. Inside handler H the thread runs as a subroutine
+/// of some `<compensate>` targeting H: that site's stack plus its return state R. The second
+/// value is false when a cycle (a handler compensating itself) cut the search.
+///
+/// `%HandlerStack` and the error target follow the static scope nesting instead (4.3, 4.4):
+/// they differ from the run-time value only when a handler is compensated from outside its own
+/// scope's catches (registry quirk, 3.4.11; Open Q7).
+fn subroutine_stacks(
+    t: &ThreadBuild,
+    s: u32,
+    visiting: &mut HashSet<u32>,
+    memo: &mut HashMap<u32, Vec<Vec<u32>>>,
+) -> (Vec<Vec<u32>>, bool) {
     if let Some(m) = memo.get(&s) {
         return (m.clone(), true);
     }
-    let st = &t.states[s as usize - 1];
-    let fallback = || vec![StackCtx { handlers: st.protection.clone(), subroutines: Vec::new() }];
-    let Some((h, base)) = st.in_handler else {
-        let v = fallback();
-        memo.insert(s, v.clone());
-        return (v, true);
+    let Some(h) = t.states[s as usize - 1].in_handler else {
+        memo.insert(s, vec![Vec::new()]);
+        return (vec![Vec::new()], true);
     };
-    let local = st.protection.get(base..).unwrap_or(&[]);
-    // Sites in walk order, so the first alternative belongs to the first <compensate>.
-    let mut v: Vec<StackCtx> = Vec::new();
+    let mut v: Vec<Vec<u32>> = Vec::new();
     let mut complete = true;
     visiting.insert(s);
     for site in t.comp_sites.iter().filter(|c| c.handler == h) {
@@ -778,24 +865,20 @@ fn stack_contexts(t: &ThreadBuild, s: u32, visiting: &mut HashSet<u32>, memo: &m
             complete = false;
             continue;
         }
-        let (ctxs, ok) = stack_contexts(t, site.site, visiting, memo);
+        let (stacks, ok) = subroutine_stacks(t, site.site, visiting, memo);
         complete &= ok;
-        for c in ctxs {
-            let mut handlers = c.handlers;
-            handlers.extend_from_slice(local);
-            let mut subroutines = c.subroutines;
-            subroutines.push(site.ret);
-            let ctx = StackCtx { handlers, subroutines };
-            if !v.contains(&ctx) {
-                v.push(ctx);
+        for mut stack in stacks {
+            stack.push(site.ret);
+            if !v.contains(&stack) {
+                v.push(stack);
             }
         }
     }
     visiting.remove(&s);
     v.truncate(MAX_STACK_ALTERNATIVES);
     if v.is_empty() {
-        // Never compensated: the handler does not run; report the static nesting.
-        v = fallback();
+        // Never compensated: the handler never runs.
+        v.push(Vec::new());
     }
     if complete {
         memo.insert(s, v.clone());
@@ -838,17 +921,14 @@ fn finish_thread(t: &ThreadBuild, package: &str) -> ThreadClass {
                 Target::S(n) => sname(*n),
                 Target::Stop => "Stop".to_string(),
             };
-            let (ctxs, _) = stack_contexts(t, n, &mut HashSet::new(), &mut memo);
-            let primary = ctxs.first().cloned().unwrap_or(StackCtx { handlers: Vec::new(), subroutines: Vec::new() });
-            let mut sub_alts: Vec<Vec<String>> = Vec::new();
-            for c in &ctxs {
-                let s = names(&c.subroutines);
-                if !sub_alts.contains(&s) {
-                    sub_alts.push(s);
-                }
-            }
-            if sub_alts.len() < 2 {
-                sub_alts.clear();
+            let (mut stacks, _) = subroutine_stacks(t, n, &mut HashSet::new(), &mut memo);
+            let primary = if stacks.is_empty() {
+                Vec::new()
+            } else {
+                stacks[0].clone()
+            };
+            if stacks.len() < 2 {
+                stacks.clear();
             }
             let mut ret: Vec<u32> = returns.get(&n).cloned().unwrap_or_default();
             ret.sort_unstable();
@@ -862,17 +942,29 @@ fn finish_thread(t: &ThreadBuild, package: &str) -> ThreadClass {
                 successors: all.iter().map(tname).collect(),
                 dead_successors: all.difference(&live).map(tname).collect(),
                 return_successors: names(&ret),
-                error_target: st.own_fault.or_else(|| primary.handlers.last().copied()).map(sname),
-                handler_stack: names(&primary.handlers),
-                subroutine_stack: names(&primary.subroutines),
-                subroutine_stack_alternatives: sub_alts,
+                error_target: st
+                    .own_fault
+                    .or_else(|| st.protection.last().copied())
+                    .map(sname),
+                handler_stack: names(&st.protection),
+                subroutine_stack: names(&primary),
+                subroutine_stack_alternatives: stacks.iter().map(|x| names(x)).collect(),
                 pushes_handler: st.pushes.map(sname),
                 pops_handler: st.pops,
-                gosub: st.gosub.map(|(h, r)| (h.map(sname).unwrap_or_default(), sname(r))),
+                gosub: st
+                    .gosub
+                    .map(|(h, r)| (h.map(sname).unwrap_or_default(), sname(r))),
                 starts_threads: st.starts.clone(),
                 sends: st.sends.clone(),
             }
         })
         .collect();
-    ThreadClass { number: t.number, class: class.clone(), table: SqlTable::for_class(&class), root: t.root.clone(), parent: t.parent.clone(), states }
+    ThreadClass {
+        number: t.number,
+        class: class.clone(),
+        table: SqlTable::for_class(&class),
+        root: t.root.clone(),
+        parent: t.parent.clone(),
+        states,
+    }
 }

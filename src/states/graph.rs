@@ -50,13 +50,29 @@ impl StateGraph {
 /// thread are left out; [`check_invariants`] reports them.
 pub fn graph(t: &ThreadClass) -> StateGraph {
     let mut graph = Graph::new();
-    let nodes: BTreeMap<String, NodeIndex> = t.states.iter().map(|s| (s.name.clone(), graph.add_node(Node::State(s.name.clone())))).collect();
+    let nodes: BTreeMap<String, NodeIndex> = t
+        .states
+        .iter()
+        .map(|s| (s.name.clone(), graph.add_node(Node::State(s.name.clone()))))
+        .collect();
     let stop = graph.add_node(Node::Stop);
-    let lookup = |n: &str| if n == "Stop" { Some(stop) } else { nodes.get(n).copied() };
+    let lookup = |n: &str| {
+        if n == "Stop" {
+            Some(stop)
+        } else {
+            nodes.get(n).copied()
+        }
+    };
     for s in &t.states {
-        let Some(from) = lookup(&s.name) else { continue };
+        let Some(from) = lookup(&s.name) else {
+            continue;
+        };
         for to in &s.successors {
-            let kind = if s.dead_successors.contains(to) { EdgeKind::Dead } else { EdgeKind::Code };
+            let kind = if s.dead_successors.contains(to) {
+                EdgeKind::Dead
+            } else {
+                EdgeKind::Code
+            };
             if let Some(to) = lookup(to) {
                 graph.add_edge(from, to, kind);
             }
@@ -84,22 +100,34 @@ pub fn check_invariants(cp: &CompiledProcess, bpl: Option<&Bpl>) -> Vec<String> 
     let mut v = Vec::new();
     let any_syncs: BTreeSet<u32> = bpl
         .map(|b| {
-            b.process.activities().into_iter().filter(|a| matches!(a.kind, ActivityKind::Sync { any: true })).map(|a| a.id.0).collect()
+            b.process
+                .activities()
+                .into_iter()
+                .filter(|a| matches!(a.kind, ActivityKind::Sync { any: true }))
+                .map(|a| a.id.0)
+                .collect()
         })
         .unwrap_or_default();
-    let thread_classes: BTreeMap<&str, &ThreadClass> = cp.threads.iter().map(|t| (t.class.as_str(), t)).collect();
+    let thread_classes: BTreeMap<&str, &ThreadClass> =
+        cp.threads.iter().map(|t| (t.class.as_str(), t)).collect();
     let mut started: BTreeMap<u32, u32> = BTreeMap::new();
 
     for (i, t) in cp.threads.iter().enumerate() {
         let k = i as u32 + 1;
         if t.number != k {
-            v.push(format!("thread numbers are not contiguous: position {k} holds Thread{}", t.number));
+            v.push(format!(
+                "thread numbers are not contiguous: position {k} holds Thread{}",
+                t.number
+            ));
         }
         if t.class != format!("{}.Thread{}", cp.package, t.number) {
             v.push(format!("thread {} is named {}", t.number, t.class));
         }
         if t.table != SqlTable::for_class(&t.class) {
-            v.push(format!("{}: table {} does not project the class name", t.class, t.table));
+            v.push(format!(
+                "{}: table {} does not project the class name",
+                t.class, t.table
+            ));
         }
         if t.states.is_empty() {
             v.push(format!("{}: no states", t.class));
@@ -113,23 +141,40 @@ pub fn check_invariants(cp: &CompiledProcess, bpl: Option<&Bpl>) -> Vec<String> 
         for (j, s) in t.states.iter().enumerate() {
             let at = format!("{}.{}", t.class, s.name);
             if s.name != format!("S{}", j + 1) {
-                v.push(format!("{}: state {} is out of sequence (expected S{})", t.class, s.name, j + 1));
+                v.push(format!(
+                    "{}: state {} is out of sequence (expected S{})",
+                    t.class,
+                    s.name,
+                    j + 1
+                ));
             }
             for n in &s.successors {
                 if n != "Stop" && !exists(n) {
                     v.push(format!("{at}: successor {n} does not exist"));
                 }
             }
-            let order: Vec<u32> = s.successors.iter().map(|n| state_number(n).unwrap_or(u32::MAX)).collect();
+            let order: Vec<u32> = s
+                .successors
+                .iter()
+                .map(|n| state_number(n).unwrap_or(u32::MAX))
+                .collect();
             if order.windows(2).any(|w| w[0] >= w[1]) {
-                v.push(format!("{at}: successors {:?} are not sorted by number with Stop last", s.successors));
+                v.push(format!(
+                    "{at}: successors {:?} are not sorted by number with Stop last",
+                    s.successors
+                ));
             }
             for n in &s.dead_successors {
                 if !s.successors.contains(n) {
                     v.push(format!("{at}: dead successor {n} is not a successor"));
                 }
             }
-            let mut referenced: Vec<&String> = s.return_successors.iter().chain(&s.handler_stack).chain(&s.subroutine_stack).collect();
+            let mut referenced: Vec<&String> = s
+                .return_successors
+                .iter()
+                .chain(&s.handler_stack)
+                .chain(&s.subroutine_stack)
+                .collect();
             referenced.extend(s.subroutine_stack_alternatives.iter().flatten());
             referenced.extend(s.error_target.iter().chain(&s.pushes_handler));
             if let Some((h, r)) = &s.gosub {
@@ -149,7 +194,9 @@ pub fn check_invariants(cp: &CompiledProcess, bpl: Option<&Bpl>) -> Vec<String> 
                     None => s.activity.element == "sync",
                 };
                 if !any {
-                    v.push(format!("{at}: wait state without a self-loop (only <sync type=\"any\"> has none)"));
+                    v.push(format!(
+                        "{at}: wait state without a self-loop (only <sync type=\"any\"> has none)"
+                    ));
                 }
             }
             if s.wait && s.join {
@@ -161,7 +208,9 @@ pub fn check_invariants(cp: &CompiledProcess, bpl: Option<&Bpl>) -> Vec<String> 
                 x
             };
             if sorted != s.starts_threads {
-                v.push(format!("{at}: threads are not started in string order (Q-9)"));
+                v.push(format!(
+                    "{at}: threads are not started in string order (Q-9)"
+                ));
             }
             for c in &s.starts_threads {
                 match thread_classes.get(c.as_str()) {
@@ -177,8 +226,12 @@ pub fn check_invariants(cp: &CompiledProcess, bpl: Option<&Bpl>) -> Vec<String> 
         // handler (entered by GoSub) or from the return state of an unresolved compensate.
         let mut roots = vec![g.node("S1")];
         for s in &t.states {
-            let unresolved_return =
-                s.role == Role::CompensateReturn && t.states.iter().any(|x| x.gosub.as_ref().is_some_and(|(h, r)| h.is_empty() && *r == s.name));
+            let unresolved_return = s.role == Role::CompensateReturn
+                && t.states.iter().any(|x| {
+                    x.gosub
+                        .as_ref()
+                        .is_some_and(|(h, r)| h.is_empty() && *r == s.name)
+                });
             if matches!(s.role, Role::CompHandler(_)) || unresolved_return {
                 roots.push(g.node(&s.name));
             }
@@ -202,15 +255,27 @@ pub fn check_invariants(cp: &CompiledProcess, bpl: Option<&Bpl>) -> Vec<String> 
     }
     for t in cp.threads.iter().skip(1) {
         if started.get(&t.number).copied().unwrap_or(0) != 1 {
-            v.push(format!("{} is started {} times by its parent", t.class, started.get(&t.number).copied().unwrap_or(0)));
+            v.push(format!(
+                "{} is started {} times by its parent",
+                t.class,
+                started.get(&t.number).copied().unwrap_or(0)
+            ));
         }
     }
     for (i, h) in cp.response_handlers.iter().enumerate() {
         if h.name != format!("OnResponse{}", i + 1) {
-            v.push(format!("response handler {} at position {} (expected OnResponse{})", h.name, i + 1, i + 1));
+            v.push(format!(
+                "response handler {} at position {} (expected OnResponse{})",
+                h.name,
+                i + 1,
+                i + 1
+            ));
         }
         if cp.thread(h.thread).is_none() {
-            v.push(format!("{} names thread {}, which does not exist", h.name, h.thread));
+            v.push(format!(
+                "{} names thread {}, which does not exist",
+                h.name, h.thread
+            ));
         }
     }
     v
@@ -224,12 +289,20 @@ fn dot_escape(s: &str) -> String {
 /// states doubled, dead edges dashed, `Return()` edges dotted, flow starts and joins as blue
 /// cross-thread edges. Error edges are left out to keep the picture readable.
 pub fn to_dot(cp: &CompiledProcess) -> String {
-    let mut o = format!("digraph \"{}\" {{\n  node [shape=box, fontname=\"monospace\"];\n", dot_escape(&cp.class));
+    let mut o = format!(
+        "digraph \"{}\" {{\n  node [shape=box, fontname=\"monospace\"];\n",
+        dot_escape(&cp.class)
+    );
     let id = |t: u32, s: &str| format!("\"T{t}_{s}\"");
     for t in &cp.threads {
-        o.push_str(&format!("  subgraph \"cluster_T{}\" {{\n    label=\"{}\";\n", t.number, dot_escape(&t.class)));
+        o.push_str(&format!(
+            "  subgraph \"cluster_T{}\" {{\n    label=\"{}\";\n",
+            t.number,
+            dot_escape(&t.class)
+        ));
         for s in &t.states {
-            let label = dot_escape(&format!("{} {}\n{}", s.name, s.role, s.activity.label())).replace('\n', "\\n");
+            let label = dot_escape(&format!("{} {}\n{}", s.name, s.role, s.activity.label()))
+                .replace('\n', "\\n");
             let style = if s.wait {
                 ", style=filled, fillcolor=\"#ffe9a8\", penwidth=2"
             } else if s.join {
@@ -237,24 +310,50 @@ pub fn to_dot(cp: &CompiledProcess) -> String {
             } else {
                 ""
             };
-            o.push_str(&format!("    {} [label=\"{label}\"{style}];\n", id(t.number, &s.name)));
+            o.push_str(&format!(
+                "    {} [label=\"{label}\"{style}];\n",
+                id(t.number, &s.name)
+            ));
         }
-        o.push_str(&format!("    {} [label=\"Stop\", shape=doublecircle];\n", id(t.number, "Stop")));
+        o.push_str(&format!(
+            "    {} [label=\"Stop\", shape=doublecircle];\n",
+            id(t.number, "Stop")
+        ));
         for s in &t.states {
             for to in &s.successors {
-                let attr = if s.dead_successors.contains(to) { " [style=dashed, color=gray]" } else { "" };
-                o.push_str(&format!("    {} -> {}{attr};\n", id(t.number, &s.name), id(t.number, to)));
+                let attr = if s.dead_successors.contains(to) {
+                    " [style=dashed, color=gray]"
+                } else {
+                    ""
+                };
+                o.push_str(&format!(
+                    "    {} -> {}{attr};\n",
+                    id(t.number, &s.name),
+                    id(t.number, to)
+                ));
             }
             for to in &s.return_successors {
-                o.push_str(&format!("    {} -> {} [style=dotted, label=\"return\"];\n", id(t.number, &s.name), id(t.number, to)));
+                o.push_str(&format!(
+                    "    {} -> {} [style=dotted, label=\"return\"];\n",
+                    id(t.number, &s.name),
+                    id(t.number, to)
+                ));
             }
         }
         o.push_str("  }\n");
     }
     for (parent, starter, child, join) in cross_thread(cp) {
-        o.push_str(&format!("  {} -> {} [style=dotted, color=blue, label=\"start\"];\n", id(parent, &starter), id(child, "S1")));
+        o.push_str(&format!(
+            "  {} -> {} [style=dotted, color=blue, label=\"start\"];\n",
+            id(parent, &starter),
+            id(child, "S1")
+        ));
         if let Some(j) = join {
-            o.push_str(&format!("  {} -> {} [style=dotted, color=blue, label=\"join\"];\n", id(child, "Stop"), id(parent, &j)));
+            o.push_str(&format!(
+                "  {} -> {} [style=dotted, color=blue, label=\"join\"];\n",
+                id(child, "Stop"),
+                id(parent, &j)
+            ));
         }
     }
     o.push_str("}\n");
@@ -273,7 +372,13 @@ fn cross_thread(cp: &CompiledProcess) -> Vec<(u32, String, u32, Option<String>)>
                         .successors
                         .iter()
                         .filter_map(|n| t.state(n))
-                        .find(|j| j.join && child.parent.as_ref().is_some_and(|p| p.flow.id == j.activity.id))
+                        .find(|j| {
+                            j.join
+                                && child
+                                    .parent
+                                    .as_ref()
+                                    .is_some_and(|p| p.flow.id == j.activity.id)
+                        })
                         .map(|j| j.name.clone());
                     out.push((t.number, s.name.clone(), child.number, join));
                 }
@@ -294,9 +399,14 @@ pub fn to_mermaid(cp: &CompiledProcess) -> String {
     let mut waits = Vec::new();
     let mut joins = Vec::new();
     for t in &cp.threads {
-        o.push_str(&format!("  subgraph T{}[\"{}\"]\n", t.number, mermaid_escape(&t.class)));
+        o.push_str(&format!(
+            "  subgraph T{}[\"{}\"]\n",
+            t.number,
+            mermaid_escape(&t.class)
+        ));
         for s in &t.states {
-            let label = mermaid_escape(&format!("{} {}<br/>{}", s.name, s.role, s.activity.label()));
+            let label =
+                mermaid_escape(&format!("{} {}<br/>{}", s.name, s.role, s.activity.label()));
             o.push_str(&format!("    {}[\"{label}\"]\n", id(t.number, &s.name)));
             if s.wait {
                 waits.push(id(t.number, &s.name));
@@ -308,19 +418,39 @@ pub fn to_mermaid(cp: &CompiledProcess) -> String {
         o.push_str(&format!("    {}((Stop))\n", id(t.number, "Stop")));
         for s in &t.states {
             for to in &s.successors {
-                let arrow = if s.dead_successors.contains(to) { "-. dead .->" } else { "-->" };
-                o.push_str(&format!("    {} {arrow} {}\n", id(t.number, &s.name), id(t.number, to)));
+                let arrow = if s.dead_successors.contains(to) {
+                    "-. dead .->"
+                } else {
+                    "-->"
+                };
+                o.push_str(&format!(
+                    "    {} {arrow} {}\n",
+                    id(t.number, &s.name),
+                    id(t.number, to)
+                ));
             }
             for to in &s.return_successors {
-                o.push_str(&format!("    {} -. return .-> {}\n", id(t.number, &s.name), id(t.number, to)));
+                o.push_str(&format!(
+                    "    {} -. return .-> {}\n",
+                    id(t.number, &s.name),
+                    id(t.number, to)
+                ));
             }
         }
         o.push_str("  end\n");
     }
     for (parent, starter, child, join) in cross_thread(cp) {
-        o.push_str(&format!("  {} -. start .-> {}\n", id(parent, &starter), id(child, "S1")));
+        o.push_str(&format!(
+            "  {} -. start .-> {}\n",
+            id(parent, &starter),
+            id(child, "S1")
+        ));
         if let Some(j) = join {
-            o.push_str(&format!("  {} -. join .-> {}\n", id(child, "Stop"), id(parent, &j)));
+            o.push_str(&format!(
+                "  {} -. join .-> {}\n",
+                id(child, "Stop"),
+                id(parent, &j)
+            ));
         }
     }
     o.push_str("  classDef wait fill:#ffe9a8,stroke:#b8860b,stroke-width:2px\n");

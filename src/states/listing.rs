@@ -27,14 +27,22 @@ pub fn listing(cp: &CompiledProcess) -> String {
         }
     }
     for h in &cp.response_handlers {
-        out.push_str(&format!("handler {} call \"{}\" thread={}\n", h.name, h.call, h.thread));
+        out.push_str(&format!(
+            "handler {} call \"{}\" thread={}\n",
+            h.name, h.call, h.thread
+        ));
     }
     out
 }
 
 /// One state line of the listing (without the newline).
 pub fn state_line(s: &State) -> String {
-    let mut tokens: Vec<String> = vec![s.name.clone(), s.role.to_string(), s.activity.label(), "->".into()];
+    let mut tokens: Vec<String> = vec![
+        s.name.clone(),
+        s.role.to_string(),
+        s.activity.label(),
+        "->".into(),
+    ];
     tokens.extend(s.successors.iter().cloned());
     tokens.extend(flags(s));
     tokens.join(" ")

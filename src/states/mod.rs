@@ -3,6 +3,7 @@
 
 mod compile;
 mod graph;
+pub mod import;
 mod listing;
 mod model;
 

@@ -27,8 +27,12 @@ impl Compiler {
     }
     pub fn describe(self) -> &'static str {
         match self {
-            Compiler::Legacy => "legacy (Ensemble / IRIS up to 2021.x: only async=\"0\" is synchronous)",
-            Compiler::Current => "current (IRIS 2022.1+: async other than \"true\"/\"1\" is synchronous)",
+            Compiler::Legacy => {
+                "legacy (Ensemble / IRIS up to 2021.x: only async=\"0\" is synchronous)"
+            }
+            Compiler::Current => {
+                "current (IRIS 2022.1+: async other than \"true\"/\"1\" is synchronous)"
+            }
         }
     }
 }
@@ -68,13 +72,22 @@ impl SqlTable {
     /// Projection of a full class name: `A.B.C.Thread1` → `A_B_C`.`Thread1`.
     pub fn for_class(class: &str) -> SqlTable {
         match class.rsplit_once('.') {
-            Some((pkg, name)) => SqlTable { schema: pkg.replace('.', "_"), table: name.to_string() },
-            None => SqlTable { schema: "SQLUser".into(), table: class.to_string() },
+            Some((pkg, name)) => SqlTable {
+                schema: pkg.replace('.', "_"),
+                table: name.to_string(),
+            },
+            None => SqlTable {
+                schema: "SQLUser".into(),
+                table: class.to_string(),
+            },
         }
     }
     /// A child table of an array property: `<table>__<Property without %>`.
     pub fn child(&self, property: &str) -> SqlTable {
-        SqlTable { schema: self.schema.clone(), table: format!("{}__{}", self.table, property.trim_start_matches('%')) }
+        SqlTable {
+            schema: self.schema.clone(),
+            table: format!("{}__{}", self.table, property.trim_start_matches('%')),
+        }
     }
 }
 
@@ -117,7 +130,10 @@ pub struct ActivityRef {
 
 impl ActivityRef {
     pub fn pos(&self) -> Pos {
-        Pos { line: self.line, column: self.column }
+        Pos {
+            line: self.line,
+            column: self.column,
+        }
     }
     /// `call "Lookup"` or `assign@12:5`.
     pub fn label(&self) -> String {
@@ -215,8 +231,13 @@ impl std::str::FromStr for Role {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         use Role::*;
         if let Some(inner) = s.strip_suffix(')') {
-            let (head, arg) = inner.split_once('(').ok_or_else(|| format!("unknown role {s:?}"))?;
-            let num = || arg.parse::<u32>().map_err(|_| format!("bad index in role {s:?}"));
+            let (head, arg) = inner
+                .split_once('(')
+                .ok_or_else(|| format!("unknown role {s:?}"))?;
+            let num = || {
+                arg.parse::<u32>()
+                    .map_err(|_| format!("bad index in role {s:?}"))
+            };
             return match head {
                 "SWITCH_CASE" => Ok(SwitchCase(num()?)),
                 "CATCH" => Ok(Catch(num()?)),
@@ -295,10 +316,14 @@ pub struct State {
     /// `Return()` of a compensation handler to each return state R (spec 4.4 kind 4).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub return_successors: Vec<String>,
-    /// The F state an error here jumps to (innermost protecting scope), if any.
+    /// The F state an error here jumps to (spec 4.4 kind 3): the innermost scope whose body
+    /// holds the state; a scope's body entry A is protected by its own F; E, F, the fault-switch
+    /// post, catch and compensation-handler states belong to the enclosing scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_target: Option<String>,
-    /// `%HandlerStack` of a thread resting here (outermost first), per spec 4.3.
+    /// `%HandlerStack` of a thread resting here, i.e. at entry to the state (outermost first),
+    /// per spec 4.3: the F states of the enclosing scopes of this thread whose body holds the
+    /// state. A scope's body entry A does not list its own F yet (A pushes it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub handler_stack: Vec<String>,
     /// `%SubroutineStack` of a thread resting here (outermost first). When a compensation
@@ -314,7 +339,8 @@ pub struct State {
     /// This state pops `%HandlerStack` (the last body state of a scope).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pops_handler: bool,
-    /// `GoSub(H, R)` of a `<compensate>`: (handler state, return state).
+    /// `GoSub(H, R)` of a `<compensate>`: (handler state, return state). H is empty when the
+    /// compensation registry had no entry for the target at generation time (spec 3.4.11).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gosub: Option<(String, String)>,
     /// Thread classes this state starts (a flow's M0), in start order (string-sorted, Q-9).
@@ -346,6 +372,8 @@ impl CompiledProcess {
 impl ThreadClass {
     pub fn state(&self, name: &str) -> Option<&State> {
         let n: usize = name.strip_prefix('S')?.parse().ok()?;
-        self.states.get(n.checked_sub(1)?).filter(|s| s.name == name)
+        self.states
+            .get(n.checked_sub(1)?)
+            .filter(|s| s.name == name)
     }
 }

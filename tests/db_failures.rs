@@ -1,0 +1,220 @@
+//! Failures mid-apply and concurrency, on a real database: a connection killed while the
+//! rewrite runs, two applies at once.
+
+mod support;
+
+use bplmigrate::apply::{self, ApplyError, ApplyOptions, ErrorClass, Migration, Refusal, Silent};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+use support::{exec, plan, raw_connect, refusals, row, rows, st, Fixture};
+
+/// Holds `LOCK TABLE … IN SHARE MODE` on a thread table: reads go on, an UPDATE waits.
+fn block_updates(fx: &Fixture, k: u32) -> odbc_api::Connection<'static> {
+    let c = raw_connect(&fx.connect);
+    c.set_autocommit(false).unwrap();
+    exec(
+        &c,
+        &format!(r#"LOCK TABLE "{}"."Thread{k}" IN SHARE MODE"#, fx.schema),
+    );
+    c
+}
+
+/// The backend id of the session whose UPDATE of the fixture's schema waits on a lock.
+fn waiting_update(fx: &Fixture) -> i64 {
+    let conn = raw_connect(&fx.connect);
+    let sql = format!(
+        r#"SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+           AND query LIKE '%UPDATE "{}"%'"#,
+        fx.schema
+    );
+    let start = Instant::now();
+    loop {
+        if let Some(pid) = rows(&conn, &sql).first().and_then(|r| r[0].clone()) {
+            return pid.parse().unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no UPDATE of {} started waiting within 30 s",
+            fx.schema
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn opts(name: &str) -> ApplyOptions {
+    ApplyOptions {
+        applied_by: format!("test {name}"),
+        ..ApplyOptions::default()
+    }
+}
+
+fn apply_in_thread(
+    fx: &Fixture,
+    m: &Migration,
+) -> thread::JoinHandle<Result<apply::ApplyReport, ApplyError>> {
+    let connect = fx.connect.clone();
+    let m = m.clone();
+    let o = opts(&fx.name);
+    thread::spawn(move || {
+        let mut db = apply::Db::connect(&connect)?;
+        apply::apply(&mut db, &m, &o, &Silent)
+    })
+}
+
+#[test]
+fn a_connection_killed_mid_apply_changes_nothing_and_a_rerun_works() {
+    let Some(fx) = Fixture::new("Killed", 1) else {
+        return;
+    };
+    fx.seed(1, &[row("S5", 3), row("S7", 3), row("S5", 3)]);
+    fx.add_context(&[("BankUS", "OnResponse1")]);
+    let p = plan(
+        &fx,
+        "a",
+        &[(1, vec![st("S5", Some("S7")), st("S7", Some("S5"))])],
+        &[("OnResponse1", Some("OnResponse2"), "BankUS")],
+    );
+    let m = Migration::from_plan(p).unwrap();
+    let before = fx.snapshot();
+    let blocker = block_updates(&fx, 1);
+    let handle = apply_in_thread(&fx, &m);
+    let pid = waiting_update(&fx);
+    let killer = raw_connect(&fx.connect);
+    exec(&killer, &format!("SELECT pg_terminate_backend({pid})"));
+    blocker.rollback().unwrap();
+    let result = handle.join().expect("apply thread");
+    match &result {
+        Err(ApplyError::Database { failure, .. }) => {
+            assert!(failure.connection_lost, "{failure:?}")
+        }
+        other => panic!("expected a database failure, got {other:?}"),
+    }
+    let e = result.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Database);
+    assert!(e.to_string().contains("nothing changed"), "{e}");
+    assert_eq!(
+        fx.snapshot(),
+        before,
+        "a killed apply must leave every row as it was"
+    );
+    // The same plan runs cleanly afterwards.
+    let report = fx.apply_plan(&m).unwrap();
+    assert_eq!(report.rows_changed(), 3);
+    assert_eq!(
+        fx.states(1).into_iter().map(|r| r.0).collect::<Vec<_>>(),
+        ["S7", "S5", "S7"]
+    );
+}
+
+#[test]
+fn a_second_apply_while_one_runs_is_refused_by_the_lock() {
+    let Some(fx) = Fixture::new("Locked", 1) else {
+        return;
+    };
+    fx.seed(1, &[row("S5", 3), row("S7", 3)]);
+    let p = plan(
+        &fx,
+        "a",
+        &[(1, vec![st("S5", Some("S7")), st("S7", Some("S5"))])],
+        &[],
+    );
+    let m = Migration::from_plan(p).unwrap();
+    // Make sure the history table exists before the race (its creation is not the subject).
+    fx.dry_run(&m).unwrap();
+    let blocker = block_updates(&fx, 1);
+    let first = apply_in_thread(&fx, &m);
+    waiting_update(&fx);
+    // The first apply holds the lock and waits in its UPDATE: the second one must not wait.
+    let started = Instant::now();
+    let r = refusals(fx.apply_plan(&m));
+    assert!(matches!(r[..], [Refusal::Locked { .. }]), "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the second apply waited instead of refusing"
+    );
+    blocker.rollback().unwrap();
+    let report = first.join().expect("apply thread").unwrap();
+    assert_eq!(report.rows_changed(), 2);
+    assert_eq!(
+        fx.states(1).into_iter().map(|r| r.0).collect::<Vec<_>>(),
+        ["S7", "S5"]
+    );
+    let r = refusals(fx.apply_plan(&m));
+    assert!(matches!(r[..], [Refusal::AlreadyApplied { .. }]), "{r:?}");
+}
+
+#[test]
+fn two_applies_started_together_one_wins_one_is_refused() {
+    let Some(fx) = Fixture::new("Race", 1) else {
+        return;
+    };
+    fx.seed(1, &[row("S5", 3), row("S7", 3)]);
+    let p = plan(
+        &fx,
+        "a",
+        &[(1, vec![st("S5", Some("S7")), st("S7", Some("S5"))])],
+        &[],
+    );
+    let m = Migration::from_plan(p).unwrap();
+    fx.dry_run(&m).unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (connect, m, b, o) = (
+                fx.connect.clone(),
+                m.clone(),
+                barrier.clone(),
+                opts(&fx.name),
+            );
+            thread::spawn(move || {
+                let mut db = apply::Db::connect(&connect)?;
+                b.wait();
+                apply::apply(&mut db, &m, &o, &Silent)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("apply thread"))
+        .collect();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1, "{results:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(
+                matches!(
+                    e.refusals(),
+                    [Refusal::Locked { .. }] | [Refusal::AlreadyApplied { .. }]
+                ),
+                "unexpected error: {e}"
+            );
+        }
+    }
+    // Applied exactly once: the swap did not run twice.
+    assert_eq!(
+        fx.states(1).into_iter().map(|r| r.0).collect::<Vec<_>>(),
+        ["S7", "S5"]
+    );
+    assert_eq!(fx.history().len(), 1);
+}
+
+#[test]
+fn a_wrong_password_is_never_printed() {
+    let Some(fx) = Fixture::new("BadPwd", 1) else {
+        return;
+    };
+    let secret = "NotThePassword-91x";
+    let mut parts: Vec<String> = fx
+        .connect
+        .split(';')
+        .filter(|p| !p.trim().is_empty() && !p.to_ascii_lowercase().starts_with("pwd="))
+        .map(str::to_string)
+        .collect();
+    parts.push(format!("Pwd={secret}"));
+    let bad = parts.join(";") + ";";
+    let e = apply::Db::connect(&bad).unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Database);
+    assert!(!e.to_string().contains(secret), "{e}");
+    assert!(!format!("{e:?}").contains(secret), "{e:?}");
+}

@@ -1,0 +1,431 @@
+//! Change fixtures (`fixtures/changes/<case>/{old.cls,new.cls[,overrides.toml]}`) against their
+//! reviewed plan snapshots (`expected-plan.txt`), plus property tests over generated BPLs.
+//!
+//! `BLESS=1 cargo test --test plan_fixtures` rewrites the snapshots. Review every diff by
+//! reasoning from the spec before committing it: a snapshot is a claim about IRIS, not a
+//! record of whatever the tool printed.
+
+use bplmigrate::bpl::{self, Bpl, LoadOptions};
+use bplmigrate::diff::{self, ActivityChangeKind};
+use bplmigrate::plan::render::{plan_human, RenderOptions};
+use bplmigrate::plan::{self, MigrationPlan, Overrides, StateChange, Verdict};
+use bplmigrate::states::{self, CompiledProcess, Compiler};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn compile(b: &Bpl) -> CompiledProcess {
+    states::compile(b, Compiler::Current).unwrap_or_else(|e| panic!("compile {}: {e}", b.source.origin))
+}
+
+fn cases() -> Vec<PathBuf> {
+    let root = Path::new("fixtures/changes");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root)
+        .expect("fixtures/changes")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("old.cls").exists() && p.join("new.cls").exists())
+        .collect();
+    v.sort();
+    v
+}
+
+fn plan_case(dir: &Path) -> (plan::Planned, Bpl, Bpl, CompiledProcess, CompiledProcess) {
+    let s = |f: &str| dir.join(f).to_string_lossy().replace('\\', "/");
+    let old = bpl::load(&s("old.cls"), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let new = bpl::load(&s("new.cls"), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let (oc, nc) = (compile(&old), compile(&new));
+    let ov = dir.join("overrides.toml");
+    let ov = ov.exists().then(|| Overrides::parse(&s("overrides.toml"), &std::fs::read_to_string(&ov).unwrap()).unwrap_or_else(|e| panic!("{e}")));
+    let planned = plan::build(&old, &new, &oc, &nc, ov.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    (planned, old, new, oc, nc)
+}
+
+/// Invariants every plan must satisfy.
+fn check_invariants(p: &MigrationPlan, d: &diff::ProcessDiff, oc: &CompiledProcess) {
+    // Every old state of every old thread class exactly once, in order.
+    assert_eq!(p.threads.len(), oc.threads.len());
+    for (tm, t) in p.threads.iter().zip(&oc.threads) {
+        assert_eq!(tm.old_class, t.class);
+        let olds: Vec<&str> = tm.states.iter().map(|s| s.old.as_str()).collect();
+        let want: Vec<&str> = t.states.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(olds, want, "{}", t.class);
+    }
+    // A mapped (not overridden) state's new owner is the old owner's match.
+    if p.old.package == p.new.package {
+        let m: BTreeMap<_, _> = d.activities.iter().filter_map(|a| Some((a.old.as_ref()?.id, a.new.as_ref()?.id))).collect();
+        for tm in &p.threads {
+            for s in &tm.states {
+                if let (Some(na), true) = (&s.new_activity, s.change != StateChange::Overridden) {
+                    assert_eq!(m.get(&s.old_activity.id), Some(&na.id), "{} {}", tm.old_class, s.old);
+                }
+            }
+        }
+    }
+    // The plan survives JSON and its id is its content hash.
+    let json = serde_json::to_string(p).unwrap();
+    let back: MigrationPlan = serde_json::from_str(&json).unwrap();
+    assert_eq!(&back, p);
+    assert_eq!(plan::plan_id(p).unwrap(), p.plan_id);
+}
+
+#[test]
+fn change_fixtures_match_their_reviewed_plans() {
+    let bless = std::env::var_os("BLESS").is_some();
+    let mut failures = Vec::new();
+    let all = cases();
+    assert!(all.len() >= 14, "expected the change fixtures, found {}", all.len());
+    for dir in all {
+        let (planned, _, _, oc, _) = plan_case(&dir);
+        check_invariants(&planned.plan, &planned.diff, &oc);
+        let got = plan_human(&planned.plan, RenderOptions { header: false });
+        let snap = dir.join("expected-plan.txt");
+        let want = std::fs::read_to_string(&snap).unwrap_or_default().replace("\r\n", "\n");
+        if got != want {
+            if bless {
+                std::fs::write(&snap, &got).unwrap();
+            } else {
+                failures.push(format!(
+                    "{}: plan differs from expected-plan.txt (BLESS=1 rewrites it; review the diff)\n{}",
+                    dir.display(),
+                    pretty_assertions::StrComparison::new(&want, &got)
+                ));
+            }
+        }
+        // Same inputs, same plan (ids and order included).
+        let (again, ..) = plan_case(&dir);
+        assert_eq!(again.plan, planned.plan, "{}: plan is not deterministic", dir.display());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The verdict of every fixture, stated separately from the snapshots so a blessed snapshot
+/// cannot silently flip one.
+#[test]
+fn change_fixture_verdicts() {
+    let want = [
+        ("append_end", Verdict::Compatible),
+        ("flow_renumbering", Verdict::Migratable),
+        ("handler_renumbering", Verdict::Migratable),
+        ("insert_middle", Verdict::Migratable),
+        ("layout_only", Verdict::Identical),
+        ("new_context_property", Verdict::Migratable),
+        ("remove_activity", Verdict::Migratable),
+        ("removed_wait_state", Verdict::Blocked),
+        ("removed_wait_state_mapped", Verdict::Migratable),
+        ("rename_call", Verdict::Migratable),
+        ("renest_into_if", Verdict::Migratable),
+        ("renest_into_scope", Verdict::Migratable),
+        ("reorder_siblings", Verdict::Migratable),
+        ("toggle_disabled", Verdict::Migratable),
+        ("versioned", Verdict::Compatible),
+    ];
+    for (case, verdict) in want {
+        let (planned, ..) = plan_case(&Path::new("fixtures/changes").join(case));
+        assert_eq!(planned.plan.verdict, verdict, "{case}");
+    }
+}
+
+#[test]
+fn new_context_property_without_overrides_is_only_compatible_with_a_warning() {
+    let dir = Path::new("fixtures/changes/new_context_property");
+    let old = bpl::load(&dir.join("old.cls").to_string_lossy(), &LoadOptions::default()).unwrap();
+    let new = bpl::load(&dir.join("new.cls").to_string_lossy(), &LoadOptions::default()).unwrap();
+    let p = plan::build(&old, &new, &compile(&old), &compile(&new), None).unwrap().plan;
+    assert_eq!(p.verdict, Verdict::Compatible);
+    let f = p.findings.iter().find(|f| f.code == "BPM0205").expect("new-context-property finding");
+    assert!(!f.acknowledged);
+    assert!(f.states.contains(&"Thread1:S9".to_string()), "{:?}", f.states);
+    assert!(!f.states.contains(&"Thread1:S11".to_string()), "the Notify request was sent before S11: {:?}", f.states);
+}
+
+#[test]
+fn stale_or_inapplicable_overrides_are_errors_naming_the_line() {
+    let dir = Path::new("fixtures/changes/removed_wait_state");
+    let old = bpl::load(&dir.join("old.cls").to_string_lossy(), &LoadOptions::default()).unwrap();
+    let new = bpl::load(&dir.join("new.cls").to_string_lossy(), &LoadOptions::default()).unwrap();
+    let (oc, nc) = (compile(&old), compile(&new));
+    let run = |text: &str| {
+        let ov = Overrides::parse("o.toml", text).unwrap();
+        plan::build(&old, &new, &oc, &nc, Some(&ov)).map(|p| p.plan).map_err(|e| e.to_string())
+    };
+    let stale = format!("\n\nold_sha256 = \"{}\"\n", "0".repeat(64));
+    assert!(run(&stale).unwrap_err().starts_with("o.toml:3:"), "{}", run(&stale).unwrap_err());
+    let e = run("[[map]]\nthread = \"Thread1\"\nold = \"S99\"\nnew = \"S4\"\n").unwrap_err();
+    assert!(e.starts_with("o.toml:1:") && e.contains("S99"), "{e}");
+    let e = run("[[map]]\nthread = \"Thread7\"\nold = \"S9\"\nnew = \"S4\"\n").unwrap_err();
+    assert!(e.contains("Thread7"), "{e}");
+    let e = run("\n[[map]]\nthread = \"Thread1\"\nold = \"S9\"\nnew = \"S40\"\n").unwrap_err();
+    assert!(e.starts_with("o.toml:2:") && e.contains("S40"), "{e}");
+    let e = run("[[ack]]\ncode = \"BPM0101\"\nstate = \"S2\"\n").unwrap_err();
+    assert!(e.contains("no such finding"), "{e}");
+    let e = run("[[ack]]\ncode = \"BPM9999\"\n").unwrap_err();
+    assert!(e.contains("BPM9999"), "{e}");
+    let e = run("[[default]]\nproperty = \"Nope\"\nvalue = 1\n").unwrap_err();
+    assert!(e.contains("Nope"), "{e}");
+    let e = run("[[pin]]\nold = 'delay \"Nope\"'\nnew = ''\n").unwrap_err();
+    assert!(e.contains("Nope"), "{e}");
+    // An acknowledgement of the blocking finding turns the verdict into migratable; the
+    // precondition stays.
+    let p = run("[[ack]]\ncode = \"removed-wait-state\"\nthread = \"Thread1\"\nstate = \"S9\"\n").unwrap();
+    assert_eq!(p.verdict, Verdict::Migratable);
+    assert!(p.preconditions.iter().any(|c| matches!(c, plan::Precondition::NoRowsAtState { state, .. } if state == "S9")));
+    // Pinning the delay to nothing changes nothing here; pinning it to the call is honoured.
+    let p = run("[[pin]]\nold = 'delay \"Cool\"'\nnew = ''\n").unwrap();
+    assert_eq!(p.verdict, Verdict::Blocked);
+}
+
+// ---- property tests over generated BPLs --------------------------------------------------
+
+/// xorshift64*: a tiny deterministic generator, so failures reproduce from the seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+struct Gen {
+    rng: Rng,
+    n: u32,
+}
+
+impl Gen {
+    fn id(&mut self) -> u32 {
+        self.n += 1;
+        self.n
+    }
+
+    fn list(&mut self, depth: u32, out: &mut String, indent: &str) {
+        let k = 1 + self.rng.below(if depth == 0 { 6 } else { 3 });
+        for _ in 0..k {
+            self.activity(depth, out, indent);
+        }
+    }
+
+    fn activity(&mut self, depth: u32, out: &mut String, ind: &str) {
+        let leaf = depth >= 3;
+        let pick = self.rng.below(if leaf { 6 } else { 13 });
+        let i = self.id();
+        let inner = format!("{ind}  ");
+        match pick {
+            0 => out.push_str(&format!("{ind}<assign property='context.P{}' value='{}'/>\n", i % 3, i)),
+            1 => out.push_str(&format!("{ind}<trace name='T{i}' value='\"t{i}\"'/>\n")),
+            2 => out.push_str(&format!(
+                "{ind}<call name='C{i}' target='Op{}' async='0'><request type='Ens.Request'/><response type='Ens.Response'><assign property='context.P0' value='{i}'/></response></call>\n",
+                i % 4
+            )),
+            3 => out.push_str(&format!("{ind}<call name='C{i}' target='Op{}' async='1'><request type='Ens.Request'/></call>\n", i % 4)),
+            4 => out.push_str(&format!("{ind}<delay name='D{i}' duration='\"PT{i}S\"'/>\n")),
+            5 => out.push_str(&format!("{ind}<empty/>\n")),
+            6 | 7 => {
+                out.push_str(&format!("{ind}<if name='I{i}' condition='context.P1={i}'>\n"));
+                let (t, f) = match self.rng.below(3) {
+                    0 => (true, false),
+                    1 => (false, true),
+                    _ => (true, true),
+                };
+                for (has, tag) in [(t, "true"), (f, "false")] {
+                    if has {
+                        out.push_str(&format!("{inner}<{tag}>\n"));
+                        self.list(depth + 1, out, &format!("{inner}  "));
+                        out.push_str(&format!("{inner}</{tag}>\n"));
+                    }
+                }
+                out.push_str(&format!("{ind}</if>\n"));
+            }
+            8 => {
+                out.push_str(&format!("{ind}<while name='W{i}' condition='context.P2&lt;{i}'>\n"));
+                self.list(depth + 1, out, &inner);
+                out.push_str(&format!("{ind}</while>\n"));
+            }
+            9 => {
+                out.push_str(&format!("{ind}<switch name='SW{i}'>\n"));
+                for c in 0..1 + self.rng.below(3) {
+                    out.push_str(&format!("{inner}<case condition='context.P1={c}'>\n"));
+                    if self.rng.below(4) > 0 {
+                        self.list(depth + 1, out, &format!("{inner}  "));
+                    }
+                    out.push_str(&format!("{inner}</case>\n"));
+                }
+                if self.rng.below(2) == 0 {
+                    out.push_str(&format!("{inner}<default>\n"));
+                    self.list(depth + 1, out, &format!("{inner}  "));
+                    out.push_str(&format!("{inner}</default>\n"));
+                }
+                out.push_str(&format!("{ind}</switch>\n"));
+            }
+            10 => {
+                out.push_str(&format!("{ind}<scope name='SC{i}'>\n"));
+                self.list(depth + 1, out, &inner);
+                out.push_str(&format!("{inner}<faulthandlers>\n"));
+                for c in 0..self.rng.below(3) {
+                    // <flow> may not sit directly in a <catch>: wrap the body.
+                    out.push_str(&format!("{inner}  <catch fault='\"F{c}\"'>\n{inner}    <sequence>\n"));
+                    self.list(depth + 2, out, &format!("{inner}      "));
+                    out.push_str(&format!("{inner}    </sequence>\n{inner}  </catch>\n"));
+                }
+                out.push_str(&format!("{inner}  <catchall><trace value='\"all\"'/></catchall>\n"));
+                out.push_str(&format!("{inner}</faulthandlers>\n"));
+                out.push_str(&format!("{ind}</scope>\n"));
+            }
+            11 => {
+                out.push_str(&format!("{ind}<flow name='FL{i}'>\n"));
+                for b in 0..1 + self.rng.below(3) {
+                    out.push_str(&format!("{inner}<sequence name='B{i}_{b}'>\n"));
+                    self.list(depth + 1, out, &format!("{inner}  "));
+                    out.push_str(&format!("{inner}</sequence>\n"));
+                }
+                out.push_str(&format!("{ind}</flow>\n"));
+            }
+            _ => {
+                out.push_str(&format!("{ind}<foreach name='FE{i}' property='context.L' key='context.K'>\n"));
+                self.list(depth + 1, out, &inner);
+                out.push_str(&format!("{ind}</foreach>\n"));
+            }
+        }
+    }
+}
+
+fn generate(seed: u64) -> String {
+    let mut g = Gen { rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1), n: 0 };
+    let mut body = String::new();
+    g.list(0, &mut body, "  ");
+    format!("<process request='Ens.Request' response='Ens.Response'>\n<sequence>\n{body}</sequence>\n</process>\n")
+}
+
+fn parse(text: &str, origin: &str) -> Bpl {
+    bpl::parse_bare(origin, text, "Demo.Prop").unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+fn planned(old: &str, new: &str) -> (plan::Planned, CompiledProcess) {
+    let (o, n) = (parse(old, "old.xml"), parse(new, "new.xml"));
+    let (oc, nc) = (compile(&o), compile(&n));
+    let p = plan::build(&o, &n, &oc, &nc, None).unwrap_or_else(|e| panic!("{e}\n--- old\n{old}\n--- new\n{new}"));
+    (p, oc)
+}
+
+const SEEDS: u64 = 1500;
+
+#[test]
+fn property_diff_with_itself_is_identical() {
+    for seed in 1..=SEEDS {
+        let x = generate(seed);
+        let (p, oc) = planned(&x, &x);
+        check_invariants(&p.plan, &p.diff, &oc);
+        assert!(p.diff.identical, "seed {seed}");
+        assert_eq!(p.plan.verdict, Verdict::Identical, "seed {seed}\n{x}");
+        assert!(p.plan.findings.is_empty(), "seed {seed}: {:?}", p.plan.findings);
+        assert!(p.diff.activities.iter().all(|a| a.change == ActivityChangeKind::Unchanged), "seed {seed}");
+    }
+}
+
+/// Rename every named activity (calls included) without touching anything else.
+fn rename_all(x: &str) -> String {
+    let mut out = String::new();
+    for line in x.lines() {
+        let mut l = line.to_string();
+        if let Some(i) = l.find(" name='") {
+            let start = i + " name='".len();
+            if let Some(len) = l[start..].find('\'') {
+                l.insert_str(start + len, "_renamed");
+            }
+        }
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
+}
+
+/// Move things on the canvas, add annotations, comments and blank lines.
+fn relayout(x: &str) -> String {
+    let mut out = String::new();
+    for (k, line) in x.lines().enumerate() {
+        let t = line.trim_start();
+        let ind = &line[..line.len() - t.len()];
+        let opens_activity = t.starts_with('<')
+            && !t.starts_with("</")
+            && !t.starts_with("<case")
+            && !t.starts_with("<default")
+            && !t.starts_with("<true")
+            && !t.starts_with("<false")
+            && !t.starts_with("<process")
+            && !t.starts_with("<faulthandlers")
+            && !t.starts_with("<catch")
+            && !t.starts_with("<request")
+            && !t.starts_with("<response");
+        if opens_activity {
+            let tag_end = t.find([' ', '>', '/']).unwrap_or(t.len());
+            let mut l = format!("{ind}{} xpos='{}' ypos='{}'{}", &t[..tag_end], 100 + k, 200 + 3 * k, &t[tag_end..]);
+            if k % 3 == 0 {
+                l = format!("{ind}<!-- moved -->\n\n{l}");
+            }
+            out.push_str(&l);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn property_rename_only_never_moves_a_state() {
+    for seed in 1..=SEEDS {
+        let x = generate(seed);
+        let y = rename_all(&x);
+        let (p, oc) = planned(&x, &y);
+        check_invariants(&p.plan, &p.diff, &oc);
+        for t in &p.plan.threads {
+            assert_eq!(t.new_class.as_deref(), Some(t.old_class.as_str()), "seed {seed}");
+            for s in &t.states {
+                assert_eq!(s.new.as_deref(), Some(s.old.as_str()), "seed {seed}: {} {} ({:?})\n{x}", t.old_class, s.old, s.note);
+            }
+        }
+        for h in &p.plan.response_handlers {
+            assert_eq!(h.new.as_deref(), Some(h.old.as_str()), "seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn property_layout_only_is_identical() {
+    for seed in 1..=SEEDS {
+        let x = generate(seed);
+        let y = relayout(&x);
+        assert_ne!(x, y);
+        let (p, oc) = planned(&x, &y);
+        check_invariants(&p.plan, &p.diff, &oc);
+        assert_eq!(p.plan.verdict, Verdict::Identical, "seed {seed}\n{y}");
+    }
+}
+
+/// Insert one delay at a random place of the top-level sequence: every old state is still
+/// mapped exactly once, owners correspond, and the states of the untouched prefix keep their
+/// names.
+#[test]
+fn property_insertion_maps_every_state_once() {
+    for seed in 1..=SEEDS {
+        let x = generate(seed);
+        let lines: Vec<&str> = x.lines().collect();
+        // Top-level activity starts: lines indented by exactly two spaces, not closing tags.
+        let starts: Vec<usize> = lines.iter().enumerate().filter(|(_, l)| l.starts_with("  <") && !l.starts_with("  </")).map(|(i, _)| i).collect();
+        let at = starts[(seed as usize) % starts.len()];
+        let mut y = lines[..at].join("\n");
+        y.push_str("\n  <delay name='Inserted' duration='\"PT9S\"'/>\n");
+        y.push_str(&lines[at..].join("\n"));
+        y.push('\n');
+        let (p, oc) = planned(&x, &y);
+        check_invariants(&p.plan, &p.diff, &oc);
+        assert_ne!(p.plan.verdict, Verdict::Identical, "seed {seed}");
+        let main = &p.plan.threads[0];
+        assert!(main.states.iter().all(|s| s.new.is_some()), "seed {seed}: nothing was removed\n{y}");
+    }
+}
