@@ -2,8 +2,8 @@
 -- Embedded in the binary and created by the first `bplmigrate apply` (never by `status`).
 -- Valid as IRIS SQL and PostgreSQL (on PostgreSQL the schema is created first).
 -- One row per apply or revert that committed:
---   Seq         total order of the entries (also the lock backstop: two concurrent writers
---               cannot both insert the next number)
+--   Seq         order of the entries of one class, 1, 2, … (with BplClass the key: two writers
+--               that got past the lock could not both insert the same next number)
 --   Direction   'apply' or 'revert'
 --   Outcome     'applied'; 'dirty' when the rows read back after commit differed from what the
 --               plan predicted (later runs for the class refuse until someone sets it to 'resolved')
@@ -22,5 +22,5 @@ CREATE TABLE "BplMigrate"."History" (
     "RowCounts" VARCHAR(30000) NOT NULL,
     "Outcome" VARCHAR(16) NOT NULL,
     "Note" VARCHAR(2000),
-    CONSTRAINT "BplMigrateHistoryPK" PRIMARY KEY ("Seq")
+    CONSTRAINT "BplMigrateHistoryPK" PRIMARY KEY ("BplClass", "Seq")
 )

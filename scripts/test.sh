@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command of bplmigrate (README, .ci/run): `bash scripts/test.sh [extra cargo test args]`.
+# The test command of bplmigrate (README, .ci/run): `bash scripts/test.sh`.
+# With arguments, it runs `cargo test ARGS…` instead (e.g. `bash scripts/test.sh --test db_apply`).
 #
 # 1. installs what the database tests need when it is missing (Debian: unixodbc, unixodbc-dev,
 #    odbc-postgresql, postgresql; sudo when not root);
@@ -17,7 +18,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/pg-lib.sh
 
 started=$(date +%s)
-if [ -d "$HOME/.cargo/bin" ]; then
+if [ -n "${HOME:-}" ] && [ -d "$HOME/.cargo/bin" ]; then
   PATH="$HOME/.cargo/bin:$PATH"
 fi
 command -v cargo >/dev/null 2>&1 || { rig_log "cargo not found: install Rust (rustup) first"; exit 2; }
@@ -54,9 +55,14 @@ unset BPLMIGRATE_CONNECT
 
 rig_log "setup took $(($(date +%s) - started)) s"
 status=0
-cargo test --no-fail-fast --all-targets "$@" || status=$?
-doc_status=0
-cargo test --no-fail-fast --doc "$@" || doc_status=$?
-[ "$status" -ne 0 ] || status=$doc_status
+if [ "$#" -gt 0 ]; then
+  # A developer's selection, e.g. `bash scripts/test.sh --test db_apply`.
+  cargo test "$@" || status=$?
+else
+  cargo test --no-fail-fast --all-targets || status=$?
+  doc_status=0
+  cargo test --no-fail-fast --doc || doc_status=$?
+  [ "$status" -ne 0 ] || status=$doc_status
+fi
 rig_log "finished in $(($(date +%s) - started)) s with status $status"
 exit "$status"

@@ -460,6 +460,7 @@ fn a_pending_response_to_a_renamed_call_refuses() {
             call: "BankUS".into(),
             reason: "the call was renamed".into(),
         });
+    p.plan_id = bplmigrate::plan::plan_id(&p).unwrap();
     let before = fx.snapshot();
     let m = Migration::from_plan(p).unwrap();
     let r = refusals(fx.apply_plan(&m));

@@ -200,3 +200,29 @@ fn status_of_the_running_bpl() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(out.contains(&format!("{}.Thread1", fx.schema)), "{out}");
 }
+
+#[test]
+fn apply_then_revert_through_the_binary() {
+    let Some((fx, _tmp, dir)) = swap_fixture("CliRevert") else {
+        return;
+    };
+    let before = fx.states(1);
+    let o = bplmigrate(&["apply", p(&dir), "--yes", "--connect", &fx.connect], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    assert_ne!(fx.states(1), before);
+    let o = bplmigrate(
+        &[
+            "apply",
+            p(&dir),
+            "--revert",
+            "--yes",
+            "--connect",
+            &fx.connect,
+        ],
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(out.starts_with("reverted plan"), "{out}");
+    assert_eq!(fx.states(1), before);
+}

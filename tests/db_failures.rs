@@ -100,7 +100,8 @@ fn a_connection_killed_mid_apply_changes_nothing_and_a_rerun_works() {
     );
     // The same plan runs cleanly afterwards.
     let report = fx.apply_plan(&m).unwrap();
-    assert_eq!(report.rows_changed(), 3);
+    assert_eq!(report.thread_rows_moved(), 3);
+    assert_eq!(report.rows_changed(), 4, "3 thread rows and 1 handler row");
     assert_eq!(
         fx.states(1).into_iter().map(|r| r.0).collect::<Vec<_>>(),
         ["S7", "S5", "S7"]

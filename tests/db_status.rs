@@ -14,8 +14,15 @@ fn read_only(fx: &Fixture) -> String {
     )
 }
 
+/// Tables in the fixture's schema.
 fn table_count(fx: &Fixture) -> i64 {
-    scalar(&fx.conn, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')")
+    scalar(
+        &fx.conn,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{}'",
+            fx.schema
+        ),
+    )
 }
 
 #[test]
@@ -37,9 +44,9 @@ fn status_never_writes() {
     let report = apply::status(&db, StatusSubject::Plan(&m), &Silent).unwrap();
     assert_eq!(report.census.rows_in(&fx.table(1)), 2);
     assert_eq!(fx.snapshot(), before);
-    // Other tests may create tables concurrently; this one created none in its schema, and
-    // the read-only session proves it attempted no write at all.
-    assert!(table_count(&fx) >= tables);
+    // No table appeared in the schema; the read-only session proves that no write at all
+    // was attempted anywhere (a CREATE or INSERT would have failed the command).
+    assert_eq!(table_count(&fx), tables);
     // The session really is read-only: a (dry-run) apply through it fails in its UPDATE.
     fx.exec(&format!(
         r#"DELETE FROM "{}"."Thread1" WHERE "%NextState" = 'S6'"#,
@@ -126,6 +133,7 @@ fn status_shows_the_census_the_moves_and_what_would_refuse() {
             (Some("S6"), Some("S6"), "blocked", 1),
             (Some("S7"), Some("S5"), "rewrite", 1),
             (Some("Stop"), Some("Stop"), "keep", 1),
+            (Some("OnResponse1"), Some("OnResponse2"), "rewrite", 1),
         ]
     );
     assert!(plan_status

@@ -312,11 +312,14 @@ fn planned(old: &str, new: &str) -> (plan::Planned, CompiledProcess) {
     (p, oc)
 }
 
-const SEEDS: u64 = 1500;
+/// Seeds per property (`PROPERTY_SEEDS=5000` for a longer run; 6000 passed when written).
+fn seeds() -> u64 {
+    std::env::var("PROPERTY_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200)
+}
 
 #[test]
 fn property_diff_with_itself_is_identical() {
-    for seed in 1..=SEEDS {
+    for seed in 1..=seeds() {
         let x = generate(seed);
         let (p, oc) = planned(&x, &x);
         check_invariants(&p.plan, &p.diff, &oc);
@@ -378,7 +381,7 @@ fn relayout(x: &str) -> String {
 
 #[test]
 fn property_rename_only_never_moves_a_state() {
-    for seed in 1..=SEEDS {
+    for seed in 1..=seeds() {
         let x = generate(seed);
         let y = rename_all(&x);
         let (p, oc) = planned(&x, &y);
@@ -397,7 +400,7 @@ fn property_rename_only_never_moves_a_state() {
 
 #[test]
 fn property_layout_only_is_identical() {
-    for seed in 1..=SEEDS {
+    for seed in 1..=seeds() {
         let x = generate(seed);
         let y = relayout(&x);
         assert_ne!(x, y);
@@ -412,7 +415,7 @@ fn property_layout_only_is_identical() {
 /// names.
 #[test]
 fn property_insertion_maps_every_state_once() {
-    for seed in 1..=SEEDS {
+    for seed in 1..=seeds() {
         let x = generate(seed);
         let lines: Vec<&str> = x.lines().collect();
         // Top-level activity starts: lines indented by exactly two spaces, not closing tags.
@@ -428,4 +431,17 @@ fn property_insertion_maps_every_state_once() {
         let main = &p.plan.threads[0];
         assert!(main.states.iter().all(|s| s.new.is_some()), "seed {seed}: nothing was removed\n{y}");
     }
+}
+
+/// `SEED=n cargo test --test plan_fixtures dump_seed -- --ignored` writes the generated BPL
+/// of one seed (and its renamed / relaid-out forms) to the temp folder, for `bplmigrate diff`.
+#[test]
+#[ignore]
+fn dump_seed() {
+    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
+    let x = generate(seed);
+    let dir = std::env::temp_dir();
+    std::fs::write(dir.join("seed-old.xml"), &x).unwrap();
+    std::fs::write(dir.join("seed-renamed.xml"), rename_all(&x)).unwrap();
+    std::fs::write(dir.join("seed-relayout.xml"), relayout(&x)).unwrap();
 }

@@ -226,7 +226,7 @@ impl Db {
     }
 
     /// Runs a statement that returns no rows; the affected row count when the driver reports it.
-    pub fn execute(
+    pub(super) fn execute(
         &self,
         step: &str,
         sql: &str,
@@ -249,7 +249,7 @@ impl Db {
     }
 
     /// Runs a query and reads every row. Binary columns come back as bytes, all others as text.
-    pub fn query(
+    pub(super) fn query(
         &self,
         step: &str,
         sql: &str,
@@ -305,7 +305,7 @@ impl Db {
     }
 
     /// A single integer (`SELECT COUNT(*) …`); a query that returns no row or NULL is 0.
-    pub fn count(&self, step: &str, sql: &str, params: &[&str]) -> Result<i64, DbFailure> {
+    pub(super) fn count(&self, step: &str, sql: &str, params: &[&str]) -> Result<i64, DbFailure> {
         let rows = self.query(step, sql, params)?;
         match rows.first().and_then(|r| r.first()) {
             None | Some(Value::Null) => Ok(0),
@@ -320,12 +320,12 @@ impl Db {
 
     /// Whether a query runs (used to probe that a table and its columns exist). Only call this
     /// outside a transaction: a failing statement inside one must abort the whole transaction.
-    pub fn probe(&self, sql: &str) -> Result<(), DbFailure> {
+    pub(super) fn probe(&self, sql: &str) -> Result<(), DbFailure> {
         self.query("probe", sql, &[]).map(|_| ())
     }
 
     /// Starts a transaction: autocommit off; the next statement opens it.
-    pub fn begin(&mut self, step: &str) -> Result<(), DbFailure> {
+    pub(super) fn begin(&mut self, step: &str) -> Result<(), DbFailure> {
         self.conn
             .set_autocommit(false)
             .map_err(|e| self.failure(step, &e))?;
@@ -333,14 +333,14 @@ impl Db {
         Ok(())
     }
 
-    pub fn commit(&mut self) -> Result<(), DbFailure> {
+    pub(super) fn commit(&mut self) -> Result<(), DbFailure> {
         self.conn.commit().map_err(|e| self.failure("commit", &e))?;
         self.end_transaction()
     }
 
     /// Rolls back and returns to autocommit. The error of a rollback on a dead connection is
     /// returned, but the server has rolled back in that case anyway.
-    pub fn rollback(&mut self) -> Result<(), DbFailure> {
+    pub(super) fn rollback(&mut self) -> Result<(), DbFailure> {
         let r = self
             .conn
             .rollback()
@@ -354,14 +354,6 @@ impl Db {
         self.conn
             .set_autocommit(true)
             .map_err(|e| self.failure("autocommit on", &e))
-    }
-
-    pub fn in_transaction(&self) -> bool {
-        self.in_transaction
-    }
-
-    pub fn is_dead(&self) -> bool {
-        self.conn.is_dead().unwrap_or(true)
     }
 }
 

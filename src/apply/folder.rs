@@ -91,8 +91,17 @@ impl Migration {
                 p.old.class, p.new.class
             ));
         }
-        if p.plan_id.is_empty() {
-            return Err("the plan has no plan_id".into());
+        // The id is the content hash: a plan.json edited by hand (and re-checksummed) shows.
+        match crate::plan::plan_id(p) {
+            Ok(id) if id == p.plan_id => {}
+            Ok(id) => {
+                return Err(format!(
+                    "plan_id {} does not match the plan's content (which hashes to {id}); the plan was edited \
+                     after it was made: regenerate it with `bplmigrate plan --out`",
+                    p.plan_id
+                ))
+            }
+            Err(e) => return Err(e.to_string()),
         }
         Ok(())
     }

@@ -152,9 +152,14 @@ pub fn entries_for_class(db: &Db, class: &str) -> Result<Vec<HistoryEntry>, DbFa
         .collect())
 }
 
-pub fn next_seq(db: &Db) -> Result<i64, DbFailure> {
-    let sql = format!("SELECT MAX(\"Seq\") FROM {}", table(&history_table()));
-    Ok(db.count("read history", &sql, &[])? + 1)
+/// The next entry number of a class (entries are numbered per class; the apply lock is per
+/// class too).
+pub fn next_seq(db: &Db, class: &str) -> Result<i64, DbFailure> {
+    let sql = format!(
+        "SELECT MAX(\"Seq\") FROM {} WHERE \"BplClass\" = ?",
+        table(&history_table())
+    );
+    Ok(db.count("read history", &sql, &[class])? + 1)
 }
 
 /// What a new history row records.
@@ -173,17 +178,39 @@ pub struct NewEntry<'a> {
     pub note: &'a str,
 }
 
+/// The columns of a history row, in the order `insert` binds them.
+const INSERT_COLUMNS: &[&str] = &[
+    "Seq",
+    "PlanId",
+    "PlanSha256",
+    "BplClass",
+    "OldSha256",
+    "NewSha256",
+    "Direction",
+    "AppliedAt",
+    "AppliedBy",
+    "ToolVersion",
+    "RowCounts",
+    "Outcome",
+    "Note",
+];
+
+/// Writes a history row. The statement is `sql::history_insert` (parse-checked, every value
+/// a `?` parameter), so no write the executor issues is free text.
 pub fn insert(db: &Db, e: &NewEntry<'_>) -> Result<(), DbFailure> {
-    let sql = format!(
-        "INSERT INTO {} (\"Seq\", \"PlanId\", \"PlanSha256\", \"BplClass\", \"OldSha256\", \"NewSha256\", \"Direction\", \
-         \"AppliedAt\", \"AppliedBy\", \"ToolVersion\", \"RowCounts\", \"Outcome\", \"Note\") \
-         VALUES (?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP, ?, ?, ?, ?, ?)",
-        table(&history_table())
-    );
+    let sql = crate::sql::history_insert(db.dialect(), &history_table(), INSERT_COLUMNS).map_err(
+        |err| DbFailure {
+            step: "write history".into(),
+            message: err.to_string(),
+            sqlstate: None,
+            connection_lost: false,
+        },
+    )?;
     let seq = e.seq.to_string();
+    let at = utc_timestamp(std::time::SystemTime::now());
     let n = db.execute(
         "write history",
-        &sql,
+        sql.as_str(),
         &[
             &seq,
             e.plan_id,
@@ -192,6 +219,7 @@ pub fn insert(db: &Db, e: &NewEntry<'_>) -> Result<(), DbFailure> {
             e.old_sha256,
             e.new_sha256,
             direction_str(e.direction),
+            &at,
             e.applied_by,
             env!("CARGO_PKG_VERSION"),
             e.row_counts,
@@ -208,6 +236,30 @@ pub fn insert(db: &Db, e: &NewEntry<'_>) -> Result<(), DbFailure> {
         });
     }
     Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC (the history's `AppliedAt`).
+fn utc_timestamp(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// The lock that serializes applies, taken as the first statement of the transaction.
@@ -271,6 +323,20 @@ mod tests {
         );
         assert!(!s.contains(';'));
         assert!(!s.contains("--"));
+    }
+
+    #[test]
+    fn timestamps_are_utc_civil_time() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01 00:00:00");
+        assert_eq!(
+            utc_timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29 00:00:00"
+        );
+        assert_eq!(
+            utc_timestamp(UNIX_EPOCH + Duration::from_secs(1_790_000_000)),
+            "2026-09-21 14:13:20"
+        );
     }
 
     #[test]

@@ -24,12 +24,21 @@
 //!    - the **rewrite** statements, each checked against the row count the census predicts;
 //!      the census again, compared with the census the plan predicts; any difference rolls
 //!      back (exit 4);
-//!    - the history row, in the same transaction; then commit (or, for `--dry-run`, rollback).
+//!    - the history row (numbered per class), in the same transaction; then commit (or, for
+//!      `--dry-run`, rollback).
 //! 4. After commit the rows are read back (rig.md pitfall 1): nothing committed is an error
 //!    that says so; anything else than predicted marks a `dirty` history entry.
 //!
 //! Any error inside the transaction rolls back and stops; a lost connection leaves the
 //! server to roll back. Messages never contain the password.
+//!
+//! The census, guards and rewrite run the same on both dialects. Tested on PostgreSQL (the
+//! stand-in) only; on IRIS these are unverified: `LOCK TABLE … WAIT 0` as the lock, `GROUP BY`
+//! over the `%List` stack columns in the census, and reading those columns as binary.
+//!
+//! # `status`
+//! The same census, host/job check, history and (with a plan) the plan's preconditions and
+//! read-only guard counts — in autocommit, SELECTs only: no lock, no bookkeeping table.
 
 mod census;
 mod conn;

@@ -39,6 +39,9 @@ impl Default for ApplyOptions {
 /// Rows that move from one state to another (or keep the state and get new stacks).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupMove {
+    /// `thread` (a thread table's rows at one state) or `handler` (context rows naming one
+    /// response handler).
+    pub kind: String,
     pub table: SqlTable,
     pub from: Option<String>,
     pub to: Option<String>,
@@ -75,11 +78,20 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
-    /// Rows that changed state or stacks.
+    /// Rows the write statements changed (thread rows, handler rows, filled defaults), as
+    /// the driver counted them; the census prediction where it did not.
     pub fn rows_changed(&self) -> i64 {
+        self.statements
+            .iter()
+            .map(|s| s.rows.or(s.expected_rows).unwrap_or(0))
+            .sum()
+    }
+
+    /// Thread rows that move to another state or get new stacks.
+    pub fn thread_rows_moved(&self) -> i64 {
         self.moves
             .iter()
-            .filter(|m| m.action == "rewrite" || m.action == "stacks")
+            .filter(|m| m.kind == "thread" && (m.action == "rewrite" || m.action == "stacks"))
             .map(|m| m.rows)
             .sum()
     }
@@ -321,8 +333,10 @@ fn moves(
         ))
         .or_default() += g.rows;
     }
-    acc.into_iter()
+    let mut out: Vec<GroupMove> = acc
+        .into_iter()
         .map(|((table, _, from, to, status, action), rows)| GroupMove {
+            kind: "thread".into(),
             table,
             from,
             to,
@@ -330,7 +344,24 @@ fn moves(
             rows,
             action,
         })
-        .collect()
+        .collect();
+    // Context rows naming a response handler (no status: they are not threads).
+    for g in &before.handlers {
+        let renamed = renaming
+            .handlers
+            .get(&g.key.table)
+            .and_then(|m| g.key.handler.as_ref().and_then(|h| m.get(h)));
+        out.push(GroupMove {
+            kind: "handler".into(),
+            table: g.key.table.clone(),
+            from: g.key.handler.clone(),
+            to: renamed.cloned().or_else(|| g.key.handler.clone()),
+            status: None,
+            rows: g.rows,
+            action: if renamed.is_some() { "rewrite" } else { "keep" }.to_string(),
+        });
+    }
+    out
 }
 
 /// Where the history leaves this plan: `not applied`, `applied` or `reverted`, plus refusals.
@@ -790,7 +821,7 @@ fn in_transaction(
 
     let mut history_seq = None;
     if !opts.dry_run {
-        let seq = history::next_seq(db)?;
+        let seq = history::next_seq(db, &plan.old.class)?;
         let counts = row_counts_json(&before, &after);
         history::insert(
             db,
@@ -892,7 +923,7 @@ fn verify_after_commit(
     }
     if now == report.after && !recorded {
         // The rows moved but the history row is missing: record it now.
-        let seq = history::next_seq(db)?;
+        let seq = history::next_seq(db, &m.plan.old.class)?;
         let counts = row_counts_json(&report.before, &report.after);
         history::insert(
             db,
@@ -919,7 +950,7 @@ fn verify_after_commit(
     let differences = report.after.differences(&now);
     let note = format!("after commit: {}", differences.join("; "));
     let note: String = note.chars().take(1900).collect();
-    let seq = history::next_seq(db)?;
+    let seq = history::next_seq(db, &m.plan.old.class)?;
     let counts = row_counts_json(&report.before, &now);
     let _ = history::insert(
         db,

@@ -355,7 +355,8 @@ fn moves_text(moves: &[GroupMove]) -> String {
                 m.table.to_string(),
                 m.from.clone().unwrap_or_else(|| "NULL".into()),
                 m.to.clone().unwrap_or_else(|| "NULL".into()),
-                status_word(m.status),
+                m.status
+                    .map_or_else(|| "-".to_string(), |s| status_word(Some(s))),
                 m.rows.to_string(),
                 m.action.clone(),
             ]

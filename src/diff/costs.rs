@@ -24,9 +24,10 @@ pub const SCORE_KEY: u32 = 600;
 /// the graphical editor, so they outrank content similarity.
 pub const SCORE_NAME: u32 = 400;
 
-/// Same element and the same key attributes except the name: the activity was renamed. Only
-/// used for elements whose key has at least one attribute besides `name` (otherwise every
-/// unnamed `<sequence>` would be a "rename" of every other one).
+/// Same element and the same key attributes except the name, or the same subtree except for
+/// names anywhere in it: the activity was renamed. The key form is only used for elements
+/// whose key has at least one attribute besides `name` (otherwise every unnamed `<sequence>`
+/// would be a "rename" of every other one).
 pub const SCORE_RENAME: u32 = 300;
 
 /// Containers (anything with children) whose matched descendants overlap: the base is added to

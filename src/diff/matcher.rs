@@ -267,7 +267,7 @@ impl Matcher<'_, '_> {
             (SCORE_KEY + bonus, MatchVia::Key)
         } else if ot.nodes[o].name.is_some() && ot.nodes[o].name == nt.nodes[n].name {
             (SCORE_NAME + bonus, MatchVia::Name)
-        } else if ot.rename_key[o].is_some() && ot.rename_key[o] == nt.rename_key[n] {
+        } else if (ot.rename_key[o].is_some() && ot.rename_key[o] == nt.rename_key[n]) || ot.shape[o] == nt.shape[n] {
             (SCORE_RENAME + bonus, MatchVia::Rename)
         } else if dice >= CONTAINER_MIN_DICE_PERMILLE {
             (SCORE_CONTAINER_BASE + bonus, MatchVia::Children)

@@ -68,6 +68,8 @@ pub(crate) struct Tree<'a> {
     pub hash: Vec<Hash>,
     /// The children only (all slots).
     pub inner: Vec<Hash>,
+    /// Like `hash`, but blind to every `name` attribute: equal shapes differ by renames only.
+    pub shape: Vec<Hash>,
     /// Own attributes except `name` and `disabled`, plus message types / branch shapes.
     pub own: Vec<String>,
     /// Exact-pass weight: nodes plus key attribute values in the subtree.
@@ -101,6 +103,7 @@ impl<'a> Tree<'a> {
             depth: Vec::new(),
             hash: Vec::new(),
             inner: Vec::new(),
+            shape: Vec::new(),
             own: Vec::new(),
             weight: Vec::new(),
             key: Vec::new(),
@@ -130,6 +133,7 @@ impl<'a> Tree<'a> {
         self.depth.push(depth);
         self.hash.push([0; 16]);
         self.inner.push([0; 16]);
+        self.shape.push([0; 16]);
         self.own.push(String::new());
         self.weight.push(0);
         let (key, rename_key) = keys(a);
@@ -237,6 +241,18 @@ impl<'a> Tree<'a> {
         }
         self.inner[p] = trunc(inner.finalize().as_slice());
         let own = own_signature(a);
+        let mut shape = Sha256::new();
+        field(&mut shape, &a.element);
+        field(&mut shape, if a.disabled { "disabled" } else { "enabled" });
+        field(&mut shape, &own);
+        for (slot, list) in &self.slots[p] {
+            field(&mut shape, slot);
+            for &c in list {
+                shape.update(self.shape[c]);
+            }
+            field(&mut shape, "/");
+        }
+        self.shape[p] = trunc(shape.finalize().as_slice());
         let mut h = Sha256::new();
         field(&mut h, &a.element);
         field(&mut h, if a.disabled { "disabled" } else { "enabled" });

@@ -43,9 +43,15 @@ pub fn connect_string(test: &str) -> Option<String> {
                      run `bash scripts/test.sh`"
                 );
             }
-            eprintln!(
-                "\n*** SKIPPED {test}: {CONNECT_ENV} is not set. Database tests need PostgreSQL + psqlODBC: \
-                 run `bash scripts/test.sh` (or `eval \"$(bash scripts/pg.sh start)\"`). ***\n"
+            // Straight to the process's stderr: the test harness captures `eprintln!`, and a
+            // skip must be seen.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!(
+                    "\n*** SKIPPED {test}: {CONNECT_ENV} is not set. Database tests need PostgreSQL + psqlODBC: \
+                     run `bash scripts/test.sh` (or `eval \"$(bash scripts/pg.sh start)\"`). ***\n"
+                )
+                .as_bytes(),
             );
             None
         }
@@ -659,10 +665,6 @@ pub fn plan(
         .collect();
     let old_sha = sha(&format!("old {} {variant}", fx.class));
     let new_sha = sha(&format!("new {} {variant}", fx.class));
-    let plan_id: String = sha(&format!("{old_sha}{new_sha}"))
-        .chars()
-        .take(16)
-        .collect();
     let source = |which: &str, sha256: &str| {
         json!({ "origin": format!("{which}/{}.cls", fx.class), "sha256": sha256, "class": fx.class,
                 "package": fx.class, "version": null })
@@ -672,22 +674,21 @@ pub fn plan(
         .map(|(o, n, call)| json!({ "old": o, "new": n, "call": call }))
         .collect();
     let v = json!({
-        "schema_version": PLAN_SCHEMA_VERSION, "plan_id": plan_id, "tool_version": "test", "compiler": "current",
+        "schema_version": PLAN_SCHEMA_VERSION, "plan_id": "", "tool_version": "test", "compiler": "current",
         "old": source("old", &old_sha), "new": source("new", &new_sha), "verdict": "migratable",
         "threads": threads, "response_handlers": handlers,
         "response_handler_table": table_json(&fx.handler_table()), "context_table": table_json(&fx.context_table()),
         "context_properties": [], "preconditions": preconditions, "findings": [], "overrides": []
     });
-    serde_json::from_value(v).expect("a valid plan")
+    let mut p: MigrationPlan = serde_json::from_value(v).expect("a valid plan");
+    p.plan_id = bplmigrate::plan::plan_id(&p).expect("plan id");
+    p
 }
 
 /// A plan that starts where `first` ends (its old hash is `first`'s new hash).
 pub fn chain(first: &MigrationPlan, mut next: MigrationPlan) -> MigrationPlan {
     next.old.sha256 = first.new.sha256.clone();
-    next.plan_id = sha(&format!("{}{}", next.old.sha256, next.new.sha256))
-        .chars()
-        .take(16)
-        .collect();
+    next.plan_id = bplmigrate::plan::plan_id(&next).expect("plan id");
     next
 }
 
@@ -698,4 +699,85 @@ pub fn refusals(r: Result<ApplyReport, ApplyError>) -> Vec<apply::Refusal> {
         Err(e) => panic!("expected a refusal, got error: {e}"),
         Ok(rep) => panic!("expected a refusal, got a report: {rep:?}"),
     }
+}
+
+/// Creates every table a plan reads or writes that does not exist yet (thread tables, their
+/// `__PendingResponses`, the context with its added properties, `Context__ResponseHandlers`),
+/// in the schemas the plan names; schemas other than the fixture's own are dropped first.
+/// For plans built from real BPL pairs whose tables were moved into the fixture's namespace.
+pub fn create_plan_tables(fx: &Fixture, plan: &MigrationPlan) {
+    let mut schemas: Vec<String> = Vec::new();
+    let mut threads: Vec<SqlTable> = Vec::new();
+    for t in &plan.threads {
+        threads.push(t.old_table.clone());
+        threads.extend(t.new_table.clone());
+    }
+    threads.sort();
+    threads.dedup();
+    for t in threads
+        .iter()
+        .chain([&plan.context_table, &plan.response_handler_table])
+    {
+        if t.schema != fx.schema && !schemas.contains(&t.schema) {
+            schemas.push(t.schema.clone());
+            fx.exec(&format!(r#"DROP SCHEMA IF EXISTS "{}" CASCADE"#, t.schema));
+            fx.exec(&format!(r#"CREATE SCHEMA "{}""#, t.schema));
+        }
+    }
+    for t in &threads {
+        fx.exec(&format!(
+            r#"CREATE TABLE IF NOT EXISTS "{}"."{}" ("ID" serial PRIMARY KEY, "%NextState" varchar(64),
+               "%Status" integer, "%Process" integer, "%HandlerStack" bytea, "%SubroutineStack" bytea,
+               "%SyncName" varchar(128), "%PendingTimeout" varchar(32))"#,
+            t.schema, t.table
+        ));
+        fx.exec(&format!(
+            r#"CREATE TABLE IF NOT EXISTS "{}"."{}__PendingResponses" ("ID" serial PRIMARY KEY,
+               "{}" integer NOT NULL, "element_key" varchar(128), "PendingResponses" varchar(128))"#,
+            t.schema, t.table, t.table
+        ));
+    }
+    let c = &plan.context_table;
+    fx.exec(&format!(
+        r#"CREATE TABLE IF NOT EXISTS "{}"."{}" ("ID" serial PRIMARY KEY, "%Process" integer)"#,
+        c.schema, c.table
+    ));
+    for p in &plan.context_properties {
+        fx.exec(&format!(
+            r#"ALTER TABLE "{}"."{}" ADD COLUMN IF NOT EXISTS "{}" varchar(200)"#,
+            c.schema, c.table, p.name
+        ));
+    }
+    let h = &plan.response_handler_table;
+    fx.exec(&format!(
+        r#"CREATE TABLE IF NOT EXISTS "{}"."{}" ("ID" serial PRIMARY KEY, "Context" integer NOT NULL,
+           "element_key" varchar(128), "_ResponseHandlers" varchar(128))"#,
+        h.schema, h.table
+    ));
+}
+
+/// (`ID`, `%NextState`, `%Status`, handler stack, subroutine stack) of every row of a table.
+pub fn thread_rows(
+    fx: &Fixture,
+    t: &SqlTable,
+) -> Vec<(i64, String, i64, Vec<String>, Vec<String>)> {
+    rows(
+        &fx.conn,
+        &format!(
+            r#"SELECT "ID", "%NextState", "%Status", encode("%HandlerStack", 'hex'), encode("%SubroutineStack", 'hex')
+               FROM "{}"."{}" ORDER BY "ID""#,
+            t.schema, t.table
+        ),
+    )
+    .into_iter()
+    .map(|r| {
+        let decode = |h: &Option<String>| -> Vec<String> {
+            let Some(h) = h else { return Vec::new() };
+            let bytes: Vec<u8> = (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex")).collect();
+            apply::decode_list(&bytes).expect("a $List")
+        };
+        let num = |v: &Option<String>| v.as_deref().and_then(|s| s.parse().ok()).unwrap_or(-1);
+        (num(&r[0]), r[1].clone().unwrap_or_default(), num(&r[2]), decode(&r[3]), decode(&r[4]))
+    })
+    .collect()
 }

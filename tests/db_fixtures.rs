@@ -1,0 +1,366 @@
+//! The full upgrade story for every change fixture (`fixtures/changes/<case>/`), on a real
+//! database: plan the change, seed a row at every old state (with its stacks), a context
+//! row naming every old response handler and a pending response to every call; apply with
+//! the host enabled (refused, nothing changed); disable; apply (refused while rows rest
+//! where the plan forbids, then drained); apply; check every row; revert where the plan
+//! allows and check that every row is back.
+//!
+//! The fixtures' tables are moved into a namespace of their own per case (`Demo.TFx<Case>.BP`,
+//! schema `Demo_TFx<Case>_BP[...]`) by renaming the class in the plan, so the cases run in
+//! parallel with the other tests.
+
+mod support;
+
+use bplmigrate::apply::{ApplyError, Migration, Refusal};
+use bplmigrate::bpl::{self, LoadOptions};
+use bplmigrate::plan::{self, MigrationPlan, Overrides, Precondition};
+use bplmigrate::states::{self, Compiler, SqlTable};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use support::{create_plan_tables, lit, stack_sql, thread_rows, Fixture};
+
+fn camel(case: &str) -> String {
+    case.split('_')
+        .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
+        .collect()
+}
+
+/// The plan of a fixture pair, moved into the fixture's class and schema.
+fn fixture_plan(dir: &Path, fx: &Fixture) -> MigrationPlan {
+    let s = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let old = bpl::load(&s("old.cls"), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let new = bpl::load(&s("new.cls"), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let oc = states::compile(&old, Compiler::Current).unwrap_or_else(|e| panic!("{e}"));
+    let nc = states::compile(&new, Compiler::Current).unwrap_or_else(|e| panic!("{e}"));
+    let ov = dir.join("overrides.toml");
+    let ov = ov.exists().then(|| {
+        Overrides::parse(&s("overrides.toml"), &std::fs::read_to_string(&ov).unwrap())
+            .unwrap_or_else(|e| panic!("{e}"))
+    });
+    let planned = plan::build(&old, &new, &oc, &nc, ov.as_ref())
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let class = planned.plan.old.class.clone();
+    let json = serde_json::to_string(&planned.plan)
+        .unwrap()
+        .replace(&format!("\"{class}"), &format!("\"{}", fx.class))
+        .replace(
+            &format!("\"{}", class.replace('.', "_")),
+            &format!("\"{}", fx.schema),
+        );
+    let mut p: MigrationPlan = serde_json::from_str(&json).unwrap();
+    p.plan_id = plan::plan_id(&p).unwrap();
+    p
+}
+
+/// What a seeded row should look like after the apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Expect {
+    state: String,
+    handler_stack: Vec<String>,
+    subroutine_stack: Vec<String>,
+}
+
+/// Drains what the plan's preconditions forbid (as instances finishing would).
+fn drain(fx: &Fixture, p: &MigrationPlan) {
+    for pre in &p.preconditions {
+        match pre {
+            Precondition::NoRowsAtState { table, state, .. } => fx.exec(&format!(
+                r#"UPDATE "{}"."{}" SET "%NextState" = 'Stop', "%Status" = 2, "%HandlerStack" = NULL,
+                   "%SubroutineStack" = NULL WHERE "%NextState" = {}"#,
+                table.schema,
+                table.table,
+                lit(state)
+            )),
+            Precondition::NoRowsInTable { table, .. } => {
+                fx.exec(&format!(r#"DELETE FROM "{}"."{}""#, table.schema, table.table))
+            }
+            Precondition::NoPendingResponse { table, call, .. } => fx.exec(&format!(
+                r#"DELETE FROM "{}"."{}__PendingResponses" WHERE "element_key" = {}"#,
+                table.schema,
+                table.table,
+                lit(call)
+            )),
+            _ => {}
+        }
+    }
+}
+
+fn story(dir: &Path) -> String {
+    let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let Some(fx) = Fixture::new(&format!("Fx{}", camel(&case)), 1) else {
+        return String::new();
+    };
+    let p = fixture_plan(dir, &fx);
+    create_plan_tables(&fx, &p);
+    let m = Migration::from_plan(p.clone()).unwrap();
+
+    // Seed: one row at every old state with its stacks; the first row of each thread table
+    // waits on every call; one context row names every old handler.
+    let mut expect: BTreeMap<SqlTable, Vec<Expect>> = BTreeMap::new();
+    for t in &p.threads {
+        let mut first = None;
+        for s in &t.states {
+            let hs: Vec<&str> = s.old_handler_stack.iter().map(String::as_str).collect();
+            let ss: Vec<&str> = s.old_subroutine_stack.iter().map(String::as_str).collect();
+            fx.exec(&format!(
+                r#"INSERT INTO "{}"."{}" ("%NextState", "%Status", "%Process", "%HandlerStack", "%SubroutineStack")
+                   VALUES ({}, 3, 1, {}, {})"#,
+                t.old_table.schema,
+                t.old_table.table,
+                lit(&s.old),
+                stack_sql(&hs),
+                stack_sql(&ss)
+            ));
+            first.get_or_insert(());
+            let same_table = t.new_table.as_ref() == Some(&t.old_table);
+            let e = match (&s.new, same_table) {
+                (Some(n), true) => Expect {
+                    state: n.clone(),
+                    handler_stack: s.new_handler_stack.clone(),
+                    subroutine_stack: s.new_subroutine_stack.clone(),
+                },
+                _ => Expect {
+                    state: s.old.clone(),
+                    handler_stack: s.old_handler_stack.clone(),
+                    subroutine_stack: s.old_subroutine_stack.clone(),
+                },
+            };
+            expect.entry(t.old_table.clone()).or_default().push(e);
+        }
+        for h in &p.response_handlers {
+            fx.exec(&format!(
+                r#"INSERT INTO "{}"."{}__PendingResponses" ("{}", "element_key") VALUES (1, {})"#,
+                t.old_table.schema,
+                t.old_table.table,
+                t.old_table.table,
+                lit(&h.call)
+            ));
+        }
+    }
+    let hts = &p.response_handler_table;
+    for h in &p.response_handlers {
+        fx.exec(&format!(
+            r#"INSERT INTO "{}"."{}" ("Context", "element_key", "_ResponseHandlers") VALUES (1, {}, {})"#,
+            hts.schema,
+            hts.table,
+            lit(&h.call),
+            lit(&h.old)
+        ));
+    }
+    let c = &p.context_table;
+    fx.exec(&format!(
+        r#"INSERT INTO "{}"."{}" ("%Process") VALUES (1)"#,
+        c.schema, c.table
+    ));
+
+    let tables: Vec<SqlTable> = expect.keys().cloned().collect();
+    let all_rows = |fx: &Fixture| {
+        tables
+            .iter()
+            .map(|t| thread_rows(fx, t))
+            .collect::<Vec<_>>()
+    };
+
+    // Host enabled: refused, nothing changed.
+    fx.set_enabled(true);
+    let seeded = all_rows(&fx);
+    let e = fx.apply_plan(&m).unwrap_err();
+    assert!(
+        e.refusals()
+            .iter()
+            .any(|r| matches!(r, Refusal::HostEnabled { .. })),
+        "{case}: expected the enabled host to refuse: {e}"
+    );
+    assert_eq!(
+        all_rows(&fx),
+        seeded,
+        "{case}: a refused apply changed rows"
+    );
+    fx.set_enabled(false);
+
+    // Refused while rows rest where the plan forbids; drain them (update the expectations).
+    let forbids_rows = p.preconditions.iter().any(|pre| {
+        matches!(
+            pre,
+            Precondition::NoRowsAtState { .. }
+                | Precondition::NoRowsInTable { .. }
+                | Precondition::NoPendingResponse { .. }
+        )
+    });
+    if forbids_rows {
+        match fx.apply_plan(&m) {
+            Err(ApplyError::Refused { refusals }) => {
+                assert!(
+                    refusals
+                        .iter()
+                        .all(|r| matches!(r, Refusal::Precondition { .. })),
+                    "{case}: {refusals:?}"
+                )
+            }
+            other => panic!("{case}: rows at forbidden places must refuse, got {other:?}"),
+        }
+        assert_eq!(
+            all_rows(&fx),
+            seeded,
+            "{case}: a refused apply changed rows"
+        );
+        drain(&fx, &p);
+    }
+    let before: Vec<_> = all_rows(&fx);
+
+    let report = fx
+        .apply_plan(&m)
+        .unwrap_or_else(|e| panic!("{case}: apply failed: {e}"));
+
+    // Every row: where the plan sends it (drained rows stay drained, deleted ones are gone).
+    for (t, rows_before) in tables.iter().zip(&before) {
+        let now = thread_rows(&fx, t);
+        assert_eq!(
+            now.len(),
+            rows_before.len(),
+            "{case}: {t} lost or gained rows"
+        );
+        let seeded_ids: Vec<i64> = seeded[tables.iter().position(|x| x == t).unwrap()]
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        for (b, a) in rows_before.iter().zip(&now) {
+            assert_eq!(b.0, a.0);
+            let want = if b.1 == "Stop" {
+                Expect {
+                    state: "Stop".into(),
+                    handler_stack: Vec::new(),
+                    subroutine_stack: Vec::new(),
+                }
+            } else {
+                let i = seeded_ids.iter().position(|id| *id == b.0).unwrap();
+                expect[t][i].clone()
+            };
+            let got = Expect {
+                state: a.1.clone(),
+                handler_stack: a.3.clone(),
+                subroutine_stack: a.4.clone(),
+            };
+            assert_eq!(got, want, "{case}: {t} row {} (was {})", a.0, b.1);
+            assert_eq!(a.2, b.2, "{case}: %Status changed");
+        }
+    }
+    for h in &p.response_handlers {
+        let got = support::rows(
+            &fx.conn,
+            &format!(
+                r#"SELECT "_ResponseHandlers" FROM "{}"."{}" WHERE "element_key" = {}"#,
+                hts.schema,
+                hts.table,
+                lit(&h.call)
+            ),
+        );
+        let want = h.new.clone().unwrap_or_else(|| h.old.clone());
+        assert_eq!(
+            got[0][0].as_deref(),
+            Some(want.as_str()),
+            "{case}: handler of call {}",
+            h.call
+        );
+    }
+    for prop in p.context_properties.iter().filter(|c| c.default.is_some()) {
+        let v = support::rows(
+            &fx.conn,
+            &format!(
+                r#"SELECT "{}" FROM "{}"."{}""#,
+                prop.name, c.schema, c.table
+            ),
+        );
+        assert!(
+            v.iter().all(|r| r[0].is_some()),
+            "{case}: {} not filled",
+            prop.name
+        );
+    }
+
+    // Revert where the plan can be inverted: every thread row exactly as before the apply.
+    let mut reverted = "no revert";
+    if bplmigrate::sql::revert_blockers(&p).is_empty() && (!report.statements.is_empty()) {
+        fx.revert_plan(&m)
+            .unwrap_or_else(|e| panic!("{case}: revert failed: {e}"));
+        let handler_rewrites = p
+            .response_handlers
+            .iter()
+            .any(|h| h.new.as_ref() != Some(&h.old));
+        assert_eq!(
+            all_rows(&fx),
+            before,
+            "{case}: revert did not restore the rows"
+        );
+        if handler_rewrites {
+            for h in &p.response_handlers {
+                let got = support::rows(
+                    &fx.conn,
+                    &format!(
+                        r#"SELECT "_ResponseHandlers" FROM "{}"."{}" WHERE "element_key" = {}"#,
+                        hts.schema,
+                        hts.table,
+                        lit(&h.call)
+                    ),
+                );
+                assert_eq!(
+                    got[0][0].as_deref(),
+                    Some(h.old.as_str()),
+                    "{case}: reverted handler of {}",
+                    h.call
+                );
+            }
+        }
+        reverted = "reverted";
+    }
+    format!(
+        "{case}: {:?}, {} rows changed, {} statements, {reverted}",
+        p.verdict,
+        report.rows_changed(),
+        report.statements.len()
+    )
+}
+
+fn cases() -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir("fixtures/changes") else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("old.cls").exists() && p.join("new.cls").exists())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_change_fixture_upgrades_its_in_flight_rows() {
+    if support::connect_string("every_change_fixture_upgrades_its_in_flight_rows").is_none() {
+        return;
+    }
+    let all = cases();
+    assert!(
+        !all.is_empty(),
+        "no fixtures/changes/*/{{old,new}}.cls found"
+    );
+    let mut failures = Vec::new();
+    for dir in &all {
+        match std::panic::catch_unwind(|| story(dir)) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+                failures.push(format!("{}: {}", dir.display(), msg.unwrap_or_default()));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixture stories failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
+}
