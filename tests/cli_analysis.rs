@@ -40,24 +40,43 @@ fn check_exits_0_for_identical_and_compatible_1_for_migratable_and_blocked() {
 
 #[test]
 fn check_exits_2_for_bad_input() {
-    let o = run(&["check", "fixtures/changes/does-not-exist.cls", &fx("append_end", "new.cls")]);
+    let o = run(&[
+        "check",
+        "fixtures/changes/does-not-exist.cls",
+        &fx("append_end", "new.cls"),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).starts_with("error: "), "{}", stderr(&o));
     let o = run(&["check", &fx("append_end", "old.cls")]);
     assert_eq!(o.status.code(), Some(2));
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.xml");
-    std::fs::write(&bad, "<process><sequence><call name='x'/></sequence></process>").unwrap();
+    std::fs::write(
+        &bad,
+        "<process><sequence><call name='x'/></sequence></process>",
+    )
+    .unwrap();
     let o = run(&["check", bad.to_str().unwrap(), bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("bad.xml:1:"), "errors name file and line: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.xml:1:"),
+        "errors name file and line: {}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn check_human_output_lists_findings_and_verdict() {
-    let o = run(&["check", &fx("removed_wait_state", "old.cls"), &fx("removed_wait_state", "new.cls")]);
+    let o = run(&[
+        "check",
+        &fx("removed_wait_state", "old.cls"),
+        &fx("removed_wait_state", "new.cls"),
+    ]);
     let out = stdout(&o);
-    assert!(out.contains("fixtures/changes/removed_wait_state/new.cls: blocked"), "{out}");
+    assert!(
+        out.contains("fixtures/changes/removed_wait_state/new.cls: blocked"),
+        "{out}"
+    );
     assert!(out.contains("error   BPM0101 removed-wait-state"), "{out}");
     assert!(out.trim_end().ends_with("verdict: blocked"), "{out}");
 }
@@ -89,12 +108,19 @@ fn check_writes_gitlab_and_sarif_reports_with_stable_fingerprints() {
     let issues = gitlab.as_array().unwrap();
     assert!(!issues.is_empty());
     for i in issues {
-        assert_eq!(i["location"]["path"], "fixtures/changes/reorder_siblings/new.cls");
+        assert_eq!(
+            i["location"]["path"],
+            "fixtures/changes/reorder_siblings/new.cls"
+        );
         assert!(i["location"]["lines"]["begin"].as_u64().unwrap() >= 1);
         assert_eq!(i["fingerprint"].as_str().unwrap().len(), 64);
-        assert!(["info", "minor", "major", "critical", "blocker"].contains(&i["severity"].as_str().unwrap()));
+        assert!(["info", "minor", "major", "critical", "blocker"]
+            .contains(&i["severity"].as_str().unwrap()));
     }
-    let skipped = issues.iter().find(|i| i["check_name"].as_str().unwrap().starts_with("BPM0201")).expect("skipped-activities issue");
+    let skipped = issues
+        .iter()
+        .find(|i| i["check_name"].as_str().unwrap().starts_with("BPM0201"))
+        .expect("skipped-activities issue");
     assert_eq!(skipped["severity"], "major");
     // The skipped Notify call is at line 26 of new.cls.
     assert_eq!(skipped["location"]["lines"]["begin"], 26);
@@ -111,7 +137,10 @@ fn check_writes_gitlab_and_sarif_reports_with_stable_fingerprints() {
         let idx = r["ruleIndex"].as_u64().unwrap() as usize;
         assert_eq!(rules[idx]["id"], r["ruleId"]);
         assert!(["note", "warning", "error"].contains(&r["level"].as_str().unwrap()));
-        assert_eq!(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "fixtures/changes/reorder_siblings/new.cls");
+        assert_eq!(
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+            "fixtures/changes/reorder_siblings/new.cls"
+        );
     }
 
     // Fingerprints are the same on the next run (no process-local hashing).
@@ -123,18 +152,36 @@ fn check_writes_gitlab_and_sarif_reports_with_stable_fingerprints() {
 
 #[test]
 fn diff_human_and_json() {
-    let o = run(&["diff", &fx("reorder_siblings", "old.cls"), &fx("reorder_siblings", "new.cls")]);
+    let o = run(&[
+        "diff",
+        &fx("reorder_siblings", "old.cls"),
+        &fx("reorder_siblings", "new.cls"),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("delay \"Cool\""), "{out}");
     assert!(out.contains("reordered"), "{out}");
-    assert!(out.contains("S9   S11  SYNC_WAIT   delay \"Cool\""), "{out}");
+    assert!(
+        out.contains("S9   S11  SYNC_WAIT   delay \"Cool\""),
+        "{out}"
+    );
 
-    let o = run(&["diff", &fx("rename_call", "old.cls"), &fx("rename_call", "new.cls"), "--format", "json"]);
+    let o = run(&[
+        "diff",
+        &fx("rename_call", "old.cls"),
+        &fx("rename_call", "new.cls"),
+        "--format",
+        "json",
+    ]);
     assert_eq!(o.status.code(), Some(0));
     let d: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(d["identical"], false);
-    let renamed = d["activities"].as_array().unwrap().iter().find(|a| a["old"]["name"] == "Notify").unwrap();
+    let renamed = d["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["old"]["name"] == "Notify")
+        .unwrap();
     assert_eq!(renamed["new"]["name"], "NotifyCustomer");
     assert_eq!(renamed["aspects"][0], "renamed");
     assert_eq!(d["threads"][0]["states"][10]["old"], "S11");
@@ -152,54 +199,112 @@ fn diff_of_a_file_with_itself_is_identical() {
 #[test]
 fn plan_json_with_overrides_and_compiler_choice() {
     let c = "removed_wait_state_mapped";
-    let o = run(&["plan", &fx(c, "old.cls"), &fx(c, "new.cls"), "--overrides", &fx(c, "overrides.toml"), "--format", "json", "--compiler", "legacy"]);
+    let o = run(&[
+        "plan",
+        &fx(c, "old.cls"),
+        &fx(c, "new.cls"),
+        "--overrides",
+        &fx(c, "overrides.toml"),
+        "--format",
+        "json",
+        "--compiler",
+        "legacy",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let p: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(p["schema_version"], 1);
     assert_eq!(p["compiler"], "legacy");
     assert_eq!(p["verdict"], "migratable");
     assert_eq!(p["plan_id"].as_str().unwrap().len(), 16);
-    let s9 = p["threads"][0]["states"].as_array().unwrap().iter().find(|s| s["old"] == "S9").unwrap();
+    let s9 = p["threads"][0]["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["old"] == "S9")
+        .unwrap();
     assert_eq!(s9["new"], "S4");
     assert_eq!(s9["change"], "overridden");
     assert_eq!(p["overrides"].as_array().unwrap().len(), 2);
     // Deterministic: the same command gives the same bytes.
-    let again = run(&["plan", &fx(c, "old.cls"), &fx(c, "new.cls"), "--overrides", &fx(c, "overrides.toml"), "--format", "json", "--compiler", "legacy"]);
+    let again = run(&[
+        "plan",
+        &fx(c, "old.cls"),
+        &fx(c, "new.cls"),
+        "--overrides",
+        &fx(c, "overrides.toml"),
+        "--format",
+        "json",
+        "--compiler",
+        "legacy",
+    ]);
     assert_eq!(o.stdout, again.stdout);
 }
 
 #[test]
 fn plan_refuses_overrides_for_other_sources() {
     // The mapped fixture's overrides pin the hashes of its own files.
-    let o = run(&["plan", &fx("reorder_siblings", "old.cls"), &fx("reorder_siblings", "new.cls"), "--overrides", &fx("removed_wait_state_mapped", "overrides.toml")]);
+    let o = run(&[
+        "plan",
+        &fx("reorder_siblings", "old.cls"),
+        &fx("reorder_siblings", "new.cls"),
+        "--overrides",
+        &fx("removed_wait_state_mapped", "overrides.toml"),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains("overrides.toml:4:") && e.contains("new_sha256"), "{e}");
+    assert!(
+        e.contains("overrides.toml:4:") && e.contains("new_sha256"),
+        "{e}"
+    );
 }
 
 #[test]
 fn plan_human_shows_every_state_with_labels() {
-    let o = run(&["plan", &fx("insert_middle", "old.cls"), &fx("insert_middle", "new.cls")]);
+    let o = run(&[
+        "plan",
+        &fx("insert_middle", "old.cls"),
+        &fx("insert_middle", "new.cls"),
+    ]);
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
     assert!(out.starts_with("Demo.Change.Loan: migratable"), "{out}");
-    assert!(out.contains("S11  S13  SYNC_WAIT   call \"Notify\""), "{out}");
+    assert!(
+        out.contains("S11  S13  SYNC_WAIT   call \"Notify\""),
+        "{out}"
+    );
     assert!(out.contains("sha256 "), "{out}");
 }
 
 #[test]
 fn plan_out_writes_a_migration_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run(&["plan", &fx("insert_middle", "old.cls"), &fx("insert_middle", "new.cls"), "--out", dir.path().to_str().unwrap()]);
+    let o = run(&[
+        "plan",
+        &fx("insert_middle", "old.cls"),
+        &fx("insert_middle", "new.cls"),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let written: Vec<PathBuf> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    let written: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(written.len(), 1, "{written:?}");
     assert!(written[0].join("plan.json").exists());
 }
 
 fn git(dir: &Path, args: &[&str]) {
-    let o = Command::new("git").current_dir(dir).args(args).output().expect("git");
-    assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -210,19 +315,37 @@ fn check_git_base_compares_changed_bpls_with_the_revision() {
     git(d, &["config", "user.email", "t@example.com"]);
     git(d, &["config", "user.name", "t"]);
     std::fs::create_dir_all(d.join("src")).unwrap();
-    let copy = |case: &str, file: &str, to: &str| std::fs::copy(Path::new(&fx(case, file)).canonicalize().unwrap(), d.join(to)).unwrap();
+    let copy = |case: &str, file: &str, to: &str| {
+        std::fs::copy(
+            Path::new(&fx(case, file)).canonicalize().unwrap(),
+            d.join(to),
+        )
+        .unwrap()
+    };
     copy("insert_middle", "old.cls", "src/Loan.cls");
     copy("flow_renumbering", "old.cls", "src/Fork.cls");
-    std::fs::write(d.join("src/Other.cls"), "Class Demo.Other Extends %RegisteredObject\n{\n}\n").unwrap();
+    std::fs::write(
+        d.join("src/Other.cls"),
+        "Class Demo.Other Extends %RegisteredObject\n{\n}\n",
+    )
+    .unwrap();
     git(d, &["add", "."]);
     git(d, &["commit", "-qm", "base"]);
     // Change: Loan gets a delay (migratable); Fork unchanged; Other changes but is no BPL; a new
     // BPL appears (no in-flight instances).
     copy("insert_middle", "new.cls", "src/Loan.cls");
-    std::fs::write(d.join("src/Other.cls"), "Class Demo.Other Extends %RegisteredObject\n{\n// x\n}\n").unwrap();
+    std::fs::write(
+        d.join("src/Other.cls"),
+        "Class Demo.Other Extends %RegisteredObject\n{\n// x\n}\n",
+    )
+    .unwrap();
     copy("append_end", "new.cls", "src/New.cls");
 
-    let o = bin().current_dir(d).args(["check", "--git-base", "HEAD", "--format", "json"]).output().unwrap();
+    let o = bin()
+        .current_dir(d)
+        .args(["check", "--git-base", "HEAD", "--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
     let results = r["results"].as_array().unwrap();
@@ -232,13 +355,21 @@ fn check_git_base_compares_changed_bpls_with_the_revision() {
     assert_eq!(results[0]["verdict"], "migratable");
 
     // Explicit paths: an unchanged BPL is identical, a new file is skipped.
-    let o = bin().current_dir(d).args(["check", "--git-base", "HEAD", "src/Fork.cls", "src/New.cls"]).output().unwrap();
+    let o = bin()
+        .current_dir(d)
+        .args(["check", "--git-base", "HEAD", "src/Fork.cls", "src/New.cls"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("src/Fork.cls: identical"), "{out}");
     assert!(out.contains("src/New.cls: skipped"), "{out}");
 
     // Explicit non-BPL path: bad input.
-    let o = bin().current_dir(d).args(["check", "--git-base", "HEAD", "src/Other.cls"]).output().unwrap();
+    let o = bin()
+        .current_dir(d)
+        .args(["check", "--git-base", "HEAD", "src/Other.cls"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }

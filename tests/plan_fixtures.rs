@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn compile(b: &Bpl) -> CompiledProcess {
-    states::compile(b, Compiler::Current).unwrap_or_else(|e| panic!("compile {}: {e}", b.source.origin))
+    states::compile(b, Compiler::Current)
+        .unwrap_or_else(|e| panic!("compile {}: {e}", b.source.origin))
 }
 
 fn cases() -> Vec<PathBuf> {
@@ -34,8 +35,12 @@ fn plan_case(dir: &Path) -> (plan::Planned, Bpl, Bpl, CompiledProcess, CompiledP
     let new = bpl::load(&s("new.cls"), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let (oc, nc) = (compile(&old), compile(&new));
     let ov = dir.join("overrides.toml");
-    let ov = ov.exists().then(|| Overrides::parse(&s("overrides.toml"), &std::fs::read_to_string(&ov).unwrap()).unwrap_or_else(|e| panic!("{e}")));
-    let planned = plan::build(&old, &new, &oc, &nc, ov.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let ov = ov.exists().then(|| {
+        Overrides::parse(&s("overrides.toml"), &std::fs::read_to_string(&ov).unwrap())
+            .unwrap_or_else(|e| panic!("{e}"))
+    });
+    let planned = plan::build(&old, &new, &oc, &nc, ov.as_ref())
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     (planned, old, new, oc, nc)
 }
 
@@ -51,11 +56,21 @@ fn check_invariants(p: &MigrationPlan, d: &diff::ProcessDiff, oc: &CompiledProce
     }
     // A mapped (not overridden) state's new owner is the old owner's match.
     if p.old.package == p.new.package {
-        let m: BTreeMap<_, _> = d.activities.iter().filter_map(|a| Some((a.old.as_ref()?.id, a.new.as_ref()?.id))).collect();
+        let m: BTreeMap<_, _> = d
+            .activities
+            .iter()
+            .filter_map(|a| Some((a.old.as_ref()?.id, a.new.as_ref()?.id)))
+            .collect();
         for tm in &p.threads {
             for s in &tm.states {
                 if let (Some(na), true) = (&s.new_activity, s.change != StateChange::Overridden) {
-                    assert_eq!(m.get(&s.old_activity.id), Some(&na.id), "{} {}", tm.old_class, s.old);
+                    assert_eq!(
+                        m.get(&s.old_activity.id),
+                        Some(&na.id),
+                        "{} {}",
+                        tm.old_class,
+                        s.old
+                    );
                 }
             }
         }
@@ -72,13 +87,19 @@ fn change_fixtures_match_their_reviewed_plans() {
     let bless = std::env::var_os("BLESS").is_some();
     let mut failures = Vec::new();
     let all = cases();
-    assert!(all.len() >= 14, "expected the change fixtures, found {}", all.len());
+    assert!(
+        all.len() >= 14,
+        "expected the change fixtures, found {}",
+        all.len()
+    );
     for dir in all {
         let (planned, _, _, oc, _) = plan_case(&dir);
         check_invariants(&planned.plan, &planned.diff, &oc);
         let got = plan_human(&planned.plan, RenderOptions { header: false });
         let snap = dir.join("expected-plan.txt");
-        let want = std::fs::read_to_string(&snap).unwrap_or_default().replace("\r\n", "\n");
+        let want = std::fs::read_to_string(&snap)
+            .unwrap_or_default()
+            .replace("\r\n", "\n");
         if got != want {
             if bless {
                 std::fs::write(&snap, &got).unwrap();
@@ -92,7 +113,12 @@ fn change_fixtures_match_their_reviewed_plans() {
         }
         // Same inputs, same plan (ids and order included).
         let (again, ..) = plan_case(&dir);
-        assert_eq!(again.plan, planned.plan, "{}: plan is not deterministic", dir.display());
+        assert_eq!(
+            again.plan,
+            planned.plan,
+            "{}: plan is not deterministic",
+            dir.display()
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -127,28 +153,64 @@ fn change_fixture_verdicts() {
 #[test]
 fn new_context_property_without_overrides_is_only_compatible_with_a_warning() {
     let dir = Path::new("fixtures/changes/new_context_property");
-    let old = bpl::load(&dir.join("old.cls").to_string_lossy(), &LoadOptions::default()).unwrap();
-    let new = bpl::load(&dir.join("new.cls").to_string_lossy(), &LoadOptions::default()).unwrap();
-    let p = plan::build(&old, &new, &compile(&old), &compile(&new), None).unwrap().plan;
+    let old = bpl::load(
+        &dir.join("old.cls").to_string_lossy(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let new = bpl::load(
+        &dir.join("new.cls").to_string_lossy(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let p = plan::build(&old, &new, &compile(&old), &compile(&new), None)
+        .unwrap()
+        .plan;
     assert_eq!(p.verdict, Verdict::Compatible);
-    let f = p.findings.iter().find(|f| f.code == "BPM0205").expect("new-context-property finding");
+    let f = p
+        .findings
+        .iter()
+        .find(|f| f.code == "BPM0205")
+        .expect("new-context-property finding");
     assert!(!f.acknowledged);
-    assert!(f.states.contains(&"Thread1:S9".to_string()), "{:?}", f.states);
-    assert!(!f.states.contains(&"Thread1:S11".to_string()), "the Notify request was sent before S11: {:?}", f.states);
+    assert!(
+        f.states.contains(&"Thread1:S9".to_string()),
+        "{:?}",
+        f.states
+    );
+    assert!(
+        !f.states.contains(&"Thread1:S11".to_string()),
+        "the Notify request was sent before S11: {:?}",
+        f.states
+    );
 }
 
 #[test]
 fn stale_or_inapplicable_overrides_are_errors_naming_the_line() {
     let dir = Path::new("fixtures/changes/removed_wait_state");
-    let old = bpl::load(&dir.join("old.cls").to_string_lossy(), &LoadOptions::default()).unwrap();
-    let new = bpl::load(&dir.join("new.cls").to_string_lossy(), &LoadOptions::default()).unwrap();
+    let old = bpl::load(
+        &dir.join("old.cls").to_string_lossy(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let new = bpl::load(
+        &dir.join("new.cls").to_string_lossy(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
     let (oc, nc) = (compile(&old), compile(&new));
     let run = |text: &str| {
         let ov = Overrides::parse("o.toml", text).unwrap();
-        plan::build(&old, &new, &oc, &nc, Some(&ov)).map(|p| p.plan).map_err(|e| e.to_string())
+        plan::build(&old, &new, &oc, &nc, Some(&ov))
+            .map(|p| p.plan)
+            .map_err(|e| e.to_string())
     };
     let stale = format!("\n\nold_sha256 = \"{}\"\n", "0".repeat(64));
-    assert!(run(&stale).unwrap_err().starts_with("o.toml:3:"), "{}", run(&stale).unwrap_err());
+    assert!(
+        run(&stale).unwrap_err().starts_with("o.toml:3:"),
+        "{}",
+        run(&stale).unwrap_err()
+    );
     let e = run("[[map]]\nthread = \"Thread1\"\nold = \"S99\"\nnew = \"S4\"\n").unwrap_err();
     assert!(e.starts_with("o.toml:1:") && e.contains("S99"), "{e}");
     let e = run("[[map]]\nthread = \"Thread7\"\nold = \"S9\"\nnew = \"S4\"\n").unwrap_err();
@@ -165,9 +227,13 @@ fn stale_or_inapplicable_overrides_are_errors_naming_the_line() {
     assert!(e.contains("Nope"), "{e}");
     // An acknowledgement of the blocking finding turns the verdict into migratable; the
     // precondition stays.
-    let p = run("[[ack]]\ncode = \"removed-wait-state\"\nthread = \"Thread1\"\nstate = \"S9\"\n").unwrap();
+    let p = run("[[ack]]\ncode = \"removed-wait-state\"\nthread = \"Thread1\"\nstate = \"S9\"\n")
+        .unwrap();
     assert_eq!(p.verdict, Verdict::Migratable);
-    assert!(p.preconditions.iter().any(|c| matches!(c, plan::Precondition::NoRowsAtState { state, .. } if state == "S9")));
+    assert!(p
+        .preconditions
+        .iter()
+        .any(|c| matches!(c, plan::Precondition::NoRowsAtState { state, .. } if state == "S9")));
     // Pinning the delay to nothing changes nothing here; pinning it to the call is honoured.
     let p = run("[[pin]]\nold = 'delay \"Cool\"'\nnew = ''\n").unwrap();
     assert_eq!(p.verdict, Verdict::Blocked);
@@ -295,7 +361,10 @@ impl Gen {
 }
 
 fn generate(seed: u64) -> String {
-    let mut g = Gen { rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1), n: 0 };
+    let mut g = Gen {
+        rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+        n: 0,
+    };
     let mut body = String::new();
     g.list(0, &mut body, "  ");
     format!("<process request='Ens.Request' response='Ens.Response'>\n<sequence>\n{body}</sequence>\n</process>\n")
@@ -308,13 +377,17 @@ fn parse(text: &str, origin: &str) -> Bpl {
 fn planned(old: &str, new: &str) -> (plan::Planned, CompiledProcess) {
     let (o, n) = (parse(old, "old.xml"), parse(new, "new.xml"));
     let (oc, nc) = (compile(&o), compile(&n));
-    let p = plan::build(&o, &n, &oc, &nc, None).unwrap_or_else(|e| panic!("{e}\n--- old\n{old}\n--- new\n{new}"));
+    let p = plan::build(&o, &n, &oc, &nc, None)
+        .unwrap_or_else(|e| panic!("{e}\n--- old\n{old}\n--- new\n{new}"));
     (p, oc)
 }
 
 /// Seeds per property (`PROPERTY_SEEDS=5000` for a longer run; 6000 passed when written).
 fn seeds() -> u64 {
-    std::env::var("PROPERTY_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200)
+    std::env::var("PROPERTY_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200)
 }
 
 #[test]
@@ -325,8 +398,18 @@ fn property_diff_with_itself_is_identical() {
         check_invariants(&p.plan, &p.diff, &oc);
         assert!(p.diff.identical, "seed {seed}");
         assert_eq!(p.plan.verdict, Verdict::Identical, "seed {seed}\n{x}");
-        assert!(p.plan.findings.is_empty(), "seed {seed}: {:?}", p.plan.findings);
-        assert!(p.diff.activities.iter().all(|a| a.change == ActivityChangeKind::Unchanged), "seed {seed}");
+        assert!(
+            p.plan.findings.is_empty(),
+            "seed {seed}: {:?}",
+            p.plan.findings
+        );
+        assert!(
+            p.diff
+                .activities
+                .iter()
+                .all(|a| a.change == ActivityChangeKind::Unchanged),
+            "seed {seed}"
+        );
     }
 }
 
@@ -366,7 +449,13 @@ fn relayout(x: &str) -> String {
             && !t.starts_with("<response");
         if opens_activity {
             let tag_end = t.find([' ', '>', '/']).unwrap_or(t.len());
-            let mut l = format!("{ind}{} xpos='{}' ypos='{}'{}", &t[..tag_end], 100 + k, 200 + 3 * k, &t[tag_end..]);
+            let mut l = format!(
+                "{ind}{} xpos='{}' ypos='{}'{}",
+                &t[..tag_end],
+                100 + k,
+                200 + 3 * k,
+                &t[tag_end..]
+            );
             if k % 3 == 0 {
                 l = format!("{ind}<!-- moved -->\n\n{l}");
             }
@@ -387,9 +476,20 @@ fn property_rename_only_never_moves_a_state() {
         let (p, oc) = planned(&x, &y);
         check_invariants(&p.plan, &p.diff, &oc);
         for t in &p.plan.threads {
-            assert_eq!(t.new_class.as_deref(), Some(t.old_class.as_str()), "seed {seed}");
+            assert_eq!(
+                t.new_class.as_deref(),
+                Some(t.old_class.as_str()),
+                "seed {seed}"
+            );
             for s in &t.states {
-                assert_eq!(s.new.as_deref(), Some(s.old.as_str()), "seed {seed}: {} {} ({:?})\n{x}", t.old_class, s.old, s.note);
+                assert_eq!(
+                    s.new.as_deref(),
+                    Some(s.old.as_str()),
+                    "seed {seed}: {} {} ({:?})\n{x}",
+                    t.old_class,
+                    s.old,
+                    s.note
+                );
             }
         }
         for h in &p.plan.response_handlers {
@@ -419,7 +519,12 @@ fn property_insertion_maps_every_state_once() {
         let x = generate(seed);
         let lines: Vec<&str> = x.lines().collect();
         // Top-level activity starts: lines indented by exactly two spaces, not closing tags.
-        let starts: Vec<usize> = lines.iter().enumerate().filter(|(_, l)| l.starts_with("  <") && !l.starts_with("  </")).map(|(i, _)| i).collect();
+        let starts: Vec<usize> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("  <") && !l.starts_with("  </"))
+            .map(|(i, _)| i)
+            .collect();
         let at = starts[(seed as usize) % starts.len()];
         let mut y = lines[..at].join("\n");
         y.push_str("\n  <delay name='Inserted' duration='\"PT9S\"'/>\n");
@@ -429,7 +534,10 @@ fn property_insertion_maps_every_state_once() {
         check_invariants(&p.plan, &p.diff, &oc);
         assert_ne!(p.plan.verdict, Verdict::Identical, "seed {seed}");
         let main = &p.plan.threads[0];
-        assert!(main.states.iter().all(|s| s.new.is_some()), "seed {seed}: nothing was removed\n{y}");
+        assert!(
+            main.states.iter().all(|s| s.new.is_some()),
+            "seed {seed}: nothing was removed\n{y}"
+        );
     }
 }
 
@@ -444,4 +552,45 @@ fn dump_seed() {
     std::fs::write(dir.join("seed-old.xml"), &x).unwrap();
     std::fs::write(dir.join("seed-renamed.xml"), rename_all(&x)).unwrap();
     std::fs::write(dir.join("seed-relayout.xml"), relayout(&x)).unwrap();
+}
+
+#[test]
+fn an_ambiguous_state_owner_blocks_until_pinned() {
+    let head = "<process request='Ens.Request' response='Ens.Response'>\n<sequence>\n";
+    let call = "<call name='A' target='OpA' async='0'><request type='Ens.Request'/></call>\n";
+    let delay = "<delay duration='\"PT1M\"'/>\n";
+    let old_text = format!("{head}{delay}{call}</sequence>\n</process>\n");
+    let new_text = format!("{head}{delay}{delay}{call}</sequence>\n</process>\n");
+    let (o, n) = (parse(&old_text, "old.xml"), parse(&new_text, "new.xml"));
+    let (oc, nc) = (compile(&o), compile(&n));
+
+    let p = plan::build(&o, &n, &oc, &nc, None).unwrap().plan;
+    assert_eq!(p.verdict, Verdict::Blocked);
+    let f = p
+        .findings
+        .iter()
+        .find(|f| f.code == "BPM0301")
+        .expect("ambiguous-match");
+    assert_eq!(f.severity, plan::Severity::Error);
+    assert!(
+        f.states.contains(&"Thread1:S2".to_string()),
+        "{:?}",
+        f.states
+    );
+
+    // The reviewer says the old delay is the second one: the first is new and skipped.
+    let ov = Overrides::parse("o.toml", "[[pin]]\nold = 'delay@3:1'\nnew = 'delay@4:1'\n").unwrap();
+    let p = plan::build(&o, &n, &oc, &nc, Some(&ov)).unwrap().plan;
+    assert_eq!(p.verdict, Verdict::Migratable, "{:#?}", p.findings);
+    let s2 = &p.threads[0].states[1];
+    assert_eq!(
+        (s2.old.as_str(), s2.new.as_deref(), s2.via.as_str()),
+        ("S2", Some("S4"), "pinned")
+    );
+    let skipped = p
+        .findings
+        .iter()
+        .find(|f| f.code == "BPM0201")
+        .expect("skipped");
+    assert_eq!(skipped.new_activities[0].line, 3);
 }

@@ -89,14 +89,25 @@ pub struct CheckArgs {
 }
 
 fn load(source: &str, class: &Option<String>) -> Result<Bpl, Failure> {
-    bpl::load(source, &LoadOptions { class: class.clone() }).map_err(Failure::input)
+    bpl::load(
+        source,
+        &LoadOptions {
+            class: class.clone(),
+        },
+    )
+    .map_err(Failure::input)
 }
 
 fn compile(b: &Bpl, compiler: Compiler) -> Result<CompiledProcess, Failure> {
     states::compile(b, compiler).map_err(Failure::input)
 }
 
-fn load_pair(old: &str, new: &str, class: &Option<String>, compiler: Compiler) -> Result<(Bpl, Bpl, CompiledProcess, CompiledProcess), Failure> {
+fn load_pair(
+    old: &str,
+    new: &str,
+    class: &Option<String>,
+    compiler: Compiler,
+) -> Result<(Bpl, Bpl, CompiledProcess, CompiledProcess), Failure> {
     let (o, n) = (load(old, class)?, load(new, class)?);
     let (oc, nc) = (compile(&o, compiler)?, compile(&n, compiler)?);
     Ok((o, n, oc, nc))
@@ -119,7 +130,9 @@ pub fn diff(a: DiffArgs) -> CmdResult {
 }
 
 fn read_overrides(path: &Path) -> Result<Overrides, Failure> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read overrides file {}", path.display())).map_err(Failure::input)?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read overrides file {}", path.display()))
+        .map_err(Failure::input)?;
     Overrides::parse(&path.display().to_string(), &text).map_err(Failure::input)
 }
 
@@ -146,7 +159,11 @@ pub fn plan(a: PlanArgs) -> CmdResult {
 
 /// Hook for `plan --out DIR`: the migration folder is the `sql` stage's business
 /// (`sql::write_migration_folder`); this only chooses its options.
-fn write_migration(plan: &MigrationPlan, dir: &Path, dialect: DialectArg) -> Result<PathBuf, Failure> {
+fn write_migration(
+    plan: &MigrationPlan,
+    dir: &Path,
+    dialect: DialectArg,
+) -> Result<PathBuf, Failure> {
     let opts = crate::sql::FolderOptions {
         dialect: match dialect {
             DialectArg::Iris => crate::sql::Dialect::Iris,
@@ -173,8 +190,14 @@ struct CheckReport {
     /// The worst verdict of all results (`identical` when nothing was compared).
     verdict: Verdict,
     results: Vec<CheckResult>,
-    /// Paths that were not compared, with why (new file, not a BPL, …).
-    skipped: Vec<(String, String)>,
+    /// Paths that were not compared, with why (e.g. a new file).
+    skipped: Vec<Skipped>,
+}
+
+#[derive(serde::Serialize)]
+struct Skipped {
+    path: String,
+    reason: String,
 }
 
 pub fn check(a: CheckArgs) -> CmdResult {
@@ -183,7 +206,13 @@ pub fn check(a: CheckArgs) -> CmdResult {
     let mut skipped = Vec::new();
     match &a.git_base {
         Some(rev) => {
-            let mut paths: Vec<String> = a.old.iter().chain(a.new.iter()).chain(a.more.iter()).cloned().collect();
+            let mut paths: Vec<String> = a
+                .old
+                .iter()
+                .chain(a.new.iter())
+                .chain(a.more.iter())
+                .cloned()
+                .collect();
             let explicit = !paths.is_empty();
             if !explicit {
                 paths = changed_files(rev)?;
@@ -196,13 +225,20 @@ pub fn check(a: CheckArgs) -> CmdResult {
                 };
                 if !looks_like_bpl(&text) {
                     if explicit {
-                        return Err(Failure::input(anyhow::anyhow!("{p} holds no BPL (no XData BPL block or <process> document)")));
+                        return Err(Failure::input(anyhow::anyhow!(
+                            "{p} holds no BPL (no XData BPL block or <process> document)"
+                        )));
                     }
                     continue;
                 }
                 let old = format!("{rev}:./{}", p.trim_start_matches("./"));
                 if !exists_at(rev, &p) {
-                    skipped.push((p.clone(), format!("not present at {rev}: a new process has no in-flight instances")));
+                    skipped.push(Skipped {
+                        path: p.clone(),
+                        reason: format!(
+                            "not present at {rev}: a new process has no in-flight instances"
+                        ),
+                    });
                     continue;
                 }
                 pairs.push((p.clone(), old, p));
@@ -210,30 +246,60 @@ pub fn check(a: CheckArgs) -> CmdResult {
         }
         None => {
             let (Some(old), Some(new)) = (&a.old, &a.new) else {
-                return Err(Failure::input(anyhow::anyhow!("check needs OLD and NEW, or --git-base REV [PATHS…]")));
+                return Err(Failure::input(anyhow::anyhow!(
+                    "check needs OLD and NEW, or --git-base REV [PATHS…]"
+                )));
             };
             if !a.more.is_empty() {
                 return Err(Failure::input(anyhow::anyhow!("unexpected extra arguments {:?}: give OLD and NEW, or use --git-base REV PATHS…", a.more)));
             }
-            let path = new.rsplit_once(':').filter(|(rev, _)| !Path::new(new).exists() && rev.len() > 1).map(|(_, p)| p).unwrap_or(new);
-            pairs.push((path.trim_start_matches("./").to_string(), old.clone(), new.clone()));
+            let path = new
+                .rsplit_once(':')
+                .filter(|(rev, _)| !Path::new(new).exists() && rev.len() > 1)
+                .map(|(_, p)| p)
+                .unwrap_or(new);
+            pairs.push((
+                path.trim_start_matches("./").to_string(),
+                old.clone(),
+                new.clone(),
+            ));
         }
     }
     let mut results = Vec::new();
     for (path, old, new) in pairs {
         let (o, n, oc, nc) = load_pair(&old, &new, &a.class, compiler)?;
         let planned = plan::build(&o, &n, &oc, &nc, None).map_err(Failure::input)?;
-        results.push(CheckResult { path, old, new, verdict: planned.plan.verdict, plan: planned.plan });
+        results.push(CheckResult {
+            path,
+            old,
+            new,
+            verdict: planned.plan.verdict,
+            plan: planned.plan,
+        });
     }
-    let verdict = results.iter().map(|r| r.verdict).max().unwrap_or(Verdict::Identical);
-    let checked: Vec<Checked> = results.iter().map(|r| Checked { plan: &r.plan, path: &r.path }).collect();
+    let verdict = results
+        .iter()
+        .map(|r| r.verdict)
+        .max()
+        .unwrap_or(Verdict::Identical);
+    let checked: Vec<Checked> = results
+        .iter()
+        .map(|r| Checked {
+            plan: &r.plan,
+            path: &r.path,
+        })
+        .collect();
     if let Some(f) = &a.gitlab {
         write_report(f, &reports::gitlab(&checked))?;
     }
     if let Some(f) = &a.sarif {
         write_report(f, &reports::sarif(&checked))?;
     }
-    let report = CheckReport { verdict, results, skipped };
+    let report = CheckReport {
+        verdict,
+        results,
+        skipped,
+    };
     match a.format {
         Format::Json => emit(&json(&report)?)?,
         Format::Human => emit(&check_human(&report))?,
@@ -248,11 +314,17 @@ fn check_human(r: &CheckReport) -> String {
     let mut out = String::new();
     for res in &r.results {
         let p = &res.plan;
-        out.push_str(&format!("{}: {} ({} → {})\n", res.path, verdict_word(res.verdict), res.old, res.new));
+        out.push_str(&format!(
+            "{}: {} ({} → {})\n",
+            res.path,
+            verdict_word(res.verdict),
+            res.old,
+            res.new
+        ));
         out.push_str(&render::findings_human(&p.findings));
     }
-    for (p, why) in &r.skipped {
-        out.push_str(&format!("{p}: skipped ({why})\n"));
+    for sk in &r.skipped {
+        out.push_str(&format!("{}: skipped ({})\n", sk.path, sk.reason));
     }
     if r.results.is_empty() && r.skipped.is_empty() {
         out.push_str("no BPL changed\n");
@@ -272,34 +344,57 @@ fn verdict_word(v: Verdict) -> &'static str {
 
 fn write_report(path: &Path, v: &serde_json::Value) -> Result<(), Failure> {
     let text = json(v)?;
-    std::fs::write(path, text).with_context(|| format!("cannot write report {}", path.display())).map_err(Failure::input)
+    std::fs::write(path, text)
+        .with_context(|| format!("cannot write report {}", path.display()))
+        .map_err(Failure::input)
 }
 
 fn looks_like_bpl(bytes: &[u8]) -> bool {
     let text = String::from_utf8_lossy(bytes);
     let lower = text.to_ascii_lowercase();
-    lower.contains("xdata bpl") || lower.contains("<xdata name=\"bpl\"") || lower.contains("<process")
+    lower.contains("xdata bpl")
+        || lower.contains("<xdata name=\"bpl\"")
+        || lower.contains("<process")
 }
 
 /// Files changed since `rev` (relative to the current directory), modified only: a new file
 /// has no in-flight instances.
 fn changed_files(rev: &str) -> Result<Vec<String>, Failure> {
     let out = Command::new("git")
-        .args(["diff", "--name-only", "--relative", "--no-renames", "--diff-filter=M", rev, "--"])
+        .args([
+            "diff",
+            "--name-only",
+            "--relative",
+            "--no-renames",
+            "--diff-filter=M",
+            rev,
+            "--",
+        ])
         .output()
         .with_context(|| "cannot run git")
         .map_err(Failure::input)?;
     if !out.status.success() {
-        return Err(Failure::input(anyhow::anyhow!("git diff {rev} failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Failure::input(anyhow::anyhow!(
+            "git diff {rev} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
-    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).filter(|l| !l.is_empty()).collect();
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect();
     v.sort();
     Ok(v)
 }
 
 fn exists_at(rev: &str, path: &str) -> bool {
     Command::new("git")
-        .args(["cat-file", "-e", &format!("{rev}:./{}", path.trim_start_matches("./"))])
+        .args([
+            "cat-file",
+            "-e",
+            &format!("{rev}:./{}", path.trim_start_matches("./")),
+        ])
         .output()
         .is_ok_and(|o| o.status.success())
 }

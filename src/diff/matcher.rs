@@ -93,7 +93,9 @@ pub(crate) fn match_trees(old: &Tree, new: &Tree, pins: &[PinPos]) -> Matching {
             if rounds >= MOVE_MAX_ROUNDS {
                 mt.m.issues.push(MatchIssue::LimitHit {
                     limit: format!("MOVE_MAX_ROUNDS = {MOVE_MAX_ROUNDS}"),
-                    fallback: "stopped looking for moved activities; the rest count as removed/inserted".into(),
+                    fallback:
+                        "stopped looking for moved activities; the rest count as removed/inserted"
+                            .into(),
                     at: None,
                 });
                 mt.top_down();
@@ -132,12 +134,22 @@ impl Matcher<'_, '_> {
         cands.sort_by_key(|&(o, _)| (std::cmp::Reverse(self.old.desc_count(o)), o));
         for (o, n) in cands {
             let size = self.old.desc_count(o);
-            let free = (0..=size).all(|k| self.m.o2n[o + k].is_none() && !self.m.blocked[o + k] && self.m.n2o[n + k].is_none());
+            let free = (0..=size).all(|k| {
+                self.m.o2n[o + k].is_none() && !self.m.blocked[o + k] && self.m.n2o[n + k].is_none()
+            });
             if !free {
                 continue;
             }
             for k in 0..=size {
-                self.m.set(o + k, n + k, if k == 0 { MatchVia::Exact } else { MatchVia::Inside });
+                self.m.set(
+                    o + k,
+                    n + k,
+                    if k == 0 {
+                        MatchVia::Exact
+                    } else {
+                        MatchVia::Inside
+                    },
+                );
             }
             self.work.insert(o);
         }
@@ -164,12 +176,16 @@ impl Matcher<'_, '_> {
         if ot.element(o) == "switch" && nt.element(n) == "switch" {
             let pairs = self.case_pairs(o, n);
             for &(i, j) in &pairs {
-                if let (Some(ol), Some(nl)) = (slot_list(ot, o, &format!("case[{}]", i - 1)), slot_list(nt, n, &format!("case[{}]", j - 1))) {
+                if let (Some(ol), Some(nl)) = (
+                    slot_list(ot, o, &format!("case[{}]", i - 1)),
+                    slot_list(nt, n, &format!("case[{}]", j - 1)),
+                ) {
                     out.push((ol.clone(), nl.clone()));
                 }
             }
             self.m.cases.insert(o, pairs);
-            if let (Some(ol), Some(nl)) = (slot_list(ot, o, "default"), slot_list(nt, n, "default")) {
+            if let (Some(ol), Some(nl)) = (slot_list(ot, o, "default"), slot_list(nt, n, "default"))
+            {
                 out.push((ol.clone(), nl.clone()));
             }
             return out;
@@ -190,7 +206,15 @@ impl Matcher<'_, '_> {
                 crate::bpl::ActivityKind::Switch { cases, .. } => cases
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| (c.name.clone(), c.condition.clone(), slot_list(t, p, &format!("case[{i}]")).cloned().unwrap_or_default()))
+                    .map(|(i, c)| {
+                        (
+                            c.name.clone(),
+                            c.condition.clone(),
+                            slot_list(t, p, &format!("case[{i}]"))
+                                .cloned()
+                                .unwrap_or_default(),
+                        )
+                    })
                     .collect(),
                 _ => vec![],
             }
@@ -224,7 +248,10 @@ impl Matcher<'_, '_> {
         }
         pairs.extend(extra);
         pairs.sort();
-        pairs.into_iter().map(|(i, j)| (i as u32 + 1, j as u32 + 1)).collect()
+        pairs
+            .into_iter()
+            .map(|(i, j)| (i as u32 + 1, j as u32 + 1))
+            .collect()
     }
 
     /// Dice coefficient (‰) of two activity lists: how many of their nodes (all depths)
@@ -236,7 +263,11 @@ impl Matcher<'_, '_> {
             return 0;
         }
         let in_new = |x: usize| nl.iter().any(|&q| x >= q && x <= self.new.end[q]);
-        let common = ol.iter().flat_map(|&p| p..=self.old.end[p]).filter(|&d| self.m.o2n[d].is_some_and(in_new)).count();
+        let common = ol
+            .iter()
+            .flat_map(|&p| p..=self.old.end[p])
+            .filter(|&d| self.m.o2n[d].is_some_and(in_new))
+            .count();
         (2000 * common / (so + sn)) as u32
     }
 
@@ -246,16 +277,25 @@ impl Matcher<'_, '_> {
         if so == 0 || sn == 0 {
             return 0;
         }
-        let common = (o + 1..=self.old.end[o]).filter(|&d| self.m.o2n[d].is_some_and(|x| self.new.is_desc(x, n))).count();
+        let common = (o + 1..=self.old.end[o])
+            .filter(|&d| self.m.o2n[d].is_some_and(|x| self.new.is_desc(x, n)))
+            .count();
         (2000 * common / (so + sn)) as u32
     }
 
     /// How alike two unmatched activities are (0 = not a candidate), and what that means.
     fn score(&self, o: usize, n: usize) -> (u32, MatchVia) {
         if self.m.o2n[o] == Some(n) {
-            return (SCORE_ALREADY_MATCHED, self.m.via[o].unwrap_or(MatchVia::Exact));
+            return (
+                SCORE_ALREADY_MATCHED,
+                self.m.via[o].unwrap_or(MatchVia::Exact),
+            );
         }
-        if self.m.o2n[o].is_some() || self.m.n2o[n].is_some() || self.m.blocked[o] || self.old.element(o) != self.new.element(n) {
+        if self.m.o2n[o].is_some()
+            || self.m.n2o[n].is_some()
+            || self.m.blocked[o]
+            || self.old.element(o) != self.new.element(n)
+        {
             return (0, MatchVia::Key);
         }
         let (ot, nt) = (self.old, self.new);
@@ -267,7 +307,9 @@ impl Matcher<'_, '_> {
             (SCORE_KEY + bonus, MatchVia::Key)
         } else if ot.nodes[o].name.is_some() && ot.nodes[o].name == nt.nodes[n].name {
             (SCORE_NAME + bonus, MatchVia::Name)
-        } else if (ot.rename_key[o].is_some() && ot.rename_key[o] == nt.rename_key[n]) || ot.shape[o] == nt.shape[n] {
+        } else if (ot.rename_key[o].is_some() && ot.rename_key[o] == nt.rename_key[n])
+            || ot.shape[o] == nt.shape[n]
+        {
             (SCORE_RENAME + bonus, MatchVia::Rename)
         } else if dice >= CONTAINER_MIN_DICE_PERMILLE {
             (SCORE_CONTAINER_BASE + bonus, MatchVia::Children)
@@ -282,14 +324,22 @@ impl Matcher<'_, '_> {
         }
         if ol.len().saturating_mul(nl.len()) > ALIGN_MAX_CELLS {
             self.m.issues.push(MatchIssue::LimitHit {
-                limit: format!("ALIGN_MAX_CELLS = {ALIGN_MAX_CELLS} ({} × {} siblings)", ol.len(), nl.len()),
-                fallback: "paired siblings with equal keys in order instead of a full alignment".into(),
+                limit: format!(
+                    "ALIGN_MAX_CELLS = {ALIGN_MAX_CELLS} ({} × {} siblings)",
+                    ol.len(),
+                    nl.len()
+                ),
+                fallback: "paired siblings with equal keys in order instead of a full alignment"
+                    .into(),
                 at: Some(self.old.aref(parent)),
             });
             self.align_by_keys(ol, nl);
             return;
         }
-        let scores: Vec<Vec<(u32, MatchVia)>> = ol.iter().map(|&o| nl.iter().map(|&n| self.score(o, n)).collect()).collect();
+        let scores: Vec<Vec<(u32, MatchVia)>> = ol
+            .iter()
+            .map(|&o| nl.iter().map(|&n| self.score(o, n)).collect())
+            .collect();
         let chain = align_dp(ol.len(), nl.len(), |i, j| scores[i][j].0);
         let mut fresh = Vec::new();
         for &(i, j, s) in &chain {
@@ -301,8 +351,12 @@ impl Matcher<'_, '_> {
         }
         // A tie that the order decided: another leftover scored as well as the chosen one.
         for (i, j, s) in fresh {
-            let other_old: Vec<usize> = (0..ol.len()).filter(|&x| x != i && self.m.o2n[ol[x]].is_none() && scores[x][j].0 >= s).collect();
-            let other_new: Vec<usize> = (0..nl.len()).filter(|&y| y != j && self.m.n2o[nl[y]].is_none() && scores[i][y].0 >= s).collect();
+            let other_old: Vec<usize> = (0..ol.len())
+                .filter(|&x| x != i && self.m.o2n[ol[x]].is_none() && scores[x][j].0 >= s)
+                .collect();
+            let other_new: Vec<usize> = (0..nl.len())
+                .filter(|&y| y != j && self.m.n2o[nl[y]].is_none() && scores[i][y].0 >= s)
+                .collect();
             if other_old.is_empty() && other_new.is_empty() {
                 continue;
             }
@@ -335,10 +389,23 @@ impl Matcher<'_, '_> {
                 }
                 let hit = (next..nl.len()).find(|&j| {
                     let n = nl[j];
-                    self.m.n2o[n].is_none() && if exact { self.old.hash[o] == self.new.hash[n] } else { self.old.key[o] == self.new.key[n] }
+                    self.m.n2o[n].is_none()
+                        && if exact {
+                            self.old.hash[o] == self.new.hash[n]
+                        } else {
+                            self.old.key[o] == self.new.key[n]
+                        }
                 });
                 if let Some(j) = hit {
-                    self.m.set(o, nl[j], if exact { MatchVia::ExactAligned } else { MatchVia::Key });
+                    self.m.set(
+                        o,
+                        nl[j],
+                        if exact {
+                            MatchVia::ExactAligned
+                        } else {
+                            MatchVia::Key
+                        },
+                    );
                     self.work.insert(o);
                     next = j + 1;
                 }
@@ -349,8 +416,12 @@ impl Matcher<'_, '_> {
     // ---- pass 4: moves --------------------------------------------------------------------
 
     fn leftovers(&self) -> (Vec<usize>, Vec<usize>) {
-        let lo = (0..self.old.len()).filter(|&p| self.m.o2n[p].is_none() && !self.m.blocked[p]).collect();
-        let ln = (0..self.new.len()).filter(|&p| self.m.n2o[p].is_none()).collect();
+        let lo = (0..self.old.len())
+            .filter(|&p| self.m.o2n[p].is_none() && !self.m.blocked[p])
+            .collect();
+        let ln = (0..self.new.len())
+            .filter(|&p| self.m.n2o[p].is_none())
+            .collect();
         (lo, ln)
     }
 
@@ -361,9 +432,26 @@ impl Matcher<'_, '_> {
         // Keys, then names, then rename keys: each a 1:1 grouping over the leftovers.
         type KeyFn = fn(&Tree, usize) -> Option<String>;
         let identities: [(KeyFn, MatchVia, &str); 3] = [
-            (|t, p| (!key_is_trivial(t, p)).then(|| t.key[p].clone()), MatchVia::Key, "the same key attributes"),
-            (|t, p| t.nodes[p].name.as_ref().map(|n| format!("{}\u{1e}{}", t.element(p), n)), MatchVia::Name, "the same name"),
-            (|t, p| t.rename_key[p].clone(), MatchVia::Rename, "the same attributes except the name"),
+            (
+                |t, p| (!key_is_trivial(t, p)).then(|| t.key[p].clone()),
+                MatchVia::Key,
+                "the same key attributes",
+            ),
+            (
+                |t, p| {
+                    t.nodes[p]
+                        .name
+                        .as_ref()
+                        .map(|n| format!("{}\u{1e}{}", t.element(p), n))
+                },
+                MatchVia::Name,
+                "the same name",
+            ),
+            (
+                |t, p| t.rename_key[p].clone(),
+                MatchVia::Rename,
+                "the same attributes except the name",
+            ),
         ];
         for (f, via, what) in identities {
             let (lo, ln) = self.leftovers();
@@ -399,8 +487,14 @@ impl Matcher<'_, '_> {
         }
         // Containers whose descendants went along.
         let (lo, ln) = self.leftovers();
-        let lo: Vec<usize> = lo.into_iter().filter(|&p| self.old.desc_count(p) > 0).collect();
-        let ln: Vec<usize> = ln.into_iter().filter(|&p| self.new.desc_count(p) > 0).collect();
+        let lo: Vec<usize> = lo
+            .into_iter()
+            .filter(|&p| self.old.desc_count(p) > 0)
+            .collect();
+        let ln: Vec<usize> = ln
+            .into_iter()
+            .filter(|&p| self.new.desc_count(p) > 0)
+            .collect();
         if lo.len().saturating_mul(ln.len()) > MOVE_MAX_PAIRS {
             self.m.issues.push(MatchIssue::LimitHit {
                 limit: format!("MOVE_MAX_PAIRS = {MOVE_MAX_PAIRS} ({} × {} containers)", lo.len(), ln.len()),
@@ -409,7 +503,10 @@ impl Matcher<'_, '_> {
             });
             return false;
         }
-        let best = |from: &[usize], to: &[usize], d: &dyn Fn(usize, usize) -> u32| -> BTreeMap<usize, Vec<usize>> {
+        let best = |from: &[usize],
+                    to: &[usize],
+                    d: &dyn Fn(usize, usize) -> u32|
+         -> BTreeMap<usize, Vec<usize>> {
             let mut out = BTreeMap::new();
             for &a in from {
                 let mut top = 0;
@@ -432,8 +529,20 @@ impl Matcher<'_, '_> {
             out
         };
         let same = |o: usize, n: usize| self.old.element(o) == self.new.element(n);
-        let fwd = best(&lo, &ln, &|o, n| if same(o, n) { self.dice(o, n) } else { 0 });
-        let back = best(&ln, &lo, &|n, o| if same(o, n) { self.dice(o, n) } else { 0 });
+        let fwd = best(&lo, &ln, &|o, n| {
+            if same(o, n) {
+                self.dice(o, n)
+            } else {
+                0
+            }
+        });
+        let back = best(&ln, &lo, &|n, o| {
+            if same(o, n) {
+                self.dice(o, n)
+            } else {
+                0
+            }
+        });
         let mut pairs = Vec::new();
         for (o, ns) in &fwd {
             match ns.as_slice() {
@@ -457,7 +566,11 @@ impl Matcher<'_, '_> {
             old: os.iter().map(|&p| self.old.aref(p)).collect(),
             new: ns.iter().map(|&p| self.new.aref(p)).collect(),
             chosen: None,
-            reason: format!("{} old and {} new activities elsewhere in the tree share {what}; none was paired", os.len(), ns.len()),
+            reason: format!(
+                "{} old and {} new activities elsewhere in the tree share {what}; none was paired",
+                os.len(),
+                ns.len()
+            ),
         });
     }
 
@@ -465,24 +578,52 @@ impl Matcher<'_, '_> {
 
     fn positional_pass(&mut self) -> bool {
         let mut made = Vec::new();
-        let matched: Vec<usize> = (0..self.old.len()).filter(|&o| self.m.o2n[o].is_some()).collect();
+        let matched: Vec<usize> = (0..self.old.len())
+            .filter(|&o| self.m.o2n[o].is_some())
+            .collect();
         for o in matched {
             let Some(n) = self.m.o2n[o] else { continue };
             for (ol, nl) in self.slot_pairs(o, n) {
                 let anchors: Vec<(usize, usize)> = increasing_chain(
-                    ol.iter().enumerate().filter_map(|(i, &x)| self.m.o2n[x].and_then(|y| nl.iter().position(|&z| z == y)).map(|j| (i, j))).collect(),
+                    ol.iter()
+                        .enumerate()
+                        .filter_map(|(i, &x)| {
+                            self.m.o2n[x]
+                                .and_then(|y| nl.iter().position(|&z| z == y))
+                                .map(|j| (i, j))
+                        })
+                        .collect(),
                 );
                 for (lo_i, hi_i, lo_j, hi_j) in gaps(&anchors, ol.len(), nl.len()) {
-                    let free_o: Vec<usize> = ol[lo_i..hi_i].iter().copied().filter(|&x| self.m.o2n[x].is_none() && !self.m.blocked[x]).collect();
-                    let free_n: Vec<usize> = nl[lo_j..hi_j].iter().copied().filter(|&y| self.m.n2o[y].is_none()).collect();
-                    let elements: BTreeSet<&str> = free_o.iter().map(|&x| self.old.element(x)).collect();
+                    let free_o: Vec<usize> = ol[lo_i..hi_i]
+                        .iter()
+                        .copied()
+                        .filter(|&x| self.m.o2n[x].is_none() && !self.m.blocked[x])
+                        .collect();
+                    let free_n: Vec<usize> = nl[lo_j..hi_j]
+                        .iter()
+                        .copied()
+                        .filter(|&y| self.m.n2o[y].is_none())
+                        .collect();
+                    let elements: BTreeSet<&str> =
+                        free_o.iter().map(|&x| self.old.element(x)).collect();
                     for e in elements {
-                        let os: Vec<usize> = free_o.iter().copied().filter(|&x| self.old.element(x) == e).collect();
-                        let ns: Vec<usize> = free_n.iter().copied().filter(|&y| self.new.element(y) == e).collect();
+                        let os: Vec<usize> = free_o
+                            .iter()
+                            .copied()
+                            .filter(|&x| self.old.element(x) == e)
+                            .collect();
+                        let ns: Vec<usize> = free_n
+                            .iter()
+                            .copied()
+                            .filter(|&y| self.new.element(y) == e)
+                            .collect();
                         if let ([x], [y]) = (os.as_slice(), ns.as_slice()) {
                             // A call with another name *and* another target is another call.
                             let (a, b) = (self.old.nodes[*x], self.new.nodes[*y]);
-                            let other_call = e == "call" && a.name != b.name && a.attrs.get("target") != b.attrs.get("target");
+                            let other_call = e == "call"
+                                && a.name != b.name
+                                && a.attrs.get("target") != b.attrs.get("target");
                             if !other_call {
                                 made.push((*x, *y));
                             }
@@ -495,7 +636,10 @@ impl Matcher<'_, '_> {
         for (x, y) in made {
             if self.m.o2n[x].is_none() && self.m.n2o[y].is_none() {
                 self.m.set(x, y, MatchVia::Position);
-                self.m.issues.push(MatchIssue::Positional { old: self.old.aref(x), new: self.new.aref(y) });
+                self.m.issues.push(MatchIssue::Positional {
+                    old: self.old.aref(x),
+                    new: self.new.aref(y),
+                });
                 self.work.insert(x);
             }
         }
@@ -509,7 +653,11 @@ fn slot_list<'t>(t: &'t Tree, p: usize, slot: &str) -> Option<&'t Vec<usize>> {
 
 /// Maximum-weight order-preserving alignment of `0..m` with `0..k` (pairs scoring 0 are not
 /// allowed). Ties go to the leftmost pairing. Returns (i, j, score) in order.
-pub(crate) fn align_dp(m: usize, k: usize, score: impl Fn(usize, usize) -> u32) -> Vec<(usize, usize, u32)> {
+pub(crate) fn align_dp(
+    m: usize,
+    k: usize,
+    score: impl Fn(usize, usize) -> u32,
+) -> Vec<(usize, usize, u32)> {
     // dp[i][j] = best total for the suffixes i.., j..
     let w = k + 1;
     let mut dp = vec![0u64; (m + 1) * w];
@@ -518,7 +666,11 @@ pub(crate) fn align_dp(m: usize, k: usize, score: impl Fn(usize, usize) -> u32) 
         for j in (0..k).rev() {
             let sc = score(i, j);
             s[i * k + j] = sc;
-            let diag = if sc > 0 { dp[(i + 1) * w + j + 1] + u64::from(sc) } else { 0 };
+            let diag = if sc > 0 {
+                dp[(i + 1) * w + j + 1] + u64::from(sc)
+            } else {
+                0
+            };
             dp[i * w + j] = diag.max(dp[(i + 1) * w + j]).max(dp[i * w + j + 1]);
         }
     }

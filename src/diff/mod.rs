@@ -37,7 +37,13 @@ pub struct Pin {
 }
 
 /// Match the activities of two versions and derive every state change.
-pub fn diff(old: &Bpl, new: &Bpl, old_c: &CompiledProcess, new_c: &CompiledProcess, pins: &[Pin]) -> Result<ProcessDiff, DiffError> {
+pub fn diff(
+    old: &Bpl,
+    new: &Bpl,
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+    pins: &[Pin],
+) -> Result<ProcessDiff, DiffError> {
     Ok(analyze(old, new, old_c, new_c, pins)?.diff)
 }
 
@@ -50,13 +56,21 @@ pub(crate) struct Analysis<'a> {
     pub diff: ProcessDiff,
 }
 
-pub(crate) fn analyze<'a>(old: &'a Bpl, new: &'a Bpl, old_c: &CompiledProcess, new_c: &CompiledProcess, pins: &[Pin]) -> Result<Analysis<'a>, DiffError> {
+pub(crate) fn analyze<'a>(
+    old: &'a Bpl,
+    new: &'a Bpl,
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+    pins: &[Pin],
+) -> Result<Analysis<'a>, DiffError> {
     let t_old = Tree::new(old);
     let t_new = Tree::new(new);
     let mut pin_pos = Vec::new();
     let (mut seen_o, mut seen_n) = (BTreeSet::new(), BTreeSet::new());
     for p in pins {
-        let o = t_old.pos(p.old).ok_or(DiffError::UnknownActivity(p.old, "old"))?;
+        let o = t_old
+            .pos(p.old)
+            .ok_or(DiffError::UnknownActivity(p.old, "old"))?;
         if !seen_o.insert(o) {
             return Err(DiffError::PinnedTwice(format!("old {}", t_old.label(o))));
         }
@@ -80,12 +94,22 @@ pub(crate) fn analyze<'a>(old: &'a Bpl, new: &'a Bpl, old_c: &CompiledProcess, n
         .iter()
         .flat_map(|(&o, pairs)| {
             let n = m.o2n[o];
-            pairs.iter().filter_map(move |&(i, j)| n.map(|n| (o, n, i, j)))
+            pairs
+                .iter()
+                .filter_map(move |&(i, j)| n.map(|n| (o, n, i, j)))
         })
-        .map(|(o, n, i, j)| CaseMatch { old_switch: t_old.aref(o), new_switch: t_new.aref(n), old_case: i, new_case: j })
+        .map(|(o, n, i, j)| CaseMatch {
+            old_switch: t_old.aref(o),
+            new_switch: t_new.aref(n),
+            old_case: i,
+            new_case: j,
+        })
         .collect();
     let context = context_deltas(old, new);
-    let identical = t_old.hash[0] == t_new.hash[0] && context.is_empty() && old_c.class == new_c.class && old_c.package == new_c.package;
+    let identical = t_old.hash[0] == t_new.hash[0]
+        && context.is_empty()
+        && old_c.class == new_c.class
+        && old_c.package == new_c.package;
     let diff = ProcessDiff {
         schema_version: DIFF_SCHEMA_VERSION,
         compiler: new_c.compiler.as_str().to_string(),
@@ -99,20 +123,46 @@ pub(crate) fn analyze<'a>(old: &'a Bpl, new: &'a Bpl, old_c: &CompiledProcess, n
         context,
         issues: m.issues.clone(),
     };
-    Ok(Analysis { old: t_old, new: t_new, m, map, diff })
+    Ok(Analysis {
+        old: t_old,
+        new: t_new,
+        m,
+        map,
+        diff,
+    })
 }
 
 fn source(b: &Bpl, c: &CompiledProcess) -> DiffSource {
-    DiffSource { origin: b.source.origin.clone(), sha256: b.source.sha256.clone(), class: c.class.clone(), package: c.package.clone(), version: c.version }
+    DiffSource {
+        origin: b.source.origin.clone(),
+        sha256: b.source.sha256.clone(),
+        class: c.class.clone(),
+        package: c.package.clone(),
+        version: c.version,
+    }
 }
 
 /// The child lists of a matched pair that correspond: same slot name, or paired cases.
-pub(crate) fn corresponding_slots(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize, n: usize) -> Vec<(Vec<usize>, Vec<usize>)> {
-    let find = |t: &Tree, p: usize, slot: &str| t.slots[p].iter().find(|(s, _)| s == slot).map(|(_, l)| l.clone());
+pub(crate) fn corresponding_slots(
+    t_old: &Tree,
+    t_new: &Tree,
+    m: &Matching,
+    o: usize,
+    n: usize,
+) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let find = |t: &Tree, p: usize, slot: &str| {
+        t.slots[p]
+            .iter()
+            .find(|(s, _)| s == slot)
+            .map(|(_, l)| l.clone())
+    };
     let mut out = Vec::new();
     if let Some(pairs) = m.cases.get(&o) {
         for &(i, j) in pairs {
-            if let (Some(a), Some(b)) = (find(t_old, o, &format!("case[{}]", i - 1)), find(t_new, n, &format!("case[{}]", j - 1))) {
+            if let (Some(a), Some(b)) = (
+                find(t_old, o, &format!("case[{}]", i - 1)),
+                find(t_new, n, &format!("case[{}]", j - 1)),
+            ) {
                 out.push((a, b));
             }
         }
@@ -136,7 +186,10 @@ pub(crate) fn same_place(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize, n: 
         (Some(po), Some(pn)) if m.o2n[po] == Some(pn) => {
             let (so, sn) = (&t_old.slot[o], &t_new.slot[n]);
             match (case_index(so), case_index(sn)) {
-                (Some(i), Some(j)) => m.cases.get(&po).is_some_and(|v| v.contains(&(i + 1, j + 1))),
+                (Some(i), Some(j)) => m
+                    .cases
+                    .get(&po)
+                    .is_some_and(|v| v.contains(&(i + 1, j + 1))),
                 _ => so == sn,
             }
         }
@@ -155,9 +208,19 @@ fn classify(t_old: &Tree, t_new: &Tree, m: &Matching) -> Vec<ActivityChange> {
     for o in 0..t_old.len() {
         let Some(n) = m.o2n[o] else { continue };
         for (ol, nl) in corresponding_slots(t_old, t_new, m, o, n) {
-            let pairs: Vec<(usize, usize)> =
-                ol.iter().enumerate().filter_map(|(i, &x)| m.o2n[x].and_then(|y| nl.iter().position(|&z| z == y)).map(|j| (i, j))).collect();
-            let chain: BTreeSet<usize> = increasing_chain(pairs.clone()).into_iter().map(|(i, _)| i).collect();
+            let pairs: Vec<(usize, usize)> = ol
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &x)| {
+                    m.o2n[x]
+                        .and_then(|y| nl.iter().position(|&z| z == y))
+                        .map(|j| (i, j))
+                })
+                .collect();
+            let chain: BTreeSet<usize> = increasing_chain(pairs.clone())
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect();
             for (i, _) in pairs {
                 if !chain.contains(&i) {
                     reordered[ol[i]] = true;
@@ -166,16 +229,22 @@ fn classify(t_old: &Tree, t_new: &Tree, m: &Matching) -> Vec<ActivityChange> {
         }
     }
     let mut out = Vec::new();
-    for o in 0..t_old.len() {
+    for (o, &was_reordered) in reordered.iter().enumerate() {
         let Some(n) = m.o2n[o] else {
-            out.push(ActivityChange { change: ActivityChangeKind::Removed, aspects: vec![], old: Some(t_old.aref(o)), new: None, via: None });
+            out.push(ActivityChange {
+                change: ActivityChangeKind::Removed,
+                aspects: vec![],
+                old: Some(t_old.aref(o)),
+                new: None,
+                via: None,
+            });
             continue;
         };
         let (a, b) = (t_old.nodes[o], t_new.nodes[n]);
         let mut aspects = Vec::new();
         if !same_place(t_old, t_new, m, o, n) {
             aspects.push(Aspect::Moved);
-        } else if reordered[o] {
+        } else if was_reordered {
             aspects.push(Aspect::Reordered);
         }
         if a.name != b.name {
@@ -193,7 +262,11 @@ fn classify(t_old: &Tree, t_new: &Tree, m: &Matching) -> Vec<ActivityChange> {
             aspects.push(Aspect::Contents);
         }
         out.push(ActivityChange {
-            change: if aspects.is_empty() { ActivityChangeKind::Unchanged } else { ActivityChangeKind::Changed },
+            change: if aspects.is_empty() {
+                ActivityChangeKind::Unchanged
+            } else {
+                ActivityChangeKind::Changed
+            },
             aspects,
             old: Some(t_old.aref(o)),
             new: Some(t_new.aref(n)),
@@ -202,7 +275,13 @@ fn classify(t_old: &Tree, t_new: &Tree, m: &Matching) -> Vec<ActivityChange> {
     }
     for n in 0..t_new.len() {
         if m.n2o[n].is_none() {
-            out.push(ActivityChange { change: ActivityChangeKind::Inserted, aspects: vec![], old: None, new: Some(t_new.aref(n)), via: None });
+            out.push(ActivityChange {
+                change: ActivityChangeKind::Inserted,
+                aspects: vec![],
+                old: None,
+                new: Some(t_new.aref(n)),
+                via: None,
+            });
         }
     }
     out
@@ -242,3 +321,6 @@ fn context_deltas(old: &Bpl, new: &Bpl) -> Vec<ContextDelta> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -207,9 +207,18 @@ pub struct ContextDelta {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MatchIssue {
     /// Several candidates scored the same; the first in document order was taken.
-    Ambiguous { old: Vec<ActivityRef>, new: Vec<ActivityRef>, chosen: Option<(ActivityRef, ActivityRef)>, reason: String },
+    Ambiguous {
+        old: Vec<ActivityRef>,
+        new: Vec<ActivityRef>,
+        chosen: Option<(ActivityRef, ActivityRef)>,
+        reason: String,
+    },
     /// Paired only because it was the one candidate of its element between aligned neighbours.
     Positional { old: ActivityRef, new: ActivityRef },
     /// A limit in `diff::costs` was hit and a simpler method was used.
-    LimitHit { limit: String, fallback: String, at: Option<ActivityRef> },
+    LimitHit {
+        limit: String,
+        fallback: String,
+        at: Option<ActivityRef>,
+    },
 }

@@ -18,7 +18,13 @@ pub(crate) struct StateMap {
     pub handlers: Vec<HandlerDelta>,
 }
 
-pub(crate) fn map_states(old_c: &CompiledProcess, new_c: &CompiledProcess, t_old: &Tree, t_new: &Tree, m: &Matching) -> StateMap {
+pub(crate) fn map_states(
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+    t_old: &Tree,
+    t_new: &Tree,
+    m: &Matching,
+) -> StateMap {
     let mut thread_map = BTreeMap::new();
     for t in &old_c.threads {
         thread_map.insert(t.number, counterpart_thread(t, new_c, t_old, t_new, m));
@@ -26,7 +32,11 @@ pub(crate) fn map_states(old_c: &CompiledProcess, new_c: &CompiledProcess, t_old
     let mut threads = Vec::new();
     let mut used_threads = BTreeSet::new();
     for t in &old_c.threads {
-        let nt = thread_map.get(&t.number).copied().flatten().and_then(|n| new_c.thread(n));
+        let nt = thread_map
+            .get(&t.number)
+            .copied()
+            .flatten()
+            .and_then(|n| new_c.thread(n));
         if let Some(nt) = nt {
             used_threads.insert(nt.number);
         }
@@ -40,7 +50,12 @@ pub(crate) fn map_states(old_c: &CompiledProcess, new_c: &CompiledProcess, t_old
             states.push(d);
         }
         if let Some(nt) = nt {
-            states.extend(nt.states.iter().filter(|s| !targeted.contains(&s.name)).map(added_state));
+            states.extend(
+                nt.states
+                    .iter()
+                    .filter(|s| !targeted.contains(&s.name))
+                    .map(added_state),
+            );
         }
         threads.push(ThreadDelta {
             old: Some(t.number),
@@ -67,18 +82,35 @@ pub(crate) fn map_states(old_c: &CompiledProcess, new_c: &CompiledProcess, t_old
             });
         }
     }
-    StateMap { threads, handlers: map_handlers(old_c, new_c, t_old, t_new, m) }
+    StateMap {
+        threads,
+        handlers: map_handlers(old_c, new_c, t_old, t_new, m),
+    }
 }
 
 /// Thread1 is Thread1; a flow child thread follows its matched root `<sequence>`.
-fn counterpart_thread(t: &ThreadClass, new_c: &CompiledProcess, t_old: &Tree, t_new: &Tree, m: &Matching) -> Option<u32> {
+fn counterpart_thread(
+    t: &ThreadClass,
+    new_c: &CompiledProcess,
+    t_old: &Tree,
+    t_new: &Tree,
+    m: &Matching,
+) -> Option<u32> {
     if t.parent.is_none() {
-        return new_c.threads.iter().find(|x| x.parent.is_none()).map(|x| x.number);
+        return new_c
+            .threads
+            .iter()
+            .find(|x| x.parent.is_none())
+            .map(|x| x.number);
     }
     let root = t_old.pos(t.root.id)?;
     let n = m.o2n[root]?;
     let id = t_new.id(n);
-    new_c.threads.iter().find(|x| x.parent.is_some() && x.root.id == id).map(|x| x.number)
+    new_c
+        .threads
+        .iter()
+        .find(|x| x.parent.is_some() && x.root.id == id)
+        .map(|x| x.number)
 }
 
 fn added_state(s: &State) -> StateDelta {
@@ -98,7 +130,13 @@ fn added_state(s: &State) -> StateDelta {
 }
 
 /// The (new owner position, new role) an old (owner, role) corresponds to, or why none.
-pub(crate) fn counterpart_key(owner: usize, role: &Role, t_old: &Tree, t_new: &Tree, m: &Matching) -> Result<(usize, Role), String> {
+pub(crate) fn counterpart_key(
+    owner: usize,
+    role: &Role,
+    t_old: &Tree,
+    t_new: &Tree,
+    m: &Matching,
+) -> Result<(usize, Role), String> {
     let Some(n_owner) = m.o2n[owner] else {
         return Err(format!("{} was removed", t_old.label(owner)));
     };
@@ -116,18 +154,29 @@ pub(crate) fn counterpart_key(owner: usize, role: &Role, t_old: &Tree, t_new: &T
                 None => return Err(format!("{} moved to another scope", t_old.label(oc))),
             }
         }
-        Role::SwitchCase(i) => match m.cases.get(&owner).and_then(|v| v.iter().find(|(a, _)| a == i)) {
+        Role::SwitchCase(i) => match m
+            .cases
+            .get(&owner)
+            .and_then(|v| v.iter().find(|(a, _)| a == i))
+        {
             Some(&(_, j)) => Role::SwitchCase(j),
             None => return Err(format!("case {i} of {} was removed", t_old.label(owner))),
         },
         Role::CompHandler(name) => {
-            let old_h = t_old.comp_handlers(owner).into_iter().find(|&h| t_old.nodes[h].name.as_deref() == Some(name.as_str()));
+            let old_h = t_old
+                .comp_handlers(owner)
+                .into_iter()
+                .find(|&h| t_old.nodes[h].name.as_deref() == Some(name.as_str()));
             match old_h.and_then(|h| m.o2n[h]) {
                 Some(nh) if t_new.parent[nh] == Some(n_owner) => match &t_new.nodes[nh].name {
                     Some(nn) => Role::CompHandler(nn.clone()),
                     None => return Err(format!("compensation handler {name} lost its name")),
                 },
-                Some(_) => return Err(format!("compensation handler {name} moved to another scope")),
+                Some(_) => {
+                    return Err(format!(
+                        "compensation handler {name} moved to another scope"
+                    ))
+                }
                 None => return Err(format!("compensation handler {name} was removed")),
             }
         }
@@ -159,7 +208,10 @@ fn map_state(
         note: None,
     };
     let Some(owner) = t_old.pos(s.activity.id) else {
-        d.note = Some(format!("owner {} is not in the activity tree", s.activity.label()));
+        d.note = Some(format!(
+            "owner {} is not in the activity tree",
+            s.activity.label()
+        ));
         return d;
     };
     d.via = m.via[owner];
@@ -175,19 +227,35 @@ fn map_state(
         d.note = Some(format!("{} has no counterpart in the new version", t.class));
         return d;
     };
-    match nt.states.iter().find(|x| x.activity.id == n_id && x.role == role) {
+    match nt
+        .states
+        .iter()
+        .find(|x| x.activity.id == n_id && x.role == role)
+    {
         Some(ns) => {
             d.new = Some(ns.name.clone());
             d.new_activity = Some(ns.activity.clone());
-            d.change = if ns.name == s.name { DeltaKind::Unchanged } else { DeltaKind::Renumbered };
+            d.change = if ns.name == s.name {
+                DeltaKind::Unchanged
+            } else {
+                DeltaKind::Renumbered
+            };
             if role != s.role {
                 d.new_role = Some(role);
             }
         }
         None => {
-            let elsewhere = new_c.threads.iter().find(|x| x.states.iter().any(|y| y.activity.id == n_id && y.role == role));
+            let elsewhere = new_c.threads.iter().find(|x| {
+                x.states
+                    .iter()
+                    .any(|y| y.activity.id == n_id && y.role == role)
+            });
             d.note = Some(match elsewhere {
-                Some(x) => format!("{} now runs in {} (rows cannot change thread class)", t_new.label(n_owner), x.class),
+                Some(x) => format!(
+                    "{} now runs in {} (rows cannot change thread class)",
+                    t_new.label(n_owner),
+                    x.class
+                ),
                 None => format!("{} has no {role} state any more", t_new.label(n_owner)),
             });
         }
@@ -195,11 +263,20 @@ fn map_state(
     d
 }
 
-fn map_handlers(old_c: &CompiledProcess, new_c: &CompiledProcess, t_old: &Tree, t_new: &Tree, m: &Matching) -> Vec<HandlerDelta> {
+fn map_handlers(
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+    t_old: &Tree,
+    t_new: &Tree,
+    m: &Matching,
+) -> Vec<HandlerDelta> {
     let mut out = Vec::new();
     let mut used = BTreeSet::new();
     for h in &old_c.response_handlers {
-        let n = t_old.pos(h.activity.id).and_then(|p| m.o2n[p]).map(|p| t_new.id(p));
+        let n = t_old
+            .pos(h.activity.id)
+            .and_then(|p| m.o2n[p])
+            .map(|p| t_new.id(p));
         let nh = n.and_then(|id| new_c.response_handlers.iter().find(|x| x.activity.id == id));
         if let Some(nh) = nh {
             used.insert(nh.name.clone());

@@ -32,7 +32,11 @@ const KEY_ATTRS: &[(&str, &[&str])] = &[
 ];
 
 fn key_attrs(element: &str) -> &'static [&'static str] {
-    KEY_ATTRS.iter().find(|(e, _)| *e == element).map(|(_, a)| *a).unwrap_or(&[])
+    KEY_ATTRS
+        .iter()
+        .find(|(e, _)| *e == element)
+        .map(|(_, a)| *a)
+        .unwrap_or(&[])
 }
 
 pub(crate) type Hash = [u8; 16];
@@ -118,12 +122,24 @@ impl<'a> Tree<'a> {
         t.walk(&bpl.process.sequence, None, "process", 0, 0);
         for p in (0..t.nodes.len()).rev() {
             t.compute_hash(p);
-            t.weight[p] = t.own_weight(p) + t.slots[p].iter().flat_map(|(_, l)| l).map(|&c| t.weight[c]).sum::<u32>();
+            t.weight[p] = t.own_weight(p)
+                + t.slots[p]
+                    .iter()
+                    .flat_map(|(_, l)| l)
+                    .map(|&c| t.weight[c])
+                    .sum::<u32>();
         }
         t
     }
 
-    fn walk(&mut self, a: &'a Activity, parent: Option<usize>, slot: &str, index: u32, depth: u32) -> usize {
+    fn walk(
+        &mut self,
+        a: &'a Activity,
+        parent: Option<usize>,
+        slot: &str,
+        index: u32,
+        depth: u32,
+    ) -> usize {
         let p = self.nodes.len();
         self.nodes.push(a);
         self.parent.push(parent);
@@ -147,13 +163,17 @@ impl<'a> Tree<'a> {
             Some(q) => self.thread_root[q],
         };
         self.thread_root.push(thread_root);
-        let handler = if matches!(a.element.as_str(), "catch" | "catchall" | "compensationhandler") {
+        let handler = if matches!(
+            a.element.as_str(),
+            "catch" | "catchall" | "compensationhandler"
+        ) {
             Some(p)
         } else {
             parent.and_then(|q| self.handler[q])
         };
         self.handler.push(handler);
-        let in_message = matches!(slot, "request" | "response") || parent.is_some_and(|q| self.in_message[q]);
+        let in_message =
+            matches!(slot, "request" | "response") || parent.is_some_and(|q| self.in_message[q]);
         self.in_message.push(in_message);
         self.slots.push(Vec::new());
         self.by_id.insert(a.id, p);
@@ -220,12 +240,19 @@ impl<'a> Tree<'a> {
 
     /// The `<compensationhandler>` children of a scope.
     pub fn comp_handlers(&self, scope: usize) -> Vec<usize> {
-        self.slots[scope].iter().filter(|(s, _)| s == "handlers").flat_map(|(_, l)| l.iter().copied()).collect()
+        self.slots[scope]
+            .iter()
+            .filter(|(s, _)| s == "handlers")
+            .flat_map(|(_, l)| l.iter().copied())
+            .collect()
     }
 
     fn own_weight(&self, p: usize) -> u32 {
         let a = self.nodes[p];
-        let keyed = key_attrs(&a.element).iter().filter(|k| a.attrs.contains_key(**k)).count() as u32;
+        let keyed = key_attrs(&a.element)
+            .iter()
+            .filter(|k| a.attrs.contains_key(**k))
+            .count() as u32;
         1 + keyed + u32::from(a.name.is_some())
     }
 
@@ -308,7 +335,9 @@ impl<'a> Tree<'a> {
             };
         }
         let l = self.lca(a, w);
-        let (Some((_, sa, ia)), Some((_, sw, iw))) = (self.child_towards(l, a), self.child_towards(l, w)) else {
+        let (Some((_, sa, ia)), Some((_, sw, iw))) =
+            (self.child_towards(l, a), self.child_towards(l, w))
+        else {
             return Order::Unordered;
         };
         if sa != sw || self.nodes[l].element == "flow" {
@@ -324,7 +353,9 @@ impl<'a> Tree<'a> {
     /// Is there a loop (`while`, `until`, `foreach`) enclosing both?
     pub fn common_loop(&self, a: usize, b: usize) -> bool {
         let l = self.lca(a, b);
-        std::iter::once(l).chain(self.ancestors(l)).any(|q| matches!(self.element(q), "while" | "until" | "foreach"))
+        std::iter::once(l)
+            .chain(self.ancestors(l))
+            .any(|q| matches!(self.element(q), "while" | "until" | "foreach"))
     }
 
     /// Find an activity by a selector: `call "Lookup"`, `"Lookup"` (a unique name),
@@ -332,10 +363,16 @@ impl<'a> Tree<'a> {
     pub fn select(&self, selector: &str) -> Result<usize, String> {
         let s = selector.trim();
         let by_pos = |rest: &str, element: Option<&str>| -> Result<usize, String> {
-            let (l, c) = rest.split_once(':').ok_or_else(|| format!("bad position in {selector:?}: expected LINE:COLUMN"))?;
+            let (l, c) = rest
+                .split_once(':')
+                .ok_or_else(|| format!("bad position in {selector:?}: expected LINE:COLUMN"))?;
             let (l, c): (u32, u32) = (
-                l.trim().parse().map_err(|_| format!("bad line in {selector:?}"))?,
-                c.trim().parse().map_err(|_| format!("bad column in {selector:?}"))?,
+                l.trim()
+                    .parse()
+                    .map_err(|_| format!("bad line in {selector:?}"))?,
+                c.trim()
+                    .parse()
+                    .map_err(|_| format!("bad column in {selector:?}"))?,
             );
             let hits: Vec<usize> = (0..self.len())
                 .filter(|&p| {
@@ -345,15 +382,23 @@ impl<'a> Tree<'a> {
                 .collect();
             match hits.as_slice() {
                 [p] => Ok(*p),
-                [] => Err(format!("no activity at {l}:{c} in {}", self.bpl.source.origin)),
-                _ => Err(format!("several activities at {l}:{c} in {}", self.bpl.source.origin)),
+                [] => Err(format!(
+                    "no activity at {l}:{c} in {}",
+                    self.bpl.source.origin
+                )),
+                _ => Err(format!(
+                    "several activities at {l}:{c} in {}",
+                    self.bpl.source.origin
+                )),
             }
         };
         if let Some((el, rest)) = s.split_once('@') {
             let el = el.trim();
             return by_pos(rest, (!el.is_empty()).then_some(el));
         }
-        if s.split_once(':').is_some_and(|(l, c)| l.trim().parse::<u32>().is_ok() && c.trim().parse::<u32>().is_ok()) {
+        if s.split_once(':').is_some_and(|(l, c)| {
+            l.trim().parse::<u32>().is_ok() && c.trim().parse::<u32>().is_ok()
+        }) {
             return by_pos(s, None);
         }
         let (element, name) = match s.split_once(char::is_whitespace) {
@@ -368,13 +413,22 @@ impl<'a> Tree<'a> {
             .collect();
         match hits.as_slice() {
             [p] => Ok(*p),
-            [] => Err(format!("no activity {selector:?} in {}", self.bpl.source.origin)),
+            [] => Err(format!(
+                "no activity {selector:?} in {}",
+                self.bpl.source.origin
+            )),
             many => Err(format!(
                 "{selector:?} names {} activities in {} ({}); select one by position, e.g. {}",
                 many.len(),
                 self.bpl.source.origin,
-                many.iter().map(|&p| format!("{}@{}", self.nodes[p].element, self.nodes[p].pos)).collect::<Vec<_>>().join(", "),
-                format_args!("\"{}@{}\"", self.nodes[many[0]].element, self.nodes[many[0]].pos)
+                many.iter()
+                    .map(|&p| format!("{}@{}", self.nodes[p].element, self.nodes[p].pos))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                format_args!(
+                    "\"{}@{}\"",
+                    self.nodes[many[0]].element, self.nodes[many[0]].pos
+                )
             )),
         }
     }
@@ -402,12 +456,27 @@ fn own_signature(a: &Activity) -> String {
         }
     }
     match &a.kind {
-        ActivityKind::Call { request, response, .. } => {
-            s.push_str(&format!("req:{:?}\u{1f}", request.as_ref().map(|m| m.type_name.clone())));
-            s.push_str(&format!("resp:{:?}\u{1f}", response.as_ref().map(|m| m.type_name.clone())));
+        ActivityKind::Call {
+            request, response, ..
+        } => {
+            s.push_str(&format!(
+                "req:{:?}\u{1f}",
+                request.as_ref().map(|m| m.type_name.clone())
+            ));
+            s.push_str(&format!(
+                "resp:{:?}\u{1f}",
+                response.as_ref().map(|m| m.type_name.clone())
+            ));
         }
-        ActivityKind::If { true_branch, false_branch } => {
-            s.push_str(&format!("if:{}:{}\u{1f}", true_branch.is_some(), false_branch.is_some()));
+        ActivityKind::If {
+            true_branch,
+            false_branch,
+        } => {
+            s.push_str(&format!(
+                "if:{}:{}\u{1f}",
+                true_branch.is_some(),
+                false_branch.is_some()
+            ));
         }
         ActivityKind::Switch { cases, default } => {
             for c in cases {
@@ -421,17 +490,37 @@ fn own_signature(a: &Activity) -> String {
 }
 
 pub(crate) fn activity_ref(a: &Activity) -> ActivityRef {
-    ActivityRef { id: a.id, element: a.element.clone(), name: a.name.clone(), line: a.pos.line, column: a.pos.column }
+    ActivityRef {
+        id: a.id,
+        element: a.element.clone(),
+        name: a.name.clone(),
+        line: a.pos.line,
+        column: a.pos.column,
+    }
 }
 
 fn keys(a: &Activity) -> (String, Option<String>) {
-    let mut parts: Vec<String> = key_attrs(&a.element).iter().map(|k| format!("{k}={}", a.attrs.get(*k).map(String::as_str).unwrap_or(""))).collect();
+    let mut parts: Vec<String> = key_attrs(&a.element)
+        .iter()
+        .map(|k| format!("{k}={}", a.attrs.get(*k).map(String::as_str).unwrap_or("")))
+        .collect();
     if let ActivityKind::Call { request, .. } = &a.kind {
-        parts.push(format!("request={}", request.as_ref().and_then(|m| m.type_name.as_deref()).unwrap_or("")));
+        parts.push(format!(
+            "request={}",
+            request
+                .as_ref()
+                .and_then(|m| m.type_name.as_deref())
+                .unwrap_or("")
+        ));
     }
     let meaningful = parts.iter().any(|p| !p.ends_with('='));
     let rest = parts.join("\u{1f}");
-    let key = format!("{}\u{1e}{}\u{1e}{}", a.element, a.name.as_deref().unwrap_or(""), rest);
+    let key = format!(
+        "{}\u{1e}{}\u{1e}{}",
+        a.element,
+        a.name.as_deref().unwrap_or(""),
+        rest
+    );
     let rename_key = meaningful.then(|| format!("{}\u{1e}{}", a.element, rest));
     (key, rename_key)
 }

@@ -3,10 +3,12 @@
 use super::findings::{finding, lookup, Code, FindingExt};
 use super::model::*;
 use super::overrides::{Overrides, OverridesError};
-use super::safety::{self, new_sref, sref, short};
+use super::safety::{self, new_sref, short, sref};
 use crate::bpl::Bpl;
 use crate::diff::tree::Tree;
-use crate::diff::{self, Analysis, ContextChangeKind, DeltaKind, DiffError, MatchIssue, Pin, ProcessDiff};
+use crate::diff::{
+    self, Analysis, ContextChangeKind, DeltaKind, DiffError, MatchIssue, Pin, ProcessDiff,
+};
 use crate::states::{CompiledProcess, ThreadClass};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,10 +31,19 @@ pub struct Planned {
 
 /// Build the migration plan for `old` → `new` (both already compiled with the same compiler
 /// generation), steered by an optional overrides file.
-pub fn build(old: &Bpl, new: &Bpl, old_c: &CompiledProcess, new_c: &CompiledProcess, overrides: Option<&Overrides>) -> Result<Planned, PlanError> {
+pub fn build(
+    old: &Bpl,
+    new: &Bpl,
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+    overrides: Option<&Overrides>,
+) -> Result<Planned, PlanError> {
     let empty = Overrides::default();
     let ov = overrides.unwrap_or(&empty);
-    for (which, want, bpl) in [("old_sha256", &ov.old_sha256, old), ("new_sha256", &ov.new_sha256, new)] {
+    for (which, want, bpl) in [
+        ("old_sha256", &ov.old_sha256, old),
+        ("new_sha256", &ov.new_sha256, new),
+    ] {
         if let Some((line, h)) = want {
             if *h != bpl.source.sha256 {
                 return Err(ov
@@ -43,9 +54,20 @@ pub fn build(old: &Bpl, new: &Bpl, old_c: &CompiledProcess, new_c: &CompiledProc
     }
     let pins = resolve_pins(old, new, ov)?;
     let a = diff::analyze(old, new, old_c, new_c, &pins)?;
-    let mut b = Builder { a: &a, old_c, new_c, ov, findings: Vec::new(), pre: Vec::new(), applied: Vec::new() };
+    let mut b = Builder {
+        a: &a,
+        old_c,
+        new_c,
+        ov,
+        findings: Vec::new(),
+        pre: Vec::new(),
+        applied: Vec::new(),
+    };
     let plan = b.plan(old, new)?;
-    Ok(Planned { diff: a.diff.clone(), plan })
+    Ok(Planned {
+        diff: a.diff.clone(),
+        plan,
+    })
 }
 
 fn resolve_pins(old: &Bpl, new: &Bpl, ov: &Overrides) -> Result<Vec<Pin>, OverridesError> {
@@ -55,12 +77,20 @@ fn resolve_pins(old: &Bpl, new: &Bpl, ov: &Overrides) -> Result<Vec<Pin>, Overri
     let (to, tn) = (Tree::new(old), Tree::new(new));
     let mut out = Vec::new();
     for p in &ov.pins {
-        let o = to.select(&p.old).map_err(|e| ov.error(p.line, format!("[[pin]] old: {e}")))?;
+        let o = to
+            .select(&p.old)
+            .map_err(|e| ov.error(p.line, format!("[[pin]] old: {e}")))?;
         let n = match &p.new {
-            Some(s) => Some(tn.select(s).map_err(|e| ov.error(p.line, format!("[[pin]] new: {e}")))?),
+            Some(s) => Some(
+                tn.select(s)
+                    .map_err(|e| ov.error(p.line, format!("[[pin]] new: {e}")))?,
+            ),
             None => None,
         };
-        out.push(Pin { old: to.id(o), new: n.map(|n| tn.id(n)) });
+        out.push(Pin {
+            old: to.id(o),
+            new: n.map(|n| tn.id(n)),
+        });
     }
     Ok(out)
 }
@@ -68,7 +98,9 @@ fn resolve_pins(old: &Bpl, new: &Bpl, ov: &Overrides) -> Result<Vec<Pin>, Overri
 /// `Thread1`, `1` or the full class name.
 fn find_thread<'c>(c: &'c CompiledProcess, s: &str) -> Option<&'c ThreadClass> {
     let s = s.trim();
-    c.threads.iter().find(|t| t.class == s || short(&t.class) == s || s.parse::<u32>().ok() == Some(t.number))
+    c.threads
+        .iter()
+        .find(|t| t.class == s || short(&t.class) == s || s.parse::<u32>().ok() == Some(t.number))
 }
 
 struct Builder<'x, 'a> {
@@ -86,13 +118,43 @@ impl Builder<'_, '_> {
         let (old_c, new_c) = (self.old_c, self.new_c);
         let versioned = old_c.package != new_c.package && old_c.class == new_c.class;
         let class_changed = old_c.class != new_c.class;
-        let mut threads = if versioned { self.versioned_threads() } else { self.threads() };
+        let mut threads = if versioned {
+            self.versioned_threads()
+        } else {
+            self.threads()
+        };
         let mut handlers = self.handlers(versioned);
         let mut context = self.context();
         if class_changed {
-            self.findings.push(
-                finding(Code::ClassChanged, format!("old is {} but new is {}: their instances live in different tables", old_c.class, new_c.class)),
-            );
+            self.findings.push(finding(
+                Code::ClassChanged,
+                format!(
+                    "old is {} but new is {}: their instances live in different tables",
+                    old_c.class, new_c.class
+                ),
+            ));
+        }
+        if versioned || class_changed {
+            // Nothing is migrated: state maps, pins and defaults have nothing to apply to.
+            let why = if versioned {
+                "the new version compiles into another package, so nothing is migrated"
+            } else {
+                "old and new are different classes"
+            };
+            let first = self
+                .ov
+                .maps
+                .iter()
+                .map(|m| (m.line, "[[map]]"))
+                .chain(self.ov.pins.iter().map(|p| (p.line, "[[pin]]")))
+                .chain(self.ov.defaults.iter().map(|d| (d.line, "[[default]]")))
+                .min();
+            if let Some((line, what)) = first {
+                return Err(self
+                    .ov
+                    .error(line, format!("{what} does not apply: {why}"))
+                    .into());
+            }
         }
         if versioned {
             self.findings.push(finding(
@@ -102,7 +164,12 @@ impl Builder<'_, '_> {
             if old_c.version.is_none() || new_c.version.is_none() {
                 self.findings.push(finding(
                     Code::UnversionedToVersioned,
-                    format!("{} changed from {} to {}", old_c.class, describe_version(old_c.version), describe_version(new_c.version)),
+                    format!(
+                        "{} changed from {} to {}",
+                        old_c.class,
+                        describe_version(old_c.version),
+                        describe_version(new_c.version)
+                    ),
                 ));
             }
         } else {
@@ -118,22 +185,36 @@ impl Builder<'_, '_> {
                 .iter()
                 .filter_map(|t| {
                     let o = find_thread(old_c, &t.old_class)?.number;
-                    let n = t.new_class.as_deref().and_then(|c| find_thread(new_c, c)).map(|x| x.number);
+                    let n = t
+                        .new_class
+                        .as_deref()
+                        .and_then(|c| find_thread(new_c, c))
+                        .map(|x| x.number);
                     Some((o, n, t.states.clone()))
                 })
                 .collect();
             let resumes = safety::resume_points(self.a, old_c, new_c, &tm);
-            self.findings.extend(safety::resume_findings(self.a, &resumes));
+            self.findings
+                .extend(safety::resume_findings(self.a, &resumes));
             self.context_findings(&resumes, &mut context)?;
             self.findings.extend(safety::toggles(self.a, old_c, new_c));
         }
         self.apply_acks()?;
         // Verdict.
-        let blocking = self.findings.iter().any(|f| f.severity == Severity::Error && !f.acknowledged);
+        let blocking = self
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Error && !f.acknowledged);
         let persisted_change = threads.iter().any(|t| {
-            Some(short(&t.old_class)) != t.new_class.as_deref().map(short) || t.states.iter().any(|s| s.change != StateChange::Unchanged)
-        }) || handlers.iter().any(|h| h.new.as_deref() != Some(h.old.as_str()))
-            || self.pre.iter().any(|p| matches!(p, Precondition::NoPendingResponse { .. }))
+            Some(short(&t.old_class)) != t.new_class.as_deref().map(short)
+                || t.states.iter().any(|s| s.change != StateChange::Unchanged)
+        }) || handlers
+            .iter()
+            .any(|h| h.new.as_deref() != Some(h.old.as_str()))
+            || self
+                .pre
+                .iter()
+                .any(|p| matches!(p, Precondition::NoPendingResponse { .. }))
             || context.iter().any(|c| c.default.is_some());
         let verdict = if class_changed || blocking {
             Verdict::Blocked
@@ -151,7 +232,14 @@ impl Builder<'_, '_> {
                 Code::ActorPool,
                 format!("if {} runs with PoolSize = 0 (the shared actor pool) it cannot be disabled on its own: stop the production before applying", old_c.class),
             ));
-            let mut pre = vec![Precondition::HostDisabled { class: old_c.class.clone() }, Precondition::NoLiveJob { class: old_c.class.clone() }];
+            let mut pre = vec![
+                Precondition::HostDisabled {
+                    class: old_c.class.clone(),
+                },
+                Precondition::NoLiveJob {
+                    class: old_c.class.clone(),
+                },
+            ];
             pre.append(&mut self.pre);
             self.pre = pre;
         } else {
@@ -159,10 +247,24 @@ impl Builder<'_, '_> {
             self.pre.clear();
         }
         let mut seen = BTreeSet::new();
-        let preconditions: Vec<Precondition> = std::mem::take(&mut self.pre).into_iter().filter(|p| seen.insert(format!("{p:?}"))).collect();
+        let preconditions: Vec<Precondition> = std::mem::take(&mut self.pre)
+            .into_iter()
+            .filter(|p| seen.insert(format!("{p:?}")))
+            .collect();
         let mut findings = std::mem::take(&mut self.findings);
         findings.sort_by(|x, y| {
-            (std::cmp::Reverse(x.severity), &x.code, &x.states, &x.message).cmp(&(std::cmp::Reverse(y.severity), &y.code, &y.states, &y.message))
+            (
+                std::cmp::Reverse(x.severity),
+                &x.code,
+                &x.states,
+                &x.message,
+            )
+                .cmp(&(
+                    std::cmp::Reverse(y.severity),
+                    &y.code,
+                    &y.states,
+                    &y.message,
+                ))
         });
         handlers.sort_by_key(|h| handler_number(&h.old));
         context.sort_by(|x, y| x.name.cmp(&y.name));
@@ -190,7 +292,9 @@ impl Builder<'_, '_> {
     fn threads(&self) -> Vec<ThreadMapping> {
         let mut out = Vec::new();
         for td in &self.a.map.threads {
-            let Some(ot) = td.old.and_then(|n| self.old_c.thread(n)) else { continue };
+            let Some(ot) = td.old.and_then(|n| self.old_c.thread(n)) else {
+                continue;
+            };
             let nt = td.new.and_then(|n| self.new_c.thread(n));
             let states = td
                 .states
@@ -214,7 +318,9 @@ impl Builder<'_, '_> {
                         old_handler_stack: os.handler_stack.clone(),
                         new_handler_stack: ns.map(|s| s.handler_stack.clone()).unwrap_or_default(),
                         old_subroutine_stack: os.subroutine_stack.clone(),
-                        new_subroutine_stack: ns.map(|s| s.subroutine_stack.clone()).unwrap_or_default(),
+                        new_subroutine_stack: ns
+                            .map(|s| s.subroutine_stack.clone())
+                            .unwrap_or_default(),
                         via: match (ns, sd.via) {
                             (Some(_), Some(v)) => v.as_str().to_string(),
                             (Some(_), None) => "matched".to_string(),
@@ -271,13 +377,28 @@ impl Builder<'_, '_> {
 
     fn handlers(&self, versioned: bool) -> Vec<HandlerMapping> {
         if versioned {
-            return self.old_c.response_handlers.iter().map(|h| HandlerMapping { old: h.name.clone(), new: Some(h.name.clone()), call: h.call.clone() }).collect();
+            return self
+                .old_c
+                .response_handlers
+                .iter()
+                .map(|h| HandlerMapping {
+                    old: h.name.clone(),
+                    new: Some(h.name.clone()),
+                    call: h.call.clone(),
+                })
+                .collect();
         }
         self.a
             .map
             .handlers
             .iter()
-            .filter_map(|h| Some(HandlerMapping { old: h.old.clone()?, new: h.new.clone(), call: h.old_call.clone().unwrap_or_default() }))
+            .filter_map(|h| {
+                Some(HandlerMapping {
+                    old: h.old.clone()?,
+                    new: h.new.clone(),
+                    call: h.old_call.clone().unwrap_or_default(),
+                })
+            })
             .collect()
     }
 
@@ -303,25 +424,55 @@ impl Builder<'_, '_> {
     fn apply_maps(&mut self, threads: &mut [ThreadMapping]) -> Result<(), OverridesError> {
         let mut seen = BTreeSet::new();
         for mo in &self.ov.maps {
-            let ot = find_thread(self.old_c, &mo.thread)
-                .ok_or_else(|| self.ov.error(mo.line, format!("[[map]] thread {:?} is not a thread class of the old {}", mo.thread, self.old_c.class)))?;
+            let ot = find_thread(self.old_c, &mo.thread).ok_or_else(|| {
+                self.ov.error(
+                    mo.line,
+                    format!(
+                        "[[map]] thread {:?} is not a thread class of the old {}",
+                        mo.thread, self.old_c.class
+                    ),
+                )
+            })?;
             let os = ot.state(&mo.old).ok_or_else(|| {
-                self.ov.error(mo.line, format!("[[map]] old state {:?} does not exist in {} (S1…S{})", mo.old, ot.class, ot.states.len()))
+                self.ov.error(
+                    mo.line,
+                    format!(
+                        "[[map]] old state {:?} does not exist in {} (S1…S{})",
+                        mo.old,
+                        ot.class,
+                        ot.states.len()
+                    ),
+                )
             })?;
             if !seen.insert((ot.number, os.name.clone())) {
-                return Err(self.ov.error(mo.line, format!("{} {} is mapped twice", ot.class, os.name)));
+                return Err(self
+                    .ov
+                    .error(mo.line, format!("{} {} is mapped twice", ot.class, os.name)));
             }
             let tm = threads
                 .iter_mut()
                 .find(|t| t.old_class == ot.class)
-                .ok_or_else(|| self.ov.error(mo.line, format!("{} is not in the plan", ot.class)))?;
+                .ok_or_else(|| {
+                    self.ov
+                        .error(mo.line, format!("{} is not in the plan", ot.class))
+                })?;
             let nt = tm.new_class.as_deref().and_then(|c| find_thread(self.new_c, c)).ok_or_else(|| {
                 self.ov.error(mo.line, format!("{} has no counterpart in the new version, so its states cannot be mapped (rows cannot change thread class)", ot.class))
             })?;
             let ns = nt.state(&mo.new).ok_or_else(|| {
-                self.ov.error(mo.line, format!("[[map]] new state {:?} does not exist in the new {} (S1…S{})", mo.new, nt.class, nt.states.len()))
+                self.ov.error(
+                    mo.line,
+                    format!(
+                        "[[map]] new state {:?} does not exist in the new {} (S1…S{})",
+                        mo.new,
+                        nt.class,
+                        nt.states.len()
+                    ),
+                )
             })?;
-            let Some(sm) = tm.states.iter_mut().find(|s| s.old == os.name) else { continue };
+            let Some(sm) = tm.states.iter_mut().find(|s| s.old == os.name) else {
+                continue;
+            };
             sm.new = Some(ns.name.clone());
             sm.new_activity = Some(ns.activity.clone());
             sm.change = StateChange::Overridden;
@@ -345,27 +496,39 @@ impl Builder<'_, '_> {
                 ),
             )
             .states([sref(&ot.class, &os.name), new_sref(&nt.class, &ns.name)])
-            .old([os.activity.clone()])
-            .new([ns.activity.clone()]);
+            .old_acts([os.activity.clone()])
+            .new_acts([ns.activity.clone()]);
             if rests && !lands {
                 f = f.severity(Severity::Warning);
             }
             self.findings.push(f);
-            self.applied.push(format!("line {}: map {} {} → {}", mo.line, short(&ot.class), os.name, ns.name));
+            self.applied.push(format!(
+                "line {}: map {} {} → {}",
+                mo.line,
+                short(&ot.class),
+                os.name,
+                ns.name
+            ));
         }
         Ok(())
     }
 
     fn matching_findings(&mut self) {
         let (to, tn) = (&self.a.old, &self.a.new);
-        let (oo, no) = (safety::owners(to, self.old_c), safety::owners(tn, self.new_c));
+        let (oo, no) = (
+            safety::owners(to, self.old_c),
+            safety::owners(tn, self.new_c),
+        );
         let owned_states = |ids: &[crate::states::ActivityRef]| -> Vec<String> {
             let mut v = Vec::new();
             for r in ids {
                 let Some(p) = to.pos(r.id) else { continue };
                 for t in &self.old_c.threads {
                     for s in &t.states {
-                        if to.pos(s.activity.id).is_some_and(|q| q == p || to.is_desc(q, p)) {
+                        if to
+                            .pos(s.activity.id)
+                            .is_some_and(|q| q == p || to.is_desc(q, p))
+                        {
                             v.push(sref(&t.class, &s.name));
                         }
                     }
@@ -375,18 +538,37 @@ impl Builder<'_, '_> {
         };
         for issue in &self.a.diff.issues {
             match issue {
-                MatchIssue::Ambiguous { old, new, chosen, reason } => {
-                    let owns = old.iter().any(|r| to.pos(r.id).is_some_and(|p| safety::subtree_owns(to, &oo, p)))
-                        || new.iter().any(|r| tn.pos(r.id).is_some_and(|p| safety::subtree_owns(tn, &no, p)));
+                MatchIssue::Ambiguous {
+                    old,
+                    new,
+                    chosen,
+                    reason,
+                } => {
+                    let owns = old.iter().any(|r| {
+                        to.pos(r.id)
+                            .is_some_and(|p| safety::subtree_owns(to, &oo, p))
+                    }) || new.iter().any(|r| {
+                        tn.pos(r.id)
+                            .is_some_and(|p| safety::subtree_owns(tn, &no, p))
+                    });
                     let choice = match chosen {
                         Some((o, n)) => format!("; paired {} with {}", o.label(), n.label()),
                         None => String::new(),
                     };
-                    let labels = |v: &[crate::states::ActivityRef]| v.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
-                    let mut f = finding(Code::AmbiguousMatch, format!("{reason} (old: {}; new: {}){choice}; pin the right pair", labels(old), labels(new)))
-                        .states(owned_states(old))
-                        .old(old.iter().cloned())
-                        .new(new.iter().cloned());
+                    let labels = |v: &[crate::states::ActivityRef]| {
+                        v.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ")
+                    };
+                    let mut f = finding(
+                        Code::AmbiguousMatch,
+                        format!(
+                            "{reason} (old: {}; new: {}){choice}; pin the right pair",
+                            labels(old),
+                            labels(new)
+                        ),
+                    )
+                    .states(owned_states(old))
+                    .old_acts(old.iter().cloned())
+                    .new_acts(new.iter().cloned());
                     if !owns {
                         f = f.severity(Severity::Info);
                     }
@@ -398,14 +580,27 @@ impl Builder<'_, '_> {
                         self.findings.push(
                             finding(Code::PositionalMatch, format!("{} was matched to {} only by its position (its key attributes changed)", old.label(), new.label()))
                                 .states(owned_states(std::slice::from_ref(old)))
-                                .old([old.clone()])
-                                .new([new.clone()]),
+                                .old_acts([old.clone()])
+                                .new_acts([new.clone()]),
                         );
                     }
                 }
-                MatchIssue::LimitHit { limit, fallback, at } => {
-                    let place = at.as_ref().map(|r| format!(" in {}", r.label())).unwrap_or_default();
-                    self.findings.push(finding(Code::MatcherLimit, format!("{limit} reached{place}: {fallback}")).old(at.iter().cloned()));
+                MatchIssue::LimitHit {
+                    limit,
+                    fallback,
+                    at,
+                } => {
+                    let place = at
+                        .as_ref()
+                        .map(|r| format!(" in {}", r.label()))
+                        .unwrap_or_default();
+                    self.findings.push(
+                        finding(
+                            Code::MatcherLimit,
+                            format!("{limit} reached{place}: {fallback}"),
+                        )
+                        .old_acts(at.iter().cloned()),
+                    );
                 }
             }
         }
@@ -426,12 +621,24 @@ impl Builder<'_, '_> {
                     );
                     self.pre.push(Precondition::NoRowsInTable {
                         table: t.old_table.clone(),
-                        reason: format!("{} became {}; no row of a running instance may remain in {}", old_short, short(nc), t.old_table),
+                        reason: format!(
+                            "{} became {}; no row of a running instance may remain in {}",
+                            old_short,
+                            short(nc),
+                            t.old_table
+                        ),
                     });
                 }
                 None => {
                     self.findings.push(
-                        finding(Code::ThreadRemoved, format!("thread class {} has no counterpart in the new version", t.old_class)).states([format!("{old_short}:*")]),
+                        finding(
+                            Code::ThreadRemoved,
+                            format!(
+                                "thread class {} has no counterpart in the new version",
+                                t.old_class
+                            ),
+                        )
+                        .states([format!("{old_short}:*")]),
                     );
                     self.pre.push(Precondition::NoRowsInTable {
                         table: t.old_table.clone(),
@@ -448,7 +655,11 @@ impl Builder<'_, '_> {
             if t.new_class.as_deref().map(short) != Some(short(&t.old_class)) {
                 continue;
             }
-            let map: BTreeMap<&str, Option<&str>> = t.states.iter().map(|s| (s.old.as_str(), s.new.as_deref())).collect();
+            let map: BTreeMap<&str, Option<&str>> = t
+                .states
+                .iter()
+                .map(|s| (s.old.as_str(), s.new.as_deref()))
+                .collect();
             let mut renumbered = Vec::new();
             let mut stack_changed = Vec::new();
             for s in &t.states {
@@ -456,74 +667,182 @@ impl Builder<'_, '_> {
                 match (&s.new, s.change) {
                     (None, _) => {
                         let rests = s.wait || s.join;
-                        let why = s.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
-                        let what = if s.join { "join state" } else if s.wait { "wait state" } else { "state" };
-                        let code = if rests { Code::RemovedWaitState } else { Code::RemovedState };
+                        let why = s
+                            .note
+                            .as_deref()
+                            .map(|n| format!(" ({n})"))
+                            .unwrap_or_default();
+                        let what = if s.join {
+                            "join state"
+                        } else if s.wait {
+                            "wait state"
+                        } else {
+                            "state"
+                        };
+                        let code = if rests {
+                            Code::RemovedWaitState
+                        } else {
+                            Code::RemovedState
+                        };
                         self.findings.push(
-                            finding(code, format!("{r}, the {what} {} of {}, has no counterpart{why}", s.role, s.old_activity.label()))
-                                .states([r.clone()])
-                                .old([s.old_activity.clone()]),
+                            finding(
+                                code,
+                                format!(
+                                    "{r}, the {what} {} of {}, has no counterpart{why}",
+                                    s.role,
+                                    s.old_activity.label()
+                                ),
+                            )
+                            .states([r.clone()])
+                            .old_acts([s.old_activity.clone()]),
                         );
                         self.pre.push(Precondition::NoRowsAtState {
                             table: t.old_table.clone(),
                             state: s.old.clone(),
-                            reason: format!("{} of {} was removed{why}", s.role, s.old_activity.label()),
+                            reason: format!(
+                                "{} of {} was removed{why}",
+                                s.role,
+                                s.old_activity.label()
+                            ),
                         });
                     }
-                    (Some(n), StateChange::Renumbered) => renumbered.push(format!("{}→{}", s.old, n)),
+                    (Some(n), StateChange::Renumbered) => {
+                        renumbered.push(format!("{}→{}", s.old, n))
+                    }
                     _ => {}
                 }
                 if s.new.is_some() {
-                    let mapped: Option<Vec<&str>> = s.old_handler_stack.iter().map(|x| map.get(x.as_str()).copied().flatten()).collect();
-                    let same_h = mapped.is_some_and(|m| m == s.new_handler_stack.iter().map(String::as_str).collect::<Vec<_>>());
-                    let mapped_s: Option<Vec<&str>> = s.old_subroutine_stack.iter().map(|x| map.get(x.as_str()).copied().flatten()).collect();
-                    let same_s = mapped_s.is_some_and(|m| m == s.new_subroutine_stack.iter().map(String::as_str).collect::<Vec<_>>());
+                    let mapped: Option<Vec<&str>> = s
+                        .old_handler_stack
+                        .iter()
+                        .map(|x| map.get(x.as_str()).copied().flatten())
+                        .collect();
+                    let same_h = mapped.is_some_and(|m| {
+                        m == s
+                            .new_handler_stack
+                            .iter()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                    });
+                    let mapped_s: Option<Vec<&str>> = s
+                        .old_subroutine_stack
+                        .iter()
+                        .map(|x| map.get(x.as_str()).copied().flatten())
+                        .collect();
+                    let same_s = mapped_s.is_some_and(|m| {
+                        m == s
+                            .new_subroutine_stack
+                            .iter()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                    });
                     if !same_h || !same_s {
                         stack_changed.push(format!(
                             "{} [{}]→[{}]",
                             s.old,
-                            s.old_handler_stack.iter().chain(s.old_subroutine_stack.iter()).cloned().collect::<Vec<_>>().join(","),
-                            s.new_handler_stack.iter().chain(s.new_subroutine_stack.iter()).cloned().collect::<Vec<_>>().join(",")
+                            s.old_handler_stack
+                                .iter()
+                                .chain(s.old_subroutine_stack.iter())
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(","),
+                            s.new_handler_stack
+                                .iter()
+                                .chain(s.new_subroutine_stack.iter())
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(",")
                         ));
                     }
                 }
             }
             let old_short = short(&t.old_class);
             if !renumbered.is_empty() {
-                let states = t.states.iter().filter(|s| s.change == StateChange::Renumbered).map(|s| sref(&t.old_class, &s.old)).collect::<Vec<_>>();
+                let states = t
+                    .states
+                    .iter()
+                    .filter(|s| s.change == StateChange::Renumbered)
+                    .map(|s| sref(&t.old_class, &s.old))
+                    .collect::<Vec<_>>();
                 self.findings.push(
-                    finding(Code::StatesRenumbered, format!("{old_short}: {} renumbered: {}", plural(renumbered.len(), "state"), renumbered.join(", "))).states(states),
+                    finding(
+                        Code::StatesRenumbered,
+                        format!(
+                            "{old_short}: {} renumbered: {}",
+                            plural(renumbered.len(), "state"),
+                            renumbered.join(", ")
+                        ),
+                    )
+                    .states(states),
                 );
             }
             if !stack_changed.is_empty() {
                 self.findings.push(finding(
                     Code::StackChanged,
-                    format!("{old_short}: rows get a different handler/subroutine stack at {}", stack_changed.join("; ")),
+                    format!(
+                        "{old_short}: rows get a different handler/subroutine stack at {}",
+                        stack_changed.join("; ")
+                    ),
                 ));
             }
         }
     }
 
     fn handler_findings(&mut self, handlers: &[HandlerMapping]) {
-        let renumbered: Vec<String> =
-            handlers.iter().filter_map(|h| h.new.as_ref().filter(|n| **n != h.old).map(|n| format!("{}→{} ({:?})", h.old, n, h.call))).collect();
+        let renumbered: Vec<String> = handlers
+            .iter()
+            .filter_map(|h| {
+                h.new
+                    .as_ref()
+                    .filter(|n| **n != h.old)
+                    .map(|n| format!("{}→{} ({:?})", h.old, n, h.call))
+            })
+            .collect();
         if !renumbered.is_empty() {
             self.findings.push(finding(
                 Code::HandlerRenumbered,
-                format!("{} renumbered: {}", plural(renumbered.len(), "response handler"), renumbered.join(", ")),
+                format!(
+                    "{} renumbered: {}",
+                    plural(renumbered.len(), "response handler"),
+                    renumbered.join(", ")
+                ),
             ));
         }
         for h in handlers.iter().filter(|h| h.new.is_none()) {
             // Removed calls are reported (with their precondition) by the call analysis.
-            let call_gone = self.a.diff.handlers.iter().any(|d| d.old.as_deref() == Some(h.old.as_str()) && d.new_activity.is_none())
-                && self.a.diff.activities.iter().any(|c| c.new.is_none() && c.old.as_ref().is_some_and(|o| o.element == "call" && o.name.as_deref() == Some(h.call.as_str())));
+            let call_gone = self
+                .a
+                .diff
+                .handlers
+                .iter()
+                .any(|d| d.old.as_deref() == Some(h.old.as_str()) && d.new_activity.is_none())
+                && self.a.diff.activities.iter().any(|c| {
+                    c.new.is_none()
+                        && c.old.as_ref().is_some_and(|o| {
+                            o.element == "call" && o.name.as_deref() == Some(h.call.as_str())
+                        })
+                });
             if call_gone {
                 continue;
             }
-            let Some(hd) = self.old_c.response_handlers.iter().find(|x| x.name == h.old) else { continue };
+            let Some(hd) = self
+                .old_c
+                .response_handlers
+                .iter()
+                .find(|x| x.name == h.old)
+            else {
+                continue;
+            };
             let table = self.old_c.thread(hd.thread).map(|t| t.table.clone());
             self.findings.push(
-                finding(Code::HandlerRemoved, format!("{} (response handler of call {:?}) has no counterpart", h.old, h.call)).old([hd.activity.clone()]),
+                finding(
+                    Code::HandlerRemoved,
+                    format!(
+                        "{} (response handler of call {:?}) has no counterpart",
+                        h.old, h.call
+                    ),
+                )
+                .old_acts([hd.activity.clone()]),
             );
             if let Some(table) = table {
                 self.pre.push(Precondition::NoPendingResponse {
@@ -535,17 +854,36 @@ impl Builder<'_, '_> {
         }
     }
 
-    fn context_findings(&mut self, resumes: &[safety::Resume], context: &mut [ContextPropertyChange]) -> Result<(), OverridesError> {
+    fn context_findings(
+        &mut self,
+        resumes: &[safety::Resume],
+        context: &mut [ContextPropertyChange],
+    ) -> Result<(), OverridesError> {
         // Defaults from the overrides file.
         for d in &self.ov.defaults {
             let Some(c) = context.iter_mut().find(|c| c.name == d.property) else {
-                return Err(self.ov.error(d.line, format!("[[default]] property {:?} is not a new context property of {}", d.property, self.new_c.class)));
+                return Err(self.ov.error(
+                    d.line,
+                    format!(
+                        "[[default]] property {:?} is not a new context property of {}",
+                        d.property, self.new_c.class
+                    ),
+                ));
             };
             if c.change != PropertyChange::Added {
-                return Err(self.ov.error(d.line, format!("[[default]] property {:?} is not new (it was {:?})", d.property, c.change)));
+                return Err(self.ov.error(
+                    d.line,
+                    format!(
+                        "[[default]] property {:?} is not new (it was {:?})",
+                        d.property, c.change
+                    ),
+                ));
             }
             c.default = Some(d.value.clone());
-            self.applied.push(format!("line {}: default {} = {}", d.line, d.property, d.value));
+            self.applied.push(format!(
+                "line {}: default {} = {}",
+                d.line, d.property, d.value
+            ));
         }
         let added: Vec<(String, Option<String>)> = self
             .a
@@ -556,16 +894,25 @@ impl Builder<'_, '_> {
             .map(|c| (c.name.clone(), c.initial_expression.clone()))
             .collect();
         for (prop, mut f) in safety::context_reads(self.a, resumes, &added) {
-            if let Some(c) = context.iter().find(|c| c.name == prop && c.default.is_some()) {
+            if let Some(c) = context
+                .iter()
+                .find(|c| c.name == prop && c.default.is_some())
+            {
                 f.acknowledged = true;
-                f.message.push_str(&format!(" (default {} set by the overrides file)", c.default.as_deref().unwrap_or("")));
+                f.message.push_str(&format!(
+                    " (default {} set by the overrides file)",
+                    c.default.as_deref().unwrap_or("")
+                ));
             }
             self.findings.push(f);
         }
         for c in &self.a.diff.context {
             match c.change {
                 ContextChangeKind::Removed => {
-                    self.findings.push(finding(Code::ContextPropertyRemoved, format!("context property {} was removed", c.name)));
+                    self.findings.push(finding(
+                        Code::ContextPropertyRemoved,
+                        format!("context property {} was removed", c.name),
+                    ));
                 }
                 ContextChangeKind::Retyped => self.findings.push(finding(
                     Code::ContextPropertyRetyped,
@@ -585,20 +932,47 @@ impl Builder<'_, '_> {
     /// Mark acknowledged findings; every `[[ack]]` must match one.
     fn apply_acks(&mut self) -> Result<(), OverridesError> {
         for ack in &self.ov.acks {
-            let code = lookup(&ack.code).ok_or_else(|| self.ov.error(ack.line, format!("[[ack]] code {:?} is not a finding code (see `plan::findings`)", ack.code)))?;
+            let code = lookup(&ack.code).ok_or_else(|| {
+                self.ov.error(
+                    ack.line,
+                    format!(
+                        "[[ack]] code {:?} is not a finding code (see `plan::findings`)",
+                        ack.code
+                    ),
+                )
+            })?;
             let want_state: Option<String> = match (&ack.thread, &ack.state) {
                 (_, Some(s)) if s.contains(':') => Some(s.clone()),
-                (Some(t), Some(s)) => Some(format!("{}:{s}", find_thread(self.old_c, t).map(|x| short(&x.class).to_string()).unwrap_or_else(|| t.clone()))),
+                (Some(t), Some(s)) => Some(format!(
+                    "{}:{s}",
+                    find_thread(self.old_c, t)
+                        .map(|x| short(&x.class).to_string())
+                        .unwrap_or_else(|| t.clone())
+                )),
                 (None, Some(s)) => Some(format!(":{s}")),
-                (Some(t), None) => Some(format!("{}:", find_thread(self.old_c, t).map(|x| short(&x.class).to_string()).unwrap_or_else(|| t.clone()))),
+                (Some(t), None) => Some(format!(
+                    "{}:",
+                    find_thread(self.old_c, t)
+                        .map(|x| short(&x.class).to_string())
+                        .unwrap_or_else(|| t.clone())
+                )),
                 (None, None) => None,
             };
             let mut hit = false;
-            for f in self.findings.iter_mut().filter(|f| f.code == code.rule().code) {
+            for f in self
+                .findings
+                .iter_mut()
+                .filter(|f| f.code == code.rule().code)
+            {
                 let ok = match &want_state {
                     None => true,
-                    Some(w) if w.starts_with(':') => f.states.iter().any(|s| !s.starts_with("new:") && s.ends_with(w.as_str())),
-                    Some(w) if w.ends_with(':') => f.states.iter().any(|s| s.starts_with(w.as_str())),
+                    Some(w) if w.starts_with(':') => f
+                        .states
+                        .iter()
+                        .any(|s| !s.starts_with("new:") && s.ends_with(w.as_str())),
+                    Some(w) if w.ends_with(':') => {
+                        f.states.iter().any(|s| s.starts_with(w.as_str()))
+                    }
                     Some(w) => f.states.iter().any(|s| s == w),
                 };
                 if ok {
@@ -607,11 +981,31 @@ impl Builder<'_, '_> {
                 }
             }
             if !hit {
-                let which = want_state.map(|w| format!(" at {}", w.trim_matches(':'))).unwrap_or_default();
-                return Err(self.ov.error(ack.line, format!("[[ack]] {}{which}: no such finding in this plan", code.rule().code)));
+                let which = want_state
+                    .map(|w| format!(" at {}", w.trim_matches(':')))
+                    .unwrap_or_default();
+                return Err(self.ov.error(
+                    ack.line,
+                    format!(
+                        "[[ack]] {}{which}: no such finding in this plan",
+                        code.rule().code
+                    ),
+                ));
             }
-            let reason = ack.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-            self.applied.push(format!("line {}: ack {}{}{reason}", ack.line, code.rule().code, ack.state.as_deref().map(|s| format!(" {s}")).unwrap_or_default()));
+            let reason = ack
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            self.applied.push(format!(
+                "line {}: ack {}{}{reason}",
+                ack.line,
+                code.rule().code,
+                ack.state
+                    .as_deref()
+                    .map(|s| format!(" {s}"))
+                    .unwrap_or_default()
+            ));
         }
         Ok(())
     }
@@ -633,11 +1027,19 @@ fn plural(n: usize, what: &str) -> String {
 }
 
 fn handler_number(name: &str) -> u64 {
-    name.trim_start_matches("OnResponse").parse().unwrap_or(u64::MAX)
+    name.trim_start_matches("OnResponse")
+        .parse()
+        .unwrap_or(u64::MAX)
 }
 
 fn source(b: &Bpl, c: &CompiledProcess) -> PlanSource {
-    PlanSource { origin: b.source.origin.clone(), sha256: b.source.sha256.clone(), class: c.class.clone(), package: c.package.clone(), version: c.version }
+    PlanSource {
+        origin: b.source.origin.clone(),
+        sha256: b.source.sha256.clone(),
+        class: c.class.clone(),
+        package: c.package.clone(),
+        version: c.version,
+    }
 }
 
 /// First 16 hex digits of SHA-256 over the canonical JSON of the plan with `plan_id` empty.

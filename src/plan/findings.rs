@@ -27,7 +27,7 @@ macro_rules! catalogue {
         pub enum Code { $( $id, )* }
 
         /// Every rule, in code order.
-        pub const RULES: &[Rule] = &[ $( Rule { code: $code, name: $name, severity: Severity::$sev, description: $desc, help: $help }, )* ];
+        pub static RULES: &[Rule] = &[ $( Rule { code: $code, name: $name, severity: Severity::$sev, description: $desc, help: $help }, )* ];
 
         impl Code {
             pub const ALL: &'static [Code] = &[ $( Code::$id, )* ];
@@ -149,8 +149,8 @@ pub fn finding(code: Code, message: impl Into<String>) -> Finding {
 pub trait FindingExt {
     fn severity(self, s: Severity) -> Self;
     fn states(self, s: impl IntoIterator<Item = String>) -> Self;
-    fn old(self, a: impl IntoIterator<Item = ActivityRef>) -> Self;
-    fn new(self, a: impl IntoIterator<Item = ActivityRef>) -> Self;
+    fn old_acts(self, a: impl IntoIterator<Item = ActivityRef>) -> Self;
+    fn new_acts(self, a: impl IntoIterator<Item = ActivityRef>) -> Self;
 }
 
 impl FindingExt for Finding {
@@ -162,11 +162,11 @@ impl FindingExt for Finding {
         self.states.extend(s);
         self
     }
-    fn old(mut self, a: impl IntoIterator<Item = ActivityRef>) -> Self {
+    fn old_acts(mut self, a: impl IntoIterator<Item = ActivityRef>) -> Self {
         self.activities.extend(a);
         self
     }
-    fn new(mut self, a: impl IntoIterator<Item = ActivityRef>) -> Self {
+    fn new_acts(mut self, a: impl IntoIterator<Item = ActivityRef>) -> Self {
         self.new_activities.extend(a);
         self
     }
@@ -174,7 +174,10 @@ impl FindingExt for Finding {
 
 /// Look a code up by its text (`BPM0101`) or name (`removed-wait-state`).
 pub fn lookup(code: &str) -> Option<Code> {
-    Code::ALL.iter().copied().find(|c| c.rule().code.eq_ignore_ascii_case(code) || c.rule().name == code)
+    Code::ALL
+        .iter()
+        .copied()
+        .find(|c| c.rule().code.eq_ignore_ascii_case(code) || c.rule().name == code)
 }
 
 #[cfg(test)]
@@ -184,7 +187,8 @@ mod tests {
     #[test]
     fn codes_are_unique_sorted_and_indexed() {
         for (i, c) in Code::ALL.iter().enumerate() {
-            assert_eq!(c.rule() as *const Rule, &RULES[i] as *const Rule);
+            assert_eq!(c.rule(), &RULES[i]);
+            assert_eq!(Code::ALL[i], *c);
         }
         for w in RULES.windows(2) {
             assert!(w[0].code < w[1].code, "{} before {}", w[0].code, w[1].code);

@@ -138,11 +138,19 @@ pub enum PropertyChange {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Precondition {
     /// No row of `table` rests at `state` (removed, unmapped).
-    NoRowsAtState { table: SqlTable, state: String, reason: String },
+    NoRowsAtState {
+        table: SqlTable,
+        state: String,
+        reason: String,
+    },
     /// `table` holds no row at all (e.g. a flow thread class that was renumbered).
     NoRowsInTable { table: SqlTable, reason: String },
     /// No thread of `table` waits on a response for `call` (renamed or removed call).
-    NoPendingResponse { table: SqlTable, call: String, reason: String },
+    NoPendingResponse {
+        table: SqlTable,
+        call: String,
+        reason: String,
+    },
     /// Every production item running `class` is disabled.
     HostDisabled { class: String },
     /// No live job runs a config item of `class`.

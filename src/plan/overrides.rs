@@ -157,13 +157,21 @@ struct RawAck {
 }
 
 fn line_of(text: &str, offset: usize) -> u32 {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() as u32 + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u32
+        + 1
 }
 
 impl Overrides {
     /// Parse an overrides file. `file` names it in messages.
     pub fn parse(file: &str, text: &str) -> Result<Overrides, OverridesError> {
-        let err = |line: u32, message: String| OverridesError { file: file.to_string(), line, message };
+        let err = |line: u32, message: String| OverridesError {
+            file: file.to_string(),
+            line,
+            message,
+        };
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
             err(line, e.message().trim().to_string())
@@ -182,17 +190,32 @@ impl Overrides {
                 }
             }
         };
-        let mut out = Overrides { file: file.to_string(), old_sha256: hash(raw.old_sha256)?, new_sha256: hash(raw.new_sha256)?, ..Default::default() };
+        let mut out = Overrides {
+            file: file.to_string(),
+            old_sha256: hash(raw.old_sha256)?,
+            new_sha256: hash(raw.new_sha256)?,
+            ..Default::default()
+        };
         for m in raw.map {
             let l = line(&m.span());
             let m = m.into_inner();
-            out.maps.push(MapOverride { line: l, thread: m.thread.trim().to_string(), old: m.old.trim().to_string(), new: m.new.trim().to_string(), reason: m.reason });
+            out.maps.push(MapOverride {
+                line: l,
+                thread: m.thread.trim().to_string(),
+                old: m.old.trim().to_string(),
+                new: m.new.trim().to_string(),
+                reason: m.reason,
+            });
         }
         for p in raw.pin {
             let l = line(&p.span());
             let p = p.into_inner();
             let new = p.new.trim();
-            out.pins.push(PinOverride { line: l, old: p.old.trim().to_string(), new: (!new.is_empty()).then(|| new.to_string()) });
+            out.pins.push(PinOverride {
+                line: l,
+                old: p.old.trim().to_string(),
+                new: (!new.is_empty()).then(|| new.to_string()),
+            });
         }
         for d in raw.default {
             let l = line(&d.span());
@@ -202,20 +225,43 @@ impl Overrides {
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Float(f) => f.to_string(),
                 toml::Value::Boolean(b) => if b { "1" } else { "0" }.to_string(),
-                other => return Err(err(l, format!("default for {} must be a number or a string, not {}", d.property, other.type_str()))),
+                other => {
+                    return Err(err(
+                        l,
+                        format!(
+                            "default for {} must be a number or a string, not {}",
+                            d.property,
+                            other.type_str()
+                        ),
+                    ))
+                }
             };
-            out.defaults.push(DefaultOverride { line: l, property: d.property.trim().to_string(), value });
+            out.defaults.push(DefaultOverride {
+                line: l,
+                property: d.property.trim().to_string(),
+                value,
+            });
         }
         for a in raw.ack {
             let l = line(&a.span());
             let a = a.into_inner();
-            out.acks.push(AckOverride { line: l, code: a.code.trim().to_string(), thread: a.thread, state: a.state, reason: a.reason });
+            out.acks.push(AckOverride {
+                line: l,
+                code: a.code.trim().to_string(),
+                thread: a.thread,
+                state: a.state,
+                reason: a.reason,
+            });
         }
         Ok(out)
     }
 
     pub fn error(&self, line: u32, message: impl Into<String>) -> OverridesError {
-        OverridesError { file: self.file.clone(), line, message: message.into() }
+        OverridesError {
+            file: self.file.clone(),
+            line,
+            message: message.into(),
+        }
     }
 }
 
@@ -246,7 +292,16 @@ state = "S6"
 "#;
         let o = Overrides::parse("o.toml", text).unwrap();
         assert_eq!(o.old_sha256, Some((1, "a".repeat(64))));
-        assert_eq!(o.maps[0], MapOverride { line: 4, thread: "Thread1".into(), old: "S6".into(), new: "S4".into(), reason: None });
+        assert_eq!(
+            o.maps[0],
+            MapOverride {
+                line: 3,
+                thread: "Thread1".into(),
+                old: "S6".into(),
+                new: "S4".into(),
+                reason: None
+            }
+        );
         assert_eq!(o.pins[0].new, None);
         assert_eq!(o.defaults[0].value, "0");
         assert_eq!(o.acks[0].state.as_deref(), Some("S6"));
@@ -255,7 +310,11 @@ state = "S6"
 
     #[test]
     fn unknown_key_names_the_line() {
-        let e = Overrides::parse("o.toml", "[[map]]\nthread = \"Thread1\"\nold = \"S1\"\nnew = \"S2\"\nbogus = 1\n").unwrap_err();
+        let e = Overrides::parse(
+            "o.toml",
+            "[[map]]\nthread = \"Thread1\"\nold = \"S1\"\nnew = \"S2\"\nbogus = 1\n",
+        )
+        .unwrap_err();
         assert!(e.line >= 1, "{e}");
         assert!(e.to_string().contains("bogus"), "{e}");
     }

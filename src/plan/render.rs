@@ -78,9 +78,19 @@ fn verdict_help(v: Verdict) -> &'static str {
 /// context, preconditions, findings.
 pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}: {} ({})", p.old.class, verdict_str(p.verdict), verdict_help(p.verdict));
+    let _ = writeln!(
+        out,
+        "{}: {} ({})",
+        p.old.class,
+        verdict_str(p.verdict),
+        verdict_help(p.verdict)
+    );
     if opts.header {
-        let _ = writeln!(out, "plan {} (bplmigrate {}, compiler {})", p.plan_id, p.tool_version, p.compiler);
+        let _ = writeln!(
+            out,
+            "plan {} (bplmigrate {}, compiler {})",
+            p.plan_id, p.tool_version, p.compiler
+        );
         let _ = writeln!(out, "old  {}  sha256 {}", p.old.origin, p.old.sha256);
         let _ = writeln!(out, "new  {}  sha256 {}", p.new.origin, p.new.sha256);
     } else {
@@ -93,7 +103,16 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
         let _ = writeln!(out);
         let nc = t.new_class.as_deref().unwrap_or("(none)");
         let _ = writeln!(out, "{} → {}", t.old_class, nc);
-        let mut rows = vec![vec!["old".into(), "new".into(), "role".into(), "activity".into(), "new activity".into(), "change".into(), "via".into(), "".into()]];
+        let mut rows = vec![vec![
+            "old".into(),
+            "new".into(),
+            "role".into(),
+            "activity".into(),
+            "new activity".into(),
+            "change".into(),
+            "via".into(),
+            "".into(),
+        ]];
         for s in &t.states {
             let mut flags = Vec::new();
             if s.wait {
@@ -104,19 +123,32 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
             }
             if !s.old_handler_stack.is_empty() || !s.new_handler_stack.is_empty() {
                 if s.old_handler_stack != s.new_handler_stack {
-                    flags.push(format!("hstack [{}]→[{}]", s.old_handler_stack.join(","), s.new_handler_stack.join(",")));
+                    flags.push(format!(
+                        "hstack [{}]→[{}]",
+                        s.old_handler_stack.join(","),
+                        s.new_handler_stack.join(",")
+                    ));
                 } else {
                     flags.push(format!("hstack [{}]", s.old_handler_stack.join(",")));
                 }
             }
             if !s.old_subroutine_stack.is_empty() || !s.new_subroutine_stack.is_empty() {
-                flags.push(format!("sstack [{}]→[{}]", s.old_subroutine_stack.join(","), s.new_subroutine_stack.join(",")));
+                flags.push(format!(
+                    "sstack [{}]→[{}]",
+                    s.old_subroutine_stack.join(","),
+                    s.new_subroutine_stack.join(",")
+                ));
             }
             if let Some(n) = &s.note {
                 flags.push(format!("({n})"));
             }
             let new_act = match &s.new_activity {
-                Some(a) if a.label() != s.old_activity.label() || s.change == StateChange::Overridden => a.label(),
+                Some(a)
+                    if a.label() != s.old_activity.label()
+                        || s.change == StateChange::Overridden =>
+                {
+                    a.label()
+                }
                 Some(_) => "=".into(),
                 None => "-".into(),
             };
@@ -144,7 +176,13 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                     Some(n) if *n == h.old => "unchanged",
                     Some(_) => "renumbered",
                 };
-                vec![h.old.clone(), "→".into(), h.new.clone().unwrap_or_else(|| "-".into()), format!("call {:?}", h.call), change.into()]
+                vec![
+                    h.old.clone(),
+                    "→".into(),
+                    h.new.clone().unwrap_or_else(|| "-".into()),
+                    format!("call {:?}", h.call),
+                    change.into(),
+                ]
             })
             .collect();
         out.push_str(&table(&rows, "  "));
@@ -160,15 +198,26 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                     PropertyChange::Removed => "removed",
                     PropertyChange::Retyped => "retyped",
                 };
-                let types = format!("{} → {}", c.old_type.as_deref().unwrap_or("-"), c.new_type.as_deref().unwrap_or("-"));
-                let default = c.default.as_ref().map(|d| format!("default for in-flight rows: {d}")).unwrap_or_default();
+                let types = format!(
+                    "{} → {}",
+                    c.old_type.as_deref().unwrap_or("-"),
+                    c.new_type.as_deref().unwrap_or("-")
+                );
+                let default = c
+                    .default
+                    .as_ref()
+                    .map(|d| format!("default for in-flight rows: {d}"))
+                    .unwrap_or_default();
                 vec![c.name.clone(), change.into(), types, default]
             })
             .collect();
         out.push_str(&table(&rows, "  "));
     }
     if !p.preconditions.is_empty() {
-        let _ = writeln!(out, "\npreconditions (checked on the live rows before the rewrite)");
+        let _ = writeln!(
+            out,
+            "\npreconditions (checked on the live rows before the rewrite)"
+        );
         for pc in &p.preconditions {
             let _ = writeln!(out, "  - {}", precondition_str(pc));
         }
@@ -192,8 +241,18 @@ pub fn findings_human(findings: &[Finding]) -> String {
     let mut out = String::new();
     for f in findings {
         let name = lookup(&f.code).map(|c| c.rule().name).unwrap_or("");
-        let ack = if f.acknowledged { " (acknowledged)" } else { "" };
-        let _ = writeln!(out, "  {:<7} {} {name}{ack}: {}", severity_str(f.severity), f.code, f.message);
+        let ack = if f.acknowledged {
+            " (acknowledged)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {:<7} {} {name}{ack}: {}",
+            severity_str(f.severity),
+            f.code,
+            f.message
+        );
         if !f.states.is_empty() {
             let _ = writeln!(out, "          states: {}", f.states.join(", "));
         }
@@ -203,10 +262,20 @@ pub fn findings_human(findings: &[Finding]) -> String {
 
 pub fn precondition_str(p: &Precondition) -> String {
     match p {
-        Precondition::NoRowsAtState { table, state, reason } => format!("no row of {table} rests at {state}: {reason}"),
+        Precondition::NoRowsAtState {
+            table,
+            state,
+            reason,
+        } => format!("no row of {table} rests at {state}: {reason}"),
         Precondition::NoRowsInTable { table, reason } => format!("{table} holds no row: {reason}"),
-        Precondition::NoPendingResponse { table, call, reason } => format!("no thread of {table} has a pending response for {call:?}: {reason}"),
-        Precondition::HostDisabled { class } => format!("every production item running {class} is disabled"),
+        Precondition::NoPendingResponse {
+            table,
+            call,
+            reason,
+        } => format!("no thread of {table} has a pending response for {call:?}: {reason}"),
+        Precondition::HostDisabled { class } => {
+            format!("every production item running {class} is disabled")
+        }
         Precondition::NoLiveJob { class } => format!("no live job runs a config item of {class}"),
     }
 }
@@ -245,11 +314,26 @@ fn aspect_str(a: Aspect) -> &'static str {
 /// and the matcher's open questions.
 pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}: {} → {}{}", d.old.class, d.old.origin, d.new.origin, if d.identical { " (identical)" } else { "" });
+    let _ = writeln!(
+        out,
+        "{}: {} → {}{}",
+        d.old.class,
+        d.old.origin,
+        d.new.origin,
+        if d.identical { " (identical)" } else { "" }
+    );
     if opts.header {
-        let _ = writeln!(out, "compiler {}; sha256 {} → {}", d.compiler, d.old.sha256, d.new.sha256);
+        let _ = writeln!(
+            out,
+            "compiler {}; sha256 {} → {}",
+            d.compiler, d.old.sha256, d.new.sha256
+        );
     }
-    let unchanged = d.activities.iter().filter(|a| a.change == ActivityChangeKind::Unchanged).count();
+    let unchanged = d
+        .activities
+        .iter()
+        .filter(|a| a.change == ActivityChangeKind::Unchanged)
+        .count();
     let _ = writeln!(out, "\nactivities ({unchanged} unchanged)");
     let mut rows = Vec::new();
     for a in &d.activities {
@@ -260,14 +344,28 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
                 if a.aspects == [Aspect::Contents] {
                     continue;
                 }
-                ("~", a.aspects.iter().map(|x| aspect_str(*x)).filter(|x| *x != "contents").collect::<Vec<_>>().join(", "))
+                (
+                    "~",
+                    a.aspects
+                        .iter()
+                        .map(|x| aspect_str(*x))
+                        .filter(|x| *x != "contents")
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
             }
             ActivityChangeKind::Removed => ("-", "removed".to_string()),
             ActivityChangeKind::Inserted => ("+", "inserted".to_string()),
         };
-        let pos = |r: &Option<ActivityRef>| r.as_ref().map(|r| format!("{}:{}", r.line, r.column)).unwrap_or_else(|| "-".into());
+        let pos = |r: &Option<ActivityRef>| {
+            r.as_ref()
+                .map(|r| format!("{}:{}", r.line, r.column))
+                .unwrap_or_else(|| "-".into())
+        };
         let name = match (&a.old, &a.new) {
-            (Some(o), Some(n)) if o.label() != n.label() && o.name != n.name => format!("{} → {}", o.label(), n.label()),
+            (Some(o), Some(n)) if o.label() != n.label() && o.name != n.name => {
+                format!("{} → {}", o.label(), n.label())
+            }
             (Some(o), _) => o.label(),
             (None, n) => label(n),
         };
@@ -276,7 +374,9 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
             name,
             format!("{} → {}", pos(&a.old), pos(&a.new)),
             what,
-            a.via.map(|v| format!("via {}", v.as_str())).unwrap_or_default(),
+            a.via
+                .map(|v| format!("via {}", v.as_str()))
+                .unwrap_or_default(),
         ]);
     }
     if rows.is_empty() {
@@ -290,12 +390,26 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
             "{} → {} ({})",
             t.old_class.as_deref().unwrap_or("(none)"),
             t.new_class.as_deref().unwrap_or("(none)"),
-            delta_str(t.change)
+            match t.change {
+                DeltaKind::Unchanged => "same class",
+                DeltaKind::Renumbered => "class renumbered",
+                DeltaKind::Removed => "class removed",
+                DeltaKind::Added => "class added",
+            }
         );
-        let mut rows = vec![vec!["old".into(), "new".into(), "role".into(), "activity".into(), "change".into(), "".into()]];
+        let mut rows = vec![vec![
+            "old".into(),
+            "new".into(),
+            "role".into(),
+            "activity".into(),
+            "change".into(),
+            "".into(),
+        ]];
         for s in &t.states {
             let act = match (&s.old_activity, &s.new_activity) {
-                (Some(o), Some(n)) if o.label() != n.label() => format!("{} → {}", o.label(), n.label()),
+                (Some(o), Some(n)) if o.label() != n.label() => {
+                    format!("{} → {}", o.label(), n.label())
+                }
                 (Some(o), _) => o.label(),
                 (None, n) => label(n),
             };
@@ -336,7 +450,13 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
                     (None, Some(n)) => format!("call {n:?}"),
                     (None, None) => String::new(),
                 };
-                vec![h.old.clone().unwrap_or_else(|| "-".into()), "→".into(), h.new.clone().unwrap_or_else(|| "-".into()), call, delta_str(h.change).into()]
+                vec![
+                    h.old.clone().unwrap_or_else(|| "-".into()),
+                    "→".into(),
+                    h.new.clone().unwrap_or_else(|| "-".into()),
+                    call,
+                    delta_str(h.change).into(),
+                ]
             })
             .collect();
         out.push_str(&table(&rows, "  "));
@@ -358,14 +478,27 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
         let _ = writeln!(out, "\nmatching issues");
         for i in &d.issues {
             let line = match i {
-                MatchIssue::Ambiguous { reason, old, new, .. } => format!(
+                MatchIssue::Ambiguous {
+                    reason, old, new, ..
+                } => format!(
                     "ambiguous: {reason} (old: {}; new: {})",
                     old.iter().map(|r| r.label()).collect::<Vec<_>>().join(", "),
                     new.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ")
                 ),
-                MatchIssue::Positional { old, new } => format!("by position only: {} ↔ {}", old.label(), new.label()),
-                MatchIssue::LimitHit { limit, fallback, at } => {
-                    format!("limit {limit}{}: {fallback}", at.as_ref().map(|r| format!(" in {}", r.label())).unwrap_or_default())
+                MatchIssue::Positional { old, new } => {
+                    format!("by position only: {} ↔ {}", old.label(), new.label())
+                }
+                MatchIssue::LimitHit {
+                    limit,
+                    fallback,
+                    at,
+                } => {
+                    format!(
+                        "limit {limit}{}: {fallback}",
+                        at.as_ref()
+                            .map(|r| format!(" in {}", r.label()))
+                            .unwrap_or_default()
+                    )
                 }
             };
             let _ = writeln!(out, "  {line}");

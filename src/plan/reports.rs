@@ -19,7 +19,16 @@ pub struct Checked<'a> {
 pub fn fingerprint(plan: &MigrationPlan, f: &Finding) -> String {
     let mut s = format!("{}\n{}\n", plan.new.class, f.code);
     if f.states.is_empty() {
-        for a in f.activities.iter().map(|a| format!("old {}", a.label())).chain(f.new_activities.iter().map(|a| format!("new {}", a.label()))) {
+        for a in f
+            .activities
+            .iter()
+            .map(|a| format!("old {}", a.label()))
+            .chain(
+                f.new_activities
+                    .iter()
+                    .map(|a| format!("new {}", a.label())),
+            )
+        {
             s.push_str(&a);
             s.push('\n');
         }
@@ -31,7 +40,10 @@ pub fn fingerprint(plan: &MigrationPlan, f: &Finding) -> String {
 
 /// Where a finding points in the new file: its first new-version activity, else line 1.
 fn location(f: &Finding) -> (u32, u32) {
-    f.new_activities.first().map(|a| (a.line.max(1), a.column.max(1))).unwrap_or((1, 1))
+    f.new_activities
+        .first()
+        .map(|a| (a.line.max(1), a.column.max(1)))
+        .unwrap_or((1, 1))
 }
 
 fn rule_name(code: &str) -> &'static str {

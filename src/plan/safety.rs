@@ -34,16 +34,28 @@ pub(crate) struct Resume {
     pub join: bool,
 }
 
-pub(crate) fn resume_points(a: &Analysis, old_c: &CompiledProcess, new_c: &CompiledProcess, threads: &[(u32, Option<u32>, Vec<StateMapping>)]) -> Vec<Resume> {
+pub(crate) fn resume_points(
+    a: &Analysis,
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+    threads: &[(u32, Option<u32>, Vec<StateMapping>)],
+) -> Vec<Resume> {
     let mut out = Vec::new();
     for (old_no, new_no, states) in threads {
-        let (Some(ot), Some(nt)) = (old_c.thread(*old_no), new_no.and_then(|n| new_c.thread(n))) else { continue };
+        let (Some(ot), Some(nt)) = (old_c.thread(*old_no), new_no.and_then(|n| new_c.thread(n)))
+        else {
+            continue;
+        };
         for sm in states {
             if !(sm.wait || sm.join) {
                 continue;
             }
-            let (Some(new_state), Some(na)) = (&sm.new, &sm.new_activity) else { continue };
-            let Some(w_new) = a.new.pos(na.id) else { continue };
+            let (Some(new_state), Some(na)) = (&sm.new, &sm.new_activity) else {
+                continue;
+            };
+            let Some(w_new) = a.new.pos(na.id) else {
+                continue;
+            };
             out.push(Resume {
                 old_ref: sref(&ot.class, &sm.old),
                 new_ref: new_sref(&nt.class, new_state),
@@ -62,9 +74,15 @@ pub(crate) fn resume_points(a: &Analysis, old_c: &CompiledProcess, new_c: &Compi
 fn outermost(t: &Tree, set: &BTreeSet<usize>) -> Vec<usize> {
     let mut full = vec![false; t.len()];
     for p in (0..t.len()).rev() {
-        full[p] = set.contains(&p) && t.slots[p].iter().flat_map(|(_, l)| l.iter()).all(|&c| full[c] || !t.effective[c]);
+        full[p] = set.contains(&p)
+            && t.slots[p]
+                .iter()
+                .flat_map(|(_, l)| l.iter())
+                .all(|&c| full[c] || !t.effective[c]);
     }
-    (0..t.len()).filter(|&p| full[p] && !t.ancestors(p).any(|q| full[q])).collect()
+    (0..t.len())
+        .filter(|&p| full[p] && !t.ancestors(p).any(|q| full[q]))
+        .collect()
 }
 
 /// Does a thread resting at `w` run code at `p` only on a fault path it is not on?
@@ -84,12 +102,16 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
     let mut skipped: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut rerun: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut enclosing: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
+    let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     for r in resumes {
         let w = r.w_new;
         let mut sk = BTreeSet::new();
         let mut re = BTreeSet::new();
         for n in 0..tn.len() {
-            if !tn.effective[n] || tn.thread_root[n] != tn.thread_root[w] || in_foreign_handler(tn, n, w) {
+            if !tn.effective[n]
+                || tn.thread_root[n] != tn.thread_root[w]
+                || in_foreign_handler(tn, n, w)
+            {
                 continue;
             }
             match tn.order(n, w) {
@@ -102,28 +124,39 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
                 _ => {}
             }
         }
-        // A parent resting at a flow join started its branches already: a new branch never runs.
+        // A parent resting at a flow join started its branches already: a new branch never
+        // runs, and a branch that finished never runs what was added to it.
+        let mut branch = BTreeSet::new();
         if r.join && tn.element(w) == "flow" {
-            for c in tn.slots[w].iter().flat_map(|(_, l)| l.iter().copied()) {
-                let started = match (m.n2o[c], r.w_old) {
-                    (Some(o), Some(wo)) => to.parent[o] == Some(wo) && to.effective[o],
+            for c in w + 1..=tn.end[w] {
+                let was_inside = match (m.n2o[c], r.w_old) {
+                    (Some(o), Some(wo)) => to.effective[o] && to.is_desc(o, wo),
                     _ => false,
                 };
-                if tn.effective[c] && !started {
-                    sk.extend((c..=tn.end[c]).filter(|&p| tn.effective[p]));
+                if tn.effective[c] && !was_inside {
+                    branch.insert(c);
                 }
             }
         }
         // New conditions around the resume point.
         let enc: Vec<usize> = tn
             .ancestors(w)
-            .filter(|&p| matches!(tn.element(p), "if" | "switch" | "while" | "until" | "foreach"))
+            .filter(|&p| {
+                matches!(
+                    tn.element(p),
+                    "if" | "switch" | "while" | "until" | "foreach"
+                )
+            })
             .filter(|&p| match (m.n2o[p], r.w_old) {
                 (Some(o), Some(wo)) => !to.is_desc(wo, o),
                 _ => true,
             })
             .collect();
-        for (set, into) in [(sk, &mut skipped), (re, &mut rerun)] {
+        for (set, into) in [
+            (sk, &mut skipped),
+            (re, &mut rerun),
+            (branch, &mut branches),
+        ] {
             let top = outermost(tn, &set);
             if !top.is_empty() {
                 into.entry(top).or_default().push(r);
@@ -134,9 +167,23 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
         }
     }
     let mut out = Vec::new();
-    let states = |rs: &[&Resume]| rs.iter().flat_map(|r| [r.old_ref.clone(), r.new_ref.clone()]).collect::<Vec<_>>();
-    let names = |ps: &[usize]| ps.iter().map(|&p| tn.label(p)).collect::<Vec<_>>().join(", ");
-    let at = |rs: &[&Resume]| rs.iter().map(|r| r.old_ref.as_str()).collect::<Vec<_>>().join(", ");
+    let states = |rs: &[&Resume]| {
+        rs.iter()
+            .flat_map(|r| [r.old_ref.clone(), r.new_ref.clone()])
+            .collect::<Vec<_>>()
+    };
+    let names = |ps: &[usize]| {
+        ps.iter()
+            .map(|&p| tn.label(p))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let at = |rs: &[&Resume]| {
+        rs.iter()
+            .map(|r| r.old_ref.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for (ps, rs) in &skipped {
         out.push(
             finding(
@@ -144,19 +191,37 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
                 format!("instances resting at {} will skip {} that the new version runs before that point: {}", at(rs), count(ps.len(), "activity", "activities"), names(ps)),
             )
             .states(states(rs))
-            .new(ps.iter().map(|&p| tn.aref(p))),
+            .new_acts(ps.iter().map(|&p| tn.aref(p))),
+        );
+    }
+    for (ps, rs) in &branches {
+        out.push(
+            finding(
+                Code::SkippedActivities,
+                format!(
+                    "instances resting at {} (flow join) started their branches under the old version: a new branch never runs, and a branch that already finished never runs what was added to it: {}",
+                    at(rs),
+                    names(ps)
+                ),
+            )
+            .states(states(rs))
+            .new_acts(ps.iter().map(|&p| tn.aref(p))),
         );
     }
     for (ps, rs) in &rerun {
-        let old_refs: Vec<ActivityRef> = ps.iter().filter_map(|&p| m.n2o[p]).map(|o| to.aref(o)).collect();
+        let old_refs: Vec<ActivityRef> = ps
+            .iter()
+            .filter_map(|&p| m.n2o[p])
+            .map(|o| to.aref(o))
+            .collect();
         out.push(
             finding(
                 Code::RerunActivities,
                 format!("instances resting at {} will run again {} that moved from before to after that point: {}", at(rs), count(ps.len(), "activity", "activities"), names(ps)),
             )
             .states(states(rs))
-            .old(old_refs)
-            .new(ps.iter().map(|&p| tn.aref(p))),
+            .old_acts(old_refs)
+            .new_acts(ps.iter().map(|&p| tn.aref(p))),
         );
     }
     for (ps, rs) in &enclosing {
@@ -166,7 +231,7 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
                 format!("instances resting at {} will resume inside {} without having evaluated its condition", at(rs), names(ps)),
             )
             .states(states(rs))
-            .new(ps.iter().map(|&p| tn.aref(p))),
+            .new_acts(ps.iter().map(|&p| tn.aref(p))),
         );
     }
     out
@@ -188,7 +253,10 @@ pub(crate) fn mentions(text: &str, prop: &str) -> bool {
     while let Some(i) = text[from..].find(&needle) {
         let s = from + i;
         let e = s + needle.len();
-        let before_ok = s == 0 || !(bytes[s - 1].is_ascii_alphanumeric() || bytes[s - 1] == b'.' || bytes[s - 1] == b'%');
+        let before_ok = s == 0
+            || !(bytes[s - 1].is_ascii_alphanumeric()
+                || bytes[s - 1] == b'.'
+                || bytes[s - 1] == b'%');
         let after_ok = e == bytes.len() || !(bytes[e].is_ascii_alphanumeric() || bytes[e] == b'%');
         if before_ok && after_ok {
             return true;
@@ -200,7 +268,11 @@ pub(crate) fn mentions(text: &str, prop: &str) -> bool {
 
 /// New context properties read after a resume point. Returns one finding per property, and
 /// for each property the suggested default.
-pub(crate) fn context_reads(a: &Analysis, resumes: &[Resume], added: &[(String, Option<String>)]) -> Vec<(String, Finding)> {
+pub(crate) fn context_reads(
+    a: &Analysis,
+    resumes: &[Resume],
+    added: &[(String, Option<String>)],
+) -> Vec<(String, Finding)> {
     let tn = &a.new;
     let mut out = Vec::new();
     for (prop, initial) in added {
@@ -222,7 +294,9 @@ pub(crate) fn context_reads(a: &Analysis, resumes: &[Resume], added: &[(String, 
             for &p in &readers {
                 let after = match tn.order(p, w) {
                     Order::After | Order::Inside => true,
-                    Order::Unordered => tn.thread_root[p] != tn.thread_root[w] || tn.handler[p].is_some(),
+                    Order::Unordered => {
+                        tn.thread_root[p] != tn.thread_root[w] || tn.handler[p].is_some()
+                    }
                     _ => false,
                 } || tn.common_loop(p, w);
                 if after {
@@ -247,14 +321,17 @@ pub(crate) fn context_reads(a: &Analysis, resumes: &[Resume], added: &[(String, 
             ),
         )
         .states(hit_states)
-        .new(hit_readers.iter().map(|&p| tn.aref(p)));
+        .new_acts(hit_readers.iter().map(|&p| tn.aref(p)));
         out.push((prop.clone(), f));
     }
     out
 }
 
 /// Renamed or removed calls that a thread may still wait on, with the preconditions.
-pub(crate) fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Precondition>, BTreeSet<String>) {
+pub(crate) fn call_changes(
+    a: &Analysis,
+    old_c: &CompiledProcess,
+) -> (Vec<Finding>, Vec<Precondition>, BTreeSet<String>) {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
     let mut findings = Vec::new();
     let mut pre = Vec::new();
@@ -265,7 +342,9 @@ pub(crate) fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Findin
             continue;
         }
         let Some(name) = &node.name else { continue };
-        let ActivityKind::Call { response, .. } = &node.kind else { continue };
+        let ActivityKind::Call { response, .. } = &node.kind else {
+            continue;
+        };
         let thread = thread_of(to, o, old_c);
         let Some(thread) = thread else { continue };
         // Which wait states wait on it: its own (synchronous call) and every <sync> naming it.
@@ -274,10 +353,15 @@ pub(crate) fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Findin
             if s.role != Role::SyncWait {
                 continue;
             }
-            let Some(sp) = to.pos(s.activity.id) else { continue };
+            let Some(sp) = to.pos(s.activity.id) else {
+                continue;
+            };
             let waits_here = sp == o
                 || (to.element(sp) == "sync"
-                    && to.nodes[sp].attrs.get("calls").is_some_and(|c| c.split(',').any(|x| x.trim() == name.as_str())));
+                    && to.nodes[sp]
+                        .attrs
+                        .get("calls")
+                        .is_some_and(|c| c.split(',').any(|x| x.trim() == name.as_str())));
             if waits_here {
                 waits.push(sref(&thread.class, &s.name));
             }
@@ -288,18 +372,30 @@ pub(crate) fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Findin
         }
         let table = thread.table.clone();
         let (code, what) = match m.o2n[o] {
-            Some(n) if tn.effective[n] && tn.nodes[n].name.as_deref() == Some(name.as_str()) => continue,
-            Some(n) if tn.effective[n] => (Code::PendingCallRenamed, format!("was renamed to {:?}", tn.nodes[n].name.as_deref().unwrap_or(""))),
+            Some(n) if tn.effective[n] && tn.nodes[n].name.as_deref() == Some(name.as_str()) => {
+                continue
+            }
+            Some(n) if tn.effective[n] => (
+                Code::PendingCallRenamed,
+                format!(
+                    "was renamed to {:?}",
+                    tn.nodes[n].name.as_deref().unwrap_or("")
+                ),
+            ),
             Some(_) => (Code::PendingCallRemoved, "was disabled".to_string()),
             None => (Code::PendingCallRemoved, "was removed".to_string()),
         };
         if code == Code::PendingCallRemoved {
             removed_calls.insert(name.clone());
         }
-        let waiting = if waits.is_empty() { String::new() } else { format!(" (waited on at {})", waits.join(", ")) };
-        let mut f = finding(code, format!("call {name:?}{waiting} {what}: a response still pending under {name:?} cannot be matched")).states(waits).old([to.aref(o)]);
+        let waiting = if waits.is_empty() {
+            String::new()
+        } else {
+            format!(" (waited on at {})", waits.join(", "))
+        };
+        let mut f = finding(code, format!("call {name:?}{waiting} {what}: a response still pending under {name:?} cannot be matched")).states(waits).old_acts([to.aref(o)]);
         if let Some(n) = m.o2n[o] {
-            f = f.new([tn.aref(n)]);
+            f = f.new_acts([tn.aref(n)]);
         }
         findings.push(f);
         pre.push(Precondition::NoPendingResponse {
@@ -312,13 +408,19 @@ pub(crate) fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Findin
 }
 
 /// The thread class running activity `p`.
-pub(crate) fn thread_of<'c>(t: &Tree, p: usize, c: &'c CompiledProcess) -> Option<&'c crate::states::ThreadClass> {
+pub(crate) fn thread_of<'c>(
+    t: &Tree,
+    p: usize,
+    c: &'c CompiledProcess,
+) -> Option<&'c crate::states::ThreadClass> {
     let root = t.thread_root[p];
     if root == 0 {
         return c.threads.iter().find(|x| x.parent.is_none());
     }
     let id = t.id(root);
-    c.threads.iter().find(|x| x.parent.is_some() && x.root.id == id)
+    c.threads
+        .iter()
+        .find(|x| x.parent.is_some() && x.root.id == id)
 }
 
 /// Positions (in `t`) of every activity that owns a state, a thread or a response handler.
@@ -342,7 +444,11 @@ pub(crate) fn subtree_owns(t: &Tree, owners: &BTreeSet<usize>, p: usize) -> bool
 }
 
 /// `disabled` toggles: a warning when the toggled subtree allocates anything.
-pub(crate) fn toggles(a: &Analysis, old_c: &CompiledProcess, new_c: &CompiledProcess) -> Vec<Finding> {
+pub(crate) fn toggles(
+    a: &Analysis,
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+) -> Vec<Finding> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
     let (oo, no) = (owners(to, old_c), owners(tn, new_c));
     let mut out = Vec::new();
@@ -359,9 +465,20 @@ pub(crate) fn toggles(a: &Analysis, old_c: &CompiledProcess, new_c: &CompiledPro
         let (sev, effect) = if allocates {
             (Severity::Warning, "it allocates states, threads or response handlers, so everything generated after it is renumbered")
         } else {
-            (Severity::Info, "it allocates nothing, so no state is renumbered")
+            (
+                Severity::Info,
+                "it allocates nothing, so no state is renumbered",
+            )
         };
-        out.push(finding(Code::DisabledToggled, format!("{} was {verb}: {effect}", tn.label(n))).severity(sev).old([to.aref(o)]).new([tn.aref(n)]));
+        out.push(
+            finding(
+                Code::DisabledToggled,
+                format!("{} was {verb}: {effect}", tn.label(n)),
+            )
+            .severity(sev)
+            .old_acts([to.aref(o)])
+            .new_acts([tn.aref(n)]),
+        );
     }
     out
 }

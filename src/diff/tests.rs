@@ -1,0 +1,313 @@
+//! Matcher and state-mapping behaviour, one test per behaviour.
+
+use super::*;
+use crate::bpl::parse_bare;
+use crate::states::{compile, Compiler};
+
+fn doc(body: &str) -> String {
+    format!("<process request='Ens.Request' response='Ens.Response'><sequence>{body}</sequence></process>")
+}
+
+fn run(old: &str, new: &str, pins: &[Pin]) -> ProcessDiff {
+    let (o, n) = (
+        parse_bare("old.xml", &doc(old), "Demo.T").unwrap(),
+        parse_bare("new.xml", &doc(new), "Demo.T").unwrap(),
+    );
+    let (oc, nc) = (
+        compile(&o, Compiler::Current).unwrap(),
+        compile(&n, Compiler::Current).unwrap(),
+    );
+    diff(&o, &n, &oc, &nc, pins).unwrap()
+}
+
+fn change_of<'d>(d: &'d ProcessDiff, label: &str) -> &'d ActivityChange {
+    d.activities
+        .iter()
+        .find(|a| {
+            a.old.as_ref().map(|r| r.label()) == Some(label.to_string())
+                || (a.old.is_none() && a.new.as_ref().map(|r| r.label()) == Some(label.to_string()))
+        })
+        .unwrap_or_else(|| panic!("no activity {label}"))
+}
+
+/// old state → new state of Thread1.
+fn states(d: &ProcessDiff) -> Vec<(Option<String>, Option<String>)> {
+    d.threads[0]
+        .states
+        .iter()
+        .map(|s| (s.old.clone(), s.new.clone()))
+        .collect()
+}
+
+const CALL_A: &str = "<call name='A' target='OpA' async='0'><request type='Ens.Request'/></call>";
+const CALL_B: &str = "<call name='B' target='OpB' async='0'><request type='Ens.Request'/></call>";
+
+#[test]
+fn identical_trees_match_exactly() {
+    let body = format!("{CALL_A}<delay duration='\"PT1M\"'/>{CALL_B}");
+    let d = run(&body, &body, &[]);
+    assert!(d.identical);
+    assert!(d.issues.is_empty());
+    assert!(d
+        .activities
+        .iter()
+        .all(|a| a.change == ActivityChangeKind::Unchanged));
+}
+
+#[test]
+fn moves_between_branches_are_recognised() {
+    let old = format!("<if condition='1'><true>{CALL_A}</true><false>{CALL_B}</false></if>");
+    let new = format!("<if condition='1'><true>{CALL_B}</true><false>{CALL_A}</false></if>");
+    let d = run(&old, &new, &[]);
+    assert_eq!(change_of(&d, "call \"A\"").aspects, vec![Aspect::Moved]);
+    assert_eq!(change_of(&d, "call \"B\"").aspects, vec![Aspect::Moved]);
+    // if: S2 post, S3 true, S4 W(A) S5 C(A), S6 false, S7 W(B), S8 C(B) → A and B swap places.
+    let s = states(&d);
+    assert!(s.contains(&(Some("S4".into()), Some("S7".into()))), "{s:?}");
+    assert!(s.contains(&(Some("S7".into()), Some("S4".into()))), "{s:?}");
+}
+
+#[test]
+fn reorders_are_recognised() {
+    let d = run(
+        &format!("{CALL_A}{CALL_B}"),
+        &format!("{CALL_B}{CALL_A}"),
+        &[],
+    );
+    let reordered = d
+        .activities
+        .iter()
+        .filter(|a| a.aspects.contains(&Aspect::Reordered))
+        .count();
+    assert_eq!(reordered, 1, "one of the two moved relative to the other");
+}
+
+#[test]
+fn renamed_container_is_matched_by_its_children() {
+    let old = format!(
+        "<scope name='Try'>{CALL_A}{CALL_B}<faulthandlers><catchall/></faulthandlers></scope>"
+    );
+    let new = format!("<assign property='context.x' value='1'/><scope name='Guard'>{CALL_A}{CALL_B}<faulthandlers><catchall/></faulthandlers></scope>");
+    let d = run(&old, &new, &[]);
+    let c = change_of(&d, "scope \"Try\"");
+    assert_eq!(c.new.as_ref().unwrap().name.as_deref(), Some("Guard"));
+    assert!(c.aspects.contains(&Aspect::Renamed));
+}
+
+#[test]
+fn duplicate_candidates_are_reported_not_guessed_silently() {
+    let old = format!("<delay duration='\"PT1M\"'/>{CALL_A}");
+    let new = format!("<delay duration='\"PT1M\"'/><delay duration='\"PT1M\"'/>{CALL_A}");
+    let d = run(&old, &new, &[]);
+    assert!(
+        d.issues
+            .iter()
+            .any(|i| matches!(i, MatchIssue::Ambiguous { new, .. } if new.len() == 2)),
+        "{:?}",
+        d.issues
+    );
+}
+
+#[test]
+fn a_pin_settles_an_ambiguity() {
+    let old_xml = doc(&format!("<delay duration='\"PT1M\"'/>{CALL_A}"));
+    let new_xml = doc(&format!(
+        "<delay duration='\"PT1M\"'/><delay duration='\"PT1M\"'/>{CALL_A}"
+    ));
+    let (o, n) = (
+        parse_bare("old.xml", &old_xml, "Demo.T").unwrap(),
+        parse_bare("new.xml", &new_xml, "Demo.T").unwrap(),
+    );
+    let (oc, nc) = (
+        compile(&o, Compiler::Current).unwrap(),
+        compile(&n, Compiler::Current).unwrap(),
+    );
+    let second = Tree::new(&n)
+        .select(&format!(
+            "delay@1:{}",
+            new_xml.find("<delay").unwrap() + 1 + "<delay duration='\"PT1M\"'/>".len()
+        ))
+        .unwrap();
+    let pin = Pin {
+        old: ActivityId(1),
+        new: Some(Tree::new(&n).id(second)),
+    };
+    let d = diff(&o, &n, &oc, &nc, &[pin]).unwrap();
+    assert!(
+        d.issues
+            .iter()
+            .all(|i| !matches!(i, MatchIssue::Ambiguous { .. })),
+        "{:?}",
+        d.issues
+    );
+    assert_eq!(
+        change_of(
+            &d,
+            &format!("delay@1:{}", old_xml.find("<delay").unwrap() + 1)
+        )
+        .via,
+        Some(MatchVia::Pinned)
+    );
+    // Old delay wait S2 → the second new delay's wait S4.
+    assert_eq!(states(&d)[1], (Some("S2".into()), Some("S4".into())));
+}
+
+#[test]
+fn catch_states_follow_the_matched_catch_not_the_index() {
+    let scope = |catches: &str| {
+        format!(
+            "<scope name='S'>{CALL_A}<faulthandlers>{catches}<catchall/></faulthandlers></scope>"
+        )
+    };
+    let x = "<catch fault='\"X\"'><trace value='\"x\"'/></catch>";
+    let y = "<catch fault='\"Y\"'><trace value='\"y\"'/></catch>";
+    let d = run(&scope(y), &scope(&format!("{x}{y}")), &[]);
+    let catch_y = d.threads[0]
+        .states
+        .iter()
+        .find(|s| s.role == crate::states::Role::Catch(1) && s.old.is_some())
+        .unwrap();
+    assert_eq!(
+        catch_y.new_role,
+        Some(crate::states::Role::Catch(2)),
+        "{catch_y:?}"
+    );
+    assert!(catch_y.new.is_some());
+}
+
+#[test]
+fn switch_cases_follow_the_matched_case() {
+    let sw = |cases: &str| format!("<switch name='W'>{cases}</switch>");
+    let c1 = format!("<case condition='context.k=1'>{CALL_A}</case>");
+    let c2 = format!("<case condition='context.k=2'>{CALL_B}</case>");
+    let d = run(&sw(&c2), &sw(&format!("{c1}{c2}")), &[]);
+    assert_eq!(d.cases.len(), 1);
+    assert_eq!((d.cases[0].old_case, d.cases[0].new_case), (1, 2));
+    let case = d.threads[0]
+        .states
+        .iter()
+        .find(|s| s.role == crate::states::Role::SwitchCase(1) && s.old.is_some())
+        .unwrap();
+    assert_eq!(case.new_role, Some(crate::states::Role::SwitchCase(2)));
+}
+
+#[test]
+fn a_state_whose_owner_moved_to_another_thread_is_removed_with_a_note() {
+    let old = format!("{CALL_A}<flow><sequence name='L'>{CALL_B}</sequence></flow>");
+    let new = format!("<flow><sequence name='L'>{CALL_B}{CALL_A}</sequence></flow>");
+    let d = run(&old, &new, &[]);
+    let w = &d.threads[0].states[1];
+    assert_eq!(w.old.as_deref(), Some("S2"));
+    assert_eq!(w.new, None);
+    assert!(w.note.as_deref().unwrap_or("").contains("Thread2"), "{w:?}");
+}
+
+#[test]
+fn flow_children_follow_their_sequences() {
+    let old = "<flow><sequence name='L'><delay duration='\"PT1S\"'/></sequence><sequence name='R'><delay duration='\"PT2S\"'/></sequence></flow>";
+    let new = "<flow><sequence name='R'><delay duration='\"PT2S\"'/></sequence><sequence name='L'><delay duration='\"PT1S\"'/></sequence></flow>";
+    let d = run(old, new, &[]);
+    let t: Vec<(Option<u32>, Option<u32>)> = d.threads.iter().map(|t| (t.old, t.new)).collect();
+    assert_eq!(
+        t,
+        vec![(Some(1), Some(1)), (Some(2), Some(3)), (Some(3), Some(2))]
+    );
+}
+
+#[test]
+fn handlers_follow_their_calls() {
+    let resp = |n: &str| {
+        format!("<call name='{n}' target='Op{n}' async='1'><request type='Ens.Request'/><response type='Ens.Response'><trace value='\"{n}\"'/></response></call>")
+    };
+    let d = run(
+        &format!("{}{}", resp("A"), resp("B")),
+        &format!("{}{}{}", resp("Z"), resp("A"), resp("B")),
+        &[],
+    );
+    let h: Vec<(Option<&str>, Option<&str>)> = d
+        .handlers
+        .iter()
+        .map(|h| (h.old.as_deref(), h.new.as_deref()))
+        .collect();
+    assert_eq!(
+        h,
+        vec![
+            (Some("OnResponse1"), Some("OnResponse2")),
+            (Some("OnResponse2"), Some("OnResponse3")),
+            (None, Some("OnResponse1"))
+        ]
+    );
+}
+
+#[test]
+fn the_alignment_limit_falls_back_and_says_so() {
+    let n = 1001;
+    let many = |k: usize| "<assign property='context.a' value='1'/>".repeat(k);
+    let d = run(&many(n), &many(n + 1), &[]);
+    assert!(
+        d.issues
+            .iter()
+            .any(|i| matches!(i, MatchIssue::LimitHit { .. })),
+        "{:?}",
+        d.issues.len()
+    );
+    let matched = d
+        .activities
+        .iter()
+        .filter(|a| a.old.is_some() && a.new.is_some())
+        .count();
+    assert_eq!(matched, n + 1, "root plus every old assign");
+}
+
+#[test]
+fn positional_guess_is_reported() {
+    let old = format!("{CALL_A}<delay name='D' duration='\"PT1M\"'/>{CALL_B}");
+    let new = format!("{CALL_A}<delay name='E' duration='\"PT5M\"'/>{CALL_B}");
+    let d = run(&old, &new, &[]);
+    assert!(
+        d.issues
+            .iter()
+            .any(|i| matches!(i, MatchIssue::Positional { .. })),
+        "{:?}",
+        d.issues
+    );
+    assert_eq!(states(&d)[3], (Some("S4".into()), Some("S4".into())));
+}
+
+#[test]
+fn a_call_with_new_name_and_target_is_another_call() {
+    let old = format!("{CALL_A}<call name='X' target='OpX' async='0'><request type='Ens.Request'/></call>{CALL_B}");
+    let new = format!("{CALL_A}<call name='Y' target='OpY' async='0'><request type='Ens.Request'/></call>{CALL_B}");
+    let d = run(&old, &new, &[]);
+    assert_eq!(
+        change_of(&d, "call \"X\"").change,
+        ActivityChangeKind::Removed
+    );
+}
+
+#[test]
+fn compensation_handler_states_follow_a_renamed_handler() {
+    let scope = |h: &str| {
+        format!(
+            "<scope name='SC'>{CALL_A}<compensationhandlers><compensationhandler name='{h}'>{CALL_B}</compensationhandler></compensationhandlers>\
+             <faulthandlers><catch fault='\"F\"'><compensate target='{h}'/></catch><catchall/></faulthandlers></scope>"
+        )
+    };
+    let d = run(&scope("Undo"), &scope("Revert"), &[]);
+    let h = d.threads[0]
+        .states
+        .iter()
+        .find(|s| s.role == crate::states::Role::CompHandler("Undo".into()))
+        .unwrap();
+    assert_eq!(
+        h.new_role,
+        Some(crate::states::Role::CompHandler("Revert".into())),
+        "{h:?}"
+    );
+    assert_eq!(h.new, h.old);
+    assert!(
+        d.threads[0].states.iter().all(|s| s.new == s.old),
+        "{:?}",
+        states(&d)
+    );
+}
