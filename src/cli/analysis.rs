@@ -32,9 +32,19 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Old BPL: a .cls (UDL), an XML export, a bare <process> file, or REV:path.
-    pub old: String,
+    #[arg(required_unless_present = "verify")]
+    pub old: Option<String>,
     /// New BPL (same forms).
-    pub new: String,
+    #[arg(required_unless_present = "verify")]
+    pub new: Option<String>,
+    /// Check a migration folder written by --out against its checksum file and plan, and
+    /// exit (0: intact, 2: edited, added or removed file).
+    #[arg(long, value_name = "MIGRATION_DIR", conflicts_with_all = ["old", "new", "out", "overrides"])]
+    pub verify: Option<PathBuf>,
+    /// Also emit the migration as an ObjectScript class (for sites without ODBC): written as
+    /// migrate.cls into the --out folder, or printed when there is no --out.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub emit: Option<EmitArg>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     #[arg(long, value_enum, default_value_t)]
@@ -52,6 +62,12 @@ pub struct PlanArgs {
     /// SQL dialect of the scripts written by --out.
     #[arg(long, value_enum, default_value_t)]
     pub dialect: DialectArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmitArg {
+    /// An ObjectScript class method: disable host, guards, TSTART, updates, verify, TCOMMIT.
+    Objectscript,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -137,13 +153,25 @@ fn read_overrides(path: &Path) -> Result<Overrides, Failure> {
 }
 
 pub fn plan(a: PlanArgs) -> CmdResult {
-    let (o, n, oc, nc) = load_pair(&a.old, &a.new, &a.class, a.compiler.into())?;
+    if let Some(dir) = &a.verify {
+        return verify_folder(dir, a.format);
+    }
+    let (Some(old), Some(new)) = (&a.old, &a.new) else {
+        return Err(Failure::input(anyhow::anyhow!("plan needs OLD and NEW (or --verify DIR)")));
+    };
+    let (o, n, oc, nc) = load_pair(old, new, &a.class, a.compiler.into())?;
     let ov = a.overrides.as_deref().map(read_overrides).transpose()?;
     let planned = plan::build(&o, &n, &oc, &nc, ov.as_ref()).map_err(Failure::input)?;
+    let objectscript = a.emit == Some(EmitArg::Objectscript);
     let written = match &a.out {
-        Some(dir) => Some(write_migration(&planned.plan, dir, a.dialect)?),
+        Some(dir) => Some(write_migration(&planned.plan, dir, a.dialect, objectscript)?),
         None => None,
     };
+    if objectscript && written.is_none() {
+        let text = crate::sql::render_objectscript(&planned.plan).map_err(Failure::input)?;
+        emit(&text)?;
+        return Ok(exit::OK);
+    }
     match a.format {
         Format::Human => {
             let mut text = render::plan_human(&planned.plan, RenderOptions::default());
@@ -163,13 +191,14 @@ fn write_migration(
     plan: &MigrationPlan,
     dir: &Path,
     dialect: DialectArg,
+    objectscript: bool,
 ) -> Result<PathBuf, Failure> {
     let opts = crate::sql::FolderOptions {
         dialect: match dialect {
             DialectArg::Iris => crate::sql::Dialect::Iris,
             DialectArg::Postgres => crate::sql::Dialect::Postgres,
         },
-        ..Default::default()
+        objectscript,
     };
     crate::sql::write_migration_folder(plan, dir, &opts).map_err(Failure::input)
 }
@@ -397,4 +426,26 @@ fn exists_at(rev: &str, path: &str) -> bool {
         ])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// `plan --verify DIR`: the folder checksum and the plan inside it.
+fn verify_folder(dir: &Path, format: Format) -> CmdResult {
+    let check = crate::sql::verify_migration_folder(dir).map_err(Failure::input)?;
+    match format {
+        Format::Human => emit(&format!(
+            "{}: intact ({} files, plan {} for {})\n",
+            check.dir.display(),
+            check.files.len(),
+            check.plan.plan_id,
+            check.plan.old.class
+        ))?,
+        Format::Json => emit(&json(&serde_json::json!({
+            "dir": check.dir,
+            "intact": true,
+            "files": check.files,
+            "plan_id": check.plan.plan_id,
+            "class": check.plan.old.class,
+        }))?)?,
+    }
+    Ok(exit::OK)
 }

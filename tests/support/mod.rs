@@ -756,11 +756,11 @@ pub fn create_plan_tables(fx: &Fixture, plan: &MigrationPlan) {
     ));
 }
 
-/// (`ID`, `%NextState`, `%Status`, handler stack, subroutine stack) of every row of a table.
-pub fn thread_rows(
-    fx: &Fixture,
-    t: &SqlTable,
-) -> Vec<(i64, String, i64, Vec<String>, Vec<String>)> {
+/// (`ID`, `%NextState`, `%Status`, handler stack, subroutine stack) of one thread row.
+pub type ThreadRow = (i64, String, i64, Vec<String>, Vec<String>);
+
+/// Every row of a thread table, by id.
+pub fn thread_rows(fx: &Fixture, t: &SqlTable) -> Vec<ThreadRow> {
     rows(
         &fx.conn,
         &format!(
