@@ -1044,8 +1044,13 @@ fn source(b: &Bpl, c: &CompiledProcess) -> PlanSource {
 
 /// First 16 hex digits of SHA-256 over the canonical JSON of the plan with `plan_id` empty.
 pub fn plan_id(plan: &MigrationPlan) -> Result<String, PlanError> {
+    // Content-addressed: the same change planned from another checkout (other paths) or by
+    // another tool build is the same migration, so the history check still recognizes it.
     let mut p = plan.clone();
     p.plan_id = String::new();
+    p.old.origin = String::new();
+    p.new.origin = String::new();
+    p.tool_version = String::new();
     let json = serde_json::to_vec(&p).map_err(|e| PlanError::Serialize(e.to_string()))?;
     Ok(crate::bpl::sha256_hex(&json)[..16].to_string())
 }

@@ -9,8 +9,8 @@ pub const PLAN_SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MigrationPlan {
     pub schema_version: u32,
-    /// Stable id: first 16 hex digits of SHA-256 over the canonical JSON of the plan with
-    /// `plan_id` empty. Identical inputs give the identical id.
+    /// Stable, content-addressed id: first 16 hex digits of SHA-256 over the JSON of the plan
+    /// with `plan_id`, the source paths and the tool version blanked.
     pub plan_id: String,
     pub tool_version: String,
     pub compiler: String,
