@@ -56,7 +56,8 @@ pub struct CompiledProcess {
 }
 
 /// An SQL table projected from a class (spec 6.2): schema = package with `.` → `_`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Serialized as the string `schema.table` (the schema never contains a dot).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SqlTable {
     pub schema: String,
     pub table: String,
@@ -65,6 +66,24 @@ pub struct SqlTable {
 impl std::fmt::Display for SqlTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+impl Serialize for SqlTable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SqlTable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.split_once('.') {
+            Some((schema, table)) if !schema.is_empty() && !table.is_empty() && !table.contains('.') => {
+                Ok(SqlTable { schema: schema.to_string(), table: table.to_string() })
+            }
+            _ => Err(serde::de::Error::custom(format!("table {s:?} is not of the form schema.table"))),
+        }
     }
 }
 

@@ -597,7 +597,7 @@ fn sha(text: &str) -> String {
 }
 
 fn table_json(t: &SqlTable) -> serde_json::Value {
-    serde_json::json!({ "schema": t.schema, "table": t.table })
+    serde_json::to_value(t).expect("a table serializes")
 }
 
 /// A hand-built plan for the fixture: per thread number its state mappings, the handler
