@@ -386,7 +386,11 @@ fn main() {
     let sizes: Vec<usize> = match std::env::var("BPLMIGRATE_BENCH_SIZES") {
         Ok(s) if benching => s
             .split(',')
-            .map(|x| x.trim().parse().expect("BPLMIGRATE_BENCH_SIZES: sizes like 100,1000"))
+            .map(|x| {
+                x.trim()
+                    .parse()
+                    .expect("BPLMIGRATE_BENCH_SIZES: sizes like 100,1000")
+            })
             .collect(),
         _ if benching => vec![100, 1_000, 10_000],
         // `cargo test --all-targets`: one small document, once.

@@ -157,14 +157,21 @@ pub fn plan(a: PlanArgs) -> CmdResult {
         return verify_folder(dir, a.format);
     }
     let (Some(old), Some(new)) = (&a.old, &a.new) else {
-        return Err(Failure::input(anyhow::anyhow!("plan needs OLD and NEW (or --verify DIR)")));
+        return Err(Failure::input(anyhow::anyhow!(
+            "plan needs OLD and NEW (or --verify DIR)"
+        )));
     };
     let (o, n, oc, nc) = load_pair(old, new, &a.class, a.compiler.into())?;
     let ov = a.overrides.as_deref().map(read_overrides).transpose()?;
     let planned = plan::build(&o, &n, &oc, &nc, ov.as_ref()).map_err(Failure::input)?;
     let objectscript = a.emit == Some(EmitArg::Objectscript);
     let written = match &a.out {
-        Some(dir) => Some(write_migration(&planned.plan, dir, a.dialect, objectscript)?),
+        Some(dir) => Some(write_migration(
+            &planned.plan,
+            dir,
+            a.dialect,
+            objectscript,
+        )?),
         None => None,
     };
     if objectscript && written.is_none() {

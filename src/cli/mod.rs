@@ -63,10 +63,16 @@ pub struct Failure {
 
 impl Failure {
     pub fn input(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: exit::INPUT, error: error.into() }
+        Failure {
+            code: exit::INPUT,
+            error: error.into(),
+        }
     }
     pub fn new(code: i32, error: impl Into<anyhow::Error>) -> Self {
-        Failure { code, error: error.into() }
+        Failure {
+            code,
+            error: error.into(),
+        }
     }
 }
 
@@ -77,7 +83,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::INPUT } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::INPUT
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return code;
         }
@@ -109,12 +119,17 @@ pub fn main() -> i32 {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Write to stdout; a closed pipe (`| head`) is reported as an io error that `main` treats as
 /// success.
 pub fn emit(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(|e| Failure::new(exit::OK, e))
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Failure::new(exit::OK, e))
 }

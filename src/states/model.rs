@@ -79,10 +79,17 @@ impl<'de> Deserialize<'de> for SqlTable {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         match s.split_once('.') {
-            Some((schema, table)) if !schema.is_empty() && !table.is_empty() && !table.contains('.') => {
-                Ok(SqlTable { schema: schema.to_string(), table: table.to_string() })
+            Some((schema, table))
+                if !schema.is_empty() && !table.is_empty() && !table.contains('.') =>
+            {
+                Ok(SqlTable {
+                    schema: schema.to_string(),
+                    table: table.to_string(),
+                })
             }
-            _ => Err(serde::de::Error::custom(format!("table {s:?} is not of the form schema.table"))),
+            _ => Err(serde::de::Error::custom(format!(
+                "table {s:?} is not of the form schema.table"
+            ))),
         }
     }
 }
