@@ -273,3 +273,39 @@ fn malformed_input_and_compile_errors_exit_2_with_a_located_message() {
     let o = run(&["states", bad.to_str().unwrap(), "--format", "svg"]);
     assert_eq!(o.status.code(), Some(2), "unknown format is a usage error");
 }
+
+/// Every malformed input kept as a fixture, through the real binary: exit 2, nothing on
+/// stdout, and exactly the located message of its `.expected` file on stderr.
+/// `fixtures/malformed/` fails in the reader, `fixtures/malformed-compile/` in the compiler
+/// emulation (schema-valid input that IRIS still refuses).
+#[test]
+fn every_malformed_fixture_exits_2_with_its_located_message() {
+    let mut checked = 0;
+    for dir in ["fixtures/malformed", "fixtures/malformed-compile"] {
+        let mut inputs: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy();
+                !name.starts_with('.') && !name.ends_with(".expected")
+            })
+            .collect();
+        inputs.sort();
+        for input in inputs {
+            let expected_file = format!("{}.expected", input.display());
+            let expected = std::fs::read_to_string(&expected_file)
+                .unwrap_or_else(|e| panic!("{expected_file}: {e}"));
+            let o = run(&["states", input.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(2), "{}", input.display());
+            assert!(o.stdout.is_empty(), "{}: stdout not empty", input.display());
+            assert_eq!(
+                stderr(&o).trim_end(),
+                format!("error: {}", expected.trim_end()),
+                "{}",
+                input.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 50, "only {checked} malformed fixtures");
+}
