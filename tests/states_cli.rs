@@ -309,3 +309,40 @@ fn every_malformed_fixture_exits_2_with_its_located_message() {
     }
     assert!(checked >= 50, "only {checked} malformed fixtures");
 }
+
+/// `--format svg` draws every state fixture without Graphviz and without failing.
+#[test]
+fn every_state_fixture_draws_as_svg() {
+    let mut drawn = 0;
+    for entry in std::fs::read_dir("fixtures/states").unwrap() {
+        let dir = entry.unwrap().path();
+        let Some(input) = ["process.cls", "process.xml"]
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.exists())
+        else {
+            continue;
+        };
+        let o = run(&["states", input.to_str().unwrap(), "--format", "svg"]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}: {}",
+            input.display(),
+            stderr(&o)
+        );
+        let svg = stdout(&o);
+        assert!(
+            svg.contains("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{}",
+            input.display()
+        );
+        assert!(
+            svg.contains("S1 ENTRY"),
+            "{}: state labels missing",
+            input.display()
+        );
+        drawn += 1;
+    }
+    assert!(drawn >= 30, "only {drawn} fixtures drawn");
+}

@@ -1,7 +1,8 @@
 //! `states` (`verify-numbering` lives in `verify_cmd`).
 
-use super::{emit, exit, CmdResult, Failure};
-use crate::bpl::{self, ActivityKind, Bpl, LoadOptions, SourceFormat};
+use super::{compile, emit, exit, load_bpl, pretty_json, CmdResult, Failure};
+use crate::bpl::{ActivityKind, Bpl, SourceFormat};
+use crate::plan::render::table;
 use crate::states::{self, ActivityRef, CompiledProcess, Compiler};
 use clap::{Args, ValueEnum};
 
@@ -32,6 +33,8 @@ pub enum StatesFormat {
     Dot,
     /// Mermaid flowchart of the state graphs.
     Mermaid,
+    /// An SVG picture of the state graphs (laid out without Graphviz).
+    Svg,
     /// The canonical line listing used by the fixture tests.
     Listing,
 }
@@ -55,54 +58,18 @@ impl From<CompilerArg> for Compiler {
 }
 
 pub fn states(a: StatesArgs) -> CmdResult {
-    let bpl = bpl::load(
-        &a.file,
-        &LoadOptions {
-            class: a.class.clone(),
-        },
-    )
-    .map_err(Failure::input)?;
-    let cp = states::compile(&bpl, a.compiler.into()).map_err(Failure::input)?;
+    let bpl = load_bpl(&a.file, &a.class)?;
+    let cp = compile(&bpl, a.compiler.into())?;
     let text = match a.format {
         StatesFormat::Human => human(&bpl, &cp),
-        StatesFormat::Json => {
-            let mut j = serde_json::to_string_pretty(&cp).map_err(Failure::input)?;
-            j.push('\n');
-            j
-        }
+        StatesFormat::Json => pretty_json(&cp, exit::INPUT)?,
         StatesFormat::Dot => states::to_dot(&cp),
         StatesFormat::Mermaid => states::to_mermaid(&cp),
+        StatesFormat::Svg => states::to_svg(&cp).map_err(Failure::input)?,
         StatesFormat::Listing => states::listing(&cp),
     };
     emit(&text)?;
     Ok(exit::OK)
-}
-
-/// Rows of cells → lines with every column padded to its widest cell (the last one unpadded).
-fn table(rows: &[Vec<String>], indent: &str) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let mut line = indent.to_string();
-        for (c, cell) in r.iter().enumerate() {
-            line.push_str(cell);
-            if c + 1 < r.len() {
-                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 2));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 /// The activity without its position (the table has a separate line:col column).
