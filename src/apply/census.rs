@@ -6,8 +6,11 @@ use super::conn::{Db, Value};
 use super::error::DbFailure;
 use super::listcodec::{decode_list, hex};
 use super::progress::{Event, Progress};
-use super::sqltext::{ident, table};
 use crate::plan::MigrationPlan;
+use crate::sql::{
+    self, ELEMENT_KEY, HANDLER_STACK, NEXT_STATE, RESPONSE_HANDLER_COLUMN, SUBROUTINE_STACK,
+    THREAD_STATUS,
+};
 use crate::states::{CompiledProcess, SqlTable};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +54,14 @@ impl Stack {
     }
 }
 
+/// Rows of the census that share a key, and how many there are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group<K> {
+    #[serde(flatten)]
+    pub key: K,
+    pub rows: i64,
+}
+
 /// Thread rows of one table that share state, status and stacks.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ThreadKey {
@@ -61,12 +72,7 @@ pub struct ThreadKey {
     pub subroutine_stack: Stack,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ThreadGroup {
-    #[serde(flatten)]
-    pub key: ThreadKey,
-    pub rows: i64,
-}
+pub type ThreadGroup = Group<ThreadKey>;
 
 /// Pending responses (`<Thread>__PendingResponses`) of one thread table with one key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -76,12 +82,7 @@ pub struct PendingKey {
     pub key: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PendingGroup {
-    #[serde(flatten)]
-    pub key: PendingKey,
-    pub rows: i64,
-}
+pub type PendingGroup = Group<PendingKey>;
 
 /// Context `%ResponseHandlers` rows naming one handler method.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -90,12 +91,7 @@ pub struct HandlerKey {
     pub handler: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HandlerGroup {
-    #[serde(flatten)]
-    pub key: HandlerKey,
-    pub rows: i64,
-}
+pub type HandlerGroup = Group<HandlerKey>;
 
 /// The whole census, sorted (tables by name, states by number).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -145,23 +141,49 @@ impl CensusTargets {
     }
 }
 
-/// The columns each census reads; `check_tables` verifies they exist before anything runs.
-pub const THREAD_COLUMNS: &[&str] = &["%NextState", "%Status", "%HandlerStack", "%SubroutineStack"];
-pub const PENDING_COLUMNS: &[&str] = &["element_key"];
-pub const HANDLER_COLUMNS: &[&str] = &["_ResponseHandlers"];
+/// The columns each census reads and groups by; `check_tables` verifies they exist before
+/// anything runs.
+pub const THREAD_COLUMNS: &[&str] = &[NEXT_STATE, THREAD_STATUS, HANDLER_STACK, SUBROUTINE_STACK];
+pub const PENDING_COLUMNS: &[&str] = &[ELEMENT_KEY];
+pub const HANDLER_COLUMNS: &[&str] = &[RESPONSE_HANDLER_COLUMN];
 
-pub(crate) fn thread_census_sql(t: &SqlTable) -> String {
-    let cols = THREAD_COLUMNS
-        .iter()
-        .map(|c| ident(c))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("SELECT {cols}, COUNT(*) FROM {} GROUP BY {cols}", table(t))
+/// Runs the census query of each table in turn, reporting progress; a table known to be
+/// missing is recorded instead of counted.
+struct Counter<'a> {
+    db: &'a Db,
+    missing: &'a BTreeSet<SqlTable>,
+    progress: &'a dyn Progress,
+    done: usize,
+    total: usize,
+    missing_tables: Vec<SqlTable>,
 }
 
-pub(crate) fn key_census_sql(t: &SqlTable, column: &str) -> String {
-    let c = ident(column);
-    format!("SELECT {c}, COUNT(*) FROM {} GROUP BY {c}", table(t))
+impl Counter<'_> {
+    /// The rows of `SELECT <keys>, COUNT(*) FROM table GROUP BY <keys>` (none when missing).
+    fn rows(&mut self, table: &SqlTable, keys: &[&str]) -> Result<Vec<Vec<Value>>, DbFailure> {
+        self.done += 1;
+        self.progress.event(&Event::Census {
+            table,
+            done: self.done,
+            total: self.total,
+        });
+        if self.missing.contains(table) {
+            self.missing_tables.push(table.clone());
+            return Ok(Vec::new());
+        }
+        let step = format!("census of {table}");
+        let sql = sql::census_query(self.db.dialect(), table, keys)
+            .map_err(|e| DbFailure::refused_sql(&step, &e))?;
+        self.db.query(&step, sql.as_str(), &[])
+    }
+}
+
+/// `(key, rows)` of the rows of a one-key census.
+fn keyed(rows: Vec<Vec<Value>>) -> impl Iterator<Item = (Option<String>, i64)> {
+    rows.into_iter().filter_map(|row| match row.as_slice() {
+        [key, n] => Some((key.text().map(str::to_string), n.int().unwrap_or(0))),
+        _ => None,
+    })
 }
 
 /// Counts the rows. `missing` lists tables known not to exist (skipped, recorded as missing).
@@ -172,81 +194,52 @@ pub fn census(
     progress: &dyn Progress,
 ) -> Result<LiveCensus, DbFailure> {
     let mut out = LiveCensus::default();
-    let total = targets.thread_tables.len() * 2 + usize::from(targets.handler_table.is_some());
-    let mut done = 0;
+    let mut counter = Counter {
+        db,
+        missing,
+        progress,
+        done: 0,
+        total: targets.thread_tables.len() * 2 + usize::from(targets.handler_table.is_some()),
+        missing_tables: Vec::new(),
+    };
     for t in &targets.thread_tables {
-        done += 1;
-        progress.event(&Event::Census {
-            table: t,
-            done,
-            total,
-        });
-        if missing.contains(t) {
-            out.missing_tables.push(t.clone());
-        } else {
-            let step = format!("census of {t}");
-            for row in db.query(&step, &thread_census_sql(t), &[])? {
-                let [state, status, hs, ss, n] = row.as_slice() else {
-                    continue;
-                };
-                out.threads.push(ThreadGroup {
-                    key: ThreadKey {
-                        table: t.clone(),
-                        next_state: state.text().map(str::to_string),
-                        status: status.int(),
-                        handler_stack: Stack::from_value(hs),
-                        subroutine_stack: Stack::from_value(ss),
-                    },
-                    rows: n.int().unwrap_or(0),
-                });
-            }
-        }
-        let pt = CensusTargets::pending_table(t);
-        done += 1;
-        progress.event(&Event::Census {
-            table: &pt,
-            done,
-            total,
-        });
-        if missing.contains(&pt) {
-            out.missing_tables.push(pt);
-            continue;
-        }
-        let step = format!("census of {pt}");
-        for row in db.query(&step, &key_census_sql(&pt, "element_key"), &[])? {
-            let [key, n] = row.as_slice() else { continue };
-            out.pending.push(PendingGroup {
-                key: PendingKey {
+        for row in counter.rows(t, THREAD_COLUMNS)? {
+            let [state, status, hs, ss, n] = row.as_slice() else {
+                continue;
+            };
+            out.threads.push(ThreadGroup {
+                key: ThreadKey {
                     table: t.clone(),
-                    key: key.text().map(str::to_string),
+                    next_state: state.text().map(str::to_string),
+                    status: status.int(),
+                    handler_stack: Stack::from_value(hs),
+                    subroutine_stack: Stack::from_value(ss),
                 },
                 rows: n.int().unwrap_or(0),
             });
         }
+        let pending = counter.rows(&CensusTargets::pending_table(t), PENDING_COLUMNS)?;
+        out.pending
+            .extend(keyed(pending).map(|(key, rows)| PendingGroup {
+                key: PendingKey {
+                    table: t.clone(),
+                    key,
+                },
+                rows,
+            }));
     }
     if let Some(h) = &targets.handler_table {
-        done += 1;
-        progress.event(&Event::Census {
-            table: h,
-            done,
-            total,
-        });
-        if missing.contains(h) {
-            out.missing_tables.push(h.clone());
-        } else {
-            let step = format!("census of {h}");
-            for row in db.query(&step, &key_census_sql(h, "_ResponseHandlers"), &[])? {
-                let [v, n] = row.as_slice() else { continue };
-                out.handlers.push(HandlerGroup {
-                    key: HandlerKey {
-                        table: h.clone(),
-                        handler: v.text().map(str::to_string),
-                    },
-                    rows: n.int().unwrap_or(0),
-                });
-            }
-        }
+        let handlers = counter.rows(h, HANDLER_COLUMNS)?;
+        out.handlers
+            .extend(keyed(handlers).map(|(handler, rows)| HandlerGroup {
+                key: HandlerKey {
+                    table: h.clone(),
+                    handler,
+                },
+                rows,
+            }));
     }
+    out.missing_tables = counter.missing_tables;
     out.normalize();
     Ok(out)
 }
@@ -280,15 +273,7 @@ fn handler_order(s: Option<&str>) -> (u8, u64, String) {
 impl LiveCensus {
     /// Merges equal keys, drops zero counts and sorts naturally.
     pub fn normalize(&mut self) {
-        let mut threads: BTreeMap<ThreadKey, i64> = BTreeMap::new();
-        for g in self.threads.drain(..) {
-            *threads.entry(g.key).or_default() += g.rows;
-        }
-        self.threads = threads
-            .into_iter()
-            .filter(|(_, n)| *n != 0)
-            .map(|(key, rows)| ThreadGroup { key, rows })
-            .collect();
+        merge(&mut self.threads);
         self.threads.sort_by(|a, b| {
             (
                 &a.key.table,
@@ -305,24 +290,8 @@ impl LiveCensus {
                     &b.key.subroutine_stack,
                 ))
         });
-        let mut pending: BTreeMap<PendingKey, i64> = BTreeMap::new();
-        for g in self.pending.drain(..) {
-            *pending.entry(g.key).or_default() += g.rows;
-        }
-        self.pending = pending
-            .into_iter()
-            .filter(|(_, n)| *n != 0)
-            .map(|(key, rows)| PendingGroup { key, rows })
-            .collect();
-        let mut handlers: BTreeMap<HandlerKey, i64> = BTreeMap::new();
-        for g in self.handlers.drain(..) {
-            *handlers.entry(g.key).or_default() += g.rows;
-        }
-        self.handlers = handlers
-            .into_iter()
-            .filter(|(_, n)| *n != 0)
-            .map(|(key, rows)| HandlerGroup { key, rows })
-            .collect();
+        merge(&mut self.pending);
+        merge(&mut self.handlers);
         self.handlers.sort_by(|a, b| {
             (&a.key.table, handler_order(a.key.handler.as_deref()))
                 .cmp(&(&b.key.table, handler_order(b.key.handler.as_deref())))
@@ -363,55 +332,64 @@ impl LiveCensus {
     /// Human-readable differences between two censuses (`self` expected, `other` found).
     pub fn differences(&self, other: &LiveCensus) -> Vec<String> {
         let mut out = Vec::new();
-        let a: BTreeMap<_, _> = self.threads.iter().map(|g| (&g.key, g.rows)).collect();
-        let b: BTreeMap<_, _> = other.threads.iter().map(|g| (&g.key, g.rows)).collect();
-        for k in a.keys().chain(b.keys()).collect::<BTreeSet<_>>() {
-            let (x, y) = (
-                a.get(k).copied().unwrap_or(0),
-                b.get(k).copied().unwrap_or(0),
-            );
-            if x != y {
-                out.push(format!(
-                    "{} state {} status {} stacks {} {}: expected {x} rows, found {y}",
-                    k.table,
-                    k.next_state.as_deref().unwrap_or("NULL"),
-                    k.status.map_or("NULL".into(), |s| s.to_string()),
-                    k.handler_stack.label(),
-                    k.subroutine_stack.label()
-                ));
-            }
-        }
-        let a: BTreeMap<_, _> = self.pending.iter().map(|g| (&g.key, g.rows)).collect();
-        let b: BTreeMap<_, _> = other.pending.iter().map(|g| (&g.key, g.rows)).collect();
-        for k in a.keys().chain(b.keys()).collect::<BTreeSet<_>>() {
-            let (x, y) = (
-                a.get(k).copied().unwrap_or(0),
-                b.get(k).copied().unwrap_or(0),
-            );
-            if x != y {
-                out.push(format!(
-                    "{} pending response {}: expected {x} rows, found {y}",
-                    k.table,
-                    k.key.as_deref().unwrap_or("NULL")
-                ));
-            }
-        }
-        let a: BTreeMap<_, _> = self.handlers.iter().map(|g| (&g.key, g.rows)).collect();
-        let b: BTreeMap<_, _> = other.handlers.iter().map(|g| (&g.key, g.rows)).collect();
-        for k in a.keys().chain(b.keys()).collect::<BTreeSet<_>>() {
-            let (x, y) = (
-                a.get(k).copied().unwrap_or(0),
-                b.get(k).copied().unwrap_or(0),
-            );
-            if x != y {
-                out.push(format!(
-                    "{} handler {}: expected {x} rows, found {y}",
-                    k.table,
-                    k.handler.as_deref().unwrap_or("NULL")
-                ));
-            }
-        }
+        count_differences(&self.threads, &other.threads, &mut out, |k| {
+            format!(
+                "{} state {} status {} stacks {} {}",
+                k.table,
+                k.next_state.as_deref().unwrap_or("NULL"),
+                k.status.map_or("NULL".into(), |s| s.to_string()),
+                k.handler_stack.label(),
+                k.subroutine_stack.label()
+            )
+        });
+        count_differences(&self.pending, &other.pending, &mut out, |k| {
+            format!(
+                "{} pending response {}",
+                k.table,
+                k.key.as_deref().unwrap_or("NULL")
+            )
+        });
+        count_differences(&self.handlers, &other.handlers, &mut out, |k| {
+            format!(
+                "{} handler {}",
+                k.table,
+                k.handler.as_deref().unwrap_or("NULL")
+            )
+        });
         out
+    }
+}
+
+/// Sums the rows of equal keys and drops zero counts; the groups end up in key order.
+fn merge<K: Ord>(groups: &mut Vec<Group<K>>) {
+    let mut acc: BTreeMap<K, i64> = BTreeMap::new();
+    for g in groups.drain(..) {
+        *acc.entry(g.key).or_default() += g.rows;
+    }
+    *groups = acc
+        .into_iter()
+        .filter(|(_, n)| *n != 0)
+        .map(|(key, rows)| Group { key, rows })
+        .collect();
+}
+
+/// `<what>: expected X rows, found Y` for every key whose counts differ, in key order.
+fn count_differences<K: Ord>(
+    expected: &[Group<K>],
+    found: &[Group<K>],
+    out: &mut Vec<String>,
+    what: impl Fn(&K) -> String,
+) {
+    let a: BTreeMap<_, _> = expected.iter().map(|g| (&g.key, g.rows)).collect();
+    let b: BTreeMap<_, _> = found.iter().map(|g| (&g.key, g.rows)).collect();
+    for k in a.keys().chain(b.keys()).collect::<BTreeSet<_>>() {
+        let (x, y) = (
+            a.get(k).copied().unwrap_or(0),
+            b.get(k).copied().unwrap_or(0),
+        );
+        if x != y {
+            out.push(format!("{}: expected {x} rows, found {y}", what(k)));
+        }
     }
 }
 

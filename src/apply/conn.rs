@@ -34,6 +34,14 @@ impl Value {
     }
 }
 
+/// The trimmed text of a row's field; NULL, binary and a missing field read as empty.
+pub(super) fn text(v: Option<&Value>) -> String {
+    v.and_then(Value::text)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 /// Removes passwords from connection strings and from messages that might echo them.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {

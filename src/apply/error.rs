@@ -28,6 +28,19 @@ pub struct DbFailure {
     pub connection_lost: bool,
 }
 
+impl DbFailure {
+    /// A statement the `sql` stage refused to build (a name that fails validation): the step
+    /// fails before anything reaches the server.
+    pub(crate) fn refused_sql(step: &str, e: &crate::sql::SqlError) -> DbFailure {
+        DbFailure {
+            step: step.to_string(),
+            message: e.to_string(),
+            sqlstate: None,
+            connection_lost: false,
+        }
+    }
+}
+
 impl fmt::Display for DbFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.step, self.message)?;

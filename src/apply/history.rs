@@ -1,10 +1,10 @@
 //! The tool's own bookkeeping table, `BplMigrate.History` (DDL in `migrations/`, embedded).
 //! Created by the first real apply; `status` and `--dry-run` only read it when it exists.
 
-use super::conn::{Db, Value};
+use super::conn::{text, Db, Value};
 use super::error::DbFailure;
-use super::sqltext::{probe_sql, table};
-use crate::sql::{Dialect, Direction};
+use crate::sql::text::{quote_ident, quote_table};
+use crate::sql::{self, CheckedSql, Dialect, Direction, SqlError};
 use crate::states::SqlTable;
 use serde::Serialize;
 
@@ -49,8 +49,39 @@ pub struct HistoryEntry {
     pub outcome: String,
 }
 
-const COLUMNS: &str = "\"Seq\", \"PlanId\", \"PlanSha256\", \"BplClass\", \"OldSha256\", \"NewSha256\", \"Direction\", \
-                       \"AppliedAt\", \"AppliedBy\", \"Outcome\"";
+/// The entry number column (numbered per class) and the class column.
+const SEQ: &str = "Seq";
+const CLASS: &str = "BplClass";
+
+/// The columns of a history row, in the order `insert` binds them. The first ten are the ones
+/// `entries_for_class` reads back, in the order of [`HistoryEntry`].
+const COLUMNS: &[&str] = &[
+    SEQ,
+    "PlanId",
+    "PlanSha256",
+    CLASS,
+    "OldSha256",
+    "NewSha256",
+    "Direction",
+    "AppliedAt",
+    "AppliedBy",
+    "Outcome",
+    "ToolVersion",
+    "RowCounts",
+    "Note",
+];
+const READ_COLUMNS: &[&str] = COLUMNS.split_at(10).0;
+
+/// A history statement from the `sql` stage; a refusal fails `step`.
+fn statement_for(step: &str, built: Result<CheckedSql, SqlError>) -> Result<CheckedSql, DbFailure> {
+    built.map_err(|e| DbFailure::refused_sql(step, &e))
+}
+
+/// `"BplMigrate"."History"` for IRIS's `LOCK TABLE` / `UNLOCK TABLE` (syntax sqlparser does
+/// not read, so these two are not parse-checked; the name still goes through `sql::text`).
+fn quoted_history_table(step: &str) -> Result<String, DbFailure> {
+    quote_table(&history_table(), Dialect::Iris).map_err(|e| DbFailure::refused_sql(step, &e))
+}
 
 /// The statement text of a migration file: comment lines removed, no trailing `;`.
 fn statement(sql: &str) -> String {
@@ -66,34 +97,31 @@ fn statement(sql: &str) -> String {
 
 /// Whether the history table exists. Runs a probe: call outside a transaction.
 pub fn exists(db: &Db) -> bool {
-    db.probe(&probe_sql(&history_table(), &["Seq", "Outcome"]))
-        .is_ok()
+    sql::probe_table(db.dialect(), &history_table(), &[SEQ, "Outcome"])
+        .is_ok_and(|probe| db.probe(probe.as_str()).is_ok())
 }
 
 /// Creates the history table (first real apply). Safe against a concurrent first apply.
 pub fn create(db: &mut Db) -> Result<(), DbFailure> {
+    let step = "create history table";
     match db.dialect() {
         Dialect::Postgres => {
-            db.begin("create history table")?;
+            let t = history_table();
+            let schema = quote_ident(&t.schema, Dialect::Postgres)
+                .map_err(|e| DbFailure::refused_sql(step, &e))?;
+            let count = statement_for(step, sql::catalog_table_count(Dialect::Postgres))?;
+            db.begin(step)?;
             let r = (|| {
                 db.execute(
-                    "create history table",
+                    step,
                     &format!("SELECT pg_advisory_xact_lock({CREATE_LOCK_KEY})"),
                     &[],
                 )?;
-                db.execute(
-                    "create history table",
-                    "CREATE SCHEMA IF NOT EXISTS \"BplMigrate\"",
-                    &[],
-                )?;
-                let n = db.count(
-                    "create history table",
-                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                    &["BplMigrate", "History"],
-                )?;
+                db.execute(step, &format!("CREATE SCHEMA IF NOT EXISTS {schema}"), &[])?;
+                let n = db.count(step, count.as_str(), &[&t.schema, &t.table])?;
                 if n == 0 {
                     for (_, sql) in MIGRATIONS {
-                        db.execute("create history table", &statement(sql), &[])?;
+                        db.execute(step, &statement(sql), &[])?;
                     }
                 }
                 Ok(())
@@ -110,7 +138,7 @@ pub fn create(db: &mut Db) -> Result<(), DbFailure> {
             // IRIS DDL commits by itself; a concurrent creator makes the second CREATE fail,
             // after which the table exists and that is all we need.
             for (_, sql) in MIGRATIONS {
-                if let Err(e) = db.execute("create history table", &statement(sql), &[]) {
+                if let Err(e) = db.execute(step, &statement(sql), &[]) {
                     if !exists(db) {
                         return Err(e);
                     }
@@ -121,20 +149,20 @@ pub fn create(db: &mut Db) -> Result<(), DbFailure> {
     }
 }
 
-fn text(v: Option<&Value>) -> String {
-    v.and_then(Value::text)
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
 /// Every entry of a class, oldest first.
 pub fn entries_for_class(db: &Db, class: &str) -> Result<Vec<HistoryEntry>, DbFailure> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM {} WHERE \"BplClass\" = ? ORDER BY \"Seq\"",
-        table(&history_table())
-    );
-    let rows = db.query("read history", &sql, &[class])?;
+    let step = "read history";
+    let sql = statement_for(
+        step,
+        sql::read_rows(
+            db.dialect(),
+            &history_table(),
+            READ_COLUMNS,
+            Some(CLASS),
+            Some(SEQ),
+        ),
+    )?;
+    let rows = db.query(step, sql.as_str(), &[class])?;
     Ok(rows
         .iter()
         .map(|r| HistoryEntry {
@@ -155,11 +183,12 @@ pub fn entries_for_class(db: &Db, class: &str) -> Result<Vec<HistoryEntry>, DbFa
 /// The next entry number of a class (entries are numbered per class; the apply lock is per
 /// class too).
 pub fn next_seq(db: &Db, class: &str) -> Result<i64, DbFailure> {
-    let sql = format!(
-        "SELECT MAX(\"Seq\") FROM {} WHERE \"BplClass\" = ?",
-        table(&history_table())
-    );
-    Ok(db.count("read history", &sql, &[class])? + 1)
+    let step = "read history";
+    let sql = statement_for(
+        step,
+        sql::max_of(db.dialect(), &history_table(), SEQ, Some(CLASS)),
+    )?;
+    Ok(db.count(step, sql.as_str(), &[class])? + 1)
 }
 
 /// What a new history row records.
@@ -178,33 +207,12 @@ pub struct NewEntry<'a> {
     pub note: &'a str,
 }
 
-/// The columns of a history row, in the order `insert` binds them.
-const INSERT_COLUMNS: &[&str] = &[
-    "Seq",
-    "PlanId",
-    "PlanSha256",
-    "BplClass",
-    "OldSha256",
-    "NewSha256",
-    "Direction",
-    "AppliedAt",
-    "AppliedBy",
-    "ToolVersion",
-    "RowCounts",
-    "Outcome",
-    "Note",
-];
-
 /// Writes a history row. The statement is `sql::history_insert` (parse-checked, every value
 /// a `?` parameter), so no write the executor issues is free text.
 pub fn insert(db: &Db, e: &NewEntry<'_>) -> Result<(), DbFailure> {
-    let sql = crate::sql::history_insert(db.dialect(), &history_table(), INSERT_COLUMNS).map_err(
-        |err| DbFailure {
-            step: "write history".into(),
-            message: err.to_string(),
-            sqlstate: None,
-            connection_lost: false,
-        },
+    let sql = statement_for(
+        "write history",
+        sql::history_insert(db.dialect(), &history_table(), COLUMNS),
     )?;
     let seq = e.seq.to_string();
     let at = utc_timestamp(std::time::SystemTime::now());
@@ -221,9 +229,9 @@ pub fn insert(db: &Db, e: &NewEntry<'_>) -> Result<(), DbFailure> {
             direction_str(e.direction),
             &at,
             e.applied_by,
+            e.outcome,
             env!("CARGO_PKG_VERSION"),
             e.row_counts,
-            e.outcome,
             e.note,
         ],
     )?;
@@ -277,11 +285,12 @@ pub fn try_lock(db: &Db, class: &str) -> Result<bool, DbFailure> {
             Ok(db.count("take the apply lock", &sql, &[])? == 1)
         }
         Dialect::Iris => {
+            let step = "take the apply lock";
             let sql = format!(
                 "LOCK TABLE {} IN EXCLUSIVE MODE WAIT 0",
-                table(&history_table())
+                quoted_history_table(step)?
             );
-            match db.execute("take the apply lock", &sql, &[]) {
+            match db.execute(step, &sql, &[]) {
                 Ok(_) => Ok(true),
                 Err(e) if !e.connection_lost => Ok(false),
                 Err(e) => Err(e),
@@ -293,11 +302,10 @@ pub fn try_lock(db: &Db, class: &str) -> Result<bool, DbFailure> {
 /// Releases the IRIS table lock (PostgreSQL's transaction lock is already gone).
 pub fn unlock(db: &Db) {
     if db.dialect() == Dialect::Iris {
-        let _ = db.execute(
-            "release the apply lock",
-            &format!("UNLOCK TABLE {} IN EXCLUSIVE MODE", table(&history_table())),
-            &[],
-        );
+        let step = "release the apply lock";
+        if let Ok(t) = quoted_history_table(step) {
+            let _ = db.execute(step, &format!("UNLOCK TABLE {t} IN EXCLUSIVE MODE"), &[]);
+        }
     }
 }
 

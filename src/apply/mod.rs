@@ -49,11 +49,10 @@ mod listcodec;
 mod progress;
 mod quiet;
 mod run;
-mod sqltext;
 
 pub use crate::sql::Direction;
 pub use census::{
-    census, CensusTargets, HandlerGroup, HandlerKey, LiveCensus, PendingGroup, PendingKey,
+    census, CensusTargets, Group, HandlerGroup, HandlerKey, LiveCensus, PendingGroup, PendingKey,
     Renaming, Stack, StateMove, ThreadGroup, ThreadKey,
 };
 pub use conn::{redact_connection_string, Db, Redactor, Value};

@@ -1,9 +1,9 @@
 //! Is the process quiet? Every production item running the BPL class disabled (and not in the
 //! actor pool), and no live job of such an item (spec/iris-runtime.md "Quiescing").
 
-use super::conn::{Db, Value};
+use super::conn::{text, Db, Value};
 use super::error::{DbFailure, Refusal};
-use crate::sql::Dialect;
+use crate::sql;
 use serde::Serialize;
 
 /// A production item (`Ens_Config.Item`) whose `ClassName` is the BPL class.
@@ -57,31 +57,26 @@ impl Quiet {
     }
 }
 
-/// The job enumeration: IRIS's class query, or the PostgreSQL stand-in function of the test
-/// schema (same name, same columns).
-fn jobs_sql(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Iris => "SELECT \"Job\", \"ConfigName\", \"State\" FROM Ens.Job_Enumerate()",
-        Dialect::Postgres => {
-            "SELECT \"Job\", \"ConfigName\", \"State\" FROM \"Ens\".\"Job_Enumerate\"()"
-        }
-    }
-}
-
-fn text(v: Option<&Value>) -> String {
-    v.and_then(Value::text)
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
+/// The `Ens_Config.Item` columns read per item, in the order of [`HostItem`], and the column
+/// that names the class.
+const ITEM_COLUMNS: &[&str] = &["Production", "Name", "PoolSize", "Enabled"];
+const ITEM_CLASS: &str = "ClassName";
+/// The job enumeration's columns, in the order of [`LiveJob`]: IRIS's class query or the
+/// PostgreSQL stand-in function of the test schema (same name, same columns).
+const JOB_COLUMNS: &[&str] = &["Job", "ConfigName", "State"];
 
 /// Reads the items running `class` and their live jobs (`Alive` or `Starting`).
 pub fn check(db: &Db, class: &str) -> Result<Quiet, DbFailure> {
-    let rows = db.query(
-        "read Ens_Config.Item",
-        "SELECT \"Production\", \"Name\", \"PoolSize\", \"Enabled\" FROM \"Ens_Config\".\"Item\" WHERE \"ClassName\" = ?",
-        &[class],
-    )?;
+    let step = "read Ens_Config.Item";
+    let items_sql = sql::read_rows(
+        db.dialect(),
+        &sql::config_item_table(),
+        ITEM_COLUMNS,
+        Some(ITEM_CLASS),
+        None,
+    )
+    .map_err(|e| DbFailure::refused_sql(step, &e))?;
+    let rows = db.query(step, items_sql.as_str(), &[class])?;
     let mut items: Vec<HostItem> = rows
         .iter()
         .map(|r| HostItem {
@@ -94,7 +89,10 @@ pub fn check(db: &Db, class: &str) -> Result<Quiet, DbFailure> {
     items.sort_by(|a, b| (&a.production, &a.name).cmp(&(&b.production, &b.name)));
     let mut live_jobs = Vec::new();
     if !items.is_empty() {
-        for r in db.query("read Ens.Job_Enumerate()", jobs_sql(db.dialect()), &[])? {
+        let step = "read Ens.Job_Enumerate()";
+        let jobs_sql = sql::job_rows(db.dialect(), JOB_COLUMNS)
+            .map_err(|e| DbFailure::refused_sql(step, &e))?;
+        for r in db.query(step, jobs_sql.as_str(), &[])? {
             let job = LiveJob {
                 job: text(r.first()),
                 config_name: text(r.get(1)),

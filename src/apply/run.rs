@@ -9,9 +9,11 @@ use super::folder::Migration;
 use super::history::{self, direction_str, HistoryEntry, NewEntry, OUTCOME_APPLIED, OUTCOME_DIRTY};
 use super::progress::{Event, Progress};
 use super::quiet::{self, Quiet};
-use super::sqltext::{ident, probe_sql, table};
 use crate::plan::{MigrationPlan, Precondition};
-use crate::sql::{Dialect, Direction, GuardKind, SqlScript};
+use crate::sql::{
+    self, DefaultFill, Dialect, Direction, GuardKind, SqlScript, NEXT_STATE,
+    RESPONSE_HANDLER_COLUMN,
+};
 use crate::states::SqlTable;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -167,16 +169,28 @@ fn probe_tables(
             .or_default()
             .extend(cols.iter().cloned());
     }
+    let d = db.dialect();
     let mut missing = BTreeMap::new();
     for (t, cols) in wanted {
-        if db.probe(&probe_sql(&t, &[])).is_err() {
-            missing.insert(t, "does not exist".to_string());
-            continue;
+        match sql::probe_table(d, &t, &[]) {
+            // A name the sql stage refuses cannot be probed (nor counted).
+            Err(e) => {
+                missing.insert(t, e.to_string());
+                continue;
+            }
+            Ok(probe) if db.probe(probe.as_str()).is_err() => {
+                missing.insert(t, "does not exist".to_string());
+                continue;
+            }
+            Ok(_) => {}
         }
         let absent: Vec<&str> = cols
             .iter()
-            .filter(|c| db.probe(&probe_sql(&t, &[c.as_str()])).is_err())
             .map(String::as_str)
+            .filter(|c| {
+                sql::probe_table(d, &t, &[c])
+                    .map_or(true, |probe| db.probe(probe.as_str()).is_err())
+            })
             .collect();
         if !absent.is_empty() {
             missing.insert(t, format!("has no column {}", absent.join(", ")));
@@ -732,12 +746,7 @@ fn in_transaction(
     // Rows each default fill should touch.
     let mut fill_before = Vec::new();
     for d in &script.defaults {
-        let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {} IS NULL",
-            table(&d.table),
-            ident(&d.column)
-        );
-        fill_before.push(db.count(&format!("count NULL {}.{}", d.table, d.column), &sql, &[])?);
+        fill_before.push(null_rows(db, d)?);
     }
 
     let mut statements = Vec::new();
@@ -794,12 +803,7 @@ fn in_transaction(
                 d.description
             ));
         }
-        let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {} IS NULL",
-            table(&d.table),
-            ident(&d.column)
-        );
-        let left = db.count(&format!("count NULL {}.{}", d.table, d.column), &sql, &[])?;
+        let left = null_rows(db, d)?;
         if left != 0 {
             mismatches.push(format!("{}: {left} rows are still NULL", d.description));
         }
@@ -823,22 +827,7 @@ fn in_transaction(
     if !opts.dry_run {
         let seq = history::next_seq(db, &plan.old.class)?;
         let counts = row_counts_json(&before, &after);
-        history::insert(
-            db,
-            &NewEntry {
-                seq,
-                plan_id: &plan.plan_id,
-                plan_sha256: &m.plan_sha256,
-                class: &plan.old.class,
-                old_sha256: &plan.old.sha256,
-                new_sha256: &plan.new.sha256,
-                direction: opts.direction,
-                applied_by: &opts.applied_by,
-                row_counts: &counts,
-                outcome: OUTCOME_APPLIED,
-                note: "",
-            },
-        )?;
+        history::insert(db, &new_entry(m, opts, seq, &counts, OUTCOME_APPLIED, ""))?;
         history_seq = Some(seq);
     }
     let mut notes = Vec::new();
@@ -861,11 +850,43 @@ fn in_transaction(
     })
 }
 
+/// The history row of migration `m` run with `opts`.
+fn new_entry<'a>(
+    m: &'a Migration,
+    opts: &'a ApplyOptions,
+    seq: i64,
+    row_counts: &'a str,
+    outcome: &'a str,
+    note: &'a str,
+) -> NewEntry<'a> {
+    NewEntry {
+        seq,
+        plan_id: &m.plan.plan_id,
+        plan_sha256: &m.plan_sha256,
+        class: &m.plan.old.class,
+        old_sha256: &m.plan.old.sha256,
+        new_sha256: &m.plan.new.sha256,
+        direction: opts.direction,
+        applied_by: &opts.applied_by,
+        row_counts,
+        outcome,
+        note,
+    }
+}
+
+/// Rows whose column a default fill sets (NULL ones).
+fn null_rows(db: &Db, d: &DefaultFill) -> Result<i64, DbFailure> {
+    let step = format!("count NULL {}.{}", d.table, d.column);
+    let sql = sql::null_count(db.dialect(), &d.table, &d.column)
+        .map_err(|e| DbFailure::refused_sql(&step, &e))?;
+    db.count(&step, sql.as_str(), &[])
+}
+
 /// Rows a rewrite must touch: the before-census rows whose key is in its `IN (…)` list.
 fn expected_rows(before: &LiveCensus, rw: &crate::sql::Rewrite) -> Option<i64> {
     let keys: BTreeSet<&str> = rw.mapping.iter().map(|(k, _)| k.as_str()).collect();
     match rw.key_column.as_str() {
-        "%NextState" => Some(
+        NEXT_STATE => Some(
             before
                 .threads
                 .iter()
@@ -879,7 +900,7 @@ fn expected_rows(before: &LiveCensus, rw: &crate::sql::Rewrite) -> Option<i64> {
                 .map(|g| g.rows)
                 .sum(),
         ),
-        "_ResponseHandlers" => Some(
+        RESPONSE_HANDLER_COLUMN => Some(
             before
                 .handlers
                 .iter()
@@ -927,19 +948,14 @@ fn verify_after_commit(
         let counts = row_counts_json(&report.before, &report.after);
         history::insert(
             db,
-            &NewEntry {
+            &new_entry(
+                m,
+                opts,
                 seq,
-                plan_id: &m.plan.plan_id,
-                plan_sha256: &m.plan_sha256,
-                class: &m.plan.old.class,
-                old_sha256: &m.plan.old.sha256,
-                new_sha256: &m.plan.new.sha256,
-                direction: opts.direction,
-                applied_by: &opts.applied_by,
-                row_counts: &counts,
-                outcome: OUTCOME_APPLIED,
-                note: "history row re-written after commit",
-            },
+                &counts,
+                OUTCOME_APPLIED,
+                "history row re-written after commit",
+            ),
         )?;
         report.history_seq = Some(seq);
         report
@@ -952,22 +968,7 @@ fn verify_after_commit(
     let note: String = note.chars().take(1900).collect();
     let seq = history::next_seq(db, &m.plan.old.class)?;
     let counts = row_counts_json(&report.before, &now);
-    let _ = history::insert(
-        db,
-        &NewEntry {
-            seq,
-            plan_id: &m.plan.plan_id,
-            plan_sha256: &m.plan_sha256,
-            class: &m.plan.old.class,
-            old_sha256: &m.plan.old.sha256,
-            new_sha256: &m.plan.new.sha256,
-            direction: opts.direction,
-            applied_by: &opts.applied_by,
-            row_counts: &counts,
-            outcome: OUTCOME_DIRTY,
-            note: &note,
-        },
-    );
+    let _ = history::insert(db, &new_entry(m, opts, seq, &counts, OUTCOME_DIRTY, &note));
     Err(ApplyError::Verification {
         message: format!(
             "the rows read back after commit differ from what was committed ({}); history entry {seq} is marked dirty",

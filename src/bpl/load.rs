@@ -378,18 +378,7 @@ fn scan_xml(t: &str, start: usize) -> XmlScan {
             }
             k
         } else {
-            // A start tag: find its '>' outside quoted attribute values.
-            let mut k = lt + 1;
-            let mut quote = None;
-            while k < b.len() {
-                match (quote, b[k]) {
-                    (None, b'"' | b'\'') => quote = Some(b[k]),
-                    (Some(q), c) if c == q => quote = None,
-                    (None, b'>') => break,
-                    _ => {}
-                }
-                k += 1;
-            }
+            let k = tag_end(b, lt + 1, b.len());
             if k >= b.len() {
                 None
             } else if b[k - 1] == b'/' {
@@ -803,20 +792,25 @@ fn read_export(
     Ok((class.to_string(), SourceFormat::Export, process))
 }
 
+/// The offset of the `>` that ends a start tag, searching `b[from..end]` and skipping quoted
+/// attribute values; `end` when there is none.
+fn tag_end(b: &[u8], from: usize, end: usize) -> usize {
+    let mut quote = None;
+    for (k, &c) in b.iter().enumerate().take(end).skip(from) {
+        match (quote, c) {
+            (None, b'"' | b'\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, b'>') => return k,
+            _ => {}
+        }
+    }
+    end
+}
+
 /// The byte range between an element's start tag and its end tag (empty for `<x/>`).
 fn element_content(t: &str, element: Range<usize>) -> Range<usize> {
     let b = t.as_bytes();
-    let mut i = element.start;
-    let mut quote = None;
-    while i < element.end {
-        match (quote, b[i]) {
-            (None, b'"' | b'\'') => quote = Some(b[i]),
-            (Some(q), c) if c == q => quote = None,
-            (None, b'>') => break,
-            _ => {}
-        }
-        i += 1;
-    }
+    let i = tag_end(b, element.start, element.end);
     if i >= element.end || b[i - 1] == b'/' {
         return element.end..element.end;
     }

@@ -1,24 +1,21 @@
 //! `diff`, `plan` and `check`.
 
 use super::states_cmd::CompilerArg;
-use super::{emit, exit, CmdResult, Failure, Format};
-use crate::bpl::{self, Bpl, LoadOptions};
+use super::{compile, emit, exit, load_bpl, pretty_json, CmdResult, Failure, Format};
+use crate::bpl::Bpl;
 use crate::diff;
 use crate::plan::render::{self, RenderOptions};
 use crate::plan::reports::{self, Checked};
 use crate::plan::{self, MigrationPlan, Overrides, Verdict};
-use crate::states::{self, CompiledProcess, Compiler};
+use crate::states::{CompiledProcess, Compiler};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The options `diff`, `plan` and `check` share: output format, compiler generation, class.
 #[derive(Debug, Args)]
-pub struct DiffArgs {
-    /// Old BPL: a .cls (UDL), an XML export, a bare <process> file, or REV:path.
-    pub old: String,
-    /// New BPL (same forms).
-    pub new: String,
+pub struct AnalysisArgs {
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     /// The IRIS compiler generation that numbers both versions (spec 2.5).
@@ -27,6 +24,16 @@ pub struct DiffArgs {
     /// The BPL class: picks one of several in an export, names a bare <process> document.
     #[arg(long, value_name = "NAME")]
     pub class: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Old BPL: a .cls (UDL), an XML export, a bare <process> file, or REV:path.
+    pub old: String,
+    /// New BPL (same forms).
+    pub new: String,
+    #[command(flatten)]
+    pub common: AnalysisArgs,
 }
 
 #[derive(Debug, Args)]
@@ -45,12 +52,8 @@ pub struct PlanArgs {
     /// migrate.cls into the --out folder, or printed when there is no --out.
     #[arg(long, value_enum, value_name = "KIND")]
     pub emit: Option<EmitArg>,
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
-    #[arg(long, value_enum, default_value_t)]
-    pub compiler: CompilerArg,
-    #[arg(long, value_name = "NAME")]
-    pub class: Option<String>,
+    #[command(flatten)]
+    pub common: AnalysisArgs,
     /// Reviewed overrides (TOML): state maps, activity pins, context defaults,
     /// acknowledged findings. See fixtures/changes/README.md.
     #[arg(long, value_name = "FILE")]
@@ -87,12 +90,8 @@ pub struct CheckArgs {
     pub new: Option<String>,
     /// More paths (with --git-base).
     pub more: Vec<String>,
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
-    #[arg(long, value_enum, default_value_t)]
-    pub compiler: CompilerArg,
-    #[arg(long, value_name = "NAME")]
-    pub class: Option<String>,
+    #[command(flatten)]
+    pub common: AnalysisArgs,
     /// Compare each path with its version at this git revision (REV:path).
     #[arg(long, value_name = "REV")]
     pub git_base: Option<String>,
@@ -104,43 +103,23 @@ pub struct CheckArgs {
     pub sarif: Option<PathBuf>,
 }
 
-fn load(source: &str, class: &Option<String>) -> Result<Bpl, Failure> {
-    bpl::load(
-        source,
-        &LoadOptions {
-            class: class.clone(),
-        },
-    )
-    .map_err(Failure::input)
-}
-
-fn compile(b: &Bpl, compiler: Compiler) -> Result<CompiledProcess, Failure> {
-    states::compile(b, compiler).map_err(Failure::input)
-}
-
 fn load_pair(
     old: &str,
     new: &str,
     class: &Option<String>,
     compiler: Compiler,
 ) -> Result<(Bpl, Bpl, CompiledProcess, CompiledProcess), Failure> {
-    let (o, n) = (load(old, class)?, load(new, class)?);
+    let (o, n) = (load_bpl(old, class)?, load_bpl(new, class)?);
     let (oc, nc) = (compile(&o, compiler)?, compile(&n, compiler)?);
     Ok((o, n, oc, nc))
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<String, Failure> {
-    let mut s = serde_json::to_string_pretty(v).map_err(|e| Failure::new(exit::INPUT, e))?;
-    s.push('\n');
-    Ok(s)
-}
-
 pub fn diff(a: DiffArgs) -> CmdResult {
-    let (o, n, oc, nc) = load_pair(&a.old, &a.new, &a.class, a.compiler.into())?;
+    let (o, n, oc, nc) = load_pair(&a.old, &a.new, &a.common.class, a.common.compiler.into())?;
     let d = diff::diff(&o, &n, &oc, &nc, &[]).map_err(Failure::input)?;
-    match a.format {
+    match a.common.format {
         Format::Human => emit(&render::diff_human(&d, RenderOptions::default()))?,
-        Format::Json => emit(&json(&d)?)?,
+        Format::Json => emit(&pretty_json(&d, exit::INPUT)?)?,
     }
     Ok(exit::OK)
 }
@@ -154,14 +133,14 @@ fn read_overrides(path: &Path) -> Result<Overrides, Failure> {
 
 pub fn plan(a: PlanArgs) -> CmdResult {
     if let Some(dir) = &a.verify {
-        return verify_folder(dir, a.format);
+        return verify_folder(dir, a.common.format);
     }
     let (Some(old), Some(new)) = (&a.old, &a.new) else {
         return Err(Failure::input(anyhow::anyhow!(
             "plan needs OLD and NEW (or --verify DIR)"
         )));
     };
-    let (o, n, oc, nc) = load_pair(old, new, &a.class, a.compiler.into())?;
+    let (o, n, oc, nc) = load_pair(old, new, &a.common.class, a.common.compiler.into())?;
     let ov = a.overrides.as_deref().map(read_overrides).transpose()?;
     let planned = plan::build(&o, &n, &oc, &nc, ov.as_ref()).map_err(Failure::input)?;
     let objectscript = a.emit == Some(EmitArg::Objectscript);
@@ -179,7 +158,7 @@ pub fn plan(a: PlanArgs) -> CmdResult {
         emit(&text)?;
         return Ok(exit::OK);
     }
-    match a.format {
+    match a.common.format {
         Format::Human => {
             let mut text = render::plan_human(&planned.plan, RenderOptions::default());
             if let Some(p) = &written {
@@ -187,7 +166,7 @@ pub fn plan(a: PlanArgs) -> CmdResult {
             }
             emit(&text)?
         }
-        Format::Json => emit(&json(&planned.plan)?)?,
+        Format::Json => emit(&pretty_json(&planned.plan, exit::INPUT)?)?,
     }
     Ok(exit::OK)
 }
@@ -237,7 +216,7 @@ struct Skipped {
 }
 
 pub fn check(a: CheckArgs) -> CmdResult {
-    let compiler: Compiler = a.compiler.into();
+    let compiler: Compiler = a.common.compiler.into();
     let mut pairs: Vec<(String, String, String)> = Vec::new(); // (path, old, new)
     let mut skipped = Vec::new();
     match &a.git_base {
@@ -267,7 +246,7 @@ pub fn check(a: CheckArgs) -> CmdResult {
                     }
                     continue;
                 }
-                let old = format!("{rev}:./{}", p.trim_start_matches("./"));
+                let old = at_rev(rev, &p);
                 if !exists_at(rev, &p) {
                     skipped.push(Skipped {
                         path: p.clone(),
@@ -303,7 +282,7 @@ pub fn check(a: CheckArgs) -> CmdResult {
     }
     let mut results = Vec::new();
     for (path, old, new) in pairs {
-        let (o, n, oc, nc) = load_pair(&old, &new, &a.class, compiler)?;
+        let (o, n, oc, nc) = load_pair(&old, &new, &a.common.class, compiler)?;
         let planned = plan::build(&o, &n, &oc, &nc, None).map_err(Failure::input)?;
         results.push(CheckResult {
             path,
@@ -336,8 +315,8 @@ pub fn check(a: CheckArgs) -> CmdResult {
         results,
         skipped,
     };
-    match a.format {
-        Format::Json => emit(&json(&report)?)?,
+    match a.common.format {
+        Format::Json => emit(&pretty_json(&report, exit::INPUT)?)?,
         Format::Human => emit(&check_human(&report))?,
     }
     Ok(match verdict {
@@ -353,7 +332,7 @@ fn check_human(r: &CheckReport) -> String {
         out.push_str(&format!(
             "{}: {} ({} → {})\n",
             res.path,
-            verdict_word(res.verdict),
+            res.verdict.as_str(),
             res.old,
             res.new
         ));
@@ -365,21 +344,12 @@ fn check_human(r: &CheckReport) -> String {
     if r.results.is_empty() && r.skipped.is_empty() {
         out.push_str("no BPL changed\n");
     }
-    out.push_str(&format!("verdict: {}\n", verdict_word(r.verdict)));
+    out.push_str(&format!("verdict: {}\n", r.verdict.as_str()));
     out
 }
 
-fn verdict_word(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Identical => "identical",
-        Verdict::Compatible => "compatible",
-        Verdict::Migratable => "migratable",
-        Verdict::Blocked => "blocked",
-    }
-}
-
 fn write_report(path: &Path, v: &serde_json::Value) -> Result<(), Failure> {
-    let text = json(v)?;
+    let text = pretty_json(v, exit::INPUT)?;
     std::fs::write(path, text)
         .with_context(|| format!("cannot write report {}", path.display()))
         .map_err(Failure::input)
@@ -424,13 +394,14 @@ fn changed_files(rev: &str) -> Result<Vec<String>, Failure> {
     Ok(v)
 }
 
+/// `REV:./path`, the source of `path` at git revision `rev` (relative to the working directory).
+fn at_rev(rev: &str, path: &str) -> String {
+    format!("{rev}:./{}", path.trim_start_matches("./"))
+}
+
 fn exists_at(rev: &str, path: &str) -> bool {
     Command::new("git")
-        .args([
-            "cat-file",
-            "-e",
-            &format!("{rev}:./{}", path.trim_start_matches("./")),
-        ])
+        .args(["cat-file", "-e", &at_rev(rev, path)])
         .output()
         .is_ok_and(|o| o.status.success())
 }
@@ -446,13 +417,16 @@ fn verify_folder(dir: &Path, format: Format) -> CmdResult {
             check.plan.plan_id,
             check.plan.old.class
         ))?,
-        Format::Json => emit(&json(&serde_json::json!({
-            "dir": check.dir,
-            "intact": true,
-            "files": check.files,
-            "plan_id": check.plan.plan_id,
-            "class": check.plan.old.class,
-        }))?)?,
+        Format::Json => emit(&pretty_json(
+            &serde_json::json!({
+                "dir": check.dir,
+                "intact": true,
+                "files": check.files,
+                "plan_id": check.plan.plan_id,
+                "class": check.plan.old.class,
+            }),
+            exit::INPUT,
+        )?)?,
     }
     Ok(exit::OK)
 }

@@ -1,6 +1,6 @@
 //! `status` and `apply`: the commands that talk to a database.
 
-use super::{emit, exit, CmdResult, Failure, Format};
+use super::{compile, emit, exit, load_bpl, pretty_json, CmdResult, Failure, Format};
 use crate::apply::{
     self, ApplyError, ApplyOptions, ApplyReport, Direction, ErrorClass, Event, GroupMove,
     LiveCensus, Migration, Progress, Quiet, StatusReport, StatusSubject,
@@ -109,10 +109,10 @@ fn connect(s: &str) -> Result<apply::Db, Failure> {
 }
 
 fn json<T: serde::Serialize>(kind: &str, value: &T) -> Result<String, Failure> {
-    let v = serde_json::json!({ "type": kind, "data": value });
-    serde_json::to_string_pretty(&v)
-        .map(|s| s + "\n")
-        .map_err(|e| Failure::new(exit::DATABASE, e))
+    pretty_json(
+        &serde_json::json!({ "type": kind, "data": value }),
+        exit::DATABASE,
+    )
 }
 
 pub fn status(a: StatusArgs) -> CmdResult {
@@ -124,10 +124,8 @@ pub fn status(a: StatusArgs) -> CmdResult {
             apply::status(&db, StatusSubject::Plan(&m), &progress).map_err(failure)?
         }
         (None, Some(old)) => {
-            let bpl = crate::bpl::load(old, &crate::bpl::LoadOptions::default())
-                .map_err(Failure::input)?;
-            let process = crate::states::compile(&bpl, crate::states::Compiler::default())
-                .map_err(Failure::input)?;
+            let bpl = load_bpl(old, &None)?;
+            let process = compile(&bpl, crate::states::Compiler::default())?;
             let db = connect(&a.connect)?;
             apply::status(&db, StatusSubject::Process(&process), &progress).map_err(failure)?
         }
@@ -203,32 +201,11 @@ fn applied_by() -> String {
     format!("{user}@{host}")
 }
 
-/// Left-aligned columns, two spaces apart, indented by two.
+/// Left-aligned columns under `headers`, two spaces apart, indented by two.
 fn aligned(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(c.chars().count());
-            }
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::from("  ");
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(headers.to_vec());
-    for r in rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-    }
-    out
+    let mut all = vec![headers.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+    all.extend_from_slice(rows);
+    crate::plan::render::table(&all, "  ")
 }
 
 fn status_word(s: Option<i64>) -> String {

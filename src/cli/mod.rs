@@ -79,6 +79,31 @@ impl Failure {
 /// Commands return the exit code of a successful run (0, or 1 for "found something").
 pub type CmdResult = Result<i32, Failure>;
 
+/// `value` as pretty-printed JSON with a final newline; a value that cannot be serialized
+/// fails the command with `code`.
+fn pretty_json<T: serde::Serialize>(value: &T, code: i32) -> Result<String, Failure> {
+    let mut s = serde_json::to_string_pretty(value).map_err(|e| Failure::new(code, e))?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// Reads a BPL source (a path or `REV:path`); `class` picks or names the process. An
+/// unreadable or malformed source is an input error.
+fn load_bpl(source: &str, class: &Option<String>) -> Result<crate::bpl::Bpl, Failure> {
+    let options = crate::bpl::LoadOptions {
+        class: class.clone(),
+    };
+    crate::bpl::load(source, &options).map_err(Failure::input)
+}
+
+/// The emulated compiled states of a BPL; a process the emulation refuses is an input error.
+fn compile(
+    bpl: &crate::bpl::Bpl,
+    compiler: crate::states::Compiler,
+) -> Result<crate::states::CompiledProcess, Failure> {
+    crate::states::compile(bpl, compiler).map_err(Failure::input)
+}
+
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,

@@ -1,10 +1,9 @@
 //! `verify-numbering`: the emulation against thread classes exported from the user's IRIS.
 
 use super::states_cmd::CompilerArg;
-use super::{emit, exit, CmdResult, Failure, Format};
-use crate::bpl::{self, LoadOptions};
+use super::{compile, emit, exit, load_bpl, pretty_json, CmdResult, Failure, Format};
 use crate::states::import::{self, ImportedThread, NumberingDifference};
-use crate::states::{self, Compiler};
+use crate::states::Compiler;
 use anyhow::anyhow;
 use clap::Args;
 use std::collections::BTreeMap;
@@ -28,14 +27,8 @@ pub struct VerifyArgs {
 }
 
 pub fn verify(a: VerifyArgs) -> CmdResult {
-    let bpl = bpl::load(
-        &a.bpl,
-        &LoadOptions {
-            class: a.class.clone(),
-        },
-    )
-    .map_err(Failure::input)?;
-    let compiled = states::compile(&bpl, a.compiler.into()).map_err(Failure::input)?;
+    let bpl = load_bpl(&a.bpl, &a.class)?;
+    let compiled = compile(&bpl, a.compiler.into())?;
     let mut threads: Vec<ImportedThread> = Vec::new();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for path in &a.thread_classes {
@@ -69,10 +62,7 @@ pub fn verify(a: VerifyArgs) -> CmdResult {
                 "states": state_count,
                 "differences": differences,
             });
-            let mut s =
-                serde_json::to_string_pretty(&doc).map_err(|e| Failure::new(exit::INPUT, e))?;
-            s.push('\n');
-            s
+            pretty_json(&doc, exit::INPUT)?
         }
         Format::Human => human(
             &compiled.class,

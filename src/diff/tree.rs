@@ -203,7 +203,7 @@ impl<'a> Tree<'a> {
     }
 
     pub fn aref(&self, p: usize) -> ActivityRef {
-        activity_ref(self.nodes[p])
+        ActivityRef::of(self.nodes[p])
     }
 
     pub fn label(&self, p: usize) -> String {
@@ -487,16 +487,6 @@ fn own_signature(a: &Activity) -> String {
         _ => {}
     }
     s
-}
-
-pub(crate) fn activity_ref(a: &Activity) -> ActivityRef {
-    ActivityRef {
-        id: a.id,
-        element: a.element.clone(),
-        name: a.name.clone(),
-        line: a.pos.line,
-        column: a.pos.column,
-    }
 }
 
 fn keys(a: &Activity) -> (String, Option<String>) {

@@ -712,31 +712,17 @@ impl Builder<'_, '_> {
                     _ => {}
                 }
                 if s.new.is_some() {
-                    let mapped: Option<Vec<&str>> = s
-                        .old_handler_stack
-                        .iter()
-                        .map(|x| map.get(x.as_str()).copied().flatten())
-                        .collect();
-                    let same_h = mapped.is_some_and(|m| {
-                        m == s
-                            .new_handler_stack
-                            .iter()
-                            .map(String::as_str)
-                            .collect::<Vec<_>>()
-                    });
-                    let mapped_s: Option<Vec<&str>> = s
-                        .old_subroutine_stack
-                        .iter()
-                        .map(|x| map.get(x.as_str()).copied().flatten())
-                        .collect();
-                    let same_s = mapped_s.is_some_and(|m| {
-                        m == s
-                            .new_subroutine_stack
-                            .iter()
-                            .map(String::as_str)
-                            .collect::<Vec<_>>()
-                    });
-                    if !same_h || !same_s {
+                    // The old stack, each state mapped, is the new stack: nothing to rewrite.
+                    let maps_onto = |old: &[String], new: &[String]| {
+                        old.len() == new.len()
+                            && old
+                                .iter()
+                                .zip(new)
+                                .all(|(o, n)| map.get(o.as_str()).copied().flatten() == Some(n))
+                    };
+                    if !maps_onto(&s.old_handler_stack, &s.new_handler_stack)
+                        || !maps_onto(&s.old_subroutine_stack, &s.new_subroutine_stack)
+                    {
                         stack_changed.push(format!(
                             "{} [{}]→[{}]",
                             s.old,

@@ -55,6 +55,18 @@ pub enum Verdict {
     Blocked,
 }
 
+impl Verdict {
+    /// The verdict as reports and scripts name it (the same word it serializes as).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Identical => "identical",
+            Verdict::Compatible => "compatible",
+            Verdict::Migratable => "migratable",
+            Verdict::Blocked => "blocked",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThreadMapping {
     pub old_class: String,

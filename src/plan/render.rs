@@ -48,15 +48,6 @@ fn label(a: &Option<ActivityRef>) -> String {
     a.as_ref().map(|a| a.label()).unwrap_or_else(|| "-".into())
 }
 
-fn verdict_str(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Identical => "identical",
-        Verdict::Compatible => "compatible",
-        Verdict::Migratable => "migratable",
-        Verdict::Blocked => "blocked",
-    }
-}
-
 pub fn severity_str(s: Severity) -> &'static str {
     match s {
         Severity::Info => "info",
@@ -82,7 +73,7 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
         out,
         "{}: {} ({})",
         p.old.class,
-        verdict_str(p.verdict),
+        p.verdict.as_str(),
         verdict_help(p.verdict)
     );
     if opts.header {

@@ -4,20 +4,24 @@
 //! `PostgreSqlDialect` for `postgres`) and must
 //! - be exactly one statement, with no `;` and no comment in the text;
 //! - have one of the allowed shapes ([`Shape`]): a guard `SELECT COUNT(*)`, a census
-//!   `SELECT key, COUNT(*) … GROUP BY key`, a rewrite `UPDATE … WHERE key IN (…)` whose IN
-//!   list is exactly the mapped values, a default fill `UPDATE … SET c = literal WHERE c IS
-//!   NULL`, or the history `INSERT … VALUES (?, …)`;
+//!   `SELECT key, …, COUNT(*) … GROUP BY key, …`, a rewrite `UPDATE … WHERE key IN (…)` whose
+//!   IN list is exactly the mapped values, a default fill `UPDATE … SET c = literal WHERE c IS
+//!   NULL`, the history `INSERT … VALUES (?, …)`, or one of the executor's reads: an existence
+//!   probe `SELECT c, … FROM t WHERE 1 = 0`, a row read `SELECT c, … FROM t [WHERE f = ?]
+//!   [ORDER BY o]` and `SELECT MAX(c) FROM t [WHERE f = ?]`;
 //! - reference only the expected tables, columns and functions, through a whitelist of
 //!   expression forms (anything else — subqueries where none is expected, aliases, unknown
 //!   functions, operators other than AND/OR/=/<> — is refused);
+//! - hold exactly the expected number of `?` parameter markers (values the executor binds)
+//!   and no other placeholder;
 //! - print back to text that parses to the same tree.
 
 use super::{CheckedSql, Dialect, SqlError};
 use crate::states::SqlTable;
 use sqlparser::ast::{
     AssignmentTarget, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, Query, SelectItem, SetExpr,
-    Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator, Value,
+    GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, OrderByKind, OrderBySort, Query,
+    SelectItem, SetExpr, Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator, Value,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -93,8 +97,23 @@ pub fn parse(text: &str, dialect: Dialect) -> Result<Vec<Statement>, String> {
 pub(super) enum Shape {
     /// `SELECT COUNT(*) FROM t [JOIN t2 ON …] [WHERE …]`.
     Count,
-    /// `SELECT key, COUNT(*) FROM t GROUP BY key`.
-    Census { key: String },
+    /// `SELECT k1, …, COUNT(*) FROM t GROUP BY k1, …` (the keys in this order).
+    Census { keys: Vec<String> },
+    /// `SELECT c1, … FROM t WHERE 1 = 0` (`SELECT 1 …` without columns): fails when the table
+    /// or a column is missing, reads nothing.
+    Probe { columns: Vec<String> },
+    /// `SELECT c1, … FROM t [WHERE f = ?] [ORDER BY o]`: named columns of one table (or the
+    /// job enumeration), filtered by a bound parameter.
+    Read {
+        columns: Vec<String>,
+        filter: Option<String>,
+        order_by: Option<String>,
+    },
+    /// `SELECT MAX(c) FROM t [WHERE f = ?]`.
+    Max {
+        column: String,
+        filter: Option<String>,
+    },
     /// `UPDATE t SET c = … [, …] WHERE key IN (keys…)`; the IN list must be exactly `keys`.
     Rewrite { key: String, keys: Vec<String> },
     /// `UPDATE t SET c = <literal> WHERE c IS NULL`.
@@ -111,6 +130,8 @@ pub(super) struct Expect {
     pub tables: Vec<SqlTable>,
     pub columns: Vec<String>,
     pub functions: Vec<String>,
+    /// How many `?` parameter markers the statement holds (0: none may appear).
+    pub params: usize,
 }
 
 fn shape_err(sql: &str, reason: impl Into<String>) -> SqlError {
@@ -122,10 +143,10 @@ fn shape_err(sql: &str, reason: impl Into<String>) -> SqlError {
 
 /// Parse `sql` back and check it against `expect`; on success it becomes a [`CheckedSql`].
 pub(super) fn check(sql: &str, dialect: Dialect, expect: &Expect) -> Result<CheckedSql, SqlError> {
-    // PostgreSqlDialect reads `?` as an operator; the history INSERT's `?` are ODBC parameter
-    // markers (psqlODBC rewrites them), and the statement holds nothing dialect-specific, so
-    // it is checked with the IRIS dialect in both.
-    let dialect = if matches!(expect.shape, Shape::Insert { .. }) {
+    // PostgreSqlDialect reads `?` as an operator; the `?` are ODBC parameter markers
+    // (psqlODBC rewrites them), and a statement that binds parameters holds nothing
+    // dialect-specific, so it is checked with the IRIS dialect in both.
+    let dialect = if expect.params > 0 {
         Dialect::Iris
     } else {
         dialect
@@ -146,8 +167,18 @@ pub(super) fn check(sql: &str, dialect: Dialect, expect: &Expect) -> Result<Chec
         expect,
         sql,
         tables_seen: Vec::new(),
+        params_seen: 0,
     };
     w.statement(stmt)?;
+    if w.params_seen != expect.params {
+        return Err(shape_err(
+            sql,
+            format!(
+                "expected {} `?` parameters, found {}",
+                expect.params, w.params_seen
+            ),
+        ));
+    }
     // Round trip: sqlparser's printed form must parse to the same tree.
     let printed = stmt.to_string();
     match parse(&printed, dialect) {
@@ -166,6 +197,8 @@ struct Walker<'a> {
     expect: &'a Expect,
     sql: &'a str,
     tables_seen: Vec<Vec<String>>,
+    /// `?` markers met so far.
+    params_seen: usize,
 }
 
 fn name_parts(n: &ObjectName) -> Option<Vec<String>> {
@@ -183,6 +216,60 @@ fn single_ident(e: &Expr) -> Option<&Ident> {
         Expr::Identifier(i) => Some(i),
         _ => None,
     }
+}
+
+/// `e` is the plain column `name`.
+fn is_column(e: &Expr, name: &str) -> bool {
+    single_ident(e).is_some_and(|i| i.value == name)
+}
+
+/// The select list is exactly `names`, as plain columns, in this order.
+fn projects_columns(items: &[SelectItem], names: &[String]) -> bool {
+    items.len() == names.len()
+        && items
+            .iter()
+            .zip(names)
+            .all(|(item, n)| matches!(item, SelectItem::UnnamedExpr(e) if is_column(e, n)))
+}
+
+/// `e` is the number literal `n`.
+fn is_number(e: &Expr, n: &str) -> bool {
+    matches!(e, Expr::Value(v) if matches!(&v.value, Value::Number(x, _) if x == n))
+}
+
+/// The WHERE clause is absent (`filter` None) or exactly `filter = ?`.
+fn filters_on(selection: Option<&Expr>, filter: Option<&String>) -> bool {
+    match (selection, filter) {
+        (None, None) => true,
+        (
+            Some(Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            }),
+            Some(f),
+        ) => {
+            is_column(left, f)
+                && matches!(right.as_ref(), Expr::Value(v) if matches!(&v.value, Value::Placeholder(p) if p == "?"))
+        }
+        _ => false,
+    }
+}
+
+/// `e` is `FUNCTION(column)` with one plain column argument.
+fn is_call_of(e: &Expr, function: &str, column: &str) -> bool {
+    let Expr::Function(f) = e else { return false };
+    let name_ok =
+        name_parts(&f.name).is_some_and(|n| n.len() == 1 && n[0].eq_ignore_ascii_case(function));
+    name_ok
+        && matches!(&f.args, FunctionArguments::List(l)
+            if l.args.len() == 1
+                && matches!(&l.args[0], FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) if is_column(x, column)))
+}
+
+/// The GROUP BY list is empty.
+fn no_grouping(g: &GroupByExpr) -> bool {
+    matches!(g, GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty())
 }
 
 fn is_count_star(e: &Expr) -> bool {
@@ -211,7 +298,14 @@ impl Walker<'_> {
 
     fn statement(&mut self, stmt: &Statement) -> Result<(), SqlError> {
         match (&self.expect.shape, stmt) {
-            (Shape::Count | Shape::Census { .. }, Statement::Query(q)) => self.top_query(q),
+            (
+                Shape::Count
+                | Shape::Census { .. }
+                | Shape::Probe { .. }
+                | Shape::Read { .. }
+                | Shape::Max { .. },
+                Statement::Query(q),
+            ) => self.top_query(q),
             (Shape::Rewrite { .. } | Shape::Fill { .. }, Statement::Update(u)) => {
                 if !u.optimizer_hints.is_empty()
                     || u.from.is_some()
@@ -352,6 +446,7 @@ impl Walker<'_> {
                 {
                     return Err(self.err("INSERT must take one row of `?` parameters"));
                 }
+                self.params_seen += columns.len();
                 Ok(())
             }
             _ => Err(self.err("statement kind not allowed here")),
@@ -423,7 +518,12 @@ impl Walker<'_> {
     }
 
     fn top_query(&mut self, q: &Query) -> Result<(), SqlError> {
-        let s = self.query(q)?;
+        let order_by = match &self.expect.shape {
+            Shape::Read { order_by, .. } => order_by.clone(),
+            _ => None,
+        };
+        let s = self.query(q, order_by.as_deref())?;
+        let single_table = s.from.len() == 1 && s.from[0].joins.is_empty();
         match &self.expect.shape {
             Shape::Count => {
                 if s.projection.len() != 1
@@ -431,43 +531,117 @@ impl Walker<'_> {
                 {
                     return Err(self.err("a guard must select exactly COUNT(*)"));
                 }
-                if !matches!(&s.group_by, GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty())
-                {
+                if !no_grouping(&s.group_by) {
                     return Err(self.err("a guard must not group"));
                 }
             }
-            Shape::Census { key } => {
-                let ok_proj = s.projection.len() == 2
-                    && matches!(&s.projection[0], SelectItem::UnnamedExpr(e) if single_ident(e).is_some_and(|i| &i.value == key))
-                    && matches!(&s.projection[1], SelectItem::UnnamedExpr(e) if is_count_star(e));
+            Shape::Census { keys } => {
+                let (count, key_items) = s.projection.split_last().unzip();
+                let ok_proj = key_items.is_some_and(|k| projects_columns(k, keys))
+                    && matches!(count, Some(SelectItem::UnnamedExpr(e)) if is_count_star(e));
                 let ok_group = matches!(&s.group_by, GroupByExpr::Expressions(g, m)
-                    if m.is_empty() && g.len() == 1 && single_ident(&g[0]).is_some_and(|i| &i.value == key));
-                if !ok_proj
+                    if m.is_empty() && g.len() == keys.len() && g.iter().zip(keys).all(|(e, k)| is_column(e, k)));
+                if keys.is_empty()
+                    || !ok_proj
                     || !ok_group
-                    || s.from.len() != 1
-                    || !s.from[0].joins.is_empty()
+                    || !single_table
                     || s.selection.is_some()
                 {
+                    let k = keys.join(", ");
                     return Err(self.err(format!(
-                        "a census must be `SELECT {key}, COUNT(*) FROM t GROUP BY {key}`"
+                        "a census must be `SELECT {k}, COUNT(*) FROM t GROUP BY {k}`"
                     )));
                 }
-                let TableFactor::Table { name, .. } = &s.from[0].relation else {
-                    unreachable!()
+                self.single_expected_table(s, "census")?;
+            }
+            Shape::Probe { columns } => {
+                let ok_proj = if columns.is_empty() {
+                    matches!(s.projection.as_slice(), [SelectItem::UnnamedExpr(e)] if is_number(e, "1"))
+                } else {
+                    projects_columns(&s.projection, columns)
                 };
-                if name_parts(name) != self.expect.tables.first().map(table_parts) {
-                    return Err(self.err("census of an unexpected table"));
+                let reads_nothing = matches!(&s.selection, Some(Expr::BinaryOp { left, op: BinaryOperator::Eq, right })
+                    if is_number(left, "1") && is_number(right, "0"));
+                if !ok_proj || !reads_nothing || !single_table || !no_grouping(&s.group_by) {
+                    return Err(self.err("a probe must be `SELECT <columns> FROM t WHERE 1 = 0`"));
                 }
+                self.single_expected_table(s, "probe")?;
+            }
+            Shape::Read {
+                columns, filter, ..
+            } => {
+                if !projects_columns(&s.projection, columns)
+                    || !filters_on(s.selection.as_ref(), filter.as_ref())
+                    || !single_table
+                    || !no_grouping(&s.group_by)
+                {
+                    return Err(self.err(
+                        "a read must be `SELECT <columns> FROM t [WHERE column = ?] [ORDER BY column]`",
+                    ));
+                }
+                self.single_expected_table(s, "read")?;
+            }
+            Shape::Max { column, filter } => {
+                if !matches!(s.projection.as_slice(), [SelectItem::UnnamedExpr(e)] if is_call_of(e, "MAX", column))
+                    || !filters_on(s.selection.as_ref(), filter.as_ref())
+                    || !single_table
+                    || !no_grouping(&s.group_by)
+                {
+                    return Err(self.err(format!(
+                        "a maximum must be `SELECT MAX({column}) FROM t [WHERE column = ?]`"
+                    )));
+                }
+                self.single_expected_table(s, "maximum")?;
             }
             _ => unreachable!(),
         }
         Ok(())
     }
 
-    /// Check a query (top level or subquery) and return its SELECT.
-    fn query<'q>(&mut self, q: &'q Query) -> Result<&'q sqlparser::ast::Select, SqlError> {
+    /// The statement reads the first expected table (a plain table or the job enumeration).
+    fn single_expected_table(
+        &self,
+        s: &sqlparser::ast::Select,
+        what: &str,
+    ) -> Result<(), SqlError> {
+        let TableFactor::Table { name, .. } = &s.from[0].relation else {
+            return Err(self.err(format!("{what} of something other than a table")));
+        };
+        if name_parts(name) != self.expect.tables.first().map(table_parts) {
+            return Err(self.err(format!("{what} of an unexpected table")));
+        }
+        Ok(())
+    }
+
+    /// Check a query (top level or subquery) and return its SELECT. `order_by`: the one
+    /// column it may be ordered by (ascending), if any.
+    fn query<'q>(
+        &mut self,
+        q: &'q Query,
+        order_by: Option<&str>,
+    ) -> Result<&'q sqlparser::ast::Select, SqlError> {
+        match (&q.order_by, order_by) {
+            (None, None) => {}
+            (Some(o), Some(col)) => {
+                let key = match (&o.kind, o.interpolate.is_none()) {
+                    (OrderByKind::Expressions(e), true) => match e.as_slice() {
+                        [x] if x.with_fill.is_none()
+                            && x.options.nulls_first.is_none()
+                            && matches!(x.options.sort, None | Some(OrderBySort::Asc)) =>
+                        {
+                            single_ident(&x.expr).filter(|i| i.value == col)
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let key = key.ok_or_else(|| self.err(format!("must be ordered by {col} only")))?;
+                self.column(key)?;
+            }
+            (None, Some(col)) => return Err(self.err(format!("must be ordered by {col}"))),
+            (Some(_), None) => return Err(self.err("ORDER BY is not allowed here")),
+        }
         if q.with.is_some()
-            || q.order_by.is_some()
             || q.limit_clause.is_some()
             || q.fetch.is_some()
             || !q.locks.is_empty()
@@ -568,6 +742,10 @@ impl Walker<'_> {
             }
             Expr::Value(v) => match &v.value {
                 Value::SingleQuotedString(_) | Value::Number(_, _) | Value::Null => Ok(()),
+                Value::Placeholder(p) if p == "?" && self.params_seen < self.expect.params => {
+                    self.params_seen += 1;
+                    Ok(())
+                }
                 _ => Err(self.err("only string and number literals are allowed")),
             },
             Expr::Nested(inner) => self.expr(inner),
@@ -595,7 +773,7 @@ impl Walker<'_> {
             }
             Expr::InSubquery { expr, subquery, .. } => {
                 self.expr(expr)?;
-                let s = self.query(subquery)?;
+                let s = self.query(subquery, None)?;
                 if s.projection.len() != 1
                     || !matches!(&s.group_by, GroupByExpr::Expressions(g, _) if g.is_empty())
                 {
@@ -682,6 +860,7 @@ mod tests {
             tables: vec![t("Demo_BP", "Thread1")],
             columns: vec!["%NextState".into(), "%HandlerStack".into()],
             functions: vec!["$LISTBUILD".into()],
+            params: 0,
         }
     }
 
@@ -730,6 +909,7 @@ mod tests {
             tables: vec![t("Demo_BP", "Thread1")],
             columns: vec!["%NextState".into()],
             functions: vec!["COUNT".into()],
+            params: 0,
         };
         let sql = "SELECT COUNT(*) FROM \"Demo_BP\".\"Thread1\" WHERE \"%NextState\" = 'S6'";
         check(sql, Dialect::Postgres, &e).unwrap();
@@ -747,7 +927,7 @@ mod tests {
         .is_err());
         let c = Expect {
             shape: Shape::Census {
-                key: "%NextState".into(),
+                keys: vec!["%NextState".into()],
             },
             ..e
         };
@@ -766,6 +946,7 @@ mod tests {
             tables: vec![t("BplMigrate", "History")],
             columns: vec!["PlanId".into(), "Outcome".into()],
             functions: vec![],
+            params: 2,
         };
         check(
             "INSERT INTO \"BplMigrate\".\"History\" (\"PlanId\", \"Outcome\") VALUES (?, ?)",
@@ -779,5 +960,181 @@ mod tests {
             &e
         )
         .is_err());
+    }
+
+    fn expect(shape: Shape, table: SqlTable, columns: &[&str], functions: &[&str]) -> Expect {
+        Expect {
+            shape,
+            tables: vec![table],
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            functions: functions.iter().map(|f| f.to_string()).collect(),
+            params: 0,
+        }
+    }
+
+    #[test]
+    fn census_over_several_keys() {
+        let e = expect(
+            Shape::Census {
+                keys: vec!["%NextState".into(), "%Status".into()],
+            },
+            t("Demo_BP", "Thread1"),
+            &["%NextState", "%Status"],
+            &["COUNT"],
+        );
+        let sql = "SELECT \"%NextState\", \"%Status\", COUNT(*) FROM \"Demo_BP\".\"Thread1\" GROUP BY \"%NextState\", \"%Status\"";
+        for d in [Dialect::Iris, Dialect::Postgres] {
+            check(sql, d, &e).unwrap();
+            for bad in [
+                sql.replace(
+                    "GROUP BY \"%NextState\", \"%Status\"",
+                    "GROUP BY \"%Status\", \"%NextState\"",
+                ),
+                sql.replace(", \"%Status\", COUNT(*)", ", COUNT(*)"),
+                sql.replace(" GROUP BY", " WHERE \"%Status\" = 1 GROUP BY"),
+            ] {
+                assert!(check(&bad, d, &e).is_err(), "accepted: {bad}");
+            }
+        }
+    }
+
+    #[test]
+    fn probe_shape_reads_nothing() {
+        let table = t("Demo_BP", "Thread1");
+        let e = expect(
+            Shape::Probe {
+                columns: vec!["%Status".into()],
+            },
+            table.clone(),
+            &["%Status"],
+            &[],
+        );
+        let sql = "SELECT \"%Status\" FROM \"Demo_BP\".\"Thread1\" WHERE 1 = 0";
+        check(sql, Dialect::Postgres, &e).unwrap();
+        check(sql, Dialect::Iris, &e).unwrap();
+        for bad in [
+            sql.replace("1 = 0", "1 = 1"),
+            sql.replace(" WHERE 1 = 0", ""),
+            sql.replace("\"%Status\"", "\"%Status\", \"%Status\""),
+            sql.replace("\"%Status\"", "1"),
+        ] {
+            assert!(
+                check(&bad, Dialect::Postgres, &e).is_err(),
+                "accepted: {bad}"
+            );
+        }
+        let bare = expect(Shape::Probe { columns: vec![] }, table, &[], &[]);
+        check(
+            "SELECT 1 FROM \"Demo_BP\".\"Thread1\" WHERE 1 = 0",
+            Dialect::Postgres,
+            &bare,
+        )
+        .unwrap();
+        assert!(check(
+            "SELECT 2 FROM \"Demo_BP\".\"Thread1\" WHERE 1 = 0",
+            Dialect::Postgres,
+            &bare
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn read_shape_binds_its_filter_and_orders_by_one_column() {
+        let mut e = expect(
+            Shape::Read {
+                columns: vec!["Seq".into(), "Outcome".into()],
+                filter: Some("BplClass".into()),
+                order_by: Some("Seq".into()),
+            },
+            t("BplMigrate", "History"),
+            &["Seq", "Outcome", "BplClass"],
+            &[],
+        );
+        e.params = 1;
+        let sql = "SELECT \"Seq\", \"Outcome\" FROM \"BplMigrate\".\"History\" WHERE \"BplClass\" = ? ORDER BY \"Seq\"";
+        // Checked with the IRIS dialect in both (PostgreSqlDialect reads `?` as an operator).
+        check(sql, Dialect::Postgres, &e).unwrap();
+        check(sql, Dialect::Iris, &e).unwrap();
+        for bad in [
+            sql.replace("= ?", "= 'Demo.A'"),
+            sql.replace("= ?", "= ? OR 1 = 1"),
+            sql.replace(" ORDER BY \"Seq\"", ""),
+            sql.replace("ORDER BY \"Seq\"", "ORDER BY \"Seq\" DESC"),
+            sql.replace("ORDER BY \"Seq\"", "ORDER BY \"Outcome\""),
+            format!("{sql} LIMIT 1"),
+            sql.replace("\"Seq\", \"Outcome\"", "\"Outcome\", \"Seq\""),
+        ] {
+            assert!(check(&bad, Dialect::Iris, &e).is_err(), "accepted: {bad}");
+        }
+        // No parameter expected: a `?` is refused.
+        let plain = expect(
+            Shape::Read {
+                columns: vec!["Job".into()],
+                filter: None,
+                order_by: None,
+            },
+            t("Ens", "Job_Enumerate"),
+            &["Job"],
+            &[],
+        );
+        check(
+            "SELECT \"Job\" FROM Ens.Job_Enumerate()",
+            Dialect::Iris,
+            &plain,
+        )
+        .unwrap();
+        check(
+            "SELECT \"Job\" FROM \"Ens\".\"Job_Enumerate\"()",
+            Dialect::Postgres,
+            &plain,
+        )
+        .unwrap();
+        assert!(check(
+            "SELECT \"Job\" FROM Ens.Job_Enumerate() WHERE \"Job\" = ?",
+            Dialect::Iris,
+            &plain
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn max_shape() {
+        let mut e = expect(
+            Shape::Max {
+                column: "Seq".into(),
+                filter: Some("BplClass".into()),
+            },
+            t("BplMigrate", "History"),
+            &["Seq", "BplClass"],
+            &["MAX"],
+        );
+        e.params = 1;
+        let sql = "SELECT MAX(\"Seq\") FROM \"BplMigrate\".\"History\" WHERE \"BplClass\" = ?";
+        check(sql, Dialect::Postgres, &e).unwrap();
+        for bad in [
+            sql.replace("MAX", "MIN"),
+            sql.replace("MAX(\"Seq\")", "MAX(\"Seq\"), 1"),
+            sql.replace(" WHERE \"BplClass\" = ?", ""),
+        ] {
+            assert!(check(&bad, Dialect::Iris, &e).is_err(), "accepted: {bad}");
+        }
+    }
+
+    #[test]
+    fn parameters_are_counted() {
+        let mut e = expect(
+            Shape::Count,
+            t("information_schema", "tables"),
+            &["table_schema", "table_name"],
+            &["COUNT"],
+        );
+        e.params = 2;
+        let sql = "SELECT COUNT(*) FROM \"information_schema\".\"tables\" WHERE \"table_schema\" = ? AND \"table_name\" = ?";
+        check(sql, Dialect::Postgres, &e).unwrap();
+        assert!(check(&sql.replace("= ?", "= 'x'"), Dialect::Postgres, &e).is_err());
+        e.params = 1;
+        assert!(check(sql, Dialect::Postgres, &e).is_err());
+        e.params = 0;
+        assert!(check(sql, Dialect::Iris, &e).is_err());
     }
 }

@@ -9,6 +9,11 @@
 //!   checksum check `apply` runs before it trusts a folder.
 //! - [`render_objectscript`]: the same migration as an ObjectScript class.
 //!
+//! - [`census_query`], [`probe_table`], [`read_rows`], [`job_rows`], [`max_of`],
+//!   [`null_count`], [`catalog_table_count`], [`history_insert`]: the statements `apply` runs
+//!   besides a script's own (census, existence probes, host/job and history reads, the
+//!   history row).
+//!
 //! Names and values become SQL text only in [`text`]; statements become [`CheckedSql`] only
 //! in `check` (parsed back with sqlparser and matched against an allowed shape).
 
@@ -17,6 +22,7 @@ mod folder;
 mod model;
 mod objectscript;
 mod pg;
+mod queries;
 mod render;
 pub mod text;
 
@@ -27,10 +33,14 @@ pub use folder::{
 pub use model::*;
 pub use objectscript::{objectscript_class_name, render_objectscript};
 pub use pg::{list_build, POSTGRES_TEST_SUPPORT_DDL};
+pub use queries::{
+    catalog_table_count, census_query, history_insert, job_rows, max_of, null_count, probe_table,
+    read_rows,
+};
 pub use render::{
-    config_item_table, history_insert, job_enumerate_table, listbuild_function, listsame_function,
-    predict_after, render, render_revert, revert_blockers, ELEMENT_KEY, HANDLER_STACK, ID_COLUMN,
-    NEXT_STATE, RESPONSE_HANDLER_COLUMN, SUBROUTINE_STACK,
+    config_item_table, job_enumerate_table, listbuild_function, listsame_function, predict_after,
+    render, render_revert, revert_blockers, ELEMENT_KEY, HANDLER_STACK, ID_COLUMN, NEXT_STATE,
+    RESPONSE_HANDLER_COLUMN, SUBROUTINE_STACK, THREAD_STATUS,
 };
 
 use std::path::PathBuf;

@@ -7,6 +7,7 @@
 //! OLD `%NextState`.
 
 use super::check::{check, Expect, Shape};
+use super::queries::census_query;
 use super::text::{comment_text, default_literal, quote_ident, quote_literal, quote_table};
 use super::{
     Census, CheckedSql, DefaultFill, Dialect, Direction, Guard, GuardKind, Rewrite, SqlError,
@@ -18,6 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Thread-row columns the scripts read or write.
 pub const NEXT_STATE: &str = "%NextState";
+/// The thread's run status (1 ready, 2 completed, 3 waiting, 4 errored); the census counts it.
+pub const THREAD_STATUS: &str = "%Status";
 pub const HANDLER_STACK: &str = "%HandlerStack";
 pub const SUBROUTINE_STACK: &str = "%SubroutineStack";
 /// Value column of the context `%ResponseHandlers` child table.
@@ -42,6 +45,15 @@ pub fn job_enumerate_table() -> SqlTable {
         schema: "Ens".into(),
         table: "Job_Enumerate".into(),
     }
+}
+
+/// The FROM item of the job enumeration: IRIS's class query `Ens.Job_Enumerate()`, or the
+/// `"Ens"."Job_Enumerate"()` function of the postgres test schema.
+pub(super) fn job_enumerate_call(d: Dialect) -> Result<String, SqlError> {
+    Ok(match d {
+        Dialect::Iris => "Ens.Job_Enumerate()".to_string(),
+        Dialect::Postgres => format!("{}()", quote_table(&job_enumerate_table(), d)?),
+    })
 }
 
 /// The `$List` builder: `$LISTBUILD` in IRIS, `bplm_listbuild` in the postgres test schema.
@@ -385,6 +397,7 @@ impl Renderer<'_> {
             tables,
             columns: columns.iter().map(|c| c.to_string()).collect(),
             functions: fns,
+            params: 0,
         };
         check(&sql, self.d, &expect)
     }
@@ -410,10 +423,7 @@ impl Renderer<'_> {
     fn job_guard(&self, class: &str) -> Result<Guard, SqlError> {
         let jobs = job_enumerate_table();
         let items = config_item_table();
-        let from = match self.d {
-            Dialect::Iris => "Ens.Job_Enumerate()".to_string(),
-            Dialect::Postgres => format!("{}()", self.table(&jobs)?),
-        };
+        let from = job_enumerate_call(self.d)?;
         let sql = format!(
             "SELECT COUNT(*) FROM {from} WHERE {} <> 'Dead' AND {} IN (SELECT {} FROM {} WHERE {} = {})",
             self.id("State")?,
@@ -584,21 +594,10 @@ impl Renderer<'_> {
     }
 
     fn census(&self, table: &SqlTable, key: &str) -> Result<Census, SqlError> {
-        let k = self.id(key)?;
-        let sql = format!(
-            "SELECT {k}, COUNT(*) FROM {} GROUP BY {k}",
-            self.table(table)?
-        );
-        let expect = Expect {
-            shape: Shape::Census { key: key.into() },
-            tables: vec![table.clone()],
-            columns: vec![key.into()],
-            functions: vec!["COUNT".into()],
-        };
         Ok(Census {
             table: table.clone(),
             key_column: key.into(),
-            sql: check(&sql, self.d, &expect)?,
+            sql: census_query(self.d, table, &[key])?,
         })
     }
 
@@ -669,6 +668,7 @@ impl Renderer<'_> {
                 SUBROUTINE_STACK.into(),
             ],
             functions: vec![listbuild_function(self.d).into()],
+            params: 0,
         };
         let description = format!(
             "{}: {}",
@@ -733,6 +733,7 @@ impl Renderer<'_> {
             tables: vec![t.clone()],
             columns: vec![RESPONSE_HANDLER_COLUMN.into()],
             functions: vec![],
+            params: 0,
         };
         Ok(Some(Rewrite {
             table: t.clone(),
@@ -767,6 +768,7 @@ impl Renderer<'_> {
             tables: vec![t.clone()],
             columns: vec![name.into()],
             functions: vec![],
+            params: 0,
         };
         Ok(DefaultFill {
             table: t.clone(),
@@ -802,7 +804,7 @@ impl Renderer<'_> {
                 "-- plan {} (plan schema {}), verdict {}",
                 c(&p.plan_id),
                 p.schema_version,
-                verdict_word(p)
+                p.verdict.as_str()
             ),
             format!(
                 "-- old BPL: {} sha256 {}",
@@ -825,15 +827,6 @@ impl Renderer<'_> {
             h.push(format!("-- override: {}", c(o)));
         }
         h.join("\n")
-    }
-}
-
-fn verdict_word(p: &MigrationPlan) -> &'static str {
-    match p.verdict {
-        crate::plan::Verdict::Identical => "identical",
-        crate::plan::Verdict::Compatible => "compatible",
-        crate::plan::Verdict::Migratable => "migratable",
-        crate::plan::Verdict::Blocked => "blocked",
     }
 }
 
@@ -995,38 +988,6 @@ pub fn render_revert(plan: &MigrationPlan, dialect: Dialect) -> Result<SqlScript
         });
     }
     build(plan, dialect, Direction::Revert)
-}
-
-/// `INSERT INTO <table> (<columns>) VALUES (?, …)`: the bookkeeping row `apply` writes, with
-/// every value bound as a parameter.
-pub fn history_insert(
-    dialect: Dialect,
-    table: &SqlTable,
-    columns: &[&str],
-) -> Result<CheckedSql, SqlError> {
-    if columns.is_empty() {
-        return Err(plan_err("a history row needs at least one column"));
-    }
-    let cols = columns
-        .iter()
-        .map(|c| quote_ident(c, dialect))
-        .collect::<Result<Vec<_>, _>>()?;
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        quote_table(table, dialect)?,
-        cols.join(", "),
-        vec!["?"; columns.len()].join(", ")
-    );
-    let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-    let expect = Expect {
-        shape: Shape::Insert {
-            columns: names.clone(),
-        },
-        tables: vec![table.clone()],
-        columns: names,
-        functions: vec![],
-    };
-    check(&sql, dialect, &expect)
 }
 
 /// The script as a file: header, guards, census, the rewrite in one transaction.

@@ -76,6 +76,15 @@ pub fn quote_ident(name: &str, dialect: Dialect) -> Result<String, SqlError> {
     Ok(format!("\"{}\"", name.replace('"', "\"\"")))
 }
 
+/// `"a", "b", …`: each name validated and quoted as by [`quote_ident`].
+pub fn quote_ident_list<S: AsRef<str>>(names: &[S], dialect: Dialect) -> Result<String, SqlError> {
+    Ok(names
+        .iter()
+        .map(|n| quote_ident(n.as_ref(), dialect))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(", "))
+}
+
 /// `"schema"."table"`.
 pub fn quote_table(table: &crate::states::SqlTable, dialect: Dialect) -> Result<String, SqlError> {
     Ok(format!(
@@ -227,6 +236,15 @@ mod tests {
                 assert!(quote_ident(bad, d).is_err(), "{bad:?} accepted in {d:?}");
             }
         }
+    }
+
+    #[test]
+    fn identifier_lists_validate_every_name() {
+        assert_eq!(
+            quote_ident_list(&["%NextState", "%Status"], Dialect::Iris).unwrap(),
+            "\"%NextState\", \"%Status\""
+        );
+        assert!(quote_ident_list(&["ok", "a\"b"], Dialect::Postgres).is_err());
     }
 
     #[test]

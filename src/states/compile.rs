@@ -198,16 +198,6 @@ enum Arm<'a> {
     Dummy,
 }
 
-pub(crate) fn activity_ref(a: &Activity) -> ActivityRef {
-    ActivityRef {
-        id: a.id,
-        element: a.element.clone(),
-        name: a.name.clone(),
-        line: a.pos.line,
-        column: a.pos.column,
-    }
-}
-
 impl<'a> Gen<'a> {
     fn t(&mut self) -> &mut ThreadBuild {
         // `active` is never empty while GEN runs: COMPILE starts Thread1 before the walk.
@@ -235,7 +225,7 @@ impl<'a> Gen<'a> {
         let t = self.t();
         let state = StateBuild {
             role,
-            owner: activity_ref(owner),
+            owner: ActivityRef::of(owner),
             wait: false,
             join: false,
             edges: Vec::new(),
@@ -272,7 +262,7 @@ impl<'a> Gen<'a> {
         self.thread_counter += 1;
         self.active.push(ThreadBuild {
             number: self.thread_counter,
-            root: activity_ref(root),
+            root: ActivityRef::of(root),
             parent,
             states: Vec::new(),
             cur: 0,
@@ -438,7 +428,7 @@ impl<'a> Gen<'a> {
                 name,
                 call: call.clone(),
                 target: a.attrs.get("target").cloned(),
-                activity: activity_ref(a),
+                activity: ActivityRef::of(a),
                 thread,
             });
         }
@@ -781,7 +771,7 @@ impl<'a> Gen<'a> {
         for (i, child) in children.iter().enumerate() {
             let parent = ThreadParent {
                 thread: parent_thread,
-                flow: activity_ref(a),
+                flow: ActivityRef::of(a),
                 child_index: i as u32,
             };
             self.start_thread(child, Some(parent));

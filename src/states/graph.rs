@@ -285,79 +285,134 @@ fn dot_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+/// An edge of the dot / mermaid pictures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// A live successor edge.
+    Next,
+    /// A dead successor edge.
+    Dead,
+    /// A `Return()` edge of a compensation handler.
+    Return,
+    /// Cross-thread: the flow state that starts a child thread → the child's `S1`.
+    Start,
+    /// Cross-thread: the child's `Stop` → the parent's join state.
+    Join,
+}
+
+/// What a picture format writes for each step of [`draw`]'s walk. A node is named by its
+/// thread number and state name (`Stop` for the thread's end).
+trait Picture {
+    fn open_thread(&mut self, t: &ThreadClass);
+    fn state(&mut self, t: &ThreadClass, s: &State);
+    fn stop(&mut self, t: &ThreadClass);
+    fn edge(&mut self, from: (u32, &str), to: (u32, &str), line: Line);
+    fn close_thread(&mut self);
+}
+
+/// The walk both pictures share: per thread its states, its `Stop`, then its edges (live and
+/// dead successors, `Return()` edges); after all threads the flow starts and joins.
+fn draw(cp: &CompiledProcess, p: &mut impl Picture) {
+    for t in &cp.threads {
+        p.open_thread(t);
+        for s in &t.states {
+            p.state(t, s);
+        }
+        p.stop(t);
+        for s in &t.states {
+            let from = (t.number, s.name.as_str());
+            for to in &s.successors {
+                let line = if s.dead_successors.contains(to) {
+                    Line::Dead
+                } else {
+                    Line::Next
+                };
+                p.edge(from, (t.number, to), line);
+            }
+            for to in &s.return_successors {
+                p.edge(from, (t.number, to), Line::Return);
+            }
+        }
+        p.close_thread();
+    }
+    for (parent, starter, child, join) in cross_thread(cp) {
+        p.edge((parent, &starter), (child, "S1"), Line::Start);
+        if let Some(j) = join {
+            p.edge((child, "Stop"), (parent, &j), Line::Join);
+        }
+    }
+}
+
 /// Graphviz rendering of all threads: one cluster per thread class, wait states filled, join
 /// states doubled, dead edges dashed, `Return()` edges dotted, flow starts and joins as blue
 /// cross-thread edges. Error edges are left out to keep the picture readable.
 pub fn to_dot(cp: &CompiledProcess) -> String {
-    let mut o = format!(
+    let mut dot = Dot(format!(
         "digraph \"{}\" {{\n  node [shape=box, fontname=\"monospace\"];\n",
         dot_escape(&cp.class)
-    );
-    let id = |t: u32, s: &str| format!("\"T{t}_{s}\"");
-    for t in &cp.threads {
-        o.push_str(&format!(
+    ));
+    draw(cp, &mut dot);
+    dot.0.push_str("}\n");
+    dot.0
+}
+
+/// The Graphviz text being written.
+struct Dot(String);
+
+fn dot_id((t, s): (u32, &str)) -> String {
+    format!("\"T{t}_{s}\"")
+}
+
+impl Picture for Dot {
+    fn open_thread(&mut self, t: &ThreadClass) {
+        self.0.push_str(&format!(
             "  subgraph \"cluster_T{}\" {{\n    label=\"{}\";\n",
             t.number,
             dot_escape(&t.class)
         ));
-        for s in &t.states {
-            let label = dot_escape(&format!("{} {}\n{}", s.name, s.role, s.activity.label()))
-                .replace('\n', "\\n");
-            let style = if s.wait {
-                ", style=filled, fillcolor=\"#ffe9a8\", penwidth=2"
-            } else if s.join {
-                ", style=filled, fillcolor=\"#cfe3ff\", peripheries=2"
-            } else {
-                ""
-            };
-            o.push_str(&format!(
-                "    {} [label=\"{label}\"{style}];\n",
-                id(t.number, &s.name)
-            ));
-        }
-        o.push_str(&format!(
+    }
+
+    fn state(&mut self, t: &ThreadClass, s: &State) {
+        let label = dot_escape(&format!("{} {}\n{}", s.name, s.role, s.activity.label()))
+            .replace('\n', "\\n");
+        let style = if s.wait {
+            ", style=filled, fillcolor=\"#ffe9a8\", penwidth=2"
+        } else if s.join {
+            ", style=filled, fillcolor=\"#cfe3ff\", peripheries=2"
+        } else {
+            ""
+        };
+        self.0.push_str(&format!(
+            "    {} [label=\"{label}\"{style}];\n",
+            dot_id((t.number, &s.name))
+        ));
+    }
+
+    fn stop(&mut self, t: &ThreadClass) {
+        self.0.push_str(&format!(
             "    {} [label=\"Stop\", shape=doublecircle];\n",
-            id(t.number, "Stop")
+            dot_id((t.number, "Stop"))
         ));
-        for s in &t.states {
-            for to in &s.successors {
-                let attr = if s.dead_successors.contains(to) {
-                    " [style=dashed, color=gray]"
-                } else {
-                    ""
-                };
-                o.push_str(&format!(
-                    "    {} -> {}{attr};\n",
-                    id(t.number, &s.name),
-                    id(t.number, to)
-                ));
-            }
-            for to in &s.return_successors {
-                o.push_str(&format!(
-                    "    {} -> {} [style=dotted, label=\"return\"];\n",
-                    id(t.number, &s.name),
-                    id(t.number, to)
-                ));
-            }
-        }
-        o.push_str("  }\n");
     }
-    for (parent, starter, child, join) in cross_thread(cp) {
-        o.push_str(&format!(
-            "  {} -> {} [style=dotted, color=blue, label=\"start\"];\n",
-            id(parent, &starter),
-            id(child, "S1")
+
+    fn edge(&mut self, from: (u32, &str), to: (u32, &str), line: Line) {
+        let (indent, attr) = match line {
+            Line::Next => ("    ", ""),
+            Line::Dead => ("    ", " [style=dashed, color=gray]"),
+            Line::Return => ("    ", " [style=dotted, label=\"return\"]"),
+            Line::Start => ("  ", " [style=dotted, color=blue, label=\"start\"]"),
+            Line::Join => ("  ", " [style=dotted, color=blue, label=\"join\"]"),
+        };
+        self.0.push_str(&format!(
+            "{indent}{} -> {}{attr};\n",
+            dot_id(from),
+            dot_id(to)
         ));
-        if let Some(j) = join {
-            o.push_str(&format!(
-                "  {} -> {} [style=dotted, color=blue, label=\"join\"];\n",
-                id(child, "Stop"),
-                id(parent, &j)
-            ));
-        }
     }
-    o.push_str("}\n");
-    o
+
+    fn close_thread(&mut self) {
+        self.0.push_str("  }\n");
+    }
 }
 
 /// (parent thread, starting state, child thread, parent's join state) for every flow child.
@@ -394,72 +449,77 @@ fn mermaid_escape(s: &str) -> String {
 
 /// Mermaid flowchart of all threads (same conventions as [`to_dot`]).
 pub fn to_mermaid(cp: &CompiledProcess) -> String {
-    let mut o = String::from("flowchart TD\n");
-    let id = |t: u32, s: &str| format!("T{t}_{s}");
-    let mut waits = Vec::new();
-    let mut joins = Vec::new();
-    for t in &cp.threads {
-        o.push_str(&format!(
+    let mut m = Mermaid {
+        out: String::from("flowchart TD\n"),
+        waits: Vec::new(),
+        joins: Vec::new(),
+    };
+    draw(cp, &mut m);
+    let mut o = m.out;
+    o.push_str("  classDef wait fill:#ffe9a8,stroke:#b8860b,stroke-width:2px\n");
+    o.push_str("  classDef join fill:#cfe3ff,stroke:#1f5fbf,stroke-width:2px\n");
+    if !m.waits.is_empty() {
+        o.push_str(&format!("  class {} wait\n", m.waits.join(",")));
+    }
+    if !m.joins.is_empty() {
+        o.push_str(&format!("  class {} join\n", m.joins.join(",")));
+    }
+    o
+}
+
+/// The flowchart text being written, and the wait and join nodes to style at the end.
+struct Mermaid {
+    out: String,
+    waits: Vec<String>,
+    joins: Vec<String>,
+}
+
+fn mermaid_id((t, s): (u32, &str)) -> String {
+    format!("T{t}_{s}")
+}
+
+impl Picture for Mermaid {
+    fn open_thread(&mut self, t: &ThreadClass) {
+        self.out.push_str(&format!(
             "  subgraph T{}[\"{}\"]\n",
             t.number,
             mermaid_escape(&t.class)
         ));
-        for s in &t.states {
-            let label =
-                mermaid_escape(&format!("{} {}<br/>{}", s.name, s.role, s.activity.label()));
-            o.push_str(&format!("    {}[\"{label}\"]\n", id(t.number, &s.name)));
-            if s.wait {
-                waits.push(id(t.number, &s.name));
-            }
-            if s.join {
-                joins.push(id(t.number, &s.name));
-            }
-        }
-        o.push_str(&format!("    {}((Stop))\n", id(t.number, "Stop")));
-        for s in &t.states {
-            for to in &s.successors {
-                let arrow = if s.dead_successors.contains(to) {
-                    "-. dead .->"
-                } else {
-                    "-->"
-                };
-                o.push_str(&format!(
-                    "    {} {arrow} {}\n",
-                    id(t.number, &s.name),
-                    id(t.number, to)
-                ));
-            }
-            for to in &s.return_successors {
-                o.push_str(&format!(
-                    "    {} -. return .-> {}\n",
-                    id(t.number, &s.name),
-                    id(t.number, to)
-                ));
-            }
-        }
-        o.push_str("  end\n");
     }
-    for (parent, starter, child, join) in cross_thread(cp) {
-        o.push_str(&format!(
-            "  {} -. start .-> {}\n",
-            id(parent, &starter),
-            id(child, "S1")
+
+    fn state(&mut self, t: &ThreadClass, s: &State) {
+        let id = mermaid_id((t.number, &s.name));
+        let label = mermaid_escape(&format!("{} {}<br/>{}", s.name, s.role, s.activity.label()));
+        self.out.push_str(&format!("    {id}[\"{label}\"]\n"));
+        if s.wait {
+            self.waits.push(id.clone());
+        }
+        if s.join {
+            self.joins.push(id);
+        }
+    }
+
+    fn stop(&mut self, t: &ThreadClass) {
+        self.out
+            .push_str(&format!("    {}((Stop))\n", mermaid_id((t.number, "Stop"))));
+    }
+
+    fn edge(&mut self, from: (u32, &str), to: (u32, &str), line: Line) {
+        let (indent, arrow) = match line {
+            Line::Next => ("    ", "-->"),
+            Line::Dead => ("    ", "-. dead .->"),
+            Line::Return => ("    ", "-. return .->"),
+            Line::Start => ("  ", "-. start .->"),
+            Line::Join => ("  ", "-. join .->"),
+        };
+        self.out.push_str(&format!(
+            "{indent}{} {arrow} {}\n",
+            mermaid_id(from),
+            mermaid_id(to)
         ));
-        if let Some(j) = join {
-            o.push_str(&format!(
-                "  {} -. join .-> {}\n",
-                id(child, "Stop"),
-                id(parent, &j)
-            ));
-        }
     }
-    o.push_str("  classDef wait fill:#ffe9a8,stroke:#b8860b,stroke-width:2px\n");
-    o.push_str("  classDef join fill:#cfe3ff,stroke:#1f5fbf,stroke-width:2px\n");
-    if !waits.is_empty() {
-        o.push_str(&format!("  class {} wait\n", waits.join(",")));
+
+    fn close_thread(&mut self) {
+        self.out.push_str("  end\n");
     }
-    if !joins.is_empty() {
-        o.push_str(&format!("  class {} join\n", joins.join(",")));
-    }
-    o
 }

@@ -23,6 +23,7 @@
 //! comment or a string does not count.
 
 use super::model::{CompiledProcess, ThreadClass};
+use crate::bpl::parse::LineIndex;
 use crate::bpl::{BplError, Pos};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -315,42 +316,6 @@ fn sort_states(names: Vec<String>) -> Vec<String> {
         (None, None) => (a != "Stop").cmp(&(b != "Stop")).then_with(|| a.cmp(b)),
     });
     v
-}
-
-/// Byte offset → 1-based line/column (columns count characters; CRLF counts as one line end).
-struct LineIndex<'a> {
-    text: &'a str,
-    starts: Vec<usize>,
-}
-
-impl<'a> LineIndex<'a> {
-    fn new(text: &'a str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|(_, b)| *b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
-        LineIndex { text, starts }
-    }
-    fn pos(&self, offset: usize) -> Pos {
-        let offset = offset.min(self.text.len());
-        let line = self
-            .starts
-            .partition_point(|&s| s <= offset)
-            .saturating_sub(1);
-        let start = self.starts.get(line).copied().unwrap_or(0);
-        let column = self
-            .text
-            .get(start..offset)
-            .map(|s| s.chars().count())
-            .unwrap_or(offset - start);
-        Pos {
-            line: line as u32 + 1,
-            column: column as u32 + 1,
-        }
-    }
 }
 
 /// Position of a byte offset in raw (possibly invalid UTF-8) bytes.

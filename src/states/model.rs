@@ -155,6 +155,17 @@ pub struct ActivityRef {
 }
 
 impl ActivityRef {
+    /// The reference to `a`: its id, element, name and position.
+    pub fn of(a: &crate::bpl::Activity) -> ActivityRef {
+        ActivityRef {
+            id: a.id,
+            element: a.element.clone(),
+            name: a.name.clone(),
+            line: a.pos.line,
+            column: a.pos.column,
+        }
+    }
+
     pub fn pos(&self) -> Pos {
         Pos {
             line: self.line,
