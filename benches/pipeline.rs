@@ -21,9 +21,13 @@
 //! peak resident set of the whole process.
 
 use bplmigrate::bpl::{self, Bpl, LoadOptions};
+use bplmigrate::diff::MatchIssue;
 use bplmigrate::plan::{self, Verdict};
 use bplmigrate::sql::{self, Dialect};
 use bplmigrate::states::{self, Compiler};
+mod common;
+
+use common::{env_list, versions, vm_hwm, Shape};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -89,206 +93,6 @@ fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
 }
 
-/// Peak resident set size of this process (`VmHWM`), Linux only.
-fn vm_hwm() -> Option<String> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    Some(line["VmHWM:".len()..].trim().to_string())
-}
-
-// ---- synthetic BPLs ---------------------------------------------------------------------------
-
-/// xorshift64*: deterministic, so every run measures the same documents.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// Emits activities until `left` is used up: a wide top-level sequence of blocks, each a leaf
-/// or a construct nested up to `MAX_DEPTH` levels (calls, ifs, switches, loops, scopes with
-/// fault handlers, flows).
-struct Gen {
-    rng: Rng,
-    /// Activities emitted so far (every activity element, containers and branches included).
-    n: usize,
-    left: usize,
-}
-
-const MAX_DEPTH: u32 = 4;
-
-impl Gen {
-    fn id(&mut self) -> usize {
-        self.n += 1;
-        self.left = self.left.saturating_sub(1);
-        self.n
-    }
-
-    /// One to `max` activities (always at least one: bodies are never empty).
-    fn list(&mut self, depth: u32, max: u64, out: &mut String, ind: &str) {
-        let k = 1 + self.rng.below(max);
-        for j in 0..k {
-            if j > 0 && self.left == 0 {
-                break;
-            }
-            self.activity(depth, out, ind);
-        }
-    }
-
-    fn activity(&mut self, depth: u32, out: &mut String, ind: &str) {
-        let leaf = depth >= MAX_DEPTH || self.left < 4;
-        // Weights out of 100: leaves 60, if 12, switch 8, while 5, foreach 3, scope 7, flow 5.
-        let r = self.rng.below(if leaf { 60 } else { 100 });
-        let i = self.id();
-        let inner = format!("{ind}  ");
-        match r {
-            0..=11 => out.push_str(&format!(
-                "{ind}<assign name='A{i}' property='context.P{}' value='{i}'/>\n",
-                i % 5
-            )),
-            12..=17 => out.push_str(&format!("{ind}<trace name='T{i}' value='\"t{i}\"'/>\n")),
-            18..=35 => {
-                self.id(); // the <assign> in the response
-                out.push_str(&format!(
-                    "{ind}<call name='C{i}' target='Op{}' async='0'><request type='Ens.Request'/><response type='Ens.Response'><assign property='context.P0' value='{i}'/></response></call>\n",
-                    i % 7
-                ));
-            }
-            36..=43 => out.push_str(&format!(
-                "{ind}<call name='C{i}' target='Op{}' async='1'><request type='Ens.Request'/></call>\n",
-                i % 7
-            )),
-            44..=51 => out.push_str(&format!("{ind}<delay name='D{i}' duration='\"PT{i}S\"'/>\n")),
-            52..=59 => out.push_str(&format!("{ind}<empty name='E{i}'/>\n")),
-            60..=71 => {
-                out.push_str(&format!("{ind}<if name='I{i}' condition='context.P1={i}'>\n"));
-                let (t, f) = match self.rng.below(3) {
-                    0 => (true, false),
-                    1 => (false, true),
-                    _ => (true, true),
-                };
-                for (has, tag) in [(t, "true"), (f, "false")] {
-                    if has {
-                        out.push_str(&format!("{inner}<{tag}>\n"));
-                        self.list(depth + 1, 3, out, &format!("{inner}  "));
-                        out.push_str(&format!("{inner}</{tag}>\n"));
-                    }
-                }
-                out.push_str(&format!("{ind}</if>\n"));
-            }
-            72..=79 => {
-                out.push_str(&format!("{ind}<switch name='SW{i}'>\n"));
-                for c in 0..1 + self.rng.below(3) {
-                    out.push_str(&format!("{inner}<case condition='context.P1={c}'>\n"));
-                    self.list(depth + 1, 3, out, &format!("{inner}  "));
-                    out.push_str(&format!("{inner}</case>\n"));
-                }
-                out.push_str(&format!("{inner}<default>\n"));
-                self.list(depth + 1, 2, out, &format!("{inner}  "));
-                out.push_str(&format!("{inner}</default>\n"));
-                out.push_str(&format!("{ind}</switch>\n"));
-            }
-            80..=84 => {
-                out.push_str(&format!(
-                    "{ind}<while name='W{i}' condition='context.P2&lt;{i}'>\n"
-                ));
-                self.list(depth + 1, 3, out, &inner);
-                out.push_str(&format!("{ind}</while>\n"));
-            }
-            85..=87 => {
-                out.push_str(&format!(
-                    "{ind}<foreach name='FE{i}' property='context.L' key='context.K'>\n"
-                ));
-                self.list(depth + 1, 3, out, &inner);
-                out.push_str(&format!("{ind}</foreach>\n"));
-            }
-            88..=94 => {
-                out.push_str(&format!("{ind}<scope name='SC{i}'>\n"));
-                self.list(depth + 1, 3, out, &inner);
-                out.push_str(&format!("{inner}<faulthandlers>\n"));
-                for c in 0..self.rng.below(3) {
-                    // <flow> may not sit directly in a <catch>: wrap the body.
-                    let s = self.id();
-                    out.push_str(&format!(
-                        "{inner}  <catch fault='\"F{c}\"'>\n{inner}    <sequence name='CS{s}'>\n"
-                    ));
-                    self.list(depth + 2, 2, out, &format!("{inner}      "));
-                    out.push_str(&format!("{inner}    </sequence>\n{inner}  </catch>\n"));
-                }
-                self.id();
-                out.push_str(&format!(
-                    "{inner}  <catchall><trace value='\"all\"'/></catchall>\n"
-                ));
-                out.push_str(&format!("{inner}</faulthandlers>\n"));
-                out.push_str(&format!("{ind}</scope>\n"));
-            }
-            _ => {
-                out.push_str(&format!("{ind}<flow name='FL{i}'>\n"));
-                for b in 0..2 + self.rng.below(2) {
-                    self.id();
-                    out.push_str(&format!("{inner}<sequence name='B{i}_{b}'>\n"));
-                    self.list(depth + 1, 3, out, &format!("{inner}  "));
-                    out.push_str(&format!("{inner}</sequence>\n"));
-                }
-                out.push_str(&format!("{ind}</flow>\n"));
-            }
-        }
-    }
-}
-
-/// The top-level blocks of a process with about `size` activities.
-fn blocks(size: usize) -> (Vec<String>, usize) {
-    let mut g = Gen {
-        rng: Rng((size as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
-        n: 0,
-        left: size,
-    };
-    let mut v = Vec::new();
-    while g.left > 0 {
-        let mut b = String::new();
-        g.activity(0, &mut b, "  ");
-        v.push(b);
-    }
-    (v, g.n)
-}
-
-/// A UDL class file around the blocks.
-fn class_file(blocks: &[String]) -> String {
-    let mut s = String::from(
-        "/// Synthetic benchmark process.\nClass Bench.Synthetic Extends Ens.BusinessProcessBPL\n{\n\nXData BPL\n{\n<process request='Ens.Request' response='Ens.Response'>\n<context>\n",
-    );
-    for p in 0..5 {
-        s.push_str(&format!("  <property name='P{p}' type='%Integer'/>\n"));
-    }
-    s.push_str("  <property name='L' type='%String' collection='list'/>\n  <property name='K' type='%Integer'/>\n</context>\n<sequence>\n");
-    for b in blocks {
-        s.push_str(b);
-    }
-    s.push_str("</sequence>\n</process>\n}\n\n}\n");
-    s
-}
-
-/// The old and the new version (one `<delay>` inserted in the middle of the top level).
-fn versions(size: usize) -> (String, String, usize) {
-    let (mut v, n) = blocks(size);
-    let old = class_file(&v);
-    v.insert(
-        v.len() / 2,
-        "  <delay name='Inserted' duration='\"PT9S\"'/>\n".to_string(),
-    );
-    (old, class_file(&v), n)
-}
-
 // ---- measuring ----------------------------------------------------------------------------
 
 struct Sample {
@@ -331,8 +135,23 @@ fn load(origin: &str, text: &str) -> Bpl {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn run(size: usize, runs: usize) {
-    let (old_text, new_text, n) = versions(size);
+const STAGES: [&str; 5] = ["load", "compile", "diff", "plan", "render"];
+
+/// The measurements of one document.
+struct Case {
+    shape: Shape,
+    activities: usize,
+    bytes: usize,
+    states: usize,
+    threads: usize,
+    /// Size limits of the matcher that were hit (it then uses its documented fallback).
+    limit_hits: usize,
+    runs: usize,
+    stages: Vec<Sample>,
+}
+
+fn run(shape: Shape, size: usize, runs: usize) -> Case {
+    let (old_text, new_text, n) = versions("Bench.Synthetic", shape, size);
     let old = load("old.cls", &old_text);
     let new = load("new.cls", &new_text);
     let compile = |b: &Bpl| states::compile(b, Compiler::Current).unwrap_or_else(|e| panic!("{e}"));
@@ -347,69 +166,103 @@ fn run(size: usize, runs: usize) {
     );
     let script = sql::render(&planned.plan, Dialect::Iris).unwrap_or_else(|e| panic!("{e}"));
     assert!(!script.rewrites.is_empty(), "{size}: nothing to rewrite");
-    let states: usize = oc.threads.iter().map(|t| t.states.len()).sum();
 
-    let stages: [(&str, Sample); 5] = [
-        ("load", measure(runs, || load("old.cls", &old_text))),
-        ("compile", measure(runs, || compile(&old))),
-        (
-            "diff",
-            measure(runs, || {
-                bplmigrate::diff::diff(&old, &new, &oc, &nc, &[]).unwrap_or_else(|e| panic!("{e}"))
-            }),
-        ),
-        ("plan", measure(runs, build)),
-        (
-            "render",
-            measure(runs, || {
-                sql::render(&planned.plan, Dialect::Iris).unwrap_or_else(|e| panic!("{e}"))
-            }),
-        ),
+    let stages = vec![
+        measure(runs, || load("old.cls", &old_text)),
+        measure(runs, || compile(&old)),
+        measure(runs, || {
+            bplmigrate::diff::diff(&old, &new, &oc, &nc, &[]).unwrap_or_else(|e| panic!("{e}"))
+        }),
+        measure(runs, build),
+        measure(runs, || {
+            sql::render(&planned.plan, Dialect::Iris).unwrap_or_else(|e| panic!("{e}"))
+        }),
     ];
-    for (stage, s) in &stages {
+    Case {
+        shape,
+        activities: n,
+        bytes: old_text.len(),
+        states: oc.threads.iter().map(|t| t.states.len()).sum(),
+        threads: oc.threads.len(),
+        limit_hits: planned
+            .diff
+            .issues
+            .iter()
+            .filter(|i| matches!(i, MatchIssue::LimitHit { .. }))
+            .count(),
+        runs,
+        stages,
+    }
+}
+
+fn print_tables(cases: &[Case]) {
+    let doc = |c: &Case| {
+        format!(
+            "| {} | {} | {:.0} | {} | {} |",
+            c.shape.name(),
+            c.activities,
+            c.bytes as f64 / 1024.0,
+            c.states,
+            c.threads
+        )
+    };
+    let head = "| shape | activities | KiB | states | threads |";
+    let rule = "|---|---:|---:|---:|---:|";
+    println!("Median time per stage, ms (fastest run in brackets):\n");
+    println!(
+        "{head} runs | limits hit | {} | total |",
+        STAGES.join(" | ")
+    );
+    println!("{rule}---:|---:|{}---:|", "---:|".repeat(STAGES.len()));
+    for c in cases {
+        let cells: Vec<String> = c
+            .stages
+            .iter()
+            .map(|s| format!("{} ({})", ms(s.median), ms(s.min)))
+            .collect();
+        let total: Duration = c.stages.iter().map(|s| s.median).sum();
         println!(
-            "| {n:>6} | {:>7} | {:>6} | {:>7} | {:>4} | {stage:<7} | {:>10} | {:>10} | {:>9} |",
-            format!("{:.0}", old_text.len() as f64 / 1024.0),
-            states,
-            oc.threads.len(),
-            runs,
-            ms(s.median),
-            ms(s.min),
-            mib(s.peak),
+            "{} {} | {} | {} | {} |",
+            doc(c),
+            c.runs,
+            c.limit_hits,
+            cells.join(" | "),
+            ms(total)
         );
+    }
+    println!("\nPeak heap above the stage's starting level, MiB:\n");
+    println!("{head} {} |", STAGES.join(" | "));
+    println!("{rule}{}", "---:|".repeat(STAGES.len()));
+    for c in cases {
+        let cells: Vec<String> = c.stages.iter().map(|s| mib(s.peak)).collect();
+        println!("{} {} |", doc(c), cells.join(" | "));
     }
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let benching = args.iter().any(|a| a == "--bench");
-    let sizes: Vec<usize> = match std::env::var("BPLMIGRATE_BENCH_SIZES") {
-        Ok(s) if benching => s
-            .split(',')
-            .map(|x| {
-                x.trim()
-                    .parse()
-                    .expect("BPLMIGRATE_BENCH_SIZES: sizes like 100,1000")
-            })
-            .collect(),
-        _ if benching => vec![100, 1_000, 10_000],
-        // `cargo test --all-targets`: one small document, once.
-        _ => vec![60],
-    };
-    if !benching {
+    let benching = std::env::args().skip(1).any(|a| a == "--bench");
+    let mut cases: Vec<(Shape, usize)> = Vec::new();
+    if benching {
+        let nested = env_list("BPLMIGRATE_BENCH_SIZES").unwrap_or(vec![100, 1_000, 10_000]);
+        let flat = env_list("BPLMIGRATE_BENCH_FLAT_SIZES").unwrap_or(vec![1_000, 3_000, 10_000]);
+        cases.extend(nested.into_iter().map(|n| (Shape::Nested, n)));
+        cases.extend(flat.into_iter().map(|n| (Shape::Flat, n)));
+    } else {
+        // `cargo test --all-targets`: two small documents, once each.
         println!("pipeline bench: smoke run (use `cargo bench --bench pipeline` to measure)");
+        cases = vec![(Shape::Nested, 60), (Shape::Flat, 30)];
     }
-    println!("| activities | KiB | states | threads | runs | stage | median ms | min ms | peak heap MiB |");
-    println!("|---:|---:|---:|---:|---:|---|---:|---:|---:|");
-    for size in sizes {
+    let mut done = Vec::new();
+    for (shape, size) in cases {
         // Fewer runs for big documents, at least 3 so the median means something.
         let runs = if benching {
             (20_000 / size.max(1)).clamp(3, 31)
         } else {
             1
         };
-        run(size, runs);
+        done.push(run(shape, size, runs));
     }
+    print_tables(&done);
     println!(
         "\nVmHWM (peak resident set of the process): {}",
         vm_hwm().unwrap_or_else(|| "n/a".to_string())

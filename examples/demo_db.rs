@@ -24,10 +24,16 @@ fn main() -> Result<()> {
     let env = Environment::new()?;
     let conn = env.connect_with_connection_string(&connect, ConnectionOptions::default())?;
     let exec = |sql: &str| -> Result<()> {
-        conn.execute(sql, (), None).with_context(|| format!("running {sql}"))?;
+        conn.execute(sql, (), None)
+            .with_context(|| format!("running {sql}"))?;
         Ok(())
     };
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["seed", file] => {
             let bpl = bpl::load(file, &LoadOptions::default())?;
             let compiled = states::compile(&bpl, Compiler::Current)?;
@@ -77,7 +83,10 @@ fn main() -> Result<()> {
                     h.name
                 ))?;
             }
-            exec(&format!("DELETE FROM \"Ens_Config\".\"Item\" WHERE \"ClassName\" = '{}'", bpl.class_name))?;
+            exec(&format!(
+                "DELETE FROM \"Ens_Config\".\"Item\" WHERE \"ClassName\" = '{}'",
+                bpl.class_name
+            ))?;
             exec(&format!(
                 "INSERT INTO \"Ens_Config\".\"Item\" VALUES ('Demo.Production', 'Loan Process', '{}', 1, 1)",
                 bpl.class_name
