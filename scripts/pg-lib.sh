@@ -129,7 +129,7 @@ rig_pg_start() {
   echo "$port" >"$dir/port"
   pass=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
   rig_as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$data" -p "$port" -U postgres -d postgres \
-    -c "CREATE ROLE bplm_test LOGIN PASSWORD '$pass'" \
+    -c "CREATE ROLE bplm_test LOGIN CREATEDB PASSWORD '$pass'" \
     -c "CREATE DATABASE bplm_test OWNER bplm_test" >/dev/null || return 1
   echo "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=$port;Database=bplm_test;Uid=bplm_test;Pwd=$pass;" \
     >"$dir/connect"

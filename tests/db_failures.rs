@@ -219,3 +219,41 @@ fn a_wrong_password_is_never_printed() {
     assert!(!e.to_string().contains(secret), "{e}");
     assert!(!format!("{e:?}").contains(secret), "{e:?}");
 }
+
+/// The first apply on a database creates `BplMigrate.History`, but only once every guard has
+/// passed: a refused first apply leaves the database exactly as it was, bookkeeping included.
+#[test]
+fn a_refused_first_apply_creates_no_history_table() {
+    let Some(base) = support::connect_string("a_refused_first_apply_creates_no_history_table")
+    else {
+        return;
+    };
+    let db_name = format!("bplm_first_{}", std::process::id());
+    let connect = support::fresh_database(&base, &db_name);
+    let fx = Fixture::new_in("FirstApply", 1, connect);
+    fx.seed(1, &[row("S5", 3)]);
+    fx.set_enabled(true);
+    let history_tables = || {
+        support::scalar(
+            &fx.conn,
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'BplMigrate'",
+        )
+    };
+    assert_eq!(history_tables(), 0);
+    let before = fx.snapshot();
+    let m = Migration::from_plan(plan(&fx, "a", &[(1, vec![st("S5", Some("S7"))])], &[])).unwrap();
+    let r = refusals(fx.apply_plan(&m));
+    assert!(matches!(&r[..], [Refusal::HostEnabled { .. }]), "{r:?}");
+    assert_eq!(
+        history_tables(),
+        0,
+        "a refused first apply created the history table"
+    );
+    assert_eq!(fx.snapshot(), before);
+    // Once the host is disabled the same apply runs and records itself.
+    fx.set_enabled(false);
+    fx.apply_plan(&m).unwrap();
+    assert_eq!(history_tables(), 1);
+    drop(fx);
+    support::drop_database(&base, &db_name);
+}

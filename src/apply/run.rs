@@ -624,6 +624,8 @@ pub fn apply(
     let missing: BTreeSet<SqlTable> = missing.into_keys().collect();
     let mut history_exists = history::exists(db);
     if !history_exists && !opts.dry_run {
+        // Refuse before the first write: creating the bookkeeping table is a change too.
+        check_guards(db, m, &script, &targets, &missing, false, opts, progress)?;
         progress.event(&Event::Step("creating BplMigrate.History"));
         history::create(db)?;
         history_exists = true;
@@ -700,48 +702,16 @@ fn in_transaction(
             refusals: vec![Refusal::Locked { class }],
         });
     }
-    let mut refusals = Vec::new();
-    if history_exists {
-        let entries = history::entries_for_class(db, &class)?;
-        refusals.extend(history_checks(plan, &entries, opts.direction).1);
-    }
-    progress.event(&Event::Step("checking hosts and jobs"));
-    let quiet = quiet_all(db, &quiet_classes(plan))?;
-    refusals.extend(quiet.refusals());
-    let before = census(db, targets, missing, progress)?;
-    // The plan's row preconditions, from the census (a revert has its own `Unmapped` guards).
-    let mut plan_failed = false;
-    if opts.direction == Direction::Apply {
-        for c in plan_checks(plan, &before) {
-            if !c.ok {
-                plan_failed = true;
-                refusals.push(Refusal::Precondition {
-                    description: c.description,
-                    rows: c.rows,
-                });
-            }
-        }
-    }
-    // The script's guards: the reviewed SQL. Kinds already reported above are not repeated.
-    progress.event(&Event::Step("evaluating guards"));
-    let quiet_refused = !quiet.refusals().is_empty();
-    for g in &script.guards {
-        let rows = db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?;
-        let repeated = match g.kind {
-            GuardKind::HostEnabled | GuardKind::LiveJob => quiet_refused,
-            GuardKind::Precondition => plan_failed,
-            _ => false,
-        };
-        if rows != 0 && !repeated {
-            refusals.push(Refusal::Precondition {
-                description: g.description.clone(),
-                rows,
-            });
-        }
-    }
-    if !refusals.is_empty() {
-        return Err(ApplyError::Refused { refusals });
-    }
+    let (before, quiet) = check_guards(
+        db,
+        m,
+        script,
+        targets,
+        missing,
+        history_exists,
+        opts,
+        progress,
+    )?;
 
     // Rows each default fill should touch.
     let mut fill_before = Vec::new();
@@ -848,6 +818,68 @@ fn in_transaction(
         history_seq,
         notes,
     })
+}
+
+/// Every refusal that the live rows, hosts, jobs, history and the script's guards give, or the
+/// census the rewrite starts from. Read-only: it runs inside the apply transaction (where it is
+/// authoritative) and, before a first apply creates `BplMigrate.History`, on its own, so a
+/// refused apply writes nothing at all.
+#[allow(clippy::too_many_arguments)]
+fn check_guards(
+    db: &Db,
+    m: &Migration,
+    script: &SqlScript,
+    targets: &CensusTargets,
+    missing: &BTreeSet<SqlTable>,
+    history_exists: bool,
+    opts: &ApplyOptions,
+    progress: &dyn Progress,
+) -> Result<(LiveCensus, Quiet), ApplyError> {
+    let plan = &m.plan;
+    let class = plan.old.class.clone();
+    let mut refusals = Vec::new();
+    if history_exists {
+        let entries = history::entries_for_class(db, &class)?;
+        refusals.extend(history_checks(plan, &entries, opts.direction).1);
+    }
+    progress.event(&Event::Step("checking hosts and jobs"));
+    let quiet = quiet_all(db, &quiet_classes(plan))?;
+    refusals.extend(quiet.refusals());
+    let before = census(db, targets, missing, progress)?;
+    // The plan's row preconditions, from the census (a revert has its own `Unmapped` guards).
+    let mut plan_failed = false;
+    if opts.direction == Direction::Apply {
+        for c in plan_checks(plan, &before) {
+            if !c.ok {
+                plan_failed = true;
+                refusals.push(Refusal::Precondition {
+                    description: c.description,
+                    rows: c.rows,
+                });
+            }
+        }
+    }
+    // The script's guards: the reviewed SQL. Kinds already reported above are not repeated.
+    progress.event(&Event::Step("evaluating guards"));
+    let quiet_refused = !quiet.refusals().is_empty();
+    for g in &script.guards {
+        let rows = db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?;
+        let repeated = match g.kind {
+            GuardKind::HostEnabled | GuardKind::LiveJob => quiet_refused,
+            GuardKind::Precondition => plan_failed,
+            _ => false,
+        };
+        if rows != 0 && !repeated {
+            refusals.push(Refusal::Precondition {
+                description: g.description.clone(),
+                rows,
+            });
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(ApplyError::Refused { refusals });
+    }
+    Ok((before, quiet))
 }
 
 /// The history row of migration `m` run with `opts`.

@@ -175,7 +175,12 @@ impl Fixture {
     /// `T<name>Host` (PoolSize 1) running the class; no jobs; no history rows for the class.
     /// None when the test should skip (see [`connect_string`]).
     pub fn new(name: &str, threads: u32) -> Option<Fixture> {
-        let connect = connect_string(name)?;
+        Some(Fixture::new_in(name, threads, connect_string(name)?))
+    }
+
+    /// Like [`Fixture::new`], in the database `connect` names (e.g. one made by
+    /// [`fresh_database`]).
+    pub fn new_in(name: &str, threads: u32, connect: String) -> Fixture {
         let conn = raw_connect(&connect);
         ensure_shared(&conn);
         let class = format!("Demo.T{name}.BP");
@@ -189,7 +194,7 @@ impl Fixture {
             conn,
         };
         fx.reset();
-        Some(fx)
+        fx
     }
 
     fn reset(&self) {
@@ -780,4 +785,36 @@ pub fn thread_rows(fx: &Fixture, t: &SqlTable) -> Vec<ThreadRow> {
         (num(&r[0]), r[1].clone().unwrap_or_default(), num(&r[2]), decode(&r[3]), decode(&r[4]))
     })
     .collect()
+}
+
+/// A new, empty database next to the test database (the rig's role has CREATEDB), for tests
+/// that need a database where bplmigrate never ran. Returns its connection string; the
+/// database is dropped first if a previous run left it behind.
+pub fn fresh_database(base: &str, name: &str) -> String {
+    let admin = raw_connect(base);
+    exec(&admin, &format!(r#"DROP DATABASE IF EXISTS "{name}""#));
+    exec(&admin, &format!(r#"CREATE DATABASE "{name}""#));
+    base.split(';')
+        .map(|part| {
+            if part
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("database=")
+            {
+                format!("Database={name}")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Drops a database made by [`fresh_database`].
+pub fn drop_database(base: &str, name: &str) {
+    let admin = raw_connect(base);
+    exec(
+        &admin,
+        &format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
+    );
 }
