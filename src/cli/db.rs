@@ -22,6 +22,12 @@ pub struct StatusArgs {
     /// The running BPL (a path or REV:path), when there is no plan: a census of its tables.
     #[arg(required_unless_present = "plan")]
     pub old: Option<String>,
+    /// The IRIS compiler generation that numbered the running BPL (spec 2.5).
+    #[arg(long, value_enum, default_value_t, conflicts_with = "plan")]
+    pub compiler: super::states_cmd::CompilerArg,
+    /// The BPL class: picks one of several in an export, names a bare <process> document.
+    #[arg(long, value_name = "NAME", conflicts_with = "plan")]
+    pub class: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -124,8 +130,8 @@ pub fn status(a: StatusArgs) -> CmdResult {
             apply::status(&db, StatusSubject::Plan(&m), &progress).map_err(failure)?
         }
         (None, Some(old)) => {
-            let bpl = load_bpl(old, &None)?;
-            let process = compile(&bpl, crate::states::Compiler::default())?;
+            let bpl = load_bpl(old, &a.class)?;
+            let process = compile(&bpl, a.compiler.into())?;
             let db = connect(&a.connect)?;
             apply::status(&db, StatusSubject::Process(&process), &progress).map_err(failure)?
         }
