@@ -130,16 +130,23 @@ fn every_fixture_matches_its_hand_derived_listing() {
     );
 }
 
+/// The real binary: `bplmigrate states FIXTURE` succeeds (human tables), and
+/// `bplmigrate states FIXTURE --format listing [--compiler legacy]` prints exactly the
+/// hand-derived listing.
 #[test]
-fn states_command_accepts_every_fixture() {
+fn states_command_prints_every_expected_listing() {
     let mut failures = Vec::new();
     for (case, dir) in cases() {
         let source = source_of(&case, &dir);
-        let out = Command::new(env!("CARGO_BIN_EXE_bplmigrate"))
-            .arg("states")
-            .arg(&source)
-            .output()
-            .expect("run bplmigrate");
+        let run = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_bplmigrate"))
+                .arg("states")
+                .arg(&source)
+                .args(args)
+                .output()
+                .expect("run bplmigrate")
+        };
+        let out = run(&[]);
         if out.status.code() != Some(0) || out.stdout.is_empty() {
             failures.push(format!(
                 "{case}: exit {:?}, {} bytes on stdout, stderr: {}",
@@ -147,6 +154,21 @@ fn states_command_accepts_every_fixture() {
                 out.stdout.len(),
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
+        }
+        for (expected_file, compiler) in expectations(&dir) {
+            let generation = match compiler {
+                Compiler::Current => "current",
+                Compiler::Legacy => "legacy",
+            };
+            let out = run(&["--format", "listing", "--compiler", generation]);
+            let expected = std::fs::read_to_string(&expected_file).unwrap_or_default();
+            let printed = String::from_utf8_lossy(&out.stdout);
+            if out.status.code() != Some(0) || normalize(&printed) != normalize(&expected) {
+                failures.push(format!(
+                    "{case} ({generation}): `states --format listing` differs from {}",
+                    expected_file.display()
+                ));
+            }
         }
     }
     assert!(
