@@ -560,3 +560,38 @@ fn a_folder_applies_like_the_plan_in_it() {
     fx.apply_plan(&m).unwrap();
     assert_eq!(states_of(&fx, 1), ["S7", "S5"]);
 }
+
+/// A renumbered flow thread class must hold no row that can still run; finished child rows at
+/// `Stop` (kept by IRIS until the process is purged, never resumed) do not block.
+#[test]
+fn finished_rows_do_not_block_an_empty_table_precondition() {
+    let Some(fx) = Fixture::new("EmptyTable", 2) else {
+        return;
+    };
+    fx.seed(1, &[row("S5", 3)]);
+    fx.seed(2, &[row("Stop", 2), row("Stop", 2)]);
+    let mut p = plan(&fx, "a", &[(1, vec![st("S5", Some("S7"))])], &[]);
+    p.preconditions
+        .push(bplmigrate::plan::Precondition::NoRowsInTable {
+            table: fx.table(2),
+            reason: "Thread2 became Thread3".into(),
+        });
+    p.plan_id = bplmigrate::plan::plan_id(&p).unwrap();
+    let m = Migration::from_plan(p).unwrap();
+    // An unfinished row refuses, and nothing changes.
+    let waiting = fx.seed(2, &[row("S2", 3)]);
+    let before = fx.snapshot();
+    let r = refusals(fx.dry_run(&m));
+    assert!(
+        r.iter()
+            .any(|x| matches!(x, Refusal::Precondition { rows: 1, .. })),
+        "{r:?}"
+    );
+    assert_eq!(fx.snapshot(), before);
+    // Once it finished, the two finished rows (and it) do not block.
+    fx.exec(&format!(
+        r#"UPDATE "{}"."Thread2" SET "%NextState" = 'Stop', "%Status" = 2 WHERE "ID" = {}"#,
+        fx.schema, waiting[0]
+    ));
+    fx.apply_plan(&m).unwrap();
+}

@@ -309,10 +309,11 @@ impl LiveCensus {
             .sum()
     }
 
+    /// Rows of `table` that can still run (not finished at `Stop`).
     pub fn rows_in(&self, table: &SqlTable) -> i64 {
         self.threads
             .iter()
-            .filter(|g| &g.key.table == table)
+            .filter(|g| &g.key.table == table && g.key.next_state.as_deref() != Some("Stop"))
             .map(|g| g.rows)
             .sum()
     }

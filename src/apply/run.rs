@@ -241,7 +241,7 @@ fn plan_checks(plan: &MigrationPlan, before: &LiveCensus) -> Vec<CheckResult> {
                 before.rows_at(table, state),
             ),
             Precondition::NoRowsInTable { table, reason } => (
-                with(format!("{table} holds no row"), reason),
+                with(format!("{table} holds no unfinished row"), reason),
                 before.rows_in(table),
             ),
             Precondition::NoPendingResponse {

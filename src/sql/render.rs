@@ -19,6 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Thread-row columns the scripts read or write.
 pub const NEXT_STATE: &str = "%NextState";
+/// The `%NextState` of a finished thread: a literal, not a state method.
+pub const STOP: &str = "Stop";
 /// The thread's run status (1 ready, 2 completed, 3 waiting, 4 errored); the census counts it.
 pub const THREAD_STATUS: &str = "%Status";
 pub const HANDLER_STACK: &str = "%HandlerStack";
@@ -99,7 +101,7 @@ struct ThreadWork {
 }
 
 fn is_state_name(s: &str) -> bool {
-    s == "Stop"
+    s == STOP
         || s.strip_prefix('S').is_some_and(|n| {
             !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
         })
@@ -450,13 +452,16 @@ impl Renderer<'_> {
         self.count(sql, vec![table.clone()], &[NEXT_STATE], &[])
     }
 
+    /// Rows of `table` that can still run: every row except finished ones at `Stop`, which
+    /// IRIS keeps until the process is purged and never resumes.
     fn rows_in_table(&self, table: &SqlTable) -> Result<CheckedSql, SqlError> {
-        self.count(
-            format!("SELECT COUNT(*) FROM {}", self.table(table)?),
-            vec![table.clone()],
-            &[],
-            &[],
-        )
+        let next = self.id(NEXT_STATE)?;
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {next} IS NULL OR {next} <> {}",
+            self.table(table)?,
+            self.lit(STOP)?
+        );
+        self.count(sql, vec![table.clone()], &[NEXT_STATE], &[])
     }
 
     fn pending_response(&self, table: &SqlTable, call: &str) -> Result<CheckedSql, SqlError> {
@@ -496,7 +501,7 @@ impl Renderer<'_> {
                 kind: GuardKind::Precondition,
             },
             Precondition::NoRowsInTable { table, reason } => Guard {
-                description: with_reason(format!("{table} holds rows"), reason),
+                description: with_reason(format!("{table} holds unfinished rows"), reason),
                 sql: self.rows_in_table(table)?,
                 kind: GuardKind::Precondition,
             },
@@ -562,8 +567,8 @@ impl Renderer<'_> {
 
     fn unmapped_states(&self, w: &ThreadWork) -> Result<Guard, SqlError> {
         let mut keep = w.known.clone();
-        if !keep.iter().any(|s| s == "Stop") {
-            keep.push("Stop".into());
+        if !keep.iter().any(|s| s == STOP) {
+            keep.push(STOP.into());
         }
         let sql = format!(
             "SELECT COUNT(*) FROM {} WHERE {} NOT IN ({})",
