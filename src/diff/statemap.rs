@@ -9,8 +9,9 @@
 use super::matcher::Matching;
 use super::model::{DeltaKind, HandlerDelta, StateDelta, ThreadDelta};
 use super::tree::Tree;
+use crate::bpl::ActivityId;
 use crate::states::{CompiledProcess, Role, State, ThreadClass};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The state-level result, with lookups the plan needs.
 pub(crate) struct StateMap {
@@ -25,9 +26,10 @@ pub(crate) fn map_states(
     t_new: &Tree,
     m: &Matching,
 ) -> StateMap {
+    let ix = NewIndex::new(new_c);
     let mut thread_map = BTreeMap::new();
     for t in &old_c.threads {
-        thread_map.insert(t.number, counterpart_thread(t, new_c, t_old, t_new, m));
+        thread_map.insert(t.number, counterpart_thread(t, &ix, t_old, t_new, m));
     }
     let mut threads = Vec::new();
     let mut used_threads = BTreeSet::new();
@@ -36,20 +38,21 @@ pub(crate) fn map_states(
             .get(&t.number)
             .copied()
             .flatten()
-            .and_then(|n| new_c.thread(n));
-        if let Some(nt) = nt {
+            .and_then(|n| ix.by_number.get(&n).copied());
+        let nt_class = nt.map(|i| &new_c.threads[i]);
+        if let Some(nt) = nt_class {
             used_threads.insert(nt.number);
         }
         let mut targeted = BTreeSet::new();
         let mut states = Vec::new();
         for s in &t.states {
-            let d = map_state(s, t, nt, new_c, t_old, t_new, m);
+            let d = map_state(s, t, nt, &ix, t_old, t_new, m);
             if let Some(n) = &d.new {
                 targeted.insert(n.clone());
             }
             states.push(d);
         }
-        if let Some(nt) = nt {
+        if let Some(nt) = nt_class {
             states.extend(
                 nt.states
                     .iter()
@@ -59,10 +62,10 @@ pub(crate) fn map_states(
         }
         threads.push(ThreadDelta {
             old: Some(t.number),
-            new: nt.map(|x| x.number),
+            new: nt_class.map(|x| x.number),
             old_class: Some(t.class.clone()),
-            new_class: nt.map(|x| x.class.clone()),
-            change: match nt {
+            new_class: nt_class.map(|x| x.class.clone()),
+            change: match nt_class {
                 None => DeltaKind::Removed,
                 Some(x) if x.number == t.number => DeltaKind::Unchanged,
                 Some(_) => DeltaKind::Renumbered,
@@ -88,29 +91,76 @@ pub(crate) fn map_states(
     }
 }
 
+/// Lookups into the new compiled process, built once (each keeps the first match, like a
+/// linear search would).
+struct NewIndex<'c> {
+    c: &'c CompiledProcess,
+    /// Thread number → index in `c.threads`.
+    by_number: HashMap<u32, usize>,
+    /// The number of the first thread class without a parent.
+    main: Option<u32>,
+    /// Root activity → the number of the first flow-branch thread class rooted there.
+    by_root: HashMap<ActivityId, u32>,
+    /// Owner → (thread index, state index) of every state it owns, in thread then state
+    /// order.
+    by_owner: HashMap<ActivityId, Vec<(usize, usize)>>,
+}
+
+impl<'c> NewIndex<'c> {
+    fn new(c: &'c CompiledProcess) -> NewIndex<'c> {
+        let mut ix = NewIndex {
+            c,
+            by_number: HashMap::new(),
+            main: c
+                .threads
+                .iter()
+                .find(|x| x.parent.is_none())
+                .map(|x| x.number),
+            by_root: HashMap::new(),
+            by_owner: HashMap::new(),
+        };
+        for (ti, t) in c.threads.iter().enumerate() {
+            ix.by_number.entry(t.number).or_insert(ti);
+            if t.parent.is_some() {
+                ix.by_root.entry(t.root.id).or_insert(t.number);
+            }
+            for (si, s) in t.states.iter().enumerate() {
+                ix.by_owner.entry(s.activity.id).or_default().push((ti, si));
+            }
+        }
+        ix
+    }
+
+    /// The first state owned by `id` with role `role`: in thread `in_thread` only, or in any.
+    fn state(
+        &self,
+        id: ActivityId,
+        role: &Role,
+        in_thread: Option<usize>,
+    ) -> Option<(usize, &'c State)> {
+        self.by_owner
+            .get(&id)?
+            .iter()
+            .filter(|&&(ti, _)| in_thread.is_none_or(|x| x == ti))
+            .map(|&(ti, si)| (ti, &self.c.threads[ti].states[si]))
+            .find(|(_, s)| s.role == *role)
+    }
+}
+
 /// Thread1 is Thread1; a flow child thread follows its matched root `<sequence>`.
 fn counterpart_thread(
     t: &ThreadClass,
-    new_c: &CompiledProcess,
+    ix: &NewIndex,
     t_old: &Tree,
     t_new: &Tree,
     m: &Matching,
 ) -> Option<u32> {
     if t.parent.is_none() {
-        return new_c
-            .threads
-            .iter()
-            .find(|x| x.parent.is_none())
-            .map(|x| x.number);
+        return ix.main;
     }
     let root = t_old.pos(t.root.id)?;
     let n = m.o2n[root]?;
-    let id = t_new.id(n);
-    new_c
-        .threads
-        .iter()
-        .find(|x| x.parent.is_some() && x.root.id == id)
-        .map(|x| x.number)
+    ix.by_root.get(&t_new.id(n)).copied()
 }
 
 fn added_state(s: &State) -> StateDelta {
@@ -188,8 +238,8 @@ pub(crate) fn counterpart_key(
 fn map_state(
     s: &State,
     t: &ThreadClass,
-    nt: Option<&ThreadClass>,
-    new_c: &CompiledProcess,
+    nt: Option<usize>,
+    ix: &NewIndex,
     t_old: &Tree,
     t_new: &Tree,
     m: &Matching,
@@ -227,12 +277,8 @@ fn map_state(
         d.note = Some(format!("{} has no counterpart in the new version", t.class));
         return d;
     };
-    match nt
-        .states
-        .iter()
-        .find(|x| x.activity.id == n_id && x.role == role)
-    {
-        Some(ns) => {
+    match ix.state(n_id, &role, Some(nt)) {
+        Some((_, ns)) => {
             d.new = Some(ns.name.clone());
             d.new_activity = Some(ns.activity.clone());
             d.change = if ns.name == s.name {
@@ -245,11 +291,8 @@ fn map_state(
             }
         }
         None => {
-            let elsewhere = new_c.threads.iter().find(|x| {
-                x.states
-                    .iter()
-                    .any(|y| y.activity.id == n_id && y.role == role)
-            });
+            // The first thread class (in order) holding such a state.
+            let elsewhere = ix.state(n_id, &role, None).map(|(ti, _)| &ix.c.threads[ti]);
             d.note = Some(match elsewhere {
                 Some(x) => format!(
                     "{} now runs in {} (rows cannot change thread class)",
@@ -272,12 +315,17 @@ fn map_handlers(
 ) -> Vec<HandlerDelta> {
     let mut out = Vec::new();
     let mut used = BTreeSet::new();
+    // Owner → the first new response handler of that call.
+    let mut by_owner = HashMap::new();
+    for x in &new_c.response_handlers {
+        by_owner.entry(x.activity.id).or_insert(x);
+    }
     for h in &old_c.response_handlers {
         let n = t_old
             .pos(h.activity.id)
             .and_then(|p| m.o2n[p])
             .map(|p| t_new.id(p));
-        let nh = n.and_then(|id| new_c.response_handlers.iter().find(|x| x.activity.id == id));
+        let nh = n.and_then(|id| by_owner.get(&id).copied());
         if let Some(nh) = nh {
             used.insert(nh.name.clone());
         }

@@ -67,6 +67,10 @@ pub(crate) struct Tree<'a> {
     pub index: Vec<u32>,
     /// Last descendant position (pre-order), so `desc(p) = p+1 ..= end[p]`.
     pub end: Vec<usize>,
+    /// The slot list holding `p` spans `list_first[p] ..= list_end[p]` in pre-order: its first
+    /// activity up to the last descendant of its last one (`p ..= end[p]` for the root).
+    pub list_first: Vec<usize>,
+    pub list_end: Vec<usize>,
     pub depth: Vec<u32>,
     /// Whole subtree, ignoring layout attributes, annotations and positions.
     pub hash: Vec<Hash>,
@@ -104,6 +108,8 @@ impl<'a> Tree<'a> {
             slot: Vec::new(),
             index: Vec::new(),
             end: Vec::new(),
+            list_first: Vec::new(),
+            list_end: Vec::new(),
             depth: Vec::new(),
             hash: Vec::new(),
             inner: Vec::new(),
@@ -146,6 +152,8 @@ impl<'a> Tree<'a> {
         self.slot.push(slot.to_string());
         self.index.push(index);
         self.end.push(p);
+        self.list_first.push(p);
+        self.list_end.push(p);
         self.depth.push(depth);
         self.hash.push([0; 16]);
         self.inner.push([0; 16]);
@@ -183,10 +191,20 @@ impl<'a> Tree<'a> {
             for (i, c) in list.iter().enumerate() {
                 ps.push(self.walk(c, Some(p), &name, i as u32, depth + 1));
             }
+            if let (Some(&first), Some(&last)) = (ps.first(), ps.last()) {
+                let span_end = self.end[last];
+                for &c in &ps {
+                    self.list_first[c] = first;
+                    self.list_end[c] = span_end;
+                }
+            }
             slots.push((name, ps));
         }
         self.slots[p] = slots;
         self.end[p] = self.nodes.len() - 1;
+        if parent.is_none() {
+            self.list_end[p] = self.end[p];
+        }
         p
     }
 
@@ -347,6 +365,46 @@ impl<'a> Tree<'a> {
             Order::Before
         } else {
             Order::After
+        }
+    }
+
+    /// Every `a` with `order(a, w) == Before` (into `before`) and every `a` with
+    /// `order(a, w) == After` (into `after`), as disjoint inclusive pre-order ranges in
+    /// ascending order, in O(depth): for `w` and each of its ancestors `x` below the root, the
+    /// earlier and the later siblings of `x` in its slot list (with their subtrees; none when
+    /// the parent is a `<flow>`), and `w`'s own `<request>`. A slot list and every part of it
+    /// are contiguous in pre-order, and slot names are unique per parent, so this is exactly
+    /// the "same slot, lower/higher index below the lowest common ancestor" rule of [`order`].
+    ///
+    /// [`order`]: Tree::order
+    pub fn order_ranges(
+        &self,
+        w: usize,
+        before: &mut Vec<(usize, usize)>,
+        after: &mut Vec<(usize, usize)>,
+    ) {
+        before.clear();
+        after.clear();
+        let mut x = w;
+        while let Some(l) = self.parent[x] {
+            if self.nodes[l].element != "flow" {
+                if self.list_first[x] < x {
+                    before.push((self.list_first[x], x - 1));
+                }
+                if self.end[x] < self.list_end[x] {
+                    after.push((self.end[x] + 1, self.list_end[x]));
+                }
+            }
+            x = l;
+        }
+        // Outer levels came last: their earlier siblings lie before the inner ones.
+        before.reverse();
+        for (slot, list) in &self.slots[w] {
+            if let (true, Some(&first), Some(&last)) =
+                (slot == "request", list.first(), list.last())
+            {
+                before.push((first, self.end[last]));
+            }
         }
     }
 
@@ -518,4 +576,67 @@ fn keys(a: &Activity) -> (String, Option<String>) {
 /// Does the key say anything beyond the element name (a name or a key attribute value)?
 pub(crate) fn key_is_trivial(t: &Tree, p: usize) -> bool {
     t.nodes[p].name.is_none() && t.rename_key[p].is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Order, Tree};
+    use crate::bpl::{load, LoadOptions};
+    use std::path::Path;
+
+    /// Every BPL document among the fixtures (states examples and change pairs).
+    fn fixture_documents() -> Vec<String> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let mut out = Vec::new();
+        for dir in ["states", "changes"] {
+            let mut cases: Vec<_> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect();
+            cases.sort();
+            for case in cases {
+                for f in ["process.cls", "process.xml", "old.cls", "new.cls"] {
+                    let p = case.join(f);
+                    if p.exists() {
+                        out.push(p.to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn order_ranges_are_exactly_the_before_and_after_of_order() {
+        let docs = fixture_documents();
+        assert!(docs.len() > 40, "{docs:?}");
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        for doc in &docs {
+            let bpl = load(doc, &LoadOptions::default()).unwrap_or_else(|e| panic!("{doc}: {e}"));
+            let t = Tree::new(&bpl);
+            for w in 0..t.len() {
+                t.order_ranges(w, &mut before, &mut after);
+                for v in [&before, &after] {
+                    assert!(v.iter().all(|&(s, e)| s <= e), "{doc} @{w}: {v:?}");
+                    assert!(v.windows(2).all(|x| x[0].1 < x[1].0), "{doc} @{w}: {v:?}");
+                }
+                let inside =
+                    |v: &[(usize, usize)], a: usize| v.iter().any(|&(s, e)| s <= a && a <= e);
+                for a in 0..t.len() {
+                    let o = t.order(a, w);
+                    assert_eq!(
+                        inside(&before, a),
+                        o == Order::Before,
+                        "{doc}: {a} vs {w}: {o:?}"
+                    );
+                    assert_eq!(
+                        inside(&after, a),
+                        o == Order::After,
+                        "{doc}: {a} vs {w}: {o:?}"
+                    );
+                }
+            }
+        }
+    }
 }

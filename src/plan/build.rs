@@ -10,7 +10,8 @@ use crate::diff::{
     self, Analysis, ContextChangeKind, DeltaKind, DiffError, MatchIssue, Pin, ProcessDiff,
 };
 use crate::states::{CompiledProcess, ThreadClass};
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -103,6 +104,45 @@ fn find_thread<'c>(c: &'c CompiledProcess, s: &str) -> Option<&'c ThreadClass> {
         .find(|t| t.class == s || short(&t.class) == s || s.parse::<u32>().ok() == Some(t.number))
 }
 
+/// [`find_thread`] for many look-ups: the first thread class matching by class, short class
+/// or number is the first of the first matches of each kind.
+struct ThreadFinder<'c> {
+    c: &'c CompiledProcess,
+    class: HashMap<&'c str, usize>,
+    short: HashMap<&'c str, usize>,
+    number: HashMap<u32, usize>,
+}
+
+impl<'c> ThreadFinder<'c> {
+    fn new(c: &'c CompiledProcess) -> ThreadFinder<'c> {
+        let mut f = ThreadFinder {
+            c,
+            class: HashMap::new(),
+            short: HashMap::new(),
+            number: HashMap::new(),
+        };
+        for (i, t) in c.threads.iter().enumerate() {
+            f.class.entry(t.class.as_str()).or_insert(i);
+            f.short.entry(short(&t.class)).or_insert(i);
+            f.number.entry(t.number).or_insert(i);
+        }
+        f
+    }
+
+    fn find(&self, s: &str) -> Option<&'c ThreadClass> {
+        let s = s.trim();
+        [
+            self.class.get(s),
+            self.short.get(s),
+            s.parse::<u32>().ok().and_then(|n| self.number.get(&n)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|&i| &self.c.threads[i])
+    }
+}
+
 struct Builder<'x, 'a> {
     a: &'x Analysis<'a>,
     old_c: &'x CompiledProcess,
@@ -181,16 +221,17 @@ impl Builder<'_, '_> {
             let (cf, cp, _removed) = safety::call_changes(self.a, old_c);
             self.findings.extend(cf);
             self.pre.extend(cp);
-            let tm: Vec<(u32, Option<u32>, Vec<StateMapping>)> = threads
+            let (old_f, new_f) = (ThreadFinder::new(old_c), ThreadFinder::new(new_c));
+            let tm: Vec<(u32, Option<u32>, &[StateMapping])> = threads
                 .iter()
                 .filter_map(|t| {
-                    let o = find_thread(old_c, &t.old_class)?.number;
+                    let o = old_f.find(&t.old_class)?.number;
                     let n = t
                         .new_class
                         .as_deref()
-                        .and_then(|c| find_thread(new_c, c))
+                        .and_then(|c| new_f.find(c))
                         .map(|x| x.number);
-                    Some((o, n, t.states.clone()))
+                    Some((o, n, t.states.as_slice()))
                 })
                 .collect();
             let resumes = safety::resume_points(self.a, old_c, new_c, &tm);
@@ -291,11 +332,15 @@ impl Builder<'_, '_> {
 
     fn threads(&self) -> Vec<ThreadMapping> {
         let mut out = Vec::new();
+        let (old_t, new_t) = (
+            self.old_c.threads_by_number(),
+            self.new_c.threads_by_number(),
+        );
         for td in &self.a.map.threads {
-            let Some(ot) = td.old.and_then(|n| self.old_c.thread(n)) else {
+            let Some(ot) = td.old.and_then(|n| old_t.get(&n).copied()) else {
                 continue;
             };
-            let nt = td.new.and_then(|n| self.new_c.thread(n));
+            let nt = td.new.and_then(|n| new_t.get(&n).copied());
             let states = td
                 .states
                 .iter()
@@ -519,19 +564,37 @@ impl Builder<'_, '_> {
             safety::owners(to, self.old_c),
             safety::owners(tn, self.new_c),
         );
+        // (owner position, thread index, state index) of every old state, sorted; made on
+        // first use.
+        let by_owner: OnceCell<Vec<(usize, usize, usize)>> = OnceCell::new();
         let owned_states = |ids: &[crate::states::ActivityRef]| -> Vec<String> {
+            let by_owner = by_owner.get_or_init(|| {
+                let mut v = Vec::new();
+                for (ti, t) in self.old_c.threads.iter().enumerate() {
+                    for (si, s) in t.states.iter().enumerate() {
+                        if let Some(q) = to.pos(s.activity.id) {
+                            v.push((q, ti, si));
+                        }
+                    }
+                }
+                v.sort_unstable();
+                v
+            });
             let mut v = Vec::new();
             for r in ids {
                 let Some(p) = to.pos(r.id) else { continue };
-                for t in &self.old_c.threads {
-                    for s in &t.states {
-                        if to
-                            .pos(s.activity.id)
-                            .is_some_and(|q| q == p || to.is_desc(q, p))
-                        {
-                            v.push(sref(&t.class, &s.name));
-                        }
-                    }
+                // Owned by `p` or a descendant: owners `p ..= end[p]`, in thread then state
+                // order.
+                let from = by_owner.partition_point(|&(q, _, _)| q < p);
+                let upto = by_owner.partition_point(|&(q, _, _)| q <= to.end[p]);
+                let mut hits: Vec<(usize, usize)> = by_owner[from..upto]
+                    .iter()
+                    .map(|&(_, ti, si)| (ti, si))
+                    .collect();
+                hits.sort_unstable();
+                for (ti, si) in hits {
+                    let t = &self.old_c.threads[ti];
+                    v.push(sref(&t.class, &t.states[si].name));
                 }
             }
             v
@@ -794,32 +857,45 @@ impl Builder<'_, '_> {
                 ),
             ));
         }
+        if handlers.iter().all(|h| h.new.is_some()) {
+            return;
+        }
+        // Old handlers whose counterpart is gone, names of removed calls, old handlers by name
+        // (the first of each) and thread classes by number.
+        let gone: HashSet<&str> = self
+            .a
+            .diff
+            .handlers
+            .iter()
+            .filter(|d| d.new_activity.is_none())
+            .filter_map(|d| d.old.as_deref())
+            .collect();
+        let removed_calls: HashSet<&str> = self
+            .a
+            .diff
+            .activities
+            .iter()
+            .filter(|c| c.new.is_none())
+            .filter_map(|c| c.old.as_ref())
+            .filter(|o| o.element == "call")
+            .filter_map(|o| o.name.as_deref())
+            .collect();
+        let mut old_handlers = HashMap::new();
+        for x in &self.old_c.response_handlers {
+            old_handlers.entry(x.name.as_str()).or_insert(x);
+        }
+        let old_threads = self.old_c.threads_by_number();
         for h in handlers.iter().filter(|h| h.new.is_none()) {
             // Removed calls are reported (with their precondition) by the call analysis.
-            let call_gone = self
-                .a
-                .diff
-                .handlers
-                .iter()
-                .any(|d| d.old.as_deref() == Some(h.old.as_str()) && d.new_activity.is_none())
-                && self.a.diff.activities.iter().any(|c| {
-                    c.new.is_none()
-                        && c.old.as_ref().is_some_and(|o| {
-                            o.element == "call" && o.name.as_deref() == Some(h.call.as_str())
-                        })
-                });
+            let call_gone =
+                gone.contains(h.old.as_str()) && removed_calls.contains(h.call.as_str());
             if call_gone {
                 continue;
             }
-            let Some(hd) = self
-                .old_c
-                .response_handlers
-                .iter()
-                .find(|x| x.name == h.old)
-            else {
+            let Some(hd) = old_handlers.get(h.old.as_str()).copied() else {
                 continue;
             };
-            let table = self.old_c.thread(hd.thread).map(|t| t.table.clone());
+            let table = old_threads.get(&hd.thread).map(|t| t.table.clone());
             self.findings.push(
                 finding(
                     Code::HandlerRemoved,

@@ -4,11 +4,11 @@
 
 use super::findings::{finding, Code, FindingExt};
 use super::model::{Finding, Precondition, Severity, StateMapping};
-use crate::bpl::ActivityKind;
+use crate::bpl::{Activity, ActivityId, ActivityKind};
 use crate::diff::tree::{Order, Tree};
 use crate::diff::Analysis;
 use crate::states::{ActivityRef, CompiledProcess, Role};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// `Thread1:S4` for a state of the old version, `new:Thread1:S6` for the new one.
 pub(crate) fn sref(class: &str, state: &str) -> String {
@@ -38,12 +38,15 @@ pub(crate) fn resume_points(
     a: &Analysis,
     old_c: &CompiledProcess,
     new_c: &CompiledProcess,
-    threads: &[(u32, Option<u32>, Vec<StateMapping>)],
+    threads: &[(u32, Option<u32>, &[StateMapping])],
 ) -> Vec<Resume> {
     let mut out = Vec::new();
-    for (old_no, new_no, states) in threads {
-        let (Some(ot), Some(nt)) = (old_c.thread(*old_no), new_no.and_then(|n| new_c.thread(n)))
-        else {
+    let (old_t, new_t) = (old_c.threads_by_number(), new_c.threads_by_number());
+    for &(old_no, new_no, states) in threads {
+        let (Some(ot), Some(nt)) = (
+            old_t.get(&old_no).copied(),
+            new_no.and_then(|n| new_t.get(&n).copied()),
+        ) else {
             continue;
         };
         for sm in states {
@@ -71,18 +74,33 @@ pub(crate) fn resume_points(
 /// What to report of a set of qualifying activities: the outermost ones whose whole
 /// (generated) subtree qualifies. A new `<if>` wrapped around activities that ran already is
 /// not itself "skipped"; a new `<if>` with new contents is reported as one.
-fn outermost(t: &Tree, set: &BTreeSet<usize>) -> Vec<usize> {
-    let mut full = vec![false; t.len()];
-    for p in (0..t.len()).rev() {
-        full[p] = set.contains(&p)
-            && t.slots[p]
-                .iter()
-                .flat_map(|(_, l)| l.iter())
-                .all(|&c| full[c] || !t.effective[c]);
+///
+/// `set` is in ascending order without repeats. `full` is scratch space of `t.len()` entries,
+/// all `false` on entry and on return; the work is proportional to the set and the children
+/// of its members, not to the tree.
+fn outermost(t: &Tree, set: &[usize], full: &mut [bool]) -> Vec<usize> {
+    debug_assert!(set.windows(2).all(|x| x[0] < x[1]));
+    // Children come after their parent in pre-order: descending order sees them first.
+    for &p in set.iter().rev() {
+        full[p] = t.slots[p]
+            .iter()
+            .flat_map(|(_, l)| l.iter())
+            .all(|&c| full[c] || !t.effective[c]);
     }
-    (0..t.len())
-        .filter(|&p| full[p] && !t.ancestors(p).any(|q| full[q]))
-        .collect()
+    // In ascending pre-order, a full position has a full ancestor exactly when it lies in the
+    // subtree of the last one kept (that one is the topmost full ancestor).
+    let mut top = Vec::new();
+    let mut covered_to: Option<usize> = None;
+    for &p in set {
+        if full[p] && covered_to.is_none_or(|e| p > e) {
+            top.push(p);
+            covered_to = Some(t.end[p]);
+        }
+    }
+    for &p in set {
+        full[p] = false;
+    }
+    top
 }
 
 /// Does a thread resting at `w` run code at `p` only on a fault path it is not on?
@@ -90,43 +108,182 @@ fn in_foreign_handler(t: &Tree, p: usize, w: usize) -> bool {
     t.handler[p].is_some_and(|h| !(h == w || t.is_desc(w, h)))
 }
 
+/// Where each new activity was in the old version, built once for every resume point.
+struct Alignment {
+    /// The old position of a matched new activity the old version generated; `None` when it
+    /// cannot have run before any old resume point (new, or disabled in the old version).
+    old: Vec<Option<usize>>,
+    /// The last position of the aligned run holding `n`: consecutive new positions matched to
+    /// consecutive old ones (`old[n + i] == old[n] + i` up to it). An unchanged stretch of
+    /// the document is one run, so a resume point costs O(runs), not O(activities).
+    run_end: Vec<usize>,
+}
+
+impl Alignment {
+    fn new(a: &Analysis) -> Alignment {
+        let (to, tn, m) = (&a.old, &a.new, &a.m);
+        let old: Vec<Option<usize>> = (0..tn.len())
+            .map(|n| m.n2o[n].filter(|&o| to.effective[o]))
+            .collect();
+        let mut run_end: Vec<usize> = (0..tn.len()).collect();
+        for n in (0..tn.len().saturating_sub(1)).rev() {
+            if let (Some(x), Some(y)) = (old[n], old[n + 1]) {
+                if y == x + 1 {
+                    run_end[n] = run_end[n + 1];
+                }
+            }
+        }
+        Alignment { old, run_end }
+    }
+
+    /// Calls `f(from, to)` for new positions `lo..=hi` whose counterpart ran before the old
+    /// resume point (`ran`: its old position lies in `old_before`, sorted disjoint ranges) or
+    /// did not (`!ran`), as inclusive sub-ranges in ascending order.
+    fn split(
+        &self,
+        lo: usize,
+        hi: usize,
+        old_before: &[(usize, usize)],
+        ran: bool,
+        mut f: impl FnMut(usize, usize),
+    ) {
+        let mut n = lo;
+        while n <= hi {
+            let b = self.run_end[n].min(hi);
+            let Some(y0) = self.old[n] else {
+                // A run of one; it never ran before anything.
+                if !ran {
+                    f(n, n);
+                }
+                n = b + 1;
+                continue;
+            };
+            let y1 = y0 + (b - n);
+            let to_new = |y: usize| n + (y - y0);
+            let mut part = |from: usize, to: usize, inside: bool| {
+                if inside == ran {
+                    f(to_new(from), to_new(to));
+                }
+            };
+            let mut y = y0;
+            let mut k = old_before.partition_point(|&(_, e)| e < y0);
+            while y <= y1 {
+                match old_before.get(k) {
+                    Some(&(s, e)) if s <= y1 => {
+                        if s > y {
+                            part(y, s - 1, false);
+                        }
+                        let until = e.min(y1);
+                        part(y.max(s), until, true);
+                        y = until + 1;
+                        k += 1;
+                    }
+                    _ => {
+                        part(y, y1, false);
+                        y = y1 + 1;
+                    }
+                }
+            }
+            n = b + 1;
+        }
+    }
+}
+
+/// Appends to `out`, in ascending order, the positions `lo..=hi` that a thread resting at `w`
+/// runs: generated, in `w`'s thread, not in a fault handler `w` is not in. Skips whole
+/// subtrees that fail.
+fn push_running(t: &Tree, w: usize, lo: usize, hi: usize, out: &mut Vec<usize>) {
+    let tr = t.thread_root[w];
+    let mut n = lo;
+    while n <= hi {
+        // Everything under another thread's root, a disabled activity or a foreign handler
+        // fails the same way.
+        let r = t.thread_root[n];
+        if r != tr {
+            n = t.end[r] + 1;
+        } else if !t.effective[n] {
+            n = t.end[n] + 1;
+        } else if in_foreign_handler(t, n, w) {
+            n = t.handler[n].map_or(n, |h| t.end[h]) + 1;
+        } else {
+            out.push(n);
+            n += 1;
+        }
+    }
+}
+
+/// What a thread resting at a resume point skips or runs again, with its indexes and buffers
+/// made once for every resume point.
+struct Moved<'x, 'a> {
+    a: &'x Analysis<'a>,
+    align: Alignment,
+    new_before: Vec<(usize, usize)>,
+    new_after: Vec<(usize, usize)>,
+    old_before: Vec<(usize, usize)>,
+    old_after: Vec<(usize, usize)>,
+}
+
+impl<'x, 'a> Moved<'x, 'a> {
+    fn new(a: &'x Analysis<'a>) -> Moved<'x, 'a> {
+        Moved {
+            a,
+            align: Alignment::new(a),
+            new_before: Vec::new(),
+            new_after: Vec::new(),
+            old_before: Vec::new(),
+            old_after: Vec::new(),
+        }
+    }
+
+    /// For a thread resting at `w` (new) that rested at `w_old` (old), the activities it runs
+    /// (generated, its thread, no foreign fault handler) that are skipped — before `w` in the
+    /// new version but not before `w_old` in the old one (or new) — into `sk`, and those run
+    /// again — after `w` now but before `w_old` then — into `re`; both ascending.
+    fn compute(
+        &mut self,
+        w: usize,
+        w_old: Option<usize>,
+        sk: &mut Vec<usize>,
+        re: &mut Vec<usize>,
+    ) {
+        let (to, tn) = (&self.a.old, &self.a.new);
+        tn.order_ranges(w, &mut self.new_before, &mut self.new_after);
+        match w_old {
+            Some(wo) => to.order_ranges(wo, &mut self.old_before, &mut self.old_after),
+            None => self.old_before.clear(),
+        }
+        let tr = tn.thread_root[w];
+        let in_thread = |&(s, e): &(usize, usize)| s >= tr && e <= tn.end[tr];
+        // The ranges, the parts of each and the positions in a part are visited in order.
+        sk.clear();
+        re.clear();
+        for (ranges, ran, out) in [(&self.new_before, false, sk), (&self.new_after, true, re)] {
+            // A range lies wholly inside the thread's subtree or wholly outside it.
+            for &(s, e) in ranges.iter().filter(|x| in_thread(x)) {
+                self.align.split(s, e, &self.old_before, ran, |lo, hi| {
+                    push_running(tn, w, lo, hi, out)
+                });
+            }
+        }
+    }
+}
+
 /// Skipped, re-run and newly enclosing activities, one finding per distinct set of activities.
 pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
-    let was_before = |n: usize, w_old: Option<usize>| -> bool {
-        match (m.n2o[n], w_old) {
-            (Some(o), Some(w)) => to.effective[o] && to.order(o, w) == Order::Before,
-            _ => false,
-        }
-    };
+    let mut moved = Moved::new(a);
+    let mut full = vec![false; tn.len()];
+    let (mut sk, mut re, mut branch) = (Vec::new(), Vec::new(), Vec::new());
     let mut skipped: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut rerun: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut enclosing: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     for r in resumes {
         let w = r.w_new;
-        let mut sk = BTreeSet::new();
-        let mut re = BTreeSet::new();
-        for n in 0..tn.len() {
-            if !tn.effective[n]
-                || tn.thread_root[n] != tn.thread_root[w]
-                || in_foreign_handler(tn, n, w)
-            {
-                continue;
-            }
-            match tn.order(n, w) {
-                Order::Before if !was_before(n, r.w_old) => {
-                    sk.insert(n);
-                }
-                Order::After if was_before(n, r.w_old) => {
-                    re.insert(n);
-                }
-                _ => {}
-            }
-        }
+        moved.compute(w, r.w_old, &mut sk, &mut re);
         // A parent resting at a flow join started its branches already: a new branch never
         // runs, and a branch that finished never runs what was added to it.
-        let mut branch = BTreeSet::new();
+        branch.clear();
         if r.join && tn.element(w) == "flow" {
             for c in w + 1..=tn.end[w] {
                 let was_inside = match (m.n2o[c], r.w_old) {
@@ -134,7 +291,7 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
                     _ => false,
                 };
                 if tn.effective[c] && !was_inside {
-                    branch.insert(c);
+                    branch.push(c);
                 }
             }
         }
@@ -153,11 +310,11 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
             })
             .collect();
         for (set, into) in [
-            (sk, &mut skipped),
-            (re, &mut rerun),
-            (branch, &mut branches),
+            (&sk, &mut skipped),
+            (&re, &mut rerun),
+            (&branch, &mut branches),
         ] {
-            let top = outermost(tn, &set);
+            let top = outermost(tn, set, &mut full);
             if !top.is_empty() {
                 into.entry(top).or_default().push(r);
             }
@@ -246,11 +403,17 @@ fn count(n: usize, one: &str, many: &str) -> String {
 }
 
 /// Does `text` read `context.<prop>` (as a whole name, possibly followed by `.sub` / `(`)?
+#[cfg(test)]
 pub(crate) fn mentions(text: &str, prop: &str) -> bool {
-    let needle = format!("context.{prop}");
+    mentions_needle(text, &format!("context.{prop}"))
+}
+
+/// Does `text` read the context property `needle` names (`context.<prop>`, made once per
+/// property), as a whole name, possibly followed by `.sub` / `(`?
+fn mentions_needle(text: &str, needle: &str) -> bool {
     let bytes = text.as_bytes();
     let mut from = 0;
-    while let Some(i) = text[from..].find(&needle) {
+    while let Some(i) = text[from..].find(needle) {
         let s = from + i;
         let e = s + needle.len();
         let before_ok = s == 0
@@ -275,17 +438,32 @@ pub(crate) fn context_reads(
 ) -> Vec<(String, Finding)> {
     let tn = &a.new;
     let mut out = Vec::new();
+    if added.is_empty() {
+        return out;
+    }
+    // The attribute values that may read a context property at all, per generated activity,
+    // made once for every property.
+    let texts: Vec<(usize, Vec<&str>)> = (0..tn.len())
+        .filter(|&p| tn.effective[p])
+        .filter_map(|p| {
+            let node = tn.nodes[p];
+            let vs: Vec<&str> = node
+                .attrs
+                .iter()
+                // `<assign property="context.P">` writes P; its value may still read it.
+                .filter(|(k, _)| !(*k == "property" && node.element == "assign"))
+                .map(|(_, v)| v.as_str())
+                .filter(|v| v.contains("context."))
+                .collect();
+            (!vs.is_empty()).then_some((p, vs))
+        })
+        .collect();
     for (prop, initial) in added {
-        let readers: Vec<usize> = (0..tn.len())
-            .filter(|&p| tn.effective[p])
-            .filter(|&p| {
-                let node = tn.nodes[p];
-                node.attrs.iter().any(|(k, v)| {
-                    // `<assign property="context.P">` writes P; its value may still read it.
-                    let write_target = k == "property" && node.element == "assign";
-                    !write_target && mentions(v, prop)
-                })
-            })
+        let needle = format!("context.{prop}");
+        let readers: Vec<usize> = texts
+            .iter()
+            .filter(|(_, vs)| vs.iter().any(|v| mentions_needle(v, &needle)))
+            .map(|&(p, _)| p)
             .collect();
         let mut hit_states = BTreeSet::new();
         let mut hit_readers = BTreeSet::new();
@@ -327,6 +505,91 @@ pub(crate) fn context_reads(
     out
 }
 
+/// The thread class running each activity, looked up by the activity's thread root.
+struct ThreadOf<'c> {
+    c: &'c CompiledProcess,
+    /// The first thread class without a parent (the main thread).
+    main: Option<usize>,
+    /// Root activity → the first flow-branch thread class rooted there.
+    by_root: HashMap<ActivityId, usize>,
+}
+
+impl<'c> ThreadOf<'c> {
+    fn new(c: &'c CompiledProcess) -> ThreadOf<'c> {
+        let mut by_root = HashMap::new();
+        for (i, x) in c.threads.iter().enumerate() {
+            if x.parent.is_some() {
+                by_root.entry(x.root.id).or_insert(i);
+            }
+        }
+        ThreadOf {
+            c,
+            main: c.threads.iter().position(|x| x.parent.is_none()),
+            by_root,
+        }
+    }
+
+    /// The index (in `c.threads`) of the thread class running activity `p`.
+    fn of(&self, t: &Tree, p: usize) -> Option<usize> {
+        let root = t.thread_root[p];
+        if root == 0 {
+            return self.main;
+        }
+        self.by_root.get(&t.id(root)).copied()
+    }
+}
+
+/// The `SyncWait` states of one thread class (indices into its `states`), by what they wait
+/// on.
+struct SyncWaits<'t> {
+    /// By owner position: a synchronous `<call>` waits in its own state.
+    by_owner: HashMap<usize, Vec<usize>>,
+    /// By each call name a `<sync calls="…">` lists.
+    by_call: HashMap<&'t str, Vec<usize>>,
+}
+
+impl<'t> SyncWaits<'t> {
+    fn new(t: &Tree<'t>, thread: &crate::states::ThreadClass) -> SyncWaits<'t> {
+        let mut w = SyncWaits {
+            by_owner: HashMap::new(),
+            by_call: HashMap::new(),
+        };
+        for (i, s) in thread.states.iter().enumerate() {
+            if s.role != Role::SyncWait {
+                continue;
+            }
+            let Some(sp) = t.pos(s.activity.id) else {
+                continue;
+            };
+            w.by_owner.entry(sp).or_default().push(i);
+            let node: &'t Activity = t.nodes[sp];
+            if node.element == "sync" {
+                if let Some(calls) = node.attrs.get("calls") {
+                    for x in calls.split(',') {
+                        w.by_call.entry(x.trim()).or_default().push(i);
+                    }
+                }
+            }
+        }
+        w
+    }
+
+    /// The states waiting on the call at `o` named `name`, in state order.
+    fn waiting_on(&self, o: usize, name: &str) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .by_owner
+            .get(&o)
+            .into_iter()
+            .chain(self.by_call.get(name))
+            .flatten()
+            .copied()
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
 /// Renamed or removed calls that a thread may still wait on, with the preconditions.
 pub(crate) fn call_changes(
     a: &Analysis,
@@ -336,6 +599,9 @@ pub(crate) fn call_changes(
     let mut findings = Vec::new();
     let mut pre = Vec::new();
     let mut removed_calls = BTreeSet::new();
+    let thread_of = ThreadOf::new(old_c);
+    // Built on first use, by thread index.
+    let mut sync_waits: HashMap<usize, SyncWaits> = HashMap::new();
     for o in 0..to.len() {
         let node = to.nodes[o];
         if node.element != "call" || !to.effective[o] {
@@ -345,27 +611,18 @@ pub(crate) fn call_changes(
         let ActivityKind::Call { response, .. } = &node.kind else {
             continue;
         };
-        let thread = thread_of(to, o, old_c);
-        let Some(thread) = thread else { continue };
+        let Some(ti) = thread_of.of(to, o) else {
+            continue;
+        };
+        let thread = &thread_of.c.threads[ti];
         // Which wait states wait on it: its own (synchronous call) and every <sync> naming it.
-        let mut waits: Vec<String> = Vec::new();
-        for s in &thread.states {
-            if s.role != Role::SyncWait {
-                continue;
-            }
-            let Some(sp) = to.pos(s.activity.id) else {
-                continue;
-            };
-            let waits_here = sp == o
-                || (to.element(sp) == "sync"
-                    && to.nodes[sp]
-                        .attrs
-                        .get("calls")
-                        .is_some_and(|c| c.split(',').any(|x| x.trim() == name.as_str())));
-            if waits_here {
-                waits.push(sref(&thread.class, &s.name));
-            }
-        }
+        let waits: Vec<String> = sync_waits
+            .entry(ti)
+            .or_insert_with(|| SyncWaits::new(to, thread))
+            .waiting_on(o, name)
+            .into_iter()
+            .map(|i| sref(&thread.class, &thread.states[i].name))
+            .collect();
         if waits.is_empty() && response.is_none() {
             // Asynchronous, no response requested, nobody waits: nothing can be pending.
             continue;
@@ -405,22 +662,6 @@ pub(crate) fn call_changes(
         });
     }
     (findings, pre, removed_calls)
-}
-
-/// The thread class running activity `p`.
-pub(crate) fn thread_of<'c>(
-    t: &Tree,
-    p: usize,
-    c: &'c CompiledProcess,
-) -> Option<&'c crate::states::ThreadClass> {
-    let root = t.thread_root[p];
-    if root == 0 {
-        return c.threads.iter().find(|x| x.parent.is_none());
-    }
-    let id = t.id(root);
-    c.threads
-        .iter()
-        .find(|x| x.parent.is_some() && x.root.id == id)
 }
 
 /// Positions (in `t`) of every activity that owns a state, a thread or a response handler.
@@ -485,7 +726,95 @@ pub(crate) fn toggles(
 
 #[cfg(test)]
 mod tests {
-    use super::mentions;
+    use super::{in_foreign_handler, mentions, Moved};
+    use crate::bpl::{load, LoadOptions};
+    use crate::diff::tree::Order;
+    use crate::states::{compile, Compiler};
+    use std::path::Path;
+
+    /// The straightforward O(activities) scan per resume point `Moved` replaces.
+    fn moved_by_scan(
+        a: &crate::diff::Analysis,
+        w: usize,
+        w_old: Option<usize>,
+    ) -> (Vec<usize>, Vec<usize>) {
+        let (to, tn, m) = (&a.old, &a.new, &a.m);
+        let was_before = |n: usize| match (m.n2o[n], w_old) {
+            (Some(o), Some(wo)) => to.effective[o] && to.order(o, wo) == Order::Before,
+            _ => false,
+        };
+        let (mut sk, mut re) = (Vec::new(), Vec::new());
+        for n in 0..tn.len() {
+            if !tn.effective[n]
+                || tn.thread_root[n] != tn.thread_root[w]
+                || in_foreign_handler(tn, n, w)
+            {
+                continue;
+            }
+            match tn.order(n, w) {
+                Order::Before if !was_before(n) => sk.push(n),
+                Order::After if was_before(n) => re.push(n),
+                _ => {}
+            }
+        }
+        (sk, re)
+    }
+
+    #[test]
+    fn skipped_and_rerun_sets_equal_a_scan_of_every_activity() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let mut pairs = Vec::new();
+        let mut changes: Vec<_> = std::fs::read_dir(root.join("changes"))
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("old.cls").exists())
+            .collect();
+        changes.sort();
+        for d in &changes {
+            pairs.push((d.join("old.cls"), d.join("new.cls")));
+            pairs.push((d.join("new.cls"), d.join("old.cls")));
+        }
+        // Unrelated processes too: every activity moves, is new or is gone.
+        let mut states: Vec<_> = std::fs::read_dir(root.join("states"))
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path().join("process.cls")))
+            .filter(|p| p.exists())
+            .collect();
+        states.sort();
+        for w in states.windows(2) {
+            pairs.push((w[0].clone(), w[1].clone()));
+        }
+        assert!(pairs.len() > 40);
+        let (mut sk, mut re) = (Vec::new(), Vec::new());
+        let mut checked = 0;
+        for (old, new) in &pairs {
+            let opts = LoadOptions::default();
+            let (o, n) = (
+                load(&old.to_string_lossy(), &opts).unwrap(),
+                load(&new.to_string_lossy(), &opts).unwrap(),
+            );
+            let (Ok(oc), Ok(nc)) = (
+                compile(&o, Compiler::Current),
+                compile(&n, Compiler::Current),
+            ) else {
+                continue;
+            };
+            let a = crate::diff::analyze(&o, &n, &oc, &nc, &[]).unwrap();
+            let mut moved = Moved::new(&a);
+            for w in 0..a.new.len() {
+                // None (an overridden state whose old owner is gone) and every old position.
+                let olds = std::iter::once(None).chain((0..a.old.len()).map(Some));
+                for w_old in olds {
+                    moved.compute(w, w_old, &mut sk, &mut re);
+                    let (want_sk, want_re) = moved_by_scan(&a, w, w_old);
+                    assert_eq!(sk, want_sk, "{old:?} → {new:?}: skipped at {w} / {w_old:?}");
+                    assert_eq!(re, want_re, "{old:?} → {new:?}: re-run at {w} / {w_old:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 5_000, "{checked}");
+    }
 
     #[test]
     fn mentions_whole_names_only() {

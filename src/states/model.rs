@@ -4,6 +4,7 @@
 
 use crate::bpl::{ActivityId, Pos};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// Which IRIS compiler generation numbers the process. Only one rule differs (spec 2.5):
 /// whether `<call async="false">` (or any value other than `0`/`1`/`true`) is synchronous.
@@ -403,6 +404,15 @@ pub struct ResponseHandler {
 impl CompiledProcess {
     pub fn thread(&self, number: u32) -> Option<&ThreadClass> {
         self.threads.iter().find(|t| t.number == number)
+    }
+
+    /// [`thread`](Self::thread) for many look-ups: the first thread class of each number.
+    pub(crate) fn threads_by_number(&self) -> HashMap<u32, &ThreadClass> {
+        let mut m = HashMap::new();
+        for t in &self.threads {
+            m.entry(t.number).or_insert(t);
+        }
+        m
     }
 }
 
