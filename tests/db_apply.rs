@@ -4,7 +4,7 @@
 mod support;
 
 use bplmigrate::apply::{encode_list, ApplyError, ErrorClass, Migration, Refusal};
-use support::{chain, plan, refusals, row, st, Fixture, Row};
+use support::{chain, plan, refusals, row, st, swap_s5_s7, Fixture, Row};
 
 fn hex(items: &[&str]) -> Option<String> {
     if items.is_empty() {
@@ -310,16 +310,9 @@ fn a_plan_that_cannot_be_inverted_has_no_revert() {
 
 #[test]
 fn applying_twice_is_refused_and_changes_nothing() {
-    let Some(fx) = Fixture::new("Twice", 1) else {
+    let Some((fx, p)) = swap_s5_s7("Twice") else {
         return;
     };
-    fx.seed(1, &[row("S5", 3), row("S7", 3)]);
-    let p = plan(
-        &fx,
-        "a",
-        &[(1, vec![st("S5", Some("S7")), st("S7", Some("S5"))])],
-        &[],
-    );
     let m = Migration::from_plan(p).unwrap();
     fx.apply_plan(&m).unwrap();
     let before = fx.snapshot();
@@ -545,16 +538,9 @@ fn an_edited_migration_folder_is_refused_before_connecting() {
 
 #[test]
 fn a_folder_applies_like_the_plan_in_it() {
-    let Some(fx) = Fixture::new("Folder", 1) else {
+    let Some((fx, p)) = swap_s5_s7("Folder") else {
         return;
     };
-    fx.seed(1, &[row("S5", 3), row("S7", 3)]);
-    let p = plan(
-        &fx,
-        "a",
-        &[(1, vec![st("S5", Some("S7")), st("S7", Some("S5"))])],
-        &[],
-    );
     let (_tmp, dir) = fx.folder(&p);
     let m = Migration::load(&dir).unwrap();
     fx.apply_plan(&m).unwrap();

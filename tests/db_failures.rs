@@ -7,7 +7,7 @@ use bplmigrate::apply::{self, ApplyError, ApplyOptions, ErrorClass, Migration, R
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
-use support::{exec, plan, raw_connect, refusals, row, rows, st, Fixture};
+use support::{exec, plan, raw_connect, refusals, row, rows, st, swap_s5_s7, Fixture};
 
 /// Holds `LOCK TABLE … IN SHARE MODE` on a thread table: reads go on, an UPDATE waits.
 fn block_updates(fx: &Fixture, k: u32) -> odbc_api::Connection<'static> {
@@ -110,16 +110,9 @@ fn a_connection_killed_mid_apply_changes_nothing_and_a_rerun_works() {
 
 #[test]
 fn a_second_apply_while_one_runs_is_refused_by_the_lock() {
-    let Some(fx) = Fixture::new("Locked", 1) else {
+    let Some((fx, p)) = swap_s5_s7("Locked") else {
         return;
     };
-    fx.seed(1, &[row("S5", 3), row("S7", 3)]);
-    let p = plan(
-        &fx,
-        "a",
-        &[(1, vec![st("S5", Some("S7")), st("S7", Some("S5"))])],
-        &[],
-    );
     let m = Migration::from_plan(p).unwrap();
     // Make sure the history table exists before the race (its creation is not the subject).
     fx.dry_run(&m).unwrap();
@@ -147,16 +140,9 @@ fn a_second_apply_while_one_runs_is_refused_by_the_lock() {
 
 #[test]
 fn two_applies_started_together_one_wins_one_is_refused() {
-    let Some(fx) = Fixture::new("Race", 1) else {
+    let Some((fx, p)) = swap_s5_s7("Race") else {
         return;
     };
-    fx.seed(1, &[row("S5", 3), row("S7", 3)]);
-    let p = plan(
-        &fx,
-        "a",
-        &[(1, vec![st("S5", Some("S7")), st("S7", Some("S5"))])],
-        &[],
-    );
     let m = Migration::from_plan(p).unwrap();
     fx.dry_run(&m).unwrap();
     let barrier = Arc::new(Barrier::new(2));

@@ -818,3 +818,17 @@ pub fn drop_database(base: &str, name: &str) {
         &format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
     );
 }
+
+/// The setup many tests share: one thread table with a waiting row at S5 and one at S7, and
+/// plan "a", which swaps the two states. None when the test should skip.
+pub fn swap_s5_s7(name: &str) -> Option<(Fixture, MigrationPlan)> {
+    let fx = Fixture::new(name, 1)?;
+    fx.seed(1, &[row("S5", 3), row("S7", 3)]);
+    let p = plan(
+        &fx,
+        "a",
+        &[(1, vec![st("S5", Some("S7")), st("S7", Some("S5"))])],
+        &[],
+    );
+    Some((fx, p))
+}
