@@ -141,10 +141,12 @@ pub fn find(
         }
         let loose = uncommitted(&folder);
         if !loose.is_empty() {
+            let more = if loose.len() > 3 { ", …" } else { "" };
             mismatches.push(miss(format!(
-                "it is not committed ({} untracked or modified: {})",
+                "it is not committed ({} file{} untracked or modified: {}{more}); commit the folder",
                 loose.len(),
-                loose.join(", ")
+                if loose.len() == 1 { "" } else { "s" },
+                loose[..loose.len().min(3)].join(", ")
             )));
             continue;
         }

@@ -185,6 +185,17 @@ pub fn check(a: CheckArgs) -> CmdResult {
     let (items, repo) = match &a.git_base {
         Some(base) => {
             let repo = Repo::discover(&cwd).map_err(Failure::input)?;
+            if let (Some(head), Some(_)) = (&a.git_head, &a.migrations) {
+                // Migration folders are read from the working tree and must be committed at
+                // HEAD: with another head they would not be that head's folders.
+                if repo.resolve(head).map_err(Failure::input)?
+                    != repo.resolve("HEAD").map_err(Failure::input)?
+                {
+                    return Err(Failure::input(anyhow!(
+                        "--migrations reads the folders from the working tree, which is not --git-head {head}: check out {head} first, or omit --git-head"
+                    )));
+                }
+            }
             let items = git_items(&repo, base, a.git_head.as_deref(), &a.paths, &a.class)?;
             (items, Some(repo))
         }
