@@ -164,7 +164,11 @@ fn a_class_moved_to_another_folder_is_followed() {
 fn a_deleted_class_is_an_error_and_a_new_class_is_fine() {
     let r = Repo::new();
     r.put("append_end", "old.cls", "src/Gone.cls", "Demo.Gone");
-    std::fs::write(r.path().join("README.md"), "XData BPL talk, <process> too\n").unwrap();
+    std::fs::write(
+        r.path().join("README.md"),
+        "XData BPL talk, <process> too\n",
+    )
+    .unwrap();
     r.commit("base");
     r.git(&["rm", "-q", "src/Gone.cls"]);
     r.put("append_end", "new.cls", "src/Fresh.cls", "Demo.Fresh");
@@ -181,7 +185,9 @@ fn a_deleted_class_is_an_error_and_a_new_class_is_fine() {
         "{out}"
     );
     assert!(
-        out.contains("2 classes checked: 1 deleted, 1 new; 1 finding (1 error, 0 warnings, 0 info)"),
+        out.contains(
+            "2 classes checked: 1 deleted, 1 new; 1 finding (1 error, 0 warnings, 0 info)"
+        ),
         "{out}"
     );
     // Only the addition: passes.
@@ -196,11 +202,21 @@ fn a_deleted_class_is_an_error_and_a_new_class_is_fine() {
 fn two_classes_changed_in_one_commit_are_both_checked() {
     let r = Repo::new();
     r.put("insert_middle", "old.cls", "src/Loan.cls", "Demo.Loan");
-    r.put("removed_wait_state", "old.cls", "src/Credit.cls", "Demo.Credit");
+    r.put(
+        "removed_wait_state",
+        "old.cls",
+        "src/Credit.cls",
+        "Demo.Credit",
+    );
     r.put("append_end", "old.cls", "src/Quiet.cls", "Demo.Quiet");
     r.commit("base");
     r.put("insert_middle", "new.cls", "src/Loan.cls", "Demo.Loan");
-    r.put("removed_wait_state", "new.cls", "src/Credit.cls", "Demo.Credit");
+    r.put(
+        "removed_wait_state",
+        "new.cls",
+        "src/Credit.cls",
+        "Demo.Credit",
+    );
     r.commit("two classes");
     let (code, v) = r.check_json(&["--git-base", "HEAD~1", "--git-head", "HEAD"]);
     assert_eq!(code, 1);
@@ -214,10 +230,26 @@ fn two_classes_changed_in_one_commit_are_both_checked() {
     assert_eq!(result(&v, "Demo.Credit")["outcome"], "blocked");
     assert_eq!(result(&v, "Demo.Loan")["outcome"], "migratable");
     // PATHS narrow the check (relative to the current directory).
-    let o = r.check_in("src", &["--git-base", "HEAD~1", "--git-head", "HEAD", "Loan.cls"]);
+    let o = r.check_in(
+        "src",
+        &["--git-base", "HEAD~1", "--git-head", "HEAD", "Loan.cls"],
+    );
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("1 class checked: 1 migratable"), "{}", stdout(&o));
-    let (code, v) = r.check_json(&["--git-base", "HEAD~1", "--git-head", "HEAD", "--class", "Demo.Loan", "--fail-on", "blocked"]);
+    assert!(
+        stdout(&o).contains("1 class checked: 1 migratable"),
+        "{}",
+        stdout(&o)
+    );
+    let (code, v) = r.check_json(&[
+        "--git-base",
+        "HEAD~1",
+        "--git-head",
+        "HEAD",
+        "--class",
+        "Demo.Loan",
+        "--fail-on",
+        "blocked",
+    ]);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["results"].as_array().unwrap().len(), 1);
 }
@@ -230,12 +262,25 @@ fn a_committed_matching_migration_folder_covers_the_change() {
     r.put("insert_middle", "new.cls", "src/Loan.cls", "Demo.Loan");
     let o = bin()
         .current_dir(r.path())
-        .args(["plan", "main:src/Loan.cls", "src/Loan.cls", "--out", "migrations"])
+        .args([
+            "plan",
+            "main:src/Loan.cls",
+            "src/Loan.cls",
+            "--out",
+            "migrations",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let folder = r.git(&["ls-files", "--others", "migrations"]);
-    let folder = folder.lines().next().unwrap().rsplit_once('/').unwrap().0.to_string();
+    let folder = folder
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .to_string();
 
     // Not committed yet: does not cover, says why.
     let (code, v) = r.check_json(&["--git-base", "main", "--migrations", "migrations"]);
@@ -243,20 +288,38 @@ fn a_committed_matching_migration_folder_covers_the_change() {
     let loan = result(&v, "Demo.Loan");
     assert_eq!(loan["outcome"], "migratable");
     assert_eq!(loan["not_covering"][0]["folder"], folder.as_str());
-    assert!(loan["not_covering"][0]["why"].as_str().unwrap().contains("not committed"), "{v:#}");
+    assert!(
+        loan["not_covering"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("not committed"),
+        "{v:#}"
+    );
 
     r.git(&["checkout", "-q", "-b", "feature"]);
     r.commit("loan: settle delay, reviewed migration");
     let o = r.check(&["--git-base", "main", "--migrations", "migrations"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(
-        stdout(&o).contains(&format!("Demo.Loan (src/Loan.cls): covered by {folder} (verdict migratable)")),
+        stdout(&o).contains(&format!(
+            "Demo.Loan (src/Loan.cls): covered by {folder} (verdict migratable)"
+        )),
         "{}",
         stdout(&o)
     );
     // From a subfolder, with the migrations folder given relative to it: same answer.
     std::fs::create_dir_all(r.path().join("src/deep")).unwrap();
-    let o = r.check_in("src/deep", &["--git-base", "main", "--migrations", "../../migrations", "--format", "json"]);
+    let o = r.check_in(
+        "src/deep",
+        &[
+            "--git-base",
+            "main",
+            "--migrations",
+            "../../migrations",
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["verdict"], "covered");
@@ -267,7 +330,10 @@ fn a_committed_matching_migration_folder_covers_the_change() {
     std::fs::write(r.path().join("src/Loan.cls"), text + "/// one more line\n").unwrap();
     let (code, v) = r.check_json(&["--git-base", "main", "--migrations", "migrations"]);
     assert_eq!(code, 1);
-    let why = result(&v, "Demo.Loan")["not_covering"][0]["why"].as_str().unwrap().to_string();
+    let why = result(&v, "Demo.Loan")["not_covering"][0]["why"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(why.starts_with("made for another new version"), "{why}");
     r.git(&["checkout", "-q", "--", "src/Loan.cls"]);
 
@@ -278,7 +344,10 @@ fn a_committed_matching_migration_folder_covers_the_change() {
     assert_ne!(plan, edited);
     std::fs::write(&plan_path, &edited).unwrap();
     let sums = Command::new("sh")
-        .args(["-c", "sha256sum README.md apply.sql plan.json revert.sql > CHECKSUMS.sha256"])
+        .args([
+            "-c",
+            "sha256sum README.md apply.sql plan.json revert.sql > CHECKSUMS.sha256",
+        ])
         .current_dir(r.path().join(&folder))
         .status()
         .unwrap();
@@ -286,7 +355,10 @@ fn a_committed_matching_migration_folder_covers_the_change() {
     r.commit("tamper");
     let (code, v) = r.check_json(&["--git-base", "main", "--migrations", "migrations"]);
     assert_eq!(code, 1, "{v:#}");
-    let why = result(&v, "Demo.Loan")["not_covering"][0]["why"].as_str().unwrap().to_string();
+    let why = result(&v, "Demo.Loan")["not_covering"][0]["why"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(why.contains("plan.json was edited"), "{why}");
 
     // Checksums that do not hold.
@@ -295,8 +367,14 @@ fn a_committed_matching_migration_folder_covers_the_change() {
     r.commit("edit apply.sql");
     let (code, v) = r.check_json(&["--git-base", "main", "--migrations", "migrations"]);
     assert_eq!(code, 1, "{v:#}");
-    let why = result(&v, "Demo.Loan")["not_covering"][0]["why"].as_str().unwrap().to_string();
-    assert!(why.contains("checksums do not hold") && why.contains("apply.sql"), "{why}");
+    let why = result(&v, "Demo.Loan")["not_covering"][0]["why"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        why.contains("checksums do not hold") && why.contains("apply.sql"),
+        "{why}"
+    );
 }
 
 #[test]
@@ -312,17 +390,33 @@ fn a_blocked_change_is_covered_only_with_the_overrides_its_folder_was_planned_wi
     .unwrap();
     let o = bin()
         .current_dir(r.path())
-        .args(["plan", "main:Credit.cls", "Credit.cls", "--overrides", "overrides.toml", "--out", "migrations"])
+        .args([
+            "plan",
+            "main:Credit.cls",
+            "Credit.cls",
+            "--overrides",
+            "overrides.toml",
+            "--out",
+            "migrations",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     r.commit("reviewed");
     let (code, v) = r.check_json(&["--git-base", "HEAD~1", "--migrations", "migrations"]);
     assert_eq!(code, 1, "{v:#}");
-    let why = result(&v, "Demo.Credit")["not_covering"][0]["why"].as_str().unwrap().to_string();
+    let why = result(&v, "Demo.Credit")["not_covering"][0]["why"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(why.contains("pass that file with --overrides"), "{why}");
     let (code, v) = r.check_json(&[
-        "--git-base", "HEAD~1", "--migrations", "migrations", "--overrides", "overrides.toml",
+        "--git-base",
+        "HEAD~1",
+        "--migrations",
+        "migrations",
+        "--overrides",
+        "overrides.toml",
     ]);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(result(&v, "Demo.Credit")["outcome"], "covered");
@@ -385,13 +479,22 @@ fn a_closed_stdout_keeps_the_verdicts_exit_code() {
     }
     // Through a shell pipe into `head -1`, as in CI logs.
     let o = Command::new("bash")
-        .args(["-c", &format!("set -o pipefail; '{}' check --git-base HEAD | head -1", env!("CARGO_BIN_EXE_bplmigrate"))])
+        .args([
+            "-c",
+            &format!(
+                "set -o pipefail; '{}' check --git-base HEAD | head -1",
+                env!("CARGO_BIN_EXE_bplmigrate")
+            ),
+        ])
         .current_dir(r.path())
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     // Any other write error is an error.
-    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
     let o = bin()
         .args(["check", "--git-base", "HEAD"])
         .current_dir(r.path())
@@ -399,7 +502,11 @@ fn a_closed_stdout_keeps_the_verdicts_exit_code() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("cannot write to standard output"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot write to standard output"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -412,14 +519,26 @@ fn revisions_that_look_like_options_are_refused() {
     let hostile = format!("--output={}", target.display());
     for args in [
         vec![format!("--git-base={hostile}")],
-        vec!["--git-base".into(), "HEAD".into(), format!("--git-head={hostile}")],
+        vec![
+            "--git-base".into(),
+            "HEAD".into(),
+            format!("--git-head={hostile}"),
+        ],
         vec!["--git-base=-p".into()],
         // REV:path inputs get the same refusal.
-        vec!["--".into(), format!("{hostile}:Loan.cls"), "Loan.cls".into()],
+        vec![
+            "--".into(),
+            format!("{hostile}:Loan.cls"),
+            "Loan.cls".into(),
+        ],
     ] {
         let o = r.check(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stdout(&o));
-        assert!(stderr(&o).contains("starts with '-': refused"), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("starts with '-': refused"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
     }
     let o = bin()
@@ -428,11 +547,18 @@ fn revisions_that_look_like_options_are_refused() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("starts with '-': refused"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("starts with '-': refused"),
+        "{}",
+        stderr(&o)
+    );
     // An unknown revision: one clear line.
     let o = r.check(&["--git-base", "no-such-branch"]);
     assert_eq!(o.status.code(), Some(2));
-    assert_eq!(stderr(&o), "error: unknown revision 'no-such-branch' (not a commit in this repository)\n");
+    assert_eq!(
+        stderr(&o),
+        "error: unknown revision 'no-such-branch' (not a commit in this repository)\n"
+    );
 }
 
 #[test]
@@ -452,13 +578,20 @@ fn outside_a_repository_check_says_so_in_one_line() {
 
 fn validate(schema_file: &str, instance: &Value) {
     let errors = schema_errors(schema_file, instance);
-    assert!(errors.is_empty(), "{schema_file}: {errors:#?}\n{instance:#}");
+    assert!(
+        errors.is_empty(),
+        "{schema_file}: {errors:#?}\n{instance:#}"
+    );
 }
 
 fn schema_errors(schema_file: &str, instance: &Value) -> Vec<String> {
     let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas").join(schema_file))
-            .unwrap(),
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/schemas")
+                .join(schema_file),
+        )
+        .unwrap(),
     )
     .unwrap();
     let validator = jsonschema::options()
@@ -484,9 +617,13 @@ fn the_schemas_reject_malformed_reports() {
         json!([{"description": "d", "check_name": "c", "fingerprint": "f", "severity": "info", "location": {"path": "a"}}]),
         json!({"issues": []}),
     ] {
-        assert!(!schema_errors("gitlab-code-quality.json", &bad).is_empty(), "{bad}");
+        assert!(
+            !schema_errors("gitlab-code-quality.json", &bad).is_empty(),
+            "{bad}"
+        );
     }
-    let ok = json!({"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}}, "results": []}]});
+    let ok =
+        json!({"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}}, "results": []}]});
     assert!(schema_errors("sarif-2.1.0.json", &ok).is_empty());
     for bad in [
         json!({"version": "2.0.0", "runs": []}),
@@ -501,15 +638,31 @@ fn the_schemas_reject_malformed_reports() {
 fn reports_follow_the_gitlab_and_sarif_schemas_with_repository_relative_paths() {
     let r = Repo::new();
     r.put("insert_middle", "old.cls", "src/a/Loan.cls", "Demo.Loan");
-    r.put("removed_wait_state", "old.cls", "src/b/Credit.cls", "Demo.Credit");
+    r.put(
+        "removed_wait_state",
+        "old.cls",
+        "src/b/Credit.cls",
+        "Demo.Credit",
+    );
     r.put("append_end", "old.cls", "src/b/Gone.cls", "Demo.Gone");
     r.commit("base");
     r.put("insert_middle", "new.cls", "src/a/Loan.cls", "Demo.Loan");
-    r.put("removed_wait_state", "new.cls", "src/b/Credit.cls", "Demo.Credit");
+    r.put(
+        "removed_wait_state",
+        "new.cls",
+        "src/b/Credit.cls",
+        "Demo.Credit",
+    );
     r.git(&["rm", "-q", "src/b/Gone.cls"]);
     let o = bin()
         .current_dir(r.path())
-        .args(["plan", "HEAD:src/a/Loan.cls", "src/a/Loan.cls", "--out", "migrations"])
+        .args([
+            "plan",
+            "HEAD:src/a/Loan.cls",
+            "src/a/Loan.cls",
+            "--out",
+            "migrations",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0));
@@ -518,15 +671,25 @@ fn reports_follow_the_gitlab_and_sarif_schemas_with_repository_relative_paths() 
     let o = r.check_in(
         "src/b/deeper",
         &[
-            "--git-base", "HEAD~1", "--migrations", "../../../migrations",
-            "--report-gitlab", "../../../gl-code-quality-report.json",
-            "--report-sarif", "../../../bplmigrate.sarif",
-            "--format", "sarif",
+            "--git-base",
+            "HEAD~1",
+            "--migrations",
+            "../../../migrations",
+            "--report-gitlab",
+            "../../../gl-code-quality-report.json",
+            "--report-sarif",
+            "../../../bplmigrate.sarif",
+            "--format",
+            "sarif",
         ],
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let gitlab: Value = serde_json::from_slice(&std::fs::read(r.path().join("gl-code-quality-report.json")).unwrap()).unwrap();
-    let sarif: Value = serde_json::from_slice(&std::fs::read(r.path().join("bplmigrate.sarif")).unwrap()).unwrap();
+    let gitlab: Value = serde_json::from_slice(
+        &std::fs::read(r.path().join("gl-code-quality-report.json")).unwrap(),
+    )
+    .unwrap();
+    let sarif: Value =
+        serde_json::from_slice(&std::fs::read(r.path().join("bplmigrate.sarif")).unwrap()).unwrap();
     let sarif_stdout: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(sarif, sarif_stdout);
     validate("gitlab-code-quality.json", &gitlab);
@@ -550,7 +713,10 @@ fn reports_follow_the_gitlab_and_sarif_schemas_with_repository_relative_paths() 
     let results = sarif["runs"][0]["results"].as_array().unwrap();
     assert!(results
         .iter()
-        .filter(|r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "src/a/Loan.cls")
+        .filter(
+            |r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                == "src/a/Loan.cls"
+        )
         .all(|r| r["suppressions"][0]["kind"] == "external"));
     assert!(results.iter().any(|r| r["ruleId"] == "BPM0405"));
     // GitLab report on stdout too, and JSON of an empty change.
@@ -572,26 +738,77 @@ fn report_files_overwrite_only_reports_of_their_kind() {
     for flag in ["--report-gitlab", "--report-sarif"] {
         let o = r.check(&["--git-base", "HEAD", flag, "Loan.cls"]);
         assert_eq!(o.status.code(), Some(2), "{flag}");
-        assert!(stderr(&o).contains("refusing to overwrite Loan.cls"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("refusing to overwrite Loan.cls"),
+            "{}",
+            stderr(&o)
+        );
         assert_eq!(std::fs::read(r.path().join("Loan.cls")).unwrap(), source);
     }
     // A SARIF log is not a GitLab report and vice versa.
-    assert_eq!(r.check(&["--git-base", "HEAD", "--report-sarif", "out.sarif"]).status.code(), Some(1));
-    assert_eq!(r.check(&["--git-base", "HEAD", "--report-gitlab", "out.sarif"]).status.code(), Some(2));
-    assert_eq!(r.check(&["--git-base", "HEAD", "--report-gitlab", "gl.json"]).status.code(), Some(1));
-    assert_eq!(r.check(&["--git-base", "HEAD", "--report-sarif", "gl.json"]).status.code(), Some(2));
+    assert_eq!(
+        r.check(&["--git-base", "HEAD", "--report-sarif", "out.sarif"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        r.check(&["--git-base", "HEAD", "--report-gitlab", "out.sarif"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        r.check(&["--git-base", "HEAD", "--report-gitlab", "gl.json"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        r.check(&["--git-base", "HEAD", "--report-sarif", "gl.json"])
+            .status
+            .code(),
+        Some(2)
+    );
     // Rewriting a report of the same kind, and an empty file, are fine; the old flags still work.
     std::fs::write(r.path().join("empty.json"), "").unwrap();
-    assert_eq!(r.check(&["--git-base", "HEAD", "--gitlab", "gl.json", "--sarif", "out.sarif"]).status.code(), Some(1));
-    assert_eq!(r.check(&["--git-base", "HEAD", "--report-gitlab", "empty.json"]).status.code(), Some(1));
+    assert_eq!(
+        r.check(&[
+            "--git-base",
+            "HEAD",
+            "--gitlab",
+            "gl.json",
+            "--sarif",
+            "out.sarif"
+        ])
+        .status
+        .code(),
+        Some(1)
+    );
+    assert_eq!(
+        r.check(&["--git-base", "HEAD", "--report-gitlab", "empty.json"])
+            .status
+            .code(),
+        Some(1)
+    );
 }
 
 #[test]
 fn github_actions_get_workflow_annotations_on_stderr() {
     let r = Repo::new();
-    r.put("removed_wait_state", "old.cls", "src/Credit.cls", "Demo.Credit");
+    r.put(
+        "removed_wait_state",
+        "old.cls",
+        "src/Credit.cls",
+        "Demo.Credit",
+    );
     r.commit("base");
-    r.put("removed_wait_state", "new.cls", "src/Credit.cls", "Demo.Credit");
+    r.put(
+        "removed_wait_state",
+        "new.cls",
+        "src/Credit.cls",
+        "Demo.Credit",
+    );
     let o = bin()
         .args(["check", "--git-base", "HEAD", "--format", "json"])
         .current_dir(r.path().join("src"))
@@ -605,21 +822,33 @@ fn github_actions_get_workflow_annotations_on_stderr() {
         err.lines().any(|l| l.starts_with("::error file=src/Credit.cls,line=7,col=1,title=BPM0101 removed-wait-state::Demo.Credit: ")),
         "{err}"
     );
-    assert!(err.lines().any(|l| l.starts_with("::warning file=src/Credit.cls")), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("::warning file=src/Credit.cls")),
+        "{err}"
+    );
 }
 
 #[test]
 fn plan_exits_1_when_the_plan_is_blocked() {
     let o = bin()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["plan", "fixtures/changes/removed_wait_state/old.cls", "fixtures/changes/removed_wait_state/new.cls"])
+        .args([
+            "plan",
+            "fixtures/changes/removed_wait_state/old.cls",
+            "fixtures/changes/removed_wait_state/new.cls",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stdout(&o).contains("blocked"));
     let o = bin()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["plan", "fixtures/changes/insert_middle/old.cls", "fixtures/changes/insert_middle/new.cls"])
+        .args([
+            "plan",
+            "fixtures/changes/insert_middle/old.cls",
+            "fixtures/changes/insert_middle/new.cls",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -629,23 +858,213 @@ fn plan_exits_1_when_the_plan_is_blocked() {
 fn help_lists_exit_codes_and_completions_and_man_pages_are_generated() {
     let o = bin().arg("--help").output().unwrap();
     let help = stdout(&o);
-    for code in ["  0  success", "  1  check:", "  2  usage or input error", "  3  a guard", "  4  the database failed"] {
+    for code in [
+        "  0  success",
+        "  1  check:",
+        "  2  usage or input error",
+        "  3  a guard",
+        "  4  the database failed",
+    ] {
         assert!(help.contains(code), "{help}");
     }
     let o = bin().args(["check", "--help"]).output().unwrap();
     let help = stdout(&o);
-    assert!(help.contains("Exit codes:") && help.contains("--fail-on <VERDICT>"), "{help}");
+    assert!(
+        help.contains("Exit codes:") && help.contains("--fail-on <VERDICT>"),
+        "{help}"
+    );
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
         let o = bin().args(["completions", shell]).output().unwrap();
         assert_eq!(o.status.code(), Some(0), "{shell}");
         assert!(stdout(&o).contains("git-base"), "{shell}");
     }
     let o = bin().arg("man").output().unwrap();
-    assert!(stdout(&o).starts_with(".ie \\n(.g .ds Aq"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with(".ie \\n(.g .ds Aq"),
+        "{}",
+        stdout(&o)
+    );
     assert!(stdout(&o).contains(".TH bplmigrate 1"), "{}", stdout(&o));
     let o = bin().args(["man", "check"]).output().unwrap();
-    assert!(stdout(&o).contains(".TH bplmigrate-check 1"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(".TH bplmigrate-check 1"),
+        "{}",
+        stdout(&o)
+    );
     assert!(stdout(&o).contains("Exit codes"), "{}", stdout(&o));
     let o = bin().args(["man", "nope"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// The shell lines of the CI examples: GitLab `script:` items, GitHub `run: |` blocks.
+fn ci_script(file: &str) -> String {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/ci")
+            .join(file),
+    )
+    .unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```yaml\n{text}```\n")),
+        "README.md must include examples/ci/{file} verbatim"
+    );
+    let mut lines = Vec::new();
+    let mut block: Option<(usize, bool)> = None; // (indent of the key, GitLab list)
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some((key_indent, list)) = block {
+            if !line.trim().is_empty() && indent <= key_indent {
+                block = None;
+            } else if list {
+                if let Some(cmd) = line.trim_start().strip_prefix("- ") {
+                    lines.push(cmd.to_string());
+                }
+                continue;
+            } else {
+                lines.push(line.trim_start().to_string());
+                continue;
+            }
+        }
+        let t = line.trim_start();
+        if t == "script:" {
+            block = Some((indent, true));
+        } else if t == "run: |" {
+            block = Some((indent, false));
+        }
+    }
+    assert!(!lines.is_empty(), "no script in {file}");
+    lines.join("\n")
+}
+
+/// A merge request: main has Demo.Loan, the feature branch inserts a delay (migratable).
+fn merge_request_repo() -> (Repo, String) {
+    let r = Repo::new();
+    r.put("insert_middle", "old.cls", "src/Loan.cls", "Demo.Loan");
+    r.commit("base");
+    let base = r.git(&["rev-parse", "HEAD"]).trim().to_string();
+    r.git(&["update-ref", "refs/remotes/origin/main", &base]);
+    r.git(&["checkout", "-q", "-b", "feature"]);
+    r.put("insert_middle", "new.cls", "src/Loan.cls", "Demo.Loan");
+    r.commit("loan: settle delay");
+    (r, base)
+}
+
+fn run_ci(r: &Repo, script: &str, env: &[(&str, &str)]) -> Output {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_bplmigrate"))
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = Command::new("bash");
+    c.args(["-e", "-c", script])
+        .current_dir(r.path())
+        .env("PATH", path)
+        .env("GIT_CEILING_DIRECTORIES", r.path().parent().unwrap())
+        .env_remove("GITHUB_ACTIONS");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// Commit the reviewed migration folder of the merge request's change.
+fn commit_reviewed_migration(r: &Repo, base: &str) {
+    let o = bin()
+        .current_dir(r.path())
+        .args([
+            "plan",
+            &format!("{base}:src/Loan.cls"),
+            "src/Loan.cls",
+            "--out",
+            "migrations",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    r.commit("reviewed migration");
+}
+
+#[test]
+fn the_readme_gitlab_job_runs_as_written() {
+    let script = ci_script("gitlab-ci.yml");
+    let (r, base) = merge_request_repo();
+    let env = [
+        ("CI_MERGE_REQUEST_DIFF_BASE_SHA", base.as_str()),
+        ("CI", "true"),
+    ];
+    let o = run_ci(&r, &script, &env);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("Demo.Loan (src/Loan.cls): migratable"),
+        "{}",
+        stdout(&o)
+    );
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(r.path().join("gl-code-quality-report.json")).unwrap(),
+    )
+    .unwrap();
+    validate("gitlab-code-quality.json", &report);
+    assert!(report
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["severity"] == "major"));
+
+    commit_reviewed_migration(&r, &base);
+    let o = run_ci(&r, &script, &env);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("covered by migrations/0001_Demo.Loan_"),
+        "{}",
+        stdout(&o)
+    );
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(r.path().join("gl-code-quality-report.json")).unwrap(),
+    )
+    .unwrap();
+    validate("gitlab-code-quality.json", &report);
+    assert!(report
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["severity"] == "info"));
+}
+
+#[test]
+fn the_readme_github_step_runs_as_written() {
+    let script = ci_script("github-workflow.yml");
+    let (r, base) = merge_request_repo();
+    let env = [
+        ("GITHUB_BASE_REF", "main"),
+        ("GITHUB_ACTIONS", "true"),
+        ("CI", "true"),
+    ];
+    let o = run_ci(&r, &script, &env);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o)
+            .lines()
+            .any(|l| l.starts_with("::warning file=src/Loan.cls,line=")),
+        "{}",
+        stderr(&o)
+    );
+    let sarif: Value =
+        serde_json::from_slice(&std::fs::read(r.path().join("bplmigrate.sarif")).unwrap()).unwrap();
+    validate("sarif-2.1.0.json", &sarif);
+
+    commit_reviewed_migration(&r, &base);
+    let o = run_ci(&r, &script, &env);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o)
+            .lines()
+            .all(|l| !l.starts_with("::warning") && !l.starts_with("::error")),
+        "{}",
+        stderr(&o)
+    );
 }

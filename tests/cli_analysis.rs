@@ -79,7 +79,9 @@ fn check_human_output_lists_findings_and_verdict() {
     );
     // Each finding with file:line:col, then a summary count.
     assert!(
-        out.contains("  fixtures/changes/removed_wait_state/new.cls:7:1: error BPM0101 removed-wait-state: "),
+        out.contains(
+            "  fixtures/changes/removed_wait_state/new.cls:7:1: error BPM0101 removed-wait-state: "
+        ),
         "{out}"
     );
     assert!(

@@ -121,14 +121,17 @@ pub fn bpl_classes(origin: &str, bytes: &[u8]) -> Result<Vec<Bpl>, BplError> {
             .map(|class| bpl::load_bytes(origin, bytes, &LoadOptions { class: Some(class) }))
             .collect();
     }
-    Ok(vec![bpl::load_bytes(origin, bytes, &LoadOptions::default())?])
+    Ok(vec![bpl::load_bytes(
+        origin,
+        bytes,
+        &LoadOptions::default(),
+    )?])
 }
 
 /// Names of the classes with an `XData BPL` block in an `<Export>` document (empty for other
 /// documents and for exports that do not parse: the loader reports those).
 fn export_bpl_classes(bytes: &[u8]) -> Vec<String> {
-    let Ok(text) = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
-    else {
+    let Ok(text) = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)) else {
         return vec![];
     };
     if root_element(text.trim_start()).as_deref() != Some("Export") {
@@ -142,7 +145,9 @@ fn export_bpl_classes(bytes: &[u8]) -> Vec<String> {
         .filter(|n| n.is_element() && n.tag_name().name() == "Class")
         .filter(|c| {
             c.children().any(|x| {
-                x.is_element() && x.tag_name().name() == "XData" && x.attribute("name") == Some("BPL")
+                x.is_element()
+                    && x.tag_name().name() == "XData"
+                    && x.attribute("name") == Some("BPL")
             })
         })
         .filter_map(|c| c.attribute("name").map(str::to_string))
@@ -192,12 +197,16 @@ mod tests {
         assert!(looks_like_bpl(
             b"/// doc\nClass Demo.A Extends Ens.BusinessProcessBPL\n{\nXData BPL\n{\n<process/>\n}\n}\n"
         ));
-        assert!(looks_like_bpl(b"<?xml version=\"1.0\"?>\n<!-- c -->\n<process request='x'/>"));
+        assert!(looks_like_bpl(
+            b"<?xml version=\"1.0\"?>\n<!-- c -->\n<process request='x'/>"
+        ));
         assert!(looks_like_bpl(
             b"<Export><Class name=\"A\"><XData name=\"BPL\"><Data/></XData></Class></Export>"
         ));
         // A class without BPL, an export without BPL, Markdown that talks about BPL.
-        assert!(!looks_like_bpl(b"Class Demo.B Extends %RegisteredObject\n{\n}\n"));
+        assert!(!looks_like_bpl(
+            b"Class Demo.B Extends %RegisteredObject\n{\n}\n"
+        ));
         assert!(!looks_like_bpl(b"<Export><Class name=\"A\"/></Export>"));
         assert!(!looks_like_bpl(
             b"# Notes\nThe class has an XData BPL block with a <process> element.\n"

@@ -47,14 +47,22 @@ fn short(h: &str) -> &str {
 
 /// Look for a folder under `dir` covering `plan` (the plan `check` built for the change).
 /// `overrides_given`: whether `plan` was built with an overrides file. `uncommitted` lists
-/// the files of a folder that are not committed. An unreadable `dir` is an error.
+/// the files of a folder that are not committed. A missing `dir` holds no folder; an
+/// unreadable one is an error.
 pub fn find(
     dir: &Path,
     plan: &MigrationPlan,
     overrides_given: bool,
     uncommitted: &dyn Fn(&Path) -> Vec<String>,
 ) -> Result<Cover, std::io::Error> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+    // No folder yet (no migration was ever written): nothing covers the change.
+    let listing = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Cover::NotCovered { mismatches: vec![] })
+        }
+        r => r?,
+    };
+    let mut entries: Vec<PathBuf> = listing
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| p.is_dir())

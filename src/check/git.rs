@@ -152,7 +152,13 @@ impl Repo {
         let spec = format!("{rev}^{{commit}}");
         let out = run(
             &self.top,
-            &["rev-parse", "--verify", "--quiet", "--end-of-options", &spec],
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ],
         )?;
         let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !out.status.success() || id.is_empty() {
@@ -237,7 +243,10 @@ impl Repo {
 
     /// The committed bytes of `path` at commit id `commit`.
     pub fn blob(&self, commit: &str, path: &str) -> Result<Vec<u8>, GitError> {
-        ok(&self.top, &["cat-file", "blob", &format!("{commit}:{path}")])
+        ok(
+            &self.top,
+            &["cat-file", "blob", &format!("{commit}:{path}")],
+        )
     }
 
     /// Every file under `dir` (repository-relative) in commit `commit`.

@@ -61,11 +61,7 @@ pub struct GitChanges {
 
 /// Find every BPL class that changed between `base` and `head` (None: the working tree,
 /// untracked files included), by class name.
-pub fn git_changes(
-    repo: &Repo,
-    base: &str,
-    head: Option<&str>,
-) -> Result<GitChanges, CheckError> {
+pub fn git_changes(repo: &Repo, base: &str, head: Option<&str>) -> Result<GitChanges, CheckError> {
     let base_id = repo.resolve(base)?;
     let head_id = head.map(|h| repo.resolve(h)).transpose()?;
     let tip = match &head_id {

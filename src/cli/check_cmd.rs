@@ -55,7 +55,13 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub overrides: Vec<PathBuf>,
     /// The lowest verdict that fails the check (exit 1).
-    #[arg(long, value_enum, default_value_t, ignore_case = true, value_name = "VERDICT")]
+    #[arg(
+        long,
+        value_enum,
+        default_value_t,
+        ignore_case = true,
+        value_name = "VERDICT"
+    )]
     pub fail_on: FailOnArg,
     /// Output on standard output.
     #[arg(long, value_enum, default_value_t, ignore_case = true)]
@@ -321,7 +327,10 @@ fn git_items(
     let mut filters = Vec::new();
     for p in paths {
         let rel = repo.relative(p).ok_or_else(|| {
-            Failure::input(anyhow!("{p} is outside the repository {}", repo.top.display()))
+            Failure::input(anyhow!(
+                "{p} is outside the repository {}",
+                repo.top.display()
+            ))
         })?;
         let touched = changes.changes.iter().any(|c| under(c, &rel));
         let on_disk = Path::new(p);
@@ -644,7 +653,11 @@ fn human(r: &CheckReport) -> String {
         if by_outcome.is_empty() { "" } else { ": " },
         by_outcome.join(", "),
         sev.iter().sum::<usize>(),
-        if sev.iter().sum::<usize>() == 1 { "" } else { "s" },
+        if sev.iter().sum::<usize>() == 1 {
+            ""
+        } else {
+            "s"
+        },
         sev[2],
         if sev[2] == 1 { "" } else { "s" },
         sev[1],
@@ -664,7 +677,9 @@ fn human(r: &CheckReport) -> String {
 /// GitHub workflow commands, one per finding (`::error file=…,line=…,col=…,title=…::…`).
 fn github_annotations(checked: &[Checked]) -> String {
     fn data(s: &str) -> String {
-        s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
     }
     fn prop(s: &str) -> String {
         data(s).replace(':', "%3A").replace(',', "%2C")

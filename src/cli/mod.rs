@@ -228,9 +228,9 @@ fn man(command: Option<&str>) -> CmdResult {
         }
     };
     let mut buf = Vec::new();
-    clap_mangen::Man::new(page)
-        .render(&mut buf)
-        .map_err(|e| Failure::input(anyhow::Error::new(e).context("cannot render the manual page")))?;
+    clap_mangen::Man::new(page).render(&mut buf).map_err(|e| {
+        Failure::input(anyhow::Error::new(e).context("cannot render the manual page"))
+    })?;
     emit(&String::from_utf8_lossy(&buf))?;
     Ok(exit::OK)
 }

@@ -182,7 +182,9 @@ pub fn is_gitlab_report(bytes: &[u8]) -> bool {
 /// an empty one).
 pub fn is_sarif_report(bytes: &[u8]) -> bool {
     match serde_json::from_slice::<Value>(bytes) {
-        Ok(v) => v.get("version") == Some(&json!("2.1.0")) && v.get("runs").is_some_and(Value::is_array),
+        Ok(v) => {
+            v.get("version") == Some(&json!("2.1.0")) && v.get("runs").is_some_and(Value::is_array)
+        }
         Err(_) => false,
     }
 }
