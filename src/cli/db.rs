@@ -96,7 +96,7 @@ impl Progress for StderrProgress {
     }
 }
 
-fn failure(e: ApplyError) -> Failure {
+pub(super) fn failure(e: ApplyError) -> Failure {
     let code = match e.class() {
         ErrorClass::Input => exit::INPUT,
         ErrorClass::Refused => exit::REFUSED,
@@ -105,7 +105,7 @@ fn failure(e: ApplyError) -> Failure {
     Failure::new(code, e)
 }
 
-fn connect(s: &str) -> Result<apply::Db, Failure> {
+pub(super) fn connect(s: &str) -> Result<apply::Db, Failure> {
     if s.trim().is_empty() {
         return Err(Failure::input(anyhow::anyhow!(
             "--connect is empty; pass an ODBC connection string or set BPLMIGRATE_CONNECT"
@@ -114,7 +114,7 @@ fn connect(s: &str) -> Result<apply::Db, Failure> {
     apply::Db::connect(s).map_err(failure)
 }
 
-fn json<T: serde::Serialize>(kind: &str, value: &T) -> Result<String, Failure> {
+pub(super) fn json<T: serde::Serialize>(kind: &str, value: &T) -> Result<String, Failure> {
     pretty_json(
         &serde_json::json!({ "type": kind, "data": value }),
         exit::DATABASE,
@@ -194,9 +194,10 @@ pub fn apply(a: ApplyArgs) -> CmdResult {
 }
 
 /// `user@host` for the history row.
-fn applied_by() -> String {
+pub(super) fn applied_by() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
+        .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
@@ -208,7 +209,7 @@ fn applied_by() -> String {
 }
 
 /// Left-aligned columns under `headers`, two spaces apart, indented by two.
-fn aligned(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn aligned(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut all = vec![headers.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
     all.extend_from_slice(rows);
     crate::plan::render::table(&all, "  ")
