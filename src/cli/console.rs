@@ -1,10 +1,19 @@
 //! The operator's console: `info` (what is applied here) and `repair` (close a dirty entry).
 
-use super::db::{applied_by, connect, failure, json};
-use super::{emit, exit, CmdResult, Format};
-use crate::apply::{self, InfoLine, InfoOptions, InfoReport, InfoState, Resolution};
+use super::db::{
+    aligned, applied_by, census_text, connect, failure, history_text, human_status, json,
+    quiet_text, StatusArgs, StderrProgress,
+};
+use super::{compile, emit, exit, load_bpl, CmdResult, Failure, Format};
+use crate::apply::{
+    self, Fate, InfoLine, InfoOptions, InfoReport, InfoState, LiveCensus, Migration, PlanImpact,
+    Refusal, Resolution, StatusReport, StatusSubject,
+};
+use crate::states::SqlTable;
 use clap::Args;
+use std::io::Write;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
 #[command(
@@ -131,7 +140,7 @@ fn human_info(r: &InfoReport) -> String {
         return out;
     }
     let rows: Vec<Vec<String>> = r.lines.iter().map(line_row).collect();
-    out.push_str(&super::db::aligned(
+    out.push_str(&aligned(
         &[
             "class", "seq", "plan", "state", "at (UTC)", "by", "rows", "folder",
         ],
@@ -202,4 +211,289 @@ pub fn repair(a: RepairArgs) -> CmdResult {
         ))?,
     }
     Ok(exit::OK)
+}
+
+/// `status`: a census of the running BPL, or with `--plan` the impact per group (and with
+/// `--watch` the drain watch).
+pub fn status(a: StatusArgs) -> CmdResult {
+    let Some(dir) = &a.plan else {
+        let Some(old) = &a.old else {
+            return Err(Failure::input(anyhow::anyhow!(
+                "give --plan DIR or the running BPL"
+            )));
+        };
+        let bpl = load_bpl(old, &a.class)?;
+        let process = compile(&bpl, a.compiler.into())?;
+        let db = connect(&a.connect)?;
+        let progress = StderrProgress::new();
+        let report =
+            apply::status(&db, StatusSubject::Process(&process), &progress).map_err(failure)?;
+        let tables: Vec<SqlTable> = process.threads.iter().map(|t| t.table.clone()).collect();
+        apply::check_target(&report, &tables).map_err(wrong_target)?;
+        match a.format {
+            Format::Json => emit(&json("status", &report)?)?,
+            Format::Human => emit(&human_status(&report))?,
+        }
+        return Ok(exit::OK);
+    };
+    let m = Migration::load(dir).map_err(failure)?;
+    let db = connect(&a.connect)?;
+    if !a.watch {
+        let (report, impact) = read_plan_status(&db, &m, &StderrProgress::new())?;
+        emit(&render(&report, &impact, a.format)?)?;
+        return Ok(exit::OK);
+    }
+    watch(&a, &db, &m)
+}
+
+fn wrong_target(message: String) -> Failure {
+    Failure::input(anyhow::anyhow!("wrong target: {message}"))
+}
+
+/// One read of the plan's status and its impact; a wrong target is an error.
+fn read_plan_status(
+    db: &apply::Db,
+    m: &Migration,
+    progress: &dyn apply::Progress,
+) -> Result<(StatusReport, PlanImpact), Failure> {
+    let report = apply::status(db, StatusSubject::Plan(m), progress).map_err(failure)?;
+    let tables: Vec<SqlTable> = m.plan.threads.iter().map(|t| t.old_table.clone()).collect();
+    apply::check_target(&report, &tables).map_err(wrong_target)?;
+    let impact = apply::impact(m, &report).ok_or_else(|| {
+        Failure::new(
+            exit::DATABASE,
+            anyhow::anyhow!("the status report has no plan section"),
+        )
+    })?;
+    Ok((report, impact))
+}
+
+/// `status --plan --watch`: re-reads until the rows are ready (`--until-ready`), the timeout,
+/// or forever. One stderr line whenever the blocking counts change.
+fn watch(a: &StatusArgs, db: &apply::Db, m: &Migration) -> CmdResult {
+    let start = Instant::now();
+    let interval = Duration::from_secs_f64(a.interval.clamp(0.05, 86_400.0));
+    let mut last = String::new();
+    let mut warned = false;
+    loop {
+        let (report, impact) = read_plan_status(db, m, &apply::Silent)?;
+        let line = watch_line(&impact);
+        let t = start.elapsed().as_secs_f64();
+        if line != last {
+            let _ = writeln!(std::io::stderr().lock(), "[{t:7.1}s] {line}");
+            last = line;
+        }
+        if !impact.drained {
+            // What draining cannot fix: fail now rather than wait for the timeout.
+            let stuck = stuck_reasons(&report, &impact);
+            if !stuck.is_empty() {
+                emit(&render(&report, &impact, a.format)?)?;
+                return Err(Failure::new(
+                    exit::REFUSED,
+                    anyhow::anyhow!(
+                        "the rows cannot become ready by draining:\n  - {}",
+                        stuck.join("\n  - ")
+                    ),
+                ));
+            }
+            if !warned
+                && !report.quiet.items.is_empty()
+                && report.quiet.items.iter().all(|i| !i.enabled)
+            {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "warning: no production item running {} is enabled: waiting instances cannot finish \
+                     while the process is disabled; enable it (and disable its callers) to drain",
+                    report.class
+                );
+                warned = true;
+            }
+        }
+        if a.until_ready && impact.drained {
+            emit(&render(&report, &impact, a.format)?)?;
+            return Ok(exit::OK);
+        }
+        let mut pause = interval;
+        if let Some(limit) = a.timeout {
+            let left = limit.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                emit(&render(&report, &impact, a.format)?)?;
+                if impact.drained {
+                    return Ok(exit::OK);
+                }
+                return Err(Failure::new(
+                    exit::REFUSED,
+                    anyhow::anyhow!(
+                        "timed out after {}: {}",
+                        humantime::format_duration(Duration::from_secs(limit.as_secs())),
+                        impact.answer
+                    ),
+                ));
+            }
+            pause = pause.min(left);
+        }
+        std::thread::sleep(pause);
+    }
+}
+
+/// `ready: …` or `not ready: <failing precondition> (n rows); …`.
+fn watch_line(i: &PlanImpact) -> String {
+    if i.drained {
+        return format!("ready: {}", i.answer);
+    }
+    let blocking = || i.preconditions.iter().filter(|c| !c.ok && c.unit == "rows");
+    let failing: Vec<String> = blocking()
+        .map(|c| format!("{} ({} rows)", c.description, c.count))
+        .collect();
+    let rows: i64 = blocking().map(|c| c.count).sum();
+    if failing.is_empty() {
+        format!("not ready: {}", i.answer)
+    } else {
+        format!("not ready: {rows} rows block: {}", failing.join("; "))
+    }
+}
+
+/// Refusals that no amount of draining resolves (history, missing tables, unknown states).
+fn stuck_reasons(report: &StatusReport, impact: &PlanImpact) -> Vec<String> {
+    let mut out: Vec<String> = report
+        .plan
+        .iter()
+        .flat_map(|p| p.refusals.iter())
+        .filter(|r| {
+            !matches!(
+                r,
+                Refusal::Precondition { .. }
+                    | Refusal::HostEnabled { .. }
+                    | Refusal::ActorPool { .. }
+                    | Refusal::LiveJob { .. }
+            )
+        })
+        .map(|r| r.to_string())
+        .collect();
+    out.extend(
+        impact
+            .groups
+            .iter()
+            .filter(|g| g.fate == Fate::Unknown)
+            .map(|g| g.summary.clone()),
+    );
+    out
+}
+
+fn render(report: &StatusReport, impact: &PlanImpact, format: Format) -> Result<String, Failure> {
+    match format {
+        Format::Json => {
+            let mut data =
+                serde_json::to_value(report).map_err(|e| Failure::new(exit::DATABASE, e))?;
+            data["impact"] =
+                serde_json::to_value(impact).map_err(|e| Failure::new(exit::DATABASE, e))?;
+            json("status", &data)
+        }
+        Format::Human => Ok(human_impact(report, impact)),
+    }
+}
+
+fn human_impact(r: &StatusReport, i: &PlanImpact) -> String {
+    let dialect = match r.dialect {
+        crate::sql::Dialect::Iris => "iris",
+        crate::sql::Dialect::Postgres => "postgres",
+    };
+    let mut out = format!("{} on {} ({dialect} dialect)\n\n", r.class, r.dbms);
+    out.push_str(&quiet_text(&r.quiet));
+    let state = r.plan.as_ref().map_or("", |p| p.state.as_str());
+    out.push_str(&format!(
+        "\nPlan {} ({state}): live groups and their fate\n",
+        i.plan_id
+    ));
+    if i.groups.is_empty() {
+        out.push_str("  no rows in the plan's tables\n");
+    } else {
+        let rows: Vec<Vec<String>> = i
+            .groups
+            .iter()
+            .map(|g| {
+                let dash = || "-".to_string();
+                vec![
+                    g.table.to_string(),
+                    g.state.clone().unwrap_or_else(|| "NULL".into()),
+                    g.status_name.clone(),
+                    g.role.clone().unwrap_or_else(dash),
+                    g.activity.clone().unwrap_or_else(dash),
+                    g.rows.to_string(),
+                    fate_word(g.fate).to_string(),
+                    g.new_state.clone().unwrap_or_else(dash),
+                ]
+            })
+            .collect();
+        out.push_str(&aligned(
+            &[
+                "table",
+                "state",
+                "status",
+                "role",
+                "activity",
+                "rows",
+                "fate",
+                "new state",
+            ],
+            &rows,
+        ));
+        for g in &i.groups {
+            let plain = g.fate == Fate::Finished || (g.fate == Fate::Stay && g.findings.is_empty());
+            if plain {
+                continue;
+            }
+            out.push_str(&format!("  - {}\n", g.summary));
+            for f in &g.findings {
+                let ack = if f.acknowledged {
+                    " (acknowledged)"
+                } else {
+                    ""
+                };
+                out.push_str(&format!(
+                    "      {} {}{ack}: {}\n",
+                    f.severity, f.code, f.message
+                ));
+            }
+        }
+    }
+    // Pending responses and response handlers, as the census shows them.
+    let rest = LiveCensus {
+        threads: Vec::new(),
+        ..r.census.clone()
+    };
+    let rest = census_text(&rest);
+    let rest = rest.strip_prefix("Thread rows: none\n").unwrap_or(&rest);
+    if !rest.is_empty() {
+        out.push('\n');
+        out.push_str(rest);
+    }
+    out.push_str("\nPreconditions (live counts)\n");
+    if i.preconditions.is_empty() {
+        out.push_str("  none\n");
+    }
+    for c in &i.preconditions {
+        let mark = if c.ok { "ok  " } else { "FAIL" };
+        out.push_str(&format!(
+            "  {mark} {} ({} {})\n",
+            c.description, c.count, c.unit
+        ));
+    }
+    out.push('\n');
+    out.push_str(&history_text(r));
+    out.push('\n');
+    out.push_str(&i.answer);
+    out.push('\n');
+    out
+}
+
+fn fate_word(f: Fate) -> &'static str {
+    match f {
+        Fate::Resume => "resume",
+        Fate::NewStacks => "new stacks",
+        Fate::Stay => "stay",
+        Fate::Finished => "finished",
+        Fate::Drain => "drain first",
+        Fate::Unknown => "UNKNOWN STATE",
+    }
 }
