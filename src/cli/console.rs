@@ -232,7 +232,7 @@ pub fn status(a: StatusArgs) -> CmdResult {
         apply::check_target(&report, &tables).map_err(wrong_target)?;
         match a.format {
             Format::Json => emit(&json("status", &report)?)?,
-            Format::Human => emit(&human_status(&report))?,
+            Format::Human => emit(&human_process_status(&report, &process))?,
         }
         return Ok(exit::OK);
     };
@@ -244,6 +244,79 @@ pub fn status(a: StatusArgs) -> CmdResult {
         return Ok(exit::OK);
     }
     watch(&a, &db, &m)
+}
+
+/// The census of a running BPL, each group with the role and activity of its state.
+fn human_process_status(r: &StatusReport, process: &crate::states::CompiledProcess) -> String {
+    let mut out = human_status(&StatusReport {
+        census: LiveCensus::default(),
+        ..r.clone()
+    });
+    // `human_status` printed the hosts, an empty census and the history: put the thread rows
+    // with their activities where its empty census line is.
+    let dash = || "-".to_string();
+    let rows: Vec<Vec<String>> = r
+        .census
+        .threads
+        .iter()
+        .map(|g| {
+            let state = process
+                .threads
+                .iter()
+                .find(|t| t.table == g.key.table)
+                .and_then(|t| {
+                    t.states
+                        .iter()
+                        .find(|s| Some(&s.name) == g.key.next_state.as_ref())
+                });
+            vec![
+                g.key.table.to_string(),
+                g.key.next_state.clone().unwrap_or_else(|| "NULL".into()),
+                apply::status_name(g.key.status),
+                state.map_or_else(dash, |s| s.role.to_string()),
+                state.map_or_else(
+                    || {
+                        if g.key.next_state.as_deref() == Some("Stop") {
+                            "(finished)".into()
+                        } else {
+                            "(no such state in this BPL)".into()
+                        }
+                    },
+                    |s| s.activity.label(),
+                ),
+                g.key.handler_stack.label(),
+                g.key.subroutine_stack.label(),
+                g.rows.to_string(),
+            ]
+        })
+        .collect();
+    let threads = if rows.is_empty() {
+        "Thread rows: none\n".to_string()
+    } else {
+        format!(
+            "Thread rows\n{}",
+            aligned(
+                &[
+                    "table",
+                    "state",
+                    "status",
+                    "role",
+                    "activity",
+                    "handler stack",
+                    "subroutine stack",
+                    "rows"
+                ],
+                &rows,
+            )
+        )
+    };
+    let rest = census_text(&LiveCensus {
+        threads: Vec::new(),
+        ..r.census.clone()
+    });
+    let rest = rest.strip_prefix("Thread rows: none\n").unwrap_or(&rest);
+    out = out.replacen("Thread rows: none\n", &format!("{threads}{rest}"), 1);
+    out
 }
 
 fn wrong_target(message: String) -> Failure {

@@ -214,15 +214,9 @@ pub(super) fn aligned(headers: &[&str], rows: &[Vec<String>]) -> String {
     crate::plan::render::table(&all, "  ")
 }
 
+/// The status by name (`waiting`), never the bare code.
 fn status_word(s: Option<i64>) -> String {
-    match s {
-        Some(1) => "1 ready".into(),
-        Some(2) => "2 completed".into(),
-        Some(3) => "3 waiting".into(),
-        Some(4) => "4 errored".into(),
-        Some(n) => n.to_string(),
-        None => "NULL".into(),
-    }
+    apply::status_name(s)
 }
 
 pub(super) fn census_text(c: &LiveCensus) -> String {
