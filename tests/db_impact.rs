@@ -169,6 +169,7 @@ fn rows_at_a_removed_wait_state_block_with_their_live_count() {
         .find(|g| g.state.as_deref() == Some("S9"))
         .unwrap();
     assert_eq!(g.fate, Fate::Drain);
+    assert_eq!(g.new_state, None);
     assert!(
         g.summary.contains("must finish before apply"),
         "{}",
@@ -238,7 +239,7 @@ fn watch_until_ready_follows_the_rows_draining_from_another_connection() {
         .expect("spawn");
     let rx = lines_of(&mut child);
     // Each instance finishing (as the running process would do) shows as a falling count.
-    let first = wait_for(&rx, "not ready: 3 rows block");
+    let first = wait_for(&rx, "not ready: 3 rows to drain");
     assert!(first.contains("S9"), "{first}");
     let finish = |id: i64| {
         fx.exec(&format!(
@@ -247,9 +248,9 @@ fn watch_until_ready_follows_the_rows_draining_from_another_connection() {
         ))
     };
     finish(ids[0]);
-    wait_for(&rx, "not ready: 2 rows block");
+    wait_for(&rx, "not ready: 2 rows to drain");
     finish(ids[1]);
-    wait_for(&rx, "not ready: 1 rows block");
+    wait_for(&rx, "not ready: 1 row to drain");
     finish(ids[2]);
     wait_for(&rx, "ready: the rows are ready");
     let o = child.wait_with_output().expect("wait");

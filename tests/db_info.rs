@@ -220,7 +220,7 @@ fn info_on_a_database_where_nothing_ran_never_creates_the_history() {
 
 #[test]
 fn repair_as_applied_keeps_the_plan_applied_and_revertible() {
-    let Some((fx, a, _b, _tmp)) = two_plans("RepairApplied") else {
+    let Some((fx, a, _b, tmp)) = two_plans("RepairApplied") else {
         return;
     };
     let m = apply::Migration::from_plan(a).unwrap();
@@ -286,6 +286,18 @@ fn repair_as_applied_keeps_the_plan_applied_and_revertible() {
         fx.states(1).into_iter().map(|r| r.0).collect::<Vec<_>>(),
         ["S5", "S7", "S5"]
     );
+    // Reverted: the history shows both entries, and the plan's folder is pending again.
+    let r = info(&fx, Some(tmp.path()));
+    assert_eq!(
+        states(&r),
+        [
+            (Some(1), InfoState::Applied),
+            (Some(2), InfoState::Reverted),
+            (None, InfoState::Pending),
+            (None, InfoState::Pending)
+        ]
+    );
+    assert_eq!(r.lines[2].plan_id, m.plan.plan_id);
     // A second repair of the same entry: not dirty any more.
     let mut db = apply::Db::connect(&fx.connect).unwrap();
     let e = apply::repair(&mut db, &fx.class, 1, Resolution::Applied, "t", "again").unwrap_err();

@@ -303,7 +303,12 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
     } else {
         format!(" and {}", also.join(" and "))
     };
-    let new_state = g.to.clone();
+    // Only rows that resume somewhere have a new state (a drained state's name may mean
+    // another activity in the new version).
+    let new_state = match fate {
+        Fate::Resume | Fate::NewStacks | Fate::Stay => g.to.clone(),
+        Fate::Finished | Fate::Drain | Fate::Unknown => None,
+    };
     let summary = match fate {
         Fate::Finished => format!(
             "{} finished at {here}: never resume, not touched",

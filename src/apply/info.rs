@@ -385,7 +385,10 @@ pub fn info(db: &Db, opts: &InfoOptions) -> Result<InfoReport, ApplyError> {
                 report.edited += 1;
             }
             let in_history = entries.iter().any(|e| e.plan_id == plan_id);
-            if in_history && (is_applied(&entries, &plan_id) || f.problem.is_some()) {
+            let dirty = entries
+                .iter()
+                .any(|e| e.plan_id == plan_id && e.outcome == OUTCOME_DIRTY);
+            if in_history && (is_applied(&entries, &plan_id) || dirty || f.problem.is_some()) {
                 continue; // shown on its history lines
             }
             let state = if f.problem.is_some() {

@@ -416,13 +416,17 @@ fn watch_line(i: &PlanImpact) -> String {
     }
     let blocking = || i.preconditions.iter().filter(|c| !c.ok && c.unit == "rows");
     let failing: Vec<String> = blocking()
-        .map(|c| format!("{} ({} rows)", c.description, c.count))
+        .map(|c| format!("{} ({})", c.description, counted(c.count, &c.unit)))
         .collect();
     let rows: i64 = blocking().map(|c| c.count).sum();
     if failing.is_empty() {
         format!("not ready: {}", i.answer)
     } else {
-        format!("not ready: {rows} rows block: {}", failing.join("; "))
+        format!(
+            "not ready: {} to drain: {}",
+            counted(rows, "rows"),
+            failing.join("; ")
+        )
     }
 }
 
@@ -548,8 +552,9 @@ fn human_impact(r: &StatusReport, i: &PlanImpact) -> String {
     for c in &i.preconditions {
         let mark = if c.ok { "ok  " } else { "FAIL" };
         out.push_str(&format!(
-            "  {mark} {} ({} {})\n",
-            c.description, c.count, c.unit
+            "  {mark} {} ({})\n",
+            c.description,
+            counted(c.count, &c.unit)
         ));
     }
     out.push('\n');
@@ -558,6 +563,15 @@ fn human_impact(r: &StatusReport, i: &PlanImpact) -> String {
     out.push_str(&i.answer);
     out.push('\n');
     out
+}
+
+/// `1 row`, `3 rows`, `1 enabled item` (units are given in the plural).
+fn counted(n: i64, unit: &str) -> String {
+    if n == 1 {
+        format!("1 {}", unit.strip_suffix('s').unwrap_or(unit))
+    } else {
+        format!("{n} {unit}")
+    }
 }
 
 fn fate_word(f: Fate) -> &'static str {
