@@ -350,3 +350,21 @@ fn the_wrong_namespace_is_an_error_naming_what_was_looked_for() {
     );
     assert!(!out_text.contains("none"), "{out_text}");
 }
+
+#[test]
+fn a_namespace_without_interoperability_tables_is_the_wrong_target() {
+    let Some((fx, _p, _tmp, dir)) = setup("WrongNamespace", "insert_middle") else {
+        return;
+    };
+    // A database where neither the class's tables nor Ens_Config.Item exist.
+    let name = "bplmigrate_wrong_namespace";
+    let connect = support::fresh_database(&fx.connect, name);
+    let o = run(&["status", "--plan", s(&dir), "--connect", &connect]);
+    let (_, err) = out(&o);
+    support::drop_database(&fx.connect, name);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("wrong target: cannot read Ens_Config.Item"),
+        "{err}"
+    );
+}

@@ -226,8 +226,8 @@ pub fn status(a: StatusArgs) -> CmdResult {
         let process = compile(&bpl, a.compiler.into())?;
         let db = connect(&a.connect)?;
         let progress = StderrProgress::new();
-        let report =
-            apply::status(&db, StatusSubject::Process(&process), &progress).map_err(failure)?;
+        let report = apply::status(&db, StatusSubject::Process(&process), &progress)
+            .map_err(status_failure)?;
         let tables: Vec<SqlTable> = process.threads.iter().map(|t| t.table.clone()).collect();
         apply::check_target(&report, &tables).map_err(wrong_target)?;
         match a.format {
@@ -319,6 +319,20 @@ fn human_process_status(r: &StatusReport, process: &crate::states::CompiledProce
     out
 }
 
+/// A `status` error; a namespace whose `Ens_Config.Item` cannot be read is the wrong target.
+fn status_failure(e: apply::ApplyError) -> Failure {
+    if let apply::ApplyError::Database { failure: f, .. } = &e {
+        if f.step == "read Ens_Config.Item" && !f.connection_lost {
+            return wrong_target(format!(
+                "cannot read Ens_Config.Item ({}): is --connect pointing at the interoperability namespace where \
+                 the production runs?",
+                f.message
+            ));
+        }
+    }
+    failure(e)
+}
+
 fn wrong_target(message: String) -> Failure {
     Failure::input(anyhow::anyhow!("wrong target: {message}"))
 }
@@ -329,7 +343,7 @@ fn read_plan_status(
     m: &Migration,
     progress: &dyn apply::Progress,
 ) -> Result<(StatusReport, PlanImpact), Failure> {
-    let report = apply::status(db, StatusSubject::Plan(m), progress).map_err(failure)?;
+    let report = apply::status(db, StatusSubject::Plan(m), progress).map_err(status_failure)?;
     let tables: Vec<SqlTable> = m.plan.threads.iter().map(|t| t.old_table.clone()).collect();
     apply::check_target(&report, &tables).map_err(wrong_target)?;
     let impact = apply::impact(m, &report).ok_or_else(|| {
