@@ -382,3 +382,171 @@ pub fn check_target(report: &StatusReport, thread_tables: &[SqlTable]) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::census::LiveCensus;
+    use crate::apply::quiet::{HostItem, Quiet};
+    use crate::apply::run::PlanStatus;
+    use crate::sql::{Dialect, Direction};
+
+    /// The plan of change fixture `case` (as `plan OLD NEW` builds it).
+    fn fixture(case: &str) -> Migration {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/changes")
+            .join(case);
+        let load = |f: &str| {
+            crate::bpl::load(
+                &dir.join(f).to_string_lossy(),
+                &crate::bpl::LoadOptions::default(),
+            )
+            .unwrap()
+        };
+        let (old, new) = (load("old.cls"), load("new.cls"));
+        let compile = |b| crate::states::compile(b, crate::states::Compiler::Current).unwrap();
+        let (oc, nc) = (compile(&old), compile(&new));
+        let planned = crate::plan::build(&old, &new, &oc, &nc, None).unwrap();
+        Migration::from_plan(planned.plan).unwrap()
+    }
+
+    fn mv(table: &SqlTable, from: &str, to: &str, action: &str, rows: i64) -> GroupMove {
+        GroupMove {
+            kind: "thread".into(),
+            table: table.clone(),
+            from: Some(from.into()),
+            to: Some(to.into()),
+            status: Some(3),
+            rows,
+            action: action.into(),
+        }
+    }
+
+    /// A status report of `m` whose plan section holds `moves` and no refusal; one disabled host.
+    fn report(m: &Migration, moves: Vec<GroupMove>) -> StatusReport {
+        StatusReport {
+            dbms: "PostgreSQL".into(),
+            dialect: Dialect::Postgres,
+            class: m.plan.old.class.clone(),
+            census: LiveCensus::default(),
+            quiet: Quiet {
+                items: vec![HostItem {
+                    production: "P".into(),
+                    name: "Host".into(),
+                    pool_size: Some(1),
+                    enabled: false,
+                }],
+                live_jobs: vec![],
+            },
+            history_table: false,
+            history: vec![],
+            plan: Some(PlanStatus {
+                plan_id: m.plan.plan_id.clone(),
+                direction: Direction::Apply,
+                state: "not applied".into(),
+                moves,
+                checks: vec![],
+                refusals: vec![],
+            }),
+        }
+    }
+
+    #[test]
+    fn rows_resuming_after_a_moved_activity_are_told_they_run_it_again() {
+        let m = fixture("reorder_siblings");
+        let t = m.plan.threads[0].old_table.clone();
+        let r = report(&m, vec![mv(&t, "S11", "S9", "rewrite", 5)]);
+        let i = impact(&m, &r).unwrap();
+        let g = &i.groups[0];
+        assert_eq!(g.fate, Fate::Resume);
+        assert_eq!(
+            g.summary,
+            "5 instances waiting at Thread1:S11 (call \"Notify\") will resume at S9 (call \"Notify\") \
+             and run delay \"Cool\" again"
+        );
+        assert!(g.findings.iter().any(|f| f.code == "BPM0202"));
+        // The finding on S9 (skip) does not leak onto S11.
+        assert!(g.findings.iter().all(|f| f.code != "BPM0201"));
+        assert!(i.can_apply && i.drained, "{}", i.answer);
+    }
+
+    #[test]
+    fn rows_of_a_renumbered_flow_thread_must_drain_and_carry_the_thread_finding() {
+        let m = fixture("flow_renumbering");
+        let t = m
+            .plan
+            .threads
+            .iter()
+            .find(|t| t.old_table.table == "Thread2")
+            .unwrap()
+            .old_table
+            .clone();
+        let state = m
+            .plan
+            .threads
+            .iter()
+            .find(|x| x.old_table == t)
+            .unwrap()
+            .states[0]
+            .old
+            .clone();
+        let r = report(&m, vec![mv(&t, &state, &state, "blocked", 2)]);
+        let g = &impact(&m, &r).unwrap().groups[0];
+        assert_eq!(g.fate, Fate::Drain);
+        assert_eq!(g.new_state, None);
+        assert!(
+            g.summary
+                .contains("must finish before apply (Thread2 has no counterpart"),
+            "{}",
+            g.summary
+        );
+        assert!(
+            g.findings.iter().any(|f| f.code == "BPM0103"),
+            "{:?}",
+            g.findings
+        );
+    }
+
+    #[test]
+    fn a_state_the_old_bpl_lacks_blocks_and_is_named() {
+        let m = fixture("insert_middle");
+        let t = m.plan.threads[0].old_table.clone();
+        let r = report(
+            &m,
+            vec![
+                mv(&t, "S2", "S2", "keep", 1),
+                mv(&t, "S99", "S99", "keep", 4),
+            ],
+        );
+        let i = impact(&m, &r).unwrap();
+        assert_eq!(i.groups[0].fate, Fate::Stay);
+        assert_eq!(i.groups[1].fate, Fate::Unknown);
+        assert!(!i.can_apply && !i.drained);
+        assert!(
+            i.blockers
+                .iter()
+                .any(|b| b.contains("4 instances waiting at Thread1:S99")
+                    && b.contains("old BPL has no state S99")),
+            "{:?}",
+            i.blockers
+        );
+    }
+
+    #[test]
+    fn the_wrong_target_is_named() {
+        let m = fixture("insert_middle");
+        let t = m.plan.threads[0].old_table.clone();
+        let mut r = report(&m, vec![]);
+        assert!(check_target(&r, std::slice::from_ref(&t)).is_ok());
+        r.census.missing_tables = vec![t.clone()];
+        let e = check_target(&r, std::slice::from_ref(&t)).unwrap_err();
+        assert!(
+            e.contains("no table of Demo.Change.Loan") && e.contains(&t.to_string()),
+            "{e}"
+        );
+        r.census.missing_tables.clear();
+        r.quiet.items.clear();
+        let e = check_target(&r, &[t]).unwrap_err();
+        assert!(e.contains("ClassName = 'Demo.Change.Loan'"), "{e}");
+    }
+}
