@@ -5,15 +5,17 @@ use std::io::Write;
 
 mod analysis;
 mod check_cmd;
+mod console;
 mod db;
 mod states_cmd;
 mod verify_cmd;
 
 /// Exit codes (design.md): named so no bare number appears elsewhere.
 pub mod exit {
-    /// Success; `check`: the change is identical or compatible.
+    /// Success; `check`: every changed class passes (`--fail-on`) or is covered.
     pub const OK: i32 = 0;
-    /// `check` / `verify-numbering`: a difference that needs attention was found.
+    /// `check` / `verify-numbering`: a difference that needs attention was found; `plan`: the
+    /// plan is blocked.
     pub const FOUND: i32 = 1;
     /// Usage or input error (bad arguments, malformed BPL, edited plan folder).
     pub const INPUT: i32 = 2;
@@ -40,6 +42,8 @@ Exit codes:
      unknown git revision, not in a git repository, write error on standard output)
   3  a guard, lock timeout or precondition refused; nothing was changed
   4  the database failed; the transaction was rolled back, nothing was changed
+info: 0 all applied, 1 a folder pending, 2 a folder edited, 3 a history entry dirty (highest wins).
+status --plan --watch: 0 ready, 3 timed out or cannot become ready by draining.
 A closed standard output (`… | head`) keeps the exit code the command would have had.";
 
 #[derive(Debug, Parser)]
@@ -75,6 +79,10 @@ pub enum Command {
         /// A command; the main page when omitted.
         command: Option<String>,
     },
+    /// What is applied here: every history entry beside every migration folder (read-only).
+    Info(console::InfoArgs),
+    /// Mark a dirty history entry resolved after checking the rows (who and why are recorded).
+    Repair(console::RepairArgs),
 }
 
 /// An error with the exit code the CLI should use.
@@ -150,6 +158,8 @@ pub fn main() -> i32 {
         Command::Apply(a) => db::apply(a),
         Command::Completions { shell } => completions(shell),
         Command::Man { command } => man(command.as_deref()),
+        Command::Info(a) => console::info(a),
+        Command::Repair(a) => console::repair(a),
     };
     match result {
         Ok(code) => code,
