@@ -325,6 +325,22 @@ fn a_committed_matching_migration_folder_covers_the_change() {
     assert_eq!(v["verdict"], "covered");
     assert_eq!(result(&v, "Demo.Loan")["covered_by"], folder.as_str());
 
+    // With --git-head, the folders are read from that commit, not from the working tree.
+    std::fs::rename(r.path().join("migrations"), r.path().join("moved-away")).unwrap();
+    let (code, v) = r.check_json(&[
+        "--git-base",
+        "main",
+        "--git-head",
+        "feature",
+        "--migrations",
+        "migrations",
+    ]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(result(&v, "Demo.Loan")["covered_by"], folder.as_str());
+    let (code, v) = r.check_json(&["--git-base", "main", "--migrations", "migrations"]);
+    assert_eq!(code, 1, "the working tree has no folder now: {v:#}");
+    std::fs::rename(r.path().join("moved-away"), r.path().join("migrations")).unwrap();
+
     // Stale: the BPL changed again after the folder was made.
     let text = std::fs::read_to_string(r.path().join("src/Loan.cls")).unwrap();
     std::fs::write(r.path().join("src/Loan.cls"), text + "/// one more line\n").unwrap();

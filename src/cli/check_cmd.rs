@@ -48,6 +48,7 @@ pub struct CheckArgs {
     pub git_head: Option<String>,
     /// Folder of reviewed migration folders (written by `plan --out`): a committed folder made
     /// from exactly this old→new change, with intact checksums, makes the class `covered`.
+    /// Read from the working tree, or with --git-head from that commit.
     #[arg(long, value_name = "DIR")]
     pub migrations: Option<PathBuf>,
     /// Overrides file of a change (repeatable). A file naming old_sha256/new_sha256 applies to
@@ -193,17 +194,6 @@ pub fn check(a: CheckArgs) -> CmdResult {
     let (items, repo) = match &a.git_base {
         Some(base) => {
             let repo = Repo::discover(&cwd).map_err(Failure::input)?;
-            if let (Some(head), Some(_)) = (&a.git_head, &a.migrations) {
-                // Migration folders are read from the working tree and must be committed at
-                // HEAD: with another head they would not be that head's folders.
-                if repo.resolve(head).map_err(Failure::input)?
-                    != repo.resolve("HEAD").map_err(Failure::input)?
-                {
-                    return Err(Failure::input(anyhow!(
-                        "--migrations reads the folders from the working tree, which is not --git-head {head}: check out {head} first, or omit --git-head"
-                    )));
-                }
-            }
             let items = git_items(&repo, base, a.git_head.as_deref(), &a.paths, &a.class)?;
             (items, Some(repo))
         }
@@ -211,6 +201,14 @@ pub fn check(a: CheckArgs) -> CmdResult {
             let repo = Repo::discover(&cwd).ok();
             (file_items(&a.paths, &a.class, repo.as_ref())?, repo)
         }
+    };
+    let migrations = match &a.migrations {
+        Some(dir) => Some(Migrations::open(
+            dir,
+            repo.as_ref(),
+            a.git_base.as_ref().and(a.git_head.as_deref()),
+        )?),
+        None => None,
     };
     let overrides = read_overrides(&a.overrides)?;
     let changed = items
@@ -227,8 +225,7 @@ pub fn check(a: CheckArgs) -> CmdResult {
             &overrides,
             &mut used,
             changed,
-            a.migrations.as_deref(),
-            repo.as_ref(),
+            migrations.as_ref(),
         )?);
     }
     if let Some(i) = used.iter().position(|u| !u) {
@@ -470,8 +467,7 @@ fn check_item(
     overrides: &[(PathBuf, Overrides)],
     used: &mut [bool],
     changed: usize,
-    migrations: Option<&Path>,
-    repo: Option<&Repo>,
+    migrations: Option<&Migrations>,
 ) -> Result<ClassResult, Failure> {
     let mut r = ClassResult {
         class: item.class,
@@ -513,32 +509,23 @@ fn check_item(
             r.fallback = (new.process.pos.line, new.process.pos.column);
             r.old = Some(old.source.origin.clone());
             r.new = Some(new.source.origin.clone());
-            if let (Some(dir), true) = (migrations, p.verdict > Verdict::Compatible) {
-                let uncommitted = |folder: &Path| -> Vec<String> {
-                    let Some(repo) = repo else { return vec![] };
-                    let rel = folder.to_string_lossy();
-                    match repo.relative(&rel) {
-                        Some(rel) => repo
-                            .uncommitted(&rel)
-                            .unwrap_or_else(|e| vec![format!("(git status failed: {e})")]),
-                        None => vec![format!("{rel} (outside the repository)")],
-                    }
-                };
-                let found = cover::find(dir, &p, ov.is_some(), &uncommitted)
-                    .with_context(|| format!("cannot read the migrations folder {}", dir.display()))
+            if let (Some(m), true) = (migrations, p.verdict > Verdict::Compatible) {
+                let uncommitted = |folder: &Path| m.uncommitted(folder);
+                let found = cover::find(&m.dir, &p, ov.is_some(), &uncommitted)
+                    .with_context(|| format!("cannot read the migrations folder {}", m.shown))
                     .map_err(Failure::input)?;
                 match found {
                     Cover::Covered { folder } => {
                         r.outcome = "covered".into();
                         r.fails = false;
-                        r.covered_by = Some(display_folder(&folder, repo));
+                        r.covered_by = Some(m.show(&folder));
                     }
                     Cover::NotCovered { mismatches } => {
                         r.not_covering = mismatches
                             .into_iter()
-                            .map(|m| Mismatch {
-                                folder: PathBuf::from(display_folder(&m.folder, repo)),
-                                why: m.why,
+                            .map(|x| Mismatch {
+                                folder: PathBuf::from(m.show(&x.folder)),
+                                why: x.why,
                             })
                             .collect();
                     }
@@ -551,10 +538,99 @@ fn check_item(
     Ok(r)
 }
 
-fn display_folder(folder: &Path, repo: Option<&Repo>) -> String {
-    let s = folder.to_string_lossy();
-    repo.and_then(|r| r.relative(&s))
-        .unwrap_or_else(|| s.trim_start_matches("./").to_string())
+/// Where the reviewed migration folders are read from: the working tree (each folder must be
+/// committed), or, with `--git-head REV`, that commit (extracted to a temporary folder).
+struct Migrations<'r> {
+    /// The folder searched on disk.
+    dir: PathBuf,
+    /// How `dir` is named in output (repository-relative when in a repository).
+    shown: String,
+    repo: Option<&'r Repo>,
+    /// Set when the folders were extracted from a commit (and so are committed).
+    _extracted: Option<tempfile::TempDir>,
+}
+
+impl<'r> Migrations<'r> {
+    fn open(dir: &Path, repo: Option<&'r Repo>, head: Option<&str>) -> Result<Self, Failure> {
+        let text = dir.to_string_lossy();
+        let rel = repo.and_then(|r| r.relative(&text));
+        let shown = rel
+            .clone()
+            .unwrap_or_else(|| text.trim_start_matches("./").to_string());
+        let (Some(repo), Some(head)) = (repo, head) else {
+            return Ok(Migrations {
+                dir: dir.to_path_buf(),
+                shown,
+                repo,
+                _extracted: None,
+            });
+        };
+        let rel = rel.ok_or_else(|| {
+            Failure::input(anyhow!(
+                "--migrations {text} is outside the repository {}",
+                repo.top.display()
+            ))
+        })?;
+        let commit = repo.resolve(head).map_err(Failure::input)?;
+        let tmp = tempfile::Builder::new()
+            .prefix("bplmigrate-migrations-")
+            .tempdir()
+            .context("cannot create a temporary folder for the migration folders of --git-head")
+            .map_err(Failure::input)?;
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        for file in repo.tree_files(&commit, &rel).map_err(Failure::input)? {
+            let Some(inner) = file.strip_prefix(&prefix) else {
+                continue;
+            };
+            let bytes = repo.blob(&commit, &file).map_err(Failure::input)?;
+            let to = tmp.path().join(inner);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)
+                    .and_then(|_| std::fs::write(&to, bytes))
+                    .with_context(|| format!("cannot extract {file} of {head}"))
+                    .map_err(Failure::input)?;
+            }
+        }
+        Ok(Migrations {
+            dir: tmp.path().to_path_buf(),
+            shown,
+            repo: Some(repo),
+            _extracted: Some(tmp),
+        })
+    }
+
+    /// A folder under `dir` as output names it.
+    fn show(&self, folder: &Path) -> String {
+        match folder.strip_prefix(&self.dir) {
+            Ok(inner) if !self.shown.is_empty() => {
+                format!("{}/{}", self.shown, inner.to_string_lossy())
+            }
+            Ok(inner) => inner.to_string_lossy().into_owned(),
+            Err(_) => folder.to_string_lossy().into_owned(),
+        }
+    }
+
+    /// Files of `folder` that are not committed (none when read from a commit, or outside a
+    /// repository where nothing can be committed).
+    fn uncommitted(&self, folder: &Path) -> Vec<String> {
+        if self._extracted.is_some() {
+            return vec![];
+        }
+        let Some(repo) = self.repo else {
+            return vec![];
+        };
+        let text = folder.to_string_lossy();
+        match repo.relative(&text) {
+            Some(rel) => repo
+                .uncommitted(&rel)
+                .unwrap_or_else(|e| vec![format!("(git status failed: {e})")]),
+            None => vec![format!("{text} (outside the repository)")],
+        }
+    }
 }
 
 /// The worst outcome of the classes that are not covered.
