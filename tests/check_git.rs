@@ -1084,3 +1084,54 @@ fn the_readme_github_step_runs_as_written() {
         stderr(&o)
     );
 }
+
+#[test]
+fn human_output_of_a_mixed_change_from_a_subfolder() {
+    let r = Repo::new();
+    std::fs::create_dir_all(r.path().join("src/x")).unwrap();
+    std::fs::write(r.path().join("src/x/.keep"), "").unwrap();
+    r.put("append_end", "old.cls", "src/Same.cls", "Demo.Same");
+    r.put("append_end", "old.cls", "src/Gone.cls", "Demo.Gone");
+    r.put("append_end", "old.cls", "src/Compat.cls", "Demo.Compat");
+    r.commit("base");
+    std::fs::create_dir_all(r.path().join("lib")).unwrap();
+    r.git(&["mv", "src/Same.cls", "lib/Same.cls"]);
+    r.git(&["rm", "-q", "src/Gone.cls"]);
+    r.put("append_end", "new.cls", "src/Fresh.cls", "Demo.Fresh");
+    r.put("append_end", "new.cls", "src/Compat.cls", "Demo.Compat");
+    let o = r.check_in("src/x", &["--git-base", "HEAD"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    pretty_assertions::assert_eq!(
+        stdout(&o),
+        "\
+Demo.Compat (src/Compat.cls): compatible
+Demo.Fresh (src/Fresh.cls): new class, no instance can be in flight
+Demo.Gone (src/Gone.cls): deleted
+  src/Gone.cls:7:1: error BPM0405 class-removed: in-flight instances of Demo.Gone would be orphaned: the class was deleted
+Demo.Same (lib/Same.cls, was src/Same.cls): identical
+
+4 classes checked: 1 compatible, 1 deleted, 1 identical, 1 new; 1 finding (1 error, 0 warnings, 0 info)
+verdict: blocked (fails --fail-on drain)
+"
+    );
+    // `lib` (relative to src/x) narrows the check to the moved class.
+    let o = r.check_in("src/x", &["--git-base", "HEAD", "../../lib"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    pretty_assertions::assert_eq!(
+        stdout(&o),
+        "\
+Demo.Same (lib/Same.cls, was src/Same.cls): identical
+
+1 class checked: 1 identical; 0 findings (0 errors, 0 warnings, 0 info)
+verdict: identical (passes --fail-on drain)
+"
+    );
+    // Nothing changed under a path.
+    let o = r.check_in("src/x", &["--git-base", "HEAD", "."]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("no BPL class changed\n"),
+        "{}",
+        stdout(&o)
+    );
+}

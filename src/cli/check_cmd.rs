@@ -68,10 +68,12 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t, ignore_case = true)]
     pub format: CheckFormat,
     /// Also write a GitLab Code Quality report to FILE (only over a file that is one).
-    #[arg(long = "report-gitlab", visible_alias = "gitlab", value_name = "FILE")]
+    /// `--gitlab` is the old name.
+    #[arg(long = "report-gitlab", alias = "gitlab", value_name = "FILE")]
     pub report_gitlab: Option<PathBuf>,
-    /// Also write a SARIF 2.1.0 report to FILE (only over a file that is one).
-    #[arg(long = "report-sarif", visible_alias = "sarif", value_name = "FILE")]
+    /// Also write a SARIF 2.1.0 report to FILE (only over a file that is one). `--sarif` is
+    /// the old name.
+    #[arg(long = "report-sarif", alias = "sarif", value_name = "FILE")]
     pub report_sarif: Option<PathBuf>,
     /// The IRIS compiler generation that numbers both versions (spec 2.5).
     #[arg(long, value_enum, default_value_t, ignore_case = true)]
