@@ -1135,3 +1135,54 @@ verdict: identical (passes --fail-on drain)
         stdout(&o)
     );
 }
+
+#[test]
+fn large_changed_files_are_sniffed_not_read_whole() {
+    let r = Repo::new();
+    r.put("append_end", "old.cls", "Quiet.cls", "Demo.Quiet");
+    let big = |first: &str| {
+        let mut v = first.as_bytes().to_vec();
+        v.resize(33 << 20, b'x');
+        v
+    };
+    std::fs::write(r.path().join("asset.bin"), big("\u{1}binary")).unwrap();
+    r.commit("base");
+    // A large non-BPL file changes: skipped.
+    std::fs::write(r.path().join("asset.bin"), big("\u{2}binary")).unwrap();
+    let o = r.check(&["--git-base", "HEAD"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).starts_with("no BPL class changed"),
+        "{}",
+        stdout(&o)
+    );
+    // A large file that starts like a class: refused, not skipped.
+    std::fs::write(
+        r.path().join("Huge.cls"),
+        big("Class Demo.Huge Extends Ens.BusinessProcessBPL\n{\n"),
+    )
+    .unwrap();
+    let o = r.check(&["--git-base", "HEAD"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).starts_with("error: Huge.cls: 34603008 bytes, over the 32 MiB"),
+        "{}",
+        stderr(&o)
+    );
+    // Committed on the old side too.
+    std::fs::remove_file(r.path().join("Huge.cls")).unwrap();
+    std::fs::write(
+        r.path().join("Huge.xml"),
+        big("<?xml version=\"1.0\"?>\n<Export>"),
+    )
+    .unwrap();
+    r.commit("huge export");
+    std::fs::remove_file(r.path().join("Huge.xml")).unwrap();
+    let o = r.check(&["--git-base", "HEAD"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).starts_with("error: HEAD:Huge.xml: 34603008 bytes"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -87,6 +87,29 @@ pub fn looks_like_bpl(bytes: &[u8]) -> bool {
     header && xdata
 }
 
+/// Whether the first bytes of a file too large to read could start a BPL document: an XML
+/// document whose root is `<process>` or `<Export>`, or text with a UDL `Class` header line.
+pub fn may_start_bpl(prefix: &[u8]) -> bool {
+    let prefix = prefix.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(prefix);
+    let text = match std::str::from_utf8(prefix) {
+        Ok(t) => t,
+        // Cut inside a character at the end: the valid part.
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&prefix[..e.valid_up_to()]).unwrap_or("")
+        }
+        Err(_) => return false,
+    };
+    let t = text.trim_start();
+    if t.starts_with('<') {
+        return matches!(
+            root_element(t).as_deref(),
+            Some("process" | "Export") | None
+        );
+    }
+    t.lines()
+        .any(|l| l.trim_start().to_ascii_lowercase().starts_with("class "))
+}
+
 /// The local name of the root element, skipping the prolog, comments and doctype.
 fn root_element(t: &str) -> Option<String> {
     let mut rest = t;
@@ -214,5 +237,23 @@ mod tests {
             b"# Notes\nThe class has an XData BPL block with a <process> element.\n"
         ));
         assert!(!looks_like_bpl(b"\xff\xfe\x00"));
+    }
+
+    #[test]
+    fn the_start_of_a_large_file_tells_whether_it_could_be_bpl() {
+        assert!(may_start_bpl(
+            b"/// x\nClass Demo.Big Extends Ens.BusinessProcessBPL\n{"
+        ));
+        assert!(may_start_bpl(
+            b"<?xml version='1.0'?><Export generator='IRIS'>"
+        ));
+        assert!(may_start_bpl(b"<process request='A'>"));
+        // A prefix cut inside a comment: the root is not known yet, so it could be.
+        assert!(may_start_bpl(b"<!-- long comment"));
+        // Cut inside a multi-byte character: still text.
+        assert!(may_start_bpl(b"Class Demo.\xC3"));
+        assert!(!may_start_bpl(b"\x89PNG\r\n\x1a\n\x00\x00"));
+        assert!(!may_start_bpl(b"<svg xmlns='http://www.w3.org/2000/svg'>"));
+        assert!(!may_start_bpl(b"id,amount\n1,2\n"));
     }
 }

@@ -65,6 +65,31 @@ pub struct Repo {
     pub prefix: String,
 }
 
+/// A file read with a size limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Limited {
+    Whole(Vec<u8>),
+    /// Over the limit: its first bytes and its size.
+    Head {
+        prefix: Vec<u8>,
+        size: u64,
+    },
+}
+
+/// [`Limited`] for a file on disk.
+pub fn read_limited(path: &Path, limit: u64, head: u64) -> std::io::Result<Limited> {
+    use std::io::Read as _;
+    let size = std::fs::metadata(path)?.len();
+    if size <= limit {
+        return std::fs::read(path).map(Limited::Whole);
+    }
+    let mut prefix = Vec::new();
+    std::fs::File::open(path)?
+        .take(head)
+        .read_to_end(&mut prefix)?;
+    Ok(Limited::Head { prefix, size })
+}
+
 /// One changed file between two trees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Changed {
@@ -239,6 +264,47 @@ impl Repo {
         }
         v.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(v)
+    }
+
+    /// The committed bytes of `path` at commit id `commit`, or only its first `head` bytes
+    /// when it holds more than `limit` (memory stays bounded whatever was committed).
+    pub fn blob_limited(
+        &self,
+        commit: &str,
+        path: &str,
+        limit: u64,
+        head: u64,
+    ) -> Result<Limited, GitError> {
+        let spec = format!("{commit}:{path}");
+        let size_text = ok(&self.top, &["cat-file", "-s", &spec])?;
+        let size: u64 = String::from_utf8_lossy(&size_text)
+            .trim()
+            .parse()
+            .map_err(|_| GitError::Failed {
+                command: "cat-file -s".into(),
+                reason: format!("unexpected size for {path}"),
+            })?;
+        if size <= limit {
+            return Ok(Limited::Whole(self.blob(commit, path)?));
+        }
+        let mut child = Command::new("git")
+            .args(["cat-file", "blob", &spec])
+            .current_dir(&self.top)
+            .env("LC_ALL", "C")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| GitError::Spawn {
+                reason: e.to_string(),
+            })?;
+        let mut prefix = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            use std::io::Read as _;
+            let _ = out.take(head).read_to_end(&mut prefix);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(Limited::Head { prefix, size })
     }
 
     /// The committed bytes of `path` at commit id `commit`.

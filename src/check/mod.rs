@@ -44,6 +44,29 @@ pub enum CheckError {
     Bpl(#[from] BplError),
     #[error("{0}")]
     Pairing(String),
+    #[error("{origin}: {size} bytes, over the {} MiB a BPL source may have; it starts like a BPL document, so it is not skipped", MAX_SOURCE_BYTES >> 20)]
+    TooLarge { origin: String, size: u64 },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The largest changed file read whole while looking for BPL classes; a larger one is only
+/// sniffed (its first [`SNIFF_BYTES`]) and refused if it could be BPL, so memory stays bounded.
+pub const MAX_SOURCE_BYTES: u64 = 32 << 20;
+const SNIFF_BYTES: u64 = 64 << 10;
+
+/// The BPL classes of a file read with a limit.
+fn classes_of(origin: String, bytes: git::Limited) -> Result<Vec<crate::bpl::Bpl>, CheckError> {
+    match bytes {
+        git::Limited::Whole(b) => Ok(classes::bpl_classes(&origin, &b)?),
+        git::Limited::Head { prefix, size } if classes::may_start_bpl(&prefix) => {
+            Err(CheckError::TooLarge { origin, size })
+        }
+        git::Limited::Head { .. } => Ok(vec![]),
+    }
 }
 
 /// The BPL classes changed between two trees of a repository.
@@ -78,9 +101,9 @@ pub fn git_changes(repo: &Repo, base: &str, head: Option<&str>) -> Result<GitCha
     let (mut olds, mut news) = (Vec::new(), Vec::new());
     for c in repo.changed(&old_commit, head_id.as_deref())? {
         if matches!(c.status, 'M' | 'T' | 'D' | 'U') {
-            let bytes = repo.blob(&old_commit, &c.path)?;
+            let bytes = repo.blob_limited(&old_commit, &c.path, MAX_SOURCE_BYTES, SNIFF_BYTES)?;
             let origin = format!("{old_label}:{}", c.path);
-            for bpl in classes::bpl_classes(&origin, &bytes)? {
+            for bpl in classes_of(origin, bytes)? {
                 olds.push(Version {
                     path: c.path.clone(),
                     bpl,
@@ -89,14 +112,27 @@ pub fn git_changes(repo: &Repo, base: &str, head: Option<&str>) -> Result<GitCha
         }
         if c.status != 'D' {
             let (bytes, origin) = match (&head_id, &head_label) {
-                (Some(id), Some(label)) => (repo.blob(id, &c.path)?, format!("{label}:{}", c.path)),
-                _ => match std::fs::read(repo.top.join(&c.path)) {
-                    Ok(b) => (b, c.path.clone()),
-                    // Deleted from the working tree but not from the index, or not a file.
-                    Err(_) => continue,
-                },
+                (Some(id), Some(label)) => (
+                    repo.blob_limited(id, &c.path, MAX_SOURCE_BYTES, SNIFF_BYTES)?,
+                    format!("{label}:{}", c.path),
+                ),
+                _ => {
+                    let file = repo.top.join(&c.path);
+                    if !file.is_file() {
+                        // Deleted from the working tree but not from the index, or a folder
+                        // (a submodule).
+                        continue;
+                    }
+                    let bytes = git::read_limited(&file, MAX_SOURCE_BYTES, SNIFF_BYTES).map_err(
+                        |source| CheckError::Read {
+                            path: c.path.clone(),
+                            source,
+                        },
+                    )?;
+                    (bytes, c.path.clone())
+                }
             };
-            for bpl in classes::bpl_classes(&origin, &bytes)? {
+            for bpl in classes_of(origin, bytes)? {
                 news.push(Version {
                     path: c.path.clone(),
                     bpl,
