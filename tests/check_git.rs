@@ -786,6 +786,32 @@ fn report_files_overwrite_only_reports_of_their_kind() {
             .code(),
         Some(2)
     );
+    // `-` is standard output.
+    let o = r.check(&["--git-base", "HEAD", "--report-sarif", "-"]);
+    assert_eq!(o.status.code(), Some(1));
+    validate(
+        "sarif-2.1.0.json",
+        &serde_json::from_str(&stdout(&o)).unwrap(),
+    );
+    let o = r.check(&[
+        "--git-base",
+        "HEAD",
+        "--report-gitlab",
+        "-",
+        "--report-sarif",
+        "-",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = r.check(&[
+        "--git-base",
+        "HEAD",
+        "--report-gitlab",
+        "-",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!r.path().join("-").exists());
     // Rewriting a report of the same kind, and an empty file, are fine; the old flags still work.
     std::fs::write(r.path().join("empty.json"), "").unwrap();
     assert_eq!(

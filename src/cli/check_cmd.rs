@@ -64,15 +64,16 @@ pub struct CheckArgs {
         value_name = "VERDICT"
     )]
     pub fail_on: FailOnArg,
-    /// Output on standard output.
+    /// Output on standard output (`-`).
     #[arg(long, value_enum, default_value_t, ignore_case = true)]
     pub format: CheckFormat,
-    /// Also write a GitLab Code Quality report to FILE (only over a file that is one).
+    /// Also write a GitLab Code Quality report to FILE (only over a file that is one; `-`:
+    /// standard output, instead of --format).
     /// `--gitlab` is the old name.
     #[arg(long = "report-gitlab", alias = "gitlab", value_name = "FILE")]
     pub report_gitlab: Option<PathBuf>,
-    /// Also write a SARIF 2.1.0 report to FILE (only over a file that is one). `--sarif` is
-    /// the old name.
+    /// Also write a SARIF 2.1.0 report to FILE (only over a file that is one; `-`: standard
+    /// output, instead of --format). `--sarif` is the old name.
     #[arg(long = "report-sarif", alias = "sarif", value_name = "FILE")]
     pub report_sarif: Option<PathBuf>,
     /// The IRIS compiler generation that numbers both versions (spec 2.5).
@@ -187,9 +188,35 @@ struct CheckReport {
     results: Vec<ClassResult>,
 }
 
+/// What goes to standard output: `--format`, or a report given as `-`.
+fn stdout_format(a: &CheckArgs) -> Result<CheckFormat, Failure> {
+    let dash = |p: &Option<PathBuf>| p.as_deref() == Some(Path::new("-"));
+    let wanted = match (dash(&a.report_gitlab), dash(&a.report_sarif)) {
+        (true, true) => {
+            return Err(Failure::input(anyhow!(
+                "--report-gitlab - and --report-sarif - both ask for standard output: write one of them to a file"
+            )))
+        }
+        (true, false) => CheckFormat::Gitlab,
+        (false, true) => CheckFormat::Sarif,
+        (false, false) => return Ok(a.format),
+    };
+    if a.format != CheckFormat::Human && a.format != wanted {
+        return Err(Failure::input(anyhow!(
+            "standard output cannot carry both --format {} and a report given as `-`",
+            a.format
+                .to_possible_value()
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default()
+        )));
+    }
+    Ok(wanted)
+}
+
 pub fn check(a: CheckArgs) -> CmdResult {
     let compiler: Compiler = a.compiler.into();
     let fail_on: FailOn = a.fail_on.into();
+    let format = stdout_format(&a)?;
     let cwd = std::env::current_dir()
         .context("cannot read the current directory")
         .map_err(Failure::input)?;
@@ -256,18 +283,19 @@ pub fn check(a: CheckArgs) -> CmdResult {
             covered_by: r.covered_by.as_deref(),
         })
         .collect();
-    if let Some(f) = &a.report_gitlab {
-        write_report(f, &reports::gitlab(&checked), ReportKind::Gitlab)?;
+    let to_file = |p: &Option<PathBuf>| p.clone().filter(|p| p != Path::new("-"));
+    if let Some(f) = to_file(&a.report_gitlab) {
+        write_report(&f, &reports::gitlab(&checked), ReportKind::Gitlab)?;
     }
-    if let Some(f) = &a.report_sarif {
-        write_report(f, &reports::sarif(&checked), ReportKind::Sarif)?;
+    if let Some(f) = to_file(&a.report_sarif) {
+        write_report(&f, &reports::sarif(&checked), ReportKind::Sarif)?;
     }
     if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
         // Workflow commands are read from both streams; stderr keeps stdout's format clean.
         let mut err = std::io::stderr().lock();
         let _ = std::io::Write::write_all(&mut err, github_annotations(&checked).as_bytes());
     }
-    let text = match a.format {
+    let text = match format {
         CheckFormat::Human => human(&report),
         CheckFormat::Json => pretty_json(&report, exit::INPUT)?,
         CheckFormat::Gitlab => pretty_json(&reports::gitlab(&checked), exit::INPUT)?,
