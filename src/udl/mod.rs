@@ -56,7 +56,7 @@ pub struct UdlClass {
     /// Every `XData <name> … {` opening found, also inside a class the grammar could not
     /// parse: (name, offset of the `{`). Lets the BPL loader report an XML error in a block
     /// that never closes instead of a vaguer structure error.
-    pub xdata_opens: Vec<(String, usize)>,
+    pub xdata_opens: Vec<(String, Result<usize, usize>)>,
 }
 
 /// One member of the class body.
@@ -523,22 +523,26 @@ fn multi_line_string(text: &str, root: Node, before: usize) -> Option<usize> {
     }
 }
 
-/// `XData <name> [ … ] {` openings among the leaves, in document order.
-fn xdata_opens(text: &str, leaves: &[Node]) -> Vec<(String, usize)> {
+/// `XData <name> [ … ] {` openings among the leaves, in document order: the offset of the
+/// `{`, or `Err(offset)` where a `{` was expected (the end of the text when it ends first).
+fn xdata_opens(text: &str, leaves: &[Node]) -> Vec<(String, Result<usize, usize>)> {
     let mut out = Vec::new();
     for (i, l) in leaves.iter().enumerate() {
         if l.kind() != "keyword_xdata" || l.ancestors_any(|k| k == "block_comment") {
             continue;
         }
         let Some(name) = leaves.get(i + 1) else { break };
-        // The `{` that opens the block: the first one after the name, past `[ … ]` keywords.
-        if let Some(open) = leaves[i + 2..]
-            .iter()
-            .take_while(|n| n.kind() != "keyword_xdata")
-            .find(|n| n.kind() == "{")
-        {
-            out.push((text[name.byte_range()].to_string(), open.start_byte()));
+        let mut rest = leaves[i + 2..].iter().filter(|n| !n.is_extra());
+        let mut next = rest.next();
+        if next.is_some_and(|n| n.kind() == "[") {
+            next = rest.by_ref().find(|n| n.kind() == "]").and_then(|_| rest.next());
         }
+        let open = match next {
+            Some(n) if n.kind() == "{" => Ok(n.start_byte()),
+            Some(n) => Err(n.start_byte()),
+            None => Err(text.len()),
+        };
+        out.push((text[name.byte_range()].to_string(), open));
     }
     out
 }
@@ -569,7 +573,7 @@ mod tests {
             [("parameter", "P"), ("xdata", "BPL"), ("method", "S1")]
         );
         assert_eq!(c.xdata_opens.len(), 1);
-        assert_eq!(t.as_bytes()[c.xdata_opens[0].1], b'{');
+        assert_eq!(t.as_bytes()[c.xdata_opens[0].1.unwrap()], b'{');
     }
 
     #[test]
