@@ -8,7 +8,7 @@
 //! `sha256sum -c CHECKSUMS.sha256` works on an untouched folder. File contents are
 //! deterministic: no timestamps, no absolute paths.
 
-use super::objectscript::render_objectscript;
+use super::objectscript::{render_objectscript, render_session_script};
 use super::render::{render, render_revert, revert_blockers};
 use super::text::comment_text;
 use super::{Dialect, SqlError, SqlScript};
@@ -101,6 +101,7 @@ fn folder_files(
     files.insert("revert.sql".to_string(), revert);
     if opts.objectscript {
         files.insert("migrate.cls".to_string(), render_objectscript(plan)?);
+        files.insert("migrate.script".to_string(), render_session_script(plan)?);
     }
     files.insert("README.md".to_string(), readme(plan, &script, folder, opts));
     Ok(files)
