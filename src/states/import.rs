@@ -414,10 +414,10 @@ fn read_udl<'a>(file: &str, text: &'a str) -> Result<Vec<RawClass<'a>>, BplError
     Ok(vec![RawClass {
         name: class.name,
         pos: idx.pos(class.keyword),
-        is_thread: class
-            .supers
-            .iter()
-            .any(|s| s.trim_start_matches('%').eq_ignore_ascii_case("Ens.BP.Thread")),
+        is_thread: class.supers.iter().any(|s| {
+            s.trim_start_matches('%')
+                .eq_ignore_ascii_case("Ens.BP.Thread")
+        }),
         methods,
     }])
 }

@@ -204,9 +204,7 @@ pub fn read_class(file: &str, text: &str) -> Result<Option<UdlClass>, BplError> 
             format!("unexpected end of file: expected '{{' to open the body of class {name}"),
         ));
     }
-    let structure_error = first_error(tree.root_node(), |n| {
-        !inside_code(n) && !inside_keywords(n)
-    })
+    let structure_error = first_error(tree.root_node(), |n| !inside_code(n) && !inside_keywords(n))
         .map(|n| diagnose(file, text, &|o| idx.pos(o), n, &name));
     let xdata_opens = xdata_opens(text, &leaves);
     Ok(Some(UdlClass {
@@ -320,13 +318,16 @@ fn member(file: &str, text: &str, idx: &LineIndex, m: Node) -> Member {
     let mut c = holder.walk();
     let toks: Vec<Node> = holder.children(&mut c).collect();
     let open = toks.iter().position(|n| n.kind() == "{");
-    let close = toks.iter().rposition(|n| n.kind() == "}" && !n.is_missing());
+    let close = toks
+        .iter()
+        .rposition(|n| n.kind() == "}" && !n.is_missing());
     let body = match (open, close) {
         (Some(o), Some(cl)) if o < cl => Some(toks[o].end_byte()..toks[cl].start_byte()),
         _ => None,
     };
     let (facts, code_error) = if matches!(kind.as_str(), "method" | "classmethod") {
-        let error = first_error(holder, |n| !inside_keywords(n)).map(|n| diagnose(file, text, &|o| idx.pos(o), n, ""));
+        let error = first_error(holder, |n| !inside_keywords(n))
+            .map(|n| diagnose(file, text, &|o| idx.pos(o), n, ""));
         let facts = code::facts(text, idx, holder);
         (Some(facts), error)
     } else {
@@ -442,13 +443,7 @@ fn first_error<'t>(root: Node<'t>, keep: impl Fn(Node) -> bool) -> Option<Node<'
 }
 
 /// A located message for a syntax error node.
-fn diagnose(
-    file: &str,
-    text: &str,
-    pos: &dyn Fn(usize) -> Pos,
-    n: Node,
-    class: &str,
-) -> BplError {
+fn diagnose(file: &str, text: &str, pos: &dyn Fn(usize) -> Pos, n: Node, class: &str) -> BplError {
     if n.is_missing() {
         let what = n.kind();
         if what == "}" && text[n.start_byte()..].trim().is_empty() {
@@ -463,11 +458,7 @@ fn diagnose(
                 format!("{whose} is not closed: missing '}}' before the end of the file"),
             );
         }
-        return BplError::at(
-            file,
-            pos(n.start_byte()),
-            format!("expected '{what}' here"),
-        );
+        return BplError::at(file, pos(n.start_byte()), format!("expected '{what}' here"));
     }
     // A string literal never spans lines: one that does (or an unpaired `"` token inside the
     // error) is a string that never ends, reported where it starts.
@@ -535,7 +526,10 @@ fn xdata_opens(text: &str, leaves: &[Node]) -> Vec<(String, Result<usize, usize>
         let mut rest = leaves[i + 2..].iter().filter(|n| !n.is_extra());
         let mut next = rest.next();
         if next.is_some_and(|n| n.kind() == "[") {
-            next = rest.by_ref().find(|n| n.kind() == "]").and_then(|_| rest.next());
+            next = rest
+                .by_ref()
+                .find(|n| n.kind() == "]")
+                .and_then(|_| rest.next());
         }
         let open = match next {
             Some(n) if n.kind() == "{" => Ok(n.start_byte()),
@@ -590,11 +584,22 @@ mod tests {
             ("Class Demo.Lo'an Extends X\n{\n}\n", 14, "a quote"),
             ("Class Demo.Lo\u{e9}an Extends X\n{\n}\n", 14, "non-ASCII"),
             ("Class Demo.Lo\0an Extends X\n{\n}\n", 14, "NUL"),
-            ("Class Demo..A Extends X\n{\n}\n", 7, "must start with a letter"),
+            (
+                "Class Demo..A Extends X\n{\n}\n",
+                7,
+                "must start with a letter",
+            ),
             ("Class .A {\n}\n", 7, "must start with a letter"),
         ] {
             let e = class(t).unwrap_err();
-            assert_eq!(e.pos, Some(Pos { line: 1, column: col }), "{t:?}: {e}");
+            assert_eq!(
+                e.pos,
+                Some(Pos {
+                    line: 1,
+                    column: col
+                }),
+                "{t:?}: {e}"
+            );
             assert!(e.message.contains(what), "{t:?}: {e}");
         }
         let e = class("Class Extends X\n{\n}\n").unwrap_err();
@@ -609,7 +614,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(c.name, "Demo.A");
-        assert!(class("\u{e9}\u{e9}\u{e9}\u{e9} Class A {}").unwrap().is_none());
+        assert!(class("\u{e9}\u{e9}\u{e9}\u{e9} Class A {}")
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -188,7 +188,11 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
                 "/// <li>{} {:?}{}: {}</li>",
                 c(&f.code),
                 f.severity,
-                if f.acknowledged { " (acknowledged)" } else { "" },
+                if f.acknowledged {
+                    " (acknowledged)"
+                } else {
+                    ""
+                },
                 c(&f.message)
             ));
         }
