@@ -485,8 +485,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_history_table_is_the_odbc_paths() {
-        assert_eq!(history_table(), crate::apply::history::history_table());
+    fn the_history_table_and_ddl_are_the_odbc_paths() {
+        assert_eq!(history_table(), crate::apply::history_table());
+        assert_eq!(crate::apply::MIGRATIONS.len(), 1);
+        assert_eq!(crate::apply::MIGRATIONS[0].1, HISTORY_DDL);
     }
 
     #[test]
