@@ -114,10 +114,15 @@ fn a_dirty_entry_written_with_the_runners_insert_refuses_apply() {
     let stmts = runner_statements(&p).unwrap();
     let m = Migration::from_plan(p.clone()).unwrap();
     runner_insert(&fx, &stmts, &m, "dirty");
-    let next = Migration::from_plan(chain(&p, plan(&fx, "b", &[(1, vec![st("S5", Some("S7"))])], &[]))).unwrap();
+    let next = Migration::from_plan(chain(
+        &p,
+        plan(&fx, "b", &[(1, vec![st("S5", Some("S7"))])], &[]),
+    ))
+    .unwrap();
     let r = refusals(fx.apply_plan(&next));
     assert!(
-        r.iter().any(|x| matches!(x, Refusal::DirtyHistory { seq: 1, .. })),
+        r.iter()
+            .any(|x| matches!(x, Refusal::DirtyHistory { seq: 1, .. })),
         "{r:?}"
     );
 }
@@ -154,5 +159,9 @@ fn the_forward_guard_counts_rows_at_states_the_old_bpl_lacks() {
     let guard = stmt(&stmts, "forward guard");
     assert_eq!(scalar(&fx.conn, &guard), 0);
     fx.seed(1, &[row("S99", 3), row("Stop", 1)]);
-    assert_eq!(scalar(&fx.conn, &guard), 1, "S99 is not a state of the old BPL; Stop is");
+    assert_eq!(
+        scalar(&fx.conn, &guard),
+        1,
+        "S99 is not a state of the old BPL; Stop is"
+    );
 }
