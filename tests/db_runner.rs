@@ -165,3 +165,66 @@ fn the_forward_guard_counts_rows_at_states_the_old_bpl_lacks() {
         "S99 is not a state of the old BPL; Stop is"
     );
 }
+
+#[test]
+fn the_post_rewrite_stack_checks_pass_after_a_rewrite_and_catch_a_wrong_stack() {
+    use bplmigrate::sql::{runner_stack_checks, Dialect};
+    use support::Row;
+    let Some(fx) = Fixture::new("RunnerStacks", 1) else {
+        return;
+    };
+    let ids = fx.seed(
+        1,
+        &[
+            Row {
+                state: "S5",
+                status: 3,
+                handler_stack: &["S3"],
+                subroutine_stack: &["S8"],
+            },
+            Row {
+                state: "S9",
+                status: 3,
+                handler_stack: &[],
+                subroutine_stack: &[],
+            },
+        ],
+    );
+    let p = plan(
+        &fx,
+        "a",
+        &[(
+            1,
+            vec![
+                st("S5", Some("S6"))
+                    .handler_stack(&["S3"], &["S4", "S11"])
+                    .subroutine_stack(&["S8"], &["S10"]),
+                st("S9", Some("S12")).handler_stack(&[], &["S2"]),
+            ],
+        )],
+        &[],
+    );
+    let checks = runner_stack_checks(&p, Dialect::Postgres).unwrap();
+    assert_eq!(checks.len(), 3, "{checks:?}");
+    // The IRIS variants are the ones in migrate.cls.
+    let iris = runner_statements(&p).unwrap();
+    assert_eq!(
+        iris.iter()
+            .filter(|(w, _)| w == "stack check after the rewrite")
+            .count(),
+        3
+    );
+    fx.apply_plan(&Migration::from_plan(p).unwrap()).unwrap();
+    for (what, sql) in &checks {
+        assert_eq!(scalar(&fx.conn, sql), 0, "{what}");
+    }
+    // A row at S6 whose handler stack was not rewritten is caught.
+    fx.exec(&format!(
+        r#"UPDATE "{}"."Thread1" SET "%HandlerStack" = {} WHERE "ID" = {}"#,
+        fx.schema,
+        support::stack_sql(&["S3"]),
+        ids[0]
+    ));
+    let caught: i64 = checks.iter().map(|(_, sql)| scalar(&fx.conn, sql)).sum();
+    assert_eq!(caught, 1);
+}

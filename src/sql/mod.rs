@@ -32,7 +32,8 @@ pub use folder::{
 };
 pub use model::*;
 pub use objectscript::{
-    objectscript_class_name, render_objectscript, render_session_script, runner_statements,
+    objectscript_class_name, render_objectscript, render_session_script, runner_stack_checks,
+    runner_statements,
 };
 pub use pg::{list_build, POSTGRES_TEST_SUPPORT_DDL};
 pub use queries::{
