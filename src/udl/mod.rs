@@ -631,6 +631,19 @@ mod tests {
     }
 
     #[test]
+    fn code_errors_stay_with_their_method_and_keywords_the_grammar_lacks_are_fine() {
+        let t = "Class Demo.A Extends Ens.BP.Thread\n{\nMethod S1() [ Language = cache ]\n{\n Set ..%NextState=\"S2\"\n}\nMethod Helper()\n{\n Set x=(1\n}\n}\n";
+        let c = class(t).unwrap().unwrap();
+        assert!(c.structure_error.is_none(), "{:?}", c.structure_error);
+        let s1 = &c.members[0];
+        assert!(s1.code_error.is_none(), "{:?}", s1.code_error);
+        assert_eq!(s1.facts.as_ref().unwrap().successors, ["S2"]);
+        let helper = &c.members[1];
+        assert_eq!(helper.name, "Helper");
+        assert!(helper.code_error.is_some());
+    }
+
+    #[test]
     fn lone_carriage_returns_become_line_feeds() {
         assert_eq!(normalize_line_breaks("a\rb\r\nc\r"), "a\nb\r\nc\n");
         assert!(matches!(normalize_line_breaks("a\r\nb"), Cow::Borrowed(_)));

@@ -424,7 +424,10 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
     }
     for g in &script.guards {
         // Enabled items and their live jobs are what Run(0) quiesces first.
-        let host = u8::from(matches!(g.kind, GuardKind::HostEnabled | GuardKind::LiveJob));
+        let host = u8::from(matches!(
+            g.kind,
+            GuardKind::HostEnabled | GuardKind::LiveJob
+        ));
         guards.push(format!(
             "\tSet tSC = ..Guard({}, {}, {host}, pDryRun)\n\tQuit:$$$ISERR(tSC) tSC",
             r.sql("guard", g.sql.as_str())?,
