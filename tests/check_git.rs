@@ -177,7 +177,7 @@ fn a_deleted_class_is_an_error_and_a_new_class_is_fine() {
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     assert!(
-        out.contains("src/Gone.cls:7:1: error BPM0405 class-removed: in-flight instances of Demo.Gone would be orphaned"),
+        out.contains("src/Gone.cls:7:1: error BPM0406 class-removed: in-flight instances of Demo.Gone would be orphaned"),
         "{out}"
     );
     assert!(
@@ -734,7 +734,7 @@ fn reports_follow_the_gitlab_and_sarif_schemas_with_repository_relative_paths() 
                 == "src/a/Loan.cls"
         )
         .all(|r| r["suppressions"][0]["kind"] == "external"));
-    assert!(results.iter().any(|r| r["ruleId"] == "BPM0405"));
+    assert!(results.iter().any(|r| r["ruleId"] == "BPM0406"));
     // GitLab report on stdout too, and JSON of an empty change.
     let o = r.check(&["--git-base", "HEAD", "--format", "GitLab"]);
     assert_eq!(o.status.code(), Some(0));
@@ -1133,7 +1133,7 @@ fn human_output_of_a_mixed_change_from_a_subfolder() {
 Demo.Compat (src/Compat.cls): compatible
 Demo.Fresh (src/Fresh.cls): new class, no instance can be in flight
 Demo.Gone (src/Gone.cls): deleted
-  src/Gone.cls:7:1: error BPM0405 class-removed: in-flight instances of Demo.Gone would be orphaned: the class was deleted
+  src/Gone.cls:7:1: error BPM0406 class-removed: in-flight instances of Demo.Gone would be orphaned: the class was deleted
 Demo.Same (lib/Same.cls, was src/Same.cls): identical
 
 4 classes checked: 1 compatible, 1 deleted, 1 identical, 1 new; 1 finding (1 error, 0 warnings, 0 info)
