@@ -321,7 +321,7 @@ pub fn check(a: CheckArgs) -> CmdResult {
     }
     Ok(match verdict {
         Verdict::Identical | Verdict::Compatible => exit::OK,
-        Verdict::Migratable | Verdict::Blocked => exit::FOUND,
+        Verdict::Drain | Verdict::Migratable | Verdict::Blocked => exit::FOUND,
     })
 }
 

@@ -307,6 +307,9 @@ impl Matcher<'_, '_> {
             return (0, MatchVia::Key);
         }
         let (ot, nt) = (self.old, self.new);
+        if other_call(ot, o, nt, n) {
+            return (0, MatchVia::Key);
+        }
         let dice = self.dice(o, n);
         let bonus = (dice / SCORE_DICE_DIVISOR).min(SCORE_DICE_BONUS_MAX);
         if ot.hash[o] == nt.hash[n] {
@@ -608,7 +611,9 @@ impl Matcher<'_, '_> {
             }
             out
         };
-        let same = |o: usize, n: usize| self.old.element(o) == self.new.element(n);
+        let same = |o: usize, n: usize| {
+            self.old.element(o) == self.new.element(n) && !other_call(self.old, o, self.new, n)
+        };
         let fwd = best(&lo, &ln, &|o, n| {
             if same(o, n) {
                 self.dice(o, n)
@@ -840,11 +845,7 @@ impl Matcher<'_, '_> {
                             .collect();
                         if let ([x], [y]) = (os.as_slice(), ns.as_slice()) {
                             // A call with another name *and* another target is another call.
-                            let (a, b) = (self.old.nodes[*x], self.new.nodes[*y]);
-                            let other_call = e == "call"
-                                && a.name != b.name
-                                && a.attrs.get("target") != b.attrs.get("target");
-                            if !other_call {
+                            if !other_call(self.old, *x, self.new, *y) {
                                 made.push((*x, *y));
                             }
                         }
@@ -865,6 +866,16 @@ impl Matcher<'_, '_> {
         }
         any
     }
+}
+
+/// A call with another name *and* another target is another call, however alike its
+/// request and response handlers look.
+fn other_call(ot: &Tree, o: usize, nt: &Tree, n: usize) -> bool {
+    let (a, b) = (ot.nodes[o], nt.nodes[n]);
+    a.element == "call"
+        && b.element == "call"
+        && a.name != b.name
+        && a.attrs.get("target") != b.attrs.get("target")
 }
 
 /// The child lists of an unmatched container that could have been wrapped around (or

@@ -513,6 +513,9 @@ fn own_signature(a: &Activity) -> String {
             s.push_str(&format!("{k}={v}\u{1f}"));
         }
     }
+    if let Some(code) = &a.code {
+        s.push_str(&format!("code:{}\u{1f}", code.trim()));
+    }
     match &a.kind {
         ActivityKind::Call {
             request, response, ..

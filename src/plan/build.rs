@@ -241,34 +241,53 @@ impl Builder<'_, '_> {
             self.findings.extend(safety::toggles(self.a, old_c, new_c));
         }
         self.apply_acks()?;
-        // Verdict.
-        let blocking = self
+        // Verdict. Errors whose remedy is letting instances drain (a removed wait state, an
+        // awaited call that now expects another response) do not block a plan that has
+        // nothing to rewrite: such a plan is `drain`.
+        let drainable = |f: &Finding| {
+            f.code == Code::RemovedWaitState.rule().code
+                || f.code == Code::AwaitedCallChanged.rule().code
+        };
+        let open_errors: Vec<&Finding> = self
             .findings
             .iter()
-            .any(|f| f.severity == Severity::Error && !f.acknowledged);
-        let persisted_change = threads.iter().any(|t| {
-            Some(short(&t.old_class)) != t.new_class.as_deref().map(short)
-                || t.states.iter().any(|s| s.change != StateChange::Unchanged)
+            .filter(|f| f.severity == Severity::Error && !f.acknowledged)
+            .collect();
+        let hard_block = open_errors.iter().any(|f| !drainable(f));
+        let rewrite = threads.iter().any(|t| {
+            t.new_class.is_some() && Some(short(&t.old_class)) == t.new_class.as_deref().map(short)
+                && t.states.iter().any(|s| {
+                    s.new.is_some()
+                        && matches!(s.change, StateChange::Renumbered | StateChange::Overridden)
+                })
         }) || handlers
             .iter()
-            .any(|h| h.new.as_deref() != Some(h.old.as_str()))
-            || self
-                .pre
-                .iter()
-                .any(|p| matches!(p, Precondition::NoPendingResponse { .. }))
+            .any(|h| h.new.as_deref().is_some_and(|n| n != h.old.as_str()))
             || context.iter().any(|c| c.default.is_some());
-        let verdict = if class_changed || blocking {
+        let must_drain = self.pre.iter().any(|p| {
+            matches!(
+                p,
+                Precondition::NoRowsAtState { .. }
+                    | Precondition::NoRowsInTable { .. }
+                    | Precondition::NoPendingResponse { .. }
+            )
+        });
+        let verdict = if class_changed || hard_block {
             Verdict::Blocked
         } else if versioned {
             Verdict::Compatible
         } else if self.a.diff.identical {
             Verdict::Identical
-        } else if !persisted_change {
-            Verdict::Compatible
-        } else {
+        } else if rewrite && !open_errors.is_empty() {
+            Verdict::Blocked
+        } else if rewrite {
             Verdict::Migratable
+        } else if must_drain {
+            Verdict::Drain
+        } else {
+            Verdict::Compatible
         };
-        if matches!(verdict, Verdict::Migratable | Verdict::Blocked) && !class_changed {
+        if matches!(verdict, Verdict::Migratable | Verdict::Blocked | Verdict::Drain) && !class_changed {
             self.findings.push(finding(
                 Code::ActorPool,
                 format!("if {} runs with PoolSize = 0 (the shared actor pool) it cannot be disabled on its own: stop the production before applying", old_c.class),

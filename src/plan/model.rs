@@ -49,6 +49,9 @@ pub enum Verdict {
     /// No persisted identifier changes meaning (e.g. states appended after all existing ones,
     /// or a versioned process).
     Compatible,
+    /// Nothing to rewrite, but some states (or pending responses) must be empty first: deploy
+    /// once no instance rests there.
+    Drain,
     /// A plan exists: rewriting the rows makes in-flight instances resume correctly.
     Migratable,
     /// Needs overrides or drained states before a plan can apply.
@@ -61,6 +64,7 @@ impl Verdict {
         match self {
             Verdict::Identical => "identical",
             Verdict::Compatible => "compatible",
+            Verdict::Drain => "drain",
             Verdict::Migratable => "migratable",
             Verdict::Blocked => "blocked",
         }

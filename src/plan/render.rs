@@ -56,13 +56,72 @@ pub fn severity_str(s: Severity) -> &'static str {
     }
 }
 
-fn verdict_help(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Identical => "same states, same meaning: nothing to do",
-        Verdict::Compatible => "no persisted identifier changes meaning: deploy without migrating",
-        Verdict::Migratable => "in-flight rows must be rewritten (plan --out writes the migration)",
-        Verdict::Blocked => "resolve the errors below (overrides, or let instances drain) before a migration can apply",
+fn verdict_help(p: &MigrationPlan) -> String {
+    match p.verdict {
+        Verdict::Identical => "same states, same meaning: nothing to do".into(),
+        Verdict::Compatible => "no persisted identifier changes meaning: deploy without migrating".into(),
+        Verdict::Drain => format!("nothing to rewrite: deploy once {}", drain_conditions(p)),
+        Verdict::Migratable => "in-flight rows must be rewritten (plan --out writes the migration)".into(),
+        Verdict::Blocked => "resolve the errors below (overrides, or let instances drain) before a migration can apply".into(),
     }
+}
+
+/// What must be empty before a `drain` plan may be deployed: states grouped per thread
+/// table (sorted numerically), emptied tables and pending responses.
+pub fn drain_conditions(p: &MigrationPlan) -> String {
+    let mut states: Vec<(String, Vec<String>)> = Vec::new();
+    let mut rest = Vec::new();
+    for pc in &p.preconditions {
+        match pc {
+            Precondition::NoRowsAtState { table, state, .. } => {
+                let t = p
+                    .threads
+                    .iter()
+                    .find(|t| &t.old_table == table)
+                    .map(|t| super::safety::short(&t.old_class).to_string())
+                    .unwrap_or_else(|| table.to_string());
+                match states.iter_mut().find(|(x, _)| *x == t) {
+                    Some((_, v)) => v.push(state.clone()),
+                    None => states.push((t, vec![state.clone()])),
+                }
+            }
+            Precondition::NoRowsInTable { table, .. } => {
+                rest.push(format!("{table} holds no row of a running instance"))
+            }
+            Precondition::NoPendingResponse { call, .. } => {
+                rest.push(format!("no response is pending for call {call:?}"))
+            }
+            _ => {}
+        }
+    }
+    let mut parts: Vec<String> = states
+        .into_iter()
+        .map(|(t, mut v)| {
+            sort_states(&mut v);
+            v.dedup();
+            format!("no instance rests at {t}:{}", v.join(", "))
+        })
+        .collect();
+    rest.dedup();
+    parts.extend(rest);
+    parts.join(" and ")
+}
+
+/// `S2, S4, S11`, not `S11, S2, S4`.
+pub fn sort_states(v: &mut [String]) {
+    v.sort_by_key(|s| state_key(s));
+}
+
+/// Sort key of a state reference (`S11`, `Thread1:S11`, `new:Thread2:S3`): prefix, then the
+/// numbers in it compared as numbers.
+pub fn state_key(s: &str) -> (String, Vec<u64>) {
+    let letters: String = s.chars().filter(|c| !c.is_ascii_digit()).collect();
+    let nums = s
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|x| !x.is_empty())
+        .map(|x| x.parse().unwrap_or(u64::MAX))
+        .collect();
+    (letters, nums)
 }
 
 /// The plan for people: every old state → new state with activity labels, handlers,
@@ -74,7 +133,7 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
         "{}: {} ({})",
         p.old.class,
         p.verdict.as_str(),
-        verdict_help(p.verdict)
+        verdict_help(p)
     );
     if opts.header {
         let _ = writeln!(

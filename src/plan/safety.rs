@@ -331,7 +331,7 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
     };
     let names = |ps: &[usize]| {
         ps.iter()
-            .map(|&p| tn.label(p))
+            .map(|&p| act_label(tn, p))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -392,6 +392,33 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
         );
     }
     out
+}
+
+/// How a reviewer finds an activity: its label, or for an unnamed one inside a call's
+/// `<request>`/`<response>`, through its call (`call "Credit" response assign #1`).
+pub(crate) fn act_label(t: &Tree, p: usize) -> String {
+    let node = t.nodes[p];
+    if node.name.is_none() && t.in_message[p] {
+        if let Some(c) = t.ancestors(p).find(|&q| t.element(q) == "call") {
+            let mut x = p;
+            while t.parent[x] != Some(c) {
+                x = t.parent[x].unwrap_or(c);
+            }
+            let inner = if x == p {
+                String::new()
+            } else {
+                format!(" {}", node.element)
+            };
+            return format!(
+                "{} {} {} #{}{inner}",
+                t.label(c),
+                t.slot[x],
+                t.element(x),
+                t.index[x] + 1
+            );
+        }
+    }
+    t.label(p)
 }
 
 fn count(n: usize, one: &str, many: &str) -> String {
@@ -495,7 +522,7 @@ pub(crate) fn context_reads(
             format!(
                 "new context property {prop} is read after the resume point of {} (by {}); in-flight rows hold NULL — {suggestion}; set a [[default]] for in-flight rows",
                 hit_states.iter().cloned().collect::<Vec<_>>().join(", "),
-                hit_readers.iter().map(|&p| tn.label(p)).collect::<Vec<_>>().join(", ")
+                hit_readers.iter().map(|&p| act_label(tn, p)).collect::<Vec<_>>().join(", ")
             ),
         )
         .states(hit_states)
@@ -590,7 +617,50 @@ impl<'t> SyncWaits<'t> {
     }
 }
 
-/// Renamed or removed calls that a thread may still wait on, with the preconditions.
+/// The message type of a call's request or response.
+fn message_type(node: &Activity, response: bool) -> Option<String> {
+    match &node.kind {
+        ActivityKind::Call {
+            request, response: r, ..
+        } => (if response { r } else { request })
+            .as_ref()
+            .and_then(|m| m.type_name.clone()),
+        _ => None,
+    }
+}
+
+/// The activities of a call's `<response>` (a call gets a response handler only when there
+/// are some, spec 5.1).
+fn response_handler(t: &Tree, p: usize) -> Vec<usize> {
+    t.slots[p]
+        .iter()
+        .find(|(s, _)| s == "response")
+        .map(|(_, l)| l.clone())
+        .unwrap_or_default()
+}
+
+/// Is `name` awaited in the new version: a synchronous call of that name, or a `<sync>`
+/// listing it?
+fn awaited_in_new(tn: &Tree, name: &str) -> bool {
+    (0..tn.len()).any(|p| {
+        let node = tn.nodes[p];
+        tn.effective[p]
+            && match node.element.as_str() {
+                "call" => {
+                    node.name.as_deref() == Some(name)
+                        && !matches!(node.attrs.get("async").map(String::as_str), Some("1" | "true"))
+                }
+                "sync" => node
+                    .attrs
+                    .get("calls")
+                    .is_some_and(|c| c.split(',').any(|x| x.trim() == name)),
+                _ => false,
+            }
+    })
+}
+
+/// Calls an old state can be waiting on (a synchronous call's wait, or a `<sync>` listing
+/// it) that were renamed, removed or changed, with the preconditions.
 pub(crate) fn call_changes(
     a: &Analysis,
     old_c: &CompiledProcess,
@@ -608,49 +678,150 @@ pub(crate) fn call_changes(
             continue;
         }
         let Some(name) = &node.name else { continue };
-        let ActivityKind::Call { response, .. } = &node.kind else {
-            continue;
-        };
         let Some(ti) = thread_of.of(to, o) else {
             continue;
         };
         let thread = &thread_of.c.threads[ti];
         // Which wait states wait on it: its own (synchronous call) and every <sync> naming it.
-        let waits: Vec<String> = sync_waits
+        let wait_idx = sync_waits
             .entry(ti)
             .or_insert_with(|| SyncWaits::new(to, thread))
-            .waiting_on(o, name)
-            .into_iter()
-            .map(|i| sref(&thread.class, &thread.states[i].name))
+            .waiting_on(o, name);
+        let mut waits: Vec<String> = wait_idx
+            .iter()
+            .map(|&i| sref(&thread.class, &thread.states[i].name))
             .collect();
-        if waits.is_empty() && response.is_none() {
-            // Asynchronous, no response requested, nobody waits: nothing can be pending.
+        if waits.is_empty() {
+            // Nothing waits on it: a response arriving for it is handled by the handler
+            // recorded in the row, whatever the call is called now.
             continue;
         }
+        crate::plan::render::sort_states(&mut waits);
         let table = thread.table.clone();
-        let (code, what) = match m.o2n[o] {
-            Some(n) if tn.effective[n] && tn.nodes[n].name.as_deref() == Some(name.as_str()) => {
-                continue
+        let n_eff = m.o2n[o].filter(|&n| tn.effective[n]);
+        match n_eff {
+            Some(n) if tn.nodes[n].name.as_deref() == Some(name.as_str()) => {
+                // Same call, same name: what did the instances waiting on it not see coming?
+                let nn = tn.nodes[n];
+                let mut changes = Vec::new();
+                let mut severity = Severity::Warning;
+                let attr = |x: &Activity, k: &str| x.attrs.get(k).cloned().unwrap_or_default();
+                if attr(node, "target") != attr(nn, "target") {
+                    changes.push(format!(
+                        "target {:?} → {:?}",
+                        attr(node, "target"),
+                        attr(nn, "target")
+                    ));
+                }
+                for (resp, what) in [(false, "request type"), (true, "response type")] {
+                    let (x, y) = (message_type(node, resp), message_type(nn, resp));
+                    // A response type that appears with a new handler is that handler's finding.
+                    if x != y && !(resp && x.is_none()) {
+                        changes.push(format!(
+                            "{what} {} → {}",
+                            x.as_deref().unwrap_or("(none)"),
+                            y.as_deref().unwrap_or("(none)")
+                        ));
+                        if resp && x.is_some() && y.is_some() {
+                            severity = Severity::Error;
+                        }
+                    }
+                }
+                let (ho, hn) = (response_handler(to, o), response_handler(tn, n));
+                let hash = |t: &Tree, l: &[usize]| l.iter().map(|&p| t.hash[p]).collect::<Vec<_>>();
+                match (ho.is_empty(), hn.is_empty()) {
+                    (true, false) => {
+                        findings.push(
+                            finding(
+                                Code::HandlerNotRegistered,
+                                format!(
+                                    "call {name:?} gained a <response> handler, but instances waiting on it at {} sent the request under the old version without one: the new handler will not run for them",
+                                    waits.join(", ")
+                                ),
+                            )
+                            .states(waits.clone())
+                            .old_acts([to.aref(o)])
+                            .new_acts([tn.aref(n)]),
+                        );
+                    }
+                    (false, false) if hash(to, &ho) != hash(tn, &hn) => {
+                        changes.push("its <response> handler".to_string())
+                    }
+                    (false, true) => changes.push("its <response> handler was removed".to_string()),
+                    _ => {}
+                }
+                if changes.is_empty() {
+                    continue;
+                }
+                let only_handler = changes.len() == 1 && changes[0] == "its <response> handler";
+                if only_handler {
+                    // An edited handler is what a change usually means; it runs for them.
+                    severity = Severity::Info;
+                }
+                let mut f = finding(
+                    Code::AwaitedCallChanged,
+                    format!(
+                        "call {name:?} (waited on at {}) changed: {}; instances waiting there get the answer to the old request{}",
+                        waits.join(", "),
+                        changes.join(", "),
+                        if severity == Severity::Error {
+                            ", which the new handler reads as another class"
+                        } else if only_handler {
+                            " and run the new handler on it"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+                .states(waits.clone())
+                .old_acts([to.aref(o)])
+                .new_acts([tn.aref(n)]);
+                f.severity = severity;
+                findings.push(f);
+                if severity == Severity::Error {
+                    for &i in &wait_idx {
+                        pre.push(Precondition::NoRowsAtState {
+                            table: table.clone(),
+                            state: thread.states[i].name.clone(),
+                            reason: format!(
+                                "{} waits on call {name:?}, whose response type changed",
+                                thread.states[i].role
+                            ),
+                        });
+                    }
+                }
+                continue;
             }
-            Some(n) if tn.effective[n] => (
+            _ => {}
+        }
+        if awaited_in_new(tn, name) {
+            // The name is still awaited in the new version: a pending response under it
+            // still completes a wait (its handler is recorded in the row).
+            continue;
+        }
+        let (code, what) = match (m.o2n[o], n_eff) {
+            (_, Some(n)) => (
                 Code::PendingCallRenamed,
                 format!(
                     "was renamed to {:?}",
                     tn.nodes[n].name.as_deref().unwrap_or("")
                 ),
             ),
-            Some(_) => (Code::PendingCallRemoved, "was disabled".to_string()),
-            None => (Code::PendingCallRemoved, "was removed".to_string()),
+            (Some(_), None) => (Code::PendingCallRemoved, "was disabled".to_string()),
+            (None, None) => (Code::PendingCallRemoved, "was removed".to_string()),
         };
         if code == Code::PendingCallRemoved {
             removed_calls.insert(name.clone());
         }
-        let waiting = if waits.is_empty() {
-            String::new()
-        } else {
-            format!(" (waited on at {})", waits.join(", "))
-        };
-        let mut f = finding(code, format!("call {name:?}{waiting} {what}: a response still pending under {name:?} cannot be matched")).states(waits).old_acts([to.aref(o)]);
+        let mut f = finding(
+            code,
+            format!(
+                "call {name:?} (waited on at {}) {what}: a response still pending under {name:?} cannot be matched",
+                waits.join(", ")
+            ),
+        )
+        .states(waits)
+        .old_acts([to.aref(o)]);
         if let Some(n) = m.o2n[o] {
             f = f.new_acts([tn.aref(n)]);
         }
