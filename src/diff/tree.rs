@@ -309,7 +309,7 @@ impl<'a> Tree<'a> {
     }
 
     /// The slot of `a`'s ancestor-or-self that is a direct child of `anc`: (slot, index, child).
-    fn child_towards(&self, anc: usize, a: usize) -> Option<(usize, &str, u32)> {
+    pub fn child_towards(&self, anc: usize, a: usize) -> Option<(usize, &str, u32)> {
         let mut c = a;
         loop {
             let p = self.parent[c]?;
@@ -320,7 +320,7 @@ impl<'a> Tree<'a> {
         }
     }
 
-    fn lca(&self, a: usize, b: usize) -> usize {
+    pub fn lca(&self, a: usize, b: usize) -> usize {
         let (mut x, mut y) = (a, b);
         while self.depth[x] > self.depth[y] {
             x = self.parent[x].unwrap_or(0);
@@ -406,14 +406,6 @@ impl<'a> Tree<'a> {
                 before.push((first, self.end[last]));
             }
         }
-    }
-
-    /// Is there a loop (`while`, `until`, `foreach`) enclosing both?
-    pub fn common_loop(&self, a: usize, b: usize) -> bool {
-        let l = self.lca(a, b);
-        std::iter::once(l)
-            .chain(self.ancestors(l))
-            .any(|q| matches!(self.element(q), "while" | "until" | "foreach"))
     }
 
     /// Find an activity by a selector: `call "Lookup"`, `"Lookup"` (a unique name),

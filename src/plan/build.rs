@@ -255,7 +255,8 @@ impl Builder<'_, '_> {
             .collect();
         let hard_block = open_errors.iter().any(|f| !drainable(f));
         let rewrite = threads.iter().any(|t| {
-            t.new_class.is_some() && Some(short(&t.old_class)) == t.new_class.as_deref().map(short)
+            t.new_class.is_some()
+                && Some(short(&t.old_class)) == t.new_class.as_deref().map(short)
                 && t.states.iter().any(|s| {
                     s.new.is_some()
                         && matches!(s.change, StateChange::Renumbered | StateChange::Overridden)
@@ -287,7 +288,11 @@ impl Builder<'_, '_> {
         } else {
             Verdict::Compatible
         };
-        if matches!(verdict, Verdict::Migratable | Verdict::Blocked | Verdict::Drain) && !class_changed {
+        if matches!(
+            verdict,
+            Verdict::Migratable | Verdict::Blocked | Verdict::Drain
+        ) && !class_changed
+        {
             self.findings.push(finding(
                 Code::ActorPool,
                 format!("if {} runs with PoolSize = 0 (the shared actor pool) it cannot be disabled on its own: stop the production before applying", old_c.class),
@@ -966,13 +971,17 @@ impl Builder<'_, '_> {
                 d.line, d.property, d.value
             ));
         }
-        let added: Vec<(String, Option<String>)> = self
+        let added: Vec<safety::NewProperty> = self
             .a
             .diff
             .context
             .iter()
             .filter(|c| c.change == ContextChangeKind::Added)
-            .map(|c| (c.name.clone(), c.initial_expression.clone()))
+            .map(|c| safety::NewProperty {
+                name: c.name.clone(),
+                type_name: c.new_type.clone(),
+                initial: c.initial_expression.clone(),
+            })
             .collect();
         for (prop, mut f) in safety::context_reads(self.a, resumes, &added) {
             if let Some(c) = context
