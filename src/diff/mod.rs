@@ -108,6 +108,8 @@ pub(crate) fn analyze<'a>(
     let context = context_deltas(old, new);
     let identical = t_old.hash[0] == t_new.hash[0]
         && context.is_empty()
+        && old.process.request == new.process.request
+        && old.process.response == new.process.response
         && old_c.class == new_c.class
         && old_c.package == new_c.package;
     let diff = ProcessDiff {

@@ -239,6 +239,7 @@ impl Builder<'_, '_> {
                 .extend(safety::resume_findings(self.a, &resumes));
             self.context_findings(&resumes, &mut context)?;
             self.findings.extend(safety::toggles(self.a, old_c, new_c));
+            self.process_findings(old, new);
         }
         self.apply_acks()?;
         // Verdict. Errors whose remedy is letting instances drain (a removed wait state, an
@@ -317,19 +318,20 @@ impl Builder<'_, '_> {
             .filter(|p| seen.insert(format!("{p:?}")))
             .collect();
         let mut findings = std::mem::take(&mut self.findings);
+        // States compare numerically (S9 before S11).
+        let skey = |f: &Finding| {
+            f.states
+                .iter()
+                .map(|s| super::render::state_key(s))
+                .collect::<Vec<_>>()
+        };
         findings.sort_by(|x, y| {
-            (
-                std::cmp::Reverse(x.severity),
-                &x.code,
-                &x.states,
-                &x.message,
-            )
-                .cmp(&(
-                    std::cmp::Reverse(y.severity),
-                    &y.code,
-                    &y.states,
-                    &y.message,
-                ))
+            (std::cmp::Reverse(x.severity), &x.code, skey(x), &x.message).cmp(&(
+                std::cmp::Reverse(y.severity),
+                &y.code,
+                skey(y),
+                &y.message,
+            ))
         });
         handlers.sort_by_key(|h| handler_number(&h.old));
         context.sort_by(|x, y| x.name.cmp(&y.name));
@@ -749,40 +751,27 @@ impl Builder<'_, '_> {
                 .collect();
             let mut renumbered = Vec::new();
             let mut stack_changed = Vec::new();
+            // One finding per removed activity, listing its states.
+            let mut removed: Vec<(crate::states::ActivityRef, Vec<&StateMapping>, String)> =
+                Vec::new();
             for s in &t.states {
-                let r = sref(&t.old_class, &s.old);
                 match (&s.new, s.change) {
                     (None, _) => {
-                        let rests = s.wait || s.join;
                         let why = s
                             .note
                             .as_deref()
                             .map(|n| format!(" ({n})"))
                             .unwrap_or_default();
-                        let what = if s.join {
-                            "join state"
-                        } else if s.wait {
-                            "wait state"
-                        } else {
-                            "state"
-                        };
-                        let code = if rests {
-                            Code::RemovedWaitState
-                        } else {
-                            Code::RemovedState
-                        };
-                        self.findings.push(
-                            finding(
-                                code,
-                                format!(
-                                    "{r}, the {what} {} of {}, has no counterpart{why}",
-                                    s.role,
-                                    s.old_activity.label()
-                                ),
-                            )
-                            .states([r.clone()])
-                            .old_acts([s.old_activity.clone()]),
-                        );
+                        match removed.iter_mut().find(
+                            |(a, _, _): &&mut (
+                                crate::states::ActivityRef,
+                                Vec<&StateMapping>,
+                                String,
+                            )| a.id == s.old_activity.id,
+                        ) {
+                            Some((_, v, _)) => v.push(s),
+                            None => removed.push((s.old_activity.clone(), vec![s], why.clone())),
+                        }
                         self.pre.push(Precondition::NoRowsAtState {
                             table: t.old_table.clone(),
                             state: s.old.clone(),
@@ -829,6 +818,46 @@ impl Builder<'_, '_> {
                     }
                 }
             }
+            for (act, states, why) in &removed {
+                let rests = states.iter().any(|s| s.wait || s.join);
+                let listed = states
+                    .iter()
+                    .map(|s| {
+                        let what = if s.join {
+                            ", join"
+                        } else if s.wait {
+                            ", wait"
+                        } else {
+                            ""
+                        };
+                        format!("{} ({}{what})", s.old, s.role)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let code = if rests {
+                    Code::RemovedWaitState
+                } else {
+                    Code::RemovedState
+                };
+                let what = if rests {
+                    "instances can wait there"
+                } else {
+                    "no instance waits there"
+                };
+                self.findings.push(
+                    finding(
+                        code,
+                        format!(
+                            "{}: {} {listed} {} no counterpart{why} ({what})",
+                            act.label(),
+                            if states.len() == 1 { "state" } else { "states" },
+                            if states.len() == 1 { "has" } else { "have" }
+                        ),
+                    )
+                    .states(states.iter().map(|s| sref(&t.old_class, &s.old)))
+                    .old_acts([act.clone()]),
+                );
+            }
             let old_short = short(&t.old_class);
             if !renumbered.is_empty() {
                 let states = t
@@ -858,6 +887,51 @@ impl Builder<'_, '_> {
                     ),
                 ));
             }
+        }
+    }
+
+    /// The process's own request/response classes, and a hint when the arguments look
+    /// swapped.
+    fn process_findings(&mut self, old: &Bpl, new: &Bpl) {
+        for (what, o, n) in [
+            ("request", &old.process.request, &new.process.request),
+            ("response", &old.process.response, &new.process.response),
+        ] {
+            if o != n {
+                self.findings.push(finding(
+                    Code::ProcessMessageChanged,
+                    format!(
+                        "the process {what} class changed from {} to {}: in-flight instances hold a {what} of the old class",
+                        o.as_deref().unwrap_or("(none)"),
+                        n.as_deref().unwrap_or("(none)")
+                    ),
+                ));
+            }
+        }
+        let changes = &self.a.diff.activities;
+        let removed = changes
+            .iter()
+            .filter(|c| c.change == diff::ActivityChangeKind::Removed)
+            .count();
+        let inserted = changes
+            .iter()
+            .filter(|c| c.change == diff::ActivityChangeKind::Inserted)
+            .count();
+        let removed_states: usize = self
+            .a
+            .map
+            .threads
+            .iter()
+            .flat_map(|t| &t.states)
+            .filter(|s| s.change == DeltaKind::Removed)
+            .count();
+        if inserted == 0 && removed >= 2 && removed_states >= 2 {
+            self.findings.push(finding(
+                Code::ArgumentsReversed,
+                format!(
+                    "{removed} activities were removed and none was inserted: if the first file given is the newer version, the arguments are reversed (bplmigrate plan OLD NEW)"
+                ),
+            ));
         }
     }
 

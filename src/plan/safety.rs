@@ -278,7 +278,6 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
     // mixes a certain skip with a possible one).
     let mut skipped: BTreeMap<Vec<(usize, bool)>, Vec<&Resume>> = BTreeMap::new();
     let mut rerun: BTreeMap<Vec<(usize, bool)>, Vec<&Resume>> = BTreeMap::new();
-    let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut enclosing: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut switched: BTreeMap<Vec<(usize, String, String)>, Vec<&Resume>> = BTreeMap::new();
