@@ -74,12 +74,22 @@ fn drain(fx: &Fixture, p: &MigrationPlan) {
             Precondition::NoRowsInTable { table, .. } => {
                 fx.exec(&format!(r#"DELETE FROM "{}"."{}""#, table.schema, table.table))
             }
-            Precondition::NoPendingResponse { table, call, .. } => fx.exec(&format!(
-                r#"DELETE FROM "{}"."{}__PendingResponses" WHERE "element_key" = {}"#,
-                table.schema,
-                table.table,
-                lit(call)
-            )),
+            Precondition::NoPendingResponse { table, call, .. } => {
+                fx.exec(&format!(
+                    r#"DELETE FROM "{}"."{}__PendingResponses" WHERE "element_key" = {}"#,
+                    table.schema,
+                    table.table,
+                    lit(call)
+                ));
+                // The response arrived: its handler entry went with it.
+                let h = &p.response_handler_table;
+                fx.exec(&format!(
+                    r#"DELETE FROM "{}"."{}" WHERE "element_key" = {}"#,
+                    h.schema,
+                    h.table,
+                    lit(call)
+                ));
+            }
             _ => {}
         }
     }
@@ -127,13 +137,29 @@ fn story(dir: &Path) -> String {
             };
             expect.entry(t.old_table.clone()).or_default().push(e);
         }
-        for h in &p.response_handlers {
+        // Every call with a handler, and every call a precondition says may be awaited
+        // (an awaited call needs no handler of its own).
+        let mut calls: Vec<&str> = p
+            .response_handlers
+            .iter()
+            .map(|h| h.call.as_str())
+            .collect();
+        for pre in &p.preconditions {
+            if let Precondition::NoPendingResponse { table, call, .. } = pre {
+                if *table == t.old_table {
+                    calls.push(call);
+                }
+            }
+        }
+        calls.sort_unstable();
+        calls.dedup();
+        for call in calls {
             fx.exec(&format!(
                 r#"INSERT INTO "{}"."{}__PendingResponses" ("{}", "element_key") VALUES (1, {})"#,
                 t.old_table.schema,
                 t.old_table.table,
                 t.old_table.table,
-                lit(&h.call)
+                lit(call)
             ));
         }
     }

@@ -614,3 +614,60 @@ fn an_ambiguous_state_owner_blocks_until_pinned() {
         .expect("skipped");
     assert_eq!(skipped.new_activities[0].line, 3);
 }
+
+/// Parent/children consistency: the whole body wrapped in a new `<scope>` keeps every state,
+/// and every matched activity whose old parent is matched sits under that parent's match
+/// (the top-level ones under the new scope).
+#[test]
+fn property_wrapped_body_keeps_children_with_their_parents() {
+    for seed in 1..=seeds() {
+        let x = generate(seed);
+        let body_start = x.find("<sequence>\n").unwrap() + "<sequence>\n".len();
+        let body_end = x.rfind("</sequence>").unwrap();
+        let y = format!(
+            "{}  <scope name='Wrapper'>\n{}  <faulthandlers><catchall name='WrapperAll'><trace value='\"x\"'/></catchall></faulthandlers>\n  </scope>\n{}",
+            &x[..body_start],
+            &x[body_start..body_end],
+            &x[body_end..]
+        );
+        let (p, oc) = planned(&x, &y);
+        check_invariants(&p.plan, &p.diff, &oc);
+        let (o, n) = (parse(&x, "old.xml"), parse(&y, "new.xml"));
+        let m: BTreeMap<u32, u32> = p
+            .diff
+            .activities
+            .iter()
+            .filter_map(|a| Some((a.old.as_ref()?.id.0, a.new.as_ref()?.id.0)))
+            .collect();
+        let parent = |b: &Bpl, id: u32| {
+            b.process
+                .flat
+                .iter()
+                .find(|f| f.id.0 == id)
+                .and_then(|f| f.parent)
+                .map(|x| x.0)
+        };
+        let scope = n
+            .process
+            .flat
+            .iter()
+            .find(|f| f.parent.map(|x| x.0) == Some(0))
+            .map(|f| f.id.0);
+        for (&a, &b) in &m {
+            let Some(pa) = parent(&o, a) else { continue };
+            let want = if pa == 0 { scope } else { m.get(&pa).copied() };
+            if let Some(want) = want {
+                assert_eq!(
+                    parent(&n, b),
+                    Some(want),
+                    "seed {seed}: old {a} (parent {pa}) → new {b}\n{x}"
+                );
+            }
+        }
+        let main = &p.plan.threads[0];
+        assert!(
+            main.states.iter().all(|s| s.new.is_some()),
+            "seed {seed}: a state was lost by wrapping\n{y}"
+        );
+    }
+}
