@@ -281,9 +281,9 @@ fn story(dir: &Path) -> String {
                 lit(&h.call)
             ),
         );
-        let drained = p.preconditions.iter().any(|pre| {
-            matches!(pre, Precondition::NoPendingResponse { call, .. } if *call == h.call)
-        });
+        let drained = p.preconditions.iter().any(
+            |pre| matches!(pre, Precondition::NoPendingResponse { call, .. } if *call == h.call),
+        );
         if drained {
             assert!(got.is_empty(), "{case}: handler of drained call {}", h.call);
             continue;

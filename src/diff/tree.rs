@@ -484,6 +484,57 @@ impl<'a> Tree<'a> {
     }
 }
 
+/// What changed about an activity's identity between two matched versions: its name, the
+/// key attributes of its element and a call's message types, as `what "old" → "new"`.
+pub(crate) fn key_changes(a: &Activity, b: &Activity) -> Vec<String> {
+    let mut out = Vec::new();
+    let q = |v: Option<&str>| {
+        v.map(|x| format!("{x:?}"))
+            .unwrap_or_else(|| "(none)".into())
+    };
+    if a.name != b.name {
+        out.push(format!(
+            "name {} → {}",
+            q(a.name.as_deref()),
+            q(b.name.as_deref())
+        ));
+    }
+    for k in key_attrs(&a.element) {
+        let (x, y) = (a.attrs.get(*k), b.attrs.get(*k));
+        if x != y {
+            out.push(format!(
+                "{k} {} → {}",
+                q(x.map(String::as_str)),
+                q(y.map(String::as_str))
+            ));
+        }
+    }
+    if let (
+        ActivityKind::Call {
+            request: rq1,
+            response: rs1,
+            ..
+        },
+        ActivityKind::Call {
+            request: rq2,
+            response: rs2,
+            ..
+        },
+    ) = (&a.kind, &b.kind)
+    {
+        let ty = |m: &Option<crate::bpl::Message>| m.as_ref().and_then(|m| m.type_name.clone());
+        for (what, x, y) in [
+            ("request", ty(rq1), ty(rq2)),
+            ("response", ty(rs1), ty(rs2)),
+        ] {
+            if x != y {
+                out.push(format!("{what} {} → {}", q(x.as_deref()), q(y.as_deref())));
+            }
+        }
+    }
+    out
+}
+
 fn field(h: &mut Sha256, s: &str) {
     h.update((s.len() as u64).to_le_bytes());
     h.update(s.as_bytes());

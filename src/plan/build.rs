@@ -333,6 +333,11 @@ impl Builder<'_, '_> {
                 &y.message,
             ))
         });
+        let suggestions = if versioned || class_changed {
+            Vec::new()
+        } else {
+            self.suggestions(&threads)
+        };
         handlers.sort_by_key(|h| handler_number(&h.old));
         context.sort_by(|x, y| x.name.cmp(&y.name));
         let mut plan = MigrationPlan {
@@ -350,6 +355,7 @@ impl Builder<'_, '_> {
             context_properties: context,
             preconditions,
             findings,
+            suggestions,
             overrides: std::mem::take(&mut self.applied),
         };
         plan.plan_id = plan_id(&plan)?;
@@ -398,6 +404,17 @@ impl Builder<'_, '_> {
                             (None, _) => "removed".to_string(),
                         },
                         note: sd.note.clone(),
+                        modified: ns.and_then(|_| {
+                            let (o, n) = (
+                                self.a.old.pos(os.activity.id)?,
+                                self.a.new.pos(ns?.activity.id)?,
+                            );
+                            let ch = crate::diff::tree::key_changes(
+                                self.a.old.nodes[o],
+                                self.a.new.nodes[n],
+                            );
+                            (!ch.is_empty()).then(|| ch.join(", "))
+                        }),
                     })
                 })
                 .collect();
@@ -440,6 +457,7 @@ impl Builder<'_, '_> {
                         new_subroutine_stack: s.subroutine_stack.clone(),
                         via: "versioned".to_string(),
                         note: None,
+                        modified: None,
                     })
                     .collect(),
             })
@@ -456,6 +474,7 @@ impl Builder<'_, '_> {
                     old: h.name.clone(),
                     new: Some(h.name.clone()),
                     call: h.call.clone(),
+                    new_call: None,
                 })
                 .collect();
         }
@@ -468,6 +487,20 @@ impl Builder<'_, '_> {
                     old: h.old.clone()?,
                     new: h.new.clone(),
                     call: h.old_call.clone().unwrap_or_default(),
+                    // The call now owning the handler: the renamed call, or for a removed
+                    // handler, whichever call the new version gave that name to.
+                    new_call: match &h.new {
+                        Some(_) => h
+                            .new_call
+                            .clone()
+                            .filter(|n| Some(n) != h.old_call.as_ref()),
+                        None => self
+                            .new_c
+                            .response_handlers
+                            .iter()
+                            .find(|x| Some(&x.name) == h.old.as_ref())
+                            .map(|x| x.call.clone()),
+                    },
                 })
             })
             .collect()
@@ -888,6 +921,109 @@ impl Builder<'_, '_> {
                 ));
             }
         }
+    }
+
+    /// For every removed wait state left unmapped, the best candidate to map it to: the same
+    /// call elsewhere, a new wait on that call, or the state that started the removed activity
+    /// (it now goes straight on to what followed).
+    fn suggestions(&self, threads: &[ThreadMapping]) -> Vec<Suggestion> {
+        let mut out = Vec::new();
+        let (old_f, new_f) = (ThreadFinder::new(self.old_c), ThreadFinder::new(self.new_c));
+        for t in threads {
+            let (Some(ot), Some(nt)) = (
+                old_f.find(&t.old_class),
+                t.new_class.as_deref().and_then(|c| new_f.find(c)),
+            ) else {
+                continue;
+            };
+            if short(&ot.class) != short(&nt.class) {
+                continue;
+            }
+            for s in t
+                .states
+                .iter()
+                .filter(|s| s.new.is_none() && (s.wait || s.join))
+            {
+                let act = &s.old_activity;
+                let call_name = (act.element == "call")
+                    .then(|| act.name.clone())
+                    .flatten()
+                    .or_else(|| {
+                        // A removed <sync>: the call it waited on.
+                        let p = self.a.old.pos(act.id)?;
+                        let node = self.a.old.nodes[p];
+                        (node.element == "sync")
+                            .then(|| node.attrs.get("calls").cloned())
+                            .flatten()
+                    });
+                let waits_on = |x: &crate::states::State, name: &str| {
+                    x.role == crate::states::Role::SyncWait
+                        && self.a.new.pos(x.activity.id).is_some_and(|p| {
+                            let node = self.a.new.nodes[p];
+                            match node.element.as_str() {
+                                "call" => node.name.as_deref() == Some(name),
+                                "sync" => node.attrs.get("calls").is_some_and(|c| {
+                                    c.split(',')
+                                        .any(|y| name.split(',').any(|z| z.trim() == y.trim()))
+                                }),
+                                _ => false,
+                            }
+                        })
+                };
+                let by_call = call_name.as_deref().and_then(|name| {
+                    nt.states.iter().find(|x| waits_on(x, name)).map(|x| {
+                        (
+                            x.name.clone(),
+                            format!(
+                                "{} still waits on call {name:?} in the new version ({} of {})",
+                                x.name,
+                                x.role,
+                                x.activity.label()
+                            ),
+                        )
+                    })
+                });
+                let by_pred = || {
+                    // Back through removed states to the nearest one that still has a
+                    // counterpart.
+                    let mut at = s.old.clone();
+                    let mut seen = BTreeSet::new();
+                    let (pred, mapped) = loop {
+                        if !seen.insert(at.clone()) {
+                            return None;
+                        }
+                        let pred = ot
+                            .states
+                            .iter()
+                            .find(|p| p.name != at && p.successors.iter().any(|x| *x == at))?;
+                        match t.states.iter().find(|m| m.old == pred.name)?.new.clone() {
+                            Some(n) => break (pred, n),
+                            None => at = pred.name.clone(),
+                        }
+                    };
+                    Some((
+                        mapped.clone(),
+                        format!(
+                            "{} ({} of {}) led to {} in the old version; its counterpart {mapped} resumes those instances at the point where {} was, running what the new version does there",
+                            pred.name,
+                            pred.role,
+                            pred.activity.label(),
+                            act.label(),
+                            act.label()
+                        ),
+                    ))
+                };
+                if let Some((new, reason)) = by_call.or_else(by_pred) {
+                    out.push(Suggestion {
+                        thread: short(&t.old_class).to_string(),
+                        old: s.old.clone(),
+                        new,
+                        reason,
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The process's own request/response classes, and a hint when the arguments look

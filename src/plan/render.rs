@@ -192,6 +192,9 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
             if let Some(n) = &s.note {
                 flags.push(format!("({n})"));
             }
+            if let Some(m) = &s.modified {
+                flags.push(format!("(modified: {m})"));
+            }
             let new_act = match &s.new_activity {
                 Some(a)
                     if a.label() != s.old_activity.label()
@@ -208,7 +211,12 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                 s.role.to_string(),
                 s.old_activity.label(),
                 new_act,
-                change_str(s.change).into(),
+                match &s.modified {
+                    Some(_) if s.change != StateChange::Overridden => {
+                        format!("{}, modified", change_str(s.change))
+                    }
+                    _ => change_str(s.change).into(),
+                },
                 s.via.clone(),
                 flags.join(" "),
             ]);
@@ -226,12 +234,23 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                     Some(n) if *n == h.old => "unchanged",
                     Some(_) => "renumbered",
                 };
+                let (call, change) = match (&h.new, &h.new_call) {
+                    (Some(_), Some(n)) => (
+                        format!("call {:?} → call {n:?}", h.call),
+                        format!("{change}, call renamed"),
+                    ),
+                    (None, Some(n)) => (
+                        format!("call {:?}", h.call),
+                        format!("removed; {} now belongs to call {n:?}", h.old),
+                    ),
+                    _ => (format!("call {:?}", h.call), change.to_string()),
+                };
                 vec![
                     h.old.clone(),
                     "→".into(),
                     h.new.clone().unwrap_or_else(|| "-".into()),
-                    format!("call {:?}", h.call),
-                    change.into(),
+                    call,
+                    change,
                 ]
             })
             .collect();
@@ -277,6 +296,20 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
         let _ = writeln!(out, "  none");
     }
     out.push_str(&findings_human(&p.findings));
+    if !p.suggestions.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nsuggested overrides (review each; a plan never applies them on its own)"
+        );
+        for sg in &p.suggestions {
+            let _ = writeln!(out, "  # {}:{}: {}", sg.thread, sg.old, sg.reason);
+            let _ = writeln!(out, "  [[map]]");
+            let _ = writeln!(out, "  thread = {:?}", sg.thread);
+            let _ = writeln!(out, "  old = {:?}", sg.old);
+            let _ = writeln!(out, "  new = {:?}", sg.new);
+            let _ = writeln!(out, "  reason = {:?}", sg.reason);
+        }
+    }
     if !p.overrides.is_empty() {
         let _ = writeln!(out, "\noverrides applied");
         for o in &p.overrides {

@@ -1255,6 +1255,19 @@ pub(crate) fn call_changes(
         if code == Code::PendingCallRemoved {
             removed_calls.insert(name.clone());
         }
+        // A removed synchronous call waited on only in its own state: its removed wait state
+        // (BPM0101) says it already; keep only the precondition.
+        let own_only = wait_idx
+            .iter()
+            .all(|&i| thread.states[i].activity.id == node.id);
+        if m.o2n[o].is_none() && own_only {
+            pre.push(Precondition::NoPendingResponse {
+                table,
+                call: name.clone(),
+                reason: format!("call {name:?} {what}; wait until no instance waits on it"),
+            });
+            continue;
+        }
         let mut f = finding(
             code,
             format!(
