@@ -671,3 +671,115 @@ fn property_wrapped_body_keeps_children_with_their_parents() {
         );
     }
 }
+
+/// Skips only on reachable paths: an activity inserted at the start of an `<if>`'s `<false>`
+/// branch is never "skipped" by instances resting inside its `<true>` branch, and instances
+/// resting after the `<if>` are told they *may* skip it (they may have taken either branch).
+#[test]
+fn property_skips_only_on_paths_that_reach_the_resume_point() {
+    let mut checked = 0;
+    for seed in 1..=seeds() {
+        let x = generate(seed);
+        let lines: Vec<&str> = x.lines().collect();
+        let Some(k) = lines.iter().position(|l| l.trim() == "<false>") else {
+            continue;
+        };
+        let ind = &lines[k][..lines[k].len() - lines[k].trim_start().len()];
+        let Some(if_line) = (0..k).rev().find(|&i| {
+            lines[i].trim_start().starts_with("<if ")
+                && lines[i].len() - lines[i].trim_start().len() + 2 == ind.len()
+        }) else {
+            continue;
+        };
+        let mut y = lines[..=k].join("\n");
+        y.push_str(&format!(
+            "\n{ind}  <delay name='Ins' duration='\"PT99S\"'/>\n"
+        ));
+        y.push_str(&lines[k + 1..].join("\n"));
+        y.push('\n');
+        let (p, oc) = planned(&x, &y);
+        check_invariants(&p.plan, &p.diff, &oc);
+        let old = parse(&x, "old.xml");
+        let flat = &old.process.flat;
+        let Some(if_id) = flat.iter().map(|f| f.id).find(|&id| {
+            let a = activity_by_id(&old, id.0);
+            a.is_some_and(|a| a.element == "if" && a.pos.line as usize == if_line + 1)
+        }) else {
+            continue;
+        };
+        // Old activities inside the <true> branch (any depth).
+        let in_true = |mut id: u32| loop {
+            let Some(f) = flat.iter().find(|f| f.id.0 == id) else {
+                return false;
+            };
+            match f.parent {
+                Some(par) if par == if_id => return f.slot == "true",
+                Some(par) => id = par.0,
+                None => return false,
+            }
+        };
+        let owner = |r: &str| -> Option<u32> {
+            let (thread, state) = r.split_once(':')?;
+            let t = p
+                .plan
+                .threads
+                .iter()
+                .find(|t| t.old_class.rsplit('.').next() == Some(thread))?;
+            Some(t.states.iter().find(|s| s.old == state)?.old_activity.id.0)
+        };
+        for f in p.plan.findings.iter().filter(|f| f.code == "BPM0201") {
+            if !f
+                .new_activities
+                .iter()
+                .any(|a| a.name.as_deref() == Some("Ins"))
+            {
+                continue;
+            }
+            for r in f.states.iter().filter(|s| !s.starts_with("new:")) {
+                let Some(o) = owner(r) else { continue };
+                assert!(
+                    !in_true(o),
+                    "seed {seed}: {r} rests in the <true> branch but is told it skips Ins: {}\n{y}",
+                    f.message
+                );
+                // Resting outside the <if>: whether it ran the <false> branch depends on data.
+                let inside_if = {
+                    let mut id = o;
+                    loop {
+                        match flat.iter().find(|f| f.id.0 == id).and_then(|f| f.parent) {
+                            Some(par) if par == if_id => break true,
+                            Some(par) => id = par.0,
+                            None => break false,
+                        }
+                    }
+                };
+                if !inside_if && !f.message.contains("(flow join)") {
+                    let may = f.message.split("may skip").nth(1).unwrap_or("");
+                    assert!(
+                        may.contains("delay \"Ins\""),
+                        "seed {seed}: {r} rests after the <if> but is told it will skip Ins: {}\n{y}",
+                        f.message
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 0 || seeds() < 50,
+        "no case exercised the property"
+    );
+}
+
+fn activity_by_id(b: &Bpl, id: u32) -> Option<&bplmigrate::bpl::Activity> {
+    fn walk(a: &bplmigrate::bpl::Activity, id: u32) -> Option<&bplmigrate::bpl::Activity> {
+        if a.id.0 == id {
+            return Some(a);
+        }
+        a.child_slots()
+            .into_iter()
+            .flat_map(|(_, l)| l.iter())
+            .find_map(|c| walk(c, id))
+    }
+    walk(&b.process.sequence, id)
+}

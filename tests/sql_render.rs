@@ -100,6 +100,7 @@ fn base(class: &str) -> MigrationPlan {
         context_properties: vec![],
         preconditions: vec![],
         findings: vec![],
+        suggestions: vec![],
         overrides: vec![],
     }
 }
