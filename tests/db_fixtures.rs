@@ -394,6 +394,7 @@ stories!(
     handler_renumbering,
     insert_middle,
     layout_only,
+    moved_into_evaluated_if,
     new_context_property,
     new_object_property,
     new_property_read_in_code,
@@ -404,6 +405,7 @@ stories!(
     removed_call,
     removed_wait_state,
     removed_wait_state_mapped,
+    rename_across_cases,
     rename_call,
     rename_into_fault_handler,
     renest_into_if,
@@ -416,6 +418,7 @@ stories!(
     skip_inserted_in_both_branches,
     toggle_disabled,
     unawaited_async_rename,
+    unwrap_scope,
     versioned,
     wrap_in_scope,
 );

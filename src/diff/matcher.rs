@@ -17,8 +17,19 @@
 //!    of one element are paired (a renamed and edited activity in place), and reported as a
 //!    guess. A call whose name and target both changed is never paired this way.
 //!
+//! 6. **Containers follow their children**: a matched container whose state-bearing
+//!    descendants went into another copy of it (same key) follows them; when they went into
+//!    several copies and none holds them all, it is left unmatched and reported.
+//!
+//! Everywhere: no pair across a fault/compensation-handler boundary (an instance cannot walk
+//! into a handler), and a pair found by similarity elsewhere in the tree never joins branches
+//! of two conditionals that are not each other's counterpart. Within an alignment, leftovers
+//! next to a new (or removed) wrapper container are aligned with its body. A tie the move pass
+//! left open is reported only for what no later pass paired.
+//!
 //! After every pass that matched something, the alignment runs again below the new pairs.
 
+use super::case_index;
 use super::costs::*;
 use super::model::{MatchIssue, MatchVia};
 use super::tree::{key_is_trivial, Tree};
@@ -145,7 +156,7 @@ impl Matcher<'_, '_> {
             let free = (0..=size).all(|k| {
                 self.m.o2n[o + k].is_none() && !self.m.blocked[o + k] && self.m.n2o[n + k].is_none()
             });
-            if !free || !self.crossing_ok(o, n, false) {
+            if !free || !self.crossing_ok(o, n, Crossing::Exact) {
                 continue;
             }
             for k in 0..=size {
@@ -551,7 +562,7 @@ impl Matcher<'_, '_> {
             for (_, (os, ns)) in groups {
                 match (os.as_slice(), ns.as_slice()) {
                     ([], _) | (_, []) => {}
-                    ([o], [n]) if !self.crossing_ok(*o, *n, true) => {}
+                    ([o], [n]) if !self.crossing_ok(*o, *n, Crossing::of(via)) => {}
                     ([o], [n]) => {
                         self.m.set(*o, *n, via);
                         self.work.insert(*o);
@@ -637,7 +648,10 @@ impl Matcher<'_, '_> {
             }
         }
         for (o, n) in pairs {
-            if self.m.o2n[o].is_none() && self.m.n2o[n].is_none() && self.crossing_ok(o, n, true) {
+            if self.m.o2n[o].is_none()
+                && self.m.n2o[n].is_none()
+                && self.crossing_ok(o, n, Crossing::Similar)
+            {
                 self.m.set(o, n, MatchVia::Children);
                 self.work.insert(o);
                 any = true;
@@ -687,7 +701,7 @@ impl Matcher<'_, '_> {
     /// handlers themselves correspond; and a match found by similarity elsewhere in the tree
     /// (not an identical subtree) never pairs activities in branches of two conditionals
     /// that are not each other's counterpart.
-    fn crossing_ok(&self, o: usize, n: usize, by_content: bool) -> bool {
+    fn crossing_ok(&self, o: usize, n: usize, how: Crossing) -> bool {
         let (ot, nt) = (self.old, self.new);
         let handler_ok = match (ot.handler[o], nt.handler[n]) {
             (None, None) => true,
@@ -705,11 +719,36 @@ impl Matcher<'_, '_> {
         if !handler_ok {
             return false;
         }
-        if !by_content {
+        if how == Crossing::Exact {
             return true;
         }
+        // Out of a conditional into another one: only within the counterpart of the old one
+        // (the same branch, or — for the same key or name — a branch switch the plan
+        // reports). Into or out of conditionals alone is a re-nesting the plan reports
+        // (BPM0206).
         match (branch_owner(ot, o), branch_owner(nt, n)) {
-            (Some(a), Some(b)) => self.m.o2n[a] == Some(b),
+            (Some(a), Some(_)) => {
+                let Some(a2) = self.m.o2n[a].filter(|&a2| nt.is_desc(n, a2)) else {
+                    return false;
+                };
+                if how == Crossing::Identity {
+                    return true;
+                }
+                // A rename or a content match stays in the corresponding branch or case.
+                match (ot.child_towards(a, o), nt.child_towards(a2, n)) {
+                    (Some((_, so, _)), Some((_, sn, _))) => {
+                        match (case_index(so), case_index(sn)) {
+                            (Some(i), Some(j)) => self
+                                .m
+                                .cases
+                                .get(&a)
+                                .is_some_and(|v| v.contains(&(i + 1, j + 1))),
+                            _ => so == sn,
+                        }
+                    }
+                    _ => false,
+                }
+            }
             _ => true,
         }
     }
@@ -771,7 +810,8 @@ impl Matcher<'_, '_> {
                     let copies: Vec<usize> = (0..nt.len())
                         .filter(|&c| {
                             nt.element(c) == ot.element(o)
-                                && (by_content || nt.key[c] == ot.key[o])
+                                && (by_content
+                                    || (nt.key[c] == ot.key[o] && !key_is_trivial(nt, c)))
                                 && images.iter().any(|&x| nt.is_desc(x, c))
                         })
                         .collect();
@@ -898,6 +938,26 @@ fn wrapper_lists(t: &Tree, c: usize) -> Vec<Vec<usize>> {
         })
         .map(|(_, l)| l.clone())
         .collect()
+}
+
+/// How a candidate pair was found, for [`Matcher::crossing_ok`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crossing {
+    /// An identical subtree, unique in both trees.
+    Exact,
+    /// The same key attributes or the same name.
+    Identity,
+    /// A rename or corresponding contents.
+    Similar,
+}
+
+impl Crossing {
+    fn of(via: MatchVia) -> Crossing {
+        match via {
+            MatchVia::Key | MatchVia::Name => Crossing::Identity,
+            _ => Crossing::Similar,
+        }
+    }
 }
 
 /// The nearest `<if>`/`<switch>` whose branch or case holds `p` (not `p` itself).

@@ -199,7 +199,7 @@ pub(crate) fn same_place(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize, n: 
     }
 }
 
-fn case_index(slot: &str) -> Option<u32> {
+pub(crate) fn case_index(slot: &str) -> Option<u32> {
     slot.strip_prefix("case[")?.strip_suffix(']')?.parse().ok()
 }
 

@@ -313,10 +313,24 @@ impl Builder<'_, '_> {
             self.pre.clear();
         }
         let mut seen = BTreeSet::new();
-        let preconditions: Vec<Precondition> = std::mem::take(&mut self.pre)
+        let mut preconditions: Vec<Precondition> = std::mem::take(&mut self.pre)
             .into_iter()
             .filter(|p| seen.insert(format!("{p:?}")))
             .collect();
+        // Host guards first, then whole tables, states (numerically), pending responses.
+        preconditions.sort_by_cached_key(|p| match p {
+            Precondition::HostDisabled { .. } => (0, String::new(), (String::new(), vec![])),
+            Precondition::NoLiveJob { .. } => (1, String::new(), (String::new(), vec![])),
+            Precondition::NoRowsInTable { table, .. } => {
+                (2, table.to_string(), (String::new(), vec![]))
+            }
+            Precondition::NoRowsAtState { table, state, .. } => {
+                (3, table.to_string(), super::render::state_key(state))
+            }
+            Precondition::NoPendingResponse { table, call, .. } => {
+                (4, table.to_string(), (call.clone(), vec![]))
+            }
+        });
         let mut findings = std::mem::take(&mut self.findings);
         // States compare numerically (S9 before S11).
         let skey = |f: &Finding| {
@@ -808,11 +822,11 @@ impl Builder<'_, '_> {
                         self.pre.push(Precondition::NoRowsAtState {
                             table: t.old_table.clone(),
                             state: s.old.clone(),
-                            reason: format!(
-                                "{} of {} was removed{why}",
-                                s.role,
-                                s.old_activity.label()
-                            ),
+                            // The same words for every state of one removed activity, so a
+                            // review groups them into one line.
+                            reason: s.note.clone().unwrap_or_else(|| {
+                                format!("{} has no counterpart", s.old_activity.label())
+                            }),
                         });
                     }
                     (Some(n), StateChange::Renumbered) => {
@@ -1045,9 +1059,13 @@ impl Builder<'_, '_> {
             }
         }
         let changes = &self.a.diff.activities;
+        // Removed activities that own states (a removed wrapper's handlers do not count).
+        let owners = safety::owners(&self.a.old, self.old_c);
         let removed = changes
             .iter()
             .filter(|c| c.change == diff::ActivityChangeKind::Removed)
+            .filter_map(|c| c.old.as_ref().and_then(|r| self.a.old.pos(r.id)))
+            .filter(|p| owners.contains(p))
             .count();
         let inserted = changes
             .iter()
@@ -1065,7 +1083,7 @@ impl Builder<'_, '_> {
             self.findings.push(finding(
                 Code::ArgumentsReversed,
                 format!(
-                    "{removed} activities were removed and none was inserted: if the first file given is the newer version, the arguments are reversed (bplmigrate plan OLD NEW)"
+                    "{removed} activities that own states were removed and none was inserted: if the first file given is the newer version, the arguments are reversed (bplmigrate plan OLD NEW)"
                 ),
             ));
         }

@@ -287,8 +287,39 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
             out,
             "\npreconditions (checked on the live rows before the rewrite)"
         );
-        for pc in &p.preconditions {
-            let _ = writeln!(out, "  - {}", precondition_str(pc));
+        // States of one table with the same reason (one removed activity) on one line.
+        let mut i = 0;
+        while i < p.preconditions.len() {
+            if let Precondition::NoRowsAtState {
+                table,
+                state,
+                reason,
+            } = &p.preconditions[i]
+            {
+                let mut states = vec![state.clone()];
+                let mut j = i + 1;
+                while let Some(Precondition::NoRowsAtState {
+                    table: t2,
+                    state: s2,
+                    reason: r2,
+                }) = p.preconditions.get(j)
+                {
+                    if t2 != table || r2 != reason {
+                        break;
+                    }
+                    states.push(s2.clone());
+                    j += 1;
+                }
+                let _ = writeln!(
+                    out,
+                    "  - no row of {table} rests at {}: {reason}",
+                    states.join(", ")
+                );
+                i = j;
+                continue;
+            }
+            let _ = writeln!(out, "  - {}", precondition_str(&p.preconditions[i]));
+            i += 1;
         }
     }
     let _ = writeln!(out, "\nfindings");

@@ -1225,10 +1225,7 @@ pub(crate) fn call_changes(
                         pre.push(Precondition::NoRowsAtState {
                             table: table.clone(),
                             state: thread.states[i].name.clone(),
-                            reason: format!(
-                                "{} waits on call {name:?}, whose response type changed",
-                                thread.states[i].role
-                            ),
+                            reason: format!("call {name:?} now expects another response type"),
                         });
                     }
                 }
