@@ -605,11 +605,45 @@ fn occurrences(text: &str, needle: &str) -> Vec<bool> {
         let after_ok = e == bytes.len() || !(bytes[e].is_ascii_alphanumeric() || bytes[e] == b'%');
         if before_ok && after_ok {
             let rest = text[e..].trim_start();
-            out.push(rest.starts_with('=') && !rest.starts_with("=="));
+            let assigned = rest.starts_with('=') && !rest.starts_with("==");
+            out.push(assigned || sql_into_target(text, s));
         }
         from = e;
     }
     out
+}
+
+/// Is the occurrence at `at` an embedded-SQL host variable written by `INTO` (`SELECT … INTO
+/// :context.P, …`)? The nearest SQL keyword before it decides.
+fn sql_into_target(text: &str, at: usize) -> bool {
+    if at == 0 || text.as_bytes()[at - 1] != b':' {
+        return false;
+    }
+    let before = text[..at].to_ascii_uppercase();
+    let last = |k: &str| {
+        before
+            .match_indices(k)
+            .filter(|(i, _)| {
+                let b = before.as_bytes();
+                (*i == 0 || !b[i - 1].is_ascii_alphanumeric())
+                    && b.get(i + k.len())
+                        .is_none_or(|c| !c.is_ascii_alphanumeric())
+            })
+            .map(|(i, _)| i)
+            .last()
+    };
+    let into = last("INTO");
+    let other = [
+        "WHERE", "VALUES", "SET", "FROM", "AND", "OR", "ON", "HAVING",
+    ]
+    .iter()
+    .filter_map(|k| last(k))
+    .max();
+    match (into, other) {
+        (Some(i), Some(o)) => i > o,
+        (Some(_), None) => true,
+        _ => false,
+    }
 }
 
 /// What the first access to one context property along a path is.
@@ -646,7 +680,9 @@ impl Dataflow<'_, '_> {
         for (k, v) in &node.attrs {
             let target_attr = matches!(
                 (node.element.as_str(), k.as_str()),
-                ("assign" | "xpath", "property") | ("transform", "target")
+                ("assign" | "xpath", "property")
+                    | ("transform", "target")
+                    | ("rule", "resultLocation")
             );
             if target_attr {
                 // `context.P` as a whole is a write; `context.P.X` assigns into it (a read of P).
@@ -1437,6 +1473,38 @@ mod tests {
             }
         }
         assert!(checked > 5_000, "{checked}");
+    }
+
+    #[test]
+    fn code_occurrences_tell_writes_from_reads() {
+        use super::occurrences;
+        assert_eq!(
+            occurrences(" Set context.Risk = 1", "context.Risk"),
+            vec![true]
+        );
+        assert_eq!(
+            occurrences(" Set x = context.Risk", "context.Risk"),
+            vec![false]
+        );
+        assert_eq!(
+            occurrences("If context.Risk == 2", "context.Risk"),
+            vec![false]
+        );
+        assert_eq!(
+            occurrences(
+                "SELECT Risk INTO :context.Risk FROM T WHERE Id = :context.Id",
+                "context.Risk"
+            ),
+            vec![true]
+        );
+        assert_eq!(
+            occurrences(
+                "SELECT Risk INTO :x FROM T WHERE Id = :context.Id",
+                "context.Id"
+            ),
+            vec![false]
+        );
+        assert!(occurrences("Set context.RiskX = 1", "context.Risk").is_empty());
     }
 
     #[test]
