@@ -670,6 +670,19 @@ impl Matcher<'_, '_> {
     /// Report the ties of the move pass that are still open: only the activities no later
     /// pass paired, and only while both sides still have one.
     fn report_unresolved(&mut self) {
+        // A pair an earlier pass reported as chosen or positional that a later pass undid
+        // (a container that followed its children) is no longer a claim of the matching.
+        let (ot, nt) = (self.old, self.new);
+        let o2n = &self.m.o2n;
+        let holds = |o: &crate::states::ActivityRef, n: &crate::states::ActivityRef| matches!((ot.pos(o.id), nt.pos(n.id)), (Some(x), Some(y)) if o2n[x] == Some(y));
+        self.m.issues.retain(|i| match i {
+            MatchIssue::Ambiguous {
+                chosen: Some((o, n)),
+                ..
+            } => holds(o, n),
+            MatchIssue::Positional { old, new } => holds(old, new),
+            _ => true,
+        });
         let mut seen = BTreeSet::new();
         for (os, ns, what) in std::mem::take(&mut self.unresolved) {
             let os: Vec<usize> = os

@@ -285,7 +285,12 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
     if !p.preconditions.is_empty() {
         let _ = writeln!(
             out,
-            "\npreconditions (checked on the live rows before the rewrite)"
+            "\npreconditions (checked on the live rows before {})",
+            if p.verdict == Verdict::Drain {
+                "deploying; `apply` and `status --plan` check them"
+            } else {
+                "the rewrite"
+            }
         );
         // States of one table with the same reason (one removed activity) on one line.
         let mut i = 0;

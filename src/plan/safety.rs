@@ -905,6 +905,29 @@ impl Dataflow<'_, '_> {
     }
 }
 
+/// The SQL literal for a constant ObjectScript `initialexpression` (a number or a string
+/// literal); None for anything computed.
+fn sql_literal(expr: &str) -> Option<String> {
+    let e = expr.trim();
+    if !e.is_empty()
+        && e.trim_start_matches('-')
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.')
+        && e.chars().any(|c| c.is_ascii_digit())
+    {
+        return Some(e.to_string());
+    }
+    let inner = e.strip_prefix('"')?.strip_suffix('"')?;
+    // ObjectScript doubles a quote inside a string; a lone quote means it was not one literal.
+    if inner.replace("\"\"", "").contains('"') {
+        return None;
+    }
+    Some(format!(
+        "'{}'",
+        inner.replace("\"\"", "\"").replace('\'', "''")
+    ))
+}
+
 /// Is the type a scalar a SQL default can stand in for?
 fn scalar_type(ty: Option<&str>) -> bool {
     match ty {
@@ -981,7 +1004,17 @@ pub(crate) fn context_reads(
             None => "it has no initialexpression".to_string(),
         };
         let remedy = if scalar_type(prop.type_name.as_deref()) {
-            "set a [[default]] for in-flight rows".to_string()
+            match prop.initial.as_deref().and_then(sql_literal) {
+                Some(lit) => format!(
+                    "to give in-flight rows the value new instances get, add to the overrides file: [[default]] property = {:?} value = {:?}",
+                    prop.name, lit
+                ),
+                None => format!(
+                    "to give in-flight rows a value, add to the overrides file: [[default]] property = {:?} value = (a SQL literal of type {})",
+                    prop.name,
+                    prop.type_name.as_deref().unwrap_or("%String")
+                ),
+            }
         } else {
             format!(
                 "its type {} is an object class, which a [[default]] (a SQL value) cannot create: guard the reads (e.g. $IsObject(context.{})) or let those instances finish first",
@@ -1473,6 +1506,20 @@ mod tests {
             }
         }
         assert!(checked > 5_000, "{checked}");
+    }
+
+    #[test]
+    fn constant_initial_expressions_become_sql_literals() {
+        use super::sql_literal;
+        assert_eq!(sql_literal("\"EU\"").as_deref(), Some("'EU'"));
+        assert_eq!(
+            sql_literal("\"it's \"\"x\"\"\"").as_deref(),
+            Some("'it''s \"x\"'")
+        );
+        assert_eq!(sql_literal("42").as_deref(), Some("42"));
+        assert_eq!(sql_literal("-1.5").as_deref(), Some("-1.5"));
+        assert_eq!(sql_literal("$H"), None);
+        assert_eq!(sql_literal("\"a\"_\"b\""), None);
     }
 
     #[test]
