@@ -374,39 +374,34 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let sure_maybe = |verb: &str, may_verb: &str, ps: &[(usize, bool)]| -> String {
+    // Certain and data-dependent activities go into separate findings ("will …" / "may …,
+    // depending on the branch they took"), so each finding's activities share one answer.
+    let parts = |ps: &[(usize, bool)]| -> Vec<(bool, Vec<usize>)> {
         let sure: Vec<usize> = ps.iter().filter(|x| !x.1).map(|x| x.0).collect();
         let may: Vec<usize> = ps.iter().filter(|x| x.1).map(|x| x.0).collect();
-        let mut parts = Vec::new();
-        if !sure.is_empty() {
-            parts.push(format!(
-                "{verb} {}: {}",
-                count(sure.len(), "activity", "activities"),
-                names(&sure)
-            ));
-        }
-        if !may.is_empty() {
-            parts.push(format!(
-                "{may_verb} {}, depending on the branch they took: {}",
-                count(may.len(), "activity", "activities"),
-                names(&may)
-            ));
-        }
-        parts.join("; ")
+        [(false, sure), (true, may)]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect()
     };
     for (ps, rs) in &skipped {
-        out.push(
-            finding(
-                Code::SkippedActivities,
-                format!(
-                    "instances resting at {} {} (the new version runs them before that point)",
-                    at(rs),
-                    sure_maybe("will skip", "may skip", ps)
-                ),
-            )
-            .states(states(rs))
-            .new_acts(ps.iter().map(|&(p, _)| tn.aref(p))),
-        );
+        for (may, part) in parts(ps) {
+            out.push(
+                finding(
+                    Code::SkippedActivities,
+                    format!(
+                        "instances resting at {} {} {}{}: {} (the new version runs them before that point)",
+                        at(rs),
+                        if may { "may skip" } else { "will skip" },
+                        count(part.len(), "activity", "activities"),
+                        if may { ", depending on the branch they took" } else { "" },
+                        names(&part)
+                    ),
+                )
+                .states(states(rs))
+                .new_acts(part.iter().map(|&p| tn.aref(p))),
+            );
+        }
     }
     for (ps, rs) in &branches {
         out.push(
@@ -423,24 +418,29 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
         );
     }
     for (ps, rs) in &rerun {
-        let old_refs: Vec<ActivityRef> = ps
-            .iter()
-            .filter_map(|&(p, _)| m.n2o[p])
-            .map(|o| to.aref(o))
-            .collect();
-        out.push(
-            finding(
-                Code::RerunActivities,
-                format!(
-                    "instances resting at {} {} (they moved from before to after that point)",
-                    at(rs),
-                    sure_maybe("will run again", "may run again", ps)
-                ),
-            )
-            .states(states(rs))
-            .old_acts(old_refs)
-            .new_acts(ps.iter().map(|&(p, _)| tn.aref(p))),
-        );
+        for (may, part) in parts(ps) {
+            let old_refs: Vec<ActivityRef> = part
+                .iter()
+                .filter_map(|&p| m.n2o[p])
+                .map(|o| to.aref(o))
+                .collect();
+            out.push(
+                finding(
+                    Code::RerunActivities,
+                    format!(
+                        "instances resting at {} {} {}{}: {} (they moved from before to after that point)",
+                        at(rs),
+                        if may { "may run again" } else { "will run again" },
+                        count(part.len(), "activity", "activities"),
+                        if may { ", depending on the branch they took" } else { "" },
+                        names(&part)
+                    ),
+                )
+                .states(states(rs))
+                .old_acts(old_refs)
+                .new_acts(part.iter().map(|&p| tn.aref(p))),
+            );
+        }
     }
     for (ps, rs) in &evaluated {
         out.push(
