@@ -1009,7 +1009,7 @@ impl Builder<'_, '_> {
                         let pred = ot
                             .states
                             .iter()
-                            .find(|p| p.name != at && p.successors.iter().any(|x| *x == at))?;
+                            .find(|p| p.name != at && p.successors.contains(&at))?;
                         match t.states.iter().find(|m| m.old == pred.name)?.new.clone() {
                             Some(n) => break (pred, n),
                             None => at = pred.name.clone(),

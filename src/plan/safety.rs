@@ -842,7 +842,7 @@ impl Dataflow<'_, '_> {
     /// The first access along the paths of a thread resuming at `w`: the response handlers
     /// of what it waits on (they run first), then what follows `w` level by level outwards;
     /// an enclosing loop may run its whole body again.
-    fn from_resume(&self, w: usize, join: bool) -> Access {
+    fn after_resume(&self, w: usize, join: bool) -> Access {
         let t = self.t;
         if !join {
             let first = match t.element(w) {
@@ -987,7 +987,7 @@ pub(crate) fn context_reads(
         };
         let mut hit_states: Vec<String> = Vec::new();
         for r in resumes {
-            if df.from_resume(r.w_new, r.join) == Access::Read {
+            if df.after_resume(r.w_new, r.join) == Access::Read {
                 hit_states.push(r.old_ref.clone());
             }
         }
