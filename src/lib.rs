@@ -12,6 +12,7 @@ pub mod diff;
 pub mod plan;
 pub mod sql;
 pub mod states;
+pub mod udl;
 
 #[doc(hidden)]
 pub mod cli;
