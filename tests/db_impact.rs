@@ -5,6 +5,7 @@
 
 mod support;
 
+use bplmigrate::plan::findings::Code;
 use bplmigrate::apply::{self, Fate, Migration, Silent, StatusSubject};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -88,7 +89,7 @@ fn impact_names_each_group_its_fate_and_the_findings_on_those_rows() {
         "{}",
         g.summary
     );
-    assert!(g.findings.iter().any(|f| f.code == "BPM0201"));
+    assert!(g.findings.iter().any(|f| f.code == Code::SkippedActivities));
     // S2 is unchanged: no finding of S11 leaks onto it; waiting and errored rows are two groups.
     let s2: Vec<_> = i
         .groups
@@ -175,7 +176,7 @@ fn rows_at_a_removed_wait_state_block_with_their_live_count() {
         "{}",
         g.summary
     );
-    assert!(g.findings.iter().any(|f| f.code == "BPM0101"));
+    assert!(g.findings.iter().any(|f| f.code == Code::RemovedWaitState));
     let failing: Vec<_> = i.preconditions.iter().filter(|c| !c.ok).collect();
     assert_eq!(failing.len(), 1, "{failing:?}");
     assert_eq!((failing[0].count, failing[0].unit.as_str()), (2, "rows"));

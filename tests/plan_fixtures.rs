@@ -8,6 +8,7 @@
 use bplmigrate::bpl::{self, Bpl, LoadOptions};
 use bplmigrate::diff::{self, ActivityChangeKind};
 use bplmigrate::plan::render::{plan_human, RenderOptions};
+use bplmigrate::plan::findings::Code;
 use bplmigrate::plan::{self, MigrationPlan, Overrides, StateChange, Verdict};
 use bplmigrate::states::{self, CompiledProcess, Compiler};
 use std::collections::BTreeMap;
@@ -193,7 +194,7 @@ fn new_context_property_without_overrides_is_only_compatible_with_a_warning() {
     let f = p
         .findings
         .iter()
-        .find(|f| f.code == "BPM0205")
+        .find(|f| f.code == Code::NewContextProperty)
         .expect("new-context-property finding");
     assert!(!f.acknowledged);
     assert!(
@@ -592,7 +593,7 @@ fn an_ambiguous_state_owner_blocks_until_pinned() {
     let f = p
         .findings
         .iter()
-        .find(|f| f.code == "BPM0301")
+        .find(|f| f.code == Code::AmbiguousMatch)
         .expect("ambiguous-match");
     assert_eq!(f.severity, plan::Severity::Error);
     assert!(
@@ -613,7 +614,7 @@ fn an_ambiguous_state_owner_blocks_until_pinned() {
     let skipped = p
         .findings
         .iter()
-        .find(|f| f.code == "BPM0201")
+        .find(|f| f.code == Code::SkippedActivities)
         .expect("skipped");
     assert_eq!(skipped.new_activities[0].line, 3);
 }
@@ -730,7 +731,7 @@ fn property_skips_only_on_paths_that_reach_the_resume_point() {
                 .find(|t| t.old_class.rsplit('.').next() == Some(thread))?;
             Some(t.states.iter().find(|s| s.old == state)?.old_activity.id.0)
         };
-        for f in p.plan.findings.iter().filter(|f| f.code == "BPM0201") {
+        for f in p.plan.findings.iter().filter(|f| f.code == Code::SkippedActivities) {
             if !f
                 .new_activities
                 .iter()

@@ -10,6 +10,7 @@
 use super::error::Refusal;
 use super::folder::Migration;
 use super::run::{CheckResult, GroupMove, StatusReport};
+use crate::plan::findings::Code;
 use crate::plan::{Finding, MigrationPlan, Precondition, StateMapping};
 use crate::states::SqlTable;
 use serde::Serialize;
@@ -36,7 +37,7 @@ pub enum Fate {
 /// A finding of the plan that concerns a group's rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupFinding {
-    pub code: String,
+    pub code: Code,
     pub severity: String,
     pub message: String,
     pub acknowledged: bool,
@@ -268,7 +269,7 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
     let findings: Vec<GroupFinding> = match &state {
         Some(s) if fate != Fate::Finished => findings_for(plan, &thread, s)
             .map(|f| GroupFinding {
-                code: f.code.clone(),
+                code: f.code,
                 severity: format!("{:?}", f.severity).to_ascii_lowercase(),
                 message: f.message.clone(),
                 acknowledged: f.acknowledged,
@@ -280,9 +281,9 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
     let mut also = Vec::new();
     if let Some(s) = &state {
         for f in findings_for(plan, &thread, s) {
-            match f.code.as_str() {
+            match f.code {
                 // A skip that depends on the branch the instance took says so ("may skip").
-                "BPM0201" if !f.new_activities.is_empty() => {
+                Code::SkippedActivities if !f.new_activities.is_empty() => {
                     let may = if f.message.contains(" may skip ") {
                         "may "
                     } else {
@@ -290,7 +291,7 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
                     };
                     also.push(format!("{may}skip {}", labels(&f.new_activities)))
                 }
-                "BPM0202" => {
+                Code::RerunActivities => {
                     let acts = if f.new_activities.is_empty() {
                         &f.activities
                     } else {
@@ -475,9 +476,9 @@ mod tests {
             "5 instances waiting at Thread1:S11 (call \"Notify\") will resume at S9 (call \"Notify\") \
              and run delay \"Cool\" again"
         );
-        assert!(g.findings.iter().any(|f| f.code == "BPM0202"));
+        assert!(g.findings.iter().any(|f| f.code == Code::RerunActivities));
         // The finding on S9 (skip) does not leak onto S11.
-        assert!(g.findings.iter().all(|f| f.code != "BPM0201"));
+        assert!(g.findings.iter().all(|f| f.code != Code::SkippedActivities));
         assert!(i.can_apply && i.drained, "{}", i.answer);
     }
 
@@ -512,7 +513,7 @@ mod tests {
             g.summary
         );
         assert!(
-            g.findings.iter().any(|f| f.code == "BPM0103"),
+            g.findings.iter().any(|f| f.code == Code::ThreadRenumbered),
             "{:?}",
             g.findings
         );

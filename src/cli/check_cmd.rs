@@ -733,7 +733,7 @@ fn human(r: &CheckReport) -> String {
                 res.path,
                 severity_word(f.severity),
                 f.code,
-                reports::rule_name(&f.code),
+                f.code.name(),
                 f.message
             );
             if !f.states.is_empty() {
@@ -805,7 +805,7 @@ fn github_annotations(checked: &[Checked]) -> String {
                 out,
                 "::{level} file={},line={line},col={col},title={}::{}",
                 prop(c.path),
-                prop(&format!("{} {}", f.code, reports::rule_name(&f.code))),
+                prop(&format!("{} {}", f.code, f.code.name())),
                 data(&format!("{}: {}", c.class, f.message))
             );
         }

@@ -246,8 +246,7 @@ impl Builder<'_, '_> {
         // awaited call that now expects another response) do not block a plan that has
         // nothing to rewrite: such a plan is `drain`.
         let drainable = |f: &Finding| {
-            f.code == Code::RemovedWaitState.rule().code
-                || f.code == Code::AwaitedCallChanged.rule().code
+            f.code == Code::RemovedWaitState || f.code == Code::AwaitedCallChanged
         };
         let open_errors: Vec<&Finding> = self
             .findings
@@ -1280,7 +1279,7 @@ impl Builder<'_, '_> {
             for f in self
                 .findings
                 .iter_mut()
-                .filter(|f| f.code == code.rule().code)
+                .filter(|f| f.code == code)
             {
                 let ok = match &want_state {
                     None => true,

@@ -38,6 +38,41 @@ macro_rules! catalogue {
     };
 }
 
+impl Code {
+    /// The stable code text, e.g. `BPM0101`.
+    pub fn as_str(self) -> &'static str {
+        self.rule().code
+    }
+    /// The kebab-case rule name, e.g. `removed-wait-state`.
+    pub fn name(self) -> &'static str {
+        self.rule().name
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Serialised as its code text (`"BPM0101"`), as plans and reports have always carried it.
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Code {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Code::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown finding code {text:?}")))
+    }
+}
+
 catalogue! {
     RemovedWaitState = "BPM0101", "removed-wait-state", Error,
         "a state where instances wait (sync/call/delay wait, or a flow join) has no counterpart in the new version: \
@@ -162,7 +197,7 @@ catalogue! {
 pub fn finding(code: Code, message: impl Into<String>) -> Finding {
     let r = code.rule();
     Finding {
-        code: r.code.to_string(),
+        code,
         severity: r.severity,
         message: message.into(),
         states: vec![],

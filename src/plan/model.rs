@@ -205,8 +205,8 @@ pub enum Severity {
 /// A fact the reviewer must see. Findings are data; only the CLI prints them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Stable code, e.g. `BPM0101` (see `plan::findings` for the catalogue).
-    pub code: String,
+    /// Catalogue code, serialised as its text, e.g. `BPM0101`.
+    pub code: super::findings::Code,
     pub severity: Severity,
     pub message: String,
     /// `Thread1:S7` style state references (old version unless prefixed `new:`).

@@ -1,6 +1,5 @@
 //! Human-readable renderings of plans and diffs (returned as text; the CLI prints them).
 
-use super::findings::lookup;
 use super::model::*;
 use crate::diff::{ActivityChangeKind, Aspect, DeltaKind, MatchIssue, ProcessDiff};
 use crate::states::ActivityRef;
@@ -359,7 +358,7 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
 pub fn findings_human(findings: &[Finding]) -> String {
     let mut out = String::new();
     for f in findings {
-        let name = lookup(&f.code).map(|c| c.rule().name).unwrap_or("");
+        let name = f.code.name();
         let ack = if f.acknowledged {
             " (acknowledged)"
         } else {

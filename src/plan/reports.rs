@@ -4,7 +4,7 @@
 //! (the activity labels when no state is), so they survive unrelated edits and tool
 //! upgrades and never depend on a process-local hasher.
 
-use super::findings::{lookup, RULES};
+use super::findings::RULES;
 use super::model::{Finding, MigrationPlan, Severity};
 use serde_json::{json, Value};
 
@@ -65,10 +65,6 @@ pub fn fingerprint(class: &str, f: &Finding) -> String {
     crate::bpl::sha256_hex(s.as_bytes())
 }
 
-pub fn rule_name(code: &str) -> &'static str {
-    lookup(code).map(|c| c.rule().name).unwrap_or("unknown")
-}
-
 /// GitLab Code Quality report (a JSON array).
 pub fn gitlab(checked: &[Checked]) -> Value {
     let mut out = Vec::new();
@@ -86,7 +82,7 @@ pub fn gitlab(checked: &[Checked]) -> Value {
                 .unwrap_or_default();
             out.push(json!({
                 "description": format!("{} {}: {}{covered}", f.code, c.class, f.message),
-                "check_name": format!("{} {}", f.code, rule_name(&f.code)),
+                "check_name": format!("{} {}", f.code, f.code.name()),
                 "fingerprint": fingerprint(c.class, f),
                 "severity": severity,
                 "location": { "path": c.path, "lines": { "begin": line } },
@@ -127,9 +123,7 @@ pub fn sarif(checked: &[Checked]) -> Value {
                 }],
                 "partialFingerprints": { "bplmigrate/v1": fingerprint(c.class, f) },
             });
-            if let Some(i) = lookup(&f.code).map(|c| c as usize) {
-                r["ruleIndex"] = json!(i);
-            }
+            r["ruleIndex"] = json!(f.code as usize);
             let mut suppressions = Vec::new();
             if f.acknowledged {
                 suppressions.push(json!({ "kind": "external", "justification": "acknowledged in the overrides file" }));

@@ -270,7 +270,7 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
         for f in &plan.findings {
             doc.push(format!(
                 "/// <li>{} {:?}{}: {}</li>",
-                c(&f.code),
+                c(f.code.as_str()),
                 f.severity,
                 if f.acknowledged {
                     " (acknowledged)"
