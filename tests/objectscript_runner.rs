@@ -12,6 +12,9 @@ use bplmigrate::states::{self, Compiler};
 use bplmigrate::udl;
 use std::path::{Path, PathBuf};
 
+#[path = "support/snap.rs"]
+mod snap;
+
 fn cases() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir("fixtures/changes")
         .unwrap()
@@ -142,12 +145,7 @@ fn a_blocked_plan_runs_nothing() {
 fn the_reviewed_golden_runner() {
     let dir = Path::new("fixtures/changes/new_context_property");
     let actual = render_objectscript(&plan_of(dir)).unwrap();
-    let path = dir.join("migrate.cls");
-    if std::env::var_os("BLESS").is_some() {
-        std::fs::write(&path, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&path).expect("golden migrate.cls (BLESS=1 writes it)");
-    pretty_assertions::assert_eq!(expected, actual);
+    snap::assert_snapshot(dir.join("migrate.cls"), &actual);
 }
 
 /// The grammar check above can fail: a broken runner is caught, located.

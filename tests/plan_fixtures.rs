@@ -14,6 +14,9 @@ use bplmigrate::states::{self, CompiledProcess, Compiler};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+#[path = "support/snap.rs"]
+mod snap;
+
 fn compile(b: &Bpl) -> CompiledProcess {
     states::compile(b, Compiler::Current)
         .unwrap_or_else(|e| panic!("compile {}: {e}", b.source.origin))
@@ -85,8 +88,7 @@ fn check_invariants(p: &MigrationPlan, d: &diff::ProcessDiff, oc: &CompiledProce
 
 #[test]
 fn change_fixtures_match_their_reviewed_plans() {
-    let bless = std::env::var_os("BLESS").is_some();
-    let mut failures = Vec::new();
+    let mut snaps = snap::Snapshots::new();
     let all = cases();
     assert!(
         all.len() >= 14,
@@ -97,21 +99,7 @@ fn change_fixtures_match_their_reviewed_plans() {
         let (planned, _, _, oc, _) = plan_case(&dir);
         check_invariants(&planned.plan, &planned.diff, &oc);
         let got = plan_human(&planned.plan, RenderOptions { header: false });
-        let snap = dir.join("expected-plan.txt");
-        let want = std::fs::read_to_string(&snap)
-            .unwrap_or_default()
-            .replace("\r\n", "\n");
-        if got != want {
-            if bless {
-                std::fs::write(&snap, &got).unwrap();
-            } else {
-                failures.push(format!(
-                    "{}: plan differs from expected-plan.txt (BLESS=1 rewrites it; review the diff)\n{}",
-                    dir.display(),
-                    pretty_assertions::StrComparison::new(&want, &got)
-                ));
-            }
-        }
+        snaps.check(dir.join("expected-plan.txt"), &got);
         // Same inputs, same plan (ids and order included).
         let (again, ..) = plan_case(&dir);
         assert_eq!(
@@ -121,7 +109,7 @@ fn change_fixtures_match_their_reviewed_plans() {
             dir.display()
         );
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    snaps.finish();
 }
 
 /// The verdict of every fixture, stated separately from the snapshots so a blessed snapshot
@@ -167,7 +155,19 @@ fn change_fixture_verdicts() {
         ("unawaited_async_rename", Verdict::Compatible),
         ("versioned", Verdict::Compatible),
         ("wrap_in_scope", Verdict::Migratable),
+        ("class_changed", Verdict::Blocked),
+        ("context_property_removed", Verdict::Compatible),
+        ("context_property_retyped", Verdict::Compatible),
+        ("flow_removed", Verdict::Blocked),
+        ("removed_awaited_async_call", Verdict::Blocked),
+        ("response_handler_removed", Verdict::Migratable),
+        ("unversioned_to_versioned", Verdict::Compatible),
     ];
+    let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
+    for dir in cases() {
+        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(named.contains(case.as_str()), "fixture {case} has no pinned verdict");
+    }
     for (case, verdict) in want {
         let (planned, ..) = plan_case(&Path::new("fixtures/changes").join(case));
         assert_eq!(planned.plan.verdict, verdict, "{case}");

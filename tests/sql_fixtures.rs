@@ -9,6 +9,9 @@ use bplmigrate::sql::{render, render_revert, Dialect};
 use bplmigrate::states::{self, Compiler};
 use std::path::{Path, PathBuf};
 
+#[path = "support/snap.rs"]
+mod snap;
+
 fn cases() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir("fixtures/changes")
         .unwrap()
@@ -40,9 +43,7 @@ fn plan_of(dir: &Path) -> MigrationPlan {
 
 #[test]
 fn every_change_fixture_renders_its_reviewed_sql() {
-    let bless = std::env::var_os("BLESS").is_some();
-    let mut differ = Vec::new();
-    let mut checked = 0;
+    let mut snaps = snap::Snapshots::new();
     for dir in cases() {
         let p = plan_of(&dir);
         for (dialect, name) in [(Dialect::Iris, "iris"), (Dialect::Postgres, "postgres")] {
@@ -55,33 +56,10 @@ fn every_change_fixture_renders_its_reviewed_sql() {
                 (format!("apply.{name}.sql"), apply),
                 (format!("revert.{name}.sql"), revert),
             ] {
-                let path = dir.join(&file);
-                checked += 1;
-                if bless {
-                    std::fs::write(&path, &actual).unwrap();
-                    continue;
-                }
-                match std::fs::read_to_string(&path) {
-                    Ok(expected) if expected == actual => {}
-                    Ok(expected) => {
-                        eprintln!(
-                            "\n=== {} differs (left: reviewed, right: rendered) ===\n{}",
-                            path.display(),
-                            pretty_assertions::StrComparison::new(&expected, &actual)
-                        );
-                        differ.push(path.display().to_string());
-                    }
-                    Err(_) => {
-                        differ.push(format!("{} is missing (BLESS=1 writes it)", path.display()))
-                    }
-                }
+                snaps.check(dir.join(&file), &actual);
             }
         }
     }
-    assert!(checked >= 60, "only {checked} scripts checked");
-    assert!(
-        differ.is_empty(),
-        "SQL snapshots differ:\n  {}",
-        differ.join("\n  ")
-    );
+    assert!(snaps.checked() >= 60, "only {} scripts checked", snaps.checked());
+    snaps.finish();
 }

@@ -17,6 +17,9 @@ use sqlparser::ast::{Expr, Statement, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+#[path = "support/snap.rs"]
+mod snap;
+
 // ---------------------------------------------------------------------------------------
 // Hand-built plans
 
@@ -273,23 +276,7 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn snapshot(name: &str, actual: &str) {
-    let path = fixture_dir().join(name);
-    if std::env::var_os("BLESS").is_some() {
-        std::fs::create_dir_all(fixture_dir()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    match std::fs::read_to_string(&path) {
-        Ok(expected) => pretty_assertions::assert_eq!(
-            expected,
-            actual,
-            "snapshot {name} differs (BLESS=1 rewrites)"
-        ),
-        Err(_) => panic!(
-            "snapshot {} is missing; run with BLESS=1 and review it",
-            path.display()
-        ),
-    }
+    snap::assert_snapshot(fixture_dir().join(name), actual);
 }
 
 fn dialect_name(d: Dialect) -> &'static str {
