@@ -155,6 +155,7 @@ fn change_fixture_verdicts() {
         ("unawaited_async_rename", Verdict::Compatible),
         ("versioned", Verdict::Compatible),
         ("wrap_in_scope", Verdict::Migratable),
+        ("ambiguous_twin_delay", Verdict::Blocked),
         ("class_changed", Verdict::Blocked),
         ("context_property_removed", Verdict::Compatible),
         ("context_property_retyped", Verdict::Compatible),
@@ -786,4 +787,87 @@ fn activity_by_id(b: &Bpl, id: u32) -> Option<&bplmigrate::bpl::Activity> {
             .find_map(|c| walk(c, id))
     }
     walk(&b.process.sequence, id)
+}
+
+/// Every catalogue code is produced by at least one fixture: the change fixtures, the change
+/// fixture `insert_middle` planned with a tiny matcher limit (BPM0303), and `check` over a git
+/// repository where a class file was deleted (BPM0406). A code no fixture produces is either
+/// dead or untested; add the fixture that produces it.
+#[test]
+fn every_finding_code_is_produced_by_a_fixture() {
+    use std::collections::BTreeSet;
+    let mut seen: BTreeSet<Code> = BTreeSet::new();
+    for dir in cases() {
+        let (planned, ..) = plan_case(&dir);
+        seen.extend(planned.plan.findings.iter().map(|f| f.code));
+    }
+
+    let dir = Path::new("fixtures/changes/insert_middle");
+    let load = |f: &str| {
+        bpl::load(&dir.join(f).to_string_lossy(), &LoadOptions::default()).unwrap()
+    };
+    let (old, new) = (load("old.cls"), load("new.cls"));
+    let limits = diff::MatchLimits {
+        align_cells: 1,
+        ..Default::default()
+    };
+    let p = plan::build_with_limits(&old, &new, &compile(&old), &compile(&new), None, &limits)
+        .unwrap()
+        .plan;
+    let limit = p.findings.iter().find(|f| f.code == Code::MatcherLimit);
+    assert!(
+        limit.is_some_and(|f| f.message.starts_with("ALIGN_MAX_CELLS = 1 (")),
+        "{:#?}",
+        p.findings
+    );
+    seen.extend(p.findings.iter().map(|f| f.code));
+
+    seen.extend(deleted_class_check_codes());
+
+    let missing: Vec<String> = Code::ALL
+        .iter()
+        .filter(|c| !seen.contains(c))
+        .map(|c| format!("{c} {}", c.name()))
+        .collect();
+    assert!(missing.is_empty(), "no fixture produces {missing:?}");
+}
+
+/// The codes `bplmigrate check --git-base HEAD --format json` reports when a committed class
+/// file was deleted (a throwaway repository with a copy of `append_end/old.cls`).
+fn deleted_class_check_codes() -> Vec<Code> {
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(repo.path())
+            .output()
+            .expect("git");
+        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    git(&["init", "-q"]);
+    std::fs::copy(
+        "fixtures/changes/append_end/old.cls",
+        repo.path().join("Loan.cls"),
+    )
+    .unwrap();
+    git(&["add", "Loan.cls"]);
+    git(&["commit", "-qm", "base"]);
+    git(&["rm", "-q", "Loan.cls"]);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bplmigrate"))
+        .args(["check", "--git-base", "HEAD", "--format", "json"])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    let codes: Vec<Code> = v["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .flat_map(|r| r["findings"].as_array().cloned().unwrap_or_default())
+        .map(|f| serde_json::from_value(f["code"].clone()).unwrap())
+        .collect();
+    assert!(codes.contains(&Code::ClassRemoved), "{v:#}");
+    codes
 }

@@ -44,6 +44,14 @@ pub const CONTAINER_MIN_DICE_PERMILLE: u32 = 500;
 pub const SCORE_DICE_DIVISOR: u32 = 10;
 pub const SCORE_DICE_BONUS_MAX: u32 = 99;
 
+// The stated spacing, held at compile time: the largest bonus never lifts a pair into (or onto)
+// the next level.
+const _: () = assert!(SCORE_CONTAINER_BASE + SCORE_DICE_BONUS_MAX < SCORE_RENAME);
+const _: () = assert!(SCORE_RENAME + SCORE_DICE_BONUS_MAX < SCORE_NAME);
+const _: () = assert!(SCORE_NAME + SCORE_DICE_BONUS_MAX < SCORE_KEY);
+const _: () = assert!(SCORE_KEY + SCORE_DICE_BONUS_MAX < SCORE_EXACT);
+const _: () = assert!(SCORE_EXACT + SCORE_DICE_BONUS_MAX < SCORE_ALREADY_MATCHED);
+
 /// The global exact pass only matches subtrees at least this heavy (one point per node plus one
 /// per key attribute value). Bare leaves such as `<empty/>`, `<break/>`, `<reply/>` weigh 1:
 /// matching one of those across the whole tree says nothing, so they are left to the sibling
@@ -61,3 +69,25 @@ pub const MOVE_MAX_PAIRS: usize = 250_000;
 /// The move pass repeats while it finds something (a moved container lets its children align,
 /// which can reveal further moves). It stops after this many rounds and says so.
 pub const MOVE_MAX_ROUNDS: usize = 16;
+
+/// The matcher's limits as data (defaults: the constants above), so a caller — a test with tiny
+/// limits, say — can change them without a rebuild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchLimits {
+    /// [`ALIGN_MAX_CELLS`]: old × new siblings of one list aligned by the dynamic programme.
+    pub align_cells: usize,
+    /// [`MOVE_MAX_PAIRS`]: leftover old × new containers compared by the move pass.
+    pub move_pairs: usize,
+    /// [`MOVE_MAX_ROUNDS`]: rounds of the move pass.
+    pub move_rounds: usize,
+}
+
+impl Default for MatchLimits {
+    fn default() -> Self {
+        MatchLimits {
+            align_cells: ALIGN_MAX_CELLS,
+            move_pairs: MOVE_MAX_PAIRS,
+            move_rounds: MOVE_MAX_ROUNDS,
+        }
+    }
+}

@@ -31,7 +31,8 @@
 
 use super::case_index;
 use super::costs::*;
-use super::model::{MatchIssue, MatchVia};
+use super::model::{Limit, MatchIssue, MatchVia};
+use crate::states::ActivityRef;
 use super::tree::{key_is_trivial, Tree};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -68,10 +69,17 @@ struct Matcher<'t, 'a> {
     /// Ties the move pass could not break: (old, new, what they share). Reported at the end,
     /// without whatever a later pass paired, so no issue contradicts the final matching.
     unresolved: Vec<(Vec<usize>, Vec<usize>, String)>,
+    limits: MatchLimits,
 }
 
-pub(crate) fn match_trees(old: &Tree, new: &Tree, pins: &[PinPos]) -> Matching {
+pub(crate) fn match_trees(
+    old: &Tree,
+    new: &Tree,
+    pins: &[PinPos],
+    limits: &MatchLimits,
+) -> Matching {
     let mut mt = Matcher {
+        limits: *limits,
         old,
         new,
         m: Matching {
@@ -105,14 +113,13 @@ pub(crate) fn match_trees(old: &Tree, new: &Tree, pins: &[PinPos]) -> Matching {
         mt.top_down();
         if mt.move_pass() {
             rounds += 1;
-            if rounds >= MOVE_MAX_ROUNDS {
-                mt.m.issues.push(MatchIssue::LimitHit {
-                    limit: format!("MOVE_MAX_ROUNDS = {MOVE_MAX_ROUNDS}"),
-                    fallback:
-                        "stopped looking for moved activities; the rest count as removed/inserted"
-                            .into(),
-                    at: None,
-                });
+            if rounds >= mt.limits.move_rounds {
+                mt.limit_hit(
+                    Limit::MoveRounds {
+                        max: mt.limits.move_rounds,
+                    },
+                    None,
+                );
                 mt.top_down();
                 break;
             }
@@ -302,67 +309,73 @@ impl Matcher<'_, '_> {
         (2000 * common / (so + sn)) as u32
     }
 
-    /// How alike two unmatched activities are (0 = not a candidate), and what that means.
-    fn score(&self, o: usize, n: usize) -> (u32, MatchVia) {
+    /// A limit was hit: record it with the fallback taken.
+    fn limit_hit(&mut self, limit: Limit, at: Option<ActivityRef>) {
+        self.m.issues.push(MatchIssue::LimitHit {
+            limit,
+            fallback: limit.fallback().into(),
+            at,
+        });
+    }
+
+    /// How alike two activities are and what that means; `None` when they are not candidates.
+    fn score(&self, o: usize, n: usize) -> Option<(u32, MatchVia)> {
         if self.m.o2n[o] == Some(n) {
-            return (
+            return Some((
                 SCORE_ALREADY_MATCHED,
                 self.m.via[o].unwrap_or(MatchVia::Exact),
-            );
+            ));
         }
         if self.m.o2n[o].is_some()
             || self.m.n2o[n].is_some()
             || self.m.blocked[o]
             || self.old.element(o) != self.new.element(n)
         {
-            return (0, MatchVia::Key);
+            return None;
         }
         let (ot, nt) = (self.old, self.new);
         if other_call(ot, o, nt, n) {
-            return (0, MatchVia::Key);
+            return None;
         }
         let dice = self.dice(o, n);
         let bonus = (dice / SCORE_DICE_DIVISOR).min(SCORE_DICE_BONUS_MAX);
-        if ot.hash[o] == nt.hash[n] {
-            (SCORE_EXACT + bonus, MatchVia::ExactAligned)
+        let (level, via) = if ot.hash[o] == nt.hash[n] {
+            (SCORE_EXACT, MatchVia::ExactAligned)
         } else if ot.key[o] == nt.key[n] {
-            (SCORE_KEY + bonus, MatchVia::Key)
+            (SCORE_KEY, MatchVia::Key)
         } else if ot.nodes[o].name.is_some() && ot.nodes[o].name == nt.nodes[n].name {
-            (SCORE_NAME + bonus, MatchVia::Name)
+            (SCORE_NAME, MatchVia::Name)
         } else if (ot.rename_key[o].is_some() && ot.rename_key[o] == nt.rename_key[n])
             || ot.shape[o] == nt.shape[n]
         {
-            (SCORE_RENAME + bonus, MatchVia::Rename)
+            (SCORE_RENAME, MatchVia::Rename)
         } else if dice >= CONTAINER_MIN_DICE_PERMILLE {
-            (SCORE_CONTAINER_BASE + bonus, MatchVia::Children)
+            (SCORE_CONTAINER_BASE, MatchVia::Children)
         } else {
-            (0, MatchVia::Key)
-        }
+            return None;
+        };
+        Some((level + bonus, via))
     }
 
     fn align_lists(&mut self, parent: usize, ol: &[usize], nl: &[usize]) {
         if ol.is_empty() || nl.is_empty() {
             return;
         }
-        if ol.len().saturating_mul(nl.len()) > ALIGN_MAX_CELLS {
-            self.m.issues.push(MatchIssue::LimitHit {
-                limit: format!(
-                    "ALIGN_MAX_CELLS = {ALIGN_MAX_CELLS} ({} × {} siblings)",
-                    ol.len(),
-                    nl.len()
-                ),
-                fallback: "paired siblings with equal keys in order instead of a full alignment"
-                    .into(),
-                at: Some(self.old.aref(parent)),
-            });
+        if ol.len().saturating_mul(nl.len()) > self.limits.align_cells {
+            let limit = Limit::AlignCells {
+                max: self.limits.align_cells,
+                old: ol.len(),
+                new: nl.len(),
+            };
+            self.limit_hit(limit, Some(self.old.aref(parent)));
             self.align_by_keys(ol, nl);
             return;
         }
-        let scores: Vec<Vec<(u32, MatchVia)>> = ol
+        let scores: Vec<Vec<Option<(u32, MatchVia)>>> = ol
             .iter()
             .map(|&o| nl.iter().map(|&n| self.score(o, n)).collect())
             .collect();
-        let chain = align_dp(ol.len(), nl.len(), |i, j| scores[i][j].0);
+        let chain = align_dp(ol.len(), nl.len(), |i, j| scores[i][j].map_or(0, |s| s.0));
         self.align_chain(ol, nl, &scores, &chain);
         self.unwrap_gaps(parent, ol, nl);
     }
@@ -431,13 +444,13 @@ impl Matcher<'_, '_> {
         &mut self,
         ol: &[usize],
         nl: &[usize],
-        scores: &[Vec<(u32, MatchVia)>],
+        scores: &[Vec<Option<(u32, MatchVia)>>],
         chain: &[(usize, usize, u32)],
     ) {
         let mut fresh = Vec::new();
         for &(i, j, s) in chain {
-            if s < SCORE_ALREADY_MATCHED {
-                self.m.set(ol[i], nl[j], scores[i][j].1);
+            if let (true, Some((_, via))) = (s < SCORE_ALREADY_MATCHED, scores[i][j]) {
+                self.m.set(ol[i], nl[j], via);
                 fresh.push((i, j, s));
             }
             self.work.insert(ol[i]);
@@ -445,10 +458,10 @@ impl Matcher<'_, '_> {
         // A tie that the order decided: another leftover scored as well as the chosen one.
         for (i, j, s) in fresh {
             let other_old: Vec<usize> = (0..ol.len())
-                .filter(|&x| x != i && self.m.o2n[ol[x]].is_none() && scores[x][j].0 >= s)
+                .filter(|&x| x != i && self.m.o2n[ol[x]].is_none() && scores[x][j].is_some_and(|(v, _)| v >= s))
                 .collect();
             let other_new: Vec<usize> = (0..nl.len())
-                .filter(|&y| y != j && self.m.n2o[nl[y]].is_none() && scores[i][y].0 >= s)
+                .filter(|&y| y != j && self.m.n2o[nl[y]].is_none() && scores[i][y].is_some_and(|(v, _)| v >= s))
                 .collect();
             if other_old.is_empty() && other_new.is_empty() {
                 continue;
@@ -589,12 +602,13 @@ impl Matcher<'_, '_> {
             .into_iter()
             .filter(|&p| self.new.desc_count(p) > 0)
             .collect();
-        if lo.len().saturating_mul(ln.len()) > MOVE_MAX_PAIRS {
-            self.m.issues.push(MatchIssue::LimitHit {
-                limit: format!("MOVE_MAX_PAIRS = {MOVE_MAX_PAIRS} ({} × {} containers)", lo.len(), ln.len()),
-                fallback: "did not look for moved containers by their contents; they count as removed/inserted".into(),
-                at: None,
-            });
+        if lo.len().saturating_mul(ln.len()) > self.limits.move_pairs {
+            let limit = Limit::MovePairs {
+                max: self.limits.move_pairs,
+                old: lo.len(),
+                new: ln.len(),
+            };
+            self.limit_hit(limit, None);
             return false;
         }
         let best = |from: &[usize],

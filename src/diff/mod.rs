@@ -7,6 +7,7 @@
 //! is described in `matcher.rs`; every weight and limit is in [`costs`].
 
 pub mod costs;
+pub use costs::MatchLimits;
 mod matcher;
 mod model;
 pub(crate) mod statemap;
@@ -44,7 +45,19 @@ pub fn diff(
     new_c: &CompiledProcess,
     pins: &[Pin],
 ) -> Result<ProcessDiff, DiffError> {
-    Ok(analyze(old, new, old_c, new_c, pins)?.diff)
+    diff_with_limits(old, new, old_c, new_c, pins, &MatchLimits::default())
+}
+
+/// [`diff`] with other matcher limits than the defaults of [`costs`].
+pub fn diff_with_limits(
+    old: &Bpl,
+    new: &Bpl,
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+    pins: &[Pin],
+    limits: &MatchLimits,
+) -> Result<ProcessDiff, DiffError> {
+    Ok(analyze(old, new, old_c, new_c, pins, limits)?.diff)
 }
 
 /// The diff plus the indexes behind it, for the plan's safety analysis.
@@ -62,6 +75,7 @@ pub(crate) fn analyze<'a>(
     old_c: &CompiledProcess,
     new_c: &CompiledProcess,
     pins: &[Pin],
+    limits: &MatchLimits,
 ) -> Result<Analysis<'a>, DiffError> {
     let t_old = Tree::new(old);
     let t_new = Tree::new(new);
@@ -86,7 +100,7 @@ pub(crate) fn analyze<'a>(
         };
         pin_pos.push((o, n));
     }
-    let m = matcher::match_trees(&t_old, &t_new, &pin_pos);
+    let m = matcher::match_trees(&t_old, &t_new, &pin_pos, limits);
     let map = statemap::map_states(old_c, new_c, &t_old, &t_new, &m);
     let activities = classify(&t_old, &t_new, &m);
     let cases = m

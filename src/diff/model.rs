@@ -215,10 +215,55 @@ pub enum MatchIssue {
     },
     /// Paired only because it was the one candidate of its element between aligned neighbours.
     Positional { old: ActivityRef, new: ActivityRef },
-    /// A limit in `diff::costs` was hit and a simpler method was used.
+    /// A limit of [`MatchLimits`](super::costs::MatchLimits) was hit and a simpler method was
+    /// used (`fallback` says which).
     LimitHit {
-        limit: String,
+        limit: Limit,
         fallback: String,
         at: Option<ActivityRef>,
     },
+}
+
+/// Which matcher limit was hit, with the limit in effect and what exceeded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "limit", rename_all = "snake_case")]
+pub enum Limit {
+    /// Old × new siblings of one list above `align_cells`.
+    AlignCells { max: usize, old: usize, new: usize },
+    /// Leftover old × new containers above `move_pairs`.
+    MovePairs { max: usize, old: usize, new: usize },
+    /// The move pass still finding moves after `move_rounds` rounds.
+    MoveRounds { max: usize },
+}
+
+impl Limit {
+    /// The simpler method used instead.
+    pub fn fallback(self) -> &'static str {
+        match self {
+            Limit::AlignCells { .. } => {
+                "paired siblings with equal keys in order instead of a full alignment"
+            }
+            Limit::MovePairs { .. } => {
+                "did not look for moved containers by their contents; they count as removed/inserted"
+            }
+            Limit::MoveRounds { .. } => {
+                "stopped looking for moved activities; the rest count as removed/inserted"
+            }
+        }
+    }
+}
+
+/// Named as in `diff::costs` (e.g. `ALIGN_MAX_CELLS = 1000000 (1001 × 1002 siblings)`).
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Limit::AlignCells { max, old, new } => {
+                write!(f, "ALIGN_MAX_CELLS = {max} ({old} × {new} siblings)")
+            }
+            Limit::MovePairs { max, old, new } => {
+                write!(f, "MOVE_MAX_PAIRS = {max} ({old} × {new} containers)")
+            }
+            Limit::MoveRounds { max } => write!(f, "MOVE_MAX_ROUNDS = {max}"),
+        }
+    }
 }

@@ -9,6 +9,10 @@ fn doc(body: &str) -> String {
 }
 
 fn run(old: &str, new: &str, pins: &[Pin]) -> ProcessDiff {
+    run_with(old, new, pins, &MatchLimits::default())
+}
+
+fn run_with(old: &str, new: &str, pins: &[Pin], limits: &MatchLimits) -> ProcessDiff {
     let (o, n) = (
         parse_bare("old.xml", &doc(old), "Demo.T").unwrap(),
         parse_bare("new.xml", &doc(new), "Demo.T").unwrap(),
@@ -17,7 +21,7 @@ fn run(old: &str, new: &str, pins: &[Pin]) -> ProcessDiff {
         compile(&o, Compiler::Current).unwrap(),
         compile(&n, Compiler::Current).unwrap(),
     );
-    diff(&o, &n, &oc, &nc, pins).unwrap()
+    diff_with_limits(&o, &n, &oc, &nc, pins, limits).unwrap()
 }
 
 fn change_of<'d>(d: &'d ProcessDiff, label: &str) -> &'d ActivityChange {
@@ -310,4 +314,87 @@ fn compensation_handler_states_follow_a_renamed_handler() {
         "{:?}",
         states(&d)
     );
+}
+
+/// The limits hit by a diff, in order.
+fn limits_hit(d: &ProcessDiff) -> Vec<Limit> {
+    d.issues
+        .iter()
+        .filter_map(|i| match i {
+            MatchIssue::LimitHit {
+                limit, fallback, ..
+            } => {
+                assert_eq!(fallback, limit.fallback());
+                Some(*limit)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn tiny(f: impl FnOnce(&mut MatchLimits)) -> MatchLimits {
+    let mut l = MatchLimits::default();
+    f(&mut l);
+    l
+}
+
+#[test]
+fn a_tiny_alignment_limit_pairs_equal_keys_in_order_and_says_so() {
+    let body = format!("{CALL_A}<delay duration='\"PT1M\"'/>{CALL_B}");
+    let new = format!("{CALL_A}<delay duration='\"PT2M\"'/>{CALL_B}");
+    assert!(limits_hit(&run(&body, &new, &[])).is_empty());
+    let d = run_with(&body, &new, &[], &tiny(|l| l.align_cells = 1));
+    assert_eq!(
+        limits_hit(&d),
+        [Limit::AlignCells { max: 1, old: 3, new: 3 }]
+    );
+    assert_eq!(
+        d.issues
+            .iter()
+            .find_map(|i| match i {
+                MatchIssue::LimitHit { limit, .. } => Some(limit.to_string()),
+                _ => None,
+            })
+            .unwrap(),
+        "ALIGN_MAX_CELLS = 1 (3 × 3 siblings)"
+    );
+    // The calls keep their keys and are still paired; the changed delay is not.
+    assert_eq!(change_of(&d, "call \"A\"").change, ActivityChangeKind::Unchanged);
+    assert_eq!(change_of(&d, "call \"B\"").change, ActivityChangeKind::Unchanged);
+}
+
+/// A renamed sequence moved to the other branch: only its contents tie the two together.
+fn moved_renamed_sequence() -> (String, String) {
+    let old = format!(
+        "<if condition='1'><true><sequence name='X'>{CALL_A}<delay duration='\"PT1M\"'/></sequence></true><false>{CALL_B}</false></if>"
+    );
+    let new = format!(
+        "<if condition='1'><true>{CALL_B}</true><false><sequence name='Y'>{CALL_A}<delay duration='\"PT1M\"'/></sequence></false></if>"
+    );
+    (old, new)
+}
+
+#[test]
+fn a_tiny_move_pair_limit_skips_the_container_comparison_and_says_so() {
+    let (old, new) = moved_renamed_sequence();
+    assert!(limits_hit(&run(&old, &new, &[])).is_empty());
+    let d = run_with(&old, &new, &[], &tiny(|l| l.move_pairs = 0));
+    assert!(
+        limits_hit(&d)
+            .iter()
+            .any(|l| matches!(l, Limit::MovePairs { max: 0, .. })),
+        "{:?}",
+        d.issues
+    );
+}
+
+#[test]
+fn a_move_round_limit_stops_looking_for_moves_and_says_so() {
+    // Call A moved to the other branch with a new target: only the move pass pairs it (by name).
+    let a2 = CALL_A.replace("OpA", "OpX");
+    let old = format!("<if condition='1'><true>{CALL_A}</true><false>{CALL_B}</false></if>");
+    let new = format!("<if condition='1'><true>{CALL_B}</true><false>{a2}</false></if>");
+    assert!(limits_hit(&run(&old, &new, &[])).is_empty());
+    let d = run_with(&old, &new, &[], &tiny(|l| l.move_rounds = 1));
+    assert_eq!(limits_hit(&d), [Limit::MoveRounds { max: 1 }]);
 }

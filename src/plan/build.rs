@@ -6,6 +6,7 @@ use super::overrides::{Overrides, OverridesError};
 use super::safety::{self, new_sref, short, sref};
 use crate::bpl::Bpl;
 use crate::diff::tree::Tree;
+use crate::diff::MatchLimits;
 use crate::diff::{
     self, Analysis, ContextChangeKind, DeltaKind, DiffError, MatchIssue, Pin, ProcessDiff,
 };
@@ -39,6 +40,19 @@ pub fn build(
     new_c: &CompiledProcess,
     overrides: Option<&Overrides>,
 ) -> Result<Planned, PlanError> {
+    build_with_limits(old, new, old_c, new_c, overrides, &MatchLimits::default())
+}
+
+/// [`build`] with other matcher limits than the defaults of `diff::costs` (tests use tiny ones
+/// to reach every fallback).
+pub fn build_with_limits(
+    old: &Bpl,
+    new: &Bpl,
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+    overrides: Option<&Overrides>,
+    limits: &MatchLimits,
+) -> Result<Planned, PlanError> {
     let empty = Overrides::default();
     let ov = overrides.unwrap_or(&empty);
     for (which, want, bpl) in [
@@ -54,7 +68,7 @@ pub fn build(
         }
     }
     let pins = resolve_pins(old, new, ov)?;
-    let a = diff::analyze(old, new, old_c, new_c, &pins)?;
+    let a = diff::analyze(old, new, old_c, new_c, &pins, limits)?;
     let mut b = Builder {
         a: &a,
         old_c,

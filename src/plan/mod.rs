@@ -14,6 +14,6 @@ pub mod render;
 pub mod reports;
 mod safety;
 
-pub use build::{build, plan_id, PlanError, Planned};
+pub use build::{build, build_with_limits, plan_id, PlanError, Planned};
 pub use model::*;
 pub use overrides::{Overrides, OverridesError};

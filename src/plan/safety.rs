@@ -1491,7 +1491,7 @@ mod tests {
             ) else {
                 continue;
             };
-            let a = crate::diff::analyze(&o, &n, &oc, &nc, &[]).unwrap();
+            let a = crate::diff::analyze(&o, &n, &oc, &nc, &[], &Default::default()).unwrap();
             let mut moved = Moved::new(&a);
             for w in 0..a.new.len() {
                 // None (an overridden state whose old owner is gone) and every old position.
