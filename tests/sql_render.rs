@@ -101,6 +101,7 @@ fn base(class: &str) -> MigrationPlan {
         preconditions: vec![],
         findings: vec![],
         suggestions: vec![],
+        no_suggestions: vec![],
         overrides: vec![],
     }
 }

@@ -709,61 +709,9 @@ impl Matcher<'_, '_> {
         }
     }
 
-    /// Can an instance inside old `o` be inside new `n`? Never across a fault or compensation
-    /// handler boundary (normal flow ↔ catch/catchall/compensationhandler) unless the
-    /// handlers themselves correspond; and a match found by similarity elsewhere in the tree
-    /// (not an identical subtree) never pairs activities in branches of two conditionals
-    /// that are not each other's counterpart.
+    /// See [`crossing_ok`].
     fn crossing_ok(&self, o: usize, n: usize, how: Crossing) -> bool {
-        let (ot, nt) = (self.old, self.new);
-        let handler_ok = match (ot.handler[o], nt.handler[n]) {
-            (None, None) => true,
-            (Some(ho), Some(hn)) => {
-                (ho == o && hn == n) || self.m.o2n[ho] == Some(hn) || {
-                    // Handlers not matched yet: at least the same kind of handler.
-                    self.m.o2n[ho].is_none()
-                        && self.m.n2o[hn].is_none()
-                        && ot.element(ho) == nt.element(hn)
-                        && ot.nodes[ho].attrs.get("fault") == nt.nodes[hn].attrs.get("fault")
-                }
-            }
-            _ => false,
-        };
-        if !handler_ok {
-            return false;
-        }
-        if how == Crossing::Exact {
-            return true;
-        }
-        // Out of a conditional into another one: only within the counterpart of the old one
-        // (the same branch, or — for the same key or name — a branch switch the plan
-        // reports). Into or out of conditionals alone is a re-nesting the plan reports
-        // (BPM0206).
-        match (branch_owner(ot, o), branch_owner(nt, n)) {
-            (Some(a), Some(_)) => {
-                let Some(a2) = self.m.o2n[a].filter(|&a2| nt.is_desc(n, a2)) else {
-                    return false;
-                };
-                if how == Crossing::Identity {
-                    return true;
-                }
-                // A rename or a content match stays in the corresponding branch or case.
-                match (ot.child_towards(a, o), nt.child_towards(a2, n)) {
-                    (Some((_, so, _)), Some((_, sn, _))) => {
-                        match (case_index(so), case_index(sn)) {
-                            (Some(i), Some(j)) => self
-                                .m
-                                .cases
-                                .get(&a)
-                                .is_some_and(|v| v.contains(&(i + 1, j + 1))),
-                            _ => so == sn,
-                        }
-                    }
-                    _ => false,
-                }
-            }
-            _ => true,
-        }
+        crossing_ok(self.old, self.new, &self.m, o, n, how)
     }
 
     // ---- pass 6: containers follow their children -------------------------------------------
@@ -953,9 +901,71 @@ fn wrapper_lists(t: &Tree, c: usize) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// How a candidate pair was found, for [`Matcher::crossing_ok`].
+/// Can an instance inside old `o` be inside new `n`? Never across a fault or compensation
+/// handler boundary (normal flow ↔ catch/catchall/compensationhandler) unless the
+/// handlers themselves correspond; and a match found by similarity elsewhere in the tree
+/// (not an identical subtree) never pairs activities in branches of two conditionals
+/// that are not each other's counterpart.
+pub(crate) fn crossing_ok(
+ot: &Tree,
+nt: &Tree,
+m: &Matching,
+o: usize,
+n: usize,
+how: Crossing,
+) -> bool {
+    let handler_ok = match (ot.handler[o], nt.handler[n]) {
+        (None, None) => true,
+        (Some(ho), Some(hn)) => {
+            (ho == o && hn == n) || m.o2n[ho] == Some(hn) || {
+                // Handlers not matched yet: at least the same kind of handler.
+                m.o2n[ho].is_none()
+                    && m.n2o[hn].is_none()
+                    && ot.element(ho) == nt.element(hn)
+                    && ot.nodes[ho].attrs.get("fault") == nt.nodes[hn].attrs.get("fault")
+            }
+        }
+        _ => false,
+    };
+    if !handler_ok {
+        return false;
+    }
+    if how == Crossing::Exact {
+        return true;
+    }
+    // Out of a conditional into another one: only within the counterpart of the old one
+    // (the same branch, or — for the same key or name — a branch switch the plan
+    // reports). Into or out of conditionals alone is a re-nesting the plan reports
+    // (BPM0206).
+    match (branch_owner(ot, o), branch_owner(nt, n)) {
+        (Some(a), Some(_)) => {
+            let Some(a2) = m.o2n[a].filter(|&a2| nt.is_desc(n, a2)) else {
+                return false;
+            };
+            if how == Crossing::Identity {
+                return true;
+            }
+            // A rename or a content match stays in the corresponding branch or case.
+            match (ot.child_towards(a, o), nt.child_towards(a2, n)) {
+                (Some((_, so, _)), Some((_, sn, _))) => {
+                    match (case_index(so), case_index(sn)) {
+                        (Some(i), Some(j)) => m
+                            .cases
+                            .get(&a)
+                            .is_some_and(|v| v.contains(&(i + 1, j + 1))),
+                        _ => so == sn,
+                    }
+                }
+                _ => false,
+            }
+        }
+        _ => true,
+    }
+}
+
+/// How a candidate pair was found, for [`crossing_ok`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Crossing {
+pub(crate) enum Crossing {
     /// An identical subtree, unique in both trees.
     Exact,
     /// The same key attributes or the same name.

@@ -31,6 +31,9 @@ pub struct MigrationPlan {
     /// on their own (optional in JSON).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suggestions: Vec<Suggestion>,
+    /// Removed wait states no override can help, with why (optional in JSON).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_suggestions: Vec<NoSuggestion>,
     /// Overrides that were applied (for the record; empty when none).
     #[serde(default)]
     pub overrides: Vec<String>,
@@ -139,6 +142,15 @@ pub struct Suggestion {
     pub thread: String,
     pub old: String,
     pub new: String,
+    pub reason: String,
+}
+
+/// A removed wait state for which no `[[map]]` is offered, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoSuggestion {
+    /// Short thread class name (`Thread1`).
+    pub thread: String,
+    pub old: String,
     pub reason: String,
 }
 

@@ -332,18 +332,37 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
         let _ = writeln!(out, "  none");
     }
     out.push_str(&findings_human(&p.findings));
-    if !p.suggestions.is_empty() {
+    if !p.suggestions.is_empty() || !p.no_suggestions.is_empty() {
         let _ = writeln!(
             out,
             "\nsuggested overrides (review each; a plan never applies them on its own)"
         );
-        for sg in &p.suggestions {
-            let _ = writeln!(out, "  # {}:{}: {}", sg.thread, sg.old, sg.reason);
-            let _ = writeln!(out, "  [[map]]");
-            let _ = writeln!(out, "  thread = {:?}", sg.thread);
-            let _ = writeln!(out, "  old = {:?}", sg.old);
-            let _ = writeln!(out, "  new = {:?}", sg.new);
-            let _ = writeln!(out, "  reason = {:?}", sg.reason);
+        // One list in state order: a map to review, or why there is none.
+        let mut items: Vec<(&str, &str, Option<&Suggestion>, &str)> = p
+            .suggestions
+            .iter()
+            .map(|sg| (sg.thread.as_str(), sg.old.as_str(), Some(sg), sg.reason.as_str()))
+            .chain(
+                p.no_suggestions
+                    .iter()
+                    .map(|ns| (ns.thread.as_str(), ns.old.as_str(), None, ns.reason.as_str())),
+            )
+            .collect();
+        items.sort_by_cached_key(|(t, s, _, _)| (t.to_string(), state_key(s)));
+        for (thread, old, sg, reason) in items {
+            match sg {
+                None => {
+                    let _ = writeln!(out, "  # {thread}:{old}: no suggestion: {reason}");
+                }
+                Some(sg) => {
+                    let _ = writeln!(out, "  # {thread}:{old}: {reason}");
+                    let _ = writeln!(out, "  [[map]]");
+                    let _ = writeln!(out, "  thread = {:?}", sg.thread);
+                    let _ = writeln!(out, "  old = {:?}", sg.old);
+                    let _ = writeln!(out, "  new = {:?}", sg.new);
+                    let _ = writeln!(out, "  reason = {:?}", sg.reason);
+                }
+            }
         }
     }
     if !p.overrides.is_empty() {

@@ -32,6 +32,25 @@ pub(crate) struct Resume {
     pub w_new: usize,
     /// A flow join: the parent rests while the flow's children run.
     pub join: bool,
+    /// The new state starts a child list of `w_new` over (an override onto an ENTRY,
+    /// IF_TRUE, loop body … state): that slot (`*` for every body slot) runs from its start.
+    pub enters: Option<String>,
+}
+
+/// The child list of its activity that a thread resting at a state of this role runs from
+/// its start, if any (see [`Resume::enters`]).
+pub(crate) fn entered_slot(role: &crate::states::Role) -> Option<String> {
+    use crate::states::Role::*;
+    match role {
+        Entry | ScopeBody | WhileTest | WhileBody | UntilBody | ForeachTest | ForeachBody => {
+            Some("*".to_string())
+        }
+        IfTrue => Some("true".to_string()),
+        IfFalse => Some("false".to_string()),
+        SwitchCase(i) => Some(format!("case[{}]", i.saturating_sub(1))),
+        SwitchDefault => Some("default".to_string()),
+        _ => None,
+    }
 }
 
 pub(crate) fn resume_points(
@@ -59,12 +78,18 @@ pub(crate) fn resume_points(
             let Some(w_new) = a.new.pos(na.id) else {
                 continue;
             };
+            let enters = nt
+                .states
+                .iter()
+                .find(|x| x.name == *new_state)
+                .and_then(|x| entered_slot(&x.role));
             out.push(Resume {
                 old_ref: sref(&ot.class, &sm.old),
                 new_ref: new_sref(&nt.class, new_state),
                 w_old: a.old.pos(sm.old_activity.id),
                 w_new,
                 join: sm.join,
+                enters,
             });
         }
     }
@@ -243,11 +268,31 @@ impl<'x, 'a> Moved<'x, 'a> {
         &mut self,
         w: usize,
         w_old: Option<usize>,
+        enters: Option<&str>,
         sk: &mut Vec<usize>,
         re: &mut Vec<usize>,
     ) {
         let (to, tn) = (&self.a.old, &self.a.new);
         tn.order_ranges(w, &mut self.new_before, &mut self.new_after);
+        if let Some(slot) = enters {
+            // The entered child lists run after the resume point; they precede every
+            // later sibling in pre-order.
+            let inner: Vec<(usize, usize)> = tn.slots[w]
+                .iter()
+                .filter(|(name, _)| {
+                    if slot == "*" {
+                        !matches!(
+                            name.as_str(),
+                            "request" | "response" | "handlers" | "faulthandlers"
+                        )
+                    } else {
+                        name == slot
+                    }
+                })
+                .filter_map(|(_, l)| Some((*l.first()?, tn.end[*l.last()?])))
+                .collect();
+            self.new_after.splice(0..0, inner);
+        }
         match w_old {
             Some(wo) => to.order_ranges(wo, &mut self.old_before, &mut self.old_after),
             None => self.old_before.clear(),
@@ -268,6 +313,15 @@ impl<'x, 'a> Moved<'x, 'a> {
     }
 }
 
+/// What a thread resumed at `r` runs again: the outermost such activities (new positions).
+pub(crate) fn reruns(a: &Analysis, r: &Resume) -> Vec<usize> {
+    let mut moved = Moved::new(a);
+    let (mut sk, mut re) = (Vec::new(), Vec::new());
+    moved.compute(r.w_new, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
+    let mut full = vec![false; a.new.len()];
+    outermost(&a.new, &re, &mut full)
+}
+
 /// Skipped, re-run and newly enclosing activities, one finding per distinct set of activities.
 pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
@@ -284,7 +338,7 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     for r in resumes {
         let w = r.w_new;
-        moved.compute(w, r.w_old, &mut sk, &mut re);
+        moved.compute(w, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
         // A parent resting at a flow join started its branches already: a new branch never
         // runs, and a branch that finished never runs what was added to it.
         branch.clear();
