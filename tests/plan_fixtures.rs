@@ -156,6 +156,7 @@ fn change_fixture_verdicts() {
         ("removed_delay_after_work_mapped", Verdict::Migratable),
         ("same_name_into_fault_handler", Verdict::Drain),
         ("same_name_other_branch", Verdict::Blocked),
+        ("reorder_switch_cases", Verdict::Migratable),
         ("rename_call", Verdict::Drain),
         ("rename_into_fault_handler", Verdict::Drain),
         ("renest_into_if", Verdict::Migratable),

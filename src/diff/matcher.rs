@@ -256,16 +256,54 @@ impl Matcher<'_, '_> {
                 0
             }
         };
-        let chain = align_dp(oc.len(), nc.len(), score);
-        let mut pairs: Vec<(usize, usize)> = chain.iter().map(|&(i, j, _)| (i, j)).collect();
-        // Single leftover case between neighbours: the same case with an edited condition.
-        let mut extra = Vec::new();
-        for (lo_i, hi_i, lo_j, hi_j) in gaps(&pairs, oc.len(), nc.len()) {
-            if hi_i - lo_i == 1 && hi_j - lo_j == 1 {
-                extra.push((lo_i, lo_j));
+        // A case is identified by its condition and name, not its place: cases whose
+        // (condition, name), then condition, then name is unique on both sides pair first,
+        // wherever they moved (a reordered switch keeps every case).
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        let (mut used_o, mut used_n) = (vec![false; oc.len()], vec![false; nc.len()]);
+        type Case = (Option<String>, Option<String>, Vec<usize>);
+        // Kind 0: condition and name; 1: condition; 2: name.
+        let key = |kind: u8, c: &Case| -> Option<(Option<String>, Option<String>)> {
+            match kind {
+                0 => c.1.clone().map(|x| (Some(x), c.0.clone())),
+                1 => c.1.clone().map(|x| (Some(x), None)),
+                _ => c.0.clone().map(|x| (None, Some(x))),
+            }
+        };
+        for kind in 0..3u8 {
+            let unique = |cs: &[Case], used: &[bool]| {
+                let mut by: HashMap<(Option<String>, Option<String>), Vec<usize>> = HashMap::new();
+                for (i, c) in cs.iter().enumerate().filter(|(i, _)| !used[*i]) {
+                    if let Some(k) = key(kind, c) {
+                        by.entry(k).or_default().push(i);
+                    }
+                }
+                by.into_iter()
+                    .filter(|(_, v)| v.len() == 1)
+                    .map(|(k, v)| (k, v[0]))
+                    .collect::<HashMap<_, _>>()
+            };
+            let (uo, un) = (unique(&oc, &used_o), unique(&nc, &used_n));
+            for (k, &i) in &uo {
+                if let Some(&j) = un.get(k) {
+                    pairs.push((i, j));
+                    used_o[i] = true;
+                    used_n[j] = true;
+                }
             }
         }
-        pairs.extend(extra);
+        // The rest by an order-preserving alignment, then the single leftover case between
+        // neighbours: the same case with an edited condition.
+        let ro: Vec<usize> = (0..oc.len()).filter(|&i| !used_o[i]).collect();
+        let rn: Vec<usize> = (0..nc.len()).filter(|&j| !used_n[j]).collect();
+        let chain = align_dp(ro.len(), rn.len(), |a, b| score(ro[a], rn[b]));
+        let sub: Vec<(usize, usize)> = chain.iter().map(|&(a, b, _)| (a, b)).collect();
+        for (lo_a, hi_a, lo_b, hi_b) in gaps(&sub, ro.len(), rn.len()) {
+            if hi_a - lo_a == 1 && hi_b - lo_b == 1 {
+                pairs.push((ro[lo_a], rn[lo_b]));
+            }
+        }
+        pairs.extend(sub.iter().map(|&(a, b)| (ro[a], rn[b])));
         pairs.sort();
         pairs
             .into_iter()

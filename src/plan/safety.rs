@@ -1551,7 +1551,7 @@ mod tests {
                 // None (an overridden state whose old owner is gone) and every old position.
                 let olds = std::iter::once(None).chain((0..a.old.len()).map(Some));
                 for w_old in olds {
-                    moved.compute(w, w_old, &mut sk, &mut re);
+                    moved.compute(w, w_old, None, &mut sk, &mut re);
                     let (want_sk, want_re) = moved_by_scan(&a, w, w_old);
                     assert_eq!(sk, want_sk, "{old:?} → {new:?}: skipped at {w} / {w_old:?}");
                     assert_eq!(re, want_re, "{old:?} → {new:?}: re-run at {w} / {w_old:?}");
