@@ -221,6 +221,7 @@ impl Builder<'_, '_> {
             let (cf, cp, _removed) = safety::call_changes(self.a, old_c);
             self.findings.extend(cf);
             self.pre.extend(cp);
+            self.findings.extend(safety::sync_changes(self.a, old_c));
             let (old_f, new_f) = (ThreadFinder::new(old_c), ThreadFinder::new(new_c));
             let tm: Vec<(u32, Option<u32>, &[StateMapping])> = threads
                 .iter()

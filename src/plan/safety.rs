@@ -1410,6 +1410,115 @@ pub(crate) fn call_changes(
     (findings, pre, removed_calls)
 }
 
+/// `<sync>` activities that rows can rest at whose calls, type or timeout changed (BPM0212).
+pub(crate) fn sync_changes(a: &Analysis, old_c: &CompiledProcess) -> Vec<Finding> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let mut out = Vec::new();
+    for th in &old_c.threads {
+        for st in th.states.iter().filter(|s| s.role == Role::SyncWait) {
+            let Some(o) = to.pos(st.activity.id) else { continue };
+            let Some(n) = m.o2n[o] else { continue };
+            if to.element(o) != "sync" || tn.element(n) != "sync" || !tn.effective[n] {
+                continue;
+            }
+            let attr = |t: &Tree, p: usize, k: &str| t.nodes[p].attrs.get(k).map(|v| v.trim().to_string());
+            let calls = |t: &Tree, p: usize| -> BTreeSet<String> {
+                attr(t, p, "calls")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            };
+            let mut changes = Vec::new();
+            // Old names read through the call matching: a renamed call listed under its new
+            // name is that call (its rename is BPM0203's).
+            let renamed = |name: &String| -> String {
+                (0..to.len())
+                    .find(|&p| to.element(p) == "call" && to.nodes[p].name.as_ref() == Some(name))
+                    .and_then(|p| m.o2n[p])
+                    .and_then(|q| tn.nodes[q].name.clone())
+                    .unwrap_or_else(|| name.clone())
+            };
+            let (co, cn) = (calls(to, o), calls(tn, n));
+            let co: BTreeSet<String> = co.iter().map(renamed).collect();
+            if co != cn {
+                let added: Vec<&String> = cn.difference(&co).collect();
+                let dropped: Vec<&String> = co.difference(&cn).collect();
+                let mut what = format!(
+                    "calls {:?} → {:?}",
+                    attr(to, o, "calls").unwrap_or_default(),
+                    attr(tn, n, "calls").unwrap_or_default()
+                );
+                // A newly listed call the old version sent before the sync (asynchronously)
+                // may be pending; one it never sent before it is not.
+                let sent = |name: &str| {
+                    (0..to.len()).any(|p| {
+                        to.effective[p]
+                            && to.element(p) == "call"
+                            && to.nodes[p].name.as_deref() == Some(name)
+                            && to.order(p, o) == Order::Before
+                    })
+                };
+                let (was_sent, never): (Vec<&String>, Vec<&String>) =
+                    added.iter().partition(|x| sent(x));
+                let names = |v: &[&String]| v.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(", ");
+                if !was_sent.is_empty() {
+                    what.push_str(&format!(
+                        " (now also {}, which rows parked there sent before it without waiting for it)",
+                        names(&was_sent)
+                    ));
+                }
+                if !never.is_empty() {
+                    what.push_str(&format!(
+                        " (now also {}, which rows parked there never sent before it)",
+                        names(&never)
+                    ));
+                }
+                if !dropped.is_empty() {
+                    what.push_str(&format!(
+                        " (no longer {}, whose responses they may still have pending)",
+                        dropped.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                changes.push(what);
+            }
+            let kind = |t: &Tree, p: usize| attr(t, p, "type").unwrap_or_else(|| "all".to_string());
+            if kind(to, o) != kind(tn, n) {
+                changes.push(format!("type {} → {}", kind(to, o), kind(tn, n)));
+            }
+            let (t_o, t_n) = (attr(to, o, "timeout"), attr(tn, n, "timeout"));
+            if t_o != t_n {
+                let show = |x: &Option<String>| x.as_deref().map_or("(none)".to_string(), |v| format!("{v:?}"));
+                let effect = match (&t_o, &t_n) {
+                    (Some(_), None) => ": the old timer still fires for them",
+                    (None, Some(_)) => ": no timer runs for them",
+                    _ => ": their timer keeps the old timeout",
+                };
+                changes.push(format!("timeout {} → {}{effect}", show(&t_o), show(&t_n)));
+            }
+            if changes.is_empty() {
+                continue;
+            }
+            let at = sref(&th.class, &st.name);
+            out.push(
+                finding(
+                    Code::AwaitedSyncChanged,
+                    format!(
+                        "{} (waited at {at}) changed: {}; rows parked there were set up under the old <sync>",
+                        to.label(o),
+                        changes.join(", ")
+                    ),
+                )
+                .states([at])
+                .old_acts([to.aref(o)])
+                .new_acts([tn.aref(n)]),
+            );
+        }
+    }
+    out
+}
+
 /// Positions (in `t`) of every activity that owns a state, a thread or a response handler.
 pub(crate) fn owners(t: &Tree, c: &CompiledProcess) -> BTreeSet<usize> {
     let mut s = BTreeSet::new();
