@@ -158,6 +158,8 @@ fn change_fixture_verdicts() {
         ("same_name_other_branch", Verdict::Blocked),
         ("reorder_switch_cases", Verdict::Migratable),
         ("sync_attributes_changed", Verdict::Compatible),
+        ("identical_copies", Verdict::Blocked),
+        ("identical_copies_pinned", Verdict::Migratable),
         ("rename_call", Verdict::Drain),
         ("rename_into_fault_handler", Verdict::Drain),
         ("renest_into_if", Verdict::Migratable),

@@ -126,6 +126,7 @@ pub(crate) fn match_trees(old: &Tree, new: &Tree, pins: &[PinPos]) -> Matching {
         }
         break;
     }
+    mt.untie_copies();
     mt.report_unresolved();
     mt.m
 }
@@ -433,16 +434,30 @@ impl Matcher<'_, '_> {
             if free_o.is_empty() || free_n.is_empty() {
                 continue;
             }
-            // A new wrapper around old leftovers.
+            // A new wrapper around old leftovers. A leftover with an identical copy in more
+            // than one of its lists, at any depth (both branches of a new <if>), is not the
+            // wrapper's to decide: it stays for the move pass, which reports the tie.
             for &c in &free_n {
-                for list in wrapper_lists(self.new, c) {
+                let lists = wrapper_lists(self.new, c);
+                let copies = |x: usize| {
+                    lists
+                        .iter()
+                        .filter(|l| {
+                            l.iter().flat_map(|&y| y..=self.new.end[y]).any(|y| {
+                                self.m.n2o[y].is_none() && self.new.hash[y] == self.old.hash[x]
+                            })
+                        })
+                        .count()
+                };
+                let tied: Vec<usize> = free_o.iter().copied().filter(|&x| copies(x) > 1).collect();
+                for list in &lists {
                     let left: Vec<usize> = free_o
                         .iter()
                         .copied()
-                        .filter(|&x| self.m.o2n[x].is_none())
+                        .filter(|&x| self.m.o2n[x].is_none() && !tied.contains(&x))
                         .collect();
                     if !left.is_empty() {
-                        self.align_lists(parent, &left, &list);
+                        self.align_lists(parent, &left, list);
                     }
                 }
             }
@@ -707,6 +722,68 @@ impl Matcher<'_, '_> {
 
     /// Report the ties of the move pass that are still open: only the activities no later
     /// pass paired, and only while both sides still have one.
+    /// An old state-bearing activity paired with one of several identical new copies (the
+    /// same subtree twice or more in the new version, fewer times in the old) when nothing
+    /// structural chose that copy (its parent is not the counterpart of the old parent, and
+    /// no pin above it): that choice was document order, a guess. It is undone with its
+    /// subtree and reported as an open tie, to be pinned.
+    fn untie_copies(&mut self) {
+        let (ot, nt) = (self.old, self.new);
+        let count = |t: &Tree| {
+            let mut c: HashMap<[u8; 16], usize> = HashMap::new();
+            for p in 0..t.len() {
+                *c.entry(t.hash[p]).or_insert(0) += 1;
+            }
+            c
+        };
+        let (co, cn) = (count(ot), count(nt));
+        let mut o = 1;
+        while o < ot.len() {
+            let Some(n) = self.m.o2n[o] else {
+                o += 1;
+                continue;
+            };
+            let guessed = allocates(ot, o)
+                && ot.hash[o] == nt.hash[n]
+                && co[&ot.hash[o]] < cn[&nt.hash[n]]
+                && ot.parent[o].and_then(|p| self.m.o2n[p]) != nt.parent[n]
+                && !std::iter::once(o)
+                    .chain(ot.ancestors(o))
+                    .any(|a| self.m.via[a] == Some(MatchVia::Pinned));
+            if !guessed {
+                o += 1;
+                continue;
+            }
+            let copies: Vec<usize> = (0..nt.len()).filter(|&y| nt.hash[y] == nt.hash[n]).collect();
+            for x in o..=ot.end[o] {
+                if let Some(y) = self.m.o2n[x].filter(|&y| nt.is_desc(y, n) || y == n) {
+                    self.m.o2n[x] = None;
+                    self.m.n2o[y] = None;
+                    self.m.via[x] = None;
+                }
+            }
+            // This tie covers the ties of its contents.
+            let inside = |x: usize| x >= o && x <= ot.end[o];
+            self.m.issues.retain(|i| match i {
+                MatchIssue::Ambiguous { old, .. } => {
+                    !old.iter().any(|r| ot.pos(r.id).is_some_and(inside))
+                }
+                _ => true,
+            });
+            self.unresolved.retain(|(os, _, _)| !os.iter().any(|&x| inside(x)));
+            self.m.issues.push(MatchIssue::Ambiguous {
+                old: vec![ot.aref(o)],
+                new: copies.iter().map(|&p| nt.aref(p)).collect(),
+                chosen: None,
+                reason: format!(
+                    "the new version holds {} identical copies of it and nothing but their order tells them apart; none was paired",
+                    copies.len()
+                ),
+            });
+            o = ot.end[o] + 1;
+        }
+    }
+
     fn report_unresolved(&mut self) {
         // A pair an earlier pass reported as chosen or positional that a later pass undid
         // (a container that followed its children) is no longer a claim of the matching.

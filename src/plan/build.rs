@@ -1035,10 +1035,11 @@ impl Builder<'_, '_> {
                 let handler_gone = pending.iter().find_map(|c| {
                     let h = handlers.iter().find(|h| h.call == *c)?;
                     match &h.new {
-                        None => Some(match self.new_c.response_handlers.iter().find(|x| x.name == h.old) {
-                            Some(x) => format!("its handler {} now belongs to call {:?}", h.old, x.call),
-                            None => format!("its handler {} was removed", h.old),
-                        }),
+                        None => match self.new_c.response_handlers.iter().find(|x| x.name == h.old) {
+                            Some(x) if x.call == *c => None,
+                            Some(x) => Some(format!("its handler {} now belongs to call {:?}", h.old, x.call)),
+                            None => Some(format!("its handler {} was removed", h.old)),
+                        },
                         Some(n) => self
                             .new_c
                             .response_handlers
@@ -1093,7 +1094,7 @@ impl Builder<'_, '_> {
                                 let why = if to.handler[o].is_some() != tn.handler[*n].is_some() {
                                     "inside a fault handler"
                                 } else {
-                                    "in another branch"
+                                    "in a branch that is not the counterpart of theirs"
                                 };
                                 format!("{} ({} of {}, {why})", x.name, x.role, x.activity.label())
                             })
