@@ -102,6 +102,7 @@ fn base(class: &str) -> MigrationPlan {
         findings: vec![],
         suggestions: vec![],
         no_suggestions: vec![],
+        default_suggestions: vec![],
         overrides: vec![],
     }
 }

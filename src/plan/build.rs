@@ -63,6 +63,7 @@ pub fn build(
         findings: Vec::new(),
         pre: Vec::new(),
         applied: Vec::new(),
+        default_suggestions: Vec::new(),
     };
     let plan = b.plan(old, new)?;
     Ok(Planned {
@@ -151,6 +152,7 @@ struct Builder<'x, 'a> {
     findings: Vec<Finding>,
     pre: Vec<Precondition>,
     applied: Vec<String>,
+    default_suggestions: Vec<DefaultSuggestion>,
 }
 
 impl Builder<'_, '_> {
@@ -372,6 +374,7 @@ impl Builder<'_, '_> {
             findings,
             suggestions,
             no_suggestions,
+            default_suggestions: std::mem::take(&mut self.default_suggestions),
             overrides: std::mem::take(&mut self.applied),
         };
         plan.plan_id = plan_id(&plan)?;
@@ -1375,16 +1378,41 @@ impl Builder<'_, '_> {
                 initial: c.initial_expression.clone(),
             })
             .collect();
-        for (prop, mut f) in safety::context_reads(self.a, resumes, &added) {
-            if let Some(c) = context
+        let default_of = |p: &str| {
+            context
                 .iter()
-                .find(|c| c.name == prop && c.default.is_some())
+                .find(|c| c.name == p)
+                .and_then(|c| c.default.clone())
+        };
+        for (prop, mut f) in safety::context_reads(self.a, resumes, &added, default_of) {
+            if context
+                .iter()
+                .any(|c| c.name == prop && c.default.is_some())
             {
                 f.acknowledged = true;
-                f.message.push_str(&format!(
-                    " (default {} set by the overrides file)",
-                    c.default.as_deref().unwrap_or("")
-                ));
+            } else if let Some(np) = added
+                .iter()
+                .find(|x| x.name == prop)
+                .filter(|x| safety::scalar_type(x.type_name.as_deref()))
+            {
+                let ty = np.type_name.clone().unwrap_or_else(|| "%String".to_string());
+                let value = np.initial.as_deref().and_then(safety::sql_literal);
+                let reason = match (&value, &np.initial) {
+                    (Some(v), Some(i)) => format!(
+                        "new instances get {v} (initialexpression {i}); rows resting at {} read {prop} before writing it",
+                        f.states.join(", ")
+                    ),
+                    _ => format!(
+                        "rows resting at {} read {prop} before writing it; choose a SQL literal of type {ty} for them and uncomment the value line",
+                        f.states.join(", ")
+                    ),
+                };
+                self.default_suggestions.push(DefaultSuggestion {
+                    property: prop.clone(),
+                    value,
+                    type_name: ty,
+                    reason,
+                });
             }
             self.findings.push(f);
         }

@@ -86,7 +86,7 @@ pub fn drain_conditions(p: &MigrationPlan) -> String {
                 }
             }
             Precondition::NoRowsInTable { table, .. } => {
-                rest.push(format!("{table} holds no row of a running instance"))
+                rest.push(format!("{table} holds no unfinished row"))
             }
             Precondition::NoPendingResponse { call, .. } => {
                 rest.push(format!("no response is pending for call {call:?}"))
@@ -332,7 +332,7 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
         let _ = writeln!(out, "  none");
     }
     out.push_str(&findings_human(&p.findings));
-    if !p.suggestions.is_empty() || !p.no_suggestions.is_empty() {
+    if !p.suggestions.is_empty() || !p.no_suggestions.is_empty() || !p.default_suggestions.is_empty() {
         let _ = writeln!(
             out,
             "\nsuggested overrides (review each; a plan never applies them on its own)"
@@ -361,6 +361,19 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                     let _ = writeln!(out, "  old = {:?}", sg.old);
                     let _ = writeln!(out, "  new = {:?}", sg.new);
                     let _ = writeln!(out, "  reason = {:?}", sg.reason);
+                }
+            }
+        }
+        for d in &p.default_suggestions {
+            let _ = writeln!(out, "  # {} ({}): {}", d.property, d.type_name, d.reason);
+            let _ = writeln!(out, "  [[default]]");
+            let _ = writeln!(out, "  property = {:?}", d.property);
+            match &d.value {
+                Some(v) => {
+                    let _ = writeln!(out, "  value = {v:?}");
+                }
+                None => {
+                    let _ = writeln!(out, "  # value = \"\"");
                 }
             }
         }
@@ -405,7 +418,9 @@ pub fn precondition_str(p: &Precondition) -> String {
             state,
             reason,
         } => format!("no row of {table} rests at {state}: {reason}"),
-        Precondition::NoRowsInTable { table, reason } => format!("{table} holds no row: {reason}"),
+        Precondition::NoRowsInTable { table, reason } => {
+            format!("{table} holds no unfinished row (every row at Stop): {reason}")
+        }
         Precondition::NoPendingResponse {
             table,
             call,

@@ -961,7 +961,7 @@ impl Dataflow<'_, '_> {
 
 /// The SQL literal for a constant ObjectScript `initialexpression` (a number or a string
 /// literal); None for anything computed.
-fn sql_literal(expr: &str) -> Option<String> {
+pub(crate) fn sql_literal(expr: &str) -> Option<String> {
     let e = expr.trim();
     if !e.is_empty()
         && e.trim_start_matches('-')
@@ -983,7 +983,7 @@ fn sql_literal(expr: &str) -> Option<String> {
 }
 
 /// Is the type a scalar a SQL default can stand in for?
-fn scalar_type(ty: Option<&str>) -> bool {
+pub(crate) fn scalar_type(ty: Option<&str>) -> bool {
     match ty {
         None => true,
         Some(t) => {
@@ -1031,6 +1031,7 @@ pub(crate) fn context_reads(
     a: &Analysis,
     resumes: &[Resume],
     added: &[NewProperty],
+    default_of: impl Fn(&str) -> Option<String>,
 ) -> Vec<(String, Finding)> {
     let tn = &a.new;
     let mut out = Vec::new();
@@ -1057,15 +1058,13 @@ pub(crate) fn context_reads(
             Some(i) => format!("its initialexpression ({i}) applies to new instances only"),
             None => "it has no initialexpression".to_string(),
         };
-        let remedy = if scalar_type(prop.type_name.as_deref()) {
+        let remedy = if let Some(v) = default_of(&prop.name) {
+            format!("the overrides file sets them to {v} ([[default]])")
+        } else if scalar_type(prop.type_name.as_deref()) {
             match prop.initial.as_deref().and_then(sql_literal) {
-                Some(lit) => format!(
-                    "to give in-flight rows the value new instances get, add to the overrides file: [[default]] property = {:?} value = {:?}",
-                    prop.name, lit
-                ),
+                Some(_) => "to give in-flight rows the value new instances get, add the [[default]] shown under \"suggested overrides\" to the overrides file".to_string(),
                 None => format!(
-                    "to give in-flight rows a value, add to the overrides file: [[default]] property = {:?} value = (a SQL literal of type {})",
-                    prop.name,
+                    "to give in-flight rows a value, add the [[default]] shown under \"suggested overrides\" to the overrides file, with a SQL literal of type {} chosen for them",
                     prop.type_name.as_deref().unwrap_or("%String")
                 ),
             }
