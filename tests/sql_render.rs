@@ -128,12 +128,14 @@ fn swap_plan() -> MigrationPlan {
             new: Some("OnResponse2".into()),
             call: "BankUS".into(),
             new_call: None,
+            body_changed: false,
         },
         HandlerMapping {
             old: "OnResponse2".into(),
             new: Some("OnResponse1".into()),
             call: "BankSoprano".into(),
             new_call: None,
+            body_changed: false,
         },
     ];
     p
@@ -196,12 +198,14 @@ fn blocked_plan() -> MigrationPlan {
             new: None,
             call: "Credit".into(),
             new_call: None,
+            body_changed: false,
         },
         HandlerMapping {
             old: "OnResponse2".into(),
             new: Some("OnResponse1".into()),
             call: "BankUS".into(),
             new_call: None,
+            body_changed: false,
         },
     ];
     let t1 = table("Demo.Loan.BankUS.Thread1");

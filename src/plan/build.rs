@@ -494,6 +494,7 @@ impl Builder<'_, '_> {
                     new: Some(h.name.clone()),
                     call: h.call.clone(),
                     new_call: None,
+                    body_changed: false,
                 })
                 .collect();
         }
@@ -519,6 +520,21 @@ impl Builder<'_, '_> {
                             .iter()
                             .find(|x| Some(&x.name) == h.old.as_ref())
                             .map(|x| x.call.clone()),
+                    },
+                    body_changed: match (h.old.as_ref(), h.new.as_ref()) {
+                        (Some(o), Some(n)) => {
+                            let at = |c: &CompiledProcess, t: &Tree, name: &str| {
+                                let r = c.response_handlers.iter().find(|x| x.name == name)?;
+                                t.pos(r.activity.id)
+                            };
+                            match (at(self.old_c, &self.a.old, o), at(self.new_c, &self.a.new, n)) {
+                                (Some(x), Some(y)) => {
+                                    safety::response_body_changed(&self.a.old, x, &self.a.new, y)
+                                }
+                                _ => false,
+                            }
+                        }
+                        _ => false,
                     },
                 })
             })

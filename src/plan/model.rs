@@ -176,6 +176,9 @@ pub struct HandlerMapping {
     /// The call the new handler belongs to, when it is named differently (optional in JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_call: Option<String>,
+    /// The handler's code (the call's `<response>`) changed (optional in JSON).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub body_changed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -245,6 +245,11 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                     ),
                     _ => (format!("call {:?}", h.call), change.to_string()),
                 };
+                let change = match (h.body_changed, change.as_str()) {
+                    (false, _) => change,
+                    (true, "unchanged") => "modified (its <response> code)".to_string(),
+                    (true, _) => format!("{change}, modified (its <response> code)"),
+                };
                 vec![
                     h.old.clone(),
                     "→".into(),

@@ -1192,6 +1192,12 @@ fn message_type(node: &Activity, response: bool) -> Option<String> {
 
 /// The activities of a call's `<response>` (a call gets a response handler only when there
 /// are some, spec 5.1).
+/// Did the `<response>` code of call `o` (old) and call `n` (new) change?
+pub(crate) fn response_body_changed(to: &Tree, o: usize, tn: &Tree, n: usize) -> bool {
+    let hash = |t: &Tree, l: &[usize]| l.iter().map(|&p| t.hash[p]).collect::<Vec<_>>();
+    hash(to, &response_handler(to, o)) != hash(tn, &response_handler(tn, n))
+}
+
 fn response_handler(t: &Tree, p: usize) -> Vec<usize> {
     t.slots[p]
         .iter()
