@@ -160,6 +160,7 @@ fn change_fixture_verdicts() {
         ("sync_attributes_changed", Verdict::Compatible),
         ("identical_copies", Verdict::Blocked),
         ("identical_copies_pinned", Verdict::Migratable),
+        ("insert_in_loop", Verdict::Compatible),
         ("rename_call", Verdict::Drain),
         ("rename_into_fault_handler", Verdict::Drain),
         ("renest_into_if", Verdict::Migratable),

@@ -447,8 +447,8 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
                         "instances resting at {} {} {}{}: {} (the new version runs them before that point)",
                         at(rs),
                         if may { "may skip" } else { "will skip" },
-                        count(part.len(), "activity", "activities"),
-                        if may { ", depending on the branch they took" } else { "" },
+                        how_many(tn, &part, may),
+                        if may { depending(tn, &part, rs) } else { this_iteration(tn, &part, rs) },
                         names(&part)
                     ),
                 )
@@ -485,8 +485,8 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
                         "instances resting at {} {} {}{}: {} (they moved from before to after that point)",
                         at(rs),
                         if may { "may run again" } else { "will run again" },
-                        count(part.len(), "activity", "activities"),
-                        if may { ", depending on the branch they took" } else { "" },
+                        how_many(tn, &part, may),
+                        if may { depending(tn, &part, rs) } else { "" },
                         names(&part)
                     ),
                 )
@@ -559,6 +559,79 @@ pub(crate) fn act_label(t: &Tree, p: usize) -> String {
         }
     }
     t.label(p)
+}
+
+/// "2 activities", or for data-dependent ones in different branches of one conditional (a
+/// row runs at most one branch) "one of 2 activities" / "some of 3 activities".
+fn how_many(t: &Tree, ps: &[usize], may: bool) -> String {
+    let all = count(ps.len(), "activity", "activities");
+    if !may || ps.len() < 2 {
+        return all;
+    }
+    let exclusive = |a: usize, b: usize| {
+        let l = t.lca(a, b);
+        matches!(t.element(l), "if" | "switch")
+            && matches!((t.child_towards(l, a), t.child_towards(l, b)), (Some((_, x, _)), Some((_, y, _))) if x != y)
+    };
+    let pairs: Vec<bool> = ps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &a)| ps[i + 1..].iter().map(move |&b| (a, b)))
+        .map(|(a, b)| exclusive(a, b))
+        .collect();
+    if pairs.iter().all(|&x| x) {
+        format!("one of {all}")
+    } else if pairs.iter().any(|&x| x) {
+        format!("some of {all}")
+    } else {
+        all
+    }
+}
+
+/// For certain skips inside a loop body that also holds the resume point: only the current
+/// iteration skips them.
+fn this_iteration(t: &Tree, ps: &[usize], rs: &[&Resume]) -> &'static str {
+    let in_loop = ps.iter().all(|&p| {
+        rs.iter().all(|r| {
+            let l = t.lca(p, r.w_new);
+            std::iter::once(l)
+                .chain(t.ancestors(l))
+                .any(|q| matches!(t.element(q), "while" | "until" | "foreach"))
+        })
+    });
+    if in_loop {
+        " in the current iteration of their loop (later iterations run them)"
+    } else {
+        ""
+    }
+}
+
+/// Why a skip or re-run is data-dependent: a branch, a loop, or both, between the
+/// activities and the resume points.
+fn depending(t: &Tree, ps: &[usize], rs: &[&Resume]) -> &'static str {
+    let (mut branch, mut looped) = (false, false);
+    for &p in ps {
+        for r in rs {
+            let l = t.lca(p, r.w_new);
+            for par in std::iter::once(p)
+                .chain(t.ancestors(p))
+                .take_while(|&q| q != l)
+                .filter_map(|q| t.parent[q])
+                .filter(|&par| par != l)
+            {
+                match t.element(par) {
+                    "if" | "switch" => branch = true,
+                    "while" | "foreach" => looped = true,
+                    _ => {}
+                }
+            }
+        }
+    }
+    match (branch, looped) {
+        (true, true) => ", depending on the branches they took and whether a loop ran",
+        (false, true) => ", depending on whether the loop ran (it may have run 0 times)",
+        _ => ", depending on the branch they took",
+    }
 }
 
 /// Is there a conditional branch or loop body between `p` and its lowest common ancestor
