@@ -791,7 +791,7 @@ impl Builder<'_, '_> {
                         finding(
                             Code::ThreadRemoved,
                             format!(
-                                "thread class {} has no counterpart in the new version",
+                                "thread class {} has no counterpart in the new version: the stale class stays compiled, and a row left unfinished in it would keep running the old code",
                                 t.old_class
                             ),
                         )
@@ -1244,11 +1244,16 @@ impl Builder<'_, '_> {
         let changes = &self.a.diff.activities;
         // Removed activities that own states (a removed wrapper's handlers do not count).
         let owners = safety::owners(&self.a.old, self.old_c);
-        let removed = changes
+        // Counted once per removed subtree: a removed flow branch and its delay are one removal.
+        let gone: BTreeSet<usize> = changes
             .iter()
             .filter(|c| c.change == diff::ActivityChangeKind::Removed)
             .filter_map(|c| c.old.as_ref().and_then(|r| self.a.old.pos(r.id)))
+            .collect();
+        let removed = gone
+            .iter()
             .filter(|p| owners.contains(p))
+            .filter(|&&p| !self.a.old.ancestors(p).any(|q| gone.contains(&q)))
             .count();
         let inserted = changes
             .iter()
