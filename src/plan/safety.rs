@@ -1127,13 +1127,19 @@ pub(crate) fn context_reads(
         let readers: Vec<usize> = (0..tn.len())
             .filter(|&p| tn.effective[p] && df.own(p) == Access::Read)
             .collect();
+        let scalar = scalar_type(prop.type_name.as_deref());
         let initial = match &prop.initial {
             Some(i) => format!("its initialexpression ({i}) applies to new instances only"),
+            // An object property may be created by instantiate="1": for new instances only.
+            None if !scalar => {
+                "instantiate and initialexpression create or set it for new instances only"
+                    .to_string()
+            }
             None => "it has no initialexpression".to_string(),
         };
         let remedy = if let Some(v) = default_of(&prop.name) {
             format!("the overrides file sets them to {v} ([[default]])")
-        } else if scalar_type(prop.type_name.as_deref()) {
+        } else if scalar {
             match prop.initial.as_deref().and_then(sql_literal) {
                 Some(_) => "to give in-flight rows the value new instances get, add the [[default]] shown under \"suggested overrides\" to the overrides file".to_string(),
                 None => format!(
@@ -1143,7 +1149,7 @@ pub(crate) fn context_reads(
             }
         } else {
             format!(
-                "its type {} is an object class, which a [[default]] (a SQL value) cannot create: guard the reads (e.g. $IsObject(context.{})) or let those instances finish first",
+                "its type {} is an object class, which a [[default]] (a SQL value) cannot create: unless it is a %SerialObject (IRIS gives an empty one on access), guard the reads (e.g. $IsObject(context.{})) or let those instances finish first",
                 prop.type_name.as_deref().unwrap_or(""),
                 prop.name
             )
