@@ -754,7 +754,9 @@ impl Matcher<'_, '_> {
                 o += 1;
                 continue;
             }
-            let copies: Vec<usize> = (0..nt.len()).filter(|&y| nt.hash[y] == nt.hash[n]).collect();
+            let copies: Vec<usize> = (0..nt.len())
+                .filter(|&y| nt.hash[y] == nt.hash[n])
+                .collect();
             for x in o..=ot.end[o] {
                 if let Some(y) = self.m.o2n[x].filter(|&y| nt.is_desc(y, n) || y == n) {
                     self.m.o2n[x] = None;
@@ -770,7 +772,8 @@ impl Matcher<'_, '_> {
                 }
                 _ => true,
             });
-            self.unresolved.retain(|(os, _, _)| !os.iter().any(|&x| inside(x)));
+            self.unresolved
+                .retain(|(os, _, _)| !os.iter().any(|&x| inside(x)));
             self.m.issues.push(MatchIssue::Ambiguous {
                 old: vec![ot.aref(o)],
                 new: copies.iter().map(|&p| nt.aref(p)).collect(),
@@ -1022,12 +1025,12 @@ fn wrapper_lists(t: &Tree, c: usize) -> Vec<Vec<usize>> {
 /// (not an identical subtree) never pairs activities in branches of two conditionals
 /// that are not each other's counterpart.
 pub(crate) fn crossing_ok(
-ot: &Tree,
-nt: &Tree,
-m: &Matching,
-o: usize,
-n: usize,
-how: Crossing,
+    ot: &Tree,
+    nt: &Tree,
+    m: &Matching,
+    o: usize,
+    n: usize,
+    how: Crossing,
 ) -> bool {
     let handler_ok = match (ot.handler[o], nt.handler[n]) {
         (None, None) => true,
@@ -1062,15 +1065,12 @@ how: Crossing,
             }
             // A rename or a content match stays in the corresponding branch or case.
             match (ot.child_towards(a, o), nt.child_towards(a2, n)) {
-                (Some((_, so, _)), Some((_, sn, _))) => {
-                    match (case_index(so), case_index(sn)) {
-                        (Some(i), Some(j)) => m
-                            .cases
-                            .get(&a)
-                            .is_some_and(|v| v.contains(&(i + 1, j + 1))),
-                        _ => so == sn,
+                (Some((_, so, _)), Some((_, sn, _))) => match (case_index(so), case_index(sn)) {
+                    (Some(i), Some(j)) => {
+                        m.cases.get(&a).is_some_and(|v| v.contains(&(i + 1, j + 1)))
                     }
-                }
+                    _ => so == sn,
+                },
                 _ => false,
             }
         }

@@ -132,7 +132,9 @@ impl<'a> Tree<'a> {
         let mut names: HashMap<(&str, &str), usize> = HashMap::new();
         for n in &t.nodes {
             if let Some(name) = &n.name {
-                *names.entry((n.element.as_str(), name.as_str())).or_insert(0) += 1;
+                *names
+                    .entry((n.element.as_str(), name.as_str()))
+                    .or_insert(0) += 1;
             }
         }
         t.shared_name = t

@@ -527,7 +527,10 @@ impl Builder<'_, '_> {
                                 let r = c.response_handlers.iter().find(|x| x.name == name)?;
                                 t.pos(r.activity.id)
                             };
-                            match (at(self.old_c, &self.a.old, o), at(self.new_c, &self.a.new, n)) {
+                            match (
+                                at(self.old_c, &self.a.old, o),
+                                at(self.new_c, &self.a.new, n),
+                            ) {
                                 (Some(x), Some(y)) => {
                                     safety::response_body_changed(&self.a.old, x, &self.a.new, y)
                                 }
@@ -1054,9 +1057,17 @@ impl Builder<'_, '_> {
                 let handler_gone = pending.iter().find_map(|c| {
                     let h = handlers.iter().find(|h| h.call == *c)?;
                     match &h.new {
-                        None => match self.new_c.response_handlers.iter().find(|x| x.name == h.old) {
+                        None => match self
+                            .new_c
+                            .response_handlers
+                            .iter()
+                            .find(|x| x.name == h.old)
+                        {
                             Some(x) if x.call == *c => None,
-                            Some(x) => Some(format!("its handler {} now belongs to call {:?}", h.old, x.call)),
+                            Some(x) => Some(format!(
+                                "its handler {} now belongs to call {:?}",
+                                h.old, x.call
+                            )),
                             None => Some(format!("its handler {} was removed", h.old)),
                         },
                         Some(n) => self
@@ -1065,7 +1076,12 @@ impl Builder<'_, '_> {
                             .iter()
                             .find(|x| x.name == *n)
                             .filter(|x| x.call != *c)
-                            .map(|x| format!("its handler {} ({n} now) belongs to call {:?}", h.old, x.call)),
+                            .map(|x| {
+                                format!(
+                                    "its handler {} ({n} now) belongs to call {:?}",
+                                    h.old, x.call
+                                )
+                            }),
                     }
                 });
                 let waits_on = |x: &crate::states::State| -> Option<usize> {
@@ -1075,7 +1091,10 @@ impl Builder<'_, '_> {
                     let p = tn.pos(x.activity.id)?;
                     let nn = tn.nodes[p];
                     let hit = match nn.element.as_str() {
-                        "call" => nn.name.as_deref().is_some_and(|n| pending.iter().any(|c| c == n)),
+                        "call" => nn
+                            .name
+                            .as_deref()
+                            .is_some_and(|n| pending.iter().any(|c| c == n)),
                         "sync" => nn.attrs.get("calls").is_some_and(|cs| {
                             cs.split(',').any(|y| pending.iter().any(|c| c == y.trim()))
                         }),
@@ -1416,7 +1435,10 @@ impl Builder<'_, '_> {
                 .find(|x| x.name == prop)
                 .filter(|x| safety::scalar_type(x.type_name.as_deref()))
             {
-                let ty = np.type_name.clone().unwrap_or_else(|| "%String".to_string());
+                let ty = np
+                    .type_name
+                    .clone()
+                    .unwrap_or_else(|| "%String".to_string());
                 let value = np.initial.as_deref().and_then(safety::sql_literal);
                 let reason = match (&value, &np.initial) {
                     (Some(v), Some(i)) => format!(

@@ -337,7 +337,10 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
         let _ = writeln!(out, "  none");
     }
     out.push_str(&findings_human(&p.findings));
-    if !p.suggestions.is_empty() || !p.no_suggestions.is_empty() || !p.default_suggestions.is_empty() {
+    if !p.suggestions.is_empty()
+        || !p.no_suggestions.is_empty()
+        || !p.default_suggestions.is_empty()
+    {
         let _ = writeln!(
             out,
             "\nsuggested overrides (review each; a plan never applies them on its own)"
@@ -346,12 +349,22 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
         let mut items: Vec<(&str, &str, Option<&Suggestion>, &str)> = p
             .suggestions
             .iter()
-            .map(|sg| (sg.thread.as_str(), sg.old.as_str(), Some(sg), sg.reason.as_str()))
-            .chain(
-                p.no_suggestions
-                    .iter()
-                    .map(|ns| (ns.thread.as_str(), ns.old.as_str(), None, ns.reason.as_str())),
-            )
+            .map(|sg| {
+                (
+                    sg.thread.as_str(),
+                    sg.old.as_str(),
+                    Some(sg),
+                    sg.reason.as_str(),
+                )
+            })
+            .chain(p.no_suggestions.iter().map(|ns| {
+                (
+                    ns.thread.as_str(),
+                    ns.old.as_str(),
+                    None,
+                    ns.reason.as_str(),
+                )
+            }))
             .collect();
         items.sort_by_cached_key(|(t, s, _, _)| (t.to_string(), state_key(s)));
         for (thread, old, sg, reason) in items {

@@ -1500,12 +1500,15 @@ pub(crate) fn sync_changes(a: &Analysis, old_c: &CompiledProcess) -> Vec<Finding
     let mut out = Vec::new();
     for th in &old_c.threads {
         for st in th.states.iter().filter(|s| s.role == Role::SyncWait) {
-            let Some(o) = to.pos(st.activity.id) else { continue };
+            let Some(o) = to.pos(st.activity.id) else {
+                continue;
+            };
             let Some(n) = m.o2n[o] else { continue };
             if to.element(o) != "sync" || tn.element(n) != "sync" || !tn.effective[n] {
                 continue;
             }
-            let attr = |t: &Tree, p: usize, k: &str| t.nodes[p].attrs.get(k).map(|v| v.trim().to_string());
+            let attr =
+                |t: &Tree, p: usize, k: &str| t.nodes[p].attrs.get(k).map(|v| v.trim().to_string());
             let calls = |t: &Tree, p: usize| -> BTreeSet<String> {
                 attr(t, p, "calls")
                     .unwrap_or_default()
@@ -1546,7 +1549,12 @@ pub(crate) fn sync_changes(a: &Analysis, old_c: &CompiledProcess) -> Vec<Finding
                 };
                 let (was_sent, never): (Vec<&String>, Vec<&String>) =
                     added.iter().partition(|x| sent(x));
-                let names = |v: &[&String]| v.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(", ");
+                let names = |v: &[&String]| {
+                    v.iter()
+                        .map(|x| format!("{x:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 if !was_sent.is_empty() {
                     what.push_str(&format!(
                         " (now also {}, which rows parked there sent before it without waiting for it)",
@@ -1562,7 +1570,11 @@ pub(crate) fn sync_changes(a: &Analysis, old_c: &CompiledProcess) -> Vec<Finding
                 if !dropped.is_empty() {
                     what.push_str(&format!(
                         " (no longer {}, whose responses they may still have pending)",
-                        dropped.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(", ")
+                        dropped
+                            .iter()
+                            .map(|x| format!("{x:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ));
                 }
                 changes.push(what);
@@ -1573,7 +1585,10 @@ pub(crate) fn sync_changes(a: &Analysis, old_c: &CompiledProcess) -> Vec<Finding
             }
             let (t_o, t_n) = (attr(to, o, "timeout"), attr(tn, n, "timeout"));
             if t_o != t_n {
-                let show = |x: &Option<String>| x.as_deref().map_or("(none)".to_string(), |v| format!("{v:?}"));
+                let show = |x: &Option<String>| {
+                    x.as_deref()
+                        .map_or("(none)".to_string(), |v| format!("{v:?}"))
+                };
                 let effect = match (&t_o, &t_n) {
                     (Some(_), None) => ": the old timer still fires for them",
                     (None, Some(_)) => ": no timer runs for them",
