@@ -1345,9 +1345,12 @@ impl Builder<'_, '_> {
         }
         let old_threads = self.old_c.threads_by_number();
         for h in handlers.iter().filter(|h| h.new.is_none()) {
-            // Removed calls are reported (with their precondition) by the call analysis.
-            let call_gone =
-                gone.contains(h.old.as_str()) && removed_calls.contains(h.call.as_str());
+            // Removed calls are reported (with their precondition) by the call analysis,
+            // unless their name is still awaited in the new version (it then requires
+            // nothing of a pending response, but this handler is gone all the same).
+            let call_gone = gone.contains(h.old.as_str())
+                && removed_calls.contains(h.call.as_str())
+                && !safety::awaited_in_new(&self.a.new, &h.call);
             if call_gone {
                 continue;
             }

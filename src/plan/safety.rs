@@ -1287,7 +1287,7 @@ fn response_handler(t: &Tree, p: usize) -> Vec<usize> {
 
 /// Is `name` awaited in the new version: a synchronous call of that name, or a `<sync>`
 /// listing it?
-fn awaited_in_new(tn: &Tree, name: &str) -> bool {
+pub(crate) fn awaited_in_new(tn: &Tree, name: &str) -> bool {
     (0..tn.len()).any(|p| {
         let node = tn.nodes[p];
         tn.effective[p]
