@@ -104,6 +104,8 @@ fn base(class: &str) -> MigrationPlan {
         preconditions: vec![],
         findings: vec![],
         suggestions: vec![],
+        no_suggestions: vec![],
+        default_suggestions: vec![],
         overrides: vec![],
     }
 }
@@ -129,12 +131,14 @@ fn swap_plan() -> MigrationPlan {
             new: Some("OnResponse2".into()),
             call: "BankUS".into(),
             new_call: None,
+            body_changed: false,
         },
         HandlerMapping {
             old: "OnResponse2".into(),
             new: Some("OnResponse1".into()),
             call: "BankSoprano".into(),
             new_call: None,
+            body_changed: false,
         },
     ];
     p
@@ -197,12 +201,14 @@ fn blocked_plan() -> MigrationPlan {
             new: None,
             call: "Credit".into(),
             new_call: None,
+            body_changed: false,
         },
         HandlerMapping {
             old: "OnResponse2".into(),
             new: Some("OnResponse1".into()),
             call: "BankUS".into(),
             new_call: None,
+            body_changed: false,
         },
     ];
     let t1 = table("Demo.Loan.BankUS.Thread1");

@@ -133,6 +133,7 @@ pub(crate) fn match_trees(
         }
         break;
     }
+    mt.untie_copies();
     mt.report_unresolved();
     mt.m
 }
@@ -263,16 +264,54 @@ impl Matcher<'_, '_> {
                 0
             }
         };
-        let chain = align_dp(oc.len(), nc.len(), score);
-        let mut pairs: Vec<(usize, usize)> = chain.iter().map(|&(i, j, _)| (i, j)).collect();
-        // Single leftover case between neighbours: the same case with an edited condition.
-        let mut extra = Vec::new();
-        for (lo_i, hi_i, lo_j, hi_j) in gaps(&pairs, oc.len(), nc.len()) {
-            if hi_i - lo_i == 1 && hi_j - lo_j == 1 {
-                extra.push((lo_i, lo_j));
+        // A case is identified by its condition and name, not its place: cases whose
+        // (condition, name), then condition, then name is unique on both sides pair first,
+        // wherever they moved (a reordered switch keeps every case).
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        let (mut used_o, mut used_n) = (vec![false; oc.len()], vec![false; nc.len()]);
+        type Case = (Option<String>, Option<String>, Vec<usize>);
+        // Kind 0: condition and name; 1: condition; 2: name.
+        let key = |kind: u8, c: &Case| -> Option<(Option<String>, Option<String>)> {
+            match kind {
+                0 => c.1.clone().map(|x| (Some(x), c.0.clone())),
+                1 => c.1.clone().map(|x| (Some(x), None)),
+                _ => c.0.clone().map(|x| (None, Some(x))),
+            }
+        };
+        for kind in 0..3u8 {
+            let unique = |cs: &[Case], used: &[bool]| {
+                let mut by: HashMap<(Option<String>, Option<String>), Vec<usize>> = HashMap::new();
+                for (i, c) in cs.iter().enumerate().filter(|(i, _)| !used[*i]) {
+                    if let Some(k) = key(kind, c) {
+                        by.entry(k).or_default().push(i);
+                    }
+                }
+                by.into_iter()
+                    .filter(|(_, v)| v.len() == 1)
+                    .map(|(k, v)| (k, v[0]))
+                    .collect::<HashMap<_, _>>()
+            };
+            let (uo, un) = (unique(&oc, &used_o), unique(&nc, &used_n));
+            for (k, &i) in &uo {
+                if let Some(&j) = un.get(k) {
+                    pairs.push((i, j));
+                    used_o[i] = true;
+                    used_n[j] = true;
+                }
             }
         }
-        pairs.extend(extra);
+        // The rest by an order-preserving alignment, then the single leftover case between
+        // neighbours: the same case with an edited condition.
+        let ro: Vec<usize> = (0..oc.len()).filter(|&i| !used_o[i]).collect();
+        let rn: Vec<usize> = (0..nc.len()).filter(|&j| !used_n[j]).collect();
+        let chain = align_dp(ro.len(), rn.len(), |a, b| score(ro[a], rn[b]));
+        let sub: Vec<(usize, usize)> = chain.iter().map(|&(a, b, _)| (a, b)).collect();
+        for (lo_a, hi_a, lo_b, hi_b) in gaps(&sub, ro.len(), rn.len()) {
+            if hi_a - lo_a == 1 && hi_b - lo_b == 1 {
+                pairs.push((ro[lo_a], rn[lo_b]));
+            }
+        }
+        pairs.extend(sub.iter().map(|&(a, b)| (ro[a], rn[b])));
         pairs.sort();
         pairs
             .into_iter()
@@ -408,16 +447,30 @@ impl Matcher<'_, '_> {
             if free_o.is_empty() || free_n.is_empty() {
                 continue;
             }
-            // A new wrapper around old leftovers.
+            // A new wrapper around old leftovers. A leftover with an identical copy in more
+            // than one of its lists, at any depth (both branches of a new <if>), is not the
+            // wrapper's to decide: it stays for the move pass, which reports the tie.
             for &c in &free_n {
-                for list in wrapper_lists(self.new, c) {
+                let lists = wrapper_lists(self.new, c);
+                let copies = |x: usize| {
+                    lists
+                        .iter()
+                        .filter(|l| {
+                            l.iter().flat_map(|&y| y..=self.new.end[y]).any(|y| {
+                                self.m.n2o[y].is_none() && self.new.hash[y] == self.old.hash[x]
+                            })
+                        })
+                        .count()
+                };
+                let tied: Vec<usize> = free_o.iter().copied().filter(|&x| copies(x) > 1).collect();
+                for list in &lists {
                     let left: Vec<usize> = free_o
                         .iter()
                         .copied()
-                        .filter(|&x| self.m.o2n[x].is_none())
+                        .filter(|&x| self.m.o2n[x].is_none() && !tied.contains(&x))
                         .collect();
                     if !left.is_empty() {
-                        self.align_lists(parent, &left, &list);
+                        self.align_lists(parent, &left, list);
                     }
                 }
             }
@@ -683,6 +736,71 @@ impl Matcher<'_, '_> {
 
     /// Report the ties of the move pass that are still open: only the activities no later
     /// pass paired, and only while both sides still have one.
+    /// An old state-bearing activity paired with one of several identical new copies (the
+    /// same subtree twice or more in the new version, fewer times in the old) when nothing
+    /// structural chose that copy (its parent is not the counterpart of the old parent, and
+    /// no pin above it): that choice was document order, a guess. It is undone with its
+    /// subtree and reported as an open tie, to be pinned.
+    fn untie_copies(&mut self) {
+        let (ot, nt) = (self.old, self.new);
+        let count = |t: &Tree| {
+            let mut c: HashMap<[u8; 16], usize> = HashMap::new();
+            for p in 0..t.len() {
+                *c.entry(t.hash[p]).or_insert(0) += 1;
+            }
+            c
+        };
+        let (co, cn) = (count(ot), count(nt));
+        let mut o = 1;
+        while o < ot.len() {
+            let Some(n) = self.m.o2n[o] else {
+                o += 1;
+                continue;
+            };
+            let guessed = allocates(ot, o)
+                && ot.hash[o] == nt.hash[n]
+                && co[&ot.hash[o]] < cn[&nt.hash[n]]
+                && ot.parent[o].and_then(|p| self.m.o2n[p]) != nt.parent[n]
+                && !std::iter::once(o)
+                    .chain(ot.ancestors(o))
+                    .any(|a| self.m.via[a] == Some(MatchVia::Pinned));
+            if !guessed {
+                o += 1;
+                continue;
+            }
+            let copies: Vec<usize> = (0..nt.len())
+                .filter(|&y| nt.hash[y] == nt.hash[n])
+                .collect();
+            for x in o..=ot.end[o] {
+                if let Some(y) = self.m.o2n[x].filter(|&y| nt.is_desc(y, n) || y == n) {
+                    self.m.o2n[x] = None;
+                    self.m.n2o[y] = None;
+                    self.m.via[x] = None;
+                }
+            }
+            // This tie covers the ties of its contents.
+            let inside = |x: usize| x >= o && x <= ot.end[o];
+            self.m.issues.retain(|i| match i {
+                MatchIssue::Ambiguous { old, .. } => {
+                    !old.iter().any(|r| ot.pos(r.id).is_some_and(inside))
+                }
+                _ => true,
+            });
+            self.unresolved
+                .retain(|(os, _, _)| !os.iter().any(|&x| inside(x)));
+            self.m.issues.push(MatchIssue::Ambiguous {
+                old: vec![ot.aref(o)],
+                new: copies.iter().map(|&p| nt.aref(p)).collect(),
+                chosen: None,
+                reason: format!(
+                    "the new version holds {} identical copies of it and nothing but their order tells them apart; none was paired",
+                    copies.len()
+                ),
+            });
+            o = ot.end[o] + 1;
+        }
+    }
+
     fn report_unresolved(&mut self) {
         // A pair an earlier pass reported as chosen or positional that a later pass undid
         // (a container that followed its children) is no longer a claim of the matching.
@@ -723,61 +841,9 @@ impl Matcher<'_, '_> {
         }
     }
 
-    /// Can an instance inside old `o` be inside new `n`? Never across a fault or compensation
-    /// handler boundary (normal flow ↔ catch/catchall/compensationhandler) unless the
-    /// handlers themselves correspond; and a match found by similarity elsewhere in the tree
-    /// (not an identical subtree) never pairs activities in branches of two conditionals
-    /// that are not each other's counterpart.
+    /// See [`crossing_ok`].
     fn crossing_ok(&self, o: usize, n: usize, how: Crossing) -> bool {
-        let (ot, nt) = (self.old, self.new);
-        let handler_ok = match (ot.handler[o], nt.handler[n]) {
-            (None, None) => true,
-            (Some(ho), Some(hn)) => {
-                (ho == o && hn == n) || self.m.o2n[ho] == Some(hn) || {
-                    // Handlers not matched yet: at least the same kind of handler.
-                    self.m.o2n[ho].is_none()
-                        && self.m.n2o[hn].is_none()
-                        && ot.element(ho) == nt.element(hn)
-                        && ot.nodes[ho].attrs.get("fault") == nt.nodes[hn].attrs.get("fault")
-                }
-            }
-            _ => false,
-        };
-        if !handler_ok {
-            return false;
-        }
-        if how == Crossing::Exact {
-            return true;
-        }
-        // Out of a conditional into another one: only within the counterpart of the old one
-        // (the same branch, or — for the same key or name — a branch switch the plan
-        // reports). Into or out of conditionals alone is a re-nesting the plan reports
-        // (BPM0206).
-        match (branch_owner(ot, o), branch_owner(nt, n)) {
-            (Some(a), Some(_)) => {
-                let Some(a2) = self.m.o2n[a].filter(|&a2| nt.is_desc(n, a2)) else {
-                    return false;
-                };
-                if how == Crossing::Identity {
-                    return true;
-                }
-                // A rename or a content match stays in the corresponding branch or case.
-                match (ot.child_towards(a, o), nt.child_towards(a2, n)) {
-                    (Some((_, so, _)), Some((_, sn, _))) => {
-                        match (case_index(so), case_index(sn)) {
-                            (Some(i), Some(j)) => self
-                                .m
-                                .cases
-                                .get(&a)
-                                .is_some_and(|v| v.contains(&(i + 1, j + 1))),
-                            _ => so == sn,
-                        }
-                    }
-                    _ => false,
-                }
-            }
-            _ => true,
-        }
+        crossing_ok(self.old, self.new, &self.m, o, n, how)
     }
 
     // ---- pass 6: containers follow their children -------------------------------------------
@@ -967,9 +1033,68 @@ fn wrapper_lists(t: &Tree, c: usize) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// How a candidate pair was found, for [`Matcher::crossing_ok`].
+/// Can an instance inside old `o` be inside new `n`? Never across a fault or compensation
+/// handler boundary (normal flow ↔ catch/catchall/compensationhandler) unless the
+/// handlers themselves correspond; and a match found by similarity elsewhere in the tree
+/// (not an identical subtree) never pairs activities in branches of two conditionals
+/// that are not each other's counterpart.
+pub(crate) fn crossing_ok(
+    ot: &Tree,
+    nt: &Tree,
+    m: &Matching,
+    o: usize,
+    n: usize,
+    how: Crossing,
+) -> bool {
+    let handler_ok = match (ot.handler[o], nt.handler[n]) {
+        (None, None) => true,
+        (Some(ho), Some(hn)) => {
+            (ho == o && hn == n) || m.o2n[ho] == Some(hn) || {
+                // Handlers not matched yet: at least the same kind of handler.
+                m.o2n[ho].is_none()
+                    && m.n2o[hn].is_none()
+                    && ot.element(ho) == nt.element(hn)
+                    && ot.nodes[ho].attrs.get("fault") == nt.nodes[hn].attrs.get("fault")
+            }
+        }
+        _ => false,
+    };
+    if !handler_ok {
+        return false;
+    }
+    if how == Crossing::Exact {
+        return true;
+    }
+    // Out of a conditional into another one: only within the counterpart of the old one
+    // (the same branch, or — for the same key or name — a branch switch the plan
+    // reports). Into or out of conditionals alone is a re-nesting the plan reports
+    // (BPM0206).
+    match (branch_owner(ot, o), branch_owner(nt, n)) {
+        (Some(a), Some(_)) => {
+            let Some(a2) = m.o2n[a].filter(|&a2| nt.is_desc(n, a2)) else {
+                return false;
+            };
+            if how == Crossing::Identity {
+                return true;
+            }
+            // A rename or a content match stays in the corresponding branch or case.
+            match (ot.child_towards(a, o), nt.child_towards(a2, n)) {
+                (Some((_, so, _)), Some((_, sn, _))) => match (case_index(so), case_index(sn)) {
+                    (Some(i), Some(j)) => {
+                        m.cases.get(&a).is_some_and(|v| v.contains(&(i + 1, j + 1)))
+                    }
+                    _ => so == sn,
+                },
+                _ => false,
+            }
+        }
+        _ => true,
+    }
+}
+
+/// How a candidate pair was found, for [`crossing_ok`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Crossing {
+pub(crate) enum Crossing {
     /// An identical subtree, unique in both trees.
     Exact,
     /// The same key attributes or the same name.

@@ -17,6 +17,7 @@ pub use model::*;
 
 use crate::bpl::{ActivityId, Bpl};
 use crate::states::CompiledProcess;
+pub(crate) use matcher::{crossing_ok, Crossing};
 use matcher::{increasing_chain, Matching};
 use statemap::StateMap;
 use std::collections::BTreeSet;

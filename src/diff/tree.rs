@@ -97,6 +97,8 @@ pub(crate) struct Tree<'a> {
     /// Child lists: (slot, positions), in `Activity::child_slots` order.
     pub slots: Vec<Vec<(String, Vec<usize>)>>,
     pub by_id: HashMap<ActivityId, usize>,
+    /// Another activity of the same element carries the same name: labels add the position.
+    pub shared_name: Vec<bool>,
 }
 
 impl<'a> Tree<'a> {
@@ -124,8 +126,26 @@ impl<'a> Tree<'a> {
             in_message: Vec::new(),
             slots: Vec::new(),
             by_id: HashMap::new(),
+            shared_name: Vec::new(),
         };
         t.walk(&bpl.process.sequence, None, "process", 0, 0);
+        let mut names: HashMap<(&str, &str), usize> = HashMap::new();
+        for n in &t.nodes {
+            if let Some(name) = &n.name {
+                *names
+                    .entry((n.element.as_str(), name.as_str()))
+                    .or_insert(0) += 1;
+            }
+        }
+        t.shared_name = t
+            .nodes
+            .iter()
+            .map(|n| {
+                n.name
+                    .as_deref()
+                    .is_some_and(|name| names[&(n.element.as_str(), name)] > 1)
+            })
+            .collect();
         for p in (0..t.nodes.len()).rev() {
             t.compute_hash(p);
             t.weight[p] = t.own_weight(p)
@@ -224,8 +244,15 @@ impl<'a> Tree<'a> {
         ActivityRef::of(self.nodes[p])
     }
 
+    /// `call "Lookup"`, `assign@12:5`, or `if "Check"@17:5` when another `<if>` is also
+    /// named "Check".
     pub fn label(&self, p: usize) -> String {
-        self.nodes[p].label()
+        let n = self.nodes[p];
+        if self.shared_name[p] {
+            format!("{}@{}", n.label(), n.pos)
+        } else {
+            n.label()
+        }
     }
 
     pub fn element(&self, p: usize) -> &str {

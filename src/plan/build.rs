@@ -77,6 +77,7 @@ pub fn build_with_limits(
         findings: Vec::new(),
         pre: Vec::new(),
         applied: Vec::new(),
+        default_suggestions: Vec::new(),
     };
     let plan = b.plan(old, new)?;
     Ok(Planned {
@@ -165,6 +166,7 @@ struct Builder<'x, 'a> {
     findings: Vec<Finding>,
     pre: Vec<Precondition>,
     applied: Vec<String>,
+    default_suggestions: Vec<DefaultSuggestion>,
 }
 
 impl Builder<'_, '_> {
@@ -235,6 +237,7 @@ impl Builder<'_, '_> {
             let (cf, cp, _removed) = safety::call_changes(self.a, old_c);
             self.findings.extend(cf);
             self.pre.extend(cp);
+            self.findings.extend(safety::sync_changes(self.a, old_c));
             let (old_f, new_f) = (ThreadFinder::new(old_c), ThreadFinder::new(new_c));
             let tm: Vec<(u32, Option<u32>, &[StateMapping])> = threads
                 .iter()
@@ -360,10 +363,10 @@ impl Builder<'_, '_> {
                 &y.message,
             ))
         });
-        let suggestions = if versioned || class_changed {
-            Vec::new()
+        let (suggestions, no_suggestions) = if versioned || class_changed {
+            (Vec::new(), Vec::new())
         } else {
-            self.suggestions(&threads)
+            self.suggestions(&threads, &handlers, &preconditions)
         };
         handlers.sort_by_key(|h| handler_number(&h.old));
         context.sort_by(|x, y| x.name.cmp(&y.name));
@@ -383,6 +386,8 @@ impl Builder<'_, '_> {
             preconditions,
             findings,
             suggestions,
+            no_suggestions,
+            default_suggestions: std::mem::take(&mut self.default_suggestions),
             overrides: std::mem::take(&mut self.applied),
         };
         plan.plan_id = plan_id(&plan)?;
@@ -502,6 +507,7 @@ impl Builder<'_, '_> {
                     new: Some(h.name.clone()),
                     call: h.call.clone(),
                     new_call: None,
+                    body_changed: false,
                 })
                 .collect();
         }
@@ -527,6 +533,24 @@ impl Builder<'_, '_> {
                             .iter()
                             .find(|x| Some(&x.name) == h.old.as_ref())
                             .map(|x| x.call.clone()),
+                    },
+                    body_changed: match (h.old.as_ref(), h.new.as_ref()) {
+                        (Some(o), Some(n)) => {
+                            let at = |c: &CompiledProcess, t: &Tree, name: &str| {
+                                let r = c.response_handlers.iter().find(|x| x.name == name)?;
+                                t.pos(r.activity.id)
+                            };
+                            match (
+                                at(self.old_c, &self.a.old, o),
+                                at(self.new_c, &self.a.new, n),
+                            ) {
+                                (Some(x), Some(y)) => {
+                                    safety::response_body_changed(&self.a.old, x, &self.a.new, y)
+                                }
+                                _ => false,
+                            }
+                        }
+                        _ => false,
                     },
                 })
             })
@@ -783,7 +807,7 @@ impl Builder<'_, '_> {
                         finding(
                             Code::ThreadRemoved,
                             format!(
-                                "thread class {} has no counterpart in the new version",
+                                "thread class {} has no counterpart in the new version: the stale class stays compiled, and a row left unfinished in it would keep running the old code",
                                 t.old_class
                             ),
                         )
@@ -953,9 +977,24 @@ impl Builder<'_, '_> {
     /// For every removed wait state left unmapped, the best candidate to map it to: the same
     /// call elsewhere, a new wait on that call, or the state that started the removed activity
     /// (it now goes straight on to what followed).
-    fn suggestions(&self, threads: &[ThreadMapping]) -> Vec<Suggestion> {
-        let mut out = Vec::new();
+    /// A candidate for every removed wait state, or why none can be offered.
+    ///
+    /// A row waiting for a call's response holds that pending response and the handler it
+    /// registered: only a new state that waits on the same call where the row can be (no
+    /// fault-handler or branch boundary crossed, the same rules as the matcher) and whose
+    /// handler is still that call's can take it; anywhere else the response would arrive
+    /// unhandled (or at another call's handler), so those rows must drain. A row waiting for
+    /// an alarm (`<delay>`) can continue where its nearest surviving predecessor leads; the
+    /// reason says what that re-runs.
+    fn suggestions(
+        &self,
+        threads: &[ThreadMapping],
+        handlers: &[HandlerMapping],
+        pre: &[Precondition],
+    ) -> (Vec<Suggestion>, Vec<NoSuggestion>) {
+        let (mut out, mut none) = (Vec::new(), Vec::new());
         let (old_f, new_f) = (ThreadFinder::new(self.old_c), ThreadFinder::new(self.new_c));
+        let (to, tn) = (&self.a.old, &self.a.new);
         for t in threads {
             let (Some(ot), Some(nt)) = (
                 old_f.find(&t.old_class),
@@ -972,85 +1011,248 @@ impl Builder<'_, '_> {
                 .filter(|s| s.new.is_none() && (s.wait || s.join))
             {
                 let act = &s.old_activity;
-                let call_name = (act.element == "call")
-                    .then(|| act.name.clone())
-                    .flatten()
-                    .or_else(|| {
-                        // A removed <sync>: the call it waited on.
-                        let p = self.a.old.pos(act.id)?;
-                        let node = self.a.old.nodes[p];
-                        (node.element == "sync")
-                            .then(|| node.attrs.get("calls").cloned())
-                            .flatten()
-                    });
-                let waits_on = |x: &crate::states::State, name: &str| {
-                    x.role == crate::states::Role::SyncWait
-                        && self.a.new.pos(x.activity.id).is_some_and(|p| {
-                            let node = self.a.new.nodes[p];
-                            match node.element.as_str() {
-                                "call" => node.name.as_deref() == Some(name),
-                                "sync" => node.attrs.get("calls").is_some_and(|c| {
-                                    c.split(',')
-                                        .any(|y| name.split(',').any(|z| z.trim() == y.trim()))
-                                }),
-                                _ => false,
-                            }
-                        })
-                };
-                let by_call = call_name.as_deref().and_then(|name| {
-                    nt.states.iter().find(|x| waits_on(x, name)).map(|x| {
-                        (
-                            x.name.clone(),
-                            format!(
-                                "{} still waits on call {name:?} in the new version ({} of {})",
-                                x.name,
-                                x.role,
-                                x.activity.label()
-                            ),
-                        )
-                    })
-                });
-                let by_pred = || {
-                    // Back through removed states to the nearest one that still has a
-                    // counterpart.
-                    let mut at = s.old.clone();
-                    let mut seen = BTreeSet::new();
-                    let (pred, mapped) = loop {
-                        if !seen.insert(at.clone()) {
-                            return None;
-                        }
-                        let pred = ot
-                            .states
-                            .iter()
-                            .find(|p| p.name != at && p.successors.contains(&at))?;
-                        match t.states.iter().find(|m| m.old == pred.name)?.new.clone() {
-                            Some(n) => break (pred, n),
-                            None => at = pred.name.clone(),
-                        }
-                    };
-                    Some((
-                        mapped.clone(),
-                        format!(
-                            "{} ({} of {}) led to {} in the old version; its counterpart {mapped} resumes those instances at the point where {} was, running what the new version does there",
-                            pred.name,
-                            pred.role,
-                            pred.activity.label(),
-                            act.label(),
-                            act.label()
-                        ),
-                    ))
-                };
-                if let Some((new, reason)) = by_call.or_else(by_pred) {
-                    out.push(Suggestion {
-                        thread: short(&t.old_class).to_string(),
+                let thread = short(&t.old_class).to_string();
+                let mut refuse = |reason: String| {
+                    none.push(NoSuggestion {
+                        thread: thread.clone(),
                         old: s.old.clone(),
-                        new,
                         reason,
-                    });
+                    })
+                };
+                let Some(o) = to.pos(act.id) else { continue };
+                if s.join {
+                    refuse(format!(
+                        "a parent resting at the join of {} waits for its child threads, which a map cannot move: let them drain",
+                        act.label()
+                    ));
+                    continue;
+                }
+                // The calls whose responses a row resting here waits for.
+                let node = to.nodes[o];
+                let pending: Vec<String> = match node.element.as_str() {
+                    "call" => node.name.iter().cloned().collect(),
+                    "sync" => node
+                        .attrs
+                        .get("calls")
+                        .map(|c| {
+                            c.split(',')
+                                .map(|x| x.trim().to_string())
+                                .filter(|x| !x.is_empty())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                if pending.is_empty() {
+                    if let Some(sg) = self.by_predecessor(t, ot, nt, s) {
+                        out.push(sg);
+                    }
+                    continue;
+                }
+                let calls = pending
+                    .iter()
+                    .map(|c| format!("{c:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let what = format!("rows there wait for the response to call {calls}");
+                if let Some(c) = pending.iter().find(|c| {
+                    pre.iter().any(|p| {
+                        matches!(p, Precondition::NoPendingResponse { table, call, .. }
+                            if *table == ot.table && call == *c)
+                    })
+                }) {
+                    refuse(format!(
+                        "{what}; the plan requires that no response is pending for {c:?} (see the preconditions), so a map would never apply to them: let them drain"
+                    ));
+                    continue;
+                }
+                // The handler each pending response was registered with, in the new version.
+                let handler_gone = pending.iter().find_map(|c| {
+                    let h = handlers.iter().find(|h| h.call == *c)?;
+                    match &h.new {
+                        None => match self
+                            .new_c
+                            .response_handlers
+                            .iter()
+                            .find(|x| x.name == h.old)
+                        {
+                            Some(x) if x.call == *c => None,
+                            Some(x) => Some(format!(
+                                "its handler {} now belongs to call {:?}",
+                                h.old, x.call
+                            )),
+                            None => Some(format!("its handler {} was removed", h.old)),
+                        },
+                        Some(n) => self
+                            .new_c
+                            .response_handlers
+                            .iter()
+                            .find(|x| x.name == *n)
+                            .filter(|x| x.call != *c)
+                            .map(|x| {
+                                format!(
+                                    "its handler {} ({n} now) belongs to call {:?}",
+                                    h.old, x.call
+                                )
+                            }),
+                    }
+                });
+                let waits_on = |x: &crate::states::State| -> Option<usize> {
+                    if x.role != crate::states::Role::SyncWait {
+                        return None;
+                    }
+                    let p = tn.pos(x.activity.id)?;
+                    let nn = tn.nodes[p];
+                    let hit = match nn.element.as_str() {
+                        "call" => nn
+                            .name
+                            .as_deref()
+                            .is_some_and(|n| pending.iter().any(|c| c == n)),
+                        "sync" => nn.attrs.get("calls").is_some_and(|cs| {
+                            cs.split(',').any(|y| pending.iter().any(|c| c == y.trim()))
+                        }),
+                        _ => false,
+                    };
+                    hit.then_some(p)
+                };
+                let candidates: Vec<(&crate::states::State, usize)> = nt
+                    .states
+                    .iter()
+                    .filter_map(|x| waits_on(x).map(|p| (x, p)))
+                    .collect();
+                let reachable = candidates.iter().find(|(_, n)| {
+                    diff::crossing_ok(to, tn, &self.a.m, o, *n, diff::Crossing::Similar)
+                });
+                match (reachable, handler_gone) {
+                    (Some((x, _)), None) => out.push(Suggestion {
+                        thread: thread.clone(),
+                        old: s.old.clone(),
+                        new: x.name.clone(),
+                        reason: format!(
+                            "{} still waits on call {calls} in the new version ({} of {}); the pending response completes that wait",
+                            x.name,
+                            x.role,
+                            x.activity.label()
+                        ),
+                    }),
+                    (Some(_), Some(gone)) => refuse(format!(
+                        "{what}, and {gone}: the response would arrive unhandled, whatever state they are mapped to: let them drain"
+                    )),
+                    (None, gone) => {
+                        let elsewhere = candidates
+                            .iter()
+                            .map(|(x, n)| {
+                                let why = if to.handler[o].is_some() != tn.handler[*n].is_some() {
+                                    "inside a fault handler"
+                                } else {
+                                    "in a branch that is not the counterpart of theirs"
+                                };
+                                format!("{} ({} of {}, {why})", x.name, x.role, x.activity.label())
+                            })
+                            .collect::<Vec<_>>();
+                        let mut reason = what.clone();
+                        if let Some(g) = gone {
+                            reason.push_str(&format!(", and {g}"));
+                        }
+                        if elsewhere.is_empty() {
+                            reason.push_str("; no state of the new version waits on it");
+                        } else {
+                            reason.push_str(&format!(
+                                "; the new version waits on it only where they cannot be: {}",
+                                elsewhere.join(", ")
+                            ));
+                        }
+                        reason.push_str(": mapped anywhere else, no wait would take that response; let them drain");
+                        refuse(reason);
+                    }
                 }
             }
         }
-        out
+        (out, none)
+    }
+
+    /// The nearest surviving predecessor of a removed wait state that waits for an alarm,
+    /// with what a row mapped there runs again.
+    fn by_predecessor(
+        &self,
+        t: &ThreadMapping,
+        ot: &ThreadClass,
+        nt: &ThreadClass,
+        s: &StateMapping,
+    ) -> Option<Suggestion> {
+        let act = &s.old_activity;
+        // Back through removed states to the nearest one that still has a counterpart.
+        let mut at = s.old.clone();
+        let mut seen = BTreeSet::new();
+        let mut via = Vec::new();
+        let (pred, mapped) = loop {
+            if !seen.insert(at.clone()) {
+                return None;
+            }
+            let pred = ot
+                .states
+                .iter()
+                .find(|p| p.name != at && p.successors.contains(&at))?;
+            match t.states.iter().find(|m| m.old == pred.name)?.new.clone() {
+                Some(n) => break (pred, n),
+                None => {
+                    let l = pred.activity.label();
+                    if l != act.label() && !via.contains(&l) {
+                        via.push(l);
+                    }
+                    at = pred.name.clone();
+                }
+            }
+        };
+        let ns = nt.states.iter().find(|x| x.name == mapped)?;
+        let w_new = self.a.new.pos(ns.activity.id)?;
+        let r = safety::Resume {
+            old_ref: sref(&ot.class, &s.old),
+            new_ref: new_sref(&nt.class, &mapped),
+            w_old: self.a.old.pos(act.id),
+            w_new,
+            join: false,
+            enters: safety::entered_slot(&ns.role),
+        };
+        let again: Vec<String> = safety::reruns(self.a, &r)
+            .into_iter()
+            .map(|p| safety::act_label(&self.a.new, p))
+            .collect();
+        via.reverse();
+        let led = if via.is_empty() {
+            "led to".to_string()
+        } else {
+            format!("led (via removed {}) to", via.join(", "))
+        };
+        let when = if act.element == "delay" {
+            "once the alarm they still hold fires"
+        } else {
+            "once what they wait for arrives"
+        };
+        let then = if again.is_empty() {
+            format!(
+                "mapped to {mapped}, they continue where {} was {when}, and nothing runs again",
+                act.label()
+            )
+        } else {
+            format!(
+                "mapped to {mapped}, they start it over {when}: they run again {} before reaching where {} was",
+                again.join(", "),
+                act.label()
+            )
+        };
+        Some(Suggestion {
+            thread: short(&t.old_class).to_string(),
+            old: s.old.clone(),
+            new: mapped.clone(),
+            reason: format!(
+                "{} ({} of {}) {led} {} in the old version; {then}",
+                pred.name,
+                pred.role,
+                pred.activity.label(),
+                act.label(),
+            ),
+        })
     }
 
     /// The process's own request/response classes, and a hint when the arguments look
@@ -1074,11 +1276,16 @@ impl Builder<'_, '_> {
         let changes = &self.a.diff.activities;
         // Removed activities that own states (a removed wrapper's handlers do not count).
         let owners = safety::owners(&self.a.old, self.old_c);
-        let removed = changes
+        // Counted once per removed subtree: a removed flow branch and its delay are one removal.
+        let gone: BTreeSet<usize> = changes
             .iter()
             .filter(|c| c.change == diff::ActivityChangeKind::Removed)
             .filter_map(|c| c.old.as_ref().and_then(|r| self.a.old.pos(r.id)))
+            .collect();
+        let removed = gone
+            .iter()
             .filter(|p| owners.contains(p))
+            .filter(|&&p| !self.a.old.ancestors(p).any(|q| gone.contains(&q)))
             .count();
         let inserted = changes
             .iter()
@@ -1151,9 +1358,12 @@ impl Builder<'_, '_> {
         }
         let old_threads = self.old_c.threads_by_number();
         for h in handlers.iter().filter(|h| h.new.is_none()) {
-            // Removed calls are reported (with their precondition) by the call analysis.
-            let call_gone =
-                gone.contains(h.old.as_str()) && removed_calls.contains(h.call.as_str());
+            // Removed calls are reported (with their precondition) by the call analysis,
+            // unless their name is still awaited in the new version (it then requires
+            // nothing of a pending response, but this handler is gone all the same).
+            let call_gone = gone.contains(h.old.as_str())
+                && removed_calls.contains(h.call.as_str())
+                && !safety::awaited_in_new(&self.a.new, &h.call);
             if call_gone {
                 continue;
             }
@@ -1224,16 +1434,44 @@ impl Builder<'_, '_> {
                 initial: c.initial_expression.clone(),
             })
             .collect();
-        for (prop, mut f) in safety::context_reads(self.a, resumes, &added) {
-            if let Some(c) = context
+        let default_of = |p: &str| {
+            context
                 .iter()
-                .find(|c| c.name == prop && c.default.is_some())
+                .find(|c| c.name == p)
+                .and_then(|c| c.default.clone())
+        };
+        for (prop, mut f) in safety::context_reads(self.a, resumes, &added, default_of) {
+            if context
+                .iter()
+                .any(|c| c.name == prop && c.default.is_some())
             {
                 f.acknowledged = true;
-                f.message.push_str(&format!(
-                    " (default {} set by the overrides file)",
-                    c.default.as_deref().unwrap_or("")
-                ));
+            } else if let Some(np) = added
+                .iter()
+                .find(|x| x.name == prop)
+                .filter(|x| safety::scalar_type(x.type_name.as_deref()))
+            {
+                let ty = np
+                    .type_name
+                    .clone()
+                    .unwrap_or_else(|| "%String".to_string());
+                let value = np.initial.as_deref().and_then(safety::sql_literal);
+                let reason = match (&value, &np.initial) {
+                    (Some(v), Some(i)) => format!(
+                        "new instances get {v} (initialexpression {i}); rows resting at {} read {prop} before writing it",
+                        f.states.join(", ")
+                    ),
+                    _ => format!(
+                        "rows resting at {} read {prop} before writing it; choose a SQL literal of type {ty} for them and uncomment the value line",
+                        f.states.join(", ")
+                    ),
+                };
+                self.default_suggestions.push(DefaultSuggestion {
+                    property: prop.clone(),
+                    value,
+                    type_name: ty,
+                    reason,
+                });
             }
             self.findings.push(f);
         }

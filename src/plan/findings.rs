@@ -149,6 +149,11 @@ catalogue! {
         "a resume point moved into another branch or case of the same <if>/<switch>: in-flight instances took the \
          old branch but continue in the new one",
         "check that the rest of the new branch is right for instances that chose the old one";
+    AwaitedSyncChanged = "BPM0212", "awaited-sync-changed", Warning,
+        "a <sync> that in-flight instances wait at changed its calls, type or timeout: they were parked under the \
+         old attributes, so they keep the old timer (a removed timeout still fires, a new one never starts) and the \
+         responses they have pending are those of the old call list",
+        "check that the new <sync> completes correctly for them, or let those instances finish first";
     AmbiguousMatch = "BPM0301", "ambiguous-match", Error,
         "several activities looked alike and the matcher could not tell which old one is which new one; \
          an error when they own states, a warning otherwise",

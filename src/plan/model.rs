@@ -31,6 +31,13 @@ pub struct MigrationPlan {
     /// on their own (optional in JSON).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suggestions: Vec<Suggestion>,
+    /// Removed wait states no override can help, with why (optional in JSON).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_suggestions: Vec<NoSuggestion>,
+    /// Suggested `[[default]]` entries for new scalar context properties in-flight rows read
+    /// before writing (optional in JSON).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_suggestions: Vec<DefaultSuggestion>,
     /// Overrides that were applied (for the record; empty when none).
     #[serde(default)]
     pub overrides: Vec<String>,
@@ -142,6 +149,25 @@ pub struct Suggestion {
     pub reason: String,
 }
 
+/// A `[[default]]` to review for a new context property: the value new instances get (its
+/// initialexpression as a SQL literal), or none when it has none (the reviewer chooses).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefaultSuggestion {
+    pub property: String,
+    pub value: Option<String>,
+    pub type_name: String,
+    pub reason: String,
+}
+
+/// A removed wait state for which no `[[map]]` is offered, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoSuggestion {
+    /// Short thread class name (`Thread1`).
+    pub thread: String,
+    pub old: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HandlerMapping {
     pub old: String,
@@ -150,6 +176,9 @@ pub struct HandlerMapping {
     /// The call the new handler belongs to, when it is named differently (optional in JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_call: Option<String>,
+    /// The handler's code (the call's `<response>`) changed (optional in JSON).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub body_changed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,7 +209,8 @@ pub enum Precondition {
         state: String,
         reason: String,
     },
-    /// `table` holds no row at all (e.g. a flow thread class that was renumbered).
+    /// `table` holds no unfinished row: every row is at Stop (completed rows stay until purged),
+    /// e.g. a flow thread class that was renumbered.
     NoRowsInTable { table: SqlTable, reason: String },
     /// No thread of `table` waits on a response for `call` (renamed or removed call).
     NoPendingResponse {

@@ -28,7 +28,8 @@
 //! property = "Priority"
 //! value = "0"               # or value = 0; strings: value = "'normal'"
 //!
-//! # Acknowledge a finding after review: an acknowledged error no longer blocks the plan.
+//! # Acknowledge a finding after review: an acknowledged error no longer blocks the plan
+//! # (an unacknowledged one blocks, unless its remedy is a drain and nothing is rewritten).
 //! # `thread`/`state` narrow it to the findings naming that state (old version).
 //! [[ack]]
 //! code = "BPM0101"          # or the rule name, e.g. "removed-wait-state"

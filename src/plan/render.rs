@@ -85,7 +85,7 @@ pub fn drain_conditions(p: &MigrationPlan) -> String {
                 }
             }
             Precondition::NoRowsInTable { table, .. } => {
-                rest.push(format!("{table} holds no row of a running instance"))
+                rest.push(format!("{table} holds no unfinished row"))
             }
             Precondition::NoPendingResponse { call, .. } => {
                 rest.push(format!("no response is pending for call {call:?}"))
@@ -244,6 +244,11 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                     ),
                     _ => (format!("call {:?}", h.call), change.to_string()),
                 };
+                let change = match (h.body_changed, change.as_str()) {
+                    (false, _) => change,
+                    (true, "unchanged") => "modified (its <response> code)".to_string(),
+                    (true, _) => format!("{change}, modified (its <response> code)"),
+                };
                 vec![
                     h.old.clone(),
                     "→".into(),
@@ -331,18 +336,63 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
         let _ = writeln!(out, "  none");
     }
     out.push_str(&findings_human(&p.findings));
-    if !p.suggestions.is_empty() {
+    if !p.suggestions.is_empty()
+        || !p.no_suggestions.is_empty()
+        || !p.default_suggestions.is_empty()
+    {
         let _ = writeln!(
             out,
             "\nsuggested overrides (review each; a plan never applies them on its own)"
         );
-        for sg in &p.suggestions {
-            let _ = writeln!(out, "  # {}:{}: {}", sg.thread, sg.old, sg.reason);
-            let _ = writeln!(out, "  [[map]]");
-            let _ = writeln!(out, "  thread = {:?}", sg.thread);
-            let _ = writeln!(out, "  old = {:?}", sg.old);
-            let _ = writeln!(out, "  new = {:?}", sg.new);
-            let _ = writeln!(out, "  reason = {:?}", sg.reason);
+        // One list in state order: a map to review, or why there is none.
+        let mut items: Vec<(&str, &str, Option<&Suggestion>, &str)> = p
+            .suggestions
+            .iter()
+            .map(|sg| {
+                (
+                    sg.thread.as_str(),
+                    sg.old.as_str(),
+                    Some(sg),
+                    sg.reason.as_str(),
+                )
+            })
+            .chain(p.no_suggestions.iter().map(|ns| {
+                (
+                    ns.thread.as_str(),
+                    ns.old.as_str(),
+                    None,
+                    ns.reason.as_str(),
+                )
+            }))
+            .collect();
+        items.sort_by_cached_key(|(t, s, _, _)| (t.to_string(), state_key(s)));
+        for (thread, old, sg, reason) in items {
+            match sg {
+                None => {
+                    let _ = writeln!(out, "  # {thread}:{old}: no suggestion: {reason}");
+                }
+                Some(sg) => {
+                    let _ = writeln!(out, "  # {thread}:{old}: {reason}");
+                    let _ = writeln!(out, "  [[map]]");
+                    let _ = writeln!(out, "  thread = {:?}", sg.thread);
+                    let _ = writeln!(out, "  old = {:?}", sg.old);
+                    let _ = writeln!(out, "  new = {:?}", sg.new);
+                    let _ = writeln!(out, "  reason = {:?}", sg.reason);
+                }
+            }
+        }
+        for d in &p.default_suggestions {
+            let _ = writeln!(out, "  # {} ({}): {}", d.property, d.type_name, d.reason);
+            let _ = writeln!(out, "  [[default]]");
+            let _ = writeln!(out, "  property = {:?}", d.property);
+            match &d.value {
+                Some(v) => {
+                    let _ = writeln!(out, "  value = {v:?}");
+                }
+                None => {
+                    let _ = writeln!(out, "  # value = \"\"");
+                }
+            }
         }
     }
     if !p.overrides.is_empty() {
@@ -385,7 +435,9 @@ pub fn precondition_str(p: &Precondition) -> String {
             state,
             reason,
         } => format!("no row of {table} rests at {state}: {reason}"),
-        Precondition::NoRowsInTable { table, reason } => format!("{table} holds no row: {reason}"),
+        Precondition::NoRowsInTable { table, reason } => {
+            format!("{table} holds no unfinished row (every row at Stop): {reason}")
+        }
         Precondition::NoPendingResponse {
             table,
             call,

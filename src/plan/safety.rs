@@ -32,6 +32,25 @@ pub(crate) struct Resume {
     pub w_new: usize,
     /// A flow join: the parent rests while the flow's children run.
     pub join: bool,
+    /// The new state starts a child list of `w_new` over (an override onto an ENTRY,
+    /// IF_TRUE, loop body … state): that slot (`*` for every body slot) runs from its start.
+    pub enters: Option<String>,
+}
+
+/// The child list of its activity that a thread resting at a state of this role runs from
+/// its start, if any (see [`Resume::enters`]).
+pub(crate) fn entered_slot(role: &crate::states::Role) -> Option<String> {
+    use crate::states::Role::*;
+    match role {
+        Entry | ScopeBody | WhileTest | WhileBody | UntilBody | ForeachTest | ForeachBody => {
+            Some("*".to_string())
+        }
+        IfTrue => Some("true".to_string()),
+        IfFalse => Some("false".to_string()),
+        SwitchCase(i) => Some(format!("case[{}]", i.saturating_sub(1))),
+        SwitchDefault => Some("default".to_string()),
+        _ => None,
+    }
 }
 
 pub(crate) fn resume_points(
@@ -59,12 +78,18 @@ pub(crate) fn resume_points(
             let Some(w_new) = a.new.pos(na.id) else {
                 continue;
             };
+            let enters = nt
+                .states
+                .iter()
+                .find(|x| x.name == *new_state)
+                .and_then(|x| entered_slot(&x.role));
             out.push(Resume {
                 old_ref: sref(&ot.class, &sm.old),
                 new_ref: new_sref(&nt.class, new_state),
                 w_old: a.old.pos(sm.old_activity.id),
                 w_new,
                 join: sm.join,
+                enters,
             });
         }
     }
@@ -243,11 +268,31 @@ impl<'x, 'a> Moved<'x, 'a> {
         &mut self,
         w: usize,
         w_old: Option<usize>,
+        enters: Option<&str>,
         sk: &mut Vec<usize>,
         re: &mut Vec<usize>,
     ) {
         let (to, tn) = (&self.a.old, &self.a.new);
         tn.order_ranges(w, &mut self.new_before, &mut self.new_after);
+        if let Some(slot) = enters {
+            // The entered child lists run after the resume point; they precede every
+            // later sibling in pre-order.
+            let inner: Vec<(usize, usize)> = tn.slots[w]
+                .iter()
+                .filter(|(name, _)| {
+                    if slot == "*" {
+                        !matches!(
+                            name.as_str(),
+                            "request" | "response" | "handlers" | "faulthandlers"
+                        )
+                    } else {
+                        name == slot
+                    }
+                })
+                .filter_map(|(_, l)| Some((*l.first()?, tn.end[*l.last()?])))
+                .collect();
+            self.new_after.splice(0..0, inner);
+        }
         match w_old {
             Some(wo) => to.order_ranges(wo, &mut self.old_before, &mut self.old_after),
             None => self.old_before.clear(),
@@ -268,6 +313,15 @@ impl<'x, 'a> Moved<'x, 'a> {
     }
 }
 
+/// What a thread resumed at `r` runs again: the outermost such activities (new positions).
+pub(crate) fn reruns(a: &Analysis, r: &Resume) -> Vec<usize> {
+    let mut moved = Moved::new(a);
+    let (mut sk, mut re) = (Vec::new(), Vec::new());
+    moved.compute(r.w_new, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
+    let mut full = vec![false; a.new.len()];
+    outermost(&a.new, &re, &mut full)
+}
+
 /// Skipped, re-run and newly enclosing activities, one finding per distinct set of activities.
 pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
@@ -284,7 +338,7 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     for r in resumes {
         let w = r.w_new;
-        moved.compute(w, r.w_old, &mut sk, &mut re);
+        moved.compute(w, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
         // A parent resting at a flow join started its branches already: a new branch never
         // runs, and a branch that finished never runs what was added to it.
         branch.clear();
@@ -393,8 +447,8 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
                         "instances resting at {} {} {}{}: {} (the new version runs them before that point)",
                         at(rs),
                         if may { "may skip" } else { "will skip" },
-                        count(part.len(), "activity", "activities"),
-                        if may { ", depending on the branch they took" } else { "" },
+                        how_many(tn, &part, may),
+                        if may { depending(tn, &part, rs) } else { this_iteration(tn, &part, rs) },
                         names(&part)
                     ),
                 )
@@ -431,8 +485,8 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
                         "instances resting at {} {} {}{}: {} (they moved from before to after that point)",
                         at(rs),
                         if may { "may run again" } else { "will run again" },
-                        count(part.len(), "activity", "activities"),
-                        if may { ", depending on the branch they took" } else { "" },
+                        how_many(tn, &part, may),
+                        if may { depending(tn, &part, rs) } else { "" },
                         names(&part)
                     ),
                 )
@@ -505,6 +559,79 @@ pub(crate) fn act_label(t: &Tree, p: usize) -> String {
         }
     }
     t.label(p)
+}
+
+/// "2 activities", or for data-dependent ones in different branches of one conditional (a
+/// row runs at most one branch) "one of 2 activities" / "some of 3 activities".
+fn how_many(t: &Tree, ps: &[usize], may: bool) -> String {
+    let all = count(ps.len(), "activity", "activities");
+    if !may || ps.len() < 2 {
+        return all;
+    }
+    let exclusive = |a: usize, b: usize| {
+        let l = t.lca(a, b);
+        matches!(t.element(l), "if" | "switch")
+            && matches!((t.child_towards(l, a), t.child_towards(l, b)), (Some((_, x, _)), Some((_, y, _))) if x != y)
+    };
+    let pairs: Vec<bool> = ps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &a)| ps[i + 1..].iter().map(move |&b| (a, b)))
+        .map(|(a, b)| exclusive(a, b))
+        .collect();
+    if pairs.iter().all(|&x| x) {
+        format!("one of {all}")
+    } else if pairs.iter().any(|&x| x) {
+        format!("some of {all}")
+    } else {
+        all
+    }
+}
+
+/// For certain skips inside a loop body that also holds the resume point: only the current
+/// iteration skips them.
+fn this_iteration(t: &Tree, ps: &[usize], rs: &[&Resume]) -> &'static str {
+    let in_loop = ps.iter().all(|&p| {
+        rs.iter().all(|r| {
+            let l = t.lca(p, r.w_new);
+            std::iter::once(l)
+                .chain(t.ancestors(l))
+                .any(|q| matches!(t.element(q), "while" | "until" | "foreach"))
+        })
+    });
+    if in_loop {
+        " in the current iteration of their loop (later iterations run them)"
+    } else {
+        ""
+    }
+}
+
+/// Why a skip or re-run is data-dependent: a branch, a loop, or both, between the
+/// activities and the resume points.
+fn depending(t: &Tree, ps: &[usize], rs: &[&Resume]) -> &'static str {
+    let (mut branch, mut looped) = (false, false);
+    for &p in ps {
+        for r in rs {
+            let l = t.lca(p, r.w_new);
+            for par in std::iter::once(p)
+                .chain(t.ancestors(p))
+                .take_while(|&q| q != l)
+                .filter_map(|q| t.parent[q])
+                .filter(|&par| par != l)
+            {
+                match t.element(par) {
+                    "if" | "switch" => branch = true,
+                    "while" | "foreach" => looped = true,
+                    _ => {}
+                }
+            }
+        }
+    }
+    match (branch, looped) {
+        (true, true) => ", depending on the branches they took and whether a loop ran",
+        (false, true) => ", depending on whether the loop ran (it may have run 0 times)",
+        _ => ", depending on the branch they took",
+    }
 }
 
 /// Is there a conditional branch or loop body between `p` and its lowest common ancestor
@@ -907,7 +1034,7 @@ impl Dataflow<'_, '_> {
 
 /// The SQL literal for a constant ObjectScript `initialexpression` (a number or a string
 /// literal); None for anything computed.
-fn sql_literal(expr: &str) -> Option<String> {
+pub(crate) fn sql_literal(expr: &str) -> Option<String> {
     let e = expr.trim();
     if !e.is_empty()
         && e.trim_start_matches('-')
@@ -929,7 +1056,7 @@ fn sql_literal(expr: &str) -> Option<String> {
 }
 
 /// Is the type a scalar a SQL default can stand in for?
-fn scalar_type(ty: Option<&str>) -> bool {
+pub(crate) fn scalar_type(ty: Option<&str>) -> bool {
     match ty {
         None => true,
         Some(t) => {
@@ -977,6 +1104,7 @@ pub(crate) fn context_reads(
     a: &Analysis,
     resumes: &[Resume],
     added: &[NewProperty],
+    default_of: impl Fn(&str) -> Option<String>,
 ) -> Vec<(String, Finding)> {
     let tn = &a.new;
     let mut out = Vec::new();
@@ -999,25 +1127,29 @@ pub(crate) fn context_reads(
         let readers: Vec<usize> = (0..tn.len())
             .filter(|&p| tn.effective[p] && df.own(p) == Access::Read)
             .collect();
+        let scalar = scalar_type(prop.type_name.as_deref());
         let initial = match &prop.initial {
             Some(i) => format!("its initialexpression ({i}) applies to new instances only"),
+            // An object property may be created by instantiate="1": for new instances only.
+            None if !scalar => {
+                "instantiate and initialexpression create or set it for new instances only"
+                    .to_string()
+            }
             None => "it has no initialexpression".to_string(),
         };
-        let remedy = if scalar_type(prop.type_name.as_deref()) {
+        let remedy = if let Some(v) = default_of(&prop.name) {
+            format!("the overrides file sets them to {v} ([[default]])")
+        } else if scalar {
             match prop.initial.as_deref().and_then(sql_literal) {
-                Some(lit) => format!(
-                    "to give in-flight rows the value new instances get, add to the overrides file: [[default]] property = {:?} value = {:?}",
-                    prop.name, lit
-                ),
+                Some(_) => "to give in-flight rows the value new instances get, add the [[default]] shown under \"suggested overrides\" to the overrides file".to_string(),
                 None => format!(
-                    "to give in-flight rows a value, add to the overrides file: [[default]] property = {:?} value = (a SQL literal of type {})",
-                    prop.name,
+                    "to give in-flight rows a value, add the [[default]] shown under \"suggested overrides\" to the overrides file, with a SQL literal of type {} chosen for them",
                     prop.type_name.as_deref().unwrap_or("%String")
                 ),
             }
         } else {
             format!(
-                "its type {} is an object class, which a [[default]] (a SQL value) cannot create: guard the reads (e.g. $IsObject(context.{})) or let those instances finish first",
+                "its type {} is an object class, which a [[default]] (a SQL value) cannot create: unless it is a %SerialObject (IRIS gives an empty one on access), guard the reads (e.g. $IsObject(context.{})) or let those instances finish first",
                 prop.type_name.as_deref().unwrap_or(""),
                 prop.name
             )
@@ -1139,6 +1271,12 @@ fn message_type(node: &Activity, response: bool) -> Option<String> {
 
 /// The activities of a call's `<response>` (a call gets a response handler only when there
 /// are some, spec 5.1).
+/// Did the `<response>` code of call `o` (old) and call `n` (new) change?
+pub(crate) fn response_body_changed(to: &Tree, o: usize, tn: &Tree, n: usize) -> bool {
+    let hash = |t: &Tree, l: &[usize]| l.iter().map(|&p| t.hash[p]).collect::<Vec<_>>();
+    hash(to, &response_handler(to, o)) != hash(tn, &response_handler(tn, n))
+}
+
 fn response_handler(t: &Tree, p: usize) -> Vec<usize> {
     t.slots[p]
         .iter()
@@ -1149,7 +1287,7 @@ fn response_handler(t: &Tree, p: usize) -> Vec<usize> {
 
 /// Is `name` awaited in the new version: a synchronous call of that name, or a `<sync>`
 /// listing it?
-fn awaited_in_new(tn: &Tree, name: &str) -> bool {
+pub(crate) fn awaited_in_new(tn: &Tree, name: &str) -> bool {
     (0..tn.len()).any(|p| {
         let node = tn.nodes[p];
         tn.effective[p]
@@ -1356,6 +1494,130 @@ pub(crate) fn call_changes(
     (findings, pre, removed_calls)
 }
 
+/// `<sync>` activities that rows can rest at whose calls, type or timeout changed (BPM0212).
+pub(crate) fn sync_changes(a: &Analysis, old_c: &CompiledProcess) -> Vec<Finding> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let mut out = Vec::new();
+    for th in &old_c.threads {
+        for st in th.states.iter().filter(|s| s.role == Role::SyncWait) {
+            let Some(o) = to.pos(st.activity.id) else {
+                continue;
+            };
+            let Some(n) = m.o2n[o] else { continue };
+            if to.element(o) != "sync" || tn.element(n) != "sync" || !tn.effective[n] {
+                continue;
+            }
+            let attr =
+                |t: &Tree, p: usize, k: &str| t.nodes[p].attrs.get(k).map(|v| v.trim().to_string());
+            let calls = |t: &Tree, p: usize| -> BTreeSet<String> {
+                attr(t, p, "calls")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            };
+            let mut changes = Vec::new();
+            // Old names read through the call matching: a renamed call listed under its new
+            // name is that call (its rename is BPM0203's).
+            let renamed = |name: &String| -> String {
+                (0..to.len())
+                    .find(|&p| to.element(p) == "call" && to.nodes[p].name.as_ref() == Some(name))
+                    .and_then(|p| m.o2n[p])
+                    .and_then(|q| tn.nodes[q].name.clone())
+                    .unwrap_or_else(|| name.clone())
+            };
+            let (co, cn) = (calls(to, o), calls(tn, n));
+            let co: BTreeSet<String> = co.iter().map(renamed).collect();
+            if co != cn {
+                let added: Vec<&String> = cn.difference(&co).collect();
+                let dropped: Vec<&String> = co.difference(&cn).collect();
+                let mut what = format!(
+                    "calls {:?} → {:?}",
+                    attr(to, o, "calls").unwrap_or_default(),
+                    attr(tn, n, "calls").unwrap_or_default()
+                );
+                // A newly listed call the old version sent before the sync (asynchronously)
+                // may be pending; one it never sent before it is not.
+                let sent = |name: &str| {
+                    (0..to.len()).any(|p| {
+                        to.effective[p]
+                            && to.element(p) == "call"
+                            && to.nodes[p].name.as_deref() == Some(name)
+                            && to.order(p, o) == Order::Before
+                    })
+                };
+                let (was_sent, never): (Vec<&String>, Vec<&String>) =
+                    added.iter().partition(|x| sent(x));
+                let names = |v: &[&String]| {
+                    v.iter()
+                        .map(|x| format!("{x:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                if !was_sent.is_empty() {
+                    what.push_str(&format!(
+                        " (now also {}, which rows parked there sent before it without waiting for it)",
+                        names(&was_sent)
+                    ));
+                }
+                if !never.is_empty() {
+                    what.push_str(&format!(
+                        " (now also {}, which rows parked there never sent before it)",
+                        names(&never)
+                    ));
+                }
+                if !dropped.is_empty() {
+                    what.push_str(&format!(
+                        " (no longer {}, whose responses they may still have pending)",
+                        dropped
+                            .iter()
+                            .map(|x| format!("{x:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                changes.push(what);
+            }
+            let kind = |t: &Tree, p: usize| attr(t, p, "type").unwrap_or_else(|| "all".to_string());
+            if kind(to, o) != kind(tn, n) {
+                changes.push(format!("type {} → {}", kind(to, o), kind(tn, n)));
+            }
+            let (t_o, t_n) = (attr(to, o, "timeout"), attr(tn, n, "timeout"));
+            if t_o != t_n {
+                let show = |x: &Option<String>| {
+                    x.as_deref()
+                        .map_or("(none)".to_string(), |v| format!("{v:?}"))
+                };
+                let effect = match (&t_o, &t_n) {
+                    (Some(_), None) => ": the old timer still fires for them",
+                    (None, Some(_)) => ": no timer runs for them",
+                    _ => ": their timer keeps the old timeout",
+                };
+                changes.push(format!("timeout {} → {}{effect}", show(&t_o), show(&t_n)));
+            }
+            if changes.is_empty() {
+                continue;
+            }
+            let at = sref(&th.class, &st.name);
+            out.push(
+                finding(
+                    Code::AwaitedSyncChanged,
+                    format!(
+                        "{} (waited at {at}) changed: {}; rows parked there were set up under the old <sync>",
+                        to.label(o),
+                        changes.join(", ")
+                    ),
+                )
+                .states([at])
+                .old_acts([to.aref(o)])
+                .new_acts([tn.aref(n)]),
+            );
+        }
+    }
+    out
+}
+
 /// Positions (in `t`) of every activity that owns a state, a thread or a response handler.
 pub(crate) fn owners(t: &Tree, c: &CompiledProcess) -> BTreeSet<usize> {
     let mut s = BTreeSet::new();
@@ -1497,7 +1759,7 @@ mod tests {
                 // None (an overridden state whose old owner is gone) and every old position.
                 let olds = std::iter::once(None).chain((0..a.old.len()).map(Some));
                 for w_old in olds {
-                    moved.compute(w, w_old, &mut sk, &mut re);
+                    moved.compute(w, w_old, None, &mut sk, &mut re);
                     let (want_sk, want_re) = moved_by_scan(&a, w, w_old);
                     assert_eq!(sk, want_sk, "{old:?} → {new:?}: skipped at {w} / {w_old:?}");
                     assert_eq!(re, want_re, "{old:?} → {new:?}: re-run at {w} / {w_old:?}");
