@@ -1,7 +1,7 @@
 //! `diff` and `plan` (`check` is in `check_cmd`).
 
 use super::states_cmd::CompilerArg;
-use super::{compile, emit, emit_keeping, exit, load_bpl, pretty_json, CmdResult, Failure, Format};
+use super::{compile, emit, emit_keeping, Exit, load_bpl, pretty_json, CmdResult, Failure, Format};
 use crate::bpl::Bpl;
 use crate::diff;
 use crate::plan::render::{self, RenderOptions};
@@ -100,9 +100,9 @@ pub fn diff(a: DiffArgs) -> CmdResult {
     let d = diff::diff(&o, &n, &oc, &nc, &[]).map_err(Failure::input)?;
     match a.common.format {
         Format::Human => emit(&render::diff_human(&d, RenderOptions::default()))?,
-        Format::Json => emit(&pretty_json(&d, exit::INPUT)?)?,
+        Format::Json => emit(&pretty_json(&d, Exit::Input)?)?,
     }
-    Ok(exit::OK)
+    Ok(Exit::Clean)
 }
 
 fn read_overrides(path: &Path) -> Result<Overrides, Failure> {
@@ -137,9 +137,9 @@ pub fn plan(a: PlanArgs) -> CmdResult {
     };
     // A blocked plan cannot be applied as it is: exit 1, like `check`.
     let code = if planned.plan.verdict == Verdict::Blocked {
-        exit::FOUND
+        Exit::Found
     } else {
-        exit::OK
+        Exit::Clean
     };
     if objectscript && written.is_none() {
         let text = crate::sql::render_objectscript(&planned.plan).map_err(Failure::input)?;
@@ -154,7 +154,7 @@ pub fn plan(a: PlanArgs) -> CmdResult {
             }
             emit_keeping(&text, code)?
         }
-        Format::Json => emit_keeping(&pretty_json(&planned.plan, exit::INPUT)?, code)?,
+        Format::Json => emit_keeping(&pretty_json(&planned.plan, Exit::Input)?, code)?,
     }
     Ok(code)
 }
@@ -235,8 +235,8 @@ fn verify_folder(dir: &Path, format: Format) -> CmdResult {
                 "plan_id": check.plan.plan_id,
                 "class": check.plan.old.class,
             }),
-            exit::INPUT,
+            Exit::Input,
         )?)?,
     }
-    Ok(exit::OK)
+    Ok(Exit::Clean)
 }

@@ -3,7 +3,7 @@
 //! (its plan's, or `covered` by a reviewed migration folder), then the reports are written.
 
 use super::states_cmd::CompilerArg;
-use super::{compile, emit_keeping, exit, load_bpl, pretty_json, CmdResult, Failure};
+use super::{compile, emit_keeping, Exit, load_bpl, pretty_json, CmdResult, Failure};
 use crate::bpl::Bpl;
 use crate::check::classes::ClassChange;
 use crate::check::cover::{self, Cover, Mismatch};
@@ -264,7 +264,7 @@ pub fn check(a: CheckArgs) -> CmdResult {
         )));
     }
     let fails = results.iter().any(|r| r.fails);
-    let code = if fails { exit::FOUND } else { exit::OK };
+    let code = if fails { Exit::Found } else { Exit::Clean };
     let report = CheckReport {
         verdict: overall(&results),
         fail_on: a.fail_on.as_str(),
@@ -297,9 +297,9 @@ pub fn check(a: CheckArgs) -> CmdResult {
     }
     let text = match format {
         CheckFormat::Human => human(&report),
-        CheckFormat::Json => pretty_json(&report, exit::INPUT)?,
-        CheckFormat::Gitlab => pretty_json(&reports::gitlab(&checked), exit::INPUT)?,
-        CheckFormat::Sarif => pretty_json(&reports::sarif(&checked), exit::INPUT)?,
+        CheckFormat::Json => pretty_json(&report, Exit::Input)?,
+        CheckFormat::Gitlab => pretty_json(&reports::gitlab(&checked), Exit::Input)?,
+        CheckFormat::Sarif => pretty_json(&reports::sarif(&checked), Exit::Input)?,
     };
     emit_keeping(&text, code)?;
     Ok(code)
@@ -840,7 +840,7 @@ fn write_report(path: &Path, v: &serde_json::Value, kind: ReportKind) -> Result<
             )));
         }
     }
-    let text = pretty_json(v, exit::INPUT)?;
+    let text = pretty_json(v, Exit::Input)?;
     std::fs::write(path, text)
         .with_context(|| format!("cannot write report {}", path.display()))
         .map_err(Failure::input)

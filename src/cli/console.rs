@@ -4,7 +4,7 @@ use super::db::{
     aligned, applied_by, census_text, connect, failure, history_text, human_status, json,
     quiet_text, StatusArgs, StderrProgress,
 };
-use super::{compile, emit, exit, load_bpl, CmdResult, Failure, Format};
+use super::{compile, emit, Exit, load_bpl, CmdResult, Failure, Format};
 use crate::apply::{
     self, Fate, InfoLine, InfoOptions, InfoReport, InfoState, LiveCensus, Migration, PlanImpact,
     Refusal, Resolution, StatusReport, StatusSubject,
@@ -92,15 +92,15 @@ pub fn info(a: InfoArgs) -> CmdResult {
 }
 
 /// The documented exit code of an `info` report.
-fn info_code(r: &InfoReport) -> i32 {
+fn info_code(r: &InfoReport) -> Exit {
     if r.dirty > 0 {
-        exit::REFUSED
+        Exit::Refused
     } else if r.edited > 0 {
-        exit::INPUT
+        Exit::Input
     } else if r.pending > 0 {
-        exit::FOUND
+        Exit::Found
     } else {
-        exit::OK
+        Exit::Clean
     }
 }
 
@@ -210,7 +210,7 @@ pub fn repair(a: RepairArgs) -> CmdResult {
             r.seq, r.class, r.plan_id, r.outcome, r.note
         ))?,
     }
-    Ok(exit::OK)
+    Ok(Exit::Clean)
 }
 
 /// `status`: a census of the running BPL, or with `--plan` the impact per group (and with
@@ -234,14 +234,14 @@ pub fn status(a: StatusArgs) -> CmdResult {
             Format::Json => emit(&json("status", &report)?)?,
             Format::Human => emit(&human_process_status(&report, &process))?,
         }
-        return Ok(exit::OK);
+        return Ok(Exit::Clean);
     };
     let m = Migration::load(dir).map_err(failure)?;
     let db = connect(&a.connect)?;
     if !a.watch {
         let (report, impact) = read_plan_status(&db, &m, &StderrProgress::new())?;
         emit(&render(&report, &impact, a.format)?)?;
-        return Ok(exit::OK);
+        return Ok(Exit::Clean);
     }
     watch(&a, &db, &m)
 }
@@ -348,7 +348,7 @@ fn read_plan_status(
     apply::check_target(&report, &tables).map_err(wrong_target)?;
     let impact = apply::impact(m, &report).ok_or_else(|| {
         Failure::new(
-            exit::DATABASE,
+            Exit::Database,
             anyhow::anyhow!("the status report has no plan section"),
         )
     })?;
@@ -376,7 +376,7 @@ fn watch(a: &StatusArgs, db: &apply::Db, m: &Migration) -> CmdResult {
             if !stuck.is_empty() {
                 emit(&render(&report, &impact, a.format)?)?;
                 return Err(Failure::new(
-                    exit::REFUSED,
+                    Exit::Refused,
                     anyhow::anyhow!(
                         "the rows cannot become ready by draining:\n  - {}",
                         stuck.join("\n  - ")
@@ -398,7 +398,7 @@ fn watch(a: &StatusArgs, db: &apply::Db, m: &Migration) -> CmdResult {
         }
         if a.until_ready && impact.drained {
             emit(&render(&report, &impact, a.format)?)?;
-            return Ok(exit::OK);
+            return Ok(Exit::Clean);
         }
         let mut pause = interval;
         if let Some(limit) = a.timeout {
@@ -406,10 +406,10 @@ fn watch(a: &StatusArgs, db: &apply::Db, m: &Migration) -> CmdResult {
             if left.is_zero() {
                 emit(&render(&report, &impact, a.format)?)?;
                 if impact.drained {
-                    return Ok(exit::OK);
+                    return Ok(Exit::Clean);
                 }
                 return Err(Failure::new(
-                    exit::REFUSED,
+                    Exit::Refused,
                     anyhow::anyhow!(
                         "timed out after {}: {}",
                         humantime::format_duration(Duration::from_secs(limit.as_secs())),
@@ -475,9 +475,9 @@ fn render(report: &StatusReport, impact: &PlanImpact, format: Format) -> Result<
     match format {
         Format::Json => {
             let mut data =
-                serde_json::to_value(report).map_err(|e| Failure::new(exit::DATABASE, e))?;
+                serde_json::to_value(report).map_err(|e| Failure::new(Exit::Database, e))?;
             data["impact"] =
-                serde_json::to_value(impact).map_err(|e| Failure::new(exit::DATABASE, e))?;
+                serde_json::to_value(impact).map_err(|e| Failure::new(Exit::Database, e))?;
             json("status", &data)
         }
         Format::Human => Ok(human_impact(report, impact)),

@@ -1,8 +1,8 @@
 //! `status` and `apply`: the commands that talk to a database.
 
-use super::{emit, exit, pretty_json, CmdResult, Failure, Format};
+use super::{emit, Exit, pretty_json, CmdResult, Failure, Format};
 use crate::apply::{
-    self, ApplyError, ApplyOptions, ApplyReport, Direction, ErrorClass, Event, GroupMove,
+    self, ApplyError, ApplyOptions, ApplyReport, Direction, Event, GroupMove,
     LiveCensus, Migration, Progress, Quiet, StatusReport,
 };
 use clap::Args;
@@ -117,12 +117,7 @@ impl Progress for StderrProgress {
 }
 
 pub(super) fn failure(e: ApplyError) -> Failure {
-    let code = match e.class() {
-        ErrorClass::Input => exit::INPUT,
-        ErrorClass::Refused => exit::REFUSED,
-        ErrorClass::Database => exit::DATABASE,
-    };
-    Failure::new(code, e)
+    Failure::new(Exit::from(e.class()), e)
 }
 
 pub(super) fn connect(s: &str) -> Result<apply::Db, Failure> {
@@ -137,7 +132,7 @@ pub(super) fn connect(s: &str) -> Result<apply::Db, Failure> {
 pub(super) fn json<T: serde::Serialize>(kind: &str, value: &T) -> Result<String, Failure> {
     pretty_json(
         &serde_json::json!({ "type": kind, "data": value }),
-        exit::DATABASE,
+        Exit::Database,
     )
 }
 
@@ -189,7 +184,7 @@ pub fn apply(a: ApplyArgs) -> CmdResult {
         Format::Json => emit(&json("apply", &report)?)?,
         Format::Human => emit(&human_apply(&report))?,
     }
-    Ok(exit::OK)
+    Ok(Exit::Clean)
 }
 
 /// `user@host` for the history row.

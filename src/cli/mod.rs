@@ -25,6 +25,46 @@ pub mod exit {
     pub const DATABASE: i32 = 4;
 }
 
+/// How a command ended. Commands return it (or a [`Failure`] carrying it); [`Exit::code`] is
+/// the one place it becomes a process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success; `check`: every changed class passes or is covered.
+    Clean,
+    /// Something that needs attention was found (`check` fails, `plan` is blocked,
+    /// `verify-numbering` differs, `info`: a folder is pending).
+    Found,
+    /// Usage or input error, including a failed write to standard output.
+    Input,
+    /// A guard or precondition refused; nothing was changed.
+    Refused,
+    /// The database failed; the transaction was rolled back.
+    Database,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Clean => exit::OK,
+            Exit::Found => exit::FOUND,
+            Exit::Input => exit::INPUT,
+            Exit::Refused => exit::REFUSED,
+            Exit::Database => exit::DATABASE,
+        }
+    }
+}
+
+impl From<crate::apply::ErrorClass> for Exit {
+    fn from(c: crate::apply::ErrorClass) -> Self {
+        use crate::apply::ErrorClass;
+        match c {
+            ErrorClass::Input => Exit::Input,
+            ErrorClass::Refused => Exit::Refused,
+            ErrorClass::Database => Exit::Database,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
     #[default]
@@ -88,18 +128,18 @@ pub enum Command {
 /// An error with the exit code the CLI should use.
 #[derive(Debug)]
 pub struct Failure {
-    pub code: i32,
+    pub code: Exit,
     pub error: anyhow::Error,
 }
 
 impl Failure {
     pub fn input(error: impl Into<anyhow::Error>) -> Self {
         Failure {
-            code: exit::INPUT,
+            code: Exit::Input,
             error: error.into(),
         }
     }
-    pub fn new(code: i32, error: impl Into<anyhow::Error>) -> Self {
+    pub fn new(code: Exit, error: impl Into<anyhow::Error>) -> Self {
         Failure {
             code,
             error: error.into(),
@@ -107,12 +147,12 @@ impl Failure {
     }
 }
 
-/// Commands return the exit code of a successful run (0, or 1 for "found something").
-pub type CmdResult = Result<i32, Failure>;
+/// Commands return how a successful run ended (clean, or found something).
+pub type CmdResult = Result<Exit, Failure>;
 
 /// `value` as pretty-printed JSON with a final newline; a value that cannot be serialized
 /// fails the command with `code`.
-fn pretty_json<T: serde::Serialize>(value: &T, code: i32) -> Result<String, Failure> {
+fn pretty_json<T: serde::Serialize>(value: &T, code: Exit) -> Result<String, Failure> {
     let mut s = serde_json::to_string_pretty(value).map_err(|e| Failure::new(code, e))?;
     s.push('\n');
     Ok(s)
@@ -136,13 +176,18 @@ fn compile(
 }
 
 pub fn main() -> i32 {
+    run().code()
+}
+
+/// Parse the arguments, run the command, report an error: how it all ended.
+fn run() -> Exit {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {
-                exit::INPUT
+                Exit::Input
             } else {
-                exit::OK
+                Exit::Clean
             };
             let _ = e.print();
             return code;
@@ -188,13 +233,13 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// Write to stdout; a closed pipe (`| head`) ends the command quietly with exit 0.
 pub fn emit(text: &str) -> Result<(), Failure> {
-    emit_keeping(text, exit::OK)
+    emit_keeping(text, Exit::Clean)
 }
 
 /// Write to stdout. A closed pipe (`| head`) ends the command quietly with `code`, the exit
 /// code the command decided before printing, so a failing verdict piped into `head` still
 /// fails. Any other write error (a full disk, `> /dev/full`) is an error, exit 2.
-pub fn emit_keeping(text: &str, code: i32) -> Result<(), Failure> {
+pub fn emit_keeping(text: &str, code: Exit) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
@@ -212,7 +257,7 @@ fn completions(shell: clap_complete::Shell) -> CmdResult {
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "bplmigrate", &mut buf);
     emit(&String::from_utf8_lossy(&buf))?;
-    Ok(exit::OK)
+    Ok(Exit::Clean)
 }
 
 fn man(command: Option<&str>) -> CmdResult {
@@ -242,5 +287,5 @@ fn man(command: Option<&str>) -> CmdResult {
         Failure::input(anyhow::Error::new(e).context("cannot render the manual page"))
     })?;
     emit(&String::from_utf8_lossy(&buf))?;
-    Ok(exit::OK)
+    Ok(Exit::Clean)
 }

@@ -1,6 +1,6 @@
 //! `states` (`verify-numbering` lives in `verify_cmd`).
 
-use super::{compile, emit, exit, load_bpl, pretty_json, CmdResult, Failure};
+use super::{compile, emit, Exit, load_bpl, pretty_json, CmdResult, Failure};
 use crate::bpl::{ActivityKind, Bpl, SourceFormat};
 use crate::plan::render::table;
 use crate::states::{self, ActivityRef, CompiledProcess, Compiler};
@@ -62,14 +62,14 @@ pub fn states(a: StatesArgs) -> CmdResult {
     let cp = compile(&bpl, a.compiler.into())?;
     let text = match a.format {
         StatesFormat::Human => human(&bpl, &cp),
-        StatesFormat::Json => pretty_json(&cp, exit::INPUT)?,
+        StatesFormat::Json => pretty_json(&cp, Exit::Input)?,
         StatesFormat::Dot => states::to_dot(&cp),
         StatesFormat::Mermaid => states::to_mermaid(&cp),
         StatesFormat::Svg => states::to_svg(&cp).map_err(Failure::input)?,
         StatesFormat::Listing => states::listing(&cp),
     };
     emit(&text)?;
-    Ok(exit::OK)
+    Ok(Exit::Clean)
 }
 
 /// The activity without its position (the table has a separate line:col column).

@@ -1,7 +1,7 @@
 //! `verify-numbering`: the emulation against thread classes exported from the user's IRIS.
 
 use super::states_cmd::CompilerArg;
-use super::{compile, emit, exit, load_bpl, pretty_json, CmdResult, Failure, Format};
+use super::{compile, emit, Exit, load_bpl, pretty_json, CmdResult, Failure, Format};
 use crate::states::import::{self, ImportedThread, NumberingDifference};
 use crate::states::Compiler;
 use anyhow::anyhow;
@@ -62,7 +62,7 @@ pub fn verify(a: VerifyArgs) -> CmdResult {
                 "states": state_count,
                 "differences": differences,
             });
-            pretty_json(&doc, exit::INPUT)?
+            pretty_json(&doc, Exit::Input)?
         }
         Format::Human => human(
             &compiled.class,
@@ -74,9 +74,9 @@ pub fn verify(a: VerifyArgs) -> CmdResult {
     };
     emit(&text)?;
     Ok(if differences.is_empty() {
-        exit::OK
+        Exit::Clean
     } else {
-        exit::FOUND
+        Exit::Found
     })
 }
 
