@@ -331,3 +331,31 @@ fn plan_out_writes_a_migration_folder() {
     assert_eq!(written.len(), 1, "{written:?}");
     assert!(written[0].join("plan.json").exists());
 }
+
+/// A write error on standard output other than a closed pipe (a full disk) is an error with
+/// exit 2 for every command that prints, not a silent success.
+#[test]
+fn a_full_standard_output_is_exit_2_for_every_printing_command() {
+    if !Path::new("/dev/full").exists() {
+        return;
+    }
+    let (old, new) = (fx("removed_call", "old.cls"), fx("removed_call", "new.cls"));
+    for args in [
+        vec!["diff", old.as_str(), new.as_str()],
+        vec!["plan", old.as_str(), new.as_str()],
+        vec!["states", old.as_str()],
+        vec!["completions", "bash"],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let o = bin().args(&args).stdout(full).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cannot write to standard output"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}
