@@ -270,7 +270,7 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
         Some(s) if fate != Fate::Finished => findings_for(plan, &thread, s)
             .map(|f| GroupFinding {
                 code: f.code,
-                severity: format!("{:?}", f.severity).to_ascii_lowercase(),
+                severity: f.severity.as_str().to_string(),
                 message: f.message.clone(),
                 acknowledged: f.acknowledged,
             })

@@ -677,14 +677,6 @@ fn overall(results: &[ClassResult]) -> String {
     }
 }
 
-fn severity_word(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Error => "error",
-    }
-}
-
 fn human(r: &CheckReport) -> String {
     let mut out = String::new();
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
@@ -731,7 +723,7 @@ fn human(r: &CheckReport) -> String {
                 out,
                 "  {}:{line}:{col}: {} {} {}{ack}: {}",
                 res.path,
-                severity_word(f.severity),
+                f.severity.as_str(),
                 f.code,
                 f.code.name(),
                 f.message

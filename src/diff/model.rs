@@ -109,6 +109,21 @@ pub enum Aspect {
     Contents,
 }
 
+impl Aspect {
+    /// The word users see (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aspect::Moved => "moved",
+            Aspect::Reordered => "reordered",
+            Aspect::Renamed => "renamed",
+            Aspect::Modified => "modified",
+            Aspect::Enabled => "enabled",
+            Aspect::Disabled => "disabled",
+            Aspect::Contents => "contents",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivityChange {
     pub change: ActivityChangeKind,
@@ -136,6 +151,18 @@ pub enum DeltaKind {
     Renumbered,
     Removed,
     Added,
+}
+
+impl DeltaKind {
+    /// The word users see (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeltaKind::Unchanged => "unchanged",
+            DeltaKind::Renumbered => "renumbered",
+            DeltaKind::Removed => "removed",
+            DeltaKind::Added => "added",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,6 +216,17 @@ pub enum ContextChangeKind {
     Added,
     Removed,
     Retyped,
+}
+
+impl ContextChangeKind {
+    /// The word users see (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContextChangeKind::Added => "added",
+            ContextChangeKind::Removed => "removed",
+            ContextChangeKind::Retyped => "retyped",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -139,6 +139,18 @@ pub enum StateChange {
     Overridden,
 }
 
+impl StateChange {
+    /// The word users see (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateChange::Unchanged => "unchanged",
+            StateChange::Renumbered => "renumbered",
+            StateChange::Removed => "removed",
+            StateChange::Overridden => "overridden",
+        }
+    }
+}
+
 /// A candidate new state for a removed wait state, with why it was chosen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suggestion {
@@ -230,6 +242,17 @@ pub enum Severity {
     Info,
     Warning,
     Error,
+}
+
+impl Severity {
+    /// The word users see (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
 }
 
 /// A fact the reviewer must see. Findings are data; only the CLI prints them.

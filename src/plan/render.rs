@@ -47,14 +47,6 @@ fn label(a: &Option<ActivityRef>) -> String {
     a.as_ref().map(|a| a.label()).unwrap_or_else(|| "-".into())
 }
 
-pub fn severity_str(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Error => "error",
-    }
-}
-
 fn verdict_help(p: &MigrationPlan) -> String {
     match p.verdict {
         Verdict::Identical => "same states, same meaning: nothing to do".into(),
@@ -212,9 +204,9 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                 new_act,
                 match &s.modified {
                     Some(_) if s.change != StateChange::Overridden => {
-                        format!("{}, modified", change_str(s.change))
+                        format!("{}, modified", s.change.as_str())
                     }
-                    _ => change_str(s.change).into(),
+                    _ => s.change.as_str().into(),
                 },
                 s.via.clone(),
                 flags.join(" "),
@@ -417,7 +409,7 @@ pub fn findings_human(findings: &[Finding]) -> String {
         let _ = writeln!(
             out,
             "  {:<7} {} {name}{ack}: {}",
-            severity_str(f.severity),
+            f.severity.as_str(),
             f.code,
             f.message
         );
@@ -447,36 +439,6 @@ pub fn precondition_str(p: &Precondition) -> String {
             format!("every production item running {class} is disabled")
         }
         Precondition::NoLiveJob { class } => format!("no live job runs a config item of {class}"),
-    }
-}
-
-fn change_str(c: StateChange) -> &'static str {
-    match c {
-        StateChange::Unchanged => "unchanged",
-        StateChange::Renumbered => "renumbered",
-        StateChange::Removed => "removed",
-        StateChange::Overridden => "overridden",
-    }
-}
-
-fn delta_str(c: DeltaKind) -> &'static str {
-    match c {
-        DeltaKind::Unchanged => "unchanged",
-        DeltaKind::Renumbered => "renumbered",
-        DeltaKind::Removed => "removed",
-        DeltaKind::Added => "added",
-    }
-}
-
-fn aspect_str(a: Aspect) -> &'static str {
-    match a {
-        Aspect::Moved => "moved",
-        Aspect::Reordered => "reordered",
-        Aspect::Renamed => "renamed",
-        Aspect::Modified => "modified",
-        Aspect::Enabled => "enabled",
-        Aspect::Disabled => "disabled",
-        Aspect::Contents => "contents",
     }
 }
 
@@ -518,7 +480,7 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
                     "~",
                     a.aspects
                         .iter()
-                        .map(|x| aspect_str(*x))
+                        .map(|x| x.as_str())
                         .filter(|x| *x != "contents")
                         .collect::<Vec<_>>()
                         .join(", "),
@@ -602,7 +564,7 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
                 s.new.clone().unwrap_or_else(|| "-".into()),
                 role,
                 act,
-                delta_str(s.change).into(),
+                s.change.as_str().into(),
                 flags.join(" "),
             ]);
         }
@@ -625,7 +587,7 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
                     "→".into(),
                     h.new.clone().unwrap_or_else(|| "-".into()),
                     call,
-                    delta_str(h.change).into(),
+                    h.change.as_str().into(),
                 ]
             })
             .collect();
@@ -636,9 +598,9 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
         for c in &d.context {
             let _ = writeln!(
                 out,
-                "  {} {:?} ({} → {})",
+                "  {} {} ({} → {})",
                 c.name,
-                c.change,
+                c.change.as_str(),
                 c.old_type.as_deref().unwrap_or("-"),
                 c.new_type.as_deref().unwrap_or("-")
             );
