@@ -5,8 +5,8 @@
 
 mod support;
 
-use bplmigrate::plan::findings::Code;
 use bplmigrate::apply::{self, Fate, Migration, Silent, StatusSubject};
+use bplmigrate::plan::findings::Code;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

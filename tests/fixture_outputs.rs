@@ -54,12 +54,15 @@ fn pretty(v: &Value) -> String {
 #[test]
 fn every_change_fixture_shows_its_reviewed_diff_check_and_reports() {
     let tmp = tempfile::tempdir().unwrap();
-    let (gitlab, sarif) = (tmp.path().join("gitlab.json"), tmp.path().join("sarif.json"));
+    let (gitlab, sarif) = (
+        tmp.path().join("gitlab.json"),
+        tmp.path().join("sarif.json"),
+    );
     let mut snaps = snap::Snapshots::new();
     let mut rules: Option<Value> = None;
     for dir in cases() {
         let (old, new) = (rel(&dir.join("old.cls")), rel(&dir.join("new.cls")));
-        let (diff, code) = run(&[ "diff".into(), old.clone(), new.clone()]);
+        let (diff, code) = run(&["diff".into(), old.clone(), new.clone()]);
         assert_eq!(code, 0, "{}: diff exits 0", dir.display());
         snaps.check(dir.join("expected-diff.txt"), &diff);
 
@@ -74,7 +77,11 @@ fn every_change_fixture_shows_its_reviewed_diff_check_and_reports() {
             rel(&sarif),
         ]);
         let (human, code) = run(&args);
-        assert!(code == 0 || code == 1, "{}: check exits {code}", dir.display());
+        assert!(
+            code == 0 || code == 1,
+            "{}: check exits {code}",
+            dir.display()
+        );
         snaps.check(dir.join("expected-check.txt"), &human);
 
         let g: Value = serde_json::from_str(&std::fs::read_to_string(&gitlab).unwrap()).unwrap();
@@ -98,6 +105,10 @@ fn every_change_fixture_shows_its_reviewed_diff_check_and_reports() {
         "fixtures/changes/sarif-rules.json",
         &pretty(&rules.expect("at least one fixture")),
     );
-    assert!(snaps.checked() >= 4 * 40, "only {} snapshots", snaps.checked());
+    assert!(
+        snaps.checked() >= 4 * 40,
+        "only {} snapshots",
+        snaps.checked()
+    );
     snaps.finish();
 }

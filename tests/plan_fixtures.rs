@@ -7,8 +7,8 @@
 
 use bplmigrate::bpl::{self, Bpl, LoadOptions};
 use bplmigrate::diff::{self, ActivityChangeKind};
-use bplmigrate::plan::render::{plan_human, RenderOptions};
 use bplmigrate::plan::findings::Code;
+use bplmigrate::plan::render::{plan_human, RenderOptions};
 use bplmigrate::plan::{self, MigrationPlan, Overrides, StateChange, Verdict};
 use bplmigrate::states::{self, CompiledProcess, Compiler};
 use std::collections::BTreeMap;
@@ -48,42 +48,129 @@ fn plan_case(dir: &Path) -> (plan::Planned, Bpl, Bpl, CompiledProcess, CompiledP
     (planned, old, new, oc, nc)
 }
 
-/// Invariants every plan must satisfy.
-fn check_invariants(p: &MigrationPlan, d: &diff::ProcessDiff, oc: &CompiledProcess) {
-    // Every old state of every old thread class exactly once, in order.
-    assert_eq!(p.threads.len(), oc.threads.len());
-    for (tm, t) in p.threads.iter().zip(&oc.threads) {
-        assert_eq!(tm.old_class, t.class);
-        let olds: Vec<&str> = tm.states.iter().map(|s| s.old.as_str()).collect();
-        let want: Vec<&str> = t.states.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(olds, want, "{}", t.class);
+/// A broken plan invariant (its fields are read through `Debug` in the failure message).
+#[derive(Debug)]
+#[allow(dead_code)]
+enum Violation {
+    /// The plan's thread classes are not the old version's, in order.
+    Threads { plan: usize, old: usize },
+    /// A thread's old states are not every old state exactly once, in order.
+    OldStates {
+        class: String,
+        plan: Vec<String>,
+        old: Vec<String>,
+    },
+    /// A mapped (not overridden) state's new owner is not the old owner's match.
+    Owner { class: String, state: String },
+    /// The plan does not survive JSON, or its id is not its content hash.
+    RoundTrip(String),
+}
+
+/// Every old state of every old thread class exactly once, in order.
+fn every_old_state_once(p: &MigrationPlan, oc: &CompiledProcess) -> Vec<Violation> {
+    if p.threads.len() != oc.threads.len() {
+        return vec![Violation::Threads {
+            plan: p.threads.len(),
+            old: oc.threads.len(),
+        }];
     }
-    // A mapped (not overridden) state's new owner is the old owner's match.
-    if p.old.package == p.new.package {
-        let m: BTreeMap<_, _> = d
-            .activities
-            .iter()
-            .filter_map(|a| Some((a.old.as_ref()?.id, a.new.as_ref()?.id)))
-            .collect();
-        for tm in &p.threads {
-            for s in &tm.states {
-                if let (Some(na), true) = (&s.new_activity, s.change != StateChange::Overridden) {
-                    assert_eq!(
-                        m.get(&s.old_activity.id),
-                        Some(&na.id),
-                        "{} {}",
-                        tm.old_class,
-                        s.old
-                    );
+    p.threads
+        .iter()
+        .zip(&oc.threads)
+        .filter_map(|(tm, t)| {
+            let plan: Vec<String> = tm.states.iter().map(|s| s.old.clone()).collect();
+            let old: Vec<String> = t.states.iter().map(|s| s.name.clone()).collect();
+            (tm.old_class != t.class || plan != old).then(|| Violation::OldStates {
+                class: t.class.clone(),
+                plan,
+                old,
+            })
+        })
+        .collect()
+}
+
+/// A mapped (not overridden) state's new owner is the old owner's match.
+fn owners_correspond(p: &MigrationPlan, d: &diff::ProcessDiff) -> Vec<Violation> {
+    if p.old.package != p.new.package {
+        return vec![];
+    }
+    let m: BTreeMap<_, _> = d
+        .activities
+        .iter()
+        .filter_map(|a| Some((a.old.as_ref()?.id, a.new.as_ref()?.id)))
+        .collect();
+    let mut out = Vec::new();
+    for tm in &p.threads {
+        for s in &tm.states {
+            if let (Some(na), true) = (&s.new_activity, s.change != StateChange::Overridden) {
+                if m.get(&s.old_activity.id) != Some(&na.id) {
+                    out.push(Violation::Owner {
+                        class: tm.old_class.clone(),
+                        state: s.old.clone(),
+                    });
                 }
             }
         }
     }
-    // The plan survives JSON and its id is its content hash.
+    out
+}
+
+/// The plan survives JSON and its id is its content hash.
+fn survives_json(p: &MigrationPlan) -> Vec<Violation> {
     let json = serde_json::to_string(p).unwrap();
-    let back: MigrationPlan = serde_json::from_str(&json).unwrap();
-    assert_eq!(&back, p);
-    assert_eq!(plan::plan_id(p).unwrap(), p.plan_id);
+    match serde_json::from_str::<MigrationPlan>(&json) {
+        Ok(back) if &back != p => vec![Violation::RoundTrip("differs after JSON".into())],
+        Err(e) => vec![Violation::RoundTrip(e.to_string())],
+        Ok(_) if plan::plan_id(p).ok().as_ref() != Some(&p.plan_id) => {
+            vec![Violation::RoundTrip(
+                "plan id is not the content hash".into(),
+            )]
+        }
+        Ok(_) => vec![],
+    }
+}
+
+/// The invariant checks can fail: a plan missing a state, with a foreign owner or a stale id
+/// is caught by the check for that concern.
+#[test]
+fn the_plan_invariants_catch_broken_plans() {
+    let (planned, _, _, oc, _) = plan_case(Path::new("fixtures/changes/insert_middle"));
+    let (p, d) = (&planned.plan, &planned.diff);
+    assert!(every_old_state_once(p, &oc).is_empty());
+    assert!(owners_correspond(p, d).is_empty());
+    assert!(survives_json(p).is_empty());
+
+    let mut missing = p.clone();
+    missing.threads[0].states.pop();
+    assert!(matches!(
+        every_old_state_once(&missing, &oc)[..],
+        [Violation::OldStates { .. }]
+    ));
+    let mut foreign = p.clone();
+    let s = foreign.threads[0]
+        .states
+        .iter_mut()
+        .find(|s| s.new_activity.is_some() && s.change != StateChange::Overridden)
+        .unwrap();
+    s.old_activity.id = bplmigrate::bpl::ActivityId(u32::MAX);
+    assert!(matches!(
+        owners_correspond(&foreign, d)[..],
+        [Violation::Owner { .. }, ..]
+    ));
+    let mut stale = p.clone();
+    stale.plan_id = "0000".into();
+    assert!(matches!(
+        survives_json(&stale)[..],
+        [Violation::RoundTrip(_)]
+    ));
+}
+
+/// Invariants every plan must satisfy.
+fn check_invariants(p: &MigrationPlan, d: &diff::ProcessDiff, oc: &CompiledProcess) {
+    let mut v = every_old_state_once(p, oc);
+    v.extend(owners_correspond(p, d));
+    v.extend(survives_json(p));
+    assert!(v.is_empty(), "{}: {v:#?}", p.old.class);
 }
 
 #[test]
@@ -177,7 +264,10 @@ fn change_fixture_verdicts() {
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
     for dir in cases() {
         let case = dir.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(named.contains(case.as_str()), "fixture {case} has no pinned verdict");
+        assert!(
+            named.contains(case.as_str()),
+            "fixture {case} has no pinned verdict"
+        );
     }
     for (case, verdict) in want {
         let (planned, ..) = plan_case(&Path::new("fixtures/changes").join(case));
@@ -742,7 +832,12 @@ fn property_skips_only_on_paths_that_reach_the_resume_point() {
                 .find(|t| t.old_class.rsplit('.').next() == Some(thread))?;
             Some(t.states.iter().find(|s| s.old == state)?.old_activity.id.0)
         };
-        for f in p.plan.findings.iter().filter(|f| f.code == Code::SkippedActivities) {
+        for f in p
+            .plan
+            .findings
+            .iter()
+            .filter(|f| f.code == Code::SkippedActivities)
+        {
             if !f
                 .new_activities
                 .iter()
@@ -813,9 +908,8 @@ fn every_finding_code_is_produced_by_a_fixture() {
     }
 
     let dir = Path::new("fixtures/changes/insert_middle");
-    let load = |f: &str| {
-        bpl::load(&dir.join(f).to_string_lossy(), &LoadOptions::default()).unwrap()
-    };
+    let load =
+        |f: &str| bpl::load(&dir.join(f).to_string_lossy(), &LoadOptions::default()).unwrap();
     let (old, new) = (load("old.cls"), load("new.cls"));
     let limits = diff::MatchLimits {
         align_cells: 1,
@@ -853,7 +947,11 @@ fn deleted_class_check_codes() -> Vec<Code> {
             .current_dir(repo.path())
             .output()
             .expect("git");
-        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     };
     git(&["init", "-q"]);
     std::fs::copy(

@@ -60,6 +60,10 @@ fn every_change_fixture_renders_its_reviewed_sql() {
             }
         }
     }
-    assert!(snaps.checked() >= 60, "only {} scripts checked", snaps.checked());
+    assert!(
+        snaps.checked() >= 60,
+        "only {} scripts checked",
+        snaps.checked()
+    );
     snaps.finish();
 }

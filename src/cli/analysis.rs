@@ -1,7 +1,7 @@
 //! `diff` and `plan` (`check` is in `check_cmd`).
 
 use super::states_cmd::CompilerArg;
-use super::{compile, emit, emit_keeping, Exit, load_bpl, pretty_json, CmdResult, Failure, Format};
+use super::{compile, emit, emit_keeping, load_bpl, pretty_json, CmdResult, Exit, Failure, Format};
 use crate::bpl::Bpl;
 use crate::diff;
 use crate::plan::render::{self, RenderOptions};

@@ -3,7 +3,7 @@
 //! (its plan's, or `covered` by a reviewed migration folder), then the reports are written.
 
 use super::states_cmd::CompilerArg;
-use super::{compile, emit_keeping, Exit, load_bpl, pretty_json, CmdResult, Failure};
+use super::{compile, emit_keeping, load_bpl, pretty_json, CmdResult, Exit, Failure};
 use crate::bpl::Bpl;
 use crate::check::classes::ClassChange;
 use crate::check::cover::{self, Cover, Mismatch};

@@ -4,7 +4,7 @@ use super::db::{
     aligned, applied_by, census_text, connect, failure, history_text, human_status, json,
     quiet_text, StatusArgs, StderrProgress,
 };
-use super::{compile, emit, Exit, load_bpl, CmdResult, Failure, Format};
+use super::{compile, emit, load_bpl, CmdResult, Exit, Failure, Format};
 use crate::apply::{
     self, Fate, InfoLine, InfoOptions, InfoReport, InfoState, LiveCensus, Migration, PlanImpact,
     Refusal, Resolution, StatusReport, StatusSubject,

@@ -1,9 +1,9 @@
 //! `status` and `apply`: the commands that talk to a database.
 
-use super::{emit, Exit, pretty_json, CmdResult, Failure, Format};
+use super::{emit, pretty_json, CmdResult, Exit, Failure, Format};
 use crate::apply::{
-    self, ApplyError, ApplyOptions, ApplyReport, Direction, Event, GroupMove,
-    LiveCensus, Migration, Progress, Quiet, StatusReport,
+    self, ApplyError, ApplyOptions, ApplyReport, Direction, Event, GroupMove, LiveCensus,
+    Migration, Progress, Quiet, StatusReport,
 };
 use clap::Args;
 use std::io::{BufRead, IsTerminal, Write};

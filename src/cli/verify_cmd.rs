@@ -1,7 +1,7 @@
 //! `verify-numbering`: the emulation against thread classes exported from the user's IRIS.
 
 use super::states_cmd::CompilerArg;
-use super::{compile, emit, Exit, load_bpl, pretty_json, CmdResult, Failure, Format};
+use super::{compile, emit, load_bpl, pretty_json, CmdResult, Exit, Failure, Format};
 use crate::states::import::{self, ImportedThread, NumberingDifference};
 use crate::states::Compiler;
 use anyhow::anyhow;

@@ -32,8 +32,8 @@
 use super::case_index;
 use super::costs::*;
 use super::model::{Limit, MatchIssue, MatchVia};
-use crate::states::ActivityRef;
 use super::tree::{key_is_trivial, Tree};
+use crate::states::ActivityRef;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub(crate) struct Matching {
@@ -511,10 +511,18 @@ impl Matcher<'_, '_> {
         // A tie that the order decided: another leftover scored as well as the chosen one.
         for (i, j, s) in fresh {
             let other_old: Vec<usize> = (0..ol.len())
-                .filter(|&x| x != i && self.m.o2n[ol[x]].is_none() && scores[x][j].is_some_and(|(v, _)| v >= s))
+                .filter(|&x| {
+                    x != i
+                        && self.m.o2n[ol[x]].is_none()
+                        && scores[x][j].is_some_and(|(v, _)| v >= s)
+                })
                 .collect();
             let other_new: Vec<usize> = (0..nl.len())
-                .filter(|&y| y != j && self.m.n2o[nl[y]].is_none() && scores[i][y].is_some_and(|(v, _)| v >= s))
+                .filter(|&y| {
+                    y != j
+                        && self.m.n2o[nl[y]].is_none()
+                        && scores[i][y].is_some_and(|(v, _)| v >= s)
+                })
                 .collect();
             if other_old.is_empty() && other_new.is_empty() {
                 continue;

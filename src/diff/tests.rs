@@ -346,7 +346,11 @@ fn a_tiny_alignment_limit_pairs_equal_keys_in_order_and_says_so() {
     let d = run_with(&body, &new, &[], &tiny(|l| l.align_cells = 1));
     assert_eq!(
         limits_hit(&d),
-        [Limit::AlignCells { max: 1, old: 3, new: 3 }]
+        [Limit::AlignCells {
+            max: 1,
+            old: 3,
+            new: 3
+        }]
     );
     assert_eq!(
         d.issues
@@ -359,8 +363,14 @@ fn a_tiny_alignment_limit_pairs_equal_keys_in_order_and_says_so() {
         "ALIGN_MAX_CELLS = 1 (3 × 3 siblings)"
     );
     // The calls keep their keys and are still paired; the changed delay is not.
-    assert_eq!(change_of(&d, "call \"A\"").change, ActivityChangeKind::Unchanged);
-    assert_eq!(change_of(&d, "call \"B\"").change, ActivityChangeKind::Unchanged);
+    assert_eq!(
+        change_of(&d, "call \"A\"").change,
+        ActivityChangeKind::Unchanged
+    );
+    assert_eq!(
+        change_of(&d, "call \"B\"").change,
+        ActivityChangeKind::Unchanged
+    );
 }
 
 /// A renamed sequence moved to the other branch: only its contents tie the two together.

@@ -262,9 +262,8 @@ impl Builder<'_, '_> {
         // Verdict. Errors whose remedy is letting instances drain (a removed wait state, an
         // awaited call that now expects another response) do not block a plan that has
         // nothing to rewrite: such a plan is `drain`.
-        let drainable = |f: &Finding| {
-            f.code == Code::RemovedWaitState || f.code == Code::AwaitedCallChanged
-        };
+        let drainable =
+            |f: &Finding| f.code == Code::RemovedWaitState || f.code == Code::AwaitedCallChanged;
         let open_errors: Vec<&Finding> = self
             .findings
             .iter()
@@ -1528,11 +1527,7 @@ impl Builder<'_, '_> {
                 (None, None) => None,
             };
             let mut hit = false;
-            for f in self
-                .findings
-                .iter_mut()
-                .filter(|f| f.code == code)
-            {
+            for f in self.findings.iter_mut().filter(|f| f.code == code) {
                 let ok = match &want_state {
                     None => true,
                     Some(w) if w.starts_with(':') => f

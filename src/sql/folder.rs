@@ -363,7 +363,11 @@ fn readme(plan: &MigrationPlan, script: &SqlScript, folder: &str, opts: &FolderO
             } else {
                 ""
             };
-            l(&format!("- {} {sev}{ack}: {}", c(f.code.as_str()), c(&f.message)));
+            l(&format!(
+                "- {} {sev}{ack}: {}",
+                c(f.code.as_str()),
+                c(&f.message)
+            ));
         }
         l("");
     }
