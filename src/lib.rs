@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod bpl;
+pub mod check;
 pub mod diff;
 pub mod plan;
 pub mod sql;

@@ -29,6 +29,7 @@
 //! BOM included.
 //!
 //! `REV:path` reads the blob with `git cat-file blob REV:path` (the raw committed bytes,
+//! a `REV` starting with `-` refused,
 //! like `git show REV:path` for a file, but refusing a directory) run in the current
 //! directory (or the directory given to [`load_in`]). As in git, `path` is relative to the
 //! repository root; write `REV:./path` for a path relative to the current directory. A
@@ -125,9 +126,17 @@ fn read_file(origin: &str, path: &Path) -> Result<Vec<u8>, BplError> {
 }
 
 fn read_git(origin: &str, dir: &Path, rev: &str, path: &str) -> Result<Vec<u8>, BplError> {
+    // A revision git could read as an option (`--output=FILE:x`) is refused outright.
+    if rev.starts_with('-') {
+        return Err(BplError::file(
+            origin,
+            format!("revision '{rev}' starts with '-': refused (git would read it as an option)"),
+        ));
+    }
     let out = Command::new("git")
         .arg("cat-file")
         .arg("blob")
+        .arg("--end-of-options")
         .arg(format!("{rev}:{path}"))
         .current_dir(dir)
         .env("LC_ALL", "C")

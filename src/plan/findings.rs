@@ -156,6 +156,11 @@ catalogue! {
         "the process's request or response class changed: in-flight instances hold a request of the old class, and \
          the new code reads it (and builds its response) as the new one",
         "check that every property the new version reads exists in the old class, or let in-flight instances finish";
+    ClassRemoved = "BPM0406", "class-removed", Error,
+        "a BPL class was deleted (reported by `check`): its in-flight instances would be orphaned, with no class \
+         left to resume them",
+        "let every instance of the process finish before deploying the deletion (keep the class deployed until \
+         then), or restore the class";
 }
 
 /// Build a finding with the catalogue's severity.
