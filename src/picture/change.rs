@@ -7,7 +7,7 @@ use super::layout::{layout, Column, Side, Sides};
 use super::legend::{self, Item};
 use super::states::{curve, line};
 use super::svg::{char_w, clip, Stroke, Svg, BLUE, GRAY, GREEN, INK, ORANGE, PURPLE, RED};
-use super::view::{ChangeView, Fate, StateRef};
+use super::view::{ChangeView, Fate};
 use crate::plan::{Finding, Severity};
 use crate::states::{CompiledProcess, State, ThreadClass};
 use std::collections::{HashMap, HashSet};
@@ -19,7 +19,9 @@ const BLOCK_GAP: f64 = 36.0;
 /// Findings panel: characters per line.
 const PANEL_FONT: f64 = 11.0;
 
-pub fn fate_style(f: Fate, rest: bool) -> BoxStyle {
+/// The look of an old state: coloured by fate; a rest state without a counterpart
+/// (`removed_rest`) gets a heavy, doubled red outline.
+pub fn fate_style(f: Fate, rest: bool, removed_rest: bool) -> BoxStyle {
     let (fill, stroke, width) = match f {
         Fate::Unchanged => ("#eaf6ea", "#4f8f4f", 1.0),
         Fate::Renumbered => ("#dcebff", BLUE, 1.6),
@@ -27,7 +29,6 @@ pub fn fate_style(f: Fate, rest: bool) -> BoxStyle {
         Fate::Drained => ("#ffe8c7", ORANGE, 2.0),
         Fate::Removed => ("#ffd0d0", RED, 2.2),
     };
-    let removed_rest = rest && matches!(f, Fate::Removed | Fate::Drained);
     BoxStyle {
         fill: if removed_rest && f == Fate::Removed { "#ffb0b0" } else { fill },
         stroke,
@@ -63,7 +64,7 @@ pub fn change_legend() -> Vec<Item> {
         .into_iter()
         .map(|f| {
             Item::Box(
-                fate_style(f, false),
+                fate_style(f, false, false),
                 match f {
                     Fate::Unchanged => "unchanged",
                     Fate::Renumbered => "renumbered (rewritten)",
@@ -74,7 +75,7 @@ pub fn change_legend() -> Vec<Item> {
             )
         })
         .collect();
-    v.push(Item::Box(fate_style(Fate::Removed, true), "REMOVED WAIT STATE"));
+    v.push(Item::Box(fate_style(Fate::Removed, true, true), "REMOVED WAIT STATE"));
     v.push(Item::Box(
         BoxStyle {
             tag: None,
@@ -109,21 +110,19 @@ pub(crate) fn skip_marks(v: &ChangeView, new: &CompiledProcess) -> HashMap<(u32,
             _ => continue,
         };
         let ids: HashSet<_> = f.new_activities.iter().map(|a| a.id).collect();
-        if ids.is_empty() {
-            continue;
-        }
-        // Only in the thread classes the finding's resume points are in.
-        let threads: HashSet<u32> = f
-            .states
+        // A call that owns no state (async) is marked at the state that sends it.
+        let sent: HashSet<&str> = f
+            .new_activities
             .iter()
-            .filter_map(|s| StateRef::parse(s))
-            .map(|r| r.thread)
+            .filter(|a| a.element == "call")
+            .filter_map(|a| a.name.as_deref())
             .collect();
+        // In any thread class: activities a flow join skips run in its branches' threads.
         for t in &new.threads {
-            if !threads.is_empty() && !threads.contains(&t.number) {
-                continue;
-            }
-            for s in t.states.iter().filter(|s| ids.contains(&s.activity.id)) {
+            let runs = |s: &&State| {
+                ids.contains(&s.activity.id) || s.sends.iter().any(|c| sent.contains(c.as_str()))
+            };
+            for s in t.states.iter().filter(runs) {
                 m.entry((t.number, s.name.clone())).or_default().push((i + 1, what));
             }
         }
@@ -255,11 +254,18 @@ pub fn to_svg(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) -> S
             svg.path(&curve(po.right() - (BOX_W - 90.0) / 2.0, po.row_mid(oc.states), pn.left() + (BOX_W - 90.0) / 2.0, pn.row_mid(nc.states)), stop);
         }
         if let Some((ot, oc)) = &b.old {
-            let fates: HashMap<&str, (Fate, bool)> =
-                pair.states.iter().map(|s| (s.old.as_str(), (s.fate, s.rest))).collect();
+            let fates: HashMap<&str, (Fate, bool, bool)> = pair
+                .states
+                .iter()
+                .map(|s| (s.old.as_str(), (s.fate, s.rest, s.rest && s.new.is_none())))
+                .collect();
             draw::column(&mut svg, ot, oc, po, &|s: &State| {
-                let (f, rest) = fates.get(s.name.as_str()).copied().unwrap_or((Fate::Removed, s.wait || s.join));
-                fate_style(f, rest)
+                let (f, rest, removed) = fates.get(s.name.as_str()).copied().unwrap_or((
+                    Fate::Removed,
+                    s.wait || s.join,
+                    false,
+                ));
+                fate_style(f, rest, removed)
             });
             // Annotations in the gutter: removal, then findings.
             for (i, s) in pair.states.iter().enumerate() {
