@@ -10,7 +10,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut opt = resvg::usvg::Options::default();
     opt.fontdb_mut().load_system_fonts();
     let tree = resvg::usvg::Tree::from_data(&std::fs::read(input)?, &opt)?;
-    let size = tree.size().to_int_size().scale_by(zoom).ok_or("empty picture")?;
+    let size = tree
+        .size()
+        .to_int_size()
+        .scale_by(zoom)
+        .ok_or("empty picture")?;
     let mut pixmap =
         resvg::tiny_skia::Pixmap::new(size.width(), size.height()).ok_or("picture too large")?;
     resvg::render(

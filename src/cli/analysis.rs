@@ -2,9 +2,9 @@
 
 use super::states_cmd::CompilerArg;
 use super::{compile, emit, exit, load_bpl, pretty_json, CmdResult, Failure, Format};
-use crate::picture;
 use crate::bpl::Bpl;
 use crate::diff;
+use crate::picture;
 use crate::plan::render::{self, RenderOptions};
 use crate::plan::reports::{self, Checked};
 use crate::plan::{self, MigrationPlan, Overrides, Verdict};
@@ -147,10 +147,16 @@ pub fn diff(a: DiffArgs) -> CmdResult {
     match a.common.format {
         AnalysisFormat::Human => emit(&render::diff_human(&d, RenderOptions::default()))?,
         AnalysisFormat::Json => emit(&pretty_json(&d, exit::INPUT)?)?,
-        AnalysisFormat::Svg => emit(&picture::change_svg(&picture::from_diff(&d, &oc, &nc), &oc, &nc))?,
-        AnalysisFormat::Mermaid => {
-            emit(&picture::change_mermaid(&picture::from_diff(&d, &oc, &nc), &oc, &nc))?
-        }
+        AnalysisFormat::Svg => emit(&picture::change_svg(
+            &picture::from_diff(&d, &oc, &nc),
+            &oc,
+            &nc,
+        ))?,
+        AnalysisFormat::Mermaid => emit(&picture::change_mermaid(
+            &picture::from_diff(&d, &oc, &nc),
+            &oc,
+            &nc,
+        ))?,
     }
     Ok(exit::OK)
 }

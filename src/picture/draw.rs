@@ -2,7 +2,7 @@
 //! Shared by the one-version picture and the side-by-side change picture.
 
 use super::layout::{Column, EdgeKind, Route, Side};
-use super::svg::{char_w, clip, Stroke, Svg, BLUE, GRAY, INK, PURPLE, RED};
+use super::svg::{char_w, clip, Font, Paint, Stroke, Svg, BLUE, GRAY, INK, PURPLE, RED};
 use crate::states::{State, ThreadClass};
 
 pub const BOX_W: f64 = 280.0;
@@ -170,18 +170,9 @@ pub fn edges(svg: &mut Svg, c: &Column, p: Place) {
                     // A bracket over the protected run, then one arrow into the fault state.
                     let (top, bot) = (p.row_top(e.from) + 4.0, p.row_top(run_end) + BOX_H - 4.0);
                     let bracket = format!("M{bx:.1},{top:.1} H{lx:.1} V{bot:.1} H{bx:.1}");
-                    svg.path(
-                        &bracket,
-                        Stroke {
-                            arrow: false,
-                            ..st
-                        },
-                    );
+                    svg.path(&bracket, Stroke { arrow: false, ..st });
                     let start = if e.to < e.from { top } else { bot };
-                    let d = format!(
-                        "M{lx:.1},{start:.1} V{:.1} H{bx:.1}",
-                        p.row_mid(e.to) + 6.0
-                    );
+                    let d = format!("M{lx:.1},{start:.1} V{:.1} H{bx:.1}", p.row_mid(e.to) + 6.0);
                     svg.path(&d, st);
                 } else {
                     let d = format!(
@@ -209,21 +200,59 @@ pub fn state_box(svg: &mut Svg, p: Place, row: usize, s: &State, style: &BoxStyl
         if s.wait { " — wait state" } else { "" },
         if s.join { " — join state" } else { "" }
     ));
-    svg.rect(x, y, BOX_W, BOX_H, 4.0, style.fill, style.stroke, style.width);
+    svg.rect(
+        (x, y, BOX_W, BOX_H),
+        Paint {
+            rx: 4.0,
+            fill: style.fill,
+            stroke: style.stroke,
+            width: style.width,
+        },
+    );
     if style.double {
-        svg.rect(x + 3.0, y + 3.0, BOX_W - 6.0, BOX_H - 6.0, 3.0, "none", style.stroke, 1.0);
+        svg.rect(
+            (x + 3.0, y + 3.0, BOX_W - 6.0, BOX_H - 6.0),
+            Paint {
+                rx: 3.0,
+                fill: "none",
+                stroke: style.stroke,
+                width: 1.0,
+            },
+        );
     }
     if style.dashed {
-        svg.rect_dashed(x - 3.0, y - 3.0, BOX_W + 6.0, BOX_H + 6.0, style.stroke, "4 3");
+        svg.rect_dashed(
+            x - 3.0,
+            y - 3.0,
+            BOX_W + 6.0,
+            BOX_H + 6.0,
+            style.stroke,
+            "4 3",
+        );
     }
     let max = box_chars();
     let tag_len = style.tag.as_ref().map_or(0, |(t, _)| t.chars().count() + 1);
-    let head = format!("{}  {}", s.name, s.role);
-    svg.text(x + 7.0, y + 14.0, FONT, "bold", INK, "start", &clip(&head, max - tag_len));
+    let head = format!("{} {}", s.name, s.role);
+    svg.text(
+        x + 7.0,
+        y + 14.0,
+        Font::bold(FONT, INK),
+        &clip(&head, max - tag_len),
+    );
     if let Some((tag, color)) = &style.tag {
-        svg.text(x + BOX_W - 6.0, y + 14.0, FONT - 1.0, "bold", color, "end", tag);
+        svg.text(
+            x + BOX_W - 6.0,
+            y + 14.0,
+            Font::bold(FONT - 1.0, color).at("end"),
+            tag,
+        );
     }
-    svg.text(x + 7.0, y + 28.0, FONT, "normal", "#444444", "start", &clip(&s.activity.label(), max));
+    svg.text(
+        x + 7.0,
+        y + 28.0,
+        Font::normal(FONT, "#444444"),
+        &clip(&s.activity.label(), max),
+    );
     svg.end_group();
 }
 
@@ -232,8 +261,21 @@ pub fn stop_box(svg: &mut Svg, p: Place, row: usize) {
     let y = p.row_top(row);
     let w = 90.0;
     let x = p.x + (BOX_W - w) / 2.0;
-    svg.rect(x, y, w, BOX_H, BOX_H / 2.0, "#e8e8e8", INK, 1.5);
-    svg.text(x + w / 2.0, y + 21.0, FONT + 1.0, "bold", INK, "middle", "Stop");
+    svg.rect(
+        (x, y, w, BOX_H),
+        Paint {
+            rx: BOX_H / 2.0,
+            fill: "#e8e8e8",
+            stroke: INK,
+            width: 1.5,
+        },
+    );
+    svg.text(
+        x + w / 2.0,
+        y + 21.0,
+        Font::bold(FONT + 1.0, INK).at("middle"),
+        "Stop",
+    );
 }
 
 /// Draw a whole column: edges, boxes (styled by `style`) and `Stop`.

@@ -39,7 +39,12 @@ pub fn review_html(
     let mut o = String::with_capacity(svg.len() + 16384);
     let verdict = plan.verdict.as_str();
     o.push_str("<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n");
-    let _ = writeln!(o, "<title>bplmigrate review: {} ({})</title>", esc(&plan.old.class), esc(&plan.plan_id));
+    let _ = writeln!(
+        o,
+        "<title>bplmigrate review: {} ({})</title>",
+        esc(&plan.old.class),
+        esc(&plan.plan_id)
+    );
     let _ = writeln!(o, "<style>{CSS}</style>\n</head>\n<body>");
     let _ = writeln!(
         o,
@@ -50,21 +55,40 @@ pub fn review_html(
     );
     o.push_str("<table class=\"meta\">\n");
     let mut meta = |k: &str, v: String| {
-        let _ = writeln!(o, "<tr><td>{}</td><td><code>{}</code></td></tr>", esc(k), esc(&v));
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td><code>{}</code></td></tr>",
+            esc(k),
+            esc(&v)
+        );
     };
     meta("plan id", plan.plan_id.clone());
-    meta("old", format!("{} (sha256 {})", view.old_label, plan.old.sha256));
-    meta("new", format!("{} (sha256 {})", view.new_label, plan.new.sha256));
+    meta(
+        "old",
+        format!("{} (sha256 {})", view.old_label, plan.old.sha256),
+    );
+    meta(
+        "new",
+        format!("{} (sha256 {})", view.new_label, plan.new.sha256),
+    );
     meta("compiler", plan.compiler.clone());
     meta("tool", format!("bplmigrate {}", plan.tool_version));
     o.push_str("</table>\n");
     // The summary line of the human plan (verdict and what it asks for), from its one renderer.
-    let human = crate::plan::render::plan_human(plan, crate::plan::render::RenderOptions::default());
-    let _ = writeln!(o, "<p><strong>{}</strong></p>", esc(human.lines().next().unwrap_or("")));
+    let human =
+        crate::plan::render::plan_human(plan, crate::plan::render::RenderOptions::default());
+    let _ = writeln!(
+        o,
+        "<p><strong>{}</strong></p>",
+        esc(human.lines().next().unwrap_or(""))
+    );
 
     let removed = view.removed_rest_states();
     if !removed.is_empty() {
-        let list: Vec<String> = removed.iter().map(|(t, s)| format!("Thread{t}:{s}")).collect();
+        let list: Vec<String> = removed
+            .iter()
+            .map(|(t, s)| format!("Thread{t}:{s}"))
+            .collect();
         let _ = writeln!(
             o,
             "<div class=\"alarm-box\">⚠ {} removed wait state{}: {}. Instances resting there have no state to resume in.</div>",
@@ -101,7 +125,11 @@ pub fn review_html(
     let _ = writeln!(o, "<h2>Preconditions ({})</h2>", plan.preconditions.len());
     o.push_str("<ul>\n");
     for p in &plan.preconditions {
-        let _ = writeln!(o, "<li>{}</li>", esc(&crate::plan::render::precondition_str(p)));
+        let _ = writeln!(
+            o,
+            "<li>{}</li>",
+            esc(&crate::plan::render::precondition_str(p))
+        );
     }
     o.push_str("</ul>\n");
 
@@ -116,8 +144,18 @@ pub fn review_html(
         );
         o.push_str("<table>\n<tr><th>old</th><th>new</th><th>role</th><th>activity</th><th>new activity</th><th>fate</th><th>via</th><th>rest</th><th>note</th></tr>\n");
         for (s, f) in t.states.iter().zip(&pair.states) {
-            let rest = if s.join { "join" } else if s.wait { "wait" } else { "" };
-            let class = if !rest.is_empty() && s.new.is_none() { "alarm".to_string() } else { format!("f-{}", f.fate.as_str()) };
+            let rest = if s.join {
+                "join"
+            } else if s.wait {
+                "wait"
+            } else {
+                ""
+            };
+            let class = if !rest.is_empty() && s.new.is_none() {
+                "alarm".to_string()
+            } else {
+                format!("f-{}", f.fate.as_str())
+            };
             let _ = writeln!(
                 o,
                 "<tr class=\"{class}\"><td class=\"m\">{}</td><td class=\"m\">{}</td><td class=\"m\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{rest}</td><td>{}</td></tr>",
@@ -134,7 +172,9 @@ pub fn review_html(
         o.push_str("</table>\n");
     }
     if !plan.response_handlers.is_empty() {
-        o.push_str("<h3>Response handlers</h3>\n<table>\n<tr><th>old</th><th>new</th><th>call</th></tr>\n");
+        o.push_str(
+            "<h3>Response handlers</h3>\n<table>\n<tr><th>old</th><th>new</th><th>call</th></tr>\n",
+        );
         for h in &plan.response_handlers {
             let _ = writeln!(
                 o,
@@ -158,4 +198,3 @@ pub fn review_html(
     o.push_str("</body>\n</html>\n");
     o
 }
-

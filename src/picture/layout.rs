@@ -9,7 +9,7 @@
 //! (unlike a general layered graph layout, whose crossing minimisation grew exponentially with
 //! the number of wait states).
 
-use crate::states::{ThreadClass, State};
+use crate::states::{State, ThreadClass};
 use std::collections::BTreeMap;
 
 /// Lanes per side; further arcs share the outermost lane.
@@ -191,11 +191,8 @@ impl Lanes {
     /// The innermost lane where `[a, b]` overlaps no arc (touching ends are fine: one arc
     /// leaves a row below its middle, the other enters above it).
     fn place(&mut self, a: usize, b: usize) -> usize {
-        let free = |m: &BTreeMap<usize, usize>| {
-            m.range(..b)
-                .next_back()
-                .is_none_or(|(_, &end)| end <= a)
-        };
+        let free =
+            |m: &BTreeMap<usize, usize>| m.range(..b).next_back().is_none_or(|(_, &end)| end <= a);
         let lane = (0..MAX_LANES)
             .find(|&l| self.taken.get(l).is_none_or(free))
             .unwrap_or(MAX_LANES - 1);

@@ -1,7 +1,7 @@
 //! Legends: sample boxes and lines with their meaning, wrapped to a width.
 
 use super::draw::{BoxStyle, FONT};
-use super::svg::{char_w, Stroke, Svg, INK};
+use super::svg::{char_w, Font, Paint, Stroke, Svg, INK};
 
 pub enum Item {
     Box(BoxStyle, &'static str),
@@ -51,18 +51,37 @@ pub fn draw(svg: &mut Svg, items: &[Item], x0: f64, y0: f64, width: f64) {
         }
         match it {
             Item::Box(st, l) => {
-                svg.rect(x, y + 2.0, SAMPLE_W, 14.0, 3.0, st.fill, st.stroke, st.width);
+                svg.rect(
+                    (x, y + 2.0, SAMPLE_W, 14.0),
+                    Paint {
+                        rx: 3.0,
+                        fill: st.fill,
+                        stroke: st.stroke,
+                        width: st.width,
+                    },
+                );
                 if st.double {
-                    svg.rect(x + 2.0, y + 4.0, SAMPLE_W - 4.0, 10.0, 2.0, "none", st.stroke, 0.8);
+                    svg.rect(
+                        (x + 2.0, y + 4.0, SAMPLE_W - 4.0, 10.0),
+                        Paint {
+                            rx: 2.0,
+                            fill: "none",
+                            stroke: st.stroke,
+                            width: 0.8,
+                        },
+                    );
                 }
                 if st.dashed {
                     svg.rect_dashed(x - 2.0, y, SAMPLE_W + 4.0, 18.0, st.stroke, "4 3");
                 }
-                svg.text(x + SAMPLE_W + 8.0, y + 13.0, FONT, "normal", INK, "start", l);
+                svg.text(x + SAMPLE_W + 8.0, y + 13.0, Font::normal(FONT, INK), l);
             }
             Item::Line(s, l) => {
-                svg.path(&format!("M{:.1},{:.1} H{:.1}", x, y + 9.0, x + SAMPLE_W), *s);
-                svg.text(x + SAMPLE_W + 8.0, y + 13.0, FONT, "normal", INK, "start", l);
+                svg.path(
+                    &format!("M{:.1},{:.1} H{:.1}", x, y + 9.0, x + SAMPLE_W),
+                    *s,
+                );
+                svg.text(x + SAMPLE_W + 8.0, y + 13.0, Font::normal(FONT, INK), l);
             }
         }
         x += w;

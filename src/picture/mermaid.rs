@@ -16,7 +16,13 @@ fn esc(s: &str) -> String {
 }
 
 /// One thread's states and edges inside a subgraph; `extra` adds text to a state's label.
-fn thread(o: &mut String, id: &str, caption: &str, t: &ThreadClass, extra: &dyn Fn(&str) -> String) {
+fn thread(
+    o: &mut String,
+    id: &str,
+    caption: &str,
+    t: &ThreadClass,
+    extra: &dyn Fn(&str) -> String,
+) {
     let _ = writeln!(o, "    subgraph {id}[\"{}\"]", esc(caption));
     o.push_str("      direction TB\n");
     for s in &t.states {
@@ -31,11 +37,19 @@ fn thread(o: &mut String, id: &str, caption: &str, t: &ThreadClass, extra: &dyn 
         );
     }
     let _ = writeln!(o, "      {id}_Stop((Stop))");
-    let name = |r: usize| t.states.get(r).map_or("Stop".to_string(), |s| s.name.clone());
+    let name = |r: usize| {
+        t.states
+            .get(r)
+            .map_or("Stop".to_string(), |s| s.name.clone())
+    };
     for (i, s) in t.states.iter().enumerate() {
         for n in &s.successors {
             let Some(j) = row_of(t, n) else { continue };
-            let arrow = if s.dead_successors.contains(n) { "-. dead .->" } else { "-->" };
+            let arrow = if s.dead_successors.contains(n) {
+                "-. dead .->"
+            } else {
+                "-->"
+            };
             let _ = writeln!(o, "      {id}_{} {arrow} {id}_{}", s.name, name(j));
         }
         for n in &s.return_successors {
@@ -47,8 +61,17 @@ fn thread(o: &mut String, id: &str, caption: &str, t: &ThreadClass, extra: &dyn 
     }
     for (from, to, kind) in error_runs(t) {
         if let EdgeKind::Error { run_end } = kind {
-            let span = if run_end > from { format!("error S{}–S{}", from + 1, run_end + 1) } else { "error".into() };
-            let _ = writeln!(o, "      {id}_{} -. {span} .-> {id}_{}", name(from), name(to));
+            let span = if run_end > from {
+                format!("error S{}–S{}", from + 1, run_end + 1)
+            } else {
+                "error".into()
+            };
+            let _ = writeln!(
+                o,
+                "      {id}_{} -. {span} .-> {id}_{}",
+                name(from),
+                name(to)
+            );
         }
     }
     o.push_str("    end\n");
@@ -68,12 +91,18 @@ pub fn to_mermaid(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) 
         let _ = writeln!(o, "  subgraph B{b}[\"{}\"]", esc(&caption));
         o.push_str("    direction LR\n");
         if let Some(t) = ot {
-            let fates: BTreeMap<&str, (Fate, bool)> =
-                pair.states.iter().map(|s| (s.old.as_str(), (s.fate, s.rest))).collect();
+            let fates: BTreeMap<&str, (Fate, bool)> = pair
+                .states
+                .iter()
+                .map(|s| (s.old.as_str(), (s.fate, s.rest)))
+                .collect();
             let extra = |name: &str| {
                 let mut x = String::new();
                 if let Some((f, rest)) = fates.get(name) {
-                    if *rest && matches!(f, Fate::Removed | Fate::Drained) && pair.states.iter().any(|s| s.old == name && s.new.is_none()) {
+                    if *rest
+                        && matches!(f, Fate::Removed | Fate::Drained)
+                        && pair.states.iter().any(|s| s.old == name && s.new.is_none())
+                    {
                         x.push_str("<br/>✖ REMOVED WAIT STATE");
                     }
                 }
@@ -82,14 +111,31 @@ pub fn to_mermaid(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) 
                 }
                 x
             };
-            thread(&mut o, &format!("O{b}"), &format!("old {}", t.class), t, &extra);
+            thread(
+                &mut o,
+                &format!("O{b}"),
+                &format!("old {}", t.class),
+                t,
+                &extra,
+            );
             for s in &pair.states {
-                let class = if s.rest && s.new.is_none() { "removedwait" } else { s.fate.as_str() };
-                classes.entry(class).or_default().push(format!("O{b}_{}", s.old));
+                let class = if s.rest && s.new.is_none() {
+                    "removedwait"
+                } else {
+                    s.fate.as_str()
+                };
+                classes
+                    .entry(class)
+                    .or_default()
+                    .push(format!("O{b}_{}", s.old));
             }
         }
         if let Some(t) = nt {
-            let targeted: HashSet<&str> = pair.states.iter().filter_map(|s| s.new.as_deref()).collect();
+            let targeted: HashSet<&str> = pair
+                .states
+                .iter()
+                .filter_map(|s| s.new.as_deref())
+                .collect();
             let extra = |name: &str| {
                 let mut x = String::new();
                 if let Some(ms) = marks.get(&(t.number, name.to_string())) {
@@ -102,7 +148,13 @@ pub fn to_mermaid(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) 
                 }
                 x
             };
-            thread(&mut o, &format!("N{b}"), &format!("new {}", t.class), t, &extra);
+            thread(
+                &mut o,
+                &format!("N{b}"),
+                &format!("new {}", t.class),
+                t,
+                &extra,
+            );
             for s in &t.states {
                 let id = format!("N{b}_{}", s.name);
                 if marks.contains_key(&(t.number, s.name.clone())) {
@@ -134,9 +186,15 @@ pub fn to_mermaid(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) 
         ("overridden", "fill:#eadcff,stroke:#7a3fc0,stroke-width:2px"),
         ("drained", "fill:#ffe8c7,stroke:#d97a00,stroke-width:2px"),
         ("removed", "fill:#ffd0d0,stroke:#c0392b,stroke-width:2px"),
-        ("removedwait", "fill:#ffb0b0,stroke:#c0392b,stroke-width:4px"),
+        (
+            "removedwait",
+            "fill:#ffb0b0,stroke:#c0392b,stroke-width:4px",
+        ),
         ("added", "fill:#e4f8e4,stroke:#2e8b57,stroke-width:2px"),
-        ("skipped", "fill:#fff3e0,stroke:#d97a00,stroke-width:2px,stroke-dasharray:4 3"),
+        (
+            "skipped",
+            "fill:#fff3e0,stroke:#d97a00,stroke-width:2px,stroke-dasharray:4 3",
+        ),
         ("wait", "fill:#ffe9a8,stroke:#b8860b,stroke-width:2px"),
     ] {
         if let Some(ids) = classes.get(class) {

@@ -4,7 +4,7 @@
 use super::draw::{self, plain_style, Place, BOX_W, FONT};
 use super::layout::{layout, row_of, Column, Side, Sides};
 use super::legend::{self, Item};
-use super::svg::{char_w, clip, Stroke, Svg, BLUE, GRAY, INK, PURPLE, RED};
+use super::svg::{char_w, clip, Font, Stroke, Svg, BLUE, GRAY, INK, PURPLE, RED};
 use crate::states::{CompiledProcess, ThreadClass};
 use std::collections::HashMap;
 
@@ -34,7 +34,10 @@ pub fn state_legend() -> Vec<Item> {
     };
     vec![
         Item::Box(plain_style(&legend_state(false)), "state"),
-        Item::Box(plain_style(&legend_state(true)), "wait state (instances rest here)"),
+        Item::Box(
+            plain_style(&legend_state(true)),
+            "wait state (instances rest here)",
+        ),
         Item::Box(plain_style(&join), "flow join"),
         Item::Line(line(INK, None), "next state"),
         Item::Line(line(GRAY, Some("5 4")), "dead edge (never taken)"),
@@ -90,13 +93,15 @@ fn starts(cp: &CompiledProcess) -> HashMap<u32, (u32, usize, Option<usize>)> {
     for t in &cp.threads {
         for (i, s) in t.states.iter().enumerate() {
             for c in &s.starts_threads {
-                let Some(child) = by_class.get(c.as_str()) else { continue };
+                let Some(child) = by_class.get(c.as_str()) else {
+                    continue;
+                };
                 let flow = child.parent.as_ref().map(|p| p.flow.id);
-                let join = s
-                    .successors
-                    .iter()
-                    .filter_map(|n| row_of(t, n))
-                    .find(|&j| t.states.get(j).is_some_and(|x| x.join && Some(x.activity.id) == flow));
+                let join = s.successors.iter().filter_map(|n| row_of(t, n)).find(|&j| {
+                    t.states
+                        .get(j)
+                        .is_some_and(|x| x.join && Some(x.activity.id) == flow)
+                });
                 m.entry(child.number).or_insert((t.number, i, join));
             }
         }
@@ -135,9 +140,7 @@ pub fn to_svg(cp: &CompiledProcess) -> String {
     let mut height: f64 = 0.0;
     for ((t, c), &x) in cp.threads.iter().zip(&columns).zip(&xs) {
         let y = match starts.get(&t.number) {
-            Some((parent, row, _)) => places
-                .get(parent)
-                .map_or(top, |p| p.row_top(*row).max(top)),
+            Some((parent, row, _)) => places.get(parent).map_or(top, |p| p.row_top(*row).max(top)),
             None => top,
         };
         let p = Place { x, y };
@@ -147,21 +150,29 @@ pub fn to_svg(cp: &CompiledProcess) -> String {
     let height = height + MARGIN;
 
     let mut svg = Svg::new();
-    svg.text(MARGIN, MARGIN + 16.0, 17.0, "bold", INK, "start", &title);
-    svg.text(MARGIN, MARGIN + 34.0, FONT, "normal", "#555555", "start", &sub);
-    legend::draw(&mut svg, &items, MARGIN, MARGIN + 44.0, width - 2.0 * MARGIN);
+    svg.text(MARGIN, MARGIN + 16.0, Font::bold(17.0, INK), &title);
+    svg.text(MARGIN, MARGIN + 34.0, Font::normal(FONT, "#555555"), &sub);
+    legend::draw(
+        &mut svg,
+        &items,
+        MARGIN,
+        MARGIN + 44.0,
+        width - 2.0 * MARGIN,
+    );
 
     for (t, c) in cp.threads.iter().zip(&columns) {
         let p = places[&t.number];
         let chars = ((BOX_W + 60.0) / char_w(FONT + 1.0)) as usize;
-        svg.text(p.x, p.y - 22.0, FONT + 1.0, "bold", INK, "start", &clip(&draw::thread_title(t), chars));
+        svg.text(
+            p.x,
+            p.y - 22.0,
+            Font::bold(FONT + 1.0, INK),
+            &clip(&draw::thread_title(t), chars),
+        );
         svg.text(
             p.x,
             p.y - 8.0,
-            FONT - 1.0,
-            "normal",
-            "#555555",
-            "start",
+            Font::normal(FONT - 1.0, "#555555"),
             &clip(&format!("{} · table {}", t.class, t.table), chars + 6),
         );
         draw::column(&mut svg, t, c, p, &|s| plain_style(s));
@@ -173,8 +184,14 @@ pub fn to_svg(cp: &CompiledProcess) -> String {
     let by_number: HashMap<u32, &Column> =
         cp.threads.iter().map(|t| t.number).zip(&columns).collect();
     for (k, t) in cp.threads.iter().enumerate() {
-        let Some((parent, row, join)) = starts.get(&t.number) else { continue };
-        let (Some(pp), Some(cp_), Some(pc)) = (places.get(parent), places.get(&t.number), by_number.get(parent)) else {
+        let Some((parent, row, join)) = starts.get(&t.number) else {
+            continue;
+        };
+        let (Some(pp), Some(cp_), Some(pc)) = (
+            places.get(parent),
+            places.get(&t.number),
+            by_number.get(parent),
+        ) else {
             continue;
         };
         let y = pp.row_top(*row) - 3.0;
@@ -208,6 +225,10 @@ pub fn to_svg(cp: &CompiledProcess) -> String {
 /// A horizontal S-curve from (x1, y1) to (x2, y2).
 pub fn curve(x1: f64, y1: f64, x2: f64, y2: f64) -> String {
     let dx = ((x2 - x1).abs() / 2.0).max(30.0);
-    let (c1, c2) = if x2 >= x1 { (x1 + dx, x2 - dx) } else { (x1 - dx, x2 + dx) };
+    let (c1, c2) = if x2 >= x1 {
+        (x1 + dx, x2 - dx)
+    } else {
+        (x1 - dx, x2 + dx)
+    };
     format!("M{x1:.1},{y1:.1} C{c1:.1},{y1:.1} {c2:.1},{y2:.1} {x2:.1},{y2:.1}")
 }

@@ -42,6 +42,46 @@ pub struct Svg {
     body: String,
 }
 
+/// How a rectangle is filled and outlined.
+#[derive(Debug, Clone, Copy)]
+pub struct Paint {
+    /// Corner radius.
+    pub rx: f64,
+    pub fill: &'static str,
+    pub stroke: &'static str,
+    pub width: f64,
+}
+
+/// How text is set: size in px, `normal`/`bold`, colour, `start`/`middle`/`end` anchor.
+#[derive(Debug, Clone, Copy)]
+pub struct Font {
+    pub size: f64,
+    pub weight: &'static str,
+    pub color: &'static str,
+    pub anchor: &'static str,
+}
+
+impl Font {
+    pub fn normal(size: f64, color: &'static str) -> Font {
+        Font {
+            size,
+            weight: "normal",
+            color,
+            anchor: "start",
+        }
+    }
+    pub fn bold(size: f64, color: &'static str) -> Font {
+        Font {
+            weight: "bold",
+            ..Font::normal(size, color)
+        }
+    }
+    /// Anchored at `middle` or `end` instead of `start`.
+    pub fn at(self, anchor: &'static str) -> Font {
+        Font { anchor, ..self }
+    }
+}
+
 /// How a line is drawn.
 #[derive(Debug, Clone, Copy)]
 pub struct Stroke {
@@ -60,10 +100,12 @@ impl Svg {
         }
     }
 
-    pub fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, rx: f64, fill: &str, stroke: &str, sw: f64) {
+    /// A rectangle `(x, y, width, height)`.
+    pub fn rect(&mut self, (x, y, w, h): (f64, f64, f64, f64), p: Paint) {
         let _ = writeln!(
             self.body,
-            r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" rx="{rx:.1}" fill="{fill}" stroke="{stroke}" stroke-width="{sw:.1}"/>"#
+            r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" rx="{:.1}" fill="{}" stroke="{}" stroke-width="{:.1}"/>"#,
+            p.rx, p.fill, p.stroke, p.width
         );
     }
 
@@ -74,11 +116,15 @@ impl Svg {
         );
     }
 
-    /// Text at (x, y) (baseline); `anchor` is `start`, `middle` or `end`.
-    pub fn text(&mut self, x: f64, y: f64, size: f64, weight: &str, color: &str, anchor: &str, s: &str) {
+    /// Text with its baseline at (x, y).
+    pub fn text(&mut self, x: f64, y: f64, f: Font, s: &str) {
         let _ = writeln!(
             self.body,
-            r#"<text x="{x:.1}" y="{y:.1}" font-size="{size}" font-weight="{weight}" fill="{color}" text-anchor="{anchor}">{}</text>"#,
+            r#"<text x="{x:.1}" y="{y:.1}" font-size="{}" font-weight="{}" fill="{}" text-anchor="{}">{}</text>"#,
+            f.size,
+            f.weight,
+            f.color,
+            f.anchor,
             esc(s)
         );
     }
@@ -127,7 +173,10 @@ impl Svg {
             );
         }
         o.push_str("</defs>\n");
-        let _ = writeln!(o, r#"<rect x="0" y="0" width="{w:.0}" height="{h:.0}" fill="white"/>"#);
+        let _ = writeln!(
+            o,
+            r#"<rect x="0" y="0" width="{w:.0}" height="{h:.0}" fill="white"/>"#
+        );
         o.push_str(&self.body);
         o.push_str("</svg>\n");
         o
@@ -141,9 +190,7 @@ impl Default for Svg {
 }
 
 /// Colours lines may use (each gets an arrow-head marker).
-pub const ARROW_COLORS: &[&str] = &[
-    INK, GRAY, RED, BLUE, PURPLE, GREEN, ORANGE, DARKBLUE, TEAL,
-];
+pub const ARROW_COLORS: &[&str] = &[INK, GRAY, RED, BLUE, PURPLE, GREEN, ORANGE, DARKBLUE, TEAL];
 pub const INK: &str = "#333333";
 pub const GRAY: &str = "#9a9a9a";
 pub const RED: &str = "#c0392b";

@@ -49,6 +49,8 @@ pub struct ThreadPair {
     pub new: Option<u32>,
     /// Every old state of `old`, in allocation order.
     pub states: Vec<StateFate>,
+    /// Why there is no new column for an old thread class.
+    pub note: Option<String>,
 }
 
 /// Where a finding applies, parsed from its `Thread1:S7` / `new:Thread1:S3` / `Thread2:*` refs.
@@ -92,7 +94,12 @@ pub struct ChangeView {
 
 impl ChangeView {
     /// Findings that apply to `(new_side, thread, state)`, as (1-based index, finding).
-    pub fn findings_at(&self, new_side: bool, thread: u32, state: Option<&str>) -> Vec<(usize, &Finding)> {
+    pub fn findings_at(
+        &self,
+        new_side: bool,
+        thread: u32,
+        state: Option<&str>,
+    ) -> Vec<(usize, &Finding)> {
         self.findings
             .iter()
             .enumerate()
@@ -121,7 +128,10 @@ impl ChangeView {
 }
 
 fn number_of(cp: &CompiledProcess, class: &str) -> Option<u32> {
-    cp.threads.iter().find(|t| t.class == class).map(|t| t.number)
+    cp.threads
+        .iter()
+        .find(|t| t.class == class)
+        .map(|t| t.number)
 }
 
 fn source_label(origin: &str, version: Option<u64>) -> String {
@@ -134,9 +144,9 @@ fn source_label(origin: &str, version: Option<u64>) -> String {
 /// The plan's view: fates from the state mapping, its guards and its open errors.
 pub fn from_plan(plan: &MigrationPlan, old: &CompiledProcess, new: &CompiledProcess) -> ChangeView {
     let open_error = |r: &str| {
-        plan.findings
-            .iter()
-            .any(|f| f.severity == Severity::Error && !f.acknowledged && f.states.iter().any(|s| s == r))
+        plan.findings.iter().any(|f| {
+            f.severity == Severity::Error && !f.acknowledged && f.states.iter().any(|s| s == r)
+        })
     };
     let mut pairs = Vec::new();
     let mut paired_new = Vec::new();
@@ -178,10 +188,17 @@ pub fn from_plan(plan: &MigrationPlan, old: &CompiledProcess, new: &CompiledProc
                 }
             })
             .collect();
+        let note = match (&t.new_class, new_n) {
+            (_, Some(_)) => None,
+            // A versioned process: the old classes stay compiled and keep their rows.
+            (Some(c), None) => Some(format!("rows keep running on {c} (the old classes stay)")),
+            (None, None) => Some("no counterpart: no row may remain".to_string()),
+        };
         pairs.push(ThreadPair {
             old: old_n,
             new: new_n,
             states,
+            note,
         });
     }
     add_new_only(&mut pairs, &paired_new, new);
@@ -228,6 +245,10 @@ pub fn from_diff(d: &ProcessDiff, old: &CompiledProcess, new: &CompiledProcess) 
             old: t.old,
             new: t.new,
             states,
+            note: t
+                .new
+                .is_none()
+                .then(|| "no counterpart in the new version".to_string()),
         });
     }
     add_new_only(&mut pairs, &paired_new, new);
@@ -241,7 +262,10 @@ pub fn from_diff(d: &ProcessDiff, old: &CompiledProcess, new: &CompiledProcess) 
         headline: if d.identical {
             "diff · identical".to_string()
         } else {
-            format!("diff · {changed} activit{} changed", if changed == 1 { "y" } else { "ies" })
+            format!(
+                "diff · {changed} activit{} changed",
+                if changed == 1 { "y" } else { "ies" }
+            )
         },
         old_label: source_label(&d.old.origin, d.old.version),
         new_label: source_label(&d.new.origin, d.new.version),
@@ -259,6 +283,7 @@ fn add_new_only(pairs: &mut Vec<ThreadPair>, paired: &[u32], new: &CompiledProce
                 old: None,
                 new: Some(t.number),
                 states: Vec::new(),
+                note: None,
             });
         }
     }
