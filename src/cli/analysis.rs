@@ -85,7 +85,8 @@ pub struct PlanArgs {
     /// acknowledged findings. See fixtures/changes/README.md.
     #[arg(long, value_name = "FILE")]
     pub overrides: Option<PathBuf>,
-    /// Write the migration folder (plan.json, apply.sql, revert.sql, README.md, checksums)
+    /// Write the migration folder (plan.json, apply.sql, revert.sql, README.md, review.html,
+    /// checksums)
     /// under DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

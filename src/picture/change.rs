@@ -385,7 +385,7 @@ pub fn to_svg(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) -> S
                     },
                 };
                 svg.path(
-                    &curve(po.right(), po.row_mid(i), pn.left(), pn.row_mid(*j)),
+                    &mapping_path(po.right(), po.row_mid(i), pn.left(), pn.row_mid(*j)),
                     st,
                 );
             }
@@ -562,6 +562,17 @@ pub fn to_svg(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) -> S
         y += 10.0;
     }
     svg.finish(width, y + MARGIN, &title)
+}
+
+/// A mapping edge: straight beside both boxes (where finding badges sit above it), curved in
+/// the middle of the gutter.
+fn mapping_path(x1: f64, y1: f64, x2: f64, y2: f64) -> String {
+    let straight = (x2 - x1) / 3.0;
+    format!(
+        "M{x1:.1},{y1:.1} H{:.1} {} H{x2:.1}",
+        x1 + straight,
+        curve(x1 + straight, y1, x2 - straight, y2).replacen('M', "L", 1)
+    )
 }
 
 fn badges(fs: &[(usize, &Finding)]) -> String {
