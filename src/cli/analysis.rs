@@ -86,8 +86,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     pub overrides: Option<PathBuf>,
     /// Write the migration folder (plan.json, apply.sql, revert.sql, README.md, review.html,
-    /// checksums)
-    /// under DIR.
+    /// checksums) under DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// SQL dialect of the scripts written by --out.

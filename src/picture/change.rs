@@ -412,12 +412,11 @@ pub fn to_svg(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) -> S
                 .map(|s| (s.old.as_str(), (s.fate, s.rest, s.rest && s.new.is_none())))
                 .collect();
             draw::column(&mut svg, ot, oc, po, &|s: &State| {
-                let (f, rest, removed) = fates.get(s.name.as_str()).copied().unwrap_or((
-                    Fate::Removed,
-                    s.wait || s.join,
-                    false,
-                ));
-                fate_style(f, rest, removed)
+                // Every old state has a mapping entry; a state without one is drawn plain.
+                match fates.get(s.name.as_str()) {
+                    Some(&(f, rest, removed)) => fate_style(f, rest, removed),
+                    None => plain_style(s),
+                }
             });
             // Annotations in the gutter: removal, then findings.
             for (i, s) in pair.states.iter().enumerate() {

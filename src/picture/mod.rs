@@ -6,7 +6,7 @@
 mod change;
 mod draw;
 mod html;
-pub mod layout;
+mod layout;
 mod legend;
 mod mermaid;
 mod states;
