@@ -92,6 +92,10 @@ pub struct PlanArgs {
     /// SQL dialect of the scripts written by --out.
     #[arg(long, value_enum, default_value_t)]
     pub dialect: DialectArg,
+    /// With --out: replace an existing folder of the same plan whose files differ (edited by
+    /// hand, or written by another version or dialect) instead of refusing.
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -189,6 +193,7 @@ pub fn plan(a: PlanArgs) -> CmdResult {
             dir,
             a.dialect,
             objectscript,
+            a.force,
         )?),
         None => None,
     };
@@ -221,6 +226,7 @@ fn write_migration(
     dir: &Path,
     dialect: DialectArg,
     objectscript: bool,
+    force: bool,
 ) -> Result<PathBuf, Failure> {
     let opts = crate::sql::FolderOptions {
         dialect: match dialect {
@@ -229,7 +235,8 @@ fn write_migration(
         },
         objectscript,
     };
-    crate::sql::write_migration_folder_with(plan, dir, &opts, &|files| {
+    // review.html: drawn from the same plan, showing the folder's exact SQL.
+    let review = |files: &std::collections::BTreeMap<String, String>| {
         let listings: Vec<picture::Listing> = ["apply.sql", "revert.sql", "migrate.cls"]
             .iter()
             .filter_map(|name| {
@@ -244,8 +251,41 @@ fn write_migration(
             "review.html".to_string(),
             picture::review_html(plan, view, &svg, &listings),
         )]
-    })
-    .map_err(Failure::input)
+    };
+    match crate::sql::write_migration_folder_with(plan, dir, &opts, &review) {
+        Err(crate::sql::SqlError::FolderExists { path }) if force => {
+            std::fs::remove_dir_all(&path).map_err(|e| {
+                Failure::input(anyhow::anyhow!("cannot remove {}: {e}", path.display()))
+            })?;
+            crate::sql::write_migration_folder_with(plan, dir, &opts, &review)
+                .map_err(Failure::input)
+        }
+        Err(crate::sql::SqlError::FolderExists { path }) => {
+            // Say what differs, and how to regenerate.
+            let why = match crate::sql::verify_migration_folder(&path) {
+                Err(crate::sql::SqlError::Edited { file }) => {
+                    format!("its {file} was edited after it was written")
+                }
+                Err(crate::sql::SqlError::Added { file }) => {
+                    format!("{file} was added to it after it was written")
+                }
+                Err(crate::sql::SqlError::Removed { file }) => {
+                    format!("its {file} was removed after it was written")
+                }
+                Err(e) => format!("it fails verification: {e}"),
+                Ok(_) => "its files differ from what this version writes for this plan (another \
+                          bplmigrate version, dialect or --emit)"
+                    .to_string(),
+            };
+            Err(Failure::input(anyhow::anyhow!(
+                "{} already holds a migration for plan {}, and {why}; to regenerate it, pass --force \
+                 (replaces the folder) or remove the folder first",
+                path.display(),
+                plan.plan_id
+            )))
+        }
+        other => other.map_err(Failure::input),
+    }
 }
 
 /// One compared pair of `check`.
@@ -468,6 +508,12 @@ fn exists_at(rev: &str, path: &str) -> bool {
 
 /// `plan --verify DIR`: the folder checksum and the plan inside it.
 fn verify_folder(dir: &Path, format: Format) -> CmdResult {
+    if let Some(mistake) = crate::apply::migration_dir_mistake(dir) {
+        return Err(Failure::input(anyhow::anyhow!(
+            "migration folder {}: {mistake}",
+            dir.display()
+        )));
+    }
     let check = crate::sql::verify_migration_folder(dir).map_err(Failure::input)?;
     match format {
         Format::Human => emit(&format!(
