@@ -201,6 +201,7 @@ pub fn to_svg(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) -> S
     let width = (x_new + BOX_W + right + MARGIN).max(1100.0);
     let inner = width - 2.0 * MARGIN;
     let marks = skip_marks(v, new);
+    let fx = v.finding_index();
 
     let mut svg = Svg::new();
     let mut y = MARGIN + 18.0;
@@ -309,7 +310,7 @@ pub fn to_svg(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) -> S
             format!("{} old states: {}", pair.states.len(), summary.join(", "))
         };
         if let Some(on) = pair.old {
-            for (i, f) in v.findings_at(false, on, None) {
+            for (i, f) in fx.at(false, on, None) {
                 sub.push_str(&format!("   #{i} {}", f.code));
             }
         }
@@ -348,8 +349,8 @@ pub fn to_svg(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) -> S
                 let Some(j) = s.new.as_deref().and_then(|n| rows.get(n)) else {
                     continue;
                 };
-                let skip = v
-                    .findings_at(false, pair.old.unwrap_or(0), Some(&s.old))
+                let skip = fx
+                    .at(false, pair.old.unwrap_or(0), Some(&s.old))
                     .iter()
                     .any(|(_, f)| matches!(f.code.as_str(), "BPM0201" | "BPM0202"));
                 let st = match (s.fate, skip) {
@@ -432,7 +433,7 @@ pub fn to_svg(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) -> S
                 } else {
                     po.row_top(i) + 11.0
                 };
-                let fs = v.findings_at(false, ot.number, Some(&s.old));
+                let fs = fx.at(false, ot.number, Some(&s.old));
                 if !fs.is_empty() {
                     let color = severity_color(
                         fs.iter()
@@ -476,7 +477,7 @@ pub fn to_svg(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) -> S
                     parts.extend(ms.iter().map(|(k, what)| format!("{what} #{k}")));
                 }
                 parts.extend(
-                    v.findings_at(true, nt.number, Some(&s.name))
+                    fx.at(true, nt.number, Some(&s.name))
                         .iter()
                         .map(|(k, f)| format!("#{k} {}", f.code)),
                 );

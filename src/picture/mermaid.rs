@@ -84,6 +84,7 @@ pub fn to_mermaid(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) 
     let _ = writeln!(o, "  %% {}: {}", esc(&v.class), esc(&v.headline));
     let mut classes: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     let marks = super::change::skip_marks(v, new);
+    let fx = v.finding_index();
     for (b, pair) in v.pairs.iter().enumerate() {
         let ot = pair.old.and_then(|n| old.thread(n));
         let nt = pair.new.and_then(|n| new.thread(n));
@@ -106,7 +107,7 @@ pub fn to_mermaid(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) 
                         x.push_str("<br/>✖ REMOVED WAIT STATE");
                     }
                 }
-                for (i, f) in v.findings_at(false, t.number, Some(name)) {
+                for (i, f) in fx.at(false, t.number, Some(name)) {
                     let _ = write!(x, "<br/>#{i} {}", f.code);
                 }
                 x
@@ -143,7 +144,7 @@ pub fn to_mermaid(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) 
                         let _ = write!(x, "<br/>{what} #{k}");
                     }
                 }
-                for (i, f) in v.findings_at(true, t.number, Some(name)) {
+                for (i, f) in fx.at(true, t.number, Some(name)) {
                     let _ = write!(x, "<br/>#{i} {}", f.code);
                 }
                 x

@@ -4,6 +4,7 @@
 use crate::diff::{DeltaKind, ProcessDiff};
 use crate::plan::{Finding, MigrationPlan, Precondition, Severity, StateChange};
 use crate::states::CompiledProcess;
+use std::collections::HashMap;
 
 /// What happens to instances resting at an old state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,23 +94,32 @@ pub struct ChangeView {
 }
 
 impl ChangeView {
-    /// Findings that apply to `(new_side, thread, state)`, as (1-based index, finding).
+    /// Findings that apply to `(new_side, thread, state)` (`state` None: the whole thread), as
+    /// (1-based index, finding). For many look-ups use [`finding_index`](Self::finding_index).
     pub fn findings_at(
         &self,
         new_side: bool,
         thread: u32,
         state: Option<&str>,
     ) -> Vec<(usize, &Finding)> {
-        self.findings
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| {
-                f.states.iter().filter_map(|s| StateRef::parse(s)).any(|r| {
-                    r.new_side == new_side && r.thread == thread && r.state.as_deref() == state
-                })
-            })
-            .map(|(i, f)| (i + 1, f))
-            .collect()
+        self.finding_index().at(new_side, thread, state)
+    }
+
+    /// Every finding by the states it names, built once.
+    pub fn finding_index(&self) -> FindingIndex<'_> {
+        let mut by_ref: HashMap<(bool, u32, Option<String>), Vec<usize>> = HashMap::new();
+        for (i, f) in self.findings.iter().enumerate() {
+            for r in f.states.iter().filter_map(|s| StateRef::parse(s)) {
+                let v = by_ref.entry((r.new_side, r.thread, r.state)).or_default();
+                if v.last() != Some(&i) {
+                    v.push(i);
+                }
+            }
+        }
+        FindingIndex {
+            findings: &self.findings,
+            by_ref,
+        }
     }
 
     /// Old rest states without a counterpart: `(thread, state)`.
@@ -124,6 +134,26 @@ impl ChangeView {
                     .map(move |s| (t, s.old.as_str()))
             })
             .collect()
+    }
+}
+
+/// Findings by the states they name (see [`ChangeView::finding_index`]).
+pub struct FindingIndex<'a> {
+    findings: &'a [Finding],
+    by_ref: HashMap<(bool, u32, Option<String>), Vec<usize>>,
+}
+
+impl<'a> FindingIndex<'a> {
+    pub fn at(
+        &self,
+        new_side: bool,
+        thread: u32,
+        state: Option<&str>,
+    ) -> Vec<(usize, &'a Finding)> {
+        self.by_ref
+            .get(&(new_side, thread, state.map(str::to_string)))
+            .map(|v| v.iter().map(|&i| (i + 1, &self.findings[i])).collect())
+            .unwrap_or_default()
     }
 }
 
