@@ -3,7 +3,6 @@
 //! 2,000-state process lays out (generous timeout, no timing assertion).
 
 use bplmigrate::bpl::{self, Bpl, LoadOptions};
-use bplmigrate::diff;
 use bplmigrate::picture::{self, Fate};
 use bplmigrate::plan::{self, Overrides};
 use bplmigrate::states::{self, CompiledProcess, Compiler};
@@ -483,5 +482,34 @@ fn two_thousand_states_lay_out() {
         roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(svg.contains(&format!(">S{n} ")), "{name}");
     }
-    let _ = diff::DIFF_SCHEMA_VERSION;
+    // The change picture of 1,000 → 999 sequential waits (one removed in the middle).
+    let calls = |skip: usize| {
+        let mut t =
+            String::from("<process request='Ens.Request' response='Ens.Response'><sequence>");
+        for i in (0..1000).filter(|&i| i != skip) {
+            t.push_str(&format!(
+                "<call name='C{i}' target='Op' async='0'><request type='Ens.Request'/></call>"
+            ));
+        }
+        t.push_str("</sequence></process>");
+        t
+    };
+    let (old, new) = (calls(usize::MAX), calls(500));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let o = bpl::parse_bare("old.xml", &old, "Big.Process").unwrap();
+        let n = bpl::parse_bare("new.xml", &new, "Big.Process").unwrap();
+        let (oc, nc) = (compile(&o), compile(&n));
+        let planned = plan::build(&o, &n, &oc, &nc, None).unwrap();
+        let view = picture::from_plan(&planned.plan, &oc, &nc);
+        let svg = picture::change_svg(&view, &oc, &nc);
+        let mermaid = picture::change_mermaid(&view, &oc, &nc);
+        let _ = tx.send((view.removed_rest_states().len(), svg, mermaid));
+    });
+    let (removed, svg, mermaid) = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("no change picture within 120 s");
+    assert_eq!(removed, 1, "the removed call's wait state");
+    roxmltree::Document::parse(&svg).unwrap();
+    assert!(mermaid.contains("removedwait"));
 }
