@@ -223,10 +223,10 @@ fn removed_wait_state_is_impossible_to_miss_and_fates_follow_the_plan() {
             .unwrap()
             .fate
     };
-    // S9 (the delay's wait) is removed with an open error: removed; S10 is only guarded:
-    // drained; S11/S12 moved down: renumbered.
+    // S9/S10 (the delay's states) are named by an open error: removed; S11/S12 moved down:
+    // renumbered.
     assert_eq!(fate("S9"), Fate::Removed);
-    assert_eq!(fate("S10"), Fate::Drained);
+    assert_eq!(fate("S10"), Fate::Removed);
     assert_eq!(fate("S11"), Fate::Renumbered);
     assert_eq!(fate("S1"), Fate::Unchanged);
     assert_eq!(view.removed_rest_states(), vec![(1, "S9")]);
@@ -236,6 +236,24 @@ fn removed_wait_state_is_impossible_to_miss_and_fates_follow_the_plan() {
     let m = picture::change_mermaid(&view, &p.oc, &p.nc);
     assert!(m.contains("class O0_S9 removedwait"), "{m}");
     assert!(m.contains("O0_S11 == renumbered ==> N0_S9"), "{m}");
+
+    // A plan whose only requirement is that states drain: every removed state is drained.
+    let p = pairs
+        .iter()
+        .find(|p| p.dir.ends_with("drain_only"))
+        .unwrap();
+    let view = picture::from_plan(&p.planned.plan, &p.oc, &p.nc);
+    let removed: Vec<_> = view
+        .pairs
+        .iter()
+        .flat_map(|t| &t.states)
+        .filter(|s| s.new.is_none())
+        .collect();
+    assert!(!removed.is_empty());
+    assert!(
+        removed.iter().all(|s| s.fate == Fate::Drained),
+        "{removed:?}"
+    );
 
     // The mapped variant: the override turns the wait state into an overridden mapping.
     let p = pairs

@@ -2,7 +2,7 @@
 //! two compiled versions: thread classes paired old → new, every old state's fate, findings.
 
 use crate::diff::{DeltaKind, ProcessDiff};
-use crate::plan::{Finding, MigrationPlan, Precondition, Severity, StateChange};
+use crate::plan::{Finding, MigrationPlan, Precondition, Severity, StateChange, Verdict};
 use crate::states::CompiledProcess;
 use std::collections::HashMap;
 
@@ -17,8 +17,7 @@ pub enum Fate {
     Overridden,
     /// No row may rest here when the plan applies (a guard checks it): let instances finish.
     Drained,
-    /// No counterpart and nothing that makes the plan safe without one (an open error, or no
-    /// guard at all).
+    /// No counterpart, and the plan is blocked on it (an open error) or nothing guards it.
     Removed,
 }
 
@@ -173,10 +172,13 @@ fn source_label(origin: &str, version: Option<u64>) -> String {
 
 /// The plan's view: fates from the state mapping, its guards and its open errors.
 pub fn from_plan(plan: &MigrationPlan, old: &CompiledProcess, new: &CompiledProcess) -> ChangeView {
-    let open_error = |r: &str| {
-        plan.findings.iter().any(|f| {
-            f.severity == Severity::Error && !f.acknowledged && f.states.iter().any(|s| s == r)
-        })
+    // A removed state blocks the plan when an open error names it and the verdict is blocked;
+    // otherwise its guard only asks that instances drain first.
+    let blocking = |r: &str| {
+        plan.verdict == Verdict::Blocked
+            && plan.findings.iter().any(|f| {
+                f.severity == Severity::Error && !f.acknowledged && f.states.iter().any(|s| s == r)
+            })
     };
     let mut pairs = Vec::new();
     let mut paired_new = Vec::new();
@@ -199,7 +201,7 @@ pub fn from_plan(plan: &MigrationPlan, old: &CompiledProcess, new: &CompiledProc
                     });
                 let fate = match (&s.new, s.change) {
                     (None, _) | (_, StateChange::Removed) => {
-                        if guarded && !open_error(&format!("{short}:{}", s.old)) {
+                        if guarded && !blocking(&format!("{short}:{}", s.old)) {
                             Fate::Drained
                         } else {
                             Fate::Removed
