@@ -362,7 +362,7 @@ fn a_committed_matching_migration_folder_covers_the_change() {
     let sums = Command::new("sh")
         .args([
             "-c",
-            "sha256sum README.md apply.sql plan.json revert.sql > CHECKSUMS.sha256",
+            "sha256sum README.md apply.sql plan.json revert.sql review.html > CHECKSUMS.sha256",
         ])
         .current_dir(r.path().join(&folder))
         .status()
