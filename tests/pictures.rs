@@ -272,14 +272,10 @@ fn skipped_activities_are_marked_on_the_new_path() {
     let pairs = change_pairs();
     let mut marked = 0;
     for p in &pairs {
-        let Some((i, f)) = p
-            .planned
-            .plan
-            .findings
-            .iter()
-            .enumerate()
-            .find(|(_, f)| f.code == bplmigrate::plan::findings::Code::SkippedActivities && !f.new_activities.is_empty())
-        else {
+        let Some((i, f)) = p.planned.plan.findings.iter().enumerate().find(|(_, f)| {
+            f.code == bplmigrate::plan::findings::Code::SkippedActivities
+                && !f.new_activities.is_empty()
+        }) else {
             continue;
         };
         // Marked where a new state owns or sends a skipped activity (an assign runs inside

@@ -1,6 +1,6 @@
 //! `states` (`verify-numbering` lives in `verify_cmd`).
 
-use super::{compile, emit, Exit, load_bpl, pretty_json, CmdResult};
+use super::{compile, emit, load_bpl, pretty_json, CmdResult, Exit};
 use crate::bpl::{ActivityKind, Bpl, SourceFormat};
 use crate::plan::render::table;
 use crate::states::{self, ActivityRef, CompiledProcess, Compiler};
