@@ -74,6 +74,14 @@ fn story(dir: &Path) -> String {
     };
     let p = fixture_plan(dir, &fx);
     create_plan_tables(&fx, &p);
+    if p.old.class != p.new.class {
+        // Different classes live in different tables: nothing to migrate, and a migration of
+        // such a plan is refused before anything touches the database.
+        let e = Migration::from_plan(p.clone())
+            .err()
+            .expect("a class-changed plan is refused");
+        return format!("{case}: refused: {e}");
+    }
     let m = Migration::from_plan(p.clone()).unwrap();
 
     // Seed: one row at every old state with its stacks; the first row of each thread table
@@ -355,13 +363,18 @@ macro_rules! stories {
 }
 
 stories!(
+    ambiguous_twin_delay,
     append_end,
     arguments_reversed,
     awaited_async_rename,
     branch_switch,
+    class_changed,
+    context_property_removed,
+    context_property_retyped,
     copies_into_branches,
     drain_only,
     flow_branch_removed,
+    flow_removed,
     flow_renumbering,
     gained_response_handler,
     handler_renumbering,
@@ -378,6 +391,7 @@ stories!(
     new_property_written_before_read,
     one_state_compatible,
     remove_activity,
+    removed_awaited_async_call,
     removed_call,
     removed_delay_after_work,
     removed_delay_after_work_mapped,
@@ -391,6 +405,7 @@ stories!(
     reorder_siblings,
     reorder_switch_cases,
     request_class_changed,
+    response_handler_removed,
     retargeted_awaited_call,
     same_name_into_fault_handler,
     same_name_other_branch,
@@ -400,6 +415,7 @@ stories!(
     sync_attributes_changed,
     toggle_disabled,
     unawaited_async_rename,
+    unversioned_to_versioned,
     unwrap_scope,
     versioned,
     wrap_in_scope,
