@@ -865,8 +865,9 @@ fn github_actions_get_workflow_annotations_on_stderr() {
         "{err}"
     );
     assert!(
-        err.lines()
-            .any(|l| l.starts_with("::notice file=src/Credit.cls,line=7,col=1,title=BPM0105 states-renumbered::")),
+        err.lines().any(|l| l.starts_with(
+            "::notice file=src/Credit.cls,line=7,col=1,title=BPM0105 states-renumbered::"
+        )),
         "{err}"
     );
 }
