@@ -395,6 +395,7 @@ stories!(
     removed_call,
     removed_delay_after_work,
     removed_delay_after_work_mapped,
+    removed_sync_call_still_awaited,
     removed_wait_state,
     removed_wait_state_mapped,
     rename_across_cases,

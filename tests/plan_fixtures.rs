@@ -238,6 +238,7 @@ fn change_fixture_verdicts() {
         ("identical_copies_pinned", Verdict::Migratable),
         ("insert_in_loop", Verdict::Compatible),
         ("flow_branch_removed", Verdict::Drain),
+        ("removed_sync_call_still_awaited", Verdict::Blocked),
         ("rename_call", Verdict::Drain),
         ("rename_into_fault_handler", Verdict::Drain),
         ("renest_into_if", Verdict::Migratable),
