@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod bpl;
 pub mod diff;
+pub mod input;
 pub mod plan;
 pub mod sql;
 pub mod states;

@@ -47,40 +47,71 @@ pub const ACTIVITY_ELEMENTS: [&str; 30] = [
 const LAYOUT_ATTRS: [&str; 4] = ["xpos", "ypos", "xend", "yend"];
 
 /// Maps byte offsets of the original file to 1-based line/column (columns count characters).
+/// Each lookup costs O(log lines + 64): a character count every 64 bytes means a column is
+/// never found by rescanning its line (a minified file is one long line).
 pub struct LineIndex<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
+    /// `chars_before[k]`: the characters in `text[..k * CHUNK]`.
+    chars_before: Vec<usize>,
 }
+
+const CHUNK: usize = 64;
 
 impl<'a> LineIndex<'a> {
     pub fn new(text: &'a str) -> Self {
         let mut line_starts = vec![0];
+        let mut chars_before = Vec::with_capacity(text.len() / CHUNK + 1);
+        let mut chars = 0usize;
         for (i, b) in text.bytes().enumerate() {
+            if i % CHUNK == 0 {
+                chars_before.push(chars);
+            }
             if b == b'\n' {
                 line_starts.push(i + 1);
             }
+            // A character starts at every byte that is not a UTF-8 continuation byte.
+            if b & 0xC0 != 0x80 {
+                chars += 1;
+            }
         }
-        LineIndex { text, line_starts }
+        LineIndex {
+            text,
+            line_starts,
+            chars_before,
+        }
     }
+
+    /// The characters in `text[..offset]`.
+    fn chars_to(&self, offset: usize) -> usize {
+        let k = offset / CHUNK;
+        let base = self.chars_before.get(k).copied().unwrap_or(0);
+        let tail = self.text.as_bytes().get(k * CHUNK..offset).unwrap_or(&[]);
+        base + tail.iter().filter(|&&b| b & 0xC0 != 0x80).count()
+    }
+
+    /// The 1-based line of a byte offset.
+    pub fn line(&self, offset: usize) -> u32 {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        u32::try_from(line).unwrap_or(u32::MAX)
+    }
+
     pub fn pos(&self, offset: usize) -> Pos {
         let offset = offset.min(self.text.len());
-        let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
-        let start = self.line_starts[line];
-        let col = self
-            .text
-            .get(start..offset)
-            .map(|s| s.chars().count())
-            .unwrap_or(offset - start);
+        let line = self.line_starts.partition_point(|&s| s <= offset).max(1) - 1;
+        let start = self.line_starts.get(line).copied().unwrap_or(0);
+        let col = self.chars_to(offset) - self.chars_to(start);
         Pos {
-            line: line as u32 + 1,
-            column: col as u32 + 1,
+            line: u32::try_from(line + 1).unwrap_or(u32::MAX),
+            column: u32::try_from(col + 1).unwrap_or(u32::MAX),
         }
     }
 
     /// The inverse of `pos`: the byte offset of a 1-based line/column. Out-of-range lines
     /// clamp to the end of the text, out-of-range columns to the end of their line.
     pub fn offset(&self, pos: Pos) -> usize {
-        let Some(&start) = self.line_starts.get((pos.line.max(1) - 1) as usize) else {
+        let Some(&start) = self.line_starts.get(pos.line.max(1) as usize - 1) else {
             return self.text.len();
         };
         let end = self
@@ -89,7 +120,7 @@ impl<'a> LineIndex<'a> {
             .copied()
             .unwrap_or(self.text.len());
         let line = self.text.get(start..end).unwrap_or("");
-        let skip = (pos.column.max(1) - 1) as usize;
+        let skip = pos.column.max(1) as usize - 1;
         start
             + line
                 .char_indices()

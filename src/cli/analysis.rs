@@ -125,10 +125,8 @@ pub fn diff(a: DiffArgs) -> CmdResult {
 }
 
 fn read_overrides(path: &Path) -> Result<Overrides, Failure> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read overrides file {}", path.display()))
-        .map_err(Failure::input)?;
-    Overrides::parse(&path.display().to_string(), &text).map_err(Failure::input)
+    let bytes = crate::input::read(path, crate::input::Kind::Overrides).map_err(Failure::input)?;
+    Overrides::parse_bytes(&path.display().to_string(), &bytes).map_err(Failure::input)
 }
 
 pub fn plan(a: PlanArgs) -> CmdResult {
@@ -233,10 +231,10 @@ pub fn check(a: CheckArgs) -> CmdResult {
                 paths = changed_files(rev)?;
             }
             for p in paths {
-                let text = match std::fs::read(&p) {
+                let text = match crate::input::read(Path::new(&p), crate::input::Kind::Bpl) {
                     Ok(t) => t,
                     Err(_) if !explicit => continue,
-                    Err(e) => return Err(Failure::input(anyhow::anyhow!("cannot read {p}: {e}"))),
+                    Err(e) => return Err(Failure::input(e)),
                 };
                 if !looks_like_bpl(&text) {
                     if explicit {

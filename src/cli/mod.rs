@@ -34,6 +34,10 @@ pub enum Format {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Size cap for every input file, e.g. 256M (defaults: BPL 16M, exported class 64M,
+    /// overrides 16M, migration folder file 64M). For the rare giant.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = crate::input::parse_size)]
+    pub max_input_size: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +121,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    crate::input::set_max_size(cli.max_input_size);
     let result = match cli.command {
         Command::States(a) => states_cmd::states(a),
         Command::VerifyNumbering(a) => verify_cmd::verify(a),

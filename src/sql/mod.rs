@@ -73,6 +73,8 @@ pub enum SqlError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     #[error("{} is not a valid plan: {source}", path.display())]
     PlanJson {
         path: PathBuf,
