@@ -75,6 +75,8 @@ impl<'a> LineIndex<'a> {
                 chars += 1;
             }
         }
+        // The entry for `text.len()` itself when the length is a multiple of CHUNK.
+        chars_before.push(chars);
         LineIndex {
             text,
             line_starts,
@@ -101,7 +103,7 @@ impl<'a> LineIndex<'a> {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1) - 1;
         let start = self.line_starts.get(line).copied().unwrap_or(0);
-        let col = self.chars_to(offset) - self.chars_to(start);
+        let col = self.chars_to(offset).saturating_sub(self.chars_to(start));
         Pos {
             line: u32::try_from(line + 1).unwrap_or(u32::MAX),
             column: u32::try_from(col + 1).unwrap_or(u32::MAX),
