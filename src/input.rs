@@ -437,10 +437,48 @@ pub fn printable_max(value: &str, max: usize) -> String {
         }
         if c.is_control() || c == '\u{2028}' || c == '\u{2029}' || c == '\u{feff}' {
             out.extend(c.escape_debug());
+        } else if ('\u{202a}'..='\u{202e}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c) {
+            out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
         n += 1;
+    }
+    out
+}
+
+/// A whole message made printable, the last line of defence behind [`printable`] at the
+/// places that echo a value: control characters are escaped, and any run of more than
+/// [`ECHO_MAX`] characters without a space (a value no reader could use in full) is cut.
+pub fn printable_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(64 * 1024));
+    let mut run = 0usize;
+    let mut cut = false;
+    for c in message.chars() {
+        if c == ' ' {
+            if cut {
+                out.push_str("…(cut)");
+            }
+            run = 0;
+            cut = false;
+        } else {
+            run += 1;
+        }
+        if run > ECHO_MAX {
+            cut = true;
+            continue;
+        }
+        if c.is_control() || c == '\u{2028}' || c == '\u{2029}' || c == '\u{feff}' {
+            out.extend(c.escape_debug());
+        } else if ('\u{202a}'..='\u{202e}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c) {
+            // Bidirectional overrides could make a message read differently than it is.
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    if cut {
+        out.push_str("…(cut)");
     }
     out
 }
@@ -509,6 +547,13 @@ mod tests {
         assert_eq!(sniff_encoding(b"<\0p\0"), Some("UTF-16LE"));
         assert_eq!(sniff_encoding(b"<\0\0\0"), Some("UTF-32LE"));
         assert_eq!(sniff_encoding(b"<process"), None);
+    }
+
+    #[test]
+    fn messages_are_made_printable() {
+        let m = printable_message(&format!("a.cls:1:2: name {} is bad\u{1b}[2J", "x".repeat(5000)));
+        assert_eq!(m, format!("a.cls:1:2: name {}…(cut) is bad\\u{{1b}}[2J", "x".repeat(200)));
+        assert_eq!(printable_message("\u{202e}abc"), "\\u{202e}abc");
     }
 
     #[test]

@@ -406,7 +406,8 @@ fn exists_at(rev: &str, path: &str) -> bool {
 
 /// `plan --verify DIR`: the folder checksum and the plan inside it.
 fn verify_folder(dir: &Path, format: Format) -> CmdResult {
-    let check = crate::sql::verify_migration_folder(dir).map_err(Failure::input)?;
+    let check = crate::sql::verify_migration_folder(dir)
+        .map_err(|e| Failure::input(anyhow::anyhow!("{}: {e}", dir.display())))?;
     match format {
         Format::Human => emit(&format!(
             "{}: intact ({} files, plan {} for {})\n",

@@ -138,8 +138,13 @@ pub fn main() -> i32 {
                 return exit::OK;
             }
             let mut err = std::io::stderr().lock();
-            let _ = write!(err, "error: {}", f.error);
+            let _ = write!(
+                err,
+                "error: {}",
+                crate::input::printable_message(&f.error.to_string())
+            );
             for cause in f.error.chain().skip(1) {
+                let cause = crate::input::printable_message(&cause.to_string());
                 let _ = write!(err, "\n  caused by: {cause}");
             }
             let _ = writeln!(err);

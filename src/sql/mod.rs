@@ -28,7 +28,8 @@ pub mod text;
 
 pub use check::{parse, IrisDialect};
 pub use folder::{
-    verify_migration_folder, write_migration_folder, FolderCheck, FolderOptions, CHECKSUM_FILE,
+    normalized_sha256, verify_migration_folder, write_migration_folder, FolderCheck, FolderOptions,
+    CHECKSUM_FILE,
 };
 pub use model::*;
 pub use objectscript::{objectscript_class_name, render_objectscript};

@@ -1,0 +1,31 @@
+//! The migration folder reader `apply` and `plan --verify` run: the input is either the
+//! checksum file (first byte even) or `plan.json` under a matching checksum (first byte odd),
+//! so the fuzzer reaches the plan checks and the SQL rendering of a folder that verifies.
+#![no_main]
+use bplmigrate::apply::Migration;
+use bplmigrate::sql::{normalized_sha256, Dialect, Direction, CHECKSUM_FILE};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    if mode % 2 == 0 {
+        std::fs::write(d.join("plan.json"), b"{}").unwrap();
+        std::fs::write(d.join(CHECKSUM_FILE), body).unwrap();
+    } else {
+        std::fs::write(d.join("plan.json"), body).unwrap();
+        let sums = format!("{}  plan.json\n", normalized_sha256(body));
+        std::fs::write(d.join(CHECKSUM_FILE), sums).unwrap();
+    }
+    let _ = bplmigrate::sql::verify_migration_folder(d);
+    if let Ok(m) = Migration::load(d) {
+        for dialect in [Dialect::Iris, Dialect::Postgres] {
+            for direction in [Direction::Apply, Direction::Revert] {
+                let _ = m.script(dialect, direction);
+            }
+        }
+    }
+});
