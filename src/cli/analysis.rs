@@ -408,6 +408,14 @@ fn exists_at(rev: &str, path: &str) -> bool {
 fn verify_folder(dir: &Path, format: Format) -> CmdResult {
     let check = crate::sql::verify_migration_folder(dir)
         .map_err(|e| Failure::input(anyhow::anyhow!("{}: {e}", dir.display())))?;
+    // The checks `apply` runs on the plan itself: its consistency (version, hashes, id) and
+    // the script it renders for either dialect (matching the stored one).
+    let migration = crate::apply::Migration::load(dir).map_err(Failure::input)?;
+    for dialect in [crate::sql::Dialect::Iris, crate::sql::Dialect::Postgres] {
+        migration
+            .script(dialect, crate::sql::Direction::Apply)
+            .map_err(Failure::input)?;
+    }
     match format {
         Format::Human => emit(&format!(
             "{}: intact ({} files, plan {} for {})\n",
