@@ -219,6 +219,9 @@ pub(crate) fn parse_xml<'x>(
     xml: &'x str,
 ) -> Result<roxmltree::Document<'x>, BplError> {
     use roxmltree::Error as E;
+    if let Some(at) = crowded_tag(xml) {
+        return Err(BplError::at(file, lines.pos(base + at), too_many_attributes()));
+    }
     let opts = roxmltree::ParsingOptions {
         allow_dtd: false,
         ..Default::default()
@@ -245,6 +248,62 @@ pub(crate) fn parse_xml<'x>(
         };
         BplError::at(file, pos, message)
     })
+}
+
+/// The most attributes one element may have. BPL elements have a dozen at most; the XML
+/// parser checks every attribute against the element's others, so an element with very many
+/// would cost quadratic time before any other check could refuse it.
+pub const MAX_ATTRIBUTES: usize = 256;
+
+pub(crate) fn too_many_attributes() -> String {
+    format!("malformed input: an element with more than {MAX_ATTRIBUTES} attributes")
+}
+
+/// The offset of the first tag with more than [`MAX_ATTRIBUTES`] attributes, found by one
+/// linear scan (comments, CDATA, processing instructions and quoted values are skipped).
+pub(crate) fn crowded_tag(xml: &str) -> Option<usize> {
+    let b = xml.as_bytes();
+    let skip_past = |from: usize, end: &str| {
+        xml.get(from..)
+            .and_then(|rest| rest.find(end))
+            .map_or(b.len(), |k| from + k + end.len())
+    };
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'<' {
+            i += 1;
+            continue;
+        }
+        let rest = &b[i..];
+        if rest.starts_with(b"<!--") {
+            i = skip_past(i + 4, "-->");
+        } else if rest.starts_with(b"<![CDATA[") {
+            i = skip_past(i + 9, "]]>");
+        } else if rest.starts_with(b"<?") {
+            i = skip_past(i + 2, "?>");
+        } else {
+            let start = i;
+            let mut n = 0usize;
+            i += 1;
+            while i < b.len() && b[i] != b'>' && b[i] != b'<' {
+                match b[i] {
+                    q @ (b'"' | b'\'') => {
+                        i += 1;
+                        while i < b.len() && b[i] != q {
+                            i += 1;
+                        }
+                    }
+                    b'=' => n += 1,
+                    _ => {}
+                }
+                i += 1;
+            }
+            if n > MAX_ATTRIBUTES {
+                return Some(start);
+            }
+        }
+    }
+    None
 }
 
 /// Whether `offset` lies inside a `<code>` or `<sql>` element whose text is not in CDATA:

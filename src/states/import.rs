@@ -516,9 +516,11 @@ fn read_udl<'a>(file: &str, text: &'a str) -> Result<Vec<RawClass<'a>>, BplError
 }
 
 fn starts_with_word(t: &str, word: &str) -> bool {
-    t.len() > word.len()
-        && t[..word.len()].eq_ignore_ascii_case(word)
-        && t[word.len()..].starts_with(|c: char| c.is_whitespace())
+    // `get`: the text may hold a multi-byte character where the word would end.
+    t.get(..word.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(word))
+        && t.get(word.len()..)
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_whitespace()))
 }
 
 /// From a member keyword: the offset of the `{` opening its body and of a terminating `;`,
@@ -627,6 +629,13 @@ fn find_code_close(
 
 fn read_xml<'a>(file: &str, text: &'a str) -> Result<Vec<RawClass<'a>>, BplError> {
     let idx = LineIndex::new(text);
+    if let Some(at) = crate::bpl::parse::crowded_tag(text) {
+        return Err(BplError::at(
+            file,
+            idx.pos(at),
+            crate::bpl::parse::too_many_attributes(),
+        ));
+    }
     let opts = roxmltree::ParsingOptions {
         allow_dtd: false,
         ..Default::default()
