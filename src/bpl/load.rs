@@ -121,6 +121,11 @@ fn load_bytes_with_stem(
     let sha256 = sha256_hex(bytes);
     let text = decode_utf8(origin, bytes)?;
     let (class_name, format, process) = read_text(origin, text, options, stem)?;
+    // Whatever the format, a name that is not a class name is refused, never cut: it names
+    // the tables the SQL rewrites. (The readers locate the ones they can.)
+    if let Err(why) = super::check_class_name(&class_name) {
+        return Err(BplError::file(origin, why));
+    }
     Ok(Bpl {
         class_name,
         source: SourceInfo {
@@ -679,6 +684,9 @@ fn read_export(
         }
     };
     let class = chosen.name;
+    if let Err(why) = super::check_class_name(class) {
+        return Err(err(chosen.class, why));
+    }
     let Some(xdata) = chosen.xdata else {
         return Err(err(chosen.class, no_bpl(class)));
     };

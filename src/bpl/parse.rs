@@ -342,6 +342,14 @@ fn name_of(node: Node) -> &'static str {
         .unwrap_or("")
 }
 
+/// A class member name as IRIS accepts one (and SQL can name a column after): an ASCII letter
+/// or `%` first, then ASCII letters and digits.
+fn is_member_name(name: &str) -> bool {
+    let mut c = name.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '%')
+        && c.all(|c| c.is_ascii_alphanumeric())
+}
+
 fn attr<'a>(node: Node<'a, '_>, name: &str) -> Option<&'a str> {
     node.attributes()
         .find(|a| a.name() == name)
@@ -430,8 +438,18 @@ fn read_process(cx: &mut Ctx, node: Node) -> Result<Process, BplError> {
                         }
                     }
                     check_no_text(cx, p)?;
+                    let name = required(cx, p, "name")?;
+                    if !is_member_name(name) {
+                        return Err(cx.err(
+                            p,
+                            format!(
+                                "context property name \"{}\" is not a class member name (an ASCII letter or `%`, then ASCII letters and digits): IRIS cannot compile it, and it cannot name a column",
+                                crate::input::printable(name)
+                            ),
+                        ));
+                    }
                     context.push(ContextProperty {
-                        name: required(cx, p, "name")?.to_string(),
+                        name: name.to_string(),
                         type_name: attr(p, "type").map(str::to_string),
                         initial_expression: attr(p, "initialexpression").map(str::to_string),
                         pos: cx.pos(p),
