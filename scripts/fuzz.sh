@@ -26,7 +26,7 @@ seed() { # the seed corpus: the project's own fixtures of that kind
     overrides_parser) find ../fixtures -name '*.toml' -exec cp {} "$dir"/ \; ;;
     plan_folder_reader) # plan.json of every change fixture (mode byte 1), and a checksum file (0)
       local tmp; tmp=$(mktemp -d)
-      (cd .. && cargo build -q)
+      (cd .. && env -u RUSTFLAGS cargo build -q)
       for c in ../fixtures/changes/*/; do
         local ov=(); [ -f "$c/overrides.toml" ] && ov=(--overrides "$c/overrides.toml")
         ../target/debug/bplmigrate plan "$c/old.cls" "$c/new.cls" "${ov[@]}" --out "$tmp/$(basename "$c")" >/dev/null 2>&1 || true

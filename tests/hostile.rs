@@ -486,3 +486,31 @@ fn five_thousand_reordered_siblings() {
     let (po, pn) = (po.display().to_string(), pn.display().to_string());
     check(vec![case("5k reordered siblings", &[&"plan", &po, &pn], PLAN, &pn)], 1);
 }
+
+/// Refusals of the SQL layer name the line of the overrides file the value came from.
+#[test]
+fn sql_refusals_are_located() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = "fixtures/changes/new_context_property/old.cls";
+    let new = "fixtures/changes/new_context_property/new.cls";
+    let mut cases = Vec::new();
+    for (i, (value, dialect)) in [("'a\\\\b'", "postgres"), ("'a\\u0001b'", "iris"), ("'x' || 'y'", "iris")]
+        .into_iter()
+        .enumerate()
+    {
+        let p = tmp.path().join(format!("ov{i}.toml"));
+        std::fs::write(&p, format!("# defaults\n\n[[default]]\nproperty = \"Region\"\nvalue = \"{value}\"\n")).unwrap();
+        let p = p.display().to_string();
+        let out = tmp.path().join(format!("out{i}")).display().to_string();
+        cases.push(
+            case(
+                format!("default {value} ({dialect})"),
+                &[&"plan", &old, &new, &"--overrides", &p, &"--out", &out, &"--dialect", &dialect],
+                PLAN,
+                format!("{p}:3: default"),
+            )
+            .expect(2, Some(".toml:3: default")),
+        );
+    }
+    check(cases, 3);
+}

@@ -142,17 +142,15 @@ pub fn plan(a: PlanArgs) -> CmdResult {
     let ov = a.overrides.as_deref().map(read_overrides).transpose()?;
     let planned = plan::build(&o, &n, &oc, &nc, ov.as_ref()).map_err(Failure::input)?;
     let objectscript = a.emit == Some(EmitArg::Objectscript);
+    let locate = |e: crate::sql::SqlError| Failure::input(locate_sql_refusal(e, [&o, &n], ov.as_ref()));
     let written = match &a.out {
-        Some(dir) => Some(write_migration(
-            &planned.plan,
-            dir,
-            a.dialect,
-            objectscript,
-        )?),
+        Some(dir) => Some(
+            write_migration(&planned.plan, dir, a.dialect, objectscript).map_err(locate)?,
+        ),
         None => None,
     };
     if objectscript && written.is_none() {
-        let text = crate::sql::render_objectscript(&planned.plan).map_err(Failure::input)?;
+        let text = crate::sql::render_objectscript(&planned.plan).map_err(locate)?;
         emit(&text)?;
         return Ok(exit::OK);
     }
@@ -169,6 +167,46 @@ pub fn plan(a: PlanArgs) -> CmdResult {
     Ok(exit::OK)
 }
 
+/// A refusal of the SQL layer, located where its value came from: a default at its line in
+/// the overrides file, a name at the BPL element that declares it (a context property), or
+/// else the BPL source it came from.
+fn locate_sql_refusal(
+    e: crate::sql::SqlError,
+    bpls: [&Bpl; 2],
+    overrides: Option<&Overrides>,
+) -> anyhow::Error {
+    use crate::sql::SqlError as E;
+    let at = match &e {
+        E::InvalidDefault { property, .. } => overrides.and_then(|ov| {
+            ov.defaults
+                .iter()
+                .find(|d| &d.property == property)
+                .map(|d| format!("{}:{}", ov.file, d.line))
+        }),
+        E::InvalidIdentifier { name, .. } => bpls
+            .iter()
+            .rev()
+            .find_map(|b| {
+                b.process
+                    .context
+                    .iter()
+                    .find(|p| &p.name == name)
+                    .map(|p| format!("{}:{}:{}", b.source.origin, p.pos.line, p.pos.column))
+            })
+            .or_else(|| {
+                bpls.iter()
+                    .rev()
+                    .find(|b| name.contains(&b.class_name.replace('.', "_")) || b.class_name.contains(name.as_str()))
+                    .map(|b| b.source.origin.clone())
+            }),
+        _ => None,
+    };
+    match at {
+        Some(at) => anyhow::anyhow!("{at}: {e}"),
+        None => anyhow::Error::new(e),
+    }
+}
+
 /// Hook for `plan --out DIR`: the migration folder is the `sql` stage's business
 /// (`sql::write_migration_folder`); this only chooses its options.
 fn write_migration(
@@ -176,7 +214,7 @@ fn write_migration(
     dir: &Path,
     dialect: DialectArg,
     objectscript: bool,
-) -> Result<PathBuf, Failure> {
+) -> Result<PathBuf, crate::sql::SqlError> {
     let opts = crate::sql::FolderOptions {
         dialect: match dialect {
             DialectArg::Iris => crate::sql::Dialect::Iris,
@@ -184,7 +222,7 @@ fn write_migration(
         },
         objectscript,
     };
-    crate::sql::write_migration_folder(plan, dir, &opts).map_err(Failure::input)
+    crate::sql::write_migration_folder(plan, dir, &opts)
 }
 
 /// One compared pair of `check`.

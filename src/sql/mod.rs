@@ -49,7 +49,7 @@ use std::path::PathBuf;
 /// Everything that can go wrong while rendering, writing or verifying a migration.
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
-    #[error("identifier {name:?} is refused: {reason}")]
+    #[error("identifier \"{name}\" is refused: {reason}")]
     InvalidIdentifier { name: String, reason: String },
     #[error("literal \"{value}\" is refused: {reason}")]
     InvalidLiteral { value: String, reason: String },
