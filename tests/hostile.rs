@@ -322,7 +322,11 @@ fn hostile_rev_paths() {
             .cwd(r)
             .expect(2, Some("it is a tree")),
     );
+    let pwned = r.join("pwned");
+    let arg = format!("--git-base=--output={}", pwned.display());
+    cases.push(case("check --git-base=--output=FILE", &[&"check", &arg], &[2], "--git-base --output=").cwd(r));
     check(cases, 20);
+    assert!(!pwned.exists(), "a --git-base value was passed to git as an option");
 }
 
 /// Special files, odd names and oversized files, for every reader.

@@ -402,6 +402,13 @@ fn looks_like_bpl(bytes: &[u8]) -> bool {
 /// Files changed since `rev` (relative to the current directory), modified only: a new file
 /// has no in-flight instances.
 fn changed_files(rev: &str) -> Result<Vec<String>, Failure> {
+    // A "revision" starting with `-` would be read by git as an option (`--output=FILE`).
+    if rev.starts_with('-') {
+        return Err(Failure::input(anyhow::anyhow!(
+            "--git-base {}: not a revision",
+            crate::input::printable(rev)
+        )));
+    }
     let out = Command::new("git")
         .args([
             "diff",
