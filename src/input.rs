@@ -429,8 +429,7 @@ pub fn printable(value: &str) -> String {
 /// [`printable`] with its own limit.
 pub fn printable_max(value: &str, max: usize) -> String {
     let mut out = String::new();
-    let mut n = 0usize;
-    for c in value.chars() {
+    for (n, c) in value.chars().enumerate() {
         if n == max {
             out.push_str(&format!("… ({} characters)", value.chars().count()));
             return out;
@@ -442,7 +441,6 @@ pub fn printable_max(value: &str, max: usize) -> String {
         } else {
             out.push(c);
         }
-        n += 1;
     }
     out
 }
@@ -531,7 +529,8 @@ mod tests {
         f.set_len(Kind::Overrides.default_cap() + 1).unwrap();
         let e = read(&p, Kind::Overrides).unwrap_err();
         assert!(
-            matches!(e, InputError::TooLarge { .. }) && e.to_string().contains("--max-input-size 17M"),
+            matches!(e, InputError::TooLarge { .. })
+                && e.to_string().contains("--max-input-size 17M"),
             "{e}"
         );
         std::fs::write(&p, "x").unwrap();
@@ -551,8 +550,17 @@ mod tests {
 
     #[test]
     fn messages_are_made_printable() {
-        let m = printable_message(&format!("a.cls:1:2: name {} is bad\u{1b}[2J", "x".repeat(5000)));
-        assert_eq!(m, format!("a.cls:1:2: name {}…(cut) is bad\\u{{1b}}[2J", "x".repeat(200)));
+        let m = printable_message(&format!(
+            "a.cls:1:2: name {} is bad\u{1b}[2J",
+            "x".repeat(5000)
+        ));
+        assert_eq!(
+            m,
+            format!(
+                "a.cls:1:2: name {}…(cut) is bad\\u{{1b}}[2J",
+                "x".repeat(200)
+            )
+        );
         assert_eq!(printable_message("\u{202e}abc"), "\\u{202e}abc");
     }
 

@@ -8,7 +8,9 @@ use bplmigrate::states::{compile, graph, Compiler};
 use std::path::PathBuf;
 
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions")
+        .join(target);
     let mut v: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| d.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
@@ -28,7 +30,9 @@ fn bpl_reader() {
             continue;
         };
         for compiler in [Compiler::Current, Compiler::Legacy] {
-            let Ok(c) = compile(&bpl, compiler) else { continue };
+            let Ok(c) = compile(&bpl, compiler) else {
+                continue;
+            };
             for t in &c.threads {
                 let _ = graph(t);
             }
@@ -62,7 +66,10 @@ fn overrides_parser() {
             continue;
         };
         if let Ok(p) = bplmigrate::plan::build(&o, &n, &oc, &nc, Some(&ov)) {
-            for d in [bplmigrate::sql::Dialect::Iris, bplmigrate::sql::Dialect::Postgres] {
+            for d in [
+                bplmigrate::sql::Dialect::Iris,
+                bplmigrate::sql::Dialect::Postgres,
+            ] {
                 let _ = bplmigrate::sql::render(&p.plan, d);
                 let _ = bplmigrate::sql::render_revert(&p.plan, d);
             }

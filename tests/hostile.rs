@@ -51,7 +51,12 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn case(name: impl Into<String>, args: &[&dyn AsRef<std::ffi::OsStr>], codes: &'static [i32], origin: impl Into<String>) -> Case {
+fn case(
+    name: impl Into<String>,
+    args: &[&dyn AsRef<std::ffi::OsStr>],
+    codes: &'static [i32],
+    origin: impl Into<String>,
+) -> Case {
     Case {
         name: name.into(),
         args: args.iter().map(|a| a.as_ref().to_os_string()).collect(),
@@ -130,17 +135,26 @@ fn judge(c: &Case, o: &Outcome) -> Result<(), String> {
         return Err(format!("did not end within {DEADLINE:?}"));
     }
     let Some(code) = o.code else {
-        return Err(format!("killed by a signal (memory limit {MEMORY} bytes?); stderr: {}", o.stderr));
+        return Err(format!(
+            "killed by a signal (memory limit {MEMORY} bytes?); stderr: {}",
+            o.stderr
+        ));
     };
     if o.stderr.contains("panicked") || o.stderr.contains("RUST_BACKTRACE") {
         return Err(format!("panicked: {}", o.stderr));
     }
     if !c.codes.contains(&code) {
-        return Err(format!("exit code {code} not in {:?}; stderr: {}", c.codes, o.stderr));
+        return Err(format!(
+            "exit code {code} not in {:?}; stderr: {}",
+            c.codes, o.stderr
+        ));
     }
     if let Some(e) = c.expect {
         if code != e {
-            return Err(format!("exit code {code}, expected {e}; stderr: {}", o.stderr));
+            return Err(format!(
+                "exit code {code}, expected {e}; stderr: {}",
+                o.stderr
+            ));
         }
     }
     if code == 2 {
@@ -241,25 +255,53 @@ fn committed_corpus() {
     }
     for f in files("fixtures/hostile/thread") {
         let r = rel(&f);
-        cases.push(case(format!("verify-numbering {r}"), &[&"verify-numbering", &GEN_BPL, &r], VERIFY, &r));
+        cases.push(case(
+            format!("verify-numbering {r}"),
+            &[&"verify-numbering", &GEN_BPL, &r],
+            VERIFY,
+            &r,
+        ));
     }
     for f in files("fixtures/hostile/overrides") {
         let r = rel(&f);
-        cases.push(case(format!("plan --overrides {r}"), &[&"plan", &OLD, &NEW, &"--overrides", &r], PLAN, &r));
+        cases.push(case(
+            format!("plan --overrides {r}"),
+            &[&"plan", &OLD, &NEW, &"--overrides", &r],
+            PLAN,
+            &r,
+        ));
     }
     for d in files("fixtures/hostile/folder") {
         let r = rel(&d);
-        let c = case(format!("plan --verify {r}"), &[&"plan", &"--verify", &r], PLAN, &r);
+        let c = case(
+            format!("plan --verify {r}"),
+            &[&"plan", &"--verify", &r],
+            PLAN,
+            &r,
+        );
         // A BOM and CRLF line endings are normalized by design; every other edit is refused.
-        let fine = ["/intact", "/plan-json-bom", "/sums-crlf"].iter().any(|s| r.ends_with(s));
-        cases.push(if fine { c.expect(0, None) } else { c.expect(2, None) });
+        let fine = ["/intact", "/plan-json-bom", "/sums-crlf"]
+            .iter()
+            .any(|s| r.ends_with(s));
+        cases.push(if fine {
+            c.expect(0, None)
+        } else {
+            c.expect(2, None)
+        });
     }
     check(cases, 600);
 }
 
 fn git(dir: &Path, args: &[&str]) {
     let ok = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .current_dir(dir)
         .stdout(Stdio::null())
@@ -276,7 +318,10 @@ fn unescape(line: &str) -> String {
     let mut rest = line;
     while let Some(i) = rest.find("\\x") {
         out.push_str(&rest[..i]);
-        match rest.get(i + 2..i + 4).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+        match rest
+            .get(i + 2..i + 4)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
             Some(b) => {
                 out.push(char::from(b));
                 rest = &rest[i + 4..];
@@ -309,14 +354,36 @@ fn hostile_rev_paths() {
     let text = std::fs::read_to_string(root().join("fixtures/hostile/rev.txt")).unwrap();
     for line in text.lines().filter(|l| !l.is_empty()) {
         let src = unescape(line);
-        cases.push(case(format!("states {line}"), &[&"states", &"--", &src], STATES, &src).cwd(r));
+        cases.push(
+            case(
+                format!("states {line}"),
+                &[&"states", &"--", &src],
+                STATES,
+                &src,
+            )
+            .cwd(r),
+        );
     }
     cases.push(
-        case("big blob over the cap", &[&"states", &"--max-input-size", &"4K", &"HEAD:big.cls"], STATES, "HEAD:big.cls")
-            .cwd(r)
-            .expect(2, Some("--max-input-size")),
+        case(
+            "big blob over the cap",
+            &[&"states", &"--max-input-size", &"4K", &"HEAD:big.cls"],
+            STATES,
+            "HEAD:big.cls",
+        )
+        .cwd(r)
+        .expect(2, Some("--max-input-size")),
     );
-    cases.push(case("ok blob", &[&"states", &"HEAD:ok.cls"], STATES, "HEAD:ok.cls").cwd(r).expect(0, None));
+    cases.push(
+        case(
+            "ok blob",
+            &[&"states", &"HEAD:ok.cls"],
+            STATES,
+            "HEAD:ok.cls",
+        )
+        .cwd(r)
+        .expect(0, None),
+    );
     cases.push(
         case("tree", &[&"states", &"HEAD:dir"], STATES, "HEAD:dir")
             .cwd(r)
@@ -324,9 +391,20 @@ fn hostile_rev_paths() {
     );
     let pwned = r.join("pwned");
     let arg = format!("--git-base=--output={}", pwned.display());
-    cases.push(case("check --git-base=--output=FILE", &[&"check", &arg], &[2], "--git-base --output=").cwd(r));
+    cases.push(
+        case(
+            "check --git-base=--output=FILE",
+            &[&"check", &arg],
+            &[2],
+            "--git-base --output=",
+        )
+        .cwd(r),
+    );
     check(cases, 20);
-    assert!(!pwned.exists(), "a --git-base value was passed to git as an option");
+    assert!(
+        !pwned.exists(),
+        "a --git-base value was passed to git as an option"
+    );
 }
 
 /// Special files, odd names and oversized files, for every reader.
@@ -346,7 +424,13 @@ fn special_files_and_names() {
     let sparse = std::fs::File::create(t.join("sparse.cls")).unwrap();
     sparse.set_len(65 << 20).unwrap(); // over every default cap
     let good = std::fs::read_to_string(root().join(OLD)).unwrap();
-    for name in ["new\nline.cls", "esc\u{1b}[31m.cls", "rtl\u{202e}slc.cls", " space .cls", "-dash.cls"] {
+    for name in [
+        "new\nline.cls",
+        "esc\u{1b}[31m.cls",
+        "rtl\u{202e}slc.cls",
+        " space .cls",
+        "-dash.cls",
+    ] {
         std::fs::write(t.join(name), &good).unwrap();
     }
     let mut cases = Vec::new();
@@ -362,17 +446,35 @@ fn special_files_and_names() {
     ];
     for (name, says) in specials {
         let p = t.join(name).display().to_string();
-        cases.push(case(format!("states {name}"), &[&"states", &p], STATES, &p).expect(2, Some(says)));
         cases.push(
-            case(format!("verify-numbering {name}"), &[&"verify-numbering", &GEN_BPL, &p], VERIFY, &p)
-                .expect(2, Some(says)),
+            case(format!("states {name}"), &[&"states", &p], STATES, &p).expect(2, Some(says)),
         );
         cases.push(
-            case(format!("--overrides {name}"), &[&"plan", &OLD, &NEW, &"--overrides", &p], PLAN, &p)
-                .expect(2, Some(says)),
+            case(
+                format!("verify-numbering {name}"),
+                &[&"verify-numbering", &GEN_BPL, &p],
+                VERIFY,
+                &p,
+            )
+            .expect(2, Some(says)),
+        );
+        cases.push(
+            case(
+                format!("--overrides {name}"),
+                &[&"plan", &OLD, &NEW, &"--overrides", &p],
+                PLAN,
+                &p,
+            )
+            .expect(2, Some(says)),
         );
     }
-    for name in ["new\nline.cls", "esc\u{1b}[31m.cls", "rtl\u{202e}slc.cls", " space .cls", "-dash.cls"] {
+    for name in [
+        "new\nline.cls",
+        "esc\u{1b}[31m.cls",
+        "rtl\u{202e}slc.cls",
+        " space .cls",
+        "-dash.cls",
+    ] {
         let p = t.join(name).display().to_string();
         cases.push(case(format!("states {name:?}"), &[&"states", &p], STATES, &p).expect(0, None));
     }
@@ -380,7 +482,11 @@ fn special_files_and_names() {
     let src = root().join("fixtures/hostile/folder/intact");
     for (label, file, target) in [
         ("plan.json is a FIFO", "plan.json", Some(fifo.clone())),
-        ("checksum file is /dev/zero", "CHECKSUMS.sha256", Some(PathBuf::from("/dev/zero"))),
+        (
+            "checksum file is /dev/zero",
+            "CHECKSUMS.sha256",
+            Some(PathBuf::from("/dev/zero")),
+        ),
         ("apply.sql is a directory", "apply.sql", None),
     ] {
         let d = t.join(format!("folder-{file}"));
@@ -414,7 +520,9 @@ fn big_inputs_stay_linear() {
         std::fs::write(&p, text).unwrap();
         p.display().to_string()
     };
-    let call = |i: usize| format!("<call name='C{i}' target='T' async='0'><request type='Ens.Request'/></call>");
+    let call = |i: usize| {
+        format!("<call name='C{i}' target='T' async='0'><request type='Ens.Request'/></call>")
+    };
     let mut cases = Vec::new();
 
     // 100k context properties.
@@ -424,24 +532,48 @@ fn big_inputs_stay_linear() {
     }
     let p = put("props.xml", &bare(&props, &call(0)));
     cases.push(case("100k context properties", &[&"states", &p], STATES, &p).expect(0, None));
-    cases.push(case("100k context properties, plan", &[&"plan", &p, &p], PLAN, &p).expect(0, None));
+    cases.push(
+        case(
+            "100k context properties, plan",
+            &[&"plan", &p, &p],
+            PLAN,
+            &p,
+        )
+        .expect(0, None),
+    );
 
     // 100k attributes on one element.
     let mut attrs = String::new();
     for i in 0..100_000 {
         let _ = write!(attrs, " a{i}='x'");
     }
-    let p = put("attrs.xml", &bare("", &format!("<trace value='1'{attrs}/>")));
+    let p = put(
+        "attrs.xml",
+        &bare("", &format!("<trace value='1'{attrs}/>")),
+    );
     cases.push(case("100k attributes", &[&"states", &p], STATES, &p));
 
     // A 1 MB attribute value.
-    let p = put("attr-1mb.xml", &bare("", &format!("<trace name='{}' value='1'/>", "x".repeat(1 << 20))));
+    let p = put(
+        "attr-1mb.xml",
+        &bare(
+            "",
+            &format!("<trace name='{}' value='1'/>", "x".repeat(1 << 20)),
+        ),
+    );
     cases.push(case("1 MB attribute", &[&"states", &p], STATES, &p));
 
     // 100k nesting levels: refused at level 100 (kept), fast.
     let p = put(
         "deep.xml",
-        &bare("", &format!("{}<trace value='1'/>{}", "<sequence>".repeat(100_000), "</sequence>".repeat(100_000))),
+        &bare(
+            "",
+            &format!(
+                "{}<trace value='1'/>{}",
+                "<sequence>".repeat(100_000),
+                "</sequence>".repeat(100_000)
+            ),
+        ),
     );
     cases.push(case("100k nesting levels", &[&"states", &p], STATES, &p).expect(2, None));
 
@@ -449,7 +581,6 @@ fn big_inputs_stay_linear() {
     let body: String = (0..20_000).map(call).collect();
     let p = put("minified.xml", &bare("", &body).replace('\n', ""));
     cases.push(case("20k activities on one line", &[&"plan", &p, &p], PLAN, &p).expect(0, None));
-
 
     // Overrides with 100k entries (an error on the last one must still name its line).
     let mut ov = String::new();
@@ -459,8 +590,13 @@ fn big_inputs_stay_linear() {
     ov.push_str("[[ack]]\ncode = \"BPM9999\"\n");
     let p = put("acks.toml", &ov);
     cases.push(
-        case("100k overrides entries", &[&"plan", &OLD, &NEW, &"--overrides", &p], PLAN, &p)
-            .expect(2, Some(":200001:")),
+        case(
+            "100k overrides entries",
+            &[&"plan", &OLD, &NEW, &"--overrides", &p],
+            PLAN,
+            &p,
+        )
+        .expect(2, Some(":200001:")),
     );
     let mut ov = String::from("map = [");
     for _ in 0..100_000 {
@@ -468,7 +604,12 @@ fn big_inputs_stay_linear() {
     }
     ov.push_str("]\n");
     let p = put("maps-one-line.toml", &ov);
-    cases.push(case("100k overrides entries on one line", &[&"plan", &OLD, &NEW, &"--overrides", &p], PLAN, &p));
+    cases.push(case(
+        "100k overrides entries on one line",
+        &[&"plan", &OLD, &NEW, &"--overrides", &p],
+        PLAN,
+        &p,
+    ));
     check(cases, 8);
 }
 
@@ -480,7 +621,9 @@ fn big_inputs_stay_linear() {
 #[ignore = "quadratic skip/re-run findings in src/plan/safety.rs (issue 8)"]
 fn five_thousand_reordered_siblings() {
     let tmp = tempfile::tempdir().unwrap();
-    let call = |i: usize| format!("<call name='C{i}' target='T' async='0'><request type='Ens.Request'/></call>");
+    let call = |i: usize| {
+        format!("<call name='C{i}' target='T' async='0'><request type='Ens.Request'/></call>")
+    };
     let old: String = (0..5_000).map(call).collect::<Vec<_>>().join("\n");
     let new: String = (0..5_000).rev().map(call).collect::<Vec<_>>().join("\n");
     let po = tmp.path().join("old5k.xml");
@@ -488,7 +631,15 @@ fn five_thousand_reordered_siblings() {
     std::fs::write(&po, bare("", &old)).unwrap();
     std::fs::write(&pn, bare("", &new)).unwrap();
     let (po, pn) = (po.display().to_string(), pn.display().to_string());
-    check(vec![case("5k reordered siblings", &[&"plan", &po, &pn], PLAN, &pn)], 1);
+    check(
+        vec![case(
+            "5k reordered siblings",
+            &[&"plan", &po, &pn],
+            PLAN,
+            &pn,
+        )],
+        1,
+    );
 }
 
 /// Refusals of the SQL layer name the line of the overrides file the value came from.
@@ -498,18 +649,36 @@ fn sql_refusals_are_located() {
     let old = "fixtures/changes/new_context_property/old.cls";
     let new = "fixtures/changes/new_context_property/new.cls";
     let mut cases = Vec::new();
-    for (i, (value, dialect)) in [("'a\\\\b'", "postgres"), ("'a\\u0001b'", "iris"), ("'x' || 'y'", "iris")]
-        .into_iter()
-        .enumerate()
+    for (i, (value, dialect)) in [
+        ("'a\\\\b'", "postgres"),
+        ("'a\\u0001b'", "iris"),
+        ("'x' || 'y'", "iris"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let p = tmp.path().join(format!("ov{i}.toml"));
-        std::fs::write(&p, format!("# defaults\n\n[[default]]\nproperty = \"Region\"\nvalue = \"{value}\"\n")).unwrap();
+        std::fs::write(
+            &p,
+            format!("# defaults\n\n[[default]]\nproperty = \"Region\"\nvalue = \"{value}\"\n"),
+        )
+        .unwrap();
         let p = p.display().to_string();
         let out = tmp.path().join(format!("out{i}")).display().to_string();
         cases.push(
             case(
                 format!("default {value} ({dialect})"),
-                &[&"plan", &old, &new, &"--overrides", &p, &"--out", &out, &"--dialect", &dialect],
+                &[
+                    &"plan",
+                    &old,
+                    &new,
+                    &"--overrides",
+                    &p,
+                    &"--out",
+                    &out,
+                    &"--dialect",
+                    &dialect,
+                ],
                 PLAN,
                 format!("{p}:3: default"),
             )

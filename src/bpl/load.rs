@@ -104,7 +104,8 @@ fn file_stem(path: &str) -> String {
 }
 
 fn read_file(origin: &str, path: &Path) -> Result<Vec<u8>, BplError> {
-    crate::input::read(path, crate::input::Kind::Bpl).map_err(|e| BplError::file(origin, e.reason()))
+    crate::input::read(path, crate::input::Kind::Bpl)
+        .map_err(|e| BplError::file(origin, e.reason()))
 }
 
 fn read_git(origin: &str, dir: &Path, rev: &str, path: &str) -> Result<Vec<u8>, BplError> {

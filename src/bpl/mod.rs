@@ -72,7 +72,9 @@ pub fn check_class_name(name: &str) -> Result<(), String> {
             Some(_) => return bad("each part must start with an ASCII letter"),
         }
         if !c.all(|c| c.is_ascii_alphanumeric()) {
-            return bad("only ASCII letters and digits may follow (no spaces, quotes or punctuation)");
+            return bad(
+                "only ASCII letters and digits may follow (no spaces, quotes or punctuation)",
+            );
         }
     }
     Ok(())

@@ -220,7 +220,11 @@ pub(crate) fn parse_xml<'x>(
 ) -> Result<roxmltree::Document<'x>, BplError> {
     use roxmltree::Error as E;
     if let Some(at) = crowded_tag(xml) {
-        return Err(BplError::at(file, lines.pos(base + at), too_many_attributes()));
+        return Err(BplError::at(
+            file,
+            lines.pos(base + at),
+            too_many_attributes(),
+        ));
     }
     let opts = roxmltree::ParsingOptions {
         allow_dtd: false,
@@ -346,7 +350,8 @@ fn name_of(node: Node) -> &'static str {
 /// or `%` first, then ASCII letters and digits.
 fn is_member_name(name: &str) -> bool {
     let mut c = name.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '%')
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '%')
         && c.all(|c| c.is_ascii_alphanumeric())
 }
 

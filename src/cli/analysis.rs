@@ -142,11 +142,12 @@ pub fn plan(a: PlanArgs) -> CmdResult {
     let ov = a.overrides.as_deref().map(read_overrides).transpose()?;
     let planned = plan::build(&o, &n, &oc, &nc, ov.as_ref()).map_err(Failure::input)?;
     let objectscript = a.emit == Some(EmitArg::Objectscript);
-    let locate = |e: crate::sql::SqlError| Failure::input(locate_sql_refusal(e, [&o, &n], ov.as_ref()));
+    let locate =
+        |e: crate::sql::SqlError| Failure::input(locate_sql_refusal(e, [&o, &n], ov.as_ref()));
     let written = match &a.out {
-        Some(dir) => Some(
-            write_migration(&planned.plan, dir, a.dialect, objectscript).map_err(locate)?,
-        ),
+        Some(dir) => {
+            Some(write_migration(&planned.plan, dir, a.dialect, objectscript).map_err(locate)?)
+        }
         None => None,
     };
     if objectscript && written.is_none() {
@@ -196,7 +197,10 @@ fn locate_sql_refusal(
             .or_else(|| {
                 bpls.iter()
                     .rev()
-                    .find(|b| name.contains(&b.class_name.replace('.', "_")) || b.class_name.contains(name.as_str()))
+                    .find(|b| {
+                        name.contains(&b.class_name.replace('.', "_"))
+                            || b.class_name.contains(name.as_str())
+                    })
                     .map(|b| b.source.origin.clone())
             }),
         _ => None,

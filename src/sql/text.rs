@@ -186,10 +186,12 @@ pub fn default_literal(property: &str, text: &str, dialect: Dialect) -> Result<S
             }
             Ok(if negative { format!("-{n}") } else { n.clone() })
         }
-        Value::SingleQuotedString(s) if !negative => quote_literal(s, dialect).or_else(|e| match e {
-            SqlError::InvalidLiteral { reason, .. } => refuse(&reason),
-            other => Err(other),
-        }),
+        Value::SingleQuotedString(s) if !negative => {
+            quote_literal(s, dialect).or_else(|e| match e {
+                SqlError::InvalidLiteral { reason, .. } => refuse(&reason),
+                other => Err(other),
+            })
+        }
         Value::Boolean(_) => refuse("write 1 or 0 for a boolean property"),
         Value::Null => refuse("NULL is what in-flight rows already hold; omit the default"),
         _ => refuse("only a number or a quoted string is accepted"),
