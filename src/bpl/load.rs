@@ -122,10 +122,14 @@ fn load_bytes_with_stem(
     let sha256 = sha256_hex(bytes);
     let text = decode_utf8(origin, bytes)?;
     let (class_name, format, process) = read_text(origin, text, options, stem)?;
-    // Whatever the format, a name that is not a class name is refused, never cut: it names
-    // the tables the SQL rewrites. (The readers locate the ones they can.)
-    if let Err(why) = super::check_class_name(&class_name) {
-        return Err(BplError::file(origin, why));
+    // A name the file or `--class` gives that is not a class name is refused, never cut: it
+    // names the tables the SQL rewrites. (The readers locate the ones they can.) A bare
+    // document's default name, its file stem, is only checked where SQL is made from it.
+    let from_stem = format == SourceFormat::Bare && options.class.is_none();
+    if !from_stem {
+        if let Err(why) = super::check_class_name(&class_name) {
+            return Err(BplError::file(origin, why));
+        }
     }
     Ok(Bpl {
         class_name,
