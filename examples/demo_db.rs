@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --example demo_db -- seed BPL_FILE      # tables + 3 waiting rows per wait state
 //! cargo run --example demo_db -- enable CLASS 0|1   # flip Ens_Config.Item.Enabled
+//! cargo run --example demo_db -- finish BPL_FILE S9 # one instance at S9 of Thread1 finishes
 //! ```
 //! The connection string comes from `BPLMIGRATE_CONNECT`.
 
@@ -98,7 +99,21 @@ fn main() -> Result<()> {
                 "UPDATE \"Ens_Config\".\"Item\" SET \"Enabled\" = {flag} WHERE \"ClassName\" = '{class}'"
             ))?;
         }
-        _ => bail!("usage: demo_db seed BPL_FILE | demo_db enable CLASS 0|1"),
+        ["finish", file, state] => {
+            // One instance resting at STATE of the main thread finishes, as the running
+            // process would finish it (what a drain waits for).
+            let bpl = bpl::load(file, &LoadOptions::default())?;
+            let compiled = states::compile(&bpl, Compiler::Current)?;
+            let t = q(&compiled.threads[0].table);
+            if !state.starts_with('S') || !state[1..].bytes().all(|b| b.is_ascii_digit()) {
+                bail!("STATE must look like S9");
+            }
+            exec(&format!(
+                "UPDATE {t} SET \"%NextState\" = 'Stop', \"%Status\" = 2 WHERE \"ID\" = \
+                 (SELECT MIN(\"ID\") FROM {t} WHERE \"%NextState\" = '{state}')"
+            ))?;
+        }
+        _ => bail!("usage: demo_db seed BPL_FILE | demo_db enable CLASS 0|1 | demo_db finish BPL_FILE STATE"),
     }
     Ok(())
 }

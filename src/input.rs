@@ -173,7 +173,9 @@ fn lower_first(s: &str) -> String {
     }
 }
 
-fn what_is(ft: &std::fs::FileType) -> &'static str {
+/// What a file that is not a regular file is, for messages: `a directory`, `a FIFO (named
+/// pipe)`, `a socket`, `a character device`, ….
+pub fn what_is(ft: &std::fs::FileType) -> &'static str {
     if ft.is_dir() {
         return "a directory";
     }
@@ -305,10 +307,13 @@ pub fn read_git(dir: &Path, rev: &str, path: &str, kind: Kind) -> Result<Vec<u8>
     // `--` would end options; a revision starting with `-` must not be read as one.
     if rev.starts_with('-') {
         return Err(InputError::Git {
-            message: format!("'{}' is not a revision", printable(rev)),
+            message: format!(
+                "revision '{}' starts with '-': refused (git would read it as an option)",
+                printable(rev)
+            ),
         });
     }
-    let t = git(&["cat-file", "-t", &spec])?;
+    let t = git(&["cat-file", "-t", "--end-of-options", &spec])?;
     if !t.status.success() {
         return Err(refused(&t.stderr));
     }
@@ -323,7 +328,7 @@ pub fn read_git(dir: &Path, rev: &str, path: &str, kind: Kind) -> Result<Vec<u8>
             ),
         });
     }
-    let s = git(&["cat-file", "-s", &spec])?;
+    let s = git(&["cat-file", "-s", "--end-of-options", &spec])?;
     if !s.status.success() {
         return Err(refused(&s.stderr));
     }
@@ -341,7 +346,7 @@ pub fn read_git(dir: &Path, rev: &str, path: &str, kind: Kind) -> Result<Vec<u8>
         });
     }
     let mut child = Command::new("git")
-        .args(["cat-file", "blob", &spec])
+        .args(["cat-file", "blob", "--end-of-options", &spec])
         .current_dir(dir)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
