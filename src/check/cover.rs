@@ -70,7 +70,8 @@ pub fn find(
     entries.sort();
     let mut mismatches = Vec::new();
     for folder in entries {
-        let Ok(bytes) = crate::input::read(&folder.join("plan.json"), crate::input::Kind::PlanFolder)
+        let Ok(bytes) =
+            crate::input::read(&folder.join("plan.json"), crate::input::Kind::PlanFolder)
         else {
             continue;
         };
