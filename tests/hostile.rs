@@ -28,7 +28,8 @@ const MEMORY: u64 = 3 << 30;
 /// The documented exit codes a command may end with on any input.
 const STATES: &[i32] = &[0, 2];
 const VERIFY: &[i32] = &[0, 1, 2];
-const PLAN: &[i32] = &[0, 2];
+/// `plan`: 1 when the plan is blocked.
+const PLAN: &[i32] = &[0, 1, 2];
 
 const OLD: &str = "fixtures/changes/removed_wait_state/old.cls";
 const NEW: &str = "fixtures/changes/removed_wait_state/new.cls";
@@ -396,7 +397,7 @@ fn hostile_rev_paths() {
             "check --git-base=--output=FILE",
             &[&"check", &arg],
             &[2],
-            "--git-base --output=",
+            "revision '--output=",
         )
         .cwd(r),
     );
