@@ -586,7 +586,7 @@ fn big_inputs_stay_linear() {
     // Overrides with 100k entries (an error on the last one must still name its line).
     let mut ov = String::new();
     for _ in 0..100_000 {
-        ov.push_str("[[ack]]\ncode = \"BPM0102\"\n");
+        ov.push_str("[[ack]]\ncode = \"BPM0101\"\n");
     }
     ov.push_str("[[ack]]\ncode = \"BPM9999\"\n");
     let p = put("acks.toml", &ov);
