@@ -35,8 +35,8 @@ impl Migration {
         let checked =
             crate::sql::verify_migration_folder(dir).map_err(|e| folder_err(e.to_string()))?;
         let path = dir.join("plan.json");
-        let bytes =
-            std::fs::read(&path).map_err(|e| folder_err(format!("cannot read plan.json: {e}")))?;
+        let bytes = crate::input::read(&path, crate::input::Kind::PlanFolder)
+            .map_err(|e| folder_err(format!("plan.json: {}", e.reason())))?;
         let m = Migration {
             dir: Some(dir.to_path_buf()),
             plan: checked.plan,
@@ -129,7 +129,7 @@ impl Migration {
                 Direction::Apply => "apply.sql",
                 Direction::Revert => "revert.sql",
             };
-            if let Ok(bytes) = std::fs::read(dir.join(file)) {
+            if let Ok(bytes) = crate::input::read(&dir.join(file), crate::input::Kind::PlanFolder) {
                 let stored = normalized_text(&bytes);
                 if script_dialect(&stored) == Some(dialect)
                     && stored != normalized_text(script.to_sql_text().as_bytes())

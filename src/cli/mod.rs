@@ -51,6 +51,10 @@ A closed standard output (`… | head`) keeps the exit code the command would ha
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Size cap for every input file, e.g. 256M (defaults: BPL 16M, exported class 64M,
+    /// overrides 16M, migration folder file 64M). For the rare giant.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = crate::input::parse_size)]
+    pub max_input_size: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +152,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    crate::input::set_max_size(cli.max_input_size);
     let result = match cli.command {
         Command::States(a) => states_cmd::states(a),
         Command::VerifyNumbering(a) => verify_cmd::verify(a),
@@ -169,8 +174,13 @@ pub fn main() -> i32 {
                 return f.code;
             }
             let mut err = std::io::stderr().lock();
-            let _ = write!(err, "error: {}", f.error);
+            let _ = write!(
+                err,
+                "error: {}",
+                crate::input::printable_message(&f.error.to_string())
+            );
             for cause in f.error.chain().skip(1) {
+                let cause = crate::input::printable_message(&cause.to_string());
                 let _ = write!(err, "\n  caused by: {cause}");
             }
             let _ = writeln!(err);

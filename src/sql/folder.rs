@@ -205,10 +205,30 @@ fn count_files(dir: &Path) -> Result<usize, SqlError> {
     Ok(v.len())
 }
 
+/// A migration folder holds a handful of files; more than this many entries (or this deep)
+/// is not one, and is refused rather than walked.
+const MAX_FOLDER_ENTRIES: usize = 1000;
+const MAX_FOLDER_DEPTH: usize = 8;
+
 /// Every regular file under `dir`, as `/`-separated relative paths (directories recursed).
 fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), SqlError> {
+    let too_many = |what: String| SqlError::Io {
+        action: "read",
+        path: dir.to_path_buf(),
+        source: std::io::Error::other(what),
+    };
+    if prefix.matches('/').count() >= MAX_FOLDER_DEPTH {
+        return Err(too_many(format!(
+            "directories nested deeper than {MAX_FOLDER_DEPTH} levels: not a migration folder"
+        )));
+    }
     for e in fs::read_dir(dir).map_err(SqlError::io("read", dir))? {
         let e = e.map_err(SqlError::io("read", dir))?;
+        if out.len() >= MAX_FOLDER_ENTRIES {
+            return Err(too_many(format!(
+                "more than {MAX_FOLDER_ENTRIES} files: not a migration folder"
+            )));
+        }
         let name = format!("{prefix}{}", e.file_name().to_string_lossy());
         let ft = e.file_type().map_err(SqlError::io("read", e.path()))?;
         if ft.is_dir() {
@@ -218,6 +238,10 @@ fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), Sql
         }
     }
     Ok(())
+}
+
+fn read_folder_file(path: &Path) -> Result<Vec<u8>, SqlError> {
+    Ok(crate::input::read(path, crate::input::Kind::PlanFolder)?)
 }
 
 /// Check a migration folder against its checksum file and read its plan. The first problem,
@@ -237,7 +261,7 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
             file: CHECKSUM_FILE.into(),
         });
     }
-    let raw = fs::read(&sums_path).map_err(SqlError::io("read", &sums_path))?;
+    let raw = read_folder_file(&sums_path)?;
     let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&raw);
     let text = String::from_utf8_lossy(raw);
     let mut listed: BTreeMap<String, String> = BTreeMap::new();
@@ -268,6 +292,7 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
     let mut present = Vec::new();
     list_files(dir, "", &mut present)?;
     present.retain(|f| f != CHECKSUM_FILE);
+    let present: std::collections::BTreeSet<String> = present.into_iter().collect();
     let mut problems: BTreeMap<String, SqlError> = BTreeMap::new();
     for (name, hash) in &listed {
         if !present.contains(name) {
@@ -275,7 +300,7 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
             continue;
         }
         let p = dir.join(name);
-        let bytes = fs::read(&p).map_err(SqlError::io("read", &p))?;
+        let bytes = read_folder_file(&p)?;
         if &normalized_sha256(&bytes) != hash {
             problems.insert(name.clone(), SqlError::Edited { file: name.clone() });
         }
@@ -294,7 +319,7 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
         });
     }
     let plan_path = dir.join(PLAN_FILE);
-    let body = fs::read(&plan_path).map_err(SqlError::io("read", &plan_path))?;
+    let body = read_folder_file(&plan_path)?;
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&body);
     let plan: MigrationPlan =
         serde_json::from_slice(body).map_err(|source| SqlError::PlanJson {

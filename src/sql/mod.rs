@@ -28,8 +28,8 @@ pub mod text;
 
 pub use check::{parse, IrisDialect};
 pub use folder::{
-    verify_migration_folder, write_migration_folder, write_migration_folder_with, ExtraFiles,
-    FolderCheck, FolderOptions, CHECKSUM_FILE,
+    normalized_sha256, verify_migration_folder, write_migration_folder, write_migration_folder_with,
+    ExtraFiles, FolderCheck, FolderOptions, CHECKSUM_FILE,
 };
 pub use model::*;
 pub use objectscript::{
@@ -52,7 +52,7 @@ use std::path::PathBuf;
 /// Everything that can go wrong while rendering, writing or verifying a migration.
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
-    #[error("identifier {name:?} is refused: {reason}")]
+    #[error("identifier \"{name}\" is refused: {reason}")]
     InvalidIdentifier { name: String, reason: String },
     #[error("literal \"{value}\" is refused: {reason}")]
     InvalidLiteral { value: String, reason: String },
@@ -77,6 +77,8 @@ pub enum SqlError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     #[error("{} is not a valid plan: {source}", path.display())]
     PlanJson {
         path: PathBuf,
