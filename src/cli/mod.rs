@@ -157,6 +157,24 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// `value` as pretty-printed JSON with a final newline (the bytes of [`pretty_json`]),
+/// serialized straight into buffered stdout: no intermediate string, which for a large
+/// process (`states --format json`) would be tens of megabytes. A value that cannot be
+/// serialized fails with `code`; a write error is treated like [`emit`]'s.
+pub fn emit_json<T: serde::Serialize>(value: &T, code: i32) -> Result<(), Failure> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| {
+        if e.is_io() {
+            Failure::new(exit::OK, std::io::Error::from(e))
+        } else {
+            Failure::new(code, e)
+        }
+    })?;
+    out.write_all(b"\n")
+        .and_then(|_| out.flush())
+        .map_err(|e| Failure::new(exit::OK, e))
+}
+
 /// Write to stdout; a closed pipe (`| head`) is reported as an io error that `main` treats as
 /// success.
 pub fn emit(text: &str) -> Result<(), Failure> {
