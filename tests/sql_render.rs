@@ -100,6 +100,7 @@ fn base(class: &str) -> MigrationPlan {
         context_properties: vec![],
         preconditions: vec![],
         findings: vec![],
+        suggestions: vec![],
         overrides: vec![],
     }
 }
@@ -124,11 +125,13 @@ fn swap_plan() -> MigrationPlan {
             old: "OnResponse1".into(),
             new: Some("OnResponse2".into()),
             call: "BankUS".into(),
+            new_call: None,
         },
         HandlerMapping {
             old: "OnResponse2".into(),
             new: Some("OnResponse1".into()),
             call: "BankSoprano".into(),
+            new_call: None,
         },
     ];
     p
@@ -190,11 +193,13 @@ fn blocked_plan() -> MigrationPlan {
             old: "OnResponse1".into(),
             new: None,
             call: "Credit".into(),
+            new_call: None,
         },
         HandlerMapping {
             old: "OnResponse2".into(),
             new: Some("OnResponse1".into()),
             call: "BankUS".into(),
+            new_call: None,
         },
     ];
     let t1 = table("Demo.Loan.BankUS.Thread1");
@@ -858,6 +863,7 @@ fn folder_is_written_verified_and_tamper_evident() {
             "README.md",
             "apply.sql",
             "migrate.cls",
+            "migrate.script",
             "plan.json",
             "revert.sql"
         ])
@@ -870,6 +876,7 @@ fn folder_is_written_verified_and_tamper_evident() {
             "README.md",
             "apply.sql",
             "migrate.cls",
+            "migrate.script",
             "plan.json",
             "revert.sql"
         ])
@@ -996,7 +1003,11 @@ fn objectscript_runs_the_checked_statements() {
     assert!(cls.starts_with("/// bplmigrate migration for Demo.BP"));
     assert!(cls.contains("Class BplMigrate.Plan.P0123456789abcdef Extends %RegisteredObject"));
     assert!(cls.contains("TSTART") && cls.contains("TCOMMIT") && cls.contains("TROLLBACK 1"));
-    assert!(cls.contains("##class(Ens.Director).EnableConfigItem(tName, 0, 1)"));
+    // Items are recorded before they are disabled, then the production is updated once.
+    assert!(cls.contains(
+        "Set pDisabled = pDisabled + 1, pDisabled(pDisabled) = tName\n\t\tSet tSC1 = ##class(Ens.Director).EnableConfigItem(tName, 0, 0)"
+    ));
+    assert!(cls.contains("##class(Ens.Director).UpdateProduction(pTimeout)"));
     // The UPDATE is on one line with its quotes doubled.
     assert!(cls.contains(
         "Set tSC = ..Exec(\"UPDATE \"\"Demo_BP\"\".\"\"Thread1\"\" SET \"\"%NextState\"\" = CASE \"\"%NextState\"\" WHEN 'S5' THEN 'S7' WHEN 'S7' THEN 'S5' ELSE \"\"%NextState\"\" END WHERE \"\"%NextState\"\" IN ('S5', 'S7')\", .tRows)"
