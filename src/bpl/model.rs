@@ -96,13 +96,14 @@ pub struct ContextProperty {
 pub struct Attrs(Vec<(String, String)>);
 
 impl Attrs {
-    pub fn get(&self, name: &str) -> Option<&String> {
+    pub fn get<Q: AsRef<str> + ?Sized>(&self, name: &Q) -> Option<&String> {
+        let name = name.as_ref();
         self.0
             .binary_search_by(|(k, _)| k.as_str().cmp(name))
             .ok()
             .map(|i| &self.0[i].1)
     }
-    pub fn contains_key(&self, name: &str) -> bool {
+    pub fn contains_key<Q: AsRef<str> + ?Sized>(&self, name: &Q) -> bool {
         self.get(name).is_some()
     }
     /// (name, value) in name order.
