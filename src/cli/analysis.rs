@@ -1,7 +1,10 @@
 //! `diff` and `plan` (`check` is in `check_cmd`).
 
 use super::states_cmd::CompilerArg;
-use super::{compile, emit, emit_keeping, exit, load_bpl, pretty_json, CmdResult, Failure, Format};
+use super::{
+    compile, emit, emit_json, emit_json_keeping, emit_keeping, exit, load_bpl, pretty_json,
+    CmdResult, Failure, Format,
+};
 use crate::bpl::Bpl;
 use crate::diff;
 use crate::plan::render::{self, RenderOptions};
@@ -100,7 +103,7 @@ pub fn diff(a: DiffArgs) -> CmdResult {
     let d = diff::diff(&o, &n, &oc, &nc, &[]).map_err(Failure::input)?;
     match a.common.format {
         Format::Human => emit(&render::diff_human(&d, RenderOptions::default()))?,
-        Format::Json => emit(&pretty_json(&d, exit::INPUT)?)?,
+        Format::Json => emit_json(&d)?,
     }
     Ok(exit::OK)
 }
@@ -154,7 +157,7 @@ pub fn plan(a: PlanArgs) -> CmdResult {
             }
             emit_keeping(&text, code)?
         }
-        Format::Json => emit_keeping(&pretty_json(&planned.plan, exit::INPUT)?, code)?,
+        Format::Json => emit_json_keeping(&planned.plan, code)?,
     }
     Ok(code)
 }

@@ -188,20 +188,25 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// `value` as pretty-printed JSON with a final newline (the bytes of [`pretty_json`]),
 /// serialized straight into buffered stdout: no intermediate string, which for a large
-/// process (`states --format json`) would be tens of megabytes. A value that cannot be
-/// serialized fails with `code`; write errors are handled like [`emit`]'s.
-pub fn emit_json<T: serde::Serialize>(value: &T, code: i32) -> Result<(), Failure> {
+/// process or plan would be tens of megabytes. Write errors are handled like [`emit`]'s.
+pub fn emit_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    emit_json_keeping(value, exit::OK)
+}
+
+/// [`emit_json`]; a closed pipe keeps `code` (see [`emit_keeping`]). A value that cannot be
+/// serialized is an input error, as with [`pretty_json`].
+pub fn emit_json_keeping<T: serde::Serialize>(value: &T, code: i32) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     serde_json::to_writer_pretty(&mut out, value).map_err(|e| {
         if e.is_io() {
-            write_failure(std::io::Error::from(e), exit::OK)
+            write_failure(std::io::Error::from(e), code)
         } else {
-            Failure::new(code, e)
+            Failure::new(exit::INPUT, e)
         }
     })?;
     out.write_all(b"\n")
         .and_then(|_| out.flush())
-        .map_err(|e| write_failure(e, exit::OK))
+        .map_err(|e| write_failure(e, code))
 }
 
 /// Write to stdout; a closed pipe (`| head`) ends the command quietly with exit 0.

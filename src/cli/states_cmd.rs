@@ -63,7 +63,7 @@ pub fn states(a: StatesArgs) -> CmdResult {
     let text = match a.format {
         StatesFormat::Human => human(&bpl, &cp),
         StatesFormat::Json => {
-            emit_json(&cp, exit::INPUT)?;
+            emit_json(&cp)?;
             return Ok(exit::OK);
         }
         StatesFormat::Dot => states::to_dot(&cp),
