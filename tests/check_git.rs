@@ -866,7 +866,7 @@ fn github_actions_get_workflow_annotations_on_stderr() {
     );
     assert!(
         err.lines()
-            .any(|l| l.starts_with("::warning file=src/Credit.cls")),
+            .any(|l| l.starts_with("::notice file=src/Credit.cls,line=7,col=1,title=BPM0105 states-renumbered::")),
         "{err}"
     );
 }
