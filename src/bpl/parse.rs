@@ -6,7 +6,6 @@
 use super::model::*;
 use super::BplError;
 use roxmltree::{Node, NodeType};
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 /// The 30 activity element names of spec 2.2.
@@ -591,7 +590,7 @@ fn code_text(node: Node) -> String {
 }
 
 /// Attributes as written, without the layout-only ones.
-fn kept_attrs(node: Node) -> BTreeMap<String, String> {
+fn kept_attrs(node: Node) -> Attrs {
     node.attributes()
         .filter(|a| !LAYOUT_ATTRS.contains(&a.name()))
         .map(|a| (a.name().to_string(), a.value().to_string()))
@@ -1025,11 +1024,7 @@ fn read_handler(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
     let pos = cx.pos(node);
     let disabled = parse_disabled(cx, node)?;
     let local = node.tag_name().name();
-    let attrs = node
-        .attributes()
-        .filter(|a| !LAYOUT_ATTRS.contains(&a.name()))
-        .map(|a| (a.name().to_string(), a.value().to_string()))
-        .collect();
+    let attrs = kept_attrs(node);
     let annotation = leading_annotation(node);
     let fault = attr(node, "fault").map(str::to_string);
     if local == "catch" && fault.is_none() {

@@ -1,7 +1,10 @@
 //! `diff` and `plan` (`check` is in `check_cmd`).
 
 use super::states_cmd::CompilerArg;
-use super::{compile, emit, emit_keeping, exit, load_bpl, pretty_json, CmdResult, Failure, Format};
+use super::{
+    compile, emit, emit_json, emit_json_keeping, emit_keeping, exit, load_bpl, pretty_json,
+    CmdResult, Failure, Format,
+};
 use crate::bpl::Bpl;
 use crate::diff;
 use crate::picture;
@@ -126,7 +129,7 @@ pub fn diff(a: DiffArgs) -> CmdResult {
     let d = diff::diff(&o, &n, &oc, &nc, &[]).map_err(Failure::input)?;
     match a.common.format {
         AnalysisFormat::Human => emit(&render::diff_human(&d, RenderOptions::default()))?,
-        AnalysisFormat::Json => emit(&pretty_json(&d, exit::INPUT)?)?,
+        AnalysisFormat::Json => emit_json(&d)?,
         AnalysisFormat::Svg => emit(&picture::change_svg(
             &picture::from_diff(&d, &oc, &nc),
             &oc,
@@ -193,7 +196,7 @@ pub fn plan(a: PlanArgs) -> CmdResult {
             }
             emit_keeping(&text, code)?
         }
-        AnalysisFormat::Json => emit_keeping(&pretty_json(&planned.plan, exit::INPUT)?, code)?,
+        AnalysisFormat::Json => emit_json_keeping(&planned.plan, code)?,
         AnalysisFormat::Svg => emit_keeping(&picture::change_svg(&view, &oc, &nc), code)?,
         AnalysisFormat::Mermaid => emit_keeping(&picture::change_mermaid(&view, &oc, &nc), code)?,
     }

@@ -196,6 +196,29 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// `value` as pretty-printed JSON with a final newline (the bytes of [`pretty_json`]),
+/// serialized straight into buffered stdout: no intermediate string, which for a large
+/// process or plan would be tens of megabytes. Write errors are handled like [`emit`]'s.
+pub fn emit_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    emit_json_keeping(value, exit::OK)
+}
+
+/// [`emit_json`]; a closed pipe keeps `code` (see [`emit_keeping`]). A value that cannot be
+/// serialized is an input error, as with [`pretty_json`].
+pub fn emit_json_keeping<T: serde::Serialize>(value: &T, code: i32) -> Result<(), Failure> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| {
+        if e.is_io() {
+            write_failure(std::io::Error::from(e), code)
+        } else {
+            Failure::new(exit::INPUT, e)
+        }
+    })?;
+    out.write_all(b"\n")
+        .and_then(|_| out.flush())
+        .map_err(|e| write_failure(e, code))
+}
+
 /// Write to stdout; a closed pipe (`| head`) ends the command quietly with exit 0.
 pub fn emit(text: &str) -> Result<(), Failure> {
     emit_keeping(text, exit::OK)
@@ -208,13 +231,17 @@ pub fn emit_keeping(text: &str, code: i32) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                Failure::new(code, e)
-            } else {
-                Failure::input(anyhow::Error::new(e).context("cannot write to standard output"))
-            }
-        })
+        .map_err(|e| write_failure(e, code))
+}
+
+/// A failed write to stdout: a closed pipe keeps `code` (and is not reported), anything else
+/// is an input/output error.
+fn write_failure(e: std::io::Error, code: i32) -> Failure {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Failure::new(code, e)
+    } else {
+        Failure::input(anyhow::Error::new(e).context("cannot write to standard output"))
+    }
 }
 
 fn completions(shell: clap_complete::Shell) -> CmdResult {
