@@ -95,9 +95,11 @@ struct ThreadWork {
     class: String,
     table: SqlTable,
     moves: Vec<Move>,
-    /// Every source state the script knows (mapped states, identity included): rows resting
-    /// anywhere else cannot be mapped (the revert guards on that).
+    /// Every state the version the rows come from has (for a revert: the mapped new states):
+    /// rows resting anywhere else were not written by that version, and are refused.
     known: Vec<String>,
+    /// Per stack column, every value that version can leave in it (besides empty).
+    known_stacks: Vec<(&'static str, Vec<Vec<String>>)>,
 }
 
 fn is_state_name(s: &str) -> bool {
@@ -183,8 +185,20 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
         }
         let mut moves = Vec::new();
         let mut known = Vec::new();
+        let mut handler_stacks: BTreeSet<Vec<String>> = BTreeSet::new();
+        let mut subroutine_stacks: BTreeSet<Vec<String>> = BTreeSet::new();
         for s in &t.states {
+            if direction == Direction::Apply {
+                known.push(s.old.clone());
+                handler_stacks.insert(s.old_handler_stack.clone());
+                subroutine_stacks.insert(s.old_subroutine_stack.clone());
+            }
             let Some(new) = &s.new else { continue };
+            if direction == Direction::Revert {
+                known.push(new.clone());
+                handler_stacks.insert(s.new_handler_stack.clone());
+                subroutine_stacks.insert(s.new_subroutine_stack.clone());
+            }
             let pairs = [
                 (HANDLER_STACK, &s.old_handler_stack, &s.new_handler_stack),
                 (
@@ -213,16 +227,23 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
                     },
                 })
                 .collect();
-            known.push(from.clone());
             if from != to || !stacks.is_empty() {
                 moves.push(Move { from, to, stacks });
             }
         }
+        let known_stacks = [
+            (HANDLER_STACK, handler_stacks),
+            (SUBROUTINE_STACK, subroutine_stacks),
+        ]
+        .into_iter()
+        .map(|(c, set)| (c, set.into_iter().filter(|v| !v.is_empty()).collect()))
+        .collect();
         out.push(ThreadWork {
             class: t.old_class.clone(),
             table: t.old_table.clone(),
             moves,
             known,
+            known_stacks,
         });
     }
     out
@@ -565,7 +586,22 @@ impl Renderer<'_> {
         })
     }
 
-    fn unmapped_states(&self, w: &ThreadWork) -> Result<Guard, SqlError> {
+    /// Why a row the guard finds cannot be migrated: the rows were not written by the version
+    /// the script starts from.
+    fn foreign_rows(&self, direction: Direction) -> String {
+        match direction {
+            Direction::Apply => format!(
+                "the old {} does not have: is the new class already running, or was this migration applied by hand?",
+                self.plan.old.class
+            ),
+            Direction::Revert => format!(
+                "the new {} does not have (reached after the migration?)",
+                self.plan.new.class
+            ),
+        }
+    }
+
+    fn unmapped_states(&self, w: &ThreadWork, direction: Direction) -> Result<Guard, SqlError> {
         let mut keep = w.known.clone();
         if !keep.iter().any(|s| s == STOP) {
             keep.push(STOP.into());
@@ -577,22 +613,68 @@ impl Renderer<'_> {
             self.lit_list(&keep)?
         );
         Ok(Guard {
-            description: format!("rows of {} rest at states the old version does not have (reached after the migration)", w.class),
+            description: format!(
+                "rows of {} rest at states {}",
+                w.class,
+                self.foreign_rows(direction)
+            ),
             sql: self.count(sql, vec![w.table.clone()], &[NEXT_STATE], &[])?,
             kind: GuardKind::Unmapped,
         })
     }
 
-    fn unmapped_handlers(&self, image: &[String]) -> Result<Guard, SqlError> {
-        let t = &self.plan.response_handler_table;
+    /// Rows whose stack column holds a value no state of the source version leaves there
+    /// (e.g. a state name it does not have).
+    fn unmapped_stacks(
+        &self,
+        w: &ThreadWork,
+        column: &'static str,
+        known: &[Vec<String>],
+        direction: Direction,
+    ) -> Result<Guard, SqlError> {
+        let col = self.id(column)?;
+        let mut cond = format!("{col} IS NOT NULL AND {col} <> ''");
+        if !known.is_empty() {
+            let values = known
+                .iter()
+                .map(|v| self.list_value(v))
+                .collect::<Result<Vec<_>, _>>()?;
+            cond.push_str(&format!(" AND {col} NOT IN ({})", values.join(", ")));
+        }
         let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {} NOT IN ({})",
-            self.table(t)?,
-            self.id(RESPONSE_HANDLER_COLUMN)?,
-            self.lit_list(image)?
+            "SELECT COUNT(*) FROM {} WHERE {cond}",
+            self.table(&w.table)?
         );
         Ok(Guard {
-            description: "context rows name response handlers the old version does not have".into(),
+            description: format!(
+                "rows of {} hold a {column} naming states {}",
+                w.class,
+                self.foreign_rows(direction)
+            ),
+            sql: self.count(
+                sql,
+                vec![w.table.clone()],
+                &[column],
+                &[listbuild_function(self.d)],
+            )?,
+            kind: GuardKind::Unmapped,
+        })
+    }
+
+    fn unmapped_handlers(&self, image: &[String], direction: Direction) -> Result<Guard, SqlError> {
+        let t = &self.plan.response_handler_table;
+        let col = self.id(RESPONSE_HANDLER_COLUMN)?;
+        let cond = if image.is_empty() {
+            format!("{col} IS NOT NULL")
+        } else {
+            format!("{col} NOT IN ({})", self.lit_list(image)?)
+        };
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE {cond}", self.table(t)?);
+        Ok(Guard {
+            description: format!(
+                "context rows name response handlers {}",
+                self.foreign_rows(direction)
+            ),
             sql: self.count(sql, vec![t.clone()], &[RESPONSE_HANDLER_COLUMN], &[])?,
             kind: GuardKind::Unmapped,
         })
@@ -864,69 +946,84 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
         })
         .collect();
 
-    match direction {
-        Direction::Apply => {
-            for p in &plan.preconditions {
-                push_guard(&mut guards, &mut seen, r.precondition(p)?);
-            }
-            // Preconditions implied by the mapping itself, in case the plan did not list them.
-            for t in &plan.threads {
-                if t.new_table.as_ref() != Some(&t.old_table) {
-                    let to = t.new_class.as_deref().unwrap_or("nothing");
-                    let reason = format!(
-                        "thread class {} became {to}; its rows cannot be moved by an UPDATE",
-                        t.old_class
-                    );
-                    push_guard(
-                        &mut guards,
-                        &mut seen,
-                        r.precondition(&Precondition::NoRowsInTable {
-                            table: t.old_table.clone(),
-                            reason,
-                        })?,
-                    );
-                    continue;
-                }
-                for s in t.states.iter().filter(|s| s.new.is_none()) {
-                    let reason = match &s.note {
-                        Some(n) => comment_text(n),
-                        None => format!("{} was removed; let those instances drain or map the state in overrides", s.old_activity.label()),
-                    };
-                    let p = Precondition::NoRowsAtState {
-                        table: t.old_table.clone(),
-                        state: s.old.clone(),
-                        reason,
-                    };
-                    push_guard(&mut guards, &mut seen, r.precondition(&p)?);
-                }
-            }
-            for h in plan.response_handlers.iter().filter(|h| h.new.is_none()) {
+    if direction == Direction::Apply {
+        for p in &plan.preconditions {
+            push_guard(&mut guards, &mut seen, r.precondition(p)?);
+        }
+        // Preconditions implied by the mapping itself, in case the plan did not list them.
+        for t in &plan.threads {
+            if t.new_table.as_ref() != Some(&t.old_table) {
+                let to = t.new_class.as_deref().unwrap_or("nothing");
+                let reason = format!(
+                    "thread class {} became {to}; its rows cannot be moved by an UPDATE",
+                    t.old_class
+                );
                 push_guard(
                     &mut guards,
                     &mut seen,
-                    Guard {
-                        description: format!(
-                            "context rows still name response handler {} of call {:?}, which was removed",
-                            h.old, h.call
-                        ),
-                        sql: r.handler_rows(&h.old)?,
-                        kind: GuardKind::Precondition,
-                    },
+                    r.precondition(&Precondition::NoRowsInTable {
+                        table: t.old_table.clone(),
+                        reason,
+                    })?,
                 );
+                continue;
+            }
+            for s in t.states.iter().filter(|s| s.new.is_none()) {
+                let reason = match &s.note {
+                    Some(n) => comment_text(n),
+                    None => format!(
+                        "{} was removed; let those instances drain or map the state in overrides",
+                        s.old_activity.label()
+                    ),
+                };
+                let p = Precondition::NoRowsAtState {
+                    table: t.old_table.clone(),
+                    state: s.old.clone(),
+                    reason,
+                };
+                push_guard(&mut guards, &mut seen, r.precondition(&p)?);
             }
         }
-        Direction::Revert => {
-            for w in &work {
-                push_guard(&mut guards, &mut seen, r.unmapped_states(w)?);
-            }
-            if !plan.response_handlers.is_empty() {
-                let image: Vec<String> = handler_pairs.iter().map(|p| p.0.clone()).collect();
-                if !image.is_empty() {
-                    push_guard(&mut guards, &mut seen, r.unmapped_handlers(&image)?);
-                }
-            }
+        for h in plan.response_handlers.iter().filter(|h| h.new.is_none()) {
+            push_guard(
+                &mut guards,
+                &mut seen,
+                Guard {
+                    description: format!(
+                        "context rows still name response handler {} of call {:?}, which was removed",
+                        h.old, h.call
+                    ),
+                    sql: r.handler_rows(&h.old)?,
+                    kind: GuardKind::Precondition,
+                },
+            );
         }
     }
+    // Rows the source version cannot have written (the new numbering already in place, a
+    // migration run by hand): refused in both directions.
+    for w in &work {
+        push_guard(&mut guards, &mut seen, r.unmapped_states(w, direction)?);
+        for (column, known) in &w.known_stacks {
+            push_guard(
+                &mut guards,
+                &mut seen,
+                r.unmapped_stacks(w, column, known, direction)?,
+            );
+        }
+    }
+    let image: Vec<String> = match direction {
+        Direction::Apply => plan
+            .response_handlers
+            .iter()
+            .map(|h| h.old.clone())
+            .collect(),
+        Direction::Revert => handler_pairs.iter().map(|p| p.0.clone()).collect(),
+    };
+    push_guard(
+        &mut guards,
+        &mut seen,
+        r.unmapped_handlers(&image, direction)?,
+    );
     for w in &work {
         for m in &w.moves {
             for s in &m.stacks {
