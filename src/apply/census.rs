@@ -109,6 +109,11 @@ pub struct LiveCensus {
 pub struct CensusTargets {
     pub thread_tables: Vec<SqlTable>,
     pub handler_table: Option<SqlTable>,
+    /// Thread tables whose rows are grouped by their stacks too; None: every table. `apply`
+    /// groups stacks only where the plan rewrites them (binary GROUP BY keys are what a census
+    /// of a big table costs); elsewhere the stacks read as empty and the script's guards check
+    /// their values.
+    pub stack_tables: Option<BTreeSet<SqlTable>>,
 }
 
 impl CensusTargets {
@@ -124,6 +129,7 @@ impl CensusTargets {
         CensusTargets {
             thread_tables: tables.into_iter().collect(),
             handler_table: Some(plan.response_handler_table.clone()),
+            stack_tables: None,
         }
     }
 
@@ -133,6 +139,7 @@ impl CensusTargets {
         CensusTargets {
             thread_tables: tables.into_iter().collect(),
             handler_table: Some(p.response_handler_table.clone()),
+            stack_tables: None,
         }
     }
 
@@ -203,9 +210,17 @@ pub fn census(
         missing_tables: Vec::new(),
     };
     for t in &targets.thread_tables {
-        for row in counter.rows(t, THREAD_COLUMNS)? {
-            let [state, status, hs, ss, n] = row.as_slice() else {
-                continue;
+        let stacks = targets.stack_tables.as_ref().is_none_or(|s| s.contains(t));
+        let keys = if stacks {
+            THREAD_COLUMNS
+        } else {
+            &THREAD_COLUMNS[..2]
+        };
+        for row in counter.rows(t, keys)? {
+            let (state, status, hs, ss, n) = match row.as_slice() {
+                [state, status, hs, ss, n] => (state, status, hs, ss, n),
+                [state, status, n] => (state, status, &Value::Null, &Value::Null, n),
+                _ => continue,
             };
             out.threads.push(ThreadGroup {
                 key: ThreadKey {

@@ -101,52 +101,48 @@ pub fn exists(db: &Db) -> bool {
         .is_ok_and(|probe| db.probe(probe.as_str()).is_ok())
 }
 
-/// Creates the history table (first real apply). Safe against a concurrent first apply.
-pub fn create(db: &mut Db) -> Result<(), DbFailure> {
+/// Creates the history table on a first real apply, in the open apply transaction where the
+/// dialect has transactional DDL (PostgreSQL: a refused or failed apply rolls the table back
+/// with everything else; an advisory lock serializes two first applies). Safe to call when it
+/// exists.
+pub fn create_in_transaction(db: &Db) -> Result<(), DbFailure> {
     let step = "create history table";
-    match db.dialect() {
-        Dialect::Postgres => {
-            let t = history_table();
-            let schema = quote_ident(&t.schema, Dialect::Postgres)
-                .map_err(|e| DbFailure::refused_sql(step, &e))?;
-            let count = statement_for(step, sql::catalog_table_count(Dialect::Postgres))?;
-            db.begin(step)?;
-            let r = (|| {
-                db.execute(
-                    step,
-                    &format!("SELECT pg_advisory_xact_lock({CREATE_LOCK_KEY})"),
-                    &[],
-                )?;
-                db.execute(step, &format!("CREATE SCHEMA IF NOT EXISTS {schema}"), &[])?;
-                let n = db.count(step, count.as_str(), &[&t.schema, &t.table])?;
-                if n == 0 {
-                    for (_, sql) in MIGRATIONS {
-                        db.execute(step, &statement(sql), &[])?;
-                    }
-                }
-                Ok(())
-            })();
-            match r {
-                Ok(()) => db.commit(),
-                Err(e) => {
-                    let _ = db.rollback();
-                    Err(e)
-                }
-            }
-        }
-        Dialect::Iris => {
-            // IRIS DDL commits by itself; a concurrent creator makes the second CREATE fail,
-            // after which the table exists and that is all we need.
-            for (_, sql) in MIGRATIONS {
-                if let Err(e) = db.execute(step, &statement(sql), &[]) {
-                    if !exists(db) {
-                        return Err(e);
-                    }
-                }
-            }
-            Ok(())
+    let t = history_table();
+    let schema =
+        quote_ident(&t.schema, Dialect::Postgres).map_err(|e| DbFailure::refused_sql(step, &e))?;
+    let count = statement_for(step, sql::catalog_table_count(Dialect::Postgres))?;
+    db.execute(
+        step,
+        &format!("SELECT pg_advisory_xact_lock({CREATE_LOCK_KEY})"),
+        &[],
+    )?;
+    db.execute(step, &format!("CREATE SCHEMA IF NOT EXISTS {schema}"), &[])?;
+    if db.count(step, count.as_str(), &[&t.schema, &t.table])? == 0 {
+        for (_, sql) in MIGRATIONS {
+            db.execute(step, &statement(sql), &[])?;
         }
     }
+    Ok(())
+}
+
+/// Whether the dialect can create the history table inside the apply transaction.
+pub fn transactional_ddl(d: Dialect) -> bool {
+    d == Dialect::Postgres
+}
+
+/// Creates the history table outside any transaction (IRIS, whose DDL commits by itself). A
+/// concurrent creator makes the second CREATE fail, after which the table exists and that is
+/// all we need.
+pub fn create(db: &Db) -> Result<(), DbFailure> {
+    let step = "create history table";
+    for (_, sql) in MIGRATIONS {
+        if let Err(e) = db.execute(step, &statement(sql), &[]) {
+            if !exists(db) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every entry of a class, oldest first.
@@ -236,12 +232,10 @@ pub fn insert(db: &Db, e: &NewEntry<'_>) -> Result<(), DbFailure> {
         ],
     )?;
     if n.is_some_and(|n| n != 1) {
-        return Err(DbFailure {
-            step: "write history".into(),
-            message: format!("the insert reported {n:?} rows instead of 1"),
-            sqlstate: None,
-            connection_lost: false,
-        });
+        return Err(DbFailure::local(
+            "write history",
+            format!("the insert reported {n:?} rows instead of 1"),
+        ));
     }
     Ok(())
 }
@@ -270,7 +264,8 @@ fn utc_timestamp(t: std::time::SystemTime) -> String {
     )
 }
 
-/// The lock that serializes applies, taken as the first statement of the transaction.
+/// The lock that serializes applies of a class, taken after the table locks (IRIS: only when
+/// the history table exists; a first `--dry-run` has nothing to lock there).
 /// PostgreSQL: `pg_try_advisory_xact_lock` on a key derived from the class (released by
 /// commit/rollback, never waits). IRIS: `LOCK TABLE "BplMigrate"."History" IN EXCLUSIVE MODE
 /// WAIT 0` (held until `UNLOCK`, which `unlock` issues after commit/rollback; a dropped
@@ -292,7 +287,8 @@ pub fn try_lock(db: &Db, class: &str) -> Result<bool, DbFailure> {
             );
             match db.execute(step, &sql, &[]) {
                 Ok(_) => Ok(true),
-                Err(e) if !e.connection_lost => Ok(false),
+                // Only a lock timeout means another apply holds it; anything else is an error.
+                Err(e) if super::lock::is_lock_timeout(Dialect::Iris, &e) => Ok(false),
                 Err(e) => Err(e),
             }
         }

@@ -46,6 +46,7 @@ mod error;
 mod folder;
 mod history;
 mod listcodec;
+mod lock;
 mod progress;
 mod quiet;
 mod run;
@@ -64,5 +65,5 @@ pub use progress::{Event, Progress, Silent};
 pub use quiet::{HostItem, LiveJob, Quiet};
 pub use run::{
     apply, status, ApplyOptions, ApplyReport, CheckResult, GroupMove, PlanStatus, StatementOutcome,
-    StatusReport, StatusSubject,
+    StatusReport, StatusSubject, DEFAULT_LOCK_TIMEOUT_MS,
 };

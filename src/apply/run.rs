@@ -7,6 +7,7 @@ use super::conn::Db;
 use super::error::{ApplyError, DbFailure, Refusal};
 use super::folder::Migration;
 use super::history::{self, direction_str, HistoryEntry, NewEntry, OUTCOME_APPLIED, OUTCOME_DIRTY};
+use super::lock::{self, Attempt};
 use super::progress::{Event, Progress};
 use super::quiet::{self, Quiet};
 use crate::plan::{MigrationPlan, Precondition};
@@ -26,7 +27,13 @@ pub struct ApplyOptions {
     pub direction: Direction,
     /// Recorded in the history (`user@host`); the CLI fills it in.
     pub applied_by: String,
+    /// How long to wait, in all, for the exclusive table locks before refusing.
+    pub lock_timeout_ms: u64,
 }
+
+/// The default `--lock-timeout`: long enough for a short writer to finish, short enough that
+/// nobody waits for a forgotten session.
+pub const DEFAULT_LOCK_TIMEOUT_MS: u64 = 5000;
 
 impl Default for ApplyOptions {
     fn default() -> Self {
@@ -34,6 +41,7 @@ impl Default for ApplyOptions {
             dry_run: false,
             direction: Direction::Apply,
             applied_by: "unknown".into(),
+            lock_timeout_ms: DEFAULT_LOCK_TIMEOUT_MS,
         }
     }
 }
@@ -577,6 +585,79 @@ fn row_counts_json(before: &LiveCensus, after: &LiveCensus) -> String {
     v.to_string()
 }
 
+/// Tables `apply` locks before it looks: every thread table of the plan (rewritten or guarded),
+/// their pending-response child tables, the response-handler table and every table a
+/// statement writes — the ones that exist.
+fn tables_to_lock(
+    plan: &MigrationPlan,
+    script: &SqlScript,
+    missing: &BTreeSet<SqlTable>,
+) -> Vec<SqlTable> {
+    let mut t: BTreeSet<SqlTable> = BTreeSet::new();
+    for th in &plan.threads {
+        t.insert(th.old_table.clone());
+        t.insert(CensusTargets::pending_table(&th.old_table));
+    }
+    t.insert(plan.response_handler_table.clone());
+    t.extend(written_columns(script).into_iter().map(|(t, _)| t));
+    t.into_iter().filter(|x| !missing.contains(x)).collect()
+}
+
+/// Opens the transaction and locks `tables`, waiting at most `timeout_ms` in all, reporting
+/// who holds them while it waits. On success the transaction is open and locked; returns the
+/// IRIS `UNLOCK` statements. A timeout refuses (nothing was written).
+fn lock_tables(
+    db: &mut Db,
+    tables: &[SqlTable],
+    timeout_ms: u64,
+    pg_version: i64,
+    progress: &dyn Progress,
+) -> Result<Vec<String>, ApplyError> {
+    // A short first try, so a wait is reported soon; then one-second slices.
+    const FIRST_MS: u64 = 200;
+    const SLICE_MS: u64 = 1000;
+    let start = std::time::Instant::now();
+    let mut wait = FIRST_MS.min(timeout_ms);
+    progress.event(&Event::Step("locking the tables"));
+    loop {
+        db.begin("begin transaction").map_err(ApplyError::db)?;
+        let attempt = lock::protect_transaction(db, pg_version)
+            .and_then(|()| lock::try_lock(db, tables, wait));
+        match attempt {
+            Ok(Attempt::Locked(unlocks)) => return Ok(unlocks),
+            Ok(Attempt::Busy) => {
+                let _ = db.rollback();
+            }
+            Err(failure) => {
+                let rolled_back = db.rollback().is_ok();
+                return Err(ApplyError::Database {
+                    failure,
+                    in_transaction: true,
+                    rolled_back,
+                });
+            }
+        }
+        let waited = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let holders = lock::holders(db, tables);
+        if waited >= timeout_ms {
+            return Err(ApplyError::Refused {
+                refusals: vec![Refusal::LockTimeout {
+                    tables: tables.to_vec(),
+                    timeout_ms,
+                    holders,
+                }],
+            });
+        }
+        progress.event(&Event::Waiting {
+            tables,
+            holders: &holders,
+            waited_ms: waited,
+            timeout_ms,
+        });
+        wait = SLICE_MS.min(timeout_ms - waited).max(1);
+    }
+}
+
 /// Applies (or reverts, or dry-runs) a migration: see the module documentation of `apply`.
 pub fn apply(
     db: &mut Db,
@@ -602,13 +683,30 @@ pub fn apply(
             plan.plan_id
         ))
     })?;
-    let targets = CensusTargets::for_plan(plan);
+    let mut targets = CensusTargets::for_plan(plan);
+    // Stacks are grouped only where the plan rewrites them (the guards check the rest).
+    targets.stack_tables = Some(
+        renaming
+            .states
+            .iter()
+            .filter(|(_, moves)| {
+                moves
+                    .values()
+                    .any(|mv| mv.handler_stack.is_some() || mv.subroutine_stack.is_some())
+            })
+            .map(|(t, _)| t.clone())
+            .collect(),
+    );
+    progress.event(&Event::Session {
+        id: lock::session_id(db),
+    });
 
     // Outside the transaction: probe the tables (a failing statement must never happen inside).
     progress.event(&Event::Step("checking tables"));
     let missing = probe_tables(db, &targets, &written_columns(&script));
     let mut required: BTreeSet<SqlTable> =
         plan.threads.iter().map(|t| t.old_table.clone()).collect();
+    required.insert(plan.response_handler_table.clone());
     required.extend(written_columns(&script).into_iter().map(|(t, _)| t));
     let refusals: Vec<Refusal> = missing
         .iter()
@@ -622,16 +720,33 @@ pub fn apply(
         return Err(ApplyError::Refused { refusals });
     }
     let missing: BTreeSet<SqlTable> = missing.into_keys().collect();
+    let pg_version = lock::pg_version(db);
     let mut history_exists = history::exists(db);
-    if !history_exists && !opts.dry_run {
-        // Refuse before the first write: creating the bookkeeping table is a change too.
+    let mut notes = Vec::new();
+    let mut create_history = !history_exists && !opts.dry_run;
+    if create_history && !history::transactional_ddl(db.dialect()) {
+        // IRIS: DDL commits by itself. Refuse before that first write (read-only checks), then
+        // create the table; it stays even if the apply then fails.
         check_guards(db, m, &script, &targets, &missing, false, opts, progress)?;
         progress.event(&Event::Step("creating BplMigrate.History"));
-        history::create(db)?;
+        history::create(db).map_err(ApplyError::db)?;
+        notes.push(
+            "BplMigrate.History was created outside the transaction (IRIS DDL commits by itself)"
+                .to_string(),
+        );
         history_exists = true;
+        create_history = false;
     }
 
-    db.begin("begin transaction")?;
+    // Lock, then look: everything below sees rows no other writer can change until commit.
+    let lock_list = tables_to_lock(plan, &script, &missing);
+    let unlocks = lock_tables(db, &lock_list, opts.lock_timeout_ms, pg_version, progress)?;
+    let release = |db: &Db| {
+        lock::unlock(db, &unlocks);
+        if history_exists {
+            history::unlock(db);
+        }
+    };
     let body = in_transaction(
         db,
         m,
@@ -639,7 +754,10 @@ pub fn apply(
         &renaming,
         &targets,
         &missing,
-        history_exists,
+        History {
+            exists: history_exists,
+            create: create_history,
+        },
         opts,
         progress,
     );
@@ -647,21 +765,24 @@ pub fn apply(
         Ok(r) => r,
         Err(e) => {
             let rolled_back = db.rollback().is_ok();
-            history::unlock(db);
+            release(db);
             return Err(match e {
                 ApplyError::Database { failure, .. } => ApplyError::Database {
                     failure,
+                    in_transaction: true,
                     rolled_back,
                 },
                 other => other,
             });
         }
     };
+    report.notes.splice(0..0, notes);
     if opts.dry_run {
         let rolled_back = db.rollback();
-        history::unlock(db);
+        release(db);
         rolled_back.map_err(|failure| ApplyError::Database {
             failure,
+            in_transaction: true,
             rolled_back: false,
         })?;
         report.notes.push(
@@ -671,15 +792,32 @@ pub fn apply(
     }
     progress.event(&Event::Step("committing"));
     if let Err(failure) = db.commit() {
-        history::unlock(db);
+        if failure.connection_lost {
+            return Err(ApplyError::OutcomeUnknown {
+                failure,
+                plan_id: plan.plan_id.clone(),
+            });
+        }
+        // The server answered: the commit failed, so the transaction is gone.
+        let rolled_back = db.rollback().is_ok();
+        release(db);
         return Err(ApplyError::Database {
             failure,
-            rolled_back: false,
+            in_transaction: true,
+            rolled_back,
         });
     }
-    history::unlock(db);
+    release(db);
     verify_after_commit(db, m, &targets, &missing, &mut report, opts, progress)?;
     Ok(report)
+}
+
+/// What the transaction does about `BplMigrate.History`.
+#[derive(Debug, Clone, Copy)]
+struct History {
+    exists: bool,
+    /// Create it inside the transaction (a first real apply on a dialect with transactional DDL).
+    create: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -690,17 +828,24 @@ fn in_transaction(
     renaming: &Renaming,
     targets: &CensusTargets,
     missing: &BTreeSet<SqlTable>,
-    history_exists: bool,
+    hist: History,
     opts: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport, ApplyError> {
     let plan = &m.plan;
     let class = plan.old.class.clone();
-    progress.event(&Event::Step("taking the apply lock"));
-    if !history::try_lock(db, &class)? {
-        return Err(ApplyError::Refused {
-            refusals: vec![Refusal::Locked { class }],
-        });
+    if hist.create {
+        progress.event(&Event::Step("creating BplMigrate.History"));
+        history::create_in_transaction(db)?;
+    }
+    let history_exists = hist.exists || hist.create;
+    if history_exists || db.dialect() == crate::sql::Dialect::Postgres {
+        progress.event(&Event::Step("taking the apply lock"));
+        if !history::try_lock(db, &class)? {
+            return Err(ApplyError::Refused {
+                refusals: vec![Refusal::Locked { class }],
+            });
+        }
     }
     let (before, quiet) = check_guards(
         db,
@@ -719,6 +864,8 @@ fn in_transaction(
         fill_before.push(null_rows(db, d)?);
     }
 
+    // With the tables locked, the census above plus each statement's row count is exact:
+    // nothing else can change these rows until commit.
     let mut statements = Vec::new();
     let mut mismatches = Vec::new();
     for rw in &script.rewrites {
@@ -735,13 +882,16 @@ fn in_transaction(
             table: &rw.table,
             rows: n.map(|n| n as usize),
         });
-        if let (Some(e), Some(n)) = (expected, n) {
-            if e != n {
-                mismatches.push(format!(
-                    "{}: the UPDATE changed {n} rows, the census predicted {e}",
-                    rw.description
-                ));
-            }
+        match (expected, n) {
+            (Some(e), Some(n)) if e != n => mismatches.push(format!(
+                "{}: the UPDATE changed {n} rows, the census predicted {e}",
+                rw.description
+            )),
+            (_, None) => mismatches.push(format!(
+                "{}: the driver did not report how many rows the UPDATE changed",
+                rw.description
+            )),
+            _ => {}
         }
         statements.push(StatementOutcome {
             description: rw.description.clone(),
@@ -767,15 +917,11 @@ fn in_transaction(
             table: &d.table,
             rows: n.map(|n| n as usize),
         });
-        if n.is_some_and(|n| n != expected) {
+        if n != Some(expected) {
             mismatches.push(format!(
                 "{}: changed {n:?} rows, {expected} were NULL",
                 d.description
             ));
-        }
-        let left = null_rows(db, d)?;
-        if left != 0 {
-            mismatches.push(format!("{}: {left} rows are still NULL", d.description));
         }
         statements.push(StatementOutcome {
             description: d.description.clone(),
@@ -784,14 +930,10 @@ fn in_transaction(
             rows: n,
         });
     }
-
-    progress.event(&Event::Step("verifying the rewrite"));
-    let predicted = renaming.predict(&before);
-    let after = census(db, targets, missing, progress)?;
-    mismatches.extend(predicted.differences(&after));
     if !mismatches.is_empty() {
         return Err(ApplyError::Mismatch { mismatches });
     }
+    let after = renaming.predict(&before);
 
     let mut history_seq = None;
     if !opts.dry_run {
@@ -947,9 +1089,11 @@ fn expected_rows(before: &LiveCensus, rw: &crate::sql::Rewrite) -> Option<i64> {
     }
 }
 
-/// After commit, read everything back (rig.md pitfall 1: a driver may report a commit that
-/// did not happen). Nothing committed → an error saying nothing changed; something else than
-/// predicted → a `dirty` history entry and an error.
+/// After commit: the history row written in the same transaction must be there (rig.md
+/// pitfall 1: a driver may report a commit that did not happen). One indexed read, immune to
+/// writers that were waiting for the locks. When the row is missing the rows are counted: as
+/// they were → nothing was committed; otherwise a `dirty` marker is written. Any failure here
+/// is reported as "committed, not verified" — the data *is* migrated.
 fn verify_after_commit(
     db: &mut Db,
     m: &Migration,
@@ -960,52 +1104,50 @@ fn verify_after_commit(
     progress: &dyn Progress,
 ) -> Result<(), ApplyError> {
     progress.event(&Event::Step("reading back"));
-    let now = census(db, targets, missing, progress)?;
-    let entries = history::entries_for_class(db, &m.plan.old.class)?;
+    let seq = report.history_seq;
+    let unverified = |message: String| ApplyError::CommittedUnverified { message, seq };
+    let entries = history::entries_for_class(db, &m.plan.old.class).map_err(|f| {
+        unverified(format!(
+            "reading the history back failed ({f}); run `bplmigrate status --plan DIR` to see history entry {} \
+             and the rows",
+            seq.map_or_else(|| "?".into(), |s| s.to_string())
+        ))
+    })?;
     let recorded = entries
         .iter()
-        .any(|e| Some(e.seq) == report.history_seq && e.plan_id == m.plan.plan_id);
-    if now == report.after && recorded {
+        .any(|e| Some(e.seq) == seq && e.plan_id == m.plan.plan_id && e.outcome == OUTCOME_APPLIED);
+    if recorded {
         return Ok(());
     }
-    if now == report.before && !recorded && report.rows_changed() > 0 {
-        return Err(ApplyError::Verification {
-            message: "the driver reported the commit, but nothing was committed; the rows are as they were".into(),
-            dirty: false,
+    let now = census(db, targets, missing, progress).map_err(|f| {
+        unverified(format!(
+            "the history row is missing and counting the rows failed ({f})"
+        ))
+    })?;
+    if now == report.before && report.rows_changed() > 0 {
+        return Err(ApplyError::NotCommitted {
+            message: "the history row is missing and the rows are counted as before".into(),
         });
     }
-    if now == report.after && !recorded {
-        // The rows moved but the history row is missing: record it now.
-        let seq = history::next_seq(db, &m.plan.old.class)?;
-        let counts = row_counts_json(&report.before, &report.after);
+    let differences = report.after.differences(&now);
+    let mut note = "after commit the history row of this apply was missing".to_string();
+    if !differences.is_empty() {
+        note.push_str(&format!("; rows: {}", differences.join("; ")));
+    }
+    let note: String = note.chars().take(1900).collect();
+    let marker = history::next_seq(db, &m.plan.old.class).and_then(|dirty_seq| {
+        let counts = row_counts_json(&report.before, &now);
         history::insert(
             db,
-            &new_entry(
-                m,
-                opts,
-                seq,
-                &counts,
-                OUTCOME_APPLIED,
-                "history row re-written after commit",
-            ),
-        )?;
-        report.history_seq = Some(seq);
-        report
-            .notes
-            .push("the history row was missing after commit and was written again".into());
-        return Ok(());
-    }
-    let differences = report.after.differences(&now);
-    let note = format!("after commit: {}", differences.join("; "));
-    let note: String = note.chars().take(1900).collect();
-    let seq = history::next_seq(db, &m.plan.old.class)?;
-    let counts = row_counts_json(&report.before, &now);
-    let _ = history::insert(db, &new_entry(m, opts, seq, &counts, OUTCOME_DIRTY, &note));
-    Err(ApplyError::Verification {
-        message: format!(
-            "the rows read back after commit differ from what was committed ({}); history entry {seq} is marked dirty",
-            differences.join("; ")
+            &new_entry(m, opts, dirty_seq, &counts, OUTCOME_DIRTY, &note),
+        )
+        .map(|()| dirty_seq)
+    });
+    Err(unverified(match marker {
+        Ok(dirty_seq) => format!("{note}; history entry {dirty_seq} marks the class dirty"),
+        Err(f) => format!(
+            "{note}; writing the dirty marker FAILED too ({f}): record what happened by hand before \
+             anything else runs"
         ),
-        dirty: true,
-    })
+    }))
 }

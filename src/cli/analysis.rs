@@ -406,20 +406,21 @@ fn exists_at(rev: &str, path: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// `plan --verify DIR`: the folder checksum and the plan inside it.
+/// `plan --verify DIR`: exactly the folder check `apply` runs (`Migration::load`).
 fn verify_folder(dir: &Path, format: Format) -> CmdResult {
-    let check = crate::sql::verify_migration_folder(dir).map_err(Failure::input)?;
+    let check = crate::apply::Migration::load(dir).map_err(Failure::input)?;
+    let dir = dir.to_path_buf();
     match format {
         Format::Human => emit(&format!(
             "{}: intact ({} files, plan {} for {})\n",
-            check.dir.display(),
+            dir.display(),
             check.files.len(),
             check.plan.plan_id,
             check.plan.old.class
         ))?,
         Format::Json => emit(&pretty_json(
             &serde_json::json!({
-                "dir": check.dir,
+                "dir": dir,
                 "intact": true,
                 "files": check.files,
                 "plan_id": check.plan.plan_id,

@@ -18,8 +18,14 @@ pub mod exit {
     pub const INPUT: i32 = 2;
     /// A guard or precondition refused; nothing was changed.
     pub const REFUSED: i32 = 3;
-    /// The database failed; the transaction was rolled back.
+    /// The database failed; nothing was changed (rolled back, or no transaction was open).
     pub const DATABASE: i32 = 4;
+    /// `apply`: the migration committed — the rows are migrated — but the check after commit
+    /// failed (the history row says applied; a dirty marker is written where possible).
+    pub const COMMITTED_UNVERIFIED: i32 = 5;
+    /// `apply`: the connection was lost during COMMIT; the server committed all or nothing,
+    /// `status --plan DIR` tells which (the history row is part of the transaction).
+    pub const OUTCOME_UNKNOWN: i32 = 6;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

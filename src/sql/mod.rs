@@ -28,7 +28,8 @@ pub mod text;
 
 pub use check::{parse, IrisDialect};
 pub use folder::{
-    verify_migration_folder, write_migration_folder, FolderCheck, FolderOptions, CHECKSUM_FILE,
+    check_scripts, rendered_scripts, verify_migration_folder, write_migration_folder, FolderCheck,
+    FolderOptions, CHECKSUM_FILE,
 };
 pub use model::*;
 pub use objectscript::{objectscript_class_name, render_objectscript};
@@ -85,6 +86,8 @@ pub enum SqlError {
     Added { file: String },
     #[error("{file} is missing from the migration folder; regenerate the folder with `bplmigrate plan --out`")]
     Removed { file: String },
+    #[error("{file} does not belong to plan.json: {why}; regenerate the folder with `bplmigrate plan --out`")]
+    ScriptMismatch { file: String, why: String },
     #[error("line {line} of {file} is not `<sha256>  <file>`")]
     BadChecksumFile { file: String, line: usize },
     #[error("{} already holds a different migration for this plan; remove it or write to another folder", path.display())]
