@@ -1124,15 +1124,21 @@ fn verify_after_commit(
             "the history row is missing and counting the rows failed ({f})"
         ))
     })?;
-    if now == report.before && report.rows_changed() > 0 {
+    // A plan whose census before and after look alike (a swap of equally many rows) cannot be
+    // told apart by counting.
+    let distinguishable = report.before != report.after;
+    if distinguishable && now == report.before {
         return Err(ApplyError::NotCommitted {
             message: "the history row is missing and the rows are counted as before".into(),
         });
     }
+    let committed = distinguishable && now == report.after;
     let differences = report.after.differences(&now);
     let mut note = "after commit the history row of this apply was missing".to_string();
     if !differences.is_empty() {
         note.push_str(&format!("; rows: {}", differences.join("; ")));
+    } else if !committed {
+        note.push_str("; the row counts cannot tell whether the rewrite committed");
     }
     let note: String = note.chars().take(1900).collect();
     let marker = history::next_seq(db, &m.plan.old.class).and_then(|dirty_seq| {
@@ -1143,11 +1149,18 @@ fn verify_after_commit(
         )
         .map(|()| dirty_seq)
     });
-    Err(unverified(match marker {
+    let message = match marker {
         Ok(dirty_seq) => format!("{note}; history entry {dirty_seq} marks the class dirty"),
         Err(f) => format!(
             "{note}; writing the dirty marker FAILED too ({f}): record what happened by hand before \
              anything else runs"
         ),
-    }))
+    };
+    if !committed {
+        return Err(ApplyError::OutcomeUnknown {
+            failure: DbFailure::local("reading back", message),
+            plan_id: m.plan.plan_id.clone(),
+        });
+    }
+    Err(unverified(message))
 }
