@@ -503,7 +503,11 @@ pub fn status(
                     let rows =
                         db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?;
                     checks.push(CheckResult {
-                        description: g.description.clone(),
+                        description: if rows == 0 {
+                            g.description.clone()
+                        } else {
+                            with_foreign_states(&m.plan, &census, direction, g)
+                        },
                         ok: rows == 0,
                         rows,
                     });
@@ -1013,7 +1017,7 @@ fn check_guards(
         };
         if rows != 0 && !repeated {
             refusals.push(Refusal::Precondition {
-                description: g.description.clone(),
+                description: with_foreign_states(plan, &before, opts.direction, g),
                 rows,
             });
         }
@@ -1022,6 +1026,54 @@ fn check_guards(
         return Err(ApplyError::Refused { refusals });
     }
     Ok((before, quiet))
+}
+
+/// A failed "rows rest at states the old version does not have" guard, with the states and
+/// their row counts from the census (`…: S13 (4 rows), S14 (1 row)`).
+fn with_foreign_states(
+    plan: &MigrationPlan,
+    census: &LiveCensus,
+    direction: Direction,
+    g: &crate::sql::Guard,
+) -> String {
+    if g.kind != GuardKind::Unmapped {
+        return g.description.clone();
+    }
+    let Some(t) = plan.threads.iter().find(|t| {
+        g.description
+            .starts_with(&format!("rows of {} rest at states ", t.old_class))
+    }) else {
+        return g.description.clone();
+    };
+    let mut known: BTreeSet<&str> = BTreeSet::from(["Stop"]);
+    for s in &t.states {
+        match direction {
+            Direction::Apply => known.insert(s.old.as_str()),
+            Direction::Revert => s.new.as_deref().is_some_and(|n| known.insert(n)),
+        };
+    }
+    let mut found: BTreeMap<(u8, u64, String), (String, i64)> = BTreeMap::new();
+    for grp in census.threads.iter().filter(|x| x.key.table == t.old_table) {
+        if let Some(st) = grp
+            .key
+            .next_state
+            .as_deref()
+            .filter(|st| !known.contains(st))
+        {
+            found
+                .entry(super::census::state_order(Some(st)))
+                .or_insert_with(|| (st.to_string(), 0))
+                .1 += grp.rows;
+        }
+    }
+    if found.is_empty() {
+        return g.description.clone();
+    }
+    let list: Vec<String> = found
+        .into_values()
+        .map(|(st, n)| format!("{st} ({n} row{})", if n == 1 { "" } else { "s" }))
+        .collect();
+    format!("{} [{}]", g.description, list.join(", "))
 }
 
 /// The history row of migration `m` run with `opts`.
