@@ -162,7 +162,7 @@ pub fn unlock(db: &Db, unlocks: &[String]) {
 /// Who holds a lock that conflicts with `EXCLUSIVE` on one of `tables`, one line per
 /// session, as far as the database can say (PostgreSQL: `pg_locks` + `pg_stat_activity`).
 /// Outside a transaction; empty when it cannot tell.
-pub fn holders(db: &Db, tables: &[SqlTable]) -> Vec<String> {
+pub fn holders(db: &Db, tables: &[SqlTable]) -> Vec<(SqlTable, String)> {
     if db.dialect() != Dialect::Postgres {
         return Vec::new();
     }
@@ -201,8 +201,9 @@ pub fn holders(db: &Db, tables: &[SqlTable]) -> Vec<String> {
             if !who.is_empty() {
                 line.push_str(&format!(": {}", who.join(", ")));
             }
-            if !out.contains(&line) {
-                out.push(line);
+            let entry = (t.clone(), line);
+            if !out.contains(&entry) {
+                out.push(entry);
             }
         }
     }

@@ -642,18 +642,25 @@ fn lock_tables(
             }
         }
         let waited = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let holders = lock::holders(db, tables);
+        let found = lock::holders(db, tables);
+        // Name the tables someone holds (all of them when the database cannot say).
+        let mut contested: Vec<SqlTable> = found.iter().map(|(t, _)| t.clone()).collect();
+        contested.dedup();
+        if contested.is_empty() {
+            contested = tables.to_vec();
+        }
+        let holders: Vec<String> = found.into_iter().map(|(_, h)| h).collect();
         if waited >= timeout_ms {
             return Err(ApplyError::Refused {
                 refusals: vec![Refusal::LockTimeout {
-                    tables: tables.to_vec(),
+                    tables: contested,
                     timeout_ms,
                     holders,
                 }],
             });
         }
         progress.event(&Event::Waiting {
-            tables,
+            tables: &contested,
             holders: &holders,
             waited_ms: waited,
             timeout_ms,
