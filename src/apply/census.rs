@@ -114,6 +114,8 @@ pub struct CensusTargets {
     /// of a big table costs); elsewhere the stacks read as empty and the script's guards check
     /// their values.
     pub stack_tables: Option<BTreeSet<SqlTable>>,
+    /// Thread tables whose pending responses are counted; None: every table.
+    pub pending_tables: Option<BTreeSet<SqlTable>>,
 }
 
 impl CensusTargets {
@@ -130,6 +132,7 @@ impl CensusTargets {
             thread_tables: tables.into_iter().collect(),
             handler_table: Some(plan.response_handler_table.clone()),
             stack_tables: None,
+            pending_tables: None,
         }
     }
 
@@ -140,7 +143,13 @@ impl CensusTargets {
             thread_tables: tables.into_iter().collect(),
             handler_table: Some(p.response_handler_table.clone()),
             stack_tables: None,
+            pending_tables: None,
         }
+    }
+
+    /// Whether the census counts the pending responses of thread table `t`.
+    pub fn counts_pending(&self, t: &SqlTable) -> bool {
+        self.pending_tables.as_ref().is_none_or(|p| p.contains(t))
     }
 
     pub fn pending_table(thread: &SqlTable) -> SqlTable {
@@ -206,7 +215,13 @@ pub fn census(
         missing,
         progress,
         done: 0,
-        total: targets.thread_tables.len() * 2 + usize::from(targets.handler_table.is_some()),
+        total: targets.thread_tables.len()
+            + targets
+                .thread_tables
+                .iter()
+                .filter(|t| targets.counts_pending(t))
+                .count()
+            + usize::from(targets.handler_table.is_some()),
         missing_tables: Vec::new(),
     };
     for t in &targets.thread_tables {
@@ -232,6 +247,9 @@ pub fn census(
                 },
                 rows: n.int().unwrap_or(0),
             });
+        }
+        if !targets.counts_pending(t) {
+            continue;
         }
         let pending = counter.rows(&CensusTargets::pending_table(t), PENDING_COLUMNS)?;
         out.pending

@@ -160,10 +160,12 @@ fn probe_tables(
             .entry(t.clone())
             .or_default()
             .extend(THREAD_COLUMNS.iter().map(|c| c.to_string()));
-        wanted
-            .entry(CensusTargets::pending_table(t))
-            .or_default()
-            .extend(PENDING_COLUMNS.iter().map(|c| c.to_string()));
+        if targets.counts_pending(t) {
+            wanted
+                .entry(CensusTargets::pending_table(t))
+                .or_default()
+                .extend(PENDING_COLUMNS.iter().map(|c| c.to_string()));
+        }
     }
     if let Some(h) = &targets.handler_table {
         wanted
@@ -708,13 +710,36 @@ pub fn apply(
             .map(|(t, _)| t.clone())
             .collect(),
     );
+    // Child tables are counted only where a precondition or a rewrite needs them: every
+    // table read costs a scan inside the transaction.
+    targets.pending_tables = Some(
+        plan.preconditions
+            .iter()
+            .filter_map(|p| match p {
+                Precondition::NoPendingResponse { table, .. } => Some(table.clone()),
+                _ => None,
+            })
+            .collect(),
+    );
+    if renaming.handlers.is_empty() {
+        targets.handler_table = None;
+    }
     progress.event(&Event::Session {
         id: lock::session_id(db),
     });
 
     // Outside the transaction: probe the tables (a failing statement must never happen inside).
     progress.event(&Event::Step("checking tables"));
-    let missing = probe_tables(db, &targets, &written_columns(&script));
+    // Also every table the guards read or the lock takes.
+    let mut probed = written_columns(&script);
+    probed.push((
+        plan.response_handler_table.clone(),
+        vec![RESPONSE_HANDLER_COLUMN.to_string()],
+    ));
+    for t in &plan.threads {
+        probed.push((CensusTargets::pending_table(&t.old_table), Vec::new()));
+    }
+    let missing = probe_tables(db, &targets, &probed);
     let mut required: BTreeSet<SqlTable> =
         plan.threads.iter().map(|t| t.old_table.clone()).collect();
     required.insert(plan.response_handler_table.clone());

@@ -601,60 +601,48 @@ impl Renderer<'_> {
         }
     }
 
-    fn unmapped_states(&self, w: &ThreadWork, direction: Direction) -> Result<Guard, SqlError> {
+    /// Rows of a thread table the source version cannot have written: a `%NextState` it does
+    /// not have, or a stack value no state of it leaves (e.g. naming a state it does not
+    /// have). One statement per table, so a big table is read once.
+    fn unmapped_rows(&self, w: &ThreadWork, direction: Direction) -> Result<Guard, SqlError> {
         let mut keep = w.known.clone();
         if !keep.iter().any(|s| s == STOP) {
             keep.push(STOP.into());
         }
-        let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {} NOT IN ({})",
-            self.table(&w.table)?,
+        let mut conds = vec![format!(
+            "{} NOT IN ({})",
             self.id(NEXT_STATE)?,
             self.lit_list(&keep)?
-        );
-        Ok(Guard {
-            description: format!(
-                "rows of {} rest at states {}",
-                w.class,
-                self.foreign_rows(direction)
-            ),
-            sql: self.count(sql, vec![w.table.clone()], &[NEXT_STATE], &[])?,
-            kind: GuardKind::Unmapped,
-        })
-    }
-
-    /// Rows whose stack column holds a value no state of the source version leaves there
-    /// (e.g. a state name it does not have).
-    fn unmapped_stacks(
-        &self,
-        w: &ThreadWork,
-        column: &'static str,
-        known: &[Vec<String>],
-        direction: Direction,
-    ) -> Result<Guard, SqlError> {
-        let col = self.id(column)?;
-        let mut cond = format!("{col} IS NOT NULL AND {col} <> ''");
-        if !known.is_empty() {
-            let values = known
-                .iter()
-                .map(|v| self.list_value(v))
-                .collect::<Result<Vec<_>, _>>()?;
-            cond.push_str(&format!(" AND {col} NOT IN ({})", values.join(", ")));
+        )];
+        let mut columns = vec![NEXT_STATE];
+        for (column, known) in &w.known_stacks {
+            let col = self.id(column)?;
+            let mut cond = format!("{col} IS NOT NULL AND {col} <> ''");
+            if !known.is_empty() {
+                let values = known
+                    .iter()
+                    .map(|v| self.list_value(v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                cond.push_str(&format!(" AND {col} NOT IN ({})", values.join(", ")));
+            }
+            conds.push(format!("({cond})"));
+            columns.push(column);
         }
         let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {cond}",
-            self.table(&w.table)?
+            "SELECT COUNT(*) FROM {} WHERE {}",
+            self.table(&w.table)?,
+            conds.join(" OR ")
         );
         Ok(Guard {
             description: format!(
-                "rows of {} hold a {column} naming states {}",
+                "rows of {} rest at states (or hold %HandlerStack / %SubroutineStack values) {}",
                 w.class,
                 self.foreign_rows(direction)
             ),
             sql: self.count(
                 sql,
                 vec![w.table.clone()],
-                &[column],
+                &columns,
                 &[listbuild_function(self.d)],
             )?,
             kind: GuardKind::Unmapped,
@@ -1002,14 +990,7 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
     // Rows the source version cannot have written (the new numbering already in place, a
     // migration run by hand): refused in both directions.
     for w in &work {
-        push_guard(&mut guards, &mut seen, r.unmapped_states(w, direction)?);
-        for (column, known) in &w.known_stacks {
-            push_guard(
-                &mut guards,
-                &mut seen,
-                r.unmapped_stacks(w, column, known, direction)?,
-            );
-        }
+        push_guard(&mut guards, &mut seen, r.unmapped_rows(w, direction)?);
     }
     let image: Vec<String> = match direction {
         Direction::Apply => plan
