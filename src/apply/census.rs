@@ -102,6 +102,9 @@ pub struct LiveCensus {
     /// Tables that were asked for but do not exist (only `status` tolerates them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing_tables: Vec<SqlTable>,
+    /// Rows per thread table that a guard condition of [`CensusTargets::foreign`] holds for.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub foreign: BTreeMap<SqlTable, i64>,
 }
 
 /// What to count.
@@ -116,6 +119,8 @@ pub struct CensusTargets {
     pub stack_tables: Option<BTreeSet<SqlTable>>,
     /// Thread tables whose pending responses are counted; None: every table.
     pub pending_tables: Option<BTreeSet<SqlTable>>,
+    /// Per thread table, a guard condition counted in the same scan ([`LiveCensus::foreign`]).
+    pub foreign: BTreeMap<SqlTable, crate::sql::ForeignRows>,
 }
 
 impl CensusTargets {
@@ -133,6 +138,7 @@ impl CensusTargets {
             handler_table: Some(plan.response_handler_table.clone()),
             stack_tables: None,
             pending_tables: None,
+            foreign: BTreeMap::new(),
         }
     }
 
@@ -144,6 +150,7 @@ impl CensusTargets {
             handler_table: Some(p.response_handler_table.clone()),
             stack_tables: None,
             pending_tables: None,
+            foreign: BTreeMap::new(),
         }
     }
 
@@ -175,8 +182,14 @@ struct Counter<'a> {
 }
 
 impl Counter<'_> {
-    /// The rows of `SELECT <keys>, COUNT(*) FROM table GROUP BY <keys>` (none when missing).
-    fn rows(&mut self, table: &SqlTable, keys: &[&str]) -> Result<Vec<Vec<Value>>, DbFailure> {
+    /// The rows of `SELECT <keys>, COUNT(*) FROM table GROUP BY <keys>` (none when missing);
+    /// with `flag`, each row ends with the count of rows its condition holds for.
+    fn rows(
+        &mut self,
+        table: &SqlTable,
+        keys: &[&str],
+        flag: Option<&crate::sql::ForeignRows>,
+    ) -> Result<Vec<Vec<Value>>, DbFailure> {
         self.done += 1;
         self.progress.event(&Event::Census {
             table,
@@ -188,8 +201,11 @@ impl Counter<'_> {
             return Ok(Vec::new());
         }
         let step = format!("census of {table}");
-        let sql = sql::census_query(self.db.dialect(), table, keys)
-            .map_err(|e| DbFailure::refused_sql(&step, &e))?;
+        let sql = match flag {
+            None => sql::census_query(self.db.dialect(), table, keys),
+            Some(f) => sql::flagged_census_query(self.db.dialect(), table, keys, f),
+        }
+        .map_err(|e| DbFailure::refused_sql(&step, &e))?;
         self.db.query(&step, sql.as_str(), &[])
     }
 }
@@ -231,7 +247,12 @@ pub fn census(
         } else {
             &THREAD_COLUMNS[..2]
         };
-        for row in counter.rows(t, keys)? {
+        let flag = targets.foreign.get(t);
+        for mut row in counter.rows(t, keys, flag)? {
+            if flag.is_some() {
+                let n = row.pop().and_then(|v| v.int()).unwrap_or(0);
+                *out.foreign.entry(t.clone()).or_default() += n;
+            }
             let (state, status, hs, ss, n) = match row.as_slice() {
                 [state, status, hs, ss, n] => (state, status, hs, ss, n),
                 [state, status, n] => (state, status, &Value::Null, &Value::Null, n),
@@ -251,7 +272,7 @@ pub fn census(
         if !targets.counts_pending(t) {
             continue;
         }
-        let pending = counter.rows(&CensusTargets::pending_table(t), PENDING_COLUMNS)?;
+        let pending = counter.rows(&CensusTargets::pending_table(t), PENDING_COLUMNS, None)?;
         out.pending
             .extend(keyed(pending).map(|(key, rows)| PendingGroup {
                 key: PendingKey {
@@ -262,7 +283,7 @@ pub fn census(
             }));
     }
     if let Some(h) = &targets.handler_table {
-        let handlers = counter.rows(h, HANDLER_COLUMNS)?;
+        let handlers = counter.rows(h, HANDLER_COLUMNS, None)?;
         out.handlers
             .extend(keyed(handlers).map(|(handler, rows)| HandlerGroup {
                 key: HandlerKey {

@@ -724,6 +724,13 @@ pub fn apply(
     if renaming.handlers.is_empty() {
         targets.handler_table = None;
     }
+    // The "rows the old BPL cannot have written" guard of each thread table is counted in the
+    // census scan instead of a scan of its own.
+    targets.foreign = script
+        .foreign_rows
+        .iter()
+        .map(|f| (f.table.clone(), f.clone()))
+        .collect();
     progress.event(&Event::Session {
         id: lock::session_id(db),
     });
@@ -1040,8 +1047,17 @@ fn check_guards(
     // The script's guards: the reviewed SQL. Kinds already reported above are not repeated.
     progress.event(&Event::Step("evaluating guards"));
     let quiet_refused = !quiet.refusals().is_empty();
-    for g in &script.guards {
-        let rows = db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?;
+    for (i, g) in script.guards.iter().enumerate() {
+        // A guard the census scan already counted (same condition, same transaction).
+        let counted = script
+            .foreign_rows
+            .iter()
+            .find(|f| f.guard == i && targets.foreign.contains_key(&f.table))
+            .map(|f| before.foreign.get(&f.table).copied().unwrap_or(0));
+        let rows = match counted {
+            Some(n) => n,
+            None => db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?,
+        };
         let repeated = match g.kind {
             GuardKind::HostEnabled | GuardKind::LiveJob => quiet_refused,
             GuardKind::Precondition => plan_failed,

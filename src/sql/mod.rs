@@ -35,8 +35,8 @@ pub use model::*;
 pub use objectscript::{objectscript_class_name, render_objectscript};
 pub use pg::{list_build, POSTGRES_TEST_SUPPORT_DDL};
 pub use queries::{
-    catalog_table_count, census_query, history_insert, job_rows, max_of, null_count, probe_table,
-    read_rows,
+    catalog_table_count, census_query, flagged_census_query, history_insert, job_rows, max_of,
+    null_count, probe_table, read_rows,
 };
 pub use render::{
     config_item_table, job_enumerate_table, listbuild_function, listsame_function, predict_after,

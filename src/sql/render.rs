@@ -10,8 +10,8 @@ use super::check::{check, Expect, Shape};
 use super::queries::census_query;
 use super::text::{comment_text, default_literal, quote_ident, quote_literal, quote_table};
 use super::{
-    Census, CheckedSql, DefaultFill, Dialect, Direction, Guard, GuardKind, Rewrite, SqlError,
-    SqlScript,
+    Census, CheckedSql, DefaultFill, Dialect, Direction, ForeignRows, Guard, GuardKind, Rewrite,
+    SqlError, SqlScript,
 };
 use crate::plan::{MigrationPlan, Precondition, PropertyChange, Severity};
 use crate::states::SqlTable;
@@ -604,7 +604,11 @@ impl Renderer<'_> {
     /// Rows of a thread table the source version cannot have written: a `%NextState` it does
     /// not have, or a stack value no state of it leaves (e.g. naming a state it does not
     /// have). One statement per table, so a big table is read once.
-    fn unmapped_rows(&self, w: &ThreadWork, direction: Direction) -> Result<Guard, SqlError> {
+    fn unmapped_rows(
+        &self,
+        w: &ThreadWork,
+        direction: Direction,
+    ) -> Result<(Guard, ForeignRows), SqlError> {
         let mut keep = w.known.clone();
         if !keep.iter().any(|s| s == STOP) {
             keep.push(STOP.into());
@@ -628,25 +632,29 @@ impl Renderer<'_> {
             conds.push(format!("({cond})"));
             columns.push(column);
         }
+        let condition = conds.join(" OR ");
         let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {}",
+            "SELECT COUNT(*) FROM {} WHERE {condition}",
             self.table(&w.table)?,
-            conds.join(" OR ")
         );
-        Ok(Guard {
+        let functions = [listbuild_function(self.d)];
+        let guard = Guard {
             description: format!(
                 "rows of {} rest at states (or hold %HandlerStack / %SubroutineStack values) {}",
                 w.class,
                 self.foreign_rows(direction)
             ),
-            sql: self.count(
-                sql,
-                vec![w.table.clone()],
-                &columns,
-                &[listbuild_function(self.d)],
-            )?,
+            sql: self.count(sql, vec![w.table.clone()], &columns, &functions)?,
             kind: GuardKind::Unmapped,
-        })
+        };
+        let foreign = ForeignRows {
+            table: w.table.clone(),
+            guard: 0,
+            condition,
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            functions: functions.iter().map(|f| f.to_string()).collect(),
+        };
+        Ok((guard, foreign))
     }
 
     fn unmapped_handlers(&self, image: &[String], direction: Direction) -> Result<Guard, SqlError> {
@@ -989,8 +997,15 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
     }
     // Rows the source version cannot have written (the new numbering already in place, a
     // migration run by hand): refused in both directions.
+    let mut foreign_rows = Vec::new();
     for w in &work {
-        push_guard(&mut guards, &mut seen, r.unmapped_rows(w, direction)?);
+        let (g, mut f) = r.unmapped_rows(w, direction)?;
+        let sql = g.sql.clone();
+        push_guard(&mut guards, &mut seen, g);
+        if let Some(i) = guards.iter().position(|x| x.sql == sql) {
+            f.guard = i;
+            foreign_rows.push(f);
+        }
     }
     let image: Vec<String> = match direction {
         Direction::Apply => plan
@@ -1049,6 +1064,7 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
         census,
         rewrites,
         defaults,
+        foreign_rows,
         direction,
         plan_id: plan.plan_id.clone(),
         class,
