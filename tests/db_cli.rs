@@ -259,6 +259,7 @@ fn a_held_lock_is_waited_for_reported_and_refused_with_exit_3() {
     );
     writer.rollback().unwrap();
     let (_, err) = text(&o);
+    println!("{err}");
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(
         err.contains(&format!(

@@ -190,6 +190,7 @@ fn a_connection_terminated_after_commit_reports_committed_and_a_rerun_finds_it()
     let e = apply_with(&fx, &m, &hook).unwrap_err();
     assert_eq!(e.class(), ErrorClass::CommittedUnverified, "{e}");
     let msg = e.to_string();
+    println!("{msg}");
     assert!(
         msg.contains("COMMITTED") && msg.contains("status --plan"),
         "{msg}"
@@ -223,6 +224,7 @@ fn a_connection_lost_during_commit_reports_an_unknown_outcome() {
     let e = apply_with(&fx, &m, &hook).unwrap_err();
     assert_eq!(e.class(), ErrorClass::OutcomeUnknown, "{e}");
     let msg = e.to_string();
+    println!("{msg}");
     assert!(
         msg.contains("outcome is unknown") && msg.contains("status --plan"),
         "{msg}"
@@ -280,6 +282,7 @@ fn a_failing_dirty_marker_is_reported() {
     let e = e.unwrap_err();
     assert_eq!(e.class(), ErrorClass::CommittedUnverified, "{e}");
     let msg = e.to_string();
+    println!("{msg}");
     assert!(msg.contains("dirty marker FAILED"), "{msg}");
     assert!(msg.contains("history is read-only in this test"), "{msg}");
     assert_eq!(states(&fx), ["S7", "S5", "S7"]);

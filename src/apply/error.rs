@@ -227,7 +227,8 @@ pub enum ApplyError {
     #[error("the driver reported the commit, but nothing was committed: {message}; the rows are as they were, nothing changed")]
     NotCommitted { message: String },
     /// The migration committed — the rows are migrated — but checking it afterwards failed.
-    #[error("the migration COMMITTED (the rows are migrated; history entry {seq:?}), but the check after commit failed: {message}")]
+    #[error("the migration COMMITTED (the rows are migrated{}), but the check after commit failed: {message}",
+        seq.map_or_else(String::new, |s| format!("; history entry {s} says applied")))]
     CommittedUnverified { message: String, seq: Option<i64> },
 }
 
