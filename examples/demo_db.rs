@@ -6,6 +6,7 @@
 //! cargo run --example demo_db -- seed BPL_FILE      # tables + 3 waiting rows per wait state
 //! cargo run --example demo_db -- enable CLASS 0|1   # flip Ens_Config.Item.Enabled
 //! cargo run --example demo_db -- bench-seed DIR ROWS  # the apply bench's data (scripts/bench-apply.sh)
+//! cargo run --example demo_db -- finish BPL_FILE S9 # one instance at S9 of Thread1 finishes
 //! ```
 //!
 //! `bench-seed` reads a migration folder's `plan.json` and creates its old thread tables with
@@ -209,7 +210,23 @@ fn main() -> Result<()> {
                 moved.join(", ")
             );
         }
-        _ => bail!("usage: demo_db seed BPL_FILE | enable CLASS 0|1 | bench-seed DIR ROWS"),
+        ["finish", file, state] => {
+            // One instance resting at STATE of the main thread finishes, as the running
+            // process would finish it (what a drain waits for).
+            let bpl = bpl::load(file, &LoadOptions::default())?;
+            let compiled = states::compile(&bpl, Compiler::Current)?;
+            let t = q(&compiled.threads[0].table);
+            if !state.starts_with('S') || !state[1..].bytes().all(|b| b.is_ascii_digit()) {
+                bail!("STATE must look like S9");
+            }
+            exec(&format!(
+                "UPDATE {t} SET \"%NextState\" = 'Stop', \"%Status\" = 2 WHERE \"ID\" = \
+                 (SELECT MIN(\"ID\") FROM {t} WHERE \"%NextState\" = '{state}')"
+            ))?;
+        }
+        _ => bail!(
+            "usage: demo_db seed BPL_FILE | enable CLASS 0|1 | finish BPL_FILE STATE | bench-seed DIR ROWS"
+        ),
     }
     Ok(())
 }

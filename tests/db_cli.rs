@@ -163,9 +163,9 @@ fn status_human_and_json() {
     );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(out.contains("Thread rows"), "{out}");
+    assert!(out.contains("live groups and their fate"), "{out}");
     assert!(out.contains("not applied"), "{out}");
-    assert!(out.contains("apply would run now"), "{out}");
+    assert!(out.contains("can apply now"), "{out}");
     let o = bplmigrate(
         &["status", "--plan", p(&dir), "--format", "json"],
         &[("BPLMIGRATE_CONNECT", &fx.connect)],

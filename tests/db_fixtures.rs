@@ -12,44 +12,16 @@
 mod support;
 
 use bplmigrate::apply::{ApplyError, Migration, Refusal};
-use bplmigrate::bpl::{self, LoadOptions};
-use bplmigrate::plan::{self, MigrationPlan, Overrides, Precondition};
-use bplmigrate::states::{self, Compiler, SqlTable};
+use bplmigrate::plan::{MigrationPlan, Precondition};
+use bplmigrate::states::SqlTable;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use support::{create_plan_tables, lit, stack_sql, thread_rows, Fixture};
+use support::{create_plan_tables, fixture_plan, lit, stack_sql, thread_rows, Fixture};
 
 fn camel(case: &str) -> String {
     case.split('_')
         .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
         .collect()
-}
-
-/// The plan of a fixture pair, moved into the fixture's class and schema.
-fn fixture_plan(dir: &Path, fx: &Fixture) -> MigrationPlan {
-    let s = |f: &str| dir.join(f).to_string_lossy().into_owned();
-    let old = bpl::load(&s("old.cls"), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    let new = bpl::load(&s("new.cls"), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    let oc = states::compile(&old, Compiler::Current).unwrap_or_else(|e| panic!("{e}"));
-    let nc = states::compile(&new, Compiler::Current).unwrap_or_else(|e| panic!("{e}"));
-    let ov = dir.join("overrides.toml");
-    let ov = ov.exists().then(|| {
-        Overrides::parse(&s("overrides.toml"), &std::fs::read_to_string(&ov).unwrap())
-            .unwrap_or_else(|e| panic!("{e}"))
-    });
-    let planned = plan::build(&old, &new, &oc, &nc, ov.as_ref())
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let class = planned.plan.old.class.clone();
-    let json = serde_json::to_string(&planned.plan)
-        .unwrap()
-        .replace(&format!("\"{class}"), &format!("\"{}", fx.class))
-        .replace(
-            &format!("\"{}", class.replace('.', "_")),
-            &format!("\"{}", fx.schema),
-        );
-    let mut p: MigrationPlan = serde_json::from_str(&json).unwrap();
-    p.plan_id = plan::plan_id(&p).unwrap();
-    p
 }
 
 /// What a seeded row should look like after the apply.

@@ -35,6 +35,9 @@ impl Migration {
             dir: origin.clone(),
             message,
         };
+        if let Some(mistake) = super::info::migration_dir_mistake(dir) {
+            return Err(folder_err(mistake));
+        }
         let checked =
             crate::sql::verify_migration_folder(dir).map_err(|e| folder_err(e.to_string()))?;
         let path = dir.join("plan.json");

@@ -240,6 +240,11 @@ pub fn insert(db: &Db, e: &NewEntry<'_>) -> Result<(), DbFailure> {
     Ok(())
 }
 
+/// The current time as the history writes it.
+pub fn utc_now() -> String {
+    utc_timestamp(std::time::SystemTime::now())
+}
+
 /// `YYYY-MM-DD HH:MM:SS` in UTC (the history's `AppliedAt`).
 fn utc_timestamp(t: std::time::SystemTime) -> String {
     let secs = t

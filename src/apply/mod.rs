@@ -45,6 +45,8 @@ mod conn;
 mod error;
 mod folder;
 mod history;
+mod impact;
+mod info;
 mod listcodec;
 mod lock;
 mod progress;
@@ -60,6 +62,14 @@ pub use conn::{redact_connection_string, Db, Redactor, Value};
 pub use error::{ApplyError, DbFailure, ErrorClass, Refusal};
 pub use folder::Migration;
 pub use history::{history_table, HistoryEntry, MIGRATIONS};
+pub use impact::{
+    check_target, impact, status_name, Fate, GroupFinding, GroupImpact, PlanImpact, Precheck,
+};
+pub use info::{
+    info, is_migration_folder, migration_dir_mistake, read_history, repair, scan_migrations,
+    FolderEntry, HistoryRow, InfoLine, InfoOptions, InfoReport, InfoState, RepairReport,
+    Resolution, OUTCOME_RESOLVED,
+};
 pub use listcodec::{decode_list, encode_list};
 pub use progress::{Event, Progress, Silent};
 pub use quiet::{HostItem, LiveJob, Quiet};

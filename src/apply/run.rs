@@ -556,8 +556,9 @@ pub fn status(
     })
 }
 
-/// The row counts recorded in the history: per table/state/status, before and after.
-fn row_counts_json(before: &LiveCensus, after: &LiveCensus) -> String {
+/// The row counts recorded in the history: per table/state/status, before and after, and the
+/// rows the write statements changed (`changed`, shown by `info`).
+fn row_counts_json(before: &LiveCensus, after: &LiveCensus, changed: i64) -> String {
     #[derive(Serialize)]
     struct Count<'a> {
         table: String,
@@ -587,7 +588,8 @@ fn row_counts_json(before: &LiveCensus, after: &LiveCensus) -> String {
             })
             .collect()
     }
-    let v = serde_json::json!({ "before": counts(before), "after": counts(after) });
+    let v =
+        serde_json::json!({ "before": counts(before), "after": counts(after), "changed": changed });
     v.to_string()
 }
 
@@ -981,7 +983,11 @@ fn in_transaction(
     let mut history_seq = None;
     if !opts.dry_run {
         let seq = history::next_seq(db, &plan.old.class)?;
-        let counts = row_counts_json(&before, &after);
+        let changed = statements
+            .iter()
+            .map(|s| s.rows.or(s.expected_rows).unwrap_or(0))
+            .sum();
+        let counts = row_counts_json(&before, &after, changed);
         history::insert(db, &new_entry(m, opts, seq, &counts, OUTCOME_APPLIED, ""))?;
         history_seq = Some(seq);
     }
@@ -1242,7 +1248,7 @@ fn verify_after_commit(
     }
     let note: String = note.chars().take(1900).collect();
     let marker = history::next_seq(db, &m.plan.old.class).and_then(|dirty_seq| {
-        let counts = row_counts_json(&report.before, &now);
+        let counts = row_counts_json(&report.before, &now, report.rows_changed());
         history::insert(
             db,
             &new_entry(m, opts, dirty_seq, &counts, OUTCOME_DIRTY, &note),

@@ -65,6 +65,10 @@ pub struct PlanArgs {
     /// SQL dialect of the scripts written by --out.
     #[arg(long, value_enum, default_value_t)]
     pub dialect: DialectArg,
+    /// With --out: replace an existing folder of the same plan whose files differ (edited by
+    /// hand, or written by another version or dialect) instead of refusing.
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -150,6 +154,7 @@ pub fn plan(a: PlanArgs) -> CmdResult {
             dir,
             a.dialect,
             objectscript,
+            a.force,
         )?),
         None => None,
     };
@@ -178,6 +183,7 @@ fn write_migration(
     dir: &Path,
     dialect: DialectArg,
     objectscript: bool,
+    force: bool,
 ) -> Result<PathBuf, Failure> {
     let opts = crate::sql::FolderOptions {
         dialect: match dialect {
@@ -186,7 +192,39 @@ fn write_migration(
         },
         objectscript,
     };
-    crate::sql::write_migration_folder(plan, dir, &opts).map_err(Failure::input)
+    match crate::sql::write_migration_folder(plan, dir, &opts) {
+        Err(crate::sql::SqlError::FolderExists { path }) if force => {
+            std::fs::remove_dir_all(&path).map_err(|e| {
+                Failure::input(anyhow::anyhow!("cannot remove {}: {e}", path.display()))
+            })?;
+            crate::sql::write_migration_folder(plan, dir, &opts).map_err(Failure::input)
+        }
+        Err(crate::sql::SqlError::FolderExists { path }) => {
+            // Say what differs, and how to regenerate.
+            let why = match crate::sql::verify_migration_folder(&path) {
+                Err(crate::sql::SqlError::Edited { file }) => {
+                    format!("its {file} was edited after it was written")
+                }
+                Err(crate::sql::SqlError::Added { file }) => {
+                    format!("{file} was added to it after it was written")
+                }
+                Err(crate::sql::SqlError::Removed { file }) => {
+                    format!("its {file} was removed after it was written")
+                }
+                Err(e) => format!("it fails verification: {e}"),
+                Ok(_) => "its files differ from what this version writes for this plan (another \
+                          bplmigrate version, dialect or --emit)"
+                    .to_string(),
+            };
+            Err(Failure::input(anyhow::anyhow!(
+                "{} already holds a migration for plan {}, and {why}; to regenerate it, pass --force \
+                 (replaces the folder) or remove the folder first",
+                path.display(),
+                plan.plan_id
+            )))
+        }
+        other => other.map_err(Failure::input),
+    }
 }
 
 /// One compared pair of `check`.

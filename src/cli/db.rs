@@ -1,9 +1,9 @@
 //! `status` and `apply`: the commands that talk to a database.
 
-use super::{compile, emit, exit, load_bpl, pretty_json, CmdResult, Failure, Format};
+use super::{emit, exit, pretty_json, CmdResult, Failure, Format};
 use crate::apply::{
     self, ApplyError, ApplyOptions, ApplyReport, Direction, ErrorClass, Event, GroupMove,
-    LiveCensus, Migration, Progress, Quiet, StatusReport, StatusSubject,
+    LiveCensus, Migration, Progress, Quiet, StatusReport,
 };
 use clap::Args;
 use std::io::{BufRead, IsTerminal, Write};
@@ -11,6 +11,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 the census was read (with --watch --until-ready: the rows meet every \
+    precondition of the plan); 2 bad arguments, an unusable migration folder, or the wrong target (no table \
+    of the class in this namespace, or no production item runs it); 3 --watch reached --timeout before the \
+    rows were ready; 4 the database failed."
+)]
 pub struct StatusArgs {
     /// ODBC connection string (or BPLMIGRATE_CONNECT); the password is never printed.
     #[arg(long, env = "BPLMIGRATE_CONNECT", hide_env_values = true)]
@@ -30,6 +36,20 @@ pub struct StatusArgs {
     pub class: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// Re-read the census every --interval seconds, reporting on stderr how many rows still
+    /// block the plan's preconditions (drain, then migrate). Needs --plan.
+    #[arg(long, requires = "plan")]
+    pub watch: bool,
+    /// With --watch: stop as soon as the rows meet every precondition of the plan (exit 0),
+    /// whether or not the hosts still run.
+    #[arg(long, requires = "watch")]
+    pub until_ready: bool,
+    /// Seconds between two census reads with --watch.
+    #[arg(long, value_name = "S", default_value_t = 5.0, requires = "watch")]
+    pub interval: f64,
+    /// Give up after this long (`90s`, `10m`, `2h`): exit 3 when the rows are not ready.
+    #[arg(long, value_name = "D", requires = "watch", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -68,7 +88,7 @@ fn lock_timeout(s: &str) -> Result<f64, String> {
 
 /// Progress on stderr, one line per step: always on a terminal, otherwise only once the work
 /// has taken longer than [`QUIET_FOR`] (a big census or rewrite in a script's log).
-struct StderrProgress {
+pub(super) struct StderrProgress {
     start: Instant,
     tty: bool,
 }
@@ -76,7 +96,7 @@ struct StderrProgress {
 const QUIET_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl StderrProgress {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         StderrProgress {
             start: Instant::now(),
             tty: std::io::stderr().is_terminal(),
@@ -135,7 +155,7 @@ impl Progress for StderrProgress {
     }
 }
 
-fn failure(e: ApplyError) -> Failure {
+pub(super) fn failure(e: ApplyError) -> Failure {
     let code = match e.class() {
         ErrorClass::Input => exit::INPUT,
         ErrorClass::Refused => exit::REFUSED,
@@ -146,7 +166,7 @@ fn failure(e: ApplyError) -> Failure {
     Failure::new(code, e)
 }
 
-fn connect(s: &str) -> Result<apply::Db, Failure> {
+pub(super) fn connect(s: &str) -> Result<apply::Db, Failure> {
     if s.trim().is_empty() {
         return Err(Failure::input(anyhow::anyhow!(
             "--connect is empty; pass an ODBC connection string or set BPLMIGRATE_CONNECT"
@@ -155,38 +175,17 @@ fn connect(s: &str) -> Result<apply::Db, Failure> {
     apply::Db::connect(s).map_err(failure)
 }
 
-fn json<T: serde::Serialize>(kind: &str, value: &T) -> Result<String, Failure> {
+pub(super) fn json<T: serde::Serialize>(kind: &str, value: &T) -> Result<String, Failure> {
     pretty_json(
         &serde_json::json!({ "type": kind, "data": value }),
         exit::DATABASE,
     )
 }
 
+/// `status`: the census, and with `--plan` the impact per group and the drain watch
+/// (`cli::console`).
 pub fn status(a: StatusArgs) -> CmdResult {
-    let progress = StderrProgress::new();
-    let report = match (&a.plan, &a.old) {
-        (Some(dir), _) => {
-            let m = Migration::load(dir).map_err(failure)?;
-            let db = connect(&a.connect)?;
-            apply::status(&db, StatusSubject::Plan(&m), &progress).map_err(failure)?
-        }
-        (None, Some(old)) => {
-            let bpl = load_bpl(old, &a.class)?;
-            let process = compile(&bpl, a.compiler.into())?;
-            let db = connect(&a.connect)?;
-            apply::status(&db, StatusSubject::Process(&process), &progress).map_err(failure)?
-        }
-        (None, None) => {
-            return Err(Failure::input(anyhow::anyhow!(
-                "give --plan DIR or the running BPL"
-            )))
-        }
-    };
-    match a.format {
-        Format::Json => emit(&json("status", &report)?)?,
-        Format::Human => emit(&human_status(&report))?,
-    }
-    Ok(exit::OK)
+    super::console::status(a)
 }
 
 pub fn apply(a: ApplyArgs) -> CmdResult {
@@ -236,10 +235,14 @@ pub fn apply(a: ApplyArgs) -> CmdResult {
 }
 
 /// `user@host` for the history row.
-fn applied_by() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+pub(super) fn applied_by() -> String {
+    let user = ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .map(|u| u.trim().to_string())
+        .find(|u| !u.is_empty())
+        .or_else(account_name)
+        .unwrap_or_else(|| "unknown".into());
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_string())
@@ -249,25 +252,39 @@ fn applied_by() -> String {
     format!("{user}@{host}")
 }
 
+/// The process's account from its real uid (`/proc/self/status`, `/etc/passwd`), for a
+/// history row written where the environment names no user (cron, containers); `uid N` when
+/// the uid has no entry.
+fn account_name() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
+}
+
 /// Left-aligned columns under `headers`, two spaces apart, indented by two.
-fn aligned(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn aligned(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut all = vec![headers.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
     all.extend_from_slice(rows);
     crate::plan::render::table(&all, "  ")
 }
 
+/// The status by name (`waiting`), never the bare code.
 fn status_word(s: Option<i64>) -> String {
-    match s {
-        Some(1) => "1 ready".into(),
-        Some(2) => "2 completed".into(),
-        Some(3) => "3 waiting".into(),
-        Some(4) => "4 errored".into(),
-        Some(n) => n.to_string(),
-        None => "NULL".into(),
-    }
+    apply::status_name(s)
 }
 
-fn census_text(c: &LiveCensus) -> String {
+pub(super) fn census_text(c: &LiveCensus) -> String {
     let mut out = String::new();
     if c.threads.is_empty() {
         out.push_str("Thread rows: none\n");
@@ -335,7 +352,7 @@ fn census_text(c: &LiveCensus) -> String {
     out
 }
 
-fn quiet_text(q: &Quiet) -> String {
+pub(super) fn quiet_text(q: &Quiet) -> String {
     let mut out = String::new();
     if q.items.is_empty() {
         out.push_str("Hosts: no production item runs this class\n");
@@ -393,16 +410,9 @@ fn moves_text(moves: &[GroupMove]) -> String {
     )
 }
 
-fn human_status(r: &StatusReport) -> String {
-    let dialect = match r.dialect {
-        crate::sql::Dialect::Iris => "iris",
-        crate::sql::Dialect::Postgres => "postgres",
-    };
-    let mut out = format!("{} on {} ({dialect} dialect)\n\n", r.class, r.dbms);
-    out.push_str(&quiet_text(&r.quiet));
-    out.push('\n');
-    out.push_str(&census_text(&r.census));
-    out.push('\n');
+/// The history section of `status`.
+pub(super) fn history_text(r: &StatusReport) -> String {
+    let mut out = String::new();
     if !r.history_table {
         out.push_str(
             "History: BplMigrate.History does not exist (no apply ran on this database)\n",
@@ -430,6 +440,20 @@ fn human_status(r: &StatusReport) -> String {
             &rows,
         ));
     }
+    out
+}
+
+pub(super) fn human_status(r: &StatusReport) -> String {
+    let dialect = match r.dialect {
+        crate::sql::Dialect::Iris => "iris",
+        crate::sql::Dialect::Postgres => "postgres",
+    };
+    let mut out = format!("{} on {} ({dialect} dialect)\n\n", r.class, r.dbms);
+    out.push_str(&quiet_text(&r.quiet));
+    out.push('\n');
+    out.push_str(&census_text(&r.census));
+    out.push('\n');
+    out.push_str(&history_text(r));
     if let Some(p) = &r.plan {
         out.push_str(&format!("\nPlan {} ({})\n", p.plan_id, p.state));
         if p.moves.is_empty() {

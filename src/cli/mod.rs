@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 
 mod analysis;
+mod console;
 mod db;
 mod states_cmd;
 mod verify_cmd;
@@ -58,6 +59,10 @@ pub enum Command {
     Status(db::StatusArgs),
     /// Apply a migration folder to a database over ODBC.
     Apply(db::ApplyArgs),
+    /// What is applied here: every history entry beside every migration folder (read-only).
+    Info(console::InfoArgs),
+    /// Mark a dirty history entry resolved after checking the rows (who and why are recorded).
+    Repair(console::RepairArgs),
 }
 
 /// An error with the exit code the CLI should use.
@@ -131,6 +136,8 @@ pub fn main() -> i32 {
         Command::Check(a) => analysis::check(a),
         Command::Status(a) => db::status(a),
         Command::Apply(a) => db::apply(a),
+        Command::Info(a) => console::info(a),
+        Command::Repair(a) => console::repair(a),
     };
     match result {
         Ok(code) => code,

@@ -122,6 +122,9 @@ pub(super) enum Shape {
     Fill { column: String },
     /// `INSERT INTO t (columns…) VALUES (?, …)`.
     Insert { columns: Vec<String> },
+    /// `UPDATE t SET s1 = ?, … WHERE k1 = ? AND k2 = ? …`: one bookkeeping row changed in
+    /// place, every value bound (`repair`).
+    Mark { set: Vec<String>, keys: Vec<String> },
 }
 
 /// The names a statement may reference. The first table is the target of an UPDATE,
@@ -234,6 +237,11 @@ fn projects_columns(items: &[SelectItem], names: &[String]) -> bool {
             .all(|(item, n)| matches!(item, SelectItem::UnnamedExpr(e) if is_column(e, n)))
 }
 
+/// `e` is a `?` parameter marker.
+fn is_placeholder(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(&v.value, Value::Placeholder(p) if p == "?"))
+}
+
 /// `e` is the number literal `n`.
 fn is_number(e: &Expr, n: &str) -> bool {
     matches!(e, Expr::Value(v) if matches!(&v.value, Value::Number(x, _) if x == n))
@@ -332,7 +340,10 @@ impl Walker<'_> {
                 | Shape::Max { .. },
                 Statement::Query(q),
             ) => self.top_query(q),
-            (Shape::Rewrite { .. } | Shape::Fill { .. }, Statement::Update(u)) => {
+            (
+                Shape::Rewrite { .. } | Shape::Fill { .. } | Shape::Mark { .. },
+                Statement::Update(u),
+            ) => {
                 if !u.optimizer_hints.is_empty()
                     || u.from.is_some()
                     || u.returning.is_some()
@@ -416,6 +427,25 @@ impl Walker<'_> {
                             return Err(self.err("a default must be a literal"));
                         }
                     }
+                    Shape::Mark { set, keys } => {
+                        let want: BTreeSet<String> = set.iter().cloned().collect();
+                        if assigned != want || u.assignments.len() != set.len() {
+                            return Err(self.err("SET list differs from the expected columns"));
+                        }
+                        if !u.assignments.iter().all(|a| is_placeholder(&a.value)) {
+                            return Err(self.err("every SET value must be a `?` parameter"));
+                        }
+                        let mut tested = Vec::new();
+                        self.equalities(sel, &mut tested)?;
+                        tested.sort();
+                        let mut want: Vec<String> = keys.clone();
+                        want.sort();
+                        if tested != want {
+                            return Err(
+                                self.err(format!("WHERE must be `{} = ?`", keys.join(" = ? AND ")))
+                            );
+                        }
+                    }
                     _ => unreachable!(),
                 }
                 Ok(())
@@ -476,6 +506,34 @@ impl Walker<'_> {
                 Ok(())
             }
             _ => Err(self.err("statement kind not allowed here")),
+        }
+    }
+
+    /// `c1 = ? AND c2 = ? …`: collects the tested columns (each a plain, expected column; each
+    /// `?` counted).
+    fn equalities(&mut self, e: &Expr, out: &mut Vec<String>) -> Result<(), SqlError> {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => {
+                self.equalities(left, out)?;
+                self.equalities(right, out)
+            }
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } if is_placeholder(right) => {
+                let col =
+                    single_ident(left).ok_or_else(|| self.err("WHERE must test plain columns"))?;
+                self.column(col)?;
+                self.expr(right)?;
+                out.push(col.value.clone());
+                Ok(())
+            }
+            _ => Err(self.err("WHERE must be `column = ?` tests joined by AND")),
         }
     }
 

@@ -35,8 +35,8 @@ pub use model::*;
 pub use objectscript::{objectscript_class_name, render_objectscript};
 pub use pg::{list_build, POSTGRES_TEST_SUPPORT_DDL};
 pub use queries::{
-    catalog_table_count, census_query, flagged_census_query, history_insert, job_rows, max_of,
-    null_count, probe_table, read_rows,
+    catalog_table_count, census_query, flagged_census_query, history_insert, history_update,
+    job_rows, max_of, null_count, probe_table, read_rows,
 };
 pub use render::{
     config_item_table, job_enumerate_table, listbuild_function, listsame_function, predict_after,
@@ -80,17 +80,17 @@ pub enum SqlError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{file} was edited after the migration folder was written; regenerate the folder with `bplmigrate plan --out`")]
+    #[error("{file} was edited after the migration folder was written; regenerate the folder with `bplmigrate plan OLD NEW --out DIR --force` (or remove it and run `plan --out` again), then review it")]
     Edited { file: String },
     #[error("{file} was added to the migration folder after it was written; remove it")]
     Added { file: String },
-    #[error("{file} is missing from the migration folder; regenerate the folder with `bplmigrate plan --out`")]
+    #[error("{file} is missing from the migration folder; regenerate the folder with `bplmigrate plan OLD NEW --out DIR --force` (or remove it and run `plan --out` again), then review it")]
     Removed { file: String },
     #[error("{file} does not belong to plan.json: {why}; regenerate the folder with `bplmigrate plan --out`")]
     ScriptMismatch { file: String, why: String },
     #[error("line {line} of {file} is not `<sha256>  <file>`")]
     BadChecksumFile { file: String, line: usize },
-    #[error("{} already holds a different migration for this plan; remove it or write to another folder", path.display())]
+    #[error("{} already holds a different migration for this plan; pass --force to replace it, remove it, or write to another folder", path.display())]
     FolderExists { path: PathBuf },
 }
 

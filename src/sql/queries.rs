@@ -262,6 +262,46 @@ pub fn history_insert(
     )
 }
 
+/// `UPDATE <table> SET s1 = ?, … WHERE k1 = ? AND …`: one bookkeeping row changed in place
+/// (`repair` marks a dirty history entry), every value bound: first the `set` values, then the
+/// `keys` values.
+pub fn history_update(
+    dialect: Dialect,
+    table: &SqlTable,
+    set: &[&str],
+    keys: &[&str],
+) -> Result<CheckedSql, SqlError> {
+    if set.is_empty() || keys.is_empty() {
+        return Err(SqlError::Plan {
+            reason: "a history update needs columns to set and a key".into(),
+        });
+    }
+    let assign = |cols: &[&str], sep: &str| -> Result<String, SqlError> {
+        Ok(cols
+            .iter()
+            .map(|c| quote_ident(c, dialect).map(|q| format!("{q} = ?")))
+            .collect::<Result<Vec<_>, _>>()?
+            .join(sep))
+    };
+    let sql = format!(
+        "UPDATE {} SET {} WHERE {}",
+        quote_table(table, dialect)?,
+        assign(set, ", ")?,
+        assign(keys, " AND ")?
+    );
+    let mut names = owned(set);
+    names.extend(owned(keys));
+    let shape = Shape::Mark {
+        set: owned(set),
+        keys: owned(keys),
+    };
+    check(
+        &sql,
+        dialect,
+        &expect(shape, table, names, &[], set.len() + keys.len()),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +383,27 @@ mod tests {
                 .as_str()
                 .ends_with("WHERE \"table_schema\" = ? AND \"table_name\" = ?"));
         }
+    }
+
+    #[test]
+    fn history_updates_bind_every_value_and_test_every_key() {
+        for d in [Dialect::Iris, Dialect::Postgres] {
+            assert_eq!(
+                history_update(
+                    d,
+                    &history(),
+                    &["Outcome", "Note"],
+                    &["BplClass", "Seq", "Outcome"]
+                )
+                .unwrap()
+                .as_str(),
+                "UPDATE \"BplMigrate\".\"History\" SET \"Outcome\" = ?, \"Note\" = ? \
+                 WHERE \"BplClass\" = ? AND \"Seq\" = ? AND \"Outcome\" = ?"
+            );
+        }
+        assert!(history_update(Dialect::Postgres, &history(), &[], &["Seq"]).is_err());
+        assert!(history_update(Dialect::Postgres, &history(), &["Outcome"], &[]).is_err());
+        assert!(history_update(Dialect::Postgres, &history(), &["Out\"come"], &["Seq"]).is_err());
     }
 
     #[test]

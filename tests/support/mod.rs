@@ -832,3 +832,37 @@ pub fn swap_s5_s7(name: &str) -> Option<(Fixture, MigrationPlan)> {
     );
     Some((fx, p))
 }
+
+/// The plan of a fixture pair, moved into the fixture's class and schema.
+pub fn fixture_plan(dir: &std::path::Path, fx: &Fixture) -> MigrationPlan {
+    let s = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let old = bplmigrate::bpl::load(&s("old.cls"), &bplmigrate::bpl::LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let new = bplmigrate::bpl::load(&s("new.cls"), &bplmigrate::bpl::LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let oc = bplmigrate::states::compile(&old, bplmigrate::states::Compiler::Current)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let nc = bplmigrate::states::compile(&new, bplmigrate::states::Compiler::Current)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ov = dir.join("overrides.toml");
+    let ov = ov.exists().then(|| {
+        bplmigrate::plan::Overrides::parse(
+            &s("overrides.toml"),
+            &std::fs::read_to_string(&ov).unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    });
+    let planned = bplmigrate::plan::build(&old, &new, &oc, &nc, ov.as_ref())
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let class = planned.plan.old.class.clone();
+    let json = serde_json::to_string(&planned.plan)
+        .unwrap()
+        .replace(&format!("\"{class}"), &format!("\"{}", fx.class))
+        .replace(
+            &format!("\"{}", class.replace('.', "_")),
+            &format!("\"{}", fx.schema),
+        );
+    let mut p: MigrationPlan = serde_json::from_str(&json).unwrap();
+    p.plan_id = bplmigrate::plan::plan_id(&p).unwrap();
+    p
+}
