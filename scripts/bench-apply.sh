@@ -49,11 +49,15 @@ admin -c 'CREATE DATABASE bench_seed'
 BPLMIGRATE_CONNECT=$(connect_to bench_seed) "$seed" bench-seed "$dir" "$rows" >&2
 PGOPTIONS='-c client_min_messages=error' admin -c 'VACUUM ANALYZE' -d bench_seed
 
-# Seconds (3 decimals) a command takes.
+# Seconds (3 decimals) a command takes; FAILED (and its stderr) when it does not exit 0.
 timed() {
   local t0 t1
   t0=$(date +%s.%N)
-  "$@" >/dev/null
+  if ! "$@" >/dev/null 2>"$tmp/stderr"; then
+    cat "$tmp/stderr" >&2
+    echo FAILED
+    return
+  fi
   t1=$(date +%s.%N)
   echo "$t0 $t1" | awk '{ printf "%.3f", $2 - $1 }'
 }
@@ -73,6 +77,7 @@ for i in $(seq 1 "$runs"); do
     p+=("$(run_psql)"); a+=("$(run_apply)")
   fi
   echo "run $i: apply ${a[-1]} s, psql ${p[-1]} s" >&2
+  case "${a[-1]} ${p[-1]}" in *FAILED*) echo "a run failed" >&2; exit 1 ;; esac
 done
 median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
 ma=$(median "${a[@]}")
