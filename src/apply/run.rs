@@ -78,6 +78,8 @@ pub struct ApplyReport {
     pub dry_run: bool,
     pub dialect: Dialect,
     pub before: LiveCensus,
+    /// The census the rewrite leaves, as predicted from `before` (the statements' row counts
+    /// matched the prediction, and the locked tables allow no other change).
     pub after: LiveCensus,
     pub moves: Vec<GroupMove>,
     pub statements: Vec<StatementOutcome>,
