@@ -320,3 +320,30 @@ fn a_missing_history_row_after_commit_writes_a_dirty_marker() {
         "{r:?}"
     );
 }
+
+/// A history value this bplmigrate does not know is a database error, not a silent
+/// "not applied": apply and status stop and name it.
+#[test]
+fn an_unknown_history_outcome_is_an_error() {
+    let Some((fx, p)) = swap_s5_s7("UnknownOutcome") else {
+        return;
+    };
+    let m = Migration::from_plan(p).unwrap();
+    fx.apply_plan(&m).unwrap();
+    fx.exec(&format!(
+        r#"UPDATE "BplMigrate"."History" SET "Outcome" = 'undone' WHERE "BplClass" = '{}'"#,
+        fx.class
+    ));
+    let before = states(&fx);
+    let e = fx.apply_plan(&m).unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Database, "{e}");
+    assert!(
+        e.to_string()
+            .contains(r#"has Outcome "undone", which this bplmigrate does not know"#),
+        "{e}"
+    );
+    assert_eq!(states(&fx), before);
+    let db = apply::Db::connect(&fx.connect).unwrap();
+    let e = apply::status(&db, StatusSubject::Plan(&m), &apply::Silent).unwrap_err();
+    assert!(e.to_string().contains("undone"), "{e}");
+}

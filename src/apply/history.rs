@@ -26,6 +26,43 @@ const CREATE_LOCK_KEY: i64 = 0x6270_6c6d_0000_0001;
 
 pub const OUTCOME_APPLIED: &str = "applied";
 pub const OUTCOME_DIRTY: &str = "dirty";
+/// Written by `repair --not-applied` (see `info`).
+const OUTCOME_RESOLVED: &str = "resolved";
+
+/// What a history entry says happened, parsed where it is read: a value this bplmigrate does
+/// not know is an error, never a silent "not applied".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Committed (a repaired dirty entry that was found applied reads the same).
+    Applied,
+    /// A commit whose check afterwards disagreed: every apply of the class refuses.
+    Dirty,
+    /// A dirty entry repaired as not applied: it does not count.
+    Resolved,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => OUTCOME_APPLIED,
+            Outcome::Dirty => OUTCOME_DIRTY,
+            Outcome::Resolved => OUTCOME_RESOLVED,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [Outcome::Applied, Outcome::Dirty, Outcome::Resolved]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+fn parse_direction(s: &str) -> Option<Direction> {
+    [Direction::Apply, Direction::Revert]
+        .into_iter()
+        .find(|d| direction_str(*d) == s)
+}
 
 /// How a direction is written in the history.
 pub fn direction_str(d: Direction) -> &'static str {
@@ -43,10 +80,10 @@ pub struct HistoryEntry {
     pub class: String,
     pub old_sha256: String,
     pub new_sha256: String,
-    pub direction: String,
+    pub direction: Direction,
     pub applied_at: String,
     pub applied_by: String,
-    pub outcome: String,
+    pub outcome: Outcome,
 }
 
 /// The entry number column (numbered per class) and the class column.
@@ -159,21 +196,35 @@ pub fn entries_for_class(db: &Db, class: &str) -> Result<Vec<HistoryEntry>, DbFa
         ),
     )?;
     let rows = db.query(step, sql.as_str(), &[class])?;
-    Ok(rows
-        .iter()
-        .map(|r| HistoryEntry {
-            seq: r.first().and_then(Value::int).unwrap_or(0),
-            plan_id: text(r.get(1)),
-            plan_sha256: text(r.get(2)),
-            class: text(r.get(3)),
-            old_sha256: text(r.get(4)),
-            new_sha256: text(r.get(5)),
-            direction: text(r.get(6)),
-            applied_at: text(r.get(7)),
-            applied_by: text(r.get(8)),
-            outcome: text(r.get(9)),
+    rows.iter()
+        .map(|r| {
+            let seq = r.first().and_then(Value::int).unwrap_or(0);
+            let unknown = |what: &str, v: String| {
+                DbFailure::local(
+                    step,
+                    format!(
+                        "history entry {seq} of {class} has {what} {v:?}, which this bplmigrate does not know \
+                         (written by a newer version?)"
+                    ),
+                )
+            };
+            let direction = text(r.get(6));
+            let outcome = text(r.get(9));
+            Ok(HistoryEntry {
+                seq,
+                plan_id: text(r.get(1)),
+                plan_sha256: text(r.get(2)),
+                class: text(r.get(3)),
+                old_sha256: text(r.get(4)),
+                new_sha256: text(r.get(5)),
+                direction: parse_direction(&direction)
+                    .ok_or_else(|| unknown("Direction", direction.clone()))?,
+                applied_at: text(r.get(7)),
+                applied_by: text(r.get(8)),
+                outcome: Outcome::parse(&outcome).ok_or_else(|| unknown("Outcome", outcome.clone()))?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The next entry number of a class (entries are numbered per class; the apply lock is per

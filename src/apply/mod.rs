@@ -71,7 +71,7 @@ pub use census::{
 pub use conn::{redact_connection_string, Db, Redactor, Value};
 pub use error::{ApplyError, DbFailure, ErrorClass, Refusal};
 pub use folder::Migration;
-pub use history::{history_table, HistoryEntry, MIGRATIONS};
+pub use history::{history_table, HistoryEntry, Outcome, MIGRATIONS};
 pub use impact::{
     check_target, impact, status_name, Fate, GroupFinding, GroupImpact, PlanImpact, Precheck,
 };

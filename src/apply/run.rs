@@ -6,7 +6,7 @@ use super::census::{
 use super::conn::Db;
 use super::error::{ApplyError, DbFailure, Refusal};
 use super::folder::Migration;
-use super::history::{self, direction_str, HistoryEntry, NewEntry, OUTCOME_APPLIED, OUTCOME_DIRTY};
+use super::history::{self, HistoryEntry, NewEntry, Outcome, OUTCOME_APPLIED, OUTCOME_DIRTY};
 use super::lock::{self, Attempt};
 use super::progress::{Event, Progress};
 use super::quiet::{self, Quiet};
@@ -398,7 +398,7 @@ fn history_checks(
 ) -> (String, Vec<Refusal>) {
     let mut refusals = Vec::new();
     for e in entries {
-        if e.outcome == OUTCOME_DIRTY {
+        if e.outcome == Outcome::Dirty {
             refusals.push(Refusal::DirtyHistory {
                 class: e.class.clone(),
                 seq: e.seq,
@@ -408,32 +408,34 @@ fn history_checks(
     }
     let committed: Vec<&HistoryEntry> = entries
         .iter()
-        .filter(|e| e.outcome == OUTCOME_APPLIED)
+        .filter(|e| e.outcome == Outcome::Applied)
         .collect();
     let last_of_plan = committed.iter().rev().find(|e| e.plan_id == plan.plan_id);
     let state = match last_of_plan {
-        Some(e) if e.direction == direction_str(Direction::Apply) => "applied",
+        Some(e) if e.direction == Direction::Apply => "applied",
         Some(_) => "reverted",
         None => "not applied",
     };
     match (direction, last_of_plan) {
-        (Direction::Apply, Some(e)) if e.direction == direction_str(Direction::Apply) => refusals
-            .push(Refusal::AlreadyApplied {
+        (Direction::Apply, Some(e)) if e.direction == Direction::Apply => {
+            refusals.push(Refusal::AlreadyApplied {
                 plan_id: plan.plan_id.clone(),
                 seq: e.seq,
-            }),
+            })
+        }
         (Direction::Revert, None) => refusals.push(Refusal::NotApplied {
             plan_id: plan.plan_id.clone(),
         }),
-        (Direction::Revert, Some(e)) if e.direction != direction_str(Direction::Apply) => refusals
-            .push(Refusal::NotApplied {
+        (Direction::Revert, Some(e)) if e.direction != Direction::Apply => {
+            refusals.push(Refusal::NotApplied {
                 plan_id: plan.plan_id.clone(),
-            }),
+            })
+        }
         _ => {}
     }
     // The chain: the source the rows were last migrated to must be where this plan starts.
     if let Some(last) = committed.last() {
-        let current = if last.direction == direction_str(Direction::Apply) {
+        let current = if last.direction == Direction::Apply {
             &last.new_sha256
         } else {
             &last.old_sha256
@@ -1232,9 +1234,9 @@ fn verify_after_commit(
             seq.map_or_else(|| "?".into(), |s| s.to_string())
         ))
     })?;
-    let recorded = entries
-        .iter()
-        .any(|e| Some(e.seq) == seq && e.plan_id == m.plan.plan_id && e.outcome == OUTCOME_APPLIED);
+    let recorded = entries.iter().any(|e| {
+        Some(e.seq) == seq && e.plan_id == m.plan.plan_id && e.outcome == Outcome::Applied
+    });
     if recorded {
         return Ok(());
     }

@@ -428,8 +428,11 @@ pub(super) fn history_text(r: &StatusReport) -> String {
                 vec![
                     e.seq.to_string(),
                     e.plan_id.clone(),
-                    e.direction.clone(),
-                    e.outcome.clone(),
+                    match e.direction {
+                        Direction::Apply => "apply".to_string(),
+                        Direction::Revert => "revert".to_string(),
+                    },
+                    e.outcome.as_str().to_string(),
                     e.applied_at.clone(),
                     e.applied_by.clone(),
                 ]
