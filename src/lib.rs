@@ -8,10 +8,12 @@
 
 pub mod apply;
 pub mod bpl;
+pub mod check;
 pub mod diff;
 pub mod plan;
 pub mod sql;
 pub mod states;
+pub mod udl;
 
 #[doc(hidden)]
 pub mod cli;

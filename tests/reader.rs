@@ -258,6 +258,21 @@ fn crlf_and_bom_do_not_shift_lines_or_columns() {
     // The hash covers the raw bytes, BOM and CRLF included.
     assert_ne!(crlf.source.sha256, lf.source.sha256);
 
+    // CR-only line breaks (classic Mac) read the same, every position included, in every
+    // format the reader takes.
+    for file in [
+        "loan.cls",
+        "loan.xml",
+        "loan-escaped.xml",
+        "Demo.Loan.Approval.xml",
+    ] {
+        let text = std::fs::read_to_string(format!("{FORMATS}/{file}")).unwrap();
+        let lf = load_bytes(file, text.as_bytes(), &opts()).unwrap();
+        let cr = load_bytes(file, text.replace('\n', "\r").as_bytes(), &opts()).unwrap();
+        assert_eq!(cr.process, lf.process, "{file}");
+        assert_eq!(cr.class_name, lf.class_name, "{file}");
+    }
+
     // The same holds for text built in memory, with the error on a later line.
     let text =
         "\u{FEFF}<process>\r\n<sequence>\r\n  <assign value='1'/>\r\n</sequence>\r\n</process>\r\n";

@@ -858,6 +858,7 @@ fn folder_is_written_verified_and_tamper_evident() {
             "README.md",
             "apply.sql",
             "migrate.cls",
+            "migrate.script",
             "plan.json",
             "revert.sql"
         ])
@@ -870,6 +871,7 @@ fn folder_is_written_verified_and_tamper_evident() {
             "README.md",
             "apply.sql",
             "migrate.cls",
+            "migrate.script",
             "plan.json",
             "revert.sql"
         ])
@@ -996,7 +998,11 @@ fn objectscript_runs_the_checked_statements() {
     assert!(cls.starts_with("/// bplmigrate migration for Demo.BP"));
     assert!(cls.contains("Class BplMigrate.Plan.P0123456789abcdef Extends %RegisteredObject"));
     assert!(cls.contains("TSTART") && cls.contains("TCOMMIT") && cls.contains("TROLLBACK 1"));
-    assert!(cls.contains("##class(Ens.Director).EnableConfigItem(tName, 0, 1)"));
+    // Items are recorded before they are disabled, then the production is updated once.
+    assert!(cls.contains(
+        "Set pDisabled = pDisabled + 1, pDisabled(pDisabled) = tName\n\t\tSet tSC1 = ##class(Ens.Director).EnableConfigItem(tName, 0, 0)"
+    ));
+    assert!(cls.contains("##class(Ens.Director).UpdateProduction(pTimeout)"));
     // The UPDATE is on one line with its quotes doubled.
     assert!(cls.contains(
         "Set tSC = ..Exec(\"UPDATE \"\"Demo_BP\"\".\"\"Thread1\"\" SET \"\"%NextState\"\" = CASE \"\"%NextState\"\" WHEN 'S5' THEN 'S7' WHEN 'S7' THEN 'S5' ELSE \"\"%NextState\"\" END WHERE \"\"%NextState\"\" IN ('S5', 'S7')\", .tRows)"

@@ -265,9 +265,33 @@ fn line_ends_and_method_order_do_not_matter() {
     let crlf = read("ex05_switch_delay", "Demo.Gen.Ex05.Thread1.cls");
     assert!(crlf.contains("\r\n"), "fixture is meant to be CRLF");
     let lf = crlf.replace("\r\n", "\n");
+    let cr = lf.replace('\n', "\r");
     let a = parse_generated("x.cls", &crlf).expect("CRLF parses");
     let b = parse_generated("x.cls", &lf).expect("LF parses");
+    let c = parse_generated("x.cls", &cr).expect("CR-only parses");
     assert_eq!(a, b);
+    assert_eq!(
+        c, b,
+        "CR-only line breaks read the same, positions included"
+    );
+    // A multibyte character before `Class` is fine (it used to panic).
+    let mb = format!("// caf\u{e9} \u{263A}\n{lf}");
+    let d = parse_generated("x.cls", &mb).expect("parses");
+    assert_eq!(
+        d.threads[0].states,
+        b.threads[0]
+            .states
+            .iter()
+            .map(|s| {
+                let mut s = s.clone();
+                s.pos.line += 1;
+                for c in &mut s.calls {
+                    c.pos.line += 1;
+                }
+                s
+            })
+            .collect::<Vec<_>>()
+    );
     let names: Vec<&str> = a.threads[0]
         .states
         .iter()
@@ -408,4 +432,20 @@ fn bad_input_exits_2() {
         .output()
         .expect("run");
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// Cut an export at every character: the reader returns `Ok` or a located `Err`, never panics.
+#[test]
+fn no_cut_of_an_export_makes_the_reader_panic() {
+    let text = read("ex02_sync_call", "Demo.Gen.Ex02.Thread1.cls");
+    let mut failures = Vec::new();
+    for (cut, _) in text.char_indices().step_by(3) {
+        let r = std::panic::catch_unwind(|| parse_generated("cut.cls", &text[..cut]));
+        match r {
+            Err(_) => failures.push(format!("panic at {cut}")),
+            Ok(Err(e)) if e.pos.is_none() => failures.push(format!("{cut}: unlocated {e}")),
+            Ok(_) => {}
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -4,7 +4,9 @@
 //! the user has open.
 //!
 //! Formats:
-//! * **UDL class file**: `Class Pkg.Name Extends … [ … ] { … XData BPL [ … ] { <process …> } … }`.
+//! * **UDL class file**: `Class Pkg.Name Extends … [ … ] { … XData BPL [ … ] { <process …> } … }`,
+//!   read with the ObjectScript/UDL grammar ([`crate::udl`]): the class name is validated, the
+//!   class must be well formed up to its closing `}` (code inside methods is not checked).
 //!   The class name comes from the header. Comments (`///`, `//`, `#;`, `/* */`) and
 //!   `Include`/`Import` lines may precede it. The `XData` keyword is matched without regard
 //!   to case, the block name must be exactly `BPL`. The end of the `<process>` element is
@@ -27,6 +29,7 @@
 //! BOM included.
 //!
 //! `REV:path` reads the blob with `git cat-file blob REV:path` (the raw committed bytes,
+//! a `REV` starting with `-` refused,
 //! like `git show REV:path` for a file, but refusing a directory) run in the current
 //! directory (or the directory given to [`load_in`]). As in git, `path` is relative to the
 //! repository root; write `REV:./path` for a path relative to the current directory. A
@@ -35,6 +38,7 @@
 
 use super::parse::{self, LineIndex, XmlSource};
 use super::{sha256_hex, Bpl, BplError, Pos, Process, SourceFormat, SourceInfo};
+use crate::udl;
 use roxmltree::Node;
 use std::ops::Range;
 use std::path::Path;
@@ -122,9 +126,17 @@ fn read_file(origin: &str, path: &Path) -> Result<Vec<u8>, BplError> {
 }
 
 fn read_git(origin: &str, dir: &Path, rev: &str, path: &str) -> Result<Vec<u8>, BplError> {
+    // A revision git could read as an option (`--output=FILE:x`) is refused outright.
+    if rev.starts_with('-') {
+        return Err(BplError::file(
+            origin,
+            format!("revision '{rev}' starts with '-': refused (git would read it as an option)"),
+        ));
+    }
     let out = Command::new("git")
         .arg("cat-file")
         .arg("blob")
+        .arg("--end-of-options")
         .arg(format!("{rev}:{path}"))
         .current_dir(dir)
         .env("LC_ALL", "C")
@@ -169,8 +181,8 @@ fn load_bytes_with_stem(
     stem: &str,
 ) -> Result<Bpl, BplError> {
     let sha256 = sha256_hex(bytes);
-    let text = decode_utf8(origin, bytes)?;
-    let (class_name, format, process) = read_text(origin, text, options, stem)?;
+    let text = udl::normalize_line_breaks(decode_utf8(origin, bytes)?);
+    let (class_name, format, process) = read_text(origin, &text, options, stem)?;
     Ok(Bpl {
         class_name,
         source: SourceInfo {
@@ -235,8 +247,8 @@ fn read_text(
         })?;
         return Ok((class, SourceFormat::Bare, process));
     }
-    if let Some(header) = udl_header(file, t)? {
-        return read_udl(file, t, options, header);
+    if let Some(class) = udl::read_class(file, t)? {
+        return read_udl(file, t, options, class);
     }
     Err(at(
         file,
@@ -262,41 +274,10 @@ fn find_from(t: &str, from: usize, pat: &str) -> Option<usize> {
     t.get(from..)?.find(pat).map(|k| from + k)
 }
 
-fn line_end(t: &str, from: usize) -> usize {
-    find_from(t, from, "\n").unwrap_or(t.len())
-}
-
 fn starts_at(t: &str, i: usize, pat: &str) -> bool {
     t.as_bytes()
         .get(i..)
         .is_some_and(|s| s.starts_with(pat.as_bytes()))
-}
-
-/// The end of a double-quoted ObjectScript string starting at `i` (`""` escapes a quote).
-fn skip_string(t: &str, i: usize) -> usize {
-    let b = t.as_bytes();
-    let mut j = i + 1;
-    while j < b.len() {
-        if b[j] == b'"' {
-            if b.get(j + 1) == Some(&b'"') {
-                j += 2;
-                continue;
-            }
-            return j + 1;
-        }
-        j += 1;
-    }
-    b.len()
-}
-
-/// The ASCII word (letters, digits) at `i`.
-fn word_at(t: &str, i: usize) -> &str {
-    let b = t.as_bytes();
-    let mut j = i;
-    while j < b.len() && b[j].is_ascii_alphanumeric() {
-        j += 1;
-    }
-    &t[i..j]
 }
 
 // ---------------------------------------------------------------------------------------
@@ -404,183 +385,34 @@ fn scan_xml(t: &str, start: usize) -> XmlScan {
 // ---------------------------------------------------------------------------------------
 // UDL class files
 
-struct UdlHeader {
-    /// Offset of the `Class` keyword.
-    keyword: usize,
-    name: Range<usize>,
-    /// Offset just past the `{` that opens the class body.
-    body: usize,
-}
-
-/// Parse `Class Name Extends … [ … ] {`. `Ok(None)` when the file does not start like a
-/// class definition at all (so it is not UDL).
-fn udl_header(file: &str, t: &str) -> Result<Option<UdlHeader>, BplError> {
-    let mut i = 0;
-    loop {
-        i = skip_ws(t, i);
-        if starts_at(t, i, "//") || starts_at(t, i, "#;") || starts_at(t, i, ";") {
-            i = line_end(t, i);
-        } else if starts_at(t, i, "/*") {
-            i = find_from(t, i + 2, "*/").map(|j| j + 2).unwrap_or(t.len());
-        } else if ["include", "includegenerator", "import"]
-            .iter()
-            .any(|k| word_at(t, i).eq_ignore_ascii_case(k))
-        {
-            i = line_end(t, i);
-        } else {
-            break;
-        }
-    }
-    let kw = word_at(t, i);
-    let after_kw = i + kw.len();
-    if !kw.eq_ignore_ascii_case("class")
-        || !t
-            .as_bytes()
-            .get(after_kw)
-            .is_some_and(|b| b.is_ascii_whitespace())
-    {
-        return Ok(None);
-    }
-    let keyword = i;
-    let name_start = skip_ws(t, after_kw);
-    let b = t.as_bytes();
-    let mut name_end = name_start;
-    while name_end < b.len()
-        && (b[name_end].is_ascii_alphanumeric() || matches!(b[name_end], b'.' | b'%'))
-    {
-        name_end += 1;
-    }
-    let name = &t[name_start..name_end];
-    if name.is_empty()
-        || name.starts_with('.')
-        || name.ends_with('.')
-        || name.contains("..")
-        || name.eq_ignore_ascii_case("extends")
-    {
-        return Err(at(
-            file,
-            t,
-            name_start,
-            "expected a class name such as Demo.Loan.Process after 'Class'",
-        ));
-    }
-    // The body opens at the first '{' outside strings, keyword lists and comments.
-    let mut j = name_end;
-    loop {
-        match b.get(j) {
-            None => {
-                return Err(at(
-                    file,
-                    t,
-                    t.len(),
-                    format!(
-                        "unexpected end of file: expected '{{' to open the body of class {name}"
-                    ),
-                ));
-            }
-            Some(b'"') => j = skip_string(t, j),
-            Some(b'/') if starts_at(t, j, "//") => j = line_end(t, j),
-            Some(b'/') if starts_at(t, j, "/*") => {
-                j = find_from(t, j + 2, "*/").map(|k| k + 2).unwrap_or(t.len())
-            }
-            Some(b'{') => break,
-            Some(_) => j += 1,
-        }
-    }
-    Ok(Some(UdlHeader {
-        keyword,
-        name: name_start..name_end,
-        body: j + 1,
-    }))
-}
-
-/// Whether `line` (already stripped of indentation) declares `XData BPL`; returns the offset
-/// just past `BPL` within `line`.
-fn xdata_bpl(line: &str) -> Option<usize> {
-    let kw = word_at(line, 0);
-    if !kw.eq_ignore_ascii_case("xdata") {
-        return None;
-    }
-    let rest = &line[kw.len()..];
-    let name_at = rest.len() - rest.trim_start_matches([' ', '\t']).len();
-    if name_at == 0 || !rest[name_at..].starts_with("BPL") {
-        return None;
-    }
-    let end = kw.len() + name_at + 3;
-    match line.as_bytes().get(end) {
-        None | Some(b' ' | b'\t' | b'\r' | b'\n' | b'[' | b'{') => Some(end),
-        Some(_) => None,
-    }
-}
-
 fn read_udl(
     file: &str,
     t: &str,
     options: &LoadOptions,
-    h: UdlHeader,
+    c: udl::UdlClass,
 ) -> Result<(String, SourceFormat, Process), BplError> {
-    let class = &t[h.name.clone()];
+    let class = c.name.as_str();
     if let Some(want) = &options.class {
         if want != class {
             return Err(at(
                 file,
                 t,
-                h.name.start,
+                c.name_range.start,
                 format!("this file defines class {class}, not the requested class {want}"),
             ));
         }
     }
-    // Find the member `XData BPL` at the start of a line (after optional indentation),
-    // outside `/* */` comments.
-    let mut i = h.body;
-    let mut in_comment = false;
-    let mut after_name = None;
-    while i < t.len() {
-        let end = line_end(t, i);
-        let line = &t[i..end];
-        let trimmed = line.trim_start();
-        if in_comment {
-            in_comment = !line.contains("*/");
-        } else if let Some(comment) = trimmed.strip_prefix("/*") {
-            in_comment = !comment.contains("*/");
-        } else if let Some(k) = xdata_bpl(trimmed) {
-            after_name = Some(i + (line.len() - trimmed.len()) + k);
-            break;
+    // The member `XData BPL` (the grammar matches the keyword without regard to case; the
+    // block name must be exactly `BPL`).
+    let Some((_, open)) = c.xdata_opens.iter().find(|(name, _)| name == "BPL") else {
+        if let Some(e) = c.structure_error {
+            return Err(e);
         }
-        i = end + 1;
-    }
-    let Some(after_name) = after_name else {
-        return Err(at(
-            file,
-            t,
-            h.keyword,
-            format!("{class} has no XData BPL block; is this a business-process class?"),
-        ));
+        return Err(at(file, t, c.keyword, no_bpl(class)));
     };
-    // Skip the keyword list `[ XMLNamespace = "…" ]`, then expect the block's '{'.
-    let mut j = skip_ws(t, after_name);
-    if t.as_bytes().get(j) == Some(&b'[') {
-        j += 1;
-        loop {
-            match t.as_bytes().get(j) {
-                None => {
-                    return Err(at(
-                        file,
-                        t,
-                        t.len(),
-                        "unexpected end of file: expected ']' to close the keywords of XData BPL",
-                    ))
-                }
-                Some(b'"') => j = skip_string(t, j),
-                Some(b']') => break,
-                Some(_) => j += 1,
-            }
-        }
-        j = skip_ws(t, j + 1);
-    }
-    match t.as_bytes().get(j) {
-        Some(b'{') => {}
-        None => {
+    let j = match *open {
+        Ok(j) => j,
+        Err(k) if k >= t.len() => {
             return Err(at(
                 file,
                 t,
@@ -588,8 +420,8 @@ fn read_udl(
                 "unexpected end of file: expected '{' to open XData BPL",
             ))
         }
-        Some(_) => return Err(at(file, t, j, "expected '{' to open XData BPL")),
-    }
+        Err(k) => return Err(at(file, t, k, "expected '{' to open XData BPL")),
+    };
     let doc = skip_ws(t, j + 1);
     match t.as_bytes().get(doc) {
         None => {
@@ -620,6 +452,8 @@ fn read_udl(
             ))
         }
     }
+    // The end of the <process> element is found by an XML token scan, so a `}` inside a
+    // <code> block does not end it early; the XML parser reports a broken document first.
     let end = scan_xml(t, doc).end.unwrap_or(t.len());
     let process = parse::parse_process(&XmlSource {
         file,
@@ -653,7 +487,11 @@ fn read_udl(
             ))
         }
     }
-    Ok((class.to_string(), SourceFormat::Udl, process))
+    // The rest of the class must be sound too (its closing '}', the other members).
+    if let Some(e) = c.structure_error {
+        return Err(e);
+    }
+    Ok((c.name, SourceFormat::Udl, process))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -960,17 +798,6 @@ mod tests {
     }
 
     #[test]
-    fn xdata_declarations() {
-        assert_eq!(xdata_bpl("XData BPL [ XMLNamespace = \"x\" ]"), Some(9));
-        assert_eq!(xdata_bpl("xdata\tBPL"), Some(9));
-        assert_eq!(xdata_bpl("XData BPL{"), Some(9));
-        assert_eq!(xdata_bpl("XData BPLX"), None);
-        assert_eq!(xdata_bpl("XData bpl"), None);
-        assert_eq!(xdata_bpl("XDataBPL"), None);
-        assert_eq!(xdata_bpl("Method BPL()"), None);
-    }
-
-    #[test]
     fn source_classification() {
         let dir = Path::new("/nonexistent-dir-for-bplmigrate-tests");
         assert!(matches!(
@@ -987,18 +814,6 @@ mod tests {
         assert!(matches!(classify_source(dir, "b.cls"), SourceRef::File(_)));
         assert!(matches!(classify_source(dir, "HEAD:"), SourceRef::File(_)));
         assert_eq!(file_stem("dir/Demo.Loan.xml"), "Demo.Loan");
-    }
-
-    #[test]
-    fn udl_header_variants() {
-        let t = "/// doc\n// c\n/* block\n */\nInclude Ens\nClass Demo.A Extends (X, Y) [ Language = \"{\" ]\n{\n}";
-        let h = udl_header("f", t).unwrap().unwrap();
-        assert_eq!(&t[h.name.clone()], "Demo.A");
-        assert_eq!(t.as_bytes()[h.body - 1], b'{');
-        assert!(udl_header("f", "<process/>").unwrap().is_none());
-        assert!(udl_header("f", "Classic rock").unwrap().is_none());
-        assert!(udl_header("f", "Class .A {").is_err());
-        assert!(udl_header("f", "Class A Extends B").is_err());
     }
 
     #[test]

@@ -1,25 +1,23 @@
-//! `diff`, `plan` and `check`.
+//! `diff` and `plan` (`check` is in `check_cmd`).
 
 use super::states_cmd::CompilerArg;
-use super::{compile, emit, exit, load_bpl, pretty_json, CmdResult, Failure, Format};
+use super::{compile, emit, emit_keeping, exit, load_bpl, pretty_json, CmdResult, Failure, Format};
 use crate::bpl::Bpl;
 use crate::diff;
 use crate::plan::render::{self, RenderOptions};
-use crate::plan::reports::{self, Checked};
 use crate::plan::{self, MigrationPlan, Overrides, Verdict};
 use crate::states::{CompiledProcess, Compiler};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// The options `diff`, `plan` and `check` share: output format, compiler generation, class.
+/// The options `diff` and `plan` share: output format, compiler generation, class.
 #[derive(Debug, Args)]
 pub struct AnalysisArgs {
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, value_enum, default_value_t, ignore_case = true)]
     pub format: Format,
     /// The IRIS compiler generation that numbers both versions (spec 2.5).
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, value_enum, default_value_t, ignore_case = true)]
     pub compiler: CompilerArg,
     /// The BPL class: picks one of several in an export, names a bare <process> document.
     #[arg(long, value_name = "NAME")]
@@ -86,27 +84,6 @@ pub enum DialectArg {
     Postgres,
 }
 
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// Old BPL (or, with --git-base, the BPL paths to check; all changed ones when none).
-    pub old: Option<String>,
-    /// New BPL.
-    pub new: Option<String>,
-    /// More paths (with --git-base).
-    pub more: Vec<String>,
-    #[command(flatten)]
-    pub common: AnalysisArgs,
-    /// Compare each path with its version at this git revision (REV:path).
-    #[arg(long, value_name = "REV")]
-    pub git_base: Option<String>,
-    /// Write a GitLab Code Quality report.
-    #[arg(long, value_name = "FILE")]
-    pub gitlab: Option<PathBuf>,
-    /// Write a SARIF 2.1.0 report.
-    #[arg(long, value_name = "FILE")]
-    pub sarif: Option<PathBuf>,
-}
-
 fn load_pair(
     old: &str,
     new: &str,
@@ -158,10 +135,16 @@ pub fn plan(a: PlanArgs) -> CmdResult {
         )?),
         None => None,
     };
+    // A blocked plan cannot be applied as it is: exit 1, like `check`.
+    let code = if planned.plan.verdict == Verdict::Blocked {
+        exit::FOUND
+    } else {
+        exit::OK
+    };
     if objectscript && written.is_none() {
         let text = crate::sql::render_objectscript(&planned.plan).map_err(Failure::input)?;
-        emit(&text)?;
-        return Ok(exit::OK);
+        emit_keeping(&text, code)?;
+        return Ok(code);
     }
     match a.common.format {
         Format::Human => {
@@ -169,11 +152,11 @@ pub fn plan(a: PlanArgs) -> CmdResult {
             if let Some(p) = &written {
                 text.push_str(&format!("\nmigration written to {}\n", p.display()));
             }
-            emit(&text)?
+            emit_keeping(&text, code)?
         }
-        Format::Json => emit(&pretty_json(&planned.plan, exit::INPUT)?)?,
+        Format::Json => emit_keeping(&pretty_json(&planned.plan, exit::INPUT)?, code)?,
     }
-    Ok(exit::OK)
+    Ok(code)
 }
 
 /// Hook for `plan --out DIR`: the migration folder is the `sql` stage's business
@@ -227,225 +210,9 @@ fn write_migration(
     }
 }
 
-/// One compared pair of `check`.
-#[derive(serde::Serialize)]
-struct CheckResult {
-    /// The file findings point at (the new version's path).
-    path: String,
-    old: String,
-    new: String,
-    verdict: Verdict,
-    plan: MigrationPlan,
-}
-
-#[derive(serde::Serialize)]
-struct CheckReport {
-    /// The worst verdict of all results (`identical` when nothing was compared).
-    verdict: Verdict,
-    results: Vec<CheckResult>,
-    /// Paths that were not compared, with why (e.g. a new file).
-    skipped: Vec<Skipped>,
-}
-
-#[derive(serde::Serialize)]
-struct Skipped {
-    path: String,
-    reason: String,
-}
-
-pub fn check(a: CheckArgs) -> CmdResult {
-    let compiler: Compiler = a.common.compiler.into();
-    let mut pairs: Vec<(String, String, String)> = Vec::new(); // (path, old, new)
-    let mut skipped = Vec::new();
-    match &a.git_base {
-        Some(rev) => {
-            let mut paths: Vec<String> = a
-                .old
-                .iter()
-                .chain(a.new.iter())
-                .chain(a.more.iter())
-                .cloned()
-                .collect();
-            let explicit = !paths.is_empty();
-            if !explicit {
-                paths = changed_files(rev)?;
-            }
-            for p in paths {
-                let text = match std::fs::read(&p) {
-                    Ok(t) => t,
-                    Err(_) if !explicit => continue,
-                    Err(e) => return Err(Failure::input(anyhow::anyhow!("cannot read {p}: {e}"))),
-                };
-                if !looks_like_bpl(&text) {
-                    if explicit {
-                        return Err(Failure::input(anyhow::anyhow!(
-                            "{p} holds no BPL (no XData BPL block or <process> document)"
-                        )));
-                    }
-                    continue;
-                }
-                let old = at_rev(rev, &p);
-                if !exists_at(rev, &p) {
-                    skipped.push(Skipped {
-                        path: p.clone(),
-                        reason: format!(
-                            "not present at {rev}: a new process has no in-flight instances"
-                        ),
-                    });
-                    continue;
-                }
-                pairs.push((p.clone(), old, p));
-            }
-        }
-        None => {
-            let (Some(old), Some(new)) = (&a.old, &a.new) else {
-                return Err(Failure::input(anyhow::anyhow!(
-                    "check needs OLD and NEW, or --git-base REV [PATHS…]"
-                )));
-            };
-            if !a.more.is_empty() {
-                return Err(Failure::input(anyhow::anyhow!("unexpected extra arguments {:?}: give OLD and NEW, or use --git-base REV PATHS…", a.more)));
-            }
-            let path = new
-                .rsplit_once(':')
-                .filter(|(rev, _)| !Path::new(new).exists() && rev.len() > 1)
-                .map(|(_, p)| p)
-                .unwrap_or(new);
-            pairs.push((
-                path.trim_start_matches("./").to_string(),
-                old.clone(),
-                new.clone(),
-            ));
-        }
-    }
-    let mut results = Vec::new();
-    for (path, old, new) in pairs {
-        let (o, n, oc, nc) = load_pair(&old, &new, &a.common.class, compiler)?;
-        let planned = plan::build(&o, &n, &oc, &nc, None).map_err(Failure::input)?;
-        results.push(CheckResult {
-            path,
-            old,
-            new,
-            verdict: planned.plan.verdict,
-            plan: planned.plan,
-        });
-    }
-    let verdict = results
-        .iter()
-        .map(|r| r.verdict)
-        .max()
-        .unwrap_or(Verdict::Identical);
-    let checked: Vec<Checked> = results
-        .iter()
-        .map(|r| Checked {
-            plan: &r.plan,
-            path: &r.path,
-        })
-        .collect();
-    if let Some(f) = &a.gitlab {
-        write_report(f, &reports::gitlab(&checked))?;
-    }
-    if let Some(f) = &a.sarif {
-        write_report(f, &reports::sarif(&checked))?;
-    }
-    let report = CheckReport {
-        verdict,
-        results,
-        skipped,
-    };
-    match a.common.format {
-        Format::Json => emit(&pretty_json(&report, exit::INPUT)?)?,
-        Format::Human => emit(&check_human(&report))?,
-    }
-    Ok(match verdict {
-        Verdict::Identical | Verdict::Compatible => exit::OK,
-        Verdict::Migratable | Verdict::Blocked => exit::FOUND,
-    })
-}
-
-fn check_human(r: &CheckReport) -> String {
-    let mut out = String::new();
-    for res in &r.results {
-        let p = &res.plan;
-        out.push_str(&format!(
-            "{}: {} ({} → {})\n",
-            res.path,
-            res.verdict.as_str(),
-            res.old,
-            res.new
-        ));
-        out.push_str(&render::findings_human(&p.findings));
-    }
-    for sk in &r.skipped {
-        out.push_str(&format!("{}: skipped ({})\n", sk.path, sk.reason));
-    }
-    if r.results.is_empty() && r.skipped.is_empty() {
-        out.push_str("no BPL changed\n");
-    }
-    out.push_str(&format!("verdict: {}\n", r.verdict.as_str()));
-    out
-}
-
-fn write_report(path: &Path, v: &serde_json::Value) -> Result<(), Failure> {
-    let text = pretty_json(v, exit::INPUT)?;
-    std::fs::write(path, text)
-        .with_context(|| format!("cannot write report {}", path.display()))
-        .map_err(Failure::input)
-}
-
-fn looks_like_bpl(bytes: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(bytes);
-    let lower = text.to_ascii_lowercase();
-    lower.contains("xdata bpl")
-        || lower.contains("<xdata name=\"bpl\"")
-        || lower.contains("<process")
-}
-
-/// Files changed since `rev` (relative to the current directory), modified only: a new file
-/// has no in-flight instances.
-fn changed_files(rev: &str) -> Result<Vec<String>, Failure> {
-    let out = Command::new("git")
-        .args([
-            "diff",
-            "--name-only",
-            "--relative",
-            "--no-renames",
-            "--diff-filter=M",
-            rev,
-            "--",
-        ])
-        .output()
-        .with_context(|| "cannot run git")
-        .map_err(Failure::input)?;
-    if !out.status.success() {
-        return Err(Failure::input(anyhow::anyhow!(
-            "git diff {rev} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .filter(|l| !l.is_empty())
-        .collect();
-    v.sort();
-    Ok(v)
-}
-
-/// `REV:./path`, the source of `path` at git revision `rev` (relative to the working directory).
-fn at_rev(rev: &str, path: &str) -> String {
-    format!("{rev}:./{}", path.trim_start_matches("./"))
-}
-
-fn exists_at(rev: &str, path: &str) -> bool {
-    Command::new("git")
-        .args(["cat-file", "-e", &at_rev(rev, path)])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// `plan --verify DIR`: exactly the folder check `apply` runs (`Migration::load`).
 fn verify_folder(dir: &Path, format: Format) -> CmdResult {
+    // Exactly the folder check `apply` runs (folder mistakes, checksums, plan, SQL files).
     let check = crate::apply::Migration::load(dir).map_err(Failure::input)?;
     let dir = dir.to_path_buf();
     match format {

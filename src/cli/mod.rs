@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 
 mod analysis;
+mod check_cmd;
 mod console;
 mod db;
 mod states_cmd;
@@ -11,9 +12,10 @@ mod verify_cmd;
 
 /// Exit codes (design.md): named so no bare number appears elsewhere.
 pub mod exit {
-    /// Success; `check`: the change is identical or compatible.
+    /// Success; `check`: every changed class passes (`--fail-on`) or is covered.
     pub const OK: i32 = 0;
-    /// `check` / `verify-numbering`: a difference that needs attention was found.
+    /// `check` / `verify-numbering`: a difference that needs attention was found; `plan`: the
+    /// plan is blocked.
     pub const FOUND: i32 = 1;
     /// Usage or input error (bad arguments, malformed BPL, edited plan folder).
     pub const INPUT: i32 = 2;
@@ -36,8 +38,25 @@ pub enum Format {
     Json,
 }
 
+/// The exit codes, as `--help` lists them.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success; check: every changed class is identical, compatible, new, covered or below --fail-on
+  1  check: a class needs action (verdict at or above --fail-on, or a deleted class);
+     plan: the plan is blocked; verify-numbering: the emulation differs
+  2  usage or input error (bad arguments, malformed BPL, edited migration folder, hostile or
+     unknown git revision, not in a git repository, write error on standard output)
+  3  a guard, lock timeout or precondition refused; nothing was changed
+  4  the database failed; nothing was changed (rolled back, or no transaction was open)
+  5  apply: committed (the rows are migrated, the history says applied) but the check after
+     commit failed; a dirty history entry is written where possible
+  6  apply: the connection was lost during COMMIT; status --plan DIR tells whether it committed
+info: 0 all applied, 1 a folder pending, 2 a folder edited, 3 a history entry dirty (highest wins).
+status --plan --watch: 0 ready, 3 timed out or cannot become ready by draining.
+A closed standard output (`… | head`) keeps the exit code the command would have had.";
+
 #[derive(Debug, Parser)]
-#[command(name = "bplmigrate", version, about = "Migrate in-flight IRIS BPL instances across a BPL change", long_about = None)]
+#[command(name = "bplmigrate", version, about = "Migrate in-flight IRIS BPL instances across a BPL change", long_about = None, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -54,11 +73,21 @@ pub enum Command {
     /// The migration plan: state mapping, findings, SQL files.
     Plan(analysis::PlanArgs),
     /// CI gate: is this BPL change safe for in-flight instances?
-    Check(analysis::CheckArgs),
+    Check(check_cmd::CheckArgs),
     /// Read-only census of the live rows of a process.
     Status(db::StatusArgs),
     /// Apply a migration folder to a database over ODBC.
     Apply(db::ApplyArgs),
+    /// Print a shell completion script (e.g. `bplmigrate completions bash > /etc/bash_completion.d/bplmigrate`).
+    Completions {
+        #[arg(value_enum, ignore_case = true)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of bplmigrate or of one command (`bplmigrate man check | man -l -`).
+    Man {
+        /// A command; the main page when omitted.
+        command: Option<String>,
+    },
     /// What is applied here: every history entry beside every migration folder (read-only).
     Info(console::InfoArgs),
     /// Mark a dirty history entry resolved after checking the rows (who and why are recorded).
@@ -133,9 +162,11 @@ pub fn main() -> i32 {
         Command::VerifyNumbering(a) => verify_cmd::verify(a),
         Command::Diff(a) => analysis::diff(a),
         Command::Plan(a) => analysis::plan(a),
-        Command::Check(a) => analysis::check(a),
+        Command::Check(a) => check_cmd::check(a),
         Command::Status(a) => db::status(a),
         Command::Apply(a) => db::apply(a),
+        Command::Completions { shell } => completions(shell),
+        Command::Man { command } => man(command.as_deref()),
         Command::Info(a) => console::info(a),
         Command::Repair(a) => console::repair(a),
     };
@@ -143,7 +174,8 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(f) => {
             if is_broken_pipe(&f.error) {
-                return exit::OK;
+                // The reader went away: say nothing, keep the code the command chose.
+                return f.code;
             }
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "error: {}", f.error);
@@ -163,11 +195,61 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Write to stdout; a closed pipe (`| head`) is reported as an io error that `main` treats as
-/// success.
+/// Write to stdout; a closed pipe (`| head`) ends the command quietly with exit 0.
 pub fn emit(text: &str) -> Result<(), Failure> {
+    emit_keeping(text, exit::OK)
+}
+
+/// Write to stdout. A closed pipe (`| head`) ends the command quietly with `code`, the exit
+/// code the command decided before printing, so a failing verdict piped into `head` still
+/// fails. Any other write error (a full disk, `> /dev/full`) is an error, exit 2.
+pub fn emit_keeping(text: &str, code: i32) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
-        .map_err(|e| Failure::new(exit::OK, e))
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Failure::new(code, e)
+            } else {
+                Failure::input(anyhow::Error::new(e).context("cannot write to standard output"))
+            }
+        })
+}
+
+fn completions(shell: clap_complete::Shell) -> CmdResult {
+    use clap::CommandFactory;
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "bplmigrate", &mut buf);
+    emit(&String::from_utf8_lossy(&buf))?;
+    Ok(exit::OK)
+}
+
+fn man(command: Option<&str>) -> CmdResult {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let page = match command {
+        None => cmd,
+        Some(name) => {
+            let names: Vec<String> = cmd
+                .get_subcommands()
+                .map(|s| s.get_name().to_string())
+                .collect();
+            let sub = cmd.find_subcommand(name).cloned().ok_or_else(|| {
+                Failure::input(anyhow::anyhow!(
+                    "no command {name:?}; commands: {}",
+                    names.join(", ")
+                ))
+            })?;
+            // The page title names the full command (bplmigrate-check).
+            let title = format!("bplmigrate-{}", sub.get_name());
+            sub.name(title)
+        }
+    };
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(page).render(&mut buf).map_err(|e| {
+        Failure::input(anyhow::Error::new(e).context("cannot render the manual page"))
+    })?;
+    emit(&String::from_utf8_lossy(&buf))?;
+    Ok(exit::OK)
 }

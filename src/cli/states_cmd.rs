@@ -10,11 +10,11 @@ use clap::{Args, ValueEnum};
 pub struct StatesArgs {
     /// BPL source: a .cls (UDL), an XML export, a bare <process> file, or REV:path.
     pub file: String,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, value_enum, default_value_t, ignore_case = true)]
     pub format: StatesFormat,
     /// The IRIS compiler generation that numbers the process (spec 2.5): `legacy` up to
     /// 2021.x, `current` from 2022.1.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, value_enum, default_value_t, ignore_case = true)]
     pub compiler: CompilerArg,
     /// The BPL class: picks one of several in an export, names a bare <process> document.
     #[arg(long, value_name = "NAME")]

@@ -17,12 +17,12 @@ pub struct VerifyArgs {
     #[arg(required = true)]
     pub thread_classes: Vec<String>,
     /// The compiler generation that produced the export (only `<call async="false">` differs).
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, value_enum, default_value_t, ignore_case = true)]
     pub compiler: CompilerArg,
     /// The BPL class: picks one of several in an export, names a bare <process> document.
     #[arg(long, value_name = "NAME")]
     pub class: Option<String>,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, value_enum, default_value_t, ignore_case = true)]
     pub format: Format,
 }
 

@@ -129,6 +129,11 @@ catalogue! {
     ClassChanged = "BPM0404", "class-changed", Error,
         "old and new are different BPL classes: their instances live in different tables",
         "compare two versions of the same class";
+    ClassRemoved = "BPM0406", "class-removed", Error,
+        "a BPL class was deleted (reported by `check`): its in-flight instances would be orphaned, with no class \
+         left to resume them",
+        "let every instance of the process finish before deploying the deletion (keep the class deployed until \
+         then), or restore the class";
 }
 
 /// Build a finding with the catalogue's severity.

@@ -8,16 +8,43 @@ use super::findings::{lookup, RULES};
 use super::model::{Finding, MigrationPlan, Severity};
 use serde_json::{json, Value};
 
-/// One checked BPL: its plan, and the path (in the repository) findings point at.
+/// One checked BPL class: its findings and the file (repository-relative) they point at.
 #[derive(Debug, Clone, Copy)]
 pub struct Checked<'a> {
-    pub plan: &'a MigrationPlan,
+    pub class: &'a str,
     pub path: &'a str,
+    pub findings: &'a [Finding],
+    /// Where a finding without a new-version activity points (the `<process>` element).
+    pub fallback: (u32, u32),
+    /// The reviewed migration folder that covers this change, if any: its findings are
+    /// reported as info (GitLab) or suppressed (SARIF).
+    pub covered_by: Option<&'a str>,
 }
 
-/// Stable fingerprint of a finding.
-pub fn fingerprint(plan: &MigrationPlan, f: &Finding) -> String {
-    let mut s = format!("{}\n{}\n", plan.new.class, f.code);
+impl<'a> Checked<'a> {
+    /// A class with a plan, pointing at `path`.
+    pub fn of_plan(plan: &'a MigrationPlan, path: &'a str) -> Self {
+        Checked {
+            class: &plan.new.class,
+            path,
+            findings: &plan.findings,
+            fallback: (1, 1),
+            covered_by: None,
+        }
+    }
+
+    /// Where `f` points in the file: its first new-version activity, else the fallback.
+    pub fn location(&self, f: &Finding) -> (u32, u32) {
+        f.new_activities
+            .first()
+            .map(|a| (a.line.max(1), a.column.max(1)))
+            .unwrap_or((self.fallback.0.max(1), self.fallback.1.max(1)))
+    }
+}
+
+/// Stable fingerprint of a finding of `class`.
+pub fn fingerprint(class: &str, f: &Finding) -> String {
+    let mut s = format!("{class}\n{}\n", f.code);
     if f.states.is_empty() {
         for a in f
             .activities
@@ -38,15 +65,7 @@ pub fn fingerprint(plan: &MigrationPlan, f: &Finding) -> String {
     crate::bpl::sha256_hex(s.as_bytes())
 }
 
-/// Where a finding points in the new file: its first new-version activity, else line 1.
-fn location(f: &Finding) -> (u32, u32) {
-    f.new_activities
-        .first()
-        .map(|a| (a.line.max(1), a.column.max(1)))
-        .unwrap_or((1, 1))
-}
-
-fn rule_name(code: &str) -> &'static str {
+pub fn rule_name(code: &str) -> &'static str {
     lookup(code).map(|c| c.rule().name).unwrap_or("unknown")
 }
 
@@ -54,17 +73,21 @@ fn rule_name(code: &str) -> &'static str {
 pub fn gitlab(checked: &[Checked]) -> Value {
     let mut out = Vec::new();
     for c in checked {
-        for f in &c.plan.findings {
-            let severity = match (f.severity, f.acknowledged) {
+        for f in c.findings {
+            let severity = match (f.severity, f.acknowledged || c.covered_by.is_some()) {
                 (_, true) | (Severity::Info, _) => "info",
                 (Severity::Warning, _) => "major",
                 (Severity::Error, _) => "critical",
             };
-            let (line, _) = location(f);
+            let (line, _) = c.location(f);
+            let covered = c
+                .covered_by
+                .map(|d| format!(" (covered by {d})"))
+                .unwrap_or_default();
             out.push(json!({
-                "description": format!("{} {}: {}", f.code, c.plan.new.class, f.message),
+                "description": format!("{} {}: {}{covered}", f.code, c.class, f.message),
                 "check_name": format!("{} {}", f.code, rule_name(&f.code)),
-                "fingerprint": fingerprint(c.plan, f),
+                "fingerprint": fingerprint(c.class, f),
                 "severity": severity,
                 "location": { "path": c.path, "lines": { "begin": line } },
             }));
@@ -90,25 +113,32 @@ pub fn sarif(checked: &[Checked]) -> Value {
         .collect();
     let mut results = Vec::new();
     for c in checked {
-        for f in &c.plan.findings {
-            let (line, column) = location(f);
+        for f in c.findings {
+            let (line, column) = c.location(f);
             let mut r = json!({
                 "ruleId": f.code,
                 "level": level(f.severity),
-                "message": { "text": format!("{}: {}", c.plan.new.class, f.message) },
+                "message": { "text": format!("{}: {}", c.class, f.message) },
                 "locations": [{
                     "physicalLocation": {
                         "artifactLocation": { "uri": c.path },
                         "region": { "startLine": line, "startColumn": column },
                     }
                 }],
-                "partialFingerprints": { "bplmigrate/v1": fingerprint(c.plan, f) },
+                "partialFingerprints": { "bplmigrate/v1": fingerprint(c.class, f) },
             });
             if let Some(i) = lookup(&f.code).map(|c| c as usize) {
                 r["ruleIndex"] = json!(i);
             }
+            let mut suppressions = Vec::new();
             if f.acknowledged {
-                r["suppressions"] = json!([{ "kind": "external", "justification": "acknowledged in the overrides file" }]);
+                suppressions.push(json!({ "kind": "external", "justification": "acknowledged in the overrides file" }));
+            }
+            if let Some(d) = c.covered_by {
+                suppressions.push(json!({ "kind": "external", "justification": format!("covered by the reviewed migration folder {d}") }));
+            }
+            if !suppressions.is_empty() {
+                r["suppressions"] = Value::Array(suppressions);
             }
             results.push(r);
         }
@@ -132,5 +162,29 @@ fn level(s: Severity) -> &'static str {
         Severity::Info => "note",
         Severity::Warning => "warning",
         Severity::Error => "error",
+    }
+}
+
+/// Whether `bytes` are a GitLab Code Quality report (a JSON array of issues, possibly empty):
+/// `--report-gitlab` overwrites only such a file (or an empty one).
+pub fn is_gitlab_report(bytes: &[u8]) -> bool {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Array(items)) => items.iter().all(|i| {
+            i.get("description").is_some_and(Value::is_string)
+                && i.get("fingerprint").is_some_and(Value::is_string)
+                && i.get("location").is_some_and(Value::is_object)
+        }),
+        _ => false,
+    }
+}
+
+/// Whether `bytes` are a SARIF 2.1.0 log: `--report-sarif` overwrites only such a file (or
+/// an empty one).
+pub fn is_sarif_report(bytes: &[u8]) -> bool {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(v) => {
+            v.get("version") == Some(&json!("2.1.0")) && v.get("runs").is_some_and(Value::is_array)
+        }
+        Err(_) => false,
     }
 }

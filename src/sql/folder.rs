@@ -8,7 +8,7 @@
 //! `sha256sum -c CHECKSUMS.sha256` works on an untouched folder. File contents are
 //! deterministic: no timestamps, no absolute paths.
 
-use super::objectscript::render_objectscript;
+use super::objectscript::{render_objectscript, render_session_script};
 use super::render::{render, render_revert, revert_blockers};
 use super::text::comment_text;
 use super::{Dialect, SqlError, SqlScript};
@@ -170,6 +170,7 @@ fn folder_files(
     files.insert(PLAN_FILE.to_string(), json + "\n");
     if opts.objectscript {
         files.insert("migrate.cls".to_string(), render_objectscript(plan)?);
+        files.insert("migrate.script".to_string(), render_session_script(plan)?);
     }
     files.insert("README.md".to_string(), readme(plan, &script, folder, opts));
     Ok(files)
@@ -393,7 +394,8 @@ fn readme(plan: &MigrationPlan, script: &SqlScript, folder: &str, opts: &FolderO
     l("Files: `plan.json` (the reviewed plan `bplmigrate apply` executes), `apply.sql` (the same");
     l("statements for reading or running by hand), `revert.sql`, `CHECKSUMS.sha256`");
     if opts.objectscript {
-        l("and `migrate.cls` (the migration as an ObjectScript class).");
+        l("and `migrate.cls` + `migrate.script` (the migration as an ObjectScript class, and the");
+        l("`iris session` script that runs it with a non-zero exit status on failure).");
     } else {
         l("(`bplmigrate apply` refuses the folder when any file was edited, added or removed).");
     }
@@ -474,8 +476,11 @@ fn readme(plan: &MigrationPlan, script: &SqlScript, folder: &str, opts: &FolderO
     l("   production).");
     l("");
     if opts.objectscript {
-        l("Without an ODBC path, load `migrate.cls` into the namespace and run steps 1–4 with");
-        l("`do ##class(BplMigrate.Plan.P<plan id>).Run(1)` (dry run), then `.Run(0)`; see the class comment.");
+        l("Without an ODBC path, load `migrate.cls` into the namespace; then quiesce with");
+        l("`do ##class(BplMigrate.Plan.P<plan id>).Quiesce()`, compile the new BPL, dry-run with `.Run(1)` and");
+        l("migrate and enable with `.Run(0, 1)` — or `BPLMIGRATE_DIR=<this folder> iris session IRIS -U NAMESPACE");
+        l("< migrate.script` (exit status 0 migrated or already applied, 1 refused or failed, 2 not loaded).");
+        l("The run is recorded in `BplMigrate.History` like `bplmigrate apply`'s; see the class comment.");
         l("");
     }
     l("## Going back");

@@ -32,7 +32,10 @@ pub use folder::{
     FolderOptions, CHECKSUM_FILE,
 };
 pub use model::*;
-pub use objectscript::{objectscript_class_name, render_objectscript};
+pub use objectscript::{
+    objectscript_class_name, render_objectscript, render_session_script, runner_stack_checks,
+    runner_statements,
+};
 pub use pg::{list_build, POSTGRES_TEST_SUPPORT_DDL};
 pub use queries::{
     catalog_table_count, census_query, flagged_census_query, history_insert, history_update,

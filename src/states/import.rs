@@ -4,7 +4,7 @@
 //! Input: a UDL class file (`Class P.Thread1 Extends Ens.BP.Thread [ … ] { Method S1(…) { … } }`)
 //! or a Studio / `$System.OBJ.Export` XML file (`<Class name="P.Thread1"><Super>Ens.BP.Thread</Super>
 //! <Method name="S1"><Implementation><![CDATA[ … ]]></Implementation></Method>`), LF or CRLF, one or
-//! several classes. Classes that do not extend `Ens.BP.Thread` (the context class, the BPL class
+//! several classes (CR-only line breaks too). Classes that do not extend `Ens.BP.Thread` (the context class, the BPL class
 //! itself) are listed in [`ImportedFile::skipped`], not read.
 //!
 //! What is read from each state method `S<n>` (spec 8.1; methods are listed in string order,
@@ -19,12 +19,14 @@
 //! * calls: each `#; --- Begin Call <name> ---` comment opens a call whose response handler is
 //!   the `"OnResponse<n>"` literal before the matching `End Call` (none: no handler).
 //!
-//! Comments (`;`, `//`, `#;`, `/* */`) and string literals are lexed, so a `%NextState` in a
-//! comment or a string does not count.
+//! The classes and their code are read with InterSystems' ObjectScript/UDL grammar
+//! ([`crate::udl`]), so a `%NextState` in a comment or a string does not count, and code the
+//! grammar cannot parse in a state method is a located error. Line breaks: LF, CRLF or CR.
 
 use super::model::{CompiledProcess, ThreadClass};
 use crate::bpl::parse::LineIndex;
 use crate::bpl::{BplError, Pos};
+use crate::udl;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -235,6 +237,7 @@ pub fn load_generated(path: &str) -> Result<ImportedFile, BplError> {
 /// Parse an exported class file held in memory. `file` names it in messages.
 pub fn parse_generated(file: &str, text: &str) -> Result<ImportedFile, BplError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = &*udl::normalize_line_breaks(text);
     let first = text.trim_start();
     let classes = if first.starts_with('<') {
         read_xml(file, text)?
@@ -268,14 +271,26 @@ pub fn parse_generated(file: &str, text: &str) -> Result<ImportedFile, BplError>
                 ));
             }
             seen.insert(m.name.clone(), m.pos);
-            let facts = analyze_body(file, m.body, m.body_pos)?;
+            let facts = match m.code {
+                MethodCode::Read { error: Some(e), .. } => return Err(e),
+                MethodCode::Read { facts, .. } => facts,
+                MethodCode::Text { body, body_pos } => udl::read_code(file, &body, body_pos)?,
+            };
             states.push(ImportedState {
                 name: m.name,
                 pos: m.pos,
                 successors: sort_states(facts.successors),
                 wait_targets: sort_states(facts.wait_targets),
                 starts_threads: facts.starts,
-                calls: facts.calls,
+                calls: facts
+                    .calls
+                    .into_iter()
+                    .map(|c| ImportedCall {
+                        name: c.name,
+                        handler: c.handler,
+                        pos: c.pos,
+                    })
+                    .collect(),
             });
         }
         states.sort_by_key(|s| state_number(&s.name));
@@ -345,10 +360,21 @@ struct RawClass<'a> {
 struct RawMethod<'a> {
     name: String,
     pos: Pos,
-    /// The method body (between the braces, or the Implementation text).
-    body: Cow<'a, str>,
-    /// Position of the first character of `body`.
-    body_pos: Pos,
+    code: MethodCode<'a>,
+}
+
+enum MethodCode<'a> {
+    /// Read with its class (UDL): the facts, and the first syntax error in the code.
+    Read {
+        facts: udl::CodeFacts,
+        error: Option<BplError>,
+    },
+    /// The `<Implementation>` text of an XML export, read when the method is a state.
+    Text {
+        body: Cow<'a, str>,
+        /// Position of the first character of `body`.
+        body_pos: Pos,
+    },
 }
 
 fn is_thread_super(supers: &str) -> bool {
@@ -362,258 +388,38 @@ fn is_thread_super(supers: &str) -> bool {
 
 fn read_udl<'a>(file: &str, text: &'a str) -> Result<Vec<RawClass<'a>>, BplError> {
     let idx = LineIndex::new(text);
-    // Find `Class <name> [Extends <supers>] [ … ]` at the start of a line, outside comments.
-    let mut off = 0;
-    let mut in_block_comment = false;
-    let header = loop {
-        if off >= text.len() {
-            return Err(BplError::at(
-                file,
-                Pos { line: 1, column: 1 },
-                "no `Class <name> Extends …` declaration found",
-            ));
-        }
-        let end = text[off..]
-            .find('\n')
-            .map(|i| off + i + 1)
-            .unwrap_or(text.len());
-        let line = text[off..end].trim_end();
-        let t = line.trim_start();
-        if in_block_comment {
-            if t.contains("*/") {
-                in_block_comment = false;
-            }
-        } else if t.starts_with("/*") {
-            in_block_comment = !t.contains("*/");
-        } else if starts_with_word(t, "Class") {
-            break off + (line.len() - t.len());
-        }
-        off = end;
+    let Some(class) = udl::read_class(file, text)? else {
+        return Err(BplError::at(
+            file,
+            Pos { line: 1, column: 1 },
+            "no `Class <name> Extends …` declaration found",
+        ));
     };
-    let pos = idx.pos(header);
-    // Header runs to the `{` that opens the class body.
-    let open = text[header..]
-        .find('{')
-        .map(|i| header + i)
-        .ok_or_else(|| BplError::at(file, pos, "class declaration has no `{` body"))?;
-    let head = &text[header + "Class".len()..open];
-    let mut words = head.split_whitespace();
-    let name = words
-        .next()
-        .filter(|n| !n.starts_with('['))
-        .ok_or_else(|| BplError::at(file, pos, "`Class` without a class name"))?
-        .to_string();
-    let rest: String = words.collect::<Vec<_>>().join(" ");
-    let supers = match rest
-        .strip_prefix("Extends ")
-        .or_else(|| rest.strip_prefix("extends "))
-    {
-        Some(s) => {
-            let s = s.trim_start();
-            if let Some(inner) = s.strip_prefix('(') {
-                inner.split(')').next().unwrap_or("").to_string()
-            } else {
-                s.split(|c: char| c.is_whitespace() || c == '[')
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            }
-        }
-        None => String::new(),
-    };
-    let is_thread = is_thread_super(&supers);
-    let mut methods = Vec::new();
-    // Members: one per line start inside the class body, up to the class's closing `}`.
-    let mut i = open + 1;
-    loop {
-        if i >= text.len() {
-            return Err(BplError::at(
-                file,
-                idx.pos(text.len()),
-                format!("class {name} is not closed: missing `}}`"),
-            ));
-        }
-        let line_end = text[i..]
-            .find('\n')
-            .map(|k| i + k + 1)
-            .unwrap_or(text.len());
-        let line = &text[i..line_end];
-        let t = line.trim();
-        if t.starts_with('}') {
-            break;
-        }
-        let member_start = i + (line.len() - line.trim_start().len());
-        let kw = t
-            .split(|c: char| c.is_whitespace() || c == '(')
-            .next()
-            .unwrap_or("");
-        let is_method = kw.eq_ignore_ascii_case("Method") || kw.eq_ignore_ascii_case("ClassMethod");
-        let is_member = is_method || MEMBER_KEYWORDS.iter().any(|k| kw.eq_ignore_ascii_case(k));
-        if !is_member {
-            i = line_end;
-            continue;
-        }
-        let mpos = idx.pos(member_start);
-        // Members with a body open a `{`; simple ones (`Parameter P = 1;`) end with `;`.
-        match find_member_open(text, member_start) {
-            MemberEnd::Body(b) => {
-                let close = if is_method {
-                    find_code_close(file, text, &idx, b)?
-                } else {
-                    find_raw_close(text, b).ok_or_else(|| {
-                        BplError::at(
-                            file,
-                            mpos,
-                            format!("member of {name} is not closed: missing `}}`"),
-                        )
-                    })?
-                };
-                if is_method {
-                    let after_kw = text[member_start + kw.len()..b].trim_start();
-                    let mname: String = after_kw
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '%' || *c == '_')
-                        .collect();
-                    if mname.is_empty() {
-                        return Err(BplError::at(
-                            file,
-                            mpos,
-                            "method declaration without a name",
-                        ));
-                    }
-                    methods.push(RawMethod {
-                        name: mname,
-                        pos: mpos,
-                        body: Cow::Borrowed(&text[b + 1..close]),
-                        body_pos: idx.pos(b + 1),
-                    });
-                }
-                i = close + 1;
-            }
-            MemberEnd::Semicolon(s) => i = s + 1,
-            MemberEnd::None => {
-                return Err(BplError::at(
-                    file,
-                    mpos,
-                    format!("member of {name} has neither a body nor a closing `;`"),
-                ))
-            }
-        }
+    if let Some(e) = class.structure_error {
+        return Err(e);
     }
+    let methods = class
+        .members
+        .into_iter()
+        .filter(|m| m.is_method())
+        .map(|m| RawMethod {
+            name: m.name,
+            pos: idx.pos(m.start),
+            code: MethodCode::Read {
+                facts: m.facts.unwrap_or_default(),
+                error: m.code_error,
+            },
+        })
+        .collect();
     Ok(vec![RawClass {
-        name,
-        pos,
-        is_thread,
+        name: class.name,
+        pos: idx.pos(class.keyword),
+        is_thread: class.supers.iter().any(|s| {
+            s.trim_start_matches('%')
+                .eq_ignore_ascii_case("Ens.BP.Thread")
+        }),
         methods,
     }])
-}
-
-fn starts_with_word(t: &str, word: &str) -> bool {
-    t.len() > word.len()
-        && t[..word.len()].eq_ignore_ascii_case(word)
-        && t[word.len()..].starts_with(|c: char| c.is_whitespace())
-}
-
-/// From a member keyword: the offset of the `{` opening its body and of a terminating `;`,
-/// whichever come first outside quotes and `[ … ]` keyword lists.
-fn find_member_open(text: &str, from: usize) -> MemberEnd {
-    let mut in_str = false;
-    let mut bracket = 0i32;
-    let mut paren = 0i32;
-    for (k, c) in text[from..].char_indices() {
-        let at = from + k;
-        match c {
-            '"' => in_str = !in_str,
-            _ if in_str => {}
-            '[' => bracket += 1,
-            ']' => bracket -= 1,
-            '(' => paren += 1,
-            ')' => paren -= 1,
-            '{' if bracket <= 0 && paren <= 0 => return MemberEnd::Body(at),
-            ';' if bracket <= 0 && paren <= 0 => return MemberEnd::Semicolon(at),
-            _ => {}
-        }
-    }
-    MemberEnd::None
-}
-
-enum MemberEnd {
-    Body(usize),
-    Semicolon(usize),
-    None,
-}
-
-/// Member keywords other than methods, whose bodies are skipped.
-const MEMBER_KEYWORDS: [&str; 9] = [
-    "Property",
-    "Parameter",
-    "Storage",
-    "XData",
-    "Index",
-    "Query",
-    "Trigger",
-    "ForeignKey",
-    "Projection",
-];
-
-/// The `}` matching the `{` at `open`, counting raw braces (Storage, XData, Property bodies).
-fn find_raw_close(text: &str, open: usize) -> Option<usize> {
-    let mut depth = 0i32;
-    for (k, c) in text[open..].char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(open + k);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// The `}` matching the `{` at `open` of a method body, skipping ObjectScript strings and
-/// comments. In UDL a method ends at a line whose first character is `}`; braces of the code
-/// itself are balanced, which is checked.
-fn find_code_close(
-    file: &str,
-    text: &str,
-    idx: &LineIndex,
-    open: usize,
-) -> Result<usize, BplError> {
-    let mut depth = 0i32;
-    let mut lexer = Lexer::default();
-    let mut off = open;
-    while off < text.len() {
-        let end = text[off..]
-            .find('\n')
-            .map(|k| off + k + 1)
-            .unwrap_or(text.len());
-        let line = &text[off..end];
-        let toks = lexer
-            .line(line)
-            .map_err(|(col, msg)| BplError::at(file, idx.pos(off + col), msg))?;
-        for t in toks {
-            match t.kind {
-                Tok::Punct('{') => depth += 1,
-                Tok::Punct('}') => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Ok(off + t.at);
-                    }
-                }
-                _ => {}
-            }
-        }
-        off = end;
-    }
-    Err(BplError::at(
-        file,
-        idx.pos(open),
-        "method body is not closed: missing `}`",
-    ))
 }
 
 // ----- XML export --------------------------------------------------------------------------
@@ -689,8 +495,7 @@ fn read_xml<'a>(file: &str, text: &'a str) -> Result<Vec<RawClass<'a>>, BplError
             methods.push(RawMethod {
                 name: mname.to_string(),
                 pos: mpos,
-                body,
-                body_pos,
+                code: MethodCode::Text { body, body_pos },
             });
         }
         out.push(RawClass {
@@ -736,358 +541,6 @@ fn implementation_text<'a>(
         return (Cow::Owned(decoded), idx.pos(r.start + gt + 1));
     }
     (Cow::Borrowed(""), idx.pos(r.start))
-}
-
-// ---------------------------------------------------------------------------------------------
-// ObjectScript lexing
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    /// A run of characters that are not blanks, quotes or punctuation.
-    Word(String),
-    Str(String),
-    Punct(char),
-    Space,
-}
-
-#[derive(Debug, Clone)]
-struct Token {
-    kind: Tok,
-    /// Byte offset within the line.
-    at: usize,
-}
-
-/// Line-by-line lexer; carries `/* … */` comments across lines.
-#[derive(Default)]
-struct Lexer {
-    in_block_comment: bool,
-}
-
-impl Lexer {
-    /// Tokens of one line (comments dropped). Err: (byte offset, message) of an unterminated
-    /// string literal.
-    fn line(&mut self, line: &str) -> Result<Vec<Token>, (usize, String)> {
-        let mut out = Vec::new();
-        let chars: Vec<(usize, char)> = line.char_indices().collect();
-        let mut i = 0;
-        let n = chars.len();
-        let at = |k: usize| chars.get(k).map(|c| c.1);
-        // `#;` / `##;` and `;` or `//` at the start of a line are whole-line comments.
-        let first = chars.iter().position(|(_, c)| !c.is_whitespace());
-        if !self.in_block_comment {
-            if let Some(f) = first {
-                let rest: String = chars[f..].iter().map(|c| c.1).take(3).collect();
-                if rest.starts_with("#;")
-                    || rest.starts_with("##;")
-                    || rest.starts_with(';')
-                    || rest.starts_with("//")
-                {
-                    return Ok(out);
-                }
-            }
-        }
-        while i < n {
-            let (off, c) = chars[i];
-            if self.in_block_comment {
-                if c == '*' && at(i + 1) == Some('/') {
-                    self.in_block_comment = false;
-                    i += 2;
-                } else {
-                    i += 1;
-                }
-                continue;
-            }
-            match c {
-                '/' if at(i + 1) == Some('*') => {
-                    self.in_block_comment = true;
-                    i += 2;
-                }
-                '/' if at(i + 1) == Some('/') => break,
-                ';' => break,
-                '#' if at(i + 1) == Some(';') => break,
-                '"' => {
-                    let mut s = String::new();
-                    let mut k = i + 1;
-                    loop {
-                        match at(k) {
-                            None => return Err((off, "unterminated string literal".to_string())),
-                            Some('"') if at(k + 1) == Some('"') => {
-                                s.push('"');
-                                k += 2;
-                            }
-                            Some('"') => break,
-                            Some(ch) => {
-                                s.push(ch);
-                                k += 1;
-                            }
-                        }
-                    }
-                    out.push(Token {
-                        kind: Tok::Str(s),
-                        at: off,
-                    });
-                    i = k + 1;
-                }
-                c if c.is_whitespace() => {
-                    if !matches!(
-                        out.last(),
-                        Some(Token {
-                            kind: Tok::Space,
-                            ..
-                        })
-                    ) {
-                        out.push(Token {
-                            kind: Tok::Space,
-                            at: off,
-                        });
-                    }
-                    i += 1;
-                }
-                '(' | ')' | '{' | '}' | ',' | '=' | ':' => {
-                    out.push(Token {
-                        kind: Tok::Punct(c),
-                        at: off,
-                    });
-                    i += 1;
-                }
-                _ => {
-                    let mut w = String::new();
-                    let mut k = i;
-                    while let Some(ch) = at(k) {
-                        if ch.is_whitespace()
-                            || matches!(ch, '"' | '(' | ')' | '{' | '}' | ',' | '=' | ':' | ';')
-                        {
-                            break;
-                        }
-                        if ch == '/' && matches!(at(k + 1), Some('/') | Some('*')) {
-                            break;
-                        }
-                        if ch == '#' && at(k + 1) == Some(';') {
-                            break;
-                        }
-                        w.push(ch);
-                        k += 1;
-                    }
-                    out.push(Token {
-                        kind: Tok::Word(w),
-                        at: off,
-                    });
-                    i = k;
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// What one method body says about numbering.
-#[derive(Default)]
-struct BodyFacts {
-    successors: Vec<String>,
-    wait_targets: Vec<String>,
-    starts: Vec<String>,
-    calls: Vec<ImportedCall>,
-}
-
-fn analyze_body(file: &str, body: Cow<'_, str>, body_pos: Pos) -> Result<BodyFacts, BplError> {
-    let mut facts = BodyFacts::default();
-    let mut lexer = Lexer::default();
-    let mut open_call: Option<usize> = None;
-    for (ln, line) in body.split('\n').enumerate() {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        let line_pos = |byte: usize| {
-            let col = line.get(..byte).map(|s| s.chars().count()).unwrap_or(byte) as u32;
-            if ln == 0 {
-                Pos {
-                    line: body_pos.line,
-                    column: body_pos.column + col,
-                }
-            } else {
-                Pos {
-                    line: body_pos.line + ln as u32,
-                    column: col + 1,
-                }
-            }
-        };
-        // Call markers live in comments, so look at them before lexing.
-        if !lexer.in_block_comment {
-            let t = line.trim_start();
-            if let Some(rest) = t.strip_prefix("#;") {
-                let rest = rest.trim();
-                if let Some(name) = marker(rest, "Begin Call") {
-                    facts.calls.push(ImportedCall {
-                        name,
-                        handler: None,
-                        pos: line_pos(line.len() - t.len()),
-                    });
-                    open_call = Some(facts.calls.len() - 1);
-                } else if marker(rest, "End Call").is_some() {
-                    open_call = None;
-                }
-            }
-        }
-        let toks = lexer
-            .line(line)
-            .map_err(|(byte, msg)| BplError::at(file, line_pos(byte), msg))?;
-        scan_tokens(&toks, &mut facts, open_call);
-    }
-    Ok(facts)
-}
-
-/// `--- Begin Call Lookup ---` → `Lookup`.
-fn marker(comment: &str, what: &str) -> Option<String> {
-    let s = comment.trim_start_matches('-').trim_start();
-    let s = s.strip_prefix(what)?;
-    let name = s.trim().trim_end_matches('-').trim();
-    Some(name.to_string())
-}
-
-fn is_word(t: &Token, pred: impl Fn(&str) -> bool) -> bool {
-    matches!(&t.kind, Tok::Word(w) if pred(w))
-}
-
-fn scan_tokens(toks: &[Token], facts: &mut BodyFacts, open_call: Option<usize>) {
-    let mut i = 0;
-    while i < toks.len() {
-        let t = &toks[i];
-        // Set commands: `Set`/`S` (any case), optional postconditional, then assignments.
-        if is_word(t, |w| {
-            w.eq_ignore_ascii_case("set") || w.eq_ignore_ascii_case("s")
-        }) && (i == 0
-            || matches!(
-                toks[i - 1].kind,
-                Tok::Space | Tok::Punct('{') | Tok::Punct('}')
-            ))
-        {
-            // The arguments are scanned again below for calls (`Set status=..StartThread(…)`).
-            scan_set(toks, i + 1, facts);
-            i += 1;
-            continue;
-        }
-        if let Tok::Word(w) = &t.kind {
-            let lw = w.to_ascii_lowercase();
-            let call_args = || string_args(toks, i + 1);
-            if lw.ends_with("startthread") {
-                if let Some(first) = call_args().into_iter().next() {
-                    facts.starts.push(first);
-                }
-            } else if lw.ends_with("gosub") {
-                if let Some(first) = call_args().into_iter().next() {
-                    facts.successors.push(first);
-                }
-            }
-        }
-        if let (Tok::Str(s), Some(c)) = (&t.kind, open_call) {
-            if s.strip_prefix("OnResponse")
-                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-            {
-                if let Some(call) = facts.calls.get_mut(c) {
-                    call.handler.get_or_insert_with(|| s.clone());
-                }
-            }
-        }
-        i += 1;
-    }
-}
-
-/// String literals passed directly as arguments: `(` Str (`,` Str)* …
-fn string_args(toks: &[Token], mut i: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    if !matches!(toks.get(i).map(|t| &t.kind), Some(Tok::Punct('('))) {
-        return out;
-    }
-    i += 1;
-    while let Some(Token {
-        kind: Tok::Str(s), ..
-    }) = toks.get(i)
-    {
-        out.push(s.clone());
-        i += 1;
-        if matches!(toks.get(i).map(|t| &t.kind), Some(Tok::Punct(','))) {
-            i += 1;
-        } else {
-            break;
-        }
-    }
-    out
-}
-
-/// Parse the arguments of one `Set` starting after the keyword: record `%NextState` literals and
-/// whether the same `Set` raises `%Wait`.
-fn scan_set(toks: &[Token], mut i: usize, facts: &mut BodyFacts) {
-    // Postconditional `:expr` runs to the next blank at paren depth 0.
-    if matches!(toks.get(i).map(|t| &t.kind), Some(Tok::Punct(':'))) {
-        let mut depth = 0i32;
-        while let Some(t) = toks.get(i) {
-            match t.kind {
-                Tok::Punct('(') => depth += 1,
-                Tok::Punct(')') => depth -= 1,
-                Tok::Space if depth <= 0 => break,
-                _ => {}
-            }
-            i += 1;
-        }
-    }
-    if !matches!(toks.get(i).map(|t| &t.kind), Some(Tok::Space)) {
-        return;
-    }
-    i += 1;
-    let mut next_states: Vec<String> = Vec::new();
-    let mut wait = false;
-    // LHS: a single word (a `(a,b)=` multiple assignment is skipped as a whole).
-    while let Some(Tok::Word(lhs)) = toks.get(i).map(|t| &t.kind) {
-        i += 1;
-        if matches!(toks.get(i).map(|t| &t.kind), Some(Tok::Space))
-            && matches!(toks.get(i + 1).map(|t| &t.kind), Some(Tok::Punct('=')))
-        {
-            i += 1;
-        }
-        if !matches!(toks.get(i).map(|t| &t.kind), Some(Tok::Punct('='))) {
-            break;
-        }
-        i += 1;
-        if matches!(toks.get(i).map(|t| &t.kind), Some(Tok::Space)) {
-            i += 1;
-        }
-        // RHS: tokens to the next `,` or blank at paren depth 0.
-        let start = i;
-        let mut depth = 0i32;
-        while let Some(t) = toks.get(i) {
-            match t.kind {
-                Tok::Punct('(') => depth += 1,
-                Tok::Punct(')') => depth -= 1,
-                Tok::Punct(',') | Tok::Space | Tok::Punct('}') if depth <= 0 => break,
-                _ => {}
-            }
-            i += 1;
-        }
-        let rhs = &toks[start..i];
-        let lhs_l = lhs.to_ascii_lowercase();
-        if lhs_l == "..%nextstate" {
-            if let [Token {
-                kind: Tok::Str(v), ..
-            }] = rhs
-            {
-                next_states.push(v.clone());
-            }
-        } else if lhs_l == "..%wait"
-            && matches!(rhs, [Token { kind: Tok::Word(w), .. }] if w == "1")
-        {
-            wait = true;
-        }
-        if matches!(toks.get(i).map(|t| &t.kind), Some(Tok::Punct(','))) {
-            i += 1;
-            if matches!(toks.get(i).map(|t| &t.kind), Some(Tok::Space)) {
-                i += 1;
-            }
-            continue;
-        }
-        break;
-    }
-    if wait {
-        facts.wait_targets.extend(next_states.iter().cloned());
-    }
-    facts.successors.extend(next_states);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1235,65 +688,6 @@ fn compare_thread(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn facts(body: &str) -> BodyFacts {
-        analyze_body("t", Cow::Borrowed(body), Pos { line: 1, column: 1 }).expect("lexes")
-    }
-
-    #[test]
-    fn set_forms_and_wait_markers() {
-        let f = facts(
-            " Set ..%NextState=\"S3\"\n s ..%NextState = \"S2\",..%Wait=1\n SET:x=1 ..%NextState=\"Stop\"\n If a { Set ..%NextState=\"S9\" } Else { Set ..%Wait=1,..%NextState=\"S4\" Quit }\n",
-        );
-        assert_eq!(
-            sort_states(f.successors),
-            vec!["S2", "S3", "S4", "S9", "Stop"]
-        );
-        assert_eq!(sort_states(f.wait_targets), vec!["S2", "S4"]);
-    }
-
-    #[test]
-    fn comments_strings_and_comparisons_do_not_count() {
-        let f = facts(
-            " // Set ..%NextState=\"S1\"\n #; Set ..%NextState=\"S2\"\n Set x=\"Set ..%NextState=\"\"S3\"\"\" ; Set ..%NextState=\"S4\"\n If ..%NextState=\"S5\" Quit\n /* Set ..%NextState=\"S6\"\n */ Set status=..ManageStatus(status,\"S7\")\n",
-        );
-        assert!(f.successors.is_empty(), "{:?}", f.successors);
-    }
-
-    #[test]
-    fn start_thread_calls_and_handlers() {
-        let f = facts(
-            " #; --- Begin Call Lookup ---\n Set status=..MakeAsyncCall(\"OnResponse2\",\"Op\",callrequest,\"Lookup\",1,0,\"Lookup\",0)\n #; --- End Call Lookup ---\n #; --- Begin Call Fire ---\n Set status=..MakeAsyncCall(\"\",\"Op\",callrequest,\"Fire\",0,0,\"Fire\",0)\n #; --- End Call Fire ---\n Set status=..StartThread(\"Demo.BP.Thread10\") Quit:$$$ISERR(status)\n Set status=..StartThread(\"Demo.BP.Thread2\")\n",
-        );
-        assert_eq!(f.starts, vec!["Demo.BP.Thread10", "Demo.BP.Thread2"]);
-        let calls: Vec<(&str, Option<&str>)> = f
-            .calls
-            .iter()
-            .map(|c| (c.name.as_str(), c.handler.as_deref()))
-            .collect();
-        assert_eq!(calls, vec![("Lookup", Some("OnResponse2")), ("Fire", None)]);
-    }
-
-    #[test]
-    fn unterminated_string_is_located() {
-        let e = analyze_body(
-            "f.cls",
-            Cow::Borrowed(" Set a=1\n Set b=\"oops\n"),
-            Pos {
-                line: 10,
-                column: 3,
-            },
-        )
-        .err();
-        let e = e.expect("error");
-        assert_eq!(
-            e.pos,
-            Some(Pos {
-                line: 11,
-                column: 8
-            })
-        );
-    }
 
     #[test]
     fn state_names() {

@@ -1,0 +1,607 @@
+//! `--emit objectscript`: the migration as an ObjectScript class (`migrate.cls`) and a session
+//! script (`migrate.script`) that run it inside IRIS, for sites without ODBC and for container
+//! upgrades.
+//!
+//! The fixed ObjectScript lives in `runner.cls` and `migrate.script` (templates next to this
+//! file); this module fills in the plan: its parameters, the checked IRIS statements (the same
+//! guards, census, rewrites and default fills as `apply.sql`, plus the runner's own reads of
+//! `BplMigrate.History`, built and parse-checked by this stage's query builders), the forward
+//! guard, the preflight probes and the post-rewrite checks. What the runner does, in order:
+//! blocked plan refused → new class compiled (preflight) → history (dirty / already applied /
+//! chain) → disable the class's items (recorded first) → `TSTART`, `LOCK TABLE` on the
+//! history → history again → guards → census → rewrite with row counts → census, stacks and
+//! defaults verified → history row → `TCOMMIT`; any failure rolls back and enables exactly
+//! the items it disabled.
+
+use super::queries::{history_insert, max_of, null_count, probe_table, read_rows};
+use super::render::{
+    config_item_table, listbuild_function, listsame_function, render, HANDLER_STACK,
+    SUBROUTINE_STACK,
+};
+use super::text::{comment_text, objectscript_string, quote_ident, quote_literal, quote_table};
+use super::{check, Dialect, GuardKind, SqlError};
+use crate::plan::{MigrationPlan, PropertyChange, Verdict};
+use crate::states::SqlTable;
+
+const RUNNER: &str = include_str!("runner.cls");
+const SCRIPT: &str = include_str!("migrate.script");
+/// The history DDL, the same file the ODBC path embeds.
+const HISTORY_DDL: &str = include_str!("../../../migrations/0001_history.sql");
+
+/// `BplMigrate.History`, the table the ODBC path records its runs in.
+pub(crate) fn history_table() -> SqlTable {
+    SqlTable {
+        schema: "BplMigrate".into(),
+        table: "History".into(),
+    }
+}
+
+/// The columns of a history row the runner writes, in the order it binds them.
+const HISTORY_COLUMNS: &[&str] = &[
+    "Seq",
+    "PlanId",
+    "PlanSha256",
+    "BplClass",
+    "OldSha256",
+    "NewSha256",
+    "Direction",
+    "AppliedAt",
+    "AppliedBy",
+    "Outcome",
+    "ToolVersion",
+    "RowCounts",
+    "Note",
+];
+/// The columns `CheckHistory` reads, in the order it reads them.
+const HISTORY_READ: &[&str] = &[
+    "Seq",
+    "PlanId",
+    "Direction",
+    "Outcome",
+    "OldSha256",
+    "NewSha256",
+];
+
+/// `BplMigrate.Plan.P<plan id>`.
+pub fn objectscript_class_name(plan: &MigrationPlan) -> Result<String, SqlError> {
+    if plan.plan_id.is_empty() || !plan.plan_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(SqlError::Plan {
+            reason: format!("plan id {:?} is not a hex digest", plan.plan_id),
+        });
+    }
+    Ok(format!("BplMigrate.Plan.P{}", plan.plan_id))
+}
+
+/// One statement on one line, as an ObjectScript string literal. The generated SQL only
+/// breaks lines between tokens (a literal never holds a control character), so joining the
+/// trimmed lines with a space keeps its meaning.
+fn sql_string(sql: &str) -> Result<String, SqlError> {
+    let one_line: Vec<&str> = sql
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("--"))
+        .collect();
+    objectscript_string(one_line.join(" ").trim_end_matches(';'))
+}
+
+/// Every SQL statement the runner executes, in the order it appears in `migrate.cls`, with
+/// what it is for. Tests parse each back; the IRIS-only `LOCK TABLE` / `UNLOCK TABLE` and the
+/// history DDL are listed separately by [`runner_statements`].
+pub fn runner_statements(plan: &MigrationPlan) -> Result<Vec<(String, String)>, SqlError> {
+    Ok(build(plan)?.1)
+}
+
+#[derive(Default)]
+struct Runner {
+    /// (what, SQL) for every checked statement.
+    statements: Vec<(String, String)>,
+}
+
+impl Runner {
+    /// Remember a checked statement and return it as an ObjectScript literal.
+    fn sql(&mut self, what: &str, sql: &str) -> Result<String, SqlError> {
+        self.statements.push((what.to_string(), sql.to_string()));
+        sql_string(sql)
+    }
+}
+
+/// The forward guard: rows resting at a state the old BPL does not have cannot be mapped
+/// (they were written by another version); the plan must not touch such a table.
+fn forward_guards(plan: &MigrationPlan) -> Result<Vec<(String, String)>, SqlError> {
+    let d = Dialect::Iris;
+    let mut out = Vec::new();
+    for t in &plan.threads {
+        let mut known: Vec<&str> = t.states.iter().map(|s| s.old.as_str()).collect();
+        known.push("Stop");
+        let list = known
+            .iter()
+            .map(|s| quote_literal(s, d))
+            .collect::<Result<Vec<_>, _>>()?
+            .join(", ");
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {} NOT IN ({list})",
+            quote_table(&t.old_table, d)?,
+            quote_ident("%NextState", d)?
+        );
+        let checked = check::check(
+            &sql,
+            d,
+            &check::Expect {
+                shape: check::Shape::Count,
+                tables: vec![t.old_table.clone()],
+                columns: vec!["%NextState".into()],
+                functions: vec!["COUNT".into()],
+                params: 0,
+            },
+        )?;
+        out.push((
+            format!(
+                "rows of {} rest at a state the old BPL does not have: they were written by another version, which this plan does not describe",
+                t.old_class
+            ),
+            checked.as_str().to_string(),
+        ));
+    }
+    Ok(out)
+}
+
+/// After the rewrite: for every new state whose `%HandlerStack` / `%SubroutineStack` the plan
+/// changes, the rows resting there hold exactly the new stack (an empty stack is NULL or '').
+/// Only tables rewritten in place (as the rewrite itself). The runner uses the IRIS dialect;
+/// the postgres one lets the tests run the same checks on the rig.
+pub fn runner_stack_checks(
+    plan: &MigrationPlan,
+    d: Dialect,
+) -> Result<Vec<(String, String)>, SqlError> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &plan.threads {
+        if t.new_table.as_ref() != Some(&t.old_table) {
+            continue;
+        }
+        for st in &t.states {
+            let Some(new) = &st.new else { continue };
+            for (column, old, want) in [
+                (HANDLER_STACK, &st.old_handler_stack, &st.new_handler_stack),
+                (
+                    SUBROUTINE_STACK,
+                    &st.old_subroutine_stack,
+                    &st.new_subroutine_stack,
+                ),
+            ] {
+                if old == want || !seen.insert((t.old_table.clone(), new.clone(), column)) {
+                    continue;
+                }
+                let col = quote_ident(column, d)?;
+                let cond = if want.is_empty() {
+                    format!("{col} IS NOT NULL AND {col} <> ''")
+                } else {
+                    let items = want
+                        .iter()
+                        .map(|v| quote_literal(v, d))
+                        .collect::<Result<Vec<_>, _>>()?
+                        .join(", ");
+                    format!(
+                        "({col} IS NULL OR {}({col}, {}({items})) = 0)",
+                        listsame_function(d),
+                        listbuild_function(d)
+                    )
+                };
+                let sql = format!(
+                    "SELECT COUNT(*) FROM {} WHERE {} = {} AND {cond}",
+                    quote_table(&t.old_table, d)?,
+                    quote_ident("%NextState", d)?,
+                    quote_literal(new, d)?
+                );
+                let checked = check::check(
+                    &sql,
+                    d,
+                    &check::Expect {
+                        shape: check::Shape::Count,
+                        tables: vec![t.old_table.clone()],
+                        columns: vec!["%NextState".into(), column.into()],
+                        functions: vec![
+                            "COUNT".into(),
+                            listsame_function(d).into(),
+                            listbuild_function(d).into(),
+                        ],
+                        params: 0,
+                    },
+                )?;
+                let shown = if want.is_empty() {
+                    "empty".to_string()
+                } else {
+                    want.join(",")
+                };
+                out.push((
+                    format!(
+                        "rows of {} at {new} hold a {column} other than the new {shown}",
+                        t.old_class
+                    ),
+                    checked.as_str().to_string(),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Render `migrate.cls` for `plan` (IRIS dialect statements).
+pub fn render_objectscript(plan: &MigrationPlan) -> Result<String, SqlError> {
+    Ok(build(plan)?.0)
+}
+
+fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlError> {
+    let script = render(plan, Dialect::Iris)?;
+    let class = objectscript_class_name(plan)?;
+    let mut r = Runner::default();
+    let c = comment_text;
+    let s = objectscript_string;
+    let d = Dialect::Iris;
+
+    // ----- class documentation: what, verdict, findings, the order of the steps.
+    let mut doc = vec![
+        format!(
+            "/// bplmigrate migration for {} (plan {}), verdict <b>{}</b>.",
+            c(&plan.old.class),
+            c(&plan.plan_id),
+            plan.verdict.as_str()
+        ),
+        format!(
+            "/// Generated by bplmigrate {}; compiler {}.",
+            c(&plan.tool_version),
+            c(&plan.compiler)
+        ),
+        format!(
+            "/// Old BPL {} sha256 {}.",
+            c(&plan.old.origin),
+            c(&plan.old.sha256)
+        ),
+        format!(
+            "/// New BPL {} sha256 {}.",
+            c(&plan.new.origin),
+            c(&plan.new.sha256)
+        ),
+    ];
+    if plan.findings.is_empty() {
+        doc.push("/// <p>Findings: none.</p>".into());
+    } else {
+        doc.push("/// <p>Findings:</p><ul>".into());
+        for f in &plan.findings {
+            doc.push(format!(
+                "/// <li>{} {:?}{}: {}</li>",
+                c(&f.code),
+                f.severity,
+                if f.acknowledged {
+                    " (acknowledged)"
+                } else {
+                    ""
+                },
+                c(&f.message)
+            ));
+        }
+        doc.push("/// </ul>".into());
+    }
+    for o in &plan.overrides {
+        doc.push(format!("/// <p>Override applied: {}</p>", c(o)));
+    }
+    for line in [
+        "/// <p>Order (each step guarded):</p><ol>",
+        "/// <li>quiesce: <code>do ##class(CLASS).Quiesce()</code> disables and records every enabled item of the BPL class;</li>",
+        "/// <li>deploy and compile the new BPL class (Run checks it is compiled and its new tables and columns exist);</li>",
+        "/// <li>migrate: <code>do ##class(CLASS).Run(1)</code> is a dry run; <code>Run(0)</code> migrates once, in one transaction, recorded in BplMigrate.History (a re-run is a no-op);</li>",
+        "/// <li>enable: <code>Run(0, 1)</code> enables the recorded items after a successful migration.</li></ol>",
+        "/// <p>On any failure the transaction is rolled back and the items this run disabled are enabled again.",
+        "/// migrate.script runs the same from <code>iris session</code> with a non-zero exit status on failure.</p>",
+    ] {
+        doc.push(line.replace("CLASS", &class));
+    }
+
+    // ----- parameters.
+    let plan_json = serde_json::to_string_pretty(plan).map_err(|e| SqlError::Plan {
+        reason: format!("cannot serialize the plan: {e}"),
+    })? + "\n";
+    let history = history_table();
+    let history_q = quote_table(&history, d)?;
+    let ddl: String = HISTORY_DDL
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let hosts = read_rows(
+        d,
+        &config_item_table(),
+        &["Production", "Name", "Enabled"],
+        Some("ClassName"),
+        None,
+    )?;
+    let mut params = vec![
+        ("PLANID", s(&plan.plan_id)?),
+        (
+            "PLANSHA256",
+            s(&super::folder::normalized_sha256(plan_json.as_bytes()))?,
+        ),
+        ("BPLCLASS", s(&plan.old.class)?),
+        ("OLDSHA256", s(&plan.old.sha256)?),
+        ("NEWSHA256", s(&plan.new.sha256)?),
+        ("VERDICT", s(plan.verdict.as_str())?),
+        ("TOOLVERSION", s(&plan.tool_version)?),
+    ];
+    let probe = probe_table(d, &history, &["Seq", "Outcome"])?;
+    params.push((
+        "SQLHISTORYPROBE",
+        r.sql("history table exists", probe.as_str())?,
+    ));
+    let read = read_rows(d, &history, HISTORY_READ, Some("BplClass"), Some("Seq"))?;
+    params.push(("SQLHISTORY", r.sql("read history", read.as_str())?));
+    let next = max_of(d, &history, "Seq", Some("BplClass"))?;
+    params.push(("SQLNEXTSEQ", r.sql("next history entry", next.as_str())?));
+    let insert = history_insert(d, &history, HISTORY_COLUMNS)?;
+    params.push(("SQLHISTORYINSERT", r.sql("write history", insert.as_str())?));
+    params.push(("SQLHOSTS", r.sql("items of the class", hosts.as_str())?));
+    // IRIS-only statements sqlparser does not read (as on the ODBC path): the table lock.
+    params.push((
+        "SQLLOCK",
+        s(&format!("LOCK TABLE {history_q} IN EXCLUSIVE MODE WAIT 10"))?,
+    ));
+    params.push((
+        "SQLUNLOCK",
+        s(&format!("UNLOCK TABLE {history_q} IN EXCLUSIVE MODE"))?,
+    ));
+    params.push(("SQLCREATEHISTORY", sql_string(&ddl)?));
+    let parameters = params
+        .iter()
+        .map(|(k, v)| format!("Parameter {k} = {v};"))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+
+    // ----- Blocked().
+    let blocked = if plan.verdict == Verdict::Blocked {
+        let why: Vec<String> = plan
+            .findings
+            .iter()
+            .filter(|f| f.severity == crate::plan::Severity::Error && !f.acknowledged)
+            .map(|f| format!("{} {}", f.code, f.message))
+            .collect();
+        let why = if why.is_empty() {
+            "see the plan's findings".to_string()
+        } else {
+            why.join("; ")
+        };
+        format!(
+            "\tQuit $$$ERROR($$$GeneralError, {})",
+            s(&format!(
+                "the plan is blocked ({}): resolve it with overrides and generate the migration again",
+                c(&why)
+            ))?
+        )
+    } else {
+        "\tQuit $$$OK".to_string()
+    };
+
+    // ----- Preflight(): the new version's tables and added columns exist.
+    let mut preflight = Vec::new();
+    for t in &plan.threads {
+        if let Some(nt) = &t.new_table {
+            let p = probe_table(d, nt, &["%NextState"])?;
+            preflight.push(format!(
+                "\tSet tSC = ..Probe({}, {})\n\tQuit:$$$ISERR(tSC) tSC",
+                r.sql(&format!("new thread table {nt} exists"), p.as_str())?,
+                s(&format!(
+                    "table {nt} of {} is missing: compile the new BPL first",
+                    c(t.new_class.as_deref().unwrap_or(""))
+                ))?
+            ));
+        }
+    }
+    let added: Vec<&str> = plan
+        .context_properties
+        .iter()
+        .filter(|p| p.change == PropertyChange::Added)
+        .map(|p| p.name.as_str())
+        .collect();
+    if !added.is_empty() {
+        let p = probe_table(d, &plan.context_table, &added)?;
+        preflight.push(format!(
+            "\tSet tSC = ..Probe({}, {})\n\tQuit:$$$ISERR(tSC) tSC",
+            r.sql("new context columns exist", p.as_str())?,
+            s(&format!(
+                "the context table {} lacks the new properties {}: compile the new BPL first",
+                plan.context_table,
+                added.join(", ")
+            ))?
+        ));
+    }
+
+    // ----- Guards(): the forward guard first, then the script's guards.
+    let mut guards = Vec::new();
+    for (why, sql) in forward_guards(plan)? {
+        guards.push(format!(
+            "\tSet tSC = ..Guard({}, {}, 0, pDryRun)\n\tQuit:$$$ISERR(tSC) tSC",
+            r.sql("forward guard", &sql)?,
+            s(&c(&why))?
+        ));
+    }
+    for g in &script.guards {
+        // Enabled items and their live jobs are what Run(0) quiesces first.
+        let host = u8::from(matches!(
+            g.kind,
+            GuardKind::HostEnabled | GuardKind::LiveJob
+        ));
+        guards.push(format!(
+            "\tSet tSC = ..Guard({}, {}, {host}, pDryRun)\n\tQuit:$$$ISERR(tSC) tSC",
+            r.sql("guard", g.sql.as_str())?,
+            s(&c(&g.description))?
+        ));
+    }
+
+    // ----- Census(), Predict().
+    let mut census = Vec::new();
+    for (i, cs) in script.census.iter().enumerate() {
+        census.push(format!(
+            "\t// {}: {} {}\n\tSet tSC = ..Tally({}, {}, .pCount)\n\tQuit:$$$ISERR(tSC) tSC",
+            i + 1,
+            cs.table,
+            c(&cs.key_column),
+            i + 1,
+            r.sql("census", cs.sql.as_str())?
+        ));
+    }
+    let census_index = |table: &SqlTable, key: &str| {
+        script
+            .census
+            .iter()
+            .position(|c| &c.table == table && c.key_column == key)
+            .map(|i| i + 1)
+            .ok_or_else(|| SqlError::Plan {
+                reason: format!("no census for {table}"),
+            })
+    };
+    let mut predict = Vec::new();
+    for rw in &script.rewrites {
+        let idx = census_index(&rw.table, &rw.key_column)?;
+        let sets: Vec<String> = rw
+            .mapping
+            .iter()
+            .map(|(a, b)| Ok(format!("tMap({idx}, {}) = {}", s(a)?, s(b)?)))
+            .collect::<Result<_, SqlError>>()?;
+        predict.push(format!("\tSet {}", sets.join(", ")));
+    }
+
+    // ----- Rewrite(): each statement with its expected row count.
+    let mut rewrite = Vec::new();
+    for rw in &script.rewrites {
+        let idx = census_index(&rw.table, &rw.key_column)?;
+        let want: Vec<String> = rw
+            .mapping
+            .iter()
+            .map(|(k, _)| s(k).map(|k| format!("$Get(pBefore({idx}, {k}))")))
+            .collect::<Result<_, _>>()?;
+        rewrite.push(format!(
+            "\t// {}\n\tSet tWant = {}\n\tSet tSC = ..Exec({}, .tRows)\n\tQuit:$$$ISERR(tSC) tSC\n\tIf tRows '= tWant Quit $$$ERROR($$$GeneralError, {}_tRows_\" rows, expected \"_tWant)",
+            c(&rw.description),
+            want.join(" + "),
+            r.sql("rewrite", rw.sql.as_str())?,
+            s(&format!("{}: updated ", rw.table))?
+        ));
+    }
+    let mut verify = Vec::new();
+    for f in &script.defaults {
+        let nulls = null_count(d, &f.table, &f.column)?;
+        let nulls = r.sql("rows a default fill sets", nulls.as_str())?;
+        rewrite.push(format!(
+            "\t// {}\n\tSet tSC = ..Count({nulls}, .tWant)\n\tQuit:$$$ISERR(tSC) tSC\n\tSet tSC = ..Exec({}, .tRows)\n\tQuit:$$$ISERR(tSC) tSC\n\tIf tRows '= tWant Quit $$$ERROR($$$GeneralError, {}_tRows_\" rows, expected \"_tWant)",
+            c(&f.description),
+            r.sql("default fill", f.sql.as_str())?,
+            s(&format!("{}.{}: filled ", f.table, f.column))?
+        ));
+        verify.push(format!(
+            "\tSet tSC = ..Count({nulls}, .tN)\n\tQuit:$$$ISERR(tSC) tSC\n\tIf tN Quit $$$ERROR($$$GeneralError, {}_tN_\" rows are still NULL\")",
+            s(&format!(
+                "after the default fill of {}.{}, ",
+                f.table, f.column
+            ))?
+        ));
+    }
+    // The stacks: after the rewrite, rows at each new state whose stacks the plan changes hold
+    // the new stacks.
+    for (what, sql) in runner_stack_checks(plan, d)? {
+        verify.push(format!(
+            "\tSet tSC = ..Count({}, .tN)\n\tQuit:$$$ISERR(tSC) tSC\n\tIf tN Quit $$$ERROR($$$GeneralError, {}_tN_\" rows\")",
+            r.sql("stack check after the rewrite", &sql)?,
+            s(&format!("after the rewrite: {}: ", c(&what)))?
+        ));
+    }
+
+    let join = |v: Vec<String>| v.join("\n");
+    let text = RUNNER
+        .replace("{{DOC}}", &doc.join("\n"))
+        .replace("{{CLASS}}", &class)
+        .replace("{{PARAMETERS}}", &parameters)
+        .replace("{{BLOCKED}}", &blocked)
+        .replace("{{PREFLIGHT}}", &join(preflight))
+        .replace("{{GUARDS}}", &join(guards))
+        .replace("{{CENSUS}}", &join(census))
+        .replace("{{PREDICT}}", &join(predict))
+        .replace("{{REWRITE}}", &join(rewrite))
+        .replace("{{VERIFY}}", &join(verify));
+    Ok((tidy(&text), r.statements))
+}
+
+/// No blank line runs left by empty sections, no trailing blanks.
+fn tidy(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() && out.ends_with("\n\n") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Render `migrate.script`: `iris session IRIS -U NAMESPACE < migrate.script` loads the
+/// class (from `$BPLMIGRATE_DIR` when set), runs `Run(0, 1)` and ends the session with exit
+/// status 1 when the migration failed, 2 when the class could not be loaded.
+pub fn render_session_script(plan: &MigrationPlan) -> Result<String, SqlError> {
+    let class = objectscript_class_name(plan)?;
+    Ok(SCRIPT
+        .replace("{{TOOLVERSION}}", &comment_text(&plan.tool_version))
+        .replace("{{PLANID}}", &plan.plan_id)
+        .replace("{{BPLCLASS}}", &comment_text(&plan.old.class))
+        .replace("{{CLASS}}", &class)
+        .replace("{{ENABLE}}", "1"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_table_and_ddl_are_the_odbc_paths() {
+        assert_eq!(history_table(), crate::apply::history_table());
+        assert_eq!(crate::apply::MIGRATIONS.len(), 1);
+        assert_eq!(crate::apply::MIGRATIONS[0].1, HISTORY_DDL);
+    }
+
+    #[test]
+    fn templates_have_no_unfilled_placeholder_names_left_unknown() {
+        for name in [
+            "DOC",
+            "CLASS",
+            "PARAMETERS",
+            "BLOCKED",
+            "PREFLIGHT",
+            "GUARDS",
+            "CENSUS",
+            "PREDICT",
+            "REWRITE",
+            "VERIFY",
+        ] {
+            assert!(RUNNER.contains(&format!("{{{{{name}}}}}")), "{name}");
+        }
+        let rest = RUNNER
+            .split("{{")
+            .skip(1)
+            .filter(|p| {
+                ![
+                    "DOC}}",
+                    "CLASS}}",
+                    "PARAMETERS}}",
+                    "BLOCKED}}",
+                    "PREFLIGHT}}",
+                    "GUARDS}}",
+                    "CENSUS}}",
+                    "PREDICT}}",
+                    "REWRITE}}",
+                    "VERIFY}}",
+                ]
+                .iter()
+                .any(|k| p.starts_with(k))
+            })
+            .count();
+        assert_eq!(rest, 0);
+    }
+}
