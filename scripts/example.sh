@@ -27,7 +27,7 @@ echo "\$ bplmigrate states $dir/old.cls"
 echo
 echo "\$ bplmigrate check $dir/old.cls $dir/new.cls"
 "$bin" check "$dir/old.cls" "$dir/new.cls" && rc=0 || rc=$?
-echo "(check exit $rc: 0 safe as is, 1 needs a migration or is blocked)"
+echo "(check exit $rc: 0 safe as is, 1 needs a drain, a migration, or is blocked)"
 echo
 rm -rf target/example-migrations
 echo "\$ bplmigrate plan $dir/old.cls $dir/new.cls --out target/example-migrations"

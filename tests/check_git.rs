@@ -362,7 +362,7 @@ fn a_committed_matching_migration_folder_covers_the_change() {
     let sums = Command::new("sh")
         .args([
             "-c",
-            "sha256sum README.md apply.sql plan.json revert.sql > CHECKSUMS.sha256",
+            "sha256sum README.md apply.sql plan.json revert.sql review.html > CHECKSUMS.sha256",
         ])
         .current_dir(r.path().join(&folder))
         .status()
@@ -865,8 +865,9 @@ fn github_actions_get_workflow_annotations_on_stderr() {
         "{err}"
     );
     assert!(
-        err.lines()
-            .any(|l| l.starts_with("::warning file=src/Credit.cls")),
+        err.lines().any(|l| l.starts_with(
+            "::notice file=src/Credit.cls,line=7,col=1,title=BPM0105 states-renumbered::"
+        )),
         "{err}"
     );
 }

@@ -46,12 +46,22 @@ fn drain(fx: &Fixture, p: &MigrationPlan) {
             Precondition::NoRowsInTable { table, .. } => {
                 fx.exec(&format!(r#"DELETE FROM "{}"."{}""#, table.schema, table.table))
             }
-            Precondition::NoPendingResponse { table, call, .. } => fx.exec(&format!(
-                r#"DELETE FROM "{}"."{}__PendingResponses" WHERE "element_key" = {}"#,
-                table.schema,
-                table.table,
-                lit(call)
-            )),
+            Precondition::NoPendingResponse { table, call, .. } => {
+                fx.exec(&format!(
+                    r#"DELETE FROM "{}"."{}__PendingResponses" WHERE "element_key" = {}"#,
+                    table.schema,
+                    table.table,
+                    lit(call)
+                ));
+                // The response arrived: its handler entry went with it.
+                let h = &p.response_handler_table;
+                fx.exec(&format!(
+                    r#"DELETE FROM "{}"."{}" WHERE "element_key" = {}"#,
+                    h.schema,
+                    h.table,
+                    lit(call)
+                ));
+            }
             _ => {}
         }
     }
@@ -99,13 +109,29 @@ fn story(dir: &Path) -> String {
             };
             expect.entry(t.old_table.clone()).or_default().push(e);
         }
-        for h in &p.response_handlers {
+        // Every call with a handler, and every call a precondition says may be awaited
+        // (an awaited call needs no handler of its own).
+        let mut calls: Vec<&str> = p
+            .response_handlers
+            .iter()
+            .map(|h| h.call.as_str())
+            .collect();
+        for pre in &p.preconditions {
+            if let Precondition::NoPendingResponse { table, call, .. } = pre {
+                if *table == t.old_table {
+                    calls.push(call);
+                }
+            }
+        }
+        calls.sort_unstable();
+        calls.dedup();
+        for call in calls {
             fx.exec(&format!(
                 r#"INSERT INTO "{}"."{}__PendingResponses" ("{}", "element_key") VALUES (1, {})"#,
                 t.old_table.schema,
                 t.old_table.table,
                 t.old_table.table,
-                lit(&h.call)
+                lit(call)
             ));
         }
     }
@@ -227,6 +253,13 @@ fn story(dir: &Path) -> String {
                 lit(&h.call)
             ),
         );
+        let drained = p.preconditions.iter().any(
+            |pre| matches!(pre, Precondition::NoPendingResponse { call, .. } if *call == h.call),
+        );
+        if drained {
+            assert!(got.is_empty(), "{case}: handler of drained call {}", h.call);
+            continue;
+        }
         let want = h.new.clone().unwrap_or_else(|| h.old.clone());
         assert_eq!(
             got[0][0].as_deref(),
@@ -323,20 +356,43 @@ macro_rules! stories {
 
 stories!(
     append_end,
+    arguments_reversed,
+    awaited_async_rename,
+    branch_switch,
+    copies_into_branches,
+    drain_only,
     flow_renumbering,
+    gained_response_handler,
     handler_renumbering,
     insert_middle,
     layout_only,
+    moved_into_evaluated_if,
     new_context_property,
+    new_object_property,
+    new_property_read_in_code,
+    new_property_set_by_awaited_response,
+    new_property_written_before_read,
+    one_state_compatible,
     remove_activity,
+    removed_call,
     removed_wait_state,
     removed_wait_state_mapped,
+    rename_across_cases,
     rename_call,
+    rename_into_fault_handler,
     renest_into_if,
     renest_into_scope,
     reorder_siblings,
+    request_class_changed,
+    retargeted_awaited_call,
+    same_name_other_call,
+    skip_by_branch,
+    skip_inserted_in_both_branches,
     toggle_disabled,
+    unawaited_async_rename,
+    unwrap_scope,
     versioned,
+    wrap_in_scope,
 );
 
 /// A new fixture folder must get its story test above.

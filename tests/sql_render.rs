@@ -100,6 +100,7 @@ fn base(class: &str) -> MigrationPlan {
         context_properties: vec![],
         preconditions: vec![],
         findings: vec![],
+        suggestions: vec![],
         overrides: vec![],
     }
 }
@@ -124,11 +125,13 @@ fn swap_plan() -> MigrationPlan {
             old: "OnResponse1".into(),
             new: Some("OnResponse2".into()),
             call: "BankUS".into(),
+            new_call: None,
         },
         HandlerMapping {
             old: "OnResponse2".into(),
             new: Some("OnResponse1".into()),
             call: "BankSoprano".into(),
+            new_call: None,
         },
     ];
     p
@@ -190,11 +193,13 @@ fn blocked_plan() -> MigrationPlan {
             old: "OnResponse1".into(),
             new: None,
             call: "Credit".into(),
+            new_call: None,
         },
         HandlerMapping {
             old: "OnResponse2".into(),
             new: Some("OnResponse1".into()),
             call: "BankUS".into(),
+            new_call: None,
         },
     ];
     let t1 = table("Demo.Loan.BankUS.Thread1");

@@ -281,8 +281,14 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
     if let Some(s) = &state {
         for f in findings_for(plan, &thread, s) {
             match f.code.as_str() {
+                // A skip that depends on the branch the instance took says so ("may skip").
                 "BPM0201" if !f.new_activities.is_empty() => {
-                    also.push(format!("skip {}", labels(&f.new_activities)))
+                    let may = if f.message.contains(" may skip ") {
+                        "may "
+                    } else {
+                        ""
+                    };
+                    also.push(format!("{may}skip {}", labels(&f.new_activities)))
                 }
                 "BPM0202" => {
                     let acts = if f.new_activities.is_empty() {
@@ -291,7 +297,12 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
                         &f.new_activities
                     };
                     if !acts.is_empty() {
-                        also.push(format!("run {} again", labels(acts)));
+                        let may = if f.message.contains(" may run again ") {
+                            "may "
+                        } else {
+                            ""
+                        };
+                        also.push(format!("{may}run {} again", labels(acts)));
                     }
                 }
                 _ => {}

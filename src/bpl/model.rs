@@ -104,6 +104,10 @@ pub struct Activity {
     pub attrs: BTreeMap<String, String>,
     /// Text of a leading `<annotation>`, if any.
     pub annotation: Option<String>,
+    /// The code of a `<code>` or `<sql>` element (its text, CDATA decoded), for finding what
+    /// it reads and writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     pub kind: ActivityKind,
 }
 

@@ -462,8 +462,17 @@ fn read_activity_inner(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
         pos,
         attrs: kept_attrs(node),
         annotation: leading_annotation(node),
+        code: matches!(element, "code" | "sql").then(|| code_text(node)),
         kind,
     })
+}
+
+/// The text of a `<code>`/`<sql>` element (text and CDATA children, not its annotation).
+fn code_text(node: Node) -> String {
+    node.children()
+        .filter(|c| c.is_text())
+        .filter_map(|c| c.text())
+        .collect::<String>()
 }
 
 /// Attributes as written, without the layout-only ones.
@@ -934,6 +943,7 @@ fn read_handler(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
         pos,
         attrs,
         annotation,
+        code: None,
         kind,
     })
 }

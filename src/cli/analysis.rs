@@ -4,6 +4,7 @@ use super::states_cmd::CompilerArg;
 use super::{compile, emit, emit_keeping, exit, load_bpl, pretty_json, CmdResult, Failure, Format};
 use crate::bpl::Bpl;
 use crate::diff;
+use crate::picture;
 use crate::plan::render::{self, RenderOptions};
 use crate::plan::{self, MigrationPlan, Overrides, Verdict};
 use crate::states::{CompiledProcess, Compiler};
@@ -15,13 +16,39 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Args)]
 pub struct AnalysisArgs {
     #[arg(long, value_enum, default_value_t, ignore_case = true)]
-    pub format: Format,
+    pub format: AnalysisFormat,
     /// The IRIS compiler generation that numbers both versions (spec 2.5).
     #[arg(long, value_enum, default_value_t, ignore_case = true)]
     pub compiler: CompilerArg,
     /// The BPL class: picks one of several in an export, names a bare <process> document.
     #[arg(long, value_name = "NAME")]
     pub class: Option<String>,
+}
+
+/// Output formats of `diff` and `plan` (a superset of the common `Format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum AnalysisFormat {
+    #[default]
+    Human,
+    Json,
+    /// The change drawn side by side: old and new state graphs per thread class, each old
+    /// state coloured by its fate (`diff` and `plan` only).
+    Svg,
+    /// The same picture as a Mermaid flowchart (`diff` and `plan` only).
+    Mermaid,
+}
+
+impl AnalysisFormat {
+    /// The text format of a command that draws no pictures.
+    fn text_only(self, command: &str) -> Result<Format, Failure> {
+        match self {
+            AnalysisFormat::Human => Ok(Format::Human),
+            AnalysisFormat::Json => Ok(Format::Json),
+            AnalysisFormat::Svg | AnalysisFormat::Mermaid => Err(Failure::input(anyhow::anyhow!(
+                "{command} draws no picture: use `diff` or `plan OLD NEW` with --format svg or mermaid"
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -56,8 +83,8 @@ pub struct PlanArgs {
     /// acknowledged findings. See fixtures/changes/README.md.
     #[arg(long, value_name = "FILE")]
     pub overrides: Option<PathBuf>,
-    /// Write the migration folder (plan.json, apply.sql, revert.sql, README.md, checksums)
-    /// under DIR.
+    /// Write the migration folder (plan.json, apply.sql, revert.sql, README.md, review.html,
+    /// checksums) under DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// SQL dialect of the scripts written by --out.
@@ -99,8 +126,18 @@ pub fn diff(a: DiffArgs) -> CmdResult {
     let (o, n, oc, nc) = load_pair(&a.old, &a.new, &a.common.class, a.common.compiler.into())?;
     let d = diff::diff(&o, &n, &oc, &nc, &[]).map_err(Failure::input)?;
     match a.common.format {
-        Format::Human => emit(&render::diff_human(&d, RenderOptions::default()))?,
-        Format::Json => emit(&pretty_json(&d, exit::INPUT)?)?,
+        AnalysisFormat::Human => emit(&render::diff_human(&d, RenderOptions::default()))?,
+        AnalysisFormat::Json => emit(&pretty_json(&d, exit::INPUT)?)?,
+        AnalysisFormat::Svg => emit(&picture::change_svg(
+            &picture::from_diff(&d, &oc, &nc),
+            &oc,
+            &nc,
+        ))?,
+        AnalysisFormat::Mermaid => emit(&picture::change_mermaid(
+            &picture::from_diff(&d, &oc, &nc),
+            &oc,
+            &nc,
+        ))?,
     }
     Ok(exit::OK)
 }
@@ -114,7 +151,7 @@ fn read_overrides(path: &Path) -> Result<Overrides, Failure> {
 
 pub fn plan(a: PlanArgs) -> CmdResult {
     if let Some(dir) = &a.verify {
-        return verify_folder(dir, a.common.format);
+        return verify_folder(dir, a.common.format.text_only("plan --verify")?);
     }
     let (Some(old), Some(new)) = (&a.old, &a.new) else {
         return Err(Failure::input(anyhow::anyhow!(
@@ -125,9 +162,11 @@ pub fn plan(a: PlanArgs) -> CmdResult {
     let ov = a.overrides.as_deref().map(read_overrides).transpose()?;
     let planned = plan::build(&o, &n, &oc, &nc, ov.as_ref()).map_err(Failure::input)?;
     let objectscript = a.emit == Some(EmitArg::Objectscript);
+    let view = picture::from_plan(&planned.plan, &oc, &nc);
     let written = match &a.out {
         Some(dir) => Some(write_migration(
             &planned.plan,
+            (&view, &oc, &nc),
             dir,
             a.dialect,
             objectscript,
@@ -147,22 +186,26 @@ pub fn plan(a: PlanArgs) -> CmdResult {
         return Ok(code);
     }
     match a.common.format {
-        Format::Human => {
+        AnalysisFormat::Human => {
             let mut text = render::plan_human(&planned.plan, RenderOptions::default());
             if let Some(p) = &written {
                 text.push_str(&format!("\nmigration written to {}\n", p.display()));
             }
             emit_keeping(&text, code)?
         }
-        Format::Json => emit_keeping(&pretty_json(&planned.plan, exit::INPUT)?, code)?,
+        AnalysisFormat::Json => emit_keeping(&pretty_json(&planned.plan, exit::INPUT)?, code)?,
+        AnalysisFormat::Svg => emit_keeping(&picture::change_svg(&view, &oc, &nc), code)?,
+        AnalysisFormat::Mermaid => emit_keeping(&picture::change_mermaid(&view, &oc, &nc), code)?,
     }
     Ok(code)
 }
 
 /// Hook for `plan --out DIR`: the migration folder is the `sql` stage's business
-/// (`sql::write_migration_folder`); this only chooses its options.
+/// (`sql::write_migration_folder_with`); this chooses its options and adds `review.html`
+/// (drawn from the same plan, with the exact `apply.sql` / `revert.sql` of the folder).
 fn write_migration(
     plan: &MigrationPlan,
+    (view, oc, nc): (&picture::ChangeView, &CompiledProcess, &CompiledProcess),
     dir: &Path,
     dialect: DialectArg,
     objectscript: bool,
@@ -175,12 +218,30 @@ fn write_migration(
         },
         objectscript,
     };
-    match crate::sql::write_migration_folder(plan, dir, &opts) {
+    // review.html: drawn from the same plan, showing the folder's exact SQL.
+    let review = |files: &std::collections::BTreeMap<String, String>| {
+        let listings: Vec<picture::Listing> = ["apply.sql", "revert.sql", "migrate.cls"]
+            .iter()
+            .filter_map(|name| {
+                files.get(*name).map(|text| picture::Listing {
+                    name,
+                    text: text.as_str(),
+                })
+            })
+            .collect();
+        let svg = picture::change_svg(view, oc, nc);
+        vec![(
+            "review.html".to_string(),
+            picture::review_html(plan, view, &svg, &listings),
+        )]
+    };
+    match crate::sql::write_migration_folder_with(plan, dir, &opts, &review) {
         Err(crate::sql::SqlError::FolderExists { path }) if force => {
             std::fs::remove_dir_all(&path).map_err(|e| {
                 Failure::input(anyhow::anyhow!("cannot remove {}: {e}", path.display()))
             })?;
-            crate::sql::write_migration_folder(plan, dir, &opts).map_err(Failure::input)
+            crate::sql::write_migration_folder_with(plan, dir, &opts, &review)
+                .map_err(Failure::input)
         }
         Err(crate::sql::SqlError::FolderExists { path }) => {
             // Say what differs, and how to regenerate.

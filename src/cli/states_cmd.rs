@@ -1,6 +1,6 @@
 //! `states` (`verify-numbering` lives in `verify_cmd`).
 
-use super::{compile, emit, exit, load_bpl, pretty_json, CmdResult, Failure};
+use super::{compile, emit, exit, load_bpl, pretty_json, CmdResult};
 use crate::bpl::{ActivityKind, Bpl, SourceFormat};
 use crate::plan::render::table;
 use crate::states::{self, ActivityRef, CompiledProcess, Compiler};
@@ -33,7 +33,8 @@ pub enum StatesFormat {
     Dot,
     /// Mermaid flowchart of the state graphs.
     Mermaid,
-    /// An SVG picture of the state graphs (laid out without Graphviz).
+    /// An SVG picture of the state graphs (laid out without Graphviz: one titled column per
+    /// thread class, a legend, wait/join states, dead and error edges).
     Svg,
     /// The canonical line listing used by the fixture tests.
     Listing,
@@ -65,7 +66,7 @@ pub fn states(a: StatesArgs) -> CmdResult {
         StatesFormat::Json => pretty_json(&cp, exit::INPUT)?,
         StatesFormat::Dot => states::to_dot(&cp),
         StatesFormat::Mermaid => states::to_mermaid(&cp),
-        StatesFormat::Svg => states::to_svg(&cp).map_err(Failure::input)?,
+        StatesFormat::Svg => crate::picture::states_svg(&cp),
         StatesFormat::Listing => states::listing(&cp),
     };
     emit(&text)?;

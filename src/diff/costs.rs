@@ -38,10 +38,11 @@ pub const SCORE_CONTAINER_BASE: u32 = 100;
 pub const CONTAINER_MIN_DICE_PERMILLE: u32 = 500;
 
 /// Content similarity bonus added to every level: `dice‰ / SCORE_DICE_DIVISOR`, at most
-/// `SCORE_DICE_BONUS_MAX`. Breaks ties between two candidates of equal key (two `<if>`s with
+/// `SCORE_DICE_BONUS_MAX` (below the 100-point spacing of the levels, so a bonus never makes a
+/// pair equal to one of the next level). Breaks ties between two candidates of equal key (two `<if>`s with
 /// the same condition) in favour of the one whose children correspond.
 pub const SCORE_DICE_DIVISOR: u32 = 10;
-pub const SCORE_DICE_BONUS_MAX: u32 = 100;
+pub const SCORE_DICE_BONUS_MAX: u32 = 99;
 
 /// The global exact pass only matches subtrees at least this heavy (one point per node plus one
 /// per key attribute value). Bare leaves such as `<empty/>`, `<break/>`, `<reply/>` weigh 1:

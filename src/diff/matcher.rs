@@ -17,8 +17,19 @@
 //!    of one element are paired (a renamed and edited activity in place), and reported as a
 //!    guess. A call whose name and target both changed is never paired this way.
 //!
+//! 6. **Containers follow their children**: a matched container whose state-bearing
+//!    descendants went into another copy of it (same key) follows them; when they went into
+//!    several copies and none holds them all, it is left unmatched and reported.
+//!
+//! Everywhere: no pair across a fault/compensation-handler boundary (an instance cannot walk
+//! into a handler), and a pair found by similarity elsewhere in the tree never joins branches
+//! of two conditionals that are not each other's counterpart. Within an alignment, leftovers
+//! next to a new (or removed) wrapper container are aligned with its body. A tie the move pass
+//! left open is reported only for what no later pass paired.
+//!
 //! After every pass that matched something, the alignment runs again below the new pairs.
 
+use super::case_index;
 use super::costs::*;
 use super::model::{MatchIssue, MatchVia};
 use super::tree::{key_is_trivial, Tree};
@@ -54,6 +65,9 @@ struct Matcher<'t, 'a> {
     work: BTreeSet<usize>,
     /// Pairs whose child lists were aligned already.
     done: BTreeSet<usize>,
+    /// Ties the move pass could not break: (old, new, what they share). Reported at the end,
+    /// without whatever a later pass paired, so no issue contradicts the final matching.
+    unresolved: Vec<(Vec<usize>, Vec<usize>, String)>,
 }
 
 pub(crate) fn match_trees(old: &Tree, new: &Tree, pins: &[PinPos]) -> Matching {
@@ -70,6 +84,7 @@ pub(crate) fn match_trees(old: &Tree, new: &Tree, pins: &[PinPos]) -> Matching {
         },
         work: BTreeSet::new(),
         done: BTreeSet::new(),
+        unresolved: Vec::new(),
     };
     for &(o, n) in pins {
         match n {
@@ -106,8 +121,12 @@ pub(crate) fn match_trees(old: &Tree, new: &Tree, pins: &[PinPos]) -> Matching {
         if mt.positional_pass() {
             continue;
         }
+        if mt.follow_children() {
+            continue;
+        }
         break;
     }
+    mt.report_unresolved();
     mt.m
 }
 
@@ -137,7 +156,7 @@ impl Matcher<'_, '_> {
             let free = (0..=size).all(|k| {
                 self.m.o2n[o + k].is_none() && !self.m.blocked[o + k] && self.m.n2o[n + k].is_none()
             });
-            if !free {
+            if !free || !self.crossing_ok(o, n, Crossing::Exact) {
                 continue;
             }
             for k in 0..=size {
@@ -299,6 +318,9 @@ impl Matcher<'_, '_> {
             return (0, MatchVia::Key);
         }
         let (ot, nt) = (self.old, self.new);
+        if other_call(ot, o, nt, n) {
+            return (0, MatchVia::Key);
+        }
         let dice = self.dice(o, n);
         let bonus = (dice / SCORE_DICE_DIVISOR).min(SCORE_DICE_BONUS_MAX);
         if ot.hash[o] == nt.hash[n] {
@@ -341,8 +363,79 @@ impl Matcher<'_, '_> {
             .map(|&o| nl.iter().map(|&n| self.score(o, n)).collect())
             .collect();
         let chain = align_dp(ol.len(), nl.len(), |i, j| scores[i][j].0);
+        self.align_chain(ol, nl, &scores, &chain);
+        self.unwrap_gaps(parent, ol, nl);
+    }
+
+    /// Activities left over between two aligned neighbours, where the other side has a new
+    /// (or removed) container in the same stretch: the container was wrapped around them (or
+    /// unwrapped), so they are aligned with its body.
+    fn unwrap_gaps(&mut self, parent: usize, ol: &[usize], nl: &[usize]) {
+        let anchors = increasing_chain(
+            ol.iter()
+                .enumerate()
+                .filter_map(|(i, &x)| {
+                    self.m.o2n[x]
+                        .and_then(|y| nl.iter().position(|&z| z == y))
+                        .map(|j| (i, j))
+                })
+                .collect(),
+        );
+        for (lo_i, hi_i, lo_j, hi_j) in gaps(&anchors, ol.len(), nl.len()) {
+            let free_o: Vec<usize> = ol[lo_i..hi_i]
+                .iter()
+                .copied()
+                .filter(|&x| self.m.o2n[x].is_none() && !self.m.blocked[x])
+                .collect();
+            let free_n: Vec<usize> = nl[lo_j..hi_j]
+                .iter()
+                .copied()
+                .filter(|&y| self.m.n2o[y].is_none())
+                .collect();
+            if free_o.is_empty() || free_n.is_empty() {
+                continue;
+            }
+            // A new wrapper around old leftovers.
+            for &c in &free_n {
+                for list in wrapper_lists(self.new, c) {
+                    let left: Vec<usize> = free_o
+                        .iter()
+                        .copied()
+                        .filter(|&x| self.m.o2n[x].is_none())
+                        .collect();
+                    if !left.is_empty() {
+                        self.align_lists(parent, &left, &list);
+                    }
+                }
+            }
+            // An old wrapper whose contents now stand in the list itself.
+            for &c in &free_o {
+                if self.m.o2n[c].is_some() {
+                    continue;
+                }
+                for list in wrapper_lists(self.old, c) {
+                    let left: Vec<usize> = free_n
+                        .iter()
+                        .copied()
+                        .filter(|&y| self.m.n2o[y].is_none())
+                        .collect();
+                    if !left.is_empty() {
+                        self.align_lists(c, &list, &left);
+                    }
+                }
+            }
+        }
+    }
+
+    fn align_chain(
+        &mut self,
+        ol: &[usize],
+        nl: &[usize],
+        scores: &[Vec<(u32, MatchVia)>],
+        chain: &[(usize, usize, u32)],
+    ) {
         let mut fresh = Vec::new();
-        for &(i, j, s) in &chain {
+        for &(i, j, s) in chain {
             if s < SCORE_ALREADY_MATCHED {
                 self.m.set(ol[i], nl[j], scores[i][j].1);
                 fresh.push((i, j, s));
@@ -469,6 +562,7 @@ impl Matcher<'_, '_> {
             for (_, (os, ns)) in groups {
                 match (os.as_slice(), ns.as_slice()) {
                     ([], _) | (_, []) => {}
+                    ([o], [n]) if !self.crossing_ok(*o, *n, Crossing::of(via)) => {}
                     ([o], [n]) => {
                         self.m.set(*o, *n, via);
                         self.work.insert(*o);
@@ -528,7 +622,9 @@ impl Matcher<'_, '_> {
             }
             out
         };
-        let same = |o: usize, n: usize| self.old.element(o) == self.new.element(n);
+        let same = |o: usize, n: usize| {
+            self.old.element(o) == self.new.element(n) && !other_call(self.old, o, self.new, n)
+        };
         let fwd = best(&lo, &ln, &|o, n| {
             if same(o, n) {
                 self.dice(o, n)
@@ -552,7 +648,10 @@ impl Matcher<'_, '_> {
             }
         }
         for (o, n) in pairs {
-            if self.m.o2n[o].is_none() && self.m.n2o[n].is_none() {
+            if self.m.o2n[o].is_none()
+                && self.m.n2o[n].is_none()
+                && self.crossing_ok(o, n, Crossing::Similar)
+            {
                 self.m.set(o, n, MatchVia::Children);
                 self.work.insert(o);
                 any = true;
@@ -562,16 +661,195 @@ impl Matcher<'_, '_> {
     }
 
     fn ambiguous_move(&mut self, os: &[usize], ns: &[usize], what: &str) {
-        self.m.issues.push(MatchIssue::Ambiguous {
-            old: os.iter().map(|&p| self.old.aref(p)).collect(),
-            new: ns.iter().map(|&p| self.new.aref(p)).collect(),
-            chosen: None,
-            reason: format!(
-                "{} old and {} new activities elsewhere in the tree share {what}; none was paired",
-                os.len(),
-                ns.len()
-            ),
+        let key = (os.to_vec(), ns.to_vec(), what.to_string());
+        if !self.unresolved.contains(&key) {
+            self.unresolved.push(key);
+        }
+    }
+
+    /// Report the ties of the move pass that are still open: only the activities no later
+    /// pass paired, and only while both sides still have one.
+    fn report_unresolved(&mut self) {
+        // A pair an earlier pass reported as chosen or positional that a later pass undid
+        // (a container that followed its children) is no longer a claim of the matching.
+        let (ot, nt) = (self.old, self.new);
+        let o2n = &self.m.o2n;
+        let holds = |o: &crate::states::ActivityRef, n: &crate::states::ActivityRef| matches!((ot.pos(o.id), nt.pos(n.id)), (Some(x), Some(y)) if o2n[x] == Some(y));
+        self.m.issues.retain(|i| match i {
+            MatchIssue::Ambiguous {
+                chosen: Some((o, n)),
+                ..
+            } => holds(o, n),
+            MatchIssue::Positional { old, new } => holds(old, new),
+            _ => true,
         });
+        let mut seen = BTreeSet::new();
+        for (os, ns, what) in std::mem::take(&mut self.unresolved) {
+            let os: Vec<usize> = os
+                .into_iter()
+                .filter(|&o| self.m.o2n[o].is_none())
+                .collect();
+            let ns: Vec<usize> = ns
+                .into_iter()
+                .filter(|&n| self.m.n2o[n].is_none())
+                .collect();
+            if os.is_empty() || ns.is_empty() || !seen.insert((os.clone(), ns.clone())) {
+                continue;
+            }
+            self.m.issues.push(MatchIssue::Ambiguous {
+                old: os.iter().map(|&p| self.old.aref(p)).collect(),
+                new: ns.iter().map(|&p| self.new.aref(p)).collect(),
+                chosen: None,
+                reason: format!(
+                    "{} old and {} new activities elsewhere in the tree share {what}; none was paired",
+                    os.len(),
+                    ns.len()
+                ),
+            });
+        }
+    }
+
+    /// Can an instance inside old `o` be inside new `n`? Never across a fault or compensation
+    /// handler boundary (normal flow ↔ catch/catchall/compensationhandler) unless the
+    /// handlers themselves correspond; and a match found by similarity elsewhere in the tree
+    /// (not an identical subtree) never pairs activities in branches of two conditionals
+    /// that are not each other's counterpart.
+    fn crossing_ok(&self, o: usize, n: usize, how: Crossing) -> bool {
+        let (ot, nt) = (self.old, self.new);
+        let handler_ok = match (ot.handler[o], nt.handler[n]) {
+            (None, None) => true,
+            (Some(ho), Some(hn)) => {
+                (ho == o && hn == n) || self.m.o2n[ho] == Some(hn) || {
+                    // Handlers not matched yet: at least the same kind of handler.
+                    self.m.o2n[ho].is_none()
+                        && self.m.n2o[hn].is_none()
+                        && ot.element(ho) == nt.element(hn)
+                        && ot.nodes[ho].attrs.get("fault") == nt.nodes[hn].attrs.get("fault")
+                }
+            }
+            _ => false,
+        };
+        if !handler_ok {
+            return false;
+        }
+        if how == Crossing::Exact {
+            return true;
+        }
+        // Out of a conditional into another one: only within the counterpart of the old one
+        // (the same branch, or — for the same key or name — a branch switch the plan
+        // reports). Into or out of conditionals alone is a re-nesting the plan reports
+        // (BPM0206).
+        match (branch_owner(ot, o), branch_owner(nt, n)) {
+            (Some(a), Some(_)) => {
+                let Some(a2) = self.m.o2n[a].filter(|&a2| nt.is_desc(n, a2)) else {
+                    return false;
+                };
+                if how == Crossing::Identity {
+                    return true;
+                }
+                // A rename or a content match stays in the corresponding branch or case.
+                match (ot.child_towards(a, o), nt.child_towards(a2, n)) {
+                    (Some((_, so, _)), Some((_, sn, _))) => {
+                        match (case_index(so), case_index(sn)) {
+                            (Some(i), Some(j)) => self
+                                .m
+                                .cases
+                                .get(&a)
+                                .is_some_and(|v| v.contains(&(i + 1, j + 1))),
+                            _ => so == sn,
+                        }
+                    }
+                    _ => false,
+                }
+            }
+            _ => true,
+        }
+    }
+
+    // ---- pass 6: containers follow their children -------------------------------------------
+
+    /// A matched container whose matched state-bearing descendants all went into one other
+    /// new activity of its element (a copy of it) follows them there; when they went into
+    /// several such copies and none holds them all, the container and the pair are left
+    /// unmatched and reported. Returns whether anything changed.
+    fn follow_children(&mut self) -> bool {
+        let (ot, nt) = (self.old, self.new);
+        let mut changed = false;
+        for o in 0..ot.len() {
+            let Some(n) = self.m.o2n[o] else { continue };
+            if ot.desc_count(o) == 0 || self.m.via[o] == Some(MatchVia::Pinned) || o == 0 {
+                continue;
+            }
+            let images: Vec<usize> = (o + 1..=ot.end[o])
+                .filter(|&d| allocates(ot, d))
+                .filter_map(|d| self.m.o2n[d])
+                .collect();
+            if images.is_empty() {
+                continue;
+            }
+            let all_inside = images.iter().all(|&x| nt.is_desc(x, n));
+            // The deepest new activity of the same element holding every image.
+            let first = images[0];
+            let target = nt.ancestors(first).find(|&c| {
+                nt.element(c) == ot.element(o) && images.iter().all(|&x| nt.is_desc(x, c))
+            });
+            let by_content = self.m.via[o] == Some(MatchVia::Children);
+            // A copy with the old key beats a match without it; a match by content alone
+            // follows its children out of the container it was paired with.
+            let better = |c: usize| {
+                if nt.key[c] == ot.key[o] {
+                    nt.key[n] != ot.key[o]
+                } else {
+                    by_content && !all_inside
+                }
+            };
+            match target {
+                Some(c) if c == n => {}
+                Some(c) if self.m.n2o[c].is_none() && better(c) => {
+                    self.m.n2o[n] = None;
+                    self.m.set(o, c, MatchVia::Children);
+                    self.done.remove(&o);
+                    self.work.insert(o);
+                    if let Some(p) = ot.parent[o] {
+                        self.done.remove(&p);
+                        self.work.insert(p);
+                    }
+                    changed = true;
+                }
+                Some(_) => {}
+                None if all_inside => {}
+                None => {
+                    // Its children went to different places: no copy is the container.
+                    let copies: Vec<usize> = (0..nt.len())
+                        .filter(|&c| {
+                            nt.element(c) == ot.element(o)
+                                && (by_content
+                                    || (nt.key[c] == ot.key[o] && !key_is_trivial(nt, c)))
+                                && images.iter().any(|&x| nt.is_desc(x, c))
+                        })
+                        .collect();
+                    if by_content || copies.len() > 1 {
+                        self.m.o2n[o] = None;
+                        self.m.n2o[n] = None;
+                        self.m.via[o] = None;
+                        self.m.blocked[o] = true;
+                        let mut ns = copies;
+                        if !ns.contains(&n) {
+                            ns.push(n);
+                            ns.sort();
+                        }
+                        self.m.issues.push(MatchIssue::Ambiguous {
+                            old: vec![ot.aref(o)],
+                            new: ns.iter().map(|&p| nt.aref(p)).collect(),
+                            chosen: None,
+                            reason: "its state-bearing activities went to different copies, so none of them is this one; it was left unmatched".into(),
+                        });
+                        changed = true;
+                    }
+                }
+            }
+        }
+        changed
     }
 
     // ---- pass 5: position ------------------------------------------------------------------
@@ -620,11 +898,7 @@ impl Matcher<'_, '_> {
                             .collect();
                         if let ([x], [y]) = (os.as_slice(), ns.as_slice()) {
                             // A call with another name *and* another target is another call.
-                            let (a, b) = (self.old.nodes[*x], self.new.nodes[*y]);
-                            let other_call = e == "call"
-                                && a.name != b.name
-                                && a.attrs.get("target") != b.attrs.get("target");
-                            if !other_call {
+                            if !other_call(self.old, *x, self.new, *y) {
                                 made.push((*x, *y));
                             }
                         }
@@ -645,6 +919,83 @@ impl Matcher<'_, '_> {
         }
         any
     }
+}
+
+/// A call with another name *and* another target is another call, however alike its
+/// request and response handlers look.
+fn other_call(ot: &Tree, o: usize, nt: &Tree, n: usize) -> bool {
+    let (a, b) = (ot.nodes[o], nt.nodes[n]);
+    a.element == "call"
+        && b.element == "call"
+        && a.name != b.name
+        && a.attrs.get("target") != b.attrs.get("target")
+}
+
+/// The child lists of an unmatched container that could have been wrapped around (or
+/// unwrapped from) a run of activities: its body, branches and cases, never its fault or
+/// compensation handlers (an instance cannot walk into those).
+fn wrapper_lists(t: &Tree, c: usize) -> Vec<Vec<usize>> {
+    if !matches!(
+        t.element(c),
+        "scope" | "sequence" | "if" | "while" | "until" | "foreach" | "switch"
+    ) {
+        return Vec::new();
+    }
+    t.slots[c]
+        .iter()
+        .filter(|(s, _)| {
+            !matches!(
+                s.as_str(),
+                "faulthandlers" | "handlers" | "request" | "response"
+            )
+        })
+        .map(|(_, l)| l.clone())
+        .collect()
+}
+
+/// How a candidate pair was found, for [`Matcher::crossing_ok`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crossing {
+    /// An identical subtree, unique in both trees.
+    Exact,
+    /// The same key attributes or the same name.
+    Identity,
+    /// A rename or corresponding contents.
+    Similar,
+}
+
+impl Crossing {
+    fn of(via: MatchVia) -> Crossing {
+        match via {
+            MatchVia::Key | MatchVia::Name => Crossing::Identity,
+            _ => Crossing::Similar,
+        }
+    }
+}
+
+/// The nearest `<if>`/`<switch>` whose branch or case holds `p` (not `p` itself).
+fn branch_owner(t: &Tree, p: usize) -> Option<usize> {
+    t.ancestors(p)
+        .find(|&q| matches!(t.element(q), "if" | "switch"))
+}
+
+/// Does the activity itself own a state or a response handler (so an instance can rest in
+/// it)? Calls, syncs, delays and every container; not simple activities or message parts.
+fn allocates(t: &Tree, p: usize) -> bool {
+    !t.in_message[p]
+        && matches!(
+            t.element(p),
+            "call"
+                | "sync"
+                | "delay"
+                | "if"
+                | "switch"
+                | "while"
+                | "until"
+                | "foreach"
+                | "scope"
+                | "flow"
+        )
 }
 
 fn slot_list<'t>(t: &'t Tree, p: usize, slot: &str) -> Option<&'t Vec<usize>> {

@@ -108,6 +108,8 @@ pub(crate) fn analyze<'a>(
     let context = context_deltas(old, new);
     let identical = t_old.hash[0] == t_new.hash[0]
         && context.is_empty()
+        && old.process.request == new.process.request
+        && old.process.response == new.process.response
         && old_c.class == new_c.class
         && old_c.package == new_c.package;
     let diff = ProcessDiff {
@@ -197,7 +199,7 @@ pub(crate) fn same_place(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize, n: 
     }
 }
 
-fn case_index(slot: &str) -> Option<u32> {
+pub(crate) fn case_index(slot: &str) -> Option<u32> {
     slot.strip_prefix("case[")?.strip_suffix(']')?.parse().ok()
 }
 

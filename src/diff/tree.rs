@@ -309,7 +309,7 @@ impl<'a> Tree<'a> {
     }
 
     /// The slot of `a`'s ancestor-or-self that is a direct child of `anc`: (slot, index, child).
-    fn child_towards(&self, anc: usize, a: usize) -> Option<(usize, &str, u32)> {
+    pub fn child_towards(&self, anc: usize, a: usize) -> Option<(usize, &str, u32)> {
         let mut c = a;
         loop {
             let p = self.parent[c]?;
@@ -320,7 +320,7 @@ impl<'a> Tree<'a> {
         }
     }
 
-    fn lca(&self, a: usize, b: usize) -> usize {
+    pub fn lca(&self, a: usize, b: usize) -> usize {
         let (mut x, mut y) = (a, b);
         while self.depth[x] > self.depth[y] {
             x = self.parent[x].unwrap_or(0);
@@ -408,14 +408,6 @@ impl<'a> Tree<'a> {
         }
     }
 
-    /// Is there a loop (`while`, `until`, `foreach`) enclosing both?
-    pub fn common_loop(&self, a: usize, b: usize) -> bool {
-        let l = self.lca(a, b);
-        std::iter::once(l)
-            .chain(self.ancestors(l))
-            .any(|q| matches!(self.element(q), "while" | "until" | "foreach"))
-    }
-
     /// Find an activity by a selector: `call "Lookup"`, `"Lookup"` (a unique name),
     /// `assign@12:5`, `@12:5` or `12:5` (line:column of the element).
     pub fn select(&self, selector: &str) -> Result<usize, String> {
@@ -492,6 +484,57 @@ impl<'a> Tree<'a> {
     }
 }
 
+/// What changed about an activity's identity between two matched versions: its name, the
+/// key attributes of its element and a call's message types, as `what "old" → "new"`.
+pub(crate) fn key_changes(a: &Activity, b: &Activity) -> Vec<String> {
+    let mut out = Vec::new();
+    let q = |v: Option<&str>| {
+        v.map(|x| format!("{x:?}"))
+            .unwrap_or_else(|| "(none)".into())
+    };
+    if a.name != b.name {
+        out.push(format!(
+            "name {} → {}",
+            q(a.name.as_deref()),
+            q(b.name.as_deref())
+        ));
+    }
+    for k in key_attrs(&a.element) {
+        let (x, y) = (a.attrs.get(*k), b.attrs.get(*k));
+        if x != y {
+            out.push(format!(
+                "{k} {} → {}",
+                q(x.map(String::as_str)),
+                q(y.map(String::as_str))
+            ));
+        }
+    }
+    if let (
+        ActivityKind::Call {
+            request: rq1,
+            response: rs1,
+            ..
+        },
+        ActivityKind::Call {
+            request: rq2,
+            response: rs2,
+            ..
+        },
+    ) = (&a.kind, &b.kind)
+    {
+        let ty = |m: &Option<crate::bpl::Message>| m.as_ref().and_then(|m| m.type_name.clone());
+        for (what, x, y) in [
+            ("request", ty(rq1), ty(rq2)),
+            ("response", ty(rs1), ty(rs2)),
+        ] {
+            if x != y {
+                out.push(format!("{what} {} → {}", q(x.as_deref()), q(y.as_deref())));
+            }
+        }
+    }
+    out
+}
+
 fn field(h: &mut Sha256, s: &str) {
     h.update((s.len() as u64).to_le_bytes());
     h.update(s.as_bytes());
@@ -512,6 +555,9 @@ fn own_signature(a: &Activity) -> String {
         if k != "disabled" && k != "name" {
             s.push_str(&format!("{k}={v}\u{1f}"));
         }
+    }
+    if let Some(code) = &a.code {
+        s.push_str(&format!("code:{}\u{1f}", code.trim()));
     }
     match &a.kind {
         ActivityKind::Call {

@@ -239,36 +239,61 @@ impl Builder<'_, '_> {
                 .extend(safety::resume_findings(self.a, &resumes));
             self.context_findings(&resumes, &mut context)?;
             self.findings.extend(safety::toggles(self.a, old_c, new_c));
+            self.process_findings(old, new);
         }
         self.apply_acks()?;
-        // Verdict.
-        let blocking = self
+        // Verdict. Errors whose remedy is letting instances drain (a removed wait state, an
+        // awaited call that now expects another response) do not block a plan that has
+        // nothing to rewrite: such a plan is `drain`.
+        let drainable = |f: &Finding| {
+            f.code == Code::RemovedWaitState.rule().code
+                || f.code == Code::AwaitedCallChanged.rule().code
+        };
+        let open_errors: Vec<&Finding> = self
             .findings
             .iter()
-            .any(|f| f.severity == Severity::Error && !f.acknowledged);
-        let persisted_change = threads.iter().any(|t| {
-            Some(short(&t.old_class)) != t.new_class.as_deref().map(short)
-                || t.states.iter().any(|s| s.change != StateChange::Unchanged)
+            .filter(|f| f.severity == Severity::Error && !f.acknowledged)
+            .collect();
+        let hard_block = open_errors.iter().any(|f| !drainable(f));
+        let rewrite = threads.iter().any(|t| {
+            t.new_class.is_some()
+                && Some(short(&t.old_class)) == t.new_class.as_deref().map(short)
+                && t.states.iter().any(|s| {
+                    s.new.is_some()
+                        && matches!(s.change, StateChange::Renumbered | StateChange::Overridden)
+                })
         }) || handlers
             .iter()
-            .any(|h| h.new.as_deref() != Some(h.old.as_str()))
-            || self
-                .pre
-                .iter()
-                .any(|p| matches!(p, Precondition::NoPendingResponse { .. }))
+            .any(|h| h.new.as_deref().is_some_and(|n| n != h.old.as_str()))
             || context.iter().any(|c| c.default.is_some());
-        let verdict = if class_changed || blocking {
+        let must_drain = self.pre.iter().any(|p| {
+            matches!(
+                p,
+                Precondition::NoRowsAtState { .. }
+                    | Precondition::NoRowsInTable { .. }
+                    | Precondition::NoPendingResponse { .. }
+            )
+        });
+        let verdict = if class_changed || hard_block {
             Verdict::Blocked
         } else if versioned {
             Verdict::Compatible
         } else if self.a.diff.identical {
             Verdict::Identical
-        } else if !persisted_change {
-            Verdict::Compatible
-        } else {
+        } else if rewrite && !open_errors.is_empty() {
+            Verdict::Blocked
+        } else if rewrite {
             Verdict::Migratable
+        } else if must_drain {
+            Verdict::Drain
+        } else {
+            Verdict::Compatible
         };
-        if matches!(verdict, Verdict::Migratable | Verdict::Blocked) && !class_changed {
+        if matches!(
+            verdict,
+            Verdict::Migratable | Verdict::Blocked | Verdict::Drain
+        ) && !class_changed
+        {
             self.findings.push(finding(
                 Code::ActorPool,
                 format!("if {} runs with PoolSize = 0 (the shared actor pool) it cannot be disabled on its own: stop the production before applying", old_c.class),
@@ -288,25 +313,45 @@ impl Builder<'_, '_> {
             self.pre.clear();
         }
         let mut seen = BTreeSet::new();
-        let preconditions: Vec<Precondition> = std::mem::take(&mut self.pre)
+        let mut preconditions: Vec<Precondition> = std::mem::take(&mut self.pre)
             .into_iter()
             .filter(|p| seen.insert(format!("{p:?}")))
             .collect();
-        let mut findings = std::mem::take(&mut self.findings);
-        findings.sort_by(|x, y| {
-            (
-                std::cmp::Reverse(x.severity),
-                &x.code,
-                &x.states,
-                &x.message,
-            )
-                .cmp(&(
-                    std::cmp::Reverse(y.severity),
-                    &y.code,
-                    &y.states,
-                    &y.message,
-                ))
+        // Host guards first, then whole tables, states (numerically), pending responses.
+        preconditions.sort_by_cached_key(|p| match p {
+            Precondition::HostDisabled { .. } => (0, String::new(), (String::new(), vec![])),
+            Precondition::NoLiveJob { .. } => (1, String::new(), (String::new(), vec![])),
+            Precondition::NoRowsInTable { table, .. } => {
+                (2, table.to_string(), (String::new(), vec![]))
+            }
+            Precondition::NoRowsAtState { table, state, .. } => {
+                (3, table.to_string(), super::render::state_key(state))
+            }
+            Precondition::NoPendingResponse { table, call, .. } => {
+                (4, table.to_string(), (call.clone(), vec![]))
+            }
         });
+        let mut findings = std::mem::take(&mut self.findings);
+        // States compare numerically (S9 before S11).
+        let skey = |f: &Finding| {
+            f.states
+                .iter()
+                .map(|s| super::render::state_key(s))
+                .collect::<Vec<_>>()
+        };
+        findings.sort_by(|x, y| {
+            (std::cmp::Reverse(x.severity), &x.code, skey(x), &x.message).cmp(&(
+                std::cmp::Reverse(y.severity),
+                &y.code,
+                skey(y),
+                &y.message,
+            ))
+        });
+        let suggestions = if versioned || class_changed {
+            Vec::new()
+        } else {
+            self.suggestions(&threads)
+        };
         handlers.sort_by_key(|h| handler_number(&h.old));
         context.sort_by(|x, y| x.name.cmp(&y.name));
         let mut plan = MigrationPlan {
@@ -324,6 +369,7 @@ impl Builder<'_, '_> {
             context_properties: context,
             preconditions,
             findings,
+            suggestions,
             overrides: std::mem::take(&mut self.applied),
         };
         plan.plan_id = plan_id(&plan)?;
@@ -372,6 +418,17 @@ impl Builder<'_, '_> {
                             (None, _) => "removed".to_string(),
                         },
                         note: sd.note.clone(),
+                        modified: ns.and_then(|_| {
+                            let (o, n) = (
+                                self.a.old.pos(os.activity.id)?,
+                                self.a.new.pos(ns?.activity.id)?,
+                            );
+                            let ch = crate::diff::tree::key_changes(
+                                self.a.old.nodes[o],
+                                self.a.new.nodes[n],
+                            );
+                            (!ch.is_empty()).then(|| ch.join(", "))
+                        }),
                     })
                 })
                 .collect();
@@ -414,6 +471,7 @@ impl Builder<'_, '_> {
                         new_subroutine_stack: s.subroutine_stack.clone(),
                         via: "versioned".to_string(),
                         note: None,
+                        modified: None,
                     })
                     .collect(),
             })
@@ -430,6 +488,7 @@ impl Builder<'_, '_> {
                     old: h.name.clone(),
                     new: Some(h.name.clone()),
                     call: h.call.clone(),
+                    new_call: None,
                 })
                 .collect();
         }
@@ -442,6 +501,20 @@ impl Builder<'_, '_> {
                     old: h.old.clone()?,
                     new: h.new.clone(),
                     call: h.old_call.clone().unwrap_or_default(),
+                    // The call now owning the handler: the renamed call, or for a removed
+                    // handler, whichever call the new version gave that name to.
+                    new_call: match &h.new {
+                        Some(_) => h
+                            .new_call
+                            .clone()
+                            .filter(|n| Some(n) != h.old_call.as_ref()),
+                        None => self
+                            .new_c
+                            .response_handlers
+                            .iter()
+                            .find(|x| Some(&x.name) == h.old.as_ref())
+                            .map(|x| x.call.clone()),
+                    },
                 })
             })
             .collect()
@@ -725,48 +798,35 @@ impl Builder<'_, '_> {
                 .collect();
             let mut renumbered = Vec::new();
             let mut stack_changed = Vec::new();
+            // One finding per removed activity, listing its states.
+            let mut removed: Vec<(crate::states::ActivityRef, Vec<&StateMapping>, String)> =
+                Vec::new();
             for s in &t.states {
-                let r = sref(&t.old_class, &s.old);
                 match (&s.new, s.change) {
                     (None, _) => {
-                        let rests = s.wait || s.join;
                         let why = s
                             .note
                             .as_deref()
                             .map(|n| format!(" ({n})"))
                             .unwrap_or_default();
-                        let what = if s.join {
-                            "join state"
-                        } else if s.wait {
-                            "wait state"
-                        } else {
-                            "state"
-                        };
-                        let code = if rests {
-                            Code::RemovedWaitState
-                        } else {
-                            Code::RemovedState
-                        };
-                        self.findings.push(
-                            finding(
-                                code,
-                                format!(
-                                    "{r}, the {what} {} of {}, has no counterpart{why}",
-                                    s.role,
-                                    s.old_activity.label()
-                                ),
-                            )
-                            .states([r.clone()])
-                            .old_acts([s.old_activity.clone()]),
-                        );
+                        match removed.iter_mut().find(
+                            |(a, _, _): &&mut (
+                                crate::states::ActivityRef,
+                                Vec<&StateMapping>,
+                                String,
+                            )| a.id == s.old_activity.id,
+                        ) {
+                            Some((_, v, _)) => v.push(s),
+                            None => removed.push((s.old_activity.clone(), vec![s], why.clone())),
+                        }
                         self.pre.push(Precondition::NoRowsAtState {
                             table: t.old_table.clone(),
                             state: s.old.clone(),
-                            reason: format!(
-                                "{} of {} was removed{why}",
-                                s.role,
-                                s.old_activity.label()
-                            ),
+                            // The same words for every state of one removed activity, so a
+                            // review groups them into one line.
+                            reason: s.note.clone().unwrap_or_else(|| {
+                                format!("{} has no counterpart", s.old_activity.label())
+                            }),
                         });
                     }
                     (Some(n), StateChange::Renumbered) => {
@@ -805,6 +865,46 @@ impl Builder<'_, '_> {
                     }
                 }
             }
+            for (act, states, why) in &removed {
+                let rests = states.iter().any(|s| s.wait || s.join);
+                let listed = states
+                    .iter()
+                    .map(|s| {
+                        let what = if s.join {
+                            ", join"
+                        } else if s.wait {
+                            ", wait"
+                        } else {
+                            ""
+                        };
+                        format!("{} ({}{what})", s.old, s.role)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let code = if rests {
+                    Code::RemovedWaitState
+                } else {
+                    Code::RemovedState
+                };
+                let what = if rests {
+                    "instances can wait there"
+                } else {
+                    "no instance waits there"
+                };
+                self.findings.push(
+                    finding(
+                        code,
+                        format!(
+                            "{}: {} {listed} {} no counterpart{why} ({what})",
+                            act.label(),
+                            if states.len() == 1 { "state" } else { "states" },
+                            if states.len() == 1 { "has" } else { "have" }
+                        ),
+                    )
+                    .states(states.iter().map(|s| sref(&t.old_class, &s.old)))
+                    .old_acts([act.clone()]),
+                );
+            }
             let old_short = short(&t.old_class);
             if !renumbered.is_empty() {
                 let states = t
@@ -834,6 +934,158 @@ impl Builder<'_, '_> {
                     ),
                 ));
             }
+        }
+    }
+
+    /// For every removed wait state left unmapped, the best candidate to map it to: the same
+    /// call elsewhere, a new wait on that call, or the state that started the removed activity
+    /// (it now goes straight on to what followed).
+    fn suggestions(&self, threads: &[ThreadMapping]) -> Vec<Suggestion> {
+        let mut out = Vec::new();
+        let (old_f, new_f) = (ThreadFinder::new(self.old_c), ThreadFinder::new(self.new_c));
+        for t in threads {
+            let (Some(ot), Some(nt)) = (
+                old_f.find(&t.old_class),
+                t.new_class.as_deref().and_then(|c| new_f.find(c)),
+            ) else {
+                continue;
+            };
+            if short(&ot.class) != short(&nt.class) {
+                continue;
+            }
+            for s in t
+                .states
+                .iter()
+                .filter(|s| s.new.is_none() && (s.wait || s.join))
+            {
+                let act = &s.old_activity;
+                let call_name = (act.element == "call")
+                    .then(|| act.name.clone())
+                    .flatten()
+                    .or_else(|| {
+                        // A removed <sync>: the call it waited on.
+                        let p = self.a.old.pos(act.id)?;
+                        let node = self.a.old.nodes[p];
+                        (node.element == "sync")
+                            .then(|| node.attrs.get("calls").cloned())
+                            .flatten()
+                    });
+                let waits_on = |x: &crate::states::State, name: &str| {
+                    x.role == crate::states::Role::SyncWait
+                        && self.a.new.pos(x.activity.id).is_some_and(|p| {
+                            let node = self.a.new.nodes[p];
+                            match node.element.as_str() {
+                                "call" => node.name.as_deref() == Some(name),
+                                "sync" => node.attrs.get("calls").is_some_and(|c| {
+                                    c.split(',')
+                                        .any(|y| name.split(',').any(|z| z.trim() == y.trim()))
+                                }),
+                                _ => false,
+                            }
+                        })
+                };
+                let by_call = call_name.as_deref().and_then(|name| {
+                    nt.states.iter().find(|x| waits_on(x, name)).map(|x| {
+                        (
+                            x.name.clone(),
+                            format!(
+                                "{} still waits on call {name:?} in the new version ({} of {})",
+                                x.name,
+                                x.role,
+                                x.activity.label()
+                            ),
+                        )
+                    })
+                });
+                let by_pred = || {
+                    // Back through removed states to the nearest one that still has a
+                    // counterpart.
+                    let mut at = s.old.clone();
+                    let mut seen = BTreeSet::new();
+                    let (pred, mapped) = loop {
+                        if !seen.insert(at.clone()) {
+                            return None;
+                        }
+                        let pred = ot
+                            .states
+                            .iter()
+                            .find(|p| p.name != at && p.successors.contains(&at))?;
+                        match t.states.iter().find(|m| m.old == pred.name)?.new.clone() {
+                            Some(n) => break (pred, n),
+                            None => at = pred.name.clone(),
+                        }
+                    };
+                    Some((
+                        mapped.clone(),
+                        format!(
+                            "{} ({} of {}) led to {} in the old version; its counterpart {mapped} resumes those instances at the point where {} was, running what the new version does there",
+                            pred.name,
+                            pred.role,
+                            pred.activity.label(),
+                            act.label(),
+                            act.label()
+                        ),
+                    ))
+                };
+                if let Some((new, reason)) = by_call.or_else(by_pred) {
+                    out.push(Suggestion {
+                        thread: short(&t.old_class).to_string(),
+                        old: s.old.clone(),
+                        new,
+                        reason,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The process's own request/response classes, and a hint when the arguments look
+    /// swapped.
+    fn process_findings(&mut self, old: &Bpl, new: &Bpl) {
+        for (what, o, n) in [
+            ("request", &old.process.request, &new.process.request),
+            ("response", &old.process.response, &new.process.response),
+        ] {
+            if o != n {
+                self.findings.push(finding(
+                    Code::ProcessMessageChanged,
+                    format!(
+                        "the process {what} class changed from {} to {}: in-flight instances hold a {what} of the old class",
+                        o.as_deref().unwrap_or("(none)"),
+                        n.as_deref().unwrap_or("(none)")
+                    ),
+                ));
+            }
+        }
+        let changes = &self.a.diff.activities;
+        // Removed activities that own states (a removed wrapper's handlers do not count).
+        let owners = safety::owners(&self.a.old, self.old_c);
+        let removed = changes
+            .iter()
+            .filter(|c| c.change == diff::ActivityChangeKind::Removed)
+            .filter_map(|c| c.old.as_ref().and_then(|r| self.a.old.pos(r.id)))
+            .filter(|p| owners.contains(p))
+            .count();
+        let inserted = changes
+            .iter()
+            .filter(|c| c.change == diff::ActivityChangeKind::Inserted)
+            .count();
+        let removed_states: usize = self
+            .a
+            .map
+            .threads
+            .iter()
+            .flat_map(|t| &t.states)
+            .filter(|s| s.change == DeltaKind::Removed)
+            .count();
+        if inserted == 0 && removed >= 2 && removed_states >= 2 {
+            self.findings.push(finding(
+                Code::ArgumentsReversed,
+                format!(
+                    "{removed} activities that own states were removed and none was inserted: if the first file given is the newer version, the arguments are reversed (bplmigrate plan OLD NEW)"
+                ),
+            ));
         }
     }
 
@@ -947,13 +1199,17 @@ impl Builder<'_, '_> {
                 d.line, d.property, d.value
             ));
         }
-        let added: Vec<(String, Option<String>)> = self
+        let added: Vec<safety::NewProperty> = self
             .a
             .diff
             .context
             .iter()
             .filter(|c| c.change == ContextChangeKind::Added)
-            .map(|c| (c.name.clone(), c.initial_expression.clone()))
+            .map(|c| safety::NewProperty {
+                name: c.name.clone(),
+                type_name: c.new_type.clone(),
+                initial: c.initial_expression.clone(),
+            })
             .collect();
         for (prop, mut f) in safety::context_reads(self.a, resumes, &added) {
             if let Some(c) = context

@@ -100,6 +100,20 @@ catalogue! {
     ContextPropertyRetyped = "BPM0208", "context-property-retyped", Warning,
         "a context property changed type; in-flight rows keep values of the old type",
         "convert the values yourself if the types are incompatible";
+    AwaitedCallChanged = "BPM0209", "awaited-call-changed", Warning,
+        "a <call> that in-flight instances wait on kept its name but changed its target, request type, response \
+         type or response handler: the response they wait for comes from the old call; an error when the response \
+         type changed (the new handler reads the old answer as another class)",
+        "check that the new response handler can handle the old call's answer, or let those instances finish first \
+         (the plan then checks that no row waits there)";
+    HandlerNotRegistered = "BPM0210", "handler-not-registered", Warning,
+        "a <call> that in-flight instances wait on gained a <response> handler: they sent the request under the old \
+         code and never registered it, so it will not run for them",
+        "give in-flight rows what the handler would have set (a [[default]] for a new property), or let them finish first";
+    BranchSwitched = "BPM0211", "branch-switched", Warning,
+        "a resume point moved into another branch or case of the same <if>/<switch>: in-flight instances took the \
+         old branch but continue in the new one",
+        "check that the rest of the new branch is right for instances that chose the old one";
     AmbiguousMatch = "BPM0301", "ambiguous-match", Error,
         "several activities looked alike and the matcher could not tell which old one is which new one; \
          an error when they own states, a warning otherwise",
@@ -114,6 +128,10 @@ catalogue! {
         "an activity was enabled or disabled; when it allocates states, threads or handlers this renumbers \
          everything generated after it (a warning), otherwise it only changes behaviour (info)",
         "review the renumbering in the mapping";
+    ArgumentsReversed = "BPM0305", "arguments-reversed", Info,
+        "many activities that own states were removed and none was inserted: the older version may have been \
+         given as NEW",
+        "check the order: bplmigrate plan OLD NEW";
     ActorPool = "BPM0401", "actor-pool", Info,
         "whether the process runs in the shared actor pool (PoolSize = 0) cannot be known from the BPL: such a \
          host cannot be disabled on its own",
@@ -129,6 +147,10 @@ catalogue! {
     ClassChanged = "BPM0404", "class-changed", Error,
         "old and new are different BPL classes: their instances live in different tables",
         "compare two versions of the same class";
+    ProcessMessageChanged = "BPM0405", "process-message-changed", Warning,
+        "the process's request or response class changed: in-flight instances hold a request of the old class, and \
+         the new code reads it (and builds its response) as the new one",
+        "check that every property the new version reads exists in the old class, or let in-flight instances finish";
     ClassRemoved = "BPM0406", "class-removed", Error,
         "a BPL class was deleted (reported by `check`): its in-flight instances would be orphaned, with no class \
          left to resume them",

@@ -27,6 +27,10 @@ pub struct MigrationPlan {
     /// Conditions that must hold on the live rows before the rewrite may run.
     pub preconditions: Vec<Precondition>,
     pub findings: Vec<Finding>,
+    /// Suggested `[[map]]` overrides for removed wait states: shown for review, never applied
+    /// on their own (optional in JSON).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<Suggestion>,
     /// Overrides that were applied (for the record; empty when none).
     #[serde(default)]
     pub overrides: Vec<String>,
@@ -49,6 +53,9 @@ pub enum Verdict {
     /// No persisted identifier changes meaning (e.g. states appended after all existing ones,
     /// or a versioned process).
     Compatible,
+    /// Nothing to rewrite, but some states (or pending responses) must be empty first: deploy
+    /// once no instance rests there.
+    Drain,
     /// A plan exists: rewriting the rows makes in-flight instances resume correctly.
     Migratable,
     /// Needs overrides or drained states before a plan can apply.
@@ -61,6 +68,7 @@ impl Verdict {
         match self {
             Verdict::Identical => "identical",
             Verdict::Compatible => "compatible",
+            Verdict::Drain => "drain",
             Verdict::Migratable => "migratable",
             Verdict::Blocked => "blocked",
         }
@@ -108,6 +116,10 @@ pub struct StateMapping {
     /// after the first contract; optional in JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What changed about the owning activity's identity (name, target, message types,
+    /// condition …) when it was matched anyway (optional in JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,11 +132,24 @@ pub enum StateChange {
     Overridden,
 }
 
+/// A candidate new state for a removed wait state, with why it was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suggestion {
+    /// Short thread class name (`Thread1`).
+    pub thread: String,
+    pub old: String,
+    pub new: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HandlerMapping {
     pub old: String,
     pub new: Option<String>,
     pub call: String,
+    /// The call the new handler belongs to, when it is named differently (optional in JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_call: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -56,13 +56,72 @@ pub fn severity_str(s: Severity) -> &'static str {
     }
 }
 
-fn verdict_help(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Identical => "same states, same meaning: nothing to do",
-        Verdict::Compatible => "no persisted identifier changes meaning: deploy without migrating",
-        Verdict::Migratable => "in-flight rows must be rewritten (plan --out writes the migration)",
-        Verdict::Blocked => "resolve the errors below (overrides, or let instances drain) before a migration can apply",
+fn verdict_help(p: &MigrationPlan) -> String {
+    match p.verdict {
+        Verdict::Identical => "same states, same meaning: nothing to do".into(),
+        Verdict::Compatible => "no persisted identifier changes meaning: deploy without migrating".into(),
+        Verdict::Drain => format!("nothing to rewrite: deploy once {}", drain_conditions(p)),
+        Verdict::Migratable => "in-flight rows must be rewritten (plan --out writes the migration)".into(),
+        Verdict::Blocked => "resolve the errors below (overrides, or let instances drain) before a migration can apply".into(),
     }
+}
+
+/// What must be empty before a `drain` plan may be deployed: states grouped per thread
+/// table (sorted numerically), emptied tables and pending responses.
+pub fn drain_conditions(p: &MigrationPlan) -> String {
+    let mut states: Vec<(String, Vec<String>)> = Vec::new();
+    let mut rest = Vec::new();
+    for pc in &p.preconditions {
+        match pc {
+            Precondition::NoRowsAtState { table, state, .. } => {
+                let t = p
+                    .threads
+                    .iter()
+                    .find(|t| &t.old_table == table)
+                    .map(|t| super::safety::short(&t.old_class).to_string())
+                    .unwrap_or_else(|| table.to_string());
+                match states.iter_mut().find(|(x, _)| *x == t) {
+                    Some((_, v)) => v.push(state.clone()),
+                    None => states.push((t, vec![state.clone()])),
+                }
+            }
+            Precondition::NoRowsInTable { table, .. } => {
+                rest.push(format!("{table} holds no row of a running instance"))
+            }
+            Precondition::NoPendingResponse { call, .. } => {
+                rest.push(format!("no response is pending for call {call:?}"))
+            }
+            _ => {}
+        }
+    }
+    let mut parts: Vec<String> = states
+        .into_iter()
+        .map(|(t, mut v)| {
+            sort_states(&mut v);
+            v.dedup();
+            format!("no instance rests at {t}:{}", v.join(", "))
+        })
+        .collect();
+    rest.dedup();
+    parts.extend(rest);
+    parts.join(" and ")
+}
+
+/// `S2, S4, S11`, not `S11, S2, S4`.
+pub fn sort_states(v: &mut [String]) {
+    v.sort_by_key(|s| state_key(s));
+}
+
+/// Sort key of a state reference (`S11`, `Thread1:S11`, `new:Thread2:S3`): prefix, then the
+/// numbers in it compared as numbers.
+pub fn state_key(s: &str) -> (String, Vec<u64>) {
+    let letters: String = s.chars().filter(|c| !c.is_ascii_digit()).collect();
+    let nums = s
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|x| !x.is_empty())
+        .map(|x| x.parse().unwrap_or(u64::MAX))
+        .collect();
+    (letters, nums)
 }
 
 /// The plan for people: every old state → new state with activity labels, handlers,
@@ -74,7 +133,7 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
         "{}: {} ({})",
         p.old.class,
         p.verdict.as_str(),
-        verdict_help(p.verdict)
+        verdict_help(p)
     );
     if opts.header {
         let _ = writeln!(
@@ -133,6 +192,9 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
             if let Some(n) = &s.note {
                 flags.push(format!("({n})"));
             }
+            if let Some(m) = &s.modified {
+                flags.push(format!("(modified: {m})"));
+            }
             let new_act = match &s.new_activity {
                 Some(a)
                     if a.label() != s.old_activity.label()
@@ -149,7 +211,12 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                 s.role.to_string(),
                 s.old_activity.label(),
                 new_act,
-                change_str(s.change).into(),
+                match &s.modified {
+                    Some(_) if s.change != StateChange::Overridden => {
+                        format!("{}, modified", change_str(s.change))
+                    }
+                    _ => change_str(s.change).into(),
+                },
                 s.via.clone(),
                 flags.join(" "),
             ]);
@@ -167,12 +234,23 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                     Some(n) if *n == h.old => "unchanged",
                     Some(_) => "renumbered",
                 };
+                let (call, change) = match (&h.new, &h.new_call) {
+                    (Some(_), Some(n)) => (
+                        format!("call {:?} → call {n:?}", h.call),
+                        format!("{change}, call renamed"),
+                    ),
+                    (None, Some(n)) => (
+                        format!("call {:?}", h.call),
+                        format!("removed; {} now belongs to call {n:?}", h.old),
+                    ),
+                    _ => (format!("call {:?}", h.call), change.to_string()),
+                };
                 vec![
                     h.old.clone(),
                     "→".into(),
                     h.new.clone().unwrap_or_else(|| "-".into()),
-                    format!("call {:?}", h.call),
-                    change.into(),
+                    call,
+                    change,
                 ]
             })
             .collect();
@@ -207,10 +285,46 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
     if !p.preconditions.is_empty() {
         let _ = writeln!(
             out,
-            "\npreconditions (checked on the live rows before the rewrite)"
+            "\npreconditions (checked on the live rows before {})",
+            if p.verdict == Verdict::Drain {
+                "deploying; `apply` and `status --plan` check them"
+            } else {
+                "the rewrite"
+            }
         );
-        for pc in &p.preconditions {
-            let _ = writeln!(out, "  - {}", precondition_str(pc));
+        // States of one table with the same reason (one removed activity) on one line.
+        let mut i = 0;
+        while i < p.preconditions.len() {
+            if let Precondition::NoRowsAtState {
+                table,
+                state,
+                reason,
+            } = &p.preconditions[i]
+            {
+                let mut states = vec![state.clone()];
+                let mut j = i + 1;
+                while let Some(Precondition::NoRowsAtState {
+                    table: t2,
+                    state: s2,
+                    reason: r2,
+                }) = p.preconditions.get(j)
+                {
+                    if t2 != table || r2 != reason {
+                        break;
+                    }
+                    states.push(s2.clone());
+                    j += 1;
+                }
+                let _ = writeln!(
+                    out,
+                    "  - no row of {table} rests at {}: {reason}",
+                    states.join(", ")
+                );
+                i = j;
+                continue;
+            }
+            let _ = writeln!(out, "  - {}", precondition_str(&p.preconditions[i]));
+            i += 1;
         }
     }
     let _ = writeln!(out, "\nfindings");
@@ -218,6 +332,20 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
         let _ = writeln!(out, "  none");
     }
     out.push_str(&findings_human(&p.findings));
+    if !p.suggestions.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nsuggested overrides (review each; a plan never applies them on its own)"
+        );
+        for sg in &p.suggestions {
+            let _ = writeln!(out, "  # {}:{}: {}", sg.thread, sg.old, sg.reason);
+            let _ = writeln!(out, "  [[map]]");
+            let _ = writeln!(out, "  thread = {:?}", sg.thread);
+            let _ = writeln!(out, "  old = {:?}", sg.old);
+            let _ = writeln!(out, "  new = {:?}", sg.new);
+            let _ = writeln!(out, "  reason = {:?}", sg.reason);
+        }
+    }
     if !p.overrides.is_empty() {
         let _ = writeln!(out, "\noverrides applied");
         for o in &p.overrides {

@@ -274,9 +274,13 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
     let mut moved = Moved::new(a);
     let mut full = vec![false; tn.len()];
     let (mut sk, mut re, mut branch) = (Vec::new(), Vec::new(), Vec::new());
-    let mut skipped: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
-    let mut rerun: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
+    // Keyed by the activities and, for each, whether it is data-dependent (so a group never
+    // mixes a certain skip with a possible one).
+    let mut skipped: BTreeMap<Vec<(usize, bool)>, Vec<&Resume>> = BTreeMap::new();
+    let mut rerun: BTreeMap<Vec<(usize, bool)>, Vec<&Resume>> = BTreeMap::new();
     let mut enclosing: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
+    let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
+    let mut switched: BTreeMap<Vec<(usize, String, String)>, Vec<&Resume>> = BTreeMap::new();
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     for r in resumes {
         let w = r.w_new;
@@ -295,8 +299,9 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
                 }
             }
         }
-        // New conditions around the resume point.
-        let enc: Vec<usize> = tn
+        // New conditions around the resume point: never evaluated, or evaluated before the
+        // resume point under the old version (it now encloses it whatever the outcome was).
+        let conds: Vec<usize> = tn
             .ancestors(w)
             .filter(|&p| {
                 matches!(
@@ -304,20 +309,48 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
                     "if" | "switch" | "while" | "until" | "foreach"
                 )
             })
-            .filter(|&p| match (m.n2o[p], r.w_old) {
-                (Some(o), Some(wo)) => !to.is_desc(wo, o),
-                _ => true,
-            })
             .collect();
-        for (set, into) in [
-            (&sk, &mut skipped),
-            (&re, &mut rerun),
-            (&branch, &mut branches),
-        ] {
-            let top = outermost(tn, set, &mut full);
+        let mut enc = Vec::new();
+        let mut eval = Vec::new();
+        let mut sw = Vec::new();
+        for &p in &conds {
+            match (m.n2o[p], r.w_old) {
+                (Some(o), Some(wo)) if to.is_desc(wo, o) => {
+                    // Same conditional around both: did the instance's branch change?
+                    if let (Some((_, ns, _)), Some((_, os, _))) =
+                        (tn.child_towards(p, w), to.child_towards(o, wo))
+                    {
+                        if !same_branch(a, o, os, ns) {
+                            sw.push((p, branch_name(to, o, os), branch_name(tn, p, ns)));
+                        }
+                    }
+                }
+                (Some(o), Some(wo)) if to.effective[o] && to.order(o, wo) == Order::Before => {
+                    eval.push(p)
+                }
+                _ => enc.push(p),
+            }
+        }
+        if !eval.is_empty() {
+            evaluated.entry(eval).or_default().push(r);
+        }
+        if !sw.is_empty() {
+            switched.entry(sw).or_default().push(r);
+        }
+        // Whether each lies in a branch (or loop body) that does not hold the resume point:
+        // then whether the instance ran it depends on data.
+        for (set, into) in [(&sk, &mut skipped), (&re, &mut rerun)] {
+            let top: Vec<(usize, bool)> = outermost(tn, set, &mut full)
+                .into_iter()
+                .map(|p| (p, conditional_between(tn, p, w)))
+                .collect();
             if !top.is_empty() {
                 into.entry(top).or_default().push(r);
             }
+        }
+        let top = outermost(tn, &branch, &mut full);
+        if !top.is_empty() {
+            branches.entry(top).or_default().push(r);
         }
         if !enc.is_empty() {
             enclosing.entry(enc).or_default().push(r);
@@ -331,7 +364,7 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
     };
     let names = |ps: &[usize]| {
         ps.iter()
-            .map(|&p| tn.label(p))
+            .map(|&p| act_label(tn, p))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -341,15 +374,34 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // Certain and data-dependent activities go into separate findings ("will …" / "may …,
+    // depending on the branch they took"), so each finding's activities share one answer.
+    let parts = |ps: &[(usize, bool)]| -> Vec<(bool, Vec<usize>)> {
+        let sure: Vec<usize> = ps.iter().filter(|x| !x.1).map(|x| x.0).collect();
+        let may: Vec<usize> = ps.iter().filter(|x| x.1).map(|x| x.0).collect();
+        [(false, sure), (true, may)]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect()
+    };
     for (ps, rs) in &skipped {
-        out.push(
-            finding(
-                Code::SkippedActivities,
-                format!("instances resting at {} will skip {} that the new version runs before that point: {}", at(rs), count(ps.len(), "activity", "activities"), names(ps)),
-            )
-            .states(states(rs))
-            .new_acts(ps.iter().map(|&p| tn.aref(p))),
-        );
+        for (may, part) in parts(ps) {
+            out.push(
+                finding(
+                    Code::SkippedActivities,
+                    format!(
+                        "instances resting at {} {} {}{}: {} (the new version runs them before that point)",
+                        at(rs),
+                        if may { "may skip" } else { "will skip" },
+                        count(part.len(), "activity", "activities"),
+                        if may { ", depending on the branch they took" } else { "" },
+                        names(&part)
+                    ),
+                )
+                .states(states(rs))
+                .new_acts(part.iter().map(|&p| tn.aref(p))),
+            );
+        }
     }
     for (ps, rs) in &branches {
         out.push(
@@ -366,19 +418,53 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
         );
     }
     for (ps, rs) in &rerun {
-        let old_refs: Vec<ActivityRef> = ps
-            .iter()
-            .filter_map(|&p| m.n2o[p])
-            .map(|o| to.aref(o))
-            .collect();
+        for (may, part) in parts(ps) {
+            let old_refs: Vec<ActivityRef> = part
+                .iter()
+                .filter_map(|&p| m.n2o[p])
+                .map(|o| to.aref(o))
+                .collect();
+            out.push(
+                finding(
+                    Code::RerunActivities,
+                    format!(
+                        "instances resting at {} {} {}{}: {} (they moved from before to after that point)",
+                        at(rs),
+                        if may { "may run again" } else { "will run again" },
+                        count(part.len(), "activity", "activities"),
+                        if may { ", depending on the branch they took" } else { "" },
+                        names(&part)
+                    ),
+                )
+                .states(states(rs))
+                .old_acts(old_refs)
+                .new_acts(part.iter().map(|&p| tn.aref(p))),
+            );
+        }
+    }
+    for (ps, rs) in &evaluated {
         out.push(
             finding(
-                Code::RerunActivities,
-                format!("instances resting at {} will run again {} that moved from before to after that point: {}", at(rs), count(ps.len(), "activity", "activities"), names(ps)),
+                Code::NewEnclosingActivity,
+                format!("instances resting at {} will resume inside {}, whose condition they evaluated before reaching that point under the old version: whatever the outcome was, they now continue inside it", at(rs), names(ps)),
             )
             .states(states(rs))
-            .old_acts(old_refs)
             .new_acts(ps.iter().map(|&p| tn.aref(p))),
+        );
+    }
+    for (sw, rs) in &switched {
+        let what = sw
+            .iter()
+            .map(|(p, ob, nb)| format!("{} ({ob} before, {nb} now)", tn.label(*p)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(
+            finding(
+                Code::BranchSwitched,
+                format!("instances resting at {} chose another branch than the one they resume in: {what}", at(rs)),
+            )
+            .states(states(rs))
+            .new_acts(sw.iter().map(|(p, _, _)| tn.aref(*p))),
         );
     }
     for (ps, rs) in &enclosing {
@@ -392,6 +478,80 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
         );
     }
     out
+}
+
+/// How a reviewer finds an activity: its label, or for an unnamed one inside a call's
+/// `<request>`/`<response>`, through its call (`call "Credit" response assign #1`).
+pub(crate) fn act_label(t: &Tree, p: usize) -> String {
+    let node = t.nodes[p];
+    if node.name.is_none() && t.in_message[p] {
+        if let Some(c) = t.ancestors(p).find(|&q| t.element(q) == "call") {
+            let mut x = p;
+            while t.parent[x] != Some(c) {
+                x = t.parent[x].unwrap_or(c);
+            }
+            let inner = if x == p {
+                String::new()
+            } else {
+                format!(" {}", node.element)
+            };
+            return format!(
+                "{} {} {} #{}{inner}",
+                t.label(c),
+                t.slot[x],
+                t.element(x),
+                t.index[x] + 1
+            );
+        }
+    }
+    t.label(p)
+}
+
+/// Is there a conditional branch or loop body between `p` and its lowest common ancestor
+/// with `w` that does not hold `w`? Then whether a thread resting at `w` ran (or will run)
+/// `p` depends on the data it held.
+fn conditional_between(t: &Tree, p: usize, w: usize) -> bool {
+    let l = t.lca(p, w);
+    std::iter::once(p)
+        .chain(t.ancestors(p))
+        .take_while(|&q| q != l)
+        .filter_map(|q| t.parent[q])
+        .any(|par| par != l && matches!(t.element(par), "if" | "switch" | "while" | "foreach"))
+}
+
+/// Do the old branch `os` of `o` and the new branch `ns` of its counterpart correspond?
+fn same_branch(a: &Analysis, o: usize, os: &str, ns: &str) -> bool {
+    let idx = |s: &str| -> Option<u32> { s.strip_prefix("case[")?.strip_suffix(']')?.parse().ok() };
+    match (idx(os), idx(ns)) {
+        (Some(i), Some(j)) => {
+            a.m.cases
+                .get(&o)
+                .is_some_and(|v| v.contains(&(i + 1, j + 1)))
+        }
+        _ => os == ns,
+    }
+}
+
+fn branch_name(t: &Tree, p: usize, slot: &str) -> String {
+    match (t.element(p), slot) {
+        ("if", s) => format!("<{s}>"),
+        (_, "default") => "<default>".to_string(),
+        (_, s) => {
+            let i: Option<usize> = s
+                .strip_prefix("case[")
+                .and_then(|x| x.strip_suffix(']'))
+                .and_then(|x| x.parse().ok());
+            match (i, &t.nodes[p].kind) {
+                (Some(i), ActivityKind::Switch { cases, .. }) => {
+                    match cases.get(i).and_then(|c| c.name.clone()) {
+                        Some(n) => format!("case {n:?}"),
+                        None => format!("case #{}", i + 1),
+                    }
+                }
+                _ => s.to_string(),
+            }
+        }
+    }
 }
 
 fn count(n: usize, one: &str, many: &str) -> String {
@@ -429,78 +589,451 @@ fn mentions_needle(text: &str, needle: &str) -> bool {
     false
 }
 
-/// New context properties read after a resume point. Returns one finding per property, and
-/// for each property the suggested default.
+/// Where `needle` occurs in `text` as a whole name: for each, whether it is assigned there
+/// (`context.P =`, not `==`) rather than read.
+fn occurrences(text: &str, needle: &str) -> Vec<bool> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(needle) {
+        let s = from + i;
+        let e = s + needle.len();
+        let before_ok = s == 0
+            || !(bytes[s - 1].is_ascii_alphanumeric()
+                || bytes[s - 1] == b'.'
+                || bytes[s - 1] == b'%');
+        let after_ok = e == bytes.len() || !(bytes[e].is_ascii_alphanumeric() || bytes[e] == b'%');
+        if before_ok && after_ok {
+            let rest = text[e..].trim_start();
+            let assigned = rest.starts_with('=') && !rest.starts_with("==");
+            out.push(assigned || sql_into_target(text, s));
+        }
+        from = e;
+    }
+    out
+}
+
+/// Is the occurrence at `at` an embedded-SQL host variable written by `INTO` (`SELECT … INTO
+/// :context.P, …`)? The nearest SQL keyword before it decides.
+fn sql_into_target(text: &str, at: usize) -> bool {
+    if at == 0 || text.as_bytes()[at - 1] != b':' {
+        return false;
+    }
+    let before = text[..at].to_ascii_uppercase();
+    let last = |k: &str| {
+        before
+            .match_indices(k)
+            .filter(|(i, _)| {
+                let b = before.as_bytes();
+                (*i == 0 || !b[i - 1].is_ascii_alphanumeric())
+                    && b.get(i + k.len())
+                        .is_none_or(|c| !c.is_ascii_alphanumeric())
+            })
+            .map(|(i, _)| i)
+            .last()
+    };
+    let into = last("INTO");
+    let other = [
+        "WHERE", "VALUES", "SET", "FROM", "AND", "OR", "ON", "HAVING",
+    ]
+    .iter()
+    .filter_map(|k| last(k))
+    .max();
+    match (into, other) {
+        (Some(i), Some(o)) => i > o,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+/// What the first access to one context property along a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Some path reads it before anything writes it.
+    Read,
+    /// Every path writes it before reading it.
+    Write,
+    /// Some path neither reads nor writes it.
+    Neither,
+}
+
+/// First-access analysis of one property over the new tree: reads are attribute values
+/// (conditions, values, sources, durations…) and `<code>`/`<sql>` text; writes are
+/// `<assign property>`, `<transform target>`, `<xpath property>` and `context.P = …` in code.
+struct Dataflow<'x, 'a> {
+    t: &'x Tree<'a>,
+    needle: String,
+}
+
+impl Dataflow<'_, '_> {
+    fn own(&self, p: usize) -> Access {
+        let node = self.t.nodes[p];
+        let is_target = |v: &str| {
+            let v = v.trim();
+            v == self.needle
+                || (v.starts_with(self.needle.as_str())
+                    && !v[self.needle.len()..]
+                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '%'))
+        };
+        let mut read = false;
+        let mut write = false;
+        for (k, v) in &node.attrs {
+            let target_attr = matches!(
+                (node.element.as_str(), k.as_str()),
+                ("assign" | "xpath", "property")
+                    | ("transform", "target")
+                    | ("rule", "resultLocation")
+            );
+            if target_attr {
+                // `context.P` as a whole is a write; `context.P.X` assigns into it (a read of P).
+                if v.trim() == self.needle {
+                    write = true;
+                } else if is_target(v) {
+                    read = true;
+                }
+            } else if mentions_needle(v, &self.needle) {
+                read = true;
+            }
+        }
+        if let Some(code) = &node.code {
+            match occurrences(code, &self.needle).first() {
+                Some(false) => read = true,
+                Some(true) => write = true,
+                None => {}
+            }
+        }
+        if read {
+            Access::Read
+        } else if write {
+            Access::Write
+        } else {
+            Access::Neither
+        }
+    }
+
+    fn list(&self, l: &[usize]) -> Access {
+        for &p in l {
+            match self.scan(p) {
+                Access::Neither => continue,
+                x => return x,
+            }
+        }
+        Access::Neither
+    }
+
+    fn slot(&self, p: usize, name: &str) -> Option<&Vec<usize>> {
+        self.t.slots[p]
+            .iter()
+            .find(|(s, _)| s == name)
+            .map(|(_, l)| l)
+    }
+
+    /// Alternatives: a read on one path is a read; a write only when every path writes.
+    fn any_of(&self, paths: &[Access]) -> Access {
+        if paths.contains(&Access::Read) {
+            Access::Read
+        } else if !paths.is_empty() && paths.iter().all(|&x| x == Access::Write) {
+            Access::Write
+        } else {
+            Access::Neither
+        }
+    }
+
+    fn scan(&self, p: usize) -> Access {
+        let t = self.t;
+        if !t.effective[p] {
+            return Access::Neither;
+        }
+        let own = self.own(p);
+        match t.element(p) {
+            "if" => {
+                if own == Access::Read {
+                    return own;
+                }
+                let branch = |s: &str| self.slot(p, s).map_or(Access::Neither, |l| self.list(l));
+                self.any_of(&[branch("true"), branch("false")])
+            }
+            "switch" => {
+                if own == Access::Read {
+                    return own;
+                }
+                let cases = match &t.nodes[p].kind {
+                    ActivityKind::Switch { cases, .. } => cases,
+                    _ => return own,
+                };
+                if cases
+                    .iter()
+                    .filter_map(|c| c.condition.as_deref())
+                    .any(|c| mentions_needle(c, &self.needle))
+                {
+                    return Access::Read;
+                }
+                let mut paths: Vec<Access> = (0..cases.len())
+                    .map(|i| {
+                        self.slot(p, &format!("case[{i}]"))
+                            .map_or(Access::Neither, |l| self.list(l))
+                    })
+                    .collect();
+                paths.push(
+                    self.slot(p, "default")
+                        .map_or(Access::Neither, |l| self.list(l)),
+                );
+                self.any_of(&paths)
+            }
+            "while" | "foreach" => {
+                if own == Access::Read {
+                    return own;
+                }
+                // The body may not run at all.
+                let body = self
+                    .slot(p, "body")
+                    .map_or(Access::Neither, |l| self.list(l));
+                self.any_of(&[body, Access::Neither])
+            }
+            "until" => {
+                let body = self
+                    .slot(p, "body")
+                    .map_or(Access::Neither, |l| self.list(l));
+                if body != Access::Neither {
+                    body
+                } else {
+                    own
+                }
+            }
+            "flow" => {
+                let paths: Vec<Access> = t.slots[p]
+                    .iter()
+                    .flat_map(|(_, l)| l.iter())
+                    .map(|&c| self.scan(c))
+                    .collect();
+                if paths.contains(&Access::Read) {
+                    Access::Read
+                } else if paths.contains(&Access::Write) {
+                    Access::Write
+                } else {
+                    Access::Neither
+                }
+            }
+            "call" => {
+                let req = self
+                    .slot(p, "request")
+                    .map_or(Access::Neither, |l| self.list(l));
+                if req != Access::Neither {
+                    return req;
+                }
+                if own != Access::Neither {
+                    return own;
+                }
+                self.slot(p, "response")
+                    .map_or(Access::Neither, |l| self.list(l))
+            }
+            // Sequences and scope bodies run in order; fault handlers only on a fault.
+            "sequence" | "scope" => {
+                if own == Access::Read {
+                    return own;
+                }
+                let l = self.slot(p, "body").or_else(|| self.slot(p, "children"));
+                l.map_or(Access::Neither, |l| self.list(l))
+            }
+            _ => own,
+        }
+    }
+
+    /// The first access along the paths of a thread resuming at `w`: the response handlers
+    /// of what it waits on (they run first), then what follows `w` level by level outwards;
+    /// an enclosing loop may run its whole body again.
+    fn after_resume(&self, w: usize, join: bool) -> Access {
+        let t = self.t;
+        if !join {
+            let first = match t.element(w) {
+                "call" => self
+                    .slot(w, "response")
+                    .map_or(Access::Neither, |l| self.list(l)),
+                "sync" => {
+                    let calls: Vec<&str> = t.nodes[w]
+                        .attrs
+                        .get("calls")
+                        .map(|c| c.split(',').map(str::trim).collect())
+                        .unwrap_or_default();
+                    let tr = t.thread_root[w];
+                    let paths: Vec<Access> = (0..t.len())
+                        .filter(|&p| {
+                            t.element(p) == "call"
+                                && t.effective[p]
+                                && t.thread_root[p] == tr
+                                && t.nodes[p]
+                                    .name
+                                    .as_deref()
+                                    .is_some_and(|n| calls.contains(&n))
+                        })
+                        .map(|p| {
+                            self.slot(p, "response")
+                                .map_or(Access::Neither, |l| self.list(l))
+                        })
+                        .collect();
+                    self.any_of(&paths)
+                }
+                _ => Access::Neither,
+            };
+            if first != Access::Neither {
+                return first;
+            }
+        }
+        let mut x = w;
+        while let Some(l) = t.parent[x] {
+            if t.element(l) == "flow" {
+                // A branch thread ends here; the parent goes on from its own join state.
+                return Access::Neither;
+            }
+            if !matches!(t.slot[x].as_str(), "request" | "response") {
+                let list = self.slot(l, &t.slot[x]).cloned().unwrap_or_default();
+                let later: Vec<usize> = list.into_iter().filter(|&c| c > x).collect();
+                match self.list(&later) {
+                    Access::Neither => {}
+                    a => return a,
+                }
+            }
+            if matches!(t.element(l), "while" | "until" | "foreach") {
+                let again = self.scan(l);
+                if again == Access::Read {
+                    return again;
+                }
+            }
+            x = l;
+        }
+        Access::Neither
+    }
+}
+
+/// The SQL literal for a constant ObjectScript `initialexpression` (a number or a string
+/// literal); None for anything computed.
+fn sql_literal(expr: &str) -> Option<String> {
+    let e = expr.trim();
+    if !e.is_empty()
+        && e.trim_start_matches('-')
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.')
+        && e.chars().any(|c| c.is_ascii_digit())
+    {
+        return Some(e.to_string());
+    }
+    let inner = e.strip_prefix('"')?.strip_suffix('"')?;
+    // ObjectScript doubles a quote inside a string; a lone quote means it was not one literal.
+    if inner.replace("\"\"", "").contains('"') {
+        return None;
+    }
+    Some(format!(
+        "'{}'",
+        inner.replace("\"\"", "\"").replace('\'', "''")
+    ))
+}
+
+/// Is the type a scalar a SQL default can stand in for?
+fn scalar_type(ty: Option<&str>) -> bool {
+    match ty {
+        None => true,
+        Some(t) => {
+            let t = t.trim();
+            let base = t.strip_prefix("%Library.").map(|b| format!("%{b}"));
+            let t = base.as_deref().unwrap_or(t);
+            matches!(
+                t,
+                "%String"
+                    | "%Integer"
+                    | "%Boolean"
+                    | "%Numeric"
+                    | "%Float"
+                    | "%Decimal"
+                    | "%Date"
+                    | "%Time"
+                    | "%TimeStamp"
+                    | "%PosixTime"
+                    | "%Double"
+                    | "%SmallInt"
+                    | "%TinyInt"
+                    | "%BigInt"
+                    | "%Name"
+                    | "%Char"
+                    | "%VarString"
+                    | "%Status"
+                    | "%Currency"
+                    | "%DateTime"
+                    | "%Binary"
+            )
+        }
+    }
+}
+
+/// A new context property as the finding needs it: name, type, initialexpression.
+pub(crate) struct NewProperty {
+    pub name: String,
+    pub type_name: Option<String>,
+    pub initial: Option<String>,
+}
+
+/// New context properties that some path from a resume point reads before anything writes
+/// them. Returns one finding per property.
 pub(crate) fn context_reads(
     a: &Analysis,
     resumes: &[Resume],
-    added: &[(String, Option<String>)],
+    added: &[NewProperty],
 ) -> Vec<(String, Finding)> {
     let tn = &a.new;
     let mut out = Vec::new();
-    if added.is_empty() {
-        return out;
-    }
-    // The attribute values that may read a context property at all, per generated activity,
-    // made once for every property.
-    let texts: Vec<(usize, Vec<&str>)> = (0..tn.len())
-        .filter(|&p| tn.effective[p])
-        .filter_map(|p| {
-            let node = tn.nodes[p];
-            let vs: Vec<&str> = node
-                .attrs
-                .iter()
-                // `<assign property="context.P">` writes P; its value may still read it.
-                .filter(|(k, _)| !(*k == "property" && node.element == "assign"))
-                .map(|(_, v)| v.as_str())
-                .filter(|v| v.contains("context."))
-                .collect();
-            (!vs.is_empty()).then_some((p, vs))
-        })
-        .collect();
-    for (prop, initial) in added {
-        let needle = format!("context.{prop}");
-        let readers: Vec<usize> = texts
-            .iter()
-            .filter(|(_, vs)| vs.iter().any(|v| mentions_needle(v, &needle)))
-            .map(|&(p, _)| p)
-            .collect();
-        let mut hit_states = BTreeSet::new();
-        let mut hit_readers = BTreeSet::new();
+    for prop in added {
+        let df = Dataflow {
+            t: tn,
+            needle: format!("context.{}", prop.name),
+        };
+        let mut hit_states: Vec<String> = Vec::new();
         for r in resumes {
-            let w = r.w_new;
-            for &p in &readers {
-                let after = match tn.order(p, w) {
-                    Order::After | Order::Inside => true,
-                    Order::Unordered => {
-                        tn.thread_root[p] != tn.thread_root[w] || tn.handler[p].is_some()
-                    }
-                    _ => false,
-                } || tn.common_loop(p, w);
-                if after {
-                    hit_states.insert(r.old_ref.clone());
-                    hit_readers.insert(p);
-                }
+            if df.after_resume(r.w_new, r.join) == Access::Read {
+                hit_states.push(r.old_ref.clone());
             }
         }
         if hit_states.is_empty() {
             continue;
         }
-        let suggestion = match initial {
-            Some(i) => format!("its initialexpression is {i}"),
+        crate::plan::render::sort_states(&mut hit_states);
+        hit_states.dedup();
+        let readers: Vec<usize> = (0..tn.len())
+            .filter(|&p| tn.effective[p] && df.own(p) == Access::Read)
+            .collect();
+        let initial = match &prop.initial {
+            Some(i) => format!("its initialexpression ({i}) applies to new instances only"),
             None => "it has no initialexpression".to_string(),
+        };
+        let remedy = if scalar_type(prop.type_name.as_deref()) {
+            match prop.initial.as_deref().and_then(sql_literal) {
+                Some(lit) => format!(
+                    "to give in-flight rows the value new instances get, add to the overrides file: [[default]] property = {:?} value = {:?}",
+                    prop.name, lit
+                ),
+                None => format!(
+                    "to give in-flight rows a value, add to the overrides file: [[default]] property = {:?} value = (a SQL literal of type {})",
+                    prop.name,
+                    prop.type_name.as_deref().unwrap_or("%String")
+                ),
+            }
+        } else {
+            format!(
+                "its type {} is an object class, which a [[default]] (a SQL value) cannot create: guard the reads (e.g. $IsObject(context.{})) or let those instances finish first",
+                prop.type_name.as_deref().unwrap_or(""),
+                prop.name
+            )
         };
         let f = finding(
             Code::NewContextProperty,
             format!(
-                "new context property {prop} is read after the resume point of {} (by {}); in-flight rows hold NULL — {suggestion}; set a [[default]] for in-flight rows",
-                hit_states.iter().cloned().collect::<Vec<_>>().join(", "),
-                hit_readers.iter().map(|&p| tn.label(p)).collect::<Vec<_>>().join(", ")
+                "new context property {} is read before it is written on a path from the resume point of {} (read by {}); in-flight rows hold NULL ({initial}): {remedy}",
+                prop.name,
+                hit_states.join(", "),
+                readers.iter().map(|&p| act_label(tn, p)).collect::<Vec<_>>().join(", ")
             ),
         )
         .states(hit_states)
-        .new_acts(hit_readers.iter().map(|&p| tn.aref(p)));
-        out.push((prop.clone(), f));
+        .new_acts(readers.iter().map(|&p| tn.aref(p)));
+        out.push((prop.name.clone(), f));
     }
     out
 }
@@ -590,7 +1123,55 @@ impl<'t> SyncWaits<'t> {
     }
 }
 
-/// Renamed or removed calls that a thread may still wait on, with the preconditions.
+/// The message type of a call's request or response.
+fn message_type(node: &Activity, response: bool) -> Option<String> {
+    match &node.kind {
+        ActivityKind::Call {
+            request,
+            response: r,
+            ..
+        } => (if response { r } else { request })
+            .as_ref()
+            .and_then(|m| m.type_name.clone()),
+        _ => None,
+    }
+}
+
+/// The activities of a call's `<response>` (a call gets a response handler only when there
+/// are some, spec 5.1).
+fn response_handler(t: &Tree, p: usize) -> Vec<usize> {
+    t.slots[p]
+        .iter()
+        .find(|(s, _)| s == "response")
+        .map(|(_, l)| l.clone())
+        .unwrap_or_default()
+}
+
+/// Is `name` awaited in the new version: a synchronous call of that name, or a `<sync>`
+/// listing it?
+fn awaited_in_new(tn: &Tree, name: &str) -> bool {
+    (0..tn.len()).any(|p| {
+        let node = tn.nodes[p];
+        tn.effective[p]
+            && match node.element.as_str() {
+                "call" => {
+                    node.name.as_deref() == Some(name)
+                        && !matches!(
+                            node.attrs.get("async").map(String::as_str),
+                            Some("1" | "true")
+                        )
+                }
+                "sync" => node
+                    .attrs
+                    .get("calls")
+                    .is_some_and(|c| c.split(',').any(|x| x.trim() == name)),
+                _ => false,
+            }
+    })
+}
+
+/// Calls an old state can be waiting on (a synchronous call's wait, or a `<sync>` listing
+/// it) that were renamed, removed or changed, with the preconditions.
 pub(crate) fn call_changes(
     a: &Analysis,
     old_c: &CompiledProcess,
@@ -608,49 +1189,160 @@ pub(crate) fn call_changes(
             continue;
         }
         let Some(name) = &node.name else { continue };
-        let ActivityKind::Call { response, .. } = &node.kind else {
-            continue;
-        };
         let Some(ti) = thread_of.of(to, o) else {
             continue;
         };
         let thread = &thread_of.c.threads[ti];
         // Which wait states wait on it: its own (synchronous call) and every <sync> naming it.
-        let waits: Vec<String> = sync_waits
+        let wait_idx = sync_waits
             .entry(ti)
             .or_insert_with(|| SyncWaits::new(to, thread))
-            .waiting_on(o, name)
-            .into_iter()
-            .map(|i| sref(&thread.class, &thread.states[i].name))
+            .waiting_on(o, name);
+        let mut waits: Vec<String> = wait_idx
+            .iter()
+            .map(|&i| sref(&thread.class, &thread.states[i].name))
             .collect();
-        if waits.is_empty() && response.is_none() {
-            // Asynchronous, no response requested, nobody waits: nothing can be pending.
+        if waits.is_empty() {
+            // Nothing waits on it: a response arriving for it is handled by the handler
+            // recorded in the row, whatever the call is called now.
             continue;
         }
+        crate::plan::render::sort_states(&mut waits);
         let table = thread.table.clone();
-        let (code, what) = match m.o2n[o] {
-            Some(n) if tn.effective[n] && tn.nodes[n].name.as_deref() == Some(name.as_str()) => {
-                continue
+        let n_eff = m.o2n[o].filter(|&n| tn.effective[n]);
+        match n_eff {
+            Some(n) if tn.nodes[n].name.as_deref() == Some(name.as_str()) => {
+                // Same call, same name: what did the instances waiting on it not see coming?
+                let nn = tn.nodes[n];
+                let mut changes = Vec::new();
+                let mut severity = Severity::Warning;
+                let attr = |x: &Activity, k: &str| x.attrs.get(k).cloned().unwrap_or_default();
+                if attr(node, "target") != attr(nn, "target") {
+                    changes.push(format!(
+                        "target {:?} → {:?}",
+                        attr(node, "target"),
+                        attr(nn, "target")
+                    ));
+                }
+                for (resp, what) in [(false, "request type"), (true, "response type")] {
+                    let (x, y) = (message_type(node, resp), message_type(nn, resp));
+                    // A response type that appears with a new handler is that handler's finding.
+                    if x != y && !(resp && x.is_none()) {
+                        changes.push(format!(
+                            "{what} {} → {}",
+                            x.as_deref().unwrap_or("(none)"),
+                            y.as_deref().unwrap_or("(none)")
+                        ));
+                        if resp && x.is_some() && y.is_some() {
+                            severity = Severity::Error;
+                        }
+                    }
+                }
+                let (ho, hn) = (response_handler(to, o), response_handler(tn, n));
+                let hash = |t: &Tree, l: &[usize]| l.iter().map(|&p| t.hash[p]).collect::<Vec<_>>();
+                match (ho.is_empty(), hn.is_empty()) {
+                    (true, false) => {
+                        findings.push(
+                            finding(
+                                Code::HandlerNotRegistered,
+                                format!(
+                                    "call {name:?} gained a <response> handler, but instances waiting on it at {} sent the request under the old version without one: the new handler will not run for them",
+                                    waits.join(", ")
+                                ),
+                            )
+                            .states(waits.clone())
+                            .old_acts([to.aref(o)])
+                            .new_acts([tn.aref(n)]),
+                        );
+                    }
+                    (false, false) if hash(to, &ho) != hash(tn, &hn) => {
+                        changes.push("its <response> handler".to_string())
+                    }
+                    (false, true) => changes.push("its <response> handler was removed".to_string()),
+                    _ => {}
+                }
+                if changes.is_empty() {
+                    continue;
+                }
+                let only_handler = changes.len() == 1 && changes[0] == "its <response> handler";
+                if only_handler {
+                    // An edited handler is what a change usually means; it runs for them.
+                    severity = Severity::Info;
+                }
+                let mut f = finding(
+                    Code::AwaitedCallChanged,
+                    format!(
+                        "call {name:?} (waited on at {}) changed: {}; instances waiting there get the answer to the old request{}",
+                        waits.join(", "),
+                        changes.join(", "),
+                        if severity == Severity::Error {
+                            ", which the new handler reads as another class"
+                        } else if only_handler {
+                            " and run the new handler on it"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+                .states(waits.clone())
+                .old_acts([to.aref(o)])
+                .new_acts([tn.aref(n)]);
+                f.severity = severity;
+                findings.push(f);
+                if severity == Severity::Error {
+                    for &i in &wait_idx {
+                        pre.push(Precondition::NoRowsAtState {
+                            table: table.clone(),
+                            state: thread.states[i].name.clone(),
+                            reason: format!("call {name:?} now expects another response type"),
+                        });
+                    }
+                }
+                continue;
             }
-            Some(n) if tn.effective[n] => (
+            _ => {}
+        }
+        if awaited_in_new(tn, name) {
+            // The name is still awaited in the new version: a pending response under it
+            // still completes a wait (its handler is recorded in the row).
+            continue;
+        }
+        let (code, what) = match (m.o2n[o], n_eff) {
+            (_, Some(n)) => (
                 Code::PendingCallRenamed,
                 format!(
                     "was renamed to {:?}",
                     tn.nodes[n].name.as_deref().unwrap_or("")
                 ),
             ),
-            Some(_) => (Code::PendingCallRemoved, "was disabled".to_string()),
-            None => (Code::PendingCallRemoved, "was removed".to_string()),
+            (Some(_), None) => (Code::PendingCallRemoved, "was disabled".to_string()),
+            (None, None) => (Code::PendingCallRemoved, "was removed".to_string()),
         };
         if code == Code::PendingCallRemoved {
             removed_calls.insert(name.clone());
         }
-        let waiting = if waits.is_empty() {
-            String::new()
-        } else {
-            format!(" (waited on at {})", waits.join(", "))
-        };
-        let mut f = finding(code, format!("call {name:?}{waiting} {what}: a response still pending under {name:?} cannot be matched")).states(waits).old_acts([to.aref(o)]);
+        // A removed synchronous call waited on only in its own state: its removed wait state
+        // (BPM0101) says it already; keep only the precondition.
+        let own_only = wait_idx
+            .iter()
+            .all(|&i| thread.states[i].activity.id == node.id);
+        if m.o2n[o].is_none() && own_only {
+            pre.push(Precondition::NoPendingResponse {
+                table,
+                call: name.clone(),
+                reason: format!("call {name:?} {what}; wait until no instance waits on it"),
+            });
+            continue;
+        }
+        let mut f = finding(
+            code,
+            format!(
+                "call {name:?} (waited on at {}) {what}: a response still pending under {name:?} cannot be matched",
+                waits.join(", ")
+            ),
+        )
+        .states(waits)
+        .old_acts([to.aref(o)]);
         if let Some(n) = m.o2n[o] {
             f = f.new_acts([tn.aref(n)]);
         }
@@ -814,6 +1506,52 @@ mod tests {
             }
         }
         assert!(checked > 5_000, "{checked}");
+    }
+
+    #[test]
+    fn constant_initial_expressions_become_sql_literals() {
+        use super::sql_literal;
+        assert_eq!(sql_literal("\"EU\"").as_deref(), Some("'EU'"));
+        assert_eq!(
+            sql_literal("\"it's \"\"x\"\"\"").as_deref(),
+            Some("'it''s \"x\"'")
+        );
+        assert_eq!(sql_literal("42").as_deref(), Some("42"));
+        assert_eq!(sql_literal("-1.5").as_deref(), Some("-1.5"));
+        assert_eq!(sql_literal("$H"), None);
+        assert_eq!(sql_literal("\"a\"_\"b\""), None);
+    }
+
+    #[test]
+    fn code_occurrences_tell_writes_from_reads() {
+        use super::occurrences;
+        assert_eq!(
+            occurrences(" Set context.Risk = 1", "context.Risk"),
+            vec![true]
+        );
+        assert_eq!(
+            occurrences(" Set x = context.Risk", "context.Risk"),
+            vec![false]
+        );
+        assert_eq!(
+            occurrences("If context.Risk == 2", "context.Risk"),
+            vec![false]
+        );
+        assert_eq!(
+            occurrences(
+                "SELECT Risk INTO :context.Risk FROM T WHERE Id = :context.Id",
+                "context.Risk"
+            ),
+            vec![true]
+        );
+        assert_eq!(
+            occurrences(
+                "SELECT Risk INTO :x FROM T WHERE Id = :context.Id",
+                "context.Id"
+            ),
+            vec![false]
+        );
+        assert!(occurrences("Set context.RiskX = 1", "context.Risk").is_empty());
     }
 
     #[test]

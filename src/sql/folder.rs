@@ -156,11 +156,16 @@ pub fn check_scripts(dir: &Path, plan: &MigrationPlan) -> Result<Dialect, SqlErr
     Ok(dialect)
 }
 
+/// Files a caller adds to a migration folder, computed from the folder's own files (e.g.
+/// `review.html`, which shows the exact `apply.sql`). They are checksummed like the others.
+pub type ExtraFiles<'a> = &'a dyn Fn(&BTreeMap<String, String>) -> Vec<(String, String)>;
+
 /// The folder's files, name → content (without the checksum file).
 fn folder_files(
     plan: &MigrationPlan,
     folder: &str,
     opts: &FolderOptions,
+    extra: ExtraFiles,
 ) -> Result<BTreeMap<String, String>, SqlError> {
     let script = render(plan, opts.dialect)?;
     let mut files = rendered_scripts(plan, opts.dialect)?;
@@ -172,7 +177,18 @@ fn folder_files(
         files.insert("migrate.cls".to_string(), render_objectscript(plan)?);
         files.insert("migrate.script".to_string(), render_session_script(plan)?);
     }
-    files.insert("README.md".to_string(), readme(plan, &script, folder, opts));
+    let added = extra(&files);
+    let names: Vec<&str> = added.iter().map(|(n, _)| n.as_str()).collect();
+    let readme = readme(plan, &script, folder, opts, &names);
+    files.insert("README.md".to_string(), readme);
+    for (name, body) in added {
+        if name == CHECKSUM_FILE || name.contains(['/', '\\']) || files.contains_key(&name) {
+            return Err(SqlError::Plan {
+                reason: format!("cannot add {name:?} to the migration folder"),
+            });
+        }
+        files.insert(name, body);
+    }
     Ok(files)
 }
 
@@ -204,6 +220,16 @@ pub fn write_migration_folder(
     out_dir: &Path,
     opts: &FolderOptions,
 ) -> Result<PathBuf, SqlError> {
+    write_migration_folder_with(plan, out_dir, opts, &|_| Vec::new())
+}
+
+/// [`write_migration_folder`] with files added by the caller (see [`ExtraFiles`]).
+pub fn write_migration_folder_with(
+    plan: &MigrationPlan,
+    out_dir: &Path,
+    opts: &FolderOptions,
+    extra: ExtraFiles,
+) -> Result<PathBuf, SqlError> {
     fs::create_dir_all(out_dir).map_err(SqlError::io("create", out_dir))?;
     let short: String = plan.plan_id.chars().take(8).collect();
     let suffix = format!("_{}_{}", folder_class_part(&plan.old.class), short);
@@ -212,7 +238,7 @@ pub fn write_migration_folder(
         let name = e.file_name().to_string_lossy().to_string();
         if name.ends_with(&suffix) && name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
             let path = e.path();
-            let wanted = folder_files(plan, &name, opts)?;
+            let wanted = folder_files(plan, &name, opts, extra)?;
             let same = verify_migration_folder(&path).is_ok()
                 && wanted
                     .iter()
@@ -226,7 +252,7 @@ pub fn write_migration_folder(
         }
     }
     let name = format!("{:04}{suffix}", next_seq(out_dir)?);
-    let files = folder_files(plan, &name, opts)?;
+    let files = folder_files(plan, &name, opts, extra)?;
     let tmp = out_dir.join(format!(".{name}.tmp"));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(SqlError::io("remove", &tmp))?;
@@ -351,7 +377,13 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
     })
 }
 
-fn readme(plan: &MigrationPlan, script: &SqlScript, folder: &str, opts: &FolderOptions) -> String {
+fn readme(
+    plan: &MigrationPlan,
+    script: &SqlScript,
+    folder: &str,
+    opts: &FolderOptions,
+    extra: &[&str],
+) -> String {
     let class = &plan.old.class;
     let c = comment_text;
     let mut r = String::new();
@@ -398,6 +430,10 @@ fn readme(plan: &MigrationPlan, script: &SqlScript, folder: &str, opts: &FolderO
         l("`iris session` script that runs it with a non-zero exit status on failure).");
     } else {
         l("(`bplmigrate apply` refuses the folder when any file was edited, added or removed).");
+    }
+    if extra.contains(&"review.html") {
+        l("`review.html` is the review report (verdict, state mapping, findings, the change");
+        l("drawn side by side, the SQL): one self-contained file to attach to a merge request.");
     }
     l("");
 

@@ -28,8 +28,8 @@ pub mod text;
 
 pub use check::{parse, IrisDialect};
 pub use folder::{
-    check_scripts, rendered_scripts, verify_migration_folder, write_migration_folder, FolderCheck,
-    FolderOptions, CHECKSUM_FILE,
+    check_scripts, rendered_scripts, verify_migration_folder, write_migration_folder,
+    write_migration_folder_with, ExtraFiles, FolderCheck, FolderOptions, CHECKSUM_FILE,
 };
 pub use model::*;
 pub use objectscript::{

@@ -6,10 +6,8 @@ mod graph;
 pub mod import;
 mod listing;
 mod model;
-mod svg;
 
 pub use compile::{compile, is_synchronous, version_number};
 pub use graph::{check_invariants, graph, to_dot, to_mermaid, EdgeKind, Node, StateGraph};
 pub use listing::{flags, listing, state_line};
 pub use model::*;
-pub use svg::{to_svg, SvgError};
