@@ -317,35 +317,22 @@ fn write_migration(
     }
 }
 
-/// `plan --verify DIR`: the folder checksum and the plan inside it.
+/// `plan --verify DIR`: exactly the folder check `apply` runs (`Migration::load`).
 fn verify_folder(dir: &Path, format: Format) -> CmdResult {
-    if let Some(mistake) = crate::apply::migration_dir_mistake(dir) {
-        return Err(Failure::input(anyhow::anyhow!(
-            "migration folder {}: {mistake}",
-            dir.display()
-        )));
-    }
-    let check = crate::sql::verify_migration_folder(dir)
-        .map_err(|e| Failure::input(anyhow::anyhow!("{}: {e}", dir.display())))?;
-    // The checks `apply` runs on the plan itself: its consistency (version, hashes, id) and
-    // the script it renders for either dialect (matching the stored one).
-    let migration = crate::apply::Migration::load(dir).map_err(Failure::input)?;
-    for dialect in [crate::sql::Dialect::Iris, crate::sql::Dialect::Postgres] {
-        migration
-            .script(dialect, crate::sql::Direction::Apply)
-            .map_err(Failure::input)?;
-    }
+    // Exactly the folder check `apply` runs (folder mistakes, checksums, plan, SQL files).
+    let check = crate::apply::Migration::load(dir).map_err(Failure::input)?;
+    let dir = dir.to_path_buf();
     match format {
         Format::Human => emit(&format!(
             "{}: intact ({} files, plan {} for {})\n",
-            check.dir.display(),
+            dir.display(),
             check.files.len(),
             check.plan.plan_id,
             check.plan.old.class
         ))?,
         Format::Json => emit(&pretty_json(
             &serde_json::json!({
-                "dir": check.dir,
+                "dir": dir,
                 "intact": true,
                 "files": check.files,
                 "plan_id": check.plan.plan_id,

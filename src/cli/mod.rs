@@ -21,8 +21,14 @@ pub mod exit {
     pub const INPUT: i32 = 2;
     /// A guard or precondition refused; nothing was changed.
     pub const REFUSED: i32 = 3;
-    /// The database failed; the transaction was rolled back.
+    /// The database failed; nothing was changed (rolled back, or no transaction was open).
     pub const DATABASE: i32 = 4;
+    /// `apply`: the migration committed — the rows are migrated — but the check after commit
+    /// failed (the history row says applied; a dirty marker is written where possible).
+    pub const COMMITTED_UNVERIFIED: i32 = 5;
+    /// `apply`: the connection was lost during COMMIT; the server committed all or nothing,
+    /// `status --plan DIR` tells which (the history row is part of the transaction).
+    pub const OUTCOME_UNKNOWN: i32 = 6;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -41,7 +47,10 @@ Exit codes:
   2  usage or input error (bad arguments, malformed BPL, edited migration folder, hostile or
      unknown git revision, not in a git repository, write error on standard output)
   3  a guard, lock timeout or precondition refused; nothing was changed
-  4  the database failed; the transaction was rolled back, nothing was changed
+  4  the database failed; nothing was changed (rolled back, or no transaction was open)
+  5  apply: committed (the rows are migrated, the history says applied) but the check after
+     commit failed; a dirty history entry is written where possible
+  6  apply: the connection was lost during COMMIT; status --plan DIR tells whether it committed
 info: 0 all applied, 1 a folder pending, 2 a folder edited, 3 a history entry dirty (highest wins).
 status --plan --watch: 0 ready, 3 timed out or cannot become ready by draining.
 A closed standard output (`… | head`) keeps the exit code the command would have had.";

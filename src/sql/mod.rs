@@ -28,8 +28,8 @@ pub mod text;
 
 pub use check::{parse, IrisDialect};
 pub use folder::{
-    normalized_sha256, verify_migration_folder, write_migration_folder, write_migration_folder_with,
-    ExtraFiles, FolderCheck, FolderOptions, CHECKSUM_FILE,
+    check_scripts, normalized_sha256, rendered_scripts, verify_migration_folder, write_migration_folder,
+    write_migration_folder_with, ExtraFiles, FolderCheck, FolderOptions, CHECKSUM_FILE,
 };
 pub use model::*;
 pub use objectscript::{
@@ -38,8 +38,8 @@ pub use objectscript::{
 };
 pub use pg::{list_build, POSTGRES_TEST_SUPPORT_DDL};
 pub use queries::{
-    catalog_table_count, census_query, history_insert, history_update, job_rows, max_of,
-    null_count, probe_table, read_rows,
+    catalog_table_count, census_query, flagged_census_query, history_insert, history_update,
+    job_rows, max_of, null_count, probe_table, read_rows,
 };
 pub use render::{
     config_item_table, job_enumerate_table, listbuild_function, listsame_function, predict_after,
@@ -91,6 +91,8 @@ pub enum SqlError {
     Added { file: String },
     #[error("{file} is missing from the migration folder; regenerate the folder with `bplmigrate plan OLD NEW --out DIR --force` (or remove it and run `plan --out` again), then review it")]
     Removed { file: String },
+    #[error("{file} does not belong to plan.json: {why}; regenerate the folder with `bplmigrate plan --out`")]
+    ScriptMismatch { file: String, why: String },
     #[error("line {line} of {file} is not `<sha256>  <file>`")]
     BadChecksumFile { file: String, line: usize },
     #[error("{} already holds a different migration for this plan; pass --force to replace it, remove it, or write to another folder", path.display())]
