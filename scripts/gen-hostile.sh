@@ -249,5 +249,9 @@ for v in '{}' '[]' 'null' '"x"' '{"schema_version": 99}' '{"schema_version": 1}'
 done
 mk plan-json-utf16; iconv -f utf-8 -t utf-16 "$good/plan.json" > "$p/plan-json-utf16/plan.json"; resum plan-json-utf16
 mk plan-json-bom; { printf '\xef\xbb\xbf'; cat "$good/plan.json"; } > "$p/plan-json-bom/plan.json"; resum plan-json-bom
+# Every input a fuzzer crashed on stays in the corpus (thread-class reader crashes as thread/).
+for f in fuzz/regressions/thread_class_reader/crash-*; do
+  [ -e "$f" ] && cp "$f" "$OUT/thread/fuzz-crash-$(basename "$f" | cut -c7-14).cls"
+done
 count=$(find "$OUT" -type f -path '*/bpl/*' -o -type f -path '*/thread/*' -o -type f -path '*/overrides/*' | wc -l)
 echo "fixtures/hostile: $count files, $(ls "$OUT/folder" | wc -l) folders, $(wc -l < "$OUT/rev.txt") REV:path sources; $(du -sh "$OUT" | cut -f1) on disk"
