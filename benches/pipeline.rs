@@ -135,7 +135,7 @@ fn load(origin: &str, text: &str) -> Bpl {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-const STAGES: [&str; 5] = ["load", "compile", "diff", "plan", "render"];
+const STAGES: [&str; 6] = ["load", "compile", "json", "diff", "plan", "render"];
 
 /// The measurements of one document.
 struct Case {
@@ -170,6 +170,10 @@ fn run(shape: Shape, size: usize, runs: usize) -> Case {
     let stages = vec![
         measure(runs, || load("old.cls", &old_text)),
         measure(runs, || compile(&old)),
+        // `states --format json`'s serialisation, into a sink.
+        measure(runs, || {
+            serde_json::to_writer_pretty(std::io::sink(), &oc).unwrap_or_else(|e| panic!("{e}"))
+        }),
         measure(runs, || {
             bplmigrate::diff::diff(&old, &new, &oc, &nc, &[]).unwrap_or_else(|e| panic!("{e}"))
         }),
@@ -245,8 +249,10 @@ fn main() {
     if benching {
         let nested = env_list("BPLMIGRATE_BENCH_SIZES").unwrap_or(vec![100, 1_000, 10_000]);
         let flat = env_list("BPLMIGRATE_BENCH_FLAT_SIZES").unwrap_or(vec![1_000, 3_000, 10_000]);
+        let scale = env_list("BPLMIGRATE_BENCH_SCALE_SIZES").unwrap_or_default();
         cases.extend(nested.into_iter().map(|n| (Shape::Nested, n)));
         cases.extend(flat.into_iter().map(|n| (Shape::Flat, n)));
+        cases.extend(scale.into_iter().map(|n| (Shape::Scale, n)));
     } else {
         // `cargo test --all-targets`: two small documents, once each.
         println!("pipeline bench: smoke run (use `cargo bench --bench pipeline` to measure)");

@@ -5,8 +5,14 @@
 //! ```text
 //! cargo run --example demo_db -- seed BPL_FILE      # tables + 3 waiting rows per wait state
 //! cargo run --example demo_db -- enable CLASS 0|1   # flip Ens_Config.Item.Enabled
+//! cargo run --example demo_db -- bench-seed DIR ROWS  # the apply bench's data (scripts/bench-apply.sh)
 //! cargo run --example demo_db -- finish BPL_FILE S9 # one instance at S9 of Thread1 finishes
 //! ```
+//!
+//! `bench-seed` reads a migration folder's `plan.json` and creates its old thread tables with
+//! ROWS rows in the first one: half at wait states the plan renumbers, half at wait states it
+//! keeps (or finished at `Stop` when it keeps none), one pending response per waiting row, and
+//! one context row with a response handler per four rows.
 //! The connection string comes from `BPLMIGRATE_CONNECT`.
 
 use anyhow::{bail, Context, Result};
@@ -99,6 +105,111 @@ fn main() -> Result<()> {
                 "UPDATE \"Ens_Config\".\"Item\" SET \"Enabled\" = {flag} WHERE \"ClassName\" = '{class}'"
             ))?;
         }
+        ["bench-seed", dir, rows] => {
+            let rows: i64 = rows.parse().context("ROWS must be a number")?;
+            let text = std::fs::read_to_string(std::path::Path::new(dir).join("plan.json"))?;
+            let plan: bplmigrate::plan::MigrationPlan = serde_json::from_str(&text)?;
+            for ddl in POSTGRES_TEST_SUPPORT_DDL {
+                exec(ddl)?;
+            }
+            let schema = &plan.context_table.schema;
+            exec(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))?;
+            exec(&format!("CREATE SCHEMA \"{schema}\""))?;
+            for t in &plan.threads {
+                exec(&format!(
+                    "CREATE TABLE {} (\"ID\" serial PRIMARY KEY, \"%NextState\" varchar(50), \"%Status\" integer, \
+                     \"%Process\" integer, \"%HandlerStack\" bytea, \"%SubroutineStack\" bytea, \"%SyncName\" varchar(128), \
+                     \"%PendingTimeout\" varchar(32))",
+                    q(&t.old_table)
+                ))?;
+                exec(&format!(
+                    "CREATE TABLE {} (\"ID\" serial PRIMARY KEY, \"{}\" integer, \"element_key\" varchar(128), \
+                     \"PendingResponses\" varchar(128))",
+                    q(&t.old_table.child("%PendingResponses")),
+                    t.old_table.table
+                ))?;
+            }
+            let t = plan.threads.first().context("the plan has no thread")?;
+            let waits = |moved: bool| -> Vec<String> {
+                t.states
+                    .iter()
+                    .filter(|s| {
+                        s.wait
+                            && s.old_handler_stack.is_empty()
+                            && s.old_subroutine_stack.is_empty()
+                    })
+                    .filter(|s| s.new.as_ref().is_some_and(|n| (n != &s.old) == moved))
+                    .map(|s| s.old.clone())
+                    .collect()
+            };
+            let (moved, kept) = (waits(true), waits(false));
+            if moved.is_empty() {
+                bail!("the plan renumbers no wait state of {}", t.old_class);
+            }
+            let list = |v: &[String]| {
+                v.iter()
+                    .map(|s| format!("'{s}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let half = rows / 2;
+            exec(&format!(
+                "INSERT INTO {} (\"%NextState\", \"%Status\", \"%Process\", \"%SyncName\") \
+                 SELECT (ARRAY[{}])[1 + g % {}], 3, g, 'sync' FROM generate_series(1, {half}) g",
+                q(&t.old_table),
+                list(&moved),
+                moved.len()
+            ))?;
+            let (kept_list, status) = if kept.is_empty() {
+                ("'Stop'".to_string(), 2)
+            } else {
+                (list(&kept), 3)
+            };
+            exec(&format!(
+                "INSERT INTO {} (\"%NextState\", \"%Status\", \"%Process\", \"%SyncName\") \
+                 SELECT (ARRAY[{kept_list}])[1 + g % {}], {status}, g, 'sync' FROM generate_series({}, {rows}) g",
+                q(&t.old_table),
+                kept.len().max(1),
+                half + 1
+            ))?;
+            exec(&format!(
+                "INSERT INTO {} (\"{}\", \"element_key\", \"PendingResponses\") \
+                 SELECT \"ID\", 'Call', '1' FROM {} WHERE \"%Status\" = 3",
+                q(&t.old_table.child("%PendingResponses")),
+                t.old_table.table,
+                q(&t.old_table)
+            ))?;
+            exec(&format!(
+                "CREATE TABLE {} (\"ID\" serial PRIMARY KEY, \"%Process\" integer)",
+                q(&plan.context_table)
+            ))?;
+            exec(&format!(
+                "CREATE TABLE {} (\"ID\" serial PRIMARY KEY, \"Context\" integer, \"element_key\" varchar(128), \
+                 \"_ResponseHandlers\" varchar(128))",
+                q(&plan.response_handler_table)
+            ))?;
+            exec(&format!(
+                "INSERT INTO {} (\"%Process\") SELECT g FROM generate_series(1, {}) g",
+                q(&plan.context_table),
+                rows / 4
+            ))?;
+            if let Some(h) = plan.response_handlers.first() {
+                exec(&format!(
+                    "INSERT INTO {} (\"Context\", \"element_key\", \"_ResponseHandlers\") \
+                     SELECT \"ID\", '{}', '{}' FROM {}",
+                    q(&plan.response_handler_table),
+                    h.call,
+                    h.old,
+                    q(&plan.context_table)
+                ))?;
+            }
+            exec(&format!("ANALYZE {}", q(&t.old_table)))?;
+            println!(
+                "seeded {rows} rows of {}: {half} at {} (renumbered), the rest at {kept_list}",
+                t.old_table,
+                moved.join(", ")
+            );
+        }
         ["finish", file, state] => {
             // One instance resting at STATE of the main thread finishes, as the running
             // process would finish it (what a drain waits for).
@@ -113,7 +224,9 @@ fn main() -> Result<()> {
                  (SELECT MIN(\"ID\") FROM {t} WHERE \"%NextState\" = '{state}')"
             ))?;
         }
-        _ => bail!("usage: demo_db seed BPL_FILE | demo_db enable CLASS 0|1 | demo_db finish BPL_FILE STATE"),
+        _ => bail!(
+            "usage: demo_db seed BPL_FILE | enable CLASS 0|1 | finish BPL_FILE STATE | bench-seed DIR ROWS"
+        ),
     }
     Ok(())
 }

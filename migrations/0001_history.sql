@@ -5,8 +5,9 @@
 --   Seq         order of the entries of one class, 1, 2, … (with BplClass the key: two writers
 --               that got past the lock could not both insert the same next number)
 --   Direction   'apply' or 'revert'
---   Outcome     'applied'; 'dirty' when the rows read back after commit differed from what the
---               plan predicted (later runs for the class refuse until someone sets it to 'resolved')
+--   Outcome     'applied'; 'dirty' when the check after commit found this apply's history row
+--               missing (later runs for the class refuse until `bplmigrate repair`); 'resolved'
+--               for a dirty entry repaired as not applied. Any other value is an error on reading.
 --   RowCounts   JSON: the census before and after, per table/state/status
 CREATE TABLE "BplMigrate"."History" (
     "Seq" INTEGER NOT NULL,

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod bpl;
 pub mod check;
 pub mod diff;
+pub mod input;
 pub mod picture;
 pub mod plan;
 pub mod sql;

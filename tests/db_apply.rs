@@ -207,6 +207,7 @@ fn response_handlers_are_renumbered_in_one_statement() {
         &[
             ("OnResponse1", Some("OnResponse2"), "BankUS"),
             ("OnResponse2", Some("OnResponse3"), "BankEU"),
+            ("OnResponse7", Some("OnResponse7"), "Other"),
         ],
     );
     let m = Migration::from_plan(p).unwrap();

@@ -226,3 +226,58 @@ fn apply_then_revert_through_the_binary() {
     assert!(out.starts_with("reverted plan"), "{out}");
     assert_eq!(fx.states(1), before);
 }
+
+/// Another session writing the thread table holds a lock `apply` needs: apply waits at most
+/// `--lock-timeout`, says on stderr who holds it while it waits, then refuses with exit 3.
+#[test]
+fn a_held_lock_is_waited_for_reported_and_refused_with_exit_3() {
+    let Some((fx, _tmp, dir)) = swap_fixture("CliLock") else {
+        return;
+    };
+    let before = fx.snapshot();
+    let writer = support::raw_connect(&fx.connect);
+    writer.set_autocommit(false).unwrap();
+    support::exec(
+        &writer,
+        &format!(
+            r#"UPDATE "{}"."Thread1" SET "%Status" = "%Status" WHERE FALSE"#,
+            fx.schema
+        ),
+    );
+    let pid = support::scalar(&writer, "SELECT pg_backend_pid()");
+    let o = bplmigrate(
+        &[
+            "apply",
+            p(&dir),
+            "--connect",
+            &fx.connect,
+            "--yes",
+            "--lock-timeout",
+            "1.5",
+        ],
+        &[],
+    );
+    writer.rollback().unwrap();
+    let (_, err) = text(&o);
+    println!("{err}");
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!(
+            "waiting for an exclusive lock on {}.Thread1",
+            fx.schema
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "held by session {pid} (RowExclusiveLock) on {}.Thread1",
+            fx.schema
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("could not lock") && err.contains("within 1.5 s"),
+        "{err}"
+    );
+    assert_eq!(fx.snapshot(), before);
+}

@@ -7,25 +7,53 @@ use bplmigrate::apply::{self, ApplyError, ApplyOptions, ErrorClass, Migration, R
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
+
 use support::{exec, plan, raw_connect, refusals, row, rows, st, swap_s5_s7, Fixture};
 
-/// Holds `LOCK TABLE … IN SHARE MODE` on a thread table: reads go on, an UPDATE waits.
-fn block_updates(fx: &Fixture, k: u32) -> odbc_api::Connection<'static> {
+/// Creates `BplMigrate.History` when no apply has yet (serialized like the tool does it).
+fn ensure_history(fx: &Fixture) {
     let c = raw_connect(&fx.connect);
     c.set_autocommit(false).unwrap();
-    exec(
+    exec(&c, "SELECT pg_advisory_xact_lock(7093288628515766273)");
+    exec(&c, r#"CREATE SCHEMA IF NOT EXISTS "BplMigrate""#);
+    let n = support::scalar(
         &c,
-        &format!(r#"LOCK TABLE "{}"."Thread{k}" IN SHARE MODE"#, fx.schema),
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'BplMigrate' AND table_name = 'History'",
     );
+    if n == 0 {
+        let ddl: String = apply::MIGRATIONS[0]
+            .1
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        exec(&c, ddl.trim().trim_end_matches(';'));
+    }
+    c.commit().unwrap();
+}
+
+/// Holds `LOCK TABLE "BplMigrate"."History" IN SHARE MODE`: an apply runs its rewrite (its own
+/// tables are locked by it) and then waits to write its history row, inside its transaction.
+/// Other tests' applies wait too while it is held, so hold it briefly.
+fn block_history(fx: &Fixture) -> odbc_api::Connection<'static> {
+    ensure_history(fx);
+    let c = raw_connect(&fx.connect);
+    c.set_autocommit(false).unwrap();
+    exec(&c, r#"LOCK TABLE "BplMigrate"."History" IN SHARE MODE"#);
     c
 }
 
-/// The backend id of the session whose UPDATE of the fixture's schema waits on a lock.
+/// The backend id of an apply session that waits on a lock while writing its history row
+/// for the fixture's class (after its rewrite ran).
 fn waiting_update(fx: &Fixture) -> i64 {
     let conn = raw_connect(&fx.connect);
+    // The statement is parameterized: match the session through its locks on our tables.
     let sql = format!(
-        r#"SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND wait_event_type = 'Lock'
-           AND query LIKE '%UPDATE "{}"%'"#,
+        r#"SELECT a.pid FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid() AND a.wait_event_type = 'Lock'
+           AND a.query LIKE '%INSERT INTO "BplMigrate"."History"%'
+           AND EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE l.pid = a.pid AND l.granted AND n.nspname = '{}')"#,
         fx.schema
     );
     let start = Instant::now();
@@ -76,8 +104,10 @@ fn a_connection_killed_mid_apply_changes_nothing_and_a_rerun_works() {
         &[("OnResponse1", Some("OnResponse2"), "BankUS")],
     );
     let m = Migration::from_plan(p).unwrap();
+    // The history table exists before the race (its creation is not the subject).
+    fx.dry_run(&m).unwrap();
     let before = fx.snapshot();
-    let blocker = block_updates(&fx, 1);
+    let blocker = block_history(&fx);
     let handle = apply_in_thread(&fx, &m);
     let pid = waiting_update(&fx);
     let killer = raw_connect(&fx.connect);
@@ -108,25 +138,70 @@ fn a_connection_killed_mid_apply_changes_nothing_and_a_rerun_works() {
     );
 }
 
+/// Records every lock-wait report.
+#[derive(Default)]
+struct Waits(std::sync::Mutex<Vec<String>>);
+
+impl apply::Progress for Waits {
+    fn event(&self, e: &apply::Event<'_>) {
+        if let apply::Event::Waiting {
+            tables, holders, ..
+        } = e
+        {
+            let t: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{} | {}", t.join(","), holders.join("; ")));
+        }
+    }
+}
+
 #[test]
-fn a_second_apply_while_one_runs_is_refused_by_the_lock() {
+fn a_second_apply_waits_a_bounded_time_names_the_holder_and_refuses() {
     let Some((fx, p)) = swap_s5_s7("Locked") else {
         return;
     };
     let m = Migration::from_plan(p).unwrap();
     // Make sure the history table exists before the race (its creation is not the subject).
     fx.dry_run(&m).unwrap();
-    let blocker = block_updates(&fx, 1);
+    let blocker = block_history(&fx);
     let first = apply_in_thread(&fx, &m);
-    waiting_update(&fx);
-    // The first apply holds the lock and waits in its UPDATE: the second one must not wait.
-    let started = Instant::now();
-    let r = refusals(fx.apply_plan(&m));
-    assert!(matches!(r[..], [Refusal::Locked { .. }]), "{r:?}");
+    // The first apply holds its table locks and waits to write its history row.
+    let holder = waiting_update(&fx);
+    let before = fx.states(1);
+    let waits = Waits::default();
+    let mut db = apply::Db::connect(&fx.connect).unwrap();
+    let o = ApplyOptions {
+        lock_timeout_ms: 1500,
+        ..opts(&fx.name)
+    };
+    let r = refusals(apply::apply(&mut db, &m, &o, &waits));
+    match &r[..] {
+        [Refusal::LockTimeout {
+            tables,
+            timeout_ms,
+            holders,
+        }] => {
+            assert_eq!(*timeout_ms, 1500);
+            assert!(tables.contains(&fx.table(1)), "{tables:?}");
+            assert!(
+                holders.iter().any(|h| h.starts_with(&format!(
+                    "session {holder} (ExclusiveLock) on {}",
+                    fx.table(1)
+                ))),
+                "{holders:?}"
+            );
+        }
+        other => panic!("expected a lock timeout, got {other:?}"),
+    }
+    let reported = waits.0.lock().unwrap().clone();
+    assert!(!reported.is_empty(), "the wait was not reported");
     assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "the second apply waited instead of refusing"
+        reported[0].contains(&format!("session {holder} ")),
+        "{reported:?}"
     );
+    assert_eq!(fx.states(1), before, "a refused apply changed rows");
     blocker.rollback().unwrap();
     let report = first.join().expect("apply thread").unwrap();
     assert_eq!(report.rows_changed(), 2);

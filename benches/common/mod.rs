@@ -35,6 +35,8 @@ struct Gen {
     left: usize,
     /// Containers only above this depth; 0 gives a flat sequence of leaves.
     max_depth: u32,
+    /// Extra weight (out of `100 + flow_extra`) given to `<flow>`s: more thread classes.
+    flow_extra: u64,
 }
 
 impl Gen {
@@ -58,7 +60,9 @@ impl Gen {
     fn activity(&mut self, depth: u32, out: &mut String, ind: &str) {
         let leaf = depth >= self.max_depth || self.left < 4;
         // Weights out of 100: leaves 60, if 12, switch 8, while 5, foreach 3, scope 7, flow 5.
-        let r = self.rng.below(if leaf { 60 } else { 100 });
+        let r = self
+            .rng
+            .below(if leaf { 60 } else { 100 + self.flow_extra });
         let i = self.id();
         let inner = format!("{ind}  ");
         match r {
@@ -165,10 +169,16 @@ pub fn blocks(shape: Shape, size: usize) -> (Vec<String>, usize) {
         max_depth: match shape {
             Shape::Nested => 4,
             Shape::Flat => 0,
+            Shape::Scale => 7,
         },
+        flow_extra: if shape == Shape::Scale { 15 } else { 0 },
     };
     let mut v = Vec::new();
     while g.left > 0 {
+        if shape == Shape::Scale {
+            // Blocks of every depth: wide stretches of leaves beside deep nests.
+            g.max_depth = g.rng.below(8) as u32;
+        }
         let mut b = String::new();
         g.activity(0, &mut b, "  ");
         v.push(b);
@@ -203,6 +213,64 @@ pub fn versions(class: &str, shape: Shape, size: usize) -> (String, String, usiz
     (old, class_file(class, &v), n)
 }
 
+/// The new version after `count` edits spread evenly over the leaf activities (one per line),
+/// cycling through four kinds: insert a `<delay>` before the leaf (renumbers what follows),
+/// insert a synchronous `<call>` before it (a new wait state and response handler), delete it
+/// (when a sibling leaf stays, so no body becomes empty), change an attribute value (same
+/// states, a changed activity).
+pub fn edited(class: &str, blocks: &[String], count: usize) -> String {
+    let text: String = blocks.concat();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let is_leaf = |l: &str| {
+        let t = l.trim_start();
+        ["<assign ", "<trace ", "<delay ", "<empty ", "<call "]
+            .iter()
+            .any(|p| t.starts_with(p))
+            && (t.ends_with("/>") || t.ends_with("</call>"))
+    };
+    let leaves: Vec<usize> = (0..lines.len()).filter(|&i| is_leaf(&lines[i])).collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    // From the back, so earlier line numbers stay valid.
+    for e in (0..count.min(leaves.len())).rev() {
+        let at = leaves[(e + 1) * leaves.len() / (count + 1)];
+        let ind = " ".repeat(indent(&lines[at]));
+        let sibling = |j: Option<usize>| {
+            j.and_then(|j| lines.get(j))
+                .is_some_and(|l| is_leaf(l) && indent(l) == ind.len())
+        };
+        let kind = match e % 4 {
+            2 if !(sibling(at.checked_sub(1)) || sibling(Some(at + 1))) => 3,
+            k => k,
+        };
+        match kind {
+            0 => lines.insert(
+                at,
+                format!("{ind}<delay name='NewDelay{e}' duration='\"PT{e}S\"'/>"),
+            ),
+            1 => lines.insert(
+                at,
+                format!("{ind}<call name='NewCall{e}' target='NewOp' async='0'><request type='Ens.Request'/><response type='Ens.Response'/></call>"),
+            ),
+            2 => {
+                lines.remove(at);
+            }
+            _ => {
+                let l = &mut lines[at];
+                match [" value='", " duration='", " target='", " name='"]
+                    .iter()
+                    .find_map(|k| l.find(k).map(|i| i + k.len()))
+                {
+                    Some(i) => l.insert_str(i, "1+"),
+                    None => l.push_str("<!-- edited -->"),
+                }
+            }
+        }
+    }
+    let mut body = lines.join("\n");
+    body.push('\n');
+    class_file(class, &[body])
+}
+
 /// The form of the generated process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
@@ -211,6 +279,9 @@ pub enum Shape {
     /// One long top-level sequence of leaves (calls, delays, assigns…): every state in the
     /// main thread, the worst case for per-thread work.
     Flat,
+    /// Nested up to seven levels, with more `<flow>`s (many thread classes) and scopes: the
+    /// whole-process scale benchmark (`benches/scale.rs`).
+    Scale,
 }
 
 impl Shape {
@@ -218,6 +289,7 @@ impl Shape {
         match self {
             Shape::Nested => "nested",
             Shape::Flat => "flat",
+            Shape::Scale => "scale",
         }
     }
 }

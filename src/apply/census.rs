@@ -102,6 +102,9 @@ pub struct LiveCensus {
     /// Tables that were asked for but do not exist (only `status` tolerates them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing_tables: Vec<SqlTable>,
+    /// Rows per thread table that a guard condition of [`CensusTargets::foreign`] holds for.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub foreign: BTreeMap<SqlTable, i64>,
 }
 
 /// What to count.
@@ -109,6 +112,15 @@ pub struct LiveCensus {
 pub struct CensusTargets {
     pub thread_tables: Vec<SqlTable>,
     pub handler_table: Option<SqlTable>,
+    /// Thread tables whose rows are grouped by their stacks too; None: every table. `apply`
+    /// groups stacks only where the plan rewrites them (binary GROUP BY keys are what a census
+    /// of a big table costs); elsewhere the stacks read as empty and the script's guards check
+    /// their values.
+    pub stack_tables: Option<BTreeSet<SqlTable>>,
+    /// Thread tables whose pending responses are counted; None: every table.
+    pub pending_tables: Option<BTreeSet<SqlTable>>,
+    /// Per thread table, a guard condition counted in the same scan ([`LiveCensus::foreign`]).
+    pub foreign: BTreeMap<SqlTable, crate::sql::ForeignRows>,
 }
 
 impl CensusTargets {
@@ -124,6 +136,9 @@ impl CensusTargets {
         CensusTargets {
             thread_tables: tables.into_iter().collect(),
             handler_table: Some(plan.response_handler_table.clone()),
+            stack_tables: None,
+            pending_tables: None,
+            foreign: BTreeMap::new(),
         }
     }
 
@@ -133,7 +148,15 @@ impl CensusTargets {
         CensusTargets {
             thread_tables: tables.into_iter().collect(),
             handler_table: Some(p.response_handler_table.clone()),
+            stack_tables: None,
+            pending_tables: None,
+            foreign: BTreeMap::new(),
         }
+    }
+
+    /// Whether the census counts the pending responses of thread table `t`.
+    pub fn counts_pending(&self, t: &SqlTable) -> bool {
+        self.pending_tables.as_ref().is_none_or(|p| p.contains(t))
     }
 
     pub fn pending_table(thread: &SqlTable) -> SqlTable {
@@ -159,8 +182,14 @@ struct Counter<'a> {
 }
 
 impl Counter<'_> {
-    /// The rows of `SELECT <keys>, COUNT(*) FROM table GROUP BY <keys>` (none when missing).
-    fn rows(&mut self, table: &SqlTable, keys: &[&str]) -> Result<Vec<Vec<Value>>, DbFailure> {
+    /// The rows of `SELECT <keys>, COUNT(*) FROM table GROUP BY <keys>` (none when missing);
+    /// with `flag`, each row ends with the count of rows its condition holds for.
+    fn rows(
+        &mut self,
+        table: &SqlTable,
+        keys: &[&str],
+        flag: Option<&crate::sql::ForeignRows>,
+    ) -> Result<Vec<Vec<Value>>, DbFailure> {
         self.done += 1;
         self.progress.event(&Event::Census {
             table,
@@ -172,8 +201,11 @@ impl Counter<'_> {
             return Ok(Vec::new());
         }
         let step = format!("census of {table}");
-        let sql = sql::census_query(self.db.dialect(), table, keys)
-            .map_err(|e| DbFailure::refused_sql(&step, &e))?;
+        let sql = match flag {
+            None => sql::census_query(self.db.dialect(), table, keys),
+            Some(f) => sql::flagged_census_query(self.db.dialect(), table, keys, f),
+        }
+        .map_err(|e| DbFailure::refused_sql(&step, &e))?;
         self.db.query(&step, sql.as_str(), &[])
     }
 }
@@ -199,13 +231,32 @@ pub fn census(
         missing,
         progress,
         done: 0,
-        total: targets.thread_tables.len() * 2 + usize::from(targets.handler_table.is_some()),
+        total: targets.thread_tables.len()
+            + targets
+                .thread_tables
+                .iter()
+                .filter(|t| targets.counts_pending(t))
+                .count()
+            + usize::from(targets.handler_table.is_some()),
         missing_tables: Vec::new(),
     };
     for t in &targets.thread_tables {
-        for row in counter.rows(t, THREAD_COLUMNS)? {
-            let [state, status, hs, ss, n] = row.as_slice() else {
-                continue;
+        let stacks = targets.stack_tables.as_ref().is_none_or(|s| s.contains(t));
+        let keys = if stacks {
+            THREAD_COLUMNS
+        } else {
+            &THREAD_COLUMNS[..2]
+        };
+        let flag = targets.foreign.get(t);
+        for mut row in counter.rows(t, keys, flag)? {
+            if flag.is_some() {
+                let n = row.pop().and_then(|v| v.int()).unwrap_or(0);
+                *out.foreign.entry(t.clone()).or_default() += n;
+            }
+            let (state, status, hs, ss, n) = match row.as_slice() {
+                [state, status, hs, ss, n] => (state, status, hs, ss, n),
+                [state, status, n] => (state, status, &Value::Null, &Value::Null, n),
+                _ => continue,
             };
             out.threads.push(ThreadGroup {
                 key: ThreadKey {
@@ -218,7 +269,10 @@ pub fn census(
                 rows: n.int().unwrap_or(0),
             });
         }
-        let pending = counter.rows(&CensusTargets::pending_table(t), PENDING_COLUMNS)?;
+        if !targets.counts_pending(t) {
+            continue;
+        }
+        let pending = counter.rows(&CensusTargets::pending_table(t), PENDING_COLUMNS, None)?;
         out.pending
             .extend(keyed(pending).map(|(key, rows)| PendingGroup {
                 key: PendingKey {
@@ -229,7 +283,7 @@ pub fn census(
             }));
     }
     if let Some(h) = &targets.handler_table {
-        let handlers = counter.rows(h, HANDLER_COLUMNS)?;
+        let handlers = counter.rows(h, HANDLER_COLUMNS, None)?;
         out.handlers
             .extend(keyed(handlers).map(|(handler, rows)| HandlerGroup {
                 key: HandlerKey {

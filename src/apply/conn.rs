@@ -210,9 +210,12 @@ impl Db {
     }
 
     fn failure(&self, step: &str, e: &odbc_api::Error) -> DbFailure {
-        let sqlstate = match e {
-            odbc_api::Error::Diagnostics { record, .. } => Some(record.state.as_str().to_string()),
-            _ => None,
+        let (sqlstate, native) = match e {
+            odbc_api::Error::Diagnostics { record, .. } => (
+                Some(record.state.as_str().to_string()),
+                Some(record.native_error),
+            ),
+            _ => (None, None),
         };
         let message = self.redactor.redact(&one_line(&e.to_string()));
         let lower = message.to_ascii_lowercase();
@@ -229,6 +232,7 @@ impl Db {
             step: step.to_string(),
             message,
             sqlstate,
+            native,
             connection_lost: lost,
         }
     }
@@ -317,12 +321,9 @@ impl Db {
         let rows = self.query(step, sql, params)?;
         match rows.first().and_then(|r| r.first()) {
             None | Some(Value::Null) => Ok(0),
-            Some(v) => v.int().ok_or_else(|| DbFailure {
-                step: step.to_string(),
-                message: format!("expected a number, got {v:?}"),
-                sqlstate: None,
-                connection_lost: false,
-            }),
+            Some(v) => v
+                .int()
+                .ok_or_else(|| DbFailure::local(step, format!("expected a number, got {v:?}"))),
         }
     }
 

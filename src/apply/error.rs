@@ -11,10 +11,14 @@ use std::fmt;
 pub enum ErrorClass {
     /// The migration folder or the command's input is wrong (exit 2).
     Input,
-    /// A guard or precondition refused; nothing was changed (exit 3).
+    /// A guard or precondition refused, or a lock could not be had; nothing was changed (exit 3).
     Refused,
-    /// The database failed; the transaction was rolled back (exit 4).
+    /// The database failed; nothing was changed (rolled back, or never started) (exit 4).
     Database,
+    /// The migration committed (the rows *are* migrated) but checking it afterwards failed (exit 5).
+    CommittedUnverified,
+    /// The connection was lost during COMMIT: the server either committed all or nothing (exit 6).
+    OutcomeUnknown,
 }
 
 /// A statement that failed on the server (or the connection that went away under it).
@@ -25,6 +29,8 @@ pub struct DbFailure {
     /// The driver's message, password removed.
     pub message: String,
     pub sqlstate: Option<String>,
+    /// The driver's native error code (IRIS: the SQLCODE, e.g. -110 for a lock timeout).
+    pub native: Option<i32>,
     pub connection_lost: bool,
 }
 
@@ -36,6 +42,18 @@ impl DbFailure {
             step: step.to_string(),
             message: e.to_string(),
             sqlstate: None,
+            native: None,
+            connection_lost: false,
+        }
+    }
+
+    /// A failure the executor itself detects (no driver diagnostics).
+    pub(crate) fn local(step: &str, message: String) -> DbFailure {
+        DbFailure {
+            step: step.to_string(),
+            message,
+            sqlstate: None,
+            native: None,
             connection_lost: false,
         }
     }
@@ -101,6 +119,12 @@ pub enum Refusal {
     Locked {
         class: String,
     },
+    /// A table the plan writes stayed locked by another session for the whole `--lock-timeout`.
+    LockTimeout {
+        tables: Vec<SqlTable>,
+        timeout_ms: u64,
+        holders: Vec<String>,
+    },
     /// A table the plan reads or writes is missing, or lacks a column.
     MissingTable {
         table: SqlTable,
@@ -145,6 +169,24 @@ impl fmt::Display for Refusal {
                 write!(f, "another bplmigrate apply of {class} is running; retry when it has finished")
             }
             Refusal::MissingTable { table, detail } => write!(f, "table {table}: {detail}"),
+            Refusal::LockTimeout {
+                tables,
+                timeout_ms,
+                holders,
+            } => {
+                let seconds = *timeout_ms as f64 / 1000.0;
+                let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+                write!(
+                    f,
+                    "could not lock {} within {seconds} s (--lock-timeout)",
+                    names.join(", ")
+                )?;
+                if holders.is_empty() {
+                    write!(f, "; another session holds a conflicting lock")
+                } else {
+                    write!(f, "; held by {}", holders.join("; "))
+                }
+            }
         }
     }
 }
@@ -162,18 +204,32 @@ pub enum ApplyError {
     Connect { message: String },
     #[error("refused, nothing was changed:\n  - {}", join(refusals))]
     Refused { refusals: Vec<Refusal> },
-    /// A statement failed; the transaction was rolled back.
-    #[error("{}", describe_db(failure, *rolled_back))]
+    /// A statement failed. `in_transaction`: it failed inside the apply transaction (which
+    /// was then rolled back, see `rolled_back`); otherwise no transaction was open.
+    #[error("{}", describe_db(failure, *in_transaction, *rolled_back))]
     Database {
         failure: DbFailure,
+        in_transaction: bool,
         rolled_back: bool,
     },
+    /// The connection was lost while COMMIT was on its way: the server committed everything
+    /// or nothing, and this client cannot tell which.
+    #[error("the connection was lost during COMMIT ({failure}); the outcome is unknown: the server either \
+             committed the whole migration or none of it. Find out with `bplmigrate status --plan DIR`: \
+             plan {plan_id} shows as applied (its history row is written in the same transaction) when it \
+             committed, as not applied when it did not; `bplmigrate apply` checks the same before it runs again")]
+    OutcomeUnknown { failure: DbFailure, plan_id: String },
     /// The rows after the rewrite differ from what the plan predicts; rolled back.
     #[error("the rewrite did not produce the predicted rows, rolled back, nothing changed:\n  - {}", mismatches.join("\n  - "))]
     Mismatch { mismatches: Vec<String> },
-    /// After commit, reading back found something else than what was committed.
-    #[error("verification after commit failed: {message}")]
-    Verification { message: String, dirty: bool },
+    /// The driver reported a commit, but reading back shows nothing was committed (rig.md
+    /// pitfall 1): the rows are as they were.
+    #[error("the driver reported the commit, but nothing was committed: {message}; the rows are as they were, nothing changed")]
+    NotCommitted { message: String },
+    /// The migration committed — the rows are migrated — but checking it afterwards failed.
+    #[error("the migration COMMITTED (the rows are migrated{}), but the check after commit failed: {message}",
+        seq.map_or_else(String::new, |s| format!("; history entry {s} says applied")))]
+    CommittedUnverified { message: String, seq: Option<i64> },
 }
 
 fn join(refusals: &[Refusal]) -> String {
@@ -184,8 +240,10 @@ fn join(refusals: &[Refusal]) -> String {
         .join("\n  - ")
 }
 
-fn describe_db(f: &DbFailure, rolled_back: bool) -> String {
-    let tail = if f.connection_lost {
+fn describe_db(f: &DbFailure, in_transaction: bool, rolled_back: bool) -> String {
+    let tail = if !in_transaction {
+        "no transaction was open and nothing had been written; nothing changed"
+    } else if f.connection_lost {
         "the connection was lost; the server rolls back an open transaction, nothing changed"
     } else if rolled_back {
         "rolled back, nothing changed"
@@ -203,7 +261,9 @@ impl ApplyError {
             ApplyError::Connect { .. }
             | ApplyError::Database { .. }
             | ApplyError::Mismatch { .. }
-            | ApplyError::Verification { .. } => ErrorClass::Database,
+            | ApplyError::NotCommitted { .. } => ErrorClass::Database,
+            ApplyError::CommittedUnverified { .. } => ErrorClass::CommittedUnverified,
+            ApplyError::OutcomeUnknown { .. } => ErrorClass::OutcomeUnknown,
         }
     }
 
@@ -214,9 +274,11 @@ impl ApplyError {
         }
     }
 
+    /// A failure outside any transaction (nothing was written).
     pub(crate) fn db(failure: DbFailure) -> ApplyError {
         ApplyError::Database {
             failure,
+            in_transaction: false,
             rolled_back: false,
         }
     }

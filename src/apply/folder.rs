@@ -14,6 +14,8 @@ pub struct Migration {
     pub plan: MigrationPlan,
     /// SHA-256 of `plan.json` as stored (recorded in the history).
     pub plan_sha256: String,
+    /// Every file the folder's checksum file names (empty for a plan in memory).
+    pub files: Vec<String>,
 }
 
 fn is_sha256(s: &str) -> bool {
@@ -21,8 +23,12 @@ fn is_sha256(s: &str) -> bool {
 }
 
 impl Migration {
-    /// Reads a folder written by `plan --out`: the checksum file must cover exactly the files
-    /// present, unchanged; then `plan.json` is read and checked.
+    /// Reads a folder written by `plan --out` and runs every check a folder must pass — the
+    /// one check `apply`, `status --plan` and `plan --verify` share: the checksum file covers
+    /// exactly the files present, unchanged; `plan.json` has this tool's `schema_version`,
+    /// SHA-256 source hashes and the `plan_id` its content hashes to; `apply.sql` and
+    /// `revert.sql` are present and are what `plan.json` renders in the dialect `apply.sql`'s
+    /// header names.
     pub fn load(dir: &Path) -> Result<Migration, ApplyError> {
         let origin = dir.display().to_string();
         let folder_err = |message: String| ApplyError::Folder {
@@ -35,14 +41,16 @@ impl Migration {
         let checked =
             crate::sql::verify_migration_folder(dir).map_err(|e| folder_err(e.to_string()))?;
         let path = dir.join("plan.json");
-        let bytes =
-            std::fs::read(&path).map_err(|e| folder_err(format!("cannot read plan.json: {e}")))?;
+        let bytes = crate::input::read(&path, crate::input::Kind::PlanFolder)
+            .map_err(|e| folder_err(format!("plan.json: {}", e.reason())))?;
         let m = Migration {
             dir: Some(dir.to_path_buf()),
             plan: checked.plan,
             plan_sha256: normalized_sha256(&bytes),
+            files: checked.files,
         };
         m.check().map_err(folder_err)?;
+        crate::sql::check_scripts(dir, &m.plan).map_err(|e| folder_err(e.to_string()))?;
         Ok(m)
     }
 
@@ -56,6 +64,7 @@ impl Migration {
             dir: None,
             plan,
             plan_sha256: crate::bpl::sha256_hex(&json),
+            files: Vec::new(),
         };
         m.check().map_err(|message| ApplyError::Folder {
             dir: m.origin(),
@@ -109,58 +118,20 @@ impl Migration {
         Ok(())
     }
 
-    /// The script for `dialect`, rendered from the plan. When the folder holds the script
-    /// for the same dialect (`apply.sql` / `revert.sql`, checksummed), the rendered text must
-    /// be that text: what runs is what was reviewed.
+    /// The script for `dialect`, rendered from the plan (a loaded folder's stored scripts were
+    /// checked against the plan by [`Migration::load`]).
     pub fn script(&self, dialect: Dialect, direction: Direction) -> Result<SqlScript, ApplyError> {
         let r = match direction {
             Direction::Apply => crate::sql::render(&self.plan, dialect),
             Direction::Revert => crate::sql::render_revert(&self.plan, dialect),
         };
-        let script = r.map_err(|e| match e {
+        r.map_err(|e| match e {
             crate::sql::SqlError::NotInvertible { .. } => ApplyError::Unsupported(e.to_string()),
             other => ApplyError::Folder {
                 dir: self.origin(),
                 message: other.to_string(),
             },
-        })?;
-        if let Some(dir) = &self.dir {
-            let file = match direction {
-                Direction::Apply => "apply.sql",
-                Direction::Revert => "revert.sql",
-            };
-            if let Ok(bytes) = std::fs::read(dir.join(file)) {
-                let stored = normalized_text(&bytes);
-                if script_dialect(&stored) == Some(dialect)
-                    && stored != normalized_text(script.to_sql_text().as_bytes())
-                {
-                    return Err(ApplyError::Folder {
-                        dir: self.origin(),
-                        message: format!(
-                            "{file} differs from what this bplmigrate renders for plan.json; regenerate the folder \
-                             with `bplmigrate plan --out` using this version"
-                        ),
-                    });
-                }
-            }
-        }
-        Ok(script)
-    }
-}
-
-/// The dialect a stored script names in its header (`…, dialect iris`).
-fn script_dialect(text: &str) -> Option<Dialect> {
-    let line = text
-        .lines()
-        .take(12)
-        .find(|l| l.starts_with("--") && l.contains(", dialect "))?;
-    let word = line.rsplit(", dialect ").next()?.trim();
-    if word.starts_with("iris") {
-        Some(Dialect::Iris)
-    } else if word.starts_with("postgres") {
-        Some(Dialect::Postgres)
-    } else {
-        None
+        })
     }
 }
 

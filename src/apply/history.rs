@@ -26,6 +26,43 @@ const CREATE_LOCK_KEY: i64 = 0x6270_6c6d_0000_0001;
 
 pub const OUTCOME_APPLIED: &str = "applied";
 pub const OUTCOME_DIRTY: &str = "dirty";
+/// Written by `repair --not-applied` (see `info`).
+const OUTCOME_RESOLVED: &str = "resolved";
+
+/// What a history entry says happened, parsed where it is read: a value this bplmigrate does
+/// not know is an error, never a silent "not applied".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Committed (a repaired dirty entry that was found applied reads the same).
+    Applied,
+    /// A commit whose check afterwards disagreed: every apply of the class refuses.
+    Dirty,
+    /// A dirty entry repaired as not applied: it does not count.
+    Resolved,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => OUTCOME_APPLIED,
+            Outcome::Dirty => OUTCOME_DIRTY,
+            Outcome::Resolved => OUTCOME_RESOLVED,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [Outcome::Applied, Outcome::Dirty, Outcome::Resolved]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+fn parse_direction(s: &str) -> Option<Direction> {
+    [Direction::Apply, Direction::Revert]
+        .into_iter()
+        .find(|d| direction_str(*d) == s)
+}
 
 /// How a direction is written in the history.
 pub fn direction_str(d: Direction) -> &'static str {
@@ -43,10 +80,10 @@ pub struct HistoryEntry {
     pub class: String,
     pub old_sha256: String,
     pub new_sha256: String,
-    pub direction: String,
+    pub direction: Direction,
     pub applied_at: String,
     pub applied_by: String,
-    pub outcome: String,
+    pub outcome: Outcome,
 }
 
 /// The entry number column (numbered per class) and the class column.
@@ -101,52 +138,48 @@ pub fn exists(db: &Db) -> bool {
         .is_ok_and(|probe| db.probe(probe.as_str()).is_ok())
 }
 
-/// Creates the history table (first real apply). Safe against a concurrent first apply.
-pub fn create(db: &mut Db) -> Result<(), DbFailure> {
+/// Creates the history table on a first real apply, in the open apply transaction where the
+/// dialect has transactional DDL (PostgreSQL: a refused or failed apply rolls the table back
+/// with everything else; an advisory lock serializes two first applies). Safe to call when it
+/// exists.
+pub fn create_in_transaction(db: &Db) -> Result<(), DbFailure> {
     let step = "create history table";
-    match db.dialect() {
-        Dialect::Postgres => {
-            let t = history_table();
-            let schema = quote_ident(&t.schema, Dialect::Postgres)
-                .map_err(|e| DbFailure::refused_sql(step, &e))?;
-            let count = statement_for(step, sql::catalog_table_count(Dialect::Postgres))?;
-            db.begin(step)?;
-            let r = (|| {
-                db.execute(
-                    step,
-                    &format!("SELECT pg_advisory_xact_lock({CREATE_LOCK_KEY})"),
-                    &[],
-                )?;
-                db.execute(step, &format!("CREATE SCHEMA IF NOT EXISTS {schema}"), &[])?;
-                let n = db.count(step, count.as_str(), &[&t.schema, &t.table])?;
-                if n == 0 {
-                    for (_, sql) in MIGRATIONS {
-                        db.execute(step, &statement(sql), &[])?;
-                    }
-                }
-                Ok(())
-            })();
-            match r {
-                Ok(()) => db.commit(),
-                Err(e) => {
-                    let _ = db.rollback();
-                    Err(e)
-                }
-            }
-        }
-        Dialect::Iris => {
-            // IRIS DDL commits by itself; a concurrent creator makes the second CREATE fail,
-            // after which the table exists and that is all we need.
-            for (_, sql) in MIGRATIONS {
-                if let Err(e) = db.execute(step, &statement(sql), &[]) {
-                    if !exists(db) {
-                        return Err(e);
-                    }
-                }
-            }
-            Ok(())
+    let t = history_table();
+    let schema =
+        quote_ident(&t.schema, Dialect::Postgres).map_err(|e| DbFailure::refused_sql(step, &e))?;
+    let count = statement_for(step, sql::catalog_table_count(Dialect::Postgres))?;
+    db.execute(
+        step,
+        &format!("SELECT pg_advisory_xact_lock({CREATE_LOCK_KEY})"),
+        &[],
+    )?;
+    db.execute(step, &format!("CREATE SCHEMA IF NOT EXISTS {schema}"), &[])?;
+    if db.count(step, count.as_str(), &[&t.schema, &t.table])? == 0 {
+        for (_, sql) in MIGRATIONS {
+            db.execute(step, &statement(sql), &[])?;
         }
     }
+    Ok(())
+}
+
+/// Whether the dialect can create the history table inside the apply transaction.
+pub fn transactional_ddl(d: Dialect) -> bool {
+    d == Dialect::Postgres
+}
+
+/// Creates the history table outside any transaction (IRIS, whose DDL commits by itself). A
+/// concurrent creator makes the second CREATE fail, after which the table exists and that is
+/// all we need.
+pub fn create(db: &Db) -> Result<(), DbFailure> {
+    let step = "create history table";
+    for (_, sql) in MIGRATIONS {
+        if let Err(e) = db.execute(step, &statement(sql), &[]) {
+            if !exists(db) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every entry of a class, oldest first.
@@ -163,21 +196,35 @@ pub fn entries_for_class(db: &Db, class: &str) -> Result<Vec<HistoryEntry>, DbFa
         ),
     )?;
     let rows = db.query(step, sql.as_str(), &[class])?;
-    Ok(rows
-        .iter()
-        .map(|r| HistoryEntry {
-            seq: r.first().and_then(Value::int).unwrap_or(0),
-            plan_id: text(r.get(1)),
-            plan_sha256: text(r.get(2)),
-            class: text(r.get(3)),
-            old_sha256: text(r.get(4)),
-            new_sha256: text(r.get(5)),
-            direction: text(r.get(6)),
-            applied_at: text(r.get(7)),
-            applied_by: text(r.get(8)),
-            outcome: text(r.get(9)),
+    rows.iter()
+        .map(|r| {
+            let seq = r.first().and_then(Value::int).unwrap_or(0);
+            let unknown = |what: &str, v: String| {
+                DbFailure::local(
+                    step,
+                    format!(
+                        "history entry {seq} of {class} has {what} {v:?}, which this bplmigrate does not know \
+                         (written by a newer version?)"
+                    ),
+                )
+            };
+            let direction = text(r.get(6));
+            let outcome = text(r.get(9));
+            Ok(HistoryEntry {
+                seq,
+                plan_id: text(r.get(1)),
+                plan_sha256: text(r.get(2)),
+                class: text(r.get(3)),
+                old_sha256: text(r.get(4)),
+                new_sha256: text(r.get(5)),
+                direction: parse_direction(&direction)
+                    .ok_or_else(|| unknown("Direction", direction.clone()))?,
+                applied_at: text(r.get(7)),
+                applied_by: text(r.get(8)),
+                outcome: Outcome::parse(&outcome).ok_or_else(|| unknown("Outcome", outcome.clone()))?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The next entry number of a class (entries are numbered per class; the apply lock is per
@@ -236,12 +283,10 @@ pub fn insert(db: &Db, e: &NewEntry<'_>) -> Result<(), DbFailure> {
         ],
     )?;
     if n.is_some_and(|n| n != 1) {
-        return Err(DbFailure {
-            step: "write history".into(),
-            message: format!("the insert reported {n:?} rows instead of 1"),
-            sqlstate: None,
-            connection_lost: false,
-        });
+        return Err(DbFailure::local(
+            "write history",
+            format!("the insert reported {n:?} rows instead of 1"),
+        ));
     }
     Ok(())
 }
@@ -275,7 +320,8 @@ fn utc_timestamp(t: std::time::SystemTime) -> String {
     )
 }
 
-/// The lock that serializes applies, taken as the first statement of the transaction.
+/// The lock that serializes applies of a class, taken after the table locks (IRIS: only when
+/// the history table exists; a first `--dry-run` has nothing to lock there).
 /// PostgreSQL: `pg_try_advisory_xact_lock` on a key derived from the class (released by
 /// commit/rollback, never waits). IRIS: `LOCK TABLE "BplMigrate"."History" IN EXCLUSIVE MODE
 /// WAIT 0` (held until `UNLOCK`, which `unlock` issues after commit/rollback; a dropped
@@ -297,7 +343,8 @@ pub fn try_lock(db: &Db, class: &str) -> Result<bool, DbFailure> {
             );
             match db.execute(step, &sql, &[]) {
                 Ok(_) => Ok(true),
-                Err(e) if !e.connection_lost => Ok(false),
+                // Only a lock timeout means another apply holds it; anything else is an error.
+                Err(e) if super::lock::is_lock_timeout(Dialect::Iris, &e) => Ok(false),
                 Err(e) => Err(e),
             }
         }

@@ -249,9 +249,10 @@ fn folder_entry(path: &Path) -> FolderEntry {
         },
         Err(e) => {
             // Name the plan from its plan.json when it can still be read.
-            let raw: Option<serde_json::Value> = std::fs::read(path.join("plan.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
+            let raw: Option<serde_json::Value> =
+                crate::input::read(&path.join("plan.json"), crate::input::Kind::PlanFolder)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
             let field = |v: &serde_json::Value| v.as_str().map(str::to_string);
             let problem = match &e {
                 ApplyError::Folder { message, .. } => message.clone(),
@@ -473,7 +474,11 @@ pub fn repair(
         Ok(report) => {
             let committed = db.commit();
             history::unlock(db);
-            committed.map_err(ApplyError::db)?;
+            committed.map_err(|failure| ApplyError::Database {
+                failure,
+                in_transaction: true,
+                rolled_back: false,
+            })?;
             Ok(report)
         }
         Err(e) => {
@@ -482,6 +487,7 @@ pub fn repair(
             Err(match e {
                 ApplyError::Database { failure, .. } => ApplyError::Database {
                     failure,
+                    in_transaction: true,
                     rolled_back,
                 },
                 other => other,
@@ -552,12 +558,10 @@ fn repair_in_transaction(
         &[outcome, &note, class, &seq_text, OUTCOME_DIRTY],
     )?;
     if n.is_some_and(|n| n != 1) {
-        return Err(ApplyError::db(DbFailure {
-            step: step.into(),
-            message: format!("the update changed {n:?} rows instead of 1"),
-            sqlstate: None,
-            connection_lost: false,
-        }));
+        return Err(ApplyError::db(DbFailure::local(
+            step,
+            format!("the update changed {n:?} rows instead of 1"),
+        )));
     }
     Ok(RepairReport {
         class: class.to_string(),

@@ -2,39 +2,49 @@
 //! in one transaction, verification, history.
 //!
 //! # `apply`
-//! 1. The migration folder is verified (checksum file, `sql::verify_migration_folder`) and
-//!    `plan.json` read; the script is rendered for the connected database's dialect and must
-//!    belong to the plan.
-//! 2. Outside any transaction: every table and column the census and the rewrite use is
-//!    probed (a missing one refuses); `BplMigrate.History` is created on the first real apply
-//!    (`migrations/0001_history.sql`, embedded). `--dry-run` and `status` never create it.
-//! 3. One transaction (autocommit off):
-//!    - the **lock**: PostgreSQL `pg_try_advisory_xact_lock(<key of the BPL class>)`, which
-//!      never waits and ends with the transaction; IRIS `LOCK TABLE "BplMigrate"."History"
-//!      IN EXCLUSIVE MODE WAIT 0`, released by `UNLOCK` after commit/rollback (or when the
-//!      connection drops). A held lock refuses ("another apply is running");
+//! 1. The folder check (`Migration::load`, the same one `plan --verify` runs): checksum file,
+//!    `schema_version`, recomputed `plan_id`, source hashes, and `apply.sql` / `revert.sql`
+//!    equal to what `plan.json` renders in the dialect `apply.sql`'s header names. The script
+//!    run is rendered for the connected database's dialect.
+//! 2. Outside any transaction: every table and column the census, the guards, the locks and
+//!    the rewrite use is probed (a missing one refuses). On IRIS, whose DDL commits by itself,
+//!    a first real apply runs the read-only checks and then creates `BplMigrate.History`
+//!    (`migrations/0001_history.sql`); `--dry-run` and `status` never create it.
+//! 3. One transaction (autocommit off) — **lock, then look**:
+//!    - the **table locks** (`lock.rs`): every thread table of the plan, its pending-response
+//!      table, the response-handler table and every written table, `IN EXCLUSIVE MODE`
+//!      (writers wait, readers go on). The wait is bounded by `--lock-timeout`, reported with
+//!      the holders while it lasts, and a timeout refuses (exit 3). Server-side limits end the
+//!      transaction of a vanished client;
+//!    - PostgreSQL: `BplMigrate.History` is created here on a first real apply (rolled back
+//!      with everything else); the per-class apply lock (PostgreSQL advisory transaction lock;
+//!      IRIS `LOCK TABLE "BplMigrate"."History" … WAIT 0`, only SQLCODE -110 means "held");
 //!    - the **history**: a dirty entry for the class, this plan already applied (or, for a
 //!      revert, not applied), or rows last migrated to another BPL source than the plan starts
 //!      from — each refuses;
 //!    - the **hosts**: every `Ens_Config.Item` whose `ClassName` is the class must be disabled
 //!      and not in the actor pool (`PoolSize = 0`: stop the production instead); no job of
 //!      those items may be `Alive` or `Starting` in `Ens.Job_Enumerate()`;
-//!    - the **census** before, the plan's row preconditions against it, and every guard query
-//!      of the script; all refusals are collected and reported together (exit 3);
-//!    - the **rewrite** statements, each checked against the row count the census predicts;
-//!      the census again, compared with the census the plan predicts; any difference rolls
-//!      back (exit 4);
-//!    - the history row (numbered per class), in the same transaction; then commit (or, for
-//!      `--dry-run`, rollback).
-//! 4. After commit the rows are read back (rig.md pitfall 1): nothing committed is an error
-//!    that says so; anything else than predicted marks a `dirty` history entry.
+//!    - one **census** (stacks grouped only where the plan rewrites them; each thread table's
+//!      unknown-rows guard counted in the same scan), the plan's row preconditions against it,
+//!      and the script's other guards; all refusals are collected and reported together;
+//!    - the **rewrite** statements, each checked against the row count the census predicts
+//!      (exact, since nothing else can write the locked tables); a difference rolls back
+//!      (exit 4);
+//!    - the history row (numbered per class); then COMMIT (or, for `--dry-run`, rollback).
+//! 4. After COMMIT the history row is read back (rig.md pitfall 1). A connection lost during
+//!    COMMIT is an unknown outcome (exit 6: the history row tells); a failed read-back after
+//!    a successful COMMIT is "committed, not verified" (exit 5); a missing history row is
+//!    told apart by counting the rows: as before → nothing committed (exit 4), otherwise a
+//!    `dirty` entry is written (its failure is reported too).
 //!
-//! Any error inside the transaction rolls back and stops; a lost connection leaves the
-//! server to roll back. Messages never contain the password.
+//! Any error before COMMIT rolls back and stops; a lost connection leaves the server to roll
+//! back. Messages never contain the password.
 //!
 //! The census, guards and rewrite run the same on both dialects. Tested on PostgreSQL (the
-//! stand-in) only; on IRIS these are unverified: `LOCK TABLE … WAIT 0` as the lock, `GROUP BY`
-//! over the `%List` stack columns in the census, and reading those columns as binary.
+//! stand-in) only; on IRIS these are unverified: `LOCK TABLE … IN EXCLUSIVE MODE WAIT n` per
+//! table with SQLCODE -110 as the timeout, the `%List` stack columns compared with
+//! `$LISTBUILD` values, and reading those columns as binary.
 //!
 //! # `status`
 //! The same census, host/job check, history and (with a plan) the plan's preconditions and
@@ -48,6 +58,7 @@ mod history;
 mod impact;
 mod info;
 mod listcodec;
+mod lock;
 mod progress;
 mod quiet;
 mod run;
@@ -60,7 +71,7 @@ pub use census::{
 pub use conn::{redact_connection_string, Db, Redactor, Value};
 pub use error::{ApplyError, DbFailure, ErrorClass, Refusal};
 pub use folder::Migration;
-pub use history::{history_table, HistoryEntry, MIGRATIONS};
+pub use history::{history_table, HistoryEntry, Outcome, MIGRATIONS};
 pub use impact::{
     check_target, impact, status_name, Fate, GroupFinding, GroupImpact, PlanImpact, Precheck,
 };
@@ -74,5 +85,5 @@ pub use progress::{Event, Progress, Silent};
 pub use quiet::{HostItem, LiveJob, Quiet};
 pub use run::{
     apply, status, ApplyOptions, ApplyReport, CheckResult, GroupMove, PlanStatus, StatementOutcome,
-    StatusReport, StatusSubject,
+    StatusReport, StatusSubject, DEFAULT_LOCK_TIMEOUT_MS,
 };

@@ -24,6 +24,15 @@ pub enum Event<'a> {
         table: &'a SqlTable,
         rows: Option<usize>,
     },
+    /// Connected; the server's id of this session where the database has one (PostgreSQL pid).
+    Session { id: Option<i64> },
+    /// Still waiting for the exclusive locks: who holds them, as far as the database can say.
+    Waiting {
+        tables: &'a [SqlTable],
+        holders: &'a [String],
+        waited_ms: u64,
+        timeout_ms: u64,
+    },
 }
 
 pub trait Progress {

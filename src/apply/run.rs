@@ -6,7 +6,8 @@ use super::census::{
 use super::conn::Db;
 use super::error::{ApplyError, DbFailure, Refusal};
 use super::folder::Migration;
-use super::history::{self, direction_str, HistoryEntry, NewEntry, OUTCOME_APPLIED, OUTCOME_DIRTY};
+use super::history::{self, HistoryEntry, NewEntry, Outcome, OUTCOME_APPLIED, OUTCOME_DIRTY};
+use super::lock::{self, Attempt};
 use super::progress::{Event, Progress};
 use super::quiet::{self, Quiet};
 use crate::plan::{MigrationPlan, Precondition};
@@ -26,7 +27,13 @@ pub struct ApplyOptions {
     pub direction: Direction,
     /// Recorded in the history (`user@host`); the CLI fills it in.
     pub applied_by: String,
+    /// How long to wait, in all, for the exclusive table locks before refusing.
+    pub lock_timeout_ms: u64,
 }
+
+/// The default `--lock-timeout`: long enough for a short writer to finish, short enough that
+/// nobody waits for a forgotten session.
+pub const DEFAULT_LOCK_TIMEOUT_MS: u64 = 5000;
 
 impl Default for ApplyOptions {
     fn default() -> Self {
@@ -34,6 +41,7 @@ impl Default for ApplyOptions {
             dry_run: false,
             direction: Direction::Apply,
             applied_by: "unknown".into(),
+            lock_timeout_ms: DEFAULT_LOCK_TIMEOUT_MS,
         }
     }
 }
@@ -70,6 +78,8 @@ pub struct ApplyReport {
     pub dry_run: bool,
     pub dialect: Dialect,
     pub before: LiveCensus,
+    /// The census the rewrite leaves, as predicted from `before` (the statements' row counts
+    /// matched the prediction, and the locked tables allow no other change).
     pub after: LiveCensus,
     pub moves: Vec<GroupMove>,
     pub statements: Vec<StatementOutcome>,
@@ -152,10 +162,12 @@ fn probe_tables(
             .entry(t.clone())
             .or_default()
             .extend(THREAD_COLUMNS.iter().map(|c| c.to_string()));
-        wanted
-            .entry(CensusTargets::pending_table(t))
-            .or_default()
-            .extend(PENDING_COLUMNS.iter().map(|c| c.to_string()));
+        if targets.counts_pending(t) {
+            wanted
+                .entry(CensusTargets::pending_table(t))
+                .or_default()
+                .extend(PENDING_COLUMNS.iter().map(|c| c.to_string()));
+        }
     }
     if let Some(h) = &targets.handler_table {
         wanted
@@ -386,7 +398,7 @@ fn history_checks(
 ) -> (String, Vec<Refusal>) {
     let mut refusals = Vec::new();
     for e in entries {
-        if e.outcome == OUTCOME_DIRTY {
+        if e.outcome == Outcome::Dirty {
             refusals.push(Refusal::DirtyHistory {
                 class: e.class.clone(),
                 seq: e.seq,
@@ -396,32 +408,34 @@ fn history_checks(
     }
     let committed: Vec<&HistoryEntry> = entries
         .iter()
-        .filter(|e| e.outcome == OUTCOME_APPLIED)
+        .filter(|e| e.outcome == Outcome::Applied)
         .collect();
     let last_of_plan = committed.iter().rev().find(|e| e.plan_id == plan.plan_id);
     let state = match last_of_plan {
-        Some(e) if e.direction == direction_str(Direction::Apply) => "applied",
+        Some(e) if e.direction == Direction::Apply => "applied",
         Some(_) => "reverted",
         None => "not applied",
     };
     match (direction, last_of_plan) {
-        (Direction::Apply, Some(e)) if e.direction == direction_str(Direction::Apply) => refusals
-            .push(Refusal::AlreadyApplied {
+        (Direction::Apply, Some(e)) if e.direction == Direction::Apply => {
+            refusals.push(Refusal::AlreadyApplied {
                 plan_id: plan.plan_id.clone(),
                 seq: e.seq,
-            }),
+            })
+        }
         (Direction::Revert, None) => refusals.push(Refusal::NotApplied {
             plan_id: plan.plan_id.clone(),
         }),
-        (Direction::Revert, Some(e)) if e.direction != direction_str(Direction::Apply) => refusals
-            .push(Refusal::NotApplied {
+        (Direction::Revert, Some(e)) if e.direction != Direction::Apply => {
+            refusals.push(Refusal::NotApplied {
                 plan_id: plan.plan_id.clone(),
-            }),
+            })
+        }
         _ => {}
     }
     // The chain: the source the rows were last migrated to must be where this plan starts.
     if let Some(last) = committed.last() {
-        let current = if last.direction == direction_str(Direction::Apply) {
+        let current = if last.direction == Direction::Apply {
             &last.new_sha256
         } else {
             &last.old_sha256
@@ -485,17 +499,32 @@ pub fn status(
             // The script's own guards, where it renders for this database (read-only counts).
             if let Ok(script) = m.script(db.dialect(), direction) {
                 progress.event(&Event::Step("evaluating guards"));
-                for g in &script.guards {
+                for (i, g) in script.guards.iter().enumerate() {
                     if matches!(
                         g.kind,
                         GuardKind::HostEnabled | GuardKind::LiveJob | GuardKind::Precondition
                     ) {
                         continue; // evaluated above from the census and Ens_Config.Item
                     }
+                    // A missing table holds no row (and is reported as missing below).
+                    let on_missing = script
+                        .foreign_rows
+                        .iter()
+                        .any(|f| f.guard == i && missing.contains(&f.table))
+                        || (g.kind == GuardKind::Unmapped
+                            && g.description.starts_with("context rows")
+                            && missing.contains(&m.plan.response_handler_table));
+                    if on_missing {
+                        continue;
+                    }
                     let rows =
                         db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?;
                     checks.push(CheckResult {
-                        description: g.description.clone(),
+                        description: if rows == 0 {
+                            g.description.clone()
+                        } else {
+                            with_foreign_states(&m.plan, &census, direction, g)
+                        },
                         ok: rows == 0,
                         rows,
                     });
@@ -579,6 +608,86 @@ fn row_counts_json(before: &LiveCensus, after: &LiveCensus, changed: i64) -> Str
     v.to_string()
 }
 
+/// Tables `apply` locks before it looks: every thread table of the plan (rewritten or guarded),
+/// their pending-response child tables, the response-handler table and every table a
+/// statement writes — the ones that exist.
+fn tables_to_lock(
+    plan: &MigrationPlan,
+    script: &SqlScript,
+    missing: &BTreeSet<SqlTable>,
+) -> Vec<SqlTable> {
+    let mut t: BTreeSet<SqlTable> = BTreeSet::new();
+    for th in &plan.threads {
+        t.insert(th.old_table.clone());
+        t.insert(CensusTargets::pending_table(&th.old_table));
+    }
+    t.insert(plan.response_handler_table.clone());
+    t.extend(written_columns(script).into_iter().map(|(t, _)| t));
+    t.into_iter().filter(|x| !missing.contains(x)).collect()
+}
+
+/// Opens the transaction and locks `tables`, waiting at most `timeout_ms` in all, reporting
+/// who holds them while it waits. On success the transaction is open and locked; returns the
+/// IRIS `UNLOCK` statements. A timeout refuses (nothing was written).
+fn lock_tables(
+    db: &mut Db,
+    tables: &[SqlTable],
+    timeout_ms: u64,
+    pg_version: i64,
+    progress: &dyn Progress,
+) -> Result<Vec<String>, ApplyError> {
+    // A short first try, so a wait is reported soon; then one-second slices.
+    const FIRST_MS: u64 = 200;
+    const SLICE_MS: u64 = 1000;
+    let start = std::time::Instant::now();
+    let mut wait = FIRST_MS.min(timeout_ms);
+    progress.event(&Event::Step("locking the tables"));
+    loop {
+        db.begin("begin transaction").map_err(ApplyError::db)?;
+        let attempt = lock::protect_transaction(db, pg_version)
+            .and_then(|()| lock::try_lock(db, tables, wait));
+        match attempt {
+            Ok(Attempt::Locked(unlocks)) => return Ok(unlocks),
+            Ok(Attempt::Busy) => {
+                let _ = db.rollback();
+            }
+            Err(failure) => {
+                let rolled_back = db.rollback().is_ok();
+                return Err(ApplyError::Database {
+                    failure,
+                    in_transaction: true,
+                    rolled_back,
+                });
+            }
+        }
+        let waited = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let found = lock::holders(db, tables);
+        // Name the tables someone holds (all of them when the database cannot say).
+        let mut contested: Vec<SqlTable> = found.iter().map(|(t, _)| t.clone()).collect();
+        contested.dedup();
+        if contested.is_empty() {
+            contested = tables.to_vec();
+        }
+        let holders: Vec<String> = found.into_iter().map(|(_, h)| h).collect();
+        if waited >= timeout_ms {
+            return Err(ApplyError::Refused {
+                refusals: vec![Refusal::LockTimeout {
+                    tables: contested,
+                    timeout_ms,
+                    holders,
+                }],
+            });
+        }
+        progress.event(&Event::Waiting {
+            tables: &contested,
+            holders: &holders,
+            waited_ms: waited,
+            timeout_ms,
+        });
+        wait = SLICE_MS.min(timeout_ms - waited).max(1);
+    }
+}
+
 /// Applies (or reverts, or dry-runs) a migration: see the module documentation of `apply`.
 pub fn apply(
     db: &mut Db,
@@ -604,13 +713,60 @@ pub fn apply(
             plan.plan_id
         ))
     })?;
-    let targets = CensusTargets::for_plan(plan);
+    let mut targets = CensusTargets::for_plan(plan);
+    // Stacks are grouped only where the plan rewrites them (the guards check the rest).
+    targets.stack_tables = Some(
+        renaming
+            .states
+            .iter()
+            .filter(|(_, moves)| {
+                moves
+                    .values()
+                    .any(|mv| mv.handler_stack.is_some() || mv.subroutine_stack.is_some())
+            })
+            .map(|(t, _)| t.clone())
+            .collect(),
+    );
+    // Child tables are counted only where a precondition or a rewrite needs them: every
+    // table read costs a scan inside the transaction.
+    targets.pending_tables = Some(
+        plan.preconditions
+            .iter()
+            .filter_map(|p| match p {
+                Precondition::NoPendingResponse { table, .. } => Some(table.clone()),
+                _ => None,
+            })
+            .collect(),
+    );
+    if renaming.handlers.is_empty() {
+        targets.handler_table = None;
+    }
+    // The "rows the old BPL cannot have written" guard of each thread table is counted in the
+    // census scan instead of a scan of its own.
+    targets.foreign = script
+        .foreign_rows
+        .iter()
+        .map(|f| (f.table.clone(), f.clone()))
+        .collect();
+    progress.event(&Event::Session {
+        id: lock::session_id(db),
+    });
 
     // Outside the transaction: probe the tables (a failing statement must never happen inside).
     progress.event(&Event::Step("checking tables"));
-    let missing = probe_tables(db, &targets, &written_columns(&script));
+    // Also every table the guards read or the lock takes.
+    let mut probed = written_columns(&script);
+    probed.push((
+        plan.response_handler_table.clone(),
+        vec![RESPONSE_HANDLER_COLUMN.to_string()],
+    ));
+    for t in &plan.threads {
+        probed.push((CensusTargets::pending_table(&t.old_table), Vec::new()));
+    }
+    let missing = probe_tables(db, &targets, &probed);
     let mut required: BTreeSet<SqlTable> =
         plan.threads.iter().map(|t| t.old_table.clone()).collect();
+    required.insert(plan.response_handler_table.clone());
     required.extend(written_columns(&script).into_iter().map(|(t, _)| t));
     let refusals: Vec<Refusal> = missing
         .iter()
@@ -624,16 +780,33 @@ pub fn apply(
         return Err(ApplyError::Refused { refusals });
     }
     let missing: BTreeSet<SqlTable> = missing.into_keys().collect();
+    let pg_version = lock::pg_version(db);
     let mut history_exists = history::exists(db);
-    if !history_exists && !opts.dry_run {
-        // Refuse before the first write: creating the bookkeeping table is a change too.
+    let mut notes = Vec::new();
+    let mut create_history = !history_exists && !opts.dry_run;
+    if create_history && !history::transactional_ddl(db.dialect()) {
+        // IRIS: DDL commits by itself. Refuse before that first write (read-only checks), then
+        // create the table; it stays even if the apply then fails.
         check_guards(db, m, &script, &targets, &missing, false, opts, progress)?;
         progress.event(&Event::Step("creating BplMigrate.History"));
-        history::create(db)?;
+        history::create(db).map_err(ApplyError::db)?;
+        notes.push(
+            "BplMigrate.History was created outside the transaction (IRIS DDL commits by itself)"
+                .to_string(),
+        );
         history_exists = true;
+        create_history = false;
     }
 
-    db.begin("begin transaction")?;
+    // Lock, then look: everything below sees rows no other writer can change until commit.
+    let lock_list = tables_to_lock(plan, &script, &missing);
+    let unlocks = lock_tables(db, &lock_list, opts.lock_timeout_ms, pg_version, progress)?;
+    let release = |db: &Db| {
+        lock::unlock(db, &unlocks);
+        if history_exists {
+            history::unlock(db);
+        }
+    };
     let body = in_transaction(
         db,
         m,
@@ -641,7 +814,10 @@ pub fn apply(
         &renaming,
         &targets,
         &missing,
-        history_exists,
+        History {
+            exists: history_exists,
+            create: create_history,
+        },
         opts,
         progress,
     );
@@ -649,21 +825,24 @@ pub fn apply(
         Ok(r) => r,
         Err(e) => {
             let rolled_back = db.rollback().is_ok();
-            history::unlock(db);
+            release(db);
             return Err(match e {
                 ApplyError::Database { failure, .. } => ApplyError::Database {
                     failure,
+                    in_transaction: true,
                     rolled_back,
                 },
                 other => other,
             });
         }
     };
+    report.notes.splice(0..0, notes);
     if opts.dry_run {
         let rolled_back = db.rollback();
-        history::unlock(db);
+        release(db);
         rolled_back.map_err(|failure| ApplyError::Database {
             failure,
+            in_transaction: true,
             rolled_back: false,
         })?;
         report.notes.push(
@@ -673,15 +852,32 @@ pub fn apply(
     }
     progress.event(&Event::Step("committing"));
     if let Err(failure) = db.commit() {
-        history::unlock(db);
+        if failure.connection_lost {
+            return Err(ApplyError::OutcomeUnknown {
+                failure,
+                plan_id: plan.plan_id.clone(),
+            });
+        }
+        // The server answered: the commit failed, so the transaction is gone.
+        let rolled_back = db.rollback().is_ok();
+        release(db);
         return Err(ApplyError::Database {
             failure,
-            rolled_back: false,
+            in_transaction: true,
+            rolled_back,
         });
     }
-    history::unlock(db);
+    release(db);
     verify_after_commit(db, m, &targets, &missing, &mut report, opts, progress)?;
     Ok(report)
+}
+
+/// What the transaction does about `BplMigrate.History`.
+#[derive(Debug, Clone, Copy)]
+struct History {
+    exists: bool,
+    /// Create it inside the transaction (a first real apply on a dialect with transactional DDL).
+    create: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -692,17 +888,24 @@ fn in_transaction(
     renaming: &Renaming,
     targets: &CensusTargets,
     missing: &BTreeSet<SqlTable>,
-    history_exists: bool,
+    hist: History,
     opts: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport, ApplyError> {
     let plan = &m.plan;
     let class = plan.old.class.clone();
-    progress.event(&Event::Step("taking the apply lock"));
-    if !history::try_lock(db, &class)? {
-        return Err(ApplyError::Refused {
-            refusals: vec![Refusal::Locked { class }],
-        });
+    if hist.create {
+        progress.event(&Event::Step("creating BplMigrate.History"));
+        history::create_in_transaction(db)?;
+    }
+    let history_exists = hist.exists || hist.create;
+    if history_exists || db.dialect() == crate::sql::Dialect::Postgres {
+        progress.event(&Event::Step("taking the apply lock"));
+        if !history::try_lock(db, &class)? {
+            return Err(ApplyError::Refused {
+                refusals: vec![Refusal::Locked { class }],
+            });
+        }
     }
     let (before, quiet) = check_guards(
         db,
@@ -721,6 +924,8 @@ fn in_transaction(
         fill_before.push(null_rows(db, d)?);
     }
 
+    // With the tables locked, the census above plus each statement's row count is exact:
+    // nothing else can change these rows until commit.
     let mut statements = Vec::new();
     let mut mismatches = Vec::new();
     for rw in &script.rewrites {
@@ -737,13 +942,16 @@ fn in_transaction(
             table: &rw.table,
             rows: n.map(|n| n as usize),
         });
-        if let (Some(e), Some(n)) = (expected, n) {
-            if e != n {
-                mismatches.push(format!(
-                    "{}: the UPDATE changed {n} rows, the census predicted {e}",
-                    rw.description
-                ));
-            }
+        match (expected, n) {
+            (Some(e), Some(n)) if e != n => mismatches.push(format!(
+                "{}: the UPDATE changed {n} rows, the census predicted {e}",
+                rw.description
+            )),
+            (_, None) => mismatches.push(format!(
+                "{}: the driver did not report how many rows the UPDATE changed",
+                rw.description
+            )),
+            _ => {}
         }
         statements.push(StatementOutcome {
             description: rw.description.clone(),
@@ -769,15 +977,11 @@ fn in_transaction(
             table: &d.table,
             rows: n.map(|n| n as usize),
         });
-        if n.is_some_and(|n| n != expected) {
+        if n != Some(expected) {
             mismatches.push(format!(
                 "{}: changed {n:?} rows, {expected} were NULL",
                 d.description
             ));
-        }
-        let left = null_rows(db, d)?;
-        if left != 0 {
-            mismatches.push(format!("{}: {left} rows are still NULL", d.description));
         }
         statements.push(StatementOutcome {
             description: d.description.clone(),
@@ -786,14 +990,10 @@ fn in_transaction(
             rows: n,
         });
     }
-
-    progress.event(&Event::Step("verifying the rewrite"));
-    let predicted = renaming.predict(&before);
-    let after = census(db, targets, missing, progress)?;
-    mismatches.extend(predicted.differences(&after));
     if !mismatches.is_empty() {
         return Err(ApplyError::Mismatch { mismatches });
     }
+    let after = renaming.predict(&before);
 
     let mut history_seq = None;
     if !opts.dry_run {
@@ -868,8 +1068,17 @@ fn check_guards(
     // The script's guards: the reviewed SQL. Kinds already reported above are not repeated.
     progress.event(&Event::Step("evaluating guards"));
     let quiet_refused = !quiet.refusals().is_empty();
-    for g in &script.guards {
-        let rows = db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?;
+    for (i, g) in script.guards.iter().enumerate() {
+        // A guard the census scan already counted (same condition, same transaction).
+        let counted = script
+            .foreign_rows
+            .iter()
+            .find(|f| f.guard == i && targets.foreign.contains_key(&f.table))
+            .map(|f| before.foreign.get(&f.table).copied().unwrap_or(0));
+        let rows = match counted {
+            Some(n) => n,
+            None => db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?,
+        };
         let repeated = match g.kind {
             GuardKind::HostEnabled | GuardKind::LiveJob => quiet_refused,
             GuardKind::Precondition => plan_failed,
@@ -877,7 +1086,7 @@ fn check_guards(
         };
         if rows != 0 && !repeated {
             refusals.push(Refusal::Precondition {
-                description: g.description.clone(),
+                description: with_foreign_states(plan, &before, opts.direction, g),
                 rows,
             });
         }
@@ -886,6 +1095,54 @@ fn check_guards(
         return Err(ApplyError::Refused { refusals });
     }
     Ok((before, quiet))
+}
+
+/// A failed "rows rest at states the old version does not have" guard, with the states and
+/// their row counts from the census (`…: S13 (4 rows), S14 (1 row)`).
+fn with_foreign_states(
+    plan: &MigrationPlan,
+    census: &LiveCensus,
+    direction: Direction,
+    g: &crate::sql::Guard,
+) -> String {
+    if g.kind != GuardKind::Unmapped {
+        return g.description.clone();
+    }
+    let Some(t) = plan.threads.iter().find(|t| {
+        g.description
+            .starts_with(&format!("rows of {} rest at states ", t.old_class))
+    }) else {
+        return g.description.clone();
+    };
+    let mut known: BTreeSet<&str> = BTreeSet::from(["Stop"]);
+    for s in &t.states {
+        match direction {
+            Direction::Apply => known.insert(s.old.as_str()),
+            Direction::Revert => s.new.as_deref().is_some_and(|n| known.insert(n)),
+        };
+    }
+    let mut found: BTreeMap<(u8, u64, String), (String, i64)> = BTreeMap::new();
+    for grp in census.threads.iter().filter(|x| x.key.table == t.old_table) {
+        if let Some(st) = grp
+            .key
+            .next_state
+            .as_deref()
+            .filter(|st| !known.contains(st))
+        {
+            found
+                .entry(super::census::state_order(Some(st)))
+                .or_insert_with(|| (st.to_string(), 0))
+                .1 += grp.rows;
+        }
+    }
+    if found.is_empty() {
+        return g.description.clone();
+    }
+    let list: Vec<String> = found
+        .into_values()
+        .map(|(st, n)| format!("{st} ({n} row{})", if n == 1 { "" } else { "s" }))
+        .collect();
+    format!("{} [{}]", g.description, list.join(", "))
 }
 
 /// The history row of migration `m` run with `opts`.
@@ -953,9 +1210,11 @@ fn expected_rows(before: &LiveCensus, rw: &crate::sql::Rewrite) -> Option<i64> {
     }
 }
 
-/// After commit, read everything back (rig.md pitfall 1: a driver may report a commit that
-/// did not happen). Nothing committed → an error saying nothing changed; something else than
-/// predicted → a `dirty` history entry and an error.
+/// After commit: the history row written in the same transaction must be there (rig.md
+/// pitfall 1: a driver may report a commit that did not happen). One indexed read, immune to
+/// writers that were waiting for the locks. When the row is missing the rows are counted: as
+/// they were → nothing was committed; otherwise a `dirty` marker is written. Any failure here
+/// is reported as "committed, not verified" — the data *is* migrated.
 fn verify_after_commit(
     db: &mut Db,
     m: &Migration,
@@ -966,52 +1225,63 @@ fn verify_after_commit(
     progress: &dyn Progress,
 ) -> Result<(), ApplyError> {
     progress.event(&Event::Step("reading back"));
-    let now = census(db, targets, missing, progress)?;
-    let entries = history::entries_for_class(db, &m.plan.old.class)?;
-    let recorded = entries
-        .iter()
-        .any(|e| Some(e.seq) == report.history_seq && e.plan_id == m.plan.plan_id);
-    if now == report.after && recorded {
+    let seq = report.history_seq;
+    let unverified = |message: String| ApplyError::CommittedUnverified { message, seq };
+    let entries = history::entries_for_class(db, &m.plan.old.class).map_err(|f| {
+        unverified(format!(
+            "reading the history back failed ({f}); run `bplmigrate status --plan DIR` to see history entry {} \
+             and the rows",
+            seq.map_or_else(|| "?".into(), |s| s.to_string())
+        ))
+    })?;
+    let recorded = entries.iter().any(|e| {
+        Some(e.seq) == seq && e.plan_id == m.plan.plan_id && e.outcome == Outcome::Applied
+    });
+    if recorded {
         return Ok(());
     }
-    if now == report.before && !recorded && report.rows_changed() > 0 {
-        return Err(ApplyError::Verification {
-            message: "the driver reported the commit, but nothing was committed; the rows are as they were".into(),
-            dirty: false,
+    let now = census(db, targets, missing, progress).map_err(|f| {
+        unverified(format!(
+            "the history row is missing and counting the rows failed ({f})"
+        ))
+    })?;
+    // A plan whose census before and after look alike (a swap of equally many rows) cannot be
+    // told apart by counting.
+    let distinguishable = report.before != report.after;
+    if distinguishable && now == report.before {
+        return Err(ApplyError::NotCommitted {
+            message: "the history row is missing and the rows are counted as before".into(),
         });
     }
-    if now == report.after && !recorded {
-        // The rows moved but the history row is missing: record it now.
-        let seq = history::next_seq(db, &m.plan.old.class)?;
-        let counts = row_counts_json(&report.before, &report.after, report.rows_changed());
+    let committed = distinguishable && now == report.after;
+    let differences = report.after.differences(&now);
+    let mut note = "after commit the history row of this apply was missing".to_string();
+    if !differences.is_empty() {
+        note.push_str(&format!("; rows: {}", differences.join("; ")));
+    } else if !committed {
+        note.push_str("; the row counts cannot tell whether the rewrite committed");
+    }
+    let note: String = note.chars().take(1900).collect();
+    let marker = history::next_seq(db, &m.plan.old.class).and_then(|dirty_seq| {
+        let counts = row_counts_json(&report.before, &now, report.rows_changed());
         history::insert(
             db,
-            &new_entry(
-                m,
-                opts,
-                seq,
-                &counts,
-                OUTCOME_APPLIED,
-                "history row re-written after commit",
-            ),
-        )?;
-        report.history_seq = Some(seq);
-        report
-            .notes
-            .push("the history row was missing after commit and was written again".into());
-        return Ok(());
-    }
-    let differences = report.after.differences(&now);
-    let note = format!("after commit: {}", differences.join("; "));
-    let note: String = note.chars().take(1900).collect();
-    let seq = history::next_seq(db, &m.plan.old.class)?;
-    let counts = row_counts_json(&report.before, &now, report.rows_changed());
-    let _ = history::insert(db, &new_entry(m, opts, seq, &counts, OUTCOME_DIRTY, &note));
-    Err(ApplyError::Verification {
-        message: format!(
-            "the rows read back after commit differ from what was committed ({}); history entry {seq} is marked dirty",
-            differences.join("; ")
+            &new_entry(m, opts, dirty_seq, &counts, OUTCOME_DIRTY, &note),
+        )
+        .map(|()| dirty_seq)
+    });
+    let message = match marker {
+        Ok(dirty_seq) => format!("{note}; history entry {dirty_seq} marks the class dirty"),
+        Err(f) => format!(
+            "{note}; writing the dirty marker FAILED too ({f}): record what happened by hand before \
+             anything else runs"
         ),
-        dirty: true,
-    })
+    };
+    if !committed {
+        return Err(ApplyError::OutcomeUnknown {
+            failure: DbFailure::local("reading back", message),
+            plan_id: m.plan.plan_id.clone(),
+        });
+    }
+    Err(unverified(message))
 }

@@ -42,7 +42,6 @@ use crate::udl;
 use roxmltree::Node;
 use std::ops::Range;
 use std::path::Path;
-use std::process::Command;
 
 /// Options for [`load`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,70 +107,14 @@ fn file_stem(path: &str) -> String {
         .unwrap_or_else(|| path.to_string())
 }
 
-fn lower_first(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
-
 fn read_file(origin: &str, path: &Path) -> Result<Vec<u8>, BplError> {
-    std::fs::read(path).map_err(|e| {
-        BplError::file(
-            origin,
-            format!("cannot read the file: {}", lower_first(&e.to_string())),
-        )
-    })
+    crate::input::read(path, crate::input::Kind::Bpl)
+        .map_err(|e| BplError::file(origin, e.reason()))
 }
 
 fn read_git(origin: &str, dir: &Path, rev: &str, path: &str) -> Result<Vec<u8>, BplError> {
-    // A revision git could read as an option (`--output=FILE:x`) is refused outright.
-    if rev.starts_with('-') {
-        return Err(BplError::file(
-            origin,
-            format!("revision '{rev}' starts with '-': refused (git would read it as an option)"),
-        ));
-    }
-    let out = Command::new("git")
-        .arg("cat-file")
-        .arg("blob")
-        .arg("--end-of-options")
-        .arg(format!("{rev}:{path}"))
-        .current_dir(dir)
-        .env("LC_ALL", "C")
-        .output()
-        .map_err(|e| {
-            BplError::file(
-                origin,
-                format!(
-                    "cannot run git to read revision '{rev}': {}",
-                    lower_first(&e.to_string())
-                ),
-            )
-        })?;
-    if out.status.success() {
-        return Ok(out.stdout);
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let reason = stderr
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("git failed");
-    let reason = reason
-        .strip_prefix("fatal: ")
-        .unwrap_or(reason)
-        .trim_end_matches('.');
-    let hint = if path.starts_with("./") || path.starts_with("../") {
-        String::new()
-    } else {
-        format!(" (the path is relative to the repository root; write {rev}:./{path} for one relative to the current directory)")
-    };
-    Err(BplError::file(
-        origin,
-        format!("git cannot read path '{path}' at revision '{rev}': {reason}{hint}"),
-    ))
+    crate::input::read_git(dir, rev, path, crate::input::Kind::Bpl)
+        .map_err(|e| BplError::file(origin, e.reason()))
 }
 
 fn load_bytes_with_stem(
@@ -183,6 +126,15 @@ fn load_bytes_with_stem(
     let sha256 = sha256_hex(bytes);
     let text = udl::normalize_line_breaks(decode_utf8(origin, bytes)?);
     let (class_name, format, process) = read_text(origin, &text, options, stem)?;
+    // A name the file or `--class` gives that is not a class name is refused, never cut: it
+    // names the tables the SQL rewrites. (The readers locate the ones they can.) A bare
+    // document's default name, its file stem, is only checked where SQL is made from it.
+    let from_stem = format == SourceFormat::Bare && options.class.is_none();
+    if !from_stem {
+        if let Err(why) = super::check_class_name(&class_name) {
+            return Err(BplError::file(origin, why));
+        }
+    }
     Ok(Bpl {
         class_name,
         source: SourceInfo {
@@ -196,11 +148,11 @@ fn load_bytes_with_stem(
 
 /// The text of the file without its UTF-8 byte-order mark.
 fn decode_utf8<'b>(origin: &str, bytes: &'b [u8]) -> Result<&'b str, BplError> {
-    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+    if let Some(encoding) = crate::input::sniff_encoding(bytes) {
         return Err(BplError::at(
             origin,
             Pos { line: 1, column: 1 },
-            "the file is UTF-16 encoded; bplmigrate reads UTF-8 only: convert it (e.g. iconv -f utf-16 -t utf-8)",
+            crate::input::encoding_message(encoding),
         ));
     }
     let body = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
@@ -567,6 +519,9 @@ fn read_export(
         }
     };
     let class = chosen.name;
+    if let Err(why) = super::check_class_name(class) {
+        return Err(err(chosen.class, why));
+    }
     let Some(xdata) = chosen.xdata else {
         return Err(err(chosen.class, no_bpl(class)));
     };

@@ -52,6 +52,34 @@ impl fmt::Display for BplError {
     }
 }
 
+/// A class name as IRIS accepts one: dot-separated parts of ASCII letters and digits, each
+/// starting with a letter (the first part may start with `%`). Err: why not, for a message.
+pub fn check_class_name(name: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "\"{}\" is not a class name: {why}",
+            crate::input::printable(name)
+        ))
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    for (i, part) in name.split('.').enumerate() {
+        let mut c = part.chars();
+        match c.next() {
+            None => return bad("it has an empty package part"),
+            Some(f) if f.is_ascii_alphabetic() || (i == 0 && f == '%') => {}
+            Some(_) => return bad("each part must start with an ASCII letter"),
+        }
+        if !c.all(|c| c.is_ascii_alphanumeric()) {
+            return bad(
+                "only ASCII letters and digits may follow (no spaces, quotes or punctuation)",
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let d = Sha256::digest(bytes);

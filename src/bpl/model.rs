@@ -88,6 +88,77 @@ pub struct ContextProperty {
     pub pos: Pos,
 }
 
+/// The attributes of an activity, sorted by name, names unique: the part of a `BTreeMap`'s
+/// interface the pipeline uses, in a plain vector (an activity has a handful of attributes, and a
+/// map node per activity was the largest item of a loaded 100k-activity process). Serialized as
+/// a JSON object, like the map it replaces.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attrs(Vec<(String, String)>);
+
+impl Attrs {
+    pub fn get<Q: AsRef<str> + ?Sized>(&self, name: &Q) -> Option<&String> {
+        let name = name.as_ref();
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+    pub fn contains_key<Q: AsRef<str> + ?Sized>(&self, name: &Q) -> bool {
+        self.get(name).is_some()
+    }
+    /// (name, value) in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, String)> for Attrs {
+    /// Sorted by name; of repeated names the last value wins (as in a map).
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        let mut v: Vec<(String, String)> = iter.into_iter().collect();
+        v.reverse();
+        // Stable: among equal names the last one written comes first and is kept.
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|later, kept| later.0 == kept.0);
+        v.shrink_to_fit();
+        Attrs(v)
+    }
+}
+
+impl<'a> IntoIterator for &'a Attrs {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, String)>,
+        fn(&'a (String, String)) -> (&'a String, &'a String),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl Serialize for Attrs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Attrs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(BTreeMap::<String, String>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
+}
+
 /// One node of the activity tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Activity {
@@ -101,7 +172,7 @@ pub struct Activity {
     pub pos: Pos,
     /// Every attribute as written (after XML decoding), for matching keys and messages.
     /// Layout-only attributes (`xpos`, `ypos`, `xend`, `yend`) are dropped by the reader.
-    pub attrs: BTreeMap<String, String>,
+    pub attrs: Attrs,
     /// Text of a leading `<annotation>`, if any.
     pub annotation: Option<String>,
     /// The code of a `<code>` or `<sql>` element (its text, CDATA decoded), for finding what

@@ -6,7 +6,6 @@
 use super::model::*;
 use super::BplError;
 use roxmltree::{Node, NodeType};
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 /// The 30 activity element names of spec 2.2.
@@ -47,40 +46,73 @@ pub const ACTIVITY_ELEMENTS: [&str; 30] = [
 const LAYOUT_ATTRS: [&str; 4] = ["xpos", "ypos", "xend", "yend"];
 
 /// Maps byte offsets of the original file to 1-based line/column (columns count characters).
+/// Each lookup costs O(log lines + 64): a character count every 64 bytes means a column is
+/// never found by rescanning its line (a minified file is one long line).
 pub struct LineIndex<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
+    /// `chars_before[k]`: the characters in `text[..k * CHUNK]`.
+    chars_before: Vec<usize>,
 }
+
+const CHUNK: usize = 64;
 
 impl<'a> LineIndex<'a> {
     pub fn new(text: &'a str) -> Self {
         let mut line_starts = vec![0];
+        let mut chars_before = Vec::with_capacity(text.len() / CHUNK + 1);
+        let mut chars = 0usize;
         for (i, b) in text.bytes().enumerate() {
+            if i % CHUNK == 0 {
+                chars_before.push(chars);
+            }
             if b == b'\n' {
                 line_starts.push(i + 1);
             }
+            // A character starts at every byte that is not a UTF-8 continuation byte.
+            if b & 0xC0 != 0x80 {
+                chars += 1;
+            }
         }
-        LineIndex { text, line_starts }
+        // The entry for `text.len()` itself when the length is a multiple of CHUNK.
+        chars_before.push(chars);
+        LineIndex {
+            text,
+            line_starts,
+            chars_before,
+        }
     }
+
+    /// The characters in `text[..offset]`.
+    fn chars_to(&self, offset: usize) -> usize {
+        let k = offset / CHUNK;
+        let base = self.chars_before.get(k).copied().unwrap_or(0);
+        let tail = self.text.as_bytes().get(k * CHUNK..offset).unwrap_or(&[]);
+        base + tail.iter().filter(|&&b| b & 0xC0 != 0x80).count()
+    }
+
+    /// The 1-based line of a byte offset.
+    pub fn line(&self, offset: usize) -> u32 {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        u32::try_from(line).unwrap_or(u32::MAX)
+    }
+
     pub fn pos(&self, offset: usize) -> Pos {
         let offset = offset.min(self.text.len());
-        let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
-        let start = self.line_starts[line];
-        let col = self
-            .text
-            .get(start..offset)
-            .map(|s| s.chars().count())
-            .unwrap_or(offset - start);
+        let line = self.line_starts.partition_point(|&s| s <= offset).max(1) - 1;
+        let start = self.line_starts.get(line).copied().unwrap_or(0);
+        let col = self.chars_to(offset).saturating_sub(self.chars_to(start));
         Pos {
-            line: line as u32 + 1,
-            column: col as u32 + 1,
+            line: u32::try_from(line + 1).unwrap_or(u32::MAX),
+            column: u32::try_from(col + 1).unwrap_or(u32::MAX),
         }
     }
 
     /// The inverse of `pos`: the byte offset of a 1-based line/column. Out-of-range lines
     /// clamp to the end of the text, out-of-range columns to the end of their line.
     pub fn offset(&self, pos: Pos) -> usize {
-        let Some(&start) = self.line_starts.get((pos.line.max(1) - 1) as usize) else {
+        let Some(&start) = self.line_starts.get(pos.line.max(1) as usize - 1) else {
             return self.text.len();
         };
         let end = self
@@ -89,7 +121,7 @@ impl<'a> LineIndex<'a> {
             .copied()
             .unwrap_or(self.text.len());
         let line = self.text.get(start..end).unwrap_or("");
-        let skip = (pos.column.max(1) - 1) as usize;
+        let skip = pos.column.max(1) as usize - 1;
         start
             + line
                 .char_indices()
@@ -186,6 +218,13 @@ pub(crate) fn parse_xml<'x>(
     xml: &'x str,
 ) -> Result<roxmltree::Document<'x>, BplError> {
     use roxmltree::Error as E;
+    if let Some(at) = crowded_tag(xml) {
+        return Err(BplError::at(
+            file,
+            lines.pos(base + at),
+            too_many_attributes(),
+        ));
+    }
     let opts = roxmltree::ParsingOptions {
         allow_dtd: false,
         ..Default::default()
@@ -212,6 +251,62 @@ pub(crate) fn parse_xml<'x>(
         };
         BplError::at(file, pos, message)
     })
+}
+
+/// The most attributes one element may have. BPL elements have a dozen at most; the XML
+/// parser checks every attribute against the element's others, so an element with very many
+/// would cost quadratic time before any other check could refuse it.
+pub const MAX_ATTRIBUTES: usize = 256;
+
+pub(crate) fn too_many_attributes() -> String {
+    format!("malformed input: an element with more than {MAX_ATTRIBUTES} attributes")
+}
+
+/// The offset of the first tag with more than [`MAX_ATTRIBUTES`] attributes, found by one
+/// linear scan (comments, CDATA, processing instructions and quoted values are skipped).
+pub(crate) fn crowded_tag(xml: &str) -> Option<usize> {
+    let b = xml.as_bytes();
+    let skip_past = |from: usize, end: &str| {
+        xml.get(from..)
+            .and_then(|rest| rest.find(end))
+            .map_or(b.len(), |k| from + k + end.len())
+    };
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'<' {
+            i += 1;
+            continue;
+        }
+        let rest = &b[i..];
+        if rest.starts_with(b"<!--") {
+            i = skip_past(i + 4, "-->");
+        } else if rest.starts_with(b"<![CDATA[") {
+            i = skip_past(i + 9, "]]>");
+        } else if rest.starts_with(b"<?") {
+            i = skip_past(i + 2, "?>");
+        } else {
+            let start = i;
+            let mut n = 0usize;
+            i += 1;
+            while i < b.len() && b[i] != b'>' && b[i] != b'<' {
+                match b[i] {
+                    q @ (b'"' | b'\'') => {
+                        i += 1;
+                        while i < b.len() && b[i] != q {
+                            i += 1;
+                        }
+                    }
+                    b'=' => n += 1,
+                    _ => {}
+                }
+                i += 1;
+            }
+            if n > MAX_ATTRIBUTES {
+                return Some(start);
+            }
+        }
+    }
+    None
 }
 
 /// Whether `offset` lies inside a `<code>` or `<sql>` element whose text is not in CDATA:
@@ -248,6 +343,15 @@ fn name_of(node: Node) -> &'static str {
         .copied()
         .find(|x| *x == n)
         .unwrap_or("")
+}
+
+/// A class member name as IRIS accepts one (and SQL can name a column after): an ASCII letter
+/// or `%` first, then ASCII letters and digits.
+fn is_member_name(name: &str) -> bool {
+    let mut c = name.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '%')
+        && c.all(|c| c.is_ascii_alphanumeric())
 }
 
 fn attr<'a>(node: Node<'a, '_>, name: &str) -> Option<&'a str> {
@@ -338,8 +442,18 @@ fn read_process(cx: &mut Ctx, node: Node) -> Result<Process, BplError> {
                         }
                     }
                     check_no_text(cx, p)?;
+                    let name = required(cx, p, "name")?;
+                    if !is_member_name(name) {
+                        return Err(cx.err(
+                            p,
+                            format!(
+                                "context property name \"{}\" is not a class member name (an ASCII letter or `%`, then ASCII letters and digits): IRIS cannot compile it, and it cannot name a column",
+                                crate::input::printable(name)
+                            ),
+                        ));
+                    }
                     context.push(ContextProperty {
-                        name: required(cx, p, "name")?.to_string(),
+                        name: name.to_string(),
                         type_name: attr(p, "type").map(str::to_string),
                         initial_expression: attr(p, "initialexpression").map(str::to_string),
                         pos: cx.pos(p),
@@ -476,7 +590,7 @@ fn code_text(node: Node) -> String {
 }
 
 /// Attributes as written, without the layout-only ones.
-fn kept_attrs(node: Node) -> BTreeMap<String, String> {
+fn kept_attrs(node: Node) -> Attrs {
     node.attributes()
         .filter(|a| !LAYOUT_ATTRS.contains(&a.name()))
         .map(|a| (a.name().to_string(), a.value().to_string()))
@@ -910,11 +1024,7 @@ fn read_handler(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
     let pos = cx.pos(node);
     let disabled = parse_disabled(cx, node)?;
     let local = node.tag_name().name();
-    let attrs = node
-        .attributes()
-        .filter(|a| !LAYOUT_ATTRS.contains(&a.name()))
-        .map(|a| (a.name().to_string(), a.value().to_string()))
-        .collect();
+    let attrs = kept_attrs(node);
     let annotation = leading_annotation(node);
     let fault = attr(node, "fault").map(str::to_string);
     if local == "catch" && fault.is_none() {

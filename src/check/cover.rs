@@ -70,7 +70,9 @@ pub fn find(
     entries.sort();
     let mut mismatches = Vec::new();
     for folder in entries {
-        let Ok(bytes) = std::fs::read(folder.join("plan.json")) else {
+        let Ok(bytes) =
+            crate::input::read(&folder.join("plan.json"), crate::input::Kind::PlanFolder)
+        else {
             continue;
         };
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);

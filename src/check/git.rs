@@ -79,7 +79,18 @@ pub enum Limited {
 /// [`Limited`] for a file on disk.
 pub fn read_limited(path: &Path, limit: u64, head: u64) -> std::io::Result<Limited> {
     use std::io::Read as _;
-    let size = std::fs::metadata(path)?.len();
+    let meta = std::fs::metadata(path)?;
+    // A FIFO or device reports size 0 and would be read forever.
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "it is {}, not a regular file",
+                crate::input::what_is(&meta.file_type())
+            ),
+        ));
+    }
+    let size = meta.len();
     if size <= limit {
         return std::fs::read(path).map(Limited::Whole);
     }

@@ -1,14 +1,16 @@
 //! `diff` and `plan` (`check` is in `check_cmd`).
 
 use super::states_cmd::CompilerArg;
-use super::{compile, emit, emit_keeping, load_bpl, pretty_json, CmdResult, Exit, Failure, Format};
+use super::{
+    compile, emit, emit_json, emit_json_keeping, emit_keeping, load_bpl, pretty_json, CmdResult,
+    Exit, Failure, Format,
+};
 use crate::bpl::Bpl;
 use crate::diff;
 use crate::picture;
 use crate::plan::render::{self, RenderOptions};
 use crate::plan::{self, MigrationPlan, Overrides, Verdict};
 use crate::states::{CompiledProcess, Compiler};
-use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 
@@ -127,7 +129,7 @@ pub fn diff(a: DiffArgs) -> CmdResult {
     let d = diff::diff(&o, &n, &oc, &nc, &[]).map_err(Failure::input)?;
     match a.common.format {
         AnalysisFormat::Human => emit(&render::diff_human(&d, RenderOptions::default()))?,
-        AnalysisFormat::Json => emit(&pretty_json(&d, Exit::Input)?)?,
+        AnalysisFormat::Json => emit_json(&d)?,
         AnalysisFormat::Svg => emit(&picture::change_svg(
             &picture::from_diff(&d, &oc, &nc),
             &oc,
@@ -143,10 +145,8 @@ pub fn diff(a: DiffArgs) -> CmdResult {
 }
 
 fn read_overrides(path: &Path) -> Result<Overrides, Failure> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read overrides file {}", path.display()))
-        .map_err(Failure::input)?;
-    Overrides::parse(&path.display().to_string(), &text).map_err(Failure::input)
+    let bytes = crate::input::read(path, crate::input::Kind::Overrides).map_err(Failure::input)?;
+    Overrides::parse_bytes(&path.display().to_string(), &bytes).map_err(Failure::input)
 }
 
 pub fn plan(a: PlanArgs) -> CmdResult {
@@ -163,6 +163,8 @@ pub fn plan(a: PlanArgs) -> CmdResult {
     let planned = plan::build(&o, &n, &oc, &nc, ov.as_ref()).map_err(Failure::input)?;
     let objectscript = a.emit == Some(EmitArg::Objectscript);
     let view = picture::from_plan(&planned.plan, &oc, &nc);
+    let locate =
+        |e: crate::sql::SqlError| Failure::input(locate_sql_refusal(e, [&o, &n], ov.as_ref()));
     let written = match &a.out {
         Some(dir) => Some(write_migration(
             &planned.plan,
@@ -171,6 +173,7 @@ pub fn plan(a: PlanArgs) -> CmdResult {
             a.dialect,
             objectscript,
             a.force,
+            &locate,
         )?),
         None => None,
     };
@@ -181,7 +184,7 @@ pub fn plan(a: PlanArgs) -> CmdResult {
         Exit::Clean
     };
     if objectscript && written.is_none() {
-        let text = crate::sql::render_objectscript(&planned.plan).map_err(Failure::input)?;
+        let text = crate::sql::render_objectscript(&planned.plan).map_err(locate)?;
         emit_keeping(&text, code)?;
         return Ok(code);
     }
@@ -193,11 +196,54 @@ pub fn plan(a: PlanArgs) -> CmdResult {
             }
             emit_keeping(&text, code)?
         }
-        AnalysisFormat::Json => emit_keeping(&pretty_json(&planned.plan, Exit::Input)?, code)?,
+        AnalysisFormat::Json => emit_json_keeping(&planned.plan, code)?,
         AnalysisFormat::Svg => emit_keeping(&picture::change_svg(&view, &oc, &nc), code)?,
         AnalysisFormat::Mermaid => emit_keeping(&picture::change_mermaid(&view, &oc, &nc), code)?,
     }
     Ok(code)
+}
+
+/// A refusal of the SQL layer, located where its value came from: a default at its line in
+/// the overrides file, a name at the BPL element that declares it (a context property), or
+/// else the BPL source it came from.
+fn locate_sql_refusal(
+    e: crate::sql::SqlError,
+    bpls: [&Bpl; 2],
+    overrides: Option<&Overrides>,
+) -> anyhow::Error {
+    use crate::sql::SqlError as E;
+    let at = match &e {
+        E::InvalidDefault { property, .. } => overrides.and_then(|ov| {
+            ov.defaults
+                .iter()
+                .find(|d| &d.property == property)
+                .map(|d| format!("{}:{}", ov.file, d.line))
+        }),
+        E::InvalidIdentifier { name, .. } => bpls
+            .iter()
+            .rev()
+            .find_map(|b| {
+                b.process
+                    .context
+                    .iter()
+                    .find(|p| &p.name == name)
+                    .map(|p| format!("{}:{}:{}", b.source.origin, p.pos.line, p.pos.column))
+            })
+            .or_else(|| {
+                bpls.iter()
+                    .rev()
+                    .find(|b| {
+                        name.contains(&b.class_name.replace('.', "_"))
+                            || b.class_name.contains(name.as_str())
+                    })
+                    .map(|b| b.source.origin.clone())
+            }),
+        _ => None,
+    };
+    match at {
+        Some(at) => anyhow::anyhow!("{at}: {e}"),
+        None => anyhow::Error::new(e),
+    }
 }
 
 /// Hook for `plan --out DIR`: the migration folder is the `sql` stage's business
@@ -210,6 +256,7 @@ fn write_migration(
     dialect: DialectArg,
     objectscript: bool,
     force: bool,
+    locate: &dyn Fn(crate::sql::SqlError) -> Failure,
 ) -> Result<PathBuf, Failure> {
     let opts = crate::sql::FolderOptions {
         dialect: match dialect {
@@ -240,8 +287,7 @@ fn write_migration(
             std::fs::remove_dir_all(&path).map_err(|e| {
                 Failure::input(anyhow::anyhow!("cannot remove {}: {e}", path.display()))
             })?;
-            crate::sql::write_migration_folder_with(plan, dir, &opts, &review)
-                .map_err(Failure::input)
+            crate::sql::write_migration_folder_with(plan, dir, &opts, &review).map_err(locate)
         }
         Err(crate::sql::SqlError::FolderExists { path }) => {
             // Say what differs, and how to regenerate.
@@ -267,30 +313,26 @@ fn write_migration(
                 plan.plan_id
             )))
         }
-        other => other.map_err(Failure::input),
+        other => other.map_err(locate),
     }
 }
 
-/// `plan --verify DIR`: the folder checksum and the plan inside it.
+/// `plan --verify DIR`: exactly the folder check `apply` runs (`Migration::load`).
 fn verify_folder(dir: &Path, format: Format) -> CmdResult {
-    if let Some(mistake) = crate::apply::migration_dir_mistake(dir) {
-        return Err(Failure::input(anyhow::anyhow!(
-            "migration folder {}: {mistake}",
-            dir.display()
-        )));
-    }
-    let check = crate::sql::verify_migration_folder(dir).map_err(Failure::input)?;
+    // Exactly the folder check `apply` runs (folder mistakes, checksums, plan, SQL files).
+    let check = crate::apply::Migration::load(dir).map_err(Failure::input)?;
+    let dir = dir.to_path_buf();
     match format {
         Format::Human => emit(&format!(
             "{}: intact ({} files, plan {} for {})\n",
-            check.dir.display(),
+            dir.display(),
             check.files.len(),
             check.plan.plan_id,
             check.plan.old.class
         ))?,
         Format::Json => emit(&pretty_json(
             &serde_json::json!({
-                "dir": check.dir,
+                "dir": dir,
                 "intact": true,
                 "files": check.files,
                 "plan_id": check.plan.plan_id,

@@ -68,8 +68,22 @@ pub struct ApplyArgs {
     /// Run the folder's reverse migration (revert.sql) instead: back to the old numbering.
     #[arg(long)]
     pub revert: bool,
+    /// Seconds to wait, in all, for the exclusive locks on the tables the plan writes (another
+    /// session writing them holds them). While waiting, who holds them is reported on stderr;
+    /// when the time is up, apply refuses (exit 3) and nothing is changed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = lock_timeout)]
+    pub lock_timeout: f64,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+fn lock_timeout(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
 }
 
 /// Progress on stderr, one line per step: always on a terminal, otherwise only once the work
@@ -92,7 +106,9 @@ impl StderrProgress {
 
 impl Progress for StderrProgress {
     fn event(&self, event: &Event<'_>) {
-        if !self.tty && self.start.elapsed() < QUIET_FOR {
+        // A wait is always reported: never wait silently.
+        let waiting = matches!(event, Event::Waiting { .. });
+        if !waiting && !self.tty && self.start.elapsed() < QUIET_FOR {
             return;
         }
         let t = self.start.elapsed().as_secs_f64();
@@ -111,6 +127,29 @@ impl Progress for StderrProgress {
                 Some(n) => format!("rewrote {table}: {n} rows"),
                 None => format!("rewrote {table}"),
             },
+            Event::Session { id } => match id {
+                Some(id) => format!("connected (server session {id})"),
+                None => "connected".to_string(),
+            },
+            Event::Waiting {
+                tables,
+                holders,
+                waited_ms,
+                timeout_ms,
+            } => {
+                let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+                let who = if holders.is_empty() {
+                    "held by another session".to_string()
+                } else {
+                    format!("held by {}", holders.join("; "))
+                };
+                format!(
+                    "waiting for an exclusive lock on {}, {who} ({:.1} of {:.1} s)",
+                    names.join(", "),
+                    *waited_ms as f64 / 1000.0,
+                    *timeout_ms as f64 / 1000.0
+                )
+            }
         };
         let _ = writeln!(std::io::stderr().lock(), "[{t:6.2}s] {line}");
     }
@@ -177,6 +216,7 @@ pub fn apply(a: ApplyArgs) -> CmdResult {
         dry_run: a.dry_run,
         direction,
         applied_by: applied_by(),
+        lock_timeout_ms: (a.lock_timeout * 1000.0).round() as u64,
     };
     let progress = StderrProgress::new();
     let report = apply::apply(&mut db, &m, &opts, &progress).map_err(failure)?;
@@ -381,8 +421,11 @@ pub(super) fn history_text(r: &StatusReport) -> String {
                 vec![
                     e.seq.to_string(),
                     e.plan_id.clone(),
-                    e.direction.clone(),
-                    e.outcome.clone(),
+                    match e.direction {
+                        Direction::Apply => "apply".to_string(),
+                        Direction::Revert => "revert".to_string(),
+                    },
+                    e.outcome.as_str().to_string(),
                     e.applied_at.clone(),
                     e.applied_by.clone(),
                 ]

@@ -21,8 +21,14 @@ pub mod exit {
     pub const INPUT: i32 = 2;
     /// A guard or precondition refused; nothing was changed.
     pub const REFUSED: i32 = 3;
-    /// The database failed; the transaction was rolled back.
+    /// The database failed; nothing was changed (rolled back, or no transaction was open).
     pub const DATABASE: i32 = 4;
+    /// `apply`: the migration committed — the rows are migrated — but the check after commit
+    /// failed (the history row says applied; a dirty marker is written where possible).
+    pub const COMMITTED_UNVERIFIED: i32 = 5;
+    /// `apply`: the connection was lost during COMMIT; the server committed all or nothing,
+    /// `status --plan DIR` tells which (the history row is part of the transaction).
+    pub const OUTCOME_UNKNOWN: i32 = 6;
 }
 
 /// How a command ended. Commands return it (or a [`Failure`] carrying it); [`Exit::code`] is
@@ -38,8 +44,12 @@ pub enum Exit {
     Input,
     /// A guard or precondition refused; nothing was changed.
     Refused,
-    /// The database failed; the transaction was rolled back.
+    /// The database failed; nothing was changed.
     Database,
+    /// `apply`: the migration committed but the check after commit failed.
+    CommittedUnverified,
+    /// `apply`: the connection was lost during COMMIT; `status --plan DIR` tells the outcome.
+    OutcomeUnknown,
 }
 
 impl Exit {
@@ -50,6 +60,8 @@ impl Exit {
             Exit::Input => exit::INPUT,
             Exit::Refused => exit::REFUSED,
             Exit::Database => exit::DATABASE,
+            Exit::CommittedUnverified => exit::COMMITTED_UNVERIFIED,
+            Exit::OutcomeUnknown => exit::OUTCOME_UNKNOWN,
         }
     }
 }
@@ -61,6 +73,8 @@ impl From<crate::apply::ErrorClass> for Exit {
             ErrorClass::Input => Exit::Input,
             ErrorClass::Refused => Exit::Refused,
             ErrorClass::Database => Exit::Database,
+            ErrorClass::CommittedUnverified => Exit::CommittedUnverified,
+            ErrorClass::OutcomeUnknown => Exit::OutcomeUnknown,
         }
     }
 }
@@ -81,7 +95,10 @@ Exit codes:
   2  usage or input error (bad arguments, malformed BPL, edited migration folder, hostile or
      unknown git revision, not in a git repository, write error on standard output)
   3  a guard, lock timeout or precondition refused; nothing was changed
-  4  the database failed; the transaction was rolled back, nothing was changed
+  4  the database failed; nothing was changed (rolled back, or no transaction was open)
+  5  apply: committed (the rows are migrated, the history says applied) but the check after
+     commit failed; a dirty history entry is written where possible
+  6  apply: the connection was lost during COMMIT; status --plan DIR tells whether it committed
 info: 0 all applied, 1 a folder pending, 2 a folder edited, 3 a history entry dirty (highest wins).
 status --plan --watch: 0 ready, 3 timed out or cannot become ready by draining.
 A closed standard output (`… | head`) keeps the exit code the command would have had.";
@@ -91,6 +108,10 @@ A closed standard output (`… | head`) keeps the exit code the command would ha
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Size cap for every input file, e.g. 256M (defaults: BPL 16M, exported class 64M,
+    /// overrides 16M, migration folder file 64M). For the rare giant.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = crate::input::parse_size)]
+    pub max_input_size: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +214,7 @@ fn run() -> Exit {
             return code;
         }
     };
+    crate::input::set_max_size(cli.max_input_size);
     let result = match cli.command {
         Command::States(a) => states_cmd::states(a),
         Command::VerifyNumbering(a) => verify_cmd::verify(a),
@@ -214,8 +236,13 @@ fn run() -> Exit {
                 return f.code;
             }
             let mut err = std::io::stderr().lock();
-            let _ = write!(err, "error: {}", f.error);
+            let _ = write!(
+                err,
+                "error: {}",
+                crate::input::printable_message(&f.error.to_string())
+            );
             for cause in f.error.chain().skip(1) {
+                let cause = crate::input::printable_message(&cause.to_string());
                 let _ = write!(err, "\n  caused by: {cause}");
             }
             let _ = writeln!(err);
@@ -231,6 +258,29 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// `value` as pretty-printed JSON with a final newline (the bytes of [`pretty_json`]),
+/// serialized straight into buffered stdout: no intermediate string, which for a large
+/// process or plan would be tens of megabytes. Write errors are handled like [`emit`]'s.
+pub fn emit_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    emit_json_keeping(value, Exit::Clean)
+}
+
+/// [`emit_json`]; a closed pipe keeps `code` (see [`emit_keeping`]). A value that cannot be
+/// serialized is an input error, as with [`pretty_json`].
+pub fn emit_json_keeping<T: serde::Serialize>(value: &T, code: Exit) -> Result<(), Failure> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| {
+        if e.is_io() {
+            write_failure(std::io::Error::from(e), code)
+        } else {
+            Failure::new(Exit::Input, e)
+        }
+    })?;
+    out.write_all(b"\n")
+        .and_then(|_| out.flush())
+        .map_err(|e| write_failure(e, code))
+}
+
 /// Write to stdout; a closed pipe (`| head`) ends the command quietly with exit 0.
 pub fn emit(text: &str) -> Result<(), Failure> {
     emit_keeping(text, Exit::Clean)
@@ -243,13 +293,17 @@ pub fn emit_keeping(text: &str, code: Exit) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                Failure::new(code, e)
-            } else {
-                Failure::input(anyhow::Error::new(e).context("cannot write to standard output"))
-            }
-        })
+        .map_err(|e| write_failure(e, code))
+}
+
+/// A failed write to stdout: a closed pipe keeps `code` (and is not reported), anything else
+/// is an input/output error.
+fn write_failure(e: std::io::Error, code: Exit) -> Failure {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Failure::new(code, e)
+    } else {
+        Failure::input(anyhow::Error::new(e).context("cannot write to standard output"))
+    }
 }
 
 fn completions(shell: clap_complete::Shell) -> CmdResult {

@@ -1,6 +1,6 @@
 //! `states` (`verify-numbering` lives in `verify_cmd`).
 
-use super::{compile, emit, load_bpl, pretty_json, CmdResult, Exit};
+use super::{compile, emit, emit_json, load_bpl, CmdResult, Exit};
 use crate::bpl::{ActivityKind, Bpl, SourceFormat};
 use crate::plan::render::table;
 use crate::states::{self, ActivityRef, CompiledProcess, Compiler};
@@ -63,7 +63,10 @@ pub fn states(a: StatesArgs) -> CmdResult {
     let cp = compile(&bpl, a.compiler.into())?;
     let text = match a.format {
         StatesFormat::Human => human(&bpl, &cp),
-        StatesFormat::Json => pretty_json(&cp, Exit::Input)?,
+        StatesFormat::Json => {
+            emit_json(&cp)?;
+            return Ok(Exit::Clean);
+        }
         StatesFormat::Dot => states::to_dot(&cp),
         StatesFormat::Mermaid => states::to_mermaid(&cp),
         StatesFormat::Svg => crate::picture::states_svg(&cp),

@@ -306,8 +306,17 @@ fn classify(t_old: &Tree, t_new: &Tree, m: &Matching) -> Vec<ActivityChange> {
 
 fn context_deltas(old: &Bpl, new: &Bpl) -> Vec<ContextDelta> {
     let mut out = Vec::new();
+    // Name lookups through maps: a process may declare very many properties.
+    let by_name = |bpl: &'_ Bpl| -> std::collections::HashMap<String, usize> {
+        let mut m = std::collections::HashMap::new();
+        for (i, p) in bpl.process.context.iter().enumerate() {
+            m.entry(p.name.clone()).or_insert(i);
+        }
+        m
+    };
+    let (old_names, new_names) = (by_name(old), by_name(new));
     for p in &old.process.context {
-        match new.process.context.iter().find(|q| q.name == p.name) {
+        match new_names.get(&p.name).map(|&i| &new.process.context[i]) {
             None => out.push(ContextDelta {
                 name: p.name.clone(),
                 change: ContextChangeKind::Removed,
@@ -326,7 +335,7 @@ fn context_deltas(old: &Bpl, new: &Bpl) -> Vec<ContextDelta> {
         }
     }
     for q in &new.process.context {
-        if !old.process.context.iter().any(|p| p.name == q.name) {
+        if !old_names.contains_key(&q.name) {
             out.push(ContextDelta {
                 name: q.name.clone(),
                 change: ContextChangeKind::Added,

@@ -1615,6 +1615,9 @@ pub fn plan_id(plan: &MigrationPlan) -> Result<String, PlanError> {
     p.old.origin = String::new();
     p.new.origin = String::new();
     p.tool_version = String::new();
-    let json = serde_json::to_vec(&p).map_err(|e| PlanError::Serialize(e.to_string()))?;
-    Ok(crate::bpl::sha256_hex(&json)[..16].to_string())
+    // Hashed as it is serialized: the JSON of a large plan is tens of megabytes.
+    let mut h = sha2::Sha256::default();
+    serde_json::to_writer(&mut h, &p).map_err(|e| PlanError::Serialize(e.to_string()))?;
+    let d = sha2::Digest::finalize(h);
+    Ok(d.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }

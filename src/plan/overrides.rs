@@ -41,6 +41,8 @@
 //! Every entry must apply: an unknown thread, state, activity, property or a finding that
 //! does not occur is an error naming the line, as is a stale hash.
 
+use crate::bpl::parse::LineIndex;
+use crate::input::{printable, printable_max};
 use serde::Deserialize;
 use std::fmt;
 use toml::Spanned;
@@ -157,15 +159,33 @@ struct RawAck {
     reason: Option<String>,
 }
 
-fn line_of(text: &str, offset: usize) -> u32 {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count() as u32
-        + 1
-}
-
 impl Overrides {
+    /// Parse an overrides file from its bytes: UTF-8 (a byte-order mark is dropped); another
+    /// encoding or invalid UTF-8 is an error naming the line.
+    pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Overrides, OverridesError> {
+        let err = |line: u32, message: String| OverridesError {
+            file: file.to_string(),
+            line,
+            message,
+        };
+        if let Some(encoding) = crate::input::sniff_encoding(bytes) {
+            return Err(err(1, crate::input::encoding_message(encoding)));
+        }
+        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let text = std::str::from_utf8(body).map_err(|e| {
+            let good = e.valid_up_to();
+            let line = body[..good].iter().filter(|&&b| b == b'\n').count() + 1;
+            err(
+                u32::try_from(line).unwrap_or(u32::MAX),
+                format!(
+                    "invalid UTF-8 (byte 0x{:02X}); the overrides file must be UTF-8",
+                    body.get(good).copied().unwrap_or(0)
+                ),
+            )
+        })?;
+        Self::parse(file, text)
+    }
+
     /// Parse an overrides file. `file` names it in messages.
     pub fn parse(file: &str, text: &str) -> Result<Overrides, OverridesError> {
         let err = |line: u32, message: String| OverridesError {
@@ -173,11 +193,14 @@ impl Overrides {
             line,
             message,
         };
+        // Lines come from one index (binary search), never from rescanning the text per entry.
+        let index = LineIndex::new(text);
+        let line_of = |offset: usize| index.line(offset);
         let raw: Raw = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
-            err(line, e.message().trim().to_string())
+            let line = e.span().map(|s| line_of(s.start)).unwrap_or(0);
+            err(line, printable_max(e.message().trim(), 1000))
         })?;
-        let line = |s: &std::ops::Range<usize>| line_of(text, s.start);
+        let line = |s: &std::ops::Range<usize>| line_of(s.start);
         let hash = |h: Option<Spanned<String>>| -> Result<Option<(u32, String)>, OverridesError> {
             match h {
                 None => Ok(None),
@@ -185,7 +208,10 @@ impl Overrides {
                     let l = line(&h.span());
                     let v = h.into_inner().trim().to_ascii_lowercase();
                     if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        return Err(err(l, format!("{v:?} is not a SHA-256 (64 hex digits)")));
+                        return Err(err(
+                            l,
+                            format!("\"{}\" is not a SHA-256 (64 hex digits)", printable(&v)),
+                        ));
                     }
                     Ok(Some((l, v)))
                 }
@@ -231,7 +257,7 @@ impl Overrides {
                         l,
                         format!(
                             "default for {} must be a number or a string, not {}",
-                            d.property,
+                            printable(&d.property),
                             other.type_str()
                         ),
                     ))

@@ -97,8 +97,10 @@ pub fn parse(text: &str, dialect: Dialect) -> Result<Vec<Statement>, String> {
 pub(super) enum Shape {
     /// `SELECT COUNT(*) FROM t [JOIN t2 ON …] [WHERE …]`.
     Count,
-    /// `SELECT k1, …, COUNT(*) FROM t GROUP BY k1, …` (the keys in this order).
-    Census { keys: Vec<String> },
+    /// `SELECT k1, …, COUNT(*) FROM t GROUP BY k1, …` (the keys in this order); `flagged`: one
+    /// more item, `SUM(CASE WHEN <condition> THEN 1 ELSE 0 END)` (rows per group a guard
+    /// condition holds for, so one scan gives the census and the guard).
+    Census { keys: Vec<String>, flagged: bool },
     /// `SELECT c1, … FROM t WHERE 1 = 0` (`SELECT 1 …` without columns): fails when the table
     /// or a column is missing, reads nothing.
     Probe { columns: Vec<String> },
@@ -278,6 +280,30 @@ fn is_call_of(e: &Expr, function: &str, column: &str) -> bool {
 /// The GROUP BY list is empty.
 fn no_grouping(g: &GroupByExpr) -> bool {
     matches!(g, GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty())
+}
+
+/// `SUM(CASE WHEN <condition> THEN 1 ELSE 0 END)` (the condition is checked by the walker).
+fn is_flag_sum(e: &Expr) -> bool {
+    let Expr::Function(f) = e else { return false };
+    let name_ok =
+        name_parts(&f.name).is_some_and(|n| n.len() == 1 && n[0].eq_ignore_ascii_case("SUM"));
+    let FunctionArguments::List(l) = &f.args else {
+        return false;
+    };
+    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Case {
+        operand: None,
+        conditions,
+        else_result: Some(else_result),
+        ..
+    }))] = l.args.as_slice()
+    else {
+        return false;
+    };
+    name_ok
+        && l.duplicate_treatment.is_none()
+        && conditions.len() == 1
+        && is_number(&conditions[0].result, "1")
+        && is_number(else_result, "0")
 }
 
 fn is_count_star(e: &Expr) -> bool {
@@ -593,8 +619,20 @@ impl Walker<'_> {
                     return Err(self.err("a guard must not group"));
                 }
             }
-            Shape::Census { keys } => {
-                let (count, key_items) = s.projection.split_last().unzip();
+            Shape::Census { keys, flagged } => {
+                let items: &[SelectItem] = if *flagged {
+                    match s.projection.split_last() {
+                        Some((SelectItem::UnnamedExpr(e), rest)) if is_flag_sum(e) => rest,
+                        _ => {
+                            return Err(self.err(
+                                "a flagged census ends with SUM(CASE WHEN … THEN 1 ELSE 0 END)",
+                            ))
+                        }
+                    }
+                } else {
+                    &s.projection
+                };
+                let (count, key_items) = items.split_last().unzip();
                 let ok_proj = key_items.is_some_and(|k| projects_columns(k, keys))
                     && matches!(count, Some(SelectItem::UnnamedExpr(e)) if is_count_star(e));
                 let ok_group = matches!(&s.group_by, GroupByExpr::Expressions(g, m)
@@ -986,6 +1024,7 @@ mod tests {
         let c = Expect {
             shape: Shape::Census {
                 keys: vec!["%NextState".into()],
+                flagged: false,
             },
             ..e
         };
@@ -1031,10 +1070,44 @@ mod tests {
     }
 
     #[test]
+    fn flagged_census_holds_one_guarded_sum() {
+        let mut e = expect(
+            Shape::Census {
+                keys: vec!["%NextState".into()],
+                flagged: true,
+            },
+            t("Demo_BP", "Thread1"),
+            &["%NextState", "%HandlerStack"],
+            &["COUNT", "SUM"],
+        );
+        let sql = "SELECT \"%NextState\", COUNT(*), SUM(CASE WHEN \"%NextState\" NOT IN ('S1', 'Stop') OR \
+                   (\"%HandlerStack\" IS NOT NULL AND \"%HandlerStack\" <> '') THEN 1 ELSE 0 END) \
+                   FROM \"Demo_BP\".\"Thread1\" GROUP BY \"%NextState\"";
+        for d in [Dialect::Iris, Dialect::Postgres] {
+            check(sql, d, &e).unwrap();
+            for bad in [
+                sql.replace("THEN 1 ELSE 0", "THEN 2 ELSE 0"),
+                sql.replace("SUM(", "MAX("),
+                sql.replace(", SUM(CASE", ", COUNT(*), SUM(CASE"),
+                sql.replace("'S1'", "(SELECT 1)"),
+                sql.replace("\"%HandlerStack\" IS NOT", "\"%Other\" IS NOT"),
+            ] {
+                assert!(check(&bad, d, &e).is_err(), "{bad}");
+            }
+        }
+        e.shape = Shape::Census {
+            keys: vec!["%NextState".into()],
+            flagged: false,
+        };
+        assert!(check(sql, Dialect::Postgres, &e).is_err());
+    }
+
+    #[test]
     fn census_over_several_keys() {
         let e = expect(
             Shape::Census {
                 keys: vec!["%NextState".into(), "%Status".into()],
+                flagged: false,
             },
             t("Demo_BP", "Thread1"),
             &["%NextState", "%Status"],

@@ -67,25 +67,17 @@ fn folder_class_part(class: &str) -> String {
         .collect()
 }
 
-/// Files a caller adds to a migration folder, computed from the folder's own files (e.g.
-/// `review.html`, which shows the exact `apply.sql`). They are checksummed like the others.
-pub type ExtraFiles<'a> = &'a dyn Fn(&BTreeMap<String, String>) -> Vec<(String, String)>;
-
-/// The folder's files, name → content (without the checksum file).
-fn folder_files(
+/// `apply.sql` and `revert.sql` as `plan --out` writes them for `dialect`.
+pub fn rendered_scripts(
     plan: &MigrationPlan,
-    folder: &str,
-    opts: &FolderOptions,
-    extra: ExtraFiles,
+    dialect: Dialect,
 ) -> Result<BTreeMap<String, String>, SqlError> {
-    let script = render(plan, opts.dialect)?;
     let mut files = BTreeMap::new();
-    let json = serde_json::to_string_pretty(plan).map_err(|e| SqlError::Plan {
-        reason: format!("cannot serialize the plan: {e}"),
-    })?;
-    files.insert(PLAN_FILE.to_string(), json + "\n");
-    files.insert("apply.sql".to_string(), script.to_sql_text());
-    let revert = match render_revert(plan, opts.dialect) {
+    files.insert(
+        "apply.sql".to_string(),
+        render(plan, dialect)?.to_sql_text(),
+    );
+    let revert = match render_revert(plan, dialect) {
         Ok(r) => r.to_sql_text(),
         Err(SqlError::NotInvertible { reasons, .. }) => {
             let mut t = format!(
@@ -104,6 +96,81 @@ fn folder_files(
         Err(e) => return Err(e),
     };
     files.insert("revert.sql".to_string(), revert);
+    Ok(files)
+}
+
+/// The dialect a stored `apply.sql` names in its header (`…, dialect iris`).
+fn script_dialect(text: &str) -> Option<Dialect> {
+    let line = text
+        .lines()
+        .take(12)
+        .find(|l| l.starts_with("--") && l.contains(", dialect "))?;
+    let word = line.rsplit(", dialect ").next()?.trim();
+    if word.starts_with("iris") {
+        Some(Dialect::Iris)
+    } else if word.starts_with("postgres") {
+        Some(Dialect::Postgres)
+    } else {
+        None
+    }
+}
+
+/// Text with a BOM dropped and CRLF read as LF (as the checksum reads it).
+fn normalized_text(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    String::from_utf8_lossy(bytes).replace("\r\n", "\n")
+}
+
+/// The folder's `apply.sql` and `revert.sql` must be exactly what `plan` renders in the
+/// dialect `apply.sql`'s header names: what a reviewer read is what `apply` runs (checksums
+/// alone do not show an edit whose checksum was recomputed). Both files must be present.
+pub fn check_scripts(dir: &Path, plan: &MigrationPlan) -> Result<Dialect, SqlError> {
+    let read = |f: &str| -> Result<String, SqlError> {
+        let p = dir.join(f);
+        if !p.is_file() {
+            return Err(SqlError::Removed { file: f.into() });
+        }
+        read_folder_file(&p).map(|b| normalized_text(&b))
+    };
+    let apply = read("apply.sql")?;
+    let dialect = script_dialect(&apply).ok_or_else(|| SqlError::ScriptMismatch {
+        file: "apply.sql".into(),
+        why: "its header names no dialect (`-- created by bplmigrate …, dialect iris`)".into(),
+    })?;
+    for (file, expected) in rendered_scripts(plan, dialect)? {
+        if read(&file)? != expected {
+            return Err(SqlError::ScriptMismatch {
+                file,
+                why: format!(
+                    "it differs from what plan.json renders for the {} dialect",
+                    match dialect {
+                        Dialect::Iris => "iris",
+                        Dialect::Postgres => "postgres",
+                    }
+                ),
+            });
+        }
+    }
+    Ok(dialect)
+}
+
+/// Files a caller adds to a migration folder, computed from the folder's own files (e.g.
+/// `review.html`, which shows the exact `apply.sql`). They are checksummed like the others.
+pub type ExtraFiles<'a> = &'a dyn Fn(&BTreeMap<String, String>) -> Vec<(String, String)>;
+
+/// The folder's files, name → content (without the checksum file).
+fn folder_files(
+    plan: &MigrationPlan,
+    folder: &str,
+    opts: &FolderOptions,
+    extra: ExtraFiles,
+) -> Result<BTreeMap<String, String>, SqlError> {
+    let script = render(plan, opts.dialect)?;
+    let mut files = rendered_scripts(plan, opts.dialect)?;
+    let json = serde_json::to_string_pretty(plan).map_err(|e| SqlError::Plan {
+        reason: format!("cannot serialize the plan: {e}"),
+    })?;
+    files.insert(PLAN_FILE.to_string(), json + "\n");
     if opts.objectscript {
         files.insert("migrate.cls".to_string(), render_objectscript(plan)?);
         files.insert("migrate.script".to_string(), render_session_script(plan)?);
@@ -171,9 +238,9 @@ pub fn write_migration_folder_with(
             let path = e.path();
             let wanted = folder_files(plan, &name, opts, extra)?;
             let same = verify_migration_folder(&path).is_ok()
-                && wanted
-                    .iter()
-                    .all(|(f, body)| fs::read(path.join(f)).is_ok_and(|b| b == body.as_bytes()))
+                && wanted.iter().all(|(f, body)| {
+                    read_folder_file(&path.join(f)).is_ok_and(|b| b == body.as_bytes())
+                })
                 && count_files(&path)? == wanted.len() + 1;
             return if same {
                 Ok(path)
@@ -205,10 +272,30 @@ fn count_files(dir: &Path) -> Result<usize, SqlError> {
     Ok(v.len())
 }
 
+/// A migration folder holds a handful of files; more than this many entries (or this deep)
+/// is not one, and is refused rather than walked.
+const MAX_FOLDER_ENTRIES: usize = 1000;
+const MAX_FOLDER_DEPTH: usize = 8;
+
 /// Every regular file under `dir`, as `/`-separated relative paths (directories recursed).
 fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), SqlError> {
+    let too_many = |what: String| SqlError::Io {
+        action: "read",
+        path: dir.to_path_buf(),
+        source: std::io::Error::other(what),
+    };
+    if prefix.matches('/').count() >= MAX_FOLDER_DEPTH {
+        return Err(too_many(format!(
+            "directories nested deeper than {MAX_FOLDER_DEPTH} levels: not a migration folder"
+        )));
+    }
     for e in fs::read_dir(dir).map_err(SqlError::io("read", dir))? {
         let e = e.map_err(SqlError::io("read", dir))?;
+        if out.len() >= MAX_FOLDER_ENTRIES {
+            return Err(too_many(format!(
+                "more than {MAX_FOLDER_ENTRIES} files: not a migration folder"
+            )));
+        }
         let name = format!("{prefix}{}", e.file_name().to_string_lossy());
         let ft = e.file_type().map_err(SqlError::io("read", e.path()))?;
         if ft.is_dir() {
@@ -218,6 +305,10 @@ fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), Sql
         }
     }
     Ok(())
+}
+
+fn read_folder_file(path: &Path) -> Result<Vec<u8>, SqlError> {
+    Ok(crate::input::read(path, crate::input::Kind::PlanFolder)?)
 }
 
 /// Check a migration folder against its checksum file and read its plan. The first problem,
@@ -237,7 +328,7 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
             file: CHECKSUM_FILE.into(),
         });
     }
-    let raw = fs::read(&sums_path).map_err(SqlError::io("read", &sums_path))?;
+    let raw = read_folder_file(&sums_path)?;
     let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&raw);
     let text = String::from_utf8_lossy(raw);
     let mut listed: BTreeMap<String, String> = BTreeMap::new();
@@ -268,6 +359,7 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
     let mut present = Vec::new();
     list_files(dir, "", &mut present)?;
     present.retain(|f| f != CHECKSUM_FILE);
+    let present: std::collections::BTreeSet<String> = present.into_iter().collect();
     let mut problems: BTreeMap<String, SqlError> = BTreeMap::new();
     for (name, hash) in &listed {
         if !present.contains(name) {
@@ -275,7 +367,7 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
             continue;
         }
         let p = dir.join(name);
-        let bytes = fs::read(&p).map_err(SqlError::io("read", &p))?;
+        let bytes = read_folder_file(&p)?;
         if &normalized_sha256(&bytes) != hash {
             problems.insert(name.clone(), SqlError::Edited { file: name.clone() });
         }
@@ -294,7 +386,7 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
         });
     }
     let plan_path = dir.join(PLAN_FILE);
-    let body = fs::read(&plan_path).map_err(SqlError::io("read", &plan_path))?;
+    let body = read_folder_file(&plan_path)?;
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&body);
     let plan: MigrationPlan =
         serde_json::from_slice(body).map_err(|source| SqlError::PlanJson {

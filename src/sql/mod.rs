@@ -28,8 +28,9 @@ pub mod text;
 
 pub use check::{parse, IrisDialect};
 pub use folder::{
-    verify_migration_folder, write_migration_folder, write_migration_folder_with, ExtraFiles,
-    FolderCheck, FolderOptions, CHECKSUM_FILE,
+    check_scripts, normalized_sha256, rendered_scripts, verify_migration_folder,
+    write_migration_folder, write_migration_folder_with, ExtraFiles, FolderCheck, FolderOptions,
+    CHECKSUM_FILE,
 };
 pub use model::*;
 pub use objectscript::{
@@ -38,8 +39,8 @@ pub use objectscript::{
 };
 pub use pg::{list_build, POSTGRES_TEST_SUPPORT_DDL};
 pub use queries::{
-    catalog_table_count, census_query, history_insert, history_update, job_rows, max_of,
-    null_count, probe_table, read_rows,
+    catalog_table_count, census_query, flagged_census_query, history_insert, history_update,
+    job_rows, max_of, null_count, probe_table, read_rows,
 };
 pub use render::{
     config_item_table, job_enumerate_table, listbuild_function, listsame_function, predict_after,
@@ -52,7 +53,7 @@ use std::path::PathBuf;
 /// Everything that can go wrong while rendering, writing or verifying a migration.
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
-    #[error("identifier {name:?} is refused: {reason}")]
+    #[error("identifier \"{name}\" is refused: {reason}")]
     InvalidIdentifier { name: String, reason: String },
     #[error("literal \"{value}\" is refused: {reason}")]
     InvalidLiteral { value: String, reason: String },
@@ -77,6 +78,8 @@ pub enum SqlError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     #[error("{} is not a valid plan: {source}", path.display())]
     PlanJson {
         path: PathBuf,
@@ -89,6 +92,8 @@ pub enum SqlError {
     Added { file: String },
     #[error("{file} is missing from the migration folder; regenerate the folder with `bplmigrate plan OLD NEW --out DIR --force` (or remove it and run `plan --out` again), then review it")]
     Removed { file: String },
+    #[error("{file} does not belong to plan.json: {why}; regenerate the folder with `bplmigrate plan --out`")]
+    ScriptMismatch { file: String, why: String },
     #[error("line {line} of {file} is not `<sha256>  <file>`")]
     BadChecksumFile { file: String, line: usize },
     #[error("{} already holds a different migration for this plan; pass --force to replace it, remove it, or write to another folder", path.display())]

@@ -100,6 +100,19 @@ pub struct Census {
     pub sql: CheckedSql,
 }
 
+/// The condition of a thread table's "rows the source version cannot have written" guard, so
+/// `apply` can count those rows in the same scan as its census (the guard at `guard` of
+/// [`SqlScript::guards`] is the same condition as `SELECT COUNT(*) … WHERE <condition>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForeignRows {
+    pub table: SqlTable,
+    pub guard: usize,
+    /// The WHERE clause, rendered and parse-checked with the guard.
+    pub condition: String,
+    pub columns: Vec<String>,
+    pub functions: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SqlScript {
     pub dialect: Dialect,
@@ -111,6 +124,8 @@ pub struct SqlScript {
     /// Context defaults, run after `rewrites` in the same transaction (see
     /// [`SqlScript::writes`] for the execution order).
     pub defaults: Vec<DefaultFill>,
+    /// One per rewritable thread table.
+    pub foreign_rows: Vec<ForeignRows>,
     pub direction: Direction,
     pub plan_id: String,
     /// The BPL class, e.g. `Demo.Loan.BankUS`.

@@ -54,12 +54,42 @@ pub fn census_query(
         "SELECT {k}, COUNT(*) FROM {} GROUP BY {k}",
         quote_table(table, dialect)?
     );
-    let shape = Shape::Census { keys: owned(keys) };
+    let shape = Shape::Census {
+        keys: owned(keys),
+        flagged: false,
+    };
     check(
         &sql,
         dialect,
         &expect(shape, table, owned(keys), &["COUNT"], 0),
     )
+}
+
+/// A census that also counts, per group, the rows a guard's condition holds for:
+/// `SELECT k…, COUNT(*), SUM(CASE WHEN <condition> THEN 1 ELSE 0 END) FROM t GROUP BY k…`. The
+/// condition is a guard's WHERE clause from `render` ([`super::ForeignRows`]), parse-checked
+/// again here with its columns and functions.
+pub fn flagged_census_query(
+    dialect: Dialect,
+    table: &SqlTable,
+    keys: &[&str],
+    condition: &super::ForeignRows,
+) -> Result<CheckedSql, SqlError> {
+    let k = quote_ident_list(keys, dialect)?;
+    let sql = format!(
+        "SELECT {k}, COUNT(*), SUM(CASE WHEN {} THEN 1 ELSE 0 END) FROM {} GROUP BY {k}",
+        condition.condition,
+        quote_table(table, dialect)?
+    );
+    let shape = Shape::Census {
+        keys: owned(keys),
+        flagged: true,
+    };
+    let mut columns = owned(keys);
+    columns.extend(condition.columns.iter().cloned());
+    let mut functions = vec!["COUNT", "SUM"];
+    functions.extend(condition.functions.iter().map(String::as_str));
+    check(&sql, dialect, &expect(shape, table, columns, &functions, 0))
 }
 
 /// `SELECT c1, … FROM t WHERE 1 = 0` (`SELECT 1 …` without columns): runs only when the table

@@ -10,8 +10,8 @@ use super::check::{check, Expect, Shape};
 use super::queries::census_query;
 use super::text::{comment_text, default_literal, quote_ident, quote_literal, quote_table};
 use super::{
-    Census, CheckedSql, DefaultFill, Dialect, Direction, Guard, GuardKind, Rewrite, SqlError,
-    SqlScript,
+    Census, CheckedSql, DefaultFill, Dialect, Direction, ForeignRows, Guard, GuardKind, Rewrite,
+    SqlError, SqlScript,
 };
 use crate::plan::{MigrationPlan, Precondition, PropertyChange, Severity};
 use crate::states::SqlTable;
@@ -95,9 +95,11 @@ struct ThreadWork {
     class: String,
     table: SqlTable,
     moves: Vec<Move>,
-    /// Every source state the script knows (mapped states, identity included): rows resting
-    /// anywhere else cannot be mapped (the revert guards on that).
+    /// Every state the version the rows come from has (for a revert: the mapped new states):
+    /// rows resting anywhere else were not written by that version, and are refused.
     known: Vec<String>,
+    /// Per stack column, every value that version can leave in it (besides empty).
+    known_stacks: Vec<(&'static str, Vec<Vec<String>>)>,
 }
 
 fn is_state_name(s: &str) -> bool {
@@ -183,8 +185,20 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
         }
         let mut moves = Vec::new();
         let mut known = Vec::new();
+        let mut handler_stacks: BTreeSet<Vec<String>> = BTreeSet::new();
+        let mut subroutine_stacks: BTreeSet<Vec<String>> = BTreeSet::new();
         for s in &t.states {
+            if direction == Direction::Apply {
+                known.push(s.old.clone());
+                handler_stacks.insert(s.old_handler_stack.clone());
+                subroutine_stacks.insert(s.old_subroutine_stack.clone());
+            }
             let Some(new) = &s.new else { continue };
+            if direction == Direction::Revert {
+                known.push(new.clone());
+                handler_stacks.insert(s.new_handler_stack.clone());
+                subroutine_stacks.insert(s.new_subroutine_stack.clone());
+            }
             let pairs = [
                 (HANDLER_STACK, &s.old_handler_stack, &s.new_handler_stack),
                 (
@@ -213,16 +227,23 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
                     },
                 })
                 .collect();
-            known.push(from.clone());
             if from != to || !stacks.is_empty() {
                 moves.push(Move { from, to, stacks });
             }
         }
+        let known_stacks = [
+            (HANDLER_STACK, handler_stacks),
+            (SUBROUTINE_STACK, subroutine_stacks),
+        ]
+        .into_iter()
+        .map(|(c, set)| (c, set.into_iter().filter(|v| !v.is_empty()).collect()))
+        .collect();
         out.push(ThreadWork {
             class: t.old_class.clone(),
             table: t.old_table.clone(),
             moves,
             known,
+            known_stacks,
         });
     }
     out
@@ -565,34 +586,91 @@ impl Renderer<'_> {
         })
     }
 
-    fn unmapped_states(&self, w: &ThreadWork) -> Result<Guard, SqlError> {
+    /// Why a row the guard finds cannot be migrated: the rows were not written by the version
+    /// the script starts from.
+    fn foreign_rows(&self, direction: Direction) -> String {
+        match direction {
+            Direction::Apply => format!(
+                "the old {} does not have: is the new class already running, or was this migration applied by hand?",
+                self.plan.old.class
+            ),
+            Direction::Revert => format!(
+                "the new {} does not have (reached after the migration?)",
+                self.plan.new.class
+            ),
+        }
+    }
+
+    /// Rows of a thread table the source version cannot have written: a `%NextState` it does
+    /// not have, or a stack value no state of it leaves (e.g. naming a state it does not
+    /// have). One statement per table, so a big table is read once.
+    fn unmapped_rows(
+        &self,
+        w: &ThreadWork,
+        direction: Direction,
+    ) -> Result<(Guard, ForeignRows), SqlError> {
         let mut keep = w.known.clone();
         if !keep.iter().any(|s| s == STOP) {
             keep.push(STOP.into());
         }
-        let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {} NOT IN ({})",
-            self.table(&w.table)?,
+        let mut conds = vec![format!(
+            "{} NOT IN ({})",
             self.id(NEXT_STATE)?,
             self.lit_list(&keep)?
+        )];
+        let mut columns = vec![NEXT_STATE];
+        for (column, known) in &w.known_stacks {
+            let col = self.id(column)?;
+            let mut cond = format!("{col} IS NOT NULL AND {col} <> ''");
+            if !known.is_empty() {
+                let values = known
+                    .iter()
+                    .map(|v| self.list_value(v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                cond.push_str(&format!(" AND {col} NOT IN ({})", values.join(", ")));
+            }
+            conds.push(format!("({cond})"));
+            columns.push(column);
+        }
+        let condition = conds.join(" OR ");
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {condition}",
+            self.table(&w.table)?,
         );
-        Ok(Guard {
-            description: format!("rows of {} rest at states the old version does not have (reached after the migration)", w.class),
-            sql: self.count(sql, vec![w.table.clone()], &[NEXT_STATE], &[])?,
+        let functions = [listbuild_function(self.d)];
+        let guard = Guard {
+            description: format!(
+                "rows of {} rest at states (or hold %HandlerStack / %SubroutineStack values) {}",
+                w.class,
+                self.foreign_rows(direction)
+            ),
+            sql: self.count(sql, vec![w.table.clone()], &columns, &functions)?,
             kind: GuardKind::Unmapped,
-        })
+        };
+        let foreign = ForeignRows {
+            table: w.table.clone(),
+            guard: 0,
+            condition,
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            functions: functions.iter().map(|f| f.to_string()).collect(),
+        };
+        Ok((guard, foreign))
     }
 
-    fn unmapped_handlers(&self, image: &[String]) -> Result<Guard, SqlError> {
+    fn unmapped_handlers(&self, image: &[String], direction: Direction) -> Result<Guard, SqlError> {
         let t = &self.plan.response_handler_table;
-        let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {} NOT IN ({})",
-            self.table(t)?,
-            self.id(RESPONSE_HANDLER_COLUMN)?,
-            self.lit_list(image)?
-        );
+        let col = self.id(RESPONSE_HANDLER_COLUMN)?;
+        let cond = if image.is_empty() {
+            format!("{col} IS NOT NULL")
+        } else {
+            format!("{col} NOT IN ({})", self.lit_list(image)?)
+        };
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE {cond}", self.table(t)?);
         Ok(Guard {
-            description: "context rows name response handlers the old version does not have".into(),
+            description: format!(
+                "context rows name response handlers {}",
+                self.foreign_rows(direction)
+            ),
             sql: self.count(sql, vec![t.clone()], &[RESPONSE_HANDLER_COLUMN], &[])?,
             kind: GuardKind::Unmapped,
         })
@@ -864,69 +942,84 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
         })
         .collect();
 
-    match direction {
-        Direction::Apply => {
-            for p in &plan.preconditions {
-                push_guard(&mut guards, &mut seen, r.precondition(p)?);
-            }
-            // Preconditions implied by the mapping itself, in case the plan did not list them.
-            for t in &plan.threads {
-                if t.new_table.as_ref() != Some(&t.old_table) {
-                    let to = t.new_class.as_deref().unwrap_or("nothing");
-                    let reason = format!(
-                        "thread class {} became {to}; its rows cannot be moved by an UPDATE",
-                        t.old_class
-                    );
-                    push_guard(
-                        &mut guards,
-                        &mut seen,
-                        r.precondition(&Precondition::NoRowsInTable {
-                            table: t.old_table.clone(),
-                            reason,
-                        })?,
-                    );
-                    continue;
-                }
-                for s in t.states.iter().filter(|s| s.new.is_none()) {
-                    let reason = match &s.note {
-                        Some(n) => comment_text(n),
-                        None => format!("{} was removed; let those instances drain or map the state in overrides", s.old_activity.label()),
-                    };
-                    let p = Precondition::NoRowsAtState {
-                        table: t.old_table.clone(),
-                        state: s.old.clone(),
-                        reason,
-                    };
-                    push_guard(&mut guards, &mut seen, r.precondition(&p)?);
-                }
-            }
-            for h in plan.response_handlers.iter().filter(|h| h.new.is_none()) {
+    if direction == Direction::Apply {
+        for p in &plan.preconditions {
+            push_guard(&mut guards, &mut seen, r.precondition(p)?);
+        }
+        // Preconditions implied by the mapping itself, in case the plan did not list them.
+        for t in &plan.threads {
+            if t.new_table.as_ref() != Some(&t.old_table) {
+                let to = t.new_class.as_deref().unwrap_or("nothing");
+                let reason = format!(
+                    "thread class {} became {to}; its rows cannot be moved by an UPDATE",
+                    t.old_class
+                );
                 push_guard(
                     &mut guards,
                     &mut seen,
-                    Guard {
-                        description: format!(
-                            "context rows still name response handler {} of call {:?}, which was removed",
-                            h.old, h.call
-                        ),
-                        sql: r.handler_rows(&h.old)?,
-                        kind: GuardKind::Precondition,
-                    },
+                    r.precondition(&Precondition::NoRowsInTable {
+                        table: t.old_table.clone(),
+                        reason,
+                    })?,
                 );
+                continue;
+            }
+            for s in t.states.iter().filter(|s| s.new.is_none()) {
+                let reason = match &s.note {
+                    Some(n) => comment_text(n),
+                    None => format!(
+                        "{} was removed; let those instances drain or map the state in overrides",
+                        s.old_activity.label()
+                    ),
+                };
+                let p = Precondition::NoRowsAtState {
+                    table: t.old_table.clone(),
+                    state: s.old.clone(),
+                    reason,
+                };
+                push_guard(&mut guards, &mut seen, r.precondition(&p)?);
             }
         }
-        Direction::Revert => {
-            for w in &work {
-                push_guard(&mut guards, &mut seen, r.unmapped_states(w)?);
-            }
-            if !plan.response_handlers.is_empty() {
-                let image: Vec<String> = handler_pairs.iter().map(|p| p.0.clone()).collect();
-                if !image.is_empty() {
-                    push_guard(&mut guards, &mut seen, r.unmapped_handlers(&image)?);
-                }
-            }
+        for h in plan.response_handlers.iter().filter(|h| h.new.is_none()) {
+            push_guard(
+                &mut guards,
+                &mut seen,
+                Guard {
+                    description: format!(
+                        "context rows still name response handler {} of call {:?}, which was removed",
+                        h.old, h.call
+                    ),
+                    sql: r.handler_rows(&h.old)?,
+                    kind: GuardKind::Precondition,
+                },
+            );
         }
     }
+    // Rows the source version cannot have written (the new numbering already in place, a
+    // migration run by hand): refused in both directions.
+    let mut foreign_rows = Vec::new();
+    for w in &work {
+        let (g, mut f) = r.unmapped_rows(w, direction)?;
+        let sql = g.sql.clone();
+        push_guard(&mut guards, &mut seen, g);
+        if let Some(i) = guards.iter().position(|x| x.sql == sql) {
+            f.guard = i;
+            foreign_rows.push(f);
+        }
+    }
+    let image: Vec<String> = match direction {
+        Direction::Apply => plan
+            .response_handlers
+            .iter()
+            .map(|h| h.old.clone())
+            .collect(),
+        Direction::Revert => handler_pairs.iter().map(|p| p.0.clone()).collect(),
+    };
+    push_guard(
+        &mut guards,
+        &mut seen,
+        r.unmapped_handlers(&image, direction)?,
+    );
     for w in &work {
         for m in &w.moves {
             for s in &m.stacks {
@@ -971,6 +1064,7 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
         census,
         rewrites,
         defaults,
+        foreign_rows,
         direction,
         plan_id: plan.plan_id.clone(),
         class,

@@ -34,7 +34,7 @@ pub const POSTGRES_MAX_IDENT: usize = 63;
 pub fn validate_ident(name: &str, dialect: Dialect) -> Result<(), SqlError> {
     let refuse = |reason: &str| {
         Err(SqlError::InvalidIdentifier {
-            name: name.to_string(),
+            name: crate::input::printable(name),
             reason: reason.to_string(),
         })
     };
@@ -98,7 +98,7 @@ pub fn quote_table(table: &crate::states::SqlTable, dialect: Dialect) -> Result<
 pub fn quote_literal(value: &str, dialect: Dialect) -> Result<String, SqlError> {
     let refuse = |reason: &str| {
         Err(SqlError::InvalidLiteral {
-            value: value.escape_debug().to_string(),
+            value: crate::input::printable(value),
             reason: reason.to_string(),
         })
     };
@@ -134,7 +134,7 @@ pub fn comment_text(text: &str) -> String {
 pub fn objectscript_string(value: &str) -> Result<String, SqlError> {
     if value.chars().any(char::is_control) {
         return Err(SqlError::InvalidLiteral {
-            value: value.escape_debug().to_string(),
+            value: crate::input::printable(value),
             reason: "it contains a control character".into(),
         });
     }
@@ -149,7 +149,7 @@ pub fn default_literal(property: &str, text: &str, dialect: Dialect) -> Result<S
     let refuse = |reason: &str| {
         Err(SqlError::InvalidDefault {
             property: property.to_string(),
-            value: text.escape_debug().to_string(),
+            value: crate::input::printable(text),
             reason: reason.to_string(),
         })
     };
@@ -186,7 +186,12 @@ pub fn default_literal(property: &str, text: &str, dialect: Dialect) -> Result<S
             }
             Ok(if negative { format!("-{n}") } else { n.clone() })
         }
-        Value::SingleQuotedString(s) if !negative => quote_literal(s, dialect),
+        Value::SingleQuotedString(s) if !negative => {
+            quote_literal(s, dialect).or_else(|e| match e {
+                SqlError::InvalidLiteral { reason, .. } => refuse(&reason),
+                other => Err(other),
+            })
+        }
         Value::Boolean(_) => refuse("write 1 or 0 for a boolean property"),
         Value::Null => refuse("NULL is what in-flight rows already hold; omit the default"),
         _ => refuse("only a number or a quoted string is accepted"),

@@ -9,7 +9,7 @@
 
 use super::model::*;
 use crate::bpl::{Activity, ActivityKind, Bpl, BplError, Case, Pos};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Compile `bpl` the way the given IRIS compiler generation would (spec section 3).
 ///
@@ -53,7 +53,11 @@ pub fn compile(bpl: &Bpl, compiler: Compiler) -> Result<CompiledProcess, BplErro
 
     let mut builds = std::mem::take(&mut g.done);
     builds.sort_by_key(|t| t.number);
-    let threads = builds.iter().map(|t| finish_thread(t, &package)).collect();
+    // Each build is dropped as soon as its thread class is made.
+    let threads = builds
+        .into_iter()
+        .map(|t| finish_thread(t, &package))
+        .collect();
     let context_class = format!("{package}.Context");
     let context_table = SqlTable::for_class(&context_class);
     let response_handler_table = context_table.child("%ResponseHandlers");
@@ -104,9 +108,10 @@ struct EdgeBuild {
 }
 
 #[derive(Debug, Clone)]
-struct StateBuild {
+struct StateBuild<'a> {
     role: Role,
-    owner: ActivityRef,
+    /// Borrowed from the tree: the `ActivityRef` (with its strings) is made once, for the output.
+    owner: &'a Activity,
     wait: bool,
     join: bool,
     edges: Vec<EdgeBuild>,
@@ -145,11 +150,11 @@ struct CompSite {
 }
 
 #[derive(Debug)]
-struct ThreadBuild {
+struct ThreadBuild<'a> {
     number: u32,
-    root: ActivityRef,
+    root: &'a Activity,
     parent: Option<ThreadParent>,
-    states: Vec<StateBuild>,
+    states: Vec<StateBuild<'a>>,
     cur: u32,
     label_scopes: Vec<LabelScope>,
     /// F states of scopes whose generation is in progress (3.2; used by the transfer default).
@@ -182,8 +187,8 @@ struct Gen<'a> {
     /// Handler name → (thread, H). Global and reset by scopes with handlers (3.4.11, Q-8).
     comp_registry: HashMap<String, (u32, u32)>,
     /// Threads whose generation is in progress; the last is the current one.
-    active: Vec<ThreadBuild>,
-    done: Vec<ThreadBuild>,
+    active: Vec<ThreadBuild<'a>>,
+    done: Vec<ThreadBuild<'a>>,
 }
 
 /// One arm of the switch rule (3.4.5), user switch or synthesized fault switch (3.4.10).
@@ -199,7 +204,7 @@ enum Arm<'a> {
 }
 
 impl<'a> Gen<'a> {
-    fn t(&mut self) -> &mut ThreadBuild {
+    fn t(&mut self) -> &mut ThreadBuild<'a> {
         // `active` is never empty while GEN runs: COMPILE starts Thread1 before the walk.
         self.active.last_mut().expect("a thread is being generated")
     }
@@ -221,11 +226,11 @@ impl<'a> Gen<'a> {
     }
 
     /// ALLOC: the next state of the current thread.
-    fn alloc(&mut self, role: Role, owner: &Activity) -> u32 {
+    fn alloc(&mut self, role: Role, owner: &'a Activity) -> u32 {
         let t = self.t();
         let state = StateBuild {
             role,
-            owner: ActivityRef::of(owner),
+            owner,
             wait: false,
             join: false,
             edges: Vec::new(),
@@ -243,7 +248,7 @@ impl<'a> Gen<'a> {
         t.states.len() as u32
     }
 
-    fn st(&mut self, s: u32) -> &mut StateBuild {
+    fn st(&mut self, s: u32) -> &mut StateBuild<'a> {
         let i = s as usize - 1;
         &mut self.t().states[i]
     }
@@ -258,11 +263,11 @@ impl<'a> Gen<'a> {
         self.st(s).left = true;
     }
 
-    fn start_thread(&mut self, root: &Activity, parent: Option<ThreadParent>) {
+    fn start_thread(&mut self, root: &'a Activity, parent: Option<ThreadParent>) {
         self.thread_counter += 1;
         self.active.push(ThreadBuild {
             number: self.thread_counter,
-            root: ActivityRef::of(root),
+            root,
             parent,
             states: Vec::new(),
             cur: 0,
@@ -441,7 +446,7 @@ impl<'a> Gen<'a> {
     }
 
     /// SYNC (3.4.4a): W then C; `cur -> C`, `cur -> W`, `W -> C` and, unless type="any", `W -> W`.
-    fn sync(&mut self, owner: &Activity, any: bool) {
+    fn sync(&mut self, owner: &'a Activity, any: bool) {
         let m0 = self.cur();
         let w = self.alloc(Role::SyncWait, owner);
         self.st(w).wait = true;
@@ -621,7 +626,7 @@ impl<'a> Gen<'a> {
     }
 
     /// 3.4.9 with the global target stacks of Q-7.
-    fn gen_jump(&mut self, a: &Activity, is_break: bool) -> Result<(), BplError> {
+    fn gen_jump(&mut self, a: &'a Activity, is_break: bool) -> Result<(), BplError> {
         let stack = if is_break {
             &self.break_targets
         } else {
@@ -839,13 +844,13 @@ fn subroutine_stacks(
     visiting: &mut HashSet<u32>,
     memo: &mut HashMap<u32, Vec<Vec<u32>>>,
 ) -> (Vec<Vec<u32>>, bool) {
+    // Outside compensation handlers (nearly every state): one empty stack, nothing to memoize.
+    let Some(h) = t.states[s as usize - 1].in_handler else {
+        return (vec![Vec::new()], true);
+    };
     if let Some(m) = memo.get(&s) {
         return (m.clone(), true);
     }
-    let Some(h) = t.states[s as usize - 1].in_handler else {
-        memo.insert(s, vec![Vec::new()]);
-        return (vec![Vec::new()], true);
-    };
     let mut v: Vec<Vec<u32>> = Vec::new();
     let mut complete = true;
     visiting.insert(s);
@@ -884,7 +889,7 @@ fn names(v: &[u32]) -> Vec<String> {
     v.iter().map(|&n| sname(n)).collect()
 }
 
-fn finish_thread(t: &ThreadBuild, package: &str) -> ThreadClass {
+fn finish_thread(t: ThreadBuild<'_>, package: &str) -> ThreadClass {
     let class = format!("{package}.Thread{}", t.number);
     let mut returns: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for site in &t.comp_sites {
@@ -893,68 +898,61 @@ fn finish_thread(t: &ThreadBuild, package: &str) -> ThreadClass {
         }
     }
     let mut memo = HashMap::new();
-    let states = t
-        .states
-        .iter()
-        .enumerate()
-        .map(|(i, st)| {
-            let n = i as u32 + 1;
-            let mut live: BTreeSet<Target> = BTreeSet::new();
-            let mut all: BTreeSet<Target> = BTreeSet::new();
-            for e in &st.edges {
-                all.insert(e.to);
-                if !e.dead {
-                    live.insert(e.to);
-                }
-            }
-            let tname = |x: &Target| match x {
-                Target::S(n) => sname(*n),
-                Target::Stop => "Stop".to_string(),
-            };
-            let (mut stacks, _) = subroutine_stacks(t, n, &mut HashSet::new(), &mut memo);
-            let primary = if stacks.is_empty() {
-                Vec::new()
-            } else {
-                stacks[0].clone()
-            };
-            if stacks.len() < 2 {
-                stacks.clear();
-            }
-            let mut ret: Vec<u32> = returns.get(&n).cloned().unwrap_or_default();
-            ret.sort_unstable();
-            ret.dedup();
-            State {
-                name: sname(n),
-                role: st.role.clone(),
-                activity: st.owner.clone(),
-                wait: st.wait,
-                join: st.join,
-                successors: all.iter().map(tname).collect(),
-                dead_successors: all.difference(&live).map(tname).collect(),
-                return_successors: names(&ret),
-                error_target: st
-                    .own_fault
-                    .or_else(|| st.protection.last().copied())
-                    .map(sname),
-                handler_stack: names(&st.protection),
-                subroutine_stack: names(&primary),
-                subroutine_stack_alternatives: stacks.iter().map(|x| names(x)).collect(),
-                pushes_handler: st.pushes.map(sname),
-                pops_handler: st.pops,
-                gosub: st
-                    .gosub
-                    .map(|(h, r)| (h.map(sname).unwrap_or_default(), sname(r))),
-                starts_threads: st.starts.clone(),
-                sends: st.sends.clone(),
-            }
-        })
-        .collect();
+    let mut states = Vec::with_capacity(t.states.len());
+    for (i, st) in t.states.iter().enumerate() {
+        let n = i as u32 + 1;
+        // Distinct targets, sorted (`Stop` last); dead = reached only by dead edges.
+        let mut all: Vec<Target> = st.edges.iter().map(|e| e.to).collect();
+        all.sort_unstable();
+        all.dedup();
+        let is_live = |x: &Target| st.edges.iter().any(|e| !e.dead && e.to == *x);
+        let tname = |x: &Target| match x {
+            Target::S(n) => sname(*n),
+            Target::Stop => "Stop".to_string(),
+        };
+        let (mut stacks, _) = subroutine_stacks(&t, n, &mut HashSet::new(), &mut memo);
+        let primary = if stacks.is_empty() {
+            Vec::new()
+        } else {
+            stacks[0].clone()
+        };
+        if stacks.len() < 2 {
+            stacks.clear();
+        }
+        let mut ret: Vec<u32> = returns.get(&n).cloned().unwrap_or_default();
+        ret.sort_unstable();
+        ret.dedup();
+        states.push(State {
+            name: sname(n),
+            role: st.role.clone(),
+            activity: ActivityRef::of(st.owner),
+            wait: st.wait,
+            join: st.join,
+            successors: all.iter().map(tname).collect(),
+            dead_successors: all.iter().filter(|x| !is_live(x)).map(tname).collect(),
+            return_successors: names(&ret),
+            error_target: st
+                .own_fault
+                .or_else(|| st.protection.last().copied())
+                .map(sname),
+            handler_stack: names(&st.protection),
+            subroutine_stack: names(&primary),
+            subroutine_stack_alternatives: stacks.iter().map(|x| names(x)).collect(),
+            pushes_handler: st.pushes.map(sname),
+            pops_handler: st.pops,
+            gosub: st
+                .gosub
+                .map(|(h, r)| (h.map(sname).unwrap_or_default(), sname(r))),
+            starts_threads: st.starts.clone(),
+            sends: st.sends.clone(),
+        });
+    }
     ThreadClass {
         number: t.number,
-        class: class.clone(),
         table: SqlTable::for_class(&class),
-        root: t.root.clone(),
-        parent: t.parent.clone(),
+        class,
+        root: ActivityRef::of(t.root),
+        parent: t.parent,
         states,
     }
 }

@@ -225,8 +225,15 @@ impl fmt::Display for NumberingDifference {
 
 /// Read an exported class file from disk (UDL or XML, detected by content).
 pub fn load_generated(path: &str) -> Result<ImportedFile, BplError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| BplError::file(path, format!("cannot read the file: {e}")))?;
+    let bytes = crate::input::read(std::path::Path::new(path), crate::input::Kind::ThreadClass)
+        .map_err(|e| BplError::file(path, e.reason()))?;
+    if let Some(encoding) = crate::input::sniff_encoding(&bytes) {
+        return Err(BplError::at(
+            path,
+            Pos { line: 1, column: 1 },
+            crate::input::encoding_message(encoding),
+        ));
+    }
     let text = String::from_utf8(bytes).map_err(|e| {
         let pos = pos_of_bytes(e.as_bytes(), e.utf8_error().valid_up_to());
         BplError::at(path, pos, "the file is not UTF-8 text")
@@ -426,6 +433,13 @@ fn read_udl<'a>(file: &str, text: &'a str) -> Result<Vec<RawClass<'a>>, BplError
 
 fn read_xml<'a>(file: &str, text: &'a str) -> Result<Vec<RawClass<'a>>, BplError> {
     let idx = LineIndex::new(text);
+    if let Some(at) = crate::bpl::parse::crowded_tag(text) {
+        return Err(BplError::at(
+            file,
+            idx.pos(at),
+            crate::bpl::parse::too_many_attributes(),
+        ));
+    }
     let opts = roxmltree::ParsingOptions {
         allow_dtd: false,
         ..Default::default()
