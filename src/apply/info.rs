@@ -249,9 +249,10 @@ fn folder_entry(path: &Path) -> FolderEntry {
         },
         Err(e) => {
             // Name the plan from its plan.json when it can still be read.
-            let raw: Option<serde_json::Value> = crate::input::read(&path.join("plan.json"), crate::input::Kind::PlanFolder)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
+            let raw: Option<serde_json::Value> =
+                crate::input::read(&path.join("plan.json"), crate::input::Kind::PlanFolder)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
             let field = |v: &serde_json::Value| v.as_str().map(str::to_string);
             let problem = match &e {
                 ApplyError::Folder { message, .. } => message.clone(),

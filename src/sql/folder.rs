@@ -238,9 +238,9 @@ pub fn write_migration_folder_with(
             let path = e.path();
             let wanted = folder_files(plan, &name, opts, extra)?;
             let same = verify_migration_folder(&path).is_ok()
-                && wanted
-                    .iter()
-                    .all(|(f, body)| read_folder_file(&path.join(f)).is_ok_and(|b| b == body.as_bytes()))
+                && wanted.iter().all(|(f, body)| {
+                    read_folder_file(&path.join(f)).is_ok_and(|b| b == body.as_bytes())
+                })
                 && count_files(&path)? == wanted.len() + 1;
             return if same {
                 Ok(path)

@@ -28,8 +28,9 @@ pub mod text;
 
 pub use check::{parse, IrisDialect};
 pub use folder::{
-    check_scripts, normalized_sha256, rendered_scripts, verify_migration_folder, write_migration_folder,
-    write_migration_folder_with, ExtraFiles, FolderCheck, FolderOptions, CHECKSUM_FILE,
+    check_scripts, normalized_sha256, rendered_scripts, verify_migration_folder,
+    write_migration_folder, write_migration_folder_with, ExtraFiles, FolderCheck, FolderOptions,
+    CHECKSUM_FILE,
 };
 pub use model::*;
 pub use objectscript::{
