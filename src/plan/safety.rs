@@ -322,6 +322,96 @@ pub(crate) fn reruns(a: &Analysis, r: &Resume) -> Vec<usize> {
     outermost(&a.new, &re, &mut full)
 }
 
+/// A run-length encoded ascending list of `(position, may)`: `(first, last, may)` stands for
+/// `first`, then each next position right after the previous one's subtree (`end[p] + 1`)
+/// up to `last`. Runs are maximal, so equal lists have equal encodings; the order is the
+/// lexicographic order of the decoded lists, computed run by run.
+struct Runs<'t> {
+    runs: Vec<(usize, usize, bool)>,
+    end: &'t [usize],
+}
+
+impl<'t> Runs<'t> {
+    /// Encodes ascending positions that do not hold one another.
+    fn encode(end: &'t [usize], items: impl IntoIterator<Item = (usize, bool)>) -> Runs<'t> {
+        let mut runs: Vec<(usize, usize, bool)> = Vec::new();
+        for (p, may) in items {
+            match runs.last_mut() {
+                Some((_, last, m)) if *m == may && end[*last] + 1 == p => *last = p,
+                _ => runs.push((p, p, may)),
+            }
+        }
+        Runs { runs, end }
+    }
+
+    /// The encoded list.
+    fn decode(&self) -> Vec<(usize, bool)> {
+        let mut out = Vec::new();
+        for &(first, last, may) in &self.runs {
+            let mut p = first;
+            loop {
+                out.push((p, may));
+                if p >= last {
+                    break;
+                }
+                p = self.end[p] + 1;
+            }
+        }
+        out
+    }
+}
+
+impl Ord for Runs<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering::*;
+        let (a, b) = (&self.runs, &other.runs);
+        let (mut i, mut j) = (0, 0);
+        // The current position in run i of a and run j of b.
+        let (mut pa, mut pb) = (a.first().map(|x| x.0), b.first().map(|x| x.0));
+        loop {
+            let (Some(x), Some(y)) = (pa, pb) else {
+                return pa.is_some().cmp(&pb.is_some());
+            };
+            let o = (x, a[i].2).cmp(&(y, b[j].2));
+            if o != Equal {
+                return o;
+            }
+            // Both follow the same chain of positions up to the nearer run end.
+            let (la, lb) = (a[i].1, b[j].1);
+            let next =
+                |runs: &Vec<(usize, usize, bool)>, k: &mut usize, last: usize, stop: usize| {
+                    if last == stop {
+                        *k += 1;
+                        runs.get(*k).map(|r| r.0)
+                    } else {
+                        Some(self.end[stop] + 1)
+                    }
+                };
+            let stop = la.min(lb);
+            pa = next(a, &mut i, la, stop);
+            pb = next(b, &mut j, lb, stop);
+        }
+    }
+}
+
+impl PartialEq for Runs<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.runs == other.runs
+    }
+}
+
+impl Eq for Runs<'_> {}
+
+impl PartialOrd for Runs<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// How many skipped or re-run activities a finding names (and lists in its activities);
+/// it counts the others ("…, and 12 more").
+const NAMED: usize = 10;
+
 /// Skipped, re-run and newly enclosing activities, one finding per distinct set of activities.
 pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
@@ -330,8 +420,11 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
     let (mut sk, mut re, mut branch) = (Vec::new(), Vec::new(), Vec::new());
     // Keyed by the activities and, for each, whether it is data-dependent (so a group never
     // mixes a certain skip with a possible one).
-    let mut skipped: BTreeMap<Vec<(usize, bool)>, Vec<&Resume>> = BTreeMap::new();
-    let mut rerun: BTreeMap<Vec<(usize, bool)>, Vec<&Resume>> = BTreeMap::new();
+    // The key is run-length encoded: `(first, last, may)` stands for the consecutive
+    // siblings from `first` to `last` (each next one starts right after the previous one's
+    // subtree), so a long stretch of moved siblings costs one entry, not one per activity.
+    let mut skipped: BTreeMap<Runs, Vec<&Resume>> = BTreeMap::new();
+    let mut rerun: BTreeMap<Runs, Vec<&Resume>> = BTreeMap::new();
     let mut enclosing: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut switched: BTreeMap<Vec<(usize, String, String)>, Vec<&Resume>> = BTreeMap::new();
@@ -394,11 +487,13 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
         // Whether each lies in a branch (or loop body) that does not hold the resume point:
         // then whether the instance ran it depends on data.
         for (set, into) in [(&sk, &mut skipped), (&re, &mut rerun)] {
-            let top: Vec<(usize, bool)> = outermost(tn, set, &mut full)
-                .into_iter()
-                .map(|p| (p, conditional_between(tn, p, w)))
-                .collect();
-            if !top.is_empty() {
+            let top = Runs::encode(
+                &tn.end,
+                outermost(tn, set, &mut full)
+                    .into_iter()
+                    .map(|p| (p, conditional_between(tn, p, w))),
+            );
+            if !top.runs.is_empty() {
                 into.entry(top).or_default().push(r);
             }
         }
@@ -422,6 +517,15 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // A long list of skipped or re-run activities names the first ones and counts the rest.
+    let some_names = |ps: &[usize]| {
+        let mut s = names(&ps[..ps.len().min(NAMED)]);
+        if ps.len() > NAMED {
+            s.push_str(&format!(", and {} more", ps.len() - NAMED));
+        }
+        s
+    };
+    let named = |ps: &[usize]| ps[..ps.len().min(NAMED)].to_vec();
     let at = |rs: &[&Resume]| {
         rs.iter()
             .map(|r| r.old_ref.as_str())
@@ -430,7 +534,8 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
     };
     // Certain and data-dependent activities go into separate findings ("will …" / "may …,
     // depending on the branch they took"), so each finding's activities share one answer.
-    let parts = |ps: &[(usize, bool)]| -> Vec<(bool, Vec<usize>)> {
+    let parts = |ps: &Runs| -> Vec<(bool, Vec<usize>)> {
+        let ps = ps.decode();
         let sure: Vec<usize> = ps.iter().filter(|x| !x.1).map(|x| x.0).collect();
         let may: Vec<usize> = ps.iter().filter(|x| x.1).map(|x| x.0).collect();
         [(false, sure), (true, may)]
@@ -449,11 +554,11 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
                         if may { "may skip" } else { "will skip" },
                         how_many(tn, &part, may),
                         if may { depending(tn, &part, rs) } else { this_iteration(tn, &part, rs) },
-                        names(&part)
+                        some_names(&part)
                     ),
                 )
                 .states(states(rs))
-                .new_acts(part.iter().map(|&p| tn.aref(p))),
+                .new_acts(named(&part).into_iter().map(|p| tn.aref(p))),
             );
         }
     }
@@ -473,9 +578,9 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
     }
     for (ps, rs) in &rerun {
         for (may, part) in parts(ps) {
-            let old_refs: Vec<ActivityRef> = part
-                .iter()
-                .filter_map(|&p| m.n2o[p])
+            let old_refs: Vec<ActivityRef> = named(&part)
+                .into_iter()
+                .filter_map(|p| m.n2o[p])
                 .map(|o| to.aref(o))
                 .collect();
             out.push(
@@ -487,12 +592,12 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
                         if may { "may run again" } else { "will run again" },
                         how_many(tn, &part, may),
                         if may { depending(tn, &part, rs) } else { "" },
-                        names(&part)
+                        some_names(&part)
                     ),
                 )
                 .states(states(rs))
                 .old_acts(old_refs)
-                .new_acts(part.iter().map(|&p| tn.aref(p))),
+                .new_acts(named(&part).into_iter().map(|p| tn.aref(p))),
             );
         }
     }
@@ -1680,11 +1785,62 @@ pub(crate) fn toggles(
 
 #[cfg(test)]
 mod tests {
-    use super::{in_foreign_handler, mentions, Moved};
+    use super::{in_foreign_handler, mentions, Moved, Runs};
     use crate::bpl::{load, LoadOptions};
     use crate::diff::tree::Order;
     use crate::states::{compile, Compiler};
     use std::path::Path;
+
+    /// Run-length encoded keys decode to what they encode, are equal exactly when the lists
+    /// are, and sort like the lists (the order of the findings).
+    #[test]
+    fn runs_keys_order_like_the_lists_they_encode() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n) as usize
+        };
+        for _ in 0..200 {
+            // A random tree in pre-order (a stack of open nodes), then `end` of each subtree.
+            let len = 1 + rnd(30);
+            let (mut parent, mut open) = (vec![0; len], vec![0]);
+            for (i, p) in parent.iter_mut().enumerate().skip(1) {
+                let close = rnd(open.len() as u64);
+                open.truncate(open.len() - close);
+                *p = *open.last().unwrap();
+                open.push(i);
+            }
+            let mut end: Vec<usize> = (0..len).collect();
+            for i in (1..len).rev() {
+                end[parent[i]] = end[parent[i]].max(end[i]);
+            }
+            let lists: Vec<Vec<(usize, bool)>> = (0..12)
+                .map(|_| {
+                    let (mut out, mut p) = (Vec::new(), rnd(3));
+                    while p < len {
+                        if rnd(3) > 0 {
+                            out.push((p, rnd(4) == 0));
+                            p = end[p] + 1 + rnd(2);
+                        } else {
+                            p += 1;
+                        }
+                    }
+                    out
+                })
+                .collect();
+            for a in &lists {
+                let ka = Runs::encode(&end, a.iter().copied());
+                assert_eq!(&ka.decode(), a);
+                for b in &lists {
+                    let kb = Runs::encode(&end, b.iter().copied());
+                    assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} {b:?} {end:?}");
+                    assert_eq!(ka == kb, a == b);
+                }
+            }
+        }
+    }
 
     /// The straightforward O(activities) scan per resume point `Moved` replaces.
     fn moved_by_scan(
