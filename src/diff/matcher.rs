@@ -419,10 +419,9 @@ impl Matcher<'_, '_> {
         self.unwrap_gaps(parent, ol, nl);
     }
 
-    /// Activities left over between two aligned neighbours, where the other side has a new
-    /// (or removed) container in the same stretch: the container was wrapped around them (or
-    /// unwrapped), so they are aligned with its body.
-    fn unwrap_gaps(&mut self, parent: usize, ol: &[usize], nl: &[usize]) {
+    /// The stretches of two sibling lists between their matched pairs (the longest chain of
+    /// matches that keeps both orders), as `(lo_i, hi_i, lo_j, hi_j)` index ranges.
+    fn sibling_gaps(&self, ol: &[usize], nl: &[usize]) -> Vec<(usize, usize, usize, usize)> {
         let anchors = increasing_chain(
             ol.iter()
                 .enumerate()
@@ -433,17 +432,31 @@ impl Matcher<'_, '_> {
                 })
                 .collect(),
         );
-        for (lo_i, hi_i, lo_j, hi_j) in gaps(&anchors, ol.len(), nl.len()) {
-            let free_o: Vec<usize> = ol[lo_i..hi_i]
-                .iter()
-                .copied()
-                .filter(|&x| self.m.o2n[x].is_none() && !self.m.blocked[x])
-                .collect();
-            let free_n: Vec<usize> = nl[lo_j..hi_j]
-                .iter()
-                .copied()
-                .filter(|&y| self.m.n2o[y].is_none())
-                .collect();
+        gaps(&anchors, ol.len(), nl.len())
+    }
+
+    /// The old activities of a stretch still free to match (unmatched, not blocked) and the
+    /// new ones still unmatched.
+    fn free_in(&self, ol: &[usize], nl: &[usize]) -> (Vec<usize>, Vec<usize>) {
+        let free_o = ol
+            .iter()
+            .copied()
+            .filter(|&x| self.m.o2n[x].is_none() && !self.m.blocked[x])
+            .collect();
+        let free_n = nl
+            .iter()
+            .copied()
+            .filter(|&y| self.m.n2o[y].is_none())
+            .collect();
+        (free_o, free_n)
+    }
+
+    /// Activities left over between two aligned neighbours, where the other side has a new
+    /// (or removed) container in the same stretch: the container was wrapped around them (or
+    /// unwrapped), so they are aligned with its body.
+    fn unwrap_gaps(&mut self, parent: usize, ol: &[usize], nl: &[usize]) {
+        for (lo_i, hi_i, lo_j, hi_j) in self.sibling_gaps(ol, nl) {
+            let (free_o, free_n) = self.free_in(&ol[lo_i..hi_i], &nl[lo_j..hi_j]);
             if free_o.is_empty() || free_n.is_empty() {
                 continue;
             }
@@ -950,27 +963,8 @@ impl Matcher<'_, '_> {
         for o in matched {
             let Some(n) = self.m.o2n[o] else { continue };
             for (ol, nl) in self.slot_pairs(o, n) {
-                let anchors: Vec<(usize, usize)> = increasing_chain(
-                    ol.iter()
-                        .enumerate()
-                        .filter_map(|(i, &x)| {
-                            self.m.o2n[x]
-                                .and_then(|y| nl.iter().position(|&z| z == y))
-                                .map(|j| (i, j))
-                        })
-                        .collect(),
-                );
-                for (lo_i, hi_i, lo_j, hi_j) in gaps(&anchors, ol.len(), nl.len()) {
-                    let free_o: Vec<usize> = ol[lo_i..hi_i]
-                        .iter()
-                        .copied()
-                        .filter(|&x| self.m.o2n[x].is_none() && !self.m.blocked[x])
-                        .collect();
-                    let free_n: Vec<usize> = nl[lo_j..hi_j]
-                        .iter()
-                        .copied()
-                        .filter(|&y| self.m.n2o[y].is_none())
-                        .collect();
+                for (lo_i, hi_i, lo_j, hi_j) in self.sibling_gaps(&ol, &nl) {
+                    let (free_o, free_n) = self.free_in(&ol[lo_i..hi_i], &nl[lo_j..hi_j]);
                     let elements: BTreeSet<&str> =
                         free_o.iter().map(|&x| self.old.element(x)).collect();
                     for e in elements {
