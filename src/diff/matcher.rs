@@ -422,14 +422,15 @@ impl Matcher<'_, '_> {
     /// The stretches of two sibling lists between their matched pairs (the longest chain of
     /// matches that keeps both orders), as `(lo_i, hi_i, lo_j, hi_j)` index ranges.
     fn sibling_gaps(&self, ol: &[usize], nl: &[usize]) -> Vec<(usize, usize, usize, usize)> {
+        // Index of each new sibling, so a long list costs O(n), not O(n²).
+        let mut at: HashMap<usize, usize> = HashMap::with_capacity(nl.len());
+        for (j, &y) in nl.iter().enumerate() {
+            at.entry(y).or_insert(j);
+        }
         let anchors = increasing_chain(
             ol.iter()
                 .enumerate()
-                .filter_map(|(i, &x)| {
-                    self.m.o2n[x]
-                        .and_then(|y| nl.iter().position(|&z| z == y))
-                        .map(|j| (i, j))
-                })
+                .filter_map(|(i, &x)| self.m.o2n[x].and_then(|y| at.get(&y)).map(|&j| (i, j)))
                 .collect(),
         );
         gaps(&anchors, ol.len(), nl.len())

@@ -354,13 +354,13 @@ impl Builder<'_, '_> {
                 .map(|s| super::render::state_key(s))
                 .collect::<Vec<_>>()
         };
-        findings.sort_by(|x, y| {
-            (std::cmp::Reverse(x.severity), &x.code, skey(x), &x.message).cmp(&(
-                std::cmp::Reverse(y.severity),
-                &y.code,
-                skey(y),
-                &y.message,
-            ))
+        findings.sort_by_cached_key(|f| {
+            (
+                std::cmp::Reverse(f.severity),
+                f.code,
+                skey(f),
+                f.message.clone(),
+            )
         });
         let (suggestions, no_suggestions) = if versioned || class_changed {
             (Vec::new(), Vec::new())

@@ -68,6 +68,10 @@ pub(crate) fn resume_points(
         ) else {
             continue;
         };
+        let mut roles: HashMap<&str, &Role> = HashMap::new();
+        for x in &nt.states {
+            roles.entry(x.name.as_str()).or_insert(&x.role);
+        }
         for sm in states {
             if !(sm.wait || sm.join) {
                 continue;
@@ -78,11 +82,9 @@ pub(crate) fn resume_points(
             let Some(w_new) = a.new.pos(na.id) else {
                 continue;
             };
-            let enters = nt
-                .states
-                .iter()
-                .find(|x| x.name == *new_state)
-                .and_then(|x| entered_slot(&x.role));
+            let enters = roles
+                .get(new_state.as_str())
+                .and_then(|role| entered_slot(role));
             out.push(Resume {
                 old_ref: sref(&ot.class, &sm.old),
                 new_ref: new_sref(&nt.class, new_state),
@@ -133,15 +135,23 @@ fn in_foreign_handler(t: &Tree, p: usize, w: usize) -> bool {
     t.handler[p].is_some_and(|h| !(h == w || t.is_desc(w, h)))
 }
 
-/// Where each new activity was in the old version, built once for every resume point.
+/// Where each new activity was in the old version, and which stretches of siblings moved
+/// whole, built once for every resume point.
 struct Alignment {
     /// The old position of a matched new activity the old version generated; `None` when it
     /// cannot have run before any old resume point (new, or disabled in the old version).
     old: Vec<Option<usize>>,
-    /// The last position of the aligned run holding `n`: consecutive new positions matched to
-    /// consecutive old ones (`old[n + i] == old[n] + i` up to it). An unchanged stretch of
-    /// the document is one run, so a resume point costs O(runs), not O(activities).
-    run_end: Vec<usize>,
+    /// For an activity whose subtree moved whole: its block and its index there. A subtree
+    /// moved whole when every activity in it is generated in both versions, matched to the
+    /// same offset in an old subtree of the same size, and runs in one thread under one
+    /// fault handler: a resume point outside it (in both versions) skips or re-runs all of it
+    /// or none of it.
+    block_of: Vec<Option<(usize, usize)>>,
+    /// Consecutive siblings that moved whole, in new order, whose old subtrees are disjoint
+    /// and in ascending or in descending old order (a stretch moved together, or reversed).
+    /// A long list of moved siblings is a few blocks, so a resume point costs O(blocks ·
+    /// log), not O(activities).
+    blocks: Vec<Vec<usize>>,
 }
 
 impl Alignment {
@@ -150,90 +160,211 @@ impl Alignment {
         let old: Vec<Option<usize>> = (0..tn.len())
             .map(|n| m.n2o[n].filter(|&o| to.effective[o]))
             .collect();
-        let mut run_end: Vec<usize> = (0..tn.len()).collect();
-        for n in (0..tn.len().saturating_sub(1)).rev() {
-            if let (Some(x), Some(y)) = (old[n], old[n + 1]) {
-                if y == x + 1 {
-                    run_end[n] = run_end[n + 1];
+        let mut whole = vec![false; tn.len()];
+        for p in (0..tn.len()).rev() {
+            whole[p] = tn.effective[p]
+                && old[p].is_some_and(|o| {
+                    to.end[o] - o == tn.end[p] - p
+                        && tn.slots[p].iter().flat_map(|(_, l)| l).all(|&c| {
+                            whole[c]
+                                && old[c] == Some(o + (c - p))
+                                && tn.thread_root[c] == tn.thread_root[p]
+                                && tn.handler[c] == tn.handler[p]
+                        })
+                });
+        }
+        let lo = |x: usize| old[x].unwrap_or(0);
+        let mut block_of = vec![None; tn.len()];
+        let mut blocks: Vec<Vec<usize>> = Vec::new();
+        for l in tn.slots.iter().flat_map(|s| s.iter().map(|(_, l)| l)) {
+            // The open block and its direction (None while it has one member).
+            let mut open: Option<(usize, Option<bool>)> = None;
+            for &c in l {
+                if !whole[c] {
+                    open = None;
+                    continue;
+                }
+                let joins = open.and_then(|(b, dir)| {
+                    let prev = *blocks[b].last()?;
+                    let same = tn.thread_root[c] == tn.thread_root[prev]
+                        && tn.handler[c] == tn.handler[prev];
+                    let up = lo(c) > to.end[lo(prev)];
+                    let down = to.end[lo(c)] < lo(prev);
+                    let step = if up {
+                        Some(true)
+                    } else if down {
+                        Some(false)
+                    } else {
+                        None
+                    };
+                    match (same, step, dir) {
+                        (true, Some(s), None) => Some((b, s)),
+                        (true, Some(s), Some(d)) if s == d => Some((b, s)),
+                        _ => None,
+                    }
+                });
+                match joins {
+                    Some((b, s)) => {
+                        block_of[c] = Some((b, blocks[b].len()));
+                        blocks[b].push(c);
+                        open = Some((b, Some(s)));
+                    }
+                    None => {
+                        block_of[c] = Some((blocks.len(), 0));
+                        open = Some((blocks.len(), None));
+                        blocks.push(vec![c]);
+                    }
                 }
             }
         }
-        Alignment { old, run_end }
-    }
-
-    /// Calls `f(from, to)` for new positions `lo..=hi` whose counterpart ran before the old
-    /// resume point (`ran`: its old position lies in `old_before`, sorted disjoint ranges) or
-    /// did not (`!ran`), as inclusive sub-ranges in ascending order.
-    fn split(
-        &self,
-        lo: usize,
-        hi: usize,
-        old_before: &[(usize, usize)],
-        ran: bool,
-        mut f: impl FnMut(usize, usize),
-    ) {
-        let mut n = lo;
-        while n <= hi {
-            let b = self.run_end[n].min(hi);
-            let Some(y0) = self.old[n] else {
-                // A run of one; it never ran before anything.
-                if !ran {
-                    f(n, n);
-                }
-                n = b + 1;
-                continue;
-            };
-            let y1 = y0 + (b - n);
-            let to_new = |y: usize| n + (y - y0);
-            let mut part = |from: usize, to: usize, inside: bool| {
-                if inside == ran {
-                    f(to_new(from), to_new(to));
-                }
-            };
-            let mut y = y0;
-            let mut k = old_before.partition_point(|&(_, e)| e < y0);
-            while y <= y1 {
-                match old_before.get(k) {
-                    Some(&(s, e)) if s <= y1 => {
-                        if s > y {
-                            part(y, s - 1, false);
-                        }
-                        let until = e.min(y1);
-                        part(y.max(s), until, true);
-                        y = until + 1;
-                        k += 1;
-                    }
-                    _ => {
-                        part(y, y1, false);
-                        y = y1 + 1;
-                    }
-                }
-            }
-            n = b + 1;
+        Alignment {
+            old,
+            block_of,
+            blocks,
         }
     }
 }
 
-/// Appends to `out`, in ascending order, the positions `lo..=hi` that a thread resting at `w`
-/// runs: generated, in `w`'s thread, not in a fault handler `w` is not in. Skips whole
-/// subtrees that fail.
-fn push_running(t: &Tree, w: usize, lo: usize, hi: usize, out: &mut Vec<usize>) {
-    let tr = t.thread_root[w];
-    let mut n = lo;
-    while n <= hi {
-        // Everything under another thread's root, a disabled activity or a foreign handler
-        // fails the same way.
-        let r = t.thread_root[n];
-        if r != tr {
-            n = t.end[r] + 1;
-        } else if !t.effective[n] {
-            n = t.end[n] + 1;
-        } else if in_foreign_handler(t, n, w) {
-            n = t.handler[n].map_or(n, |h| t.end[h]) + 1;
-        } else {
-            out.push(n);
-            n += 1;
+/// Ascending maximal runs of consecutive siblings, `(first, last)`: `first`, then each next
+/// sibling (`end[p] + 1` in the same child list) up to `last`.
+type SiblingRuns = Vec<(usize, usize)>;
+
+/// The number of activities in a run of siblings.
+fn run_len(t: &Tree, (first, last): (usize, usize)) -> usize {
+    (t.index[last] - t.index[first]) as usize + 1
+}
+
+/// The activities of a run of siblings, in order.
+fn run_items<'t>(t: &'t Tree, (first, last): (usize, usize)) -> impl Iterator<Item = usize> + 't {
+    std::iter::successors(Some(first), move |&p| (p < last).then(|| t.end[p] + 1))
+}
+
+/// One resume point's walk over the new tree: the outermost activities whose whole
+/// (generated) subtree a thread resting at `w` runs (its thread, no foreign fault handler)
+/// and that ran before the old resume point (`ran`) or did not (`!ran`), as sibling runs.
+struct Walk<'w, 'a> {
+    tn: &'w Tree<'a>,
+    to: &'w Tree<'a>,
+    align: &'w Alignment,
+    w: usize,
+    tr: usize,
+    w_old: Option<usize>,
+    old_before: &'w [(usize, usize)],
+    ran: bool,
+    out: &'w mut SiblingRuns,
+}
+
+impl Walk<'_, '_> {
+    /// Did the counterpart of `q` run before the old resume point?
+    fn ran_before(&self, q: usize) -> bool {
+        self.align.old[q].is_some_and(|o| {
+            let k = self.old_before.partition_point(|&(_, e)| e < o);
+            self.old_before.get(k).is_some_and(|&(s, _)| s <= o)
+        })
+    }
+
+    fn push(&mut self, first: usize, last: usize) {
+        let t = self.tn;
+        if let Some(x) = self.out.last_mut() {
+            if t.end[x.1] + 1 == first && t.list_first[x.1] == t.list_first[first] {
+                x.1 = last;
+                return;
+            }
         }
+        self.out.push((first, last));
+    }
+
+    /// The subtree at `p`; whether all of it qualifies (then it is reported as one).
+    fn walk(&mut self, p: usize) -> bool {
+        let t = self.tn;
+        // Another thread, a disabled activity or a foreign fault handler: none of it runs.
+        if t.thread_root[p] != self.tr || !t.effective[p] || in_foreign_handler(t, p, self.w) {
+            return false;
+        }
+        let mark = self.out.len();
+        let mut all = true;
+        for (_, l) in &t.slots[p] {
+            if let (Some(&first), Some(&last)) = (l.first(), l.last()) {
+                all &= self.siblings(first, t.end[last]);
+            }
+        }
+        let full = all && self.ran_before(p) == self.ran;
+        if full {
+            self.out.truncate(mark);
+            self.push(p, p);
+        }
+        full
+    }
+
+    /// The siblings from `c` whose subtrees end by `bound`; whether every generated one
+    /// qualifies whole.
+    fn siblings(&mut self, mut c: usize, bound: usize) -> bool {
+        let (t, align) = (self.tn, self.align);
+        let mut all = true;
+        while c <= bound {
+            if let Some((b, i)) = align.block_of[c] {
+                let members = &align.blocks[b][i..];
+                let k = members.partition_point(|&x| x <= bound);
+                all &= self.block(&members[..k]);
+                c = t.end[members[k - 1]] + 1;
+            } else {
+                all &= self.walk(c) || !t.effective[c];
+                c = t.end[c] + 1;
+            }
+        }
+        all
+    }
+
+    /// Consecutive members of a block; whether all of them qualify.
+    fn block(&mut self, b: &[usize]) -> bool {
+        let (t, to) = (self.tn, self.to);
+        let Some(&first) = b.first() else {
+            return true;
+        };
+        let lo = |x: usize| self.align.old[x].unwrap_or(0);
+        let ascending = b.len() < 2 || lo(b[0]) < lo(b[1]);
+        // The one whose old subtree holds the old resume point is walked on its own.
+        if let Some(wo) = self.w_old {
+            let k = if ascending {
+                b.partition_point(|&x| to.end[lo(x)] < wo)
+            } else {
+                b.partition_point(|&x| lo(x) > wo)
+            };
+            if let Some(&x) = b.get(k) {
+                if lo(x) <= wo && wo <= to.end[lo(x)] {
+                    let before = self.block(&b[..k]);
+                    let at = self.walk(x);
+                    let after = self.block(&b[k + 1..]);
+                    return before && at && after;
+                }
+            }
+        }
+        if t.thread_root[first] != self.tr || in_foreign_handler(t, first, self.w) {
+            return false;
+        }
+        // Stretches whose old positions lie in one range of `old_before`, or between two.
+        let mut all = true;
+        let mut k = 0;
+        while k < b.len() {
+            let o = lo(b[k]);
+            let r = self.old_before.partition_point(|&(_, e)| e < o);
+            let (inside, from, to_) = match self.old_before.get(r) {
+                Some(&(s, e)) if s <= o => (true, s, e),
+                next => (
+                    false,
+                    r.checked_sub(1).map_or(0, |q| self.old_before[q].1 + 1),
+                    next.map_or(usize::MAX, |&(s, _)| s - 1),
+                ),
+            };
+            let len = b[k..].partition_point(|&x| (from..=to_).contains(&lo(x)));
+            if inside == self.ran {
+                self.push(b[k], b[k + len - 1]);
+            } else {
+                all = false;
+            }
+            k += len;
+        }
+        all
     }
 }
 
@@ -263,14 +394,17 @@ impl<'x, 'a> Moved<'x, 'a> {
     /// For a thread resting at `w` (new) that rested at `w_old` (old), the activities it runs
     /// (generated, its thread, no foreign fault handler) that are skipped — before `w` in the
     /// new version but not before `w_old` in the old one (or new) — into `sk`, and those run
-    /// again — after `w` now but before `w_old` then — into `re`; both ascending.
+    /// again — after `w` now but before `w_old` then — into `re`: the outermost ones whose
+    /// whole subtree qualifies (a new `<if>` wrapped around activities that ran already is
+    /// not itself "skipped"; a new `<if>` with new contents is reported as one), as sibling
+    /// runs in ascending order.
     fn compute(
         &mut self,
         w: usize,
         w_old: Option<usize>,
         enters: Option<&str>,
-        sk: &mut Vec<usize>,
-        re: &mut Vec<usize>,
+        sk: &mut SiblingRuns,
+        re: &mut SiblingRuns,
     ) {
         let (to, tn) = (&self.a.old, &self.a.new);
         tn.order_ranges(w, &mut self.new_before, &mut self.new_after);
@@ -298,16 +432,24 @@ impl<'x, 'a> Moved<'x, 'a> {
             None => self.old_before.clear(),
         }
         let tr = tn.thread_root[w];
-        let in_thread = |&(s, e): &(usize, usize)| s >= tr && e <= tn.end[tr];
-        // The ranges, the parts of each and the positions in a part are visited in order.
         sk.clear();
         re.clear();
         for (ranges, ran, out) in [(&self.new_before, false, sk), (&self.new_after, true, re)] {
-            // A range lies wholly inside the thread's subtree or wholly outside it.
-            for &(s, e) in ranges.iter().filter(|x| in_thread(x)) {
-                self.align.split(s, e, &self.old_before, ran, |lo, hi| {
-                    push_running(tn, w, lo, hi, out)
-                });
+            let mut walk = Walk {
+                tn,
+                to,
+                align: &self.align,
+                w,
+                tr,
+                w_old,
+                old_before: &self.old_before,
+                ran,
+                out,
+            };
+            // A range (whole sibling subtrees of one list) lies wholly inside the thread's
+            // subtree or wholly outside it.
+            for &(s, e) in ranges.iter().filter(|&&(s, e)| s >= tr && e <= tn.end[tr]) {
+                walk.siblings(s, e);
             }
         }
     }
@@ -318,8 +460,9 @@ pub(crate) fn reruns(a: &Analysis, r: &Resume) -> Vec<usize> {
     let mut moved = Moved::new(a);
     let (mut sk, mut re) = (Vec::new(), Vec::new());
     moved.compute(r.w_new, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
-    let mut full = vec![false; a.new.len()];
-    outermost(&a.new, &re, &mut full)
+    re.into_iter()
+        .flat_map(|run| run_items(&a.new, run))
+        .collect()
 }
 
 /// A run-length encoded ascending list of `(position, may)`: `(first, last, may)` stands for
@@ -331,6 +474,7 @@ struct Runs<'t> {
     end: &'t [usize],
 }
 
+#[cfg(test)]
 impl<'t> Runs<'t> {
     /// Encodes ascending positions that do not hold one another.
     fn encode(end: &'t [usize], items: impl IntoIterator<Item = (usize, bool)>) -> Runs<'t> {
@@ -486,15 +630,14 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
         }
         // Whether each lies in a branch (or loop body) that does not hold the resume point:
         // then whether the instance ran it depends on data.
+        // Siblings share the answer, so it is asked once per run.
         for (set, into) in [(&sk, &mut skipped), (&re, &mut rerun)] {
-            let top = Runs::encode(
-                &tn.end,
-                outermost(tn, set, &mut full)
-                    .into_iter()
-                    .map(|p| (p, conditional_between(tn, p, w))),
-            );
-            if !top.runs.is_empty() {
-                into.entry(top).or_default().push(r);
+            if !set.is_empty() {
+                let runs = set
+                    .iter()
+                    .map(|&(first, last)| (first, last, conditional_between(tn, first, w)))
+                    .collect();
+                into.entry(Runs { runs, end: &tn.end }).or_default().push(r);
             }
         }
         let top = outermost(tn, &branch, &mut full);
@@ -518,14 +661,20 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
             .join(", ")
     };
     // A long list of skipped or re-run activities names the first ones and counts the rest.
-    let some_names = |ps: &[usize]| {
-        let mut s = names(&ps[..ps.len().min(NAMED)]);
-        if ps.len() > NAMED {
-            s.push_str(&format!(", and {} more", ps.len() - NAMED));
+    let total = |ps: &[(usize, usize)]| ps.iter().map(|&run| run_len(tn, run)).sum::<usize>();
+    let named = |ps: &[(usize, usize)]| -> Vec<usize> {
+        ps.iter()
+            .flat_map(|&run| run_items(tn, run))
+            .take(NAMED)
+            .collect()
+    };
+    let some_names = |ps: &[(usize, usize)]| {
+        let mut s = names(&named(ps));
+        if total(ps) > NAMED {
+            s.push_str(&format!(", and {} more", total(ps) - NAMED));
         }
         s
     };
-    let named = |ps: &[usize]| ps[..ps.len().min(NAMED)].to_vec();
     let at = |rs: &[&Resume]| {
         rs.iter()
             .map(|r| r.old_ref.as_str())
@@ -534,12 +683,18 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
     };
     // Certain and data-dependent activities go into separate findings ("will …" / "may …,
     // depending on the branch they took"), so each finding's activities share one answer.
-    let parts = |ps: &Runs| -> Vec<(bool, Vec<usize>)> {
-        let ps = ps.decode();
-        let sure: Vec<usize> = ps.iter().filter(|x| !x.1).map(|x| x.0).collect();
-        let may: Vec<usize> = ps.iter().filter(|x| x.1).map(|x| x.0).collect();
-        [(false, sure), (true, may)]
+    let parts = |ps: &Runs| -> Vec<(bool, SiblingRuns)> {
+        [false, true]
             .into_iter()
+            .map(|may| {
+                let part: SiblingRuns = ps
+                    .runs
+                    .iter()
+                    .filter(|x| x.2 == may)
+                    .map(|x| (x.0, x.1))
+                    .collect();
+                (may, part)
+            })
             .filter(|(_, v)| !v.is_empty())
             .collect()
     };
@@ -668,9 +823,14 @@ pub(crate) fn act_label(t: &Tree, p: usize) -> String {
 
 /// "2 activities", or for data-dependent ones in different branches of one conditional (a
 /// row runs at most one branch) "one of 2 activities" / "some of 3 activities".
-fn how_many(t: &Tree, ps: &[usize], may: bool) -> String {
-    let all = count(ps.len(), "activity", "activities");
-    if !may || ps.len() < 2 {
+///
+/// In pre-order, every pair is in different branches exactly when every adjacent pair is,
+/// and some pair is exactly when some adjacent pair is (a conditional's branches are
+/// contiguous); siblings of one run share a branch.
+fn how_many(t: &Tree, ps: &[(usize, usize)], may: bool) -> String {
+    let n: usize = ps.iter().map(|&run| run_len(t, run)).sum();
+    let all = count(n, "activity", "activities");
+    if !may || n < 2 {
         return all;
     }
     let exclusive = |a: usize, b: usize| {
@@ -678,15 +838,11 @@ fn how_many(t: &Tree, ps: &[usize], may: bool) -> String {
         matches!(t.element(l), "if" | "switch")
             && matches!((t.child_towards(l, a), t.child_towards(l, b)), (Some((_, x, _)), Some((_, y, _))) if x != y)
     };
-    let pairs: Vec<bool> = ps
-        .iter()
-        .enumerate()
-        .flat_map(|(i, &a)| ps[i + 1..].iter().map(move |&b| (a, b)))
-        .map(|(a, b)| exclusive(a, b))
-        .collect();
-    if pairs.iter().all(|&x| x) {
+    let adjacent: Vec<bool> = ps.windows(2).map(|x| exclusive(x[0].1, x[1].0)).collect();
+    let in_runs = ps.iter().any(|&run| run_len(t, run) > 1);
+    if !in_runs && adjacent.iter().all(|&x| x) {
         format!("one of {all}")
-    } else if pairs.iter().any(|&x| x) {
+    } else if adjacent.iter().any(|&x| x) {
         format!("some of {all}")
     } else {
         all
@@ -694,9 +850,9 @@ fn how_many(t: &Tree, ps: &[usize], may: bool) -> String {
 }
 
 /// For certain skips inside a loop body that also holds the resume point: only the current
-/// iteration skips them.
-fn this_iteration(t: &Tree, ps: &[usize], rs: &[&Resume]) -> &'static str {
-    let in_loop = ps.iter().all(|&p| {
+/// iteration skips them. (Siblings share the answer: it is asked of each run's first.)
+fn this_iteration(t: &Tree, ps: &[(usize, usize)], rs: &[&Resume]) -> &'static str {
+    let in_loop = ps.iter().all(|&(p, _)| {
         rs.iter().all(|r| {
             let l = t.lca(p, r.w_new);
             std::iter::once(l)
@@ -712,10 +868,11 @@ fn this_iteration(t: &Tree, ps: &[usize], rs: &[&Resume]) -> &'static str {
 }
 
 /// Why a skip or re-run is data-dependent: a branch, a loop, or both, between the
-/// activities and the resume points.
-fn depending(t: &Tree, ps: &[usize], rs: &[&Resume]) -> &'static str {
+/// activities and the resume points. (Siblings share the answer: it is asked of each run's
+/// first.)
+fn depending(t: &Tree, ps: &[(usize, usize)], rs: &[&Resume]) -> &'static str {
     let (mut branch, mut looped) = (false, false);
-    for &p in ps {
+    for &(p, _) in ps {
         for r in rs {
             let l = t.lca(p, r.w_new);
             for par in std::iter::once(p)
@@ -1785,7 +1942,7 @@ pub(crate) fn toggles(
 
 #[cfg(test)]
 mod tests {
-    use super::{in_foreign_handler, mentions, Moved, Runs};
+    use super::{in_foreign_handler, mentions, outermost, Moved, Runs, SiblingRuns};
     use crate::bpl::{load, LoadOptions};
     use crate::diff::tree::Order;
     use crate::states::{compile, Compiler};
@@ -1842,12 +1999,13 @@ mod tests {
         }
     }
 
-    /// The straightforward O(activities) scan per resume point `Moved` replaces.
+    /// The straightforward O(activities) scan per resume point `Moved` replaces: every
+    /// qualifying activity, then the outermost ones as sibling runs.
     fn moved_by_scan(
         a: &crate::diff::Analysis,
         w: usize,
         w_old: Option<usize>,
-    ) -> (Vec<usize>, Vec<usize>) {
+    ) -> (SiblingRuns, SiblingRuns) {
         let (to, tn, m) = (&a.old, &a.new, &a.m);
         let was_before = |n: usize| match (m.n2o[n], w_old) {
             (Some(o), Some(wo)) => to.effective[o] && to.order(o, wo) == Order::Before,
@@ -1867,7 +2025,71 @@ mod tests {
                 _ => {}
             }
         }
-        (sk, re)
+        let runs = |set: &[usize]| {
+            let mut full = vec![false; tn.len()];
+            let mut out: SiblingRuns = Vec::new();
+            for p in outermost(tn, set, &mut full) {
+                match out.last_mut() {
+                    Some(x) if tn.end[x.1] + 1 == p && tn.list_first[x.1] == tn.list_first[p] => {
+                        x.1 = p
+                    }
+                    _ => out.push((p, p)),
+                }
+            }
+            out
+        };
+        (runs(&sk), runs(&re))
+    }
+
+    /// Pairs whose siblings moved whole: reversed, a stretch moved up, one moved into
+    /// another, each with nested contents (so the walk uses blocks and walks into them).
+    fn moved_siblings(dir: &Path) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+        let call = |i: usize| {
+            format!("<call name='C{i}' target='T' async='0'><request type='Ens.Request'><assign property='callrequest.X' value='{i}'/></request></call>")
+        };
+        let seq = |inner: &str| format!("<sequence name='Q'>{inner}</sequence>");
+        let doc = |body: String| {
+            format!("<process request='Ens.Request' response='Ens.Response'>\n<context><property name='X' type='%String'/></context>\n<sequence>\n{body}\n</sequence>\n</process>\n")
+        };
+        let all = |v: &[usize]| v.iter().map(|&i| call(i)).collect::<String>();
+        let order: Vec<usize> = (0..12).collect();
+        let rev: Vec<usize> = (0..12).rev().collect();
+        let moved_up: Vec<usize> = (6..10).chain(0..6).chain(10..12).collect();
+        let versions = [
+            doc(all(&order)),
+            doc(all(&rev)),
+            doc(all(&moved_up)),
+            // Siblings moved into a new sequence (and out of it), some reversed.
+            doc(format!(
+                "{}{}{}",
+                all(&[0, 1]),
+                seq(&all(&[5, 4, 3, 2])),
+                all(&(6..12).collect::<Vec<_>>())
+            )),
+            doc(format!(
+                "{}{}",
+                seq(&all(&[11, 10, 9])),
+                all(&(0..9).collect::<Vec<_>>())
+            )),
+        ];
+        let paths: Vec<_> = versions
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let p = dir.join(format!("v{i}.xml"));
+                std::fs::write(&p, text).unwrap();
+                p
+            })
+            .collect();
+        let mut pairs = Vec::new();
+        for a in &paths {
+            for b in &paths {
+                if a != b {
+                    pairs.push((a.clone(), b.clone()));
+                }
+            }
+        }
+        pairs
     }
 
     #[test]
@@ -1895,6 +2117,8 @@ mod tests {
             pairs.push((w[0].clone(), w[1].clone()));
         }
         assert!(pairs.len() > 40);
+        let tmp = tempfile::tempdir().unwrap();
+        pairs.extend(moved_siblings(tmp.path()));
         let (mut sk, mut re) = (Vec::new(), Vec::new());
         let mut checked = 0;
         for (old, new) in &pairs {
