@@ -208,6 +208,7 @@ pub fn finding(code: Code, message: impl Into<String>) -> Finding {
         states: vec![],
         activities: vec![],
         new_activities: vec![],
+        activity_count: None,
         acknowledged: false,
     }
 }
@@ -218,6 +219,8 @@ pub trait FindingExt {
     fn states(self, s: impl IntoIterator<Item = String>) -> Self;
     fn old_acts(self, a: impl IntoIterator<Item = ActivityRef>) -> Self;
     fn new_acts(self, a: impl IntoIterator<Item = ActivityRef>) -> Self;
+    /// The finding is about `n` activities; its lists name fewer.
+    fn counting(self, n: usize) -> Self;
 }
 
 impl FindingExt for Finding {
@@ -235,6 +238,10 @@ impl FindingExt for Finding {
     }
     fn new_acts(mut self, a: impl IntoIterator<Item = ActivityRef>) -> Self {
         self.new_activities.extend(a);
+        self
+    }
+    fn counting(mut self, n: usize) -> Self {
+        self.activity_count = Some(n);
         self
     }
 }

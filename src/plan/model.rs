@@ -272,6 +272,11 @@ pub struct Finding {
     /// JSON).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub new_activities: Vec<ActivityRef>,
+    /// How many activities the finding is about when `activities` / `new_activities` hold
+    /// only the first of them (a skip or re-run of more than 10 activities: the message names
+    /// those and counts the rest, "…, and 12 more"); absent when the lists are complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity_count: Option<usize>,
     /// Set when an override acknowledged it.
     #[serde(default)]
     pub acknowledged: bool,

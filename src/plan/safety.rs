@@ -668,6 +668,11 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
             .take(NAMED)
             .collect()
     };
+    // Such a finding lists the named ones and carries the count.
+    let counted = |f: Finding, ps: &[(usize, usize)]| match total(ps) {
+        n if n > NAMED => f.counting(n),
+        _ => f,
+    };
     let some_names = |ps: &[(usize, usize)]| {
         let mut s = names(&named(ps));
         if total(ps) > NAMED {
@@ -700,21 +705,20 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
     };
     for (ps, rs) in &skipped {
         for (may, part) in parts(ps) {
-            out.push(
-                finding(
-                    Code::SkippedActivities,
-                    format!(
-                        "instances resting at {} {} {}{}: {} (the new version runs them before that point)",
-                        at(rs),
-                        if may { "may skip" } else { "will skip" },
-                        how_many(tn, &part, may),
-                        if may { depending(tn, &part, rs) } else { this_iteration(tn, &part, rs) },
-                        some_names(&part)
-                    ),
-                )
-                .states(states(rs))
-                .new_acts(named(&part).into_iter().map(|p| tn.aref(p))),
-            );
+            let f = finding(
+                Code::SkippedActivities,
+                format!(
+                    "instances resting at {} {} {}{}: {} (the new version runs them before that point)",
+                    at(rs),
+                    if may { "may skip" } else { "will skip" },
+                    how_many(tn, &part, may),
+                    if may { depending(tn, &part, rs) } else { this_iteration(tn, &part, rs) },
+                    some_names(&part)
+                ),
+            )
+            .states(states(rs))
+            .new_acts(named(&part).into_iter().map(|p| tn.aref(p)));
+            out.push(counted(f, &part));
         }
     }
     for (ps, rs) in &branches {
@@ -738,22 +742,21 @@ pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> 
                 .filter_map(|p| m.n2o[p])
                 .map(|o| to.aref(o))
                 .collect();
-            out.push(
-                finding(
-                    Code::RerunActivities,
-                    format!(
-                        "instances resting at {} {} {}{}: {} (they moved from before to after that point)",
-                        at(rs),
-                        if may { "may run again" } else { "will run again" },
-                        how_many(tn, &part, may),
-                        if may { depending(tn, &part, rs) } else { "" },
-                        some_names(&part)
-                    ),
-                )
-                .states(states(rs))
-                .old_acts(old_refs)
-                .new_acts(named(&part).into_iter().map(|p| tn.aref(p))),
-            );
+            let f = finding(
+                Code::RerunActivities,
+                format!(
+                    "instances resting at {} {} {}{}: {} (they moved from before to after that point)",
+                    at(rs),
+                    if may { "may run again" } else { "will run again" },
+                    how_many(tn, &part, may),
+                    if may { depending(tn, &part, rs) } else { "" },
+                    some_names(&part)
+                ),
+            )
+            .states(states(rs))
+            .old_acts(old_refs)
+            .new_acts(named(&part).into_iter().map(|p| tn.aref(p)));
+            out.push(counted(f, &part));
         }
     }
     for (ps, rs) in &evaluated {
@@ -2148,6 +2151,69 @@ mod tests {
             }
         }
         assert!(checked > 5_000, "{checked}");
+    }
+
+    /// A skip of more than 10 activities names 10 in its message and its activity list, and
+    /// carries the exact count for machines; a shorter one carries none.
+    #[test]
+    fn long_skips_name_ten_and_count_all() {
+        let tmp = tempfile::tempdir().unwrap();
+        let call = |i: usize| {
+            format!("<call name='C{i}' target='T' async='0'><request type='Ens.Request'/></call>")
+        };
+        let doc = |order: Vec<usize>| {
+            let body: String = order.into_iter().map(call).collect();
+            format!("<process request='Ens.Request' response='Ens.Response'>\n<context></context>\n<sequence>\n{body}\n</sequence>\n</process>\n")
+        };
+        let (po, pn) = (tmp.path().join("old.xml"), tmp.path().join("new.xml"));
+        std::fs::write(&po, doc((0..14).collect())).unwrap();
+        std::fs::write(&pn, doc((0..14).rev().collect())).unwrap();
+        let opts = LoadOptions::default();
+        let (o, n) = (
+            load(&po.to_string_lossy(), &opts).unwrap(),
+            load(&pn.to_string_lossy(), &opts).unwrap(),
+        );
+        let (oc, nc) = (
+            compile(&o, Compiler::Current).unwrap(),
+            compile(&n, Compiler::Current).unwrap(),
+        );
+        let plan = crate::plan::build(&o, &n, &oc, &nc, None).unwrap().plan;
+        let skips: Vec<_> = plan
+            .findings
+            .iter()
+            .filter(|f| f.code == crate::plan::findings::Code::SkippedActivities)
+            .collect();
+        // Resting at C0 (S2) skips the 13 calls the new version runs before it, at C1 12 ….
+        assert_eq!(skips.len(), 13, "{skips:#?}");
+        for f in &skips {
+            let n: usize = f
+                .message
+                .split(" will skip ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let json = serde_json::to_value(f).unwrap();
+            if n > 10 {
+                assert_eq!(f.activity_count, Some(n), "{}", f.message);
+                assert_eq!(f.new_activities.len(), 10);
+                assert!(
+                    f.message.contains(&format!(", and {} more (", n - 10)),
+                    "{}",
+                    f.message
+                );
+                assert_eq!(json["activity_count"], n);
+            } else {
+                assert_eq!(f.activity_count, None, "{}", f.message);
+                assert_eq!(f.new_activities.len(), n);
+                assert!(!f.message.contains(" more ("), "{}", f.message);
+                assert!(json.get("activity_count").is_none());
+            }
+        }
+        assert!(skips.iter().any(|f| f.activity_count == Some(13)));
     }
 
     #[test]
