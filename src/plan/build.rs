@@ -1,18 +1,16 @@
 //! Diff + overrides → `MigrationPlan`.
 
-use super::findings::{finding, lookup, Code, FindingExt};
+use super::checks;
+use super::findings::{lookup, Code};
 use super::model::*;
 use super::overrides::{Overrides, OverridesError};
-use super::safety::{self, new_sref, short, sref};
+use super::safety::{self, new_sref, short, sref, ThreadFinder};
 use crate::bpl::Bpl;
 use crate::diff::tree::Tree;
 use crate::diff::MatchLimits;
-use crate::diff::{
-    self, Analysis, ContextChangeKind, DeltaKind, DiffError, MatchIssue, Pin, ProcessDiff,
-};
+use crate::diff::{self, Analysis, ContextChangeKind, DeltaKind, DiffError, Pin, ProcessDiff};
 use crate::states::{CompiledProcess, ThreadClass};
-use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -74,10 +72,7 @@ pub fn build_with_limits(
         old_c,
         new_c,
         ov,
-        findings: Vec::new(),
-        pre: Vec::new(),
         applied: Vec::new(),
-        default_suggestions: Vec::new(),
     };
     let plan = b.plan(old, new)?;
     Ok(Planned {
@@ -119,200 +114,40 @@ fn find_thread<'c>(c: &'c CompiledProcess, s: &str) -> Option<&'c ThreadClass> {
         .find(|t| t.class == s || short(&t.class) == s || s.parse::<u32>().ok() == Some(t.number))
 }
 
-/// [`find_thread`] for many look-ups: the first thread class matching by class, short class
-/// or number is the first of the first matches of each kind.
-struct ThreadFinder<'c> {
-    c: &'c CompiledProcess,
-    class: HashMap<&'c str, usize>,
-    short: HashMap<&'c str, usize>,
-    number: HashMap<u32, usize>,
-}
-
-impl<'c> ThreadFinder<'c> {
-    fn new(c: &'c CompiledProcess) -> ThreadFinder<'c> {
-        let mut f = ThreadFinder {
-            c,
-            class: HashMap::new(),
-            short: HashMap::new(),
-            number: HashMap::new(),
-        };
-        for (i, t) in c.threads.iter().enumerate() {
-            f.class.entry(t.class.as_str()).or_insert(i);
-            f.short.entry(short(&t.class)).or_insert(i);
-            f.number.entry(t.number).or_insert(i);
-        }
-        f
-    }
-
-    fn find(&self, s: &str) -> Option<&'c ThreadClass> {
-        let s = s.trim();
-        [
-            self.class.get(s),
-            self.short.get(s),
-            s.parse::<u32>().ok().and_then(|n| self.number.get(&n)),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .map(|&i| &self.c.threads[i])
-    }
-}
-
 struct Builder<'x, 'a> {
     a: &'x Analysis<'a>,
     old_c: &'x CompiledProcess,
     new_c: &'x CompiledProcess,
     ov: &'x Overrides,
-    findings: Vec<Finding>,
-    pre: Vec<Precondition>,
+    /// What the overrides file applied, in its order (maps, defaults, acknowledgements).
     applied: Vec<String>,
-    default_suggestions: Vec<DefaultSuggestion>,
 }
 
-impl Builder<'_, '_> {
+impl<'x> Builder<'x, '_> {
     fn plan(&mut self, old: &Bpl, new: &Bpl) -> Result<MigrationPlan, PlanError> {
         let (old_c, new_c) = (self.old_c, self.new_c);
-        let versioned = old_c.package != new_c.package && old_c.class == new_c.class;
-        let class_changed = old_c.class != new_c.class;
-        let mut threads = if versioned {
-            self.versioned_threads()
-        } else {
-            self.threads()
+        // 1. The scope: mappings with the overrides applied.
+        let scope = self.scope()?;
+        // 2. The findings and the preconditions they need, acknowledged by the overrides.
+        let cx = checks::Context {
+            a: self.a,
+            old,
+            new,
+            old_c,
+            new_c,
+            scope: &scope,
         };
-        let mut handlers = self.handlers(versioned);
-        let mut context = self.context();
-        if class_changed {
-            self.findings.push(finding(
-                Code::ClassChanged,
-                format!(
-                    "old is {} but new is {}: their instances live in different tables",
-                    old_c.class, new_c.class
-                ),
-            ));
-        }
-        if versioned || class_changed {
-            // Nothing is migrated: state maps, pins and defaults have nothing to apply to.
-            let why = if versioned {
-                "the new version compiles into another package, so nothing is migrated"
-            } else {
-                "old and new are different classes"
-            };
-            let first = self
-                .ov
-                .maps
-                .iter()
-                .map(|m| (m.line, "[[map]]"))
-                .chain(self.ov.pins.iter().map(|p| (p.line, "[[pin]]")))
-                .chain(self.ov.defaults.iter().map(|d| (d.line, "[[default]]")))
-                .min();
-            if let Some((line, what)) = first {
-                return Err(self
-                    .ov
-                    .error(line, format!("{what} does not apply: {why}"))
-                    .into());
-            }
-        }
-        if versioned {
-            self.findings.push(finding(
-                Code::VersionedProcess,
-                format!("{} compiles into {} (old) and {} (new): in-flight instances keep running on the old classes", old_c.class, old_c.package, new_c.package),
-            ));
-            if old_c.version.is_none() || new_c.version.is_none() {
-                self.findings.push(finding(
-                    Code::UnversionedToVersioned,
-                    format!(
-                        "{} changed from {} to {}",
-                        old_c.class,
-                        describe_version(old_c.version),
-                        describe_version(new_c.version)
-                    ),
-                ));
-            }
-        } else {
-            self.apply_maps(&mut threads)?;
-            self.matching_findings();
-            self.thread_findings(&threads);
-            self.state_findings(&threads);
-            self.handler_findings(&handlers);
-            let (cf, cp, _removed) = safety::call_changes(self.a, old_c);
-            self.findings.extend(cf);
-            self.pre.extend(cp);
-            self.findings.extend(safety::sync_changes(self.a, old_c));
-            let (old_f, new_f) = (ThreadFinder::new(old_c), ThreadFinder::new(new_c));
-            let tm: Vec<(u32, Option<u32>, &[StateMapping])> = threads
-                .iter()
-                .filter_map(|t| {
-                    let o = old_f.find(&t.old_class)?.number;
-                    let n = t
-                        .new_class
-                        .as_deref()
-                        .and_then(|c| new_f.find(c))
-                        .map(|x| x.number);
-                    Some((o, n, t.states.as_slice()))
-                })
-                .collect();
-            let resumes = safety::resume_points(self.a, old_c, new_c, &tm);
-            self.findings
-                .extend(safety::resume_findings(self.a, &resumes));
-            self.context_findings(&resumes, &mut context)?;
-            self.findings.extend(safety::toggles(self.a, old_c, new_c));
-            self.process_findings(old, new);
-        }
-        self.apply_acks()?;
-        // Verdict. Errors whose remedy is letting instances drain (a removed wait state, an
-        // awaited call that now expects another response) do not block a plan that has
-        // nothing to rewrite: such a plan is `drain`.
-        let drainable =
-            |f: &Finding| f.code == Code::RemovedWaitState || f.code == Code::AwaitedCallChanged;
-        let open_errors: Vec<&Finding> = self
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error && !f.acknowledged)
-            .collect();
-        let hard_block = open_errors.iter().any(|f| !drainable(f));
-        let rewrite = threads.iter().any(|t| {
-            t.new_class.is_some()
-                && Some(short(&t.old_class)) == t.new_class.as_deref().map(short)
-                && t.states.iter().any(|s| {
-                    s.new.is_some()
-                        && matches!(s.change, StateChange::Renumbered | StateChange::Overridden)
-                })
-        }) || handlers
-            .iter()
-            .any(|h| h.new.as_deref().is_some_and(|n| n != h.old.as_str()))
-            || context.iter().any(|c| c.default.is_some());
-        let must_drain = self.pre.iter().any(|p| {
-            matches!(
-                p,
-                Precondition::NoRowsAtState { .. }
-                    | Precondition::NoRowsInTable { .. }
-                    | Precondition::NoPendingResponse { .. }
-            )
-        });
-        let verdict = if class_changed || hard_block {
-            Verdict::Blocked
-        } else if versioned {
-            Verdict::Compatible
-        } else if self.a.diff.identical {
-            Verdict::Identical
-        } else if rewrite && !open_errors.is_empty() {
-            Verdict::Blocked
-        } else if rewrite {
-            Verdict::Migratable
-        } else if must_drain {
-            Verdict::Drain
-        } else {
-            Verdict::Compatible
-        };
+        let mut out = checks::Findings::default();
+        checks::run(&cx, &mut out);
+        self.apply_acks(&mut out.findings)?;
+        // 3. The verdict.
+        let verdict = verdict(&scope, &out, self.a.diff.identical);
         if matches!(
             verdict,
             Verdict::Migratable | Verdict::Blocked | Verdict::Drain
-        ) && !class_changed
+        ) && !scope.class_changed
         {
-            self.findings.push(finding(
-                Code::ActorPool,
-                format!("if {} runs with PoolSize = 0 (the shared actor pool) it cannot be disabled on its own: stop the production before applying", old_c.class),
-            ));
+            checks::actor_pool(&cx, &mut out);
             let mut pre = vec![
                 Precondition::HostDisabled {
                     class: old_c.class.clone(),
@@ -321,14 +156,22 @@ impl Builder<'_, '_> {
                     class: old_c.class.clone(),
                 },
             ];
-            pre.append(&mut self.pre);
-            self.pre = pre;
+            pre.append(&mut out.pre);
+            out.pre = pre;
         } else {
             // Nothing will be applied: preconditions would only be noise.
-            self.pre.clear();
+            out.pre.clear();
         }
+        let checks::Scope {
+            versioned,
+            class_changed,
+            threads,
+            mut handlers,
+            mut context,
+            ..
+        } = scope;
         let mut seen = BTreeSet::new();
-        let mut preconditions: Vec<Precondition> = std::mem::take(&mut self.pre)
+        let mut preconditions: Vec<Precondition> = std::mem::take(&mut out.pre)
             .into_iter()
             .filter(|p| seen.insert(format!("{p:?}")))
             .collect();
@@ -346,7 +189,7 @@ impl Builder<'_, '_> {
                 (4, table.to_string(), (call.clone(), vec![]))
             }
         });
-        let mut findings = std::mem::take(&mut self.findings);
+        let mut findings = std::mem::take(&mut out.findings);
         // States compare numerically (S9 before S11).
         let skey = |f: &Finding| {
             f.states
@@ -386,11 +229,59 @@ impl Builder<'_, '_> {
             findings,
             suggestions,
             no_suggestions,
-            default_suggestions: std::mem::take(&mut self.default_suggestions),
+            default_suggestions: std::mem::take(&mut out.default_suggestions),
             overrides: std::mem::take(&mut self.applied),
         };
         plan.plan_id = plan_id(&plan)?;
         Ok(plan)
+    }
+
+    /// The scope of the plan, decided before any finding: thread, state and handler mappings
+    /// (with the overrides file's `[[map]]`s) and context changes (with its `[[default]]`s).
+    /// An override that cannot apply is an error.
+    fn scope(&mut self) -> Result<checks::Scope<'x>, OverridesError> {
+        let (old_c, new_c) = (self.old_c, self.new_c);
+        let versioned = old_c.package != new_c.package && old_c.class == new_c.class;
+        let class_changed = old_c.class != new_c.class;
+        let mut threads = if versioned {
+            self.versioned_threads()
+        } else {
+            self.threads()
+        };
+        let handlers = self.handlers(versioned);
+        let mut context = self.context();
+        let mut overridden = Vec::new();
+        if versioned || class_changed {
+            // Nothing is migrated: state maps, pins and defaults have nothing to apply to.
+            let why = if versioned {
+                "the new version compiles into another package, so nothing is migrated"
+            } else {
+                "old and new are different classes"
+            };
+            let first = self
+                .ov
+                .maps
+                .iter()
+                .map(|m| (m.line, "[[map]]"))
+                .chain(self.ov.pins.iter().map(|p| (p.line, "[[pin]]")))
+                .chain(self.ov.defaults.iter().map(|d| (d.line, "[[default]]")))
+                .min();
+            if let Some((line, what)) = first {
+                return Err(self.ov.error(line, format!("{what} does not apply: {why}")));
+            }
+        }
+        if !versioned {
+            overridden = self.apply_maps(&mut threads)?;
+            self.apply_defaults(&mut context)?;
+        }
+        Ok(checks::Scope {
+            versioned,
+            class_changed,
+            threads,
+            handlers,
+            context,
+            overridden,
+        })
     }
 
     fn threads(&self) -> Vec<ThreadMapping> {
@@ -575,7 +466,11 @@ impl Builder<'_, '_> {
             .collect()
     }
 
-    fn apply_maps(&mut self, threads: &mut [ThreadMapping]) -> Result<(), OverridesError> {
+    fn apply_maps(
+        &mut self,
+        threads: &mut [ThreadMapping],
+    ) -> Result<Vec<checks::Overridden<'x>>, OverridesError> {
+        let mut overridden = Vec::new();
         let mut seen = BTreeSet::new();
         for mo in &self.ov.maps {
             let ot = find_thread(self.old_c, &mo.thread).ok_or_else(|| {
@@ -634,28 +529,12 @@ impl Builder<'_, '_> {
             sm.new_subroutine_stack = ns.subroutine_stack.clone();
             sm.via = format!("override (line {})", mo.line);
             sm.note = mo.reason.clone();
-            let rests = os.wait || os.join;
-            let lands = ns.wait || ns.join;
-            let mut f = finding(
-                Code::StateOverridden,
-                format!(
-                    "{} ({} of {}) is mapped by the overrides file to {} ({} of {}){}",
-                    sref(&ot.class, &os.name),
-                    os.role,
-                    os.activity.label(),
-                    new_sref(&nt.class, &ns.name),
-                    ns.role,
-                    ns.activity.label(),
-                    if rests && !lands { "; it is not a wait state: waiting rows run it as soon as what they wait for arrives" } else { "" }
-                ),
-            )
-            .states([sref(&ot.class, &os.name), new_sref(&nt.class, &ns.name)])
-            .old_acts([os.activity.clone()])
-            .new_acts([ns.activity.clone()]);
-            if rests && !lands {
-                f = f.severity(Severity::Warning);
-            }
-            self.findings.push(f);
+            overridden.push(checks::Overridden {
+                old_class: &ot.class,
+                old: os,
+                new_class: &nt.class,
+                new: ns,
+            });
             self.applied.push(format!(
                 "line {}: map {} {} → {}",
                 mo.line,
@@ -664,313 +543,40 @@ impl Builder<'_, '_> {
                 ns.name
             ));
         }
-        Ok(())
+        Ok(overridden)
     }
 
-    fn matching_findings(&mut self) {
-        let (to, tn) = (&self.a.old, &self.a.new);
-        let (oo, no) = (
-            safety::owners(to, self.old_c),
-            safety::owners(tn, self.new_c),
-        );
-        // (owner position, thread index, state index) of every old state, sorted; made on
-        // first use.
-        let by_owner: OnceCell<Vec<(usize, usize, usize)>> = OnceCell::new();
-        let owned_states = |ids: &[crate::states::ActivityRef]| -> Vec<String> {
-            let by_owner = by_owner.get_or_init(|| {
-                let mut v = Vec::new();
-                for (ti, t) in self.old_c.threads.iter().enumerate() {
-                    for (si, s) in t.states.iter().enumerate() {
-                        if let Some(q) = to.pos(s.activity.id) {
-                            v.push((q, ti, si));
-                        }
-                    }
-                }
-                v.sort_unstable();
-                v
-            });
-            let mut v = Vec::new();
-            for r in ids {
-                let Some(p) = to.pos(r.id) else { continue };
-                // Owned by `p` or a descendant: owners `p ..= end[p]`, in thread then state
-                // order.
-                let from = by_owner.partition_point(|&(q, _, _)| q < p);
-                let upto = by_owner.partition_point(|&(q, _, _)| q <= to.end[p]);
-                let mut hits: Vec<(usize, usize)> = by_owner[from..upto]
-                    .iter()
-                    .map(|&(_, ti, si)| (ti, si))
-                    .collect();
-                hits.sort_unstable();
-                for (ti, si) in hits {
-                    let t = &self.old_c.threads[ti];
-                    v.push(sref(&t.class, &t.states[si].name));
-                }
-            }
-            v
-        };
-        for issue in &self.a.diff.issues {
-            match issue {
-                MatchIssue::Ambiguous {
-                    old,
-                    new,
-                    chosen,
-                    reason,
-                } => {
-                    let owns = old.iter().any(|r| {
-                        to.pos(r.id)
-                            .is_some_and(|p| safety::subtree_owns(to, &oo, p))
-                    }) || new.iter().any(|r| {
-                        tn.pos(r.id)
-                            .is_some_and(|p| safety::subtree_owns(tn, &no, p))
-                    });
-                    let choice = match chosen {
-                        Some((o, n)) => format!("; paired {} with {}", o.label(), n.label()),
-                        None => String::new(),
-                    };
-                    let labels = |v: &[crate::states::ActivityRef]| {
-                        v.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ")
-                    };
-                    let mut f = finding(
-                        Code::AmbiguousMatch,
-                        format!(
-                            "{reason} (old: {}; new: {}){choice}; pin the right pair",
-                            labels(old),
-                            labels(new)
-                        ),
-                    )
-                    .states(owned_states(old))
-                    .old_acts(old.iter().cloned())
-                    .new_acts(new.iter().cloned());
-                    if !owns {
-                        f = f.severity(Severity::Info);
-                    }
-                    self.findings.push(f);
-                }
-                MatchIssue::Positional { old, new } => {
-                    let owns = to.pos(old.id).is_some_and(|p| oo.contains(&p));
-                    if owns {
-                        self.findings.push(
-                            finding(Code::PositionalMatch, format!("{} was matched to {} only by its position (its key attributes changed)", old.label(), new.label()))
-                                .states(owned_states(std::slice::from_ref(old)))
-                                .old_acts([old.clone()])
-                                .new_acts([new.clone()]),
-                        );
-                    }
-                }
-                MatchIssue::LimitHit {
-                    limit,
-                    fallback,
-                    at,
-                } => {
-                    let place = at
-                        .as_ref()
-                        .map(|r| format!(" in {}", r.label()))
-                        .unwrap_or_default();
-                    self.findings.push(
-                        finding(
-                            Code::MatcherLimit,
-                            format!("{limit} reached{place}: {fallback}"),
-                        )
-                        .old_acts(at.iter().cloned()),
-                    );
-                }
-            }
-        }
-    }
-
-    fn thread_findings(&mut self, threads: &[ThreadMapping]) {
-        for t in threads {
-            let old_short = short(&t.old_class);
-            match t.new_class.as_deref() {
-                Some(nc) if short(nc) == old_short => {}
-                Some(nc) => {
-                    self.findings.push(
-                        finding(
-                            Code::ThreadRenumbered,
-                            format!("flow branch thread {} became {}: rows of {} would run another branch's code", t.old_class, nc, t.old_table),
-                        )
-                        .states([format!("{old_short}:*")]),
-                    );
-                    self.pre.push(Precondition::NoRowsInTable {
-                        table: t.old_table.clone(),
-                        reason: format!(
-                            "{} became {}; no row of a running instance may remain in {}",
-                            old_short,
-                            short(nc),
-                            t.old_table
-                        ),
-                    });
-                }
-                None => {
-                    self.findings.push(
-                        finding(
-                            Code::ThreadRemoved,
-                            format!(
-                                "thread class {} has no counterpart in the new version: the stale class stays compiled, and a row left unfinished in it would keep running the old code",
-                                t.old_class
-                            ),
-                        )
-                        .states([format!("{old_short}:*")]),
-                    );
-                    self.pre.push(Precondition::NoRowsInTable {
-                        table: t.old_table.clone(),
-                        reason: format!("{old_short} has no counterpart in the new version; no row of a running instance may remain in {}", t.old_table),
-                    });
-                }
-            }
-        }
-    }
-
-    fn state_findings(&mut self, threads: &[ThreadMapping]) {
-        for t in threads {
-            // A renumbered or removed thread class is guarded as a whole (empty table).
-            if t.new_class.as_deref().map(short) != Some(short(&t.old_class)) {
-                continue;
-            }
-            let map: BTreeMap<&str, Option<&str>> = t
-                .states
-                .iter()
-                .map(|s| (s.old.as_str(), s.new.as_deref()))
-                .collect();
-            let mut renumbered = Vec::new();
-            let mut stack_changed = Vec::new();
-            // One finding per removed activity, listing its states.
-            let mut removed: Vec<(crate::states::ActivityRef, Vec<&StateMapping>, String)> =
-                Vec::new();
-            for s in &t.states {
-                match (&s.new, s.change) {
-                    (None, _) => {
-                        let why = s
-                            .note
-                            .as_deref()
-                            .map(|n| format!(" ({n})"))
-                            .unwrap_or_default();
-                        match removed.iter_mut().find(
-                            |(a, _, _): &&mut (
-                                crate::states::ActivityRef,
-                                Vec<&StateMapping>,
-                                String,
-                            )| a.id == s.old_activity.id,
-                        ) {
-                            Some((_, v, _)) => v.push(s),
-                            None => removed.push((s.old_activity.clone(), vec![s], why.clone())),
-                        }
-                        self.pre.push(Precondition::NoRowsAtState {
-                            table: t.old_table.clone(),
-                            state: s.old.clone(),
-                            // The same words for every state of one removed activity, so a
-                            // review groups them into one line.
-                            reason: s.note.clone().unwrap_or_else(|| {
-                                format!("{} has no counterpart", s.old_activity.label())
-                            }),
-                        });
-                    }
-                    (Some(n), StateChange::Renumbered) => {
-                        renumbered.push(format!("{}→{}", s.old, n))
-                    }
-                    _ => {}
-                }
-                if s.new.is_some() {
-                    // The old stack, each state mapped, is the new stack: nothing to rewrite.
-                    let maps_onto = |old: &[String], new: &[String]| {
-                        old.len() == new.len()
-                            && old
-                                .iter()
-                                .zip(new)
-                                .all(|(o, n)| map.get(o.as_str()).copied().flatten() == Some(n))
-                    };
-                    if !maps_onto(&s.old_handler_stack, &s.new_handler_stack)
-                        || !maps_onto(&s.old_subroutine_stack, &s.new_subroutine_stack)
-                    {
-                        stack_changed.push(format!(
-                            "{} [{}]→[{}]",
-                            s.old,
-                            s.old_handler_stack
-                                .iter()
-                                .chain(s.old_subroutine_stack.iter())
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(","),
-                            s.new_handler_stack
-                                .iter()
-                                .chain(s.new_subroutine_stack.iter())
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(",")
-                        ));
-                    }
-                }
-            }
-            for (act, states, why) in &removed {
-                let rests = states.iter().any(|s| s.wait || s.join);
-                let listed = states
-                    .iter()
-                    .map(|s| {
-                        let what = if s.join {
-                            ", join"
-                        } else if s.wait {
-                            ", wait"
-                        } else {
-                            ""
-                        };
-                        format!("{} ({}{what})", s.old, s.role)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let code = if rests {
-                    Code::RemovedWaitState
-                } else {
-                    Code::RemovedState
-                };
-                let what = if rests {
-                    "instances can wait there"
-                } else {
-                    "no instance waits there"
-                };
-                self.findings.push(
-                    finding(
-                        code,
-                        format!(
-                            "{}: {} {listed} {} no counterpart{why} ({what})",
-                            act.label(),
-                            if states.len() == 1 { "state" } else { "states" },
-                            if states.len() == 1 { "has" } else { "have" }
-                        ),
-                    )
-                    .states(states.iter().map(|s| sref(&t.old_class, &s.old)))
-                    .old_acts([act.clone()]),
-                );
-            }
-            let old_short = short(&t.old_class);
-            if !renumbered.is_empty() {
-                let states = t
-                    .states
-                    .iter()
-                    .filter(|s| s.change == StateChange::Renumbered)
-                    .map(|s| sref(&t.old_class, &s.old))
-                    .collect::<Vec<_>>();
-                self.findings.push(
-                    finding(
-                        Code::StatesRenumbered,
-                        format!(
-                            "{old_short}: {} renumbered: {}",
-                            plural(renumbered.len(), "state"),
-                            renumbered.join(", ")
-                        ),
-                    )
-                    .states(states),
-                );
-            }
-            if !stack_changed.is_empty() {
-                self.findings.push(finding(
-                    Code::StackChanged,
+    /// The overrides file's `[[default]]`s onto the new context properties.
+    fn apply_defaults(
+        &mut self,
+        context: &mut [ContextPropertyChange],
+    ) -> Result<(), OverridesError> {
+        for d in &self.ov.defaults {
+            let Some(c) = context.iter_mut().find(|c| c.name == d.property) else {
+                return Err(self.ov.error(
+                    d.line,
                     format!(
-                        "{old_short}: rows get a different handler/subroutine stack at {}",
-                        stack_changed.join("; ")
+                        "[[default]] property {:?} is not a new context property of {}",
+                        d.property, self.new_c.class
+                    ),
+                ));
+            };
+            if c.change != PropertyChange::Added {
+                return Err(self.ov.error(
+                    d.line,
+                    format!(
+                        "[[default]] property {:?} is not new (it was {:?})",
+                        d.property, c.change
                     ),
                 ));
             }
+            c.default = Some(d.value.clone());
+            self.applied.push(format!(
+                "line {}: default {} = {}",
+                d.line, d.property, d.value
+            ));
         }
+        Ok(())
     }
 
     /// For every removed wait state left unmapped, the best candidate to map it to: the same
@@ -1254,251 +860,8 @@ impl Builder<'_, '_> {
         })
     }
 
-    /// The process's own request/response classes, and a hint when the arguments look
-    /// swapped.
-    fn process_findings(&mut self, old: &Bpl, new: &Bpl) {
-        for (what, o, n) in [
-            ("request", &old.process.request, &new.process.request),
-            ("response", &old.process.response, &new.process.response),
-        ] {
-            if o != n {
-                self.findings.push(finding(
-                    Code::ProcessMessageChanged,
-                    format!(
-                        "the process {what} class changed from {} to {}: in-flight instances hold a {what} of the old class",
-                        o.as_deref().unwrap_or("(none)"),
-                        n.as_deref().unwrap_or("(none)")
-                    ),
-                ));
-            }
-        }
-        let changes = &self.a.diff.activities;
-        // Removed activities that own states (a removed wrapper's handlers do not count).
-        let owners = safety::owners(&self.a.old, self.old_c);
-        // Counted once per removed subtree: a removed flow branch and its delay are one removal.
-        let gone: BTreeSet<usize> = changes
-            .iter()
-            .filter(|c| c.change == diff::ActivityChangeKind::Removed)
-            .filter_map(|c| c.old.as_ref().and_then(|r| self.a.old.pos(r.id)))
-            .collect();
-        let removed = gone
-            .iter()
-            .filter(|p| owners.contains(p))
-            .filter(|&&p| !self.a.old.ancestors(p).any(|q| gone.contains(&q)))
-            .count();
-        let inserted = changes
-            .iter()
-            .filter(|c| c.change == diff::ActivityChangeKind::Inserted)
-            .count();
-        let removed_states: usize = self
-            .a
-            .map
-            .threads
-            .iter()
-            .flat_map(|t| &t.states)
-            .filter(|s| s.change == DeltaKind::Removed)
-            .count();
-        if inserted == 0 && removed >= 2 && removed_states >= 2 {
-            self.findings.push(finding(
-                Code::ArgumentsReversed,
-                format!(
-                    "{removed} activities that own states were removed and none was inserted: if the first file given is the newer version, the arguments are reversed (bplmigrate plan OLD NEW)"
-                ),
-            ));
-        }
-    }
-
-    fn handler_findings(&mut self, handlers: &[HandlerMapping]) {
-        let renumbered: Vec<String> = handlers
-            .iter()
-            .filter_map(|h| {
-                h.new
-                    .as_ref()
-                    .filter(|n| **n != h.old)
-                    .map(|n| format!("{}→{} ({:?})", h.old, n, h.call))
-            })
-            .collect();
-        if !renumbered.is_empty() {
-            self.findings.push(finding(
-                Code::HandlerRenumbered,
-                format!(
-                    "{} renumbered: {}",
-                    plural(renumbered.len(), "response handler"),
-                    renumbered.join(", ")
-                ),
-            ));
-        }
-        if handlers.iter().all(|h| h.new.is_some()) {
-            return;
-        }
-        // Old handlers whose counterpart is gone, names of removed calls, old handlers by name
-        // (the first of each) and thread classes by number.
-        let gone: HashSet<&str> = self
-            .a
-            .diff
-            .handlers
-            .iter()
-            .filter(|d| d.new_activity.is_none())
-            .filter_map(|d| d.old.as_deref())
-            .collect();
-        let removed_calls: HashSet<&str> = self
-            .a
-            .diff
-            .activities
-            .iter()
-            .filter(|c| c.new.is_none())
-            .filter_map(|c| c.old.as_ref())
-            .filter(|o| o.element == "call")
-            .filter_map(|o| o.name.as_deref())
-            .collect();
-        let mut old_handlers = HashMap::new();
-        for x in &self.old_c.response_handlers {
-            old_handlers.entry(x.name.as_str()).or_insert(x);
-        }
-        let old_threads = self.old_c.threads_by_number();
-        for h in handlers.iter().filter(|h| h.new.is_none()) {
-            // Removed calls are reported (with their precondition) by the call analysis,
-            // unless their name is still awaited in the new version (it then requires
-            // nothing of a pending response, but this handler is gone all the same).
-            let call_gone = gone.contains(h.old.as_str())
-                && removed_calls.contains(h.call.as_str())
-                && !safety::awaited_in_new(&self.a.new, &h.call);
-            if call_gone {
-                continue;
-            }
-            let Some(hd) = old_handlers.get(h.old.as_str()).copied() else {
-                continue;
-            };
-            let table = old_threads.get(&hd.thread).map(|t| t.table.clone());
-            self.findings.push(
-                finding(
-                    Code::HandlerRemoved,
-                    format!(
-                        "{} (response handler of call {:?}) has no counterpart",
-                        h.old, h.call
-                    ),
-                )
-                .old_acts([hd.activity.clone()]),
-            );
-            if let Some(table) = table {
-                self.pre.push(Precondition::NoPendingResponse {
-                    table,
-                    call: h.call.clone(),
-                    reason: format!("{} of call {:?} has no counterpart; wait until no response for it is pending", h.old, h.call),
-                });
-            }
-        }
-    }
-
-    fn context_findings(
-        &mut self,
-        resumes: &[safety::Resume],
-        context: &mut [ContextPropertyChange],
-    ) -> Result<(), OverridesError> {
-        // Defaults from the overrides file.
-        for d in &self.ov.defaults {
-            let Some(c) = context.iter_mut().find(|c| c.name == d.property) else {
-                return Err(self.ov.error(
-                    d.line,
-                    format!(
-                        "[[default]] property {:?} is not a new context property of {}",
-                        d.property, self.new_c.class
-                    ),
-                ));
-            };
-            if c.change != PropertyChange::Added {
-                return Err(self.ov.error(
-                    d.line,
-                    format!(
-                        "[[default]] property {:?} is not new (it was {:?})",
-                        d.property, c.change
-                    ),
-                ));
-            }
-            c.default = Some(d.value.clone());
-            self.applied.push(format!(
-                "line {}: default {} = {}",
-                d.line, d.property, d.value
-            ));
-        }
-        let added: Vec<safety::NewProperty> = self
-            .a
-            .diff
-            .context
-            .iter()
-            .filter(|c| c.change == ContextChangeKind::Added)
-            .map(|c| safety::NewProperty {
-                name: c.name.clone(),
-                type_name: c.new_type.clone(),
-                initial: c.initial_expression.clone(),
-            })
-            .collect();
-        let default_of = |p: &str| {
-            context
-                .iter()
-                .find(|c| c.name == p)
-                .and_then(|c| c.default.clone())
-        };
-        for (prop, mut f) in safety::context_reads(self.a, resumes, &added, default_of) {
-            if context
-                .iter()
-                .any(|c| c.name == prop && c.default.is_some())
-            {
-                f.acknowledged = true;
-            } else if let Some(np) = added
-                .iter()
-                .find(|x| x.name == prop)
-                .filter(|x| safety::scalar_type(x.type_name.as_deref()))
-            {
-                let ty = np
-                    .type_name
-                    .clone()
-                    .unwrap_or_else(|| "%String".to_string());
-                let value = np.initial.as_deref().and_then(safety::sql_literal);
-                let reason = match (&value, &np.initial) {
-                    (Some(v), Some(i)) => format!(
-                        "new instances get {v} (initialexpression {i}); rows resting at {} read {prop} before writing it",
-                        f.states.join(", ")
-                    ),
-                    _ => format!(
-                        "rows resting at {} read {prop} before writing it; choose a SQL literal of type {ty} for them and uncomment the value line",
-                        f.states.join(", ")
-                    ),
-                };
-                self.default_suggestions.push(DefaultSuggestion {
-                    property: prop.clone(),
-                    value,
-                    type_name: ty,
-                    reason,
-                });
-            }
-            self.findings.push(f);
-        }
-        for c in &self.a.diff.context {
-            match c.change {
-                ContextChangeKind::Removed => {
-                    self.findings.push(finding(
-                        Code::ContextPropertyRemoved,
-                        format!("context property {} was removed", c.name),
-                    ));
-                }
-                ContextChangeKind::Retyped => self.findings.push(finding(
-                    Code::ContextPropertyRetyped,
-                    format!(
-                        "context property {} changed type from {} to {}",
-                        c.name,
-                        c.old_type.as_deref().unwrap_or("(none)"),
-                        c.new_type.as_deref().unwrap_or("(none)")
-                    ),
-                )),
-                ContextChangeKind::Added => {}
-            }
-        }
-        Ok(())
-    }
-
     /// Mark acknowledged findings; every `[[ack]]` must match one.
-    fn apply_acks(&mut self) -> Result<(), OverridesError> {
+    fn apply_acks(&mut self, findings: &mut [Finding]) -> Result<(), OverridesError> {
         for ack in &self.ov.acks {
             let code = lookup(&ack.code).ok_or_else(|| {
                 self.ov.error(
@@ -1527,7 +890,7 @@ impl Builder<'_, '_> {
                 (None, None) => None,
             };
             let mut hit = false;
-            for f in self.findings.iter_mut().filter(|f| f.code == code) {
+            for f in findings.iter_mut().filter(|f| f.code == code) {
                 let ok = match &want_state {
                     None => true,
                     Some(w) if w.starts_with(':') => f
@@ -1575,18 +938,53 @@ impl Builder<'_, '_> {
     }
 }
 
-fn describe_version(v: Option<u64>) -> String {
-    match v {
-        Some(n) => format!("version {n}"),
-        None => "unversioned".to_string(),
-    }
-}
-
-fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
+/// The verdict of a plan: what its scope rewrites and what its findings and preconditions
+/// say. Errors whose remedy is letting instances drain (a removed wait state, an awaited call
+/// that now expects another response) do not block a plan that has nothing to rewrite: such
+/// a plan is `drain`.
+fn verdict(scope: &checks::Scope, out: &checks::Findings, identical: bool) -> Verdict {
+    let drainable =
+        |f: &Finding| f.code == Code::RemovedWaitState || f.code == Code::AwaitedCallChanged;
+    let open_errors: Vec<&Finding> = out
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error && !f.acknowledged)
+        .collect();
+    let hard_block = open_errors.iter().any(|f| !drainable(f));
+    let rewrite = scope.threads.iter().any(|t| {
+        t.new_class.is_some()
+            && Some(short(&t.old_class)) == t.new_class.as_deref().map(short)
+            && t.states.iter().any(|s| {
+                s.new.is_some()
+                    && matches!(s.change, StateChange::Renumbered | StateChange::Overridden)
+            })
+    }) || scope
+        .handlers
+        .iter()
+        .any(|h| h.new.as_deref().is_some_and(|n| n != h.old.as_str()))
+        || scope.context.iter().any(|c| c.default.is_some());
+    let must_drain = out.pre.iter().any(|p| {
+        matches!(
+            p,
+            Precondition::NoRowsAtState { .. }
+                | Precondition::NoRowsInTable { .. }
+                | Precondition::NoPendingResponse { .. }
+        )
+    });
+    if scope.class_changed || hard_block {
+        Verdict::Blocked
+    } else if scope.versioned {
+        Verdict::Compatible
+    } else if identical {
+        Verdict::Identical
+    } else if rewrite && !open_errors.is_empty() {
+        Verdict::Blocked
+    } else if rewrite {
+        Verdict::Migratable
+    } else if must_drain {
+        Verdict::Drain
     } else {
-        format!("{n} {what}s")
+        Verdict::Compatible
     }
 }
 

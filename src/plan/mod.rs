@@ -2,11 +2,14 @@
 //!
 //! [`build`] turns two parsed and compiled BPL versions (plus an optional reviewed
 //! [`Overrides`] file) into a [`MigrationPlan`] and the [`ProcessDiff`](crate::diff::ProcessDiff)
-//! behind it. Findings are data, with codes from the one catalogue in [`findings`];
+//! behind it: first the scope (mappings, overrides applied), then the findings (raised by
+//! the check modules, grouped like the catalogue), then the verdict. Findings are data, with
+//! codes from the one catalogue in [`findings`];
 //! [`render`] formats plans and diffs for people, [`reports`] for CI (GitLab Code Quality,
 //! SARIF 2.1.0). Nothing here prints.
 
 mod build;
+mod checks;
 pub mod findings;
 mod model;
 pub mod overrides;

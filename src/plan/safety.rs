@@ -1,14 +1,13 @@
-//! What in-flight instances will experience when they resume under the new version:
-//! skipped and re-run activities, new enclosing conditions, renamed or removed calls they wait
-//! on, new context properties they read, `disabled` toggles.
+//! The analyses behind the findings about in-flight instances (raised in
+//! [`checks`](super::checks)): resume points, what a thread resting at one skips or runs
+//! again, first access to a context property along the paths from it, state owners.
 
-use super::findings::{finding, Code, FindingExt};
-use super::model::{Finding, Precondition, Severity, StateMapping};
-use crate::bpl::{Activity, ActivityId, ActivityKind};
-use crate::diff::tree::{Order, Tree};
+use super::model::StateMapping;
+use crate::bpl::ActivityKind;
+use crate::diff::tree::Tree;
 use crate::diff::Analysis;
-use crate::states::{ActivityRef, CompiledProcess, Role};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::states::{CompiledProcess, Role, ThreadClass};
+use std::collections::{BTreeSet, HashMap};
 
 /// `Thread1:S4` for a state of the old version, `new:Thread1:S6` for the new one.
 pub(crate) fn sref(class: &str, state: &str) -> String {
@@ -21,6 +20,45 @@ pub(crate) fn new_sref(class: &str, state: &str) -> String {
 
 pub(crate) fn short(class: &str) -> &str {
     class.rsplit('.').next().unwrap_or(class)
+}
+
+/// `build::find_thread` for many look-ups: the first thread class matching by class, short class
+/// or number is the first of the first matches of each kind.
+pub(super) struct ThreadFinder<'c> {
+    c: &'c CompiledProcess,
+    class: HashMap<&'c str, usize>,
+    short: HashMap<&'c str, usize>,
+    number: HashMap<u32, usize>,
+}
+
+impl<'c> ThreadFinder<'c> {
+    pub(super) fn new(c: &'c CompiledProcess) -> ThreadFinder<'c> {
+        let mut f = ThreadFinder {
+            c,
+            class: HashMap::new(),
+            short: HashMap::new(),
+            number: HashMap::new(),
+        };
+        for (i, t) in c.threads.iter().enumerate() {
+            f.class.entry(t.class.as_str()).or_insert(i);
+            f.short.entry(short(&t.class)).or_insert(i);
+            f.number.entry(t.number).or_insert(i);
+        }
+        f
+    }
+
+    pub(super) fn find(&self, s: &str) -> Option<&'c ThreadClass> {
+        let s = s.trim();
+        [
+            self.class.get(s),
+            self.short.get(s),
+            s.parse::<u32>().ok().and_then(|n| self.number.get(&n)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|&i| &self.c.threads[i])
+    }
 }
 
 /// A resume point: an old wait/join state and where it resumes in the new version.
@@ -105,7 +143,7 @@ pub(crate) fn resume_points(
 /// `set` is in ascending order without repeats. `full` is scratch space of `t.len()` entries,
 /// all `false` on entry and on return; the work is proportional to the set and the children
 /// of its members, not to the tree.
-fn outermost(t: &Tree, set: &[usize], full: &mut [bool]) -> Vec<usize> {
+pub(super) fn outermost(t: &Tree, set: &[usize], full: &mut [bool]) -> Vec<usize> {
     debug_assert!(set.windows(2).all(|x| x[0] < x[1]));
     // Children come after their parent in pre-order: descending order sees them first.
     for &p in set.iter().rev() {
@@ -227,15 +265,18 @@ impl Alignment {
 
 /// Ascending maximal runs of consecutive siblings, `(first, last)`: `first`, then each next
 /// sibling (`end[p] + 1` in the same child list) up to `last`.
-type SiblingRuns = Vec<(usize, usize)>;
+pub(super) type SiblingRuns = Vec<(usize, usize)>;
 
 /// The number of activities in a run of siblings.
-fn run_len(t: &Tree, (first, last): (usize, usize)) -> usize {
+pub(super) fn run_len(t: &Tree, (first, last): (usize, usize)) -> usize {
     (t.index[last] - t.index[first]) as usize + 1
 }
 
 /// The activities of a run of siblings, in order.
-fn run_items<'t>(t: &'t Tree, (first, last): (usize, usize)) -> impl Iterator<Item = usize> + 't {
+pub(super) fn run_items<'t>(
+    t: &'t Tree,
+    (first, last): (usize, usize),
+) -> impl Iterator<Item = usize> + 't {
     std::iter::successors(Some(first), move |&p| (p < last).then(|| t.end[p] + 1))
 }
 
@@ -370,7 +411,7 @@ impl Walk<'_, '_> {
 
 /// What a thread resting at a resume point skips or runs again, with its indexes and buffers
 /// made once for every resume point.
-struct Moved<'x, 'a> {
+pub(super) struct Moved<'x, 'a> {
     a: &'x Analysis<'a>,
     align: Alignment,
     new_before: Vec<(usize, usize)>,
@@ -380,7 +421,7 @@ struct Moved<'x, 'a> {
 }
 
 impl<'x, 'a> Moved<'x, 'a> {
-    fn new(a: &'x Analysis<'a>) -> Moved<'x, 'a> {
+    pub(super) fn new(a: &'x Analysis<'a>) -> Moved<'x, 'a> {
         Moved {
             a,
             align: Alignment::new(a),
@@ -398,7 +439,7 @@ impl<'x, 'a> Moved<'x, 'a> {
     /// whole subtree qualifies (a new `<if>` wrapped around activities that ran already is
     /// not itself "skipped"; a new `<if>` with new contents is reported as one), as sibling
     /// runs in ascending order.
-    fn compute(
+    pub(super) fn compute(
         &mut self,
         w: usize,
         w_old: Option<usize>,
@@ -469,9 +510,9 @@ pub(crate) fn reruns(a: &Analysis, r: &Resume) -> Vec<usize> {
 /// `first`, then each next position right after the previous one's subtree (`end[p] + 1`)
 /// up to `last`. Runs are maximal, so equal lists have equal encodings; the order is the
 /// lexicographic order of the decoded lists, computed run by run.
-struct Runs<'t> {
-    runs: Vec<(usize, usize, bool)>,
-    end: &'t [usize],
+pub(super) struct Runs<'t> {
+    pub runs: Vec<(usize, usize, bool)>,
+    pub end: &'t [usize],
 }
 
 #[cfg(test)]
@@ -552,251 +593,6 @@ impl PartialOrd for Runs<'_> {
     }
 }
 
-/// How many skipped or re-run activities a finding names (and lists in its activities);
-/// it counts the others ("…, and 12 more").
-const NAMED: usize = 10;
-
-/// Skipped, re-run and newly enclosing activities, one finding per distinct set of activities.
-pub(crate) fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
-    let (to, tn, m) = (&a.old, &a.new, &a.m);
-    let mut moved = Moved::new(a);
-    let mut full = vec![false; tn.len()];
-    let (mut sk, mut re, mut branch) = (Vec::new(), Vec::new(), Vec::new());
-    // Keyed by the activities and, for each, whether it is data-dependent (so a group never
-    // mixes a certain skip with a possible one).
-    // The key is run-length encoded: `(first, last, may)` stands for the consecutive
-    // siblings from `first` to `last` (each next one starts right after the previous one's
-    // subtree), so a long stretch of moved siblings costs one entry, not one per activity.
-    let mut skipped: BTreeMap<Runs, Vec<&Resume>> = BTreeMap::new();
-    let mut rerun: BTreeMap<Runs, Vec<&Resume>> = BTreeMap::new();
-    let mut enclosing: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
-    let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
-    let mut switched: BTreeMap<Vec<(usize, String, String)>, Vec<&Resume>> = BTreeMap::new();
-    let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
-    for r in resumes {
-        let w = r.w_new;
-        moved.compute(w, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
-        // A parent resting at a flow join started its branches already: a new branch never
-        // runs, and a branch that finished never runs what was added to it.
-        branch.clear();
-        if r.join && tn.element(w) == "flow" {
-            for c in w + 1..=tn.end[w] {
-                let was_inside = match (m.n2o[c], r.w_old) {
-                    (Some(o), Some(wo)) => to.effective[o] && to.is_desc(o, wo),
-                    _ => false,
-                };
-                if tn.effective[c] && !was_inside {
-                    branch.push(c);
-                }
-            }
-        }
-        // New conditions around the resume point: never evaluated, or evaluated before the
-        // resume point under the old version (it now encloses it whatever the outcome was).
-        let conds: Vec<usize> = tn
-            .ancestors(w)
-            .filter(|&p| {
-                matches!(
-                    tn.element(p),
-                    "if" | "switch" | "while" | "until" | "foreach"
-                )
-            })
-            .collect();
-        let mut enc = Vec::new();
-        let mut eval = Vec::new();
-        let mut sw = Vec::new();
-        for &p in &conds {
-            match (m.n2o[p], r.w_old) {
-                (Some(o), Some(wo)) if to.is_desc(wo, o) => {
-                    // Same conditional around both: did the instance's branch change?
-                    if let (Some((_, ns, _)), Some((_, os, _))) =
-                        (tn.child_towards(p, w), to.child_towards(o, wo))
-                    {
-                        if !same_branch(a, o, os, ns) {
-                            sw.push((p, branch_name(to, o, os), branch_name(tn, p, ns)));
-                        }
-                    }
-                }
-                (Some(o), Some(wo)) if to.effective[o] && to.order(o, wo) == Order::Before => {
-                    eval.push(p)
-                }
-                _ => enc.push(p),
-            }
-        }
-        if !eval.is_empty() {
-            evaluated.entry(eval).or_default().push(r);
-        }
-        if !sw.is_empty() {
-            switched.entry(sw).or_default().push(r);
-        }
-        // Whether each lies in a branch (or loop body) that does not hold the resume point:
-        // then whether the instance ran it depends on data.
-        // Siblings share the answer, so it is asked once per run.
-        for (set, into) in [(&sk, &mut skipped), (&re, &mut rerun)] {
-            if !set.is_empty() {
-                let runs = set
-                    .iter()
-                    .map(|&(first, last)| (first, last, conditional_between(tn, first, w)))
-                    .collect();
-                into.entry(Runs { runs, end: &tn.end }).or_default().push(r);
-            }
-        }
-        let top = outermost(tn, &branch, &mut full);
-        if !top.is_empty() {
-            branches.entry(top).or_default().push(r);
-        }
-        if !enc.is_empty() {
-            enclosing.entry(enc).or_default().push(r);
-        }
-    }
-    let mut out = Vec::new();
-    let states = |rs: &[&Resume]| {
-        rs.iter()
-            .flat_map(|r| [r.old_ref.clone(), r.new_ref.clone()])
-            .collect::<Vec<_>>()
-    };
-    let names = |ps: &[usize]| {
-        ps.iter()
-            .map(|&p| act_label(tn, p))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    // A long list of skipped or re-run activities names the first ones and counts the rest.
-    let total = |ps: &[(usize, usize)]| ps.iter().map(|&run| run_len(tn, run)).sum::<usize>();
-    let named = |ps: &[(usize, usize)]| -> Vec<usize> {
-        ps.iter()
-            .flat_map(|&run| run_items(tn, run))
-            .take(NAMED)
-            .collect()
-    };
-    // Such a finding lists the named ones and carries the count.
-    let counted = |f: Finding, ps: &[(usize, usize)]| match total(ps) {
-        n if n > NAMED => f.counting(n),
-        _ => f,
-    };
-    let some_names = |ps: &[(usize, usize)]| {
-        let mut s = names(&named(ps));
-        if total(ps) > NAMED {
-            s.push_str(&format!(", and {} more", total(ps) - NAMED));
-        }
-        s
-    };
-    let at = |rs: &[&Resume]| {
-        rs.iter()
-            .map(|r| r.old_ref.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    // Certain and data-dependent activities go into separate findings ("will …" / "may …,
-    // depending on the branch they took"), so each finding's activities share one answer.
-    let parts = |ps: &Runs| -> Vec<(bool, SiblingRuns)> {
-        [false, true]
-            .into_iter()
-            .map(|may| {
-                let part: SiblingRuns = ps
-                    .runs
-                    .iter()
-                    .filter(|x| x.2 == may)
-                    .map(|x| (x.0, x.1))
-                    .collect();
-                (may, part)
-            })
-            .filter(|(_, v)| !v.is_empty())
-            .collect()
-    };
-    for (ps, rs) in &skipped {
-        for (may, part) in parts(ps) {
-            let f = finding(
-                Code::SkippedActivities,
-                format!(
-                    "instances resting at {} {} {}{}: {} (the new version runs them before that point)",
-                    at(rs),
-                    if may { "may skip" } else { "will skip" },
-                    how_many(tn, &part, may),
-                    if may { depending(tn, &part, rs) } else { this_iteration(tn, &part, rs) },
-                    some_names(&part)
-                ),
-            )
-            .states(states(rs))
-            .new_acts(named(&part).into_iter().map(|p| tn.aref(p)));
-            out.push(counted(f, &part));
-        }
-    }
-    for (ps, rs) in &branches {
-        out.push(
-            finding(
-                Code::SkippedActivities,
-                format!(
-                    "instances resting at {} (flow join) started their branches under the old version: a new branch never runs, and a branch that already finished never runs what was added to it: {}",
-                    at(rs),
-                    names(ps)
-                ),
-            )
-            .states(states(rs))
-            .new_acts(ps.iter().map(|&p| tn.aref(p))),
-        );
-    }
-    for (ps, rs) in &rerun {
-        for (may, part) in parts(ps) {
-            let old_refs: Vec<ActivityRef> = named(&part)
-                .into_iter()
-                .filter_map(|p| m.n2o[p])
-                .map(|o| to.aref(o))
-                .collect();
-            let f = finding(
-                Code::RerunActivities,
-                format!(
-                    "instances resting at {} {} {}{}: {} (they moved from before to after that point)",
-                    at(rs),
-                    if may { "may run again" } else { "will run again" },
-                    how_many(tn, &part, may),
-                    if may { depending(tn, &part, rs) } else { "" },
-                    some_names(&part)
-                ),
-            )
-            .states(states(rs))
-            .old_acts(old_refs)
-            .new_acts(named(&part).into_iter().map(|p| tn.aref(p)));
-            out.push(counted(f, &part));
-        }
-    }
-    for (ps, rs) in &evaluated {
-        out.push(
-            finding(
-                Code::NewEnclosingActivity,
-                format!("instances resting at {} will resume inside {}, whose condition they evaluated before reaching that point under the old version: whatever the outcome was, they now continue inside it", at(rs), names(ps)),
-            )
-            .states(states(rs))
-            .new_acts(ps.iter().map(|&p| tn.aref(p))),
-        );
-    }
-    for (sw, rs) in &switched {
-        let what = sw
-            .iter()
-            .map(|(p, ob, nb)| format!("{} ({ob} before, {nb} now)", tn.label(*p)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        out.push(
-            finding(
-                Code::BranchSwitched,
-                format!("instances resting at {} chose another branch than the one they resume in: {what}", at(rs)),
-            )
-            .states(states(rs))
-            .new_acts(sw.iter().map(|(p, _, _)| tn.aref(*p))),
-        );
-    }
-    for (ps, rs) in &enclosing {
-        out.push(
-            finding(
-                Code::NewEnclosingActivity,
-                format!("instances resting at {} will resume inside {} without having evaluated its condition", at(rs), names(ps)),
-            )
-            .states(states(rs))
-            .new_acts(ps.iter().map(|&p| tn.aref(p))),
-        );
-    }
-    out
-}
-
 /// How a reviewer finds an activity: its label, or for an unnamed one inside a call's
 /// `<request>`/`<response>`, through its call (`call "Credit" response assign #1`).
 pub(crate) fn act_label(t: &Tree, p: usize) -> String {
@@ -822,136 +618,6 @@ pub(crate) fn act_label(t: &Tree, p: usize) -> String {
         }
     }
     t.label(p)
-}
-
-/// "2 activities", or for data-dependent ones in different branches of one conditional (a
-/// row runs at most one branch) "one of 2 activities" / "some of 3 activities".
-///
-/// In pre-order, every pair is in different branches exactly when every adjacent pair is,
-/// and some pair is exactly when some adjacent pair is (a conditional's branches are
-/// contiguous); siblings of one run share a branch.
-fn how_many(t: &Tree, ps: &[(usize, usize)], may: bool) -> String {
-    let n: usize = ps.iter().map(|&run| run_len(t, run)).sum();
-    let all = count(n, "activity", "activities");
-    if !may || n < 2 {
-        return all;
-    }
-    let exclusive = |a: usize, b: usize| {
-        let l = t.lca(a, b);
-        matches!(t.element(l), "if" | "switch")
-            && matches!((t.child_towards(l, a), t.child_towards(l, b)), (Some((_, x, _)), Some((_, y, _))) if x != y)
-    };
-    let adjacent: Vec<bool> = ps.windows(2).map(|x| exclusive(x[0].1, x[1].0)).collect();
-    let in_runs = ps.iter().any(|&run| run_len(t, run) > 1);
-    if !in_runs && adjacent.iter().all(|&x| x) {
-        format!("one of {all}")
-    } else if adjacent.iter().any(|&x| x) {
-        format!("some of {all}")
-    } else {
-        all
-    }
-}
-
-/// For certain skips inside a loop body that also holds the resume point: only the current
-/// iteration skips them. (Siblings share the answer: it is asked of each run's first.)
-fn this_iteration(t: &Tree, ps: &[(usize, usize)], rs: &[&Resume]) -> &'static str {
-    let in_loop = ps.iter().all(|&(p, _)| {
-        rs.iter().all(|r| {
-            let l = t.lca(p, r.w_new);
-            std::iter::once(l)
-                .chain(t.ancestors(l))
-                .any(|q| matches!(t.element(q), "while" | "until" | "foreach"))
-        })
-    });
-    if in_loop {
-        " in the current iteration of their loop (later iterations run them)"
-    } else {
-        ""
-    }
-}
-
-/// Why a skip or re-run is data-dependent: a branch, a loop, or both, between the
-/// activities and the resume points. (Siblings share the answer: it is asked of each run's
-/// first.)
-fn depending(t: &Tree, ps: &[(usize, usize)], rs: &[&Resume]) -> &'static str {
-    let (mut branch, mut looped) = (false, false);
-    for &(p, _) in ps {
-        for r in rs {
-            let l = t.lca(p, r.w_new);
-            for par in std::iter::once(p)
-                .chain(t.ancestors(p))
-                .take_while(|&q| q != l)
-                .filter_map(|q| t.parent[q])
-                .filter(|&par| par != l)
-            {
-                match t.element(par) {
-                    "if" | "switch" => branch = true,
-                    "while" | "foreach" => looped = true,
-                    _ => {}
-                }
-            }
-        }
-    }
-    match (branch, looped) {
-        (true, true) => ", depending on the branches they took and whether a loop ran",
-        (false, true) => ", depending on whether the loop ran (it may have run 0 times)",
-        _ => ", depending on the branch they took",
-    }
-}
-
-/// Is there a conditional branch or loop body between `p` and its lowest common ancestor
-/// with `w` that does not hold `w`? Then whether a thread resting at `w` ran (or will run)
-/// `p` depends on the data it held.
-fn conditional_between(t: &Tree, p: usize, w: usize) -> bool {
-    let l = t.lca(p, w);
-    std::iter::once(p)
-        .chain(t.ancestors(p))
-        .take_while(|&q| q != l)
-        .filter_map(|q| t.parent[q])
-        .any(|par| par != l && matches!(t.element(par), "if" | "switch" | "while" | "foreach"))
-}
-
-/// Do the old branch `os` of `o` and the new branch `ns` of its counterpart correspond?
-fn same_branch(a: &Analysis, o: usize, os: &str, ns: &str) -> bool {
-    let idx = |s: &str| -> Option<u32> { s.strip_prefix("case[")?.strip_suffix(']')?.parse().ok() };
-    match (idx(os), idx(ns)) {
-        (Some(i), Some(j)) => {
-            a.m.cases
-                .get(&o)
-                .is_some_and(|v| v.contains(&(i + 1, j + 1)))
-        }
-        _ => os == ns,
-    }
-}
-
-fn branch_name(t: &Tree, p: usize, slot: &str) -> String {
-    match (t.element(p), slot) {
-        ("if", s) => format!("<{s}>"),
-        (_, "default") => "<default>".to_string(),
-        (_, s) => {
-            let i: Option<usize> = s
-                .strip_prefix("case[")
-                .and_then(|x| x.strip_suffix(']'))
-                .and_then(|x| x.parse().ok());
-            match (i, &t.nodes[p].kind) {
-                (Some(i), ActivityKind::Switch { cases, .. }) => {
-                    match cases.get(i).and_then(|c| c.name.clone()) {
-                        Some(n) => format!("case {n:?}"),
-                        None => format!("case #{}", i + 1),
-                    }
-                }
-                _ => s.to_string(),
-            }
-        }
-    }
-}
-
-fn count(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
 }
 
 /// Does `text` read `context.<prop>` (as a whole name, possibly followed by `.sub` / `(`)?
@@ -1040,7 +706,7 @@ fn sql_into_target(text: &str, at: usize) -> bool {
 
 /// What the first access to one context property along a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
+pub(super) enum Access {
     /// Some path reads it before anything writes it.
     Read,
     /// Every path writes it before reading it.
@@ -1052,13 +718,13 @@ enum Access {
 /// First-access analysis of one property over the new tree: reads are attribute values
 /// (conditions, values, sources, durations…) and `<code>`/`<sql>` text; writes are
 /// `<assign property>`, `<transform target>`, `<xpath property>` and `context.P = …` in code.
-struct Dataflow<'x, 'a> {
-    t: &'x Tree<'a>,
-    needle: String,
+pub(super) struct Dataflow<'x, 'a> {
+    pub t: &'x Tree<'a>,
+    pub needle: String,
 }
 
 impl Dataflow<'_, '_> {
-    fn own(&self, p: usize) -> Access {
+    pub(super) fn own(&self, p: usize) -> Access {
         let node = self.t.nodes[p];
         let is_target = |v: &str| {
             let v = v.trim();
@@ -1234,7 +900,7 @@ impl Dataflow<'_, '_> {
     /// The first access along the paths of a thread resuming at `w`: the response handlers
     /// of what it waits on (they run first), then what follows `w` level by level outwards;
     /// an enclosing loop may run its whole body again.
-    fn after_resume(&self, w: usize, join: bool) -> Access {
+    pub(super) fn after_resume(&self, w: usize, join: bool) -> Access {
         let t = self.t;
         if !join {
             let first = match t.element(w) {
@@ -1356,184 +1022,6 @@ pub(crate) fn scalar_type(ty: Option<&str>) -> bool {
     }
 }
 
-/// A new context property as the finding needs it: name, type, initialexpression.
-pub(crate) struct NewProperty {
-    pub name: String,
-    pub type_name: Option<String>,
-    pub initial: Option<String>,
-}
-
-/// New context properties that some path from a resume point reads before anything writes
-/// them. Returns one finding per property.
-pub(crate) fn context_reads(
-    a: &Analysis,
-    resumes: &[Resume],
-    added: &[NewProperty],
-    default_of: impl Fn(&str) -> Option<String>,
-) -> Vec<(String, Finding)> {
-    let tn = &a.new;
-    let mut out = Vec::new();
-    for prop in added {
-        let df = Dataflow {
-            t: tn,
-            needle: format!("context.{}", prop.name),
-        };
-        let mut hit_states: Vec<String> = Vec::new();
-        for r in resumes {
-            if df.after_resume(r.w_new, r.join) == Access::Read {
-                hit_states.push(r.old_ref.clone());
-            }
-        }
-        if hit_states.is_empty() {
-            continue;
-        }
-        crate::plan::render::sort_states(&mut hit_states);
-        hit_states.dedup();
-        let readers: Vec<usize> = (0..tn.len())
-            .filter(|&p| tn.effective[p] && df.own(p) == Access::Read)
-            .collect();
-        let scalar = scalar_type(prop.type_name.as_deref());
-        let initial = match &prop.initial {
-            Some(i) => format!("its initialexpression ({i}) applies to new instances only"),
-            // An object property may be created by instantiate="1": for new instances only.
-            None if !scalar => {
-                "instantiate and initialexpression create or set it for new instances only"
-                    .to_string()
-            }
-            None => "it has no initialexpression".to_string(),
-        };
-        let remedy = if let Some(v) = default_of(&prop.name) {
-            format!("the overrides file sets them to {v} ([[default]])")
-        } else if scalar {
-            match prop.initial.as_deref().and_then(sql_literal) {
-                Some(_) => "to give in-flight rows the value new instances get, add the [[default]] shown under \"suggested overrides\" to the overrides file".to_string(),
-                None => format!(
-                    "to give in-flight rows a value, add the [[default]] shown under \"suggested overrides\" to the overrides file, with a SQL literal of type {} chosen for them",
-                    prop.type_name.as_deref().unwrap_or("%String")
-                ),
-            }
-        } else {
-            format!(
-                "its type {} is an object class, which a [[default]] (a SQL value) cannot create: unless it is a %SerialObject (IRIS gives an empty one on access), guard the reads (e.g. $IsObject(context.{})) or let those instances finish first",
-                prop.type_name.as_deref().unwrap_or(""),
-                prop.name
-            )
-        };
-        let f = finding(
-            Code::NewContextProperty,
-            format!(
-                "new context property {} is read before it is written on a path from the resume point of {} (read by {}); in-flight rows hold NULL ({initial}): {remedy}",
-                prop.name,
-                hit_states.join(", "),
-                readers.iter().map(|&p| act_label(tn, p)).collect::<Vec<_>>().join(", ")
-            ),
-        )
-        .states(hit_states)
-        .new_acts(readers.iter().map(|&p| tn.aref(p)));
-        out.push((prop.name.clone(), f));
-    }
-    out
-}
-
-/// The thread class running each activity, looked up by the activity's thread root.
-struct ThreadOf<'c> {
-    c: &'c CompiledProcess,
-    /// The first thread class without a parent (the main thread).
-    main: Option<usize>,
-    /// Root activity → the first flow-branch thread class rooted there.
-    by_root: HashMap<ActivityId, usize>,
-}
-
-impl<'c> ThreadOf<'c> {
-    fn new(c: &'c CompiledProcess) -> ThreadOf<'c> {
-        let mut by_root = HashMap::new();
-        for (i, x) in c.threads.iter().enumerate() {
-            if x.parent.is_some() {
-                by_root.entry(x.root.id).or_insert(i);
-            }
-        }
-        ThreadOf {
-            c,
-            main: c.threads.iter().position(|x| x.parent.is_none()),
-            by_root,
-        }
-    }
-
-    /// The index (in `c.threads`) of the thread class running activity `p`.
-    fn of(&self, t: &Tree, p: usize) -> Option<usize> {
-        let root = t.thread_root[p];
-        if root == 0 {
-            return self.main;
-        }
-        self.by_root.get(&t.id(root)).copied()
-    }
-}
-
-/// The `SyncWait` states of one thread class (indices into its `states`), by what they wait
-/// on.
-struct SyncWaits<'t> {
-    /// By owner position: a synchronous `<call>` waits in its own state.
-    by_owner: HashMap<usize, Vec<usize>>,
-    /// By each call name a `<sync calls="…">` lists.
-    by_call: HashMap<&'t str, Vec<usize>>,
-}
-
-impl<'t> SyncWaits<'t> {
-    fn new(t: &Tree<'t>, thread: &crate::states::ThreadClass) -> SyncWaits<'t> {
-        let mut w = SyncWaits {
-            by_owner: HashMap::new(),
-            by_call: HashMap::new(),
-        };
-        for (i, s) in thread.states.iter().enumerate() {
-            if s.role != Role::SyncWait {
-                continue;
-            }
-            let Some(sp) = t.pos(s.activity.id) else {
-                continue;
-            };
-            w.by_owner.entry(sp).or_default().push(i);
-            let node: &'t Activity = t.nodes[sp];
-            if node.element == "sync" {
-                if let Some(calls) = node.attrs.get("calls") {
-                    for x in calls.split(',') {
-                        w.by_call.entry(x.trim()).or_default().push(i);
-                    }
-                }
-            }
-        }
-        w
-    }
-
-    /// The states waiting on the call at `o` named `name`, in state order.
-    fn waiting_on(&self, o: usize, name: &str) -> Vec<usize> {
-        let mut v: Vec<usize> = self
-            .by_owner
-            .get(&o)
-            .into_iter()
-            .chain(self.by_call.get(name))
-            .flatten()
-            .copied()
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    }
-}
-
-/// The message type of a call's request or response.
-fn message_type(node: &Activity, response: bool) -> Option<String> {
-    match &node.kind {
-        ActivityKind::Call {
-            request,
-            response: r,
-            ..
-        } => (if response { r } else { request })
-            .as_ref()
-            .and_then(|m| m.type_name.clone()),
-        _ => None,
-    }
-}
-
 /// The activities of a call's `<response>` (a call gets a response handler only when there
 /// are some, spec 5.1).
 /// Did the `<response>` code of call `o` (old) and call `n` (new) change?
@@ -1542,7 +1030,7 @@ pub(crate) fn response_body_changed(to: &Tree, o: usize, tn: &Tree, n: usize) ->
     hash(to, &response_handler(to, o)) != hash(tn, &response_handler(tn, n))
 }
 
-fn response_handler(t: &Tree, p: usize) -> Vec<usize> {
+pub(super) fn response_handler(t: &Tree, p: usize) -> Vec<usize> {
     t.slots[p]
         .iter()
         .find(|(s, _)| s == "response")
@@ -1573,316 +1061,6 @@ pub(crate) fn awaited_in_new(tn: &Tree, name: &str) -> bool {
     })
 }
 
-/// Calls an old state can be waiting on (a synchronous call's wait, or a `<sync>` listing
-/// it) that were renamed, removed or changed, with the preconditions.
-pub(crate) fn call_changes(
-    a: &Analysis,
-    old_c: &CompiledProcess,
-) -> (Vec<Finding>, Vec<Precondition>, BTreeSet<String>) {
-    let (to, tn, m) = (&a.old, &a.new, &a.m);
-    let mut findings = Vec::new();
-    let mut pre = Vec::new();
-    let mut removed_calls = BTreeSet::new();
-    let thread_of = ThreadOf::new(old_c);
-    // Built on first use, by thread index.
-    let mut sync_waits: HashMap<usize, SyncWaits> = HashMap::new();
-    for o in 0..to.len() {
-        let node = to.nodes[o];
-        if node.element != "call" || !to.effective[o] {
-            continue;
-        }
-        let Some(name) = &node.name else { continue };
-        let Some(ti) = thread_of.of(to, o) else {
-            continue;
-        };
-        let thread = &thread_of.c.threads[ti];
-        // Which wait states wait on it: its own (synchronous call) and every <sync> naming it.
-        let wait_idx = sync_waits
-            .entry(ti)
-            .or_insert_with(|| SyncWaits::new(to, thread))
-            .waiting_on(o, name);
-        let mut waits: Vec<String> = wait_idx
-            .iter()
-            .map(|&i| sref(&thread.class, &thread.states[i].name))
-            .collect();
-        if waits.is_empty() {
-            // Nothing waits on it: a response arriving for it is handled by the handler
-            // recorded in the row, whatever the call is called now.
-            continue;
-        }
-        crate::plan::render::sort_states(&mut waits);
-        let table = thread.table.clone();
-        let n_eff = m.o2n[o].filter(|&n| tn.effective[n]);
-        match n_eff {
-            Some(n) if tn.nodes[n].name.as_deref() == Some(name.as_str()) => {
-                // Same call, same name: what did the instances waiting on it not see coming?
-                let nn = tn.nodes[n];
-                let mut changes = Vec::new();
-                let mut severity = Severity::Warning;
-                let attr = |x: &Activity, k: &str| x.attrs.get(k).cloned().unwrap_or_default();
-                if attr(node, "target") != attr(nn, "target") {
-                    changes.push(format!(
-                        "target {:?} → {:?}",
-                        attr(node, "target"),
-                        attr(nn, "target")
-                    ));
-                }
-                for (resp, what) in [(false, "request type"), (true, "response type")] {
-                    let (x, y) = (message_type(node, resp), message_type(nn, resp));
-                    // A response type that appears with a new handler is that handler's finding.
-                    if x != y && !(resp && x.is_none()) {
-                        changes.push(format!(
-                            "{what} {} → {}",
-                            x.as_deref().unwrap_or("(none)"),
-                            y.as_deref().unwrap_or("(none)")
-                        ));
-                        if resp && x.is_some() && y.is_some() {
-                            severity = Severity::Error;
-                        }
-                    }
-                }
-                let (ho, hn) = (response_handler(to, o), response_handler(tn, n));
-                let hash = |t: &Tree, l: &[usize]| l.iter().map(|&p| t.hash[p]).collect::<Vec<_>>();
-                match (ho.is_empty(), hn.is_empty()) {
-                    (true, false) => {
-                        findings.push(
-                            finding(
-                                Code::HandlerNotRegistered,
-                                format!(
-                                    "call {name:?} gained a <response> handler, but instances waiting on it at {} sent the request under the old version without one: the new handler will not run for them",
-                                    waits.join(", ")
-                                ),
-                            )
-                            .states(waits.clone())
-                            .old_acts([to.aref(o)])
-                            .new_acts([tn.aref(n)]),
-                        );
-                    }
-                    (false, false) if hash(to, &ho) != hash(tn, &hn) => {
-                        changes.push("its <response> handler".to_string())
-                    }
-                    (false, true) => changes.push("its <response> handler was removed".to_string()),
-                    _ => {}
-                }
-                if changes.is_empty() {
-                    continue;
-                }
-                let only_handler = changes.len() == 1 && changes[0] == "its <response> handler";
-                if only_handler {
-                    // An edited handler is what a change usually means; it runs for them.
-                    severity = Severity::Info;
-                }
-                let mut f = finding(
-                    Code::AwaitedCallChanged,
-                    format!(
-                        "call {name:?} (waited on at {}) changed: {}; instances waiting there get the answer to the old request{}",
-                        waits.join(", "),
-                        changes.join(", "),
-                        if severity == Severity::Error {
-                            ", which the new handler reads as another class"
-                        } else if only_handler {
-                            " and run the new handler on it"
-                        } else {
-                            ""
-                        }
-                    ),
-                )
-                .states(waits.clone())
-                .old_acts([to.aref(o)])
-                .new_acts([tn.aref(n)]);
-                f.severity = severity;
-                findings.push(f);
-                if severity == Severity::Error {
-                    for &i in &wait_idx {
-                        pre.push(Precondition::NoRowsAtState {
-                            table: table.clone(),
-                            state: thread.states[i].name.clone(),
-                            reason: format!("call {name:?} now expects another response type"),
-                        });
-                    }
-                }
-                continue;
-            }
-            _ => {}
-        }
-        if awaited_in_new(tn, name) {
-            // The name is still awaited in the new version: a pending response under it
-            // still completes a wait (its handler is recorded in the row).
-            continue;
-        }
-        let (code, what) = match (m.o2n[o], n_eff) {
-            (_, Some(n)) => (
-                Code::PendingCallRenamed,
-                format!(
-                    "was renamed to {:?}",
-                    tn.nodes[n].name.as_deref().unwrap_or("")
-                ),
-            ),
-            (Some(_), None) => (Code::PendingCallRemoved, "was disabled".to_string()),
-            (None, None) => (Code::PendingCallRemoved, "was removed".to_string()),
-        };
-        if code == Code::PendingCallRemoved {
-            removed_calls.insert(name.clone());
-        }
-        // A removed synchronous call waited on only in its own state: its removed wait state
-        // (BPM0101) says it already; keep only the precondition.
-        let own_only = wait_idx
-            .iter()
-            .all(|&i| thread.states[i].activity.id == node.id);
-        if m.o2n[o].is_none() && own_only {
-            pre.push(Precondition::NoPendingResponse {
-                table,
-                call: name.clone(),
-                reason: format!("call {name:?} {what}; wait until no instance waits on it"),
-            });
-            continue;
-        }
-        let mut f = finding(
-            code,
-            format!(
-                "call {name:?} (waited on at {}) {what}: a response still pending under {name:?} cannot be matched",
-                waits.join(", ")
-            ),
-        )
-        .states(waits)
-        .old_acts([to.aref(o)]);
-        if let Some(n) = m.o2n[o] {
-            f = f.new_acts([tn.aref(n)]);
-        }
-        findings.push(f);
-        pre.push(Precondition::NoPendingResponse {
-            table,
-            call: name.clone(),
-            reason: format!("call {name:?} {what}; wait until no instance waits on it"),
-        });
-    }
-    (findings, pre, removed_calls)
-}
-
-/// `<sync>` activities that rows can rest at whose calls, type or timeout changed (BPM0212).
-pub(crate) fn sync_changes(a: &Analysis, old_c: &CompiledProcess) -> Vec<Finding> {
-    let (to, tn, m) = (&a.old, &a.new, &a.m);
-    let mut out = Vec::new();
-    for th in &old_c.threads {
-        for st in th.states.iter().filter(|s| s.role == Role::SyncWait) {
-            let Some(o) = to.pos(st.activity.id) else {
-                continue;
-            };
-            let Some(n) = m.o2n[o] else { continue };
-            if to.element(o) != "sync" || tn.element(n) != "sync" || !tn.effective[n] {
-                continue;
-            }
-            let attr =
-                |t: &Tree, p: usize, k: &str| t.nodes[p].attrs.get(k).map(|v| v.trim().to_string());
-            let calls = |t: &Tree, p: usize| -> BTreeSet<String> {
-                attr(t, p, "calls")
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(|x| x.trim().to_string())
-                    .filter(|x| !x.is_empty())
-                    .collect()
-            };
-            let mut changes = Vec::new();
-            // Old names read through the call matching: a renamed call listed under its new
-            // name is that call (its rename is BPM0203's).
-            let renamed = |name: &String| -> String {
-                (0..to.len())
-                    .find(|&p| to.element(p) == "call" && to.nodes[p].name.as_ref() == Some(name))
-                    .and_then(|p| m.o2n[p])
-                    .and_then(|q| tn.nodes[q].name.clone())
-                    .unwrap_or_else(|| name.clone())
-            };
-            let (co, cn) = (calls(to, o), calls(tn, n));
-            let co: BTreeSet<String> = co.iter().map(renamed).collect();
-            if co != cn {
-                let added: Vec<&String> = cn.difference(&co).collect();
-                let dropped: Vec<&String> = co.difference(&cn).collect();
-                let mut what = format!(
-                    "calls {:?} → {:?}",
-                    attr(to, o, "calls").unwrap_or_default(),
-                    attr(tn, n, "calls").unwrap_or_default()
-                );
-                // A newly listed call the old version sent before the sync (asynchronously)
-                // may be pending; one it never sent before it is not.
-                let sent = |name: &str| {
-                    (0..to.len()).any(|p| {
-                        to.effective[p]
-                            && to.element(p) == "call"
-                            && to.nodes[p].name.as_deref() == Some(name)
-                            && to.order(p, o) == Order::Before
-                    })
-                };
-                let (was_sent, never): (Vec<&String>, Vec<&String>) =
-                    added.iter().partition(|x| sent(x));
-                let names = |v: &[&String]| {
-                    v.iter()
-                        .map(|x| format!("{x:?}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                if !was_sent.is_empty() {
-                    what.push_str(&format!(
-                        " (now also {}, which rows parked there sent before it without waiting for it)",
-                        names(&was_sent)
-                    ));
-                }
-                if !never.is_empty() {
-                    what.push_str(&format!(
-                        " (now also {}, which rows parked there never sent before it)",
-                        names(&never)
-                    ));
-                }
-                if !dropped.is_empty() {
-                    what.push_str(&format!(
-                        " (no longer {}, whose responses they may still have pending)",
-                        dropped
-                            .iter()
-                            .map(|x| format!("{x:?}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-                changes.push(what);
-            }
-            let kind = |t: &Tree, p: usize| attr(t, p, "type").unwrap_or_else(|| "all".to_string());
-            if kind(to, o) != kind(tn, n) {
-                changes.push(format!("type {} → {}", kind(to, o), kind(tn, n)));
-            }
-            let (t_o, t_n) = (attr(to, o, "timeout"), attr(tn, n, "timeout"));
-            if t_o != t_n {
-                let show = |x: &Option<String>| {
-                    x.as_deref()
-                        .map_or("(none)".to_string(), |v| format!("{v:?}"))
-                };
-                let effect = match (&t_o, &t_n) {
-                    (Some(_), None) => ": the old timer still fires for them",
-                    (None, Some(_)) => ": no timer runs for them",
-                    _ => ": their timer keeps the old timeout",
-                };
-                changes.push(format!("timeout {} → {}{effect}", show(&t_o), show(&t_n)));
-            }
-            if changes.is_empty() {
-                continue;
-            }
-            let at = sref(&th.class, &st.name);
-            out.push(
-                finding(
-                    Code::AwaitedSyncChanged,
-                    format!(
-                        "{} (waited at {at}) changed: {}; rows parked there were set up under the old <sync>",
-                        to.label(o),
-                        changes.join(", ")
-                    ),
-                )
-                .states([at])
-                .old_acts([to.aref(o)])
-                .new_acts([tn.aref(n)]),
-            );
-        }
-    }
-    out
-}
-
 /// Positions (in `t`) of every activity that owns a state, a thread or a response handler.
 pub(crate) fn owners(t: &Tree, c: &CompiledProcess) -> BTreeSet<usize> {
     let mut s = BTreeSet::new();
@@ -1901,46 +1079,6 @@ pub(crate) fn owners(t: &Tree, c: &CompiledProcess) -> BTreeSet<usize> {
 /// Does the subtree at `p` hold an owner?
 pub(crate) fn subtree_owns(t: &Tree, owners: &BTreeSet<usize>, p: usize) -> bool {
     owners.range(p..=t.end[p]).next().is_some()
-}
-
-/// `disabled` toggles: a warning when the toggled subtree allocates anything.
-pub(crate) fn toggles(
-    a: &Analysis,
-    old_c: &CompiledProcess,
-    new_c: &CompiledProcess,
-) -> Vec<Finding> {
-    let (to, tn, m) = (&a.old, &a.new, &a.m);
-    let (oo, no) = (owners(to, old_c), owners(tn, new_c));
-    let mut out = Vec::new();
-    for o in 0..to.len() {
-        let Some(n) = m.o2n[o] else { continue };
-        let (was, now) = (to.nodes[o].disabled, tn.nodes[n].disabled);
-        if was == now {
-            continue;
-        }
-        // Flow children and catches still allocate when disabled (spec 2.4), but their
-        // contents do not: the owners inside tell.
-        let allocates = subtree_owns(to, &oo, o) || subtree_owns(tn, &no, n);
-        let verb = if now { "disabled" } else { "enabled" };
-        let (sev, effect) = if allocates {
-            (Severity::Warning, "it allocates states, threads or response handlers, so everything generated after it is renumbered")
-        } else {
-            (
-                Severity::Info,
-                "it allocates nothing, so no state is renumbered",
-            )
-        };
-        out.push(
-            finding(
-                Code::DisabledToggled,
-                format!("{} was {verb}: {effect}", tn.label(n)),
-            )
-            .severity(sev)
-            .old_acts([to.aref(o)])
-            .new_acts([tn.aref(n)]),
-        );
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,335 @@
+//! BPM01xx: how states, threads and response handlers map, and what a mapping leaves behind
+//! (removed states, renumbered or removed thread classes and handlers, overridden states,
+//! changed stacks).
+
+use super::{Context, Findings};
+use crate::plan::findings::{finding, Code, FindingExt};
+use crate::plan::model::*;
+use crate::plan::safety::{self, new_sref, short, sref};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+pub(super) fn run(cx: &Context, out: &mut Findings) {
+    overridden(cx, out);
+    threads(cx, out);
+    states(cx, out);
+    handlers(cx, out);
+}
+
+/// BPM0108: each state the overrides file mapped.
+fn overridden(cx: &Context, out: &mut Findings) {
+    for o in &cx.scope.overridden {
+        let (os, ns) = (o.old, o.new);
+        let rests = os.wait || os.join;
+        let lands = ns.wait || ns.join;
+        let mut f = finding(
+            Code::StateOverridden,
+            format!(
+                "{} ({} of {}) is mapped by the overrides file to {} ({} of {}){}",
+                sref(o.old_class, &os.name),
+                os.role,
+                os.activity.label(),
+                new_sref(o.new_class, &ns.name),
+                ns.role,
+                ns.activity.label(),
+                if rests && !lands { "; it is not a wait state: waiting rows run it as soon as what they wait for arrives" } else { "" }
+            ),
+        )
+        .states([sref(o.old_class, &os.name), new_sref(o.new_class, &ns.name)])
+        .old_acts([os.activity.clone()])
+        .new_acts([ns.activity.clone()]);
+        if rests && !lands {
+            f = f.severity(Severity::Warning);
+        }
+        out.findings.push(f);
+    }
+}
+
+/// BPM0103/0104: flow branch thread classes renumbered or removed (their tables must be empty).
+fn threads(cx: &Context, out: &mut Findings) {
+    let threads = &cx.scope.threads;
+    for t in threads {
+        let old_short = short(&t.old_class);
+        match t.new_class.as_deref() {
+            Some(nc) if short(nc) == old_short => {}
+            Some(nc) => {
+                out.findings.push(
+                    finding(
+                        Code::ThreadRenumbered,
+                        format!("flow branch thread {} became {}: rows of {} would run another branch's code", t.old_class, nc, t.old_table),
+                    )
+                    .states([format!("{old_short}:*")]),
+                );
+                out.pre.push(Precondition::NoRowsInTable {
+                    table: t.old_table.clone(),
+                    reason: format!(
+                        "{} became {}; no row of a running instance may remain in {}",
+                        old_short,
+                        short(nc),
+                        t.old_table
+                    ),
+                });
+            }
+            None => {
+                out.findings.push(
+                    finding(
+                        Code::ThreadRemoved,
+                        format!(
+                            "thread class {} has no counterpart in the new version: the stale class stays compiled, and a row left unfinished in it would keep running the old code",
+                            t.old_class
+                        ),
+                    )
+                    .states([format!("{old_short}:*")]),
+                );
+                out.pre.push(Precondition::NoRowsInTable {
+                    table: t.old_table.clone(),
+                    reason: format!("{old_short} has no counterpart in the new version; no row of a running instance may remain in {}", t.old_table),
+                });
+            }
+        }
+    }
+}
+
+/// BPM0101/0102 (one per removed activity, with the preconditions), 0105 (renumbered
+/// states), 0109 (changed stacks).
+fn states(cx: &Context, out: &mut Findings) {
+    let threads = &cx.scope.threads;
+    for t in threads {
+        // A renumbered or removed thread class is guarded as a whole (empty table).
+        if t.new_class.as_deref().map(short) != Some(short(&t.old_class)) {
+            continue;
+        }
+        let map: BTreeMap<&str, Option<&str>> = t
+            .states
+            .iter()
+            .map(|s| (s.old.as_str(), s.new.as_deref()))
+            .collect();
+        let mut renumbered = Vec::new();
+        let mut stack_changed = Vec::new();
+        // One finding per removed activity, listing its states.
+        let mut removed: Vec<(crate::states::ActivityRef, Vec<&StateMapping>, String)> = Vec::new();
+        for s in &t.states {
+            match (&s.new, s.change) {
+                (None, _) => {
+                    let why = s
+                        .note
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default();
+                    match removed.iter_mut().find(
+                        |(a, _, _): &&mut (
+                            crate::states::ActivityRef,
+                            Vec<&StateMapping>,
+                            String,
+                        )| a.id == s.old_activity.id,
+                    ) {
+                        Some((_, v, _)) => v.push(s),
+                        None => removed.push((s.old_activity.clone(), vec![s], why.clone())),
+                    }
+                    out.pre.push(Precondition::NoRowsAtState {
+                        table: t.old_table.clone(),
+                        state: s.old.clone(),
+                        // The same words for every state of one removed activity, so a
+                        // review groups them into one line.
+                        reason: s.note.clone().unwrap_or_else(|| {
+                            format!("{} has no counterpart", s.old_activity.label())
+                        }),
+                    });
+                }
+                (Some(n), StateChange::Renumbered) => renumbered.push(format!("{}→{}", s.old, n)),
+                _ => {}
+            }
+            if s.new.is_some() {
+                // The old stack, each state mapped, is the new stack: nothing to rewrite.
+                let maps_onto = |old: &[String], new: &[String]| {
+                    old.len() == new.len()
+                        && old
+                            .iter()
+                            .zip(new)
+                            .all(|(o, n)| map.get(o.as_str()).copied().flatten() == Some(n))
+                };
+                if !maps_onto(&s.old_handler_stack, &s.new_handler_stack)
+                    || !maps_onto(&s.old_subroutine_stack, &s.new_subroutine_stack)
+                {
+                    stack_changed.push(format!(
+                        "{} [{}]→[{}]",
+                        s.old,
+                        s.old_handler_stack
+                            .iter()
+                            .chain(s.old_subroutine_stack.iter())
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        s.new_handler_stack
+                            .iter()
+                            .chain(s.new_subroutine_stack.iter())
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ));
+                }
+            }
+        }
+        for (act, states, why) in &removed {
+            let rests = states.iter().any(|s| s.wait || s.join);
+            let listed = states
+                .iter()
+                .map(|s| {
+                    let what = if s.join {
+                        ", join"
+                    } else if s.wait {
+                        ", wait"
+                    } else {
+                        ""
+                    };
+                    format!("{} ({}{what})", s.old, s.role)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let code = if rests {
+                Code::RemovedWaitState
+            } else {
+                Code::RemovedState
+            };
+            let what = if rests {
+                "instances can wait there"
+            } else {
+                "no instance waits there"
+            };
+            out.findings.push(
+                finding(
+                    code,
+                    format!(
+                        "{}: {} {listed} {} no counterpart{why} ({what})",
+                        act.label(),
+                        if states.len() == 1 { "state" } else { "states" },
+                        if states.len() == 1 { "has" } else { "have" }
+                    ),
+                )
+                .states(states.iter().map(|s| sref(&t.old_class, &s.old)))
+                .old_acts([act.clone()]),
+            );
+        }
+        let old_short = short(&t.old_class);
+        if !renumbered.is_empty() {
+            let states = t
+                .states
+                .iter()
+                .filter(|s| s.change == StateChange::Renumbered)
+                .map(|s| sref(&t.old_class, &s.old))
+                .collect::<Vec<_>>();
+            out.findings.push(
+                finding(
+                    Code::StatesRenumbered,
+                    format!(
+                        "{old_short}: {} renumbered: {}",
+                        plural(renumbered.len(), "state"),
+                        renumbered.join(", ")
+                    ),
+                )
+                .states(states),
+            );
+        }
+        if !stack_changed.is_empty() {
+            out.findings.push(finding(
+                Code::StackChanged,
+                format!(
+                    "{old_short}: rows get a different handler/subroutine stack at {}",
+                    stack_changed.join("; ")
+                ),
+            ));
+        }
+    }
+}
+
+/// BPM0106/0107: response handlers renumbered or removed.
+fn handlers(cx: &Context, out: &mut Findings) {
+    let handlers = &cx.scope.handlers;
+    let renumbered: Vec<String> = handlers
+        .iter()
+        .filter_map(|h| {
+            h.new
+                .as_ref()
+                .filter(|n| **n != h.old)
+                .map(|n| format!("{}→{} ({:?})", h.old, n, h.call))
+        })
+        .collect();
+    if !renumbered.is_empty() {
+        out.findings.push(finding(
+            Code::HandlerRenumbered,
+            format!(
+                "{} renumbered: {}",
+                plural(renumbered.len(), "response handler"),
+                renumbered.join(", ")
+            ),
+        ));
+    }
+    if handlers.iter().all(|h| h.new.is_some()) {
+        return;
+    }
+    // Old handlers whose counterpart is gone, names of removed calls, old handlers by name
+    // (the first of each) and thread classes by number.
+    let gone: HashSet<&str> =
+        cx.a.diff
+            .handlers
+            .iter()
+            .filter(|d| d.new_activity.is_none())
+            .filter_map(|d| d.old.as_deref())
+            .collect();
+    let removed_calls: HashSet<&str> =
+        cx.a.diff
+            .activities
+            .iter()
+            .filter(|c| c.new.is_none())
+            .filter_map(|c| c.old.as_ref())
+            .filter(|o| o.element == "call")
+            .filter_map(|o| o.name.as_deref())
+            .collect();
+    let mut old_handlers = HashMap::new();
+    for x in &cx.old_c.response_handlers {
+        old_handlers.entry(x.name.as_str()).or_insert(x);
+    }
+    let old_threads = cx.old_c.threads_by_number();
+    for h in handlers.iter().filter(|h| h.new.is_none()) {
+        // Removed calls are reported (with their precondition) by the call analysis,
+        // unless their name is still awaited in the new version (it then requires
+        // nothing of a pending response, but this handler is gone all the same).
+        let call_gone = gone.contains(h.old.as_str())
+            && removed_calls.contains(h.call.as_str())
+            && !safety::awaited_in_new(&cx.a.new, &h.call);
+        if call_gone {
+            continue;
+        }
+        let Some(hd) = old_handlers.get(h.old.as_str()).copied() else {
+            continue;
+        };
+        let table = old_threads.get(&hd.thread).map(|t| t.table.clone());
+        out.findings.push(
+            finding(
+                Code::HandlerRemoved,
+                format!(
+                    "{} (response handler of call {:?}) has no counterpart",
+                    h.old, h.call
+                ),
+            )
+            .old_acts([hd.activity.clone()]),
+        );
+        if let Some(table) = table {
+            out.pre.push(Precondition::NoPendingResponse {
+                table,
+                call: h.call.clone(),
+                reason: format!(
+                    "{} of call {:?} has no counterpart; wait until no response for it is pending",
+                    h.old, h.call
+                ),
+            });
+        }
+    }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}

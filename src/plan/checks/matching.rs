@@ -1,0 +1,198 @@
+//! BPM03xx: how activities were matched — ambiguous, positional, limited matches, `disabled`
+//! toggles, and arguments that look reversed.
+
+use super::{Context, Findings};
+use crate::diff::{self, Analysis, DeltaKind, MatchIssue};
+use crate::plan::findings::{finding, Code, FindingExt};
+use crate::plan::model::*;
+use crate::plan::safety::{self, owners, sref, subtree_owns};
+use crate::states::CompiledProcess;
+use std::cell::OnceCell;
+use std::collections::BTreeSet;
+
+pub(super) fn run(cx: &Context, out: &mut Findings) {
+    issues(cx, out);
+    out.findings.extend(toggles(cx.a, cx.old_c, cx.new_c));
+    arguments_reversed(cx, out);
+}
+
+fn issues(cx: &Context, out: &mut Findings) {
+    let (to, tn) = (&cx.a.old, &cx.a.new);
+    let (oo, no) = (safety::owners(to, cx.old_c), safety::owners(tn, cx.new_c));
+    // (owner position, thread index, state index) of every old state, sorted; made on
+    // first use.
+    let by_owner: OnceCell<Vec<(usize, usize, usize)>> = OnceCell::new();
+    let owned_states = |ids: &[crate::states::ActivityRef]| -> Vec<String> {
+        let by_owner = by_owner.get_or_init(|| {
+            let mut v = Vec::new();
+            for (ti, t) in cx.old_c.threads.iter().enumerate() {
+                for (si, s) in t.states.iter().enumerate() {
+                    if let Some(q) = to.pos(s.activity.id) {
+                        v.push((q, ti, si));
+                    }
+                }
+            }
+            v.sort_unstable();
+            v
+        });
+        let mut v = Vec::new();
+        for r in ids {
+            let Some(p) = to.pos(r.id) else { continue };
+            // Owned by `p` or a descendant: owners `p ..= end[p]`, in thread then state
+            // order.
+            let from = by_owner.partition_point(|&(q, _, _)| q < p);
+            let upto = by_owner.partition_point(|&(q, _, _)| q <= to.end[p]);
+            let mut hits: Vec<(usize, usize)> = by_owner[from..upto]
+                .iter()
+                .map(|&(_, ti, si)| (ti, si))
+                .collect();
+            hits.sort_unstable();
+            for (ti, si) in hits {
+                let t = &cx.old_c.threads[ti];
+                v.push(sref(&t.class, &t.states[si].name));
+            }
+        }
+        v
+    };
+    for issue in &cx.a.diff.issues {
+        match issue {
+            MatchIssue::Ambiguous {
+                old,
+                new,
+                chosen,
+                reason,
+            } => {
+                let owns = old.iter().any(|r| {
+                    to.pos(r.id)
+                        .is_some_and(|p| safety::subtree_owns(to, &oo, p))
+                }) || new.iter().any(|r| {
+                    tn.pos(r.id)
+                        .is_some_and(|p| safety::subtree_owns(tn, &no, p))
+                });
+                let choice = match chosen {
+                    Some((o, n)) => format!("; paired {} with {}", o.label(), n.label()),
+                    None => String::new(),
+                };
+                let labels = |v: &[crate::states::ActivityRef]| {
+                    v.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ")
+                };
+                let mut f = finding(
+                    Code::AmbiguousMatch,
+                    format!(
+                        "{reason} (old: {}; new: {}){choice}; pin the right pair",
+                        labels(old),
+                        labels(new)
+                    ),
+                )
+                .states(owned_states(old))
+                .old_acts(old.iter().cloned())
+                .new_acts(new.iter().cloned());
+                if !owns {
+                    f = f.severity(Severity::Info);
+                }
+                out.findings.push(f);
+            }
+            MatchIssue::Positional { old, new } => {
+                let owns = to.pos(old.id).is_some_and(|p| oo.contains(&p));
+                if owns {
+                    out.findings.push(
+                        finding(Code::PositionalMatch, format!("{} was matched to {} only by its position (its key attributes changed)", old.label(), new.label()))
+                            .states(owned_states(std::slice::from_ref(old)))
+                            .old_acts([old.clone()])
+                            .new_acts([new.clone()]),
+                    );
+                }
+            }
+            MatchIssue::LimitHit {
+                limit,
+                fallback,
+                at,
+            } => {
+                let place = at
+                    .as_ref()
+                    .map(|r| format!(" in {}", r.label()))
+                    .unwrap_or_default();
+                out.findings.push(
+                    finding(
+                        Code::MatcherLimit,
+                        format!("{limit} reached{place}: {fallback}"),
+                    )
+                    .old_acts(at.iter().cloned()),
+                );
+            }
+        }
+    }
+}
+
+/// `disabled` toggles: a warning when the toggled subtree allocates anything.
+fn toggles(a: &Analysis, old_c: &CompiledProcess, new_c: &CompiledProcess) -> Vec<Finding> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let (oo, no) = (owners(to, old_c), owners(tn, new_c));
+    let mut out = Vec::new();
+    for o in 0..to.len() {
+        let Some(n) = m.o2n[o] else { continue };
+        let (was, now) = (to.nodes[o].disabled, tn.nodes[n].disabled);
+        if was == now {
+            continue;
+        }
+        // Flow children and catches still allocate when disabled (spec 2.4), but their
+        // contents do not: the owners inside tell.
+        let allocates = subtree_owns(to, &oo, o) || subtree_owns(tn, &no, n);
+        let verb = if now { "disabled" } else { "enabled" };
+        let (sev, effect) = if allocates {
+            (Severity::Warning, "it allocates states, threads or response handlers, so everything generated after it is renumbered")
+        } else {
+            (
+                Severity::Info,
+                "it allocates nothing, so no state is renumbered",
+            )
+        };
+        out.push(
+            finding(
+                Code::DisabledToggled,
+                format!("{} was {verb}: {effect}", tn.label(n)),
+            )
+            .severity(sev)
+            .old_acts([to.aref(o)])
+            .new_acts([tn.aref(n)]),
+        );
+    }
+    out
+}
+
+/// BPM0305: many removed state owners and nothing inserted.
+fn arguments_reversed(cx: &Context, out: &mut Findings) {
+    let changes = &cx.a.diff.activities;
+    // Removed activities that own states (a removed wrapper's handlers do not count).
+    let owners = safety::owners(&cx.a.old, cx.old_c);
+    // Counted once per removed subtree: a removed flow branch and its delay are one removal.
+    let gone: BTreeSet<usize> = changes
+        .iter()
+        .filter(|c| c.change == diff::ActivityChangeKind::Removed)
+        .filter_map(|c| c.old.as_ref().and_then(|r| cx.a.old.pos(r.id)))
+        .collect();
+    let removed = gone
+        .iter()
+        .filter(|p| owners.contains(p))
+        .filter(|&&p| !cx.a.old.ancestors(p).any(|q| gone.contains(&q)))
+        .count();
+    let inserted = changes
+        .iter()
+        .filter(|c| c.change == diff::ActivityChangeKind::Inserted)
+        .count();
+    let removed_states: usize =
+        cx.a.map
+            .threads
+            .iter()
+            .flat_map(|t| &t.states)
+            .filter(|s| s.change == DeltaKind::Removed)
+            .count();
+    if inserted == 0 && removed >= 2 && removed_states >= 2 {
+        out.findings.push(finding(
+            Code::ArgumentsReversed,
+            format!(
+                "{removed} activities that own states were removed and none was inserted: if the first file given is the newer version, the arguments are reversed (bplmigrate plan OLD NEW)"
+            ),
+        ));
+    }
+}
