@@ -125,11 +125,7 @@ pub fn review_html(
     let _ = writeln!(o, "<h2>Preconditions ({})</h2>", plan.preconditions.len());
     o.push_str("<ul>\n");
     for p in &plan.preconditions {
-        let _ = writeln!(
-            o,
-            "<li>{}</li>",
-            esc(&crate::plan::render::precondition_str(p))
-        );
+        let _ = writeln!(o, "<li>{}</li>", esc(&p.to_string()));
     }
     o.push_str("</ul>\n");
 

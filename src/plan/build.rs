@@ -565,8 +565,9 @@ impl<'x> Builder<'x, '_> {
                 return Err(self.ov.error(
                     d.line,
                     format!(
-                        "[[default]] property {:?} is not new (it was {:?})",
-                        d.property, c.change
+                        "[[default]] property {:?} is not new (it was {})",
+                        d.property,
+                        c.change.as_str()
                     ),
                 ));
             }
@@ -1018,4 +1019,42 @@ pub fn plan_id(plan: &MigrationPlan) -> Result<String, PlanError> {
     serde_json::to_writer(&mut h, &p).map_err(|e| PlanError::Serialize(e.to_string()))?;
     let d = sha2::Digest::finalize(h);
     Ok(d.iter().take(8).map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bpl::{load, LoadOptions};
+    use crate::plan::Overrides;
+    use crate::states::{compile, Compiler};
+
+    /// A `[[default]]` for a property that is not new names what it is, in the word the plan
+    /// shows (not the enum's debug name).
+    #[test]
+    fn a_default_for_a_retyped_property_says_retyped() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/changes/context_property_retyped"
+        );
+        let opts = LoadOptions::default();
+        let (o, n) = (
+            load(&format!("{dir}/old.cls"), &opts).unwrap(),
+            load(&format!("{dir}/new.cls"), &opts).unwrap(),
+        );
+        let (oc, nc) = (
+            compile(&o, Compiler::Current).unwrap(),
+            compile(&n, Compiler::Current).unwrap(),
+        );
+        let ov = Overrides::parse(
+            "ov.toml",
+            "[[default]]\nproperty = \"Score\"\nvalue = \"1\"\n",
+        )
+        .unwrap();
+        let err = super::build(&o, &n, &oc, &nc, Some(&ov))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[[default]] property \"Score\" is not new (it was retyped)"),
+            "{err}"
+        );
+    }
 }

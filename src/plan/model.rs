@@ -211,6 +211,17 @@ pub enum PropertyChange {
     Retyped,
 }
 
+impl PropertyChange {
+    /// The word users see (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PropertyChange::Added => "added",
+            PropertyChange::Removed => "removed",
+            PropertyChange::Retyped => "retyped",
+        }
+    }
+}
+
 /// A condition on live rows, checked by a guard query before the rewrite.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

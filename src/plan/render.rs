@@ -43,6 +43,38 @@ pub fn table(rows: &[Vec<String>], indent: &str) -> String {
     out
 }
 
+/// A titled section of aligned rows, as both the plan and the diff print them: a blank
+/// line, the title, then the rows two spaces in.
+fn section(out: &mut String, title: &str, rows: &[Vec<String>]) {
+    let _ = writeln!(out, "\n{title}");
+    out.push_str(&table(rows, "  "));
+}
+
+/// A row of fixed words (a table's header).
+fn words(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
+/// The flags of a state every table shows: where instances rest, and the state's note.
+fn rest_flags(wait: bool, join: bool) -> Vec<String> {
+    [(wait, "wait"), (join, "join")]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, w)| w.to_string())
+        .collect()
+}
+
+/// A response handler row: old → new, its call, what changed.
+fn handler_row(old: Option<&str>, new: Option<&str>, call: String, change: String) -> Vec<String> {
+    vec![
+        old.unwrap_or("-").to_string(),
+        "→".into(),
+        new.unwrap_or("-").to_string(),
+        call,
+        change,
+    ]
+}
+
 fn label(a: &Option<ActivityRef>) -> String {
     a.as_ref().map(|a| a.label()).unwrap_or_else(|| "-".into())
 }
@@ -141,27 +173,19 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
         let _ = writeln!(out, "package {} → {}", p.old.package, p.new.package);
     }
     for t in &p.threads {
-        let _ = writeln!(out);
         let nc = t.new_class.as_deref().unwrap_or("(none)");
-        let _ = writeln!(out, "{} → {}", t.old_class, nc);
-        let mut rows = vec![vec![
-            "old".into(),
-            "new".into(),
-            "role".into(),
-            "activity".into(),
-            "new activity".into(),
-            "change".into(),
-            "via".into(),
-            "".into(),
-        ]];
+        let mut rows = vec![words(&[
+            "old",
+            "new",
+            "role",
+            "activity",
+            "new activity",
+            "change",
+            "via",
+            "",
+        ])];
         for s in &t.states {
-            let mut flags = Vec::new();
-            if s.wait {
-                flags.push("wait".to_string());
-            }
-            if s.join {
-                flags.push("join".to_string());
-            }
+            let mut flags = rest_flags(s.wait, s.join);
             if !s.old_handler_stack.is_empty() || !s.new_handler_stack.is_empty() {
                 if s.old_handler_stack != s.new_handler_stack {
                     flags.push(format!(
@@ -212,10 +236,9 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                 flags.join(" "),
             ]);
         }
-        out.push_str(&table(&rows, "  "));
+        section(&mut out, &format!("{} → {nc}", t.old_class), &rows);
     }
     if !p.response_handlers.is_empty() {
-        let _ = writeln!(out, "\nresponse handlers ({})", p.response_handler_table);
         let rows: Vec<Vec<String>> = p
             .response_handlers
             .iter()
@@ -241,28 +264,20 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                     (true, "unchanged") => "modified (its <response> code)".to_string(),
                     (true, _) => format!("{change}, modified (its <response> code)"),
                 };
-                vec![
-                    h.old.clone(),
-                    "→".into(),
-                    h.new.clone().unwrap_or_else(|| "-".into()),
-                    call,
-                    change,
-                ]
+                handler_row(Some(&h.old), h.new.as_deref(), call, change)
             })
             .collect();
-        out.push_str(&table(&rows, "  "));
+        section(
+            &mut out,
+            &format!("response handlers ({})", p.response_handler_table),
+            &rows,
+        );
     }
     if !p.context_properties.is_empty() {
-        let _ = writeln!(out, "\ncontext properties ({})", p.context_table);
         let rows: Vec<Vec<String>> = p
             .context_properties
             .iter()
             .map(|c| {
-                let change = match c.change {
-                    PropertyChange::Added => "added",
-                    PropertyChange::Removed => "removed",
-                    PropertyChange::Retyped => "retyped",
-                };
                 let types = format!(
                     "{} → {}",
                     c.old_type.as_deref().unwrap_or("-"),
@@ -273,10 +288,14 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                     .as_ref()
                     .map(|d| format!("default for in-flight rows: {d}"))
                     .unwrap_or_default();
-                vec![c.name.clone(), change.into(), types, default]
+                vec![c.name.clone(), c.change.as_str().into(), types, default]
             })
             .collect();
-        out.push_str(&table(&rows, "  "));
+        section(
+            &mut out,
+            &format!("context properties ({})", p.context_table),
+            &rows,
+        );
     }
     if !p.preconditions.is_empty() {
         let _ = writeln!(
@@ -319,7 +338,7 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                 i = j;
                 continue;
             }
-            let _ = writeln!(out, "  - {}", precondition_str(&p.preconditions[i]));
+            let _ = writeln!(out, "  - {}", p.preconditions[i]);
             i += 1;
         }
     }
@@ -420,25 +439,30 @@ pub fn findings_human(findings: &[Finding]) -> String {
     out
 }
 
-pub fn precondition_str(p: &Precondition) -> String {
-    match p {
-        Precondition::NoRowsAtState {
-            table,
-            state,
-            reason,
-        } => format!("no row of {table} rests at {state}: {reason}"),
-        Precondition::NoRowsInTable { table, reason } => {
-            format!("{table} holds no unfinished row (every row at Stop): {reason}")
-        }
-        Precondition::NoPendingResponse {
-            table,
-            call,
-            reason,
-        } => format!("no thread of {table} has a pending response for {call:?}: {reason}"),
-        Precondition::HostDisabled { class } => {
-            format!("every production item running {class} is disabled")
-        }
-        Precondition::NoLiveJob { class } => format!("no live job runs a config item of {class}"),
+/// A precondition as a sentence.
+impl std::fmt::Display for Precondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&match self {
+            Precondition::NoRowsAtState {
+                table,
+                state,
+                reason,
+            } => format!("no row of {table} rests at {state}: {reason}"),
+            Precondition::NoRowsInTable { table, reason } => {
+                format!("{table} holds no unfinished row (every row at Stop): {reason}")
+            }
+            Precondition::NoPendingResponse {
+                table,
+                call,
+                reason,
+            } => format!("no thread of {table} has a pending response for {call:?}: {reason}"),
+            Precondition::HostDisabled { class } => {
+                format!("every production item running {class} is disabled")
+            }
+            Precondition::NoLiveJob { class } => {
+                format!("no live job runs a config item of {class}")
+            }
+        })
     }
 }
 
@@ -466,7 +490,6 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
         .iter()
         .filter(|a| a.change == ActivityChangeKind::Unchanged)
         .count();
-    let _ = writeln!(out, "\nactivities ({unchanged} unchanged)");
     let mut rows = Vec::new();
     for a in &d.activities {
         let (mark, what) = match a.change {
@@ -512,13 +535,15 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
         ]);
     }
     if rows.is_empty() {
-        let _ = writeln!(out, "  no change");
+        rows.push(words(&["no change"]));
     }
-    out.push_str(&table(&rows, "  "));
+    section(
+        &mut out,
+        &format!("activities ({unchanged} unchanged)"),
+        &rows,
+    );
     for t in &d.threads {
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
+        let title = format!(
             "{} → {} ({})",
             t.old_class.as_deref().unwrap_or("(none)"),
             t.new_class.as_deref().unwrap_or("(none)"),
@@ -529,14 +554,7 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
                 DeltaKind::Added => "class added",
             }
         );
-        let mut rows = vec![vec![
-            "old".into(),
-            "new".into(),
-            "role".into(),
-            "activity".into(),
-            "change".into(),
-            "".into(),
-        ]];
+        let mut rows = vec![words(&["old", "new", "role", "activity", "change", ""])];
         for s in &t.states {
             let act = match (&s.old_activity, &s.new_activity) {
                 (Some(o), Some(n)) if o.label() != n.label() => {
@@ -549,13 +567,7 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
                 Some(r) => format!("{} → {r}", s.role),
                 None => s.role.to_string(),
             };
-            let mut flags = Vec::new();
-            if s.wait {
-                flags.push("wait".to_string());
-            }
-            if s.join {
-                flags.push("join".to_string());
-            }
+            let mut flags = rest_flags(s.wait, s.join);
             if let Some(n) = &s.note {
                 flags.push(format!("({n})"));
             }
@@ -568,10 +580,9 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
                 flags.join(" "),
             ]);
         }
-        out.push_str(&table(&rows, "  "));
+        section(&mut out, &title, &rows);
     }
     if !d.handlers.is_empty() {
-        let _ = writeln!(out, "\nresponse handlers");
         let rows: Vec<Vec<String>> = d
             .handlers
             .iter()
@@ -582,16 +593,15 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
                     (None, Some(n)) => format!("call {n:?}"),
                     (None, None) => String::new(),
                 };
-                vec![
-                    h.old.clone().unwrap_or_else(|| "-".into()),
-                    "→".into(),
-                    h.new.clone().unwrap_or_else(|| "-".into()),
+                handler_row(
+                    h.old.as_deref(),
+                    h.new.as_deref(),
                     call,
                     h.change.as_str().into(),
-                ]
+                )
             })
             .collect();
-        out.push_str(&table(&rows, "  "));
+        section(&mut out, "response handlers", &rows);
     }
     if !d.context.is_empty() {
         let _ = writeln!(out, "\ncontext properties");
