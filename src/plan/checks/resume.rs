@@ -978,3 +978,79 @@ fn context(cx: &Context, resumes: &[Resume], out: &mut Findings) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::how_many;
+    use crate::bpl::{load, LoadOptions};
+    use crate::diff::tree::Tree;
+    use crate::plan::safety::{outermost, SiblingRuns};
+
+    /// `how_many` reads adjacent pairs of sibling runs; the definition is every pair of
+    /// activities. Both agree on random sets of activities of every change fixture.
+    #[test]
+    fn how_many_over_runs_agrees_with_every_pair() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/changes");
+        let mut dirs: Vec<_> = std::fs::read_dir(root)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path().join("new.cls")))
+            .filter(|p| p.exists())
+            .collect();
+        dirs.sort();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut shown = std::collections::BTreeSet::new();
+        for path in &dirs {
+            let bpl = load(&path.to_string_lossy(), &LoadOptions::default()).unwrap();
+            let t = Tree::new(&bpl);
+            let mut full = vec![false; t.len()];
+            for _ in 0..60 {
+                let set: Vec<usize> = (0..t.len()).filter(|_| rnd(3) == 0).collect();
+                let top = outermost(&t, &set, &mut full);
+                let mut runs: SiblingRuns = Vec::new();
+                for &p in &top {
+                    match runs.last_mut() {
+                        Some(x) if t.end[x.1] + 1 == p && t.list_first[x.1] == t.list_first[p] => {
+                            x.1 = p
+                        }
+                        _ => runs.push((p, p)),
+                    }
+                }
+                let exclusive = |a: usize, b: usize| {
+                    let l = t.lca(a, b);
+                    matches!(t.element(l), "if" | "switch")
+                        && t.child_towards(l, a).map(|x| x.1) != t.child_towards(l, b).map(|x| x.1)
+                };
+                let pairs: Vec<bool> = top
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, &a)| top[i + 1..].iter().map(move |&b| (a, b)))
+                    .map(|(a, b)| exclusive(a, b))
+                    .collect();
+                let n = top.len();
+                let all = if n == 1 {
+                    "1 activity".to_string()
+                } else {
+                    format!("{n} activities")
+                };
+                let want = if n < 2 || !pairs.iter().any(|&x| x) {
+                    all
+                } else if pairs.iter().all(|&x| x) {
+                    format!("one of {all}")
+                } else {
+                    format!("some of {all}")
+                };
+                let got = how_many(&t, &runs, true);
+                assert_eq!(got, want, "{path:?}: {top:?}");
+                shown.insert(want.split(' ').next().unwrap_or("").to_string());
+            }
+        }
+        // Every answer occurred.
+        assert!(shown.contains("one") && shown.contains("some"), "{shown:?}");
+    }
+}
