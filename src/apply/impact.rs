@@ -455,7 +455,7 @@ mod tests {
             plan: Some(PlanStatus {
                 plan_id: m.plan.plan_id.clone(),
                 direction: Direction::Apply,
-                state: "not applied".into(),
+                state: crate::apply::PlanState::NotApplied,
                 moves,
                 checks: vec![],
                 refusals: vec![],

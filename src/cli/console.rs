@@ -207,7 +207,11 @@ pub fn repair(a: RepairArgs) -> CmdResult {
         Format::Json => emit(&json("repair", &r)?)?,
         Format::Human => emit(&format!(
             "history entry {} of {} (plan {}) is now {}\n  note: {}\n",
-            r.seq, r.class, r.plan_id, r.outcome, r.note
+            r.seq,
+            r.class,
+            r.plan_id,
+            r.outcome.as_str(),
+            r.note
         ))?,
     }
     Ok(Exit::Clean)

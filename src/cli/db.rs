@@ -451,7 +451,7 @@ pub(super) fn human_status(r: &StatusReport) -> String {
     out.push('\n');
     out.push_str(&history_text(r));
     if let Some(p) = &r.plan {
-        out.push_str(&format!("\nPlan {} ({})\n", p.plan_id, p.state));
+        out.push_str(&format!("\nPlan {} ({})\n", p.plan_id, p.state.as_str()));
         if p.moves.is_empty() {
             out.push_str("  no rows in the plan's tables\n");
         } else {
