@@ -69,7 +69,7 @@ pub use census::{
     census, CensusTargets, Group, HandlerGroup, HandlerKey, LiveCensus, PendingGroup, PendingKey,
     Renaming, Stack, StateMove, ThreadGroup, ThreadKey,
 };
-pub use conn::{redact_connection_string, Db, Redactor, Value};
+pub use conn::{connection_target, redact_connection_string, Db, Redactor, Value};
 pub use error::{ApplyError, DbFailure, ErrorClass, Refusal};
 pub use folder::Migration;
 pub use history::{history_table, BookkeepingTable, HistoryEntry, Outcome, MIGRATIONS};

@@ -1174,6 +1174,14 @@ fn check_guards(
     if history_exists {
         let entries = history::entries_for_class(db, &class)?;
         refusals.extend(history_checks(plan, &entries, opts.direction).1);
+        // Already applied: the rows are at the new states, so every guard below would refuse
+        // them as "not written by the old BPL". The history is the answer.
+        if refusals
+            .iter()
+            .any(|r| matches!(r, Refusal::AlreadyApplied { .. }))
+        {
+            return Err(ApplyError::Refused { refusals });
+        }
     }
     progress.event(&Event::Step("checking hosts and jobs"));
     let quiet = quiet_all(db, &quiet_classes(plan))?;

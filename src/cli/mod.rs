@@ -236,11 +236,15 @@ fn run() -> Exit {
                 return f.code;
             }
             let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "error: {}",
-                crate::input::printable_message(&f.error.to_string())
-            );
+            // Line by line: a message's own line breaks (a list of refusals) stay; values
+            // echoed inside were made printable where they were quoted.
+            let message: Vec<String> = f
+                .error
+                .to_string()
+                .split('\n')
+                .map(crate::input::printable_message)
+                .collect();
+            let _ = write!(err, "error: {}", message.join("\n"));
             for cause in f.error.chain().skip(1) {
                 let cause = crate::input::printable_message(&cause.to_string());
                 let _ = write!(err, "\n  caused by: {cause}");
