@@ -237,6 +237,10 @@ pub enum ApplyError {
     Unsupported(String),
     #[error("cannot connect: {message}")]
     Connect { message: String },
+    /// The database is not where the class runs: none of its tables exists, or no production
+    /// item runs it (the message names what was looked for). Nothing was changed.
+    #[error("wrong target, nothing was changed: {0}")]
+    WrongTarget(String),
     #[error("refused, nothing was changed:\n  - {}", join(refusals))]
     Refused { refusals: Vec<Refusal> },
     /// A statement failed. `in_transaction`: it failed inside the apply transaction (which
@@ -291,7 +295,9 @@ fn describe_db(f: &DbFailure, in_transaction: bool, rolled_back: bool) -> String
 impl ApplyError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            ApplyError::Folder { .. } | ApplyError::Unsupported(_) => ErrorClass::Input,
+            ApplyError::Folder { .. } | ApplyError::Unsupported(_) | ApplyError::WrongTarget(_) => {
+                ErrorClass::Input
+            }
             ApplyError::Refused { .. } => ErrorClass::Refused,
             ApplyError::Connect { .. }
             | ApplyError::Database { .. }

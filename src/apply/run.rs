@@ -655,6 +655,29 @@ fn tables_to_lock(
     t.into_iter().filter(|x| !missing.contains(x)).collect()
 }
 
+/// Refuses a database that is not where the plan's class runs, before anything is locked or
+/// written (the same test `status` makes): none of the plan's thread tables exists, or no
+/// production item (`Ens_Config.Item`) runs the class.
+pub(super) fn check_apply_target(
+    db: &Db,
+    plan: &MigrationPlan,
+    missing: &BTreeSet<SqlTable>,
+) -> Result<(), ApplyError> {
+    let tables: Vec<SqlTable> = plan.threads.iter().map(|t| t.old_table.clone()).collect();
+    let missing: Vec<SqlTable> = missing.iter().cloned().collect();
+    let items = quiet_all(db, &[plan.old.class.clone()])?;
+    match super::impact::wrong_target(
+        &plan.old.class,
+        db.dbms_name(),
+        &tables,
+        &missing,
+        items.items.is_empty(),
+    ) {
+        Some(why) => Err(ApplyError::WrongTarget(why)),
+        None => Ok(()),
+    }
+}
+
 /// Opens the transaction and locks the tables of `plan` its `script` reads or writes (see
 /// [`tables_to_lock`] and [`lock_tables`]).
 pub(super) fn lock_plan_tables(
@@ -812,6 +835,7 @@ pub fn apply(
         probed.push((CensusTargets::pending_table(&t.old_table), Vec::new()));
     }
     let missing = probe_tables(db, &targets, &probed);
+    check_apply_target(db, plan, &missing.keys().cloned().collect())?;
     let mut required: BTreeSet<SqlTable> =
         plan.threads.iter().map(|t| t.old_table.clone()).collect();
     required.insert(plan.response_handler_table.clone());

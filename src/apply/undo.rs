@@ -28,8 +28,8 @@ use super::history::{self, Outcome};
 use super::lock;
 use super::progress::{Event, Progress};
 use super::run::{
-    conclude, history_checks, lock_plan_tables, new_entry, probe_tables, quiet_all, quiet_classes,
-    row_counts_json, ApplyOptions, ApplyReport, StatementOutcome,
+    check_apply_target, conclude, history_checks, lock_plan_tables, new_entry, probe_tables,
+    quiet_all, quiet_classes, row_counts_json, ApplyOptions, ApplyReport, StatementOutcome,
 };
 use crate::plan::MigrationPlan;
 use crate::sql::{
@@ -118,6 +118,7 @@ pub(super) fn revert(
         })
         .collect();
     let missing = probe_tables(db, &targets, &probed);
+    check_apply_target(db, plan, &missing.keys().cloned().collect())?;
     let refusals: Vec<Refusal> = missing
         .iter()
         .filter(|(t, _)| works.iter().any(|w| &w.table == *t))
