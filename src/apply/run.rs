@@ -665,7 +665,7 @@ pub(super) fn check_apply_target(
 ) -> Result<(), ApplyError> {
     let tables: Vec<SqlTable> = plan.threads.iter().map(|t| t.old_table.clone()).collect();
     let missing: Vec<SqlTable> = missing.iter().cloned().collect();
-    let items = quiet_all(db, &[plan.old.class.clone()])?;
+    let items = quiet_all(db, std::slice::from_ref(&plan.old.class))?;
     match super::impact::wrong_target(
         &plan.old.class,
         db.dbms_name(),
