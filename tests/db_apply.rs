@@ -514,7 +514,10 @@ fn a_missing_thread_table_refuses() {
     let p = plan(
         &fx,
         "a",
-        &[(1, vec![st("S2", Some("S2"))]), (3, vec![st("S5", Some("S6"))])],
+        &[
+            (1, vec![st("S2", Some("S2"))]),
+            (3, vec![st("S5", Some("S6"))]),
+        ],
         &[],
     );
     let m = Migration::from_plan(p).unwrap();
@@ -553,7 +556,10 @@ fn the_wrong_namespace_is_an_error_naming_what_was_looked_for() {
     let p = plan(&fx, "b", &[(1, vec![st("S5", Some("S6"))])], &[]);
     let m = Migration::from_plan(p).unwrap();
     let before_items = fx.snapshot();
-    for e in [fx.apply_plan(&m).unwrap_err(), fx.revert_plan(&m).unwrap_err()] {
+    for e in [
+        fx.apply_plan(&m).unwrap_err(),
+        fx.revert_plan(&m).unwrap_err(),
+    ] {
         assert_eq!(e.class(), ErrorClass::Input, "{e}");
         assert!(
             e.to_string().contains(&format!(
