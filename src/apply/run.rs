@@ -549,14 +549,19 @@ pub fn status(
                     });
                 }
             }
-            refusals.extend(quiet.refusals());
-            for c in &checks {
-                if !c.ok {
-                    refusals.push(Refusal::Precondition {
-                        description: c.description.clone(),
-                        rows: c.rows,
-                    });
-                }
+            // Already applied: apply answers with the history alone (its rows are at the new
+            // states, which every guard would refuse); so does status.
+            let applied = refusals
+                .iter()
+                .any(|r| matches!(r, Refusal::AlreadyApplied { .. }));
+            if !applied {
+                refusals.extend(quiet.refusals());
+            }
+            for c in checks.iter().filter(|c| !c.ok && !applied) {
+                refusals.push(Refusal::Precondition {
+                    description: c.description.clone(),
+                    rows: c.rows,
+                });
             }
             for t in &missing {
                 if m.plan.threads.iter().any(|th| &th.old_table == t)
@@ -665,17 +670,25 @@ pub(super) fn check_apply_target(
 ) -> Result<(), ApplyError> {
     let tables: Vec<SqlTable> = plan.threads.iter().map(|t| t.old_table.clone()).collect();
     let missing: Vec<SqlTable> = missing.iter().cloned().collect();
-    let items = quiet_all(db, std::slice::from_ref(&plan.old.class))?;
-    match super::impact::wrong_target(
-        &plan.old.class,
-        db.dbms_name(),
-        &tables,
-        &missing,
-        items.items.is_empty(),
-    ) {
-        Some(why) => Err(ApplyError::WrongTarget(why)),
-        None => Ok(()),
-    }
+    let class = &plan.old.class;
+    let wrong = |no_item: bool| {
+        super::impact::wrong_target(class, db.dbms_name(), &tables, &missing, no_item)
+            .map_or(Ok(()), |why| Err(ApplyError::WrongTarget(why)))
+    };
+    wrong(false)?;
+    let items = match quiet_all(db, std::slice::from_ref(class)) {
+        Ok(q) => q,
+        // No interoperability here at all (not a lost connection): the wrong namespace.
+        Err(f) if f.step == "read Ens_Config.Item" && !f.connection_lost => {
+            return Err(ApplyError::WrongTarget(format!(
+                "cannot read Ens_Config.Item ({}): is --connect pointing at the interoperability namespace \
+                 where the production runs?",
+                f.message
+            )))
+        }
+        Err(f) => return Err(f.into()),
+    };
+    wrong(items.items.is_empty())
 }
 
 /// Opens the transaction and locks the tables of `plan` its `script` reads or writes (see

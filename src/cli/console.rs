@@ -275,9 +275,13 @@ fn reconnect(
         let t = start.elapsed().as_secs_f64();
         let _ = writeln!(std::io::stderr().lock(), "[{t:7.1}s] {line}");
     };
+    let during = match lost.error.downcast_ref::<apply::ApplyError>() {
+        Some(apply::ApplyError::Database { failure, .. }) => failure.to_string(),
+        _ => lost.error.to_string(),
+    };
     say(format!(
-        "connection lost ({}); reconnecting",
-        crate::input::printable_message(&lost.error.to_string())
+        "connection lost during {}; reconnecting",
+        crate::input::printable_message(&during)
     ));
     let mut pause = RECONNECT_FIRST;
     let mut last = lost;
