@@ -38,6 +38,22 @@ fn swap_fixture(name: &str) -> Option<(Fixture, tempfile::TempDir, std::path::Pa
     Some((fx, tmp, dir))
 }
 
+/// `apply DIR --yes --format json` against the fixture's database.
+fn apply_json(fx: &Fixture, dir: &Path) -> Output {
+    bplmigrate(
+        &[
+            "apply",
+            p(dir),
+            "--yes",
+            "--format",
+            "json",
+            "--connect",
+            &fx.connect,
+        ],
+        &[],
+    )
+}
+
 fn p(dir: &Path) -> &str {
     dir.to_str().expect("utf-8 path")
 }
@@ -83,18 +99,7 @@ fn apply_yes_json_then_again_says_already_applied_with_exit_0() {
         out.contains("is already applied to") && out.contains("(history entry 1); nothing to do"),
         "{out}"
     );
-    let o = bplmigrate(
-        &[
-            "apply",
-            p(&dir),
-            "--yes",
-            "--format",
-            "json",
-            "--connect",
-            &fx.connect,
-        ],
-        &[],
-    );
+    let o = apply_json(&fx, &dir);
     assert_eq!(o.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_str(&text(&o).0).expect("json");
     assert_eq!(v["type"], "already_applied");
@@ -162,18 +167,7 @@ fn a_refused_apply_exits_3_and_names_the_host() {
     );
     assert!(out.is_empty(), "{out}");
     // With --format json the refusal is on stdout too, as data, with the same exit code.
-    let o = bplmigrate(
-        &[
-            "apply",
-            p(&dir),
-            "--yes",
-            "--format",
-            "json",
-            "--connect",
-            &fx.connect,
-        ],
-        &[],
-    );
+    let o = apply_json(&fx, &dir);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("json on stdout");

@@ -370,6 +370,51 @@ fn a_namespace_without_interoperability_tables_is_the_wrong_target() {
     );
 }
 
+/// `status --plan DIR --watch --until-ready --interval 0.1 --timeout T` on a connection whose
+/// server session is named `app` (psqlODBC passes libpq options through `pqopt`), so another
+/// connection can end exactly that session; stderr comes line by line.
+fn spawn_named_watch(
+    fx: &Fixture,
+    dir: &Path,
+    app: &str,
+    timeout: &str,
+) -> (std::process::Child, mpsc::Receiver<String>) {
+    let connect = format!(
+        "{};pqopt={{application_name={app}}};",
+        fx.connect.trim_end_matches(';')
+    );
+    let mut child = bin()
+        .args([
+            "status",
+            "--plan",
+            s(dir),
+            "--connect",
+            &connect,
+            "--watch",
+            "--until-ready",
+            "--interval",
+            "0.1",
+            "--timeout",
+            timeout,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let rx = lines_of(&mut child);
+    (child, rx)
+}
+
+/// Ends the server session named `app` from `conn`; how many there were.
+fn end_session(conn: &odbc_api::Connection<'_>, app: &str) -> i64 {
+    support::scalar(
+        conn,
+        &format!(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{app}'"
+        ),
+    )
+}
+
 /// The watch's server session is ended from another connection (as a server restart or an
 /// administrator would): the watch says so, connects again and still reaches ready.
 #[test]
@@ -379,39 +424,10 @@ fn watch_survives_a_dropped_connection_and_still_reaches_ready() {
     };
     let ids = fx.seed(1, &[row("S9", 3), row("S2", 3)]);
     fx.set_enabled(true);
-    // psqlODBC passes libpq options through `pqopt`: the session is found by its name.
     let app = format!("bplm_watch_{}", fx.name.to_lowercase());
-    let connect = format!(
-        "{};pqopt={{application_name={app}}};",
-        fx.connect.trim_end_matches(';')
-    );
-    let mut child = bin()
-        .args([
-            "status",
-            "--plan",
-            s(&dir),
-            "--connect",
-            &connect,
-            "--watch",
-            "--until-ready",
-            "--interval",
-            "0.1",
-            "--timeout",
-            "2m",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let rx = lines_of(&mut child);
+    let (child, rx) = spawn_named_watch(&fx, &dir, &app, "2m");
     wait_for(&rx, "not ready: 1 row to drain");
-    let killed = support::scalar(
-        &fx.conn,
-        &format!(
-            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{app}'"
-        ),
-    );
-    assert_eq!(killed, 1, "the watch's session");
+    assert_eq!(end_session(&fx.conn, &app), 1, "the watch's session");
     let lost = wait_for(&rx, "connection lost");
     assert!(lost.contains("reconnecting"), "{lost}");
     wait_for(&rx, "reconnected (attempt 1)");
@@ -446,41 +462,14 @@ fn a_watch_that_cannot_reconnect_stops_at_the_timeout_with_exit_4() {
     fx.seed(1, &[row("S9", 3)]);
     fx.set_enabled(true);
     let app = "bplm_watch_gone";
-    let connect = format!(
-        "{};pqopt={{application_name={app}}};",
-        fx.connect.trim_end_matches(';')
-    );
-    let mut child = bin()
-        .args([
-            "status",
-            "--plan",
-            s(&dir),
-            "--connect",
-            &connect,
-            "--watch",
-            "--until-ready",
-            "--interval",
-            "0.1",
-            "--timeout",
-            "4s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let rx = lines_of(&mut child);
+    let (child, rx) = spawn_named_watch(&fx, &dir, app, "4s");
     wait_for(&rx, "not ready: 1 row to drain");
     let admin = support::raw_connect(&base);
     support::exec(
         &admin,
         &format!(r#"ALTER DATABASE "{db_name}" WITH ALLOW_CONNECTIONS false"#),
     );
-    support::scalar(
-        &admin,
-        &format!(
-            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{app}'"
-        ),
-    );
+    end_session(&admin, app);
     wait_for(&rx, "connection lost");
     let failed = wait_for(&rx, "reconnect attempt 1 failed");
     assert!(failed.contains("next in 2 s"), "{failed}");
