@@ -322,8 +322,10 @@ fn in_transaction(
     if !mismatches.is_empty() {
         return Err(ApplyError::Mismatch { mismatches });
     }
-    // The locked tables allow no other change: this census is what the commit leaves.
-    let after = census(db, targets, missing, progress)?;
+    // The locked tables allow no other change: this census is what the commit leaves (not
+    // logged again: the progress log shows the census once).
+    progress.event(&Event::Step("counting the rows restored"));
+    let after = census(db, targets, missing, &super::progress::Silent)?;
     let restored: i64 = recorded.iter().sum();
     let mut history_seq = None;
     if !opts.dry_run {

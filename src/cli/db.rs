@@ -63,10 +63,14 @@ pub struct ApplyArgs {
     /// Run every check and statement inside the transaction, report, and roll back.
     #[arg(long)]
     pub dry_run: bool,
-    /// Do not ask for confirmation (required when stdin is not a terminal).
+    /// Do not ask for confirmation (required when stdin is not a terminal). Without it, on a
+    /// terminal, a dry run first counts the rows that will change and the prompt names them,
+    /// the class and the database.
     #[arg(long)]
     pub yes: bool,
-    /// Run the folder's reverse migration (revert.sql) instead: back to the old numbering.
+    /// Go back to the old numbering: the folder's reverse migration (revert.sql), or, for a
+    /// mapping that cannot be inverted, exactly the rows the apply recorded in
+    /// BplMigrate.Undo (refused, exit 3, when any of them changed since).
     #[arg(long)]
     pub revert: bool,
     /// Seconds to wait, in all, for the exclusive locks on the tables the plan writes (another
