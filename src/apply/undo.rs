@@ -45,6 +45,8 @@ struct Work {
     key: String,
     /// A thread table (rows have stacks).
     stacks: bool,
+    /// The stack columns the apply's rewrite set (the revert puts back only those).
+    set_stacks: Vec<&'static str>,
     /// Values of `key` that mean the same in both versions: rows the apply did not record may
     /// rest there.
     keep: Vec<String>,
@@ -85,6 +87,10 @@ fn work(plan: &MigrationPlan, script: &SqlScript) -> Vec<Work> {
                 table: rw.table.clone(),
                 key: rw.key_column.clone(),
                 stacks,
+                set_stacks: [HANDLER_STACK, SUBROUTINE_STACK]
+                    .into_iter()
+                    .filter(|c| rw.columns.iter().any(|x| x == c))
+                    .collect(),
                 keep,
             }
         })
@@ -282,11 +288,11 @@ fn in_transaction(
     for (w, expected) in works.iter().zip(&recorded) {
         let name = sql::undo_table_name(&w.table);
         let step = format!("restore {}", w.table);
-        let restore = sql::undo_restore(db.dialect(), &w.table, &w.key, w.stacks)
+        let restore = sql::undo_restore(db.dialect(), &w.table, &w.key, &w.set_stacks)
             .map_err(|e| ApplyError::db(super::error::DbFailure::refused_sql(&step, &e)))?;
-        // The entry's key once per SET column (the key column and the two stacks of a thread
-        // row), then once for the WHERE (`sql::undo_restore`).
-        let sets = if w.stacks { 3 } else { 1 };
+        // The entry's key once per SET column (the key column and the stacks the apply set),
+        // then once for the WHERE (`sql::undo_restore`).
+        let sets = 1 + w.set_stacks.len();
         let params: Vec<&str> =
             std::iter::repeat_n([class.as_str(), seq.as_str(), name.as_str()], sets + 1)
                 .flatten()

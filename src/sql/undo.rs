@@ -284,13 +284,14 @@ pub fn undo_strangers(
 
 /// `UPDATE <table> SET <key> = (SELECT "OldValue" FROM "BplMigrate"."Undo" WHERE <key> AND
 /// "RowId" = <row id>), <stacks> … WHERE <row id> IN (SELECT "RowId" … WHERE <key>)`: puts
-/// back exactly the recorded rows. Binds class, entry, table name once per SET column, then
-/// once more for the WHERE (3 × (1 + 2 stacks) + 3 for a thread table, 6 for handler rows).
+/// back exactly the recorded rows. `stacks`: the stack columns the apply's rewrite set (the
+/// others it left as they were). Binds class, entry, table name once per SET column, then once
+/// more for the WHERE: 3 × (2 + stacks) values.
 pub fn undo_restore(
     d: Dialect,
     table: &SqlTable,
     key: &str,
-    stacks: bool,
+    stacks: &[&str],
 ) -> Result<CheckedSql, SqlError> {
     let u = quote_table(&undo_table(), d)?;
     let t = quote_table(table, d)?;
@@ -304,10 +305,8 @@ pub fn undo_restore(
         ))
     };
     let mut sets = vec![format!("{} = {}", q(key, d)?, old_of("OldValue")?)];
-    if stacks {
-        for (c, old, _) in STACKS {
-            sets.push(format!("{} = {}", q(c, d)?, old_of(old)?));
-        }
+    for (c, old, _) in STACKS.iter().filter(|(c, _, _)| stacks.contains(c)) {
+        sets.push(format!("{} = {}", q(c, d)?, old_of(old)?));
     }
     let sql = format!(
         "UPDATE {t}\nSET {}\nWHERE {rid} IN (SELECT {u}.{} FROM {u} WHERE {filter})",
@@ -318,7 +317,7 @@ pub fn undo_restore(
     let mut e = expect(
         Shape::Restore,
         table,
-        names(table, key, stacks),
+        names(table, key, !stacks.is_empty()),
         &[],
         params,
     );
@@ -329,7 +328,7 @@ pub fn undo_restore(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::NEXT_STATE;
+    use crate::sql::{HANDLER_STACK, NEXT_STATE, SUBROUTINE_STACK};
 
     fn t() -> SqlTable {
         SqlTable {
@@ -352,9 +351,12 @@ mod tests {
             undo_unchanged(d, &t(), NEXT_STATE, true).unwrap();
             undo_unchanged(d, &t(), "_ResponseHandlers", false).unwrap();
             undo_strangers(d, &t(), NEXT_STATE, &["Stop".into(), "S1".into()]).unwrap();
-            let r = undo_restore(d, &t(), NEXT_STATE, true).unwrap();
+            let r = undo_restore(d, &t(), NEXT_STATE, &[HANDLER_STACK, SUBROUTINE_STACK]).unwrap();
             assert_eq!(r.as_str().matches('?').count(), 12, "{}", r.as_str());
-            undo_restore(d, &t(), "_ResponseHandlers", false).unwrap();
+            let r = undo_restore(d, &t(), NEXT_STATE, &[SUBROUTINE_STACK]).unwrap();
+            assert!(!r.as_str().contains("OldHandlerStack"), "{}", r.as_str());
+            assert_eq!(r.as_str().matches('?').count(), 9);
+            undo_restore(d, &t(), "_ResponseHandlers", &[]).unwrap();
         }
         assert!(undo_ddl(Dialect::Postgres).contains("\"NewSubroutineStack\" bytea"));
         assert!(!undo_ddl(Dialect::Iris).contains("{list}"));
