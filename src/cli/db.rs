@@ -187,7 +187,10 @@ pub fn status(a: StatusArgs) -> CmdResult {
 }
 
 pub fn apply(a: ApplyArgs) -> CmdResult {
-    let m = Migration::load(&a.plan).map_err(failure)?;
+    let m = match Migration::load(&a.plan) {
+        Ok(m) => m,
+        Err(e) => return apply_failure(failure(e), None, a.format),
+    };
     let direction = if a.revert {
         Direction::Revert
     } else {
@@ -216,7 +219,7 @@ pub fn apply(a: ApplyArgs) -> CmdResult {
     });
     let report = match result {
         Ok(r) => r,
-        Err(f) => return apply_failure(f, &m, a.format),
+        Err(f) => return apply_failure(f, Some(&m), a.format),
     };
     match a.format {
         Format::Json => emit(&json("apply", &report)?)?,
@@ -278,13 +281,13 @@ fn confirmed(
 /// How a failed `apply` ends. "Already applied" alone is not a failure: nothing is pending,
 /// exit 0 with a message saying so. With `--format json` every other failure is reported on
 /// stdout too (`{"type": "refused" | "error", "data": …}`), with the same exit code.
-fn apply_failure(f: Failure, m: &Migration, format: Format) -> CmdResult {
+fn apply_failure(f: Failure, m: Option<&Migration>, format: Format) -> CmdResult {
     let refusals = f
         .error
         .downcast_ref::<ApplyError>()
         .map(ApplyError::refusals)
         .unwrap_or_default();
-    if let [apply::Refusal::AlreadyApplied { plan_id, seq }] = refusals {
+    if let (Some(m), [apply::Refusal::AlreadyApplied { plan_id, seq }]) = (m, refusals) {
         let message = format!(
             "plan {plan_id} is already applied to {} here (history entry {seq}); nothing to do",
             m.plan.old.class
@@ -309,8 +312,8 @@ fn apply_failure(f: Failure, m: &Migration, format: Format) -> CmdResult {
             &json(
                 kind,
                 &serde_json::json!({
-                    "plan_id": m.plan.plan_id,
-                    "class": m.plan.old.class,
+                    "plan_id": m.map(|m| &m.plan.plan_id),
+                    "class": m.map(|m| &m.plan.old.class),
                     "error_class": class,
                     "exit_code": f.code.code(),
                     "message": format!("{:#}", f.error),
