@@ -75,7 +75,7 @@ pub enum SqlError {
     Parse { sql: String, message: String },
     #[error("generated statement refused ({reason}): {sql}")]
     Shape { sql: String, reason: String },
-    #[error("the migration of {class} cannot be reverted: {}", reasons.join("; "))]
+    #[error("the mapping of {class} cannot be inverted by a script ({}); `bplmigrate apply DIR --revert` restores the rows its apply recorded in BplMigrate.Undo instead", reasons.join("; "))]
     NotInvertible { class: String, reasons: Vec<String> },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
