@@ -83,3 +83,30 @@ fn verify_names_a_parent_folder_and_a_missing_path() {
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(e.contains("does not exist"), "{e}");
 }
+
+#[test]
+fn apply_json_reports_an_unusable_folder_on_stdout_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("0001_missing");
+    let o = run(&[
+        "apply",
+        missing.to_str().unwrap(),
+        "--yes",
+        "--format",
+        "json",
+        "--connect",
+        "Driver=x;Pwd=s3cret",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json on stdout");
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["data"]["error_class"], "input");
+    assert!(
+        v["data"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("0001_missing: does not exist"),
+        "{v}"
+    );
+    assert!(err(&o).contains("does not exist"));
+}

@@ -291,7 +291,7 @@ fn revert_restores_the_exact_pre_migration_rows() {
 }
 
 #[test]
-fn a_plan_that_cannot_be_inverted_has_no_revert() {
+fn a_plan_that_cannot_be_inverted_is_reverted_from_its_undo_rows() {
     let Some(fx) = Fixture::new("NoRevert", 1) else {
         return;
     };
@@ -304,9 +304,11 @@ fn a_plan_that_cannot_be_inverted_has_no_revert() {
     );
     let m = Migration::from_plan(p).unwrap();
     fx.apply_plan(&m).unwrap();
-    let e = fx.revert_plan(&m).unwrap_err();
-    assert_eq!(e.class(), ErrorClass::Input, "{e}");
     assert_eq!(states_of(&fx, 1), ["S3"]);
+    // A removed state makes the mapping non-invertible: the apply recorded the row it
+    // rewrote, and the revert puts exactly that row back (tests/db_undo.rs has the rest).
+    fx.revert_plan(&m).unwrap();
+    assert_eq!(states_of(&fx, 1), ["S2"]);
 }
 
 #[test]
@@ -508,13 +510,67 @@ fn a_missing_thread_table_refuses() {
     let Some(fx) = Fixture::new("NoTable", 1) else {
         return;
     };
-    let p = plan(&fx, "a", &[(3, vec![st("S5", Some("S6"))])], &[]);
+    // Thread1 exists, Thread3 does not: that table is refused.
+    let p = plan(
+        &fx,
+        "a",
+        &[
+            (1, vec![st("S2", Some("S2"))]),
+            (3, vec![st("S5", Some("S6"))]),
+        ],
+        &[],
+    );
     let m = Migration::from_plan(p).unwrap();
     let r = refusals(fx.apply_plan(&m));
     assert!(
         matches!(&r[..], [Refusal::MissingTable { table, .. }] if table.table == "Thread3"),
         "{r:?}"
     );
+}
+
+#[test]
+fn the_wrong_namespace_is_an_error_naming_what_was_looked_for() {
+    let Some(fx) = Fixture::new("WrongNs", 1) else {
+        return;
+    };
+    fx.seed(1, &[row("S5", 3)]);
+    // No table of the plan exists here.
+    let p = plan(&fx, "a", &[(3, vec![st("S5", Some("S6"))])], &[]);
+    let m = Migration::from_plan(p).unwrap();
+    let before = fx.snapshot();
+    for e in [fx.apply_plan(&m).unwrap_err(), fx.dry_run(&m).unwrap_err()] {
+        assert_eq!(e.class(), ErrorClass::Input, "{e}");
+        assert!(
+            e.to_string().contains(&format!(
+                "no table of {} in this namespace: looked for {}.Thread3",
+                fx.class, fx.schema
+            )),
+            "{e}"
+        );
+    }
+    // The tables are there, but no production item runs the class.
+    fx.exec(&format!(
+        r#"DELETE FROM "Ens_Config"."Item" WHERE "ClassName" = '{}'"#,
+        fx.class
+    ));
+    let p = plan(&fx, "b", &[(1, vec![st("S5", Some("S6"))])], &[]);
+    let m = Migration::from_plan(p).unwrap();
+    let before_items = fx.snapshot();
+    for e in [
+        fx.apply_plan(&m).unwrap_err(),
+        fx.revert_plan(&m).unwrap_err(),
+    ] {
+        assert_eq!(e.class(), ErrorClass::Input, "{e}");
+        assert!(
+            e.to_string().contains(&format!(
+                "Ens_Config.Item has no row with ClassName = '{}'",
+                fx.class
+            )),
+            "{e}"
+        );
+    }
+    assert_eq!(fx.snapshot(), before_items);
+    assert_ne!(before, before_items);
 }
 
 #[test]

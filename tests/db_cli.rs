@@ -38,6 +38,22 @@ fn swap_fixture(name: &str) -> Option<(Fixture, tempfile::TempDir, std::path::Pa
     Some((fx, tmp, dir))
 }
 
+/// `apply DIR --yes --format json` against the fixture's database.
+fn apply_json(fx: &Fixture, dir: &Path) -> Output {
+    bplmigrate(
+        &[
+            "apply",
+            p(dir),
+            "--yes",
+            "--format",
+            "json",
+            "--connect",
+            &fx.connect,
+        ],
+        &[],
+    )
+}
+
 fn p(dir: &Path) -> &str {
     dir.to_str().expect("utf-8 path")
 }
@@ -56,7 +72,7 @@ fn apply_without_yes_and_without_a_terminal_refuses_with_exit_2() {
 }
 
 #[test]
-fn apply_yes_json_then_again_is_refused_with_exit_3() {
+fn apply_yes_json_then_again_says_already_applied_with_exit_0() {
     let Some((fx, _tmp, dir)) = swap_fixture("CliApply") else {
         return;
     };
@@ -74,10 +90,41 @@ fn apply_yes_json_then_again_is_refused_with_exit_3() {
         fx.states(1).into_iter().map(|r| r.0).collect::<Vec<_>>(),
         ["S7", "S5", "S7"]
     );
+    // Again: nothing is pending, so it is not a failure (exit 0), and it says so.
+    let before = fx.snapshot();
+    let o = bplmigrate(&["apply", p(&dir), "--yes", "--connect", &fx.connect], &[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        out.contains("is already applied to") && out.contains("(history entry 1); nothing to do"),
+        "{out}"
+    );
+    let o = apply_json(&fx, &dir);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_str(&text(&o).0).expect("json");
+    assert_eq!(v["type"], "already_applied");
+    assert_eq!(v["data"]["seq"], 1);
+    assert_eq!(fx.snapshot(), before);
+}
+
+#[test]
+fn a_dirty_history_beside_already_applied_still_refuses() {
+    let Some((fx, _tmp, dir)) = swap_fixture("CliDirtyAgain") else {
+        return;
+    };
+    let o = bplmigrate(&["apply", p(&dir), "--yes", "--connect", &fx.connect], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    // A later entry of the class is dirty: that needs a human, "already applied" or not.
+    fx.exec(&format!(
+        r#"INSERT INTO "BplMigrate"."History" SELECT 2, "PlanId", "PlanSha256", "BplClass", "OldSha256", "NewSha256",
+           "Direction", "AppliedAt", "AppliedBy", "ToolVersion", "RowCounts", 'dirty', "Note"
+           FROM "BplMigrate"."History" WHERE "BplClass" = '{}' AND "Seq" = 1"#,
+        fx.class
+    ));
     let o = bplmigrate(&["apply", p(&dir), "--yes", "--connect", &fx.connect], &[]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "{err}");
-    assert!(err.contains("already applied"), "{err}");
+    assert!(err.contains("is dirty"), "{err}");
 }
 
 #[test]
@@ -110,10 +157,71 @@ fn a_refused_apply_exits_3_and_names_the_host() {
     fx.set_enabled(true);
     let before = fx.snapshot();
     let o = bplmigrate(&["apply", p(&dir), "--yes", "--connect", &fx.connect], &[]);
-    let (_, err) = text(&o);
+    let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(err.contains(&fx.host()) && err.contains("enabled"), "{err}");
+    // One refusal per line, as written (not an escaped `\n`).
+    assert!(
+        err.starts_with("error: refused, nothing was changed:\n  - host "),
+        "{err}"
+    );
+    assert!(out.is_empty(), "{out}");
+    // With --format json the refusal is on stdout too, as data, with the same exit code.
+    let o = apply_json(&fx, &dir);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json on stdout");
+    assert_eq!(v["type"], "refused");
+    assert_eq!(v["data"]["exit_code"], 3);
+    assert_eq!(v["data"]["error_class"], "refused");
+    assert_eq!(v["data"]["refusals"][0]["kind"], "host_enabled");
+    assert_eq!(v["data"]["refusals"][0]["item"], fx.host().as_str());
     assert_eq!(fx.snapshot(), before);
+}
+
+#[test]
+fn the_confirmation_names_the_database_and_the_history_user_has_a_fallback() {
+    let Some((fx, _tmp, dir)) = swap_fixture("CliWho") else {
+        return;
+    };
+    // Without a terminal and without --yes: refused, naming where it would have written
+    // (never the password).
+    let o = bplmigrate(&["apply", p(&dir), "--connect", &fx.connect], &[]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("changes rows of {} on server ", fx.class))
+            && err.contains(", database "),
+        "{err}"
+    );
+    let pwd = fx
+        .connect
+        .split(';')
+        .find_map(|p| p.strip_prefix("Pwd=").or_else(|| p.strip_prefix("PWD=")))
+        .unwrap_or("no password");
+    assert!(!err.contains(pwd), "{err}");
+    // No USER, USERNAME or LOGNAME (cron, containers): the account of the process's uid.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bplmigrate"));
+    c.args(["apply", p(&dir), "--yes", "--connect", &fx.connect])
+        .env_remove("BPLMIGRATE_CONNECT")
+        .env_remove("USER")
+        .env_remove("USERNAME")
+        .env_remove("LOGNAME")
+        .stdin(Stdio::null());
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    let by = support::rows(
+        &fx.conn,
+        &format!(
+            r#"SELECT "AppliedBy" FROM "BplMigrate"."History" WHERE "BplClass" = '{}'"#,
+            fx.class
+        ),
+    );
+    let by = by[0][0].clone().unwrap_or_default();
+    let me = String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout)
+        .trim()
+        .to_string();
+    assert!(by.starts_with(&format!("{me}@")), "{by} (account {me})");
 }
 
 #[test]
@@ -280,4 +388,59 @@ fn a_held_lock_is_waited_for_reported_and_refused_with_exit_3() {
         "{err}"
     );
     assert_eq!(fx.snapshot(), before);
+}
+
+/// The prompt on a terminal (a pseudo-terminal from util-linux `script`): it names the
+/// database, the class and the rows a dry run counted, and "n" changes nothing.
+#[test]
+fn the_prompt_says_what_it_touches_and_no_changes_nothing() {
+    let Some((fx, _tmp, dir)) = swap_fixture("CliPrompt") else {
+        return;
+    };
+    let before = fx.snapshot();
+    let cmd = format!(
+        "{} apply {} --connect \"$BPLM_CONNECT\"",
+        env!("CARGO_BIN_EXE_bplmigrate"),
+        p(&dir)
+    );
+    let mut c = Command::new("script");
+    c.args(["-qec", &cmd, "/dev/null"])
+        .env("BPLM_CONNECT", &fx.connect)
+        .env_remove("BPLMIGRATE_CONNECT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c
+        .spawn()
+        .expect("util-linux `script` (bsdutils) is needed for this test");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(b"n\n");
+    }
+    let o = child.wait_with_output().unwrap();
+    let all = format!("{}{}", text(&o).0, text(&o).1);
+    assert!(
+        all.contains(&format!(
+            "About to apply plan {} to the rows of {} on server ",
+            fx_plan_id(&dir),
+            fx.class
+        )),
+        "{all}"
+    );
+    assert!(
+        all.contains(", database ") && all.contains("(PostgreSQL)"),
+        "{all}"
+    );
+    assert!(all.contains(": S5 -> S7, S7 -> S5: 3 rows"), "{all}");
+    assert!(all.contains("3 rows will change"), "{all}");
+    assert!(all.contains("not confirmed; nothing was changed"), "{all}");
+    assert_eq!(o.status.code(), Some(2), "{all}");
+    assert_eq!(fx.snapshot(), before);
+}
+
+fn fx_plan_id(dir: &Path) -> String {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
+    v["plan_id"].as_str().unwrap().to_string()
 }

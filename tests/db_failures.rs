@@ -21,8 +21,7 @@ fn ensure_history(fx: &Fixture) {
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'BplMigrate' AND table_name = 'History'",
     );
     if n == 0 {
-        let ddl: String = apply::MIGRATIONS[0]
-            .1
+        let ddl: String = (apply::MIGRATIONS[0].ddl)(bplmigrate::sql::Dialect::Postgres)
             .lines()
             .filter(|l| !l.trim_start().starts_with("--"))
             .collect::<Vec<_>>()

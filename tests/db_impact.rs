@@ -369,3 +369,113 @@ fn a_namespace_without_interoperability_tables_is_the_wrong_target() {
         "{err}"
     );
 }
+
+/// `status --plan DIR --watch --until-ready --interval 0.1 --timeout T` on a connection whose
+/// server session is named `app` (psqlODBC passes libpq options through `pqopt`), so another
+/// connection can end exactly that session; stderr comes line by line.
+fn spawn_named_watch(
+    fx: &Fixture,
+    dir: &Path,
+    app: &str,
+    timeout: &str,
+) -> (std::process::Child, mpsc::Receiver<String>) {
+    let connect = format!(
+        "{};pqopt={{application_name={app}}};",
+        fx.connect.trim_end_matches(';')
+    );
+    let mut child = bin()
+        .args([
+            "status",
+            "--plan",
+            s(dir),
+            "--connect",
+            &connect,
+            "--watch",
+            "--until-ready",
+            "--interval",
+            "0.1",
+            "--timeout",
+            timeout,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let rx = lines_of(&mut child);
+    (child, rx)
+}
+
+/// Ends the server session named `app` from `conn`; how many there were.
+fn end_session(conn: &odbc_api::Connection<'_>, app: &str) -> i64 {
+    support::scalar(
+        conn,
+        &format!(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{app}'"
+        ),
+    )
+}
+
+/// The watch's server session is ended from another connection (as a server restart or an
+/// administrator would): the watch says so, connects again and still reaches ready.
+#[test]
+fn watch_survives_a_dropped_connection_and_still_reaches_ready() {
+    let Some((fx, _p, _tmp, dir)) = setup("WatchDrop", "removed_wait_state") else {
+        return;
+    };
+    let ids = fx.seed(1, &[row("S9", 3), row("S2", 3)]);
+    fx.set_enabled(true);
+    let app = format!("bplm_watch_{}", fx.name.to_lowercase());
+    let (child, rx) = spawn_named_watch(&fx, &dir, &app, "2m");
+    wait_for(&rx, "not ready: 1 row to drain");
+    assert_eq!(end_session(&fx.conn, &app), 1, "the watch's session");
+    let lost = wait_for(&rx, "connection lost");
+    assert!(lost.contains("reconnecting"), "{lost}");
+    wait_for(&rx, "reconnected (attempt 1)");
+    fx.exec(&format!(
+        r#"UPDATE "{}"."Thread1" SET "%NextState" = 'Stop', "%Status" = 2 WHERE "ID" = {}"#,
+        fx.schema, ids[0]
+    ));
+    wait_for(&rx, "ready: the rows are ready");
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+/// While the server cannot be reached, the attempts are said and bounded by --timeout: exit 4.
+#[test]
+fn a_watch_that_cannot_reconnect_stops_at_the_timeout_with_exit_4() {
+    let Some(base) = support::connect_string("WatchGone") else {
+        return;
+    };
+    // Its own database, which is then closed to new connections (a stand-in for a server
+    // that is gone) without disturbing the other tests.
+    let db_name = "bplm_watch_gone";
+    let fresh = support::fresh_database(&base, db_name);
+    let fx = Fixture::new_in("WatchGone", 1, fresh);
+    let p = fixture_plan(&case("removed_wait_state"), &fx);
+    create_plan_tables(&fx, &p);
+    let (_tmp, dir) = fx.folder(&p);
+    fx.seed(1, &[row("S9", 3)]);
+    fx.set_enabled(true);
+    let app = "bplm_watch_gone";
+    let (child, rx) = spawn_named_watch(&fx, &dir, app, "4s");
+    wait_for(&rx, "not ready: 1 row to drain");
+    let admin = support::raw_connect(&base);
+    support::exec(
+        &admin,
+        &format!(r#"ALTER DATABASE "{db_name}" WITH ALLOW_CONNECTIONS false"#),
+    );
+    end_session(&admin, app);
+    wait_for(&rx, "connection lost");
+    let failed = wait_for(&rx, "reconnect attempt 1 failed");
+    assert!(failed.contains("next in 2 s"), "{failed}");
+    let last = wait_for(&rx, "could not be re-established before --timeout");
+    let o = child.wait_with_output().expect("wait");
+    drop(fx);
+    support::drop_database(&base, db_name);
+    assert_eq!(o.status.code(), Some(4), "{last}");
+}

@@ -333,7 +333,7 @@ fn repair_as_not_applied_lets_the_plan_run_again() {
         "restored the old states",
     )
     .unwrap();
-    assert_eq!(r.outcome, "resolved");
+    assert_eq!(r.outcome, bplmigrate::apply::Outcome::Resolved);
     let l = &info(&fx, None).lines[0];
     assert_eq!(l.state, InfoState::Resolved);
     assert!(l.entry.as_ref().unwrap().note.contains("ops@host"));
@@ -352,6 +352,60 @@ fn repair_as_not_applied_lets_the_plan_run_again() {
             (Some(2), InfoState::Applied)
         ]
     );
+}
+
+#[test]
+fn a_resolved_entry_is_skipped_by_the_source_chain_and_is_not_applied() {
+    let Some((fx, a, b, _tmp)) = two_plans("ResolvedChain") else {
+        return;
+    };
+    let specs = || vec![(1, vec![st("S5", Some("S7")), st("S7", Some("S5"))])];
+    let c = chain(&b, plan(&fx, "c", &specs(), &[]));
+    let (ma, mb, mc) = (
+        apply::Migration::from_plan(a.clone()).unwrap(),
+        apply::Migration::from_plan(b.clone()).unwrap(),
+        apply::Migration::from_plan(c.clone()).unwrap(),
+    );
+    fx.apply_plan(&ma).unwrap();
+    let after_a = fx.states(1);
+    fx.apply_plan(&mb).unwrap();
+    // Entry 2 (plan b) turns out dirty; the rows are put back where b starts and it is
+    // repaired as not applied.
+    set_outcome(&fx, 2, "dirty");
+    fx.exec(&format!(
+        r#"UPDATE "{}"."Thread1" SET "%NextState" = CASE "%NextState" WHEN 'S5' THEN 'S7' ELSE 'S5' END"#,
+        fx.schema
+    ));
+    assert_eq!(fx.states(1), after_a);
+    let mut db = apply::Db::connect(&fx.connect).unwrap();
+    apply::repair(
+        &mut db,
+        &fx.class,
+        2,
+        Resolution::NotApplied,
+        "ops",
+        "put back",
+    )
+    .unwrap();
+    // The chain continues from entry 1 (a's new source): c, which starts where b ends, is
+    // refused as out of order…
+    let r = refusals(fx.apply_plan(&mc));
+    assert!(
+        r.iter().any(
+            |r| matches!(r, Refusal::SourceMismatch { expected, found, .. }
+            if *expected == c.old.sha256 && *found == a.new.sha256)
+        ),
+        "{r:?}"
+    );
+    // …b is not applied, so it cannot be reverted…
+    let r = refusals(fx.revert_plan(&mb));
+    assert!(
+        r.iter().any(|r| matches!(r, Refusal::NotApplied { .. })),
+        "{r:?}"
+    );
+    // …and applies again, as entry 3, after which c follows.
+    assert_eq!(fx.apply_plan(&mb).unwrap().history_seq, Some(3));
+    assert_eq!(fx.apply_plan(&mc).unwrap().history_seq, Some(4));
 }
 
 #[test]

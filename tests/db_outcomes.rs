@@ -204,7 +204,7 @@ fn a_connection_terminated_after_commit_reports_committed_and_a_rerun_finds_it()
     assert!(matches!(r[..], [Refusal::AlreadyApplied { .. }]), "{r:?}");
     let db = apply::Db::connect(&fx.connect).unwrap();
     let s = apply::status(&db, StatusSubject::Plan(&m), &apply::Silent).unwrap();
-    assert_eq!(s.plan.unwrap().state, "applied");
+    assert_eq!(s.plan.unwrap().state, bplmigrate::apply::PlanState::Applied);
 }
 
 /// The connection dies as COMMIT is sent: apply cannot know the outcome and says so (exit 6)
@@ -233,7 +233,10 @@ fn a_connection_lost_during_commit_reports_an_unknown_outcome() {
     assert_eq!(states(&fx), before);
     let db = apply::Db::connect(&fx.connect).unwrap();
     let s = apply::status(&db, StatusSubject::Plan(&m), &apply::Silent).unwrap();
-    assert_eq!(s.plan.unwrap().state, "not applied");
+    assert_eq!(
+        s.plan.unwrap().state,
+        bplmigrate::apply::PlanState::NotApplied
+    );
     // …and a re-run applies it.
     fx.apply_plan(&m).unwrap();
     assert_eq!(states(&fx), ["S7", "S5"]);

@@ -31,8 +31,7 @@ fn ensure_history(fx: &Fixture) {
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'BplMigrate' AND table_name = 'History'",
     );
     if n == 0 {
-        let ddl: String = MIGRATIONS[0]
-            .1
+        let ddl: String = (MIGRATIONS[0].ddl)(bplmigrate::sql::Dialect::Postgres)
             .lines()
             .filter(|l| !l.trim_start().starts_with("--"))
             .collect::<Vec<_>>()
@@ -58,6 +57,16 @@ fn query_with(fx: &Fixture, sql: &str, param: &str) -> Vec<Vec<Option<String>>> 
 
 /// What the runner's `WriteHistory` binds, in `HISTORY_COLUMNS` order.
 fn runner_insert(fx: &Fixture, stmts: &[(String, String)], m: &Migration, outcome: &str) {
+    runner_insert_counts(fx, stmts, m, outcome, r#"{"runner":"objectscript"}"#);
+}
+
+fn runner_insert_counts(
+    fx: &Fixture,
+    stmts: &[(String, String)],
+    m: &Migration,
+    outcome: &str,
+    counts: &str,
+) {
     let next = query_with(fx, &stmt(stmts, "next history entry"), &fx.class);
     let seq = 1 + next[0][0]
         .as_deref()
@@ -78,7 +87,7 @@ fn runner_insert(fx: &Fixture, stmts: &[(String, String)], m: &Migration, outcom
             "_SYSTEM@iris",
             outcome,
             "0.1.0",
-            r#"{"runner":"objectscript"}"#,
+            counts,
             "ObjectScript runner",
         ],
     );
@@ -136,16 +145,22 @@ fn the_runners_history_read_returns_what_apply_recorded_in_check_history_order()
     let m = Migration::from_plan(p.clone()).unwrap();
     fx.apply_plan(&m).unwrap();
     let got = query_with(&fx, &stmt(&stmts, "read history"), &fx.class);
-    // CheckHistory: 1 Seq, 2 PlanId, 3 Direction, 4 Outcome, 5 OldSha256, 6 NewSha256.
-    let want = vec![vec![
-        Some("1".to_string()),
-        Some(p.plan_id.clone()),
-        Some("apply".to_string()),
-        Some("applied".to_string()),
-        Some(p.old.sha256.clone()),
-        Some(p.new.sha256.clone()),
-    ]];
-    assert_eq!(got, want);
+    assert_eq!(got.len(), 1);
+    // CheckHistory reads these columns at their positions in the one history column list,
+    // and migrate.cls says so.
+    let cls = bplmigrate::sql::render_objectscript(&p).unwrap();
+    for (name, want) in [
+        ("Seq", "1"),
+        ("PlanId", p.plan_id.as_str()),
+        ("Direction", "apply"),
+        ("Outcome", "applied"),
+        ("OldSha256", p.old.sha256.as_str()),
+        ("NewSha256", p.new.sha256.as_str()),
+    ] {
+        let pos = bplmigrate::sql::history_column(name).unwrap();
+        assert_eq!(got[0][pos - 1].as_deref(), Some(want), "{name}");
+        assert!(cls.contains(&format!("%GetData({pos})")), "{name} at {pos}");
+    }
     let next = query_with(&fx, &stmt(&stmts, "next history entry"), &fx.class);
     assert_eq!(next, vec![vec![Some("1".to_string())]]);
 }
@@ -227,4 +242,66 @@ fn the_post_rewrite_stack_checks_pass_after_a_rewrite_and_catch_a_wrong_stack() 
     ));
     let caught: i64 = checks.iter().map(|(_, sql)| scalar(&fx.conn, sql)).sum();
     assert_eq!(caught, 1);
+}
+
+#[test]
+fn a_merge_applied_by_the_runner_is_reverted_exactly_by_apply() {
+    let Some(fx) = Fixture::new("RunnerUndo", 1) else {
+        return;
+    };
+    // S3 and S4 both become S5: not invertible, so migrate.cls records undo rows.
+    fx.seed(1, &[row("S3", 3), row("S4", 3), row("S4", 1), row("S1", 1)]);
+    let p = plan(
+        &fx,
+        "a",
+        &[(
+            1,
+            vec![
+                st("S1", Some("S1")),
+                st("S3", Some("S5")),
+                st("S4", Some("S5")),
+            ],
+        )],
+        &[],
+    );
+    let stmts = runner_statements(&p).unwrap();
+    let capture = stmt(&stmts, "undo rows");
+    let m = Migration::from_plan(p).unwrap();
+    // Both tables exist (as the runner's EnsureHistory leaves them).
+    ensure_history(&fx);
+    fx.conn.set_autocommit(false).unwrap();
+    fx.exec("SELECT pg_advisory_xact_lock(7093288628515766273)");
+    if scalar(
+        &fx.conn,
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'BplMigrate' AND table_name = 'Undo'",
+    ) == 0
+    {
+        let ddl = (MIGRATIONS[1].ddl)(bplmigrate::sql::Dialect::Postgres);
+        let ddl: String = ddl
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        fx.exec(ddl.trim());
+    }
+    fx.conn.commit().unwrap();
+    fx.conn.set_autocommit(true).unwrap();
+    let before = fx.snapshot();
+    // What Run(0) does: Record (class, entry), then the rewrite, then WriteHistory with the
+    // number of undo rows.
+    exec_with(&fx, &capture, &[&fx.class, "1"]);
+    support::exec(&fx.conn, &stmt(&stmts, "rewrite"));
+    runner_insert_counts(
+        &fx,
+        &stmts,
+        &m,
+        "applied",
+        r#"{"runner":"objectscript","undo":3}"#,
+    );
+    let states: Vec<String> = fx.states(1).into_iter().map(|r| r.0).collect();
+    assert_eq!(states, ["S5", "S5", "S5", "S1"]);
+    fx.revert_plan(&m).unwrap();
+    let after = fx.snapshot();
+    let n = after.len() - 1;
+    assert_eq!(after[..n], before[..n]);
 }

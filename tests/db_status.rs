@@ -113,7 +113,7 @@ fn status_shows_the_census_the_moves_and_what_would_refuse() {
     assert_eq!(r.quiet.items.len(), 1);
     assert_eq!(r.quiet.live_jobs.len(), 1);
     let plan_status = r.plan.expect("plan status");
-    assert_eq!(plan_status.state, "not applied");
+    assert_eq!(plan_status.state, bplmigrate::apply::PlanState::NotApplied);
     let actions: Vec<(Option<&str>, Option<&str>, &str, i64)> = plan_status
         .moves
         .iter()

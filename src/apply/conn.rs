@@ -72,6 +72,40 @@ impl Redactor {
     }
 }
 
+/// What a connection string points at, for a human to check before a write: server and port,
+/// database (IRIS: namespace), user, or the DSN — never the password. `the connection string's
+/// target` when it names none of these.
+pub fn connection_target(connect: &str) -> String {
+    let pairs = connection_pairs(connect);
+    let get = |keys: &[&str]| {
+        pairs
+            .iter()
+            .find(|(k, v)| keys.contains(&k.to_ascii_lowercase().as_str()) && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    let mut parts = Vec::new();
+    if let Some(dsn) = get(&["dsn"]) {
+        parts.push(format!("DSN {dsn}"));
+    }
+    if let Some(server) = get(&["server", "servername", "host", "hostname", "address"]) {
+        match get(&["port"]) {
+            Some(port) => parts.push(format!("server {server}:{port}")),
+            None => parts.push(format!("server {server}")),
+        }
+    }
+    if let Some(db) = get(&["database", "namespace", "dbname"]) {
+        parts.push(format!("database {db}"));
+    }
+    if let Some(user) = get(&["uid", "user", "username"]) {
+        parts.push(format!("user {user}"));
+    }
+    if parts.is_empty() {
+        "the connection string's target".to_string()
+    } else {
+        redact_connection_string(&parts.join(", "))
+    }
+}
+
 /// `key=value` pairs of an ODBC connection string; `{…}` values may contain `;` (`}}` escapes `}`).
 fn connection_pairs(connect: &str) -> Vec<(String, String)> {
     let mut pairs = Vec::new();
@@ -382,6 +416,19 @@ fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_target_names_server_database_and_user_never_the_password() {
+        let s = "Driver={InterSystems IRIS ODBC35};Server=iris.prod;Port=1972;Database=APP;UID=ops;PWD=s3cret";
+        let t = connection_target(s);
+        assert_eq!(t, "server iris.prod:1972, database APP, user ops");
+        assert!(!t.contains("s3cret"));
+        assert_eq!(connection_target("DSN=prod;Pwd=x"), "DSN prod");
+        assert_eq!(
+            connection_target("Driver=x;Pwd=s3cret"),
+            "the connection string's target"
+        );
+    }
 
     #[test]
     fn redacts_pwd_values_in_any_case() {

@@ -130,6 +130,25 @@ pub enum Refusal {
         table: SqlTable,
         detail: String,
     },
+    /// A revert of a non-invertible plan whose apply recorded no undo rows (or lost them).
+    NoUndo {
+        plan_id: String,
+        seq: i64,
+        reason: String,
+    },
+    /// Rows the apply rewrote (and recorded) no longer hold what it wrote.
+    UndoChanged {
+        table: SqlTable,
+        seq: i64,
+        changed: i64,
+        recorded: i64,
+    },
+    /// Rows the apply did not rewrite rest where the revert cannot map them back.
+    UndoStrangers {
+        table: SqlTable,
+        seq: i64,
+        rows: i64,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -169,6 +188,22 @@ impl fmt::Display for Refusal {
                 write!(f, "another bplmigrate apply of {class} is running; retry when it has finished")
             }
             Refusal::MissingTable { table, detail } => write!(f, "table {table}: {detail}"),
+            Refusal::NoUndo { plan_id, seq, reason } => write!(
+                f,
+                "plan {plan_id} cannot be inverted, and history entry {seq} that applied it {reason}: the rows \
+                 cannot be put back exactly; restore them from a backup taken before the apply"
+            ),
+            Refusal::UndoChanged { table, seq, changed, recorded } => write!(
+                f,
+                "{changed} of the {recorded} rows of {table} that history entry {seq} rewrote changed since \
+                 (another state or stack, or deleted): restoring them would overwrite that"
+            ),
+            Refusal::UndoStrangers { table, seq, rows } => write!(
+                f,
+                "{rows} rows of {table} were not rewritten by history entry {seq} and rest at states whose old \
+                 meaning is ambiguous (reached after the apply?): the revert restores only the rows the apply \
+                 rewrote; drain these first"
+            ),
             Refusal::LockTimeout {
                 tables,
                 timeout_ms,
@@ -202,6 +237,10 @@ pub enum ApplyError {
     Unsupported(String),
     #[error("cannot connect: {message}")]
     Connect { message: String },
+    /// The database is not where the class runs: none of its tables exists, or no production
+    /// item runs it (the message names what was looked for). Nothing was changed.
+    #[error("wrong target, nothing was changed: {0}")]
+    WrongTarget(String),
     #[error("refused, nothing was changed:\n  - {}", join(refusals))]
     Refused { refusals: Vec<Refusal> },
     /// A statement failed. `in_transaction`: it failed inside the apply transaction (which
@@ -256,7 +295,9 @@ fn describe_db(f: &DbFailure, in_transaction: bool, rolled_back: bool) -> String
 impl ApplyError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            ApplyError::Folder { .. } | ApplyError::Unsupported(_) => ErrorClass::Input,
+            ApplyError::Folder { .. } | ApplyError::Unsupported(_) | ApplyError::WrongTarget(_) => {
+                ErrorClass::Input
+            }
             ApplyError::Refused { .. } => ErrorClass::Refused,
             ApplyError::Connect { .. }
             | ApplyError::Database { .. }

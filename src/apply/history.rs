@@ -8,26 +8,37 @@ use crate::sql::{self, CheckedSql, Dialect, Direction, SqlError};
 use crate::states::SqlTable;
 use serde::Serialize;
 
-/// The bookkeeping migrations, in order: (name, SQL). One statement each.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_history",
-    include_str!("../../migrations/0001_history.sql"),
-)];
-
-pub fn history_table() -> SqlTable {
-    SqlTable {
-        schema: "BplMigrate".into(),
-        table: "History".into(),
-    }
+/// A bookkeeping table and the statement that creates it (for a dialect).
+pub struct BookkeepingTable {
+    pub name: &'static str,
+    pub table: fn() -> SqlTable,
+    /// The columns an existence probe names.
+    pub probe: &'static [&'static str],
+    pub ddl: fn(Dialect) -> String,
 }
 
-/// Advisory-lock key (PostgreSQL) that serializes creating the history table.
-const CREATE_LOCK_KEY: i64 = 0x6270_6c6d_0000_0001;
+/// The bookkeeping migrations, in order. One statement each: the history
+/// (`migrations/0001_history.sql`) and the undo rows of non-invertible applies
+/// (`migrations/0002_undo.sql`).
+pub const MIGRATIONS: &[BookkeepingTable] = &[
+    BookkeepingTable {
+        name: "0001_history",
+        table: history_table,
+        probe: &["Seq", "Outcome"],
+        ddl: |_| sql::HISTORY_DDL.to_string(),
+    },
+    BookkeepingTable {
+        name: "0002_undo",
+        table: sql::undo_table,
+        probe: &["Seq", "RowId", "NewSubroutineStack"],
+        ddl: sql::undo_ddl,
+    },
+];
 
-pub const OUTCOME_APPLIED: &str = "applied";
-pub const OUTCOME_DIRTY: &str = "dirty";
-/// Written by `repair --not-applied` (see `info`).
-const OUTCOME_RESOLVED: &str = "resolved";
+pub use crate::sql::history_table;
+
+/// Advisory-lock key (PostgreSQL) that serializes creating the bookkeeping tables.
+const CREATE_LOCK_KEY: i64 = 0x6270_6c6d_0000_0001;
 
 /// What a history entry says happened, parsed where it is read: a value this bplmigrate does
 /// not know is an error, never a silent "not applied".
@@ -38,23 +49,25 @@ pub enum Outcome {
     Applied,
     /// A commit whose check afterwards disagreed: every apply of the class refuses.
     Dirty,
-    /// A dirty entry repaired as not applied: it does not count.
+    /// A dirty entry repaired as not applied (`repair --not-applied`): the rows were put back
+    /// where the plan starts, so it does not count — not as "already applied", and not in the
+    /// chain of sources, which continues from the committed entry before it.
     Resolved,
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Applied, Outcome::Dirty, Outcome::Resolved];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Applied => OUTCOME_APPLIED,
-            Outcome::Dirty => OUTCOME_DIRTY,
-            Outcome::Resolved => OUTCOME_RESOLVED,
+            Outcome::Applied => "applied",
+            Outcome::Dirty => "dirty",
+            Outcome::Resolved => "resolved",
         }
     }
 
     pub fn parse(s: &str) -> Option<Outcome> {
-        [Outcome::Applied, Outcome::Dirty, Outcome::Resolved]
-            .into_iter()
-            .find(|o| o.as_str() == s)
+        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
     }
 }
 
@@ -72,6 +85,7 @@ pub fn direction_str(d: Direction) -> &'static str {
     }
 }
 
+/// One row of `BplMigrate.History`, typed where it is read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HistoryEntry {
     pub seq: i64,
@@ -84,30 +98,26 @@ pub struct HistoryEntry {
     pub applied_at: String,
     pub applied_by: String,
     pub outcome: Outcome,
+    pub tool_version: String,
+    /// Rows the migration changed (`RowCounts.changed`; entries written before that field
+    /// existed have none).
+    pub rows_changed: Option<i64>,
+    /// Rows whose previous values the apply recorded in `BplMigrate.Undo` (`RowCounts.undo`;
+    /// None: it recorded none — an invertible plan, the ObjectScript runner, an older version).
+    pub undo_rows: Option<i64>,
+    pub note: String,
+}
+
+impl HistoryEntry {
+    /// A committed apply or revert (not dirty, not resolved).
+    pub fn committed(&self) -> bool {
+        self.outcome == Outcome::Applied
+    }
 }
 
 /// The entry number column (numbered per class) and the class column.
 const SEQ: &str = "Seq";
 const CLASS: &str = "BplClass";
-
-/// The columns of a history row, in the order `insert` binds them. The first ten are the ones
-/// `entries_for_class` reads back, in the order of [`HistoryEntry`].
-const COLUMNS: &[&str] = &[
-    SEQ,
-    "PlanId",
-    "PlanSha256",
-    CLASS,
-    "OldSha256",
-    "NewSha256",
-    "Direction",
-    "AppliedAt",
-    "AppliedBy",
-    "Outcome",
-    "ToolVersion",
-    "RowCounts",
-    "Note",
-];
-const READ_COLUMNS: &[&str] = COLUMNS.split_at(10).0;
 
 /// A history statement from the `sql` stage; a refusal fails `step`.
 fn statement_for(step: &str, built: Result<CheckedSql, SqlError>) -> Result<CheckedSql, DbFailure> {
@@ -134,47 +144,59 @@ fn statement(sql: &str) -> String {
 
 /// Whether the history table exists. Runs a probe: call outside a transaction.
 pub fn exists(db: &Db) -> bool {
-    sql::probe_table(db.dialect(), &history_table(), &[SEQ, "Outcome"])
+    table_exists(db, &MIGRATIONS[0])
+}
+
+/// Whether the undo table exists. Runs a probe: call outside a transaction.
+pub fn undo_exists(db: &Db) -> bool {
+    table_exists(db, &MIGRATIONS[1])
+}
+
+fn table_exists(db: &Db, m: &BookkeepingTable) -> bool {
+    sql::probe_table(db.dialect(), &(m.table)(), m.probe)
         .is_ok_and(|probe| db.probe(probe.as_str()).is_ok())
 }
 
-/// Creates the history table on a first real apply, in the open apply transaction where the
-/// dialect has transactional DDL (PostgreSQL: a refused or failed apply rolls the table back
-/// with everything else; an advisory lock serializes two first applies). Safe to call when it
-/// exists.
-pub fn create_in_transaction(db: &Db) -> Result<(), DbFailure> {
-    let step = "create history table";
-    let t = history_table();
-    let schema =
-        quote_ident(&t.schema, Dialect::Postgres).map_err(|e| DbFailure::refused_sql(step, &e))?;
+/// Creates the bookkeeping tables `wanted` (indexes into [`MIGRATIONS`]) that are missing, in
+/// the open apply transaction where the dialect has transactional DDL (PostgreSQL: a refused
+/// or failed apply rolls the tables back with everything else; an advisory lock serializes
+/// two first applies).
+pub fn create_in_transaction(db: &Db, wanted: &[usize]) -> Result<(), DbFailure> {
+    let step = "create bookkeeping tables";
     let count = statement_for(step, sql::catalog_table_count(Dialect::Postgres))?;
     db.execute(
         step,
         &format!("SELECT pg_advisory_xact_lock({CREATE_LOCK_KEY})"),
         &[],
     )?;
-    db.execute(step, &format!("CREATE SCHEMA IF NOT EXISTS {schema}"), &[])?;
-    if db.count(step, count.as_str(), &[&t.schema, &t.table])? == 0 {
-        for (_, sql) in MIGRATIONS {
-            db.execute(step, &statement(sql), &[])?;
+    for m in wanted.iter().filter_map(|i| MIGRATIONS.get(*i)) {
+        let t = (m.table)();
+        let schema = quote_ident(&t.schema, Dialect::Postgres)
+            .map_err(|e| DbFailure::refused_sql(step, &e))?;
+        db.execute(step, &format!("CREATE SCHEMA IF NOT EXISTS {schema}"), &[])?;
+        if db.count(step, count.as_str(), &[&t.schema, &t.table])? == 0 {
+            db.execute(step, &statement(&(m.ddl)(Dialect::Postgres)), &[])?;
         }
     }
     Ok(())
 }
 
-/// Whether the dialect can create the history table inside the apply transaction.
+/// Whether the dialect can create the bookkeeping tables inside the apply transaction.
 pub fn transactional_ddl(d: Dialect) -> bool {
     d == Dialect::Postgres
 }
 
-/// Creates the history table outside any transaction (IRIS, whose DDL commits by itself). A
-/// concurrent creator makes the second CREATE fail, after which the table exists and that is
-/// all we need.
-pub fn create(db: &Db) -> Result<(), DbFailure> {
-    let step = "create history table";
-    for (_, sql) in MIGRATIONS {
-        if let Err(e) = db.execute(step, &statement(sql), &[]) {
-            if !exists(db) {
+/// Creates the bookkeeping tables `wanted` outside any transaction (IRIS, whose DDL commits by
+/// itself). A concurrent creator makes the second CREATE fail, after which the table exists
+/// and that is all we need.
+pub fn create(db: &Db, wanted: &[usize]) -> Result<(), DbFailure> {
+    let step = "create bookkeeping tables";
+    for m in wanted.iter().filter_map(|i| MIGRATIONS.get(*i)) {
+        if table_exists(db, m) {
+            continue;
+        }
+        if let Err(e) = db.execute(step, &statement(&(m.ddl)(db.dialect())), &[]) {
+            if !table_exists(db, m) {
                 return Err(e);
             }
         }
@@ -182,49 +204,69 @@ pub fn create(db: &Db) -> Result<(), DbFailure> {
     Ok(())
 }
 
-/// Every entry of a class, oldest first.
-pub fn entries_for_class(db: &Db, class: &str) -> Result<Vec<HistoryEntry>, DbFailure> {
+/// Every entry (of `class`, or of every class), ordered by class and entry number. A
+/// `Direction` or `Outcome` this bplmigrate does not know is a database error.
+pub fn read(db: &Db, class: Option<&str>) -> Result<Vec<HistoryEntry>, DbFailure> {
     let step = "read history";
     let sql = statement_for(
         step,
         sql::read_rows(
             db.dialect(),
             &history_table(),
-            READ_COLUMNS,
-            Some(CLASS),
+            sql::HISTORY_COLUMNS,
+            class.map(|_| CLASS),
             Some(SEQ),
         ),
     )?;
-    let rows = db.query(step, sql.as_str(), &[class])?;
-    rows.iter()
-        .map(|r| {
-            let seq = r.first().and_then(Value::int).unwrap_or(0);
-            let unknown = |what: &str, v: String| {
-                DbFailure::local(
-                    step,
-                    format!(
-                        "history entry {seq} of {class} has {what} {v:?}, which this bplmigrate does not know \
-                         (written by a newer version?)"
-                    ),
-                )
-            };
-            let direction = text(r.get(6));
-            let outcome = text(r.get(9));
-            Ok(HistoryEntry {
-                seq,
-                plan_id: text(r.get(1)),
-                plan_sha256: text(r.get(2)),
-                class: text(r.get(3)),
-                old_sha256: text(r.get(4)),
-                new_sha256: text(r.get(5)),
-                direction: parse_direction(&direction)
-                    .ok_or_else(|| unknown("Direction", direction.clone()))?,
-                applied_at: text(r.get(7)),
-                applied_by: text(r.get(8)),
-                outcome: Outcome::parse(&outcome).ok_or_else(|| unknown("Outcome", outcome.clone()))?,
-            })
-        })
-        .collect()
+    let params: Vec<&str> = class.into_iter().collect();
+    let rows = db.query(step, sql.as_str(), &params)?;
+    let mut out = rows
+        .iter()
+        .map(|r| entry_of_row(step, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_by(|a, b| (&a.class, a.seq).cmp(&(&b.class, b.seq)));
+    Ok(out)
+}
+
+/// Every entry of a class, oldest first.
+pub fn entries_for_class(db: &Db, class: &str) -> Result<Vec<HistoryEntry>, DbFailure> {
+    read(db, Some(class))
+}
+
+/// One row selected with [`sql::HISTORY_COLUMNS`].
+fn entry_of_row(step: &str, r: &[Value]) -> Result<HistoryEntry, DbFailure> {
+    let get = |name: &str| r.get(sql::history_column(name).map_or(usize::MAX, |i| i - 1));
+    let seq = get(SEQ).and_then(Value::int).unwrap_or(0);
+    let class = text(get(CLASS));
+    let unknown = |what: &str, v: &str| {
+        DbFailure::local(
+            step,
+            format!(
+                "history entry {seq} of {class} has {what} {v:?}, which this bplmigrate does not know \
+                 (written by a newer version?)"
+            ),
+        )
+    };
+    let direction = text(get("Direction"));
+    let outcome = text(get("Outcome"));
+    let counts: Option<serde_json::Value> = serde_json::from_str(&text(get("RowCounts"))).ok();
+    let count_of = |k: &str| counts.as_ref().and_then(|v| v[k].as_i64());
+    Ok(HistoryEntry {
+        seq,
+        plan_id: text(get("PlanId")),
+        plan_sha256: text(get("PlanSha256")),
+        old_sha256: text(get("OldSha256")),
+        new_sha256: text(get("NewSha256")),
+        direction: parse_direction(&direction).ok_or_else(|| unknown("Direction", &direction))?,
+        applied_at: text(get("AppliedAt")),
+        applied_by: text(get("AppliedBy")),
+        outcome: Outcome::parse(&outcome).ok_or_else(|| unknown("Outcome", &outcome))?,
+        tool_version: text(get("ToolVersion")),
+        rows_changed: count_of("changed"),
+        undo_rows: count_of("undo"),
+        note: text(get("Note")),
+        class,
+    })
 }
 
 /// The next entry number of a class (entries are numbered per class; the apply lock is per
@@ -250,7 +292,7 @@ pub struct NewEntry<'a> {
     pub direction: Direction,
     pub applied_by: &'a str,
     pub row_counts: &'a str,
-    pub outcome: &'a str,
+    pub outcome: Outcome,
     pub note: &'a str,
 }
 
@@ -259,7 +301,7 @@ pub struct NewEntry<'a> {
 pub fn insert(db: &Db, e: &NewEntry<'_>) -> Result<(), DbFailure> {
     let sql = statement_for(
         "write history",
-        sql::history_insert(db.dialect(), &history_table(), COLUMNS),
+        sql::history_insert(db.dialect(), &history_table(), sql::HISTORY_COLUMNS),
     )?;
     let seq = e.seq.to_string();
     let at = utc_timestamp(std::time::SystemTime::now());
@@ -276,7 +318,7 @@ pub fn insert(db: &Db, e: &NewEntry<'_>) -> Result<(), DbFailure> {
             direction_str(e.direction),
             &at,
             e.applied_by,
-            e.outcome,
+            e.outcome.as_str(),
             env!("CARGO_PKG_VERSION"),
             e.row_counts,
             e.note,
@@ -375,14 +417,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_embedded_migration_is_one_statement() {
-        let s = statement(MIGRATIONS[0].1);
-        assert!(
-            s.starts_with("CREATE TABLE \"BplMigrate\".\"History\""),
-            "{s}"
+    fn the_embedded_migrations_are_one_statement_each() {
+        for (m, start) in MIGRATIONS.iter().zip([
+            "CREATE TABLE \"BplMigrate\".\"History\"",
+            "CREATE TABLE \"BplMigrate\".\"Undo\"",
+        ]) {
+            for d in [Dialect::Iris, Dialect::Postgres] {
+                let s = statement(&(m.ddl)(d));
+                assert!(s.starts_with(start), "{}: {s}", m.name);
+                assert!(
+                    !s.contains(';') && !s.contains("--") && !s.contains('{'),
+                    "{s}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_history_ddl_has_exactly_the_columns_every_reader_and_writer_names() {
+        let ddl = statement(sql::HISTORY_DDL);
+        let declared: Vec<&str> = ddl
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('"'))
+            .filter_map(|l| l.split('"').next())
+            .collect();
+        let mut a = declared.clone();
+        let mut b = sql::HISTORY_COLUMNS.to_vec();
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn an_unknown_outcome_or_direction_is_a_database_error() {
+        let row = |direction: &str, outcome: &str| -> Vec<Value> {
+            sql::HISTORY_COLUMNS
+                .iter()
+                .map(|c| match *c {
+                    "Seq" => Value::Text("3".into()),
+                    "Direction" => Value::Text(direction.into()),
+                    "Outcome" => Value::Text(outcome.into()),
+                    "RowCounts" => Value::Text(r#"{"changed":4,"undo":2}"#.into()),
+                    _ => Value::Text(format!("{c}-value")),
+                })
+                .collect()
+        };
+        let e = entry_of_row("read history", &row("revert", "resolved")).unwrap();
+        assert_eq!(
+            (e.direction, e.outcome),
+            (Direction::Revert, Outcome::Resolved)
         );
-        assert!(!s.contains(';'));
-        assert!(!s.contains("--"));
+        assert_eq!((e.rows_changed, e.undo_rows), (Some(4), Some(2)));
+        assert_eq!(e.class, "BplClass-value");
+        assert!(!e.committed());
+        let err = entry_of_row("read history", &row("apply", "rolled back")).unwrap_err();
+        assert!(err.to_string().contains("Outcome \"rolled back\""), "{err}");
+        let err = entry_of_row("read history", &row("sideways", "applied")).unwrap_err();
+        assert!(err.to_string().contains("Direction \"sideways\""), "{err}");
     }
 
     #[test]

@@ -374,25 +374,41 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
 /// Whether `report` looked at the right target: some thread table of the class exists, and a
 /// production item runs the class. The error names what was looked for.
 pub fn check_target(report: &StatusReport, thread_tables: &[SqlTable]) -> Result<(), String> {
-    let missing = &report.census.missing_tables;
+    wrong_target(
+        &report.class,
+        &report.dbms,
+        thread_tables,
+        &report.census.missing_tables,
+        report.quiet.items.is_empty(),
+    )
+    .map_or(Ok(()), Err)
+}
+
+/// Why a database is not where the class runs (None: it is): none of its `thread_tables`
+/// exists (`missing`), or no production item runs it (`no_item`). Shared by `status` and
+/// `apply`, which refuse alike.
+pub(super) fn wrong_target(
+    class: &str,
+    dbms: &str,
+    thread_tables: &[SqlTable],
+    missing: &[SqlTable],
+    no_item: bool,
+) -> Option<String> {
     if !thread_tables.is_empty() && thread_tables.iter().all(|t| missing.contains(t)) {
         let names: Vec<String> = thread_tables.iter().map(|t| t.to_string()).collect();
-        return Err(format!(
-            "no table of {} in this namespace: looked for {} on {}; is --connect pointing at the namespace \
-             where the production runs (Database=… in the connection string)?",
-            report.class,
+        return Some(format!(
+            "no table of {class} in this namespace: looked for {} on {dbms}; is --connect pointing at the \
+             namespace where the production runs (Database=… in the connection string)?",
             names.join(", "),
-            report.dbms
         ));
     }
-    if report.quiet.items.is_empty() {
-        return Err(format!(
-            "{} is not configured in any production of this namespace: Ens_Config.Item has no row with \
-             ClassName = '{}' on {}; is --connect pointing at the right namespace, and is the class name right?",
-            report.class, report.class, report.dbms
+    if no_item {
+        return Some(format!(
+            "{class} is not configured in any production of this namespace: Ens_Config.Item has no row with \
+             ClassName = '{class}' on {dbms}; is --connect pointing at the right namespace, and is the class name right?"
         ));
     }
-    Ok(())
+    None
 }
 
 #[cfg(test)]
@@ -455,7 +471,7 @@ mod tests {
             plan: Some(PlanStatus {
                 plan_id: m.plan.plan_id.clone(),
                 direction: Direction::Apply,
-                state: "not applied".into(),
+                state: crate::apply::PlanState::NotApplied,
                 moves,
                 checks: vec![],
                 refusals: vec![],

@@ -15,57 +15,17 @@
 //!
 //! Either way `Note` records who decided, when and why, followed by the entry's earlier note.
 
-use super::conn::{text, Db, Value};
+use super::conn::Db;
 use super::error::{ApplyError, DbFailure, Refusal};
 use super::folder::Migration;
-use super::history::{self, history_table, OUTCOME_APPLIED, OUTCOME_DIRTY};
-use crate::sql::{self, CHECKSUM_FILE};
+use super::history::{self, history_table, HistoryEntry, Outcome};
+use crate::sql::{self, Direction, CHECKSUM_FILE};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// `Outcome` of a dirty entry that a human resolved as not applied.
-pub const OUTCOME_RESOLVED: &str = "resolved";
-
-/// The history columns `info` reads, in the order of [`HistoryRow`]'s fields.
-const COLUMNS: &[&str] = &[
-    "Seq",
-    "PlanId",
-    "PlanSha256",
-    "BplClass",
-    "OldSha256",
-    "NewSha256",
-    "Direction",
-    "AppliedAt",
-    "AppliedBy",
-    "ToolVersion",
-    "Outcome",
-    "RowCounts",
-    "Note",
-];
-
 /// Room for the note column (`VARCHAR(2000)`), kept under it.
 const NOTE_MAX: usize = 1990;
-
-/// One row of `BplMigrate.History`, as `info` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HistoryRow {
-    pub seq: i64,
-    pub plan_id: String,
-    pub plan_sha256: String,
-    pub class: String,
-    pub old_sha256: String,
-    pub new_sha256: String,
-    pub direction: String,
-    pub applied_at: String,
-    pub applied_by: String,
-    pub tool_version: String,
-    pub outcome: String,
-    /// Rows the migration changed (from `RowCounts.changed`; entries written before that field
-    /// existed have none).
-    pub rows_changed: Option<i64>,
-    pub note: String,
-}
 
 /// A folder of a `--migrations` directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,8 +58,6 @@ pub enum InfoState {
     Pending,
     /// A folder that fails verification and has no history entry.
     Edited,
-    /// An entry whose outcome this version does not know.
-    Unknown,
 }
 
 impl InfoState {
@@ -111,7 +69,6 @@ impl InfoState {
             InfoState::Resolved => "resolved",
             InfoState::Pending => "pending",
             InfoState::Edited => "edited",
-            InfoState::Unknown => "unknown",
         }
     }
 }
@@ -125,7 +82,7 @@ pub struct InfoLine {
     pub state: InfoState,
     /// The history entry (None for a folder without history).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entry: Option<HistoryRow>,
+    pub entry: Option<HistoryEntry>,
     /// The folder's name, when found under `--migrations`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub folder: Option<String>,
@@ -269,58 +226,22 @@ fn folder_entry(path: &Path) -> FolderEntry {
     }
 }
 
-/// Every history row (of `class`, or all), ordered by class and entry number.
-pub fn read_history(db: &Db, class: Option<&str>) -> Result<Vec<HistoryRow>, DbFailure> {
-    let step = "read history";
-    let filter = class.map(|_| "BplClass");
-    let q = sql::read_rows(db.dialect(), &history_table(), COLUMNS, filter, Some("Seq"))
-        .map_err(|e| DbFailure::refused_sql(step, &e))?;
-    let params: Vec<&str> = class.into_iter().collect();
-    let rows = db.query(step, q.as_str(), &params)?;
-    let mut out: Vec<HistoryRow> = rows.iter().map(|r| history_row(r)).collect();
-    out.sort_by(|a, b| (&a.class, a.seq).cmp(&(&b.class, b.seq)));
-    Ok(out)
-}
-
-fn history_row(r: &[Value]) -> HistoryRow {
-    let counts = text(r.get(11));
-    let rows_changed = serde_json::from_str::<serde_json::Value>(&counts)
-        .ok()
-        .and_then(|v| v["changed"].as_i64());
-    HistoryRow {
-        seq: r.first().and_then(Value::int).unwrap_or(0),
-        plan_id: text(r.get(1)),
-        plan_sha256: text(r.get(2)),
-        class: text(r.get(3)),
-        old_sha256: text(r.get(4)),
-        new_sha256: text(r.get(5)),
-        direction: text(r.get(6)),
-        applied_at: text(r.get(7)),
-        applied_by: text(r.get(8)),
-        tool_version: text(r.get(9)),
-        outcome: text(r.get(10)),
-        rows_changed,
-        note: text(r.get(12)),
-    }
-}
-
-fn state_of(e: &HistoryRow) -> InfoState {
-    match (e.outcome.as_str(), e.direction.as_str()) {
-        (OUTCOME_DIRTY, _) => InfoState::Dirty,
-        (OUTCOME_RESOLVED, _) => InfoState::Resolved,
-        (OUTCOME_APPLIED, "apply") => InfoState::Applied,
-        (OUTCOME_APPLIED, "revert") => InfoState::Reverted,
-        _ => InfoState::Unknown,
+fn state_of(e: &HistoryEntry) -> InfoState {
+    match (e.outcome, e.direction) {
+        (Outcome::Dirty, _) => InfoState::Dirty,
+        (Outcome::Resolved, _) => InfoState::Resolved,
+        (Outcome::Applied, Direction::Apply) => InfoState::Applied,
+        (Outcome::Applied, Direction::Revert) => InfoState::Reverted,
     }
 }
 
 /// Whether the plan is applied now: its last committed entry is an apply.
-fn is_applied(entries: &[&HistoryRow], plan_id: &str) -> bool {
+fn is_applied(entries: &[&HistoryEntry], plan_id: &str) -> bool {
     entries
         .iter()
         .rev()
-        .find(|e| e.plan_id == plan_id && e.outcome == OUTCOME_APPLIED)
-        .is_some_and(|e| e.direction == "apply")
+        .find(|e| e.plan_id == plan_id && e.committed())
+        .is_some_and(|e| e.direction == Direction::Apply)
 }
 
 /// The `info` report. Read-only (SELECTs in autocommit; the history table is only probed).
@@ -331,7 +252,7 @@ pub fn info(db: &Db, opts: &InfoOptions) -> Result<InfoReport, ApplyError> {
     };
     let history_table = history::exists(db);
     let history = if history_table {
-        read_history(db, opts.class.as_deref())?
+        history::read(db, opts.class.as_deref())?
     } else {
         Vec::new()
     };
@@ -356,7 +277,7 @@ pub fn info(db: &Db, opts: &InfoOptions) -> Result<InfoReport, ApplyError> {
         missing_folders: 0,
     };
     for class in &classes {
-        let entries: Vec<&HistoryRow> = history.iter().filter(|e| &e.class == class).collect();
+        let entries: Vec<&HistoryEntry> = history.iter().filter(|e| &e.class == class).collect();
         for e in &entries {
             let state = state_of(e);
             if state == InfoState::Dirty {
@@ -388,7 +309,7 @@ pub fn info(db: &Db, opts: &InfoOptions) -> Result<InfoReport, ApplyError> {
             let in_history = entries.iter().any(|e| e.plan_id == plan_id);
             let dirty = entries
                 .iter()
-                .any(|e| e.plan_id == plan_id && e.outcome == OUTCOME_DIRTY);
+                .any(|e| e.plan_id == plan_id && e.outcome == Outcome::Dirty);
             if in_history && (is_applied(&entries, &plan_id) || dirty || f.problem.is_some()) {
                 continue; // shown on its history lines
             }
@@ -443,7 +364,7 @@ pub struct RepairReport {
     pub plan_id: String,
     pub resolution: Resolution,
     /// The entry's new outcome (`applied` or `resolved`).
-    pub outcome: String,
+    pub outcome: Outcome,
     pub note: String,
 }
 
@@ -511,7 +432,7 @@ fn repair_in_transaction(
             }],
         });
     }
-    let entries = read_history(db, Some(class))?;
+    let entries = history::read(db, Some(class))?;
     let Some(e) = entries.iter().find(|e| e.seq == seq) else {
         let known: Vec<String> = entries.iter().map(|e| e.seq.to_string()).collect();
         return Err(ApplyError::Unsupported(format!(
@@ -523,19 +444,20 @@ fn repair_in_transaction(
             }
         )));
     };
-    if e.outcome != OUTCOME_DIRTY {
+    if e.outcome != Outcome::Dirty {
         return Err(ApplyError::Unsupported(format!(
             "history entry {seq} of {class} is {}, not dirty: there is nothing to repair",
-            e.outcome
+            e.outcome.as_str()
         )));
     }
     let (outcome, meaning) = match resolution {
-        Resolution::Applied => (OUTCOME_APPLIED, "the rows are as the plan leaves them"),
-        Resolution::NotApplied => (OUTCOME_RESOLVED, "the rows are where the plan starts"),
+        Resolution::Applied => (Outcome::Applied, "the rows are as the plan leaves them"),
+        Resolution::NotApplied => (Outcome::Resolved, "the rows are where the plan starts"),
     };
     let at = history::utc_now();
     let mut note = format!(
-        "repaired {at} by {by} as {outcome} ({meaning}): {}",
+        "repaired {at} by {by} as {} ({meaning}): {}",
+        outcome.as_str(),
         reason.trim()
     );
     if !e.note.is_empty() {
@@ -555,7 +477,13 @@ fn repair_in_transaction(
     let n = db.execute(
         step,
         q.as_str(),
-        &[outcome, &note, class, &seq_text, OUTCOME_DIRTY],
+        &[
+            outcome.as_str(),
+            &note,
+            class,
+            &seq_text,
+            Outcome::Dirty.as_str(),
+        ],
     )?;
     if n.is_some_and(|n| n != 1) {
         return Err(ApplyError::db(DbFailure::local(
@@ -568,7 +496,7 @@ fn repair_in_transaction(
         seq,
         plan_id: e.plan_id.clone(),
         resolution,
-        outcome: outcome.to_string(),
+        outcome,
         note,
     })
 }

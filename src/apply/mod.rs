@@ -62,28 +62,28 @@ mod lock;
 mod progress;
 mod quiet;
 mod run;
+mod undo;
 
 pub use crate::sql::Direction;
 pub use census::{
     census, CensusTargets, Group, HandlerGroup, HandlerKey, LiveCensus, PendingGroup, PendingKey,
     Renaming, Stack, StateMove, ThreadGroup, ThreadKey,
 };
-pub use conn::{redact_connection_string, Db, Redactor, Value};
+pub use conn::{connection_target, redact_connection_string, Db, Redactor, Value};
 pub use error::{ApplyError, DbFailure, ErrorClass, Refusal};
 pub use folder::Migration;
-pub use history::{history_table, HistoryEntry, Outcome, MIGRATIONS};
+pub use history::{history_table, BookkeepingTable, HistoryEntry, Outcome, MIGRATIONS};
 pub use impact::{
     check_target, impact, status_name, Fate, GroupFinding, GroupImpact, PlanImpact, Precheck,
 };
 pub use info::{
-    info, is_migration_folder, migration_dir_mistake, read_history, repair, scan_migrations,
-    FolderEntry, HistoryRow, InfoLine, InfoOptions, InfoReport, InfoState, RepairReport,
-    Resolution, OUTCOME_RESOLVED,
+    info, is_migration_folder, migration_dir_mistake, repair, scan_migrations, FolderEntry,
+    InfoLine, InfoOptions, InfoReport, InfoState, RepairReport, Resolution,
 };
 pub use listcodec::{decode_list, encode_list};
 pub use progress::{Event, Progress, Silent};
 pub use quiet::{HostItem, LiveJob, Quiet};
 pub use run::{
-    apply, status, ApplyOptions, ApplyReport, CheckResult, GroupMove, PlanStatus, StatementOutcome,
-    StatusReport, StatusSubject, DEFAULT_LOCK_TIMEOUT_MS,
+    apply, status, ApplyOptions, ApplyReport, CheckResult, GroupMove, PlanState, PlanStatus,
+    StatementOutcome, StatusReport, StatusSubject, DEFAULT_LOCK_TIMEOUT_MS,
 };

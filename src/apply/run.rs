@@ -6,7 +6,7 @@ use super::census::{
 use super::conn::Db;
 use super::error::{ApplyError, DbFailure, Refusal};
 use super::folder::Migration;
-use super::history::{self, HistoryEntry, NewEntry, Outcome, OUTCOME_APPLIED, OUTCOME_DIRTY};
+use super::history::{self, HistoryEntry, NewEntry, Outcome};
 use super::lock::{self, Attempt};
 use super::progress::{Event, Progress};
 use super::quiet::{self, Quiet};
@@ -121,12 +121,34 @@ pub struct CheckResult {
 pub struct PlanStatus {
     pub plan_id: String,
     pub direction: Direction,
-    /// `not applied`, `applied`, `reverted` (from the history; `not applied` when there is none).
-    pub state: String,
+    /// From the history (`not applied` when there is none).
+    pub state: PlanState,
     pub moves: Vec<GroupMove>,
     pub checks: Vec<CheckResult>,
     /// What `apply` would refuse now (empty: it would run).
     pub refusals: Vec<Refusal>,
+}
+
+/// Where the history leaves a plan: its last committed entry (dirty and resolved entries do
+/// not count; see [`Outcome`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PlanState {
+    #[serde(rename = "not applied")]
+    NotApplied,
+    #[serde(rename = "applied")]
+    Applied,
+    #[serde(rename = "reverted")]
+    Reverted,
+}
+
+impl PlanState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanState::NotApplied => "not applied",
+            PlanState::Applied => "applied",
+            PlanState::Reverted => "reverted",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -151,7 +173,7 @@ pub enum StatusSubject<'a> {
 
 /// Probes every table (and the columns the executor uses); returns the missing ones with why.
 /// Read-only; run outside a transaction.
-fn probe_tables(
+pub(super) fn probe_tables(
     db: &Db,
     targets: &CensusTargets,
     extra: &[(SqlTable, Vec<String>)],
@@ -212,7 +234,7 @@ fn probe_tables(
 }
 
 /// The tables and columns the script writes (they must exist).
-fn written_columns(script: &SqlScript) -> Vec<(SqlTable, Vec<String>)> {
+pub(super) fn written_columns(script: &SqlScript) -> Vec<(SqlTable, Vec<String>)> {
     let mut out: Vec<(SqlTable, Vec<String>)> = script
         .rewrites
         .iter()
@@ -279,7 +301,7 @@ fn plan_checks(plan: &MigrationPlan, before: &LiveCensus) -> Vec<CheckResult> {
 }
 
 /// Classes whose hosts must be quiet: the plan's class and any named by a precondition.
-fn quiet_classes(plan: &MigrationPlan) -> Vec<String> {
+pub(super) fn quiet_classes(plan: &MigrationPlan) -> Vec<String> {
     let mut c = BTreeSet::new();
     c.insert(plan.old.class.clone());
     c.insert(plan.new.class.clone());
@@ -291,7 +313,7 @@ fn quiet_classes(plan: &MigrationPlan) -> Vec<String> {
     c.into_iter().collect()
 }
 
-fn quiet_all(db: &Db, classes: &[String]) -> Result<Quiet, DbFailure> {
+pub(super) fn quiet_all(db: &Db, classes: &[String]) -> Result<Quiet, DbFailure> {
     let mut q = Quiet::default();
     for c in classes {
         let one = quiet::check(db, c)?;
@@ -390,12 +412,12 @@ fn moves(
     out
 }
 
-/// Where the history leaves this plan: `not applied`, `applied` or `reverted`, plus refusals.
-fn history_checks(
+/// Where the history leaves this plan, plus the refusals it gives for `direction`.
+pub(super) fn history_checks(
     plan: &MigrationPlan,
     entries: &[HistoryEntry],
     direction: Direction,
-) -> (String, Vec<Refusal>) {
+) -> (PlanState, Vec<Refusal>) {
     let mut refusals = Vec::new();
     for e in entries {
         if e.outcome == Outcome::Dirty {
@@ -406,15 +428,12 @@ fn history_checks(
             });
         }
     }
-    let committed: Vec<&HistoryEntry> = entries
-        .iter()
-        .filter(|e| e.outcome == Outcome::Applied)
-        .collect();
+    let committed: Vec<&HistoryEntry> = entries.iter().filter(|e| e.committed()).collect();
     let last_of_plan = committed.iter().rev().find(|e| e.plan_id == plan.plan_id);
     let state = match last_of_plan {
-        Some(e) if e.direction == Direction::Apply => "applied",
-        Some(_) => "reverted",
-        None => "not applied",
+        Some(e) if e.direction == Direction::Apply => PlanState::Applied,
+        Some(_) => PlanState::Reverted,
+        None => PlanState::NotApplied,
     };
     match (direction, last_of_plan) {
         (Direction::Apply, Some(e)) if e.direction == Direction::Apply => {
@@ -456,7 +475,7 @@ fn history_checks(
             });
         }
     }
-    (state.to_string(), refusals)
+    (state, refusals)
 }
 
 /// Read-only census of a plan's or a process's tables, with what a plan would do and which
@@ -530,14 +549,19 @@ pub fn status(
                     });
                 }
             }
-            refusals.extend(quiet.refusals());
-            for c in &checks {
-                if !c.ok {
-                    refusals.push(Refusal::Precondition {
-                        description: c.description.clone(),
-                        rows: c.rows,
-                    });
-                }
+            // Already applied: apply answers with the history alone (its rows are at the new
+            // states, which every guard would refuse); so does status.
+            let applied = refusals
+                .iter()
+                .any(|r| matches!(r, Refusal::AlreadyApplied { .. }));
+            if !applied {
+                refusals.extend(quiet.refusals());
+            }
+            for c in checks.iter().filter(|c| !c.ok && !applied) {
+                refusals.push(Refusal::Precondition {
+                    description: c.description.clone(),
+                    rows: c.rows,
+                });
             }
             for t in &missing {
                 if m.plan.threads.iter().any(|th| &th.old_table == t)
@@ -571,9 +595,16 @@ pub fn status(
     })
 }
 
-/// The row counts recorded in the history: per table/state/status, before and after, and the
-/// rows the write statements changed (`changed`, shown by `info`).
-fn row_counts_json(before: &LiveCensus, after: &LiveCensus, changed: i64) -> String {
+/// The row counts recorded in the history: per table/state/status, before and after, the
+/// rows the write statements changed (`changed`, shown by `info`) and, when the apply
+/// recorded them, the rows copied to `BplMigrate.Undo` (`undo`; `apply --revert` restores
+/// from them and refuses an entry without).
+pub(super) fn row_counts_json(
+    before: &LiveCensus,
+    after: &LiveCensus,
+    changed: i64,
+    undo: Option<i64>,
+) -> String {
     #[derive(Serialize)]
     struct Count<'a> {
         table: String,
@@ -603,8 +634,11 @@ fn row_counts_json(before: &LiveCensus, after: &LiveCensus, changed: i64) -> Str
             })
             .collect()
     }
-    let v =
+    let mut v =
         serde_json::json!({ "before": counts(before), "after": counts(after), "changed": changed });
+    if let Some(n) = undo {
+        v["undo"] = n.into();
+    }
     v.to_string()
 }
 
@@ -624,6 +658,52 @@ fn tables_to_lock(
     t.insert(plan.response_handler_table.clone());
     t.extend(written_columns(script).into_iter().map(|(t, _)| t));
     t.into_iter().filter(|x| !missing.contains(x)).collect()
+}
+
+/// Refuses a database that is not where the plan's class runs, before anything is locked or
+/// written (the same test `status` makes): none of the plan's thread tables exists, or no
+/// production item (`Ens_Config.Item`) runs the class.
+pub(super) fn check_apply_target(
+    db: &Db,
+    plan: &MigrationPlan,
+    missing: &BTreeSet<SqlTable>,
+) -> Result<(), ApplyError> {
+    let tables: Vec<SqlTable> = plan.threads.iter().map(|t| t.old_table.clone()).collect();
+    let missing: Vec<SqlTable> = missing.iter().cloned().collect();
+    let class = &plan.old.class;
+    let wrong = |no_item: bool| {
+        super::impact::wrong_target(class, db.dbms_name(), &tables, &missing, no_item)
+            .map_or(Ok(()), |why| Err(ApplyError::WrongTarget(why)))
+    };
+    wrong(false)?;
+    let items = match quiet_all(db, std::slice::from_ref(class)) {
+        Ok(q) => q,
+        // No interoperability here at all (not a lost connection): the wrong namespace.
+        Err(f) if f.step == "read Ens_Config.Item" && !f.connection_lost => {
+            return Err(ApplyError::WrongTarget(format!(
+                "cannot read Ens_Config.Item ({}): is --connect pointing at the interoperability namespace \
+                 where the production runs?",
+                f.message
+            )))
+        }
+        Err(f) => return Err(f.into()),
+    };
+    wrong(items.items.is_empty())
+}
+
+/// Opens the transaction and locks the tables of `plan` its `script` reads or writes (see
+/// [`tables_to_lock`] and [`lock_tables`]).
+pub(super) fn lock_plan_tables(
+    db: &mut Db,
+    plan: &MigrationPlan,
+    script: &SqlScript,
+    missing: &BTreeSet<SqlTable>,
+    pg_version: i64,
+    opts: &ApplyOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<String>, ApplyError> {
+    let tables = tables_to_lock(plan, script, missing);
+    lock_tables(db, &tables, opts.lock_timeout_ms, pg_version, progress)
 }
 
 /// Opens the transaction and locks `tables`, waiting at most `timeout_ms` in all, reporting
@@ -696,6 +776,10 @@ pub fn apply(
     progress: &dyn Progress,
 ) -> Result<ApplyReport, ApplyError> {
     let plan = &m.plan;
+    if opts.direction == Direction::Revert && !sql::revert_blockers(plan).is_empty() {
+        // Not invertible: put back exactly what the apply recorded in BplMigrate.Undo.
+        return super::undo::revert(db, m, opts, progress);
+    }
     let script = m.script(db.dialect(), opts.direction)?;
     if script.plan_id != plan.plan_id {
         return Err(ApplyError::Folder {
@@ -764,6 +848,7 @@ pub fn apply(
         probed.push((CensusTargets::pending_table(&t.old_table), Vec::new()));
     }
     let missing = probe_tables(db, &targets, &probed);
+    check_apply_target(db, plan, &missing.keys().cloned().collect())?;
     let mut required: BTreeSet<SqlTable> =
         plan.threads.iter().map(|t| t.old_table.clone()).collect();
     required.insert(plan.response_handler_table.clone());
@@ -783,24 +868,52 @@ pub fn apply(
     let pg_version = lock::pg_version(db);
     let mut history_exists = history::exists(db);
     let mut notes = Vec::new();
-    let mut create_history = !history_exists && !opts.dry_run;
-    if create_history && !history::transactional_ddl(db.dialect()) {
+    // A mapping that cannot be inverted records what it overwrites (`BplMigrate.Undo`).
+    let wants_undo = opts.direction == Direction::Apply
+        && !sql::revert_blockers(plan).is_empty()
+        && !script.rewrites.is_empty();
+    let mut undo_exists = wants_undo && history::undo_exists(db);
+    let mut create: Vec<usize> = Vec::new();
+    if !opts.dry_run {
+        if !history_exists {
+            create.push(0);
+        }
+        if wants_undo && !undo_exists {
+            create.push(1);
+        }
+    }
+    if !create.is_empty() && !history::transactional_ddl(db.dialect()) {
         // IRIS: DDL commits by itself. Refuse before that first write (read-only checks), then
-        // create the table; it stays even if the apply then fails.
-        check_guards(db, m, &script, &targets, &missing, false, opts, progress)?;
-        progress.event(&Event::Step("creating BplMigrate.History"));
-        history::create(db).map_err(ApplyError::db)?;
+        // create the tables; they stay even if the apply then fails.
+        check_guards(
+            db,
+            m,
+            &script,
+            &targets,
+            &missing,
+            history_exists,
+            opts,
+            progress,
+        )?;
+        progress.event(&Event::Step("creating the bookkeeping tables"));
+        history::create(db, &create).map_err(ApplyError::db)?;
         notes.push(
-            "BplMigrate.History was created outside the transaction (IRIS DDL commits by itself)"
+            "the bookkeeping tables were created outside the transaction (IRIS DDL commits by itself)"
                 .to_string(),
         );
         history_exists = true;
-        create_history = false;
+        undo_exists = wants_undo;
+        create.clear();
+    }
+    if wants_undo && opts.dry_run && !(history_exists && undo_exists) {
+        notes.push(
+            "dry run: BplMigrate.Undo does not exist yet, so the undo rows a real apply records were not written"
+                .to_string(),
+        );
     }
 
     // Lock, then look: everything below sees rows no other writer can change until commit.
-    let lock_list = tables_to_lock(plan, &script, &missing);
-    let unlocks = lock_tables(db, &lock_list, opts.lock_timeout_ms, pg_version, progress)?;
+    let unlocks = lock_plan_tables(db, plan, &script, &missing, pg_version, opts, progress)?;
     let release = |db: &Db| {
         lock::unlock(db, &unlocks);
         if history_exists {
@@ -814,13 +927,34 @@ pub fn apply(
         &renaming,
         &targets,
         &missing,
-        History {
-            exists: history_exists,
-            create: create_history,
+        Bookkeeping {
+            history: history_exists || create.contains(&0),
+            create,
+            undo: wants_undo && (undo_exists || !opts.dry_run),
         },
         opts,
         progress,
     );
+    conclude(
+        db, m, body, notes, &targets, &missing, &release, opts, progress,
+    )
+}
+
+/// The end of an apply or revert whose transaction body ran (`body`): roll back on error or
+/// for a dry run, else commit and verify (see the module documentation). `release` frees the
+/// locks that outlive the transaction (IRIS).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conclude(
+    db: &mut Db,
+    m: &Migration,
+    body: Result<ApplyReport, ApplyError>,
+    notes: Vec<String>,
+    targets: &CensusTargets,
+    missing: &BTreeSet<SqlTable>,
+    release: &dyn Fn(&Db),
+    opts: &ApplyOptions,
+    progress: &dyn Progress,
+) -> Result<ApplyReport, ApplyError> {
     let mut report = match body {
         Ok(r) => r,
         Err(e) => {
@@ -855,7 +989,7 @@ pub fn apply(
         if failure.connection_lost {
             return Err(ApplyError::OutcomeUnknown {
                 failure,
-                plan_id: plan.plan_id.clone(),
+                plan_id: m.plan.plan_id.clone(),
             });
         }
         // The server answered: the commit failed, so the transaction is gone.
@@ -868,16 +1002,21 @@ pub fn apply(
         });
     }
     release(db);
-    verify_after_commit(db, m, &targets, &missing, &mut report, opts, progress)?;
+    verify_after_commit(db, m, targets, missing, &mut report, opts, progress)?;
     Ok(report)
 }
 
-/// What the transaction does about `BplMigrate.History`.
-#[derive(Debug, Clone, Copy)]
-struct History {
-    exists: bool,
-    /// Create it inside the transaction (a first real apply on a dialect with transactional DDL).
-    create: bool,
+/// What the transaction does about the bookkeeping tables.
+#[derive(Debug, Clone)]
+struct Bookkeeping {
+    /// `BplMigrate.History` exists (or is created below).
+    history: bool,
+    /// Tables to create inside the transaction (indexes into `history::MIGRATIONS`; a first
+    /// real apply on a dialect with transactional DDL).
+    create: Vec<usize>,
+    /// Record each rewritten row's previous values in `BplMigrate.Undo` (which exists, or is
+    /// created below).
+    undo: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -888,17 +1027,17 @@ fn in_transaction(
     renaming: &Renaming,
     targets: &CensusTargets,
     missing: &BTreeSet<SqlTable>,
-    hist: History,
+    hist: Bookkeeping,
     opts: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport, ApplyError> {
     let plan = &m.plan;
     let class = plan.old.class.clone();
-    if hist.create {
-        progress.event(&Event::Step("creating BplMigrate.History"));
-        history::create_in_transaction(db)?;
+    if !hist.create.is_empty() {
+        progress.event(&Event::Step("creating the bookkeeping tables"));
+        history::create_in_transaction(db, &hist.create)?;
     }
-    let history_exists = hist.exists || hist.create;
+    let history_exists = hist.history;
     if history_exists || db.dialect() == crate::sql::Dialect::Postgres {
         progress.event(&Event::Step("taking the apply lock"));
         if !history::try_lock(db, &class)? {
@@ -928,8 +1067,34 @@ fn in_transaction(
     // nothing else can change these rows until commit.
     let mut statements = Vec::new();
     let mut mismatches = Vec::new();
+    // The entry this apply writes; the undo rows are keyed by it.
+    let seq = if history_exists {
+        Some(history::next_seq(db, &plan.old.class)?)
+    } else {
+        None
+    };
+    let mut undo_rows: Option<i64> = None;
     for rw in &script.rewrites {
         let expected = expected_rows(&before, rw);
+        if let (true, Some(seq)) = (hist.undo, seq) {
+            // Before the UPDATE, in the same transaction: the rows it will change, before and
+            // after (the same CASE expressions).
+            progress.event(&Event::Step("recording the undo rows"));
+            let n = db
+                .execute(
+                    &format!("record undo rows of {}", rw.table),
+                    rw.undo.as_str(),
+                    &[&class, &seq.to_string()],
+                )?
+                .map(|n| n as i64);
+            if n != expected {
+                mismatches.push(format!(
+                    "{}: the undo record copied {n:?} rows, the census predicted {expected:?}",
+                    rw.description
+                ));
+            }
+            *undo_rows.get_or_insert(0) += n.unwrap_or(0);
+        }
         progress.event(&Event::Rewrite {
             table: &rw.table,
             column: &rw.key_column,
@@ -996,14 +1161,13 @@ fn in_transaction(
     let after = renaming.predict(&before);
 
     let mut history_seq = None;
-    if !opts.dry_run {
-        let seq = history::next_seq(db, &plan.old.class)?;
+    if let (false, Some(seq)) = (opts.dry_run, seq) {
         let changed = statements
             .iter()
             .map(|s| s.rows.or(s.expected_rows).unwrap_or(0))
             .sum();
-        let counts = row_counts_json(&before, &after, changed);
-        history::insert(db, &new_entry(m, opts, seq, &counts, OUTCOME_APPLIED, ""))?;
+        let counts = row_counts_json(&before, &after, changed, undo_rows);
+        history::insert(db, &new_entry(m, opts, seq, &counts, Outcome::Applied, ""))?;
         history_seq = Some(seq);
     }
     let mut notes = Vec::new();
@@ -1047,6 +1211,14 @@ fn check_guards(
     if history_exists {
         let entries = history::entries_for_class(db, &class)?;
         refusals.extend(history_checks(plan, &entries, opts.direction).1);
+        // Already applied: the rows are at the new states, so every guard below would refuse
+        // them as "not written by the old BPL". The history is the answer.
+        if refusals
+            .iter()
+            .any(|r| matches!(r, Refusal::AlreadyApplied { .. }))
+        {
+            return Err(ApplyError::Refused { refusals });
+        }
     }
     progress.event(&Event::Step("checking hosts and jobs"));
     let quiet = quiet_all(db, &quiet_classes(plan))?;
@@ -1146,12 +1318,12 @@ fn with_foreign_states(
 }
 
 /// The history row of migration `m` run with `opts`.
-fn new_entry<'a>(
+pub(super) fn new_entry<'a>(
     m: &'a Migration,
     opts: &'a ApplyOptions,
     seq: i64,
     row_counts: &'a str,
-    outcome: &'a str,
+    outcome: Outcome,
     note: &'a str,
 ) -> NewEntry<'a> {
     NewEntry {
@@ -1215,7 +1387,7 @@ fn expected_rows(before: &LiveCensus, rw: &crate::sql::Rewrite) -> Option<i64> {
 /// writers that were waiting for the locks. When the row is missing the rows are counted: as
 /// they were → nothing was committed; otherwise a `dirty` marker is written. Any failure here
 /// is reported as "committed, not verified" — the data *is* migrated.
-fn verify_after_commit(
+pub(super) fn verify_after_commit(
     db: &mut Db,
     m: &Migration,
     targets: &CensusTargets,
@@ -1263,10 +1435,10 @@ fn verify_after_commit(
     }
     let note: String = note.chars().take(1900).collect();
     let marker = history::next_seq(db, &m.plan.old.class).and_then(|dirty_seq| {
-        let counts = row_counts_json(&report.before, &now, report.rows_changed());
+        let counts = row_counts_json(&report.before, &now, report.rows_changed(), None);
         history::insert(
             db,
-            &new_entry(m, opts, dirty_seq, &counts, OUTCOME_DIRTY, &note),
+            &new_entry(m, opts, dirty_seq, &counts, Outcome::Dirty, &note),
         )
         .map(|()| dirty_seq)
     });

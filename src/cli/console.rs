@@ -207,7 +207,11 @@ pub fn repair(a: RepairArgs) -> CmdResult {
         Format::Json => emit(&json("repair", &r)?)?,
         Format::Human => emit(&format!(
             "history entry {} of {} (plan {}) is now {}\n  note: {}\n",
-            r.seq, r.class, r.plan_id, r.outcome, r.note
+            r.seq,
+            r.class,
+            r.plan_id,
+            r.outcome.as_str(),
+            r.note
         ))?,
     }
     Ok(Exit::Clean)
@@ -243,7 +247,81 @@ pub fn status(a: StatusArgs) -> CmdResult {
         emit(&render(&report, &impact, a.format)?)?;
         return Ok(Exit::Clean);
     }
-    watch(&a, &db, &m)
+    watch(&a, db, &m)
+}
+
+/// Whether a failure is the connection going away (the server restarted, a network drop, an
+/// administrator ending the session), which a watch survives by connecting again.
+fn connection_lost(f: &Failure) -> bool {
+    matches!(
+        f.error.downcast_ref::<apply::ApplyError>(),
+        Some(apply::ApplyError::Database { failure, .. }) if failure.connection_lost
+    )
+}
+
+/// First and longest pause between two reconnection attempts of `--watch`.
+const RECONNECT_FIRST: Duration = Duration::from_secs(1);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// Connects again after a lost connection: attempts with doubling pauses (1 s up to 30 s),
+/// each said on stderr, until one succeeds or `deadline` passes (then the last error, exit 4).
+fn reconnect(
+    a: &StatusArgs,
+    lost: Failure,
+    start: Instant,
+    deadline: Option<Instant>,
+) -> Result<apply::Db, Failure> {
+    let say = |line: String| {
+        let t = start.elapsed().as_secs_f64();
+        let _ = writeln!(std::io::stderr().lock(), "[{t:7.1}s] {line}");
+    };
+    let during = match lost.error.downcast_ref::<apply::ApplyError>() {
+        Some(apply::ApplyError::Database { failure, .. }) => failure.to_string(),
+        _ => lost.error.to_string(),
+    };
+    say(format!(
+        "connection lost during {}; reconnecting",
+        crate::input::printable_message(&during)
+    ));
+    let mut pause = RECONNECT_FIRST;
+    let mut last = lost;
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
+        let wait = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Failure::new(
+                        Exit::Database,
+                        anyhow::anyhow!(
+                            "the connection was lost and could not be re-established before --timeout ({} attempts): {:#}",
+                            attempt - 1,
+                            last.error
+                        ),
+                    ));
+                }
+                pause.min(left)
+            }
+            None => pause,
+        };
+        std::thread::sleep(wait);
+        match connect(&a.connect) {
+            Ok(db) => {
+                say(format!("reconnected (attempt {attempt})"));
+                return Ok(db);
+            }
+            Err(f) => {
+                say(format!(
+                    "reconnect attempt {attempt} failed ({}); next in {} s",
+                    crate::input::printable_message(&f.error.to_string()),
+                    (pause * 2).min(RECONNECT_MAX).as_secs()
+                ));
+                last = f;
+            }
+        }
+        pause = (pause * 2).min(RECONNECT_MAX);
+    }
 }
 
 /// The census of a running BPL, each group with the role and activity of its state.
@@ -357,13 +435,22 @@ fn read_plan_status(
 
 /// `status --plan --watch`: re-reads until the rows are ready (`--until-ready`), the timeout,
 /// or forever. One stderr line whenever the blocking counts change.
-fn watch(a: &StatusArgs, db: &apply::Db, m: &Migration) -> CmdResult {
+/// A lost connection is connected again (with backoff, said on stderr), within `--timeout`.
+fn watch(a: &StatusArgs, mut db: apply::Db, m: &Migration) -> CmdResult {
     let start = Instant::now();
+    let deadline = a.timeout.map(|t| start + t);
     let interval = Duration::from_secs_f64(a.interval.clamp(0.05, 86_400.0));
     let mut last = String::new();
     let mut warned = false;
     loop {
-        let (report, impact) = read_plan_status(db, m, &apply::Silent)?;
+        let (report, impact) = match read_plan_status(&db, m, &apply::Silent) {
+            Ok(r) => r,
+            Err(f) if connection_lost(&f) => {
+                db = reconnect(a, f, start, deadline)?;
+                continue;
+            }
+            Err(f) => return Err(f),
+        };
         let line = watch_line(&impact);
         let t = start.elapsed().as_secs_f64();
         if line != last {

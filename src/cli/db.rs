@@ -1,6 +1,6 @@
 //! `status` and `apply`: the commands that talk to a database.
 
-use super::{emit, pretty_json, CmdResult, Exit, Failure, Format};
+use super::{emit, emit_keeping, pretty_json, CmdResult, Exit, Failure, Format};
 use crate::apply::{
     self, ApplyError, ApplyOptions, ApplyReport, Direction, Event, GroupMove, LiveCensus,
     Migration, Progress, Quiet, StatusReport,
@@ -15,7 +15,8 @@ use std::time::Instant;
     after_help = "Exit codes: 0 the census was read (with --watch --until-ready: the rows meet every \
     precondition of the plan); 2 bad arguments, an unusable migration folder, or the wrong target (no table \
     of the class in this namespace, or no production item runs it); 3 --watch reached --timeout before the \
-    rows were ready; 4 the database failed."
+    rows were ready; 4 the database failed (with --watch: a lost connection is connected again, with pauses \
+    from 1 s doubling to 30 s, each attempt said on stderr; exit 4 when --timeout passes before it is back)."
 )]
 pub struct StatusArgs {
     /// ODBC connection string (or BPLMIGRATE_CONNECT); the password is never printed.
@@ -62,10 +63,14 @@ pub struct ApplyArgs {
     /// Run every check and statement inside the transaction, report, and roll back.
     #[arg(long)]
     pub dry_run: bool,
-    /// Do not ask for confirmation (required when stdin is not a terminal).
+    /// Do not ask for confirmation (required when stdin is not a terminal). Without it, on a
+    /// terminal, a dry run first counts the rows that will change and the prompt names them,
+    /// the class and the database.
     #[arg(long)]
     pub yes: bool,
-    /// Run the folder's reverse migration (revert.sql) instead: back to the old numbering.
+    /// Go back to the old numbering: the folder's reverse migration (revert.sql), or, for a
+    /// mapping that cannot be inverted, exactly the rows the apply recorded in
+    /// BplMigrate.Undo (refused, exit 3, when any of them changed since).
     #[arg(long)]
     pub revert: bool,
     /// Seconds to wait, in all, for the exclusive locks on the tables the plan writes (another
@@ -182,49 +187,143 @@ pub fn status(a: StatusArgs) -> CmdResult {
 }
 
 pub fn apply(a: ApplyArgs) -> CmdResult {
-    let m = Migration::load(&a.plan).map_err(failure)?;
+    let m = match Migration::load(&a.plan) {
+        Ok(m) => m,
+        Err(e) => return apply_failure(failure(e), None, a.format),
+    };
     let direction = if a.revert {
         Direction::Revert
     } else {
         Direction::Apply
     };
-    if !a.dry_run && !a.yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(Failure::input(anyhow::anyhow!(
-                "apply changes rows of {}: pass --yes to confirm (stdin is not a terminal), or --dry-run to see what it would do",
-                m.plan.old.class
-            )));
-        }
-        let what = if a.revert { "revert" } else { "apply" };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "{what} plan {} to the rows of {}? [y/N] ",
-            m.plan.plan_id, m.plan.old.class
-        );
-        let _ = err.flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-            return Err(Failure::input(anyhow::anyhow!(
-                "not confirmed; nothing was changed"
-            )));
-        }
+    let confirm = !a.dry_run && !a.yes;
+    if confirm && !std::io::stdin().is_terminal() {
+        return Err(Failure::input(anyhow::anyhow!(
+            "apply changes rows of {} on {}: pass --yes to confirm (stdin is not a terminal), or --dry-run to see what it would do",
+            m.plan.old.class,
+            apply::connection_target(&a.connect)
+        )));
     }
-    let mut db = connect(&a.connect)?;
     let opts = ApplyOptions {
         dry_run: a.dry_run,
         direction,
         applied_by: applied_by(),
         lock_timeout_ms: (a.lock_timeout * 1000.0).round() as u64,
     };
-    let progress = StderrProgress::new();
-    let report = apply::apply(&mut db, &m, &opts, &progress).map_err(failure)?;
+    let result = connect(&a.connect).and_then(|mut db| {
+        if confirm {
+            confirmed(&mut db, &m, &opts, &a.connect)?;
+        }
+        let progress = StderrProgress::new();
+        apply::apply(&mut db, &m, &opts, &progress).map_err(failure)
+    });
+    let report = match result {
+        Ok(r) => r,
+        Err(f) => return apply_failure(f, Some(&m), a.format),
+    };
     match a.format {
         Format::Json => emit(&json("apply", &report)?)?,
         Format::Human => emit(&human_apply(&report))?,
     }
     Ok(Exit::Clean)
+}
+
+/// Asks before a write, naming what it touches: the database (never the password), the class,
+/// and the rows that will change — from a dry run just now (the same checks and statements,
+/// rolled back; the apply then checks everything again under its locks). A refusal of the
+/// dry run is the answer, without asking.
+fn confirmed(
+    db: &mut apply::Db,
+    m: &Migration,
+    opts: &ApplyOptions,
+    connect: &str,
+) -> Result<(), Failure> {
+    let dry = ApplyOptions {
+        dry_run: true,
+        ..opts.clone()
+    };
+    let preview = apply::apply(db, m, &dry, &apply::Silent).map_err(failure)?;
+    let what = match opts.direction {
+        Direction::Apply => "apply",
+        Direction::Revert => "revert",
+    };
+    let mut text = format!(
+        "About to {what} plan {} to the rows of {} on {} ({}):\n",
+        m.plan.plan_id,
+        m.plan.old.class,
+        apply::connection_target(connect),
+        db.dbms_name()
+    );
+    for s in &preview.statements {
+        text.push_str(&format!(
+            "  {}: {} rows\n",
+            s.description,
+            s.rows.or(s.expected_rows).unwrap_or(0)
+        ));
+    }
+    text.push_str(&format!(
+        "{} rows will change (counted by a dry run just now).\n{what} now? [y/N] ",
+        preview.rows_changed()
+    ));
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        return Err(Failure::input(anyhow::anyhow!(
+            "not confirmed; nothing was changed"
+        )));
+    }
+    Ok(())
+}
+
+/// How a failed `apply` ends. "Already applied" alone is not a failure: nothing is pending,
+/// exit 0 with a message saying so. With `--format json` every other failure is reported on
+/// stdout too (`{"type": "refused" | "error", "data": …}`), with the same exit code.
+fn apply_failure(f: Failure, m: Option<&Migration>, format: Format) -> CmdResult {
+    let refusals = f
+        .error
+        .downcast_ref::<ApplyError>()
+        .map(ApplyError::refusals)
+        .unwrap_or_default();
+    if let (Some(m), [apply::Refusal::AlreadyApplied { plan_id, seq }]) = (m, refusals) {
+        let message = format!(
+            "plan {plan_id} is already applied to {} here (history entry {seq}); nothing to do",
+            m.plan.old.class
+        );
+        match format {
+            Format::Json => emit(&json(
+                "already_applied",
+                &serde_json::json!({ "plan_id": plan_id, "class": m.plan.old.class, "seq": seq, "message": message }),
+            )?)?,
+            Format::Human => emit(&format!("{message}\n"))?,
+        }
+        return Ok(Exit::Clean);
+    }
+    if format == Format::Json {
+        let kind = if refusals.is_empty() {
+            "error"
+        } else {
+            "refused"
+        };
+        let class = f.error.downcast_ref::<ApplyError>().map(ApplyError::class);
+        emit_keeping(
+            &json(
+                kind,
+                &serde_json::json!({
+                    "plan_id": m.map(|m| &m.plan.plan_id),
+                    "class": m.map(|m| &m.plan.old.class),
+                    "error_class": class,
+                    "exit_code": f.code.code(),
+                    "message": format!("{:#}", f.error),
+                    "refusals": refusals,
+                }),
+            )?,
+            f.code,
+        )?;
+    }
+    Err(f)
 }
 
 /// `user@host` for the history row.
@@ -451,7 +550,7 @@ pub(super) fn human_status(r: &StatusReport) -> String {
     out.push('\n');
     out.push_str(&history_text(r));
     if let Some(p) = &r.plan {
-        out.push_str(&format!("\nPlan {} ({})\n", p.plan_id, p.state));
+        out.push_str(&format!("\nPlan {} ({})\n", p.plan_id, p.state.as_str()));
         if p.moves.is_empty() {
             out.push_str("  no rows in the plan's tables\n");
         } else {
@@ -489,10 +588,24 @@ fn human_apply(r: &ApplyReport) -> String {
         (false, Direction::Revert) => "reverted plan",
     };
     let mut out = format!("{verb} {} to {}\n\n", r.plan_id, r.class);
-    if r.moves.is_empty() {
+    // The groups the plan touches; the census itself is `status`'s (not repeated here).
+    let (kept, touched): (Vec<GroupMove>, Vec<GroupMove>) =
+        r.moves.iter().cloned().partition(|m| m.action == "keep");
+    if !touched.is_empty() {
+        out.push_str(&moves_text(&touched));
+    }
+    if !kept.is_empty() {
+        let rows: i64 = kept.iter().map(|m| m.rows).sum();
+        out.push_str(&format!(
+            "{rows} other row{} in {} group{} keep{} their state\n",
+            if rows == 1 { "" } else { "s" },
+            kept.len(),
+            if kept.len() == 1 { "" } else { "s" },
+            if rows == 1 { "s" } else { "" },
+        ));
+    }
+    if r.moves.is_empty() && r.statements.is_empty() {
         out.push_str("no rows in the plan's tables\n");
-    } else {
-        out.push_str(&moves_text(&r.moves));
     }
     if !r.statements.is_empty() {
         out.push_str("Statements\n");

@@ -236,11 +236,16 @@ fn run() -> Exit {
                 return f.code;
             }
             let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "error: {}",
-                crate::input::printable_message(&f.error.to_string())
-            );
+            // A message's own indented continuation lines (a list of refusals: `\n  - …`)
+            // stay line breaks; any other control character, a newline inside an echoed
+            // value included, is escaped, so no line can pass for one of ours.
+            let message: Vec<String> = f
+                .error
+                .to_string()
+                .split("\n  ")
+                .map(crate::input::printable_message)
+                .collect();
+            let _ = write!(err, "error: {}", message.join("\n  "));
             for cause in f.error.chain().skip(1) {
                 let cause = crate::input::printable_message(&cause.to_string());
                 let _ = write!(err, "\n  caused by: {cause}");

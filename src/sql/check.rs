@@ -19,9 +19,10 @@
 use super::{CheckedSql, Dialect, SqlError};
 use crate::states::SqlTable;
 use sqlparser::ast::{
-    AssignmentTarget, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, OrderByKind, OrderBySort, Query,
-    SelectItem, SetExpr, Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator, Value,
+    AssignmentTarget, BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr,
+    FunctionArguments, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, OrderByKind,
+    OrderBySort, Query, SelectItem, SetExpr, Statement, TableFactor, TableObject, TableWithJoins,
+    UnaryOperator, Value,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -125,6 +126,12 @@ pub(super) enum Shape {
     /// `UPDATE t SET s1 = ?, … WHERE k1 = ? AND k2 = ? …`: one bookkeeping row changed in
     /// place, every value bound (`repair`).
     Mark { set: Vec<String>, keys: Vec<String> },
+    /// `INSERT INTO t (columns…) SELECT … FROM t2 WHERE …`: the undo rows of a rewrite, one
+    /// select item per column (`sql::undo`).
+    InsertSelect { columns: Vec<String> },
+    /// `UPDATE t SET c = (SELECT …), … WHERE … IN (SELECT …)`: the undo restore, whose SET
+    /// values are single-column subqueries (`sql::undo`).
+    Restore,
 }
 
 /// The names a statement may reference. The first table is the target of an UPDATE,
@@ -341,7 +348,7 @@ impl Walker<'_> {
                 Statement::Query(q),
             ) => self.top_query(q),
             (
-                Shape::Rewrite { .. } | Shape::Fill { .. } | Shape::Mark { .. },
+                Shape::Rewrite { .. } | Shape::Fill { .. } | Shape::Mark { .. } | Shape::Restore,
                 Statement::Update(u),
             ) => {
                 if !u.optimizer_hints.is_empty()
@@ -446,11 +453,20 @@ impl Walker<'_> {
                             );
                         }
                     }
+                    Shape::Restore => {
+                        if !matches!(sel, Expr::InSubquery { negated: false, .. }) {
+                            return Err(self.err("WHERE must be `id IN (SELECT …)`"));
+                        }
+                        self.expr(sel)?;
+                    }
                     _ => unreachable!(),
                 }
                 Ok(())
             }
-            (Shape::Insert { columns }, Statement::Insert(ins)) => {
+            (
+                Shape::Insert { columns } | Shape::InsertSelect { columns },
+                Statement::Insert(ins),
+            ) => {
                 let TableObject::TableName(n) = &ins.table else {
                     return Err(self.err("INSERT target must be a table"));
                 };
@@ -491,6 +507,13 @@ impl Walker<'_> {
                     .source
                     .as_ref()
                     .ok_or_else(|| self.err("INSERT without VALUES"))?;
+                if matches!(self.expect.shape, Shape::InsertSelect { .. }) {
+                    let s = self.query(src, None)?;
+                    if s.projection.len() != columns.len() || !no_grouping(&s.group_by) {
+                        return Err(self.err("INSERT … SELECT must select one value per column"));
+                    }
+                    return Ok(());
+                }
                 let SetExpr::Values(v) = src.body.as_ref() else {
                     return Err(self.err("INSERT source must be VALUES"));
                 };
@@ -845,6 +868,19 @@ impl Walker<'_> {
                 _ => Err(self.err("only string and number literals are allowed")),
             },
             Expr::Nested(inner) => self.expr(inner),
+            Expr::Cast {
+                kind: CastKind::Cast,
+                expr,
+                data_type: DataType::Varchar(_) | DataType::Integer(_),
+                format: None,
+            } => self.expr(expr),
+            Expr::Subquery(q) if matches!(self.expect.shape, Shape::Restore) => {
+                let s = self.query(q, None)?;
+                if s.projection.len() != 1 || !no_grouping(&s.group_by) {
+                    return Err(self.err("a subquery must select one column"));
+                }
+                Ok(())
+            }
             Expr::UnaryOp {
                 op: UnaryOperator::Not | UnaryOperator::Minus,
                 expr,

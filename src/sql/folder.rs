@@ -89,7 +89,11 @@ pub fn rendered_scripts(
                 t.push_str(&format!("--   - {}\n", comment_text(r)));
             }
             t.push_str(
-                "-- To go back, restore the rows from a backup taken before `bplmigrate apply`.\n",
+                "-- `bplmigrate apply` (and migrate.cls) copies every row it rewrites, before and after,\n\
+                 -- to BplMigrate.Undo in the same transaction; `bplmigrate apply DIR --revert` puts\n\
+                 -- exactly those rows back, and refuses (changing nothing) when any of them changed\n\
+                 -- since or other rows rest where the revert cannot map them. No hand-run script can\n\
+                 -- do that; without undo rows, restore the rows from a backup taken before the apply.\n",
             );
             t
         }

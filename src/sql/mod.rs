@@ -25,6 +25,7 @@ mod pg;
 mod queries;
 mod render;
 pub mod text;
+mod undo;
 
 pub use check::{parse, IrisDialect};
 pub use folder::{
@@ -39,13 +40,18 @@ pub use objectscript::{
 };
 pub use pg::{list_build, POSTGRES_TEST_SUPPORT_DDL};
 pub use queries::{
-    catalog_table_count, census_query, flagged_census_query, history_insert, history_update,
-    job_rows, max_of, null_count, probe_table, read_rows,
+    catalog_table_count, census_query, flagged_census_query, history_column, history_insert,
+    history_table, history_update, job_rows, max_of, null_count, probe_table, read_rows,
+    HISTORY_COLUMNS, HISTORY_DDL,
 };
 pub use render::{
     config_item_table, job_enumerate_table, listbuild_function, listsame_function, predict_after,
     render, render_revert, revert_blockers, ELEMENT_KEY, HANDLER_STACK, ID_COLUMN, NEXT_STATE,
     RESPONSE_HANDLER_COLUMN, SUBROUTINE_STACK, THREAD_STATUS,
+};
+pub use undo::{
+    undo_ddl, undo_restore, undo_rows, undo_strangers, undo_table, undo_table_name, undo_unchanged,
+    UNDO_COLUMNS,
 };
 
 use std::path::PathBuf;
@@ -69,7 +75,7 @@ pub enum SqlError {
     Parse { sql: String, message: String },
     #[error("generated statement refused ({reason}): {sql}")]
     Shape { sql: String, reason: String },
-    #[error("the migration of {class} cannot be reverted: {}", reasons.join("; "))]
+    #[error("the mapping of {class} cannot be inverted by a script ({}); `bplmigrate apply DIR --revert` restores the rows its apply recorded in BplMigrate.Undo instead", reasons.join("; "))]
     NotInvertible { class: String, reasons: Vec<String> },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {

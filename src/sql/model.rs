@@ -70,6 +70,11 @@ pub struct Rewrite {
     /// One line for the script comment: `Demo.BP.Thread1: S5 -> S7, S7 -> S5`.
     pub description: String,
     pub sql: CheckedSql,
+    /// The undo capture run just before `sql` when the plan cannot be inverted: `INSERT INTO
+    /// "BplMigrate"."Undo" … SELECT` of the rows `sql` changes, before and after (binds the
+    /// class and the history entry; see `sql::undo`). Not part of the script files.
+    #[serde(skip)]
+    pub undo: CheckedSql,
 }
 
 /// `UPDATE <context> SET "Prop" = <literal> WHERE "Prop" IS NULL` for a new context property.

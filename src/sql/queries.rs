@@ -11,6 +11,45 @@ use super::text::{quote_ident, quote_ident_list, quote_table};
 use super::{CheckedSql, Dialect, SqlError};
 use crate::states::SqlTable;
 
+/// `BplMigrate.History`, the tool's record of every apply and revert (DDL:
+/// `migrations/0001_history.sql`), written by `apply` and by the ObjectScript runner.
+pub fn history_table() -> SqlTable {
+    SqlTable {
+        schema: "BplMigrate".into(),
+        table: "History".into(),
+    }
+}
+
+/// The history DDL (one statement, comment lines included).
+pub const HISTORY_DDL: &str = include_str!("../../migrations/0001_history.sql");
+
+/// The columns of a history row, in the one order every writer binds them and every reader
+/// reads them (`apply`, `status`, `info`, `repair` and the ObjectScript runner).
+pub const HISTORY_COLUMNS: &[&str] = &[
+    "Seq",
+    "PlanId",
+    "PlanSha256",
+    "BplClass",
+    "OldSha256",
+    "NewSha256",
+    "Direction",
+    "AppliedAt",
+    "AppliedBy",
+    "Outcome",
+    "ToolVersion",
+    "RowCounts",
+    "Note",
+];
+
+/// The 1-based position of a history column in [`HISTORY_COLUMNS`] (what a reader of a row
+/// selected with that list passes to `%GetData`); None for a name not in the list.
+pub fn history_column(name: &str) -> Option<usize> {
+    HISTORY_COLUMNS
+        .iter()
+        .position(|c| *c == name)
+        .map(|i| i + 1)
+}
+
 fn owned(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| n.to_string()).collect()
 }

@@ -691,9 +691,11 @@ impl Renderer<'_> {
         let ns = self.id(NEXT_STATE)?;
         let mut sets = Vec::new();
         let mut columns = Vec::new();
+        // What each set column becomes, for the undo capture.
+        let mut news: Vec<(&str, String)> = Vec::new();
         let renames: Vec<&Move> = w.moves.iter().filter(|m| m.from != m.to).collect();
         if !renames.is_empty() {
-            let mut s = vec![format!("{ns} = CASE {ns}")];
+            let mut s = vec![format!("CASE {ns}")];
             for m in &renames {
                 s.push(format!(
                     "        WHEN {} THEN {}",
@@ -702,7 +704,9 @@ impl Renderer<'_> {
                 ));
             }
             s.push(format!("        ELSE {ns} END"));
-            sets.push(lines(&s));
+            let value = lines(&s);
+            sets.push(format!("{ns} = {value}"));
+            news.push((NEXT_STATE, value));
             columns.push(NEXT_STATE.to_string());
         }
         for column in [HANDLER_STACK, SUBROUTINE_STACK] {
@@ -720,7 +724,7 @@ impl Renderer<'_> {
                 continue;
             }
             let c = self.id(column)?;
-            let mut s = vec![format!("{c} = CASE {ns}")];
+            let mut s = vec![format!("CASE {ns}")];
             for (m, sc) in changes {
                 s.push(format!(
                     "        WHEN {} THEN {}",
@@ -729,7 +733,9 @@ impl Renderer<'_> {
                 ));
             }
             s.push(format!("        ELSE {c} END"));
-            sets.push(lines(&s));
+            let value = lines(&s);
+            sets.push(format!("{c} = {value}"));
+            news.push((column, value));
             columns.push(column.to_string());
         }
         let keys: Vec<String> = w.moves.iter().map(|m| m.from.clone()).collect();
@@ -774,6 +780,15 @@ impl Renderer<'_> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let undo = super::undo::capture(
+            self.d,
+            &w.table,
+            NEXT_STATE,
+            &keys,
+            &news,
+            true,
+            &[listbuild_function(self.d)],
+        )?;
         Ok(Some(Rewrite {
             table: w.table.clone(),
             key_column: NEXT_STATE.into(),
@@ -785,6 +800,7 @@ impl Renderer<'_> {
             columns,
             description,
             sql: check(&sql, self.d, &expect)?,
+            undo,
         }))
     }
 
@@ -794,19 +810,30 @@ impl Renderer<'_> {
         }
         let t = &self.plan.response_handler_table;
         let c = self.id(RESPONSE_HANDLER_COLUMN)?;
-        let mut s = vec![
-            format!("UPDATE {}", self.table(t)?),
-            format!("SET {c} = CASE {c}"),
-        ];
+        let mut value = vec![format!("CASE {c}")];
         for (a, b) in pairs {
-            s.push(format!(
+            value.push(format!(
                 "        WHEN {} THEN {}",
                 self.lit(a)?,
                 self.lit(b)?
             ));
         }
-        s.push(format!("        ELSE {c} END"));
+        value.push(format!("        ELSE {c} END"));
+        let value = lines(&value);
+        let mut s = vec![
+            format!("UPDATE {}", self.table(t)?),
+            format!("SET {c} = {value}"),
+        ];
         let keys: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
+        let undo = super::undo::capture(
+            self.d,
+            t,
+            RESPONSE_HANDLER_COLUMN,
+            &keys,
+            &[(RESPONSE_HANDLER_COLUMN, value.clone())],
+            false,
+            &[],
+        )?;
         s.push(format!("WHERE {c} IN ({})", self.lit_list(&keys)?));
         let expect = Expect {
             shape: Shape::Rewrite {
@@ -833,6 +860,7 @@ impl Renderer<'_> {
                     .join(", ")
             ),
             sql: check(&lines(&s), self.d, &expect)?,
+            undo,
         }))
     }
 

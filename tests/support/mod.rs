@@ -263,6 +263,13 @@ impl Fixture {
         {
             exec(&self.conn, &format!(r#"DELETE FROM "BplMigrate"."History" WHERE "BplClass" = {c}"#));
         }
+        if scalar(
+            &self.conn,
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'BplMigrate' AND table_name = 'Undo'",
+        ) > 0
+        {
+            exec(&self.conn, &format!(r#"DELETE FROM "BplMigrate"."Undo" WHERE "BplClass" = {c}"#));
+        }
         self.add_item("Demo.Production", &self.host(), 1, false);
     }
 

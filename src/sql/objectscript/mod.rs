@@ -13,55 +13,22 @@
 //! defaults verified → history row → `TCOMMIT`; any failure rolls back and enables exactly
 //! the items it disabled.
 
-use super::queries::{history_insert, max_of, null_count, probe_table, read_rows};
+use super::queries::{
+    history_column, history_insert, history_table, max_of, null_count, probe_table, read_rows,
+    HISTORY_COLUMNS, HISTORY_DDL,
+};
 use super::render::{
-    config_item_table, listbuild_function, listsame_function, render, HANDLER_STACK,
-    SUBROUTINE_STACK,
+    config_item_table, listbuild_function, listsame_function, render, revert_blockers,
+    HANDLER_STACK, SUBROUTINE_STACK,
 };
 use super::text::{comment_text, objectscript_string, quote_ident, quote_literal, quote_table};
+use super::undo::{undo_ddl, undo_table};
 use super::{check, Dialect, GuardKind, SqlError};
 use crate::plan::{MigrationPlan, PropertyChange, Verdict};
 use crate::states::SqlTable;
 
 const RUNNER: &str = include_str!("runner.cls");
 const SCRIPT: &str = include_str!("migrate.script");
-/// The history DDL, the same file the ODBC path embeds.
-const HISTORY_DDL: &str = include_str!("../../../migrations/0001_history.sql");
-
-/// `BplMigrate.History`, the table the ODBC path records its runs in.
-pub(crate) fn history_table() -> SqlTable {
-    SqlTable {
-        schema: "BplMigrate".into(),
-        table: "History".into(),
-    }
-}
-
-/// The columns of a history row the runner writes, in the order it binds them.
-const HISTORY_COLUMNS: &[&str] = &[
-    "Seq",
-    "PlanId",
-    "PlanSha256",
-    "BplClass",
-    "OldSha256",
-    "NewSha256",
-    "Direction",
-    "AppliedAt",
-    "AppliedBy",
-    "Outcome",
-    "ToolVersion",
-    "RowCounts",
-    "Note",
-];
-/// The columns `CheckHistory` reads, in the order it reads them.
-const HISTORY_READ: &[&str] = &[
-    "Seq",
-    "PlanId",
-    "Direction",
-    "Outcome",
-    "OldSha256",
-    "NewSha256",
-];
-
 /// `BplMigrate.Plan.P<plan id>`.
 pub fn objectscript_class_name(plan: &MigrationPlan) -> Result<String, SqlError> {
     if plan.plan_id.is_empty() || !plan.plan_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -285,6 +252,16 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
     for o in &plan.overrides {
         doc.push(format!("/// <p>Override applied: {}</p>", c(o)));
     }
+    // A mapping that cannot be inverted records what it overwrites, as the ODBC path does.
+    let records_undo = !revert_blockers(plan).is_empty() && !script.rewrites.is_empty();
+    if records_undo {
+        doc.push(
+            "/// <p>The mapping cannot be inverted: Run(0) copies every row it rewrites, before and after, to \
+             BplMigrate.Undo under its history entry; <code>bplmigrate apply DIR --revert</code> puts exactly those \
+             rows back (refusing when any of them changed since).</p>"
+                .into(),
+        );
+    }
     for line in [
         "/// <p>Order (each step guarded):</p><ol>",
         "/// <li>quiesce: <code>do ##class(CLASS).Quiesce()</code> disables and records every enabled item of the BPL class;</li>",
@@ -332,7 +309,7 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
         "SQLHISTORYPROBE",
         r.sql("history table exists", probe.as_str())?,
     ));
-    let read = read_rows(d, &history, HISTORY_READ, Some("BplClass"), Some("Seq"))?;
+    let read = read_rows(d, &history, HISTORY_COLUMNS, Some("BplClass"), Some("Seq"))?;
     params.push(("SQLHISTORY", r.sql("read history", read.as_str())?));
     let next = max_of(d, &history, "Seq", Some("BplClass"))?;
     params.push(("SQLNEXTSEQ", r.sql("next history entry", next.as_str())?));
@@ -349,6 +326,47 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
         s(&format!("UNLOCK TABLE {history_q} IN EXCLUSIVE MODE"))?,
     ));
     params.push(("SQLCREATEHISTORY", sql_string(&ddl)?));
+    let mut ensure_undo = String::new();
+    if records_undo {
+        let probe = probe_table(d, &undo_table(), &["Seq", "RowId"])?;
+        params.push(("SQLUNDOPROBE", r.sql("undo table exists", probe.as_str())?));
+        let ddl: String = undo_ddl(d)
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        params.push(("SQLCREATEUNDO", sql_string(&ddl)?));
+        ensure_undo =
+            "\tSet tSC = ..Ensure(..#SQLUNDOPROBE, ..#SQLCREATEUNDO)\n\tQuit:$$$ISERR(tSC) tSC\n"
+                .into();
+    }
+    // The history row's values, in the one column order (`sql::HISTORY_COLUMNS`).
+    let history_values = HISTORY_COLUMNS
+        .iter()
+        .map(|col| {
+            Ok(match *col {
+                "Seq" => "pSeq",
+                "PlanId" => "..#PLANID",
+                "PlanSha256" => "..#PLANSHA256",
+                "BplClass" => "..#BPLCLASS",
+                "OldSha256" => "..#OLDSHA256",
+                "NewSha256" => "..#NEWSHA256",
+                "Direction" => "\"apply\"",
+                "AppliedAt" => "tAt",
+                "AppliedBy" => "tBy",
+                "Outcome" => "\"applied\"",
+                "ToolVersion" => "..#TOOLVERSION",
+                "RowCounts" => "tCounts.%ToJSON()",
+                "Note" => "\"ObjectScript runner \"_..%ClassName(1)",
+                other => {
+                    return Err(SqlError::Plan {
+                        reason: format!("the runner writes no value for history column {other}"),
+                    })
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, SqlError>>()?
+        .join(", ");
     let parameters = params
         .iter()
         .map(|(k, v)| format!("Parameter {k} = {v};"))
@@ -470,6 +488,9 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
 
     // ----- Rewrite(): each statement with its expected row count.
     let mut rewrite = Vec::new();
+    if records_undo {
+        rewrite.push("\tSet pUndo = 0".to_string());
+    }
     for rw in &script.rewrites {
         let idx = census_index(&rw.table, &rw.key_column)?;
         let want: Vec<String> = rw
@@ -477,8 +498,17 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
             .iter()
             .map(|(k, _)| s(k).map(|k| format!("$Get(pBefore({idx}, {k}))")))
             .collect::<Result<_, _>>()?;
+        let record = if records_undo {
+            format!(
+                "\tSet tSC = ..Record({}, pSeq, .tRows)\n\tQuit:$$$ISERR(tSC) tSC\n\tIf tRows '= tWant Quit $$$ERROR($$$GeneralError, {}_tRows_\" rows, expected \"_tWant)\n\tSet pUndo = pUndo + tRows\n",
+                r.sql("undo rows", rw.undo.as_str())?,
+                s(&format!("{}: undo rows recorded ", rw.table))?
+            )
+        } else {
+            String::new()
+        };
         rewrite.push(format!(
-            "\t// {}\n\tSet tWant = {}\n\tSet tSC = ..Exec({}, .tRows)\n\tQuit:$$$ISERR(tSC) tSC\n\tIf tRows '= tWant Quit $$$ERROR($$$GeneralError, {}_tRows_\" rows, expected \"_tWant)",
+            "\t// {}\n\tSet tWant = {}\n{record}\tSet tSC = ..Exec({}, .tRows)\n\tQuit:$$$ISERR(tSC) tSC\n\tIf tRows '= tWant Quit $$$ERROR($$$GeneralError, {}_tRows_\" rows, expected \"_tWant)",
             c(&rw.description),
             want.join(" + "),
             r.sql("rewrite", rw.sql.as_str())?,
@@ -524,7 +554,24 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
         .replace("{{CENSUS}}", &join(census))
         .replace("{{PREDICT}}", &join(predict))
         .replace("{{REWRITE}}", &join(rewrite))
-        .replace("{{VERIFY}}", &join(verify));
+        .replace("{{VERIFY}}", &join(verify))
+        .replace("{{ENSUREUNDO}}", &ensure_undo)
+        .replace("{{HISTORYVALUES}}", &history_values);
+    // `{{H:Column}}`: the position of a history column in the rows `CheckHistory` reads.
+    let mut text = text;
+    while let Some(at) = text.find("{{H:") {
+        let end = text[at..]
+            .find("}}")
+            .map(|e| at + e)
+            .ok_or_else(|| SqlError::Plan {
+                reason: "an unterminated history column placeholder in runner.cls".into(),
+            })?;
+        let name = &text[at + 4..end];
+        let pos = history_column(name).ok_or_else(|| SqlError::Plan {
+            reason: format!("runner.cls reads {name}, which is not a history column"),
+        })?;
+        text.replace_range(at..end + 2, &pos.to_string());
+    }
     Ok((tidy(&text), r.statements))
 }
 
@@ -562,8 +609,11 @@ mod tests {
     #[test]
     fn the_history_table_and_ddl_are_the_odbc_paths() {
         assert_eq!(history_table(), crate::apply::history_table());
-        assert_eq!(crate::apply::MIGRATIONS.len(), 1);
-        assert_eq!(crate::apply::MIGRATIONS[0].1, HISTORY_DDL);
+        let m = &crate::apply::MIGRATIONS;
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].ddl)(Dialect::Iris), HISTORY_DDL);
+        assert_eq!((m[1].table)(), undo_table());
+        assert_eq!((m[1].ddl)(Dialect::Iris), undo_ddl(Dialect::Iris));
     }
 
     #[test]
@@ -579,6 +629,8 @@ mod tests {
             "PREDICT",
             "REWRITE",
             "VERIFY",
+            "ENSUREUNDO",
+            "HISTORYVALUES",
         ] {
             assert!(RUNNER.contains(&format!("{{{{{name}}}}}")), "{name}");
         }
@@ -597,6 +649,9 @@ mod tests {
                     "PREDICT}}",
                     "REWRITE}}",
                     "VERIFY}}",
+                    "ENSUREUNDO}}",
+                    "HISTORYVALUES}}",
+                    "H:",
                 ]
                 .iter()
                 .any(|k| p.starts_with(k))

@@ -1,0 +1,371 @@
+//! `apply --revert` of a plan whose mapping cannot be inverted (two old states onto one new
+//! one, a state removed by an override, …): put back exactly the rows the apply rewrote, from
+//! the values it recorded in `BplMigrate.Undo` in its own transaction (`sql::undo`).
+//!
+//! The same frame as `apply` — probe, lock then look, one transaction, history row, commit,
+//! read back — with these checks, all collected before anything is written:
+//! - the history: the plan is applied, its entry is the last migration of the class (the
+//!   chain), nothing is dirty;
+//! - the entry recorded undo rows (`RowCounts.undo`) and the undo table holds exactly that
+//!   many for it (an entry of the ObjectScript runner, or of a version before undo, has none:
+//!   refused, restore from a backup);
+//! - every recorded row still exists and holds exactly the values the apply wrote (state and
+//!   both stacks) — otherwise refused, naming the table and how many changed;
+//! - no row the entry did not record rests at a state whose old meaning is ambiguous (a state
+//!   that is not kept as it is by the plan): such rows reached it after the apply, and the
+//!   revert cannot tell where they came from;
+//! - the hosts are quiet, as for `apply`.
+//!
+//! Then one UPDATE per rewritten table restores the old values of exactly the recorded rows,
+//! each checked against the recorded count. Default fills of new context properties are not
+//! undone (the old version does not read those columns).
+
+use super::census::{census, CensusTargets};
+use super::conn::Db;
+use super::error::{ApplyError, Refusal};
+use super::folder::Migration;
+use super::history::{self, Outcome};
+use super::lock;
+use super::progress::{Event, Progress};
+use super::run::{
+    check_apply_target, conclude, history_checks, lock_plan_tables, new_entry, probe_tables,
+    quiet_all, quiet_classes, row_counts_json, ApplyOptions, ApplyReport, StatementOutcome,
+};
+use crate::plan::MigrationPlan;
+use crate::sql::{
+    self, Direction, SqlScript, HANDLER_STACK, ID_COLUMN, NEXT_STATE, SUBROUTINE_STACK,
+};
+use crate::states::SqlTable;
+use std::collections::BTreeSet;
+
+/// One table the apply rewrote, as the revert sees it.
+struct Work {
+    table: SqlTable,
+    /// `%NextState` or the response-handler column.
+    key: String,
+    /// A thread table (rows have stacks).
+    stacks: bool,
+    /// The stack columns the apply's rewrite set (the revert puts back only those).
+    set_stacks: Vec<&'static str>,
+    /// Values of `key` that mean the same in both versions: rows the apply did not record may
+    /// rest there.
+    keep: Vec<String>,
+}
+
+fn work(plan: &MigrationPlan, script: &SqlScript) -> Vec<Work> {
+    script
+        .rewrites
+        .iter()
+        .map(|rw| {
+            let stacks = rw.key_column == NEXT_STATE;
+            let stack_only: BTreeSet<&str> = rw
+                .mapping
+                .iter()
+                .filter(|(a, b)| a == b)
+                .map(|(a, _)| a.as_str())
+                .collect();
+            let keep: Vec<String> = if stacks {
+                let mut k: Vec<String> = plan
+                    .threads
+                    .iter()
+                    .filter(|t| t.old_table == rw.table)
+                    .flat_map(|t| &t.states)
+                    .filter(|s| s.new.as_deref() == Some(s.old.as_str()))
+                    .filter(|s| !stack_only.contains(s.old.as_str()))
+                    .map(|s| s.old.clone())
+                    .collect();
+                k.push("Stop".into());
+                k
+            } else {
+                plan.response_handlers
+                    .iter()
+                    .filter(|h| h.new.as_deref() == Some(h.old.as_str()))
+                    .map(|h| h.old.clone())
+                    .collect()
+            };
+            Work {
+                table: rw.table.clone(),
+                key: rw.key_column.clone(),
+                stacks,
+                set_stacks: [HANDLER_STACK, SUBROUTINE_STACK]
+                    .into_iter()
+                    .filter(|c| rw.columns.iter().any(|x| x == c))
+                    .collect(),
+                keep,
+            }
+        })
+        .collect()
+}
+
+/// Reverts `m` from its undo rows: see the module documentation.
+pub(super) fn revert(
+    db: &mut Db,
+    m: &Migration,
+    opts: &ApplyOptions,
+    progress: &dyn Progress,
+) -> Result<ApplyReport, ApplyError> {
+    let plan = &m.plan;
+    // The apply's own script says which tables it rewrote, and how.
+    let script = m.script(db.dialect(), Direction::Apply)?;
+    let works = work(plan, &script);
+    let targets = CensusTargets::for_plan(plan);
+    progress.event(&Event::Session {
+        id: lock::session_id(db),
+    });
+    progress.event(&Event::Step("checking tables"));
+    let probed: Vec<(SqlTable, Vec<String>)> = works
+        .iter()
+        .map(|w| {
+            let mut cols = vec![ID_COLUMN.to_string(), w.key.clone()];
+            if w.stacks {
+                cols.extend([HANDLER_STACK.to_string(), SUBROUTINE_STACK.to_string()]);
+            }
+            (w.table.clone(), cols)
+        })
+        .collect();
+    let missing = probe_tables(db, &targets, &probed);
+    check_apply_target(db, plan, &missing.keys().cloned().collect())?;
+    let refusals: Vec<Refusal> = missing
+        .iter()
+        .filter(|(t, _)| works.iter().any(|w| &w.table == *t))
+        .map(|(t, why)| Refusal::MissingTable {
+            table: t.clone(),
+            detail: why.clone(),
+        })
+        .collect();
+    if !refusals.is_empty() {
+        return Err(ApplyError::Refused { refusals });
+    }
+    if !history::exists(db) {
+        return Err(ApplyError::Refused {
+            refusals: vec![Refusal::NotApplied {
+                plan_id: plan.plan_id.clone(),
+            }],
+        });
+    }
+    let undo_exists = history::undo_exists(db);
+    let missing: BTreeSet<SqlTable> = missing.into_keys().collect();
+    let pg_version = lock::pg_version(db);
+    let unlocks = lock_plan_tables(db, plan, &script, &missing, pg_version, opts, progress)?;
+    let release = |db: &Db| {
+        lock::unlock(db, &unlocks);
+        history::unlock(db);
+    };
+    let body = in_transaction(
+        db,
+        m,
+        &works,
+        &targets,
+        &missing,
+        undo_exists,
+        opts,
+        progress,
+    );
+    conclude(
+        db,
+        m,
+        body,
+        Vec::new(),
+        &targets,
+        &missing,
+        &release,
+        opts,
+        progress,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn in_transaction(
+    db: &Db,
+    m: &Migration,
+    works: &[Work],
+    targets: &CensusTargets,
+    missing: &BTreeSet<SqlTable>,
+    undo_exists: bool,
+    opts: &ApplyOptions,
+    progress: &dyn Progress,
+) -> Result<ApplyReport, ApplyError> {
+    let plan = &m.plan;
+    let class = plan.old.class.clone();
+    progress.event(&Event::Step("taking the apply lock"));
+    if !history::try_lock(db, &class)? {
+        return Err(ApplyError::Refused {
+            refusals: vec![Refusal::Locked { class }],
+        });
+    }
+    let entries = history::entries_for_class(db, &class)?;
+    let (_, mut refusals) = history_checks(plan, &entries, Direction::Revert);
+    // The committed apply this revert undoes (history_checks refused when there is none).
+    let applied = entries
+        .iter()
+        .rev()
+        .find(|e| e.plan_id == plan.plan_id && e.committed())
+        .filter(|e| e.direction == Direction::Apply);
+    progress.event(&Event::Step("checking hosts and jobs"));
+    let quiet = quiet_all(db, &quiet_classes(plan))?;
+    refusals.extend(quiet.refusals());
+    let before = census(db, targets, missing, progress)?;
+
+    // Per table: the rows the entry recorded (0 for a table it recorded none of).
+    let mut recorded: Vec<i64> = vec![0; works.len()];
+    if let Some(e) = applied {
+        let no_undo = |reason: &str| Refusal::NoUndo {
+            plan_id: plan.plan_id.clone(),
+            seq: e.seq,
+            reason: reason.to_string(),
+        };
+        match e.undo_rows {
+            None => refusals.push(no_undo(
+                "recorded no undo rows (it ran before bplmigrate recorded them, or in the ObjectScript runner, \
+                 which does not)",
+            )),
+            Some(_) if !undo_exists => {
+                refusals.push(no_undo("recorded undo rows, but BplMigrate.Undo does not exist"))
+            }
+            Some(n) => {
+                progress.event(&Event::Step("checking the undo rows"));
+                let d = db.dialect();
+                let seq = e.seq.to_string();
+                let sql_of = |r: Result<sql::CheckedSql, sql::SqlError>, step: &str| {
+                    r.map_err(|e| ApplyError::db(super::error::DbFailure::refused_sql(step, &e)))
+                };
+                let count_rows = sql_of(sql::undo_rows(d), "count undo rows")?;
+                for (i, w) in works.iter().enumerate() {
+                    let name = sql::undo_table_name(&w.table);
+                    let key: [&str; 3] = [&class, &seq, &name];
+                    let total = db.count(
+                        &format!("count undo rows of {}", w.table),
+                        count_rows.as_str(),
+                        &key,
+                    )?;
+                    recorded[i] = total;
+                    let step = format!("compare the undo rows of {}", w.table);
+                    let same = sql_of(sql::undo_unchanged(d, &w.table, &w.key, w.stacks), &step)?;
+                    let unchanged = db.count(&step, same.as_str(), &key)?;
+                    if unchanged != total {
+                        refusals.push(Refusal::UndoChanged {
+                            table: w.table.clone(),
+                            seq: e.seq,
+                            changed: total - unchanged,
+                            recorded: total,
+                        });
+                    }
+                    let step = format!("rows of {} the undo rows do not cover", w.table);
+                    let others = sql_of(sql::undo_strangers(d, &w.table, &w.key, &w.keep), &step)?;
+                    let strangers = db.count(&step, others.as_str(), &key)?;
+                    if strangers != 0 {
+                        refusals.push(Refusal::UndoStrangers {
+                            table: w.table.clone(),
+                            seq: e.seq,
+                            rows: strangers,
+                        });
+                    }
+                }
+                let found: i64 = recorded.iter().sum();
+                if found != n {
+                    refusals.push(no_undo(&format!(
+                        "recorded {n} undo rows, but BplMigrate.Undo holds {found} for it"
+                    )));
+                }
+            }
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(ApplyError::Refused { refusals });
+    }
+    let Some(entry) = applied else {
+        // history_checks refuses a plan that is not applied; nothing to restore otherwise.
+        return Err(ApplyError::Refused {
+            refusals: vec![Refusal::NotApplied {
+                plan_id: plan.plan_id.clone(),
+            }],
+        });
+    };
+
+    let mut statements = Vec::new();
+    let mut mismatches = Vec::new();
+    let seq = entry.seq.to_string();
+    for (w, expected) in works.iter().zip(&recorded) {
+        let name = sql::undo_table_name(&w.table);
+        let step = format!("restore {}", w.table);
+        let restore = sql::undo_restore(db.dialect(), &w.table, &w.key, &w.set_stacks)
+            .map_err(|e| ApplyError::db(super::error::DbFailure::refused_sql(&step, &e)))?;
+        // The entry's key once per SET column (the key column and the stacks the apply set),
+        // then once for the WHERE (`sql::undo_restore`).
+        let sets = 1 + w.set_stacks.len();
+        let params: Vec<&str> =
+            std::iter::repeat_n([class.as_str(), seq.as_str(), name.as_str()], sets + 1)
+                .flatten()
+                .collect();
+        progress.event(&Event::Rewrite {
+            table: &w.table,
+            column: &w.key,
+            rows: Some(*expected),
+        });
+        let n = db
+            .execute(&step, restore.as_str(), &params)?
+            .map(|n| n as i64);
+        progress.event(&Event::Rewritten {
+            table: &w.table,
+            rows: n.map(|n| n as usize),
+        });
+        if n != Some(*expected) {
+            mismatches.push(format!(
+                "{}: the restore changed {n:?} rows, history entry {} recorded {expected}",
+                w.table, entry.seq
+            ));
+        }
+        statements.push(StatementOutcome {
+            description: format!(
+                "{}: {} restored from the undo rows of history entry {}",
+                w.table, w.key, entry.seq
+            ),
+            table: w.table.clone(),
+            expected_rows: Some(*expected),
+            rows: n,
+        });
+    }
+    if !mismatches.is_empty() {
+        return Err(ApplyError::Mismatch { mismatches });
+    }
+    // The locked tables allow no other change: this census is what the commit leaves (not
+    // logged again: the progress log shows the census once).
+    progress.event(&Event::Step("counting the rows restored"));
+    let after = census(db, targets, missing, &super::progress::Silent)?;
+    let restored: i64 = recorded.iter().sum();
+    let mut history_seq = None;
+    if !opts.dry_run {
+        let next = history::next_seq(db, &class)?;
+        let counts = row_counts_json(&before, &after, restored, None);
+        let note = format!(
+            "restored {restored} rows from the undo rows of history entry {}",
+            entry.seq
+        );
+        history::insert(
+            db,
+            &new_entry(m, opts, next, &counts, Outcome::Applied, &note),
+        )?;
+        history_seq = Some(next);
+    }
+    let mut notes = vec![format!(
+        "the mapping cannot be inverted: {restored} rows put back exactly as history entry {} found them",
+        entry.seq
+    )];
+    if quiet.items.is_empty() {
+        notes.push(format!("no production item runs {class}"));
+    }
+    Ok(ApplyReport {
+        plan_id: plan.plan_id.clone(),
+        class: class.clone(),
+        direction: Direction::Revert,
+        dry_run: opts.dry_run,
+        dialect: db.dialect(),
+        before,
+        after,
+        moves: Vec::new(),
+        statements,
+        quiet,
+        history_seq,
+        notes,
+    })
+}
