@@ -993,6 +993,12 @@ fn context(cx: &Context, resumes: &[Resume], out: &mut Findings) {
     }
 }
 
+/// Elements whose skipping or re-running changes no data: `<trace>` writes the event log
+/// only, `<empty>` nothing; a `<sequence>` of them is as quiet.
+fn is_quiet(element: &str) -> bool {
+    matches!(element, "trace" | "empty" | "sequence")
+}
+
 #[cfg(test)]
 mod tests {
     use super::how_many;
@@ -1067,10 +1073,4 @@ mod tests {
         // Every answer occurred.
         assert!(shown.contains("one") && shown.contains("some"), "{shown:?}");
     }
-}
-
-/// Elements whose skipping or re-running changes no data: `<trace>` writes the event log
-/// only, `<empty>` nothing; a `<sequence>` of them is as quiet.
-fn is_quiet(element: &str) -> bool {
-    matches!(element, "trace" | "empty" | "sequence")
 }
