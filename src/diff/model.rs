@@ -60,6 +60,9 @@ pub enum MatchVia {
     Position,
     /// Inside an identical subtree matched as a whole.
     Inside,
+    /// A state, not an activity: the wait of a synchronous `<call>` and that of a `<sync>` on
+    /// that call alone (spec 3.4.4a: they compile and persist alike).
+    SameWait,
 }
 
 impl MatchVia {
@@ -75,6 +78,7 @@ impl MatchVia {
             MatchVia::Children => "children",
             MatchVia::Position => "position",
             MatchVia::Inside => "inside",
+            MatchVia::SameWait => "same_wait",
         }
     }
 }

@@ -7,7 +7,7 @@
 //! `<compensationhandler>`.
 
 use super::matcher::Matching;
-use super::model::{DeltaKind, HandlerDelta, StateDelta, ThreadDelta};
+use super::model::{DeltaKind, HandlerDelta, MatchVia, StateDelta, ThreadDelta};
 use super::tree::Tree;
 use crate::bpl::ActivityId;
 use crate::states::{CompiledProcess, Role, State, ThreadClass};
@@ -268,7 +268,20 @@ fn map_state(
     let (n_owner, role) = match counterpart_key(owner, &s.role, t_old, t_new, m) {
         Ok(x) => x,
         Err(why) => {
-            d.note = Some(why);
+            // A `<sync>` on one call removed, its call made synchronous: the call's own wait.
+            if let Some(ns) =
+                nt.and_then(|nt| sync_to_call(owner, &s.role, t, nt, ix, t_old, t_new, m))
+            {
+                mapped(&mut d, s, ns, s.role.clone());
+                d.via = Some(MatchVia::SameWait);
+                d.note = Some(format!(
+                    "{} became call \"{}\" made synchronous: the same wait on the same call",
+                    t_old.label(owner),
+                    ns.activity.name.as_deref().unwrap_or_default()
+                ));
+            } else {
+                d.note = Some(why);
+            }
             return d;
         }
     };
@@ -277,33 +290,170 @@ fn map_state(
         d.note = Some(format!("{} has no counterpart in the new version", t.class));
         return d;
     };
-    match ix.state(n_id, &role, Some(nt)) {
-        Some((_, ns)) => {
-            d.new = Some(ns.name.clone());
-            d.new_activity = Some(ns.activity.clone());
-            d.change = if ns.name == s.name {
-                DeltaKind::Unchanged
-            } else {
-                DeltaKind::Renumbered
-            };
-            if role != s.role {
-                d.new_role = Some(role);
-            }
-        }
-        None => {
-            // The first thread class (in order) holding such a state.
-            let elsewhere = ix.state(n_id, &role, None).map(|(ti, _)| &ix.c.threads[ti]);
-            d.note = Some(match elsewhere {
-                Some(x) => format!(
-                    "{} now runs in {} (rows cannot change thread class)",
-                    t_new.label(n_owner),
-                    x.class
-                ),
-                None => format!("{} has no {role} state any more", t_new.label(n_owner)),
-            });
-        }
+    if let Some((_, ns)) = ix.state(n_id, &role, Some(nt)) {
+        mapped(&mut d, s, ns, role);
+        return d;
     }
+    // A synchronous call made asynchronous, with a `<sync>` on it alone right after it.
+    if let Some(ns) = call_to_sync(n_owner, &role, nt, ix, t_new, m) {
+        mapped(&mut d, s, ns, role);
+        d.via = Some(MatchVia::SameWait);
+        d.note = Some(format!(
+            "{} is now asynchronous and {} waits on it: the same wait on the same call",
+            t_new.label(n_owner),
+            ns.activity.label()
+        ));
+        return d;
+    }
+    // The first thread class (in order) holding such a state.
+    let elsewhere = ix.state(n_id, &role, None).map(|(ti, _)| &ix.c.threads[ti]);
+    d.note = Some(match (elsewhere, unlike_call_wait(n_owner, &role, t_new)) {
+        (Some(x), _) => format!(
+            "{} now runs in {} (rows cannot change thread class)",
+            t_new.label(n_owner),
+            x.class
+        ),
+        (None, Some(why)) => why,
+        (None, None) => format!("{} has no {role} state any more", t_new.label(n_owner)),
+    });
     d
+}
+
+/// Fills in the new side of an old state's delta.
+fn mapped(d: &mut StateDelta, s: &State, ns: &State, role: Role) {
+    d.new = Some(ns.name.clone());
+    d.new_activity = Some(ns.activity.clone());
+    d.change = if ns.name == s.name {
+        DeltaKind::Unchanged
+    } else {
+        DeltaKind::Renumbered
+    };
+    if role != s.role {
+        d.new_role = Some(role);
+    }
+}
+
+/// The wait roles a synchronous `<call>` shares with a `<sync>` (spec 3.4.4a: a synchronous
+/// call behaves like `<sync calls="<its name>" type="all">` placed right after it).
+fn is_wait_role(role: &Role) -> bool {
+    matches!(role, Role::SyncWait | Role::SyncAfter)
+}
+
+/// Whether the `<sync>` at `p` waits exactly like a synchronous call named `name`: it lists
+/// that call alone and has no `timeout` (a synchronous call has none).
+fn waits_like_call(t: &Tree, p: usize, name: &str) -> bool {
+    let n = t.nodes[p];
+    let mut calls = sync_calls(t, p);
+    calls.next() == Some(name) && calls.next().is_none() && !n.attrs.contains_key("timeout")
+}
+
+/// The call names a `<sync>` at `p` lists (none for other elements).
+fn sync_calls<'t>(t: &'t Tree, p: usize) -> impl Iterator<Item = &'t str> + 't {
+    let n = t.nodes[p];
+    n.attrs
+        .get("calls")
+        .filter(|_| n.element == "sync")
+        .into_iter()
+        .flat_map(|c| c.split(',').map(str::trim).filter(|c| !c.is_empty()))
+}
+
+/// The first of `sibs` that is a `<sync>` listing `name`.
+fn first_sync_on(t: &Tree, mut sibs: impl Iterator<Item = usize>, name: &str) -> Option<usize> {
+    sibs.find(|&x| sync_calls(t, x).any(|c| c == name))
+}
+
+/// The siblings after `p` in its list (same parent, same slot).
+fn later_siblings<'t>(t: &'t Tree, p: usize) -> impl Iterator<Item = usize> + 't {
+    let list = t.parent[p].and_then(|q| t.slots[q].iter().map(|(_, l)| l).find(|l| l.contains(&p)));
+    list.into_iter()
+        .flat_map(move |l| l.iter().copied().skip_while(move |&x| x != p).skip(1))
+}
+
+/// The siblings before `p` in its list, nearest first.
+fn earlier_siblings<'t>(t: &'t Tree, p: usize) -> impl Iterator<Item = usize> + 't {
+    let list = t.parent[p].and_then(|q| t.slots[q].iter().map(|(_, l)| l).find(|l| l.contains(&p)));
+    list.into_iter()
+        .flat_map(move |l| l.iter().rev().copied().skip_while(move |&x| x != p).skip(1))
+}
+
+/// Old synchronous call → new asynchronous call `n_call` plus a new `<sync>` that waits on it
+/// alone, later in the same list: the sync's state with the same role. The sync must be new
+/// (no old activity became it), enabled, and the first sync after the call that lists it.
+fn call_to_sync<'c>(
+    n_call: usize,
+    role: &Role,
+    nt: usize,
+    ix: &NewIndex<'c>,
+    t_new: &Tree,
+    m: &Matching,
+) -> Option<&'c State> {
+    if !is_wait_role(role) || t_new.element(n_call) != "call" {
+        return None;
+    }
+    let name = t_new.nodes[n_call].name.as_deref()?;
+    let sync = first_sync_on(t_new, later_siblings(t_new, n_call), name)?;
+    if !waits_like_call(t_new, sync, name) || m.n2o[sync].is_some() || !t_new.effective[sync] {
+        return None;
+    }
+    ix.state(t_new.id(sync), role, Some(nt)).map(|(_, ns)| ns)
+}
+
+/// Why the `<sync>` that now waits on the call at `n_call` (made asynchronous) is not the
+/// same wait as the call's own was, if one does.
+fn unlike_call_wait(n_call: usize, role: &Role, t_new: &Tree) -> Option<String> {
+    if !is_wait_role(role) || t_new.element(n_call) != "call" {
+        return None;
+    }
+    let name = t_new.nodes[n_call].name.as_deref()?;
+    let sync = first_sync_on(t_new, later_siblings(t_new, n_call), name)?;
+    let what = format!(
+        "{} is now asynchronous and {} waits on it",
+        t_new.label(n_call),
+        t_new.label(sync)
+    );
+    Some(if let Some(t) = t_new.nodes[sync].attrs.get("timeout") {
+        format!("{what} with a timeout ({t}) that instances waiting now never armed")
+    } else if sync_calls(t_new, sync).count() > 1 {
+        let calls: Vec<&str> = sync_calls(t_new, sync).collect();
+        format!("{what} together with other calls ({})", calls.join(", "))
+    } else {
+        format!("{what}, but not as the same wait (it is not new, or not generated)")
+    })
+}
+
+/// Old `<sync>` on one asynchronous call, removed → that call, matched and now synchronous
+/// in the new version: the call's state with the same role. The old call must have had no
+/// wait of its own (it was asynchronous), and the sync must be the first after it on it.
+#[allow(clippy::too_many_arguments)]
+fn sync_to_call<'c>(
+    o_sync: usize,
+    role: &Role,
+    t: &ThreadClass,
+    nt: usize,
+    ix: &NewIndex<'c>,
+    t_old: &Tree,
+    t_new: &Tree,
+    m: &Matching,
+) -> Option<&'c State> {
+    if !is_wait_role(role) || m.o2n[o_sync].is_some() || m.blocked[o_sync] {
+        return None;
+    }
+    let name = sync_calls(t_old, o_sync).next()?;
+    if !waits_like_call(t_old, o_sync, name) {
+        return None;
+    }
+    let o_call = earlier_siblings(t_old, o_sync)
+        .find(|&x| t_old.element(x) == "call" && t_old.nodes[x].name.as_deref() == Some(name))?;
+    // This sync is the first on that call after it.
+    if first_sync_on(t_old, later_siblings(t_old, o_call), name) != Some(o_sync) {
+        return None;
+    }
+    let o_call_id = t_old.id(o_call);
+    if t.states.iter().any(|s| s.activity.id == o_call_id) {
+        return None;
+    }
+    let n_call = m.o2n[o_call]?;
+    ix.state(t_new.id(n_call), role, Some(nt)).map(|(_, ns)| ns)
 }
 
 fn map_handlers(

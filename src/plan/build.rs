@@ -326,11 +326,15 @@ impl<'x> Builder<'x, '_> {
                             (None, _) => "removed".to_string(),
                         },
                         note: sd.note.clone(),
-                        modified: ns.and_then(|_| {
-                            let (o, n) = (
-                                self.a.old.pos(os.activity.id)?,
-                                self.a.new.pos(ns?.activity.id)?,
-                            );
+                        modified: ns.and_then(|ns| {
+                            // The owner's counterpart (a call whose wait is now a `<sync>`'s
+                            // compares with that call); owners of another element compare
+                            // with nothing (the note says what became of them).
+                            let o = self.a.old.pos(os.activity.id)?;
+                            let n = self.a.m.o2n[o].or_else(|| self.a.new.pos(ns.activity.id))?;
+                            if self.a.old.element(o) != self.a.new.element(n) {
+                                return None;
+                            }
                             let ch = crate::diff::tree::key_changes(
                                 self.a.old.nodes[o],
                                 self.a.new.nodes[n],

@@ -109,10 +109,11 @@ catalogue! {
         "the plan writes the new stack for those rows; review which fault handlers they will now reach";
     SkippedActivities = "BPM0201", "skipped-activities", Warning,
         "instances resting at a state will skip activities that the new version runs before that resume point \
-         (inserted there, moved there, or enabled)",
+         (inserted there, moved there, or enabled); info when they are only traces",
         "check that skipping them is harmless for in-flight instances, or let those instances finish first";
     RerunActivities = "BPM0202", "rerun-activities", Warning,
-        "instances resting at a state will run again activities that moved from before to after their resume point",
+        "instances resting at a state will run again activities that moved from before to after their resume point; \
+         info when they are only traces",
         "check that running them twice is harmless (calls are sent again!), or let those instances finish first";
     PendingCallRenamed = "BPM0203", "pending-call-renamed", Warning,
         "a <call> was renamed: its completion key changed, so a response still pending under the old name cannot \

@@ -469,7 +469,14 @@ impl<'x, 'a> Moved<'x, 'a> {
             self.new_after.splice(0..0, inner);
         }
         match w_old {
-            Some(wo) => to.order_ranges(wo, &mut self.old_before, &mut self.old_after),
+            Some(wo) => {
+                to.order_ranges(wo, &mut self.old_before, &mut self.old_after);
+                if sent_before_resting(to, wo) {
+                    // Its request ranges lie inside it: the whole call replaces them.
+                    self.old_before.retain(|&(s, _)| s < wo);
+                    self.old_before.push((wo, to.end[wo]));
+                }
+            }
             None => self.old_before.clear(),
         }
         let tr = tn.thread_root[w];
@@ -494,6 +501,15 @@ impl<'x, 'a> Moved<'x, 'a> {
             }
         }
     }
+}
+
+/// A thread resting at a state of the (old) call at `wo` has sent that call: the call — its
+/// request, and its response, which runs when the answer arrives whatever state the thread is
+/// mapped to — counts as run before the resume point. It matters when the call's wait moves
+/// to another activity (a `<sync>` after the call made asynchronous, an override): the call
+/// is then not "skipped", and mapped before it, it runs again.
+fn sent_before_resting(to: &Tree, wo: usize) -> bool {
+    to.element(wo) == "call"
 }
 
 /// What a thread resumed at `r` runs again: the outermost such activities (new positions).
@@ -1149,7 +1165,11 @@ mod tests {
     ) -> (SiblingRuns, SiblingRuns) {
         let (to, tn, m) = (&a.old, &a.new, &a.m);
         let was_before = |n: usize| match (m.n2o[n], w_old) {
-            (Some(o), Some(wo)) => to.effective[o] && to.order(o, wo) == Order::Before,
+            (Some(o), Some(wo)) => {
+                to.effective[o]
+                    && (to.order(o, wo) == Order::Before
+                        || (super::sent_before_resting(to, wo) && (o == wo || to.is_desc(o, wo))))
+            }
             _ => false,
         };
         let (mut sk, mut re) = (Vec::new(), Vec::new());

@@ -227,18 +227,32 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                         .map(|o| to.aref(o))
                         .collect()
                 };
-                let f = finding(
+                // Traces (and `<empty>`) change nothing but the event log: worth knowing,
+                // not worth a warning.
+                let quiet = part
+                    .iter()
+                    .flat_map(|&run| run_items(tn, run))
+                    .all(|p| (p..=tn.end[p]).all(|q| is_quiet(tn.element(q))));
+                let mut f = finding(
                     code,
                     format!(
-                        "instances resting at {} {verb} {}{how}: {} ({why})",
+                        "instances resting at {} {verb} {}{how}: {} ({why}{})",
                         at(rs),
                         how_many(tn, &part, may),
-                        some_names(&part)
+                        some_names(&part),
+                        if quiet {
+                            "; only traces: no effect on data"
+                        } else {
+                            ""
+                        }
                     ),
                 )
                 .states(states(rs))
                 .old_acts(old_refs)
                 .new_acts(named(&part).into_iter().map(|p| tn.aref(p)));
+                if quiet {
+                    f = f.severity(Severity::Info);
+                }
                 out.push(counted(f, &part));
             }
         }
@@ -977,6 +991,12 @@ fn context(cx: &Context, resumes: &[Resume], out: &mut Findings) {
             ContextChangeKind::Added => {}
         }
     }
+}
+
+/// Elements whose skipping or re-running changes no data: `<trace>` writes the event log
+/// only, `<empty>` nothing; a `<sequence>` of them is as quiet.
+fn is_quiet(element: &str) -> bool {
+    matches!(element, "trace" | "empty" | "sequence")
 }
 
 #[cfg(test)]
