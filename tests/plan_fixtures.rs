@@ -272,6 +272,9 @@ fn change_fixture_verdicts() {
         ("removed_awaited_async_call", Verdict::Blocked),
         ("response_handler_removed", Verdict::Migratable),
         ("unversioned_to_versioned", Verdict::Compatible),
+        ("delay_duration_changed", Verdict::Compatible),
+        ("delay_duration_to_until", Verdict::Compatible),
+        ("context_initial_changed", Verdict::Compatible),
     ];
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
     for dir in cases() {

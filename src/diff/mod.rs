@@ -323,6 +323,7 @@ fn context_deltas(old: &Bpl, new: &Bpl) -> Vec<ContextDelta> {
                 old_type: p.type_name.clone(),
                 new_type: None,
                 initial_expression: None,
+                old_initial_expression: p.initial_expression.clone(),
             }),
             Some(q) if q.type_name != p.type_name => out.push(ContextDelta {
                 name: p.name.clone(),
@@ -330,6 +331,17 @@ fn context_deltas(old: &Bpl, new: &Bpl) -> Vec<ContextDelta> {
                 old_type: p.type_name.clone(),
                 new_type: q.type_name.clone(),
                 initial_expression: q.initial_expression.clone(),
+                old_initial_expression: p.initial_expression.clone(),
+            }),
+            Some(q)
+                if q.initial_expression.as_deref().map(str::trim)
+                    != p.initial_expression.as_deref().map(str::trim) => out.push(ContextDelta {
+                name: p.name.clone(),
+                change: ContextChangeKind::InitialChanged,
+                old_type: p.type_name.clone(),
+                new_type: q.type_name.clone(),
+                initial_expression: q.initial_expression.clone(),
+                old_initial_expression: p.initial_expression.clone(),
             }),
             Some(_) => {}
         }
@@ -342,6 +354,7 @@ fn context_deltas(old: &Bpl, new: &Bpl) -> Vec<ContextDelta> {
                 old_type: None,
                 new_type: q.type_name.clone(),
                 initial_expression: q.initial_expression.clone(),
+                old_initial_expression: None,
             });
         }
     }

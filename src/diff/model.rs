@@ -220,6 +220,8 @@ pub enum ContextChangeKind {
     Added,
     Removed,
     Retyped,
+    /// Same type, another `initialexpression` (new instances only get the new value).
+    InitialChanged,
 }
 
 impl ContextChangeKind {
@@ -229,6 +231,7 @@ impl ContextChangeKind {
             ContextChangeKind::Added => "added",
             ContextChangeKind::Removed => "removed",
             ContextChangeKind::Retyped => "retyped",
+            ContextChangeKind::InitialChanged => "initial_changed",
         }
     }
 }
@@ -242,6 +245,9 @@ pub struct ContextDelta {
     /// `initialexpression` of the new property (what new instances get).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_expression: Option<String>,
+    /// `initialexpression` of the old property (what in-flight instances were created with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_initial_expression: Option<String>,
 }
 
 /// Something the matcher could not decide with confidence.

@@ -462,6 +462,7 @@ impl<'x> Builder<'x, '_> {
                     ContextChangeKind::Added => PropertyChange::Added,
                     ContextChangeKind::Removed => PropertyChange::Removed,
                     ContextChangeKind::Retyped => PropertyChange::Retyped,
+                    ContextChangeKind::InitialChanged => PropertyChange::InitialChanged,
                 },
                 old_type: c.old_type.clone(),
                 new_type: c.new_type.clone(),

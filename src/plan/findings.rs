@@ -155,6 +155,15 @@ catalogue! {
          old attributes, so they keep the old timer (a removed timeout still fires, a new one never starts) and the \
          responses they have pending are those of the old call list",
         "check that the new <sync> completes correctly for them, or let those instances finish first";
+    AwaitedDelayChanged = "BPM0213", "awaited-delay-changed", Warning,
+        "a <delay> that in-flight instances wait at changed its duration or until: the runtime armed their alarm \
+         when they reached it, so they keep the old timer and wake when the old value says",
+        "check that the old wake-up time is acceptable for them, or let those instances finish first";
+    ContextInitialChanged = "BPM0214", "context-initial-changed", Info,
+        "a context property kept its type but changed its initialexpression: in-flight rows keep the value they \
+         were created with; only new instances get the new one",
+        "if in-flight rows should get the new value, update their context rows yourself ([[default]] fills new \
+         properties only)";
     AmbiguousMatch = "BPM0301", "ambiguous-match", Error,
         "several activities looked alike and the matcher could not tell which old one is which new one; \
          an error when they own states, a warning otherwise",

@@ -209,6 +209,8 @@ pub enum PropertyChange {
     Added,
     Removed,
     Retyped,
+    /// Same type, another `initialexpression`.
+    InitialChanged,
 }
 
 impl PropertyChange {
@@ -218,6 +220,7 @@ impl PropertyChange {
             PropertyChange::Added => "added",
             PropertyChange::Removed => "removed",
             PropertyChange::Retyped => "retyped",
+            PropertyChange::InitialChanged => "initial_changed",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Human-readable renderings of plans and diffs (returned as text; the CLI prints them).
 
 use super::model::*;
-use crate::diff::{ActivityChangeKind, Aspect, DeltaKind, MatchIssue, ProcessDiff};
+use crate::diff::{ActivityChangeKind, Aspect, ContextChangeKind, DeltaKind, MatchIssue, ProcessDiff};
 use crate::states::ActivityRef;
 use std::fmt::Write;
 
@@ -606,13 +606,20 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
     if !d.context.is_empty() {
         let _ = writeln!(out, "\ncontext properties");
         for c in &d.context {
+            let (old, new) = match c.change {
+                ContextChangeKind::InitialChanged => (
+                    c.old_initial_expression.as_deref(),
+                    c.initial_expression.as_deref(),
+                ),
+                _ => (c.old_type.as_deref(), c.new_type.as_deref()),
+            };
             let _ = writeln!(
                 out,
                 "  {} {} ({} → {})",
                 c.name,
                 c.change.as_str(),
-                c.old_type.as_deref().unwrap_or("-"),
-                c.new_type.as_deref().unwrap_or("-")
+                old.unwrap_or("-"),
+                new.unwrap_or("-")
             );
         }
     }

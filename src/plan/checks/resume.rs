@@ -791,7 +791,8 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
     (findings, pre)
 }
 
-/// `<sync>` activities that rows can rest at whose calls, type or timeout changed (BPM0212).
+/// `<sync>` activities that rows can rest at whose calls, type or timeout changed (BPM0212),
+/// `<delay>`s whose duration or until changed (BPM0213).
 fn sync_changes(a: &Analysis, old_c: &CompiledProcess) -> Vec<Finding> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
     let mut out = Vec::new();
@@ -801,11 +802,42 @@ fn sync_changes(a: &Analysis, old_c: &CompiledProcess) -> Vec<Finding> {
                 continue;
             };
             let Some(n) = m.o2n[o] else { continue };
-            if to.element(o) != "sync" || tn.element(n) != "sync" || !tn.effective[n] {
+            let element = to.element(o);
+            if !matches!(element, "sync" | "delay") || tn.element(n) != element || !tn.effective[n]
+            {
                 continue;
             }
             let attr =
                 |t: &Tree, p: usize, k: &str| t.nodes[p].attrs.get(k).map(|v| v.trim().to_string());
+            let at = sref(&th.class, &st.name);
+            if element == "delay" {
+                // The runtime arms the alarm when the row reaches the wait (a `_Delay` key in its
+                // pending responses): rows parked there wake when the old value says.
+                let timer = |t: &Tree, p: usize| {
+                    ["duration", "until"]
+                        .iter()
+                        .find_map(|k| attr(t, p, k).map(|v| format!("{k} {v}")))
+                        .unwrap_or_else(|| "(no duration or until)".to_string())
+                };
+                let (w_o, w_n) = (timer(to, o), timer(tn, n));
+                if w_o != w_n {
+                    out.push(
+                        finding(
+                            Code::AwaitedDelayChanged,
+                            format!(
+                                "{} (waited at {at}) changed: {w_o} → {w_n}; rows parked at {} keep the timer armed with \
+                                 the old {w_o} and wake when it expires; only rows reaching the delay after the deploy use the new value",
+                                to.label(o),
+                                st.name
+                            ),
+                        )
+                        .states([at])
+                        .old_acts([to.aref(o)])
+                        .new_acts([tn.aref(n)]),
+                    );
+                }
+                continue;
+            }
             let calls = |t: &Tree, p: usize| -> BTreeSet<String> {
                 attr(t, p, "calls")
                     .unwrap_or_default()
@@ -896,7 +928,6 @@ fn sync_changes(a: &Analysis, old_c: &CompiledProcess) -> Vec<Finding> {
             if changes.is_empty() {
                 continue;
             }
-            let at = sref(&th.class, &st.name);
             out.push(
                 finding(
                     Code::AwaitedSyncChanged,
@@ -988,6 +1019,20 @@ fn context(cx: &Context, resumes: &[Resume], out: &mut Findings) {
                     c.new_type.as_deref().unwrap_or("(none)")
                 ),
             )),
+            ContextChangeKind::InitialChanged => {
+                let show = |x: &Option<String>| x.as_deref().unwrap_or("(none)").to_string();
+                let (old, new) = (show(&c.old_initial_expression), show(&c.initial_expression));
+                out.findings.push(finding(
+                    Code::ContextInitialChanged,
+                    format!(
+                        "context property {} changed its initialexpression from {old} to {new}: in-flight rows keep \
+                         the value they were created with ({old}, unless the process set another), only new \
+                         instances start with {new}; if in-flight rows should get {new}, UPDATE column {} of {} \
+                         yourself ([[default]] fills new properties only)",
+                        c.name, c.name, cx.old_c.context_table
+                    ),
+                ))
+            }
             ContextChangeKind::Added => {}
         }
     }
