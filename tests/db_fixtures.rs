@@ -369,6 +369,8 @@ stories!(
     arguments_reversed,
     awaited_async_rename,
     branch_switch,
+    call_out_of_catchall,
+    catch_delay_removed,
     class_changed,
     context_property_removed,
     context_initial_changed,

@@ -275,6 +275,8 @@ fn change_fixture_verdicts() {
         ("delay_duration_changed", Verdict::Compatible),
         ("delay_duration_to_until", Verdict::Compatible),
         ("context_initial_changed", Verdict::Compatible),
+        ("catch_delay_removed", Verdict::Blocked),
+        ("call_out_of_catchall", Verdict::Blocked),
     ];
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
     for dir in cases() {

@@ -9,7 +9,7 @@ use crate::bpl::Bpl;
 use crate::diff::tree::Tree;
 use crate::diff::MatchLimits;
 use crate::diff::{self, Analysis, ContextChangeKind, DeltaKind, DiffError, Pin, ProcessDiff};
-use crate::states::{CompiledProcess, ThreadClass};
+use crate::states::{CompiledProcess, Role, ThreadClass};
 use std::collections::BTreeSet;
 
 #[derive(Debug, thiserror::Error)]
@@ -655,8 +655,10 @@ impl<'x> Builder<'x, '_> {
                     _ => Vec::new(),
                 };
                 if pending.is_empty() {
-                    if let Some(sg) = self.by_predecessor(t, ot, nt, s) {
-                        out.push(sg);
+                    match self.by_predecessor(t, ot, nt, s) {
+                        Some(Ok(sg)) => out.push(sg),
+                        Some(Err(why)) => refuse(why),
+                        None => {}
                     }
                     continue;
                 }
@@ -753,10 +755,21 @@ impl<'x> Builder<'x, '_> {
                         let elsewhere = candidates
                             .iter()
                             .map(|(x, n)| {
-                                let why = if to.handler[o].is_some() != tn.handler[*n].is_some() {
-                                    "inside a fault handler"
-                                } else {
-                                    "in a branch that is not the counterpart of theirs"
+                                let handler_label = |t: &Tree, h: usize| {
+                                    let parent = t.parent[h].map(|s| format!(" of {}", t.label(s)));
+                                    format!("{}{}", t.element(h), parent.unwrap_or_default())
+                                };
+                                let why = match (to.handler[o], tn.handler[*n]) {
+                                    (Some(h), None) => format!(
+                                        "on the normal path, while they wait inside the {}",
+                                        handler_label(to, h)
+                                    ),
+                                    (None, Some(h)) => format!(
+                                        "inside the {}, while they wait on the normal path",
+                                        handler_label(tn, h)
+                                    ),
+                                    _ => "in a branch that is not the counterpart of theirs"
+                                        .to_string(),
                                 };
                                 format!("{} ({} of {}, {why})", x.name, x.role, x.activity.label())
                             })
@@ -783,14 +796,16 @@ impl<'x> Builder<'x, '_> {
     }
 
     /// The nearest surviving predecessor of a removed wait state that waits for an alarm,
-    /// with what a row mapped there runs again.
+    /// with what a row mapped there runs again; `Err` says why none is offered (the
+    /// predecessor dispatches a fault: a row mapped there would dispatch it again and run
+    /// whatever handler the new version chooses).
     fn by_predecessor(
         &self,
         t: &ThreadMapping,
         ot: &ThreadClass,
         nt: &ThreadClass,
         s: &StateMapping,
-    ) -> Option<Suggestion> {
+    ) -> Option<Result<Suggestion, String>> {
         let act = &s.old_activity;
         // Back through removed states to the nearest one that still has a counterpart.
         let mut at = s.old.clone();
@@ -807,15 +822,37 @@ impl<'x> Builder<'x, '_> {
             match t.states.iter().find(|m| m.old == pred.name)?.new.clone() {
                 Some(n) => break (pred, n),
                 None => {
-                    let l = pred.activity.label();
-                    if l != act.label() && !via.contains(&l) {
-                        via.push(l);
+                    if pred.activity.label() != act.label() {
+                        via.push(format!(
+                            "{} ({} of {})",
+                            pred.name,
+                            pred.role,
+                            pred.activity.label()
+                        ));
                     }
                     at = pred.name.clone();
                 }
             }
         };
         let ns = nt.states.iter().find(|x| x.name == mapped)?;
+        via.reverse();
+        if matches!(ns.role, Role::ScopeFault | Role::CatchDefault) {
+            let path = if via.is_empty() {
+                String::new()
+            } else {
+                format!(" through removed {}", via.join(", "))
+            };
+            return Some(Err(format!(
+                "the nearest surviving state before {} is {} ({} of {}){path}, which dispatches the fault: rows mapped there \
+                 would dispatch it again to whatever handler the new version has for it and run that handler, not continue \
+                 where {} was; map them by hand after checking that handler, or let them drain",
+                act.label(),
+                mapped,
+                ns.role,
+                ns.activity.label(),
+                act.label()
+            )));
+        }
         let w_new = self.a.new.pos(ns.activity.id)?;
         let r = safety::Resume {
             old_ref: sref(&ot.class, &s.old),
@@ -829,7 +866,6 @@ impl<'x> Builder<'x, '_> {
             .into_iter()
             .map(|p| safety::act_label(&self.a.new, p))
             .collect();
-        via.reverse();
         let led = if via.is_empty() {
             "led to".to_string()
         } else {
@@ -852,7 +888,7 @@ impl<'x> Builder<'x, '_> {
                 act.label()
             )
         };
-        Some(Suggestion {
+        Some(Ok(Suggestion {
             thread: short(&t.old_class).to_string(),
             old: s.old.clone(),
             new: mapped.clone(),
@@ -863,7 +899,7 @@ impl<'x> Builder<'x, '_> {
                 pred.activity.label(),
                 act.label(),
             ),
-        })
+        }))
     }
 
     /// Mark acknowledged findings; every `[[ack]]` must match one.
