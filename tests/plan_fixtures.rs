@@ -277,6 +277,8 @@ fn change_fixture_verdicts() {
         ("context_initial_changed", Verdict::Compatible),
         ("catch_delay_removed", Verdict::Blocked),
         ("call_out_of_catchall", Verdict::Blocked),
+        ("catch_disabled_pending_call", Verdict::Blocked),
+        ("context_property_renamed", Verdict::Compatible),
     ];
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
     for dir in cases() {

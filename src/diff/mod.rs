@@ -335,14 +335,17 @@ fn context_deltas(old: &Bpl, new: &Bpl) -> Vec<ContextDelta> {
             }),
             Some(q)
                 if q.initial_expression.as_deref().map(str::trim)
-                    != p.initial_expression.as_deref().map(str::trim) => out.push(ContextDelta {
-                name: p.name.clone(),
-                change: ContextChangeKind::InitialChanged,
-                old_type: p.type_name.clone(),
-                new_type: q.type_name.clone(),
-                initial_expression: q.initial_expression.clone(),
-                old_initial_expression: p.initial_expression.clone(),
-            }),
+                    != p.initial_expression.as_deref().map(str::trim) =>
+            {
+                out.push(ContextDelta {
+                    name: p.name.clone(),
+                    change: ContextChangeKind::InitialChanged,
+                    old_type: p.type_name.clone(),
+                    new_type: q.type_name.clone(),
+                    initial_expression: q.initial_expression.clone(),
+                    old_initial_expression: p.initial_expression.clone(),
+                })
+            }
             Some(_) => {}
         }
     }

@@ -1098,4 +1098,44 @@ mod tests {
             "{err}"
         );
     }
+
+    /// A removed and an added context property of the same type read as a rename only when
+    /// every activity that used the old one now uses the new one.
+    #[test]
+    fn a_rename_hint_needs_every_old_user_to_use_the_new_property() {
+        let doc = |prop: &str, set: &str, shown: &str| {
+            format!(
+                "<process request='Ens.Request' response='Ens.Response'><context>\
+                 <property name='{prop}' type='%Integer'/><property name='Total' type='%Integer'/></context>\
+                 <sequence><assign name='Set' property='context.{set}' value='42'/>\
+                 <call name='Ask' target='AskOp' async='0'><request type='Ens.Request'/></call>\
+                 <trace name='Show' value='context.{shown}'/></sequence></process>"
+            )
+        };
+        let hint = |new: &str| {
+            let o =
+                crate::bpl::parse_bare("old", &doc("Score", "Score", "Score"), "Demo.P").unwrap();
+            let n = crate::bpl::parse_bare("new", new, "Demo.P").unwrap();
+            let (oc, nc) = (
+                compile(&o, Compiler::Current).unwrap(),
+                compile(&n, Compiler::Current).unwrap(),
+            );
+            let p = super::build(&o, &n, &oc, &nc, None).unwrap();
+            let f = p
+                .plan
+                .findings
+                .iter()
+                .find(|f| f.code == super::Code::NewContextProperty)
+                .expect("RiskScore is read after the wait");
+            f.message.contains("looks like Score renamed")
+        };
+        assert!(hint(&doc("RiskScore", "RiskScore", "RiskScore")));
+        // `Set` now writes another property: Score's users do not all use RiskScore.
+        assert!(!hint(&doc("RiskScore", "Total", "RiskScore")));
+        // Another type is no rename.
+        assert!(!hint(&doc("RiskScore", "RiskScore", "RiskScore").replace(
+            "name='RiskScore' type='%Integer'",
+            "name='RiskScore' type='%String'"
+        )));
+    }
 }

@@ -1,7 +1,9 @@
 //! Human-readable renderings of plans and diffs (returned as text; the CLI prints them).
 
 use super::model::*;
-use crate::diff::{ActivityChangeKind, Aspect, ContextChangeKind, DeltaKind, MatchIssue, ProcessDiff};
+use crate::diff::{
+    ActivityChangeKind, Aspect, ContextChangeKind, DeltaKind, MatchIssue, ProcessDiff,
+};
 use crate::states::ActivityRef;
 use std::fmt::Write;
 

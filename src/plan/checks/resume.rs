@@ -753,7 +753,22 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
                     tn.nodes[n].name.as_deref().unwrap_or("")
                 ),
             ),
-            (Some(_), None) => (Code::PendingCallRemoved, "was disabled".to_string()),
+            (Some(n), None) => {
+                // The call itself, or the activity around it that was disabled.
+                let mut off = n;
+                while !tn.nodes[off].disabled {
+                    match tn.parent[off] {
+                        Some(p) => off = p,
+                        None => break,
+                    }
+                }
+                let what = if off == n || !tn.nodes[off].disabled {
+                    "was disabled".to_string()
+                } else {
+                    format!("lies in {}, which was disabled", tn.label(off))
+                };
+                (Code::PendingCallRemoved, what)
+            }
             (None, None) => (Code::PendingCallRemoved, "was removed".to_string()),
         };
         // A removed synchronous call waited on only in its own state: its removed wait state
@@ -968,6 +983,16 @@ fn context(cx: &Context, resumes: &[Resume], out: &mut Findings) {
             .and_then(|c| c.default.clone())
     };
     for (prop, mut f) in context_reads(cx.a, resumes, &added, default_of) {
+        let renamed = renamed_property(cx.a, &prop);
+        if let Some(old) = &renamed {
+            f.message.push_str(&format!(
+                "; it looks like {old} renamed (removed, same type, and every activity that used {old} now uses {prop}): \
+                 in-flight rows keep their value in column {old} of {}, which the new class no longer projects, so a \
+                 [[default]] cannot restore it: copy each row's {old} into {prop} yourself (read it before deploying), \
+                 or keep the old name",
+                cx.old_c.context_table
+            ));
+        }
         if context
             .iter()
             .any(|c| c.name == prop && c.default.is_some())
@@ -983,7 +1008,7 @@ fn context(cx: &Context, resumes: &[Resume], out: &mut Findings) {
                 .clone()
                 .unwrap_or_else(|| "%String".to_string());
             let value = np.initial.as_deref().and_then(sql_literal);
-            let reason = match (&value, &np.initial) {
+            let mut reason = match (&value, &np.initial) {
                 (Some(v), Some(i)) => format!(
                     "new instances get {v} (initialexpression {i}); rows resting at {} read {prop} before writing it",
                     f.states.join(", ")
@@ -993,6 +1018,11 @@ fn context(cx: &Context, resumes: &[Resume], out: &mut Findings) {
                     f.states.join(", ")
                 ),
             };
+            if let Some(old) = &renamed {
+                reason.push_str(&format!(
+                    " (one value for every row: their own values are in column {old}, see the finding)"
+                ));
+            }
             out.default_suggestions.push(DefaultSuggestion {
                 property: prop.clone(),
                 value,
@@ -1036,6 +1066,46 @@ fn context(cx: &Context, resumes: &[Resume], out: &mut Findings) {
             ContextChangeKind::Added => {}
         }
     }
+}
+
+/// The removed context property that `added` looks renamed from: the only removed one of the
+/// same type such that every effective old activity using it is matched to a new activity
+/// using `added` (and at least one does). `None` when none or several qualify.
+fn renamed_property(a: &Analysis, added: &str) -> Option<String> {
+    let (to, tn) = (&a.old, &a.new);
+    let new_type = a
+        .diff
+        .context
+        .iter()
+        .find(|c| c.name == added && c.change == ContextChangeKind::Added)?
+        .new_type
+        .clone();
+    let df_new = Dataflow {
+        t: tn,
+        needle: format!("context.{added}"),
+    };
+    let uses = |df: &Dataflow, p: usize| !matches!(df.own(p), Access::Neither);
+    let mut found = a
+        .diff
+        .context
+        .iter()
+        .filter(|c| c.change == ContextChangeKind::Removed && c.old_type == new_type)
+        .filter(|c| {
+            let df_old = Dataflow {
+                t: to,
+                needle: format!("context.{}", c.name),
+            };
+            let users: Vec<usize> = (0..to.len())
+                .filter(|&o| to.effective[o] && uses(&df_old, o))
+                .collect();
+            !users.is_empty()
+                && users
+                    .iter()
+                    .all(|&o| a.m.o2n[o].is_some_and(|n| uses(&df_new, n)))
+        })
+        .map(|c| c.name.clone());
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
 }
 
 /// Elements whose skipping or re-running changes no data: `<trace>` writes the event log
