@@ -73,6 +73,14 @@ pub(crate) struct Resume {
     /// The new state starts a child list of `w_new` over (an override onto an ENTRY,
     /// IF_TRUE, loop body … state): that slot (`*` for every body slot) runs from its start.
     pub enters: Option<String>,
+    /// The `<compensationhandler>` (new position) a thread resting at `w_new` runs as a
+    /// subroutine: it returns to its `<compensate>` when the handler ends, so what it skips
+    /// or re-runs here lies inside the handler; the rest is its return point's (`returns`).
+    pub within: Option<usize>,
+    /// The return point of a thread resting inside a compensation handler: `w_old`/`w_new`
+    /// are the `<compensate>`s of its old and new `%SubroutineStack` tops (spec 4.4 kind 4,
+    /// runtime 4.3); `old_ref`/`new_ref` are the states it rests at.
+    pub returns: bool,
 }
 
 /// The child list of its activity that a thread resting at a state of this role runs from
@@ -123,6 +131,7 @@ pub(crate) fn resume_points(
             let enters = roles
                 .get(new_state.as_str())
                 .and_then(|role| entered_slot(role));
+            let ret = return_point(a, ot, nt, sm, w_new);
             out.push(Resume {
                 old_ref: sref(&ot.class, &sm.old),
                 new_ref: new_sref(&nt.class, new_state),
@@ -130,10 +139,48 @@ pub(crate) fn resume_points(
                 w_new,
                 join: sm.join,
                 enters,
+                within: ret.map(|(h, _, _)| h),
+                returns: false,
             });
+            if let Some((_, r_old, r_new)) = ret {
+                out.push(Resume {
+                    old_ref: sref(&ot.class, &sm.old),
+                    new_ref: new_sref(&nt.class, new_state),
+                    w_old: Some(r_old),
+                    w_new: r_new,
+                    join: false,
+                    enters: None,
+                    within: None,
+                    returns: true,
+                });
+            }
         }
     }
     out
+}
+
+/// For a thread resting inside a compensation handler (new position `w_new`): the innermost
+/// `<compensationhandler>` around it, and the `<compensate>`s (old, new positions) it returns
+/// to when that handler ends: the owners of the tops of its old and new `%SubroutineStack`.
+fn return_point(
+    a: &Analysis,
+    ot: &ThreadClass,
+    nt: &ThreadClass,
+    sm: &StateMapping,
+    w_new: usize,
+) -> Option<(usize, usize, usize)> {
+    let h = a
+        .new
+        .ancestors(w_new)
+        .find(|&q| a.new.element(q) == "compensationhandler")?;
+    let owner = |t: &Tree, c: &ThreadClass, state: &String| {
+        let s = c.state(state)?;
+        let p = t.pos(s.activity.id)?;
+        (t.element(p) == "compensate").then_some(p)
+    };
+    let r_old = owner(&a.old, ot, sm.old_subroutine_stack.last()?)?;
+    let r_new = owner(&a.new, nt, sm.new_subroutine_stack.last()?)?;
+    Some((h, r_old, r_new))
 }
 
 /// What to report of a set of qualifying activities: the outermost ones whose whole
@@ -632,6 +679,18 @@ pub(crate) fn act_label(t: &Tree, p: usize) -> String {
                 t.index[x] + 1
             );
         }
+    }
+    // An unnamed `<compensate>` by the handler it runs (`compensate "Refund"`), with its
+    // position when another one runs the same handler.
+    if let (None, ActivityKind::Compensate { target }) = (&node.name, &node.kind) {
+        let twin = t.nodes.iter().enumerate().any(|(q, n)| {
+            q != p && matches!(&n.kind, ActivityKind::Compensate { target: o } if o == target)
+        });
+        return if twin {
+            format!("compensate {target:?}@{}", node.pos)
+        } else {
+            format!("compensate {target:?}")
+        };
     }
     t.label(p)
 }

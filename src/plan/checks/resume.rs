@@ -65,6 +65,28 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     for r in resumes {
         let w = r.w_new;
         moved.compute(w, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
+        if let Some(h) = r.within {
+            // It returns when the handler ends: the rest is its return point's.
+            for runs in [&mut sk, &mut re] {
+                runs.retain(|&(first, _)| tn.is_desc(first, h));
+            }
+        }
+        // Whether each lies in a branch (or loop body) that does not hold the resume point:
+        // then whether the instance ran it depends on data.
+        // Siblings share the answer, so it is asked once per run.
+        for (set, into) in [(&sk, &mut skipped), (&re, &mut rerun)] {
+            if !set.is_empty() {
+                let runs = set
+                    .iter()
+                    .map(|&(first, last)| (first, last, conditional_between(tn, first, w)))
+                    .collect();
+                into.entry(Runs { runs, end: &tn.end }).or_default().push(r);
+            }
+        }
+        if r.returns {
+            // The conditions around its return point are its resume point's.
+            continue;
+        }
         // A parent resting at a flow join started its branches already: a new branch never
         // runs, and a branch that finished never runs what was added to it.
         branch.clear();
@@ -116,18 +138,6 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
         }
         if !sw.is_empty() {
             switched.entry(sw).or_default().push(r);
-        }
-        // Whether each lies in a branch (or loop body) that does not hold the resume point:
-        // then whether the instance ran it depends on data.
-        // Siblings share the answer, so it is asked once per run.
-        for (set, into) in [(&sk, &mut skipped), (&re, &mut rerun)] {
-            if !set.is_empty() {
-                let runs = set
-                    .iter()
-                    .map(|&(first, last)| (first, last, conditional_between(tn, first, w)))
-                    .collect();
-                into.entry(Runs { runs, end: &tn.end }).or_default().push(r);
-            }
         }
         let top = outermost(tn, &branch, &mut full);
         if !top.is_empty() {
