@@ -197,9 +197,17 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
         }
         s
     };
+    // A row inside a compensation handler, for what it runs once the handler returns.
     let at = |rs: &[&Resume]| {
         rs.iter()
-            .map(|r| r.old_ref.as_str())
+            .map(|r| match r.returns {
+                true => format!(
+                    "{} (once its compensation handler returns to {})",
+                    r.old_ref,
+                    act_label(tn, r.w_new)
+                ),
+                false => r.old_ref.clone(),
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
