@@ -131,7 +131,7 @@ pub(crate) fn resume_points(
             let enters = roles
                 .get(new_state.as_str())
                 .and_then(|role| entered_slot(role));
-            let ret = return_point(a, ot, nt, sm, w_new);
+            let (within, returns) = return_points(a, ot, nt, states, sm, w_new);
             out.push(Resume {
                 old_ref: sref(&ot.class, &sm.old),
                 new_ref: new_sref(&nt.class, new_state),
@@ -139,10 +139,10 @@ pub(crate) fn resume_points(
                 w_new,
                 join: sm.join,
                 enters,
-                within: ret.map(|(h, _, _)| h),
+                within,
                 returns: false,
             });
-            if let Some((_, r_old, r_new)) = ret {
+            for (r_old, r_new) in returns {
                 out.push(Resume {
                     old_ref: sref(&ot.class, &sm.old),
                     new_ref: new_sref(&nt.class, new_state),
@@ -160,27 +160,56 @@ pub(crate) fn resume_points(
 }
 
 /// For a thread resting inside a compensation handler (new position `w_new`): the innermost
-/// `<compensationhandler>` around it, and the `<compensate>`s (old, new positions) it returns
-/// to when that handler ends: the owners of the tops of its old and new `%SubroutineStack`.
-fn return_point(
+/// `<compensationhandler>` around it, and the `<compensate>`s (old, new positions) it may
+/// return to when that handler ends: the owners of the tops of its `%SubroutineStack`. The
+/// first value (the one the plan writes) returns where its new stack says; a handler that
+/// several `<compensate>`s run has more old values, each returning where its top is mapped.
+fn return_points(
     a: &Analysis,
     ot: &ThreadClass,
     nt: &ThreadClass,
+    states: &[StateMapping],
     sm: &StateMapping,
     w_new: usize,
-) -> Option<(usize, usize, usize)> {
-    let h = a
+) -> (Option<usize>, Vec<(usize, usize)>) {
+    let Some(h) = a
         .new
         .ancestors(w_new)
-        .find(|&q| a.new.element(q) == "compensationhandler")?;
-    let owner = |t: &Tree, c: &ThreadClass, state: &String| {
-        let s = c.state(state)?;
-        let p = t.pos(s.activity.id)?;
+        .find(|&q| a.new.element(q) == "compensationhandler")
+    else {
+        return (None, Vec::new());
+    };
+    let owner = |t: &Tree, c: &ThreadClass, state: &str| {
+        let p = t.pos(c.state(state)?.activity.id)?;
         (t.element(p) == "compensate").then_some(p)
     };
-    let r_old = owner(&a.old, ot, sm.old_subroutine_stack.last()?)?;
-    let r_new = owner(&a.new, nt, sm.new_subroutine_stack.last()?)?;
-    Some((h, r_old, r_new))
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut add = |r_old: Option<&String>, r_new: Option<&String>| {
+        let pair = (
+            owner(&a.old, ot, r_old?.as_str())?,
+            owner(&a.new, nt, r_new?.as_str())?,
+        );
+        if !out.contains(&pair) {
+            out.push(pair);
+        }
+        Some(())
+    };
+    add(
+        sm.old_subroutine_stack.last(),
+        sm.new_subroutine_stack.last(),
+    );
+    for alt in ot
+        .state(&sm.old)
+        .map_or(&[][..], |s| &s.subroutine_stack_alternatives[..])
+    {
+        let top = alt.last();
+        let mapped = top.and_then(|r| states.iter().find(|x| &x.old == r)?.new.as_ref());
+        add(top, mapped);
+    }
+    match out.is_empty() {
+        true => (None, out),
+        false => (Some(h), out),
+    }
 }
 
 /// What to report of a set of qualifying activities: the outermost ones whose whole
