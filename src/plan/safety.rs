@@ -1399,6 +1399,67 @@ mod tests {
         assert!(checked > 5_000, "{checked}");
     }
 
+    /// A row waiting inside a compensation handler continues at the `<compensate>` that ran
+    /// it: with two callers, each old `%SubroutineStack` value is its own return point, and
+    /// only the one whose continuation changed is reported.
+    #[test]
+    fn rows_in_a_handler_with_two_callers_skip_what_follows_each_return() {
+        let tmp = tempfile::tempdir().unwrap();
+        let call = |name: &str| {
+            format!("<call name='{name}' target='T' async='0'><request type='Ens.Request'/></call>")
+        };
+        let doc = |freeze: &str| {
+            format!(
+                "<process request='Ens.Request' response='Ens.Response'>\n<context></context>\n<sequence>\n<scope name='Txn'>{}<compensationhandlers><compensationhandler name='Undo'>{}</compensationhandler></compensationhandlers><faulthandlers><catch fault='\"T\"'><compensate target='Undo'/>{}</catch><catchall>{freeze}<compensate target='Undo'/>{}</catchall></faulthandlers></scope>\n</sequence>\n</process>\n",
+                call("Book"),
+                call("Cancel"),
+                call("Tell"),
+                call("Report")
+            )
+        };
+        let (po, pn) = (tmp.path().join("old.xml"), tmp.path().join("new.xml"));
+        std::fs::write(&po, doc("")).unwrap();
+        std::fs::write(&pn, doc(&call("Freeze"))).unwrap();
+        let opts = LoadOptions::default();
+        let (o, n) = (
+            load(&po.to_string_lossy(), &opts).unwrap(),
+            load(&pn.to_string_lossy(), &opts).unwrap(),
+        );
+        let (oc, nc) = (
+            compile(&o, Compiler::Current).unwrap(),
+            compile(&n, Compiler::Current).unwrap(),
+        );
+        let cancel = oc.threads[0]
+            .states
+            .iter()
+            .find(|s| s.wait && s.activity.label() == "call \"Cancel\"")
+            .unwrap();
+        assert_eq!(cancel.subroutine_stack_alternatives.len(), 2);
+        let plan = crate::plan::build(&o, &n, &oc, &nc, None).unwrap().plan;
+        let at_cancel = format!(
+            "Thread1:{} (once its compensation handler returns",
+            cancel.name
+        );
+        let about: Vec<&str> = plan
+            .findings
+            .iter()
+            .map(|f| f.message.as_str())
+            .filter(|m| m.contains(&at_cancel))
+            .collect();
+        // The catchall's return point now has Freeze before it; the catch's is unchanged.
+        assert_eq!(about.len(), 1, "{about:#?}");
+        assert!(
+            about[0].contains("will skip 1 activity: call \"Freeze\""),
+            "{}",
+            about[0]
+        );
+        assert!(
+            about[0].contains("returns to compensate \"Undo\"@"),
+            "{}",
+            about[0]
+        );
+    }
+
     /// A skip of more than 10 activities names 10 in its message and its activity list, and
     /// carries the exact count for machines; a shorter one carries none.
     #[test]
