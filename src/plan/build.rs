@@ -861,6 +861,8 @@ impl<'x> Builder<'x, '_> {
             w_new,
             join: false,
             enters: safety::entered_slot(&ns.role),
+            within: None,
+            returns: false,
         };
         let again: Vec<String> = safety::reruns(self.a, &r)
             .into_iter()

@@ -73,6 +73,14 @@ pub(crate) struct Resume {
     /// The new state starts a child list of `w_new` over (an override onto an ENTRY,
     /// IF_TRUE, loop body … state): that slot (`*` for every body slot) runs from its start.
     pub enters: Option<String>,
+    /// The `<compensationhandler>` (new position) a thread resting at `w_new` runs as a
+    /// subroutine: it returns to its `<compensate>` when the handler ends, so what it skips
+    /// or re-runs here lies inside the handler; the rest is its return point's (`returns`).
+    pub within: Option<usize>,
+    /// The return point of a thread resting inside a compensation handler: `w_old`/`w_new`
+    /// are the `<compensate>`s of its old and new `%SubroutineStack` tops (spec 4.4 kind 4,
+    /// runtime 4.3); `old_ref`/`new_ref` are the states it rests at.
+    pub returns: bool,
 }
 
 /// The child list of its activity that a thread resting at a state of this role runs from
@@ -123,6 +131,7 @@ pub(crate) fn resume_points(
             let enters = roles
                 .get(new_state.as_str())
                 .and_then(|role| entered_slot(role));
+            let (within, returns) = return_points(a, ot, nt, states, sm, w_new);
             out.push(Resume {
                 old_ref: sref(&ot.class, &sm.old),
                 new_ref: new_sref(&nt.class, new_state),
@@ -130,10 +139,77 @@ pub(crate) fn resume_points(
                 w_new,
                 join: sm.join,
                 enters,
+                within,
+                returns: false,
             });
+            for (r_old, r_new) in returns {
+                out.push(Resume {
+                    old_ref: sref(&ot.class, &sm.old),
+                    new_ref: new_sref(&nt.class, new_state),
+                    w_old: Some(r_old),
+                    w_new: r_new,
+                    join: false,
+                    enters: None,
+                    within: None,
+                    returns: true,
+                });
+            }
         }
     }
     out
+}
+
+/// For a thread resting inside a compensation handler (new position `w_new`): the innermost
+/// `<compensationhandler>` around it, and the `<compensate>`s (old, new positions) it may
+/// return to when that handler ends: the owners of the tops of its `%SubroutineStack`. The
+/// first value (the one the plan writes) returns where its new stack says; a handler that
+/// several `<compensate>`s run has more old values, each returning where its top is mapped.
+fn return_points(
+    a: &Analysis,
+    ot: &ThreadClass,
+    nt: &ThreadClass,
+    states: &[StateMapping],
+    sm: &StateMapping,
+    w_new: usize,
+) -> (Option<usize>, Vec<(usize, usize)>) {
+    let Some(h) = a
+        .new
+        .ancestors(w_new)
+        .find(|&q| a.new.element(q) == "compensationhandler")
+    else {
+        return (None, Vec::new());
+    };
+    let owner = |t: &Tree, c: &ThreadClass, state: &str| {
+        let p = t.pos(c.state(state)?.activity.id)?;
+        (t.element(p) == "compensate").then_some(p)
+    };
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut add = |r_old: Option<&String>, r_new: Option<&String>| {
+        let pair = (
+            owner(&a.old, ot, r_old?.as_str())?,
+            owner(&a.new, nt, r_new?.as_str())?,
+        );
+        if !out.contains(&pair) {
+            out.push(pair);
+        }
+        Some(())
+    };
+    add(
+        sm.old_subroutine_stack.last(),
+        sm.new_subroutine_stack.last(),
+    );
+    for alt in ot
+        .state(&sm.old)
+        .map_or(&[][..], |s| &s.subroutine_stack_alternatives[..])
+    {
+        let top = alt.last();
+        let mapped = top.and_then(|r| states.iter().find(|x| &x.old == r)?.new.as_ref());
+        add(top, mapped);
+    }
+    match out.is_empty() {
+        true => (None, out),
+        false => (Some(h), out),
+    }
 }
 
 /// What to report of a set of qualifying activities: the outermost ones whose whole
@@ -632,6 +708,18 @@ pub(crate) fn act_label(t: &Tree, p: usize) -> String {
                 t.index[x] + 1
             );
         }
+    }
+    // An unnamed `<compensate>` by the handler it runs (`compensate "Refund"`), with its
+    // position when another one runs the same handler.
+    if let (None, ActivityKind::Compensate { target }) = (&node.name, &node.kind) {
+        let twin = t.nodes.iter().enumerate().any(|(q, n)| {
+            q != p && matches!(&n.kind, ActivityKind::Compensate { target: o } if o == target)
+        });
+        return if twin {
+            format!("compensate {target:?}@{}", node.pos)
+        } else {
+            format!("compensate {target:?}")
+        };
     }
     t.label(p)
 }
@@ -1309,6 +1397,67 @@ mod tests {
             }
         }
         assert!(checked > 5_000, "{checked}");
+    }
+
+    /// A row waiting inside a compensation handler continues at the `<compensate>` that ran
+    /// it: with two callers, each old `%SubroutineStack` value is its own return point, and
+    /// only the one whose continuation changed is reported.
+    #[test]
+    fn rows_in_a_handler_with_two_callers_skip_what_follows_each_return() {
+        let tmp = tempfile::tempdir().unwrap();
+        let call = |name: &str| {
+            format!("<call name='{name}' target='T' async='0'><request type='Ens.Request'/></call>")
+        };
+        let doc = |freeze: &str| {
+            format!(
+                "<process request='Ens.Request' response='Ens.Response'>\n<context></context>\n<sequence>\n<scope name='Txn'>{}<compensationhandlers><compensationhandler name='Undo'>{}</compensationhandler></compensationhandlers><faulthandlers><catch fault='\"T\"'><compensate target='Undo'/>{}</catch><catchall>{freeze}<compensate target='Undo'/>{}</catchall></faulthandlers></scope>\n</sequence>\n</process>\n",
+                call("Book"),
+                call("Cancel"),
+                call("Tell"),
+                call("Report")
+            )
+        };
+        let (po, pn) = (tmp.path().join("old.xml"), tmp.path().join("new.xml"));
+        std::fs::write(&po, doc("")).unwrap();
+        std::fs::write(&pn, doc(&call("Freeze"))).unwrap();
+        let opts = LoadOptions::default();
+        let (o, n) = (
+            load(&po.to_string_lossy(), &opts).unwrap(),
+            load(&pn.to_string_lossy(), &opts).unwrap(),
+        );
+        let (oc, nc) = (
+            compile(&o, Compiler::Current).unwrap(),
+            compile(&n, Compiler::Current).unwrap(),
+        );
+        let cancel = oc.threads[0]
+            .states
+            .iter()
+            .find(|s| s.wait && s.activity.label() == "call \"Cancel\"")
+            .unwrap();
+        assert_eq!(cancel.subroutine_stack_alternatives.len(), 2);
+        let plan = crate::plan::build(&o, &n, &oc, &nc, None).unwrap().plan;
+        let at_cancel = format!(
+            "Thread1:{} (once its compensation handler returns",
+            cancel.name
+        );
+        let about: Vec<&str> = plan
+            .findings
+            .iter()
+            .map(|f| f.message.as_str())
+            .filter(|m| m.contains(&at_cancel))
+            .collect();
+        // The catchall's return point now has Freeze before it; the catch's is unchanged.
+        assert_eq!(about.len(), 1, "{about:#?}");
+        assert!(
+            about[0].contains("will skip 1 activity: call \"Freeze\""),
+            "{}",
+            about[0]
+        );
+        assert!(
+            about[0].contains("returns to compensate \"Undo\"@"),
+            "{}",
+            about[0]
+        );
     }
 
     /// A skip of more than 10 activities names 10 in its message and its activity list, and

@@ -62,9 +62,49 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut switched: BTreeMap<Vec<(usize, String, String)>, Vec<&Resume>> = BTreeMap::new();
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
+    let added_to_handlers = added_to_fault_handlers(a, &mut full);
+    let mut faulted: BTreeMap<(usize, &[usize]), Vec<&Resume>> = BTreeMap::new();
     for r in resumes {
         let w = r.w_new;
         moved.compute(w, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
+        if let Some(h) = r.within {
+            // It returns when the handler ends: the rest is its return point's.
+            for runs in [&mut sk, &mut re] {
+                runs.retain(|&(first, _)| tn.is_desc(first, h));
+            }
+        }
+        // Whether each lies in a branch (or loop body) that does not hold the resume point:
+        // then whether the instance ran it depends on data.
+        // Siblings share the answer, so it is asked once per run.
+        for (set, into) in [(&sk, &mut skipped), (&re, &mut rerun)] {
+            if !set.is_empty() {
+                let runs = set
+                    .iter()
+                    .map(|&(first, last)| (first, last, conditional_between(tn, first, w)))
+                    .collect();
+                into.entry(Runs { runs, end: &tn.end }).or_default().push(r);
+            }
+        }
+        if r.returns {
+            // The conditions around its return point are its resume point's.
+            continue;
+        }
+        // A fault handler of a scope it passed, in both versions: rows that took that fault
+        // path (and only those) ran it without what was added to it.
+        if let Some(wo) = r.w_old {
+            for (c, items) in &added_to_handlers {
+                let (Some(s), Some(os)) = (tn.parent[*c], m.n2o[*c].and_then(|o| to.parent[o]))
+                else {
+                    continue;
+                };
+                if tn.thread_root[s] == tn.thread_root[w]
+                    && tn.order(s, w) == Order::Before
+                    && to.order(os, wo) == Order::Before
+                {
+                    faulted.entry((*c, items)).or_default().push(r);
+                }
+            }
+        }
         // A parent resting at a flow join started its branches already: a new branch never
         // runs, and a branch that finished never runs what was added to it.
         branch.clear();
@@ -117,18 +157,6 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
         if !sw.is_empty() {
             switched.entry(sw).or_default().push(r);
         }
-        // Whether each lies in a branch (or loop body) that does not hold the resume point:
-        // then whether the instance ran it depends on data.
-        // Siblings share the answer, so it is asked once per run.
-        for (set, into) in [(&sk, &mut skipped), (&re, &mut rerun)] {
-            if !set.is_empty() {
-                let runs = set
-                    .iter()
-                    .map(|&(first, last)| (first, last, conditional_between(tn, first, w)))
-                    .collect();
-                into.entry(Runs { runs, end: &tn.end }).or_default().push(r);
-            }
-        }
         let top = outermost(tn, &branch, &mut full);
         if !top.is_empty() {
             branches.entry(top).or_default().push(r);
@@ -169,9 +197,17 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
         }
         s
     };
+    // A row inside a compensation handler, for what it runs once the handler returns.
     let at = |rs: &[&Resume]| {
         rs.iter()
-            .map(|r| r.old_ref.as_str())
+            .map(|r| match r.returns {
+                true => format!(
+                    "{} (once its compensation handler returns to {})",
+                    r.old_ref,
+                    act_label(tn, r.w_new)
+                ),
+                false => r.old_ref.clone(),
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -257,6 +293,28 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
             }
         }
     }
+    for ((c, ps), rs) in &faulted {
+        let handler = match &tn.nodes[*c].kind {
+            ActivityKind::Catch {
+                fault: Some(fault), ..
+            } => format!("<catch fault={fault:?}>"),
+            _ => format!("<{}>", tn.element(*c)),
+        };
+        let scope = tn.parent[*c].map(|s| act_label(tn, s)).unwrap_or_default();
+        out.push(
+            finding(
+                Code::SkippedActivities,
+                format!(
+                    "instances resting at {} may skip {}, depending on whether a fault took them through the {handler} of {scope}: {} (added to that fault handler, which lies before that point)",
+                    at(rs),
+                    count(ps.len(), "activity", "activities"),
+                    names(ps)
+                ),
+            )
+            .states(states(rs))
+            .new_acts(ps.iter().map(|&p| tn.aref(p))),
+        );
+    }
     for (ps, rs) in &branches {
         out.push(
             finding(
@@ -300,6 +358,34 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
             .states(states(rs))
             .new_acts(sw.iter().map(|(p, _, _)| tn.aref(*p))),
         );
+    }
+    out
+}
+
+/// Fault handlers (`<catch>`/`<catchall>`) the old version has too, with the outermost
+/// activities added to them: new ones, or ones the old version did not generate. Activities of
+/// a handler nested in one count for that one.
+fn added_to_fault_handlers(a: &Analysis, full: &mut [bool]) -> Vec<(usize, Vec<usize>)> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let mut out = Vec::new();
+    for c in 0..tn.len() {
+        if !matches!(tn.element(c), "catch" | "catchall")
+            || !tn.effective[c]
+            || !m.n2o[c].is_some_and(|o| to.effective[o] && to.element(o) == tn.element(c))
+        {
+            continue;
+        }
+        let added: Vec<usize> = (c + 1..=tn.end[c])
+            .filter(|&p| {
+                tn.effective[p]
+                    && tn.handler[p] == Some(c)
+                    && !m.n2o[p].is_some_and(|o| to.effective[o])
+            })
+            .collect();
+        let top = outermost(tn, &added, full);
+        if !top.is_empty() {
+            out.push((c, top));
+        }
     }
     out
 }
