@@ -272,6 +272,11 @@ fn change_fixture_verdicts() {
         ("removed_awaited_async_call", Verdict::Blocked),
         ("response_handler_removed", Verdict::Migratable),
         ("unversioned_to_versioned", Verdict::Compatible),
+        ("wait_moved_out_of_foreach", Verdict::Compatible),
+        ("wait_moved_out_of_while", Verdict::Migratable),
+        ("wait_moved_into_foreach", Verdict::Compatible),
+        ("until_replaced_by_while", Verdict::Drain),
+        ("wait_wrapped_in_while", Verdict::Migratable),
     ];
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
     for dir in cases() {

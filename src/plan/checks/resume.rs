@@ -251,7 +251,7 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                 };
                 let how = match (may, skip) {
                     (true, _) => depending(a, &part, rs),
-                    (false, true) => this_iteration(tn, &part, rs).to_string(),
+                    (false, true) => this_iteration(a, &part, rs).to_string(),
                     (false, false) => String::new(),
                 };
                 // A re-run activity ran under the old version: it has an old counterpart.
@@ -419,8 +419,21 @@ fn how_many(t: &Tree, ps: &[(usize, usize)], may: bool) -> String {
 }
 
 /// For certain skips inside a loop body that also holds the resume point: only the current
-/// iteration skips them. (Siblings share the answer: it is asked of each run's first.)
-fn this_iteration(t: &Tree, ps: &[(usize, usize)], rs: &[&Resume]) -> &'static str {
+/// iteration skips them; inside a loop that held the old wait but not the new one: they skip
+/// them in the iteration they leave it from. (Siblings share the answer: it is asked of each
+/// run's first.)
+fn this_iteration(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> &'static str {
+    let t = &a.new;
+    let in_left = ps.iter().all(|&(p, _)| {
+        rs.iter().all(|r| {
+            let held = loops_held(a, r);
+            t.ancestors(p)
+                .any(|q| held.contains(&q) && !t.is_desc(r.w_new, q))
+        })
+    });
+    if in_left {
+        return " in the iteration of the loop they leave";
+    }
     let in_loop = ps.iter().all(|&(p, _)| {
         rs.iter().all(|r| {
             let l = t.lca(p, r.w_new);
