@@ -292,6 +292,36 @@ fn change_fixture_verdicts() {
     }
 }
 
+/// A wait moved out of a loop: the rows resting there leave it (a warning naming the old
+/// loop), and no finding about them says "whether the loop ran": they were in it.
+#[test]
+fn a_wait_moved_out_of_a_loop_leaves_it() {
+    for (case, state, lp) in [
+        ("wait_moved_out_of_foreach", "Thread1:S5", "Each"),
+        ("wait_moved_out_of_while", "Thread1:S5", "Retry"),
+    ] {
+        let (planned, ..) = plan_case(&Path::new("fixtures/changes").join(case));
+        let about: Vec<_> = planned
+            .plan
+            .findings
+            .iter()
+            .filter(|f| f.states.iter().any(|s| s == state))
+            .collect();
+        let left = about
+            .iter()
+            .find(|f| f.code == Code::SkippedActivities && f.message.contains("resume outside"))
+            .unwrap_or_else(|| panic!("{case}: no finding that rows at {state} leave the loop"));
+        assert!(
+            left.activities.iter().any(|a| a.name.as_deref() == Some(lp)),
+            "{case}: {left:?}"
+        );
+        assert!(
+            about.iter().all(|f| !f.message.contains("whether the loop ran")),
+            "{case}: {about:?}"
+        );
+    }
+}
+
 #[test]
 fn new_context_property_without_overrides_is_only_compatible_with_a_warning() {
     let dir = Path::new("fixtures/changes/new_context_property");

@@ -341,7 +341,10 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
         out.push(
             finding(
                 Code::NewEnclosingActivity,
-                format!("instances resting at {} will resume inside another loop: {what}", at(rs)),
+                format!(
+                    "instances resting at {} will resume inside another loop: {what}",
+                    at(rs)
+                ),
             )
             .states(states(rs))
             .old_acts(ps.iter().map(|&(_, o)| to.aref(o)))
@@ -350,7 +353,11 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     }
     for (groups, ran) in [(&evaluated, true), (&enclosing, false)] {
         for (ps, rs) in groups {
-            let loops: Vec<usize> = ps.iter().copied().filter(|&p| is_loop(tn.element(p))).collect();
+            let loops: Vec<usize> = ps
+                .iter()
+                .copied()
+                .filter(|&p| is_loop(tn.element(p)))
+                .collect();
             let it = if ps.len() == 1 { "it" } else { "them" };
             let then = match (ran, loops.is_empty()) {
                 (true, true) => ", whose condition they evaluated before reaching that point under the old version: whatever the outcome was, they now continue inside it".to_string(),
@@ -365,7 +372,11 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
             out.push(
                 finding(
                     Code::NewEnclosingActivity,
-                    format!("instances resting at {} will resume inside {}{then}{how}", at(rs), names(ps)),
+                    format!(
+                        "instances resting at {} will resume inside {}{then}{how}",
+                        at(rs),
+                        names(ps)
+                    ),
                 )
                 .states(states(rs))
                 .new_acts(ps.iter().map(|&p| tn.aref(p))),
@@ -456,7 +467,7 @@ fn this_iteration(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> &'stat
 fn depending(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> String {
     let t = &a.new;
     let (mut branch, mut looped) = (false, false);
-    let mut new_loops: Vec<usize> = Vec::new();
+    let mut new_loops: BTreeSet<usize> = BTreeSet::new();
     for &(p, _) in ps {
         for r in rs {
             let held = loops_held(a, r);
@@ -471,9 +482,7 @@ fn depending(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> String {
                     "if" | "switch" => branch = true,
                     "while" | "foreach" if held.contains(&par) => {}
                     "while" | "foreach" if a.m.n2o[par].is_none_or(|o| !a.old.effective[o]) => {
-                        if !new_loops.contains(&par) {
-                            new_loops.push(par);
-                        }
+                        new_loops.insert(par);
                     }
                     "while" | "foreach" => looped = true,
                     _ => {}
@@ -489,14 +498,18 @@ fn depending(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> String {
         )
     });
     match (branch, looped, new_loop) {
-        (true, true, None) => ", depending on the branches they took and whether a loop ran".to_string(),
-        (false, true, None) => ", depending on whether the loop ran (it may have run 0 times)".to_string(),
+        (true, true, None) => {
+            ", depending on the branches they took and whether a loop ran".to_string()
+        }
+        (false, true, None) => {
+            ", depending on whether the loop ran (it may have run 0 times)".to_string()
+        }
         (true, _, None) | (false, false, None) => ", depending on the branch they took".to_string(),
         (false, false, Some(n)) => format!(", in {n}"),
         (true, false, Some(n)) => format!(", depending on the branch they took, and in {n}"),
-        (_, true, Some(n)) => format!(
-            ", depending on the branches they took and whether a loop ran, and in {n}"
-        ),
+        (_, true, Some(n)) => {
+            format!(", depending on the branches they took and whether a loop ran, and in {n}")
+        }
     }
 }
 
