@@ -424,6 +424,7 @@ stories!(
     unversioned_to_versioned,
     unwrap_scope,
     versioned,
+    wait_moved_before_while,
     wait_moved_into_foreach,
     wait_moved_out_of_foreach,
     wait_moved_out_of_while,

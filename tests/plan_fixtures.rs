@@ -274,6 +274,7 @@ fn change_fixture_verdicts() {
         ("unversioned_to_versioned", Verdict::Compatible),
         ("wait_moved_out_of_foreach", Verdict::Compatible),
         ("wait_moved_out_of_while", Verdict::Migratable),
+        ("wait_moved_before_while", Verdict::Migratable),
         ("wait_moved_into_foreach", Verdict::Compatible),
         ("until_replaced_by_while", Verdict::Drain),
         ("wait_wrapped_in_while", Verdict::Migratable),
@@ -312,11 +313,15 @@ fn a_wait_moved_out_of_a_loop_leaves_it() {
             .find(|f| f.code == Code::SkippedActivities && f.message.contains("resume outside"))
             .unwrap_or_else(|| panic!("{case}: no finding that rows at {state} leave the loop"));
         assert!(
-            left.activities.iter().any(|a| a.name.as_deref() == Some(lp)),
+            left.activities
+                .iter()
+                .any(|a| a.name.as_deref() == Some(lp)),
             "{case}: {left:?}"
         );
         assert!(
-            about.iter().all(|f| !f.message.contains("whether the loop ran")),
+            about
+                .iter()
+                .all(|f| !f.message.contains("whether the loop ran")),
             "{case}: {about:?}"
         );
     }

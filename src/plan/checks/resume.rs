@@ -66,6 +66,8 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     let mut left: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     // (new loop, old loop of the same name it replaced), both around the wait.
     let mut replaced: BTreeMap<Vec<(usize, usize)>, Vec<&Resume>> = BTreeMap::new();
+    // Old loops that held the wait and now come after the new resume point.
+    let mut reentered: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     for r in resumes {
         let w = r.w_new;
         moved.compute(w, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
@@ -142,8 +144,15 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                 None => true,
             }
         });
+        // A loop that now comes after the resume point is entered again from its start.
+        let (ahead, gone): (Vec<usize>, Vec<usize>) = gone
+            .into_iter()
+            .partition(|&o| m.o2n[o].is_some_and(|n| tn.order(n, w) == Order::After));
         if !gone.is_empty() {
             left.entry(gone).or_default().push(r);
+        }
+        if !ahead.is_empty() {
+            reentered.entry(ahead).or_default().push(r);
         }
         if !swapped.is_empty() {
             replaced.entry(swapped).or_default().push(r);
@@ -318,6 +327,33 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                     at(rs),
                     gs.iter().map(|&o| to.label(o)).collect::<Vec<_>>().join(", "),
                     if gs.len() == 1 { "its" } else { "their" },
+                ),
+            )
+            .states(states(rs))
+            .old_acts(gs.iter().map(|&o| to.aref(o)))
+            .new_acts(gs.iter().filter_map(|&o| m.o2n[o]).map(|n| tn.aref(n))),
+        );
+    }
+    for (gs, rs) in &reentered {
+        let what = gs
+            .iter()
+            .map(|&o| {
+                let n = m.o2n[o].unwrap_or(o);
+                let again = if tn.element(n) == "foreach" {
+                    "a foreach resets its key on entry: its body runs again for every item"
+                } else {
+                    "its condition is tested anew"
+                };
+                format!("{} ({again})", tn.label(n))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(
+            finding(
+                Code::RerunActivities,
+                format!(
+                    "instances resting at {} will resume before the loop that held their wait under the old version, and run it again from its start: {what}",
+                    at(rs)
                 ),
             )
             .states(states(rs))
