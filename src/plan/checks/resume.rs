@@ -145,9 +145,9 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
             }
         });
         // A loop that now comes after the resume point is entered again from its start.
-        let (ahead, gone): (Vec<usize>, Vec<usize>) = gone
-            .into_iter()
-            .partition(|&o| m.o2n[o].is_some_and(|n| tn.order(n, w) == Order::After));
+        let (ahead, gone): (Vec<usize>, Vec<usize>) = gone.into_iter().partition(|&o| {
+            m.o2n[o].is_some_and(|n| tn.effective[n] && tn.order(n, w) == Order::After)
+        });
         if !gone.is_empty() {
             left.entry(gone).or_default().push(r);
         }
