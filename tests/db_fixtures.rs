@@ -431,9 +431,15 @@ stories!(
     sync_call_made_async_with_timeout,
     toggle_disabled,
     unawaited_async_rename,
+    until_replaced_by_while,
     unversioned_to_versioned,
     unwrap_scope,
     versioned,
+    wait_moved_before_while,
+    wait_moved_into_foreach,
+    wait_moved_out_of_foreach,
+    wait_moved_out_of_while,
+    wait_wrapped_in_while,
     wrap_in_scope,
 );
 

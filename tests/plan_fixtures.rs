@@ -283,6 +283,12 @@ fn change_fixture_verdicts() {
         ("call_out_of_catchall", Verdict::Blocked),
         ("catch_disabled_pending_call", Verdict::Blocked),
         ("context_property_renamed", Verdict::Compatible),
+        ("wait_moved_out_of_foreach", Verdict::Compatible),
+        ("wait_moved_out_of_while", Verdict::Migratable),
+        ("wait_moved_before_while", Verdict::Migratable),
+        ("wait_moved_into_foreach", Verdict::Compatible),
+        ("until_replaced_by_while", Verdict::Drain),
+        ("wait_wrapped_in_while", Verdict::Migratable),
     ];
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
     for dir in cases() {
@@ -295,6 +301,40 @@ fn change_fixture_verdicts() {
     for (case, verdict) in want {
         let (planned, ..) = plan_case(&Path::new("fixtures/changes").join(case));
         assert_eq!(planned.plan.verdict, verdict, "{case}");
+    }
+}
+
+/// A wait moved out of a loop: the rows resting there leave it (a warning naming the old
+/// loop), and no finding about them says "whether the loop ran": they were in it.
+#[test]
+fn a_wait_moved_out_of_a_loop_leaves_it() {
+    for (case, state, lp) in [
+        ("wait_moved_out_of_foreach", "Thread1:S5", "Each"),
+        ("wait_moved_out_of_while", "Thread1:S5", "Retry"),
+    ] {
+        let (planned, ..) = plan_case(&Path::new("fixtures/changes").join(case));
+        let about: Vec<_> = planned
+            .plan
+            .findings
+            .iter()
+            .filter(|f| f.states.iter().any(|s| s == state))
+            .collect();
+        let left = about
+            .iter()
+            .find(|f| f.code == Code::SkippedActivities && f.message.contains("resume outside"))
+            .unwrap_or_else(|| panic!("{case}: no finding that rows at {state} leave the loop"));
+        assert!(
+            left.activities
+                .iter()
+                .any(|a| a.name.as_deref() == Some(lp)),
+            "{case}: {left:?}"
+        );
+        assert!(
+            about
+                .iter()
+                .all(|f| !f.message.contains("whether the loop ran")),
+            "{case}: {about:?}"
+        );
     }
 }
 

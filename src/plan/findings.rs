@@ -109,7 +109,8 @@ catalogue! {
         "the plan writes the new stack for those rows; review which fault handlers they will now reach";
     SkippedActivities = "BPM0201", "skipped-activities", Warning,
         "instances resting at a state will skip activities that the new version runs before that resume point \
-         (inserted there, moved there, or enabled); info when they are only traces",
+         (inserted there, moved there, or enabled), or the remaining iterations of a loop their wait moved out \
+         of; info when they are only traces",
         "check that skipping them is harmless for in-flight instances, or let those instances finish first";
     RerunActivities = "BPM0202", "rerun-activities", Warning,
         "instances resting at a state will run again activities that moved from before to after their resume point; \
@@ -127,8 +128,9 @@ catalogue! {
          applies to new instances only)",
         "set a default for in-flight rows with [[default]] in the overrides file, or acknowledge it with [[ack]]";
     NewEnclosingActivity = "BPM0206", "new-enclosing-activity", Warning,
-        "a resume point was moved into a new <if>, <switch> or loop: in-flight instances resume inside it without \
-         having evaluated its condition",
+        "a resume point was moved into a new <if>, <switch> or loop: in-flight instances resume inside it, which \
+         they never entered or had already passed under the old version; after the body a <while>/<until> tests \
+         its condition as usual and a <foreach> goes on from the key it holds (empty: from its first key)",
         "check that this path is right for every in-flight instance";
     ContextPropertyRemoved = "BPM0207", "context-property-removed", Info,
         "a context property was removed; its values in in-flight rows are no longer visible",

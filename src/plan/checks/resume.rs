@@ -64,6 +64,12 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let added_to_handlers = added_to_fault_handlers(a, &mut full);
     let mut faulted: BTreeMap<(usize, &[usize]), Vec<&Resume>> = BTreeMap::new();
+    // Old loops that held the wait and do not hold the new resume point.
+    let mut left: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
+    // (new loop, old loop of the same name it replaced), both around the wait.
+    let mut replaced: BTreeMap<Vec<(usize, usize)>, Vec<&Resume>> = BTreeMap::new();
+    // Old loops that held the wait and now come after the new resume point.
+    let mut reentered: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     for r in resumes {
         let w = r.w_new;
         moved.compute(w, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
@@ -80,7 +86,7 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
             if !set.is_empty() {
                 let runs = set
                     .iter()
-                    .map(|&(first, last)| (first, last, conditional_between(tn, first, w)))
+                    .map(|&(first, last)| (first, last, conditional_between(a, first, r)))
                     .collect();
                 into.entry(Runs { runs, end: &tn.end }).or_default().push(r);
             }
@@ -150,6 +156,46 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                 }
                 _ => enc.push(p),
             }
+        }
+        // Loops that held the wait under the old version but not now: the instance leaves
+        // them, unless one was replaced by a new loop of the same name around the wait (then
+        // it goes on iterating in that one).
+        let mut gone: Vec<usize> = match r.w_old {
+            Some(wo) => to
+                .ancestors(wo)
+                .filter(|&o| is_loop(to.element(o)) && to.effective[o])
+                .filter(|&o| m.o2n[o].is_none_or(|n| !tn.is_desc(w, n)))
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut swapped = Vec::new();
+        enc.retain(|&p| {
+            let same = gone.iter().position(|&o| {
+                is_loop(tn.element(p))
+                    && m.o2n[o].is_none()
+                    && to.nodes[o].name.is_some()
+                    && to.nodes[o].name == tn.nodes[p].name
+            });
+            match same {
+                Some(i) => {
+                    swapped.push((p, gone.remove(i)));
+                    false
+                }
+                None => true,
+            }
+        });
+        // A loop that now comes after the resume point is entered again from its start.
+        let (ahead, gone): (Vec<usize>, Vec<usize>) = gone.into_iter().partition(|&o| {
+            m.o2n[o].is_some_and(|n| tn.effective[n] && tn.order(n, w) == Order::After)
+        });
+        if !gone.is_empty() {
+            left.entry(gone).or_default().push(r);
+        }
+        if !ahead.is_empty() {
+            reentered.entry(ahead).or_default().push(r);
+        }
+        if !swapped.is_empty() {
+            replaced.entry(swapped).or_default().push(r);
         }
         if !eval.is_empty() {
             evaluated.entry(eval).or_default().push(r);
@@ -249,9 +295,9 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                     ),
                 };
                 let how = match (may, skip) {
-                    (true, _) => depending(tn, &part, rs),
-                    (false, true) => this_iteration(tn, &part, rs),
-                    (false, false) => "",
+                    (true, _) => depending(a, &part, rs),
+                    (false, true) => this_iteration(a, &part, rs).to_string(),
+                    (false, false) => String::new(),
                 };
                 // A re-run activity ran under the old version: it has an old counterpart.
                 let old_refs: Vec<ActivityRef> = if skip {
@@ -329,15 +375,102 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
             .new_acts(ps.iter().map(|&p| tn.aref(p))),
         );
     }
-    for (groups, then) in [
-        (&evaluated, ", whose condition they evaluated before reaching that point under the old version: whatever the outcome was, they now continue inside it"),
-        (&enclosing, " without having evaluated its condition"),
-    ] {
+    for (gs, rs) in &left {
+        let it = if gs.len() == 1 { "it" } else { "them" };
+        out.push(
+            finding(
+                Code::SkippedActivities,
+                format!(
+                    "instances resting at {} will resume outside {}, which held their wait under the old version: they leave {it} without running {} remaining iterations",
+                    at(rs),
+                    gs.iter().map(|&o| to.label(o)).collect::<Vec<_>>().join(", "),
+                    if gs.len() == 1 { "its" } else { "their" },
+                ),
+            )
+            .states(states(rs))
+            .old_acts(gs.iter().map(|&o| to.aref(o)))
+            .new_acts(gs.iter().filter_map(|&o| m.o2n[o]).map(|n| tn.aref(n))),
+        );
+    }
+    for (gs, rs) in &reentered {
+        let what = gs
+            .iter()
+            .map(|&o| {
+                let n = m.o2n[o].unwrap_or(o);
+                let again = if tn.element(n) == "foreach" {
+                    "a foreach resets its key on entry: its body runs again for every item"
+                } else {
+                    "its condition is tested anew"
+                };
+                format!("{} ({again})", tn.label(n))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(
+            finding(
+                Code::RerunActivities,
+                format!(
+                    "instances resting at {} will resume before the loop that held their wait under the old version, and run it again from its start: {what}",
+                    at(rs)
+                ),
+            )
+            .states(states(rs))
+            .old_acts(gs.iter().map(|&o| to.aref(o)))
+            .new_acts(gs.iter().filter_map(|&o| m.o2n[o]).map(|n| tn.aref(n))),
+        );
+    }
+    for (ps, rs) in &replaced {
+        let what = ps
+            .iter()
+            .map(|&(p, o)| {
+                format!(
+                    "{} replaces {} they were iterating in: {}",
+                    tn.label(p),
+                    to.label(o),
+                    loop_goes_on(tn, p, false)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        out.push(
+            finding(
+                Code::NewEnclosingActivity,
+                format!(
+                    "instances resting at {} will resume inside another loop: {what}",
+                    at(rs)
+                ),
+            )
+            .states(states(rs))
+            .old_acts(ps.iter().map(|&(_, o)| to.aref(o)))
+            .new_acts(ps.iter().map(|&(p, _)| tn.aref(p))),
+        );
+    }
+    for (groups, ran) in [(&evaluated, true), (&enclosing, false)] {
         for (ps, rs) in groups {
+            let loops: Vec<usize> = ps
+                .iter()
+                .copied()
+                .filter(|&p| is_loop(tn.element(p)))
+                .collect();
+            let it = if ps.len() == 1 { "it" } else { "them" };
+            let then = match (ran, loops.is_empty()) {
+                (true, true) => ", whose condition they evaluated before reaching that point under the old version: whatever the outcome was, they now continue inside it".to_string(),
+                (false, true) => " without having evaluated its condition".to_string(),
+                (true, false) => format!(", which they ran before reaching that point under the old version: they now continue inside {it}"),
+                (false, false) => format!(" without having entered {it} under the old version"),
+            };
+            let how: String = loops
+                .iter()
+                .map(|&p| format!("; {}", loop_goes_on(tn, p, ran)))
+                .collect();
             out.push(
                 finding(
                     Code::NewEnclosingActivity,
-                    format!("instances resting at {} will resume inside {}{then}", at(rs), names(ps)),
+                    format!(
+                        "instances resting at {} will resume inside {}{then}{how}",
+                        at(rs),
+                        names(ps)
+                    ),
                 )
                 .states(states(rs))
                 .new_acts(ps.iter().map(|&p| tn.aref(p))),
@@ -419,8 +552,21 @@ fn how_many(t: &Tree, ps: &[(usize, usize)], may: bool) -> String {
 }
 
 /// For certain skips inside a loop body that also holds the resume point: only the current
-/// iteration skips them. (Siblings share the answer: it is asked of each run's first.)
-fn this_iteration(t: &Tree, ps: &[(usize, usize)], rs: &[&Resume]) -> &'static str {
+/// iteration skips them; inside a loop that held the old wait but not the new one: they skip
+/// them in the iteration they leave it from. (Siblings share the answer: it is asked of each
+/// run's first.)
+fn this_iteration(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> &'static str {
+    let t = &a.new;
+    let in_left = ps.iter().all(|&(p, _)| {
+        rs.iter().all(|r| {
+            let held = loops_held(a, r);
+            t.ancestors(p)
+                .any(|q| held.contains(&q) && !t.is_desc(r.w_new, q))
+        })
+    });
+    if in_left {
+        return " in the iteration of the loop they leave";
+    }
     let in_loop = ps.iter().all(|&(p, _)| {
         rs.iter().all(|r| {
             let l = t.lca(p, r.w_new);
@@ -437,12 +583,16 @@ fn this_iteration(t: &Tree, ps: &[(usize, usize)], rs: &[&Resume]) -> &'static s
 }
 
 /// Why a skip or re-run is data-dependent: a branch, a loop, or both, between the
-/// activities and the resume points. (Siblings share the answer: it is asked of each run's
-/// first.)
-fn depending(t: &Tree, ps: &[(usize, usize)], rs: &[&Resume]) -> &'static str {
+/// activities and the resume points. A loop the old version did not have (or did not run)
+/// is new to them: whether it would have run is not something they decided. (Siblings share
+/// the answer: it is asked of each run's first.)
+fn depending(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> String {
+    let t = &a.new;
     let (mut branch, mut looped) = (false, false);
+    let mut new_loops: BTreeSet<usize> = BTreeSet::new();
     for &(p, _) in ps {
         for r in rs {
+            let held = loops_held(a, r);
             let l = t.lca(p, r.w_new);
             for par in std::iter::once(p)
                 .chain(t.ancestors(p))
@@ -452,29 +602,101 @@ fn depending(t: &Tree, ps: &[(usize, usize)], rs: &[&Resume]) -> &'static str {
             {
                 match t.element(par) {
                     "if" | "switch" => branch = true,
+                    "while" | "foreach" if held.contains(&par) => {}
+                    "while" | "foreach" if a.m.n2o[par].is_none_or(|o| !a.old.effective[o]) => {
+                        new_loops.insert(par);
+                    }
                     "while" | "foreach" => looped = true,
                     _ => {}
                 }
             }
         }
     }
-    match (branch, looped) {
-        (true, true) => ", depending on the branches they took and whether a loop ran",
-        (false, true) => ", depending on whether the loop ran (it may have run 0 times)",
-        _ => ", depending on the branch they took",
+    let new_loop = (!new_loops.is_empty()).then(|| {
+        let names: Vec<String> = new_loops.iter().map(|&q| t.label(q)).collect();
+        format!(
+            "{}, which they never ran (new to them; it runs 0 or more times)",
+            names.join(", ")
+        )
+    });
+    match (branch, looped, new_loop) {
+        (true, true, None) => {
+            ", depending on the branches they took and whether a loop ran".to_string()
+        }
+        (false, true, None) => {
+            ", depending on whether the loop ran (it may have run 0 times)".to_string()
+        }
+        (true, _, None) | (false, false, None) => ", depending on the branch they took".to_string(),
+        (false, false, Some(n)) => format!(", in {n}"),
+        (true, false, Some(n)) => format!(", depending on the branch they took, and in {n}"),
+        (_, true, Some(n)) => {
+            format!(", depending on the branches they took and whether a loop ran, and in {n}")
+        }
     }
 }
 
 /// Is there a conditional branch or loop body between `p` and its lowest common ancestor
-/// with `w` that does not hold `w`? Then whether a thread resting at `w` ran (or will run)
-/// `p` depends on the data it held.
-fn conditional_between(t: &Tree, p: usize, w: usize) -> bool {
-    let l = t.lca(p, w);
+/// with the resume point that does not hold it? Then whether a thread resting there ran (or
+/// will run) `p` depends on the data it held. A loop whose old counterpart held the old
+/// wait is not one of them: the thread was in its body.
+fn conditional_between(a: &Analysis, p: usize, r: &Resume) -> bool {
+    let t = &a.new;
+    let l = t.lca(p, r.w_new);
+    let held = loops_held(a, r);
     std::iter::once(p)
         .chain(t.ancestors(p))
         .take_while(|&q| q != l)
         .filter_map(|q| t.parent[q])
-        .any(|par| par != l && matches!(t.element(par), "if" | "switch" | "while" | "foreach"))
+        .any(|par| {
+            par != l
+                && matches!(t.element(par), "if" | "switch" | "while" | "foreach")
+                && !held.contains(&par)
+        })
+}
+
+fn is_loop(element: &str) -> bool {
+    matches!(element, "while" | "until" | "foreach")
+}
+
+/// The new counterparts of the old loops around the old wait of `r`: loops the thread was
+/// iterating in.
+fn loops_held(a: &Analysis, r: &Resume) -> Vec<usize> {
+    let Some(wo) = r.w_old else {
+        return Vec::new();
+    };
+    a.old
+        .ancestors(wo)
+        .filter(|&o| is_loop(a.old.element(o)))
+        .filter_map(|o| a.m.o2n[o])
+        .collect()
+}
+
+/// What a loop does for a thread that resumes in its body without having come through its
+/// test (spec 3.4.6-3.4.8): a `<while>`/`<until>` evaluates its condition at the test after
+/// the body as usual; a `<foreach>` takes the next key after the one in its key property,
+/// which is empty after the loop ended (`ran`) and, unless something set it, before it
+/// started: it iterates from its first key.
+fn loop_goes_on(t: &Tree, p: usize, ran: bool) -> String {
+    let label = t.label(p);
+    match t.element(p) {
+        "foreach" => {
+            let key = t.nodes[p].attrs.get("key").map_or("its key", String::as_str);
+            let (why, again) = if ran {
+                ("empty since that loop ended", " again")
+            } else {
+                ("empty unless something set it", "")
+            };
+            format!(
+                "after the body, {label} takes the key after the one in {key} ({why}), so it iterates from its first key: what is in its body runs{again} for every item"
+            )
+        }
+        "until" => format!(
+            "after the body, {label} evaluates its condition at its test as usual: the body runs again until it holds"
+        ),
+        _ => format!(
+            "after the body, {label} evaluates its condition at its test as usual: the body runs again while it holds"
+        ),
+    }
 }
 
 /// Do the old branch `os` of `o` and the new branch `ns` of its counterpart correspond?
