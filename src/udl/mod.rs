@@ -363,21 +363,9 @@ fn class_name_at(
     Ok(start..end)
 }
 
-/// A value for a message: at most 80 characters, control characters escaped.
+/// A value for a message, quoted: at most 80 characters, control characters escaped.
 pub(crate) fn shown(s: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i == 80 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    format!("'{out}'")
+    format!("'{}'", crate::input::printable_max(s, 80))
 }
 
 fn describe_char(c: char) -> String {
