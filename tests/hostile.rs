@@ -583,6 +583,44 @@ fn big_inputs_stay_linear() {
     let p = put("minified.xml", &bare("", &body).replace('\n', ""));
     cases.push(case("20k activities on one line", &[&"plan", &p, &p], PLAN, &p).expect(0, None));
 
+    // 50k `XData A [` headers never closed: tree-sitter's error recovery on this shape grows
+    // faster than the square of the input (>5 min for these 700 KB); the grammar gets a CPU
+    // budget linear in the input (5 s + 5 s/MiB) and the file is refused where it stopped.
+    let mut udl = String::from("Class Demo.X Extends Ens.BusinessProcessBPL\n{\n");
+    for i in 0..50_000 {
+        let _ = writeln!(udl, "XData A{i} [ ");
+    }
+    udl.push_str("}\n");
+    let p = put("unclosed-xdata.cls", &udl);
+    cases.push(
+        case("50k unclosed XData headers", &[&"states", &p], STATES, &p).expect(
+            2,
+            Some("the ObjectScript grammar gave up on this file after 8 s"),
+        ),
+    );
+
+    // A thread class of 5k state methods, each with a syntax error: one located error per
+    // method, each found without walking the tree from its root.
+    let mut udl = String::from("Class Demo.Gen.Ex02.Thread1 Extends Ens.BP.Thread\n{\n");
+    for i in 1..=5_000 {
+        let _ = writeln!(
+            udl,
+            "Method S{i}() As %Status\n{{\n Set x=(1\n Set ..%NextState=\"S{}\"\n}}",
+            i + 1
+        );
+    }
+    udl.push_str("}\n");
+    let p = put("errors.cls", &udl);
+    cases.push(
+        case(
+            "5k state methods with syntax errors",
+            &[&"verify-numbering", &GEN_BPL, &p],
+            VERIFY,
+            &p,
+        )
+        .expect(2, None),
+    );
+
     // Overrides with 100k entries (an error on the last one must still name its line).
     let mut ov = String::new();
     for _ in 0..100_000 {
@@ -611,7 +649,7 @@ fn big_inputs_stay_linear() {
         PLAN,
         &p,
     ));
-    check(cases, 8);
+    check(cases, 10);
 }
 
 /// 20k reordered siblings in `plan`: every wait state moves, so every state has skip/re-run

@@ -295,10 +295,16 @@ pub struct FlatEntry {
 }
 
 impl Activity {
-    /// Display form used in listings and messages: `call "Lookup"` or `assign@12:5`.
+    /// Display form used in listings and messages: `call "Lookup"` or `assign@12:5`. A
+    /// control character or bidi override in the name is escaped (`\u{a}`), so a name cannot
+    /// forge an output line or reorder it on the terminal.
     pub fn label(&self) -> String {
         match &self.name {
-            Some(n) => format!("{} \"{}\"", self.element, n),
+            Some(n) => format!(
+                "{} \"{}\"",
+                self.element,
+                crate::input::printable_max(n, usize::MAX)
+            ),
             None => format!("{}@{}", self.element, self.pos),
         }
     }

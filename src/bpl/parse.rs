@@ -1177,6 +1177,20 @@ mod tests {
     }
 
     #[test]
+    fn labels_escape_what_could_forge_or_reorder_a_line() {
+        let p = parse(&seq(
+            r#"<assign name="X&#10;DROP TABLE t; --&#x9B;2J&#x202E;" property="context.x" value="1"/>"#,
+        ))
+        .unwrap();
+        let a = first(&p);
+        assert_eq!(
+            a.name.as_deref(),
+            Some("X\nDROP TABLE t; --\u{9b}2J\u{202e}")
+        );
+        assert_eq!(a.label(), r#"assign "X\nDROP TABLE t; --\u{9b}2J\u{202e}""#);
+    }
+
+    #[test]
     fn disabled_is_exactly_true_or_1() {
         for (v, want) in [("true", true), ("1", true), ("false", false), ("0", false)] {
             let p = parse(&seq(&format!("<empty disabled=\"{v}\"/>"))).unwrap();

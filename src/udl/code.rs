@@ -72,8 +72,9 @@ fn facts_with(text: &str, pos: &dyn Fn(usize) -> Pos, holder: Node) -> CodeFacts
                 descend = false;
             }
             "method_args" => {
-                let name = n
-                    .prev_named_sibling()
+                // The named node before it, found with the cursor (`prev_named_sibling` asks
+                // tree-sitter for the parent, which it finds by descending from the root).
+                let name = prev_named(&mut c)
                     .filter(|p| p.kind() == "method_name")
                     .map(|p| text[p.byte_range()].to_ascii_lowercase());
                 if let Some(name) = name {
@@ -100,6 +101,23 @@ fn facts_with(text: &str, pos: &dyn Fn(usize) -> Pos, holder: Node) -> CodeFacts
         }
     }
     f
+}
+
+/// The named sibling before the cursor's node; the cursor is left where it was.
+fn prev_named<'t>(c: &mut tree_sitter::TreeCursor<'t>) -> Option<Node<'t>> {
+    let mut back = 0;
+    let mut found = None;
+    while c.goto_previous_sibling() {
+        back += 1;
+        if c.node().is_named() {
+            found = Some(c.node());
+            break;
+        }
+    }
+    for _ in 0..back {
+        c.goto_next_sibling();
+    }
+    found
 }
 
 /// `--- Begin Call Lookup ---` → `Lookup`.
@@ -190,16 +208,10 @@ pub fn read_code(file: &str, body: &str, body_pos: Pos) -> Result<CodeFacts, Bpl
             }
         }
     };
-    let Some(tree) = parse_tree(&wrapped) else {
-        return Err(BplError::at(
-            file,
-            body_pos,
-            "the ObjectScript grammar gave up on this method",
-        ));
-    };
+    let tree = parse_tree(&wrapped).map_err(|g| g.error(file, pos(g.offset), "this method"))?;
     let root = tree.root_node();
-    if let Some(e) = first_error(root, |_| true) {
-        return Err(diagnose(file, &wrapped, &pos, e, ""));
+    if let Some(e) = first_error(root, |_, _| true) {
+        return Err(diagnose(file, &wrapped, &pos, root, e, ""));
     }
     let holder = leaves(root)
         .into_iter()

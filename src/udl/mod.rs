@@ -17,6 +17,7 @@
 //! ([`normalize_line_breaks`] turns a lone `\r` into `\n`, keeping every byte offset).
 
 mod code;
+mod grammar;
 
 pub use code::{read_code, CallMarker, CodeFacts};
 
@@ -84,38 +85,110 @@ impl Member {
 /// A parser for the UDL grammar.
 pub(crate) fn parser() -> Parser {
     let mut p = Parser::new();
-    p.set_language(&tree_sitter_objectscript::LANGUAGE_OBJECTSCRIPT_UDL.into())
+    p.set_language(&grammar::language())
         // The grammar is compiled into this binary: a version mismatch is a build defect.
         .expect("the bundled ObjectScript UDL grammar matches the tree-sitter runtime");
     p
 }
 
-/// Parse `text` with the UDL grammar. `None` only if the parser gives up, which it does not
-/// without a timeout or cancellation flag.
+/// The grammar stopped before the end of the text: its error recovery used up the CPU time
+/// [`parse_budget`] allows for a text of this size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GaveUp {
+    /// How far it had read.
+    pub offset: usize,
+    pub budget: std::time::Duration,
+}
+
+impl GaveUp {
+    /// The located refusal, `what` naming the text ("this file", "this method").
+    pub(crate) fn error(self, file: &str, pos: Pos, what: &str) -> BplError {
+        BplError::at(
+            file,
+            pos,
+            format!(
+                "the ObjectScript grammar gave up on {what} after {} s of CPU time recovering from syntax errors (it had read up to here); fix the syntax before this point",
+                self.budget.as_secs()
+            ),
+        )
+    }
+}
+
+/// The CPU time the grammar may spend on `len` bytes: 5 s, plus 5 s per MiB. A well-formed
+/// class parses at about 2 MiB/s; tree-sitter's error recovery on some broken shapes (many
+/// unclosed `[` in member headers) grows faster than the square of the input, and would run
+/// for hours on a few hundred KiB without this bound.
+pub(crate) fn parse_budget(len: usize) -> std::time::Duration {
+    std::time::Duration::from_secs(5) + std::time::Duration::from_secs(5 * len as u64 / (1 << 20))
+}
+
+/// Parse `text` with the UDL grammar within [`parse_budget`].
 ///
 /// The grammar does not accept a CR before the LF after an argumentless command (`Quit\r\n`),
 /// so it is given a copy where the CR of a CRLF is a blank and a lone CR a LF: same length,
 /// so every offset in the tree is an offset in `text`.
-pub(crate) fn parse_tree(text: &str) -> Option<Tree> {
-    if !text.contains('\r') {
-        return parser().parse(text, None);
-    }
-    let b = text.as_bytes();
-    let copy: Vec<u8> = (0..b.len())
-        .map(|i| match b[i] {
-            b'\r' if b.get(i + 1) == Some(&b'\n') => b' ',
-            b'\r' => b'\n',
-            c => c,
-        })
-        .collect();
-    parser().parse(&copy, None)
+pub(crate) fn parse_tree(text: &str) -> Result<Tree, GaveUp> {
+    parse_tree_within(text, parse_budget(text.len()))
 }
 
-/// Whether `n` lies inside a member's or the class's keyword list (`[ Language = cache ]`).
-/// The grammar knows only some values of some keywords (not the `cache` language of older
-/// exports); the reader reads no keyword, so a keyword it cannot parse is not an error.
-fn inside_keywords(n: Node) -> bool {
-    n.ancestors_any(|k| k.ends_with("_keywords"))
+fn parse_tree_within(text: &str, budget: std::time::Duration) -> Result<Tree, GaveUp> {
+    let copy: Option<Vec<u8>> = text.contains('\r').then(|| {
+        let b = text.as_bytes();
+        (0..b.len())
+            .map(|i| match b[i] {
+                b'\r' if b.get(i + 1) == Some(&b'\n') => b' ',
+                b'\r' => b'\n',
+                c => c,
+            })
+            .collect()
+    });
+    let bytes = copy.as_deref().unwrap_or(text.as_bytes());
+    let start = cpu_time();
+    let mut offset = 0;
+    let mut progress = |state: &tree_sitter::ParseState| {
+        offset = state.current_byte_offset();
+        if cpu_time().saturating_sub(start) > budget {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    };
+    let options = tree_sitter::ParseOptions::new().progress_callback(&mut progress);
+    let tree = parser().parse_with_options(
+        &mut |i, _| bytes.get(i..).unwrap_or_default(),
+        None,
+        Some(options),
+    );
+    tree.ok_or(GaveUp {
+        offset: offset.min(text.len()),
+        budget,
+    })
+}
+
+/// The CPU time this thread has used (wall time where there is no such clock): a busy
+/// machine slows the parse without using up its budget.
+fn cpu_time() -> std::time::Duration {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec to write into.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        }
+    }
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed()
+}
+
+/// Whether `n` (below the nodes of kinds `above`) lies inside a member's or the class's
+/// keyword list (`[ Language = cache ]`). The grammar knows only some values of some keywords
+/// (not the `cache` language of older exports); the reader reads no keyword, so a keyword it
+/// cannot parse is not an error.
+fn inside_keywords(n: Node, above: &[Node]) -> bool {
+    n.kind().ends_with("_keywords") || above.iter().any(|a| a.kind().ends_with("_keywords"))
 }
 
 /// Node kinds that are comments or lines before the class (`Include`, `Import`, doc lines).
@@ -145,22 +218,33 @@ fn has_code(kind: &str) -> bool {
 /// and `Include`/`Import` lines), so it is not UDL. Errors in the header are returned;
 /// errors further on are in [`UdlClass::structure_error`] / [`Member::code_error`].
 pub fn read_class(file: &str, text: &str) -> Result<Option<UdlClass>, BplError> {
-    let Some(tree) = parse_tree(text) else {
-        return Err(BplError::at(
-            file,
-            Pos { line: 1, column: 1 },
-            "the ObjectScript grammar gave up on this file",
-        ));
-    };
     let idx = LineIndex::new(text);
+    let tree = parse_tree(text).map_err(|g| g.error(file, idx.pos(g.offset), "this file"))?;
     let at = |off: usize, msg: String| BplError::at(file, idx.pos(off), msg);
-    let leaves = leaves(tree.root_node());
+    let root = tree.root_node();
+    // One walk over the leaves (no list of them: a class of method code has millions).
+    let mut first: Option<(Node, Option<Node>)> = None;
+    let mut has_open = false;
+    let mut xdata = XdataOpens::default();
+    walk(root, |n, above| {
+        if n.child_count() != 0 {
+            return Walk::Descend;
+        }
+        if first.is_none()
+            && !n.is_extra()
+            && !is_preamble(n.kind())
+            && !above.iter().any(|a| is_preamble(a.kind()))
+        {
+            first = Some((n, above.last().copied()));
+        }
+        has_open |= n.kind() == "{";
+        let in_comment = above.iter().any(|a| a.kind() == "block_comment");
+        xdata.leaf(text, n, in_comment);
+        Walk::Skip
+    });
     // The first leaf that is not a comment or preamble line must be the `Class` keyword,
     // followed by blank space (the grammar also matches the `Class` of `Classic`).
-    let Some(kw) = leaves
-        .iter()
-        .find(|n| !n.ancestors_any(is_preamble) && !n.is_extra())
-    else {
+    let Some((kw, kw_parent)) = first else {
         return Ok(None);
     };
     if kw.kind() != "keyword_class"
@@ -176,7 +260,7 @@ pub fn read_class(file: &str, text: &str) -> Result<Option<UdlClass>, BplError> 
     let name = text[name_range.clone()].to_string();
 
     // The class_definition node (the keyword's parent when the header parsed).
-    let def = kw.parent().filter(|p| p.kind() == "class_definition");
+    let def = kw_parent.filter(|p| p.kind() == "class_definition");
     let mut supers = Vec::new();
     let mut members = Vec::new();
     if let Some(def) = def {
@@ -198,15 +282,17 @@ pub fn read_class(file: &str, text: &str) -> Result<Option<UdlClass>, BplError> 
         }
     }
     // Body opens: the header must reach a `{`.
-    if !leaves.iter().any(|n| n.kind() == "{") {
+    if !has_open {
         return Err(at(
             text.len(),
             format!("unexpected end of file: expected '{{' to open the body of class {name}"),
         ));
     }
-    let structure_error = first_error(tree.root_node(), |n| !inside_code(n) && !inside_keywords(n))
-        .map(|n| diagnose(file, text, &|o| idx.pos(o), n, &name));
-    let xdata_opens = xdata_opens(text, &leaves);
+    let structure_error = first_error(root, |n, above| {
+        !above.iter().any(|a| has_code(a.kind())) && !inside_keywords(n, above)
+    })
+    .map(|n| diagnose(file, text, &|o| idx.pos(o), root, n, &name));
+    let xdata_opens = xdata.finish();
     Ok(Some(UdlClass {
         name,
         keyword,
@@ -277,21 +363,9 @@ fn class_name_at(
     Ok(start..end)
 }
 
-/// A value for a message: at most 80 characters, control characters escaped.
+/// A value for a message, quoted: at most 80 characters, control characters escaped.
 pub(crate) fn shown(s: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i == 80 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    format!("'{out}'")
+    format!("'{}'", crate::input::printable_max(s, 80))
 }
 
 fn describe_char(c: char) -> String {
@@ -326,8 +400,8 @@ fn member(file: &str, text: &str, idx: &LineIndex, m: Node) -> Member {
         _ => None,
     };
     let (facts, code_error) = if matches!(kind.as_str(), "method" | "classmethod") {
-        let error = first_error(holder, |n| !inside_keywords(n))
-            .map(|n| diagnose(file, text, &|o| idx.pos(o), n, ""));
+        let error = first_error(holder, |n, above| !inside_keywords(n, above))
+            .map(|n| diagnose(file, text, &|o| idx.pos(o), holder, n, ""));
         let facts = code::facts(text, idx, holder);
         (Some(facts), error)
     } else {
@@ -366,84 +440,85 @@ fn child_of_kind<'t>(n: Node<'t>, kind: &str) -> Option<Node<'t>> {
     found
 }
 
-/// Every leaf in document order (iterative: no recursion on deep trees).
-fn leaves(root: Node) -> Vec<Node> {
-    let mut out = Vec::new();
+/// What [`walk`] does after visiting a node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    Descend,
+    Skip,
+    Stop,
+}
+
+/// Visit `root` and its descendants in document order with one cursor (no recursion on deep
+/// trees, and no `Node::parent`, which tree-sitter answers by descending from the root: a
+/// parent per node would be quadratic in a class of many members). `visit` gets each node and
+/// the nodes above it, from `root` down (none for `root`).
+fn walk<'t>(root: Node<'t>, mut visit: impl FnMut(Node<'t>, &[Node<'t>]) -> Walk) {
     let mut c = root.walk();
+    let mut above: Vec<Node<'t>> = Vec::new();
     'outer: loop {
-        if c.node().child_count() == 0 {
-            out.push(c.node());
-        } else if c.goto_first_child() {
-            continue;
+        let n = c.node();
+        match visit(n, &above) {
+            Walk::Stop => return,
+            Walk::Descend if c.goto_first_child() => {
+                above.push(n);
+                continue;
+            }
+            _ => {}
         }
         loop {
             if c.goto_next_sibling() {
                 continue 'outer;
             }
-            if !c.goto_parent() {
-                break 'outer;
+            if above.pop().is_none() || !c.goto_parent() {
+                return;
             }
         }
     }
+}
+
+/// Every leaf under `root` in document order.
+fn leaves(root: Node) -> Vec<Node> {
+    let mut out = Vec::new();
+    walk(root, |n, _| {
+        if n.child_count() == 0 {
+            out.push(n);
+        }
+        Walk::Descend
+    });
     out
 }
 
-trait NodeExt {
-    fn ancestors_any(&self, pred: impl Fn(&str) -> bool) -> bool;
-}
-
-impl NodeExt for Node<'_> {
-    fn ancestors_any(&self, pred: impl Fn(&str) -> bool) -> bool {
-        let mut n = Some(*self);
-        while let Some(x) = n {
-            if pred(x.kind()) {
-                return true;
-            }
-            n = x.parent();
-        }
-        false
-    }
-}
-
-/// Whether `n` lies inside the code of a member that holds ObjectScript code.
-fn inside_code(n: Node) -> bool {
-    let mut p = n.parent();
-    while let Some(x) = p {
-        if has_code(x.kind()) {
-            return true;
-        }
-        p = x.parent();
-    }
-    false
-}
-
-/// The earliest ERROR or MISSING node under `root` for which `keep` holds.
-fn first_error<'t>(root: Node<'t>, keep: impl Fn(Node) -> bool) -> Option<Node<'t>> {
+/// The earliest ERROR or MISSING node under `root` for which `keep(node, kinds above it)`
+/// holds.
+fn first_error<'t>(root: Node<'t>, keep: impl Fn(Node, &[Node]) -> bool) -> Option<Node<'t>> {
     if !root.has_error() {
         return None;
     }
-    let mut c = root.walk();
-    'outer: loop {
-        let n = c.node();
-        if (n.is_error() || n.is_missing()) && keep(n) {
-            return Some(n);
+    let mut found = None;
+    walk(root, |n, above| {
+        if (n.is_error() || n.is_missing()) && keep(n, above) {
+            found = Some(n);
+            return Walk::Stop;
         }
-        if n.has_error() && c.goto_first_child() {
-            continue;
+        if n.has_error() {
+            Walk::Descend
+        } else {
+            Walk::Skip
         }
-        loop {
-            if c.goto_next_sibling() {
-                continue 'outer;
-            }
-            if !c.goto_parent() {
-                return None;
-            }
-        }
-    }
+    });
+    found
 }
 
-/// A located message for a syntax error node.
-fn diagnose(file: &str, text: &str, pos: &dyn Fn(usize) -> Pos, n: Node, class: &str) -> BplError {
+/// A located message for the syntax error node `n` inside `scope` (the tree's root, or the
+/// method whose code holds it).
+fn diagnose(
+    file: &str,
+    text: &str,
+    pos: &dyn Fn(usize) -> Pos,
+    scope: Node,
+    n: Node,
+    class: &str,
+) -> BplError {
     if n.is_missing() {
         let what = n.kind();
         if what == "}" && text[n.start_byte()..].trim().is_empty() {
@@ -462,11 +537,7 @@ fn diagnose(file: &str, text: &str, pos: &dyn Fn(usize) -> Pos, n: Node, class: 
     }
     // A string literal never spans lines: one that does (or an unpaired `"` token inside the
     // error) is a string that never ends, reported where it starts.
-    let mut root = n;
-    while let Some(p) = root.parent() {
-        root = p;
-    }
-    if let Some(s) = multi_line_string(text, root, n.end_byte()) {
+    if let Some(s) = multi_line_string(text, scope, n.end_byte()) {
         return BplError::at(file, pos(s), "unterminated string literal");
     }
     if let Some(q) = leaves(n).into_iter().find(|l| l.kind() == "\"") {
@@ -490,55 +561,82 @@ fn diagnose(file: &str, text: &str, pos: &dyn Fn(usize) -> Pos, n: Node, class: 
 }
 
 /// The start of the first string literal before `before` that spans a line break.
-fn multi_line_string(text: &str, root: Node, before: usize) -> Option<usize> {
-    let mut c = root.walk();
-    'outer: loop {
-        let n = c.node();
+fn multi_line_string(text: &str, scope: Node, before: usize) -> Option<usize> {
+    let mut found = None;
+    walk(scope, |n, _| {
         if n.start_byte() >= before {
-            return None;
+            return Walk::Stop;
         }
-        if n.kind() == "string_literal" && text[n.byte_range()].contains('\n') {
-            return Some(n.start_byte());
+        if n.kind() != "string_literal" {
+            return Walk::Descend;
         }
-        if n.kind() != "string_literal" && c.goto_first_child() {
-            continue;
+        if text[n.byte_range()].contains('\n') {
+            found = Some(n.start_byte());
+            return Walk::Stop;
         }
-        loop {
-            if c.goto_next_sibling() {
-                continue 'outer;
-            }
-            if !c.goto_parent() {
-                return None;
-            }
-        }
-    }
+        Walk::Skip
+    });
+    found
 }
 
-/// `XData <name> [ … ] {` openings among the leaves, in document order: the offset of the
+/// `XData <name> [ … ] {` openings, fed leaf by leaf in document order: the offset of the
 /// `{`, or `Err(offset)` where a `{` was expected (the end of the text when it ends first).
-fn xdata_opens(text: &str, leaves: &[Node]) -> Vec<(String, Result<usize, usize>)> {
-    let mut out = Vec::new();
-    for (i, l) in leaves.iter().enumerate() {
-        if l.kind() != "keyword_xdata" || l.ancestors_any(|k| k == "block_comment") {
-            continue;
+/// Openings waiting in the same place move together, so each leaf costs the same however
+/// many `XData` keywords came before it.
+#[derive(Default)]
+struct XdataOpens {
+    out: Vec<(String, Result<usize, usize>)>,
+    /// Just after the keyword: the next leaf is the name.
+    want_name: Vec<usize>,
+    /// After the name: the next token is `{`, `[` or a mistake.
+    want_first: Vec<usize>,
+    /// Inside `[ … ]`, waiting for the `]`.
+    want_close: Vec<usize>,
+    /// After the `]`: the next token is `{` or a mistake.
+    want_after: Vec<usize>,
+}
+
+impl XdataOpens {
+    fn leaf(&mut self, text: &str, n: Node, in_comment: bool) {
+        let kind = n.kind();
+        if !n.is_extra() {
+            let open = if kind == "{" {
+                Ok(n.start_byte())
+            } else {
+                Err(n.start_byte())
+            };
+            for e in self.want_after.drain(..) {
+                self.out[e].1 = open;
+            }
+            if kind == "]" {
+                self.want_after.append(&mut self.want_close);
+            }
+            for e in self.want_first.drain(..) {
+                if kind == "[" {
+                    self.want_close.push(e);
+                } else {
+                    self.out[e].1 = open;
+                }
+            }
         }
-        let Some(name) = leaves.get(i + 1) else { break };
-        let mut rest = leaves[i + 2..].iter().filter(|n| !n.is_extra());
-        let mut next = rest.next();
-        if next.is_some_and(|n| n.kind() == "[") {
-            next = rest
-                .by_ref()
-                .find(|n| n.kind() == "]")
-                .and_then(|_| rest.next());
+        for e in self.want_name.drain(..) {
+            self.out[e].0 = text[n.byte_range()].to_string();
+            self.want_first.push(e);
         }
-        let open = match next {
-            Some(n) if n.kind() == "{" => Ok(n.start_byte()),
-            Some(n) => Err(n.start_byte()),
-            None => Err(text.len()),
-        };
-        out.push((text[name.byte_range()].to_string(), open));
+        if kind == "keyword_xdata" && !in_comment {
+            self.want_name.push(self.out.len());
+            self.out.push((String::new(), Err(text.len())));
+        }
     }
-    out
+
+    /// The openings; one still waiting for its `{` ends at the end of the text, a keyword that
+    /// is the last leaf names nothing and is left out.
+    fn finish(mut self) -> Vec<(String, Result<usize, usize>)> {
+        if !self.want_name.is_empty() {
+            self.out.pop();
+        }
+        self.out
+    }
 }
 
 #[cfg(test)]
@@ -641,6 +739,30 @@ mod tests {
         let helper = &c.members[1];
         assert_eq!(helper.name, "Helper");
         assert!(helper.code_error.is_some());
+    }
+
+    #[test]
+    fn the_grammar_gives_up_within_its_budget() {
+        // Unclosed `[` after many XData headers: tree-sitter's error recovery on this shape
+        // costs more than the square of the input (2,000 lines ≈ 0.3 s, 50,000 > 5 min).
+        let mut t = String::from("Class Demo.X Extends Ens.BusinessProcessBPL\n{\n");
+        for i in 0..2000 {
+            t.push_str(&format!("XData A{i} [ \n"));
+        }
+        t.push_str("}\n");
+        let g = parse_tree_within(&t, std::time::Duration::from_millis(20)).unwrap_err();
+        assert!(g.offset > 0 && g.offset < t.len(), "{g:?}");
+        let e = g.error("f.cls", Pos { line: 3, column: 1 }, "this file");
+        assert!(
+            e.to_string().starts_with(
+                "f.cls:3:1: the ObjectScript grammar gave up on this file after 0 s of CPU time"
+            ),
+            "{e}"
+        );
+        // The budget grows with the input: 5 s, plus 5 s per MiB.
+        assert_eq!(parse_budget(0).as_secs(), 5);
+        assert_eq!(parse_budget(64 << 20).as_secs(), 325);
+        assert!(parse_tree("Class A Extends B\n{\n}\n").is_ok());
     }
 
     #[test]
