@@ -422,16 +422,7 @@ impl Matcher<'_, '_> {
     /// The stretches of two sibling lists between their matched pairs (the longest chain of
     /// matches that keeps both orders), as `(lo_i, hi_i, lo_j, hi_j)` index ranges.
     fn sibling_gaps(&self, ol: &[usize], nl: &[usize]) -> Vec<(usize, usize, usize, usize)> {
-        let anchors = increasing_chain(
-            ol.iter()
-                .enumerate()
-                .filter_map(|(i, &x)| {
-                    self.m.o2n[x]
-                        .and_then(|y| nl.iter().position(|&z| z == y))
-                        .map(|j| (i, j))
-                })
-                .collect(),
-        );
+        let anchors = increasing_chain(super::matched_pairs(&self.m.o2n, ol, nl));
         gaps(&anchors, ol.len(), nl.len())
     }
 

@@ -399,7 +399,7 @@ impl Builder<'_, '_> {
             self.old_c.threads_by_number(),
             self.new_c.threads_by_number(),
         );
-        for td in &self.a.map.threads {
+        for td in &self.a.diff.threads {
             let Some(ot) = td.old.and_then(|n| old_t.get(&n).copied()) else {
                 continue;
             };
@@ -511,7 +511,7 @@ impl Builder<'_, '_> {
                 .collect();
         }
         self.a
-            .map
+            .diff
             .handlers
             .iter()
             .filter_map(|h| {
@@ -1292,7 +1292,7 @@ impl Builder<'_, '_> {
             .count();
         let removed_states: usize = self
             .a
-            .map
+            .diff
             .threads
             .iter()
             .flat_map(|t| &t.states)

@@ -78,11 +78,7 @@ pub(crate) fn resume_points(
             let Some(w_new) = a.new.pos(na.id) else {
                 continue;
             };
-            let enters = nt
-                .states
-                .iter()
-                .find(|x| x.name == *new_state)
-                .and_then(|x| entered_slot(&x.role));
+            let enters = nt.state(new_state).and_then(|x| entered_slot(&x.role));
             out.push(Resume {
                 old_ref: sref(&ot.class, &sm.old),
                 new_ref: new_sref(&nt.class, new_state),
