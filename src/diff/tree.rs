@@ -2,7 +2,7 @@
 //! slots, subtree hashes, matching keys and order relations ("does `a` run before `w`?").
 
 use crate::bpl::{Activity, ActivityId, ActivityKind, Bpl};
-use crate::states::ActivityRef;
+use crate::states::{ActivityRef, ActivityRefs, SharedStr};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
@@ -61,8 +61,9 @@ pub(crate) struct Tree<'a> {
     pub bpl: &'a Bpl,
     pub nodes: Vec<&'a Activity>,
     pub parent: Vec<Option<usize>>,
-    /// Slot name inside the parent (`children`, `body`, `true`, `case[1]`, `request`, …).
-    pub slot: Vec<String>,
+    /// Slot name inside the parent (`children`, `body`, `true`, `case[1]`, `request`, …),
+    /// interned.
+    pub slot: Vec<SharedStr>,
     /// Index within the slot.
     pub index: Vec<u32>,
     /// Last descendant position (pre-order), so `desc(p) = p+1 ..= end[p]`.
@@ -95,40 +96,45 @@ pub(crate) struct Tree<'a> {
     /// Inside a call's `<request>`/`<response>`.
     pub in_message: Vec<bool>,
     /// Child lists: (slot, positions), in `Activity::child_slots` order.
-    pub slots: Vec<Vec<(String, Vec<usize>)>>,
+    pub slots: Vec<Vec<(SharedStr, Vec<usize>)>>,
     pub by_id: HashMap<ActivityId, usize>,
     /// Another activity of the same element carries the same name: labels add the position.
     pub shared_name: Vec<bool>,
+    /// Every activity's `ActivityRef` (made once, cloned cheaply) and the interned slot names.
+    refs: ActivityRefs,
 }
 
 impl<'a> Tree<'a> {
     pub fn new(bpl: &'a Bpl) -> Tree<'a> {
+        let n = bpl.process.flat.len().max(1);
         let mut t = Tree {
             bpl,
-            nodes: Vec::new(),
-            parent: Vec::new(),
-            slot: Vec::new(),
-            index: Vec::new(),
-            end: Vec::new(),
-            list_first: Vec::new(),
-            list_end: Vec::new(),
-            depth: Vec::new(),
-            hash: Vec::new(),
-            inner: Vec::new(),
-            shape: Vec::new(),
-            own: Vec::new(),
-            weight: Vec::new(),
-            key: Vec::new(),
-            rename_key: Vec::new(),
-            effective: Vec::new(),
-            thread_root: Vec::new(),
-            handler: Vec::new(),
-            in_message: Vec::new(),
-            slots: Vec::new(),
-            by_id: HashMap::new(),
+            nodes: Vec::with_capacity(n),
+            parent: Vec::with_capacity(n),
+            slot: Vec::with_capacity(n),
+            index: Vec::with_capacity(n),
+            end: Vec::with_capacity(n),
+            list_first: Vec::with_capacity(n),
+            list_end: Vec::with_capacity(n),
+            depth: Vec::with_capacity(n),
+            hash: Vec::with_capacity(n),
+            inner: Vec::with_capacity(n),
+            shape: Vec::with_capacity(n),
+            own: Vec::with_capacity(n),
+            weight: Vec::with_capacity(n),
+            key: Vec::with_capacity(n),
+            rename_key: Vec::with_capacity(n),
+            effective: Vec::with_capacity(n),
+            thread_root: Vec::with_capacity(n),
+            handler: Vec::with_capacity(n),
+            in_message: Vec::with_capacity(n),
+            slots: Vec::with_capacity(n),
+            by_id: HashMap::with_capacity(n),
             shared_name: Vec::new(),
+            refs: ActivityRefs::default(),
         };
-        t.walk(&bpl.process.sequence, None, "process", 0, 0);
+        let process = t.refs.intern("process");
+        t.walk(&bpl.process.sequence, None, process, 0, 0);
         let mut names: HashMap<(&str, &str), usize> = HashMap::new();
         for n in &t.nodes {
             if let Some(name) = &n.name {
@@ -162,14 +168,14 @@ impl<'a> Tree<'a> {
         &mut self,
         a: &'a Activity,
         parent: Option<usize>,
-        slot: &str,
+        slot: SharedStr,
         index: u32,
         depth: u32,
     ) -> usize {
         let p = self.nodes.len();
         self.nodes.push(a);
         self.parent.push(parent);
-        self.slot.push(slot.to_string());
+        self.refs.get(a);
         self.index.push(index);
         self.end.push(p);
         self.list_first.push(p);
@@ -200,16 +206,18 @@ impl<'a> Tree<'a> {
             parent.and_then(|q| self.handler[q])
         };
         self.handler.push(handler);
-        let in_message =
-            matches!(slot, "request" | "response") || parent.is_some_and(|q| self.in_message[q]);
+        let in_message = matches!(slot.as_str(), "request" | "response")
+            || parent.is_some_and(|q| self.in_message[q]);
         self.in_message.push(in_message);
+        self.slot.push(slot);
         self.slots.push(Vec::new());
         self.by_id.insert(a.id, p);
         let mut slots = Vec::new();
         for (name, list) in a.child_slots() {
+            let name = self.refs.intern(&name);
             let mut ps = Vec::with_capacity(list.len());
             for (i, c) in list.iter().enumerate() {
-                ps.push(self.walk(c, Some(p), &name, i as u32, depth + 1));
+                ps.push(self.walk(c, Some(p), name.clone(), i as u32, depth + 1));
             }
             if let (Some(&first), Some(&last)) = (ps.first(), ps.last()) {
                 let span_end = self.end[last];
@@ -240,8 +248,13 @@ impl<'a> Tree<'a> {
         self.nodes[p].id
     }
 
+    /// The activity's reference; clones share its strings.
     pub fn aref(&self, p: usize) -> ActivityRef {
-        ActivityRef::of(self.nodes[p])
+        let a = self.nodes[p];
+        self.refs
+            .made(a.id)
+            .cloned()
+            .unwrap_or_else(|| ActivityRef::of(a))
     }
 
     /// `call "Lookup"`, `assign@12:5`, or `if "Check"@17:5` when another `<if>` is also
