@@ -32,7 +32,7 @@
 use super::case_index;
 use super::costs::*;
 use super::model::{Limit, MatchIssue, MatchVia};
-use super::tree::{key_is_trivial, Tree};
+use super::tree::{key_is_trivial, keys, Tree};
 use crate::states::ActivityRef;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -604,7 +604,7 @@ impl Matcher<'_, '_> {
         type KeyFn = fn(&Tree, usize) -> Option<String>;
         let identities: [(KeyFn, MatchVia, &str); 3] = [
             (
-                |t, p| (!key_is_trivial(t, p)).then(|| t.key[p].clone()),
+                |t, p| (!key_is_trivial(t, p)).then(|| keys(t.nodes[p]).0),
                 MatchVia::Key,
                 "the same key attributes",
             ),
@@ -619,7 +619,7 @@ impl Matcher<'_, '_> {
                 "the same name",
             ),
             (
-                |t, p| t.rename_key[p].clone(),
+                |t, p| keys(t.nodes[p]).1,
                 MatchVia::Rename,
                 "the same attributes except the name",
             ),

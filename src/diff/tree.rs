@@ -79,14 +79,16 @@ pub(crate) struct Tree<'a> {
     pub inner: Vec<Hash>,
     /// Like `hash`, but blind to every `name` attribute: equal shapes differ by renames only.
     pub shape: Vec<Hash>,
-    /// Own attributes except `name` and `disabled`, plus message types / branch shapes.
-    pub own: Vec<String>,
+    /// Hash of the own attributes except `name` and `disabled`, plus message types / branch
+    /// shapes (`own_signature`): equal exactly when the signatures are.
+    pub own: Vec<Hash>,
     /// Exact-pass weight: nodes plus key attribute values in the subtree.
     pub weight: Vec<u32>,
-    /// Identity key: element, name, key attributes (and request type / sync-ness for calls).
-    pub key: Vec<String>,
-    /// The key without the name; None when nothing but the name identifies the element.
-    pub rename_key: Vec<Option<String>>,
+    /// Identity key: element, name, key attributes (and request type / sync-ness for calls),
+    /// hashed ([`keys`] spells it out where its order matters).
+    pub key: Vec<Hash>,
+    /// The key without the name, hashed; None when nothing but the name identifies the element.
+    pub rename_key: Vec<Option<Hash>>,
     /// Enabled, and every ancestor enabled: the compiler generates it.
     pub effective: Vec<bool>,
     /// Position of the root of the thread the activity runs in (0 or a flow child sequence).
@@ -184,11 +186,12 @@ impl<'a> Tree<'a> {
         self.hash.push([0; 16]);
         self.inner.push([0; 16]);
         self.shape.push([0; 16]);
-        self.own.push(String::new());
+        self.own.push([0; 16]);
         self.weight.push(0);
         let (key, rename_key) = keys(a);
-        self.key.push(key);
-        self.rename_key.push(rename_key);
+        self.key.push(trunc(Sha256::digest(key.as_bytes()).as_slice()));
+        self.rename_key
+            .push(rename_key.map(|k| trunc(Sha256::digest(k.as_bytes()).as_slice())));
         let parent_effective = parent.map(|q| self.effective[q]).unwrap_or(true);
         self.effective.push(parent_effective && !a.disabled);
         let thread_root = match parent {
@@ -345,7 +348,7 @@ impl<'a> Tree<'a> {
         field(&mut h, &own);
         h.update(self.inner[p]);
         self.hash[p] = trunc(h.finalize().as_slice());
-        self.own[p] = own;
+        self.own[p] = trunc(Sha256::digest(own.as_bytes()).as_slice());
     }
 
     /// The slot of `a`'s ancestor-or-self that is a direct child of `anc`: (slot, index, child).
@@ -633,7 +636,9 @@ fn own_signature(a: &Activity) -> String {
     s
 }
 
-fn keys(a: &Activity) -> (String, Option<String>) {
+/// The identity key of `a` and its key without the name (None when nothing but the name
+/// identifies the element), as strings.
+pub(crate) fn keys(a: &Activity) -> (String, Option<String>) {
     let mut parts: Vec<String> = key_attrs(&a.element)
         .iter()
         .map(|k| format!("{k}={}", a.attrs.get(*k).map(String::as_str).unwrap_or("")))
