@@ -189,7 +189,8 @@ impl<'a> Tree<'a> {
         self.own.push([0; 16]);
         self.weight.push(0);
         let (key, rename_key) = keys(a);
-        self.key.push(trunc(Sha256::digest(key.as_bytes()).as_slice()));
+        self.key
+            .push(trunc(Sha256::digest(key.as_bytes()).as_slice()));
         self.rename_key
             .push(rename_key.map(|k| trunc(Sha256::digest(k.as_bytes()).as_slice())));
         let parent_effective = parent.map(|q| self.effective[q]).unwrap_or(true);

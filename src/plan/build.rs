@@ -111,6 +111,15 @@ fn resolve_pins(old: &Bpl, new: &Bpl, ov: &Overrides) -> Result<Vec<Pin>, Overri
     Ok(out)
 }
 
+/// `OnResponse<n>` by name (the first of each name).
+fn handlers_by_name(c: &CompiledProcess) -> HashMap<&str, &crate::states::ResponseHandler> {
+    let mut m = HashMap::with_capacity(c.response_handlers.len());
+    for x in &c.response_handlers {
+        m.entry(x.name.as_str()).or_insert(x);
+    }
+    m
+}
+
 /// `Thread1`, `1` or the full class name.
 fn find_thread<'c>(c: &'c CompiledProcess, s: &str) -> Option<&'c ThreadClass> {
     let s = s.trim();
@@ -327,7 +336,8 @@ impl Builder<'_, '_> {
             // Nothing will be applied: preconditions would only be noise.
             self.pre.clear();
         }
-        let mut seen = BTreeSet::new();
+        // A hash set: the Debug strings share long prefixes, which an ordered set compares.
+        let mut seen = HashSet::new();
         let mut preconditions: Vec<Precondition> = std::mem::take(&mut self.pre)
             .into_iter()
             .filter(|p| seen.insert(format!("{p:?}")))
@@ -510,6 +520,10 @@ impl Builder<'_, '_> {
                 })
                 .collect();
         }
+        // `OnResponse<n>` by name (the first of each name), built once: a process may have
+        // tens of thousands of response handlers.
+        let (old_by_name, new_by_name) =
+            (handlers_by_name(self.old_c), handlers_by_name(self.new_c));
         self.a
             .diff
             .handlers
@@ -526,22 +540,21 @@ impl Builder<'_, '_> {
                             .new_call
                             .clone()
                             .filter(|n| Some(n) != h.old_call.as_ref()),
-                        None => self
-                            .new_c
-                            .response_handlers
-                            .iter()
-                            .find(|x| Some(&x.name) == h.old.as_ref())
+                        None => h
+                            .old
+                            .as_deref()
+                            .and_then(|o| new_by_name.get(o))
                             .map(|x| x.call.clone()),
                     },
                     body_changed: match (h.old.as_ref(), h.new.as_ref()) {
                         (Some(o), Some(n)) => {
-                            let at = |c: &CompiledProcess, t: &Tree, name: &str| {
-                                let r = c.response_handlers.iter().find(|x| x.name == name)?;
-                                t.pos(r.activity.id)
-                            };
                             match (
-                                at(self.old_c, &self.a.old, o),
-                                at(self.new_c, &self.a.new, n),
+                                old_by_name
+                                    .get(o.as_str())
+                                    .and_then(|r| self.a.old.pos(r.activity.id)),
+                                new_by_name
+                                    .get(n.as_str())
+                                    .and_then(|r| self.a.new.pos(r.activity.id)),
                             ) {
                                 (Some(x), Some(y)) => {
                                     safety::response_body_changed(&self.a.old, x, &self.a.new, y)
