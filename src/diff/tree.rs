@@ -41,6 +41,9 @@ fn key_attrs(element: &str) -> &'static [&'static str] {
 
 pub(crate) type Hash = [u8; 16];
 
+/// No position (an id not in the tree).
+const NONE: usize = usize::MAX;
+
 /// How `a` relates to `w` in execution order within the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Order {
@@ -99,7 +102,8 @@ pub(crate) struct Tree<'a> {
     pub in_message: Vec<bool>,
     /// Child lists: (slot, positions), in `Activity::child_slots` order.
     pub slots: Vec<Vec<(SharedStr, Vec<usize>)>>,
-    pub by_id: HashMap<ActivityId, usize>,
+    /// Position by `ActivityId` (ids are dense, `NONE` where an id is not in the tree).
+    by_id: Vec<usize>,
     /// Another activity of the same element carries the same name: labels add the position.
     pub shared_name: Vec<bool>,
     /// Every activity's `ActivityRef` (made once, cloned cheaply) and the interned slot names.
@@ -131,7 +135,7 @@ impl<'a> Tree<'a> {
             handler: Vec::with_capacity(n),
             in_message: Vec::with_capacity(n),
             slots: Vec::with_capacity(n),
-            by_id: HashMap::with_capacity(n),
+            by_id: vec![NONE; n],
             shared_name: Vec::new(),
             refs: ActivityRefs::default(),
         };
@@ -215,7 +219,11 @@ impl<'a> Tree<'a> {
         self.in_message.push(in_message);
         self.slot.push(slot);
         self.slots.push(Vec::new());
-        self.by_id.insert(a.id, p);
+        let i = a.id.0 as usize;
+        if i >= self.by_id.len() {
+            self.by_id.resize(i + 1, NONE);
+        }
+        self.by_id[i] = p;
         let mut slots = Vec::new();
         for (name, list) in a.child_slots() {
             let name = self.refs.intern(&name);
@@ -245,7 +253,10 @@ impl<'a> Tree<'a> {
     }
 
     pub fn pos(&self, id: ActivityId) -> Option<usize> {
-        self.by_id.get(&id).copied()
+        self.by_id
+            .get(id.0 as usize)
+            .copied()
+            .filter(|&p| p != NONE)
     }
 
     pub fn id(&self, p: usize) -> ActivityId {
@@ -349,7 +360,7 @@ impl<'a> Tree<'a> {
         field(&mut h, &own);
         h.update(self.inner[p]);
         self.hash[p] = trunc(h.finalize().as_slice());
-        self.own[p] = trunc(Sha256::digest(own.as_bytes()).as_slice());
+        self.own[p] = hash128(&own);
     }
 
     /// The slot of `a`'s ancestor-or-self that is a direct child of `anc`: (slot, index, child).
@@ -582,6 +593,20 @@ pub(crate) fn key_changes(a: &Activity, b: &Activity) -> Vec<String> {
 fn field(h: &mut Sha256, s: &str) {
     h.update((s.len() as u64).to_le_bytes());
     h.update(s.as_bytes());
+}
+
+/// A 128-bit fingerprint of a short string for equality tests within one run (two SipHash
+/// passes, much cheaper than SHA-256 on the several keys of every activity).
+fn hash128(s: &str) -> Hash {
+    use std::hash::{DefaultHasher, Hash as _, Hasher};
+    let mut out = [0u8; 16];
+    for (half, seed) in out.chunks_mut(8).zip([0u8, 1]) {
+        let mut h = DefaultHasher::new();
+        seed.hash(&mut h);
+        s.hash(&mut h);
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
 }
 
 fn trunc(d: &[u8]) -> Hash {
