@@ -399,7 +399,7 @@ impl Builder<'_, '_> {
             default_suggestions: std::mem::take(&mut self.default_suggestions),
             overrides: std::mem::take(&mut self.applied),
         };
-        plan.plan_id = plan_id(&plan)?;
+        plan.plan_id = plan_id_of_own(&mut plan)?;
         Ok(plan)
     }
 
@@ -1621,16 +1621,25 @@ fn source(b: &Bpl, c: &CompiledProcess) -> PlanSource {
 
 /// First 16 hex digits of SHA-256 over the canonical JSON of the plan with `plan_id` empty.
 pub fn plan_id(plan: &MigrationPlan) -> Result<String, PlanError> {
+    plan_id_of_own(&mut plan.clone())
+}
+
+/// [`plan_id`] of a plan the caller owns, without copying it: the fields left out of the
+/// identity are taken out for the hash and put back.
+fn plan_id_of_own(p: &mut MigrationPlan) -> Result<String, PlanError> {
     // Content-addressed: the same change planned from another checkout (other paths) or by
     // another tool build is the same migration, so the history check still recognizes it.
-    let mut p = plan.clone();
-    p.plan_id = String::new();
-    p.old.origin = String::new();
-    p.new.origin = String::new();
-    p.tool_version = String::new();
+    let kept = (
+        std::mem::take(&mut p.plan_id),
+        std::mem::take(&mut p.old.origin),
+        std::mem::take(&mut p.new.origin),
+        std::mem::take(&mut p.tool_version),
+    );
     // Hashed as it is serialized: the JSON of a large plan is tens of megabytes.
     let mut h = sha2::Sha256::default();
-    serde_json::to_writer(&mut h, &p).map_err(|e| PlanError::Serialize(e.to_string()))?;
+    let written = serde_json::to_writer(&mut h, &*p);
+    (p.plan_id, p.old.origin, p.new.origin, p.tool_version) = kept;
+    written.map_err(|e| PlanError::Serialize(e.to_string()))?;
     let d = sha2::Digest::finalize(h);
     Ok(d.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
