@@ -757,3 +757,49 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod key_tests {
+    use super::{keys, Tree};
+    use crate::bpl::{load, LoadOptions};
+
+    /// The 128-bit fingerprints stand for the strings: on every pair of activities of the
+    /// change fixtures (old and new trees together), equal fingerprints exactly when the key,
+    /// rename key and own signature strings are equal.
+    #[test]
+    fn key_fingerprints_are_equal_exactly_when_the_keys_are() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/changes");
+        let mut cases: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        cases.sort();
+        let mut compared = 0usize;
+        for case in cases {
+            let docs: Vec<_> = ["old.cls", "new.cls"]
+                .iter()
+                .map(|f| case.join(f))
+                .filter(|p| p.exists())
+                .filter_map(|p| load(&p.to_string_lossy(), &LoadOptions::default()).ok())
+                .collect();
+            let trees: Vec<Tree> = docs.iter().map(Tree::new).collect();
+            let nodes: Vec<(&Tree, usize)> = trees
+                .iter()
+                .flat_map(|t| (0..t.len()).map(move |p| (t, p)))
+                .collect();
+            for &(t, p) in &nodes {
+                let (k, rk) = keys(t.nodes[p]);
+                let own = super::own_signature(t.nodes[p]);
+                for &(u, q) in &nodes {
+                    let (k2, rk2) = keys(u.nodes[q]);
+                    assert_eq!(k == k2, t.key[p] == u.key[q], "{k:?} / {k2:?}");
+                    assert_eq!(rk == rk2, t.rename_key[p] == u.rename_key[q]);
+                    let own2 = super::own_signature(u.nodes[q]);
+                    assert_eq!(own == own2, t.own[p] == u.own[q], "{own:?} / {own2:?}");
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 10_000, "{compared}");
+    }
+}
