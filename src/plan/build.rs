@@ -80,10 +80,8 @@ pub fn build_with_limits(
         default_suggestions: Vec::new(),
     };
     let plan = b.plan(old, new)?;
-    Ok(Planned {
-        diff: a.diff.clone(),
-        plan,
-    })
+    // Moved out, not copied: the diff of a large process is tens of megabytes.
+    Ok(Planned { diff: a.diff, plan })
 }
 
 fn resolve_pins(old: &Bpl, new: &Bpl, ov: &Overrides) -> Result<Vec<Pin>, OverridesError> {
