@@ -3,11 +3,13 @@
 #
 #   bash scripts/bench-scale.sh            # sizes 1000,10000,100000, 3 runs each
 #   RUNS=5 SIZES=1000,10000 bash scripts/bench-scale.sh
+#   FLAT_SIZES= bash scripts/bench-scale.sh        # without the flat 40,000-activity sequence
 #   KEEP=/tmp/scale bash scripts/bench-scale.sh   # keep the generated classes there
 #   BIN=/tmp/old/bplmigrate bash scripts/bench-scale.sh   # time another build (before/after)
 #
 # Builds the release binary, writes old/new classes with `cargo bench --bench scale -- --write`
-# (the new one has 40 edits), then runs `states --format json`, `diff` and `plan` on each size
+# (the new one has 40 edits; `scale` shape at SIZES, `flat` shape — one long top-level sequence —
+# at FLAT_SIZES, default 40000), then runs `states --format json`, `diff` and `plan` on each size
 # under /usr/bin/time -v, output to /dev/null. Prints a Markdown table with the median wall time
 # the median user+system CPU time and the median peak resident set (max RSS) of the runs, and
 # the growth factor of CPU time and RSS against the previous size. A measurement, not a test:
@@ -17,6 +19,7 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
 SIZES=${SIZES:-1000,10000,100000}
+FLAT_SIZES=${FLAT_SIZES-40000}
 [ -x /usr/bin/time ] || { echo "bench-scale: needs GNU time at /usr/bin/time" >&2; exit 2; }
 
 dir=${KEEP:-$(mktemp -d)}
@@ -29,7 +32,7 @@ else
     cargo build --release --quiet --bin bplmigrate
     bin=target/release/bplmigrate
 fi
-BPLMIGRATE_SCALE_SIZES=$SIZES cargo bench --quiet --bench scale -- --write "$dir" >"$dir/sizes.txt"
+BPLMIGRATE_SCALE_SIZES=$SIZES BPLMIGRATE_SCALE_FLAT_SIZES=$FLAT_SIZES cargo bench --quiet --bench scale -- --write "$dir" >"$dir/sizes.txt"
 
 # median of the numbers on stdin
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
@@ -50,10 +53,11 @@ measure() {
 }
 
 declare -A prevT prevM
-echo "| activities | KiB | threads | states | command | wall s | CPU s | peak RSS MB | CPU ×/10× | RSS ×/10× |"
-echo "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"
-while read -r size n bytes; do
-    old="$dir/old-$size.cls" new="$dir/new-$size.cls"
+echo "| shape | activities | KiB | threads | states | command | wall s | CPU s | peak RSS MB | CPU ×/10× | RSS ×/10× |"
+echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"
+while read -r shape size n bytes; do
+    prefix=; [ "$shape" = flat ] && prefix=flat-
+    old="$dir/${prefix}old-$size.cls" new="$dir/${prefix}new-$size.cls"
     summary=$("$bin" states "$old" --format json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["threads"]), sum(len(t["states"]) for t in d["threads"]))')
     read -r threads states <<<"$summary"
     for cmd in states diff plan; do
@@ -63,13 +67,13 @@ while read -r size n bytes; do
             plan) measure "$bin" plan "$old" "$new" ;;
         esac
         gt=- gm=-
-        if [ -n "${prevT[$cmd]:-}" ]; then
+        if [ "$shape" = scale ] && [ -n "${prevT[$cmd]:-}" ]; then
             gt=$(awk -v a="$C" -v b="${prevT[$cmd]}" 'BEGIN {if (b > 0) printf "%.1f", a / b; else printf "-"}')
             gm=$(awk -v a="$M" -v b="${prevM[$cmd]}" 'BEGIN {printf "%.1f", a / b}')
         fi
-        prevT[$cmd]=$C prevM[$cmd]=$M
+        [ "$shape" = scale ] && prevT[$cmd]=$C prevM[$cmd]=$M
         label=$cmd; [ "$cmd" = states ] && label="states --format json"
-        echo "| $n | $((bytes / 1024)) | $threads | $states | \`$label\` | $T | $C | $M | $gt | $gm |"
+        echo "| $shape | $n | $((bytes / 1024)) | $threads | $states | \`$label\` | $T | $C | $M | $gt | $gm |"
     done
 done <"$dir/sizes.txt"
 echo

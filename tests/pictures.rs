@@ -283,7 +283,10 @@ fn skipped_activities_are_marked_on_the_new_path() {
         let runs = p.nc.threads.iter().flat_map(|t| &t.states).any(|s| {
             f.new_activities.iter().any(|a| {
                 a.id == s.activity.id
-                    || (a.element == "call" && a.name.as_ref().is_some_and(|n| s.sends.contains(n)))
+                    || (a.element == "call"
+                        && a.name
+                            .as_ref()
+                            .is_some_and(|n| s.sends.iter().any(|x| x == n)))
             })
         });
         if !runs {

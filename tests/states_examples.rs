@@ -1209,7 +1209,11 @@ fn disabled_exception_1_flow_child_keeps_its_thread_but_hides_nested_flows() {
            <sequence name='b'><flow><sequence name='b1'/></flow></sequence>
          </flow></sequence>",
     );
-    let roots: Vec<Option<String>> = cp.threads.iter().map(|t| t.root.name.clone()).collect();
+    let roots: Vec<Option<String>> = cp
+        .threads
+        .iter()
+        .map(|t| t.root.name.as_deref().map(String::from))
+        .collect();
     assert_eq!(roots, [None, None, Some("b".into()), Some("b1".into())]);
     assert_eq!(lines(&cp, 2), ["S1 ENTRY sequence@3:12 -> Stop"]);
 }

@@ -80,7 +80,7 @@ pub fn states(a: StatesArgs) -> CmdResult {
 fn activity_cell(r: &ActivityRef) -> String {
     match &r.name {
         Some(n) => format!("{} \"{n}\"", r.element),
-        None => r.element.clone(),
+        None => r.element.to_string(),
     }
 }
 

@@ -32,7 +32,7 @@
 use super::case_index;
 use super::costs::*;
 use super::model::{Limit, MatchIssue, MatchVia};
-use super::tree::{key_is_trivial, Tree};
+use super::tree::{key_is_trivial, keys, Tree};
 use crate::states::ActivityRef;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -422,17 +422,7 @@ impl Matcher<'_, '_> {
     /// The stretches of two sibling lists between their matched pairs (the longest chain of
     /// matches that keeps both orders), as `(lo_i, hi_i, lo_j, hi_j)` index ranges.
     fn sibling_gaps(&self, ol: &[usize], nl: &[usize]) -> Vec<(usize, usize, usize, usize)> {
-        // Index of each new sibling, so a long list costs O(n), not O(n²).
-        let mut at: HashMap<usize, usize> = HashMap::with_capacity(nl.len());
-        for (j, &y) in nl.iter().enumerate() {
-            at.entry(y).or_insert(j);
-        }
-        let anchors = increasing_chain(
-            ol.iter()
-                .enumerate()
-                .filter_map(|(i, &x)| self.m.o2n[x].and_then(|y| at.get(&y)).map(|&j| (i, j)))
-                .collect(),
-        );
+        let anchors = increasing_chain(super::matched_pairs(&self.m.o2n, ol, nl));
         gaps(&anchors, ol.len(), nl.len())
     }
 
@@ -614,7 +604,7 @@ impl Matcher<'_, '_> {
         type KeyFn = fn(&Tree, usize) -> Option<String>;
         let identities: [(KeyFn, MatchVia, &str); 3] = [
             (
-                |t, p| (!key_is_trivial(t, p)).then(|| t.key[p].clone()),
+                |t, p| (!key_is_trivial(t, p)).then(|| keys(t.nodes[p]).0),
                 MatchVia::Key,
                 "the same key attributes",
             ),
@@ -629,7 +619,7 @@ impl Matcher<'_, '_> {
                 "the same name",
             ),
             (
-                |t, p| t.rename_key[p].clone(),
+                |t, p| keys(t.nodes[p]).1,
                 MatchVia::Rename,
                 "the same attributes except the name",
             ),

@@ -19,7 +19,6 @@ use crate::bpl::{ActivityId, Bpl};
 use crate::states::CompiledProcess;
 pub(crate) use matcher::{crossing_ok, Crossing};
 use matcher::{increasing_chain, Matching};
-use statemap::StateMap;
 use std::collections::BTreeSet;
 use tree::Tree;
 
@@ -66,7 +65,7 @@ pub(crate) struct Analysis<'a> {
     pub old: Tree<'a>,
     pub new: Tree<'a>,
     pub m: Matching,
-    pub map: StateMap,
+    /// Its thread and handler lists are the state map (`statemap::map_states`), moved in.
     pub diff: ProcessDiff,
 }
 
@@ -135,8 +134,8 @@ pub(crate) fn analyze<'a>(
         identical,
         activities,
         cases,
-        threads: map.threads.clone(),
-        handlers: map.handlers.clone(),
+        threads: map.threads,
+        handlers: map.handlers,
         context,
         issues: m.issues.clone(),
     };
@@ -144,7 +143,6 @@ pub(crate) fn analyze<'a>(
         old: t_old,
         new: t_new,
         m,
-        map,
         diff,
     })
 }
@@ -218,6 +216,28 @@ pub(crate) fn case_index(slot: &str) -> Option<u32> {
     slot.strip_prefix("case[")?.strip_suffix(']')?.parse().ok()
 }
 
+/// The matched pairs between two sibling lists, as `(i, j)` with `o2n[ol[i]] == Some(nl[j])`, in
+/// `ol` order. `nl` is looked up through a sorted index, so long lists (a flat sequence of tens of
+/// thousands of activities) cost O(n log n), not O(n²).
+pub(crate) fn matched_pairs(
+    o2n: &[Option<usize>],
+    ol: &[usize],
+    nl: &[usize],
+) -> Vec<(usize, usize)> {
+    let mut at: Vec<(usize, usize)> = nl.iter().enumerate().map(|(j, &y)| (y, j)).collect();
+    // Stable, so a repeated position keeps its first index, like a linear `position` would.
+    at.sort_by_key(|&(y, _)| y);
+    at.dedup_by_key(|&mut (y, _)| y);
+    ol.iter()
+        .enumerate()
+        .filter_map(|(i, &x)| {
+            let y = o2n[x]?;
+            let k = at.binary_search_by_key(&y, |&(y, _)| y).ok()?;
+            Some((i, at[k].1))
+        })
+        .collect()
+}
+
 fn classify(t_old: &Tree, t_new: &Tree, m: &Matching) -> Vec<ActivityChange> {
     // Reordered: matched siblings of corresponding lists that fall outside the longest
     // in-order chain.
@@ -225,15 +245,7 @@ fn classify(t_old: &Tree, t_new: &Tree, m: &Matching) -> Vec<ActivityChange> {
     for o in 0..t_old.len() {
         let Some(n) = m.o2n[o] else { continue };
         for (ol, nl) in corresponding_slots(t_old, t_new, m, o, n) {
-            let pairs: Vec<(usize, usize)> = ol
-                .iter()
-                .enumerate()
-                .filter_map(|(i, &x)| {
-                    m.o2n[x]
-                        .and_then(|y| nl.iter().position(|&z| z == y))
-                        .map(|j| (i, j))
-                })
-                .collect();
+            let pairs = matched_pairs(&m.o2n, &ol, &nl);
             let chain: BTreeSet<usize> = increasing_chain(pairs.clone())
                 .into_iter()
                 .map(|(i, _)| i)

@@ -408,3 +408,102 @@ fn a_move_round_limit_stops_looking_for_moves_and_says_so() {
     let d = run_with(&old, &new, &[], &tiny(|l| l.move_rounds = 1));
     assert_eq!(limits_hit(&d), [Limit::MoveRounds { max: 1 }]);
 }
+
+/// The sorted index of `matched_pairs` finds exactly what a linear `position` scan per activity
+/// found (first index of a repeated position included), on lists in and out of order.
+#[test]
+fn matched_pairs_are_the_linear_scan_pairs() {
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n) as usize
+    };
+    for round in 0..300 {
+        let size = 1 + round % 40;
+        let o2n: Vec<Option<usize>> = (0..size)
+            .map(|_| (next(4) != 0).then(|| next(size as u64 + 5)))
+            .collect();
+        let ol: Vec<usize> = (0..next(size as u64 + 1))
+            .map(|_| next(size as u64))
+            .collect();
+        let mut nl: Vec<usize> = (0..next(size as u64 + 6))
+            .map(|_| next(size as u64 + 5))
+            .collect();
+        if round % 2 == 0 {
+            nl.sort();
+        }
+        let linear: Vec<(usize, usize)> = ol
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &x)| {
+                o2n[x]
+                    .and_then(|y| nl.iter().position(|&z| z == y))
+                    .map(|j| (i, j))
+            })
+            .collect();
+        assert_eq!(
+            matched_pairs(&o2n, &ol, &nl),
+            linear,
+            "{o2n:?} {ol:?} {nl:?}"
+        );
+    }
+}
+
+/// A flat sequence far longer than the alignment limit (6,000 siblings, so the matched pairs
+/// of the list come from `matched_pairs`' index in `classify` and `sibling_gaps`): every
+/// activity is matched and exactly the one moved to the front is reordered.
+#[test]
+fn a_long_flat_sequence_is_matched_and_reordered() {
+    let n = 6000;
+    let calls = |order: &mut dyn Iterator<Item = usize>| {
+        order
+            .map(|i| format!("<call name='C{i}' target='Op{}' async='0'><request type='Ens.Request'/></call>", i % 7))
+            .collect::<String>()
+    };
+    let old = calls(&mut (0..n));
+    let new = calls(&mut std::iter::once(n - 1).chain(0..n - 1));
+    let d = run(&old, &new, &[]);
+    assert!(d
+        .activities
+        .iter()
+        .all(|a| a.old.is_some() && a.new.is_some()));
+    let reordered: Vec<String> = d
+        .activities
+        .iter()
+        .filter(|a| a.aspects.contains(&Aspect::Reordered))
+        .map(|a| a.old.as_ref().unwrap().label())
+        .collect();
+    assert_eq!(reordered, vec![format!("call \"C{}\"", n - 1)]);
+}
+
+/// Every state, delta and response handler of one activity shares that activity's name string
+/// (one allocation per activity and version, not one per reference).
+#[test]
+fn activity_refs_share_their_names() {
+    let src = "<call name='A' target='X' async='0'><request type='Ens.Request'/><response type='Ens.Response'><assign property='context.x' value='1'/></response></call><delay name='D' duration='\"PT1S\"'/>";
+    let o = parse_bare("old.xml", &doc(src), "Demo.T").unwrap();
+    let oc = compile(&o, Compiler::Current).unwrap();
+    let d = diff(&o, &o, &oc, &oc, &[]).unwrap();
+    let ptr = |r: &crate::states::ActivityRef| r.name.as_ref().map(|n| n.as_str().as_ptr());
+    let owned_by_a: Vec<_> = oc.threads[0]
+        .states
+        .iter()
+        .filter(|s| s.activity.name.as_deref() == Some("A"))
+        .map(|s| ptr(&s.activity))
+        .chain(oc.response_handlers.iter().map(|h| ptr(&h.activity)))
+        .chain(
+            d.threads[0]
+                .states
+                .iter()
+                .filter_map(|s| s.old_activity.as_ref())
+                .filter(|r| r.name.as_deref() == Some("A"))
+                .map(ptr),
+        )
+        .collect();
+    assert!(owned_by_a.len() >= 4, "{owned_by_a:?}");
+    assert!(owned_by_a
+        .iter()
+        .all(|p| p.is_some() && *p == owned_by_a[0]));
+}

@@ -2,7 +2,7 @@
 //! slots, subtree hashes, matching keys and order relations ("does `a` run before `w`?").
 
 use crate::bpl::{Activity, ActivityId, ActivityKind, Bpl};
-use crate::states::ActivityRef;
+use crate::states::{ActivityRef, ActivityRefs, SharedStr};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
@@ -41,6 +41,9 @@ fn key_attrs(element: &str) -> &'static [&'static str] {
 
 pub(crate) type Hash = [u8; 16];
 
+/// No position (an id not in the tree).
+const NONE: usize = usize::MAX;
+
 /// How `a` relates to `w` in execution order within the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Order {
@@ -61,8 +64,9 @@ pub(crate) struct Tree<'a> {
     pub bpl: &'a Bpl,
     pub nodes: Vec<&'a Activity>,
     pub parent: Vec<Option<usize>>,
-    /// Slot name inside the parent (`children`, `body`, `true`, `case[1]`, `request`, …).
-    pub slot: Vec<String>,
+    /// Slot name inside the parent (`children`, `body`, `true`, `case[1]`, `request`, …),
+    /// interned.
+    pub slot: Vec<SharedStr>,
     /// Index within the slot.
     pub index: Vec<u32>,
     /// Last descendant position (pre-order), so `desc(p) = p+1 ..= end[p]`.
@@ -78,14 +82,16 @@ pub(crate) struct Tree<'a> {
     pub inner: Vec<Hash>,
     /// Like `hash`, but blind to every `name` attribute: equal shapes differ by renames only.
     pub shape: Vec<Hash>,
-    /// Own attributes except `name` and `disabled`, plus message types / branch shapes.
-    pub own: Vec<String>,
+    /// Hash of the own attributes except `name` and `disabled`, plus message types / branch
+    /// shapes (`own_signature`): equal exactly when the signatures are.
+    pub own: Vec<Hash>,
     /// Exact-pass weight: nodes plus key attribute values in the subtree.
     pub weight: Vec<u32>,
-    /// Identity key: element, name, key attributes (and request type / sync-ness for calls).
-    pub key: Vec<String>,
-    /// The key without the name; None when nothing but the name identifies the element.
-    pub rename_key: Vec<Option<String>>,
+    /// Identity key: element, name, key attributes (and request type / sync-ness for calls),
+    /// hashed ([`keys`] spells it out where its order matters).
+    pub key: Vec<Hash>,
+    /// The key without the name, hashed; None when nothing but the name identifies the element.
+    pub rename_key: Vec<Option<Hash>>,
     /// Enabled, and every ancestor enabled: the compiler generates it.
     pub effective: Vec<bool>,
     /// Position of the root of the thread the activity runs in (0 or a flow child sequence).
@@ -95,40 +101,46 @@ pub(crate) struct Tree<'a> {
     /// Inside a call's `<request>`/`<response>`.
     pub in_message: Vec<bool>,
     /// Child lists: (slot, positions), in `Activity::child_slots` order.
-    pub slots: Vec<Vec<(String, Vec<usize>)>>,
-    pub by_id: HashMap<ActivityId, usize>,
+    pub slots: Vec<Vec<(SharedStr, Vec<usize>)>>,
+    /// Position by `ActivityId` (ids are dense, `NONE` where an id is not in the tree).
+    by_id: Vec<usize>,
     /// Another activity of the same element carries the same name: labels add the position.
     pub shared_name: Vec<bool>,
+    /// Every activity's `ActivityRef` (made once, cloned cheaply) and the interned slot names.
+    refs: ActivityRefs,
 }
 
 impl<'a> Tree<'a> {
     pub fn new(bpl: &'a Bpl) -> Tree<'a> {
+        let n = bpl.process.flat.len().max(1);
         let mut t = Tree {
             bpl,
-            nodes: Vec::new(),
-            parent: Vec::new(),
-            slot: Vec::new(),
-            index: Vec::new(),
-            end: Vec::new(),
-            list_first: Vec::new(),
-            list_end: Vec::new(),
-            depth: Vec::new(),
-            hash: Vec::new(),
-            inner: Vec::new(),
-            shape: Vec::new(),
-            own: Vec::new(),
-            weight: Vec::new(),
-            key: Vec::new(),
-            rename_key: Vec::new(),
-            effective: Vec::new(),
-            thread_root: Vec::new(),
-            handler: Vec::new(),
-            in_message: Vec::new(),
-            slots: Vec::new(),
-            by_id: HashMap::new(),
+            nodes: Vec::with_capacity(n),
+            parent: Vec::with_capacity(n),
+            slot: Vec::with_capacity(n),
+            index: Vec::with_capacity(n),
+            end: Vec::with_capacity(n),
+            list_first: Vec::with_capacity(n),
+            list_end: Vec::with_capacity(n),
+            depth: Vec::with_capacity(n),
+            hash: Vec::with_capacity(n),
+            inner: Vec::with_capacity(n),
+            shape: Vec::with_capacity(n),
+            own: Vec::with_capacity(n),
+            weight: Vec::with_capacity(n),
+            key: Vec::with_capacity(n),
+            rename_key: Vec::with_capacity(n),
+            effective: Vec::with_capacity(n),
+            thread_root: Vec::with_capacity(n),
+            handler: Vec::with_capacity(n),
+            in_message: Vec::with_capacity(n),
+            slots: Vec::with_capacity(n),
+            by_id: vec![NONE; n],
             shared_name: Vec::new(),
+            refs: ActivityRefs::default(),
         };
-        t.walk(&bpl.process.sequence, None, "process", 0, 0);
+        let process = t.refs.intern("process");
+        t.walk(&bpl.process.sequence, None, process, 0, 0);
         let mut names: HashMap<(&str, &str), usize> = HashMap::new();
         for n in &t.nodes {
             if let Some(name) = &n.name {
@@ -162,14 +174,14 @@ impl<'a> Tree<'a> {
         &mut self,
         a: &'a Activity,
         parent: Option<usize>,
-        slot: &str,
+        slot: SharedStr,
         index: u32,
         depth: u32,
     ) -> usize {
         let p = self.nodes.len();
         self.nodes.push(a);
         self.parent.push(parent);
-        self.slot.push(slot.to_string());
+        self.refs.get(a);
         self.index.push(index);
         self.end.push(p);
         self.list_first.push(p);
@@ -178,11 +190,13 @@ impl<'a> Tree<'a> {
         self.hash.push([0; 16]);
         self.inner.push([0; 16]);
         self.shape.push([0; 16]);
-        self.own.push(String::new());
+        self.own.push([0; 16]);
         self.weight.push(0);
         let (key, rename_key) = keys(a);
-        self.key.push(key);
-        self.rename_key.push(rename_key);
+        self.key
+            .push(trunc(Sha256::digest(key.as_bytes()).as_slice()));
+        self.rename_key
+            .push(rename_key.map(|k| trunc(Sha256::digest(k.as_bytes()).as_slice())));
         let parent_effective = parent.map(|q| self.effective[q]).unwrap_or(true);
         self.effective.push(parent_effective && !a.disabled);
         let thread_root = match parent {
@@ -200,16 +214,22 @@ impl<'a> Tree<'a> {
             parent.and_then(|q| self.handler[q])
         };
         self.handler.push(handler);
-        let in_message =
-            matches!(slot, "request" | "response") || parent.is_some_and(|q| self.in_message[q]);
+        let in_message = matches!(slot.as_str(), "request" | "response")
+            || parent.is_some_and(|q| self.in_message[q]);
         self.in_message.push(in_message);
+        self.slot.push(slot);
         self.slots.push(Vec::new());
-        self.by_id.insert(a.id, p);
+        let i = a.id.0 as usize;
+        if i >= self.by_id.len() {
+            self.by_id.resize(i + 1, NONE);
+        }
+        self.by_id[i] = p;
         let mut slots = Vec::new();
         for (name, list) in a.child_slots() {
+            let name = self.refs.intern(&name);
             let mut ps = Vec::with_capacity(list.len());
             for (i, c) in list.iter().enumerate() {
-                ps.push(self.walk(c, Some(p), &name, i as u32, depth + 1));
+                ps.push(self.walk(c, Some(p), name.clone(), i as u32, depth + 1));
             }
             if let (Some(&first), Some(&last)) = (ps.first(), ps.last()) {
                 let span_end = self.end[last];
@@ -233,15 +253,23 @@ impl<'a> Tree<'a> {
     }
 
     pub fn pos(&self, id: ActivityId) -> Option<usize> {
-        self.by_id.get(&id).copied()
+        self.by_id
+            .get(id.0 as usize)
+            .copied()
+            .filter(|&p| p != NONE)
     }
 
     pub fn id(&self, p: usize) -> ActivityId {
         self.nodes[p].id
     }
 
+    /// The activity's reference; clones share its strings.
     pub fn aref(&self, p: usize) -> ActivityRef {
-        ActivityRef::of(self.nodes[p])
+        let a = self.nodes[p];
+        self.refs
+            .made(a.id)
+            .cloned()
+            .unwrap_or_else(|| ActivityRef::of(a))
     }
 
     /// `call "Lookup"`, `assign@12:5`, or `if "Check"@17:5` when another `<if>` is also
@@ -332,7 +360,7 @@ impl<'a> Tree<'a> {
         field(&mut h, &own);
         h.update(self.inner[p]);
         self.hash[p] = trunc(h.finalize().as_slice());
-        self.own[p] = own;
+        self.own[p] = hash128(&own);
     }
 
     /// The slot of `a`'s ancestor-or-self that is a direct child of `anc`: (slot, index, child).
@@ -567,6 +595,20 @@ fn field(h: &mut Sha256, s: &str) {
     h.update(s.as_bytes());
 }
 
+/// A 128-bit fingerprint of a short string for equality tests within one run (two SipHash
+/// passes, much cheaper than SHA-256 on the several keys of every activity).
+fn hash128(s: &str) -> Hash {
+    use std::hash::{DefaultHasher, Hash as _, Hasher};
+    let mut out = [0u8; 16];
+    for (half, seed) in out.chunks_mut(8).zip([0u8, 1]) {
+        let mut h = DefaultHasher::new();
+        seed.hash(&mut h);
+        s.hash(&mut h);
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
 fn trunc(d: &[u8]) -> Hash {
     let mut out = [0u8; 16];
     out.copy_from_slice(&d[..16]);
@@ -620,7 +662,9 @@ fn own_signature(a: &Activity) -> String {
     s
 }
 
-fn keys(a: &Activity) -> (String, Option<String>) {
+/// The identity key of `a` and its key without the name (None when nothing but the name
+/// identifies the element), as strings.
+pub(crate) fn keys(a: &Activity) -> (String, Option<String>) {
     let mut parts: Vec<String> = key_attrs(&a.element)
         .iter()
         .map(|k| format!("{k}={}", a.attrs.get(*k).map(String::as_str).unwrap_or("")))
@@ -711,5 +755,51 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::{keys, Tree};
+    use crate::bpl::{load, LoadOptions};
+
+    /// The 128-bit fingerprints stand for the strings: on every pair of activities of the
+    /// change fixtures (old and new trees together), equal fingerprints exactly when the key,
+    /// rename key and own signature strings are equal.
+    #[test]
+    fn key_fingerprints_are_equal_exactly_when_the_keys_are() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/changes");
+        let mut cases: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        cases.sort();
+        let mut compared = 0usize;
+        for case in cases {
+            let docs: Vec<_> = ["old.cls", "new.cls"]
+                .iter()
+                .map(|f| case.join(f))
+                .filter(|p| p.exists())
+                .filter_map(|p| load(&p.to_string_lossy(), &LoadOptions::default()).ok())
+                .collect();
+            let trees: Vec<Tree> = docs.iter().map(Tree::new).collect();
+            let nodes: Vec<(&Tree, usize)> = trees
+                .iter()
+                .flat_map(|t| (0..t.len()).map(move |p| (t, p)))
+                .collect();
+            for &(t, p) in &nodes {
+                let (k, rk) = keys(t.nodes[p]);
+                let own = super::own_signature(t.nodes[p]);
+                for &(u, q) in &nodes {
+                    let (k2, rk2) = keys(u.nodes[q]);
+                    assert_eq!(k == k2, t.key[p] == u.key[q], "{k:?} / {k2:?}");
+                    assert_eq!(rk == rk2, t.rename_key[p] == u.rename_key[q]);
+                    let own2 = super::own_signature(u.nodes[q]);
+                    assert_eq!(own == own2, t.own[p] == u.own[q], "{own:?} / {own2:?}");
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 10_000, "{compared}");
     }
 }

@@ -63,7 +63,7 @@ pub fn legend_state(wait: bool) -> crate::states::State {
         role: crate::states::Role::Entry,
         activity: crate::states::ActivityRef {
             id: crate::bpl::ActivityId(0),
-            element: String::new(),
+            element: "".into(),
             name: None,
             line: 0,
             column: 0,

@@ -4,7 +4,7 @@
 use crate::diff::{DeltaKind, ProcessDiff};
 use crate::plan::{Finding, MigrationPlan, Precondition, Severity, StateChange, Verdict};
 use crate::states::CompiledProcess;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// What happens to instances resting at an old state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -156,11 +156,14 @@ impl<'a> FindingIndex<'a> {
     }
 }
 
-fn number_of(cp: &CompiledProcess, class: &str) -> Option<u32> {
-    cp.threads
-        .iter()
-        .find(|t| t.class == class)
-        .map(|t| t.number)
+/// Thread class name → number (the first class of that name), built once: a process may have
+/// thousands of thread classes.
+fn numbers_by_class(cp: &CompiledProcess) -> HashMap<&str, u32> {
+    let mut m = HashMap::with_capacity(cp.threads.len());
+    for t in &cp.threads {
+        m.entry(t.class.as_str()).or_insert(t.number);
+    }
+    m
 }
 
 fn source_label(origin: &str, version: Option<u64>) -> String {
@@ -174,31 +177,49 @@ fn source_label(origin: &str, version: Option<u64>) -> String {
 pub fn from_plan(plan: &MigrationPlan, old: &CompiledProcess, new: &CompiledProcess) -> ChangeView {
     // A removed state blocks the plan when an open error names it and the verdict is blocked;
     // otherwise its guard only asks that instances drain first.
-    let blocking = |r: &str| {
-        plan.verdict == Verdict::Blocked
-            && plan.findings.iter().any(|f| {
-                f.severity == Severity::Error && !f.acknowledged && f.states.iter().any(|s| s == r)
-            })
+    // Indexes built once (a plan may map hundreds of thousands of states): the states named by
+    // an open error, the tables that must drain, the states that must drain.
+    let blocked: HashSet<&str> = if plan.verdict == Verdict::Blocked {
+        plan.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error && !f.acknowledged)
+            .flat_map(|f| f.states.iter().map(String::as_str))
+            .collect()
+    } else {
+        HashSet::new()
     };
+    let blocking = |r: &str| blocked.contains(r);
+    let mut drained_tables = HashSet::new();
+    let mut drained_states = HashSet::new();
+    for p in &plan.preconditions {
+        match p {
+            Precondition::NoRowsInTable { table, .. } => {
+                drained_tables.insert(table);
+            }
+            Precondition::NoRowsAtState { table, state, .. } => {
+                drained_states.insert((table, state.as_str()));
+            }
+            _ => {}
+        }
+    }
+    let (old_numbers, new_numbers) = (numbers_by_class(old), numbers_by_class(new));
     let mut pairs = Vec::new();
     let mut paired_new = Vec::new();
     for t in &plan.threads {
-        let old_n = number_of(old, &t.old_class);
-        let new_n = t.new_class.as_deref().and_then(|c| number_of(new, c));
+        let old_n = old_numbers.get(t.old_class.as_str()).copied();
+        let new_n = t
+            .new_class
+            .as_deref()
+            .and_then(|c| new_numbers.get(c).copied());
         paired_new.extend(new_n);
         let short = t.old_class.rsplit('.').next().unwrap_or(&t.old_class);
-        let table_drained = plan.preconditions.iter().any(
-            |p| matches!(p, Precondition::NoRowsInTable { table, .. } if *table == t.old_table),
-        );
+        let table_drained = drained_tables.contains(&t.old_table);
         let states = t
             .states
             .iter()
             .map(|s| {
-                let guarded = table_drained
-                    || plan.preconditions.iter().any(|p| {
-                        matches!(p, Precondition::NoRowsAtState { table, state, .. }
-                            if *table == t.old_table && *state == s.old)
-                    });
+                let guarded =
+                    table_drained || drained_states.contains(&(&t.old_table, s.old.as_str()));
                 let fate = match (&s.new, s.change) {
                     (None, _) | (_, StateChange::Removed) => {
                         if guarded && !blocking(&format!("{short}:{}", s.old)) {
@@ -249,8 +270,9 @@ pub fn from_plan(plan: &MigrationPlan, old: &CompiledProcess, new: &CompiledProc
 pub fn from_diff(d: &ProcessDiff, old: &CompiledProcess, new: &CompiledProcess) -> ChangeView {
     let mut pairs = Vec::new();
     let mut paired_new = Vec::new();
+    let old_threads = old.threads_by_number();
     for t in d.threads.iter().filter(|t| t.old.is_some()) {
-        let old_t = t.old.and_then(|n| old.thread(n));
+        let old_t = t.old.and_then(|n| old_threads.get(&n).copied());
         paired_new.extend(t.new);
         let states = t
             .states
@@ -309,6 +331,7 @@ pub fn from_diff(d: &ProcessDiff, old: &CompiledProcess, new: &CompiledProcess) 
 
 /// New thread classes no old one maps to, as new-only pairs.
 fn add_new_only(pairs: &mut Vec<ThreadPair>, paired: &[u32], new: &CompiledProcess) {
+    let paired: HashSet<u32> = paired.iter().copied().collect();
     for t in &new.threads {
         if !paired.contains(&t.number) {
             pairs.push(ThreadPair {

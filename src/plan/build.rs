@@ -10,7 +10,7 @@ use crate::diff::tree::Tree;
 use crate::diff::MatchLimits;
 use crate::diff::{self, Analysis, ContextChangeKind, DeltaKind, DiffError, Pin, ProcessDiff};
 use crate::states::{CompiledProcess, Role, ThreadClass};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -75,10 +75,8 @@ pub fn build_with_limits(
         applied: Vec::new(),
     };
     let plan = b.plan(old, new)?;
-    Ok(Planned {
-        diff: a.diff.clone(),
-        plan,
-    })
+    // Moved out, not copied: the diff of a large process is tens of megabytes.
+    Ok(Planned { diff: a.diff, plan })
 }
 
 fn resolve_pins(old: &Bpl, new: &Bpl, ov: &Overrides) -> Result<Vec<Pin>, OverridesError> {
@@ -104,6 +102,15 @@ fn resolve_pins(old: &Bpl, new: &Bpl, ov: &Overrides) -> Result<Vec<Pin>, Overri
         });
     }
     Ok(out)
+}
+
+/// `OnResponse<n>` by name (the first of each name).
+fn handlers_by_name(c: &CompiledProcess) -> HashMap<&str, &crate::states::ResponseHandler> {
+    let mut m = HashMap::with_capacity(c.response_handlers.len());
+    for x in &c.response_handlers {
+        m.entry(x.name.as_str()).or_insert(x);
+    }
+    m
 }
 
 /// `Thread1`, `1` or the full class name.
@@ -170,7 +177,8 @@ impl<'x> Builder<'x, '_> {
             mut context,
             ..
         } = scope;
-        let mut seen = BTreeSet::new();
+        // A hash set: the Debug strings share long prefixes, which an ordered set compares.
+        let mut seen = HashSet::new();
         let mut preconditions: Vec<Precondition> = std::mem::take(&mut out.pre)
             .into_iter()
             .filter(|p| seen.insert(format!("{p:?}")))
@@ -232,7 +240,7 @@ impl<'x> Builder<'x, '_> {
             default_suggestions: std::mem::take(&mut out.default_suggestions),
             overrides: std::mem::take(&mut self.applied),
         };
-        plan.plan_id = plan_id(&plan)?;
+        plan.plan_id = plan_id_of_own(&mut plan)?;
         Ok(plan)
     }
 
@@ -290,7 +298,7 @@ impl<'x> Builder<'x, '_> {
             self.old_c.threads_by_number(),
             self.new_c.threads_by_number(),
         );
-        for td in &self.a.map.threads {
+        for td in &self.a.diff.threads {
             let Some(ot) = td.old.and_then(|n| old_t.get(&n).copied()) else {
                 continue;
             };
@@ -405,8 +413,12 @@ impl<'x> Builder<'x, '_> {
                 })
                 .collect();
         }
+        // `OnResponse<n>` by name (the first of each name), built once: a process may have
+        // tens of thousands of response handlers.
+        let (old_by_name, new_by_name) =
+            (handlers_by_name(self.old_c), handlers_by_name(self.new_c));
         self.a
-            .map
+            .diff
             .handlers
             .iter()
             .filter_map(|h| {
@@ -421,22 +433,21 @@ impl<'x> Builder<'x, '_> {
                             .new_call
                             .clone()
                             .filter(|n| Some(n) != h.old_call.as_ref()),
-                        None => self
-                            .new_c
-                            .response_handlers
-                            .iter()
-                            .find(|x| Some(&x.name) == h.old.as_ref())
+                        None => h
+                            .old
+                            .as_deref()
+                            .and_then(|o| new_by_name.get(o))
                             .map(|x| x.call.clone()),
                     },
                     body_changed: match (h.old.as_ref(), h.new.as_ref()) {
                         (Some(o), Some(n)) => {
-                            let at = |c: &CompiledProcess, t: &Tree, name: &str| {
-                                let r = c.response_handlers.iter().find(|x| x.name == name)?;
-                                t.pos(r.activity.id)
-                            };
                             match (
-                                at(self.old_c, &self.a.old, o),
-                                at(self.new_c, &self.a.new, n),
+                                old_by_name
+                                    .get(o.as_str())
+                                    .and_then(|r| self.a.old.pos(r.activity.id)),
+                                new_by_name
+                                    .get(n.as_str())
+                                    .and_then(|r| self.a.new.pos(r.activity.id)),
                             ) {
                                 (Some(x), Some(y)) => {
                                     safety::response_body_changed(&self.a.old, x, &self.a.new, y)
@@ -1050,16 +1061,25 @@ fn source(b: &Bpl, c: &CompiledProcess) -> PlanSource {
 
 /// First 16 hex digits of SHA-256 over the canonical JSON of the plan with `plan_id` empty.
 pub fn plan_id(plan: &MigrationPlan) -> Result<String, PlanError> {
+    plan_id_of_own(&mut plan.clone())
+}
+
+/// [`plan_id`] of a plan the caller owns, without copying it: the fields left out of the
+/// identity are taken out for the hash and put back.
+fn plan_id_of_own(p: &mut MigrationPlan) -> Result<String, PlanError> {
     // Content-addressed: the same change planned from another checkout (other paths) or by
     // another tool build is the same migration, so the history check still recognizes it.
-    let mut p = plan.clone();
-    p.plan_id = String::new();
-    p.old.origin = String::new();
-    p.new.origin = String::new();
-    p.tool_version = String::new();
+    let kept = (
+        std::mem::take(&mut p.plan_id),
+        std::mem::take(&mut p.old.origin),
+        std::mem::take(&mut p.new.origin),
+        std::mem::take(&mut p.tool_version),
+    );
     // Hashed as it is serialized: the JSON of a large plan is tens of megabytes.
     let mut h = sha2::Sha256::default();
-    serde_json::to_writer(&mut h, &p).map_err(|e| PlanError::Serialize(e.to_string()))?;
+    let written = serde_json::to_writer(&mut h, &*p);
+    (p.plan_id, p.old.origin, p.new.origin, p.tool_version) = kept;
+    written.map_err(|e| PlanError::Serialize(e.to_string()))?;
     let d = sha2::Digest::finalize(h);
     Ok(d.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }

@@ -44,6 +44,7 @@ pub fn compile(bpl: &Bpl, compiler: Compiler) -> Result<CompiledProcess, BplErro
         comp_registry: HashMap::new(),
         active: Vec::new(),
         done: Vec::new(),
+        refs: ActivityRefs::default(),
     };
     // 3.3 COMPILE: Thread1 runs the (last) top-level sequence; a disabled one leaves S1 -> Stop.
     let root = &bpl.process.sequence;
@@ -56,7 +57,7 @@ pub fn compile(bpl: &Bpl, compiler: Compiler) -> Result<CompiledProcess, BplErro
     // Each build is dropped as soon as its thread class is made.
     let threads = builds
         .into_iter()
-        .map(|t| finish_thread(t, &package))
+        .map(|t| finish_thread(t, &package, &mut g.refs))
         .collect();
     let context_class = format!("{package}.Context");
     let context_table = SqlTable::for_class(&context_class);
@@ -189,6 +190,8 @@ struct Gen<'a> {
     /// Threads whose generation is in progress; the last is the current one.
     active: Vec<ThreadBuild<'a>>,
     done: Vec<ThreadBuild<'a>>,
+    /// One `ActivityRef` per owning activity, shared by its states.
+    refs: ActivityRefs,
 }
 
 /// One arm of the switch rule (3.4.5), user switch or synthesized fault switch (3.4.10).
@@ -433,7 +436,7 @@ impl<'a> Gen<'a> {
                 name,
                 call: call.clone(),
                 target: a.attrs.get("target").cloned(),
-                activity: ActivityRef::of(a),
+                activity: self.refs.get(a),
                 thread,
             });
         }
@@ -776,7 +779,7 @@ impl<'a> Gen<'a> {
         for (i, child) in children.iter().enumerate() {
             let parent = ThreadParent {
                 thread: parent_thread,
-                flow: ActivityRef::of(a),
+                flow: self.refs.get(a),
                 child_index: i as u32,
             };
             self.start_thread(child, Some(parent));
@@ -889,7 +892,7 @@ fn names(v: &[u32]) -> Vec<String> {
     v.iter().map(|&n| sname(n)).collect()
 }
 
-fn finish_thread(t: ThreadBuild<'_>, package: &str) -> ThreadClass {
+fn finish_thread(t: ThreadBuild<'_>, package: &str, refs: &mut ActivityRefs) -> ThreadClass {
     let class = format!("{package}.Thread{}", t.number);
     let mut returns: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for site in &t.comp_sites {
@@ -925,7 +928,7 @@ fn finish_thread(t: ThreadBuild<'_>, package: &str) -> ThreadClass {
         states.push(State {
             name: sname(n),
             role: st.role.clone(),
-            activity: ActivityRef::of(st.owner),
+            activity: refs.get(st.owner),
             wait: st.wait,
             join: st.join,
             successors: all.iter().map(tname).collect(),
@@ -951,7 +954,7 @@ fn finish_thread(t: ThreadBuild<'_>, package: &str) -> ThreadClass {
         number: t.number,
         table: SqlTable::for_class(&class),
         class,
-        root: ActivityRef::of(t.root),
+        root: refs.get(t.root),
         parent: t.parent,
         states,
     }

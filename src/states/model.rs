@@ -5,6 +5,7 @@
 use crate::bpl::{ActivityId, Pos};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Which IRIS compiler generation numbers the process. Only one rule differs (spec 2.5):
 /// whether `<call async="false">` (or any value other than `0`/`1`/`true`) is synchronous.
@@ -143,25 +144,30 @@ pub struct ThreadParent {
 }
 
 /// A reference to the activity that owns something, stable within one `Bpl`.
+///
+/// Every state, state delta and state mapping of an activity carries one, so its strings are
+/// shared ([`SharedStr`]): cloning a reference copies two pointers, not two strings. Serialized
+/// exactly like plain strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivityRef {
     pub id: ActivityId,
     /// Element name (`call`, `if`, `scope`, …).
     #[serde(rename = "type")]
-    pub element: String,
+    pub element: SharedStr,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<SharedStr>,
     pub line: u32,
     pub column: u32,
 }
 
 impl ActivityRef {
-    /// The reference to `a`: its id, element, name and position.
+    /// The reference to `a`: its id, element, name and position (new strings; [`ActivityRefs`]
+    /// shares them between the references of one tree).
     pub fn of(a: &crate::bpl::Activity) -> ActivityRef {
         ActivityRef {
             id: a.id,
-            element: a.element.clone(),
-            name: a.name.clone(),
+            element: SharedStr::from(a.element.as_str()),
+            name: a.name.as_deref().map(SharedStr::from),
             line: a.pos.line,
             column: a.pos.column,
         }
@@ -179,6 +185,175 @@ impl ActivityRef {
             Some(n) => format!("{} \"{}\"", self.element, n),
             None => format!("{}@{}:{}", self.element, self.line, self.column),
         }
+    }
+}
+
+/// The [`ActivityRef`]s of one activity tree, made once per activity (by id) with the element
+/// names interned: every later reference to the same activity shares the strings.
+#[derive(Debug, Default)]
+pub(crate) struct ActivityRefs {
+    by_id: Vec<Option<ActivityRef>>,
+    elements: HashMap<String, SharedStr>,
+}
+
+impl ActivityRefs {
+    /// The reference to `a` (a clone of the one made the first time).
+    pub fn get(&mut self, a: &crate::bpl::Activity) -> ActivityRef {
+        let i = a.id.0 as usize;
+        if i >= self.by_id.len() {
+            self.by_id.resize(i + 1, None);
+        }
+        if let Some(r) = &self.by_id[i] {
+            if r.id == a.id {
+                return r.clone();
+            }
+        }
+        let element = match self.elements.get(a.element.as_str()) {
+            Some(e) => e.clone(),
+            None => {
+                let e = SharedStr::from(a.element.as_str());
+                self.elements.insert(a.element.clone(), e.clone());
+                e
+            }
+        };
+        let r = ActivityRef {
+            id: a.id,
+            element,
+            name: a.name.as_deref().map(SharedStr::from),
+            line: a.pos.line,
+            column: a.pos.column,
+        };
+        self.by_id[i] = Some(r.clone());
+        r
+    }
+
+    /// The reference made for `id`, if [`get`](Self::get) made one.
+    pub fn made(&self, id: ActivityId) -> Option<&ActivityRef> {
+        self.by_id
+            .get(id.0 as usize)?
+            .as_ref()
+            .filter(|r| r.id == id)
+    }
+
+    /// An interned string (slot names and the like): equal strings share one allocation.
+    pub fn intern(&mut self, s: &str) -> SharedStr {
+        match self.elements.get(s) {
+            Some(e) => e.clone(),
+            None => {
+                let e = SharedStr::from(s);
+                self.elements.insert(s.to_string(), e.clone());
+                e
+            }
+        }
+    }
+}
+
+/// An immutable string that is cheap to clone (reference-counted): activity names and element
+/// names inside the pipeline, shared by everything that refers to the same activity. Reads as
+/// a `&str` (`Deref`, `as_str`, comparisons with `str`/`String`); serialized as a string.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> SharedStr {
+        SharedStr(Arc::from(s))
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(s: String) -> SharedStr {
+        SharedStr(Arc::from(s))
+    }
+}
+
+impl From<SharedStr> for String {
+    fn from(s: SharedStr) -> String {
+        s.0.to_string()
+    }
+}
+
+impl std::fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for SharedStr {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<SharedStr> for str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<SharedStr> for &str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<SharedStr> for String {
+    fn eq(&self, other: &SharedStr) -> bool {
+        **self == *other.0
+    }
+}
+
+impl Serialize for SharedStr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedStr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SharedStr::from)
     }
 }
 

@@ -181,7 +181,7 @@ fn arguments_reversed(cx: &Context, out: &mut Findings) {
         .filter(|c| c.change == diff::ActivityChangeKind::Inserted)
         .count();
     let removed_states: usize =
-        cx.a.map
+        cx.a.diff
             .threads
             .iter()
             .flat_map(|t| &t.states)
