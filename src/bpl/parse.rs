@@ -1188,6 +1188,8 @@ mod tests {
             Some("X\nDROP TABLE t; --\u{9b}2J\u{202e}")
         );
         assert_eq!(a.label(), r#"assign "X\nDROP TABLE t; --\u{9b}2J\u{202e}""#);
+        // The reference states, deltas and plans carry labels the same way.
+        assert_eq!(crate::states::ActivityRef::of(a).label(), a.label());
     }
 
     #[test]

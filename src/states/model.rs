@@ -179,10 +179,15 @@ impl ActivityRef {
             column: self.column,
         }
     }
-    /// `call "Lookup"` or `assign@12:5`.
+    /// `call "Lookup"` or `assign@12:5`; control characters and bidi overrides in the name are
+    /// escaped (as `Activity::label` does), so a name cannot forge or reorder output lines.
     pub fn label(&self) -> String {
         match &self.name {
-            Some(n) => format!("{} \"{}\"", self.element, n),
+            Some(n) => format!(
+                "{} \"{}\"",
+                self.element,
+                crate::input::printable_max(n, usize::MAX)
+            ),
             None => format!("{}@{}:{}", self.element, self.line, self.column),
         }
     }
