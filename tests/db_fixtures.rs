@@ -412,6 +412,8 @@ stories!(
     removed_wait_state_mapped,
     rename_across_cases,
     rename_call,
+    renamed_call_with_twin,
+    renamed_first_call_with_twin,
     rename_into_fault_handler,
     renest_into_if,
     renest_into_scope,

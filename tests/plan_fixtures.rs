@@ -251,6 +251,8 @@ fn change_fixture_verdicts() {
         ("flow_branch_removed", Verdict::Drain),
         ("removed_sync_call_still_awaited", Verdict::Blocked),
         ("rename_call", Verdict::Drain),
+        ("renamed_call_with_twin", Verdict::Drain),
+        ("renamed_first_call_with_twin", Verdict::Drain),
         ("rename_into_fault_handler", Verdict::Drain),
         ("renest_into_if", Verdict::Migratable),
         ("renest_into_scope", Verdict::Migratable),

@@ -1048,9 +1048,13 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
             }
             _ => {}
         }
-        if awaited_in_new(tn, name) {
-            // The name is still awaited in the new version: a pending response under it
-            // still completes a wait (its handler is recorded in the row).
+        // A renamed call: the rows at its waits hold a response pending under the old name,
+        // and the waits they resume at now ask for the new one, whatever other call still
+        // bears the old name (iris-runtime: `__PendingResponses` is keyed by call name).
+        let renamed = n_eff.is_some();
+        if !renamed && awaited_in_new(tn, name) {
+            // A removed call whose name is still awaited in the new version: a pending
+            // response under it still completes a wait (its handler is recorded in the row).
             continue;
         }
         let (code, what) = match (m.o2n[o], n_eff) {
@@ -1092,10 +1096,26 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
             });
             continue;
         }
+        // Another call of this thread class still named `name` (old version): its rows hold
+        // responses pending under the same key.
+        let twin = (0..to.len()).any(|p| {
+            p != o
+                && to.effective[p]
+                && to.nodes[p].element == "call"
+                && to.nodes[p].name.as_deref() == Some(name.as_str())
+                && thread_of.of(to, p) == Some(ti)
+        });
+        let also = if renamed && awaited_in_new(tn, name) {
+            format!(
+                " (a call still named {name:?} remains in the new version, but the wait these rows resume at is not its wait)"
+            )
+        } else {
+            String::new()
+        };
         let mut f = finding(
             code,
             format!(
-                "call {name:?} (waited on at {}) {what}: a response still pending under {name:?} cannot be matched",
+                "call {name:?} (waited on at {}) {what}: a response still pending under {name:?} cannot be matched{also}",
                 waits.join(", ")
             ),
         )
@@ -1105,10 +1125,32 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
             f = f.new_acts([tn.aref(n)]);
         }
         findings.push(f);
+        if twin && own_only {
+            // A synchronous call: the rows holding its pending response are exactly the rows
+            // at its wait, so the guard need not wait for the rows of the other call still
+            // named `name` (their responses match as before).
+            for &i in &wait_idx {
+                pre.push(Precondition::NoRowsAtState {
+                    table: table.clone(),
+                    state: thread.states[i].name.clone(),
+                    reason: format!(
+                        "rows there wait on call {name:?}, which {what}; wait until they have moved on"
+                    ),
+                });
+            }
+            continue;
+        }
+        let reason = if twin {
+            format!(
+                "call {name:?} {what}; wait until no instance waits on it (this counts the responses pending for every call named {name:?}, including the one that kept the name)"
+            )
+        } else {
+            format!("call {name:?} {what}; wait until no instance waits on it")
+        };
         pre.push(Precondition::NoPendingResponse {
             table,
             call: name.clone(),
-            reason: format!("call {name:?} {what}; wait until no instance waits on it"),
+            reason,
         });
     }
     (findings, pre)
