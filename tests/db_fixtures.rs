@@ -394,6 +394,8 @@ stories!(
     identical_copies_pinned,
     insert_in_loop,
     insert_middle,
+    map_onto_new_call_wait,
+    map_onto_other_call_wait,
     layout_only,
     moved_into_evaluated_if,
     new_context_property,

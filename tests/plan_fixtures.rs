@@ -250,6 +250,8 @@ fn change_fixture_verdicts() {
         ("insert_in_loop", Verdict::Compatible),
         ("flow_branch_removed", Verdict::Drain),
         ("removed_sync_call_still_awaited", Verdict::Blocked),
+        ("map_onto_new_call_wait", Verdict::Blocked),
+        ("map_onto_other_call_wait", Verdict::Migratable),
         ("rename_call", Verdict::Drain),
         ("renamed_call_with_twin", Verdict::Drain),
         ("renamed_first_call_with_twin", Verdict::Drain),

@@ -119,7 +119,9 @@ pub(crate) fn resume_points(
             roles.entry(x.name.as_str()).or_insert(&x.role);
         }
         for sm in states {
-            if !(sm.wait || sm.join) {
+            // Rows rest at wait and join states; a state the overrides file maps is one the
+            // reviewer expects rows at, so what they skip or enter there is reported too.
+            if !(sm.wait || sm.join || sm.change == crate::plan::model::StateChange::Overridden) {
                 continue;
             }
             let (Some(new_state), Some(na)) = (&sm.new, &sm.new_activity) else {

@@ -41,7 +41,87 @@ fn overridden(cx: &Context, out: &mut Findings) {
             f = f.severity(Severity::Warning);
         }
         out.findings.push(f);
+        never_sent(cx, o, out);
     }
+}
+
+/// BPM0201 for a state mapped by hand onto the wait of a call the rows never sent: the
+/// request goes out in the state before the wait (spec 3.4.3), which they do not run, so the
+/// wait finds nothing pending under that name and continues at once (3.4.4a): the call does
+/// not run for them.
+fn never_sent(cx: &Context, o: &super::Overridden, out: &mut Findings) {
+    use crate::states::Role;
+    let (to, tn) = (&cx.a.old, &cx.a.new);
+    let (os, ns) = (o.old, o.new);
+    if ns.role != Role::SyncWait {
+        return;
+    }
+    let (Some(n), Some(wo)) = (tn.pos(ns.activity.id), to.pos(os.activity.id)) else {
+        return;
+    };
+    let is_async = |node: &crate::bpl::Activity| {
+        matches!(
+            node.attrs.get("async").map(String::as_str),
+            Some("1" | "true")
+        )
+    };
+    // The names a wait state waits on: its synchronous call's, or its <sync>'s list.
+    let awaited = |t: &crate::diff::tree::Tree, p: usize| -> Vec<String> {
+        let node = t.nodes[p];
+        match node.element.as_str() {
+            "call" if !is_async(node) => node.name.iter().cloned().collect(),
+            "sync" => node
+                .attrs
+                .get("calls")
+                .map(|c| c.split(',').map(|x| x.trim().to_string()).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    };
+    let held = if os.role == Role::SyncWait {
+        awaited(to, wo)
+    } else {
+        Vec::new()
+    };
+    // A row may also hold the response of an asynchronous call of its thread it sent
+    // earlier (or in an earlier iteration): any such call of that name counts as sent.
+    let maybe_pending = |name: &str| {
+        held.iter().any(|h| h == name)
+            || (0..to.len()).any(|p| {
+                let node = to.nodes[p];
+                to.effective[p]
+                    && node.element == "call"
+                    && node.name.as_deref() == Some(name)
+                    && is_async(node)
+                    && to.thread_root[p] == to.thread_root[wo]
+            })
+    };
+    let unsent: Vec<String> = awaited(tn, n)
+        .into_iter()
+        .filter(|c| !maybe_pending(c))
+        .collect();
+    if unsent.is_empty() {
+        return;
+    }
+    let calls = unsent
+        .iter()
+        .map(|c| format!("call {c:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (old_ref, new_ref) = (sref(o.old_class, &os.name), new_sref(o.new_class, &ns.name));
+    out.findings.push(
+        finding(
+            Code::SkippedActivities,
+            format!(
+                "instances resting at {old_ref} are mapped by the overrides file onto {new_ref} ({} of {}), but they never sent {calls}: its request goes out in the state before that wait, which they do not run, so the wait finds nothing pending under that name and continues at once: {calls} does not run for them",
+                ns.role,
+                ns.activity.label(),
+            ),
+        )
+        .states([old_ref, new_ref])
+        .old_acts([os.activity.clone()])
+        .new_acts([ns.activity.clone()]),
+    );
 }
 
 /// BPM0103/0104: flow branch thread classes renumbered or removed (their tables must be empty).
