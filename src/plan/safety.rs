@@ -1147,24 +1147,30 @@ pub(super) fn response_handler(t: &Tree, p: usize) -> Vec<usize> {
 /// Is `name` awaited in the new version: a synchronous call of that name, or a `<sync>`
 /// listing it?
 pub(crate) fn awaited_in_new(tn: &Tree, name: &str) -> bool {
-    (0..tn.len()).any(|p| {
-        let node = tn.nodes[p];
-        tn.effective[p]
-            && match node.element.as_str() {
-                "call" => {
-                    node.name.as_deref() == Some(name)
-                        && !matches!(
-                            node.attrs.get("async").map(String::as_str),
-                            Some("1" | "true")
-                        )
-                }
-                "sync" => node
-                    .attrs
-                    .get("calls")
-                    .is_some_and(|c| c.split(',').any(|x| x.trim() == name)),
-                _ => false,
-            }
-    })
+    (0..tn.len()).any(|p| tn.effective[p] && awaited_names(tn, p).contains(&name))
+}
+
+/// The call names the activity at `p` waits on: a synchronous call's own name, a `<sync>`'s
+/// list; none for anything else.
+pub(crate) fn awaited_names<'a>(t: &Tree<'a>, p: usize) -> Vec<&'a str> {
+    let node = t.nodes[p];
+    match node.element.as_str() {
+        "call" if !is_async_call(node) => node.name.as_deref().into_iter().collect(),
+        "sync" => node
+            .attrs
+            .get("calls")
+            .map(|c| c.split(',').map(str::trim).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// A `<call async="1">` (or `"true"`).
+pub(crate) fn is_async_call(node: &crate::bpl::Activity) -> bool {
+    matches!(
+        node.attrs.get("async").map(String::as_str),
+        Some("1" | "true")
+    )
 }
 
 /// Positions (in `t`) of every activity that owns a state, a thread or a response handler.

@@ -59,44 +59,25 @@ fn never_sent(cx: &Context, o: &super::Overridden, out: &mut Findings) {
     let (Some(n), Some(wo)) = (tn.pos(ns.activity.id), to.pos(os.activity.id)) else {
         return;
     };
-    let is_async = |node: &crate::bpl::Activity| {
-        matches!(
-            node.attrs.get("async").map(String::as_str),
-            Some("1" | "true")
-        )
-    };
-    // The names a wait state waits on: its synchronous call's, or its <sync>'s list.
-    let awaited = |t: &crate::diff::tree::Tree, p: usize| -> Vec<String> {
-        let node = t.nodes[p];
-        match node.element.as_str() {
-            "call" if !is_async(node) => node.name.iter().cloned().collect(),
-            "sync" => node
-                .attrs
-                .get("calls")
-                .map(|c| c.split(',').map(|x| x.trim().to_string()).collect())
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        }
-    };
     let held = if os.role == Role::SyncWait {
-        awaited(to, wo)
+        safety::awaited_names(to, wo)
     } else {
         Vec::new()
     };
     // A row may also hold the response of an asynchronous call of its thread it sent
     // earlier (or in an earlier iteration): any such call of that name counts as sent.
     let maybe_pending = |name: &str| {
-        held.iter().any(|h| h == name)
+        held.contains(&name)
             || (0..to.len()).any(|p| {
                 let node = to.nodes[p];
                 to.effective[p]
                     && node.element == "call"
                     && node.name.as_deref() == Some(name)
-                    && is_async(node)
+                    && safety::is_async_call(node)
                     && to.thread_root[p] == to.thread_root[wo]
             })
     };
-    let unsent: Vec<String> = awaited(tn, n)
+    let unsent: Vec<&str> = safety::awaited_names(tn, n)
         .into_iter()
         .filter(|c| !maybe_pending(c))
         .collect();
