@@ -270,6 +270,7 @@ fn change_fixture_verdicts() {
         ("wrap_in_scope", Verdict::Migratable),
         ("ambiguous_twin_delay", Verdict::Blocked),
         ("class_changed", Verdict::Blocked),
+        ("pin_takes_counterpart", Verdict::Blocked),
         ("context_property_removed", Verdict::Compatible),
         ("context_property_retyped", Verdict::Compatible),
         ("flow_removed", Verdict::Blocked),
