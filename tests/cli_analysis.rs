@@ -359,3 +359,128 @@ fn a_full_standard_output_is_exit_2_for_every_printing_command() {
         );
     }
 }
+
+/// The `<process>` element of a change fixture, as a bare document.
+fn bare_process(case: &str, file: &str) -> String {
+    let text = std::fs::read_to_string(fx(case, file)).unwrap();
+    let start = text.find("<process").unwrap();
+    let end = text.find("</process>").unwrap() + "</process>".len();
+    format!("{}\n", &text[start..end])
+}
+
+/// Bare `<process>` documents name no class: a name taken from the file name (`old.xml`,
+/// `new.xml`) is no evidence of two classes. `plan`, `diff` and `check` give both versions
+/// one name and say where it came from (BPM0407, info) instead of BPM0404; the SQL of
+/// `plan --out` names the tables of the class the other input names, or of `--class`, and a
+/// pick between two disagreeing file names is refused there. BPM0404 stays for two files
+/// that name different classes.
+#[test]
+fn bare_documents_take_their_class_name_from_the_other_input_or_one_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old.xml"), dir.path().join("new.xml"));
+    std::fs::write(&old, bare_process("insert_middle", "old.cls")).unwrap();
+    std::fs::write(&new, bare_process("insert_middle", "new.cls")).unwrap();
+    let (old, new) = (old.to_str().unwrap(), new.to_str().unwrap());
+
+    let o = run(&["plan", old, new]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(out.starts_with("old: migratable"), "{out}");
+    assert!(!out.contains("BPM0404"), "{out}");
+    assert!(
+        out.contains(&format!("info    BPM0407 class-name-from-file-name: neither {old} nor {new} names its class (bare <process> documents): the class name old was taken from the file name of {old}; --class sets it")),
+        "{out}"
+    );
+
+    let o = run(&["diff", old, new]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with(&format!("old: {old} → {new}\n")),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = run(&["check", old, new]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "migratable: {out}");
+    assert!(!out.contains("BPM0404") && out.contains("BPM0407"), "{out}");
+    assert!(out.contains("verdict: migratable"), "{out}");
+
+    // The migration names the class's tables: not from a pick between two file names.
+    let folder = dir.path().join("out");
+    let o = run(&["plan", old, new, "--out", folder.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("their file names disagree (old and new)")
+            && stderr(&o).contains("pass --class NAME"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!folder.exists());
+    let o = run(&["plan", old, new, "--emit", "objectscript"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+
+    // --class names both.
+    let o = run(&[
+        "plan",
+        old,
+        new,
+        "--class",
+        "Demo.Bare.Loan",
+        "--out",
+        folder.to_str().unwrap(),
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(
+        !out.contains("BPM0407") && !out.contains("BPM0404"),
+        "{out}"
+    );
+    let sql = apply_sql(&folder, "0001_Demo.Bare.Loan_");
+    assert!(
+        sql.contains("UPDATE \"Demo_Bare_Loan\".\"Thread1\""),
+        "{sql}"
+    );
+
+    // A UDL class on the other side names it.
+    let udl = fx("insert_middle", "old.cls");
+    let folder = dir.path().join("out2");
+    let o = run(&["plan", &udl, new, "--out", folder.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(out.starts_with("Demo.Change.Loan: migratable"), "{out}");
+    assert!(
+        out.contains(&format!("BPM0407 class-name-from-file-name: {new} does not name its class (a bare <process> document): the class name Demo.Change.Loan was taken from the class {udl} names; --class sets it")),
+        "{out}"
+    );
+    let sql = apply_sql(&folder, "0001_Demo.Change.Loan_");
+    assert!(
+        sql.contains("UPDATE \"Demo_Change_Loan\".\"Thread1\""),
+        "{sql}"
+    );
+    assert!(!sql.contains("\"new\"") && !sql.contains("'new'"), "{sql}");
+
+    // Two files that name different classes are still two classes.
+    let o = run(&[
+        "plan",
+        &fx("class_changed", "old.cls"),
+        &fx("class_changed", "new.cls"),
+    ]);
+    assert!(
+        stdout(&o).contains("error   BPM0404 class-changed"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!stdout(&o).contains("BPM0407"), "{}", stdout(&o));
+}
+
+/// The `apply.sql` of the one migration folder under `dir` whose name starts with `prefix`.
+fn apply_sql(dir: &Path, prefix: &str) -> String {
+    let sub: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    assert_eq!(sub.len(), 1, "{sub:?}");
+    std::fs::read_to_string(sub[0].join("apply.sql")).unwrap()
+}

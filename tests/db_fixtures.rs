@@ -404,6 +404,7 @@ stories!(
     new_property_set_by_awaited_response,
     new_property_written_before_read,
     one_state_compatible,
+    pin_takes_counterpart,
     remove_activity,
     removed_awaited_async_call,
     removed_call,

@@ -274,6 +274,7 @@ fn change_fixture_verdicts() {
         ("wrap_in_scope", Verdict::Migratable),
         ("ambiguous_twin_delay", Verdict::Blocked),
         ("class_changed", Verdict::Blocked),
+        ("pin_takes_counterpart", Verdict::Blocked),
         ("context_property_removed", Verdict::Compatible),
         ("context_property_retyped", Verdict::Compatible),
         ("flow_removed", Verdict::Blocked),
@@ -962,8 +963,8 @@ fn activity_by_id(b: &Bpl, id: u32) -> Option<&bplmigrate::bpl::Activity> {
 }
 
 /// Every catalogue code is produced by at least one fixture: the change fixtures, the change
-/// fixture `insert_middle` planned with a tiny matcher limit (BPM0303), and `check` over a git
-/// repository where a class file was deleted (BPM0406). A code no fixture produces is either
+/// fixture `insert_middle` planned with a tiny matcher limit (BPM0303), `check` over a git
+/// repository where a class file was deleted (BPM0406), and two bare documents (BPM0407). A code no fixture produces is either
 /// dead or untested; add the fixture that produces it.
 #[test]
 fn every_finding_code_is_produced_by_a_fixture() {
@@ -994,6 +995,26 @@ fn every_finding_code_is_produced_by_a_fixture() {
     seen.extend(p.findings.iter().map(|f| f.code));
 
     seen.extend(deleted_class_check_codes());
+
+    // A bare <process> document names no class (BPM0407).
+    let bare = |f: &str| bpl::load(f, &LoadOptions::default()).unwrap();
+    let (mut old, mut new) = (
+        bare("fixtures/states/only_last_top_sequence/process.xml"),
+        bare("fixtures/formats/Demo.Loan.Approval.xml"),
+    );
+    assert_eq!(
+        bpl::settle_class_names(&mut old, &mut new).as_deref(),
+        Some("Demo.Loan.Approval")
+    );
+    let p = plan::build(&old, &new, &compile(&old), &compile(&new), None)
+        .unwrap()
+        .plan;
+    assert!(
+        p.findings.iter().all(|f| f.code != Code::ClassChanged),
+        "{:#?}",
+        p.findings
+    );
+    seen.extend(p.findings.iter().map(|f| f.code));
 
     let missing: Vec<String> = Code::ALL
         .iter()

@@ -137,6 +137,7 @@ fn load_bytes_with_stem(
     }
     Ok(Bpl {
         class_name,
+        class_from_file_name: from_stem,
         source: SourceInfo {
             origin: origin.to_string(),
             sha256,

@@ -80,6 +80,31 @@ pub fn check_class_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Give two versions of one process one class name when a name came only from a file name
+/// ([`Bpl::class_from_file_name`]): a bare `<process>` document read without `--class` takes
+/// the class the other version names, and when neither names one both take the old one's
+/// file stem. A file name is no evidence of another class, so it must not make the two look
+/// like different classes (BPM0404) nor name the tables of another class in the SQL. Names
+/// both files give are left as they are.
+///
+/// Returns the new version's own file-name class when it differed from the old one's and was
+/// dropped for it (`old.xml`, `new.xml`): the shared name is then only a pick between two
+/// file names.
+pub fn settle_class_names(old: &mut Bpl, new: &mut Bpl) -> Option<String> {
+    match (old.class_from_file_name, new.class_from_file_name) {
+        (true, false) => old.class_name = new.class_name.clone(),
+        (false, true) => new.class_name = old.class_name.clone(),
+        (true, true) if old.class_name != new.class_name => {
+            return Some(std::mem::replace(
+                &mut new.class_name,
+                old.class_name.clone(),
+            ));
+        }
+        _ => {}
+    }
+    None
+}
+
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let d = Sha256::digest(bytes);
@@ -95,6 +120,7 @@ pub fn parse_bare(file: &str, text: &str, class_name: &str) -> Result<Bpl, BplEr
     })?;
     Ok(Bpl {
         class_name: class_name.to_string(),
+        class_from_file_name: false,
         source: SourceInfo {
             origin: file.to_string(),
             sha256: sha256_hex(text.as_bytes()),

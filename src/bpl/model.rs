@@ -55,6 +55,11 @@ pub struct Bpl {
     /// Full class name, e.g. `Demo.Loan.BankUS`. For a bare `<process>` document it comes from
     /// the caller (`--class`) or defaults to the file stem.
     pub class_name: String,
+    /// The class name is not in the file: it was taken from the file name (a bare document
+    /// read without `--class`), or from the other version by [`settle_class_names`](crate::bpl::settle_class_names).
+    /// Such a name is no evidence of which class the process is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub class_from_file_name: bool,
     pub source: SourceInfo,
     pub process: Process,
 }

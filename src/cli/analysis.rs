@@ -113,19 +113,43 @@ pub enum DialectArg {
     Postgres,
 }
 
+/// Old and new read, given one class name (`bpl::settle_class_names`) and compiled.
+struct Pair {
+    old: Bpl,
+    new: Bpl,
+    old_c: CompiledProcess,
+    new_c: CompiledProcess,
+    /// Neither file names its class and their file names differ: the new one's, dropped
+    /// for the old one's.
+    dropped_name: Option<String>,
+}
+
 fn load_pair(
     old: &str,
     new: &str,
     class: &Option<String>,
     compiler: Compiler,
-) -> Result<(Bpl, Bpl, CompiledProcess, CompiledProcess), Failure> {
-    let (o, n) = (load_bpl(old, class)?, load_bpl(new, class)?);
+) -> Result<Pair, Failure> {
+    let (mut o, mut n) = (load_bpl(old, class)?, load_bpl(new, class)?);
+    let dropped_name = crate::bpl::settle_class_names(&mut o, &mut n);
     let (oc, nc) = (compile(&o, compiler)?, compile(&n, compiler)?);
-    Ok((o, n, oc, nc))
+    Ok(Pair {
+        old: o,
+        new: n,
+        old_c: oc,
+        new_c: nc,
+        dropped_name,
+    })
 }
 
 pub fn diff(a: DiffArgs) -> CmdResult {
-    let (o, n, oc, nc) = load_pair(&a.old, &a.new, &a.common.class, a.common.compiler.into())?;
+    let Pair {
+        old: o,
+        new: n,
+        old_c: oc,
+        new_c: nc,
+        ..
+    } = load_pair(&a.old, &a.new, &a.common.class, a.common.compiler.into())?;
     let d = diff::diff(&o, &n, &oc, &nc, &[]).map_err(Failure::input)?;
     match a.common.format {
         AnalysisFormat::Human => emit(&render::diff_human(&d, RenderOptions::default()))?,
@@ -158,10 +182,25 @@ pub fn plan(a: PlanArgs) -> CmdResult {
             "plan needs OLD and NEW (or --verify DIR)"
         )));
     };
-    let (o, n, oc, nc) = load_pair(old, new, &a.common.class, a.common.compiler.into())?;
+    let Pair {
+        old: o,
+        new: n,
+        old_c: oc,
+        new_c: nc,
+        dropped_name,
+    } = load_pair(old, new, &a.common.class, a.common.compiler.into())?;
+    let objectscript = a.emit == Some(EmitArg::Objectscript);
+    if let Some(dropped) = dropped_name.filter(|_| a.out.is_some() || objectscript) {
+        // The SQL names the class's tables and checks its host: not from a pick.
+        return Err(Failure::input(anyhow::anyhow!(
+            "neither {old} nor {new} names its class, and their file names disagree ({} and {}): \
+             the migration names the class's tables, so pass --class NAME",
+            crate::input::printable(&o.class_name),
+            crate::input::printable(&dropped)
+        )));
+    }
     let ov = a.overrides.as_deref().map(read_overrides).transpose()?;
     let planned = plan::build(&o, &n, &oc, &nc, ov.as_ref()).map_err(Failure::input)?;
-    let objectscript = a.emit == Some(EmitArg::Objectscript);
     let view = picture::from_plan(&planned.plan, &oc, &nc);
     let locate =
         |e: crate::sql::SqlError| Failure::input(locate_sql_refusal(e, [&o, &n], ov.as_ref()));

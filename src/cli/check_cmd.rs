@@ -318,7 +318,8 @@ fn file_items(
             if paths.len() == 1 { "" } else { "s" }
         )));
     };
-    let (o, n) = (load_bpl(old, class)?, load_bpl(new, class)?);
+    let (mut o, mut n) = (load_bpl(old, class)?, load_bpl(new, class)?);
+    crate::bpl::settle_class_names(&mut o, &mut n);
     // Findings point at the new file, named relative to the repository root when there is one.
     let display = |src: &str| -> String {
         if Path::new(src).exists() {

@@ -43,6 +43,8 @@ pub(crate) struct Matching {
     pub via: Vec<Option<MatchVia>>,
     /// Old activities pinned to "no counterpart".
     pub blocked: Vec<bool>,
+    /// Old activities pinned to a new one, with the line of their `[[pin]]` (for messages).
+    pub pins: Vec<(usize, Option<u32>)>,
     /// Old switch position → (old case, new case), 1-based user-case indices.
     pub cases: BTreeMap<usize, Vec<(u32, u32)>>,
     pub issues: Vec<MatchIssue>,
@@ -87,6 +89,7 @@ pub(crate) fn match_trees(
             n2o: vec![None; new.len()],
             via: vec![None; old.len()],
             blocked: vec![false; old.len()],
+            pins: Vec::new(),
             cases: BTreeMap::new(),
             issues: Vec::new(),
         },

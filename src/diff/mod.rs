@@ -35,6 +35,8 @@ pub enum DiffError {
 pub struct Pin {
     pub old: ActivityId,
     pub new: Option<ActivityId>,
+    /// The line of the `[[pin]]` in the overrides file, for messages (None: not from a file).
+    pub line: Option<u32>,
 }
 
 /// Match the activities of two versions and derive every state change.
@@ -100,7 +102,13 @@ pub(crate) fn analyze<'a>(
         };
         pin_pos.push((o, n));
     }
-    let m = matcher::match_trees(&t_old, &t_new, &pin_pos, limits);
+    let mut m = matcher::match_trees(&t_old, &t_new, &pin_pos, limits);
+    m.pins = pins
+        .iter()
+        .zip(&pin_pos)
+        .filter(|(_, (_, n))| n.is_some())
+        .map(|(p, &(o, _))| (o, p.line))
+        .collect();
     let map = statemap::map_states(old_c, new_c, &t_old, &t_new, &m);
     let activities = classify(&t_old, &t_new, &m);
     let cases = m

@@ -179,6 +179,30 @@ fn added_state(s: &State) -> StateDelta {
     }
 }
 
+/// Why old activity `o` has no counterpart: removed, or its counterpart (a new activity of
+/// its element and name) was taken by a `[[pin]]` of another old activity.
+fn removed(o: usize, t_old: &Tree, t_new: &Tree, m: &Matching) -> String {
+    let name = t_old.nodes[o].name.as_deref();
+    let taken = m.pins.iter().find_map(|&(p, line)| {
+        let n = m.o2n[p]?;
+        (p != o
+            && name.is_some()
+            && t_new.nodes[n].name.as_deref() == name
+            && t_new.element(n) == t_old.element(o))
+        .then_some((p, n, line))
+    });
+    match taken {
+        Some((p, n, line)) => format!(
+            "its counterpart {} was taken by the [[pin]] of {}{}",
+            t_new.label(n),
+            t_old.label(p),
+            line.map(|l| format!(", overrides line {l}"))
+                .unwrap_or_default()
+        ),
+        None => format!("{} was removed", t_old.label(o)),
+    }
+}
+
 /// The (new owner position, new role) an old (owner, role) corresponds to, or why none.
 pub(crate) fn counterpart_key(
     owner: usize,
@@ -188,7 +212,7 @@ pub(crate) fn counterpart_key(
     m: &Matching,
 ) -> Result<(usize, Role), String> {
     let Some(n_owner) = m.o2n[owner] else {
-        return Err(format!("{} was removed", t_old.label(owner)));
+        return Err(removed(owner, t_old, t_new, m));
     };
     let role = match role {
         Role::Catch(i) => {
@@ -197,7 +221,7 @@ pub(crate) fn counterpart_key(
                 return Err(format!("{} has no catch {i}", t_old.label(owner)));
             };
             let Some(nc) = m.o2n[oc] else {
-                return Err(format!("{} was removed", t_old.label(oc)));
+                return Err(removed(oc, t_old, t_new, m));
             };
             match t_new.catches(n_owner).iter().position(|&c| c == nc) {
                 Some(j) => Role::Catch(j as u32 + 1),

@@ -135,6 +135,7 @@ fn a_pin_settles_an_ambiguity() {
     let pin = Pin {
         old: ActivityId(1),
         new: Some(Tree::new(&n).id(second)),
+        line: None,
     };
     let d = diff(&o, &n, &oc, &nc, &[pin]).unwrap();
     assert!(

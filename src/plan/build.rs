@@ -99,6 +99,7 @@ fn resolve_pins(old: &Bpl, new: &Bpl, ov: &Overrides) -> Result<Vec<Pin>, Overri
         out.push(Pin {
             old: to.id(o),
             new: n.map(|n| tn.id(n)),
+            line: Some(p.line),
         });
     }
     Ok(out)

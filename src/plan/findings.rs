@@ -208,6 +208,10 @@ catalogue! {
          left to resume them",
         "let every instance of the process finish before deploying the deletion (keep the class deployed until \
          then), or restore the class";
+    ClassNameFromFileName = "BPM0407", "class-name-from-file-name", Info,
+        "a bare <process> document does not name its class: its class name was taken from the other version, or \
+         from its file name when neither names one; that name is what the plan and the SQL call the class",
+        "pass --class with the real class name when it is not the one shown";
 }
 
 /// Build a finding with the catalogue's severity.

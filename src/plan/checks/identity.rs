@@ -6,6 +6,7 @@ use crate::plan::findings::{finding, Code};
 
 pub(super) fn run(cx: &Context, out: &mut Findings) {
     let (old_c, new_c) = (cx.old_c, cx.new_c);
+    class_name_source(cx, out);
     if cx.scope.class_changed {
         out.findings.push(finding(
             Code::ClassChanged,
@@ -34,6 +35,36 @@ pub(super) fn run(cx: &Context, out: &mut Findings) {
     } else {
         messages(cx, out);
     }
+}
+
+/// BPM0407: a class name that is not in its file (see `bpl::settle_class_names`).
+fn class_name_source(cx: &Context, out: &mut Findings) {
+    let (old, new) = (cx.old, cx.new);
+    let message = match (old.class_from_file_name, new.class_from_file_name) {
+        (false, false) => return,
+        (true, true) if old.class_name == new.class_name => format!(
+            "neither {} nor {} names its class (bare <process> documents): the class name {} was taken from the file name of {}; --class sets it",
+            old.source.origin, new.source.origin, old.class_name, old.source.origin
+        ),
+        (true, true) => format!(
+            "neither {} nor {} names its class (bare <process> documents): the class names {} and {} were taken from their file names; --class sets it",
+            old.source.origin, new.source.origin, old.class_name, new.class_name
+        ),
+        (o, _) => {
+            let (this, other) = if o { (old, new) } else { (new, old) };
+            let from = if this.class_name == other.class_name {
+                format!("the class {} names", other.source.origin)
+            } else {
+                "its file name".to_string()
+            };
+            format!(
+                "{} does not name its class (a bare <process> document): the class name {} was taken from {from}; --class sets it",
+                this.source.origin, this.class_name
+            )
+        }
+    };
+    out.findings
+        .push(finding(Code::ClassNameFromFileName, message));
 }
 
 /// BPM0401, for a plan that something will be applied for: the host must be disabled.
