@@ -386,6 +386,8 @@ stories!(
     delay_duration_to_until,
     drain_only,
     flow_branch_removed,
+    flow_in_while,
+    flow_insert_after,
     flow_removed,
     flow_renumbering,
     gained_response_handler,

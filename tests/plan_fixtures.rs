@@ -222,6 +222,8 @@ fn change_fixture_verdicts() {
         ("copies_into_branches", Verdict::Migratable),
         ("drain_only", Verdict::Drain),
         ("flow_renumbering", Verdict::Drain),
+        ("flow_insert_after", Verdict::Migratable),
+        ("flow_in_while", Verdict::Migratable),
         ("moved_into_evaluated_if", Verdict::Migratable),
         ("rename_across_cases", Verdict::Blocked),
         ("unwrap_scope", Verdict::Migratable),

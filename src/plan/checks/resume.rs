@@ -58,6 +58,8 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     // subtree), so a long stretch of moved siblings costs one entry, not one per activity.
     let mut skipped: BTreeMap<Runs, Vec<&Resume>> = BTreeMap::new();
     let mut rerun: BTreeMap<Runs, Vec<&Resume>> = BTreeMap::new();
+    // Skipped activities in the branches of the flows (before the resume point) named first.
+    let mut flowed: BTreeMap<(Vec<usize>, Runs), Vec<&Resume>> = BTreeMap::new();
     let mut enclosing: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut switched: BTreeMap<Vec<(usize, String, String)>, Vec<&Resume>> = BTreeMap::new();
@@ -82,14 +84,39 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
         // Whether each lies in a branch (or loop body) that does not hold the resume point:
         // then whether the instance ran it depends on data.
         // Siblings share the answer, so it is asked once per run.
-        for (set, into) in [(&sk, &mut skipped), (&re, &mut rerun)] {
-            if !set.is_empty() {
-                let runs = set
-                    .iter()
-                    .map(|&(first, last)| (first, last, conditional_between(a, first, r)))
-                    .collect();
-                into.entry(Runs { runs, end: &tn.end }).or_default().push(r);
-            }
+        let runs_of = |set: &[(usize, usize)]| Runs {
+            runs: set
+                .iter()
+                .map(|&(first, last)| (first, last, conditional_between(a, first, r)))
+                .collect(),
+            end: &tn.end,
+        };
+        // Skipped activities in the branches of a flow the thread passed (every branch ran
+        // before the join let it go on) are reported with that flow; rows at the join itself
+        // are the flow-join finding's.
+        let tr = tn.thread_root[w];
+        let (own, in_flows): (SiblingRuns, SiblingRuns) = sk
+            .iter()
+            .partition(|&&(first, _)| tn.thread_root[first] == tr);
+        if !in_flows.is_empty() {
+            let mut flows: Vec<usize> = in_flows
+                .iter()
+                .filter_map(|&(first, _)| {
+                    tn.ancestors(first)
+                        .find(|&f| tn.element(f) == "flow" && tn.thread_root[f] == tr)
+                })
+                .collect();
+            flows.dedup();
+            flowed
+                .entry((flows, runs_of(&in_flows)))
+                .or_default()
+                .push(r);
+        }
+        if !own.is_empty() {
+            skipped.entry(runs_of(&own)).or_default().push(r);
+        }
+        if !re.is_empty() {
+            rerun.entry(runs_of(&re)).or_default().push(r);
         }
         if r.returns {
             // The conditions around its return point are its resume point's.
@@ -275,68 +302,101 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
             .collect()
     };
     // Skips and re-runs: the same sentence with other words.
-    for (groups, code) in [
-        (&skipped, Code::SkippedActivities),
-        (&rerun, Code::RerunActivities),
-    ] {
+    let groups = skipped
+        .iter()
+        .map(|(ps, rs)| (ps, rs, Code::SkippedActivities, &[][..]))
+        .chain(
+            flowed
+                .iter()
+                .map(|((fs, ps), rs)| (ps, rs, Code::SkippedActivities, &fs[..])),
+        )
+        .chain(
+            rerun
+                .iter()
+                .map(|(ps, rs)| (ps, rs, Code::RerunActivities, &[][..])),
+        );
+    for (ps, rs, code, flows) in groups {
         let skip = code == Code::SkippedActivities;
-        for (ps, rs) in groups {
-            for (may, part) in parts(ps) {
-                let (verb, why) = match (skip, may) {
-                    (true, false) => ("will skip", "the new version runs them before that point"),
-                    (true, true) => ("may skip", "the new version runs them before that point"),
-                    (false, false) => (
-                        "will run again",
-                        "they moved from before to after that point",
-                    ),
-                    (false, true) => (
-                        "may run again",
-                        "they moved from before to after that point",
-                    ),
-                };
-                let how = match (may, skip) {
-                    (true, _) => depending(a, &part, rs),
-                    (false, true) => this_iteration(a, &part, rs).to_string(),
-                    (false, false) => String::new(),
-                };
-                // A re-run activity ran under the old version: it has an old counterpart.
-                let old_refs: Vec<ActivityRef> = if skip {
-                    Vec::new()
-                } else {
-                    named(&part)
-                        .into_iter()
-                        .filter_map(|p| m.n2o[p])
-                        .map(|o| to.aref(o))
-                        .collect()
-                };
-                // Traces (and `<empty>`) change nothing but the event log: worth knowing,
-                // not worth a warning.
-                let quiet = part
-                    .iter()
-                    .flat_map(|&run| run_items(tn, run))
-                    .all(|p| (p..=tn.end[p]).all(|q| is_quiet(tn.element(q))));
-                let mut f = finding(
-                    code,
+        for (may, part) in parts(ps) {
+            let (verb, why) = match (skip, may) {
+                (true, false) => ("will skip", "the new version runs them before that point"),
+                (true, true) => ("may skip", "the new version runs them before that point"),
+                (false, false) => (
+                    "will run again",
+                    "they moved from before to after that point",
+                ),
+                (false, true) => (
+                    "may run again",
+                    "they moved from before to after that point",
+                ),
+            };
+            // In the branches of a flow they passed: every branch ran before its join.
+            let why = match flows {
+                [] => why.to_string(),
+                fs => {
+                    let ran = fs.iter().all(|&f| {
+                        m.n2o[f].is_some_and(|o| {
+                            to.effective[o]
+                                && rs.iter().all(|r| {
+                                    r.w_old.is_some_and(|wo| to.order(o, wo) == Order::Before)
+                                })
+                        })
+                    });
                     format!(
-                        "instances resting at {} {verb} {}{how}: {} ({why}{})",
-                        at(rs),
-                        how_many(tn, &part, may),
-                        some_names(&part),
-                        if quiet {
-                            "; only traces: no effect on data"
+                        "in {}, which {}",
+                        names(fs),
+                        if ran && may {
+                            "they may have run under the old version"
+                        } else if ran {
+                            "they ran under the old version"
                         } else {
-                            ""
+                            "the new version runs before that point"
                         }
-                    ),
-                )
-                .states(states(rs))
-                .old_acts(old_refs)
-                .new_acts(named(&part).into_iter().map(|p| tn.aref(p)));
-                if quiet {
-                    f = f.severity(Severity::Info);
+                    )
                 }
-                out.push(counted(f, &part));
+            };
+            let how = match (may, skip) {
+                (true, _) => depending(a, &part, rs),
+                (false, true) => this_iteration(a, &part, rs).to_string(),
+                (false, false) => String::new(),
+            };
+            // A re-run activity ran under the old version: it has an old counterpart.
+            let old_refs: Vec<ActivityRef> = if skip {
+                Vec::new()
+            } else {
+                named(&part)
+                    .into_iter()
+                    .filter_map(|p| m.n2o[p])
+                    .map(|o| to.aref(o))
+                    .collect()
+            };
+            // Traces (and `<empty>`) change nothing but the event log: worth knowing,
+            // not worth a warning.
+            let quiet = part
+                .iter()
+                .flat_map(|&run| run_items(tn, run))
+                .all(|p| (p..=tn.end[p]).all(|q| is_quiet(tn.element(q))));
+            let mut f = finding(
+                code,
+                format!(
+                    "instances resting at {} {verb} {}{how}: {} ({why}{})",
+                    at(rs),
+                    how_many(tn, &part, may),
+                    some_names(&part),
+                    if quiet {
+                        "; only traces: no effect on data"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+            .states(states(rs))
+            .old_acts(old_refs)
+            .new_acts(named(&part).into_iter().map(|p| tn.aref(p)));
+            if quiet {
+                f = f.severity(Severity::Info);
             }
+            out.push(counted(f, &part));
         }
     }
     for ((c, ps), rs) in &faulted {
