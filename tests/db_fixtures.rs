@@ -397,6 +397,8 @@ stories!(
     insert_in_loop,
     insert_middle,
     layout_only,
+    move_between_branches,
+    move_to_branch_start,
     moved_into_evaluated_if,
     new_context_property,
     new_object_property,

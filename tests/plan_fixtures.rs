@@ -224,6 +224,8 @@ fn change_fixture_verdicts() {
         ("flow_renumbering", Verdict::Drain),
         ("flow_insert_after", Verdict::Migratable),
         ("flow_in_while", Verdict::Migratable),
+        ("move_between_branches", Verdict::Drain),
+        ("move_to_branch_start", Verdict::Blocked),
         ("moved_into_evaluated_if", Verdict::Migratable),
         ("rename_across_cases", Verdict::Blocked),
         ("unwrap_scope", Verdict::Migratable),

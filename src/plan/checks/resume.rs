@@ -65,6 +65,10 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     let mut switched: BTreeMap<Vec<(usize, String, String)>, Vec<&Resume>> = BTreeMap::new();
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let added_to_handlers = added_to_fault_handlers(a, &mut full);
+    let crossed_branches = moved_between_branches(a, &mut full);
+    // (what happens, flow, activities): rows in a branch thread, for activities that moved
+    // between the branches of that flow.
+    let mut crossed: BTreeMap<(Crossed, usize, Vec<usize>), Vec<&Resume>> = BTreeMap::new();
     let mut faulted: BTreeMap<(usize, &[usize]), Vec<&Resume>> = BTreeMap::new();
     // Old loops that held the wait and do not hold the new resume point.
     let mut left: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
@@ -79,6 +83,40 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
             // It returns when the handler ends: the rest is its return point's.
             for runs in [&mut sk, &mut re] {
                 runs.retain(|&(first, _)| tn.is_desc(first, h));
+            }
+        }
+        // Activities that moved between the branches of its flow: whether they ran, and
+        // will run, depends on how far the other branch threads got (other rows).
+        if let (Some(wo), false) = (r.w_old, r.join) {
+            let (tr, tro) = (tn.thread_root[w], to.thread_root[wo]);
+            let mut found: BTreeMap<(Crossed, usize), Vec<usize>> = BTreeMap::new();
+            for &n in &crossed_branches {
+                let Some(o) = m.n2o[n] else { continue };
+                let into = tn.thread_root[n] == tr;
+                let out_of = to.thread_root[o] == tro;
+                let how = match (into, out_of) {
+                    (true, false) if tn.order(n, w) == Order::Before => Crossed::IntoBefore,
+                    (true, false) if tn.order(n, w) == Order::After => Crossed::IntoAfter,
+                    (false, true) if to.order(o, wo) == Order::Before => Crossed::OutBefore,
+                    (false, true) if to.order(o, wo) == Order::After => Crossed::OutAfter,
+                    _ => continue,
+                };
+                if let Some(f) = tn.parent[tn.thread_root[n]] {
+                    found.entry((how, f)).or_default().push(n);
+                }
+            }
+            // The walk counts one moved into its branch before the resume point as surely
+            // skipped: the branch it came from may have run it.
+            drop_items(tn, &mut sk, |p| {
+                found
+                    .get(&(
+                        Crossed::IntoBefore,
+                        tn.parent[tn.thread_root[p]].unwrap_or(p),
+                    ))
+                    .is_some_and(|v| v.contains(&p))
+            });
+            for ((how, f), ns) in found {
+                crossed.entry((how, f, ns)).or_default().push(r);
             }
         }
         // Whether each lies in a branch (or loop body) that does not hold the resume point:
@@ -399,6 +437,29 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
             out.push(counted(f, &part));
         }
     }
+    for ((how, f, ps), rs) in &crossed {
+        let flow = act_label(tn, *f);
+        let (code, verb, why) = match how {
+            Crossed::IntoBefore => (Code::SkippedActivities, "may skip", "moved into their branch, before that point, from another branch, which may not have reached it yet"),
+            Crossed::OutAfter => (Code::SkippedActivities, "may skip", "moved out of their branch, after that point, into another branch, which may have passed it already"),
+            Crossed::IntoAfter => (Code::RerunActivities, "may run again", "moved into their branch, after that point, from another branch, which may have run it already"),
+            Crossed::OutBefore => (Code::RerunActivities, "may run again", "moved out of their branch, which ran it, into another branch, which may not have passed it yet"),
+        };
+        out.push(
+            finding(
+                code,
+                format!(
+                    "instances resting at {} {verb} {}, depending on how far the other branches of {flow} got: {} ({why})",
+                    at(rs),
+                    count(ps.len(), "activity", "activities"),
+                    names(ps)
+                ),
+            )
+            .states(states(rs))
+            .old_acts(ps.iter().filter_map(|&p| m.n2o[p]).map(|o| to.aref(o)))
+            .new_acts(ps.iter().map(|&p| tn.aref(p))),
+        );
+    }
     for ((c, ps), rs) in &faulted {
         let handler = match &tn.nodes[*c].kind {
             ActivityKind::Catch {
@@ -553,6 +614,53 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
         );
     }
     out
+}
+
+/// Where an activity that moved between the branches of a flow lies for a row in one of
+/// them: moved into its branch or out of it, before or after its resume point.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Crossed {
+    IntoBefore,
+    IntoAfter,
+    OutBefore,
+    OutAfter,
+}
+
+/// The outermost activities (new positions) whose old counterpart ran in another branch of
+/// the same flow: each branch is its own thread (spec 3.4.14), and rows of one branch thread
+/// cannot tell how far the others got.
+fn moved_between_branches(a: &Analysis, full: &mut [bool]) -> Vec<usize> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let set: Vec<usize> = (0..tn.len())
+        .filter(|&n| {
+            let Some(o) = m.n2o[n] else { return false };
+            let (nt, ot) = (tn.thread_root[n], to.thread_root[o]);
+            tn.effective[n]
+                && to.effective[o]
+                && matches!(
+                    (tn.parent[nt], to.parent[ot]),
+                    (Some(f), Some(fo)) if m.o2n[fo] == Some(f) && m.o2n[ot] != Some(nt)
+                )
+        })
+        .collect();
+    outermost(tn, &set, full)
+}
+
+/// Removes the activities `drop` names from sibling runs (splitting the runs around them).
+fn drop_items(t: &Tree, runs: &mut SiblingRuns, drop: impl Fn(usize) -> bool) {
+    let mut out: SiblingRuns = Vec::with_capacity(runs.len());
+    for &run in runs.iter() {
+        let mut open: Option<(usize, usize)> = None;
+        for p in run_items(t, run) {
+            if drop(p) {
+                out.extend(open.take());
+            } else {
+                open = Some(open.map_or((p, p), |(f, _)| (f, p)));
+            }
+        }
+        out.extend(open);
+    }
+    *runs = out;
 }
 
 /// Fault handlers (`<catch>`/`<catchall>`) the old version has too, with the outermost
