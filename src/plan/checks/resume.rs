@@ -10,8 +10,8 @@ use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
 use crate::plan::safety::{
     act_label, awaited_in_new, outermost, response_handler, resume_points, run_items, run_len,
-    scalar_type, sql_literal, sref, Access, Dataflow, Moved, Resume, Runs, SiblingRuns,
-    ThreadFinder,
+    runs_in_thread, scalar_type, sql_literal, sref, Access, Dataflow, Moved, Resume, Runs,
+    SiblingRuns, ThreadFinder,
 };
 use crate::states::{ActivityRef, CompiledProcess, Role};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -168,7 +168,7 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                 else {
                     continue;
                 };
-                if tn.thread_root[s] == tn.thread_root[w]
+                if runs_in_thread(tn, s, tn.thread_root[w])
                     && tn.order(s, w) == Order::Before
                     && to.order(os, wo) == Order::Before
                 {
