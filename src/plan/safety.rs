@@ -246,6 +246,13 @@ pub(super) fn outermost(t: &Tree, set: &[usize], full: &mut [bool]) -> Vec<usize
     top
 }
 
+/// Does the thread rooted at `tr` run `p`, itself or through the branches of a `<flow>` in
+/// it (spec 3.4.14: the join waits for every branch, so a thread past a flow ran all of them)?
+/// A branch thread does not run its sibling branches: they are not in its subtree.
+pub(super) fn runs_in_thread(t: &Tree, p: usize, tr: usize) -> bool {
+    tr <= p && p <= t.end[tr]
+}
+
 /// Does a thread resting at `w` run code at `p` only on a fault path it is not on?
 fn in_foreign_handler(t: &Tree, p: usize, w: usize) -> bool {
     t.handler[p].is_some_and(|h| !(h == w || t.is_desc(w, h)))
@@ -359,8 +366,9 @@ pub(super) fn run_items<'t>(
 }
 
 /// One resume point's walk over the new tree: the outermost activities whose whole
-/// (generated) subtree a thread resting at `w` runs (its thread, no foreign fault handler)
-/// and that ran before the old resume point (`ran`) or did not (`!ran`), as sibling runs.
+/// (generated) subtree a thread resting at `w` runs (its thread and the branches of the flows
+/// in it, no foreign fault handler) and that ran before the old resume point (`ran`) or did
+/// not (`!ran`), as sibling runs.
 struct Walk<'w, 'a> {
     tn: &'w Tree<'a>,
     to: &'w Tree<'a>,
@@ -397,7 +405,7 @@ impl Walk<'_, '_> {
     fn walk(&mut self, p: usize) -> bool {
         let t = self.tn;
         // Another thread, a disabled activity or a foreign fault handler: none of it runs.
-        if t.thread_root[p] != self.tr || !t.effective[p] || in_foreign_handler(t, p, self.w) {
+        if !runs_in_thread(t, p, self.tr) || !t.effective[p] || in_foreign_handler(t, p, self.w) {
             return false;
         }
         let mark = self.out.len();
@@ -458,7 +466,7 @@ impl Walk<'_, '_> {
                 }
             }
         }
-        if t.thread_root[first] != self.tr || in_foreign_handler(t, first, self.w) {
+        if !runs_in_thread(t, first, self.tr) || in_foreign_handler(t, first, self.w) {
             return false;
         }
         // Stretches whose old positions lie in one range of `old_before`, or between two.
@@ -511,8 +519,9 @@ impl<'x, 'a> Moved<'x, 'a> {
     }
 
     /// For a thread resting at `w` (new) that rested at `w_old` (old), the activities it runs
-    /// (generated, its thread, no foreign fault handler) that are skipped — before `w` in the
-    /// new version but not before `w_old` in the old one (or new) — into `sk`, and those run
+    /// (generated, its thread and the branches of its flows, no foreign fault handler) that
+    /// are skipped — before `w` in the new version but not before `w_old` in the old one (or
+    /// new) — into `sk`, and those run
     /// again — after `w` now but before `w_old` then — into `re`: the outermost ones whose
     /// whole subtree qualifies (a new `<if>` wrapped around activities that ran already is
     /// not itself "skipped"; a new `<if>` with new contents is reported as one), as sibling
@@ -1271,7 +1280,7 @@ mod tests {
         let (mut sk, mut re) = (Vec::new(), Vec::new());
         for n in 0..tn.len() {
             if !tn.effective[n]
-                || tn.thread_root[n] != tn.thread_root[w]
+                || !super::runs_in_thread(tn, n, tn.thread_root[w])
                 || in_foreign_handler(tn, n, w)
             {
                 continue;

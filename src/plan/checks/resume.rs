@@ -10,8 +10,8 @@ use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
 use crate::plan::safety::{
     act_label, awaited_in_new, outermost, response_handler, resume_points, run_items, run_len,
-    scalar_type, sql_literal, sref, Access, Dataflow, Moved, Resume, Runs, SiblingRuns,
-    ThreadFinder,
+    runs_in_thread, scalar_type, sql_literal, sref, Access, Dataflow, Moved, Resume, Runs,
+    SiblingRuns, ThreadFinder,
 };
 use crate::states::{ActivityRef, CompiledProcess, Role};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -58,11 +58,17 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     // subtree), so a long stretch of moved siblings costs one entry, not one per activity.
     let mut skipped: BTreeMap<Runs, Vec<&Resume>> = BTreeMap::new();
     let mut rerun: BTreeMap<Runs, Vec<&Resume>> = BTreeMap::new();
+    // Skipped activities in the branches of the flows (before the resume point) named first.
+    let mut flowed: BTreeMap<(Vec<usize>, Runs), Vec<&Resume>> = BTreeMap::new();
     let mut enclosing: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut switched: BTreeMap<Vec<(usize, String, String)>, Vec<&Resume>> = BTreeMap::new();
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let added_to_handlers = added_to_fault_handlers(a, &mut full);
+    let crossed_branches = moved_between_branches(a, &mut full);
+    // (what happens, flow, activities): rows in a branch thread, for activities that moved
+    // between the branches of that flow.
+    let mut crossed: BTreeMap<(Crossed, usize, Vec<usize>), Vec<&Resume>> = BTreeMap::new();
     let mut faulted: BTreeMap<(usize, &[usize]), Vec<&Resume>> = BTreeMap::new();
     // Old loops that held the wait and do not hold the new resume point.
     let mut left: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
@@ -79,17 +85,76 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                 runs.retain(|&(first, _)| tn.is_desc(first, h));
             }
         }
+        // Activities that moved between the branches of its flow: whether they ran, and
+        // will run, depends on how far the other branch threads got (other rows).
+        if let (Some(wo), false) = (r.w_old, r.join) {
+            let (tr, tro) = (tn.thread_root[w], to.thread_root[wo]);
+            let mut found: BTreeMap<(Crossed, usize), Vec<usize>> = BTreeMap::new();
+            for &n in &crossed_branches {
+                let Some(o) = m.n2o[n] else { continue };
+                let into = tn.thread_root[n] == tr;
+                let out_of = to.thread_root[o] == tro;
+                let how = match (into, out_of) {
+                    (true, false) if tn.order(n, w) == Order::Before => Crossed::IntoBefore,
+                    (true, false) if tn.order(n, w) == Order::After => Crossed::IntoAfter,
+                    (false, true) if to.order(o, wo) == Order::Before => Crossed::OutBefore,
+                    (false, true) if to.order(o, wo) == Order::After => Crossed::OutAfter,
+                    _ => continue,
+                };
+                if let Some(f) = tn.parent[tn.thread_root[n]] {
+                    found.entry((how, f)).or_default().push(n);
+                }
+            }
+            // The walk counts one moved into its branch before the resume point as surely
+            // skipped: the branch it came from may have run it.
+            drop_items(tn, &mut sk, |p| {
+                found
+                    .get(&(
+                        Crossed::IntoBefore,
+                        tn.parent[tn.thread_root[p]].unwrap_or(p),
+                    ))
+                    .is_some_and(|v| v.contains(&p))
+            });
+            for ((how, f), ns) in found {
+                crossed.entry((how, f, ns)).or_default().push(r);
+            }
+        }
         // Whether each lies in a branch (or loop body) that does not hold the resume point:
         // then whether the instance ran it depends on data.
         // Siblings share the answer, so it is asked once per run.
-        for (set, into) in [(&sk, &mut skipped), (&re, &mut rerun)] {
-            if !set.is_empty() {
-                let runs = set
-                    .iter()
-                    .map(|&(first, last)| (first, last, conditional_between(a, first, r)))
-                    .collect();
-                into.entry(Runs { runs, end: &tn.end }).or_default().push(r);
-            }
+        let runs_of = |set: &[(usize, usize)]| Runs {
+            runs: set
+                .iter()
+                .map(|&(first, last)| (first, last, conditional_between(a, first, r)))
+                .collect(),
+            end: &tn.end,
+        };
+        // Skipped activities in the branches of a flow the thread passed (every branch ran
+        // before the join let it go on) are reported with that flow; rows at the join itself
+        // are the flow-join finding's.
+        let tr = tn.thread_root[w];
+        let (own, in_flows): (SiblingRuns, SiblingRuns) = sk
+            .iter()
+            .partition(|&&(first, _)| tn.thread_root[first] == tr);
+        if !in_flows.is_empty() {
+            let mut flows: Vec<usize> = in_flows
+                .iter()
+                .filter_map(|&(first, _)| {
+                    tn.ancestors(first)
+                        .find(|&f| tn.element(f) == "flow" && tn.thread_root[f] == tr)
+                })
+                .collect();
+            flows.dedup();
+            flowed
+                .entry((flows, runs_of(&in_flows)))
+                .or_default()
+                .push(r);
+        }
+        if !own.is_empty() {
+            skipped.entry(runs_of(&own)).or_default().push(r);
+        }
+        if !re.is_empty() {
+            rerun.entry(runs_of(&re)).or_default().push(r);
         }
         if r.returns {
             // The conditions around its return point are its resume point's.
@@ -103,7 +168,7 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                 else {
                     continue;
                 };
-                if tn.thread_root[s] == tn.thread_root[w]
+                if runs_in_thread(tn, s, tn.thread_root[w])
                     && tn.order(s, w) == Order::Before
                     && to.order(os, wo) == Order::Before
                 {
@@ -275,69 +340,125 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
             .collect()
     };
     // Skips and re-runs: the same sentence with other words.
-    for (groups, code) in [
-        (&skipped, Code::SkippedActivities),
-        (&rerun, Code::RerunActivities),
-    ] {
+    let groups = skipped
+        .iter()
+        .map(|(ps, rs)| (ps, rs, Code::SkippedActivities, &[][..]))
+        .chain(
+            flowed
+                .iter()
+                .map(|((fs, ps), rs)| (ps, rs, Code::SkippedActivities, &fs[..])),
+        )
+        .chain(
+            rerun
+                .iter()
+                .map(|(ps, rs)| (ps, rs, Code::RerunActivities, &[][..])),
+        );
+    for (ps, rs, code, flows) in groups {
         let skip = code == Code::SkippedActivities;
-        for (ps, rs) in groups {
-            for (may, part) in parts(ps) {
-                let (verb, why) = match (skip, may) {
-                    (true, false) => ("will skip", "the new version runs them before that point"),
-                    (true, true) => ("may skip", "the new version runs them before that point"),
-                    (false, false) => (
-                        "will run again",
-                        "they moved from before to after that point",
-                    ),
-                    (false, true) => (
-                        "may run again",
-                        "they moved from before to after that point",
-                    ),
-                };
-                let how = match (may, skip) {
-                    (true, _) => depending(a, &part, rs),
-                    (false, true) => this_iteration(a, &part, rs).to_string(),
-                    (false, false) => String::new(),
-                };
-                // A re-run activity ran under the old version: it has an old counterpart.
-                let old_refs: Vec<ActivityRef> = if skip {
-                    Vec::new()
-                } else {
-                    named(&part)
-                        .into_iter()
-                        .filter_map(|p| m.n2o[p])
-                        .map(|o| to.aref(o))
-                        .collect()
-                };
-                // Traces (and `<empty>`) change nothing but the event log: worth knowing,
-                // not worth a warning.
-                let quiet = part
-                    .iter()
-                    .flat_map(|&run| run_items(tn, run))
-                    .all(|p| (p..=tn.end[p]).all(|q| is_quiet(tn.element(q))));
-                let mut f = finding(
-                    code,
+        for (may, part) in parts(ps) {
+            let (verb, why) = match (skip, may) {
+                (true, false) => ("will skip", "the new version runs them before that point"),
+                (true, true) => ("may skip", "the new version runs them before that point"),
+                (false, false) => (
+                    "will run again",
+                    "they moved from before to after that point",
+                ),
+                (false, true) => (
+                    "may run again",
+                    "they moved from before to after that point",
+                ),
+            };
+            // In the branches of a flow they passed: every branch ran before its join.
+            let why = match flows {
+                [] => why.to_string(),
+                fs => {
+                    let ran = fs.iter().all(|&f| {
+                        m.n2o[f].is_some_and(|o| {
+                            to.effective[o]
+                                && rs.iter().all(|r| {
+                                    r.w_old.is_some_and(|wo| to.order(o, wo) == Order::Before)
+                                })
+                        })
+                    });
                     format!(
-                        "instances resting at {} {verb} {}{how}: {} ({why}{})",
-                        at(rs),
-                        how_many(tn, &part, may),
-                        some_names(&part),
-                        if quiet {
-                            "; only traces: no effect on data"
+                        "in {}, which {}",
+                        names(fs),
+                        if ran && may {
+                            "they may have run under the old version"
+                        } else if ran {
+                            "they ran under the old version"
                         } else {
-                            ""
+                            "the new version runs before that point"
                         }
-                    ),
-                )
-                .states(states(rs))
-                .old_acts(old_refs)
-                .new_acts(named(&part).into_iter().map(|p| tn.aref(p)));
-                if quiet {
-                    f = f.severity(Severity::Info);
+                    )
                 }
-                out.push(counted(f, &part));
+            };
+            let how = match (may, skip) {
+                (true, _) => depending(a, &part, rs),
+                (false, true) => this_iteration(a, &part, rs).to_string(),
+                (false, false) => String::new(),
+            };
+            // A re-run activity ran under the old version: it has an old counterpart.
+            let old_refs: Vec<ActivityRef> = if skip {
+                Vec::new()
+            } else {
+                named(&part)
+                    .into_iter()
+                    .filter_map(|p| m.n2o[p])
+                    .map(|o| to.aref(o))
+                    .collect()
+            };
+            // Traces (and `<empty>`) change nothing but the event log: worth knowing,
+            // not worth a warning.
+            let quiet = part
+                .iter()
+                .flat_map(|&run| run_items(tn, run))
+                .all(|p| (p..=tn.end[p]).all(|q| is_quiet(tn.element(q))));
+            let mut f = finding(
+                code,
+                format!(
+                    "instances resting at {} {verb} {}{how}: {} ({why}{})",
+                    at(rs),
+                    how_many(tn, &part, may),
+                    some_names(&part),
+                    if quiet {
+                        "; only traces: no effect on data"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+            .states(states(rs))
+            .old_acts(old_refs)
+            .new_acts(named(&part).into_iter().map(|p| tn.aref(p)));
+            if quiet {
+                f = f.severity(Severity::Info);
             }
+            out.push(counted(f, &part));
         }
+    }
+    for ((how, f, ps), rs) in &crossed {
+        let flow = act_label(tn, *f);
+        let (code, verb, why) = match how {
+            Crossed::IntoBefore => (Code::SkippedActivities, "may skip", "moved into their branch, before that point, from another branch, which may not have reached it yet"),
+            Crossed::OutAfter => (Code::SkippedActivities, "may skip", "moved out of their branch, after that point, into another branch, which may have passed it already"),
+            Crossed::IntoAfter => (Code::RerunActivities, "may run again", "moved into their branch, after that point, from another branch, which may have run it already"),
+            Crossed::OutBefore => (Code::RerunActivities, "may run again", "moved out of their branch, which ran it, into another branch, which may not have passed it yet"),
+        };
+        out.push(
+            finding(
+                code,
+                format!(
+                    "instances resting at {} {verb} {}, depending on how far the other branches of {flow} got: {} ({why})",
+                    at(rs),
+                    count(ps.len(), "activity", "activities"),
+                    names(ps)
+                ),
+            )
+            .states(states(rs))
+            .old_acts(ps.iter().filter_map(|&p| m.n2o[p]).map(|o| to.aref(o)))
+            .new_acts(ps.iter().map(|&p| tn.aref(p))),
+        );
     }
     for ((c, ps), rs) in &faulted {
         let handler = match &tn.nodes[*c].kind {
@@ -493,6 +614,53 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
         );
     }
     out
+}
+
+/// Where an activity that moved between the branches of a flow lies for a row in one of
+/// them: moved into its branch or out of it, before or after its resume point.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Crossed {
+    IntoBefore,
+    IntoAfter,
+    OutBefore,
+    OutAfter,
+}
+
+/// The outermost activities (new positions) whose old counterpart ran in another branch of
+/// the same flow: each branch is its own thread (spec 3.4.14), and rows of one branch thread
+/// cannot tell how far the others got.
+fn moved_between_branches(a: &Analysis, full: &mut [bool]) -> Vec<usize> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let set: Vec<usize> = (0..tn.len())
+        .filter(|&n| {
+            let Some(o) = m.n2o[n] else { return false };
+            let (nt, ot) = (tn.thread_root[n], to.thread_root[o]);
+            tn.effective[n]
+                && to.effective[o]
+                && matches!(
+                    (tn.parent[nt], to.parent[ot]),
+                    (Some(f), Some(fo)) if m.o2n[fo] == Some(f) && m.o2n[ot] != Some(nt)
+                )
+        })
+        .collect();
+    outermost(tn, &set, full)
+}
+
+/// Removes the activities `drop` names from sibling runs (splitting the runs around them).
+fn drop_items(t: &Tree, runs: &mut SiblingRuns, drop: impl Fn(usize) -> bool) {
+    let mut out: SiblingRuns = Vec::with_capacity(runs.len());
+    for &run in runs.iter() {
+        let mut open: Option<(usize, usize)> = None;
+        for p in run_items(t, run) {
+            if drop(p) {
+                out.extend(open.take());
+            } else {
+                open = Some(open.map_or((p, p), |(f, _)| (f, p)));
+            }
+        }
+        out.extend(open);
+    }
+    *runs = out;
 }
 
 /// Fault handlers (`<catch>`/`<catchall>`) the old version has too, with the outermost
