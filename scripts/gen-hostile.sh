@@ -231,7 +231,8 @@ mk sums-dotdot; echo "$(printf '0%.0s' $(seq 64))  ../../etc/passwd" >> "$OUT/fo
 mk sums-absolute; echo "$(printf '0%.0s' $(seq 64))  /etc/passwd" >> "$OUT/folder/sums-absolute/$sums"
 mk sums-duplicate; tail -1 "$OUT/folder/sums-duplicate/$sums" >> "$OUT/folder/sums-duplicate/$sums"
 mk sums-crlf; sed -i 's/$/\r/' "$OUT/folder/sums-crlf/$sums"
-mk sums-binary; head -c 3000 /dev/urandom > "$OUT/folder/sums-binary/$sums" || true
+# Every byte value, repeated to 3000 bytes: binary, and the same on every run.
+mk sums-binary; { for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do for i in $(seq 0 255); do printf "\\$(printf %03o "$i")"; done; done; } | head -c 3000 > "$OUT/folder/sums-binary/$sums" || true
 mk sums-ctl-name; printf '%s  a\033[2Jb\n' "$(printf '0%.0s' $(seq 64))" >> "$OUT/folder/sums-ctl-name/$sums"
 p=$OUT/folder
 for v in '{}' '[]' 'null' '"x"' '{"schema_version": 99}' '{"schema_version": 1}' \
