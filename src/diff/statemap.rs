@@ -367,23 +367,13 @@ fn is_wait_role(role: &Role) -> bool {
 /// that call alone and has no `timeout` (a synchronous call has none).
 fn waits_like_call(t: &Tree, p: usize, name: &str) -> bool {
     let n = t.nodes[p];
-    let mut calls = sync_calls(t, p);
+    let mut calls = t.sync_calls(p);
     calls.next() == Some(name) && calls.next().is_none() && !n.attrs.contains_key("timeout")
-}
-
-/// The call names a `<sync>` at `p` lists (none for other elements).
-fn sync_calls<'t>(t: &'t Tree, p: usize) -> impl Iterator<Item = &'t str> + 't {
-    let n = t.nodes[p];
-    n.attrs
-        .get("calls")
-        .filter(|_| n.element == "sync")
-        .into_iter()
-        .flat_map(|c| c.split(',').map(str::trim).filter(|c| !c.is_empty()))
 }
 
 /// The first of `sibs` that is a `<sync>` listing `name`.
 fn first_sync_on(t: &Tree, mut sibs: impl Iterator<Item = usize>, name: &str) -> Option<usize> {
-    sibs.find(|&x| sync_calls(t, x).any(|c| c == name))
+    sibs.find(|&x| t.sync_calls(x).any(|c| c == name))
 }
 
 /// The siblings after `p` in its list (same parent, same slot).
@@ -437,8 +427,8 @@ fn unlike_call_wait(n_call: usize, role: &Role, t_new: &Tree) -> Option<String> 
     );
     Some(if let Some(t) = t_new.nodes[sync].attrs.get("timeout") {
         format!("{what} with a timeout ({t}) that instances waiting now never armed")
-    } else if sync_calls(t_new, sync).count() > 1 {
-        let calls: Vec<&str> = sync_calls(t_new, sync).collect();
+    } else if t_new.sync_calls(sync).count() > 1 {
+        let calls: Vec<&str> = t_new.sync_calls(sync).collect();
         format!("{what} together with other calls ({})", calls.join(", "))
     } else {
         format!("{what}, but not as the same wait (it is not new, or not generated)")
@@ -462,7 +452,7 @@ fn sync_to_call<'c>(
     if !is_wait_role(role) || m.o2n[o_sync].is_some() || m.blocked[o_sync] {
         return None;
     }
-    let name = sync_calls(t_old, o_sync).next()?;
+    let name = t_old.sync_calls(o_sync).next()?;
     if !waits_like_call(t_old, o_sync, name) {
         return None;
     }

@@ -287,6 +287,17 @@ impl<'a> Tree<'a> {
         &self.nodes[p].element
     }
 
+    /// The call names a `<sync>` at `p` lists (trimmed, empty entries skipped); none for any
+    /// other element.
+    pub fn sync_calls(&self, p: usize) -> impl Iterator<Item = &'a str> {
+        let n: &'a Activity = self.nodes[p];
+        n.attrs
+            .get("calls")
+            .filter(|_| n.element == "sync")
+            .into_iter()
+            .flat_map(|c| c.split(',').map(str::trim).filter(|c| !c.is_empty()))
+    }
+
     /// Number of descendants.
     pub fn desc_count(&self, p: usize) -> usize {
         self.end[p] - p

@@ -654,16 +654,7 @@ impl<'x> Builder<'x, '_> {
                 let node = to.nodes[o];
                 let pending: Vec<String> = match node.element.as_str() {
                     "call" => node.name.iter().cloned().collect(),
-                    "sync" => node
-                        .attrs
-                        .get("calls")
-                        .map(|c| {
-                            c.split(',')
-                                .map(|x| x.trim().to_string())
-                                .filter(|x| !x.is_empty())
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    "sync" => to.sync_calls(o).map(str::to_string).collect(),
                     _ => Vec::new(),
                 };
                 if pending.is_empty() {
@@ -733,9 +724,7 @@ impl<'x> Builder<'x, '_> {
                             .name
                             .as_deref()
                             .is_some_and(|n| pending.iter().any(|c| c == n)),
-                        "sync" => nn.attrs.get("calls").is_some_and(|cs| {
-                            cs.split(',').any(|y| pending.iter().any(|c| c == y.trim()))
-                        }),
+                        "sync" => tn.sync_calls(p).any(|y| pending.iter().any(|c| c == y)),
                         _ => false,
                     };
                     hit.then_some(p)

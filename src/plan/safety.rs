@@ -1023,11 +1023,7 @@ impl Dataflow<'_, '_> {
                     .slot(w, "response")
                     .map_or(Access::Neither, |l| self.list(l)),
                 "sync" => {
-                    let calls: Vec<&str> = t.nodes[w]
-                        .attrs
-                        .get("calls")
-                        .map(|c| c.split(',').map(str::trim).collect())
-                        .unwrap_or_default();
+                    let calls: Vec<&str> = t.sync_calls(w).collect();
                     let tr = t.thread_root[w];
                     let paths: Vec<Access> = (0..t.len())
                         .filter(|&p| {
@@ -1165,11 +1161,7 @@ pub(crate) fn awaited_names<'a>(t: &Tree<'a>, p: usize) -> Vec<&'a str> {
     let node = t.nodes[p];
     match node.element.as_str() {
         "call" if !is_async_call(node) => node.name.as_deref().into_iter().collect(),
-        "sync" => node
-            .attrs
-            .get("calls")
-            .map(|c| c.split(',').map(str::trim).collect())
-            .unwrap_or_default(),
+        "sync" => t.sync_calls(p).collect(),
         _ => Vec::new(),
     }
 }

@@ -1046,13 +1046,8 @@ impl<'t> SyncWaits<'t> {
                 continue;
             };
             w.by_owner.entry(sp).or_default().push(i);
-            let node: &'t Activity = t.nodes[sp];
-            if node.element == "sync" {
-                if let Some(calls) = node.attrs.get("calls") {
-                    for x in calls.split(',') {
-                        w.by_call.entry(x.trim()).or_default().push(i);
-                    }
-                }
+            for x in t.sync_calls(sp) {
+                w.by_call.entry(x).or_default().push(i);
             }
         }
         w
