@@ -282,6 +282,12 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
             .flat_map(|r| [r.old_ref.clone(), r.new_ref.clone()])
             .collect::<Vec<_>>()
     };
+    // A finding about the rows resting at `rs` and the (new) activities `ps`.
+    let about = |code: Code, text: String, rs: &[&Resume], ps: &[usize]| {
+        finding(code, text)
+            .states(states(rs))
+            .new_acts(ps.iter().map(|&p| tn.aref(p)))
+    };
     let names = |ps: &[usize]| {
         ps.iter()
             .map(|&p| act_label(tn, p))
@@ -469,7 +475,7 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
         };
         let scope = tn.parent[*c].map(|s| act_label(tn, s)).unwrap_or_default();
         out.push(
-            finding(
+            about(
                 Code::SkippedActivities,
                 format!(
                     "instances resting at {} may skip {}, depending on whether a fault took them through the {handler} of {scope}: {} (added to that fault handler, which lies before that point)",
@@ -477,23 +483,23 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                     count(ps.len(), "activity", "activities"),
                     names(ps)
                 ),
-            )
-            .states(states(rs))
-            .new_acts(ps.iter().map(|&p| tn.aref(p))),
+                rs,
+                ps,
+            ),
         );
     }
     for (ps, rs) in &branches {
         out.push(
-            finding(
+            about(
                 Code::SkippedActivities,
                 format!(
                     "instances resting at {} (flow join) started their branches under the old version: a new branch never runs, and a branch that already finished never runs what was added to it: {}",
                     at(rs),
                     names(ps)
                 ),
-            )
-            .states(states(rs))
-            .new_acts(ps.iter().map(|&p| tn.aref(p))),
+                rs,
+                ps,
+            ),
         );
     }
     for (gs, rs) in &left {
@@ -584,18 +590,16 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                 .iter()
                 .map(|&p| format!("; {}", loop_goes_on(tn, p, ran)))
                 .collect();
-            out.push(
-                finding(
-                    Code::NewEnclosingActivity,
-                    format!(
-                        "instances resting at {} will resume inside {}{then}{how}",
-                        at(rs),
-                        names(ps)
-                    ),
-                )
-                .states(states(rs))
-                .new_acts(ps.iter().map(|&p| tn.aref(p))),
-            );
+            out.push(about(
+                Code::NewEnclosingActivity,
+                format!(
+                    "instances resting at {} will resume inside {}{then}{how}",
+                    at(rs),
+                    names(ps)
+                ),
+                rs,
+                ps,
+            ));
         }
     }
     for (sw, rs) in &switched {
