@@ -112,6 +112,15 @@ fn main() -> Result<()> {
             for ddl in POSTGRES_TEST_SUPPORT_DDL {
                 exec(ddl)?;
             }
+            // The production item running the class (PoolSize 1), disabled (apply refuses a class no item
+            // runs: the wrong namespace).
+            let class = &plan.old.class;
+            exec(&format!(
+                "DELETE FROM \"Ens_Config\".\"Item\" WHERE \"ClassName\" = '{class}'"
+            ))?;
+            exec(&format!(
+                "INSERT INTO \"Ens_Config\".\"Item\" VALUES ('Demo.Production', 'Loan Process', '{class}', 1, 0)"
+            ))?;
             let schema = &plan.context_table.schema;
             exec(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))?;
             exec(&format!("CREATE SCHEMA \"{schema}\""))?;
