@@ -265,11 +265,15 @@ struct Alignment {
     /// cannot have run before any old resume point (new, or disabled in the old version).
     old: Vec<Option<usize>>,
     /// For an activity whose subtree moved whole: its block and its index there. A subtree
-    /// moved whole when every activity in it is generated in both versions, matched to the
-    /// same offset in an old subtree of the same size, and runs in one thread under one
-    /// fault handler: a resume point outside it (in both versions) skips or re-runs all of it
-    /// or none of it.
+    /// moved whole when every activity in it is generated in both versions and matched to the
+    /// same offset in an old subtree of the same size: for a resume point outside it (in both
+    /// versions) all of it ran before or none of it did. What such a thread runs of it is the
+    /// same whatever the resume point: the branches of a `<flow>` in it (see
+    /// `runs_in_thread`), not the fault handlers inside it.
     block_of: Vec<Option<(usize, usize)>>,
+    /// A subtree that moved whole and holds no fault handler of its own: such a thread runs
+    /// all of it, so it is reported as one.
+    pure: Vec<bool>,
     /// Consecutive siblings that moved whole, in new order, whose old subtrees are disjoint
     /// and in ascending or in descending old order (a stretch moved together, or reversed).
     /// A long list of moved siblings is a few blocks, so a resume point costs O(blocks ·
@@ -284,17 +288,21 @@ impl Alignment {
             .map(|n| m.n2o[n].filter(|&o| to.effective[o]))
             .collect();
         let mut whole = vec![false; tn.len()];
+        let mut pure = vec![false; tn.len()];
         for p in (0..tn.len()).rev() {
             whole[p] = tn.effective[p]
                 && old[p].is_some_and(|o| {
                     to.end[o] - o == tn.end[p] - p
-                        && tn.slots[p].iter().flat_map(|(_, l)| l).all(|&c| {
-                            whole[c]
-                                && old[c] == Some(o + (c - p))
-                                && tn.thread_root[c] == tn.thread_root[p]
-                                && tn.handler[c] == tn.handler[p]
-                        })
+                        && tn.slots[p]
+                            .iter()
+                            .flat_map(|(_, l)| l)
+                            .all(|&c| whole[c] && old[c] == Some(o + (c - p)))
                 });
+            pure[p] = whole[p]
+                && tn.slots[p]
+                    .iter()
+                    .flat_map(|(_, l)| l)
+                    .all(|&c| pure[c] && tn.handler[c] == tn.handler[p]);
         }
         let lo = |x: usize| old[x].unwrap_or(0);
         let mut block_of = vec![None; tn.len()];
@@ -344,6 +352,7 @@ impl Alignment {
             old,
             block_of,
             blocks,
+            pure,
         }
     }
 }
@@ -484,10 +493,15 @@ impl Walk<'_, '_> {
                 ),
             };
             let len = b[k..].partition_point(|&x| (from..=to_).contains(&lo(x)));
-            if inside == self.ran {
+            if inside != self.ran {
+                all = false;
+            } else if b[k..k + len].iter().all(|&x| self.align.pure[x]) {
                 self.push(b[k], b[k + len - 1]);
             } else {
-                all = false;
+                // Each qualifies but for the fault handlers inside it: what is outside them.
+                for &x in &b[k..k + len] {
+                    all &= self.walk(x);
+                }
             }
             k += len;
         }
@@ -1300,10 +1314,18 @@ mod tests {
     }
 
     /// Pairs whose siblings moved whole: reversed, a stretch moved up, one moved into
-    /// another, each with nested contents (so the walk uses blocks and walks into them).
+    /// another, each with nested contents (so the walk uses blocks and walks into them),
+    /// among them scopes with fault handlers and flows.
     fn moved_siblings(dir: &Path) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
         let call = |i: usize| {
-            format!("<call name='C{i}' target='T' async='0'><request type='Ens.Request'><assign property='callrequest.X' value='{i}'/></request></call>")
+            let c = |n: String| {
+                format!("<call name='{n}' target='T' async='0'><request type='Ens.Request'><assign property='callrequest.X' value='{i}'/></request></call>")
+            };
+            match i % 4 {
+                1 => format!("<scope name='S{i}'>{}<faulthandlers><catchall>{}</catchall></faulthandlers></scope>", c(format!("C{i}")), c(format!("F{i}"))),
+                2 => format!("<flow name='W{i}'><sequence>{}</sequence><sequence>{}</sequence></flow>", c(format!("C{i}")), c(format!("B{i}"))),
+                _ => c(format!("C{i}")),
+            }
         };
         let seq = |inner: &str| format!("<sequence name='Q'>{inner}</sequence>");
         let doc = |body: String| {
