@@ -162,14 +162,14 @@ pub fn diff(a: DiffArgs) -> CmdResult {
         AnalysisFormat::Human => emit(&render::diff_human(&d, RenderOptions::default()))?,
         AnalysisFormat::Json => emit_json(&*d)?,
         AnalysisFormat::Svg => emit(&picture::change_svg(
-            &picture::from_diff(&d, &oc, &nc),
-            &oc,
-            &nc,
+            &picture::from_diff(&d, oc, nc),
+            oc,
+            nc,
         ))?,
         AnalysisFormat::Mermaid => emit(&picture::change_mermaid(
-            &picture::from_diff(&d, &oc, &nc),
-            &oc,
-            &nc,
+            &picture::from_diff(&d, oc, nc),
+            oc,
+            nc,
         ))?,
     }
     Ok(Exit::Clean)
