@@ -781,7 +781,7 @@ fn an_ambiguous_state_owner_blocks_until_pinned() {
     assert_eq!(p.verdict, Verdict::Migratable, "{:#?}", p.findings);
     let s2 = &p.threads[0].states[1];
     assert_eq!(
-        (s2.old.as_str(), s2.new.as_deref(), s2.via.as_str()),
+        (s2.old.as_str(), s2.new.as_deref(), s2.via.as_ref()),
         ("S2", Some("S4"), "pinned")
     );
     let skipped = p
