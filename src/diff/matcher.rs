@@ -34,7 +34,8 @@ use super::costs::*;
 use super::model::{Limit, MatchIssue, MatchVia};
 use super::tree::{key_is_trivial, keys, Tree};
 use crate::states::ActivityRef;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) struct Matching {
     pub o2n: Vec<Option<usize>>,

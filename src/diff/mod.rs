@@ -331,8 +331,8 @@ fn classify(t_old: &Tree, t_new: &Tree, m: &Matching) -> Vec<ActivityChange> {
 fn context_deltas(old: &Bpl, new: &Bpl) -> Vec<ContextDelta> {
     let mut out = Vec::new();
     // Name lookups through maps: a process may declare very many properties.
-    let by_name = |bpl: &'_ Bpl| -> std::collections::HashMap<String, usize> {
-        let mut m = std::collections::HashMap::new();
+    let by_name = |bpl: &'_ Bpl| -> foldhash::HashMap<String, usize> {
+        let mut m = foldhash::HashMap::default();
         for (i, p) in bpl.process.context.iter().enumerate() {
             m.entry(p.name.clone()).or_insert(i);
         }

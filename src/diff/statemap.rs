@@ -11,7 +11,8 @@ use super::model::{DeltaKind, HandlerDelta, MatchVia, StateDelta, ThreadDelta};
 use super::tree::Tree;
 use crate::bpl::ActivityId;
 use crate::states::{CompiledProcess, Role, State, ThreadClass};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The state-level result, with lookups the plan needs.
 pub(crate) struct StateMap {

@@ -3,8 +3,8 @@
 
 use crate::bpl::{Activity, ActivityId, ActivityKind, Bpl};
 use crate::states::{ActivityRef, ActivityRefs, SharedStr};
+use foldhash::{HashMap, HashMapExt};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 
 /// Attributes that identify an activity, per element (besides `name`, which is always part of
 /// the key). Attributes not listed here (timeouts, `xpos`, annotations, `value` of an assign …)

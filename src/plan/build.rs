@@ -10,8 +10,9 @@ use crate::diff::tree::Tree;
 use crate::diff::MatchLimits;
 use crate::diff::{self, Analysis, ContextChangeKind, DeltaKind, DiffError, Pin, ProcessDiff};
 use crate::states::{CompiledProcess, Role, ThreadClass};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -1066,10 +1067,16 @@ fn plan_id_of_own(p: &mut MigrationPlan) -> Result<String, PlanError> {
         std::mem::take(&mut p.tool_version),
     );
     // Hashed as it is serialized: the JSON of a large plan is tens of megabytes.
+    // Buffered: the serializer writes many short pieces, the hash wants whole blocks.
     let mut h = sha2::Sha256::default();
-    let written = serde_json::to_writer(&mut h, &*p);
+    let written = {
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut h);
+        serde_json::to_writer(&mut w, &*p)
+            .map_err(|e| e.to_string())
+            .and_then(|()| std::io::Write::flush(&mut w).map_err(|e| e.to_string()))
+    };
     (p.plan_id, p.old.origin, p.new.origin, p.tool_version) = kept;
-    written.map_err(|e| PlanError::Serialize(e.to_string()))?;
+    written.map_err(PlanError::Serialize)?;
     let d = sha2::Digest::finalize(h);
     Ok(d.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }

@@ -30,16 +30,20 @@ pub fn table(rows: &[Vec<String>], indent: &str) -> String {
             width[i] = width[i].max(c.chars().count());
         }
     }
-    let mut out = String::new();
+    let line_len = indent.len() + width.iter().map(|w| w + 2).sum::<usize>();
+    let mut out = String::with_capacity(rows.len() * (line_len + 1));
     for r in rows {
-        let mut line = String::from(indent);
+        let start = out.len();
+        out.push_str(indent);
         for (i, c) in r.iter().enumerate() {
-            line.push_str(c);
+            out.push_str(c);
             if i + 1 < r.len() {
-                line.extend(std::iter::repeat_n(' ', width[i] - c.chars().count() + 2));
+                out.extend(std::iter::repeat_n(' ', width[i] - c.chars().count() + 2));
             }
         }
-        out.push_str(line.trim_end());
+        // Trailing blanks of the line (empty last cells) are dropped.
+        let kept = start + out[start..].trim_end().len();
+        out.truncate(kept);
         out.push('\n');
     }
     out
@@ -212,21 +216,23 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
             if let Some(m) = &s.modified {
                 flags.push(format!("(modified: {m})"));
             }
+            let old_act = s.old_activity.label();
             let new_act = match &s.new_activity {
-                Some(a)
-                    if a.label() != s.old_activity.label()
-                        || s.change == StateChange::Overridden =>
-                {
-                    a.label()
+                Some(a) => {
+                    let l = a.label();
+                    if l != old_act || s.change == StateChange::Overridden {
+                        l
+                    } else {
+                        "=".into()
+                    }
                 }
-                Some(_) => "=".into(),
                 None => "-".into(),
             };
             rows.push(vec![
                 s.old.clone(),
                 s.new.clone().unwrap_or_else(|| "-".into()),
                 s.role.to_string(),
-                s.old_activity.label(),
+                old_act,
                 new_act,
                 match &s.modified {
                     Some(_) if s.change != StateChange::Overridden => {

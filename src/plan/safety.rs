@@ -7,7 +7,8 @@ use crate::bpl::ActivityKind;
 use crate::diff::tree::Tree;
 use crate::diff::Analysis;
 use crate::states::{CompiledProcess, Role, ThreadClass};
-use std::collections::{BTreeSet, HashMap};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::BTreeSet;
 
 /// `Thread1:S4` for a state of the old version, `new:Thread1:S6` for the new one.
 pub(crate) fn sref(class: &str, state: &str) -> String {

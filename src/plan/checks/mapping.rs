@@ -6,7 +6,8 @@ use super::{Context, Findings};
 use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
 use crate::plan::safety::{self, new_sref, short, sref};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
+use std::collections::BTreeMap;
 
 pub(super) fn run(cx: &Context, out: &mut Findings) {
     overridden(cx, out);

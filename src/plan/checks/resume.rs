@@ -14,7 +14,8 @@ use crate::plan::safety::{
     SiblingRuns, ThreadFinder,
 };
 use crate::states::{ActivityRef, CompiledProcess, Role};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(super) fn run(cx: &Context, out: &mut Findings) {
     let (findings, pre) = call_changes(cx.a, cx.old_c);
