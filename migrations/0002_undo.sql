@@ -7,7 +7,8 @@
 --   TableName      the rewritten table, `Schema.Table`
 --   RowId          the row's ID, as text
 --   OldValue/NewValue                 the key column (`%NextState` or `_ResponseHandlers`)
---   Old/NewHandlerStack, Old/NewSubroutineStack   thread rows' stacks (NULL for handler rows)
+--   Old/NewHandlerStack, Old/NewSubroutineStack   thread rows' stacks; for a response-handler row
+--               Old/NewHandlerStack hold $LISTBUILD(element_key, parent row id), its identity
 -- `apply --revert` restores the Old values of exactly these rows, refusing when any row no
 -- longer holds its New values.
 CREATE TABLE "BplMigrate"."Undo" (

@@ -271,6 +271,15 @@ fn change_fixture_verdicts() {
         ("compensate_inserted_before", Verdict::Migratable),
         ("catchall_insert_before_compensate", Verdict::Migratable),
         ("catch_insert", Verdict::Migratable),
+        ("comp_handler_edit", Verdict::Migratable),
+        ("comp_handler_edit_uncompensated", Verdict::Migratable),
+        ("comp_handler_edit_same_name", Verdict::Migratable),
+        ("catch_added", Verdict::Migratable),
+        ("catch_added_uncaught", Verdict::Migratable),
+        ("inner_catchall_added", Verdict::Migratable),
+        ("empty_only_inserted", Verdict::Compatible),
+        ("flow_branch_disabled", Verdict::Drain),
+        ("if_negated_branches_swapped", Verdict::Migratable),
         ("skip_inserted_in_both_branches", Verdict::Migratable),
         ("toggle_disabled", Verdict::Migratable),
         ("unawaited_async_rename", Verdict::Compatible),
@@ -781,7 +790,7 @@ fn an_ambiguous_state_owner_blocks_until_pinned() {
     assert_eq!(p.verdict, Verdict::Migratable, "{:#?}", p.findings);
     let s2 = &p.threads[0].states[1];
     assert_eq!(
-        (s2.old.as_str(), s2.new.as_deref(), s2.via.as_str()),
+        (s2.old.as_str(), s2.new.as_deref(), s2.via.as_ref()),
         ("S2", Some("S4"), "pinned")
     );
     let skipped = p

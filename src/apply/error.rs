@@ -78,19 +78,34 @@ pub enum Refusal {
         production: String,
         item: String,
     },
-    /// A production item running the class is in the actor pool (`PoolSize = 0`).
+    /// A production item running the class has a NULL `Enabled` or `PoolSize`: whether it is
+    /// quiet is unknown.
+    HostUnknown {
+        production: String,
+        item: String,
+        field: String,
+    },
+    /// A production item running the class is in the actor pool (`PoolSize = 0`) and the
+    /// production runs (`live_jobs` live jobs).
     ActorPool {
         production: String,
         item: String,
+        live_jobs: usize,
     },
-    /// A job of a host running the class is alive.
+    /// A job of a host running the class is live (its `State` is not `Dead`; None: NULL).
     LiveJob {
         job: String,
         config_name: String,
-        state: String,
+        state: Option<String>,
     },
     /// A plan precondition or a guard query of the script found rows.
     Precondition {
+        description: String,
+        rows: i64,
+    },
+    /// Rows the plan does not understand (a state the old BPL does not have, or NULL), in
+    /// the words `status` uses for them.
+    UnknownRows {
         description: String,
         rows: i64,
     },
@@ -159,15 +174,34 @@ impl fmt::Display for Refusal {
                 "host {item} of production {production} is enabled; disable it \
                  (Ens.Director.EnableConfigItem(\"{item}\", 0)) and retry"
             ),
-            Refusal::ActorPool { production, item } => write!(
+            Refusal::HostUnknown { production, item, field } => write!(
                 f,
-                "host {item} of production {production} runs in the actor pool (PoolSize = 0) and cannot be \
-                 disabled on its own; stop the production instead"
+                "host {item} of production {production} has no {field} (NULL): whether it runs is unknown; \
+                 set {field} in the production definition (Ens_Config.Item) and retry"
             ),
-            Refusal::LiveJob { job, config_name, state } => {
-                write!(f, "job {job} of host {config_name} is {state}; wait until it has stopped")
+            Refusal::ActorPool { production, item, live_jobs } => write!(
+                f,
+                "host {item} of production {production} runs in the actor pool (PoolSize = 0), which cannot be \
+                 disabled on its own, and the production is running ({}); stop the production \
+                 (Ens.Director.StopProduction()) and retry",
+                counted(*live_jobs as i64, "live job", "live jobs")
+            ),
+            Refusal::LiveJob { job, config_name, state } => match state {
+                Some(state) => write!(
+                    f,
+                    "job {job} of host {config_name} is {} (not Dead); wait until it has stopped",
+                    shown(state)
+                ),
+                None => write!(
+                    f,
+                    "job {job} of host {config_name} has no State (NULL), so it may be running; wait until it \
+                     is Dead or gone"
+                ),
+            },
+            Refusal::Precondition { description, rows } => {
+                write!(f, "{description} ({})", counted(*rows, "row", "rows"))
             }
-            Refusal::Precondition { description, rows } => write!(f, "{description} ({rows} rows)"),
+            Refusal::UnknownRows { description, .. } => write!(f, "{description}"),
             Refusal::AlreadyApplied { plan_id, seq } => {
                 write!(f, "plan {plan_id} was already applied (history entry {seq})")
             }
@@ -187,7 +221,11 @@ impl fmt::Display for Refusal {
             Refusal::Locked { class } => {
                 write!(f, "another bplmigrate apply of {class} is running; retry when it has finished")
             }
-            Refusal::MissingTable { table, detail } => write!(f, "table {table}: {detail}"),
+            Refusal::MissingTable { table, detail } => write!(
+                f,
+                "the schema is not what the plan expects: table {table} {detail} (is the class compiled \
+                 as the plan's old BPL, and --connect pointing at its namespace?)"
+            ),
             Refusal::NoUndo { plan_id, seq, reason } => write!(
                 f,
                 "plan {plan_id} cannot be inverted, and history entry {seq} that applied it {reason}: the rows \
@@ -235,7 +273,7 @@ pub enum ApplyError {
     /// without a reverse script).
     #[error("{0}")]
     Unsupported(String),
-    #[error("cannot connect: {message}")]
+    #[error("cannot connect, nothing was changed: {message}")]
     Connect { message: String },
     /// The database is not where the class runs: none of its tables exists, or no production
     /// item runs it (the message names what was looked for). Nothing was changed.
@@ -269,6 +307,29 @@ pub enum ApplyError {
     #[error("the migration COMMITTED (the rows are migrated{}), but the check after commit failed: {message}",
         seq.map_or_else(String::new, |s| format!("; history entry {s} says applied")))]
     CommittedUnverified { message: String, seq: Option<i64> },
+}
+
+/// `1 row`, `3 rows`.
+pub(crate) fn counted(n: i64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// A value read from the database as a message shows it: as it is when it is a plain name
+/// (letters, digits, `_`, `.`, `%`), else quoted with escapes (`"S5 "`, `"a\"b"`), so
+/// spaces and control characters are visible.
+pub fn shown(v: &str) -> String {
+    let plain = !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '%' | '-'));
+    if plain {
+        v.to_string()
+    } else {
+        format!("{v:?}")
+    }
 }
 
 fn join(refusals: &[Refusal]) -> String {

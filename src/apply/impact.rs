@@ -7,7 +7,7 @@
 //! tables, or without a production item running the class, is an error naming what was looked
 //! for — never an empty census.
 
-use super::error::Refusal;
+use super::error::{shown, Refusal};
 use super::folder::Migration;
 use super::run::{CheckResult, GroupMove, StatusReport};
 use crate::plan::findings::Code;
@@ -116,7 +116,10 @@ pub fn status_name(s: Option<i64>) -> String {
 fn is_quiet_refusal(r: &Refusal) -> bool {
     matches!(
         r,
-        Refusal::HostEnabled { .. } | Refusal::ActorPool { .. } | Refusal::LiveJob { .. }
+        Refusal::HostEnabled { .. }
+            | Refusal::HostUnknown { .. }
+            | Refusal::ActorPool { .. }
+            | Refusal::LiveJob { .. }
     )
 }
 
@@ -167,8 +170,13 @@ pub fn impact(m: &Migration, report: &StatusReport) -> Option<PlanImpact> {
         .collect();
     let drained = ps.refusals.iter().all(is_quiet_refusal) && unknown.is_empty();
     let can_apply = ps.refusals.is_empty() && unknown.is_empty();
+    // `status` already refuses unknown rows in these words; older reports may not.
     let mut all_blockers = blockers;
-    all_blockers.extend(unknown);
+    for u in unknown {
+        if !all_blockers.contains(&u) {
+            all_blockers.push(u);
+        }
+    }
     let answer = if can_apply {
         format!(
             "can apply now: every precondition holds and no host of {} runs",
@@ -205,13 +213,20 @@ fn prechecks(plan: &MigrationPlan, report: &StatusReport, checks: &[CheckResult]
         let (description, count, unit) = match p {
             Precondition::HostDisabled { class } => (
                 format!(
-                    "every production item running {class} is disabled (and not in the actor pool)"
+                    "every production item running {class} is disabled (an actor-pool item: the production is stopped)"
                 ),
                 report
                     .quiet
-                    .items
+                    .refusals()
                     .iter()
-                    .filter(|i| i.enabled || i.pool_size == Some(0))
+                    .filter(|r| {
+                        matches!(
+                            r,
+                            Refusal::HostEnabled { .. }
+                                | Refusal::HostUnknown { .. }
+                                | Refusal::ActorPool { .. }
+                        )
+                    })
                     .count(),
                 "enabled items",
             ),
@@ -248,7 +263,8 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
     let state = g.from.clone();
     let mapping: Option<&StateMapping> =
         thread_map.and_then(|t| t.states.iter().find(|s| Some(&s.old) == state.as_ref()));
-    let here = format!("{thread}:{}", state.as_deref().unwrap_or("NULL"));
+    let shown_state = state.as_deref().map_or_else(|| "NULL".into(), shown);
+    let here = format!("{thread}:{shown_state}");
     let what = |m: Option<&StateMapping>| {
         m.map_or_else(String::new, |m| format!(" ({})", m.old_activity.label()))
     };
@@ -350,8 +366,8 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
             format!("{who} must finish before apply ({why})")
         }
         Fate::Unknown => format!(
-            "{who}: the old BPL has no state {}; the plan does not understand these rows",
-            state.as_deref().unwrap_or("NULL")
+            "{who}: the old BPL has no state {shown_state}; the plan does not understand these rows (is the \
+             new class already running, or was this migration applied by hand?)"
         ),
     };
     GroupImpact {
@@ -369,6 +385,22 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
         findings,
         summary,
     }
+}
+
+/// The thread groups of `moves` (of an apply) the plan does not understand — at a state the
+/// old BPL does not have, or NULL: (table, the summary `status` shows, rows). `apply` refuses
+/// them in the same words.
+pub(super) fn unknown_groups(
+    plan: &MigrationPlan,
+    moves: &[GroupMove],
+) -> Vec<(SqlTable, String, i64)> {
+    moves
+        .iter()
+        .filter(|g| g.kind == "thread")
+        .map(|g| group(plan, g))
+        .filter(|g| g.fate == Fate::Unknown)
+        .map(|g| (g.table, g.summary, g.rows))
+        .collect()
 }
 
 /// Whether `report` looked at the right target: some thread table of the class exists, and a
@@ -462,7 +494,7 @@ mod tests {
                     production: "P".into(),
                     name: "Host".into(),
                     pool_size: Some(1),
-                    enabled: false,
+                    enabled: Some(false),
                 }],
                 live_jobs: vec![],
             },

@@ -22,9 +22,12 @@
 //!    - the **history**: a dirty entry for the class, this plan already applied (or, for a
 //!      revert, not applied), or rows last migrated to another BPL source than the plan starts
 //!      from — each refuses;
-//!    - the **hosts**: every `Ens_Config.Item` whose `ClassName` is the class must be disabled
-//!      and not in the actor pool (`PoolSize = 0`: stop the production instead); no job of
-//!      those items may be `Alive` or `Starting` in `Ens.Job_Enumerate()`;
+//!    - the **hosts**: every `Ens_Config.Item` whose `ClassName` is the class must be known
+//!      disabled (`Enabled` 0; NULL is unknown and refuses, as does a NULL `PoolSize`); an item
+//!      in the actor pool (`PoolSize = 0`) cannot be disabled on its own and passes only when
+//!      the production is stopped (no live job at all); no job of those items may be live in
+//!      `Ens.Job_Enumerate()` — live is any `State` but exactly `Dead` (NULL included), one
+//!      definition for `status`, `apply` and the script's SQL guard (`quiet::is_live`);
 //!    - one **census** (stacks grouped only where the plan rewrites them; each thread table's
 //!      unknown-rows guard counted in the same scan), the plan's row preconditions against it,
 //!      and the script's other guards; all refusals are collected and reported together;
@@ -70,7 +73,7 @@ pub use census::{
     Renaming, Stack, StateMove, ThreadGroup, ThreadKey,
 };
 pub use conn::{connection_target, redact_connection_string, Db, Redactor, Value};
-pub use error::{ApplyError, DbFailure, ErrorClass, Refusal};
+pub use error::{shown, ApplyError, DbFailure, ErrorClass, Refusal};
 pub use folder::Migration;
 pub use history::{history_table, BookkeepingTable, HistoryEntry, Outcome, MIGRATIONS};
 pub use impact::{
@@ -82,7 +85,7 @@ pub use info::{
 };
 pub use listcodec::{decode_list, encode_list};
 pub use progress::{Event, Progress, Silent};
-pub use quiet::{HostItem, LiveJob, Quiet};
+pub use quiet::{is_live, HostItem, LiveJob, Quiet};
 pub use run::{
     apply, status, ApplyOptions, ApplyReport, CheckResult, GroupMove, PlanState, PlanStatus,
     StatementOutcome, StatusReport, StatusSubject, DEFAULT_LOCK_TIMEOUT_MS,

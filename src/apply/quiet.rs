@@ -1,5 +1,7 @@
-//! Is the process quiet? Every production item running the BPL class disabled (and not in the
-//! actor pool), and no live job of such an item (spec/iris-runtime.md "Quiescing").
+//! Is the process quiet? Every production item running the BPL class disabled, and no live job
+//! of such an item; an item in the actor pool (`PoolSize = 0`) cannot be disabled on its own
+//! and is quiet only when the production is stopped (no live job at all); an unknown (NULL)
+//! `Enabled` or `PoolSize` is not quiet (spec/iris-runtime.md "Quiescing").
 
 use super::conn::{text, Db, Value};
 use super::error::{DbFailure, Refusal};
@@ -11,16 +13,34 @@ use serde::Serialize;
 pub struct HostItem {
     pub production: String,
     pub name: String,
+    /// None: NULL (unknown, refused).
     pub pool_size: Option<i64>,
-    pub enabled: bool,
+    /// None: NULL (unknown, refused). Only `0` (or false) reads as disabled.
+    pub enabled: Option<bool>,
 }
 
-/// A job of `Ens.Job_Enumerate()` that runs one of the items.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+impl HostItem {
+    /// Runs in the shared actor pool (`PoolSize = 0`): cannot be disabled on its own.
+    pub fn actor_pool(&self) -> bool {
+        self.pool_size == Some(0)
+    }
+}
+
+/// A live job of `Ens.Job_Enumerate()`: one that runs one of the items, or — when an item
+/// runs in the actor pool — any job of the production.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct LiveJob {
     pub job: String,
     pub config_name: String,
-    pub state: String,
+    /// None: NULL (unknown, counted as live).
+    pub state: Option<String>,
+}
+
+/// The one definition of a live job, shared with the script's SQL guard (`State IS NULL OR
+/// State <> 'Dead'`): every job whose `State` is not exactly `Dead` — `Alive`, `Starting`,
+/// `Busy`, `Quiescent`, NULL or anything unknown.
+pub fn is_live(state: Option<&str>) -> bool {
+    state != Some("Dead")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -30,23 +50,44 @@ pub struct Quiet {
 }
 
 impl Quiet {
-    /// Refusals: enabled items, actor-pool items, live jobs.
+    /// Refusals: items not known to be disabled (enabled, or Enabled / PoolSize unknown),
+    /// actor-pool items of a running production, live jobs of the items.
     pub fn refusals(&self) -> Vec<Refusal> {
         let mut out = Vec::new();
         for i in &self.items {
-            if i.pool_size == Some(0) {
-                out.push(Refusal::ActorPool {
+            let unknown = |field: &str| Refusal::HostUnknown {
+                production: i.production.clone(),
+                item: i.name.clone(),
+                field: field.to_string(),
+            };
+            match (i.pool_size, i.enabled) {
+                (None, _) => out.push(unknown("PoolSize")),
+                // Quiet when the production is stopped (no live job at all); Enabled does not
+                // matter.
+                (Some(0), _) => {
+                    if !self.live_jobs.is_empty() {
+                        out.push(Refusal::ActorPool {
+                            production: i.production.clone(),
+                            item: i.name.clone(),
+                            live_jobs: self.live_jobs.len(),
+                        });
+                    }
+                }
+                (Some(_), None) => out.push(unknown("Enabled")),
+                (Some(_), Some(true)) => out.push(Refusal::HostEnabled {
                     production: i.production.clone(),
                     item: i.name.clone(),
-                });
-            } else if i.enabled {
-                out.push(Refusal::HostEnabled {
-                    production: i.production.clone(),
-                    item: i.name.clone(),
-                });
+                }),
+                (Some(_), Some(false)) => {}
             }
         }
+        let pool = self.items.iter().any(HostItem::actor_pool);
         for j in &self.live_jobs {
+            // With an actor-pool item every live job blocks; the ActorPool refusal says why
+            // for jobs of other items.
+            if pool && !self.items.iter().any(|i| i.name == j.config_name) {
+                continue;
+            }
             out.push(Refusal::LiveJob {
                 job: j.job.clone(),
                 config_name: j.config_name.clone(),
@@ -65,7 +106,8 @@ const ITEM_CLASS: &str = "ClassName";
 /// PostgreSQL stand-in function of the test schema (same name, same columns).
 const JOB_COLUMNS: &[&str] = &["Job", "ConfigName", "State"];
 
-/// Reads the items running `class` and their live jobs (`Alive` or `Starting`).
+/// Reads the items running `class` and their live jobs ([`is_live`]; with an actor-pool item,
+/// every live job of the production).
 pub fn check(db: &Db, class: &str) -> Result<Quiet, DbFailure> {
     let step = "read Ens_Config.Item";
     let items_sql = sql::read_rows(
@@ -83,11 +125,13 @@ pub fn check(db: &Db, class: &str) -> Result<Quiet, DbFailure> {
             production: text(r.first()),
             name: text(r.get(1)),
             pool_size: r.get(2).and_then(Value::int),
-            enabled: r.get(3).and_then(Value::flag).unwrap_or(false),
+            enabled: r.get(3).and_then(enabled_flag),
         })
         .collect();
     items.sort_by(|a, b| (&a.production, &a.name).cmp(&(&b.production, &b.name)));
     let mut live_jobs = Vec::new();
+    // An item in the actor pool runs in the production's shared jobs: any live job counts.
+    let pool = items.iter().any(HostItem::actor_pool);
     if !items.is_empty() {
         let step = "read Ens.Job_Enumerate()";
         let jobs_sql = sql::job_rows(db.dialect(), JOB_COLUMNS)
@@ -96,17 +140,24 @@ pub fn check(db: &Db, class: &str) -> Result<Quiet, DbFailure> {
             let job = LiveJob {
                 job: text(r.first()),
                 config_name: text(r.get(1)),
-                state: text(r.get(2)),
+                // Untrimmed: the SQL guard compares the value as it is.
+                state: r.get(2).and_then(Value::text).map(str::to_string),
             };
-            let live = matches!(
-                job.state.to_ascii_lowercase().as_str(),
-                "alive" | "starting"
-            );
-            if live && items.iter().any(|i| i.name == job.config_name) {
+            let ours = pool || items.iter().any(|i| i.name == job.config_name);
+            if ours && is_live(job.state.as_deref()) {
                 live_jobs.push(job);
             }
         }
     }
     live_jobs.sort_by(|a, b| (&a.config_name, &a.job).cmp(&(&b.config_name, &b.job)));
     Ok(Quiet { items, live_jobs })
+}
+
+/// `Enabled`: NULL is unknown (None); `0` / false is disabled; any other value is enabled
+/// (the SQL guard counts `Enabled <> 0` too).
+fn enabled_flag(v: &Value) -> Option<bool> {
+    let s = v.text()?.trim().to_ascii_lowercase();
+    let off = matches!(s.as_str(), "false" | "f" | "no" | "n")
+        || s.parse::<f64>().is_ok_and(|f| f == 0.0);
+    Some(!off)
 }

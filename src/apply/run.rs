@@ -4,7 +4,7 @@ use super::census::{
     census, CensusTargets, LiveCensus, Renaming, HANDLER_COLUMNS, PENDING_COLUMNS, THREAD_COLUMNS,
 };
 use super::conn::Db;
-use super::error::{ApplyError, DbFailure, Refusal};
+use super::error::{counted, shown, ApplyError, DbFailure, Refusal};
 use super::folder::Migration;
 use super::history::{self, HistoryEntry, NewEntry, Outcome};
 use super::lock::{self, Attempt};
@@ -78,8 +78,8 @@ pub struct ApplyReport {
     pub dry_run: bool,
     pub dialect: Dialect,
     pub before: LiveCensus,
-    /// The census the rewrite leaves, as predicted from `before` (the statements' row counts
-    /// matched the prediction, and the locked tables allow no other change).
+    /// The census the rewrite left, read back inside the transaction before commit (equal to
+    /// what the plan predicts from `before`, else the apply rolled back).
     pub after: LiveCensus,
     pub moves: Vec<GroupMove>,
     pub statements: Vec<StatementOutcome>,
@@ -171,6 +171,36 @@ pub enum StatusSubject<'a> {
     Process(&'a crate::states::CompiledProcess),
 }
 
+/// What [`probe_tables`] says of a table that does not exist (the other answer names the
+/// missing columns of a table that does).
+pub(super) const ABSENT: &str = "does not exist";
+
+/// The tables of `missing` that do not exist at all (not those lacking a column): only these
+/// can make a database the wrong target.
+pub(super) fn absent_tables(missing: &BTreeMap<SqlTable, String>) -> BTreeSet<SqlTable> {
+    missing
+        .iter()
+        .filter(|(_, why)| why.as_str() == ABSENT)
+        .map(|(t, _)| t.clone())
+        .collect()
+}
+
+/// The tables and columns the plan's pending-response preconditions read: the child table
+/// (parent column and key) and the thread table's ID.
+pub(super) fn pending_columns(plan: &MigrationPlan) -> Vec<(SqlTable, Vec<String>)> {
+    let mut out = Vec::new();
+    for p in &plan.preconditions {
+        if let Precondition::NoPendingResponse { table, .. } = p {
+            out.push((
+                CensusTargets::pending_table(table),
+                vec![table.table.clone(), crate::sql::ELEMENT_KEY.to_string()],
+            ));
+            out.push((table.clone(), vec![crate::sql::ID_COLUMN.to_string()]));
+        }
+    }
+    out
+}
+
 /// Probes every table (and the columns the executor uses); returns the missing ones with why.
 /// Read-only; run outside a transaction.
 pub(super) fn probe_tables(
@@ -213,7 +243,7 @@ pub(super) fn probe_tables(
                 continue;
             }
             Ok(probe) if db.probe(probe.as_str()).is_err() => {
-                missing.insert(t, "does not exist".to_string());
+                missing.insert(t, ABSENT.to_string());
                 continue;
             }
             Ok(_) => {}
@@ -494,8 +524,14 @@ pub fn status(
         StatusSubject::Process(p) => (p.class.clone(), CensusTargets::for_process(p), None),
     };
     progress.event(&Event::Step("checking tables"));
-    let missing: BTreeSet<SqlTable> = probe_tables(db, &targets, &[]).into_keys().collect();
-    let census = census(db, &targets, &missing, progress)?;
+    let extra = plan.map(|m| pending_columns(&m.plan)).unwrap_or_default();
+    let probed = probe_tables(db, &targets, &extra);
+    let missing: BTreeSet<SqlTable> = probed.keys().cloned().collect();
+    let mut census = census(db, &targets, &missing, progress)?;
+    // Only a table that does not exist makes this the wrong target; one that lacks a column
+    // is refused below, by name.
+    let absent = absent_tables(&probed);
+    census.missing_tables.retain(|t| absent.contains(t));
     progress.event(&Event::Step("checking hosts and jobs"));
     let classes = match plan {
         Some(m) => quiet_classes(&m.plan),
@@ -515,6 +551,7 @@ pub fn status(
             let renaming = Renaming::of_plan(&m.plan, false).unwrap_or_default();
             let (state, mut refusals) = history_checks(&m.plan, &history, direction);
             let mut checks = plan_checks(&m.plan, &census);
+            let unknown = unknown_rows(&m.plan, &census);
             // The script's own guards, where it renders for this database (read-only counts).
             if let Ok(script) = m.script(db.dialect(), direction) {
                 progress.event(&Event::Step("evaluating guards"));
@@ -538,6 +575,17 @@ pub fn status(
                     }
                     let rows =
                         db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?;
+                    // Rows the unknown-state refusal below already names, in status's words.
+                    let foreign_table = script
+                        .foreign_rows
+                        .iter()
+                        .find(|f| f.guard == i)
+                        .map(|f| &f.table);
+                    if rows != 0
+                        && foreign_table.is_some_and(|t| unknown_count(&unknown, t) == rows)
+                    {
+                        continue;
+                    }
                     checks.push(CheckResult {
                         description: if rows == 0 {
                             g.description.clone()
@@ -556,6 +604,7 @@ pub fn status(
                 .any(|r| matches!(r, Refusal::AlreadyApplied { .. }));
             if !applied {
                 refusals.extend(quiet.refusals());
+                refusals.extend(unknown.values().flatten().cloned());
             }
             for c in checks.iter().filter(|c| !c.ok && !applied) {
                 refusals.push(Refusal::Precondition {
@@ -563,13 +612,15 @@ pub fn status(
                     rows: c.rows,
                 });
             }
-            for t in &missing {
+            let pending: BTreeSet<SqlTable> = extra.iter().map(|(t, _)| t.clone()).collect();
+            for (t, why) in &probed {
                 if m.plan.threads.iter().any(|th| &th.old_table == t)
                     || t == &m.plan.response_handler_table
+                    || pending.contains(t)
                 {
                     refusals.push(Refusal::MissingTable {
                         table: t.clone(),
-                        detail: "does not exist".into(),
+                        detail: why.clone(),
                     });
                 }
             }
@@ -662,7 +713,8 @@ fn tables_to_lock(
 
 /// Refuses a database that is not where the plan's class runs, before anything is locked or
 /// written (the same test `status` makes): none of the plan's thread tables exists, or no
-/// production item (`Ens_Config.Item`) runs the class.
+/// production item (`Ens_Config.Item`) runs the class. `missing`: the tables that do not
+/// exist ([`absent_tables`]; a table lacking a column is a refusal of its own).
 pub(super) fn check_apply_target(
     db: &Db,
     plan: &MigrationPlan,
@@ -848,12 +900,17 @@ pub fn apply(
     for t in &plan.threads {
         probed.push((CensusTargets::pending_table(&t.old_table), Vec::new()));
     }
+    // The pending-response guards read these: a missing one is a schema problem, refused
+    // here, not a failing statement inside the transaction.
+    let pending = pending_columns(plan);
+    probed.extend(pending.iter().cloned());
     let missing = probe_tables(db, &targets, &probed);
-    check_apply_target(db, plan, &missing.keys().cloned().collect())?;
+    check_apply_target(db, plan, &absent_tables(&missing))?;
     let mut required: BTreeSet<SqlTable> =
         plan.threads.iter().map(|t| t.old_table.clone()).collect();
     required.insert(plan.response_handler_table.clone());
     required.extend(written_columns(&script).into_iter().map(|(t, _)| t));
+    required.extend(pending.into_iter().map(|(t, _)| t));
     let refusals: Vec<Refusal> = missing
         .iter()
         .filter(|(t, _)| required.contains(*t))
@@ -1159,7 +1216,32 @@ fn in_transaction(
     if !mismatches.is_empty() {
         return Err(ApplyError::Mismatch { mismatches });
     }
-    let after = renaming.predict(&before);
+    // Read the rows back, inside the transaction: a trigger, a rule or a driver can make an
+    // UPDATE change the expected number of rows but write other values. The census the plan
+    // predicts must be the one found; the history records what was found.
+    progress.event(&Event::Step("reading the rows back"));
+    let mut expected = renaming.predict(&before);
+    expected.foreign.clear();
+    let reread = CensusTargets {
+        foreign: BTreeMap::new(),
+        ..targets.clone()
+    };
+    let after = census(db, &reread, missing, &super::progress::Silent)?;
+    // The guard counts of the scan are not part of what the rewrite changes.
+    let mut before = before;
+    before.foreign.clear();
+    let differences = expected.differences(&after);
+    if !differences.is_empty() || after != expected {
+        let mut mismatches: Vec<String> = differences
+            .into_iter()
+            .map(|d| format!("read back after the rewrite: {d}"))
+            .collect();
+        if mismatches.is_empty() {
+            mismatches
+                .push("read back after the rewrite: the census differs from the prediction".into());
+        }
+        return Err(ApplyError::Mismatch { mismatches });
+    }
 
     let mut history_seq = None;
     if let (false, Some(seq)) = (opts.dry_run, seq) {
@@ -1212,12 +1294,15 @@ fn check_guards(
     if history_exists {
         let entries = history::entries_for_class(db, &class)?;
         refusals.extend(history_checks(plan, &entries, opts.direction).1);
-        // Already applied: the rows are at the new states, so every guard below would refuse
-        // them as "not written by the old BPL". The history is the answer.
-        if refusals
-            .iter()
-            .any(|r| matches!(r, Refusal::AlreadyApplied { .. }))
-        {
+        // Already applied (or, for a revert, not applied): the rows are where the script
+        // does not start, so every guard below would refuse them as "not written by" that
+        // version. The history is the answer.
+        if refusals.iter().any(|r| {
+            matches!(
+                r,
+                Refusal::AlreadyApplied { .. } | Refusal::NotApplied { .. }
+            )
+        }) {
             return Err(ApplyError::Refused { refusals });
         }
     }
@@ -1238,16 +1323,26 @@ fn check_guards(
             }
         }
     }
+    // Rows at a state the old BPL does not have (or NULL), in the words `status` uses.
+    let unknown = if opts.direction == Direction::Apply {
+        unknown_rows(plan, &before)
+    } else {
+        BTreeMap::new()
+    };
+    refusals.extend(unknown.values().flatten().cloned());
     // The script's guards: the reviewed SQL. Kinds already reported above are not repeated.
     progress.event(&Event::Step("evaluating guards"));
     let quiet_refused = !quiet.refusals().is_empty();
     for (i, g) in script.guards.iter().enumerate() {
-        // A guard the census scan already counted (same condition, same transaction).
-        let counted = script
+        let foreign_table = script
             .foreign_rows
             .iter()
-            .find(|f| f.guard == i && targets.foreign.contains_key(&f.table))
-            .map(|f| before.foreign.get(&f.table).copied().unwrap_or(0));
+            .find(|f| f.guard == i)
+            .map(|f| &f.table);
+        // A guard the census scan already counted (same condition, same transaction).
+        let counted = foreign_table
+            .filter(|t| targets.foreign.contains_key(*t))
+            .map(|t| before.foreign.get(t).copied().unwrap_or(0));
         let rows = match counted {
             Some(n) => n,
             None => db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?,
@@ -1255,6 +1350,9 @@ fn check_guards(
         let repeated = match g.kind {
             GuardKind::HostEnabled | GuardKind::LiveJob => quiet_refused,
             GuardKind::Precondition => plan_failed,
+            GuardKind::Unmapped => {
+                foreign_table.is_some_and(|t| unknown_count(&unknown, t) == rows)
+            }
             _ => false,
         };
         if rows != 0 && !repeated {
@@ -1268,6 +1366,32 @@ fn check_guards(
         return Err(ApplyError::Refused { refusals });
     }
     Ok((before, quiet))
+}
+
+/// Per thread table, the refusals for rows the plan does not understand: at a state the old
+/// BPL does not have, or NULL (`impact`'s `Fate::Unknown`, in the words `status` shows).
+fn unknown_rows(plan: &MigrationPlan, census: &LiveCensus) -> BTreeMap<SqlTable, Vec<Refusal>> {
+    let mut out: BTreeMap<SqlTable, Vec<Refusal>> = BTreeMap::new();
+    let groups = moves(plan, &Renaming::default(), census, Direction::Apply);
+    for (table, description, rows) in super::impact::unknown_groups(plan, &groups) {
+        out.entry(table)
+            .or_default()
+            .push(Refusal::UnknownRows { description, rows });
+    }
+    out
+}
+
+/// The rows of `table` that [`unknown_rows`] refused.
+fn unknown_count(unknown: &BTreeMap<SqlTable, Vec<Refusal>>, table: &SqlTable) -> i64 {
+    unknown
+        .get(table)
+        .into_iter()
+        .flatten()
+        .map(|r| match r {
+            Refusal::UnknownRows { rows, .. } => *rows,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// A failed "rows rest at states the old version does not have" guard, with the states and
@@ -1296,24 +1420,25 @@ fn with_foreign_states(
     }
     let mut found: BTreeMap<(u8, u64, String), (String, i64)> = BTreeMap::new();
     for grp in census.threads.iter().filter(|x| x.key.table == t.old_table) {
-        if let Some(st) = grp
-            .key
-            .next_state
-            .as_deref()
-            .filter(|st| !known.contains(st))
-        {
+        let st = grp.key.next_state.as_deref();
+        if st.is_none_or(|st| !known.contains(st)) {
             found
-                .entry(super::census::state_order(Some(st)))
-                .or_insert_with(|| (st.to_string(), 0))
+                .entry(super::census::state_order(st))
+                .or_insert_with(|| (st.map_or_else(|| "NULL".into(), shown), 0))
                 .1 += grp.rows;
         }
     }
     if found.is_empty() {
         return g.description.clone();
     }
+    // The refusal adds the total (`(3 rows)`): one state is named, several are counted each.
+    if found.len() == 1 {
+        let (st, _) = found.into_values().next().unwrap_or_default();
+        return format!("{} [at {st}]", g.description);
+    }
     let list: Vec<String> = found
         .into_values()
-        .map(|(st, n)| format!("{st} ({n} row{})", if n == 1 { "" } else { "s" }))
+        .map(|(st, n)| format!("{st} ({})", counted(n, "row", "rows")))
         .collect();
     format!("{} [{}]", g.description, list.join(", "))
 }
@@ -1413,11 +1538,13 @@ pub(super) fn verify_after_commit(
     if recorded {
         return Ok(());
     }
-    let now = census(db, targets, missing, progress).map_err(|f| {
+    let mut now = census(db, targets, missing, progress).map_err(|f| {
         unverified(format!(
             "the history row is missing and counting the rows failed ({f})"
         ))
     })?;
+    // Compared with the report's censuses, which hold no guard counts.
+    now.foreign.clear();
     // A plan whose census before and after look alike (a swap of equally many rows) cannot be
     // told apart by counting.
     let distinguishable = report.before != report.after;

@@ -112,6 +112,23 @@ pub(super) fn revert(
     progress.event(&Event::Session {
         id: lock::session_id(db),
     });
+    // Not applied (no history at all, or its last entry for this plan is not an apply): that
+    // is the answer, before any table is looked at. Checked again under the locks.
+    let not_applied = || {
+        Err(ApplyError::Refused {
+            refusals: vec![Refusal::NotApplied {
+                plan_id: plan.plan_id.clone(),
+            }],
+        })
+    };
+    if !history::exists(db) {
+        return not_applied();
+    }
+    let entries = history::entries_for_class(db, &plan.old.class)?;
+    let (state, _) = history_checks(plan, &entries, Direction::Revert);
+    if state != super::run::PlanState::Applied {
+        return not_applied();
+    }
     progress.event(&Event::Step("checking tables"));
     let probed: Vec<(SqlTable, Vec<String>)> = works
         .iter()
@@ -124,7 +141,7 @@ pub(super) fn revert(
         })
         .collect();
     let missing = probe_tables(db, &targets, &probed);
-    check_apply_target(db, plan, &missing.keys().cloned().collect())?;
+    check_apply_target(db, plan, &super::run::absent_tables(&missing))?;
     let refusals: Vec<Refusal> = missing
         .iter()
         .filter(|(t, _)| works.iter().any(|w| &w.table == *t))
@@ -135,13 +152,6 @@ pub(super) fn revert(
         .collect();
     if !refusals.is_empty() {
         return Err(ApplyError::Refused { refusals });
-    }
-    if !history::exists(db) {
-        return Err(ApplyError::Refused {
-            refusals: vec![Refusal::NotApplied {
-                plan_id: plan.plan_id.clone(),
-            }],
-        });
     }
     let undo_exists = history::undo_exists(db);
     let missing: BTreeSet<SqlTable> = missing.into_keys().collect();

@@ -472,7 +472,7 @@ fn watch(a: &StatusArgs, mut db: apply::Db, m: &Migration) -> CmdResult {
             }
             if !warned
                 && !report.quiet.items.is_empty()
-                && report.quiet.items.iter().all(|i| !i.enabled)
+                && report.quiet.items.iter().all(|i| i.enabled == Some(false))
             {
                 let _ = writeln!(
                     std::io::stderr().lock(),
@@ -543,6 +543,7 @@ fn stuck_reasons(report: &StatusReport, impact: &PlanImpact) -> Vec<String> {
                 Refusal::Precondition { .. }
                     | Refusal::HostEnabled { .. }
                     | Refusal::ActorPool { .. }
+                    | Refusal::HostUnknown { .. }
                     | Refusal::LiveJob { .. }
             )
         })

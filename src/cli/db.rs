@@ -458,7 +458,11 @@ pub(super) fn quiet_text(q: &Quiet) -> String {
                     i.production.clone(),
                     i.name.clone(),
                     i.pool_size.map_or("NULL".into(), |p| p.to_string()),
-                    if i.enabled { "yes".into() } else { "no".into() },
+                    match i.enabled {
+                        Some(true) => "yes".into(),
+                        Some(false) => "no".into(),
+                        None => "NULL".into(),
+                    },
                 ]
             })
             .collect();
@@ -474,7 +478,15 @@ pub(super) fn quiet_text(q: &Quiet) -> String {
         let rows: Vec<Vec<String>> = q
             .live_jobs
             .iter()
-            .map(|j| vec![j.job.clone(), j.config_name.clone(), j.state.clone()])
+            .map(|j| {
+                vec![
+                    j.job.clone(),
+                    j.config_name.clone(),
+                    j.state
+                        .as_deref()
+                        .map_or_else(|| "NULL".into(), apply::shown),
+                ]
+            })
             .collect();
         out.push_str(&aligned(&["job", "item", "state"], &rows));
     }

@@ -79,8 +79,8 @@ pub(crate) fn analyze<'a>(
     pins: &[Pin],
     limits: &MatchLimits,
 ) -> Result<Analysis<'a>, DiffError> {
-    let t_old = Tree::new(old);
-    let t_new = Tree::new(new);
+    let mut t_old = Tree::new(old);
+    let mut t_new = Tree::new(new);
     let mut pin_pos = Vec::new();
     let (mut seen_o, mut seen_n) = (BTreeSet::new(), BTreeSet::new());
     for p in pins {
@@ -127,6 +127,8 @@ pub(crate) fn analyze<'a>(
             new_case: j,
         })
         .collect();
+    t_old.release_matching_data();
+    t_new.release_matching_data();
     let context = context_deltas(old, new);
     let identical = t_old.hash[0] == t_new.hash[0]
         && context.is_empty()
@@ -265,7 +267,9 @@ fn classify(t_old: &Tree, t_new: &Tree, m: &Matching) -> Vec<ActivityChange> {
             }
         }
     }
-    let mut out = Vec::new();
+    // Exact capacity: an entry per activity of either version (inserted ones last).
+    let inserted = m.n2o.iter().filter(|o| o.is_none()).count();
+    let mut out = Vec::with_capacity(t_old.len() + inserted);
     for (o, &was_reordered) in reordered.iter().enumerate() {
         let Some(n) = m.o2n[o] else {
             out.push(ActivityChange {

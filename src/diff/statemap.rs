@@ -31,7 +31,8 @@ pub(crate) fn map_states(
     for t in &old_c.threads {
         thread_map.insert(t.number, counterpart_thread(t, &ix, t_old, t_new, m));
     }
-    let mut threads = Vec::new();
+    // Exact capacities: these lists hold a delta per state, the largest part of a diff.
+    let mut threads = Vec::with_capacity(old_c.threads.len() + new_c.threads.len());
     let mut used_threads = BTreeSet::new();
     for t in &old_c.threads {
         let nt = thread_map
@@ -44,7 +45,7 @@ pub(crate) fn map_states(
             used_threads.insert(nt.number);
         }
         let mut targeted = BTreeSet::new();
-        let mut states = Vec::new();
+        let mut states = Vec::with_capacity(t.states.len());
         for s in &t.states {
             let d = map_state(s, t, nt, &ix, t_old, t_new, m);
             if let Some(n) = &d.new {
@@ -53,6 +54,7 @@ pub(crate) fn map_states(
             states.push(d);
         }
         if let Some(nt) = nt_class {
+            states.reserve_exact(nt.states.len().saturating_sub(targeted.len()));
             states.extend(
                 nt.states
                     .iter()
@@ -85,6 +87,7 @@ pub(crate) fn map_states(
             });
         }
     }
+    threads.shrink_to_fit();
     StateMap {
         threads,
         handlers: map_handlers(old_c, new_c, t_old, t_new, m),

@@ -224,8 +224,9 @@ impl<'a> Tree<'a> {
             self.by_id.resize(i + 1, NONE);
         }
         self.by_id[i] = p;
-        let mut slots = Vec::new();
-        for (name, list) in a.child_slots() {
+        let child_slots = a.child_slots();
+        let mut slots = Vec::with_capacity(child_slots.len());
+        for (name, list) in child_slots {
             let name = self.refs.intern(&name);
             let mut ps = Vec::with_capacity(list.len());
             for (i, c) in list.iter().enumerate() {
@@ -250,6 +251,22 @@ impl<'a> Tree<'a> {
 
     pub fn len(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Frees what only matching reads (`inner`, `shape`, `own`, `weight`, `key`, `rename_key`:
+    /// ~90 bytes an activity) once the trees are matched and classified: the later stages keep
+    /// the trees, and a plan of 100k activities should not carry them. They are empty after.
+    pub(crate) fn release_matching_data(&mut self) {
+        for v in [
+            &mut self.inner,
+            &mut self.shape,
+            &mut self.own,
+            &mut self.key,
+        ] {
+            *v = Vec::new();
+        }
+        self.weight = Vec::new();
+        self.rename_key = Vec::new();
     }
 
     pub fn pos(&self, id: ActivityId) -> Option<usize> {

@@ -10,6 +10,7 @@ use crate::diff::tree::Tree;
 use crate::diff::MatchLimits;
 use crate::diff::{self, Analysis, ContextChangeKind, DeltaKind, DiffError, Pin, ProcessDiff};
 use crate::states::{CompiledProcess, Role, ThreadClass};
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 #[derive(Debug, thiserror::Error)]
@@ -307,55 +308,54 @@ impl<'x> Builder<'x, '_> {
                 continue;
             };
             let nt = td.new.and_then(|n| new_t.get(&n).copied());
-            let states = td
-                .states
-                .iter()
-                .filter_map(|sd| {
-                    let os = ot.state(sd.old.as_deref()?)?;
-                    let ns = sd.new.as_deref().and_then(|n| nt?.state(n));
-                    Some(StateMapping {
-                        old: os.name.clone(),
-                        new: ns.map(|s| s.name.clone()),
-                        role: os.role.clone(),
-                        old_activity: os.activity.clone(),
-                        new_activity: ns.map(|s| s.activity.clone()),
-                        wait: os.wait,
-                        join: os.join,
-                        change: match sd.change {
-                            DeltaKind::Unchanged => StateChange::Unchanged,
-                            DeltaKind::Renumbered => StateChange::Renumbered,
-                            DeltaKind::Removed | DeltaKind::Added => StateChange::Removed,
-                        },
-                        old_handler_stack: os.handler_stack.clone(),
-                        new_handler_stack: ns.map(|s| s.handler_stack.clone()).unwrap_or_default(),
-                        old_subroutine_stack: os.subroutine_stack.clone(),
-                        new_subroutine_stack: ns
-                            .map(|s| s.subroutine_stack.clone())
-                            .unwrap_or_default(),
-                        via: match (ns, sd.via) {
-                            (Some(_), Some(v)) => v.as_str().to_string(),
-                            (Some(_), None) => "matched".to_string(),
-                            (None, _) => "removed".to_string(),
-                        },
-                        note: sd.note.clone(),
-                        modified: ns.and_then(|ns| {
-                            // The owner's counterpart (a call whose wait is now a `<sync>`'s
-                            // compares with that call); owners of another element compare
-                            // with nothing (the note says what became of them).
-                            let o = self.a.old.pos(os.activity.id)?;
-                            let n = self.a.m.o2n[o].or_else(|| self.a.new.pos(ns.activity.id))?;
-                            if self.a.old.element(o) != self.a.new.element(n) {
-                                return None;
-                            }
-                            let ch = crate::diff::tree::key_changes(
-                                self.a.old.nodes[o],
-                                self.a.new.nodes[n],
-                            );
-                            (!ch.is_empty()).then(|| ch.join(", "))
-                        }),
-                    })
+            // Exact capacity: a mapping per old state is most of a plan's memory.
+            let mut states = Vec::with_capacity(td.states.len());
+            states.extend(td.states.iter().filter_map(|sd| {
+                let os = ot.state(sd.old.as_deref()?)?;
+                let ns = sd.new.as_deref().and_then(|n| nt?.state(n));
+                Some(StateMapping {
+                    old: os.name.clone(),
+                    new: ns.map(|s| s.name.clone()),
+                    role: os.role.clone(),
+                    old_activity: os.activity.clone(),
+                    new_activity: ns.map(|s| s.activity.clone()),
+                    wait: os.wait,
+                    join: os.join,
+                    change: match sd.change {
+                        DeltaKind::Unchanged => StateChange::Unchanged,
+                        DeltaKind::Renumbered => StateChange::Renumbered,
+                        DeltaKind::Removed | DeltaKind::Added => StateChange::Removed,
+                    },
+                    old_handler_stack: os.handler_stack.clone(),
+                    new_handler_stack: ns.map(|s| s.handler_stack.clone()).unwrap_or_default(),
+                    old_subroutine_stack: os.subroutine_stack.clone(),
+                    new_subroutine_stack: ns
+                        .map(|s| s.subroutine_stack.clone())
+                        .unwrap_or_default(),
+                    via: match (ns, sd.via) {
+                        (Some(_), Some(v)) => Cow::Borrowed(v.as_str()),
+                        (Some(_), None) => Cow::Borrowed("matched"),
+                        (None, _) => Cow::Borrowed("removed"),
+                    },
+                    note: sd.note.clone(),
+                    modified: ns.and_then(|ns| {
+                        // The owner's counterpart (a call whose wait is now a `<sync>`'s
+                        // compares with that call); owners of another element compare
+                        // with nothing (the note says what became of them).
+                        let o = self.a.old.pos(os.activity.id)?;
+                        let n = self.a.m.o2n[o].or_else(|| self.a.new.pos(ns.activity.id))?;
+                        if self.a.old.element(o) != self.a.new.element(n) {
+                            return None;
+                        }
+                        let ch = crate::diff::tree::key_changes(
+                            self.a.old.nodes[o],
+                            self.a.new.nodes[n],
+                        );
+                        (!ch.is_empty()).then(|| ch.join(", "))
+                    }),
                 })
-                .collect();
+            }));
+            states.shrink_to_fit();
             out.push(ThreadMapping {
                 old_class: ot.class.clone(),
                 old_table: ot.table.clone(),
@@ -393,7 +393,7 @@ impl<'x> Builder<'x, '_> {
                         new_handler_stack: s.handler_stack.clone(),
                         old_subroutine_stack: s.subroutine_stack.clone(),
                         new_subroutine_stack: s.subroutine_stack.clone(),
-                        via: "versioned".to_string(),
+                        via: Cow::Borrowed("versioned"),
                         note: None,
                         modified: None,
                     })
@@ -547,7 +547,7 @@ impl<'x> Builder<'x, '_> {
             sm.change = StateChange::Overridden;
             sm.new_handler_stack = ns.handler_stack.clone();
             sm.new_subroutine_stack = ns.subroutine_stack.clone();
-            sm.via = format!("override (line {})", mo.line);
+            sm.via = Cow::Owned(format!("override (line {})", mo.line));
             sm.note = mo.reason.clone();
             overridden.push(checks::Overridden {
                 old_class: &ot.class,

@@ -115,8 +115,9 @@ catalogue! {
         "the plan refuses to run while a row holds such a value; let those instances finish first";
     SkippedActivities = "BPM0201", "skipped-activities", Warning,
         "instances resting at a state will skip activities that the new version runs before that resume point \
-         (inserted there, moved there, or enabled), or the remaining iterations of a loop their wait moved out \
-         of; info when they are only traces",
+         (inserted there, moved there, or enabled; or added to a fault handler, new or not, or to a compensation \
+         handler that a fault or a <compensate> before that point took them through), or the remaining iterations \
+         of a loop their wait moved out of; info when they are only traces or <empty>",
         "check that skipping them is harmless for in-flight instances, or let those instances finish first";
     RerunActivities = "BPM0202", "rerun-activities", Warning,
         "instances resting at a state will run again activities that moved from before to after their resume point; \
@@ -156,7 +157,7 @@ catalogue! {
         "give in-flight rows what the handler would have set (a [[default]] for a new property), or let them finish first";
     BranchSwitched = "BPM0211", "branch-switched", Warning,
         "a resume point moved into another branch or case of the same <if>/<switch>: in-flight instances took the \
-         old branch but continue in the new one",
+         old branch but continue in the new one (when the <if>'s condition changed too, both conditions are named)",
         "check that the rest of the new branch is right for instances that chose the old one";
     AwaitedSyncChanged = "BPM0212", "awaited-sync-changed", Warning,
         "a <sync> that in-flight instances wait at changed its calls, type or timeout: they were parked under the \
@@ -184,7 +185,8 @@ catalogue! {
         "review the activity matches; pin what is wrong";
     DisabledToggled = "BPM0304", "disabled-toggled", Warning,
         "an activity was enabled or disabled; when it allocates states, threads or handlers this renumbers \
-         everything generated after it (a warning), otherwise it only changes behaviour (info)",
+         everything generated after it (a warning), otherwise it only changes behaviour (info); a flow branch \
+         keeps its thread class either way, so only what is inside it changes",
         "review the renumbering in the mapping";
     ArgumentsReversed = "BPM0305", "arguments-reversed", Info,
         "many activities that own states were removed and none was inserted: the older version may have been \

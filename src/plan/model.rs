@@ -3,6 +3,7 @@
 
 use crate::states::{ActivityRef, Role, SqlTable};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
 
@@ -117,8 +118,9 @@ pub struct StateMapping {
     pub old_subroutine_stack: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub new_subroutine_stack: Vec<String>,
-    /// Why this mapping was chosen (`exact`, `aligned`, `renamed`, `override`, …).
-    pub via: String,
+    /// Why this mapping was chosen (`exact`, `aligned`, `renamed`, `override`, …): one of a few
+    /// fixed words, borrowed rather than allocated per state.
+    pub via: Cow<'static, str>,
     /// Why a removed state has no counterpart, or the reason given for an override (added
     /// after the first contract; optional in JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -234,7 +234,7 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                     }
                     _ => s.change.as_str().into(),
                 },
-                s.via.clone(),
+                s.via.to_string(),
                 flags.join(" "),
             ]);
         }

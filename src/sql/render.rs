@@ -495,18 +495,21 @@ impl Renderer<'_> {
 
     fn host_guard(&self, class: &str) -> Result<Guard, SqlError> {
         let t = config_item_table();
+        // Not known to be quiet: enabled (or Enabled unknown) outside the actor pool, or an
+        // unknown PoolSize. An actor-pool item (PoolSize = 0) is quiet only when the production
+        // is stopped: the job guard counts any live job for it.
+        let (pool, enabled) = (self.id("PoolSize")?, self.id("Enabled")?);
         let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {} = {} AND {} = 1",
+            "SELECT COUNT(*) FROM {} WHERE {} = {} AND ({pool} IS NULL OR ({pool} <> 0 AND ({enabled} IS NULL OR {enabled} <> 0)))",
             self.table(&t)?,
             self.id("ClassName")?,
             self.lit(class)?,
-            self.id("Enabled")?
         );
         Ok(Guard {
             description: format!(
-                "a production item running {class} is enabled: disable it (Ens.Director.EnableConfigItem(name, 0)) or stop the production"
+                "a production item running {class} is enabled (or its Enabled / PoolSize is unknown): disable it (Ens.Director.EnableConfigItem(name, 0)) or stop the production"
             ),
-            sql: self.count(sql, vec![t], &["ClassName", "Enabled"], &[])?,
+            sql: self.count(sql, vec![t], &["ClassName", "Enabled", "PoolSize"], &[])?,
             kind: GuardKind::HostEnabled,
         })
     }
@@ -515,18 +518,24 @@ impl Renderer<'_> {
         let jobs = job_enumerate_table();
         let items = config_item_table();
         let from = job_enumerate_call(self.d)?;
-        let sql = format!(
-            "SELECT COUNT(*) FROM {from} WHERE {} <> 'Dead' AND {} IN (SELECT {} FROM {} WHERE {} = {})",
-            self.id("State")?,
-            self.id("ConfigName")?,
+        // A job is live unless its State is exactly 'Dead' (NULL or any other value: live).
+        // Jobs of the class's items count; with an item in the actor pool (PoolSize = 0) every
+        // live job of the production does (its instances run in Ens.Actor jobs).
+        let state = self.id("State")?;
+        let (name, class_col, pool) = (
             self.id("Name")?,
-            self.table(&items)?,
             self.id("ClassName")?,
-            self.lit(class)?
+            self.id("PoolSize")?,
+        );
+        let items_t = self.table(&items)?;
+        let class_lit = self.lit(class)?;
+        let sql = format!(
+            "SELECT COUNT(*) FROM {from} WHERE ({state} IS NULL OR {state} <> 'Dead') AND ({} IN (SELECT {name} FROM {items_t} WHERE {class_col} = {class_lit}) OR 0 IN (SELECT {pool} FROM {items_t} WHERE {class_col} = {class_lit}))",
+            self.id("ConfigName")?,
         );
         Ok(Guard {
-            description: format!("a job is running a production item of {class}: wait until it is gone or stop the production"),
-            sql: self.count(sql, vec![jobs, items], &["State", "ConfigName", "Name", "ClassName"], &[])?,
+            description: format!("a job is running a production item of {class} (or, for an actor-pool item, the production runs): wait until it is gone or stop the production"),
+            sql: self.count(sql, vec![jobs, items], &["State", "ConfigName", "Name", "ClassName", "PoolSize"], &[])?,
             kind: GuardKind::LiveJob,
         })
     }
@@ -695,9 +704,10 @@ impl Renderer<'_> {
         if !keep.iter().any(|s| s == STOP) {
             keep.push(STOP.into());
         }
+        // A NULL `%NextState` is no state the old BPL has either (`NOT IN` alone is NULL for it).
+        let ns = self.id(NEXT_STATE)?;
         let mut conds = vec![format!(
-            "{} NOT IN ({})",
-            self.id(NEXT_STATE)?,
+            "({ns} IS NULL OR {ns} NOT IN ({}))",
             self.lit_list(&keep)?
         )];
         let mut columns = vec![NEXT_STATE];
@@ -742,10 +752,14 @@ impl Renderer<'_> {
     fn unmapped_handlers(&self, image: &[String], direction: Direction) -> Result<Guard, SqlError> {
         let t = &self.plan.response_handler_table;
         let col = self.id(RESPONSE_HANDLER_COLUMN)?;
+        // A NULL handler names no handler the version has: counted too.
         let cond = if image.is_empty() {
-            format!("{col} IS NOT NULL")
+            format!("({col} IS NULL OR {col} IS NOT NULL)")
         } else {
-            format!("{col} NOT IN ({})", self.lit_list(image)?)
+            format!(
+                "({col} IS NULL OR {col} NOT IN ({}))",
+                self.lit_list(image)?
+            )
         };
         let sql = format!("SELECT COUNT(*) FROM {} WHERE {cond}", self.table(t)?);
         Ok(Guard {
@@ -944,7 +958,7 @@ impl Renderer<'_> {
             &keys,
             &[(RESPONSE_HANDLER_COLUMN, value.clone())],
             false,
-            &[],
+            &[listbuild_function(self.d)],
         )?;
         s.push(format!("WHERE {c} IN ({})", self.lit_list(&keys)?));
         let expect = Expect {

@@ -15,7 +15,7 @@
 //! child-table IDs are text, `parent||key`).
 
 use super::check::{check, Expect, Shape};
-use super::render::{HANDLER_STACK, ID_COLUMN, SUBROUTINE_STACK};
+use super::render::{ELEMENT_KEY, HANDLER_STACK, ID_COLUMN, SUBROUTINE_STACK};
 use super::text::{quote_ident, quote_table};
 use super::{CheckedSql, Dialect, SqlError};
 use crate::states::SqlTable;
@@ -95,8 +95,10 @@ fn names(table: &SqlTable, key: &str, stacks: bool) -> Vec<String> {
     c.push(key.into());
     if stacks {
         c.extend(STACKS.iter().map(|s| s.0.to_string()));
+    } else {
+        c.push(ELEMENT_KEY.into());
+        c.push(parent_column(table).into());
     }
-    let _ = table;
     c
 }
 
@@ -146,14 +148,19 @@ pub(super) fn capture(
         col(key)?,
         after(key)?,
     ];
-    for (c, _, _) in STACKS {
-        if stacks {
+    if stacks {
+        for (c, _, _) in STACKS {
             items.push(col(c)?);
             items.push(after(c)?);
-        } else {
-            items.push("NULL".into());
-            items.push("NULL".into());
         }
+    } else {
+        // A handler row has no stacks: its identity (call-name key, parent row) goes into the
+        // handler-stack pair, so the revert can check the whole row it restores.
+        let identity = handler_identity(table, d)?;
+        items.push(identity.clone());
+        items.push(identity);
+        items.push("NULL".into());
+        items.push("NULL".into());
     }
     let in_list = keys
         .iter()
@@ -201,6 +208,24 @@ pub fn undo_rows(d: Dialect) -> Result<CheckedSql, SqlError> {
     check(&sql, d, &e)
 }
 
+/// The parent-row column of a child table (`Context` of `Context__ResponseHandlers`).
+fn parent_column(table: &SqlTable) -> &str {
+    table.table.split("__").next().unwrap_or(&table.table)
+}
+
+/// `$LISTBUILD(<table>."element_key", CAST(<table>."<parent>" AS VARCHAR(64)))`: what makes a
+/// response-handler row the row it is besides its handler value — the call name it answers
+/// and the context row it belongs to. Recorded (in `Old/NewHandlerStack`) for handler rows.
+fn handler_identity(table: &SqlTable, d: Dialect) -> Result<String, SqlError> {
+    let t = quote_table(table, d)?;
+    Ok(format!(
+        "{}({t}.{}, CAST({t}.{} AS VARCHAR(64)))",
+        super::render::listbuild_function(d),
+        q(ELEMENT_KEY, d)?,
+        q(parent_column(table), d)?
+    ))
+}
+
 /// `a = b OR (a IS NULL AND b IS NULL)`.
 fn same(a: &str, b: &str) -> String {
     format!("({a} = {b} OR ({a} IS NULL AND {b} IS NULL))")
@@ -227,6 +252,13 @@ pub fn undo_unchanged(
                 &format!("{u}.{}", q(new, d)?),
             ));
         }
+    } else {
+        // The same call-name key and parent row (an entry recorded before the identity was
+        // kept has NULL there: its rows count as changed, refused).
+        conds.push(same(
+            &handler_identity(table, d)?,
+            &format!("{u}.{}", q(STACKS[0].2, d)?),
+        ));
     }
     let sql = format!(
         "SELECT COUNT(*) FROM {u} JOIN {t} ON {u}.{} = {}\nWHERE {}",
@@ -241,13 +273,13 @@ pub fn undo_unchanged(
             Shape::Count,
             table,
             names(table, key, stacks),
-            &["COUNT"],
+            &["COUNT", super::render::listbuild_function(d)],
             3,
         ),
     )
 }
 
-/// Rows of a table the entry did not record whose key is set and not one of `keep` (values
+/// Rows of a table the entry did not record whose key is NULL or not one of `keep` (values
 /// that mean the same in both versions): the revert restores only recorded rows and cannot
 /// tell where these came from. Binds class, entry, table name.
 pub fn undo_strangers(
@@ -258,14 +290,15 @@ pub fn undo_strangers(
 ) -> Result<CheckedSql, SqlError> {
     let t = quote_table(table, d)?;
     let k = format!("{t}.{}", q(key, d)?);
-    let mut conds = vec![format!("{k} IS NOT NULL")];
+    // A NULL key is no value the revert can map back either.
+    let mut conds = Vec::new();
     if !keep.is_empty() {
         let list = keep
             .iter()
             .map(|v| super::text::quote_literal(v, d))
             .collect::<Result<Vec<_>, _>>()?
             .join(", ");
-        conds.push(format!("{k} NOT IN ({list})"));
+        conds.push(format!("({k} IS NULL OR {k} NOT IN ({list}))"));
     }
     conds.push(format!(
         "{} NOT IN (SELECT {} FROM {} WHERE {})",

@@ -2,6 +2,7 @@
 //! toggles, and arguments that look reversed.
 
 use super::{Context, Findings};
+use crate::diff::tree::Tree;
 use crate::diff::{self, Analysis, DeltaKind, MatchIssue};
 use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
@@ -135,16 +136,17 @@ fn toggles(a: &Analysis, old_c: &CompiledProcess, new_c: &CompiledProcess) -> Ve
         if was == now {
             continue;
         }
-        // Flow children and catches still allocate when disabled (spec 2.4), but their
-        // contents do not: the owners inside tell.
-        let allocates = subtree_owns(to, &oo, o) || subtree_owns(tn, &no, n);
         let verb = if now { "disabled" } else { "enabled" };
-        let (sev, effect) = if allocates {
-            (Severity::Warning, "it allocates states, threads or response handlers, so everything generated after it is renumbered")
+        let (sev, effect) = if tn.parent[n].is_some_and(|f| tn.element(f) == "flow") {
+            flow_branch_toggled(to, old_c, o, tn, new_c, n, now)
+        } else if subtree_owns(to, &oo, o) || subtree_owns(tn, &no, n) {
+            // Catches still allocate their dispatch state when disabled (spec 2.4), but
+            // their contents do not: the owners inside tell.
+            (Severity::Warning, "it allocates states, threads or response handlers, so everything generated after it is renumbered".to_string())
         } else {
             (
                 Severity::Info,
-                "it allocates nothing, so no state is renumbered",
+                "it allocates nothing, so no state is renumbered".to_string(),
             )
         };
         out.push(
@@ -158,6 +160,71 @@ fn toggles(a: &Analysis, old_c: &CompiledProcess, new_c: &CompiledProcess) -> Ve
         );
     }
     out
+}
+
+/// A flow branch keeps its thread class whether disabled or not (spec 2.4 exception 1: a
+/// disabled one's `S1` only leads to `Stop`): what the toggle changes is what is inside it —
+/// its own states, the thread classes of flows nested in it and the response handlers of
+/// its calls (the last two numbered across the process, so later ones are renumbered).
+fn flow_branch_toggled(
+    to: &Tree,
+    old_c: &CompiledProcess,
+    o: usize,
+    tn: &Tree,
+    new_c: &CompiledProcess,
+    n: usize,
+    now: bool,
+) -> (Severity, String) {
+    let inside = |t: &Tree, q: Option<usize>, p: usize| q.is_some_and(|q| p < q && q <= t.end[p]);
+    let (mut states, mut threads, mut handlers) = (false, false, false);
+    for (t, c, p) in [(to, old_c, o), (tn, new_c, n)] {
+        for th in &c.threads {
+            let root = t.pos(th.root.id);
+            states |= root == Some(p) && th.states.len() > 1;
+            threads |= inside(t, root, p);
+        }
+        handlers |= c.response_handlers.iter().any(|h| {
+            let q = t.pos(h.activity.id);
+            q == Some(p) || inside(t, q, p)
+        });
+    }
+    let mut what = Vec::new();
+    if states {
+        what.push(if now {
+            "the states inside it go (its S1 now leads straight to Stop)"
+        } else {
+            "its thread class gains the states inside it (its S1 led straight to Stop)"
+        });
+    }
+    if threads {
+        what.push(if now {
+            "the thread classes of the flows inside it go, so later thread classes are renumbered"
+        } else {
+            "the flows inside it get thread classes, so later thread classes are renumbered"
+        });
+    }
+    if handlers {
+        what.push(if now {
+            "the response handlers of the calls inside it go, so later response handlers are renumbered"
+        } else {
+            "the calls inside it get response handlers, so later response handlers are renumbered"
+        });
+    }
+    let keeps = "it is a flow branch, which keeps its thread class either way (spec 2.4)";
+    match (what.is_empty(), threads || handlers) {
+        (true, _) => (
+            Severity::Info,
+            format!("{keeps}, and it allocates nothing else, so nothing is renumbered"),
+        ),
+        (false, false) => (
+            Severity::Warning,
+            format!(
+                "{keeps}: {}; no other thread class or response handler is renumbered",
+                what.join("; ")
+            ),
+        ),
+        (false, true) => (Severity::Warning, format!("{keeps}: {}", what.join("; "))),
+    }
 }
 
 /// BPM0305: many removed state owners and nothing inserted.

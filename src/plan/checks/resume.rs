@@ -14,7 +14,7 @@ use crate::plan::safety::{
     SiblingRuns, ThreadFinder,
 };
 use crate::states::{ActivityRef, CompiledProcess, Role};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 pub(super) fn run(cx: &Context, out: &mut Findings) {
     let (findings, pre) = call_changes(cx.a, cx.old_c);
@@ -37,7 +37,8 @@ pub(super) fn run(cx: &Context, out: &mut Findings) {
         })
         .collect();
     let resumes = resume_points(cx.a, cx.old_c, cx.new_c, &tm);
-    out.findings.extend(resume_findings(cx.a, &resumes));
+    out.findings
+        .extend(resume_findings(cx.a, cx.old_c, cx.new_c, &resumes));
     context(cx, &resumes, out);
 }
 
@@ -46,7 +47,12 @@ pub(super) fn run(cx: &Context, out: &mut Findings) {
 const NAMED: usize = 10;
 
 /// Skipped, re-run and newly enclosing activities, one finding per distinct set of activities.
-fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
+fn resume_findings(
+    a: &Analysis,
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+    resumes: &[Resume],
+) -> Vec<Finding> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
     let mut moved = Moved::new(a);
     let mut full = vec![false; tn.len()];
@@ -62,14 +68,19 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     let mut flowed: BTreeMap<(Vec<usize>, Runs), Vec<&Resume>> = BTreeMap::new();
     let mut enclosing: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
-    let mut switched: BTreeMap<Vec<(usize, String, String)>, Vec<&Resume>> = BTreeMap::new();
+    let mut switched: BTreeMap<Vec<Switched>, Vec<&Resume>> = BTreeMap::new();
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let added_to_handlers = added_to_fault_handlers(a, &mut full);
     let crossed_branches = moved_between_branches(a, &mut full);
     // (what happens, flow, activities): rows in a branch thread, for activities that moved
     // between the branches of that flow.
     let mut crossed: BTreeMap<(Crossed, usize, Vec<usize>), Vec<&Resume>> = BTreeMap::new();
-    let mut faulted: BTreeMap<(usize, &[usize]), Vec<&Resume>> = BTreeMap::new();
+    let mut faulted: BTreeMap<usize, Vec<&Resume>> = BTreeMap::new();
+    let added_to_comp = added_to_comp_handlers(a, old_c, new_c, &mut full);
+    // (index into `added_to_comp`, the fault handler the compensate lies in for a row that
+    // passed its scope, data-dependent): rows that ran the compensate before their resume
+    // point ran its handler without what was added to it.
+    let mut compensated: BTreeMap<(usize, Option<usize>, bool), Vec<&Resume>> = BTreeMap::new();
     // Old loops that held the wait and do not hold the new resume point.
     let mut left: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     // (new loop, old loop of the same name it replaced), both around the wait.
@@ -156,23 +167,59 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
         if !re.is_empty() {
             rerun.entry(runs_of(&re)).or_default().push(r);
         }
+        if let Some(wo) = r.w_old {
+            // A `<compensate>` that ran before the resume point in both versions (in the
+            // handler the row rests in, if any): it ran its handler without what was added.
+            for (i, ca) in added_to_comp.iter().enumerate() {
+                let (c, oc) = (ca.site, ca.site_old);
+                if !runs_in_thread(tn, c, tn.thread_root[w])
+                    || !runs_in_thread(to, oc, to.thread_root[wo])
+                    || tn.order(c, w) != Order::Before
+                    || to.order(oc, wo) != Order::Before
+                    || r.within.is_some_and(|h| !tn.is_desc(c, h))
+                {
+                    continue;
+                }
+                match (
+                    in_handler_off_path(tn, c, w),
+                    in_handler_off_path(to, oc, wo),
+                ) {
+                    (None, None) => {
+                        let may = conditional_between(a, c, r);
+                        compensated.entry((i, None, may)).or_default().push(r);
+                    }
+                    // In a fault handler of a scope it passed (in both versions): only rows
+                    // that a fault took through it ran the compensate.
+                    (Some(f), Some(of)) if r.within.is_none() => {
+                        let (Some(s), Some(os)) = (tn.parent[f], to.parent[of]) else {
+                            continue;
+                        };
+                        if matches!(tn.element(f), "catch" | "catchall")
+                            && tn.order(s, w) == Order::Before
+                            && to.order(os, wo) == Order::Before
+                        {
+                            compensated.entry((i, Some(f), true)).or_default().push(r);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
         if r.returns {
             // The conditions around its return point are its resume point's.
             continue;
         }
         // A fault handler of a scope it passed, in both versions: rows that took that fault
-        // path (and only those) ran it without what was added to it.
+        // path (and only those) ran it without what was added to it; for a new handler, rows
+        // that passed the scope its faults went to.
         if let Some(wo) = r.w_old {
-            for (c, items) in &added_to_handlers {
-                let (Some(s), Some(os)) = (tn.parent[*c], m.n2o[*c].and_then(|o| to.parent[o]))
-                else {
-                    continue;
-                };
+            for (i, fa) in added_to_handlers.iter().enumerate() {
+                let (s, os) = fa.passed;
                 if runs_in_thread(tn, s, tn.thread_root[w])
                     && tn.order(s, w) == Order::Before
                     && to.order(os, wo) == Order::Before
                 {
-                    faulted.entry((*c, items)).or_default().push(r);
+                    faulted.entry(i).or_default().push(r);
                 }
             }
         }
@@ -212,7 +259,12 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                         (tn.child_towards(p, w), to.child_towards(o, wo))
                     {
                         if !same_branch(a, o, os, ns) {
-                            sw.push((p, branch_name(to, o, os), branch_name(tn, p, ns)));
+                            sw.push((
+                                p,
+                                branch_name(to, o, os),
+                                branch_name(tn, p, ns),
+                                condition_changed(to, o, tn, p),
+                            ));
                         }
                     }
                 }
@@ -414,33 +466,23 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                     .map(|o| to.aref(o))
                     .collect()
             };
-            // Traces (and `<empty>`) change nothing but the event log: worth knowing,
-            // not worth a warning.
-            let quiet = part
-                .iter()
-                .flat_map(|&run| run_items(tn, run))
-                .all(|p| (p..=tn.end[p]).all(|q| is_quiet(tn.element(q))));
-            let mut f = finding(
+            // Traces change nothing but the event log, `<empty>` nothing at all: worth
+            // knowing, not worth a warning.
+            let quiet = quiet_note(tn, part.iter().flat_map(|&run| run_items(tn, run)));
+            let f = finding(
                 code,
                 format!(
                     "instances resting at {} {verb} {}{how}: {} ({why}{})",
                     at(rs),
                     how_many(tn, &part, may),
                     some_names(&part),
-                    if quiet {
-                        "; only traces: no effect on data"
-                    } else {
-                        ""
-                    }
+                    quiet.map(|q| format!("; {q}")).unwrap_or_default()
                 ),
             )
             .states(states(rs))
             .old_acts(old_refs)
             .new_acts(named(&part).into_iter().map(|p| tn.aref(p)));
-            if quiet {
-                f = f.severity(Severity::Info);
-            }
-            out.push(counted(f, &part));
+            out.push(counted(quieted(f, quiet), &part));
         }
     }
     for ((how, f, ps), rs) in &crossed {
@@ -466,27 +508,114 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
             .new_acts(ps.iter().map(|&p| tn.aref(p))),
         );
     }
-    for ((c, ps), rs) in &faulted {
-        let handler = match &tn.nodes[*c].kind {
-            ActivityKind::Catch {
-                fault: Some(fault), ..
-            } => format!("<catch fault={fault:?}>"),
-            _ => format!("<{}>", tn.element(*c)),
+    for (&i, rs) in &faulted {
+        let FaultAdded {
+            handler: c,
+            was,
+            ref items,
+            ..
+        } = added_to_handlers[i];
+        let scope = tn.parent[c].map(|s| act_label(tn, s)).unwrap_or_default();
+        let (new, why) = match was {
+            HandlerWas::Same => (
+                "",
+                "added to that fault handler, which lies before that point".to_string(),
+            ),
+            HandlerWas::Disabled => (
+                "",
+                "that fault handler was disabled under the old version: they ran it empty"
+                    .to_string(),
+            ),
+            HandlerWas::New(_) => (
+                "new ",
+                format!("a new fault handler: under the old version such a fault went through the <catchall> of {scope}"),
+            ),
+            HandlerWas::NewTransferred(e) => (
+                "new ",
+                format!(
+                    "a new fault handler: under the old version {scope} had no <catchall>, so such a fault went on to the fault handlers of {}, and what follows {scope} in that scope did not run",
+                    act_label(tn, e)
+                ),
+            ),
         };
-        let scope = tn.parent[*c].map(|s| act_label(tn, s)).unwrap_or_default();
-        out.push(
+        let quiet = quiet_note(tn, items.iter().copied());
+        out.push(quieted(
             about(
                 Code::SkippedActivities,
                 format!(
-                    "instances resting at {} may skip {}, depending on whether a fault took them through the {handler} of {scope}: {} (added to that fault handler, which lies before that point)",
+                    "instances resting at {} may skip {}, depending on whether a fault took them through the {new}{} of {scope}: {} ({why}{})",
                     at(rs),
-                    count(ps.len(), "activity", "activities"),
-                    names(ps)
+                    count(items.len(), "activity", "activities"),
+                    handler_tag(tn, c),
+                    names(items),
+                    quiet.map(|q| format!("; {q}")).unwrap_or_default(),
                 ),
                 rs,
-                ps,
+                items,
             ),
+            quiet,
+        ));
+    }
+    for (&(i, fault, may), rs) in &compensated {
+        let CompAdded {
+            site,
+            handler,
+            ref items,
+            ..
+        } = added_to_comp[i];
+        let what = format!(
+            "{} of {}",
+            act_label(tn, handler),
+            tn.parent[handler]
+                .map(|s| act_label(tn, s))
+                .unwrap_or_default()
         );
+        let (verb, how, why) = match fault {
+            Some(f) => (
+                "may skip",
+                format!(
+                    ", depending on whether a fault took them through the {} of {}",
+                    handler_tag(tn, f),
+                    tn.parent[f].map(|s| act_label(tn, s)).unwrap_or_default()
+                ),
+                format!(
+                    "added to {what}, which {} in that fault handler runs",
+                    act_label(tn, site)
+                ),
+            ),
+            None if may => (
+                "may skip",
+                depending(a, &[(site, site)], rs),
+                format!(
+                    "added to {what}, which {} before that point runs",
+                    act_label(tn, site)
+                ),
+            ),
+            None => (
+                "will skip",
+                String::new(),
+                format!(
+                    "added to {what}, which {} ran before that point",
+                    act_label(tn, site)
+                ),
+            ),
+        };
+        let quiet = quiet_note(tn, items.iter().copied());
+        out.push(quieted(
+            about(
+                Code::SkippedActivities,
+                format!(
+                    "instances resting at {} {verb} {}{how}: {} ({why}{})",
+                    at(rs),
+                    count(items.len(), "activity", "activities"),
+                    names(items),
+                    quiet.map(|q| format!("; {q}")).unwrap_or_default(),
+                ),
+                rs,
+                items,
+            ),
+            quiet,
+        ));
     }
     for (ps, rs) in &branches {
         out.push(
@@ -605,7 +734,7 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
     for (sw, rs) in &switched {
         let what = sw
             .iter()
-            .map(|(p, ob, nb)| format!("{} ({ob} before, {nb} now)", tn.label(*p)))
+            .map(|(p, ob, nb, cond)| format!("{} ({ob} before, {nb} now{cond})", tn.label(*p)))
             .collect::<Vec<_>>()
             .join(", ");
         out.push(
@@ -614,11 +743,15 @@ fn resume_findings(a: &Analysis, resumes: &[Resume]) -> Vec<Finding> {
                 format!("instances resting at {} chose another branch than the one they resume in: {what}", at(rs)),
             )
             .states(states(rs))
-            .new_acts(sw.iter().map(|(p, _, _)| tn.aref(*p))),
+            .new_acts(sw.iter().map(|(p, _, _, _)| tn.aref(*p))),
         );
     }
     out
 }
+
+/// A conditional around the resume point whose branch changed: (its new position, the old
+/// branch, the new branch, what changed in its condition (see [`condition_changed`])).
+type Switched = (usize, String, String, String);
 
 /// Where an activity that moved between the branches of a flow lies for a row in one of
 /// them: moved into its branch or out of it, before or after its resume point.
@@ -667,19 +800,78 @@ fn drop_items(t: &Tree, runs: &mut SiblingRuns, drop: impl Fn(usize) -> bool) {
     *runs = out;
 }
 
-/// Fault handlers (`<catch>`/`<catchall>`) the old version has too, with the outermost
-/// activities added to them: new ones, or ones the old version did not generate. Activities of
-/// a handler nested in one count for that one.
-fn added_to_fault_handlers(a: &Analysis, full: &mut [bool]) -> Vec<(usize, Vec<usize>)> {
+/// What a fault handler of the new version was under the old one.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum HandlerWas {
+    /// The same handler, generated: what was added to it did not run.
+    Same,
+    /// The same handler, disabled: it caught its faults and ran nothing (spec 2.4 exception 2).
+    Disabled,
+    /// No such handler: its faults went through the old scope's `<catchall>` (this old
+    /// position).
+    New(usize),
+    /// No such handler and no `<catchall>`: its faults went on to the handlers of the
+    /// enclosing scope (this new position; spec 3.4.10, the transfer default).
+    NewTransferred(usize),
+}
+
+/// A fault handler (`<catch>`/`<catchall>`) of a scope both versions generate, with the
+/// outermost activities added to it (new ones, or ones the old version did not generate;
+/// activities of a handler nested in one count for that one), and the scope (new and old
+/// positions) a row must have passed in both versions to have come through it: its own, or
+/// for a new handler of a scope without `<catchall>` the enclosing one its faults went on to
+/// (a row that took that path under the old version left that enclosing scope through its
+/// handlers). A new handler of a scope nothing encloses in its thread caught faults that
+/// made the old thread fail: no row after it took that path, so it is not listed.
+struct FaultAdded {
+    handler: usize,
+    was: HandlerWas,
+    items: Vec<usize>,
+    passed: (usize, usize),
+}
+
+fn added_to_fault_handlers(a: &Analysis, full: &mut [bool]) -> Vec<FaultAdded> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
     let mut out = Vec::new();
     for c in 0..tn.len() {
-        if !matches!(tn.element(c), "catch" | "catchall")
-            || !tn.effective[c]
-            || !m.n2o[c].is_some_and(|o| to.effective[o] && to.element(o) == tn.element(c))
-        {
+        if !matches!(tn.element(c), "catch" | "catchall") || !tn.effective[c] {
             continue;
         }
+        let Some(s) = tn.parent[c] else { continue };
+        let Some(os) = m.n2o[s].filter(|&os| to.effective[os] && to.element(os) == "scope") else {
+            continue;
+        };
+        let was = match m.n2o[c] {
+            Some(o) if to.element(o) == tn.element(c) && to.parent[o] == Some(os) => {
+                if to.effective[o] {
+                    HandlerWas::Same
+                } else {
+                    HandlerWas::Disabled
+                }
+            }
+            _ => match last_catchall(to, os) {
+                Some(oc) => HandlerWas::New(oc),
+                None => {
+                    let tr = tn.thread_root[s];
+                    let Some(e) = tn
+                        .ancestors(s)
+                        .find(|&q| tn.element(q) == "scope" && tn.thread_root[q] == tr)
+                    else {
+                        continue;
+                    };
+                    HandlerWas::NewTransferred(e)
+                }
+            },
+        };
+        let passed = match was {
+            HandlerWas::NewTransferred(e) => {
+                match m.n2o[e].filter(|&oe| to.effective[oe] && to.is_desc(os, oe)) {
+                    Some(oe) => (e, oe),
+                    None => continue,
+                }
+            }
+            _ => (s, os),
+        };
         let added: Vec<usize> = (c + 1..=tn.end[c])
             .filter(|&p| {
                 tn.effective[p]
@@ -687,11 +879,138 @@ fn added_to_fault_handlers(a: &Analysis, full: &mut [bool]) -> Vec<(usize, Vec<u
                     && !m.n2o[p].is_some_and(|o| to.effective[o])
             })
             .collect();
-        let top = outermost(tn, &added, full);
-        if !top.is_empty() {
-            out.push((c, top));
+        let mut items = outermost(tn, &added, full);
+        if let HandlerWas::New(oc) = was {
+            // What the old `<catchall>` ran as well (identical, moved from it into the new
+            // handler: the matcher does not match across handlers) is not skipped.
+            let ran: HashSet<_> = (oc + 1..=to.end[oc])
+                .filter(|&q| to.effective[q] && to.handler[q] == Some(oc))
+                .map(|q| &to.hash[q])
+                .collect();
+            items.retain(|&p| !ran.contains(&tn.hash[p]));
+        }
+        if !items.is_empty() {
+            out.push(FaultAdded {
+                handler: c,
+                was,
+                items,
+                passed,
+            });
         }
     }
+    out
+}
+
+/// The `<catchall>` a scope uses: the last one (spec 3.4.10, Q-16).
+fn last_catchall(t: &Tree, scope: usize) -> Option<usize> {
+    t.slots[scope]
+        .iter()
+        .filter(|(s, _)| s == "faulthandlers")
+        .flat_map(|(_, l)| l.iter().copied())
+        .rfind(|&c| t.element(c) == "catchall")
+}
+
+/// A `<compensate>` both versions generate that runs the same `<compensationhandler>` in
+/// both, as the compiler resolved it, with the outermost activities added to that handler:
+/// a row that ran the compensate before its resume point ran the handler without them.
+struct CompAdded {
+    /// The `<compensate>`, new and old positions.
+    site: usize,
+    site_old: usize,
+    /// The `<compensationhandler>` (new position).
+    handler: usize,
+    items: Vec<usize>,
+}
+
+fn added_to_comp_handlers(
+    a: &Analysis,
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+    full: &mut [bool],
+) -> Vec<CompAdded> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let new_sites = compensated_handlers(tn, new_c);
+    if new_sites.is_empty() {
+        return Vec::new();
+    }
+    let old_sites: HashMap<usize, usize> = compensated_handlers(to, old_c).into_iter().collect();
+    // The activities added to each handler, computed once per handler.
+    let mut added: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut out = Vec::new();
+    for (site, h) in new_sites {
+        let Some(site_old) = m.n2o[site].filter(|&o| to.effective[o]) else {
+            continue;
+        };
+        // The same handler in both versions (a retargeted compensate runs another one).
+        if old_sites.get(&site_old).and_then(|&oh| m.o2n[oh]) != Some(h) {
+            continue;
+        }
+        let items = added.entry(h).or_insert_with(|| {
+            let set: Vec<usize> = (h + 1..=tn.end[h])
+                .filter(|&p| {
+                    tn.effective[p]
+                        && tn.handler[p] == Some(h)
+                        && !m.n2o[p].is_some_and(|o| to.effective[o])
+                })
+                .collect();
+            outermost(tn, &set, full)
+        });
+        if !items.is_empty() {
+            out.push(CompAdded {
+                site,
+                site_old,
+                handler: h,
+                items: items.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Every `<compensate>` (position) whose `GoSub` the compiler resolved, with the
+/// `<compensationhandler>` (position) it runs: read from the compiled states, not matched by
+/// name (spec 3.4.11: the registry is global, reset by every scope with handlers, and read at
+/// generation time). The site state's `gosub` is (H, R); R is owned by the `<compensate>`,
+/// H by the scope, and a scope's k-th handler state is its k-th enabled, named handler.
+fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for th in &c.threads {
+        if !th.states.iter().any(|s| s.gosub.is_some()) {
+            continue;
+        }
+        // The handler states of each scope, in allocation order.
+        let mut of_scope: HashMap<ActivityId, Vec<&str>> = HashMap::new();
+        for s in &th.states {
+            if matches!(s.role, Role::CompHandler(_)) {
+                of_scope.entry(s.activity.id).or_default().push(&s.name);
+            }
+        }
+        for s in &th.states {
+            let Some((h, r)) = &s.gosub else { continue };
+            let (Some(hs), Some(rs)) = (th.state(h), th.state(r)) else {
+                continue;
+            };
+            let (Some(site), Some(scope)) = (t.pos(rs.activity.id), t.pos(hs.activity.id)) else {
+                continue;
+            };
+            let Some(k) = of_scope
+                .get(&hs.activity.id)
+                .and_then(|v| v.iter().position(|&n| n == h.as_str()))
+            else {
+                continue;
+            };
+            let handler = t
+                .comp_handlers(scope)
+                .into_iter()
+                .filter(|&x| !t.nodes[x].disabled && t.nodes[x].name.is_some())
+                .nth(k);
+            if let Some(handler) = handler {
+                out.push((site, handler));
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
     out
 }
 
@@ -881,6 +1200,21 @@ fn same_branch(a: &Analysis, o: usize, os: &str, ns: &str) -> bool {
                 .is_some_and(|v| v.contains(&(i + 1, j + 1)))
         }
         _ => os == ns,
+    }
+}
+
+/// For an `<if>` whose condition changed too: says so, with both conditions (whether the
+/// new one is the old one negated, making the branch they resume in the one it chooses for
+/// them, is the reader's to judge). Empty otherwise.
+fn condition_changed(to: &Tree, o: usize, tn: &Tree, p: usize) -> String {
+    let cond = |t: &Tree, x: usize| t.nodes[x].attrs.get("condition").cloned();
+    match (tn.element(p), cond(to, o), cond(tn, p)) {
+        ("if", Some(before), Some(now)) if before != now => format!(
+            "; its condition changed too, condition={} → condition={}: if the new one is the old one negated, the branch they resume in is the one it chooses for them",
+            xml_attr(&before),
+            xml_attr(&now)
+        ),
+        _ => String::new(),
     }
 }
 
@@ -1627,8 +1961,63 @@ fn renamed_property(a: &Analysis, added: &str) -> Option<String> {
 
 /// Elements whose skipping or re-running changes no data: `<trace>` writes the event log
 /// only, `<empty>` nothing; a `<sequence>` of them is as quiet.
-fn is_quiet(element: &str) -> bool {
-    matches!(element, "trace" | "empty" | "sequence")
+/// Why skipping or re-running these activities (and everything inside them) cannot change
+/// data: traces only write the event log, `<empty>` does nothing (nor does a `<sequence>`
+/// of them). `None` when something else is among them.
+fn quiet_note(t: &Tree, items: impl IntoIterator<Item = usize>) -> Option<&'static str> {
+    let (mut traces, mut empties) = (false, false);
+    for p in items {
+        for q in p..=t.end[p] {
+            match t.element(q) {
+                "trace" => traces = true,
+                "empty" => empties = true,
+                "sequence" => {}
+                _ => return None,
+            }
+        }
+    }
+    Some(match (traces, empties) {
+        (true, false) => "only traces: no effect on data",
+        (true, true) => "only traces and <empty>: no effect on data",
+        (false, _) => "only <empty>: they do nothing",
+    })
+}
+
+/// A skip or re-run of quiet activities (see [`quiet_note`]) is an info, not a warning.
+fn quieted(f: Finding, quiet: Option<&str>) -> Finding {
+    match quiet {
+        Some(_) => f.severity(Severity::Info),
+        None => f,
+    }
+}
+
+/// The fault or compensation handler `p` lies in, when a thread resting at `w` is not in it
+/// (it runs `p` only on a path that took it through that handler).
+fn in_handler_off_path(t: &Tree, p: usize, w: usize) -> Option<usize> {
+    t.handler[p].filter(|&h| !(h == w || t.is_desc(w, h)))
+}
+
+/// A fault handler as the source writes it: `<catchall>`, `<catch fault='"Timeout"'>`.
+fn handler_tag(t: &Tree, c: usize) -> String {
+    match &t.nodes[c].kind {
+        ActivityKind::Catch {
+            fault: Some(fault), ..
+        } => format!("<catch fault={}>", xml_attr(fault)),
+        _ => format!("<{}>", t.element(c)),
+    }
+}
+
+/// An attribute value quoted as XML would (the fault of a catch is usually a quoted string:
+/// `'"Timeout"'`).
+fn xml_attr(v: &str) -> String {
+    let v = v.replace('&', "&amp;").replace('<', "&lt;");
+    if !v.contains('"') {
+        format!("\"{v}\"")
+    } else if !v.contains('\'') {
+        format!("'{v}'")
+    } else {
+        format!("\"{}\"", v.replace('"', "&quot;"))
+    }
 }
 
 #[cfg(test)]

@@ -84,10 +84,10 @@ fn forward_guards(plan: &MigrationPlan) -> Result<Vec<(String, String)>, SqlErro
             .map(|s| quote_literal(s, d))
             .collect::<Result<Vec<_>, _>>()?
             .join(", ");
+        let ns = quote_ident("%NextState", d)?;
         let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {} NOT IN ({list})",
+            "SELECT COUNT(*) FROM {} WHERE ({ns} IS NULL OR {ns} NOT IN ({list}))",
             quote_table(&t.old_table, d)?,
-            quote_ident("%NextState", d)?
         );
         let checked = check::check(
             &sql,

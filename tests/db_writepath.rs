@@ -1,0 +1,471 @@
+//! The write path against what a reviewer found on a real PostgreSQL: every guard catches NULL
+//! (refused, exit 3, in the words `status` uses), the rows are read back before commit, host
+//! and job guards agree with `status` (one definition of a live job, unknown values refused),
+//! an actor-pool item passes once the production is stopped, a schema that lacks a column is
+//! named as such, the undo revert checks the whole row, and the messages say what happened.
+
+mod support;
+
+use bplmigrate::apply::{
+    self, ApplyError, ErrorClass, Migration, Refusal, StatusReport, StatusSubject,
+};
+use bplmigrate::plan::{MigrationPlan, Precondition};
+use support::{lit, plan, refusals, row, st, Fixture};
+
+fn status(fx: &Fixture, m: &Migration) -> StatusReport {
+    let db = apply::Db::connect(&fx.connect).unwrap();
+    apply::status(&db, StatusSubject::Plan(m), &apply::Silent).unwrap()
+}
+
+fn texts(r: &[Refusal]) -> Vec<String> {
+    r.iter().map(|x| x.to_string()).collect()
+}
+
+fn set_item(fx: &Fixture, set: &str) {
+    fx.exec(&format!(
+        r#"UPDATE "Ens_Config"."Item" SET {set} WHERE "ClassName" = {}"#,
+        lit(&fx.class)
+    ));
+}
+
+fn add_job(fx: &Fixture, job: &str, config: &str, state: Option<&str>) {
+    fx.exec(&format!(
+        r#"INSERT INTO "Ens"."Job" ("Job", "ConfigName", "State") VALUES ({}, {}, {})"#,
+        lit(job),
+        lit(config),
+        state.map_or_else(|| "NULL".into(), lit)
+    ));
+}
+
+/// A: a NULL `%NextState` is refused by apply and dry run (exit 3) in the words status uses.
+#[test]
+fn a_null_next_state_is_refused_in_status_words() {
+    let Some((fx, p)) = support::swap_s5_s7("NullState") else {
+        return;
+    };
+    fx.exec(&format!(
+        r#"INSERT INTO "{}"."Thread1" ("%NextState", "%Status", "%Process") VALUES (NULL, 3, 1)"#,
+        fx.schema
+    ));
+    let m = Migration::from_plan(p).unwrap();
+    let before = fx.snapshot();
+    let s = status(&fx, &m);
+    let imp = apply::impact(&m, &s).unwrap();
+    assert!(!imp.can_apply);
+    let words = "1 instance waiting at Thread1:NULL: the old BPL has no state NULL; the plan does not understand \
+                 these rows (is the new class already running, or was this migration applied by hand?)";
+    assert!(
+        imp.blockers.iter().any(|b| b == words),
+        "{:?}",
+        imp.blockers
+    );
+    assert_eq!(imp.blockers.len(), 1, "{:?}", imp.blockers);
+    for r in [fx.dry_run(&m), fx.apply_plan(&m)] {
+        let e = r.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Refused, "{e}");
+        let t = texts(e.refusals());
+        assert_eq!(t, vec![words.to_string()], "{t:?}");
+    }
+    assert_eq!(fx.snapshot(), before);
+}
+
+/// A: a NULL response handler is no handler the old BPL has.
+#[test]
+fn a_null_response_handler_is_refused() {
+    let Some(fx) = Fixture::new("NullHandler", 1) else {
+        return;
+    };
+    fx.seed(1, &[row("S5", 3)]);
+    let id = fx.add_context(&[("A", "OnResponse1")]);
+    fx.exec(&format!(
+        r#"INSERT INTO "{}"."Context__ResponseHandlers" ("Context", "element_key", "_ResponseHandlers")
+           VALUES ({id}, 'B', NULL)"#,
+        fx.schema
+    ));
+    let p = plan(
+        &fx,
+        "a",
+        &[(1, vec![st("S5", Some("S5"))])],
+        &[("OnResponse1", Some("OnResponse2"), "A")],
+    );
+    let m = Migration::from_plan(p).unwrap();
+    let before = fx.snapshot();
+    let r = refusals(fx.apply_plan(&m));
+    assert!(
+        texts(&r)
+            .iter()
+            .any(|t| t.starts_with("context rows name response handlers") && t.ends_with("(1 row)")),
+        "{r:?}"
+    );
+    assert_eq!(fx.snapshot(), before);
+}
+
+/// B: the rows are read back before commit; a trigger that writes another state rolls the
+/// apply back (exit 4) and says what it found.
+#[test]
+fn rows_read_back_differently_roll_back() {
+    let Some((fx, p)) = support::swap_s5_s7("Trigger") else {
+        return;
+    };
+    let s = &fx.schema;
+    fx.exec(&format!(
+        r#"CREATE FUNCTION "{s}".trg() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW."%NextState" := 'S9'; RETURN NEW; END$$"#
+    ));
+    fx.exec(&format!(
+        r#"CREATE TRIGGER t BEFORE UPDATE ON "{s}"."Thread1" FOR EACH ROW EXECUTE FUNCTION "{s}".trg()"#
+    ));
+    let m = Migration::from_plan(p).unwrap();
+    let before = fx.snapshot();
+    let e = fx.apply_plan(&m).unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Database, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("rolled back, nothing changed"), "{msg}");
+    assert!(
+        msg.contains("read back after the rewrite") && msg.contains("state S9"),
+        "{msg}"
+    );
+    assert_eq!(fx.snapshot(), before);
+    assert!(fx.history().is_empty());
+}
+
+/// B: the history records the census read back (here equal to the prediction).
+#[test]
+fn history_records_the_census_read_back() {
+    let Some((fx, p)) = support::swap_s5_s7("ReadBack") else {
+        return;
+    };
+    let m = Migration::from_plan(p).unwrap();
+    let r = fx.apply_plan(&m).unwrap();
+    assert_eq!(r.after.total_thread_rows(), 2);
+    assert_eq!(r.after.rows_at(&fx.table(1), "S5"), 1);
+    assert_eq!(fx.states(1)[0].0, "S7");
+}
+
+/// C: unknown host values are refused, and status agrees (cannot apply).
+#[test]
+fn unknown_enabled_or_pool_size_is_refused_and_status_agrees() {
+    for (name, set, field) in [
+        ("EnabledNull", r#""Enabled" = NULL"#, "Enabled"),
+        ("PoolNull", r#""PoolSize" = NULL"#, "PoolSize"),
+    ] {
+        let Some((fx, p)) = support::swap_s5_s7(name) else {
+            return;
+        };
+        set_item(&fx, set);
+        let m = Migration::from_plan(p).unwrap();
+        let before = fx.snapshot();
+        let r = refusals(fx.apply_plan(&m));
+        assert!(
+            r.iter()
+                .any(|x| matches!(x, Refusal::HostUnknown { field: f, .. } if f == field)),
+            "{r:?}"
+        );
+        assert!(
+            r.iter()
+                .any(|x| x.to_string().contains(&format!("has no {field} (NULL)"))),
+            "{r:?}"
+        );
+        let s = status(&fx, &m);
+        assert!(!apply::impact(&m, &s).unwrap().can_apply);
+        assert_eq!(fx.snapshot(), before);
+    }
+}
+
+/// C: a job whose State is NULL, Busy or Quiescent is live for apply and for status alike.
+#[test]
+fn any_job_not_dead_is_live_for_apply_and_status() {
+    for (name, state) in [
+        ("JobNull", None),
+        ("JobBusy", Some("Busy")),
+        ("JobQuiescent", Some("Quiescent")),
+    ] {
+        let Some((fx, p)) = support::swap_s5_s7(name) else {
+            return;
+        };
+        add_job(&fx, "77", &fx.host(), state);
+        let m = Migration::from_plan(p).unwrap();
+        let before = fx.snapshot();
+        let r = refusals(fx.apply_plan(&m));
+        assert!(
+            matches!(&r[..], [Refusal::LiveJob { state: s, .. }] if s.as_deref() == state),
+            "{r:?}"
+        );
+        let s = status(&fx, &m);
+        assert_eq!(s.quiet.live_jobs.len(), 1, "{name}");
+        assert!(!apply::impact(&m, &s).unwrap().can_apply);
+        assert_eq!(fx.snapshot(), before);
+    }
+    // A dead job is not live.
+    let Some((fx, p)) = support::swap_s5_s7("JobDead") else {
+        return;
+    };
+    add_job(&fx, "78", &fx.host(), Some("Dead"));
+    fx.apply_plan(&Migration::from_plan(p).unwrap()).unwrap();
+}
+
+/// D: an actor-pool item is quiet when the production is stopped (no live job at all); while
+/// it runs, the refusal says to stop the production, and stopping it lets apply through.
+#[test]
+fn an_actor_pool_item_applies_once_the_production_is_stopped() {
+    let Some(base) = support::connect_string("an_actor_pool_item_applies") else {
+        return;
+    };
+    // Its own database: the production's jobs (any config name) must be only this test's.
+    let db_name = format!("bplm_pool_{}", std::process::id());
+    let connect = support::fresh_database(&base, &db_name);
+    let fx = Fixture::new_in("ActorPool", 1, connect);
+    fx.seed(1, &[row("S5", 3), row("S7", 3)]);
+    set_item(&fx, r#""PoolSize" = 0, "Enabled" = 1"#);
+    let p = plan(
+        &fx,
+        "a",
+        &[(1, vec![st("S5", Some("S7")), st("S7", Some("S5"))])],
+        &[],
+    );
+    let m = Migration::from_plan(p).unwrap();
+    add_job(&fx, "5", "Ens.Actor", Some("Alive"));
+    let before = fx.snapshot();
+    let r = refusals(fx.apply_plan(&m));
+    assert!(
+        matches!(&r[..], [Refusal::ActorPool { live_jobs: 1, .. }]),
+        "{r:?}"
+    );
+    assert!(r[0].to_string().contains("stop the production"), "{}", r[0]);
+    assert_eq!(fx.snapshot(), before);
+    let s = status(&fx, &m);
+    assert!(!apply::impact(&m, &s).unwrap().can_apply);
+    // The production stopped: its jobs are gone.
+    fx.exec(r#"DELETE FROM "Ens"."Job""#);
+    let s = status(&fx, &m);
+    assert!(apply::impact(&m, &s).unwrap().can_apply, "{s:?}");
+    fx.apply_plan(&m).unwrap();
+    assert_eq!(fx.states(1)[0].0, "S7");
+    drop(fx);
+    support::drop_database(&base, &db_name);
+}
+
+/// E: a column missing on an existing table is named (refused, exit 3), not "wrong target".
+#[test]
+fn a_missing_column_is_named() {
+    for (name, ddl, column) in [
+        (
+            "NoSubStack",
+            r#"DROP COLUMN "%SubroutineStack""#,
+            "%SubroutineStack",
+        ),
+        (
+            "NoNextState",
+            r#"RENAME COLUMN "%NextState" TO "NextState""#,
+            "%NextState",
+        ),
+    ] {
+        let Some((fx, p)) = support::swap_s5_s7(name) else {
+            return;
+        };
+        fx.exec(&format!(r#"ALTER TABLE "{}"."Thread1" {ddl}"#, fx.schema));
+        let m = Migration::from_plan(p).unwrap();
+        let before = fx.snapshot();
+        let e = fx.apply_plan(&m).unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Refused, "{e}");
+        let msg = e.to_string();
+        assert!(!msg.contains("wrong target"), "{msg}");
+        assert!(
+            msg.contains(&format!("has no column {column}")) && msg.contains("schema"),
+            "{msg}"
+        );
+        let s = status(&fx, &m);
+        assert!(s.census.missing_tables.is_empty());
+        let refused = texts(&s.plan.unwrap().refusals);
+        assert!(
+            refused
+                .iter()
+                .any(|t| t.contains(&format!("has no column {column}"))),
+            "{refused:?}"
+        );
+        assert_eq!(fx.snapshot(), before);
+    }
+}
+
+fn with_pending_precondition(fx: &Fixture, mut p: MigrationPlan) -> MigrationPlan {
+    p.preconditions.push(Precondition::NoPendingResponse {
+        table: fx.table(1),
+        call: "Notify".into(),
+        reason: "the call was renamed".into(),
+    });
+    p.plan_id = bplmigrate::plan::plan_id(&p).unwrap();
+    p
+}
+
+/// E: a missing `__PendingResponses` table or key column is a schema problem (refused), not a
+/// database failure during a guard.
+#[test]
+fn a_missing_pending_table_or_key_is_a_schema_problem() {
+    for (name, ddl, what) in [
+        ("NoPending", "DROP TABLE {t}", "does not exist"),
+        (
+            "NoPendingKey",
+            r#"ALTER TABLE {t} RENAME COLUMN "element_key" TO "ek""#,
+            "has no column element_key",
+        ),
+    ] {
+        let Some((fx, p)) = support::swap_s5_s7(name) else {
+            return;
+        };
+        let p = with_pending_precondition(&fx, p);
+        let t = format!(r#""{}"."Thread1__PendingResponses""#, fx.schema);
+        fx.exec(&ddl.replace("{t}", &t));
+        let m = Migration::from_plan(p).unwrap();
+        let before = fx.snapshot();
+        let e = fx.apply_plan(&m).unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Refused, "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("Thread1__PendingResponses")
+                && msg.contains(what)
+                && msg.contains("schema"),
+            "{msg}"
+        );
+        assert_eq!(fx.snapshot(), before);
+    }
+}
+
+/// F: the undo revert checks the whole handler row: a changed call-name key refuses.
+#[test]
+fn undo_revert_checks_the_call_name_key() {
+    let Some(fx) = Fixture::new("UndoKey", 1) else {
+        return;
+    };
+    fx.seed(1, &[row("S5", 3)]);
+    let ctx = fx.add_context(&[("A", "OnResponse1"), ("B", "OnResponse2")]);
+    let p = plan(
+        &fx,
+        "merge",
+        &[(1, vec![st("S5", Some("S5"))])],
+        &[
+            ("OnResponse1", Some("OnResponse3"), "A"),
+            ("OnResponse2", Some("OnResponse3"), "B"),
+        ],
+    );
+    let m = Migration::from_plan(p).unwrap();
+    fx.apply_plan(&m).unwrap();
+    fx.exec(&format!(
+        r#"UPDATE "{}"."Context__ResponseHandlers" SET "element_key" = 'X' WHERE "Context" = {ctx} AND "element_key" = 'B'"#,
+        fx.schema
+    ));
+    let before = fx.snapshot();
+    let r = refusals(fx.revert_plan(&m));
+    assert!(
+        matches!(
+            &r[..],
+            [Refusal::UndoChanged {
+                changed: 1,
+                recorded: 2,
+                ..
+            }]
+        ),
+        "{r:?}"
+    );
+    assert_eq!(fx.snapshot(), before);
+    // Put back, the revert runs.
+    fx.exec(&format!(
+        r#"UPDATE "{}"."Context__ResponseHandlers" SET "element_key" = 'B' WHERE "element_key" = 'X'"#,
+        fx.schema
+    ));
+    fx.revert_plan(&m).unwrap();
+    assert_eq!(
+        fx.handlers(),
+        vec![
+            ("A".to_string(), "OnResponse1".to_string()),
+            ("B".to_string(), "OnResponse2".to_string())
+        ]
+    );
+}
+
+/// G: revert of a plan never applied says "not applied" (even when a table lacks a column the
+/// revert would read), and a second revert says only that.
+#[test]
+fn revert_without_apply_or_twice_says_not_applied() {
+    let Some(fx) = Fixture::new("RevertNA", 1) else {
+        return;
+    };
+    fx.seed(1, &[row("S3", 3)]);
+    let p = plan(
+        &fx,
+        "merge",
+        &[(1, vec![st("S3", Some("S5")), st("S4", Some("S5"))])],
+        &[],
+    );
+    let m = Migration::from_plan(p).unwrap();
+    fx.exec(&format!(
+        r#"ALTER TABLE "{}"."Thread1" RENAME COLUMN "ID" TO "RowKey""#,
+        fx.schema
+    ));
+    let r = refusals(fx.revert_plan(&m));
+    assert!(matches!(&r[..], [Refusal::NotApplied { .. }]), "{r:?}");
+    fx.exec(&format!(
+        r#"ALTER TABLE "{}"."Thread1" RENAME COLUMN "RowKey" TO "ID""#,
+        fx.schema
+    ));
+    fx.apply_plan(&m).unwrap();
+    fx.revert_plan(&m).unwrap();
+    let r = refusals(fx.revert_plan(&m));
+    assert!(matches!(&r[..], [Refusal::NotApplied { .. }]), "{r:?}");
+    // An invertible plan reverted twice: only "not applied" too.
+    let Some((fx2, p2)) = support::swap_s5_s7("RevertTwice") else {
+        return;
+    };
+    let m2 = Migration::from_plan(p2).unwrap();
+    fx2.apply_plan(&m2).unwrap();
+    fx2.revert_plan(&m2).unwrap();
+    let r = refusals(fx2.revert_plan(&m2));
+    assert!(matches!(&r[..], [Refusal::NotApplied { .. }]), "{r:?}");
+}
+
+/// G: counts are said once and in the right number; a state with a trailing space is visible.
+#[test]
+fn refusal_counts_once_and_shows_odd_states() {
+    let Some((fx, p)) = support::swap_s5_s7("Words") else {
+        return;
+    };
+    fx.seed(1, &[row("S5 ", 3), row("S11", 3), row("S11", 3)]);
+    let m = Migration::from_plan(p).unwrap();
+    let t = texts(&refusals(fx.apply_plan(&m)));
+    assert!(
+        t.iter()
+            .any(|x| x.contains("Thread1:\"S5 \"") && x.contains("no state \"S5 \"")),
+        "{t:?}"
+    );
+    assert!(
+        t.iter()
+            .any(|x| x.starts_with("2 instances waiting at Thread1:S11")),
+        "{t:?}"
+    );
+    for x in &t {
+        assert!(!x.contains("1 rows") && !x.contains(") ("), "{x}");
+    }
+}
+
+/// G: a connection that fails says nothing changed.
+#[test]
+fn a_failed_connection_says_nothing_changed() {
+    let Some(base) = support::connect_string("a_failed_connection_says_nothing_changed") else {
+        return;
+    };
+    let bad = base
+        .split(';')
+        .map(|kv| {
+            if kv.to_ascii_lowercase().starts_with("pwd=") {
+                "Pwd=wrong".to_string()
+            } else {
+                kv.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(";");
+    let e = match apply::Db::connect(&bad) {
+        Err(e) => e,
+        Ok(_) => panic!("connected with a wrong password"),
+    };
+    assert!(matches!(e, ApplyError::Connect { .. }));
+    assert!(e.to_string().contains("nothing was changed"), "{e}");
+}
