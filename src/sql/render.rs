@@ -631,6 +631,42 @@ impl Renderer<'_> {
         self.count(sql, vec![t.clone()], &[RESPONSE_HANDLER_COLUMN], &[])
     }
 
+    /// Rows at a state the new version nests differently (into or out of a `<scope>`, so its
+    /// new stack is not the old one mapped element-wise) that hold another stack than the one
+    /// that state predicts: the per-state rewrite only knows where the predicted value goes (a
+    /// stale entry there would lose the new nesting).
+    fn stack_guard(&self, w: &ThreadWork, m: &Move, s: &StackChange) -> Result<Guard, SqlError> {
+        let col = self.id(s.column)?;
+        let cond = if s.from.is_empty() {
+            format!("{col} IS NOT NULL AND {col} <> ''")
+        } else {
+            format!(
+                "({col} IS NULL OR {}({col}, {}) = 0)",
+                listsame_function(self.d),
+                self.list_value(&s.from)?
+            )
+        };
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {} = {} AND {cond}",
+            self.table(&w.table)?,
+            self.id(NEXT_STATE)?,
+            self.lit(&m.from)?
+        );
+        let shown = if s.from.is_empty() {
+            "empty".to_string()
+        } else {
+            s.from.join(",")
+        };
+        Ok(Guard {
+            description: format!(
+                "rows of {} at {} hold a {} other than the predicted {shown}: that state is nested differently in the new version and the rewrite only knows where the predicted stack goes",
+                w.class, m.from, s.column
+            ),
+            sql: self.count(sql, vec![w.table.clone()], &[NEXT_STATE, s.column], &[listsame_function(self.d), listbuild_function(self.d)])?,
+            kind: GuardKind::StackMismatch,
+        })
+    }
+
     /// Rows holding a stack value that names a state without counterpart: no rewrite keeps
     /// its meaning (BPM0110).
     fn dead_stack(
@@ -673,7 +709,9 @@ impl Renderer<'_> {
                 self.plan.new.class
             ),
             sql: self.count(sql, vec![w.table.clone()], &columns, &[listbuild_function(self.d)])?,
-            kind: GuardKind::Precondition,
+            // Not a plan precondition: `status` and `apply` evaluate it from the script (they
+            // answer the plan's own preconditions from the census and skip that kind).
+            kind: GuardKind::StackMismatch,
         })
     }
 
@@ -731,11 +769,22 @@ impl Renderer<'_> {
         );
         let functions = [listbuild_function(self.d)];
         let guard = Guard {
-            description: format!(
-                "rows of {} rest at states (or hold %HandlerStack / %SubroutineStack values) {}",
-                w.class,
-                self.foreign_rows(direction)
-            ),
+            description: match direction {
+                Direction::Apply => format!(
+                    "rows of {} rest at states {} Or they hold a %HandlerStack / %SubroutineStack \
+                     value the plan cannot map (none the old version's states leave, e.g. a deeper \
+                     stale stack): nothing is changed while such a row exists",
+                    w.class,
+                    self.foreign_rows(direction)
+                ),
+                Direction::Revert => format!(
+                    "rows of {} rest at states {} Or they hold a %HandlerStack / %SubroutineStack \
+                     value the revert cannot map back (none the new version's states leave): \
+                     nothing is changed while such a row exists",
+                    w.class,
+                    self.foreign_rows(direction)
+                ),
+            },
             sql: self.count(sql, vec![w.table.clone()], &columns, &functions)?,
             kind: GuardKind::Unmapped,
         };
@@ -1174,6 +1223,13 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
         &mut seen,
         r.unmapped_handlers(&image, direction)?,
     );
+    for w in &work {
+        for m in &w.moves {
+            for s in &m.stacks {
+                push_guard(&mut guards, &mut seen, r.stack_guard(w, m, s)?);
+            }
+        }
+    }
     if direction == Direction::Apply {
         for w in &work {
             for (column, dead) in &w.dead_values {
