@@ -138,6 +138,9 @@ fn stack_columns_are_rewritten_with_the_right_bytes() {
                 st("S5", Some("S6"))
                     .handler_stack(&["S3"], &["S4", "S11"])
                     .subroutine_stack(&["S8"], &["S10"]),
+                // The return state S5's stack names: a state of the thread like any other,
+                // mapped with it (a return state without counterpart is refused, BPM0110).
+                st("S8", Some("S10")),
                 // Same state, only the handler stack changes (a scope was added around it).
                 st("S7", Some("S7")).handler_stack(&["S3"], &["S4"]),
                 // A state that gains a stack from nothing.
@@ -259,6 +262,8 @@ fn revert_restores_the_exact_pre_migration_rows() {
                         .handler_stack(&["S3"], &["S4"])
                         .subroutine_stack(&["S8"], &["S9"]),
                     st("S7", Some("S5")),
+                    // The return state in S5's stack, mapped with its state (BPM0110 otherwise).
+                    st("S8", Some("S9")),
                 ],
             ),
             (2, vec![st("S3", Some("S4")), st("S4", Some("S3"))]),

@@ -2,8 +2,9 @@
 //! database: plan the change, seed a row at every old state (with its stacks), a context
 //! row naming every old response handler and a pending response to every call; apply with
 //! the host enabled (refused, nothing changed); disable; apply (refused while rows rest
-//! where the plan forbids, then drained); apply; check every row; revert where the plan
-//! allows and check that every row is back.
+//! where the plan forbids or hold a return state without counterpart, BPM0110; exit 3, nothing
+//! changed; then drained); apply; check every row (plus the stale stack entries a case seeds,
+//! `stale_rows`); revert where the plan allows and check that every row is back.
 //!
 //! The fixtures' tables are moved into a namespace of their own per case (`Demo.TFx<Case>.BP`,
 //! schema `Demo_TFx<Case>_BP[...]`) by renaming the class in the plan, so the cases run in
@@ -65,6 +66,57 @@ fn drain(fx: &Fixture, p: &MigrationPlan) {
             _ => {}
         }
     }
+    for (table, value) in dead_return_states(p) {
+        let v: Vec<&str> = value.iter().map(String::as_str).collect();
+        fx.exec(&format!(
+            r#"UPDATE "{}"."{}" SET "%NextState" = 'Stop', "%Status" = 2, "%HandlerStack" = NULL,
+               "%SubroutineStack" = NULL WHERE "%SubroutineStack" = {}"#,
+            table.schema,
+            table.table,
+            stack_sql(&v)
+        ));
+    }
+}
+
+/// Rows IRIS leaves that no state predicts, seeded besides the one row per state: stale
+/// `%HandlerStack` entries (spec 4.3: a `<break>`/`<continue>` out of a scope, a no-catchall
+/// default transferring to the enclosing F). (state, handler stack, subroutine stack) before →
+/// what the apply must make of it, written out by hand (not computed by the code under test).
+type Seed = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+fn stale_rows(case: &str) -> &'static [(Seed, Seed)] {
+    match case {
+        // Settle's wait after a <break> left scope "Try" (F S6 → S8).
+        "break_out_of_scope" => &[(("S16", &["S6"], &[]), ("S18", &["S8"], &[]))],
+        // Inner's default transferred to Outer's F (S3 → S5) without popping it: its catchall
+        // (OuterAlert) and Done hold it stale.
+        "transfer_default_stale_stack" => &[
+            (("S21", &["S3"], &[]), ("S23", &["S5"], &[])),
+            (("S23", &["S3"], &[]), ("S25", &["S5"], &[])),
+        ],
+        _ => &[],
+    }
+}
+
+/// Per thread table, the `%SubroutineStack` values naming a state without counterpart that
+/// rows at kept states hold (BPM0110): the apply refuses while a row holds one.
+fn dead_return_states(p: &MigrationPlan) -> Vec<(SqlTable, Vec<String>)> {
+    let mut out = Vec::new();
+    for t in &p.threads {
+        for v in t.stack_values(true) {
+            let held = t
+                .states
+                .iter()
+                .any(|s| s.new.is_some() && s.old_subroutine_stack == v.old);
+            if v.new.is_none() && held {
+                out.push((t.old_table.clone(), v.old));
+            }
+        }
+    }
+    out
 }
 
 fn story(dir: &Path) -> String {
@@ -116,6 +168,25 @@ fn story(dir: &Path) -> String {
                 },
             };
             expect.entry(t.old_table.clone()).or_default().push(e);
+        }
+        if t.old_class.ends_with(".Thread1") {
+            for ((state, hs, ss), (to, nhs, nss)) in stale_rows(&case) {
+                fx.exec(&format!(
+                    r#"INSERT INTO "{}"."{}" ("%NextState", "%Status", "%Process", "%HandlerStack", "%SubroutineStack")
+                       VALUES ({}, 3, 1, {}, {})"#,
+                    t.old_table.schema,
+                    t.old_table.table,
+                    lit(state),
+                    stack_sql(hs),
+                    stack_sql(ss)
+                ));
+                let owned = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+                expect.entry(t.old_table.clone()).or_default().push(Expect {
+                    state: to.to_string(),
+                    handler_stack: owned(nhs),
+                    subroutine_stack: owned(nss),
+                });
+            }
         }
         // Every call with a handler, and every call a precondition says may be awaited
         // (an awaited call needs no handler of its own).
@@ -185,23 +256,43 @@ fn story(dir: &Path) -> String {
     fx.set_enabled(false);
 
     // Refused while rows rest where the plan forbids; drain them (update the expectations).
-    let forbids_rows = p.preconditions.iter().any(|pre| {
-        matches!(
-            pre,
-            Precondition::NoRowsAtState { .. }
-                | Precondition::NoRowsInTable { .. }
-                | Precondition::NoPendingResponse { .. }
-        )
-    });
+    let dead = dead_return_states(&p);
+    let forbids_rows = !dead.is_empty()
+        || p.preconditions.iter().any(|pre| {
+            matches!(
+                pre,
+                Precondition::NoRowsAtState { .. }
+                    | Precondition::NoRowsInTable { .. }
+                    | Precondition::NoPendingResponse { .. }
+            )
+        });
     if forbids_rows {
         match fx.apply_plan(&m) {
-            Err(ApplyError::Refused { refusals }) => {
+            Err(e @ ApplyError::Refused { .. }) => {
+                let refusals = e.refusals();
                 assert!(
                     refusals
                         .iter()
                         .all(|r| matches!(r, Refusal::Precondition { .. })),
                     "{case}: {refusals:?}"
-                )
+                );
+                assert_eq!(
+                    bplmigrate::cli::Exit::from(e.class()).code(),
+                    3,
+                    "{case}: a refusal exits 3"
+                );
+                // Rows holding the return state of a <compensate> without counterpart: refused
+                // by their own guard (BPM0110), never rewritten to another compensate's.
+                for (table, value) in &dead {
+                    assert!(
+                        refusals.iter().any(|r| {
+                            let t = r.to_string();
+                            t.contains("BPM0110")
+                                && t.contains(&format!("%SubroutineStack [{}]", value.join(",")))
+                        }),
+                        "{case}: {table}: no BPM0110 refusal for {value:?}: {refusals:?}"
+                    );
+                }
             }
             other => panic!("{case}: rows at forbidden places must refuse, got {other:?}"),
         }
@@ -369,6 +460,7 @@ stories!(
     arguments_reversed,
     awaited_async_rename,
     branch_switch,
+    break_out_of_scope,
     call_out_of_catchall,
     catch_delay_removed,
     catch_disabled_pending_call,
@@ -382,6 +474,7 @@ stories!(
     comp_handler_edit_same_name,
     comp_handler_edit_uncompensated,
     compensate_inserted_before,
+    compensate_moved_to_catch,
     context_property_removed,
     context_property_renamed,
     context_initial_changed,
@@ -448,6 +541,7 @@ stories!(
     sync_call_made_async,
     sync_call_made_async_with_timeout,
     toggle_disabled,
+    transfer_default_stale_stack,
     unawaited_async_rename,
     until_replaced_by_while,
     unversioned_to_versioned,

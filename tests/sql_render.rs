@@ -381,15 +381,21 @@ fn eval(e: &Expr, row: &BTreeMap<String, V>) -> V {
             Value::Null => V::Null,
             other => panic!("unexpected literal {other}"),
         },
+        // Simple CASE: the first WHEN equal to the operand (a NULL operand equals nothing);
+        // searched CASE: the first WHEN whose condition is true (not false, not unknown).
         Expr::Case {
-            operand: Some(op),
+            operand,
             conditions,
             else_result,
             ..
         } => {
-            let x = eval(op, row);
+            let x = operand.as_ref().map(|op| eval(op, row));
             for c in conditions {
-                if eval(&c.condition, row) == x {
+                let hit = match &x {
+                    Some(x) => sql_eq(&eval(&c.condition, row), x),
+                    None => truth(&c.condition, row),
+                };
+                if hit == Some(true) {
                     return eval(&c.result, row);
                 }
             }
@@ -418,6 +424,40 @@ fn eval(e: &Expr, row: &BTreeMap<String, V>) -> V {
             )
         }
         other => panic!("unexpected expression {other}"),
+    }
+}
+
+/// SQL `=`: unknown (None) when either side is NULL.
+fn sql_eq(a: &V, b: &V) -> Option<bool> {
+    match (a, b) {
+        (V::Null, _) | (_, V::Null) => None,
+        _ => Some(a == b),
+    }
+}
+
+/// A condition in SQL's three-valued logic (None: unknown).
+fn truth(e: &Expr, row: &BTreeMap<String, V>) -> Option<bool> {
+    use sqlparser::ast::BinaryOperator as B;
+    match e {
+        Expr::Nested(x) => truth(x, row),
+        Expr::IsNull(x) => Some(eval(x, row) == V::Null),
+        Expr::IsNotNull(x) => Some(eval(x, row) != V::Null),
+        Expr::BinaryOp { left, op, right } => match op {
+            B::Eq => sql_eq(&eval(left, row), &eval(right, row)),
+            B::NotEq => sql_eq(&eval(left, row), &eval(right, row)).map(|b| !b),
+            B::And => match (truth(left, row), truth(right, row)) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            },
+            B::Or => match (truth(left, row), truth(right, row)) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            },
+            other => panic!("unexpected operator {other}"),
+        },
+        other => panic!("unexpected condition {other}"),
     }
 }
 
@@ -535,8 +575,18 @@ fn cycle_with_stacks_keys_every_column_on_the_old_state() {
             row("S7", &[], &[]),
             row("S8", &[], &["S5"]),
             row("S1", &[], &[]),
+            // Stale entries (spec 4.3: a <break>/<continue> out of the scope, a compensation
+            // handler left early): mapped like any other state name, whatever the state.
+            row("S1", &["S2"], &[]),
+            row("S6", &["S2"], &["S5"]),
+            // A deeper stale stack no state predicts: not the plan's to map (the unmapped
+            // guard refuses it); the UPDATE leaves it as it is.
+            row("S1", &["S2", "S2"], &[]),
+            // Finished rows are not selected.
+            row("Stop", &["S2"], &[]),
         ];
-        assert_eq!(run_update(rw.sql.as_str(), d, &mut rows), 7);
+        // Every state of the thread is selected (the value maps apply at every state).
+        assert_eq!(run_update(rw.sql.as_str(), d, &mut rows), 11);
         assert_eq!(rows[0], row("S4", &["S6"], &[]));
         assert_eq!(rows[1], row("S5", &["S6"], &[]));
         assert_eq!(rows[2], row("S3", &["S6"], &[]));
@@ -545,17 +595,39 @@ fn cycle_with_stacks_keys_every_column_on_the_old_state() {
         assert_eq!(rows[5], row("S7", &["S6"], &[]));
         assert_eq!(rows[6], row("S8", &[], &["S3"]));
         assert_eq!(rows[7], row("S1", &[], &[]));
-        // Identity pairs for stack-only states: the keys are exactly the IN list.
-        assert!(rw.mapping.contains(&("S7".into(), "S7".into())));
-        assert!(rw.mapping.contains(&("S8".into(), "S8".into())));
-        // Rows whose stack is rewritten are guarded against an unexpected old stack.
-        assert_eq!(
-            s.guards
-                .iter()
-                .filter(|g| g.kind == GuardKind::StackMismatch)
-                .count(),
-            5
+        assert_eq!(rows[8], row("S1", &["S6"], &[]));
+        assert_eq!(rows[9], row("S2", &["S6"], &["S3"]));
+        assert_eq!(rows[10], row("S1", &["S2", "S2"], &[]));
+        assert_eq!(rows[11], row("Stop", &["S2"], &[]));
+        // Identity pairs for states only the stacks change at: the keys are exactly the IN list.
+        for st in ["S1", "S7", "S8"] {
+            assert!(rw.mapping.contains(&(st.into(), st.into())), "{st}");
+        }
+        assert_eq!(rw.mapping.len(), 8);
+        // Only the state nested differently (S7 entered a scope) is guarded against another
+        // stack than the predicted one: elsewhere a stale value is legitimate and mapped.
+        let mismatch: Vec<&str> = s
+            .guards
+            .iter()
+            .filter(|g| g.kind == GuardKind::StackMismatch)
+            .map(|g| g.sql.as_str())
+            .collect();
+        assert_eq!(mismatch.len(), 1, "{mismatch:?}");
+        assert!(
+            mismatch[0].contains("\"%NextState\" = 'S7' AND \"%HandlerStack\" IS NOT NULL"),
+            "{}",
+            mismatch[0]
         );
+        // Values no old state predicts ([S2,S2] above) are refused by the unmapped guard.
+        let lb = match d {
+            Dialect::Iris => "$LISTBUILD",
+            Dialect::Postgres => "bplm_listbuild",
+        };
+        assert!(s.guards.iter().any(|g| g.kind == GuardKind::Unmapped
+            && g.sql
+                .as_str()
+                .contains(&format!("\"%HandlerStack\" NOT IN ({lb}('S2'))"))
+            && g.description.contains("value the plan cannot map")));
     }
 }
 
@@ -564,7 +636,15 @@ fn cycle_is_rendered_as_a_single_statement_per_table() {
     let text = render(&cycle_plan(), Dialect::Iris).unwrap().to_sql_text();
     assert_eq!(text.matches("UPDATE ").count(), 1, "{text}");
     assert!(text.contains("WHEN 'S3' THEN 'S4'") && text.contains("WHEN 'S5' THEN 'S3'"));
-    assert!(text.contains("\"%HandlerStack\" = CASE \"%NextState\""));
+    // The handler stack: S7's new nesting keyed on the state and the value it holds, then
+    // the value map at every state.
+    assert!(text.contains(
+        "\"%HandlerStack\" = CASE\n        WHEN \"%NextState\" = 'S7' AND (\"%HandlerStack\" IS NULL OR \"%HandlerStack\" = '') THEN $LISTBUILD('S6')\n        WHEN \"%HandlerStack\" = $LISTBUILD('S2') THEN $LISTBUILD('S6')"
+    ), "{text}");
+    // The subroutine stack changes only by value: a simple CASE on it.
+    assert!(text.contains(
+        "\"%SubroutineStack\" = CASE \"%SubroutineStack\"\n        WHEN $LISTBUILD('S5') THEN $LISTBUILD('S3')"
+    ), "{text}");
     assert!(text.contains("$LISTBUILD('S6')"));
     let pg = render(&cycle_plan(), Dialect::Postgres)
         .unwrap()
@@ -585,7 +665,9 @@ fn predict_after_follows_the_mapping() {
         .map(|(k, n)| (k.to_string(), *n))
         .collect();
     assert_eq!(after, want);
-    assert_eq!(s.expected_rows(&s.census[0].table, &before), 8);
+    // Rows at every state of the thread are selected (the stack value maps apply whatever the
+    // state): S3, S4, S5 and S1; not the finished ones at Stop.
+    assert_eq!(s.expected_rows(&s.census[0].table, &before), 15);
     // Two states merged into one add up.
     let merged = predict_after(
         &before,
@@ -787,6 +869,9 @@ fn swap_reverts_to_the_original_rows() {
             row("S5", &["S2"], &[]),
             row("S7", &[], &[]),
             row("S8", &[], &["S5"]),
+            // Stale entries at states outside the scope map there and back too.
+            row("S1", &["S2"], &["S5"]),
+            row("S6", &["S2"], &[]),
         ];
         let mut rows = original.clone();
         run_update(fwd.rewrites[0].sql.as_str(), d, &mut rows);

@@ -452,10 +452,16 @@ fn count_differences<K: Ord>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateMove {
     pub to: String,
-    /// The stacks the rewrite writes for those rows (None: left as they are).
-    pub handler_stack: Option<Vec<String>>,
-    pub subroutine_stack: Option<Vec<String>>,
+    /// The stack the rewrite writes for rows holding the stack predicted here (`.0`), when it
+    /// is not that value mapped element-wise (re-nested into or out of a scope); None: the
+    /// value maps of [`Renaming::stacks`] apply.
+    pub handler_stack: Option<(Vec<String>, Vec<String>)>,
+    pub subroutine_stack: Option<(Vec<String>, Vec<String>)>,
 }
+
+/// Per thread table, the stack values the rewrite maps element-wise at every state:
+/// `[%HandlerStack, %SubroutineStack]`, old value → new value (only values that change).
+pub type StackValueMaps = [BTreeMap<Vec<String>, Vec<String>>; 2];
 
 /// What a plan does to the rows (or, for a revert, undoes), in the terms of the census. It
 /// mirrors the rewrite `sql` renders: rows are selected by their old `%NextState`, get the
@@ -464,6 +470,7 @@ pub struct StateMove {
 #[derive(Debug, Clone, Default)]
 pub struct Renaming {
     pub states: BTreeMap<SqlTable, BTreeMap<String, StateMove>>,
+    pub stacks: BTreeMap<SqlTable, StackValueMaps>,
     pub handlers: BTreeMap<SqlTable, BTreeMap<String, String>>,
 }
 
@@ -477,6 +484,23 @@ impl Renaming {
                 continue;
             }
             let mut m = BTreeMap::new();
+            let state_map = t.state_map();
+            let mut values: StackValueMaps = Default::default();
+            for (i, v) in [false, true].into_iter().enumerate() {
+                for sv in t.stack_values(v) {
+                    let Some(n) = sv.new else { continue };
+                    let (from, to) = if reverse { (n, sv.old) } else { (sv.old, n) };
+                    if from != to {
+                        values[i].insert(from, to);
+                    }
+                }
+            }
+            let value_mapped = values.iter().any(|v| !v.is_empty());
+            // Only where the new stack is not the old one mapped element-wise.
+            let exception = |o: &Vec<String>, n: &Vec<String>| {
+                o != n
+                    && crate::plan::ThreadMapping::map_stack(&state_map, o).as_deref() != Ok(&n[..])
+            };
             for s in &t.states {
                 // A removed state has no new name: its rows are guarded to be absent.
                 let Some(new) = &s.new else { continue };
@@ -495,20 +519,32 @@ impl Renaming {
                         (&s.old_subroutine_stack, &s.new_subroutine_stack),
                     )
                 };
+                let (he, se) = if reverse {
+                    (exception(hs.1, hs.0), exception(ss.1, ss.0))
+                } else {
+                    (exception(hs.0, hs.1), exception(ss.0, ss.1))
+                };
                 let mv = StateMove {
                     to: to.clone(),
-                    handler_stack: (hs.0 != hs.1).then(|| hs.1.clone()),
-                    subroutine_stack: (ss.0 != ss.1).then(|| ss.1.clone()),
+                    handler_stack: he.then(|| (hs.0.clone(), hs.1.clone())),
+                    subroutine_stack: se.then(|| (ss.0.clone(), ss.1.clone())),
                 };
                 if m.insert(from.clone(), mv).is_some() {
                     return None;
                 }
             }
+            // As the rewrite: a value map selects the rows of every mapped state.
             m.retain(|from, mv| {
-                from != &mv.to || mv.handler_stack.is_some() || mv.subroutine_stack.is_some()
+                from != &mv.to
+                    || mv.handler_stack.is_some()
+                    || mv.subroutine_stack.is_some()
+                    || value_mapped
             });
             if !m.is_empty() {
                 r.states.insert(t.old_table.clone(), m);
+            }
+            if value_mapped {
+                r.stacks.insert(t.old_table.clone(), values);
             }
         }
         let mut h = BTreeMap::new();
@@ -540,11 +576,22 @@ impl Renaming {
                 .and_then(|m| g.key.next_state.as_ref().and_then(|s| m.get(s)));
             if let Some(mv) = mv {
                 g.key.next_state = Some(mv.to.clone());
-                if let Some(hs) = &mv.handler_stack {
-                    g.key.handler_stack = Stack::List(hs.clone());
-                }
-                if let Some(ss) = &mv.subroutine_stack {
-                    g.key.subroutine_stack = Stack::List(ss.clone());
+                let values = self.stacks.get(&g.key.table);
+                for (i, (stack, exception)) in [
+                    (&mut g.key.handler_stack, &mv.handler_stack),
+                    (&mut g.key.subroutine_stack, &mv.subroutine_stack),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let Stack::List(held) = &*stack else { continue };
+                    let to = match exception {
+                        Some((from, to)) if from == held => Some(to.clone()),
+                        _ => values.and_then(|v| v[i].get(held)).cloned(),
+                    };
+                    if let Some(to) = to {
+                        *stack = Stack::List(to);
+                    }
                 }
             }
         }

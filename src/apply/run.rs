@@ -855,10 +855,11 @@ pub fn apply(
         renaming
             .states
             .iter()
-            .filter(|(_, moves)| {
-                moves
-                    .values()
-                    .any(|mv| mv.handler_stack.is_some() || mv.subroutine_stack.is_some())
+            .filter(|(t, moves)| {
+                renaming.stacks.contains_key(*t)
+                    || moves
+                        .values()
+                        .any(|mv| mv.handler_stack.is_some() || mv.subroutine_stack.is_some())
             })
             .map(|(t, _)| t.clone())
             .collect(),

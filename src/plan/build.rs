@@ -284,6 +284,9 @@ impl<'x> Builder<'x, '_> {
         if !versioned {
             overridden = self.apply_maps(&mut threads)?;
             self.apply_defaults(&mut context)?;
+            for t in &mut threads {
+                return_states_follow_their_compensate(t);
+            }
         }
         Ok(checks::Scope {
             versioned,
@@ -1031,6 +1034,31 @@ fn verdict(scope: &checks::Scope, out: &checks::Findings, identical: bool) -> Ve
         Verdict::Drain
     } else {
         Verdict::Compatible
+    }
+}
+
+/// A `%SubroutineStack` entry is the return state of one `<compensate>`: it may only become
+/// the return state of that same (matched) `<compensate>`, never the one a fresh instance at
+/// the new state would hold (which may belong to another compensate, e.g. one in another fault
+/// handler). So the new subroutine stack is the old one mapped element-wise; when an element has
+/// no counterpart it stays as it is here (nothing is rewritten) and the rows holding it are
+/// refused by a precondition guard (`sql`), reported by BPM0110.
+fn return_states_follow_their_compensate(t: &mut ThreadMapping) {
+    let map: HashMap<String, Option<String>> = t
+        .states
+        .iter()
+        .map(|s| (s.old.clone(), s.new.clone()))
+        .collect();
+    let map: HashMap<&str, Option<&str>> = map
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref()))
+        .collect();
+    for s in &mut t.states {
+        if s.new.is_none() {
+            continue;
+        }
+        s.new_subroutine_stack = ThreadMapping::map_stack(&map, &s.old_subroutine_stack)
+            .unwrap_or_else(|_| s.old_subroutine_stack.clone());
     }
 }
 

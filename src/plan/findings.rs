@@ -107,6 +107,12 @@ catalogue! {
         "rows resting at a state get a different %HandlerStack or %SubroutineStack than the mapped old one \
          (re-nested into or out of a <scope>, or a compensation handler)",
         "the plan writes the new stack for those rows; review which fault handlers they will now reach";
+    StackEntryRemoved = "BPM0110", "stack-entry-removed", Error,
+        "rows hold a %HandlerStack or %SubroutineStack naming a state that has no counterpart in the new version \
+         (a removed <scope>, or a <compensate> removed or moved to another fault handler): no value can be written \
+         that keeps their meaning (a compensation handler would return into another handler's code); warning when \
+         no instance can wait while holding it",
+        "the plan refuses to run while a row holds such a value; let those instances finish first";
     SkippedActivities = "BPM0201", "skipped-activities", Warning,
         "instances resting at a state will skip activities that the new version runs before that resume point \
          (inserted there, moved there, or enabled; or added to a fault handler, new or not, or to a compensation \

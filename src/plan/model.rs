@@ -297,3 +297,81 @@ pub struct Finding {
     #[serde(default)]
     pub acknowledged: bool,
 }
+
+/// A `%HandlerStack` / `%SubroutineStack` value the old version can leave in a row, and what
+/// it becomes: every element mapped through the thread's state map (spec 4.3: stale entries
+/// left by a `<break>`/`<continue>` or a transfer default are state names like any other, so a
+/// row's stack is mapped whatever state the row rests at). `new` is None when an element has
+/// no counterpart (a removed scope, or a `<compensate>` that is gone or moved to another fault
+/// handler): such rows cannot be migrated and are refused by a guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackValue {
+    pub old: Vec<String>,
+    pub new: Option<Vec<String>>,
+    /// The elements without a counterpart (empty when `new` is Some).
+    pub unmapped: Vec<String>,
+}
+
+impl ThreadMapping {
+    /// `stack`, every element mapped through the old → new state map; Err with the elements
+    /// that have no counterpart.
+    pub fn map_stack(
+        map: &std::collections::HashMap<&str, Option<&str>>,
+        stack: &[String],
+    ) -> Result<Vec<String>, Vec<String>> {
+        let mut out = Vec::with_capacity(stack.len());
+        let mut missing = Vec::new();
+        for e in stack {
+            match map.get(e.as_str()).copied().flatten() {
+                Some(n) => out.push(n.to_string()),
+                None => missing.push(e.clone()),
+            }
+        }
+        if missing.is_empty() {
+            Ok(out)
+        } else {
+            Err(missing)
+        }
+    }
+
+    /// The old → new state names of this thread (None: removed).
+    pub fn state_map(&self) -> std::collections::HashMap<&str, Option<&str>> {
+        self.states
+            .iter()
+            .map(|s| (s.old.as_str(), s.new.as_deref()))
+            .collect()
+    }
+
+    /// Every non-empty value some old state of this thread predicts for the handler stack
+    /// (`subroutine` false) or the subroutine stack, sorted, with its element-wise image.
+    pub fn stack_values(&self, subroutine: bool) -> Vec<StackValue> {
+        let map = self.state_map();
+        let values: std::collections::BTreeSet<&Vec<String>> = self
+            .states
+            .iter()
+            .map(|s| {
+                if subroutine {
+                    &s.old_subroutine_stack
+                } else {
+                    &s.old_handler_stack
+                }
+            })
+            .filter(|v| !v.is_empty())
+            .collect();
+        values
+            .into_iter()
+            .map(|v| match Self::map_stack(&map, v) {
+                Ok(n) => StackValue {
+                    old: v.clone(),
+                    new: Some(n),
+                    unmapped: Vec::new(),
+                },
+                Err(missing) => StackValue {
+                    old: v.clone(),
+                    new: None,
+                    unmapped: missing,
+                },
+            })
+            .collect()
+    }
+}

@@ -48,7 +48,9 @@ pub enum GuardKind {
     LiveJob,
     /// A plan precondition (removed state, renumbered thread class, pending response, …).
     Precondition,
-    /// Rows at a state whose stack is rewritten hold a stack other than the one predicted.
+    /// Rows hold a `%HandlerStack` / `%SubroutineStack` the rewrite cannot map: another than
+    /// the predicted one at a state the new version nests differently, or a value naming a
+    /// state without counterpart (BPM0110).
     StackMismatch,
     /// Revert only: rows rest at states (or name handlers) the revert cannot map back.
     Unmapped,

@@ -13,7 +13,7 @@ use super::{
     Census, CheckedSql, DefaultFill, Dialect, Direction, ForeignRows, Guard, GuardKind, Rewrite,
     SqlError, SqlScript,
 };
-use crate::plan::{MigrationPlan, Precondition, PropertyChange, Severity};
+use crate::plan::{MigrationPlan, Precondition, PropertyChange, Severity, ThreadMapping};
 use crate::states::SqlTable;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -90,6 +90,12 @@ struct Move {
     stacks: Vec<StackChange>,
 }
 
+/// A stack value and what it becomes.
+type StackPair = (Vec<String>, Vec<String>);
+/// A stack value naming states without counterpart: (value, those states, the states that
+/// predict it and rewrite it per state).
+type DeadStack = (Vec<String>, Vec<String>, Vec<String>);
+
 #[derive(Debug, Clone)]
 struct ThreadWork {
     class: String,
@@ -100,6 +106,14 @@ struct ThreadWork {
     known: Vec<String>,
     /// Per stack column, every value that version can leave in it (besides empty).
     known_stacks: Vec<(&'static str, Vec<Vec<String>>)>,
+    /// Per stack column, the values rewritten whatever state the row rests at: each element
+    /// mapped through the state map (stale entries of a `<break>`/`<continue>` or a transfer
+    /// default, spec 4.3, are state names like any other). Only values that change.
+    value_maps: Vec<(&'static str, Vec<StackPair>)>,
+    /// Apply only: per stack column, the old values naming a state without counterpart (no
+    /// rewrite keeps their meaning: rows holding one are refused), with those states.
+    /// The third element: states where that value is the predicted one, rewritten per state.
+    dead_values: Vec<(&'static str, Vec<DeadStack>)>,
 }
 
 fn is_state_name(s: &str) -> bool {
@@ -187,6 +201,53 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
         let mut known = Vec::new();
         let mut handler_stacks: BTreeSet<Vec<String>> = BTreeSet::new();
         let mut subroutine_stacks: BTreeSet<Vec<String>> = BTreeSet::new();
+        let state_map = t.state_map();
+        let mut value_maps = Vec::new();
+        let mut dead_values = Vec::new();
+        for (column, subroutine, set) in [
+            (HANDLER_STACK, false, &mut handler_stacks),
+            (SUBROUTINE_STACK, true, &mut subroutine_stacks),
+        ] {
+            let mut maps = Vec::new();
+            let mut dead = Vec::new();
+            for v in t.stack_values(subroutine) {
+                match (v.new, direction) {
+                    (Some(n), Direction::Apply) => {
+                        set.insert(v.old.clone());
+                        if n != v.old {
+                            maps.push((v.old, n));
+                        }
+                    }
+                    (Some(n), Direction::Revert) => {
+                        set.insert(n.clone());
+                        if n != v.old {
+                            maps.push((n, v.old));
+                        }
+                    }
+                    (None, Direction::Apply) => {
+                        // Known (so the foreign-rows guard does not misname it), refused by
+                        // its own guard.
+                        set.insert(v.old.clone());
+                        // A handler stack is written per state where that state predicts it
+                        // (its new nesting); elsewhere it is a stale entry, refused.
+                        let covered: Vec<String> = if subroutine {
+                            Vec::new()
+                        } else {
+                            t.states
+                                .iter()
+                                .filter(|s| s.new.is_some() && s.old_handler_stack == v.old)
+                                .map(|s| s.old.clone())
+                                .collect()
+                        };
+                        dead.push((v.old, v.unmapped, covered));
+                    }
+                    (None, Direction::Revert) => {}
+                }
+            }
+            value_maps.push((column, maps));
+            dead_values.push((column, dead));
+        }
+        let value_mapped = value_maps.iter().any(|(_, m)| !m.is_empty());
         for s in &t.states {
             if direction == Direction::Apply {
                 known.push(s.old.clone());
@@ -211,9 +272,13 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
                 Direction::Apply => (s.old.clone(), new.clone()),
                 Direction::Revert => (new.clone(), s.old.clone()),
             };
+            // Only where the new stack is not the old one mapped element-wise (re-nested into or
+            // out of a scope): the value map rewrites the rest.
             let stacks: Vec<StackChange> = pairs
                 .iter()
-                .filter(|(_, o, n)| o != n)
+                .filter(|(_, o, n)| {
+                    o != n && ThreadMapping::map_stack(&state_map, o).as_deref() != Ok(&n[..])
+                })
                 .map(|(column, o, n)| match direction {
                     Direction::Apply => StackChange {
                         column,
@@ -227,7 +292,8 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
                     },
                 })
                 .collect();
-            if from != to || !stacks.is_empty() {
+            // A value map applies to rows at every state, so every mapped state is selected.
+            if from != to || !stacks.is_empty() || value_mapped {
                 moves.push(Move { from, to, stacks });
             }
         }
@@ -244,6 +310,8 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
             moves,
             known,
             known_stacks,
+            value_maps,
+            dead_values,
         });
     }
     out
@@ -563,6 +631,10 @@ impl Renderer<'_> {
         self.count(sql, vec![t.clone()], &[RESPONSE_HANDLER_COLUMN], &[])
     }
 
+    /// Rows at a state the new version nests differently (into or out of a `<scope>`, so its
+    /// new stack is not the old one mapped element-wise) that hold another stack than the one
+    /// that state predicts: the per-state rewrite only knows where the predicted value goes (a
+    /// stale entry there would lose the new nesting).
     fn stack_guard(&self, w: &ThreadWork, m: &Move, s: &StackChange) -> Result<Guard, SqlError> {
         let col = self.id(s.column)?;
         let cond = if s.from.is_empty() {
@@ -587,10 +659,58 @@ impl Renderer<'_> {
         };
         Ok(Guard {
             description: format!(
-                "rows of {} at {} hold a {} other than the predicted {shown}: the stack rewrite would be wrong",
+                "rows of {} at {} hold a {} other than the predicted {shown}: that state is nested differently in the new version and the rewrite only knows where the predicted stack goes",
                 w.class, m.from, s.column
             ),
             sql: self.count(sql, vec![w.table.clone()], &[NEXT_STATE, s.column], &[listsame_function(self.d), listbuild_function(self.d)])?,
+            kind: GuardKind::StackMismatch,
+        })
+    }
+
+    /// Rows holding a stack value that names a state without counterpart: no rewrite keeps
+    /// its meaning (BPM0110).
+    fn dead_stack(
+        &self,
+        w: &ThreadWork,
+        column: &'static str,
+        value: &[String],
+        states: &[String],
+        covered: &[String],
+    ) -> Result<Guard, SqlError> {
+        let mut sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {} = {}",
+            self.table(&w.table)?,
+            self.id(column)?,
+            self.list_value(value)?
+        );
+        let mut columns = vec![column];
+        if !covered.is_empty() {
+            sql.push_str(&format!(
+                " AND {} NOT IN ({})",
+                self.id(NEXT_STATE)?,
+                self.lit_list(covered)?
+            ));
+            columns.push(NEXT_STATE);
+        }
+        let at = if covered.is_empty() {
+            String::new()
+        } else {
+            format!(" at a state other than {}", covered.join(", "))
+        };
+        Ok(Guard {
+            description: format!(
+                "rows of {} hold {column} [{}]{at}: {} no counterpart in the new {} (BPM0110), so no rewrite keeps its meaning; let those instances finish first",
+                w.class,
+                value.join(","),
+                match states {
+                    [one] => format!("{one} has"),
+                    _ => format!("{} have", states.join(", ")),
+                },
+                self.plan.new.class
+            ),
+            sql: self.count(sql, vec![w.table.clone()], &columns, &[listbuild_function(self.d)])?,
+            // Not a plan precondition: `status` and `apply` evaluate it from the script (they
+            // answer the plan's own preconditions from the census and skip that kind).
             kind: GuardKind::StackMismatch,
         })
     }
@@ -649,11 +769,22 @@ impl Renderer<'_> {
         );
         let functions = [listbuild_function(self.d)];
         let guard = Guard {
-            description: format!(
-                "rows of {} rest at states (or hold %HandlerStack / %SubroutineStack values) {}",
-                w.class,
-                self.foreign_rows(direction)
-            ),
+            description: match direction {
+                Direction::Apply => format!(
+                    "rows of {} rest at states {} Or they hold a %HandlerStack / %SubroutineStack \
+                     value the plan cannot map (none the old version's states leave, e.g. a deeper \
+                     stale stack): nothing is changed while such a row exists",
+                    w.class,
+                    self.foreign_rows(direction)
+                ),
+                Direction::Revert => format!(
+                    "rows of {} rest at states {} Or they hold a %HandlerStack / %SubroutineStack \
+                     value the revert cannot map back (none the new version's states leave): \
+                     nothing is changed while such a row exists",
+                    w.class,
+                    self.foreign_rows(direction)
+                ),
+            },
             sql: self.count(sql, vec![w.table.clone()], &columns, &functions)?,
             kind: GuardKind::Unmapped,
         };
@@ -734,17 +865,42 @@ impl Renderer<'_> {
                         .map(move |s| (m, s))
                 })
                 .collect();
-            if changes.is_empty() {
+            let values: &[(Vec<String>, Vec<String>)] = w
+                .value_maps
+                .iter()
+                .find(|(c, _)| *c == column)
+                .map_or(&[], |(_, m)| m);
+            if changes.is_empty() && values.is_empty() {
                 continue;
             }
             let c = self.id(column)?;
-            let mut s = vec![format!("CASE {ns}")];
+            // Rows resting where the new version nests them differently get that state's new
+            // stack; every other value is mapped element-wise, whatever the state.
+            let simple = changes.is_empty();
+            let mut s = vec![if simple {
+                format!("CASE {c}")
+            } else {
+                "CASE".to_string()
+            }];
             for (m, sc) in changes {
+                let holds = if sc.from.is_empty() {
+                    format!("({c} IS NULL OR {c} = '')")
+                } else {
+                    format!("{c} = {}", self.list_value(&sc.from)?)
+                };
                 s.push(format!(
-                    "        WHEN {} THEN {}",
+                    "        WHEN {ns} = {} AND {holds} THEN {}",
                     self.lit(&m.from)?,
                     self.list_value(&sc.to)?
                 ));
+            }
+            for (from, to) in values {
+                let when = if simple {
+                    self.list_value(from)?
+                } else {
+                    format!("{c} = {}", self.list_value(from)?)
+                };
+                s.push(format!("        WHEN {when} THEN {}", self.list_value(to)?));
             }
             s.push(format!("        ELSE {c} END"));
             let value = lines(&s);
@@ -774,7 +930,7 @@ impl Renderer<'_> {
             params: 0,
         };
         let description = format!(
-            "{}: {}",
+            "{}: {}{}",
             w.class,
             w.moves
                 .iter()
@@ -792,7 +948,12 @@ impl Renderer<'_> {
                     }
                 })
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            w.value_maps
+                .iter()
+                .filter(|(_, m)| !m.is_empty())
+                .map(|(c, _)| format!("; {c} mapped element-wise at every state"))
+                .collect::<String>()
         );
         let undo = super::undo::capture(
             self.d,
@@ -1066,6 +1227,19 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
         for m in &w.moves {
             for s in &m.stacks {
                 push_guard(&mut guards, &mut seen, r.stack_guard(w, m, s)?);
+            }
+        }
+    }
+    if direction == Direction::Apply {
+        for w in &work {
+            for (column, dead) in &w.dead_values {
+                for (value, states, covered) in dead {
+                    push_guard(
+                        &mut guards,
+                        &mut seen,
+                        r.dead_stack(w, column, value, states, covered)?,
+                    );
+                }
             }
         }
     }

@@ -200,7 +200,14 @@ fn states(cx: &Context, out: &mut Findings) {
                 (Some(n), StateChange::Renumbered) => renumbered.push(format!("{}→{}", s.old, n)),
                 _ => {}
             }
-            if s.new.is_some() {
+            let unmappable = |v: &[String]| {
+                v.iter()
+                    .any(|e| map.get(e.as_str()).copied().flatten().is_none())
+            };
+            if s.new.is_some()
+                && !unmappable(&s.old_handler_stack)
+                && !unmappable(&s.old_subroutine_stack)
+            {
                 // The old stack, each state mapped, is the new stack: nothing to rewrite.
                 let maps_onto = |old: &[String], new: &[String]| {
                     old.len() == new.len()
@@ -291,6 +298,7 @@ fn states(cx: &Context, out: &mut Findings) {
                 .states(states),
             );
         }
+        stack_entries_removed(t, out);
         if !stack_changed.is_empty() {
             out.findings.push(finding(
                 Code::StackChanged,
@@ -299,6 +307,84 @@ fn states(cx: &Context, out: &mut Findings) {
                     stack_changed.join("; ")
                 ),
             ));
+        }
+    }
+}
+
+/// BPM0110: stack values naming a state without counterpart, held by rows at states that are
+/// kept (rows at removed states are refused anyway). One finding per value.
+fn stack_entries_removed(t: &ThreadMapping, out: &mut Findings) {
+    let old_short = short(&t.old_class);
+    for (subroutine, column) in [(false, "%HandlerStack"), (true, "%SubroutineStack")] {
+        for v in t.stack_values(subroutine) {
+            if v.new.is_some() {
+                continue;
+            }
+            let holders: Vec<&StateMapping> = t
+                .states
+                .iter()
+                .filter(|s| {
+                    s.new.is_some()
+                        && if subroutine {
+                            s.old_subroutine_stack == v.old
+                        } else {
+                            s.old_handler_stack == v.old
+                        }
+                })
+                .collect();
+            let entries = v
+                .unmapped
+                .iter()
+                .map(|e| match t.states.iter().find(|s| &s.old == e) {
+                    Some(s) => format!(
+                        "{e} ({} of {}{})",
+                        s.role,
+                        s.old_activity.label(),
+                        s.note
+                            .as_deref()
+                            .map(|n| format!(": {n}"))
+                            .unwrap_or_default()
+                    ),
+                    None => format!("{e} (not a state of {old_short})"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            // A handler stack is rewritten per state where it is the predicted one (the new
+            // nesting): only stale copies elsewhere are refused.
+            let holders: Vec<&StateMapping> = if subroutine { holders } else { Vec::new() };
+            let rests = holders.iter().any(|s| s.wait || s.join);
+            let at = if holders.is_empty() {
+                "rows at states that do not predict it (stale entries left by a <break>/<continue> or a transfer default)".to_string()
+            } else {
+                format!(
+                    "rows at {}",
+                    holders
+                        .iter()
+                        .map(|s| s.old.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let what = if subroutine {
+                "their compensation handler would return to a state of another activity, or to none"
+            } else {
+                "a fault would jump to a state of another activity, or to none"
+            };
+            let f = finding(
+                Code::StackEntryRemoved,
+                format!(
+                    "{old_short}: {at} hold {column} [{}]: {entries} has no counterpart in the new version, so no \
+                     rewrite keeps its meaning ({what}); the plan refuses to run while a row holds it",
+                    v.old.join(",")
+                ),
+            )
+            .states(holders.iter().map(|s| sref(&t.old_class, &s.old)))
+            .states(v.unmapped.iter().map(|e| sref(&t.old_class, e)));
+            out.findings.push(if rests {
+                f
+            } else {
+                f.severity(Severity::Warning)
+            });
         }
     }
 }
