@@ -315,8 +315,8 @@ pub struct StackValue {
 impl ThreadMapping {
     /// `stack`, every element mapped through the old → new state map; Err with the elements
     /// that have no counterpart.
-    pub fn map_stack(
-        map: &std::collections::HashMap<&str, Option<&str>>,
+    pub fn map_stack<S: std::hash::BuildHasher>(
+        map: &std::collections::HashMap<&str, Option<&str>, S>,
         stack: &[String],
     ) -> Result<Vec<String>, Vec<String>> {
         let mut out = Vec::with_capacity(stack.len());

@@ -190,6 +190,7 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
             "via",
             "",
         ])];
+        let mut state_map = None;
         for s in &t.states {
             let mut flags = rest_flags(s.wait, s.join);
             if !s.old_handler_stack.is_empty() || !s.new_handler_stack.is_empty() {
@@ -204,11 +205,21 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                 }
             }
             if !s.old_subroutine_stack.is_empty() || !s.new_subroutine_stack.is_empty() {
-                flags.push(format!(
-                    "sstack [{}]→[{}]",
-                    s.old_subroutine_stack.join(","),
-                    s.new_subroutine_stack.join(",")
-                ));
+                // A return state without counterpart is not rewritten: rows holding it are
+                // refused (BPM0110), which "[S14]→[S14]" would hide.
+                let map = state_map.get_or_insert_with(|| t.state_map());
+                match ThreadMapping::map_stack(map, &s.old_subroutine_stack) {
+                    Err(gone) => flags.push(format!(
+                        "sstack [{}]→refused ({} has no counterpart)",
+                        s.old_subroutine_stack.join(","),
+                        gone.join(",")
+                    )),
+                    Ok(_) => flags.push(format!(
+                        "sstack [{}]→[{}]",
+                        s.old_subroutine_stack.join(","),
+                        s.new_subroutine_stack.join(",")
+                    )),
+                }
             }
             if let Some(n) = &s.note {
                 flags.push(format!("({n})"));
