@@ -111,10 +111,13 @@ impl Attrs {
     /// The value as the shared string it is stored as (a clone copies a pointer).
     pub fn get_shared<Q: AsRef<str> + ?Sized>(&self, name: &Q) -> Option<&SharedStr> {
         let name = name.as_ref();
-        self.0
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.0[i].1)
+        // A handful of entries: equality (which rejects on length) beats ordering them.
+        let at = if self.0.len() <= 8 {
+            self.0.iter().position(|(k, _)| k.as_str() == name)
+        } else {
+            self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok()
+        };
+        at.map(|i| &self.0[i].1)
     }
     pub fn contains_key<Q: AsRef<str> + ?Sized>(&self, name: &Q) -> bool {
         self.get(name).is_some()
