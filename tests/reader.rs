@@ -298,7 +298,7 @@ fn udl_ignores_braces_and_end_tags_inside_code() {
         .find(|a| a.name.as_deref() == Some("Init"))
         .unwrap();
     assert_eq!(
-        assign.attrs.get("value").map(String::as_str),
+        assign.attrs.get("value"),
         Some("\"none\" & more"),
         "entity references are decoded"
     );

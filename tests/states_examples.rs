@@ -1785,7 +1785,8 @@ fn walk_oracle(a: &Activity, thread: usize, compiler: Compiler, o: &mut Oracle) 
             ..
         } => {
             if response.as_ref().is_some_and(|r| !r.activities.is_empty()) {
-                o.handlers.push(a.name.clone().unwrap_or_default());
+                o.handlers
+                    .push(a.name.as_deref().unwrap_or_default().to_string());
             }
             if states::is_synchronous(async_attr.as_deref(), compiler) {
                 o.states[thread] += 2;

@@ -5,7 +5,9 @@
 //! *original* file and the raw attributes the diff needs as matching keys. Nothing here knows
 //! about state numbering.
 
+use crate::states::SharedStr;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// 1-based line and column in the original input file (class file, export or bare XML).
@@ -94,29 +96,38 @@ pub struct ContextProperty {
 }
 
 /// The attributes of an activity, sorted by name, names unique: the part of a `BTreeMap`'s
-/// interface the pipeline uses, in a plain vector (an activity has a handful of attributes, and a
-/// map node per activity was the largest item of a loaded 100k-activity process). Serialized as
-/// a JSON object, like the map it replaces.
+/// interface the pipeline uses, in an exact-size slice (an activity has a handful of
+/// attributes, and a map node per activity was the largest item of a loaded 100k-activity
+/// process). Names and values are [`SharedStr`]s the reader interns per load, so the
+/// attribute names and the many repeated values (`async="0"`, `property="context.x"`) of a
+/// process are stored once. Serialized as a JSON object, like the map it replaces.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Attrs(Vec<(String, String)>);
+pub struct Attrs(Box<[(SharedStr, SharedStr)]>);
 
 impl Attrs {
-    pub fn get<Q: AsRef<str> + ?Sized>(&self, name: &Q) -> Option<&String> {
+    pub fn get<Q: AsRef<str> + ?Sized>(&self, name: &Q) -> Option<&str> {
+        self.get_shared(name).map(SharedStr::as_str)
+    }
+    /// The value as the shared string it is stored as (a clone copies a pointer).
+    pub fn get_shared<Q: AsRef<str> + ?Sized>(&self, name: &Q) -> Option<&SharedStr> {
         let name = name.as_ref();
-        self.0
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.0[i].1)
+        // A handful of entries: equality (which rejects on length) beats ordering them.
+        let at = if self.0.len() <= 8 {
+            self.0.iter().position(|(k, _)| k.as_str() == name)
+        } else {
+            self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok()
+        };
+        at.map(|i| &self.0[i].1)
     }
     pub fn contains_key<Q: AsRef<str> + ?Sized>(&self, name: &Q) -> bool {
         self.get(name).is_some()
     }
     /// (name, value) in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(k, _)| k)
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
     }
     pub fn len(&self) -> usize {
         self.0.len()
@@ -124,29 +135,39 @@ impl Attrs {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Sorted by name; of repeated names the last value wins (as in a map). `v` holds the
+    /// attributes in document order.
+    pub(crate) fn from_vec(mut v: Vec<(SharedStr, SharedStr)>) -> Self {
+        if v.len() > 1 {
+            v.reverse();
+            // Stable: among equal names the last one written comes first and is kept.
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v.dedup_by(|later, kept| later.0 == kept.0);
+        }
+        Attrs(v.into_boxed_slice())
+    }
 }
 
-impl FromIterator<(String, String)> for Attrs {
+impl<K: Into<SharedStr>, V: Into<SharedStr>> FromIterator<(K, V)> for Attrs {
     /// Sorted by name; of repeated names the last value wins (as in a map).
-    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
-        let mut v: Vec<(String, String)> = iter.into_iter().collect();
-        v.reverse();
-        // Stable: among equal names the last one written comes first and is kept.
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v.dedup_by(|later, kept| later.0 == kept.0);
-        v.shrink_to_fit();
-        Attrs(v)
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Attrs::from_vec(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 
 impl<'a> IntoIterator for &'a Attrs {
-    type Item = (&'a String, &'a String);
+    type Item = (&'a str, &'a str);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, String)>,
-        fn(&'a (String, String)) -> (&'a String, &'a String),
+        std::slice::Iter<'a, (SharedStr, SharedStr)>,
+        fn(&'a (SharedStr, SharedStr)) -> (&'a str, &'a str),
     >;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
 
@@ -164,14 +185,185 @@ impl<'de> Deserialize<'de> for Attrs {
     }
 }
 
+macro_rules! elements {
+    ($($variant:ident = $name:literal,)*) => {
+        /// The element of an activity: one of the 30 activity elements of spec 2.2 or a fault
+        /// or compensation handler (`catch`, `catchall`, `compensationhandler`). One byte in
+        /// the tree; reads as its name (`Deref<Target = str>`, `as_str`, comparisons with
+        /// `str`), orders and hashes as its name, serialized as the name.
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+        pub enum Element {
+            $($variant,)*
+        }
+
+        impl Element {
+            /// Every element, in name order.
+            pub const ALL: &'static [Element] = &[$(Element::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Element::$variant => $name,)*
+                }
+            }
+
+            /// The element named `name` (exactly, as written), if it is one.
+            pub fn from_name(name: &str) -> Option<Element> {
+                match name {
+                    $($name => Some(Element::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+elements! {
+    Alert = "alert",
+    Assign = "assign",
+    Branch = "branch",
+    Break = "break",
+    Call = "call",
+    Catch = "catch",
+    Catchall = "catchall",
+    Code = "code",
+    Compensate = "compensate",
+    CompensationHandler = "compensationhandler",
+    Continue = "continue",
+    Delay = "delay",
+    Empty = "empty",
+    Flow = "flow",
+    Foreach = "foreach",
+    If = "if",
+    Label = "label",
+    Milestone = "milestone",
+    Receive = "receive",
+    Reply = "reply",
+    Rule = "rule",
+    Scope = "scope",
+    Sequence = "sequence",
+    Sql = "sql",
+    Switch = "switch",
+    Sync = "sync",
+    Throw = "throw",
+    Trace = "trace",
+    Transform = "transform",
+    Until = "until",
+    While = "while",
+    Xpath = "xpath",
+    Xslt = "xslt",
+}
+
+impl Element {
+    /// One of the 30 activity elements of spec 2.2 (not a handler).
+    pub fn is_activity(self) -> bool {
+        !matches!(
+            self,
+            Element::Catch | Element::Catchall | Element::CompensationHandler
+        )
+    }
+}
+
+impl std::ops::Deref for Element {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Element {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Element {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::hash::Hash for Element {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+
+impl std::fmt::Display for Element {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Element {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<str> for Element {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Element {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Element {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<Element> for str {
+    fn eq(&self, other: &Element) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Element> for &str {
+    fn eq(&self, other: &Element) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl From<Element> for String {
+    fn from(e: Element) -> String {
+        e.as_str().to_string()
+    }
+}
+
+impl From<Element> for SharedStr {
+    fn from(e: Element) -> SharedStr {
+        SharedStr::from(e.as_str())
+    }
+}
+
+impl Serialize for Element {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Element {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Element::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown BPL element <{name}>")))
+    }
+}
+
 /// One node of the activity tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Activity {
     pub id: ActivityId,
     /// Local element name as written (`call`, `if`, `catch`, `compensationhandler`, …).
-    pub element: String,
-    /// The `name` attribute.
-    pub name: Option<String>,
+    pub element: Element,
+    /// The `name` attribute (the string `attrs` holds for it).
+    pub name: Option<SharedStr>,
     /// `disabled` is exactly `true` or `1` (spec 2.4).
     pub disabled: bool,
     pub pos: Pos,
@@ -179,11 +371,11 @@ pub struct Activity {
     /// Layout-only attributes (`xpos`, `ypos`, `xend`, `yend`) are dropped by the reader.
     pub attrs: Attrs,
     /// Text of a leading `<annotation>`, if any.
-    pub annotation: Option<String>,
+    pub annotation: Option<Box<str>>,
     /// The code of a `<code>` or `<sql>` element (its text, CDATA decoded), for finding what
     /// it reads and writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
+    pub code: Option<Box<str>>,
     pub kind: ActivityKind,
 }
 
@@ -199,7 +391,7 @@ pub enum ActivityKind {
     },
     Call {
         /// Raw `async` attribute (None when absent = asynchronous, spec 2.5).
-        async_attr: Option<String>,
+        async_attr: Option<SharedStr>,
         request: Option<Message>,
         response: Option<Message>,
     },
@@ -267,9 +459,14 @@ pub struct Branch {
     pub activities: Vec<Activity>,
 }
 
-/// `<case>` / `<default>` of a `<switch>`.
+/// `<case>` / `<default>` of a `<switch>`: a pointer to its [`CaseParts`] (read through
+/// `Deref`), so a switch, and with it every activity, stays small.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Case(Box<CaseParts>);
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Case {
+pub struct CaseParts {
     pub pos: Pos,
     pub name: Option<String>,
     /// None for `<default>`.
@@ -277,9 +474,14 @@ pub struct Case {
     pub activities: Vec<Activity>,
 }
 
-/// `<request>` / `<response>` of a `<call>` (spec 2.11).
+/// `<request>` / `<response>` of a `<call>` (spec 2.11): a pointer to its [`MessageParts`]
+/// (read through `Deref`), so a call, and with it every activity, stays small.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Message(Box<MessageParts>);
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
+pub struct MessageParts {
     pub pos: Pos,
     pub type_name: Option<String>,
     /// Activity elements inside (assign, code, trace), disabled ones included. They never
@@ -287,14 +489,44 @@ pub struct Message {
     pub activities: Vec<Activity>,
 }
 
+macro_rules! boxed_parts {
+    ($outer:ident, $parts:ident) => {
+        impl From<$parts> for $outer {
+            fn from(parts: $parts) -> $outer {
+                $outer(Box::new(parts))
+            }
+        }
+        impl std::ops::Deref for $outer {
+            type Target = $parts;
+            fn deref(&self) -> &$parts {
+                &self.0
+            }
+        }
+        impl std::ops::DerefMut for $outer {
+            fn deref_mut(&mut self) -> &mut $parts {
+                &mut self.0
+            }
+        }
+        impl std::fmt::Debug for $outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+boxed_parts!(Case, CaseParts);
+boxed_parts!(Message, MessageParts);
+
 /// A flattened view of one activity: its parent and where it sits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlatEntry {
     pub id: ActivityId,
     pub parent: Option<ActivityId>,
     /// Slot inside the parent (`body`, `true`, `false`, `case[2]`, `default`, `handlers`,
-    /// `faulthandlers`, `children`, `request`, `response`).
-    pub slot: String,
+    /// `faulthandlers`, `children`, `request`, `response`); shared by the entries of one slot
+    /// name.
+    pub slot: SharedStr,
     /// Index within that slot.
     pub index: u32,
 }
@@ -315,75 +547,27 @@ impl Activity {
     }
 
     /// Child activity lists in generation-relevant order with their slot names. Handy for
-    /// generic tree walks (diff, indexing). Message contents are included last.
-    pub fn child_slots(&self) -> Vec<(String, &Vec<Activity>)> {
-        use ActivityKind::*;
-        match &self.kind {
-            Simple
-            | Sync { .. }
-            | Delay
-            | Break
-            | Continue
-            | Compensate { .. }
-            | Label
-            | Branch { .. } => vec![],
-            Sequence { children } | Flow { children } => vec![("children".into(), children)],
-            Call {
-                request, response, ..
-            } => {
-                let mut v = vec![];
-                if let Some(m) = request {
-                    v.push(("request".into(), &m.activities));
-                }
-                if let Some(m) = response {
-                    v.push(("response".into(), &m.activities));
-                }
-                v
-            }
-            If {
-                true_branch,
-                false_branch,
-            } => {
-                let mut v = vec![];
-                if let Some(b) = true_branch {
-                    v.push(("true".into(), &b.activities));
-                }
-                if let Some(b) = false_branch {
-                    v.push(("false".into(), &b.activities));
-                }
-                v
-            }
-            Switch { cases, default } => {
-                let mut v: Vec<(String, &Vec<Activity>)> = cases
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (format!("case[{i}]"), &c.activities))
-                    .collect();
-                if let Some(d) = default {
-                    v.push(("default".into(), &d.activities));
-                }
-                v
-            }
-            While { body }
-            | Until { body }
-            | Foreach { body }
-            | CompensationHandler { body }
-            | Catch { body, .. }
-            | Catchall { body } => {
-                vec![("body".into(), body)]
-            }
-            Scope {
-                body,
-                compensation_handlers,
-                fault_handlers,
-            } => {
-                let mut v = vec![("body".into(), body)];
-                if let Some(h) = compensation_handlers {
-                    v.push(("handlers".into(), h));
-                }
-                v.push(("faulthandlers".into(), fault_handlers));
-                v
-            }
+    /// generic tree walks (diff, indexing). Message contents are included last. Slot names
+    /// are static strings except `case[i]`.
+    pub fn child_slots(&self) -> Vec<(Cow<'static, str>, &Vec<Activity>)> {
+        let mut v = Vec::new();
+        for_each_slot(self, |slot, list| v.push((slot.name(), list)));
+        v
+    }
+}
+
+/// The name of a child list of an activity: `case[i]` or one of a fixed few.
+#[derive(Clone, Copy)]
+enum Slot {
+    Named(&'static str),
+    Case(usize),
+}
+
+impl Slot {
+    fn name(self) -> Cow<'static, str> {
+        match self {
+            Slot::Named(n) => Cow::Borrowed(n),
+            Slot::Case(i) => Cow::Owned(format!("case[{i}]")),
         }
     }
 }
@@ -392,32 +576,68 @@ impl Process {
     /// Renumber every activity in pre-order (document order, slots as in `child_slots`) and
     /// rebuild `flat`. The reader calls this once; callers that build trees by hand must too.
     pub fn index(&mut self) {
+        let n = self.count();
+        self.index_within(n);
+    }
+
+    /// [`index`](Self::index) for a tree of at most `most` activities (the reader knows how
+    /// many it read).
+    pub(crate) fn index_within(&mut self, most: usize) {
+        /// One shared string per slot name.
+        #[derive(Default)]
+        struct Names {
+            named: Vec<SharedStr>,
+            cases: Vec<SharedStr>,
+        }
+        impl Names {
+            fn get(&mut self, slot: Slot) -> SharedStr {
+                match slot {
+                    Slot::Named(n) => {
+                        if let Some(s) = self.named.iter().find(|s| s.as_str() == n) {
+                            return s.clone();
+                        }
+                        let s = SharedStr::from(n);
+                        self.named.push(s.clone());
+                        s
+                    }
+                    Slot::Case(i) => {
+                        while self.cases.len() <= i {
+                            let k = self.cases.len();
+                            self.cases.push(SharedStr::from(format!("case[{k}]")));
+                        }
+                        self.cases[i].clone()
+                    }
+                }
+            }
+        }
         fn walk(
             a: &mut Activity,
             parent: Option<ActivityId>,
-            slot: &str,
+            slot: SharedStr,
             index: u32,
-            next: &mut u32,
             flat: &mut Vec<FlatEntry>,
+            names: &mut Names,
         ) {
-            a.id = ActivityId(*next);
-            *next += 1;
+            a.id = ActivityId(flat.len() as u32);
             flat.push(FlatEntry {
                 id: a.id,
                 parent,
-                slot: slot.to_string(),
+                slot,
                 index,
             });
             let me = a.id;
             for_each_slot_mut(a, |slot, list| {
+                let slot = names.get(slot);
                 for (i, c) in list.iter_mut().enumerate() {
-                    walk(c, Some(me), slot, i as u32, next, flat);
+                    walk(c, Some(me), slot.clone(), i as u32, flat, names);
                 }
             });
         }
-        let mut next = 0;
-        let mut flat = Vec::new();
-        walk(&mut self.sequence, None, "process", 0, &mut next, &mut flat);
+        let mut flat = Vec::with_capacity(most);
+        let mut names = Names::default();
+        let process = names.get(Slot::Named("process"));
+        walk(&mut self.sequence, None, process, 0, &mut flat, &mut names);
+        flat.shrink_to_fit();
         self.flat = flat;
     }
 
@@ -426,14 +646,24 @@ impl Process {
         let mut out = Vec::with_capacity(self.flat.len());
         fn walk<'a>(a: &'a Activity, out: &mut Vec<&'a Activity>) {
             out.push(a);
-            for (_, list) in a.child_slots() {
+            for_each_slot(a, |_, list| {
                 for c in list {
                     walk(c, out);
                 }
-            }
+            });
         }
         walk(&self.sequence, &mut out);
         out
+    }
+
+    /// How many activities the tree holds.
+    fn count(&self) -> usize {
+        fn walk(a: &Activity) -> usize {
+            let mut n = 1;
+            for_each_slot(a, |_, list| n += list.iter().map(walk).sum::<usize>());
+            n
+        }
+        walk(&self.sequence)
     }
 }
 
@@ -482,8 +712,73 @@ impl Process {
     }
 }
 
-fn for_each_slot_mut(a: &mut Activity, mut f: impl FnMut(&str, &mut Vec<Activity>)) {
+/// `f(slot, list)` for every child list of `a`, in `child_slots` order.
+fn for_each_slot<'a>(a: &'a Activity, mut f: impl FnMut(Slot, &'a Vec<Activity>)) {
     use ActivityKind::*;
+    use Slot::Named;
+    match &a.kind {
+        Simple
+        | Sync { .. }
+        | Delay
+        | Break
+        | Continue
+        | Compensate { .. }
+        | Label
+        | Branch { .. } => {}
+        Sequence { children } | Flow { children } => f(Named("children"), children),
+        Call {
+            request, response, ..
+        } => {
+            if let Some(m) = request {
+                f(Named("request"), &m.activities);
+            }
+            if let Some(m) = response {
+                f(Named("response"), &m.activities);
+            }
+        }
+        If {
+            true_branch,
+            false_branch,
+        } => {
+            if let Some(b) = true_branch {
+                f(Named("true"), &b.activities);
+            }
+            if let Some(b) = false_branch {
+                f(Named("false"), &b.activities);
+            }
+        }
+        Switch { cases, default } => {
+            for (i, c) in cases.iter().enumerate() {
+                f(Slot::Case(i), &c.activities);
+            }
+            if let Some(d) = default {
+                f(Named("default"), &d.activities);
+            }
+        }
+        While { body }
+        | Until { body }
+        | Foreach { body }
+        | CompensationHandler { body }
+        | Catch { body, .. }
+        | Catchall { body } => f(Named("body"), body),
+        Scope {
+            body,
+            compensation_handlers,
+            fault_handlers,
+        } => {
+            f(Named("body"), body);
+            if let Some(h) = compensation_handlers {
+                f(Named("handlers"), h);
+            }
+            f(Named("faulthandlers"), fault_handlers);
+        }
+    }
+}
+
+/// [`for_each_slot`] for a mutable tree.
+fn for_each_slot_mut(a: &mut Activity, mut f: impl FnMut(Slot, &mut Vec<Activity>)) {
+    use ActivityKind::*;
+    use Slot::Named;
     match &mut a.kind {
         Simple
         | Sync { .. }
@@ -493,15 +788,15 @@ fn for_each_slot_mut(a: &mut Activity, mut f: impl FnMut(&str, &mut Vec<Activity
         | Compensate { .. }
         | Label
         | Branch { .. } => {}
-        Sequence { children } | Flow { children } => f("children", children),
+        Sequence { children } | Flow { children } => f(Named("children"), children),
         Call {
             request, response, ..
         } => {
             if let Some(m) = request {
-                f("request", &mut m.activities);
+                f(Named("request"), &mut m.activities);
             }
             if let Some(m) = response {
-                f("response", &mut m.activities);
+                f(Named("response"), &mut m.activities);
             }
         }
         If {
@@ -509,18 +804,18 @@ fn for_each_slot_mut(a: &mut Activity, mut f: impl FnMut(&str, &mut Vec<Activity
             false_branch,
         } => {
             if let Some(b) = true_branch {
-                f("true", &mut b.activities);
+                f(Named("true"), &mut b.activities);
             }
             if let Some(b) = false_branch {
-                f("false", &mut b.activities);
+                f(Named("false"), &mut b.activities);
             }
         }
         Switch { cases, default } => {
             for (i, c) in cases.iter_mut().enumerate() {
-                f(&format!("case[{i}]"), &mut c.activities);
+                f(Slot::Case(i), &mut c.activities);
             }
             if let Some(d) = default {
-                f("default", &mut d.activities);
+                f(Named("default"), &mut d.activities);
             }
         }
         While { body }
@@ -528,17 +823,64 @@ fn for_each_slot_mut(a: &mut Activity, mut f: impl FnMut(&str, &mut Vec<Activity
         | Foreach { body }
         | CompensationHandler { body }
         | Catch { body, .. }
-        | Catchall { body } => f("body", body),
+        | Catchall { body } => f(Named("body"), body),
         Scope {
             body,
             compensation_handlers,
             fault_handlers,
         } => {
-            f("body", body);
+            f(Named("body"), body);
             if let Some(h) = compensation_handlers {
-                f("handlers", h);
+                f(Named("handlers"), h);
             }
-            f("faulthandlers", fault_handlers);
+            f(Named("faulthandlers"), fault_handlers);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elements_read_order_and_serialize_as_their_names() {
+        let names: Vec<&str> = Element::ALL.iter().map(|e| e.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(
+            names, sorted,
+            "declared in name order, so Ord is name order"
+        );
+        for &e in Element::ALL {
+            assert_eq!(Element::from_name(e.as_str()), Some(e));
+            assert_eq!(serde_json::to_string(&e).unwrap(), format!("\"{e}\""));
+            assert_eq!(format!("{e:?}"), format!("{:?}", e.as_str()));
+        }
+        let activities: Vec<&str> = Element::ALL
+            .iter()
+            .filter(|e| e.is_activity())
+            .map(|e| e.as_str())
+            .collect();
+        assert_eq!(activities, crate::bpl::parse::ACTIVITY_ELEMENTS);
+        assert_eq!(Element::from_name("Call"), None);
+        assert_eq!(Element::Call, "call");
+        assert_eq!("call", Element::Call);
+    }
+
+    #[test]
+    fn attrs_keep_the_last_of_repeated_names_in_name_order() {
+        let a: Attrs = [("b", "1"), ("a", "2"), ("b", "3")].into_iter().collect();
+        assert_eq!(a.iter().collect::<Vec<_>>(), [("a", "2"), ("b", "3")]);
+        assert_eq!(a.get("b"), Some("3"));
+        assert_eq!(serde_json::to_string(&a).unwrap(), r#"{"a":"2","b":"3"}"#);
+    }
+
+    /// An activity is held by value in its parent's list: every byte here is paid 100 000
+    /// times by a large process. Box what is rare rather than grow this.
+    #[test]
+    fn an_activity_stays_small() {
+        assert!(std::mem::size_of::<Activity>() <= 152);
+        assert!(std::mem::size_of::<ActivityKind>() <= 72);
+        assert!(std::mem::size_of::<FlatEntry>() <= 32);
     }
 }

@@ -5,7 +5,9 @@
 
 use super::model::*;
 use super::BplError;
+use crate::states::SharedStr;
 use roxmltree::{Node, NodeType};
+use rustc_hash::FxHashSet;
 use std::ops::Range;
 
 /// The 30 activity element names of spec 2.2.
@@ -51,7 +53,8 @@ const LAYOUT_ATTRS: [&str; 4] = ["xpos", "ypos", "xend", "yend"];
 pub struct LineIndex<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
-    /// `chars_before[k]`: the characters in `text[..k * CHUNK]`.
+    /// `chars_before[k]`: the characters in `text[..k * CHUNK]`. Empty when the text is
+    /// ASCII: a column is then a byte count.
     chars_before: Vec<usize>,
 }
 
@@ -60,22 +63,22 @@ const CHUNK: usize = 64;
 impl<'a> LineIndex<'a> {
     pub fn new(text: &'a str) -> Self {
         let mut line_starts = vec![0];
-        let mut chars_before = Vec::with_capacity(text.len() / CHUNK + 1);
-        let mut chars = 0usize;
-        for (i, b) in text.bytes().enumerate() {
-            if i % CHUNK == 0 {
-                chars_before.push(chars);
-            }
-            if b == b'\n' {
-                line_starts.push(i + 1);
-            }
-            // A character starts at every byte that is not a UTF-8 continuation byte.
-            if b & 0xC0 != 0x80 {
-                chars += 1;
-            }
+        let bytes = text.as_bytes();
+        for (i, _) in bytes.iter().enumerate().filter(|(_, &b)| b == b'\n') {
+            line_starts.push(i + 1);
         }
-        // The entry for `text.len()` itself when the length is a multiple of CHUNK.
-        chars_before.push(chars);
+        let mut chars_before = Vec::new();
+        if !text.is_ascii() {
+            chars_before.reserve_exact(text.len() / CHUNK + 2);
+            let mut chars = 0usize;
+            for chunk in bytes.chunks(CHUNK) {
+                chars_before.push(chars);
+                // A character starts at every byte that is not a UTF-8 continuation byte.
+                chars += chunk.iter().filter(|&&b| b & 0xC0 != 0x80).count();
+            }
+            // The entry for `text.len()` itself when the length is a multiple of CHUNK.
+            chars_before.push(chars);
+        }
         LineIndex {
             text,
             line_starts,
@@ -85,6 +88,9 @@ impl<'a> LineIndex<'a> {
 
     /// The characters in `text[..offset]`.
     fn chars_to(&self, offset: usize) -> usize {
+        if self.chars_before.is_empty() {
+            return offset;
+        }
         let k = offset / CHUNK;
         let base = self.chars_before.get(k).copied().unwrap_or(0);
         let tail = self.text.as_bytes().get(k * CHUNK..offset).unwrap_or(&[]);
@@ -151,6 +157,8 @@ struct Ctx<'a> {
     lines: LineIndex<'a>,
     next_id: u32,
     depth: u32,
+    /// Attribute names and values read so far: equal strings share one allocation.
+    strings: FxHashSet<SharedStr>,
 }
 
 impl<'a> Ctx<'a> {
@@ -174,6 +182,19 @@ impl<'a> Ctx<'a> {
         self.next_id += 1;
         id
     }
+    /// `s` as a shared string, the one already made for an equal string if any.
+    fn intern(&mut self, s: &str) -> SharedStr {
+        if let Some(x) = self.strings.get(s) {
+            return x.clone();
+        }
+        let x = SharedStr::from(s);
+        self.strings.insert(x.clone());
+        x
+    }
+    /// The attribute `name` of `node`, interned.
+    fn attr(&mut self, node: Node, name: &str) -> Option<SharedStr> {
+        attr(node, name).map(|v| self.intern(v))
+    }
 }
 
 /// Parse the `<process>` document at `src.range` of `src.text`.
@@ -195,6 +216,7 @@ pub fn parse_process(src: &XmlSource) -> Result<Process, BplError> {
         lines,
         next_id: 0,
         depth: 0,
+        strings: FxHashSet::default(),
     };
     let root = doc.root_element();
     if root.tag_name().name() != "process" {
@@ -335,14 +357,10 @@ fn elements<'a, 'i>(node: Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>> {
         .filter(|c| c.node_type() == NodeType::Element)
 }
 
-fn name_of(node: Node) -> &'static str {
+/// The activity element `node` is, if it is one (not a handler).
+fn activity_of(node: Node) -> Option<Element> {
     // Elements are unqualified (spec 2.1): match by local name.
-    let n = node.tag_name().name();
-    ACTIVITY_ELEMENTS
-        .iter()
-        .copied()
-        .find(|x| *x == n)
-        .unwrap_or("")
+    Element::from_name(node.tag_name().name()).filter(|e| e.is_activity())
 }
 
 /// A class member name as IRIS accepts one (and SQL can name a column after): an ASCII letter
@@ -377,7 +395,7 @@ fn required<'a>(cx: &Ctx, node: Node<'a, '_>, name: &str) -> Result<&'a str, Bpl
 /// `<code>`, `<sql>` and `<annotation>`.
 fn check_no_text(cx: &Ctx, node: Node) -> Result<(), BplError> {
     for c in node.children() {
-        if c.is_text() && !c.text().unwrap_or("").trim().is_empty() {
+        if c.is_text() && !is_blank(c.text().unwrap_or("")) {
             let p = cx.text_pos(c);
             return Err(BplError::at(
                 cx.file,
@@ -387,6 +405,12 @@ fn check_no_text(cx: &Ctx, node: Node) -> Result<(), BplError> {
         }
     }
     Ok(())
+}
+
+/// Only white space (as `str::trim` takes it), checked byte-wise first: the text between
+/// elements is nearly always a line break and indentation.
+fn is_blank(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_whitespace()) || text.trim().is_empty()
 }
 
 fn parse_disabled(cx: &Ctx, node: Node) -> Result<bool, BplError> {
@@ -495,7 +519,7 @@ fn read_process(cx: &mut Ctx, node: Node) -> Result<Process, BplError> {
         sequence,
         flat: Vec::new(),
     };
-    p.index();
+    p.index_within(cx.next_id as usize);
     Ok(p)
 }
 
@@ -508,22 +532,26 @@ fn read_list<'a, 'i>(
     stop_at: &[&str],
 ) -> Result<(Vec<Activity>, Vec<Node<'a, 'i>>), BplError> {
     check_no_text(cx, node)?;
-    let mut out = Vec::new();
+    // Exact capacity: the tree keeps these vectors for the whole run.
+    let mut out = Vec::with_capacity(elements(node).count());
     let mut rest = Vec::new();
     for (i, child) in elements(node).enumerate() {
         let local = child.tag_name().name();
-        if !rest.is_empty() || (stop_at.contains(&local) && name_of(child).is_empty()) {
+        let activity = activity_of(child);
+        if !rest.is_empty() || (activity.is_none() && stop_at.contains(&local)) {
             rest.push(child);
         } else if i == 0 && local == "annotation" {
             continue;
-        } else if name_of(child).is_empty()
-            || (local == "compensate" && !matches!(node.tag_name().name(), "catch" | "catchall"))
+        } else if activity.is_none()
+            || (activity == Some(Element::Compensate)
+                && !matches!(node.tag_name().name(), "catch" | "catchall"))
         {
             return Err(list_error(cx, node, child));
         } else {
             out.push(read_activity(cx, child)?);
         }
     }
+    out.shrink_to_fit();
     Ok((out, rest))
 }
 
@@ -540,9 +568,9 @@ fn list_error(cx: &Ctx, node: Node, child: Node) -> BplError {
     cx.err(child, message)
 }
 
-fn leading_annotation(node: Node) -> Option<String> {
+fn leading_annotation(node: Node) -> Option<Box<str>> {
     let first = elements(node).next()?;
-    (first.tag_name().name() == "annotation").then(|| first.text().unwrap_or("").trim().to_string())
+    (first.tag_name().name() == "annotation").then(|| first.text().unwrap_or("").trim().into())
 }
 
 fn read_activity(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
@@ -559,42 +587,62 @@ fn read_activity(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
 }
 
 fn read_activity_inner(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
-    let local = node.tag_name().name();
-    let element = match name_of(node) {
-        "" => local,
-        e => e,
+    let Some(element) = activity_of(node) else {
+        let local = node.tag_name().name();
+        return Err(cx.err(node, format!("unknown activity <{local}>")));
     };
     let id = cx.id();
     let pos = cx.pos(node);
     let disabled = parse_disabled(cx, node)?;
-    let kind = read_kind(cx, node, element)?;
+    let kind = read_kind(cx, node, element.as_str())?;
+    let attrs = kept_attrs(cx, node);
     Ok(Activity {
         id,
-        element: element.to_string(),
-        name: attr(node, "name").map(str::to_string),
+        element,
+        name: attrs.get_shared("name").cloned(),
         disabled,
         pos,
-        attrs: kept_attrs(node),
+        attrs,
         annotation: leading_annotation(node),
-        code: matches!(element, "code" | "sql").then(|| code_text(node)),
+        code: matches!(element, Element::Code | Element::Sql).then(|| code_text(node)),
         kind,
     })
 }
 
 /// The text of a `<code>`/`<sql>` element (text and CDATA children, not its annotation).
-fn code_text(node: Node) -> String {
-    node.children()
+fn code_text(node: Node) -> Box<str> {
+    let mut texts = node
+        .children()
         .filter(|c| c.is_text())
-        .filter_map(|c| c.text())
-        .collect::<String>()
+        .filter_map(|c| c.text());
+    match (texts.next(), texts.next()) {
+        (None, _) => "".into(),
+        (Some(one), None) => one.into(),
+        (Some(a), Some(b)) => {
+            let mut s = String::from(a);
+            s.push_str(b);
+            texts.for_each(|t| s.push_str(t));
+            s.into_boxed_str()
+        }
+    }
 }
 
 /// Attributes as written, without the layout-only ones.
-fn kept_attrs(node: Node) -> Attrs {
-    node.attributes()
-        .filter(|a| !LAYOUT_ATTRS.contains(&a.name()))
-        .map(|a| (a.name().to_string(), a.value().to_string()))
-        .collect()
+fn kept_attrs(cx: &mut Ctx, node: Node) -> Attrs {
+    let kept = node
+        .attributes()
+        .filter(|a| !LAYOUT_ATTRS.contains(&a.name()));
+    let mut v = Vec::with_capacity(kept.clone().count());
+    for a in kept {
+        let value = if a.name() == "name" {
+            // Names are mostly unique: looking them up would only cost time.
+            SharedStr::from(a.value())
+        } else {
+            cx.intern(a.value())
+        };
+        v.push((cx.intern(a.name()), value));
+    }
+    Attrs::from_vec(v)
 }
 
 /// The kind of an activity. Containers recurse through this function, so it only
@@ -637,7 +685,7 @@ fn read_loop(cx: &mut Ctx, node: Node, element: &str) -> Result<ActivityKind, Bp
 
 fn read_flow(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
     let children = read_body(cx, node)?;
-    if let Some(bad) = children.iter().find(|c| c.element != "sequence") {
+    if let Some(bad) = children.iter().find(|c| c.element != Element::Sequence) {
         return Err(BplError::at(
             cx.file,
             bad.pos,
@@ -813,7 +861,7 @@ fn check_no_children(cx: &Ctx, node: Node) -> Result<(), BplError> {
 fn read_call(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
     required(cx, node, "name")?;
     required(cx, node, "target")?;
-    let async_attr = attr(node, "async").map(str::to_string);
+    let async_attr = cx.attr(node, "async");
     match async_attr.as_deref() {
         None => return Err(cx.err(node, "<call> is missing the required attribute 'async' (use async=\"0\" or async=\"1\")")),
         Some("0" | "1" | "true" | "false") => {}
@@ -849,7 +897,7 @@ fn read_call(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
 fn read_message(cx: &mut Ctx, node: Node) -> Result<Message, BplError> {
     required(cx, node, "type")?;
     check_no_text(cx, node)?;
-    let mut activities = Vec::new();
+    let mut activities = Vec::with_capacity(elements(node).count());
     for (i, c) in elements(node).enumerate() {
         match c.tag_name().name() {
             "annotation" if i == 0 => {}
@@ -865,11 +913,13 @@ fn read_message(cx: &mut Ctx, node: Node) -> Result<Message, BplError> {
             }
         }
     }
-    Ok(Message {
+    activities.shrink_to_fit();
+    Ok(MessageParts {
         pos: cx.pos(node),
         type_name: attr(node, "type").map(str::to_string),
         activities,
-    })
+    }
+    .into())
 }
 
 fn read_if(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
@@ -935,12 +985,12 @@ fn read_switch(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
                 } else {
                     None
                 };
-                let case = Case {
+                let case = Case::from(CaseParts {
                     pos: cx.pos(c),
                     name: attr(c, "name").map(str::to_string),
                     condition,
                     activities: read_list(cx, c, &[])?.0,
-                };
+                });
                 if local == "case" {
                     cases.push(case);
                 } else {
@@ -958,6 +1008,7 @@ fn read_switch(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
     if cases.is_empty() {
         return Err(cx.err(node, "<switch> needs at least one <case>"));
     }
+    cases.shrink_to_fit();
     Ok(ActivityKind::Switch { cases, default })
 }
 
@@ -976,6 +1027,7 @@ fn read_scope(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
                     }
                     hs.push(read_handler(cx, h)?);
                 }
+                hs.shrink_to_fit();
                 compensation_handlers = Some(hs);
             }
             "faulthandlers" if fault_handlers.is_none() => {
@@ -1001,6 +1053,7 @@ fn read_scope(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
                 if hs.is_empty() {
                     return Err(cx.err(part, "<faulthandlers> needs at least one <catch> or <catchall>"));
                 }
+                hs.shrink_to_fit();
                 fault_handlers = Some(hs);
             }
             other => {
@@ -1024,7 +1077,12 @@ fn read_handler(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
     let pos = cx.pos(node);
     let disabled = parse_disabled(cx, node)?;
     let local = node.tag_name().name();
-    let attrs = kept_attrs(node);
+    let element = match local {
+        "catch" => Element::Catch,
+        "catchall" => Element::Catchall,
+        _ => Element::CompensationHandler,
+    };
+    let attrs = kept_attrs(cx, node);
     let annotation = leading_annotation(node);
     let fault = attr(node, "fault").map(str::to_string);
     if local == "catch" && fault.is_none() {
@@ -1033,22 +1091,22 @@ fn read_handler(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
     let (body, _) = read_list(cx, node, &[])?;
     // <compensate> is allowed only as a direct child of catch/catchall (spec 2.8); <flow> not
     // directly in any handler.
-    if let Some(bad) = body.iter().find(|a| a.element == "flow") {
+    if let Some(bad) = body.iter().find(|a| a.element == Element::Flow) {
         return Err(BplError::at(
             cx.file,
             bad.pos,
             format!("<flow> is not allowed directly inside <{local}>: wrap it in a <sequence>"),
         ));
     }
-    let kind = match local {
-        "catch" => ActivityKind::Catch { fault, body },
-        "catchall" => ActivityKind::Catchall { body },
+    let kind = match element {
+        Element::Catch => ActivityKind::Catch { fault, body },
+        Element::Catchall => ActivityKind::Catchall { body },
         _ => ActivityKind::CompensationHandler { body },
     };
     Ok(Activity {
         id,
-        element: local.to_string(),
-        name: attr(node, "name").map(str::to_string),
+        element,
+        name: attrs.get_shared("name").cloned(),
         disabled,
         pos,
         attrs,
@@ -1165,10 +1223,7 @@ mod tests {
         let p = parse(&seq(r#"<assign name="A &amp; B" property="context.x" value="&quot;a&lt;b&quot; &#x263A;&#65;" xpos="1" ypos="2" xend="3" yend="4"/>"#)).unwrap();
         let a = first(&p);
         assert_eq!(a.name.as_deref(), Some("A & B"));
-        assert_eq!(
-            a.attrs.get("value").map(String::as_str),
-            Some("\"a<b\" \u{263A}A")
-        );
+        assert_eq!(a.attrs.get("value"), Some("\"a<b\" \u{263A}A"));
         assert_eq!(
             a.attrs.keys().collect::<Vec<_>>(),
             ["name", "property", "value"]

@@ -247,7 +247,7 @@ pub(crate) fn counterpart_key(
                 .find(|&h| t_old.nodes[h].name.as_deref() == Some(name.as_str()));
             match old_h.and_then(|h| m.o2n[h]) {
                 Some(nh) if t_new.parent[nh] == Some(n_owner) => match &t_new.nodes[nh].name {
-                    Some(nn) => Role::CompHandler(nn.clone()),
+                    Some(nn) => Role::CompHandler(nn.to_string()),
                     None => return Err(format!("compensation handler {name} lost its name")),
                 },
                 Some(_) => {

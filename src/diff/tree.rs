@@ -585,11 +585,7 @@ pub(crate) fn key_changes(a: &Activity, b: &Activity) -> Vec<String> {
     for k in key_attrs(&a.element) {
         let (x, y) = (a.attrs.get(*k), b.attrs.get(*k));
         if x != y {
-            out.push(format!(
-                "{k} {} → {}",
-                q(x.map(String::as_str)),
-                q(y.map(String::as_str))
-            ));
+            out.push(format!("{k} {} → {}", q(x), q(y)));
         }
     }
     if let (
@@ -695,7 +691,7 @@ fn own_signature(a: &Activity) -> String {
 pub(crate) fn keys(a: &Activity) -> (String, Option<String>) {
     let mut parts: Vec<String> = key_attrs(&a.element)
         .iter()
-        .map(|k| format!("{k}={}", a.attrs.get(*k).map(String::as_str).unwrap_or("")))
+        .map(|k| format!("{k}={}", a.attrs.get(*k).unwrap_or("")))
         .collect();
     if let ActivityKind::Call { request, .. } = &a.kind {
         parts.push(format!(

@@ -657,7 +657,7 @@ impl<'x> Builder<'x, '_> {
                 // The calls whose responses a row resting here waits for.
                 let node = to.nodes[o];
                 let pending: Vec<String> = match node.element.as_str() {
-                    "call" => node.name.iter().cloned().collect(),
+                    "call" => node.name.iter().map(|n| n.to_string()).collect(),
                     "sync" => to.sync_calls(o).map(str::to_string).collect(),
                     _ => Vec::new(),
                 };

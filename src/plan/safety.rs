@@ -867,7 +867,7 @@ impl Dataflow<'_, '_> {
         let mut write = false;
         for (k, v) in &node.attrs {
             let target_attr = matches!(
-                (node.element.as_str(), k.as_str()),
+                (node.element.as_str(), k),
                 ("assign" | "xpath", "property")
                     | ("transform", "target")
                     | ("rule", "resultLocation")
@@ -1183,10 +1183,7 @@ pub(crate) fn awaited_names<'a>(t: &Tree<'a>, p: usize) -> Vec<&'a str> {
 
 /// A `<call async="1">` (or `"true"`).
 pub(crate) fn is_async_call(node: &crate::bpl::Activity) -> bool {
-    matches!(
-        node.attrs.get("async").map(String::as_str),
-        Some("1" | "true")
-    )
+    matches!(node.attrs.get("async"), Some("1" | "true"))
 }
 
 /// Positions (in `t`) of every activity that owns a state, a thread or a response handler.

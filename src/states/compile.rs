@@ -385,7 +385,7 @@ impl<'a> Gen<'a> {
                 let cur = self.cur();
                 let l = self.alloc(Role::Label, a);
                 self.edge(cur, Target::S(l));
-                let name = a.name.clone().unwrap_or_default();
+                let name = a.name.as_deref().unwrap_or_default().to_string();
                 if let Some(scope) = self.t().label_scopes.last_mut() {
                     // "If two labels share a name in one scope, the later one wins" (2.10).
                     scope.labels.insert(name, l);
@@ -427,7 +427,7 @@ impl<'a> Gen<'a> {
         async_attr: Option<&str>,
         response: Option<&crate::bpl::Message>,
     ) -> Result<(), BplError> {
-        let call = a.name.clone().unwrap_or_default();
+        let call = a.name.as_deref().unwrap_or_default().to_string();
         // The handler number is taken before anything else; disabled response activities count.
         if response.is_some_and(|r| !r.activities.is_empty()) {
             let name = format!("OnResponse{}", self.handlers.len() + 1);
@@ -435,7 +435,7 @@ impl<'a> Gen<'a> {
             self.handlers.push(ResponseHandler {
                 name,
                 call: call.clone(),
-                target: a.attrs.get("target").cloned(),
+                target: a.attrs.get("target").map(str::to_string),
                 activity: self.refs.get(a),
                 thread,
             });

@@ -217,7 +217,7 @@ impl ActivityRefs {
             Some(e) => e.clone(),
             None => {
                 let e = SharedStr::from(a.element.as_str());
-                self.elements.insert(a.element.clone(), e.clone());
+                self.elements.insert(a.element.to_string(), e.clone());
                 e
             }
         };

@@ -1172,7 +1172,7 @@ fn loop_goes_on(t: &Tree, p: usize, ran: bool) -> String {
     let label = t.label(p);
     match t.element(p) {
         "foreach" => {
-            let key = t.nodes[p].attrs.get("key").map_or("its key", String::as_str);
+            let key = t.nodes[p].attrs.get("key").unwrap_or("its key");
             let (why, again) = if ran {
                 ("empty since that loop ended", " again")
             } else {
@@ -1464,7 +1464,7 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
                 let nn = tn.nodes[n];
                 let mut changes = Vec::new();
                 let mut severity = Severity::Warning;
-                let attr = |x: &Activity, k: &str| x.attrs.get(k).cloned().unwrap_or_default();
+                let attr = |x: &Activity, k: &str| x.attrs.get(k).unwrap_or_default().to_string();
                 if attr(node, "target") != attr(nn, "target") {
                     changes.push(format!(
                         "target {:?} → {:?}",
@@ -1593,7 +1593,7 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
         if m.o2n[o].is_none() && own_only {
             pre.push(Precondition::NoPendingResponse {
                 table,
-                call: name.clone(),
+                call: name.to_string(),
                 reason: format!("call {name:?} {what}; wait until no instance waits on it"),
             });
             continue;
@@ -1651,7 +1651,7 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
         };
         pre.push(Precondition::NoPendingResponse {
             table,
-            call: name.clone(),
+            call: name.to_string(),
             reason,
         });
     }
@@ -1718,9 +1718,12 @@ fn sync_changes(a: &Analysis, old_c: &CompiledProcess) -> Vec<Finding> {
             // name is that call (its rename is BPM0203's).
             let renamed = |name: &String| -> String {
                 (0..to.len())
-                    .find(|&p| to.element(p) == "call" && to.nodes[p].name.as_ref() == Some(name))
+                    .find(|&p| {
+                        to.element(p) == "call"
+                            && to.nodes[p].name.as_deref() == Some(name.as_str())
+                    })
                     .and_then(|p| m.o2n[p])
-                    .and_then(|q| tn.nodes[q].name.clone())
+                    .and_then(|q| tn.nodes[q].name.as_deref().map(str::to_string))
                     .unwrap_or_else(|| name.clone())
             };
             let (co, cn) = (calls(to, o), calls(tn, n));
