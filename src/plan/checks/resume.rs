@@ -1208,7 +1208,7 @@ fn same_branch(a: &Analysis, o: usize, os: &str, ns: &str) -> bool {
 /// new one is the old one negated, making the branch they resume in the one it chooses for
 /// them, is the reader's to judge). Empty otherwise.
 fn condition_changed(to: &Tree, o: usize, tn: &Tree, p: usize) -> String {
-    let cond = |t: &Tree, x: usize| t.nodes[x].attrs.get("condition").cloned();
+    let cond = |t: &Tree, x: usize| t.nodes[x].attrs.get("condition").map(str::to_string);
     match (tn.element(p), cond(to, o), cond(tn, p)) {
         ("if", Some(before), Some(now)) if before != now => format!(
             "; its condition changed too, condition={} → condition={}: if the new one is the old one negated, the branch they resume in is the one it chooses for them",
