@@ -1113,7 +1113,7 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
             .waiting_on(o, name);
         let mut waits: Vec<String> = wait_idx
             .iter()
-            .map(|&i| sref(&thread.class, &thread.states[i].name))
+            .map(|&i| sref(&thread.class, &thread.states[i].name.to_string()))
             .collect();
         if waits.is_empty() {
             // Nothing waits on it: a response arriving for it is handled by the handler
@@ -1206,7 +1206,7 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
                     for &i in &wait_idx {
                         pre.push(Precondition::NoRowsAtState {
                             table: table.clone(),
-                            state: thread.states[i].name.clone(),
+                            state: thread.states[i].name.to_string(),
                             reason: format!("call {name:?} now expects another response type"),
                         });
                     }
@@ -1299,7 +1299,7 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
             for &i in &wait_idx {
                 pre.push(Precondition::NoRowsAtState {
                     table: table.clone(),
-                    state: thread.states[i].name.clone(),
+                    state: thread.states[i].name.to_string(),
                     reason: format!(
                         "rows there wait on call {name:?}, which {what}; wait until they have moved on"
                     ),
@@ -1341,7 +1341,7 @@ fn sync_changes(a: &Analysis, old_c: &CompiledProcess) -> Vec<Finding> {
             }
             let attr =
                 |t: &Tree, p: usize, k: &str| t.nodes[p].attrs.get(k).map(|v| v.trim().to_string());
-            let at = sref(&th.class, &st.name);
+            let at = sref(&th.class, &st.name.to_string());
             if element == "delay" {
                 // The runtime arms the alarm when the row reaches the wait (a `_Delay` key in its
                 // pending responses): rows parked there wake when the old value says.
