@@ -286,7 +286,7 @@ fn skipped_activities_are_marked_on_the_new_path() {
                     || (a.element == "call"
                         && a.name
                             .as_ref()
-                            .is_some_and(|n| s.sends.iter().any(|x| x == n)))
+                            .is_some_and(|n| s.sends().iter().any(|x| x == n)))
             })
         });
         if !runs {

@@ -79,7 +79,7 @@ fn every_old_state_once(p: &MigrationPlan, oc: &CompiledProcess) -> Vec<Violatio
         .zip(&oc.threads)
         .filter_map(|(tm, t)| {
             let plan: Vec<String> = tm.states.iter().map(|s| s.old.clone()).collect();
-            let old: Vec<String> = t.states.iter().map(|s| s.name.clone()).collect();
+            let old: Vec<String> = t.states.iter().map(|s| s.name.to_string()).collect();
             (tm.old_class != t.class || plan != old).then(|| Violation::OldStates {
                 class: t.class.clone(),
                 plan,

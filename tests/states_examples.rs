@@ -137,7 +137,7 @@ fn example_02_single_synchronous_call() {
         handler OnResponse1 call "Lookup" thread=1
         "#,
     );
-    assert_eq!(state(&cp, 1, "S1").sends, vec!["Lookup"]);
+    assert_eq!(state(&cp, 1, "S1").sends(), vec!["Lookup"]);
     assert_eq!(
         cp.response_handlers[0].target.as_deref(),
         Some("Lookup Operation")
@@ -174,7 +174,7 @@ fn example_03_async_calls_and_two_syncs() {
         handler OnResponse1 call "A" thread=1
         "#,
     );
-    assert_eq!(state(&cp, 1, "S1").sends, vec!["A", "B", "C"]);
+    assert_eq!(state(&cp, 1, "S1").sends(), vec!["A", "B", "C"]);
 }
 
 const EX4: &str = r#"
@@ -364,16 +364,16 @@ fn example_07_scope_compensation_catches_catchall() {
     // %HandlerStack = $lb("S3").
     let s5 = state(&cp, 1, "S5");
     assert!(s5.wait);
-    assert_eq!(s5.subroutine_stack, vec!["S12"]);
-    assert!(s5.handler_stack.is_empty());
-    assert!(s5.subroutine_stack_alternatives.is_empty());
+    assert_eq!(s5.subroutine_stack(), vec!["S12"]);
+    assert!(s5.handler_stack().is_empty());
+    assert!(s5.subroutine_stack_alternatives().is_empty());
     let s7 = state(&cp, 1, "S7");
-    assert_eq!(s7.handler_stack, vec!["S3"]);
-    assert!(s7.subroutine_stack.is_empty());
-    assert_eq!(state(&cp, 1, "S6").return_successors, vec!["S12"]);
+    assert_eq!(s7.handler_stack(), vec!["S3"]);
+    assert!(s7.subroutine_stack().is_empty());
+    assert_eq!(state(&cp, 1, "S6").return_successors(), vec!["S12"]);
     assert_eq!(state(&cp, 1, "S6").successors, Vec::<String>::new());
     assert_eq!(
-        state(&cp, 1, "S11").gosub,
+        state(&cp, 1, "S11").gosub(),
         Some(("S4".to_string(), "S12".to_string()))
     );
     // The handler is numbered before the body (Q-6).
@@ -389,7 +389,14 @@ fn example_07_scope_compensation_catches_catchall() {
         ("S11", None),
         ("S14", None),
     ] {
-        assert_eq!(state(&cp, 1, s).error_target.as_deref(), e, "{s}");
+        assert_eq!(
+            state(&cp, 1, s)
+                .error_target
+                .map(|e| e.to_string())
+                .as_deref(),
+            e,
+            "{s}"
+        );
     }
 }
 
@@ -580,7 +587,7 @@ fn example_10_disabled_activities() {
         "#,
     );
     assert_eq!(
-        state(&cp, 1, "S1").sends,
+        state(&cp, 1, "S1").sends(),
         vec!["On"],
         "the disabled call Off is not sent"
     );
@@ -677,12 +684,12 @@ fn example_12_nested_scopes_transfer_to_enclosing_handler() {
         "#,
     );
     // Persisted while waiting at S6: %HandlerStack = $lb("S3","S5").
-    assert_eq!(state(&cp, 1, "S6").handler_stack, vec!["S3", "S5"]);
+    assert_eq!(state(&cp, 1, "S6").handler_stack(), vec!["S3", "S5"]);
     // Error edges: S4, S6, S7 -> S5; S2, S5, S8, S9, S10, S11 -> S3; the rest unprotected.
     let errors: Vec<(String, Option<String>)> = cp.threads[0]
         .states
         .iter()
-        .map(|s| (s.name.clone(), s.error_target.clone()))
+        .map(|s| (s.name.to_string(), s.error_target.map(|e| e.to_string())))
         .collect();
     let want: Vec<(String, Option<String>)> = [
         ("S1", None),
@@ -842,7 +849,7 @@ fn q05_every_catch_gets_a_state_and_catchall_only_has_an_invisible_dummy_case() 
     assert_eq!(state(&cp, 1, "S3").successors, ["S6", "S7", "S8"]);
     // Without an enclosing scope the default re-raises: only the nominal `-> post`.
     assert_eq!(state(&cp, 1, "S8").successors, ["S5"]);
-    assert!(state(&cp, 1, "S8").dead_successors.is_empty());
+    assert!(state(&cp, 1, "S8").dead_successors().is_empty());
 
     let cp =
         compile("<sequence><scope><faulthandlers><catchall/></faulthandlers></scope></sequence>");
@@ -891,7 +898,7 @@ fn q06_compensation_handlers_are_numbered_before_the_scope_body() {
         ]
     );
     // Nothing compensates the handlers: their Return() has nowhere to go.
-    assert!(state(&cp, 1, "S5").return_successors.is_empty());
+    assert!(state(&cp, 1, "S5").return_successors().is_empty());
 }
 
 const LOOP_AROUND_FLOW: &str =
@@ -912,7 +919,7 @@ fn q07_break_or_continue_in_a_flow_branch_inside_a_parent_loop_is_rejected() {
     let cp = compile(&LOOP_AROUND_FLOW.replace("{}", "<until condition='1'><break/></until>"));
     // until in Thread2: T=S2 P=S3 B=S4; the break jumps to P, the back edge to T is dead.
     assert_eq!(state(&cp, 2, "S4").successors, ["S2", "S3"]);
-    assert_eq!(state(&cp, 2, "S4").dead_successors, ["S2"]);
+    assert_eq!(state(&cp, 2, "S4").dead_successors(), ["S2"]);
 }
 
 #[test]
@@ -945,7 +952,7 @@ fn gosub_of_catchall(cp: &CompiledProcess) -> (String, String) {
         .rev()
         .find(|s| s.role == Role::Catchall && s.activity.name.as_deref() == Some("S"))
         .expect("catchall");
-    s.gosub.clone().expect("gosub")
+    s.gosub().expect("gosub")
 }
 
 #[test]
@@ -953,7 +960,7 @@ fn q08_compensation_registry_is_global_and_reset_by_every_scope_with_handlers() 
     // Plain case: found.
     let cp = compile(&compensating_scope(""));
     assert_eq!(gosub_of_catchall(&cp), ("S4".to_string(), "S8".to_string()));
-    assert_eq!(state(&cp, 1, "S4").return_successors, ["S8"]);
+    assert_eq!(state(&cp, 1, "S4").return_successors(), ["S8"]);
 
     // A nested scope with handlers in the body clears the registry: lookup fails, R still
     // allocated, the GoSub target is empty.
@@ -964,7 +971,7 @@ fn q08_compensation_registry_is_global_and_reset_by_every_scope_with_handlers() 
     let (h, r) = gosub_of_catchall(&cp);
     assert_eq!(h, "");
     assert_eq!(state(&cp, 1, &r).role, Role::CompensateReturn);
-    assert!(state(&cp, 1, "S4").return_successors.is_empty());
+    assert!(state(&cp, 1, "S4").return_successors().is_empty());
 
     // Disabled or unnamed handlers still reset (2.4 exception 4) ...
     for handler in [
@@ -1004,18 +1011,18 @@ fn q08_a_later_scope_without_handlers_still_sees_the_registry() {
     let gosubs: Vec<(String, String)> = cp.threads[0]
         .states
         .iter()
-        .filter_map(|s| s.gosub.clone())
+        .filter_map(|s| s.gosub())
         .collect();
     assert!(gosubs.iter().all(|(h, _)| h == "S4"), "{gosubs:?}");
     let returns: Vec<String> = gosubs.iter().map(|(_, r)| r.clone()).collect();
     let s6 = state(&cp, 1, "S6");
-    assert_eq!(s6.return_successors, returns);
+    assert_eq!(s6.return_successors(), returns);
     // The wait state inside the handler lists one %SubroutineStack per <compensate>.
     let s5 = state(&cp, 1, "S5");
     assert!(s5.wait);
-    assert_eq!(s5.subroutine_stack, vec![returns[0].clone()]);
+    assert_eq!(s5.subroutine_stack(), vec![returns[0].clone()]);
     assert_eq!(
-        s5.subroutine_stack_alternatives,
+        s5.subroutine_stack_alternatives(),
         returns.iter().map(|r| vec![r.clone()]).collect::<Vec<_>>()
     );
 }
@@ -1046,7 +1053,7 @@ fn q09_flow_children_start_in_string_order_of_class_names() {
         .iter()
         .map(|k| format!("Demo.BP.Thread{k}"))
         .collect();
-    assert_eq!(state(&cp, 1, "S1").starts_threads, want);
+    assert_eq!(state(&cp, 1, "S1").starts_threads(), want);
     // Numbering itself is document order.
     assert_eq!(cp.thread(10).unwrap().root.name.as_deref(), Some("c8"));
 }
@@ -1126,14 +1133,14 @@ fn q13_code_after_break_continue_throw_and_transfer_is_dead() {
     );
     // S4 is the while body: break, then the delay's edges are dead.
     assert_eq!(state(&cp, 1, "S4").successors, ["S3", "S5", "S6"]);
-    assert_eq!(state(&cp, 1, "S4").dead_successors, ["S5", "S6"]);
+    assert_eq!(state(&cp, 1, "S4").dead_successors(), ["S5", "S6"]);
     // The delay's continuation: continue, then the back edge to the test is the same target.
     assert_eq!(state(&cp, 1, "S6").successors, ["S2"]);
-    assert!(state(&cp, 1, "S6").dead_successors.is_empty());
+    assert!(state(&cp, 1, "S6").dead_successors().is_empty());
     // After the throw the label edge is dead; the label's own states are live code.
-    assert_eq!(state(&cp, 1, "S3").dead_successors, ["S7"]);
+    assert_eq!(state(&cp, 1, "S3").dead_successors(), ["S7"]);
     assert_eq!(state(&cp, 1, "S8").successors, ["Stop"]);
-    assert!(state(&cp, 1, "S8").dead_successors.is_empty());
+    assert!(state(&cp, 1, "S8").dead_successors().is_empty());
 }
 
 #[test]
@@ -1235,7 +1242,7 @@ fn disabled_exception_2_disabled_catchall_keeps_an_empty_state() {
         ]
     );
     assert!(cp.response_handlers.is_empty());
-    assert!(state(&cp, 1, "S6").sends.is_empty());
+    assert!(state(&cp, 1, "S6").sends().is_empty());
 }
 
 #[test]
@@ -1255,10 +1262,16 @@ fn transfer_default_inside_a_catch_goes_to_the_outer_scope_still_being_generated
     let d = state(&cp, 1, "S12");
     assert_eq!(d.role, Role::CatchDefault);
     assert_eq!(d.successors, ["S3", "S10"]);
-    assert_eq!(d.dead_successors, ["S10"]);
+    assert_eq!(d.dead_successors(), ["S10"]);
     // O's F was already popped when its catchall runs: nothing protects the inner scope's parts.
     assert_eq!(d.error_target, None);
-    assert_eq!(state(&cp, 1, "S7").error_target.as_deref(), Some("S8"));
+    assert_eq!(
+        state(&cp, 1, "S7")
+            .error_target
+            .map(|e| e.to_string())
+            .as_deref(),
+        Some("S8")
+    );
 }
 
 #[test]
@@ -1277,7 +1290,7 @@ fn transfer_default_in_a_flow_branch_ignores_the_parent_threads_scopes() {
         .unwrap()
         .states
         .iter()
-        .all(|s| !s.handler_stack.contains(&"S3".to_string())));
+        .all(|s| !s.handler_stack().contains(&"S3".to_string())));
 }
 
 #[test]
@@ -1294,11 +1307,7 @@ fn states_inside_a_nested_scope_of_a_compensation_handler_stack_both_stacks() {
          </scope></sequence>",
     );
     let w = cp.threads[0].states.iter().find(|s| s.wait).unwrap();
-    let gosub = cp.threads[0]
-        .states
-        .iter()
-        .find_map(|s| s.gosub.clone())
-        .unwrap();
+    let gosub = cp.threads[0].states.iter().find_map(|s| s.gosub()).unwrap();
     // O's F, then T's F (inside the handler); R of the compensate.
     let t_fault = cp.threads[0]
         .states
@@ -1306,10 +1315,10 @@ fn states_inside_a_nested_scope_of_a_compensation_handler_stack_both_stacks() {
         .find(|s| s.role == Role::ScopeFault && s.activity.name.as_deref() == Some("T"))
         .unwrap();
     assert_eq!(
-        w.handler_stack,
-        vec!["S3".to_string(), t_fault.name.clone()]
+        w.handler_stack(),
+        vec!["S3".to_string(), t_fault.name.to_string()]
     );
-    assert_eq!(w.subroutine_stack, vec![gosub.1]);
+    assert_eq!(w.subroutine_stack(), vec![gosub.1]);
     assert_eq!(w.error_target.as_ref(), Some(&t_fault.name));
 }
 

@@ -345,7 +345,7 @@ fn human_process_status(r: &StatusReport, process: &crate::states::CompiledProce
                 .and_then(|t| {
                     t.states
                         .iter()
-                        .find(|s| Some(&s.name) == g.key.next_state.as_ref())
+                        .find(|s| g.key.next_state.as_ref().is_some_and(|n| s.name == *n))
                 });
             vec![
                 g.key.table.to_string(),

@@ -1,6 +1,6 @@
 //! `states` (`verify-numbering` lives in `verify_cmd`).
 
-use super::{compile, emit, emit_json, load_bpl, CmdResult, Exit};
+use super::{compile, emit, load_bpl, write_failure, CmdResult, Exit, Failure};
 use crate::bpl::{ActivityKind, Bpl, SourceFormat};
 use crate::plan::render::table;
 use crate::states::{self, ActivityRef, CompiledProcess, Compiler};
@@ -64,7 +64,12 @@ pub fn states(a: StatesArgs) -> CmdResult {
     let text = match a.format {
         StatesFormat::Human => human(&bpl, &cp),
         StatesFormat::Json => {
-            emit_json(&cp)?;
+            emit_states_json(&cp)?;
+            // The process ends right after this: freeing ~100k states and the activity tree
+            // one allocation at a time would cost more than the output took to write (issue
+            // 12). The OS takes the memory back at exit.
+            std::mem::forget(cp);
+            std::mem::forget(bpl);
             return Ok(Exit::Clean);
         }
         StatesFormat::Dot => states::to_dot(&cp),
@@ -74,6 +79,100 @@ pub fn states(a: StatesArgs) -> CmdResult {
     };
     emit(&text)?;
     Ok(Exit::Clean)
+}
+
+/// [`super::emit_json`] for the compiled process, byte for byte: serde_json's pretty layout
+/// through [`Pretty`], straight into a buffered stdout.
+fn emit_states_json(cp: &CompiledProcess) -> Result<(), Failure> {
+    use serde::Serialize;
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Pretty::default());
+    cp.serialize(&mut ser).map_err(|e| {
+        if e.is_io() {
+            write_failure(std::io::Error::from(e), Exit::Clean)
+        } else {
+            Failure::new(Exit::Input, e)
+        }
+    })?;
+    out.write_all(b"\n")
+        .and_then(|_| out.flush())
+        .map_err(|e| write_failure(e, Exit::Clean))
+}
+
+/// serde_json's `PrettyFormatter` (two-space indent) with each line break and indentation
+/// written in one piece: it writes the indentation a level at a time, which cost more than
+/// the rest of the layout for the ~3M keys and values of a 100k-activity compile.
+#[derive(Default)]
+struct Pretty {
+    level: usize,
+    has_value: bool,
+}
+
+impl Pretty {
+    /// `,` (unless `first`), a line break and the indentation of the current level.
+    fn newline<W: ?Sized + std::io::Write>(&self, w: &mut W, first: bool) -> std::io::Result<()> {
+        const LINE: &[u8] = b",\n                                                                ";
+        let start = usize::from(first);
+        let end = 2 + 2 * self.level;
+        if end <= LINE.len() {
+            return w.write_all(&LINE[start..end]);
+        }
+        w.write_all(&LINE[start..2])?;
+        (0..self.level).try_for_each(|_| w.write_all(b"  "))
+    }
+}
+
+impl serde_json::ser::Formatter for Pretty {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        w.write_all(b"[")
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            self.newline(w, true)?;
+        }
+        w.write_all(b"]")
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.newline(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        w.write_all(b"{")
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            self.newline(w, true)?;
+        }
+        w.write_all(b"}")
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.newline(w, first)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 /// The activity without its position (the table has a separate line:col column).
@@ -132,7 +231,7 @@ fn human(bpl: &Bpl, cp: &CompiledProcess) -> String {
         .to_vec()];
         for s in &t.states {
             rows.push(vec![
-                s.name.clone(),
+                s.name.to_string(),
                 s.role.to_string(),
                 activity_cell(&s.activity),
                 format!("{}:{}", s.activity.line, s.activity.column),
@@ -205,11 +304,10 @@ fn notes(bpl: &Bpl, cp: &CompiledProcess) -> Vec<String> {
     let activities = bpl.process.activities();
     for t in &cp.threads {
         for s in &t.states {
-            let Some((h, r)) = &s.gosub else { continue };
-            if !h.is_empty() {
+            let Some((None, r)) = s.gosub_states() else {
                 continue;
-            }
-            let Some(ret) = t.state(r) else { continue };
+            };
+            let Some(ret) = t.state(&r) else { continue };
             let target = activities
                 .iter()
                 .find(|a| a.id == ret.activity.id)

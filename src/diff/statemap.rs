@@ -59,7 +59,7 @@ pub(crate) fn map_states(
             states.extend(
                 nt.states
                     .iter()
-                    .filter(|s| !targeted.contains(&s.name))
+                    .filter(|s| !targeted.contains(&s.name.to_string()))
                     .map(added_state),
             );
         }
@@ -170,7 +170,7 @@ fn counterpart_thread(
 fn added_state(s: &State) -> StateDelta {
     StateDelta {
         old: None,
-        new: Some(s.name.clone()),
+        new: Some(s.name.to_string()),
         role: s.role.clone(),
         new_role: None,
         old_activity: None,
@@ -273,7 +273,7 @@ fn map_state(
     m: &Matching,
 ) -> StateDelta {
     let mut d = StateDelta {
-        old: Some(s.name.clone()),
+        old: Some(s.name.to_string()),
         new: None,
         role: s.role.clone(),
         new_role: None,
@@ -349,7 +349,7 @@ fn map_state(
 
 /// Fills in the new side of an old state's delta.
 fn mapped(d: &mut StateDelta, s: &State, ns: &State, role: Role) {
-    d.new = Some(ns.name.clone());
+    d.new = Some(ns.name.to_string());
     d.new_activity = Some(ns.activity.clone());
     d.change = if ns.name == s.name {
         DeltaKind::Unchanged

@@ -137,7 +137,7 @@ impl<'a> Tree<'a> {
             slots: Vec::with_capacity(n),
             by_id: vec![NONE; n],
             shared_name: Vec::new(),
-            refs: ActivityRefs::default(),
+            refs: ActivityRefs::with_capacity(n),
         };
         let process = t.refs.intern("process");
         t.walk(&bpl.process.sequence, None, process, 0, 0);

@@ -149,10 +149,10 @@ pub(crate) fn skip_marks(
         // In any thread class: activities a flow join skips run in its branches' threads.
         for t in &new.threads {
             let runs = |s: &&State| {
-                ids.contains(&s.activity.id) || s.sends.iter().any(|c| sent.contains(c.as_str()))
+                ids.contains(&s.activity.id) || s.sends().iter().any(|c| sent.contains(c.as_str()))
             };
             for s in t.states.iter().filter(runs) {
-                m.entry((t.number, s.name.clone()))
+                m.entry((t.number, s.name.to_string()))
                     .or_default()
                     .push((i + 1, what));
             }
@@ -343,7 +343,7 @@ pub fn to_svg(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) -> S
         if let (Some((_, oc)), Some((nt, nc))) = (&b.old, &b.new) {
             let mut rows = HashMap::new();
             for (i, s) in nt.states.iter().enumerate() {
-                rows.insert(s.name.as_str(), i);
+                rows.insert(s.name.to_string(), i);
             }
             for (i, s) in pair.states.iter().enumerate() {
                 let Some(j) = s.new.as_deref().and_then(|n| rows.get(n)) else {
@@ -414,7 +414,7 @@ pub fn to_svg(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) -> S
                 .collect();
             draw::column(&mut svg, ot, oc, po, &|s: &State| {
                 // Every old state has a mapping entry; a state without one is drawn plain.
-                match fates.get(s.name.as_str()) {
+                match fates.get(s.name.to_string().as_str()) {
                     Some(&(f, rest, removed)) => fate_style(f, rest, removed),
                     None => plain_style(s),
                 }
@@ -459,12 +459,13 @@ pub fn to_svg(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) -> S
                 .collect();
             let fresh = pair.old.is_some();
             draw::column(&mut svg, nt, nc, pn, &|s: &State| {
-                let mut st = if fresh && !targeted.contains(s.name.as_str()) {
+                let name = s.name.to_string();
+                let mut st = if fresh && !targeted.contains(name.as_str()) {
                     added_style(s)
                 } else {
                     plain_style(s)
                 };
-                if marks.contains_key(&(nt.number, s.name.clone())) {
+                if marks.contains_key(&(nt.number, name)) {
                     st.fill = "#fff3e0";
                     st.stroke = ORANGE;
                     st.dashed = true;
@@ -473,11 +474,12 @@ pub fn to_svg(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) -> S
             });
             for (i, s) in nt.states.iter().enumerate() {
                 let mut parts: Vec<String> = Vec::new();
-                if let Some(ms) = marks.get(&(nt.number, s.name.clone())) {
+                let name = s.name.to_string();
+                if let Some(ms) = marks.get(&(nt.number, name.clone())) {
                     parts.extend(ms.iter().map(|(k, what)| format!("{what} #{k}")));
                 }
                 parts.extend(
-                    fx.at(true, nt.number, Some(&s.name))
+                    fx.at(true, nt.number, Some(&name))
                         .iter()
                         .map(|(k, f)| format!("#{k} {}", f.code)),
                 );

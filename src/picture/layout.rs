@@ -77,12 +77,12 @@ impl Column {
 }
 
 /// Row of a state name in `t` (`Stop` is the last row); None for a name that is not there.
-pub fn row_of(t: &ThreadClass, name: &str) -> Option<usize> {
-    if name == "Stop" {
+pub fn row_of<N: crate::states::AsStateName + ?Sized>(t: &ThreadClass, name: &N) -> Option<usize> {
+    let name = name.state_name()?;
+    if name.is_stop() {
         return Some(t.states.len());
     }
-    let n: usize = name.strip_prefix('S')?.parse().ok()?;
-    let i = n.checked_sub(1)?;
+    let i = (name.number()? as usize).checked_sub(1)?;
     (t.states.get(i)?.name == name).then_some(i)
 }
 
@@ -92,14 +92,14 @@ pub fn layout(t: &ThreadClass, sides: Sides) -> Column {
     for (i, s) in t.states.iter().enumerate() {
         for n in &s.successors {
             let Some(j) = row_of(t, n) else { continue };
-            let kind = if s.dead_successors.contains(n) {
+            let kind = if s.dead_successors().contains(n) {
                 EdgeKind::Dead
             } else {
                 EdgeKind::Next
             };
             raw.push((i, j, kind));
         }
-        for n in &s.return_successors {
+        for n in s.return_successors() {
             if let Some(j) = row_of(t, n) {
                 raw.push((i, j, EdgeKind::Return));
             }
@@ -162,7 +162,7 @@ fn span(e: &Edge) -> (usize, usize) {
 /// Runs of consecutive states with the same error target, as one edge each.
 pub(crate) fn error_runs(t: &ThreadClass) -> Vec<(usize, usize, EdgeKind)> {
     let mut out = Vec::new();
-    let target = |s: &State| s.error_target.as_deref().and_then(|f| row_of(t, f));
+    let target = |s: &State| s.error_target.and_then(|f| row_of(t, &f));
     let mut i = 0;
     while i < t.states.len() {
         let Some(f) = target(&t.states[i]) else {

@@ -33,26 +33,26 @@ fn thread(
             s.name,
             s.role,
             esc(&s.activity.label()),
-            extra(&s.name)
+            extra(&s.name.to_string())
         );
     }
     let _ = writeln!(o, "      {id}_Stop((Stop))");
     let name = |r: usize| {
         t.states
             .get(r)
-            .map_or("Stop".to_string(), |s| s.name.clone())
+            .map_or("Stop".to_string(), |s| s.name.to_string())
     };
     for (i, s) in t.states.iter().enumerate() {
         for n in &s.successors {
             let Some(j) = row_of(t, n) else { continue };
-            let arrow = if s.dead_successors.contains(n) {
+            let arrow = if s.dead_successors().contains(n) {
                 "-. dead .->"
             } else {
                 "-->"
             };
             let _ = writeln!(o, "      {id}_{} {arrow} {id}_{}", s.name, name(j));
         }
-        for n in &s.return_successors {
+        for n in s.return_successors() {
             if row_of(t, n).is_some() {
                 let _ = writeln!(o, "      {id}_{} -. return .-> {id}_{n}", s.name);
             }
@@ -158,9 +158,10 @@ pub fn to_mermaid(v: &ChangeView, old: &CompiledProcess, new: &CompiledProcess) 
             );
             for s in &t.states {
                 let id = format!("N{b}_{}", s.name);
-                if marks.contains_key(&(t.number, s.name.clone())) {
+                let name = s.name.to_string();
+                if marks.contains_key(&(t.number, name.clone())) {
                     classes.entry("skipped").or_default().push(id);
-                } else if pair.old.is_some() && !targeted.contains(s.name.as_str()) {
+                } else if pair.old.is_some() && !targeted.contains(name.as_str()) {
                     classes.entry("added").or_default().push(id);
                 } else if s.wait {
                     classes.entry("wait").or_default().push(id);

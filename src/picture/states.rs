@@ -28,10 +28,8 @@ pub fn process_title(cp: &CompiledProcess) -> String {
 
 /// The legend items of a state picture.
 pub fn state_legend() -> Vec<Item> {
-    let join = crate::states::State {
-        join: true,
-        ..legend_state(false)
-    };
+    let mut join = legend_state(false);
+    join.join = true;
     vec![
         Item::Box(plain_style(&legend_state(false)), "state"),
         Item::Box(
@@ -58,31 +56,19 @@ pub fn line(color: &'static str, dash: Option<&'static str>) -> Stroke {
 
 /// A state for legend samples only.
 pub fn legend_state(wait: bool) -> crate::states::State {
-    crate::states::State {
-        name: String::new(),
-        role: crate::states::Role::Entry,
-        activity: crate::states::ActivityRef {
+    let mut s = crate::states::State::new(
+        crate::states::StateName::s(1),
+        crate::states::Role::Entry,
+        crate::states::ActivityRef {
             id: crate::bpl::ActivityId(0),
             element: "".into(),
             name: None,
             line: 0,
             column: 0,
         },
-        wait,
-        join: false,
-        successors: vec![],
-        dead_successors: vec![],
-        return_successors: vec![],
-        error_target: None,
-        handler_stack: vec![],
-        subroutine_stack: vec![],
-        subroutine_stack_alternatives: vec![],
-        pushes_handler: None,
-        pops_handler: false,
-        gosub: None,
-        starts_threads: vec![],
-        sends: vec![],
-    }
+    );
+    s.wait = wait;
+    s
 }
 
 /// A flow child's place relative to its parent: (parent number, starting row, join row).
@@ -92,7 +78,7 @@ fn starts(cp: &CompiledProcess) -> HashMap<u32, (u32, usize, Option<usize>)> {
     let mut m = HashMap::new();
     for t in &cp.threads {
         for (i, s) in t.states.iter().enumerate() {
-            for c in &s.starts_threads {
+            for c in s.starts_threads() {
                 let Some(child) = by_class.get(c.as_str()) else {
                     continue;
                 };

@@ -315,8 +315,8 @@ impl<'x> Builder<'x, '_> {
                 let os = ot.state(sd.old.as_deref()?)?;
                 let ns = sd.new.as_deref().and_then(|n| nt?.state(n));
                 Some(StateMapping {
-                    old: os.name.clone(),
-                    new: ns.map(|s| s.name.clone()),
+                    old: os.name.to_string(),
+                    new: ns.map(|s| s.name.to_string()),
                     role: os.role.clone(),
                     old_activity: os.activity.clone(),
                     new_activity: ns.map(|s| s.activity.clone()),
@@ -327,11 +327,13 @@ impl<'x> Builder<'x, '_> {
                         DeltaKind::Renumbered => StateChange::Renumbered,
                         DeltaKind::Removed | DeltaKind::Added => StateChange::Removed,
                     },
-                    old_handler_stack: os.handler_stack.clone(),
-                    new_handler_stack: ns.map(|s| s.handler_stack.clone()).unwrap_or_default(),
-                    old_subroutine_stack: os.subroutine_stack.clone(),
+                    old_handler_stack: os.handler_stack().to_strings(),
+                    new_handler_stack: ns
+                        .map(|s| s.handler_stack().to_strings())
+                        .unwrap_or_default(),
+                    old_subroutine_stack: os.subroutine_stack().to_strings(),
                     new_subroutine_stack: ns
-                        .map(|s| s.subroutine_stack.clone())
+                        .map(|s| s.subroutine_stack().to_strings())
                         .unwrap_or_default(),
                     via: match (ns, sd.via) {
                         (Some(_), Some(v)) => Cow::Borrowed(v.as_str()),
@@ -382,18 +384,18 @@ impl<'x> Builder<'x, '_> {
                     .states
                     .iter()
                     .map(|s| StateMapping {
-                        old: s.name.clone(),
-                        new: Some(s.name.clone()),
+                        old: s.name.to_string(),
+                        new: Some(s.name.to_string()),
                         role: s.role.clone(),
                         old_activity: s.activity.clone(),
                         new_activity: Some(s.activity.clone()),
                         wait: s.wait,
                         join: s.join,
                         change: StateChange::Unchanged,
-                        old_handler_stack: s.handler_stack.clone(),
-                        new_handler_stack: s.handler_stack.clone(),
-                        old_subroutine_stack: s.subroutine_stack.clone(),
-                        new_subroutine_stack: s.subroutine_stack.clone(),
+                        old_handler_stack: s.handler_stack().to_strings(),
+                        new_handler_stack: s.handler_stack().to_strings(),
+                        old_subroutine_stack: s.subroutine_stack().to_strings(),
+                        new_subroutine_stack: s.subroutine_stack().to_strings(),
                         via: Cow::Borrowed("versioned"),
                         note: None,
                         modified: None,
@@ -514,7 +516,7 @@ impl<'x> Builder<'x, '_> {
                     ),
                 )
             })?;
-            if !seen.insert((ot.number, os.name.clone())) {
+            if !seen.insert((ot.number, os.name)) {
                 return Err(self
                     .ov
                     .error(mo.line, format!("{} {} is mapped twice", ot.class, os.name)));
@@ -543,11 +545,11 @@ impl<'x> Builder<'x, '_> {
             let Some(sm) = tm.states.iter_mut().find(|s| s.old == os.name) else {
                 continue;
             };
-            sm.new = Some(ns.name.clone());
+            sm.new = Some(ns.name.to_string());
             sm.new_activity = Some(ns.activity.clone());
             sm.change = StateChange::Overridden;
-            sm.new_handler_stack = ns.handler_stack.clone();
-            sm.new_subroutine_stack = ns.subroutine_stack.clone();
+            sm.new_handler_stack = ns.handler_stack().to_strings();
+            sm.new_subroutine_stack = ns.subroutine_stack().to_strings();
             sm.via = Cow::Owned(format!("override (line {})", mo.line));
             sm.note = mo.reason.clone();
             overridden.push(checks::Overridden {
@@ -745,7 +747,7 @@ impl<'x> Builder<'x, '_> {
                     (Some((x, _)), None) => out.push(Suggestion {
                         thread: thread.clone(),
                         old: s.old.clone(),
-                        new: x.name.clone(),
+                        new: x.name.to_string(),
                         reason: format!(
                             "{} still waits on call {calls} in the new version ({} of {}); the pending response completes that wait",
                             x.name,
@@ -835,7 +837,7 @@ impl<'x> Builder<'x, '_> {
                             pred.activity.label()
                         ));
                     }
-                    at = pred.name.clone();
+                    at = pred.name.to_string();
                 }
             }
         };

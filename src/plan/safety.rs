@@ -115,9 +115,10 @@ pub(crate) fn resume_points(
         ) else {
             continue;
         };
+        let names: Vec<String> = nt.states.iter().map(|x| x.name.to_string()).collect();
         let mut roles: HashMap<&str, &Role> = HashMap::new();
-        for x in &nt.states {
-            roles.entry(x.name.as_str()).or_insert(&x.role);
+        for (x, name) in nt.states.iter().zip(&names) {
+            roles.entry(name.as_str()).or_insert(&x.role);
         }
         for sm in states {
             // Rows rest at wait and join states; a state the overrides file maps is one the
@@ -203,11 +204,13 @@ fn return_points(
     );
     for alt in ot
         .state(&sm.old)
-        .map_or(&[][..], |s| &s.subroutine_stack_alternatives[..])
+        .map_or(&[][..], |s| s.subroutine_stack_alternatives())
     {
-        let top = alt.last();
-        let mapped = top.and_then(|r| states.iter().find(|x| &x.old == r)?.new.as_ref());
-        add(top, mapped);
+        let top = alt.last().map(|r| r.to_string());
+        let mapped = top
+            .as_ref()
+            .and_then(|r| states.iter().find(|x| &x.old == r)?.new.as_ref());
+        add(top.as_ref(), mapped);
     }
     match out.is_empty() {
         true => (None, out),
@@ -1463,7 +1466,7 @@ mod tests {
             .iter()
             .find(|s| s.wait && s.activity.label() == "call \"Cancel\"")
             .unwrap();
-        assert_eq!(cancel.subroutine_stack_alternatives.len(), 2);
+        assert_eq!(cancel.subroutine_stack_alternatives().len(), 2);
         let plan = crate::plan::build(&o, &n, &oc, &nc, None).unwrap().plan;
         let at_cancel = format!(
             "Thread1:{} (once its compensation handler returns",

@@ -44,7 +44,7 @@ pub fn compile(bpl: &Bpl, compiler: Compiler) -> Result<CompiledProcess, BplErro
         comp_registry: HashMap::new(),
         active: Vec::new(),
         done: Vec::new(),
-        refs: ActivityRefs::default(),
+        refs: ActivityRefs::with_capacity(bpl.process.flat.len()),
     };
     // 3.3 COMPILE: Thread1 runs the (last) top-level sequence; a disabled one leaves S1 -> Stop.
     let root = &bpl.process.sequence;
@@ -52,13 +52,11 @@ pub fn compile(bpl: &Bpl, compiler: Compiler) -> Result<CompiledProcess, BplErro
     g.gen(root)?;
     g.end_thread()?;
 
-    let mut builds = std::mem::take(&mut g.done);
-    builds.sort_by_key(|t| t.number);
-    // Each build is dropped as soon as its thread class is made.
-    let threads = builds
-        .into_iter()
-        .map(|t| finish_thread(t, &package, &mut g.refs))
-        .collect();
+    // Threads end children first: back to number order.
+    let mut threads = std::mem::take(&mut g.done);
+    threads.sort_by_key(|t| t.number);
+    threads.shrink_to_fit();
+    g.handlers.shrink_to_fit();
     let context_class = format!("{package}.Context");
     let context_table = SqlTable::for_class(&context_class);
     let response_handler_table = context_table.child("%ResponseHandlers");
@@ -124,7 +122,8 @@ struct StateBuild<'a> {
     /// `GoSub(H, R)`; H is None when the registry lookup failed (3.4.11).
     gosub: Option<(Option<u32>, u32)>,
     starts: Vec<String>,
-    sends: Vec<String>,
+    /// Call names, shared with the calls' `ActivityRef`s.
+    sends: Vec<SharedStr>,
     /// F states of this thread's scopes whose *body* is being generated when the state is
     /// allocated, outermost first: the static `%HandlerStack` at entry to the state (4.3).
     protection: Vec<u32>,
@@ -189,7 +188,9 @@ struct Gen<'a> {
     comp_registry: HashMap<String, (u32, u32)>,
     /// Threads whose generation is in progress; the last is the current one.
     active: Vec<ThreadBuild<'a>>,
-    done: Vec<ThreadBuild<'a>>,
+    /// Threads whose generation ended, made into their classes right away (so the memory of
+    /// one build serves the next), in the order they ended.
+    done: Vec<ThreadClass>,
     /// One `ActivityRef` per owning activity, shared by its states.
     refs: ActivityRefs,
 }
@@ -290,7 +291,8 @@ impl<'a> Gen<'a> {
         self.edge(cur, Target::Stop);
         self.close_label_scope()?;
         if let Some(t) = self.active.pop() {
-            self.done.push(t);
+            let class = finish_thread(t, &self.package, &mut self.refs);
+            self.done.push(class);
         }
         Ok(())
     }
@@ -441,7 +443,8 @@ impl<'a> Gen<'a> {
             });
         }
         let cur = self.cur();
-        self.st(cur).sends.push(call);
+        let sent = self.refs.get(a).name.unwrap_or_else(|| SharedStr::from(""));
+        self.st(cur).sends.push(sent);
         if is_synchronous(async_attr, self.compiler) {
             self.sync(a, false);
         }
@@ -884,11 +887,11 @@ fn subroutine_stacks(
     (v, complete)
 }
 
-fn sname(n: u32) -> String {
-    format!("S{n}")
+fn sname(n: u32) -> StateName {
+    StateName::s(n)
 }
 
-fn names(v: &[u32]) -> Vec<String> {
+fn names(v: &[u32]) -> StateNames {
     v.iter().map(|&n| sname(n)).collect()
 }
 
@@ -902,53 +905,68 @@ fn finish_thread(t: ThreadBuild<'_>, package: &str, refs: &mut ActivityRefs) -> 
     }
     let mut memo = HashMap::new();
     let mut states = Vec::with_capacity(t.states.len());
+    let mut all: Vec<Target> = Vec::new();
     for (i, st) in t.states.iter().enumerate() {
         let n = i as u32 + 1;
         // Distinct targets, sorted (`Stop` last); dead = reached only by dead edges.
-        let mut all: Vec<Target> = st.edges.iter().map(|e| e.to).collect();
+        all.clear();
+        all.extend(st.edges.iter().map(|e| e.to));
         all.sort_unstable();
         all.dedup();
         let is_live = |x: &Target| st.edges.iter().any(|e| !e.dead && e.to == *x);
         let tname = |x: &Target| match x {
             Target::S(n) => sname(*n),
-            Target::Stop => "Stop".to_string(),
+            Target::Stop => StateName::STOP,
         };
-        let (mut stacks, _) = subroutine_stacks(&t, n, &mut HashSet::new(), &mut memo);
-        let primary = if stacks.is_empty() {
-            Vec::new()
-        } else {
-            stacks[0].clone()
-        };
-        if stacks.len() < 2 {
-            stacks.clear();
-        }
-        let mut ret: Vec<u32> = returns.get(&n).cloned().unwrap_or_default();
-        ret.sort_unstable();
-        ret.dedup();
-        states.push(State {
-            name: sname(n),
-            role: st.role.clone(),
-            activity: refs.get(st.owner),
+        let mut state = State {
             wait: st.wait,
             join: st.join,
-            successors: all.iter().map(tname).collect(),
-            dead_successors: all.iter().filter(|x| !is_live(x)).map(tname).collect(),
-            return_successors: names(&ret),
+            pops_handler: st.pops,
             error_target: st
                 .own_fault
                 .or_else(|| st.protection.last().copied())
                 .map(sname),
-            handler_stack: names(&st.protection),
-            subroutine_stack: names(&primary),
-            subroutine_stack_alternatives: stacks.iter().map(|x| names(x)).collect(),
             pushes_handler: st.pushes.map(sname),
-            pops_handler: st.pops,
-            gosub: st
-                .gosub
-                .map(|(h, r)| (h.map(sname).unwrap_or_default(), sname(r))),
-            starts_threads: st.starts.clone(),
-            sends: st.sends.clone(),
-        });
+            successors: all.iter().map(tname).collect(),
+            ..State::new(sname(n), st.role.clone(), refs.get(st.owner))
+        };
+        // Nearly every state is outside compensation handlers, has only live edges and no
+        // stack: it gets no box.
+        let plain = st.in_handler.is_none()
+            && !returns.contains_key(&n)
+            && st.protection.is_empty()
+            && st.gosub.is_none()
+            && st.starts.is_empty()
+            && st.sends.is_empty()
+            && st.edges.iter().all(|e| !e.dead);
+        if !plain {
+            let (mut stacks, _) = subroutine_stacks(&t, n, &mut HashSet::new(), &mut memo);
+            let primary = if stacks.is_empty() {
+                StateNames::EMPTY
+            } else {
+                names(&stacks[0])
+            };
+            if stacks.len() < 2 {
+                stacks.clear();
+            }
+            let mut ret: Vec<u32> = returns.get(&n).cloned().unwrap_or_default();
+            ret.sort_unstable();
+            ret.dedup();
+            state.set_more(StateMore {
+                handler_stack: names(&st.protection),
+                starts_threads: st.starts.as_slice().into(),
+                sends: st.sends.as_slice().into(),
+                rare: StateRare {
+                    dead_successors: all.iter().filter(|x| !is_live(x)).map(tname).collect(),
+                    return_successors: names(&ret),
+                    subroutine_stack: primary,
+                    subroutine_stack_alternatives: stacks.iter().map(|x| names(x)).collect(),
+                    gosub: st.gosub.map(|(h, r)| (h.map(sname), sname(r))),
+                }
+                .boxed(),
+            });
+        }
+        states.push(state);
     }
     ThreadClass {
         number: t.number,

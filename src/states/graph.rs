@@ -53,7 +53,12 @@ pub fn graph(t: &ThreadClass) -> StateGraph {
     let nodes: BTreeMap<String, NodeIndex> = t
         .states
         .iter()
-        .map(|s| (s.name.clone(), graph.add_node(Node::State(s.name.clone()))))
+        .map(|s| {
+            (
+                s.name.to_string(),
+                graph.add_node(Node::State(s.name.to_string())),
+            )
+        })
         .collect();
     let stop = graph.add_node(Node::Stop);
     let lookup = |n: &str| {
@@ -64,33 +69,29 @@ pub fn graph(t: &ThreadClass) -> StateGraph {
         }
     };
     for s in &t.states {
-        let Some(from) = lookup(&s.name) else {
+        let Some(from) = lookup(&s.name.to_string()) else {
             continue;
         };
         for to in &s.successors {
-            let kind = if s.dead_successors.contains(to) {
+            let kind = if s.dead_successors().contains(to) {
                 EdgeKind::Dead
             } else {
                 EdgeKind::Code
             };
-            if let Some(to) = lookup(to) {
+            if let Some(to) = lookup(&to.to_string()) {
                 graph.add_edge(from, to, kind);
             }
         }
-        for to in &s.return_successors {
-            if let Some(to) = lookup(to) {
+        for to in s.return_successors() {
+            if let Some(to) = lookup(&to.to_string()) {
                 graph.add_edge(from, to, EdgeKind::Return);
             }
         }
-        if let Some(to) = s.error_target.as_deref().and_then(lookup) {
+        if let Some(to) = s.error_target.and_then(|e| lookup(&e.to_string())) {
             graph.add_edge(from, to, EdgeKind::Error);
         }
     }
     StateGraph { graph, nodes, stop }
-}
-
-fn state_number(name: &str) -> Option<u32> {
-    name.strip_prefix('S')?.parse().ok()
 }
 
 /// The properties every compile must have (spec Appendix B, plus consistency of the model).
@@ -140,7 +141,7 @@ pub fn check_invariants(cp: &CompiledProcess, bpl: Option<&Bpl>) -> Vec<String> 
         let exists = |n: &str| g.node(n).is_some() && n != "Stop";
         for (j, s) in t.states.iter().enumerate() {
             let at = format!("{}.{}", t.class, s.name);
-            if s.name != format!("S{}", j + 1) {
+            if s.name.number() != Some(j as u32 + 1) {
                 v.push(format!(
                     "{}: state {} is out of sequence (expected S{})",
                     t.class,
@@ -149,14 +150,14 @@ pub fn check_invariants(cp: &CompiledProcess, bpl: Option<&Bpl>) -> Vec<String> 
                 ));
             }
             for n in &s.successors {
-                if n != "Stop" && !exists(n) {
+                if !n.is_stop() && !exists(&n.to_string()) {
                     v.push(format!("{at}: successor {n} does not exist"));
                 }
             }
             let order: Vec<u32> = s
                 .successors
                 .iter()
-                .map(|n| state_number(n).unwrap_or(u32::MAX))
+                .map(|n| n.number().unwrap_or(u32::MAX))
                 .collect();
             if order.windows(2).any(|w| w[0] >= w[1]) {
                 v.push(format!(
@@ -164,27 +165,26 @@ pub fn check_invariants(cp: &CompiledProcess, bpl: Option<&Bpl>) -> Vec<String> 
                     s.successors
                 ));
             }
-            for n in &s.dead_successors {
+            for n in s.dead_successors() {
                 if !s.successors.contains(n) {
                     v.push(format!("{at}: dead successor {n} is not a successor"));
                 }
             }
-            let mut referenced: Vec<&String> = s
-                .return_successors
+            let mut referenced: Vec<StateName> = s
+                .return_successors()
                 .iter()
-                .chain(&s.handler_stack)
-                .chain(&s.subroutine_stack)
+                .chain(s.handler_stack())
+                .chain(s.subroutine_stack())
+                .copied()
                 .collect();
-            referenced.extend(s.subroutine_stack_alternatives.iter().flatten());
+            referenced.extend(s.subroutine_stack_alternatives().iter().flatten());
             referenced.extend(s.error_target.iter().chain(&s.pushes_handler));
-            if let Some((h, r)) = &s.gosub {
-                if !h.is_empty() {
-                    referenced.push(h);
-                }
+            if let Some((h, r)) = s.gosub_states() {
+                referenced.extend(h);
                 referenced.push(r);
             }
             for n in referenced {
-                if !exists(n) {
+                if !exists(&n.to_string()) {
                     v.push(format!("{at}: refers to {n}, which does not exist"));
                 }
             }
@@ -203,16 +203,16 @@ pub fn check_invariants(cp: &CompiledProcess, bpl: Option<&Bpl>) -> Vec<String> 
                 v.push(format!("{at}: both a wait and a join state"));
             }
             let sorted = {
-                let mut x = s.starts_threads.clone();
+                let mut x = s.starts_threads().to_vec();
                 x.sort();
                 x
             };
-            if sorted != s.starts_threads {
+            if sorted != s.starts_threads() {
                 v.push(format!(
                     "{at}: threads are not started in string order (Q-9)"
                 ));
             }
-            for c in &s.starts_threads {
+            for c in s.starts_threads() {
                 match thread_classes.get(c.as_str()) {
                     Some(child) if child.parent.as_ref().is_some_and(|p| p.thread == t.number) => {
                         *started.entry(child.number).or_default() += 1;
@@ -228,12 +228,11 @@ pub fn check_invariants(cp: &CompiledProcess, bpl: Option<&Bpl>) -> Vec<String> 
         for s in &t.states {
             let unresolved_return = s.role == Role::CompensateReturn
                 && t.states.iter().any(|x| {
-                    x.gosub
-                        .as_ref()
-                        .is_some_and(|(h, r)| h.is_empty() && *r == s.name)
+                    x.gosub_states()
+                        .is_some_and(|(h, r)| h.is_none() && r == s.name)
                 });
             if matches!(s.role, Role::CompHandler(_)) || unresolved_return {
-                roots.push(g.node(&s.name));
+                roots.push(g.node(&s.name.to_string()));
             }
         }
         let mut dfs = Dfs::empty(&g.graph);
@@ -245,7 +244,9 @@ pub fn check_invariants(cp: &CompiledProcess, bpl: Option<&Bpl>) -> Vec<String> 
             }
         }
         for s in &t.states {
-            if g.node(&s.name).is_some_and(|n| !seen.contains(&n)) {
+            if g.node(&s.name.to_string())
+                .is_some_and(|n| !seen.contains(&n))
+            {
                 v.push(format!("{}.{}: unreachable", t.class, s.name));
             }
         }
@@ -320,17 +321,18 @@ fn draw(cp: &CompiledProcess, p: &mut impl Picture) {
         }
         p.stop(t);
         for s in &t.states {
-            let from = (t.number, s.name.as_str());
+            let name = s.name.to_string();
+            let from = (t.number, name.as_str());
             for to in &s.successors {
-                let line = if s.dead_successors.contains(to) {
+                let line = if s.dead_successors().contains(to) {
                     Line::Dead
                 } else {
                     Line::Next
                 };
-                p.edge(from, (t.number, to), line);
+                p.edge(from, (t.number, &to.to_string()), line);
             }
-            for to in &s.return_successors {
-                p.edge(from, (t.number, to), Line::Return);
+            for to in s.return_successors() {
+                p.edge(from, (t.number, &to.to_string()), Line::Return);
             }
         }
         p.close_thread();
@@ -384,7 +386,7 @@ impl Picture for Dot {
         };
         self.0.push_str(&format!(
             "    {} [label=\"{label}\"{style}];\n",
-            dot_id((t.number, &s.name))
+            dot_id((t.number, &s.name.to_string()))
         ));
     }
 
@@ -420,7 +422,7 @@ fn cross_thread(cp: &CompiledProcess) -> Vec<(u32, String, u32, Option<String>)>
     let mut out = Vec::new();
     for t in &cp.threads {
         for s in &t.states {
-            for c in &s.starts_threads {
+            for c in s.starts_threads() {
                 if let Some(child) = cp.threads.iter().find(|x| &x.class == c) {
                     // The join is the starting state's successor owned by the same flow.
                     let join = s
@@ -434,8 +436,8 @@ fn cross_thread(cp: &CompiledProcess) -> Vec<(u32, String, u32, Option<String>)>
                                     .as_ref()
                                     .is_some_and(|p| p.flow.id == j.activity.id)
                         })
-                        .map(|j| j.name.clone());
-                    out.push((t.number, s.name.clone(), child.number, join));
+                        .map(|j| j.name.to_string());
+                    out.push((t.number, s.name.to_string(), child.number, join));
                 }
             }
         }
@@ -488,7 +490,7 @@ impl Picture for Mermaid {
     }
 
     fn state(&mut self, t: &ThreadClass, s: &State) {
-        let id = mermaid_id((t.number, &s.name));
+        let id = mermaid_id((t.number, &s.name.to_string()));
         let label = mermaid_escape(&format!("{} {}<br/>{}", s.name, s.role, s.activity.label()));
         self.out.push_str(&format!("    {id}[\"{label}\"]\n"));
         if s.wait {

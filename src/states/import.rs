@@ -602,7 +602,8 @@ fn compare_thread(
 ) {
     let class = || et.class.clone();
     let waits = it.wait_states();
-    let mut names: Vec<&str> = et.states.iter().map(|s| s.name.as_str()).collect();
+    let emulated_names: Vec<String> = et.states.iter().map(|s| s.name.to_string()).collect();
+    let mut names: Vec<&str> = emulated_names.iter().map(String::as_str).collect();
     for s in &it.states {
         if !names.contains(&s.name.as_str()) {
             names.push(&s.name);
@@ -622,7 +623,7 @@ fn compare_thread(
             }),
             (None, None) => {}
             (Some(es), Some(is)) => {
-                let emulated = sort_states(es.successors.clone());
+                let emulated = sort_states(es.successors.to_strings());
                 if emulated != is.successors {
                     out.push(NumberingDifference::Successors {
                         class: class(),
@@ -640,11 +641,11 @@ fn compare_thread(
                         exported: w,
                     });
                 }
-                if es.starts_threads != is.starts_threads {
+                if es.starts_threads() != is.starts_threads {
                     out.push(NumberingDifference::StartThreads {
                         class: class(),
                         state: name.to_string(),
-                        emulated: es.starts_threads.clone(),
+                        emulated: es.starts_threads().to_vec(),
                         exported: is.starts_threads.clone(),
                     });
                 }
@@ -666,7 +667,7 @@ fn compare_thread(
     }
     let mut emulated: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for s in &et.states {
-        for call in &s.sends {
+        for call in s.sends() {
             emulated.entry(call.as_str()).or_default();
         }
     }

@@ -38,12 +38,12 @@ pub fn listing(cp: &CompiledProcess) -> String {
 /// One state line of the listing (without the newline).
 pub fn state_line(s: &State) -> String {
     let mut tokens: Vec<String> = vec![
-        s.name.clone(),
+        s.name.to_string(),
         s.role.to_string(),
         s.activity.label(),
         "->".into(),
     ];
-    tokens.extend(s.successors.iter().cloned());
+    tokens.extend(s.successors.iter().map(|n| n.to_string()));
     tokens.extend(flags(s));
     tokens.join(" ")
 }
@@ -57,11 +57,11 @@ pub fn flags(s: &State) -> Vec<String> {
     if s.join {
         f.push("join".to_string());
     }
-    if !s.dead_successors.is_empty() {
-        f.push(format!("dead={}", s.dead_successors.join(",")));
+    if !s.dead_successors().is_empty() {
+        f.push(format!("dead={}", s.dead_successors().join(",")));
     }
-    if !s.return_successors.is_empty() {
-        f.push(format!("return={}", s.return_successors.join(",")));
+    if !s.return_successors().is_empty() {
+        f.push(format!("return={}", s.return_successors().join(",")));
     }
     if let Some(p) = &s.pushes_handler {
         f.push(format!("push={p}"));
@@ -69,20 +69,20 @@ pub fn flags(s: &State) -> Vec<String> {
     if s.pops_handler {
         f.push("pop".to_string());
     }
-    if let Some((h, r)) = &s.gosub {
+    if let Some((h, r)) = s.gosub() {
         f.push(format!("gosub={h},{r}"));
     }
-    if !s.starts_threads.is_empty() {
-        f.push(format!("start={}", s.starts_threads.join(",")));
+    if !s.starts_threads().is_empty() {
+        f.push(format!("start={}", s.starts_threads().join(",")));
     }
     if let Some(e) = &s.error_target {
         f.push(format!("error={e}"));
     }
-    if !s.handler_stack.is_empty() {
-        f.push(format!("hstack={}", s.handler_stack.join(",")));
+    if !s.handler_stack().is_empty() {
+        f.push(format!("hstack={}", s.handler_stack().join(",")));
     }
-    if !s.subroutine_stack.is_empty() {
-        f.push(format!("sstack={}", s.subroutine_stack.join(",")));
+    if !s.subroutine_stack().is_empty() {
+        f.push(format!("sstack={}", s.subroutine_stack().join(",")));
     }
     f
 }

@@ -6,6 +6,7 @@ mod graph;
 pub mod import;
 mod listing;
 mod model;
+mod names;
 
 pub use compile::{compile, is_synchronous, version_number};
 pub use graph::{check_invariants, graph, to_dot, to_mermaid, EdgeKind, Node, StateGraph};

@@ -2,6 +2,7 @@
 //! This is the data handed from `states` to `diff`, `plan` and `apply`; it is also the
 //! `bplmigrate states --format json` document (documented in README.md).
 
+pub use super::names::{AsStateName, StateName, StateNames};
 use crate::bpl::{ActivityId, Pos};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -167,7 +168,7 @@ impl ActivityRef {
         ActivityRef {
             id: a.id,
             element: SharedStr::from(a.element.as_str()),
-            name: a.name.as_deref().map(SharedStr::from),
+            name: a.name.clone(),
             line: a.pos.line,
             column: a.pos.column,
         }
@@ -198,10 +199,21 @@ impl ActivityRef {
 #[derive(Debug, Default)]
 pub(crate) struct ActivityRefs {
     by_id: Vec<Option<ActivityRef>>,
+    /// Element names seen so far: a few dozen at most, found faster by a scan than by hashing.
+    element_names: Vec<SharedStr>,
     elements: HashMap<String, SharedStr>,
 }
 
 impl ActivityRefs {
+    /// Room for the references of a tree of `n` activities (ids `0..n`).
+    pub fn with_capacity(n: usize) -> ActivityRefs {
+        ActivityRefs {
+            by_id: vec![None; n],
+            element_names: Vec::new(),
+            elements: HashMap::new(),
+        }
+    }
+
     /// The reference to `a` (a clone of the one made the first time).
     pub fn get(&mut self, a: &crate::bpl::Activity) -> ActivityRef {
         let i = a.id.0 as usize;
@@ -213,18 +225,18 @@ impl ActivityRefs {
                 return r.clone();
             }
         }
-        let element = match self.elements.get(a.element.as_str()) {
+        let element = match self.element_names.iter().find(|e| e.as_str() == a.element.as_str()) {
             Some(e) => e.clone(),
             None => {
-                let e = SharedStr::from(a.element.as_str());
-                self.elements.insert(a.element.to_string(), e.clone());
+                let e = self.intern(&a.element);
+                self.element_names.push(e.clone());
                 e
             }
         };
         let r = ActivityRef {
             id: a.id,
             element,
-            name: a.name.as_deref().map(SharedStr::from),
+            name: a.name.clone(),
             line: a.pos.line,
             column: a.pos.column,
         };
@@ -512,10 +524,16 @@ impl<'de> Deserialize<'de> for Role {
 }
 
 /// One generated state method `S<n>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// State names are numbers ([`StateName`], spelled `S<n>`/`Stop` only when printed). The facts
+/// most states lack (dead and return successors, stacks, `GoSub`, started threads, sends) are
+/// kept in one optional box and read through methods; a 100k-activity class has ~100k states.
+/// Serialized exactly as the field list below (the `states --format json` document).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "StateWire")]
 pub struct State {
     /// `S<n>`.
-    pub name: String,
+    pub name: StateName,
     pub role: Role,
     /// The activity that owns the state (spec Appendix A: a sync call owns its W and C).
     pub activity: ActivityRef,
@@ -523,50 +541,261 @@ pub struct State {
     pub wait: bool,
     /// A parent thread rests here while flow children wait (join state).
     pub join: bool,
-    /// Every value the state's method can assign to `%NextState`: code edges including the
-    /// wait self-loop, dead edges and `Stop`. Sorted by state number, `Stop` last.
-    pub successors: Vec<String>,
-    /// The subset of `successors` that is dead code (after break/continue/throw, transfer
-    /// defaults): present in the generated method, never taken.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dead_successors: Vec<String>,
-    /// Runtime-only successors that the method does not assign literally: the dynamic
-    /// `Return()` of a compensation handler to each return state R (spec 4.4 kind 4).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub return_successors: Vec<String>,
+    /// This state pops `%HandlerStack` (the last body state of a scope).
+    pub pops_handler: bool,
     /// The F state an error here jumps to (spec 4.4 kind 3): the innermost scope whose body
     /// holds the state; a scope's body entry A is protected by its own F; E, F, the fault-switch
     /// post, catch and compensation-handler states belong to the enclosing scope.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_target: Option<String>,
+    pub error_target: Option<StateName>,
+    /// The F this state pushes onto `%HandlerStack` (a scope's A state).
+    pub pushes_handler: Option<StateName>,
+    /// Every value the state's method can assign to `%NextState`: code edges including the
+    /// wait self-loop, dead edges and `Stop`. Sorted by state number, `Stop` last.
+    pub successors: StateNames,
+    /// The rarer facts; `None` when all are empty.
+    pub(super) more: Option<Box<StateMore>>,
+}
+
+/// The facts of a [`State`] that most states do not have (see its methods): one in three
+/// states sends a call, is inside a scope or starts a flow.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct StateMore {
+    pub handler_stack: StateNames,
+    pub starts_threads: Box<[String]>,
+    pub sends: Box<[SharedStr]>,
+    pub rare: Option<Box<StateRare>>,
+}
+
+/// The facts only states around compensation handlers, jumps and transfers have.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct StateRare {
+    pub dead_successors: StateNames,
+    pub return_successors: StateNames,
+    pub subroutine_stack: StateNames,
+    pub subroutine_stack_alternatives: Box<[StateNames]>,
+    pub gosub: Option<(Option<StateName>, StateName)>,
+}
+
+impl StateMore {
+    fn is_empty(&self) -> bool {
+        *self == StateMore::default()
+    }
+}
+
+impl StateRare {
+    /// `None` when every fact is empty.
+    pub(super) fn boxed(self) -> Option<Box<StateRare>> {
+        (self != StateRare::default()).then(|| Box::new(self))
+    }
+}
+
+impl State {
+    /// A state with no edges, stacks or other facts.
+    pub fn new(name: StateName, role: Role, activity: ActivityRef) -> State {
+        State {
+            name,
+            role,
+            activity,
+            wait: false,
+            join: false,
+            pops_handler: false,
+            error_target: None,
+            pushes_handler: None,
+            successors: StateNames::EMPTY,
+            more: None,
+        }
+    }
+
+    /// Keep the box only when it holds something.
+    pub(super) fn set_more(&mut self, more: StateMore) {
+        self.more = (!more.is_empty()).then(|| Box::new(more));
+    }
+
+    fn rare(&self) -> Option<&StateRare> {
+        self.more.as_deref()?.rare.as_deref()
+    }
+
+    fn names_of(&self, f: impl Fn(&StateRare) -> &StateNames) -> &StateNames {
+        self.rare().map_or(&StateNames::EMPTY, f)
+    }
+
+    /// The subset of `successors` that is dead code (after break/continue/throw, transfer
+    /// defaults): present in the generated method, never taken.
+    pub fn dead_successors(&self) -> &StateNames {
+        self.names_of(|m| &m.dead_successors)
+    }
+    /// Runtime-only successors that the method does not assign literally: the dynamic
+    /// `Return()` of a compensation handler to each return state R (spec 4.4 kind 4).
+    pub fn return_successors(&self) -> &StateNames {
+        self.names_of(|m| &m.return_successors)
+    }
     /// `%HandlerStack` of a thread resting here, i.e. at entry to the state (outermost first),
     /// per spec 4.3: the F states of the enclosing scopes of this thread whose body holds the
     /// state. A scope's body entry A does not list its own F yet (A pushes it).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub handler_stack: Vec<String>,
+    pub fn handler_stack(&self) -> &StateNames {
+        self.more
+            .as_deref()
+            .map_or(&StateNames::EMPTY, |m| &m.handler_stack)
+    }
     /// `%SubroutineStack` of a thread resting here (outermost first). When a compensation
     /// handler is the target of several `<compensate>`s, the possible values are all listed in
-    /// `subroutine_stack_alternatives` and this holds the first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub subroutine_stack: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub subroutine_stack_alternatives: Vec<Vec<String>>,
-    /// The F this state pushes onto `%HandlerStack` (a scope's A state).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pushes_handler: Option<String>,
-    /// This state pops `%HandlerStack` (the last body state of a scope).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub pops_handler: bool,
-    /// `GoSub(H, R)` of a `<compensate>`: (handler state, return state). H is empty when the
+    /// [`subroutine_stack_alternatives`](Self::subroutine_stack_alternatives) and this holds
+    /// the first.
+    pub fn subroutine_stack(&self) -> &StateNames {
+        self.names_of(|m| &m.subroutine_stack)
+    }
+    pub fn subroutine_stack_alternatives(&self) -> &[StateNames] {
+        self.rare()
+            .map_or(&[], |m| &m.subroutine_stack_alternatives)
+    }
+    /// `GoSub(H, R)` of a `<compensate>`: (handler state, return state). H is `None` when the
     /// compensation registry had no entry for the target at generation time (spec 3.4.11).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gosub: Option<(String, String)>,
+    pub fn gosub_states(&self) -> Option<(Option<StateName>, StateName)> {
+        self.rare().and_then(|m| m.gosub)
+    }
+    /// [`gosub_states`](Self::gosub_states) spelled out; H is empty when there was no entry.
+    pub fn gosub(&self) -> Option<(String, String)> {
+        self.gosub_states()
+            .map(|(h, r)| (h.map(String::from).unwrap_or_default(), r.to_string()))
+    }
     /// Thread classes this state starts (a flow's M0), in start order (string-sorted, Q-9).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub starts_threads: Vec<String>,
+    pub fn starts_threads(&self) -> &[String] {
+        self.more.as_deref().map_or(&[], |m| &m.starts_threads)
+    }
     /// Calls sent from this state (call names), in code order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sends: Vec<String>,
+    pub fn sends(&self) -> &[SharedStr] {
+        self.more.as_deref().map_or(&[], |m| &m.sends)
+    }
+}
+
+/// `H` of a `GoSub`: the handler state or, when the lookup failed, the empty string.
+struct GoSubHandler(Option<StateName>);
+
+impl Serialize for GoSubHandler {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(n) => n.serialize(s),
+            None => s.serialize_str(""),
+        }
+    }
+}
+
+impl Serialize for State {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("State", 17)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("role", &self.role)?;
+        st.serialize_field("activity", &self.activity)?;
+        st.serialize_field("wait", &self.wait)?;
+        st.serialize_field("join", &self.join)?;
+        st.serialize_field("successors", &self.successors)?;
+        let lists = [
+            ("dead_successors", self.dead_successors()),
+            ("return_successors", self.return_successors()),
+        ];
+        for (key, v) in lists {
+            if !v.is_empty() {
+                st.serialize_field(key, v)?;
+            }
+        }
+        if let Some(e) = &self.error_target {
+            st.serialize_field("error_target", e)?;
+        }
+        let stacks = [
+            ("handler_stack", self.handler_stack()),
+            ("subroutine_stack", self.subroutine_stack()),
+        ];
+        for (key, v) in stacks {
+            if !v.is_empty() {
+                st.serialize_field(key, v)?;
+            }
+        }
+        if !self.subroutine_stack_alternatives().is_empty() {
+            st.serialize_field(
+                "subroutine_stack_alternatives",
+                self.subroutine_stack_alternatives(),
+            )?;
+        }
+        if let Some(p) = &self.pushes_handler {
+            st.serialize_field("pushes_handler", p)?;
+        }
+        if self.pops_handler {
+            st.serialize_field("pops_handler", &true)?;
+        }
+        if let Some((h, r)) = self.gosub_states() {
+            st.serialize_field("gosub", &(GoSubHandler(h), r))?;
+        }
+        if !self.starts_threads().is_empty() {
+            st.serialize_field("starts_threads", self.starts_threads())?;
+        }
+        if !self.sends().is_empty() {
+            st.serialize_field("sends", self.sends())?;
+        }
+        st.end()
+    }
+}
+
+/// The serialized shape of a [`State`], read back into it.
+#[derive(Deserialize)]
+struct StateWire {
+    name: StateName,
+    role: Role,
+    activity: ActivityRef,
+    wait: bool,
+    join: bool,
+    successors: StateNames,
+    #[serde(default)]
+    dead_successors: StateNames,
+    #[serde(default)]
+    return_successors: StateNames,
+    #[serde(default)]
+    error_target: Option<StateName>,
+    #[serde(default)]
+    handler_stack: StateNames,
+    #[serde(default)]
+    subroutine_stack: StateNames,
+    #[serde(default)]
+    subroutine_stack_alternatives: Vec<StateNames>,
+    #[serde(default)]
+    pushes_handler: Option<StateName>,
+    #[serde(default)]
+    pops_handler: bool,
+    #[serde(default)]
+    gosub: Option<(String, StateName)>,
+    #[serde(default)]
+    starts_threads: Vec<String>,
+    #[serde(default)]
+    sends: Vec<SharedStr>,
+}
+
+impl From<StateWire> for State {
+    fn from(w: StateWire) -> State {
+        let mut s = State {
+            wait: w.wait,
+            join: w.join,
+            pops_handler: w.pops_handler,
+            error_target: w.error_target,
+            pushes_handler: w.pushes_handler,
+            successors: w.successors,
+            ..State::new(w.name, w.role, w.activity)
+        };
+        s.set_more(StateMore {
+            handler_stack: w.handler_stack,
+            starts_threads: w.starts_threads.into(),
+            sends: w.sends.into(),
+            rare: StateRare {
+                dead_successors: w.dead_successors,
+                return_successors: w.return_successors,
+                subroutine_stack: w.subroutine_stack,
+                subroutine_stack_alternatives: w.subroutine_stack_alternatives.into(),
+                // An H that is not a state name reads as the failed lookup it is written for.
+                gosub: w.gosub.map(|(h, r)| (StateName::parse(&h), r)),
+            }
+            .boxed(),
+        });
+        s
+    }
 }
 
 /// `OnResponse<n>` on the context class.
@@ -597,10 +826,11 @@ impl CompiledProcess {
 }
 
 impl ThreadClass {
-    pub fn state(&self, name: &str) -> Option<&State> {
-        let n: usize = name.strip_prefix('S')?.parse().ok()?;
+    /// The state named `name` (`S<n>`; a `StateName`, `str` or `String`).
+    pub fn state<N: AsStateName + ?Sized>(&self, name: &N) -> Option<&State> {
+        let n = name.state_name()?.number()?;
         self.states
-            .get(n.checked_sub(1)?)
-            .filter(|s| s.name == name)
+            .get((n as usize).checked_sub(1)?)
+            .filter(|s| s.name.number() == Some(n))
     }
 }

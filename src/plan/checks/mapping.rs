@@ -26,16 +26,16 @@ fn overridden(cx: &Context, out: &mut Findings) {
             Code::StateOverridden,
             format!(
                 "{} ({} of {}) is mapped by the overrides file to {} ({} of {}){}",
-                sref(o.old_class, &os.name),
+                sref(o.old_class, &os.name.to_string()),
                 os.role,
                 os.activity.label(),
-                new_sref(o.new_class, &ns.name),
+                new_sref(o.new_class, &ns.name.to_string()),
                 ns.role,
                 ns.activity.label(),
                 if rests && !lands { "; it is not a wait state: waiting rows run it as soon as what they wait for arrives" } else { "" }
             ),
         )
-        .states([sref(o.old_class, &os.name), new_sref(o.new_class, &ns.name)])
+        .states([sref(o.old_class, &os.name.to_string()), new_sref(o.new_class, &ns.name.to_string())])
         .old_acts([os.activity.clone()])
         .new_acts([ns.activity.clone()]);
         if rests && !lands {
@@ -90,7 +90,10 @@ fn never_sent(cx: &Context, o: &super::Overridden, out: &mut Findings) {
         .map(|c| format!("call {c:?}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let (old_ref, new_ref) = (sref(o.old_class, &os.name), new_sref(o.new_class, &ns.name));
+    let (old_ref, new_ref) = (
+        sref(o.old_class, &os.name.to_string()),
+        new_sref(o.new_class, &ns.name.to_string()),
+    );
     out.findings.push(
         finding(
             Code::SkippedActivities,

@@ -50,7 +50,7 @@ fn issues(cx: &Context, out: &mut Findings) {
             hits.sort_unstable();
             for (ti, si) in hits {
                 let t = &cx.old_c.threads[ti];
-                v.push(sref(&t.class, &t.states[si].name));
+                v.push(sref(&t.class, &t.states[si].name.to_string()));
             }
         }
         v

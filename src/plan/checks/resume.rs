@@ -13,7 +13,7 @@ use crate::plan::safety::{
     runs_in_thread, scalar_type, sql_literal, sref, Access, Dataflow, Moved, Resume, Runs,
     SiblingRuns, ThreadFinder,
 };
-use crate::states::{ActivityRef, CompiledProcess, Role};
+use crate::states::{ActivityRef, CompiledProcess, Role, StateName};
 use foldhash::{HashMap, HashMapExt, HashSet};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -976,19 +976,21 @@ fn added_to_comp_handlers(
 fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     for th in &c.threads {
-        if !th.states.iter().any(|s| s.gosub.is_some()) {
+        if !th.states.iter().any(|s| s.gosub_states().is_some()) {
             continue;
         }
         // The handler states of each scope, in allocation order.
-        let mut of_scope: HashMap<ActivityId, Vec<&str>> = HashMap::new();
+        let mut of_scope: HashMap<ActivityId, Vec<StateName>> = HashMap::new();
         for s in &th.states {
             if matches!(s.role, Role::CompHandler(_)) {
-                of_scope.entry(s.activity.id).or_default().push(&s.name);
+                of_scope.entry(s.activity.id).or_default().push(s.name);
             }
         }
         for s in &th.states {
-            let Some((h, r)) = &s.gosub else { continue };
-            let (Some(hs), Some(rs)) = (th.state(h), th.state(r)) else {
+            let Some((Some(h), r)) = s.gosub_states() else {
+                continue;
+            };
+            let (Some(hs), Some(rs)) = (th.state(&h), th.state(&r)) else {
                 continue;
             };
             let (Some(site), Some(scope)) = (t.pos(rs.activity.id), t.pos(hs.activity.id)) else {
@@ -996,7 +998,7 @@ fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, usize)> {
             };
             let Some(k) = of_scope
                 .get(&hs.activity.id)
-                .and_then(|v| v.iter().position(|&n| n == h.as_str()))
+                .and_then(|v| v.iter().position(|&n| n == h))
             else {
                 continue;
             };
@@ -1448,7 +1450,7 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
             .waiting_on(o, name);
         let mut waits: Vec<String> = wait_idx
             .iter()
-            .map(|&i| sref(&thread.class, &thread.states[i].name))
+            .map(|&i| sref(&thread.class, &thread.states[i].name.to_string()))
             .collect();
         if waits.is_empty() {
             // Nothing waits on it: a response arriving for it is handled by the handler
@@ -1541,7 +1543,7 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
                     for &i in &wait_idx {
                         pre.push(Precondition::NoRowsAtState {
                             table: table.clone(),
-                            state: thread.states[i].name.clone(),
+                            state: thread.states[i].name.to_string(),
                             reason: format!("call {name:?} now expects another response type"),
                         });
                     }
@@ -1634,7 +1636,7 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
             for &i in &wait_idx {
                 pre.push(Precondition::NoRowsAtState {
                     table: table.clone(),
-                    state: thread.states[i].name.clone(),
+                    state: thread.states[i].name.to_string(),
                     reason: format!(
                         "rows there wait on call {name:?}, which {what}; wait until they have moved on"
                     ),
@@ -1676,7 +1678,7 @@ fn sync_changes(a: &Analysis, old_c: &CompiledProcess) -> Vec<Finding> {
             }
             let attr =
                 |t: &Tree, p: usize, k: &str| t.nodes[p].attrs.get(k).map(|v| v.trim().to_string());
-            let at = sref(&th.class, &st.name);
+            let at = sref(&th.class, &st.name.to_string());
             if element == "delay" {
                 // The runtime arms the alarm when the row reaches the wait (a `_Delay` key in its
                 // pending responses): rows parked there wake when the old value says.
