@@ -7,7 +7,7 @@ use super::model::*;
 use super::BplError;
 use crate::states::SharedStr;
 use roxmltree::{Node, NodeType};
-use rustc_hash::FxHashSet;
+use foldhash::HashSet;
 use std::ops::Range;
 
 /// The 30 activity element names of spec 2.2.
@@ -158,7 +158,7 @@ struct Ctx<'a> {
     next_id: u32,
     depth: u32,
     /// Attribute names and values read so far: equal strings share one allocation.
-    strings: FxHashSet<SharedStr>,
+    strings: HashSet<SharedStr>,
 }
 
 impl<'a> Ctx<'a> {
@@ -216,7 +216,7 @@ pub fn parse_process(src: &XmlSource) -> Result<Process, BplError> {
         lines,
         next_id: 0,
         depth: 0,
-        strings: FxHashSet::default(),
+        strings: HashSet::default(),
     };
     let root = doc.root_element();
     if root.tag_name().name() != "process" {

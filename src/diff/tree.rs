@@ -137,7 +137,7 @@ impl<'a> Tree<'a> {
             slots: Vec::with_capacity(n),
             by_id: vec![NONE; n],
             shared_name: Vec::new(),
-            refs: ActivityRefs::with_capacity(n),
+            refs: ActivityRefs::default(),
         };
         let process = t.refs.intern("process");
         t.walk(&bpl.process.sequence, None, process, 0, 0);
@@ -181,7 +181,6 @@ impl<'a> Tree<'a> {
         let p = self.nodes.len();
         self.nodes.push(a);
         self.parent.push(parent);
-        self.refs.get(a);
         self.index.push(index);
         self.end.push(p);
         self.list_first.push(p);
@@ -282,11 +281,7 @@ impl<'a> Tree<'a> {
 
     /// The activity's reference; clones share its strings.
     pub fn aref(&self, p: usize) -> ActivityRef {
-        let a = self.nodes[p];
-        self.refs
-            .made(a.id)
-            .cloned()
-            .unwrap_or_else(|| ActivityRef::of(a))
+        ActivityRef::of(self.nodes[p])
     }
 
     /// `call "Lookup"`, `assign@12:5`, or `if "Check"@17:5` when another `<if>` is also

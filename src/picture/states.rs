@@ -61,7 +61,7 @@ pub fn legend_state(wait: bool) -> crate::states::State {
         crate::states::Role::Entry,
         crate::states::ActivityRef {
             id: crate::bpl::ActivityId(0),
-            element: "".into(),
+            element: crate::bpl::Element::Empty,
             name: None,
             line: 0,
             column: 0,

@@ -44,7 +44,7 @@ pub fn compile(bpl: &Bpl, compiler: Compiler) -> Result<CompiledProcess, BplErro
         comp_registry: HashMap::new(),
         active: Vec::new(),
         done: Vec::new(),
-        refs: ActivityRefs::with_capacity(bpl.process.flat.len()),
+        refs: ActivityRefs::default(),
     };
     // 3.3 COMPILE: Thread1 runs the (last) top-level sequence; a disabled one leaves S1 -> Stop.
     let root = &bpl.process.sequence;

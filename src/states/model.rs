@@ -154,7 +154,7 @@ pub struct ActivityRef {
     pub id: ActivityId,
     /// Element name (`call`, `if`, `scope`, …).
     #[serde(rename = "type")]
-    pub element: SharedStr,
+    pub element: crate::bpl::Element,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<SharedStr>,
     pub line: u32,
@@ -162,12 +162,11 @@ pub struct ActivityRef {
 }
 
 impl ActivityRef {
-    /// The reference to `a`: its id, element, name and position (new strings; [`ActivityRefs`]
-    /// shares them between the references of one tree).
+    /// The reference to `a`: its id, element, name (shared with the activity) and position.
     pub fn of(a: &crate::bpl::Activity) -> ActivityRef {
         ActivityRef {
             id: a.id,
-            element: SharedStr::from(a.element.as_str()),
+            element: a.element,
             name: a.name.clone(),
             line: a.pos.line,
             column: a.pos.column,
@@ -194,62 +193,18 @@ impl ActivityRef {
     }
 }
 
-/// The [`ActivityRef`]s of one activity tree, made once per activity (by id) with the element
-/// names interned: every later reference to the same activity shares the strings.
+/// Makes the [`ActivityRef`]s of one activity tree and interns its other names (slots and the
+/// like). A reference copies the activity's one-byte element and shares its name, so it is made
+/// afresh each time rather than cached.
 #[derive(Debug, Default)]
 pub(crate) struct ActivityRefs {
-    by_id: Vec<Option<ActivityRef>>,
-    /// Element names seen so far: a few dozen at most, found faster by a scan than by hashing.
-    element_names: Vec<SharedStr>,
     elements: HashMap<String, SharedStr>,
 }
 
 impl ActivityRefs {
-    /// Room for the references of a tree of `n` activities (ids `0..n`).
-    pub fn with_capacity(n: usize) -> ActivityRefs {
-        ActivityRefs {
-            by_id: vec![None; n],
-            element_names: Vec::new(),
-            elements: HashMap::new(),
-        }
-    }
-
-    /// The reference to `a` (a clone of the one made the first time).
+    /// The reference to `a`.
     pub fn get(&mut self, a: &crate::bpl::Activity) -> ActivityRef {
-        let i = a.id.0 as usize;
-        if i >= self.by_id.len() {
-            self.by_id.resize(i + 1, None);
-        }
-        if let Some(r) = &self.by_id[i] {
-            if r.id == a.id {
-                return r.clone();
-            }
-        }
-        let element = match self.element_names.iter().find(|e| e.as_str() == a.element.as_str()) {
-            Some(e) => e.clone(),
-            None => {
-                let e = self.intern(&a.element);
-                self.element_names.push(e.clone());
-                e
-            }
-        };
-        let r = ActivityRef {
-            id: a.id,
-            element,
-            name: a.name.clone(),
-            line: a.pos.line,
-            column: a.pos.column,
-        };
-        self.by_id[i] = Some(r.clone());
-        r
-    }
-
-    /// The reference made for `id`, if [`get`](Self::get) made one.
-    pub fn made(&self, id: ActivityId) -> Option<&ActivityRef> {
-        self.by_id
-            .get(id.0 as usize)?
-            .as_ref()
-            .filter(|r| r.id == id)
+        ActivityRef::of(a)
     }
 
     /// An interned string (slot names and the like): equal strings share one allocation.
