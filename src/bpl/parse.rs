@@ -6,8 +6,8 @@
 use super::model::*;
 use super::BplError;
 use crate::states::SharedStr;
-use roxmltree::{Node, NodeType};
 use foldhash::HashSet;
+use roxmltree::{Node, NodeType};
 use std::ops::Range;
 
 /// The 30 activity element names of spec 2.2.

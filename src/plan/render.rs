@@ -209,12 +209,12 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                 // refused (BPM0110), which "[S14]→[S14]" would hide.
                 let map = state_map.get_or_insert_with(|| t.state_map());
                 match ThreadMapping::map_stack(map, &s.old_subroutine_stack) {
-                    Err(gone) => flags.push(format!(
+                    Err(gone) if s.new.is_some() => flags.push(format!(
                         "sstack [{}]→refused ({} has no counterpart)",
                         s.old_subroutine_stack.join(","),
                         gone.join(",")
                     )),
-                    Ok(_) => flags.push(format!(
+                    _ => flags.push(format!(
                         "sstack [{}]→[{}]",
                         s.old_subroutine_stack.join(","),
                         s.new_subroutine_stack.join(",")
