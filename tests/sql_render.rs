@@ -26,7 +26,7 @@ mod snap;
 fn act(id: u32, element: &str, name: Option<&str>) -> ActivityRef {
     ActivityRef {
         id: ActivityId(id),
-        element: element.into(),
+        element: bplmigrate::bpl::Element::from_name(element).expect("a BPL element"),
         name: name.map(Into::into),
         line: 10 + id,
         column: 5,
