@@ -303,7 +303,7 @@ fn change_fixture_verdicts() {
         ("body_insert_rows_in_handlers", Verdict::Migratable),
         ("nested_catch_compensate", Verdict::Migratable),
         ("dup_fault_catch_unreachable", Verdict::Migratable),
-        ("dup_fault_catch_removed", Verdict::Blocked),
+        ("dup_fault_catch_removed", Verdict::Migratable),
         ("catch_enabled", Verdict::Migratable),
         ("break_out_of_scope", Verdict::Migratable),
         ("transfer_default_stale_stack", Verdict::Migratable),

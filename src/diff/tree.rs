@@ -314,6 +314,31 @@ impl<'a> Tree<'a> {
         }
     }
 
+    /// The `<catch>`/`<catchall>` holding `p` (or `p` itself) that no fault reaches: a catch
+    /// after an earlier one of the same fault (the fault dispatch is a `<switch>` with a case
+    /// per catch in document order, disabled ones included: spec 3.4.10, 3.4.5), or a
+    /// catchall other than the last (dropped, spec 3.4.10).
+    pub fn unreached_handler(&self, p: usize) -> Option<usize> {
+        std::iter::once(p).chain(self.ancestors(p)).find(|&c| {
+            let Some(s) = self.parent[c].filter(|&s| self.element(s) == "scope") else {
+                return false;
+            };
+            let mut handlers = self.slots[s]
+                .iter()
+                .filter(|(slot, _)| slot == "faulthandlers")
+                .flat_map(|(_, l)| l.iter().copied());
+            match &self.nodes[c].kind {
+                crate::bpl::ActivityKind::Catch { fault, .. } => handlers
+                    .take_while(|&x| x != c)
+                    .any(|x| matches!(&self.nodes[x].kind, crate::bpl::ActivityKind::Catch { fault: f, .. } if f == fault)),
+                crate::bpl::ActivityKind::Catchall { .. } => {
+                    handlers.rfind(|&x| self.element(x) == "catchall") != Some(c)
+                }
+                _ => false,
+            }
+        })
+    }
+
     /// [`label`](Tree::label), but an unnamed `<catch>`/`<catchall>` as the source writes it,
     /// with its scope: `<catch fault='"NACK"'> of scope "Deliver"` (and its position when
     /// another handler of that scope reads the same).
