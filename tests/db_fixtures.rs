@@ -553,6 +553,13 @@ stories!(
     wait_moved_out_of_while,
     wait_wrapped_in_while,
     wrap_in_scope,
+    sync_call_split_rows_after,
+    sync_call_joined_rows_after,
+    body_insert_rows_in_handlers,
+    nested_catch_compensate,
+    dup_fault_catch_unreachable,
+    dup_fault_catch_removed,
+    catch_enabled,
 );
 
 /// A new fixture folder must get its story test above.

@@ -203,7 +203,7 @@ fn removed(o: usize, t_old: &Tree, t_new: &Tree, m: &Matching) -> String {
             line.map(|l| format!(", overrides line {l}"))
                 .unwrap_or_default()
         ),
-        None => format!("{} was removed", t_old.label(o)),
+        None => format!("{} was removed", t_old.describe(o)),
     }
 }
 
@@ -229,7 +229,7 @@ pub(crate) fn counterpart_key(
             };
             match t_new.catches(n_owner).iter().position(|&c| c == nc) {
                 Some(j) => Role::Catch(j as u32 + 1),
-                None => return Err(format!("{} moved to another scope", t_old.label(oc))),
+                None => return Err(format!("{} moved to another scope", t_old.describe(oc))),
             }
         }
         Role::SwitchCase(i) => match m
@@ -408,12 +408,20 @@ fn call_to_sync<'c>(
     if !is_wait_role(role) || t_new.element(n_call) != "call" {
         return None;
     }
+    let sync = same_wait_sync(t_new, m, n_call)?;
+    ix.state(t_new.id(sync), role, Some(nt)).map(|(_, ns)| ns)
+}
+
+/// The new `<sync>` that waits on the call at `n_call` (new position) alone, later in the
+/// same list, as its own wait did when it was synchronous: new (no old activity became it),
+/// enabled, without a timeout, and the first sync after the call that lists it.
+pub(crate) fn same_wait_sync(t_new: &Tree, m: &Matching, n_call: usize) -> Option<usize> {
     let name = t_new.nodes[n_call].name.as_deref()?;
     let sync = first_sync_on(t_new, later_siblings(t_new, n_call), name)?;
     if !waits_like_call(t_new, sync, name) || m.n2o[sync].is_some() || !t_new.effective[sync] {
         return None;
     }
-    ix.state(t_new.id(sync), role, Some(nt)).map(|(_, ns)| ns)
+    Some(sync)
 }
 
 /// Why the `<sync>` that now waits on the call at `n_call` (made asynchronous) is not the

@@ -55,6 +55,10 @@ pub(crate) enum Order {
     Ancestor,
     /// `a` is inside `w` (other than its request).
     Inside,
+    /// `a` lies in the body of a scope and `w` in one of that scope's fault handlers: a thread
+    /// at `w` ran some prefix of the body before a fault took it there (every body state's
+    /// error edge goes to the scope's fault dispatch, spec 4.4), so it may have run `a`.
+    Faulted,
     /// Different branches/cases/handlers/threads: no sequential order.
     Unordered,
     Same,
@@ -295,6 +299,63 @@ impl<'a> Tree<'a> {
         }
     }
 
+    /// A fault handler as the source writes it: `<catchall>`, `<catch fault='"Timeout"'>`.
+    pub fn handler_tag(&self, c: usize) -> String {
+        match &self.nodes[c].kind {
+            crate::bpl::ActivityKind::Catch {
+                fault: Some(fault), ..
+            } => format!("<catch fault={}>", xml_attr(fault)),
+            _ => format!("<{}>", self.element(c)),
+        }
+    }
+
+    /// The `<catch>`/`<catchall>` holding `p` (or `p` itself) that no fault reaches: a catch
+    /// after an earlier one of the same fault (the fault dispatch is a `<switch>` with a case
+    /// per catch in document order, disabled ones included: spec 3.4.10, 3.4.5), or a
+    /// catchall other than the last (dropped, spec 3.4.10).
+    pub fn unreached_handler(&self, p: usize) -> Option<usize> {
+        std::iter::once(p).chain(self.ancestors(p)).find(|&c| {
+            let Some(s) = self.parent[c].filter(|&s| self.element(s) == "scope") else {
+                return false;
+            };
+            let mut handlers = self.slots[s]
+                .iter()
+                .filter(|(slot, _)| slot == "faulthandlers")
+                .flat_map(|(_, l)| l.iter().copied());
+            match &self.nodes[c].kind {
+                crate::bpl::ActivityKind::Catch { fault, .. } => handlers
+                    .take_while(|&x| x != c)
+                    .any(|x| matches!(&self.nodes[x].kind, crate::bpl::ActivityKind::Catch { fault: f, .. } if f == fault)),
+                crate::bpl::ActivityKind::Catchall { .. } => {
+                    handlers.rfind(|&x| self.element(x) == "catchall") != Some(c)
+                }
+                _ => false,
+            }
+        })
+    }
+
+    /// [`label`](Tree::label), but an unnamed `<catch>`/`<catchall>` as the source writes it,
+    /// with its scope: `<catch fault='"NACK"'> of scope "Deliver"` (and its position when
+    /// another handler of that scope reads the same).
+    pub fn describe(&self, p: usize) -> String {
+        if self.nodes[p].name.is_some() || !matches!(self.element(p), "catch" | "catchall") {
+            return self.label(p);
+        }
+        let tag = self.handler_tag(p);
+        let Some(s) = self.parent[p] else { return tag };
+        let twin = self.slots[s]
+            .iter()
+            .filter(|(slot, _)| slot == "faulthandlers")
+            .flat_map(|(_, l)| l.iter().copied())
+            .any(|c| c != p && self.nodes[c].name.is_none() && self.handler_tag(c) == tag);
+        let at = if twin {
+            format!("@{}", self.nodes[p].pos)
+        } else {
+            String::new()
+        };
+        format!("the {tag}{at} of {}", self.label(s))
+    }
+
     pub fn element(&self, p: usize) -> &str {
         &self.nodes[p].element
     }
@@ -436,6 +497,9 @@ impl<'a> Tree<'a> {
         else {
             return Order::Unordered;
         };
+        if self.nodes[l].element == "scope" && sa == "body" && sw == "faulthandlers" {
+            return Order::Faulted;
+        }
         if sa != sw || self.nodes[l].element == "flow" {
             return Order::Unordered;
         }
@@ -712,6 +776,19 @@ pub(crate) fn keys(a: &Activity) -> (String, Option<String>) {
 /// Does the key say anything beyond the element name (a name or a key attribute value)?
 pub(crate) fn key_is_trivial(t: &Tree, p: usize) -> bool {
     t.nodes[p].name.is_none() && t.rename_key[p].is_none()
+}
+
+/// An attribute value quoted as XML would (the fault of a catch is usually a quoted string:
+/// `'"Timeout"'`).
+pub(crate) fn xml_attr(v: &str) -> String {
+    let v = v.replace('&', "&amp;").replace('<', "&lt;");
+    if !v.contains('"') {
+        format!("\"{v}\"")
+    } else if !v.contains('\'') {
+        format!("'{v}'")
+    } else {
+        format!("\"{}\"", v.replace('"', "&quot;"))
+    }
 }
 
 #[cfg(test)]

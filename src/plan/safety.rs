@@ -283,6 +283,13 @@ struct Alignment {
     /// A long list of moved siblings is a few blocks, so a resume point costs O(blocks ·
     /// log), not O(activities).
     blocks: Vec<Vec<usize>>,
+    /// A new `<sync>` that is the same wait as an old synchronous call's own (the call made
+    /// asynchronous, the sync on it alone after it; spec 3.4.4a: a synchronous call compiles
+    /// as a sync on it alone): that old call. A thread that passed the call under the old
+    /// version did that wait, so it did not skip the sync. (It does not count as run for
+    /// re-runs: a thread reaching it again after the answer came finds nothing to wait for.)
+    /// Sorted by the sync.
+    waited: Vec<(usize, usize)>,
 }
 
 impl Alignment {
@@ -352,11 +359,25 @@ impl Alignment {
                 }
             }
         }
+        let mut waited = Vec::new();
+        for (n, &o) in old.iter().enumerate() {
+            if tn.element(n) != "call" || !is_async_call(tn.nodes[n]) {
+                continue;
+            }
+            let Some(o) = o.filter(|&o| !is_async_call(to.nodes[o])) else {
+                continue;
+            };
+            if let Some(sync) = crate::diff::statemap::same_wait_sync(tn, m, n) {
+                waited.push((sync, o));
+            }
+        }
+        waited.sort_unstable();
         Alignment {
             old,
             block_of,
             blocks,
             pure,
+            waited,
         }
     }
 }
@@ -397,7 +418,17 @@ struct Walk<'w, 'a> {
 impl Walk<'_, '_> {
     /// Did the counterpart of `q` run before the old resume point?
     fn ran_before(&self, q: usize) -> bool {
-        self.align.old[q].is_some_and(|o| {
+        let waited = || {
+            let w = &self.align.waited;
+            w.binary_search_by_key(&q, |&(sync, _)| sync)
+                .ok()
+                .map(|k| w[k].1)
+        };
+        let old = match self.align.old[q] {
+            None if !self.ran => waited(),
+            o => o,
+        };
+        old.is_some_and(|o| {
             let k = self.old_before.partition_point(|&(_, e)| e < o);
             self.old_before.get(k).is_some_and(|&(s, _)| s <= o)
         })
@@ -1211,7 +1242,7 @@ pub(crate) fn subtree_owns(t: &Tree, owners: &BTreeSet<usize>, p: usize) -> bool
 
 #[cfg(test)]
 mod tests {
-    use super::{in_foreign_handler, mentions, outermost, Moved, Runs, SiblingRuns};
+    use super::{in_foreign_handler, is_async_call, mentions, outermost, Moved, Runs, SiblingRuns};
     use crate::bpl::{load, LoadOptions};
     use crate::diff::tree::Order;
     use crate::states::{compile, Compiler};
@@ -1292,8 +1323,19 @@ mod tests {
             {
                 continue;
             }
+            // A `<sync>` that is the same wait as the old synchronous call it follows ran
+            // where that call did.
+            let waited = || {
+                (0..tn.len()).any(|c| {
+                    tn.element(c) == "call"
+                        && is_async_call(tn.nodes[c])
+                        && m.n2o[c].is_some_and(|o| !is_async_call(to.nodes[o]))
+                        && crate::diff::statemap::same_wait_sync(tn, m, c) == Some(n)
+                        && was_before(c)
+                })
+            };
             match tn.order(n, w) {
-                Order::Before if !was_before(n) => sk.push(n),
+                Order::Before if !was_before(n) && !waited() => sk.push(n),
                 Order::After if was_before(n) => re.push(n),
                 _ => {}
             }

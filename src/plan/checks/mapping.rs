@@ -242,7 +242,12 @@ fn states(cx: &Context, out: &mut Findings) {
             }
         }
         for (act, states, why) in &removed {
-            let rests = states.iter().any(|s| s.wait || s.join);
+            // No row rests in a fault handler no fault reaches.
+            let unreached =
+                cx.a.old
+                    .pos(act.id)
+                    .and_then(|p| cx.a.old.unreached_handler(p));
+            let rests = unreached.is_none() && states.iter().any(|s| s.wait || s.join);
             let listed = states
                 .iter()
                 .map(|s| {
@@ -262,10 +267,13 @@ fn states(cx: &Context, out: &mut Findings) {
             } else {
                 Code::RemovedState
             };
-            let what = if rests {
-                "instances can wait there"
-            } else {
-                "no instance waits there"
+            let what = match unreached {
+                Some(h) => format!(
+                    "no fault reaches {}: no instance waits there",
+                    cx.a.old.describe(h)
+                ),
+                None if rests => "instances can wait there".to_string(),
+                None => "no instance waits there".to_string(),
             };
             out.findings.push(
                 finding(

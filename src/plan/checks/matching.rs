@@ -142,7 +142,12 @@ fn toggles(a: &Analysis, old_c: &CompiledProcess, new_c: &CompiledProcess) -> Ve
         } else if subtree_owns(to, &oo, o) || subtree_owns(tn, &no, n) {
             // Catches still allocate their dispatch state when disabled (spec 2.4), but
             // their contents do not: the owners inside tell.
-            (Severity::Warning, "it allocates states, threads or response handlers, so everything generated after it is renumbered".to_string())
+            let effect = match (tn.element(n), now) {
+                ("catch" | "catchall", false) => "its dispatch state was allocated while it was disabled too (spec 2.4, exception 2), but what is inside it now allocates states, threads or response handlers, so everything generated after them is renumbered",
+                ("catch" | "catchall", true) => "it keeps its dispatch state (spec 2.4, exception 2), but what is inside it no longer allocates its states, threads or response handlers, so everything generated after them is renumbered",
+                _ => "it allocates states, threads or response handlers, so everything generated after it is renumbered",
+            };
+            (Severity::Warning, effect.to_string())
         } else {
             (
                 Severity::Info,
@@ -152,7 +157,7 @@ fn toggles(a: &Analysis, old_c: &CompiledProcess, new_c: &CompiledProcess) -> Ve
         out.push(
             finding(
                 Code::DisabledToggled,
-                format!("{} was {verb}: {effect}", tn.label(n)),
+                format!("{} was {verb}: {effect}", tn.describe(n)),
             )
             .severity(sev)
             .old_acts([to.aref(o)])

@@ -4,7 +4,7 @@
 
 use super::{Context, Findings};
 use crate::bpl::{Activity, ActivityId, ActivityKind};
-use crate::diff::tree::{Order, Tree};
+use crate::diff::tree::{xml_attr, Order, Tree};
 use crate::diff::{Analysis, ContextChangeKind};
 use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
@@ -82,6 +82,10 @@ fn resume_findings(
     // passed its scope, data-dependent): rows that ran the compensate before their resume
     // point ran its handler without what was added to it.
     let mut compensated: BTreeMap<(usize, Option<usize>, bool), Vec<&Resume>> = BTreeMap::new();
+    // Scopes whose fault handler holds the resume point (in both versions), with what was
+    // added to their body: rows there ran some prefix of it before the fault.
+    let mut body_added: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut prefixed: BTreeMap<usize, Vec<&Resume>> = BTreeMap::new();
     // Old loops that held the wait and do not hold the new resume point.
     let mut left: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     // (new loop, old loop of the same name it replaced), both around the wait.
@@ -173,10 +177,11 @@ fn resume_findings(
             // handler the row rests in, if any): it ran its handler without what was added.
             for (i, ca) in added_to_comp.iter().enumerate() {
                 let (c, oc) = (ca.site, ca.site_old);
+                let (on, oo) = (tn.order(c, w), to.order(oc, wo));
                 if !runs_in_thread(tn, c, tn.thread_root[w])
                     || !runs_in_thread(to, oc, to.thread_root[wo])
-                    || tn.order(c, w) != Order::Before
-                    || to.order(oc, wo) != Order::Before
+                    || !ran_some(on)
+                    || !ran_some(oo)
                     || r.within.is_some_and(|h| !tn.is_desc(c, h))
                 {
                     continue;
@@ -185,7 +190,9 @@ fn resume_findings(
                     in_handler_off_path(tn, c, w),
                     in_handler_off_path(to, oc, wo),
                 ) {
-                    (None, None) => {
+                    // (A `<compensate>` lies in a `<catch>`/`<catchall>`, spec 2.13: on the
+                    // path to the resume point only when that handler holds it.)
+                    (None, None) if on == Order::Before && oo == Order::Before => {
                         let may = conditional_between(a, c, r);
                         compensated.entry((i, None, may)).or_default().push(r);
                     }
@@ -196,8 +203,8 @@ fn resume_findings(
                             continue;
                         };
                         if matches!(tn.element(f), "catch" | "catchall")
-                            && tn.order(s, w) == Order::Before
-                            && to.order(os, wo) == Order::Before
+                            && ran_some(tn.order(s, w))
+                            && ran_some(to.order(os, wo))
                         {
                             compensated.entry((i, Some(f), true)).or_default().push(r);
                         }
@@ -217,10 +224,30 @@ fn resume_findings(
             for (i, fa) in added_to_handlers.iter().enumerate() {
                 let (s, os) = fa.passed;
                 if runs_in_thread(tn, s, tn.thread_root[w])
-                    && tn.order(s, w) == Order::Before
-                    && to.order(os, wo) == Order::Before
+                    && ran_some(tn.order(s, w))
+                    && ran_some(to.order(os, wo))
                 {
                     faulted.entry(i).or_default().push(r);
+                }
+            }
+            // In a fault handler of a scope (in both versions): it ran some prefix of the
+            // scope's body before the fault took it there, so it may have skipped what was
+            // added to the body.
+            for s in tn.ancestors(w).filter(|&s| tn.element(s) == "scope") {
+                let Some((_, "faulthandlers", _)) = tn.child_towards(s, w) else {
+                    continue;
+                };
+                let Some(os) = m.n2o[s].filter(|&os| to.effective[os]) else {
+                    continue;
+                };
+                if !matches!(to.child_towards(os, wo), Some((_, "faulthandlers", _))) {
+                    continue;
+                }
+                let items = body_added
+                    .entry(s)
+                    .or_insert_with(|| added_to_body(a, s, &mut full));
+                if !items.is_empty() {
+                    prefixed.entry(s).or_default().push(r);
                 }
             }
         }
@@ -517,7 +544,18 @@ fn resume_findings(
             ..
         } = added_to_handlers[i];
         let scope = tn.parent[c].map(|s| act_label(tn, s)).unwrap_or_default();
+        let mut through = tn.handler_tag(c);
         let (new, why) = match was {
+            HandlerWas::Removed(oc) => {
+                through = format!("{} (removed)", to.handler_tag(oc));
+                (
+                    "",
+                    format!(
+                        "such a fault now goes through the {} of {scope}",
+                        tn.handler_tag(c)
+                    ),
+                )
+            }
             HandlerWas::Same => (
                 "",
                 "added to that fault handler, which lies before that point".to_string(),
@@ -527,9 +565,12 @@ fn resume_findings(
                 "that fault handler was disabled under the old version: they ran it empty"
                     .to_string(),
             ),
-            HandlerWas::New(_) => (
+            HandlerWas::New(oc) => (
                 "new ",
-                format!("a new fault handler: under the old version such a fault went through the <catchall> of {scope}"),
+                format!(
+                    "a new fault handler: under the old version such a fault went through the {} of {scope}",
+                    to.handler_tag(oc)
+                ),
             ),
             HandlerWas::NewTransferred(e) => (
                 "new ",
@@ -544,10 +585,29 @@ fn resume_findings(
             about(
                 Code::SkippedActivities,
                 format!(
-                    "instances resting at {} may skip {}, depending on whether a fault took them through the {new}{} of {scope}: {} ({why}{})",
+                    "instances resting at {} may skip {}, depending on whether a fault took them through the {new}{through} of {scope}: {} ({why}{})",
                     at(rs),
                     count(items.len(), "activity", "activities"),
-                    handler_tag(tn, c),
+                    names(items),
+                    quiet.map(|q| format!("; {q}")).unwrap_or_default(),
+                ),
+                rs,
+                items,
+            ),
+            quiet,
+        ));
+    }
+    for (&s, rs) in &prefixed {
+        let items = &body_added[&s];
+        let scope = act_label(tn, s);
+        let quiet = quiet_note(tn, items.iter().copied());
+        out.push(quieted(
+            about(
+                Code::SkippedActivities,
+                format!(
+                    "instances resting at {} may skip {}, depending on where in the body of {scope} the fault happened: {} (added to the body of {scope}, which they left for its fault handlers{})",
+                    at(rs),
+                    count(items.len(), "activity", "activities"),
                     names(items),
                     quiet.map(|q| format!("; {q}")).unwrap_or_default(),
                 ),
@@ -576,7 +636,7 @@ fn resume_findings(
                 "may skip",
                 format!(
                     ", depending on whether a fault took them through the {} of {}",
-                    handler_tag(tn, f),
+                    tn.handler_tag(f),
                     tn.parent[f].map(|s| act_label(tn, s)).unwrap_or_default()
                 ),
                 format!(
@@ -814,6 +874,9 @@ enum HandlerWas {
     /// No such handler and no `<catchall>`: its faults went on to the handlers of the
     /// enclosing scope (this new position; spec 3.4.10, the transfer default).
     NewTransferred(usize),
+    /// The `<catchall>` (this handler) now catches the faults of an old `<catch>` (this old
+    /// position) that was removed: rows that took that path ran that catch, not it.
+    Removed(usize),
 }
 
 /// A fault handler (`<catch>`/`<catchall>`) of a scope both versions generate, with the
@@ -842,6 +905,10 @@ fn added_to_fault_handlers(a: &Analysis, full: &mut [bool]) -> Vec<FaultAdded> {
         let Some(os) = m.n2o[s].filter(|&os| to.effective[os] && to.element(os) == "scope") else {
             continue;
         };
+        // A handler no fault reaches never ran and never will: nothing in it is skipped.
+        if first_handler(tn, s, tn.nodes[c]) != Some(c) {
+            continue;
+        }
         let was = match m.n2o[c] {
             Some(o) if to.element(o) == tn.element(c) && to.parent[o] == Some(os) => {
                 if to.effective[o] {
@@ -850,7 +917,7 @@ fn added_to_fault_handlers(a: &Analysis, full: &mut [bool]) -> Vec<FaultAdded> {
                     HandlerWas::Disabled
                 }
             }
-            _ => match last_catchall(to, os) {
+            _ => match first_handler(to, os, tn.nodes[c]).or_else(|| last_catchall(to, os)) {
                 Some(oc) => HandlerWas::New(oc),
                 None => {
                     let tr = tn.thread_root[s];
@@ -899,7 +966,83 @@ fn added_to_fault_handlers(a: &Analysis, full: &mut [bool]) -> Vec<FaultAdded> {
             });
         }
     }
+    // An old `<catch>` whose fault no new one catches, of a scope whose new version has a
+    // `<catchall>`: such a fault now goes through that, which rows past the scope that took
+    // that path did not run (what the old catch ran as well aside).
+    for oc in 0..to.len() {
+        if to.element(oc) != "catch" {
+            continue;
+        }
+        let Some(os) = to.parent[oc].filter(|&os| to.effective[os]) else {
+            continue;
+        };
+        let Some(s) = m.o2n[os].filter(|&s| tn.effective[s] && tn.element(s) == "scope") else {
+            continue;
+        };
+        if first_handler(to, os, to.nodes[oc]) != Some(oc)
+            || first_handler(tn, s, to.nodes[oc]).is_some()
+        {
+            continue;
+        }
+        let Some(c) = last_catchall(tn, s).filter(|&c| tn.effective[c]) else {
+            continue;
+        };
+        let set: Vec<usize> = (c + 1..=tn.end[c])
+            .filter(|&p| tn.effective[p] && tn.handler[p] == Some(c))
+            .collect();
+        let mut items = outermost(tn, &set, full);
+        let ran: HashSet<_> = (oc + 1..=to.end[oc])
+            .filter(|&q| to.effective[q] && to.handler[q] == Some(oc))
+            .map(|q| &to.hash[q])
+            .collect();
+        items.retain(|&p| !ran.contains(&tn.hash[p]));
+        if !items.is_empty() {
+            out.push(FaultAdded {
+                handler: c,
+                was: HandlerWas::Removed(oc),
+                items,
+                passed: (s, os),
+            });
+        }
+    }
     out
+}
+
+/// Did a thread resting at `w` run `p`, or may it have, with `order(p, w)`: before it, or in
+/// the body of a scope whose fault handler holds it (see [`Order::Faulted`]).
+fn ran_some(o: Order) -> bool {
+    matches!(o, Order::Before | Order::Faulted)
+}
+
+/// The outermost activities added to the body of `scope` (new, or not generated under the old
+/// version), outside the fault handlers nested in it.
+fn added_to_body(a: &Analysis, scope: usize, full: &mut [bool]) -> Vec<usize> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let set: Vec<usize> = tn.slots[scope]
+        .iter()
+        .filter(|(slot, _)| slot == "body")
+        .filter_map(|(_, l)| Some((*l.first()?, tn.end[*l.last()?])))
+        .flat_map(|(first, last)| first..=last)
+        .filter(|&p| {
+            tn.effective[p]
+                && tn.handler[p] == tn.handler[scope]
+                && !m.n2o[p].is_some_and(|o| to.effective[o])
+        })
+        .collect();
+    outermost(tn, &set, full)
+}
+
+/// The fault handler of `scope` (in `t`) that catches the faults the handler `h` of the new
+/// version names: for a `<catch>`, the first `<catch>` of the same fault in document order
+/// (the fault dispatch is a `<switch>` with a case per catch, disabled ones included: spec
+/// 3.4.10, 3.4.5); for a `<catchall>`, the last one. `None` when `scope` has none.
+fn first_handler(t: &Tree, scope: usize, h: &Activity) -> Option<usize> {
+    match &h.kind {
+        ActivityKind::Catch { fault, .. } => t.catches(scope).into_iter().find(
+            |&c| matches!(&t.nodes[c].kind, ActivityKind::Catch { fault: f, .. } if f == fault),
+        ),
+        _ => last_catchall(t, scope),
+    }
 }
 
 /// The `<catchall>` a scope uses: the last one (spec 3.4.10, Q-16).
@@ -1581,7 +1724,7 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
                 let what = if off == n || !tn.nodes[off].disabled {
                     "was disabled".to_string()
                 } else {
-                    format!("lies in {}, which was disabled", tn.label(off))
+                    format!("lies in {}, which was disabled", tn.describe(off))
                 };
                 (Code::PendingCallRemoved, what)
             }
@@ -2001,29 +2144,6 @@ fn quieted(f: Finding, quiet: Option<&str>) -> Finding {
 /// (it runs `p` only on a path that took it through that handler).
 fn in_handler_off_path(t: &Tree, p: usize, w: usize) -> Option<usize> {
     t.handler[p].filter(|&h| !(h == w || t.is_desc(w, h)))
-}
-
-/// A fault handler as the source writes it: `<catchall>`, `<catch fault='"Timeout"'>`.
-fn handler_tag(t: &Tree, c: usize) -> String {
-    match &t.nodes[c].kind {
-        ActivityKind::Catch {
-            fault: Some(fault), ..
-        } => format!("<catch fault={}>", xml_attr(fault)),
-        _ => format!("<{}>", t.element(c)),
-    }
-}
-
-/// An attribute value quoted as XML would (the fault of a catch is usually a quoted string:
-/// `'"Timeout"'`).
-fn xml_attr(v: &str) -> String {
-    let v = v.replace('&', "&amp;").replace('<', "&lt;");
-    if !v.contains('"') {
-        format!("\"{v}\"")
-    } else if !v.contains('\'') {
-        format!("'{v}'")
-    } else {
-        format!("\"{}\"", v.replace('"', "&quot;"))
-    }
 }
 
 #[cfg(test)]
