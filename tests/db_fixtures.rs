@@ -556,6 +556,8 @@ stories!(
     sync_call_split_rows_after,
     sync_call_joined_rows_after,
     body_insert_rows_in_handlers,
+    split_in_scope,
+    body_end_insert,
     nested_catch_compensate,
     dup_fault_catch_unreachable,
     dup_fault_catch_removed,

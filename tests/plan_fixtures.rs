@@ -301,6 +301,8 @@ fn change_fixture_verdicts() {
         ("sync_call_split_rows_after", Verdict::Migratable),
         ("sync_call_joined_rows_after", Verdict::Compatible),
         ("body_insert_rows_in_handlers", Verdict::Migratable),
+        ("split_in_scope", Verdict::Compatible),
+        ("body_end_insert", Verdict::Migratable),
         ("nested_catch_compensate", Verdict::Migratable),
         ("dup_fault_catch_unreachable", Verdict::Migratable),
         ("dup_fault_catch_removed", Verdict::Migratable),

@@ -359,19 +359,7 @@ impl Alignment {
                 }
             }
         }
-        let mut waited = Vec::new();
-        for (n, &o) in old.iter().enumerate() {
-            if tn.element(n) != "call" || !is_async_call(tn.nodes[n]) {
-                continue;
-            }
-            let Some(o) = o.filter(|&o| !is_async_call(to.nodes[o])) else {
-                continue;
-            };
-            if let Some(sync) = crate::diff::statemap::same_wait_sync(tn, m, n) {
-                waited.push((sync, o));
-            }
-        }
-        waited.sort_unstable();
+        let waited = syncs_of_sync_calls(a);
         Alignment {
             old,
             block_of,
@@ -380,6 +368,28 @@ impl Alignment {
             waited,
         }
     }
+}
+
+/// The new `<sync>`s that are the wait of an old synchronous call made asynchronous
+/// (`same_wait`, spec 3.4.4a: a sync call compiles as a sync on it alone), with that call's
+/// old position, ascending: a row that waited on the call did that wait, so the sync is neither
+/// new nor skipped for it.
+pub(super) fn syncs_of_sync_calls(a: &Analysis) -> Vec<(usize, usize)> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let mut waited = Vec::new();
+    for n in 0..tn.len() {
+        if tn.element(n) != "call" || !is_async_call(tn.nodes[n]) {
+            continue;
+        }
+        let Some(o) = m.n2o[n].filter(|&o| to.effective[o] && !is_async_call(to.nodes[o])) else {
+            continue;
+        };
+        if let Some(sync) = crate::diff::statemap::same_wait_sync(tn, m, n) {
+            waited.push((sync, o));
+        }
+    }
+    waited.sort_unstable();
+    waited
 }
 
 /// Ascending maximal runs of consecutive siblings, `(first, last)`: `first`, then each next

@@ -71,13 +71,18 @@ fn resume_findings(
     let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut switched: BTreeMap<Vec<Switched>, Vec<&Resume>> = BTreeMap::new();
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
-    let added_to_handlers = added_to_fault_handlers(a, &mut full);
+    // New `<sync>`s that are an old synchronous call's own wait: not new to any row.
+    let mut sync_waits = vec![false; tn.len()];
+    for (sync, _) in crate::plan::safety::syncs_of_sync_calls(a) {
+        sync_waits[sync] = true;
+    }
+    let added_to_handlers = added_to_fault_handlers(a, &sync_waits, &mut full);
     let crossed_branches = moved_between_branches(a, &mut full);
     // (what happens, flow, activities): rows in a branch thread, for activities that moved
     // between the branches of that flow.
     let mut crossed: BTreeMap<(Crossed, usize, Vec<usize>), Vec<&Resume>> = BTreeMap::new();
     let mut faulted: BTreeMap<usize, Vec<&Resume>> = BTreeMap::new();
-    let added_to_comp = added_to_comp_handlers(a, old_c, new_c, &mut full);
+    let added_to_comp = added_to_comp_handlers(a, old_c, new_c, &sync_waits, &mut full);
     // (index into `added_to_comp`, the fault handler the compensate lies in for a row that
     // passed its scope, data-dependent): rows that ran the compensate before their resume
     // point ran its handler without what was added to it.
@@ -245,7 +250,7 @@ fn resume_findings(
                 }
                 let items = body_added
                     .entry(s)
-                    .or_insert_with(|| added_to_body(a, s, &mut full));
+                    .or_insert_with(|| added_to_body(a, s, &sync_waits, &mut full));
                 if !items.is_empty() {
                     prefixed.entry(s).or_default().push(r);
                 }
@@ -894,7 +899,7 @@ struct FaultAdded {
     passed: (usize, usize),
 }
 
-fn added_to_fault_handlers(a: &Analysis, full: &mut [bool]) -> Vec<FaultAdded> {
+fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -> Vec<FaultAdded> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
     let mut out = Vec::new();
     for c in 0..tn.len() {
@@ -945,6 +950,7 @@ fn added_to_fault_handlers(a: &Analysis, full: &mut [bool]) -> Vec<FaultAdded> {
                 tn.effective[p]
                     && tn.handler[p] == Some(c)
                     && !m.n2o[p].is_some_and(|o| to.effective[o])
+                    && !replaced[p]
             })
             .collect();
         let mut items = outermost(tn, &added, full);
@@ -988,7 +994,7 @@ fn added_to_fault_handlers(a: &Analysis, full: &mut [bool]) -> Vec<FaultAdded> {
             continue;
         };
         let set: Vec<usize> = (c + 1..=tn.end[c])
-            .filter(|&p| tn.effective[p] && tn.handler[p] == Some(c))
+            .filter(|&p| tn.effective[p] && tn.handler[p] == Some(c) && !replaced[p])
             .collect();
         let mut items = outermost(tn, &set, full);
         let ran: HashSet<_> = (oc + 1..=to.end[oc])
@@ -1016,20 +1022,39 @@ fn ran_some(o: Order) -> bool {
 
 /// The outermost activities added to the body of `scope` (new, or not generated under the old
 /// version), outside the fault handlers nested in it.
-fn added_to_body(a: &Analysis, scope: usize, full: &mut [bool]) -> Vec<usize> {
+///
+/// Only those before some activity the old body ran too: a fault under the old version
+/// happened at an old activity, so what was added after the last of them was never reached by
+/// one (an insertion at the end of the body is not skipped by rows in its handlers).
+fn added_to_body(a: &Analysis, scope: usize, replaced: &[bool], full: &mut [bool]) -> Vec<usize> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
-    let set: Vec<usize> = tn.slots[scope]
+    let body: Vec<(usize, usize)> = tn.slots[scope]
         .iter()
         .filter(|(slot, _)| slot == "body")
         .filter_map(|(_, l)| Some((*l.first()?, tn.end[*l.last()?])))
-        .flat_map(|(first, last)| first..=last)
+        .collect();
+    let old_in_body = |p: usize| {
+        tn.effective[p]
+            && tn.handler[p] == tn.handler[scope]
+            && m.n2o[p].is_some_and(|o| to.effective[o])
+    };
+    let set: Vec<usize> = body
+        .iter()
+        .flat_map(|&(first, last)| first..=last)
         .filter(|&p| {
             tn.effective[p]
                 && tn.handler[p] == tn.handler[scope]
                 && !m.n2o[p].is_some_and(|o| to.effective[o])
+                && !replaced[p]
         })
         .collect();
-    outermost(tn, &set, full)
+    let mut items = outermost(tn, &set, full);
+    items.retain(|&x| {
+        body.iter().any(|&(_, last)| {
+            (tn.end[x] + 1..=last).any(|p| old_in_body(p) && tn.order(p, x) == Order::After)
+        })
+    });
+    items
 }
 
 /// The fault handler of `scope` (in `t`) that catches the faults the handler `h` of the new
@@ -1070,6 +1095,7 @@ fn added_to_comp_handlers(
     a: &Analysis,
     old_c: &CompiledProcess,
     new_c: &CompiledProcess,
+    replaced: &[bool],
     full: &mut [bool],
 ) -> Vec<CompAdded> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
@@ -1095,6 +1121,7 @@ fn added_to_comp_handlers(
                     tn.effective[p]
                         && tn.handler[p] == Some(h)
                         && !m.n2o[p].is_some_and(|o| to.effective[o])
+                        && !replaced[p]
                 })
                 .collect();
             outermost(tn, &set, full)
