@@ -413,6 +413,26 @@ fn resume_findings(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // Rows at `rs` skip (`verb`) activities added to a handler or body (`items`), `how` it
+    // depends on what they did, `why` they are skipped; traces and `<empty>` only: info.
+    let skips = |rs: &[&Resume], verb: &str, how: &str, items: &[usize], why: &str| {
+        let quiet = quiet_note(tn, items.iter().copied());
+        quieted(
+            about(
+                Code::SkippedActivities,
+                format!(
+                    "instances resting at {} {verb} {}{how}: {} ({why}{})",
+                    at(rs),
+                    count(items.len(), "activity", "activities"),
+                    names(items),
+                    quiet.map(|q| format!("; {q}")).unwrap_or_default(),
+                ),
+                rs,
+                items,
+            ),
+            quiet,
+        )
+    };
     // Certain and data-dependent activities go into separate findings ("will …" / "may …,
     // depending on the branch they took"), so each finding's activities share one answer.
     let parts = |ps: &Runs| -> Vec<(bool, SiblingRuns)> {
@@ -585,41 +605,25 @@ fn resume_findings(
                 ),
             ),
         };
-        let quiet = quiet_note(tn, items.iter().copied());
-        out.push(quieted(
-            about(
-                Code::SkippedActivities,
-                format!(
-                    "instances resting at {} may skip {}, depending on whether a fault took them through the {new}{through} of {scope}: {} ({why}{})",
-                    at(rs),
-                    count(items.len(), "activity", "activities"),
-                    names(items),
-                    quiet.map(|q| format!("; {q}")).unwrap_or_default(),
-                ),
-                rs,
-                items,
+        out.push(skips(
+            rs,
+            "may skip",
+            &format!(
+                ", depending on whether a fault took them through the {new}{through} of {scope}"
             ),
-            quiet,
+            items,
+            &why,
         ));
     }
     for (&s, rs) in &prefixed {
         let items = &body_added[&s];
         let scope = act_label(tn, s);
-        let quiet = quiet_note(tn, items.iter().copied());
-        out.push(quieted(
-            about(
-                Code::SkippedActivities,
-                format!(
-                    "instances resting at {} may skip {}, depending on where in the body of {scope} the fault happened: {} (added to the body of {scope}, which they left for its fault handlers{})",
-                    at(rs),
-                    count(items.len(), "activity", "activities"),
-                    names(items),
-                    quiet.map(|q| format!("; {q}")).unwrap_or_default(),
-                ),
-                rs,
-                items,
-            ),
-            quiet,
+        out.push(skips(
+            rs,
+            "may skip",
+            &format!(", depending on where in the body of {scope} the fault happened"),
+            items,
+            &format!("added to the body of {scope}, which they left for its fault handlers"),
         ));
     }
     for (&(i, fault, may), rs) in &compensated {
@@ -666,22 +670,7 @@ fn resume_findings(
                 ),
             ),
         };
-        let quiet = quiet_note(tn, items.iter().copied());
-        out.push(quieted(
-            about(
-                Code::SkippedActivities,
-                format!(
-                    "instances resting at {} {verb} {}{how}: {} ({why}{})",
-                    at(rs),
-                    count(items.len(), "activity", "activities"),
-                    names(items),
-                    quiet.map(|q| format!("; {q}")).unwrap_or_default(),
-                ),
-                rs,
-                items,
-            ),
-            quiet,
-        ));
+        out.push(skips(rs, verb, &how, items, &why));
     }
     for (ps, rs) in &branches {
         out.push(
