@@ -148,7 +148,7 @@ fn main() -> Result<()> {
                             && s.old_subroutine_stack.is_empty()
                     })
                     .filter(|s| s.new.as_ref().is_some_and(|n| (n != &s.old) == moved))
-                    .map(|s| s.old.clone())
+                    .map(|s| s.old.to_string())
                     .collect()
             };
             let (moved, kept) = (waits(true), waits(false));

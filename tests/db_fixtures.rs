@@ -112,7 +112,7 @@ fn dead_return_states(p: &MigrationPlan) -> Vec<(SqlTable, Vec<String>)> {
                 .iter()
                 .any(|s| s.new.is_some() && s.old_subroutine_stack == v.old);
             if v.new.is_none() && held {
-                out.push((t.old_table.clone(), v.old));
+                out.push((t.old_table.clone(), v.old.to_strings()));
             }
         }
     }
@@ -142,14 +142,18 @@ fn story(dir: &Path) -> String {
     for t in &p.threads {
         let mut first = None;
         for s in &t.states {
-            let hs: Vec<&str> = s.old_handler_stack.iter().map(String::as_str).collect();
-            let ss: Vec<&str> = s.old_subroutine_stack.iter().map(String::as_str).collect();
+            let (hs, ss) = (
+                s.old_handler_stack.to_strings(),
+                s.old_subroutine_stack.to_strings(),
+            );
+            let hs: Vec<&str> = hs.iter().map(String::as_str).collect();
+            let ss: Vec<&str> = ss.iter().map(String::as_str).collect();
             fx.exec(&format!(
                 r#"INSERT INTO "{}"."{}" ("%NextState", "%Status", "%Process", "%HandlerStack", "%SubroutineStack")
                    VALUES ({}, 3, 1, {}, {})"#,
                 t.old_table.schema,
                 t.old_table.table,
-                lit(&s.old),
+                lit(&s.old.to_string()),
                 stack_sql(&hs),
                 stack_sql(&ss)
             ));
@@ -157,14 +161,14 @@ fn story(dir: &Path) -> String {
             let same_table = t.new_table.as_ref() == Some(&t.old_table);
             let e = match (&s.new, same_table) {
                 (Some(n), true) => Expect {
-                    state: n.clone(),
-                    handler_stack: s.new_handler_stack.clone(),
-                    subroutine_stack: s.new_subroutine_stack.clone(),
+                    state: n.to_string(),
+                    handler_stack: s.new_handler_stack.to_strings(),
+                    subroutine_stack: s.new_subroutine_stack.to_strings(),
                 },
                 _ => Expect {
-                    state: s.old.clone(),
-                    handler_stack: s.old_handler_stack.clone(),
-                    subroutine_stack: s.old_subroutine_stack.clone(),
+                    state: s.old.to_string(),
+                    handler_stack: s.old_handler_stack.to_strings(),
+                    subroutine_stack: s.old_subroutine_stack.to_strings(),
                 },
             };
             expect.entry(t.old_table.clone()).or_default().push(e);

@@ -78,7 +78,7 @@ fn every_old_state_once(p: &MigrationPlan, oc: &CompiledProcess) -> Vec<Violatio
         .iter()
         .zip(&oc.threads)
         .filter_map(|(tm, t)| {
-            let plan: Vec<String> = tm.states.iter().map(|s| s.old.clone()).collect();
+            let plan: Vec<String> = tm.states.iter().map(|s| s.old.to_string()).collect();
             let old: Vec<String> = t.states.iter().map(|s| s.name.to_string()).collect();
             (tm.old_class != t.class || plan != old).then(|| Violation::OldStates {
                 class: t.class.clone(),
@@ -113,7 +113,7 @@ fn owners_correspond(p: &MigrationPlan, d: &diff::ProcessDiff) -> Vec<Violation>
                 if !same_wait && m.get(&s.old_activity.id) != Some(&na.id) {
                     out.push(Violation::Owner {
                         class: tm.old_class.clone(),
-                        state: s.old.clone(),
+                        state: s.old.to_string(),
                     });
                 }
             }
@@ -701,8 +701,8 @@ fn property_rename_only_never_moves_a_state() {
             );
             for s in &t.states {
                 assert_eq!(
-                    s.new.as_deref(),
-                    Some(s.old.as_str()),
+                    s.new,
+                    Some(s.old),
                     "seed {seed}: {} {} ({:?})\n{x}",
                     t.old_class,
                     s.old,
@@ -802,8 +802,8 @@ fn an_ambiguous_state_owner_blocks_until_pinned() {
     assert_eq!(p.verdict, Verdict::Migratable, "{:#?}", p.findings);
     let s2 = &p.threads[0].states[1];
     assert_eq!(
-        (s2.old.as_str(), s2.new.as_deref(), s2.via.as_ref()),
-        ("S2", Some("S4"), "pinned")
+        (s2.old.to_string(), s2.new.map(|n| n.to_string()), s2.via.as_ref()),
+        ("S2".to_string(), Some("S4".to_string()), "pinned")
     );
     let skipped = p
         .findings

@@ -12,7 +12,7 @@ use bplmigrate::sql::{
     verify_migration_folder, write_migration_folder, Dialect, Direction, FolderOptions, GuardKind,
     SqlError, SqlScript, CHECKSUM_FILE,
 };
-use bplmigrate::states::{ActivityRef, Role, SqlTable};
+use bplmigrate::states::{ActivityRef, Role, SqlTable, StateName, StateNames};
 use sqlparser::ast::{Expr, Statement, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,6 +61,10 @@ fn st(old: &str, new: Option<&str>) -> StateMapping {
 
 fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
+}
+
+fn names(v: &[&str]) -> StateNames {
+    v.iter().map(|s| s.parse::<StateName>().unwrap()).collect()
 }
 
 fn thread(class: &str, k: u32, new_k: Option<u32>, states: Vec<StateMapping>) -> ThreadMapping {
@@ -159,14 +163,14 @@ fn cycle_plan() -> MigrationPlan {
         st("S8", Some("S8")),
     ];
     for m in &mut s[2..=4] {
-        m.old_handler_stack = strs(&["S2"]);
-        m.new_handler_stack = strs(&["S6"]);
+        m.old_handler_stack = names(&["S2"]);
+        m.new_handler_stack = names(&["S6"]);
     }
     // S7: entered a new scope (no stack before).
-    s[6].new_handler_stack = strs(&["S6"]);
+    s[6].new_handler_stack = names(&["S6"]);
     // S8: inside a compensation handler; its return state was renumbered.
-    s[7].old_subroutine_stack = strs(&["S5"]);
-    s[7].new_subroutine_stack = strs(&["S3"]);
+    s[7].old_subroutine_stack = names(&["S5"]);
+    s[7].new_subroutine_stack = names(&["S3"]);
     p.threads = vec![thread("Demo.Loan.BankUS", 1, Some(1), s)];
     p
 }
@@ -779,13 +783,30 @@ fn malicious_names_never_make_a_second_statement() {
     let mut p = blocked_plan();
     p.context_properties[0].name = "Risk/*x*/".into();
     assert!(render(&p, Dialect::Postgres).is_err());
-    // State names are not free text.
-    let mut p = swap_plan();
-    p.threads[0].states[4].new = Some("S7'; DELETE FROM t; --".into());
-    assert!(matches!(
-        render(&p, Dialect::Iris),
-        Err(SqlError::Plan { .. })
-    ));
+    // State names are not free text: a plan.json naming anything else does not load, and
+    // says where.
+    let json = serde_json::to_string_pretty(&swap_plan()).unwrap();
+    for (field, evil) in [
+        ("new", "S7'; DELETE FROM t; --"),
+        ("old", "S01"),
+        ("new", "s7"),
+        ("old", "S99999999999"),
+    ] {
+        let from = format!("\"{field}\": \"S5\"");
+        assert!(json.contains(&from), "{json}");
+        let edited = json.replacen(&from, &format!("\"{field}\": \"{evil}\""), 1);
+        let e = serde_json::from_str::<MigrationPlan>(&edited).unwrap_err();
+        let line = edited[..edited.find(evil).unwrap()].lines().count();
+        assert_eq!(e.line(), line, "{e}");
+        assert!(e.to_string().contains("is not a state name (S<n> or Stop)"), "{e}");
+    }
+    // Stack entries too.
+    let json = serde_json::to_string_pretty(&cycle_plan()).unwrap();
+    let from = "\"new_handler_stack\": [";
+    assert!(json.contains(from), "{json}");
+    let edited = json.replacen(from, "\"new_handler_stack\": [\"S0\", ", 1);
+    let e = serde_json::from_str::<MigrationPlan>(&edited).unwrap_err();
+    assert!(e.to_string().contains("\"S0\" is not a state name"), "{e}");
     // Literals (call names, class names): escaped, and still one statement.
     let mut p = blocked_plan();
     let evil = "Cr'edit'); DELETE FROM \"Ens_Config\".\"Item\"; --";
@@ -904,7 +925,7 @@ fn non_invertible_plans_say_why() {
     );
     assert!(all.contains("OnResponse1"), "{all}");
     let mut merged = swap_plan();
-    merged.threads[0].states[4].new = Some("S5".into());
+    merged.threads[0].states[4].new = Some(StateName::s(5));
     let Err(SqlError::NotInvertible { reasons, .. }) = render_revert(&merged, Dialect::Iris) else {
         panic!()
     };
@@ -1158,7 +1179,7 @@ mod end_to_end {
                 m.new
                     .as_ref()
                     .filter(|n| **n != m.old)
-                    .map(|n| (m.old.clone(), n.clone()))
+                    .map(|n| (m.old.to_string(), n.to_string()))
             })
             .collect();
         assert!(
@@ -1197,11 +1218,11 @@ mod end_to_end {
         let plan = plan_for(&old, &new);
         check_all(&plan);
         let s = render(&plan, Dialect::Iris).unwrap();
-        let removed: Vec<&str> = plan.threads[0]
+        let removed: Vec<String> = plan.threads[0]
             .states
             .iter()
             .filter(|m| m.new.is_none())
-            .map(|m| m.old.as_str())
+            .map(|m| m.old.to_string())
             .collect();
         assert!(!removed.is_empty());
         for st in removed {

@@ -11,7 +11,7 @@ use crate::sql::{
     self, ELEMENT_KEY, HANDLER_STACK, NEXT_STATE, RESPONSE_HANDLER_COLUMN, SUBROUTINE_STACK,
     THREAD_STATUS,
 };
-use crate::states::{CompiledProcess, SqlTable};
+use crate::states::{CompiledProcess, SqlTable, StateNames};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -491,29 +491,28 @@ impl Renaming {
                     let Some(n) = sv.new else { continue };
                     let (from, to) = if reverse { (n, sv.old) } else { (sv.old, n) };
                     if from != to {
-                        values[i].insert(from, to);
+                        values[i].insert(from.to_strings(), to.to_strings());
                     }
                 }
             }
             let value_mapped = values.iter().any(|v| !v.is_empty());
             // Only where the new stack is not the old one mapped element-wise.
-            let exception = |o: &Vec<String>, n: &Vec<String>| {
-                o != n
-                    && crate::plan::ThreadMapping::map_stack(&state_map, o).as_deref() != Ok(&n[..])
+            let exception = |o: &StateNames, n: &StateNames| {
+                o != n && crate::plan::ThreadMapping::map_stack(&state_map, o).as_ref() != Ok(n)
             };
             for s in &t.states {
                 // A removed state has no new name: its rows are guarded to be absent.
-                let Some(new) = &s.new else { continue };
+                let Some(new) = s.new else { continue };
                 let (from, to, hs, ss) = if reverse {
                     (
                         new,
-                        &s.old,
+                        s.old,
                         (&s.new_handler_stack, &s.old_handler_stack),
                         (&s.new_subroutine_stack, &s.old_subroutine_stack),
                     )
                 } else {
                     (
-                        &s.old,
+                        s.old,
                         new,
                         (&s.old_handler_stack, &s.new_handler_stack),
                         (&s.old_subroutine_stack, &s.new_subroutine_stack),
@@ -525,11 +524,11 @@ impl Renaming {
                     (exception(hs.0, hs.1), exception(ss.0, ss.1))
                 };
                 let mv = StateMove {
-                    to: to.clone(),
-                    handler_stack: he.then(|| (hs.0.clone(), hs.1.clone())),
-                    subroutine_stack: se.then(|| (ss.0.clone(), ss.1.clone())),
+                    to: to.to_string(),
+                    handler_stack: he.then(|| (hs.0.to_strings(), hs.1.to_strings())),
+                    subroutine_stack: se.then(|| (ss.0.to_strings(), ss.1.to_strings())),
                 };
-                if m.insert(from.clone(), mv).is_some() {
+                if m.insert(from.to_string(), mv).is_some() {
                     return None;
                 }
             }

@@ -12,7 +12,7 @@ use super::folder::Migration;
 use super::run::{CheckResult, GroupMove, StatusReport};
 use crate::plan::findings::Code;
 use crate::plan::{Finding, MigrationPlan, Precondition, StateMapping};
-use crate::states::SqlTable;
+use crate::states::{SqlTable, StateName};
 use serde::Serialize;
 
 /// What happens to the rows of a group.
@@ -261,8 +261,10 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
         |t| short(&t.old_class).to_string(),
     );
     let state = g.from.clone();
+    // A value that is no state name (`S01`, NULL) is no state of the plan.
+    let name = state.as_deref().and_then(StateName::parse);
     let mapping: Option<&StateMapping> =
-        thread_map.and_then(|t| t.states.iter().find(|s| Some(&s.old) == state.as_ref()));
+        thread_map.and_then(|t| t.states.iter().find(|s| Some(s.old) == name));
     let shown_state = state.as_deref().map_or_else(|| "NULL".into(), shown);
     let here = format!("{thread}:{shown_state}");
     let what = |m: Option<&StateMapping>| {
@@ -549,7 +551,7 @@ mod tests {
             .unwrap()
             .states[0]
             .old
-            .clone();
+            .to_string();
         let r = report(&m, vec![mv(&t, &state, &state, "blocked", 2)]);
         let g = &impact(&m, &r).unwrap().groups[0];
         assert_eq!(g.fate, Fate::Drain);

@@ -15,7 +15,7 @@ use crate::sql::{
     self, DefaultFill, Dialect, Direction, GuardKind, SqlScript, NEXT_STATE,
     RESPONSE_HANDLER_COLUMN,
 };
-use crate::states::SqlTable;
+use crate::states::{SqlTable, StateName};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -369,7 +369,7 @@ fn moves(
             }
             for s in &t.states {
                 if s.new.is_none() {
-                    removed.insert((t.old_table.clone(), s.old.clone()));
+                    removed.insert((t.old_table.clone(), s.old.to_string()));
                 }
             }
         }
@@ -1411,17 +1411,18 @@ fn with_foreign_states(
     }) else {
         return g.description.clone();
     };
-    let mut known: BTreeSet<&str> = BTreeSet::from(["Stop"]);
+    let mut known: BTreeSet<StateName> = BTreeSet::from([StateName::STOP]);
     for s in &t.states {
         match direction {
-            Direction::Apply => known.insert(s.old.as_str()),
-            Direction::Revert => s.new.as_deref().is_some_and(|n| known.insert(n)),
+            Direction::Apply => known.insert(s.old),
+            Direction::Revert => s.new.is_some_and(|n| known.insert(n)),
         };
     }
     let mut found: BTreeMap<(u8, u64, String), (String, i64)> = BTreeMap::new();
     for grp in census.threads.iter().filter(|x| x.key.table == t.old_table) {
         let st = grp.key.next_state.as_deref();
-        if st.is_none_or(|st| !known.contains(st)) {
+        // A value that is no state name (`S01`) is no state of either version.
+        if st.is_none_or(|st| StateName::parse(st).is_none_or(|n| !known.contains(&n))) {
             found
                 .entry(super::census::state_order(st))
                 .or_insert_with(|| (st.map_or_else(|| "NULL".into(), shown), 0))

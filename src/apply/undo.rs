@@ -70,9 +70,9 @@ fn work(plan: &MigrationPlan, script: &SqlScript) -> Vec<Work> {
                     .iter()
                     .filter(|t| t.old_table == rw.table)
                     .flat_map(|t| &t.states)
-                    .filter(|s| s.new.as_deref() == Some(s.old.as_str()))
-                    .filter(|s| !stack_only.contains(s.old.as_str()))
-                    .map(|s| s.old.clone())
+                    .filter(|s| s.new == Some(s.old))
+                    .map(|s| s.old.to_string())
+                    .filter(|old| !stack_only.contains(old.as_str()))
                     .collect();
                 k.push("Stop".into());
                 k

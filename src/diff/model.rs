@@ -1,6 +1,6 @@
 //! `ProcessDiff`: the data handed from `diff` to `plan` and printed by `bplmigrate diff`.
 
-use crate::states::{ActivityRef, Role};
+use crate::states::{ActivityRef, Role, StateName};
 use serde::{Deserialize, Serialize};
 
 pub const DIFF_SCHEMA_VERSION: u32 = 1;
@@ -182,8 +182,8 @@ pub struct ThreadDelta {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateDelta {
-    pub old: Option<String>,
-    pub new: Option<String>,
+    pub old: Option<StateName>,
+    pub new: Option<StateName>,
     /// The old role (the new one for added states).
     pub role: Role,
     /// The new role when it is spelled differently (`CATCH(2)` → `CATCH(1)`).

@@ -11,7 +11,7 @@ use super::model::{DeltaKind, HandlerDelta, MatchVia, StateDelta, ThreadDelta};
 use super::tree::Tree;
 use crate::bpl::ActivityId;
 use crate::states::{CompiledProcess, Role, State, ThreadClass};
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The state-level result, with lookups the plan needs.
@@ -45,12 +45,12 @@ pub(crate) fn map_states(
         if let Some(nt) = nt_class {
             used_threads.insert(nt.number);
         }
-        let mut targeted = BTreeSet::new();
+        let mut targeted = HashSet::with_capacity(t.states.len());
         let mut states = Vec::with_capacity(t.states.len());
         for s in &t.states {
             let d = map_state(s, t, nt, &ix, t_old, t_new, m);
-            if let Some(n) = &d.new {
-                targeted.insert(n.clone());
+            if let Some(n) = d.new {
+                targeted.insert(n);
             }
             states.push(d);
         }
@@ -59,7 +59,7 @@ pub(crate) fn map_states(
             states.extend(
                 nt.states
                     .iter()
-                    .filter(|s| !targeted.contains(&s.name.to_string()))
+                    .filter(|s| !targeted.contains(&s.name))
                     .map(added_state),
             );
         }
@@ -170,7 +170,7 @@ fn counterpart_thread(
 fn added_state(s: &State) -> StateDelta {
     StateDelta {
         old: None,
-        new: Some(s.name.to_string()),
+        new: Some(s.name),
         role: s.role.clone(),
         new_role: None,
         old_activity: None,
@@ -273,7 +273,7 @@ fn map_state(
     m: &Matching,
 ) -> StateDelta {
     let mut d = StateDelta {
-        old: Some(s.name.to_string()),
+        old: Some(s.name),
         new: None,
         role: s.role.clone(),
         new_role: None,
@@ -349,7 +349,7 @@ fn map_state(
 
 /// Fills in the new side of an old state's delta.
 fn mapped(d: &mut StateDelta, s: &State, ns: &State, role: Role) {
-    d.new = Some(ns.name.to_string());
+    d.new = Some(ns.name);
     d.new_activity = Some(ns.activity.clone());
     d.change = if ns.name == s.name {
         DeltaKind::Unchanged

@@ -39,7 +39,7 @@ fn states(d: &ProcessDiff) -> Vec<(Option<String>, Option<String>)> {
     d.threads[0]
         .states
         .iter()
-        .map(|s| (s.old.clone(), s.new.clone()))
+        .map(|s| (s.old.map(|n| n.to_string()), s.new.map(|n| n.to_string())))
         .collect()
 }
 
@@ -202,7 +202,7 @@ fn a_state_whose_owner_moved_to_another_thread_is_removed_with_a_note() {
     let new = format!("<flow><sequence name='L'>{CALL_B}{CALL_A}</sequence></flow>");
     let d = run(&old, &new, &[]);
     let w = &d.threads[0].states[1];
-    assert_eq!(w.old.as_deref(), Some("S2"));
+    assert_eq!(w.old.map(|n| n.to_string()).as_deref(), Some("S2"));
     assert_eq!(w.new, None);
     assert!(w.note.as_deref().unwrap_or("").contains("Thread2"), "{w:?}");
 }

@@ -155,8 +155,8 @@ pub fn review_html(
             let _ = writeln!(
                 o,
                 "<tr class=\"{class}\"><td class=\"m\">{}</td><td class=\"m\">{}</td><td class=\"m\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{rest}</td><td>{}</td></tr>",
-                esc(&s.old),
-                esc(s.new.as_deref().unwrap_or("—")),
+                s.old,
+                crate::states::name_or(s.new, "—"),
                 esc(&s.role.to_string()),
                 esc(&s.old_activity.label()),
                 esc(&s.new_activity.as_ref().map(|a| a.label()).unwrap_or_default()),

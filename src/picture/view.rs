@@ -3,7 +3,7 @@
 
 use crate::diff::{DeltaKind, ProcessDiff};
 use crate::plan::{Finding, MigrationPlan, Precondition, Severity, StateChange, Verdict};
-use crate::states::CompiledProcess;
+use crate::states::{CompiledProcess, StateName};
 use std::collections::{HashMap, HashSet};
 
 /// What happens to instances resting at an old state.
@@ -197,7 +197,10 @@ pub fn from_plan(plan: &MigrationPlan, old: &CompiledProcess, new: &CompiledProc
                 drained_tables.insert(table);
             }
             Precondition::NoRowsAtState { table, state, .. } => {
-                drained_states.insert((table, state.as_str()));
+                // A state that is no state name guards nothing the plan maps.
+                if let Some(state) = StateName::parse(state) {
+                    drained_states.insert((table, state));
+                }
             }
             _ => {}
         }
@@ -219,7 +222,7 @@ pub fn from_plan(plan: &MigrationPlan, old: &CompiledProcess, new: &CompiledProc
             .iter()
             .map(|s| {
                 let guarded =
-                    table_drained || drained_states.contains(&(&t.old_table, s.old.as_str()));
+                    table_drained || drained_states.contains(&(&t.old_table, s.old));
                 let fate = match (&s.new, s.change) {
                     (None, _) | (_, StateChange::Removed) => {
                         if guarded && !blocking(&format!("{short}:{}", s.old)) {
@@ -234,8 +237,8 @@ pub fn from_plan(plan: &MigrationPlan, old: &CompiledProcess, new: &CompiledProc
                     (_, StateChange::Overridden) => Fate::Overridden,
                 };
                 StateFate {
-                    old: s.old.clone(),
-                    new: s.new.clone(),
+                    old: s.old.to_string(),
+                    new: s.new.map(|n| n.to_string()),
                     fate,
                     rest: s.wait || s.join,
                 }
@@ -278,7 +281,7 @@ pub fn from_diff(d: &ProcessDiff, old: &CompiledProcess, new: &CompiledProcess) 
             .states
             .iter()
             .filter_map(|s| {
-                let name = s.old.clone()?;
+                let name = s.old?;
                 let fate = match (s.change, &s.new) {
                     (DeltaKind::Unchanged, Some(_)) => Fate::Unchanged,
                     (_, Some(_)) => Fate::Renumbered,
@@ -288,8 +291,8 @@ pub fn from_diff(d: &ProcessDiff, old: &CompiledProcess, new: &CompiledProcess) 
                     .and_then(|ot| ot.state(&name))
                     .map_or(s.wait || s.join, |st| st.wait || st.join);
                 Some(StateFate {
-                    old: name,
-                    new: s.new.clone(),
+                    old: name.to_string(),
+                    new: s.new.map(|n| n.to_string()),
                     fate,
                     rest,
                 })

@@ -312,11 +312,11 @@ impl<'x> Builder<'x, '_> {
             // Exact capacity: a mapping per old state is most of a plan's memory.
             let mut states = Vec::with_capacity(td.states.len());
             states.extend(td.states.iter().filter_map(|sd| {
-                let os = ot.state(sd.old.as_deref()?)?;
-                let ns = sd.new.as_deref().and_then(|n| nt?.state(n));
+                let os = ot.state(&sd.old?)?;
+                let ns = sd.new.and_then(|n| nt?.state(&n));
                 Some(StateMapping {
-                    old: os.name.to_string(),
-                    new: ns.map(|s| s.name.to_string()),
+                    old: os.name,
+                    new: ns.map(|s| s.name),
                     role: os.role.clone(),
                     old_activity: os.activity.clone(),
                     new_activity: ns.map(|s| s.activity.clone()),
@@ -327,13 +327,13 @@ impl<'x> Builder<'x, '_> {
                         DeltaKind::Renumbered => StateChange::Renumbered,
                         DeltaKind::Removed | DeltaKind::Added => StateChange::Removed,
                     },
-                    old_handler_stack: os.handler_stack().to_strings(),
+                    old_handler_stack: os.handler_stack().clone(),
                     new_handler_stack: ns
-                        .map(|s| s.handler_stack().to_strings())
+                        .map(|s| s.handler_stack().clone())
                         .unwrap_or_default(),
-                    old_subroutine_stack: os.subroutine_stack().to_strings(),
+                    old_subroutine_stack: os.subroutine_stack().clone(),
                     new_subroutine_stack: ns
-                        .map(|s| s.subroutine_stack().to_strings())
+                        .map(|s| s.subroutine_stack().clone())
                         .unwrap_or_default(),
                     via: match (ns, sd.via) {
                         (Some(_), Some(v)) => Cow::Borrowed(v.as_str()),
@@ -384,18 +384,18 @@ impl<'x> Builder<'x, '_> {
                     .states
                     .iter()
                     .map(|s| StateMapping {
-                        old: s.name.to_string(),
-                        new: Some(s.name.to_string()),
+                        old: s.name,
+                        new: Some(s.name),
                         role: s.role.clone(),
                         old_activity: s.activity.clone(),
                         new_activity: Some(s.activity.clone()),
                         wait: s.wait,
                         join: s.join,
                         change: StateChange::Unchanged,
-                        old_handler_stack: s.handler_stack().to_strings(),
-                        new_handler_stack: s.handler_stack().to_strings(),
-                        old_subroutine_stack: s.subroutine_stack().to_strings(),
-                        new_subroutine_stack: s.subroutine_stack().to_strings(),
+                        old_handler_stack: s.handler_stack().clone(),
+                        new_handler_stack: s.handler_stack().clone(),
+                        old_subroutine_stack: s.subroutine_stack().clone(),
+                        new_subroutine_stack: s.subroutine_stack().clone(),
                         via: Cow::Borrowed("versioned"),
                         note: None,
                         modified: None,
@@ -545,11 +545,11 @@ impl<'x> Builder<'x, '_> {
             let Some(sm) = tm.states.iter_mut().find(|s| s.old == os.name) else {
                 continue;
             };
-            sm.new = Some(ns.name.to_string());
+            sm.new = Some(ns.name);
             sm.new_activity = Some(ns.activity.clone());
             sm.change = StateChange::Overridden;
-            sm.new_handler_stack = ns.handler_stack().to_strings();
-            sm.new_subroutine_stack = ns.subroutine_stack().to_strings();
+            sm.new_handler_stack = ns.handler_stack().clone();
+            sm.new_subroutine_stack = ns.subroutine_stack().clone();
             sm.via = Cow::Owned(format!("override (line {})", mo.line));
             sm.note = mo.reason.clone();
             overridden.push(checks::Overridden {
@@ -644,7 +644,7 @@ impl<'x> Builder<'x, '_> {
                 let mut refuse = |reason: String| {
                     none.push(NoSuggestion {
                         thread: thread.clone(),
-                        old: s.old.clone(),
+                        old: s.old.to_string(),
                         reason,
                     })
                 };
@@ -746,7 +746,7 @@ impl<'x> Builder<'x, '_> {
                 match (reachable, handler_gone) {
                     (Some((x, _)), None) => out.push(Suggestion {
                         thread: thread.clone(),
-                        old: s.old.clone(),
+                        old: s.old.to_string(),
                         new: x.name.to_string(),
                         reason: format!(
                             "{} still waits on call {calls} in the new version ({} of {}); the pending response completes that wait",
@@ -815,18 +815,18 @@ impl<'x> Builder<'x, '_> {
     ) -> Option<Result<Suggestion, String>> {
         let act = &s.old_activity;
         // Back through removed states to the nearest one that still has a counterpart.
-        let mut at = s.old.clone();
+        let mut at = s.old;
         let mut seen = BTreeSet::new();
         let mut via = Vec::new();
         let (pred, mapped) = loop {
-            if !seen.insert(at.clone()) {
+            if !seen.insert(at) {
                 return None;
             }
             let pred = ot
                 .states
                 .iter()
                 .find(|p| p.name != at && p.successors.contains(&at))?;
-            match t.states.iter().find(|m| m.old == pred.name)?.new.clone() {
+            match t.states.iter().find(|m| m.old == pred.name)?.new {
                 Some(n) => break (pred, n),
                 None => {
                     if pred.activity.label() != act.label() {
@@ -837,7 +837,7 @@ impl<'x> Builder<'x, '_> {
                             pred.activity.label()
                         ));
                     }
-                    at = pred.name.to_string();
+                    at = pred.name;
                 }
             }
         };
@@ -899,8 +899,8 @@ impl<'x> Builder<'x, '_> {
         };
         Some(Ok(Suggestion {
             thread: short(&t.old_class).to_string(),
-            old: s.old.clone(),
-            new: mapped.clone(),
+            old: s.old.to_string(),
+            new: mapped.to_string(),
             reason: format!(
                 "{} ({} of {}) {led} {} in the old version; {then}",
                 pred.name,
@@ -1046,15 +1046,7 @@ fn verdict(scope: &checks::Scope, out: &checks::Findings, identical: bool) -> Ve
 /// no counterpart it stays as it is here (nothing is rewritten) and the rows holding it are
 /// refused by a precondition guard (`sql`), reported by BPM0110.
 fn return_states_follow_their_compensate(t: &mut ThreadMapping) {
-    let map: HashMap<String, Option<String>> = t
-        .states
-        .iter()
-        .map(|s| (s.old.clone(), s.new.clone()))
-        .collect();
-    let map: HashMap<&str, Option<&str>> = map
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_deref()))
-        .collect();
+    let map = t.state_map();
     for s in &mut t.states {
         if s.new.is_none() {
             continue;

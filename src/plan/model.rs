@@ -1,7 +1,7 @@
 //! The migration plan: the reviewed contract between analysis (`diff`/`plan`) and the write
 //! path (`sql`/`apply`). Serialized as `plan.json`; `schema_version` guards the format.
 
-use crate::states::{ActivityRef, Role, SqlTable};
+use crate::states::{ActivityRef, Role, SqlTable, StateName, StateNames};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -96,9 +96,9 @@ pub struct ThreadMapping {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateMapping {
-    pub old: String,
+    pub old: StateName,
     /// New state name, or None when removed.
-    pub new: Option<String>,
+    pub new: Option<StateName>,
     pub role: Role,
     pub old_activity: ActivityRef,
     pub new_activity: Option<ActivityRef>,
@@ -110,14 +110,14 @@ pub struct StateMapping {
     pub join: bool,
     pub change: StateChange,
     /// Old and new `%HandlerStack` / `%SubroutineStack` for rows resting here.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub old_handler_stack: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub new_handler_stack: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub old_subroutine_stack: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub new_subroutine_stack: Vec<String>,
+    #[serde(default, skip_serializing_if = "StateNames::is_empty")]
+    pub old_handler_stack: StateNames,
+    #[serde(default, skip_serializing_if = "StateNames::is_empty")]
+    pub new_handler_stack: StateNames,
+    #[serde(default, skip_serializing_if = "StateNames::is_empty")]
+    pub old_subroutine_stack: StateNames,
+    #[serde(default, skip_serializing_if = "StateNames::is_empty")]
+    pub new_subroutine_stack: StateNames,
     /// Why this mapping was chosen (`exact`, `aligned`, `renamed`, `override`, …): one of a few
     /// fixed words, borrowed rather than allocated per state.
     pub via: Cow<'static, str>,
@@ -306,27 +306,30 @@ pub struct Finding {
 /// handler): such rows cannot be migrated and are refused by a guard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StackValue {
-    pub old: Vec<String>,
-    pub new: Option<Vec<String>>,
+    pub old: StateNames,
+    pub new: Option<StateNames>,
     /// The elements without a counterpart (empty when `new` is Some).
-    pub unmapped: Vec<String>,
+    pub unmapped: Vec<StateName>,
 }
+
+/// A thread's old → new state names (None: removed), from [`ThreadMapping::state_map`].
+pub type StateMap = foldhash::HashMap<StateName, Option<StateName>>;
 
 impl ThreadMapping {
     /// `stack`, every element mapped through the old → new state map; Err with the elements
     /// that have no counterpart.
-    pub fn map_stack<S: std::hash::BuildHasher>(
-        map: &std::collections::HashMap<&str, Option<&str>, S>,
-        stack: &[String],
-    ) -> Result<Vec<String>, Vec<String>> {
-        let mut out = Vec::with_capacity(stack.len());
+    pub fn map_stack(map: &StateMap, stack: &[StateName]) -> Result<StateNames, Vec<StateName>> {
         let mut missing = Vec::new();
-        for e in stack {
-            match map.get(e.as_str()).copied().flatten() {
-                Some(n) => out.push(n.to_string()),
-                None => missing.push(e.clone()),
-            }
-        }
+        let out: StateNames = stack
+            .iter()
+            .filter_map(|e| {
+                let n = map.get(e).copied().flatten();
+                if n.is_none() {
+                    missing.push(*e);
+                }
+                n
+            })
+            .collect();
         if missing.is_empty() {
             Ok(out)
         } else {
@@ -335,18 +338,16 @@ impl ThreadMapping {
     }
 
     /// The old → new state names of this thread (None: removed).
-    pub fn state_map(&self) -> std::collections::HashMap<&str, Option<&str>> {
-        self.states
-            .iter()
-            .map(|s| (s.old.as_str(), s.new.as_deref()))
-            .collect()
+    pub fn state_map(&self) -> StateMap {
+        self.states.iter().map(|s| (s.old, s.new)).collect()
     }
 
     /// Every non-empty value some old state of this thread predicts for the handler stack
-    /// (`subroutine` false) or the subroutine stack, sorted, with its element-wise image.
+    /// (`subroutine` false) or the subroutine stack, in the order of their spelling (`S10`
+    /// before `S9`, as the scripts list them), with its element-wise image.
     pub fn stack_values(&self, subroutine: bool) -> Vec<StackValue> {
         let map = self.state_map();
-        let values: std::collections::BTreeSet<&Vec<String>> = self
+        let mut values: Vec<&StateNames> = self
             .states
             .iter()
             .map(|s| {
@@ -358,6 +359,8 @@ impl ThreadMapping {
             })
             .filter(|v| !v.is_empty())
             .collect();
+        values.sort_by_cached_key(|v| v.to_strings());
+        values.dedup();
         values
             .into_iter()
             .map(|v| match Self::map_stack(&map, v) {

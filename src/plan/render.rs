@@ -212,7 +212,7 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                     Err(gone) if s.new.is_some() => flags.push(format!(
                         "sstack [{}]→refused ({} has no counterpart)",
                         s.old_subroutine_stack.join(","),
-                        gone.join(",")
+                        crate::states::join_names(&gone, ",")
                     )),
                     _ => flags.push(format!(
                         "sstack [{}]→[{}]",
@@ -240,8 +240,8 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                 None => "-".into(),
             };
             rows.push(vec![
-                s.old.clone(),
-                s.new.clone().unwrap_or_else(|| "-".into()),
+                s.old.to_string(),
+                crate::states::name_or(s.new, "-"),
                 s.role.to_string(),
                 old_act,
                 new_act,
@@ -591,8 +591,8 @@ pub fn diff_human(d: &ProcessDiff, opts: RenderOptions) -> String {
                 flags.push(format!("({n})"));
             }
             rows.push(vec![
-                s.old.clone().unwrap_or_else(|| "-".into()),
-                s.new.clone().unwrap_or_else(|| "-".into()),
+                crate::states::name_or(s.old, "-"),
+                crate::states::name_or(s.new, "-"),
                 role,
                 act,
                 s.change.as_str().into(),

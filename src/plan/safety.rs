@@ -6,16 +6,16 @@ use super::model::StateMapping;
 use crate::bpl::ActivityKind;
 use crate::diff::tree::Tree;
 use crate::diff::Analysis;
-use crate::states::{CompiledProcess, Role, ThreadClass};
+use crate::states::{CompiledProcess, Role, StateName, ThreadClass};
 use foldhash::{HashMap, HashMapExt};
 use std::collections::BTreeSet;
 
 /// `Thread1:S4` for a state of the old version, `new:Thread1:S6` for the new one.
-pub(crate) fn sref(class: &str, state: &str) -> String {
+pub(crate) fn sref(class: &str, state: &(impl std::fmt::Display + ?Sized)) -> String {
     format!("{}:{state}", short(class))
 }
 
-pub(crate) fn new_sref(class: &str, state: &str) -> String {
+pub(crate) fn new_sref(class: &str, state: &(impl std::fmt::Display + ?Sized)) -> String {
     format!("new:{}:{state}", short(class))
 }
 
@@ -115,10 +115,9 @@ pub(crate) fn resume_points(
         ) else {
             continue;
         };
-        let names: Vec<String> = nt.states.iter().map(|x| x.name.to_string()).collect();
-        let mut roles: HashMap<&str, &Role> = HashMap::new();
-        for (x, name) in nt.states.iter().zip(&names) {
-            roles.entry(name.as_str()).or_insert(&x.role);
+        let mut roles: HashMap<StateName, &Role> = HashMap::with_capacity(nt.states.len());
+        for x in &nt.states {
+            roles.entry(x.name).or_insert(&x.role);
         }
         for sm in states {
             // Rows rest at wait and join states; a state the overrides file maps is one the
@@ -132,9 +131,7 @@ pub(crate) fn resume_points(
             let Some(w_new) = a.new.pos(na.id) else {
                 continue;
             };
-            let enters = roles
-                .get(new_state.as_str())
-                .and_then(|role| entered_slot(role));
+            let enters = roles.get(new_state).and_then(|role| entered_slot(role));
             let (within, returns) = return_points(a, ot, nt, states, sm, w_new);
             out.push(Resume {
                 old_ref: sref(&ot.class, &sm.old),
@@ -183,16 +180,13 @@ fn return_points(
     else {
         return (None, Vec::new());
     };
-    let owner = |t: &Tree, c: &ThreadClass, state: &str| {
+    let owner = |t: &Tree, c: &ThreadClass, state: &StateName| {
         let p = t.pos(c.state(state)?.activity.id)?;
         (t.element(p) == "compensate").then_some(p)
     };
     let mut out: Vec<(usize, usize)> = Vec::new();
-    let mut add = |r_old: Option<&String>, r_new: Option<&String>| {
-        let pair = (
-            owner(&a.old, ot, r_old?.as_str())?,
-            owner(&a.new, nt, r_new?.as_str())?,
-        );
+    let mut add = |r_old: Option<&StateName>, r_new: Option<&StateName>| {
+        let pair = (owner(&a.old, ot, r_old?)?, owner(&a.new, nt, r_new?)?);
         if !out.contains(&pair) {
             out.push(pair);
         }
@@ -206,11 +200,9 @@ fn return_points(
         .state(&sm.old)
         .map_or(&[][..], |s| s.subroutine_stack_alternatives())
     {
-        let top = alt.last().map(|r| r.to_string());
-        let mapped = top
-            .as_ref()
-            .and_then(|r| states.iter().find(|x| &x.old == r)?.new.as_ref());
-        add(top.as_ref(), mapped);
+        let top = alt.last();
+        let mapped = top.and_then(|r| states.iter().find(|x| x.old == *r)?.new.as_ref());
+        add(top, mapped);
     }
     match out.is_empty() {
         true => (None, out),

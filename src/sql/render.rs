@@ -116,13 +116,6 @@ struct ThreadWork {
     dead_values: Vec<(&'static str, Vec<DeadStack>)>,
 }
 
-fn is_state_name(s: &str) -> bool {
-    s == STOP
-        || s.strip_prefix('S').is_some_and(|n| {
-            !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
-        })
-}
-
 fn is_handler_name(s: &str) -> bool {
     s.strip_prefix("OnResponse").is_some_and(|n| {
         !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
@@ -152,23 +145,8 @@ fn validate_plan(plan: &MigrationPlan) -> Result<(), SqlError> {
                     s.old, t.old_class
                 )));
             }
-            let stacks = [
-                &s.old_handler_stack,
-                &s.new_handler_stack,
-                &s.old_subroutine_stack,
-                &s.new_subroutine_stack,
-            ];
-            for name in std::iter::once(&s.old)
-                .chain(s.new.iter())
-                .chain(stacks.into_iter().flatten())
-            {
-                if !is_state_name(name) {
-                    return Err(plan_err(format!(
-                        "{name:?} in {} is not a state name (S<n> or Stop)",
-                        t.old_class
-                    )));
-                }
-            }
+            // Every state and stack entry is a state name by type: a plan.json naming
+            // anything else does not load (`StateName`'s serde, with line and column).
         }
     }
     let mut seen = BTreeSet::new();
@@ -213,21 +191,21 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
             for v in t.stack_values(subroutine) {
                 match (v.new, direction) {
                     (Some(n), Direction::Apply) => {
-                        set.insert(v.old.clone());
+                        set.insert(v.old.to_strings());
                         if n != v.old {
-                            maps.push((v.old, n));
+                            maps.push((v.old.to_strings(), n.to_strings()));
                         }
                     }
                     (Some(n), Direction::Revert) => {
-                        set.insert(n.clone());
+                        set.insert(n.to_strings());
                         if n != v.old {
-                            maps.push((n, v.old));
+                            maps.push((n.to_strings(), v.old.to_strings()));
                         }
                     }
                     (None, Direction::Apply) => {
                         // Known (so the foreign-rows guard does not misname it), refused by
                         // its own guard.
-                        set.insert(v.old.clone());
+                        set.insert(v.old.to_strings());
                         // A handler stack is written per state where that state predicts it
                         // (its new nesting); elsewhere it is a stale entry, refused.
                         let covered: Vec<String> = if subroutine {
@@ -236,10 +214,14 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
                             t.states
                                 .iter()
                                 .filter(|s| s.new.is_some() && s.old_handler_stack == v.old)
-                                .map(|s| s.old.clone())
+                                .map(|s| s.old.to_string())
                                 .collect()
                         };
-                        dead.push((v.old, v.unmapped, covered));
+                        dead.push((
+                            v.old.to_strings(),
+                            v.unmapped.iter().map(|e| e.to_string()).collect(),
+                            covered,
+                        ));
                     }
                     (None, Direction::Revert) => {}
                 }
@@ -250,15 +232,15 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
         let value_mapped = value_maps.iter().any(|(_, m)| !m.is_empty());
         for s in &t.states {
             if direction == Direction::Apply {
-                known.push(s.old.clone());
-                handler_stacks.insert(s.old_handler_stack.clone());
-                subroutine_stacks.insert(s.old_subroutine_stack.clone());
+                known.push(s.old.to_string());
+                handler_stacks.insert(s.old_handler_stack.to_strings());
+                subroutine_stacks.insert(s.old_subroutine_stack.to_strings());
             }
-            let Some(new) = &s.new else { continue };
+            let Some(new) = s.new else { continue };
             if direction == Direction::Revert {
-                known.push(new.clone());
-                handler_stacks.insert(s.new_handler_stack.clone());
-                subroutine_stacks.insert(s.new_subroutine_stack.clone());
+                known.push(new.to_string());
+                handler_stacks.insert(s.new_handler_stack.to_strings());
+                subroutine_stacks.insert(s.new_subroutine_stack.to_strings());
             }
             let pairs = [
                 (HANDLER_STACK, &s.old_handler_stack, &s.new_handler_stack),
@@ -269,26 +251,26 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
                 ),
             ];
             let (from, to) = match direction {
-                Direction::Apply => (s.old.clone(), new.clone()),
-                Direction::Revert => (new.clone(), s.old.clone()),
+                Direction::Apply => (s.old.to_string(), new.to_string()),
+                Direction::Revert => (new.to_string(), s.old.to_string()),
             };
             // Only where the new stack is not the old one mapped element-wise (re-nested into or
             // out of a scope): the value map rewrites the rest.
             let stacks: Vec<StackChange> = pairs
                 .iter()
                 .filter(|(_, o, n)| {
-                    o != n && ThreadMapping::map_stack(&state_map, o).as_deref() != Ok(&n[..])
+                    o != n && ThreadMapping::map_stack(&state_map, o).as_ref() != Ok(*n)
                 })
                 .map(|(column, o, n)| match direction {
                     Direction::Apply => StackChange {
                         column,
-                        from: o.to_vec(),
-                        to: n.to_vec(),
+                        from: o.to_strings(),
+                        to: n.to_strings(),
                     },
                     Direction::Revert => StackChange {
                         column,
-                        from: n.to_vec(),
-                        to: o.to_vec(),
+                        from: n.to_strings(),
+                        to: o.to_strings(),
                     },
                 })
                 .collect();
@@ -330,14 +312,18 @@ pub fn revert_blockers(plan: &MigrationPlan) -> Vec<String> {
             ));
             continue;
         }
-        let mut by_target: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        // Spelled out: the messages list targets in the order of their spelling.
+        let mut by_target: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for s in &t.states {
-            match &s.new {
+            match s.new {
                 None => why.push(format!(
                     "state {} of {} was removed: the new version has nothing to map back",
                     s.old, t.old_class
                 )),
-                Some(n) => by_target.entry(n).or_default().push(&s.old),
+                Some(n) => by_target
+                    .entry(n.to_string())
+                    .or_default()
+                    .push(s.old.to_string()),
             }
         }
         for (n, olds) in by_target {
@@ -1177,7 +1163,7 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
                 };
                 let p = Precondition::NoRowsAtState {
                     table: t.old_table.clone(),
-                    state: s.old.clone(),
+                    state: s.old.to_string(),
                     reason,
                 };
                 push_guard(&mut guards, &mut seen, r.precondition(&p)?);

@@ -2,7 +2,7 @@
 //! This is the data handed from `states` to `diff`, `plan` and `apply`; it is also the
 //! `bplmigrate states --format json` document (documented in README.md).
 
-pub use super::names::{AsStateName, StateName, StateNames};
+pub use super::names::{join_names, name_or, AsStateName, StateName, StateNames};
 use crate::bpl::{ActivityId, Pos};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -164,6 +164,24 @@ impl AsStateName for String {
     }
 }
 
+/// `names` spelled out and joined with `sep` (`S2,S3`).
+pub fn join_names(names: &[StateName], sep: &str) -> String {
+    let mut out = String::new();
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        use std::fmt::Write;
+        let _ = write!(out, "{n}");
+    }
+    out
+}
+
+/// The spelling of `name`, or `none` when there is none (`-` in tables).
+pub fn name_or(name: Option<StateName>, none: &str) -> String {
+    name.map_or_else(|| none.to_string(), |n| n.to_string())
+}
+
 /// A short list of state names (successors, stacks): up to two are held inline (most states
 /// have one or two successors), longer lists in one exact-size allocation. Reads as a
 /// `[StateName]`; compares with lists of strings; serialized as a list of strings.
@@ -185,6 +203,11 @@ impl StateNames {
         StateNames::EMPTY
     }
 
+    /// No names (inherent, so serde's `skip_serializing_if` can name it).
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
     pub fn as_slice(&self) -> &[StateName] {
         match &self.0 {
             Repr::Inline(a) if a[0] == UNUSED => &[],
@@ -204,15 +227,7 @@ impl StateNames {
 
     /// The names spelled out and joined with `sep` (`S2,S3`).
     pub fn join(&self, sep: &str) -> String {
-        let mut out = String::new();
-        for (i, n) in self.iter().enumerate() {
-            if i > 0 {
-                out.push_str(sep);
-            }
-            use std::fmt::Write;
-            let _ = write!(out, "{n}");
-        }
-        out
+        join_names(self, sep)
     }
 
     /// The names spelled out.

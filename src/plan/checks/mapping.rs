@@ -7,7 +7,7 @@ use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
 use crate::plan::safety::{self, new_sref, short, sref};
 use foldhash::{HashMap, HashMapExt, HashSet};
-use std::collections::BTreeMap;
+use crate::states::{join_names, StateName};
 
 pub(super) fn run(cx: &Context, out: &mut Findings) {
     overridden(cx, out);
@@ -163,11 +163,7 @@ fn states(cx: &Context, out: &mut Findings) {
         if t.new_class.as_deref().map(short) != Some(short(&t.old_class)) {
             continue;
         }
-        let map: BTreeMap<&str, Option<&str>> = t
-            .states
-            .iter()
-            .map(|s| (s.old.as_str(), s.new.as_deref()))
-            .collect();
+        let map = t.state_map();
         let mut renumbered = Vec::new();
         let mut stack_changed = Vec::new();
         // One finding per removed activity, listing its states.
@@ -192,7 +188,7 @@ fn states(cx: &Context, out: &mut Findings) {
                     }
                     out.pre.push(Precondition::NoRowsAtState {
                         table: t.old_table.clone(),
-                        state: s.old.clone(),
+                        state: s.old.to_string(),
                         // The same words for every state of one removed activity, so a
                         // review groups them into one line.
                         reason: s.note.clone().unwrap_or_else(|| {
@@ -203,21 +199,19 @@ fn states(cx: &Context, out: &mut Findings) {
                 (Some(n), StateChange::Renumbered) => renumbered.push(format!("{}→{}", s.old, n)),
                 _ => {}
             }
-            let unmappable = |v: &[String]| {
-                v.iter()
-                    .any(|e| map.get(e.as_str()).copied().flatten().is_none())
-            };
+            let unmappable =
+                |v: &[StateName]| v.iter().any(|e| map.get(e).copied().flatten().is_none());
             if s.new.is_some()
                 && !unmappable(&s.old_handler_stack)
                 && !unmappable(&s.old_subroutine_stack)
             {
                 // The old stack, each state mapped, is the new stack: nothing to rewrite.
-                let maps_onto = |old: &[String], new: &[String]| {
+                let maps_onto = |old: &[StateName], new: &[StateName]| {
                     old.len() == new.len()
                         && old
                             .iter()
                             .zip(new)
-                            .all(|(o, n)| map.get(o.as_str()).copied().flatten() == Some(n))
+                            .all(|(o, n)| map.get(o).copied().flatten() == Some(*n))
                 };
                 if !maps_onto(&s.old_handler_stack, &s.new_handler_stack)
                     || !maps_onto(&s.old_subroutine_stack, &s.new_subroutine_stack)
@@ -225,18 +219,8 @@ fn states(cx: &Context, out: &mut Findings) {
                     stack_changed.push(format!(
                         "{} [{}]→[{}]",
                         s.old,
-                        s.old_handler_stack
-                            .iter()
-                            .chain(s.old_subroutine_stack.iter())
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(","),
-                        s.new_handler_stack
-                            .iter()
-                            .chain(s.new_subroutine_stack.iter())
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(",")
+                        join_names(&[&s.old_handler_stack[..], &s.old_subroutine_stack].concat(), ","),
+                        join_names(&[&s.new_handler_stack[..], &s.new_subroutine_stack].concat(), ",")
                     ));
                 }
             }
@@ -346,7 +330,7 @@ fn stack_entries_removed(t: &ThreadMapping, out: &mut Findings) {
             let entries = v
                 .unmapped
                 .iter()
-                .map(|e| match t.states.iter().find(|s| &s.old == e) {
+                .map(|e| match t.states.iter().find(|s| s.old == *e) {
                     Some(s) => format!(
                         "{e} ({} of {}{})",
                         s.role,
@@ -369,11 +353,10 @@ fn stack_entries_removed(t: &ThreadMapping, out: &mut Findings) {
             } else {
                 format!(
                     "rows at {}",
-                    holders
-                        .iter()
-                        .map(|s| s.old.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    join_names(
+                        &holders.iter().map(|s| s.old).collect::<Vec<_>>(),
+                        ", "
+                    )
                 )
             };
             let what = if subroutine {

@@ -24,7 +24,7 @@ use super::text::{comment_text, objectscript_string, quote_ident, quote_literal,
 use super::undo::{undo_ddl, undo_table};
 use super::{check, Dialect, GuardKind, SqlError};
 use crate::plan::{MigrationPlan, PropertyChange, Verdict};
-use crate::states::SqlTable;
+use crate::states::{SqlTable, StateNames};
 
 const RUNNER: &str = include_str!("runner.cls");
 const SCRIPT: &str = include_str!("migrate.script");
@@ -77,8 +77,8 @@ fn forward_guards(plan: &MigrationPlan) -> Result<Vec<(String, String)>, SqlErro
     let d = Dialect::Iris;
     let mut out = Vec::new();
     for t in &plan.threads {
-        let mut known: Vec<&str> = t.states.iter().map(|s| s.old.as_str()).collect();
-        known.push("Stop");
+        let mut known: Vec<String> = t.states.iter().map(|s| s.old.to_string()).collect();
+        known.push("Stop".to_string());
         let list = known
             .iter()
             .map(|s| quote_literal(s, d))
@@ -128,16 +128,14 @@ pub fn runner_stack_checks(
         }
         for (subroutine, column) in [(false, HANDLER_STACK), (true, SUBROUTINE_STACK)] {
             let values = t.stack_values(subroutine);
-            let stack = |s: &'_ crate::plan::StateMapping| -> (Vec<String>, Vec<String>) {
+            fn pick(s: &crate::plan::StateMapping, subroutine: bool) -> (&StateNames, &StateNames) {
                 if subroutine {
-                    (
-                        s.old_subroutine_stack.clone(),
-                        s.new_subroutine_stack.clone(),
-                    )
+                    (&s.old_subroutine_stack, &s.new_subroutine_stack)
                 } else {
-                    (s.old_handler_stack.clone(), s.new_handler_stack.clone())
+                    (&s.old_handler_stack, &s.new_handler_stack)
                 }
-            };
+            }
+            let stack = |s| pick(s, subroutine);
             let rewritten = values
                 .iter()
                 .any(|v| v.new.as_ref().is_some_and(|n| n != &v.old))
@@ -150,13 +148,16 @@ pub fn runner_stack_checks(
             if !rewritten {
                 continue;
             }
-            let mut allowed: std::collections::BTreeSet<Vec<String>> =
-                values.into_iter().filter_map(|v| v.new).collect();
+            // Spelled out: the lists follow the order of their spelling.
+            let mut allowed: std::collections::BTreeSet<Vec<String>> = values
+                .into_iter()
+                .filter_map(|v| Some(v.new?.to_strings()))
+                .collect();
             allowed.extend(
                 t.states
                     .iter()
                     .filter(|s| s.new.is_some())
-                    .map(|s| stack(s).1),
+                    .map(|s| stack(s).1.to_strings()),
             );
             let col = quote_ident(column, d)?;
             let mut lists = Vec::new();
