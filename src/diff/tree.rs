@@ -162,15 +162,6 @@ impl<'a> Tree<'a> {
                     .is_some_and(|name| names[&(n.element.as_str(), name)] > 1)
             })
             .collect();
-        for p in (0..t.nodes.len()).rev() {
-            t.compute_hash(p);
-            t.weight[p] = t.own_weight(p)
-                + t.slots[p]
-                    .iter()
-                    .flat_map(|(_, l)| l)
-                    .map(|&c| t.weight[c])
-                    .sum::<u32>();
-        }
         t
     }
 
@@ -249,6 +240,14 @@ impl<'a> Tree<'a> {
         if parent.is_none() {
             self.list_end[p] = self.end[p];
         }
+        // Post-order, while the activity is still in cache: the children are done.
+        self.compute_hash(p);
+        self.weight[p] = self.own_weight(p)
+            + self.slots[p]
+                .iter()
+                .flat_map(|(_, l)| l)
+                .map(|&c| self.weight[c])
+                .sum::<u32>();
         p
     }
 
@@ -701,44 +700,49 @@ fn trunc(d: &[u8]) -> Hash {
 /// Own attributes that are neither the name nor `disabled`, plus what the element's shape says
 /// (message types, which `<if>` branches exist, the `<switch>` case conditions).
 fn own_signature(a: &Activity) -> String {
+    use std::fmt::Write;
+    // Written in place (no string per part): two of these per activity and tree.
     let mut s = String::new();
     for (k, v) in &a.attrs {
         // `disabled` is compared parsed ("0" and absent are the same); the name separately.
         if k != "disabled" && k != "name" {
-            s.push_str(&format!("{k}={v}\u{1f}"));
+            let _ = write!(s, "{k}={v}\u{1f}");
         }
     }
     if let Some(code) = &a.code {
-        s.push_str(&format!("code:{}\u{1f}", code.trim()));
+        let _ = write!(s, "code:{}\u{1f}", code.trim());
     }
     match &a.kind {
         ActivityKind::Call {
             request, response, ..
         } => {
-            s.push_str(&format!(
+            let _ = write!(
+                s,
                 "req:{:?}\u{1f}",
-                request.as_ref().map(|m| m.type_name.clone())
-            ));
-            s.push_str(&format!(
+                request.as_ref().map(|m| &m.type_name)
+            );
+            let _ = write!(
+                s,
                 "resp:{:?}\u{1f}",
-                response.as_ref().map(|m| m.type_name.clone())
-            ));
+                response.as_ref().map(|m| &m.type_name)
+            );
         }
         ActivityKind::If {
             true_branch,
             false_branch,
         } => {
-            s.push_str(&format!(
+            let _ = write!(
+                s,
                 "if:{}:{}\u{1f}",
                 true_branch.is_some(),
                 false_branch.is_some()
-            ));
+            );
         }
         ActivityKind::Switch { cases, default } => {
             for c in cases {
-                s.push_str(&format!("case:{:?}:{:?}\u{1f}", c.name, c.condition));
+                let _ = write!(s, "case:{:?}:{:?}\u{1f}", c.name, c.condition);
             }
-            s.push_str(&format!("default:{}\u{1f}", default.is_some()));
+            let _ = write!(s, "default:{}\u{1f}", default.is_some());
         }
         _ => {}
     }
@@ -748,28 +752,44 @@ fn own_signature(a: &Activity) -> String {
 /// The identity key of `a` and its key without the name (None when nothing but the name
 /// identifies the element), as strings.
 pub(crate) fn keys(a: &Activity) -> (String, Option<String>) {
-    let mut parts: Vec<String> = key_attrs(&a.element)
-        .iter()
-        .map(|k| format!("{k}={}", a.attrs.get(*k).unwrap_or("")))
-        .collect();
-    if let ActivityKind::Call { request, .. } = &a.kind {
-        parts.push(format!(
-            "request={}",
+    // `k=v` parts joined by U+001F, written in place (one string per activity and tree).
+    let request = match &a.kind {
+        ActivityKind::Call { request, .. } => Some(
             request
                 .as_ref()
                 .and_then(|m| m.type_name.as_deref())
-                .unwrap_or("")
-        ));
+                .unwrap_or(""),
+        ),
+        _ => None,
+    };
+    let parts = key_attrs(&a.element)
+        .iter()
+        .map(|k| (*k, a.attrs.get(*k).unwrap_or("")))
+        .chain(request.map(|r| ("request", r)));
+    let mut rest = String::new();
+    let mut meaningful = false;
+    for (i, (k, v)) in parts.enumerate() {
+        if i > 0 {
+            rest.push('\u{1f}');
+        }
+        rest.push_str(k);
+        rest.push('=');
+        rest.push_str(v);
+        // As `k=v` not ending in `=` (a value ending in `=` says as little as none).
+        meaningful |= !v.is_empty() && !v.ends_with('=');
     }
-    let meaningful = parts.iter().any(|p| !p.ends_with('='));
-    let rest = parts.join("\u{1f}");
-    let key = format!(
-        "{}\u{1e}{}\u{1e}{}",
-        a.element,
-        a.name.as_deref().unwrap_or(""),
-        rest
-    );
-    let rename_key = meaningful.then(|| format!("{}\u{1e}{}", a.element, rest));
+    let (element, name) = (a.element.as_str(), a.name.as_deref().unwrap_or(""));
+    let mut key = String::with_capacity(element.len() + name.len() + rest.len() + 4);
+    for part in [element, "\u{1e}", name, "\u{1e}", &rest] {
+        key.push_str(part);
+    }
+    let rename_key = meaningful.then(|| {
+        let mut k = String::with_capacity(element.len() + rest.len() + 2);
+        for part in [element, "\u{1e}", &rest] {
+            k.push_str(part);
+        }
+        k
+    });
     (key, rename_key)
 }
 
