@@ -433,6 +433,10 @@ pub fn printable(value: &str) -> String {
 
 /// [`printable`] with its own limit.
 pub fn printable_max(value: &str, max: usize) -> String {
+    // Most values (every name of a large plan's tables) are short printable ASCII: as they are.
+    if value.len() <= max && value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return value.to_string();
+    }
     let mut out = String::new();
     for (n, c) in value.chars().enumerate() {
         if n == max {

@@ -145,22 +145,30 @@ impl<'a> Tree<'a> {
         };
         let process = t.refs.intern("process");
         t.walk(&bpl.process.sequence, None, process, 0, 0);
-        let mut names: HashMap<(&str, &str), usize> = HashMap::new();
-        for n in &t.nodes {
-            if let Some(name) = &n.name {
-                *names
-                    .entry((n.element.as_str(), name.as_str()))
-                    .or_insert(0) += 1;
-            }
-        }
-        t.shared_name = t
+        // One look-up per named activity: its (element, name) group, then the group sizes.
+        let mut groups: HashMap<(&str, &str), u32> = HashMap::with_capacity(t.nodes.len());
+        let mut sizes: Vec<u32> = Vec::new();
+        let group: Vec<u32> = t
             .nodes
             .iter()
             .map(|n| {
-                n.name
-                    .as_deref()
-                    .is_some_and(|name| names[&(n.element.as_str(), name)] > 1)
+                let Some(name) = &n.name else {
+                    return u32::MAX;
+                };
+                let next = sizes.len() as u32;
+                let g = *groups
+                    .entry((n.element.as_str(), name.as_str()))
+                    .or_insert(next);
+                if g == next {
+                    sizes.push(0);
+                }
+                sizes[g as usize] += 1;
+                g
             })
+            .collect();
+        t.shared_name = group
+            .into_iter()
+            .map(|g| g != u32::MAX && sizes[g as usize] > 1)
             .collect();
         t
     }

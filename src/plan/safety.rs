@@ -8,7 +8,6 @@ use crate::diff::tree::Tree;
 use crate::diff::Analysis;
 use crate::states::{CompiledProcess, Role, StateName, ThreadClass};
 use foldhash::{HashMap, HashMapExt};
-use std::collections::BTreeSet;
 
 /// `Thread1:S4` for a state of the old version, `new:Thread1:S6` for the new one.
 pub(crate) fn sref(class: &str, state: &(impl std::fmt::Display + ?Sized)) -> String {
@@ -1222,24 +1221,51 @@ pub(crate) fn is_async_call(node: &crate::bpl::Activity) -> bool {
     matches!(node.attrs.get("async"), Some("1" | "true"))
 }
 
+/// The activities (positions in a tree) that own a state, a thread or a response handler, as
+/// counts per prefix of the tree's pre-order: whether a subtree holds one is two reads.
+pub(crate) struct Owners {
+    /// `before[p]`: how many owners lie at positions `< p` (`t.len() + 1` entries).
+    before: Vec<u32>,
+}
+
+impl Owners {
+    /// Does `p` own something?
+    pub(crate) fn contains(&self, p: usize) -> bool {
+        self.before[p + 1] > self.before[p]
+    }
+}
+
 /// Positions (in `t`) of every activity that owns a state, a thread or a response handler.
-pub(crate) fn owners(t: &Tree, c: &CompiledProcess) -> BTreeSet<usize> {
-    let mut s = BTreeSet::new();
+pub(crate) fn owners(t: &Tree, c: &CompiledProcess) -> Owners {
+    let mut owns = vec![false; t.len()];
     for th in &c.threads {
-        s.extend(t.pos(th.root.id));
+        if let Some(p) = t.pos(th.root.id) {
+            owns[p] = true;
+        }
         for st in &th.states {
-            s.extend(t.pos(st.activity.id));
+            if let Some(p) = t.pos(st.activity.id) {
+                owns[p] = true;
+            }
         }
     }
     for h in &c.response_handlers {
-        s.extend(t.pos(h.activity.id));
+        if let Some(p) = t.pos(h.activity.id) {
+            owns[p] = true;
+        }
     }
-    s
+    let mut before = Vec::with_capacity(owns.len() + 1);
+    let mut n = 0u32;
+    before.push(0);
+    for o in owns {
+        n += u32::from(o);
+        before.push(n);
+    }
+    Owners { before }
 }
 
 /// Does the subtree at `p` hold an owner?
-pub(crate) fn subtree_owns(t: &Tree, owners: &BTreeSet<usize>, p: usize) -> bool {
-    owners.range(p..=t.end[p]).next().is_some()
+pub(crate) fn subtree_owns(t: &Tree, owners: &Owners, p: usize) -> bool {
+    owners.before[t.end[p] + 1] > owners.before[p]
 }
 
 #[cfg(test)]

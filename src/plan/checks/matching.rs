@@ -94,7 +94,7 @@ fn issues(cx: &Context, out: &mut Findings) {
                 out.findings.push(f);
             }
             MatchIssue::Positional { old, new } => {
-                let owns = to.pos(old.id).is_some_and(|p| oo.contains(&p));
+                let owns = to.pos(old.id).is_some_and(|p| oo.contains(p));
                 if owns {
                     out.findings.push(
                         finding(Code::PositionalMatch, format!("{} was matched to {} only by its position (its key attributes changed)", old.label(), new.label()))
@@ -245,7 +245,7 @@ fn arguments_reversed(cx: &Context, out: &mut Findings) {
         .collect();
     let removed = gone
         .iter()
-        .filter(|p| owners.contains(p))
+        .filter(|&&p| owners.contains(p))
         .filter(|&&p| !cx.a.old.ancestors(p).any(|q| gone.contains(&q)))
         .count();
     let inserted = changes
