@@ -802,7 +802,11 @@ fn an_ambiguous_state_owner_blocks_until_pinned() {
     assert_eq!(p.verdict, Verdict::Migratable, "{:#?}", p.findings);
     let s2 = &p.threads[0].states[1];
     assert_eq!(
-        (s2.old.to_string(), s2.new.map(|n| n.to_string()), s2.via.as_ref()),
+        (
+            s2.old.to_string(),
+            s2.new.map(|n| n.to_string()),
+            s2.via.as_ref()
+        ),
         ("S2".to_string(), Some("S4".to_string()), "pinned")
     );
     let skipped = p

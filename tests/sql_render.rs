@@ -798,7 +798,10 @@ fn malicious_names_never_make_a_second_statement() {
         let e = serde_json::from_str::<MigrationPlan>(&edited).unwrap_err();
         let line = edited[..edited.find(evil).unwrap()].lines().count();
         assert_eq!(e.line(), line, "{e}");
-        assert!(e.to_string().contains("is not a state name (S<n> or Stop)"), "{e}");
+        assert!(
+            e.to_string().contains("is not a state name (S<n> or Stop)"),
+            "{e}"
+        );
     }
     // Stack entries too.
     let json = serde_json::to_string_pretty(&cycle_plan()).unwrap();

@@ -724,11 +724,7 @@ fn own_signature(a: &Activity) -> String {
         ActivityKind::Call {
             request, response, ..
         } => {
-            let _ = write!(
-                s,
-                "req:{:?}\u{1f}",
-                request.as_ref().map(|m| &m.type_name)
-            );
+            let _ = write!(s, "req:{:?}\u{1f}", request.as_ref().map(|m| &m.type_name));
             let _ = write!(
                 s,
                 "resp:{:?}\u{1f}",

@@ -221,8 +221,7 @@ pub fn from_plan(plan: &MigrationPlan, old: &CompiledProcess, new: &CompiledProc
             .states
             .iter()
             .map(|s| {
-                let guarded =
-                    table_drained || drained_states.contains(&(&t.old_table, s.old));
+                let guarded = table_drained || drained_states.contains(&(&t.old_table, s.old));
                 let fate = match (&s.new, s.change) {
                     (None, _) | (_, StateChange::Removed) => {
                         if guarded && !blocking(&format!("{short}:{}", s.old)) {

@@ -328,9 +328,7 @@ impl<'x> Builder<'x, '_> {
                         DeltaKind::Removed | DeltaKind::Added => StateChange::Removed,
                     },
                     old_handler_stack: os.handler_stack().clone(),
-                    new_handler_stack: ns
-                        .map(|s| s.handler_stack().clone())
-                        .unwrap_or_default(),
+                    new_handler_stack: ns.map(|s| s.handler_stack().clone()).unwrap_or_default(),
                     old_subroutine_stack: os.subroutine_stack().clone(),
                     new_subroutine_stack: ns
                         .map(|s| s.subroutine_stack().clone())

@@ -6,8 +6,8 @@ use super::{Context, Findings};
 use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
 use crate::plan::safety::{self, new_sref, short, sref};
-use foldhash::{HashMap, HashMapExt, HashSet};
 use crate::states::{join_names, StateName};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 pub(super) fn run(cx: &Context, out: &mut Findings) {
     overridden(cx, out);
@@ -219,8 +219,14 @@ fn states(cx: &Context, out: &mut Findings) {
                     stack_changed.push(format!(
                         "{} [{}]→[{}]",
                         s.old,
-                        join_names(&[&s.old_handler_stack[..], &s.old_subroutine_stack].concat(), ","),
-                        join_names(&[&s.new_handler_stack[..], &s.new_subroutine_stack].concat(), ",")
+                        join_names(
+                            &[&s.old_handler_stack[..], &s.old_subroutine_stack].concat(),
+                            ","
+                        ),
+                        join_names(
+                            &[&s.new_handler_stack[..], &s.new_subroutine_stack].concat(),
+                            ","
+                        )
                     ));
                 }
             }
@@ -353,10 +359,7 @@ fn stack_entries_removed(t: &ThreadMapping, out: &mut Findings) {
             } else {
                 format!(
                     "rows at {}",
-                    join_names(
-                        &holders.iter().map(|s| s.old).collect::<Vec<_>>(),
-                        ", "
-                    )
+                    join_names(&holders.iter().map(|s| s.old).collect::<Vec<_>>(), ", ")
                 )
             };
             let what = if subroutine {

@@ -22,22 +22,27 @@ pub(super) fn run(cx: &Context, out: &mut Findings) {
     out.findings.extend(findings);
     out.pre.extend(pre);
     out.findings.extend(sync_changes(cx.a, cx.old_c));
-    let (old_f, new_f) = (ThreadFinder::new(cx.old_c), ThreadFinder::new(cx.new_c));
-    let tm: Vec<(u32, Option<u32>, &[StateMapping])> = cx
-        .scope
-        .threads
-        .iter()
-        .filter_map(|t| {
-            let o = old_f.find(&t.old_class)?.number;
-            let n = t
-                .new_class
-                .as_deref()
-                .and_then(|c| new_f.find(c))
-                .map(|x| x.number);
-            Some((o, n, t.states.as_slice()))
-        })
-        .collect();
-    let resumes = resume_points(cx.a, cx.old_c, cx.new_c, &tm);
+    let tm: Vec<(u32, Option<u32>, &[StateMapping])> = {
+        // The finders' maps are freed before the analysis below (the peak of a large plan).
+        let (old_f, new_f) = (ThreadFinder::new(cx.old_c), ThreadFinder::new(cx.new_c));
+        cx.scope
+            .threads
+            .iter()
+            .filter_map(|t| {
+                let o = old_f.find(&t.old_class)?.number;
+                let n = t
+                    .new_class
+                    .as_deref()
+                    .and_then(|c| new_f.find(c))
+                    .map(|x| x.number);
+                Some((o, n, t.states.as_slice()))
+            })
+            .collect()
+    };
+    let mut resumes = resume_points(cx.a, cx.old_c, cx.new_c, &tm);
+    // Kept through the analysis: at its exact size.
+    resumes.shrink_to_fit();
+    drop(tm);
     out.findings
         .extend(resume_findings(cx.a, cx.old_c, cx.new_c, &resumes));
     context(cx, &resumes, out);
