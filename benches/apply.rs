@@ -62,11 +62,12 @@ fn main() {
 
     // Seed: the same number of rows at every old state of the thread.
     let per_state = (total / thread.states.len() as i64).max(1);
-    let names: Vec<&str> = thread.states.iter().map(|s| s.old.as_str()).collect();
+    let names: Vec<String> = thread.states.iter().map(|s| s.old.to_string()).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let moving = thread
         .states
         .iter()
-        .filter(|s| s.new.as_deref() != Some(s.old.as_str()))
+        .filter(|s| s.new != Some(s.old))
         .count() as i64;
     let t = Instant::now();
     fx.seed_bulk(1, &names, per_state);
