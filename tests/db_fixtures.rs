@@ -562,6 +562,9 @@ stories!(
     dup_fault_catch_unreachable,
     dup_fault_catch_removed,
     catch_enabled,
+    sync_call_timeout_rows_after,
+    sync_call_any_rows_after,
+    sync_call_all_rows_after,
 );
 
 /// A new fixture folder must get its story test above.

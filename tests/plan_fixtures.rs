@@ -319,6 +319,9 @@ fn change_fixture_verdicts() {
         ("wait_moved_into_foreach", Verdict::Compatible),
         ("until_replaced_by_while", Verdict::Drain),
         ("wait_wrapped_in_while", Verdict::Migratable),
+        ("sync_call_timeout_rows_after", Verdict::Drain),
+        ("sync_call_any_rows_after", Verdict::Drain),
+        ("sync_call_all_rows_after", Verdict::Drain),
     ];
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
     for dir in cases() {

@@ -71,7 +71,8 @@ fn resume_findings(
     let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut switched: BTreeMap<Vec<Switched>, Vec<&Resume>> = BTreeMap::new();
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
-    // New `<sync>`s that are an old synchronous call's own wait: not new to any row.
+    // New `<sync>`s that wait for nothing more than an old synchronous call did: not new to
+    // any row that passed the call.
     let mut sync_waits = vec![false; tn.len()];
     for (sync, _) in crate::plan::safety::syncs_of_sync_calls(a) {
         sync_waits[sync] = true;
