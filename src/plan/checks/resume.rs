@@ -586,6 +586,17 @@ fn resume_findings(
                 "",
                 "added to that fault handler, which lies before that point".to_string(),
             ),
+            HandlerWas::Superseded(oc) => (
+                "",
+                format!(
+                    "under the old version such a fault went through {}, which {}",
+                    to.describe(oc),
+                    match m.o2n[oc].filter(|&x| tn.effective[x]) {
+                        None => "was removed",
+                        Some(_) => "no longer catches it first",
+                    }
+                ),
+            ),
             HandlerWas::Disabled => (
                 "",
                 "that fault handler was disabled under the old version: they ran it empty"
@@ -872,6 +883,11 @@ enum HandlerWas {
     /// The `<catchall>` (this handler) now catches the faults of an old `<catch>` (this old
     /// position) that was removed: rows that took that path ran that catch, not it.
     Removed(usize),
+    /// The same handler, but the old version sent its faults to another handler of the scope
+    /// (this old position): an earlier `<catch>` of the same fault, since removed or moved
+    /// after it (the first catch of a fault wins, spec 3.4.10). Rows that took that path ran
+    /// that one, not this one.
+    Superseded(usize),
 }
 
 /// A fault handler (`<catch>`/`<catchall>`) of a scope both versions generate, with the
@@ -905,11 +921,14 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
             continue;
         }
         let was = match m.n2o[c] {
+            // The old version sent such a fault to another handler of the scope (an earlier
+            // `<catch>` of the same fault, since removed or moved after this one): rows that
+            // took that path ran that one, not this one.
             Some(o) if to.element(o) == tn.element(c) && to.parent[o] == Some(os) => {
-                if to.effective[o] {
-                    HandlerWas::Same
-                } else {
-                    HandlerWas::Disabled
+                match first_handler(to, os, tn.nodes[c]) {
+                    Some(oc) if oc != o => HandlerWas::Superseded(oc),
+                    _ if to.effective[o] => HandlerWas::Same,
+                    _ => HandlerWas::Disabled,
                 }
             }
             _ => match first_handler(to, os, tn.nodes[c]).or_else(|| last_catchall(to, os)) {
@@ -935,16 +954,18 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
             }
             _ => (s, os),
         };
+        // Under another handler, rows ran none of this one.
+        let other = matches!(was, HandlerWas::Superseded(_));
         let added: Vec<usize> = (c + 1..=tn.end[c])
             .filter(|&p| {
                 tn.effective[p]
                     && tn.handler[p] == Some(c)
-                    && !m.n2o[p].is_some_and(|o| to.effective[o])
+                    && (other || !m.n2o[p].is_some_and(|o| to.effective[o]))
                     && !replaced[p]
             })
             .collect();
         let mut items = outermost(tn, &added, full);
-        if let HandlerWas::New(oc) = was {
+        if let HandlerWas::New(oc) | HandlerWas::Superseded(oc) = was {
             // What the old `<catchall>` ran as well (identical, moved from it into the new
             // handler: the matcher does not match across handlers) is not skipped.
             let ran: HashSet<_> = (oc + 1..=to.end[oc])
