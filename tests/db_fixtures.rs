@@ -566,6 +566,7 @@ stories!(
     sync_call_any_rows_after,
     sync_call_all_rows_after,
     dup_fault_first_catch_removed,
+    body_mid_insert,
 );
 
 /// A new fixture folder must get its story test above.

@@ -323,6 +323,7 @@ fn change_fixture_verdicts() {
         ("sync_call_any_rows_after", Verdict::Drain),
         ("sync_call_all_rows_after", Verdict::Drain),
         ("dup_fault_first_catch_removed", Verdict::Blocked),
+        ("body_mid_insert", Verdict::Migratable),
     ];
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
     for dir in cases() {

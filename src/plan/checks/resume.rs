@@ -77,6 +77,7 @@ fn resume_findings(
     for (sync, _) in crate::plan::safety::syncs_of_sync_calls(a) {
         sync_waits[sync] = true;
     }
+    let old_earlier = old_earlier_siblings(a);
     let added_to_handlers = added_to_fault_handlers(a, &sync_waits, &mut full);
     let crossed_branches = moved_between_branches(a, &mut full);
     // (what happens, flow, activities): rows in a branch thread, for activities that moved
@@ -147,7 +148,11 @@ fn resume_findings(
         let runs_of = |set: &[(usize, usize)]| Runs {
             runs: set
                 .iter()
-                .map(|&(first, last)| (first, last, conditional_between(a, first, r)))
+                .map(|&(first, last)| {
+                    let may = conditional_between(a, first, r)
+                        || !faults_left_before(a, &old_earlier, first, r).is_empty();
+                    (first, last, may)
+                })
                 .collect(),
             end: &tn.end,
         };
@@ -506,7 +511,7 @@ fn resume_findings(
                 }
             };
             let how = match (may, skip) {
-                (true, _) => depending(a, &part, rs),
+                (true, _) => depending(a, &old_earlier, &part, rs),
                 (false, true) => this_iteration(a, &part, rs).to_string(),
                 (false, false) => String::new(),
             };
@@ -667,7 +672,7 @@ fn resume_findings(
             ),
             None if may => (
                 "may skip",
-                depending(a, &[(site, site)], rs),
+                depending(a, &old_earlier, &[(site, site)], rs),
                 format!(
                     "added to {what}, which {} before that point runs",
                     act_label(tn, site)
@@ -1261,12 +1266,19 @@ fn this_iteration(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> &'stat
 /// activities and the resume points. A loop the old version did not have (or did not run)
 /// is new to them: whether it would have run is not something they decided. (Siblings share
 /// the answer: it is asked of each run's first.)
-fn depending(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> String {
+fn depending(
+    a: &Analysis,
+    old_earlier: &[bool],
+    ps: &[(usize, usize)],
+    rs: &[&Resume],
+) -> String {
     let t = &a.new;
     let (mut branch, mut looped) = (false, false);
     let mut new_loops: BTreeSet<usize> = BTreeSet::new();
+    let mut scopes: BTreeSet<usize> = BTreeSet::new();
     for &(p, _) in ps {
         for r in rs {
+            scopes.extend(faults_left_before(a, old_earlier, p, r));
             let held = loops_held(a, r);
             let l = t.lca(p, r.w_new);
             for par in std::iter::once(p)
@@ -1294,7 +1306,20 @@ fn depending(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> String {
             names.join(", ")
         )
     });
-    match (branch, looped, new_loop) {
+    let fault = (!scopes.is_empty()).then(|| {
+        let names: Vec<String> = scopes.iter().map(|&q| t.label(q)).collect();
+        format!(
+            "whether a fault took them out of the body of {} before it reached them (its fault handlers ran instead)",
+            names.join(", ")
+        )
+    });
+    let how = match (branch, looped, new_loop, fault) {
+        (false, false, None, Some(f)) => return format!(", depending on {f}"),
+        (b, l, n, Some(f)) => (b, l, n, format!(", and on {f}")),
+        (b, l, n, None) => (b, l, n, String::new()),
+    };
+    let (branch, looped, new_loop, fault) = how;
+    let base = match (branch, looped, new_loop) {
         (true, true, None) => {
             ", depending on the branches they took and whether a loop ran".to_string()
         }
@@ -1307,7 +1332,69 @@ fn depending(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> String {
         (_, true, Some(n)) => {
             format!(", depending on the branches they took and whether a loop ran, and in {n}")
         }
+    };
+    base + &fault
+}
+
+/// For each new position: does an earlier sibling in its list (with its subtree) hold an
+/// activity the old version generated? A fault under the old version happened at such an
+/// activity.
+fn old_earlier_siblings(a: &Analysis) -> Vec<bool> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let mut holds = vec![false; tn.len()];
+    for p in (0..tn.len()).rev() {
+        holds[p] = (tn.effective[p] && m.n2o[p].is_some_and(|o| to.effective[o]))
+            || tn.slots[p].iter().flat_map(|(_, l)| l).any(|&c| holds[c]);
     }
+    let mut out = vec![false; tn.len()];
+    for l in tn.slots.iter().flat_map(|s| s.iter().map(|(_, l)| l)) {
+        let mut seen = false;
+        for &c in l {
+            out[c] = seen;
+            seen |= holds[c];
+        }
+    }
+    out
+}
+
+/// The scopes a thread resting at `r` passed (in both versions) whose body holds `p` after
+/// some activity the old version ran, and that had a fault handler under the old version: a
+/// row that faulted there before reaching `p` and recovered in a handler would not have run
+/// `p` under the new version either, so whether it skips `p` depends on that. (Scopes below
+/// the lowest common ancestor of `p` and the resume point only: a scope around both was
+/// not left.)
+fn faults_left_before(a: &Analysis, old_earlier: &[bool], p: usize, r: &Resume) -> Vec<usize> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let Some(wo) = r.w_old else {
+        return Vec::new();
+    };
+    let l = tn.lca(p, r.w_new);
+    let mut out = Vec::new();
+    let (mut y, mut earlier) = (p, false);
+    while let Some(par) = tn.parent[y].filter(|&q| q != l) {
+        earlier |= old_earlier[y];
+        if earlier
+            && tn.element(par) == "scope"
+            && tn.slot[y].as_str() == "body"
+            && tn.order(par, r.w_new) == Order::Before
+        {
+            let handled = m.n2o[par]
+                .filter(|&os| to.effective[os] && to.element(os) == "scope")
+                .filter(|&os| to.order(os, wo) == Order::Before)
+                .is_some_and(|os| {
+                    to.slots[os]
+                        .iter()
+                        .filter(|(slot, _)| slot == "faulthandlers")
+                        .flat_map(|(_, l)| l.iter())
+                        .any(|&c| matches!(to.element(c), "catch" | "catchall"))
+                });
+            if handled {
+                out.push(par);
+            }
+        }
+        y = par;
+    }
+    out
 }
 
 /// Is there a conditional branch or loop body between `p` and its lowest common ancestor
