@@ -1313,27 +1313,22 @@ fn depending(
             names.join(", ")
         )
     });
-    let how = match (branch, looped, new_loop, fault) {
-        (false, false, None, Some(f)) => return format!(", depending on {f}"),
-        (b, l, n, Some(f)) => (b, l, n, format!(", and on {f}")),
-        (b, l, n, None) => (b, l, n, String::new()),
-    };
-    let (branch, looped, new_loop, fault) = how;
-    let base = match (branch, looped, new_loop) {
-        (true, true, None) => {
-            ", depending on the branches they took and whether a loop ran".to_string()
+    let mut on: Vec<&str> = Vec::new();
+    match (branch, looped, &new_loop) {
+        (_, true, Some(_)) | (true, true, None) => {
+            on.push("the branches they took and whether a loop ran")
         }
-        (false, true, None) => {
-            ", depending on whether the loop ran (it may have run 0 times)".to_string()
-        }
-        (true, _, None) | (false, false, None) => ", depending on the branch they took".to_string(),
-        (false, false, Some(n)) => format!(", in {n}"),
-        (true, false, Some(n)) => format!(", depending on the branch they took, and in {n}"),
-        (_, true, Some(n)) => {
-            format!(", depending on the branches they took and whether a loop ran, and in {n}")
-        }
-    };
-    base + &fault
+        (false, true, None) => on.push("whether the loop ran (it may have run 0 times)"),
+        (true, false, _) => on.push("the branch they took"),
+        (false, false, None) if fault.is_none() => on.push("the branch they took"),
+        (false, false, _) => {}
+    }
+    on.extend(fault.as_deref());
+    match (on.is_empty(), new_loop) {
+        (true, Some(n)) => format!(", in {n}"),
+        (false, Some(n)) => format!(", depending on {}, and in {n}", on.join(", and on ")),
+        (_, None) => format!(", depending on {}", on.join(", and on ")),
+    }
 }
 
 /// For each new position: does an earlier sibling in its list (with its subtree) hold an
