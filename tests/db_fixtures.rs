@@ -567,6 +567,9 @@ stories!(
     sync_call_all_rows_after,
     dup_fault_first_catch_removed,
     body_mid_insert,
+    compensate_retargeted,
+    comp_nested_in_handler,
+    comp_in_flow_branch,
 );
 
 /// A new fixture folder must get its story test above.

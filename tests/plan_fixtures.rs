@@ -324,6 +324,9 @@ fn change_fixture_verdicts() {
         ("sync_call_all_rows_after", Verdict::Drain),
         ("dup_fault_first_catch_removed", Verdict::Blocked),
         ("body_mid_insert", Verdict::Migratable),
+        ("compensate_retargeted", Verdict::Compatible),
+        ("comp_nested_in_handler", Verdict::Migratable),
+        ("comp_in_flow_branch", Verdict::Compatible),
     ];
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
     for dir in cases() {

@@ -89,6 +89,10 @@ fn resume_findings(
     // passed its scope, data-dependent): rows that ran the compensate before their resume
     // point ran its handler without what was added to it.
     let mut compensated: BTreeMap<(usize, Option<usize>, bool), Vec<&Resume>> = BTreeMap::new();
+    // (index into `added_to_comp`, flow): rows resting at that flow's join, whose branches
+    // may have run the compensate (in a branch) before the deploy.
+    // The fault handler in that branch the compensate lies in, if any.
+    let mut joined: BTreeMap<(usize, usize, Option<usize>), Vec<&Resume>> = BTreeMap::new();
     // Scopes whose fault handler holds the resume point (in both versions), with what was
     // added to their body: rows there ran some prefix of it before the fault.
     let mut body_added: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -189,6 +193,22 @@ fn resume_findings(
             for (i, ca) in added_to_comp.iter().enumerate() {
                 let (c, oc) = (ca.site, ca.site_old);
                 let (on, oo) = (tn.order(c, w), to.order(oc, wo));
+                // In a branch of the flow whose join it rests at (in both versions): the
+                // branch threads may have run it before the deploy.
+                // (What was added to a handler inside the flow is the flow-join finding's.)
+                if r.join
+                    && tn.element(w) == "flow"
+                    && on == Order::Inside
+                    && oo == Order::Inside
+                    && r.within.is_none()
+                {
+                    if ca.was.is_none() && tn.is_desc(ca.handler, w) {
+                        continue;
+                    }
+                    let f = in_handler_off_path(tn, c, w);
+                    joined.entry((i, w, f)).or_default().push(r);
+                    continue;
+                }
                 if !runs_in_thread(tn, c, tn.thread_root[w])
                     || !runs_in_thread(to, oc, to.thread_root[wo])
                     || !ran_some(on)
@@ -204,7 +224,9 @@ fn resume_findings(
                     // (A `<compensate>` lies in a `<catch>`/`<catchall>`, spec 2.13: on the
                     // path to the resume point only when that handler holds it.)
                     (None, None) if on == Order::Before && oo == Order::Before => {
-                        let may = conditional_between(a, c, r);
+                        let may = ca.via_fault.is_some()
+                            || conditional_between(a, c, r)
+                            || !faults_left_before(a, &old_earlier, c, r).is_empty();
                         compensated.entry((i, None, may)).or_default().push(r);
                     }
                     // In a fault handler of a scope it passed (in both versions): only rows
@@ -213,6 +235,14 @@ fn resume_findings(
                         let (Some(s), Some(os)) = (tn.parent[f], to.parent[of]) else {
                             continue;
                         };
+                        // A fault handler inside a compensation handler it is not in runs
+                        // only under a compensate of that handler (its own entry).
+                        if tn
+                            .ancestors(f)
+                            .any(|x| tn.element(x) == "compensationhandler" && !tn.is_desc(w, x))
+                        {
+                            continue;
+                        }
                         if matches!(tn.element(f), "catch" | "catchall")
                             && ran_some(tn.order(s, w))
                             && ran_some(to.order(os, wo))
@@ -643,51 +673,102 @@ fn resume_findings(
             &format!("added to the body of {scope}, which they left for its fault handlers"),
         ));
     }
+    // Why rows skip what a compensation handler runs: added to the handler the compensate
+    // ran (`place` says where the compensate is, `ran` whether they surely ran it), or in
+    // the handler a retargeted compensate now runs instead of the one they ran.
+    let comp_why = |ca: &CompAdded, place: &str, ran: bool| {
+        let handler_of = |t: &Tree, h: usize| {
+            format!(
+                "{} of {}",
+                act_label(t, h),
+                t.parent[h].map(|s| act_label(t, s)).unwrap_or_default()
+            )
+        };
+        let what = handler_of(tn, ca.handler);
+        let site = act_label(tn, ca.site);
+        let thr = match ca.through.is_empty() {
+            true => String::new(),
+            false => {
+                let inner: Vec<String> = ca.through.iter().map(|&c| act_label(tn, c)).collect();
+                format!(" through {}", inner.join(", then "))
+            }
+        };
+        match (ca.was, ran) {
+            (None, false) => format!("added to {what}, which {site} {place} runs{thr}"),
+            (None, true) => format!("added to {what}, which {site} ran {place}{thr}"),
+            (Some(oh), false) => format!(
+                "{site} {place} now runs {what}{thr}; under the old version it ran {}",
+                handler_of(to, oh)
+            ),
+            (Some(oh), true) => format!(
+                "{site}, which they ran {place}, now runs {what}{thr}; under the old version it ran {}",
+                handler_of(to, oh)
+            ),
+        }
+    };
+    let handler_in = |h: usize| {
+        format!(
+            "the {} of {}",
+            tn.handler_tag(h),
+            tn.parent[h].map(|s| act_label(tn, s)).unwrap_or_default()
+        )
+    };
     for (&(i, fault, may), rs) in &compensated {
-        let CompAdded {
-            site,
-            handler,
-            ref items,
-            ..
-        } = added_to_comp[i];
-        let what = format!(
-            "{} of {}",
-            act_label(tn, handler),
-            tn.parent[handler]
-                .map(|s| act_label(tn, s))
-                .unwrap_or_default()
-        );
+        let ca = &added_to_comp[i];
+        // A fault inside the handler the compensate runs takes it to the nested compensate.
+        let via = ca.via_fault.map(|v| format!(" and then through {}", handler_in(v)));
         let (verb, how, why) = match fault {
             Some(f) => (
                 "may skip",
                 format!(
-                    ", depending on whether a fault took them through the {} of {}",
-                    tn.handler_tag(f),
-                    tn.parent[f].map(|s| act_label(tn, s)).unwrap_or_default()
+                    ", depending on whether a fault took them through {}{}",
+                    handler_in(f),
+                    via.unwrap_or_default()
                 ),
-                format!(
-                    "added to {what}, which {} in that fault handler runs",
-                    act_label(tn, site)
-                ),
+                comp_why(ca, "in that fault handler", false),
             ),
-            None if may => (
-                "may skip",
-                depending(a, &old_earlier, &[(site, site)], rs),
-                format!(
-                    "added to {what}, which {} before that point runs",
-                    act_label(tn, site)
-                ),
-            ),
+            None if may => {
+                let data = rs.iter().any(|r| {
+                    conditional_between(a, ca.site, r)
+                        || !faults_left_before(a, &old_earlier, ca.site, r).is_empty()
+                });
+                let how = match (ca.via_fault, data) {
+                    (Some(v), false) => format!(
+                        ", depending on whether a fault took them through {}",
+                        handler_in(v)
+                    ),
+                    (Some(v), true) => format!(
+                        "{}, and on whether a fault took them through {}",
+                        depending(a, &old_earlier, &[(ca.site, ca.site)], rs),
+                        handler_in(v)
+                    ),
+                    (None, _) => depending(a, &old_earlier, &[(ca.site, ca.site)], rs),
+                };
+                ("may skip", how, comp_why(ca, "before that point", false))
+            }
             None => (
                 "will skip",
                 String::new(),
-                format!(
-                    "added to {what}, which {} ran before that point",
-                    act_label(tn, site)
-                ),
+                comp_why(ca, "before that point", true),
             ),
         };
-        out.push(skips(rs, verb, &how, items, &why));
+        out.push(skips(rs, verb, &how, &ca.items, &why));
+    }
+    for (&(i, f, fault), rs) in &joined {
+        let ca = &added_to_comp[i];
+        let flow = act_label(tn, f);
+        let through: String = fault
+            .into_iter()
+            .chain(ca.via_fault)
+            .map(|h| format!(" and whether a fault took them through {}", handler_in(h)))
+            .collect();
+        out.push(skips(
+            rs,
+            "may skip",
+            &format!(", depending on how far their branches of {flow} got (flow join){through}"),
+            &ca.items,
+            &comp_why(ca, &format!("in a branch of {flow}"), false),
+        ));
     }
     for (ps, rs) in &branches {
         out.push(
@@ -1095,15 +1176,28 @@ fn last_catchall(t: &Tree, scope: usize) -> Option<usize> {
         .rfind(|&c| t.element(c) == "catchall")
 }
 
-/// A `<compensate>` both versions generate that runs the same `<compensationhandler>` in
-/// both, as the compiler resolved it, with the outermost activities added to that handler:
-/// a row that ran the compensate before its resume point ran the handler without them.
+/// A `<compensate>` both versions generate, with the outermost activities of the
+/// `<compensationhandler>` it runs (as the compiler resolved it) that a row which ran it under
+/// the old version did not run: those added to that handler, or for a compensate that ran
+/// another handler under the old version (retargeted), those that handler did not run too.
+/// A compensate inside another compensation handler runs when that one does: it is listed
+/// again under each compensate that runs that handler (`through`).
+#[derive(Clone)]
 struct CompAdded {
-    /// The `<compensate>`, new and old positions.
+    /// The `<compensate>` a row passes, new and old positions.
     site: usize,
     site_old: usize,
-    /// The `<compensationhandler>` (new position).
+    /// The `<compensationhandler>` (new position) that runs the items.
     handler: usize,
+    /// The handler (old position) the compensate ran under the old version, when another.
+    was: Option<usize>,
+    /// The `<compensate>`s (new positions) by which `site` runs `handler`, from the one in
+    /// `site`'s handler inwards; empty when `site` runs it itself.
+    through: Vec<usize>,
+    /// The `<catch>`/`<catchall>` (new position) inside the handler `site` runs that holds the
+    /// first of `through` (a `<compensate>` is a direct child of one, spec 2.8): it runs only
+    /// when a fault takes that handler there.
+    via_fault: Option<usize>,
     items: Vec<usize>,
 }
 
@@ -1120,35 +1214,88 @@ fn added_to_comp_handlers(
         return Vec::new();
     }
     let old_sites: HashMap<usize, usize> = compensated_handlers(to, old_c).into_iter().collect();
-    // The activities added to each handler, computed once per handler.
-    let mut added: HashMap<usize, Vec<usize>> = HashMap::new();
+    // The items of each handler, computed once per handler and old handler.
+    let mut added: HashMap<(usize, Option<usize>), Vec<usize>> = HashMap::new();
     let mut out = Vec::new();
-    for (site, h) in new_sites {
+    for &(site, h) in &new_sites {
         let Some(site_old) = m.n2o[site].filter(|&o| to.effective[o]) else {
             continue;
         };
-        // The same handler in both versions (a retargeted compensate runs another one).
-        if old_sites.get(&site_old).and_then(|&oh| m.o2n[oh]) != Some(h) {
+        let Some(&oh) = old_sites.get(&site_old) else {
             continue;
-        }
-        let items = added.entry(h).or_insert_with(|| {
+        };
+        // Another handler under the old version (a retargeted compensate): they ran that one.
+        let was = (m.o2n[oh] != Some(h)).then_some(oh);
+        let items = added.entry((h, was)).or_insert_with(|| {
             let set: Vec<usize> = (h + 1..=tn.end[h])
                 .filter(|&p| {
                     tn.effective[p]
                         && tn.handler[p] == Some(h)
-                        && !m.n2o[p].is_some_and(|o| to.effective[o])
+                        && (was.is_some() || !m.n2o[p].is_some_and(|o| to.effective[o]))
                         && !replaced[p]
                 })
                 .collect();
-            outermost(tn, &set, full)
+            let mut items = outermost(tn, &set, full);
+            if let Some(oh) = was {
+                // What the old handler ran as well is not skipped.
+                let ran: HashSet<_> = (oh + 1..=to.end[oh])
+                    .filter(|&q| to.effective[q] && to.handler[q] == Some(oh))
+                    .map(|q| &to.hash[q])
+                    .collect();
+                items.retain(|&p| !ran.contains(&tn.hash[p]));
+            }
+            items
         });
         if !items.is_empty() {
             out.push(CompAdded {
                 site,
                 site_old,
                 handler: h,
+                was,
+                through: Vec::new(),
+                via_fault: None,
                 items: items.clone(),
             });
+        }
+    }
+    // A compensate in a compensation handler ran wherever a compensate of that handler did
+    // (the same handler in both versions), and so on outwards.
+    let direct = out.len();
+    for k in 0..direct {
+        let mut todo = vec![(out[k].site, out[k].site_old, Vec::new())];
+        let mut seen: HashSet<usize> = HashSet::default();
+        while let Some((s, so, through)) = todo.pop() {
+            if !seen.insert(s) {
+                continue;
+            }
+            let Some(hh) = tn
+                .ancestors(s)
+                .find(|&x| tn.element(x) == "compensationhandler")
+            else {
+                continue;
+            };
+            let via_fault = tn.handler[s].filter(|&x| x != hh);
+            for &(outer, h2) in &new_sites {
+                let Some(outer_old) = m.n2o[outer].filter(|&o| to.effective[o]) else {
+                    continue;
+                };
+                let old_hh = to
+                    .ancestors(so)
+                    .find(|&x| to.element(x) == "compensationhandler");
+                if h2 != hh || old_sites.get(&outer_old).copied() != old_hh {
+                    continue;
+                }
+                let mut t2 = vec![s];
+                t2.extend(&through);
+                out.push(CompAdded {
+                    site: outer,
+                    site_old: outer_old,
+                    through: t2.clone(),
+                    via_fault,
+                    ..out[k].clone()
+                });
+                todo.push((outer, outer_old, t2));
+            }
         }
     }
     out
