@@ -570,6 +570,8 @@ stories!(
     compensate_retargeted,
     comp_nested_in_handler,
     comp_in_flow_branch,
+    switch_case_conditions_changed,
+    switch_case_switched,
 );
 
 /// A new fixture folder must get its story test above.

@@ -327,6 +327,8 @@ fn change_fixture_verdicts() {
         ("compensate_retargeted", Verdict::Compatible),
         ("comp_nested_in_handler", Verdict::Migratable),
         ("comp_in_flow_branch", Verdict::Compatible),
+        ("switch_case_conditions_changed", Verdict::Migratable),
+        ("switch_case_switched", Verdict::Migratable),
     ];
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
     for dir in cases() {

@@ -332,7 +332,7 @@ fn resume_findings(
                                 p,
                                 branch_name(to, o, os),
                                 branch_name(tn, p, ns),
-                                condition_changed(to, o, tn, p),
+                                condition_changed(a, o, os, p, ns),
                             ));
                         }
                     }
@@ -1618,8 +1618,14 @@ fn same_branch(a: &Analysis, o: usize, os: &str, ns: &str) -> bool {
 
 /// For an `<if>` whose condition changed too: says so, with both conditions (whether the
 /// new one is the old one negated, making the branch they resume in the one it chooses for
-/// them, is the reader's to judge). Empty otherwise.
-fn condition_changed(to: &Tree, o: usize, tn: &Tree, p: usize) -> String {
+/// them, is the reader's to judge). For a `<switch>` (old case `os` of `o`, new case `ns` of
+/// `p`), the same of the two cases' conditions (see [`case_conditions_changed`]). Empty
+/// otherwise.
+fn condition_changed(a: &Analysis, o: usize, os: &str, p: usize, ns: &str) -> String {
+    let (to, tn) = (&a.old, &a.new);
+    if tn.element(p) == "switch" {
+        return case_conditions_changed(a, o, os, p, ns);
+    }
     let cond = |t: &Tree, x: usize| t.nodes[x].attrs.get("condition").map(str::to_string);
     match (tn.element(p), cond(to, o), cond(tn, p)) {
         ("if", Some(before), Some(now)) if before != now => format!(
@@ -1629,6 +1635,54 @@ fn condition_changed(to: &Tree, o: usize, tn: &Tree, p: usize) -> String {
         ),
         _ => String::new(),
     }
+}
+
+/// For a `<switch>` whose old case `os` (the one the rows chose) or new case `ns` (the one they
+/// resume in) had its condition edited (or has no counterpart in the other version): both
+/// conditions, for the reader to judge whether the new case holds for exactly the rows the
+/// old one chose. Empty when both kept their conditions.
+fn case_conditions_changed(a: &Analysis, o: usize, os: &str, p: usize, ns: &str) -> String {
+    let (to, tn) = (&a.old, &a.new);
+    let idx = |s: &str| -> Option<usize> { s.strip_prefix("case[")?.strip_suffix(']')?.parse().ok() };
+    let conds = |t: &Tree, x: usize| -> Vec<Option<String>> {
+        match &t.nodes[x].kind {
+            ActivityKind::Switch { cases, .. } => cases.iter().map(|c| c.condition.clone()).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let (co, cn) = (conds(to, o), conds(tn, p));
+    // Paired cases, 0-based (old, new).
+    let pairs: Vec<(usize, usize)> = a
+        .m
+        .cases
+        .get(&o)
+        .into_iter()
+        .flatten()
+        .map(|&(i, j)| (i as usize - 1, j as usize - 1))
+        .collect();
+    let (i, j) = (idx(os), idx(ns));
+    let edited_old = i.is_some_and(|i| match pairs.iter().find(|x| x.0 == i) {
+        Some(&(_, jj)) => cn.get(jj) != co.get(i),
+        None => true,
+    });
+    let edited_new = j.is_some_and(|j| match pairs.iter().find(|x| x.1 == j) {
+        Some(&(ii, _)) => co.get(ii) != cn.get(j),
+        None => true,
+    });
+    if !(edited_old || edited_new) {
+        return String::new();
+    }
+    let show = |t: &Tree, x: usize, slot: &str, conds: &[Option<String>], k: Option<usize>| {
+        match k.and_then(|k| conds.get(k).cloned().flatten()) {
+            Some(c) => format!("{} condition={}", branch_name(t, x, slot), xml_attr(&c)),
+            None => format!("{} (no condition)", branch_name(t, x, slot)),
+        }
+    };
+    format!(
+        "; the case conditions changed too, {} → {}: if the new case holds for exactly the rows the old one chose, the case they resume in is the one it chooses for them",
+        show(to, o, os, &co, i),
+        show(tn, p, ns, &cn, j)
+    )
 }
 
 fn branch_name(t: &Tree, p: usize, slot: &str) -> String {
