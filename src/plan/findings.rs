@@ -157,7 +157,8 @@ catalogue! {
         "give in-flight rows what the handler would have set (a [[default]] for a new property), or let them finish first";
     BranchSwitched = "BPM0211", "branch-switched", Warning,
         "a resume point moved into another branch or case of the same <if>/<switch>: in-flight instances took the \
-         old branch but continue in the new one (when the <if>'s condition changed too, both conditions are named)",
+         old branch but continue in the new one (when the <if>'s condition changed too, or the condition of the \
+         <switch> case they chose or resume in, both conditions are named)",
         "check that the rest of the new branch is right for instances that chose the old one";
     AwaitedSyncChanged = "BPM0212", "awaited-sync-changed", Warning,
         "a <sync> that in-flight instances wait at changed its calls, type or timeout: they were parked under the \

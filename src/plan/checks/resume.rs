@@ -716,7 +716,9 @@ fn resume_findings(
     for (&(i, fault, may), rs) in &compensated {
         let ca = &added_to_comp[i];
         // A fault inside the handler the compensate runs takes it to the nested compensate.
-        let via = ca.via_fault.map(|v| format!(" and then through {}", handler_in(v)));
+        let via = ca
+            .via_fault
+            .map(|v| format!(" and then through {}", handler_in(v)));
         let (verb, how, why) = match fault {
             Some(f) => (
                 "may skip",
@@ -1413,12 +1415,7 @@ fn this_iteration(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> &'stat
 /// activities and the resume points. A loop the old version did not have (or did not run)
 /// is new to them: whether it would have run is not something they decided. (Siblings share
 /// the answer: it is asked of each run's first.)
-fn depending(
-    a: &Analysis,
-    old_earlier: &[bool],
-    ps: &[(usize, usize)],
-    rs: &[&Resume],
-) -> String {
+fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&Resume]) -> String {
     let t = &a.new;
     let (mut branch, mut looped) = (false, false);
     let mut new_loops: BTreeSet<usize> = BTreeSet::new();
@@ -1643,23 +1640,25 @@ fn condition_changed(a: &Analysis, o: usize, os: &str, p: usize, ns: &str) -> St
 /// old one chose. Empty when both kept their conditions.
 fn case_conditions_changed(a: &Analysis, o: usize, os: &str, p: usize, ns: &str) -> String {
     let (to, tn) = (&a.old, &a.new);
-    let idx = |s: &str| -> Option<usize> { s.strip_prefix("case[")?.strip_suffix(']')?.parse().ok() };
+    let idx =
+        |s: &str| -> Option<usize> { s.strip_prefix("case[")?.strip_suffix(']')?.parse().ok() };
     let conds = |t: &Tree, x: usize| -> Vec<Option<String>> {
         match &t.nodes[x].kind {
-            ActivityKind::Switch { cases, .. } => cases.iter().map(|c| c.condition.clone()).collect(),
+            ActivityKind::Switch { cases, .. } => {
+                cases.iter().map(|c| c.condition.clone()).collect()
+            }
             _ => Vec::new(),
         }
     };
     let (co, cn) = (conds(to, o), conds(tn, p));
     // Paired cases, 0-based (old, new).
-    let pairs: Vec<(usize, usize)> = a
-        .m
-        .cases
-        .get(&o)
-        .into_iter()
-        .flatten()
-        .map(|&(i, j)| (i as usize - 1, j as usize - 1))
-        .collect();
+    let pairs: Vec<(usize, usize)> =
+        a.m.cases
+            .get(&o)
+            .into_iter()
+            .flatten()
+            .map(|&(i, j)| (i as usize - 1, j as usize - 1))
+            .collect();
     let (i, j) = (idx(os), idx(ns));
     let edited_old = i.is_some_and(|i| match pairs.iter().find(|x| x.0 == i) {
         Some(&(_, jj)) => cn.get(jj) != co.get(i),
@@ -1672,11 +1671,11 @@ fn case_conditions_changed(a: &Analysis, o: usize, os: &str, p: usize, ns: &str)
     if !(edited_old || edited_new) {
         return String::new();
     }
-    let show = |t: &Tree, x: usize, slot: &str, conds: &[Option<String>], k: Option<usize>| {
-        match k.and_then(|k| conds.get(k).cloned().flatten()) {
-            Some(c) => format!("{} condition={}", branch_name(t, x, slot), xml_attr(&c)),
-            None => format!("{} (no condition)", branch_name(t, x, slot)),
-        }
+    let show = |t: &Tree, x: usize, slot: &str, conds: &[Option<String>], k: Option<usize>| match k
+        .and_then(|k| conds.get(k).cloned().flatten())
+    {
+        Some(c) => format!("{} condition={}", branch_name(t, x, slot), xml_attr(&c)),
+        None => format!("{} (no condition)", branch_name(t, x, slot)),
     };
     format!(
         "; the case conditions changed too, {} → {}: if the new case holds for exactly the rows the old one chose, the case they resume in is the one it chooses for them",
