@@ -910,6 +910,20 @@ fn help_lists_exit_codes_and_completions_and_man_pages_are_generated() {
     ] {
         assert!(help.contains(code), "{help}");
     }
+    // `status --plan --watch` ends with 4 when the connection is lost for good, as its own
+    // --help and the README say.
+    let o = bin().args(["status", "--help"]).output().unwrap();
+    assert!(
+        stdout(&o).contains("exit 4 when --timeout passes before it is back"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        help.contains(
+            "status --plan --watch: 0 ready, 3 timed out or cannot become ready by draining, 4 the connection\nwas lost and not back before --timeout."
+        ),
+        "{help}"
+    );
     let o = bin().args(["check", "--help"]).output().unwrap();
     let help = stdout(&o);
     assert!(

@@ -100,7 +100,8 @@ Exit codes:
      commit failed; a dirty history entry is written where possible
   6  apply: the connection was lost during COMMIT; status --plan DIR tells whether it committed
 info: 0 all applied, 1 a folder pending, 2 a folder edited, 3 a history entry dirty (highest wins).
-status --plan --watch: 0 ready, 3 timed out or cannot become ready by draining.
+status --plan --watch: 0 ready, 3 timed out or cannot become ready by draining, 4 the connection
+was lost and not back before --timeout.
 A closed standard output (`… | head`) keeps the exit code the command would have had.";
 
 #[derive(Debug, Parser)]

@@ -12,7 +12,11 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, Copy)]
 pub struct Checked<'a> {
     pub class: &'a str,
+    /// The path as messages, GitLab and annotations show it.
     pub path: &'a str,
+    /// The path as the file system (git) names it: the SARIF uri is made from these bytes,
+    /// so a name that is not UTF-8 is still exact there.
+    pub path_bytes: &'a [u8],
     pub findings: &'a [Finding],
     /// Where a finding without a new-version activity points (the `<process>` element).
     pub fallback: (u32, u32),
@@ -27,6 +31,7 @@ impl<'a> Checked<'a> {
         Checked {
             class: &plan.new.class,
             path,
+            path_bytes: path.as_bytes(),
             findings: &plan.findings,
             fallback: (1, 1),
             covered_by: None,
@@ -117,7 +122,7 @@ pub fn sarif(checked: &[Checked]) -> Value {
                 "message": { "text": format!("{}: {}", c.class, f.message) },
                 "locations": [{
                     "physicalLocation": {
-                        "artifactLocation": { "uri": c.path },
+                        "artifactLocation": { "uri": uri(c.path_bytes) },
                         "region": { "startLine": line, "startColumn": column },
                     }
                 }],
@@ -149,6 +154,22 @@ pub fn sarif(checked: &[Checked]) -> Value {
             "results": results,
         }],
     })
+}
+
+/// Characters of a relative path kept as they are in a SARIF `artifactLocation.uri`: RFC 3986
+/// unreserved characters and the `/` between segments. Everything else is percent-encoded
+/// byte by byte (a space is `%20`, `#` `%23`, `%` `%25`, a UTF-8 `é` `%C3%A9`), so the
+/// reference never reads as a scheme, a query or a fragment.
+const URI_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// A repository-relative path as an RFC 3986 relative reference.
+pub fn uri(path: &[u8]) -> String {
+    percent_encoding::percent_encode(path, URI_PATH).to_string()
 }
 
 fn level(s: Severity) -> &'static str {
