@@ -851,7 +851,7 @@ fn overrides_for_removed<'o>(
         let named = ov.old_sha256.is_some() || ov.new_sha256.is_some();
         if !named && changed > 1 {
             return Err(Failure::input(anyhow!(
-                "overrides file {} names no old_sha256/new_sha256, but {changed} classes changed or were deleted: add the hashes of its change (old_sha256 alone for a deleted class)",
+                "overrides file {} names no old_sha256/new_sha256, but {changed} classes changed or were deleted: add the hashes of its change (for a deleted class old_sha256 alone, the SHA-256 of its last version: sha256sum FILE)",
                 file.display()
             )));
         }
@@ -984,7 +984,22 @@ impl<'r> Migrations<'r> {
             let Some(inner) = file.strip_prefix(prefix.as_bytes()) else {
                 continue;
             };
-            let bytes = repo.blob(&commit, &file).map_err(Failure::input)?;
+            // The cap of a migration folder file, as when the folder is read from disk.
+            let cap = crate::input::cap(crate::input::Kind::PlanFolder);
+            let bytes = match repo
+                .blob_limited(&commit, &file, cap, 0)
+                .map_err(Failure::input)?
+            {
+                git::Limited::Whole(b) => b,
+                git::Limited::Head { size, .. } => {
+                    return Err(Failure::input(crate::input::InputError::TooLarge {
+                        path: format!("{head}:{}", git::display(&file)).into(),
+                        size,
+                        cap,
+                        kind: crate::input::Kind::PlanFolder,
+                    }))
+                }
+            };
             let to = tmp
                 .path()
                 .join(git::os_name(inner).map_err(Failure::input)?);
@@ -1043,6 +1058,8 @@ fn overall(results: &[ClassResult]) -> String {
     match worst {
         Some(v) => v.as_str().to_string(),
         None if results.iter().any(|r| r.outcome == "old-unreadable") => "old-unreadable".into(),
+        // Only acknowledged deletions (and perhaps new classes).
+        None if results.iter().any(|r| r.outcome == "deleted") => "deleted".into(),
         None if results.iter().any(|r| r.covered_by.is_some()) => "covered".into(),
         None => Verdict::Identical.as_str().to_string(),
     }

@@ -109,8 +109,9 @@ A closed standard output (`… | head`) keeps the exit code the command would ha
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Size cap for every input file, e.g. 256M (defaults: BPL 16M, exported class 64M,
-    /// overrides 16M, migration folder file 64M). For the rare giant.
+    /// Size cap for every input file, git blobs and `check --git-base`'s changed files
+    /// included, e.g. 256M (defaults: BPL 16M, exported class 64M, overrides 16M, migration
+    /// folder file 64M). For the rare giant.
     #[arg(long, global = true, value_name = "SIZE", value_parser = crate::input::parse_size)]
     pub max_input_size: Option<u64>,
 }
