@@ -1526,6 +1526,14 @@ fn odd_file_names_are_read_and_encoded_in_sarif() {
         uris.into_iter().collect::<Vec<_>>(),
         ["src/b/R%20e%23n%25.cls", "src/caf%E9.cls"]
     );
+    // A name holding a newline: one escaped line in human output.
+    r.put("append_end", "new.cls", "src/a\nb.cls", "Demo.Nl");
+    let o = r.check(&["--git-base", "HEAD"]);
+    assert!(
+        stdout(&o).contains("Demo.Nl (src/a\\nb.cls): new class, no instance can be in flight\n"),
+        "{}",
+        stdout(&o)
+    );
     // Committed, and compared between two commits.
     r.commit("change");
     let (code, v) = r.check_json(&["--git-base", "HEAD~1", "--git-head", "HEAD"]);

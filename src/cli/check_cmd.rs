@@ -1065,7 +1065,11 @@ fn overall(results: &[ClassResult]) -> String {
     }
 }
 
+/// The human report. Every value that comes from the inputs (class, path, message, folder)
+/// is escaped with [`crate::input::printable_cell`], as the tables of the other commands are:
+/// a file name or activity name holding a newline cannot forge a line.
 fn human(r: &CheckReport) -> String {
+    use crate::input::printable_cell as cell;
     let mut out = String::new();
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut sev = [0usize; 3];
@@ -1074,9 +1078,10 @@ fn human(r: &CheckReport) -> String {
         let moved = res
             .old_path
             .as_ref()
-            .map(|p| format!(", was {p}"))
+            .map(|p| format!(", was {}", cell(p)))
             .unwrap_or_default();
-        let _ = write!(out, "{} ({}{moved}): ", res.class, res.path);
+        let path = cell(&res.path);
+        let _ = write!(out, "{} ({path}{moved}): ", cell(&res.class));
         match res.outcome.as_str() {
             "new" => out.push_str("new class, no instance can be in flight\n"),
             "deleted" if !res.fails => out.push_str("deleted (acknowledged)\n"),
@@ -1089,7 +1094,7 @@ fn human(r: &CheckReport) -> String {
                 let _ = writeln!(
                     out,
                     "covered by {} (verdict {})",
-                    res.covered_by.as_deref().unwrap_or(""),
+                    cell(res.covered_by.as_deref().unwrap_or("")),
                     res.verdict.map(Verdict::as_str).unwrap_or("")
                 );
             }
@@ -1115,23 +1120,22 @@ fn human(r: &CheckReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {}:{line}:{col}: {} {} {}{ack}: {}",
-                res.path,
+                "  {path}:{line}:{col}: {} {} {}{ack}: {}",
                 f.severity.as_str(),
                 f.code,
                 f.code.name(),
-                f.message
+                cell(&f.message)
             );
             if !f.states.is_empty() {
-                let _ = writeln!(out, "      states: {}", f.states.join(", "));
+                let _ = writeln!(out, "      states: {}", cell(&f.states.join(", ")));
             }
         }
         for m in &res.not_covering {
             let _ = writeln!(
                 out,
                 "  {}: does not cover this change: {}",
-                m.folder.display(),
-                m.why
+                cell(&m.folder.to_string_lossy()),
+                cell(&m.why)
             );
         }
     }
