@@ -1219,10 +1219,15 @@ fn large_changed_files_are_sniffed_not_read_whole() {
     // (the file is then read whole, and holds no XData BPL after all).
     let o = r.check(&["--git-base", "HEAD", "--max-input-size", "34M"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).starts_with("no BPL class changed"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("no BPL class changed"),
+        "{}",
+        stdout(&o)
+    );
     let o = r.check(&["HEAD:Quiet.cls", "Huge.cls"]);
     assert!(
-        stderr(&o).contains("Huge.cls: the file is 33 MiB, more than the 16 MiB limit for a BPL source"),
+        stderr(&o)
+            .contains("Huge.cls: the file is 33 MiB, more than the 16 MiB limit for a BPL source"),
         "{}",
         stderr(&o)
     );
@@ -1238,7 +1243,8 @@ fn large_changed_files_are_sniffed_not_read_whole() {
     let o = r.check(&["--git-base", "HEAD"]);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     assert!(
-        stderr(&o).starts_with("error: HEAD:Huge.xml: the file is 33 MiB, more than the 16 MiB limit"),
+        stderr(&o)
+            .starts_with("error: HEAD:Huge.xml: the file is 33 MiB, more than the 16 MiB limit"),
         "{}",
         stderr(&o)
     );
@@ -1357,10 +1363,13 @@ fn a_malformed_class_is_reported_beside_every_other_class() {
         serde_json::from_slice(&std::fs::read(r.path().join("gl.json")).unwrap()).unwrap();
     validate("gitlab-code-quality.json", &gitlab);
     assert!(
-        gitlab.as_array().unwrap().iter().any(|i| i["check_name"]
-            == "BPM0408 class-not-checked"
-            && i["severity"] == "critical"
-            && i["location"]["lines"]["begin"] == line),
+        gitlab
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["check_name"] == "BPM0408 class-not-checked"
+                && i["severity"] == "critical"
+                && i["location"]["lines"]["begin"] == line),
         "{gitlab:#}"
     );
     let err = stderr(&o);
@@ -1443,7 +1452,9 @@ fn fixing_a_malformed_class_passes_with_a_warning() {
     let o = r.check_env(&["--git-base", "HEAD"], &[("GITHUB_ACTIONS", "true")]);
     assert_eq!(o.status.code(), Some(0));
     assert!(
-        stderr(&o).contains("::warning file=src/Fixed.cls,line=7,col=1,title=BPM0409 old-version-unreadable::"),
+        stderr(&o).contains(
+            "::warning file=src/Fixed.cls,line=7,col=1,title=BPM0409 old-version-unreadable::"
+        ),
         "{}",
         stderr(&o)
     );
@@ -1493,17 +1504,23 @@ fn odd_file_names_are_read_and_encoded_in_sarif() {
     let put_at = |case: &str, file: &str, to: &std::ffi::OsStr, class: &str| {
         let text = std::fs::read_to_string(fixture(case, file)).unwrap();
         std::fs::create_dir_all(r.path().join("src")).unwrap();
-        std::fs::write(
-            r.path().join(to),
-            text.replace("Demo.Change.Loan", class),
-        )
-        .unwrap();
+        std::fs::write(r.path().join(to), text.replace("Demo.Change.Loan", class)).unwrap();
     };
     put_at("removed_wait_state", "old.cls", latin, "Demo.Latin");
-    r.put("removed_wait_state", "old.cls", "src/b/R e#n%.cls", "Demo.Odd");
+    r.put(
+        "removed_wait_state",
+        "old.cls",
+        "src/b/R e#n%.cls",
+        "Demo.Odd",
+    );
     r.commit("base");
     put_at("removed_wait_state", "new.cls", latin, "Demo.Latin");
-    r.put("removed_wait_state", "new.cls", "src/b/R e#n%.cls", "Demo.Odd");
+    r.put(
+        "removed_wait_state",
+        "new.cls",
+        "src/b/R e#n%.cls",
+        "Demo.Odd",
+    );
     // Untracked, not UTF-8 either: counted as new.
     put_at(
         "append_end",
@@ -1520,8 +1537,10 @@ fn odd_file_names_are_read_and_encoded_in_sarif() {
     let o = r.check(&["--git-base", "HEAD", "--format", "sarif"]);
     let sarif: Value = serde_json::from_str(&stdout(&o)).unwrap();
     validate("sarif-2.1.0.json", &sarif);
-    let uris: std::collections::BTreeSet<String> =
-        sarif_results(&sarif).into_iter().map(|(_, u, _)| u).collect();
+    let uris: std::collections::BTreeSet<String> = sarif_results(&sarif)
+        .into_iter()
+        .map(|(_, u, _)| u)
+        .collect();
     assert_eq!(
         uris.into_iter().collect::<Vec<_>>(),
         ["src/b/R%20e%23n%25.cls", "src/caf%E9.cls"]
@@ -1574,7 +1593,14 @@ fn a_deleted_class_can_be_acknowledged() {
     assert_eq!(gone["outcome"], "deleted");
     assert_eq!(gone["fails"], false);
     assert_eq!(gone["findings"][0]["acknowledged"], true);
-    let o = r.check(&["--git-base", "HEAD", "--overrides", ack, "--format", "sarif"]);
+    let o = r.check(&[
+        "--git-base",
+        "HEAD",
+        "--overrides",
+        ack,
+        "--format",
+        "sarif",
+    ]);
     let sarif: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(
         sarif["runs"][0]["results"][0]["suppressions"][0]["kind"],
@@ -1586,7 +1612,8 @@ fn a_deleted_class_can_be_acknowledged() {
     let o = r.check(&["--git-base", "HEAD", "--overrides", ack]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("names no old_sha256/new_sha256, but 2 classes changed or were deleted"),
+        stderr(&o)
+            .contains("names no old_sha256/new_sha256, but 2 classes changed or were deleted"),
         "{}",
         stderr(&o)
     );
@@ -1623,17 +1650,29 @@ fn a_deleted_class_can_be_acknowledged() {
     // the message says that instead.
     std::fs::write(
         &named,
-        format!("old_sha256 = \"{}\"\n[[ack]]\ncode = \"BPM0406\"\n", "0".repeat(64)),
+        format!(
+            "old_sha256 = \"{}\"\n[[ack]]\ncode = \"BPM0406\"\n",
+            "0".repeat(64)
+        ),
     )
     .unwrap();
     let o = r.check(&["--git-base", "HEAD", "--overrides", named.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("applies to no class checked here (its old_sha256/new_sha256 name another change)"),
+        stderr(&o).contains(
+            "applies to no class checked here (its old_sha256/new_sha256 name another change)"
+        ),
         "{}",
         stderr(&o)
     );
-    r.git(&["checkout", "-q", "HEAD", "--", "src/Gone.cls", "src/Loan.cls"]);
+    r.git(&[
+        "checkout",
+        "-q",
+        "HEAD",
+        "--",
+        "src/Gone.cls",
+        "src/Loan.cls",
+    ]);
     let o = r.check(&["--git-base", "HEAD", "--overrides", ack]);
     assert_eq!(o.status.code(), Some(2));
     assert!(

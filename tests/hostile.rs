@@ -752,7 +752,9 @@ fn duration_flags_refuse_what_no_duration_holds() {
         .expect(2, None)
     };
     let mut cases = Vec::new();
-    for v in ["nan", "NaN", "inf", "-inf", "-1", "1e400", "1e12", "0.001", "", "5s"] {
+    for v in [
+        "nan", "NaN", "inf", "-inf", "-1", "1e400", "1e12", "0.001", "", "5s",
+    ] {
         cases.push(watch("--interval", v));
     }
     for v in ["nan", "inf", "-1", "1e12", "86401"] {

@@ -69,9 +69,7 @@ impl ClassChange {
     pub fn touches(&self, path: &str) -> bool {
         match self {
             ClassChange::Changed { old, new } => old.path == path || new.path == path,
-            ClassChange::Added { new } | ClassChange::OldUnreadable { new, .. } => {
-                new.path == path
-            }
+            ClassChange::Added { new } | ClassChange::OldUnreadable { new, .. } => new.path == path,
             ClassChange::Removed { old } => old.path == path,
         }
     }

@@ -335,7 +335,10 @@ impl Repo {
         head: u64,
     ) -> Result<Limited, GitError> {
         let spec = blob_spec(commit, path)?;
-        let size_text = ok(&self.top, &[OsStr::new("cat-file"), OsStr::new("-s"), &spec])?;
+        let size_text = ok(
+            &self.top,
+            &[OsStr::new("cat-file"), OsStr::new("-s"), &spec],
+        )?;
         let size: u64 = String::from_utf8_lossy(&size_text)
             .trim()
             .parse()
@@ -369,7 +372,10 @@ impl Repo {
     /// The committed bytes of `path` at commit id `commit`.
     pub fn blob(&self, commit: &str, path: &[u8]) -> Result<Vec<u8>, GitError> {
         let spec = blob_spec(commit, path)?;
-        ok(&self.top, &[OsStr::new("cat-file"), OsStr::new("blob"), &spec])
+        ok(
+            &self.top,
+            &[OsStr::new("cat-file"), OsStr::new("blob"), &spec],
+        )
     }
 
     /// Every file under `dir` (repository-relative) in commit `commit`, named as git stores

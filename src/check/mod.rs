@@ -7,8 +7,8 @@ pub mod cover;
 pub mod git;
 
 use crate::bpl::BplError;
-use crate::plan::Verdict;
 use crate::input::{self, InputError, Kind};
+use crate::plan::Verdict;
 use classes::{ClassChange, Version};
 use git::{GitError, Repo};
 
@@ -69,7 +69,10 @@ impl CheckError {
         match self {
             CheckError::Bpl(e) => e.message.clone(),
             CheckError::TooLarge(e) => {
-                format!("{}; it starts like a BPL document, so it is not skipped", e.reason())
+                format!(
+                    "{}; it starts like a BPL document, so it is not skipped",
+                    e.reason()
+                )
             }
             CheckError::Read { source, .. } => format!("cannot read the file: {source}"),
             other => other.to_string(),
@@ -215,12 +218,13 @@ pub fn git_changes(repo: &Repo, base: &str, head: Option<&str>) -> Result<GitCha
                         // (a submodule).
                         None
                     } else {
-                        let bytes = git::read_limited(&file, limit, SNIFF_BYTES).map_err(
-                            |source| CheckError::Read {
-                                path: path.clone(),
-                                source,
-                            },
-                        );
+                        let bytes =
+                            git::read_limited(&file, limit, SNIFF_BYTES).map_err(|source| {
+                                CheckError::Read {
+                                    path: path.clone(),
+                                    source,
+                                }
+                            });
                         Some((bytes, path.clone()))
                     }
                 }

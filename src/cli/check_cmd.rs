@@ -18,13 +18,16 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 pub const CHECK_AFTER_HELP: &str = "\
-Exit codes:
+Exit codes (the highest that applies wins: 2, then 1, then 0):
   0  every class is identical, compatible, new, covered by a reviewed migration folder,
-     or below the --fail-on threshold
+     below the --fail-on threshold, a deletion acknowledged in --overrides, or a change
+     from an old version that does not parse (BPM0409, a warning)
   1  a class needs action (its verdict reaches --fail-on), or a BPL class was deleted
-  2  usage or input error: bad arguments, unreadable or malformed BPL, a hostile or unknown
-     revision, not inside a git repository, a report file that would overwrite something
-     else, a write error on standard output
+  2  usage or input error: bad arguments, a hostile or unknown revision, not inside a git
+     repository, bad overrides, a report file that would overwrite something else, a write
+     error on standard output; or a changed BPL file that cannot be checked (malformed, over
+     --max-input-size, refused by the emulation): that file is a BPM0408 result and every
+     other class is still checked, reported and written to the requested reports
 A closed standard output (`check … | head -1`) keeps the verdict's exit code.
 
 Examples:
@@ -441,7 +444,7 @@ fn file_items(
                     reason: e.message.clone(),
                     fatal: true,
                 },
-            }])
+            }]);
         }
     };
     crate::bpl::settle_class_names(&mut o, &mut n);

@@ -93,7 +93,9 @@ Exit codes:
   1  check: a class needs action (verdict at or above --fail-on, or a deleted class);
      plan: the plan is blocked; verify-numbering: the emulation differs
   2  usage or input error (bad arguments, malformed BPL, edited migration folder, hostile or
-     unknown git revision, not in a git repository, write error on standard output)
+     unknown git revision, not in a git repository, write error on standard output);
+     check: also when one changed class cannot be checked (2 wins over 1; the other
+     classes are still reported)
   3  a guard, lock timeout or precondition refused; nothing was changed
   4  the database failed; nothing was changed (rolled back, or no transaction was open)
   5  apply: committed (the rows are migrated, the history says applied) but the check after
