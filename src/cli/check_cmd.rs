@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 pub const CHECK_AFTER_HELP: &str = "\
-Exit codes (the highest that applies wins: 2, then 1, then 0):
+Exit codes: the highest that applies wins (2 over 1 over 0)
   0  every class is identical, compatible, new, covered by a reviewed migration folder,
      below the --fail-on threshold, a deletion acknowledged in --overrides, or a change
      from an old version that does not parse (BPM0409, a warning)
