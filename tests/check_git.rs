@@ -1559,6 +1559,39 @@ fn odd_file_names_are_read_and_encoded_in_sarif() {
     assert_eq!(code, 1, "{v:#}");
     assert_eq!(result(&v, "Demo.Latin")["outcome"], "blocked", "{v:#}");
     assert_eq!(result(&v, "Demo.Neu")["outcome"], "new", "{v:#}");
+    // A working tree in a folder whose name is not UTF-8 still finds its changed files.
+    let outer = tempfile::tempdir().unwrap();
+    let top = outer.path().join(std::ffi::OsStr::from_bytes(b"d\xe9p"));
+    std::fs::create_dir(&top).unwrap();
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(&top)
+            .env("GIT_CEILING_DIRECTORIES", outer.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
+    };
+    let text = std::fs::read_to_string(fixture("removed_wait_state", "old.cls")).unwrap();
+    std::fs::write(top.join("Loan.cls"), &text).unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "Loan.cls"]);
+    git(&["commit", "-qm", "base"]);
+    let text = std::fs::read_to_string(fixture("removed_wait_state", "new.cls")).unwrap();
+    std::fs::write(top.join("Loan.cls"), &text).unwrap();
+    let o = bin()
+        .args(["check", "--git-base", "HEAD"])
+        .current_dir(&top)
+        .env("GIT_CEILING_DIRECTORIES", outer.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("Demo.Change.Loan (Loan.cls): blocked"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// A deleted class can be acknowledged after review (`[[ack]] code = "class-removed"`): by a

@@ -214,10 +214,14 @@ impl Repo {
                 reason,
             });
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut lines = text.lines();
-        let top = lines.next().unwrap_or_default().to_string();
-        let prefix = lines.next().unwrap_or_default().to_string();
+        // The top is kept as the bytes git printed: a working tree under a folder whose name
+        // is not UTF-8 still finds its files.
+        let mut lines = out
+            .stdout
+            .split(|b| *b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        let top = lines.next().unwrap_or_default();
+        let prefix = String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned();
         if top.is_empty() {
             // A bare repository or the .git directory itself: no working tree.
             return Err(GitError::NotARepo {
@@ -225,7 +229,7 @@ impl Repo {
             });
         }
         Ok(Repo {
-            top: PathBuf::from(top),
+            top: PathBuf::from(os_name(top)?),
             prefix,
         })
     }

@@ -203,3 +203,19 @@ pub fn is_sarif_report(bytes: &[u8]) -> bool {
         Err(_) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::uri;
+
+    #[test]
+    fn sarif_uris_are_percent_encoded_per_rfc_3986() {
+        assert_eq!(uri(b"src/b/R e#n%.cls"), "src/b/R%20e%23n%25.cls");
+        assert_eq!(uri(b"src/Loan-v2_x.~cls"), "src/Loan-v2_x.~cls");
+        // A first segment with `:` would read as a scheme; `?` as a query.
+        assert_eq!(uri(b"a:b/c?d[1]"), "a%3Ab/c%3Fd%5B1%5D");
+        // UTF-8 byte by byte; a Latin-1 byte as it is.
+        assert_eq!(uri("src/é.cls".as_bytes()), "src/%C3%A9.cls");
+        assert_eq!(uri(b"src/caf\xe9.cls"), "src/caf%E9.cls");
+    }
+}
