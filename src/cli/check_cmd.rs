@@ -369,8 +369,13 @@ pub fn check(a: CheckArgs) -> CmdResult {
         } else {
             format!("\n  {}", rest.join("\n  "))
         };
+        let others = if report.results.len() > errors.len() {
+            "; every other class was checked and reported"
+        } else {
+            ""
+        };
         return Err(Failure::input(anyhow!(
-            "{first}{more}\n  ({} not checked; every other class was checked and reported)",
+            "{first}{more}\n  ({} not checked{others})",
             counted(errors.len(), "changed BPL file")
         )));
     }
