@@ -1059,8 +1059,9 @@ fn every_finding_code_is_produced_by_a_fixture() {
     assert!(missing.is_empty(), "no fixture produces {missing:?}");
 }
 
-/// The codes `bplmigrate check --git-base HEAD --format json` reports when a committed class
-/// file was deleted (a throwaway repository with a copy of `append_end/old.cls`).
+/// The codes only `bplmigrate check --git-base HEAD --format json` reports, in a throwaway
+/// repository with copies of `append_end/old.cls`: a committed class file deleted (BPM0406),
+/// one made malformed (BPM0408), one whose malformed old version is fixed (BPM0409).
 fn deleted_class_check_codes() -> Vec<Code> {
     let repo = tempfile::tempdir().unwrap();
     let git = |args: &[&str]| {
@@ -1082,9 +1083,16 @@ fn deleted_class_check_codes() -> Vec<Code> {
         repo.path().join("Loan.cls"),
     )
     .unwrap();
-    git(&["add", "Loan.cls"]);
+    let text = std::fs::read_to_string("fixtures/changes/append_end/old.cls").unwrap();
+    let class = |name: &str| text.replace("Demo.Change.Loan", name);
+    let broken = |name: &str| class(name).replace("</sequence>", "</sequenc>");
+    std::fs::write(repo.path().join("Broken.cls"), class("Demo.Broken")).unwrap();
+    std::fs::write(repo.path().join("Fixed.cls"), broken("Demo.Fixed")).unwrap();
+    git(&["add", "Loan.cls", "Broken.cls", "Fixed.cls"]);
     git(&["commit", "-qm", "base"]);
     git(&["rm", "-q", "Loan.cls"]);
+    std::fs::write(repo.path().join("Broken.cls"), broken("Demo.Broken")).unwrap();
+    std::fs::write(repo.path().join("Fixed.cls"), class("Demo.Fixed") + "\n").unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_bplmigrate"))
         .args(["check", "--git-base", "HEAD", "--format", "json"])
         .current_dir(repo.path())
@@ -1099,6 +1107,12 @@ fn deleted_class_check_codes() -> Vec<Code> {
         .flat_map(|r| r["findings"].as_array().cloned().unwrap_or_default())
         .map(|f| serde_json::from_value(f["code"].clone()).unwrap())
         .collect();
-    assert!(codes.contains(&Code::ClassRemoved), "{v:#}");
+    for c in [
+        Code::ClassRemoved,
+        Code::ClassNotChecked,
+        Code::OldVersionUnreadable,
+    ] {
+        assert!(codes.contains(&c), "{c}: {v:#}");
+    }
     codes
 }

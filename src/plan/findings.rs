@@ -221,6 +221,16 @@ catalogue! {
         "a bare <process> document does not name its class: its class name was taken from the other version, or \
          from its file name when neither names one; that name is what the plan and the SQL call the class",
         "pass --class with the real class name when it is not the one shown";
+    ClassNotChecked = "BPM0408", "class-not-checked", Error,
+        "a changed file holds BPL that cannot be checked (reported by `check`): it does not parse, it is over the \
+         --max-input-size cap, it cannot be read, or the emulation refuses it. The classes of every other file \
+         are still checked and reported; `check` exits 2",
+        "fix the file at the place the message names";
+    OldVersionUnreadable = "BPM0409", "old-version-unreadable", Warning,
+        "the old version of a changed BPL file cannot be read (reported by `check`), so the change cannot be \
+         checked against it. A version that does not parse was never compiled by IRIS and has no instance in \
+         flight, but instances of the version deployed before it are not compared",
+        "compare with the version that is deployed: bplmigrate check REV:path path";
 }
 
 /// Build a finding with the catalogue's severity.
