@@ -109,6 +109,17 @@ pub enum Refusal {
         description: String,
         rows: i64,
     },
+    /// The plan is blocked by findings draining does not resolve
+    /// ([`crate::plan::MigrationPlan::blocked_for_good`]): no write path applies it.
+    PlanBlocked {
+        plan_id: String,
+        reasons: Vec<String>,
+    },
+    /// The counts found under the locks differ from the ones the operator confirmed (rows
+    /// arrived, left or moved between the prompt and the answer).
+    ConfirmedCountsChanged {
+        differences: Vec<String>,
+    },
     /// The history says this plan was already applied (or, for a revert, is not applied).
     AlreadyApplied {
         plan_id: String,
@@ -202,6 +213,19 @@ impl fmt::Display for Refusal {
                 write!(f, "{description} ({})", counted(*rows, "row", "rows"))
             }
             Refusal::UnknownRows { description, .. } => write!(f, "{description}"),
+            Refusal::PlanBlocked { plan_id, reasons } => write!(
+                f,
+                "plan {plan_id} is blocked by {}, which draining does not resolve: it cannot be applied as it \
+                 is; resolve {} with overrides and generate the migration again",
+                reasons.join("; "),
+                if reasons.len() == 1 { "it" } else { "them" }
+            ),
+            Refusal::ConfirmedCountsChanged { differences } => write!(
+                f,
+                "the rows changed after you confirmed their counts ({}; expected: the dry run you confirmed, \
+                 found: now, under the locks); run apply again to see the new counts and confirm them",
+                differences.join("; ")
+            ),
             Refusal::AlreadyApplied { plan_id, seq } => {
                 write!(f, "plan {plan_id} was already applied (history entry {seq})")
             }
@@ -211,7 +235,9 @@ impl fmt::Display for Refusal {
             Refusal::DirtyHistory { class, seq, plan_id } => write!(
                 f,
                 "history entry {seq} (plan {plan_id}) of {class} is dirty: a migration committed but its \
-                 verification disagreed; check the rows, then set its Outcome to 'resolved'"
+                 verification disagreed, so whether its rows are migrated is undecided and every apply and revert \
+                 of the class refuses; {}",
+                repair_advice(class, *seq)
             ),
             Refusal::SourceMismatch { class, expected, found } => write!(
                 f,
@@ -307,6 +333,18 @@ pub enum ApplyError {
     #[error("the migration COMMITTED (the rows are migrated{}), but the check after commit failed: {message}",
         seq.map_or_else(String::new, |s| format!("; history entry {s} says applied")))]
     CommittedUnverified { message: String, seq: Option<i64> },
+}
+
+/// What to do about dirty history entry `seq` of `class` — the one procedure `apply`, `info`
+/// and the ObjectScript runner name (`bplmigrate repair`, never an edit of the table by hand:
+/// `resolved` means "not applied", which is wrong for rows that were migrated).
+pub fn repair_advice(class: &str, seq: i64) -> String {
+    format!(
+        "check the rows, then record what you found: `bplmigrate repair --class {class} --entry {seq} --applied \
+         --reason TEXT` when they are as the plan leaves them (the plan then counts as applied, and `apply \
+         --revert` can undo it), or `--not-applied` when they are back where it starts (the plan may then be \
+         applied again)"
+    )
 }
 
 /// `1 row`, `3 rows`.

@@ -29,6 +29,58 @@ pub struct ApplyOptions {
     pub applied_by: String,
     /// How long to wait, in all, for the exclusive table locks before refusing.
     pub lock_timeout_ms: u64,
+    /// What the operator confirmed (the CLI's prompt after a dry run): the apply refuses,
+    /// changing nothing, when the census under its locks or a statement's row count differs.
+    pub confirmed: Option<Confirmed>,
+}
+
+/// The counts a confirmation was given for: the dry run's census and the rows each write
+/// statement was to change, in order ([`Confirmed::of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmed {
+    pub before: LiveCensus,
+    pub statements: Vec<(String, i64)>,
+}
+
+impl Confirmed {
+    /// The counts a (dry-run) report showed.
+    pub fn of(report: &ApplyReport) -> Confirmed {
+        let mut before = report.before.clone();
+        before.foreign.clear();
+        Confirmed {
+            before,
+            statements: report
+                .statements
+                .iter()
+                .map(|s| (s.description.clone(), s.rows.or(s.expected_rows).unwrap_or(0)))
+                .collect(),
+        }
+    }
+
+    /// How the counts found under the locks (`before`, and the rows each statement is about
+    /// to change) differ from the confirmed ones; empty when they are the same.
+    pub(super) fn differences(&self, before: &LiveCensus, statements: &[(String, i64)]) -> Vec<String> {
+        let mut now = before.clone();
+        now.foreign.clear();
+        let mut out = self.before.differences(&now);
+        if out.is_empty() && now != self.before {
+            out.push("the census differs".into());
+        }
+        if self.statements.len() != statements.len() {
+            out.push(format!(
+                "{} write statements were confirmed, {} would run",
+                self.statements.len(),
+                statements.len()
+            ));
+        } else {
+            for ((what, x), (_, y)) in self.statements.iter().zip(statements) {
+                if x != y {
+                    out.push(format!("{what}: expected {x} rows, found {y}"));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The default `--lock-timeout`: long enough for a short writer to finish, short enough that
@@ -42,6 +94,7 @@ impl Default for ApplyOptions {
             direction: Direction::Apply,
             applied_by: "unknown".into(),
             lock_timeout_ms: DEFAULT_LOCK_TIMEOUT_MS,
+            confirmed: None,
         }
     }
 }
@@ -442,6 +495,15 @@ fn moves(
     out
 }
 
+/// Whether `entries` hold a dirty entry of `plan` after entry `since` (None: any).
+fn dirty_after(entries: &[HistoryEntry], plan: &MigrationPlan, since: Option<i64>) -> bool {
+    entries.iter().any(|e| {
+        e.outcome == Outcome::Dirty
+            && e.plan_id == plan.plan_id
+            && since.is_none_or(|s| e.seq > s)
+    })
+}
+
 /// Where the history leaves this plan, plus the refusals it gives for `direction`.
 pub(super) fn history_checks(
     plan: &MigrationPlan,
@@ -472,6 +534,10 @@ pub(super) fn history_checks(
                 seq: e.seq,
             })
         }
+        // A dirty entry of this plan after its last committed one: whether it is applied is
+        // undecided (the rows may well be migrated), so "not applied" would be false; the
+        // dirty refusal says what to do (`repair`, then revert when it was applied).
+        (Direction::Revert, _) if dirty_after(entries, plan, last_of_plan.map(|e| e.seq)) => {}
         (Direction::Revert, None) => refusals.push(Refusal::NotApplied {
             plan_id: plan.plan_id.clone(),
         }),
@@ -493,10 +559,11 @@ pub(super) fn history_checks(
             Direction::Apply => &plan.old.sha256,
             Direction::Revert => &plan.new.sha256,
         };
+        // Undecided (a dirty entry of this plan): the chain is not what the dirty refusal is about.
         let already = matches!(
             refusals.last(),
             Some(Refusal::AlreadyApplied { .. } | Refusal::NotApplied { .. })
-        );
+        ) || dirty_after(entries, plan, last_of_plan.map(|e| e.seq));
         if current != expected && !already {
             refusals.push(Refusal::SourceMismatch {
                 class: plan.old.class.clone(),
@@ -550,6 +617,7 @@ pub fn status(
             let direction = Direction::Apply;
             let renaming = Renaming::of_plan(&m.plan, false).unwrap_or_default();
             let (state, mut refusals) = history_checks(&m.plan, &history, direction);
+            refusals.extend(plan_blocked(&m.plan));
             let mut checks = plan_checks(&m.plan, &census);
             let unknown = unknown_rows(&m.plan, &census);
             // The script's own guards, where it renders for this database (read-only counts).
@@ -693,22 +761,17 @@ pub(super) fn row_counts_json(
     v.to_string()
 }
 
-/// Tables `apply` locks before it looks: every thread table of the plan (rewritten or guarded),
-/// their pending-response child tables, the response-handler table and every table a
-/// statement writes — the ones that exist.
+/// Tables `apply` locks before it looks ([`sql::tables_to_lock`], shared with the
+/// ObjectScript runner): the ones that exist.
 fn tables_to_lock(
     plan: &MigrationPlan,
     script: &SqlScript,
     missing: &BTreeSet<SqlTable>,
 ) -> Vec<SqlTable> {
-    let mut t: BTreeSet<SqlTable> = BTreeSet::new();
-    for th in &plan.threads {
-        t.insert(th.old_table.clone());
-        t.insert(CensusTargets::pending_table(&th.old_table));
-    }
-    t.insert(plan.response_handler_table.clone());
-    t.extend(written_columns(script).into_iter().map(|(t, _)| t));
-    t.into_iter().filter(|x| !missing.contains(x)).collect()
+    sql::tables_to_lock(plan, script)
+        .into_iter()
+        .filter(|x| !missing.contains(x))
+        .collect()
 }
 
 /// Refuses a database that is not where the plan's class runs, before anything is locked or
@@ -820,6 +883,15 @@ fn lock_tables(
     }
 }
 
+/// The refusal of a plan blocked for good ([`MigrationPlan::blocked_for_good`]).
+fn plan_blocked(plan: &MigrationPlan) -> Option<Refusal> {
+    let reasons = plan.blocked_for_good();
+    (!reasons.is_empty()).then(|| Refusal::PlanBlocked {
+        plan_id: plan.plan_id.clone(),
+        reasons,
+    })
+}
+
 /// Applies (or reverts, or dry-runs) a migration: see the module documentation of `apply`.
 pub fn apply(
     db: &mut Db,
@@ -828,6 +900,13 @@ pub fn apply(
     progress: &dyn Progress,
 ) -> Result<ApplyReport, ApplyError> {
     let plan = &m.plan;
+    // A plan blocked by more than rows that must drain is applied by no path (the
+    // ObjectScript runner's Blocked() and `check` follow the same rule).
+    if opts.direction == Direction::Apply {
+        if let Some(r) = plan_blocked(plan) {
+            return Err(ApplyError::Refused { refusals: vec![r] });
+        }
+    }
     if opts.direction == Direction::Revert && !sql::revert_blockers(plan).is_empty() {
         // Not invertible: put back exactly what the apply recorded in BplMigrate.Undo.
         return super::undo::revert(db, m, opts, progress);
@@ -1120,6 +1199,27 @@ fn in_transaction(
     for d in &script.defaults {
         fill_before.push(null_rows(db, d)?);
     }
+    // Confirmed on a prompt: the counts under the locks must be the ones the operator saw.
+    if let Some(c) = &opts.confirmed {
+        let now: Vec<(String, i64)> = script
+            .rewrites
+            .iter()
+            .map(|rw| (rw.description.clone(), expected_rows(&before, rw).unwrap_or(0)))
+            .chain(
+                script
+                    .defaults
+                    .iter()
+                    .zip(&fill_before)
+                    .map(|(d, n)| (d.description.clone(), *n)),
+            )
+            .collect();
+        let differences = c.differences(&before, &now);
+        if !differences.is_empty() {
+            return Err(ApplyError::Refused {
+                refusals: vec![Refusal::ConfirmedCountsChanged { differences }],
+            });
+        }
+    }
 
     // With the tables locked, the census above plus each statement's row count is exact:
     // nothing else can change these rows until commit.
@@ -1297,10 +1397,13 @@ fn check_guards(
         // Already applied (or, for a revert, not applied): the rows are where the script
         // does not start, so every guard below would refuse them as "not written by" that
         // version. The history is the answer.
+        // A dirty entry is the answer too: until a human decided, the rows' state is unknown.
         if refusals.iter().any(|r| {
             matches!(
                 r,
-                Refusal::AlreadyApplied { .. } | Refusal::NotApplied { .. }
+                Refusal::AlreadyApplied { .. }
+                    | Refusal::NotApplied { .. }
+                    | Refusal::DirtyHistory { .. }
             )
         }) {
             return Err(ApplyError::Refused { refusals });
@@ -1571,7 +1674,10 @@ pub(super) fn verify_after_commit(
         .map(|()| dirty_seq)
     });
     let message = match marker {
-        Ok(dirty_seq) => format!("{note}; history entry {dirty_seq} marks the class dirty"),
+        Ok(dirty_seq) => format!(
+            "{note}; history entry {dirty_seq} marks the class dirty: {}",
+            super::error::repair_advice(&m.plan.old.class, dirty_seq)
+        ),
         Err(f) => format!(
             "{note}; writing the dirty marker FAILED too ({f}): record what happened by hand before \
              anything else runs"
@@ -1583,5 +1689,6 @@ pub(super) fn verify_after_commit(
             plan_id: m.plan.plan_id.clone(),
         });
     }
-    Err(unverified(message))
+    // The entry this apply wrote is gone: the message names the dirty entry, not it.
+    Err(ApplyError::CommittedUnverified { message, seq: None })
 }

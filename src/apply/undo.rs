@@ -97,6 +97,14 @@ fn work(plan: &MigrationPlan, script: &SqlScript) -> Vec<Work> {
         .collect()
 }
 
+/// What the restore statement of `w` says it does.
+fn restore_description(w: &Work, seq: i64) -> String {
+    format!(
+        "{}: {} restored from the undo rows of history entry {seq}",
+        w.table, w.key
+    )
+}
+
 /// Reverts `m` from its undo rows: see the module documentation.
 pub(super) fn revert(
     db: &mut Db,
@@ -125,7 +133,15 @@ pub(super) fn revert(
         return not_applied();
     }
     let entries = history::entries_for_class(db, &plan.old.class)?;
-    let (state, _) = history_checks(plan, &entries, Direction::Revert);
+    let (state, refusals) = history_checks(plan, &entries, Direction::Revert);
+    // A dirty entry: undecided, not "not applied" (its rows may be migrated); it says what to do.
+    let dirty: Vec<Refusal> = refusals
+        .into_iter()
+        .filter(|r| matches!(r, Refusal::DirtyHistory { .. }))
+        .collect();
+    if !dirty.is_empty() {
+        return Err(ApplyError::Refused { refusals: dirty });
+    }
     if state != super::run::PlanState::Applied {
         return not_applied();
     }
@@ -283,6 +299,20 @@ fn in_transaction(
     if !refusals.is_empty() {
         return Err(ApplyError::Refused { refusals });
     }
+    // Confirmed on a prompt: the counts under the locks must be the ones the operator saw.
+    if let (Some(c), Some(e)) = (&opts.confirmed, applied) {
+        let now: Vec<(String, i64)> = works
+            .iter()
+            .zip(&recorded)
+            .map(|(w, n)| (restore_description(w, e.seq), *n))
+            .collect();
+        let differences = c.differences(&before, &now);
+        if !differences.is_empty() {
+            return Err(ApplyError::Refused {
+                refusals: vec![Refusal::ConfirmedCountsChanged { differences }],
+            });
+        }
+    }
     let Some(entry) = applied else {
         // history_checks refuses a plan that is not applied; nothing to restore otherwise.
         return Err(ApplyError::Refused {
@@ -326,10 +356,7 @@ fn in_transaction(
             ));
         }
         statements.push(StatementOutcome {
-            description: format!(
-                "{}: {} restored from the undo rows of history entry {}",
-                w.table, w.key, entry.seq
-            ),
+            description: restore_description(w, entry.seq),
             table: w.table.clone(),
             expected_rows: Some(*expected),
             rows: n,

@@ -44,6 +44,40 @@ pub struct MigrationPlan {
     pub overrides: Vec<String>,
 }
 
+impl MigrationPlan {
+    /// Why a `blocked` plan can never be applied as it is (empty: it is not blocked, or it is
+    /// blocked only by errors whose remedy is draining — a removed wait state, an awaited call
+    /// that changed — and becomes applicable once those rows drained: its preconditions, which
+    /// every write path checks under its locks, refuse until then). One rule for `apply`, the
+    /// ObjectScript runner and `check`: an ambiguous match, a removed stack entry, a changed
+    /// or removed class need overrides and a new plan.
+    pub fn blocked_for_good(&self) -> Vec<String> {
+        if self.verdict != Verdict::Blocked {
+            return Vec::new();
+        }
+        let open: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error && !f.acknowledged)
+            .collect();
+        let mut why: Vec<String> = open
+            .iter()
+            .filter(|f| !f.code.drainable())
+            .map(|f| format!("{} {}", f.code, f.message))
+            .collect();
+        if why.is_empty() && self.old.class != self.new.class {
+            why.push(format!(
+                "the class changed from {} to {}",
+                self.old.class, self.new.class
+            ));
+        }
+        if why.is_empty() && open.is_empty() {
+            why.push("the plan is blocked, and no finding says it is only a matter of draining".into());
+        }
+        why
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanSource {
     pub origin: String,

@@ -379,26 +379,18 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
         .collect::<Vec<_>>()
         .join("\n\n");
 
-    // ----- Blocked().
-    let blocked = if plan.verdict == Verdict::Blocked {
-        let why: Vec<String> = plan
-            .findings
-            .iter()
-            .filter(|f| f.severity == crate::plan::Severity::Error && !f.acknowledged)
-            .map(|f| format!("{} {}", f.code, f.message))
-            .collect();
-        let why = if why.is_empty() {
-            "see the plan's findings".to_string()
-        } else {
-            why.join("; ")
-        };
+    // ----- Blocked(): the one rule of every path (`MigrationPlan::blocked_for_good`).
+    let hard = plan.blocked_for_good();
+    let blocked = if !hard.is_empty() {
         format!(
             "\tQuit $$$ERROR($$$GeneralError, {})",
             s(&format!(
-                "the plan is blocked ({}): resolve it with overrides and generate the migration again",
-                c(&why)
+                "the plan is blocked ({}): draining does not resolve that; resolve it with overrides and generate the migration again",
+                c(&hard.join("; "))
             ))?
         )
+    } else if plan.verdict == Verdict::Blocked {
+        "\t// Blocked only by rows that must drain (removed wait states, changed awaited calls):\n\t// the guards refuse while any such row exists, so the plan applies once they drained.\n\tQuit $$$OK".to_string()
     } else {
         "\tQuit $$$OK".to_string()
     };
