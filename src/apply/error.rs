@@ -174,6 +174,9 @@ pub enum Refusal {
         table: SqlTable,
         seq: i64,
         rows: i64,
+        /// Where they rest, each with its rows and why the apply did not keep that state as
+        /// it was (`S5 (1 row; old S3, S4 all became it: … ambiguous)`).
+        states: Vec<String>,
     },
 }
 
@@ -262,12 +265,24 @@ impl fmt::Display for Refusal {
                 "{changed} of the {recorded} rows of {table} that history entry {seq} rewrote changed since \
                  (another state or stack, or deleted): restoring them would overwrite that"
             ),
-            Refusal::UndoStrangers { table, seq, rows } => write!(
-                f,
-                "{rows} rows of {table} were not rewritten by history entry {seq} and rest at states whose old \
-                 meaning is ambiguous (reached after the apply?): the revert restores only the rows the apply \
-                 rewrote; drain these first"
-            ),
+            Refusal::UndoStrangers { table, seq, rows, states } => {
+                write!(
+                    f,
+                    "{} of {table} {} not rewritten by history entry {seq} and {} at states the apply did not keep as \
+                     they were",
+                    counted(*rows, "row", "rows"),
+                    if *rows == 1 { "was" } else { "were" },
+                    if *rows == 1 { "rests" } else { "rest" },
+                )?;
+                if !states.is_empty() {
+                    write!(f, " ({})", states.join("; "))?;
+                }
+                write!(
+                    f,
+                    ": they reached them after the apply, and the revert puts back only the rows the apply \
+                     rewrote; let these finish first"
+                )
+            }
             Refusal::LockTimeout {
                 tables,
                 timeout_ms,

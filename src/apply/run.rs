@@ -504,6 +504,33 @@ fn dirty_after(entries: &[HistoryEntry], plan: &MigrationPlan, since: Option<i64
     })
 }
 
+/// A guard of the forward script as the condition that must hold (its description names the
+/// rows that break it): what `status` lists, `ok` or `FAIL`, with the live count.
+fn guard_requirement(
+    plan: &MigrationPlan,
+    g: &crate::sql::Guard,
+    foreign_table: Option<&SqlTable>,
+) -> String {
+    let old = &plan.old.class;
+    match (g.kind, foreign_table) {
+        (GuardKind::Unmapped, Some(t)) => {
+            let class = plan
+                .threads
+                .iter()
+                .find(|th| &th.old_table == t)
+                .map_or_else(|| t.to_string(), |th| th.old_class.clone());
+            format!(
+                "every row of {class} rests at a state the old {old} has (none NULL) and holds a \
+                 %HandlerStack / %SubroutineStack value the plan can map"
+            )
+        }
+        (GuardKind::Unmapped, None) if g.description.starts_with("context rows") => format!(
+            "every context row names a response handler the old {old} has (none NULL)"
+        ),
+        _ => format!("no row found where {}", g.description),
+    }
+}
+
 /// Where the history leaves this plan, plus the refusals it gives for `direction`.
 pub(super) fn history_checks(
     plan: &MigrationPlan,
@@ -620,6 +647,8 @@ pub fn status(
             refusals.extend(plan_blocked(&m.plan));
             let mut checks = plan_checks(&m.plan, &census);
             let unknown = unknown_rows(&m.plan, &census);
+            // Checks whose rows a refusal of their own already names.
+            let mut named: BTreeSet<usize> = BTreeSet::new();
             // The script's own guards, where it renders for this database (read-only counts).
             if let Ok(script) = m.script(db.dialect(), direction) {
                 progress.event(&Event::Step("evaluating guards"));
@@ -643,7 +672,8 @@ pub fn status(
                     }
                     let rows =
                         db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?;
-                    // Rows the unknown-state refusal below already names, in status's words.
+                    // Rows the unknown-state refusal below already names, in status's words:
+                    // listed as a failing check all the same, refused once.
                     let foreign_table = script
                         .foreign_rows
                         .iter()
@@ -652,14 +682,17 @@ pub fn status(
                     if rows != 0
                         && foreign_table.is_some_and(|t| unknown_count(&unknown, t) == rows)
                     {
-                        continue;
+                        named.insert(checks.len());
                     }
+                    // What must hold, with the states that break it when it does not.
+                    let full = with_foreign_states(&m.plan, &census, direction, g);
+                    let at = if rows == 0 {
+                        ""
+                    } else {
+                        full.strip_prefix(g.description.as_str()).unwrap_or("")
+                    };
                     checks.push(CheckResult {
-                        description: if rows == 0 {
-                            g.description.clone()
-                        } else {
-                            with_foreign_states(&m.plan, &census, direction, g)
-                        },
+                        description: format!("{}{at}", guard_requirement(&m.plan, g, foreign_table)),
                         ok: rows == 0,
                         rows,
                     });
@@ -674,7 +707,11 @@ pub fn status(
                 refusals.extend(quiet.refusals());
                 refusals.extend(unknown.values().flatten().cloned());
             }
-            for c in checks.iter().filter(|c| !c.ok && !applied) {
+            for (_, c) in checks
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| !c.ok && !applied && !named.contains(i))
+            {
                 refusals.push(Refusal::Precondition {
                     description: c.description.clone(),
                     rows: c.rows,
