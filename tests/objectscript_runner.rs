@@ -84,7 +84,12 @@ fn every_emitted_runner_parses_with_the_objectscript_grammar() {
             Pos { line: 1, column: 1 },
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert!(script.contains("Terminate(, 1)") || cls.contains("Terminate(, 1)"));
+        // Exit 1 (nothing migrated) and 5 (committed, a later step failed) are told apart.
+        assert!(
+            cls.contains("Terminate(, $Select(tMigrated:5, 1:1))"),
+            "{what}"
+        );
+        assert!(script.contains("5 the migration COMMITTED"), "{what}");
         checked += 1;
     }
     assert!(checked >= 15, "{checked} fixture pairs");
@@ -131,14 +136,114 @@ fn every_runner_statement_parses_as_iris_sql() {
     assert!(n > 100, "{n} statements");
 }
 
+/// One rule with `apply` and `check`: a plan blocked by more than rows that must drain never
+/// runs; one blocked only by such rows runs once they drained (its guards refuse until then).
 #[test]
-fn a_blocked_plan_runs_nothing() {
+fn a_blocked_plan_runs_only_when_draining_resolves_it() {
+    let (mut hard, mut drain) = (0, 0);
     for dir in cases() {
         let p = plan_of(&dir);
         let cls = render_objectscript(&p).unwrap();
-        let blocked = cls.contains("the plan is blocked");
-        assert_eq!(blocked, p.verdict == Verdict::Blocked, "{}", dir.display());
+        let refuses = cls.contains("the plan is blocked");
+        let for_good = !p.blocked_for_good().is_empty();
+        assert_eq!(refuses, for_good, "{}", dir.display());
+        if p.verdict == Verdict::Blocked && !for_good {
+            drain += 1;
+            // Its removed states are guarded: the rows there refuse the run.
+            let stmts = sql::runner_statements(&p).unwrap();
+            for pre in &p.preconditions {
+                if let bplmigrate::plan::Precondition::NoRowsAtState { state, .. } = pre {
+                    assert!(
+                        stmts
+                            .iter()
+                            .any(|(w, s)| w == "guard" && s.contains(&format!("'{state}'"))),
+                        "{}: no guard for {state}",
+                        dir.display()
+                    );
+                }
+            }
+        }
+        if for_good {
+            hard += 1;
+        }
     }
+    assert!(hard > 0 && drain > 0, "hard {hard}, drain-only {drain}");
+}
+
+/// Every table the ODBC apply locks is locked by the runner (each `LOCK TABLE` with its
+/// `UNLOCK`), then the history; `Run` releases them on every path.
+#[test]
+fn the_runner_locks_what_the_odbc_apply_locks() {
+    for dir in cases() {
+        let p = plan_of(&dir);
+        let cls = render_objectscript(&p).unwrap();
+        let script = sql::render(&p, sql::Dialect::Iris).unwrap();
+        let tables = sql::tables_to_lock(&p, &script);
+        assert!(!tables.is_empty(), "{}", dir.display());
+        for t in &tables {
+            let q = sql::text::quote_table(t, sql::Dialect::Iris)
+                .unwrap()
+                .replace('"', "\"\"");
+            assert!(
+                cls.contains(&format!("LOCK TABLE {q} IN EXCLUSIVE MODE WAIT 10"))
+                    && cls.contains(&format!("UNLOCK TABLE {q} IN EXCLUSIVE MODE")),
+                "{}: {t} is not locked",
+                dir.display()
+            );
+        }
+        assert_eq!(
+            cls.matches("Set tSC = ..LockOne(").count(),
+            tables.len(),
+            "{}",
+            dir.display()
+        );
+        // The locks come after TSTART, and the release runs after the Try block (every path).
+        let run = &cls[cls.find("ClassMethod Run(").unwrap()..];
+        let run = &run[..run.find("\n}\n").unwrap()];
+        let (tstart, lock, catch, unlock) = (
+            run.find("TSTART").unwrap(),
+            run.find("..LockTables(.tLocks)").unwrap(),
+            run.find("} Catch ex {").unwrap(),
+            run.find("Do ..Unlock(.tLocks)").unwrap(),
+        );
+        assert!(tstart < lock && lock < catch && catch < unlock, "{}", dir.display());
+        assert!(!cls.contains("tLocked"), "{}", dir.display());
+    }
+}
+
+/// The host check follows the ODBC path's rule: PoolSize is read; an actor-pool item is left
+/// to the job guard (not refused because the production is stopped), NULLs refuse.
+#[test]
+fn the_runner_host_check_honours_pool_size() {
+    let p = plan_of(Path::new("fixtures/changes/insert_middle"));
+    let stmts = sql::runner_statements(&p).unwrap();
+    let hosts = &stmts.iter().find(|(w, _)| w == "items of the class").unwrap().1;
+    assert!(hosts.contains("\"PoolSize\""), "{hosts}");
+    let cls = render_objectscript(&p).unwrap();
+    let disable = &cls[cls.find("ClassMethod Disable(").unwrap()..];
+    let disable = &disable[..disable.find("\n}\n").unwrap()];
+    let pool = disable.find("Continue:+tPool=0").unwrap();
+    let stopped = disable.find("(not running) is enabled").unwrap();
+    assert!(disable.find("has no PoolSize (NULL)").unwrap() < pool);
+    assert!(pool < stopped, "actor-pool items must be skipped before the stopped-production refusal");
+    assert!(disable.contains("has no Enabled (NULL)"));
+}
+
+/// After Run(0) the items it disabled are recorded, so the hint "Run(0, 1) enables them" is
+/// true; a dirty entry names `bplmigrate repair`, never an edit of the Outcome by hand.
+#[test]
+fn the_runner_records_what_it_leaves_disabled_and_names_repair() {
+    let p = plan_of(Path::new("fixtures/changes/insert_middle"));
+    let cls = render_objectscript(&p).unwrap();
+    let run = &cls[cls.find("ClassMethod Run(").unwrap()..];
+    let run = &run[..run.find("\n}\n").unwrap()];
+    let branch = run.find("} ElseIf tDisabled {").unwrap();
+    let remember = branch + run[branch..].find("Do ..Remember(.tDisabled)").unwrap();
+    let hint = branch + run[branch..].find("Run(0, 1) enables them").unwrap();
+    assert!(remember < hint);
+    assert!(cls.contains("ClassMethod Remember(ByRef pItems)"));
+    assert!(cls.contains("bplmigrate repair --class"));
+    assert!(!cls.contains("Outcome to 'resolved'"));
 }
 
 #[test]
