@@ -281,3 +281,82 @@ fn the_grammar_check_catches_a_broken_runner() {
         assert!(errors > 0, "not caught: {to}");
     }
 }
+
+/// The container hook runs every migration folder in order (not only the newest) and stops
+/// at the first that fails, with its exit status. `iris` is a stand-in that logs which
+/// folder's script it was given and exits with the status the folder asks for.
+#[test]
+fn the_container_hook_runs_every_folder_in_order_and_stops_at_the_first_failure() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    let root = tmp.path().join("migrations");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = tmp.path().join("log");
+    let iris = bin.join("iris");
+    std::fs::write(
+        &iris,
+        format!(
+            "#!/bin/bash\n[ \"$1 $2 $3 $4\" = \"session IRIS -U APP\" ] || exit 99\nread -r line\necho \"$BPLMIGRATE_DIR $line\" >> {}\nexit \"$(cat \"$BPLMIGRATE_DIR/status\")\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&iris, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |statuses: &[(&str, i32)]| -> (Option<i32>, Vec<String>) {
+        let _ = std::fs::remove_dir_all(&root);
+        let _ = std::fs::remove_file(&log);
+        for (name, status) in statuses {
+            let d = root.join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("migrate.script"), format!(" // {name}\n")).unwrap();
+            std::fs::write(d.join("status"), status.to_string()).unwrap();
+        }
+        // Not a migration folder: skipped.
+        std::fs::create_dir_all(root.join("notes")).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("examples/container/migrate.sh")
+            .env("BPLMIGRATE_MIGRATIONS", &root)
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .output()
+            .unwrap();
+        let ran = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let (dir, line) = l.split_once(' ').unwrap();
+                let name = Path::new(dir).file_name().unwrap().to_string_lossy().to_string();
+                assert_eq!(line, format!("// {name}"), "each folder gets its own script");
+                name
+            })
+            .collect();
+        (out.status.code(), ran)
+    };
+    // Two classes (0001 for A, 0002 for B) and a later plan of A: all three run, in order.
+    let all = [
+        ("0002_Demo.B_bbbbbbbb", 0),
+        ("0001_Demo.A_aaaaaaaa", 0),
+        ("0003_Demo.A_cccccccc", 0),
+    ];
+    let (code, ran) = run(&all);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        ran,
+        ["0001_Demo.A_aaaaaaaa", "0002_Demo.B_bbbbbbbb", "0003_Demo.A_cccccccc"]
+    );
+    // The second fails after its commit (5): the hook exits 5 and the third never runs.
+    let (code, ran) = run(&[all[0], all[1], ("0003_Demo.A_cccccccc", 0)]
+        .map(|(n, s)| (n, if n.starts_with("0002") { 5 } else { s })));
+    assert_eq!(code, Some(5));
+    assert_eq!(ran, ["0001_Demo.A_aaaaaaaa", "0002_Demo.B_bbbbbbbb"]);
+    // A refusal of the first (1) stops everything after it.
+    let (code, ran) = run(&all.map(|(n, s)| (n, if n.starts_with("0001") { 1 } else { s })));
+    assert_eq!(code, Some(1));
+    assert_eq!(ran, ["0001_Demo.A_aaaaaaaa"]);
+    // No folder: nothing to run.
+    let (code, ran) = run(&[]);
+    assert_eq!((code, ran.len()), (Some(0), 0));
+}
