@@ -48,9 +48,10 @@ impl MigrationPlan {
     /// Why a `blocked` plan can never be applied as it is (empty: it is not blocked, or it is
     /// blocked only by errors whose remedy is draining — a removed wait state, an awaited call
     /// that changed — and becomes applicable once those rows drained: its preconditions, which
-    /// every write path checks under its locks, refuse until then). One rule for `apply`, the
-    /// ObjectScript runner and `check`: an ambiguous match, a removed stack entry, a changed
-    /// or removed class need overrides and a new plan.
+    /// every write path checks under its locks, refuse until then; a removed stack entry's
+    /// rows are refused by their own guard likewise). One rule for `apply`, the ObjectScript
+    /// runner and `check`: an ambiguous match, a changed or removed class need overrides and
+    /// a new plan.
     pub fn blocked_for_good(&self) -> Vec<String> {
         if self.verdict != Verdict::Blocked {
             return Vec::new();
@@ -60,9 +61,11 @@ impl MigrationPlan {
             .iter()
             .filter(|f| f.severity == Severity::Error && !f.acknowledged)
             .collect();
+        // A removed stack entry (BPM0110) is resolved by draining too: its own guard refuses
+        // while a row holds the value (`sql`'s dead-stack guard, on every path).
         let mut why: Vec<String> = open
             .iter()
-            .filter(|f| !f.code.drainable())
+            .filter(|f| !f.code.drainable() && f.code != super::findings::Code::StackEntryRemoved)
             .map(|f| format!("{} {}", f.code, f.message))
             .collect();
         if why.is_empty() && self.old.class != self.new.class {
