@@ -337,6 +337,12 @@ pub enum ApplyError {
              plan {plan_id} shows as applied (its history row is written in the same transaction) when it \
              committed, as not applied when it did not; `bplmigrate apply` checks the same before it runs again")]
     OutcomeUnknown { failure: DbFailure, plan_id: String },
+    /// The driver reported the commit, but the history row this apply wrote in its
+    /// transaction is missing afterwards and counting the rows cannot tell whether the rewrite
+    /// committed (a census that looks the same before and after): a dirty entry records it.
+    #[error("the driver reported the COMMIT, but the history row of this apply is missing afterwards and the \
+             row counts cannot tell whether the rewrite committed: {message}")]
+    CommitUndetermined { message: String },
     /// The rows after the rewrite differ from what the plan predicts; rolled back.
     #[error("the rewrite did not produce the predicted rows, rolled back, nothing changed:\n  - {}", mismatches.join("\n  - "))]
     Mismatch { mismatches: Vec<String> },
@@ -418,7 +424,9 @@ impl ApplyError {
             | ApplyError::Mismatch { .. }
             | ApplyError::NotCommitted { .. } => ErrorClass::Database,
             ApplyError::CommittedUnverified { .. } => ErrorClass::CommittedUnverified,
-            ApplyError::OutcomeUnknown { .. } => ErrorClass::OutcomeUnknown,
+            ApplyError::OutcomeUnknown { .. } | ApplyError::CommitUndetermined { .. } => {
+                ErrorClass::OutcomeUnknown
+            }
         }
     }
 

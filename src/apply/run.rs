@@ -1721,10 +1721,8 @@ pub(super) fn verify_after_commit(
         ),
     };
     if !committed {
-        return Err(ApplyError::OutcomeUnknown {
-            failure: DbFailure::local("reading back", message),
-            plan_id: m.plan.plan_id.clone(),
-        });
+        // The connection did not fail: say what did (not "lost during COMMIT").
+        return Err(ApplyError::CommitUndetermined { message });
     }
     // The entry this apply wrote is gone: the message names the dirty entry, not it.
     Err(ApplyError::CommittedUnverified { message, seq: None })
