@@ -251,9 +251,19 @@ fn story(dir: &Path) -> String {
             "{case}: {e}"
         );
         assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{case}");
-        assert!(e.to_string().contains("draining does not resolve"), "{case}: {e}");
-        assert_eq!(all_rows(&fx), drained, "{case}: a refused apply changed rows");
-        assert!(fx.history().is_empty(), "{case}: a refused apply wrote history");
+        assert!(
+            e.to_string().contains("draining does not resolve"),
+            "{case}: {e}"
+        );
+        assert_eq!(
+            all_rows(&fx),
+            drained,
+            "{case}: a refused apply changed rows"
+        );
+        assert!(
+            fx.history().is_empty(),
+            "{case}: a refused apply wrote history"
+        );
         return format!("{case}: {:?}, refused: blocked for good", p.verdict);
     }
 

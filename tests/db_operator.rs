@@ -174,7 +174,10 @@ fn a_dirty_entry_repaired_as_not_applied_applies_again() {
     assert_eq!(e.class(), ErrorClass::OutcomeUnknown, "{e}");
     let msg = e.to_string();
     assert!(!msg.contains("connection was lost"), "{msg}");
-    assert!(msg.contains("row counts cannot tell") && msg.contains("bplmigrate repair --class"), "{msg}");
+    assert!(
+        msg.contains("row counts cannot tell") && msg.contains("bplmigrate repair --class"),
+        "{msg}"
+    );
     // Put back by hand.
     fx.exec(&format!(
         r#"UPDATE "{}"."Thread1" SET "%NextState" = CASE "%NextState" WHEN 'S5' THEN 'S7' ELSE 'S5' END"#,
@@ -298,8 +301,7 @@ fn a_blocked_plan_applies_once_drained_only_when_draining_is_what_blocks_it() {
     let r = refusals(fx.apply_plan(&m));
     assert!(
         r.iter()
-            .all(|x| matches!(x, Refusal::Precondition { .. })
-                && x.to_string().contains("S9")),
+            .all(|x| matches!(x, Refusal::Precondition { .. }) && x.to_string().contains("S9")),
         "{r:?}"
     );
     assert_eq!(fx.snapshot(), before);
@@ -366,11 +368,20 @@ fn a_revert_refusal_names_states_no_old_state_became() {
         .find(|t| t.contains("rest at states"))
         .unwrap_or_else(|| panic!("{text:?}"));
     assert!(
-        unmapped.contains(&format!("rest at states no state of the old {} became", fx.class)),
+        unmapped.contains(&format!(
+            "rest at states no state of the old {} became",
+            fx.class
+        )),
         "{unmapped}"
     );
-    assert!(unmapped.contains("[S11 (1 row), S12 (1 row)]"), "{unmapped}");
-    assert!(!unmapped.contains("does not have [") && !unmapped.contains("new Demo"), "{unmapped}");
+    assert!(
+        unmapped.contains("[S11 (1 row), S12 (1 row)]"),
+        "{unmapped}"
+    );
+    assert!(
+        !unmapped.contains("does not have [") && !unmapped.contains("new Demo"),
+        "{unmapped}"
+    );
     assert_eq!(fx.snapshot(), before);
 }
 
@@ -395,7 +406,10 @@ fn undo_strangers_are_named_per_state_and_ambiguous_only_when_merged() {
         )],
         &[],
     );
-    fx.seed(1, &[row("S3", 3), row("S4", 3), row("S11", 3), row("S1", 3)]);
+    fx.seed(
+        1,
+        &[row("S3", 3), row("S4", 3), row("S11", 3), row("S1", 3)],
+    );
     let m = Migration::from_plan(p).unwrap();
     let applied = fx.apply_plan(&m).unwrap();
     assert_eq!(applied.rows_changed(), 3);
@@ -462,16 +476,33 @@ fn status_lists_failing_preconditions_in_non_inverted_words() {
     let forward = |ps: &apply::PlanStatus| {
         ps.checks
             .iter()
-            .find(|c| c.description.starts_with(&format!("every row of {}.Thread1 rests at a state the old", fx.class)))
+            .find(|c| {
+                c.description.starts_with(&format!(
+                    "every row of {}.Thread1 rests at a state the old",
+                    fx.class
+                ))
+            })
             .cloned()
             .unwrap_or_else(|| panic!("{:?}", ps.checks))
     };
     let ok = status();
     let c = forward(&ok);
     assert!(c.ok && c.rows == 0, "{c:?}");
-    assert!(ok.checks.iter().all(|c| !c.description.starts_with("rows ")), "{:?}", ok.checks);
+    assert!(
+        ok.checks
+            .iter()
+            .all(|c| !c.description.starts_with("rows ")),
+        "{:?}",
+        ok.checks
+    );
     let text = |extra: &[&str]| {
-        let mut a = vec!["status", "--plan", dir.to_str().unwrap(), "--connect", &fx.connect];
+        let mut a = vec![
+            "status",
+            "--plan",
+            dir.to_str().unwrap(),
+            "--connect",
+            &fx.connect,
+        ];
         a.extend(extra);
         let o = bin().args(&a).output().unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
@@ -510,4 +541,62 @@ fn status_lists_failing_preconditions_in_non_inverted_words() {
     // Apply agrees: refused, nothing changed.
     let e: ApplyError = fx.apply_plan(&m).unwrap_err();
     assert_eq!(e.class(), ErrorClass::Refused);
+}
+
+/// Item 2 through the binary on a terminal (`script` gives it one): rows arrive while the
+/// prompt waits; after "y" the apply refuses (exit 3), nothing changed.
+#[test]
+fn the_terminal_prompt_refuses_when_rows_arrive_before_the_answer() {
+    use std::io::{Read, Write};
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("no `script` here: skipped");
+        return;
+    }
+    let Some((fx, p)) = swap_s5_s7("OpsPrompt") else {
+        return;
+    };
+    let (_tmp, dir) = fx.folder(&p);
+    let cmd = format!(
+        "{} apply {} --connect '{}'",
+        env!("CARGO_BIN_EXE_bplmigrate"),
+        dir.display(),
+        fx.connect
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("BPLMIGRATE_CONNECT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&seen).contains("now? [y/N]") {
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&seen).contains("2 rows will change"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    for _ in 0..50 {
+        fx.seed(1, &[row("S5", 3)]);
+    }
+    let before = fx.snapshot();
+    child.stdin.as_mut().unwrap().write_all(b"y\n").unwrap();
+    out.read_to_end(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    let text = String::from_utf8_lossy(&seen);
+    assert_eq!(status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("the rows changed after you confirmed their counts"),
+        "{text}"
+    );
+    assert!(!text.contains("rows changed;"), "{text}");
+    assert_eq!(fx.snapshot(), before);
+    assert!(fx.history().is_empty());
 }

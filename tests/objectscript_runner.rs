@@ -206,7 +206,11 @@ fn the_runner_locks_what_the_odbc_apply_locks() {
             run.find("} Catch ex {").unwrap(),
             run.find("Do ..Unlock(.tLocks)").unwrap(),
         );
-        assert!(tstart < lock && lock < catch && catch < unlock, "{}", dir.display());
+        assert!(
+            tstart < lock && lock < catch && catch < unlock,
+            "{}",
+            dir.display()
+        );
         assert!(!cls.contains("tLocked"), "{}", dir.display());
     }
 }
@@ -217,7 +221,11 @@ fn the_runner_locks_what_the_odbc_apply_locks() {
 fn the_runner_host_check_honours_pool_size() {
     let p = plan_of(Path::new("fixtures/changes/insert_middle"));
     let stmts = sql::runner_statements(&p).unwrap();
-    let hosts = &stmts.iter().find(|(w, _)| w == "items of the class").unwrap().1;
+    let hosts = &stmts
+        .iter()
+        .find(|(w, _)| w == "items of the class")
+        .unwrap()
+        .1;
     assert!(hosts.contains("\"PoolSize\""), "{hosts}");
     let cls = render_objectscript(&p).unwrap();
     let disable = &cls[cls.find("ClassMethod Disable(").unwrap()..];
@@ -225,7 +233,10 @@ fn the_runner_host_check_honours_pool_size() {
     let pool = disable.find("Continue:+tPool=0").unwrap();
     let stopped = disable.find("(not running) is enabled").unwrap();
     assert!(disable.find("has no PoolSize (NULL)").unwrap() < pool);
-    assert!(pool < stopped, "actor-pool items must be skipped before the stopped-production refusal");
+    assert!(
+        pool < stopped,
+        "actor-pool items must be skipped before the stopped-production refusal"
+    );
     assert!(disable.contains("has no Enabled (NULL)"));
 }
 
@@ -328,8 +339,16 @@ fn the_container_hook_runs_every_folder_in_order_and_stops_at_the_first_failure(
             .lines()
             .map(|l| {
                 let (dir, line) = l.split_once(' ').unwrap();
-                let name = Path::new(dir).file_name().unwrap().to_string_lossy().to_string();
-                assert_eq!(line, format!("// {name}"), "each folder gets its own script");
+                let name = Path::new(dir)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string();
+                assert_eq!(
+                    line,
+                    format!("// {name}"),
+                    "each folder gets its own script"
+                );
                 name
             })
             .collect();
@@ -345,7 +364,11 @@ fn the_container_hook_runs_every_folder_in_order_and_stops_at_the_first_failure(
     assert_eq!(code, Some(0));
     assert_eq!(
         ran,
-        ["0001_Demo.A_aaaaaaaa", "0002_Demo.B_bbbbbbbb", "0003_Demo.A_cccccccc"]
+        [
+            "0001_Demo.A_aaaaaaaa",
+            "0002_Demo.B_bbbbbbbb",
+            "0003_Demo.A_cccccccc"
+        ]
     );
     // The second fails after its commit (5): the hook exits 5 and the third never runs.
     let (code, ran) = run(&[all[0], all[1], ("0003_Demo.A_cccccccc", 0)]

@@ -87,6 +87,6 @@ pub use listcodec::{decode_list, encode_list};
 pub use progress::{Event, Progress, Silent};
 pub use quiet::{is_live, HostItem, LiveJob, Quiet};
 pub use run::{
-    apply, status, ApplyOptions, ApplyReport, CheckResult, Confirmed, GroupMove, PlanState, PlanStatus,
-    StatementOutcome, StatusReport, StatusSubject, DEFAULT_LOCK_TIMEOUT_MS,
+    apply, status, ApplyOptions, ApplyReport, CheckResult, Confirmed, GroupMove, PlanState,
+    PlanStatus, StatementOutcome, StatusReport, StatusSubject, DEFAULT_LOCK_TIMEOUT_MS,
 };

@@ -52,14 +52,23 @@ impl Confirmed {
             statements: report
                 .statements
                 .iter()
-                .map(|s| (s.description.clone(), s.rows.or(s.expected_rows).unwrap_or(0)))
+                .map(|s| {
+                    (
+                        s.description.clone(),
+                        s.rows.or(s.expected_rows).unwrap_or(0),
+                    )
+                })
                 .collect(),
         }
     }
 
     /// How the counts found under the locks (`before`, and the rows each statement is about
     /// to change) differ from the confirmed ones; empty when they are the same.
-    pub(super) fn differences(&self, before: &LiveCensus, statements: &[(String, i64)]) -> Vec<String> {
+    pub(super) fn differences(
+        &self,
+        before: &LiveCensus,
+        statements: &[(String, i64)],
+    ) -> Vec<String> {
         let mut now = before.clone();
         now.foreign.clear();
         let mut out = self.before.differences(&now);
@@ -498,9 +507,7 @@ fn moves(
 /// Whether `entries` hold a dirty entry of `plan` after entry `since` (None: any).
 fn dirty_after(entries: &[HistoryEntry], plan: &MigrationPlan, since: Option<i64>) -> bool {
     entries.iter().any(|e| {
-        e.outcome == Outcome::Dirty
-            && e.plan_id == plan.plan_id
-            && since.is_none_or(|s| e.seq > s)
+        e.outcome == Outcome::Dirty && e.plan_id == plan.plan_id && since.is_none_or(|s| e.seq > s)
     })
 }
 
@@ -524,9 +531,9 @@ fn guard_requirement(
                  %HandlerStack / %SubroutineStack value the plan can map"
             )
         }
-        (GuardKind::Unmapped, None) if g.description.starts_with("context rows") => format!(
-            "every context row names a response handler the old {old} has (none NULL)"
-        ),
+        (GuardKind::Unmapped, None) if g.description.starts_with("context rows") => {
+            format!("every context row names a response handler the old {old} has (none NULL)")
+        }
         _ => format!("no row found where {}", g.description),
     }
 }
@@ -692,7 +699,10 @@ pub fn status(
                         full.strip_prefix(g.description.as_str()).unwrap_or("")
                     };
                     checks.push(CheckResult {
-                        description: format!("{}{at}", guard_requirement(&m.plan, g, foreign_table)),
+                        description: format!(
+                            "{}{at}",
+                            guard_requirement(&m.plan, g, foreign_table)
+                        ),
                         ok: rows == 0,
                         rows,
                     });
@@ -1241,7 +1251,12 @@ fn in_transaction(
         let now: Vec<(String, i64)> = script
             .rewrites
             .iter()
-            .map(|rw| (rw.description.clone(), expected_rows(&before, rw).unwrap_or(0)))
+            .map(|rw| {
+                (
+                    rw.description.clone(),
+                    expected_rows(&before, rw).unwrap_or(0),
+                )
+            })
             .chain(
                 script
                     .defaults

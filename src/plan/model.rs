@@ -75,7 +75,9 @@ impl MigrationPlan {
             ));
         }
         if why.is_empty() && open.is_empty() {
-            why.push("the plan is blocked, and no finding says it is only a matter of draining".into());
+            why.push(
+                "the plan is blocked, and no finding says it is only a matter of draining".into(),
+            );
         }
         why
     }
