@@ -224,7 +224,7 @@ fn a_confirmation_binds_the_counts_it_showed() {
     assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
     let r = e.refusals();
     assert!(
-        matches!(&r[..], [Refusal::ConfirmedCountsChanged { .. }]),
+        matches!(r, [Refusal::ConfirmedCountsChanged { .. }]),
         "{r:?}"
     );
     let text = e.to_string();

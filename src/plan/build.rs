@@ -1173,7 +1173,7 @@ mod tests {
                 .plan
                 .findings
                 .iter()
-                .find(|f| f.code == super::Code::NewContextProperty)
+                .find(|f| f.code == crate::plan::findings::Code::NewContextProperty)
                 .expect("RiskScore is read after the wait");
             f.message.contains("looks like Score renamed")
         };
