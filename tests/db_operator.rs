@@ -110,12 +110,13 @@ fn a_dirty_entry_names_repair_everywhere_and_a_revert_waits_for_it() {
         &Silent,
     )
     .unwrap();
-    assert!(st
-        .plan
-        .unwrap()
+    let ps = st.plan.unwrap();
+    assert!(ps
         .refusals
         .iter()
         .any(|r| matches!(r, Refusal::DirtyHistory { .. })));
+    // Not "not applied": undecided.
+    assert_eq!(ps.state, apply::PlanState::Dirty);
     assert_eq!(fx.snapshot(), migrated, "refusals change nothing");
 
     // `info` gives the same procedure.

@@ -191,8 +191,8 @@ pub struct PlanStatus {
     pub refusals: Vec<Refusal>,
 }
 
-/// Where the history leaves a plan: its last committed entry (dirty and resolved entries do
-/// not count; see [`Outcome`]).
+/// Where the history leaves a plan: its last committed entry (resolved entries do not count;
+/// see [`Outcome`]), or undecided when a dirty entry of it follows that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum PlanState {
     #[serde(rename = "not applied")]
@@ -201,6 +201,10 @@ pub enum PlanState {
     Applied,
     #[serde(rename = "reverted")]
     Reverted,
+    /// A dirty entry of this plan follows its last committed one: whether its rows are
+    /// migrated is undecided until `bplmigrate repair` records it.
+    #[serde(rename = "dirty")]
+    Dirty,
 }
 
 impl PlanState {
@@ -209,6 +213,7 @@ impl PlanState {
             PlanState::NotApplied => "not applied",
             PlanState::Applied => "applied",
             PlanState::Reverted => "reverted",
+            PlanState::Dirty => "dirty: undecided until bplmigrate repair",
         }
     }
 }
@@ -557,6 +562,7 @@ pub(super) fn history_checks(
     let committed: Vec<&HistoryEntry> = entries.iter().filter(|e| e.committed()).collect();
     let last_of_plan = committed.iter().rev().find(|e| e.plan_id == plan.plan_id);
     let state = match last_of_plan {
+        _ if dirty_after(entries, plan, last_of_plan.map(|e| e.seq)) => PlanState::Dirty,
         Some(e) if e.direction == Direction::Apply => PlanState::Applied,
         Some(_) => PlanState::Reverted,
         None => PlanState::NotApplied,
