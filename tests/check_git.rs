@@ -438,6 +438,57 @@ fn a_blocked_change_is_covered_only_with_the_overrides_its_folder_was_planned_wi
     assert_eq!(result(&v, "Demo.Credit")["outcome"], "covered");
 }
 
+/// One rule with `apply` and the runner: a folder whose plan is blocked only by rows that
+/// must drain (a removed wait state; its precondition refuses until they did) covers the
+/// change; one blocked by anything else (an ambiguous match) never does, naming why.
+#[test]
+fn a_folder_blocked_only_by_rows_to_drain_covers_and_a_hard_blocked_one_does_not() {
+    for (case, covers) in [
+        ("removed_wait_state", true),
+        ("ambiguous_twin_delay", false),
+    ] {
+        let r = Repo::new();
+        r.put(case, "old.cls", "Credit.cls", "Demo.Credit");
+        r.commit("base");
+        r.put(case, "new.cls", "Credit.cls", "Demo.Credit");
+        let o = bin()
+            .current_dir(r.path())
+            .args([
+                "plan",
+                "main:Credit.cls",
+                "Credit.cls",
+                "--out",
+                "migrations",
+            ])
+            .output()
+            .unwrap();
+        // `plan` says blocked (exit 1) and writes the folder all the same.
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{case}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        r.commit("planned");
+        let (code, v) = r.check_json(&["--git-base", "HEAD~1", "--migrations", "migrations"]);
+        if covers {
+            assert_eq!(code, 0, "{case}: {v:#}");
+            assert_eq!(result(&v, "Demo.Credit")["outcome"], "covered", "{case}");
+        } else {
+            assert_eq!(code, 1, "{case}: {v:#}");
+            let why = result(&v, "Demo.Credit")["not_covering"][0]["why"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                why.contains("its plan is blocked (BPM0301") && why.contains("cannot be applied"),
+                "{case}: {why}"
+            );
+        }
+    }
+}
+
 #[test]
 fn fail_on_picks_the_threshold() {
     let r = Repo::new();

@@ -238,6 +238,35 @@ fn story(dir: &Path) -> String {
             .collect::<Vec<_>>()
     };
 
+    // Blocked by more than rows that must drain (an ambiguous match, a changed class): no
+    // path applies it (the runner's Blocked() and `check` say the same); refused, exit 3,
+    // nothing changed, even with every row drained.
+    if !p.blocked_for_good().is_empty() {
+        fx.set_enabled(false);
+        drain(&fx, &p);
+        let drained = all_rows(&fx);
+        let e = fx.apply_plan(&m).unwrap_err();
+        assert!(
+            matches!(e.refusals(), [Refusal::PlanBlocked { .. }]),
+            "{case}: {e}"
+        );
+        assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{case}");
+        assert!(
+            e.to_string().contains("draining does not resolve"),
+            "{case}: {e}"
+        );
+        assert_eq!(
+            all_rows(&fx),
+            drained,
+            "{case}: a refused apply changed rows"
+        );
+        assert!(
+            fx.history().is_empty(),
+            "{case}: a refused apply wrote history"
+        );
+        return format!("{case}: {:?}, refused: blocked for good", p.verdict);
+    }
+
     // Host enabled: refused, nothing changed.
     fx.set_enabled(true);
     let seeded = all_rows(&fx);

@@ -161,9 +161,8 @@ fn human_info(r: &InfoReport) -> String {
             }
             if l.state == InfoState::Dirty {
                 out.push_str(&format!(
-                    "  {what} is dirty: check the rows, then `bplmigrate repair --class {} --entry {} \
-                     (--applied | --not-applied) --reason TEXT`\n",
-                    l.class, e.seq
+                    "  {what} is dirty: {}\n",
+                    apply::repair_advice(&l.class, e.seq)
                 ));
             }
         }

@@ -236,10 +236,13 @@ pub fn apply(a: ApplyArgs) -> CmdResult {
         direction,
         applied_by: applied_by(),
         lock_timeout_ms: (a.lock_timeout * 1000.0).round() as u64,
+        confirmed: None,
     };
     let result = connect(&a.connect).and_then(|mut db| {
+        let mut opts = opts;
         if confirm {
-            confirmed(&mut db, &m, &opts, &a.connect)?;
+            // The apply refuses (exit 3, nothing changed) unless it finds the counts confirmed.
+            opts.confirmed = Some(confirmed(&mut db, &m, &opts, &a.connect)?);
         }
         let progress = StderrProgress::new();
         apply::apply(&mut db, &m, &opts, &progress).map_err(failure)
@@ -257,14 +260,15 @@ pub fn apply(a: ApplyArgs) -> CmdResult {
 
 /// Asks before a write, naming what it touches: the database (never the password), the class,
 /// and the rows that will change — from a dry run just now (the same checks and statements,
-/// rolled back; the apply then checks everything again under its locks). A refusal of the
-/// dry run is the answer, without asking.
+/// rolled back; the apply then checks everything again under its locks, and refuses when the
+/// counts it finds there are not the ones confirmed). A refusal of the dry run is the answer,
+/// without asking. Returns what was confirmed.
 fn confirmed(
     db: &mut apply::Db,
     m: &Migration,
     opts: &ApplyOptions,
     connect: &str,
-) -> Result<(), Failure> {
+) -> Result<apply::Confirmed, Failure> {
     let dry = ApplyOptions {
         dry_run: true,
         ..opts.clone()
@@ -289,7 +293,8 @@ fn confirmed(
         ));
     }
     text.push_str(&format!(
-        "{} rows will change (counted by a dry run just now).\n{what} now? [y/N] ",
+        "{} rows will change (counted by a dry run just now; if the counts differ when it runs, nothing is \
+         changed and it stops, exit 3).\n{what} now? [y/N] ",
         preview.rows_changed()
     ));
     let mut err = std::io::stderr().lock();
@@ -302,7 +307,7 @@ fn confirmed(
             "not confirmed; nothing was changed"
         )));
     }
-    Ok(())
+    Ok(apply::Confirmed::of(&preview))
 }
 
 /// How a failed `apply` ends. "Already applied" alone is not a failure: nothing is pending,

@@ -96,11 +96,13 @@ Exit codes:
      unknown git revision, not in a git repository, write error on standard output);
      check: also when one changed class cannot be checked (2 wins over 1; the other
      classes are still reported)
-  3  a guard, lock timeout or precondition refused; nothing was changed
+  3  a guard, lock timeout or precondition refused (or the counts changed after a confirmation,
+     or the plan is blocked by more than rows that must drain); nothing was changed
   4  the database failed; nothing was changed (rolled back, or no transaction was open)
-  5  apply: committed (the rows are migrated, the history says applied) but the check after
-     commit failed; a dirty history entry is written where possible
-  6  apply: the connection was lost during COMMIT; status --plan DIR tells whether it committed
+  5  apply: committed (the rows are migrated) but the check after commit failed; a dirty
+     history entry is written where possible (bplmigrate repair closes it)
+  6  apply: the connection was lost during COMMIT (status --plan DIR tells whether it
+     committed), or the history row is missing after it and the row counts cannot tell
 info: 0 all applied, 1 a folder pending, 2 a folder edited, 3 a history entry dirty (highest wins).
 status --plan --watch: 0 ready, 3 timed out or cannot become ready by draining, 4 the connection
 was lost and not back before --timeout.

@@ -1,7 +1,7 @@
 //! Diff + overrides → `MigrationPlan`.
 
 use super::checks;
-use super::findings::{lookup, Code};
+use super::findings::lookup;
 use super::model::*;
 use super::overrides::{Overrides, OverridesError};
 use super::safety::{self, new_sref, short, sref, ThreadFinder};
@@ -994,8 +994,7 @@ impl<'x> Builder<'x, '_> {
 /// that now expects another response) do not block a plan that has nothing to rewrite: such
 /// a plan is `drain`.
 fn verdict(scope: &checks::Scope, out: &checks::Findings, identical: bool) -> Verdict {
-    let drainable =
-        |f: &Finding| f.code == Code::RemovedWaitState || f.code == Code::AwaitedCallChanged;
+    let drainable = |f: &Finding| f.code.drainable();
     let open_errors: Vec<&Finding> = out
         .findings
         .iter()
@@ -1174,7 +1173,7 @@ mod tests {
                 .plan
                 .findings
                 .iter()
-                .find(|f| f.code == super::Code::NewContextProperty)
+                .find(|f| f.code == crate::plan::findings::Code::NewContextProperty)
                 .expect("RiskScore is read after the wait");
             f.message.contains("looks like Score renamed")
         };

@@ -39,6 +39,13 @@ macro_rules! catalogue {
 }
 
 impl Code {
+    /// An error whose remedy is letting instances drain: the plan carries a precondition for
+    /// it (no row at the removed state, no pending response to the changed call), which every
+    /// write path enforces under its locks, so once the rows drained the plan may apply.
+    pub fn drainable(self) -> bool {
+        matches!(self, Code::RemovedWaitState | Code::AwaitedCallChanged)
+    }
+
     /// The stable code text, e.g. `BPM0101`.
     pub fn as_str(self) -> &'static str {
         self.rule().code

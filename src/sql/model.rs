@@ -138,3 +138,22 @@ pub struct SqlScript {
     /// The BPL class, e.g. `Demo.Loan.BankUS`.
     pub class: String,
 }
+
+/// The tables a migration locks (`IN EXCLUSIVE MODE`) before it looks at the rows — the ODBC
+/// `apply` and the ObjectScript runner alike: every thread table of the plan (rewritten or
+/// guarded), its pending-response child table, the response-handler table and every table a
+/// statement of `script` writes. Sorted; each once. A path skips those that do not exist.
+pub fn tables_to_lock(
+    plan: &crate::plan::MigrationPlan,
+    script: &SqlScript,
+) -> Vec<crate::states::SqlTable> {
+    let mut t = std::collections::BTreeSet::new();
+    for th in &plan.threads {
+        t.insert(th.old_table.clone());
+        t.insert(th.old_table.child("PendingResponses"));
+    }
+    t.insert(plan.response_handler_table.clone());
+    t.extend(script.rewrites.iter().map(|r| r.table.clone()));
+    t.extend(script.defaults.iter().map(|d| d.table.clone()));
+    t.into_iter().collect()
+}

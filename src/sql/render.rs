@@ -717,15 +717,18 @@ impl Renderer<'_> {
 
     /// Why a row the guard finds cannot be migrated: the rows were not written by the version
     /// the script starts from.
-    fn foreign_rows(&self, direction: Direction) -> String {
+    /// `what`: `state` or `handler`. A revert cannot tell a value the new version added from
+    /// one it does not have (the plan lists only the values with an old counterpart), so it
+    /// names what it knows: no old value became it.
+    fn foreign_rows(&self, direction: Direction, what: &str) -> String {
         match direction {
             Direction::Apply => format!(
                 "the old {} does not have: is the new class already running, or was this migration applied by hand?",
                 self.plan.old.class
             ),
             Direction::Revert => format!(
-                "the new {} does not have (reached after the migration?)",
-                self.plan.new.class
+                "no {what} of the old {} became (a {what} the new version added, or one it does not have: reached after the migration?)",
+                self.plan.old.class
             ),
         }
     }
@@ -775,14 +778,14 @@ impl Renderer<'_> {
                      value the plan cannot map (none the old version's states leave, e.g. a deeper \
                      stale stack): nothing is changed while such a row exists",
                     w.class,
-                    self.foreign_rows(direction)
+                    self.foreign_rows(direction, "state")
                 ),
                 Direction::Revert => format!(
                     "rows of {} rest at states {} Or they hold a %HandlerStack / %SubroutineStack \
                      value the revert cannot map back (none the new version's states leave): \
                      nothing is changed while such a row exists",
                     w.class,
-                    self.foreign_rows(direction)
+                    self.foreign_rows(direction, "state")
                 ),
             },
             sql: self.count(sql, vec![w.table.clone()], &columns, &functions)?,
@@ -814,7 +817,7 @@ impl Renderer<'_> {
         Ok(Guard {
             description: format!(
                 "context rows name response handlers {}",
-                self.foreign_rows(direction)
+                self.foreign_rows(direction, "handler")
             ),
             sql: self.count(sql, vec![t.clone()], &[RESPONSE_HANDLER_COLUMN], &[])?,
             kind: GuardKind::Unmapped,
