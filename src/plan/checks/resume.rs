@@ -93,6 +93,9 @@ fn resume_findings(
     // may have run the compensate (in a branch) before the deploy.
     // The fault handler in that branch the compensate lies in, if any.
     let mut joined: BTreeMap<(usize, usize, Option<usize>), Vec<&Resume>> = BTreeMap::new();
+    // The `<compensate>`s that ran a handler under the old version and run none now, with the
+    // rows that can still reach them (themselves or through the compensates of `through`).
+    let mut uncompensated: BTreeMap<usize, Vec<&Resume>> = BTreeMap::new();
     // Scopes whose fault handler holds the resume point (in both versions), with what was
     // added to their body: rows there ran some prefix of it before the fault.
     let mut body_added: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -192,6 +195,22 @@ fn resume_findings(
             // handler the row rests in, if any): it ran its handler without what was added.
             for (i, ca) in added_to_comp.iter().enumerate() {
                 let (c, oc) = (ca.site, ca.site_old);
+                if ca.handler.is_none() {
+                    // It runs no handler now: rows that can still reach it (in both
+                    // versions) error there where they would have run the old one. What a
+                    // row resting in a compensation handler runs after it is its return
+                    // point's.
+                    if r.within.is_none_or(|h| tn.is_desc(c, h))
+                        && reaches_later(tn, c, w)
+                        && reaches_later(to, oc, wo)
+                    {
+                        let rs = uncompensated.entry(ca.last()).or_default();
+                        if !rs.iter().any(|x| std::ptr::eq(*x, r)) {
+                            rs.push(r);
+                        }
+                    }
+                    continue;
+                }
                 let (on, oo) = (tn.order(c, w), to.order(oc, wo));
                 // In a branch of the flow whose join it rests at (in both versions): the
                 // branch threads may have run it before the deploy.
@@ -202,7 +221,7 @@ fn resume_findings(
                     && oo == Order::Inside
                     && r.within.is_none()
                 {
-                    if ca.was.is_none() && tn.is_desc(ca.handler, w) {
+                    if ca.was.is_none() && ca.handler.is_some_and(|h| tn.is_desc(h, w)) {
                         continue;
                     }
                     let f = in_handler_off_path(tn, c, w);
@@ -435,20 +454,7 @@ fn resume_findings(
         }
         s
     };
-    // A row inside a compensation handler, for what it runs once the handler returns.
-    let at = |rs: &[&Resume]| {
-        rs.iter()
-            .map(|r| match r.returns {
-                true => format!(
-                    "{} (once its compensation handler returns to {})",
-                    r.old_ref,
-                    act_label(tn, r.w_new)
-                ),
-                false => r.old_ref.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let at = |rs: &[&Resume]| resting_at(tn, rs);
     // Rows at `rs` skip (`verb`) activities added to a handler or body (`items`), `how` it
     // depends on what they did, `why` they are skipped; traces and `<empty>` only: info.
     let skips = |rs: &[&Resume], verb: &str, how: &str, items: &[usize], why: &str| {
@@ -684,7 +690,9 @@ fn resume_findings(
                 t.parent[h].map(|s| act_label(t, s)).unwrap_or_default()
             )
         };
-        let what = handler_of(tn, ca.handler);
+        let what = ca
+            .handler
+            .map_or_else(|| "no compensation handler".to_string(), |h| handler_of(tn, h));
         let site = act_label(tn, ca.site);
         let thr = match ca.through.is_empty() {
             true => String::new(),
@@ -901,7 +909,134 @@ fn resume_findings(
             .new_acts(sw.iter().map(|(p, _, _, _)| tn.aref(*p))),
         );
     }
+    out.extend(unresolved_compensates(a, old_c, new_c, &uncompensated));
     out
+}
+
+/// The rows resting at `rs`, for a finding's text; a row inside a compensation handler for
+/// what it runs once the handler returns.
+fn resting_at(tn: &Tree, rs: &[&Resume]) -> String {
+    rs.iter()
+        .map(|r| match r.returns {
+            true => format!(
+                "{} (once its compensation handler returns to {})",
+                r.old_ref,
+                act_label(tn, r.w_new)
+            ),
+            false => r.old_ref.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// BPM0215: every `<compensate>` of the new version that runs no compensation handler (the
+/// registry did not hold its target when it was generated, spec 3.4.11, Q-8): IRIS compiles a
+/// `GoSub` to an empty state, so every instance that reaches it, new or in flight, errors there.
+/// Why the lookup failed is said (the scope whose `<compensationhandlers>` reset the registry),
+/// and what it ran under the old version; `rows` are those that ran a handler there under the
+/// old version and can still reach it (by `CompAdded` with no handler).
+pub(super) fn unresolved_compensates(
+    a: &Analysis,
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+    rows: &BTreeMap<usize, Vec<&Resume>>,
+) -> Vec<Finding> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    if new_c.unresolved_compensates.is_empty() {
+        return Vec::new();
+    }
+    let old_sites: HashMap<usize, Option<usize>> =
+        compensated_handlers(to, old_c).into_iter().collect();
+    let handler_of = |t: &Tree, h: usize| {
+        format!(
+            "{} of {}",
+            act_label(t, h),
+            t.parent[h].map(|s| act_label(t, s)).unwrap_or_default()
+        )
+    };
+    let mut out = Vec::new();
+    for u in &new_c.unresolved_compensates {
+        let Some(c) = tn.pos(u.compensate.id) else {
+            continue;
+        };
+        // A `<compensate>` is a direct child of a `<catch>`/`<catchall>` (spec 2.8).
+        let place = match tn.parent[c].and_then(|f| Some((f, tn.parent[f]?))) {
+            Some((f, s)) => format!(" in the {} of {}", tn.handler_tag(f), act_label(tn, s)),
+            None => String::new(),
+        };
+        // Without a reset: is a handler of that name generated at all (later)?
+        let later = match u.cleared_by {
+            Some(_) => String::new(),
+            None => match (0..tn.len()).find(|&h| {
+                tn.effective[h]
+                    && tn.element(h) == "compensationhandler"
+                    && tn.nodes[h].name.as_deref() == Some(u.target.as_str())
+            }) {
+                Some(h) => format!(" ({} is generated after it)", handler_of(tn, h)),
+                None => " (no compensation handler has that name)".to_string(),
+            },
+        };
+        let was = m.n2o[c]
+            .filter(|&o| to.effective[o])
+            .and_then(|o| old_sites.get(&o).copied());
+        let old = match was {
+            Some(Some(oh)) => format!("; under the old version it ran {}", handler_of(to, oh)),
+            Some(None) => "; it found none under the old version either".to_string(),
+            None => String::new(),
+        };
+        let rs = rows.get(&c).map_or(&[][..], |v| v.as_slice());
+        let (lose, states) = match rs.is_empty() {
+            true => (String::new(), Vec::new()),
+            false => (
+                format!(
+                    ", which instances resting at {} lose if they reach it",
+                    resting_at(tn, rs)
+                ),
+                rs.iter()
+                    .flat_map(|r| [r.old_ref.clone(), r.new_ref.clone()])
+                    .collect(),
+            ),
+        };
+        out.push(
+            finding(
+                Code::CompensateUnresolved,
+                format!(
+                    "{}{place} runs no compensation handler in the new version: {}{later} (spec 3.4.11, Q-8), so IRIS compiles a GoSub to an empty state and an instance that reaches it errors there instead of compensating{old}{lose}",
+                    act_label(tn, c),
+                    u.reason()
+                ),
+            )
+            .states(states)
+            .new_acts(
+                std::iter::once(u.compensate.clone()).chain(u.cleared_by.clone()),
+            )
+            .old_acts(match was {
+                Some(Some(oh)) => vec![to.aref(oh)],
+                _ => Vec::new(),
+            }),
+        );
+    }
+    out
+}
+
+/// Can a thread resting at `w` still run the `<compensate>` `c` (a direct child of a
+/// `<catch>`/`<catchall>` `f` of a scope `s`, spec 2.8)? When it rests in `f` before `c`; in
+/// the body of `s` (a fault takes it to `f`); before `s`; or in a loop around `s`, whose next
+/// iteration runs `s` again. Only in the thread `w` runs in: a flow's branches are threads of
+/// their own, whose rows answer for them.
+fn reaches_later(t: &Tree, c: usize, w: usize) -> bool {
+    let Some((f, s)) = t.parent[c].and_then(|f| Some((f, t.parent[f]?))) else {
+        return false;
+    };
+    if !matches!(t.element(f), "catch" | "catchall") || !runs_in_thread(t, c, t.thread_root[w]) {
+        return false;
+    }
+    if f == w || t.is_desc(w, f) {
+        return t.order(c, w) == Order::After;
+    }
+    matches!(t.child_towards(s, w), Some((_, "body", _)))
+        || t.order(s, w) == Order::After
+        || t.ancestors(w).any(|l| is_loop(t.element(l)) && t.is_desc(s, l))
 }
 
 /// A conditional around the resume point whose branch changed: (its new position, the old
@@ -1182,6 +1317,10 @@ fn last_catchall(t: &Tree, scope: usize) -> Option<usize> {
 /// `<compensationhandler>` it runs (as the compiler resolved it) that a row which ran it under
 /// the old version did not run: those added to that handler, or for a compensate that ran
 /// another handler under the old version (retargeted), those that handler did not run too.
+/// A compensate that ran a handler under the old version and runs none now (the registry lost
+/// its target, spec 3.4.11) is one too, with no handler and no items: what matters there is
+/// not the rows that ran it but those that can still reach it (they error where they ran the
+/// old handler).
 /// A compensate inside another compensation handler runs when that one does: it is listed
 /// again under each compensate that runs that handler (`through`).
 #[derive(Clone)]
@@ -1189,8 +1328,9 @@ struct CompAdded {
     /// The `<compensate>` a row passes, new and old positions.
     site: usize,
     site_old: usize,
-    /// The `<compensationhandler>` (new position) that runs the items.
-    handler: usize,
+    /// The `<compensationhandler>` (new position) that runs the items; None when the
+    /// compensate runs no handler in the new version (`was` is then the one it ran).
+    handler: Option<usize>,
     /// The handler (old position) the compensate ran under the old version, when another.
     was: Option<usize>,
     /// The `<compensate>`s (new positions) by which `site` runs `handler`, from the one in
@@ -1201,6 +1341,13 @@ struct CompAdded {
     /// when a fault takes that handler there.
     via_fault: Option<usize>,
     items: Vec<usize>,
+}
+
+impl CompAdded {
+    /// The `<compensate>` that runs `handler` (or would have run `was`) itself.
+    fn last(&self) -> usize {
+        self.through.last().copied().unwrap_or(self.site)
+    }
 }
 
 fn added_to_comp_handlers(
@@ -1215,7 +1362,8 @@ fn added_to_comp_handlers(
     if new_sites.is_empty() {
         return Vec::new();
     }
-    let old_sites: HashMap<usize, usize> = compensated_handlers(to, old_c).into_iter().collect();
+    let old_sites: HashMap<usize, Option<usize>> =
+        compensated_handlers(to, old_c).into_iter().collect();
     // The items of each handler, computed once per handler and old handler.
     let mut added: HashMap<(usize, Option<usize>), Vec<usize>> = HashMap::new();
     let mut out = Vec::new();
@@ -1223,7 +1371,21 @@ fn added_to_comp_handlers(
         let Some(site_old) = m.n2o[site].filter(|&o| to.effective[o]) else {
             continue;
         };
-        let Some(&oh) = old_sites.get(&site_old) else {
+        // (A compensate that found no handler under the old version ran nothing.)
+        let Some(&Some(oh)) = old_sites.get(&site_old) else {
+            continue;
+        };
+        let Some(h) = h else {
+            // It ran `oh` under the old version and runs nothing now.
+            out.push(CompAdded {
+                site,
+                site_old,
+                handler: None,
+                was: Some(oh),
+                through: Vec::new(),
+                via_fault: None,
+                items: Vec::new(),
+            });
             continue;
         };
         // Another handler under the old version (a retargeted compensate): they ran that one.
@@ -1252,7 +1414,7 @@ fn added_to_comp_handlers(
             out.push(CompAdded {
                 site,
                 site_old,
-                handler: h,
+                handler: Some(h),
                 was,
                 through: Vec::new(),
                 via_fault: None,
@@ -1284,7 +1446,10 @@ fn added_to_comp_handlers(
                 let old_hh = to
                     .ancestors(so)
                     .find(|&x| to.element(x) == "compensationhandler");
-                if h2 != hh || old_sites.get(&outer_old).copied() != old_hh {
+                if h2 != Some(hh)
+                    || old_hh.is_none()
+                    || old_sites.get(&outer_old).copied().flatten() != old_hh
+                {
                     continue;
                 }
                 let mut t2 = vec![s];
@@ -1303,12 +1468,13 @@ fn added_to_comp_handlers(
     out
 }
 
-/// Every `<compensate>` (position) whose `GoSub` the compiler resolved, with the
-/// `<compensationhandler>` (position) it runs: read from the compiled states, not matched by
-/// name (spec 3.4.11: the registry is global, reset by every scope with handlers, and read at
-/// generation time). The site state's `gosub` is (H, R); R is owned by the `<compensate>`,
-/// H by the scope, and a scope's k-th handler state is its k-th enabled, named handler.
-fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, usize)> {
+/// Every `<compensate>` (position) the compiler generated, with the `<compensationhandler>`
+/// (position) it runs, None when the lookup failed (an empty `GoSub` target): read from the
+/// compiled states, not matched by name (spec 3.4.11: the registry is global, reset by every
+/// scope with handlers, and read at generation time). The site state's `gosub` is (H, R); R is
+/// owned by the `<compensate>`, H by the scope, and a scope's k-th handler state is its k-th
+/// enabled, named handler.
+fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, Option<usize>)> {
     let mut out = Vec::new();
     for th in &c.threads {
         if !th.states.iter().any(|s| s.gosub_states().is_some()) {
@@ -1322,7 +1488,13 @@ fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, usize)> {
             }
         }
         for s in &th.states {
-            let Some((Some(h), r)) = s.gosub_states() else {
+            let Some((h, r)) = s.gosub_states() else {
+                continue;
+            };
+            let Some(h) = h else {
+                if let Some(site) = th.state(&r).and_then(|rs| t.pos(rs.activity.id)) {
+                    out.push((site, None));
+                }
                 continue;
             };
             let (Some(hs), Some(rs)) = (th.state(&h), th.state(&r)) else {
@@ -1343,7 +1515,7 @@ fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, usize)> {
                 .filter(|&x| !t.nodes[x].disabled && t.nodes[x].name.is_some())
                 .nth(k);
             if let Some(handler) = handler {
-                out.push((site, handler));
+                out.push((site, Some(handler)));
             }
         }
     }
