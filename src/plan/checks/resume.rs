@@ -94,8 +94,9 @@ fn resume_findings(
     // The fault handler in that branch the compensate lies in, if any.
     let mut joined: BTreeMap<(usize, usize, Option<usize>), Vec<&Resume>> = BTreeMap::new();
     // The `<compensate>`s that ran a handler under the old version and run none now, with the
-    // rows that can still reach them (themselves or through the compensates of `through`).
-    let mut uncompensated: BTreeMap<usize, Vec<&Resume>> = BTreeMap::new();
+    // rows that can still reach them, by the outer compensate they reach it through (None:
+    // themselves; see `CompAdded::through`).
+    let mut uncompensated: Uncompensated = BTreeMap::new();
     // Scopes whose fault handler holds the resume point (in both versions), with what was
     // added to their body: rows there ran some prefix of it before the fault.
     let mut body_added: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -204,7 +205,12 @@ fn resume_findings(
                         && reaches_later(tn, c, w)
                         && reaches_later(to, oc, wo)
                     {
-                        let rs = uncompensated.entry(ca.last()).or_default();
+                        let outer = (!ca.through.is_empty()).then_some(c);
+                        let rs = uncompensated
+                            .entry(ca.last())
+                            .or_default()
+                            .entry(outer)
+                            .or_default();
                         if !rs.iter().any(|x| std::ptr::eq(*x, r)) {
                             rs.push(r);
                         }
@@ -690,9 +696,10 @@ fn resume_findings(
                 t.parent[h].map(|s| act_label(t, s)).unwrap_or_default()
             )
         };
-        let what = ca
-            .handler
-            .map_or_else(|| "no compensation handler".to_string(), |h| handler_of(tn, h));
+        let what = ca.handler.map_or_else(
+            || "no compensation handler".to_string(),
+            |h| handler_of(tn, h),
+        );
         let site = act_label(tn, ca.site);
         let thr = match ca.through.is_empty() {
             true => String::new(),
@@ -913,6 +920,10 @@ fn resume_findings(
     out
 }
 
+/// Rows that can still reach a `<compensate>` that lost its handler, by the compensate they
+/// reach it through (None: that one itself), by that compensate (new positions).
+type Uncompensated<'r> = BTreeMap<usize, BTreeMap<Option<usize>, Vec<&'r Resume>>>;
+
 /// The rows resting at `rs`, for a finding's text; a row inside a compensation handler for
 /// what it runs once the handler returns.
 fn resting_at(tn: &Tree, rs: &[&Resume]) -> String {
@@ -939,7 +950,7 @@ pub(super) fn unresolved_compensates(
     a: &Analysis,
     old_c: &CompiledProcess,
     new_c: &CompiledProcess,
-    rows: &BTreeMap<usize, Vec<&Resume>>,
+    rows: &Uncompensated,
 ) -> Vec<Finding> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
     if new_c.unresolved_compensates.is_empty() {
@@ -984,19 +995,28 @@ pub(super) fn unresolved_compensates(
             Some(None) => "; it found none under the old version either".to_string(),
             None => String::new(),
         };
-        let rs = rows.get(&c).map_or(&[][..], |v| v.as_slice());
-        let (lose, states) = match rs.is_empty() {
-            true => (String::new(), Vec::new()),
-            false => (
-                format!(
-                    ", which instances resting at {} lose if they reach it",
-                    resting_at(tn, rs)
-                ),
-                rs.iter()
-                    .flat_map(|r| [r.old_ref.clone(), r.new_ref.clone()])
-                    .collect(),
-            ),
-        };
+        let by_outer = rows.get(&c);
+        let lose = by_outer.map_or_else(String::new, |by| {
+            let who: Vec<String> = by
+                .iter()
+                .map(|(outer, rs)| match outer {
+                    None => format!("at {}", resting_at(tn, rs)),
+                    Some(o) => format!("at {} (through {})", resting_at(tn, rs), act_label(tn, *o)),
+                })
+                .collect();
+            format!(
+                ", which instances resting {} lose if they reach it",
+                who.join(" and ")
+            )
+        });
+        let mut states: Vec<String> = Vec::new();
+        for r in by_outer.into_iter().flat_map(|by| by.values()).flatten() {
+            for x in [&r.old_ref, &r.new_ref] {
+                if !states.contains(x) {
+                    states.push(x.clone());
+                }
+            }
+        }
         out.push(
             finding(
                 Code::CompensateUnresolved,
@@ -1036,7 +1056,8 @@ fn reaches_later(t: &Tree, c: usize, w: usize) -> bool {
     }
     matches!(t.child_towards(s, w), Some((_, "body", _)))
         || t.order(s, w) == Order::After
-        || t.ancestors(w).any(|l| is_loop(t.element(l)) && t.is_desc(s, l))
+        || t.ancestors(w)
+            .any(|l| is_loop(t.element(l)) && t.is_desc(s, l))
 }
 
 /// A conditional around the resume point whose branch changed: (its new position, the old
@@ -2711,5 +2732,277 @@ mod tests {
         }
         // Every answer occurred.
         assert!(shown.contains("one") && shown.contains("some"), "{shown:?}");
+    }
+
+    use crate::plan::findings::Code;
+    use crate::plan::model::MigrationPlan;
+
+    fn call(name: &str) -> String {
+        format!("<call name='{name}' target='T' async='0'><request type='Ens.Request'/></call>")
+    }
+
+    /// Scope `Txn` (body: call Book, delay Hold; handler Undo: call Cancel; catchall: delay
+    /// Pause, compensate Undo, call Report), then `after`; `inner` wraps Hold in a scope with
+    /// its own compensation handler, which resets the registry before the catchall is generated.
+    fn txn(inner: bool, around: (&str, &str), after: &str, version: &str) -> String {
+        let hold = "<delay name='Hold' duration='\"PT1M\"'/>";
+        let hold = match inner {
+            true => format!(
+                "<scope name='Inner'>{hold}<compensationhandlers><compensationhandler name='UndoInner'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall/></faulthandlers></scope>",
+                call("CancelInner")
+            ),
+            false => hold.to_string(),
+        };
+        format!(
+            "<process request='Ens.Request' response='Ens.Response'{version}>\n<context></context>\n<sequence>\n{}<scope name='Txn'>{}{hold}<compensationhandlers><compensationhandler name='Undo'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall><delay name='Pause' duration='\"PT1M\"'/><compensate target='Undo'/>{}</catchall></faulthandlers></scope>{}{after}\n</sequence>\n</process>\n",
+            around.0,
+            call("Book"),
+            call("Cancel"),
+            call("Report"),
+            around.1,
+        )
+    }
+
+    fn plan_of(old: &str, new: &str) -> MigrationPlan {
+        // The same file name: a bare `<process>` takes its class name from it.
+        let (to, tn) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (po, pn) = (to.path().join("Trip.xml"), tn.path().join("Trip.xml"));
+        std::fs::write(&po, old).unwrap();
+        std::fs::write(&pn, new).unwrap();
+        let opts = LoadOptions::default();
+        let (o, n) = (
+            load(&po.to_string_lossy(), &opts).unwrap(),
+            load(&pn.to_string_lossy(), &opts).unwrap(),
+        );
+        assert_eq!(o.class_name, n.class_name);
+        let c = crate::states::Compiler::Current;
+        let (oc, nc) = (
+            crate::states::compile(&o, c).unwrap(),
+            crate::states::compile(&n, c).unwrap(),
+        );
+        crate::plan::build(&o, &n, &oc, &nc, None).unwrap().plan
+    }
+
+    /// The old wait state of an activity (by label) in Thread1, as findings name it.
+    fn old_wait(plan: &MigrationPlan, label: &str) -> String {
+        let s = plan.threads[0]
+            .states
+            .iter()
+            .find(|s| s.wait && s.old_activity.label() == label)
+            .unwrap_or_else(|| panic!("no wait of {label}"));
+        format!("Thread1:{}", s.old)
+    }
+
+    fn unresolved(plan: &MigrationPlan) -> Vec<&crate::plan::model::Finding> {
+        plan.findings
+            .iter()
+            .filter(|f| f.code == Code::CompensateUnresolved)
+            .collect()
+    }
+
+    /// A compensate that ran a handler and runs none now names the scope that reset the
+    /// registry and the rows that can still reach it: in the scope's body and in the catchall
+    /// before it; not those past it (after it in the catchall, after the scope) nor those in
+    /// the handler it ran (they return after it).
+    #[test]
+    fn compensate_losing_its_handler_names_the_rows_ahead_of_it() {
+        let plan = plan_of(
+            &txn(false, ("", ""), &call("Done"), ""),
+            &txn(true, ("", ""), &call("Done"), ""),
+        );
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        let f = f[0];
+        assert_eq!(f.severity, crate::plan::model::Severity::Warning);
+        assert!(
+            f.message
+                .contains("<compensationhandlers> of scope \"Inner\"")
+                && f.message.contains(
+                    "under the old version it ran compensationhandler \"Undo\" of scope \"Txn\""
+                ),
+            "{}",
+            f.message
+        );
+        for ahead in ["call \"Book\"", "delay \"Hold\"", "delay \"Pause\""] {
+            assert!(
+                f.states.contains(&old_wait(&plan, ahead)),
+                "{ahead}: {:?}",
+                f.states
+            );
+        }
+        for past in ["call \"Cancel\"", "call \"Report\"", "call \"Done\""] {
+            assert!(
+                !f.states.contains(&old_wait(&plan, past)),
+                "{past}: {:?}",
+                f.states
+            );
+        }
+    }
+
+    /// A loop around the scope runs it again: rows after it in the loop body can reach the
+    /// compensate in the next iteration, rows after the loop cannot.
+    #[test]
+    fn rows_later_in_a_loop_around_the_scope_can_reach_it() {
+        let around = (
+            "<while name='Again' condition='1'>",
+            &*format!("{}</while>", call("Next")),
+        );
+        let plan = plan_of(
+            &txn(false, around, &call("Done"), ""),
+            &txn(true, around, &call("Done"), ""),
+        );
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].states.contains(&old_wait(&plan, "call \"Next\"")),
+            "{:?}",
+            f[0].states
+        );
+        assert!(
+            !f[0].states.contains(&old_wait(&plan, "call \"Done\"")),
+            "{:?}",
+            f[0].states
+        );
+    }
+
+    /// Unresolved in both versions: still a defect of the new BPL (a warning), but no row
+    /// loses anything by the deploy, so none is named.
+    #[test]
+    fn compensate_unresolved_in_both_versions_names_no_rows() {
+        let plan = plan_of(
+            &txn(true, ("", ""), "", ""),
+            &txn(true, ("", ""), &call("Done"), ""),
+        );
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].message
+                .contains("found none under the old version either"),
+            "{}",
+            f[0].message
+        );
+        assert!(f[0].states.is_empty(), "{:?}", f[0].states);
+    }
+
+    /// A resolving compensate is quiet, and so is one whose scope with handlers comes after it.
+    #[test]
+    fn resolved_compensates_are_quiet() {
+        let later = format!(
+            "<scope name='Later'>{}<compensationhandlers><compensationhandler name='UndoLater'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall><compensate target='UndoLater'/></catchall></faulthandlers></scope>",
+            call("Done"),
+            call("Refund")
+        );
+        let plan = plan_of(
+            &txn(false, ("", ""), "", ""),
+            &txn(false, ("", ""), &later, ""),
+        );
+        assert!(unresolved(&plan).is_empty(), "{:#?}", plan.findings);
+    }
+
+    /// A versioned new version migrates nothing, but new instances run its compensates.
+    #[test]
+    fn versioned_new_version_still_warns() {
+        let plan = plan_of(
+            &txn(false, ("", ""), "", " version='1'"),
+            &txn(true, ("", ""), "", " version='2'"),
+        );
+        assert!(plan
+            .findings
+            .iter()
+            .any(|f| f.code == Code::VersionedProcess));
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(f[0].states.is_empty(), "{:?}", f[0].states);
+    }
+
+    /// Without a reset: a handler of that name generated later, or none at all.
+    #[test]
+    fn unregistered_target_says_why() {
+        let base = txn(false, ("", ""), "", "");
+        let later = base.replace("<compensate target='Undo'/>", "<compensate target='UndoLater'/>")
+            .replace(
+                "</scope>\n</sequence>",
+                &format!(
+                    "</scope><scope name='Later'>{}<compensationhandlers><compensationhandler name='UndoLater'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall/></faulthandlers></scope>\n</sequence>",
+                    call("Done"),
+                    call("Refund")
+                ),
+            );
+        let plan = plan_of(&base, &later);
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].message.contains("no compensationhandler named \"UndoLater\" was registered before it (compensationhandler \"UndoLater\" of scope \"Later\" is generated after it)"),
+            "{}",
+            f[0].message
+        );
+        let none = base.replace("<compensate target='Undo'/>", "<compensate target='Nope'/>");
+        let plan = plan_of(&base, &none);
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].message
+                .contains("(no compensation handler has that name)"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    /// A compensate inside a compensation handler that loses its target runs wherever a
+    /// compensate of that handler does (`CompAdded::through`): rows ahead of that one are named.
+    /// `comp_nested_in_handler`, with a scope with handlers added to UndoBook: it resets the
+    /// registry after UndoBook is registered and before UndoAll is, so Unwind's `<compensate
+    /// target='UndoBook'>` (in UndoAll) finds nothing while the catchall's `<compensate
+    /// target='UndoAll'>` still does.
+    #[test]
+    fn nested_compensate_losing_its_target_names_rows_ahead_of_the_outer_one() {
+        let cls = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/changes/comp_nested_in_handler/old.cls"
+        ))
+        .unwrap();
+        let start = cls.find("<process").unwrap();
+        let end = cls.find("</process>").unwrap() + "</process>".len();
+        let old = format!("{}\n", &cls[start..end]);
+        let cancel =
+            "<call name='Cancel' target='BookOp' async='0'><request type='Ens.Request'/></call>";
+        assert!(old.contains(cancel));
+        let new = old.replacen(
+            cancel,
+            &format!(
+                "<scope name='Audit'>{cancel}<compensationhandlers><compensationhandler name='UndoAudit'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall/></faulthandlers></scope>",
+                call("Unaudit")
+            ),
+            1,
+        );
+        let plan = plan_of(&old, &new);
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].message
+                .starts_with("compensate \"UndoBook\" in the <catchall> of scope \"Unwind\"")
+                && f[0]
+                    .message
+                    .contains("<compensationhandlers> of scope \"Audit\"")
+                && f[0]
+                    .message
+                    .contains("(through compensate \"UndoAll\") lose if they reach it"),
+            "{}",
+            f[0].message
+        );
+        for ahead in ["call \"Book\"", "call \"Charge\"", "call \"Refund\""] {
+            assert!(
+                f[0].states.contains(&old_wait(&plan, ahead)),
+                "{ahead}: {:?}",
+                f[0].states
+            );
+        }
+        for past in ["call \"Report\"", "call \"Done\"", "call \"Cancel\""] {
+            assert!(
+                !f[0].states.contains(&old_wait(&plan, past)),
+                "{past}: {:?}",
+                f[0].states
+            );
+        }
     }
 }
