@@ -920,8 +920,9 @@ fn resume_findings(
     out
 }
 
-/// Rows that can still reach a `<compensate>` that lost its handler, by the compensate they
-/// reach it through (None: that one itself), by that compensate (new positions).
+/// For each `<compensate>` that lost its handler (new position), the rows that can still
+/// reach it, grouped by the `<compensate>` of the handler holding it that they reach it
+/// through (None: they reach it directly).
 type Uncompensated<'r> = BTreeMap<usize, BTreeMap<Option<usize>, Vec<&'r Resume>>>;
 
 /// The rows resting at `rs`, for a finding's text; a row inside a compensation handler for
