@@ -601,6 +601,8 @@ stories!(
     comp_in_flow_branch,
     switch_case_conditions_changed,
     switch_case_switched,
+    compensate_registry_cleared,
+    compensate_scope_after,
 );
 
 /// A new fixture folder must get its story test above.

@@ -329,6 +329,8 @@ fn change_fixture_verdicts() {
         ("comp_in_flow_branch", Verdict::Compatible),
         ("switch_case_conditions_changed", Verdict::Migratable),
         ("switch_case_switched", Verdict::Migratable),
+        ("compensate_registry_cleared", Verdict::Migratable),
+        ("compensate_scope_after", Verdict::Migratable),
     ];
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
     for dir in cases() {

@@ -181,6 +181,15 @@ catalogue! {
          were created with; only new instances get the new one",
         "if in-flight rows should get the new value, update their context rows yourself ([[default]] fills new \
          properties only)";
+    CompensateUnresolved = "BPM0215", "compensate-unresolved", Warning,
+        "a <compensate> of the new version runs no compensation handler: the compiler's registry did not hold \
+         its target when it was generated (a scope with <compensationhandlers> generated in between reset it, or \
+         none of that name came before; spec 3.4.11, Q-8), so IRIS compiles a GoSub to an empty state and every \
+         instance that reaches it, new or in flight, errors there instead of compensating; the finding names the \
+         in-flight instances that ran a handler there under the old version and can still reach it",
+        "fix the new BPL: keep scopes with <compensationhandlers> out of what is generated between the handler and \
+         its <compensate> (the scope's body, its later handlers, its earlier catches), or give the inner scope's \
+         handlers to the outer one; let the instances it names finish first if they must keep their compensation";
     AmbiguousMatch = "BPM0301", "ambiguous-match", Error,
         "several activities looked alike and the matcher could not tell which old one is which new one; \
          an error when they own states, a warning otherwise",

@@ -93,6 +93,10 @@ fn resume_findings(
     // may have run the compensate (in a branch) before the deploy.
     // The fault handler in that branch the compensate lies in, if any.
     let mut joined: BTreeMap<(usize, usize, Option<usize>), Vec<&Resume>> = BTreeMap::new();
+    // The `<compensate>`s that ran a handler under the old version and run none now, with the
+    // rows that can still reach them, by the outer compensate they reach it through (None:
+    // themselves; see `CompAdded::through`).
+    let mut uncompensated: Uncompensated = BTreeMap::new();
     // Scopes whose fault handler holds the resume point (in both versions), with what was
     // added to their body: rows there ran some prefix of it before the fault.
     let mut body_added: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -192,6 +196,27 @@ fn resume_findings(
             // handler the row rests in, if any): it ran its handler without what was added.
             for (i, ca) in added_to_comp.iter().enumerate() {
                 let (c, oc) = (ca.site, ca.site_old);
+                if ca.handler.is_none() {
+                    // It runs no handler now: rows that can still reach it (in both
+                    // versions) error there where they would have run the old one. What a
+                    // row resting in a compensation handler runs after it is its return
+                    // point's.
+                    if r.within.is_none_or(|h| tn.is_desc(c, h))
+                        && reaches_later(tn, c, w)
+                        && reaches_later(to, oc, wo)
+                    {
+                        let outer = (!ca.through.is_empty()).then_some(c);
+                        let rs = uncompensated
+                            .entry(ca.last())
+                            .or_default()
+                            .entry(outer)
+                            .or_default();
+                        if !rs.iter().any(|x| std::ptr::eq(*x, r)) {
+                            rs.push(r);
+                        }
+                    }
+                    continue;
+                }
                 let (on, oo) = (tn.order(c, w), to.order(oc, wo));
                 // In a branch of the flow whose join it rests at (in both versions): the
                 // branch threads may have run it before the deploy.
@@ -202,7 +227,7 @@ fn resume_findings(
                     && oo == Order::Inside
                     && r.within.is_none()
                 {
-                    if ca.was.is_none() && tn.is_desc(ca.handler, w) {
+                    if ca.was.is_none() && ca.handler.is_some_and(|h| tn.is_desc(h, w)) {
                         continue;
                     }
                     let f = in_handler_off_path(tn, c, w);
@@ -435,20 +460,7 @@ fn resume_findings(
         }
         s
     };
-    // A row inside a compensation handler, for what it runs once the handler returns.
-    let at = |rs: &[&Resume]| {
-        rs.iter()
-            .map(|r| match r.returns {
-                true => format!(
-                    "{} (once its compensation handler returns to {})",
-                    r.old_ref,
-                    act_label(tn, r.w_new)
-                ),
-                false => r.old_ref.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let at = |rs: &[&Resume]| resting_at(tn, rs);
     // Rows at `rs` skip (`verb`) activities added to a handler or body (`items`), `how` it
     // depends on what they did, `why` they are skipped; traces and `<empty>` only: info.
     let skips = |rs: &[&Resume], verb: &str, how: &str, items: &[usize], why: &str| {
@@ -684,7 +696,10 @@ fn resume_findings(
                 t.parent[h].map(|s| act_label(t, s)).unwrap_or_default()
             )
         };
-        let what = handler_of(tn, ca.handler);
+        let what = ca.handler.map_or_else(
+            || "no compensation handler".to_string(),
+            |h| handler_of(tn, h),
+        );
         let site = act_label(tn, ca.site);
         let thr = match ca.through.is_empty() {
             true => String::new(),
@@ -901,7 +916,149 @@ fn resume_findings(
             .new_acts(sw.iter().map(|(p, _, _, _)| tn.aref(*p))),
         );
     }
+    out.extend(unresolved_compensates(a, old_c, new_c, &uncompensated));
     out
+}
+
+/// For each `<compensate>` that lost its handler (new position), the rows that can still
+/// reach it, grouped by the `<compensate>` of the handler holding it that they reach it
+/// through (None: they reach it directly).
+type Uncompensated<'r> = BTreeMap<usize, BTreeMap<Option<usize>, Vec<&'r Resume>>>;
+
+/// The rows resting at `rs`, for a finding's text; a row inside a compensation handler for
+/// what it runs once the handler returns.
+fn resting_at(tn: &Tree, rs: &[&Resume]) -> String {
+    rs.iter()
+        .map(|r| match r.returns {
+            true => format!(
+                "{} (once its compensation handler returns to {})",
+                r.old_ref,
+                act_label(tn, r.w_new)
+            ),
+            false => r.old_ref.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// BPM0215: every `<compensate>` of the new version that runs no compensation handler (the
+/// registry did not hold its target when it was generated, spec 3.4.11, Q-8): IRIS compiles a
+/// `GoSub` to an empty state, so every instance that reaches it, new or in flight, errors there.
+/// Why the lookup failed is said (the scope whose `<compensationhandlers>` reset the registry),
+/// and what it ran under the old version; `rows` are those that ran a handler there under the
+/// old version and can still reach it (by `CompAdded` with no handler).
+pub(super) fn unresolved_compensates(
+    a: &Analysis,
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+    rows: &Uncompensated,
+) -> Vec<Finding> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    if new_c.unresolved_compensates.is_empty() {
+        return Vec::new();
+    }
+    let old_sites: HashMap<usize, Option<usize>> =
+        compensated_handlers(to, old_c).into_iter().collect();
+    let handler_of = |t: &Tree, h: usize| {
+        format!(
+            "{} of {}",
+            act_label(t, h),
+            t.parent[h].map(|s| act_label(t, s)).unwrap_or_default()
+        )
+    };
+    let mut out = Vec::new();
+    for u in &new_c.unresolved_compensates {
+        let Some(c) = tn.pos(u.compensate.id) else {
+            continue;
+        };
+        // A `<compensate>` is a direct child of a `<catch>`/`<catchall>` (spec 2.8).
+        let place = match tn.parent[c].and_then(|f| Some((f, tn.parent[f]?))) {
+            Some((f, s)) => format!(" in the {} of {}", tn.handler_tag(f), act_label(tn, s)),
+            None => String::new(),
+        };
+        // Without a reset: is a handler of that name generated at all (later)?
+        let later = match u.cleared_by {
+            Some(_) => String::new(),
+            None => match (0..tn.len()).find(|&h| {
+                tn.effective[h]
+                    && tn.element(h) == "compensationhandler"
+                    && tn.nodes[h].name.as_deref() == Some(u.target.as_str())
+            }) {
+                Some(h) => format!(" ({} is generated after it)", handler_of(tn, h)),
+                None => " (no compensation handler has that name)".to_string(),
+            },
+        };
+        let was = m.n2o[c]
+            .filter(|&o| to.effective[o])
+            .and_then(|o| old_sites.get(&o).copied());
+        let old = match was {
+            Some(Some(oh)) => format!("; under the old version it ran {}", handler_of(to, oh)),
+            Some(None) => "; it found none under the old version either".to_string(),
+            None => String::new(),
+        };
+        let by_outer = rows.get(&c);
+        let lose = by_outer.map_or_else(String::new, |by| {
+            let who: Vec<String> = by
+                .iter()
+                .map(|(outer, rs)| match outer {
+                    None => format!("at {}", resting_at(tn, rs)),
+                    Some(o) => format!("at {} (through {})", resting_at(tn, rs), act_label(tn, *o)),
+                })
+                .collect();
+            format!(
+                ", which instances resting {} lose if they reach it",
+                who.join(" and ")
+            )
+        });
+        let mut states: Vec<String> = Vec::new();
+        for r in by_outer.into_iter().flat_map(|by| by.values()).flatten() {
+            for x in [&r.old_ref, &r.new_ref] {
+                if !states.contains(x) {
+                    states.push(x.clone());
+                }
+            }
+        }
+        out.push(
+            finding(
+                Code::CompensateUnresolved,
+                format!(
+                    "{}{place} runs no compensation handler in the new version: {}{later} (spec 3.4.11, Q-8), so IRIS compiles a GoSub to an empty state and an instance that reaches it errors there instead of compensating{old}{lose}",
+                    act_label(tn, c),
+                    u.reason()
+                ),
+            )
+            .states(states)
+            .new_acts(
+                std::iter::once(u.compensate.clone()).chain(u.cleared_by.clone()),
+            )
+            .old_acts(match was {
+                Some(Some(oh)) => vec![to.aref(oh)],
+                _ => Vec::new(),
+            }),
+        );
+    }
+    out
+}
+
+/// Can a thread resting at `w` still run the `<compensate>` `c` (a direct child of a
+/// `<catch>`/`<catchall>` `f` of a scope `s`, spec 2.8)? When it rests in `f` before `c`; in
+/// the body of `s` (a fault takes it to `f`); before `s`; or in a loop around `s`, whose next
+/// iteration runs `s` again. Only in the thread `w` runs in: a flow's branches are threads of
+/// their own, whose rows answer for them.
+fn reaches_later(t: &Tree, c: usize, w: usize) -> bool {
+    let Some((f, s)) = t.parent[c].and_then(|f| Some((f, t.parent[f]?))) else {
+        return false;
+    };
+    if !matches!(t.element(f), "catch" | "catchall") || !runs_in_thread(t, c, t.thread_root[w]) {
+        return false;
+    }
+    if f == w || t.is_desc(w, f) {
+        return t.order(c, w) == Order::After;
+    }
+    matches!(t.child_towards(s, w), Some((_, "body", _)))
+        || t.order(s, w) == Order::After
+        || t.ancestors(w)
+            .any(|l| is_loop(t.element(l)) && t.is_desc(s, l))
 }
 
 /// A conditional around the resume point whose branch changed: (its new position, the old
@@ -1182,6 +1339,10 @@ fn last_catchall(t: &Tree, scope: usize) -> Option<usize> {
 /// `<compensationhandler>` it runs (as the compiler resolved it) that a row which ran it under
 /// the old version did not run: those added to that handler, or for a compensate that ran
 /// another handler under the old version (retargeted), those that handler did not run too.
+/// A compensate that ran a handler under the old version and runs none now (the registry lost
+/// its target, spec 3.4.11) is one too, with no handler and no items: what matters there is
+/// not the rows that ran it but those that can still reach it (they error where they ran the
+/// old handler).
 /// A compensate inside another compensation handler runs when that one does: it is listed
 /// again under each compensate that runs that handler (`through`).
 #[derive(Clone)]
@@ -1189,8 +1350,9 @@ struct CompAdded {
     /// The `<compensate>` a row passes, new and old positions.
     site: usize,
     site_old: usize,
-    /// The `<compensationhandler>` (new position) that runs the items.
-    handler: usize,
+    /// The `<compensationhandler>` (new position) that runs the items; None when the
+    /// compensate runs no handler in the new version (`was` is then the one it ran).
+    handler: Option<usize>,
     /// The handler (old position) the compensate ran under the old version, when another.
     was: Option<usize>,
     /// The `<compensate>`s (new positions) by which `site` runs `handler`, from the one in
@@ -1201,6 +1363,13 @@ struct CompAdded {
     /// when a fault takes that handler there.
     via_fault: Option<usize>,
     items: Vec<usize>,
+}
+
+impl CompAdded {
+    /// The `<compensate>` that runs `handler` (or would have run `was`) itself.
+    fn last(&self) -> usize {
+        self.through.last().copied().unwrap_or(self.site)
+    }
 }
 
 fn added_to_comp_handlers(
@@ -1215,7 +1384,8 @@ fn added_to_comp_handlers(
     if new_sites.is_empty() {
         return Vec::new();
     }
-    let old_sites: HashMap<usize, usize> = compensated_handlers(to, old_c).into_iter().collect();
+    let old_sites: HashMap<usize, Option<usize>> =
+        compensated_handlers(to, old_c).into_iter().collect();
     // The items of each handler, computed once per handler and old handler.
     let mut added: HashMap<(usize, Option<usize>), Vec<usize>> = HashMap::new();
     let mut out = Vec::new();
@@ -1223,7 +1393,21 @@ fn added_to_comp_handlers(
         let Some(site_old) = m.n2o[site].filter(|&o| to.effective[o]) else {
             continue;
         };
-        let Some(&oh) = old_sites.get(&site_old) else {
+        // (A compensate that found no handler under the old version ran nothing.)
+        let Some(&Some(oh)) = old_sites.get(&site_old) else {
+            continue;
+        };
+        let Some(h) = h else {
+            // It ran `oh` under the old version and runs nothing now.
+            out.push(CompAdded {
+                site,
+                site_old,
+                handler: None,
+                was: Some(oh),
+                through: Vec::new(),
+                via_fault: None,
+                items: Vec::new(),
+            });
             continue;
         };
         // Another handler under the old version (a retargeted compensate): they ran that one.
@@ -1252,7 +1436,7 @@ fn added_to_comp_handlers(
             out.push(CompAdded {
                 site,
                 site_old,
-                handler: h,
+                handler: Some(h),
                 was,
                 through: Vec::new(),
                 via_fault: None,
@@ -1284,7 +1468,10 @@ fn added_to_comp_handlers(
                 let old_hh = to
                     .ancestors(so)
                     .find(|&x| to.element(x) == "compensationhandler");
-                if h2 != hh || old_sites.get(&outer_old).copied() != old_hh {
+                if h2 != Some(hh)
+                    || old_hh.is_none()
+                    || old_sites.get(&outer_old).copied().flatten() != old_hh
+                {
                     continue;
                 }
                 let mut t2 = vec![s];
@@ -1303,12 +1490,13 @@ fn added_to_comp_handlers(
     out
 }
 
-/// Every `<compensate>` (position) whose `GoSub` the compiler resolved, with the
-/// `<compensationhandler>` (position) it runs: read from the compiled states, not matched by
-/// name (spec 3.4.11: the registry is global, reset by every scope with handlers, and read at
-/// generation time). The site state's `gosub` is (H, R); R is owned by the `<compensate>`,
-/// H by the scope, and a scope's k-th handler state is its k-th enabled, named handler.
-fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, usize)> {
+/// Every `<compensate>` (position) the compiler generated, with the `<compensationhandler>`
+/// (position) it runs, None when the lookup failed (an empty `GoSub` target): read from the
+/// compiled states, not matched by name (spec 3.4.11: the registry is global, reset by every
+/// scope with handlers, and read at generation time). The site state's `gosub` is (H, R); R is
+/// owned by the `<compensate>`, H by the scope, and a scope's k-th handler state is its k-th
+/// enabled, named handler.
+fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, Option<usize>)> {
     let mut out = Vec::new();
     for th in &c.threads {
         if !th.states.iter().any(|s| s.gosub_states().is_some()) {
@@ -1322,7 +1510,13 @@ fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, usize)> {
             }
         }
         for s in &th.states {
-            let Some((Some(h), r)) = s.gosub_states() else {
+            let Some((h, r)) = s.gosub_states() else {
+                continue;
+            };
+            let Some(h) = h else {
+                if let Some(site) = th.state(&r).and_then(|rs| t.pos(rs.activity.id)) {
+                    out.push((site, None));
+                }
                 continue;
             };
             let (Some(hs), Some(rs)) = (th.state(&h), th.state(&r)) else {
@@ -1343,7 +1537,7 @@ fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, usize)> {
                 .filter(|&x| !t.nodes[x].disabled && t.nodes[x].name.is_some())
                 .nth(k);
             if let Some(handler) = handler {
-                out.push((site, handler));
+                out.push((site, Some(handler)));
             }
         }
     }
@@ -2539,5 +2733,277 @@ mod tests {
         }
         // Every answer occurred.
         assert!(shown.contains("one") && shown.contains("some"), "{shown:?}");
+    }
+
+    use crate::plan::findings::Code;
+    use crate::plan::model::MigrationPlan;
+
+    fn call(name: &str) -> String {
+        format!("<call name='{name}' target='T' async='0'><request type='Ens.Request'/></call>")
+    }
+
+    /// Scope `Txn` (body: call Book, delay Hold; handler Undo: call Cancel; catchall: delay
+    /// Pause, compensate Undo, call Report), then `after`; `inner` wraps Hold in a scope with
+    /// its own compensation handler, which resets the registry before the catchall is generated.
+    fn txn(inner: bool, around: (&str, &str), after: &str, version: &str) -> String {
+        let hold = "<delay name='Hold' duration='\"PT1M\"'/>";
+        let hold = match inner {
+            true => format!(
+                "<scope name='Inner'>{hold}<compensationhandlers><compensationhandler name='UndoInner'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall/></faulthandlers></scope>",
+                call("CancelInner")
+            ),
+            false => hold.to_string(),
+        };
+        format!(
+            "<process request='Ens.Request' response='Ens.Response'{version}>\n<context></context>\n<sequence>\n{}<scope name='Txn'>{}{hold}<compensationhandlers><compensationhandler name='Undo'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall><delay name='Pause' duration='\"PT1M\"'/><compensate target='Undo'/>{}</catchall></faulthandlers></scope>{}{after}\n</sequence>\n</process>\n",
+            around.0,
+            call("Book"),
+            call("Cancel"),
+            call("Report"),
+            around.1,
+        )
+    }
+
+    fn plan_of(old: &str, new: &str) -> MigrationPlan {
+        // The same file name: a bare `<process>` takes its class name from it.
+        let (to, tn) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (po, pn) = (to.path().join("Trip.xml"), tn.path().join("Trip.xml"));
+        std::fs::write(&po, old).unwrap();
+        std::fs::write(&pn, new).unwrap();
+        let opts = LoadOptions::default();
+        let (o, n) = (
+            load(&po.to_string_lossy(), &opts).unwrap(),
+            load(&pn.to_string_lossy(), &opts).unwrap(),
+        );
+        assert_eq!(o.class_name, n.class_name);
+        let c = crate::states::Compiler::Current;
+        let (oc, nc) = (
+            crate::states::compile(&o, c).unwrap(),
+            crate::states::compile(&n, c).unwrap(),
+        );
+        crate::plan::build(&o, &n, &oc, &nc, None).unwrap().plan
+    }
+
+    /// The old wait state of an activity (by label) in Thread1, as findings name it.
+    fn old_wait(plan: &MigrationPlan, label: &str) -> String {
+        let s = plan.threads[0]
+            .states
+            .iter()
+            .find(|s| s.wait && s.old_activity.label() == label)
+            .unwrap_or_else(|| panic!("no wait of {label}"));
+        format!("Thread1:{}", s.old)
+    }
+
+    fn unresolved(plan: &MigrationPlan) -> Vec<&crate::plan::model::Finding> {
+        plan.findings
+            .iter()
+            .filter(|f| f.code == Code::CompensateUnresolved)
+            .collect()
+    }
+
+    /// A compensate that ran a handler and runs none now names the scope that reset the
+    /// registry and the rows that can still reach it: in the scope's body and in the catchall
+    /// before it; not those past it (after it in the catchall, after the scope) nor those in
+    /// the handler it ran (they return after it).
+    #[test]
+    fn compensate_losing_its_handler_names_the_rows_ahead_of_it() {
+        let plan = plan_of(
+            &txn(false, ("", ""), &call("Done"), ""),
+            &txn(true, ("", ""), &call("Done"), ""),
+        );
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        let f = f[0];
+        assert_eq!(f.severity, crate::plan::model::Severity::Warning);
+        assert!(
+            f.message
+                .contains("<compensationhandlers> of scope \"Inner\"")
+                && f.message.contains(
+                    "under the old version it ran compensationhandler \"Undo\" of scope \"Txn\""
+                ),
+            "{}",
+            f.message
+        );
+        for ahead in ["call \"Book\"", "delay \"Hold\"", "delay \"Pause\""] {
+            assert!(
+                f.states.contains(&old_wait(&plan, ahead)),
+                "{ahead}: {:?}",
+                f.states
+            );
+        }
+        for past in ["call \"Cancel\"", "call \"Report\"", "call \"Done\""] {
+            assert!(
+                !f.states.contains(&old_wait(&plan, past)),
+                "{past}: {:?}",
+                f.states
+            );
+        }
+    }
+
+    /// A loop around the scope runs it again: rows after it in the loop body can reach the
+    /// compensate in the next iteration, rows after the loop cannot.
+    #[test]
+    fn rows_later_in_a_loop_around_the_scope_can_reach_it() {
+        let around = (
+            "<while name='Again' condition='1'>",
+            &*format!("{}</while>", call("Next")),
+        );
+        let plan = plan_of(
+            &txn(false, around, &call("Done"), ""),
+            &txn(true, around, &call("Done"), ""),
+        );
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].states.contains(&old_wait(&plan, "call \"Next\"")),
+            "{:?}",
+            f[0].states
+        );
+        assert!(
+            !f[0].states.contains(&old_wait(&plan, "call \"Done\"")),
+            "{:?}",
+            f[0].states
+        );
+    }
+
+    /// Unresolved in both versions: still a defect of the new BPL (a warning), but no row
+    /// loses anything by the deploy, so none is named.
+    #[test]
+    fn compensate_unresolved_in_both_versions_names_no_rows() {
+        let plan = plan_of(
+            &txn(true, ("", ""), "", ""),
+            &txn(true, ("", ""), &call("Done"), ""),
+        );
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].message
+                .contains("found none under the old version either"),
+            "{}",
+            f[0].message
+        );
+        assert!(f[0].states.is_empty(), "{:?}", f[0].states);
+    }
+
+    /// A resolving compensate is quiet, and so is one whose scope with handlers comes after it.
+    #[test]
+    fn resolved_compensates_are_quiet() {
+        let later = format!(
+            "<scope name='Later'>{}<compensationhandlers><compensationhandler name='UndoLater'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall><compensate target='UndoLater'/></catchall></faulthandlers></scope>",
+            call("Done"),
+            call("Refund")
+        );
+        let plan = plan_of(
+            &txn(false, ("", ""), "", ""),
+            &txn(false, ("", ""), &later, ""),
+        );
+        assert!(unresolved(&plan).is_empty(), "{:#?}", plan.findings);
+    }
+
+    /// A versioned new version migrates nothing, but new instances run its compensates.
+    #[test]
+    fn versioned_new_version_still_warns() {
+        let plan = plan_of(
+            &txn(false, ("", ""), "", " version='1'"),
+            &txn(true, ("", ""), "", " version='2'"),
+        );
+        assert!(plan
+            .findings
+            .iter()
+            .any(|f| f.code == Code::VersionedProcess));
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(f[0].states.is_empty(), "{:?}", f[0].states);
+    }
+
+    /// Without a reset: a handler of that name generated later, or none at all.
+    #[test]
+    fn unregistered_target_says_why() {
+        let base = txn(false, ("", ""), "", "");
+        let later = base.replace("<compensate target='Undo'/>", "<compensate target='UndoLater'/>")
+            .replace(
+                "</scope>\n</sequence>",
+                &format!(
+                    "</scope><scope name='Later'>{}<compensationhandlers><compensationhandler name='UndoLater'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall/></faulthandlers></scope>\n</sequence>",
+                    call("Done"),
+                    call("Refund")
+                ),
+            );
+        let plan = plan_of(&base, &later);
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].message.contains("no compensationhandler named \"UndoLater\" was registered before it (compensationhandler \"UndoLater\" of scope \"Later\" is generated after it)"),
+            "{}",
+            f[0].message
+        );
+        let none = base.replace("<compensate target='Undo'/>", "<compensate target='Nope'/>");
+        let plan = plan_of(&base, &none);
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].message
+                .contains("(no compensation handler has that name)"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    /// A compensate inside a compensation handler that loses its target runs wherever a
+    /// compensate of that handler does (`CompAdded::through`): rows ahead of that one are named.
+    /// `comp_nested_in_handler`, with a scope with handlers added to UndoBook: it resets the
+    /// registry after UndoBook is registered and before UndoAll is, so Unwind's `<compensate
+    /// target='UndoBook'>` (in UndoAll) finds nothing while the catchall's `<compensate
+    /// target='UndoAll'>` still does.
+    #[test]
+    fn nested_compensate_losing_its_target_names_rows_ahead_of_the_outer_one() {
+        let cls = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/changes/comp_nested_in_handler/old.cls"
+        ))
+        .unwrap();
+        let start = cls.find("<process").unwrap();
+        let end = cls.find("</process>").unwrap() + "</process>".len();
+        let old = format!("{}\n", &cls[start..end]);
+        let cancel =
+            "<call name='Cancel' target='BookOp' async='0'><request type='Ens.Request'/></call>";
+        assert!(old.contains(cancel));
+        let new = old.replacen(
+            cancel,
+            &format!(
+                "<scope name='Audit'>{cancel}<compensationhandlers><compensationhandler name='UndoAudit'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall/></faulthandlers></scope>",
+                call("Unaudit")
+            ),
+            1,
+        );
+        let plan = plan_of(&old, &new);
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].message
+                .starts_with("compensate \"UndoBook\" in the <catchall> of scope \"Unwind\"")
+                && f[0]
+                    .message
+                    .contains("<compensationhandlers> of scope \"Audit\"")
+                && f[0]
+                    .message
+                    .contains("(through compensate \"UndoAll\") lose if they reach it"),
+            "{}",
+            f[0].message
+        );
+        for ahead in ["call \"Book\"", "call \"Charge\"", "call \"Refund\""] {
+            assert!(
+                f[0].states.contains(&old_wait(&plan, ahead)),
+                "{ahead}: {:?}",
+                f[0].states
+            );
+        }
+        for past in ["call \"Report\"", "call \"Done\"", "call \"Cancel\""] {
+            assert!(
+                !f[0].states.contains(&old_wait(&plan, past)),
+                "{past}: {:?}",
+                f[0].states
+            );
+        }
     }
 }
