@@ -841,6 +841,7 @@ impl Matcher<'_, '_> {
             _ => true,
         });
         let mut seen = BTreeSet::new();
+        let mut open = Vec::new();
         for (os, ns, what) in std::mem::take(&mut self.unresolved) {
             let os: Vec<usize> = os
                 .into_iter()
@@ -853,15 +854,38 @@ impl Matcher<'_, '_> {
             if os.is_empty() || ns.is_empty() || !seen.insert((os.clone(), ns.clone())) {
                 continue;
             }
-            self.m.issues.push(MatchIssue::Ambiguous {
-                old: os.iter().map(|&p| self.old.aref(p)).collect(),
-                new: ns.iter().map(|&p| self.new.aref(p)).collect(),
-                chosen: None,
-                reason: format!(
+            open.push((os, ns, what));
+        }
+        // A tie of a container covers the ties of its contents (their copies lie in its
+        // copies): only the outermost is reported.
+        let covered = |os: &[usize], ns: &[usize]| {
+            open.iter().any(|(po, pn, _)| {
+                os.iter().all(|&x| po.iter().any(|&a| ot.is_desc(x, a)))
+                    && ns.iter().all(|&y| pn.iter().any(|&b| nt.is_desc(y, b)))
+            })
+        };
+        let keep: Vec<bool> = open.iter().map(|(os, ns, _)| !covered(os, ns)).collect();
+        for ((os, ns, what), keep) in open.iter().zip(keep) {
+            if !keep {
+                continue;
+            }
+            // Every candidate an identical copy of the one old activity: only order differs.
+            let reason = match os.as_slice() {
+                [o] if ns.iter().all(|&n| nt.hash[n] == ot.hash[*o]) => format!(
+                    "the new version holds {} identical copies of it and nothing but their order tells them apart; none was paired",
+                    ns.len()
+                ),
+                _ => format!(
                     "{} old and {} new activities elsewhere in the tree share {what}; none was paired",
                     os.len(),
                     ns.len()
                 ),
+            };
+            self.m.issues.push(MatchIssue::Ambiguous {
+                old: os.iter().map(|&p| ot.aref(p)).collect(),
+                new: ns.iter().map(|&p| nt.aref(p)).collect(),
+                chosen: None,
+                reason,
             });
         }
     }
@@ -935,11 +959,12 @@ impl Matcher<'_, '_> {
                 nt.element(c) == ot.element(o) && images.iter().all(|&x| nt.is_desc(x, c))
             });
             let by_content = self.m.via[o] == Some(MatchVia::Children);
-            // A copy with the old key beats a match without it; a match by content alone
-            // follows its children out of the container it was paired with.
+            // A copy with the old key beats a match without it, or one with it too that holds
+            // none of its children (two copies alike by key: the children decide); a match by
+            // content alone follows its children out of the container it was paired with.
             let better = |c: usize| {
                 if nt.key[c] == ot.key[o] {
-                    nt.key[n] != ot.key[o]
+                    nt.key[n] != ot.key[o] || !images.iter().any(|&x| nt.is_desc(x, n))
                 } else {
                     by_content && !all_inside
                 }
