@@ -562,6 +562,12 @@ stories!(
     dup_fault_catch_unreachable,
     dup_fault_catch_removed,
     catch_enabled,
+    case_replaced,
+    case_replaced_same_call,
+    catch_replaced,
+    catch_replaced_same_call,
+    if_replaced_same_call,
+    conditionals_renamed_or_edited,
 );
 
 /// A new fixture folder must get its story test above.
