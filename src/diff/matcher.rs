@@ -714,8 +714,7 @@ impl Matcher<'_, '_> {
             out
         };
         let same = |o: usize, n: usize| {
-            self.old.element(o) == self.new.element(n)
-                && !other_activity(self.old, o, self.new, n)
+            self.old.element(o) == self.new.element(n) && !other_activity(self.old, o, self.new, n)
         };
         let fwd = best(&lo, &ln, &|o, n| {
             if same(o, n) {
@@ -1205,7 +1204,8 @@ pub(crate) fn crossing_ok(
 /// data, and the new branch is chosen by another test. False while a switch's cases are not
 /// paired yet.
 fn replaced_branches(ot: &Tree, nt: &Tree, m: &Matching, o: usize, n: usize) -> bool {
-    branch_kept(ot, nt, m, o, true) == Some(false) && branch_kept(nt, ot, m, n, false) == Some(false)
+    branch_kept(ot, nt, m, o, true) == Some(false)
+        && branch_kept(nt, ot, m, n, false) == Some(false)
 }
 
 /// Does the branch or case of the nearest `<if>`/`<switch>` holding `p` (in `t`, the old tree
