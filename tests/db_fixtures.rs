@@ -568,6 +568,7 @@ stories!(
     catch_replaced_same_call,
     if_replaced_same_call,
     conditionals_renamed_or_edited,
+    explicit_defaults,
 );
 
 /// A new fixture folder must get its story test above.

@@ -239,6 +239,7 @@ fn change_fixture_verdicts() {
         ("handler_renumbering", Verdict::Migratable),
         ("insert_middle", Verdict::Migratable),
         ("layout_only", Verdict::Identical),
+        ("explicit_defaults", Verdict::Identical),
         ("new_context_property", Verdict::Migratable),
         ("new_object_property", Verdict::Compatible),
         ("new_property_read_in_code", Verdict::Compatible),

@@ -295,11 +295,13 @@ pub(crate) fn counterpart_key(
             .and_then(|v| v.iter().find(|(a, _)| a == i))
         {
             Some(&(_, j)) => Role::SwitchCase(j),
-            None => return Err(format!(
+            None => {
+                return Err(format!(
                 "{} of {} was removed: no case of the new version keeps its condition or its name",
                 case_label(t_old, owner, i - 1),
                 t_old.label(owner)
-            )),
+            ))
+            }
         },
         Role::CompHandler(name) => {
             let old_h = t_old

@@ -595,3 +595,32 @@ fn a_catch_of_another_fault_is_another_handler() {
         .iter()
         .any(|s| matches!(s.role, crate::states::Role::Catch(1)) && s.new.is_some()));
 }
+
+#[test]
+fn an_attribute_written_with_its_default_compares_equal_to_none() {
+    let call = |assign: &str, sync: &str| {
+        format!(
+            "<call name='A' target='OpA' async='1'><request type='Ens.Request'/><response type='Ens.Response'>{assign}</response></call>{sync}"
+        )
+    };
+    let plain = call(
+        "<assign property='context.x' value='1'/>",
+        "<sync calls='A'/>",
+    );
+    let explicit = call(
+        "<assign property='context.x' value='1' action='set'/>",
+        "<sync calls='A' type='all'/>",
+    );
+    assert!(run(&plain, &explicit, &[]).identical);
+    // Another value than the default is a change.
+    let append = call(
+        "<assign property='context.x' value='1' action='append'/>",
+        "<sync calls='A'/>",
+    );
+    let any = call(
+        "<assign property='context.x' value='1'/>",
+        "<sync calls='A' type='any'/>",
+    );
+    assert!(!run(&plain, &append, &[]).identical);
+    assert!(!run(&plain, &any, &[]).identical);
+}
