@@ -569,6 +569,8 @@ stories!(
     if_replaced_same_call,
     conditionals_renamed_or_edited,
     explicit_defaults,
+    label_to_while,
+    label_to_while_stamped,
 );
 
 /// A new fixture folder must get its story test above.

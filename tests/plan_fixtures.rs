@@ -240,6 +240,8 @@ fn change_fixture_verdicts() {
         ("insert_middle", Verdict::Migratable),
         ("layout_only", Verdict::Identical),
         ("explicit_defaults", Verdict::Identical),
+        ("label_to_while", Verdict::Migratable),
+        ("label_to_while_stamped", Verdict::Migratable),
         ("new_context_property", Verdict::Migratable),
         ("new_object_property", Verdict::Compatible),
         ("new_property_read_in_code", Verdict::Compatible),
