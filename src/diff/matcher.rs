@@ -8,14 +8,25 @@
 //! 3. **Top-down alignment**: for every matched pair, each child list is aligned with its
 //!    counterpart by a maximum-weight, order-preserving alignment (an LCS whose pair weights
 //!    say how alike two activities are: exact, same key, same name, renamed, corresponding
-//!    children). `<switch>` cases are paired first the same way. Pairs already matched anchor
-//!    the alignment; those it cannot keep in order are the reordered ones.
+//!    children). `<switch>` cases are paired first: by condition or by name (one of them kept
+//!    is the same case, renamed or edited), unnamed ones with an edited condition by their
+//!    contents; a case whose name and condition both changed has no counterpart, wherever it
+//!    stands. Pairs already matched anchor the alignment; those it cannot keep in order are
+//!    the reordered ones.
 //! 4. **Moves**: leftovers are paired across the whole tree when exactly one old and one new
 //!    activity share a key, corresponding children, a name, or a rename key. A tie is never
 //!    broken: it is reported and left unmatched.
 //! 5. **Position**: between two aligned neighbours, the single leftover old and new activity
 //!    of one element are paired (a renamed and edited activity in place), and reported as a
-//!    guess. A call whose name and target both changed is never paired this way.
+//!    guess. Never an `<if>`, loop or `<foreach>` whose test changed with no name kept (only
+//!    its contents can tell), nor [other activities](other_activity).
+//!
+//! Some pairs are never made by any pass but a pin ([`other_activity`]): a call whose name
+//! and target both changed, a `<catch>` of another fault (a fault handler is identified by its
+//! fault), an `<if>` whose name and condition both changed. Identical subtrees matched early
+//! are unpaired again when they join two branches that both lost their counterpart (a case or
+//! `<if>` replaced by another that shares an activity: rows in the old branch chose it by
+//! data, see `unpair_replaced_branches`).
 //!
 //! 6. **Containers follow their children**: a matched container whose state-bearing
 //!    descendants went into another copy of it (same key) follows them; when they went into
