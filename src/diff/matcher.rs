@@ -60,6 +60,9 @@ pub(crate) struct Matching {
     /// Old switch position → (old case, new case), 1-based user-case indices.
     pub cases: BTreeMap<usize, Vec<(u32, u32)>>,
     pub issues: Vec<MatchIssue>,
+    /// `element\u{1e}name` of every named activity of the new tree (for messages: does a
+    /// removed activity still have a namesake?).
+    pub new_names: foldhash::HashSet<String>,
 }
 
 impl Matching {
@@ -107,6 +110,12 @@ pub(crate) fn match_trees(
             pins: Vec::new(),
             cases: BTreeMap::new(),
             issues: Vec::new(),
+            new_names: (0..new.len())
+                .filter_map(|p| {
+                    let n = new.nodes[p].name.as_deref()?;
+                    Some(format!("{}\u{1e}{n}", new.element(p)))
+                })
+                .collect(),
         },
         work: BTreeSet::new(),
         done: BTreeSet::new(),

@@ -203,7 +203,7 @@ fn removed(o: usize, t_old: &Tree, t_new: &Tree, m: &Matching) -> String {
             line.map(|l| format!(", overrides line {l}"))
                 .unwrap_or_default()
         ),
-        None => match removed_around(o, t_old, t_new, m) {
+        None => match removed_around(o, t_old, m) {
             Some(around) => format!(
                 "{} lies in {around}, which was removed; the new {} of that name lies elsewhere",
                 t_old.describe(o),
@@ -217,12 +217,12 @@ fn removed(o: usize, t_old: &Tree, t_new: &Tree, m: &Matching) -> String {
 /// When the new version still has an activity of `o`'s element and name (so "was removed"
 /// would read wrong) and `o` lies in a fault handler, case or branch that has no
 /// counterpart: that container, described.
-fn removed_around(o: usize, t_old: &Tree, t_new: &Tree, m: &Matching) -> Option<String> {
+fn removed_around(o: usize, t_old: &Tree, m: &Matching) -> Option<String> {
     let name = t_old.nodes[o].name.as_deref()?;
-    let namesake = (0..t_new.len()).any(|n| {
-        t_new.element(n) == t_old.element(o) && t_new.nodes[n].name.as_deref() == Some(name)
-    });
-    if !namesake {
+    if !m
+        .new_names
+        .contains(&format!("{}\u{1e}{name}", t_old.element(o)))
+    {
         return None;
     }
     let mut c = o;
