@@ -603,6 +603,15 @@ stories!(
     switch_case_switched,
     compensate_registry_cleared,
     compensate_scope_after,
+    case_replaced,
+    case_replaced_same_call,
+    catch_replaced,
+    catch_replaced_same_call,
+    if_replaced_same_call,
+    conditionals_renamed_or_edited,
+    explicit_defaults,
+    label_to_while,
+    label_to_while_stamped,
 );
 
 /// A new fixture folder must get its story test above.

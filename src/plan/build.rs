@@ -775,6 +775,11 @@ impl<'x> Builder<'x, '_> {
                                         "inside the {}, while they wait on the normal path",
                                         handler_label(tn, h)
                                     ),
+                                    (Some(ho), Some(hn)) if self.a.m.o2n[ho] != Some(hn) => format!(
+                                        "inside {}, while they wait inside {}, another fault handler",
+                                        tn.describe(hn),
+                                        to.describe(ho)
+                                    ),
                                     _ => "in a branch that is not the counterpart of theirs"
                                         .to_string(),
                                 };

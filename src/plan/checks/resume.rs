@@ -110,6 +110,11 @@ fn resume_findings(
     for r in resumes {
         let w = r.w_new;
         moved.compute(w, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
+        // `<break>`, `<continue>`, `<label>` and `<branch>` steer, they do no work: not
+        // skipped or re-run activities (where the rows go is what the mapping says).
+        for runs in [&mut sk, &mut re] {
+            drop_items(tn, runs, |p| is_jump(tn, p));
+        }
         if let Some(h) = r.within {
             // It returns when the handler ends: the rest is its return point's.
             for runs in [&mut sk, &mut re] {
@@ -1605,6 +1610,11 @@ fn this_iteration(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> &'stat
     }
 }
 
+/// Control flow that does no work: a jump, or a label to jump to.
+fn is_jump(t: &Tree, p: usize) -> bool {
+    matches!(t.element(p), "break" | "continue" | "label" | "branch")
+}
+
 /// Why a skip or re-run is data-dependent: a branch, a loop, or both, between the
 /// activities and the resume points. A loop the old version did not have (or did not run)
 /// is new to them: whether it would have run is not something they decided. (Siblings share
@@ -1638,11 +1648,35 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
         }
     }
     let new_loop = (!new_loops.is_empty()).then(|| {
-        let names: Vec<String> = new_loops.iter().map(|&q| t.label(q)).collect();
-        format!(
-            "{}, which they never ran (new to them; it runs 0 or more times)",
-            names.join(", ")
-        )
+        // A new loop around activities the rows ran before their resume point under the old
+        // version (a label/branch retry rewritten as a loop): they ran its body, not in it.
+        let ran_body = |q: usize| {
+            (q + 1..=t.end[q]).any(|n| {
+                a.m.n2o[n].is_some_and(|o| {
+                    a.old.effective[o]
+                        && rs.iter().any(|r| {
+                            r.w_old
+                                .is_some_and(|wo| a.old.order(o, wo) == Order::Before)
+                        })
+                })
+            })
+        };
+        let (ran, never): (Vec<usize>, Vec<usize>) = new_loops.iter().partition(|&&q| ran_body(q));
+        let label = |qs: &[usize]| qs.iter().map(|&q| t.label(q)).collect::<Vec<_>>().join(", ");
+        let mut parts = Vec::new();
+        if !never.is_empty() {
+            parts.push(format!(
+                "{}, which they never ran (new to them; it runs 0 or more times)",
+                label(&never)
+            ));
+        }
+        if !ran.is_empty() {
+            parts.push(format!(
+                "{}, new around activities they ran before that point under the old version, outside any loop (how often it runs is new to them)",
+                label(&ran)
+            ));
+        }
+        parts.join(", and in ")
     });
     let fault = (!scopes.is_empty()).then(|| {
         let names: Vec<String> = scopes.iter().map(|&q| t.label(q)).collect();
