@@ -149,6 +149,8 @@ impl<'x> Builder<'x, '_> {
         };
         let mut out = checks::Findings::default();
         checks::run(&cx, &mut out);
+        out.pre
+            .extend(super::stale_handlers::preconditions(&scope, new_c));
         self.apply_acks(&mut out.findings)?;
         // 3. The verdict.
         let verdict = verdict(&scope, &out, self.a.diff.identical);
