@@ -547,6 +547,8 @@ stories!(
     body_insert_rows_in_handlers,
     split_in_scope,
     body_end_insert,
+    removed_async_call_stale_entries,
+    handler_removed_in_loop,
     nested_catch_compensate,
     dup_fault_catch_unreachable,
     dup_fault_catch_removed,

@@ -303,6 +303,8 @@ fn change_fixture_verdicts() {
         ("body_insert_rows_in_handlers", Verdict::Migratable),
         ("split_in_scope", Verdict::Compatible),
         ("body_end_insert", Verdict::Migratable),
+        ("removed_async_call_stale_entries", Verdict::Migratable),
+        ("handler_removed_in_loop", Verdict::Migratable),
         ("nested_catch_compensate", Verdict::Migratable),
         ("dup_fault_catch_unreachable", Verdict::Migratable),
         ("dup_fault_catch_removed", Verdict::Migratable),
