@@ -549,6 +549,7 @@ stories!(
     body_end_insert,
     removed_async_call_stale_entries,
     handler_removed_in_loop,
+    sync_timeout_changed,
     nested_catch_compensate,
     dup_fault_catch_unreachable,
     dup_fault_catch_removed,

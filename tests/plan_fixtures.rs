@@ -305,6 +305,7 @@ fn change_fixture_verdicts() {
         ("body_end_insert", Verdict::Migratable),
         ("removed_async_call_stale_entries", Verdict::Migratable),
         ("handler_removed_in_loop", Verdict::Migratable),
+        ("sync_timeout_changed", Verdict::Compatible),
         ("nested_catch_compensate", Verdict::Migratable),
         ("dup_fault_catch_unreachable", Verdict::Migratable),
         ("dup_fault_catch_removed", Verdict::Migratable),
