@@ -550,6 +550,7 @@ stories!(
     removed_async_call_stale_entries,
     handler_removed_in_loop,
     sync_timeout_changed,
+    toggle_swapped,
     nested_catch_compensate,
     dup_fault_catch_unreachable,
     dup_fault_catch_removed,

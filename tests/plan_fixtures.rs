@@ -306,6 +306,7 @@ fn change_fixture_verdicts() {
         ("removed_async_call_stale_entries", Verdict::Migratable),
         ("handler_removed_in_loop", Verdict::Migratable),
         ("sync_timeout_changed", Verdict::Compatible),
+        ("toggle_swapped", Verdict::Drain),
         ("nested_catch_compensate", Verdict::Migratable),
         ("dup_fault_catch_unreachable", Verdict::Migratable),
         ("dup_fault_catch_removed", Verdict::Migratable),
