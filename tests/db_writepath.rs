@@ -503,7 +503,10 @@ fn stale_entries_of_a_removed_async_call_do_not_block_the_apply() {
     );
     // In flight at FirstAnswer (S2, Adjudicate still pending), at CoolingOff (S4) and at Pay
     // (S6); one completed, not purged. Every context ran both calls.
-    let ids = fx.seed(1, &[row("S2", 3), row("S4", 3), row("S6", 3), row("Stop", 2)]);
+    let ids = fx.seed(
+        1,
+        &[row("S2", 3), row("S4", 3), row("S6", 3), row("Stop", 2)],
+    );
     for _ in &ids {
         fx.add_context(&[("Adjudicate", "OnResponse1"), ("Review", "OnResponse2")]);
     }
@@ -530,7 +533,12 @@ fn stale_entries_of_a_removed_async_call_do_not_block_the_apply() {
     let review = ("Review".to_string(), "OnResponse1".to_string());
     assert_eq!(
         fx.handlers(),
-        [stale, review].iter().cycle().take(2 * ids.len()).cloned().collect::<Vec<_>>(),
+        [stale, review]
+            .iter()
+            .cycle()
+            .take(2 * ids.len())
+            .cloned()
+            .collect::<Vec<_>>(),
         "stale entries stay, Review's handler renumbered"
     );
     assert_eq!(fx.states(1), states_before, "no state changed meaning");
@@ -592,10 +600,18 @@ fn stale_entries_a_later_send_would_read_refuse_the_rows_that_can_send() {
     let notify = ("Notify".to_string(), "OnResponse1".to_string());
     assert_eq!(
         fx.handlers(),
-        [poll, notify].iter().cycle().take(2 * ids.len()).cloned().collect::<Vec<_>>()
+        [poll, notify]
+            .iter()
+            .cycle()
+            .take(2 * ids.len())
+            .cloned()
+            .collect::<Vec<_>>()
     );
     assert_eq!(
-        fx.states(1).iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+        fx.states(1)
+            .iter()
+            .map(|s| s.0.as_str())
+            .collect::<Vec<_>>(),
         ["Stop", "S9", "Stop"]
     );
 }

@@ -1488,8 +1488,7 @@ fn recorded_rows(before: &LiveCensus, rw: &crate::sql::Rewrite) -> i64 {
         .iter()
         .filter(|g| {
             g.key.table == rw.table
-                && g
-                    .key
+                && g.key
                     .handler
                     .as_deref()
                     .is_some_and(|h| rw.recorded.iter().any(|r| r == h))

@@ -155,8 +155,18 @@ impl Reach<'_, '_> {
                 let short = tc.class.rsplit('.').next().unwrap_or(&tc.class);
                 return Some(format!("{:?} ({short}:{})", c.as_str(), s.name));
             }
-            let mut next: Vec<String> = s.successors.as_slice().iter().map(|n| n.to_string()).collect();
-            next.extend(s.return_successors().as_slice().iter().map(|n| n.to_string()));
+            let mut next: Vec<String> = s
+                .successors
+                .as_slice()
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
+            next.extend(
+                s.return_successors()
+                    .as_slice()
+                    .iter()
+                    .map(|n| n.to_string()),
+            );
             if let Some(e) = s.error_target {
                 next.push(e.to_string());
             }

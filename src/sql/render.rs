@@ -997,11 +997,7 @@ impl Renderer<'_> {
             format!("SET {c} = {value}"),
         ];
         let keys: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
-        let recorded: Vec<String> = kept
-            .iter()
-            .filter(|k| !keys.contains(k))
-            .cloned()
-            .collect();
+        let recorded: Vec<String> = kept.iter().filter(|k| !keys.contains(k)).cloned().collect();
         let captured: Vec<String> = keys.iter().chain(&recorded).cloned().collect();
         let undo = super::undo::capture(
             self.d,

@@ -311,24 +311,32 @@ impl After {
                     "yet what is generated right after {them} keeps its numbers: {make_up} \
                      ({m} renumbered further on move because of other changes)"
                 ),
-                _ => format!(
-                    "so what is generated after {them} is renumbered until other changes make up \
-                     for it ({k} keep their numbers)"
-                ),
+                _ => {
+                    format!(
+                    "so what is generated after {them} is renumbered, except where other changes \
+                     make up for it ({k} of {} {})",
+                    m + k,
+                    if k == 1 { "keeps its number" } else { "keep their numbers" }
+                )
+                }
             },
-            Some(w) => match (m, k) {
-                (0, 0) => format!("and no {w} is generated after {them}"),
-                (_, 0) => format!("so later {w}s are renumbered"),
-                (0, _) => format!("yet no later {w} is renumbered: {make_up}"),
-                _ if !self.first_moved => format!(
+            Some(w) => {
+                match (m, k) {
+                    (0, 0) => format!("and no {w} is generated after {them}"),
+                    (_, 0) => format!("so later {w}s are renumbered"),
+                    (0, _) => format!("yet no later {w} is renumbered: {make_up}"),
+                    _ if !self.first_moved => format!(
                     "yet the {w}s right after {them} keep their numbers: {make_up} ({m} renumbered \
                      further on move because of other changes)"
                 ),
-                _ => format!(
-                    "so later {w}s are renumbered until other changes make up for it ({k} keep \
-                     their numbers)"
+                    _ => format!(
+                    "so later {w}s are renumbered, except where other changes make up for it ({k} \
+                     of {} {})",
+                    m + k,
+                    if k == 1 { "keeps its number" } else { "keep their numbers" }
                 ),
-            },
+                }
+            }
         }
     }
 }
