@@ -580,6 +580,27 @@ fn stale_entries_a_later_send_would_read_refuse_the_rows_that_can_send() {
     }
     let m = Migration::from_plan(p).unwrap();
     let before = fx.snapshot();
+    // `status --plan` says the same: the row in the loop must finish, the others stay.
+    let imp = apply::impact(&m, &status(&fx, &m)).unwrap();
+    assert!(!imp.can_apply);
+    let fates: Vec<(String, apply::Fate)> = imp
+        .groups
+        .iter()
+        .map(|g| (g.summary.clone(), g.fate))
+        .collect();
+    assert!(
+        fates.iter().any(|(s, f)| *f == apply::Fate::Drain
+            && s.contains("Thread1:S7")
+            && s.contains("must finish before apply")
+            && s.contains("without a response handler")),
+        "{fates:?}"
+    );
+    assert!(
+        fates
+            .iter()
+            .any(|(s, f)| *f == apply::Fate::Stay && s.contains("Thread1:S9")),
+        "{fates:?}"
+    );
     let e = fx.apply_plan(&m).unwrap_err();
     assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
     let t = texts(e.refusals());

@@ -373,6 +373,13 @@ fn moves(
                 }
             }
         }
+        // States the new version keeps but a precondition forbids (rows there could still
+        // read a stale response-handler entry, `plan::stale_handlers`): drained, not moved.
+        for p in &plan.preconditions {
+            if let Precondition::NoRowsAtState { table, state, .. } = p {
+                removed.insert((table.clone(), state.clone()));
+            }
+        }
     }
     type Key = (
         SqlTable,
@@ -389,7 +396,11 @@ fn moves(
             .states
             .get(&g.key.table)
             .and_then(|m| state.as_ref().and_then(|s| m.get(s)));
+        let forbidden = state
+            .as_ref()
+            .is_some_and(|s| removed.contains(&(g.key.table.clone(), s.clone())));
         let (to, action) = match mv {
+            _ if forbidden => (state.clone(), "blocked"),
             Some(mv) if Some(&mv.to) != state.as_ref() => (Some(mv.to.clone()), "rewrite"),
             Some(_) => (state.clone(), "stacks"),
             None => {
