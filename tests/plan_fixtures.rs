@@ -1159,6 +1159,19 @@ fn stale_handler_entries_forbid_only_rows_that_can_still_send_without_a_handler(
     .is_empty());
     // A removed and nothing sent under its key: nothing forbidden (review 7, r27).
     assert!(forbidden(doc(format!("{delay}{}", call("B", true)))).is_empty());
+    // A renamed A2 (its handler keeps OnResponse1); a new call under the old name "A" without
+    // a handler would read the entry "A" → OnResponse1, now A2's handler: every row that can
+    // still reach it is forbidden. Without that call nothing is.
+    let other = "<call name='A' target='Other' async='0'><request type='Ens.Request'/></call>";
+    let renamed = |extra: &str| {
+        doc(format!(
+            "{}{delay}{extra}{}",
+            call("A2", true),
+            call("B", true)
+        ))
+    };
+    assert_eq!(forbidden(renamed(other)), ["S1", "S2", "S3", "S4", "S5"]);
+    assert!(forbidden(renamed("")).is_empty());
 }
 
 /// Review 7, item 9b: BPM0304 says that what follows a toggled activity is renumbered only

@@ -33,11 +33,17 @@ fn may_share_key(a: &str, b: &str) -> bool {
 /// The preconditions described in the module documentation (none when no handler is removed
 /// or no call of the new version could read a stale entry).
 pub(super) fn preconditions(scope: &Scope, new_c: &CompiledProcess) -> Vec<Precondition> {
+    // (the value the entry holds after the rewrite, the key it stays under): a removed
+    // handler's entries keep their name; a renamed call's entries get its handler's new name
+    // under the old call name, which that call no longer registers either.
     let removed: Vec<(&str, &str)> = scope
         .handlers
         .iter()
-        .filter(|h| h.new.is_none())
-        .map(|h| (h.old.as_str(), h.call.as_str()))
+        .filter_map(|h| match (&h.new, &h.new_call) {
+            (None, _) => Some((h.old.as_str(), h.call.as_str())),
+            (Some(n), Some(c)) if *c != h.call => Some((n.as_str(), h.call.as_str())),
+            _ => None,
+        })
         .collect();
     if removed.is_empty() {
         return Vec::new();
@@ -101,7 +107,7 @@ pub(super) fn preconditions(scope: &Scope, new_c: &CompiledProcess) -> Vec<Preco
                     state: s.old.clone(),
                     reason: format!(
                         "call {sender} can still be sent from here, now without a response \
-                         handler: an entry naming {handler} left in the context by the old \
+                         handler: an entry {call:?} → {handler} left in the context by the old \
                          version would hand its response to {handler}{}",
                         new_owner(new_c, handler)
                     ),
