@@ -440,6 +440,13 @@ fn moves(
                 }
             }
         }
+        // States the new version keeps but a precondition forbids (rows there could still
+        // read a stale response-handler entry, `plan::stale_handlers`): drained, not moved.
+        for p in &plan.preconditions {
+            if let Precondition::NoRowsAtState { table, state, .. } = p {
+                removed.insert((table.clone(), state.clone()));
+            }
+        }
     }
     type Key = (
         SqlTable,
@@ -456,7 +463,11 @@ fn moves(
             .states
             .get(&g.key.table)
             .and_then(|m| state.as_ref().and_then(|s| m.get(s)));
+        let forbidden = state
+            .as_ref()
+            .is_some_and(|s| removed.contains(&(g.key.table.clone(), s.clone())));
         let (to, action) = match mv {
+            _ if forbidden => (state.clone(), "blocked"),
             Some(mv) if Some(&mv.to) != state.as_ref() => (Some(mv.to.clone()), "rewrite"),
             Some(_) => (state.clone(), "stacks"),
             None => {
@@ -1293,6 +1304,9 @@ fn in_transaction(
     for rw in &script.rewrites {
         let expected = expected_rows(&before, rw);
         if let (true, Some(seq)) = (hist.undo, seq) {
+            // The capture also copies the rows the UPDATE leaves alone but the revert must
+            // know (`Rewrite::recorded`).
+            let expected = expected.map(|e| e + recorded_rows(&before, rw));
             // Before the UPDATE, in the same transaction: the rows it will change, before and
             // after (the same CASE expressions).
             progress.event(&Event::Step("recording the undo rows"));
@@ -1634,6 +1648,25 @@ fn null_rows(db: &Db, d: &DefaultFill) -> Result<i64, DbFailure> {
     let sql = sql::null_count(db.dialect(), &d.table, &d.column)
         .map_err(|e| DbFailure::refused_sql(&step, &e))?;
     db.count(&step, sql.as_str(), &[])
+}
+
+/// Rows a rewrite's undo capture copies besides those it changes (`Rewrite::recorded`).
+fn recorded_rows(before: &LiveCensus, rw: &crate::sql::Rewrite) -> i64 {
+    if rw.key_column != RESPONSE_HANDLER_COLUMN {
+        return 0;
+    }
+    before
+        .handlers
+        .iter()
+        .filter(|g| {
+            g.key.table == rw.table
+                && g.key
+                    .handler
+                    .as_deref()
+                    .is_some_and(|h| rw.recorded.iter().any(|r| r == h))
+        })
+        .map(|g| g.rows)
+        .sum()
 }
 
 /// Rows a rewrite must touch: the before-census rows whose key is in its `IN (…)` list.

@@ -149,6 +149,8 @@ impl<'x> Builder<'x, '_> {
         };
         let mut out = checks::Findings::default();
         checks::run(&cx, &mut out);
+        out.pre
+            .extend(super::stale_handlers::preconditions(&scope, new_c));
         self.apply_acks(&mut out.findings)?;
         // 3. The verdict.
         let verdict = verdict(&scope, &out, self.a.diff.identical);
@@ -744,17 +746,57 @@ impl<'x> Builder<'x, '_> {
                     diff::crossing_ok(to, tn, &self.a.m, o, *n, diff::Crossing::Similar)
                 });
                 match (reachable, handler_gone) {
-                    (Some((x, _)), None) => out.push(Suggestion {
-                        thread: thread.clone(),
-                        old: s.old.clone(),
-                        new: x.name.to_string(),
-                        reason: format!(
-                            "{} still waits on call {calls} in the new version ({} of {}); the pending response completes that wait",
-                            x.name,
-                            x.role,
-                            x.activity.label()
-                        ),
-                    }),
+                    (Some((x, w_new)), None) => {
+                        // Why their own state went, and what a row resumed there skips or runs
+                        // again on the way (the new version may send more before that wait).
+                        let r = safety::Resume {
+                            old_ref: sref(&ot.class, &s.old),
+                            new_ref: new_sref(&nt.class, &x.name.to_string()),
+                            w_old: Some(o),
+                            w_new: *w_new,
+                            join: false,
+                            enters: safety::entered_slot(&x.role),
+                            within: None,
+                            returns: false,
+                        };
+                        let labels = |ps: Vec<usize>| -> Vec<String> {
+                            ps.into_iter()
+                                .map(|p| safety::act_label(&self.a.new, p))
+                                .collect()
+                        };
+                        let (skipped, again) =
+                            (labels(safety::skips(self.a, &r)), labels(safety::reruns(self.a, &r)));
+                        let why = match &s.note {
+                            Some(n) => format!("old {} was removed: {n}; ", s.old),
+                            None => String::new(),
+                        };
+                        let mut then = Vec::new();
+                        if !skipped.is_empty() {
+                            then.push(format!(
+                                "they skip {}, which the new version runs before that wait",
+                                skipped.join(", ")
+                            ));
+                        }
+                        if !again.is_empty() {
+                            then.push(format!("they run {} again", again.join(", ")));
+                        }
+                        let then = if then.is_empty() {
+                            "; mapped there, they skip nothing and run nothing again".to_string()
+                        } else {
+                            format!("; mapped there, {}", then.join(", and "))
+                        };
+                        out.push(Suggestion {
+                            thread: thread.clone(),
+                            old: s.old.clone(),
+                            new: x.name.to_string(),
+                            reason: format!(
+                                "{why}new {} still waits on call {calls} ({} of {}), and the pending response completes that wait{then}",
+                                x.name,
+                                x.role,
+                                x.activity.label()
+                            ),
+                        })
+                    }
                     (Some(_), Some(gone)) => refuse(format!(
                         "{what}, and {gone}: the response would arrive unhandled, whatever state they are mapped to: let them drain"
                     )),
@@ -790,15 +832,42 @@ impl<'x> Builder<'x, '_> {
                         if let Some(g) = gone {
                             reason.push_str(&format!(", and {g}"));
                         }
+                        let mut elsewhere_thread = false;
                         if elsewhere.is_empty() {
-                            reason.push_str("; no state of the new version waits on it");
+                            // Waits of other thread classes are no place for these rows (a row
+                            // cannot move to another thread class): say so, not that nothing waits.
+                            let others: Vec<String> = self
+                                .new_c
+                                .threads
+                                .iter()
+                                .filter(|x| x.number != nt.number)
+                                .flat_map(|x| {
+                                    x.states
+                                        .iter()
+                                        .filter(|st| waits_on(st).is_some())
+                                        .map(|st| format!("{}:{}", short(&x.class), st.name))
+                                })
+                                .collect();
+                            let own = short(&nt.class);
+                            if others.is_empty() {
+                                reason.push_str("; no state of the new version waits on it");
+                            } else {
+                                elsewhere_thread = true;
+                                reason.push_str(&format!(
+                                    "; no state of {own} waits on it in the new version (only {} of another thread class, where rows of {own} cannot move)",
+                                    others.join(", ")
+                                ));
+                            }
                         } else {
                             reason.push_str(&format!(
                                 "; the new version waits on it only where they cannot be: {}",
                                 elsewhere.join(", ")
                             ));
                         }
-                        reason.push_str(": mapped anywhere else, no wait would take that response; let them drain");
+                        reason.push_str(&format!(
+                            ": mapped anywhere else{}, no wait would take that response; let them drain",
+                            if elsewhere_thread { format!(" in {}", short(&nt.class)) } else { String::new() }
+                        ));
                         refuse(reason);
                     }
                 }

@@ -202,7 +202,8 @@ catalogue! {
         "review the activity matches; pin what is wrong";
     DisabledToggled = "BPM0304", "disabled-toggled", Warning,
         "an activity was enabled or disabled; when it allocates states, threads or handlers this renumbers \
-         everything generated after it (a warning), otherwise it only changes behaviour (info); a flow branch \
+         what is generated after it unless other changes make up for it (a warning; the message says which), \
+         otherwise it only changes behaviour (info); a flow branch \
          keeps its thread class either way, so only what is inside it changes",
         "review the renumbering in the mapping";
     ArgumentsReversed = "BPM0305", "arguments-reversed", Info,

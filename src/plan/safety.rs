@@ -659,6 +659,17 @@ fn sent_before_resting(to: &Tree, wo: usize) -> bool {
     to.element(wo) == "call"
 }
 
+/// What a thread resumed at `r` skips (never ran, and the new version runs before that
+/// point): the outermost such activities (new positions).
+pub(crate) fn skips(a: &Analysis, r: &Resume) -> Vec<usize> {
+    let mut moved = Moved::new(a);
+    let (mut sk, mut re) = (Vec::new(), Vec::new());
+    moved.compute(r.w_new, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
+    sk.into_iter()
+        .flat_map(|run| run_items(&a.new, run))
+        .collect()
+}
+
 /// What a thread resumed at `r` runs again: the outermost such activities (new positions).
 pub(crate) fn reruns(a: &Analysis, r: &Resume) -> Vec<usize> {
     let mut moved = Moved::new(a);

@@ -77,6 +77,11 @@ pub struct Rewrite {
     /// class and the history entry; see `sql::undo`). Not part of the script files.
     #[serde(skip)]
     pub undo: CheckedSql,
+    /// Values of the key column the UPDATE leaves as they are but `undo` records (unchanged)
+    /// too: response-handler entries naming a removed handler. The capture copies the rows of
+    /// `mapping`'s keys and of these.
+    #[serde(skip)]
+    pub recorded: Vec<String>,
 }
 
 /// `UPDATE <context> SET "Prop" = <literal> WHERE "Prop" IS NULL` for a new context property.

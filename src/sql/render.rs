@@ -620,17 +620,6 @@ impl Renderer<'_> {
         })
     }
 
-    fn handler_rows(&self, handler: &str) -> Result<CheckedSql, SqlError> {
-        let t = &self.plan.response_handler_table;
-        let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {} = {}",
-            self.table(t)?,
-            self.id(RESPONSE_HANDLER_COLUMN)?,
-            self.lit(handler)?
-        );
-        self.count(sql, vec![t.clone()], &[RESPONSE_HANDLER_COLUMN], &[])
-    }
-
     /// Rows at a state the new version nests differently (into or out of a `<scope>`, so its
     /// new stack is not the old one mapped element-wise) that hold another stack than the one
     /// that state predicts: the per-state rewrite only knows where the predicted value goes (a
@@ -979,10 +968,18 @@ impl Renderer<'_> {
             description,
             sql: check(&sql, self.d, &expect)?,
             undo,
+            recorded: Vec::new(),
         }))
     }
 
-    fn handler_rewrite(&self, pairs: &[(String, String)]) -> Result<Option<Rewrite>, SqlError> {
+    /// `kept`: values the rewrite leaves alone that its undo capture records all the same
+    /// (entries naming a removed handler), so the revert knows every row that names an old
+    /// handler the new version gives to another call.
+    fn handler_rewrite(
+        &self,
+        pairs: &[(String, String)],
+        kept: &[String],
+    ) -> Result<Option<Rewrite>, SqlError> {
         if pairs.is_empty() {
             return Ok(None);
         }
@@ -1003,11 +1000,13 @@ impl Renderer<'_> {
             format!("SET {c} = {value}"),
         ];
         let keys: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
+        let recorded: Vec<String> = kept.iter().filter(|k| !keys.contains(k)).cloned().collect();
+        let captured: Vec<String> = keys.iter().chain(&recorded).cloned().collect();
         let undo = super::undo::capture(
             self.d,
             t,
             RESPONSE_HANDLER_COLUMN,
-            &keys,
+            &captured,
             &[(RESPONSE_HANDLER_COLUMN, value.clone())],
             false,
             &[listbuild_function(self.d)],
@@ -1039,6 +1038,7 @@ impl Renderer<'_> {
             ),
             sql: check(&lines(&s), self.d, &expect)?,
             undo,
+            recorded,
         }))
     }
 
@@ -1186,20 +1186,12 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
                 push_guard(&mut guards, &mut seen, r.precondition(&p)?);
             }
         }
-        for h in plan.response_handlers.iter().filter(|h| h.new.is_none()) {
-            push_guard(
-                &mut guards,
-                &mut seen,
-                Guard {
-                    description: format!(
-                        "context rows still name response handler {} of call {:?}, which was removed",
-                        h.old, h.call
-                    ),
-                    sql: r.handler_rows(&h.old)?,
-                    kind: GuardKind::Precondition,
-                },
-            );
-        }
+        // No guard on the `%ResponseHandlers` entries naming a removed handler: they stay as
+        // they are (spec 5.2: never removed, completed-but-unpurged instances keep them too).
+        // Once nothing is pending under the call's key (its NoPendingResponse precondition),
+        // such an entry is read again only when a call of the new version is sent under that
+        // key without registering a handler of its own; the plan forbids rows where that can
+        // happen (NoRowsAtState, `plan::stale_handlers`). The undo records them unchanged.
     }
     // Rows the source version cannot have written (the new numbering already in place, a
     // migration run by hand): refused in both directions.
@@ -1263,7 +1255,16 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
     }
     let changed: Vec<(String, String)> =
         handler_pairs.into_iter().filter(|(a, b)| a != b).collect();
-    if let Some(rw) = r.handler_rewrite(&changed)? {
+    let kept: Vec<String> = match direction {
+        Direction::Apply => plan
+            .response_handlers
+            .iter()
+            .filter(|h| h.new.is_none())
+            .map(|h| h.old.clone())
+            .collect(),
+        Direction::Revert => Vec::new(),
+    };
+    if let Some(rw) = r.handler_rewrite(&changed, &kept)? {
         rewrites.push(rw);
     }
 

@@ -520,10 +520,21 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
             .map(|(k, _)| s(k).map(|k| format!("$Get(pBefore({idx}, {k}))")))
             .collect::<Result<_, _>>()?;
         let record = if records_undo {
+            // The capture also copies the rows the UPDATE leaves alone (`Rewrite::recorded`).
+            let also: Vec<String> = rw
+                .recorded
+                .iter()
+                .map(|k| s(k).map(|k| format!(" + $Get(pBefore({idx}, {k}))")))
+                .collect::<Result<_, _>>()?;
+            let expected = if also.is_empty() {
+                "tWant".to_string()
+            } else {
+                format!("(tWant{})", also.concat())
+            };
             format!(
-                "\tSet tSC = ..Record({}, pSeq, .tRows)\n\tQuit:$$$ISERR(tSC) tSC\n\tIf tRows '= tWant Quit $$$ERROR($$$GeneralError, {}_tRows_\" rows, expected \"_tWant)\n\tSet pUndo = pUndo + tRows\n",
+                "\tSet tSC = ..Record({}, pSeq, .tRows)\n\tQuit:$$$ISERR(tSC) tSC\n\tIf tRows '= {expected} Quit $$$ERROR($$$GeneralError, {}_tRows_\" rows, expected \"_{expected})\n\tSet pUndo = pUndo + tRows\n",
                 r.sql("undo rows", rw.undo.as_str())?,
-                s(&format!("{}: undo rows recorded ", rw.table))?
+                s(&format!("{}: undo rows recorded ", rw.table))?,
             )
         } else {
             String::new()
