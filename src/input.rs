@@ -431,6 +431,30 @@ pub fn printable(value: &str) -> String {
     printable_max(value, ECHO_MAX)
 }
 
+/// A value in a table cell or a line of human output: control characters, line and paragraph
+/// separators and bidirectional overrides escaped exactly as [`printable`] does, never cut (a
+/// cell must stay on its row, and the same value reads the same in every table).
+pub fn printable_cell(value: &str) -> std::borrow::Cow<'_, str> {
+    let special = |c: char| {
+        c.is_control()
+            || c == '\u{2028}'
+            || c == '\u{2029}'
+            || c == '\u{feff}'
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    if value.chars().any(special) {
+        std::borrow::Cow::Owned(printable_max(value, usize::MAX))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+/// How many terminal columns `text` takes: a CJK character two, a combining mark none.
+pub fn display_width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
+
 /// [`printable`] with its own limit.
 pub fn printable_max(value: &str, max: usize) -> String {
     // Most values (every name of a large plan's tables) are short printable ASCII: as they are.
@@ -571,6 +595,17 @@ mod tests {
             )
         );
         assert_eq!(printable_message("\u{202e}abc"), "\\u{202e}abc");
+    }
+
+    #[test]
+    fn cells_are_escaped_never_cut_and_measured_in_columns() {
+        assert_eq!(printable_cell("plain"), "plain");
+        assert_eq!(printable_cell("a\nb\rc\u{202e}"), "a\\nb\\rc\\u{202e}");
+        let long = "x".repeat(500);
+        assert_eq!(printable_cell(&long), long);
+        assert_eq!(display_width("審査"), 4);
+        assert_eq!(display_width("e\u{301}"), 1);
+        assert_eq!(display_width("abc"), 3);
     }
 
     #[test]

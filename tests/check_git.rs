@@ -438,6 +438,57 @@ fn a_blocked_change_is_covered_only_with_the_overrides_its_folder_was_planned_wi
     assert_eq!(result(&v, "Demo.Credit")["outcome"], "covered");
 }
 
+/// One rule with `apply` and the runner: a folder whose plan is blocked only by rows that
+/// must drain (a removed wait state; its precondition refuses until they did) covers the
+/// change; one blocked by anything else (an ambiguous match) never does, naming why.
+#[test]
+fn a_folder_blocked_only_by_rows_to_drain_covers_and_a_hard_blocked_one_does_not() {
+    for (case, covers) in [
+        ("removed_wait_state", true),
+        ("ambiguous_twin_delay", false),
+    ] {
+        let r = Repo::new();
+        r.put(case, "old.cls", "Credit.cls", "Demo.Credit");
+        r.commit("base");
+        r.put(case, "new.cls", "Credit.cls", "Demo.Credit");
+        let o = bin()
+            .current_dir(r.path())
+            .args([
+                "plan",
+                "main:Credit.cls",
+                "Credit.cls",
+                "--out",
+                "migrations",
+            ])
+            .output()
+            .unwrap();
+        // `plan` says blocked (exit 1) and writes the folder all the same.
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{case}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        r.commit("planned");
+        let (code, v) = r.check_json(&["--git-base", "HEAD~1", "--migrations", "migrations"]);
+        if covers {
+            assert_eq!(code, 0, "{case}: {v:#}");
+            assert_eq!(result(&v, "Demo.Credit")["outcome"], "covered", "{case}");
+        } else {
+            assert_eq!(code, 1, "{case}: {v:#}");
+            let why = result(&v, "Demo.Credit")["not_covering"][0]["why"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                why.contains("its plan is blocked (BPM0301") && why.contains("cannot be applied"),
+                "{case}: {why}"
+            );
+        }
+    }
+}
+
 #[test]
 fn fail_on_picks_the_threshold() {
     let r = Repo::new();
@@ -910,6 +961,20 @@ fn help_lists_exit_codes_and_completions_and_man_pages_are_generated() {
     ] {
         assert!(help.contains(code), "{help}");
     }
+    // `status --plan --watch` ends with 4 when the connection is lost for good, as its own
+    // --help and the README say.
+    let o = bin().args(["status", "--help"]).output().unwrap();
+    assert!(
+        stdout(&o).contains("exit 4 when --timeout passes before it is back"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        help.contains(
+            "status --plan --watch: 0 ready, 3 timed out or cannot become ready by draining, 4 the connection\nwas lost and not back before --timeout."
+        ),
+        "{help}"
+    );
     let o = bin().args(["check", "--help"]).output().unwrap();
     let help = stdout(&o);
     assert!(
@@ -1192,7 +1257,28 @@ fn large_changed_files_are_sniffed_not_read_whole() {
     let o = r.check(&["--git-base", "HEAD"]);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     assert!(
-        stderr(&o).starts_with("error: Huge.cls: 34603008 bytes, over the 32 MiB"),
+        stderr(&o).starts_with("error: Huge.cls: the file is 33 MiB, more than the 16 MiB limit for a BPL source; pass --max-input-size 34M to read it anyway"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).contains("Demo.Huge (Huge.cls): not checked (exit 2)"),
+        "{}",
+        stdout(&o)
+    );
+    // The same cap as `check OLD NEW` and every other command: --max-input-size raises it
+    // (the file is then read whole, and holds no XData BPL after all).
+    let o = r.check(&["--git-base", "HEAD", "--max-input-size", "34M"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).starts_with("no BPL class changed"),
+        "{}",
+        stdout(&o)
+    );
+    let o = r.check(&["HEAD:Quiet.cls", "Huge.cls"]);
+    assert!(
+        stderr(&o)
+            .contains("Huge.cls: the file is 33 MiB, more than the 16 MiB limit for a BPL source"),
         "{}",
         stderr(&o)
     );
@@ -1208,7 +1294,473 @@ fn large_changed_files_are_sniffed_not_read_whole() {
     let o = r.check(&["--git-base", "HEAD"]);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     assert!(
-        stderr(&o).starts_with("error: HEAD:Huge.xml: 34603008 bytes"),
+        stderr(&o)
+            .starts_with("error: HEAD:Huge.xml: the file is 33 MiB, more than the 16 MiB limit"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+impl Repo {
+    /// Write fixture `case/file` to `to` as `class`, with its closing `</sequence>` misspelt:
+    /// malformed XML. Returns the (1-based) line of the misspelt tag.
+    fn put_broken(&self, case: &str, file: &str, to: &str, class: &str) -> usize {
+        self.put(case, file, to, class);
+        let p = self.path().join(to);
+        let text = std::fs::read_to_string(&p).unwrap();
+        let line = text.lines().position(|l| l == "</sequence>").unwrap() + 1;
+        std::fs::write(&p, text.replace("</sequence>", "</sequenc>")).unwrap();
+        line
+    }
+    fn check_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = bin();
+        c.arg("check")
+            .args(args)
+            .current_dir(self.path())
+            .env("GIT_CEILING_DIRECTORIES", self.path().parent().unwrap())
+            .env_remove("GITHUB_ACTIONS");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+}
+
+fn sarif_results(v: &Value) -> Vec<(String, String, u64)> {
+    v["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let loc = &r["locations"][0]["physicalLocation"];
+            (
+                r["ruleId"].as_str().unwrap().to_string(),
+                loc["artifactLocation"]["uri"].as_str().unwrap().to_string(),
+                loc["region"]["startLine"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A malformed class does not lose the other classes' results: it is a result itself
+/// (BPM0408, located), every requested report is written and valid, GitHub gets an
+/// annotation for it, and the exit code is 2 (an input error wins over a failing verdict).
+#[test]
+fn a_malformed_class_is_reported_beside_every_other_class() {
+    let r = Repo::new();
+    r.put(
+        "removed_wait_state",
+        "old.cls",
+        "src/Credit.cls",
+        "Demo.Credit",
+    );
+    r.put("append_end", "old.cls", "src/Broken.cls", "Demo.Broken");
+    r.commit("base");
+    r.put(
+        "removed_wait_state",
+        "new.cls",
+        "src/Credit.cls",
+        "Demo.Credit",
+    );
+    let line = r.put_broken("append_end", "new.cls", "src/Broken.cls", "Demo.Broken");
+    let o = r.check_env(
+        &[
+            "--git-base",
+            "HEAD",
+            "--report-sarif",
+            "bplmigrate.sarif",
+            "--report-gitlab",
+            "gl.json",
+            "--format",
+            "json",
+        ],
+        &[("GITHUB_ACTIONS", "true")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["verdict"], "not-checked");
+    assert_eq!(v["fails"], true);
+    assert_eq!(result(&v, "Demo.Credit")["outcome"], "blocked", "{v:#}");
+    let broken = result(&v, "Demo.Broken");
+    assert_eq!(broken["outcome"], "not-checked", "{v:#}");
+    assert_eq!(broken["path"], "src/Broken.cls");
+    let error = broken["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!("src/Broken.cls:{line}:")),
+        "{error}"
+    );
+    // The old version of the broken file is not reported as a deletion.
+    assert!(
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["outcome"] != "deleted"),
+        "{v:#}"
+    );
+    let sarif: Value =
+        serde_json::from_slice(&std::fs::read(r.path().join("bplmigrate.sarif")).unwrap()).unwrap();
+    validate("sarif-2.1.0.json", &sarif);
+    let results = sarif_results(&sarif);
+    assert!(
+        results.contains(&("BPM0408".into(), "src/Broken.cls".into(), line as u64)),
+        "{results:?}"
+    );
+    assert!(
+        results.contains(&("BPM0101".into(), "src/Credit.cls".into(), 7)),
+        "{results:?}"
+    );
+    let gitlab: Value =
+        serde_json::from_slice(&std::fs::read(r.path().join("gl.json")).unwrap()).unwrap();
+    validate("gitlab-code-quality.json", &gitlab);
+    assert!(
+        gitlab
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["check_name"] == "BPM0408 class-not-checked"
+                && i["severity"] == "critical"
+                && i["location"]["lines"]["begin"] == line),
+        "{gitlab:#}"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.lines().any(|l| l.starts_with(&format!(
+            "::error file=src/Broken.cls,line={line},col=1,title=BPM0408 class-not-checked::Demo.Broken: cannot be checked: malformed XML"
+        ))),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("::error file=src/Credit.cls,line=7,col=1,title=BPM0101")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("error: src/Broken.cls:{line}:1: malformed XML")),
+        "{err}"
+    );
+    // Human output: both classes, and the summary says why it fails.
+    let o = r.check(&["--git-base", "HEAD"]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = stdout(&o);
+    assert!(
+        out.contains("Demo.Broken (src/Broken.cls): not checked (exit 2)")
+            && out.contains("Demo.Credit (src/Credit.cls): blocked")
+            && out.contains("verdict: not-checked (fails --fail-on drain)"),
+        "{out}"
+    );
+    // Only the good class asked for: the broken file is not in the way.
+    let (code, v) = r.check_json(&["--git-base", "HEAD", "src/Credit.cls"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["results"].as_array().unwrap().len(), 1);
+    // `check OLD NEW` with a malformed NEW: a result and a report too.
+    let o = r.check(&[
+        "HEAD:src/Broken.cls",
+        "src/Broken.cls",
+        "--report-sarif",
+        "one.sarif",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let sarif: Value =
+        serde_json::from_slice(&std::fs::read(r.path().join("one.sarif")).unwrap()).unwrap();
+    assert_eq!(
+        sarif_results(&sarif),
+        [("BPM0408".into(), "src/Broken.cls".into(), line as u64)]
+    );
+}
+
+/// A class whose old version does not parse: its fix is not blocked (BPM0409, a warning, exit
+/// 0), a deleted broken file only warns, and an old version that is only over the size cap
+/// still stops the check (it may be deployed).
+#[test]
+fn fixing_a_malformed_class_passes_with_a_warning() {
+    let r = Repo::new();
+    let line = r.put_broken("append_end", "old.cls", "src/Fixed.cls", "Demo.Fixed");
+    r.put_broken("append_end", "old.cls", "src/Dropped.cls", "Demo.Dropped");
+    r.put_broken("append_end", "old.cls", "src/Still.cls", "Demo.Still");
+    r.commit("broken base");
+    r.put("append_end", "new.cls", "src/Fixed.cls", "Demo.Fixed");
+    r.git(&["rm", "-q", "src/Dropped.cls"]);
+    let (code, v) = r.check_json(&["--git-base", "HEAD"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["verdict"], "old-unreadable");
+    let fixed = result(&v, "Demo.Fixed");
+    assert_eq!(fixed["outcome"], "old-unreadable", "{v:#}");
+    assert_eq!(fixed["fails"], false);
+    assert_eq!(fixed["findings"][0]["code"], "BPM0409");
+    assert_eq!(fixed["findings"][0]["severity"], "warning");
+    let msg = fixed["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("HEAD:src/Fixed.cls:{line}:1: malformed XML")),
+        "{msg}"
+    );
+    // The deleted broken file: named by the class its text declares.
+    let dropped = result(&v, "Demo.Dropped");
+    assert_eq!(dropped["outcome"], "old-unreadable", "{v:#}");
+    assert_eq!(dropped["path"], "src/Dropped.cls");
+    assert_eq!(v["results"].as_array().unwrap().len(), 2, "{v:#}");
+    // Every threshold passes; the warning is an annotation.
+    let o = r.check_env(&["--git-base", "HEAD"], &[("GITHUB_ACTIONS", "true")]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains(
+            "::warning file=src/Fixed.cls,line=7,col=1,title=BPM0409 old-version-unreadable::"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    // Broken on both sides: the new version's error, once, exit 2.
+    std::fs::write(
+        r.path().join("src/Still.cls"),
+        std::fs::read_to_string(r.path().join("src/Still.cls")).unwrap() + "\n",
+    )
+    .unwrap();
+    let (code, v) = r.check_json(&["--git-base", "HEAD", "src/Still.cls"]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(v["results"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(result(&v, "Demo.Still")["outcome"], "not-checked");
+    // An old version over the size cap is not "never compiled": not checked, exit 2.
+    let r = Repo::new();
+    r.put("append_end", "old.cls", "src/Big.cls", "Demo.Big");
+    r.commit("base");
+    let mut text = std::fs::read_to_string(r.path().join("src/Big.cls")).unwrap();
+    text.push_str(&format!("/// {}\n", "x".repeat(5000)));
+    std::fs::write(r.path().join("src/Big.cls"), &text).unwrap();
+    r.commit("grown");
+    r.put("append_end", "new.cls", "src/Big.cls", "Demo.Big");
+    let o = r.check(&["--max-input-size", "4K", "--git-base", "HEAD"]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("Demo.Big (src/Big.cls): not checked (exit 2)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("more than the 4 KiB limit for a BPL source; pass --max-input-size 1M"),
+        "{}",
+        stderr(&o)
+    );
+    let o = r.check(&["--max-input-size", "64K", "--git-base", "HEAD"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}
+
+/// File names are what git stores: a name that is not UTF-8 is read (never dropped or
+/// misnamed), shown with `\xNN` escapes, and exact in the SARIF uri; other names are
+/// percent-encoded there per RFC 3986.
+#[test]
+fn odd_file_names_are_read_and_encoded_in_sarif() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let r = Repo::new();
+    let latin = std::ffi::OsStr::from_bytes(b"src/caf\xe9.cls");
+    let put_at = |case: &str, file: &str, to: &std::ffi::OsStr, class: &str| {
+        let text = std::fs::read_to_string(fixture(case, file)).unwrap();
+        std::fs::create_dir_all(r.path().join("src")).unwrap();
+        std::fs::write(r.path().join(to), text.replace("Demo.Change.Loan", class)).unwrap();
+    };
+    put_at("removed_wait_state", "old.cls", latin, "Demo.Latin");
+    r.put(
+        "removed_wait_state",
+        "old.cls",
+        "src/b/R e#n%.cls",
+        "Demo.Odd",
+    );
+    r.commit("base");
+    put_at("removed_wait_state", "new.cls", latin, "Demo.Latin");
+    r.put(
+        "removed_wait_state",
+        "new.cls",
+        "src/b/R e#n%.cls",
+        "Demo.Odd",
+    );
+    // Untracked, not UTF-8 either: counted as new.
+    put_at(
+        "append_end",
+        "new.cls",
+        std::ffi::OsStr::from_bytes(b"src/n\xf6u.cls"),
+        "Demo.Neu",
+    );
+    let (code, v) = r.check_json(&["--git-base", "HEAD"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(result(&v, "Demo.Latin")["outcome"], "blocked", "{v:#}");
+    assert_eq!(result(&v, "Demo.Latin")["path"], "src/caf\\xE9.cls");
+    assert_eq!(result(&v, "Demo.Neu")["outcome"], "new", "{v:#}");
+    assert_eq!(result(&v, "Demo.Odd")["path"], "src/b/R e#n%.cls");
+    let o = r.check(&["--git-base", "HEAD", "--format", "sarif"]);
+    let sarif: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    validate("sarif-2.1.0.json", &sarif);
+    let uris: std::collections::BTreeSet<String> = sarif_results(&sarif)
+        .into_iter()
+        .map(|(_, u, _)| u)
+        .collect();
+    assert_eq!(
+        uris.into_iter().collect::<Vec<_>>(),
+        ["src/b/R%20e%23n%25.cls", "src/caf%E9.cls"]
+    );
+    // A name holding a newline: one escaped line in human output.
+    r.put("append_end", "new.cls", "src/a\nb.cls", "Demo.Nl");
+    let o = r.check(&["--git-base", "HEAD"]);
+    assert!(
+        stdout(&o).contains("Demo.Nl (src/a\\nb.cls): new class, no instance can be in flight\n"),
+        "{}",
+        stdout(&o)
+    );
+    // Committed, and compared between two commits.
+    r.commit("change");
+    let (code, v) = r.check_json(&["--git-base", "HEAD~1", "--git-head", "HEAD"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(result(&v, "Demo.Latin")["outcome"], "blocked", "{v:#}");
+    assert_eq!(result(&v, "Demo.Neu")["outcome"], "new", "{v:#}");
+    // A working tree in a folder whose name is not UTF-8 still finds its changed files.
+    let outer = tempfile::tempdir().unwrap();
+    let top = outer.path().join(std::ffi::OsStr::from_bytes(b"d\xe9p"));
+    std::fs::create_dir(&top).unwrap();
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(&top)
+            .env("GIT_CEILING_DIRECTORIES", outer.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
+    };
+    let text = std::fs::read_to_string(fixture("removed_wait_state", "old.cls")).unwrap();
+    std::fs::write(top.join("Loan.cls"), &text).unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "Loan.cls"]);
+    git(&["commit", "-qm", "base"]);
+    let text = std::fs::read_to_string(fixture("removed_wait_state", "new.cls")).unwrap();
+    std::fs::write(top.join("Loan.cls"), &text).unwrap();
+    let o = bin()
+        .args(["check", "--git-base", "HEAD"])
+        .current_dir(&top)
+        .env("GIT_CEILING_DIRECTORIES", outer.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("Demo.Change.Loan (Loan.cls): blocked"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// A deleted class can be acknowledged after review (`[[ack]] code = "class-removed"`): by a
+/// file without hashes when it is the only class checked, or by one naming the deleted
+/// version's old_sha256. Anything else in such a file is refused with a true message.
+#[test]
+fn a_deleted_class_can_be_acknowledged() {
+    let r = Repo::new();
+    r.put("append_end", "old.cls", "src/Gone.cls", "Demo.Gone");
+    r.put("insert_middle", "old.cls", "src/Loan.cls", "Demo.Loan");
+    r.commit("base");
+    let gone_sha = {
+        use sha2::Digest as _;
+        let bytes = std::fs::read(r.path().join("src/Gone.cls")).unwrap();
+        format!("{:x}", sha2::Sha256::digest(bytes))
+    };
+    r.git(&["rm", "-q", "src/Gone.cls"]);
+    let ack = r.path().join("ack.toml");
+    std::fs::write(
+        &ack,
+        "[[ack]]\ncode = \"class-removed\"\nreason = \"retired; no instance left\"\n",
+    )
+    .unwrap();
+    let ack = ack.to_str().unwrap();
+    // Unacknowledged: fails.
+    let (code, _) = r.check_json(&["--git-base", "HEAD"]);
+    assert_eq!(code, 1);
+    let (code, v) = r.check_json(&["--git-base", "HEAD", "--overrides", ack]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["verdict"], "deleted");
+    let gone = result(&v, "Demo.Gone");
+    assert_eq!(gone["outcome"], "deleted");
+    assert_eq!(gone["fails"], false);
+    assert_eq!(gone["findings"][0]["acknowledged"], true);
+    let o = r.check(&[
+        "--git-base",
+        "HEAD",
+        "--overrides",
+        ack,
+        "--format",
+        "sarif",
+    ]);
+    let sarif: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        sarif["runs"][0]["results"][0]["suppressions"][0]["kind"],
+        "external"
+    );
+    // A second class changed: a file without hashes is ambiguous, one naming the deleted
+    // version applies to it.
+    r.put("insert_middle", "new.cls", "src/Loan.cls", "Demo.Loan");
+    let o = r.check(&["--git-base", "HEAD", "--overrides", ack]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o)
+            .contains("names no old_sha256/new_sha256, but 2 classes changed or were deleted"),
+        "{}",
+        stderr(&o)
+    );
+    let named = r.path().join("named.toml");
+    std::fs::write(
+        &named,
+        format!("old_sha256 = \"{gone_sha}\"\n[[ack]]\ncode = \"BPM0406\"\n"),
+    )
+    .unwrap();
+    let (code, v) = r.check_json(&[
+        "--git-base",
+        "HEAD",
+        "--overrides",
+        named.to_str().unwrap(),
+        "--fail-on",
+        "blocked",
+    ]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(result(&v, "Demo.Gone")["fails"], false);
+    // Another code, or a state: refused, naming the line.
+    std::fs::write(
+        &named,
+        format!("old_sha256 = \"{gone_sha}\"\n[[ack]]\ncode = \"BPM0101\"\n"),
+    )
+    .unwrap();
+    let o = r.check(&["--git-base", "HEAD", "--overrides", named.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("named.toml:2: [[ack]] BPM0101: no such finding for a deleted class"),
+        "{}",
+        stderr(&o)
+    );
+    // Hashes of another version: the message says so; no hashes and nothing to apply to:
+    // the message says that instead.
+    std::fs::write(
+        &named,
+        format!(
+            "old_sha256 = \"{}\"\n[[ack]]\ncode = \"BPM0406\"\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let o = r.check(&["--git-base", "HEAD", "--overrides", named.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(
+            "applies to no class checked here (its old_sha256/new_sha256 name another change)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    r.git(&[
+        "checkout",
+        "-q",
+        "HEAD",
+        "--",
+        "src/Gone.cls",
+        "src/Loan.cls",
+    ]);
+    let o = r.check(&["--git-base", "HEAD", "--overrides", ack]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("(it names no old_sha256/new_sha256, and no changed or deleted BPL class is checked here)"),
         "{}",
         stderr(&o)
     );

@@ -469,3 +469,170 @@ fn a_failed_connection_says_nothing_changed() {
     assert!(matches!(e, ApplyError::Connect { .. }));
     assert!(e.to_string().contains("nothing was changed"), "{e}");
 }
+
+/// Review 7, item 4: `%ResponseHandlers` entries are never removed during an instance's life
+/// (spec 5.2), completed-but-unpurged instances keep them too. An entry naming a removed
+/// handler (async `Adjudicate`, OnResponse1) does not block the apply: once no response is
+/// pending under its key nothing reads it (nothing sends `Adjudicate` any more). The apply
+/// refuses only what the plan lists (the pending response), leaves the stale entries, renames
+/// Review's OnResponse2 → OnResponse1, and the undo revert puts every entry back.
+#[test]
+fn stale_entries_of_a_removed_async_call_do_not_block_the_apply() {
+    let Some(fx) = Fixture::new("StaleAdj", 1) else {
+        return;
+    };
+    let p = support::fixture_plan(
+        std::path::Path::new("fixtures/changes/removed_async_call_stale_entries"),
+        &fx,
+    );
+    support::create_plan_tables(&fx, &p);
+    // What apply requires is what the plan lists: hosts, jobs, the pending response.
+    let listed: Vec<&Precondition> = p
+        .preconditions
+        .iter()
+        .filter(|c| {
+            !matches!(
+                c,
+                Precondition::HostDisabled { .. } | Precondition::NoLiveJob { .. }
+            )
+        })
+        .collect();
+    assert!(
+        matches!(&listed[..], [Precondition::NoPendingResponse { call, .. }] if call == "Adjudicate"),
+        "{listed:?}"
+    );
+    // In flight at FirstAnswer (S2, Adjudicate still pending), at CoolingOff (S4) and at Pay
+    // (S6); one completed, not purged. Every context ran both calls.
+    let ids = fx.seed(
+        1,
+        &[row("S2", 3), row("S4", 3), row("S6", 3), row("Stop", 2)],
+    );
+    for _ in &ids {
+        fx.add_context(&[("Adjudicate", "OnResponse1"), ("Review", "OnResponse2")]);
+    }
+    fx.add_pending(1, ids[0], "Adjudicate");
+    let m = Migration::from_plan(p).unwrap();
+    let before = fx.snapshot();
+    let e = fx.apply_plan(&m).unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Refused, "{e}");
+    let t = texts(e.refusals());
+    assert_eq!(t.len(), 1, "only the listed precondition refuses: {t:?}");
+    assert!(t[0].contains("\"Adjudicate\""), "{t:?}");
+    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3);
+    assert_eq!(fx.snapshot(), before, "a refused apply changed rows");
+
+    // Adjudicate answers: the pending response goes, its entry stays (spec 5.2).
+    fx.exec(&format!(
+        r#"DELETE FROM "{}"."Thread1__PendingResponses""#,
+        fx.schema
+    ));
+    let handlers_before = fx.handlers();
+    let states_before = fx.states(1);
+    fx.apply_plan(&m).unwrap();
+    let stale = ("Adjudicate".to_string(), "OnResponse1".to_string());
+    let review = ("Review".to_string(), "OnResponse1".to_string());
+    assert_eq!(
+        fx.handlers(),
+        [stale, review]
+            .iter()
+            .cycle()
+            .take(2 * ids.len())
+            .cloned()
+            .collect::<Vec<_>>(),
+        "stale entries stay, Review's handler renumbered"
+    );
+    assert_eq!(fx.states(1), states_before, "no state changed meaning");
+
+    // The undo revert knows the stale entries (recorded unchanged) and restores every row.
+    fx.revert_plan(&m).unwrap();
+    assert_eq!(fx.handlers(), handlers_before);
+}
+
+/// Review 7, item 4, the other side: `Poll` in a loop loses its handler but is still sent.
+/// It registers nothing now, so a stale `Poll → OnResponse1` entry would hand its response to
+/// OnResponse1, Notify's handler in the new version. The plan forbids rows that can still send
+/// Poll (the loop, listed as preconditions); the apply refuses them, in those words, while the
+/// completed instance and the row after the loop (same stale entry) are no obstacle.
+#[test]
+fn stale_entries_a_later_send_would_read_refuse_the_rows_that_can_send() {
+    let Some(fx) = Fixture::new("StaleLoop", 1) else {
+        return;
+    };
+    let p = support::fixture_plan(
+        std::path::Path::new("fixtures/changes/handler_removed_in_loop"),
+        &fx,
+    );
+    support::create_plan_tables(&fx, &p);
+    let forbidden: Vec<&str> = p
+        .preconditions
+        .iter()
+        .filter_map(|c| match c {
+            Precondition::NoRowsAtState { state, .. } => Some(state.as_str()),
+            _ => None,
+        })
+        .collect();
+    // Written out by hand: every state from which the loop body (Poll's send, S4) is reachable.
+    assert_eq!(forbidden, ["S1", "S2", "S4", "S5", "S6", "S7", "S8"]);
+    // At the loop's delay (S7), at Notify (S9), completed.
+    let ids = fx.seed(1, &[row("S7", 3), row("S9", 3), row("Stop", 2)]);
+    for _ in &ids {
+        fx.add_context(&[("Poll", "OnResponse1"), ("Notify", "OnResponse2")]);
+    }
+    let m = Migration::from_plan(p).unwrap();
+    let before = fx.snapshot();
+    // `status --plan` says the same: the row in the loop must finish, the others stay.
+    let imp = apply::impact(&m, &status(&fx, &m)).unwrap();
+    assert!(!imp.can_apply);
+    let fates: Vec<(String, apply::Fate)> = imp
+        .groups
+        .iter()
+        .map(|g| (g.summary.clone(), g.fate))
+        .collect();
+    assert!(
+        fates.iter().any(|(s, f)| *f == apply::Fate::Drain
+            && s.contains("Thread1:S7")
+            && s.contains("must finish before apply")
+            && s.contains("without a response handler")),
+        "{fates:?}"
+    );
+    assert!(
+        fates
+            .iter()
+            .any(|(s, f)| *f == apply::Fate::Stay && s.contains("Thread1:S9")),
+        "{fates:?}"
+    );
+    let e = fx.apply_plan(&m).unwrap_err();
+    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
+    let t = texts(e.refusals());
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert!(
+        t[0].contains("S7") && t[0].contains("without a response handler"),
+        "{t:?}"
+    );
+    assert_eq!(fx.snapshot(), before);
+
+    // The row in the loop finishes; the stale entries of all three contexts stay.
+    fx.exec(&format!(
+        r#"UPDATE "{}"."Thread1" SET "%NextState" = 'Stop', "%Status" = 2 WHERE "ID" = {}"#,
+        fx.schema, ids[0]
+    ));
+    fx.apply_plan(&m).unwrap();
+    let poll = ("Poll".to_string(), "OnResponse1".to_string());
+    let notify = ("Notify".to_string(), "OnResponse1".to_string());
+    assert_eq!(
+        fx.handlers(),
+        [poll, notify]
+            .iter()
+            .cycle()
+            .take(2 * ids.len())
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        fx.states(1)
+            .iter()
+            .map(|s| s.0.as_str())
+            .collect::<Vec<_>>(),
+        ["Stop", "S9", "Stop"]
+    );
+}

@@ -727,3 +727,50 @@ fn sql_refusals_are_located() {
     }
     check(cases, 3);
 }
+
+/// Every flag given in (fractional) seconds or as a duration refuses NaN, infinities,
+/// negative and out-of-range values with exit 2 naming the flag, before any conversion to a
+/// `Duration` could panic (`--interval=nan` once did). Parsed before anything connects.
+#[test]
+fn duration_flags_refuse_what_no_duration_holds() {
+    let watch = |flag: &'static str, value: &'static str| {
+        let arg = format!("{flag}={value}");
+        case(
+            format!("status {arg}"),
+            &[
+                &"status",
+                &"--connect",
+                &"DSN=nowhere",
+                &"--plan",
+                &"nowhere",
+                &"--watch",
+                &arg,
+            ],
+            &[2],
+            flag,
+        )
+        .expect(2, None)
+    };
+    let mut cases = Vec::new();
+    for v in [
+        "nan", "NaN", "inf", "-inf", "-1", "1e400", "1e12", "0.001", "", "5s",
+    ] {
+        cases.push(watch("--interval", v));
+    }
+    for v in ["nan", "inf", "-1", "1e12", "86401"] {
+        let arg = format!("--lock-timeout={v}");
+        cases.push(
+            case(
+                format!("apply {arg}"),
+                &[&"apply", &"nowhere", &"--connect", &"DSN=nowhere", &arg],
+                &[2],
+                "--lock-timeout",
+            )
+            .expect(2, None),
+        );
+    }
+    for v in ["500000000years", "18446744073709551615s", "nan", "-1s"] {
+        cases.push(watch("--timeout", v));
+    }
+    check(cases, 19);
+}

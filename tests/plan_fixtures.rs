@@ -228,11 +228,20 @@ fn change_fixture_verdicts() {
         ("move_to_branch_start", Verdict::Blocked),
         ("moved_into_evaluated_if", Verdict::Migratable),
         ("rename_across_cases", Verdict::Blocked),
+        ("case_replaced", Verdict::Migratable),
+        ("case_replaced_same_call", Verdict::Drain),
+        ("catch_replaced", Verdict::Drain),
+        ("catch_replaced_same_call", Verdict::Blocked),
+        ("if_replaced_same_call", Verdict::Drain),
+        ("conditionals_renamed_or_edited", Verdict::Compatible),
         ("unwrap_scope", Verdict::Migratable),
         ("gained_response_handler", Verdict::Migratable),
         ("handler_renumbering", Verdict::Migratable),
         ("insert_middle", Verdict::Migratable),
         ("layout_only", Verdict::Identical),
+        ("explicit_defaults", Verdict::Identical),
+        ("label_to_while", Verdict::Migratable),
+        ("label_to_while_stamped", Verdict::Migratable),
         ("new_context_property", Verdict::Migratable),
         ("new_object_property", Verdict::Compatible),
         ("new_property_read_in_code", Verdict::Compatible),
@@ -303,6 +312,10 @@ fn change_fixture_verdicts() {
         ("body_insert_rows_in_handlers", Verdict::Migratable),
         ("split_in_scope", Verdict::Compatible),
         ("body_end_insert", Verdict::Migratable),
+        ("removed_async_call_stale_entries", Verdict::Migratable),
+        ("handler_removed_in_loop", Verdict::Migratable),
+        ("sync_timeout_changed", Verdict::Compatible),
+        ("toggle_swapped", Verdict::Drain),
         ("nested_catch_compensate", Verdict::Migratable),
         ("dup_fault_catch_unreachable", Verdict::Migratable),
         ("dup_fault_catch_removed", Verdict::Migratable),
@@ -319,6 +332,18 @@ fn change_fixture_verdicts() {
         ("wait_moved_into_foreach", Verdict::Compatible),
         ("until_replaced_by_while", Verdict::Drain),
         ("wait_wrapped_in_while", Verdict::Migratable),
+        ("sync_call_timeout_rows_after", Verdict::Drain),
+        ("sync_call_any_rows_after", Verdict::Drain),
+        ("sync_call_all_rows_after", Verdict::Drain),
+        ("dup_fault_first_catch_removed", Verdict::Blocked),
+        ("body_mid_insert", Verdict::Migratable),
+        ("compensate_retargeted", Verdict::Compatible),
+        ("comp_nested_in_handler", Verdict::Migratable),
+        ("comp_in_flow_branch", Verdict::Compatible),
+        ("switch_case_conditions_changed", Verdict::Migratable),
+        ("switch_case_switched", Verdict::Migratable),
+        ("compensate_registry_cleared", Verdict::Migratable),
+        ("compensate_scope_after", Verdict::Migratable),
     ];
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
     for dir in cases() {
@@ -1053,8 +1078,9 @@ fn every_finding_code_is_produced_by_a_fixture() {
     assert!(missing.is_empty(), "no fixture produces {missing:?}");
 }
 
-/// The codes `bplmigrate check --git-base HEAD --format json` reports when a committed class
-/// file was deleted (a throwaway repository with a copy of `append_end/old.cls`).
+/// The codes only `bplmigrate check --git-base HEAD --format json` reports, in a throwaway
+/// repository with copies of `append_end/old.cls`: a committed class file deleted (BPM0406),
+/// one made malformed (BPM0408), one whose malformed old version is fixed (BPM0409).
 fn deleted_class_check_codes() -> Vec<Code> {
     let repo = tempfile::tempdir().unwrap();
     let git = |args: &[&str]| {
@@ -1076,9 +1102,16 @@ fn deleted_class_check_codes() -> Vec<Code> {
         repo.path().join("Loan.cls"),
     )
     .unwrap();
-    git(&["add", "Loan.cls"]);
+    let text = std::fs::read_to_string("fixtures/changes/append_end/old.cls").unwrap();
+    let class = |name: &str| text.replace("Demo.Change.Loan", name);
+    let broken = |name: &str| class(name).replace("</sequence>", "</sequenc>");
+    std::fs::write(repo.path().join("Broken.cls"), class("Demo.Broken")).unwrap();
+    std::fs::write(repo.path().join("Fixed.cls"), broken("Demo.Fixed")).unwrap();
+    git(&["add", "Loan.cls", "Broken.cls", "Fixed.cls"]);
     git(&["commit", "-qm", "base"]);
     git(&["rm", "-q", "Loan.cls"]);
+    std::fs::write(repo.path().join("Broken.cls"), broken("Demo.Broken")).unwrap();
+    std::fs::write(repo.path().join("Fixed.cls"), class("Demo.Fixed") + "\n").unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_bplmigrate"))
         .args(["check", "--git-base", "HEAD", "--format", "json"])
         .current_dir(repo.path())
@@ -1093,6 +1126,163 @@ fn deleted_class_check_codes() -> Vec<Code> {
         .flat_map(|r| r["findings"].as_array().cloned().unwrap_or_default())
         .map(|f| serde_json::from_value(f["code"].clone()).unwrap())
         .collect();
-    assert!(codes.contains(&Code::ClassRemoved), "{v:#}");
+    for c in [
+        Code::ClassRemoved,
+        Code::ClassNotChecked,
+        Code::OldVersionUnreadable,
+    ] {
+        assert!(codes.contains(&c), "{c}: {v:#}");
+    }
     codes
+}
+
+/// Review 7, item 4: an entry naming a removed handler is read again only by a call sent under
+/// its key without a handler of its own; the plan forbids exactly the rows that can still
+/// send one (a `@` key may be any key), and nothing when every such send has a handler.
+#[test]
+fn stale_handler_entries_forbid_only_rows_that_can_still_send_without_a_handler() {
+    let call = |name: &str, handler: bool| {
+        let response = if handler {
+            "<response type='Ens.Response'><assign property='context.a' value='1'/></response>"
+        } else {
+            ""
+        };
+        format!("<call name='{name}' target='Op' async='0'><request type='Ens.Request'/>{response}</call>")
+    };
+    let doc = |body: String| {
+        format!("<process request='Ens.Request' response='Ens.Response'>\n<sequence>\n{body}</sequence>\n</process>\n")
+    };
+    let delay = "<delay name='D' duration='\"PT1M\"'/>";
+    let old = doc(format!("{}{delay}{}", call("A", true), call("B", true)));
+    let forbidden = |new: String| -> Vec<String> {
+        let (p, _) = planned(&old, &new);
+        p.plan
+            .preconditions
+            .iter()
+            .filter_map(|c| match c {
+                plan::Precondition::NoRowsAtState { state, reason, .. }
+                    if reason.contains("without a response handler") =>
+                {
+                    Some(state.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    // A kept without its handler: only S1 sends it (rows past it never do again).
+    assert_eq!(
+        forbidden(doc(format!(
+            "{}{delay}{}",
+            call("A", false),
+            call("B", true)
+        ))),
+        ["S1"]
+    );
+    // A removed; a call with a runtime key and no handler after the delay may use key "A":
+    // every row before it is forbidden (old S1, and the delay's S4/S5, new S2/S3, whose S3
+    // sends it); A's own S2/S3 are removed (drained anyway), B's S6/S7 are past it.
+    assert_eq!(
+        forbidden(doc(format!(
+            "{delay}{}{}",
+            call("@context.k", false),
+            call("B", true)
+        ))),
+        ["S1", "S4", "S5"]
+    );
+    // The same with a handler: it registers it when sent, so the stale entry is never read.
+    assert!(forbidden(doc(format!(
+        "{delay}{}{}",
+        call("@context.k", true),
+        call("B", true)
+    )))
+    .is_empty());
+    // A removed and nothing sent under its key: nothing forbidden (review 7, r27).
+    assert!(forbidden(doc(format!("{delay}{}", call("B", true)))).is_empty());
+    // A renamed A2 (its handler keeps OnResponse1); a new call under the old name "A" without
+    // a handler would read the entry "A" → OnResponse1, now A2's handler: every row that can
+    // still reach it is forbidden. Without that call nothing is.
+    let other = "<call name='A' target='Other' async='0'><request type='Ens.Request'/></call>";
+    let renamed = |extra: &str| {
+        doc(format!(
+            "{}{delay}{extra}{}",
+            call("A2", true),
+            call("B", true)
+        ))
+    };
+    assert_eq!(forbidden(renamed(other)), ["S1", "S2", "S3", "S4", "S5"]);
+    assert!(forbidden(renamed("")).is_empty());
+}
+
+/// Review 7, item 9b: BPM0304 says that what follows a toggled activity is renumbered only
+/// when the plan renumbers it. A flow branch whose call (with a handler) is disabled renumbers
+/// the later handlers — unless a disabled call with a handler after the flow is enabled at
+/// the same time, which makes up for it.
+#[test]
+fn toggle_findings_say_renumbered_only_when_it_is() {
+    let h = "<response type='Ens.Response'><assign property='context.a' value='1'/></response>";
+    let doc = |branch: &str, c: &str| {
+        format!(
+            "<process request='Ens.Request' response='Ens.Response'>\n<sequence>\n\
+             <flow name='F'><sequence name='L' {branch}><call name='X' target='Op' async='0'><request type='Ens.Request'/>{h}</call></sequence>\
+             <sequence name='R'><delay name='D' duration='\"PT1M\"'/></sequence></flow>\n\
+             <call name='C' target='Op' async='0' {c}><request type='Ens.Request'/>{h}</call>\n\
+             <call name='B' target='Op' async='0'><request type='Ens.Request'/>{h}</call>\n\
+             </sequence>\n</process>\n"
+        )
+    };
+    let old = doc("", "disabled='true'");
+    let toggle = |new: &str, about: &str| -> String {
+        let (p, _) = planned(&old, new);
+        p.plan
+            .findings
+            .iter()
+            .find(|f| f.code == Code::DisabledToggled && f.message.contains(about))
+            .unwrap_or_else(|| panic!("no BPM0304 about {about}: {:?}", p.plan.findings))
+            .message
+            .clone()
+    };
+    let alone = toggle(&doc("disabled='true'", "disabled='true'"), "sequence \"L\"");
+    assert!(
+        alone.ends_with("the response handlers of the calls inside it go, so later response handlers are renumbered"),
+        "{alone}"
+    );
+    let both = doc("disabled='true'", "");
+    let l = toggle(&both, "sequence \"L\"");
+    assert!(
+        l.ends_with("yet no later response handler is renumbered: other changes at the same time make up for it"),
+        "{l}"
+    );
+    // C's own states renumber B's, B's handler keeps its number.
+    let c = toggle(&both, "call \"C\"");
+    assert!(
+        c.ends_with("so what is generated after it is renumbered, except where other changes make up for it (1 of 3 keeps its number)"),
+        "{c}"
+    );
+}
+
+/// Review 7, item 9a: a `<sync>` whose only change is its timeout is "modified" in the state
+/// table, human and JSON, like a delay's duration; the timeout is no matching key.
+#[test]
+fn a_changed_sync_timeout_shows_as_modified() {
+    let (planned, ..) = plan_case(Path::new("fixtures/changes/sync_timeout_changed"));
+    let t = &planned.plan.threads[0];
+    for s in ["S2", "S3"] {
+        let m = t.states.iter().find(|x| x.old == s).unwrap();
+        assert_eq!(m.new.as_deref(), Some(s));
+        assert_eq!(
+            m.modified.as_deref(),
+            Some("timeout \"600\" → \"1800\""),
+            "{s}"
+        );
+    }
+    let json = serde_json::to_value(&planned.plan).unwrap();
+    assert_eq!(
+        json["threads"][0]["states"][1]["modified"],
+        "timeout \"600\" → \"1800\""
+    );
+    assert!(t
+        .states
+        .iter()
+        .filter(|x| x.old != "S2" && x.old != "S3")
+        .all(|x| x.modified.is_none()));
 }

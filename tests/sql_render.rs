@@ -713,9 +713,23 @@ fn guards_cover_host_jobs_preconditions_and_implied_ones() {
     assert!(sqls
         .iter()
         .any(|q| q.contains("\"Thread1__PendingResponses\"") && q.contains("'Credit'")));
+    // The entries naming the removed handler OnResponse1 are no guard (spec 5.2: they are
+    // never removed, completed instances keep them): the pending-response guard above covers
+    // what can read them; the handler rewrite's undo capture records them unchanged.
     assert!(sqls
         .iter()
-        .any(|q| q.contains("\"_ResponseHandlers\" = 'OnResponse1'")));
+        .all(|q| !q.contains("\"_ResponseHandlers\" = 'OnResponse1'")));
+    let handlers = s
+        .rewrites
+        .iter()
+        .find(|r| r.key_column == "_ResponseHandlers")
+        .unwrap();
+    assert_eq!(handlers.recorded, ["OnResponse1"]);
+    assert!(!handlers.sql.as_str().contains("WHEN 'OnResponse1'"));
+    assert!(handlers
+        .undo
+        .as_str()
+        .contains("IN ('OnResponse2', 'OnResponse1')"));
     // HostDisabled from the plan is the same statement as the built-in one: listed once.
     assert_eq!(
         s.guards

@@ -346,3 +346,66 @@ fn every_state_fixture_draws_as_svg() {
     }
     assert!(drawn >= 30, "only {drawn} fixtures drawn");
 }
+
+/// The start column (in terminal columns) of every header word after the first, and of the
+/// cells of one row: equal when the table lines up.
+fn columns(line: &str, cells: usize) -> Vec<usize> {
+    let mut cols = Vec::new();
+    let mut width = 0;
+    let mut prev_space = 0;
+    for ch in line.chars() {
+        if ch == ' ' {
+            prev_space += 1;
+        } else {
+            if prev_space >= 2 && cols.len() < cells {
+                cols.push(width);
+            }
+            prev_space = 0;
+        }
+        width += unicode_width::UnicodeWidthChar::width(ch).unwrap_or(0);
+    }
+    cols
+}
+
+/// Names with wide (CJK) characters, combining accents and control characters keep the
+/// `states` tables aligned, each row on one line, with control characters escaped as every
+/// other table and message escapes them (`\n`, `\r`).
+#[test]
+fn tables_align_by_display_width_and_escape_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = BPL
+        .replace("name='Lookup'", "name='審査クレジット'")
+        .replace("name='nap'", "name='Cr&#10;FAKE S99&#13;e&#x301;dit'");
+    let p = write(dir.path(), "wide.xml", &text);
+    let o = run(&["states", p.to_str().unwrap(), "--class", "Demo.Wide"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(!out.contains('\r'), "{out:?}");
+    let lines: Vec<&str> = out.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("State  Role"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let want = columns(lines[header], 4);
+    assert_eq!(want.len(), 4, "{}", lines[header]);
+    let mut rows = 0;
+    for l in &lines[header + 1..] {
+        if !l.trim_start().starts_with('S') {
+            break;
+        }
+        assert_eq!(columns(l, 4), want, "misaligned row {l:?} in\n{out}");
+        rows += 1;
+    }
+    assert!(rows >= 6, "{out}");
+    assert!(
+        out.contains("delay \"Cr\\nFAKE S99\\re\u{301}dit\""),
+        "{out}"
+    );
+    assert!(out.contains("call \"審査クレジット\""), "{out}");
+    // The response handler table too.
+    let h = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("Handler "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(columns(lines[h + 1], 4), columns(lines[h], 4), "{out}");
+}

@@ -109,6 +109,17 @@ pub enum Refusal {
         description: String,
         rows: i64,
     },
+    /// The plan is blocked by findings draining does not resolve
+    /// ([`crate::plan::MigrationPlan::blocked_for_good`]): no write path applies it.
+    PlanBlocked {
+        plan_id: String,
+        reasons: Vec<String>,
+    },
+    /// The counts found under the locks differ from the ones the operator confirmed (rows
+    /// arrived, left or moved between the prompt and the answer).
+    ConfirmedCountsChanged {
+        differences: Vec<String>,
+    },
     /// The history says this plan was already applied (or, for a revert, is not applied).
     AlreadyApplied {
         plan_id: String,
@@ -163,6 +174,9 @@ pub enum Refusal {
         table: SqlTable,
         seq: i64,
         rows: i64,
+        /// Where they rest, each with its rows and why the apply did not keep that state as
+        /// it was (`S5 (1 row; old S3, S4 all became it: … ambiguous)`).
+        states: Vec<String>,
     },
 }
 
@@ -202,6 +216,19 @@ impl fmt::Display for Refusal {
                 write!(f, "{description} ({})", counted(*rows, "row", "rows"))
             }
             Refusal::UnknownRows { description, .. } => write!(f, "{description}"),
+            Refusal::PlanBlocked { plan_id, reasons } => write!(
+                f,
+                "plan {plan_id} is blocked by {}, which draining does not resolve: it cannot be applied as it \
+                 is; resolve {} with overrides and generate the migration again",
+                reasons.join("; "),
+                if reasons.len() == 1 { "it" } else { "them" }
+            ),
+            Refusal::ConfirmedCountsChanged { differences } => write!(
+                f,
+                "the rows changed after you confirmed their counts ({}; expected: the dry run you confirmed, \
+                 found: now, under the locks); run apply again to see the new counts and confirm them",
+                differences.join("; ")
+            ),
             Refusal::AlreadyApplied { plan_id, seq } => {
                 write!(f, "plan {plan_id} was already applied (history entry {seq})")
             }
@@ -211,7 +238,9 @@ impl fmt::Display for Refusal {
             Refusal::DirtyHistory { class, seq, plan_id } => write!(
                 f,
                 "history entry {seq} (plan {plan_id}) of {class} is dirty: a migration committed but its \
-                 verification disagreed; check the rows, then set its Outcome to 'resolved'"
+                 verification disagreed, so whether its rows are migrated is undecided and every apply and revert \
+                 of the class refuses; {}",
+                repair_advice(class, *seq)
             ),
             Refusal::SourceMismatch { class, expected, found } => write!(
                 f,
@@ -236,12 +265,24 @@ impl fmt::Display for Refusal {
                 "{changed} of the {recorded} rows of {table} that history entry {seq} rewrote changed since \
                  (another state or stack, or deleted): restoring them would overwrite that"
             ),
-            Refusal::UndoStrangers { table, seq, rows } => write!(
-                f,
-                "{rows} rows of {table} were not rewritten by history entry {seq} and rest at states whose old \
-                 meaning is ambiguous (reached after the apply?): the revert restores only the rows the apply \
-                 rewrote; drain these first"
-            ),
+            Refusal::UndoStrangers { table, seq, rows, states } => {
+                write!(
+                    f,
+                    "{} of {table} {} not rewritten by history entry {seq} and {} at states the apply did not keep as \
+                     they were",
+                    counted(*rows, "row", "rows"),
+                    if *rows == 1 { "was" } else { "were" },
+                    if *rows == 1 { "rests" } else { "rest" },
+                )?;
+                if !states.is_empty() {
+                    write!(f, " ({})", states.join("; "))?;
+                }
+                write!(
+                    f,
+                    ": they reached them after the apply, and the revert puts back only the rows the apply \
+                     rewrote; let these finish first"
+                )
+            }
             Refusal::LockTimeout {
                 tables,
                 timeout_ms,
@@ -296,6 +337,12 @@ pub enum ApplyError {
              plan {plan_id} shows as applied (its history row is written in the same transaction) when it \
              committed, as not applied when it did not; `bplmigrate apply` checks the same before it runs again")]
     OutcomeUnknown { failure: DbFailure, plan_id: String },
+    /// The driver reported the commit, but the history row this apply wrote in its
+    /// transaction is missing afterwards and counting the rows cannot tell whether the rewrite
+    /// committed (a census that looks the same before and after): a dirty entry records it.
+    #[error("the driver reported the COMMIT, but the history row of this apply is missing afterwards and the \
+             row counts cannot tell whether the rewrite committed: {message}")]
+    CommitUndetermined { message: String },
     /// The rows after the rewrite differ from what the plan predicts; rolled back.
     #[error("the rewrite did not produce the predicted rows, rolled back, nothing changed:\n  - {}", mismatches.join("\n  - "))]
     Mismatch { mismatches: Vec<String> },
@@ -307,6 +354,18 @@ pub enum ApplyError {
     #[error("the migration COMMITTED (the rows are migrated{}), but the check after commit failed: {message}",
         seq.map_or_else(String::new, |s| format!("; history entry {s} says applied")))]
     CommittedUnverified { message: String, seq: Option<i64> },
+}
+
+/// What to do about dirty history entry `seq` of `class` — the one procedure `apply`, `info`
+/// and the ObjectScript runner name (`bplmigrate repair`, never an edit of the table by hand:
+/// `resolved` means "not applied", which is wrong for rows that were migrated).
+pub fn repair_advice(class: &str, seq: i64) -> String {
+    format!(
+        "check the rows, then record what you found: `bplmigrate repair --class {class} --entry {seq} --applied \
+         --reason TEXT` when they are as the plan leaves them (the plan then counts as applied, and `apply \
+         --revert` can undo it), or `--not-applied` when they are back where it starts (the plan may then be \
+         applied again)"
+    )
 }
 
 /// `1 row`, `3 rows`.
@@ -365,7 +424,9 @@ impl ApplyError {
             | ApplyError::Mismatch { .. }
             | ApplyError::NotCommitted { .. } => ErrorClass::Database,
             ApplyError::CommittedUnverified { .. } => ErrorClass::CommittedUnverified,
-            ApplyError::OutcomeUnknown { .. } => ErrorClass::OutcomeUnknown,
+            ApplyError::OutcomeUnknown { .. } | ApplyError::CommitUndetermined { .. } => {
+                ErrorClass::OutcomeUnknown
+            }
         }
     }
 

@@ -354,7 +354,21 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
         Fate::NewStacks => format!("{who} stay at {here} with new fault-handler stacks{also}"),
         Fate::Stay => format!("{who} stay at {here}: unchanged{also}"),
         Fate::Drain => {
+            // A precondition that names this very state says why (a kept state can be one).
+            let named = plan.preconditions.iter().find_map(|p| match p {
+                Precondition::NoRowsAtState {
+                    table,
+                    state: s,
+                    reason,
+                } if *table == g.table && Some(s) == state.as_ref() && !reason.is_empty() => {
+                    Some(reason.clone())
+                }
+                _ => None,
+            });
             let why = match (thread_map, mapping) {
+                _ if mapping.is_some_and(|m| m.new.is_some()) && named.is_some() => {
+                    named.unwrap_or_default()
+                }
                 (Some(t), _) if t.new_table.as_ref() != Some(&t.old_table) => format!(
                     "{} has no counterpart under the same name in the new version",
                     short(&t.old_class)

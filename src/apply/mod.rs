@@ -73,7 +73,7 @@ pub use census::{
     Renaming, Stack, StateMove, ThreadGroup, ThreadKey,
 };
 pub use conn::{connection_target, redact_connection_string, Db, Redactor, Value};
-pub use error::{shown, ApplyError, DbFailure, ErrorClass, Refusal};
+pub use error::{repair_advice, shown, ApplyError, DbFailure, ErrorClass, Refusal};
 pub use folder::Migration;
 pub use history::{history_table, BookkeepingTable, HistoryEntry, Outcome, MIGRATIONS};
 pub use impact::{
@@ -87,6 +87,6 @@ pub use listcodec::{decode_list, encode_list};
 pub use progress::{Event, Progress, Silent};
 pub use quiet::{is_live, HostItem, LiveJob, Quiet};
 pub use run::{
-    apply, status, ApplyOptions, ApplyReport, CheckResult, GroupMove, PlanState, PlanStatus,
-    StatementOutcome, StatusReport, StatusSubject, DEFAULT_LOCK_TIMEOUT_MS,
+    apply, status, ApplyOptions, ApplyReport, CheckResult, Confirmed, GroupMove, PlanState,
+    PlanStatus, StatementOutcome, StatusReport, StatusSubject, DEFAULT_LOCK_TIMEOUT_MS,
 };

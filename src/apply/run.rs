@@ -29,6 +29,67 @@ pub struct ApplyOptions {
     pub applied_by: String,
     /// How long to wait, in all, for the exclusive table locks before refusing.
     pub lock_timeout_ms: u64,
+    /// What the operator confirmed (the CLI's prompt after a dry run): the apply refuses,
+    /// changing nothing, when the census under its locks or a statement's row count differs.
+    pub confirmed: Option<Confirmed>,
+}
+
+/// The counts a confirmation was given for: the dry run's census and the rows each write
+/// statement was to change, in order ([`Confirmed::of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmed {
+    pub before: LiveCensus,
+    pub statements: Vec<(String, i64)>,
+}
+
+impl Confirmed {
+    /// The counts a (dry-run) report showed.
+    pub fn of(report: &ApplyReport) -> Confirmed {
+        let mut before = report.before.clone();
+        before.foreign.clear();
+        Confirmed {
+            before,
+            statements: report
+                .statements
+                .iter()
+                .map(|s| {
+                    (
+                        s.description.clone(),
+                        s.rows.or(s.expected_rows).unwrap_or(0),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// How the counts found under the locks (`before`, and the rows each statement is about
+    /// to change) differ from the confirmed ones; empty when they are the same.
+    pub(super) fn differences(
+        &self,
+        before: &LiveCensus,
+        statements: &[(String, i64)],
+    ) -> Vec<String> {
+        let mut now = before.clone();
+        now.foreign.clear();
+        let mut out = self.before.differences(&now);
+        if out.is_empty() && now != self.before {
+            out.push("the census differs".into());
+        }
+        if self.statements.len() != statements.len() {
+            out.push(format!(
+                "{} write statements were confirmed, {} would run",
+                self.statements.len(),
+                statements.len()
+            ));
+        } else {
+            for ((what, x), (_, y)) in self.statements.iter().zip(statements) {
+                if x != y {
+                    out.push(format!("{what}: expected {x} rows, found {y}"));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The default `--lock-timeout`: long enough for a short writer to finish, short enough that
@@ -42,6 +103,7 @@ impl Default for ApplyOptions {
             direction: Direction::Apply,
             applied_by: "unknown".into(),
             lock_timeout_ms: DEFAULT_LOCK_TIMEOUT_MS,
+            confirmed: None,
         }
     }
 }
@@ -129,8 +191,8 @@ pub struct PlanStatus {
     pub refusals: Vec<Refusal>,
 }
 
-/// Where the history leaves a plan: its last committed entry (dirty and resolved entries do
-/// not count; see [`Outcome`]).
+/// Where the history leaves a plan: its last committed entry (resolved entries do not count;
+/// see [`Outcome`]), or undecided when a dirty entry of it follows that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum PlanState {
     #[serde(rename = "not applied")]
@@ -139,6 +201,10 @@ pub enum PlanState {
     Applied,
     #[serde(rename = "reverted")]
     Reverted,
+    /// A dirty entry of this plan follows its last committed one: whether its rows are
+    /// migrated is undecided until `bplmigrate repair` records it.
+    #[serde(rename = "dirty")]
+    Dirty,
 }
 
 impl PlanState {
@@ -147,6 +213,7 @@ impl PlanState {
             PlanState::NotApplied => "not applied",
             PlanState::Applied => "applied",
             PlanState::Reverted => "reverted",
+            PlanState::Dirty => "dirty: undecided until bplmigrate repair",
         }
     }
 }
@@ -373,6 +440,13 @@ fn moves(
                 }
             }
         }
+        // States the new version keeps but a precondition forbids (rows there could still
+        // read a stale response-handler entry, `plan::stale_handlers`): drained, not moved.
+        for p in &plan.preconditions {
+            if let Precondition::NoRowsAtState { table, state, .. } = p {
+                removed.insert((table.clone(), state.clone()));
+            }
+        }
     }
     type Key = (
         SqlTable,
@@ -389,7 +463,11 @@ fn moves(
             .states
             .get(&g.key.table)
             .and_then(|m| state.as_ref().and_then(|s| m.get(s)));
+        let forbidden = state
+            .as_ref()
+            .is_some_and(|s| removed.contains(&(g.key.table.clone(), s.clone())));
         let (to, action) = match mv {
+            _ if forbidden => (state.clone(), "blocked"),
             Some(mv) if Some(&mv.to) != state.as_ref() => (Some(mv.to.clone()), "rewrite"),
             Some(_) => (state.clone(), "stacks"),
             None => {
@@ -442,6 +520,40 @@ fn moves(
     out
 }
 
+/// Whether `entries` hold a dirty entry of `plan` after entry `since` (None: any).
+fn dirty_after(entries: &[HistoryEntry], plan: &MigrationPlan, since: Option<i64>) -> bool {
+    entries.iter().any(|e| {
+        e.outcome == Outcome::Dirty && e.plan_id == plan.plan_id && since.is_none_or(|s| e.seq > s)
+    })
+}
+
+/// A guard of the forward script as the condition that must hold (its description names the
+/// rows that break it): what `status` lists, `ok` or `FAIL`, with the live count.
+fn guard_requirement(
+    plan: &MigrationPlan,
+    g: &crate::sql::Guard,
+    foreign_table: Option<&SqlTable>,
+) -> String {
+    let old = &plan.old.class;
+    match (g.kind, foreign_table) {
+        (GuardKind::Unmapped, Some(t)) => {
+            let class = plan
+                .threads
+                .iter()
+                .find(|th| &th.old_table == t)
+                .map_or_else(|| t.to_string(), |th| th.old_class.clone());
+            format!(
+                "every row of {class} rests at a state the old {old} has (none NULL) and holds a \
+                 %HandlerStack / %SubroutineStack value the plan can map"
+            )
+        }
+        (GuardKind::Unmapped, None) if g.description.starts_with("context rows") => {
+            format!("every context row names a response handler the old {old} has (none NULL)")
+        }
+        _ => format!("no row found where {}", g.description),
+    }
+}
+
 /// Where the history leaves this plan, plus the refusals it gives for `direction`.
 pub(super) fn history_checks(
     plan: &MigrationPlan,
@@ -461,6 +573,7 @@ pub(super) fn history_checks(
     let committed: Vec<&HistoryEntry> = entries.iter().filter(|e| e.committed()).collect();
     let last_of_plan = committed.iter().rev().find(|e| e.plan_id == plan.plan_id);
     let state = match last_of_plan {
+        _ if dirty_after(entries, plan, last_of_plan.map(|e| e.seq)) => PlanState::Dirty,
         Some(e) if e.direction == Direction::Apply => PlanState::Applied,
         Some(_) => PlanState::Reverted,
         None => PlanState::NotApplied,
@@ -472,6 +585,10 @@ pub(super) fn history_checks(
                 seq: e.seq,
             })
         }
+        // A dirty entry of this plan after its last committed one: whether it is applied is
+        // undecided (the rows may well be migrated), so "not applied" would be false; the
+        // dirty refusal says what to do (`repair`, then revert when it was applied).
+        (Direction::Revert, _) if dirty_after(entries, plan, last_of_plan.map(|e| e.seq)) => {}
         (Direction::Revert, None) => refusals.push(Refusal::NotApplied {
             plan_id: plan.plan_id.clone(),
         }),
@@ -493,10 +610,11 @@ pub(super) fn history_checks(
             Direction::Apply => &plan.old.sha256,
             Direction::Revert => &plan.new.sha256,
         };
+        // Undecided (a dirty entry of this plan): the chain is not what the dirty refusal is about.
         let already = matches!(
             refusals.last(),
             Some(Refusal::AlreadyApplied { .. } | Refusal::NotApplied { .. })
-        );
+        ) || dirty_after(entries, plan, last_of_plan.map(|e| e.seq));
         if current != expected && !already {
             refusals.push(Refusal::SourceMismatch {
                 class: plan.old.class.clone(),
@@ -550,8 +668,11 @@ pub fn status(
             let direction = Direction::Apply;
             let renaming = Renaming::of_plan(&m.plan, false).unwrap_or_default();
             let (state, mut refusals) = history_checks(&m.plan, &history, direction);
+            refusals.extend(plan_blocked(&m.plan));
             let mut checks = plan_checks(&m.plan, &census);
             let unknown = unknown_rows(&m.plan, &census);
+            // Checks whose rows a refusal of their own already names.
+            let mut named: BTreeSet<usize> = BTreeSet::new();
             // The script's own guards, where it renders for this database (read-only counts).
             if let Ok(script) = m.script(db.dialect(), direction) {
                 progress.event(&Event::Step("evaluating guards"));
@@ -575,7 +696,8 @@ pub fn status(
                     }
                     let rows =
                         db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?;
-                    // Rows the unknown-state refusal below already names, in status's words.
+                    // Rows the unknown-state refusal below already names, in status's words:
+                    // listed as a failing check all the same, refused once.
                     let foreign_table = script
                         .foreign_rows
                         .iter()
@@ -584,14 +706,20 @@ pub fn status(
                     if rows != 0
                         && foreign_table.is_some_and(|t| unknown_count(&unknown, t) == rows)
                     {
-                        continue;
+                        named.insert(checks.len());
                     }
+                    // What must hold, with the states that break it when it does not.
+                    let full = with_foreign_states(&m.plan, &census, direction, g);
+                    let at = if rows == 0 {
+                        ""
+                    } else {
+                        full.strip_prefix(g.description.as_str()).unwrap_or("")
+                    };
                     checks.push(CheckResult {
-                        description: if rows == 0 {
-                            g.description.clone()
-                        } else {
-                            with_foreign_states(&m.plan, &census, direction, g)
-                        },
+                        description: format!(
+                            "{}{at}",
+                            guard_requirement(&m.plan, g, foreign_table)
+                        ),
                         ok: rows == 0,
                         rows,
                     });
@@ -606,7 +734,11 @@ pub fn status(
                 refusals.extend(quiet.refusals());
                 refusals.extend(unknown.values().flatten().cloned());
             }
-            for c in checks.iter().filter(|c| !c.ok && !applied) {
+            for (_, c) in checks
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| !c.ok && !applied && !named.contains(i))
+            {
                 refusals.push(Refusal::Precondition {
                     description: c.description.clone(),
                     rows: c.rows,
@@ -693,22 +825,17 @@ pub(super) fn row_counts_json(
     v.to_string()
 }
 
-/// Tables `apply` locks before it looks: every thread table of the plan (rewritten or guarded),
-/// their pending-response child tables, the response-handler table and every table a
-/// statement writes — the ones that exist.
+/// Tables `apply` locks before it looks ([`sql::tables_to_lock`], shared with the
+/// ObjectScript runner): the ones that exist.
 fn tables_to_lock(
     plan: &MigrationPlan,
     script: &SqlScript,
     missing: &BTreeSet<SqlTable>,
 ) -> Vec<SqlTable> {
-    let mut t: BTreeSet<SqlTable> = BTreeSet::new();
-    for th in &plan.threads {
-        t.insert(th.old_table.clone());
-        t.insert(CensusTargets::pending_table(&th.old_table));
-    }
-    t.insert(plan.response_handler_table.clone());
-    t.extend(written_columns(script).into_iter().map(|(t, _)| t));
-    t.into_iter().filter(|x| !missing.contains(x)).collect()
+    sql::tables_to_lock(plan, script)
+        .into_iter()
+        .filter(|x| !missing.contains(x))
+        .collect()
 }
 
 /// Refuses a database that is not where the plan's class runs, before anything is locked or
@@ -820,6 +947,15 @@ fn lock_tables(
     }
 }
 
+/// The refusal of a plan blocked for good ([`MigrationPlan::blocked_for_good`]).
+fn plan_blocked(plan: &MigrationPlan) -> Option<Refusal> {
+    let reasons = plan.blocked_for_good();
+    (!reasons.is_empty()).then(|| Refusal::PlanBlocked {
+        plan_id: plan.plan_id.clone(),
+        reasons,
+    })
+}
+
 /// Applies (or reverts, or dry-runs) a migration: see the module documentation of `apply`.
 pub fn apply(
     db: &mut Db,
@@ -828,6 +964,13 @@ pub fn apply(
     progress: &dyn Progress,
 ) -> Result<ApplyReport, ApplyError> {
     let plan = &m.plan;
+    // A plan blocked by more than rows that must drain is applied by no path (the
+    // ObjectScript runner's Blocked() and `check` follow the same rule).
+    if opts.direction == Direction::Apply {
+        if let Some(r) = plan_blocked(plan) {
+            return Err(ApplyError::Refused { refusals: vec![r] });
+        }
+    }
     if opts.direction == Direction::Revert && !sql::revert_blockers(plan).is_empty() {
         // Not invertible: put back exactly what the apply recorded in BplMigrate.Undo.
         return super::undo::revert(db, m, opts, progress);
@@ -1120,6 +1263,32 @@ fn in_transaction(
     for d in &script.defaults {
         fill_before.push(null_rows(db, d)?);
     }
+    // Confirmed on a prompt: the counts under the locks must be the ones the operator saw.
+    if let Some(c) = &opts.confirmed {
+        let now: Vec<(String, i64)> = script
+            .rewrites
+            .iter()
+            .map(|rw| {
+                (
+                    rw.description.clone(),
+                    expected_rows(&before, rw).unwrap_or(0),
+                )
+            })
+            .chain(
+                script
+                    .defaults
+                    .iter()
+                    .zip(&fill_before)
+                    .map(|(d, n)| (d.description.clone(), *n)),
+            )
+            .collect();
+        let differences = c.differences(&before, &now);
+        if !differences.is_empty() {
+            return Err(ApplyError::Refused {
+                refusals: vec![Refusal::ConfirmedCountsChanged { differences }],
+            });
+        }
+    }
 
     // With the tables locked, the census above plus each statement's row count is exact:
     // nothing else can change these rows until commit.
@@ -1135,6 +1304,9 @@ fn in_transaction(
     for rw in &script.rewrites {
         let expected = expected_rows(&before, rw);
         if let (true, Some(seq)) = (hist.undo, seq) {
+            // The capture also copies the rows the UPDATE leaves alone but the revert must
+            // know (`Rewrite::recorded`).
+            let expected = expected.map(|e| e + recorded_rows(&before, rw));
             // Before the UPDATE, in the same transaction: the rows it will change, before and
             // after (the same CASE expressions).
             progress.event(&Event::Step("recording the undo rows"));
@@ -1297,10 +1469,13 @@ fn check_guards(
         // Already applied (or, for a revert, not applied): the rows are where the script
         // does not start, so every guard below would refuse them as "not written by" that
         // version. The history is the answer.
+        // A dirty entry is the answer too: until a human decided, the rows' state is unknown.
         if refusals.iter().any(|r| {
             matches!(
                 r,
-                Refusal::AlreadyApplied { .. } | Refusal::NotApplied { .. }
+                Refusal::AlreadyApplied { .. }
+                    | Refusal::NotApplied { .. }
+                    | Refusal::DirtyHistory { .. }
             )
         }) {
             return Err(ApplyError::Refused { refusals });
@@ -1476,6 +1651,25 @@ fn null_rows(db: &Db, d: &DefaultFill) -> Result<i64, DbFailure> {
     db.count(&step, sql.as_str(), &[])
 }
 
+/// Rows a rewrite's undo capture copies besides those it changes (`Rewrite::recorded`).
+fn recorded_rows(before: &LiveCensus, rw: &crate::sql::Rewrite) -> i64 {
+    if rw.key_column != RESPONSE_HANDLER_COLUMN {
+        return 0;
+    }
+    before
+        .handlers
+        .iter()
+        .filter(|g| {
+            g.key.table == rw.table
+                && g.key
+                    .handler
+                    .as_deref()
+                    .is_some_and(|h| rw.recorded.iter().any(|r| r == h))
+        })
+        .map(|g| g.rows)
+        .sum()
+}
+
 /// Rows a rewrite must touch: the before-census rows whose key is in its `IN (…)` list.
 fn expected_rows(before: &LiveCensus, rw: &crate::sql::Rewrite) -> Option<i64> {
     let keys: BTreeSet<&str> = rw.mapping.iter().map(|(k, _)| k.as_str()).collect();
@@ -1572,17 +1766,19 @@ pub(super) fn verify_after_commit(
         .map(|()| dirty_seq)
     });
     let message = match marker {
-        Ok(dirty_seq) => format!("{note}; history entry {dirty_seq} marks the class dirty"),
+        Ok(dirty_seq) => format!(
+            "{note}; history entry {dirty_seq} marks the class dirty: {}",
+            super::error::repair_advice(&m.plan.old.class, dirty_seq)
+        ),
         Err(f) => format!(
             "{note}; writing the dirty marker FAILED too ({f}): record what happened by hand before \
              anything else runs"
         ),
     };
     if !committed {
-        return Err(ApplyError::OutcomeUnknown {
-            failure: DbFailure::local("reading back", message),
-            plan_id: m.plan.plan_id.clone(),
-        });
+        // The connection did not fail: say what did (not "lost during COMMIT").
+        return Err(ApplyError::CommitUndetermined { message });
     }
-    Err(unverified(message))
+    // The entry this apply wrote is gone: the message names the dirty entry, not it.
+    Err(ApplyError::CommittedUnverified { message, seq: None })
 }

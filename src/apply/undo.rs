@@ -97,6 +97,71 @@ fn work(plan: &MigrationPlan, script: &SqlScript) -> Vec<Work> {
         .collect()
 }
 
+/// The values of `w`'s key column found in the census (None: NULL), in census order.
+fn key_values(w: &Work, census: &super::census::LiveCensus) -> Vec<Option<String>> {
+    let mut out: Vec<Option<String>> = Vec::new();
+    let found: Vec<Option<String>> = if w.stacks {
+        census
+            .threads
+            .iter()
+            .filter(|g| g.key.table == w.table)
+            .map(|g| g.key.next_state.clone())
+            .collect()
+    } else {
+        census
+            .handlers
+            .iter()
+            .filter(|g| g.key.table == w.table)
+            .map(|g| g.key.handler.clone())
+            .collect()
+    };
+    for v in found {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Why value `v` of `w`'s key column (a new state or handler) is not kept as it is by the
+/// plan: what the old values that became it say.
+fn why_not_kept(m: &Migration, w: &Work, v: &str) -> String {
+    let sources: Vec<&str> = if w.stacks {
+        m.plan
+            .threads
+            .iter()
+            .filter(|t| t.old_table == w.table)
+            .flat_map(|t| &t.states)
+            .filter(|s| s.new.as_deref() == Some(v))
+            .map(|s| s.old.as_str())
+            .collect()
+    } else {
+        m.plan
+            .response_handlers
+            .iter()
+            .filter(|h| h.new.as_deref() == Some(v))
+            .map(|h| h.old.as_str())
+            .collect()
+    };
+    match sources.as_slice() {
+        [] => "no old value became it: the new version added it, or does not have it".into(),
+        [one] if *one == v => "it kept its number, with other stacks".into(),
+        [one] => format!("old {one} became it"),
+        many => format!(
+            "old {} all became it: which one such a row came from is ambiguous",
+            many.join(", ")
+        ),
+    }
+}
+
+/// What the restore statement of `w` says it does.
+fn restore_description(w: &Work, seq: i64) -> String {
+    format!(
+        "{}: {} restored from the undo rows of history entry {seq}",
+        w.table, w.key
+    )
+}
+
 /// Reverts `m` from its undo rows: see the module documentation.
 pub(super) fn revert(
     db: &mut Db,
@@ -125,7 +190,15 @@ pub(super) fn revert(
         return not_applied();
     }
     let entries = history::entries_for_class(db, &plan.old.class)?;
-    let (state, _) = history_checks(plan, &entries, Direction::Revert);
+    let (state, refusals) = history_checks(plan, &entries, Direction::Revert);
+    // A dirty entry: undecided, not "not applied" (its rows may be migrated); it says what to do.
+    let dirty: Vec<Refusal> = refusals
+        .into_iter()
+        .filter(|r| matches!(r, Refusal::DirtyHistory { .. }))
+        .collect();
+    if !dirty.is_empty() {
+        return Err(ApplyError::Refused { refusals: dirty });
+    }
     if state != super::run::PlanState::Applied {
         return not_applied();
     }
@@ -264,10 +337,46 @@ fn in_transaction(
                     let others = sql_of(sql::undo_strangers(d, &w.table, &w.key, &w.keep), &step)?;
                     let strangers = db.count(&step, others.as_str(), &key)?;
                     if strangers != 0 {
+                        // Where they rest and why each of those states is not kept: only a
+                        // state several old states became is ambiguous.
+                        let values = key_values(w, &before);
+                        let count_not = |keep_also: &[&String]| -> Result<i64, ApplyError> {
+                            let mut keep = w.keep.clone();
+                            keep.extend(keep_also.iter().map(|v| (*v).clone()));
+                            let q = sql_of(sql::undo_strangers(d, &w.table, &w.key, &keep), &step)?;
+                            Ok(db.count(&step, q.as_str(), &key)?)
+                        };
+                        let named: Vec<&String> = values.iter().flatten().collect();
+                        let null_rows = if values.iter().any(Option::is_none) {
+                            count_not(&named)?
+                        } else {
+                            0
+                        };
+                        let mut states = Vec::new();
+                        for v in values.iter().flatten().filter(|v| !w.keep.contains(*v)) {
+                            let others: Vec<&String> =
+                                named.iter().copied().filter(|x| *x != v).collect();
+                            let n = count_not(&others)? - null_rows;
+                            if n > 0 {
+                                states.push(format!(
+                                    "{} ({}; {})",
+                                    super::error::shown(v),
+                                    super::error::counted(n, "row", "rows"),
+                                    why_not_kept(m, w, v)
+                                ));
+                            }
+                        }
+                        if null_rows > 0 {
+                            states.push(format!(
+                                "NULL ({})",
+                                super::error::counted(null_rows, "row", "rows")
+                            ));
+                        }
                         refusals.push(Refusal::UndoStrangers {
                             table: w.table.clone(),
                             seq: e.seq,
                             rows: strangers,
+                            states,
                         });
                     }
                 }
@@ -282,6 +391,20 @@ fn in_transaction(
     }
     if !refusals.is_empty() {
         return Err(ApplyError::Refused { refusals });
+    }
+    // Confirmed on a prompt: the counts under the locks must be the ones the operator saw.
+    if let (Some(c), Some(e)) = (&opts.confirmed, applied) {
+        let now: Vec<(String, i64)> = works
+            .iter()
+            .zip(&recorded)
+            .map(|(w, n)| (restore_description(w, e.seq), *n))
+            .collect();
+        let differences = c.differences(&before, &now);
+        if !differences.is_empty() {
+            return Err(ApplyError::Refused {
+                refusals: vec![Refusal::ConfirmedCountsChanged { differences }],
+            });
+        }
     }
     let Some(entry) = applied else {
         // history_checks refuses a plan that is not applied; nothing to restore otherwise.
@@ -326,10 +449,7 @@ fn in_transaction(
             ));
         }
         statements.push(StatementOutcome {
-            description: format!(
-                "{}: {} restored from the undo rows of history entry {}",
-                w.table, w.key, entry.seq
-            ),
+            description: restore_description(w, entry.seq),
             table: w.table.clone(),
             expected_rows: Some(*expected),
             rows: n,

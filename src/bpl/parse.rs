@@ -47,6 +47,23 @@ pub const ACTIVITY_ELEMENTS: [&str; 30] = [
 /// Attributes that only place the activity on the graphical canvas.
 const LAYOUT_ATTRS: [&str; 4] = ["xpos", "ypos", "xend", "yend"];
 
+/// Attributes whose omission means a value, per element: written out, that value means what
+/// leaving it out means, so it is not kept (an explicit `action='set'` compares equal to none
+/// everywhere: hashes, keys, handler comparisons). `disabled` is parsed apart (spec 2.4);
+/// `async` is not here: its meaning depends on the compiler generation (spec 2.5).
+/// - `<assign action>`: `set` (the IRIS BPL reference; `append`, `clear`, `insert`, `remove`
+///   must be written);
+/// - `<sync type>`: `all` (spec 3.4.4a).
+const DEFAULT_ATTRS: [(&str, &str, &[&str]); 2] =
+    [("assign", "action", &["set"]), ("sync", "type", &["all"])];
+
+/// Is `value` of attribute `name` of `element` the value its omission means?
+fn is_default_attr(element: &str, name: &str, value: &str) -> bool {
+    DEFAULT_ATTRS
+        .iter()
+        .any(|(e, a, v)| *e == element && *a == name && v.contains(&value))
+}
+
 /// Maps byte offsets of the original file to 1-based line/column (columns count characters).
 /// Each lookup costs O(log lines + 64): a character count every 64 bytes means a column is
 /// never found by rescanning its line (a minified file is one long line).
@@ -627,11 +644,13 @@ fn code_text(node: Node) -> Box<str> {
     }
 }
 
-/// Attributes as written, without the layout-only ones.
+/// Attributes as written, without the layout-only ones and those written with the value
+/// their omission means ([`DEFAULT_ATTRS`]).
 fn kept_attrs(cx: &mut Ctx, node: Node) -> Attrs {
-    let kept = node
-        .attributes()
-        .filter(|a| !LAYOUT_ATTRS.contains(&a.name()));
+    let element = node.tag_name().name();
+    let kept = node.attributes().filter(|a| {
+        !LAYOUT_ATTRS.contains(&a.name()) && !is_default_attr(element, a.name(), a.value())
+    });
     let mut v = Vec::with_capacity(kept.clone().count());
     for a in kept {
         let value = if a.name() == "name" {

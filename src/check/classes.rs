@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 /// One version of a class: where it was read from and what it holds.
 #[derive(Debug, Clone)]
 pub struct Version {
-    /// Repository-relative path of the file.
+    /// Repository-relative path of the file, as messages show it.
     pub path: String,
+    /// The path as git stores it (not always UTF-8).
+    pub raw_path: Vec<u8>,
     pub bpl: Bpl,
 }
 
@@ -23,26 +25,51 @@ pub enum ClassChange {
     Added { new: Version },
     /// Only in the old tree: in-flight instances would be orphaned.
     Removed { old: Version },
+    /// In the new tree, in a file whose old version could not be read (malformed, over the
+    /// size cap): the change from the old version cannot be checked.
+    OldUnreadable {
+        new: Version,
+        /// How the old version is named (`REV:path`).
+        old_origin: String,
+        /// Why it could not be read.
+        old_error: String,
+        /// Whether it was only over the size cap (it may well be a deployed version: the
+        /// check must not pass without reading it), rather than not parsing.
+        old_too_large: bool,
+    },
 }
 
 impl ClassChange {
     pub fn class(&self) -> &str {
         match self {
-            ClassChange::Changed { new, .. } | ClassChange::Added { new } => &new.bpl.class_name,
+            ClassChange::Changed { new, .. }
+            | ClassChange::Added { new }
+            | ClassChange::OldUnreadable { new, .. } => &new.bpl.class_name,
             ClassChange::Removed { old } => &old.bpl.class_name,
         }
     }
     /// The file findings point at: the new version's, else the old one's.
     pub fn path(&self) -> &str {
         match self {
-            ClassChange::Changed { new, .. } | ClassChange::Added { new } => &new.path,
+            ClassChange::Changed { new, .. }
+            | ClassChange::Added { new }
+            | ClassChange::OldUnreadable { new, .. } => &new.path,
             ClassChange::Removed { old } => &old.path,
+        }
+    }
+    /// [`ClassChange::path`] as git stores it.
+    pub fn raw_path(&self) -> &[u8] {
+        match self {
+            ClassChange::Changed { new, .. }
+            | ClassChange::Added { new }
+            | ClassChange::OldUnreadable { new, .. } => &new.raw_path,
+            ClassChange::Removed { old } => &old.raw_path,
         }
     }
     pub fn touches(&self, path: &str) -> bool {
         match self {
             ClassChange::Changed { old, new } => old.path == path || new.path == path,
-            ClassChange::Added { new } => new.path == path,
+            ClassChange::Added { new } | ClassChange::OldUnreadable { new, .. } => new.path == path,
             ClassChange::Removed { old } => old.path == path,
         }
     }

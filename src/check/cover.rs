@@ -12,7 +12,7 @@
 //! Folders of the same class made from only one of the two sources are reported with why
 //! they do not cover; folders of earlier changes of the class (history) are not mentioned.
 
-use crate::plan::{self, MigrationPlan, Verdict};
+use crate::plan::{self, MigrationPlan};
 use std::path::{Path, PathBuf};
 
 /// The answer for one class.
@@ -143,10 +143,14 @@ pub fn find(
             mismatches.push(miss(why));
             continue;
         }
-        if checked.plan.verdict == Verdict::Blocked {
-            mismatches.push(miss(
-                "its plan is blocked: it cannot be applied; resolve the blocking findings with overrides and regenerate it".into(),
-            ));
+        // Blocked only by rows that must drain: the folder applies once they did (its
+        // preconditions refuse until then), on every path. Anything else never applies.
+        let blockers = checked.plan.blocked_for_good();
+        if !blockers.is_empty() {
+            mismatches.push(miss(format!(
+                "its plan is blocked ({}): it cannot be applied; resolve that with overrides and regenerate it",
+                blockers.join("; ")
+            )));
             continue;
         }
         let loose = uncommitted(&folder);

@@ -5,8 +5,10 @@
 //! option: `--output=FILE` writes a file) and is then resolved to a commit id with
 //! `git rev-parse --verify --end-of-options REV^{commit}`; only that id is passed on to other
 //! git commands. Paths are repository-relative and `/`-separated, whatever the current
-//! directory.
+//! directory. File names are read with `-z` and kept as the bytes git stores (a name need not
+//! be UTF-8): git is given those bytes back, and messages and reports show [`display`].
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -106,10 +108,53 @@ pub fn read_limited(path: &Path, limit: u64, head: u64) -> std::io::Result<Limit
 pub struct Changed {
     /// `A`dded, `D`eleted, `M`odified, `T`ype changed (git's letters; `?` for untracked).
     pub status: char,
-    pub path: String,
+    /// The repository-relative name as git stores it.
+    pub path: Vec<u8>,
 }
 
-fn run(dir: &Path, args: &[&str]) -> Result<std::process::Output, GitError> {
+/// A file name git printed, as messages and reports show it: UTF-8 as it is, any byte that is
+/// not UTF-8 as `\xNN` (a Latin-1 `é` is `\xE9`).
+pub fn display(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A file name git printed, as an argument for git (or a path below the working tree).
+#[cfg(unix)]
+pub fn os_name(name: &[u8]) -> Result<&OsStr, GitError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    Ok(OsStr::from_bytes(name))
+}
+
+/// A file name git printed, as an argument for git (or a path below the working tree): only
+/// UTF-8 names can be passed on here.
+#[cfg(not(unix))]
+pub fn os_name(name: &[u8]) -> Result<&OsStr, GitError> {
+    std::str::from_utf8(name)
+        .map(OsStr::new)
+        .map_err(|_| GitError::Failed {
+            command: "ls-files".into(),
+            reason: format!(
+                "the file name {} is not UTF-8, which this system cannot pass back to git: rename it",
+                display(name)
+            ),
+        })
+}
+
+/// `COMMIT:name`, the blob spec of a file at a commit.
+fn blob_spec(commit: &str, name: &[u8]) -> Result<OsString, GitError> {
+    let mut spec = OsString::from(format!("{commit}:"));
+    spec.push(os_name(name)?);
+    Ok(spec)
+}
+
+fn run<A: AsRef<OsStr>>(dir: &Path, args: &[A]) -> Result<std::process::Output, GitError> {
     Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -134,14 +179,17 @@ fn first_line(bytes: &[u8]) -> String {
         .to_string()
 }
 
-fn ok(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
+fn ok<A: AsRef<OsStr>>(dir: &Path, args: &[A]) -> Result<Vec<u8>, GitError> {
     let out = run(dir, args)?;
     if out.status.success() {
         Ok(out.stdout)
     } else {
         Err(GitError::Failed {
-            command: args.first().copied().unwrap_or("").to_string(),
-            reason: first_line(&out.stderr),
+            command: args
+                .first()
+                .map(|a| a.as_ref().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            reason: crate::input::printable(&first_line(&out.stderr)),
         })
     }
 }
@@ -166,10 +214,14 @@ impl Repo {
                 reason,
             });
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut lines = text.lines();
-        let top = lines.next().unwrap_or_default().to_string();
-        let prefix = lines.next().unwrap_or_default().to_string();
+        // The top is kept as the bytes git printed: a working tree under a folder whose name
+        // is not UTF-8 still finds its files.
+        let mut lines = out
+            .stdout
+            .split(|b| *b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        let top = lines.next().unwrap_or_default();
+        let prefix = String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned();
         if top.is_empty() {
             // A bare repository or the .git directory itself: no working tree.
             return Err(GitError::NotARepo {
@@ -177,7 +229,7 @@ impl Repo {
             });
         }
         Ok(Repo {
-            top: PathBuf::from(top),
+            top: PathBuf::from(os_name(top)?),
             prefix,
         })
     }
@@ -258,7 +310,7 @@ impl Repo {
         while let (Some(status), Some(path)) = (fields.next(), fields.next()) {
             v.push(Changed {
                 status: status.first().map(|b| *b as char).unwrap_or('M'),
-                path: String::from_utf8_lossy(path).into_owned(),
+                path: path.to_vec(),
             });
         }
         if head.is_none() {
@@ -269,7 +321,7 @@ impl Repo {
             for p in out.split(|b| *b == 0).filter(|f| !f.is_empty()) {
                 v.push(Changed {
                     status: '?',
-                    path: String::from_utf8_lossy(p).into_owned(),
+                    path: p.to_vec(),
                 });
             }
         }
@@ -282,24 +334,27 @@ impl Repo {
     pub fn blob_limited(
         &self,
         commit: &str,
-        path: &str,
+        path: &[u8],
         limit: u64,
         head: u64,
     ) -> Result<Limited, GitError> {
-        let spec = format!("{commit}:{path}");
-        let size_text = ok(&self.top, &["cat-file", "-s", &spec])?;
+        let spec = blob_spec(commit, path)?;
+        let size_text = ok(
+            &self.top,
+            &[OsStr::new("cat-file"), OsStr::new("-s"), &spec],
+        )?;
         let size: u64 = String::from_utf8_lossy(&size_text)
             .trim()
             .parse()
             .map_err(|_| GitError::Failed {
                 command: "cat-file -s".into(),
-                reason: format!("unexpected size for {path}"),
+                reason: format!("unexpected size for {}", display(path)),
             })?;
         if size <= limit {
             return Ok(Limited::Whole(self.blob(commit, path)?));
         }
         let mut child = Command::new("git")
-            .args(["cat-file", "blob", &spec])
+            .args([OsStr::new("cat-file"), OsStr::new("blob"), &spec])
             .current_dir(&self.top)
             .env("LC_ALL", "C")
             .stdout(std::process::Stdio::piped())
@@ -319,15 +374,17 @@ impl Repo {
     }
 
     /// The committed bytes of `path` at commit id `commit`.
-    pub fn blob(&self, commit: &str, path: &str) -> Result<Vec<u8>, GitError> {
+    pub fn blob(&self, commit: &str, path: &[u8]) -> Result<Vec<u8>, GitError> {
+        let spec = blob_spec(commit, path)?;
         ok(
             &self.top,
-            &["cat-file", "blob", &format!("{commit}:{path}")],
+            &[OsStr::new("cat-file"), OsStr::new("blob"), &spec],
         )
     }
 
-    /// Every file under `dir` (repository-relative) in commit `commit`.
-    pub fn tree_files(&self, commit: &str, dir: &str) -> Result<Vec<String>, GitError> {
+    /// Every file under `dir` (repository-relative) in commit `commit`, named as git stores
+    /// it.
+    pub fn tree_files(&self, commit: &str, dir: &str) -> Result<Vec<Vec<u8>>, GitError> {
         let out = ok(
             &self.top,
             &[
@@ -345,7 +402,7 @@ impl Repo {
         Ok(out
             .split(|b| *b == 0)
             .filter(|f| !f.is_empty())
-            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .map(<[u8]>::to_vec)
             .collect())
     }
 
@@ -366,7 +423,7 @@ impl Repo {
         Ok(out
             .split(|b| *b == 0)
             .filter(|f| f.len() > 3)
-            .map(|f| String::from_utf8_lossy(&f[3..]).into_owned())
+            .map(|f| display(&f[3..]))
             .collect())
     }
 

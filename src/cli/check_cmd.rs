@@ -3,11 +3,11 @@
 //! (its plan's, or `covered` by a reviewed migration folder), then the reports are written.
 
 use super::states_cmd::CompilerArg;
-use super::{compile, emit_keeping, load_bpl, pretty_json, CmdResult, Exit, Failure};
+use super::{emit_keeping, pretty_json, CmdResult, Exit, Failure};
 use crate::bpl::Bpl;
 use crate::check::classes::ClassChange;
 use crate::check::cover::{self, Cover, Mismatch};
-use crate::check::git::Repo;
+use crate::check::git::{self, Repo};
 use crate::check::{self as gate, FailOn};
 use crate::plan::reports::{self, Checked};
 use crate::plan::{self, Finding, MigrationPlan, Overrides, Severity, Verdict};
@@ -18,13 +18,16 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 pub const CHECK_AFTER_HELP: &str = "\
-Exit codes:
+Exit codes: the highest that applies wins (2 over 1 over 0)
   0  every class is identical, compatible, new, covered by a reviewed migration folder,
-     or below the --fail-on threshold
+     below the --fail-on threshold, a deletion acknowledged in --overrides, or a change
+     from an old version that does not parse (BPM0409, a warning)
   1  a class needs action (its verdict reaches --fail-on), or a BPL class was deleted
-  2  usage or input error: bad arguments, unreadable or malformed BPL, a hostile or unknown
-     revision, not inside a git repository, a report file that would overwrite something
-     else, a write error on standard output
+  2  usage or input error: bad arguments, a hostile or unknown revision, not inside a git
+     repository, bad overrides, a report file that would overwrite something else, a write
+     error on standard output; or a changed BPL file that cannot be checked (malformed, over
+     --max-input-size, refused by the emulation): that file is a BPM0408 result and every
+     other class is still checked, reported and written to the requested reports
 A closed standard output (`check … | head -1`) keeps the verdict's exit code.
 
 Examples:
@@ -132,8 +135,11 @@ impl FailOnArg {
 /// One class to check, resolved from the arguments.
 struct Item {
     class: String,
-    /// Repository-relative (or, outside a repository, as given) path findings point at.
+    /// Repository-relative (or, outside a repository, as given) path findings point at, as
+    /// messages show it.
     path: String,
+    /// That path as git stores it (the SARIF uri is made from these bytes).
+    path_bytes: Vec<u8>,
     /// The old file when the class moved.
     old_path: Option<String>,
     kind: ItemKind,
@@ -142,9 +148,36 @@ struct Item {
 // A handful per run, moved once: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
 enum ItemKind {
-    Changed { old: Bpl, new: Bpl },
-    Added { new: Bpl },
-    Removed { old: Bpl },
+    Changed {
+        old: Bpl,
+        new: Bpl,
+    },
+    Added {
+        new: Bpl,
+    },
+    Removed {
+        old: Bpl,
+    },
+    /// The old version of the file could not be read (BPM0409, or BPM0408 when it was only
+    /// over the size cap).
+    OldUnreadable {
+        new: Bpl,
+        old_origin: String,
+        old_error: String,
+        too_large: bool,
+    },
+    /// A changed file whose BPL could not be read at all.
+    Unreadable {
+        /// `REV:path` or the path of the version that failed.
+        origin: String,
+        /// The message, without the place.
+        reason: String,
+        pos: Option<(u32, u32)>,
+        /// A new version that cannot be read (or an old one over the size cap): exit 2.
+        /// Otherwise an old version that does not parse, whose file was deleted or holds no
+        /// BPL class now: a warning.
+        fatal: bool,
+    },
 }
 
 /// What `check` found for one class.
@@ -154,7 +187,9 @@ struct ClassResult {
     path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     old_path: Option<String>,
-    /// `identical`, `compatible`, …, `covered`, `new` or `deleted`.
+    /// `identical`, `compatible`, …, `covered`, `new`, `deleted`, `not-checked` (the class
+    /// could not be checked: `error` says why; exit 2) or `old-unreadable` (the old version
+    /// of its file could not be read).
     outcome: String,
     /// The verdict of the change itself (also when covered). None for a new class.
     verdict: Option<Verdict>,
@@ -175,12 +210,17 @@ struct ClassResult {
     fallback: (u32, u32),
     #[serde(skip_serializing_if = "Option::is_none")]
     plan: Option<MigrationPlan>,
+    /// Why the class could not be checked (outcome `not-checked`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip)]
+    path_bytes: Vec<u8>,
 }
 
 #[derive(serde::Serialize)]
 struct CheckReport {
     /// The worst outcome among classes not covered (`covered` when every changed class is,
-    /// `identical` when nothing changed).
+    /// `identical` when nothing changed, `not-checked` when a class could not be checked).
     verdict: String,
     fail_on: &'static str,
     /// Whether the check fails (exit 1).
@@ -240,9 +280,10 @@ pub fn check(a: CheckArgs) -> CmdResult {
         None => None,
     };
     let overrides = read_overrides(&a.overrides)?;
+    // The classes an overrides file may apply to: changed and deleted ones.
     let changed = items
         .iter()
-        .filter(|i| matches!(i.kind, ItemKind::Changed { .. }))
+        .filter(|i| matches!(i.kind, ItemKind::Changed { .. } | ItemKind::Removed { .. }))
         .count();
     let mut used = vec![false; overrides.len()];
     let mut results = Vec::new();
@@ -257,16 +298,33 @@ pub fn check(a: CheckArgs) -> CmdResult {
             migrations.as_ref(),
         )?);
     }
-    if let Some(i) = used.iter().position(|u| !u) {
+    let errors: Vec<String> = results.iter().filter_map(|r| r.error.clone()).collect();
+    // An overrides file may be meant for a class that could not be checked.
+    if let (Some(i), true) = (used.iter().position(|u| !u), errors.is_empty()) {
+        let (file, ov) = &overrides[i];
+        let why = if ov.old_sha256.is_some() || ov.new_sha256.is_some() {
+            "its old_sha256/new_sha256 name another change"
+        } else {
+            "it names no old_sha256/new_sha256, and no changed or deleted BPL class is checked here"
+        };
         return Err(Failure::input(anyhow!(
-            "overrides file {} applies to no class checked here (its old_sha256/new_sha256 name another change)",
-            overrides[i].0.display()
+            "overrides file {} applies to no class checked here ({why})",
+            file.display()
         )));
     }
+    // Exit code precedence: 2 (a class could not be checked) over 1 (a class fails) over 0.
     let fails = results.iter().any(|r| r.fails);
-    let code = if fails { Exit::Found } else { Exit::Clean };
+    let code = match (errors.is_empty(), fails) {
+        (false, _) => Exit::Input,
+        (true, true) => Exit::Found,
+        (true, false) => Exit::Clean,
+    };
     let report = CheckReport {
-        verdict: overall(&results),
+        verdict: if errors.is_empty() {
+            overall(&results)
+        } else {
+            "not-checked".into()
+        },
         fail_on: a.fail_on.as_str(),
         fails,
         results,
@@ -278,6 +336,7 @@ pub fn check(a: CheckArgs) -> CmdResult {
         .map(|r| Checked {
             class: &r.class,
             path: &r.path,
+            path_bytes: &r.path_bytes,
             findings: &r.findings,
             fallback: r.fallback,
             covered_by: r.covered_by.as_deref(),
@@ -302,7 +361,30 @@ pub fn check(a: CheckArgs) -> CmdResult {
         CheckFormat::Sarif => pretty_json(&reports::sarif(&checked), Exit::Input)?,
     };
     emit_keeping(&text, code)?;
+    if let Some((first, rest)) = errors.split_first() {
+        // Reports and the output above carry every other class's result; this says why the
+        // exit code is 2.
+        let more = if rest.is_empty() {
+            String::new()
+        } else {
+            format!("\n  {}", rest.join("\n  "))
+        };
+        let others = if report.results.len() > errors.len() {
+            "; every other class was checked and reported"
+        } else {
+            ""
+        };
+        return Err(Failure::input(anyhow!(
+            "{first}{more}\n  ({} not checked{others})",
+            counted(errors.len(), "changed BPL file")
+        )));
+    }
     Ok(code)
+}
+
+/// `1 changed BPL file`, `2 changed BPL files`.
+fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// `check OLD NEW`: one class, from two files (or `REV:path`s).
@@ -318,8 +400,6 @@ fn file_items(
             if paths.len() == 1 { "" } else { "s" }
         )));
     };
-    let (mut o, mut n) = (load_bpl(old, class)?, load_bpl(new, class)?);
-    crate::bpl::settle_class_names(&mut o, &mut n);
     // Findings point at the new file, named relative to the repository root when there is one.
     let display = |src: &str| -> String {
         if Path::new(src).exists() {
@@ -337,8 +417,45 @@ fn file_items(
         }
     };
     let (path, old_path) = (display(new), display(old));
+    let options = crate::bpl::LoadOptions {
+        class: class.clone(),
+    };
+    let loaded = crate::bpl::load(old, &options)
+        .map_err(|e| (e, true))
+        .and_then(|o| {
+            crate::bpl::load(new, &options)
+                .map(|n| (o, n))
+                .map_err(|e| (e, false))
+        });
+    let (mut o, mut n) = match loaded {
+        Ok(v) => v,
+        // A malformed file is still a result, so the requested reports are written; it
+        // points at the file that failed.
+        Err((e, in_old)) => {
+            let (path, old_path) = if in_old {
+                (old_path, None)
+            } else {
+                let moved = (old_path != path).then_some(old_path);
+                (path, moved)
+            };
+            return Ok(vec![Item {
+                class: class.clone().unwrap_or_else(|| path.clone()),
+                path_bytes: path.as_bytes().to_vec(),
+                old_path,
+                path,
+                kind: ItemKind::Unreadable {
+                    pos: e.pos.map(|p| (p.line, p.column)),
+                    origin: e.file.clone(),
+                    reason: e.message.clone(),
+                    fatal: true,
+                },
+            }]);
+        }
+    };
+    crate::bpl::settle_class_names(&mut o, &mut n);
     Ok(vec![Item {
         class: n.class_name.clone(),
+        path_bytes: path.as_bytes().to_vec(),
         old_path: (old_path != path).then_some(old_path),
         path,
         kind: ItemKind::Changed { old: o, new: n },
@@ -354,6 +471,9 @@ fn git_items(
     class: &Option<String>,
 ) -> Result<Vec<Item>, Failure> {
     let changes = gate::git_changes(repo, base, head).map_err(Failure::input)?;
+    let bad_path = |u: &gate::Unreadable, f: &str| {
+        f.is_empty() || u.path == f || u.path.starts_with(&format!("{f}/"))
+    };
     let mut filters = Vec::new();
     for p in paths {
         let rel = repo.relative(p).ok_or_else(|| {
@@ -362,7 +482,8 @@ fn git_items(
                 repo.top.display()
             ))
         })?;
-        let touched = changes.changes.iter().any(|c| under(c, &rel));
+        let touched = changes.changes.iter().any(|c| under(c, &rel))
+            || changes.unreadable.iter().any(|u| bad_path(u, &rel));
         let on_disk = Path::new(p);
         if !touched {
             if on_disk.is_file() {
@@ -383,6 +504,36 @@ fn git_items(
         filters.push(rel);
     }
     let mut items = Vec::new();
+    for u in changes.unreadable {
+        if !filters.is_empty() && !filters.iter().any(|f| bad_path(&u, f)) {
+            continue;
+        }
+        // A file whose classes are not known is kept whatever --class names.
+        if class
+            .as_ref()
+            .is_some_and(|k| !u.classes.is_empty() && !u.classes.contains(k))
+        {
+            continue;
+        }
+        let fatal = u.is_error();
+        let reason = u.error.reason();
+        items.push(Item {
+            class: if u.classes.is_empty() {
+                u.path.clone()
+            } else {
+                u.classes.join(", ")
+            },
+            path: u.path,
+            path_bytes: u.raw_path,
+            old_path: None,
+            kind: ItemKind::Unreadable {
+                pos: u.error.pos(),
+                origin: u.origin,
+                reason,
+                fatal,
+            },
+        });
+    }
     for c in changes.changes {
         if !filters.is_empty() && !filters.iter().any(|f| under(&c, f)) {
             continue;
@@ -392,11 +543,13 @@ fn git_items(
         }
         let class = c.class().to_string();
         let path = c.path().to_string();
+        let path_bytes = c.raw_path().to_vec();
         items.push(match c {
             ClassChange::Changed { old, new } => Item {
                 class,
                 old_path: (old.path != new.path).then_some(old.path),
                 path,
+                path_bytes,
                 kind: ItemKind::Changed {
                     old: old.bpl,
                     new: new.bpl,
@@ -405,17 +558,39 @@ fn git_items(
             ClassChange::Added { new } => Item {
                 class,
                 path,
+                path_bytes,
                 old_path: None,
                 kind: ItemKind::Added { new: new.bpl },
             },
             ClassChange::Removed { old } => Item {
                 class,
                 path,
+                path_bytes,
                 old_path: None,
                 kind: ItemKind::Removed { old: old.bpl },
             },
+            ClassChange::OldUnreadable {
+                new,
+                old_origin,
+                old_error,
+                old_too_large,
+            } => Item {
+                class,
+                path,
+                path_bytes,
+                old_path: None,
+                kind: ItemKind::OldUnreadable {
+                    new: new.bpl,
+                    old_origin,
+                    old_error,
+                    too_large: old_too_large,
+                },
+            },
         });
     }
+    // In class-name order; a file that cannot be read sorts by the classes it declares, or
+    // its path.
+    items.sort_by(|a, b| a.class.cmp(&b.class));
     Ok(items)
 }
 
@@ -429,7 +604,9 @@ fn under(c: &ClassChange, filter: &str) -> bool {
         ClassChange::Changed { old, new } => {
             old.path.starts_with(&dir) || new.path.starts_with(&dir)
         }
-        ClassChange::Added { new: v } | ClassChange::Removed { old: v } => v.path.starts_with(&dir),
+        ClassChange::Added { new: v }
+        | ClassChange::Removed { old: v }
+        | ClassChange::OldUnreadable { new: v, .. } => v.path.starts_with(&dir),
     }
 }
 
@@ -514,6 +691,8 @@ fn check_item(
         findings: vec![],
         fallback: (1, 1),
         plan: None,
+        error: None,
+        path_bytes: item.path_bytes,
     };
     match item.kind {
         ItemKind::Added { new } => {
@@ -527,19 +706,97 @@ fn check_item(
             r.fails = true;
             r.findings = vec![gate::removed_finding(&r.class)];
             r.fallback = (old.process.pos.line, old.process.pos.column);
+            if let Some(ov) = overrides_for_removed(overrides, used, &old, changed)? {
+                if acknowledge_removal(ov, &mut r.findings)? {
+                    // Reviewed: no instance is left to orphan.
+                    r.fails = false;
+                    r.verdict = None;
+                }
+            }
             r.old = Some(old.source.origin);
         }
+        ItemKind::OldUnreadable {
+            new,
+            old_origin,
+            old_error,
+            too_large,
+        } => {
+            r.fallback = (new.process.pos.line, new.process.pos.column);
+            r.new = Some(new.source.origin);
+            r.old = Some(old_origin.clone());
+            if too_large {
+                // Over the cap is not "never compiled": the old version may be deployed.
+                let message = format!("not checked: the old version {old_error}");
+                r.error = Some(format!("{}: {message}", r.path));
+                r.outcome = "not-checked".into();
+                r.fails = true;
+                r.findings = vec![not_checked(&message)];
+            } else {
+                r.outcome = "old-unreadable".into();
+                r.findings = vec![old_unreadable(&r.class, &old_error)];
+            }
+        }
+        ItemKind::Unreadable {
+            origin,
+            reason,
+            pos,
+            fatal,
+        } => {
+            r.fallback = pos.unwrap_or((1, 1));
+            let place = pos
+                .map(|(l, c)| format!("{origin}:{l}:{c}"))
+                .unwrap_or(origin.clone());
+            if fatal {
+                r.outcome = "not-checked".into();
+                r.fails = true;
+                r.error = Some(format!("{place}: {reason}"));
+                r.findings = vec![not_checked(&reason)];
+                r.new = Some(origin);
+            } else {
+                // The file no longer holds a BPL class (deleted, or not BPL now).
+                r.outcome = "old-unreadable".into();
+                r.findings = vec![old_unreadable(&r.class, &format!("{place}: {reason}"))];
+                r.old = Some(origin);
+            }
+        }
         ItemKind::Changed { old, new } => {
-            let (oc, nc) = (compile(&old, compiler)?, compile(&new, compiler)?);
-            let ov = overrides_for(overrides, used, &old, &new, changed)?;
-            let planned = plan::build(&old, &new, &oc, &nc, ov).map_err(Failure::input)?;
-            let p = planned.plan;
-            r.verdict = Some(p.verdict);
-            r.outcome = p.verdict.as_str().to_string();
-            r.fails = fail_on.fails(p.verdict);
             r.fallback = (new.process.pos.line, new.process.pos.column);
             r.old = Some(old.source.origin.clone());
             r.new = Some(new.source.origin.clone());
+            let ov = overrides_for(overrides, used, &old, &new, changed)?;
+            let planned = crate::states::compile(&old, compiler)
+                .and_then(|oc| crate::states::compile(&new, compiler).map(|nc| (oc, nc)))
+                .map_err(|e| {
+                    let at_new = e.file == new.source.origin;
+                    (
+                        e.to_string(),
+                        e.pos.filter(|_| at_new).map(|p| (p.line, p.column)),
+                        e.message,
+                    )
+                })
+                .and_then(|(oc, nc)| {
+                    plan::build(&old, &new, &oc, &nc, ov).map_err(|e| {
+                        let text = e.to_string();
+                        (text.clone(), None, text)
+                    })
+                });
+            let p = match planned {
+                Ok(planned) => planned.plan,
+                // This class cannot be checked; the others still are.
+                Err((full, pos, reason)) => {
+                    r.outcome = "not-checked".into();
+                    r.fails = true;
+                    r.error = Some(full);
+                    if let Some(pos) = pos {
+                        r.fallback = pos;
+                    }
+                    r.findings = vec![not_checked(&reason)];
+                    return Ok(r);
+                }
+            };
+            r.verdict = Some(p.verdict);
+            r.outcome = p.verdict.as_str().to_string();
+            r.fails = fail_on.fails(p.verdict);
             if let (Some(m), true) = (migrations, p.verdict > Verdict::Compatible) {
                 let uncommitted = |folder: &Path| m.uncommitted(folder);
                 let found = cover::find(&m.dir, &p, ov.is_some(), &uncommitted)
@@ -567,6 +824,124 @@ fn check_item(
         }
     }
     Ok(r)
+}
+
+/// BPM0408 for a class (or file) that could not be checked (reports put the class in front).
+fn not_checked(reason: &str) -> Finding {
+    plan::findings::finding(
+        plan::findings::Code::ClassNotChecked,
+        format!("cannot be checked: {reason}"),
+    )
+}
+
+/// BPM0409 for a class whose file's old version could not be read.
+fn old_unreadable(class: &str, why: &str) -> Finding {
+    plan::findings::finding(
+        plan::findings::Code::OldVersionUnreadable,
+        format!(
+            "the change to {class} cannot be checked: its old version cannot be read ({why}). IRIS cannot have \
+             compiled that version, so no instance of it is in flight; instances of the version deployed before \
+             it were not compared (bplmigrate check REV:path path compares with that one)"
+        ),
+    )
+}
+
+/// The overrides file for a deleted class: one whose old_sha256 names the deleted source (and
+/// that names no new_sha256), or, when a single class changed, one that names neither.
+fn overrides_for_removed<'o>(
+    overrides: &'o [(PathBuf, Overrides)],
+    used: &mut [bool],
+    old: &Bpl,
+    changed: usize,
+) -> Result<Option<&'o Overrides>, Failure> {
+    let mut found: Option<usize> = None;
+    for (i, (file, ov)) in overrides.iter().enumerate() {
+        let named = ov.old_sha256.is_some() || ov.new_sha256.is_some();
+        if !named && changed > 1 {
+            return Err(Failure::input(anyhow!(
+                "overrides file {} names no old_sha256/new_sha256, but {changed} classes changed or were deleted: add the hashes of its change (for a deleted class old_sha256 alone, the SHA-256 of its last version: sha256sum FILE)",
+                file.display()
+            )));
+        }
+        let matches = ov.new_sha256.is_none()
+            && ov
+                .old_sha256
+                .as_ref()
+                .is_none_or(|(_, h)| h.eq_ignore_ascii_case(&old.source.sha256));
+        if matches {
+            if let Some(j) = found {
+                return Err(Failure::input(anyhow!(
+                    "overrides files {} and {} both apply to the deleted class {}: give one",
+                    overrides[j].0.display(),
+                    file.display(),
+                    old.class_name
+                )));
+            }
+            found = Some(i);
+        }
+    }
+    Ok(found.map(|i| {
+        used[i] = true;
+        &overrides[i].1
+    }))
+}
+
+/// Apply the `[[ack]]` entries of `ov` to the findings of a deleted class: only
+/// `class-removed` (BPM0406) occurs, and a deleted class has no plan, so any other entry is an
+/// error naming its line. Whether the deletion was acknowledged.
+fn acknowledge_removal(ov: &Overrides, findings: &mut [Finding]) -> Result<bool, Failure> {
+    use plan::findings::{lookup, Code};
+    let no_plan = |line: u32, what: &str| {
+        Failure::input(ov.error(
+            line,
+            format!("{what} does not apply to a deleted class: it has no plan (only [[ack]] code = \"class-removed\" does)"),
+        ))
+    };
+    if let Some(m) = ov.maps.first() {
+        return Err(no_plan(m.line, "[[map]]"));
+    }
+    if let Some(p) = ov.pins.first() {
+        return Err(no_plan(p.line, "[[pin]]"));
+    }
+    if let Some(d) = ov.defaults.first() {
+        return Err(no_plan(d.line, "[[default]]"));
+    }
+    let mut acked = false;
+    for a in &ov.acks {
+        match lookup(&a.code) {
+            Some(Code::ClassRemoved) if a.thread.is_none() && a.state.is_none() => acked = true,
+            Some(Code::ClassRemoved) => {
+                return Err(Failure::input(ov.error(
+                    a.line,
+                    "[[ack]] BPM0406: a deleted class has no threads or states: drop thread/state",
+                )))
+            }
+            Some(c) => {
+                return Err(Failure::input(ov.error(
+                    a.line,
+                    format!(
+                        "[[ack]] {}: no such finding for a deleted class (only BPM0406 class-removed occurs)",
+                        c.as_str()
+                    ),
+                )))
+            }
+            None => {
+                return Err(Failure::input(ov.error(
+                    a.line,
+                    format!(
+                        "[[ack]] {:?}: unknown finding code",
+                        crate::input::printable(&a.code)
+                    ),
+                )))
+            }
+        }
+    }
+    if acked {
+        for f in findings.iter_mut() {
+            f.acknowledged = true;
+        }
+    }
+    Ok(acked)
 }
 
 /// Where the reviewed migration folders are read from: the working tree (each folder must be
@@ -614,15 +989,32 @@ impl<'r> Migrations<'r> {
             format!("{rel}/")
         };
         for file in repo.tree_files(&commit, &rel).map_err(Failure::input)? {
-            let Some(inner) = file.strip_prefix(&prefix) else {
+            let Some(inner) = file.strip_prefix(prefix.as_bytes()) else {
                 continue;
             };
-            let bytes = repo.blob(&commit, &file).map_err(Failure::input)?;
-            let to = tmp.path().join(inner);
+            // The cap of a migration folder file, as when the folder is read from disk.
+            let cap = crate::input::cap(crate::input::Kind::PlanFolder);
+            let bytes = match repo
+                .blob_limited(&commit, &file, cap, 0)
+                .map_err(Failure::input)?
+            {
+                git::Limited::Whole(b) => b,
+                git::Limited::Head { size, .. } => {
+                    return Err(Failure::input(crate::input::InputError::TooLarge {
+                        path: format!("{head}:{}", git::display(&file)).into(),
+                        size,
+                        cap,
+                        kind: crate::input::Kind::PlanFolder,
+                    }))
+                }
+            };
+            let to = tmp
+                .path()
+                .join(git::os_name(inner).map_err(Failure::input)?);
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent)
                     .and_then(|_| std::fs::write(&to, bytes))
-                    .with_context(|| format!("cannot extract {file} of {head}"))
+                    .with_context(|| format!("cannot extract {} of {head}", git::display(&file)))
                     .map_err(Failure::input)?;
             }
         }
@@ -673,12 +1065,19 @@ fn overall(results: &[ClassResult]) -> String {
         .max();
     match worst {
         Some(v) => v.as_str().to_string(),
+        None if results.iter().any(|r| r.outcome == "old-unreadable") => "old-unreadable".into(),
+        // Only acknowledged deletions (and perhaps new classes).
+        None if results.iter().any(|r| r.outcome == "deleted") => "deleted".into(),
         None if results.iter().any(|r| r.covered_by.is_some()) => "covered".into(),
         None => Verdict::Identical.as_str().to_string(),
     }
 }
 
+/// The human report. Every value that comes from the inputs (class, path, message, folder)
+/// is escaped with [`crate::input::printable_cell`], as the tables of the other commands are:
+/// a file name or activity name holding a newline cannot forge a line.
 fn human(r: &CheckReport) -> String {
+    use crate::input::printable_cell as cell;
     let mut out = String::new();
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut sev = [0usize; 3];
@@ -687,17 +1086,23 @@ fn human(r: &CheckReport) -> String {
         let moved = res
             .old_path
             .as_ref()
-            .map(|p| format!(", was {p}"))
+            .map(|p| format!(", was {}", cell(p)))
             .unwrap_or_default();
-        let _ = write!(out, "{} ({}{moved}): ", res.class, res.path);
+        let path = cell(&res.path);
+        let _ = write!(out, "{} ({path}{moved}): ", cell(&res.class));
         match res.outcome.as_str() {
             "new" => out.push_str("new class, no instance can be in flight\n"),
+            "deleted" if !res.fails => out.push_str("deleted (acknowledged)\n"),
             "deleted" => out.push_str("deleted\n"),
+            "not-checked" => out.push_str("not checked (exit 2)\n"),
+            "old-unreadable" => {
+                out.push_str("not compared: the old version of the file cannot be read\n")
+            }
             "covered" => {
                 let _ = writeln!(
                     out,
                     "covered by {} (verdict {})",
-                    res.covered_by.as_deref().unwrap_or(""),
+                    cell(res.covered_by.as_deref().unwrap_or("")),
                     res.verdict.map(Verdict::as_str).unwrap_or("")
                 );
             }
@@ -708,6 +1113,7 @@ fn human(r: &CheckReport) -> String {
         let c = Checked {
             class: &res.class,
             path: &res.path,
+            path_bytes: &res.path_bytes,
             findings: &res.findings,
             fallback: res.fallback,
             covered_by: res.covered_by.as_deref(),
@@ -722,23 +1128,22 @@ fn human(r: &CheckReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {}:{line}:{col}: {} {} {}{ack}: {}",
-                res.path,
+                "  {path}:{line}:{col}: {} {} {}{ack}: {}",
                 f.severity.as_str(),
                 f.code,
                 f.code.name(),
-                f.message
+                cell(&f.message)
             );
             if !f.states.is_empty() {
-                let _ = writeln!(out, "      states: {}", f.states.join(", "));
+                let _ = writeln!(out, "      states: {}", cell(&f.states.join(", ")));
             }
         }
         for m in &res.not_covering {
             let _ = writeln!(
                 out,
                 "  {}: does not cover this change: {}",
-                m.folder.display(),
-                m.why
+                cell(&m.folder.to_string_lossy()),
+                cell(&m.why)
             );
         }
     }
@@ -853,6 +1258,7 @@ mod tests {
         let c = Checked {
             class: "Demo.A",
             path: "src/a,b:c.cls",
+            path_bytes: b"src/a,b:c.cls",
             findings: &findings,
             fallback: (3, 4),
             covered_by: None,

@@ -161,9 +161,8 @@ fn human_info(r: &InfoReport) -> String {
             }
             if l.state == InfoState::Dirty {
                 out.push_str(&format!(
-                    "  {what} is dirty: check the rows, then `bplmigrate repair --class {} --entry {} \
-                     (--applied | --not-applied) --reason TEXT`\n",
-                    l.class, e.seq
+                    "  {what} is dirty: {}\n",
+                    apply::repair_advice(&l.class, e.seq)
                 ));
             }
         }
@@ -438,8 +437,9 @@ fn read_plan_status(
 /// A lost connection is connected again (with backoff, said on stderr), within `--timeout`.
 fn watch(a: &StatusArgs, mut db: apply::Db, m: &Migration) -> CmdResult {
     let start = Instant::now();
-    let deadline = a.timeout.map(|t| start + t);
-    let interval = Duration::from_secs_f64(a.interval.clamp(0.05, 86_400.0));
+    let deadline = a.timeout.and_then(|t| start.checked_add(t));
+    // --interval is validated when parsed (finite, 0.05 to 86400 s).
+    let interval = Duration::try_from_secs_f64(a.interval).unwrap_or(Duration::from_secs(5));
     let mut last = String::new();
     let mut warned = false;
     loop {

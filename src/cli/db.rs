@@ -45,11 +45,12 @@ pub struct StatusArgs {
     /// whether or not the hosts still run.
     #[arg(long, requires = "watch")]
     pub until_ready: bool,
-    /// Seconds between two census reads with --watch.
-    #[arg(long, value_name = "S", default_value_t = 5.0, requires = "watch")]
+    /// Seconds between two census reads with --watch (0.05 to 86400).
+    #[arg(long, value_name = "S", default_value_t = 5.0, requires = "watch", value_parser = interval)]
     pub interval: f64,
-    /// Give up after this long (`90s`, `10m`, `2h`): exit 3 when the rows are not ready.
-    #[arg(long, value_name = "D", requires = "watch", value_parser = humantime::parse_duration)]
+    /// Give up after this long (`90s`, `10m`, `2h`; at most a year): exit 3 when the rows are
+    /// not ready.
+    #[arg(long, value_name = "D", requires = "watch", value_parser = timeout)]
     pub timeout: Option<std::time::Duration>,
 }
 
@@ -82,13 +83,39 @@ pub struct ApplyArgs {
     pub format: Format,
 }
 
-fn lock_timeout(s: &str) -> Result<f64, String> {
+/// A number of seconds in `min..=max`. Every flag given in (fractional) seconds is read
+/// here, so NaN, infinities and values no `Duration` holds are refused (exit 2) before any
+/// conversion could panic.
+fn seconds_between(s: &str, min: f64, max: f64) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
+        Ok(v) if v.is_finite() && (min..=max).contains(&v) => Ok(v),
         _ => Err(format!(
-            "{s:?} is not a number of seconds between 0 and 86400"
+            "{:?} is not a number of seconds between {min} and {max}",
+            crate::input::printable(s)
         )),
     }
+}
+
+fn lock_timeout(s: &str) -> Result<f64, String> {
+    seconds_between(s, 0.0, 86_400.0)
+}
+
+fn interval(s: &str) -> Result<f64, String> {
+    seconds_between(s, 0.05, 86_400.0)
+}
+
+/// The longest `--timeout`: a year (a longer one is a typo, and `now + timeout` must exist).
+const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+
+fn timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > MAX_TIMEOUT {
+        return Err(format!(
+            "{:?} is longer than the longest timeout, 366 days",
+            crate::input::printable(s)
+        ));
+    }
+    Ok(d)
 }
 
 /// Progress on stderr, one line per step: always on a terminal, otherwise only once the work
@@ -209,10 +236,13 @@ pub fn apply(a: ApplyArgs) -> CmdResult {
         direction,
         applied_by: applied_by(),
         lock_timeout_ms: (a.lock_timeout * 1000.0).round() as u64,
+        confirmed: None,
     };
     let result = connect(&a.connect).and_then(|mut db| {
+        let mut opts = opts;
         if confirm {
-            confirmed(&mut db, &m, &opts, &a.connect)?;
+            // The apply refuses (exit 3, nothing changed) unless it finds the counts confirmed.
+            opts.confirmed = Some(confirmed(&mut db, &m, &opts, &a.connect)?);
         }
         let progress = StderrProgress::new();
         apply::apply(&mut db, &m, &opts, &progress).map_err(failure)
@@ -230,14 +260,15 @@ pub fn apply(a: ApplyArgs) -> CmdResult {
 
 /// Asks before a write, naming what it touches: the database (never the password), the class,
 /// and the rows that will change — from a dry run just now (the same checks and statements,
-/// rolled back; the apply then checks everything again under its locks). A refusal of the
-/// dry run is the answer, without asking.
+/// rolled back; the apply then checks everything again under its locks, and refuses when the
+/// counts it finds there are not the ones confirmed). A refusal of the dry run is the answer,
+/// without asking. Returns what was confirmed.
 fn confirmed(
     db: &mut apply::Db,
     m: &Migration,
     opts: &ApplyOptions,
     connect: &str,
-) -> Result<(), Failure> {
+) -> Result<apply::Confirmed, Failure> {
     let dry = ApplyOptions {
         dry_run: true,
         ..opts.clone()
@@ -262,7 +293,8 @@ fn confirmed(
         ));
     }
     text.push_str(&format!(
-        "{} rows will change (counted by a dry run just now).\n{what} now? [y/N] ",
+        "{} rows will change (counted by a dry run just now; if the counts differ when it runs, nothing is \
+         changed and it stops, exit 3).\n{what} now? [y/N] ",
         preview.rows_changed()
     ));
     let mut err = std::io::stderr().lock();
@@ -275,7 +307,7 @@ fn confirmed(
             "not confirmed; nothing was changed"
         )));
     }
-    Ok(())
+    Ok(apply::Confirmed::of(&preview))
 }
 
 /// How a failed `apply` ends. "Already applied" alone is not a failure: nothing is pending,

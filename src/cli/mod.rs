@@ -93,14 +93,19 @@ Exit codes:
   1  check: a class needs action (verdict at or above --fail-on, or a deleted class);
      plan: the plan is blocked; verify-numbering: the emulation differs
   2  usage or input error (bad arguments, malformed BPL, edited migration folder, hostile or
-     unknown git revision, not in a git repository, write error on standard output)
-  3  a guard, lock timeout or precondition refused; nothing was changed
+     unknown git revision, not in a git repository, write error on standard output);
+     check: also when one changed class cannot be checked (2 wins over 1; the other
+     classes are still reported)
+  3  a guard, lock timeout or precondition refused (or the counts changed after a confirmation,
+     or the plan is blocked by more than rows that must drain); nothing was changed
   4  the database failed; nothing was changed (rolled back, or no transaction was open)
-  5  apply: committed (the rows are migrated, the history says applied) but the check after
-     commit failed; a dirty history entry is written where possible
-  6  apply: the connection was lost during COMMIT; status --plan DIR tells whether it committed
+  5  apply: committed (the rows are migrated) but the check after commit failed; a dirty
+     history entry is written where possible (bplmigrate repair closes it)
+  6  apply: the connection was lost during COMMIT (status --plan DIR tells whether it
+     committed), or the history row is missing after it and the row counts cannot tell
 info: 0 all applied, 1 a folder pending, 2 a folder edited, 3 a history entry dirty (highest wins).
-status --plan --watch: 0 ready, 3 timed out or cannot become ready by draining.
+status --plan --watch: 0 ready, 3 timed out or cannot become ready by draining, 4 the connection
+was lost and not back before --timeout.
 A closed standard output (`… | head`) keeps the exit code the command would have had.";
 
 #[derive(Debug, Parser)]
@@ -108,8 +113,9 @@ A closed standard output (`… | head`) keeps the exit code the command would ha
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Size cap for every input file, e.g. 256M (defaults: BPL 16M, exported class 64M,
-    /// overrides 16M, migration folder file 64M). For the rare giant.
+    /// Size cap for every input file, git blobs and `check --git-base`'s changed files
+    /// included, e.g. 256M (defaults: BPL 16M, exported class 64M, overrides 16M, migration
+    /// folder file 64M). For the rare giant.
     #[arg(long, global = true, value_name = "SIZE", value_parser = crate::input::parse_size)]
     pub max_input_size: Option<u64>,
 }

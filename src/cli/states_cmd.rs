@@ -301,27 +301,17 @@ fn notes(bpl: &Bpl, cp: &CompiledProcess) -> Vec<String> {
             }
         }
     }
-    let activities = bpl.process.activities();
-    for t in &cp.threads {
-        for s in &t.states {
-            let Some((None, r)) = s.gosub_states() else {
-                continue;
-            };
-            let Some(ret) = t.state(&r) else { continue };
-            let target = activities
-                .iter()
-                .find(|a| a.id == ret.activity.id)
-                .and_then(|a| match &a.kind {
-                    ActivityKind::Compensate { target } => Some(target.as_str()),
-                    _ => None,
-                });
-            n.push(format!(
-                "{} in {} finds no compensation handler '{}' at compile time (none registered since the last scope with handlers reset the registry, spec 3.4.11): IRIS compiles a GoSub to an empty state, which fails at run time",
-                ret.activity.label(),
-                t.class,
-                target.unwrap_or("?")
-            ));
-        }
+    for u in &cp.unresolved_compensates {
+        let class = cp
+            .threads
+            .iter()
+            .find(|t| t.number == u.thread)
+            .map_or("?", |t| t.class.as_str());
+        n.push(format!(
+            "{} in {class} finds no compensation handler at compile time ({}; spec 3.4.11, Q-8): IRIS compiles a GoSub to an empty state, which fails at run time",
+            u.compensate.label(),
+            u.reason()
+        ));
     }
     n
 }

@@ -8,14 +8,25 @@
 //! 3. **Top-down alignment**: for every matched pair, each child list is aligned with its
 //!    counterpart by a maximum-weight, order-preserving alignment (an LCS whose pair weights
 //!    say how alike two activities are: exact, same key, same name, renamed, corresponding
-//!    children). `<switch>` cases are paired first the same way. Pairs already matched anchor
-//!    the alignment; those it cannot keep in order are the reordered ones.
+//!    children). `<switch>` cases are paired first: by condition or by name (one of them kept
+//!    is the same case, renamed or edited), unnamed ones with an edited condition by their
+//!    contents; a case whose name and condition both changed has no counterpart, wherever it
+//!    stands. Pairs already matched anchor the alignment; those it cannot keep in order are
+//!    the reordered ones.
 //! 4. **Moves**: leftovers are paired across the whole tree when exactly one old and one new
 //!    activity share a key, corresponding children, a name, or a rename key. A tie is never
 //!    broken: it is reported and left unmatched.
 //! 5. **Position**: between two aligned neighbours, the single leftover old and new activity
 //!    of one element are paired (a renamed and edited activity in place), and reported as a
-//!    guess. A call whose name and target both changed is never paired this way.
+//!    guess. Never an `<if>`, loop or `<foreach>` whose test changed with no name kept (only
+//!    its contents can tell), nor [other activities](other_activity).
+//!
+//! Some pairs are never made by any pass but a pin ([`other_activity`]): a call whose name
+//! and target both changed, a `<catch>` of another fault (a fault handler is identified by its
+//! fault), an `<if>` whose name and condition both changed. Identical subtrees matched early
+//! are unpaired again when they join two branches that both lost their counterpart (a case or
+//! `<if>` replaced by another that shares an activity: rows in the old branch chose it by
+//! data, see `unpair_replaced_branches`).
 //!
 //! 6. **Containers follow their children**: a matched container whose state-bearing
 //!    descendants went into another copy of it (same key) follows them; when they went into
@@ -49,6 +60,9 @@ pub(crate) struct Matching {
     /// Old switch position → (old case, new case), 1-based user-case indices.
     pub cases: BTreeMap<usize, Vec<(u32, u32)>>,
     pub issues: Vec<MatchIssue>,
+    /// `element\u{1e}name` of every named activity of the new tree (for messages: does a
+    /// removed activity still have a namesake?).
+    pub new_names: foldhash::HashSet<String>,
 }
 
 impl Matching {
@@ -72,6 +86,9 @@ struct Matcher<'t, 'a> {
     /// Ties the move pass could not break: (old, new, what they share). Reported at the end,
     /// without whatever a later pass paired, so no issue contradicts the final matching.
     unresolved: Vec<(Vec<usize>, Vec<usize>, String)>,
+    /// Pairs undone because they joined two branches that both lost their counterpart (see
+    /// [`Matcher::unpair_replaced_branches`]): never made again.
+    refused: BTreeSet<(usize, usize)>,
     limits: MatchLimits,
 }
 
@@ -93,10 +110,17 @@ pub(crate) fn match_trees(
             pins: Vec::new(),
             cases: BTreeMap::new(),
             issues: Vec::new(),
+            new_names: (0..new.len())
+                .filter_map(|p| {
+                    let n = new.nodes[p].name.as_deref()?;
+                    Some(format!("{}\u{1e}{n}", new.element(p)))
+                })
+                .collect(),
         },
         work: BTreeSet::new(),
         done: BTreeSet::new(),
         unresolved: Vec::new(),
+        refused: BTreeSet::new(),
     };
     for &(o, n) in pins {
         match n {
@@ -115,6 +139,9 @@ pub(crate) fn match_trees(
     let mut rounds = 0;
     loop {
         mt.top_down();
+        if mt.unpair_replaced_branches() {
+            continue;
+        }
         if mt.move_pass() {
             rounds += 1;
             if rounds >= mt.limits.move_rounds {
@@ -229,8 +256,9 @@ impl Matcher<'_, '_> {
         out
     }
 
-    /// Pair the user cases of two matched switches: same condition, same name, corresponding
-    /// activities; then the single leftover between aligned neighbours.
+    /// Pair the user cases of two matched switches: same condition, same name, or (both
+    /// unnamed) corresponding activities. A case whose name and condition both changed has
+    /// no counterpart.
     fn case_pairs(&self, o: usize, n: usize) -> Vec<(u32, u32)> {
         let cases = |t: &Tree, p: usize| -> Vec<(Option<String>, Option<String>, Vec<usize>)> {
             match &t.nodes[p].kind {
@@ -262,9 +290,12 @@ impl Matcher<'_, '_> {
                 SCORE_KEY + bonus
             } else if on.is_some() && on == nn {
                 SCORE_NAME + bonus
-            } else if dice >= CONTAINER_MIN_DICE_PERMILLE {
+            } else if on.is_none() && nn.is_none() && dice >= CONTAINER_MIN_DICE_PERMILLE {
+                // Unnamed on both sides, the condition edited: only what it runs tells.
                 SCORE_CONTAINER_BASE + bonus
             } else {
+                // A new name and a new condition: another case, wherever it stands and
+                // whatever it shares (rows that chose the old one never chose this one).
                 0
             }
         };
@@ -304,17 +335,14 @@ impl Matcher<'_, '_> {
                 }
             }
         }
-        // The rest by an order-preserving alignment, then the single leftover case between
-        // neighbours: the same case with an edited condition.
+        // The rest by an order-preserving alignment of what still identifies them (a shared
+        // condition or name among duplicates, or the content of unnamed cases). Never by
+        // place alone: a case left over between aligned neighbours whose name and condition
+        // both changed is another case (removed and added), not this one edited.
         let ro: Vec<usize> = (0..oc.len()).filter(|&i| !used_o[i]).collect();
         let rn: Vec<usize> = (0..nc.len()).filter(|&j| !used_n[j]).collect();
         let chain = align_dp(ro.len(), rn.len(), |a, b| score(ro[a], rn[b]));
         let sub: Vec<(usize, usize)> = chain.iter().map(|&(a, b, _)| (a, b)).collect();
-        for (lo_a, hi_a, lo_b, hi_b) in gaps(&sub, ro.len(), rn.len()) {
-            if hi_a - lo_a == 1 && hi_b - lo_b == 1 {
-                pairs.push((ro[lo_a], rn[lo_b]));
-            }
-        }
         pairs.extend(sub.iter().map(|&(a, b)| (ro[a], rn[b])));
         pairs.sort();
         pairs
@@ -377,7 +405,7 @@ impl Matcher<'_, '_> {
             return None;
         }
         let (ot, nt) = (self.old, self.new);
-        if other_call(ot, o, nt, n) {
+        if other_activity(ot, o, nt, n) || self.refused.contains(&(o, n)) {
             return None;
         }
         let dice = self.dice(o, n);
@@ -706,7 +734,7 @@ impl Matcher<'_, '_> {
             out
         };
         let same = |o: usize, n: usize| {
-            self.old.element(o) == self.new.element(n) && !other_call(self.old, o, self.new, n)
+            self.old.element(o) == self.new.element(n) && !other_activity(self.old, o, self.new, n)
         };
         let fwd = best(&lo, &ln, &|o, n| {
             if same(o, n) {
@@ -832,6 +860,7 @@ impl Matcher<'_, '_> {
             _ => true,
         });
         let mut seen = BTreeSet::new();
+        let mut open = Vec::new();
         for (os, ns, what) in std::mem::take(&mut self.unresolved) {
             let os: Vec<usize> = os
                 .into_iter()
@@ -844,22 +873,81 @@ impl Matcher<'_, '_> {
             if os.is_empty() || ns.is_empty() || !seen.insert((os.clone(), ns.clone())) {
                 continue;
             }
-            self.m.issues.push(MatchIssue::Ambiguous {
-                old: os.iter().map(|&p| self.old.aref(p)).collect(),
-                new: ns.iter().map(|&p| self.new.aref(p)).collect(),
-                chosen: None,
-                reason: format!(
+            open.push((os, ns, what));
+        }
+        // A tie of a container covers the ties of its contents (their copies lie in its
+        // copies): only the outermost is reported.
+        let covered = |os: &[usize], ns: &[usize]| {
+            open.iter().any(|(po, pn, _)| {
+                os.iter().all(|&x| po.iter().any(|&a| ot.is_desc(x, a)))
+                    && ns.iter().all(|&y| pn.iter().any(|&b| nt.is_desc(y, b)))
+            })
+        };
+        let keep: Vec<bool> = open.iter().map(|(os, ns, _)| !covered(os, ns)).collect();
+        for ((os, ns, what), keep) in open.iter().zip(keep) {
+            if !keep {
+                continue;
+            }
+            // Every candidate an identical copy of the one old activity: only order differs.
+            let reason = match os.as_slice() {
+                [o] if ns.iter().all(|&n| nt.hash[n] == ot.hash[*o]) => format!(
+                    "the new version holds {} identical copies of it and nothing but their order tells them apart; none was paired",
+                    ns.len()
+                ),
+                _ => format!(
                     "{} old and {} new activities elsewhere in the tree share {what}; none was paired",
                     os.len(),
                     ns.len()
                 ),
+            };
+            self.m.issues.push(MatchIssue::Ambiguous {
+                old: os.iter().map(|&p| ot.aref(p)).collect(),
+                new: ns.iter().map(|&p| nt.aref(p)).collect(),
+                chosen: None,
+                reason,
             });
         }
     }
 
     /// See [`crossing_ok`].
     fn crossing_ok(&self, o: usize, n: usize, how: Crossing) -> bool {
-        crossing_ok(self.old, self.new, &self.m, o, n, how)
+        !self.refused.contains(&(o, n)) && crossing_ok(self.old, self.new, &self.m, o, n, how)
+    }
+
+    /// Undo the pairs (identical subtrees, matched before the conditionals around them were)
+    /// from a branch of an `<if>`/`<switch>` that has no counterpart into a branch that has
+    /// none either: a case or conditional replaced by another one that happens to share an
+    /// activity. Rows there chose the old branch by data; the copy in the new one belongs to
+    /// rows that choose it, so it is not where they are. A pin decides otherwise. Returns
+    /// whether anything was undone.
+    fn unpair_replaced_branches(&mut self) -> bool {
+        let (ot, nt) = (self.old, self.new);
+        let mut changed = false;
+        let mut o = 1;
+        while o < ot.len() {
+            let Some(n) = self.m.o2n[o] else {
+                o += 1;
+                continue;
+            };
+            let pinned = std::iter::once(o)
+                .chain(ot.ancestors(o))
+                .any(|a| self.m.via[a] == Some(MatchVia::Pinned));
+            if pinned || !replaced_branches(ot, nt, &self.m, o, n) {
+                o += 1;
+                continue;
+            }
+            for x in o..=ot.end[o] {
+                if let Some(y) = self.m.o2n[x].filter(|&y| y == n || nt.is_desc(y, n)) {
+                    self.m.o2n[x] = None;
+                    self.m.n2o[y] = None;
+                    self.m.via[x] = None;
+                    self.refused.insert((x, y));
+                }
+            }
+            changed = true;
+            o = ot.end[o] + 1;
+        }
+        changed
     }
 
     // ---- pass 6: containers follow their children -------------------------------------------
@@ -890,11 +978,12 @@ impl Matcher<'_, '_> {
                 nt.element(c) == ot.element(o) && images.iter().all(|&x| nt.is_desc(x, c))
             });
             let by_content = self.m.via[o] == Some(MatchVia::Children);
-            // A copy with the old key beats a match without it; a match by content alone
-            // follows its children out of the container it was paired with.
+            // A copy with the old key beats a match without it, or one with it too that holds
+            // none of its children (two copies alike by key: the children decide); a match by
+            // content alone follows its children out of the container it was paired with.
             let better = |c: usize| {
                 if nt.key[c] == ot.key[o] {
-                    nt.key[n] != ot.key[o]
+                    nt.key[n] != ot.key[o] || !images.iter().any(|&x| nt.is_desc(x, n))
                 } else {
                     by_content && !all_inside
                 }
@@ -974,8 +1063,12 @@ impl Matcher<'_, '_> {
                             .filter(|&y| self.new.element(y) == e)
                             .collect();
                         if let ([x], [y]) = (os.as_slice(), ns.as_slice()) {
-                            // A call with another name *and* another target is another call.
-                            if !other_call(self.old, *x, self.new, *y) {
+                            // A call with another name *and* another target is another
+                            // call; a catch of another fault another handler; a test that
+                            // changed with nothing kept another conditional or loop.
+                            if position_may_pair(self.old, *x, self.new, *y)
+                                && self.crossing_ok(*x, *y, Crossing::Similar)
+                            {
                                 made.push((*x, *y));
                             }
                         }
@@ -998,14 +1091,42 @@ impl Matcher<'_, '_> {
     }
 }
 
-/// A call with another name *and* another target is another call, however alike its
-/// request and response handlers look.
-fn other_call(ot: &Tree, o: usize, nt: &Tree, n: usize) -> bool {
+/// Two activities of one element that are not the same activity, however alike their
+/// contents look or wherever they stand:
+/// - a call with another name *and* another target;
+/// - a `<catch>` of another fault: a fault handler is identified by its fault (rows in it took
+///   that fault; another fault never runs it);
+/// - an `<if>` with another name *and* another condition: rows in its branches chose them by
+///   a test that is gone (a renamed `<if>` keeps its condition, an edited one its name).
+fn other_activity(ot: &Tree, o: usize, nt: &Tree, n: usize) -> bool {
     let (a, b) = (ot.nodes[o], nt.nodes[n]);
-    a.element == "call"
-        && b.element == "call"
-        && a.name != b.name
-        && a.attrs.get("target") != b.attrs.get("target")
+    if a.element != b.element {
+        return false;
+    }
+    let differ = |k: &str| a.attrs.get(k) != b.attrs.get(k);
+    match a.element.as_str() {
+        "call" => a.name != b.name && differ("target"),
+        "catch" => differ("fault"),
+        "if" => a.name != b.name && differ("condition"),
+        _ => false,
+    }
+}
+
+/// May the position between aligned neighbours alone pair `o` and `n`? Not when they are
+/// [other activities](other_activity), and not a conditional or loop whose test (condition,
+/// or the property and key of a `<foreach>`) changed without its name to tell it is the same
+/// one: then only corresponding contents may pair it.
+fn position_may_pair(ot: &Tree, o: usize, nt: &Tree, n: usize) -> bool {
+    if other_activity(ot, o, nt, n) {
+        return false;
+    }
+    if matches!(ot.element(o), "if" | "while" | "until" | "foreach") {
+        let (a, b) = (ot.nodes[o], nt.nodes[n]);
+        let same_name = a.name.is_some() && a.name == b.name;
+        let same_test = ot.rename_key[o].is_some() && ot.rename_key[o] == nt.rename_key[n];
+        return same_name || same_test;
+    }
+    true
 }
 
 /// The child lists of an unmatched container that could have been wrapped around (or
@@ -1046,12 +1167,15 @@ pub(crate) fn crossing_ok(
     let handler_ok = match (ot.handler[o], nt.handler[n]) {
         (None, None) => true,
         (Some(ho), Some(hn)) => {
-            (ho == o && hn == n) || m.o2n[ho] == Some(hn) || {
-                // Handlers not matched yet: at least the same kind of handler.
-                m.o2n[ho].is_none()
-                    && m.n2o[hn].is_none()
-                    && ot.element(ho) == nt.element(hn)
-                    && ot.nodes[ho].attrs.get("fault") == nt.nodes[hn].attrs.get("fault")
+            // The same kind of handler: a catch is identified by its fault.
+            let same_kind = ot.element(ho) == nt.element(hn)
+                && ot.nodes[ho].attrs.get("fault") == nt.nodes[hn].attrs.get("fault");
+            if ho == o && hn == n {
+                same_kind
+            } else {
+                m.o2n[ho] == Some(hn)
+                    // Handlers not matched yet: at least the same kind of handler.
+                    || (m.o2n[ho].is_none() && m.n2o[hn].is_none() && same_kind)
             }
         }
         _ => false,
@@ -1060,7 +1184,12 @@ pub(crate) fn crossing_ok(
         return false;
     }
     if how == Crossing::Exact {
+        // Identical subtrees are matched before the conditionals around them; a pair across
+        // replaced branches is undone once those are known (`unpair_replaced_branches`).
         return true;
+    }
+    if replaced_branches(ot, nt, m, o, n) {
+        return false;
     }
     // Out of a conditional into another one: only within the counterpart of the old one
     // (the same branch, or — for the same key or name — a branch switch the plan
@@ -1087,6 +1216,38 @@ pub(crate) fn crossing_ok(
         }
         _ => true,
     }
+}
+
+/// Do `o` and `n` lie in branches of an `<if>`/`<switch>` that both have no counterpart (a
+/// removed case and an added one, or the branches of an `<if>` replaced by another)? Then
+/// they are not the same activity, whatever they share: a row in the old branch chose it by
+/// data, and the new branch is chosen by another test. False while a switch's cases are not
+/// paired yet.
+fn replaced_branches(ot: &Tree, nt: &Tree, m: &Matching, o: usize, n: usize) -> bool {
+    branch_kept(ot, nt, m, o, true) == Some(false)
+        && branch_kept(nt, ot, m, n, false) == Some(false)
+}
+
+/// Does the branch or case of the nearest `<if>`/`<switch>` holding `p` (in `t`, the old tree
+/// when `old`) have a counterpart in `u`? `None` when `p` lies in no branch, or when the cases
+/// of its switch were not paired yet.
+fn branch_kept(t: &Tree, u: &Tree, m: &Matching, p: usize, old: bool) -> Option<bool> {
+    let a = branch_owner(t, p)?;
+    let (_, slot, _) = t.child_towards(a, p)?;
+    let image = if old { m.o2n[a] } else { m.n2o[a] };
+    let Some(a2) = image else {
+        return Some(false);
+    };
+    Some(match case_index(slot) {
+        Some(i) => {
+            let (sw, nth) = if old { (a, i + 1) } else { (a2, i + 1) };
+            let pairs = m.cases.get(&sw)?;
+            pairs
+                .iter()
+                .any(|&(x, y)| if old { x == nth } else { y == nth })
+        }
+        None => u.slots[a2].iter().any(|(s, _)| s.as_str() == slot),
+    })
 }
 
 /// How a candidate pair was found, for [`crossing_ok`].

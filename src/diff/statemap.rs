@@ -203,7 +203,64 @@ fn removed(o: usize, t_old: &Tree, t_new: &Tree, m: &Matching) -> String {
             line.map(|l| format!(", overrides line {l}"))
                 .unwrap_or_default()
         ),
-        None => format!("{} was removed", t_old.describe(o)),
+        None => match removed_around(o, t_old, m) {
+            Some(around) => format!(
+                "{} lies in {around}, which was removed; the new {} of that name lies elsewhere",
+                t_old.describe(o),
+                t_old.element(o)
+            ),
+            None => format!("{} was removed", t_old.describe(o)),
+        },
+    }
+}
+
+/// When the new version still has an activity of `o`'s element and name (so "was removed"
+/// would read wrong) and `o` lies in a fault handler, case or branch that has no
+/// counterpart: that container, described.
+fn removed_around(o: usize, t_old: &Tree, m: &Matching) -> Option<String> {
+    let name = t_old.nodes[o].name.as_deref()?;
+    if !m
+        .new_names
+        .contains(&format!("{}\u{1e}{name}", t_old.element(o)))
+    {
+        return None;
+    }
+    let mut c = o;
+    while let Some(a) = t_old.parent[c] {
+        let slot = t_old.slot[c].as_str();
+        match t_old.element(a) {
+            "catch" | "catchall" | "compensationhandler" if m.o2n[a].is_none() => {
+                return Some(t_old.describe(a))
+            }
+            "if" | "switch" if m.o2n[a].is_none() => return Some(t_old.label(a)),
+            "switch" => {
+                if let Some(i) = super::case_index(slot) {
+                    let kept = m
+                        .cases
+                        .get(&a)
+                        .is_some_and(|v| v.iter().any(|&(x, _)| x == i + 1));
+                    if !kept {
+                        return Some(format!("{} of {}", case_label(t_old, a, i), t_old.label(a)));
+                    }
+                }
+            }
+            _ => {}
+        }
+        c = a;
+    }
+    None
+}
+
+/// A user case of a switch as the source names it: `case "Fast"`, or `case #2` unnamed.
+fn case_label(t: &Tree, sw: usize, i: u32) -> String {
+    match &t.nodes[sw].kind {
+        crate::bpl::ActivityKind::Switch { cases, .. } => {
+            match cases.get(i as usize).and_then(|c| c.name.as_deref()) {
+                Some(n) => format!("case {n:?}"),
+                None => format!("case #{}", i + 1),
+            }
+        }
+        _ => format!("case #{}", i + 1),
     }
 }
 
@@ -238,7 +295,13 @@ pub(crate) fn counterpart_key(
             .and_then(|v| v.iter().find(|(a, _)| a == i))
         {
             Some(&(_, j)) => Role::SwitchCase(j),
-            None => return Err(format!("case {i} of {} was removed", t_old.label(owner))),
+            None => {
+                return Err(format!(
+                "{} of {} was removed: no case of the new version keeps its condition or its name",
+                case_label(t_old, owner, i - 1),
+                t_old.label(owner)
+            ))
+            }
         },
         Role::CompHandler(name) => {
             let old_h = t_old
@@ -419,6 +482,26 @@ pub(crate) fn same_wait_sync(t_new: &Tree, m: &Matching, n_call: usize) -> Optio
     let name = t_new.nodes[n_call].name.as_deref()?;
     let sync = first_sync_on(t_new, later_siblings(t_new, n_call), name)?;
     if !waits_like_call(t_new, sync, name) || m.n2o[sync].is_some() || !t_new.effective[sync] {
+        return None;
+    }
+    Some(sync)
+}
+
+/// The new `<sync>` that a thread which waited on the call at `n_call` (new position) while
+/// it was synchronous has nothing left to wait at: the first sync after the call in the same
+/// list that lists it, new and enabled, and listing it alone (with or without a `timeout`: the
+/// thread had the answer, so the timer could only have cut the wait short) or of
+/// `type="any"` (the call's answer completes it). A superset of [`same_wait_sync`]: the sync
+/// need not be the same wait for threads resting at the call, only for threads past it.
+pub(crate) fn passed_wait_sync(t_new: &Tree, m: &Matching, n_call: usize) -> Option<usize> {
+    let name = t_new.nodes[n_call].name.as_deref()?;
+    let sync = first_sync_on(t_new, later_siblings(t_new, n_call), name)?;
+    let alone = t_new.sync_calls(sync).all(|c| c == name);
+    let any = t_new.nodes[sync]
+        .attrs
+        .get("type")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("any"));
+    if !(alone || any) || m.n2o[sync].is_some() || !t_new.effective[sync] {
         return None;
     }
     Some(sync)

@@ -508,3 +508,119 @@ fn activity_refs_share_their_names() {
         .iter()
         .all(|p| p.is_some() && *p == owned_by_a[0]));
 }
+
+/// State of Thread1 whose old name is `old`: its new name.
+fn new_of(d: &ProcessDiff, old: &str) -> Option<String> {
+    d.threads[0]
+        .states
+        .iter()
+        .find(|s| s.old.as_deref() == Some(old))
+        .unwrap_or_else(|| panic!("no old state {old}: {:?}", states(d)))
+        .new
+        .clone()
+}
+
+#[test]
+fn an_unnamed_case_is_identified_by_its_condition_or_its_content() {
+    let sw = |cond: &str, body: &str| {
+        format!("<switch name='S'><case condition='context.k=1'>{CALL_A}</case><case condition='{cond}'>{body}</case></switch>")
+    };
+    let x = "<call name='X' target='OpX' async='0'><request type='Ens.Request'/></call>";
+    let y = "<call name='Y' target='OpY' async='0'><request type='Ens.Request'/></call>";
+    // S1 entry, S2 post, S3 case 1, S4/S5 A, S6 case 2, S7/S8 its call.
+    // Another condition and other content: another case, whatever its place.
+    let d = run(&sw("context.k=2", x), &sw("context.k=3", y), &[]);
+    assert_eq!(new_of(&d, "S6"), None, "{:?}", states(&d));
+    // The condition edited, the same content: the same case.
+    let d = run(
+        &sw("context.k=2", x),
+        &sw("context.k=2||(context.k=4)", x),
+        &[],
+    );
+    assert_eq!(new_of(&d, "S6"), Some("S6".into()), "{:?}", states(&d));
+}
+
+#[test]
+fn a_loop_or_if_whose_test_changed_is_not_paired_by_place_alone() {
+    let x = "<call name='X' target='OpX' async='0'><request type='Ens.Request'/></call>";
+    let y = "<call name='Y' target='OpY' async='0'><request type='Ens.Request'/></call>";
+    for (old, new) in [
+        (
+            format!("<while name='W1' condition='context.k&lt;3'>{x}</while>"),
+            format!("<while name='W2' condition='context.k&lt;9'>{y}</while>"),
+        ),
+        (
+            format!("<if condition='context.k=1'><true>{x}</true></if>"),
+            format!("<if condition='context.k=2'><true>{y}</true></if>"),
+        ),
+    ] {
+        let d = run(
+            &format!("{CALL_A}{old}{CALL_B}"),
+            &format!("{CALL_A}{new}{CALL_B}"),
+            &[],
+        );
+        // S1 entry, S2/S3 A, then the loop's or if's own states.
+        assert_eq!(new_of(&d, "S4"), None, "{old}: {:?}", states(&d));
+        assert!(
+            !d.issues
+                .iter()
+                .any(|i| matches!(i, MatchIssue::Positional { .. })),
+            "{:?}",
+            d.issues
+        );
+    }
+    // The same test under a new name is the same loop.
+    let d = run(
+        &format!("<while name='W1' condition='context.k&lt;3'>{x}</while>"),
+        &format!("<while name='W2' condition='context.k&lt;3'>{y}</while>"),
+        &[],
+    );
+    assert_eq!(new_of(&d, "S2"), Some("S2".into()), "{:?}", states(&d));
+}
+
+#[test]
+fn a_catch_of_another_fault_is_another_handler() {
+    let scope = |fault: &str, body: &str| {
+        format!("<scope name='SC'>{CALL_A}<faulthandlers><catch fault='\"{fault}\"'>{body}</catch><catchall/></faulthandlers></scope>{CALL_B}")
+    };
+    let b2 = "<call name='N' target='Ops' async='0'><request type='Ens.Request'/></call>";
+    // The same content under another fault: still another handler.
+    let d = run(&scope("Timeout", b2), &scope("Auth", b2), &[]);
+    let c = change_of(&d, "call \"N\"");
+    assert_eq!(c.change, ActivityChangeKind::Removed, "{c:?}");
+    // The same fault, other content: the same handler.
+    let d = run(&scope("Timeout", b2), &scope("Timeout", CALL_B), &[]);
+    assert!(d.threads[0]
+        .states
+        .iter()
+        .any(|s| matches!(s.role, crate::states::Role::Catch(1)) && s.new.is_some()));
+}
+
+#[test]
+fn an_attribute_written_with_its_default_compares_equal_to_none() {
+    let call = |assign: &str, sync: &str| {
+        format!(
+            "<call name='A' target='OpA' async='1'><request type='Ens.Request'/><response type='Ens.Response'>{assign}</response></call>{sync}"
+        )
+    };
+    let plain = call(
+        "<assign property='context.x' value='1'/>",
+        "<sync calls='A'/>",
+    );
+    let explicit = call(
+        "<assign property='context.x' value='1' action='set'/>",
+        "<sync calls='A' type='all'/>",
+    );
+    assert!(run(&plain, &explicit, &[]).identical);
+    // Another value than the default is a change.
+    let append = call(
+        "<assign property='context.x' value='1' action='append'/>",
+        "<sync calls='A'/>",
+    );
+    let any = call(
+        "<assign property='context.x' value='1'/>",
+        "<sync calls='A' type='any'/>",
+    );
+    assert!(!run(&plain, &append, &[]).identical);
+    assert!(!run(&plain, &any, &[]).identical);
+}

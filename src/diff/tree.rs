@@ -633,8 +633,13 @@ impl<'a> Tree<'a> {
     }
 }
 
-/// What changed about an activity's identity between two matched versions: its name, the
-/// key attributes of its element and a call's message types, as `what "old" → "new"`.
+/// Content attributes (not part of the key) that a plan's "(modified: …)" shows all the same,
+/// because rows parked at the activity were set up with the old value: a `<sync>`'s timeout
+/// (BPM0212 reports it), like a `<delay>`'s duration, which is a key attribute.
+const SHOWN_ATTRS: &[(&str, &[&str])] = &[("sync", &["timeout"])];
+
+/// What changed about an activity between two matched versions: its name, the key attributes
+/// of its element, the [`SHOWN_ATTRS`] and a call's message types, as `what "old" → "new"`.
 pub(crate) fn key_changes(a: &Activity, b: &Activity) -> Vec<String> {
     let mut out = Vec::new();
     let q = |v: Option<&str>| {
@@ -648,7 +653,11 @@ pub(crate) fn key_changes(a: &Activity, b: &Activity) -> Vec<String> {
             q(b.name.as_deref())
         ));
     }
-    for k in key_attrs(&a.element) {
+    let shown = SHOWN_ATTRS
+        .iter()
+        .filter(|(e, _)| *e == a.element)
+        .flat_map(|(_, attrs)| attrs.iter());
+    for k in key_attrs(&a.element).iter().chain(shown) {
         let (x, y) = (a.attrs.get(*k), b.attrs.get(*k));
         if x != y {
             out.push(format!("{k} {} → {}", q(x), q(y)));

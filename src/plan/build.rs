@@ -1,7 +1,7 @@
 //! Diff + overrides → `MigrationPlan`.
 
 use super::checks;
-use super::findings::{lookup, Code};
+use super::findings::lookup;
 use super::model::*;
 use super::overrides::{Overrides, OverridesError};
 use super::safety::{self, new_sref, short, sref, ThreadFinder};
@@ -149,6 +149,8 @@ impl<'x> Builder<'x, '_> {
         };
         let mut out = checks::Findings::default();
         checks::run(&cx, &mut out);
+        out.pre
+            .extend(super::stale_handlers::preconditions(&scope, new_c));
         self.apply_acks(&mut out.findings)?;
         // 3. The verdict.
         let verdict = verdict(&scope, &out, self.a.diff.identical);
@@ -742,17 +744,57 @@ impl<'x> Builder<'x, '_> {
                     diff::crossing_ok(to, tn, &self.a.m, o, *n, diff::Crossing::Similar)
                 });
                 match (reachable, handler_gone) {
-                    (Some((x, _)), None) => out.push(Suggestion {
-                        thread: thread.clone(),
-                        old: s.old.to_string(),
-                        new: x.name.to_string(),
-                        reason: format!(
-                            "{} still waits on call {calls} in the new version ({} of {}); the pending response completes that wait",
-                            x.name,
-                            x.role,
-                            x.activity.label()
-                        ),
-                    }),
+                    (Some((x, w_new)), None) => {
+                        // Why their own state went, and what a row resumed there skips or runs
+                        // again on the way (the new version may send more before that wait).
+                        let r = safety::Resume {
+                            old_ref: sref(&ot.class, &s.old),
+                            new_ref: new_sref(&nt.class, &x.name.to_string()),
+                            w_old: Some(o),
+                            w_new: *w_new,
+                            join: false,
+                            enters: safety::entered_slot(&x.role),
+                            within: None,
+                            returns: false,
+                        };
+                        let labels = |ps: Vec<usize>| -> Vec<String> {
+                            ps.into_iter()
+                                .map(|p| safety::act_label(&self.a.new, p))
+                                .collect()
+                        };
+                        let (skipped, again) =
+                            (labels(safety::skips(self.a, &r)), labels(safety::reruns(self.a, &r)));
+                        let why = match &s.note {
+                            Some(n) => format!("old {} was removed: {n}; ", s.old),
+                            None => String::new(),
+                        };
+                        let mut then = Vec::new();
+                        if !skipped.is_empty() {
+                            then.push(format!(
+                                "they skip {}, which the new version runs before that wait",
+                                skipped.join(", ")
+                            ));
+                        }
+                        if !again.is_empty() {
+                            then.push(format!("they run {} again", again.join(", ")));
+                        }
+                        let then = if then.is_empty() {
+                            "; mapped there, they skip nothing and run nothing again".to_string()
+                        } else {
+                            format!("; mapped there, {}", then.join(", and "))
+                        };
+                        out.push(Suggestion {
+                            thread: thread.clone(),
+                            old: s.old.to_string(),
+                            new: x.name.to_string(),
+                            reason: format!(
+                                "{why}new {} still waits on call {calls} ({} of {}), and the pending response completes that wait{then}",
+                                x.name,
+                                x.role,
+                                x.activity.label()
+                            ),
+                        })
+                    }
                     (Some(_), Some(gone)) => refuse(format!(
                         "{what}, and {gone}: the response would arrive unhandled, whatever state they are mapped to: let them drain"
                     )),
@@ -773,6 +815,11 @@ impl<'x> Builder<'x, '_> {
                                         "inside the {}, while they wait on the normal path",
                                         handler_label(tn, h)
                                     ),
+                                    (Some(ho), Some(hn)) if self.a.m.o2n[ho] != Some(hn) => format!(
+                                        "inside {}, while they wait inside {}, another fault handler",
+                                        tn.describe(hn),
+                                        to.describe(ho)
+                                    ),
                                     _ => "in a branch that is not the counterpart of theirs"
                                         .to_string(),
                                 };
@@ -783,15 +830,42 @@ impl<'x> Builder<'x, '_> {
                         if let Some(g) = gone {
                             reason.push_str(&format!(", and {g}"));
                         }
+                        let mut elsewhere_thread = false;
                         if elsewhere.is_empty() {
-                            reason.push_str("; no state of the new version waits on it");
+                            // Waits of other thread classes are no place for these rows (a row
+                            // cannot move to another thread class): say so, not that nothing waits.
+                            let others: Vec<String> = self
+                                .new_c
+                                .threads
+                                .iter()
+                                .filter(|x| x.number != nt.number)
+                                .flat_map(|x| {
+                                    x.states
+                                        .iter()
+                                        .filter(|st| waits_on(st).is_some())
+                                        .map(|st| format!("{}:{}", short(&x.class), st.name))
+                                })
+                                .collect();
+                            let own = short(&nt.class);
+                            if others.is_empty() {
+                                reason.push_str("; no state of the new version waits on it");
+                            } else {
+                                elsewhere_thread = true;
+                                reason.push_str(&format!(
+                                    "; no state of {own} waits on it in the new version (only {} of another thread class, where rows of {own} cannot move)",
+                                    others.join(", ")
+                                ));
+                            }
                         } else {
                             reason.push_str(&format!(
                                 "; the new version waits on it only where they cannot be: {}",
                                 elsewhere.join(", ")
                             ));
                         }
-                        reason.push_str(": mapped anywhere else, no wait would take that response; let them drain");
+                        reason.push_str(&format!(
+                            ": mapped anywhere else{}, no wait would take that response; let them drain",
+                            if elsewhere_thread { format!(" in {}", short(&nt.class)) } else { String::new() }
+                        ));
                         refuse(reason);
                     }
                 }
@@ -992,8 +1066,7 @@ impl<'x> Builder<'x, '_> {
 /// that now expects another response) do not block a plan that has nothing to rewrite: such
 /// a plan is `drain`.
 fn verdict(scope: &checks::Scope, out: &checks::Findings, identical: bool) -> Verdict {
-    let drainable =
-        |f: &Finding| f.code == Code::RemovedWaitState || f.code == Code::AwaitedCallChanged;
+    let drainable = |f: &Finding| f.code.drainable();
     let open_errors: Vec<&Finding> = out
         .findings
         .iter()
@@ -1164,7 +1237,7 @@ mod tests {
                 .plan
                 .findings
                 .iter()
-                .find(|f| f.code == super::Code::NewContextProperty)
+                .find(|f| f.code == crate::plan::findings::Code::NewContextProperty)
                 .expect("RiskScore is read after the wait");
             f.message.contains("looks like Score renamed")
         };

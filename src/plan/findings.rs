@@ -39,6 +39,13 @@ macro_rules! catalogue {
 }
 
 impl Code {
+    /// An error whose remedy is letting instances drain: the plan carries a precondition for
+    /// it (no row at the removed state, no pending response to the changed call), which every
+    /// write path enforces under its locks, so once the rows drained the plan may apply.
+    pub fn drainable(self) -> bool {
+        matches!(self, Code::RemovedWaitState | Code::AwaitedCallChanged)
+    }
+
     /// The stable code text, e.g. `BPM0101`.
     pub fn as_str(self) -> &'static str {
         self.rule().code
@@ -157,7 +164,8 @@ catalogue! {
         "give in-flight rows what the handler would have set (a [[default]] for a new property), or let them finish first";
     BranchSwitched = "BPM0211", "branch-switched", Warning,
         "a resume point moved into another branch or case of the same <if>/<switch>: in-flight instances took the \
-         old branch but continue in the new one (when the <if>'s condition changed too, both conditions are named)",
+         old branch but continue in the new one (when the <if>'s condition changed too, or the condition of the \
+         <switch> case they chose or resume in, both conditions are named)",
         "check that the rest of the new branch is right for instances that chose the old one";
     AwaitedSyncChanged = "BPM0212", "awaited-sync-changed", Warning,
         "a <sync> that in-flight instances wait at changed its calls, type or timeout: they were parked under the \
@@ -173,6 +181,15 @@ catalogue! {
          were created with; only new instances get the new one",
         "if in-flight rows should get the new value, update their context rows yourself ([[default]] fills new \
          properties only)";
+    CompensateUnresolved = "BPM0215", "compensate-unresolved", Warning,
+        "a <compensate> of the new version runs no compensation handler: the compiler's registry did not hold \
+         its target when it was generated (a scope with <compensationhandlers> generated in between reset it, or \
+         none of that name came before; spec 3.4.11, Q-8), so IRIS compiles a GoSub to an empty state and every \
+         instance that reaches it, new or in flight, errors there instead of compensating; the finding names the \
+         in-flight instances that ran a handler there under the old version and can still reach it",
+        "fix the new BPL: keep scopes with <compensationhandlers> out of what is generated between the handler and \
+         its <compensate> (the scope's body, its later handlers, its earlier catches), or give the inner scope's \
+         handlers to the outer one; let the instances it names finish first if they must keep their compensation";
     AmbiguousMatch = "BPM0301", "ambiguous-match", Error,
         "several activities looked alike and the matcher could not tell which old one is which new one; \
          an error when they own states, a warning otherwise",
@@ -185,7 +202,8 @@ catalogue! {
         "review the activity matches; pin what is wrong";
     DisabledToggled = "BPM0304", "disabled-toggled", Warning,
         "an activity was enabled or disabled; when it allocates states, threads or handlers this renumbers \
-         everything generated after it (a warning), otherwise it only changes behaviour (info); a flow branch \
+         what is generated after it unless other changes make up for it (a warning; the message says which), \
+         otherwise it only changes behaviour (info); a flow branch \
          keeps its thread class either way, so only what is inside it changes",
         "review the renumbering in the mapping";
     ArgumentsReversed = "BPM0305", "arguments-reversed", Info,
@@ -220,6 +238,16 @@ catalogue! {
         "a bare <process> document does not name its class: its class name was taken from the other version, or \
          from its file name when neither names one; that name is what the plan and the SQL call the class",
         "pass --class with the real class name when it is not the one shown";
+    ClassNotChecked = "BPM0408", "class-not-checked", Error,
+        "a changed file holds BPL that cannot be checked (reported by `check`): it does not parse, it is over the \
+         --max-input-size cap, it cannot be read, or the emulation refuses it. The classes of every other file \
+         are still checked and reported; `check` exits 2",
+        "fix the file at the place the message names";
+    OldVersionUnreadable = "BPM0409", "old-version-unreadable", Warning,
+        "the old version of a changed BPL file cannot be read (reported by `check`), so the change cannot be \
+         checked against it. A version that does not parse was never compiled by IRIS and has no instance in \
+         flight, but instances of the version deployed before it are not compared",
+        "compare with the version that is deployed: bplmigrate check REV:path path";
 }
 
 /// Build a finding with the catalogue's severity.

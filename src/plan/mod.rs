@@ -16,6 +16,7 @@ pub mod overrides;
 pub mod render;
 pub mod reports;
 mod safety;
+mod stale_handlers;
 
 pub use build::{build, build_with_limits, plan_id, PlanError, Planned};
 pub use model::*;

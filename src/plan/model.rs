@@ -44,6 +44,45 @@ pub struct MigrationPlan {
     pub overrides: Vec<String>,
 }
 
+impl MigrationPlan {
+    /// Why a `blocked` plan can never be applied as it is (empty: it is not blocked, or it is
+    /// blocked only by errors whose remedy is draining — a removed wait state, an awaited call
+    /// that changed — and becomes applicable once those rows drained: its preconditions, which
+    /// every write path checks under its locks, refuse until then; a removed stack entry's
+    /// rows are refused by their own guard likewise). One rule for `apply`, the ObjectScript
+    /// runner and `check`: an ambiguous match, a changed or removed class need overrides and
+    /// a new plan.
+    pub fn blocked_for_good(&self) -> Vec<String> {
+        if self.verdict != Verdict::Blocked {
+            return Vec::new();
+        }
+        let open: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error && !f.acknowledged)
+            .collect();
+        // A removed stack entry (BPM0110) is resolved by draining too: its own guard refuses
+        // while a row holds the value (`sql`'s dead-stack guard, on every path).
+        let mut why: Vec<String> = open
+            .iter()
+            .filter(|f| !f.code.drainable() && f.code != super::findings::Code::StackEntryRemoved)
+            .map(|f| format!("{} {}", f.code, f.message))
+            .collect();
+        if why.is_empty() && self.old.class != self.new.class {
+            why.push(format!(
+                "the class changed from {} to {}",
+                self.old.class, self.new.class
+            ));
+        }
+        if why.is_empty() && open.is_empty() {
+            why.push(
+                "the plan is blocked, and no finding says it is only a matter of draining".into(),
+            );
+        }
+        why
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanSource {
     pub origin: String,

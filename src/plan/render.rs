@@ -21,24 +21,41 @@ impl Default for RenderOptions {
     }
 }
 
-/// Align rows into columns (two spaces apart), each line indented.
+/// Align rows into columns (two spaces apart), each line indented. The one table helper of
+/// human output (`states`, `status`, the plan and the diff): every cell is escaped with
+/// [`crate::input::printable_cell`] (a name holding a newline cannot split its row) and
+/// measured in terminal columns ([`crate::input::display_width`]: wide CJK characters,
+/// combining accents), so the columns line up whatever the names hold.
 pub fn table(rows: &[Vec<String>], indent: &str) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    use crate::input::{display_width, printable_cell};
+    let cells: Vec<Vec<(std::borrow::Cow<'_, str>, usize)>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| {
+                    let text = printable_cell(c);
+                    let w = display_width(&text);
+                    (text, w)
+                })
+                .collect()
+        })
+        .collect();
+    let cols = cells.iter().map(Vec::len).max().unwrap_or(0);
     let mut width = vec![0; cols];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
+    for r in &cells {
+        for (i, (_, w)) in r.iter().enumerate() {
+            width[i] = width[i].max(*w);
         }
     }
     let line_len = indent.len() + width.iter().map(|w| w + 2).sum::<usize>();
     let mut out = String::with_capacity(rows.len() * (line_len + 1));
-    for r in rows {
+    for r in &cells {
         let start = out.len();
         out.push_str(indent);
-        for (i, c) in r.iter().enumerate() {
+        for (i, (c, w)) in r.iter().enumerate() {
             out.push_str(c);
             if i + 1 < r.len() {
-                out.extend(std::iter::repeat_n(' ', width[i] - c.chars().count() + 2));
+                out.extend(std::iter::repeat_n(' ', width[i] - w + 2));
             }
         }
         // Trailing blanks of the line (empty last cells) are dropped.

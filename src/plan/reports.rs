@@ -12,7 +12,11 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, Copy)]
 pub struct Checked<'a> {
     pub class: &'a str,
+    /// The path as messages, GitLab and annotations show it.
     pub path: &'a str,
+    /// The path as the file system (git) names it: the SARIF uri is made from these bytes,
+    /// so a name that is not UTF-8 is still exact there.
+    pub path_bytes: &'a [u8],
     pub findings: &'a [Finding],
     /// Where a finding without a new-version activity points (the `<process>` element).
     pub fallback: (u32, u32),
@@ -27,6 +31,7 @@ impl<'a> Checked<'a> {
         Checked {
             class: &plan.new.class,
             path,
+            path_bytes: path.as_bytes(),
             findings: &plan.findings,
             fallback: (1, 1),
             covered_by: None,
@@ -117,7 +122,7 @@ pub fn sarif(checked: &[Checked]) -> Value {
                 "message": { "text": format!("{}: {}", c.class, f.message) },
                 "locations": [{
                     "physicalLocation": {
-                        "artifactLocation": { "uri": c.path },
+                        "artifactLocation": { "uri": uri(c.path_bytes) },
                         "region": { "startLine": line, "startColumn": column },
                     }
                 }],
@@ -151,6 +156,22 @@ pub fn sarif(checked: &[Checked]) -> Value {
     })
 }
 
+/// Characters of a relative path kept as they are in a SARIF `artifactLocation.uri`: RFC 3986
+/// unreserved characters and the `/` between segments. Everything else is percent-encoded
+/// byte by byte (a space is `%20`, `#` `%23`, `%` `%25`, a UTF-8 `é` `%C3%A9`), so the
+/// reference never reads as a scheme, a query or a fragment.
+const URI_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// A repository-relative path as an RFC 3986 relative reference.
+pub fn uri(path: &[u8]) -> String {
+    percent_encoding::percent_encode(path, URI_PATH).to_string()
+}
+
 fn level(s: Severity) -> &'static str {
     match s {
         Severity::Info => "note",
@@ -180,5 +201,21 @@ pub fn is_sarif_report(bytes: &[u8]) -> bool {
             v.get("version") == Some(&json!("2.1.0")) && v.get("runs").is_some_and(Value::is_array)
         }
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri;
+
+    #[test]
+    fn sarif_uris_are_percent_encoded_per_rfc_3986() {
+        assert_eq!(uri(b"src/b/R e#n%.cls"), "src/b/R%20e%23n%25.cls");
+        assert_eq!(uri(b"src/Loan-v2_x.~cls"), "src/Loan-v2_x.~cls");
+        // A first segment with `:` would read as a scheme; `?` as a query.
+        assert_eq!(uri(b"a:b/c?d[1]"), "a%3Ab/c%3Fd%5B1%5D");
+        // UTF-8 byte by byte; a Latin-1 byte as it is.
+        assert_eq!(uri("src/é.cls".as_bytes()), "src/%C3%A9.cls");
+        assert_eq!(uri(b"src/caf\xe9.cls"), "src/caf%E9.cls");
     }
 }

@@ -274,10 +274,10 @@ struct Alignment {
     /// A long list of moved siblings is a few blocks, so a resume point costs O(blocks ·
     /// log), not O(activities).
     blocks: Vec<Vec<usize>>,
-    /// A new `<sync>` that is the same wait as an old synchronous call's own (the call made
-    /// asynchronous, the sync on it alone after it; spec 3.4.4a: a synchronous call compiles
-    /// as a sync on it alone): that old call. A thread that passed the call under the old
-    /// version did that wait, so it did not skip the sync. (It does not count as run for
+    /// A new `<sync>` that waits for nothing more than an old synchronous call's own wait did
+    /// (the call made asynchronous, the sync on it alone or `type="any"` after it; spec
+    /// 3.4.4a: a synchronous call compiles as a sync on it alone): that old call. A thread
+    /// that passed the call under the old version did that wait, so it did not skip the sync. (It does not count as run for
     /// re-runs: a thread reaching it again after the answer came finds nothing to wait for.)
     /// Sorted by the sync.
     waited: Vec<(usize, usize)>,
@@ -361,10 +361,11 @@ impl Alignment {
     }
 }
 
-/// The new `<sync>`s that are the wait of an old synchronous call made asynchronous
-/// (`same_wait`, spec 3.4.4a: a sync call compiles as a sync on it alone), with that call's
-/// old position, ascending: a row that waited on the call did that wait, so the sync is neither
-/// new nor skipped for it.
+/// The new `<sync>`s that wait for nothing more than an old synchronous call made asynchronous
+/// did (spec 3.4.4a: a sync call compiles as a sync on it alone; `passed_wait_sync`: on it
+/// alone, with or without a timeout, or `type="any"`), with that call's old position,
+/// ascending: a row that waited on the call has its answer, so the sync is neither new nor
+/// skipped for it.
 pub(super) fn syncs_of_sync_calls(a: &Analysis) -> Vec<(usize, usize)> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
     let mut waited = Vec::new();
@@ -375,7 +376,7 @@ pub(super) fn syncs_of_sync_calls(a: &Analysis) -> Vec<(usize, usize)> {
         let Some(o) = m.n2o[n].filter(|&o| to.effective[o] && !is_async_call(to.nodes[o])) else {
             continue;
         };
-        if let Some(sync) = crate::diff::statemap::same_wait_sync(tn, m, n) {
+        if let Some(sync) = crate::diff::statemap::passed_wait_sync(tn, m, n) {
             waited.push((sync, o));
         }
     }
@@ -647,6 +648,17 @@ impl<'x, 'a> Moved<'x, 'a> {
 /// is then not "skipped", and mapped before it, it runs again.
 fn sent_before_resting(to: &Tree, wo: usize) -> bool {
     to.element(wo) == "call"
+}
+
+/// What a thread resumed at `r` skips (never ran, and the new version runs before that
+/// point): the outermost such activities (new positions).
+pub(crate) fn skips(a: &Analysis, r: &Resume) -> Vec<usize> {
+    let mut moved = Moved::new(a);
+    let (mut sk, mut re) = (Vec::new(), Vec::new());
+    moved.compute(r.w_new, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
+    sk.into_iter()
+        .flat_map(|run| run_items(&a.new, run))
+        .collect()
 }
 
 /// What a thread resumed at `r` runs again: the outermost such activities (new positions).
@@ -1351,14 +1363,14 @@ mod tests {
             {
                 continue;
             }
-            // A `<sync>` that is the same wait as the old synchronous call it follows ran
-            // where that call did.
+            // A `<sync>` that waits for nothing more than the old synchronous call it follows
+            // ran where that call did.
             let waited = || {
                 (0..tn.len()).any(|c| {
                     tn.element(c) == "call"
                         && is_async_call(tn.nodes[c])
                         && m.n2o[c].is_some_and(|o| !is_async_call(to.nodes[o]))
-                        && crate::diff::statemap::same_wait_sync(tn, m, c) == Some(n)
+                        && crate::diff::statemap::passed_wait_sync(tn, m, c) == Some(n)
                         && was_before(c)
                 })
             };

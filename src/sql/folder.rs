@@ -475,6 +475,17 @@ fn readme(
     for d in &script.defaults {
         l(&format!("- {}", c(&d.description)));
     }
+    for h in plan.response_handlers.iter().filter(|h| h.new.is_none()) {
+        l(&format!(
+            "- {}: entries naming {} (call {:?}, whose handler was removed) stay as they are, in \
+             completed instances too: with no response pending under their key, no call of the \
+             new version reads them (the checks below refuse rows that could still send one \
+             without a handler)",
+            c(&plan.response_handler_table.to_string()),
+            c(&h.old),
+            c(&h.call)
+        ));
+    }
     l("");
     let findings: Vec<_> = plan
         .findings

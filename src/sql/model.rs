@@ -77,6 +77,11 @@ pub struct Rewrite {
     /// class and the history entry; see `sql::undo`). Not part of the script files.
     #[serde(skip)]
     pub undo: CheckedSql,
+    /// Values of the key column the UPDATE leaves as they are but `undo` records (unchanged)
+    /// too: response-handler entries naming a removed handler. The capture copies the rows of
+    /// `mapping`'s keys and of these.
+    #[serde(skip)]
+    pub recorded: Vec<String>,
 }
 
 /// `UPDATE <context> SET "Prop" = <literal> WHERE "Prop" IS NULL` for a new context property.
@@ -137,4 +142,23 @@ pub struct SqlScript {
     pub plan_id: String,
     /// The BPL class, e.g. `Demo.Loan.BankUS`.
     pub class: String,
+}
+
+/// The tables a migration locks (`IN EXCLUSIVE MODE`) before it looks at the rows — the ODBC
+/// `apply` and the ObjectScript runner alike: every thread table of the plan (rewritten or
+/// guarded), its pending-response child table, the response-handler table and every table a
+/// statement of `script` writes. Sorted; each once. A path skips those that do not exist.
+pub fn tables_to_lock(
+    plan: &crate::plan::MigrationPlan,
+    script: &SqlScript,
+) -> Vec<crate::states::SqlTable> {
+    let mut t = std::collections::BTreeSet::new();
+    for th in &plan.threads {
+        t.insert(th.old_table.clone());
+        t.insert(th.old_table.child("PendingResponses"));
+    }
+    t.insert(plan.response_handler_table.clone());
+    t.extend(script.rewrites.iter().map(|r| r.table.clone()));
+    t.extend(script.defaults.iter().map(|d| d.table.clone()));
+    t.into_iter().collect()
 }

@@ -606,17 +606,6 @@ impl Renderer<'_> {
         })
     }
 
-    fn handler_rows(&self, handler: &str) -> Result<CheckedSql, SqlError> {
-        let t = &self.plan.response_handler_table;
-        let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {} = {}",
-            self.table(t)?,
-            self.id(RESPONSE_HANDLER_COLUMN)?,
-            self.lit(handler)?
-        );
-        self.count(sql, vec![t.clone()], &[RESPONSE_HANDLER_COLUMN], &[])
-    }
-
     /// Rows at a state the new version nests differently (into or out of a `<scope>`, so its
     /// new stack is not the old one mapped element-wise) that hold another stack than the one
     /// that state predicts: the per-state rewrite only knows where the predicted value goes (a
@@ -703,15 +692,18 @@ impl Renderer<'_> {
 
     /// Why a row the guard finds cannot be migrated: the rows were not written by the version
     /// the script starts from.
-    fn foreign_rows(&self, direction: Direction) -> String {
+    /// `what`: `state` or `handler`. A revert cannot tell a value the new version added from
+    /// one it does not have (the plan lists only the values with an old counterpart), so it
+    /// names what it knows: no old value became it.
+    fn foreign_rows(&self, direction: Direction, what: &str) -> String {
         match direction {
             Direction::Apply => format!(
                 "the old {} does not have: is the new class already running, or was this migration applied by hand?",
                 self.plan.old.class
             ),
             Direction::Revert => format!(
-                "the new {} does not have (reached after the migration?)",
-                self.plan.new.class
+                "no {what} of the old {} became (a {what} the new version added, or one it does not have: reached after the migration?)",
+                self.plan.old.class
             ),
         }
     }
@@ -761,14 +753,14 @@ impl Renderer<'_> {
                      value the plan cannot map (none the old version's states leave, e.g. a deeper \
                      stale stack): nothing is changed while such a row exists",
                     w.class,
-                    self.foreign_rows(direction)
+                    self.foreign_rows(direction, "state")
                 ),
                 Direction::Revert => format!(
                     "rows of {} rest at states {} Or they hold a %HandlerStack / %SubroutineStack \
                      value the revert cannot map back (none the new version's states leave): \
                      nothing is changed while such a row exists",
                     w.class,
-                    self.foreign_rows(direction)
+                    self.foreign_rows(direction, "state")
                 ),
             },
             sql: self.count(sql, vec![w.table.clone()], &columns, &functions)?,
@@ -800,7 +792,7 @@ impl Renderer<'_> {
         Ok(Guard {
             description: format!(
                 "context rows name response handlers {}",
-                self.foreign_rows(direction)
+                self.foreign_rows(direction, "handler")
             ),
             sql: self.count(sql, vec![t.clone()], &[RESPONSE_HANDLER_COLUMN], &[])?,
             kind: GuardKind::Unmapped,
@@ -962,10 +954,18 @@ impl Renderer<'_> {
             description,
             sql: check(&sql, self.d, &expect)?,
             undo,
+            recorded: Vec::new(),
         }))
     }
 
-    fn handler_rewrite(&self, pairs: &[(String, String)]) -> Result<Option<Rewrite>, SqlError> {
+    /// `kept`: values the rewrite leaves alone that its undo capture records all the same
+    /// (entries naming a removed handler), so the revert knows every row that names an old
+    /// handler the new version gives to another call.
+    fn handler_rewrite(
+        &self,
+        pairs: &[(String, String)],
+        kept: &[String],
+    ) -> Result<Option<Rewrite>, SqlError> {
         if pairs.is_empty() {
             return Ok(None);
         }
@@ -986,11 +986,13 @@ impl Renderer<'_> {
             format!("SET {c} = {value}"),
         ];
         let keys: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
+        let recorded: Vec<String> = kept.iter().filter(|k| !keys.contains(k)).cloned().collect();
+        let captured: Vec<String> = keys.iter().chain(&recorded).cloned().collect();
         let undo = super::undo::capture(
             self.d,
             t,
             RESPONSE_HANDLER_COLUMN,
-            &keys,
+            &captured,
             &[(RESPONSE_HANDLER_COLUMN, value.clone())],
             false,
             &[listbuild_function(self.d)],
@@ -1022,6 +1024,7 @@ impl Renderer<'_> {
             ),
             sql: check(&lines(&s), self.d, &expect)?,
             undo,
+            recorded,
         }))
     }
 
@@ -1169,20 +1172,12 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
                 push_guard(&mut guards, &mut seen, r.precondition(&p)?);
             }
         }
-        for h in plan.response_handlers.iter().filter(|h| h.new.is_none()) {
-            push_guard(
-                &mut guards,
-                &mut seen,
-                Guard {
-                    description: format!(
-                        "context rows still name response handler {} of call {:?}, which was removed",
-                        h.old, h.call
-                    ),
-                    sql: r.handler_rows(&h.old)?,
-                    kind: GuardKind::Precondition,
-                },
-            );
-        }
+        // No guard on the `%ResponseHandlers` entries naming a removed handler: they stay as
+        // they are (spec 5.2: never removed, completed-but-unpurged instances keep them too).
+        // Once nothing is pending under the call's key (its NoPendingResponse precondition),
+        // such an entry is read again only when a call of the new version is sent under that
+        // key without registering a handler of its own; the plan forbids rows where that can
+        // happen (NoRowsAtState, `plan::stale_handlers`). The undo records them unchanged.
     }
     // Rows the source version cannot have written (the new numbering already in place, a
     // migration run by hand): refused in both directions.
@@ -1246,7 +1241,16 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
     }
     let changed: Vec<(String, String)> =
         handler_pairs.into_iter().filter(|(a, b)| a != b).collect();
-    if let Some(rw) = r.handler_rewrite(&changed)? {
+    let kept: Vec<String> = match direction {
+        Direction::Apply => plan
+            .response_handlers
+            .iter()
+            .filter(|h| h.new.is_none())
+            .map(|h| h.old.clone())
+            .collect(),
+        Direction::Revert => Vec::new(),
+    };
+    if let Some(rw) = r.handler_rewrite(&changed, &kept)? {
         rewrites.push(rw);
     }
 

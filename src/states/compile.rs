@@ -42,6 +42,8 @@ pub fn compile(bpl: &Bpl, compiler: Compiler) -> Result<CompiledProcess, BplErro
         break_targets: Vec::new(),
         continue_targets: Vec::new(),
         comp_registry: HashMap::new(),
+        comp_cleared: HashMap::new(),
+        unresolved: Vec::new(),
         active: Vec::new(),
         done: Vec::new(),
         refs: ActivityRefs::default(),
@@ -70,6 +72,7 @@ pub fn compile(bpl: &Bpl, compiler: Compiler) -> Result<CompiledProcess, BplErro
         response_handler_table,
         threads,
         response_handlers: g.handlers,
+        unresolved_compensates: g.unresolved,
     })
 }
 
@@ -185,7 +188,12 @@ struct Gen<'a> {
     break_targets: Vec<LoopTarget>,
     continue_targets: Vec<LoopTarget>,
     /// Handler name → (thread, H). Global and reset by scopes with handlers (3.4.11, Q-8).
-    comp_registry: HashMap<String, (u32, u32)>,
+    comp_registry: HashMap<String, (u32, u32, &'a Activity)>,
+    /// Handler name → (the handler registered under it, the scope whose handlers reset the
+    /// registry after that), for the names a reset dropped and no handler registered again.
+    comp_cleared: HashMap<String, (&'a Activity, &'a Activity)>,
+    /// The `<compensate>`s the registry had no entry for, in generation order.
+    unresolved: Vec<UnresolvedCompensate>,
     /// Threads whose generation is in progress; the last is the current one.
     active: Vec<ThreadBuild<'a>>,
     /// Threads whose generation ended, made into their classes right away (so the memory of
@@ -674,7 +682,9 @@ impl<'a> Gen<'a> {
         // Compensation handlers before the body. Any <compensationhandler> element, even a
         // disabled or unnamed one, resets the global registry (2.4 exception 4, Q-8).
         if let Some(hs) = comp_handlers.filter(|hs| !hs.is_empty()) {
-            self.comp_registry.clear();
+            for (name, (_, _, h)) in self.comp_registry.drain() {
+                self.comp_cleared.insert(name, (h, a));
+            }
             for h in hs {
                 let Some(name) = h.name.as_deref().filter(|_| !h.disabled) else {
                     continue;
@@ -682,7 +692,8 @@ impl<'a> Gen<'a> {
                 let hs_state = self.alloc(Role::CompHandler(name.to_string()), a);
                 let thread = self.thread_number();
                 self.comp_registry
-                    .insert(name.to_string(), (thread, hs_state));
+                    .insert(name.to_string(), (thread, hs_state, h));
+                self.comp_cleared.remove(name);
                 self.t().handler_gen.push(hs_state);
                 // The handler's own first state runs as part of the subroutine too.
                 self.st(hs_state).in_handler = Some(hs_state);
@@ -743,8 +754,8 @@ impl<'a> Gen<'a> {
     fn gen_compensate(&mut self, a: &'a Activity, target: &str) -> Result<(), BplError> {
         let thread = self.thread_number();
         let handler = match self.comp_registry.get(target).copied() {
-            Some((t, h)) if t == thread => Some(h),
-            Some((t, h)) => {
+            Some((t, h, _)) if t == thread => Some(h),
+            Some((t, h, _)) => {
                 let class = format!("{}.Thread{t}", self.package);
                 return Err(self.err(
                     a.pos,
@@ -766,6 +777,17 @@ impl<'a> Gen<'a> {
             });
         }
         self.st(site).gosub = Some((handler, r));
+        if handler.is_none() {
+            let cleared = self.comp_cleared.get(target).copied();
+            self.unresolved.push(UnresolvedCompensate {
+                thread,
+                compensate: self.refs.get(a),
+                target: target.to_string(),
+                return_state: sname(r),
+                dropped: cleared.map(|(h, _)| self.refs.get(h)),
+                cleared_by: cleared.map(|(_, s)| self.refs.get(s)),
+            });
+        }
         self.set_cur(r);
         Ok(())
     }

@@ -56,6 +56,29 @@ pub struct CompiledProcess {
     pub threads: Vec<ThreadClass>,
     /// `OnResponse<n>` on the context class, in allocation order.
     pub response_handlers: Vec<ResponseHandler>,
+    /// The `<compensate>`s whose target the compensation registry did not hold when they were
+    /// generated (spec 3.4.11): IRIS compiles a `GoSub` to an empty state, a runtime error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved_compensates: Vec<UnresolvedCompensate>,
+}
+
+/// A `<compensate>` whose target was not in the compensation registry at generation time
+/// (spec 3.4.11, Q-8), in generation order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnresolvedCompensate {
+    /// Number of the thread class holding it.
+    pub thread: u32,
+    pub compensate: ActivityRef,
+    pub target: String,
+    /// Its return state (allocated all the same).
+    pub return_state: StateName,
+    /// The `<compensationhandler>` named `target` that was registered before it, when the
+    /// registry was reset after that (by `cleared_by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<ActivityRef>,
+    /// The `<scope>` whose `<compensationhandlers>` reset the registry and so dropped it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared_by: Option<ActivityRef>,
 }
 
 /// An SQL table projected from a class (spec 6.2): schema = package with `.` → `_`.
@@ -189,6 +212,27 @@ impl ActivityRef {
                 crate::input::printable_max(n, usize::MAX)
             ),
             None => format!("{}@{}:{}", self.element, self.line, self.column),
+        }
+    }
+}
+
+impl UnresolvedCompensate {
+    /// Why the lookup failed: `the <compensationhandlers> of scope "Inner" at 11:5 reset the
+    /// registry after compensationhandler "Undo" at 20:7 registered it`, or that no handler of
+    /// that name was registered before it.
+    pub fn reason(&self) -> String {
+        match (&self.dropped, &self.cleared_by) {
+            (Some(h), Some(s)) => format!(
+                "the <compensationhandlers> of {} at {} reset the registry after {} at {} registered it",
+                s.label(),
+                s.pos(),
+                h.label(),
+                h.pos()
+            ),
+            _ => format!(
+                "no compensationhandler named \"{}\" was registered before it",
+                crate::input::printable_max(&self.target, usize::MAX)
+            ),
         }
     }
 }

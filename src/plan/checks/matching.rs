@@ -138,16 +138,28 @@ fn toggles(a: &Analysis, old_c: &CompiledProcess, new_c: &CompiledProcess) -> Ve
         }
         let verb = if now { "disabled" } else { "enabled" };
         let (sev, effect) = if tn.parent[n].is_some_and(|f| tn.element(f) == "flow") {
-            flow_branch_toggled(to, old_c, o, tn, new_c, n, now)
+            flow_branch_toggled(a, old_c, o, new_c, n, now)
         } else if subtree_owns(to, &oo, o) || subtree_owns(tn, &no, n) {
             // Catches still allocate their dispatch state when disabled (spec 2.4), but
             // their contents do not: the owners inside tell.
-            let effect = match (tn.element(n), now) {
-                ("catch" | "catchall", false) => "its dispatch state was allocated while it was disabled too (spec 2.4, exception 2), but what is inside it now allocates states, threads or response handlers, so everything generated after them is renumbered",
-                ("catch" | "catchall", true) => "it keeps its dispatch state (spec 2.4, exception 2), but what is inside it no longer allocates its states, threads or response handlers, so everything generated after them is renumbered",
-                _ => "it allocates states, threads or response handlers, so everything generated after it is renumbered",
+            let (effect, them) = match (tn.element(n), now) {
+                ("catch" | "catchall", false) => ("its dispatch state was allocated while it was disabled too (spec 2.4, exception 2), but what is inside it now allocates states, threads or response handlers", "them"),
+                ("catch" | "catchall", true) => ("it keeps its dispatch state (spec 2.4, exception 2), but what is inside it no longer allocates its states, threads or response handlers", "them"),
+                _ => ("it allocates states, threads or response handlers", "it"),
             };
-            (Severity::Warning, effect.to_string())
+            // Where it is enabled, the states and handlers generated after it: whether they
+            // moved is what the plan says, not what the toggle alone would do (another toggle
+            // or removal at the same time can make up for it).
+            let mut after = After::default();
+            if now {
+                after.states(a, to, old_c, o, true);
+                after.handlers(a, to, old_c, o, true);
+            } else {
+                after.states(a, tn, new_c, n, false);
+                after.handlers(a, tn, new_c, n, false);
+            }
+            let outcome = after.says(them, None);
+            (Severity::Warning, format!("{effect}, {outcome}"))
         } else {
             (
                 Severity::Info,
@@ -167,19 +179,191 @@ fn toggles(a: &Analysis, old_c: &CompiledProcess, new_c: &CompiledProcess) -> Ve
     out
 }
 
+/// Renumbering after a toggled subtree, from the plan's deltas: how many of the states,
+/// handlers or thread classes generated after it are renumbered, how many keep their number,
+/// and whether the first of them (in some sequence) is renumbered. Added or removed ones do
+/// not count.
+#[derive(Default)]
+struct After {
+    moved: usize,
+    kept: usize,
+    first_moved: bool,
+}
+
+impl After {
+    /// One numbered sequence: (number where the subtree is enabled, renumbered?).
+    fn tally(&mut self, mut seq: Vec<(u32, bool)>) {
+        seq.sort_unstable();
+        if let Some((_, m)) = seq.first() {
+            self.first_moved |= *m;
+        }
+        for (_, m) in seq {
+            if m {
+                self.moved += 1;
+            } else {
+                self.kept += 1;
+            }
+        }
+    }
+
+    /// `here`'s number after `last` with its old and new names: (number, renumbered?).
+    fn pair(
+        here: &Option<String>,
+        o: &Option<String>,
+        n: &Option<String>,
+        prefix: &str,
+        last: u32,
+    ) -> Option<(u32, bool)> {
+        let k = here.as_deref()?.strip_prefix(prefix)?.parse::<u32>().ok()?;
+        match (o, n) {
+            (Some(o), Some(n)) if k > last => Some((k, o != n)),
+            _ => None,
+        }
+    }
+
+    /// The states generated after the subtree at `p` (per thread, numbered after the last
+    /// state it owns) in the version where it is enabled (`old`: the old version).
+    fn states(&mut self, a: &Analysis, t: &Tree, c: &CompiledProcess, p: usize, old: bool) {
+        let inside = |id| t.pos(id).is_some_and(|q| (p..=t.end[p]).contains(&q));
+        for th in &c.threads {
+            let Some(last) = th
+                .states
+                .iter()
+                .filter(|s| inside(s.activity.id))
+                .filter_map(|s| s.name.number())
+                .max()
+            else {
+                continue;
+            };
+            let delta = a.diff.threads.iter().find(|d| {
+                let class = if old { &d.old_class } else { &d.new_class };
+                class.as_deref() == Some(th.class.as_str())
+            });
+            self.tally(
+                delta
+                    .iter()
+                    .flat_map(|d| &d.states)
+                    .filter_map(|sd| {
+                        let here = if old { &sd.old } else { &sd.new };
+                        Self::pair(here, &sd.old, &sd.new, "S", last)
+                    })
+                    .collect(),
+            );
+        }
+    }
+
+    /// The response handlers numbered after the last one the subtree at `p` owns.
+    fn handlers(&mut self, a: &Analysis, t: &Tree, c: &CompiledProcess, p: usize, old: bool) {
+        let inside = |id| t.pos(id).is_some_and(|q| (p..=t.end[p]).contains(&q));
+        let last = c
+            .response_handlers
+            .iter()
+            .filter(|h| inside(h.activity.id))
+            .filter_map(|h| h.name.strip_prefix("OnResponse")?.parse::<u32>().ok())
+            .max();
+        if let Some(last) = last {
+            self.tally(
+                a.diff
+                    .handlers
+                    .iter()
+                    .filter_map(|hd| {
+                        let here = if old { &hd.old } else { &hd.new };
+                        Self::pair(here, &hd.old, &hd.new, "OnResponse", last)
+                    })
+                    .collect(),
+            );
+        }
+    }
+
+    /// The thread classes numbered after the last one whose root lies inside the subtree at
+    /// `p` (its own, a flow branch's, does not count).
+    fn threads(&mut self, a: &Analysis, t: &Tree, c: &CompiledProcess, p: usize, old: bool) {
+        let last = c
+            .threads
+            .iter()
+            .filter(|th| t.pos(th.root.id).is_some_and(|q| p < q && q <= t.end[p]))
+            .map(|th| th.number)
+            .max();
+        let Some(last) = last else { return };
+        let name = |n: Option<u32>| n.map(|n| format!("T{n}"));
+        self.tally(
+            a.diff
+                .threads
+                .iter()
+                .filter_map(|d| {
+                    let here = if old { d.old } else { d.new };
+                    Self::pair(&name(here), &name(d.old), &name(d.new), "T", last)
+                })
+                .collect(),
+        );
+    }
+
+    /// What became of what is generated after `them`: everything (`what` None) or the
+    /// `what`s ("response handler", "thread class").
+    fn says(&self, them: &str, what: Option<&str>) -> String {
+        let make_up = "other changes at the same time make up for it";
+        let (m, k) = (self.moved, self.kept);
+        match what {
+            None => match (m, k) {
+                (_, 0) => format!("so everything generated after {them} is renumbered"),
+                (0, _) => format!("yet nothing generated after {them} is renumbered: {make_up}"),
+                _ if !self.first_moved => format!(
+                    "yet what is generated right after {them} keeps its numbers: {make_up} \
+                     ({m} renumbered further on move because of other changes)"
+                ),
+                _ => {
+                    format!(
+                    "so what is generated after {them} is renumbered, except where other changes \
+                     make up for it ({k} of {} {})",
+                    m + k,
+                    if k == 1 { "keeps its number" } else { "keep their numbers" }
+                )
+                }
+            },
+            Some(w) => {
+                match (m, k) {
+                    (0, 0) => format!("and no {w} is generated after {them}"),
+                    (_, 0) => format!("so later {w}s are renumbered"),
+                    (0, _) => format!("yet no later {w} is renumbered: {make_up}"),
+                    _ if !self.first_moved => format!(
+                    "yet the {w}s right after {them} keep their numbers: {make_up} ({m} renumbered \
+                     further on move because of other changes)"
+                ),
+                    _ => format!(
+                    "so later {w}s are renumbered, except where other changes make up for it ({k} \
+                     of {} {})",
+                    m + k,
+                    if k == 1 { "keeps its number" } else { "keep their numbers" }
+                ),
+                }
+            }
+        }
+    }
+}
+
 /// A flow branch keeps its thread class whether disabled or not (spec 2.4 exception 1: a
 /// disabled one's `S1` only leads to `Stop`): what the toggle changes is what is inside it —
 /// its own states, the thread classes of flows nested in it and the response handlers of
 /// its calls (the last two numbered across the process, so later ones are renumbered).
 fn flow_branch_toggled(
-    to: &Tree,
+    a: &Analysis,
     old_c: &CompiledProcess,
     o: usize,
-    tn: &Tree,
     new_c: &CompiledProcess,
     n: usize,
     now: bool,
 ) -> (Severity, String) {
+    let (to, tn) = (&a.old, &a.new);
+    // Where the branch's contents are enabled: the old version when it was disabled now.
+    let later = |f: fn(&mut After, &Analysis, &Tree, &CompiledProcess, usize, bool), what: &str| {
+        let mut after = After::default();
+        if now {
+            f(&mut after, a, to, old_c, o, true);
+        } else {
+            f(&mut after, a, tn, new_c, n, false);
+        }
+        after.says("them", Some(what))
+    };
     let inside = |t: &Tree, q: Option<usize>, p: usize| q.is_some_and(|q| p < q && q <= t.end[p]);
     let (mut states, mut threads, mut handlers) = (false, false, false);
     for (t, c, p) in [(to, old_c, o), (tn, new_c, n)] {
@@ -196,23 +380,25 @@ fn flow_branch_toggled(
     let mut what = Vec::new();
     if states {
         what.push(if now {
-            "the states inside it go (its S1 now leads straight to Stop)"
+            "the states inside it go (its S1 now leads straight to Stop)".to_string()
         } else {
-            "its thread class gains the states inside it (its S1 led straight to Stop)"
+            "its thread class gains the states inside it (its S1 led straight to Stop)".to_string()
         });
     }
     if threads {
+        let later = later(After::threads, "thread class");
         what.push(if now {
-            "the thread classes of the flows inside it go, so later thread classes are renumbered"
+            format!("the thread classes of the flows inside it go, {later}")
         } else {
-            "the flows inside it get thread classes, so later thread classes are renumbered"
+            format!("the flows inside it get thread classes, {later}")
         });
     }
     if handlers {
+        let later = later(After::handlers, "response handler");
         what.push(if now {
-            "the response handlers of the calls inside it go, so later response handlers are renumbered"
+            format!("the response handlers of the calls inside it go, {later}")
         } else {
-            "the calls inside it get response handlers, so later response handlers are renumbered"
+            format!("the calls inside it get response handlers, {later}")
         });
     }
     let keeps = "it is a flow branch, which keeps its thread class either way (spec 2.4)";

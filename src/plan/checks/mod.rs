@@ -60,6 +60,13 @@ pub(super) struct Findings {
 pub(super) fn run(cx: &Context, out: &mut Findings) {
     identity::run(cx, out);
     if cx.scope.versioned {
+        // No instance migrates, but new ones run the new version's compensates.
+        out.findings.extend(resume::unresolved_compensates(
+            cx.a,
+            cx.old_c,
+            cx.new_c,
+            &Default::default(),
+        ));
         return;
     }
     mapping::run(cx, out);

@@ -76,11 +76,13 @@ fn resume_findings(
     let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut switched: BTreeMap<Vec<Switched>, Vec<&Resume>> = BTreeMap::new();
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
-    // New `<sync>`s that are an old synchronous call's own wait: not new to any row.
+    // New `<sync>`s that wait for nothing more than an old synchronous call did: not new to
+    // any row that passed the call.
     let mut sync_waits = vec![false; tn.len()];
     for (sync, _) in crate::plan::safety::syncs_of_sync_calls(a) {
         sync_waits[sync] = true;
     }
+    let old_earlier = old_earlier_siblings(a);
     let added_to_handlers = added_to_fault_handlers(a, &sync_waits, &mut full);
     let crossed_branches = moved_between_branches(a, &mut full);
     // (what happens, flow, activities): rows in a branch thread, for activities that moved
@@ -92,6 +94,14 @@ fn resume_findings(
     // passed its scope, data-dependent): rows that ran the compensate before their resume
     // point ran its handler without what was added to it.
     let mut compensated: BTreeMap<(usize, Option<usize>, bool), Vec<&Resume>> = BTreeMap::new();
+    // (index into `added_to_comp`, flow): rows resting at that flow's join, whose branches
+    // may have run the compensate (in a branch) before the deploy.
+    // The fault handler in that branch the compensate lies in, if any.
+    let mut joined: BTreeMap<(usize, usize, Option<usize>), Vec<&Resume>> = BTreeMap::new();
+    // The `<compensate>`s that ran a handler under the old version and run none now, with the
+    // rows that can still reach them, by the outer compensate they reach it through (None:
+    // themselves; see `CompAdded::through`).
+    let mut uncompensated: Uncompensated = BTreeMap::new();
     // Scopes whose fault handler holds the resume point (in both versions), with what was
     // added to their body: rows there ran some prefix of it before the fault.
     let mut body_added: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -105,6 +115,11 @@ fn resume_findings(
     for r in resumes {
         let w = r.w_new;
         moved.compute(w, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
+        // `<break>`, `<continue>`, `<label>` and `<branch>` steer, they do no work: not
+        // skipped or re-run activities (where the rows go is what the mapping says).
+        for runs in [&mut sk, &mut re] {
+            drop_items(tn, runs, |p| is_jump(tn, p));
+        }
         if let Some(h) = r.within {
             // It returns when the handler ends: the rest is its return point's.
             for runs in [&mut sk, &mut re] {
@@ -151,7 +166,11 @@ fn resume_findings(
         let runs_of = |set: &[(usize, usize)]| Runs {
             runs: set
                 .iter()
-                .map(|&(first, last)| (first, last, conditional_between(a, first, r)))
+                .map(|&(first, last)| {
+                    let may = conditional_between(a, first, r)
+                        || !faults_left_before(a, &old_earlier, first, r).is_empty();
+                    (first, last, may)
+                })
                 .collect(),
             end: &tn.end,
         };
@@ -187,7 +206,44 @@ fn resume_findings(
             // handler the row rests in, if any): it ran its handler without what was added.
             for (i, ca) in added_to_comp.iter().enumerate() {
                 let (c, oc) = (ca.site, ca.site_old);
+                if ca.handler.is_none() {
+                    // It runs no handler now: rows that can still reach it (in both
+                    // versions) error there where they would have run the old one. What a
+                    // row resting in a compensation handler runs after it is its return
+                    // point's.
+                    if r.within.is_none_or(|h| tn.is_desc(c, h))
+                        && reaches_later(tn, c, w)
+                        && reaches_later(to, oc, wo)
+                    {
+                        let outer = (!ca.through.is_empty()).then_some(c);
+                        let rs = uncompensated
+                            .entry(ca.last())
+                            .or_default()
+                            .entry(outer)
+                            .or_default();
+                        if !rs.iter().any(|x| std::ptr::eq(*x, r)) {
+                            rs.push(r);
+                        }
+                    }
+                    continue;
+                }
                 let (on, oo) = (tn.order(c, w), to.order(oc, wo));
+                // In a branch of the flow whose join it rests at (in both versions): the
+                // branch threads may have run it before the deploy.
+                // (What was added to a handler inside the flow is the flow-join finding's.)
+                if r.join
+                    && tn.element(w) == "flow"
+                    && on == Order::Inside
+                    && oo == Order::Inside
+                    && r.within.is_none()
+                {
+                    if ca.was.is_none() && ca.handler.is_some_and(|h| tn.is_desc(h, w)) {
+                        continue;
+                    }
+                    let f = in_handler_off_path(tn, c, w);
+                    joined.entry((i, w, f)).or_default().push(r);
+                    continue;
+                }
                 if !runs_in_thread(tn, c, tn.thread_root[w])
                     || !runs_in_thread(to, oc, to.thread_root[wo])
                     || !ran_some(on)
@@ -203,7 +259,9 @@ fn resume_findings(
                     // (A `<compensate>` lies in a `<catch>`/`<catchall>`, spec 2.13: on the
                     // path to the resume point only when that handler holds it.)
                     (None, None) if on == Order::Before && oo == Order::Before => {
-                        let may = conditional_between(a, c, r);
+                        let may = ca.via_fault.is_some()
+                            || conditional_between(a, c, r)
+                            || !faults_left_before(a, &old_earlier, c, r).is_empty();
                         compensated.entry((i, None, may)).or_default().push(r);
                     }
                     // In a fault handler of a scope it passed (in both versions): only rows
@@ -212,6 +270,14 @@ fn resume_findings(
                         let (Some(s), Some(os)) = (tn.parent[f], to.parent[of]) else {
                             continue;
                         };
+                        // A fault handler inside a compensation handler it is not in runs
+                        // only under a compensate of that handler (its own entry).
+                        if tn
+                            .ancestors(f)
+                            .any(|x| tn.element(x) == "compensationhandler" && !tn.is_desc(w, x))
+                        {
+                            continue;
+                        }
                         if matches!(tn.element(f), "catch" | "catchall")
                             && ran_some(tn.order(s, w))
                             && ran_some(to.order(os, wo))
@@ -301,7 +367,7 @@ fn resume_findings(
                                 p,
                                 branch_name(to, o, os),
                                 branch_name(tn, p, ns),
-                                condition_changed(to, o, tn, p),
+                                condition_changed(a, o, os, p, ns),
                             ));
                         }
                     }
@@ -404,20 +470,7 @@ fn resume_findings(
         }
         s
     };
-    // A row inside a compensation handler, for what it runs once the handler returns.
-    let at = |rs: &[&Resume]| {
-        rs.iter()
-            .map(|r| match r.returns {
-                true => format!(
-                    "{} (once its compensation handler returns to {})",
-                    r.old_ref,
-                    act_label(tn, r.w_new)
-                ),
-                false => r.old_ref.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let at = |rs: &[&Resume]| resting_at(tn, rs);
     // Rows at `rs` skip (`verb`) activities added to a handler or body (`items`), `how` it
     // depends on what they did, `why` they are skipped; traces and `<empty>` only: info.
     let skips = |rs: &[&Resume], verb: &str, how: &str, items: &[usize], why: &str| {
@@ -510,7 +563,7 @@ fn resume_findings(
                 }
             };
             let how = match (may, skip) {
-                (true, _) => depending(a, &part, rs),
+                (true, _) => depending(a, &old_earlier, &part, rs),
                 (false, true) => this_iteration(a, &part, rs).to_string(),
                 (false, false) => String::new(),
             };
@@ -590,6 +643,17 @@ fn resume_findings(
                 "",
                 "added to that fault handler, which lies before that point".to_string(),
             ),
+            HandlerWas::Superseded(oc) => (
+                "",
+                format!(
+                    "under the old version such a fault went through {}, which {}",
+                    to.describe(oc),
+                    match m.o2n[oc].filter(|&x| tn.effective[x]) {
+                        None => "was removed",
+                        Some(_) => "no longer catches it first",
+                    }
+                ),
+            ),
             HandlerWas::Disabled => (
                 "",
                 "that fault handler was disabled under the old version: they ran it empty"
@@ -631,51 +695,107 @@ fn resume_findings(
             &format!("added to the body of {scope}, which they left for its fault handlers"),
         ));
     }
-    for (&(i, fault, may), rs) in &compensated {
-        let CompAdded {
-            site,
-            handler,
-            ref items,
-            ..
-        } = added_to_comp[i];
-        let what = format!(
-            "{} of {}",
-            act_label(tn, handler),
-            tn.parent[handler]
-                .map(|s| act_label(tn, s))
-                .unwrap_or_default()
+    // Why rows skip what a compensation handler runs: added to the handler the compensate
+    // ran (`place` says where the compensate is, `ran` whether they surely ran it), or in
+    // the handler a retargeted compensate now runs instead of the one they ran.
+    let comp_why = |ca: &CompAdded, place: &str, ran: bool| {
+        let handler_of = |t: &Tree, h: usize| {
+            format!(
+                "{} of {}",
+                act_label(t, h),
+                t.parent[h].map(|s| act_label(t, s)).unwrap_or_default()
+            )
+        };
+        let what = ca.handler.map_or_else(
+            || "no compensation handler".to_string(),
+            |h| handler_of(tn, h),
         );
+        let site = act_label(tn, ca.site);
+        let thr = match ca.through.is_empty() {
+            true => String::new(),
+            false => {
+                let inner: Vec<String> = ca.through.iter().map(|&c| act_label(tn, c)).collect();
+                format!(" through {}", inner.join(", then "))
+            }
+        };
+        match (ca.was, ran) {
+            (None, false) => format!("added to {what}, which {site} {place} runs{thr}"),
+            (None, true) => format!("added to {what}, which {site} ran {place}{thr}"),
+            (Some(oh), false) => format!(
+                "{site} {place} now runs {what}{thr}; under the old version it ran {}",
+                handler_of(to, oh)
+            ),
+            (Some(oh), true) => format!(
+                "{site}, which they ran {place}, now runs {what}{thr}; under the old version it ran {}",
+                handler_of(to, oh)
+            ),
+        }
+    };
+    let handler_in = |h: usize| {
+        format!(
+            "the {} of {}",
+            tn.handler_tag(h),
+            tn.parent[h].map(|s| act_label(tn, s)).unwrap_or_default()
+        )
+    };
+    for (&(i, fault, may), rs) in &compensated {
+        let ca = &added_to_comp[i];
+        // A fault inside the handler the compensate runs takes it to the nested compensate.
+        let via = ca
+            .via_fault
+            .map(|v| format!(" and then through {}", handler_in(v)));
         let (verb, how, why) = match fault {
             Some(f) => (
                 "may skip",
                 format!(
-                    ", depending on whether a fault took them through the {} of {}",
-                    tn.handler_tag(f),
-                    tn.parent[f].map(|s| act_label(tn, s)).unwrap_or_default()
+                    ", depending on whether a fault took them through {}{}",
+                    handler_in(f),
+                    via.unwrap_or_default()
                 ),
-                format!(
-                    "added to {what}, which {} in that fault handler runs",
-                    act_label(tn, site)
-                ),
+                comp_why(ca, "in that fault handler", false),
             ),
-            None if may => (
-                "may skip",
-                depending(a, &[(site, site)], rs),
-                format!(
-                    "added to {what}, which {} before that point runs",
-                    act_label(tn, site)
-                ),
-            ),
+            None if may => {
+                let data = rs.iter().any(|r| {
+                    conditional_between(a, ca.site, r)
+                        || !faults_left_before(a, &old_earlier, ca.site, r).is_empty()
+                });
+                let how = match (ca.via_fault, data) {
+                    (Some(v), false) => format!(
+                        ", depending on whether a fault took them through {}",
+                        handler_in(v)
+                    ),
+                    (Some(v), true) => format!(
+                        "{}, and on whether a fault took them through {}",
+                        depending(a, &old_earlier, &[(ca.site, ca.site)], rs),
+                        handler_in(v)
+                    ),
+                    (None, _) => depending(a, &old_earlier, &[(ca.site, ca.site)], rs),
+                };
+                ("may skip", how, comp_why(ca, "before that point", false))
+            }
             None => (
                 "will skip",
                 String::new(),
-                format!(
-                    "added to {what}, which {} ran before that point",
-                    act_label(tn, site)
-                ),
+                comp_why(ca, "before that point", true),
             ),
         };
-        out.push(skips(rs, verb, &how, items, &why));
+        out.push(skips(rs, verb, &how, &ca.items, &why));
+    }
+    for (&(i, f, fault), rs) in &joined {
+        let ca = &added_to_comp[i];
+        let flow = act_label(tn, f);
+        let through: String = fault
+            .into_iter()
+            .chain(ca.via_fault)
+            .map(|h| format!(" and whether a fault took them through {}", handler_in(h)))
+            .collect();
+        out.push(skips(
+            rs,
+            "may skip",
+            &format!(", depending on how far their branches of {flow} got (flow join){through}"),
+            &ca.items,
+            &comp_why(ca, &format!("in a branch of {flow}"), false),
+        ));
     }
     for (ps, rs) in &branches {
         out.push(
@@ -806,7 +926,149 @@ fn resume_findings(
             .new_acts(sw.iter().map(|(p, _, _, _)| tn.aref(*p))),
         );
     }
+    out.extend(unresolved_compensates(a, old_c, new_c, &uncompensated));
     out
+}
+
+/// For each `<compensate>` that lost its handler (new position), the rows that can still
+/// reach it, grouped by the `<compensate>` of the handler holding it that they reach it
+/// through (None: they reach it directly).
+type Uncompensated<'r> = BTreeMap<usize, BTreeMap<Option<usize>, Vec<&'r Resume>>>;
+
+/// The rows resting at `rs`, for a finding's text; a row inside a compensation handler for
+/// what it runs once the handler returns.
+fn resting_at(tn: &Tree, rs: &[&Resume]) -> String {
+    rs.iter()
+        .map(|r| match r.returns {
+            true => format!(
+                "{} (once its compensation handler returns to {})",
+                r.old_ref,
+                act_label(tn, r.w_new)
+            ),
+            false => r.old_ref.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// BPM0215: every `<compensate>` of the new version that runs no compensation handler (the
+/// registry did not hold its target when it was generated, spec 3.4.11, Q-8): IRIS compiles a
+/// `GoSub` to an empty state, so every instance that reaches it, new or in flight, errors there.
+/// Why the lookup failed is said (the scope whose `<compensationhandlers>` reset the registry),
+/// and what it ran under the old version; `rows` are those that ran a handler there under the
+/// old version and can still reach it (by `CompAdded` with no handler).
+pub(super) fn unresolved_compensates(
+    a: &Analysis,
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+    rows: &Uncompensated,
+) -> Vec<Finding> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    if new_c.unresolved_compensates.is_empty() {
+        return Vec::new();
+    }
+    let old_sites: HashMap<usize, Option<usize>> =
+        compensated_handlers(to, old_c).into_iter().collect();
+    let handler_of = |t: &Tree, h: usize| {
+        format!(
+            "{} of {}",
+            act_label(t, h),
+            t.parent[h].map(|s| act_label(t, s)).unwrap_or_default()
+        )
+    };
+    let mut out = Vec::new();
+    for u in &new_c.unresolved_compensates {
+        let Some(c) = tn.pos(u.compensate.id) else {
+            continue;
+        };
+        // A `<compensate>` is a direct child of a `<catch>`/`<catchall>` (spec 2.8).
+        let place = match tn.parent[c].and_then(|f| Some((f, tn.parent[f]?))) {
+            Some((f, s)) => format!(" in the {} of {}", tn.handler_tag(f), act_label(tn, s)),
+            None => String::new(),
+        };
+        // Without a reset: is a handler of that name generated at all (later)?
+        let later = match u.cleared_by {
+            Some(_) => String::new(),
+            None => match (0..tn.len()).find(|&h| {
+                tn.effective[h]
+                    && tn.element(h) == "compensationhandler"
+                    && tn.nodes[h].name.as_deref() == Some(u.target.as_str())
+            }) {
+                Some(h) => format!(" ({} is generated after it)", handler_of(tn, h)),
+                None => " (no compensation handler has that name)".to_string(),
+            },
+        };
+        let was = m.n2o[c]
+            .filter(|&o| to.effective[o])
+            .and_then(|o| old_sites.get(&o).copied());
+        let old = match was {
+            Some(Some(oh)) => format!("; under the old version it ran {}", handler_of(to, oh)),
+            Some(None) => "; it found none under the old version either".to_string(),
+            None => String::new(),
+        };
+        let by_outer = rows.get(&c);
+        let lose = by_outer.map_or_else(String::new, |by| {
+            let who: Vec<String> = by
+                .iter()
+                .map(|(outer, rs)| match outer {
+                    None => format!("at {}", resting_at(tn, rs)),
+                    Some(o) => format!("at {} (through {})", resting_at(tn, rs), act_label(tn, *o)),
+                })
+                .collect();
+            format!(
+                ", which instances resting {} lose if they reach it",
+                who.join(" and ")
+            )
+        });
+        let mut states: Vec<String> = Vec::new();
+        for r in by_outer.into_iter().flat_map(|by| by.values()).flatten() {
+            for x in [&r.old_ref, &r.new_ref] {
+                if !states.contains(x) {
+                    states.push(x.clone());
+                }
+            }
+        }
+        out.push(
+            finding(
+                Code::CompensateUnresolved,
+                format!(
+                    "{}{place} runs no compensation handler in the new version: {}{later} (spec 3.4.11, Q-8), so IRIS compiles a GoSub to an empty state and an instance that reaches it errors there instead of compensating{old}{lose}",
+                    act_label(tn, c),
+                    u.reason()
+                ),
+            )
+            .states(states)
+            .new_acts(
+                std::iter::once(u.compensate.clone()).chain(u.cleared_by.clone()),
+            )
+            .old_acts(match was {
+                Some(Some(oh)) => vec![to.aref(oh)],
+                _ => Vec::new(),
+            }),
+        );
+    }
+    out
+}
+
+/// Can a thread resting at `w` still run the `<compensate>` `c` (a direct child of a
+/// `<catch>`/`<catchall>` `f` of a scope `s`, spec 2.8)? When it rests in `f` before `c`; in
+/// the body of `s` (a fault takes it to `f`); before `s`; or in a loop around `s`, whose next
+/// iteration runs `s` again. Only in the thread `w` runs in: a flow's branches are threads of
+/// their own, whose rows answer for them.
+fn reaches_later(t: &Tree, c: usize, w: usize) -> bool {
+    let Some((f, s)) = t.parent[c].and_then(|f| Some((f, t.parent[f]?))) else {
+        return false;
+    };
+    if !matches!(t.element(f), "catch" | "catchall") || !runs_in_thread(t, c, t.thread_root[w]) {
+        return false;
+    }
+    if f == w || t.is_desc(w, f) {
+        return t.order(c, w) == Order::After;
+    }
+    matches!(t.child_towards(s, w), Some((_, "body", _)))
+        || t.order(s, w) == Order::After
+        || t.ancestors(w)
+            .any(|l| is_loop(t.element(l)) && t.is_desc(s, l))
 }
 
 /// A conditional around the resume point whose branch changed: (its new position, the old
@@ -876,6 +1138,11 @@ enum HandlerWas {
     /// The `<catchall>` (this handler) now catches the faults of an old `<catch>` (this old
     /// position) that was removed: rows that took that path ran that catch, not it.
     Removed(usize),
+    /// The same handler, but the old version sent its faults to another handler of the scope
+    /// (this old position): an earlier `<catch>` of the same fault, since removed or moved
+    /// after it (the first catch of a fault wins, spec 3.4.10). Rows that took that path ran
+    /// that one, not this one.
+    Superseded(usize),
 }
 
 /// A fault handler (`<catch>`/`<catchall>`) of a scope both versions generate, with the
@@ -909,11 +1176,14 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
             continue;
         }
         let was = match m.n2o[c] {
+            // The old version sent such a fault to another handler of the scope (an earlier
+            // `<catch>` of the same fault, since removed or moved after this one): rows that
+            // took that path ran that one, not this one.
             Some(o) if to.element(o) == tn.element(c) && to.parent[o] == Some(os) => {
-                if to.effective[o] {
-                    HandlerWas::Same
-                } else {
-                    HandlerWas::Disabled
+                match first_handler(to, os, tn.nodes[c]) {
+                    Some(oc) if oc != o => HandlerWas::Superseded(oc),
+                    _ if to.effective[o] => HandlerWas::Same,
+                    _ => HandlerWas::Disabled,
                 }
             }
             _ => match first_handler(to, os, tn.nodes[c]).or_else(|| last_catchall(to, os)) {
@@ -939,16 +1209,18 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
             }
             _ => (s, os),
         };
+        // Under another handler, rows ran none of this one.
+        let other = matches!(was, HandlerWas::Superseded(_));
         let added: Vec<usize> = (c + 1..=tn.end[c])
             .filter(|&p| {
                 tn.effective[p]
                     && tn.handler[p] == Some(c)
-                    && !m.n2o[p].is_some_and(|o| to.effective[o])
+                    && (other || !m.n2o[p].is_some_and(|o| to.effective[o]))
                     && !replaced[p]
             })
             .collect();
         let mut items = outermost(tn, &added, full);
-        if let HandlerWas::New(oc) = was {
+        if let HandlerWas::New(oc) | HandlerWas::Superseded(oc) = was {
             // What the old `<catchall>` ran as well (identical, moved from it into the new
             // handler: the matcher does not match across handlers) is not skipped.
             let ran: HashSet<_> = (oc + 1..=to.end[oc])
@@ -1073,16 +1345,41 @@ fn last_catchall(t: &Tree, scope: usize) -> Option<usize> {
         .rfind(|&c| t.element(c) == "catchall")
 }
 
-/// A `<compensate>` both versions generate that runs the same `<compensationhandler>` in
-/// both, as the compiler resolved it, with the outermost activities added to that handler:
-/// a row that ran the compensate before its resume point ran the handler without them.
+/// A `<compensate>` both versions generate, with the outermost activities of the
+/// `<compensationhandler>` it runs (as the compiler resolved it) that a row which ran it under
+/// the old version did not run: those added to that handler, or for a compensate that ran
+/// another handler under the old version (retargeted), those that handler did not run too.
+/// A compensate that ran a handler under the old version and runs none now (the registry lost
+/// its target, spec 3.4.11) is one too, with no handler and no items: what matters there is
+/// not the rows that ran it but those that can still reach it (they error where they ran the
+/// old handler).
+/// A compensate inside another compensation handler runs when that one does: it is listed
+/// again under each compensate that runs that handler (`through`).
+#[derive(Clone)]
 struct CompAdded {
-    /// The `<compensate>`, new and old positions.
+    /// The `<compensate>` a row passes, new and old positions.
     site: usize,
     site_old: usize,
-    /// The `<compensationhandler>` (new position).
-    handler: usize,
+    /// The `<compensationhandler>` (new position) that runs the items; None when the
+    /// compensate runs no handler in the new version (`was` is then the one it ran).
+    handler: Option<usize>,
+    /// The handler (old position) the compensate ran under the old version, when another.
+    was: Option<usize>,
+    /// The `<compensate>`s (new positions) by which `site` runs `handler`, from the one in
+    /// `site`'s handler inwards; empty when `site` runs it itself.
+    through: Vec<usize>,
+    /// The `<catch>`/`<catchall>` (new position) inside the handler `site` runs that holds the
+    /// first of `through` (a `<compensate>` is a direct child of one, spec 2.8): it runs only
+    /// when a fault takes that handler there.
+    via_fault: Option<usize>,
     items: Vec<usize>,
+}
+
+impl CompAdded {
+    /// The `<compensate>` that runs `handler` (or would have run `was`) itself.
+    fn last(&self) -> usize {
+        self.through.last().copied().unwrap_or(self.site)
+    }
 }
 
 fn added_to_comp_handlers(
@@ -1097,47 +1394,119 @@ fn added_to_comp_handlers(
     if new_sites.is_empty() {
         return Vec::new();
     }
-    let old_sites: HashMap<usize, usize> = compensated_handlers(to, old_c).into_iter().collect();
-    // The activities added to each handler, computed once per handler.
-    let mut added: HashMap<usize, Vec<usize>> = HashMap::new();
+    let old_sites: HashMap<usize, Option<usize>> =
+        compensated_handlers(to, old_c).into_iter().collect();
+    // The items of each handler, computed once per handler and old handler.
+    let mut added: HashMap<(usize, Option<usize>), Vec<usize>> = HashMap::new();
     let mut out = Vec::new();
-    for (site, h) in new_sites {
+    for &(site, h) in &new_sites {
         let Some(site_old) = m.n2o[site].filter(|&o| to.effective[o]) else {
             continue;
         };
-        // The same handler in both versions (a retargeted compensate runs another one).
-        if old_sites.get(&site_old).and_then(|&oh| m.o2n[oh]) != Some(h) {
+        // (A compensate that found no handler under the old version ran nothing.)
+        let Some(&Some(oh)) = old_sites.get(&site_old) else {
             continue;
-        }
-        let items = added.entry(h).or_insert_with(|| {
+        };
+        let Some(h) = h else {
+            // It ran `oh` under the old version and runs nothing now.
+            out.push(CompAdded {
+                site,
+                site_old,
+                handler: None,
+                was: Some(oh),
+                through: Vec::new(),
+                via_fault: None,
+                items: Vec::new(),
+            });
+            continue;
+        };
+        // Another handler under the old version (a retargeted compensate): they ran that one.
+        let was = (m.o2n[oh] != Some(h)).then_some(oh);
+        let items = added.entry((h, was)).or_insert_with(|| {
             let set: Vec<usize> = (h + 1..=tn.end[h])
                 .filter(|&p| {
                     tn.effective[p]
                         && tn.handler[p] == Some(h)
-                        && !m.n2o[p].is_some_and(|o| to.effective[o])
+                        && (was.is_some() || !m.n2o[p].is_some_and(|o| to.effective[o]))
                         && !replaced[p]
                 })
                 .collect();
-            outermost(tn, &set, full)
+            let mut items = outermost(tn, &set, full);
+            if let Some(oh) = was {
+                // What the old handler ran as well is not skipped.
+                let ran: HashSet<_> = (oh + 1..=to.end[oh])
+                    .filter(|&q| to.effective[q] && to.handler[q] == Some(oh))
+                    .map(|q| &to.hash[q])
+                    .collect();
+                items.retain(|&p| !ran.contains(&tn.hash[p]));
+            }
+            items
         });
         if !items.is_empty() {
             out.push(CompAdded {
                 site,
                 site_old,
-                handler: h,
+                handler: Some(h),
+                was,
+                through: Vec::new(),
+                via_fault: None,
                 items: items.clone(),
             });
+        }
+    }
+    // A compensate in a compensation handler ran wherever a compensate of that handler did
+    // (the same handler in both versions), and so on outwards.
+    let direct = out.len();
+    for k in 0..direct {
+        let mut todo = vec![(out[k].site, out[k].site_old, Vec::new())];
+        let mut seen: HashSet<usize> = HashSet::default();
+        while let Some((s, so, through)) = todo.pop() {
+            if !seen.insert(s) {
+                continue;
+            }
+            let Some(hh) = tn
+                .ancestors(s)
+                .find(|&x| tn.element(x) == "compensationhandler")
+            else {
+                continue;
+            };
+            let via_fault = tn.handler[s].filter(|&x| x != hh);
+            for &(outer, h2) in &new_sites {
+                let Some(outer_old) = m.n2o[outer].filter(|&o| to.effective[o]) else {
+                    continue;
+                };
+                let old_hh = to
+                    .ancestors(so)
+                    .find(|&x| to.element(x) == "compensationhandler");
+                if h2 != Some(hh)
+                    || old_hh.is_none()
+                    || old_sites.get(&outer_old).copied().flatten() != old_hh
+                {
+                    continue;
+                }
+                let mut t2 = vec![s];
+                t2.extend(&through);
+                out.push(CompAdded {
+                    site: outer,
+                    site_old: outer_old,
+                    through: t2.clone(),
+                    via_fault,
+                    ..out[k].clone()
+                });
+                todo.push((outer, outer_old, t2));
+            }
         }
     }
     out
 }
 
-/// Every `<compensate>` (position) whose `GoSub` the compiler resolved, with the
-/// `<compensationhandler>` (position) it runs: read from the compiled states, not matched by
-/// name (spec 3.4.11: the registry is global, reset by every scope with handlers, and read at
-/// generation time). The site state's `gosub` is (H, R); R is owned by the `<compensate>`,
-/// H by the scope, and a scope's k-th handler state is its k-th enabled, named handler.
-fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, usize)> {
+/// Every `<compensate>` (position) the compiler generated, with the `<compensationhandler>`
+/// (position) it runs, None when the lookup failed (an empty `GoSub` target): read from the
+/// compiled states, not matched by name (spec 3.4.11: the registry is global, reset by every
+/// scope with handlers, and read at generation time). The site state's `gosub` is (H, R); R is
+/// owned by the `<compensate>`, H by the scope, and a scope's k-th handler state is its k-th
+/// enabled, named handler.
+fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, Option<usize>)> {
     let mut out = Vec::new();
     for th in &c.threads {
         if !th.states.iter().any(|s| s.gosub_states().is_some()) {
@@ -1151,7 +1520,13 @@ fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, usize)> {
             }
         }
         for s in &th.states {
-            let Some((Some(h), r)) = s.gosub_states() else {
+            let Some((h, r)) = s.gosub_states() else {
+                continue;
+            };
+            let Some(h) = h else {
+                if let Some(site) = th.state(&r).and_then(|rs| t.pos(rs.activity.id)) {
+                    out.push((site, None));
+                }
                 continue;
             };
             let (Some(hs), Some(rs)) = (th.state(&h), th.state(&r)) else {
@@ -1172,7 +1547,7 @@ fn compensated_handlers(t: &Tree, c: &CompiledProcess) -> Vec<(usize, usize)> {
                 .filter(|&x| !t.nodes[x].disabled && t.nodes[x].name.is_some())
                 .nth(k);
             if let Some(handler) = handler {
-                out.push((site, handler));
+                out.push((site, Some(handler)));
             }
         }
     }
@@ -1240,16 +1615,23 @@ fn this_iteration(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> &'stat
     }
 }
 
+/// Control flow that does no work: a jump, or a label to jump to.
+fn is_jump(t: &Tree, p: usize) -> bool {
+    matches!(t.element(p), "break" | "continue" | "label" | "branch")
+}
+
 /// Why a skip or re-run is data-dependent: a branch, a loop, or both, between the
 /// activities and the resume points. A loop the old version did not have (or did not run)
 /// is new to them: whether it would have run is not something they decided. (Siblings share
 /// the answer: it is asked of each run's first.)
-fn depending(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> String {
+fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&Resume]) -> String {
     let t = &a.new;
     let (mut branch, mut looped) = (false, false);
     let mut new_loops: BTreeSet<usize> = BTreeSet::new();
+    let mut scopes: BTreeSet<usize> = BTreeSet::new();
     for &(p, _) in ps {
         for r in rs {
+            scopes.extend(faults_left_before(a, old_earlier, p, r));
             let held = loops_held(a, r);
             let l = t.lca(p, r.w_new);
             for par in std::iter::once(p)
@@ -1271,26 +1653,120 @@ fn depending(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> String {
         }
     }
     let new_loop = (!new_loops.is_empty()).then(|| {
-        let names: Vec<String> = new_loops.iter().map(|&q| t.label(q)).collect();
+        // A new loop around activities the rows ran before their resume point under the old
+        // version (a label/branch retry rewritten as a loop): they ran its body, not in it.
+        let ran_body = |q: usize| {
+            (q + 1..=t.end[q]).any(|n| {
+                a.m.n2o[n].is_some_and(|o| {
+                    a.old.effective[o]
+                        && rs.iter().any(|r| {
+                            r.w_old
+                                .is_some_and(|wo| a.old.order(o, wo) == Order::Before)
+                        })
+                })
+            })
+        };
+        let (ran, never): (Vec<usize>, Vec<usize>) = new_loops.iter().partition(|&&q| ran_body(q));
+        let label = |qs: &[usize]| qs.iter().map(|&q| t.label(q)).collect::<Vec<_>>().join(", ");
+        let mut parts = Vec::new();
+        if !never.is_empty() {
+            parts.push(format!(
+                "{}, which they never ran (new to them; it runs 0 or more times)",
+                label(&never)
+            ));
+        }
+        if !ran.is_empty() {
+            parts.push(format!(
+                "{}, new around activities they ran before that point under the old version, outside any loop (how often it runs is new to them)",
+                label(&ran)
+            ));
+        }
+        parts.join(", and in ")
+    });
+    let fault = (!scopes.is_empty()).then(|| {
+        let names: Vec<String> = scopes.iter().map(|&q| t.label(q)).collect();
         format!(
-            "{}, which they never ran (new to them; it runs 0 or more times)",
+            "whether a fault took them out of the body of {} before it reached them (its fault handlers ran instead)",
             names.join(", ")
         )
     });
-    match (branch, looped, new_loop) {
-        (true, true, None) => {
-            ", depending on the branches they took and whether a loop ran".to_string()
+    let mut on: Vec<&str> = Vec::new();
+    match (branch, looped, &new_loop) {
+        (_, true, Some(_)) | (true, true, None) => {
+            on.push("the branches they took and whether a loop ran")
         }
-        (false, true, None) => {
-            ", depending on whether the loop ran (it may have run 0 times)".to_string()
-        }
-        (true, _, None) | (false, false, None) => ", depending on the branch they took".to_string(),
-        (false, false, Some(n)) => format!(", in {n}"),
-        (true, false, Some(n)) => format!(", depending on the branch they took, and in {n}"),
-        (_, true, Some(n)) => {
-            format!(", depending on the branches they took and whether a loop ran, and in {n}")
+        (false, true, None) => on.push("whether the loop ran (it may have run 0 times)"),
+        (true, false, _) => on.push("the branch they took"),
+        (false, false, None) if fault.is_none() => on.push("the branch they took"),
+        (false, false, _) => {}
+    }
+    on.extend(fault.as_deref());
+    match (on.is_empty(), new_loop) {
+        (true, Some(n)) => format!(", in {n}"),
+        (false, Some(n)) => format!(", depending on {}, and in {n}", on.join(", and on ")),
+        (_, None) => format!(", depending on {}", on.join(", and on ")),
+    }
+}
+
+/// For each new position: does an earlier sibling in its list (with its subtree) hold an
+/// activity the old version generated? A fault under the old version happened at such an
+/// activity.
+fn old_earlier_siblings(a: &Analysis) -> Vec<bool> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let mut holds = vec![false; tn.len()];
+    for p in (0..tn.len()).rev() {
+        holds[p] = (tn.effective[p] && m.n2o[p].is_some_and(|o| to.effective[o]))
+            || tn.slots[p].iter().flat_map(|(_, l)| l).any(|&c| holds[c]);
+    }
+    let mut out = vec![false; tn.len()];
+    for l in tn.slots.iter().flat_map(|s| s.iter().map(|(_, l)| l)) {
+        let mut seen = false;
+        for &c in l {
+            out[c] = seen;
+            seen |= holds[c];
         }
     }
+    out
+}
+
+/// The scopes a thread resting at `r` passed (in both versions) whose body holds `p` after
+/// some activity the old version ran, and that had a fault handler under the old version: a
+/// row that faulted there before reaching `p` and recovered in a handler would not have run
+/// `p` under the new version either, so whether it skips `p` depends on that. (Scopes below
+/// the lowest common ancestor of `p` and the resume point only: a scope around both was
+/// not left.)
+fn faults_left_before(a: &Analysis, old_earlier: &[bool], p: usize, r: &Resume) -> Vec<usize> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let Some(wo) = r.w_old else {
+        return Vec::new();
+    };
+    let l = tn.lca(p, r.w_new);
+    let mut out = Vec::new();
+    let (mut y, mut earlier) = (p, false);
+    while let Some(par) = tn.parent[y].filter(|&q| q != l) {
+        earlier |= old_earlier[y];
+        if earlier
+            && tn.element(par) == "scope"
+            && tn.slot[y].as_str() == "body"
+            && tn.order(par, r.w_new) == Order::Before
+        {
+            let handled = m.n2o[par]
+                .filter(|&os| to.effective[os] && to.element(os) == "scope")
+                .filter(|&os| to.order(os, wo) == Order::Before)
+                .is_some_and(|os| {
+                    to.slots[os]
+                        .iter()
+                        .filter(|(slot, _)| slot == "faulthandlers")
+                        .flat_map(|(_, l)| l.iter())
+                        .any(|&c| matches!(to.element(c), "catch" | "catchall"))
+                });
+            if handled {
+                out.push(par);
+            }
+        }
+        y = par;
+    }
+    out
 }
 
 /// Is there a conditional branch or loop body between `p` and its lowest common ancestor
@@ -1372,8 +1848,14 @@ fn same_branch(a: &Analysis, o: usize, os: &str, ns: &str) -> bool {
 
 /// For an `<if>` whose condition changed too: says so, with both conditions (whether the
 /// new one is the old one negated, making the branch they resume in the one it chooses for
-/// them, is the reader's to judge). Empty otherwise.
-fn condition_changed(to: &Tree, o: usize, tn: &Tree, p: usize) -> String {
+/// them, is the reader's to judge). For a `<switch>` (old case `os` of `o`, new case `ns` of
+/// `p`), the same of the two cases' conditions (see [`case_conditions_changed`]). Empty
+/// otherwise.
+fn condition_changed(a: &Analysis, o: usize, os: &str, p: usize, ns: &str) -> String {
+    let (to, tn) = (&a.old, &a.new);
+    if tn.element(p) == "switch" {
+        return case_conditions_changed(a, o, os, p, ns);
+    }
     let cond = |t: &Tree, x: usize| t.nodes[x].attrs.get("condition").map(str::to_string);
     match (tn.element(p), cond(to, o), cond(tn, p)) {
         ("if", Some(before), Some(now)) if before != now => format!(
@@ -1383,6 +1865,56 @@ fn condition_changed(to: &Tree, o: usize, tn: &Tree, p: usize) -> String {
         ),
         _ => String::new(),
     }
+}
+
+/// For a `<switch>` whose old case `os` (the one the rows chose) or new case `ns` (the one they
+/// resume in) had its condition edited (or has no counterpart in the other version): both
+/// conditions, for the reader to judge whether the new case holds for exactly the rows the
+/// old one chose. Empty when both kept their conditions.
+fn case_conditions_changed(a: &Analysis, o: usize, os: &str, p: usize, ns: &str) -> String {
+    let (to, tn) = (&a.old, &a.new);
+    let idx =
+        |s: &str| -> Option<usize> { s.strip_prefix("case[")?.strip_suffix(']')?.parse().ok() };
+    let conds = |t: &Tree, x: usize| -> Vec<Option<String>> {
+        match &t.nodes[x].kind {
+            ActivityKind::Switch { cases, .. } => {
+                cases.iter().map(|c| c.condition.clone()).collect()
+            }
+            _ => Vec::new(),
+        }
+    };
+    let (co, cn) = (conds(to, o), conds(tn, p));
+    // Paired cases, 0-based (old, new).
+    let pairs: Vec<(usize, usize)> =
+        a.m.cases
+            .get(&o)
+            .into_iter()
+            .flatten()
+            .map(|&(i, j)| (i as usize - 1, j as usize - 1))
+            .collect();
+    let (i, j) = (idx(os), idx(ns));
+    let edited_old = i.is_some_and(|i| match pairs.iter().find(|x| x.0 == i) {
+        Some(&(_, jj)) => cn.get(jj) != co.get(i),
+        None => true,
+    });
+    let edited_new = j.is_some_and(|j| match pairs.iter().find(|x| x.1 == j) {
+        Some(&(ii, _)) => co.get(ii) != cn.get(j),
+        None => true,
+    });
+    if !(edited_old || edited_new) {
+        return String::new();
+    }
+    let show = |t: &Tree, x: usize, slot: &str, conds: &[Option<String>], k: Option<usize>| match k
+        .and_then(|k| conds.get(k).cloned().flatten())
+    {
+        Some(c) => format!("{} condition={}", branch_name(t, x, slot), xml_attr(&c)),
+        None => format!("{} (no condition)", branch_name(t, x, slot)),
+    };
+    format!(
+        "; the case conditions changed too, {} → {}: if the new case holds for exactly the rows the old one chose, the case they resume in is the one it chooses for them",
+        show(to, o, os, &co, i),
+        show(tn, p, ns, &cn, j)
+    )
 }
 
 fn branch_name(t: &Tree, p: usize, slot: &str) -> String {
@@ -2240,5 +2772,277 @@ mod tests {
         }
         // Every answer occurred.
         assert!(shown.contains("one") && shown.contains("some"), "{shown:?}");
+    }
+
+    use crate::plan::findings::Code;
+    use crate::plan::model::MigrationPlan;
+
+    fn call(name: &str) -> String {
+        format!("<call name='{name}' target='T' async='0'><request type='Ens.Request'/></call>")
+    }
+
+    /// Scope `Txn` (body: call Book, delay Hold; handler Undo: call Cancel; catchall: delay
+    /// Pause, compensate Undo, call Report), then `after`; `inner` wraps Hold in a scope with
+    /// its own compensation handler, which resets the registry before the catchall is generated.
+    fn txn(inner: bool, around: (&str, &str), after: &str, version: &str) -> String {
+        let hold = "<delay name='Hold' duration='\"PT1M\"'/>";
+        let hold = match inner {
+            true => format!(
+                "<scope name='Inner'>{hold}<compensationhandlers><compensationhandler name='UndoInner'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall/></faulthandlers></scope>",
+                call("CancelInner")
+            ),
+            false => hold.to_string(),
+        };
+        format!(
+            "<process request='Ens.Request' response='Ens.Response'{version}>\n<context></context>\n<sequence>\n{}<scope name='Txn'>{}{hold}<compensationhandlers><compensationhandler name='Undo'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall><delay name='Pause' duration='\"PT1M\"'/><compensate target='Undo'/>{}</catchall></faulthandlers></scope>{}{after}\n</sequence>\n</process>\n",
+            around.0,
+            call("Book"),
+            call("Cancel"),
+            call("Report"),
+            around.1,
+        )
+    }
+
+    fn plan_of(old: &str, new: &str) -> MigrationPlan {
+        // The same file name: a bare `<process>` takes its class name from it.
+        let (to, tn) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (po, pn) = (to.path().join("Trip.xml"), tn.path().join("Trip.xml"));
+        std::fs::write(&po, old).unwrap();
+        std::fs::write(&pn, new).unwrap();
+        let opts = LoadOptions::default();
+        let (o, n) = (
+            load(&po.to_string_lossy(), &opts).unwrap(),
+            load(&pn.to_string_lossy(), &opts).unwrap(),
+        );
+        assert_eq!(o.class_name, n.class_name);
+        let c = crate::states::Compiler::Current;
+        let (oc, nc) = (
+            crate::states::compile(&o, c).unwrap(),
+            crate::states::compile(&n, c).unwrap(),
+        );
+        crate::plan::build(&o, &n, &oc, &nc, None).unwrap().plan
+    }
+
+    /// The old wait state of an activity (by label) in Thread1, as findings name it.
+    fn old_wait(plan: &MigrationPlan, label: &str) -> String {
+        let s = plan.threads[0]
+            .states
+            .iter()
+            .find(|s| s.wait && s.old_activity.label() == label)
+            .unwrap_or_else(|| panic!("no wait of {label}"));
+        format!("Thread1:{}", s.old)
+    }
+
+    fn unresolved(plan: &MigrationPlan) -> Vec<&crate::plan::model::Finding> {
+        plan.findings
+            .iter()
+            .filter(|f| f.code == Code::CompensateUnresolved)
+            .collect()
+    }
+
+    /// A compensate that ran a handler and runs none now names the scope that reset the
+    /// registry and the rows that can still reach it: in the scope's body and in the catchall
+    /// before it; not those past it (after it in the catchall, after the scope) nor those in
+    /// the handler it ran (they return after it).
+    #[test]
+    fn compensate_losing_its_handler_names_the_rows_ahead_of_it() {
+        let plan = plan_of(
+            &txn(false, ("", ""), &call("Done"), ""),
+            &txn(true, ("", ""), &call("Done"), ""),
+        );
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        let f = f[0];
+        assert_eq!(f.severity, crate::plan::model::Severity::Warning);
+        assert!(
+            f.message
+                .contains("<compensationhandlers> of scope \"Inner\"")
+                && f.message.contains(
+                    "under the old version it ran compensationhandler \"Undo\" of scope \"Txn\""
+                ),
+            "{}",
+            f.message
+        );
+        for ahead in ["call \"Book\"", "delay \"Hold\"", "delay \"Pause\""] {
+            assert!(
+                f.states.contains(&old_wait(&plan, ahead)),
+                "{ahead}: {:?}",
+                f.states
+            );
+        }
+        for past in ["call \"Cancel\"", "call \"Report\"", "call \"Done\""] {
+            assert!(
+                !f.states.contains(&old_wait(&plan, past)),
+                "{past}: {:?}",
+                f.states
+            );
+        }
+    }
+
+    /// A loop around the scope runs it again: rows after it in the loop body can reach the
+    /// compensate in the next iteration, rows after the loop cannot.
+    #[test]
+    fn rows_later_in_a_loop_around_the_scope_can_reach_it() {
+        let around = (
+            "<while name='Again' condition='1'>",
+            &*format!("{}</while>", call("Next")),
+        );
+        let plan = plan_of(
+            &txn(false, around, &call("Done"), ""),
+            &txn(true, around, &call("Done"), ""),
+        );
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].states.contains(&old_wait(&plan, "call \"Next\"")),
+            "{:?}",
+            f[0].states
+        );
+        assert!(
+            !f[0].states.contains(&old_wait(&plan, "call \"Done\"")),
+            "{:?}",
+            f[0].states
+        );
+    }
+
+    /// Unresolved in both versions: still a defect of the new BPL (a warning), but no row
+    /// loses anything by the deploy, so none is named.
+    #[test]
+    fn compensate_unresolved_in_both_versions_names_no_rows() {
+        let plan = plan_of(
+            &txn(true, ("", ""), "", ""),
+            &txn(true, ("", ""), &call("Done"), ""),
+        );
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].message
+                .contains("found none under the old version either"),
+            "{}",
+            f[0].message
+        );
+        assert!(f[0].states.is_empty(), "{:?}", f[0].states);
+    }
+
+    /// A resolving compensate is quiet, and so is one whose scope with handlers comes after it.
+    #[test]
+    fn resolved_compensates_are_quiet() {
+        let later = format!(
+            "<scope name='Later'>{}<compensationhandlers><compensationhandler name='UndoLater'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall><compensate target='UndoLater'/></catchall></faulthandlers></scope>",
+            call("Done"),
+            call("Refund")
+        );
+        let plan = plan_of(
+            &txn(false, ("", ""), "", ""),
+            &txn(false, ("", ""), &later, ""),
+        );
+        assert!(unresolved(&plan).is_empty(), "{:#?}", plan.findings);
+    }
+
+    /// A versioned new version migrates nothing, but new instances run its compensates.
+    #[test]
+    fn versioned_new_version_still_warns() {
+        let plan = plan_of(
+            &txn(false, ("", ""), "", " version='1'"),
+            &txn(true, ("", ""), "", " version='2'"),
+        );
+        assert!(plan
+            .findings
+            .iter()
+            .any(|f| f.code == Code::VersionedProcess));
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(f[0].states.is_empty(), "{:?}", f[0].states);
+    }
+
+    /// Without a reset: a handler of that name generated later, or none at all.
+    #[test]
+    fn unregistered_target_says_why() {
+        let base = txn(false, ("", ""), "", "");
+        let later = base.replace("<compensate target='Undo'/>", "<compensate target='UndoLater'/>")
+            .replace(
+                "</scope>\n</sequence>",
+                &format!(
+                    "</scope><scope name='Later'>{}<compensationhandlers><compensationhandler name='UndoLater'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall/></faulthandlers></scope>\n</sequence>",
+                    call("Done"),
+                    call("Refund")
+                ),
+            );
+        let plan = plan_of(&base, &later);
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].message.contains("no compensationhandler named \"UndoLater\" was registered before it (compensationhandler \"UndoLater\" of scope \"Later\" is generated after it)"),
+            "{}",
+            f[0].message
+        );
+        let none = base.replace("<compensate target='Undo'/>", "<compensate target='Nope'/>");
+        let plan = plan_of(&base, &none);
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].message
+                .contains("(no compensation handler has that name)"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    /// A compensate inside a compensation handler that loses its target runs wherever a
+    /// compensate of that handler does (`CompAdded::through`): rows ahead of that one are named.
+    /// `comp_nested_in_handler`, with a scope with handlers added to UndoBook: it resets the
+    /// registry after UndoBook is registered and before UndoAll is, so Unwind's `<compensate
+    /// target='UndoBook'>` (in UndoAll) finds nothing while the catchall's `<compensate
+    /// target='UndoAll'>` still does.
+    #[test]
+    fn nested_compensate_losing_its_target_names_rows_ahead_of_the_outer_one() {
+        let cls = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/changes/comp_nested_in_handler/old.cls"
+        ))
+        .unwrap();
+        let start = cls.find("<process").unwrap();
+        let end = cls.find("</process>").unwrap() + "</process>".len();
+        let old = format!("{}\n", &cls[start..end]);
+        let cancel =
+            "<call name='Cancel' target='BookOp' async='0'><request type='Ens.Request'/></call>";
+        assert!(old.contains(cancel));
+        let new = old.replacen(
+            cancel,
+            &format!(
+                "<scope name='Audit'>{cancel}<compensationhandlers><compensationhandler name='UndoAudit'>{}</compensationhandler></compensationhandlers><faulthandlers><catchall/></faulthandlers></scope>",
+                call("Unaudit")
+            ),
+            1,
+        );
+        let plan = plan_of(&old, &new);
+        let f = unresolved(&plan);
+        assert_eq!(f.len(), 1, "{:#?}", plan.findings);
+        assert!(
+            f[0].message
+                .starts_with("compensate \"UndoBook\" in the <catchall> of scope \"Unwind\"")
+                && f[0]
+                    .message
+                    .contains("<compensationhandlers> of scope \"Audit\"")
+                && f[0]
+                    .message
+                    .contains("(through compensate \"UndoAll\") lose if they reach it"),
+            "{}",
+            f[0].message
+        );
+        for ahead in ["call \"Book\"", "call \"Charge\"", "call \"Refund\""] {
+            assert!(
+                f[0].states.contains(&old_wait(&plan, ahead)),
+                "{ahead}: {:?}",
+                f[0].states
+            );
+        }
+        for past in ["call \"Report\"", "call \"Done\"", "call \"Cancel\""] {
+            assert!(
+                !f[0].states.contains(&old_wait(&plan, past)),
+                "{past}: {:?}",
+                f[0].states
+            );
+        }
     }
 }

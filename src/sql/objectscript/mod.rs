@@ -8,10 +8,13 @@
 //! `BplMigrate.History`, built and parse-checked by this stage's query builders), the forward
 //! guard, the preflight probes and the post-rewrite checks. What the runner does, in order:
 //! blocked plan refused → new class compiled (preflight) → history (dirty / already applied /
-//! chain) → disable the class's items (recorded first) → `TSTART`, `LOCK TABLE` on the
-//! history → history again → guards → census → rewrite with row counts → census, stacks and
-//! defaults verified → history row → `TCOMMIT`; any failure rolls back and enables exactly
-//! the items it disabled.
+//! chain) → disable the class's items (recorded first; actor-pool items are left to the job
+//! guard, as on the ODBC path) → `TSTART`, `LOCK TABLE … IN EXCLUSIVE MODE WAIT n` on every
+//! table the ODBC apply locks (`sql::tables_to_lock`) and then the history → history again →
+//! guards → census → rewrite with row counts → census, stacks and defaults verified → history
+//! row → `TCOMMIT`; the locks are released on every path (IRIS table locks outlive the
+//! transaction); any failure before the commit rolls back and enables exactly the items it
+//! disabled; a failure after it (enabling the items) is exit 5 of `migrate.script`.
 
 use super::queries::{
     history_column, history_insert, history_table, max_of, null_count, probe_table, read_rows,
@@ -27,6 +30,8 @@ use crate::plan::{MigrationPlan, PropertyChange, Verdict};
 use crate::states::{SqlTable, StateNames};
 
 const RUNNER: &str = include_str!("runner.cls");
+/// Seconds each `LOCK TABLE` of the runner waits (SQLCODE -110 after that: refused).
+const LOCK_WAIT_SECONDS: u32 = 10;
 const SCRIPT: &str = include_str!("migrate.script");
 /// `BplMigrate.Plan.P<plan id>`.
 pub fn objectscript_class_name(plan: &MigrationPlan) -> Result<String, SqlError> {
@@ -274,9 +279,9 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
         "/// <li>quiesce: <code>do ##class(CLASS).Quiesce()</code> disables and records every enabled item of the BPL class;</li>",
         "/// <li>deploy and compile the new BPL class (Run checks it is compiled and its new tables and columns exist);</li>",
         "/// <li>migrate: <code>do ##class(CLASS).Run(1)</code> is a dry run; <code>Run(0)</code> migrates once, in one transaction, recorded in BplMigrate.History (a re-run is a no-op);</li>",
-        "/// <li>enable: <code>Run(0, 1)</code> enables the recorded items after a successful migration.</li></ol>",
-        "/// <p>On any failure the transaction is rolled back and the items this run disabled are enabled again.",
-        "/// migrate.script runs the same from <code>iris session</code> with a non-zero exit status on failure.</p>",
+        "/// <li>enable: <code>Run(0, 1)</code> enables the recorded items (those Quiesce() and an earlier <code>Run(0)</code> disabled) after a successful migration.</li></ol>",
+        "/// <p>On any failure before the commit the transaction is rolled back, the table locks are released and the items this run disabled are enabled again.",
+        "/// migrate.script runs the same from <code>iris session</code>: exit status 1 on such a failure, 5 when the migration committed but enabling the items afterwards failed.</p>",
     ] {
         doc.push(line.replace("CLASS", &class));
     }
@@ -295,7 +300,7 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
     let hosts = read_rows(
         d,
         &config_item_table(),
-        &["Production", "Name", "Enabled"],
+        &["Production", "Name", "Enabled", "PoolSize"],
         Some("ClassName"),
         None,
     )?;
@@ -323,10 +328,13 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
     let insert = history_insert(d, &history, HISTORY_COLUMNS)?;
     params.push(("SQLHISTORYINSERT", r.sql("write history", insert.as_str())?));
     params.push(("SQLHOSTS", r.sql("items of the class", hosts.as_str())?));
-    // IRIS-only statements sqlparser does not read (as on the ODBC path): the table lock.
+    // IRIS-only statements sqlparser does not read (as on the ODBC path): the table locks.
+    params.push(("LOCKWAIT", LOCK_WAIT_SECONDS.to_string()));
     params.push((
         "SQLLOCK",
-        s(&format!("LOCK TABLE {history_q} IN EXCLUSIVE MODE WAIT 10"))?,
+        s(&format!(
+            "LOCK TABLE {history_q} IN EXCLUSIVE MODE WAIT {LOCK_WAIT_SECONDS}"
+        ))?,
     ));
     params.push((
         "SQLUNLOCK",
@@ -380,29 +388,36 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
         .collect::<Vec<_>>()
         .join("\n\n");
 
-    // ----- Blocked().
-    let blocked = if plan.verdict == Verdict::Blocked {
-        let why: Vec<String> = plan
-            .findings
-            .iter()
-            .filter(|f| f.severity == crate::plan::Severity::Error && !f.acknowledged)
-            .map(|f| format!("{} {}", f.code, f.message))
-            .collect();
-        let why = if why.is_empty() {
-            "see the plan's findings".to_string()
-        } else {
-            why.join("; ")
-        };
+    // ----- Blocked(): the one rule of every path (`MigrationPlan::blocked_for_good`).
+    let hard = plan.blocked_for_good();
+    let blocked = if !hard.is_empty() {
         format!(
             "\tQuit $$$ERROR($$$GeneralError, {})",
             s(&format!(
-                "the plan is blocked ({}): resolve it with overrides and generate the migration again",
-                c(&why)
+                "the plan is blocked ({}): draining does not resolve that; resolve it with overrides and generate the migration again",
+                c(&hard.join("; "))
             ))?
         )
+    } else if plan.verdict == Verdict::Blocked {
+        "\t// Blocked only by rows that must drain (removed wait states, changed awaited calls):\n\t// the guards refuse while any such row exists, so the plan applies once they drained.\n\tQuit $$$OK".to_string()
     } else {
         "\tQuit $$$OK".to_string()
     };
+
+    // ----- LockTables(): the tables the ODBC apply locks (`sql::tables_to_lock`), each one
+    // that exists; the history lock follows in the template.
+    let mut locks = Vec::new();
+    for t in super::tables_to_lock(plan, &script) {
+        let q = quote_table(&t, d)?;
+        locks.push(format!(
+            "\tSet tSC = ..LockOne({}, {}, {}, 1, .pLocks)\n\tQuit:$$$ISERR(tSC) tSC",
+            s(&format!(
+                "LOCK TABLE {q} IN EXCLUSIVE MODE WAIT {LOCK_WAIT_SECONDS}"
+            ))?,
+            s(&format!("UNLOCK TABLE {q} IN EXCLUSIVE MODE"))?,
+            s(&c(&t.to_string()))?
+        ));
+    }
 
     // ----- Preflight(): the new version's tables and added columns exist.
     let mut preflight = Vec::new();
@@ -506,10 +521,21 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
             .map(|(k, _)| s(k).map(|k| format!("$Get(pBefore({idx}, {k}))")))
             .collect::<Result<_, _>>()?;
         let record = if records_undo {
+            // The capture also copies the rows the UPDATE leaves alone (`Rewrite::recorded`).
+            let also: Vec<String> = rw
+                .recorded
+                .iter()
+                .map(|k| s(k).map(|k| format!(" + $Get(pBefore({idx}, {k}))")))
+                .collect::<Result<_, _>>()?;
+            let expected = if also.is_empty() {
+                "tWant".to_string()
+            } else {
+                format!("(tWant{})", also.concat())
+            };
             format!(
-                "\tSet tSC = ..Record({}, pSeq, .tRows)\n\tQuit:$$$ISERR(tSC) tSC\n\tIf tRows '= tWant Quit $$$ERROR($$$GeneralError, {}_tRows_\" rows, expected \"_tWant)\n\tSet pUndo = pUndo + tRows\n",
+                "\tSet tSC = ..Record({}, pSeq, .tRows)\n\tQuit:$$$ISERR(tSC) tSC\n\tIf tRows '= {expected} Quit $$$ERROR($$$GeneralError, {}_tRows_\" rows, expected \"_{expected})\n\tSet pUndo = pUndo + tRows\n",
                 r.sql("undo rows", rw.undo.as_str())?,
-                s(&format!("{}: undo rows recorded ", rw.table))?
+                s(&format!("{}: undo rows recorded ", rw.table))?,
             )
         } else {
             String::new()
@@ -556,6 +582,7 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
         .replace("{{CLASS}}", &class)
         .replace("{{PARAMETERS}}", &parameters)
         .replace("{{BLOCKED}}", &blocked)
+        .replace("{{LOCKS}}", &join(locks))
         .replace("{{PREFLIGHT}}", &join(preflight))
         .replace("{{GUARDS}}", &join(guards))
         .replace("{{CENSUS}}", &join(census))
@@ -630,6 +657,7 @@ mod tests {
             "CLASS",
             "PARAMETERS",
             "BLOCKED",
+            "LOCKS",
             "PREFLIGHT",
             "GUARDS",
             "CENSUS",
@@ -650,6 +678,7 @@ mod tests {
                     "CLASS}}",
                     "PARAMETERS}}",
                     "BLOCKED}}",
+                    "LOCKS}}",
                     "PREFLIGHT}}",
                     "GUARDS}}",
                     "CENSUS}}",
