@@ -126,21 +126,21 @@ fn key_values(w: &Work, census: &super::census::LiveCensus) -> Vec<Option<String
 /// Why value `v` of `w`'s key column (a new state or handler) is not kept as it is by the
 /// plan: what the old values that became it say.
 fn why_not_kept(m: &Migration, w: &Work, v: &str) -> String {
-    let sources: Vec<&str> = if w.stacks {
+    let sources: Vec<String> = if w.stacks {
         m.plan
             .threads
             .iter()
             .filter(|t| t.old_table == w.table)
             .flat_map(|t| &t.states)
-            .filter(|s| s.new.as_deref() == Some(v))
-            .map(|s| s.old.as_str())
+            .filter(|s| s.new.is_some_and(|n| n == v))
+            .map(|s| s.old.to_string())
             .collect()
     } else {
         m.plan
             .response_handlers
             .iter()
             .filter(|h| h.new.as_deref() == Some(v))
-            .map(|h| h.old.as_str())
+            .map(|h| h.old.clone())
             .collect()
     };
     match sources.as_slice() {

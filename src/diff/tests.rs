@@ -514,10 +514,10 @@ fn new_of(d: &ProcessDiff, old: &str) -> Option<String> {
     d.threads[0]
         .states
         .iter()
-        .find(|s| s.old.as_deref() == Some(old))
+        .find(|s| s.old.is_some_and(|o| o == old))
         .unwrap_or_else(|| panic!("no old state {old}: {:?}", states(d)))
         .new
-        .clone()
+        .map(String::from)
 }
 
 #[test]

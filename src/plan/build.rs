@@ -749,7 +749,7 @@ impl<'x> Builder<'x, '_> {
                         // again on the way (the new version may send more before that wait).
                         let r = safety::Resume {
                             old_ref: sref(&ot.class, &s.old),
-                            new_ref: new_sref(&nt.class, &x.name.to_string()),
+                            new_ref: new_sref(&nt.class, &x.name),
                             w_old: Some(o),
                             w_new: *w_new,
                             join: false,

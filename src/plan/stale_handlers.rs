@@ -22,7 +22,7 @@
 
 use super::checks::Scope;
 use super::model::Precondition;
-use crate::states::{CompiledProcess, ThreadClass};
+use crate::states::{CompiledProcess, StateName, ThreadClass};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// A completion key the stale entry may have: the call's name, or any key for `@expr`.
@@ -99,12 +99,12 @@ pub(super) fn preconditions(scope: &Scope, new_c: &CompiledProcess) -> Vec<Preco
             };
             for s in &t.states {
                 let Some(n) = &s.new else { continue };
-                let Some(sender) = reach.first_sender(nt, n) else {
+                let Some(sender) = reach.first_sender(nt, *n) else {
                     continue;
                 };
                 out.push(Precondition::NoRowsAtState {
                     table: t.old_table.clone(),
-                    state: s.old.clone(),
+                    state: s.old.to_string(),
                     reason: format!(
                         "call {sender} can still be sent from here, now without a response \
                          handler: an entry {call:?} → {handler} left in the context by the old \
@@ -131,13 +131,13 @@ struct Reach<'c, 'f> {
     by_class: &'f HashMap<&'c str, &'c ThreadClass>,
     /// The calls (sent without a handler) that read the stale entry.
     reads: &'f [&'c str],
-    memo: BTreeMap<(String, String), Option<String>>,
+    memo: BTreeMap<(String, StateName), Option<String>>,
 }
 
 impl Reach<'_, '_> {
     /// The first sending state found from `from` (breadth first), as `"X" (Thread1:S4)`.
-    fn first_sender(&mut self, t: &ThreadClass, from: &str) -> Option<String> {
-        let key = (t.class.clone(), from.to_string());
+    fn first_sender(&mut self, t: &ThreadClass, from: StateName) -> Option<String> {
+        let key = (t.class.clone(), from);
         if let Some(v) = self.memo.get(&key) {
             return v.clone();
         }
@@ -146,46 +146,34 @@ impl Reach<'_, '_> {
         found
     }
 
-    fn search(&self, t: &ThreadClass, from: &str) -> Option<String> {
-        let mut seen: HashSet<(&str, String)> = HashSet::new();
-        let mut queue: VecDeque<(&ThreadClass, String)> = VecDeque::new();
-        queue.push_back((t, from.to_string()));
+    fn search(&self, t: &ThreadClass, from: StateName) -> Option<String> {
+        let mut seen: HashSet<(&str, StateName)> = HashSet::new();
+        let mut queue: VecDeque<(&ThreadClass, StateName)> = VecDeque::new();
+        queue.push_back((t, from));
         while let Some((tc, name)) = queue.pop_front() {
-            if !seen.insert((tc.class.as_str(), name.clone())) {
+            if !seen.insert((tc.class.as_str(), name)) {
                 continue;
             }
-            let Some(s) = tc.state(name.as_str()) else {
+            let Some(s) = tc.state(&name) else {
                 continue; // Stop
             };
             if let Some(c) = s.sends().iter().find(|c| self.reads.contains(&c.as_str())) {
                 let short = tc.class.rsplit('.').next().unwrap_or(&tc.class);
                 return Some(format!("{:?} ({short}:{})", c.as_str(), s.name));
             }
-            let mut next: Vec<String> = s
-                .successors
-                .as_slice()
-                .iter()
-                .map(|n| n.to_string())
-                .collect();
-            next.extend(
-                s.return_successors()
-                    .as_slice()
-                    .iter()
-                    .map(|n| n.to_string()),
-            );
-            if let Some(e) = s.error_target {
-                next.push(e.to_string());
-            }
+            let mut next: Vec<StateName> = s.successors.as_slice().to_vec();
+            next.extend(s.return_successors().as_slice());
+            next.extend(s.error_target);
             if let Some((h, r)) = s.gosub_states() {
-                next.extend(h.map(|h| h.to_string()));
-                next.push(r.to_string());
+                next.extend(h);
+                next.push(r);
             }
             for n in next {
                 queue.push_back((tc, n));
             }
             for child in s.starts_threads() {
                 if let Some(ct) = self.by_class.get(child.as_str()) {
-                    queue.push_back((ct, "S1".to_string()));
+                    queue.push_back((ct, StateName::s(1)));
                 }
             }
         }

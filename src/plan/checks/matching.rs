@@ -206,15 +206,15 @@ impl After {
         }
     }
 
-    /// `here`'s number after `last` with its old and new names: (number, renumbered?).
-    fn pair(
-        here: &Option<String>,
-        o: &Option<String>,
-        n: &Option<String>,
-        prefix: &str,
+    /// `here`'s number (`k` of S<k>, OnResponse<k>, T<k>) after `last` with its old and new
+    /// names: (number, renumbered?).
+    fn pair<T: PartialEq>(
+        here: Option<u32>,
+        o: &Option<T>,
+        n: &Option<T>,
         last: u32,
     ) -> Option<(u32, bool)> {
-        let k = here.as_deref()?.strip_prefix(prefix)?.parse::<u32>().ok()?;
+        let k = here?;
         match (o, n) {
             (Some(o), Some(n)) if k > last => Some((k, o != n)),
             _ => None,
@@ -244,8 +244,8 @@ impl After {
                     .iter()
                     .flat_map(|d| &d.states)
                     .filter_map(|sd| {
-                        let here = if old { &sd.old } else { &sd.new };
-                        Self::pair(here, &sd.old, &sd.new, "S", last)
+                        let here = if old { sd.old } else { sd.new };
+                        Self::pair(here.and_then(|h| h.number()), &sd.old, &sd.new, last)
                     })
                     .collect(),
             );
@@ -268,7 +268,10 @@ impl After {
                     .iter()
                     .filter_map(|hd| {
                         let here = if old { &hd.old } else { &hd.new };
-                        Self::pair(here, &hd.old, &hd.new, "OnResponse", last)
+                        let k = here
+                            .as_deref()
+                            .and_then(|h| h.strip_prefix("OnResponse")?.parse::<u32>().ok());
+                        Self::pair(k, &hd.old, &hd.new, last)
                     })
                     .collect(),
             );
@@ -285,14 +288,13 @@ impl After {
             .map(|th| th.number)
             .max();
         let Some(last) = last else { return };
-        let name = |n: Option<u32>| n.map(|n| format!("T{n}"));
         self.tally(
             a.diff
                 .threads
                 .iter()
                 .filter_map(|d| {
                     let here = if old { d.old } else { d.new };
-                    Self::pair(&name(here), &name(d.old), &name(d.new), "T", last)
+                    Self::pair(here, &d.old, &d.new, last)
                 })
                 .collect(),
         );
