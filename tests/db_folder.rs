@@ -132,6 +132,17 @@ fn apply_and_plan_verify_refuse_exactly_the_same_edited_folders() {
             "does not match the plan's content",
         ),
         (
+            "plan.json state renamed to no state name, checksum recomputed",
+            Box::new(|d| {
+                edit(d, "plan.json", |s| {
+                    s.replacen("\"new\": \"S7\"", "\"new\": \"S07\"", 1)
+                });
+                recompute(d, "plan.json");
+            }),
+            // Refused by the plan's own types, where the value is.
+            "\"S07\" is not a state name (S<n> or Stop) at line",
+        ),
+        (
             "plan.json schema_version edited, checksum recomputed",
             Box::new(|d| {
                 edit(d, "plan.json", |s| {

@@ -410,4 +410,11 @@ mod tests {
         // successors inline and one pointer to the rarer facts.
         assert!(std::mem::size_of::<crate::states::State>() <= 112);
     }
+
+    #[test]
+    fn plan_and_diff_state_entries_stay_small() {
+        // One of each per state of a plan (issue 12): names as numbers, stacks inline.
+        assert!(std::mem::size_of::<crate::plan::StateMapping>() <= 240);
+        assert!(std::mem::size_of::<crate::diff::StateDelta>() <= 160);
+    }
 }
