@@ -17,7 +17,9 @@ use bplmigrate::plan::{MigrationPlan, Precondition};
 use bplmigrate::states::SqlTable;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use support::{create_plan_tables, fixture_plan, lit, stack_sql, thread_rows, Fixture};
+use support::{
+    create_plan_tables, fixture_plan, lit, refusals, stack_sql, thread_rows, Fixture, Row,
+};
 
 fn camel(case: &str) -> String {
     case.split('_')
@@ -104,7 +106,7 @@ fn dead_return_states(p: &MigrationPlan) -> Vec<(SqlTable, Vec<String>)> {
             let held = t
                 .states
                 .iter()
-                .any(|s| s.new.is_some() && s.old_subroutine_stack == v.old);
+                .any(|s| s.new.is_some() && s.old_subroutine_stacks().any(|x| *x == v.old));
             if v.new.is_none() && held {
                 out.push((t.old_table.clone(), v.old.to_strings()));
             }
@@ -130,7 +132,8 @@ fn story(dir: &Path) -> String {
     }
     let m = Migration::from_plan(p.clone()).unwrap();
 
-    // Seed: one row at every old state with its stacks; the first row of each thread table
+    // Seed: one row at every old state with its stacks (one per %SubroutineStack value the
+    // state can hold); the first row of each thread table
     // waits on every call; one context row names every old handler.
     let mut expect: BTreeMap<SqlTable, Vec<Expect>> = BTreeMap::new();
     for t in &p.threads {
@@ -166,6 +169,34 @@ fn story(dir: &Path) -> String {
                 },
             };
             expect.entry(t.old_table.clone()).or_default().push(e);
+            // A row for every other %SubroutineStack value rows can hold here (a handler run
+            // by several <compensate>s): the rewrite maps it element-wise, like the first.
+            for a in s.other_subroutine_stacks.iter() {
+                let ss = a.old.to_strings();
+                let ss: Vec<&str> = ss.iter().map(String::as_str).collect();
+                fx.exec(&format!(
+                    r#"INSERT INTO "{}"."{}" ("%NextState", "%Status", "%Process", "%HandlerStack", "%SubroutineStack")
+                       VALUES ({}, 3, 1, {}, {})"#,
+                    t.old_table.schema,
+                    t.old_table.table,
+                    lit(&s.old.to_string()),
+                    stack_sql(&hs),
+                    stack_sql(&ss)
+                ));
+                let e = match (&s.new, &a.new, same_table) {
+                    (Some(n), Some(ns), true) => Expect {
+                        state: n.to_string(),
+                        handler_stack: s.new_handler_stack.to_strings(),
+                        subroutine_stack: ns.to_strings(),
+                    },
+                    _ => Expect {
+                        state: s.old.to_string(),
+                        handler_stack: s.old_handler_stack.to_strings(),
+                        subroutine_stack: a.old.to_strings(),
+                    },
+                };
+                expect.entry(t.old_table.clone()).or_default().push(e);
+            }
         }
         if t.old_class.ends_with(".Thread1") {
             for ((state, hs, ss), (to, nhs, nss)) in stale_rows(&case) {
@@ -447,6 +478,74 @@ fn story(dir: &Path) -> String {
     )
 }
 
+/// Review 7 item 3: handler Undo (its wait Revert) is run by the catch's and the catchall's
+/// `<compensate>`; the inserted delay renumbers both return states (S12 → S14, S14 → S16).
+/// Rows waiting at Revert hold either `%SubroutineStack`: the apply maps both element-wise (it
+/// used to rewrite only the first and refuse the others), the undo puts both back; a value no
+/// `<compensate>` leaves is still refused. Expected values written out by hand.
+#[test]
+fn every_subroutine_stack_a_handler_can_hold_is_migrated_and_restored() {
+    let Some(fx) = Fixture::new("TwoCompensates", 1) else {
+        return;
+    };
+    let p = fixture_plan(
+        Path::new("fixtures/changes/compensated_twice_renumbered"),
+        &fx,
+    );
+    create_plan_tables(&fx, &p);
+    let at_revert = |ss: &'static [&'static str]| Row {
+        state: "S5",
+        status: 3,
+        handler_stack: &[],
+        subroutine_stack: ss,
+    };
+    let at_work = Row {
+        state: "S7",
+        status: 3,
+        handler_stack: &["S3"],
+        subroutine_stack: &[],
+    };
+    fx.seed(1, &[at_revert(&["S12"]), at_revert(&["S14"]), at_work]);
+    let owned = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let row = |state: &str, status: i64, hs: &[&str], ss: &[&str]| {
+        (state.to_string(), status, owned(hs), owned(ss))
+    };
+    let before = fx.states(1);
+    assert_eq!(
+        before,
+        [
+            row("S5", 3, &[], &["S12"]),
+            row("S5", 3, &[], &["S14"]),
+            row("S7", 3, &["S3"], &[]),
+        ]
+    );
+    let m = Migration::from_plan(p.clone()).unwrap();
+    fx.apply_plan(&m).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        fx.states(1),
+        [
+            row("S5", 3, &[], &["S14"]),
+            row("S5", 3, &[], &["S16"]),
+            row("S9", 3, &["S3"], &[]),
+        ]
+    );
+    fx.revert_plan(&m).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fx.states(1), before);
+
+    // A value no <compensate> of Undo leaves (S13 is the catchall's entry): refused, nothing
+    // changed.
+    fx.seed(1, &[at_revert(&["S13"])]);
+    let seeded = fx.snapshot();
+    let r = refusals(fx.apply_plan(&m));
+    assert!(
+        r.iter().any(|x| x
+            .to_string()
+            .contains("%SubroutineStack value the plan cannot map")),
+        "{r:?}"
+    );
+    assert_eq!(fx.snapshot(), seeded);
+}
+
 fn cases() -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir("fixtures/changes") else {
         return Vec::new();
@@ -492,6 +591,7 @@ stories!(
     catchall_insert_before_compensate,
     class_changed,
     comp_reorder,
+    compensated_twice_renumbered,
     comp_handler_edit,
     comp_handler_edit_same_name,
     comp_handler_edit_uncompensated,

@@ -277,6 +277,7 @@ fn change_fixture_verdicts() {
         ("same_name_other_call", Verdict::Drain),
         ("skip_by_branch", Verdict::Migratable),
         ("comp_reorder", Verdict::Migratable),
+        ("compensated_twice_renumbered", Verdict::Migratable),
         ("compensate_inserted_before", Verdict::Migratable),
         ("catchall_insert_before_compensate", Verdict::Migratable),
         ("catch_insert", Verdict::Migratable),
@@ -1285,4 +1286,78 @@ fn a_changed_sync_timeout_shows_as_modified() {
         .iter()
         .filter(|x| x.old != "S2" && x.old != "S3")
         .all(|x| x.modified.is_none()));
+}
+
+/// Review 7, item 3: a handler run by two `<compensate>`s. The plan carries the second
+/// `%SubroutineStack` value rows in it can hold, mapped element-wise (S14 → S16) beside the
+/// first (S12 → S14), in JSON (round trip) and the table; states without one carry nothing. An
+/// edited plan whose image is not the element-wise one is refused by the SQL stage.
+#[test]
+fn every_subroutine_stack_alternative_is_mapped_element_wise() {
+    let (planned, ..) = plan_case(Path::new("fixtures/changes/compensated_twice_renumbered"));
+    let p = &planned.plan;
+    let t = &p.threads[0];
+    for s in &t.states {
+        let others: Vec<(String, Option<String>)> = s
+            .other_subroutine_stacks
+            .iter()
+            .map(|a| (a.old.join(","), a.new.as_ref().map(|n| n.join(","))))
+            .collect();
+        let inside = ["S4", "S5", "S6"].iter().any(|x| s.old == *x);
+        if inside {
+            assert_eq!(s.old_subroutine_stack.join(","), "S12", "{}", s.old);
+            assert_eq!(s.new_subroutine_stack.join(","), "S14", "{}", s.old);
+            assert_eq!(
+                others,
+                [("S14".to_string(), Some("S16".to_string()))],
+                "{}",
+                s.old
+            );
+        } else {
+            assert!(others.is_empty(), "{}: {others:?}", s.old);
+        }
+    }
+    let json = serde_json::to_string(p).unwrap();
+    assert_eq!(
+        json.matches(r#""other_subroutine_stacks":[{"old":["S14"],"new":["S16"]}]"#)
+            .count(),
+        3,
+        "{json}"
+    );
+    let back: MigrationPlan = serde_json::from_str(&json).unwrap();
+    assert_eq!(&back, p);
+    let human = plan_human(p, RenderOptions { header: false });
+    assert!(
+        human.contains("wait sstack [S12]→[S14] or [S14]→[S16]"),
+        "{human}"
+    );
+    let script = bplmigrate::sql::render(p, bplmigrate::sql::Dialect::Postgres).unwrap();
+    let text = script.to_sql_text();
+    assert!(
+        text.contains("WHEN bplm_listbuild('S14') THEN bplm_listbuild('S16')")
+            && text.contains("NOT IN (bplm_listbuild('S12'), bplm_listbuild('S14'))"),
+        "{text}"
+    );
+
+    let mut edited = p.clone();
+    edited.threads[0].states[4].other_subroutine_stacks[0].new =
+        Some(vec![states::StateName::s(15)].into());
+    let e = bplmigrate::sql::render(&edited, bplmigrate::sql::Dialect::Postgres).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("%SubroutineStack [S14] becomes [S15] in the plan, but its entries mapped through the state map give [S16]"),
+        "{e}"
+    );
+
+    // The common case: no state of a plan without such a handler carries the field.
+    let (plain, ..) = plan_case(Path::new("fixtures/changes/insert_middle"));
+    assert!(plain
+        .plan
+        .threads
+        .iter()
+        .flat_map(|t| &t.states)
+        .all(|s| s.other_subroutine_stacks.is_empty()));
+    assert!(!serde_json::to_string(&plain.plan)
+        .unwrap()
+        .contains("other_subroutine_stacks"));
 }

@@ -9,7 +9,7 @@ use crate::bpl::Bpl;
 use crate::diff::tree::Tree;
 use crate::diff::MatchLimits;
 use crate::diff::{self, Analysis, ContextChangeKind, DeltaKind, DiffError, Pin, ProcessDiff};
-use crate::states::{CompiledProcess, Role, ThreadClass};
+use crate::states::{CompiledProcess, Role, StateNames, ThreadClass};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -335,6 +335,8 @@ impl<'x> Builder<'x, '_> {
                     new_subroutine_stack: ns
                         .map(|s| s.subroutine_stack().clone())
                         .unwrap_or_default(),
+                    // Mapped with the first one, once the state map is final.
+                    other_subroutine_stacks: other_subroutine_stacks(os, |_| None),
                     via: match (ns, sd.via) {
                         (Some(_), Some(v)) => Cow::Borrowed(v.as_str()),
                         (Some(_), None) => Cow::Borrowed("matched"),
@@ -396,6 +398,7 @@ impl<'x> Builder<'x, '_> {
                         new_handler_stack: s.handler_stack().clone(),
                         old_subroutine_stack: s.subroutine_stack().clone(),
                         new_subroutine_stack: s.subroutine_stack().clone(),
+                        other_subroutine_stacks: other_subroutine_stacks(s, |v| Some(v.clone())),
                         via: Cow::Borrowed("versioned"),
                         note: None,
                         modified: None,
@@ -1116,14 +1119,38 @@ fn verdict(scope: &checks::Scope, out: &checks::Findings, identical: bool) -> Ve
 /// handler). So the new subroutine stack is the old one mapped element-wise; when an element has
 /// no counterpart it stays as it is here (nothing is rewritten) and the rows holding it are
 /// refused by a precondition guard (`sql`), reported by BPM0110.
+///
+/// The other values rows can hold there (a handler run by several `<compensate>`s) follow the
+/// same rule, at every state: `new` None when an element has no counterpart.
 fn return_states_follow_their_compensate(t: &mut ThreadMapping) {
     let map = t.state_map();
     for s in &mut t.states {
+        for a in s.other_subroutine_stacks.iter_mut() {
+            a.new = ThreadMapping::map_stack(&map, &a.old).ok();
+        }
         if s.new.is_none() {
             continue;
         }
         s.new_subroutine_stack = ThreadMapping::map_stack(&map, &s.old_subroutine_stack)
             .unwrap_or_else(|_| s.old_subroutine_stack.clone());
+    }
+}
+
+/// The `%SubroutineStack` values of `s` besides the first, each with `new(value)`.
+fn other_subroutine_stacks(
+    s: &crate::states::State,
+    new: impl Fn(&StateNames) -> Option<StateNames>,
+) -> StackAlternatives {
+    match s.subroutine_stack_alternatives() {
+        [] | [_] => StackAlternatives::default(),
+        [_, others @ ..] => others
+            .iter()
+            .map(|v| StackAlternative {
+                old: v.clone(),
+                new: new(v),
+            })
+            .collect::<Vec<_>>()
+            .into(),
     }
 }
 

@@ -157,6 +157,12 @@ pub struct StateMapping {
     pub old_subroutine_stack: StateNames,
     #[serde(default, skip_serializing_if = "StateNames::is_empty")]
     pub new_subroutine_stack: StateNames,
+    /// The other `%SubroutineStack` values rows resting here can hold (a compensation handler
+    /// run by several `<compensate>`s: one value per site, `old_subroutine_stack` is the
+    /// first), each with its element-wise image. Empty, without allocation, for nearly every
+    /// state (added after the first contract; optional in JSON).
+    #[serde(default, skip_serializing_if = "StackAlternatives::is_empty")]
+    pub other_subroutine_stacks: StackAlternatives,
     /// Why this mapping was chosen (`exact`, `aligned`, `renamed`, `override`, …): one of a few
     /// fixed words, borrowed rather than allocated per state.
     pub via: Cow<'static, str>,
@@ -168,6 +174,70 @@ pub struct StateMapping {
     /// condition …) when it was matched anyway (optional in JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified: Option<String>,
+}
+
+impl StateMapping {
+    /// Every `%SubroutineStack` value rows resting here can hold, the first first.
+    pub fn old_subroutine_stacks(&self) -> impl Iterator<Item = &StateNames> {
+        std::iter::once(&self.old_subroutine_stack)
+            .chain(self.other_subroutine_stacks.iter().map(|a| &a.old))
+    }
+}
+
+/// A `%SubroutineStack` value rows at a state can hold besides
+/// [`StateMapping::old_subroutine_stack`]. `new` is `old` with every element mapped through
+/// the thread's state map (spec 4.3: an entry is the return state of one `<compensate>` and
+/// follows it), None when an element has no counterpart (BPM0110: rows holding it are refused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackAlternative {
+    pub old: StateNames,
+    pub new: Option<StateNames>,
+}
+
+/// The [`StackAlternative`]s of one state: one pointer, no allocation when empty (a plan holds
+/// a [`StateMapping`] per old state, and nearly none has alternatives). Serialized as a list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackAlternatives(Option<Box<AlternativeList>>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlternativeList(Vec<StackAlternative>);
+
+impl StackAlternatives {
+    /// No alternatives (inherent, so serde's `skip_serializing_if` can name it).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl From<Vec<StackAlternative>> for StackAlternatives {
+    fn from(v: Vec<StackAlternative>) -> StackAlternatives {
+        StackAlternatives((!v.is_empty()).then(|| Box::new(AlternativeList(v))))
+    }
+}
+
+impl std::ops::Deref for StackAlternatives {
+    type Target = [StackAlternative];
+    fn deref(&self) -> &[StackAlternative] {
+        self.0.as_deref().map_or(&[], |l| &l.0)
+    }
+}
+
+impl std::ops::DerefMut for StackAlternatives {
+    fn deref_mut(&mut self) -> &mut [StackAlternative] {
+        self.0.as_deref_mut().map_or(&mut [], |l| &mut l.0)
+    }
+}
+
+impl Serialize for StackAlternatives {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for StackAlternatives {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<StackAlternative>::deserialize(d).map(StackAlternatives::from)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,22 +452,24 @@ impl ThreadMapping {
     }
 
     /// Every non-empty value some old state of this thread predicts for the handler stack
-    /// (`subroutine` false) or the subroutine stack, in the order of their spelling (`S10`
-    /// before `S9`, as the scripts list them), with its element-wise image.
+    /// (`subroutine` false) or the subroutine stack (every alternative included), in the order
+    /// of their spelling (`S10` before `S9`, as the scripts list them), with its element-wise
+    /// image.
     pub fn stack_values(&self, subroutine: bool) -> Vec<StackValue> {
         let map = self.state_map();
-        let mut values: Vec<&StateNames> = self
-            .states
-            .iter()
-            .map(|s| {
-                if subroutine {
-                    &s.old_subroutine_stack
-                } else {
-                    &s.old_handler_stack
-                }
-            })
-            .filter(|v| !v.is_empty())
-            .collect();
+        let mut values: Vec<&StateNames> = if subroutine {
+            self.states
+                .iter()
+                .flat_map(|s| s.old_subroutine_stacks())
+                .filter(|v| !v.is_empty())
+                .collect()
+        } else {
+            self.states
+                .iter()
+                .map(|s| &s.old_handler_stack)
+                .filter(|v| !v.is_empty())
+                .collect()
+        };
         values.sort_by_cached_key(|v| v.to_strings());
         values.dedup();
         values

@@ -237,6 +237,18 @@ pub fn plan_human(p: &MigrationPlan, opts: RenderOptions) -> String {
                         s.new_subroutine_stack.join(",")
                     )),
                 }
+                // The other values rows can hold here, each mapped element-wise.
+                for a in s.other_subroutine_stacks.iter() {
+                    let old = a.old.join(",");
+                    match (&a.new, ThreadMapping::map_stack(map, &a.old)) {
+                        (_, Err(gone)) if s.new.is_some() => flags.push(format!(
+                            "or [{old}]→refused ({} has no counterpart)",
+                            crate::states::join_names(&gone, ",")
+                        )),
+                        (Some(n), _) => flags.push(format!("or [{old}]→[{}]", n.join(","))),
+                        (None, _) => flags.push(format!("or [{old}]")),
+                    }
+                }
             }
             if let Some(n) = &s.note {
                 flags.push(format!("({n})"));

@@ -138,6 +138,7 @@ fn validate_plan(plan: &MigrationPlan) -> Result<(), SqlError> {
     }
     for t in &plan.threads {
         let mut seen = BTreeSet::new();
+        let mut state_map = None;
         for s in &t.states {
             if !seen.insert(&s.old) {
                 return Err(plan_err(format!(
@@ -147,6 +148,25 @@ fn validate_plan(plan: &MigrationPlan) -> Result<(), SqlError> {
             }
             // Every state and stack entry is a state name by type: a plan.json naming
             // anything else does not load (`StateName`'s serde, with line and column).
+            // The other %SubroutineStack values are rewritten by their element-wise image (as
+            // every stack value): a plan saying otherwise was edited, and is refused.
+            if !s.other_subroutine_stacks.is_empty() {
+                let map = state_map.get_or_insert_with(|| t.state_map());
+                for a in s.other_subroutine_stacks.iter() {
+                    let image = ThreadMapping::map_stack(map, &a.old).ok();
+                    if a.new != image {
+                        return Err(plan_err(format!(
+                            "state {} of {}: %SubroutineStack [{}] becomes {} in the plan, but its \
+                             entries mapped through the state map give {}",
+                            s.old,
+                            t.old_class,
+                            a.old.join(","),
+                            a.new.as_ref().map_or("nothing".into(), |n| format!("[{}]", n.join(","))),
+                            image.map_or("nothing".into(), |n| format!("[{}]", n.join(",")))
+                        )));
+                    }
+                }
+            }
         }
     }
     let mut seen = BTreeSet::new();

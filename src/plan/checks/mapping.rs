@@ -327,7 +327,7 @@ fn stack_entries_removed(t: &ThreadMapping, out: &mut Findings) {
                 .filter(|s| {
                     s.new.is_some()
                         && if subroutine {
-                            s.old_subroutine_stack == v.old
+                            s.old_subroutine_stacks().any(|x| *x == v.old)
                         } else {
                             s.old_handler_stack == v.old
                         }
