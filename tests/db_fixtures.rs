@@ -590,6 +590,7 @@ stories!(
     dup_fault_first_catch_removed,
     body_mid_insert,
     compensate_retargeted,
+    response_assign_moved_out,
     comp_nested_in_handler,
     comp_in_flow_branch,
     switch_case_conditions_changed,

@@ -338,6 +338,7 @@ fn change_fixture_verdicts() {
         ("dup_fault_first_catch_removed", Verdict::Blocked),
         ("body_mid_insert", Verdict::Migratable),
         ("compensate_retargeted", Verdict::Compatible),
+        ("response_assign_moved_out", Verdict::Compatible),
         ("comp_nested_in_handler", Verdict::Migratable),
         ("comp_in_flow_branch", Verdict::Compatible),
         ("switch_case_conditions_changed", Verdict::Migratable),

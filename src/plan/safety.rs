@@ -621,7 +621,8 @@ impl<'x, 'a> Moved<'x, 'a> {
                 if sent_before_resting(to, wo) {
                     // Its request ranges lie inside it: the whole call replaces them.
                     self.old_before.retain(|&(s, _)| s < wo);
-                    self.old_before.push((wo, to.end[wo]));
+                    let (m, old_before) = (&self.a.m, &mut self.old_before);
+                    push_sent_call(to, tn, m.o2n[wo], wo, |p| m.o2n[p], old_before);
                 }
             }
             None => self.old_before.clear(),
@@ -657,6 +658,44 @@ impl<'x, 'a> Moved<'x, 'a> {
 /// is then not "skipped", and mapped before it, it runs again.
 fn sent_before_resting(to: &Tree, wo: usize) -> bool {
     to.element(wo) == "call"
+}
+
+/// Pushes onto `before` (ascending ranges of old positions) the old call at `wo` that a thread
+/// resting at it has sent, as run: its request, and of its `<response>` what the answer still
+/// runs, the activities whose new counterparts lie in the `<response>` of the call's new
+/// counterpart `wn` (the response handler that runs is the new version's). An activity moved
+/// out of the response has not run for that thread and never runs in the handler: before the
+/// new resume point it is skipped, after it it runs once (not again).
+fn push_sent_call(
+    to: &Tree,
+    tn: &Tree,
+    wn: Option<usize>,
+    wo: usize,
+    o2n: impl Fn(usize) -> Option<usize>,
+    before: &mut Vec<(usize, usize)>,
+) {
+    let response = |t: &Tree, c: usize| {
+        t.slots[c]
+            .iter()
+            .find(|(name, _)| &**name == "response")
+            .and_then(|(_, l)| Some((*l.first()?, t.end[*l.last()?])))
+    };
+    let (Some(wn), Some((rs, re))) = (wn, response(to, wo)) else {
+        // No counterpart: the call is the mapping's concern (a removed call's rows drain).
+        before.push((wo, to.end[wo]));
+        return;
+    };
+    let kept = response(tn, wn);
+    let runs = |o: usize| o2n(o).is_some_and(|n| kept.is_some_and(|(s, e)| (s..=e).contains(&n)));
+    let mut push = |p: usize| match before.last_mut() {
+        Some((_, e)) if *e + 1 == p => *e = p,
+        _ => before.push((p, p)),
+    };
+    for p in wo..=to.end[wo] {
+        if !(rs..=re).contains(&p) || runs(p) {
+            push(p);
+        }
+    }
 }
 
 /// What a thread resumed at `r` skips (never ran, and the new version runs before that

@@ -89,6 +89,10 @@ fn resume_findings(
     // passed its scope, data-dependent): rows that ran the compensate before their resume
     // point ran its handler without what was added to it.
     let mut compensated: BTreeMap<(usize, Option<usize>, bool), Vec<&Resume>> = BTreeMap::new();
+    // Index into `added_to_comp` of a retargeted compensate: rows resting inside the handler
+    // it ran under the old version return to it when that handler ends and go on, never
+    // running what the handler it runs now adds.
+    let mut returned: BTreeMap<usize, Vec<&Resume>> = BTreeMap::new();
     // (index into `added_to_comp`, flow): rows resting at that flow's join, whose branches
     // may have run the compensate (in a branch) before the deploy.
     // The fault handler in that branch the compensate lies in, if any.
@@ -221,6 +225,14 @@ fn resume_findings(
                         }
                     }
                     continue;
+                }
+                if r.returns {
+                    // Its `%SubroutineStack` top is this compensate, which ran the old handler
+                    // (the one it rests in): it goes on past the compensate.
+                    if ca.was.is_some() && ca.through.is_empty() && c == w && oc == wo {
+                        returned.entry(i).or_default().push(r);
+                        continue;
+                    }
                 }
                 let (on, oo) = (tn.order(c, w), to.order(oc, wo));
                 // In a branch of the flow whose join it rests at (in both versions): the
@@ -720,10 +732,18 @@ fn resume_findings(
                 "{site} {place} now runs {what}{thr}; under the old version it ran {}",
                 handler_of(to, oh)
             ),
-            (Some(oh), true) => format!(
-                "{site}, which they ran {place}, now runs {what}{thr}; under the old version it ran {}",
-                handler_of(to, oh)
-            ),
+            (Some(oh), true) => {
+                // Name the compensate as they ran it: its target may be what changed.
+                let old_site = act_label(to, ca.site_old);
+                let now = match old_site == site {
+                    true => "it now runs".to_string(),
+                    false => format!("it is now {site} and runs"),
+                };
+                format!(
+                    "they ran {old_site} {place}, which ran {} under the old version; {now} {what}{thr}",
+                    handler_of(to, oh)
+                )
+            }
         }
     };
     let handler_in = |h: usize| {
@@ -775,6 +795,33 @@ fn resume_findings(
             ),
         };
         out.push(skips(rs, verb, &how, &ca.items, &why));
+    }
+    for (&i, rs) in &returned {
+        let ca = &added_to_comp[i];
+        let Some(oh) = ca.was else { continue };
+        let old_site = act_label(to, ca.site_old);
+        let what = ca.handler.map_or_else(String::new, |h| {
+            format!(
+                "{} of {}",
+                act_label(tn, h),
+                tn.parent[h].map(|s| act_label(tn, s)).unwrap_or_default()
+            )
+        });
+        let now = match old_site == act_label(tn, ca.site) {
+            true => "it now runs".to_string(),
+            false => format!("it is now {} and runs", act_label(tn, ca.site)),
+        };
+        out.push(skips(
+            rs,
+            "will skip",
+            "",
+            &ca.items,
+            &format!(
+                "they rest inside {} of {}, which {old_site} ran under the old version: when it ends they return to that compensate and go on, but {now} {what}",
+                act_label(to, oh),
+                to.parent[oh].map(|s| act_label(to, s)).unwrap_or_default()
+            ),
+        ));
     }
     for (&(i, f, fault), rs) in &joined {
         let ca = &added_to_comp[i];
