@@ -591,6 +591,8 @@ stories!(
     body_mid_insert,
     compensate_retargeted,
     response_assign_moved_out,
+    flow_branch_wrapped_in_scope,
+    foreach_key_property_new,
     comp_nested_in_handler,
     comp_in_flow_branch,
     switch_case_conditions_changed,

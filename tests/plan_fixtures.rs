@@ -339,6 +339,8 @@ fn change_fixture_verdicts() {
         ("body_mid_insert", Verdict::Migratable),
         ("compensate_retargeted", Verdict::Compatible),
         ("response_assign_moved_out", Verdict::Compatible),
+        ("flow_branch_wrapped_in_scope", Verdict::Migratable),
+        ("foreach_key_property_new", Verdict::Compatible),
         ("comp_nested_in_handler", Verdict::Migratable),
         ("comp_in_flow_branch", Verdict::Compatible),
         ("switch_case_conditions_changed", Verdict::Migratable),

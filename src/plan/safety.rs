@@ -994,6 +994,15 @@ impl Dataflow<'_, '_> {
         }
     }
 
+    /// A `<foreach>` whose key is the property.
+    pub(super) fn is_key(&self, p: usize) -> bool {
+        self.t.element(p) == "foreach"
+            && self.t.nodes[p]
+                .attrs
+                .get("key")
+                .is_some_and(|k| k.trim() == self.needle)
+    }
+
     fn list(&self, l: &[usize]) -> Access {
         for &p in l {
             match self.scan(p) {
@@ -1062,6 +1071,15 @@ impl Dataflow<'_, '_> {
                         .map_or(Access::Neither, |l| self.list(l)),
                 );
                 self.any_of(&paths)
+            }
+            "foreach" if self.is_key(p) => {
+                // Entering it resets its key before its test reads it (spec 3.4.8): a write,
+                // unless its collection reads the property first.
+                let node = t.nodes[p];
+                match node.attrs.get("property") {
+                    Some(v) if mentions_needle(v, &self.needle) => Access::Read,
+                    _ => Access::Write,
+                }
             }
             "while" | "foreach" => {
                 if own == Access::Read {
@@ -1171,6 +1189,10 @@ impl Dataflow<'_, '_> {
                     Access::Neither => {}
                     a => return a,
                 }
+            }
+            if t.element(l) == "foreach" && self.is_key(l) {
+                // The next iteration's test reads the key the thread holds (not reset).
+                return Access::Read;
             }
             if matches!(t.element(l), "while" | "until" | "foreach") {
                 let again = self.scan(l);
