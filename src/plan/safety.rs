@@ -1390,11 +1390,21 @@ mod tests {
         w_old: Option<usize>,
     ) -> (SiblingRuns, SiblingRuns) {
         let (to, tn, m) = (&a.old, &a.new, &a.m);
+        // In the `<response>` of call `c`.
+        let in_response = |t: &crate::diff::tree::Tree, c: usize, x: usize| {
+            t.slots[c].iter().any(|(name, l)| {
+                &**name == "response" && l.iter().any(|&r| r == x || t.is_desc(x, r))
+            })
+        };
         let was_before = |n: usize| match (m.n2o[n], w_old) {
             (Some(o), Some(wo)) => {
                 to.effective[o]
                     && (to.order(o, wo) == Order::Before
-                        || (super::sent_before_resting(to, wo) && (o == wo || to.is_desc(o, wo))))
+                        || (super::sent_before_resting(to, wo)
+                            && (o == wo || to.is_desc(o, wo))
+                            // What the answer no longer runs (moved out of the response).
+                            && (!in_response(to, wo, o)
+                                || m.o2n[wo].is_none_or(|wn| in_response(tn, wn, n)))))
             }
             _ => false,
         };

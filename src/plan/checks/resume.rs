@@ -1159,7 +1159,7 @@ fn moved_between_branches(a: &Analysis, full: &mut [bool]) -> Vec<usize> {
 /// pre-order: what lies in a branch is data-dependent ([`conditional_between`]).
 fn open_conditionals(t: &Tree, runs: &mut SiblingRuns) {
     let cond = |p: usize| matches!(t.element(p), "if" | "switch");
-    if !runs.iter().any(|&run| run_items(t, run).any(|p| cond(p))) {
+    if !runs.iter().any(|&run| run_items(t, run).any(cond)) {
         return;
     }
     fn open(t: &Tree, run: (usize, usize), out: &mut SiblingRuns) {
