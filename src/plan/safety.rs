@@ -612,7 +612,8 @@ impl<'x, 'a> Moved<'x, 'a> {
                 if sent_before_resting(to, wo) {
                     // Its request ranges lie inside it: the whole call replaces them.
                     self.old_before.retain(|&(s, _)| s < wo);
-                    self.old_before.push((wo, to.end[wo]));
+                    let (m, old_before) = (&self.a.m, &mut self.old_before);
+                    push_sent_call(to, tn, m.o2n[wo], wo, |p| m.o2n[p], old_before);
                 }
             }
             None => self.old_before.clear(),
@@ -648,6 +649,44 @@ impl<'x, 'a> Moved<'x, 'a> {
 /// is then not "skipped", and mapped before it, it runs again.
 fn sent_before_resting(to: &Tree, wo: usize) -> bool {
     to.element(wo) == "call"
+}
+
+/// Pushes onto `before` (ascending ranges of old positions) the old call at `wo` that a thread
+/// resting at it has sent, as run: its request, and of its `<response>` what the answer still
+/// runs, the activities whose new counterparts lie in the `<response>` of the call's new
+/// counterpart `wn` (the response handler that runs is the new version's). An activity moved
+/// out of the response has not run for that thread and never runs in the handler: before the
+/// new resume point it is skipped, after it it runs once (not again).
+fn push_sent_call(
+    to: &Tree,
+    tn: &Tree,
+    wn: Option<usize>,
+    wo: usize,
+    o2n: impl Fn(usize) -> Option<usize>,
+    before: &mut Vec<(usize, usize)>,
+) {
+    let response = |t: &Tree, c: usize| {
+        t.slots[c]
+            .iter()
+            .find(|(name, _)| &**name == "response")
+            .and_then(|(_, l)| Some((*l.first()?, t.end[*l.last()?])))
+    };
+    let (Some(wn), Some((rs, re))) = (wn, response(to, wo)) else {
+        // No counterpart: the call is the mapping's concern (a removed call's rows drain).
+        before.push((wo, to.end[wo]));
+        return;
+    };
+    let kept = response(tn, wn);
+    let runs = |o: usize| o2n(o).is_some_and(|n| kept.is_some_and(|(s, e)| (s..=e).contains(&n)));
+    let mut push = |p: usize| match before.last_mut() {
+        Some((_, e)) if *e + 1 == p => *e = p,
+        _ => before.push((p, p)),
+    };
+    for p in wo..=to.end[wo] {
+        if !(rs..=re).contains(&p) || runs(p) {
+            push(p);
+        }
+    }
 }
 
 /// What a thread resumed at `r` skips (never ran, and the new version runs before that
@@ -946,6 +985,15 @@ impl Dataflow<'_, '_> {
         }
     }
 
+    /// A `<foreach>` whose key is the property.
+    pub(super) fn is_key(&self, p: usize) -> bool {
+        self.t.element(p) == "foreach"
+            && self.t.nodes[p]
+                .attrs
+                .get("key")
+                .is_some_and(|k| k.trim() == self.needle)
+    }
+
     fn list(&self, l: &[usize]) -> Access {
         for &p in l {
             match self.scan(p) {
@@ -1014,6 +1062,15 @@ impl Dataflow<'_, '_> {
                         .map_or(Access::Neither, |l| self.list(l)),
                 );
                 self.any_of(&paths)
+            }
+            "foreach" if self.is_key(p) => {
+                // Entering it resets its key before its test reads it (spec 3.4.8): a write,
+                // unless its collection reads the property first.
+                let node = t.nodes[p];
+                match node.attrs.get("property") {
+                    Some(v) if mentions_needle(v, &self.needle) => Access::Read,
+                    _ => Access::Write,
+                }
             }
             "while" | "foreach" => {
                 if own == Access::Read {
@@ -1123,6 +1180,10 @@ impl Dataflow<'_, '_> {
                     Access::Neither => {}
                     a => return a,
                 }
+            }
+            if t.element(l) == "foreach" && self.is_key(l) {
+                // The next iteration's test reads the key the thread holds (not reset).
+                return Access::Read;
             }
             if matches!(t.element(l), "while" | "until" | "foreach") {
                 let again = self.scan(l);
@@ -1347,11 +1408,21 @@ mod tests {
         w_old: Option<usize>,
     ) -> (SiblingRuns, SiblingRuns) {
         let (to, tn, m) = (&a.old, &a.new, &a.m);
+        // In the `<response>` of call `c`.
+        let in_response = |t: &crate::diff::tree::Tree, c: usize, x: usize| {
+            t.slots[c].iter().any(|(name, l)| {
+                &**name == "response" && l.iter().any(|&r| r == x || t.is_desc(x, r))
+            })
+        };
         let was_before = |n: usize| match (m.n2o[n], w_old) {
             (Some(o), Some(wo)) => {
                 to.effective[o]
                     && (to.order(o, wo) == Order::Before
-                        || (super::sent_before_resting(to, wo) && (o == wo || to.is_desc(o, wo))))
+                        || (super::sent_before_resting(to, wo)
+                            && (o == wo || to.is_desc(o, wo))
+                            // What the answer no longer runs (moved out of the response).
+                            && (!in_response(to, wo, o)
+                                || m.o2n[wo].is_none_or(|wn| in_response(tn, wn, n)))))
             }
             _ => false,
         };

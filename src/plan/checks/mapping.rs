@@ -112,15 +112,44 @@ fn never_sent(cx: &Context, o: &super::Overridden, out: &mut Findings) {
 /// BPM0103/0104: flow branch thread classes renumbered or removed (their tables must be empty).
 fn threads(cx: &Context, out: &mut Findings) {
     let threads = &cx.scope.threads;
+    let root = |c: &crate::states::CompiledProcess, class: &str| {
+        c.threads
+            .iter()
+            .find(|th| th.class == class)
+            .map(|th| th.root.label())
+    };
+    // What a row left in an old thread class's table runs after the deploy: the class of that
+    // name, regenerated with another branch's code, or the stale class the new version no
+    // longer generates (spec Q-14).
+    let left_in = |t: &ThreadMapping| {
+        match root(cx.new_c, &t.old_class) {
+        Some(other) => format!(
+            "the new version generates {} with the code of {other}: a row left in {} would run that branch's code from a state of the old one",
+            t.old_class, t.old_table
+        ),
+        None => format!(
+            "the new version no longer generates {}: the stale class stays compiled (spec Q-14), and a row left in {} would keep running the old code",
+            t.old_class, t.old_table
+        ),
+    }
+    };
     for t in threads {
         let old_short = short(&t.old_class);
+        let was = root(cx.old_c, &t.old_class)
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default();
         match t.new_class.as_deref() {
             Some(nc) if short(nc) == old_short => {}
             Some(nc) => {
                 out.findings.push(
                     finding(
                         Code::ThreadRenumbered,
-                        format!("flow branch thread {} became {}: rows of {} would run another branch's code", t.old_class, nc, t.old_table),
+                        format!(
+                            "flow branch thread {}{was} became {}; {}",
+                            t.old_class,
+                            nc,
+                            left_in(t)
+                        ),
                     )
                     .states([format!("{old_short}:*")]),
                 );
@@ -139,8 +168,9 @@ fn threads(cx: &Context, out: &mut Findings) {
                     finding(
                         Code::ThreadRemoved,
                         format!(
-                            "thread class {} has no counterpart in the new version: the stale class stays compiled, and a row left unfinished in it would keep running the old code",
-                            t.old_class
+                            "thread class {}{was} has no counterpart in the new version; {}",
+                            t.old_class,
+                            left_in(t)
                         ),
                     )
                     .states([format!("{old_short}:*")]),

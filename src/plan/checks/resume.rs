@@ -94,6 +94,10 @@ fn resume_findings(
     // passed its scope, data-dependent): rows that ran the compensate before their resume
     // point ran its handler without what was added to it.
     let mut compensated: BTreeMap<(usize, Option<usize>, bool), Vec<&Resume>> = BTreeMap::new();
+    // Index into `added_to_comp` of a retargeted compensate: rows resting inside the handler
+    // it ran under the old version return to it when that handler ends and go on, never
+    // running what the handler it runs now adds.
+    let mut returned: BTreeMap<usize, Vec<&Resume>> = BTreeMap::new();
     // (index into `added_to_comp`, flow): rows resting at that flow's join, whose branches
     // may have run the compensate (in a branch) before the deploy.
     // The fault handler in that branch the compensate lies in, if any.
@@ -115,6 +119,9 @@ fn resume_findings(
     for r in resumes {
         let w = r.w_new;
         moved.compute(w, r.w_old, r.enters.as_deref(), &mut sk, &mut re);
+        // A skipped `<if>`/`<switch>` does no work itself: a row would have run one of its
+        // branches, so its contents are named, each "may", depending on the branch.
+        open_conditionals(tn, &mut sk);
         // `<break>`, `<continue>`, `<label>` and `<branch>` steer, they do no work: not
         // skipped or re-run activities (where the rows go is what the mapping says).
         for runs in [&mut sk, &mut re] {
@@ -226,6 +233,14 @@ fn resume_findings(
                         }
                     }
                     continue;
+                }
+                if r.returns {
+                    // Its `%SubroutineStack` top is this compensate, which ran the old handler
+                    // (the one it rests in): it goes on past the compensate.
+                    if ca.was.is_some() && ca.through.is_empty() && c == w && oc == wo {
+                        returned.entry(i).or_default().push(r);
+                        continue;
+                    }
                 }
                 let (on, oo) = (tn.order(c, w), to.order(oc, wo));
                 // In a branch of the flow whose join it rests at (in both versions): the
@@ -424,7 +439,11 @@ fn resume_findings(
         if !sw.is_empty() {
             switched.entry(sw).or_default().push(r);
         }
-        let top = outermost(tn, &branch, &mut full);
+        let mut top = outermost(tn, &branch, &mut full);
+        // What lies in a fault or compensation handler runs only on a fault or a compensate,
+        // not on the path a finished branch took: not skipped by it (a new branch, or a new
+        // scope, is reported whole, handlers included).
+        top.retain(|&p| tn.handler[p].is_none());
         if !top.is_empty() {
             branches.entry(top).or_default().push(r);
         }
@@ -725,10 +744,18 @@ fn resume_findings(
                 "{site} {place} now runs {what}{thr}; under the old version it ran {}",
                 handler_of(to, oh)
             ),
-            (Some(oh), true) => format!(
-                "{site}, which they ran {place}, now runs {what}{thr}; under the old version it ran {}",
-                handler_of(to, oh)
-            ),
+            (Some(oh), true) => {
+                // Name the compensate as they ran it: its target may be what changed.
+                let old_site = act_label(to, ca.site_old);
+                let now = match old_site == site {
+                    true => "it now runs".to_string(),
+                    false => format!("it is now {site} and runs"),
+                };
+                format!(
+                    "they ran {old_site} {place}, which ran {} under the old version; {now} {what}{thr}",
+                    handler_of(to, oh)
+                )
+            }
         }
     };
     let handler_in = |h: usize| {
@@ -780,6 +807,33 @@ fn resume_findings(
             ),
         };
         out.push(skips(rs, verb, &how, &ca.items, &why));
+    }
+    for (&i, rs) in &returned {
+        let ca = &added_to_comp[i];
+        let Some(oh) = ca.was else { continue };
+        let old_site = act_label(to, ca.site_old);
+        let what = ca.handler.map_or_else(String::new, |h| {
+            format!(
+                "{} of {}",
+                act_label(tn, h),
+                tn.parent[h].map(|s| act_label(tn, s)).unwrap_or_default()
+            )
+        });
+        let now = match old_site == act_label(tn, ca.site) {
+            true => "it now runs".to_string(),
+            false => format!("it is now {} and runs", act_label(tn, ca.site)),
+        };
+        out.push(skips(
+            rs,
+            "will skip",
+            "",
+            &ca.items,
+            &format!(
+                "they rest inside {} of {}, which {old_site} ran under the old version: when it ends they return to that compensate and go on, but {now} {what}",
+                act_label(to, oh),
+                to.parent[oh].map(|s| act_label(to, s)).unwrap_or_default()
+            ),
+        ));
     }
     for (&(i, f, fault), rs) in &joined {
         let ca = &added_to_comp[i];
@@ -1106,6 +1160,47 @@ fn moved_between_branches(a: &Analysis, full: &mut [bool]) -> Vec<usize> {
 }
 
 /// Removes the activities `drop` names from sibling runs (splitting the runs around them).
+/// Replaces each `<if>`/`<switch>` in the runs by the runs of its branches (recursively), in
+/// pre-order: what lies in a branch is data-dependent ([`conditional_between`]).
+fn open_conditionals(t: &Tree, runs: &mut SiblingRuns) {
+    let cond = |p: usize| matches!(t.element(p), "if" | "switch");
+    if !runs.iter().any(|&run| run_items(t, run).any(cond)) {
+        return;
+    }
+    fn open(t: &Tree, run: (usize, usize), out: &mut SiblingRuns) {
+        let mut cur: Option<(usize, usize)> = None;
+        for p in run_items(t, run) {
+            if !matches!(t.element(p), "if" | "switch") {
+                cur = Some(cur.map_or((p, p), |(f, _)| (f, p)));
+                continue;
+            }
+            out.extend(cur.take());
+            for (_, l) in &t.slots[p] {
+                let live: Vec<usize> = l.iter().copied().filter(|&c| t.effective[c]).collect();
+                if let (Some(&f), Some(&e)) = (live.first(), live.last()) {
+                    // Disabled children between them stay out of the run's count.
+                    let mut from = f;
+                    for (i, &c) in live.iter().enumerate() {
+                        let next = live.get(i + 1).copied();
+                        if next.is_some_and(|n| n != t.end[c] + 1) || c == e {
+                            open(t, (from, c), out);
+                            if let Some(n) = next {
+                                from = n;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out.extend(cur);
+    }
+    let mut out: SiblingRuns = Vec::with_capacity(runs.len());
+    for &run in runs.iter() {
+        open(t, run, &mut out);
+    }
+    *runs = out;
+}
+
 fn drop_items(t: &Tree, runs: &mut SiblingRuns, drop: impl Fn(usize) -> bool) {
     let mut out: SiblingRuns = Vec::with_capacity(runs.len());
     for &run in runs.iter() {
@@ -1970,9 +2065,11 @@ fn context_reads(
             needle: format!("context.{}", prop.name),
         };
         let mut hit_states: Vec<String> = Vec::new();
+        let mut hit_at: Vec<usize> = Vec::new();
         for r in resumes {
             if df.after_resume(r.w_new, r.join) == Access::Read {
                 hit_states.push(r.old_ref.clone());
+                hit_at.push(r.w_new);
             }
         }
         if hit_states.is_empty() {
@@ -2010,10 +2107,28 @@ fn context_reads(
                 prop.name
             )
         };
+        // A loop keyed on it, around a resume point: what its next iteration does.
+        let keyed: Vec<String> = readers
+            .iter()
+            .filter(|&&p| {
+                default_of(&prop.name).is_none()
+                    && df.is_key(p)
+                    && hit_at.iter().any(|&w| tn.is_desc(w, p))
+            })
+            .map(|&p| act_label(tn, p))
+            .collect();
+        let loops = match keyed.is_empty() {
+            true => String::new(),
+            false => format!(
+                "; rows inside {}: after the body it takes the key after the one in {} (NULL for them), so it iterates from its first key: what is in its body runs again for every item",
+                keyed.join(", "),
+                df.needle
+            ),
+        };
         let f = finding(
             Code::NewContextProperty,
             format!(
-                "new context property {} is read before it is written on a path from the resume point of {} (read by {}); in-flight rows hold NULL ({initial}): {remedy}",
+                "new context property {} is read before it is written on a path from the resume point of {} (read by {}){loops}; in-flight rows hold NULL ({initial}): {remedy}",
                 prop.name,
                 hit_states.join(", "),
                 readers.iter().map(|&p| act_label(tn, p)).collect::<Vec<_>>().join(", ")
