@@ -43,7 +43,7 @@
 use super::case_index;
 use super::costs::*;
 use super::model::{Limit, MatchIssue, MatchVia};
-use super::tree::{key_is_trivial, keys, Tree};
+use super::tree::{key_is_trivial, keys, normalize_expr, same_expr, Tree};
 use crate::states::ActivityRef;
 use foldhash::{HashMap, HashMapExt};
 use std::collections::{BTreeMap, BTreeSet};
@@ -268,7 +268,8 @@ impl Matcher<'_, '_> {
                     .map(|(i, c)| {
                         (
                             c.name.clone(),
-                            c.condition.clone(),
+                            // Compared as the same test when only re-spaced.
+                            c.condition.as_deref().map(normalize_expr),
                             slot_list(t, p, &format!("case[{i}]"))
                                 .cloned()
                                 .unwrap_or_default(),
@@ -1103,7 +1104,8 @@ fn other_activity(ot: &Tree, o: usize, nt: &Tree, n: usize) -> bool {
     if a.element != b.element {
         return false;
     }
-    let differ = |k: &str| a.attrs.get(k) != b.attrs.get(k);
+    // Tests and faults compare as expressions: a re-spaced test is the same test.
+    let differ = |k: &str| !same_expr(a.attrs.get(k), b.attrs.get(k));
     match a.element.as_str() {
         "call" => a.name != b.name && differ("target"),
         "catch" => differ("fault"),
@@ -1169,7 +1171,7 @@ pub(crate) fn crossing_ok(
         (Some(ho), Some(hn)) => {
             // The same kind of handler: a catch is identified by its fault.
             let same_kind = ot.element(ho) == nt.element(hn)
-                && ot.nodes[ho].attrs.get("fault") == nt.nodes[hn].attrs.get("fault");
+                && same_expr(ot.nodes[ho].attrs.get("fault"), nt.nodes[hn].attrs.get("fault"));
             if ho == o && hn == n {
                 same_kind
             } else {

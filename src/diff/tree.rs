@@ -325,7 +325,7 @@ impl<'a> Tree<'a> {
             match &self.nodes[c].kind {
                 crate::bpl::ActivityKind::Catch { fault, .. } => handlers
                     .take_while(|&x| x != c)
-                    .any(|x| matches!(&self.nodes[x].kind, crate::bpl::ActivityKind::Catch { fault: f, .. } if f == fault)),
+                    .any(|x| matches!(&self.nodes[x].kind, crate::bpl::ActivityKind::Catch { fault: f, .. } if same_expr(f.as_deref(), fault.as_deref()))),
                 crate::bpl::ActivityKind::Catchall { .. } => {
                     handlers.rfind(|&x| self.element(x) == "catchall") != Some(c)
                 }
@@ -759,7 +759,13 @@ fn own_signature(a: &Activity) -> String {
 pub(crate) fn keys(a: &Activity) -> (String, Option<String>) {
     let mut parts: Vec<String> = key_attrs(&a.element)
         .iter()
-        .map(|k| format!("{k}={}", a.attrs.get(*k).unwrap_or("")))
+        .map(|k| {
+            let v = a.attrs.get(*k).unwrap_or("");
+            match EXPR_ATTRS.contains(k) {
+                true => format!("{k}={}", normalize_expr(v)),
+                false => format!("{k}={v}"),
+            }
+        })
         .collect();
     if let ActivityKind::Call { request, .. } = &a.kind {
         parts.push(format!(
@@ -782,6 +788,58 @@ pub(crate) fn keys(a: &Activity) -> (String, Option<String>) {
     (key, rename_key)
 }
 
+/// Key attributes holding an expression (compared by [`normalize_expr`]): a test, a fault, a
+/// duration or a traced value.
+const EXPR_ATTRS: &[&str] = &["condition", "fault", "duration", "until", "value"];
+
+/// An ObjectScript expression as compared for identity: whitespace outside string literals
+/// (`"…"`, `""` an escaped quote) dropped, then redundant outer parentheses. `context.Age<18`,
+/// `context.Age < 18` and `(context.Age < 18)` are one test; `"a b"` and `"ab"` are not, nor
+/// `<18` and `<=18`. Whitespace never separates two tokens that could merge into another
+/// valid expression (operators are symbols; names and numbers never stand side by side).
+pub(crate) fn normalize_expr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_str = false;
+    for ch in s.chars() {
+        if ch == '"' {
+            in_str = !in_str;
+            out.push(ch);
+        } else if in_str || !ch.is_whitespace() {
+            out.push(ch);
+        }
+    }
+    let mut t = out.as_str();
+    while t.starts_with('(') && closing_paren(t) == Some(t.len() - 1) {
+        t = &t[1..t.len() - 1];
+    }
+    t.to_string()
+}
+
+/// The byte index of the `)` closing the `(` that `s` starts with (parentheses inside string
+/// literals do not count).
+fn closing_paren(s: &str) -> Option<usize> {
+    let (mut depth, mut in_str) = (0usize, false);
+    for (i, ch) in s.char_indices() {
+        match ch {
+            '"' => in_str = !in_str,
+            '(' if !in_str => depth += 1,
+            ')' if !in_str => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Are two expressions (conditions, faults) the same once [normalised](normalize_expr)?
+pub(crate) fn same_expr(a: Option<&str>, b: Option<&str>) -> bool {
+    a.map(normalize_expr) == b.map(normalize_expr)
+}
+
 /// Does the key say anything beyond the element name (a name or a key attribute value)?
 pub(crate) fn key_is_trivial(t: &Tree, p: usize) -> bool {
     t.nodes[p].name.is_none() && t.rename_key[p].is_none()
@@ -802,7 +860,30 @@ pub(crate) fn xml_attr(v: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Order, Tree};
+    use super::{normalize_expr, same_expr, Order, Tree};
+
+    #[test]
+    fn expressions_compare_without_spacing_or_outer_parentheses() {
+        let same = |a: &str, b: &str| same_expr(Some(a), Some(b));
+        // Re-spaced, or wrapped in redundant parentheses: the same test.
+        assert!(same("context.Age<18", "context.Age < 18"));
+        assert!(same("context.Consent=\"Y\"", "(context.Consent = \"Y\")"));
+        assert!(same("((a=1))", " ( a = 1 ) "));
+        assert!(same("\"Timeout\"", " \"Timeout\""));
+        // Another operator, another literal, or spaces inside a string: another test.
+        assert!(!same("context.Age<18", "context.Age<=18"));
+        assert!(!same("context.Age<18", "context.Age<19"));
+        assert!(!same("context.Pri=\"A B\"", "context.Pri=\"AB\""));
+        assert!(!same("x=\"a \"\" b\"", "x=\"a\"\"b\""));
+        // Parentheses that do not enclose the whole expression stay (left-to-right
+        // evaluation: they group), and so do parentheses inside strings.
+        assert_eq!(normalize_expr("(a=1)&&(b=2)"), "(a=1)&&(b=2)");
+        assert!(!same("(a+1)*2", "a+1*2"));
+        assert_eq!(normalize_expr("x=\"(a b)\""), "x=\"(a b)\"");
+        assert_eq!(normalize_expr("(x=\")\")"), "x=\")\"");
+        assert!(same_expr(None, None));
+        assert!(!same_expr(None, Some("1")));
+    }
     use crate::bpl::{load, LoadOptions};
     use std::path::Path;
 
