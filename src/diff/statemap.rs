@@ -286,6 +286,10 @@ pub(crate) fn counterpart_key(
             };
             match t_new.catches(n_owner).iter().position(|&c| c == nc) {
                 Some(j) => Role::Catch(j as u32 + 1),
+                // Widened to the scope's catchall (the matcher pairs it only with its own).
+                None if t_new.element(nc) == "catchall" && t_new.parent[nc] == Some(n_owner) => {
+                    Role::Catchall
+                }
                 None => return Err(format!("{} moved to another scope", t_old.describe(oc))),
             }
         }
