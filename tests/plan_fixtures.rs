@@ -342,6 +342,13 @@ fn change_fixture_verdicts() {
         ("comp_in_flow_branch", Verdict::Compatible),
         ("switch_case_conditions_changed", Verdict::Drain),
         ("switch_case_switched", Verdict::Drain),
+        ("condition_respaced", Verdict::Migratable),
+        ("case_respaced_renamed", Verdict::Migratable),
+        ("condition_tightened_renamed", Verdict::Drain),
+        ("catch_widened_to_catchall", Verdict::Migratable),
+        ("catchall_narrowed_to_catch", Verdict::Blocked),
+        ("call_moved_between_cases", Verdict::Blocked),
+        ("branch_switch_mapped", Verdict::Migratable),
         ("compensate_registry_cleared", Verdict::Migratable),
         ("compensate_scope_after", Verdict::Migratable),
     ];

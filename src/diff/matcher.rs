@@ -1234,7 +1234,10 @@ pub(crate) fn crossing_ok(
         (Some(ho), Some(hn)) => {
             // The same kind of handler: a catch is identified by its fault.
             let same_kind = ot.element(ho) == nt.element(hn)
-                && same_expr(ot.nodes[ho].attrs.get("fault"), nt.nodes[hn].attrs.get("fault"));
+                && same_expr(
+                    ot.nodes[ho].attrs.get("fault"),
+                    nt.nodes[hn].attrs.get("fault"),
+                );
             if ho == o && hn == n {
                 // A catch widened to the catchall is paired as such (`widened_catches`).
                 same_kind || m.o2n[o] == Some(n)

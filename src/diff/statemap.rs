@@ -270,10 +270,9 @@ pub(crate) fn branch_switch(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize) 
                     (t_old.child_towards(a, o), t_new.child_towards(a2, n))
                 {
                     let same = match (super::case_index(os), super::case_index(ns)) {
-                        (Some(i), Some(j)) => m
-                            .cases
-                            .get(&a)
-                            .is_some_and(|v| v.contains(&(i + 1, j + 1))),
+                        (Some(i), Some(j)) => {
+                            m.cases.get(&a).is_some_and(|v| v.contains(&(i + 1, j + 1)))
+                        }
                         _ => os == ns,
                     };
                     if !same {
@@ -322,7 +321,9 @@ fn test_changed(
     }
     let conds = |t: &Tree, p: usize| -> Vec<Option<String>> {
         match &t.nodes[p].kind {
-            ActivityKind::Switch { cases, .. } => cases.iter().map(|c| c.condition.clone()).collect(),
+            ActivityKind::Switch { cases, .. } => {
+                cases.iter().map(|c| c.condition.clone()).collect()
+            }
             _ => Vec::new(),
         }
     };
@@ -342,11 +343,11 @@ fn test_changed(
     if !(edited_old || edited_new) {
         return String::new();
     }
-    let show = |t: &Tree, p: usize, slot: &str, v: &[Option<String>], k: Option<u32>| {
-        match k.and_then(|k| get(v, k)) {
-            Some(c) => format!("{} condition={}", branch_label(t, p, slot), xml_attr(&c)),
-            None => format!("{} (no condition)", branch_label(t, p, slot)),
-        }
+    let show = |t: &Tree, p: usize, slot: &str, v: &[Option<String>], k: Option<u32>| match k
+        .and_then(|k| get(v, k))
+    {
+        Some(c) => format!("{} condition={}", branch_label(t, p, slot), xml_attr(&c)),
+        None => format!("{} (no condition)", branch_label(t, p, slot)),
     };
     format!(
         "; the case conditions changed too, {} → {}: if the new case holds for exactly the rows the old one chose, it is the one that chooses them",

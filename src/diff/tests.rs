@@ -134,8 +134,7 @@ fn a_catch_widened_to_the_catchall_keeps_its_rows() {
             .states
             .iter()
             .find(|x| {
-                x.old_activity.as_ref().and_then(|a| a.name.as_deref()) == Some("Cool")
-                    && x.wait
+                x.old_activity.as_ref().and_then(|a| a.name.as_deref()) == Some("Cool") && x.wait
             })
             .map(|x| x.new.clone())
             .unwrap()

@@ -921,7 +921,10 @@ impl<'x> Builder<'x, '_> {
         let labels = |ps: Vec<usize>| -> Vec<String> {
             ps.into_iter().map(|p| safety::act_label(tn, p)).collect()
         };
-        let (skipped, again) = (labels(safety::skips(self.a, &r)), labels(safety::reruns(self.a, &r)));
+        let (skipped, again) = (
+            labels(safety::skips(self.a, &r)),
+            labels(safety::reruns(self.a, &r)),
+        );
         let mut then = Vec::new();
         if !skipped.is_empty() {
             then.push(format!(

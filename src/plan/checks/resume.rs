@@ -1881,7 +1881,11 @@ fn case_conditions_changed(a: &Analysis, o: usize, os: &str, p: usize, ns: &str)
     let (co, cn) = (conds(to, o), conds(tn, p));
     // Compared as expressions: a re-spaced condition is the same test.
     let same_case = |x: Option<&Option<String>>, y: Option<&Option<String>>| {
-        x.is_some() == y.is_some() && same_expr(x.cloned().flatten().as_deref(), y.cloned().flatten().as_deref())
+        x.is_some() == y.is_some()
+            && same_expr(
+                x.cloned().flatten().as_deref(),
+                y.cloned().flatten().as_deref(),
+            )
     };
     // Paired cases, 0-based (old, new).
     let pairs: Vec<(usize, usize)> =
