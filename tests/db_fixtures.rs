@@ -482,6 +482,7 @@ stories!(
     call_moved_between_cases,
     case_respaced_renamed,
     catch_widened_to_catchall,
+    catch_widened_nested,
     catchall_narrowed_to_catch,
     condition_respaced,
     condition_tightened_renamed,

@@ -347,6 +347,7 @@ fn change_fixture_verdicts() {
         ("condition_tightened_renamed", Verdict::Drain),
         ("catch_widened_to_catchall", Verdict::Migratable),
         ("catchall_narrowed_to_catch", Verdict::Blocked),
+        ("catch_widened_nested", Verdict::Migratable),
         ("call_moved_between_cases", Verdict::Blocked),
         ("branch_switch_mapped", Verdict::Migratable),
         ("compensate_registry_cleared", Verdict::Migratable),

@@ -1204,8 +1204,11 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
             }
             _ => (s, os),
         };
-        // Under another handler, rows ran none of this one.
-        let other = matches!(was, HandlerWas::Superseded(_));
+        // Under another handler, rows ran none of this one. A `<catch>` widened to this
+        // `<catchall>` (paired with it) ran its contents for its own fault only: rows that
+        // took another fault's path (the enclosing scope's handlers) ran none of them.
+        let widened = m.n2o[c].is_some_and(|o| to.element(o) != tn.element(c));
+        let other = matches!(was, HandlerWas::Superseded(_)) || widened;
         let added: Vec<usize> = (c + 1..=tn.end[c])
             .filter(|&p| {
                 tn.effective[p]
