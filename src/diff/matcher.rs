@@ -43,7 +43,7 @@
 use super::case_index;
 use super::costs::*;
 use super::model::{Limit, MatchIssue, MatchVia};
-use super::tree::{key_is_trivial, keys, Tree};
+use super::tree::{key_is_trivial, keys, normalize_expr, same_expr, Tree};
 use crate::states::ActivityRef;
 use foldhash::{HashMap, HashMapExt};
 use std::collections::{BTreeMap, BTreeSet};
@@ -140,6 +140,9 @@ pub(crate) fn match_trees(
     loop {
         mt.top_down();
         if mt.unpair_replaced_branches() {
+            continue;
+        }
+        if mt.widened_catches() {
             continue;
         }
         if mt.move_pass() {
@@ -268,7 +271,8 @@ impl Matcher<'_, '_> {
                     .map(|(i, c)| {
                         (
                             c.name.clone(),
-                            c.condition.clone(),
+                            // Compared as the same test when only re-spaced.
+                            c.condition.as_deref().map(normalize_expr),
                             slot_list(t, p, &format!("case[{i}]"))
                                 .cloned()
                                 .unwrap_or_default(),
@@ -1037,6 +1041,45 @@ impl Matcher<'_, '_> {
         changed
     }
 
+    // ---- catch widened to catchall --------------------------------------------------------
+
+    /// Pairs a scope's `<catch>` with the `<catchall>` of its counterpart when the catch was
+    /// widened to it: the new scope has no catch of that fault (so the fault now goes to the
+    /// catchall) and the catch is the only one of its scope left over that way. Rows inside
+    /// the old catch took that fault; the catchall takes it too, so they are where it left
+    /// them. Never the reverse: rows in an old catchall may have come from any fault, and a
+    /// new catch runs for its fault only.
+    fn widened_catches(&mut self) -> bool {
+        let (ot, nt) = (self.old, self.new);
+        let mut made = Vec::new();
+        for n in 0..nt.len() {
+            if nt.element(n) != "catchall" || self.m.n2o[n].is_some() {
+                continue;
+            }
+            let Some(sn) = nt.parent[n] else { continue };
+            let Some(so) = self.m.n2o[sn] else { continue };
+            let olds: Vec<usize> = ot
+                .catches(so)
+                .into_iter()
+                .filter(|&o| {
+                    ot.parent[o] == Some(so)
+                        && self.m.o2n[o].is_none()
+                        && !self.m.blocked[o]
+                        && widened_catch(ot, o, nt, n)
+                })
+                .collect();
+            if let [o] = olds.as_slice() {
+                made.push((*o, n));
+            }
+        }
+        let any = !made.is_empty();
+        for (o, n) in made {
+            self.m.set(o, n, MatchVia::Widened);
+            self.work.insert(o);
+        }
+        any
+    }
+
     // ---- pass 5: position ------------------------------------------------------------------
 
     fn positional_pass(&mut self) -> bool {
@@ -1103,13 +1146,35 @@ fn other_activity(ot: &Tree, o: usize, nt: &Tree, n: usize) -> bool {
     if a.element != b.element {
         return false;
     }
-    let differ = |k: &str| a.attrs.get(k) != b.attrs.get(k);
+    // Tests and faults compare as expressions: a re-spaced test is the same test.
+    let differ = |k: &str| !same_expr(a.attrs.get(k), b.attrs.get(k));
     match a.element.as_str() {
         "call" => a.name != b.name && differ("target"),
         "catch" => differ("fault"),
         "if" => a.name != b.name && differ("condition"),
         _ => false,
     }
+}
+
+/// Is new `<catchall>` `n` old `<catch>` `o` widened (their scopes are each other's
+/// counterpart, checked by the caller)? Both are the handlers their faults reach (not a catch
+/// after another of its fault, not a catchall before the last), and no catch of the new scope
+/// catches `o`'s fault (a disabled one still does, running nothing: spec 2.4 exception 2), so
+/// that fault now goes to `n`.
+fn widened_catch(ot: &Tree, o: usize, nt: &Tree, n: usize) -> bool {
+    if ot.element(o) != "catch" || nt.element(n) != "catchall" {
+        return false;
+    }
+    let Some(sn) = nt.parent[n].filter(|&s| nt.element(s) == "scope") else {
+        return false;
+    };
+    let fault = ot.nodes[o].attrs.get("fault");
+    ot.unreached_handler(o).is_none()
+        && nt.unreached_handler(n).is_none()
+        && !nt
+            .catches(sn)
+            .into_iter()
+            .any(|c| same_expr(nt.nodes[c].attrs.get("fault"), fault))
 }
 
 /// May the position between aligned neighbours alone pair `o` and `n`? Not when they are
@@ -1169,9 +1234,13 @@ pub(crate) fn crossing_ok(
         (Some(ho), Some(hn)) => {
             // The same kind of handler: a catch is identified by its fault.
             let same_kind = ot.element(ho) == nt.element(hn)
-                && ot.nodes[ho].attrs.get("fault") == nt.nodes[hn].attrs.get("fault");
+                && same_expr(
+                    ot.nodes[ho].attrs.get("fault"),
+                    nt.nodes[hn].attrs.get("fault"),
+                );
             if ho == o && hn == n {
-                same_kind
+                // A catch widened to the catchall is paired as such (`widened_catches`).
+                same_kind || m.o2n[o] == Some(n)
             } else {
                 m.o2n[ho] == Some(hn)
                     // Handlers not matched yet: at least the same kind of handler.

@@ -63,6 +63,9 @@ pub enum MatchVia {
     /// A state, not an activity: the wait of a synchronous `<call>` and that of a `<sync>` on
     /// that call alone (spec 3.4.4a: they compile and persist alike).
     SameWait,
+    /// A scope's `<catch>` widened to its `<catchall>`: the new version has no catch of that
+    /// fault, so the fault now goes to the catchall.
+    Widened,
 }
 
 impl MatchVia {
@@ -79,6 +82,7 @@ impl MatchVia {
             MatchVia::Position => "position",
             MatchVia::Inside => "inside",
             MatchVia::SameWait => "same_wait",
+            MatchVia::Widened => "widened",
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use super::matcher::Matching;
 use super::model::{DeltaKind, HandlerDelta, MatchVia, StateDelta, ThreadDelta};
-use super::tree::Tree;
+use super::tree::{same_expr, xml_attr, Tree};
 use crate::bpl::ActivityId;
 use crate::states::{CompiledProcess, Role, State, ThreadClass};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -251,6 +251,120 @@ fn removed_around(o: usize, t_old: &Tree, m: &Matching) -> Option<String> {
     None
 }
 
+/// When matched old activity `o` lies in a branch of an `<if>` or a case of a `<switch>` whose
+/// counterpart holds `o`'s counterpart in another branch or case (the activity moved there):
+/// why its states are not mapped. Rows resting at them chose their branch by the test, which
+/// they do not evaluate again: mapped, they would continue in a branch they did not choose
+/// (and skip what the one they chose still runs). Not when `o` or a container between it and
+/// that conditional is pinned (the engineer said it is the same place), as a `[[map]]` can.
+pub(crate) fn branch_switch(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize) -> Option<String> {
+    let n = m.o2n[o]?;
+    let mut c = o;
+    while let Some(a) = t_old.parent[c] {
+        if m.via[c] == Some(MatchVia::Pinned) {
+            return None;
+        }
+        if matches!(t_old.element(a), "if" | "switch") {
+            if let Some(a2) = m.o2n[a].filter(|&a2| t_new.is_desc(n, a2)) {
+                if let (Some((_, os, _)), Some((_, ns, _))) =
+                    (t_old.child_towards(a, o), t_new.child_towards(a2, n))
+                {
+                    let same = match (super::case_index(os), super::case_index(ns)) {
+                        (Some(i), Some(j)) => {
+                            m.cases.get(&a).is_some_and(|v| v.contains(&(i + 1, j + 1)))
+                        }
+                        _ => os == ns,
+                    };
+                    if !same {
+                        let (ob, nb) = (branch_label(t_old, a, os), branch_label(t_new, a2, ns));
+                        return Some(format!(
+                            "{} moved from {ob} to {nb} of {}: rows resting there chose {ob} and would continue in {nb}, which they did not choose{}",
+                            t_old.describe(o),
+                            t_new.label(a2),
+                            test_changed(t_old, a, os, t_new, a2, ns, m)
+                        ));
+                    }
+                }
+            }
+        }
+        c = a;
+    }
+    None
+}
+
+/// For [`branch_switch`]: when the test that chose the rows' branch changed too (the
+/// `<if>`'s condition; the condition of the case they chose or of the one they would continue
+/// in), both tests, for the reader to judge whether the new one chooses the new branch for
+/// exactly those rows (a negated condition with swapped branches does). Empty otherwise.
+fn test_changed(
+    t_old: &Tree,
+    a: usize,
+    os: &str,
+    t_new: &Tree,
+    a2: usize,
+    ns: &str,
+    m: &Matching,
+) -> String {
+    use crate::bpl::ActivityKind;
+    let cond = |t: &Tree, p: usize| t.nodes[p].attrs.get("condition").map(str::to_string);
+    if t_old.element(a) == "if" {
+        let (before, now) = (cond(t_old, a), cond(t_new, a2));
+        if same_expr(before.as_deref(), now.as_deref()) {
+            return String::new();
+        }
+        return format!(
+            "; its condition changed too, condition={} → condition={}: if the new one is the old one negated, {} is the branch it chooses for them",
+            xml_attr(before.as_deref().unwrap_or_default()),
+            xml_attr(now.as_deref().unwrap_or_default()),
+            branch_label(t_new, a2, ns)
+        );
+    }
+    let conds = |t: &Tree, p: usize| -> Vec<Option<String>> {
+        match &t.nodes[p].kind {
+            ActivityKind::Switch { cases, .. } => {
+                cases.iter().map(|c| c.condition.clone()).collect()
+            }
+            _ => Vec::new(),
+        }
+    };
+    let (co, cn) = (conds(t_old, a), conds(t_new, a2));
+    let pairs = m.cases.get(&a).cloned().unwrap_or_default();
+    let (i, j) = (super::case_index(os), super::case_index(ns));
+    let get = |v: &[Option<String>], k: u32| v.get(k as usize).cloned().flatten();
+    // A case whose counterpart tests something else, or that has none.
+    let edited_old = i.is_some_and(|i| match pairs.iter().find(|x| x.0 == i + 1) {
+        Some(&(_, jj)) => !same_expr(get(&co, i).as_deref(), get(&cn, jj - 1).as_deref()),
+        None => true,
+    });
+    let edited_new = j.is_some_and(|j| match pairs.iter().find(|x| x.1 == j + 1) {
+        Some(&(ii, _)) => !same_expr(get(&co, ii - 1).as_deref(), get(&cn, j).as_deref()),
+        None => true,
+    });
+    if !(edited_old || edited_new) {
+        return String::new();
+    }
+    let show = |t: &Tree, p: usize, slot: &str, v: &[Option<String>], k: Option<u32>| match k
+        .and_then(|k| get(v, k))
+    {
+        Some(c) => format!("{} condition={}", branch_label(t, p, slot), xml_attr(&c)),
+        None => format!("{} (no condition)", branch_label(t, p, slot)),
+    };
+    format!(
+        "; the case conditions changed too, {} → {}: if the new case holds for exactly the rows the old one chose, it is the one that chooses them",
+        show(t_old, a, os, &co, i),
+        show(t_new, a2, ns, &cn, j)
+    )
+}
+
+/// A branch of an `<if>` or a case of a `<switch>`: `<true>`, `case "Fast"`, `<default>`.
+fn branch_label(t: &Tree, p: usize, slot: &str) -> String {
+    match (t.element(p), super::case_index(slot)) {
+        ("if", _) => format!("<{slot}>"),
+        (_, Some(i)) => case_label(t, p, i),
+        _ => format!("<{slot}>"),
+    }
+}
+
 /// A user case of a switch as the source names it: `case "Fast"`, or `case #2` unnamed.
 fn case_label(t: &Tree, sw: usize, i: u32) -> String {
     match &t.nodes[sw].kind {
@@ -286,6 +400,10 @@ pub(crate) fn counterpart_key(
             };
             match t_new.catches(n_owner).iter().position(|&c| c == nc) {
                 Some(j) => Role::Catch(j as u32 + 1),
+                // Widened to the scope's catchall (the matcher pairs it only with its own).
+                None if t_new.element(nc) == "catchall" && t_new.parent[nc] == Some(n_owner) => {
+                    Role::Catchall
+                }
                 None => return Err(format!("{} moved to another scope", t_old.describe(oc))),
             }
         }
@@ -376,6 +494,11 @@ fn map_state(
             return d;
         }
     };
+    // Moved into another branch of a conditional the rows already chose: not theirs.
+    if let Some(why) = branch_switch(t_old, t_new, m, owner) {
+        d.note = Some(why);
+        return d;
+    }
     let n_id = t_new.id(n_owner);
     let Some(nt) = nt else {
         d.note = Some(format!("{} has no counterpart in the new version", t.class));

@@ -332,7 +332,7 @@ impl<'a> Tree<'a> {
             match &self.nodes[c].kind {
                 crate::bpl::ActivityKind::Catch { fault, .. } => handlers
                     .take_while(|&x| x != c)
-                    .any(|x| matches!(&self.nodes[x].kind, crate::bpl::ActivityKind::Catch { fault: f, .. } if f == fault)),
+                    .any(|x| matches!(&self.nodes[x].kind, crate::bpl::ActivityKind::Catch { fault: f, .. } if same_expr(f.as_deref(), fault.as_deref()))),
                 crate::bpl::ActivityKind::Catchall { .. } => {
                     handlers.rfind(|&x| self.element(x) == "catchall") != Some(c)
                 }
@@ -765,7 +765,8 @@ fn own_signature(a: &Activity) -> String {
 /// The identity key of `a` and its key without the name (None when nothing but the name
 /// identifies the element), as strings.
 pub(crate) fn keys(a: &Activity) -> (String, Option<String>) {
-    // `k=v` parts joined by U+001F, written in place (one string per activity and tree).
+    // `k=v` parts joined by U+001F, written in place (one string per activity and tree);
+    // expressions compare as written but for spacing and outer parentheses.
     let request = match &a.kind {
         ActivityKind::Call { request, .. } => Some(
             request
@@ -777,8 +778,15 @@ pub(crate) fn keys(a: &Activity) -> (String, Option<String>) {
     };
     let parts = key_attrs(&a.element)
         .iter()
-        .map(|k| (*k, a.attrs.get(*k).unwrap_or("")))
-        .chain(request.map(|r| ("request", r)));
+        .map(|k| {
+            let v = a.attrs.get(*k).unwrap_or("");
+            let v = match EXPR_ATTRS.contains(k) {
+                true => std::borrow::Cow::Owned(normalize_expr(v)),
+                false => std::borrow::Cow::Borrowed(v),
+            };
+            (*k, v)
+        })
+        .chain(request.map(|r| ("request", std::borrow::Cow::Borrowed(r))));
     let mut rest = String::new();
     let mut meaningful = false;
     for (i, (k, v)) in parts.enumerate() {
@@ -787,7 +795,7 @@ pub(crate) fn keys(a: &Activity) -> (String, Option<String>) {
         }
         rest.push_str(k);
         rest.push('=');
-        rest.push_str(v);
+        rest.push_str(&v);
         // As `k=v` not ending in `=` (a value ending in `=` says as little as none).
         meaningful |= !v.is_empty() && !v.ends_with('=');
     }
@@ -804,6 +812,66 @@ pub(crate) fn keys(a: &Activity) -> (String, Option<String>) {
         k
     });
     (key, rename_key)
+}
+
+/// Key attributes holding an expression (compared by [`normalize_expr`]): a test, a fault, a
+/// duration or a traced value.
+const EXPR_ATTRS: &[&str] = &["condition", "fault", "duration", "until", "value"];
+
+/// An ObjectScript expression as compared for identity: whitespace outside string literals
+/// (`"…"`, `""` an escaped quote) dropped, then redundant outer parentheses. `context.Age<18`,
+/// `context.Age < 18` and `(context.Age < 18)` are one test; `"a b"` and `"ab"` are not, nor
+/// `<18` and `<=18`. Whitespace never separates two tokens that could merge into another
+/// valid expression (operators are symbols; names and numbers never stand side by side).
+pub(crate) fn normalize_expr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_str = false;
+    for ch in s.chars() {
+        if ch == '"' {
+            in_str = !in_str;
+            out.push(ch);
+        } else if in_str || !ch.is_whitespace() {
+            out.push(ch);
+        }
+    }
+    let layers = outer_paren_layers(&out);
+    out[layers..out.len() - layers].to_string()
+}
+
+/// How many `(`…`)` pairs enclose all of `s` (`((a)=(b))` has one, `(a)=(b)` none), in one
+/// pass: an expression of deeply nested parentheses costs its length, not its length squared.
+/// Parentheses inside string literals do not count.
+fn outer_paren_layers(s: &str) -> usize {
+    let b = s.as_bytes();
+    let lead = b.iter().take_while(|&&c| c == b'(').count();
+    if lead == 0 {
+        return 0;
+    }
+    // For the j-th leading `(`, the byte index of its `)`; the j outermost enclose everything
+    // while the j-th closes at `len - 1 - j`.
+    let mut open: Vec<usize> = Vec::new();
+    let mut closes = vec![usize::MAX; lead];
+    let mut in_str = false;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'"' => in_str = !in_str,
+            b'(' if !in_str => open.push(i),
+            b')' if !in_str => match open.pop() {
+                Some(o) if o < lead => closes[o] = i,
+                Some(_) => {}
+                None => return 0,
+            },
+            _ => {}
+        }
+    }
+    (0..lead)
+        .take_while(|&j| closes[j] == b.len() - 1 - j && j < b.len() - 1 - j)
+        .count()
+}
+
+/// Are two expressions (conditions, faults) the same once [normalised](normalize_expr)?
+pub(crate) fn same_expr(a: Option<&str>, b: Option<&str>) -> bool {
+    a.map(normalize_expr) == b.map(normalize_expr)
 }
 
 /// Does the key say anything beyond the element name (a name or a key attribute value)?
@@ -826,7 +894,40 @@ pub(crate) fn xml_attr(v: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Order, Tree};
+    use super::{normalize_expr, same_expr, Order, Tree};
+
+    #[test]
+    fn expressions_compare_without_spacing_or_outer_parentheses() {
+        let same = |a: &str, b: &str| same_expr(Some(a), Some(b));
+        // Re-spaced, or wrapped in redundant parentheses: the same test.
+        assert!(same("context.Age<18", "context.Age < 18"));
+        assert!(same("context.Consent=\"Y\"", "(context.Consent = \"Y\")"));
+        assert!(same("((a=1))", " ( a = 1 ) "));
+        assert!(same("\"Timeout\"", " \"Timeout\""));
+        // Another operator, another literal, or spaces inside a string: another test.
+        assert!(!same("context.Age<18", "context.Age<=18"));
+        assert!(!same("context.Age<18", "context.Age<19"));
+        assert!(!same("context.Pri=\"A B\"", "context.Pri=\"AB\""));
+        assert!(!same("x=\"a \"\" b\"", "x=\"a\"\"b\""));
+        // Parentheses that do not enclose the whole expression stay (left-to-right
+        // evaluation: they group), and so do parentheses inside strings.
+        assert_eq!(normalize_expr("(a=1)&&(b=2)"), "(a=1)&&(b=2)");
+        assert!(!same("(a+1)*2", "a+1*2"));
+        assert_eq!(normalize_expr("x=\"(a b)\""), "x=\"(a b)\"");
+        assert_eq!(normalize_expr("(x=\")\")"), "x=\")\"");
+        assert!(same_expr(None, None));
+        assert!(!same_expr(None, Some("1")));
+        // Unbalanced or empty: kept as written.
+        assert_eq!(normalize_expr("(a"), "(a");
+        assert_eq!(normalize_expr("a)"), "a)");
+        assert_eq!(normalize_expr("(())"), "");
+        // Deep nesting is peeled in one pass (a hostile condition must not cost its length
+        // squared): 200,000 layers around `a=1`, and the same with one unmatched layer.
+        let deep = format!("{}a=1{}", "(".repeat(200_000), ")".repeat(200_000));
+        assert_eq!(normalize_expr(&deep), "a=1");
+        let lopsided = format!("{}a=1{}", "(".repeat(200_001), ")".repeat(200_000));
+        assert_eq!(normalize_expr(&lopsided), lopsided);
+    }
     use crate::bpl::{load, LoadOptions};
     use std::path::Path;
 

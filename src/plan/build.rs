@@ -667,6 +667,10 @@ impl<'x> Builder<'x, '_> {
                     _ => Vec::new(),
                 };
                 if pending.is_empty() {
+                    if let Some(sg) = self.switched_wait(t, ot, nt, s, o) {
+                        out.push(sg);
+                        continue;
+                    }
                     match self.by_predecessor(t, ot, nt, s) {
                         Some(Ok(sg)) => out.push(sg),
                         Some(Err(why)) => refuse(why),
@@ -743,8 +747,13 @@ impl<'x> Builder<'x, '_> {
                     .iter()
                     .filter_map(|x| waits_on(x).map(|p| (x, p)))
                     .collect();
+                // Its own counterpart, moved into another branch of a conditional they chose
+                // (why it was not mapped is the note): offered, for an engineer who knows
+                // those rows belong there.
+                let switched = diff::statemap::branch_switch(to, tn, &self.a.m, o).is_some();
                 let reachable = candidates.iter().find(|(_, n)| {
                     diff::crossing_ok(to, tn, &self.a.m, o, *n, diff::Crossing::Similar)
+                        || (switched && self.a.m.o2n[o] == Some(*n))
                 });
                 match (reachable, handler_gone) {
                     (Some((x, w_new)), None) => {
@@ -881,6 +890,72 @@ impl<'x> Builder<'x, '_> {
     /// with what a row mapped there runs again; `Err` says why none is offered (the
     /// predecessor dispatches a fault: a row mapped there would dispatch it again and run
     /// whatever handler the new version chooses).
+    /// A wait state (not a call's: those are offered with the pending response checked) whose
+    /// activity moved into another branch of a conditional the rows chose: its own state
+    /// there, with why it was not mapped (the note) and what a row mapped there skips or runs
+    /// again.
+    fn switched_wait(
+        &self,
+        t: &ThreadMapping,
+        ot: &ThreadClass,
+        nt: &ThreadClass,
+        s: &StateMapping,
+        o: usize,
+    ) -> Option<Suggestion> {
+        let (to, tn, m) = (&self.a.old, &self.a.new, &self.a.m);
+        diff::statemap::branch_switch(to, tn, m, o)?;
+        let (n, role) = diff::statemap::counterpart_key(o, &s.role, to, tn, m).ok()?;
+        let x = nt
+            .states
+            .iter()
+            .find(|x| x.role == role && tn.pos(x.activity.id) == Some(n))?;
+        let r = safety::Resume {
+            old_ref: sref(&ot.class, &s.old),
+            new_ref: new_sref(&nt.class, &x.name.to_string()),
+            w_old: Some(o),
+            w_new: n,
+            join: false,
+            enters: safety::entered_slot(&x.role),
+            within: None,
+            returns: false,
+        };
+        let labels = |ps: Vec<usize>| -> Vec<String> {
+            ps.into_iter().map(|p| safety::act_label(tn, p)).collect()
+        };
+        let (skipped, again) = (
+            labels(safety::skips(self.a, &r)),
+            labels(safety::reruns(self.a, &r)),
+        );
+        let mut then = Vec::new();
+        if !skipped.is_empty() {
+            then.push(format!(
+                "they skip {}, which the new version runs before that wait",
+                skipped.join(", ")
+            ));
+        }
+        if !again.is_empty() {
+            then.push(format!("they run {} again", again.join(", ")));
+        }
+        let then = if then.is_empty() {
+            "they skip nothing and run nothing again".to_string()
+        } else {
+            then.join(", and ")
+        };
+        Some(Suggestion {
+            thread: short(&t.old_class).to_string(),
+            old: s.old.to_string(),
+            new: x.name.to_string(),
+            reason: format!(
+                "old {} was removed: {}; new {} is the same wait ({} of {}): mapped there, {then}",
+                s.old,
+                s.note.as_deref().unwrap_or_default(),
+                x.name,
+                x.role,
+                x.activity.label()
+            ),
+        })
+    }
+
     fn by_predecessor(
         &self,
         t: &ThreadMapping,

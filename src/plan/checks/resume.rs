@@ -4,7 +4,7 @@
 
 use super::{Context, Findings};
 use crate::bpl::{Activity, ActivityId, ActivityKind};
-use crate::diff::tree::{xml_attr, Order, Tree};
+use crate::diff::tree::{same_expr, xml_attr, Order, Tree};
 use crate::diff::{Analysis, ContextChangeKind};
 use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
@@ -1304,8 +1304,11 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
             }
             _ => (s, os),
         };
-        // Under another handler, rows ran none of this one.
-        let other = matches!(was, HandlerWas::Superseded(_));
+        // Under another handler, rows ran none of this one. A `<catch>` widened to this
+        // `<catchall>` (paired with it) ran its contents for its own fault only: rows that
+        // took another fault's path (the enclosing scope's handlers) ran none of them.
+        let widened = m.n2o[c].is_some_and(|o| to.element(o) != tn.element(c));
+        let other = matches!(was, HandlerWas::Superseded(_)) || widened;
         let added: Vec<usize> = (c + 1..=tn.end[c])
             .filter(|&p| {
                 tn.effective[p]
@@ -1425,7 +1428,7 @@ fn added_to_body(a: &Analysis, scope: usize, replaced: &[bool], full: &mut [bool
 fn first_handler(t: &Tree, scope: usize, h: &Activity) -> Option<usize> {
     match &h.kind {
         ActivityKind::Catch { fault, .. } => t.catches(scope).into_iter().find(
-            |&c| matches!(&t.nodes[c].kind, ActivityKind::Catch { fault: f, .. } if f == fault),
+            |&c| matches!(&t.nodes[c].kind, ActivityKind::Catch { fault: f, .. } if same_expr(f.as_deref(), fault.as_deref())),
         ),
         _ => last_catchall(t, scope),
     }
@@ -1953,7 +1956,7 @@ fn condition_changed(a: &Analysis, o: usize, os: &str, p: usize, ns: &str) -> St
     }
     let cond = |t: &Tree, x: usize| t.nodes[x].attrs.get("condition").map(str::to_string);
     match (tn.element(p), cond(to, o), cond(tn, p)) {
-        ("if", Some(before), Some(now)) if before != now => format!(
+        ("if", Some(before), Some(now)) if !same_expr(Some(&before), Some(&now)) => format!(
             "; its condition changed too, condition={} → condition={}: if the new one is the old one negated, the branch they resume in is the one it chooses for them",
             xml_attr(&before),
             xml_attr(&now)
@@ -1979,6 +1982,14 @@ fn case_conditions_changed(a: &Analysis, o: usize, os: &str, p: usize, ns: &str)
         }
     };
     let (co, cn) = (conds(to, o), conds(tn, p));
+    // Compared as expressions: a re-spaced condition is the same test.
+    let same_case = |x: Option<&Option<String>>, y: Option<&Option<String>>| {
+        x.is_some() == y.is_some()
+            && same_expr(
+                x.cloned().flatten().as_deref(),
+                y.cloned().flatten().as_deref(),
+            )
+    };
     // Paired cases, 0-based (old, new).
     let pairs: Vec<(usize, usize)> =
         a.m.cases
@@ -1989,11 +2000,11 @@ fn case_conditions_changed(a: &Analysis, o: usize, os: &str, p: usize, ns: &str)
             .collect();
     let (i, j) = (idx(os), idx(ns));
     let edited_old = i.is_some_and(|i| match pairs.iter().find(|x| x.0 == i) {
-        Some(&(_, jj)) => cn.get(jj) != co.get(i),
+        Some(&(_, jj)) => !same_case(cn.get(jj), co.get(i)),
         None => true,
     });
     let edited_new = j.is_some_and(|j| match pairs.iter().find(|x| x.1 == j) {
-        Some(&(ii, _)) => co.get(ii) != cn.get(j),
+        Some(&(ii, _)) => !same_case(co.get(ii), cn.get(j)),
         None => true,
     });
     if !(edited_old || edited_new) {
