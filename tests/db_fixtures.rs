@@ -578,6 +578,8 @@ stories!(
     body_end_insert,
     removed_async_call_stale_entries,
     handler_removed_in_loop,
+    removed_unsynced_async_call,
+    removed_unsynced_async_call_at,
     sync_timeout_changed,
     toggle_swapped,
     nested_catch_compensate,

@@ -291,6 +291,7 @@ fn with_pending_precondition(fx: &Fixture, mut p: MigrationPlan) -> MigrationPla
         table: fx.table(1),
         call: "Notify".into(),
         reason: "the call was renamed".into(),
+        new_call: None,
     });
     p.plan_id = bplmigrate::plan::plan_id(&p).unwrap();
     p
@@ -634,5 +635,102 @@ fn stale_entries_a_later_send_would_read_refuse_the_rows_that_can_send() {
             .map(|s| s.0.as_str())
             .collect::<Vec<_>>(),
         ["Stop", "S9", "Stop"]
+    );
+}
+
+/// Review 10, D1: an async call with a `<response>` that no `<sync>` waits on is removed. Its
+/// pending responses are still dispatched through the context's `Auto → OnResponse1` entry,
+/// and OnResponse1 is Review's handler after the rewrite: the plan requires that none is
+/// pending (the same rule as for an awaited call), the apply refuses while one is (exit 3,
+/// nothing changed) and runs once it is gone. A pending response of the kept call `Review`
+/// is no obstacle.
+#[test]
+fn a_removed_unsynced_call_with_a_pending_response_is_refused() {
+    let Some(fx) = Fixture::new("StaleUnsynced", 1) else {
+        return;
+    };
+    let p = support::fixture_plan(
+        std::path::Path::new("fixtures/changes/removed_unsynced_async_call"),
+        &fx,
+    );
+    support::create_plan_tables(&fx, &p);
+    assert!(
+        p.preconditions.iter().any(|c| matches!(c,
+            Precondition::NoPendingResponse { call, .. } if call == "Auto")),
+        "{:?}",
+        p.preconditions
+    );
+    let ids = fx.seed(1, &[row("S2", 3), row("S4", 3)]);
+    for _ in &ids {
+        fx.add_context(&[("Auto", "OnResponse1"), ("Review", "OnResponse2")]);
+    }
+    fx.add_pending(1, ids[0], "Review");
+    fx.add_pending(1, ids[0], "Auto");
+    fx.add_pending(1, ids[1], "Auto");
+    let m = Migration::from_plan(p).unwrap();
+    let before = fx.snapshot();
+    let imp = apply::impact(&m, &status(&fx, &m)).unwrap();
+    assert!(!imp.can_apply, "{:?}", imp.blockers);
+    let e = fx.apply_plan(&m).unwrap_err();
+    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
+    let t = texts(e.refusals());
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert!(
+        t[0].contains("\"Auto\"") && t[0].contains("2 rows"),
+        "{t:?}"
+    );
+    assert_eq!(fx.snapshot(), before, "a refused apply changed rows");
+
+    // The Auto responses arrive; Review's stays pending and does not block.
+    fx.exec(&format!(
+        r#"DELETE FROM "{}"."Thread1__PendingResponses" WHERE "element_key" = 'Auto'"#,
+        fx.schema
+    ));
+    fx.apply_plan(&m).unwrap();
+    let auto = ("Auto".to_string(), "OnResponse1".to_string());
+    let review = ("Review".to_string(), "OnResponse1".to_string());
+    assert_eq!(
+        fx.handlers(),
+        vec![auto.clone(), review.clone(), auto, review]
+    );
+}
+
+/// D1 with a runtime key: the removed call is sent under `@context.Key`, so its stale entry
+/// may be under any key and every pending response counts (the guard cannot tell which key
+/// the expression gave); with none pending the apply runs.
+#[test]
+fn a_removed_call_with_a_runtime_key_counts_every_pending_response() {
+    let Some(fx) = Fixture::new("StaleAtKey", 1) else {
+        return;
+    };
+    let p = support::fixture_plan(
+        std::path::Path::new("fixtures/changes/removed_unsynced_async_call_at"),
+        &fx,
+    );
+    support::create_plan_tables(&fx, &p);
+    let ids = fx.seed(1, &[row("S4", 3)]);
+    fx.add_context(&[("Loan42", "OnResponse1"), ("Review", "OnResponse2")]);
+    fx.add_pending(1, ids[0], "Loan42");
+    let m = Migration::from_plan(p).unwrap();
+    let before = fx.snapshot();
+    let e = fx.apply_plan(&m).unwrap_err();
+    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
+    let t = texts(e.refusals());
+    assert!(
+        t.len() == 1 && t[0].contains("@context.Key") && t[0].contains("1 row"),
+        "{t:?}"
+    );
+    assert_eq!(fx.snapshot(), before);
+    fx.exec(&format!(
+        r#"DELETE FROM "{}"."Thread1__PendingResponses""#,
+        fx.schema
+    ));
+    fx.apply_plan(&m).unwrap();
+    assert_eq!(
+        fx.handlers(),
+        vec![
+            ("Loan42".to_string(), "OnResponse1".to_string()),
+            ("Review".to_string(), "OnResponse1".to_string())
+        ]
     );
 }

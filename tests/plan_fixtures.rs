@@ -314,6 +314,8 @@ fn change_fixture_verdicts() {
         ("body_end_insert", Verdict::Migratable),
         ("removed_async_call_stale_entries", Verdict::Migratable),
         ("handler_removed_in_loop", Verdict::Migratable),
+        ("removed_unsynced_async_call", Verdict::Migratable),
+        ("removed_unsynced_async_call_at", Verdict::Migratable),
         ("sync_timeout_changed", Verdict::Compatible),
         ("toggle_swapped", Verdict::Drain),
         ("nested_catch_compensate", Verdict::Migratable),

@@ -375,7 +375,9 @@ impl LiveCensus {
     pub fn pending_for(&self, table: &SqlTable, key: &str) -> i64 {
         self.pending
             .iter()
-            .filter(|g| &g.key.table == table && g.key.key.as_deref() == Some(key))
+            .filter(|g| {
+                &g.key.table == table && crate::sql::pending_key_matches(key, g.key.key.as_deref())
+            })
             .map(|g| g.rows)
             .sum()
     }

@@ -379,6 +379,7 @@ fn plan_checks(plan: &MigrationPlan, before: &LiveCensus) -> Vec<CheckResult> {
                 table,
                 call,
                 reason,
+                ..
             } => (
                 with(
                     format!("no thread of {table} waits on a response to call {call:?}"),

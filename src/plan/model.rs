@@ -279,11 +279,17 @@ pub enum Precondition {
     /// `table` holds no unfinished row: every row is at Stop (completed rows stay until purged),
     /// e.g. a flow thread class that was renumbered.
     NoRowsInTable { table: SqlTable, reason: String },
-    /// No thread of `table` waits on a response for `call` (renamed or removed call).
+    /// No thread of `table` waits on a response for `call` (renamed or removed call). A
+    /// `call` starting with `@` is a runtime key: it may be any key (every pending response
+    /// but the timers counts).
     NoPendingResponse {
         table: SqlTable,
         call: String,
         reason: String,
+        /// The call's name in the new version when it was renamed: a revert requires that no
+        /// thread of the new table waits on a response under it (optional in JSON).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        new_call: Option<String>,
     },
     /// Every production item running `class` is disabled.
     HostDisabled { class: String },

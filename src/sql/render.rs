@@ -562,15 +562,20 @@ impl Renderer<'_> {
         self.count(sql, vec![table.clone()], &[NEXT_STATE], &[])
     }
 
+    /// Responses pending for `call` in threads of `table`; for an `@expr` call (a key only known
+    /// at run time) every pending response counts (`crate::sql::pending_key_matches`).
     fn pending_response(&self, table: &SqlTable, call: &str) -> Result<CheckedSql, SqlError> {
         let child = table.child("%PendingResponses");
         let (c, p) = (self.table(&child)?, self.table(table)?);
+        let key = if super::pending_any_key(call) {
+            format!("{c}.{} IS NOT NULL", self.id(ELEMENT_KEY)?)
+        } else {
+            format!("{c}.{} = {}", self.id(ELEMENT_KEY)?, self.lit(call)?)
+        };
         let sql = format!(
-            "SELECT COUNT(*) FROM {c} JOIN {p} ON {p}.{} = {c}.{} WHERE {c}.{} = {}",
+            "SELECT COUNT(*) FROM {c} JOIN {p} ON {p}.{} = {c}.{} WHERE {key}",
             self.id(ID_COLUMN)?,
             self.id(&table.table)?,
-            self.id(ELEMENT_KEY)?,
-            self.lit(call)?
         );
         self.count(
             sql,
@@ -607,6 +612,7 @@ impl Renderer<'_> {
                 table,
                 call,
                 reason,
+                ..
             } => Guard {
                 description: with_reason(
                     format!("threads of {table} wait on a response to call {call:?}"),
