@@ -734,3 +734,108 @@ fn a_removed_call_with_a_runtime_key_counts_every_pending_response() {
         ]
     );
 }
+
+/// Review 10, D2: `apply --revert` of a renamed call (`Notify` → `NotifyV2`, with states
+/// renumbered) refuses while a thread of the new version waits on a response under the new
+/// name: the old version waits on `Notify` and would never match it. Exit 3, nothing changed;
+/// once the response has arrived the revert runs. The inverse-script revert.
+#[test]
+fn revert_of_a_renamed_call_refuses_a_response_pending_under_the_new_name() {
+    let Some(fx) = Fixture::new("RevRename", 1) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("bplm-revrename-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = std::path::Path::new("fixtures/changes/insert_middle");
+    std::fs::copy(src.join("old.cls"), dir.join("old.cls")).unwrap();
+    let new = std::fs::read_to_string(src.join("new.cls")).unwrap();
+    assert!(new.contains("name='Notify'"));
+    std::fs::write(
+        dir.join("new.cls"),
+        new.replace("name='Notify'", "name='NotifyV2'"),
+    )
+    .unwrap();
+    let p = support::fixture_plan(&dir, &fx);
+    std::fs::remove_dir_all(&dir).unwrap();
+    support::create_plan_tables(&fx, &p);
+    assert!(
+        bplmigrate::sql::revert_blockers(&p).is_empty(),
+        "invertible"
+    );
+    fx.seed(1, &[row("S11", 3)]);
+    let m = Migration::from_plan(p).unwrap();
+    fx.apply_plan(&m).unwrap();
+    let ids = fx.seed(1, &[row("S13", 3)]);
+    fx.add_pending(1, ids[0], "NotifyV2");
+    let before = fx.snapshot();
+    let e = fx.revert_plan(&m).unwrap_err();
+    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
+    let t = texts(e.refusals());
+    assert!(
+        t.len() == 1 && t[0].contains("\"NotifyV2\"") && t[0].contains("1 row"),
+        "{t:?}"
+    );
+    assert_eq!(fx.snapshot(), before, "a refused revert changed rows");
+    fx.exec(&format!(
+        r#"DELETE FROM "{}"."Thread1__PendingResponses""#,
+        fx.schema
+    ));
+    fx.revert_plan(&m).unwrap();
+    assert!(
+        fx.states(1).iter().all(|s| s.0 == "S11"),
+        "{:?}",
+        fx.states(1)
+    );
+}
+
+/// D2, the undo-based revert (handlers merged: not invertible) guards the same: a response
+/// pending under a renamed call's new name refuses (exit 3, nothing changed).
+#[test]
+fn undo_revert_refuses_a_response_pending_under_a_renamed_calls_new_name() {
+    let Some(fx) = Fixture::new("UndoRename", 1) else {
+        return;
+    };
+    let ids = fx.seed(1, &[row("S5", 3)]);
+    fx.add_context(&[("A", "OnResponse1"), ("B", "OnResponse2")]);
+    let mut p = plan(
+        &fx,
+        "merge",
+        &[(1, vec![st("S5", Some("S5"))])],
+        &[
+            ("OnResponse1", Some("OnResponse3"), "A"),
+            ("OnResponse2", Some("OnResponse3"), "B"),
+        ],
+    );
+    p.preconditions.push(Precondition::NoPendingResponse {
+        table: fx.table(1),
+        call: "A".into(),
+        reason: "the call was renamed".into(),
+        new_call: Some("A2".into()),
+    });
+    p.plan_id = bplmigrate::plan::plan_id(&p).unwrap();
+    assert!(
+        !bplmigrate::sql::revert_blockers(&p).is_empty(),
+        "undo-based"
+    );
+    let m = Migration::from_plan(p).unwrap();
+    fx.apply_plan(&m).unwrap();
+    fx.add_pending(1, ids[0], "A2");
+    let before = fx.snapshot();
+    let e = fx.revert_plan(&m).unwrap_err();
+    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
+    let t = texts(e.refusals());
+    assert!(t.len() == 1 && t[0].contains("\"A2\""), "{t:?}");
+    assert_eq!(fx.snapshot(), before);
+    fx.exec(&format!(
+        r#"DELETE FROM "{}"."Thread1__PendingResponses""#,
+        fx.schema
+    ));
+    fx.revert_plan(&m).unwrap();
+    assert_eq!(
+        fx.handlers(),
+        vec![
+            ("A".to_string(), "OnResponse1".to_string()),
+            ("B".to_string(), "OnResponse2".to_string())
+        ]
+    );
+}

@@ -288,6 +288,19 @@ fn in_transaction(
     let quiet = quiet_all(db, &quiet_classes(plan))?;
     refusals.extend(quiet.refusals());
     let before = census(db, targets, missing, progress)?;
+    // What the inverse script's guards require of the new version's rows (a renamed call's
+    // pending responses): the same conditions, counted here inside the transaction.
+    let guards = sql::revert_guards(plan, db.dialect())
+        .map_err(|e| ApplyError::db(super::error::DbFailure::refused_sql("revert guards", &e)))?;
+    for g in guards {
+        let rows = db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?;
+        if rows != 0 {
+            refusals.push(Refusal::Precondition {
+                description: g.description,
+                rows,
+            });
+        }
+    }
 
     // Per table: the rows the entry recorded (0 for a table it recorded none of).
     let mut recorded: Vec<i64> = vec![0; works.len()];

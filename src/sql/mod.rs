@@ -61,8 +61,8 @@ pub use queries::{
 };
 pub use render::{
     config_item_table, job_enumerate_table, listbuild_function, listsame_function, predict_after,
-    render, render_revert, revert_blockers, ELEMENT_KEY, HANDLER_STACK, ID_COLUMN, NEXT_STATE,
-    RESPONSE_HANDLER_COLUMN, SUBROUTINE_STACK, THREAD_STATUS,
+    render, render_revert, revert_blockers, revert_guards, revert_preconditions, ELEMENT_KEY,
+    HANDLER_STACK, ID_COLUMN, NEXT_STATE, RESPONSE_HANDLER_COLUMN, SUBROUTINE_STACK, THREAD_STATUS,
 };
 pub use undo::{
     undo_ddl, undo_restore, undo_rows, undo_strangers, undo_table, undo_table_name, undo_unchanged,

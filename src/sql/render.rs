@@ -319,6 +319,55 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
 
 /// Why the plan cannot be reverted (empty when it can): a removed state or thread class, two
 /// old states (or handlers) mapped onto one new one, a removed response handler.
+/// What a revert requires of the rows the new version wrote, as the forward preconditions do
+/// of the old version's: for every call the plan renamed (a `NoPendingResponse` precondition
+/// with a `new_call`), no thread of the new table waits on a response under the new name —
+/// the old version waits under the old name and would never match it. Used by both reverts
+/// (the inverse script's guards and the undo-based revert).
+pub fn revert_preconditions(plan: &MigrationPlan) -> Vec<Precondition> {
+    let mut out: Vec<Precondition> = Vec::new();
+    for p in &plan.preconditions {
+        let Precondition::NoPendingResponse {
+            table,
+            call,
+            new_call: Some(nc),
+            ..
+        } = p
+        else {
+            continue;
+        };
+        let Some(new_table) = plan
+            .threads
+            .iter()
+            .find(|t| &t.old_table == table)
+            .and_then(|t| t.new_table.clone())
+        else {
+            continue;
+        };
+        let q = Precondition::NoPendingResponse {
+            table: new_table,
+            call: nc.clone(),
+            reason: format!(
+                "call {call:?} was renamed to {nc:?}: the old version waits on {call:?} and would never match a response pending under {nc:?}; wait until none is pending"
+            ),
+            new_call: None,
+        };
+        if !out.contains(&q) {
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// The guards of [`revert_preconditions`], rendered for `d`.
+pub fn revert_guards(plan: &MigrationPlan, d: Dialect) -> Result<Vec<Guard>, SqlError> {
+    let r = Renderer { plan, d };
+    revert_preconditions(plan)
+        .iter()
+        .map(|p| r.precondition(p))
+        .collect()
+}
+
 pub fn revert_blockers(plan: &MigrationPlan) -> Vec<String> {
     let mut why = Vec::new();
     for t in &plan.threads {
@@ -1198,6 +1247,11 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
         // such an entry is read again only when a call of the new version is sent under that
         // key without registering a handler of its own; the plan forbids rows where that can
         // happen (NoRowsAtState, `plan::stale_handlers`). The undo records them unchanged.
+    }
+    if direction == Direction::Revert {
+        for p in revert_preconditions(plan) {
+            push_guard(&mut guards, &mut seen, r.precondition(&p)?);
+        }
     }
     // Rows the source version cannot have written (the new numbering already in place, a
     // migration run by hand): refused in both directions.
