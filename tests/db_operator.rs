@@ -339,6 +339,23 @@ fn a_blocked_plan_applies_once_drained_only_when_draining_is_what_blocks_it() {
         .refusals
         .iter()
         .any(|r| matches!(r, Refusal::PlanBlocked { .. })));
+
+    // Review 10, D4: the verdict edited to "migratable" (plan id recomputed, as a folder whose
+    // checksums were recomputed would verify) changes nothing: "blocked for good" is derived
+    // from the open findings, not from the stored verdict.
+    let mut edited = m.plan.clone();
+    edited.verdict = bplmigrate::plan::Verdict::Migratable;
+    edited.plan_id = bplmigrate::plan::plan_id(&edited).unwrap();
+    assert_eq!(edited.blocked_for_good(), m.plan.blocked_for_good());
+    fx.seed(1, &[row("S9", 3), row("S11", 3)]);
+    let m = Migration::from_plan(edited).unwrap();
+    let before = fx.snapshot();
+    for r in [fx.dry_run(&m), fx.apply_plan(&m)] {
+        let r = refusals(r);
+        assert!(matches!(&r[..], [Refusal::PlanBlocked { .. }]), "{r:?}");
+        assert!(r[0].to_string().contains("BPM0301"), "{}", r[0]);
+    }
+    assert_eq!(fx.snapshot(), before);
 }
 
 /// Item 12: rows that reached new-only states after the apply refuse the revert with the

@@ -52,10 +52,10 @@ impl MigrationPlan {
     /// rows are refused by their own guard likewise). One rule for `apply`, the ObjectScript
     /// runner and `check`: an ambiguous match, a changed or removed class need overrides and
     /// a new plan.
+    ///
+    /// Derived from the findings and the classes, never from the stored `verdict`: a plan.json
+    /// whose verdict was edited (its checksums recomputed) is blocked all the same.
     pub fn blocked_for_good(&self) -> Vec<String> {
-        if self.verdict != Verdict::Blocked {
-            return Vec::new();
-        }
         let open: Vec<&Finding> = self
             .findings
             .iter()
@@ -68,13 +68,13 @@ impl MigrationPlan {
             .filter(|f| !f.code.drainable() && f.code != super::findings::Code::StackEntryRemoved)
             .map(|f| format!("{} {}", f.code, f.message))
             .collect();
-        if why.is_empty() && self.old.class != self.new.class {
+        if self.old.class != self.new.class {
             why.push(format!(
                 "the class changed from {} to {}",
                 self.old.class, self.new.class
             ));
         }
-        if why.is_empty() && open.is_empty() {
+        if why.is_empty() && open.is_empty() && self.verdict == Verdict::Blocked {
             why.push(
                 "the plan is blocked, and no finding says it is only a matter of draining".into(),
             );
