@@ -362,8 +362,9 @@ pub enum ApplyError {
 pub fn repair_advice(class: &str, seq: i64) -> String {
     format!(
         "check the rows, then record what you found: `bplmigrate repair --class {class} --entry {seq} --applied \
-         --reason TEXT` when they are as the plan leaves them (the plan then counts as applied, and `apply \
-         --revert` can undo it), or `--not-applied` when they are back where it starts (the plan may then be \
+         --reason TEXT` when they are as the plan leaves them (the plan then counts as applied; `apply \
+         --revert` undoes it by its inverse script, or, for a plan that cannot be inverted, from the undo rows \
+         its run wrote to BplMigrate.Undo, and refuses, saying so, when there are none), or `--not-applied` when they are back where it starts (the plan may then be \
          applied again)"
     )
 }

@@ -311,14 +311,19 @@ fn in_transaction(
             reason: reason.to_string(),
         };
         match e.undo_rows {
-            None => refusals.push(no_undo(
-                "recorded no undo rows (it ran before bplmigrate recorded them, or in the ObjectScript runner, \
-                 which does not)",
+            None if !undo_exists => refusals.push(no_undo(
+                "does not say it recorded undo rows, and BplMigrate.Undo does not exist (it ran before \
+                 bplmigrate recorded them)",
             )),
             Some(_) if !undo_exists => {
                 refusals.push(no_undo("recorded undo rows, but BplMigrate.Undo does not exist"))
             }
-            Some(n) => {
+            // `None`: the entry does not say how many it recorded — a dirty entry repaired as
+            // applied (its run never wrote the count) — but the rows it recorded are keyed by
+            // its entry number, written in the same transaction as the rewrite: they are used
+            // when there are any, with the same checks (every row unchanged since, every
+            // migrated row covered).
+            recorded_count => {
                 progress.event(&Event::Step("checking the undo rows"));
                 let d = db.dialect();
                 let seq = e.seq.to_string();
@@ -394,10 +399,21 @@ fn in_transaction(
                     }
                 }
                 let found: i64 = recorded.iter().sum();
-                if found != n {
-                    refusals.push(no_undo(&format!(
+                match recorded_count {
+                    Some(n) if found != n => refusals.push(no_undo(&format!(
                         "recorded {n} undo rows, but BplMigrate.Undo holds {found} for it"
-                    )));
+                    ))),
+                    None if found == 0 => {
+                        // Only these refusals: the others compare rows with undo rows there are not.
+                        refusals.retain(|r| {
+                            !matches!(r, Refusal::UndoChanged { .. } | Refusal::UndoStrangers { .. })
+                        });
+                        refusals.push(no_undo(
+                            "does not say it recorded undo rows, and BplMigrate.Undo holds none for it \
+                             (it ran before bplmigrate recorded them, or its rewrite never committed)",
+                        ))
+                    }
+                    _ => {}
                 }
             }
         }

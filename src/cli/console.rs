@@ -55,7 +55,7 @@ pub struct RepairArgs {
     #[arg(long, value_name = "N")]
     pub entry: i64,
     /// You checked the rows: they are as the plan leaves them (the entry counts as applied;
-    /// `apply --revert` can undo it).
+    /// `apply --revert` undoes it when the plan is invertible or its run recorded undo rows).
     #[arg(
         long,
         conflicts_with = "not_applied",
