@@ -839,3 +839,52 @@ fn undo_revert_refuses_a_response_pending_under_a_renamed_calls_new_name() {
         ]
     );
 }
+
+/// Review 10, D5: the undo-based revert counts only rows whose value it changes. The stale
+/// `Adjudicate → OnResponse1` entries are recorded unchanged (Old = New): the revert's dry run
+/// (what the prompt shows) and the revert itself count the rows the apply changed, no more.
+#[test]
+fn undo_revert_counts_only_rows_it_changes() {
+    let Some(fx) = Fixture::new("UndoCount", 1) else {
+        return;
+    };
+    let p = support::fixture_plan(
+        std::path::Path::new("fixtures/changes/removed_async_call_stale_entries"),
+        &fx,
+    );
+    support::create_plan_tables(&fx, &p);
+    assert!(
+        !bplmigrate::sql::revert_blockers(&p).is_empty(),
+        "undo-based"
+    );
+    let ids = fx.seed(1, &[row("S4", 3), row("S6", 3)]);
+    for _ in &ids {
+        fx.add_context(&[("Adjudicate", "OnResponse1"), ("Review", "OnResponse2")]);
+    }
+    let handlers0 = fx.handlers();
+    let m = Migration::from_plan(p).unwrap();
+    let applied = fx.apply_plan(&m).unwrap().rows_changed();
+    assert_eq!(applied, 2, "Review's entry of each context");
+    let recorded = support::scalar(
+        &fx.conn,
+        &format!(
+            r#"SELECT COUNT(*) FROM "BplMigrate"."Undo" WHERE "BplClass" = {}"#,
+            lit(&fx.class)
+        ),
+    );
+    assert!(recorded > applied, "{recorded}: stale entries recorded too");
+    let dry = fx
+        .apply(
+            &m,
+            &apply::ApplyOptions {
+                direction: apply::Direction::Revert,
+                dry_run: true,
+                ..apply::ApplyOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(dry.rows_changed(), applied);
+    let rep = fx.revert_plan(&m).unwrap();
+    assert_eq!(rep.rows_changed(), applied);
+    assert_eq!(fx.handlers(), handlers0);
+}

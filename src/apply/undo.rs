@@ -304,6 +304,8 @@ fn in_transaction(
 
     // Per table: the rows the entry recorded (0 for a table it recorded none of).
     let mut recorded: Vec<i64> = vec![0; works.len()];
+    // Per table: those of them whose value the restore changes (the count it reports).
+    let mut changing: Vec<i64> = vec![0; works.len()];
     if let Some(e) = applied {
         let no_undo = |reason: &str| Refusal::NoUndo {
             plan_id: plan.plan_id.clone(),
@@ -340,6 +342,9 @@ fn in_transaction(
                         &key,
                     )?;
                     recorded[i] = total;
+                    let step = format!("count the undo rows of {} that change", w.table);
+                    let q = sql_of(sql::undo_changing(d, &w.set_stacks), &step)?;
+                    changing[i] = db.count(&step, q.as_str(), &key)?;
                     let step = format!("compare the undo rows of {}", w.table);
                     let same = sql_of(sql::undo_unchanged(d, &w.table, &w.key, w.stacks), &step)?;
                     let unchanged = db.count(&step, same.as_str(), &key)?;
@@ -425,7 +430,7 @@ fn in_transaction(
     if let (Some(c), Some(e)) = (&opts.confirmed, applied) {
         let now: Vec<(String, i64)> = works
             .iter()
-            .zip(&recorded)
+            .zip(&changing)
             .map(|(w, n)| (restore_description(w, e.seq), *n))
             .collect();
         let differences = c.differences(&before, &now);
@@ -447,7 +452,7 @@ fn in_transaction(
     let mut statements = Vec::new();
     let mut mismatches = Vec::new();
     let seq = entry.seq.to_string();
-    for (w, expected) in works.iter().zip(&recorded) {
+    for (w, expected) in works.iter().zip(&changing) {
         let name = sql::undo_table_name(&w.table);
         let step = format!("restore {}", w.table);
         let restore = sql::undo_restore(db.dialect(), &w.table, &w.key, &w.set_stacks)
@@ -473,7 +478,7 @@ fn in_transaction(
         });
         if n != Some(*expected) {
             mismatches.push(format!(
-                "{}: the restore changed {n:?} rows, history entry {} recorded {expected}",
+                "{}: the restore changed {n:?} rows, the undo rows of history entry {} change {expected}",
                 w.table, entry.seq
             ));
         }
@@ -491,7 +496,7 @@ fn in_transaction(
     // logged again: the progress log shows the census once).
     progress.event(&Event::Step("counting the rows restored"));
     let after = census(db, targets, missing, &super::progress::Silent)?;
-    let restored: i64 = recorded.iter().sum();
+    let restored: i64 = changing.iter().sum();
     let mut history_seq = None;
     if !opts.dry_run {
         let next = history::next_seq(db, &class)?;
@@ -510,6 +515,13 @@ fn in_transaction(
         "the mapping cannot be inverted: {restored} rows put back exactly as history entry {} found them",
         entry.seq
     )];
+    let same: i64 = recorded.iter().sum::<i64>() - restored;
+    if same > 0 {
+        notes.push(format!(
+            "{} the apply recorded but left as they were stay as they are",
+            super::error::counted(same, "row", "rows")
+        ));
+    }
     if quiet.items.is_empty() {
         notes.push(format!("no production item runs {class}"));
     }

@@ -65,8 +65,8 @@ pub use render::{
     HANDLER_STACK, ID_COLUMN, NEXT_STATE, RESPONSE_HANDLER_COLUMN, SUBROUTINE_STACK, THREAD_STATUS,
 };
 pub use undo::{
-    undo_ddl, undo_restore, undo_rows, undo_strangers, undo_table, undo_table_name, undo_unchanged,
-    UNDO_COLUMNS,
+    undo_changing, undo_ddl, undo_restore, undo_rows, undo_strangers, undo_table, undo_table_name,
+    undo_unchanged, UNDO_COLUMNS,
 };
 
 use std::path::PathBuf;
