@@ -140,6 +140,10 @@ pub enum Refusal {
         class: String,
         expected: String,
         found: String,
+        /// A revert: `expected` is the plan's new source, and `later` the plan of the last
+        /// committed apply when it is another one (it must be reverted first).
+        revert: bool,
+        later: Option<String>,
     },
     /// Another apply holds the lock.
     Locked {
@@ -242,11 +246,36 @@ impl fmt::Display for Refusal {
                  of the class refuses; {}",
                 repair_advice(class, *seq)
             ),
-            Refusal::SourceMismatch { class, expected, found } => write!(
+            Refusal::SourceMismatch {
+                class,
+                expected,
+                found,
+                revert: false,
+                ..
+            } => write!(
                 f,
                 "the rows of {class} were last migrated to BPL source {found}, but this plan starts from \
                  {expected}; apply the plans in order"
             ),
+            Refusal::SourceMismatch {
+                class,
+                expected,
+                found,
+                revert: true,
+                later,
+            } => match later {
+                Some(later) => write!(
+                    f,
+                    "the rows of {class} were last migrated to BPL source {found} by plan {later}, applied \
+                     after this one; reverting this plan needs them at its new source {expected}: revert plan \
+                     {later} first"
+                ),
+                None => write!(
+                    f,
+                    "the rows of {class} were last migrated to BPL source {found}, but reverting this plan needs \
+                     them at its new source {expected}; revert the plans in the reverse order they were applied"
+                ),
+            },
             Refusal::Locked { class } => {
                 write!(f, "another bplmigrate apply of {class} is running; retry when it has finished")
             }

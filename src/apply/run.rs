@@ -617,10 +617,16 @@ pub(super) fn history_checks(
             Some(Refusal::AlreadyApplied { .. } | Refusal::NotApplied { .. })
         ) || dirty_after(entries, plan, last_of_plan.map(|e| e.seq));
         if current != expected && !already {
+            let revert = direction == Direction::Revert;
+            let later =
+                (revert && last.direction == Direction::Apply && last.plan_id != plan.plan_id)
+                    .then(|| last.plan_id.clone());
             refusals.push(Refusal::SourceMismatch {
                 class: plan.old.class.clone(),
                 expected: expected.clone(),
                 found: current.clone(),
+                revert,
+                later,
             });
         }
     }
@@ -1477,6 +1483,9 @@ fn check_guards(
                 Refusal::AlreadyApplied { .. }
                     | Refusal::NotApplied { .. }
                     | Refusal::DirtyHistory { .. }
+                    // A revert while a later plan is applied: the rows are where that plan
+                    // left them; the answer is to revert it first.
+                    | Refusal::SourceMismatch { later: Some(_), .. }
             )
         }) {
             return Err(ApplyError::Refused { refusals });
