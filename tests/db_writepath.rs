@@ -98,6 +98,25 @@ fn a_null_response_handler_is_refused() {
         "{r:?}"
     );
     assert_eq!(fx.snapshot(), before);
+    // Review 10, D7: `status --plan` words the blocker as the failure too (the check list
+    // keeps the condition that must hold).
+    let st = status(&fx, &m);
+    let imp = apply::impact(&m, &st).unwrap();
+    assert!(!imp.can_apply);
+    assert!(
+        imp.blockers
+            .iter()
+            .any(|b| b.starts_with("context rows name response handlers")),
+        "{:?}",
+        imp.blockers
+    );
+    assert!(
+        !imp.blockers
+            .iter()
+            .any(|b| b.contains("every context row names")),
+        "{:?}",
+        imp.blockers
+    );
 }
 
 /// B: the rows are read back before commit; a trigger that writes another state rolls the

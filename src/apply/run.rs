@@ -677,6 +677,9 @@ pub fn status(
             let (state, mut refusals) = history_checks(&m.plan, &history, direction);
             refusals.extend(plan_blocked(&m.plan));
             let mut checks = plan_checks(&m.plan, &census);
+            // The refusal of each failing guard below, in the words of the failure (the check
+            // itself is listed as the condition that must hold).
+            let mut failures: BTreeMap<usize, String> = BTreeMap::new();
             let unknown = unknown_rows(&m.plan, &census);
             // Checks whose rows a refusal of their own already names.
             let mut named: BTreeSet<usize> = BTreeSet::new();
@@ -722,6 +725,9 @@ pub fn status(
                     } else {
                         full.strip_prefix(g.description.as_str()).unwrap_or("")
                     };
+                    if rows != 0 {
+                        failures.insert(checks.len(), full.clone());
+                    }
                     checks.push(CheckResult {
                         description: format!(
                             "{}{at}",
@@ -741,13 +747,16 @@ pub fn status(
                 refusals.extend(quiet.refusals());
                 refusals.extend(unknown.values().flatten().cloned());
             }
-            for (_, c) in checks
+            for (i, c) in checks
                 .iter()
                 .enumerate()
                 .filter(|(i, c)| !c.ok && !applied && !named.contains(i))
             {
                 refusals.push(Refusal::Precondition {
-                    description: c.description.clone(),
+                    description: failures
+                        .get(&i)
+                        .cloned()
+                        .unwrap_or_else(|| c.description.clone()),
                     rows: c.rows,
                 });
             }
