@@ -230,7 +230,8 @@ fn a_confirmation_binds_the_counts_it_showed() {
     );
     let text = e.to_string();
     assert!(text.starts_with("refused, nothing was changed"), "{text}");
-    assert!(text.contains("expected 1 rows, found 51"), "{text}");
+    assert!(text.contains("expected 1 row, found 51"), "{text}");
+    assert!(text.contains("run `apply` again"), "{text}");
     assert!(text.contains("S5 -> S7") || text.contains("S5"), "{text}");
     assert_eq!(fx.snapshot(), before);
     assert!(fx.history().is_empty());

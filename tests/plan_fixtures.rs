@@ -1284,3 +1284,30 @@ fn a_changed_sync_timeout_shows_as_modified() {
         .filter(|x| x.old != "S2" && x.old != "S3")
         .all(|x| x.modified.is_none()));
 }
+
+/// Review 10, D4/D8: "blocked for good" comes from the findings and the classes, not the
+/// stored verdict, and its remedy is the one that can work: overrides for an ambiguous match,
+/// none for a changed class (every path words it the same, `plan::blocked_remedy`).
+#[test]
+fn blocked_for_good_ignores_the_stored_verdict_and_names_a_remedy_that_works() {
+    for (case, overrides) in [("ambiguous_twin_delay", true), ("class_changed", false)] {
+        let (planned, ..) = plan_case(Path::new("fixtures/changes").join(case).as_path());
+        let mut p = planned.plan;
+        let why = p.blocked_for_good();
+        assert!(!why.is_empty(), "{case}");
+        p.verdict = Verdict::Migratable;
+        assert_eq!(p.blocked_for_good(), why, "{case}: the verdict edited");
+        let remedy = plan::blocked_remedy(&why);
+        assert_eq!(
+            remedy.contains("with overrides"),
+            overrides,
+            "{case}: {remedy}"
+        );
+    }
+    // Not blocked: no finding that draining cannot resolve, whatever the verdict says.
+    let (planned, ..) = plan_case(Path::new("fixtures/changes/removed_wait_state"));
+    let mut p = planned.plan;
+    assert!(p.blocked_for_good().is_empty());
+    p.verdict = Verdict::Migratable;
+    assert!(p.blocked_for_good().is_empty());
+}

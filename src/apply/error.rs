@@ -119,6 +119,8 @@ pub enum Refusal {
     /// arrived, left or moved between the prompt and the answer).
     ConfirmedCountsChanged {
         differences: Vec<String>,
+        /// The confirmed run was a revert (`apply --revert` shows the new counts).
+        revert: bool,
     },
     /// The history says this plan was already applied (or, for a revert, is not applied).
     AlreadyApplied {
@@ -223,15 +225,19 @@ impl fmt::Display for Refusal {
             Refusal::PlanBlocked { plan_id, reasons } => write!(
                 f,
                 "plan {plan_id} is blocked by {}, which draining does not resolve: it cannot be applied as it \
-                 is; resolve {} with overrides and generate the migration again",
+                 is; {}",
                 reasons.join("; "),
-                if reasons.len() == 1 { "it" } else { "them" }
+                crate::plan::blocked_remedy(reasons)
             ),
-            Refusal::ConfirmedCountsChanged { differences } => write!(
+            Refusal::ConfirmedCountsChanged {
+                differences,
+                revert,
+            } => write!(
                 f,
                 "the rows changed after you confirmed their counts ({}; expected: the dry run you confirmed, \
-                 found: now, under the locks); run apply again to see the new counts and confirm them",
-                differences.join("; ")
+                 found: now, under the locks); run `{}` again to see the new counts and confirm them",
+                differences.join("; "),
+                if *revert { "apply --revert" } else { "apply" }
             ),
             Refusal::AlreadyApplied { plan_id, seq } => {
                 write!(f, "plan {plan_id} was already applied (history entry {seq})")

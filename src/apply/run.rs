@@ -84,7 +84,10 @@ impl Confirmed {
         } else {
             for ((what, x), (_, y)) in self.statements.iter().zip(statements) {
                 if x != y {
-                    out.push(format!("{what}: expected {x} rows, found {y}"));
+                    out.push(format!(
+                        "{what}: expected {}, found {y}",
+                        super::error::counted(*x, "row", "rows")
+                    ));
                 }
             }
         }
@@ -1301,7 +1304,10 @@ fn in_transaction(
         let differences = c.differences(&before, &now);
         if !differences.is_empty() {
             return Err(ApplyError::Refused {
-                refusals: vec![Refusal::ConfirmedCountsChanged { differences }],
+                refusals: vec![Refusal::ConfirmedCountsChanged {
+                    differences,
+                    revert: opts.direction == Direction::Revert,
+                }],
             });
         }
     }

@@ -436,7 +436,10 @@ fn in_transaction(
         let differences = c.differences(&before, &now);
         if !differences.is_empty() {
             return Err(ApplyError::Refused {
-                refusals: vec![Refusal::ConfirmedCountsChanged { differences }],
+                refusals: vec![Refusal::ConfirmedCountsChanged {
+                    differences,
+                    revert: true,
+                }],
             });
         }
     }

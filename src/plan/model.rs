@@ -70,7 +70,7 @@ impl MigrationPlan {
             .collect();
         if self.old.class != self.new.class {
             why.push(format!(
-                "the class changed from {} to {}",
+                "{CLASS_CHANGED}{} to {}",
                 self.old.class, self.new.class
             ));
         }
@@ -82,6 +82,22 @@ impl MigrationPlan {
         why
     }
 }
+
+/// What to do about a plan blocked for good, given its [`MigrationPlan::blocked_for_good`]
+/// reasons: overrides resolve an ambiguous match, nothing resolves a changed class.
+pub fn blocked_remedy(reasons: &[String]) -> &'static str {
+    if reasons.iter().any(|r| r.starts_with(CLASS_CHANGED)) {
+        "no override resolves a changed class: the rows of the old class cannot become rows of the new one; \
+         let its instances finish under the old class"
+    } else if reasons.len() == 1 {
+        "resolve it with overrides and generate the migration again"
+    } else {
+        "resolve them with overrides and generate the migration again"
+    }
+}
+
+/// How [`MigrationPlan::blocked_for_good`] begins a changed class's reason.
+const CLASS_CHANGED: &str = "the class changed from ";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanSource {
