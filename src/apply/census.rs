@@ -445,7 +445,11 @@ fn count_differences<K: Ord>(
             b.get(k).copied().unwrap_or(0),
         );
         if x != y {
-            out.push(format!("{}: expected {x} rows, found {y}", what(k)));
+            out.push(format!(
+                "{}: expected {}, found {y}",
+                what(k),
+                super::error::counted(x, "row", "rows")
+            ));
         }
     }
 }
