@@ -540,6 +540,21 @@ fn stale_entries_of_a_removed_async_call_do_not_block_the_apply() {
     assert!(t[0].contains("\"Adjudicate\""), "{t:?}");
     assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3);
     assert_eq!(fx.snapshot(), before, "a refused apply changed rows");
+    // Review 10, D9: `status --plan` says of the group at FirstAnswer that its rows wait on
+    // that response, not only "unchanged".
+    let imp = apply::impact(&m, &status(&fx, &m)).unwrap();
+    let s2 = imp
+        .groups
+        .iter()
+        .find(|g| g.summary.contains("Thread1:S2"))
+        .unwrap_or_else(|| panic!("{:?}", imp.groups));
+    assert!(
+        s2.summary.contains(
+            "may wait on a response to call \"Adjudicate\": apply refuses while one is pending"
+        ),
+        "{}",
+        s2.summary
+    );
 
     // Adjudicate answers: the pending response goes, its entry stays (spec 5.2).
     fx.exec(&format!(
