@@ -460,6 +460,7 @@ fn a_pending_response_to_a_renamed_call_refuses() {
             table: fx.table(1),
             call: "BankUS".into(),
             reason: "the call was renamed".into(),
+            new_call: None,
         });
     p.plan_id = bplmigrate::plan::plan_id(&p).unwrap();
     let before = fx.snapshot();

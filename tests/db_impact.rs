@@ -319,6 +319,11 @@ fn watch_times_out_with_exit_3_and_stops_at_once_when_draining_cannot_help() {
         err.contains("cannot become ready by draining") && err.contains("already applied"),
         "{err}"
     );
+    // Review 10, D7: the progress line does not offer draining either.
+    assert!(
+        err.contains("not ready, and draining cannot help") && !err.contains("to drain"),
+        "{err}"
+    );
 }
 
 #[test]

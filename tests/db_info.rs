@@ -434,3 +434,37 @@ fn a_parent_folder_or_a_missing_path_is_named_as_such() {
         assert!(err.contains("does not exist"), "{args:?}: {err}");
     }
 }
+
+/// Review 10, D6: reverting the first of two chained plans while the second is applied says
+/// to revert the second first (the rows are where it left them), and nothing else — not
+/// "apply the plans in order", nor the rows the second plan moved as "reached after the
+/// migration". Nothing changes; after the second's revert, the first's revert runs.
+#[test]
+fn reverting_an_earlier_plan_names_the_later_one_to_revert_first() {
+    let Some((fx, a, b, _tmp)) = two_plans("RevertOrder") else {
+        return;
+    };
+    let (ma, mb) = (
+        apply::Migration::from_plan(a.clone()).unwrap(),
+        apply::Migration::from_plan(b.clone()).unwrap(),
+    );
+    let start = fx.states(1);
+    fx.apply_plan(&ma).unwrap();
+    fx.apply_plan(&mb).unwrap();
+    let before = fx.snapshot();
+    let r = refusals(fx.revert_plan(&ma));
+    assert!(
+        matches!(&r[..], [Refusal::SourceMismatch { later: Some(l), revert: true, .. }] if *l == b.plan_id),
+        "{r:?}"
+    );
+    let text = r[0].to_string();
+    assert!(
+        text.contains(&format!("revert plan {} first", b.plan_id))
+            && !text.contains("apply the plans"),
+        "{text}"
+    );
+    assert_eq!(fx.snapshot(), before);
+    fx.revert_plan(&mb).unwrap();
+    fx.revert_plan(&ma).unwrap();
+    assert_eq!(fx.states(1), start);
+}

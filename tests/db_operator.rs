@@ -230,7 +230,8 @@ fn a_confirmation_binds_the_counts_it_showed() {
     );
     let text = e.to_string();
     assert!(text.starts_with("refused, nothing was changed"), "{text}");
-    assert!(text.contains("expected 1 rows, found 51"), "{text}");
+    assert!(text.contains("expected 1 row, found 51"), "{text}");
+    assert!(text.contains("run `apply` again"), "{text}");
     assert!(text.contains("S5 -> S7") || text.contains("S5"), "{text}");
     assert_eq!(fx.snapshot(), before);
     assert!(fx.history().is_empty());
@@ -339,6 +340,23 @@ fn a_blocked_plan_applies_once_drained_only_when_draining_is_what_blocks_it() {
         .refusals
         .iter()
         .any(|r| matches!(r, Refusal::PlanBlocked { .. })));
+
+    // Review 10, D4: the verdict edited to "migratable" (plan id recomputed, as a folder whose
+    // checksums were recomputed would verify) changes nothing: "blocked for good" is derived
+    // from the open findings, not from the stored verdict.
+    let mut edited = m.plan.clone();
+    edited.verdict = bplmigrate::plan::Verdict::Migratable;
+    edited.plan_id = bplmigrate::plan::plan_id(&edited).unwrap();
+    assert_eq!(edited.blocked_for_good(), m.plan.blocked_for_good());
+    fx.seed(1, &[row("S9", 3), row("S11", 3)]);
+    let m = Migration::from_plan(edited).unwrap();
+    let before = fx.snapshot();
+    for r in [fx.dry_run(&m), fx.apply_plan(&m)] {
+        let r = refusals(r);
+        assert!(matches!(&r[..], [Refusal::PlanBlocked { .. }]), "{r:?}");
+        assert!(r[0].to_string().contains("BPM0301"), "{}", r[0]);
+    }
+    assert_eq!(fx.snapshot(), before);
 }
 
 /// Item 12: rows that reached new-only states after the apply refuse the revert with the
@@ -600,4 +618,64 @@ fn the_terminal_prompt_refuses_when_rows_arrive_before_the_answer() {
     assert!(!text.contains("rows changed;"), "{text}");
     assert_eq!(fx.snapshot(), before);
     assert!(fx.history().is_empty());
+}
+
+/// Review 10, D3: a dirty entry of a plan that cannot be inverted (stale handler entries,
+/// recorded unchanged in the undo rows): the history row the run wrote is lost after its
+/// commit, so the entry never got its undo-row count, but BplMigrate.Undo holds the rows under
+/// its entry number. Repaired as applied, `apply --revert` restores from them (it refused
+/// before, claiming the run recorded none) and every row is as it was.
+#[test]
+fn a_repaired_dirty_entry_reverts_from_the_undo_rows_its_run_wrote() {
+    let Some(fx) = Fixture::new("OpsDirtyUndo", 1) else {
+        return;
+    };
+    let p = fixture_plan(&case("removed_async_call_stale_entries"), &fx);
+    assert!(
+        !bplmigrate::sql::revert_blockers(&p).is_empty(),
+        "undo-based"
+    );
+    create_plan_tables(&fx, &p);
+    let ids = fx.seed(1, &[row("S4", 3), row("S6", 3)]);
+    for _ in &ids {
+        fx.add_context(&[("Adjudicate", "OnResponse1"), ("Review", "OnResponse2")]);
+    }
+    let (states0, handlers0) = (fx.states(1), fx.handlers());
+    let m = Migration::from_plan(p).unwrap();
+    let other = raw_connect(&fx.connect);
+    let class = fx.class.clone();
+    let lose = At {
+        at: "reading back",
+        f: || {
+            exec(
+                &other,
+                &format!(r#"DELETE FROM "BplMigrate"."History" WHERE "BplClass" = '{class}'"#),
+            )
+        },
+    };
+    let mut db = apply::Db::connect(&fx.connect).unwrap();
+    let e = apply::apply(
+        &mut db,
+        &m,
+        &ApplyOptions {
+            applied_by: "test".into(),
+            ..ApplyOptions::default()
+        },
+        &lose,
+    )
+    .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::CommittedUnverified, "{e}");
+    assert_ne!(fx.handlers(), handlers0, "the rows are migrated");
+    let mut db = apply::Db::connect(&fx.connect).unwrap();
+    apply::repair(
+        &mut db,
+        &fx.class,
+        1,
+        Resolution::Applied,
+        "test",
+        "rows checked",
+    )
+    .unwrap();
+    fx.revert_plan(&m).unwrap();
+    assert_eq!((fx.states(1), fx.handlers()), (states0, handlers0));
 }

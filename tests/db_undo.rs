@@ -260,20 +260,6 @@ fn an_entry_without_undo_rows_cannot_be_reverted_and_says_why() {
     seed_merged(&fx);
     let m = Migration::from_plan(merged_plan(&fx)).unwrap();
     fx.apply_plan(&m).unwrap();
-    // As the ObjectScript runner (or a version before undo) writes it: no `undo` count.
-    fx.exec(&format!(
-        r#"UPDATE "BplMigrate"."History" SET "RowCounts" = '{{"runner":"objectscript"}}' WHERE "BplClass" = {}"#,
-        lit(&fx.class)
-    ));
-    let before = fx.snapshot();
-    let e = fx.revert_plan(&m).unwrap_err();
-    assert_eq!(e.class(), ErrorClass::Refused);
-    assert!(
-        e.to_string().contains("recorded no undo rows")
-            && e.to_string().contains("restore them from a backup"),
-        "{e}"
-    );
-    assert_eq!(fx.snapshot(), before);
     // Undo rows removed by hand: the count no longer matches.
     fx.exec(&format!(
         r#"UPDATE "BplMigrate"."History" SET "RowCounts" = '{{"undo":7}}' WHERE "BplClass" = {}"#,
@@ -283,12 +269,36 @@ fn an_entry_without_undo_rows_cannot_be_reverted_and_says_why() {
         r#"DELETE FROM "BplMigrate"."Undo" WHERE "BplClass" = {} AND "TableName" LIKE '%Handlers'"#,
         lit(&fx.class)
     ));
+    let before = fx.snapshot();
     let e = fx.revert_plan(&m).unwrap_err();
     assert!(
         e.to_string()
             .contains("recorded 7 undo rows, but BplMigrate.Undo holds 4"),
         "{e}"
     );
+    assert_eq!(fx.snapshot(), before);
+    // As a version before undo rows wrote it: no `undo` count, and none under its entry.
+    fx.exec(&format!(
+        r#"UPDATE "BplMigrate"."History" SET "RowCounts" = '{{"changed":1}}' WHERE "BplClass" = {}"#,
+        lit(&fx.class)
+    ));
+    fx.exec(&format!(
+        r#"DELETE FROM "BplMigrate"."Undo" WHERE "BplClass" = {}"#,
+        lit(&fx.class)
+    ));
+    let before = fx.snapshot();
+    let e = fx.revert_plan(&m).unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Refused);
+    let r = refusals(Err(e));
+    assert!(matches!(&r[..], [Refusal::NoUndo { .. }]), "{r:?}");
+    let text = r[0].to_string();
+    assert!(
+        text.contains("does not say it recorded undo rows, and BplMigrate.Undo holds none")
+            && text.contains("restore them from a backup")
+            && !text.contains("ObjectScript runner"),
+        "{text}"
+    );
+    assert_eq!(fx.snapshot(), before);
 }
 
 #[test]

@@ -98,6 +98,25 @@ fn a_null_response_handler_is_refused() {
         "{r:?}"
     );
     assert_eq!(fx.snapshot(), before);
+    // Review 10, D7: `status --plan` words the blocker as the failure too (the check list
+    // keeps the condition that must hold).
+    let st = status(&fx, &m);
+    let imp = apply::impact(&m, &st).unwrap();
+    assert!(!imp.can_apply);
+    assert!(
+        imp.blockers
+            .iter()
+            .any(|b| b.starts_with("context rows name response handlers")),
+        "{:?}",
+        imp.blockers
+    );
+    assert!(
+        !imp.blockers
+            .iter()
+            .any(|b| b.contains("every context row names")),
+        "{:?}",
+        imp.blockers
+    );
 }
 
 /// B: the rows are read back before commit; a trigger that writes another state rolls the
@@ -291,6 +310,7 @@ fn with_pending_precondition(fx: &Fixture, mut p: MigrationPlan) -> MigrationPla
         table: fx.table(1),
         call: "Notify".into(),
         reason: "the call was renamed".into(),
+        new_call: None,
     });
     p.plan_id = bplmigrate::plan::plan_id(&p).unwrap();
     p
@@ -520,6 +540,21 @@ fn stale_entries_of_a_removed_async_call_do_not_block_the_apply() {
     assert!(t[0].contains("\"Adjudicate\""), "{t:?}");
     assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3);
     assert_eq!(fx.snapshot(), before, "a refused apply changed rows");
+    // Review 10, D9: `status --plan` says of the group at FirstAnswer that its rows wait on
+    // that response, not only "unchanged".
+    let imp = apply::impact(&m, &status(&fx, &m)).unwrap();
+    let s2 = imp
+        .groups
+        .iter()
+        .find(|g| g.summary.contains("Thread1:S2"))
+        .unwrap_or_else(|| panic!("{:?}", imp.groups));
+    assert!(
+        s2.summary.contains(
+            "may wait on a response to call \"Adjudicate\": apply refuses while one is pending"
+        ),
+        "{}",
+        s2.summary
+    );
 
     // Adjudicate answers: the pending response goes, its entry stays (spec 5.2).
     fx.exec(&format!(
@@ -635,4 +670,255 @@ fn stale_entries_a_later_send_would_read_refuse_the_rows_that_can_send() {
             .collect::<Vec<_>>(),
         ["Stop", "S9", "Stop"]
     );
+}
+
+/// Review 10, D1: an async call with a `<response>` that no `<sync>` waits on is removed. Its
+/// pending responses are still dispatched through the context's `Auto → OnResponse1` entry,
+/// and OnResponse1 is Review's handler after the rewrite: the plan requires that none is
+/// pending (the same rule as for an awaited call), the apply refuses while one is (exit 3,
+/// nothing changed) and runs once it is gone. A pending response of the kept call `Review`
+/// is no obstacle.
+#[test]
+fn a_removed_unsynced_call_with_a_pending_response_is_refused() {
+    let Some(fx) = Fixture::new("StaleUnsynced", 1) else {
+        return;
+    };
+    let p = support::fixture_plan(
+        std::path::Path::new("fixtures/changes/removed_unsynced_async_call"),
+        &fx,
+    );
+    support::create_plan_tables(&fx, &p);
+    assert!(
+        p.preconditions.iter().any(|c| matches!(c,
+            Precondition::NoPendingResponse { call, .. } if call == "Auto")),
+        "{:?}",
+        p.preconditions
+    );
+    let ids = fx.seed(1, &[row("S2", 3), row("S4", 3)]);
+    for _ in &ids {
+        fx.add_context(&[("Auto", "OnResponse1"), ("Review", "OnResponse2")]);
+    }
+    fx.add_pending(1, ids[0], "Review");
+    fx.add_pending(1, ids[0], "Auto");
+    fx.add_pending(1, ids[1], "Auto");
+    let m = Migration::from_plan(p).unwrap();
+    let before = fx.snapshot();
+    let imp = apply::impact(&m, &status(&fx, &m)).unwrap();
+    assert!(!imp.can_apply, "{:?}", imp.blockers);
+    let e = fx.apply_plan(&m).unwrap_err();
+    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
+    let t = texts(e.refusals());
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert!(
+        t[0].contains("\"Auto\"") && t[0].contains("2 rows"),
+        "{t:?}"
+    );
+    assert_eq!(fx.snapshot(), before, "a refused apply changed rows");
+
+    // The Auto responses arrive; Review's stays pending and does not block.
+    fx.exec(&format!(
+        r#"DELETE FROM "{}"."Thread1__PendingResponses" WHERE "element_key" = 'Auto'"#,
+        fx.schema
+    ));
+    fx.apply_plan(&m).unwrap();
+    let auto = ("Auto".to_string(), "OnResponse1".to_string());
+    let review = ("Review".to_string(), "OnResponse1".to_string());
+    assert_eq!(
+        fx.handlers(),
+        vec![auto.clone(), review.clone(), auto, review]
+    );
+}
+
+/// D1 with a runtime key: the removed call is sent under `@context.Key`, so its stale entry
+/// may be under any key and every pending response counts (the guard cannot tell which key
+/// the expression gave); with none pending the apply runs.
+#[test]
+fn a_removed_call_with_a_runtime_key_counts_every_pending_response() {
+    let Some(fx) = Fixture::new("StaleAtKey", 1) else {
+        return;
+    };
+    let p = support::fixture_plan(
+        std::path::Path::new("fixtures/changes/removed_unsynced_async_call_at"),
+        &fx,
+    );
+    support::create_plan_tables(&fx, &p);
+    let ids = fx.seed(1, &[row("S4", 3)]);
+    fx.add_context(&[("Loan42", "OnResponse1"), ("Review", "OnResponse2")]);
+    fx.add_pending(1, ids[0], "Loan42");
+    let m = Migration::from_plan(p).unwrap();
+    let before = fx.snapshot();
+    let e = fx.apply_plan(&m).unwrap_err();
+    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
+    let t = texts(e.refusals());
+    assert!(
+        t.len() == 1 && t[0].contains("@context.Key") && t[0].contains("1 row"),
+        "{t:?}"
+    );
+    assert_eq!(fx.snapshot(), before);
+    fx.exec(&format!(
+        r#"DELETE FROM "{}"."Thread1__PendingResponses""#,
+        fx.schema
+    ));
+    fx.apply_plan(&m).unwrap();
+    assert_eq!(
+        fx.handlers(),
+        vec![
+            ("Loan42".to_string(), "OnResponse1".to_string()),
+            ("Review".to_string(), "OnResponse1".to_string())
+        ]
+    );
+}
+
+/// Review 10, D2: `apply --revert` of a renamed call (`Notify` → `NotifyV2`, with states
+/// renumbered) refuses while a thread of the new version waits on a response under the new
+/// name: the old version waits on `Notify` and would never match it. Exit 3, nothing changed;
+/// once the response has arrived the revert runs. The inverse-script revert.
+#[test]
+fn revert_of_a_renamed_call_refuses_a_response_pending_under_the_new_name() {
+    let Some(fx) = Fixture::new("RevRename", 1) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("bplm-revrename-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = std::path::Path::new("fixtures/changes/insert_middle");
+    std::fs::copy(src.join("old.cls"), dir.join("old.cls")).unwrap();
+    let new = std::fs::read_to_string(src.join("new.cls")).unwrap();
+    assert!(new.contains("name='Notify'"));
+    std::fs::write(
+        dir.join("new.cls"),
+        new.replace("name='Notify'", "name='NotifyV2'"),
+    )
+    .unwrap();
+    let p = support::fixture_plan(&dir, &fx);
+    std::fs::remove_dir_all(&dir).unwrap();
+    support::create_plan_tables(&fx, &p);
+    assert!(
+        bplmigrate::sql::revert_blockers(&p).is_empty(),
+        "invertible"
+    );
+    fx.seed(1, &[row("S11", 3)]);
+    let m = Migration::from_plan(p).unwrap();
+    fx.apply_plan(&m).unwrap();
+    let ids = fx.seed(1, &[row("S13", 3)]);
+    fx.add_pending(1, ids[0], "NotifyV2");
+    let before = fx.snapshot();
+    let e = fx.revert_plan(&m).unwrap_err();
+    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
+    let t = texts(e.refusals());
+    assert!(
+        t.len() == 1 && t[0].contains("\"NotifyV2\"") && t[0].contains("1 row"),
+        "{t:?}"
+    );
+    assert_eq!(fx.snapshot(), before, "a refused revert changed rows");
+    fx.exec(&format!(
+        r#"DELETE FROM "{}"."Thread1__PendingResponses""#,
+        fx.schema
+    ));
+    fx.revert_plan(&m).unwrap();
+    assert!(
+        fx.states(1).iter().all(|s| s.0 == "S11"),
+        "{:?}",
+        fx.states(1)
+    );
+}
+
+/// D2, the undo-based revert (handlers merged: not invertible) guards the same: a response
+/// pending under a renamed call's new name refuses (exit 3, nothing changed).
+#[test]
+fn undo_revert_refuses_a_response_pending_under_a_renamed_calls_new_name() {
+    let Some(fx) = Fixture::new("UndoRename", 1) else {
+        return;
+    };
+    let ids = fx.seed(1, &[row("S5", 3)]);
+    fx.add_context(&[("A", "OnResponse1"), ("B", "OnResponse2")]);
+    let mut p = plan(
+        &fx,
+        "merge",
+        &[(1, vec![st("S5", Some("S5"))])],
+        &[
+            ("OnResponse1", Some("OnResponse3"), "A"),
+            ("OnResponse2", Some("OnResponse3"), "B"),
+        ],
+    );
+    p.preconditions.push(Precondition::NoPendingResponse {
+        table: fx.table(1),
+        call: "A".into(),
+        reason: "the call was renamed".into(),
+        new_call: Some("A2".into()),
+    });
+    p.plan_id = bplmigrate::plan::plan_id(&p).unwrap();
+    assert!(
+        !bplmigrate::sql::revert_blockers(&p).is_empty(),
+        "undo-based"
+    );
+    let m = Migration::from_plan(p).unwrap();
+    fx.apply_plan(&m).unwrap();
+    fx.add_pending(1, ids[0], "A2");
+    let before = fx.snapshot();
+    let e = fx.revert_plan(&m).unwrap_err();
+    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
+    let t = texts(e.refusals());
+    assert!(t.len() == 1 && t[0].contains("\"A2\""), "{t:?}");
+    assert_eq!(fx.snapshot(), before);
+    fx.exec(&format!(
+        r#"DELETE FROM "{}"."Thread1__PendingResponses""#,
+        fx.schema
+    ));
+    fx.revert_plan(&m).unwrap();
+    assert_eq!(
+        fx.handlers(),
+        vec![
+            ("A".to_string(), "OnResponse1".to_string()),
+            ("B".to_string(), "OnResponse2".to_string())
+        ]
+    );
+}
+
+/// Review 10, D5: the undo-based revert counts only rows whose value it changes. The stale
+/// `Adjudicate → OnResponse1` entries are recorded unchanged (Old = New): the revert's dry run
+/// (what the prompt shows) and the revert itself count the rows the apply changed, no more.
+#[test]
+fn undo_revert_counts_only_rows_it_changes() {
+    let Some(fx) = Fixture::new("UndoCount", 1) else {
+        return;
+    };
+    let p = support::fixture_plan(
+        std::path::Path::new("fixtures/changes/removed_async_call_stale_entries"),
+        &fx,
+    );
+    support::create_plan_tables(&fx, &p);
+    assert!(
+        !bplmigrate::sql::revert_blockers(&p).is_empty(),
+        "undo-based"
+    );
+    let ids = fx.seed(1, &[row("S4", 3), row("S6", 3)]);
+    for _ in &ids {
+        fx.add_context(&[("Adjudicate", "OnResponse1"), ("Review", "OnResponse2")]);
+    }
+    let handlers0 = fx.handlers();
+    let m = Migration::from_plan(p).unwrap();
+    let applied = fx.apply_plan(&m).unwrap().rows_changed();
+    assert_eq!(applied, 2, "Review's entry of each context");
+    let recorded = support::scalar(
+        &fx.conn,
+        &format!(
+            r#"SELECT COUNT(*) FROM "BplMigrate"."Undo" WHERE "BplClass" = {}"#,
+            lit(&fx.class)
+        ),
+    );
+    assert!(recorded > applied, "{recorded}: stale entries recorded too");
+    let dry = fx
+        .apply(
+            &m,
+            &apply::ApplyOptions {
+                direction: apply::Direction::Revert,
+                dry_run: true,
+                ..apply::ApplyOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(dry.rows_changed(), applied);
+    let rep = fx.revert_plan(&m).unwrap();
+    assert_eq!(rep.rows_changed(), applied);
+    assert_eq!(fx.handlers(), handlers0);
 }

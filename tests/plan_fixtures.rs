@@ -315,6 +315,8 @@ fn change_fixture_verdicts() {
         ("body_end_insert", Verdict::Migratable),
         ("removed_async_call_stale_entries", Verdict::Migratable),
         ("handler_removed_in_loop", Verdict::Migratable),
+        ("removed_unsynced_async_call", Verdict::Migratable),
+        ("removed_unsynced_async_call_at", Verdict::Migratable),
         ("sync_timeout_changed", Verdict::Compatible),
         ("toggle_swapped", Verdict::Drain),
         ("nested_catch_compensate", Verdict::Migratable),
@@ -1371,4 +1373,31 @@ fn every_subroutine_stack_alternative_is_mapped_element_wise() {
     assert!(!serde_json::to_string(&plain.plan)
         .unwrap()
         .contains("other_subroutine_stacks"));
+}
+
+/// Review 10, D4/D8: "blocked for good" comes from the findings and the classes, not the
+/// stored verdict, and its remedy is the one that can work: overrides for an ambiguous match,
+/// none for a changed class (every path words it the same, `plan::blocked_remedy`).
+#[test]
+fn blocked_for_good_ignores_the_stored_verdict_and_names_a_remedy_that_works() {
+    for (case, overrides) in [("ambiguous_twin_delay", true), ("class_changed", false)] {
+        let (planned, ..) = plan_case(Path::new("fixtures/changes").join(case).as_path());
+        let mut p = planned.plan;
+        let why = p.blocked_for_good();
+        assert!(!why.is_empty(), "{case}");
+        p.verdict = Verdict::Migratable;
+        assert_eq!(p.blocked_for_good(), why, "{case}: the verdict edited");
+        let remedy = plan::blocked_remedy(&why);
+        assert_eq!(
+            remedy.contains("with overrides"),
+            overrides,
+            "{case}: {remedy}"
+        );
+    }
+    // Not blocked: no finding that draining cannot resolve, whatever the verdict says.
+    let (planned, ..) = plan_case(Path::new("fixtures/changes/removed_wait_state"));
+    let mut p = planned.plan;
+    assert!(p.blocked_for_good().is_empty());
+    p.verdict = Verdict::Migratable;
+    assert!(p.blocked_for_good().is_empty());
 }

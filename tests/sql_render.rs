@@ -226,6 +226,7 @@ fn blocked_plan() -> MigrationPlan {
             table: t1,
             call: "Credit".into(),
             reason: "call \"Credit\" was removed".into(),
+            new_call: None,
         },
         Precondition::HostDisabled {
             class: "Demo.Loan.BankUS".into(),
@@ -831,6 +832,7 @@ fn malicious_names_never_make_a_second_statement() {
         table: table("Demo.Loan.BankUS.Thread1"),
         call: evil.into(),
         reason: "x\nDROP TABLE y".into(),
+        new_call: None,
     };
     p.old.class = "Demo.Loan'; DELETE FROM x; --".into();
     p.old.origin = "evil\nDROP TABLE z;".into();
@@ -863,6 +865,7 @@ fn malicious_names_never_make_a_second_statement() {
         table: table("Demo.Loan.BankUS.Thread1"),
         call: "a\nb".into(),
         reason: String::new(),
+        new_call: None,
     };
     assert!(matches!(
         render(&p, Dialect::Iris),
@@ -874,6 +877,7 @@ fn malicious_names_never_make_a_second_statement() {
         table: table("Demo.Loan.BankUS.Thread1"),
         call: "a\\".into(),
         reason: String::new(),
+        new_call: None,
     };
     assert!(render(&p, Dialect::Postgres).is_err());
     assert!(render(&p, Dialect::Iris).is_ok());

@@ -375,7 +375,9 @@ impl LiveCensus {
     pub fn pending_for(&self, table: &SqlTable, key: &str) -> i64 {
         self.pending
             .iter()
-            .filter(|g| &g.key.table == table && g.key.key.as_deref() == Some(key))
+            .filter(|g| {
+                &g.key.table == table && crate::sql::pending_key_matches(key, g.key.key.as_deref())
+            })
             .map(|g| g.rows)
             .sum()
     }
@@ -443,7 +445,11 @@ fn count_differences<K: Ord>(
             b.get(k).copied().unwrap_or(0),
         );
         if x != y {
-            out.push(format!("{}: expected {x} rows, found {y}", what(k)));
+            out.push(format!(
+                "{}: expected {}, found {y}",
+                what(k),
+                super::error::counted(x, "row", "rows")
+            ));
         }
     }
 }

@@ -119,6 +119,8 @@ pub enum Refusal {
     /// arrived, left or moved between the prompt and the answer).
     ConfirmedCountsChanged {
         differences: Vec<String>,
+        /// The confirmed run was a revert (`apply --revert` shows the new counts).
+        revert: bool,
     },
     /// The history says this plan was already applied (or, for a revert, is not applied).
     AlreadyApplied {
@@ -140,6 +142,10 @@ pub enum Refusal {
         class: String,
         expected: String,
         found: String,
+        /// A revert: `expected` is the plan's new source, and `later` the plan of the last
+        /// committed apply when it is another one (it must be reverted first).
+        revert: bool,
+        later: Option<String>,
     },
     /// Another apply holds the lock.
     Locked {
@@ -219,15 +225,19 @@ impl fmt::Display for Refusal {
             Refusal::PlanBlocked { plan_id, reasons } => write!(
                 f,
                 "plan {plan_id} is blocked by {}, which draining does not resolve: it cannot be applied as it \
-                 is; resolve {} with overrides and generate the migration again",
+                 is; {}",
                 reasons.join("; "),
-                if reasons.len() == 1 { "it" } else { "them" }
+                crate::plan::blocked_remedy(reasons)
             ),
-            Refusal::ConfirmedCountsChanged { differences } => write!(
+            Refusal::ConfirmedCountsChanged {
+                differences,
+                revert,
+            } => write!(
                 f,
                 "the rows changed after you confirmed their counts ({}; expected: the dry run you confirmed, \
-                 found: now, under the locks); run apply again to see the new counts and confirm them",
-                differences.join("; ")
+                 found: now, under the locks); run `{}` again to see the new counts and confirm them",
+                differences.join("; "),
+                if *revert { "apply --revert" } else { "apply" }
             ),
             Refusal::AlreadyApplied { plan_id, seq } => {
                 write!(f, "plan {plan_id} was already applied (history entry {seq})")
@@ -242,11 +252,36 @@ impl fmt::Display for Refusal {
                  of the class refuses; {}",
                 repair_advice(class, *seq)
             ),
-            Refusal::SourceMismatch { class, expected, found } => write!(
+            Refusal::SourceMismatch {
+                class,
+                expected,
+                found,
+                revert: false,
+                ..
+            } => write!(
                 f,
                 "the rows of {class} were last migrated to BPL source {found}, but this plan starts from \
                  {expected}; apply the plans in order"
             ),
+            Refusal::SourceMismatch {
+                class,
+                expected,
+                found,
+                revert: true,
+                later,
+            } => match later {
+                Some(later) => write!(
+                    f,
+                    "the rows of {class} were last migrated to BPL source {found} by plan {later}, applied \
+                     after this one; reverting this plan needs them at its new source {expected}: revert plan \
+                     {later} first"
+                ),
+                None => write!(
+                    f,
+                    "the rows of {class} were last migrated to BPL source {found}, but reverting this plan needs \
+                     them at its new source {expected}; revert the plans in the reverse order they were applied"
+                ),
+            },
             Refusal::Locked { class } => {
                 write!(f, "another bplmigrate apply of {class} is running; retry when it has finished")
             }
@@ -362,8 +397,9 @@ pub enum ApplyError {
 pub fn repair_advice(class: &str, seq: i64) -> String {
     format!(
         "check the rows, then record what you found: `bplmigrate repair --class {class} --entry {seq} --applied \
-         --reason TEXT` when they are as the plan leaves them (the plan then counts as applied, and `apply \
-         --revert` can undo it), or `--not-applied` when they are back where it starts (the plan may then be \
+         --reason TEXT` when they are as the plan leaves them (the plan then counts as applied; `apply \
+         --revert` undoes it by its inverse script, or, for a plan that cannot be inverted, from the undo rows \
+         its run wrote to BplMigrate.Undo, and refuses, saying so, when there are none), or `--not-applied` when they are back where it starts (the plan may then be \
          applied again)"
     )
 }

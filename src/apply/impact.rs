@@ -324,6 +324,23 @@ fn group(plan: &MigrationPlan, g: &GroupMove) -> GroupImpact {
                         also.push(format!("{may}run {} again", labels(acts)));
                     }
                 }
+                // Rows at a wait on a renamed or removed call: the plan's pending-response
+                // precondition refuses while their response is pending — said here too.
+                Code::PendingCallRemoved | Code::PendingCallRenamed => {
+                    for p in &plan.preconditions {
+                        if let Precondition::NoPendingResponse { table, call, .. } = p {
+                            let named = format!("{call:?}");
+                            if *table == g.table
+                                && f.message.contains(&named)
+                                && !also.iter().any(|a: &String| a.contains(&named))
+                            {
+                                also.push(format!(
+                                    "may wait on a response to call {named}: apply refuses while one is pending"
+                                ));
+                            }
+                        }
+                    }
+                }
                 _ => {}
             }
         }

@@ -84,7 +84,10 @@ impl Confirmed {
         } else {
             for ((what, x), (_, y)) in self.statements.iter().zip(statements) {
                 if x != y {
-                    out.push(format!("{what}: expected {x} rows, found {y}"));
+                    out.push(format!(
+                        "{what}: expected {}, found {y}",
+                        super::error::counted(*x, "row", "rows")
+                    ));
                 }
             }
         }
@@ -379,6 +382,7 @@ fn plan_checks(plan: &MigrationPlan, before: &LiveCensus) -> Vec<CheckResult> {
                 table,
                 call,
                 reason,
+                ..
             } => (
                 with(
                     format!("no thread of {table} waits on a response to call {call:?}"),
@@ -616,10 +620,16 @@ pub(super) fn history_checks(
             Some(Refusal::AlreadyApplied { .. } | Refusal::NotApplied { .. })
         ) || dirty_after(entries, plan, last_of_plan.map(|e| e.seq));
         if current != expected && !already {
+            let revert = direction == Direction::Revert;
+            let later =
+                (revert && last.direction == Direction::Apply && last.plan_id != plan.plan_id)
+                    .then(|| last.plan_id.clone());
             refusals.push(Refusal::SourceMismatch {
                 class: plan.old.class.clone(),
                 expected: expected.clone(),
                 found: current.clone(),
+                revert,
+                later,
             });
         }
     }
@@ -670,6 +680,9 @@ pub fn status(
             let (state, mut refusals) = history_checks(&m.plan, &history, direction);
             refusals.extend(plan_blocked(&m.plan));
             let mut checks = plan_checks(&m.plan, &census);
+            // The refusal of each failing guard below, in the words of the failure (the check
+            // itself is listed as the condition that must hold).
+            let mut failures: BTreeMap<usize, String> = BTreeMap::new();
             let unknown = unknown_rows(&m.plan, &census);
             // Checks whose rows a refusal of their own already names.
             let mut named: BTreeSet<usize> = BTreeSet::new();
@@ -715,6 +728,9 @@ pub fn status(
                     } else {
                         full.strip_prefix(g.description.as_str()).unwrap_or("")
                     };
+                    if rows != 0 {
+                        failures.insert(checks.len(), full.clone());
+                    }
                     checks.push(CheckResult {
                         description: format!(
                             "{}{at}",
@@ -734,13 +750,16 @@ pub fn status(
                 refusals.extend(quiet.refusals());
                 refusals.extend(unknown.values().flatten().cloned());
             }
-            for (_, c) in checks
+            for (i, c) in checks
                 .iter()
                 .enumerate()
                 .filter(|(i, c)| !c.ok && !applied && !named.contains(i))
             {
                 refusals.push(Refusal::Precondition {
-                    description: c.description.clone(),
+                    description: failures
+                        .get(&i)
+                        .cloned()
+                        .unwrap_or_else(|| c.description.clone()),
                     rows: c.rows,
                 });
             }
@@ -1285,7 +1304,10 @@ fn in_transaction(
         let differences = c.differences(&before, &now);
         if !differences.is_empty() {
             return Err(ApplyError::Refused {
-                refusals: vec![Refusal::ConfirmedCountsChanged { differences }],
+                refusals: vec![Refusal::ConfirmedCountsChanged {
+                    differences,
+                    revert: opts.direction == Direction::Revert,
+                }],
             });
         }
     }
@@ -1476,6 +1498,9 @@ fn check_guards(
                 Refusal::AlreadyApplied { .. }
                     | Refusal::NotApplied { .. }
                     | Refusal::DirtyHistory { .. }
+                    // A revert while a later plan is applied: the rows are where that plan
+                    // left them; the answer is to revert it first.
+                    | Refusal::SourceMismatch { later: Some(_), .. }
             )
         }) {
             return Err(ApplyError::Refused { refusals });

@@ -288,9 +288,24 @@ fn in_transaction(
     let quiet = quiet_all(db, &quiet_classes(plan))?;
     refusals.extend(quiet.refusals());
     let before = census(db, targets, missing, progress)?;
+    // What the inverse script's guards require of the new version's rows (a renamed call's
+    // pending responses): the same conditions, counted here inside the transaction.
+    let guards = sql::revert_guards(plan, db.dialect())
+        .map_err(|e| ApplyError::db(super::error::DbFailure::refused_sql("revert guards", &e)))?;
+    for g in guards {
+        let rows = db.count(&format!("guard: {}", g.description), g.sql.as_str(), &[])?;
+        if rows != 0 {
+            refusals.push(Refusal::Precondition {
+                description: g.description,
+                rows,
+            });
+        }
+    }
 
     // Per table: the rows the entry recorded (0 for a table it recorded none of).
     let mut recorded: Vec<i64> = vec![0; works.len()];
+    // Per table: those of them whose value the restore changes (the count it reports).
+    let mut changing: Vec<i64> = vec![0; works.len()];
     if let Some(e) = applied {
         let no_undo = |reason: &str| Refusal::NoUndo {
             plan_id: plan.plan_id.clone(),
@@ -298,14 +313,19 @@ fn in_transaction(
             reason: reason.to_string(),
         };
         match e.undo_rows {
-            None => refusals.push(no_undo(
-                "recorded no undo rows (it ran before bplmigrate recorded them, or in the ObjectScript runner, \
-                 which does not)",
+            None if !undo_exists => refusals.push(no_undo(
+                "does not say it recorded undo rows, and BplMigrate.Undo does not exist (it ran before \
+                 bplmigrate recorded them)",
             )),
             Some(_) if !undo_exists => {
                 refusals.push(no_undo("recorded undo rows, but BplMigrate.Undo does not exist"))
             }
-            Some(n) => {
+            // `None`: the entry does not say how many it recorded — a dirty entry repaired as
+            // applied (its run never wrote the count) — but the rows it recorded are keyed by
+            // its entry number, written in the same transaction as the rewrite: they are used
+            // when there are any, with the same checks (every row unchanged since, every
+            // migrated row covered).
+            recorded_count => {
                 progress.event(&Event::Step("checking the undo rows"));
                 let d = db.dialect();
                 let seq = e.seq.to_string();
@@ -322,6 +342,9 @@ fn in_transaction(
                         &key,
                     )?;
                     recorded[i] = total;
+                    let step = format!("count the undo rows of {} that change", w.table);
+                    let q = sql_of(sql::undo_changing(d, &w.set_stacks), &step)?;
+                    changing[i] = db.count(&step, q.as_str(), &key)?;
                     let step = format!("compare the undo rows of {}", w.table);
                     let same = sql_of(sql::undo_unchanged(d, &w.table, &w.key, w.stacks), &step)?;
                     let unchanged = db.count(&step, same.as_str(), &key)?;
@@ -381,10 +404,21 @@ fn in_transaction(
                     }
                 }
                 let found: i64 = recorded.iter().sum();
-                if found != n {
-                    refusals.push(no_undo(&format!(
+                match recorded_count {
+                    Some(n) if found != n => refusals.push(no_undo(&format!(
                         "recorded {n} undo rows, but BplMigrate.Undo holds {found} for it"
-                    )));
+                    ))),
+                    None if found == 0 => {
+                        // Only these refusals: the others compare rows with undo rows there are not.
+                        refusals.retain(|r| {
+                            !matches!(r, Refusal::UndoChanged { .. } | Refusal::UndoStrangers { .. })
+                        });
+                        refusals.push(no_undo(
+                            "does not say it recorded undo rows, and BplMigrate.Undo holds none for it \
+                             (it ran before bplmigrate recorded them, or its rewrite never committed)",
+                        ))
+                    }
+                    _ => {}
                 }
             }
         }
@@ -396,13 +430,16 @@ fn in_transaction(
     if let (Some(c), Some(e)) = (&opts.confirmed, applied) {
         let now: Vec<(String, i64)> = works
             .iter()
-            .zip(&recorded)
+            .zip(&changing)
             .map(|(w, n)| (restore_description(w, e.seq), *n))
             .collect();
         let differences = c.differences(&before, &now);
         if !differences.is_empty() {
             return Err(ApplyError::Refused {
-                refusals: vec![Refusal::ConfirmedCountsChanged { differences }],
+                refusals: vec![Refusal::ConfirmedCountsChanged {
+                    differences,
+                    revert: true,
+                }],
             });
         }
     }
@@ -418,7 +455,7 @@ fn in_transaction(
     let mut statements = Vec::new();
     let mut mismatches = Vec::new();
     let seq = entry.seq.to_string();
-    for (w, expected) in works.iter().zip(&recorded) {
+    for (w, expected) in works.iter().zip(&changing) {
         let name = sql::undo_table_name(&w.table);
         let step = format!("restore {}", w.table);
         let restore = sql::undo_restore(db.dialect(), &w.table, &w.key, &w.set_stacks)
@@ -444,7 +481,7 @@ fn in_transaction(
         });
         if n != Some(*expected) {
             mismatches.push(format!(
-                "{}: the restore changed {n:?} rows, history entry {} recorded {expected}",
+                "{}: the restore changed {n:?} rows, the undo rows of history entry {} change {expected}",
                 w.table, entry.seq
             ));
         }
@@ -462,7 +499,7 @@ fn in_transaction(
     // logged again: the progress log shows the census once).
     progress.event(&Event::Step("counting the rows restored"));
     let after = census(db, targets, missing, &super::progress::Silent)?;
-    let restored: i64 = recorded.iter().sum();
+    let restored: i64 = changing.iter().sum();
     let mut history_seq = None;
     if !opts.dry_run {
         let next = history::next_seq(db, &class)?;
@@ -481,6 +518,13 @@ fn in_transaction(
         "the mapping cannot be inverted: {restored} rows put back exactly as history entry {} found them",
         entry.seq
     )];
+    let same: i64 = recorded.iter().sum::<i64>() - restored;
+    if same > 0 {
+        notes.push(format!(
+            "{} the apply recorded but left as they were stay as they are",
+            super::error::counted(same, "row", "rows")
+        ));
+    }
     if quiet.items.is_empty() {
         notes.push(format!("no production item runs {class}"));
     }

@@ -148,8 +148,9 @@ pub fn find(
         let blockers = checked.plan.blocked_for_good();
         if !blockers.is_empty() {
             mismatches.push(miss(format!(
-                "its plan is blocked ({}): it cannot be applied; resolve that with overrides and regenerate it",
-                blockers.join("; ")
+                "its plan is blocked ({}): it cannot be applied; {}",
+                blockers.join("; "),
+                crate::plan::blocked_remedy(&blockers)
             )));
             continue;
         }

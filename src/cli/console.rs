@@ -55,7 +55,7 @@ pub struct RepairArgs {
     #[arg(long, value_name = "N")]
     pub entry: i64,
     /// You checked the rows: they are as the plan leaves them (the entry counts as applied;
-    /// `apply --revert` can undo it).
+    /// `apply --revert` undoes it when the plan is invertible or its run recorded undo rows).
     #[arg(
         long,
         conflicts_with = "not_applied",
@@ -451,15 +451,23 @@ fn watch(a: &StatusArgs, mut db: apply::Db, m: &Migration) -> CmdResult {
             }
             Err(f) => return Err(f),
         };
-        let line = watch_line(&impact);
+        // What draining cannot fix: fail now rather than wait for the timeout.
+        let stuck = if impact.drained {
+            Vec::new()
+        } else {
+            stuck_reasons(&report, &impact)
+        };
+        let line = if stuck.is_empty() {
+            watch_line(&impact)
+        } else {
+            "not ready, and draining cannot help (see below)".to_string()
+        };
         let t = start.elapsed().as_secs_f64();
         if line != last {
             let _ = writeln!(std::io::stderr().lock(), "[{t:7.1}s] {line}");
             last = line;
         }
         if !impact.drained {
-            // What draining cannot fix: fail now rather than wait for the timeout.
-            let stuck = stuck_reasons(&report, &impact);
             if !stuck.is_empty() {
                 emit(&render(&report, &impact, a.format)?)?;
                 return Err(Failure::new(
@@ -524,7 +532,7 @@ fn watch_line(i: &PlanImpact) -> String {
         format!("not ready: {}", i.answer)
     } else {
         format!(
-            "not ready: {} to drain: {}",
+            "not ready: {} to drain before these hold: {}",
             counted(rows, "rows"),
             failing.join("; ")
         )
@@ -556,6 +564,8 @@ fn stuck_reasons(report: &StatusReport, impact: &PlanImpact) -> Vec<String> {
             .filter(|g| g.fate == Fate::Unknown)
             .map(|g| g.summary.clone()),
     );
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|r| seen.insert(r.clone()));
     out
 }
 

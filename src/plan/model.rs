@@ -52,10 +52,10 @@ impl MigrationPlan {
     /// rows are refused by their own guard likewise). One rule for `apply`, the ObjectScript
     /// runner and `check`: an ambiguous match, a changed or removed class need overrides and
     /// a new plan.
+    ///
+    /// Derived from the findings and the classes, never from the stored `verdict`: a plan.json
+    /// whose verdict was edited (its checksums recomputed) is blocked all the same.
     pub fn blocked_for_good(&self) -> Vec<String> {
-        if self.verdict != Verdict::Blocked {
-            return Vec::new();
-        }
         let open: Vec<&Finding> = self
             .findings
             .iter()
@@ -68,13 +68,13 @@ impl MigrationPlan {
             .filter(|f| !f.code.drainable() && f.code != super::findings::Code::StackEntryRemoved)
             .map(|f| format!("{} {}", f.code, f.message))
             .collect();
-        if why.is_empty() && self.old.class != self.new.class {
+        if self.old.class != self.new.class {
             why.push(format!(
-                "the class changed from {} to {}",
+                "{CLASS_CHANGED}{} to {}",
                 self.old.class, self.new.class
             ));
         }
-        if why.is_empty() && open.is_empty() {
+        if why.is_empty() && open.is_empty() && self.verdict == Verdict::Blocked {
             why.push(
                 "the plan is blocked, and no finding says it is only a matter of draining".into(),
             );
@@ -82,6 +82,22 @@ impl MigrationPlan {
         why
     }
 }
+
+/// What to do about a plan blocked for good, given its [`MigrationPlan::blocked_for_good`]
+/// reasons: overrides resolve an ambiguous match, nothing resolves a changed class.
+pub fn blocked_remedy(reasons: &[String]) -> &'static str {
+    if reasons.iter().any(|r| r.starts_with(CLASS_CHANGED)) {
+        "no override resolves a changed class: the rows of the old class cannot become rows of the new one; \
+         let its instances finish under the old class"
+    } else if reasons.len() == 1 {
+        "resolve it with overrides and generate the migration again"
+    } else {
+        "resolve them with overrides and generate the migration again"
+    }
+}
+
+/// How [`MigrationPlan::blocked_for_good`] begins a changed class's reason.
+const CLASS_CHANGED: &str = "the class changed from ";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanSource {
@@ -349,11 +365,17 @@ pub enum Precondition {
     /// `table` holds no unfinished row: every row is at Stop (completed rows stay until purged),
     /// e.g. a flow thread class that was renumbered.
     NoRowsInTable { table: SqlTable, reason: String },
-    /// No thread of `table` waits on a response for `call` (renamed or removed call).
+    /// No thread of `table` waits on a response for `call` (renamed or removed call). A
+    /// `call` starting with `@` is a runtime key: it may be any key (every pending response
+    /// but the timers counts).
     NoPendingResponse {
         table: SqlTable,
         call: String,
         reason: String,
+        /// The call's name in the new version when it was renamed: a revert requires that no
+        /// thread of the new table waits on a response under it (optional in JSON).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        new_call: Option<String>,
     },
     /// Every production item running `class` is disabled.
     HostDisabled { class: String },

@@ -503,6 +503,7 @@ impl std::fmt::Display for Precondition {
                 table,
                 call,
                 reason,
+                ..
             } => format!("no thread of {table} has a pending response for {call:?}: {reason}"),
             Precondition::HostDisabled { class } => {
                 format!("every production item running {class} is disabled")

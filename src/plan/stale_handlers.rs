@@ -7,7 +7,8 @@
 //! until every such instance is purged. That is safe exactly when the entry is never read again:
 //!
 //! - a response already pending under the key would be dispatched through it: the plan's
-//!   `NoPendingResponse` precondition for the removed handler's call forbids those;
+//!   `NoPendingResponse` precondition for the removed handler's call forbids those, whether or
+//!   not a `<sync>` waits on the call (`checks::mapping::stale_keys`, the one rule);
 //! - a later response under the key needs a call of the new version sent under it first. A
 //!   call *with* a handler registers it when it is sent, overwriting the entry before any
 //!   response can arrive. A call *without* one registers nothing (spec 5.2), so its response
@@ -119,7 +120,7 @@ pub(super) fn preconditions(scope: &Scope, new_c: &CompiledProcess) -> Vec<Preco
 }
 
 /// `, now the handler of call "X"` or that no such method exists.
-fn new_owner(new_c: &CompiledProcess, handler: &str) -> String {
+pub(super) fn new_owner(new_c: &CompiledProcess, handler: &str) -> String {
     match new_c.response_handlers.iter().find(|h| h.name == handler) {
         Some(h) => format!(", now the handler of call {:?}", h.call),
         None => ", a method the new version does not have".to_string(),

@@ -28,6 +28,21 @@ pub mod text;
 mod undo;
 
 pub use check::{parse, IrisDialect};
+
+/// Whether a pending-response precondition for `call` counts every key: an `@expr` call is
+/// sent under the expression's runtime value, which may be any key (spec 5.2).
+pub fn pending_any_key(call: &str) -> bool {
+    call.starts_with('@')
+}
+
+/// Whether a response pending under `key` counts for a precondition on `call`.
+pub fn pending_key_matches(call: &str, key: Option<&str>) -> bool {
+    if pending_any_key(call) {
+        key.is_some()
+    } else {
+        key == Some(call)
+    }
+}
 pub use folder::{
     check_scripts, normalized_sha256, rendered_scripts, verify_migration_folder,
     write_migration_folder, write_migration_folder_with, ExtraFiles, FolderCheck, FolderOptions,
@@ -46,12 +61,12 @@ pub use queries::{
 };
 pub use render::{
     config_item_table, job_enumerate_table, listbuild_function, listsame_function, predict_after,
-    render, render_revert, revert_blockers, ELEMENT_KEY, HANDLER_STACK, ID_COLUMN, NEXT_STATE,
-    RESPONSE_HANDLER_COLUMN, SUBROUTINE_STACK, THREAD_STATUS,
+    render, render_revert, revert_blockers, revert_guards, revert_preconditions, ELEMENT_KEY,
+    HANDLER_STACK, ID_COLUMN, NEXT_STATE, RESPONSE_HANDLER_COLUMN, SUBROUTINE_STACK, THREAD_STATUS,
 };
 pub use undo::{
-    undo_ddl, undo_restore, undo_rows, undo_strangers, undo_table, undo_table_name, undo_unchanged,
-    UNDO_COLUMNS,
+    undo_changing, undo_ddl, undo_restore, undo_rows, undo_strangers, undo_table, undo_table_name,
+    undo_unchanged, UNDO_COLUMNS,
 };
 
 use std::path::PathBuf;

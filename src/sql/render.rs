@@ -321,6 +321,55 @@ fn thread_work(plan: &MigrationPlan, direction: Direction) -> Vec<ThreadWork> {
 
 /// Why the plan cannot be reverted (empty when it can): a removed state or thread class, two
 /// old states (or handlers) mapped onto one new one, a removed response handler.
+/// What a revert requires of the rows the new version wrote, as the forward preconditions do
+/// of the old version's: for every call the plan renamed (a `NoPendingResponse` precondition
+/// with a `new_call`), no thread of the new table waits on a response under the new name —
+/// the old version waits under the old name and would never match it. Used by both reverts
+/// (the inverse script's guards and the undo-based revert).
+pub fn revert_preconditions(plan: &MigrationPlan) -> Vec<Precondition> {
+    let mut out: Vec<Precondition> = Vec::new();
+    for p in &plan.preconditions {
+        let Precondition::NoPendingResponse {
+            table,
+            call,
+            new_call: Some(nc),
+            ..
+        } = p
+        else {
+            continue;
+        };
+        let Some(new_table) = plan
+            .threads
+            .iter()
+            .find(|t| &t.old_table == table)
+            .and_then(|t| t.new_table.clone())
+        else {
+            continue;
+        };
+        let q = Precondition::NoPendingResponse {
+            table: new_table,
+            call: nc.clone(),
+            reason: format!(
+                "call {call:?} was renamed to {nc:?}: the old version waits on {call:?} and would never match a response pending under {nc:?}; wait until none is pending"
+            ),
+            new_call: None,
+        };
+        if !out.contains(&q) {
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// The guards of [`revert_preconditions`], rendered for `d`.
+pub fn revert_guards(plan: &MigrationPlan, d: Dialect) -> Result<Vec<Guard>, SqlError> {
+    let r = Renderer { plan, d };
+    revert_preconditions(plan)
+        .iter()
+        .map(|p| r.precondition(p))
+        .collect()
+}
+
 pub fn revert_blockers(plan: &MigrationPlan) -> Vec<String> {
     let mut why = Vec::new();
     for t in &plan.threads {
@@ -568,15 +617,20 @@ impl Renderer<'_> {
         self.count(sql, vec![table.clone()], &[NEXT_STATE], &[])
     }
 
+    /// Responses pending for `call` in threads of `table`; for an `@expr` call (a key only known
+    /// at run time) every pending response counts (`crate::sql::pending_key_matches`).
     fn pending_response(&self, table: &SqlTable, call: &str) -> Result<CheckedSql, SqlError> {
         let child = table.child("%PendingResponses");
         let (c, p) = (self.table(&child)?, self.table(table)?);
+        let key = if super::pending_any_key(call) {
+            format!("{c}.{} IS NOT NULL", self.id(ELEMENT_KEY)?)
+        } else {
+            format!("{c}.{} = {}", self.id(ELEMENT_KEY)?, self.lit(call)?)
+        };
         let sql = format!(
-            "SELECT COUNT(*) FROM {c} JOIN {p} ON {p}.{} = {c}.{} WHERE {c}.{} = {}",
+            "SELECT COUNT(*) FROM {c} JOIN {p} ON {p}.{} = {c}.{} WHERE {key}",
             self.id(ID_COLUMN)?,
             self.id(&table.table)?,
-            self.id(ELEMENT_KEY)?,
-            self.lit(call)?
         );
         self.count(
             sql,
@@ -613,6 +667,7 @@ impl Renderer<'_> {
                 table,
                 call,
                 reason,
+                ..
             } => Guard {
                 description: with_reason(
                     format!("threads of {table} wait on a response to call {call:?}"),
@@ -1198,6 +1253,11 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
         // such an entry is read again only when a call of the new version is sent under that
         // key without registering a handler of its own; the plan forbids rows where that can
         // happen (NoRowsAtState, `plan::stale_handlers`). The undo records them unchanged.
+    }
+    if direction == Direction::Revert {
+        for p in revert_preconditions(plan) {
+            push_guard(&mut guards, &mut seen, r.precondition(&p)?);
+        }
     }
     // Rows the source version cannot have written (the new numbering already in place, a
     // migration run by hand): refused in both directions.

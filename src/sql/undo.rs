@@ -208,6 +208,45 @@ pub fn undo_rows(d: Dialect) -> Result<CheckedSql, SqlError> {
     check(&sql, d, &e)
 }
 
+/// The recorded rows whose restore changes something: the key column's old value differs from
+/// the one the apply wrote, or one of `stacks` (the stack columns the apply's rewrite set)
+/// does. A row the apply left as it was (recorded unchanged, e.g. a stale handler entry) is
+/// not written back and not counted.
+fn changes(d: Dialect, stacks: &[&str]) -> Result<String, SqlError> {
+    let u = quote_table(&undo_table(), d)?;
+    let col = |c: &str| q(c, d).map(|c| format!("{u}.{c}"));
+    let mut differ = vec![format!(
+        "NOT {}",
+        same(&col("OldValue")?, &col("NewValue")?)
+    )];
+    for (_, old, new) in STACKS.iter().filter(|(c, _, _)| stacks.contains(c)) {
+        differ.push(format!("NOT {}", same(&col(old)?, &col(new)?)));
+    }
+    Ok(format!("({})", differ.join(" OR ")))
+}
+
+/// `SELECT COUNT(*) FROM "BplMigrate"."Undo" WHERE <key> AND <changes>`: the recorded rows of
+/// a table that [`undo_restore`] writes back (those whose value it changes). Binds class,
+/// entry, table name.
+pub fn undo_changing(d: Dialect, stacks: &[&str]) -> Result<CheckedSql, SqlError> {
+    let u = undo_table();
+    let sql = format!(
+        "SELECT COUNT(*) FROM {} WHERE {} AND {}",
+        quote_table(&u, d)?,
+        key_filter(d)?,
+        changes(d, stacks)?
+    );
+    let mut e = expect(
+        Shape::Count,
+        &u,
+        UNDO_COLUMNS.iter().map(|s| s.to_string()).collect(),
+        &["COUNT"],
+        3,
+    );
+    e.tables.truncate(1);
+    check(&sql, d, &e)
+}
+
 /// The parent-row column of a child table (`Context` of `Context__ResponseHandlers`).
 fn parent_column(table: &SqlTable) -> &str {
     table.table.split("__").next().unwrap_or(&table.table)
@@ -316,8 +355,9 @@ pub fn undo_strangers(
 }
 
 /// `UPDATE <table> SET <key> = (SELECT "OldValue" FROM "BplMigrate"."Undo" WHERE <key> AND
-/// "RowId" = <row id>), <stacks> … WHERE <row id> IN (SELECT "RowId" … WHERE <key>)`: puts
-/// back exactly the recorded rows. `stacks`: the stack columns the apply's rewrite set (the
+/// "RowId" = <row id>), <stacks> … WHERE <row id> IN (SELECT "RowId" … WHERE <key> AND
+/// <changes>)`: puts back exactly the recorded rows whose value the apply changed (the others
+/// already hold it). `stacks`: the stack columns the apply's rewrite set (the
 /// others it left as they were). Binds class, entry, table name once per SET column, then once
 /// more for the WHERE: 3 × (2 + stacks) values.
 pub fn undo_restore(
@@ -342,9 +382,10 @@ pub fn undo_restore(
         sets.push(format!("{} = {}", q(c, d)?, old_of(old)?));
     }
     let sql = format!(
-        "UPDATE {t}\nSET {}\nWHERE {rid} IN (SELECT {u}.{} FROM {u} WHERE {filter})",
+        "UPDATE {t}\nSET {}\nWHERE {rid} IN (SELECT {u}.{} FROM {u} WHERE {filter} AND {})",
         sets.join(",\n    "),
-        q("RowId", d)?
+        q("RowId", d)?,
+        changes(d, stacks)?
     );
     let params = 3 * (sets.len() + 1);
     let mut e = expect(
@@ -381,6 +422,8 @@ mod tests {
             )];
             capture(d, &t(), NEXT_STATE, &keys, &new, true, &[]).unwrap();
             undo_rows(d).unwrap();
+            undo_changing(d, &[HANDLER_STACK]).unwrap();
+            undo_changing(d, &[]).unwrap();
             undo_unchanged(d, &t(), NEXT_STATE, true).unwrap();
             undo_unchanged(d, &t(), "_ResponseHandlers", false).unwrap();
             undo_strangers(d, &t(), NEXT_STATE, &["Stop".into(), "S1".into()]).unwrap();

@@ -7,7 +7,7 @@ use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
 use crate::plan::safety::{self, new_sref, short, sref};
 use crate::states::{join_names, StateName};
-use foldhash::{HashMap, HashMapExt, HashSet};
+use foldhash::{HashMap, HashMapExt};
 
 pub(super) fn run(cx: &Context, out: &mut Findings) {
     overridden(cx, out);
@@ -438,66 +438,89 @@ fn handlers(cx: &Context, out: &mut Findings) {
             ),
         ));
     }
-    if handlers.iter().all(|h| h.new.is_some()) {
-        return;
-    }
-    // Old handlers whose counterpart is gone, names of removed calls, old handlers by name
-    // (the first of each) and thread classes by number.
-    let gone: HashSet<&str> =
-        cx.a.diff
-            .handlers
-            .iter()
-            .filter(|d| d.new_activity.is_none())
-            .filter_map(|d| d.old.as_deref())
-            .collect();
-    let removed_calls: HashSet<&str> =
-        cx.a.diff
-            .activities
-            .iter()
-            .filter(|c| c.new.is_none())
-            .filter_map(|c| c.old.as_ref())
-            .filter(|o| o.element == "call")
-            .filter_map(|o| o.name.as_deref())
-            .collect();
+}
+
+/// BPM0107/0203: the one rule for the `%ResponseHandlers` entries a migration leaves stale.
+/// Every old handler that has no counterpart, or whose counterpart belongs to a call of
+/// another name (a renamed call), keeps its entry under the old call's key: a response still
+/// pending under that key would be dispatched through it (spec 5.2), whether or not a `<sync>`
+/// waits on it — to a handler number that is now another call's, or no method at all. So no
+/// response may be pending under the key (for an `@expr` call: under any key) when the
+/// migration runs: a `NoPendingResponse` precondition each, unless the call analysis already
+/// made one for the same table and call (a call a `<sync>` waits on).
+pub(super) fn stale_keys(cx: &Context, out: &mut Findings) {
+    let old_threads = cx.old_c.threads_by_number();
     let mut old_handlers = HashMap::new();
     for x in &cx.old_c.response_handlers {
         old_handlers.entry(x.name.as_str()).or_insert(x);
     }
-    let old_threads = cx.old_c.threads_by_number();
-    for h in handlers.iter().filter(|h| h.new.is_none()) {
-        // Removed calls are reported (with their precondition) by the call analysis,
-        // unless their name is still awaited in the new version (it then requires
-        // nothing of a pending response, but this handler is gone all the same).
-        let call_gone = gone.contains(h.old.as_str())
-            && removed_calls.contains(h.call.as_str())
-            && !safety::awaited_in_new(&cx.a.new, &h.call);
-        if call_gone {
-            continue;
-        }
+    for h in &cx.scope.handlers {
+        let renamed_to = match (&h.new, &h.new_call) {
+            (None, _) => None,
+            (Some(_), Some(c)) if *c != h.call => Some(c.clone()),
+            _ => continue,
+        };
         let Some(hd) = old_handlers.get(h.old.as_str()).copied() else {
             continue;
         };
-        let table = old_threads.get(&hd.thread).map(|t| t.table.clone());
-        out.findings.push(
-            finding(
-                Code::HandlerRemoved,
-                format!(
-                    "{} (response handler of call {:?}) has no counterpart",
-                    h.old, h.call
-                ),
-            )
-            .old_acts([hd.activity.clone()]),
-        );
-        if let Some(table) = table {
-            out.pre.push(Precondition::NoPendingResponse {
-                table,
-                call: h.call.clone(),
-                reason: format!(
-                    "{} of call {:?} has no counterpart; wait until no response for it is pending",
-                    h.old, h.call
-                ),
-            });
+        let Some(table) = old_threads.get(&hd.thread).map(|t| t.table.clone()) else {
+            continue;
+        };
+        let covered = out.pre.iter().any(|p| {
+            matches!(p, Precondition::NoPendingResponse { table: t, call, .. }
+                if *t == table && *call == h.call)
+        });
+        if covered {
+            continue;
         }
+        let key = if h.call.starts_with('@') {
+            format!(
+                "the key it was sent under (call {:?} is sent under a runtime value: any key counts)",
+                h.call
+            )
+        } else {
+            format!("{:?}", h.call)
+        };
+        let (f, reason) = match (&renamed_to, &h.new) {
+            (Some(nc), Some(n)) => (
+                finding(
+                    Code::PendingCallRenamed,
+                    format!(
+                        "call {:?} was renamed to {nc:?}: a response still pending under {key} is dispatched through the context's entry {:?} → {n}, a key the new version no longer sends",
+                        h.call, h.call
+                    ),
+                )
+                .old_acts([hd.activity.clone()]),
+                format!(
+                    "call {:?} was renamed to {nc:?}; wait until no response under {key} is pending",
+                    h.call
+                ),
+            ),
+            _ => (
+                finding(
+                    Code::HandlerRemoved,
+                    format!(
+                        "{} (response handler of call {:?}) has no counterpart: a response still pending under {key} would be handed to {}{}",
+                        h.old,
+                        h.call,
+                        h.old,
+                        crate::plan::stale_handlers::new_owner(cx.new_c, &h.old)
+                    ),
+                )
+                .old_acts([hd.activity.clone()]),
+                format!(
+                    "{} of call {:?} has no counterpart; wait until no response under {key} is pending",
+                    h.old, h.call
+                ),
+            ),
+        };
+        out.findings.push(f);
+        out.pre.push(Precondition::NoPendingResponse {
+            table,
+            call: h.call.clone(),
+            reason,
+            new_call: renamed_to,
+        });
     }
 }
 

@@ -71,5 +71,6 @@ pub(super) fn run(cx: &Context, out: &mut Findings) {
     }
     mapping::run(cx, out);
     resume::run(cx, out);
+    mapping::stale_keys(cx, out);
     matching::run(cx, out);
 }

@@ -2419,6 +2419,7 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
                 table,
                 call: name.to_string(),
                 reason: format!("call {name:?} {what}; wait until no instance waits on it"),
+                new_call: None,
             });
             continue;
         }
@@ -2477,6 +2478,7 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
             table,
             call: name.to_string(),
             reason,
+            new_call: n_eff.and_then(|n| tn.nodes[n].name.as_deref().map(str::to_string)),
         });
     }
     (findings, pre)

@@ -394,8 +394,9 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
         format!(
             "\tQuit $$$ERROR($$$GeneralError, {})",
             s(&format!(
-                "the plan is blocked ({}): draining does not resolve that; resolve it with overrides and generate the migration again",
-                c(&hard.join("; "))
+                "the plan is blocked ({}): draining does not resolve that; {}",
+                c(&hard.join("; ")),
+                crate::plan::blocked_remedy(&hard)
             ))?
         )
     } else if plan.verdict == Verdict::Blocked {
