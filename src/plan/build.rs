@@ -356,7 +356,7 @@ impl<'x> Builder<'x, '_> {
                             self.a.old.nodes[o],
                             self.a.new.nodes[n],
                         );
-                        (!ch.is_empty()).then(|| ch.join(", "))
+                        (!ch.is_empty()).then(|| ch.join(", ").into_boxed_str())
                     }),
                 })
             }));

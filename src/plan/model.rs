@@ -189,7 +189,7 @@ pub struct StateMapping {
     /// What changed about the owning activity's identity (name, target, message types,
     /// condition …) when it was matched anyway (optional in JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modified: Option<String>,
+    pub modified: Option<Box<str>>,
 }
 
 impl StateMapping {
