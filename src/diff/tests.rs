@@ -136,7 +136,7 @@ fn a_catch_widened_to_the_catchall_keeps_its_rows() {
             .find(|x| {
                 x.old_activity.as_ref().and_then(|a| a.name.as_deref()) == Some("Cool") && x.wait
             })
-            .map(|x| x.new.clone())
+            .map(|x| x.new)
             .unwrap()
     };
     // Its only catch widened: the Timeout rows are in the handler the fault now reaches.
