@@ -780,21 +780,7 @@ impl<'x> Builder<'x, '_> {
                             Some(n) => format!("old {} was removed: {n}; ", s.old),
                             None => String::new(),
                         };
-                        let mut then = Vec::new();
-                        if !skipped.is_empty() {
-                            then.push(format!(
-                                "they skip {}, which the new version runs before that wait",
-                                skipped.join(", ")
-                            ));
-                        }
-                        if !again.is_empty() {
-                            then.push(format!("they run {} again", again.join(", ")));
-                        }
-                        let then = if then.is_empty() {
-                            "; mapped there, they skip nothing and run nothing again".to_string()
-                        } else {
-                            format!("; mapped there, {}", then.join(", and "))
-                        };
+                        let then = format!("; mapped there, {}", on_the_way(&skipped, &again));
                         out.push(Suggestion {
                             thread: thread.clone(),
                             old: s.old.to_string(),
@@ -926,21 +912,7 @@ impl<'x> Builder<'x, '_> {
             labels(safety::skips(self.a, &r)),
             labels(safety::reruns(self.a, &r)),
         );
-        let mut then = Vec::new();
-        if !skipped.is_empty() {
-            then.push(format!(
-                "they skip {}, which the new version runs before that wait",
-                skipped.join(", ")
-            ));
-        }
-        if !again.is_empty() {
-            then.push(format!("they run {} again", again.join(", ")));
-        }
-        let then = if then.is_empty() {
-            "they skip nothing and run nothing again".to_string()
-        } else {
-            then.join(", and ")
-        };
+        let then = on_the_way(&skipped, &again);
         Some(Suggestion {
             thread: short(&t.old_class).to_string(),
             old: s.old.to_string(),
@@ -1248,6 +1220,26 @@ fn source(b: &Bpl, c: &CompiledProcess) -> PlanSource {
 /// First 16 hex digits of SHA-256 over the canonical JSON of the plan with `plan_id` empty.
 pub fn plan_id(plan: &MigrationPlan) -> Result<String, PlanError> {
     plan_id_of_own(&mut plan.clone())
+}
+
+/// What a row mapped onto a wait by a suggestion skips or runs again on its way there (only
+/// up to that wait: what follows it is the note's business, e.g. a branch it did not choose).
+fn on_the_way(skipped: &[String], again: &[String]) -> String {
+    let mut then = Vec::new();
+    if !skipped.is_empty() {
+        then.push(format!(
+            "they skip {}, which the new version runs before that wait",
+            skipped.join(", ")
+        ));
+    }
+    if !again.is_empty() {
+        then.push(format!("they run {} again", again.join(", ")));
+    }
+    if then.is_empty() {
+        "on the way to that wait they skip nothing and run nothing again".to_string()
+    } else {
+        then.join(", and ")
+    }
 }
 
 /// [`plan_id`] of a plan the caller owns, without copying it: the fields left out of the

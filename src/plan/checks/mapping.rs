@@ -6,7 +6,7 @@ use super::{Context, Findings};
 use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
 use crate::plan::safety::{self, new_sref, short, sref};
-use crate::states::{join_names, StateName};
+use crate::states::{join_names, ActivityRef, StateName};
 use foldhash::{HashMap, HashMapExt};
 
 pub(super) fn run(cx: &Context, out: &mut Findings) {
@@ -110,19 +110,25 @@ fn never_sent(cx: &Context, o: &super::Overridden, out: &mut Findings) {
 }
 
 /// BPM0103/0104: flow branch thread classes renumbered or removed (their tables must be empty).
+/// Each thread class's root activity by class name.
+fn thread_roots(c: &crate::states::CompiledProcess) -> HashMap<&str, &ActivityRef> {
+    c.threads
+        .iter()
+        .map(|th| (th.class.as_str(), &th.root))
+        .collect()
+}
+
 fn threads(cx: &Context, out: &mut Findings) {
     let threads = &cx.scope.threads;
-    let root = |c: &crate::states::CompiledProcess, class: &str| {
-        c.threads
-            .iter()
-            .find(|th| th.class == class)
-            .map(|th| th.root.label())
-    };
+    // Looked up by class name for each thread that moved (a map: a large process has
+    // thousands of thread classes, and a scan per thread would be quadratic).
+    let (old_roots, new_roots) = (thread_roots(cx.old_c), thread_roots(cx.new_c));
+    let root = |r: &HashMap<&str, &ActivityRef>, class: &str| r.get(class).map(|a| a.label());
     // What a row left in an old thread class's table runs after the deploy: the class of that
     // name, regenerated with another branch's code, or the stale class the new version no
     // longer generates (spec Q-14).
     let left_in = |t: &ThreadMapping| {
-        match root(cx.new_c, &t.old_class) {
+        match root(&new_roots, &t.old_class) {
         Some(other) => format!(
             "the new version generates {} with the code of {other}: a row left in {} would run that branch's code from a state of the old one",
             t.old_class, t.old_table
@@ -135,9 +141,11 @@ fn threads(cx: &Context, out: &mut Findings) {
     };
     for t in threads {
         let old_short = short(&t.old_class);
-        let was = root(cx.old_c, &t.old_class)
-            .map(|l| format!(" ({l})"))
-            .unwrap_or_default();
+        let was = || {
+            root(&old_roots, &t.old_class)
+                .map(|l| format!(" ({l})"))
+                .unwrap_or_default()
+        };
         match t.new_class.as_deref() {
             Some(nc) if short(nc) == old_short => {}
             Some(nc) => {
@@ -145,8 +153,9 @@ fn threads(cx: &Context, out: &mut Findings) {
                     finding(
                         Code::ThreadRenumbered,
                         format!(
-                            "flow branch thread {}{was} became {}; {}",
+                            "flow branch thread {}{} became {}; {}",
                             t.old_class,
+                            was(),
                             nc,
                             left_in(t)
                         ),
@@ -168,8 +177,9 @@ fn threads(cx: &Context, out: &mut Findings) {
                     finding(
                         Code::ThreadRemoved,
                         format!(
-                            "thread class {}{was} has no counterpart in the new version; {}",
+                            "thread class {}{} has no counterpart in the new version; {}",
                             t.old_class,
+                            was(),
                             left_in(t)
                         ),
                     )
