@@ -420,10 +420,16 @@ impl Picture for Dot {
 /// (parent thread, starting state, child thread, parent's join state) for every flow child.
 fn cross_thread(cp: &CompiledProcess) -> Vec<(u32, String, u32, Option<String>)> {
     let mut out = Vec::new();
+    // Thread classes by name: a flow per thousand activities makes a scan per branch quadratic.
+    let mut by_class: std::collections::HashMap<&str, &ThreadClass> =
+        std::collections::HashMap::with_capacity(cp.threads.len());
+    for x in &cp.threads {
+        by_class.entry(x.class.as_str()).or_insert(x);
+    }
     for t in &cp.threads {
         for s in &t.states {
             for c in s.starts_threads() {
-                if let Some(child) = cp.threads.iter().find(|x| &x.class == c) {
+                if let Some(child) = by_class.get(c.as_str()).copied() {
                     // The join is the starting state's successor owned by the same flow.
                     let join = s
                         .successors

@@ -225,6 +225,16 @@ impl After {
     /// state it owns) in the version where it is enabled (`old`: the old version).
     fn states(&mut self, a: &Analysis, t: &Tree, c: &CompiledProcess, p: usize, old: bool) {
         let inside = |id| t.pos(id).is_some_and(|q| (p..=t.end[p]).contains(&q));
+        // Each thread's delta by class name (a scan per thread would be quadratic in a process
+        // of thousands of thread classes).
+        let mut deltas: foldhash::HashMap<&str, &crate::diff::ThreadDelta> =
+            foldhash::HashMap::default();
+        for d in &a.diff.threads {
+            let class = if old { &d.old_class } else { &d.new_class };
+            if let Some(c) = class.as_deref() {
+                deltas.entry(c).or_insert(d);
+            }
+        }
         for th in &c.threads {
             let Some(last) = th
                 .states
@@ -235,10 +245,7 @@ impl After {
             else {
                 continue;
             };
-            let delta = a.diff.threads.iter().find(|d| {
-                let class = if old { &d.old_class } else { &d.new_class };
-                class.as_deref() == Some(th.class.as_str())
-            });
+            let delta = deltas.get(th.class.as_str());
             self.tally(
                 delta
                     .iter()
