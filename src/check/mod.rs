@@ -118,6 +118,35 @@ pub enum Side {
     New,
 }
 
+/// One version of a changed file: its classes go to `into`; a file-level error (it does not
+/// parse, is too large, cannot be read) makes it an [`Unreadable`] of that side, so every other
+/// class is still checked; any other error ends the check.
+fn sort_version(
+    read: Result<Vec<crate::bpl::Bpl>, CheckError>,
+    (path, raw_path, origin, classes): (&str, &[u8], String, Vec<String>),
+    side: Side,
+    into: &mut Vec<Version>,
+    unreadable: &mut Vec<Unreadable>,
+) -> Result<(), CheckError> {
+    match read {
+        Ok(v) => into.extend(v.into_iter().map(|bpl| Version {
+            path: path.to_string(),
+            raw_path: raw_path.to_vec(),
+            bpl,
+        })),
+        Err(error) if of_one_file(&error) => unreadable.push(Unreadable {
+            path: path.to_string(),
+            raw_path: raw_path.to_vec(),
+            origin,
+            side,
+            error,
+            classes,
+        }),
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
 /// A changed file that holds (or starts like) BPL but could not be read: malformed, over the
 /// size cap, unreadable on disk. Only this file's classes go unchecked; every other class
 /// still gets its verdict.
@@ -188,22 +217,14 @@ pub fn git_changes(repo: &Repo, base: &str, head: Option<&str>) -> Result<GitCha
             let bytes = repo.blob_limited(&old_commit, &c.path, limit, SNIFF_BYTES)?;
             let origin = format!("{old_label}:{path}");
             let hint = declared_classes(&bytes);
-            match classes_of(origin.clone(), bytes) {
-                Ok(v) => olds.extend(v.into_iter().map(|bpl| Version {
-                    path: path.clone(),
-                    raw_path: c.path.clone(),
-                    bpl,
-                })),
-                Err(error) if of_one_file(&error) => unreadable.push(Unreadable {
-                    path: path.clone(),
-                    raw_path: c.path.clone(),
-                    origin,
-                    side: Side::Old,
-                    error,
-                    classes: hint,
-                }),
-                Err(e) => return Err(e),
-            }
+            let read = classes_of(origin.clone(), bytes);
+            sort_version(
+                read,
+                (&path, &c.path, origin, hint),
+                Side::Old,
+                &mut olds,
+                &mut unreadable,
+            )?;
         }
         if c.status != 'D' {
             let read = match (&head_id, &head_label) {
@@ -231,22 +252,14 @@ pub fn git_changes(repo: &Repo, base: &str, head: Option<&str>) -> Result<GitCha
             };
             if let Some((bytes, origin)) = read {
                 let hint = bytes.as_ref().map(declared_classes).unwrap_or_default();
-                match bytes.and_then(|b| classes_of(origin.clone(), b)) {
-                    Ok(v) => news.extend(v.into_iter().map(|bpl| Version {
-                        path: path.clone(),
-                        raw_path: c.path.clone(),
-                        bpl,
-                    })),
-                    Err(error) if of_one_file(&error) => unreadable.push(Unreadable {
-                        path: path.clone(),
-                        raw_path: c.path.clone(),
-                        origin,
-                        side: Side::New,
-                        error,
-                        classes: hint,
-                    }),
-                    Err(e) => return Err(e),
-                }
+                let read = bytes.and_then(|b| classes_of(origin.clone(), b));
+                sort_version(
+                    read,
+                    (&path, &c.path, origin, hint),
+                    Side::New,
+                    &mut news,
+                    &mut unreadable,
+                )?;
             }
         }
     }
