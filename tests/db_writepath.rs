@@ -21,6 +21,12 @@ fn texts(r: &[Refusal]) -> Vec<String> {
     r.iter().map(|x| x.to_string()).collect()
 }
 
+/// A refusal (exit 3): its texts.
+fn refused(e: &ApplyError) -> Vec<String> {
+    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
+    texts(e.refusals())
+}
+
 fn set_item(fx: &Fixture, set: &str) {
     fx.exec(&format!(
         r#"UPDATE "Ens_Config"."Item" SET {set} WHERE "ClassName" = {}"#,
@@ -637,8 +643,7 @@ fn stale_entries_a_later_send_would_read_refuse_the_rows_that_can_send() {
         "{fates:?}"
     );
     let e = fx.apply_plan(&m).unwrap_err();
-    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
-    let t = texts(e.refusals());
+    let t = refused(&e);
     assert_eq!(t.len(), 1, "{t:?}");
     assert!(
         t[0].contains("S7") && t[0].contains("without a response handler"),
@@ -706,8 +711,7 @@ fn a_removed_unsynced_call_with_a_pending_response_is_refused() {
     let imp = apply::impact(&m, &status(&fx, &m)).unwrap();
     assert!(!imp.can_apply, "{:?}", imp.blockers);
     let e = fx.apply_plan(&m).unwrap_err();
-    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
-    let t = texts(e.refusals());
+    let t = refused(&e);
     assert_eq!(t.len(), 1, "{t:?}");
     assert!(
         t[0].contains("\"Auto\"") && t[0].contains("2 rows"),
@@ -748,8 +752,7 @@ fn a_removed_call_with_a_runtime_key_counts_every_pending_response() {
     let m = Migration::from_plan(p).unwrap();
     let before = fx.snapshot();
     let e = fx.apply_plan(&m).unwrap_err();
-    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
-    let t = texts(e.refusals());
+    let t = refused(&e);
     assert!(
         t.len() == 1 && t[0].contains("@context.Key") && t[0].contains("1 row"),
         "{t:?}"
@@ -803,8 +806,7 @@ fn revert_of_a_renamed_call_refuses_a_response_pending_under_the_new_name() {
     fx.add_pending(1, ids[0], "NotifyV2");
     let before = fx.snapshot();
     let e = fx.revert_plan(&m).unwrap_err();
-    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
-    let t = texts(e.refusals());
+    let t = refused(&e);
     assert!(
         t.len() == 1 && t[0].contains("\"NotifyV2\"") && t[0].contains("1 row"),
         "{t:?}"
@@ -856,8 +858,7 @@ fn undo_revert_refuses_a_response_pending_under_a_renamed_calls_new_name() {
     fx.add_pending(1, ids[0], "A2");
     let before = fx.snapshot();
     let e = fx.revert_plan(&m).unwrap_err();
-    assert_eq!(bplmigrate::cli::Exit::from(e.class()).code(), 3, "{e}");
-    let t = texts(e.refusals());
+    let t = refused(&e);
     assert!(t.len() == 1 && t[0].contains("\"A2\""), "{t:?}");
     assert_eq!(fx.snapshot(), before);
     fx.exec(&format!(
