@@ -70,8 +70,8 @@ fn overrides_parser() {
                 bplmigrate::sql::Dialect::Iris,
                 bplmigrate::sql::Dialect::Postgres,
             ] {
-                let _ = bplmigrate::sql::render(&p.plan, d);
-                let _ = bplmigrate::sql::render_revert(&p.plan, d);
+                let _ = bplmigrate::sql::render(&p, d);
+                let _ = bplmigrate::sql::render_revert(&p, d);
             }
         }
     }

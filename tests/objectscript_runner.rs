@@ -39,7 +39,7 @@ fn plan_of(dir: &Path) -> MigrationPlan {
         )
         .unwrap()
     });
-    plan::build(&old, &new, &oc, &nc, ov.as_ref()).unwrap().plan
+    plan::build(&old, &new, &oc, &nc, ov.as_ref()).unwrap()
 }
 
 /// The class must parse cleanly: no structure error, no syntax error in any method's code.

@@ -4,11 +4,14 @@
 
 use bplmigrate::bpl::{self, Bpl, LoadOptions};
 use bplmigrate::picture::{self, Fate};
-use bplmigrate::plan::{self, Overrides};
+use bplmigrate::plan::Overrides;
 use bplmigrate::states::{self, CompiledProcess, Compiler};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+
+#[path = "support/planned.rs"]
+mod planned;
 
 fn load(path: &Path) -> Bpl {
     bpl::load(&path.to_string_lossy(), &LoadOptions::default())
@@ -78,7 +81,7 @@ fn state_fixtures() -> Vec<PathBuf> {
 
 struct Pair {
     dir: PathBuf,
-    planned: plan::Planned,
+    planned: planned::Planned,
     oc: CompiledProcess,
     nc: CompiledProcess,
 }
@@ -98,7 +101,7 @@ fn change_pairs() -> Vec<Pair> {
             let ov = ovf.exists().then(|| {
                 Overrides::parse("overrides.toml", &std::fs::read_to_string(&ovf).unwrap()).unwrap()
             });
-            let planned = plan::build(&o, &n, &oc, &nc, ov.as_ref())
+            let planned = planned::build(&o, &n, &oc, &nc, ov.as_ref())
                 .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
             Pair {
                 dir,
@@ -514,7 +517,7 @@ fn two_thousand_states_lay_out() {
         let o = bpl::parse_bare("old.xml", &old, "Big.Process").unwrap();
         let n = bpl::parse_bare("new.xml", &new, "Big.Process").unwrap();
         let (oc, nc) = (compile(&o), compile(&n));
-        let planned = plan::build(&o, &n, &oc, &nc, None).unwrap();
+        let planned = planned::build(&o, &n, &oc, &nc, None).unwrap();
         let view = picture::from_plan(&planned.plan, &oc, &nc);
         let svg = picture::change_svg(&view, &oc, &nc);
         let mermaid = picture::change_mermaid(&view, &oc, &nc);

@@ -14,6 +14,8 @@ use bplmigrate::states::{self, CompiledProcess, Compiler};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+#[path = "support/planned.rs"]
+mod planned;
 #[path = "support/snap.rs"]
 mod snap;
 
@@ -33,7 +35,7 @@ fn cases() -> Vec<PathBuf> {
     v
 }
 
-fn plan_case(dir: &Path) -> (plan::Planned, Bpl, Bpl, CompiledProcess, CompiledProcess) {
+fn plan_case(dir: &Path) -> (planned::Planned, Bpl, Bpl, CompiledProcess, CompiledProcess) {
     let s = |f: &str| dir.join(f).to_string_lossy().replace('\\', "/");
     let old = bpl::load(&s("old.cls"), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let new = bpl::load(&s("new.cls"), &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
@@ -43,7 +45,7 @@ fn plan_case(dir: &Path) -> (plan::Planned, Bpl, Bpl, CompiledProcess, CompiledP
         Overrides::parse(&s("overrides.toml"), &std::fs::read_to_string(&ov).unwrap())
             .unwrap_or_else(|e| panic!("{e}"))
     });
-    let planned = plan::build(&old, &new, &oc, &nc, ov.as_ref())
+    let planned = planned::build(&old, &new, &oc, &nc, ov.as_ref())
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     (planned, old, new, oc, nc)
 }
@@ -420,7 +422,7 @@ fn new_context_property_without_overrides_is_only_compatible_with_a_warning() {
         &LoadOptions::default(),
     )
     .unwrap();
-    let p = plan::build(&old, &new, &compile(&old), &compile(&new), None)
+    let p = planned::build(&old, &new, &compile(&old), &compile(&new), None)
         .unwrap()
         .plan;
     assert_eq!(p.verdict, Verdict::Compatible);
@@ -458,7 +460,7 @@ fn stale_or_inapplicable_overrides_are_errors_naming_the_line() {
     let (oc, nc) = (compile(&old), compile(&new));
     let run = |text: &str| {
         let ov = Overrides::parse("o.toml", text).unwrap();
-        plan::build(&old, &new, &oc, &nc, Some(&ov))
+        planned::build(&old, &new, &oc, &nc, Some(&ov))
             .map(|p| p.plan)
             .map_err(|e| e.to_string())
     };
@@ -631,10 +633,10 @@ fn parse(text: &str, origin: &str) -> Bpl {
     bpl::parse_bare(origin, text, "Demo.Prop").unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-fn planned(old: &str, new: &str) -> (plan::Planned, CompiledProcess) {
+fn planned(old: &str, new: &str) -> (planned::Planned, CompiledProcess) {
     let (o, n) = (parse(old, "old.xml"), parse(new, "new.xml"));
     let (oc, nc) = (compile(&o), compile(&n));
-    let p = plan::build(&o, &n, &oc, &nc, None)
+    let p = planned::build(&o, &n, &oc, &nc, None)
         .unwrap_or_else(|e| panic!("{e}\n--- old\n{old}\n--- new\n{new}"));
     (p, oc)
 }
@@ -821,7 +823,7 @@ fn an_ambiguous_state_owner_blocks_until_pinned() {
     let (o, n) = (parse(&old_text, "old.xml"), parse(&new_text, "new.xml"));
     let (oc, nc) = (compile(&o), compile(&n));
 
-    let p = plan::build(&o, &n, &oc, &nc, None).unwrap().plan;
+    let p = planned::build(&o, &n, &oc, &nc, None).unwrap().plan;
     assert_eq!(p.verdict, Verdict::Blocked);
     let f = p
         .findings
@@ -837,7 +839,7 @@ fn an_ambiguous_state_owner_blocks_until_pinned() {
 
     // The reviewer says the old delay is the second one: the first is new and skipped.
     let ov = Overrides::parse("o.toml", "[[pin]]\nold = 'delay@3:1'\nnew = 'delay@4:1'\n").unwrap();
-    let p = plan::build(&o, &n, &oc, &nc, Some(&ov)).unwrap().plan;
+    let p = planned::build(&o, &n, &oc, &nc, Some(&ov)).unwrap().plan;
     assert_eq!(p.verdict, Verdict::Migratable, "{:#?}", p.findings);
     let s2 = &p.threads[0].states[1];
     assert_eq!(
@@ -1051,7 +1053,7 @@ fn every_finding_code_is_produced_by_a_fixture() {
         align_cells: 1,
         ..Default::default()
     };
-    let p = plan::build_with_limits(&old, &new, &compile(&old), &compile(&new), None, &limits)
+    let p = planned::build_with_limits(&old, &new, &compile(&old), &compile(&new), None, &limits)
         .unwrap()
         .plan;
     let limit = p.findings.iter().find(|f| f.code == Code::MatcherLimit);
@@ -1074,7 +1076,7 @@ fn every_finding_code_is_produced_by_a_fixture() {
         bpl::settle_class_names(&mut old, &mut new).as_deref(),
         Some("Demo.Loan.Approval")
     );
-    let p = plan::build(&old, &new, &compile(&old), &compile(&new), None)
+    let p = planned::build(&old, &new, &compile(&old), &compile(&new), None)
         .unwrap()
         .plan;
     assert!(

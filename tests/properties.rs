@@ -200,7 +200,7 @@ proptest! {
         let bpl = parse_bare("gen.xml", &xml, "Demo.Gen").expect("generated BPL is well-formed");
         let Ok(c) = compile(&bpl, Compiler::Current) else { return Ok(()) };
         let planned = bplmigrate::plan::build(&bpl, &bpl, &c, &c, None).expect("plan(A, A)");
-        let p = &planned.plan;
+        let p = &planned;
         prop_assert_eq!(p.verdict, Verdict::Identical, "{}", xml);
         for t in &p.threads {
             prop_assert_eq!(Some(&t.old_class), t.new_class.as_ref());

@@ -38,7 +38,7 @@ fn plan_of(dir: &Path) -> MigrationPlan {
         )
         .unwrap()
     });
-    plan::build(&old, &new, &oc, &nc, ov.as_ref()).unwrap().plan
+    plan::build(&old, &new, &oc, &nc, ov.as_ref()).unwrap()
 }
 
 #[test]

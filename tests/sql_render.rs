@@ -1157,9 +1157,7 @@ mod end_to_end {
         let n = bpl::parse_bare("new.xml", &wrap(new), "Demo.Loan.BankUS").unwrap();
         let oc = states::compile(&o, Compiler::Current).unwrap();
         let nc = states::compile(&n, Compiler::Current).unwrap();
-        bplmigrate::plan::build(&o, &n, &oc, &nc, None)
-            .unwrap()
-            .plan
+        bplmigrate::plan::build(&o, &n, &oc, &nc, None).unwrap()
     }
 
     const BANK_US: &str = "<call name='BankUS' target='BankUS' async='0'>\

@@ -500,7 +500,7 @@ mod tests {
         let compile = |b| crate::states::compile(b, crate::states::Compiler::Current).unwrap();
         let (oc, nc) = (compile(&old), compile(&new));
         let planned = crate::plan::build(&old, &new, &oc, &nc, None).unwrap();
-        Migration::from_plan(planned.plan).unwrap()
+        Migration::from_plan(planned).unwrap()
     }
 
     fn mv(table: &SqlTable, from: &str, to: &str, action: &str, rows: i64) -> GroupMove {

@@ -210,13 +210,13 @@ pub fn plan(a: PlanArgs) -> CmdResult {
         )));
     }
     let ov = a.overrides.as_deref().map(read_overrides).transpose()?;
-    let planned = kept_until_exit(plan::build(o, n, oc, nc, ov.as_ref()).map_err(Failure::input)?);
-    let view = || picture::from_plan(&planned.plan, oc, nc);
+    let plan = kept_until_exit(plan::build(o, n, oc, nc, ov.as_ref()).map_err(Failure::input)?);
+    let view = || picture::from_plan(&plan, oc, nc);
     let locate =
         |e: crate::sql::SqlError| Failure::input(locate_sql_refusal(e, [o, n], ov.as_ref()));
     let written = match &a.out {
         Some(dir) => Some(write_migration(
-            &planned.plan,
+            &plan,
             (&view(), oc, nc),
             dir,
             a.dialect,
@@ -227,25 +227,25 @@ pub fn plan(a: PlanArgs) -> CmdResult {
         None => None,
     };
     // A blocked plan cannot be applied as it is: exit 1, like `check`.
-    let code = if planned.plan.verdict == Verdict::Blocked {
+    let code = if plan.verdict == Verdict::Blocked {
         Exit::Found
     } else {
         Exit::Clean
     };
     if objectscript && written.is_none() {
-        let text = crate::sql::render_objectscript(&planned.plan).map_err(locate)?;
+        let text = crate::sql::render_objectscript(&plan).map_err(locate)?;
         emit_keeping(&text, code)?;
         return Ok(code);
     }
     match a.common.format {
         AnalysisFormat::Human => {
-            let mut text = render::plan_human(&planned.plan, RenderOptions::default());
+            let mut text = render::plan_human(&plan, RenderOptions::default());
             if let Some(p) = &written {
                 text.push_str(&format!("\nmigration written to {}\n", p.display()));
             }
             emit_keeping(&text, code)?
         }
-        AnalysisFormat::Json => emit_json_keeping(&planned.plan, code)?,
+        AnalysisFormat::Json => emit_json_keeping(&*plan, code)?,
         AnalysisFormat::Svg => emit_keeping(&picture::change_svg(&view(), oc, nc), code)?,
         AnalysisFormat::Mermaid => emit_keeping(&picture::change_mermaid(&view(), oc, nc), code)?,
     }

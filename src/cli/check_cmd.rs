@@ -781,7 +781,7 @@ fn check_item(
                     })
                 });
             let p = match planned {
-                Ok(planned) => planned.plan,
+                Ok(plan) => plan,
                 // This class cannot be checked; the others still are.
                 Err((full, pos, reason)) => {
                     r.outcome = "not-checked".into();

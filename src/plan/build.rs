@@ -8,7 +8,7 @@ use super::safety::{self, new_sref, short, sref, ThreadFinder};
 use crate::bpl::Bpl;
 use crate::diff::tree::Tree;
 use crate::diff::MatchLimits;
-use crate::diff::{self, Analysis, ContextChangeKind, DeltaKind, DiffError, Pin, ProcessDiff};
+use crate::diff::{self, Analysis, ContextChangeKind, DeltaKind, DiffError, Pin, StateDelta};
 use crate::states::{CompiledProcess, Role, StateNames, ThreadClass};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::borrow::Cow;
@@ -24,13 +24,6 @@ pub enum PlanError {
     Serialize(String),
 }
 
-/// The diff and the plan built from it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Planned {
-    pub diff: ProcessDiff,
-    pub plan: MigrationPlan,
-}
-
 /// Build the migration plan for `old` → `new` (both already compiled with the same compiler
 /// generation), steered by an optional overrides file.
 pub fn build(
@@ -39,7 +32,7 @@ pub fn build(
     old_c: &CompiledProcess,
     new_c: &CompiledProcess,
     overrides: Option<&Overrides>,
-) -> Result<Planned, PlanError> {
+) -> Result<MigrationPlan, PlanError> {
     build_with_limits(old, new, old_c, new_c, overrides, &MatchLimits::default())
 }
 
@@ -52,7 +45,7 @@ pub fn build_with_limits(
     new_c: &CompiledProcess,
     overrides: Option<&Overrides>,
     limits: &MatchLimits,
-) -> Result<Planned, PlanError> {
+) -> Result<MigrationPlan, PlanError> {
     let empty = Overrides::default();
     let ov = overrides.unwrap_or(&empty);
     for (which, want, bpl) in [
@@ -67,21 +60,30 @@ pub fn build_with_limits(
             }
         }
     }
-    let pins = resolve_pins(old, new, ov)?;
-    let a = diff::analyze(old, new, old_c, new_c, &pins, limits)?;
+    let pins = pins(old, new, ov)?;
+    let mut a = diff::analyze(old, new, old_c, new_c, &pins, limits)?;
+    // The per-state deltas become the plan's state mappings and are dropped thread by thread
+    // as they do (a delta and a mapping per state are tens of megabytes in a large process).
+    let deltas = a
+        .diff
+        .threads
+        .iter_mut()
+        .map(|t| std::mem::take(&mut t.states))
+        .collect();
     let mut b = Builder {
         a: &a,
+        deltas: Some(deltas),
         old_c,
         new_c,
         ov,
         applied: Vec::new(),
     };
-    let plan = b.plan(old, new)?;
-    // Moved out, not copied: the diff of a large process is tens of megabytes.
-    Ok(Planned { diff: a.diff, plan })
+    b.plan(old, new)
 }
 
-fn resolve_pins(old: &Bpl, new: &Bpl, ov: &Overrides) -> Result<Vec<Pin>, OverridesError> {
+/// The `[[pin]]`s of an overrides file as the diff takes them: `diff::diff(…, &pins)` is the
+/// diff a plan built with these overrides rests on.
+pub fn pins(old: &Bpl, new: &Bpl, ov: &Overrides) -> Result<Vec<Pin>, OverridesError> {
     if ov.pins.is_empty() {
         return Ok(Vec::new());
     }
@@ -125,7 +127,10 @@ fn find_thread<'c>(c: &'c CompiledProcess, s: &str) -> Option<&'c ThreadClass> {
 }
 
 struct Builder<'x, 'a> {
+    /// The diff, its per-state deltas moved out into `deltas`.
     a: &'x Analysis<'a>,
+    /// The states of each of `a.diff.threads`, until `threads` turns them into mappings.
+    deltas: Option<Vec<Vec<StateDelta>>>,
     old_c: &'x CompiledProcess,
     new_c: &'x CompiledProcess,
     ov: &'x Overrides,
@@ -300,20 +305,21 @@ impl<'x> Builder<'x, '_> {
         })
     }
 
-    fn threads(&self) -> Vec<ThreadMapping> {
+    fn threads(&mut self) -> Vec<ThreadMapping> {
         let mut out = Vec::new();
         let (old_t, new_t) = (
             self.old_c.threads_by_number(),
             self.new_c.threads_by_number(),
         );
-        for td in &self.a.diff.threads {
+        let deltas = self.deltas.take().unwrap_or_default();
+        for (td, deltas) in self.a.diff.threads.iter().zip(deltas) {
             let Some(ot) = td.old.and_then(|n| old_t.get(&n).copied()) else {
                 continue;
             };
             let nt = td.new.and_then(|n| new_t.get(&n).copied());
             // Exact capacity: a mapping per old state is most of a plan's memory.
-            let mut states = Vec::with_capacity(td.states.len());
-            states.extend(td.states.iter().filter_map(|sd| {
+            let mut states = Vec::with_capacity(deltas.len());
+            states.extend(deltas.into_iter().filter_map(|sd| {
                 let os = ot.state(&sd.old?)?;
                 let ns = sd.new.and_then(|n| nt?.state(&n));
                 Some(StateMapping {
@@ -342,7 +348,7 @@ impl<'x> Builder<'x, '_> {
                         (Some(_), None) => Cow::Borrowed("matched"),
                         (None, _) => Cow::Borrowed("removed"),
                     },
-                    note: sd.note.clone(),
+                    note: sd.note,
                     modified: ns.and_then(|ns| {
                         // The owner's counterpart (a call whose wait is now a `<sync>`'s
                         // compares with that call); owners of another element compare
@@ -1328,7 +1334,6 @@ mod tests {
             );
             let p = super::build(&o, &n, &oc, &nc, None).unwrap();
             let f = p
-                .plan
                 .findings
                 .iter()
                 .find(|f| f.code == crate::plan::findings::Code::NewContextProperty)

@@ -18,6 +18,6 @@ pub mod reports;
 mod safety;
 mod stale_handlers;
 
-pub use build::{build, build_with_limits, plan_id, PlanError, Planned};
+pub use build::{build, build_with_limits, pins, plan_id, PlanError};
 pub use model::*;
 pub use overrides::{Overrides, OverridesError};

@@ -1620,7 +1620,7 @@ mod tests {
             .find(|s| s.wait && s.activity.label() == "call \"Cancel\"")
             .unwrap();
         assert_eq!(cancel.subroutine_stack_alternatives().len(), 2);
-        let plan = crate::plan::build(&o, &n, &oc, &nc, None).unwrap().plan;
+        let plan = crate::plan::build(&o, &n, &oc, &nc, None).unwrap();
         let at_cancel = format!(
             "Thread1:{} (once its compensation handler returns",
             cancel.name
@@ -1669,7 +1669,7 @@ mod tests {
             compile(&o, Compiler::Current).unwrap(),
             compile(&n, Compiler::Current).unwrap(),
         );
-        let plan = crate::plan::build(&o, &n, &oc, &nc, None).unwrap().plan;
+        let plan = crate::plan::build(&o, &n, &oc, &nc, None).unwrap();
         let skips: Vec<_> = plan
             .findings
             .iter()

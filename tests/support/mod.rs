@@ -861,8 +861,8 @@ pub fn fixture_plan(dir: &std::path::Path, fx: &Fixture) -> MigrationPlan {
     });
     let planned = bplmigrate::plan::build(&old, &new, &oc, &nc, ov.as_ref())
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let class = planned.plan.old.class.clone();
-    let json = serde_json::to_string(&planned.plan)
+    let class = planned.old.class.clone();
+    let json = serde_json::to_string(&planned)
         .unwrap()
         .replace(&format!("\"{class}"), &format!("\"{}", fx.class))
         .replace(

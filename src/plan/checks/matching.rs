@@ -1,9 +1,9 @@
 //! BPM03xx: how activities were matched — ambiguous, positional, limited matches, `disabled`
 //! toggles, and arguments that look reversed.
 
-use super::{Context, Findings};
+use super::{Context, Findings, Scope};
 use crate::diff::tree::Tree;
-use crate::diff::{self, Analysis, DeltaKind, MatchIssue};
+use crate::diff::{self, Analysis, MatchIssue};
 use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
 use crate::plan::safety::{self, owners, sref, subtree_owns};
@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 pub(super) fn run(cx: &Context, out: &mut Findings) {
     issues(cx, out);
-    out.findings.extend(toggles(cx.a, cx.old_c, cx.new_c));
+    out.findings.extend(toggles(cx));
     arguments_reversed(cx, out);
 }
 
@@ -126,7 +126,8 @@ fn issues(cx: &Context, out: &mut Findings) {
 }
 
 /// `disabled` toggles: a warning when the toggled subtree allocates anything.
-fn toggles(a: &Analysis, old_c: &CompiledProcess, new_c: &CompiledProcess) -> Vec<Finding> {
+fn toggles(cx: &Context) -> Vec<Finding> {
+    let (a, old_c, new_c) = (cx.a, cx.old_c, cx.new_c);
     let (to, tn, m) = (&a.old, &a.new, &a.m);
     let (oo, no) = (owners(to, old_c), owners(tn, new_c));
     let mut out = Vec::new();
@@ -152,10 +153,10 @@ fn toggles(a: &Analysis, old_c: &CompiledProcess, new_c: &CompiledProcess) -> Ve
             // or removal at the same time can make up for it).
             let mut after = After::default();
             if now {
-                after.states(a, to, old_c, o, true);
+                after.states(cx.scope, to, old_c, o, true);
                 after.handlers(a, to, old_c, o, true);
             } else {
-                after.states(a, tn, new_c, n, false);
+                after.states(cx.scope, tn, new_c, n, false);
                 after.handlers(a, tn, new_c, n, false);
             }
             let outcome = after.says(them, None);
@@ -222,17 +223,22 @@ impl After {
     }
 
     /// The states generated after the subtree at `p` (per thread, numbered after the last
-    /// state it owns) in the version where it is enabled (`old`: the old version).
-    fn states(&mut self, a: &Analysis, t: &Tree, c: &CompiledProcess, p: usize, old: bool) {
+    /// state it owns) in the version where it is enabled (`old`: the old version), as the
+    /// plan's state mappings pair them.
+    fn states(&mut self, scope: &Scope, t: &Tree, c: &CompiledProcess, p: usize, old: bool) {
         let inside = |id| t.pos(id).is_some_and(|q| (p..=t.end[p]).contains(&q));
-        // Each thread's delta by class name (a scan per thread would be quadratic in a process
-        // of thousands of thread classes).
-        let mut deltas: foldhash::HashMap<&str, &crate::diff::ThreadDelta> =
+        // Each thread's mappings by class name (a scan per thread would be quadratic in a
+        // process of thousands of thread classes).
+        let mut mappings: foldhash::HashMap<&str, &crate::plan::ThreadMapping> =
             foldhash::HashMap::default();
-        for d in &a.diff.threads {
-            let class = if old { &d.old_class } else { &d.new_class };
-            if let Some(c) = class.as_deref() {
-                deltas.entry(c).or_insert(d);
+        for m in &scope.threads {
+            let class = if old {
+                Some(&m.old_class)
+            } else {
+                m.new_class.as_ref()
+            };
+            if let Some(c) = class {
+                mappings.entry(c.as_str()).or_insert(m);
             }
         }
         for th in &c.threads {
@@ -245,14 +251,14 @@ impl After {
             else {
                 continue;
             };
-            let delta = deltas.get(th.class.as_str());
+            let m = mappings.get(th.class.as_str());
             self.tally(
-                delta
-                    .iter()
-                    .flat_map(|d| &d.states)
-                    .filter_map(|sd| {
-                        let here = if old { sd.old } else { sd.new };
-                        Self::pair(here.and_then(|h| h.number()), &sd.old, &sd.new, last)
+                m.iter()
+                    .flat_map(|m| &m.states)
+                    .filter_map(|sm| {
+                        let old_name = Some(sm.old);
+                        let here = if old { old_name } else { sm.new };
+                        Self::pair(here.and_then(|h| h.number()), &old_name, &sm.new, last)
                     })
                     .collect(),
             );
@@ -447,13 +453,13 @@ fn arguments_reversed(cx: &Context, out: &mut Findings) {
         .iter()
         .filter(|c| c.change == diff::ActivityChangeKind::Inserted)
         .count();
-    let removed_states: usize =
-        cx.a.diff
-            .threads
-            .iter()
-            .flat_map(|t| &t.states)
-            .filter(|s| s.change == DeltaKind::Removed)
-            .count();
+    let removed_states: usize = cx
+        .scope
+        .threads
+        .iter()
+        .flat_map(|t| &t.states)
+        .filter(|s| s.change == StateChange::Removed)
+        .count();
     if inserted == 0 && removed >= 2 && removed_states >= 2 {
         out.findings.push(finding(
             Code::ArgumentsReversed,

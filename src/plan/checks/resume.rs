@@ -2948,7 +2948,7 @@ mod tests {
             crate::states::compile(&o, c).unwrap(),
             crate::states::compile(&n, c).unwrap(),
         );
-        crate::plan::build(&o, &n, &oc, &nc, None).unwrap().plan
+        crate::plan::build(&o, &n, &oc, &nc, None).unwrap()
     }
 
     /// The old wait state of an activity (by label) in Thread1, as findings name it.
