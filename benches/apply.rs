@@ -49,9 +49,7 @@ fn main() {
     let compile = |b| states::compile(b, Compiler::Current).unwrap_or_else(|e| panic!("{e}"));
     let (oc, nc) = (compile(&old), compile(&new));
     let t = Instant::now();
-    let p = plan::build(&old, &new, &oc, &nc, None)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .plan;
+    let p = plan::build(&old, &new, &oc, &nc, None).unwrap_or_else(|e| panic!("{e}"));
     let plan_time = t.elapsed();
     assert_eq!(p.verdict, Verdict::Migratable);
     let [thread] = &p.threads[..] else {

@@ -160,11 +160,11 @@ fn run(shape: Shape, size: usize, runs: usize) -> Case {
     let planned = build();
     // Not timing checks: the stages must do the work being measured.
     assert_eq!(
-        planned.plan.verdict,
+        planned.verdict,
         Verdict::Migratable,
         "{size}: an inserted delay renumbers later states"
     );
-    let script = sql::render(&planned.plan, Dialect::Iris).unwrap_or_else(|e| panic!("{e}"));
+    let script = sql::render(&planned, Dialect::Iris).unwrap_or_else(|e| panic!("{e}"));
     assert!(!script.rewrites.is_empty(), "{size}: nothing to rewrite");
 
     let stages = vec![
@@ -179,7 +179,7 @@ fn run(shape: Shape, size: usize, runs: usize) -> Case {
         }),
         measure(runs, build),
         measure(runs, || {
-            sql::render(&planned.plan, Dialect::Iris).unwrap_or_else(|e| panic!("{e}"))
+            sql::render(&planned, Dialect::Iris).unwrap_or_else(|e| panic!("{e}"))
         }),
     ];
     Case {
@@ -188,8 +188,8 @@ fn run(shape: Shape, size: usize, runs: usize) -> Case {
         bytes: old_text.len(),
         states: oc.threads.iter().map(|t| t.states.len()).sum(),
         threads: oc.threads.len(),
-        limit_hits: planned
-            .diff
+        limit_hits: bplmigrate::diff::diff(&old, &new, &oc, &nc, &[])
+            .unwrap_or_else(|e| panic!("{e}"))
             .issues
             .iter()
             .filter(|i| matches!(i, MatchIssue::LimitHit { .. }))

@@ -50,7 +50,7 @@ fn main() {
         println!(
             "{n} activities, {} threads, verdict {:?}",
             oc.threads.len(),
-            planned.plan.verdict
+            planned.verdict
         );
         return;
     };
