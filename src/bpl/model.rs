@@ -387,7 +387,7 @@ pub enum ActivityKind {
     /// receive, throw: code appended to the current state, no allocation (3.4.1).
     Simple,
     Sequence {
-        children: Vec<Activity>,
+        children: Box<[Activity]>,
     },
     Call {
         /// Raw `async` attribute (None when absent = asynchronous, spec 2.5).
@@ -410,34 +410,34 @@ pub enum ActivityKind {
         default: Option<Case>,
     },
     While {
-        body: Vec<Activity>,
+        body: Box<[Activity]>,
     },
     Until {
-        body: Vec<Activity>,
+        body: Box<[Activity]>,
     },
     Foreach {
-        body: Vec<Activity>,
+        body: Box<[Activity]>,
     },
     Break,
     Continue,
     Scope {
-        body: Vec<Activity>,
+        body: Box<[Activity]>,
         /// `Some` iff a `<compensationhandlers>` element is present (it may be empty).
-        compensation_handlers: Option<Vec<Activity>>,
+        compensation_handlers: Option<Box<[Activity]>>,
         /// `<catch>` and `<catchall>` in document order (`Catch` / `Catchall` kinds).
-        fault_handlers: Vec<Activity>,
+        fault_handlers: Box<[Activity]>,
     },
     /// `<compensationhandler name=…>` (only inside `compensation_handlers`).
     CompensationHandler {
-        body: Vec<Activity>,
+        body: Box<[Activity]>,
     },
     /// `<catch fault=…>` (only inside `fault_handlers`).
     Catch {
-        fault: Option<String>,
-        body: Vec<Activity>,
+        fault: Option<Box<str>>,
+        body: Box<[Activity]>,
     },
     Catchall {
-        body: Vec<Activity>,
+        body: Box<[Activity]>,
     },
     Compensate {
         target: String,
@@ -448,7 +448,7 @@ pub enum ActivityKind {
     },
     Flow {
         /// Each child is a `<sequence>` (enforced by the reader).
-        children: Vec<Activity>,
+        children: Box<[Activity]>,
     },
 }
 
@@ -456,7 +456,7 @@ pub enum ActivityKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Branch {
     pub pos: Pos,
-    pub activities: Vec<Activity>,
+    pub activities: Box<[Activity]>,
 }
 
 /// `<case>` / `<default>` of a `<switch>`: a pointer to its [`CaseParts`] (read through
@@ -471,7 +471,7 @@ pub struct CaseParts {
     pub name: Option<String>,
     /// None for `<default>`.
     pub condition: Option<String>,
-    pub activities: Vec<Activity>,
+    pub activities: Box<[Activity]>,
 }
 
 /// `<request>` / `<response>` of a `<call>` (spec 2.11): a pointer to its [`MessageParts`]
@@ -486,7 +486,7 @@ pub struct MessageParts {
     pub type_name: Option<String>,
     /// Activity elements inside (assign, code, trace), disabled ones included. They never
     /// allocate states; they only decide whether the call gets a response handler (5.1).
-    pub activities: Vec<Activity>,
+    pub activities: Box<[Activity]>,
 }
 
 macro_rules! boxed_parts {
@@ -549,7 +549,7 @@ impl Activity {
     /// Child activity lists in generation-relevant order with their slot names. Handy for
     /// generic tree walks (diff, indexing). Message contents are included last. Slot names
     /// are static strings except `case[i]`.
-    pub fn child_slots(&self) -> Vec<(Cow<'static, str>, &Vec<Activity>)> {
+    pub fn child_slots(&self) -> Vec<(Cow<'static, str>, &[Activity])> {
         let mut v = Vec::new();
         for_each_slot(self, |slot, list| v.push((slot.name(), list)));
         v
@@ -713,7 +713,7 @@ impl Process {
 }
 
 /// `f(slot, list)` for every child list of `a`, in `child_slots` order.
-fn for_each_slot<'a>(a: &'a Activity, mut f: impl FnMut(Slot, &'a Vec<Activity>)) {
+fn for_each_slot<'a>(a: &'a Activity, mut f: impl FnMut(Slot, &'a [Activity])) {
     use ActivityKind::*;
     use Slot::Named;
     match &a.kind {
@@ -776,7 +776,7 @@ fn for_each_slot<'a>(a: &'a Activity, mut f: impl FnMut(Slot, &'a Vec<Activity>)
 }
 
 /// [`for_each_slot`] for a mutable tree.
-fn for_each_slot_mut(a: &mut Activity, mut f: impl FnMut(Slot, &mut Vec<Activity>)) {
+fn for_each_slot_mut(a: &mut Activity, mut f: impl FnMut(Slot, &mut [Activity])) {
     use ActivityKind::*;
     use Slot::Named;
     match &mut a.kind {
@@ -879,8 +879,8 @@ mod tests {
     /// times by a large process. Box what is rare rather than grow this.
     #[test]
     fn an_activity_stays_small() {
-        assert!(std::mem::size_of::<Activity>() <= 152);
-        assert!(std::mem::size_of::<ActivityKind>() <= 72);
+        assert!(std::mem::size_of::<Activity>() <= 136);
+        assert!(std::mem::size_of::<ActivityKind>() <= 56);
         assert!(std::mem::size_of::<FlatEntry>() <= 32);
     }
 }

@@ -547,7 +547,7 @@ fn read_list<'a, 'i>(
     cx: &mut Ctx,
     node: Node<'a, 'i>,
     stop_at: &[&str],
-) -> Result<(Vec<Activity>, Vec<Node<'a, 'i>>), BplError> {
+) -> Result<(Box<[Activity]>, Vec<Node<'a, 'i>>), BplError> {
     check_no_text(cx, node)?;
     // Exact capacity: the tree keeps these vectors for the whole run.
     let mut out = Vec::with_capacity(elements(node).count());
@@ -568,8 +568,7 @@ fn read_list<'a, 'i>(
             out.push(read_activity(cx, child)?);
         }
     }
-    out.shrink_to_fit();
-    Ok((out, rest))
+    Ok((out.into_boxed_slice(), rest))
 }
 
 /// Why `child` cannot be in the activity list of `node`.
@@ -683,7 +682,7 @@ fn read_kind(cx: &mut Ctx, node: Node, element: &str) -> Result<ActivityKind, Bp
 }
 
 /// The activity list of `node` (no scope parts).
-fn read_body(cx: &mut Ctx, node: Node) -> Result<Vec<Activity>, BplError> {
+fn read_body(cx: &mut Ctx, node: Node) -> Result<Box<[Activity]>, BplError> {
     Ok(read_list(cx, node, &[])?.0)
 }
 
@@ -932,11 +931,10 @@ fn read_message(cx: &mut Ctx, node: Node) -> Result<Message, BplError> {
             }
         }
     }
-    activities.shrink_to_fit();
     Ok(MessageParts {
         pos: cx.pos(node),
         type_name: attr(node, "type").map(str::to_string),
-        activities,
+        activities: activities.into_boxed_slice(),
     }
     .into())
 }
@@ -1033,8 +1031,8 @@ fn read_switch(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
 
 fn read_scope(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
     let (body, rest) = read_list(cx, node, &["compensationhandlers", "faulthandlers"])?;
-    let mut compensation_handlers: Option<Vec<Activity>> = None;
-    let mut fault_handlers: Option<Vec<Activity>> = None;
+    let mut compensation_handlers: Option<Box<[Activity]>> = None;
+    let mut fault_handlers: Option<Box<[Activity]>> = None;
     for part in rest {
         match part.tag_name().name() {
             "compensationhandlers" if compensation_handlers.is_none() && fault_handlers.is_none() => {
@@ -1046,8 +1044,7 @@ fn read_scope(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
                     }
                     hs.push(read_handler(cx, h)?);
                 }
-                hs.shrink_to_fit();
-                compensation_handlers = Some(hs);
+                compensation_handlers = Some(hs.into_boxed_slice());
             }
             "faulthandlers" if fault_handlers.is_none() => {
                 check_no_text(cx, part)?;
@@ -1072,8 +1069,7 @@ fn read_scope(cx: &mut Ctx, node: Node) -> Result<ActivityKind, BplError> {
                 if hs.is_empty() {
                     return Err(cx.err(part, "<faulthandlers> needs at least one <catch> or <catchall>"));
                 }
-                hs.shrink_to_fit();
-                fault_handlers = Some(hs);
+                fault_handlers = Some(hs.into_boxed_slice());
             }
             other => {
                 return Err(cx.err(part, format!("unexpected <{other}> inside <scope>; expected activities, then <compensationhandlers>, then <faulthandlers>")))
@@ -1103,7 +1099,7 @@ fn read_handler(cx: &mut Ctx, node: Node) -> Result<Activity, BplError> {
     };
     let attrs = kept_attrs(cx, node);
     let annotation = leading_annotation(node);
-    let fault = attr(node, "fault").map(str::to_string);
+    let fault: Option<Box<str>> = attr(node, "fault").map(Into::into);
     if local == "catch" && fault.is_none() {
         return Err(cx.err(node, "<catch> is missing the required attribute 'fault'"));
     }
@@ -1336,7 +1332,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(compensation_handlers.as_ref().map(Vec::len), Some(0));
+        assert_eq!(compensation_handlers.as_ref().map(|h| h.len()), Some(0));
         assert_eq!(
             fault_handlers
                 .iter()
