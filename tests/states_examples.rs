@@ -1157,7 +1157,9 @@ fn q16_only_the_last_catchall_is_compiled() {
     let ActivityKind::Sequence { children } = &mut bpl.process.sequence.kind else {
         panic!()
     };
-    let donor = children.pop().unwrap();
+    let mut kept = std::mem::take(children).into_vec();
+    let donor = kept.pop().unwrap();
+    *children = kept.into_boxed_slice();
     let ActivityKind::Scope {
         fault_handlers: donated,
         ..
@@ -1168,7 +1170,8 @@ fn q16_only_the_last_catchall_is_compiled() {
     let ActivityKind::Scope { fault_handlers, .. } = &mut children[0].kind else {
         panic!()
     };
-    fault_handlers.extend(donated); // first catchall, catch, second catchall
+    // first catchall, catch, second catchall
+    *fault_handlers = [std::mem::take(fault_handlers), donated].concat().into();
     bpl.process.index();
     let cp = states::compile(&bpl, Compiler::Current).unwrap();
     assert_eq!(
@@ -1783,7 +1786,7 @@ fn walk_oracle(a: &Activity, thread: usize, compiler: Compiler, o: &mut Oracle) 
         match &h.kind {
             ActivityKind::Catch { body, .. }
             | ActivityKind::Catchall { body }
-            | ActivityKind::CompensationHandler { body } => body.clone(),
+            | ActivityKind::CompensationHandler { body } => body.to_vec(),
             _ => vec![],
         }
     };
@@ -2141,22 +2144,24 @@ fn compile_never_panics_on_hand_mutilated_trees() {
         let mut odd = children.first().cloned().unwrap_or(root);
         odd.name = None;
         match rng.below(4) {
-            0 => odd.kind = ActivityKind::Catchall { body: vec![] },
+            0 => odd.kind = ActivityKind::Catchall { body: [].into() },
             1 => {
                 odd.kind = ActivityKind::Scope {
-                    body: vec![],
+                    body: [].into(),
                     compensation_handlers: None,
-                    fault_handlers: vec![],
+                    fault_handlers: [].into(),
                 }
             }
             2 => odd.kind = ActivityKind::Label,
             _ => {
                 odd.kind = ActivityKind::Flow {
-                    children: vec![odd.clone()],
+                    children: [odd.clone()].into(),
                 }
             }
         }
-        children.push(odd);
+        let mut grown = std::mem::take(children).into_vec();
+        grown.push(odd);
+        *children = grown.into_boxed_slice();
         bpl.process.index();
         let _ = states::compile(&bpl, Compiler::Current);
     }

@@ -363,10 +363,10 @@ impl Matcher<'_, '_> {
         if so + sn == 0 {
             return 0;
         }
-        let in_new = |x: usize| nl.iter().any(|&q| x >= q && x <= self.new.end[q]);
+        let in_new = |x: usize| nl.iter().any(|&q| x >= q && x <= self.new.end(q));
         let common = ol
             .iter()
-            .flat_map(|&p| p..=self.old.end[p])
+            .flat_map(|&p| p..=self.old.end(p))
             .filter(|&d| self.m.o2n[d].is_some_and(in_new))
             .count();
         (2000 * common / (so + sn)) as u32
@@ -378,7 +378,7 @@ impl Matcher<'_, '_> {
         if so == 0 || sn == 0 {
             return 0;
         }
-        let common = (o + 1..=self.old.end[o])
+        let common = (o + 1..=self.old.end(o))
             .filter(|&d| self.m.o2n[d].is_some_and(|x| self.new.is_desc(x, n)))
             .count();
         (2000 * common / (so + sn)) as u32
@@ -496,7 +496,7 @@ impl Matcher<'_, '_> {
                     lists
                         .iter()
                         .filter(|l| {
-                            l.iter().flat_map(|&y| y..=self.new.end[y]).any(|y| {
+                            l.iter().flat_map(|&y| y..=self.new.end(y)).any(|y| {
                                 self.m.n2o[y].is_none() && self.new.hash[y] == self.old.hash[x]
                             })
                         })
@@ -808,7 +808,7 @@ impl Matcher<'_, '_> {
             let guessed = allocates(ot, o)
                 && ot.hash[o] == nt.hash[n]
                 && co[&ot.hash[o]] < cn[&nt.hash[n]]
-                && ot.parent[o].and_then(|p| self.m.o2n[p]) != nt.parent[n]
+                && ot.parent(o).and_then(|p| self.m.o2n[p]) != nt.parent(n)
                 && !std::iter::once(o)
                     .chain(ot.ancestors(o))
                     .any(|a| self.m.via[a] == Some(MatchVia::Pinned));
@@ -819,7 +819,7 @@ impl Matcher<'_, '_> {
             let copies: Vec<usize> = (0..nt.len())
                 .filter(|&y| nt.hash[y] == nt.hash[n])
                 .collect();
-            for x in o..=ot.end[o] {
+            for x in o..=ot.end(o) {
                 if let Some(y) = self.m.o2n[x].filter(|&y| nt.is_desc(y, n) || y == n) {
                     self.m.o2n[x] = None;
                     self.m.n2o[y] = None;
@@ -827,7 +827,7 @@ impl Matcher<'_, '_> {
                 }
             }
             // This tie covers the ties of its contents.
-            let inside = |x: usize| x >= o && x <= ot.end[o];
+            let inside = |x: usize| x >= o && x <= ot.end(o);
             self.m.issues.retain(|i| match i {
                 MatchIssue::Ambiguous { old, .. } => {
                     !old.iter().any(|r| ot.pos(r.id).is_some_and(inside))
@@ -845,7 +845,7 @@ impl Matcher<'_, '_> {
                     copies.len()
                 ),
             });
-            o = ot.end[o] + 1;
+            o = ot.end(o) + 1;
         }
     }
 
@@ -940,7 +940,7 @@ impl Matcher<'_, '_> {
                 o += 1;
                 continue;
             }
-            for x in o..=ot.end[o] {
+            for x in o..=ot.end(o) {
                 if let Some(y) = self.m.o2n[x].filter(|&y| y == n || nt.is_desc(y, n)) {
                     self.m.o2n[x] = None;
                     self.m.n2o[y] = None;
@@ -949,7 +949,7 @@ impl Matcher<'_, '_> {
                 }
             }
             changed = true;
-            o = ot.end[o] + 1;
+            o = ot.end(o) + 1;
         }
         changed
     }
@@ -968,7 +968,7 @@ impl Matcher<'_, '_> {
             if ot.desc_count(o) == 0 || self.m.via[o] == Some(MatchVia::Pinned) || o == 0 {
                 continue;
             }
-            let images: Vec<usize> = (o + 1..=ot.end[o])
+            let images: Vec<usize> = (o + 1..=ot.end(o))
                 .filter(|&d| allocates(ot, d))
                 .filter_map(|d| self.m.o2n[d])
                 .collect();
@@ -999,7 +999,7 @@ impl Matcher<'_, '_> {
                     self.m.set(o, c, MatchVia::Children);
                     self.done.remove(&o);
                     self.work.insert(o);
-                    if let Some(p) = ot.parent[o] {
+                    if let Some(p) = ot.parent(o) {
                         self.done.remove(&p);
                         self.work.insert(p);
                     }
@@ -1056,13 +1056,13 @@ impl Matcher<'_, '_> {
             if nt.element(n) != "catchall" || self.m.n2o[n].is_some() {
                 continue;
             }
-            let Some(sn) = nt.parent[n] else { continue };
+            let Some(sn) = nt.parent(n) else { continue };
             let Some(so) = self.m.n2o[sn] else { continue };
             let olds: Vec<usize> = ot
                 .catches(so)
                 .into_iter()
                 .filter(|&o| {
-                    ot.parent[o] == Some(so)
+                    ot.parent(o) == Some(so)
                         && self.m.o2n[o].is_none()
                         && !self.m.blocked[o]
                         && widened_catch(ot, o, nt, n)
@@ -1165,7 +1165,7 @@ fn widened_catch(ot: &Tree, o: usize, nt: &Tree, n: usize) -> bool {
     if ot.element(o) != "catch" || nt.element(n) != "catchall" {
         return false;
     }
-    let Some(sn) = nt.parent[n].filter(|&s| nt.element(s) == "scope") else {
+    let Some(sn) = nt.parent(n).filter(|&s| nt.element(s) == "scope") else {
         return false;
     };
     let fault = ot.nodes[o].attrs.get("fault");
@@ -1229,7 +1229,7 @@ pub(crate) fn crossing_ok(
     n: usize,
     how: Crossing,
 ) -> bool {
-    let handler_ok = match (ot.handler[o], nt.handler[n]) {
+    let handler_ok = match (ot.handler(o), nt.handler(n)) {
         (None, None) => true,
         (Some(ho), Some(hn)) => {
             // The same kind of handler: a catch is identified by its fault.

@@ -206,7 +206,7 @@ pub(crate) fn corresponding_slots(
 
 /// Did the matched pair keep its place (matched parent, corresponding list)?
 pub(crate) fn same_place(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize, n: usize) -> bool {
-    match (t_old.parent[o], t_new.parent[n]) {
+    match (t_old.parent(o), t_new.parent(n)) {
         (None, None) => true,
         (Some(po), Some(pn)) if m.o2n[po] == Some(pn) => {
             let (so, sn) = (&t_old.slot[o], &t_new.slot[n]);

@@ -226,7 +226,7 @@ fn removed_around(o: usize, t_old: &Tree, m: &Matching) -> Option<String> {
         return None;
     }
     let mut c = o;
-    while let Some(a) = t_old.parent[c] {
+    while let Some(a) = t_old.parent(c) {
         let slot = t_old.slot[c].as_str();
         match t_old.element(a) {
             "catch" | "catchall" | "compensationhandler" if m.o2n[a].is_none() => {
@@ -260,7 +260,7 @@ fn removed_around(o: usize, t_old: &Tree, m: &Matching) -> Option<String> {
 pub(crate) fn branch_switch(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize) -> Option<String> {
     let n = m.o2n[o]?;
     let mut c = o;
-    while let Some(a) = t_old.parent[c] {
+    while let Some(a) = t_old.parent(c) {
         if m.via[c] == Some(MatchVia::Pinned) {
             return None;
         }
@@ -401,7 +401,7 @@ pub(crate) fn counterpart_key(
             match t_new.catches(n_owner).iter().position(|&c| c == nc) {
                 Some(j) => Role::Catch(j as u32 + 1),
                 // Widened to the scope's catchall (the matcher pairs it only with its own).
-                None if t_new.element(nc) == "catchall" && t_new.parent[nc] == Some(n_owner) => {
+                None if t_new.element(nc) == "catchall" && t_new.parent(nc) == Some(n_owner) => {
                     Role::Catchall
                 }
                 None => return Err(format!("{} moved to another scope", t_old.describe(oc))),
@@ -427,7 +427,7 @@ pub(crate) fn counterpart_key(
                 .into_iter()
                 .find(|&h| t_old.nodes[h].name.as_deref() == Some(name.as_str()));
             match old_h.and_then(|h| m.o2n[h]) {
-                Some(nh) if t_new.parent[nh] == Some(n_owner) => match &t_new.nodes[nh].name {
+                Some(nh) if t_new.parent(nh) == Some(n_owner) => match &t_new.nodes[nh].name {
                     Some(nn) => Role::CompHandler(nn.to_string()),
                     None => return Err(format!("compensation handler {name} lost its name")),
                 },
@@ -568,14 +568,18 @@ fn first_sync_on(t: &Tree, mut sibs: impl Iterator<Item = usize>, name: &str) ->
 
 /// The siblings after `p` in its list (same parent, same slot).
 fn later_siblings<'t>(t: &'t Tree, p: usize) -> impl Iterator<Item = usize> + 't {
-    let list = t.parent[p].and_then(|q| t.slots[q].iter().map(|(_, l)| l).find(|l| l.contains(&p)));
+    let list = t
+        .parent(p)
+        .and_then(|q| t.slots[q].iter().map(|(_, l)| l).find(|l| l.contains(&p)));
     list.into_iter()
         .flat_map(move |l| l.iter().copied().skip_while(move |&x| x != p).skip(1))
 }
 
 /// The siblings before `p` in its list, nearest first.
 fn earlier_siblings<'t>(t: &'t Tree, p: usize) -> impl Iterator<Item = usize> + 't {
-    let list = t.parent[p].and_then(|q| t.slots[q].iter().map(|(_, l)| l).find(|l| l.contains(&p)));
+    let list = t
+        .parent(p)
+        .and_then(|q| t.slots[q].iter().map(|(_, l)| l).find(|l| l.contains(&p)));
     list.into_iter()
         .flat_map(move |l| l.iter().rev().copied().skip_while(move |&x| x != p).skip(1))
 }

@@ -41,8 +41,22 @@ fn key_attrs(element: &str) -> &'static [&'static str] {
 
 pub(crate) type Hash = [u8; 16];
 
-/// No position (an id not in the tree).
-const NONE: usize = usize::MAX;
+/// No position (an id not in the tree, no parent, no handler).
+const NONE: u32 = u32::MAX;
+
+/// A position as stored: the position vectors hold `u32`s (a tree of 100k activities keeps
+/// seven of them), read back as `usize` through the accessors.
+fn stored(p: usize) -> u32 {
+    u32::try_from(p).expect("an activity tree has fewer than 2^32 - 1 nodes")
+}
+
+fn stored_opt(p: Option<usize>) -> u32 {
+    p.map_or(NONE, stored)
+}
+
+fn read_opt(p: u32) -> Option<usize> {
+    (p != NONE).then_some(p as usize)
+}
 
 /// How `a` relates to `w` in execution order within the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,18 +81,19 @@ pub(crate) enum Order {
 pub(crate) struct Tree<'a> {
     pub bpl: &'a Bpl,
     pub nodes: Vec<&'a Activity>,
-    pub parent: Vec<Option<usize>>,
+    /// Parent position (`parent()`), `NONE` for the root.
+    parent: Vec<u32>,
     /// Slot name inside the parent (`children`, `body`, `true`, `case[1]`, `request`, …),
     /// interned.
     pub slot: Vec<SharedStr>,
     /// Index within the slot.
     pub index: Vec<u32>,
-    /// Last descendant position (pre-order), so `desc(p) = p+1 ..= end[p]`.
-    pub end: Vec<usize>,
-    /// The slot list holding `p` spans `list_first[p] ..= list_end[p]` in pre-order: its first
-    /// activity up to the last descendant of its last one (`p ..= end[p]` for the root).
-    pub list_first: Vec<usize>,
-    pub list_end: Vec<usize>,
+    /// Last descendant position (pre-order), so `desc(p) = p+1 ..= end(p)`.
+    end: Vec<u32>,
+    /// The slot list holding `p` spans `list_first(p) ..= list_end(p)` in pre-order: its first
+    /// activity up to the last descendant of its last one (`p ..= end(p)` for the root).
+    list_first: Vec<u32>,
+    list_end: Vec<u32>,
     pub depth: Vec<u32>,
     /// Whole subtree, ignoring layout attributes, annotations and positions.
     pub hash: Vec<Hash>,
@@ -99,15 +114,15 @@ pub(crate) struct Tree<'a> {
     /// Enabled, and every ancestor enabled: the compiler generates it.
     pub effective: Vec<bool>,
     /// Position of the root of the thread the activity runs in (0 or a flow child sequence).
-    pub thread_root: Vec<usize>,
-    /// Nearest enclosing catch / catchall / compensation handler (or itself).
-    pub handler: Vec<Option<usize>>,
+    thread_root: Vec<u32>,
+    /// Nearest enclosing catch / catchall / compensation handler (or itself), `NONE` outside.
+    handler: Vec<u32>,
     /// Inside a call's `<request>`/`<response>`.
     pub in_message: Vec<bool>,
     /// Child lists: (slot, positions), in `Activity::child_slots` order.
     pub slots: Vec<Vec<(SharedStr, Vec<usize>)>>,
     /// Position by `ActivityId` (ids are dense, `NONE` where an id is not in the tree).
-    by_id: Vec<usize>,
+    by_id: Vec<u32>,
     /// Another activity of the same element carries the same name: labels add the position.
     pub shared_name: Vec<bool>,
     /// Every activity's `ActivityRef` (made once, cloned cheaply) and the interned slot names.
@@ -183,11 +198,11 @@ impl<'a> Tree<'a> {
     ) -> usize {
         let p = self.nodes.len();
         self.nodes.push(a);
-        self.parent.push(parent);
+        self.parent.push(stored_opt(parent));
         self.index.push(index);
-        self.end.push(p);
-        self.list_first.push(p);
-        self.list_end.push(p);
+        self.end.push(stored(p));
+        self.list_first.push(stored(p));
+        self.list_end.push(stored(p));
         self.depth.push(depth);
         self.hash.push([0; 16]);
         self.inner.push([0; 16]);
@@ -204,18 +219,18 @@ impl<'a> Tree<'a> {
         let thread_root = match parent {
             None => p,
             Some(q) if self.nodes[q].element == "flow" => p,
-            Some(q) => self.thread_root[q],
+            Some(q) => self.thread_root(q),
         };
-        self.thread_root.push(thread_root);
+        self.thread_root.push(stored(thread_root));
         let handler = if matches!(
             a.element.as_str(),
             "catch" | "catchall" | "compensationhandler"
         ) {
             Some(p)
         } else {
-            parent.and_then(|q| self.handler[q])
+            parent.and_then(|q| self.handler(q))
         };
-        self.handler.push(handler);
+        self.handler.push(stored_opt(handler));
         let in_message = matches!(slot.as_str(), "request" | "response")
             || parent.is_some_and(|q| self.in_message[q]);
         self.in_message.push(in_message);
@@ -225,7 +240,7 @@ impl<'a> Tree<'a> {
         if i >= self.by_id.len() {
             self.by_id.resize(i + 1, NONE);
         }
-        self.by_id[i] = p;
+        self.by_id[i] = stored(p);
         let child_slots = a.child_slots();
         let mut slots = Vec::with_capacity(child_slots.len());
         for (name, list) in child_slots {
@@ -237,14 +252,14 @@ impl<'a> Tree<'a> {
             if let (Some(&first), Some(&last)) = (ps.first(), ps.last()) {
                 let span_end = self.end[last];
                 for &c in &ps {
-                    self.list_first[c] = first;
+                    self.list_first[c] = stored(first);
                     self.list_end[c] = span_end;
                 }
             }
             slots.push((name, ps));
         }
         self.slots[p] = slots;
-        self.end[p] = self.nodes.len() - 1;
+        self.end[p] = stored(self.nodes.len() - 1);
         if parent.is_none() {
             self.list_end[p] = self.end[p];
         }
@@ -261,6 +276,38 @@ impl<'a> Tree<'a> {
 
     pub fn len(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Every position's last descendant (`end`), as stored.
+    pub fn ends(&self) -> &[u32] {
+        &self.end
+    }
+
+    pub fn parent(&self, p: usize) -> Option<usize> {
+        read_opt(self.parent[p])
+    }
+
+    /// The last descendant of `p` in pre-order (`p` itself for a leaf).
+    pub fn end(&self, p: usize) -> usize {
+        self.end[p] as usize
+    }
+
+    /// The first position of the slot list holding `p`.
+    pub fn list_first(&self, p: usize) -> usize {
+        self.list_first[p] as usize
+    }
+
+    /// The last position (last descendant of the last activity) of the slot list holding `p`.
+    pub fn list_end(&self, p: usize) -> usize {
+        self.list_end[p] as usize
+    }
+
+    pub fn thread_root(&self, p: usize) -> usize {
+        self.thread_root[p] as usize
+    }
+
+    pub fn handler(&self, p: usize) -> Option<usize> {
+        read_opt(self.handler[p])
     }
 
     /// Frees what only matching reads (`inner`, `shape`, `own`, `weight`, `key`, `rename_key`:
@@ -280,10 +327,7 @@ impl<'a> Tree<'a> {
     }
 
     pub fn pos(&self, id: ActivityId) -> Option<usize> {
-        self.by_id
-            .get(id.0 as usize)
-            .copied()
-            .filter(|&p| p != NONE)
+        self.by_id.get(id.0 as usize).copied().and_then(read_opt)
     }
 
     pub fn id(&self, p: usize) -> ActivityId {
@@ -322,7 +366,7 @@ impl<'a> Tree<'a> {
     /// catchall other than the last (dropped, spec 3.4.10).
     pub fn unreached_handler(&self, p: usize) -> Option<usize> {
         std::iter::once(p).chain(self.ancestors(p)).find(|&c| {
-            let Some(s) = self.parent[c].filter(|&s| self.element(s) == "scope") else {
+            let Some(s) = self.parent(c).filter(|&s| self.element(s) == "scope") else {
                 return false;
             };
             let mut handlers = self.slots[s]
@@ -349,7 +393,7 @@ impl<'a> Tree<'a> {
             return self.label(p);
         }
         let tag = self.handler_tag(p);
-        let Some(s) = self.parent[p] else { return tag };
+        let Some(s) = self.parent(p) else { return tag };
         let twin = self.slots[s]
             .iter()
             .filter(|(slot, _)| slot == "faulthandlers")
@@ -380,16 +424,16 @@ impl<'a> Tree<'a> {
 
     /// Number of descendants.
     pub fn desc_count(&self, p: usize) -> usize {
-        self.end[p] - p
+        self.end(p) - p
     }
 
     pub fn is_desc(&self, d: usize, of: usize) -> bool {
-        d > of && d <= self.end[of]
+        d > of && d <= self.end(of)
     }
 
     /// Ancestors from the parent up to the root.
     pub fn ancestors(&self, p: usize) -> impl Iterator<Item = usize> + '_ {
-        std::iter::successors(self.parent[p], move |&q| self.parent[q])
+        std::iter::successors(self.parent(p), move |&q| self.parent(q))
     }
 
     /// The `<catch>` children of a scope, in document order.
@@ -458,7 +502,7 @@ impl<'a> Tree<'a> {
     pub fn child_towards(&self, anc: usize, a: usize) -> Option<(usize, &str, u32)> {
         let mut c = a;
         loop {
-            let p = self.parent[c]?;
+            let p = self.parent(c)?;
             if p == anc {
                 return Some((c, self.slot[c].as_str(), self.index[c]));
             }
@@ -469,14 +513,14 @@ impl<'a> Tree<'a> {
     pub fn lca(&self, a: usize, b: usize) -> usize {
         let (mut x, mut y) = (a, b);
         while self.depth[x] > self.depth[y] {
-            x = self.parent[x].unwrap_or(0);
+            x = self.parent(x).unwrap_or(0);
         }
         while self.depth[y] > self.depth[x] {
-            y = self.parent[y].unwrap_or(0);
+            y = self.parent(y).unwrap_or(0);
         }
         while x != y {
-            x = self.parent[x].unwrap_or(0);
-            y = self.parent[y].unwrap_or(0);
+            x = self.parent(x).unwrap_or(0);
+            y = self.parent(y).unwrap_or(0);
         }
         x
     }
@@ -535,13 +579,13 @@ impl<'a> Tree<'a> {
         before.clear();
         after.clear();
         let mut x = w;
-        while let Some(l) = self.parent[x] {
+        while let Some(l) = self.parent(x) {
             if self.nodes[l].element != "flow" {
-                if self.list_first[x] < x {
-                    before.push((self.list_first[x], x - 1));
+                if self.list_first(x) < x {
+                    before.push((self.list_first(x), x - 1));
                 }
-                if self.end[x] < self.list_end[x] {
-                    after.push((self.end[x] + 1, self.list_end[x]));
+                if self.end(x) < self.list_end(x) {
+                    after.push((self.end(x) + 1, self.list_end(x)));
                 }
             }
             x = l;
@@ -552,7 +596,7 @@ impl<'a> Tree<'a> {
             if let (true, Some(&first), Some(&last)) =
                 (slot == "request", list.first(), list.last())
             {
-                before.push((first, self.end[last]));
+                before.push((first, self.end(last)));
             }
         }
     }

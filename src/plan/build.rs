@@ -807,10 +807,10 @@ impl<'x> Builder<'x, '_> {
                             .iter()
                             .map(|(x, n)| {
                                 let handler_label = |t: &Tree, h: usize| {
-                                    let parent = t.parent[h].map(|s| format!(" of {}", t.label(s)));
+                                    let parent = t.parent(h).map(|s| format!(" of {}", t.label(s)));
                                     format!("{}{}", t.element(h), parent.unwrap_or_default())
                                 };
-                                let why = match (to.handler[o], tn.handler[*n]) {
+                                let why = match (to.handler(o), tn.handler(*n)) {
                                     (Some(h), None) => format!(
                                         "on the normal path, while they wait inside the {}",
                                         handler_label(to, h)

@@ -232,7 +232,7 @@ pub(super) fn outermost(t: &Tree, set: &[usize], full: &mut [bool]) -> Vec<usize
     for &p in set {
         if full[p] && covered_to.is_none_or(|e| p > e) {
             top.push(p);
-            covered_to = Some(t.end[p]);
+            covered_to = Some(t.end(p));
         }
     }
     for &p in set {
@@ -245,12 +245,12 @@ pub(super) fn outermost(t: &Tree, set: &[usize], full: &mut [bool]) -> Vec<usize
 /// it (spec 3.4.14: the join waits for every branch, so a thread past a flow ran all of them)?
 /// A branch thread does not run its sibling branches: they are not in its subtree.
 pub(super) fn runs_in_thread(t: &Tree, p: usize, tr: usize) -> bool {
-    tr <= p && p <= t.end[tr]
+    tr <= p && p <= t.end(tr)
 }
 
 /// Does a thread resting at `w` run code at `p` only on a fault path it is not on?
 fn in_foreign_handler(t: &Tree, p: usize, w: usize) -> bool {
-    t.handler[p].is_some_and(|h| !(h == w || t.is_desc(w, h)))
+    t.handler(p).is_some_and(|h| !(h == w || t.is_desc(w, h)))
 }
 
 /// Where each new activity was in the old version, and which stretches of siblings moved
@@ -294,7 +294,7 @@ impl Alignment {
         for p in (0..tn.len()).rev() {
             whole[p] = tn.effective[p]
                 && old[p].is_some_and(|o| {
-                    to.end[o] - o == tn.end[p] - p
+                    to.end(o) - o == tn.end(p) - p
                         && tn.slots[p]
                             .iter()
                             .flat_map(|(_, l)| l)
@@ -304,7 +304,7 @@ impl Alignment {
                 && tn.slots[p]
                     .iter()
                     .flat_map(|(_, l)| l)
-                    .all(|&c| pure[c] && tn.handler[c] == tn.handler[p]);
+                    .all(|&c| pure[c] && tn.handler(c) == tn.handler(p));
         }
         let lo = |x: usize| old[x].unwrap_or(0);
         let mut block_of = vec![None; tn.len()];
@@ -319,10 +319,10 @@ impl Alignment {
                 }
                 let joins = open.and_then(|(b, dir)| {
                     let prev = *blocks[b].last()?;
-                    let same = tn.thread_root[c] == tn.thread_root[prev]
-                        && tn.handler[c] == tn.handler[prev];
-                    let up = lo(c) > to.end[lo(prev)];
-                    let down = to.end[lo(c)] < lo(prev);
+                    let same = tn.thread_root(c) == tn.thread_root(prev)
+                        && tn.handler(c) == tn.handler(prev);
+                    let up = lo(c) > to.end(lo(prev));
+                    let down = to.end(lo(c)) < lo(prev);
                     let step = if up {
                         Some(true)
                     } else if down {
@@ -398,7 +398,7 @@ pub(super) fn run_items<'t>(
     t: &'t Tree,
     (first, last): (usize, usize),
 ) -> impl Iterator<Item = usize> + 't {
-    std::iter::successors(Some(first), move |&p| (p < last).then(|| t.end[p] + 1))
+    std::iter::successors(Some(first), move |&p| (p < last).then(|| t.end(p) + 1))
 }
 
 /// One resume point's walk over the new tree: the outermost activities whose whole
@@ -439,7 +439,7 @@ impl Walk<'_, '_> {
     fn push(&mut self, first: usize, last: usize) {
         let t = self.tn;
         if let Some(x) = self.out.last_mut() {
-            if t.end[x.1] + 1 == first && t.list_first[x.1] == t.list_first[first] {
+            if t.end(x.1) + 1 == first && t.list_first(x.1) == t.list_first(first) {
                 x.1 = last;
                 return;
             }
@@ -458,7 +458,7 @@ impl Walk<'_, '_> {
         let mut all = true;
         for (_, l) in &t.slots[p] {
             if let (Some(&first), Some(&last)) = (l.first(), l.last()) {
-                all &= self.siblings(first, t.end[last]);
+                all &= self.siblings(first, t.end(last));
             }
         }
         let full = all && self.ran_before(p) == self.ran;
@@ -479,10 +479,10 @@ impl Walk<'_, '_> {
                 let members = &align.blocks[b][i..];
                 let k = members.partition_point(|&x| x <= bound);
                 all &= self.block(&members[..k]);
-                c = t.end[members[k - 1]] + 1;
+                c = t.end(members[k - 1]) + 1;
             } else {
                 all &= self.walk(c) || !t.effective[c];
-                c = t.end[c] + 1;
+                c = t.end(c) + 1;
             }
         }
         all
@@ -499,12 +499,12 @@ impl Walk<'_, '_> {
         // The one whose old subtree holds the old resume point is walked on its own.
         if let Some(wo) = self.w_old {
             let k = if ascending {
-                b.partition_point(|&x| to.end[lo(x)] < wo)
+                b.partition_point(|&x| to.end(lo(x)) < wo)
             } else {
                 b.partition_point(|&x| lo(x) > wo)
             };
             if let Some(&x) = b.get(k) {
-                if lo(x) <= wo && wo <= to.end[lo(x)] {
+                if lo(x) <= wo && wo <= to.end(lo(x)) {
                     let before = self.block(&b[..k]);
                     let at = self.walk(x);
                     let after = self.block(&b[k + 1..]);
@@ -602,7 +602,7 @@ impl<'x, 'a> Moved<'x, 'a> {
                         name == slot
                     }
                 })
-                .filter_map(|(_, l)| Some((*l.first()?, tn.end[*l.last()?])))
+                .filter_map(|(_, l)| Some((*l.first()?, tn.end(*l.last()?))))
                 .collect();
             self.new_after.splice(0..0, inner);
         }
@@ -618,7 +618,7 @@ impl<'x, 'a> Moved<'x, 'a> {
             }
             None => self.old_before.clear(),
         }
-        let tr = tn.thread_root[w];
+        let tr = tn.thread_root(w);
         sk.clear();
         re.clear();
         for (ranges, ran, out) in [(&self.new_before, false, sk), (&self.new_after, true, re)] {
@@ -635,7 +635,7 @@ impl<'x, 'a> Moved<'x, 'a> {
             };
             // A range (whole sibling subtrees of one list) lies wholly inside the thread's
             // subtree or wholly outside it.
-            for &(s, e) in ranges.iter().filter(|&&(s, e)| s >= tr && e <= tn.end[tr]) {
+            for &(s, e) in ranges.iter().filter(|&&(s, e)| s >= tr && e <= tn.end(tr)) {
                 walk.siblings(s, e);
             }
         }
@@ -669,11 +669,11 @@ fn push_sent_call(
         t.slots[c]
             .iter()
             .find(|(name, _)| &**name == "response")
-            .and_then(|(_, l)| Some((*l.first()?, t.end[*l.last()?])))
+            .and_then(|(_, l)| Some((*l.first()?, t.end(*l.last()?))))
     };
     let (Some(wn), Some((rs, re))) = (wn, response(to, wo)) else {
         // No counterpart: the call is the mapping's concern (a removed call's rows drain).
-        before.push((wo, to.end[wo]));
+        before.push((wo, to.end(wo)));
         return;
     };
     let kept = response(tn, wn);
@@ -682,7 +682,7 @@ fn push_sent_call(
         Some((_, e)) if *e + 1 == p => *e = p,
         _ => before.push((p, p)),
     };
-    for p in wo..=to.end[wo] {
+    for p in wo..=to.end(wo) {
         if !(rs..=re).contains(&p) || runs(p) {
             push(p);
         }
@@ -716,17 +716,24 @@ pub(crate) fn reruns(a: &Analysis, r: &Resume) -> Vec<usize> {
 /// lexicographic order of the decoded lists, computed run by run.
 pub(super) struct Runs<'t> {
     pub runs: Vec<(usize, usize, bool)>,
-    pub end: &'t [usize],
+    /// Each position's last descendant, as the tree stores it (`Tree::ends`).
+    pub end: &'t [u32],
+}
+
+impl Runs<'_> {
+    fn end(&self, p: usize) -> usize {
+        self.end[p] as usize
+    }
 }
 
 #[cfg(test)]
 impl<'t> Runs<'t> {
     /// Encodes ascending positions that do not hold one another.
-    fn encode(end: &'t [usize], items: impl IntoIterator<Item = (usize, bool)>) -> Runs<'t> {
+    fn encode(end: &'t [u32], items: impl IntoIterator<Item = (usize, bool)>) -> Runs<'t> {
         let mut runs: Vec<(usize, usize, bool)> = Vec::new();
         for (p, may) in items {
             match runs.last_mut() {
-                Some((_, last, m)) if *m == may && end[*last] + 1 == p => *last = p,
+                Some((_, last, m)) if *m == may && end[*last] as usize + 1 == p => *last = p,
                 _ => runs.push((p, p, may)),
             }
         }
@@ -743,7 +750,7 @@ impl<'t> Runs<'t> {
                 if p >= last {
                     break;
                 }
-                p = self.end[p] + 1;
+                p = self.end(p) + 1;
             }
         }
         out
@@ -773,7 +780,7 @@ impl Ord for Runs<'_> {
                         *k += 1;
                         runs.get(*k).map(|r| r.0)
                     } else {
-                        Some(self.end[stop] + 1)
+                        Some(self.end(stop) + 1)
                     }
                 };
             let stop = la.min(lb);
@@ -804,8 +811,8 @@ pub(crate) fn act_label(t: &Tree, p: usize) -> String {
     if node.name.is_none() && t.in_message[p] {
         if let Some(c) = t.ancestors(p).find(|&q| t.element(q) == "call") {
             let mut x = p;
-            while t.parent[x] != Some(c) {
-                x = t.parent[x].unwrap_or(c);
+            while t.parent(x) != Some(c) {
+                x = t.parent(x).unwrap_or(c);
             }
             let inner = if x == p {
                 String::new()
@@ -1143,12 +1150,12 @@ impl Dataflow<'_, '_> {
                     .map_or(Access::Neither, |l| self.list(l)),
                 "sync" => {
                     let calls: Vec<&str> = t.sync_calls(w).collect();
-                    let tr = t.thread_root[w];
+                    let tr = t.thread_root(w);
                     let paths: Vec<Access> = (0..t.len())
                         .filter(|&p| {
                             t.element(p) == "call"
                                 && t.effective[p]
-                                && t.thread_root[p] == tr
+                                && t.thread_root(p) == tr
                                 && t.nodes[p]
                                     .name
                                     .as_deref()
@@ -1168,7 +1175,7 @@ impl Dataflow<'_, '_> {
             }
         }
         let mut x = w;
-        while let Some(l) = t.parent[x] {
+        while let Some(l) = t.parent(x) {
             if t.element(l) == "flow" {
                 // A branch thread ends here; the parent goes on from its own join state.
                 return Access::Neither;
@@ -1338,7 +1345,7 @@ pub(crate) fn owners(t: &Tree, c: &CompiledProcess) -> Owners {
 
 /// Does the subtree at `p` hold an owner?
 pub(crate) fn subtree_owns(t: &Tree, owners: &Owners, p: usize) -> bool {
-    owners.before[t.end[p] + 1] > owners.before[p]
+    owners.before[t.end(p) + 1] > owners.before[p]
 }
 
 #[cfg(test)]
@@ -1388,11 +1395,12 @@ mod tests {
                     out
                 })
                 .collect();
+            let end32: Vec<u32> = end.iter().map(|&e| e as u32).collect();
             for a in &lists {
-                let ka = Runs::encode(&end, a.iter().copied());
+                let ka = Runs::encode(&end32, a.iter().copied());
                 assert_eq!(&ka.decode(), a);
                 for b in &lists {
-                    let kb = Runs::encode(&end, b.iter().copied());
+                    let kb = Runs::encode(&end32, b.iter().copied());
                     assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} {b:?} {end:?}");
                     assert_eq!(ka == kb, a == b);
                 }
@@ -1429,7 +1437,7 @@ mod tests {
         let (mut sk, mut re) = (Vec::new(), Vec::new());
         for n in 0..tn.len() {
             if !tn.effective[n]
-                || !super::runs_in_thread(tn, n, tn.thread_root[w])
+                || !super::runs_in_thread(tn, n, tn.thread_root(w))
                 || in_foreign_handler(tn, n, w)
             {
                 continue;
@@ -1456,7 +1464,7 @@ mod tests {
             let mut out: SiblingRuns = Vec::new();
             for p in outermost(tn, set, &mut full) {
                 match out.last_mut() {
-                    Some(x) if tn.end[x.1] + 1 == p && tn.list_first[x.1] == tn.list_first[p] => {
+                    Some(x) if tn.end(x.1) + 1 == p && tn.list_first(x.1) == tn.list_first(p) => {
                         x.1 = p
                     }
                     _ => out.push((p, p)),

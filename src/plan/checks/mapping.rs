@@ -75,7 +75,7 @@ fn never_sent(cx: &Context, o: &super::Overridden, out: &mut Findings) {
                     && node.element == "call"
                     && node.name.as_deref() == Some(name)
                     && safety::is_async_call(node)
-                    && to.thread_root[p] == to.thread_root[wo]
+                    && to.thread_root(p) == to.thread_root(wo)
             })
     };
     let unsent: Vec<&str> = safety::awaited_names(tn, n)

@@ -42,7 +42,7 @@ fn issues(cx: &Context, out: &mut Findings) {
             // Owned by `p` or a descendant: owners `p ..= end[p]`, in thread then state
             // order.
             let from = by_owner.partition_point(|&(q, _, _)| q < p);
-            let upto = by_owner.partition_point(|&(q, _, _)| q <= to.end[p]);
+            let upto = by_owner.partition_point(|&(q, _, _)| q <= to.end(p));
             let mut hits: Vec<(usize, usize)> = by_owner[from..upto]
                 .iter()
                 .map(|&(_, ti, si)| (ti, si))
@@ -138,7 +138,7 @@ fn toggles(cx: &Context) -> Vec<Finding> {
             continue;
         }
         let verb = if now { "disabled" } else { "enabled" };
-        let (sev, effect) = if tn.parent[n].is_some_and(|f| tn.element(f) == "flow") {
+        let (sev, effect) = if tn.parent(n).is_some_and(|f| tn.element(f) == "flow") {
             flow_branch_toggled(a, old_c, o, new_c, n, now)
         } else if subtree_owns(to, &oo, o) || subtree_owns(tn, &no, n) {
             // Catches still allocate their dispatch state when disabled (spec 2.4), but
@@ -226,7 +226,7 @@ impl After {
     /// state it owns) in the version where it is enabled (`old`: the old version), as the
     /// plan's state mappings pair them.
     fn states(&mut self, scope: &Scope, t: &Tree, c: &CompiledProcess, p: usize, old: bool) {
-        let inside = |id| t.pos(id).is_some_and(|q| (p..=t.end[p]).contains(&q));
+        let inside = |id| t.pos(id).is_some_and(|q| (p..=t.end(p)).contains(&q));
         // Each thread's mappings by class name (a scan per thread would be quadratic in a
         // process of thousands of thread classes).
         let mut mappings: foldhash::HashMap<&str, &crate::plan::ThreadMapping> =
@@ -267,7 +267,7 @@ impl After {
 
     /// The response handlers numbered after the last one the subtree at `p` owns.
     fn handlers(&mut self, a: &Analysis, t: &Tree, c: &CompiledProcess, p: usize, old: bool) {
-        let inside = |id| t.pos(id).is_some_and(|q| (p..=t.end[p]).contains(&q));
+        let inside = |id| t.pos(id).is_some_and(|q| (p..=t.end(p)).contains(&q));
         let last = c
             .response_handlers
             .iter()
@@ -297,7 +297,7 @@ impl After {
         let last = c
             .threads
             .iter()
-            .filter(|th| t.pos(th.root.id).is_some_and(|q| p < q && q <= t.end[p]))
+            .filter(|th| t.pos(th.root.id).is_some_and(|q| p < q && q <= t.end(p)))
             .map(|th| th.number)
             .max();
         let Some(last) = last else { return };
@@ -379,7 +379,7 @@ fn flow_branch_toggled(
         }
         after.says("them", Some(what))
     };
-    let inside = |t: &Tree, q: Option<usize>, p: usize| q.is_some_and(|q| p < q && q <= t.end[p]);
+    let inside = |t: &Tree, q: Option<usize>, p: usize| q.is_some_and(|q| p < q && q <= t.end(p));
     let (mut states, mut threads, mut handlers) = (false, false, false);
     for (t, c, p) in [(to, old_c, o), (tn, new_c, n)] {
         for th in &c.threads {

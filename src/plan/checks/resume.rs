@@ -136,12 +136,12 @@ fn resume_findings(
         // Activities that moved between the branches of its flow: whether they ran, and
         // will run, depends on how far the other branch threads got (other rows).
         if let (Some(wo), false) = (r.w_old, r.join) {
-            let (tr, tro) = (tn.thread_root[w], to.thread_root[wo]);
+            let (tr, tro) = (tn.thread_root(w), to.thread_root(wo));
             let mut found: BTreeMap<(Crossed, usize), Vec<usize>> = BTreeMap::new();
             for &n in &crossed_branches {
                 let Some(o) = m.n2o[n] else { continue };
-                let into = tn.thread_root[n] == tr;
-                let out_of = to.thread_root[o] == tro;
+                let into = tn.thread_root(n) == tr;
+                let out_of = to.thread_root(o) == tro;
                 let how = match (into, out_of) {
                     (true, false) if tn.order(n, w) == Order::Before => Crossed::IntoBefore,
                     (true, false) if tn.order(n, w) == Order::After => Crossed::IntoAfter,
@@ -149,7 +149,7 @@ fn resume_findings(
                     (false, true) if to.order(o, wo) == Order::After => Crossed::OutAfter,
                     _ => continue,
                 };
-                if let Some(f) = tn.parent[tn.thread_root[n]] {
+                if let Some(f) = tn.parent(tn.thread_root(n)) {
                     found.entry((how, f)).or_default().push(n);
                 }
             }
@@ -159,7 +159,7 @@ fn resume_findings(
                 found
                     .get(&(
                         Crossed::IntoBefore,
-                        tn.parent[tn.thread_root[p]].unwrap_or(p),
+                        tn.parent(tn.thread_root(p)).unwrap_or(p),
                     ))
                     .is_some_and(|v| v.contains(&p))
             });
@@ -179,21 +179,21 @@ fn resume_findings(
                     (first, last, may)
                 })
                 .collect(),
-            end: &tn.end,
+            end: tn.ends(),
         };
         // Skipped activities in the branches of a flow the thread passed (every branch ran
         // before the join let it go on) are reported with that flow; rows at the join itself
         // are the flow-join finding's.
-        let tr = tn.thread_root[w];
+        let tr = tn.thread_root(w);
         let (own, in_flows): (SiblingRuns, SiblingRuns) = sk
             .iter()
-            .partition(|&&(first, _)| tn.thread_root[first] == tr);
+            .partition(|&&(first, _)| tn.thread_root(first) == tr);
         if !in_flows.is_empty() {
             let mut flows: Vec<usize> = in_flows
                 .iter()
                 .filter_map(|&(first, _)| {
                     tn.ancestors(first)
-                        .find(|&f| tn.element(f) == "flow" && tn.thread_root[f] == tr)
+                        .find(|&f| tn.element(f) == "flow" && tn.thread_root(f) == tr)
                 })
                 .collect();
             flows.dedup();
@@ -259,8 +259,8 @@ fn resume_findings(
                     joined.entry((i, w, f)).or_default().push(r);
                     continue;
                 }
-                if !runs_in_thread(tn, c, tn.thread_root[w])
-                    || !runs_in_thread(to, oc, to.thread_root[wo])
+                if !runs_in_thread(tn, c, tn.thread_root(w))
+                    || !runs_in_thread(to, oc, to.thread_root(wo))
                     || !ran_some(on)
                     || !ran_some(oo)
                     || r.within.is_some_and(|h| !tn.is_desc(c, h))
@@ -282,7 +282,7 @@ fn resume_findings(
                     // In a fault handler of a scope it passed (in both versions): only rows
                     // that a fault took through it ran the compensate.
                     (Some(f), Some(of)) if r.within.is_none() => {
-                        let (Some(s), Some(os)) = (tn.parent[f], to.parent[of]) else {
+                        let (Some(s), Some(os)) = (tn.parent(f), to.parent(of)) else {
                             continue;
                         };
                         // A fault handler inside a compensation handler it is not in runs
@@ -314,7 +314,7 @@ fn resume_findings(
         if let Some(wo) = r.w_old {
             for (i, fa) in added_to_handlers.iter().enumerate() {
                 let (s, os) = fa.passed;
-                if runs_in_thread(tn, s, tn.thread_root[w])
+                if runs_in_thread(tn, s, tn.thread_root(w))
                     && ran_some(tn.order(s, w))
                     && ran_some(to.order(os, wo))
                 {
@@ -346,7 +346,7 @@ fn resume_findings(
         // runs, and a branch that finished never runs what was added to it.
         branch.clear();
         if r.join && tn.element(w) == "flow" {
-            for c in w + 1..=tn.end[w] {
+            for c in w + 1..=tn.end(w) {
                 let was_inside = match (m.n2o[c], r.w_old) {
                     (Some(o), Some(wo)) => to.effective[o] && to.is_desc(o, wo),
                     _ => false,
@@ -443,7 +443,7 @@ fn resume_findings(
         // What lies in a fault or compensation handler runs only on a fault or a compensate,
         // not on the path a finished branch took: not skipped by it (a new branch, or a new
         // scope, is reported whole, handlers included).
-        top.retain(|&p| tn.handler[p].is_none());
+        top.retain(|&p| tn.handler(p).is_none());
         if !top.is_empty() {
             branches.entry(top).or_default().push(r);
         }
@@ -645,7 +645,7 @@ fn resume_findings(
             ref items,
             ..
         } = added_to_handlers[i];
-        let scope = tn.parent[c].map(|s| act_label(tn, s)).unwrap_or_default();
+        let scope = tn.parent(c).map(|s| act_label(tn, s)).unwrap_or_default();
         let mut through = tn.handler_tag(c);
         let (new, why) = match was {
             HandlerWas::Removed(oc) => {
@@ -722,7 +722,7 @@ fn resume_findings(
             format!(
                 "{} of {}",
                 act_label(t, h),
-                t.parent[h].map(|s| act_label(t, s)).unwrap_or_default()
+                t.parent(h).map(|s| act_label(t, s)).unwrap_or_default()
             )
         };
         let what = ca.handler.map_or_else(
@@ -762,7 +762,7 @@ fn resume_findings(
         format!(
             "the {} of {}",
             tn.handler_tag(h),
-            tn.parent[h].map(|s| act_label(tn, s)).unwrap_or_default()
+            tn.parent(h).map(|s| act_label(tn, s)).unwrap_or_default()
         )
     };
     for (&(i, fault, may), rs) in &compensated {
@@ -816,7 +816,7 @@ fn resume_findings(
             format!(
                 "{} of {}",
                 act_label(tn, h),
-                tn.parent[h].map(|s| act_label(tn, s)).unwrap_or_default()
+                tn.parent(h).map(|s| act_label(tn, s)).unwrap_or_default()
             )
         });
         let now = match old_site == act_label(tn, ca.site) {
@@ -831,7 +831,7 @@ fn resume_findings(
             &format!(
                 "they rest inside {} of {}, which {old_site} ran under the old version: when it ends they return to that compensate and go on, but {now} {what}",
                 act_label(to, oh),
-                to.parent[oh].map(|s| act_label(to, s)).unwrap_or_default()
+                to.parent(oh).map(|s| act_label(to, s)).unwrap_or_default()
             ),
         ));
     }
@@ -1027,7 +1027,7 @@ pub(super) fn unresolved_compensates(
         format!(
             "{} of {}",
             act_label(t, h),
-            t.parent[h].map(|s| act_label(t, s)).unwrap_or_default()
+            t.parent(h).map(|s| act_label(t, s)).unwrap_or_default()
         )
     };
     let mut out = Vec::new();
@@ -1036,7 +1036,7 @@ pub(super) fn unresolved_compensates(
             continue;
         };
         // A `<compensate>` is a direct child of a `<catch>`/`<catchall>` (spec 2.8).
-        let place = match tn.parent[c].and_then(|f| Some((f, tn.parent[f]?))) {
+        let place = match tn.parent(c).and_then(|f| Some((f, tn.parent(f)?))) {
             Some((f, s)) => format!(" in the {} of {}", tn.handler_tag(f), act_label(tn, s)),
             None => String::new(),
         };
@@ -1110,10 +1110,10 @@ pub(super) fn unresolved_compensates(
 /// iteration runs `s` again. Only in the thread `w` runs in: a flow's branches are threads of
 /// their own, whose rows answer for them.
 fn reaches_later(t: &Tree, c: usize, w: usize) -> bool {
-    let Some((f, s)) = t.parent[c].and_then(|f| Some((f, t.parent[f]?))) else {
+    let Some((f, s)) = t.parent(c).and_then(|f| Some((f, t.parent(f)?))) else {
         return false;
     };
-    if !matches!(t.element(f), "catch" | "catchall") || !runs_in_thread(t, c, t.thread_root[w]) {
+    if !matches!(t.element(f), "catch" | "catchall") || !runs_in_thread(t, c, t.thread_root(w)) {
         return false;
     }
     if f == w || t.is_desc(w, f) {
@@ -1147,11 +1147,11 @@ fn moved_between_branches(a: &Analysis, full: &mut [bool]) -> Vec<usize> {
     let set: Vec<usize> = (0..tn.len())
         .filter(|&n| {
             let Some(o) = m.n2o[n] else { return false };
-            let (nt, ot) = (tn.thread_root[n], to.thread_root[o]);
+            let (nt, ot) = (tn.thread_root(n), to.thread_root(o));
             tn.effective[n]
                 && to.effective[o]
                 && matches!(
-                    (tn.parent[nt], to.parent[ot]),
+                    (tn.parent(nt), to.parent(ot)),
                     (Some(f), Some(fo)) if m.o2n[fo] == Some(f) && m.o2n[ot] != Some(nt)
                 )
         })
@@ -1182,7 +1182,7 @@ fn open_conditionals(t: &Tree, runs: &mut SiblingRuns) {
                     let mut from = f;
                     for (i, &c) in live.iter().enumerate() {
                         let next = live.get(i + 1).copied();
-                        if next.is_some_and(|n| n != t.end[c] + 1) || c == e {
+                        if next.is_some_and(|n| n != t.end(c) + 1) || c == e {
                             open(t, (from, c), out);
                             if let Some(n) = next {
                                 from = n;
@@ -1262,7 +1262,7 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
         if !matches!(tn.element(c), "catch" | "catchall") || !tn.effective[c] {
             continue;
         }
-        let Some(s) = tn.parent[c] else { continue };
+        let Some(s) = tn.parent(c) else { continue };
         let Some(os) = m.n2o[s].filter(|&os| to.effective[os] && to.element(os) == "scope") else {
             continue;
         };
@@ -1274,7 +1274,7 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
             // The old version sent such a fault to another handler of the scope (an earlier
             // `<catch>` of the same fault, since removed or moved after this one): rows that
             // took that path ran that one, not this one.
-            Some(o) if to.element(o) == tn.element(c) && to.parent[o] == Some(os) => {
+            Some(o) if to.element(o) == tn.element(c) && to.parent(o) == Some(os) => {
                 match first_handler(to, os, tn.nodes[c]) {
                     Some(oc) if oc != o => HandlerWas::Superseded(oc),
                     _ if to.effective[o] => HandlerWas::Same,
@@ -1284,10 +1284,10 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
             _ => match first_handler(to, os, tn.nodes[c]).or_else(|| last_catchall(to, os)) {
                 Some(oc) => HandlerWas::New(oc),
                 None => {
-                    let tr = tn.thread_root[s];
+                    let tr = tn.thread_root(s);
                     let Some(e) = tn
                         .ancestors(s)
-                        .find(|&q| tn.element(q) == "scope" && tn.thread_root[q] == tr)
+                        .find(|&q| tn.element(q) == "scope" && tn.thread_root(q) == tr)
                     else {
                         continue;
                     };
@@ -1309,10 +1309,10 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
         // took another fault's path (the enclosing scope's handlers) ran none of them.
         let widened = m.n2o[c].is_some_and(|o| to.element(o) != tn.element(c));
         let other = matches!(was, HandlerWas::Superseded(_)) || widened;
-        let added: Vec<usize> = (c + 1..=tn.end[c])
+        let added: Vec<usize> = (c + 1..=tn.end(c))
             .filter(|&p| {
                 tn.effective[p]
-                    && tn.handler[p] == Some(c)
+                    && tn.handler(p) == Some(c)
                     && (other || !m.n2o[p].is_some_and(|o| to.effective[o]))
                     && !replaced[p]
             })
@@ -1321,8 +1321,8 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
         if let HandlerWas::New(oc) | HandlerWas::Superseded(oc) = was {
             // What the old `<catchall>` ran as well (identical, moved from it into the new
             // handler: the matcher does not match across handlers) is not skipped.
-            let ran: HashSet<_> = (oc + 1..=to.end[oc])
-                .filter(|&q| to.effective[q] && to.handler[q] == Some(oc))
+            let ran: HashSet<_> = (oc + 1..=to.end(oc))
+                .filter(|&q| to.effective[q] && to.handler(q) == Some(oc))
                 .map(|q| &to.hash[q])
                 .collect();
             items.retain(|&p| !ran.contains(&tn.hash[p]));
@@ -1343,7 +1343,7 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
         if to.element(oc) != "catch" {
             continue;
         }
-        let Some(os) = to.parent[oc].filter(|&os| to.effective[os]) else {
+        let Some(os) = to.parent(oc).filter(|&os| to.effective[os]) else {
             continue;
         };
         let Some(s) = m.o2n[os].filter(|&s| tn.effective[s] && tn.element(s) == "scope") else {
@@ -1357,12 +1357,12 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
         let Some(c) = last_catchall(tn, s).filter(|&c| tn.effective[c]) else {
             continue;
         };
-        let set: Vec<usize> = (c + 1..=tn.end[c])
-            .filter(|&p| tn.effective[p] && tn.handler[p] == Some(c) && !replaced[p])
+        let set: Vec<usize> = (c + 1..=tn.end(c))
+            .filter(|&p| tn.effective[p] && tn.handler(p) == Some(c) && !replaced[p])
             .collect();
         let mut items = outermost(tn, &set, full);
-        let ran: HashSet<_> = (oc + 1..=to.end[oc])
-            .filter(|&q| to.effective[q] && to.handler[q] == Some(oc))
+        let ran: HashSet<_> = (oc + 1..=to.end(oc))
+            .filter(|&q| to.effective[q] && to.handler(q) == Some(oc))
             .map(|q| &to.hash[q])
             .collect();
         items.retain(|&p| !ran.contains(&tn.hash[p]));
@@ -1395,11 +1395,11 @@ fn added_to_body(a: &Analysis, scope: usize, replaced: &[bool], full: &mut [bool
     let body: Vec<(usize, usize)> = tn.slots[scope]
         .iter()
         .filter(|(slot, _)| slot == "body")
-        .filter_map(|(_, l)| Some((*l.first()?, tn.end[*l.last()?])))
+        .filter_map(|(_, l)| Some((*l.first()?, tn.end(*l.last()?))))
         .collect();
     let old_in_body = |p: usize| {
         tn.effective[p]
-            && tn.handler[p] == tn.handler[scope]
+            && tn.handler(p) == tn.handler(scope)
             && m.n2o[p].is_some_and(|o| to.effective[o])
     };
     let set: Vec<usize> = body
@@ -1407,7 +1407,7 @@ fn added_to_body(a: &Analysis, scope: usize, replaced: &[bool], full: &mut [bool
         .flat_map(|&(first, last)| first..=last)
         .filter(|&p| {
             tn.effective[p]
-                && tn.handler[p] == tn.handler[scope]
+                && tn.handler(p) == tn.handler(scope)
                 && !m.n2o[p].is_some_and(|o| to.effective[o])
                 && !replaced[p]
         })
@@ -1415,7 +1415,7 @@ fn added_to_body(a: &Analysis, scope: usize, replaced: &[bool], full: &mut [bool
     let mut items = outermost(tn, &set, full);
     items.retain(|&x| {
         body.iter().any(|&(_, last)| {
-            (tn.end[x] + 1..=last).any(|p| old_in_body(p) && tn.order(p, x) == Order::After)
+            (tn.end(x) + 1..=last).any(|p| old_in_body(p) && tn.order(p, x) == Order::After)
         })
     });
     items
@@ -1521,10 +1521,10 @@ fn added_to_comp_handlers(
         // Another handler under the old version (a retargeted compensate): they ran that one.
         let was = (m.o2n[oh] != Some(h)).then_some(oh);
         let items = added.entry((h, was)).or_insert_with(|| {
-            let set: Vec<usize> = (h + 1..=tn.end[h])
+            let set: Vec<usize> = (h + 1..=tn.end(h))
                 .filter(|&p| {
                     tn.effective[p]
-                        && tn.handler[p] == Some(h)
+                        && tn.handler(p) == Some(h)
                         && (was.is_some() || !m.n2o[p].is_some_and(|o| to.effective[o]))
                         && !replaced[p]
                 })
@@ -1532,8 +1532,8 @@ fn added_to_comp_handlers(
             let mut items = outermost(tn, &set, full);
             if let Some(oh) = was {
                 // What the old handler ran as well is not skipped.
-                let ran: HashSet<_> = (oh + 1..=to.end[oh])
-                    .filter(|&q| to.effective[q] && to.handler[q] == Some(oh))
+                let ran: HashSet<_> = (oh + 1..=to.end(oh))
+                    .filter(|&q| to.effective[q] && to.handler(q) == Some(oh))
                     .map(|q| &to.hash[q])
                     .collect();
                 items.retain(|&p| !ran.contains(&tn.hash[p]));
@@ -1568,7 +1568,7 @@ fn added_to_comp_handlers(
             else {
                 continue;
             };
-            let via_fault = tn.handler[s].filter(|&x| x != hh);
+            let via_fault = tn.handler(s).filter(|&x| x != hh);
             for &(outer, h2) in &new_sites {
                 let Some(outer_old) = m.n2o[outer].filter(|&o| to.effective[o]) else {
                     continue;
@@ -1735,7 +1735,7 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
             for par in std::iter::once(p)
                 .chain(t.ancestors(p))
                 .take_while(|&q| q != l)
-                .filter_map(|q| t.parent[q])
+                .filter_map(|q| t.parent(q))
                 .filter(|&par| par != l)
             {
                 match t.element(par) {
@@ -1754,7 +1754,7 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
         // A new loop around activities the rows ran before their resume point under the old
         // version (a label/branch retry rewritten as a loop): they ran its body, not in it.
         let ran_body = |q: usize| {
-            (q + 1..=t.end[q]).any(|n| {
+            (q + 1..=t.end(q)).any(|n| {
                 a.m.n2o[n].is_some_and(|o| {
                     a.old.effective[o]
                         && rs.iter().any(|r| {
@@ -1841,7 +1841,7 @@ fn faults_left_before(a: &Analysis, old_earlier: &[bool], p: usize, r: &Resume) 
     let l = tn.lca(p, r.w_new);
     let mut out = Vec::new();
     let (mut y, mut earlier) = (p, false);
-    while let Some(par) = tn.parent[y].filter(|&q| q != l) {
+    while let Some(par) = tn.parent(y).filter(|&q| q != l) {
         earlier |= old_earlier[y];
         if earlier
             && tn.element(par) == "scope"
@@ -1878,7 +1878,7 @@ fn conditional_between(a: &Analysis, p: usize, r: &Resume) -> bool {
     std::iter::once(p)
         .chain(t.ancestors(p))
         .take_while(|&q| q != l)
-        .filter_map(|q| t.parent[q])
+        .filter_map(|q| t.parent(q))
         .any(|par| {
             par != l
                 && matches!(t.element(par), "if" | "switch" | "while" | "foreach")
@@ -2178,7 +2178,7 @@ impl<'c> ThreadOf<'c> {
 
     /// The index (in `c.threads`) of the thread class running activity `p`.
     fn of(&self, t: &Tree, p: usize) -> Option<usize> {
-        let root = t.thread_root[p];
+        let root = t.thread_root(p);
         if root == 0 {
             return self.main;
         }
@@ -2395,7 +2395,7 @@ fn call_changes(a: &Analysis, old_c: &CompiledProcess) -> (Vec<Finding>, Vec<Pre
                 // The call itself, or the activity around it that was disabled.
                 let mut off = n;
                 while !tn.nodes[off].disabled {
-                    match tn.parent[off] {
+                    match tn.parent(off) {
                         Some(p) => off = p,
                         None => break,
                     }
@@ -2797,7 +2797,7 @@ fn renamed_property(a: &Analysis, added: &str) -> Option<String> {
 fn quiet_note(t: &Tree, items: impl IntoIterator<Item = usize>) -> Option<&'static str> {
     let (mut traces, mut empties) = (false, false);
     for p in items {
-        for q in p..=t.end[p] {
+        for q in p..=t.end(p) {
             match t.element(q) {
                 "trace" => traces = true,
                 "empty" => empties = true,
@@ -2824,7 +2824,7 @@ fn quieted(f: Finding, quiet: Option<&str>) -> Finding {
 /// The fault or compensation handler `p` lies in, when a thread resting at `w` is not in it
 /// (it runs `p` only on a path that took it through that handler).
 fn in_handler_off_path(t: &Tree, p: usize, w: usize) -> Option<usize> {
-    t.handler[p].filter(|&h| !(h == w || t.is_desc(w, h)))
+    t.handler(p).filter(|&h| !(h == w || t.is_desc(w, h)))
 }
 
 #[cfg(test)]
@@ -2863,7 +2863,7 @@ mod tests {
                 let mut runs: SiblingRuns = Vec::new();
                 for &p in &top {
                     match runs.last_mut() {
-                        Some(x) if t.end[x.1] + 1 == p && t.list_first[x.1] == t.list_first[p] => {
+                        Some(x) if t.end(x.1) + 1 == p && t.list_first(x.1) == t.list_first(p) => {
                             x.1 = p
                         }
                         _ => runs.push((p, p)),
