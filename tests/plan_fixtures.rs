@@ -360,6 +360,11 @@ fn change_fixture_verdicts() {
         ("branch_switch_mapped", Verdict::Migratable),
         ("compensate_registry_cleared", Verdict::Migratable),
         ("compensate_scope_after", Verdict::Migratable),
+        ("wait_moved_into_case", Verdict::Blocked),
+        ("wait_moved_into_case_mapped", Verdict::Migratable),
+        ("wait_moved_out_of_branch", Verdict::Migratable),
+        ("call_moved_out_of_scope_body", Verdict::Migratable),
+        ("flow_join_new_catch", Verdict::Migratable),
     ];
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();
     for dir in cases() {

@@ -251,12 +251,23 @@ fn removed_around(o: usize, t_old: &Tree, m: &Matching) -> Option<String> {
     None
 }
 
-/// When matched old activity `o` lies in a branch of an `<if>` or a case of a `<switch>` whose
-/// counterpart holds `o`'s counterpart in another branch or case (the activity moved there):
-/// why its states are not mapped. Rows resting at them chose their branch by the test, which
-/// they do not evaluate again: mapped, they would continue in a branch they did not choose
-/// (and skip what the one they chose still runs). Not when `o` or a container between it and
-/// that conditional is pinned (the engineer said it is the same place), as a `[[map]]` can.
+/// Why the states of matched old activity `o` are not mapped, when its counterpart lies in a
+/// branch of an `<if>` or a case of a `<switch>` that the rows resting at them would not take
+/// by their own test:
+///
+/// - `o` lies in another branch or case of that conditional's counterpart (the activity moved
+///   there): the rows chose their branch by the test, which they do not evaluate again;
+///   mapped, they would continue in a branch they did not choose (and skip what the one they
+///   chose still runs).
+/// - `o` lies before that conditional's counterpart (it moved into one of its branches, see
+///   [`moved_into_ahead`]): the rows have not chosen yet; mapped, they would continue in that
+///   branch whatever their data, when the conditional holds other work (after it in that
+///   branch, or in another branch) that their data decides.
+///
+/// Either way a mapping makes a choice the rows' data makes: a `[[map]]` onto the state is
+/// offered, for an engineer who knows the rows belong there. Not when `o` or a container
+/// between it and that conditional is pinned (the engineer said it is the same place), as a
+/// `[[map]]` can.
 pub(crate) fn branch_switch(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize) -> Option<String> {
     let n = m.o2n[o]?;
     let mut c = o;
@@ -289,7 +300,128 @@ pub(crate) fn branch_switch(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize) 
         }
         c = a;
     }
+    moved_into_ahead(t_old, t_new, m, o, n)
+}
+
+/// For [`branch_switch`]: `o` (new position `n`) moved into a branch of an `<if>`/`<switch>`
+/// whose old counterpart lay after it, so rows resting at `o` had not evaluated its test yet,
+/// and that conditional holds work their data decides (see [`forced_branch`]): why they are not
+/// mapped there. A new conditional is not one: the old version made no choice there (BPM0206
+/// says what it forces); nor one they evaluated before (BPM0206 too).
+fn moved_into_ahead(
+    t_old: &Tree,
+    t_new: &Tree,
+    m: &Matching,
+    o: usize,
+    n: usize,
+) -> Option<String> {
+    let mut c = n;
+    while let Some(a2) = t_new.parent[c] {
+        // A container that moved in with it, pinned: the engineer said it is the same place.
+        if m.n2o[c].is_some_and(|x| m.via[x] == Some(MatchVia::Pinned)) {
+            return None;
+        }
+        let ahead = m.n2o[a2]
+            .filter(|&a| t_old.effective[a] && t_old.order(a, o) == super::tree::Order::After);
+        if let (true, Some(a)) = (matches!(t_new.element(a2), "if" | "switch"), ahead) {
+            if let Some(forced) = forced_branch(t_new, a2, n) {
+                return Some(format!(
+                    "{} moved from before {} into {}: rows resting there have not evaluated its test yet, and mapped there {}",
+                    t_old.describe(o),
+                    t_old.label(a),
+                    forced.branch,
+                    forced.text(t_new)
+                ));
+            }
+        }
+        c = a2;
+    }
     None
+}
+
+/// What continuing in the branch of the `<if>`/`<switch>` at `c` that holds `n` forces on a row
+/// that resumes at `n` without having evaluated its test: the work after `n` in that branch
+/// runs whatever its data, and the work of each other branch never runs for the rows whose
+/// data chooses that branch. Traces, `<empty>` and jumps do no work. None when there is none.
+pub(crate) fn forced_branch(t: &Tree, c: usize, n: usize) -> Option<ForcedBranch> {
+    let (_, ns, _) = t.child_towards(c, n)?;
+    let does_work = |q: usize| {
+        t.effective[q]
+            && (q..=t.end[q]).any(|x| {
+                t.effective[x]
+                    && !matches!(
+                        t.element(x),
+                        "trace" | "empty" | "sequence" | "break" | "continue" | "label" | "branch"
+                    )
+            })
+    };
+    // Later siblings of `n` and of each container up to the branch, inner ones first (pre-order).
+    let mut after = Vec::new();
+    let mut x = n;
+    while x != c {
+        let mut s = t.end[x] + 1;
+        while s <= t.list_end[x] {
+            if does_work(s) {
+                after.push(s);
+            }
+            s = t.end[s] + 1;
+        }
+        x = t.parent[x]?;
+    }
+    let others: Vec<(String, Vec<usize>)> = t.slots[c]
+        .iter()
+        .filter(|(slot, _)| slot.as_str() != ns)
+        .map(|(slot, l)| {
+            let work: Vec<usize> = l.iter().copied().filter(|&q| does_work(q)).collect();
+            (branch_label(t, c, slot), work)
+        })
+        .filter(|(_, w)| !w.is_empty())
+        .collect();
+    if after.is_empty() && others.is_empty() {
+        return None;
+    }
+    Some(ForcedBranch {
+        branch: branch_label(t, c, ns),
+        after,
+        others,
+    })
+}
+
+/// See [`forced_branch`]; displayed, what it means for the rows.
+pub(crate) struct ForcedBranch {
+    /// The branch they continue in: `case "Core"`, `<true>`.
+    pub branch: String,
+    /// The work after the resume point in that branch (outermost activities).
+    pub after: Vec<usize>,
+    /// The other branches holding work, with that work (outermost activities).
+    pub others: Vec<(String, Vec<usize>)>,
+}
+
+impl ForcedBranch {
+    /// The text, with the activities labelled by `t` (the new tree).
+    pub(crate) fn text(&self, t: &Tree) -> String {
+        let names = |ps: &[usize]| {
+            ps.iter()
+                .map(|&p| t.label(p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if !self.after.is_empty() {
+            parts.push(format!("they all run {}", names(&self.after)));
+        }
+        for (b, ps) in &self.others {
+            parts.push(format!(
+                "rows whose data chooses {b} never run {}",
+                names(ps)
+            ));
+        }
+        format!(
+            "they continue in {} whatever their data: {}",
+            self.branch,
+            parts.join("; ")
+        )
+    }
 }
 
 /// For [`branch_switch`]: when the test that chose the rows' branch changed too (the
@@ -528,9 +660,21 @@ fn map_state(
             x.class
         ),
         (None, Some(why)) => why,
+        (None, None) if is_wait_role(&role) && made_async(t_old, t_new, owner, n_owner) => format!(
+            "{} was made asynchronous (async='1'): it has no {role} state any more",
+            t_new.label(n_owner)
+        ),
         (None, None) => format!("{} has no {role} state any more", t_new.label(n_owner)),
     });
     d
+}
+
+/// A `<call>` synchronous in the old version (`o`) and asynchronous in the new one (`n`).
+fn made_async(t_old: &Tree, t_new: &Tree, o: usize, n: usize) -> bool {
+    let is_async = |t: &Tree, p: usize| {
+        t.element(p) == "call" && matches!(t.nodes[p].attrs.get("async"), Some("1" | "true"))
+    };
+    t_old.element(o) == "call" && !is_async(t_old, o) && is_async(t_new, n)
 }
 
 /// Fills in the new side of an old state's delta.

@@ -72,7 +72,9 @@ fn resume_findings(
     let mut rerun: BTreeMap<Runs, Vec<&Resume>> = BTreeMap::new();
     // Skipped activities in the branches of the flows (before the resume point) named first.
     let mut flowed: BTreeMap<(Vec<usize>, Runs), Vec<&Resume>> = BTreeMap::new();
-    let mut enclosing: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
+    // With what continuing in their branch forces on them, for each conditional (see
+    // `forced_branch`).
+    let mut enclosing: BTreeMap<(Vec<usize>, Vec<String>), Vec<&Resume>> = BTreeMap::new();
     let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut switched: BTreeMap<Vec<Switched>, Vec<&Resume>> = BTreeMap::new();
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
@@ -88,7 +90,9 @@ fn resume_findings(
     // (what happens, flow, activities): rows in a branch thread, for activities that moved
     // between the branches of that flow.
     let mut crossed: BTreeMap<(Crossed, usize, Vec<usize>), Vec<&Resume>> = BTreeMap::new();
-    let mut faulted: BTreeMap<usize, Vec<&Resume>> = BTreeMap::new();
+    // (index into `added_to_handlers`, the flow whose join they rest at, for rows whose branch
+    // threads ran the handler's scope).
+    let mut faulted: BTreeMap<(usize, Option<usize>), Vec<&Resume>> = BTreeMap::new();
     let added_to_comp = added_to_comp_handlers(a, old_c, new_c, &sync_waits, &mut full);
     // (index into `added_to_comp`, the fault handler the compensate lies in for a row that
     // passed its scope, data-dependent): rows that ran the compensate before their resume
@@ -110,6 +114,10 @@ fn resume_findings(
     // added to their body: rows there ran some prefix of it before the fault.
     let mut body_added: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut prefixed: BTreeMap<usize, Vec<&Resume>> = BTreeMap::new();
+    // (scope, activities): rows in its fault handlers (in both versions), for activities that
+    // moved out of its body to after their resume point: a fault at or after one of them had
+    // run it already.
+    let mut left_body: BTreeMap<(usize, Vec<usize>), Vec<&Resume>> = BTreeMap::new();
     // Old loops that held the wait and do not hold the new resume point.
     let mut left: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     // (new loop, old loop of the same name it replaced), both around the wait.
@@ -122,6 +130,12 @@ fn resume_findings(
         // A skipped `<if>`/`<switch>` does no work itself: a row would have run one of its
         // branches, so its contents are named, each "may", depending on the branch.
         open_conditionals(tn, &mut sk);
+        // What lies in a branch other than the one they chose (an `<if>`/`<switch>` around their
+        // old wait) they would not have run under the new version either: not skipped.
+        drop_items(tn, &mut sk, |p| {
+            tn.ancestors(p)
+                .any(|par| chose_branch(a, par, p, r) == Some(false))
+        });
         // `<break>`, `<continue>`, `<label>` and `<branch>` steer, they do no work: not
         // skipped or re-run activities (where the rows go is what the mapping says).
         for runs in [&mut sk, &mut re] {
@@ -175,7 +189,8 @@ fn resume_findings(
                 .iter()
                 .map(|&(first, last)| {
                     let may = conditional_between(a, first, r)
-                        || !faults_left_before(a, &old_earlier, first, r).is_empty();
+                        || !faults_left_before(a, &old_earlier, first, r).is_empty()
+                        || left_body_of(a, first, r).is_some();
                     (first, last, may)
                 })
                 .collect(),
@@ -318,7 +333,16 @@ fn resume_findings(
                     && ran_some(tn.order(s, w))
                     && ran_some(to.order(os, wo))
                 {
-                    faulted.entry(i).or_default().push(r);
+                    faulted.entry((i, None)).or_default().push(r);
+                } else if r.join
+                    && tn.element(w) == "flow"
+                    && tn.is_desc(s, w)
+                    && to.is_desc(os, wo)
+                {
+                    // In a branch of the flow whose join they rest at (in both versions): a
+                    // branch thread may have passed the scope, through that handler, before
+                    // the deploy.
+                    faulted.entry((i, Some(w))).or_default().push(r);
                 }
             }
             // In a fault handler of a scope (in both versions): it ran some prefix of the
@@ -339,6 +363,10 @@ fn resume_findings(
                     .or_insert_with(|| added_to_body(a, s, &sync_waits, &mut full));
                 if !items.is_empty() {
                     prefixed.entry(s).or_default().push(r);
+                }
+                let out_of_body = moved_out_of_body(a, os, r, &mut full);
+                if !out_of_body.is_empty() {
+                    left_body.entry((s, out_of_body)).or_default().push(r);
                 }
             }
         }
@@ -448,7 +476,15 @@ fn resume_findings(
             branches.entry(top).or_default().push(r);
         }
         if !enc.is_empty() {
-            enclosing.entry(enc).or_default().push(r);
+            // Rows that never evaluated a conditional's test continue in the branch they
+            // resume in whatever their data: what that forces on them.
+            let forced: Vec<String> = enc
+                .iter()
+                .filter(|&&p| matches!(tn.element(p), "if" | "switch"))
+                .filter_map(|&p| crate::diff::statemap::forced_branch(tn, p, w))
+                .map(|f| f.text(tn))
+                .collect();
+            enclosing.entry((enc, forced)).or_default().push(r);
         }
     }
     let mut out = Vec::new();
@@ -582,8 +618,13 @@ fn resume_findings(
                 }
             };
             let how = match (may, skip) {
-                (true, _) => depending(a, &old_earlier, &part, rs),
-                (false, true) => this_iteration(a, &part, rs).to_string(),
+                (true, true) => format!(
+                    "{}{}",
+                    this_iteration(a, &part, rs, true),
+                    depending(a, &old_earlier, &part, rs)
+                ),
+                (true, false) => depending(a, &old_earlier, &part, rs),
+                (false, true) => this_iteration(a, &part, rs, false).to_string(),
                 (false, false) => String::new(),
             };
             // A re-run activity ran under the old version: it has an old counterpart.
@@ -638,7 +679,7 @@ fn resume_findings(
             .new_acts(ps.iter().map(|&p| tn.aref(p))),
         );
     }
-    for (&i, rs) in &faulted {
+    for (&(i, join), rs) in &faulted {
         let FaultAdded {
             handler: c,
             was,
@@ -693,11 +734,19 @@ fn resume_findings(
                 ),
             ),
         };
+        let branches = join
+            .map(|f| {
+                format!(
+                    " how far their branches of {} got (flow join) and on",
+                    act_label(tn, f)
+                )
+            })
+            .unwrap_or_default();
         out.push(skips(
             rs,
             "may skip",
             &format!(
-                ", depending on whether a fault took them through the {new}{through} of {scope}"
+                ", depending on{branches} whether a fault took them through the {new}{through} of {scope}"
             ),
             items,
             &why,
@@ -713,6 +762,23 @@ fn resume_findings(
             items,
             &format!("added to the body of {scope}, which they left for its fault handlers"),
         ));
+    }
+    for ((s, items), rs) in &left_body {
+        let scope = act_label(tn, *s);
+        out.push(
+            about(
+                Code::RerunActivities,
+                format!(
+                    "instances resting at {} may run again {}, depending on where in the body of {scope} the fault happened: {} (moved out of the body of {scope} to after that point; they left that body for its fault handlers, and a fault at or after it came once it had run)",
+                    at(rs),
+                    count(items.len(), "activity", "activities"),
+                    names(items)
+                ),
+                rs,
+                items,
+            )
+            .old_acts(items.iter().filter_map(|&p| m.n2o[p]).map(|o| to.aref(o))),
+        );
     }
     // Why rows skip what a compensation handler runs: added to the handler the compensate
     // ran (`place` says where the compensate is, `ran` whether they surely ran it), or in
@@ -935,8 +1001,12 @@ fn resume_findings(
             .new_acts(ps.iter().map(|&(p, _)| tn.aref(p))),
         );
     }
-    for (groups, ran) in [(&evaluated, true), (&enclosing, false)] {
-        for (ps, rs) in groups {
+    let evaluated = evaluated.into_iter().map(|(ps, rs)| ((ps, Vec::new()), rs));
+    for (group, ran) in [
+        (evaluated.collect::<Vec<_>>(), true),
+        (enclosing.into_iter().collect(), false),
+    ] {
+        for ((ps, forced), rs) in &group {
             let loops: Vec<usize> = ps
                 .iter()
                 .copied()
@@ -952,6 +1022,7 @@ fn resume_findings(
             let how: String = loops
                 .iter()
                 .map(|&p| format!("; {}", loop_goes_on(tn, p, ran)))
+                .chain(forced.iter().map(|f| format!("; {f}")))
                 .collect();
             out.push(about(
                 Code::NewEnclosingActivity,
@@ -1685,8 +1756,9 @@ fn how_many(t: &Tree, ps: &[(usize, usize)], may: bool) -> String {
 /// For certain skips inside a loop body that also holds the resume point: only the current
 /// iteration skips them; inside a loop that held the old wait but not the new one: they skip
 /// them in the iteration they leave it from. (Siblings share the answer: it is asked of each
-/// run's first.)
-fn this_iteration(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> &'static str {
+/// run's first.) For a data-dependent skip (`may`) whether later iterations run them depends
+/// on the data too: that is left unsaid.
+fn this_iteration(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume], may: bool) -> &'static str {
     let t = &a.new;
     let in_left = ps.iter().all(|&(p, _)| {
         rs.iter().all(|r| {
@@ -1706,7 +1778,9 @@ fn this_iteration(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume]) -> &'stat
                 .any(|q| matches!(t.element(q), "while" | "until" | "foreach"))
         })
     });
-    if in_loop {
+    if in_loop && may {
+        " in the current iteration of their loop"
+    } else if in_loop {
         " in the current iteration of their loop (later iterations run them)"
     } else {
         ""
@@ -1727,9 +1801,11 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
     let (mut branch, mut looped) = (false, false);
     let mut new_loops: BTreeSet<usize> = BTreeSet::new();
     let mut scopes: BTreeSet<usize> = BTreeSet::new();
+    let mut bodies: BTreeSet<usize> = BTreeSet::new();
     for &(p, _) in ps {
         for r in rs {
             scopes.extend(faults_left_before(a, old_earlier, p, r));
+            bodies.extend(left_body_of(a, p, r));
             let held = loops_held(a, r);
             let l = t.lca(p, r.w_new);
             for par in std::iter::once(p)
@@ -1739,6 +1815,7 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
                 .filter(|&par| par != l)
             {
                 match t.element(par) {
+                    "if" | "switch" if chose_branch(a, par, p, r).is_some() => {}
                     "if" | "switch" => branch = true,
                     "while" | "foreach" if held.contains(&par) => {}
                     "while" | "foreach" if a.m.n2o[par].is_none_or(|o| !a.old.effective[o]) => {
@@ -1788,6 +1865,19 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
             names.join(", ")
         )
     });
+    // Moved out of the body of a scope whose fault handler holds their old wait: whether they
+    // ran it depends on where in the body the fault happened.
+    let body = (!bodies.is_empty()).then(|| {
+        let names: Vec<String> = bodies.iter().map(|&q| a.old.label(q)).collect();
+        format!(
+            "where in the body of {} the fault happened",
+            names.join(", ")
+        )
+    });
+    let fault = match (fault, body) {
+        (Some(f), Some(b)) => Some(format!("{f}, and on {b}")),
+        (f, b) => f.or(b),
+    };
     let mut on: Vec<&str> = Vec::new();
     match (branch, looped, &new_loop) {
         (_, true, Some(_)) | (true, true, None) => {
@@ -1867,6 +1957,44 @@ fn faults_left_before(a: &Analysis, old_earlier: &[bool], p: usize, r: &Resume) 
     out
 }
 
+/// For rows resting at `r` in a fault handler of the old scope `os` (and of its counterpart):
+/// the outermost activities (new positions) whose old counterparts lay in the body of `os`
+/// and that now run after their resume point, in their thread and outside foreign handlers.
+/// A fault anywhere in the body took them to the handler: one that came at or after such an
+/// activity came once it had run, and they run it again.
+fn moved_out_of_body(a: &Analysis, os: usize, r: &Resume, full: &mut [bool]) -> Vec<usize> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let w = r.w_new;
+    let tr = tn.thread_root[w];
+    let mut set: Vec<usize> = to.slots[os]
+        .iter()
+        .filter(|(slot, _)| slot.as_str() == "body")
+        .flat_map(|(_, l)| l.iter().flat_map(|&c| c..=to.end[c]))
+        .filter(|&o| to.effective[o])
+        .filter_map(|o| m.o2n[o])
+        .filter(|&n| {
+            tn.effective[n]
+                && runs_in_thread(tn, n, tr)
+                && tn.order(n, w) == Order::After
+                && tn.handler[n].is_none_or(|h| h == w || tn.is_desc(w, h))
+        })
+        .collect();
+    set.sort_unstable();
+    set.dedup();
+    let mut top = outermost(tn, &set, full);
+    top.retain(|&p| !is_jump(tn, p));
+    top
+}
+
+/// The old scope whose body held the old counterpart of `p` while one of its fault handlers
+/// holds the old wait of `r` ([`Order::Faulted`]): rows there left that body at a fault, before
+/// or after it, so whether they ran it depends on where the fault happened.
+fn left_body_of(a: &Analysis, p: usize, r: &Resume) -> Option<usize> {
+    let wo = r.w_old?;
+    let o = a.m.n2o[p].filter(|&o| a.old.effective[o])?;
+    (a.old.order(o, wo) == Order::Faulted).then(|| a.old.lca(o, wo))
+}
+
 /// Is there a conditional branch or loop body between `p` and its lowest common ancestor
 /// with the resume point that does not hold it? Then whether a thread resting there ran (or
 /// will run) `p` depends on the data it held. A loop whose old counterpart held the old
@@ -1883,7 +2011,28 @@ fn conditional_between(a: &Analysis, p: usize, r: &Resume) -> bool {
             par != l
                 && matches!(t.element(par), "if" | "switch" | "while" | "foreach")
                 && !held.contains(&par)
+                && chose_branch(a, par, p, r).is_none()
         })
+}
+
+/// For an `<if>`/`<switch>` `par` (new position) around `p`: whether the rows resting at `r`
+/// chose the branch that holds `p` (`Some(true)`) or another one (`Some(false)`), when its
+/// old counterpart held their old wait (they evaluated its test and are, or were, in that
+/// branch); `None` when their data has not told. Resuming inside `par`, they are in the branch
+/// that holds their resume point, whichever they chose (an override may put them elsewhere).
+fn chose_branch(a: &Analysis, par: usize, p: usize, r: &Resume) -> Option<bool> {
+    if !matches!(a.new.element(par), "if" | "switch") {
+        return None;
+    }
+    let wo = r.w_old?;
+    let o = a.m.n2o[par].filter(|&o| a.old.effective[o] && a.old.is_desc(wo, o))?;
+    let (_, ns, _) = a.new.child_towards(par, p)?;
+    if a.new.is_desc(r.w_new, par) {
+        let (_, now, _) = a.new.child_towards(par, r.w_new)?;
+        return Some(now == ns);
+    }
+    let (_, os, _) = a.old.child_towards(o, wo)?;
+    Some(same_branch(a, o, os, ns))
 }
 
 fn is_loop(element: &str) -> bool {
