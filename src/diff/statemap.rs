@@ -316,7 +316,7 @@ fn moved_into_ahead(
     n: usize,
 ) -> Option<String> {
     let mut c = n;
-    while let Some(a2) = t_new.parent[c] {
+    while let Some(a2) = t_new.parent(c) {
         // A container that moved in with it, pinned: the engineer said it is the same place.
         if m.n2o[c].is_some_and(|x| m.via[x] == Some(MatchVia::Pinned)) {
             return None;
@@ -347,7 +347,7 @@ pub(crate) fn forced_branch(t: &Tree, c: usize, n: usize) -> Option<ForcedBranch
     let (_, ns, _) = t.child_towards(c, n)?;
     let does_work = |q: usize| {
         t.effective[q]
-            && (q..=t.end[q]).any(|x| {
+            && (q..=t.end(q)).any(|x| {
                 t.effective[x]
                     && !matches!(
                         t.element(x),
@@ -359,14 +359,14 @@ pub(crate) fn forced_branch(t: &Tree, c: usize, n: usize) -> Option<ForcedBranch
     let mut after = Vec::new();
     let mut x = n;
     while x != c {
-        let mut s = t.end[x] + 1;
-        while s <= t.list_end[x] {
+        let mut s = t.end(x) + 1;
+        while s <= t.list_end(x) {
             if does_work(s) {
                 after.push(s);
             }
-            s = t.end[s] + 1;
+            s = t.end(s) + 1;
         }
-        x = t.parent[x]?;
+        x = t.parent(x)?;
     }
     let others: Vec<(String, Vec<usize>)> = t.slots[c]
         .iter()

@@ -1965,18 +1965,18 @@ fn faults_left_before(a: &Analysis, old_earlier: &[bool], p: usize, r: &Resume) 
 fn moved_out_of_body(a: &Analysis, os: usize, r: &Resume, full: &mut [bool]) -> Vec<usize> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
     let w = r.w_new;
-    let tr = tn.thread_root[w];
+    let tr = tn.thread_root(w);
     let mut set: Vec<usize> = to.slots[os]
         .iter()
         .filter(|(slot, _)| slot.as_str() == "body")
-        .flat_map(|(_, l)| l.iter().flat_map(|&c| c..=to.end[c]))
+        .flat_map(|(_, l)| l.iter().flat_map(|&c| c..=to.end(c)))
         .filter(|&o| to.effective[o])
         .filter_map(|o| m.o2n[o])
         .filter(|&n| {
             tn.effective[n]
                 && runs_in_thread(tn, n, tr)
                 && tn.order(n, w) == Order::After
-                && tn.handler[n].is_none_or(|h| h == w || tn.is_desc(w, h))
+                && tn.handler(n).is_none_or(|h| h == w || tn.is_desc(w, h))
         })
         .collect();
     set.sort_unstable();
