@@ -272,12 +272,18 @@ pub(super) fn pending_columns(plan: &MigrationPlan) -> Vec<(SqlTable, Vec<String
 }
 
 /// Probes every table (and the columns the executor uses); returns the missing ones with why.
-/// Read-only; run outside a transaction.
+/// Read-only; run outside a transaction. A probe that timed out waiting for another
+/// session's lock fails (the table is there, just locked), it does not make the table missing.
 pub(super) fn probe_tables(
     db: &Db,
     targets: &CensusTargets,
     extra: &[(SqlTable, Vec<String>)],
-) -> BTreeMap<SqlTable, String> {
+) -> Result<BTreeMap<SqlTable, String>, DbFailure> {
+    let runs = |sql: &str| match db.probe(sql) {
+        Ok(()) => Ok(true),
+        Err(f) if lock::is_lock_timeout(db.dialect(), &f) => Err(f),
+        Err(_) => Ok(false),
+    };
     let mut wanted: BTreeMap<SqlTable, BTreeSet<String>> = BTreeMap::new();
     for t in &targets.thread_tables {
         wanted
@@ -312,25 +318,27 @@ pub(super) fn probe_tables(
                 missing.insert(t, e.to_string());
                 continue;
             }
-            Ok(probe) if db.probe(probe.as_str()).is_err() => {
+            Ok(probe) if !runs(probe.as_str())? => {
                 missing.insert(t, ABSENT.to_string());
                 continue;
             }
             Ok(_) => {}
         }
-        let absent: Vec<&str> = cols
-            .iter()
-            .map(String::as_str)
-            .filter(|c| {
-                sql::probe_table(d, &t, &[c])
-                    .map_or(true, |probe| db.probe(probe.as_str()).is_err())
-            })
-            .collect();
+        let mut absent: Vec<&str> = Vec::new();
+        for c in cols.iter().map(String::as_str) {
+            let there = match sql::probe_table(d, &t, &[c]) {
+                Ok(probe) => runs(probe.as_str())?,
+                Err(_) => false,
+            };
+            if !there {
+                absent.push(c);
+            }
+        }
         if !absent.is_empty() {
             missing.insert(t, format!("has no column {}", absent.join(", ")));
         }
     }
-    missing
+    Ok(missing)
 }
 
 /// The tables and columns the script writes (they must exist).
@@ -653,7 +661,7 @@ pub fn status(
     };
     progress.event(&Event::Step("checking tables"));
     let extra = plan.map(|m| pending_columns(&m.plan)).unwrap_or_default();
-    let probed = probe_tables(db, &targets, &extra);
+    let probed = probe_tables(db, &targets, &extra)?;
     let missing: BTreeSet<SqlTable> = probed.keys().cloned().collect();
     let mut census = census(db, &targets, &missing, progress)?;
     // Only a table that does not exist makes this the wrong target; one that lacks a column
@@ -877,7 +885,11 @@ pub(super) fn check_apply_target(
     let items = match quiet_all(db, std::slice::from_ref(class)) {
         Ok(q) => q,
         // No interoperability here at all (not a lost connection): the wrong namespace.
-        Err(f) if f.step == "read Ens_Config.Item" && !f.connection_lost => {
+        Err(f)
+            if f.step == "read Ens_Config.Item"
+                && !f.connection_lost
+                && !lock::is_lock_timeout(db.dialect(), &f) =>
+        {
             return Err(ApplyError::WrongTarget(format!(
                 "cannot read Ens_Config.Item ({}): is --connect pointing at the interoperability namespace \
                  where the production runs?",
@@ -901,15 +913,24 @@ pub(super) fn lock_plan_tables(
     progress: &dyn Progress,
 ) -> Result<Vec<String>, ApplyError> {
     let tables = tables_to_lock(plan, script, missing);
-    lock_tables(db, &tables, opts.lock_timeout_ms, pg_version, progress)
+    lock_tables(
+        db,
+        &tables,
+        &sql::tables_to_share(),
+        opts.lock_timeout_ms,
+        pg_version,
+        progress,
+    )
 }
 
-/// Opens the transaction and locks `tables`, waiting at most `timeout_ms` in all, reporting
-/// who holds them while it waits. On success the transaction is open and locked; returns the
-/// IRIS `UNLOCK` statements. A timeout refuses (nothing was written).
+/// Opens the transaction and locks `tables` (exclusive) and `shared` (share mode), waiting at
+/// most `timeout_ms` in all, reporting who holds them while it waits. On success the
+/// transaction is open and locked; returns the IRIS `UNLOCK` statements. A timeout refuses
+/// (nothing was written).
 fn lock_tables(
     db: &mut Db,
     tables: &[SqlTable],
+    shared: &[SqlTable],
     timeout_ms: u64,
     pg_version: i64,
     progress: &dyn Progress,
@@ -923,7 +944,7 @@ fn lock_tables(
     loop {
         db.begin("begin transaction").map_err(ApplyError::db)?;
         let attempt = lock::protect_transaction(db, pg_version)
-            .and_then(|()| lock::try_lock(db, tables, wait));
+            .and_then(|()| lock::try_lock(db, tables, shared, wait, timeout_ms));
         match attempt {
             Ok(Attempt::Locked(unlocks)) => return Ok(unlocks),
             Ok(Attempt::Busy) => {
@@ -939,12 +960,13 @@ fn lock_tables(
             }
         }
         let waited = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let found = lock::holders(db, tables);
+        let all: Vec<SqlTable> = tables.iter().chain(shared).cloned().collect();
+        let found = lock::holders(db, &all);
         // Name the tables someone holds (all of them when the database cannot say).
         let mut contested: Vec<SqlTable> = found.iter().map(|(t, _)| t.clone()).collect();
         contested.dedup();
         if contested.is_empty() {
-            contested = tables.to_vec();
+            contested = all;
         }
         let holders: Vec<String> = found.into_iter().map(|(_, h)| h).collect();
         if waited >= timeout_ms {
@@ -976,7 +998,33 @@ fn plan_blocked(plan: &MigrationPlan) -> Option<Refusal> {
 }
 
 /// Applies (or reverts, or dry-runs) a migration: see the module documentation of `apply`.
+/// Every wait for another session's lock is bounded by `--lock-timeout`
+/// ([`lock::bound_waits`], before the first statement reads a table); a statement that timed
+/// out is refused as such (exit 3), never reported as a failing database.
 pub fn apply(
+    db: &mut Db,
+    m: &Migration,
+    opts: &ApplyOptions,
+    progress: &dyn Progress,
+) -> Result<ApplyReport, ApplyError> {
+    lock::bound_waits(db, opts.lock_timeout_ms).map_err(ApplyError::db)?;
+    let dialect = db.dialect();
+    apply_bounded(db, m, opts, progress).map_err(|e| match e {
+        ApplyError::Database { failure, .. }
+            if !failure.connection_lost && lock::is_lock_timeout(dialect, &failure) =>
+        {
+            ApplyError::Refused {
+                refusals: vec![Refusal::WaitTimeout {
+                    step: failure.step,
+                    timeout_ms: opts.lock_timeout_ms,
+                }],
+            }
+        }
+        other => other,
+    })
+}
+
+fn apply_bounded(
     db: &mut Db,
     m: &Migration,
     opts: &ApplyOptions,
@@ -1066,7 +1114,7 @@ pub fn apply(
     // here, not a failing statement inside the transaction.
     let pending = pending_columns(plan);
     probed.extend(pending.iter().cloned());
-    let missing = probe_tables(db, &targets, &probed);
+    let missing = probe_tables(db, &targets, &probed)?;
     check_apply_target(db, plan, &absent_tables(&missing))?;
     let mut required: BTreeSet<SqlTable> =
         plan.threads.iter().map(|t| t.old_table.clone()).collect();
@@ -1175,6 +1223,9 @@ pub(super) fn conclude(
     opts: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport, ApplyError> {
+    // The host and job guards once more, right before COMMIT: `Ens_Config.Item` is locked in
+    // share mode (nobody enables an item meanwhile), but a job cannot be locked.
+    let body = body.and_then(|r| recheck_quiet(db, &m.plan).map(|()| r));
     let mut report = match body {
         Ok(r) => r,
         Err(e) => {
@@ -1224,6 +1275,22 @@ pub(super) fn conclude(
     release(db);
     verify_after_commit(db, m, targets, missing, &mut report, opts, progress)?;
     Ok(report)
+}
+
+/// Counts the hosts and jobs again inside the transaction (after the rewrite, before COMMIT or
+/// the dry run's rollback): the host guards checked before the rewrite must still hold.
+fn recheck_quiet(db: &Db, plan: &MigrationPlan) -> Result<(), ApplyError> {
+    let found: Vec<String> = quiet_all(db, &quiet_classes(plan))?
+        .refusals()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(ApplyError::Refused {
+        refusals: vec![Refusal::QuietLost { found }],
+    })
 }
 
 /// What the transaction does about the bookkeeping tables.

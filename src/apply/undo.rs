@@ -213,7 +213,7 @@ pub(super) fn revert(
             (w.table.clone(), cols)
         })
         .collect();
-    let missing = probe_tables(db, &targets, &probed);
+    let missing = probe_tables(db, &targets, &probed)?;
     check_apply_target(db, plan, &super::run::absent_tables(&missing))?;
     let refusals: Vec<Refusal> = missing
         .iter()
