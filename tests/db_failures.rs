@@ -378,10 +378,10 @@ fn hosts_that_wake_up_during_the_apply_roll_it_back() {
         r#"UPDATE "Ens_Config"."Item" SET "Enabled" = 1 WHERE "ClassName" = {}"#,
         support::lit(&fx.class)
     );
-    let e = other
-        .execute(&enable, (), None)
-        .err()
-        .expect("the item was enabled while the apply held Ens_Config.Item");
+    let e = match other.execute(&enable, (), None) {
+        Ok(_) => panic!("the item was enabled while the apply held Ens_Config.Item"),
+        Err(e) => e,
+    };
     assert!(e.to_string().contains("lock timeout"), "{e}");
     // A job comes alive meanwhile (no lock stops that).
     fx.add_job("4711", "Alive");

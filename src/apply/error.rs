@@ -151,6 +151,15 @@ pub enum Refusal {
     Locked {
         class: String,
     },
+    /// A history row holds a value this bplmigrate does not know exactly (`column` = `value`,
+    /// where it writes `expected`): it is not guessed (as applied or not), the row is refused.
+    UnreadableHistory {
+        class: String,
+        seq: String,
+        column: String,
+        value: String,
+        expected: String,
+    },
     /// Counted again right before COMMIT, the hosts were no longer quiet: an item was enabled
     /// or a job came alive while the apply ran (`found`: the host refusals, in their words).
     QuietLost {
@@ -329,6 +338,21 @@ impl fmt::Display for Refusal {
                      rewrote; let these finish first"
                 )
             }
+            Refusal::UnreadableHistory {
+                class,
+                seq,
+                column,
+                value,
+                expected,
+            } => write!(
+                f,
+                "history entry {} of {} has {column} {value:?}, which this bplmigrate does not know (it writes \
+                 {expected}; written by hand, or by a newer version?): it does not guess whether that plan is \
+                 applied; correct the row in {} by hand, then retry",
+                shown(seq),
+                shown(class),
+                crate::sql::history_table()
+            ),
             Refusal::QuietLost { found } => write!(
                 f,
                 "the hosts stopped being quiet while the apply ran (counted again just before COMMIT): {}; \

@@ -808,7 +808,10 @@ pub fn status(
 /// The row counts recorded in the history: per table/state/status, before and after, the
 /// rows the write statements changed (`changed`, shown by `info`) and, when the apply
 /// recorded them, the rows copied to `BplMigrate.Undo` (`undo`; `apply --revert` restores
-/// from them and refuses an entry without).
+/// from them and refuses an entry without). Always fits `RowCounts`
+/// ([`history::ROW_COUNTS_MAX`] characters): when the groups do not, `before` / `after` hold
+/// per-table totals instead and `detail` says so; when even those do not, only the totals of
+/// all tables. `changed` and `undo` are always there.
 pub(super) fn row_counts_json(
     before: &LiveCensus,
     after: &LiveCensus,
@@ -820,6 +823,11 @@ pub(super) fn row_counts_json(
         table: String,
         state: Option<&'a str>,
         status: Option<i64>,
+        rows: i64,
+    }
+    #[derive(Serialize)]
+    struct Total {
+        table: String,
         rows: i64,
     }
     fn counts(c: &LiveCensus) -> Vec<Count<'_>> {
@@ -844,12 +852,52 @@ pub(super) fn row_counts_json(
             })
             .collect()
     }
-    let mut v =
-        serde_json::json!({ "before": counts(before), "after": counts(after), "changed": changed });
-    if let Some(n) = undo {
-        v["undo"] = n.into();
+    fn totals(c: &LiveCensus) -> Vec<Total> {
+        let mut acc: BTreeMap<String, i64> = BTreeMap::new();
+        for g in &c.threads {
+            *acc.entry(g.key.table.to_string()).or_default() += g.rows;
+        }
+        acc.into_iter()
+            .map(|(table, rows)| Total { table, rows })
+            .collect()
     }
-    v.to_string()
+    let with_counts = |mut v: serde_json::Value| {
+        v["changed"] = changed.into();
+        if let Some(n) = undo {
+            v["undo"] = n.into();
+        }
+        v.to_string()
+    };
+    let (b, a) = (counts(before), counts(after));
+    let (groups_before, groups_after) = (b.len(), a.len());
+    let full = with_counts(serde_json::json!({ "before": b, "after": a }));
+    if full.chars().count() <= history::ROW_COUNTS_MAX {
+        return full;
+    }
+    let detail = format!(
+        "the {groups_before} groups before and {groups_after} after (table, state, status) do not fit \
+         RowCounts ({} characters): {}",
+        history::ROW_COUNTS_MAX,
+        "per-table totals only"
+    );
+    let summary = with_counts(serde_json::json!({
+        "before": totals(before),
+        "after": totals(after),
+        "detail": detail,
+    }));
+    if summary.chars().count() <= history::ROW_COUNTS_MAX {
+        return summary;
+    }
+    let all = |c: &LiveCensus| c.threads.iter().map(|g| g.rows).sum::<i64>();
+    with_counts(serde_json::json!({
+        "before": [{ "table": "(all)", "rows": all(before) }],
+        "after": [{ "table": "(all)", "rows": all(after) }],
+        "detail": format!(
+            "the {groups_before} groups before and {groups_after} after do not fit RowCounts ({} characters), \
+             nor do per-table totals: the totals of all tables only",
+            history::ROW_COUNTS_MAX
+        ),
+    }))
 }
 
 /// Tables `apply` locks before it looks ([`sql::tables_to_lock`], shared with the
@@ -1142,7 +1190,9 @@ fn apply_bounded(
         && !script.rewrites.is_empty();
     let mut undo_exists = wants_undo && history::undo_exists(db);
     let mut create: Vec<usize> = Vec::new();
-    if !opts.dry_run {
+    // A dry run creates them too where DDL is transactional (rolled back with the rest), so it
+    // writes the history and undo rows a real apply writes.
+    if !opts.dry_run || history::transactional_ddl(db.dialect()) {
         if !history_exists {
             create.push(0);
         }
@@ -1173,7 +1223,7 @@ fn apply_bounded(
         undo_exists = wants_undo;
         create.clear();
     }
-    if wants_undo && opts.dry_run && !(history_exists && undo_exists) {
+    if wants_undo && opts.dry_run && !undo_exists && !history::transactional_ddl(db.dialect()) {
         notes.push(
             "dry run: BplMigrate.Undo does not exist yet, so the undo rows a real apply records were not written"
                 .to_string(),
@@ -1197,8 +1247,8 @@ fn apply_bounded(
         &missing,
         Bookkeeping {
             history: history_exists || create.contains(&0),
+            undo: wants_undo && (undo_exists || create.contains(&1)),
             create,
-            undo: wants_undo && (undo_exists || !opts.dry_run),
         },
         opts,
         progress,
@@ -1505,14 +1555,17 @@ fn in_transaction(
     }
 
     let mut history_seq = None;
-    if let (false, Some(seq)) = (opts.dry_run, seq) {
+    // A dry run writes the history row too (rolled back with the rest), so it runs every
+    // statement a real apply runs and fails where that would (IRIS: only when the history
+    // table exists; a dry run never creates it there).
+    if let Some(seq) = seq {
         let changed = statements
             .iter()
             .map(|s| s.rows.or(s.expected_rows).unwrap_or(0))
             .sum();
         let counts = row_counts_json(&before, &after, changed, undo_rows);
         history::insert(db, &new_entry(m, opts, seq, &counts, Outcome::Applied, ""))?;
-        history_seq = Some(seq);
+        history_seq = (!opts.dry_run).then_some(seq);
     }
     let mut notes = Vec::new();
     if quiet.items.is_empty() {
@@ -1812,7 +1865,12 @@ pub(super) fn verify_after_commit(
     progress.event(&Event::Step("reading back"));
     let seq = report.history_seq;
     let unverified = |message: String| ApplyError::CommittedUnverified { message, seq };
-    let entries = history::entries_for_class(db, &m.plan.old.class).map_err(|f| {
+    let entries = history::entries_for_class(db, &m.plan.old.class).map_err(|e| {
+        // The statement's failure, not the error's "nothing changed" (the commit did happen).
+        let f = match e {
+            ApplyError::Database { failure, .. } => failure.to_string(),
+            other => other.to_string(),
+        };
         unverified(format!(
             "reading the history back failed ({f}); run `bplmigrate status --plan DIR` to see history entry {} \
              and the rows",

@@ -329,6 +329,7 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
     let insert = history_insert(d, &history, HISTORY_COLUMNS)?;
     params.push(("SQLHISTORYINSERT", r.sql("write history", insert.as_str())?));
     params.push(("SQLHOSTS", r.sql("items of the class", hosts.as_str())?));
+    params.push(("ROWCOUNTSMAX", super::queries::ROW_COUNTS_MAX.to_string()));
     // IRIS-only statements sqlparser does not read (as on the ODBC path): the table locks.
     params.push(("LOCKWAIT", LOCK_WAIT_SECONDS.to_string()));
     params.push((
