@@ -317,3 +317,145 @@ fn a_refused_first_apply_creates_no_history_table() {
     drop(fx);
     support::drop_database(&base, &db_name);
 }
+
+/// Waits (at most 30 s) until a session other than `conn`'s runs `pg_sleep` (a slow trigger
+/// holding an apply's transaction open).
+fn wait_for_sleeper(conn: &odbc_api::Connection<'_>) {
+    let start = Instant::now();
+    while rows(
+        conn,
+        "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()",
+    )
+    .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no apply reached its slow rewrite within 30 s"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The host guards hold at COMMIT (review round 13, D2). `Ens_Config.Item` is locked in share
+/// mode with the plan's tables, so a session enabling the item while the rewrite runs waits for
+/// the apply; a job cannot be locked, so one that comes alive meanwhile is found by the count
+/// right before COMMIT: the apply rolls back and refuses (exit 3) saying so, nothing changed.
+/// Runs in a database of its own: its apply holds `Ens_Config.Item` for seconds.
+#[test]
+fn hosts_that_wake_up_during_the_apply_roll_it_back() {
+    let Some(base) = support::connect_string("hosts_that_wake_up_during_the_apply_roll_it_back")
+    else {
+        return;
+    };
+    let db_name = format!("bplm_wake_{}", std::process::id());
+    let connect = support::fresh_database(&base, &db_name);
+    let fx = Fixture::new_in("Wake", 1, connect);
+    fx.seed(1, &[row("S5", 3), row("S7", 3)]);
+    let m = Migration::from_plan(plan(
+        &fx,
+        "a",
+        &[(1, vec![st("S5", Some("S7")), st("S7", Some("S5"))])],
+        &[],
+    ))
+    .unwrap();
+    // A slow rewrite (a large table, README: ~10 s for 1M rows): the apply's transaction stays
+    // open while the trigger sleeps.
+    fx.exec(
+        "CREATE FUNCTION slow_rewrite() RETURNS trigger LANGUAGE plpgsql AS \
+         $$BEGIN PERFORM pg_sleep(2); RETURN NULL; END$$",
+    );
+    fx.exec(&format!(
+        r#"CREATE TRIGGER slow AFTER UPDATE ON "{}"."Thread1" FOR EACH STATEMENT EXECUTE FUNCTION slow_rewrite()"#,
+        fx.schema
+    ));
+    let before = fx.snapshot();
+    let handle = apply_in_thread(&fx, &m);
+    let other = raw_connect(&fx.connect);
+    wait_for_sleeper(&other);
+    // Enabling the item waits for the apply (its share lock): here it gives up after 300 ms.
+    exec(&other, "SET lock_timeout = '300ms'");
+    let enable = format!(
+        r#"UPDATE "Ens_Config"."Item" SET "Enabled" = 1 WHERE "ClassName" = {}"#,
+        support::lit(&fx.class)
+    );
+    let e = match other.execute(&enable, (), None) {
+        Ok(_) => panic!("the item was enabled while the apply held Ens_Config.Item"),
+        Err(e) => e,
+    };
+    assert!(e.to_string().contains("lock timeout"), "{e}");
+    // A job comes alive meanwhile (no lock stops that).
+    fx.add_job("4711", "Alive");
+    let e = handle.join().expect("apply thread").unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Refused, "{e}");
+    let text = e.to_string();
+    assert!(
+        matches!(e.refusals(), [Refusal::QuietLost { found }] if found.len() == 1 && found[0].contains("job 4711")),
+        "{text}"
+    );
+    assert!(
+        text.contains("stopped being quiet while the apply ran")
+            && text.contains("rolled back instead of committed"),
+        "{text}"
+    );
+    assert_eq!(fx.snapshot(), before, "a refused apply changed rows");
+    assert!(fx.history().is_empty(), "{:?}", fx.history());
+    // Once the job is gone the same apply commits.
+    fx.exec(r#"DELETE FROM "Ens"."Job" WHERE "Job" = '4711'"#);
+    fx.apply_plan(&m).unwrap();
+    assert_eq!(
+        fx.states(1).into_iter().map(|r| r.0).collect::<Vec<_>>(),
+        ["S7", "S5"]
+    );
+    drop(other);
+    drop(fx);
+    support::drop_database(&base, &db_name);
+}
+
+/// Every wait is bounded by `--lock-timeout` (review round 13, D5): while another session holds
+/// `Ens_Config.Item`, the apply's first read of it (before any lock of its own) gives up after
+/// the timeout and says so (exit 3), instead of waiting without limit. A database of its own:
+/// the holder blocks every reader of the table.
+#[test]
+fn the_lock_timeout_bounds_the_first_read_of_the_items() {
+    let Some(base) = support::connect_string("the_lock_timeout_bounds_the_first_read_of_the_items")
+    else {
+        return;
+    };
+    let db_name = format!("bplm_itemwait_{}", std::process::id());
+    let connect = support::fresh_database(&base, &db_name);
+    let fx = Fixture::new_in("ItemWait", 1, connect);
+    fx.seed(1, &[row("S5", 3)]);
+    let m = Migration::from_plan(plan(&fx, "a", &[(1, vec![st("S5", Some("S7"))])], &[])).unwrap();
+    let holder = raw_connect(&fx.connect);
+    holder.set_autocommit(false).unwrap();
+    exec(
+        &holder,
+        r#"LOCK TABLE "Ens_Config"."Item" IN ACCESS EXCLUSIVE MODE"#,
+    );
+    for dry_run in [true, false] {
+        let start = Instant::now();
+        let e = fx
+            .apply(
+                &m,
+                &ApplyOptions {
+                    dry_run,
+                    lock_timeout_ms: 600,
+                    ..opts(&fx.name)
+                },
+            )
+            .unwrap_err();
+        let waited = start.elapsed();
+        assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+        assert_eq!(e.class(), ErrorClass::Refused, "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("timed out after 0.6 s (--lock-timeout) waiting for another session's lock during read Ens_Config.Item"),
+            "{text}"
+        );
+    }
+    holder.rollback().unwrap();
+    fx.apply_plan(&m).unwrap();
+    drop(holder);
+    drop(fx);
+    support::drop_database(&base, &db_name);
+}

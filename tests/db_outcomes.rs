@@ -324,29 +324,69 @@ fn a_missing_history_row_after_commit_writes_a_dirty_marker() {
     );
 }
 
-/// A history value this bplmigrate does not know is a database error, not a silent
-/// "not applied": apply and status stop and name it.
+/// A history value this bplmigrate does not know exactly is refused (exit 3: a precondition,
+/// not a failing database), never guessed: not `"applied "` read as applied (review 13, D7),
+/// not `"APPLIED"`, not a class spelled `"Demo.X "`. apply, the dry run, status, info and the
+/// revert stop alike and name the row; nothing changes.
 #[test]
-fn an_unknown_history_outcome_is_an_error() {
+fn an_unknown_history_value_is_refused_by_every_reader() {
     let Some((fx, p)) = swap_s5_s7("UnknownOutcome") else {
         return;
     };
     let m = Migration::from_plan(p).unwrap();
     fx.apply_plan(&m).unwrap();
-    fx.exec(&format!(
-        r#"UPDATE "BplMigrate"."History" SET "Outcome" = 'undone' WHERE "BplClass" = '{}'"#,
-        fx.class
-    ));
     let before = states(&fx);
-    let e = fx.apply_plan(&m).unwrap_err();
-    assert_eq!(e.class(), ErrorClass::Database, "{e}");
+    let class = fx.class.clone();
+    for (set, shown) in [
+        ("\"Outcome\" = 'undone'", r#"has Outcome "undone""#),
+        ("\"Outcome\" = 'applied '", r#"has Outcome "applied ""#),
+        ("\"Outcome\" = 'APPLIED'", r#"has Outcome "APPLIED""#),
+        ("\"Direction\" = 'apply '", r#"has Direction "apply ""#),
+        ("\"PlanId\" = upper(\"PlanId\")", "has PlanId"),
+        (
+            &format!("\"BplClass\" = '{class} '") as &str,
+            &format!("has BplClass \"{class} \", which") as &str,
+        ),
+    ] {
+        fx.exec(&format!(
+            r#"UPDATE "BplMigrate"."History" SET {set} WHERE "BplClass" = '{class}' AND "Seq" = 1"#
+        ));
+        let check = |what: &str, e: ApplyError| {
+            assert_eq!(e.class(), ErrorClass::Refused, "{what}, {set}: {e}");
+            let text = e.to_string();
+            assert!(
+                text.contains(shown) && text.contains("which this bplmigrate does not know"),
+                "{what}, {set}: {text}"
+            );
+        };
+        check("apply", fx.apply_plan(&m).unwrap_err());
+        check("dry run", fx.dry_run(&m).unwrap_err());
+        check("revert", fx.revert_plan(&m).unwrap_err());
+        let db = apply::Db::connect(&fx.connect).unwrap();
+        check(
+            "status",
+            apply::status(&db, StatusSubject::Plan(&m), &apply::Silent).unwrap_err(),
+        );
+        let info = apply::info(
+            &db,
+            &apply::InfoOptions {
+                migrations: None,
+                class: Some(class.clone()),
+            },
+        );
+        check("info", info.unwrap_err());
+        assert_eq!(states(&fx), before, "{set}");
+        // Put the row back as the apply wrote it.
+        fx.exec(&format!(
+            r#"UPDATE "BplMigrate"."History" SET "Outcome" = 'applied', "Direction" = 'apply',
+               "PlanId" = lower("PlanId"), "BplClass" = '{class}'
+               WHERE "BplClass" IN ('{class}', '{class} ') AND "Seq" = 1"#
+        ));
+    }
+    // As written, the row reads: the plan is applied, nothing to do.
+    let r = refusals(fx.apply_plan(&m));
     assert!(
-        e.to_string()
-            .contains(r#"has Outcome "undone", which this bplmigrate does not know"#),
-        "{e}"
+        matches!(&r[..], [Refusal::AlreadyApplied { seq: 1, .. }]),
+        "{r:?}"
     );
-    assert_eq!(states(&fx), before);
-    let db = apply::Db::connect(&fx.connect).unwrap();
-    let e = apply::status(&db, StatusSubject::Plan(&m), &apply::Silent).unwrap_err();
-    assert!(e.to_string().contains("undone"), "{e}");
 }

@@ -923,3 +923,82 @@ fn undo_revert_counts_only_rows_it_changes() {
     assert_eq!(rep.rows_changed(), applied);
     assert_eq!(fx.handlers(), handlers0);
 }
+
+/// Review 13, D3: a census with more groups than `RowCounts` holds (200 wait states, rows in
+/// four statuses each: 800 groups) is recorded as per-table totals with a note saying so, so
+/// the migration applies and reverts; `changed` is kept. The dry run writes the history row
+/// too (rolled back), so it fails where the apply would.
+#[test]
+fn a_census_too_large_for_row_counts_is_summarized_and_the_dry_run_writes_it_too() {
+    let Some(fx) = Fixture::new("BigCensus", 1) else {
+        return;
+    };
+    let names: Vec<(String, String)> = (1..=200)
+        .map(|i| (format!("S{}", 2 * i), format!("S{}", 2 * i + 1)))
+        .collect();
+    let specs = names.iter().map(|(o, n)| st(o, Some(n))).collect();
+    let m = Migration::from_plan(plan(&fx, "a", &[(1, specs)], &[])).unwrap();
+    fx.exec(&format!(
+        r#"INSERT INTO "{}"."Thread1" ("%NextState", "%Status", "%Process")
+           SELECT 'S' || (2 * i), s, i FROM generate_series(1, 200) i, generate_series(1, 4) s"#,
+        fx.schema
+    ));
+    let dry = fx.dry_run(&m).unwrap();
+    assert_eq!((dry.rows_changed(), dry.history_seq), (800, None));
+    let r = fx.apply_plan(&m).unwrap();
+    assert_eq!((r.rows_changed(), r.history_seq), (800, Some(1)));
+    let counts = |seq: i64| -> serde_json::Value {
+        let text = support::rows(
+            &fx.conn,
+            &format!(
+                r#"SELECT "RowCounts" FROM "BplMigrate"."History" WHERE "BplClass" = {} AND "Seq" = {seq}"#,
+                lit(&fx.class)
+            ),
+        )[0][0]
+            .clone()
+            .unwrap();
+        assert!(
+            text.chars().count() <= apply::ROW_COUNTS_MAX,
+            "{}",
+            text.len()
+        );
+        serde_json::from_str(&text).unwrap()
+    };
+    let c = counts(1);
+    assert_eq!(c["changed"], 800);
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("800 groups before and 800 after"),
+        "{c}"
+    );
+    let table = fx.table(1).to_string();
+    assert_eq!(
+        c["before"],
+        serde_json::json!([{ "table": table, "rows": 800 }])
+    );
+    assert_eq!(c["after"], c["before"]);
+    // The history reads back (info, the revert): the plan is applied, and reverts.
+    let back = fx.revert_plan(&m).unwrap();
+    assert_eq!((back.rows_changed(), back.history_seq), (800, Some(2)));
+    assert_eq!(counts(2)["changed"], 800);
+    // The dry run writes the history row: a history that refuses it fails the dry run as it
+    // fails the apply (a trigger stands in for a row the column cannot hold).
+    fx.exec(
+        "CREATE OR REPLACE FUNCTION bigcensus_refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$BEGIN RAISE EXCEPTION 'history refused' USING ERRCODE = '22001'; END$$",
+    );
+    fx.exec(&format!(
+        r#"CREATE TRIGGER bigcensus_refuse BEFORE INSERT ON "BplMigrate"."History" FOR EACH ROW
+           WHEN (NEW."BplClass" = {}) EXECUTE FUNCTION bigcensus_refuse()"#,
+        lit(&fx.class)
+    ));
+    let e = fx.dry_run(&m).unwrap_err();
+    fx.exec(r#"DROP TRIGGER bigcensus_refuse ON "BplMigrate"."History""#);
+    assert!(
+        e.to_string().contains("write history") && e.to_string().contains("history refused"),
+        "{e}"
+    );
+    assert_eq!(fx.history().len(), 2);
+}

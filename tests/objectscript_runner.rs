@@ -191,12 +191,32 @@ fn the_runner_locks_what_the_odbc_apply_locks() {
                 dir.display()
             );
         }
+        // The host guard's table in share mode (`sql::tables_to_share`), as the ODBC apply.
+        let shared = sql::tables_to_share();
+        for t in &shared {
+            let q = sql::text::quote_table(t, sql::Dialect::Iris)
+                .unwrap()
+                .replace('"', "\"\"");
+            assert!(
+                cls.contains(&format!("LOCK TABLE {q} IN SHARE MODE WAIT 10"))
+                    && cls.contains(&format!("UNLOCK TABLE {q} IN SHARE MODE")),
+                "{}: {t} is not locked in share mode",
+                dir.display()
+            );
+        }
         assert_eq!(
             cls.matches("Set tSC = ..LockOne(").count(),
-            tables.len(),
+            tables.len() + shared.len(),
             "{}",
             dir.display()
         );
+        // The host and job guards run again right before TCOMMIT.
+        let (again, commit) = (
+            cls.find("Set tSC = ..HostGuards()")
+                .expect("HostGuards() is called"),
+            cls.find("\t\tTCOMMIT").expect("TCOMMIT"),
+        );
+        assert!(again < commit, "{}", dir.display());
         // The locks come after TSTART, and the release runs after the Try block (every path).
         let run = &cls[cls.find("ClassMethod Run(").unwrap()..];
         let run = &run[..run.find("\n}\n").unwrap()];

@@ -151,6 +151,26 @@ pub enum Refusal {
     Locked {
         class: String,
     },
+    /// A history row holds a value this bplmigrate does not know exactly (`column` = `value`,
+    /// where it writes `expected`): it is not guessed (as applied or not), the row is refused.
+    UnreadableHistory {
+        class: String,
+        seq: String,
+        column: String,
+        value: String,
+        expected: String,
+    },
+    /// Counted again right before COMMIT, the hosts were no longer quiet: an item was enabled
+    /// or a job came alive while the apply ran (`found`: the host refusals, in their words).
+    QuietLost {
+        found: Vec<String>,
+    },
+    /// A statement outside the table locks (reading `Ens_Config.Item`, probing a table, the
+    /// history) waited for another session's lock for the whole `--lock-timeout` (`step`).
+    WaitTimeout {
+        step: String,
+        timeout_ms: u64,
+    },
     /// A table the plan writes stayed locked by another session for the whole `--lock-timeout`.
     LockTimeout {
         tables: Vec<SqlTable>,
@@ -318,6 +338,33 @@ impl fmt::Display for Refusal {
                      rewrote; let these finish first"
                 )
             }
+            Refusal::UnreadableHistory {
+                class,
+                seq,
+                column,
+                value,
+                expected,
+            } => write!(
+                f,
+                "history entry {} of {} has {column} {value:?}, which this bplmigrate does not know (it writes \
+                 {expected}; written by hand, or by a newer version?): it does not guess whether that plan is \
+                 applied; correct the row in {} by hand, then retry",
+                shown(seq),
+                shown(class),
+                crate::sql::history_table()
+            ),
+            Refusal::QuietLost { found } => write!(
+                f,
+                "the hosts stopped being quiet while the apply ran (counted again just before COMMIT): {}; \
+                 the transaction was rolled back instead of committed; quiesce the production again and retry",
+                found.join("; ")
+            ),
+            Refusal::WaitTimeout { step, timeout_ms } => write!(
+                f,
+                "timed out after {} s (--lock-timeout) waiting for another session's lock during {step}: \
+                 that session holds a lock on a table apply reads; retry when it has finished",
+                *timeout_ms as f64 / 1000.0
+            ),
             Refusal::LockTimeout {
                 tables,
                 timeout_ms,

@@ -2,7 +2,7 @@
 //! Created by the first real apply; `status` and `--dry-run` only read it when it exists.
 
 use super::conn::{text, Db, Value};
-use super::error::DbFailure;
+use super::error::{ApplyError, DbFailure};
 use crate::sql::text::{quote_ident, quote_table};
 use crate::sql::{self, CheckedSql, Dialect, Direction, SqlError};
 use crate::states::SqlTable;
@@ -36,6 +36,8 @@ pub const MIGRATIONS: &[BookkeepingTable] = &[
 ];
 
 pub use crate::sql::history_table;
+
+pub use crate::sql::ROW_COUNTS_MAX;
 
 /// Advisory-lock key (PostgreSQL) that serializes creating the bookkeeping tables.
 const CREATE_LOCK_KEY: i64 = 0x6270_6c6d_0000_0001;
@@ -204,9 +206,13 @@ pub fn create(db: &Db, wanted: &[usize]) -> Result<(), DbFailure> {
     Ok(())
 }
 
-/// Every entry (of `class`, or of every class), ordered by class and entry number. A
-/// `Direction` or `Outcome` this bplmigrate does not know is a database error.
-pub fn read(db: &Db, class: Option<&str>) -> Result<Vec<HistoryEntry>, DbFailure> {
+/// Every entry (of `class`, or of every class), ordered by class and entry number, parsed
+/// strictly ([`entry_of_row`]): a value this bplmigrate does not know exactly — an `Outcome`,
+/// `Direction`, `PlanId` or `BplClass` it never writes, `"applied "` and `"APPLIED"` alike — is
+/// refused (exit 3), never guessed. Every row is read and the class compared here, not by the
+/// database (IRIS compares strings ignoring case and trailing blanks): a row naming `class`
+/// in another spelling (`"Demo.A "`, `"demo.a"`) is refused too, by every reader alike.
+pub fn read(db: &Db, class: Option<&str>) -> Result<Vec<HistoryEntry>, ApplyError> {
     let step = "read history";
     let sql = statement_for(
         step,
@@ -214,53 +220,114 @@ pub fn read(db: &Db, class: Option<&str>) -> Result<Vec<HistoryEntry>, DbFailure
             db.dialect(),
             &history_table(),
             sql::HISTORY_COLUMNS,
-            class.map(|_| CLASS),
+            None,
             Some(SEQ),
         ),
     )?;
-    let params: Vec<&str> = class.into_iter().collect();
-    let rows = db.query(step, sql.as_str(), &params)?;
-    let mut out = rows
-        .iter()
-        .map(|r| entry_of_row(step, r))
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = db.query(step, sql.as_str(), &[])?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let raw = raw_text(r, CLASS);
+        if let Some(class) = class {
+            if raw != class {
+                if raw.trim().eq_ignore_ascii_case(class) {
+                    return Err(unknown_value(
+                        r,
+                        "BplClass",
+                        &raw,
+                        &format!("exactly {class}"),
+                    ));
+                }
+                continue;
+            }
+        }
+        out.push(entry_of_row(r)?);
+    }
     out.sort_by(|a, b| (&a.class, a.seq).cmp(&(&b.class, b.seq)));
     Ok(out)
 }
 
 /// Every entry of a class, oldest first.
-pub fn entries_for_class(db: &Db, class: &str) -> Result<Vec<HistoryEntry>, DbFailure> {
+pub fn entries_for_class(db: &Db, class: &str) -> Result<Vec<HistoryEntry>, ApplyError> {
     read(db, Some(class))
 }
 
-/// One row selected with [`sql::HISTORY_COLUMNS`].
-fn entry_of_row(step: &str, r: &[Value]) -> Result<HistoryEntry, DbFailure> {
+/// A column of a history row as stored (not trimmed: `"applied "` is not `"applied"`).
+fn raw_text(r: &[Value], name: &str) -> String {
+    r.get(sql::history_column(name).map_or(usize::MAX, |i| i - 1))
+        .and_then(Value::text)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The refusal of a history row holding `value` in column `what` (`expected`: what it may hold).
+fn unknown_value(r: &[Value], what: &str, value: &str, expected: &str) -> ApplyError {
+    ApplyError::Refused {
+        refusals: vec![super::error::Refusal::UnreadableHistory {
+            class: raw_text(r, CLASS),
+            seq: raw_text(r, SEQ),
+            column: what.to_string(),
+            value: value.to_string(),
+            expected: expected.to_string(),
+        }],
+    }
+}
+
+/// One row selected with [`sql::HISTORY_COLUMNS`], strictly: `Direction` and `Outcome` exactly
+/// as bplmigrate writes them, `PlanId` lower-case hex, `BplClass` a class name (no blanks),
+/// `Seq` a positive number.
+fn entry_of_row(r: &[Value]) -> Result<HistoryEntry, ApplyError> {
     let get = |name: &str| r.get(sql::history_column(name).map_or(usize::MAX, |i| i - 1));
-    let seq = get(SEQ).and_then(Value::int).unwrap_or(0);
-    let class = text(get(CLASS));
-    let unknown = |what: &str, v: &str| {
-        DbFailure::local(
-            step,
-            format!(
-                "history entry {seq} of {class} has {what} {v:?}, which this bplmigrate does not know \
-                 (written by a newer version?)"
-            ),
+    let raw_seq = raw_text(r, SEQ);
+    let seq = get(SEQ)
+        .and_then(Value::int)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| unknown_value(r, "Seq", &raw_seq, "a positive number"))?;
+    let class = raw_text(r, CLASS);
+    let class_ok = !class.is_empty()
+        && class
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '%' | '_'));
+    if !class_ok {
+        return Err(unknown_value(r, "BplClass", &class, "a class name"));
+    }
+    let direction = raw_text(r, "Direction");
+    let direction = parse_direction(&direction)
+        .ok_or_else(|| unknown_value(r, "Direction", &direction, "apply or revert"))?;
+    let outcome = raw_text(r, "Outcome");
+    let outcome = Outcome::parse(&outcome).ok_or_else(|| {
+        unknown_value(
+            r,
+            "Outcome",
+            &outcome,
+            "applied, dirty or resolved, in lower case",
         )
-    };
-    let direction = text(get("Direction"));
-    let outcome = text(get("Outcome"));
+    })?;
+    let plan_id = raw_text(r, "PlanId");
+    if plan_id.is_empty()
+        || !plan_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(unknown_value(
+            r,
+            "PlanId",
+            &plan_id,
+            "a plan id (lower-case hex)",
+        ));
+    }
     let counts: Option<serde_json::Value> = serde_json::from_str(&text(get("RowCounts"))).ok();
     let count_of = |k: &str| counts.as_ref().and_then(|v| v[k].as_i64());
     Ok(HistoryEntry {
         seq,
-        plan_id: text(get("PlanId")),
+        plan_id,
         plan_sha256: text(get("PlanSha256")),
         old_sha256: text(get("OldSha256")),
         new_sha256: text(get("NewSha256")),
-        direction: parse_direction(&direction).ok_or_else(|| unknown("Direction", &direction))?,
+        direction,
         applied_at: text(get("AppliedAt")),
         applied_by: text(get("AppliedBy")),
-        outcome: Outcome::parse(&outcome).ok_or_else(|| unknown("Outcome", &outcome))?,
+        outcome,
         tool_version: text(get("ToolVersion")),
         rows_changed: count_of("changed"),
         undo_rows: count_of("undo"),
@@ -449,12 +516,14 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_outcome_or_direction_is_a_database_error() {
-        let row = |direction: &str, outcome: &str| -> Vec<Value> {
+    fn an_unknown_value_is_refused_never_guessed() {
+        let row = |class: &str, plan: &str, direction: &str, outcome: &str| -> Vec<Value> {
             sql::HISTORY_COLUMNS
                 .iter()
                 .map(|c| match *c {
                     "Seq" => Value::Text("3".into()),
+                    "BplClass" => Value::Text(class.into()),
+                    "PlanId" => Value::Text(plan.into()),
                     "Direction" => Value::Text(direction.into()),
                     "Outcome" => Value::Text(outcome.into()),
                     "RowCounts" => Value::Text(r#"{"changed":4,"undo":2}"#.into()),
@@ -462,18 +531,60 @@ mod tests {
                 })
                 .collect()
         };
-        let e = entry_of_row("read history", &row("revert", "resolved")).unwrap();
+        let e = entry_of_row(&row("Demo.A", "eef014eb", "revert", "resolved")).unwrap();
         assert_eq!(
             (e.direction, e.outcome),
             (Direction::Revert, Outcome::Resolved)
         );
         assert_eq!((e.rows_changed, e.undo_rows), (Some(4), Some(2)));
-        assert_eq!(e.class, "BplClass-value");
+        assert_eq!(
+            (e.class.as_str(), e.plan_id.as_str()),
+            ("Demo.A", "eef014eb")
+        );
         assert!(!e.committed());
-        let err = entry_of_row("read history", &row("apply", "rolled back")).unwrap_err();
-        assert!(err.to_string().contains("Outcome \"rolled back\""), "{err}");
-        let err = entry_of_row("read history", &row("sideways", "applied")).unwrap_err();
-        assert!(err.to_string().contains("Direction \"sideways\""), "{err}");
+        for (r, what) in [
+            (
+                row("Demo.A", "eef014eb", "apply", "rolled back"),
+                "Outcome \"rolled back\"",
+            ),
+            (
+                row("Demo.A", "eef014eb", "apply", "applied "),
+                "Outcome \"applied \"",
+            ),
+            (
+                row("Demo.A", "eef014eb", "apply", "APPLIED"),
+                "Outcome \"APPLIED\"",
+            ),
+            (
+                row("Demo.A", "eef014eb", "sideways", "applied"),
+                "Direction \"sideways\"",
+            ),
+            (
+                row("Demo.A ", "eef014eb", "apply", "applied"),
+                "BplClass \"Demo.A \"",
+            ),
+            (
+                row("Demo.A", "EEF014EB", "apply", "applied"),
+                "PlanId \"EEF014EB\"",
+            ),
+            (
+                row("Demo.A", "eef014eb ", "apply", "applied"),
+                "PlanId \"eef014eb \"",
+            ),
+        ] {
+            let err = entry_of_row(&r).unwrap_err();
+            assert_eq!(err.class(), super::super::ErrorClass::Refused, "{err}");
+            assert!(err.to_string().contains(what), "{what}: {err}");
+        }
+    }
+
+    #[test]
+    fn row_counts_max_is_the_columns_size() {
+        let ddl = statement(sql::HISTORY_DDL);
+        assert!(
+            ddl.contains(&format!("\"RowCounts\" VARCHAR({ROW_COUNTS_MAX}) NOT NULL")),
+            "{ddl}"
+        );
     }
 
     #[test]

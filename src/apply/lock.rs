@@ -3,9 +3,13 @@
 //! the census/guards and the rewrite. The wait is bounded (`--lock-timeout`) and reported.
 //!
 //! - PostgreSQL: `LOCK TABLE a, b IN EXCLUSIVE MODE` inside the transaction (readers go on;
-//!   writers wait), bounded by `SET LOCAL lock_timeout`; released by COMMIT/ROLLBACK. A timeout
+//!   writers wait) and `LOCK TABLE "Ens_Config"."Item" IN SHARE MODE` (the host guard's rows:
+//!   nobody enables an item until COMMIT), bounded by `SET LOCAL lock_timeout`; released by
+//!   COMMIT/ROLLBACK. Before its first statement, `apply` bounds every other wait of the
+//!   session by the same `--lock-timeout` ([`bound_waits`]). A timeout
 //!   (SQLSTATE 55P03) aborts the transaction, so each wait slice is its own transaction.
-//! - IRIS: `LOCK TABLE t IN EXCLUSIVE MODE WAIT n`, one table at a time; a timeout is SQLCODE
+//! - IRIS: `LOCK TABLE t IN EXCLUSIVE MODE WAIT n` (`IN SHARE MODE` for `Ens_Config.Item`),
+//!   one table at a time; a timeout is SQLCODE
 //!   -110. IRIS table locks are not transactional: they are held until `UNLOCK TABLE … IN
 //!   EXCLUSIVE MODE` (issued after commit/rollback) or until the server process of the
 //!   connection ends (which IRIS notices when the TCP connection drops).
@@ -94,13 +98,22 @@ pub enum Attempt {
     Busy,
 }
 
-/// Tries to lock `tables` in exclusive mode, waiting at most `wait_ms` (IRIS: whole seconds,
-/// at least 1). Inside the transaction.
-pub fn try_lock(db: &Db, tables: &[SqlTable], wait_ms: u64) -> Result<Attempt, DbFailure> {
+/// Tries to lock `tables` in exclusive mode and `shared` in share mode
+/// ([`crate::sql::tables_to_share`]), waiting at most `wait_ms` (IRIS: whole seconds, at least
+/// 1). Inside the transaction. PostgreSQL: once locked, every later wait of the transaction
+/// is bounded by `after_ms` (`--lock-timeout`): a lock-timeout failure then refuses.
+pub fn try_lock(
+    db: &Db,
+    tables: &[SqlTable],
+    shared: &[SqlTable],
+    wait_ms: u64,
+    after_ms: u64,
+) -> Result<Attempt, DbFailure> {
     let step = "lock the tables";
-    if tables.is_empty() {
+    if tables.is_empty() && shared.is_empty() {
         return Ok(Attempt::Locked(Vec::new()));
     }
+    let modes = [(tables, "EXCLUSIVE"), (shared, "SHARE")];
     match db.dialect() {
         Dialect::Postgres => {
             db.execute(
@@ -108,48 +121,76 @@ pub fn try_lock(db: &Db, tables: &[SqlTable], wait_ms: u64) -> Result<Attempt, D
                 &format!("SET LOCAL lock_timeout = '{}ms'", wait_ms.max(1)),
                 &[],
             )?;
-            let names = tables
-                .iter()
-                .map(|t| quoted(db, t, step))
-                .collect::<Result<Vec<_>, _>>()?;
-            match db.execute(
-                step,
-                &format!("LOCK TABLE {} IN EXCLUSIVE MODE", names.join(", ")),
-                &[],
-            ) {
-                Ok(_) => {
-                    // Statements after the lock must never wait on locks.
-                    db.execute(step, "SET LOCAL lock_timeout = 0", &[])?;
-                    Ok(Attempt::Locked(Vec::new()))
+            for (list, mode) in modes {
+                if list.is_empty() {
+                    continue;
                 }
-                Err(e) if is_lock_timeout(Dialect::Postgres, &e) => Ok(Attempt::Busy),
-                Err(e) => Err(e),
+                let names = list
+                    .iter()
+                    .map(|t| quoted(db, t, step))
+                    .collect::<Result<Vec<_>, _>>()?;
+                match db.execute(
+                    step,
+                    &format!("LOCK TABLE {} IN {mode} MODE", names.join(", ")),
+                    &[],
+                ) {
+                    Ok(_) => {}
+                    Err(e) if is_lock_timeout(Dialect::Postgres, &e) => return Ok(Attempt::Busy),
+                    Err(e) => return Err(e),
+                }
             }
+            // Later statements wait on no table of the plan; any other wait is bounded.
+            db.execute(step, &session_bound(after_ms), &[])?;
+            Ok(Attempt::Locked(Vec::new()))
         }
         Dialect::Iris => {
             let secs = wait_ms.div_ceil(1000).max(1);
             let mut unlocks = Vec::new();
-            for t in tables {
-                let name = quoted(db, t, step)?;
-                match db.execute(
-                    step,
-                    &format!("LOCK TABLE {name} IN EXCLUSIVE MODE WAIT {secs}"),
-                    &[],
-                ) {
-                    Ok(_) => unlocks.push(format!("UNLOCK TABLE {name} IN EXCLUSIVE MODE")),
-                    Err(e) => {
-                        unlock(db, &unlocks);
-                        return if is_lock_timeout(Dialect::Iris, &e) {
-                            Ok(Attempt::Busy)
-                        } else {
-                            Err(e)
-                        };
+            for (list, mode) in modes {
+                for t in list {
+                    let name = quoted(db, t, step)?;
+                    match db.execute(
+                        step,
+                        &format!("LOCK TABLE {name} IN {mode} MODE WAIT {secs}"),
+                        &[],
+                    ) {
+                        Ok(_) => unlocks.push(format!("UNLOCK TABLE {name} IN {mode} MODE")),
+                        Err(e) => {
+                            unlock(db, &unlocks);
+                            return if is_lock_timeout(Dialect::Iris, &e) {
+                                Ok(Attempt::Busy)
+                            } else {
+                                Err(e)
+                            };
+                        }
                     }
                 }
             }
             Ok(Attempt::Locked(unlocks))
         }
     }
+}
+
+/// PostgreSQL: `SET LOCAL lock_timeout` to `ms` (at least 1 ms: 0 would mean no limit).
+fn session_bound(ms: u64) -> String {
+    format!("SET LOCAL lock_timeout = '{}ms'", ms.max(1))
+}
+
+/// Bounds every lock wait of this session by `timeout_ms` (`--lock-timeout`), before its
+/// first statement reads a table: a statement that would wait longer for another session's
+/// lock fails with a lock timeout, which `apply` reports as such (exit 3), instead of waiting
+/// without limit. PostgreSQL: `SET lock_timeout` (session); IRIS: `SET OPTION LOCK_TIMEOUT`
+/// (whole seconds, at least 1; the process's default lock timeout, unverified on IRIS).
+pub fn bound_waits(db: &Db, timeout_ms: u64) -> Result<(), DbFailure> {
+    let step = "set the lock timeout";
+    let sql = match db.dialect() {
+        Dialect::Postgres => format!("SET lock_timeout = '{}ms'", timeout_ms.max(1)),
+        Dialect::Iris => format!(
+            "SET OPTION LOCK_TIMEOUT = {}",
+            timeout_ms.div_ceil(1000).max(1)
+        ),
+    };
+    db.execute(step, &sql, &[]).map(|_| ())
 }
 
 /// Releases IRIS table locks (PostgreSQL's end with the transaction).

@@ -75,7 +75,9 @@ pub use census::{
 pub use conn::{connection_target, redact_connection_string, Db, Redactor, Value};
 pub use error::{repair_advice, shown, ApplyError, DbFailure, ErrorClass, Refusal};
 pub use folder::Migration;
-pub use history::{history_table, BookkeepingTable, HistoryEntry, Outcome, MIGRATIONS};
+pub use history::{
+    history_table, BookkeepingTable, HistoryEntry, Outcome, MIGRATIONS, ROW_COUNTS_MAX,
+};
 pub use impact::{
     check_target, impact, status_name, Fate, GroupFinding, GroupImpact, PlanImpact, Precheck,
 };

@@ -272,12 +272,18 @@ pub(super) fn pending_columns(plan: &MigrationPlan) -> Vec<(SqlTable, Vec<String
 }
 
 /// Probes every table (and the columns the executor uses); returns the missing ones with why.
-/// Read-only; run outside a transaction.
+/// Read-only; run outside a transaction. A probe that timed out waiting for another
+/// session's lock fails (the table is there, just locked), it does not make the table missing.
 pub(super) fn probe_tables(
     db: &Db,
     targets: &CensusTargets,
     extra: &[(SqlTable, Vec<String>)],
-) -> BTreeMap<SqlTable, String> {
+) -> Result<BTreeMap<SqlTable, String>, DbFailure> {
+    let runs = |sql: &str| match db.probe(sql) {
+        Ok(()) => Ok(true),
+        Err(f) if lock::is_lock_timeout(db.dialect(), &f) => Err(f),
+        Err(_) => Ok(false),
+    };
     let mut wanted: BTreeMap<SqlTable, BTreeSet<String>> = BTreeMap::new();
     for t in &targets.thread_tables {
         wanted
@@ -312,25 +318,27 @@ pub(super) fn probe_tables(
                 missing.insert(t, e.to_string());
                 continue;
             }
-            Ok(probe) if db.probe(probe.as_str()).is_err() => {
+            Ok(probe) if !runs(probe.as_str())? => {
                 missing.insert(t, ABSENT.to_string());
                 continue;
             }
             Ok(_) => {}
         }
-        let absent: Vec<&str> = cols
-            .iter()
-            .map(String::as_str)
-            .filter(|c| {
-                sql::probe_table(d, &t, &[c])
-                    .map_or(true, |probe| db.probe(probe.as_str()).is_err())
-            })
-            .collect();
+        let mut absent: Vec<&str> = Vec::new();
+        for c in cols.iter().map(String::as_str) {
+            let there = match sql::probe_table(d, &t, &[c]) {
+                Ok(probe) => runs(probe.as_str())?,
+                Err(_) => false,
+            };
+            if !there {
+                absent.push(c);
+            }
+        }
         if !absent.is_empty() {
             missing.insert(t, format!("has no column {}", absent.join(", ")));
         }
     }
-    missing
+    Ok(missing)
 }
 
 /// The tables and columns the script writes (they must exist).
@@ -653,7 +661,7 @@ pub fn status(
     };
     progress.event(&Event::Step("checking tables"));
     let extra = plan.map(|m| pending_columns(&m.plan)).unwrap_or_default();
-    let probed = probe_tables(db, &targets, &extra);
+    let probed = probe_tables(db, &targets, &extra)?;
     let missing: BTreeSet<SqlTable> = probed.keys().cloned().collect();
     let mut census = census(db, &targets, &missing, progress)?;
     // Only a table that does not exist makes this the wrong target; one that lacks a column
@@ -800,7 +808,10 @@ pub fn status(
 /// The row counts recorded in the history: per table/state/status, before and after, the
 /// rows the write statements changed (`changed`, shown by `info`) and, when the apply
 /// recorded them, the rows copied to `BplMigrate.Undo` (`undo`; `apply --revert` restores
-/// from them and refuses an entry without).
+/// from them and refuses an entry without). Always fits `RowCounts`
+/// ([`history::ROW_COUNTS_MAX`] characters): when the groups do not, `before` / `after` hold
+/// per-table totals instead and `detail` says so; when even those do not, only the totals of
+/// all tables. `changed` and `undo` are always there.
 pub(super) fn row_counts_json(
     before: &LiveCensus,
     after: &LiveCensus,
@@ -812,6 +823,11 @@ pub(super) fn row_counts_json(
         table: String,
         state: Option<&'a str>,
         status: Option<i64>,
+        rows: i64,
+    }
+    #[derive(Serialize)]
+    struct Total {
+        table: String,
         rows: i64,
     }
     fn counts(c: &LiveCensus) -> Vec<Count<'_>> {
@@ -836,12 +852,52 @@ pub(super) fn row_counts_json(
             })
             .collect()
     }
-    let mut v =
-        serde_json::json!({ "before": counts(before), "after": counts(after), "changed": changed });
-    if let Some(n) = undo {
-        v["undo"] = n.into();
+    fn totals(c: &LiveCensus) -> Vec<Total> {
+        let mut acc: BTreeMap<String, i64> = BTreeMap::new();
+        for g in &c.threads {
+            *acc.entry(g.key.table.to_string()).or_default() += g.rows;
+        }
+        acc.into_iter()
+            .map(|(table, rows)| Total { table, rows })
+            .collect()
     }
-    v.to_string()
+    let with_counts = |mut v: serde_json::Value| {
+        v["changed"] = changed.into();
+        if let Some(n) = undo {
+            v["undo"] = n.into();
+        }
+        v.to_string()
+    };
+    let (b, a) = (counts(before), counts(after));
+    let (groups_before, groups_after) = (b.len(), a.len());
+    let full = with_counts(serde_json::json!({ "before": b, "after": a }));
+    if full.chars().count() <= history::ROW_COUNTS_MAX {
+        return full;
+    }
+    let detail = format!(
+        "the {groups_before} groups before and {groups_after} after (table, state, status) do not fit \
+         RowCounts ({} characters): {}",
+        history::ROW_COUNTS_MAX,
+        "per-table totals only"
+    );
+    let summary = with_counts(serde_json::json!({
+        "before": totals(before),
+        "after": totals(after),
+        "detail": detail,
+    }));
+    if summary.chars().count() <= history::ROW_COUNTS_MAX {
+        return summary;
+    }
+    let all = |c: &LiveCensus| c.threads.iter().map(|g| g.rows).sum::<i64>();
+    with_counts(serde_json::json!({
+        "before": [{ "table": "(all)", "rows": all(before) }],
+        "after": [{ "table": "(all)", "rows": all(after) }],
+        "detail": format!(
+            "the {groups_before} groups before and {groups_after} after do not fit RowCounts ({} characters), \
+             nor do per-table totals: the totals of all tables only",
+            history::ROW_COUNTS_MAX
+        ),
+    }))
 }
 
 /// Tables `apply` locks before it looks ([`sql::tables_to_lock`], shared with the
@@ -877,7 +933,11 @@ pub(super) fn check_apply_target(
     let items = match quiet_all(db, std::slice::from_ref(class)) {
         Ok(q) => q,
         // No interoperability here at all (not a lost connection): the wrong namespace.
-        Err(f) if f.step == "read Ens_Config.Item" && !f.connection_lost => {
+        Err(f)
+            if f.step == "read Ens_Config.Item"
+                && !f.connection_lost
+                && !lock::is_lock_timeout(db.dialect(), &f) =>
+        {
             return Err(ApplyError::WrongTarget(format!(
                 "cannot read Ens_Config.Item ({}): is --connect pointing at the interoperability namespace \
                  where the production runs?",
@@ -901,15 +961,24 @@ pub(super) fn lock_plan_tables(
     progress: &dyn Progress,
 ) -> Result<Vec<String>, ApplyError> {
     let tables = tables_to_lock(plan, script, missing);
-    lock_tables(db, &tables, opts.lock_timeout_ms, pg_version, progress)
+    lock_tables(
+        db,
+        &tables,
+        &sql::tables_to_share(),
+        opts.lock_timeout_ms,
+        pg_version,
+        progress,
+    )
 }
 
-/// Opens the transaction and locks `tables`, waiting at most `timeout_ms` in all, reporting
-/// who holds them while it waits. On success the transaction is open and locked; returns the
-/// IRIS `UNLOCK` statements. A timeout refuses (nothing was written).
+/// Opens the transaction and locks `tables` (exclusive) and `shared` (share mode), waiting at
+/// most `timeout_ms` in all, reporting who holds them while it waits. On success the
+/// transaction is open and locked; returns the IRIS `UNLOCK` statements. A timeout refuses
+/// (nothing was written).
 fn lock_tables(
     db: &mut Db,
     tables: &[SqlTable],
+    shared: &[SqlTable],
     timeout_ms: u64,
     pg_version: i64,
     progress: &dyn Progress,
@@ -923,7 +992,7 @@ fn lock_tables(
     loop {
         db.begin("begin transaction").map_err(ApplyError::db)?;
         let attempt = lock::protect_transaction(db, pg_version)
-            .and_then(|()| lock::try_lock(db, tables, wait));
+            .and_then(|()| lock::try_lock(db, tables, shared, wait, timeout_ms));
         match attempt {
             Ok(Attempt::Locked(unlocks)) => return Ok(unlocks),
             Ok(Attempt::Busy) => {
@@ -939,12 +1008,13 @@ fn lock_tables(
             }
         }
         let waited = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let found = lock::holders(db, tables);
+        let all: Vec<SqlTable> = tables.iter().chain(shared).cloned().collect();
+        let found = lock::holders(db, &all);
         // Name the tables someone holds (all of them when the database cannot say).
         let mut contested: Vec<SqlTable> = found.iter().map(|(t, _)| t.clone()).collect();
         contested.dedup();
         if contested.is_empty() {
-            contested = tables.to_vec();
+            contested = all;
         }
         let holders: Vec<String> = found.into_iter().map(|(_, h)| h).collect();
         if waited >= timeout_ms {
@@ -976,7 +1046,33 @@ fn plan_blocked(plan: &MigrationPlan) -> Option<Refusal> {
 }
 
 /// Applies (or reverts, or dry-runs) a migration: see the module documentation of `apply`.
+/// Every wait for another session's lock is bounded by `--lock-timeout`
+/// ([`lock::bound_waits`], before the first statement reads a table); a statement that timed
+/// out is refused as such (exit 3), never reported as a failing database.
 pub fn apply(
+    db: &mut Db,
+    m: &Migration,
+    opts: &ApplyOptions,
+    progress: &dyn Progress,
+) -> Result<ApplyReport, ApplyError> {
+    lock::bound_waits(db, opts.lock_timeout_ms).map_err(ApplyError::db)?;
+    let dialect = db.dialect();
+    apply_bounded(db, m, opts, progress).map_err(|e| match e {
+        ApplyError::Database { failure, .. }
+            if !failure.connection_lost && lock::is_lock_timeout(dialect, &failure) =>
+        {
+            ApplyError::Refused {
+                refusals: vec![Refusal::WaitTimeout {
+                    step: failure.step,
+                    timeout_ms: opts.lock_timeout_ms,
+                }],
+            }
+        }
+        other => other,
+    })
+}
+
+fn apply_bounded(
     db: &mut Db,
     m: &Migration,
     opts: &ApplyOptions,
@@ -1066,7 +1162,7 @@ pub fn apply(
     // here, not a failing statement inside the transaction.
     let pending = pending_columns(plan);
     probed.extend(pending.iter().cloned());
-    let missing = probe_tables(db, &targets, &probed);
+    let missing = probe_tables(db, &targets, &probed)?;
     check_apply_target(db, plan, &absent_tables(&missing))?;
     let mut required: BTreeSet<SqlTable> =
         plan.threads.iter().map(|t| t.old_table.clone()).collect();
@@ -1094,7 +1190,9 @@ pub fn apply(
         && !script.rewrites.is_empty();
     let mut undo_exists = wants_undo && history::undo_exists(db);
     let mut create: Vec<usize> = Vec::new();
-    if !opts.dry_run {
+    // A dry run creates them too where DDL is transactional (rolled back with the rest), so it
+    // writes the history and undo rows a real apply writes.
+    if !opts.dry_run || history::transactional_ddl(db.dialect()) {
         if !history_exists {
             create.push(0);
         }
@@ -1125,7 +1223,7 @@ pub fn apply(
         undo_exists = wants_undo;
         create.clear();
     }
-    if wants_undo && opts.dry_run && !(history_exists && undo_exists) {
+    if wants_undo && opts.dry_run && !undo_exists && !history::transactional_ddl(db.dialect()) {
         notes.push(
             "dry run: BplMigrate.Undo does not exist yet, so the undo rows a real apply records were not written"
                 .to_string(),
@@ -1149,8 +1247,8 @@ pub fn apply(
         &missing,
         Bookkeeping {
             history: history_exists || create.contains(&0),
+            undo: wants_undo && (undo_exists || create.contains(&1)),
             create,
-            undo: wants_undo && (undo_exists || !opts.dry_run),
         },
         opts,
         progress,
@@ -1175,6 +1273,9 @@ pub(super) fn conclude(
     opts: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport, ApplyError> {
+    // The host and job guards once more, right before COMMIT: `Ens_Config.Item` is locked in
+    // share mode (nobody enables an item meanwhile), but a job cannot be locked.
+    let body = body.and_then(|r| recheck_quiet(db, &m.plan).map(|()| r));
     let mut report = match body {
         Ok(r) => r,
         Err(e) => {
@@ -1224,6 +1325,22 @@ pub(super) fn conclude(
     release(db);
     verify_after_commit(db, m, targets, missing, &mut report, opts, progress)?;
     Ok(report)
+}
+
+/// Counts the hosts and jobs again inside the transaction (after the rewrite, before COMMIT or
+/// the dry run's rollback): the host guards checked before the rewrite must still hold.
+fn recheck_quiet(db: &Db, plan: &MigrationPlan) -> Result<(), ApplyError> {
+    let found: Vec<String> = quiet_all(db, &quiet_classes(plan))?
+        .refusals()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(ApplyError::Refused {
+        refusals: vec![Refusal::QuietLost { found }],
+    })
 }
 
 /// What the transaction does about the bookkeeping tables.
@@ -1438,14 +1555,17 @@ fn in_transaction(
     }
 
     let mut history_seq = None;
-    if let (false, Some(seq)) = (opts.dry_run, seq) {
+    // A dry run writes the history row too (rolled back with the rest), so it runs every
+    // statement a real apply runs and fails where that would (IRIS: only when the history
+    // table exists; a dry run never creates it there).
+    if let Some(seq) = seq {
         let changed = statements
             .iter()
             .map(|s| s.rows.or(s.expected_rows).unwrap_or(0))
             .sum();
         let counts = row_counts_json(&before, &after, changed, undo_rows);
         history::insert(db, &new_entry(m, opts, seq, &counts, Outcome::Applied, ""))?;
-        history_seq = Some(seq);
+        history_seq = (!opts.dry_run).then_some(seq);
     }
     let mut notes = Vec::new();
     if quiet.items.is_empty() {
@@ -1745,7 +1865,12 @@ pub(super) fn verify_after_commit(
     progress.event(&Event::Step("reading back"));
     let seq = report.history_seq;
     let unverified = |message: String| ApplyError::CommittedUnverified { message, seq };
-    let entries = history::entries_for_class(db, &m.plan.old.class).map_err(|f| {
+    let entries = history::entries_for_class(db, &m.plan.old.class).map_err(|e| {
+        // The statement's failure, not the error's "nothing changed" (the commit did happen).
+        let f = match e {
+            ApplyError::Database { failure, .. } => failure.to_string(),
+            other => other.to_string(),
+        };
         unverified(format!(
             "reading the history back failed ({f}); run `bplmigrate status --plan DIR` to see history entry {} \
              and the rows",

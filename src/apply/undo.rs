@@ -213,7 +213,7 @@ pub(super) fn revert(
             (w.table.clone(), cols)
         })
         .collect();
-    let missing = probe_tables(db, &targets, &probed);
+    let missing = probe_tables(db, &targets, &probed)?;
     check_apply_target(db, plan, &super::run::absent_tables(&missing))?;
     let refusals: Vec<Refusal> = missing
         .iter()
@@ -500,8 +500,9 @@ fn in_transaction(
     progress.event(&Event::Step("counting the rows restored"));
     let after = census(db, targets, missing, &super::progress::Silent)?;
     let restored: i64 = changing.iter().sum();
-    let mut history_seq = None;
-    if !opts.dry_run {
+    // A dry run writes its history row too (rolled back with the rest): it runs every
+    // statement the revert runs.
+    let history_seq = {
         let next = history::next_seq(db, &class)?;
         let counts = row_counts_json(&before, &after, restored, None);
         let note = format!(
@@ -512,8 +513,8 @@ fn in_transaction(
             db,
             &new_entry(m, opts, next, &counts, Outcome::Applied, &note),
         )?;
-        history_seq = Some(next);
-    }
+        (!opts.dry_run).then_some(next)
+    };
     let mut notes = vec![format!(
         "the mapping cannot be inverted: {restored} rows put back exactly as history entry {} found them",
         entry.seq

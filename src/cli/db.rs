@@ -76,7 +76,8 @@ pub struct ApplyArgs {
     pub revert: bool,
     /// Seconds to wait, in all, for the exclusive locks on the tables the plan writes (another
     /// session writing them holds them). While waiting, who holds them is reported on stderr;
-    /// when the time is up, apply refuses (exit 3) and nothing is changed.
+    /// when the time is up, apply refuses (exit 3) and nothing is changed. Every other wait for
+    /// another session's lock (reading Ens_Config.Item, the history) is bounded by it too.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = lock_timeout)]
     pub lock_timeout: f64,
     #[arg(long, value_enum, default_value_t)]

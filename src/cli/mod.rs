@@ -97,7 +97,8 @@ Exit codes:
      check: also when one changed class cannot be checked (2 wins over 1; the other
      classes are still reported)
   3  a guard, lock timeout or precondition refused (or the counts changed after a confirmation,
-     or the plan is blocked by more than rows that must drain); nothing was changed
+     a history row holds a value bplmigrate does not write, or the plan is blocked by more
+     than rows that must drain); nothing was changed
   4  the database failed; nothing was changed (rolled back, or no transaction was open)
   5  apply: committed (the rows are migrated) but the check after commit failed; a dirty
      history entry is written where possible (bplmigrate repair closes it)

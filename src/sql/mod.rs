@@ -57,7 +57,7 @@ pub use pg::{list_build, POSTGRES_TEST_SUPPORT_DDL};
 pub use queries::{
     catalog_table_count, census_query, flagged_census_query, history_column, history_insert,
     history_table, history_update, job_rows, max_of, null_count, probe_table, read_rows,
-    HISTORY_COLUMNS, HISTORY_DDL,
+    HISTORY_COLUMNS, HISTORY_DDL, ROW_COUNTS_MAX,
 };
 pub use render::{
     config_item_table, job_enumerate_table, listbuild_function, listsame_function, predict_after,

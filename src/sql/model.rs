@@ -162,3 +162,13 @@ pub fn tables_to_lock(
     t.extend(script.defaults.iter().map(|d| d.table.clone()));
     t.into_iter().collect()
 }
+
+/// The tables a migration locks `IN SHARE MODE` with [`tables_to_lock`]: the ones whose rows
+/// its host guard reads (`Ens_Config.Item`). SHARE lets readers and other migrations (SHARE
+/// too) go on but makes a writer — an item being enabled — wait until the migration's
+/// transaction ends, so the guard "every item is disabled" still holds at COMMIT. Live jobs
+/// (`Ens.Job_Enumerate()`, a class query on IRIS) cannot be locked: both paths count them
+/// again right before COMMIT.
+pub fn tables_to_share() -> Vec<crate::states::SqlTable> {
+    vec![super::render::config_item_table()]
+}

@@ -22,6 +22,10 @@ pub fn history_table() -> SqlTable {
 
 /// The history DDL (one statement, comment lines included).
 pub const HISTORY_DDL: &str = include_str!("../../migrations/0001_history.sql");
+/// The size of `RowCounts` in [`HISTORY_DDL`] (`VARCHAR(30000)`): what the ODBC apply and the
+/// ObjectScript runner record there never exceeds it (they summarize when the groups do not
+/// fit).
+pub const ROW_COUNTS_MAX: usize = 30000;
 
 /// The columns of a history row, in the one order every writer binds them and every reader
 /// reads them (`apply`, `status`, `info`, `repair` and the ObjectScript runner).

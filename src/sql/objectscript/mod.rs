@@ -11,8 +11,9 @@
 //! chain) → disable the class's items (recorded first; actor-pool items are left to the job
 //! guard, as on the ODBC path) → `TSTART`, `LOCK TABLE … IN EXCLUSIVE MODE WAIT n` on every
 //! table the ODBC apply locks (`sql::tables_to_lock`) and then the history → history again →
-//! guards → census → rewrite with row counts → census, stacks and defaults verified → history
-//! row → `TCOMMIT`; the locks are released on every path (IRIS table locks outlive the
+//! guards → census → rewrite with row counts → census, stacks and defaults verified → the
+//! host and job guards again (`Ens_Config.Item` is locked in share mode with the tables, a job
+//! cannot be) → history row → `TCOMMIT`; the locks are released on every path (IRIS table locks outlive the
 //! transaction); any failure before the commit rolls back and enables exactly the items it
 //! disabled; a failure after it (enabling the items) is exit 5 of `migrate.script`.
 
@@ -328,6 +329,7 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
     let insert = history_insert(d, &history, HISTORY_COLUMNS)?;
     params.push(("SQLHISTORYINSERT", r.sql("write history", insert.as_str())?));
     params.push(("SQLHOSTS", r.sql("items of the class", hosts.as_str())?));
+    params.push(("ROWCOUNTSMAX", super::queries::ROW_COUNTS_MAX.to_string()));
     // IRIS-only statements sqlparser does not read (as on the ODBC path): the table locks.
     params.push(("LOCKWAIT", LOCK_WAIT_SECONDS.to_string()));
     params.push((
@@ -420,6 +422,20 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
         ));
     }
 
+    // The host guard's table in share mode (`sql::tables_to_share`): nobody enables an item
+    // of the class until the run ends.
+    for t in super::tables_to_share() {
+        let q = quote_table(&t, d)?;
+        locks.push(format!(
+            "\tSet tSC = ..LockOne({}, {}, {}, 0, .pLocks)\n\tQuit:$$$ISERR(tSC) tSC",
+            s(&format!(
+                "LOCK TABLE {q} IN SHARE MODE WAIT {LOCK_WAIT_SECONDS}"
+            ))?,
+            s(&format!("UNLOCK TABLE {q} IN SHARE MODE"))?,
+            s(&c(&format!("{t} (share mode)")))?
+        ));
+    }
+
     // ----- Preflight(): the new version's tables and added columns exist.
     let mut preflight = Vec::new();
     for t in &plan.threads {
@@ -473,6 +489,23 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
             "\tSet tSC = ..Guard({}, {}, {host}, pDryRun)\n\tQuit:$$$ISERR(tSC) tSC",
             r.sql("guard", g.sql.as_str())?,
             s(&c(&g.description))?
+        ));
+    }
+
+    // ----- HostGuards(): the host and job guards again, right before TCOMMIT.
+    let mut host_guards = Vec::new();
+    for g in script
+        .guards
+        .iter()
+        .filter(|g| matches!(g.kind, GuardKind::HostEnabled | GuardKind::LiveJob))
+    {
+        host_guards.push(format!(
+            "\tSet tSC = ..Guard({}, {}, 0, 0)\n\tQuit:$$$ISERR(tSC) tSC",
+            r.sql("host guard before commit", g.sql.as_str())?,
+            s(&c(&format!(
+                "while the run went on (counted again before TCOMMIT): {}",
+                g.description
+            )))?
         ));
     }
 
@@ -586,6 +619,7 @@ fn build(plan: &MigrationPlan) -> Result<(String, Vec<(String, String)>), SqlErr
         .replace("{{LOCKS}}", &join(locks))
         .replace("{{PREFLIGHT}}", &join(preflight))
         .replace("{{GUARDS}}", &join(guards))
+        .replace("{{HOSTGUARDS}}", &join(host_guards))
         .replace("{{CENSUS}}", &join(census))
         .replace("{{PREDICT}}", &join(predict))
         .replace("{{REWRITE}}", &join(rewrite))
@@ -661,6 +695,7 @@ mod tests {
             "LOCKS",
             "PREFLIGHT",
             "GUARDS",
+            "HOSTGUARDS",
             "CENSUS",
             "PREDICT",
             "REWRITE",
@@ -682,6 +717,7 @@ mod tests {
                     "LOCKS}}",
                     "PREFLIGHT}}",
                     "GUARDS}}",
+                    "HOSTGUARDS}}",
                     "CENSUS}}",
                     "PREDICT}}",
                     "REWRITE}}",
