@@ -613,7 +613,14 @@ impl<'x, 'a> Moved<'x, 'a> {
                     // Its request ranges lie inside it: the whole call replaces them.
                     self.old_before.retain(|&(s, _)| s < wo);
                     let (m, old_before) = (&self.a.m, &mut self.old_before);
-                    push_sent_call(to, tn, m.o2n[wo], wo, |p| m.o2n[p], old_before);
+                    let wn = m.state_counterpart(to, wo);
+                    push_sent_call(to, tn, wn, wo, |p| m.state_counterpart(to, p), old_before);
+                    // A copy merged into a call paired with another copy (`MatchVia::Merged`):
+                    // what it sent is what that copy would have, the new call's counterpart.
+                    if let Some(first) = wn.and_then(|n| m.n2o[n]).filter(|&o| o != wo) {
+                        old_before.push((first, to.end[first]));
+                        old_before.sort_unstable();
+                    }
                 }
             }
             None => self.old_before.clear(),
@@ -621,7 +628,10 @@ impl<'x, 'a> Moved<'x, 'a> {
         let tr = tn.thread_root[w];
         sk.clear();
         re.clear();
-        for (ranges, ran, out) in [(&self.new_before, false, sk), (&self.new_after, true, re)] {
+        for (ranges, ran, out) in [
+            (&self.new_before, false, &mut *sk),
+            (&self.new_after, true, &mut *re),
+        ] {
             let mut walk = Walk {
                 tn,
                 to,
@@ -639,7 +649,50 @@ impl<'x, 'a> Moved<'x, 'a> {
                 walk.siblings(s, e);
             }
         }
+        if let Some(wo) = w_old {
+            same_request_sent(to, wo, tn, w, sk);
+        }
     }
+}
+
+/// A thread resting at old call `wo` and resumed at the wait of new call `w` has sent its
+/// call: what `w`'s `<request>` runs identically to `wo`'s (the same assign, the same
+/// transform) built that request too, so it is not skipped (another call's request that the
+/// matching does not pair with `wo`'s, e.g. a copy merged into it or the wait a `[[map]]`
+/// chose). Whatever differs stays skipped.
+fn same_request_sent(to: &Tree, wo: usize, tn: &Tree, w: usize, sk: &mut SiblingRuns) {
+    if to.element(wo) != "call" || tn.element(w) != "call" {
+        return;
+    }
+    let request = |t: &Tree, c: usize| -> Vec<usize> {
+        t.slots[c]
+            .iter()
+            .filter(|(name, _)| &**name == "request")
+            .flat_map(|(_, l)| l.iter().copied())
+            .collect()
+    };
+    let mut sent: Vec<_> = request(to, wo).into_iter().map(|p| to.hash[p]).collect();
+    if sent.is_empty() {
+        return;
+    }
+    let mut out: SiblingRuns = Vec::with_capacity(sk.len());
+    for &run in sk.iter() {
+        let mut open: Option<(usize, usize)> = None;
+        for p in run_items(tn, run) {
+            // Each old request item accounts for one new one.
+            let k = (tn.parent[p] == Some(w) && &*tn.slot[p] == "request")
+                .then(|| sent.iter().position(|h| *h == tn.hash[p]))
+                .flatten();
+            if let Some(k) = k {
+                sent.swap_remove(k);
+                out.extend(open.take());
+            } else {
+                open = Some(open.map_or((p, p), |(f, _)| (f, p)));
+            }
+        }
+        out.extend(open);
+    }
+    *sk = out;
 }
 
 /// A thread resting at a state of the (old) call at `wo` has sent that call: the call — its
