@@ -1467,6 +1467,12 @@ mod tests {
                 &**name == "response" && l.iter().any(|&r| r == x || t.is_desc(x, r))
             })
         };
+        // A copy merged into a call paired with another copy sent what that copy would have.
+        let merged_first = w_old.and_then(|wo| {
+            m.state_counterpart(to, wo)
+                .and_then(|n| m.n2o[n])
+                .filter(|&o| o != wo && super::sent_before_resting(to, wo))
+        });
         let was_before = |n: usize| match (m.n2o[n], w_old) {
             (Some(o), Some(wo)) => {
                 to.effective[o]
@@ -1475,7 +1481,10 @@ mod tests {
                             && (o == wo || to.is_desc(o, wo))
                             // What the answer no longer runs (moved out of the response).
                             && (!in_response(to, wo, o)
-                                || m.o2n[wo].is_none_or(|wn| in_response(tn, wn, n)))))
+                                || m
+                                    .state_counterpart(to, wo)
+                                    .is_none_or(|wn| in_response(tn, wn, n))))
+                        || merged_first.is_some_and(|f| o == f || to.is_desc(o, f)))
             }
             _ => false,
         };
@@ -1517,7 +1526,12 @@ mod tests {
             }
             out
         };
-        (runs(&sk), runs(&re))
+        let mut sk = runs(&sk);
+        // The post-step of `compute` (not part of the walk this scan checks).
+        if let Some(wo) = w_old {
+            super::same_request_sent(to, wo, tn, w, &mut sk);
+        }
+        (sk, runs(&re))
     }
 
     /// Pairs whose siblings moved whole: reversed, a stretch moved up, one moved into
@@ -1696,6 +1710,71 @@ mod tests {
             "{}",
             about[0]
         );
+    }
+
+    /// A row resting at a call's wait, resumed at another call's wait (a suggested `[[map]]`
+    /// across a tie), sent its request: what the new call's `<request>` runs identically is
+    /// not "skipped"; an assign the new request adds is.
+    #[test]
+    fn a_sent_request_is_not_skipped_at_another_calls_wait() {
+        let tmp = tempfile::tempdir().unwrap();
+        let notify = |extra: &str| {
+            format!("<call name='Notify' target='N' async='0'><request type='Ens.Request'><assign property='callrequest.A' value='1'/>{extra}</request></call>")
+        };
+        let doc = |t: &str, f: &str, after: &str| {
+            format!(
+                "<process request='Ens.Request' response='Ens.Response'>\n<context></context>\n<sequence>\n<if name='C' condition='1'><true>{t}</true><false>{f}</false></if>{after}<trace value='\"done\"'/>\n</sequence>\n</process>\n"
+            )
+        };
+        let audit = "<call name='Audit' target='A' async='0'><request type='Ens.Request'/></call>";
+        let extra = "<assign property='callrequest.B' value='2'/>";
+        for (added, want) in [("", vec![]), (extra, vec!["request assign #2"])] {
+            let (po, pn) = (tmp.path().join("old.xml"), tmp.path().join("new.xml"));
+            // Two copies, one of them followed by Audit: a tie, nothing pairs them.
+            std::fs::write(&po, doc(&notify(""), &format!("{}{audit}", notify("")), "")).unwrap();
+            std::fs::write(&pn, doc("", audit, &notify(added))).unwrap();
+            let opts = LoadOptions::default();
+            let (o, n) = (
+                load(&po.to_string_lossy(), &opts).unwrap(),
+                load(&pn.to_string_lossy(), &opts).unwrap(),
+            );
+            let (oc, nc) = (
+                compile(&o, Compiler::Current).unwrap(),
+                compile(&n, Compiler::Current).unwrap(),
+            );
+            let a = crate::diff::analyze(&o, &n, &oc, &nc, &[], &Default::default()).unwrap();
+            let wo = (0..a.old.len())
+                .find(|&p| {
+                    a.old.element(p) == "call" && a.old.nodes[p].name.as_deref() == Some("Notify")
+                })
+                .unwrap();
+            let w = (0..a.new.len())
+                .find(|&p| {
+                    a.new.element(p) == "call" && a.new.nodes[p].name.as_deref() == Some("Notify")
+                })
+                .unwrap();
+            assert_eq!(a.m.o2n[wo], None, "a tie, not a merge");
+            let r = super::Resume {
+                old_ref: String::new(),
+                new_ref: String::new(),
+                w_old: Some(wo),
+                w_new: w,
+                join: false,
+                enters: None,
+                within: None,
+                returns: false,
+            };
+            let skipped: Vec<String> = super::skips(&a, &r)
+                .into_iter()
+                .filter(|&p| a.new.is_desc(p, w))
+                .map(|p| super::act_label(&a.new, p))
+                .collect();
+            let want: Vec<String> = want
+                .iter()
+                .map(|x| format!("call \"Notify\" {x}"))
+                .collect();
+            assert_eq!(skipped, want, "{added}");
+        }
     }
 
     /// A skip of more than 10 activities names 10 in its message and its activity list, and
