@@ -23,7 +23,9 @@
 //!
 //! Some pairs are never made by any pass but a pin ([`other_activity`]): a call whose name
 //! and target both changed, a `<catch>` of another fault (a fault handler is identified by its
-//! fault), an `<if>` whose name and condition both changed. Identical subtrees matched early
+//! fault; the one exception is a fault renamed whole, with its `<throw>`s, while the catch
+//! keeps its name or, unnamed, its place and body: [`renamed_fault`]), an `<if>` whose name
+//! and condition both changed. Identical subtrees matched early
 //! are unpaired again when they join two branches that both lost their counterpart (a case or
 //! `<if>` replaced by another that shares an activity: rows in the old branch chose it by
 //! data, see `unpair_replaced_branches`).
@@ -63,9 +65,29 @@ pub(crate) struct Matching {
     /// `element\u{1e}name` of every named activity of the new tree (for messages: does a
     /// removed activity still have a namesake?).
     pub new_names: foldhash::HashSet<String>,
+    /// Old activities merged into a new one that is paired with another old copy (see
+    /// `merged_tails`): (old position, new position). Not in `o2n`: the activity matching stays
+    /// one-to-one; only their states (and response handlers) map, to the new one's.
+    pub merged: Vec<(usize, usize)>,
 }
 
 impl Matching {
+    /// The new counterpart of old `p` for its states: its match, or (inside an old copy merged
+    /// into a new activity, identical subtrees) the corresponding new position.
+    pub fn state_counterpart(&self, t_old: &Tree, p: usize) -> Option<usize> {
+        self.o2n[p].or_else(|| {
+            self.merged
+                .iter()
+                .find(|&&(o, _)| p >= o && p <= t_old.end[o])
+                .map(|&(o, n)| n + (p - o))
+        })
+    }
+
+    /// Is old `p` (or an activity around it) merged into a new one?
+    pub fn is_merged(&self, t_old: &Tree, p: usize) -> bool {
+        self.o2n[p].is_none() && self.state_counterpart(t_old, p).is_some()
+    }
+
     fn set(&mut self, o: usize, n: usize, via: MatchVia) {
         self.o2n[o] = Some(n);
         self.n2o[n] = Some(o);
@@ -116,6 +138,7 @@ pub(crate) fn match_trees(
                     Some(format!("{}\u{1e}{n}", new.element(p)))
                 })
                 .collect(),
+            merged: Vec::new(),
         },
         work: BTreeSet::new(),
         done: BTreeSet::new(),
@@ -142,7 +165,13 @@ pub(crate) fn match_trees(
         if mt.unpair_replaced_branches() {
             continue;
         }
+        if mt.renamed_fault_catches() {
+            continue;
+        }
         if mt.widened_catches() {
+            continue;
+        }
+        if mt.merged_tails() {
             continue;
         }
         if mt.move_pass() {
@@ -1041,6 +1070,140 @@ impl Matcher<'_, '_> {
         changed
     }
 
+    // ---- identical branch tails merged after the conditional --------------------------------
+
+    /// A new activity right after an `<if>`/`<switch>` whose old counterpart ended two or more
+    /// of its branches (or cases) with identical copies of it: the release hoisted the common
+    /// tail out of the branches. A row resting in any copy has finished the rest of its branch
+    /// (the copy was its last activity) and resumes in the hoisted one with nothing in
+    /// between, so every copy's states map to the new one's. The first copy in document order
+    /// is paired with it (the activity matching stays one-to-one); the others are recorded in
+    /// [`Matching::merged`]. Only when these copies are every unmatched old copy and the new
+    /// one the only unmatched new copy: any other copy makes it a tie, left to a pin.
+    fn merged_tails(&mut self) -> bool {
+        let (ot, nt) = (self.old, self.new);
+        let mut any = false;
+        for n in 0..nt.len() {
+            if self.m.n2o[n].is_some() || !allocates(nt, n) || !nt.effective[n] {
+                continue;
+            }
+            let Some(pn) = nt.parent[n] else { continue };
+            let Some(list) = slot_list(nt, pn, nt.slot[n].as_str()) else {
+                continue;
+            };
+            let i = nt.index[n] as usize;
+            let Some(&a2) = i.checked_sub(1).and_then(|k| list.get(k)) else {
+                continue;
+            };
+            if !matches!(nt.element(a2), "if" | "switch") {
+                continue;
+            }
+            let Some(a) = self.m.n2o[a2].filter(|&a| ot.element(a) == nt.element(a2)) else {
+                continue;
+            };
+            // The last activity of each branch or case of the old conditional.
+            let copies: Vec<usize> = ot.slots[a]
+                .iter()
+                .filter_map(|(_, l)| l.last().copied())
+                .filter(|&o| {
+                    ot.hash[o] == nt.hash[n]
+                        && ot.effective[o]
+                        && self.m.o2n[o].is_none()
+                        && !self.m.blocked[o]
+                })
+                .collect();
+            if copies.len() < 2 {
+                continue;
+            }
+            let free_old = (0..ot.len())
+                .filter(|&o| ot.hash[o] == nt.hash[n] && self.m.o2n[o].is_none())
+                .count();
+            let free_new = (0..nt.len())
+                .filter(|&y| nt.hash[y] == nt.hash[n] && self.m.n2o[y].is_none())
+                .count();
+            if free_old != copies.len()
+                || free_new != 1
+                || !copies
+                    .iter()
+                    .all(|&o| self.crossing_ok(o, n, Crossing::Exact))
+            {
+                continue;
+            }
+            let first = copies[0];
+            for k in 0..=ot.desc_count(first) {
+                let via = if k == 0 {
+                    MatchVia::Merged
+                } else {
+                    MatchVia::Inside
+                };
+                self.m.set(first + k, n + k, via);
+            }
+            self.m.merged.extend(copies[1..].iter().map(|&o| (o, n)));
+            self.work.insert(first);
+            any = true;
+        }
+        any
+    }
+
+    // ---- catch whose fault was renamed ------------------------------------------------------
+
+    /// Pairs a scope's `<catch>` with a catch of another fault in its counterpart when the
+    /// release renamed the fault rather than replaced the handler ([`renamed_fault`]): the
+    /// catch keeps its name (or, unnamed, its place among the scope's catches, its body and a
+    /// `<throw>` that raises it), and the fault moved over whole: no catch and no `<throw>` of
+    /// the new version still names the old fault, none of the old version the new one. Rows
+    /// inside the catch were dispatched already (the scope's F is popped while it runs, spec
+    /// 4.3); the fault only decides a dispatch they will not take again. Runs before
+    /// [`widened_catches`](Self::widened_catches), which would otherwise pair the catch with
+    /// the catchall its old fault now reaches.
+    fn renamed_fault_catches(&mut self) -> bool {
+        let (ot, nt) = (self.old, self.new);
+        let mut cands = Vec::new();
+        for so in 0..ot.len() {
+            if ot.element(so) != "scope" {
+                continue;
+            }
+            let Some(sn) = self.m.o2n[so].filter(|&sn| nt.element(sn) == "scope") else {
+                continue;
+            };
+            let free_o: Vec<usize> = ot
+                .catches(so)
+                .into_iter()
+                .filter(|&o| self.m.o2n[o].is_none() && !self.m.blocked[o])
+                .collect();
+            let free_n: Vec<usize> = nt
+                .catches(sn)
+                .into_iter()
+                .filter(|&n| self.m.n2o[n].is_none())
+                .collect();
+            for &o in &free_o {
+                for &n in &free_n {
+                    cands.push((o, n));
+                }
+            }
+        }
+        if cands.is_empty() {
+            return false;
+        }
+        let (throws_o, throws_n) = (thrown_faults(ot), thrown_faults(nt));
+        let fits: Vec<(usize, usize)> = cands
+            .into_iter()
+            .filter(|&(o, n)| renamed_fault(ot, o, nt, n, &throws_o, &throws_n))
+            .collect();
+        // Only a pair that is the one candidate of both its catches.
+        let made: Vec<(usize, usize)> = fits
+            .iter()
+            .copied()
+            .filter(|&(o, n)| fits.iter().filter(|&&(x, y)| x == o || y == n).count() == 1)
+            .collect();
+        let any = !made.is_empty();
+        for (o, n) in made {
+            self.m.set(o, n, MatchVia::FaultRenamed);
+            self.work.insert(o);
+        }
+        any
+    }
+
     // ---- catch widened to catchall --------------------------------------------------------
 
     /// Pairs a scope's `<catch>` with the `<catchall>` of its counterpart when the catch was
@@ -1138,7 +1301,8 @@ impl Matcher<'_, '_> {
 /// contents look or wherever they stand:
 /// - a call with another name *and* another target;
 /// - a `<catch>` of another fault: a fault handler is identified by its fault (rows in it took
-///   that fault; another fault never runs it);
+///   that fault; another fault never runs it). Only a fault renamed whole is paired, by its
+///   own pass ([`renamed_fault`]);
 /// - an `<if>` with another name *and* another condition: rows in its branches chose them by
 ///   a test that is gone (a renamed `<if>` keeps its condition, an edited one its name).
 fn other_activity(ot: &Tree, o: usize, nt: &Tree, n: usize) -> bool {
@@ -1152,6 +1316,73 @@ fn other_activity(ot: &Tree, o: usize, nt: &Tree, n: usize) -> bool {
         "call" => a.name != b.name && differ("target"),
         "catch" => differ("fault"),
         "if" => a.name != b.name && differ("condition"),
+        _ => false,
+    }
+}
+
+/// The faults the `<throw>`s of a tree raise (normalized, disabled ones too: conservative).
+fn thrown_faults(t: &Tree) -> BTreeSet<String> {
+    (0..t.len())
+        .filter(|&p| t.element(p) == "throw")
+        .filter_map(|p| t.nodes[p].attrs.get("fault").map(normalize_expr))
+        .collect()
+}
+
+/// Is new `<catch>` `n` old `<catch>` `o` with its fault renamed (their scopes are each
+/// other's counterpart, checked by the caller)? A rename moves the fault over whole: the new
+/// scope catches the old fault nowhere and the old scope never caught the new one (else the
+/// old fault still has, or the new one already had, a handler of its own: another handler,
+/// `catch_replaced`), no `<throw>` of the new version raises the old fault and none of the old
+/// version the new one, and both catches are reached (the first of their fault). Then the
+/// catch must still be itself: its name kept, or both unnamed at the same place among the
+/// scope's catches, with the same body and the rename seen in a `<throw>` (the old version
+/// raises the old fault, the new version the new one). A catch of another fault with the same
+/// content and nothing else to tell stays another handler.
+fn renamed_fault(
+    ot: &Tree,
+    o: usize,
+    nt: &Tree,
+    n: usize,
+    throws_o: &BTreeSet<String>,
+    throws_n: &BTreeSet<String>,
+) -> bool {
+    let (a, b) = (ot.nodes[o], nt.nodes[n]);
+    let (Some(fo), Some(fn_)) = (a.attrs.get("fault"), b.attrs.get("fault")) else {
+        return false;
+    };
+    let (fo, fn_) = (normalize_expr(fo), normalize_expr(fn_));
+    if fo == fn_ {
+        return false;
+    }
+    let (Some(so), Some(sn)) = (ot.parent[o], nt.parent[n]) else {
+        return false;
+    };
+    let catches_fault = |t: &Tree, s: usize, f: &str| {
+        t.catches(s).into_iter().any(|c| {
+            t.nodes[c]
+                .attrs
+                .get("fault")
+                .is_some_and(|x| normalize_expr(x) == f)
+        })
+    };
+    if catches_fault(nt, sn, &fo)
+        || catches_fault(ot, so, &fn_)
+        || throws_n.contains(&fo)
+        || throws_o.contains(&fn_)
+        || ot.unreached_handler(o).is_some()
+        || nt.unreached_handler(n).is_some()
+    {
+        return false;
+    }
+    match (&a.name, &b.name) {
+        (Some(x), Some(y)) => x == y,
+        (None, None) => {
+            let place = |t: &Tree, s: usize, c: usize| t.catches(s).iter().position(|&x| x == c);
+            place(ot, so, o) == place(nt, sn, n)
+                && ot.inner[o] == nt.inner[n]
+                && throws_o.contains(&fo)
+                && throws_n.contains(&fn_)
+        }
         _ => false,
     }
 }

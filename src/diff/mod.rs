@@ -272,6 +272,23 @@ fn classify(t_old: &Tree, t_new: &Tree, m: &Matching) -> Vec<ActivityChange> {
     let mut out = Vec::with_capacity(t_old.len() + inserted);
     for (o, &was_reordered) in reordered.iter().enumerate() {
         let Some(n) = m.o2n[o] else {
+            // A copy merged into a new activity paired with another copy (`MatchVia::Merged`):
+            // its states map there; the copy itself moved there.
+            if let Some(n) = m.state_counterpart(t_old, o) {
+                let root = m.merged.iter().any(|&(x, _)| x == o);
+                out.push(ActivityChange {
+                    change: if root {
+                        ActivityChangeKind::Changed
+                    } else {
+                        ActivityChangeKind::Unchanged
+                    },
+                    aspects: if root { vec![Aspect::Moved] } else { vec![] },
+                    old: Some(t_old.aref(o)),
+                    new: Some(t_new.aref(n)),
+                    via: Some(MatchVia::Merged),
+                });
+                continue;
+            }
             out.push(ActivityChange {
                 change: ActivityChangeKind::Removed,
                 aspects: vec![],

@@ -66,6 +66,13 @@ pub enum MatchVia {
     /// A scope's `<catch>` widened to its `<catchall>`: the new version has no catch of that
     /// fault, so the fault now goes to the catchall.
     Widened,
+    /// A scope's `<catch>` whose fault was renamed (with the `<throw>`s that raise it), not
+    /// replaced: its name kept, or unnamed at the same place with the same body.
+    FaultRenamed,
+    /// Identical copies ending two or more branches of a conditional, hoisted into one
+    /// activity right after it: the first copy is paired with it, the states of the others
+    /// map to its states.
+    Merged,
 }
 
 impl MatchVia {
@@ -83,6 +90,8 @@ impl MatchVia {
             MatchVia::Inside => "inside",
             MatchVia::SameWait => "same_wait",
             MatchVia::Widened => "widened",
+            MatchVia::FaultRenamed => "fault_renamed",
+            MatchVia::Merged => "merged",
         }
     }
 }

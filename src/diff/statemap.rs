@@ -203,21 +203,91 @@ fn removed(o: usize, t_old: &Tree, t_new: &Tree, m: &Matching) -> String {
             line.map(|l| format!(", overrides line {l}"))
                 .unwrap_or_default()
         ),
-        None => match removed_around(o, t_old, m) {
-            Some(around) => format!(
-                "{} lies in {around}, which was removed; the new {} of that name lies elsewhere",
+        None => match (removed_around(o, t_old, m), other_fault_catch(o, t_old, t_new, m)) {
+            (_, Some(nc)) => format!(
+                "{} has no counterpart: {}",
                 t_old.describe(o),
-                t_old.element(o)
+                other_fault(o, nc, t_old, t_new)
             ),
-            None => format!("{} was removed", t_old.describe(o)),
+            (Some((around, a)), None) => match other_fault_catch(a, t_old, t_new, m) {
+                Some(nc) => {
+                    let name = t_old.nodes[o].name.as_deref();
+                    let inside = (nc + 1..=t_new.end[nc]).any(|y| {
+                        t_new.element(y) == t_old.element(o) && t_new.nodes[y].name.as_deref() == name
+                    });
+                    format!(
+                        "{} lies in {around}, which has no counterpart: {}; the new {} of that name lies {}",
+                        t_old.describe(o),
+                        other_fault(a, nc, t_old, t_new),
+                        t_old.element(o),
+                        if inside { "in that handler" } else { "elsewhere" }
+                    )
+                }
+                None => format!(
+                    "{} lies in {around}, which was removed; the new {} of that name lies elsewhere",
+                    t_old.describe(o),
+                    t_old.element(o)
+                ),
+            },
+            (None, None) => format!("{} was removed", t_old.describe(o)),
         },
     }
+}
+
+/// For an old `<catch>` `c` without counterpart: the unmatched new catch at its place in the
+/// counterpart of its scope (the same name, or both unnamed at the same index among the
+/// scope's catches), which catches another fault. "Removed" would read wrong: a catch of that
+/// name is still there, but a handler of another fault is another handler.
+fn other_fault_catch(c: usize, t_old: &Tree, t_new: &Tree, m: &Matching) -> Option<usize> {
+    if t_old.element(c) != "catch" || m.o2n[c].is_some() {
+        return None;
+    }
+    let s = t_old.parent[c]?;
+    let sn = m.o2n[s]?;
+    let i = t_old.catches(s).iter().position(|&x| x == c)?;
+    let name = t_old.nodes[c].name.as_deref();
+    let news = t_new.catches(sn);
+    news.iter().enumerate().find_map(|(j, &nc)| {
+        let here = match (name, t_new.nodes[nc].name.as_deref()) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => i == j,
+            _ => false,
+        };
+        (here
+            && m.n2o[nc].is_none()
+            && !same_expr(
+                t_old.nodes[c].attrs.get("fault"),
+                t_new.nodes[nc].attrs.get("fault"),
+            ))
+        .then_some(nc)
+    })
+}
+
+/// `the new catch "OnInvalid" at its place catches "X", not "Y" (…)`, for
+/// [`other_fault_catch`].
+fn other_fault(c: usize, nc: usize, t_old: &Tree, t_new: &Tree) -> String {
+    let fault = |t: &Tree, p: usize| {
+        t.nodes[p]
+            .attrs
+            .get("fault")
+            .unwrap_or("(none)")
+            .to_string()
+    };
+    let who = match t_new.nodes[nc].name {
+        Some(_) => t_new.label(nc),
+        None => "catch".to_string(),
+    };
+    format!(
+        "the new {who} at its place catches {}, not {} (a catch of another fault is another handler, unless every <throw> of the fault was renamed with it)",
+        fault(t_new, nc),
+        fault(t_old, c)
+    )
 }
 
 /// When the new version still has an activity of `o`'s element and name (so "was removed"
 /// would read wrong) and `o` lies in a fault handler, case or branch that has no
 /// counterpart: that container, described.
-fn removed_around(o: usize, t_old: &Tree, m: &Matching) -> Option<String> {
+fn removed_around(o: usize, t_old: &Tree, m: &Matching) -> Option<(String, usize)> {
     let name = t_old.nodes[o].name.as_deref()?;
     if !m
         .new_names
@@ -230,9 +300,9 @@ fn removed_around(o: usize, t_old: &Tree, m: &Matching) -> Option<String> {
         let slot = t_old.slot[c].as_str();
         match t_old.element(a) {
             "catch" | "catchall" | "compensationhandler" if m.o2n[a].is_none() => {
-                return Some(t_old.describe(a))
+                return Some((t_old.describe(a), a))
             }
-            "if" | "switch" if m.o2n[a].is_none() => return Some(t_old.label(a)),
+            "if" | "switch" if m.o2n[a].is_none() => return Some((t_old.label(a), a)),
             "switch" => {
                 if let Some(i) = super::case_index(slot) {
                     let kept = m
@@ -240,7 +310,10 @@ fn removed_around(o: usize, t_old: &Tree, m: &Matching) -> Option<String> {
                         .get(&a)
                         .is_some_and(|v| v.iter().any(|&(x, _)| x == i + 1));
                     if !kept {
-                        return Some(format!("{} of {}", case_label(t_old, a, i), t_old.label(a)));
+                        return Some((
+                            format!("{} of {}", case_label(t_old, a, i), t_old.label(a)),
+                            a,
+                        ));
                     }
                 }
             }
@@ -518,7 +591,7 @@ pub(crate) fn counterpart_key(
     t_new: &Tree,
     m: &Matching,
 ) -> Result<(usize, Role), String> {
-    let Some(n_owner) = m.o2n[owner] else {
+    let Some(n_owner) = m.state_counterpart(t_old, owner) else {
         return Err(removed(owner, t_old, t_new, m));
     };
     let role = match role {
@@ -605,7 +678,11 @@ fn map_state(
         ));
         return d;
     };
-    d.via = m.via[owner];
+    d.via = if m.is_merged(t_old, owner) {
+        Some(MatchVia::Merged)
+    } else {
+        m.via[owner]
+    };
     let (n_owner, role) = match counterpart_key(owner, &s.role, t_old, t_new, m) {
         Ok(x) => x,
         Err(why) => {
@@ -853,7 +930,7 @@ fn map_handlers(
     for h in &old_c.response_handlers {
         let n = t_old
             .pos(h.activity.id)
-            .and_then(|p| m.o2n[p])
+            .and_then(|p| m.state_counterpart(t_old, p))
             .map(|p| t_new.id(p));
         let nh = n.and_then(|id| by_owner.get(&id).copied());
         if let Some(nh) = nh {

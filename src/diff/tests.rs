@@ -722,3 +722,166 @@ fn an_attribute_written_with_its_default_compares_equal_to_none() {
     assert!(!run(&plain, &append, &[]).identical);
     assert!(!run(&plain, &any, &[]).identical);
 }
+
+/// A scope whose catch (`name`, `fault`) runs `body`, thrown `throw` (if any) in its body.
+fn fault_scope(name: &str, fault: &str, body: &str, throw: Option<&str>) -> String {
+    let throw = throw
+        .map(|f| format!("<if name='Bad?' condition='context.k=1'><true><throw fault='\"{f}\"'/></true></if>"))
+        .unwrap_or_default();
+    format!("<scope name='SC'>{CALL_A}{throw}<faulthandlers><catch{name} fault='\"{fault}\"'>{body}</catch><catchall/></faulthandlers></scope>{CALL_B}")
+}
+
+const CALL_N: &str = "<call name='N' target='Ops' async='0'><request type='Ens.Request'/></call>";
+
+/// Whether the catch's call `N` (and with it CATCH(1)) kept its counterpart.
+fn catch_kept(d: &ProcessDiff) -> bool {
+    let c = change_of(d, "call \"N\"");
+    c.change != ActivityChangeKind::Removed
+        && d.threads[0]
+            .states
+            .iter()
+            .any(|s| matches!(s.role, crate::states::Role::Catch(1)) && s.new.is_some())
+}
+
+#[test]
+fn a_fault_renamed_with_its_throws_keeps_its_catch() {
+    let named = " name='OnInvalid'";
+    // Named: the name tells it is the same catch (its throws renamed too, or none at all).
+    for throws in [(Some("INVALID"), Some("REF.INVALID")), (None, None)] {
+        let d = run(
+            &fault_scope(named, "INVALID", CALL_N, throws.0),
+            &fault_scope(named, "REF.INVALID", CALL_N, throws.1),
+            &[],
+        );
+        assert!(catch_kept(&d), "{throws:?}: {:?}", states(&d));
+        let c = d
+            .activities
+            .iter()
+            .find(|a| a.old.as_ref().is_some_and(|r| r.element == "catch"))
+            .unwrap();
+        assert_eq!(c.via, Some(MatchVia::FaultRenamed));
+        assert!(c.aspects.contains(&Aspect::Modified), "{c:?}");
+    }
+    // Unnamed: the same place and body, and a throw shows the rename.
+    let d = run(
+        &fault_scope("", "INVALID", CALL_N, Some("INVALID")),
+        &fault_scope("", "REF.INVALID", CALL_N, Some("REF.INVALID")),
+        &[],
+    );
+    assert!(catch_kept(&d), "{:?}", states(&d));
+}
+
+#[test]
+fn a_catch_of_a_fault_not_renamed_whole_is_another_handler() {
+    let named = " name='OnInvalid'";
+    // The old fault is still thrown: it now reaches the catchall, the catch is another one.
+    let d = run(
+        &fault_scope(named, "INVALID", CALL_N, Some("INVALID")),
+        &fault_scope(named, "REF.INVALID", CALL_N, Some("INVALID")),
+        &[],
+    );
+    assert!(!catch_kept(&d), "{:?}", states(&d));
+    // The new fault was thrown under the old version already (it went to the catchall).
+    let d = run(
+        &fault_scope(named, "INVALID", CALL_N, Some("REF.INVALID")),
+        &fault_scope(named, "REF.INVALID", CALL_N, Some("REF.INVALID")),
+        &[],
+    );
+    assert!(!catch_kept(&d), "{:?}", states(&d));
+    // Another name: another handler.
+    let d = run(
+        &fault_scope(named, "INVALID", CALL_N, Some("INVALID")),
+        &fault_scope(" name='OnAuth'", "AUTH", CALL_N, Some("AUTH")),
+        &[],
+    );
+    assert!(!catch_kept(&d), "{:?}", states(&d));
+    // Unnamed with another body: nothing but the throw tells.
+    let d = run(
+        &fault_scope("", "INVALID", &format!("{CALL_N}{CALL_B}"), Some("INVALID")),
+        &fault_scope("", "REF.INVALID", CALL_N, Some("REF.INVALID")),
+        &[],
+    );
+    assert!(!catch_kept(&d), "{:?}", states(&d));
+    // The old fault still caught by another catch of the scope: that one took it over.
+    let two = |first: &str, second: &str| {
+        format!("<scope name='SC'>{CALL_A}<faulthandlers><catch name='H' fault='\"{first}\"'>{CALL_N}</catch><catch name='K' fault='\"{second}\"'/><catchall/></faulthandlers></scope>")
+    };
+    let d = run(
+        &two("INVALID", "OTHER"),
+        &two("REF.INVALID", "INVALID"),
+        &[],
+    );
+    assert!(!catch_kept(&d), "{:?}", states(&d));
+}
+
+/// `<if>` whose branches hold `t` and `f`, then `after`.
+fn branches(t: &str, f: &str, after: &str) -> String {
+    format!("{CALL_A}<if name='Adult?' condition='context.k=1'><true>{t}</true><false>{f}</false></if>{after}<trace value='\"done\"'/>")
+}
+
+#[test]
+fn identical_branch_tails_hoisted_after_the_if_merge() {
+    let x = "<call name='X' target='OpX' async='0'><request type='Ens.Request'/></call>";
+    let y = "<call name='Y' target='OpY' async='0'><request type='Ens.Request'/></call>";
+    let d = run(
+        &branches(&format!("{x}{CALL_N}"), &format!("{y}{CALL_N}"), ""),
+        &branches(x, y, CALL_N),
+        &[],
+    );
+    // S1 entry, S2/S3 A, S4 IF_POST, S5 IF_TRUE, S6/S7 X, S8/S9 N, S10 IF_FALSE, S11/S12 Y,
+    // S13/S14 N; new: … S8 IF_FALSE, S9/S10 Y, S11/S12 N.
+    for (o, n) in [("S8", "S11"), ("S9", "S12"), ("S13", "S11"), ("S14", "S12")] {
+        assert_eq!(new_of(&d, o), Some(n.into()), "{o}: {:?}", states(&d));
+    }
+    assert!(
+        !d.issues
+            .iter()
+            .any(|i| matches!(i, MatchIssue::Ambiguous { .. })),
+        "{:?}",
+        d.issues
+    );
+    let merged = d.threads[0]
+        .states
+        .iter()
+        .filter(|s| s.via == Some(MatchVia::Merged))
+        .count();
+    assert_eq!(merged, 4);
+}
+
+#[test]
+fn branch_tails_with_work_after_or_between_do_not_merge() {
+    let x = "<call name='X' target='OpX' async='0'><request type='Ens.Request'/></call>";
+    let y = "<call name='Y' target='OpY' async='0'><request type='Ens.Request'/></call>";
+    let z = "<call name='Z' target='OpZ' async='0'><request type='Ens.Request'/></call>";
+    for (old, new) in [
+        // A branch still has work after its copy.
+        (
+            branches(&format!("{x}{CALL_N}"), &format!("{y}{CALL_N}{z}"), ""),
+            branches(x, &format!("{y}{z}"), CALL_N),
+        ),
+        // New work between the `if` and the hoisted call.
+        (
+            branches(&format!("{x}{CALL_N}"), &format!("{y}{CALL_N}"), ""),
+            branches(x, y, &format!("{z}{CALL_N}")),
+        ),
+        // Not identical copies.
+        (
+            branches(
+                &format!("{x}{CALL_N}"),
+                &format!("{y}<call name='N' target='Ops' async='0'><request type='Ens.Request'><assign property='callrequest.K' value='1'/></request></call>"),
+                "",
+            ),
+            branches(x, y, CALL_N),
+        ),
+    ] {
+        let d = run(&old, &new, &[]);
+        assert!(
+            d.threads[0]
+                .states
+                .iter()
+                .all(|s| s.via != Some(MatchVia::Merged)),
+            "{old}: {:?}",
+            states(&d)
+        );
+    }
+}

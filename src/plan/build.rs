@@ -155,7 +155,7 @@ impl<'x> Builder<'x, '_> {
         let mut out = checks::Findings::default();
         checks::run(&cx, &mut out);
         out.pre
-            .extend(super::stale_handlers::preconditions(&scope, new_c));
+            .extend(super::stale_handlers::preconditions(&scope, old_c, new_c));
         self.apply_acks(&mut out.findings)?;
         // 3. The verdict.
         let verdict = verdict(&scope, &out, self.a.diff.identical);
@@ -353,7 +353,12 @@ impl<'x> Builder<'x, '_> {
                         // The owner's counterpart (a call whose wait is now a `<sync>`'s
                         // compares with that call); owners of another element compare
                         // with nothing (the note says what became of them).
-                        let o = self.a.old.pos(os.activity.id)?;
+                        let mut o = self.a.old.pos(os.activity.id)?;
+                        // A fault dispatch state belongs to the scope, but what identifies it
+                        // is its `<catch>` (a fault renamed with its `<throw>`s).
+                        if let crate::states::Role::Catch(i) = os.role {
+                            o = *self.a.old.catches(o).get(i as usize - 1)?;
+                        }
                         let n = self.a.m.o2n[o].or_else(|| self.a.new.pos(ns.activity.id))?;
                         if self.a.old.element(o) != self.a.new.element(n) {
                             return None;
@@ -819,11 +824,18 @@ impl<'x> Builder<'x, '_> {
                                         "inside the {}, while they wait on the normal path",
                                         handler_label(tn, h)
                                     ),
-                                    (Some(ho), Some(hn)) if self.a.m.o2n[ho] != Some(hn) => format!(
-                                        "inside {}, while they wait inside {}, another fault handler",
-                                        tn.describe(hn),
-                                        to.describe(ho)
-                                    ),
+                                    (Some(ho), Some(hn)) if self.a.m.o2n[ho] != Some(hn) => {
+                                        let (mut a, mut b) = (tn.describe(hn), to.describe(ho));
+                                        // Named alike (a catch that kept its name, not its
+                                        // fault): told apart by what they catch.
+                                        if a == b {
+                                            a = format!("{a} {}", tn.handler_tag(hn));
+                                            b = format!("{b} {}", to.handler_tag(ho));
+                                        }
+                                        format!(
+                                            "inside {a}, while they wait inside {b}, another fault handler"
+                                        )
+                                    }
                                     _ => "in a branch that is not the counterpart of theirs"
                                         .to_string(),
                                 };

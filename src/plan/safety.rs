@@ -613,7 +613,14 @@ impl<'x, 'a> Moved<'x, 'a> {
                     // Its request ranges lie inside it: the whole call replaces them.
                     self.old_before.retain(|&(s, _)| s < wo);
                     let (m, old_before) = (&self.a.m, &mut self.old_before);
-                    push_sent_call(to, tn, m.o2n[wo], wo, |p| m.o2n[p], old_before);
+                    let wn = m.state_counterpart(to, wo);
+                    push_sent_call(to, tn, wn, wo, |p| m.state_counterpart(to, p), old_before);
+                    // A copy merged into a call paired with another copy (`MatchVia::Merged`):
+                    // what it sent is what that copy would have, the new call's counterpart.
+                    if let Some(first) = wn.and_then(|n| m.n2o[n]).filter(|&o| o != wo) {
+                        old_before.push((first, to.end[first]));
+                        old_before.sort_unstable();
+                    }
                 }
             }
             None => self.old_before.clear(),
@@ -621,7 +628,10 @@ impl<'x, 'a> Moved<'x, 'a> {
         let tr = tn.thread_root(w);
         sk.clear();
         re.clear();
-        for (ranges, ran, out) in [(&self.new_before, false, sk), (&self.new_after, true, re)] {
+        for (ranges, ran, out) in [
+            (&self.new_before, false, &mut *sk),
+            (&self.new_after, true, &mut *re),
+        ] {
             let mut walk = Walk {
                 tn,
                 to,
@@ -639,7 +649,50 @@ impl<'x, 'a> Moved<'x, 'a> {
                 walk.siblings(s, e);
             }
         }
+        if let Some(wo) = w_old {
+            same_request_sent(to, wo, tn, w, sk);
+        }
     }
+}
+
+/// A thread resting at old call `wo` and resumed at the wait of new call `w` has sent its
+/// call: what `w`'s `<request>` runs identically to `wo`'s (the same assign, the same
+/// transform) built that request too, so it is not skipped (another call's request that the
+/// matching does not pair with `wo`'s, e.g. a copy merged into it or the wait a `[[map]]`
+/// chose). Whatever differs stays skipped.
+fn same_request_sent(to: &Tree, wo: usize, tn: &Tree, w: usize, sk: &mut SiblingRuns) {
+    if to.element(wo) != "call" || tn.element(w) != "call" {
+        return;
+    }
+    let request = |t: &Tree, c: usize| -> Vec<usize> {
+        t.slots[c]
+            .iter()
+            .filter(|(name, _)| &**name == "request")
+            .flat_map(|(_, l)| l.iter().copied())
+            .collect()
+    };
+    let mut sent: Vec<_> = request(to, wo).into_iter().map(|p| to.hash[p]).collect();
+    if sent.is_empty() {
+        return;
+    }
+    let mut out: SiblingRuns = Vec::with_capacity(sk.len());
+    for &run in sk.iter() {
+        let mut open: Option<(usize, usize)> = None;
+        for p in run_items(tn, run) {
+            // Each old request item accounts for one new one.
+            let k = (tn.parent[p] == Some(w) && &*tn.slot[p] == "request")
+                .then(|| sent.iter().position(|h| *h == tn.hash[p]))
+                .flatten();
+            if let Some(k) = k {
+                sent.swap_remove(k);
+                out.extend(open.take());
+            } else {
+                open = Some(open.map_or((p, p), |(f, _)| (f, p)));
+            }
+        }
+        out.extend(open);
+    }
+    *sk = out;
 }
 
 /// A thread resting at a state of the (old) call at `wo` has sent that call: the call — its
@@ -1422,6 +1475,12 @@ mod tests {
                 &**name == "response" && l.iter().any(|&r| r == x || t.is_desc(x, r))
             })
         };
+        // A copy merged into a call paired with another copy sent what that copy would have.
+        let merged_first = w_old.and_then(|wo| {
+            m.state_counterpart(to, wo)
+                .and_then(|n| m.n2o[n])
+                .filter(|&o| o != wo && super::sent_before_resting(to, wo))
+        });
         let was_before = |n: usize| match (m.n2o[n], w_old) {
             (Some(o), Some(wo)) => {
                 to.effective[o]
@@ -1430,7 +1489,10 @@ mod tests {
                             && (o == wo || to.is_desc(o, wo))
                             // What the answer no longer runs (moved out of the response).
                             && (!in_response(to, wo, o)
-                                || m.o2n[wo].is_none_or(|wn| in_response(tn, wn, n)))))
+                                || m
+                                    .state_counterpart(to, wo)
+                                    .is_none_or(|wn| in_response(tn, wn, n))))
+                        || merged_first.is_some_and(|f| o == f || to.is_desc(o, f)))
             }
             _ => false,
         };
@@ -1472,7 +1534,12 @@ mod tests {
             }
             out
         };
-        (runs(&sk), runs(&re))
+        let mut sk = runs(&sk);
+        // The post-step of `compute` (not part of the walk this scan checks).
+        if let Some(wo) = w_old {
+            super::same_request_sent(to, wo, tn, w, &mut sk);
+        }
+        (sk, runs(&re))
     }
 
     /// Pairs whose siblings moved whole: reversed, a stretch moved up, one moved into
@@ -1651,6 +1718,71 @@ mod tests {
             "{}",
             about[0]
         );
+    }
+
+    /// A row resting at a call's wait, resumed at another call's wait (a suggested `[[map]]`
+    /// across a tie), sent its request: what the new call's `<request>` runs identically is
+    /// not "skipped"; an assign the new request adds is.
+    #[test]
+    fn a_sent_request_is_not_skipped_at_another_calls_wait() {
+        let tmp = tempfile::tempdir().unwrap();
+        let notify = |extra: &str| {
+            format!("<call name='Notify' target='N' async='0'><request type='Ens.Request'><assign property='callrequest.A' value='1'/>{extra}</request></call>")
+        };
+        let doc = |t: &str, f: &str, after: &str| {
+            format!(
+                "<process request='Ens.Request' response='Ens.Response'>\n<context></context>\n<sequence>\n<if name='C' condition='1'><true>{t}</true><false>{f}</false></if>{after}<trace value='\"done\"'/>\n</sequence>\n</process>\n"
+            )
+        };
+        let audit = "<call name='Audit' target='A' async='0'><request type='Ens.Request'/></call>";
+        let extra = "<assign property='callrequest.B' value='2'/>";
+        for (added, want) in [("", vec![]), (extra, vec!["request assign #2"])] {
+            let (po, pn) = (tmp.path().join("old.xml"), tmp.path().join("new.xml"));
+            // Two copies, one of them followed by Audit: a tie, nothing pairs them.
+            std::fs::write(&po, doc(&notify(""), &format!("{}{audit}", notify("")), "")).unwrap();
+            std::fs::write(&pn, doc("", audit, &notify(added))).unwrap();
+            let opts = LoadOptions::default();
+            let (o, n) = (
+                load(&po.to_string_lossy(), &opts).unwrap(),
+                load(&pn.to_string_lossy(), &opts).unwrap(),
+            );
+            let (oc, nc) = (
+                compile(&o, Compiler::Current).unwrap(),
+                compile(&n, Compiler::Current).unwrap(),
+            );
+            let a = crate::diff::analyze(&o, &n, &oc, &nc, &[], &Default::default()).unwrap();
+            let wo = (0..a.old.len())
+                .find(|&p| {
+                    a.old.element(p) == "call" && a.old.nodes[p].name.as_deref() == Some("Notify")
+                })
+                .unwrap();
+            let w = (0..a.new.len())
+                .find(|&p| {
+                    a.new.element(p) == "call" && a.new.nodes[p].name.as_deref() == Some("Notify")
+                })
+                .unwrap();
+            assert_eq!(a.m.o2n[wo], None, "a tie, not a merge");
+            let r = super::Resume {
+                old_ref: String::new(),
+                new_ref: String::new(),
+                w_old: Some(wo),
+                w_new: w,
+                join: false,
+                enters: None,
+                within: None,
+                returns: false,
+            };
+            let skipped: Vec<String> = super::skips(&a, &r)
+                .into_iter()
+                .filter(|&p| a.new.is_desc(p, w))
+                .map(|p| super::act_label(&a.new, p))
+                .collect();
+            let want: Vec<String> = want
+                .iter()
+                .map(|x| format!("call \"Notify\" {x}"))
+                .collect();
+            assert_eq!(skipped, want, "{added}");
+        }
     }
 
     /// A skip of more than 10 activities names 10 in its message and its activity list, and

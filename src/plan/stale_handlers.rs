@@ -20,6 +20,12 @@
 //! and every old state whose new state can reach one (code, wait, error and gosub/return
 //! edges, and into the flow threads it starts). Rows may not rest there: a `NoRowsAtState`
 //! precondition each, which the plan lists and the apply guards like any other.
+//!
+//! A renamed call is the one exception: its entry keeps naming its own handler (renumbered
+//! with it), so a call that the old version sent without a handler as well read that entry
+//! then exactly as it would now (the same handler of the same call): no new risk, and no
+//! precondition for it. Only a call that had a handler of its own under the old version, or
+//! is new, makes one.
 
 use super::checks::Scope;
 use super::model::Precondition;
@@ -33,52 +39,40 @@ fn may_share_key(a: &str, b: &str) -> bool {
 
 /// The preconditions described in the module documentation (none when no handler is removed
 /// or no call of the new version could read a stale entry).
-pub(super) fn preconditions(scope: &Scope, new_c: &CompiledProcess) -> Vec<Precondition> {
-    // (the value the entry holds after the rewrite, the key it stays under): a removed
-    // handler's entries keep their name; a renamed call's entries get its handler's new name
-    // under the old call name, which that call no longer registers either.
-    let removed: Vec<(&str, &str)> = scope
+pub(super) fn preconditions(
+    scope: &Scope,
+    old_c: &CompiledProcess,
+    new_c: &CompiledProcess,
+) -> Vec<Precondition> {
+    // (the value the entry holds after the rewrite, the key it stays under, renamed): a
+    // removed handler's entries keep their name; a renamed call's entries get its handler's
+    // new name under the old call name, which that call no longer registers either.
+    let removed: Vec<(&str, &str, bool)> = scope
         .handlers
         .iter()
         .filter_map(|h| match (&h.new, &h.new_call) {
-            (None, _) => Some((h.old.as_str(), h.call.as_str())),
-            (Some(n), Some(c)) if *c != h.call => Some((n.as_str(), h.call.as_str())),
+            (None, _) => Some((h.old.as_str(), h.call.as_str(), false)),
+            (Some(n), Some(c)) if *c != h.call => Some((n.as_str(), h.call.as_str(), true)),
             _ => None,
         })
         .collect();
     if removed.is_empty() {
         return Vec::new();
     }
-    // Calls of the new version sent without a handler: a name sent more often than it has
-    // handlers (each generated call is sent from exactly one state and holds at most one).
-    let mut sent: HashMap<&str, usize> = HashMap::new();
-    for t in &new_c.threads {
-        for s in &t.states {
-            for c in s.sends() {
-                *sent.entry(c.as_str()).or_default() += 1;
-            }
-        }
-    }
-    let mut handled: HashMap<&str, usize> = HashMap::new();
-    for h in &new_c.response_handlers {
-        *handled.entry(h.call.as_str()).or_default() += 1;
-    }
-    let bare: HashSet<&str> = sent
-        .iter()
-        .filter(|(c, n)| **n > handled.get(*c).copied().unwrap_or(0))
-        .map(|(c, _)| *c)
-        .collect();
+    let ((_, bare), (old_sent, old_bare)) = (bare_calls(new_c), bare_calls(old_c));
     let by_class: HashMap<&str, &ThreadClass> = new_c
         .threads
         .iter()
         .map(|t| (t.class.as_str(), t))
         .collect();
     let mut out = Vec::new();
-    for (handler, call) in removed {
+    for (handler, call, renamed) in removed {
+        // A renamed call's entry names its own handler still: a call the old version sent
+        // without a handler too read it then as it would now.
         let reads: Vec<&str> = bare
             .iter()
             .copied()
-            .filter(|c| may_share_key(c, call))
+            .filter(|c| may_share_key(c, call) && !(renamed && old_bare.contains(c)))
             .collect();
         if reads.is_empty() {
             continue;
@@ -86,6 +80,8 @@ pub(super) fn preconditions(scope: &Scope, new_c: &CompiledProcess) -> Vec<Preco
         let mut reach = Reach {
             by_class: &by_class,
             reads: &reads,
+            old_sent: &old_sent,
+            old_bare: &old_bare,
             memo: BTreeMap::new(),
         };
         for t in &scope.threads {
@@ -107,9 +103,8 @@ pub(super) fn preconditions(scope: &Scope, new_c: &CompiledProcess) -> Vec<Preco
                     table: t.old_table.clone(),
                     state: s.old.to_string(),
                     reason: format!(
-                        "call {sender} can still be sent from here, now without a response \
-                         handler: an entry {call:?} → {handler} left in the context by the old \
-                         version would hand its response to {handler}{}",
+                        "call {sender}: an entry {call:?} → {handler} left in the context by \
+                         the old version would hand its response to {handler}{}",
                         new_owner(new_c, handler)
                     ),
                 });
@@ -117,6 +112,30 @@ pub(super) fn preconditions(scope: &Scope, new_c: &CompiledProcess) -> Vec<Preco
         }
     }
     out
+}
+
+/// The calls a version sends, and those it sends without a handler: a name sent more often
+/// than it has handlers (each generated call is sent from exactly one state and holds at
+/// most one).
+fn bare_calls(c: &CompiledProcess) -> (HashSet<&str>, HashSet<&str>) {
+    let mut sent: HashMap<&str, usize> = HashMap::new();
+    for t in &c.threads {
+        for s in &t.states {
+            for c in s.sends() {
+                *sent.entry(c.as_str()).or_default() += 1;
+            }
+        }
+    }
+    let mut handled: HashMap<&str, usize> = HashMap::new();
+    for h in &c.response_handlers {
+        *handled.entry(h.call.as_str()).or_default() += 1;
+    }
+    let bare = sent
+        .iter()
+        .filter(|(c, n)| **n > handled.get(*c).copied().unwrap_or(0))
+        .map(|(c, _)| *c)
+        .collect();
+    (sent.into_keys().collect(), bare)
 }
 
 /// `, now the handler of call "X"` or that no such method exists.
@@ -132,11 +151,18 @@ struct Reach<'c, 'f> {
     by_class: &'f HashMap<&'c str, &'c ThreadClass>,
     /// The calls (sent without a handler) that read the stale entry.
     reads: &'f [&'c str],
+    /// The calls the old version sent, and those it sent without a handler (for the
+    /// wording: "now without").
+    old_sent: &'f HashSet<&'c str>,
+    old_bare: &'f HashSet<&'c str>,
     memo: BTreeMap<(String, StateName), Option<String>>,
 }
 
 impl Reach<'_, '_> {
-    /// The first sending state found from `from` (breadth first), as `"X" (Thread1:S4)`.
+    /// The first sending state found from `from` (breadth first), as `"X" (Thread1:S4) can
+    /// still be sent from here, now without a response handler` (or `without a response
+    /// handler, as under the old version` when it had none then either, or `a call new in this
+    /// version, can be sent …`).
     fn first_sender(&mut self, t: &ThreadClass, from: StateName) -> Option<String> {
         let key = (t.class.clone(), from);
         if let Some(v) = self.memo.get(&key) {
@@ -160,7 +186,16 @@ impl Reach<'_, '_> {
             };
             if let Some(c) = s.sends().iter().find(|c| self.reads.contains(&c.as_str())) {
                 let short = tc.class.rsplit('.').next().unwrap_or(&tc.class);
-                return Some(format!("{:?} ({short}:{})", c.as_str(), s.name));
+                let (c, at) = (c.as_str(), format!("{short}:{}", s.name));
+                return Some(if !self.old_sent.contains(c) {
+                    format!("{c:?} ({at}), new in this version, can be sent from here without a response handler")
+                } else if self.old_bare.contains(c) {
+                    format!("{c:?} ({at}) can still be sent from here without a response handler, as under the old version")
+                } else {
+                    format!(
+                        "{c:?} ({at}) can still be sent from here, now without a response handler"
+                    )
+                });
             }
             let mut next: Vec<StateName> = s.successors.as_slice().to_vec();
             next.extend(s.return_successors().as_slice());

@@ -77,10 +77,16 @@ fn issues(cx: &Context, out: &mut Findings) {
                 let labels = |v: &[crate::states::ActivityRef]| {
                     v.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ")
                 };
+                // More old copies than new ones: a pin pairs one of them, never two.
+                let remedy = if chosen.is_none() && old.len() > new.len() {
+                    "pin the right pair (a pin pairs one old activity with one new one); rows at the states of an old one left unpaired need a [[map]] each, and once every such state is mapped, this finding can be acknowledged ([[ack]] code = \"ambiguous-match\")"
+                } else {
+                    "pin the right pair"
+                };
                 let mut f = finding(
                     Code::AmbiguousMatch,
                     format!(
-                        "{reason} (old: {}; new: {}){choice}; pin the right pair",
+                        "{reason} (old: {}; new: {}){choice}; {remedy}",
                         labels(old),
                         labels(new)
                     ),

@@ -1420,8 +1420,11 @@ fn added_to_fault_handlers(a: &Analysis, replaced: &[bool], full: &mut [bool]) -
         let Some(s) = m.o2n[os].filter(|&s| tn.effective[s] && tn.element(s) == "scope") else {
             continue;
         };
+        // A catch whose fault was renamed (paired with a catch of the new fault) still takes
+        // that fault, renamed with its `<throw>`s.
         if first_handler(to, os, to.nodes[oc]) != Some(oc)
             || first_handler(tn, s, to.nodes[oc]).is_some()
+            || m.o2n[oc].is_some_and(|n| tn.element(n) == "catch")
         {
             continue;
         }
