@@ -78,7 +78,7 @@ impl Matching {
         self.o2n[p].or_else(|| {
             self.merged
                 .iter()
-                .find(|&&(o, _)| p >= o && p <= t_old.end[o])
+                .find(|&&(o, _)| p >= o && p <= t_old.end(o))
                 .map(|&(o, n)| n + (p - o))
         })
     }
@@ -1087,7 +1087,7 @@ impl Matcher<'_, '_> {
             if self.m.n2o[n].is_some() || !allocates(nt, n) || !nt.effective[n] {
                 continue;
             }
-            let Some(pn) = nt.parent[n] else { continue };
+            let Some(pn) = nt.parent(n) else { continue };
             let Some(list) = slot_list(nt, pn, nt.slot[n].as_str()) else {
                 continue;
             };
@@ -1354,7 +1354,7 @@ fn renamed_fault(
     if fo == fn_ {
         return false;
     }
-    let (Some(so), Some(sn)) = (ot.parent[o], nt.parent[n]) else {
+    let (Some(so), Some(sn)) = (ot.parent(o), nt.parent(n)) else {
         return false;
     };
     let catches_fault = |t: &Tree, s: usize, f: &str| {

@@ -212,7 +212,7 @@ fn removed(o: usize, t_old: &Tree, t_new: &Tree, m: &Matching) -> String {
             (Some((around, a)), None) => match other_fault_catch(a, t_old, t_new, m) {
                 Some(nc) => {
                     let name = t_old.nodes[o].name.as_deref();
-                    let inside = (nc + 1..=t_new.end[nc]).any(|y| {
+                    let inside = (nc + 1..=t_new.end(nc)).any(|y| {
                         t_new.element(y) == t_old.element(o) && t_new.nodes[y].name.as_deref() == name
                     });
                     format!(
@@ -242,7 +242,7 @@ fn other_fault_catch(c: usize, t_old: &Tree, t_new: &Tree, m: &Matching) -> Opti
     if t_old.element(c) != "catch" || m.o2n[c].is_some() {
         return None;
     }
-    let s = t_old.parent[c]?;
+    let s = t_old.parent(c)?;
     let sn = m.o2n[s]?;
     let i = t_old.catches(s).iter().position(|&x| x == c)?;
     let name = t_old.nodes[c].name.as_deref();

@@ -618,7 +618,7 @@ impl<'x, 'a> Moved<'x, 'a> {
                     // A copy merged into a call paired with another copy (`MatchVia::Merged`):
                     // what it sent is what that copy would have, the new call's counterpart.
                     if let Some(first) = wn.and_then(|n| m.n2o[n]).filter(|&o| o != wo) {
-                        old_before.push((first, to.end[first]));
+                        old_before.push((first, to.end(first)));
                         old_before.sort_unstable();
                     }
                 }
@@ -680,7 +680,7 @@ fn same_request_sent(to: &Tree, wo: usize, tn: &Tree, w: usize, sk: &mut Sibling
         let mut open: Option<(usize, usize)> = None;
         for p in run_items(tn, run) {
             // Each old request item accounts for one new one.
-            let k = (tn.parent[p] == Some(w) && &*tn.slot[p] == "request")
+            let k = (tn.parent(p) == Some(w) && &*tn.slot[p] == "request")
                 .then(|| sent.iter().position(|h| *h == tn.hash[p]))
                 .flatten();
             if let Some(k) = k {
