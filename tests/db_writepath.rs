@@ -100,7 +100,9 @@ fn a_null_response_handler_is_refused() {
     assert!(
         texts(&r)
             .iter()
-            .any(|t| t.starts_with("context rows name response handlers") && t.ends_with("(1 row)")),
+            .any(|t| t.starts_with("context rows pair a call name with a response handler")
+                && t.contains("[B → NULL (1 row)]")
+                && t.ends_with("(1 row)")),
         "{r:?}"
     );
     assert_eq!(fx.snapshot(), before);
@@ -112,14 +114,14 @@ fn a_null_response_handler_is_refused() {
     assert!(
         imp.blockers
             .iter()
-            .any(|b| b.starts_with("context rows name response handlers")),
+            .any(|b| b.starts_with("context rows pair a call name with a response handler")),
         "{:?}",
         imp.blockers
     );
     assert!(
         !imp.blockers
             .iter()
-            .any(|b| b.contains("every context row names")),
+            .any(|b| b.contains("every context row pairs")),
         "{:?}",
         imp.blockers
     );
