@@ -925,3 +925,49 @@ fn undo_revert_counts_only_rows_it_changes() {
     assert_eq!(rep.rows_changed(), applied);
     assert_eq!(fx.handlers(), handlers0);
 }
+
+/// Review 13, D6: a plan that fills a context default (`new_context_property`: Region = 'EU')
+/// on a Context table without that column — the new class is not compiled yet — is refused
+/// with a hint that says so, not one blaming the old class; with the column it applies.
+#[test]
+fn a_missing_new_context_column_says_the_new_class_must_be_compiled_first() {
+    let Some(fx) = Fixture::new("NewColumn", 1) else {
+        return;
+    };
+    let p = support::fixture_plan(
+        std::path::Path::new("fixtures/changes/new_context_property"),
+        &fx,
+    );
+    support::create_plan_tables(&fx, &p);
+    fx.exec(&format!(
+        r#"ALTER TABLE "{}"."Context" DROP COLUMN "Region""#,
+        fx.schema
+    ));
+    fx.seed(1, &[row("S2", 3)]);
+    fx.add_context(&[("Credit", "OnResponse1")]);
+    let m = Migration::from_plan(p).unwrap();
+    let before = fx.snapshot();
+    let t = refused(&fx.apply_plan(&m).unwrap_err());
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert!(
+        t[0].contains("has no column Region: Region is a context property only the new BPL has")
+            && t[0].contains("the new class must be compiled first")
+            && !t[0].contains("compiled as the plan's old BPL"),
+        "{t:?}"
+    );
+    assert_eq!(fx.snapshot(), before);
+    // status words it the same way.
+    let st = status(&fx, &m);
+    let texts_now = texts(&st.plan.as_ref().unwrap().refusals);
+    assert!(
+        texts_now
+            .iter()
+            .any(|x| x.contains("the new class must be compiled first")),
+        "{texts_now:?}"
+    );
+    fx.exec(&format!(
+        r#"ALTER TABLE "{}"."Context" ADD COLUMN "Region" varchar(200)"#,
+        fx.schema
+    ));
+    fx.apply_plan(&m).unwrap();
+}

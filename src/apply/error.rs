@@ -304,10 +304,10 @@ impl fmt::Display for Refusal {
                 new_properties,
             } => write!(
                 f,
-                "the schema is not what the plan expects: table {table} {detail}: {} only the new \
-                 BPL {}, and this plan fills {} in the rows in flight, so the new class must be compiled \
-                 first: deploy it while its items are still disabled, then apply (or is --connect \
-                 pointing at another namespace?)",
+                "the schema is not what the plan expects: table {table} {detail}: {} {} only the new \
+                 BPL has, and this plan fills {} in the rows in flight, so the new class must be \
+                 compiled first: deploy it while its items are still disabled, then apply (or is \
+                 --connect pointing at another namespace?)",
                 new_properties.join(", "),
                 if new_properties.len() == 1 {
                     "is a context property"

@@ -360,6 +360,17 @@ fn missing_table(plan: &MigrationPlan, table: &SqlTable, why: &str) -> Refusal {
     }
 }
 
+/// The context columns the plan's default fills write (new properties with a default).
+fn default_columns(plan: &MigrationPlan) -> Option<(SqlTable, Vec<String>)> {
+    let cols: Vec<String> = plan
+        .context_properties
+        .iter()
+        .filter(|p| p.change == crate::plan::PropertyChange::Added && p.default.is_some())
+        .map(|p| p.name.clone())
+        .collect();
+    (!cols.is_empty()).then(|| (plan.context_table.clone(), cols))
+}
+
 /// How [`probe_tables`] begins the reason of a table that lacks columns.
 const MISSING_COLUMNS: &str = "has no column ";
 
@@ -699,7 +710,15 @@ pub fn status(
         StatusSubject::Process(p) => (p.class.clone(), CensusTargets::for_process(p), None),
     };
     progress.event(&Event::Step("checking tables"));
-    let extra = plan.map(|m| pending_columns(&m.plan)).unwrap_or_default();
+    // The columns the plan's guards read and its default fills write: a missing one is a
+    // refusal `apply` gives (before it locks anything), so `status` gives it too.
+    let extra: Vec<(SqlTable, Vec<String>)> = plan
+        .map(|m| {
+            let mut v = pending_columns(&m.plan);
+            v.extend(default_columns(&m.plan));
+            v
+        })
+        .unwrap_or_default();
     let probed = probe_tables(db, &targets, &extra);
     let missing: BTreeSet<SqlTable> = probed.keys().cloned().collect();
     let mut census = census(db, &targets, &missing, progress)?;
