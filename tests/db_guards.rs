@@ -158,7 +158,8 @@ fn a_response_handler_the_old_bpl_lacks_is_refused() {
     assert!(u[0].0.contains("response handler"), "{}", u[0].0);
     // BankUS → OnResponse2 names a handler the old BPL lacks; so does BankEU → OnResponse3.
     assert!(
-        u[0].0.ends_with("[BankEU → OnResponse3 (1 row), BankUS → OnResponse2 (1 row)]"),
+        u[0].0
+            .ends_with("[BankEU → OnResponse3 (1 row), BankUS → OnResponse2 (1 row)]"),
         "{}",
         u[0].0
     );
@@ -224,7 +225,10 @@ fn response_handler_pairs_the_old_bpl_never_registers_are_refused() {
     let check = ps
         .checks
         .iter()
-        .find(|c| c.description.starts_with("every context row pairs a call name"))
+        .find(|c| {
+            c.description
+                .starts_with("every context row pairs a call name")
+        })
         .expect("the handler check is listed");
     assert!(!check.ok && check.rows == 3, "{check:?}");
     assert!(
@@ -239,7 +243,10 @@ fn response_handler_pairs_the_old_bpl_never_registers_are_refused() {
         fx.schema
     ));
     let report = fx.apply_plan(&m).unwrap();
-    assert_eq!(report.statements.iter().filter_map(|s| s.rows).max(), Some(3));
+    assert_eq!(
+        report.statements.iter().filter_map(|s| s.rows).max(),
+        Some(3)
+    );
     assert_eq!(
         pairs(&fx),
         owned(&[
@@ -319,8 +326,9 @@ fn a_revert_refuses_pairs_no_old_pair_became() {
     let r = refusals(fx.revert_plan(&m));
     let t: Vec<String> = r.iter().map(|x| x.to_string()).collect();
     assert!(
-        t.iter().any(|x| x.starts_with("context rows pair a call name")
-            && x.contains("[Notify → OnResponse2 (1 row)]")),
+        t.iter()
+            .any(|x| x.starts_with("context rows pair a call name")
+                && x.contains("[Notify → OnResponse2 (1 row)]")),
         "{t:?}"
     );
     assert_eq!(fx.snapshot(), before);

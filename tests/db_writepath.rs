@@ -98,11 +98,10 @@ fn a_null_response_handler_is_refused() {
     let before = fx.snapshot();
     let r = refusals(fx.apply_plan(&m));
     assert!(
-        texts(&r)
-            .iter()
-            .any(|t| t.starts_with("context rows pair a call name with a response handler")
-                && t.contains("[B → NULL (1 row)]")
-                && t.ends_with("(1 row)")),
+        texts(&r).iter().any(|t| t
+            .starts_with("context rows pair a call name with a response handler")
+            && t.contains("[B → NULL (1 row)]")
+            && t.ends_with("(1 row)")),
         "{r:?}"
     );
     assert_eq!(fx.snapshot(), before);

@@ -929,10 +929,7 @@ impl Renderer<'_> {
                 known.join(" OR ")
             )
         };
-        let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {condition}",
-            self.table(t)?
-        );
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE {condition}", self.table(t)?);
         let columns = [ELEMENT_KEY, RESPONSE_HANDLER_COLUMN];
         let guard = Guard {
             description: format!(
