@@ -119,9 +119,9 @@ struct ThreadWork {
 /// The `%ResponseHandlers` entries (call name, handler) the version a script starts from can
 /// hold: what its guard accepts.
 struct HandlerPairs {
-    /// Call name → the handlers registered under it (a name may be sent from several places,
-    /// each with its own handler).
-    keyed: BTreeMap<String, Vec<String>>,
+    /// (handler, the call name it is registered under), in the plan's handler order; a
+    /// handler may be listed under two names (a revert of a renamed call).
+    keyed: Vec<(String, String)>,
     /// Handlers of calls named at runtime (`@expr`): under any key.
     any_key: Vec<String>,
 }
@@ -133,9 +133,10 @@ impl HandlerPairs {
     /// name the new version registers it under after the apply.
     fn of(plan: &MigrationPlan, direction: Direction) -> Self {
         let mut out = HandlerPairs {
-            keyed: BTreeMap::new(),
+            keyed: Vec::new(),
             any_key: Vec::new(),
         };
+        let mut seen: std::collections::HashSet<(String, String)> = Default::default();
         for h in &plan.response_handlers {
             let (handler, calls): (&String, Vec<&String>) = match direction {
                 Direction::Apply => (&h.old, vec![&h.call]),
@@ -146,13 +147,13 @@ impl HandlerPairs {
             };
             for call in calls {
                 if call.starts_with('@') {
-                    if !out.any_key.contains(handler) {
+                    if seen.insert((handler.clone(), "@".to_string())) {
                         out.any_key.push(handler.clone());
                     }
                 } else {
-                    let v = out.keyed.entry(call.clone()).or_default();
-                    if !v.contains(handler) {
-                        v.push(handler.clone());
+                    let pair = (handler.clone(), call.clone());
+                    if seen.insert(pair.clone()) {
+                        out.keyed.push(pair);
                     }
                 }
             }
@@ -910,16 +911,29 @@ impl Renderer<'_> {
         let t = &self.plan.response_handler_table;
         let col = self.id(RESPONSE_HANDLER_COLUMN)?;
         let key = self.id(ELEMENT_KEY)?;
+        // Flat lists only: a chain of one OR per call nests as deep as the process has calls
+        // (tens of thousands), deeper than a parser or a checker walks. A pair is matched as
+        // `handler || ' ' || key` in the list of `OnResponse<n> <call>`: the handler is one of
+        // that list's (`OnResponse<n>`, no space), so the first space splits both sides alike,
+        // whatever the call name holds.
         let mut known = Vec::new();
-        for (call, handlers) in &pairs.keyed {
-            known.push(format!(
-                "({key} = {} AND {col} IN ({}))",
-                self.lit(call)?,
-                self.lit_list(handlers)?
-            ));
-        }
         if !pairs.any_key.is_empty() {
             known.push(format!("{col} IN ({})", self.lit_list(&pairs.any_key)?));
+        }
+        let mut handlers: Vec<String> = Vec::new();
+        let mut joined: Vec<String> = Vec::new();
+        for (h, call) in &pairs.keyed {
+            if handlers.last() != Some(h) {
+                handlers.push(h.clone());
+            }
+            joined.push(format!("{h} {call}"));
+        }
+        if !joined.is_empty() {
+            known.push(format!(
+                "({col} IN ({}) AND ({col} || ' ' || {key}) IN ({}))",
+                self.lit_list(&handlers)?,
+                self.lit_list(&joined)?
+            ));
         }
         let condition = if known.is_empty() {
             format!("({col} IS NULL OR {col} IS NOT NULL)")
