@@ -309,3 +309,31 @@ fn a_merge_applied_by_the_runner_is_reverted_exactly_by_apply() {
     let n = after.len() - 1;
     assert_eq!(after[..n], before[..n]);
 }
+
+/// Review 13, D1: the runner's guards (IRIS SQL, run here as the forward guard is) hold the
+/// `%ResponseHandlers` pair guard: an entry whose call name does not register its handler in
+/// the old BPL counts, the old class's own entries do not.
+#[test]
+fn the_runners_response_handler_guard_counts_pairs_the_old_bpl_never_registers() {
+    let Some(fx) = Fixture::new("RunnerPairs", 1) else {
+        return;
+    };
+    let p = support::fixture_plan(
+        std::path::Path::new("fixtures/changes/handler_renumbering"),
+        &fx,
+    );
+    support::create_plan_tables(&fx, &p);
+    let stmts = runner_statements(&p).unwrap();
+    let guards: Vec<&String> = stmts
+        .iter()
+        .filter(|(w, s)| w == "guard" && s.contains("Context__ResponseHandlers"))
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(guards.len(), 1, "{stmts:?}");
+    let guard = guards[0];
+    assert!(guard.contains("\"element_key\""), "{guard}");
+    fx.add_context(&[("Credit", "OnResponse1"), ("Notify", "OnResponse2")]);
+    assert_eq!(scalar(&fx.conn, guard), 0);
+    fx.add_context(&[("Audit", "OnResponse1"), ("Credit", "OnResponse2")]);
+    assert_eq!(scalar(&fx.conn, guard), 2, "the new class's entries count");
+}

@@ -98,9 +98,10 @@ fn a_null_response_handler_is_refused() {
     let before = fx.snapshot();
     let r = refusals(fx.apply_plan(&m));
     assert!(
-        texts(&r)
-            .iter()
-            .any(|t| t.starts_with("context rows name response handlers") && t.ends_with("(1 row)")),
+        texts(&r).iter().any(|t| t
+            .starts_with("context rows pair a call name with a response handler")
+            && t.contains("[B → NULL (1 row)]")
+            && t.ends_with("(1 row)")),
         "{r:?}"
     );
     assert_eq!(fx.snapshot(), before);
@@ -112,14 +113,14 @@ fn a_null_response_handler_is_refused() {
     assert!(
         imp.blockers
             .iter()
-            .any(|b| b.starts_with("context rows name response handlers")),
+            .any(|b| b.starts_with("context rows pair a call name with a response handler")),
         "{:?}",
         imp.blockers
     );
     assert!(
         !imp.blockers
             .iter()
-            .any(|b| b.contains("every context row names")),
+            .any(|b| b.contains("every context row pairs")),
         "{:?}",
         imp.blockers
     );
@@ -1001,4 +1002,50 @@ fn a_census_too_large_for_row_counts_is_summarized_and_the_dry_run_writes_it_too
         "{e}"
     );
     assert_eq!(fx.history().len(), 2);
+}
+
+/// Review 13, D6: a plan that fills a context default (`new_context_property`: Region = 'EU')
+/// on a Context table without that column — the new class is not compiled yet — is refused
+/// with a hint that says so, not one blaming the old class; with the column it applies.
+#[test]
+fn a_missing_new_context_column_says_the_new_class_must_be_compiled_first() {
+    let Some(fx) = Fixture::new("NewColumn", 1) else {
+        return;
+    };
+    let p = support::fixture_plan(
+        std::path::Path::new("fixtures/changes/new_context_property"),
+        &fx,
+    );
+    support::create_plan_tables(&fx, &p);
+    fx.exec(&format!(
+        r#"ALTER TABLE "{}"."Context" DROP COLUMN "Region""#,
+        fx.schema
+    ));
+    fx.seed(1, &[row("S2", 3)]);
+    fx.add_context(&[("Credit", "OnResponse1")]);
+    let m = Migration::from_plan(p).unwrap();
+    let before = fx.snapshot();
+    let t = refused(&fx.apply_plan(&m).unwrap_err());
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert!(
+        t[0].contains("has no column Region: Region is a context property only the new BPL has")
+            && t[0].contains("the new class must be compiled first")
+            && !t[0].contains("compiled as the plan's old BPL"),
+        "{t:?}"
+    );
+    assert_eq!(fx.snapshot(), before);
+    // status words it the same way.
+    let st = status(&fx, &m);
+    let texts_now = texts(&st.plan.as_ref().unwrap().refusals);
+    assert!(
+        texts_now
+            .iter()
+            .any(|x| x.contains("the new class must be compiled first")),
+        "{texts_now:?}"
+    );
+    fx.exec(&format!(
+        r#"ALTER TABLE "{}"."Context" ADD COLUMN "Region" varchar(200)"#,
+        fx.schema
+    ));
+    fx.apply_plan(&m).unwrap();
 }

@@ -1305,3 +1305,41 @@ mod end_to_end {
         assert_eq!(verify_migration_folder(&dir).unwrap().plan, plan);
     }
 }
+
+/// Review 13, D1: the `%ResponseHandlers` guard matches (call name, handler) pairs with flat
+/// lists, so a process with tens of thousands of response handlers renders, parses back and
+/// runs as IRIS SQL in the runner (a chain of one OR per call nested too deep: a stack
+/// overflow). Call names holding spaces cannot be confused with another pair's split.
+#[test]
+fn the_handler_pair_guard_stays_flat_for_many_handlers() {
+    let mut p = base("Demo.Many");
+    p.threads = vec![thread("Demo.Many", 1, Some(1), vec![st("S1", Some("S2"))])];
+    p.response_handlers = (1..=30_000)
+        .map(|i| HandlerMapping {
+            old: format!("OnResponse{i}"),
+            new: Some(format!("OnResponse{}", i + 1)),
+            call: if i == 7 {
+                "A B".into()
+            } else {
+                format!("C{i}")
+            },
+            new_call: None,
+            body_changed: false,
+        })
+        .collect();
+    for d in [Dialect::Iris, Dialect::Postgres] {
+        let s = render(&p, d).unwrap();
+        let g = s
+            .guards
+            .iter()
+            .find(|g| g.sql.as_str().contains("element_key"))
+            .unwrap();
+        assert!(
+            g.sql.as_str().contains("'OnResponse7 A B'") && g.sql.as_str().contains("||"),
+            "{}",
+            &g.sql.as_str()[..300]
+        );
+        parse(g.sql.as_str(), d).unwrap();
+    }
+    bplmigrate::sql::runner_statements(&p).unwrap();
+}

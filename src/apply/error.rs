@@ -181,6 +181,10 @@ pub enum Refusal {
     MissingTable {
         table: SqlTable,
         detail: String,
+        /// The missing columns are context properties only the new BPL has (the plan fills
+        /// their default): the new class is not compiled yet, rather than a wrong target.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        new_properties: Vec<String>,
     },
     /// A revert of a non-invertible plan whose apply recorded no undo rows (or lost them).
     NoUndo {
@@ -305,10 +309,32 @@ impl fmt::Display for Refusal {
             Refusal::Locked { class } => {
                 write!(f, "another bplmigrate apply of {class} is running; retry when it has finished")
             }
-            Refusal::MissingTable { table, detail } => write!(
+            Refusal::MissingTable {
+                table,
+                detail,
+                new_properties,
+            } if new_properties.is_empty() => write!(
                 f,
                 "the schema is not what the plan expects: table {table} {detail} (is the class compiled \
                  as the plan's old BPL, and --connect pointing at its namespace?)"
+            ),
+            Refusal::MissingTable {
+                table,
+                detail,
+                new_properties,
+            } => write!(
+                f,
+                "the schema is not what the plan expects: table {table} {detail}: {} {} only the new \
+                 BPL has, and this plan fills {} in the rows in flight, so the new class must be \
+                 compiled first: deploy it while its items are still disabled, then apply (or is \
+                 --connect pointing at another namespace?)",
+                new_properties.join(", "),
+                if new_properties.len() == 1 {
+                    "is a context property"
+                } else {
+                    "are context properties"
+                },
+                if new_properties.len() == 1 { "it" } else { "them" }
             ),
             Refusal::NoUndo { plan_id, seq, reason } => write!(
                 f,

@@ -50,6 +50,7 @@ impl Migration {
             files: checked.files,
         };
         m.check().map_err(folder_err)?;
+        crate::sql::check_folder_name(dir, &m.plan).map_err(|e| folder_err(e.to_string()))?;
         crate::sql::check_scripts(dir, &m.plan).map_err(|e| folder_err(e.to_string()))?;
         Ok(m)
     }

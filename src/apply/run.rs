@@ -335,11 +335,52 @@ pub(super) fn probe_tables(
             }
         }
         if !absent.is_empty() {
-            missing.insert(t, format!("has no column {}", absent.join(", ")));
+            missing.insert(t, format!("{MISSING_COLUMNS}{}", absent.join(", ")));
         }
     }
     Ok(missing)
 }
+
+/// The refusal for a table [`probe_tables`] found missing or short of columns (`why`). When
+/// the missing columns are all context properties the new BPL adds (a default fill writes
+/// them), the hint says the new class is not compiled yet instead of blaming the old one.
+fn missing_table(plan: &MigrationPlan, table: &SqlTable, why: &str) -> Refusal {
+    let added = |c: &str| {
+        plan.context_properties
+            .iter()
+            .any(|p| p.change == crate::plan::PropertyChange::Added && p.name == c)
+    };
+    let new_properties: Vec<String> = match why.strip_prefix(MISSING_COLUMNS) {
+        Some(cols) if *table == plan.context_table => {
+            let cols: Vec<&str> = cols.split(", ").collect();
+            if cols.iter().all(|c| added(c)) {
+                cols.into_iter().map(str::to_string).collect()
+            } else {
+                Vec::new()
+            }
+        }
+        _ => Vec::new(),
+    };
+    Refusal::MissingTable {
+        table: table.clone(),
+        detail: why.to_string(),
+        new_properties,
+    }
+}
+
+/// The context columns the plan's default fills write (new properties with a default).
+fn default_columns(plan: &MigrationPlan) -> Option<(SqlTable, Vec<String>)> {
+    let cols: Vec<String> = plan
+        .context_properties
+        .iter()
+        .filter(|p| p.change == crate::plan::PropertyChange::Added && p.default.is_some())
+        .map(|p| p.name.clone())
+        .collect();
+    (!cols.is_empty()).then(|| (plan.context_table.clone(), cols))
+}
+
+/// How [`probe_tables`] begins the reason of a table that lacks columns.
+const MISSING_COLUMNS: &str = "has no column ";
 
 /// The tables and columns the script writes (they must exist).
 pub(super) fn written_columns(script: &SqlScript) -> Vec<(SqlTable, Vec<String>)> {
@@ -560,7 +601,24 @@ fn guard_requirement(
             )
         }
         (GuardKind::Unmapped, None) if g.description.starts_with("context rows") => {
-            format!("every context row names a response handler the old {old} has (none NULL)")
+            let runtime: Vec<&str> = plan
+                .response_handlers
+                .iter()
+                .filter(|h| h.call.starts_with('@'))
+                .map(|h| h.old.as_str())
+                .collect();
+            let any_key = match runtime.as_slice() {
+                [] => String::new(),
+                [one] => format!("; {one}, of a call named at runtime (@…), under any name"),
+                many => format!(
+                    "; {}, of calls named at runtime (@…), under any name",
+                    many.join(", ")
+                ),
+            };
+            format!(
+                "every context row pairs a call name with the response handler the old {old} \
+                 registers for that call (none NULL){any_key}"
+            )
         }
         _ => format!("no row found where {}", g.description),
     }
@@ -660,7 +718,15 @@ pub fn status(
         StatusSubject::Process(p) => (p.class.clone(), CensusTargets::for_process(p), None),
     };
     progress.event(&Event::Step("checking tables"));
-    let extra = plan.map(|m| pending_columns(&m.plan)).unwrap_or_default();
+    // The columns the plan's guards read and its default fills write: a missing one is a
+    // refusal `apply` gives (before it locks anything), so `status` gives it too.
+    let extra: Vec<(SqlTable, Vec<String>)> = plan
+        .map(|m| {
+            let mut v = pending_columns(&m.plan);
+            v.extend(default_columns(&m.plan));
+            v
+        })
+        .unwrap_or_default();
     let probed = probe_tables(db, &targets, &extra)?;
     let missing: BTreeSet<SqlTable> = probed.keys().cloned().collect();
     let mut census = census(db, &targets, &missing, progress)?;
@@ -730,7 +796,10 @@ pub fn status(
                         named.insert(checks.len());
                     }
                     // What must hold, with the states that break it when it does not.
-                    let full = with_foreign_states(&m.plan, &census, direction, g);
+                    let mut full = with_foreign_states(&m.plan, &census, direction, g);
+                    if rows != 0 {
+                        full = with_handler_pairs(db, &script, i, full)?;
+                    }
                     let at = if rows == 0 {
                         ""
                     } else {
@@ -777,10 +846,7 @@ pub fn status(
                     || t == &m.plan.response_handler_table
                     || pending.contains(t)
                 {
-                    refusals.push(Refusal::MissingTable {
-                        table: t.clone(),
-                        detail: why.clone(),
-                    });
+                    refusals.push(missing_table(&m.plan, t, why));
                 }
             }
             Some(PlanStatus {
@@ -1172,10 +1238,7 @@ fn apply_bounded(
     let refusals: Vec<Refusal> = missing
         .iter()
         .filter(|(t, _)| required.contains(*t))
-        .map(|(t, why)| Refusal::MissingTable {
-            table: t.clone(),
-            detail: why.clone(),
-        })
+        .map(|(t, why)| missing_table(plan, t, why))
         .collect();
     if !refusals.is_empty() {
         return Err(ApplyError::Refused { refusals });
@@ -1676,8 +1739,9 @@ fn check_guards(
             _ => false,
         };
         if rows != 0 && !repeated {
+            let description = with_foreign_states(plan, &before, opts.direction, g);
             refusals.push(Refusal::Precondition {
-                description: with_foreign_states(plan, &before, opts.direction, g),
+                description: with_handler_pairs(db, script, i, description)?,
                 rows,
             });
         }
@@ -1762,6 +1826,53 @@ fn with_foreign_states(
         .map(|(st, n)| format!("{st} ({})", counted(n, "row", "rows")))
         .collect();
     format!("{} [{}]", g.description, list.join(", "))
+}
+
+/// A failed `%ResponseHandlers` guard, with the (call name, handler) pairs that break it and
+/// their rows (`…: [Audit → OnResponse1 (1 row), Bogus → OnResponse1 (2 rows)]`), read by one
+/// more census of the table grouped by both columns, flagged by the guard's own condition.
+/// Other guards are returned as they are.
+fn with_handler_pairs(
+    db: &Db,
+    script: &SqlScript,
+    index: usize,
+    description: String,
+) -> Result<String, DbFailure> {
+    let Some(f) = script.handler_rows.as_ref().filter(|f| f.guard == index) else {
+        return Ok(description);
+    };
+    let step = format!("unknown response-handler pairs of {}", f.table);
+    let keys = [crate::sql::ELEMENT_KEY, RESPONSE_HANDLER_COLUMN];
+    let q = sql::flagged_census_query(db.dialect(), &f.table, &keys, f)
+        .map_err(|e| DbFailure::refused_sql(&step, &e))?;
+    let mut pairs: Vec<(Option<String>, Option<String>, i64)> = Vec::new();
+    for row in db.query(&step, q.as_str(), &[])? {
+        if let [key, handler, _, n] = row.as_slice() {
+            let n = n.int().unwrap_or(0);
+            if n > 0 {
+                pairs.push((
+                    key.text().map(str::to_string),
+                    handler.text().map(str::to_string),
+                    n,
+                ));
+            }
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(description);
+    }
+    pairs.sort();
+    const SHOWN: usize = 10;
+    let text = |v: &Option<String>| v.as_deref().map_or_else(|| "NULL".to_string(), shown);
+    let mut list: Vec<String> = pairs
+        .iter()
+        .take(SHOWN)
+        .map(|(k, h, n)| format!("{} → {} ({})", text(k), text(h), counted(*n, "row", "rows")))
+        .collect();
+    if pairs.len() > SHOWN {
+        list.push(format!("{} more pairs", pairs.len() - SHOWN));
+    }
+    Ok(format!("{description} [{}]", list.join(", ")))
 }
 
 /// The history row of migration `m` run with `opts`.

@@ -221,6 +221,7 @@ pub(super) fn revert(
         .map(|(t, why)| Refusal::MissingTable {
             table: t.clone(),
             detail: why.clone(),
+            new_properties: Vec::new(),
         })
         .collect();
     if !refusals.is_empty() {

@@ -72,8 +72,11 @@ pub struct PlanArgs {
     #[arg(required_unless_present = "verify")]
     pub new: Option<String>,
     /// Check a migration folder written by --out against its checksum file and plan, and
-    /// exit (0: intact, 2: edited, added or removed file).
-    #[arg(long, value_name = "MIGRATION_DIR", conflicts_with_all = ["old", "new", "out", "overrides"])]
+    /// exit (0: intact, 2: edited, added or removed file). With OLD and NEW (and the
+    /// --overrides, --compiler and --class the plan was made with), also plan again from those
+    /// sources and require the folder's plan to be that plan: the check against a plan.json
+    /// edited on purpose, checksums and plan id recomputed.
+    #[arg(long, value_name = "MIGRATION_DIR", conflicts_with_all = ["out", "emit", "force"])]
     pub verify: Option<PathBuf>,
     /// Also emit the migration as an ObjectScript class (for sites without ODBC): written as
     /// migrate.cls into the --out folder, or printed when there is no --out.
@@ -182,7 +185,23 @@ fn read_overrides(path: &Path) -> Result<Overrides, Failure> {
 
 pub fn plan(a: PlanArgs) -> CmdResult {
     if let Some(dir) = &a.verify {
-        return verify_folder(dir, a.common.format.text_only("plan --verify")?);
+        let format = a.common.format.text_only("plan --verify")?;
+        let sources = match (&a.old, &a.new) {
+            (Some(o), Some(n)) => Some((o.as_str(), n.as_str())),
+            (None, None) if a.overrides.is_none() => None,
+            (None, None) => {
+                return Err(Failure::input(anyhow::anyhow!(
+                "plan --verify DIR --overrides FILE needs OLD and NEW too: the overrides are used \
+                     to plan again from those sources"
+            )))
+            }
+            _ => {
+                return Err(Failure::input(anyhow::anyhow!(
+                "plan --verify DIR takes both OLD and NEW (to plan again and compare), or neither"
+            )))
+            }
+        };
+        return verify_folder(dir, format, sources.map(|s| (s, &a)));
     }
     let (Some(old), Some(new)) = (&a.old, &a.new) else {
         return Err(Failure::input(anyhow::anyhow!(
@@ -366,18 +385,32 @@ fn write_migration(
     }
 }
 
-/// `plan --verify DIR`: exactly the folder check `apply` runs (`Migration::load`).
-fn verify_folder(dir: &Path, format: Format) -> CmdResult {
+/// `plan --verify DIR [OLD NEW]`: exactly the folder check `apply` runs (`Migration::load`);
+/// with the sources, also the plan they give (same overrides, compiler and class) must be the
+/// folder's, plan id for plan id.
+fn verify_folder(
+    dir: &Path,
+    format: Format,
+    sources: Option<((&str, &str), &PlanArgs)>,
+) -> CmdResult {
     // Exactly the folder check `apply` runs (folder mistakes, checksums, plan, SQL files).
     let check = crate::apply::Migration::load(dir).map_err(Failure::input)?;
     let dir = dir.to_path_buf();
+    let replanned = match sources {
+        Some(((old, new), a)) => Some(replan_matches(&dir, &check.plan, old, new, a)?),
+        None => None,
+    };
     match format {
         Format::Human => emit(&format!(
-            "{}: intact ({} files, plan {} for {})\n",
+            "{}: intact ({} files, plan {} for {}){}\n",
             dir.display(),
             check.files.len(),
             check.plan.plan_id,
-            check.plan.old.class
+            check.plan.old.class,
+            match &replanned {
+                Some((old, new)) => format!("; it is the plan {old} and {new} give"),
+                None => String::new(),
+            }
         ))?,
         Format::Json => emit(&pretty_json(
             &serde_json::json!({
@@ -386,9 +419,70 @@ fn verify_folder(dir: &Path, format: Format) -> CmdResult {
                 "files": check.files,
                 "plan_id": check.plan.plan_id,
                 "class": check.plan.old.class,
+                "replanned": replanned.is_some(),
             }),
             Exit::Input,
         )?)?,
     }
     Ok(Exit::Clean)
+}
+
+/// Plans `old` → `new` again with `a`'s overrides, compiler and class, and requires the
+/// folder's plan to be that plan (its id: the content hash without origins and tool
+/// version). Returns the two origins as given. A source that is not the one the plan was
+/// made from is named first (its SHA-256 is in the plan), then any other difference.
+fn replan_matches(
+    dir: &Path,
+    plan: &MigrationPlan,
+    old: &str,
+    new: &str,
+    a: &PlanArgs,
+) -> Result<(String, String), Failure> {
+    let Pair {
+        old: o,
+        new: n,
+        old_c: oc,
+        new_c: nc,
+        ..
+    } = &*load_pair(old, new, &a.common.class, a.common.compiler.into())?;
+    let folder = dir.display();
+    for (which, given, bpl, recorded) in [
+        ("old", old, o, &plan.old.sha256),
+        ("new", new, n, &plan.new.sha256),
+    ] {
+        if &bpl.source.sha256 != recorded {
+            return Err(Failure::input(anyhow::anyhow!(
+                "migration folder {folder}: {given} is not the {which} BPL its plan was made from \
+                 (sha256 {}, the plan records {recorded}); pass the sources the plan was made from",
+                bpl.source.sha256
+            )));
+        }
+    }
+    let ov = a.overrides.as_deref().map(read_overrides).transpose()?;
+    let again = kept_until_exit(plan::build(o, n, oc, nc, ov.as_ref()).map_err(Failure::input)?);
+    if again.plan_id != plan.plan_id {
+        if !plan.overrides.is_empty() && a.overrides.is_none() {
+            return Err(Failure::input(anyhow::anyhow!(
+                "migration folder {folder}: plan.json is plan {}, made with overrides; {old} and \
+                 {new} without overrides give plan {}: pass the overrides file it was made with \
+                 (--overrides FILE)",
+                plan.plan_id,
+                again.plan_id
+            )));
+        }
+        let hint = if plan.overrides.is_empty() && a.overrides.is_some() {
+            " (the folder's plan was made without overrides)"
+        } else {
+            ""
+        };
+        return Err(Failure::input(anyhow::anyhow!(
+            "migration folder {folder}: plan.json is plan {}, but {old} and {new} give plan {}{hint}: \
+             the plan was edited after `plan --out` wrote it (checksums and plan id recomputed), or \
+             made with other overrides or --compiler; do not apply it: regenerate the folder with \
+             `bplmigrate plan OLD NEW --out DIR --force` and review it",
+            plan.plan_id,
+            again.plan_id
+        )));
+    }
+    Ok((old.to_string(), new.to_string()))
 }

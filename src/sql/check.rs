@@ -890,7 +890,8 @@ impl Walker<'_> {
                 BinaryOperator::And
                 | BinaryOperator::Or
                 | BinaryOperator::Eq
-                | BinaryOperator::NotEq => {
+                | BinaryOperator::NotEq
+                | BinaryOperator::StringConcat => {
                     self.expr(left)?;
                     self.expr(right)
                 }

@@ -67,6 +67,45 @@ fn folder_class_part(class: &str) -> String {
         .collect()
 }
 
+/// A folder whose name has the shape `plan --out` gives it — `<seq>_<class>_<plan id, 8 hex>`
+/// — must hold that class's plan with that id: a plan.json swapped in, or edited with its
+/// `plan_id` recomputed, shows here. A folder renamed to anything else (a copy, a CI path) is
+/// not checked by name; `<seq>` may be renumbered.
+pub fn check_folder_name(dir: &Path, plan: &MigrationPlan) -> Result<(), SqlError> {
+    let Some(name) = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+    else {
+        return Ok(());
+    };
+    let digits = name.bytes().take_while(u8::is_ascii_digit).count();
+    let Some(rest) = name[digits..].strip_prefix('_').filter(|_| digits >= 4) else {
+        return Ok(());
+    };
+    let Some((class_part, short)) = rest.rsplit_once('_') else {
+        return Ok(());
+    };
+    let is_short_id = short.len() == 8
+        && short
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !is_short_id || class_part.is_empty() {
+        return Ok(());
+    }
+    if short == plan.plan_id.get(..8).unwrap_or("")
+        && class_part == folder_class_part(&plan.old.class)
+    {
+        return Ok(());
+    }
+    Err(SqlError::FolderNameMismatch {
+        named: format!("plan {short}… of {class_part}"),
+        name,
+        plan_id: plan.plan_id.clone(),
+        class: plan.old.class.clone(),
+    })
+}
+
 /// `apply.sql` and `revert.sql` as `plan --out` writes them for `dialect`.
 pub fn rendered_scripts(
     plan: &MigrationPlan,
@@ -360,6 +399,12 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
             return Err(bad());
         }
     }
+    // An empty (or comment-only) checksum file would report every file as added.
+    if listed.is_empty() {
+        return Err(SqlError::EmptyChecksumFile {
+            file: CHECKSUM_FILE.into(),
+        });
+    }
     let mut present = Vec::new();
     list_files(dir, "", &mut present)?;
     present.retain(|f| f != CHECKSUM_FILE);
@@ -394,7 +439,8 @@ pub fn verify_migration_folder(dir: &Path) -> Result<FolderCheck, SqlError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&body);
     let plan: MigrationPlan =
         serde_json::from_slice(body).map_err(|source| SqlError::PlanJson {
-            path: plan_path.clone(),
+            // Named inside the folder: the messages around it name the folder.
+            path: PathBuf::from(PLAN_FILE),
             source,
         })?;
     Ok(FolderCheck {

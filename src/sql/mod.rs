@@ -44,7 +44,7 @@ pub fn pending_key_matches(call: &str, key: Option<&str>) -> bool {
     }
 }
 pub use folder::{
-    check_scripts, normalized_sha256, rendered_scripts, verify_migration_folder,
+    check_folder_name, check_scripts, normalized_sha256, rendered_scripts, verify_migration_folder,
     write_migration_folder, write_migration_folder_with, ExtraFiles, FolderCheck, FolderOptions,
     CHECKSUM_FILE,
 };
@@ -117,6 +117,15 @@ pub enum SqlError {
     ScriptMismatch { file: String, why: String },
     #[error("line {line} of {file} is not `<sha256>  <file>`")]
     BadChecksumFile { file: String, line: usize },
+    #[error("{file} lists no file: the checksums of the migration folder are gone; regenerate the folder with `bplmigrate plan OLD NEW --out DIR --force` (or remove it and run `plan --out` again), then review it")]
+    EmptyChecksumFile { file: String },
+    #[error("the folder name {name} says {named}, but plan.json is plan {plan_id} of {class}: plan.json was replaced, or edited with its plan_id recomputed, after `plan --out` wrote the folder; regenerate the folder with `bplmigrate plan --out`, or compare it with the BPL sources: `bplmigrate plan --verify DIR OLD NEW`")]
+    FolderNameMismatch {
+        name: String,
+        named: String,
+        plan_id: String,
+        class: String,
+    },
     #[error("{} already holds a different migration for this plan; pass --force to replace it, remove it, or write to another folder", path.display())]
     FolderExists { path: PathBuf },
 }

@@ -138,6 +138,10 @@ pub struct SqlScript {
     pub defaults: Vec<DefaultFill>,
     /// One per rewritable thread table.
     pub foreign_rows: Vec<ForeignRows>,
+    /// The condition of the context `%ResponseHandlers` guard (rows whose call name and
+    /// handler the source version never pairs), so `apply` and `status` can list those pairs
+    /// when it fails. `columns` are `element_key` and `_ResponseHandlers`.
+    pub handler_rows: Option<ForeignRows>,
     pub direction: Direction,
     pub plan_id: String,
     /// The BPL class, e.g. `Demo.Loan.BankUS`.

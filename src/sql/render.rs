@@ -116,6 +116,52 @@ struct ThreadWork {
     dead_values: Vec<(&'static str, Vec<DeadStack>)>,
 }
 
+/// The `%ResponseHandlers` entries (call name, handler) the version a script starts from can
+/// hold: what its guard accepts.
+struct HandlerPairs {
+    /// (handler, the call name it is registered under), in the plan's handler order; a
+    /// handler may be listed under two names (a revert of a renamed call).
+    keyed: Vec<(String, String)>,
+    /// Handlers of calls named at runtime (`@expr`): under any key.
+    any_key: Vec<String>,
+}
+
+impl HandlerPairs {
+    /// Apply: every old handler under its call's name (a removed handler's entries too: they
+    /// stay as they are). Revert: every new handler an old one became, under the name the
+    /// apply left its entries under (the old call's) and, for a renamed call, under the new
+    /// name the new version registers it under after the apply.
+    fn of(plan: &MigrationPlan, direction: Direction) -> Self {
+        let mut out = HandlerPairs {
+            keyed: Vec::new(),
+            any_key: Vec::new(),
+        };
+        let mut seen: std::collections::HashSet<(String, String)> = Default::default();
+        for h in &plan.response_handlers {
+            let (handler, calls): (&String, Vec<&String>) = match direction {
+                Direction::Apply => (&h.old, vec![&h.call]),
+                Direction::Revert => match &h.new {
+                    Some(n) => (n, std::iter::once(&h.call).chain(&h.new_call).collect()),
+                    None => continue,
+                },
+            };
+            for call in calls {
+                if call.starts_with('@') {
+                    if seen.insert((handler.clone(), "@".to_string())) {
+                        out.any_key.push(handler.clone());
+                    }
+                } else {
+                    let pair = (handler.clone(), call.clone());
+                    if seen.insert(pair.clone()) {
+                        out.keyed.push(pair);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 fn is_handler_name(s: &str) -> bool {
     s.strip_prefix("OnResponse").is_some_and(|n| {
         !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
@@ -851,27 +897,82 @@ impl Renderer<'_> {
         Ok((guard, foreign))
     }
 
-    fn unmapped_handlers(&self, image: &[String], direction: Direction) -> Result<Guard, SqlError> {
+    /// Context `%ResponseHandlers` rows the source version cannot have written: an entry is
+    /// the pair (call name, handler) a call registers when it is sent (spec 5.2), so a row is
+    /// known only when its handler is one of `pairs` *under that handler's call name*. A NULL
+    /// key or handler is known to no version. Handlers of a call named by a runtime
+    /// expression (`@…`) are registered under whatever key it gives: for those only the
+    /// handler can be checked, under any key.
+    fn unmapped_handlers(
+        &self,
+        pairs: &HandlerPairs,
+        direction: Direction,
+    ) -> Result<(Guard, ForeignRows), SqlError> {
         let t = &self.plan.response_handler_table;
         let col = self.id(RESPONSE_HANDLER_COLUMN)?;
-        // A NULL handler names no handler the version has: counted too.
-        let cond = if image.is_empty() {
+        let key = self.id(ELEMENT_KEY)?;
+        // Flat lists only: a chain of one OR per call nests as deep as the process has calls
+        // (tens of thousands), deeper than a parser or a checker walks. A pair is matched as
+        // `handler || ' ' || key` in the list of `OnResponse<n> <call>`: the handler is one of
+        // that list's (`OnResponse<n>`, no space), so the first space splits both sides alike,
+        // whatever the call name holds.
+        let mut known = Vec::new();
+        if !pairs.any_key.is_empty() {
+            known.push(format!("{col} IN ({})", self.lit_list(&pairs.any_key)?));
+        }
+        let mut handlers: Vec<String> = Vec::new();
+        let mut joined: Vec<String> = Vec::new();
+        for (h, call) in &pairs.keyed {
+            if handlers.last() != Some(h) {
+                handlers.push(h.clone());
+            }
+            joined.push(format!("{h} {call}"));
+        }
+        if !joined.is_empty() {
+            known.push(format!(
+                "({col} IN ({}) AND ({col} || ' ' || {key}) IN ({}))",
+                self.lit_list(&handlers)?,
+                self.lit_list(&joined)?
+            ));
+        }
+        let condition = if known.is_empty() {
             format!("({col} IS NULL OR {col} IS NOT NULL)")
         } else {
             format!(
-                "({col} IS NULL OR {col} NOT IN ({}))",
-                self.lit_list(image)?
+                "({key} IS NULL OR {col} IS NULL OR NOT ({}))",
+                known.join(" OR ")
             )
         };
-        let sql = format!("SELECT COUNT(*) FROM {} WHERE {cond}", self.table(t)?);
-        Ok(Guard {
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE {condition}", self.table(t)?);
+        let columns = [ELEMENT_KEY, RESPONSE_HANDLER_COLUMN];
+        let guard = Guard {
             description: format!(
-                "context rows name response handlers {}",
-                self.foreign_rows(direction, "handler")
+                "context rows pair a call name with a response handler {}",
+                match direction {
+                    Direction::Apply => format!(
+                        "the old {} never registers for that call: is the new class already \
+                         running, was this migration applied by hand, or did an earlier migration \
+                         leave the entry (of a call it removed or renamed)?",
+                        self.plan.old.class
+                    ),
+                    Direction::Revert => format!(
+                        "no handler of the old {} became for that call (a handler the new \
+                         version added, or a pair it does not have: reached after the migration?)",
+                        self.plan.old.class
+                    ),
+                }
             ),
-            sql: self.count(sql, vec![t.clone()], &[RESPONSE_HANDLER_COLUMN], &[])?,
+            sql: self.count(sql, vec![t.clone()], &columns, &[])?,
             kind: GuardKind::Unmapped,
-        })
+        };
+        let foreign = ForeignRows {
+            table: t.clone(),
+            guard: 0,
+            condition,
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            functions: Vec::new(),
+        };
+        Ok((guard, foreign))
     }
 
     fn census(&self, table: &SqlTable, key: &str) -> Result<Census, SqlError> {
@@ -1271,19 +1372,13 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
             foreign_rows.push(f);
         }
     }
-    let image: Vec<String> = match direction {
-        Direction::Apply => plan
-            .response_handlers
-            .iter()
-            .map(|h| h.old.clone())
-            .collect(),
-        Direction::Revert => handler_pairs.iter().map(|p| p.0.clone()).collect(),
-    };
-    push_guard(
-        &mut guards,
-        &mut seen,
-        r.unmapped_handlers(&image, direction)?,
-    );
+    let (g, mut f) = r.unmapped_handlers(&HandlerPairs::of(plan, direction), direction)?;
+    let sql = g.sql.clone();
+    push_guard(&mut guards, &mut seen, g);
+    let handler_rows = guards.iter().position(|x| x.sql == sql).map(|i| {
+        f.guard = i;
+        f
+    });
     for w in &work {
         for m in &w.moves {
             for s in &m.stacks {
@@ -1351,6 +1446,7 @@ fn build(plan: &MigrationPlan, d: Dialect, direction: Direction) -> Result<SqlSc
         rewrites,
         defaults,
         foreign_rows,
+        handler_rows,
         direction,
         plan_id: plan.plan_id.clone(),
         class,
