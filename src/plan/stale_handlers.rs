@@ -30,7 +30,7 @@
 use super::checks::Scope;
 use super::model::Precondition;
 use crate::states::{CompiledProcess, StateName, ThreadClass};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// A completion key the stale entry may have: the call's name, or any key for `@expr`.
 fn may_share_key(a: &str, b: &str) -> bool {
@@ -60,10 +60,11 @@ pub(super) fn preconditions(
         return Vec::new();
     }
     let ((_, bare), (old_sent, old_bare)) = (bare_calls(new_c), bare_calls(old_c));
-    let by_class: HashMap<&str, &ThreadClass> = new_c
+    let by_class: HashMap<&str, usize> = new_c
         .threads
         .iter()
-        .map(|t| (t.class.as_str(), t))
+        .enumerate()
+        .map(|(i, t)| (t.class.as_str(), i))
         .collect();
     let mut out = Vec::new();
     for (handler, call, renamed) in removed {
@@ -77,13 +78,7 @@ pub(super) fn preconditions(
         if reads.is_empty() {
             continue;
         }
-        let mut reach = Reach {
-            by_class: &by_class,
-            reads: &reads,
-            old_sent: &old_sent,
-            old_bare: &old_bare,
-            memo: BTreeMap::new(),
-        };
+        let senders = Senders::new(new_c, &reads);
         for t in &scope.threads {
             let (Some(new_class), Some(new_table)) = (&t.new_class, &t.new_table) else {
                 continue;
@@ -91,12 +86,13 @@ pub(super) fn preconditions(
             if *new_table != t.old_table {
                 continue; // its rows are refused as a whole (NoRowsInTable)
             }
-            let Some(nt) = by_class.get(new_class.as_str()) else {
+            let Some(&nt) = by_class.get(new_class.as_str()) else {
                 continue;
             };
             for s in &t.states {
                 let Some(n) = &s.new else { continue };
-                let Some(sender) = reach.first_sender(nt, *n) else {
+                let Some(sender) = senders.first_sender(nt, *n, &reads, &old_sent, &old_bare)
+                else {
                     continue;
                 };
                 out.push(Precondition::NoRowsAtState {
@@ -146,73 +142,129 @@ pub(super) fn new_owner(new_c: &CompiledProcess, handler: &str) -> String {
     }
 }
 
-/// Reachability in the new version, memoised per (thread class, state).
-struct Reach<'c, 'f> {
-    by_class: &'f HashMap<&'c str, &'c ThreadClass>,
-    /// The calls (sent without a handler) that read the stale entry.
-    reads: &'f [&'c str],
-    /// The calls the old version sent, and those it sent without a handler (for the
-    /// wording: "now without").
-    old_sent: &'f HashSet<&'c str>,
-    old_bare: &'f HashSet<&'c str>,
-    memo: BTreeMap<(String, StateName), Option<String>>,
+/// For every state of the new version, the nearest state (fewest edges: code, wait, error,
+/// gosub/return, and into the flow threads it starts) that sends one of the `reads` calls: one
+/// breadth-first walk backwards from all senders at once. (A walk forward from every state
+/// was quadratic in a long thread: 8,000 delays before such a call took 14 s.)
+struct Senders<'c> {
+    threads: &'c [ThreadClass],
+    /// The first state of each thread class in `nearest`.
+    base: Vec<usize>,
+    /// Per state: the sending state (thread index, state index), if any can be reached.
+    nearest: Vec<Option<(u32, u32)>>,
 }
 
-impl Reach<'_, '_> {
-    /// The first sending state found from `from` (breadth first), as `"X" (Thread1:S4) can
-    /// still be sent from here, now without a response handler` (or `without a response
-    /// handler, as under the old version` when it had none then either, or `a call new in this
-    /// version, can be sent …`).
-    fn first_sender(&mut self, t: &ThreadClass, from: StateName) -> Option<String> {
-        let key = (t.class.clone(), from);
-        if let Some(v) = self.memo.get(&key) {
-            return v.clone();
+impl<'c> Senders<'c> {
+    fn new(new_c: &'c CompiledProcess, reads: &[&str]) -> Senders<'c> {
+        let threads = &new_c.threads[..];
+        let index: HashMap<&str, usize> = threads
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.class.as_str(), i))
+            .collect();
+        let mut base = Vec::with_capacity(threads.len());
+        let mut total = 0;
+        for t in threads {
+            base.push(total);
+            total += t.states.len();
         }
-        let found = self.search(t, from);
-        self.memo.insert(key, found.clone());
-        found
-    }
-
-    fn search(&self, t: &ThreadClass, from: StateName) -> Option<String> {
-        let mut seen: HashSet<(&str, StateName)> = HashSet::new();
-        let mut queue: VecDeque<(&ThreadClass, StateName)> = VecDeque::new();
-        queue.push_back((t, from));
-        while let Some((tc, name)) = queue.pop_front() {
-            if !seen.insert((tc.class.as_str(), name)) {
-                continue;
+        // Every edge a row can take (global indexes), handed to `f(from, to)`.
+        let edges = |f: &mut dyn FnMut(u32, u32)| {
+            for (ti, t) in threads.iter().enumerate() {
+                for (si, s) in t.states.iter().enumerate() {
+                    let from = (base[ti] + si) as u32;
+                    let mut next: Vec<StateName> = s.successors.as_slice().to_vec();
+                    next.extend(s.return_successors().as_slice());
+                    next.extend(s.error_target);
+                    if let Some((h, r)) = s.gosub_states() {
+                        next.extend(h);
+                        next.push(r);
+                    }
+                    for n in next {
+                        // Stop has no state.
+                        if let Some(k) = n.number().filter(|_| t.state(&n).is_some()) {
+                            f(from, (base[ti] + k as usize - 1) as u32);
+                        }
+                    }
+                    for child in s.starts_threads() {
+                        if let Some(&ci) = index.get(child.as_str()) {
+                            if !threads[ci].states.is_empty() {
+                                f(from, base[ci] as u32);
+                            }
+                        }
+                    }
+                }
             }
-            let Some(s) = tc.state(&name) else {
-                continue; // Stop
-            };
-            if let Some(c) = s.sends().iter().find(|c| self.reads.contains(&c.as_str())) {
-                let short = tc.class.rsplit('.').next().unwrap_or(&tc.class);
-                let (c, at) = (c.as_str(), format!("{short}:{}", s.name));
-                return Some(if !self.old_sent.contains(c) {
-                    format!("{c:?} ({at}), new in this version, can be sent from here without a response handler")
-                } else if self.old_bare.contains(c) {
-                    format!("{c:?} ({at}) can still be sent from here without a response handler, as under the old version")
-                } else {
-                    format!(
-                        "{c:?} ({at}) can still be sent from here, now without a response handler"
-                    )
-                });
-            }
-            let mut next: Vec<StateName> = s.successors.as_slice().to_vec();
-            next.extend(s.return_successors().as_slice());
-            next.extend(s.error_target);
-            if let Some((h, r)) = s.gosub_states() {
-                next.extend(h);
-                next.push(r);
-            }
-            for n in next {
-                queue.push_back((tc, n));
-            }
-            for child in s.starts_threads() {
-                if let Some(ct) = self.by_class.get(child.as_str()) {
-                    queue.push_back((ct, StateName::s(1)));
+        };
+        // Predecessor lists, compact (CSR): `preds[first[g] .. first[g + 1]]` lead to `g`.
+        let mut first = vec![0u32; total + 1];
+        edges(&mut |_, to| first[to as usize + 1] += 1);
+        for g in 0..total {
+            first[g + 1] += first[g];
+        }
+        let mut fill = first.clone();
+        let mut preds = vec![0u32; first[total] as usize];
+        edges(&mut |from, to| {
+            preds[fill[to as usize] as usize] = from;
+            fill[to as usize] += 1;
+        });
+        let senders = threads.iter().enumerate().flat_map(|(ti, t)| {
+            t.states
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.sends().iter().any(|c| reads.contains(&c.as_str())))
+                .map(move |(si, _)| (ti, si))
+        });
+        let mut nearest: Vec<Option<(u32, u32)>> = vec![None; total];
+        let mut queue: VecDeque<u32> = VecDeque::new();
+        for (ti, si) in senders {
+            let g = base[ti] + si;
+            nearest[g] = Some((ti as u32, si as u32));
+            queue.push_back(g as u32);
+        }
+        while let Some(g) = queue.pop_front() {
+            let at = nearest[g as usize];
+            let (lo, hi) = (first[g as usize] as usize, first[g as usize + 1] as usize);
+            for &p in &preds[lo..hi] {
+                if nearest[p as usize].is_none() {
+                    nearest[p as usize] = at;
+                    queue.push_back(p);
                 }
             }
         }
-        None
+        Senders {
+            threads,
+            base,
+            nearest,
+        }
+    }
+
+    /// The sender nearest to state `from` of the thread class at `t` (an index into the new
+    /// version's threads), as `"X" (Thread1:S4) can still be sent from here, now without a
+    /// response handler` (or `without a response handler, as under the old version` when it
+    /// had none then either, or `a call new in this version, can be sent …`).
+    fn first_sender(
+        &self,
+        t: usize,
+        from: StateName,
+        reads: &[&str],
+        old_sent: &HashSet<&str>,
+        old_bare: &HashSet<&str>,
+    ) -> Option<String> {
+        let k = from.number()? as usize;
+        self.threads[t].state(&from)?;
+        let (ti, si) = self.nearest[self.base[t] + k - 1]?;
+        let tc = &self.threads[ti as usize];
+        let s = &tc.states[si as usize];
+        let c = s.sends().iter().find(|c| reads.contains(&c.as_str()))?;
+        let short = tc.class.rsplit('.').next().unwrap_or(&tc.class);
+        let (c, at) = (c.as_str(), format!("{short}:{}", s.name));
+        Some(if !old_sent.contains(c) {
+            format!("{c:?} ({at}), new in this version, can be sent from here without a response handler")
+        } else if old_bare.contains(c) {
+            format!("{c:?} ({at}) can still be sent from here without a response handler, as under the old version")
+        } else {
+            format!("{c:?} ({at}) can still be sent from here, now without a response handler")
+        })
     }
 }
