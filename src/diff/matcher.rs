@@ -28,7 +28,11 @@
 //! and condition both changed. Identical subtrees matched early
 //! are unpaired again when they join two branches that both lost their counterpart (a case or
 //! `<if>` replaced by another that shares an activity: rows in the old branch chose it by
-//! data, see `unpair_replaced_branches`).
+//! data, see `unpair_replaced_branches`), or a branch that kept its counterpart with another
+//! one that has none (an activity removed from a case, its copy in a new case); such a pair is
+//! refused only while that holds (a conditional moved *and* edited is paired later, by the
+//! move pass, and its contents then with it). An activity moves by key or name into another
+//! branch of its conditional's counterpart only when both branches have counterparts.
 //!
 //! 6. **Containers follow their children**: a matched container whose state-bearing
 //!    descendants went into another copy of it (same key) follows them; when they went into
@@ -109,8 +113,11 @@ struct Matcher<'t, 'a> {
     /// without whatever a later pass paired, so no issue contradicts the final matching.
     unresolved: Vec<(Vec<usize>, Vec<usize>, String)>,
     /// Pairs undone because they joined two branches that both lost their counterpart (see
-    /// [`Matcher::unpair_replaced_branches`]): never made again.
-    refused: BTreeSet<(usize, usize)>,
+    /// [`Matcher::unpair_replaced_branches`]), each with the root of the subtree undone: not
+    /// made again while those branches still have no counterpart. A conditional moved and
+    /// edited is paired only by the move pass, after its identical contents were undone;
+    /// once it is, its branches correspond and so may they.
+    refused: BTreeMap<(usize, usize), (usize, usize)>,
     limits: MatchLimits,
 }
 
@@ -143,7 +150,7 @@ pub(crate) fn match_trees(
         work: BTreeSet::new(),
         done: BTreeSet::new(),
         unresolved: Vec::new(),
-        refused: BTreeSet::new(),
+        refused: BTreeMap::new(),
     };
     for &(o, n) in pins {
         match n {
@@ -438,7 +445,7 @@ impl Matcher<'_, '_> {
             return None;
         }
         let (ot, nt) = (self.old, self.new);
-        if other_activity(ot, o, nt, n) || self.refused.contains(&(o, n)) {
+        if other_activity(ot, o, nt, n) || self.is_refused(o, n) {
             return None;
         }
         let dice = self.dice(o, n);
@@ -944,7 +951,15 @@ impl Matcher<'_, '_> {
 
     /// See [`crossing_ok`].
     fn crossing_ok(&self, o: usize, n: usize, how: Crossing) -> bool {
-        !self.refused.contains(&(o, n)) && crossing_ok(self.old, self.new, &self.m, o, n, how)
+        !self.is_refused(o, n) && crossing_ok(self.old, self.new, &self.m, o, n, how)
+    }
+
+    /// Was `(o, n)` undone by [`Matcher::unpair_replaced_branches`], and do the branches that
+    /// made it so still both lack a counterpart?
+    fn is_refused(&self, o: usize, n: usize) -> bool {
+        self.refused
+            .get(&(o, n))
+            .is_some_and(|&(ro, rn)| unrelated_branches(self.old, self.new, &self.m, ro, rn))
     }
 
     /// Undo the pairs (identical subtrees, matched before the conditionals around them were)
@@ -965,7 +980,7 @@ impl Matcher<'_, '_> {
             let pinned = std::iter::once(o)
                 .chain(ot.ancestors(o))
                 .any(|a| self.m.via[a] == Some(MatchVia::Pinned));
-            if pinned || !replaced_branches(ot, nt, &self.m, o, n) {
+            if pinned || !unrelated_branches(ot, nt, &self.m, o, n) {
                 o += 1;
                 continue;
             }
@@ -974,7 +989,7 @@ impl Matcher<'_, '_> {
                     self.m.o2n[x] = None;
                     self.m.n2o[y] = None;
                     self.m.via[x] = None;
-                    self.refused.insert((x, y));
+                    self.refused.insert((x, y), (o, n));
                 }
             }
             changed = true;
@@ -1501,7 +1516,9 @@ pub(crate) fn crossing_ok(
                 return false;
             };
             if how == Crossing::Identity {
-                return true;
+                // Another branch or case, for the same key or name: a move the plan reports,
+                // only between two branches that each have a counterpart.
+                return !lost_branch(ot, nt, m, o, n);
             }
             // A rename or a content match stays in the corresponding branch or case.
             match (ot.child_towards(a, o), nt.child_towards(a2, n)) {
@@ -1526,6 +1543,51 @@ pub(crate) fn crossing_ok(
 fn replaced_branches(ot: &Tree, nt: &Tree, m: &Matching, o: usize, n: usize) -> bool {
     branch_kept(ot, nt, m, o, true) == Some(false)
         && branch_kept(nt, ot, m, n, false) == Some(false)
+}
+
+/// [`replaced_branches`] or [`lost_branch`]: `o` and `n` are not the same activity, whatever
+/// they share.
+fn unrelated_branches(ot: &Tree, nt: &Tree, m: &Matching, o: usize, n: usize) -> bool {
+    replaced_branches(ot, nt, m, o, n) || lost_branch(ot, nt, m, o, n)
+}
+
+/// Do `o` and `n` lie in two branches of an `<if>`/`<switch>` and its counterpart that are
+/// not each other's counterpart, one of which has none (a case added, or one removed)? Then
+/// they are not the same activity moved: rows in the old branch still have its counterpart to
+/// be in (or, the old branch gone, the new one is chosen by a test they never took), and the
+/// copy in the new branch belongs to the rows that choose it. A move between two kept branches
+/// is reported as such ([`crate::diff::statemap::branch_switch`]). False while the cases of a
+/// switch are not paired yet.
+fn lost_branch(ot: &Tree, nt: &Tree, m: &Matching, o: usize, n: usize) -> bool {
+    let Some(a) = branch_owner(ot, o) else {
+        return false;
+    };
+    let Some(a2) = m.o2n[a].filter(|&a2| nt.is_desc(n, a2)) else {
+        return false;
+    };
+    let (Some((_, so, _)), Some((_, sn, _))) = (ot.child_towards(a, o), nt.child_towards(a2, n))
+    else {
+        return false;
+    };
+    let (ci, cj) = (case_index(so), case_index(sn));
+    let pairs = m.cases.get(&a);
+    if (ci.is_some() || cj.is_some()) && pairs.is_none() {
+        return false;
+    }
+    let corresponding = match (ci, cj) {
+        (Some(i), Some(j)) => pairs.is_some_and(|v| v.contains(&(i + 1, j + 1))),
+        (None, None) => so == sn,
+        _ => false,
+    };
+    let old_kept = match ci {
+        Some(i) => pairs.is_some_and(|v| v.iter().any(|&(x, _)| x == i + 1)),
+        None => nt.slots[a2].iter().any(|(s, _)| s.as_str() == so),
+    };
+    let new_kept = match cj {
+        Some(j) => pairs.is_some_and(|v| v.iter().any(|&(_, y)| y == j + 1)),
+        None => ot.slots[a].iter().any(|(s, _)| s.as_str() == sn),
+    };
+    !(corresponding || (old_kept && new_kept))
 }
 
 /// Does the branch or case of the nearest `<if>`/`<switch>` holding `p` (in `t`, the old tree

@@ -343,16 +343,43 @@ fn removed_around(o: usize, t_old: &Tree, m: &Matching) -> Option<(String, usize
 /// `[[map]]` can.
 pub(crate) fn branch_switch(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize) -> Option<String> {
     let n = m.o2n[o]?;
+    match switched_branches(t_old, t_new, m, o) {
+        Switched::Pinned => None,
+        Switched::At(a, a2) => {
+            let (os, ns) = switched_slots(t_old, t_new, a, a2, o, n)?;
+            let (ob, nb) = (branch_label(t_old, a, os), branch_label(t_new, a2, ns));
+            Some(format!(
+                "{} moved from {ob} to {nb} of {}: rows resting there chose {ob} and would continue in {nb}, which they did not choose{}",
+                t_old.describe(o),
+                t_new.label(a2),
+                test_changed(t_old, a, os, t_new, a2, ns, m)
+            ))
+        }
+        Switched::No => moved_into_ahead(t_old, t_new, m, o, n),
+    }
+}
+
+/// For [`branch_switch`]: the conditional whose branch `o` left for another one.
+enum Switched {
+    /// `o` or a container up to that conditional is pinned: the engineer said it is the same place.
+    Pinned,
+    /// The old conditional and its counterpart.
+    At(usize, usize),
+    No,
+}
+
+fn switched_branches(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize) -> Switched {
+    let Some(n) = m.o2n[o] else {
+        return Switched::No;
+    };
     let mut c = o;
     while let Some(a) = t_old.parent(c) {
         if m.via[c] == Some(MatchVia::Pinned) {
-            return None;
+            return Switched::Pinned;
         }
         if matches!(t_old.element(a), "if" | "switch") {
             if let Some(a2) = m.o2n[a].filter(|&a2| t_new.is_desc(n, a2)) {
-                if let (Some((_, os, _)), Some((_, ns, _))) =
-                    (t_old.child_towards(a, o), t_new.child_towards(a2, n))
-                {
+                if let Some((os, ns)) = switched_slots(t_old, t_new, a, a2, o, n) {
                     let same = match (super::case_index(os), super::case_index(ns)) {
                         (Some(i), Some(j)) => {
                             m.cases.get(&a).is_some_and(|v| v.contains(&(i + 1, j + 1)))
@@ -360,20 +387,104 @@ pub(crate) fn branch_switch(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize) 
                         _ => os == ns,
                     };
                     if !same {
-                        let (ob, nb) = (branch_label(t_old, a, os), branch_label(t_new, a2, ns));
-                        return Some(format!(
-                            "{} moved from {ob} to {nb} of {}: rows resting there chose {ob} and would continue in {nb}, which they did not choose{}",
-                            t_old.describe(o),
-                            t_new.label(a2),
-                            test_changed(t_old, a, os, t_new, a2, ns, m)
-                        ));
+                        return Switched::At(a, a2);
                     }
                 }
             }
         }
         c = a;
     }
-    moved_into_ahead(t_old, t_new, m, o, n)
+    Switched::No
+}
+
+/// The slots (branch or case) of old conditional `a` holding `o` and of new `a2` holding `n`.
+fn switched_slots<'t>(
+    t_old: &'t Tree,
+    t_new: &'t Tree,
+    a: usize,
+    a2: usize,
+    o: usize,
+    n: usize,
+) -> Option<(&'t str, &'t str)> {
+    let (_, os, _) = t_old.child_towards(a, o)?;
+    let (_, ns, _) = t_new.child_towards(a2, n)?;
+    Some((os, ns))
+}
+
+/// For a row at matched old `o` whose activity moved into another branch of a conditional it
+/// chose ([`branch_switch`]) and that is mapped there by an override: what happens after that
+/// wait, which a suggestion must say (it sends them down a branch their data did not choose).
+/// None when `o` did not switch branches.
+pub(crate) fn switched_after(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize) -> Option<String> {
+    let n = m.o2n[o]?;
+    let Switched::At(a, a2) = switched_branches(t_old, t_new, m, o) else {
+        return None;
+    };
+    let (os, ns) = switched_slots(t_old, t_new, a, a2, o, n)?;
+    let (ob, nb) = (branch_label(t_old, a, os), branch_label(t_new, a2, ns));
+    let names = |t: &Tree, ps: &[usize]| {
+        ps.iter()
+            .map(|&p| t.label(p))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let after_new = work_after(t_new, a2, n);
+    // What followed it in their branch and follows it in the new one too is not lost.
+    let after_old: Vec<usize> = work_after(t_old, a, o)
+        .into_iter()
+        .filter(|&x| {
+            !m.o2n[x].is_some_and(|y| after_new.iter().any(|&q| y == q || t_new.is_desc(y, q)))
+        })
+        .collect();
+    let mut parts = Vec::new();
+    if !after_new.is_empty() {
+        parts.push(format!("they run {} of {nb}", names(t_new, &after_new)));
+    }
+    if !after_old.is_empty() {
+        parts.push(format!(
+            "they never run {}, which followed it in {ob}",
+            names(t_old, &after_old)
+        ));
+    }
+    let what = if parts.is_empty() {
+        format!("neither {ob} nor {nb} runs more work after it")
+    } else {
+        parts.join(", and ")
+    };
+    Some(format!(
+        "after that wait they continue in {nb}, which they did not choose: {what}"
+    ))
+}
+
+/// The work after `n` in the branch of the conditional at `c` that holds it (later siblings of
+/// `n` and of each container up to that branch, inner ones first).
+fn work_after(t: &Tree, c: usize, n: usize) -> Vec<usize> {
+    let mut after = Vec::new();
+    let mut x = n;
+    while x != c {
+        let mut s = t.end(x) + 1;
+        while s <= t.list_end(x) {
+            if does_work(t, s) {
+                after.push(s);
+            }
+            s = t.end(s) + 1;
+        }
+        let Some(p) = t.parent(x) else { break };
+        x = p;
+    }
+    after
+}
+
+/// Does the subtree at `q` do work (traces, `<empty>` and jumps do none)?
+fn does_work(t: &Tree, q: usize) -> bool {
+    t.effective[q]
+        && (q..=t.end(q)).any(|x| {
+            t.effective[x]
+                && !matches!(
+                    t.element(x),
+                    "trace" | "empty" | "sequence" | "break" | "continue" | "label" | "branch"
+                )
+        })
 }
 
 /// For [`branch_switch`]: `o` (new position `n`) moved into a branch of an `<if>`/`<switch>`
@@ -418,29 +529,9 @@ fn moved_into_ahead(
 /// data chooses that branch. Traces, `<empty>` and jumps do no work. None when there is none.
 pub(crate) fn forced_branch(t: &Tree, c: usize, n: usize) -> Option<ForcedBranch> {
     let (_, ns, _) = t.child_towards(c, n)?;
-    let does_work = |q: usize| {
-        t.effective[q]
-            && (q..=t.end(q)).any(|x| {
-                t.effective[x]
-                    && !matches!(
-                        t.element(x),
-                        "trace" | "empty" | "sequence" | "break" | "continue" | "label" | "branch"
-                    )
-            })
-    };
+    let does_work = |q: usize| does_work(t, q);
     // Later siblings of `n` and of each container up to the branch, inner ones first (pre-order).
-    let mut after = Vec::new();
-    let mut x = n;
-    while x != c {
-        let mut s = t.end(x) + 1;
-        while s <= t.list_end(x) {
-            if does_work(s) {
-                after.push(s);
-            }
-            s = t.end(s) + 1;
-        }
-        x = t.parent(x)?;
-    }
+    let after = work_after(t, c, n);
     let others: Vec<(String, Vec<usize>)> = t.slots[c]
         .iter()
         .filter(|(slot, _)| slot.as_str() != ns)
@@ -536,16 +627,22 @@ fn test_changed(
     let pairs = m.cases.get(&a).cloned().unwrap_or_default();
     let (i, j) = (super::case_index(os), super::case_index(ns));
     let get = |v: &[Option<String>], k: u32| v.get(k as usize).cloned().flatten();
-    // A case whose counterpart tests something else, or that has none.
-    let edited_old = i.is_some_and(|i| match pairs.iter().find(|x| x.0 == i + 1) {
-        Some(&(_, jj)) => !same_expr(get(&co, i).as_deref(), get(&cn, jj - 1).as_deref()),
-        None => true,
+    // A case whose counterpart tests something else (Some(true)), or that has none (None).
+    let edited_old = i.map(|i| {
+        pairs
+            .iter()
+            .find(|x| x.0 == i + 1)
+            .map(|&(_, jj)| !same_expr(get(&co, i).as_deref(), get(&cn, jj - 1).as_deref()))
     });
-    let edited_new = j.is_some_and(|j| match pairs.iter().find(|x| x.1 == j + 1) {
-        Some(&(ii, _)) => !same_expr(get(&co, ii - 1).as_deref(), get(&cn, j).as_deref()),
-        None => true,
+    let edited_new = j.map(|j| {
+        pairs
+            .iter()
+            .find(|x| x.1 == j + 1)
+            .map(|&(ii, _)| !same_expr(get(&co, ii - 1).as_deref(), get(&cn, j).as_deref()))
     });
-    if !(edited_old || edited_new) {
+    let changed = edited_old == Some(Some(true)) || edited_new == Some(Some(true));
+    let unpaired = edited_old == Some(None) || edited_new == Some(None);
+    if !(changed || unpaired) {
         return String::new();
     }
     let show = |t: &Tree, p: usize, slot: &str, v: &[Option<String>], k: Option<u32>| match k
@@ -554,8 +651,13 @@ fn test_changed(
         Some(c) => format!("{} condition={}", branch_label(t, p, slot), xml_attr(&c)),
         None => format!("{} (no condition)", branch_label(t, p, slot)),
     };
+    let what = match (edited_old == Some(None), edited_new == Some(None), changed) {
+        (true, _, _) => format!("{} has no counterpart", branch_label(t_old, a, os)),
+        (_, true, _) => format!("{} is a new case", branch_label(t_new, a2, ns)),
+        _ => "the case conditions changed too".to_string(),
+    };
     format!(
-        "; the case conditions changed too, {} → {}: if the new case holds for exactly the rows the old one chose, it is the one that chooses them",
+        "; {what}, {} → {}: if the new case holds for exactly the rows the old one chose, it is the one that chooses them",
         show(t_old, a, os, &co, i),
         show(t_new, a2, ns, &cn, j)
     )

@@ -791,7 +791,17 @@ impl<'x> Builder<'x, '_> {
                             Some(n) => format!("old {} was removed: {n}; ", s.old),
                             None => String::new(),
                         };
-                        let then = format!("; mapped there, {}", on_the_way(&skipped, &again));
+                        // Into another branch than the one they chose: what follows the wait
+                        // is not theirs either.
+                        let after = (self.a.m.o2n[o] == Some(*w_new))
+                            .then(|| diff::statemap::switched_after(to, tn, &self.a.m, o))
+                            .flatten()
+                            .map(|a| format!("; {a}"))
+                            .unwrap_or_default();
+                        let then = format!(
+                            "; mapped there, {}{after}",
+                            on_the_way(&skipped, &again)
+                        );
                         out.push(Suggestion {
                             thread: thread.clone(),
                             old: s.old.to_string(),
@@ -930,7 +940,10 @@ impl<'x> Builder<'x, '_> {
             labels(safety::skips(self.a, &r)),
             labels(safety::reruns(self.a, &r)),
         );
-        let then = on_the_way(&skipped, &again);
+        let after = diff::statemap::switched_after(to, tn, m, o)
+            .map(|a| format!("; {a}"))
+            .unwrap_or_default();
+        let then = format!("{}{after}", on_the_way(&skipped, &again));
         Some(Suggestion {
             thread: short(&t.old_class).to_string(),
             old: s.old.to_string(),
@@ -1241,7 +1254,8 @@ pub fn plan_id(plan: &MigrationPlan) -> Result<String, PlanError> {
 }
 
 /// What a row mapped onto a wait by a suggestion skips or runs again on its way there (only
-/// up to that wait: what follows it is the note's business, e.g. a branch it did not choose).
+/// up to that wait: what follows it in a branch they did not choose is said by
+/// [`diff::statemap::switched_after`]).
 fn on_the_way(skipped: &[String], again: &[String]) -> String {
     let mut then = Vec::new();
     if !skipped.is_empty() {

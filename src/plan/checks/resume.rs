@@ -2151,15 +2151,22 @@ fn case_conditions_changed(a: &Analysis, o: usize, os: &str, p: usize, ns: &str)
             .map(|&(i, j)| (i as usize - 1, j as usize - 1))
             .collect();
     let (i, j) = (idx(os), idx(ns));
-    let edited_old = i.is_some_and(|i| match pairs.iter().find(|x| x.0 == i) {
-        Some(&(_, jj)) => !same_case(cn.get(jj), co.get(i)),
-        None => true,
+    // Some(true): its counterpart tests something else; None: it has no counterpart.
+    let edited_old = i.map(|i| {
+        pairs
+            .iter()
+            .find(|x| x.0 == i)
+            .map(|&(_, jj)| !same_case(cn.get(jj), co.get(i)))
     });
-    let edited_new = j.is_some_and(|j| match pairs.iter().find(|x| x.1 == j) {
-        Some(&(ii, _)) => !same_case(co.get(ii), cn.get(j)),
-        None => true,
+    let edited_new = j.map(|j| {
+        pairs
+            .iter()
+            .find(|x| x.1 == j)
+            .map(|&(ii, _)| !same_case(co.get(ii), cn.get(j)))
     });
-    if !(edited_old || edited_new) {
+    let changed = edited_old == Some(Some(true)) || edited_new == Some(Some(true));
+    let (gone, added) = (edited_old == Some(None), edited_new == Some(None));
+    if !(changed || gone || added) {
         return String::new();
     }
     let show = |t: &Tree, x: usize, slot: &str, conds: &[Option<String>], k: Option<usize>| match k
@@ -2168,8 +2175,15 @@ fn case_conditions_changed(a: &Analysis, o: usize, os: &str, p: usize, ns: &str)
         Some(c) => format!("{} condition={}", branch_name(t, x, slot), xml_attr(&c)),
         None => format!("{} (no condition)", branch_name(t, x, slot)),
     };
+    let what = if gone {
+        format!("{} has no counterpart", branch_name(to, o, os))
+    } else if added {
+        format!("{} is a new case", branch_name(tn, p, ns))
+    } else {
+        "the case conditions changed too".to_string()
+    };
     format!(
-        "; the case conditions changed too, {} → {}: if the new case holds for exactly the rows the old one chose, the case they resume in is the one it chooses for them",
+        "; {what}, {} → {}: if the new case holds for exactly the rows the old one chose, the case they resume in is the one it chooses for them",
         show(to, o, os, &co, i),
         show(tn, p, ns, &cn, j)
     )
