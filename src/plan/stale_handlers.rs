@@ -30,7 +30,8 @@
 use super::checks::Scope;
 use super::model::Precondition;
 use crate::states::{CompiledProcess, StateName, ThreadClass};
-use std::collections::{HashMap, HashSet, VecDeque};
+use foldhash::{HashMap, HashMapExt, HashSet};
+use std::collections::VecDeque;
 
 /// A completion key the stale entry may have: the call's name, or any key for `@expr`.
 fn may_share_key(a: &str, b: &str) -> bool {

@@ -9,7 +9,8 @@
 
 use super::model::*;
 use crate::bpl::{Activity, ActivityKind, Bpl, BplError, Case, Pos};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::BTreeMap;
 
 /// Compile `bpl` the way the given IRIS compiler generation would (spec section 3).
 ///

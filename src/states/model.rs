@@ -4,8 +4,8 @@
 
 pub use super::names::{join_names, name_or, AsStateName, StateName, StateNames};
 use crate::bpl::{ActivityId, Pos};
+use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Which IRIS compiler generation numbers the process. Only one rule differs (spec 2.5):
