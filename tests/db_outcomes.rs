@@ -326,7 +326,8 @@ fn a_missing_history_row_after_commit_writes_a_dirty_marker() {
 
 /// A history value this bplmigrate does not know exactly is refused (exit 3: a precondition,
 /// not a failing database), never guessed: not `"applied "` read as applied (review 13, D7),
-/// not `"APPLIED"`, not a class spelled `"Demo.X "`. apply, the dry run, status, info and the
+/// not `"APPLIED"`, not a class spelled `"Demo.X "` or `"demo.x"`, not a plan id of another
+/// length. apply, the dry run, status, info and the
 /// revert stop alike and name the row; nothing changes.
 #[test]
 fn an_unknown_history_value_is_refused_by_every_reader() {
@@ -343,6 +344,13 @@ fn an_unknown_history_value_is_refused_by_every_reader() {
         ("\"Outcome\" = 'APPLIED'", r#"has Outcome "APPLIED""#),
         ("\"Direction\" = 'apply '", r#"has Direction "apply ""#),
         ("\"PlanId\" = upper(\"PlanId\")", "has PlanId"),
+        // Hex, but not a plan id's 16 digits (review 15, D1).
+        ("\"PlanId\" = \"PlanId\" || '0'", "has PlanId"),
+        // The class in another case: IRIS class names are unique ignoring case (review 15, D2).
+        (
+            "\"BplClass\" = lower(\"BplClass\")",
+            &format!("has BplClass \"{}\", which", class.to_lowercase()) as &str,
+        ),
         (
             &format!("\"BplClass\" = '{class} '") as &str,
             &format!("has BplClass \"{class} \", which") as &str,
@@ -379,8 +387,8 @@ fn an_unknown_history_value_is_refused_by_every_reader() {
         // Put the row back as the apply wrote it.
         fx.exec(&format!(
             r#"UPDATE "BplMigrate"."History" SET "Outcome" = 'applied', "Direction" = 'apply',
-               "PlanId" = lower("PlanId"), "BplClass" = '{class}'
-               WHERE "BplClass" IN ('{class}', '{class} ') AND "Seq" = 1"#
+               "PlanId" = lower(substr("PlanId", 1, 16)), "BplClass" = '{class}'
+               WHERE rtrim(lower("BplClass")) = lower('{class}') AND "Seq" = 1"#
         ));
     }
     // As written, the row reads: the plan is applied, nothing to do.

@@ -206,6 +206,9 @@ pub fn create(db: &Db, wanted: &[usize]) -> Result<(), DbFailure> {
     Ok(())
 }
 
+/// The length of a plan id (`plan::plan_id`: 8 bytes of SHA-256, in hex).
+const PLAN_ID_LEN: usize = 16;
+
 /// Every entry (of `class`, or of every class), ordered by class and entry number, parsed
 /// strictly ([`entry_of_row`]): a value this bplmigrate does not know exactly — an `Outcome`,
 /// `Direction`, `PlanId` or `BplClass` it never writes, `"applied "` and `"APPLIED"` alike — is
@@ -226,6 +229,22 @@ pub fn read(db: &Db, class: Option<&str>) -> Result<Vec<HistoryEntry>, ApplyErro
     )?;
     let rows = db.query(step, sql.as_str(), &[])?;
     let mut out = Vec::new();
+    // IRIS class names are unique ignoring case: one class spelled two ways is a hand edit.
+    let mut spelled: foldhash::HashMap<String, String> = foldhash::HashMap::default();
+    for r in &rows {
+        let raw = raw_text(r, CLASS);
+        let first = spelled
+            .entry(raw.trim().to_ascii_lowercase())
+            .or_insert_with(|| raw.clone());
+        if *first != raw {
+            return Err(unknown_value(
+                r,
+                "BplClass",
+                &raw,
+                &format!("exactly {first}, as another row spells it"),
+            ));
+        }
+    }
     for r in &rows {
         let raw = raw_text(r, CLASS);
         if let Some(class) = class {
@@ -281,8 +300,9 @@ fn entry_of_row(r: &[Value]) -> Result<HistoryEntry, ApplyError> {
     let raw_seq = raw_text(r, SEQ);
     let seq = get(SEQ)
         .and_then(Value::int)
-        .filter(|n| *n > 0)
-        .ok_or_else(|| unknown_value(r, "Seq", &raw_seq, "a positive number"))?;
+        // The next entry is Seq + 1, in an INTEGER column.
+        .filter(|n| *n > 0 && *n < i64::from(i32::MAX))
+        .ok_or_else(|| unknown_value(r, "Seq", &raw_seq, "a positive number below 2147483647"))?;
     let class = raw_text(r, CLASS);
     let class_ok = !class.is_empty()
         && class
@@ -304,7 +324,7 @@ fn entry_of_row(r: &[Value]) -> Result<HistoryEntry, ApplyError> {
         )
     })?;
     let plan_id = raw_text(r, "PlanId");
-    if plan_id.is_empty()
+    if plan_id.len() != PLAN_ID_LEN
         || !plan_id
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -313,7 +333,7 @@ fn entry_of_row(r: &[Value]) -> Result<HistoryEntry, ApplyError> {
             r,
             "PlanId",
             &plan_id,
-            "a plan id (lower-case hex)",
+            "a plan id (16 lower-case hex digits)",
         ));
     }
     let counts: Option<serde_json::Value> = serde_json::from_str(&text(get("RowCounts"))).ok();
@@ -531,7 +551,7 @@ mod tests {
                 })
                 .collect()
         };
-        let e = entry_of_row(&row("Demo.A", "eef014eb", "revert", "resolved")).unwrap();
+        let e = entry_of_row(&row("Demo.A", "eef014ebc7366125", "revert", "resolved")).unwrap();
         assert_eq!(
             (e.direction, e.outcome),
             (Direction::Revert, Outcome::Resolved)
@@ -539,37 +559,37 @@ mod tests {
         assert_eq!((e.rows_changed, e.undo_rows), (Some(4), Some(2)));
         assert_eq!(
             (e.class.as_str(), e.plan_id.as_str()),
-            ("Demo.A", "eef014eb")
+            ("Demo.A", "eef014ebc7366125")
         );
         assert!(!e.committed());
         for (r, what) in [
             (
-                row("Demo.A", "eef014eb", "apply", "rolled back"),
+                row("Demo.A", "eef014ebc7366125", "apply", "rolled back"),
                 "Outcome \"rolled back\"",
             ),
             (
-                row("Demo.A", "eef014eb", "apply", "applied "),
+                row("Demo.A", "eef014ebc7366125", "apply", "applied "),
                 "Outcome \"applied \"",
             ),
             (
-                row("Demo.A", "eef014eb", "apply", "APPLIED"),
+                row("Demo.A", "eef014ebc7366125", "apply", "APPLIED"),
                 "Outcome \"APPLIED\"",
             ),
             (
-                row("Demo.A", "eef014eb", "sideways", "applied"),
+                row("Demo.A", "eef014ebc7366125", "sideways", "applied"),
                 "Direction \"sideways\"",
             ),
             (
-                row("Demo.A ", "eef014eb", "apply", "applied"),
+                row("Demo.A ", "eef014ebc7366125", "apply", "applied"),
                 "BplClass \"Demo.A \"",
             ),
             (
-                row("Demo.A", "EEF014EB", "apply", "applied"),
-                "PlanId \"EEF014EB\"",
+                row("Demo.A", "EEF014EBC7366125", "apply", "applied"),
+                "PlanId \"EEF014EBC7366125\"",
             ),
             (
-                row("Demo.A", "eef014eb ", "apply", "applied"),
-                "PlanId \"eef014eb \"",
+                row("Demo.A", "eef014ebc7366125 ", "apply", "applied"),
+                "PlanId \"eef014ebc7366125 \"",
             ),
         ] {
             let err = entry_of_row(&r).unwrap_err();

@@ -374,7 +374,14 @@ pub(super) fn applied_by() -> String {
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "unknown".into());
-    format!("{user}@{host}")
+    let who = format!("{user}@{host}");
+    // `AppliedBy` is VARCHAR(220): a longer name is recorded shortened, marked, rather than
+    // failing every write of the history.
+    if who.chars().count() > 220 {
+        who.chars().take(219).chain(['…']).collect()
+    } else {
+        who
+    }
 }
 
 /// The process's account from its real uid (`/proc/self/status`, `/etc/passwd`), for a
