@@ -459,3 +459,85 @@ fn the_lock_timeout_bounds_the_first_read_of_the_items() {
     drop(fx);
     support::drop_database(&base, &db_name);
 }
+
+/// Review 15, D3/D4: with the history table locked by another session, `status`, `info` and
+/// `repair` give up after their fixed bound (`DEFAULT_LOCK_TIMEOUT_MS`) with a lock-timeout
+/// refusal instead of waiting without limit, and `apply` after its `--lock-timeout` once (the
+/// probe whether the table exists no longer takes a timeout for a missing table). Nothing
+/// changes.
+#[test]
+fn a_locked_history_table_bounds_every_reader() {
+    let Some(base) = support::connect_string("a_locked_history_table_bounds_every_reader") else {
+        return;
+    };
+    let db_name = format!("bplm_historywait_{}", std::process::id());
+    let connect = support::fresh_database(&base, &db_name);
+    let fx = Fixture::new_in("HistoryWait", 1, connect);
+    fx.seed(1, &[row("S5", 3)]);
+    let m = Migration::from_plan(plan(&fx, "a", &[(1, vec![st("S5", Some("S7"))])], &[])).unwrap();
+    fx.apply_plan(&m).unwrap();
+    let holder = raw_connect(&fx.connect);
+    holder.set_autocommit(false).unwrap();
+    exec(
+        &holder,
+        r#"LOCK TABLE "BplMigrate"."History" IN ACCESS EXCLUSIVE MODE"#,
+    );
+    let bound = Duration::from_millis(apply::DEFAULT_LOCK_TIMEOUT_MS);
+    let timed_out = |what: &str, r: Result<(), ApplyError>| {
+        let e = r.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Refused, "{what}: {e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("waiting for another session's lock during"),
+            "{what}: {text}"
+        );
+        assert!(!text.contains("no history"), "{what}: {text}");
+    };
+    let mut db = apply::Db::connect(&fx.connect).unwrap();
+    let start = Instant::now();
+    let r = apply::info(
+        &db,
+        &apply::InfoOptions {
+            migrations: None,
+            class: Some(fx.class.clone()),
+        },
+    )
+    .map(|_| ());
+    timed_out("info", r);
+    let r = apply::status(&db, apply::StatusSubject::Plan(&m), &Silent).map(|_| ());
+    timed_out("status", r);
+    let r = apply::repair(
+        &mut db,
+        &fx.class,
+        1,
+        apply::Resolution::Applied,
+        "test",
+        "locked",
+    )
+    .map(|_| ());
+    timed_out("repair", r);
+    // Three bounded waits, not one without limit.
+    assert!(start.elapsed() < bound * 6, "waited {:?}", start.elapsed());
+    let start = Instant::now();
+    let r = fx
+        .apply(
+            &m,
+            &ApplyOptions {
+                lock_timeout_ms: 600,
+                ..opts(&fx.name)
+            },
+        )
+        .map(|_| ());
+    timed_out("apply", r);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "waited {:?}",
+        start.elapsed()
+    );
+    holder.rollback().unwrap();
+    drop(holder);
+    assert_eq!(fx.history().len(), 1);
+    drop(db);
+    drop(fx);
+    support::drop_database(&base, &db_name);
+}

@@ -170,6 +170,8 @@ pub enum Refusal {
     WaitTimeout {
         step: String,
         timeout_ms: u64,
+        /// The bound is `--lock-timeout` (apply), not the fixed one of status, info, repair.
+        option: bool,
     },
     /// A table the plan writes stayed locked by another session for the whole `--lock-timeout`.
     LockTimeout {
@@ -385,11 +387,20 @@ impl fmt::Display for Refusal {
                  the transaction was rolled back instead of committed; quiesce the production again and retry",
                 found.join("; ")
             ),
-            Refusal::WaitTimeout { step, timeout_ms } => write!(
+            Refusal::WaitTimeout {
+                step,
+                timeout_ms,
+                option,
+            } => write!(
                 f,
-                "timed out after {} s (--lock-timeout) waiting for another session's lock during {step}: \
-                 that session holds a lock on a table apply reads; retry when it has finished",
-                *timeout_ms as f64 / 1000.0
+                "timed out after {} s ({}) waiting for another session's lock during {step}: \
+                 that session holds a lock on a table bplmigrate reads; retry when it has finished",
+                *timeout_ms as f64 / 1000.0,
+                if *option {
+                    "--lock-timeout"
+                } else {
+                    "status, info and repair wait that long"
+                }
             ),
             Refusal::LockTimeout {
                 tables,

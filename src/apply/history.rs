@@ -145,18 +145,26 @@ fn statement(sql: &str) -> String {
 }
 
 /// Whether the history table exists. Runs a probe: call outside a transaction.
-pub fn exists(db: &Db) -> bool {
+pub fn exists(db: &Db) -> Result<bool, DbFailure> {
     table_exists(db, &MIGRATIONS[0])
 }
 
 /// Whether the undo table exists. Runs a probe: call outside a transaction.
-pub fn undo_exists(db: &Db) -> bool {
+pub fn undo_exists(db: &Db) -> Result<bool, DbFailure> {
     table_exists(db, &MIGRATIONS[1])
 }
 
-fn table_exists(db: &Db, m: &BookkeepingTable) -> bool {
-    sql::probe_table(db.dialect(), &(m.table)(), m.probe)
-        .is_ok_and(|probe| db.probe(probe.as_str()).is_ok())
+/// A probe that timed out waiting for another session's lock fails: the table is there, only
+/// locked (taking it for missing would say something untrue, and wait a second time later).
+fn table_exists(db: &Db, m: &BookkeepingTable) -> Result<bool, DbFailure> {
+    let Ok(probe) = sql::probe_table(db.dialect(), &(m.table)(), m.probe) else {
+        return Ok(false);
+    };
+    match db.probe(probe.as_str()) {
+        Ok(()) => Ok(true),
+        Err(f) if super::lock::is_lock_timeout(db.dialect(), &f) => Err(f),
+        Err(_) => Ok(false),
+    }
 }
 
 /// Creates the bookkeeping tables `wanted` (indexes into [`MIGRATIONS`]) that are missing, in
@@ -194,11 +202,11 @@ pub fn transactional_ddl(d: Dialect) -> bool {
 pub fn create(db: &Db, wanted: &[usize]) -> Result<(), DbFailure> {
     let step = "create bookkeeping tables";
     for m in wanted.iter().filter_map(|i| MIGRATIONS.get(*i)) {
-        if table_exists(db, m) {
+        if table_exists(db, m)? {
             continue;
         }
         if let Err(e) = db.execute(step, &statement(&(m.ddl)(db.dialect())), &[]) {
-            if !table_exists(db, m) {
+            if !table_exists(db, m)? {
                 return Err(e);
             }
         }

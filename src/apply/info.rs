@@ -246,11 +246,17 @@ fn is_applied(entries: &[&HistoryEntry], plan_id: &str) -> bool {
 
 /// The `info` report. Read-only (SELECTs in autocommit; the history table is only probed).
 pub fn info(db: &Db, opts: &InfoOptions) -> Result<InfoReport, ApplyError> {
+    super::run::within_lock_timeout(db, super::run::DEFAULT_LOCK_TIMEOUT_MS, false, |db| {
+        info_bounded(db, opts)
+    })
+}
+
+fn info_bounded(db: &Db, opts: &InfoOptions) -> Result<InfoReport, ApplyError> {
     let folders = match &opts.migrations {
         Some(d) => scan_migrations(d)?,
         None => Vec::new(),
     };
-    let history_table = history::exists(db);
+    let history_table = history::exists(db).map_err(ApplyError::db)?;
     let history = if history_table {
         // A folder's class read the way `apply` reads it: a row naming it in another spelling
         // is refused here too (not taken for another class, leaving the folder "pending").
@@ -386,12 +392,25 @@ pub fn repair(
     by: &str,
     reason: &str,
 ) -> Result<RepairReport, ApplyError> {
+    super::run::within_lock_timeout(db, super::run::DEFAULT_LOCK_TIMEOUT_MS, false, |db| {
+        repair_bounded(db, class, seq, resolution, by, reason)
+    })
+}
+
+fn repair_bounded(
+    db: &mut Db,
+    class: &str,
+    seq: i64,
+    resolution: Resolution,
+    by: &str,
+    reason: &str,
+) -> Result<RepairReport, ApplyError> {
     if reason.trim().is_empty() {
         return Err(ApplyError::Unsupported(
             "repair needs a reason (--reason): it is recorded in the history".into(),
         ));
     }
-    if !history::exists(db) {
+    if !history::exists(db).map_err(ApplyError::db)? {
         return Err(ApplyError::Unsupported(format!(
             "{} does not exist on this database: no apply ran here, so there is nothing to repair",
             history_table()

@@ -709,6 +709,16 @@ pub fn status(
     subject: StatusSubject<'_>,
     progress: &dyn Progress,
 ) -> Result<StatusReport, ApplyError> {
+    within_lock_timeout(db, DEFAULT_LOCK_TIMEOUT_MS, false, |db| {
+        status_bounded(db, subject, progress)
+    })
+}
+
+fn status_bounded(
+    db: &Db,
+    subject: StatusSubject<'_>,
+    progress: &dyn Progress,
+) -> Result<StatusReport, ApplyError> {
     let (class, targets, plan) = match subject {
         StatusSubject::Plan(m) => (
             m.plan.old.class.clone(),
@@ -740,7 +750,7 @@ pub fn status(
         None => vec![class.clone()],
     };
     let quiet = quiet_all(db, &classes)?;
-    let history_table = history::exists(db);
+    let history_table = history::exists(db).map_err(ApplyError::db)?;
     let history = if history_table {
         history::entries_for_class(db, &class)?
     } else {
@@ -1121,16 +1131,31 @@ pub fn apply(
     opts: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport, ApplyError> {
-    lock::bound_waits(db, opts.lock_timeout_ms).map_err(ApplyError::db)?;
+    let ms = opts.lock_timeout_ms;
+    within_lock_timeout(db, ms, true, |db| apply_bounded(db, m, opts, progress))
+}
+
+/// Runs `f` with every lock wait of the session bounded by `timeout_ms`
+/// ([`lock::bound_waits`]); a statement that timed out is refused as such (exit 3), naming the
+/// step, never reported as a failing database. `option`: the bound is `--lock-timeout` (apply)
+/// rather than the fixed [`DEFAULT_LOCK_TIMEOUT_MS`] of `status`, `info` and `repair`.
+pub(super) fn within_lock_timeout<D: std::ops::Deref<Target = Db>, T>(
+    db: D,
+    timeout_ms: u64,
+    option: bool,
+    f: impl FnOnce(D) -> Result<T, ApplyError>,
+) -> Result<T, ApplyError> {
+    lock::bound_waits(&db, timeout_ms).map_err(ApplyError::db)?;
     let dialect = db.dialect();
-    apply_bounded(db, m, opts, progress).map_err(|e| match e {
+    f(db).map_err(|e| match e {
         ApplyError::Database { failure, .. }
             if !failure.connection_lost && lock::is_lock_timeout(dialect, &failure) =>
         {
             ApplyError::Refused {
                 refusals: vec![Refusal::WaitTimeout {
                     step: failure.step,
-                    timeout_ms: opts.lock_timeout_ms,
+                    timeout_ms,
+                    option,
                 }],
             }
         }
@@ -1245,13 +1270,13 @@ fn apply_bounded(
     }
     let missing: BTreeSet<SqlTable> = missing.into_keys().collect();
     let pg_version = lock::pg_version(db);
-    let mut history_exists = history::exists(db);
+    let mut history_exists = history::exists(db).map_err(ApplyError::db)?;
     let mut notes = Vec::new();
     // A mapping that cannot be inverted records what it overwrites (`BplMigrate.Undo`).
     let wants_undo = opts.direction == Direction::Apply
         && !sql::revert_blockers(plan).is_empty()
         && !script.rewrites.is_empty();
-    let mut undo_exists = wants_undo && history::undo_exists(db);
+    let mut undo_exists = wants_undo && history::undo_exists(db).map_err(ApplyError::db)?;
     let mut create: Vec<usize> = Vec::new();
     // A dry run creates them too where DDL is transactional (rolled back with the rest), so it
     // writes the history and undo rows a real apply writes.

@@ -186,7 +186,7 @@ pub(super) fn revert(
             }],
         })
     };
-    if !history::exists(db) {
+    if !history::exists(db).map_err(ApplyError::db)? {
         return not_applied();
     }
     let entries = history::entries_for_class(db, &plan.old.class)?;
@@ -227,7 +227,7 @@ pub(super) fn revert(
     if !refusals.is_empty() {
         return Err(ApplyError::Refused { refusals });
     }
-    let undo_exists = history::undo_exists(db);
+    let undo_exists = history::undo_exists(db).map_err(ApplyError::db)?;
     let missing: BTreeSet<SqlTable> = missing.into_keys().collect();
     let pg_version = lock::pg_version(db);
     let unlocks = lock_plan_tables(db, plan, &script, &missing, pg_version, opts, progress)?;
