@@ -164,6 +164,8 @@ pub enum Refusal {
     /// or a job came alive while the apply ran (`found`: the host refusals, in their words).
     QuietLost {
         found: Vec<String>,
+        /// `apply`, `dry run` or `revert`.
+        run: &'static str,
     },
     /// A statement outside the table locks (reading `Ens_Config.Item`, probing a table, the
     /// history) waited for another session's lock for the whole `--lock-timeout` (`step`).
@@ -381,11 +383,16 @@ impl fmt::Display for Refusal {
                 shown(class),
                 crate::sql::history_table()
             ),
-            Refusal::QuietLost { found } => write!(
+            Refusal::QuietLost { found, run } => write!(
                 f,
-                "the hosts stopped being quiet while the apply ran (counted again just before COMMIT): {}; \
-                 the transaction was rolled back instead of committed; quiesce the production again and retry",
-                found.join("; ")
+                "the hosts stopped being quiet while the {run} ran (counted again at its end, inside its \
+                 transaction): {}; {}; quiesce the production again and retry",
+                found.join("; "),
+                if *run == "dry run" {
+                    "an apply would have been refused the same way"
+                } else {
+                    "the transaction was rolled back instead of committed"
+                }
             ),
             Refusal::WaitTimeout {
                 step,

@@ -1363,7 +1363,12 @@ pub(super) fn conclude(
 ) -> Result<ApplyReport, ApplyError> {
     // The host and job guards once more, right before COMMIT: `Ens_Config.Item` is locked in
     // share mode (nobody enables an item meanwhile), but a job cannot be locked.
-    let body = body.and_then(|r| recheck_quiet(db, &m.plan).map(|()| r));
+    let run = match (opts.dry_run, opts.direction) {
+        (true, _) => "dry run",
+        (false, Direction::Revert) => "revert",
+        (false, Direction::Apply) => "apply",
+    };
+    let body = body.and_then(|r| recheck_quiet(db, &m.plan, run).map(|()| r));
     let mut report = match body {
         Ok(r) => r,
         Err(e) => {
@@ -1417,7 +1422,7 @@ pub(super) fn conclude(
 
 /// Counts the hosts and jobs again inside the transaction (after the rewrite, before COMMIT or
 /// the dry run's rollback): the host guards checked before the rewrite must still hold.
-fn recheck_quiet(db: &Db, plan: &MigrationPlan) -> Result<(), ApplyError> {
+fn recheck_quiet(db: &Db, plan: &MigrationPlan, run: &'static str) -> Result<(), ApplyError> {
     let found: Vec<String> = quiet_all(db, &quiet_classes(plan))?
         .refusals()
         .iter()
@@ -1427,7 +1432,7 @@ fn recheck_quiet(db: &Db, plan: &MigrationPlan) -> Result<(), ApplyError> {
         return Ok(());
     }
     Err(ApplyError::Refused {
-        refusals: vec![Refusal::QuietLost { found }],
+        refusals: vec![Refusal::QuietLost { found, run }],
     })
 }
 
