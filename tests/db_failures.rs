@@ -389,7 +389,7 @@ fn hosts_that_wake_up_during_the_apply_roll_it_back() {
     assert_eq!(e.class(), ErrorClass::Refused, "{e}");
     let text = e.to_string();
     assert!(
-        matches!(e.refusals(), [Refusal::QuietLost { found }] if found.len() == 1 && found[0].contains("job 4711")),
+        matches!(e.refusals(), [Refusal::QuietLost { found, run: "apply" }] if found.len() == 1 && found[0].contains("job 4711")),
         "{text}"
     );
     assert!(
