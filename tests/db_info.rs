@@ -323,6 +323,11 @@ fn repair_as_not_applied_lets_the_plan_run_again() {
     let e = apply::repair(&mut db, &fx.class, 1, Resolution::NotApplied, "t", " ").unwrap_err();
     assert!(e.to_string().contains("reason"), "{e}");
     assert_eq!(fx.snapshot(), before);
+    // …so is one the history note cannot hold whole (it would be cut without a word)…
+    let long = "x".repeat(2000);
+    let e = apply::repair(&mut db, &fx.class, 1, Resolution::NotApplied, "t", &long).unwrap_err();
+    assert!(e.to_string().contains("shorten it"), "{e}");
+    assert_eq!(fx.snapshot(), before);
     // …then records the decision.
     let r = apply::repair(
         &mut db,

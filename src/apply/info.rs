@@ -410,6 +410,15 @@ fn repair_bounded(
             "repair needs a reason (--reason): it is recorded in the history".into(),
         ));
     }
+    // The note holds the record of the repair (time, who — up to 220 characters —, what) and
+    // the reason: a reason it cannot hold whole is refused, not cut.
+    let room = NOTE_MAX - 300;
+    let len = reason.trim().chars().count();
+    if len > room {
+        return Err(ApplyError::Unsupported(format!(
+            "the reason (--reason) is {len} characters; the history note keeps at most {room} of it: shorten it"
+        )));
+    }
     if !history::exists(db).map_err(ApplyError::db)? {
         return Err(ApplyError::Unsupported(format!(
             "{} does not exist on this database: no apply ran here, so there is nothing to repair",
@@ -491,7 +500,12 @@ fn repair_in_transaction(
         note.push_str(" | was: ");
         note.push_str(&e.note);
     }
-    let note: String = note.chars().take(NOTE_MAX).collect();
+    // The earlier note may not fit beside it: cut, and marked as cut.
+    let note: String = if note.chars().count() > NOTE_MAX {
+        note.chars().take(NOTE_MAX - 1).chain(['…']).collect()
+    } else {
+        note
+    };
     let step = "mark the history entry";
     let q = sql::history_update(
         db.dialect(),
