@@ -61,12 +61,7 @@ pub(super) fn preconditions(
         return Vec::new();
     }
     let ((_, bare), (old_sent, old_bare)) = (bare_calls(new_c), bare_calls(old_c));
-    let by_class: HashMap<&str, usize> = new_c
-        .threads
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.class.as_str(), i))
-        .collect();
+    let graph = Senders::new(new_c);
     let mut out = Vec::new();
     for (handler, call, renamed) in removed {
         // A renamed call's entry names its own handler still: a call the old version sent
@@ -79,7 +74,7 @@ pub(super) fn preconditions(
         if reads.is_empty() {
             continue;
         }
-        let senders = Senders::new(new_c, &reads);
+        let nearest = graph.nearest(&reads);
         for t in &scope.threads {
             let (Some(new_class), Some(new_table)) = (&t.new_class, &t.new_table) else {
                 continue;
@@ -87,12 +82,13 @@ pub(super) fn preconditions(
             if *new_table != t.old_table {
                 continue; // its rows are refused as a whole (NoRowsInTable)
             }
-            let Some(&nt) = by_class.get(new_class.as_str()) else {
+            let Some(&nt) = graph.index.get(new_class.as_str()) else {
                 continue;
             };
             for s in &t.states {
                 let Some(n) = &s.new else { continue };
-                let Some(sender) = senders.first_sender(nt, *n, &reads, &old_sent, &old_bare)
+                let Some(sender) =
+                    graph.first_sender(&nearest, nt, *n, &reads, &old_sent, &old_bare)
                 else {
                     continue;
                 };
@@ -143,20 +139,27 @@ pub(super) fn new_owner(new_c: &CompiledProcess, handler: &str) -> String {
     }
 }
 
-/// For every state of the new version, the nearest state (fewest edges: code, wait, error,
-/// gosub/return, and into the flow threads it starts) that sends one of the `reads` calls: one
-/// breadth-first walk backwards from all senders at once. (A walk forward from every state
-/// was quadratic in a long thread: 8,000 delays before such a call took 14 s.)
+/// The states of the new version as a graph a row can move in (code, wait, error, gosub/return
+/// edges, and into the flow threads a state starts), walked backwards: for every state, the
+/// nearest state (fewest edges) that sends one of some calls, in one breadth-first walk from
+/// all senders at once. (A walk forward from every state was quadratic in a long thread: 8,000
+/// delays before such a call took 14 s.) Built once; `nearest` runs per set of calls.
 struct Senders<'c> {
     threads: &'c [ThreadClass],
-    /// The first state of each thread class in `nearest`.
+    /// Thread index by class name.
+    index: HashMap<&'c str, usize>,
+    /// The global index of each thread class's first state.
     base: Vec<usize>,
-    /// Per state: the sending state (thread index, state index), if any can be reached.
-    nearest: Vec<Option<(u32, u32)>>,
+    /// Predecessor lists, compact: `preds[first[g] .. first[g + 1]]` lead to state `g`.
+    first: Vec<u32>,
+    preds: Vec<u32>,
 }
 
+/// Per state (global index): the nearest sending state (thread index, state index), if any.
+type Nearest = Vec<Option<(u32, u32)>>;
+
 impl<'c> Senders<'c> {
-    fn new(new_c: &'c CompiledProcess, reads: &[&str]) -> Senders<'c> {
+    fn new(new_c: &'c CompiledProcess) -> Senders<'c> {
         let threads = &new_c.threads[..];
         let index: HashMap<&str, usize> = threads
             .iter()
@@ -197,7 +200,6 @@ impl<'c> Senders<'c> {
                 }
             }
         };
-        // Predecessor lists, compact (CSR): `preds[first[g] .. first[g + 1]]` lead to `g`.
         let mut first = vec![0u32; total + 1];
         edges(&mut |_, to| first[to as usize + 1] += 1);
         for g in 0..total {
@@ -209,35 +211,42 @@ impl<'c> Senders<'c> {
             preds[fill[to as usize] as usize] = from;
             fill[to as usize] += 1;
         });
-        let senders = threads.iter().enumerate().flat_map(|(ti, t)| {
-            t.states
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.sends().iter().any(|c| reads.contains(&c.as_str())))
-                .map(move |(si, _)| (ti, si))
-        });
-        let mut nearest: Vec<Option<(u32, u32)>> = vec![None; total];
+        Senders {
+            threads,
+            index,
+            base,
+            first,
+            preds,
+        }
+    }
+
+    /// For every state, the nearest state that sends one of `reads`.
+    fn nearest(&self, reads: &[&str]) -> Nearest {
+        let mut nearest: Nearest = vec![None; self.first.len() - 1];
         let mut queue: VecDeque<u32> = VecDeque::new();
-        for (ti, si) in senders {
-            let g = base[ti] + si;
-            nearest[g] = Some((ti as u32, si as u32));
-            queue.push_back(g as u32);
+        for (ti, t) in self.threads.iter().enumerate() {
+            for (si, s) in t.states.iter().enumerate() {
+                if s.sends().iter().any(|c| reads.contains(&c.as_str())) {
+                    let g = self.base[ti] + si;
+                    nearest[g] = Some((ti as u32, si as u32));
+                    queue.push_back(g as u32);
+                }
+            }
         }
         while let Some(g) = queue.pop_front() {
             let at = nearest[g as usize];
-            let (lo, hi) = (first[g as usize] as usize, first[g as usize + 1] as usize);
-            for &p in &preds[lo..hi] {
+            let (lo, hi) = (
+                self.first[g as usize] as usize,
+                self.first[g as usize + 1] as usize,
+            );
+            for &p in &self.preds[lo..hi] {
                 if nearest[p as usize].is_none() {
                     nearest[p as usize] = at;
                     queue.push_back(p);
                 }
             }
         }
-        Senders {
-            threads,
-            base,
-            nearest,
-        }
+        nearest
     }
 
     /// The sender nearest to state `from` of the thread class at `t` (an index into the new
@@ -246,6 +255,7 @@ impl<'c> Senders<'c> {
     /// had none then either, or `a call new in this version, can be sent …`).
     fn first_sender(
         &self,
+        nearest: &Nearest,
         t: usize,
         from: StateName,
         reads: &[&str],
@@ -254,7 +264,7 @@ impl<'c> Senders<'c> {
     ) -> Option<String> {
         let k = from.number()? as usize;
         self.threads[t].state(&from)?;
-        let (ti, si) = self.nearest[self.base[t] + k - 1]?;
+        let (ti, si) = nearest[self.base[t] + k - 1]?;
         let tc = &self.threads[ti as usize];
         let s = &tc.states[si as usize];
         let c = s.sends().iter().find(|c| reads.contains(&c.as_str()))?;
