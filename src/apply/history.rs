@@ -237,36 +237,28 @@ pub fn read(db: &Db, class: Option<&str>) -> Result<Vec<HistoryEntry>, ApplyErro
     )?;
     let rows = db.query(step, sql.as_str(), &[])?;
     let mut out = Vec::new();
-    // IRIS class names are unique ignoring case: one class spelled two ways is a hand edit.
-    let mut spelled: foldhash::HashMap<String, String> = foldhash::HashMap::default();
-    for r in &rows {
-        let raw = raw_text(r, CLASS);
-        let first = spelled
-            .entry(raw.trim().to_ascii_lowercase())
-            .or_insert_with(|| raw.clone());
-        if *first != raw {
-            return Err(unknown_value(
-                r,
-                "BplClass",
-                &raw,
-                &format!("exactly {first}, as another row spells it"),
-            ));
-        }
+    // IRIS class names are unique ignoring case (and blanks around them are a hand edit): a class
+    // spelled two ways — by two rows, or by a row and the caller — is a hand edit. The
+    // caller's spelling, when given, is the one that counts.
+    let key = |c: &str| c.trim().to_ascii_lowercase();
+    // (spelling, what a row must hold) per class name.
+    let mut spelled: foldhash::HashMap<String, (String, String)> = foldhash::HashMap::default();
+    if let Some(class) = class {
+        spelled.insert(key(class), (class.to_string(), format!("exactly {class}")));
     }
     for r in &rows {
         let raw = raw_text(r, CLASS);
-        if let Some(class) = class {
-            if raw != class {
-                if raw.trim().eq_ignore_ascii_case(class) {
-                    return Err(unknown_value(
-                        r,
-                        "BplClass",
-                        &raw,
-                        &format!("exactly {class}"),
-                    ));
-                }
-                continue;
-            }
+        let (spelling, expected) = spelled.entry(key(&raw)).or_insert_with(|| {
+            let why = format!("exactly {raw}, as another row spells it");
+            (raw.clone(), why)
+        });
+        if *spelling != raw {
+            return Err(unknown_value(r, "BplClass", &raw, expected));
+        }
+    }
+    for r in &rows {
+        if class.is_some_and(|class| raw_text(r, CLASS) != class) {
+            continue;
         }
         out.push(entry_of_row(r)?);
     }
