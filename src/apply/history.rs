@@ -224,6 +224,16 @@ const PLAN_ID_LEN: usize = 16;
 /// database (IRIS compares strings ignoring case and trailing blanks): a row naming `class`
 /// in another spelling (`"Demo.A "`, `"demo.a"`) is refused too, by every reader alike.
 pub fn read(db: &Db, class: Option<&str>) -> Result<Vec<HistoryEntry>, ApplyError> {
+    read_spelled(db, class, &[])
+}
+
+/// [`read`], with more class names spelled as they must be (a folder's classes): a row naming
+/// one of them in another spelling is refused too.
+pub fn read_spelled(
+    db: &Db,
+    class: Option<&str>,
+    spellings: &[&str],
+) -> Result<Vec<HistoryEntry>, ApplyError> {
     let step = "read history";
     let sql = statement_for(
         step,
@@ -243,8 +253,8 @@ pub fn read(db: &Db, class: Option<&str>) -> Result<Vec<HistoryEntry>, ApplyErro
     let key = |c: &str| c.trim().to_ascii_lowercase();
     // (spelling, what a row must hold) per class name.
     let mut spelled: foldhash::HashMap<String, (String, String)> = foldhash::HashMap::default();
-    if let Some(class) = class {
-        spelled.insert(key(class), (class.to_string(), format!("exactly {class}")));
+    for c in class.iter().chain(spellings) {
+        spelled.insert(key(c), (c.to_string(), format!("exactly {c}")));
     }
     for r in &rows {
         let raw = raw_text(r, CLASS);

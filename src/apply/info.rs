@@ -260,13 +260,8 @@ fn info_bounded(db: &Db, opts: &InfoOptions) -> Result<InfoReport, ApplyError> {
     let history = if history_table {
         // A folder's class read the way `apply` reads it: a row naming it in another spelling
         // is refused here too (not taken for another class, leaving the folder "pending").
-        if opts.class.is_none() {
-            let named: BTreeSet<&str> = folders.iter().filter_map(|f| f.class.as_deref()).collect();
-            for class in named {
-                history::read(db, Some(class))?;
-            }
-        }
-        history::read(db, opts.class.as_deref())?
+        let named: Vec<&str> = folders.iter().filter_map(|f| f.class.as_deref()).collect();
+        history::read_spelled(db, opts.class.as_deref(), &named)?
     } else {
         Vec::new()
     };
