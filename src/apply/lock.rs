@@ -116,11 +116,7 @@ pub fn try_lock(
     let modes = [(tables, "EXCLUSIVE"), (shared, "SHARE")];
     match db.dialect() {
         Dialect::Postgres => {
-            db.execute(
-                step,
-                &format!("SET LOCAL lock_timeout = '{}ms'", wait_ms.max(1)),
-                &[],
-            )?;
+            db.execute(step, &session_bound(wait_ms), &[])?;
             for (list, mode) in modes {
                 if list.is_empty() {
                     continue;
@@ -144,7 +140,7 @@ pub fn try_lock(
             Ok(Attempt::Locked(Vec::new()))
         }
         Dialect::Iris => {
-            let secs = wait_ms.div_ceil(1000).max(1);
+            let secs = iris_secs(wait_ms);
             let mut unlocks = Vec::new();
             for (list, mode) in modes {
                 for t in list {
@@ -172,6 +168,11 @@ pub fn try_lock(
 }
 
 /// PostgreSQL: `SET LOCAL lock_timeout` to `ms` (at least 1 ms: 0 would mean no limit).
+/// IRIS lock timeouts are whole seconds, at least one.
+fn iris_secs(ms: u64) -> u64 {
+    ms.div_ceil(1000).max(1)
+}
+
 fn session_bound(ms: u64) -> String {
     format!("SET LOCAL lock_timeout = '{}ms'", ms.max(1))
 }
@@ -185,10 +186,7 @@ pub fn bound_waits(db: &Db, timeout_ms: u64) -> Result<(), DbFailure> {
     let step = "set the lock timeout";
     let sql = match db.dialect() {
         Dialect::Postgres => format!("SET lock_timeout = '{}ms'", timeout_ms.max(1)),
-        Dialect::Iris => format!(
-            "SET OPTION LOCK_TIMEOUT = {}",
-            timeout_ms.div_ceil(1000).max(1)
-        ),
+        Dialect::Iris => format!("SET OPTION LOCK_TIMEOUT = {}", iris_secs(timeout_ms)),
     };
     db.execute(step, &sql, &[]).map(|_| ())
 }
