@@ -118,6 +118,9 @@ struct Matcher<'t, 'a> {
     /// edited is paired only by the move pass, after its identical contents were undone;
     /// once it is, its branches correspond and so may they.
     refused: BTreeMap<(usize, usize), (usize, usize)>,
+    /// The faults each tree throws (`thrown_faults`), found once when first asked: the trees
+    /// do not change while they are matched.
+    thrown: std::cell::OnceCell<(BTreeSet<String>, BTreeSet<String>)>,
     limits: MatchLimits,
 }
 
@@ -129,6 +132,7 @@ pub(crate) fn match_trees(
 ) -> Matching {
     let mut mt = Matcher {
         limits: *limits,
+        thrown: std::cell::OnceCell::new(),
         old,
         new,
         m: Matching {
@@ -1200,10 +1204,12 @@ impl Matcher<'_, '_> {
         if cands.is_empty() {
             return false;
         }
-        let (throws_o, throws_n) = (thrown_faults(ot), thrown_faults(nt));
+        let (throws_o, throws_n) = self
+            .thrown
+            .get_or_init(|| (thrown_faults(ot), thrown_faults(nt)));
         let fits: Vec<(usize, usize)> = cands
             .into_iter()
-            .filter(|&(o, n)| renamed_fault(ot, o, nt, n, &throws_o, &throws_n))
+            .filter(|&(o, n)| renamed_fault(ot, o, nt, n, throws_o, throws_n))
             .collect();
         // Only a pair that is the one candidate of both its catches.
         let made: Vec<(usize, usize)> = fits
