@@ -422,12 +422,6 @@ pub(crate) fn switched_after(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize)
     };
     let (os, ns) = switched_slots(t_old, t_new, a, a2, o, n)?;
     let (ob, nb) = (branch_label(t_old, a, os), branch_label(t_new, a2, ns));
-    let names = |t: &Tree, ps: &[usize]| {
-        ps.iter()
-            .map(|&p| t.label(p))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let after_new = work_after(t_new, a2, n);
     // What followed it in their branch and follows it in the new one too is not lost.
     let after_old: Vec<usize> = work_after(t_old, a, o)
@@ -438,12 +432,12 @@ pub(crate) fn switched_after(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize)
         .collect();
     let mut parts = Vec::new();
     if !after_new.is_empty() {
-        parts.push(format!("they run {} of {nb}", names(t_new, &after_new)));
+        parts.push(format!("they run {} of {nb}", labels(t_new, &after_new)));
     }
     if !after_old.is_empty() {
         parts.push(format!(
             "they never run {}, which followed it in {ob}",
-            names(t_old, &after_old)
+            labels(t_old, &after_old)
         ));
     }
     let what = if parts.is_empty() {
@@ -454,6 +448,14 @@ pub(crate) fn switched_after(t_old: &Tree, t_new: &Tree, m: &Matching, o: usize)
     Some(format!(
         "after that wait they continue in {nb}, which they did not choose: {what}"
     ))
+}
+
+/// The labels of `ps` in `t`, comma-separated.
+fn labels(t: &Tree, ps: &[usize]) -> String {
+    ps.iter()
+        .map(|&p| t.label(p))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The work after `n` in the branch of the conditional at `c` that holds it (later siblings of
@@ -529,14 +531,13 @@ fn moved_into_ahead(
 /// data chooses that branch. Traces, `<empty>` and jumps do no work. None when there is none.
 pub(crate) fn forced_branch(t: &Tree, c: usize, n: usize) -> Option<ForcedBranch> {
     let (_, ns, _) = t.child_towards(c, n)?;
-    let does_work = |q: usize| does_work(t, q);
     // Later siblings of `n` and of each container up to the branch, inner ones first (pre-order).
     let after = work_after(t, c, n);
     let others: Vec<(String, Vec<usize>)> = t.slots[c]
         .iter()
         .filter(|(slot, _)| slot.as_str() != ns)
         .map(|(slot, l)| {
-            let work: Vec<usize> = l.iter().copied().filter(|&q| does_work(q)).collect();
+            let work: Vec<usize> = l.iter().copied().filter(|&q| does_work(t, q)).collect();
             (branch_label(t, c, slot), work)
         })
         .filter(|(_, w)| !w.is_empty())
@@ -564,20 +565,14 @@ pub(crate) struct ForcedBranch {
 impl ForcedBranch {
     /// The text, with the activities labelled by `t` (the new tree).
     pub(crate) fn text(&self, t: &Tree) -> String {
-        let names = |ps: &[usize]| {
-            ps.iter()
-                .map(|&p| t.label(p))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let mut parts = Vec::new();
         if !self.after.is_empty() {
-            parts.push(format!("they all run {}", names(&self.after)));
+            parts.push(format!("they all run {}", labels(t, &self.after)));
         }
         for (b, ps) in &self.others {
             parts.push(format!(
                 "rows whose data chooses {b} never run {}",
-                names(ps)
+                labels(t, ps)
             ));
         }
         format!(
