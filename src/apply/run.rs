@@ -586,6 +586,7 @@ fn guard_requirement(
     plan: &MigrationPlan,
     g: &crate::sql::Guard,
     foreign_table: Option<&SqlTable>,
+    handler_pairs: bool,
 ) -> String {
     let old = &plan.old.class;
     match (g.kind, foreign_table) {
@@ -600,7 +601,7 @@ fn guard_requirement(
                  %HandlerStack / %SubroutineStack value the plan can map"
             )
         }
-        (GuardKind::Unmapped, None) if g.description.starts_with("context rows") => {
+        (GuardKind::Unmapped, None) if handler_pairs => {
             let runtime: Vec<&str> = plan
                 .response_handlers
                 .iter()
@@ -773,6 +774,8 @@ fn status_bounded(
             // The script's own guards, where it renders for this database (read-only counts).
             if let Ok(script) = m.script(db.dialect(), direction) {
                 progress.event(&Event::Step("evaluating guards"));
+                // The guard on the context's (call name, handler) pairs.
+                let handler_guard = script.handler_rows.as_ref().map(|f| f.guard);
                 for (i, g) in script.guards.iter().enumerate() {
                     if matches!(
                         g.kind,
@@ -785,9 +788,8 @@ fn status_bounded(
                         .foreign_rows
                         .iter()
                         .any(|f| f.guard == i && missing.contains(&f.table))
-                        || (g.kind == GuardKind::Unmapped
-                            && g.description.starts_with("context rows")
-                            && missing.contains(&m.plan.response_handler_table));
+                        || handler_guard == Some(i)
+                            && missing.contains(&m.plan.response_handler_table);
                     if on_missing {
                         continue;
                     }
@@ -821,7 +823,7 @@ fn status_bounded(
                     checks.push(CheckResult {
                         description: format!(
                             "{}{at}",
-                            guard_requirement(&m.plan, g, foreign_table)
+                            guard_requirement(&m.plan, g, foreign_table, handler_guard == Some(i))
                         ),
                         ok: rows == 0,
                         rows,
