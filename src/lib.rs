@@ -12,6 +12,7 @@ pub mod bpl;
 pub mod check;
 pub mod diff;
 pub mod input;
+pub(crate) mod pair;
 pub mod picture;
 pub mod plan;
 pub mod sql;

@@ -140,9 +140,11 @@ fn load_pair(
     class: &Option<String>,
     compiler: Compiler,
 ) -> Result<std::mem::ManuallyDrop<Pair>, Failure> {
-    let (mut o, mut n) = (load_bpl(old, class)?, load_bpl(new, class)?);
+    let (o, n) = crate::pair::side_by_side(|| load_bpl(old, class), || load_bpl(new, class));
+    let (mut o, mut n) = (o?, n?);
     let dropped_name = crate::bpl::settle_class_names(&mut o, &mut n);
-    let (oc, nc) = (compile(&o, compiler)?, compile(&n, compiler)?);
+    let (oc, nc) = crate::pair::side_by_side(|| compile(&o, compiler), || compile(&n, compiler));
+    let (oc, nc) = (oc?, nc?);
     Ok(kept_until_exit(Pair {
         old: o,
         new: n,

@@ -79,8 +79,7 @@ pub(crate) fn analyze<'a>(
     pins: &[Pin],
     limits: &MatchLimits,
 ) -> Result<Analysis<'a>, DiffError> {
-    let mut t_old = Tree::new(old);
-    let mut t_new = Tree::new(new);
+    let (mut t_old, mut t_new) = crate::pair::side_by_side(|| Tree::new(old), || Tree::new(new));
     let mut pin_pos = Vec::new();
     let (mut seen_o, mut seen_n) = (BTreeSet::new(), BTreeSet::new());
     for p in pins {

@@ -4,7 +4,8 @@
 use crate::bpl::{Activity, ActivityId, ActivityKind, Bpl};
 use crate::states::{ActivityRef, ActivityRefs, SharedStr};
 use foldhash::{HashMap, HashMapExt};
-use sha2::{Digest, Sha256};
+use siphasher::sip128::{Hasher128, SipHasher13};
+use std::hash::Hasher;
 
 /// Attributes that identify an activity, per element (besides `name`, which is always part of
 /// the key). Attributes not listed here (timeouts, `xpos`, annotations, `value` of an assign …)
@@ -210,10 +211,8 @@ impl<'a> Tree<'a> {
         self.own.push([0; 16]);
         self.weight.push(0);
         let (key, rename_key) = keys(a);
-        self.key
-            .push(trunc(Sha256::digest(key.as_bytes()).as_slice()));
-        self.rename_key
-            .push(rename_key.map(|k| trunc(Sha256::digest(k.as_bytes()).as_slice())));
+        self.key.push(fingerprint_of(&key));
+        self.rename_key.push(rename_key.map(|k| fingerprint_of(&k)));
         let parent_effective = parent.map(|q| self.effective[q]).unwrap_or(true);
         self.effective.push(parent_effective && !a.disabled);
         let thread_root = match parent {
@@ -466,36 +465,36 @@ impl<'a> Tree<'a> {
 
     fn compute_hash(&mut self, p: usize) {
         let a = self.nodes[p];
-        let mut inner = Sha256::new();
+        let mut inner = fingerprint();
         for (slot, list) in &self.slots[p] {
             field(&mut inner, slot);
             for &c in list {
-                inner.update(self.hash[c]);
+                inner.write(&self.hash[c]);
             }
             field(&mut inner, "/");
         }
-        self.inner[p] = trunc(inner.finalize().as_slice());
+        self.inner[p] = inner.finish128().as_bytes();
         let own = own_signature(a);
-        let mut shape = Sha256::new();
+        let mut shape = fingerprint();
         field(&mut shape, &a.element);
         field(&mut shape, if a.disabled { "disabled" } else { "enabled" });
         field(&mut shape, &own);
         for (slot, list) in &self.slots[p] {
             field(&mut shape, slot);
             for &c in list {
-                shape.update(self.shape[c]);
+                shape.write(&self.shape[c]);
             }
             field(&mut shape, "/");
         }
-        self.shape[p] = trunc(shape.finalize().as_slice());
-        let mut h = Sha256::new();
+        self.shape[p] = shape.finish128().as_bytes();
+        let mut h = fingerprint();
         field(&mut h, &a.element);
         field(&mut h, if a.disabled { "disabled" } else { "enabled" });
         field(&mut h, a.name.as_deref().unwrap_or("\u{0}"));
         field(&mut h, &own);
-        h.update(self.inner[p]);
-        self.hash[p] = trunc(h.finalize().as_slice());
-        self.own[p] = hash128(&own);
+        h.write(&self.inner[p]);
+        self.hash[p] = h.finish128().as_bytes();
+        self.own[p] = fingerprint_of(&own);
     }
 
     /// The slot of `a`'s ancestor-or-self that is a direct child of `anc`: (slot, index, child).
@@ -733,29 +732,31 @@ pub(crate) fn key_changes(a: &Activity, b: &Activity) -> Vec<String> {
     out
 }
 
-fn field(h: &mut Sha256, s: &str) {
-    h.update((s.len() as u64).to_le_bytes());
-    h.update(s.as_bytes());
+/// A fresh hasher for the 128-bit fingerprints the matcher compares (subtrees, shapes, keys):
+/// SipHash-1-3 with a key drawn once per process. The fingerprints are only ever compared
+/// for equality within one run, never stored or printed; a random key means no input can be
+/// written to make two different subtrees collide (a collision would pair them).
+fn fingerprint() -> SipHasher13 {
+    static KEY: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    let &(k0, k1) = KEY.get_or_init(|| {
+        // Two independently seeded std hashers give two random 64-bit words.
+        let word = |i: u8| std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), i);
+        (word(0), word(1))
+    });
+    SipHasher13::new_with_keys(k0, k1)
 }
 
-/// A 128-bit fingerprint of a short string for equality tests within one run (two SipHash
-/// passes, much cheaper than SHA-256 on the several keys of every activity).
-fn hash128(s: &str) -> Hash {
-    use std::hash::{DefaultHasher, Hash as _, Hasher};
-    let mut out = [0u8; 16];
-    for (half, seed) in out.chunks_mut(8).zip([0u8, 1]) {
-        let mut h = DefaultHasher::new();
-        seed.hash(&mut h);
-        s.hash(&mut h);
-        half.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    out
+/// The fingerprint of one string.
+fn fingerprint_of(s: &str) -> Hash {
+    let mut h = fingerprint();
+    field(&mut h, s);
+    h.finish128().as_bytes()
 }
 
-fn trunc(d: &[u8]) -> Hash {
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&d[..16]);
-    out
+/// A length-prefixed field, so that no two sequences of fields feed the same bytes.
+fn field(h: &mut SipHasher13, s: &str) {
+    h.write(&(s.len() as u64).to_le_bytes());
+    h.write(s.as_bytes());
 }
 
 /// Own attributes that are neither the name nor `disabled`, plus what the element's shape says
