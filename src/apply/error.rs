@@ -401,7 +401,7 @@ impl fmt::Display for Refusal {
             } => write!(
                 f,
                 "timed out after {} s ({}) waiting for another session's lock during {step}: \
-                 that session holds a lock on a table bplmigrate reads; retry when it has finished",
+                 that session holds a lock on a table this step reads or writes; retry when it has finished",
                 *timeout_ms as f64 / 1000.0,
                 if *option {
                     "--lock-timeout"

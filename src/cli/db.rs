@@ -661,17 +661,19 @@ fn human_apply(r: &ApplyReport) -> String {
     }
     if !r.statements.is_empty() {
         out.push_str("Statements\n");
+        // The description last: a statement of a large plan lists its whole mapping, and a
+        // column after it would pad every line (and the header) to that width.
         let rows: Vec<Vec<String>> = r
             .statements
             .iter()
             .map(|s| {
                 vec![
-                    s.description.clone(),
                     s.rows.map_or("?".into(), |n| n.to_string()),
+                    s.description.clone(),
                 ]
             })
             .collect();
-        out.push_str(&aligned(&["statement", "rows"], &rows));
+        out.push_str(&aligned(&["rows", "statement"], &rows));
     }
     let changed = r.rows_changed();
     match (r.dry_run, r.history_seq) {

@@ -209,9 +209,10 @@ pub fn main() -> i32 {
 }
 
 /// glibc raises its mmap threshold each time a large mmapped block is freed, so after loading
-/// one big file the next file's large buffers (XML text, parse trees) come from the heap and,
-/// once freed, stay resident: a fixed threshold returns them, ~13 MB less peak memory for a
-/// 100k-activity plan at no measurable cost. Only the process's own allocator is tuned.
+/// one big file the next file's large buffers come from the heap and, once freed, stay
+/// resident: a fixed threshold returns them. The binary's Rust allocations go to jemalloc
+/// (`src/main.rs`); what still comes from glibc is the C heap of the UDL grammar (tree-sitter's
+/// parse trees). Only the process's own allocator is tuned.
 fn return_large_buffers_to_the_system() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
