@@ -191,12 +191,21 @@ pub(super) fn capture(
 /// `SELECT COUNT(*) FROM "BplMigrate"."Undo" WHERE <key>`: the rows an entry recorded for a
 /// table. Binds class, entry, table name.
 pub fn undo_rows(d: Dialect) -> Result<CheckedSql, SqlError> {
+    undo_count(d, None)
+}
+
+/// `SELECT COUNT(*)` of an entry's recorded rows for a table, narrowed by `and` if given.
+fn undo_count(d: Dialect, and: Option<String>) -> Result<CheckedSql, SqlError> {
     let u = undo_table();
-    let sql = format!(
+    let mut sql = format!(
         "SELECT COUNT(*) FROM {} WHERE {}",
         quote_table(&u, d)?,
         key_filter(d)?
     );
+    if let Some(and) = and {
+        sql.push_str(" AND ");
+        sql.push_str(&and);
+    }
     let mut e = expect(
         Shape::Count,
         &u,
@@ -229,22 +238,7 @@ fn changes(d: Dialect, stacks: &[&str]) -> Result<String, SqlError> {
 /// a table that [`undo_restore`] writes back (those whose value it changes). Binds class,
 /// entry, table name.
 pub fn undo_changing(d: Dialect, stacks: &[&str]) -> Result<CheckedSql, SqlError> {
-    let u = undo_table();
-    let sql = format!(
-        "SELECT COUNT(*) FROM {} WHERE {} AND {}",
-        quote_table(&u, d)?,
-        key_filter(d)?,
-        changes(d, stacks)?
-    );
-    let mut e = expect(
-        Shape::Count,
-        &u,
-        UNDO_COLUMNS.iter().map(|s| s.to_string()).collect(),
-        &["COUNT"],
-        3,
-    );
-    e.tables.truncate(1);
-    check(&sql, d, &e)
+    undo_count(d, Some(changes(d, stacks)?))
 }
 
 /// The parent-row column of a child table (`Context` of `Context__ResponseHandlers`).
