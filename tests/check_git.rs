@@ -255,6 +255,30 @@ fn two_classes_changed_in_one_commit_are_both_checked() {
 }
 
 #[test]
+fn a_changed_class_without_bpl_among_the_paths_selects_nothing() {
+    // CI jobs pass every changed `.cls` file: one that holds no BPL must not stop the others.
+    let r = Repo::new();
+    r.put("insert_middle", "old.cls", "src/Loan.cls", "Demo.Loan");
+    let util = "Class Demo.Util Extends %RegisteredObject\n{\n\nClassMethod One() As %Integer\n{\n  Quit 1\n}\n\n}\n";
+    std::fs::write(r.path().join("src/Util.cls"), util).unwrap();
+    r.commit("base");
+    r.put("insert_middle", "new.cls", "src/Loan.cls", "Demo.Loan");
+    std::fs::write(r.path().join("src/Util.cls"), util.replace("Quit 1", "Quit 2")).unwrap();
+    r.commit("a BPL and a plain class changed");
+    let base = ["--git-base", "HEAD~1", "--git-head", "HEAD"];
+    let (code, v) = r.check_json(&[&base[..], &["src/Util.cls", "src/Loan.cls"]].concat());
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["results"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(result(&v, "Demo.Loan")["outcome"], "migratable");
+    // Alone, it selects nothing; a path that names nothing is still refused.
+    let o = r.check(&[&base[..], &["src/Util.cls"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let o = r.check(&[&base[..], &["src/Utill.cls"]].concat());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no such file or folder"), "{}", stderr(&o));
+}
+
+#[test]
 fn a_committed_matching_migration_folder_covers_the_change() {
     let r = Repo::new();
     r.put("insert_middle", "old.cls", "src/Loan.cls", "Demo.Loan");

@@ -39,7 +39,8 @@ Examples:
 #[command(after_help = CHECK_AFTER_HELP)]
 pub struct CheckArgs {
     /// Without --git-base: OLD and NEW BPL (a path or REV:path each). With --git-base: check
-    /// only the classes in these files or folders (default: every changed BPL class).
+    /// only the classes in these files or folders (default: every changed BPL class; a file
+    /// or folder without a changed BPL class selects nothing).
     #[arg(value_name = "PATHS")]
     pub paths: Vec<String>,
     /// Compare with this git revision: every BPL class changed since the merge base of REV
@@ -484,22 +485,13 @@ fn git_items(
         })?;
         let touched = changes.changes.iter().any(|c| under(c, &rel))
             || changes.unreadable.iter().any(|u| bad_path(u, &rel));
-        let on_disk = Path::new(p);
-        if !touched {
-            if on_disk.is_file() {
-                let bytes = std::fs::read(on_disk)
-                    .with_context(|| format!("cannot read {p}"))
-                    .map_err(Failure::input)?;
-                if !gate::classes::looks_like_bpl(&bytes) {
-                    return Err(Failure::input(anyhow!(
-                        "{p} holds no BPL (no XData BPL block, no <process> document)"
-                    )));
-                }
-            } else if !on_disk.exists() {
-                return Err(Failure::input(anyhow!(
-                    "{p}: no such file or folder, and no BPL class changed there"
-                )));
-            }
+        // A path that exists but holds no changed BPL class (a changed class without BPL, an
+        // untouched file) selects nothing, as a folder without one does: CI jobs pass the
+        // list of every changed `.cls` file. Only a path that names nothing is a typo.
+        if !touched && !Path::new(p).exists() {
+            return Err(Failure::input(anyhow!(
+                "{p}: no such file or folder, and no BPL class changed there"
+            )));
         }
         filters.push(rel);
     }
