@@ -734,6 +734,7 @@ stories!(
     unwrap_if,
     hoist_out_of_branch,
     unwrap_if_in_flow_branch,
+    flow_branch_from_before,
     runtime_key_rename,
     runtime_key_rename_new_bare_call,
     if_replaced_same_call,

@@ -242,6 +242,7 @@ fn change_fixture_verdicts() {
         ("unwrap_if", Verdict::Migratable),
         ("hoist_out_of_branch", Verdict::Migratable),
         ("unwrap_if_in_flow_branch", Verdict::Migratable),
+        ("flow_branch_from_before", Verdict::Blocked),
         ("runtime_key_rename", Verdict::Drain),
         ("runtime_key_rename_new_bare_call", Verdict::Drain),
         ("if_replaced_same_call", Verdict::Drain),

@@ -375,15 +375,17 @@ fn resume_findings(
             }
         }
         // A parent resting at a flow join started its branches already: a new branch never
-        // runs, and a branch that finished never runs what was added to it. What their
-        // branches ran under the old version is not added to them; what they ran only on some
-        // paths ([`decided_by_old`]) they may skip.
+        // runs, and a branch that finished never runs what was added to it. What they ran
+        // under the old version, in a branch or before the flow (moved into a branch), is not
+        // added to them; what they ran only on some paths ([`decided_by_old`]) they may skip.
         branch.clear();
         maybe_branch.clear();
         if r.join && tn.element(w) == "flow" {
             for c in (w + 1..=tn.end(w)).filter(|&c| tn.effective[c]) {
                 let ran = match (m.n2o[c], r.w_old) {
-                    (Some(o), Some(wo)) => to.effective[o] && to.is_desc(o, wo),
+                    (Some(o), Some(wo)) => {
+                        to.effective[o] && (to.is_desc(o, wo) || to.order(o, wo) == Order::Before)
+                    }
                     _ => false,
                 };
                 if !ran {
