@@ -281,6 +281,12 @@ struct Alignment {
     /// re-runs: a thread reaching it again after the answer came finds nothing to wait for.)
     /// Sorted by the sync.
     waited: Vec<(usize, usize)>,
+    /// For each new activity, [`unkept_conditional`]: the old conditional that decided
+    /// whether its counterpart ran, and that the new version no longer decides it by.
+    unkept: Vec<Option<usize>>,
+    /// For each member of a block, how many members before it in its block have an
+    /// `unkept` conditional: a stretch of members holds one exactly when the counts differ.
+    unkept_before: Vec<u32>,
 }
 
 impl Alignment {
@@ -351,13 +357,104 @@ impl Alignment {
             }
         }
         let waited = syncs_of_sync_calls(a);
+        let unkept: Vec<Option<usize>> = (0..tn.len())
+            .map(|n| old[n].and_then(|_| unkept_conditional(a, n)))
+            .collect();
+        let mut unkept_before = vec![0; tn.len()];
+        for b in &blocks {
+            let mut k = 0;
+            for &x in b {
+                unkept_before[x] = k;
+                k += u32::from(unkept[x].is_some());
+            }
+        }
         Alignment {
             old,
             block_of,
             blocks,
             pure,
             waited,
+            unkept,
+            unkept_before,
         }
+    }
+}
+
+/// The innermost old `<if>`/`<switch>` or `<while>`/`<foreach>` around the old counterpart of
+/// the new activity `n` that the new version no longer decides `n` by: its counterpart does
+/// not hold `n` (in the corresponding branch), and no merged copy of `n` (see
+/// `Matching::merged`) lies on every path through it. A thread that passed it under the old
+/// version ran `n`'s counterpart only if its data took that branch (or ran that body at
+/// least once): an unwrapped `<if>`, content hoisted out of a branch or a loop, moved into
+/// another branch. `None` for a new activity, or when every conditional around it is kept.
+///
+/// Whether it decides for a thread resting at an old position `wo` is the caller's question:
+/// only when it does not hold `wo` (one that holds it is a branch the thread is in).
+pub(super) fn unkept_conditional(a: &Analysis, n: usize) -> Option<usize> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let o = m.n2o[n]?;
+    let mut y = o;
+    while let Some(c) = to.parent(y) {
+        let element = to.element(c);
+        if matches!(element, "if" | "switch" | "while" | "foreach") {
+            let kept = m.o2n[c]
+                .filter(|&cn| tn.effective[cn] && tn.is_desc(n, cn))
+                .and_then(|cn| tn.child_towards(cn, n))
+                .is_some_and(|(_, ns, _)| {
+                    !matches!(element, "if" | "switch") || same_branch(a, c, &to.slot[y], ns)
+                });
+            if !kept && !copies_on_every_path(a, c, o, n) {
+                return Some(c);
+            }
+        }
+        y = c;
+    }
+    None
+}
+
+/// Does every path through the old `<if>`/`<switch>` `c` run a copy of the new activity `n`
+/// (its counterpart `o`, or its place in a copy merged into `n` or into an ancestor of it,
+/// at the same offset): a branch for every outcome (`<false>`, `<default>`), each holding
+/// one?
+fn copies_on_every_path(a: &Analysis, c: usize, o: usize, n: usize) -> bool {
+    let (to, tn) = (&a.old, &a.new);
+    let copies: Vec<usize> = std::iter::once(o)
+        .chain(
+            a.m.merged
+                .iter()
+                .filter(|&&(_, x)| x <= n && n <= tn.end(x))
+                .map(|&(k, x)| k + (n - x)),
+        )
+        .collect();
+    if copies.len() < 2 {
+        return false;
+    }
+    let slots = &to.slots[c];
+    let every_outcome = match to.element(c) {
+        "if" => ["true", "false"]
+            .iter()
+            .all(|b| slots.iter().any(|(s, _)| s == b)),
+        "switch" => slots.iter().any(|(s, _)| s == "default"),
+        _ => false,
+    };
+    every_outcome
+        && slots.iter().all(|(_, l)| {
+            l.iter()
+                .any(|&k| copies.iter().any(|&x| k <= x && x <= to.end(k)))
+        })
+}
+
+/// Do the old branch `os` of the old `<if>`/`<switch>` `o` and the new branch `ns` of its
+/// counterpart correspond?
+pub(super) fn same_branch(a: &Analysis, o: usize, os: &str, ns: &str) -> bool {
+    let idx = |s: &str| -> Option<u32> { s.strip_prefix("case[")?.strip_suffix(']')?.parse().ok() };
+    match (idx(os), idx(ns)) {
+        (Some(i), Some(j)) => {
+            a.m.cases
+                .get(&o)
+                .is_some_and(|v| v.contains(&(i + 1, j + 1)))
+        }
+        _ => os == ns,
     }
 }
 
@@ -415,11 +512,23 @@ struct Walk<'w, 'a> {
     old_before: &'w [(usize, usize)],
     ran: bool,
     out: &'w mut SiblingRuns,
+    /// The runs before this index are not extended (the last of them stands alone).
+    sealed: usize,
+}
+
+/// Whether a thread ran an activity's counterpart before its old resume point.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    No,
+    /// Before it, on the path its data chose: an old conditional the new version no longer
+    /// decides it by lay between ([`unkept_conditional`]).
+    Maybe,
+    Yes,
 }
 
 impl Walk<'_, '_> {
     /// Did the counterpart of `q` run before the old resume point?
-    fn ran_before(&self, q: usize) -> bool {
+    fn ran_before(&self, q: usize) -> Ran {
         let waited = || {
             let w = &self.align.waited;
             w.binary_search_by_key(&q, |&(sync, _)| sync)
@@ -430,43 +539,71 @@ impl Walk<'_, '_> {
             None if !self.ran => waited(),
             o => o,
         };
-        old.is_some_and(|o| {
+        let before = old.is_some_and(|o| {
             let k = self.old_before.partition_point(|&(_, e)| e < o);
             self.old_before.get(k).is_some_and(|&(s, _)| s <= o)
-        })
+        });
+        match (before, self.w_old, self.align.unkept[q]) {
+            (false, _, _) => Ran::No,
+            (true, Some(wo), Some(c)) if !self.to.is_desc(wo, c) => Ran::Maybe,
+            (true, _, _) => Ran::Yes,
+        }
     }
 
-    fn push(&mut self, first: usize, last: usize) {
+    /// Does an activity that ran so qualify? One that may have run qualifies both ways (it
+    /// may be skipped, it may run again).
+    fn qualifies(&self, ran: Ran) -> bool {
+        match ran {
+            Ran::No => !self.ran,
+            Ran::Maybe => true,
+            Ran::Yes => self.ran,
+        }
+    }
+
+    /// Appends a run, extending the last one when `first` follows it; one that may have run
+    /// (`alone`) is a run of its own, neither extended nor extending: whether it is data-
+    /// dependent is asked of each run's first activity.
+    fn push(&mut self, first: usize, last: usize, alone: bool) {
         let t = self.tn;
-        if let Some(x) = self.out.last_mut() {
-            if t.end(x.1) + 1 == first && t.list_first(x.1) == t.list_first(first) {
-                x.1 = last;
-                return;
+        if !alone && self.out.len() > self.sealed {
+            if let Some(x) = self.out.last_mut() {
+                if t.end(x.1) + 1 == first && t.list_first(x.1) == t.list_first(first) {
+                    x.1 = last;
+                    return;
+                }
             }
         }
         self.out.push((first, last));
+        if alone {
+            self.sealed = self.out.len();
+        }
     }
 
-    /// The subtree at `p`; whether all of it qualifies (then it is reported as one).
+    /// The subtree at `p`; whether all of it qualifies the same way (then it is reported as
+    /// one, and its parent may be).
     fn walk(&mut self, p: usize) -> bool {
         let t = self.tn;
         // Another thread, a disabled activity or a foreign fault handler: none of it runs.
         if !runs_in_thread(t, p, self.tr) || !t.effective[p] || in_foreign_handler(t, p, self.w) {
             return false;
         }
-        let mark = self.out.len();
+        let (mark, sealed) = (self.out.len(), self.sealed);
         let mut all = true;
         for (_, l) in &t.slots[p] {
             if let (Some(&first), Some(&last)) = (l.first(), l.last()) {
                 all &= self.siblings(first, t.end(last));
             }
         }
-        let full = all && self.ran_before(p) == self.ran;
-        if full {
-            self.out.truncate(mark);
-            self.push(p, p);
+        let ran = self.ran_before(p);
+        if !(all && self.qualifies(ran)) {
+            return false;
         }
-        full
+        self.out.truncate(mark);
+        self.sealed = sealed;
+        self.push(p, p, ran == Ran::Maybe);
+        // A parent of one that may have run is not reported whole: that would make the parent
+        // data-dependent, or this one certain.
+        ran != Ran::Maybe
     }
 
     /// The siblings from `c` whose subtrees end by `bound`; whether every generated one
@@ -530,10 +667,19 @@ impl Walk<'_, '_> {
                 ),
             };
             let len = b[k..].partition_point(|&x| (from..=to_).contains(&lo(x)));
-            if inside != self.ran {
+            let (head, tail) = (b[k], b[k + len - 1]);
+            let unkept = |x: usize| self.align.unkept_before[x];
+            let some_unkept = inside
+                && unkept(tail) + u32::from(self.align.unkept[tail].is_some()) > unkept(head);
+            if some_unkept {
+                // Some of them may not have run (an old conditional decided): each on its own.
+                for &x in &b[k..k + len] {
+                    all &= self.walk(x);
+                }
+            } else if inside != self.ran {
                 all = false;
             } else if b[k..k + len].iter().all(|&x| self.align.pure[x]) {
-                self.push(b[k], b[k + len - 1]);
+                self.push(head, tail, false);
             } else {
                 // Each qualifies but for the fault handlers inside it: what is outside them.
                 for &x in &b[k..k + len] {
@@ -642,6 +788,7 @@ impl<'x, 'a> Moved<'x, 'a> {
                 old_before: &self.old_before,
                 ran,
                 out,
+                sealed: 0,
             };
             // A range (whole sibling subtrees of one list) lies wholly inside the thread's
             // subtree or wholly outside it.
@@ -1403,7 +1550,7 @@ pub(crate) fn subtree_owns(t: &Tree, owners: &Owners, p: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{in_foreign_handler, is_async_call, mentions, outermost, Moved, Runs, SiblingRuns};
+    use super::{in_foreign_handler, is_async_call, mentions, Moved, Runs, SiblingRuns};
     use crate::bpl::{load, LoadOptions};
     use crate::diff::tree::Order;
     use crate::states::{compile, Compiler};
@@ -1496,6 +1643,14 @@ mod tests {
             }
             _ => false,
         };
+        // Before the old resume point on some paths only: an old conditional the new version
+        // no longer decides it by, outside the old resume point.
+        let maybe = |n: usize| {
+            was_before(n)
+                && w_old.is_some_and(|wo| {
+                    super::unkept_conditional(a, n).is_some_and(|c| !to.is_desc(wo, c))
+                })
+        };
         let (mut sk, mut re) = (Vec::new(), Vec::new());
         for n in 0..tn.len() {
             if !tn.effective[n]
@@ -1516,17 +1671,37 @@ mod tests {
                 })
             };
             match tn.order(n, w) {
-                Order::Before if !was_before(n) && !waited() => sk.push(n),
+                Order::Before if (!was_before(n) || maybe(n)) && !waited() => sk.push(n),
                 Order::After if was_before(n) => re.push(n),
                 _ => {}
             }
         }
+        // The outermost whole ones; one that may have run stands for itself, not for its
+        // parent, in a run of its own.
         let runs = |set: &[usize]| {
             let mut full = vec![false; tn.len()];
+            let mut whole = vec![false; tn.len()];
+            for &p in set.iter().rev() {
+                whole[p] = tn.slots[p]
+                    .iter()
+                    .flat_map(|(_, l)| l.iter())
+                    .all(|&c| full[c] || !tn.effective[c]);
+                full[p] = whole[p] && !maybe(p);
+            }
             let mut out: SiblingRuns = Vec::new();
-            for p in outermost(tn, set, &mut full) {
+            let mut covered_to: Option<usize> = None;
+            for &p in set {
+                if !whole[p] || covered_to.is_some_and(|e| p <= e) {
+                    continue;
+                }
+                covered_to = Some(tn.end(p));
                 match out.last_mut() {
-                    Some(x) if tn.end(x.1) + 1 == p && tn.list_first(x.1) == tn.list_first(p) => {
+                    Some(x)
+                        if tn.end(x.1) + 1 == p
+                            && tn.list_first(x.1) == tn.list_first(p)
+                            && !maybe(x.1)
+                            && !maybe(p) =>
+                    {
                         x.1 = p
                     }
                     _ => out.push((p, p)),

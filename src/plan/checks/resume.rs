@@ -10,8 +10,8 @@ use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
 use crate::plan::safety::{
     act_label, awaited_in_new, outermost, response_handler, resume_points, run_items, run_len,
-    runs_in_thread, scalar_type, sql_literal, sref, Access, Dataflow, Moved, Resume, Runs,
-    SiblingRuns, ThreadFinder,
+    runs_in_thread, same_branch, scalar_type, sql_literal, sref, unkept_conditional, Access,
+    Dataflow, Moved, Resume, Runs, SiblingRuns, ThreadFinder,
 };
 use crate::states::{ActivityRef, CompiledProcess, Role, StateName};
 use foldhash::{HashMap, HashMapExt, HashSet};
@@ -78,6 +78,9 @@ fn resume_findings(
     let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut switched: BTreeMap<Vec<Switched>, Vec<&Resume>> = BTreeMap::new();
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
+    // The same for what their branches ran only on some paths: a finished one may have not.
+    let mut maybe_branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
+    let mut maybe_branch = Vec::new();
     // New `<sync>`s that wait for nothing more than an old synchronous call did: not new to
     // any row that passed the call.
     let mut sync_waits = vec![false; tn.len()];
@@ -189,6 +192,7 @@ fn resume_findings(
                 .iter()
                 .map(|&(first, last)| {
                     let may = conditional_between(a, first, r)
+                        || decided_by_old(a, first, r).is_some()
                         || !faults_left_before(a, &old_earlier, first, r).is_empty()
                         || left_body_of(a, first, r).is_some();
                     (first, last, may)
@@ -371,16 +375,23 @@ fn resume_findings(
             }
         }
         // A parent resting at a flow join started its branches already: a new branch never
-        // runs, and a branch that finished never runs what was added to it.
+        // runs, and a branch that finished never runs what was added to it. What they ran
+        // under the old version, in a branch or before the flow (moved into a branch), is not
+        // added to them; what they ran only on some paths ([`decided_by_old`]) they may skip.
         branch.clear();
+        maybe_branch.clear();
         if r.join && tn.element(w) == "flow" {
-            for c in w + 1..=tn.end(w) {
-                let was_inside = match (m.n2o[c], r.w_old) {
-                    (Some(o), Some(wo)) => to.effective[o] && to.is_desc(o, wo),
+            for c in (w + 1..=tn.end(w)).filter(|&c| tn.effective[c]) {
+                let ran = match (m.n2o[c], r.w_old) {
+                    (Some(o), Some(wo)) => {
+                        to.effective[o] && (to.is_desc(o, wo) || to.order(o, wo) == Order::Before)
+                    }
                     _ => false,
                 };
-                if tn.effective[c] && !was_inside {
+                if !ran {
                     branch.push(c);
+                } else if decided_by_old(a, c, r).is_some() {
+                    maybe_branch.push(c);
                 }
             }
         }
@@ -467,13 +478,18 @@ fn resume_findings(
         if !sw.is_empty() {
             switched.entry(sw).or_default().push(r);
         }
-        let mut top = outermost(tn, &branch, &mut full);
-        // What lies in a fault or compensation handler runs only on a fault or a compensate,
-        // not on the path a finished branch took: not skipped by it (a new branch, or a new
-        // scope, is reported whole, handlers included).
-        top.retain(|&p| tn.handler(p).is_none());
-        if !top.is_empty() {
-            branches.entry(top).or_default().push(r);
+        for (set, into) in [
+            (&branch, &mut branches),
+            (&maybe_branch, &mut maybe_branches),
+        ] {
+            let mut top = outermost(tn, set, &mut full);
+            // What lies in a fault or compensation handler runs only on a fault or a
+            // compensate, not on the path a finished branch took: not skipped by it (a new
+            // branch, or a new scope, is reported whole, handlers included).
+            top.retain(|&p| tn.handler(p).is_none());
+            if !top.is_empty() {
+                into.entry(top).or_default().push(r);
+            }
         }
         if !enc.is_empty() {
             // Rows that never evaluated a conditional's test continue in the branch they
@@ -640,10 +656,14 @@ fn resume_findings(
             // Traces change nothing but the event log, `<empty>` nothing at all: worth
             // knowing, not worth a warning.
             let quiet = quiet_note(tn, part.iter().flat_map(|&run| run_items(tn, run)));
+            let negated = match may {
+                true => negation_unproven(a, &part, rs, skip),
+                false => String::new(),
+            };
             let f = finding(
                 code,
                 format!(
-                    "instances resting at {} {verb} {}{how}: {} ({why}{})",
+                    "instances resting at {} {verb} {}{how}: {} ({why}{negated}{})",
                     at(rs),
                     how_many(tn, &part, may),
                     some_names(&part),
@@ -930,6 +950,28 @@ fn resume_findings(
                 ps,
             ),
         );
+    }
+    for (ps, rs) in &maybe_branches {
+        let flows: Vec<usize> = rs
+            .iter()
+            .map(|r| r.w_new)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let runs: SiblingRuns = ps.iter().map(|&p| (p, p)).collect();
+        out.push(about(
+            Code::SkippedActivities,
+            format!(
+                "instances resting at {} (flow join) may skip {}{}: {} (in {}, whose branches they started under the old version: a branch that already finished never runs them now, and it ran them only on some paths)",
+                at(rs),
+                how_many(tn, &runs, true),
+                depending(a, &old_earlier, &runs, rs),
+                names(ps),
+                names(&flows),
+            ),
+            rs,
+            ps,
+        ));
     }
     for (gs, rs) in &left {
         let it = if gs.len() == 1 { "it" } else { "them" };
@@ -1807,6 +1849,12 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
     let mut bodies: BTreeSet<usize> = BTreeSet::new();
     for &(p, _) in ps {
         for r in rs {
+            // An old conditional that no longer decides it: one they took or did not.
+            match decided_by_old(a, p, r).map(|c| a.old.element(c)) {
+                Some("if" | "switch") => branch = true,
+                Some(_) => looped = true,
+                None => {}
+            }
             scopes.extend(faults_left_before(a, old_earlier, p, r));
             bodies.extend(left_body_of(a, p, r));
             let held = loops_held(a, r);
@@ -1998,6 +2046,49 @@ fn left_body_of(a: &Analysis, p: usize, r: &Resume) -> Option<usize> {
     (a.old.order(o, wo) == Order::Faulted).then(|| a.old.lca(o, wo))
 }
 
+/// The old conditional that decided whether a thread resting at `r` ran the counterpart of
+/// `p`, which it ran before its old wait (or, resting at a flow join, in a branch of that
+/// flow) only on some paths, while the new version no longer decides `p` by it
+/// ([`unkept_conditional`]; one that holds the old wait is the branch the thread is in):
+/// whether the thread ran it depends on the data it held.
+fn decided_by_old(a: &Analysis, p: usize, r: &Resume) -> Option<usize> {
+    let (to, wo) = (&a.old, r.w_old?);
+    let o = a.m.n2o[p].filter(|&o| to.effective[o])?;
+    let ran = to.order(o, wo) == Order::Before || (r.join && to.is_desc(o, wo));
+    unkept_conditional(a, p).filter(|&c| ran && !to.is_desc(wo, c))
+}
+
+/// For skips (`skip`) or re-runs decided by an old `<if>` ([`decided_by_old`]) whose condition
+/// changed too: both conditions. The tool does not prove negation: with the new one the old
+/// one negated and the branches swapped, the path their data takes kept its contents. Empty
+/// otherwise. (Siblings share the answer: it is asked of each run's first.)
+fn negation_unproven(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume], skip: bool) -> String {
+    let (to, tn) = (&a.old, &a.new);
+    let cond = |t: &Tree, x: usize| t.nodes[x].attrs.get("condition").map(str::to_string);
+    let ifs: BTreeSet<(usize, usize)> = ps
+        .iter()
+        .flat_map(|&(p, _)| rs.iter().filter_map(move |r| decided_by_old(a, p, r)))
+        .filter(|&c| to.element(c) == "if")
+        .filter_map(|c| Some((c, a.m.o2n[c].filter(|&n| tn.element(n) == "if")?)))
+        .filter(|&(c, n)| !same_expr(cond(to, c).as_deref(), cond(tn, n).as_deref()))
+        .collect();
+    let what = if skip {
+        "they skip none of them"
+    } else {
+        "they run none of them again"
+    };
+    ifs.iter()
+        .map(|&(c, n)| {
+            format!(
+                "; the condition of {} changed too, condition={} → condition={}: if the new one is the old one negated, the path their data takes kept its contents and {what}",
+                tn.label(n),
+                xml_attr(&cond(to, c).unwrap_or_default()),
+                xml_attr(&cond(tn, n).unwrap_or_default()),
+            )
+        })
+        .collect()
+}
+
 /// Is there a conditional branch or loop body between `p` and its lowest common ancestor
 /// with the resume point that does not hold it? Then whether a thread resting there ran (or
 /// will run) `p` depends on the data it held. A loop whose old counterpart held the old
@@ -2080,19 +2171,6 @@ fn loop_goes_on(t: &Tree, p: usize, ran: bool) -> String {
         _ => format!(
             "after the body, {label} evaluates its condition at its test as usual: the body runs again while it holds"
         ),
-    }
-}
-
-/// Do the old branch `os` of `o` and the new branch `ns` of its counterpart correspond?
-fn same_branch(a: &Analysis, o: usize, os: &str, ns: &str) -> bool {
-    let idx = |s: &str| -> Option<u32> { s.strip_prefix("case[")?.strip_suffix(']')?.parse().ok() };
-    match (idx(os), idx(ns)) {
-        (Some(i), Some(j)) => {
-            a.m.cases
-                .get(&o)
-                .is_some_and(|v| v.contains(&(i + 1, j + 1)))
-        }
-        _ => os == ns,
     }
 }
 
