@@ -263,7 +263,11 @@ fn a_changed_class_without_bpl_among_the_paths_selects_nothing() {
     std::fs::write(r.path().join("src/Util.cls"), util).unwrap();
     r.commit("base");
     r.put("insert_middle", "new.cls", "src/Loan.cls", "Demo.Loan");
-    std::fs::write(r.path().join("src/Util.cls"), util.replace("Quit 1", "Quit 2")).unwrap();
+    std::fs::write(
+        r.path().join("src/Util.cls"),
+        util.replace("Quit 1", "Quit 2"),
+    )
+    .unwrap();
     r.commit("a BPL and a plain class changed");
     let base = ["--git-base", "HEAD~1", "--git-head", "HEAD"];
     let (code, v) = r.check_json(&[&base[..], &["src/Util.cls", "src/Loan.cls"]].concat());
@@ -275,7 +279,11 @@ fn a_changed_class_without_bpl_among_the_paths_selects_nothing() {
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let o = r.check(&[&base[..], &["src/Utill.cls"]].concat());
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("no such file or folder"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no such file or folder"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

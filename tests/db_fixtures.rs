@@ -640,6 +640,7 @@ stories!(
     moved_into_evaluated_if,
     new_context_property,
     new_object_property,
+    new_property_read_by_case,
     new_property_read_in_code,
     new_property_set_by_awaited_response,
     new_property_written_before_read,

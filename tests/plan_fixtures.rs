@@ -260,6 +260,7 @@ fn change_fixture_verdicts() {
         ("label_to_while", Verdict::Migratable),
         ("label_to_while_stamped", Verdict::Migratable),
         ("new_context_property", Verdict::Migratable),
+        ("new_property_read_by_case", Verdict::Compatible),
         ("new_object_property", Verdict::Compatible),
         ("new_property_read_in_code", Verdict::Compatible),
         ("new_property_set_by_awaited_response", Verdict::Compatible),

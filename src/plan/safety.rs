@@ -1176,6 +1176,13 @@ impl Dataflow<'_, '_> {
                 read = true;
             }
         }
+        // A `<switch>` reads its cases' conditions (they are no activities of their own).
+        if let ActivityKind::Switch { cases, .. } = &node.kind {
+            read |= cases
+                .iter()
+                .filter_map(|c| c.condition.as_deref())
+                .any(|c| mentions_needle(c, &self.needle));
+        }
         if let Some(code) = &node.code {
             match occurrences(code, &self.needle).first() {
                 Some(false) => read = true,
@@ -1251,13 +1258,6 @@ impl Dataflow<'_, '_> {
                     ActivityKind::Switch { cases, .. } => cases,
                     _ => return own,
                 };
-                if cases
-                    .iter()
-                    .filter_map(|c| c.condition.as_deref())
-                    .any(|c| mentions_needle(c, &self.needle))
-                {
-                    return Access::Read;
-                }
                 let mut paths: Vec<Access> = (0..cases.len())
                     .map(|i| {
                         self.slot(p, &format!("case[{i}]"))
