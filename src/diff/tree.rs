@@ -729,6 +729,32 @@ pub(crate) fn key_changes(a: &Activity, b: &Activity) -> Vec<String> {
             }
         }
     }
+    if let (ActivityKind::Switch { cases: c1, .. }, ActivityKind::Switch { cases: c2, .. }) =
+        (&a.kind, &b.kind)
+    {
+        // A case is the same case by its name (cases are reordered, added and removed);
+        // unnamed ones by position when the switch kept its number of cases.
+        for (i, x) in c1.iter().enumerate() {
+            let y = match &x.name {
+                Some(n) => c2.iter().find(|y| y.name.as_ref() == Some(n)),
+                None if c1.len() == c2.len() => c2.get(i).filter(|y| y.name.is_none()),
+                None => None,
+            };
+            if let Some(y) =
+                y.filter(|y| !same_expr(y.condition.as_deref(), x.condition.as_deref()))
+            {
+                let case = match &x.name {
+                    Some(n) => format!("case {n:?}"),
+                    None => format!("case #{}", i + 1),
+                };
+                out.push(format!(
+                    "{case} condition {} → {}",
+                    q(x.condition.as_deref()),
+                    q(y.condition.as_deref())
+                ));
+            }
+        }
+    }
     out
 }
 
