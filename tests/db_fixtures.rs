@@ -618,6 +618,7 @@ stories!(
     delay_duration_to_until,
     drain_only,
     empty_only_inserted,
+    receive_only_inserted,
     flow_branch_disabled,
     flow_branch_removed,
     flow_in_while,

@@ -301,6 +301,7 @@ fn change_fixture_verdicts() {
         ("catch_added_uncaught", Verdict::Migratable),
         ("inner_catchall_added", Verdict::Migratable),
         ("empty_only_inserted", Verdict::Compatible),
+        ("receive_only_inserted", Verdict::Compatible),
         ("flow_branch_disabled", Verdict::Drain),
         ("if_negated_branches_swapped", Verdict::Blocked),
         ("skip_inserted_in_both_branches", Verdict::Migratable),

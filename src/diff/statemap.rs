@@ -8,7 +8,7 @@
 
 use super::matcher::Matching;
 use super::model::{DeltaKind, HandlerDelta, MatchVia, StateDelta, ThreadDelta};
-use super::tree::{same_expr, xml_attr, Tree};
+use super::tree::{does_nothing, same_expr, xml_attr, Tree};
 use crate::bpl::ActivityId;
 use crate::states::{CompiledProcess, Role, State, ThreadClass};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -477,14 +477,16 @@ fn work_after(t: &Tree, c: usize, n: usize) -> Vec<usize> {
     after
 }
 
-/// Does the subtree at `q` do work (traces, `<empty>` and jumps do none)?
+/// Does the subtree at `q` do work (traces, jumps and what does nothing, see
+/// [`does_nothing`], do none)?
 fn does_work(t: &Tree, q: usize) -> bool {
     t.effective[q]
         && (q..=t.end(q)).any(|x| {
             t.effective[x]
+                && !does_nothing(t.element(x))
                 && !matches!(
                     t.element(x),
-                    "trace" | "empty" | "sequence" | "break" | "continue" | "label" | "branch"
+                    "trace" | "sequence" | "break" | "continue" | "label" | "branch"
                 )
         })
 }

@@ -4,7 +4,7 @@
 
 use super::{Context, Findings};
 use crate::bpl::{Activity, ActivityId, ActivityKind};
-use crate::diff::tree::{same_expr, xml_attr, Order, Tree};
+use crate::diff::tree::{does_nothing, same_expr, xml_attr, Order, Tree};
 use crate::diff::{Analysis, ContextChangeKind};
 use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
@@ -2955,27 +2955,42 @@ fn renamed_property(a: &Analysis, added: &str) -> Option<String> {
     found.next().is_none().then_some(first)
 }
 
-/// Elements whose skipping or re-running changes no data: `<trace>` writes the event log
-/// only, `<empty>` nothing; a `<sequence>` of them is as quiet.
 /// Why skipping or re-running these activities (and everything inside them) cannot change
-/// data: traces only write the event log, `<empty>` does nothing (nor does a `<sequence>`
-/// of them). `None` when something else is among them.
+/// data: traces only write the event log, and the rest does nothing (`<empty>`, `<receive>`:
+/// see [`does_nothing`]), nor does a `<sequence>` of them. `None` when something else is among
+/// them.
 fn quiet_note(t: &Tree, items: impl IntoIterator<Item = usize>) -> Option<&'static str> {
-    let (mut traces, mut empties) = (false, false);
+    let (mut traces, mut empties, mut receives) = (false, false, false);
     for p in items {
         for q in p..=t.end(p) {
             match t.element(q) {
                 "trace" => traces = true,
                 "empty" => empties = true,
+                "receive" => receives = true,
                 "sequence" => {}
-                _ => return None,
+                e => {
+                    debug_assert!(!does_nothing(e), "{e}");
+                    return None;
+                }
             }
         }
     }
-    Some(match (traces, empties) {
-        (true, false) => "only traces: no effect on data",
-        (true, true) => "only traces and <empty>: no effect on data",
-        (false, _) => "only <empty>: they do nothing",
+    Some(match (traces, empties, receives) {
+        (true, false, false) => "only traces: no effect on data",
+        (true, true, false) => "only traces and <empty>: no effect on data",
+        (true, false, true) => {
+            "only traces and <receive> (IRIS generates only a comment for a <receive>): no effect on data"
+        }
+        (true, true, true) => {
+            "only traces, <empty> and <receive> (IRIS generates only a comment for a <receive>): no effect on data"
+        }
+        (false, _, false) => "only <empty>: they do nothing",
+        (false, false, true) => {
+            "only <receive> (IRIS generates only a comment for it): they do nothing"
+        }
+        (false, true, true) => {
+            "only <empty> and <receive> (IRIS generates only a comment for a <receive>): they do nothing"
+        }
     })
 }
 
