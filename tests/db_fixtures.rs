@@ -683,6 +683,8 @@ stories!(
     unwrap_scope,
     versioned,
     wait_moved_before_while,
+    wait_moved_before_until,
+    wait_first_moved_before_until,
     wait_moved_into_foreach,
     wait_moved_out_of_foreach,
     wait_moved_out_of_while,

@@ -346,6 +346,8 @@ fn change_fixture_verdicts() {
         ("wait_moved_out_of_foreach", Verdict::Compatible),
         ("wait_moved_out_of_while", Verdict::Migratable),
         ("wait_moved_before_while", Verdict::Migratable),
+        ("wait_moved_before_until", Verdict::Migratable),
+        ("wait_first_moved_before_until", Verdict::Migratable),
         ("wait_moved_into_foreach", Verdict::Compatible),
         ("until_replaced_by_while", Verdict::Drain),
         ("wait_wrapped_in_while", Verdict::Migratable),

@@ -449,9 +449,13 @@ fn resume_findings(
             }
         });
         // A loop that now comes after the resume point is entered again from its start.
-        let (ahead, gone): (Vec<usize>, Vec<usize>) = gone.into_iter().partition(|&o| {
+        let (mut ahead, gone): (Vec<usize>, Vec<usize>) = gone.into_iter().partition(|&o| {
             m.o2n[o].is_some_and(|n| tn.effective[n] && tn.order(n, w) == Order::After)
         });
+        // Entering an `<until>` goes straight to its body (spec 3.4.7): it tests nothing and
+        // resets nothing, so what they ran of the body before their wait (the walk's re-runs)
+        // is all they do again; the test after the body is the one they were heading for.
+        ahead.retain(|&o| m.o2n[o].is_some_and(|n| tn.element(n) != "until"));
         if !gone.is_empty() {
             left.entry(gone).or_default().push(r);
         }
