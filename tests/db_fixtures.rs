@@ -713,6 +713,8 @@ stories!(
     sync_call_timeout_rows_after,
     sync_call_any_rows_after,
     sync_call_all_rows_after,
+    sync_split_rows_after,
+    sync_split_timeout_rows_after,
     dup_fault_first_catch_removed,
     body_mid_insert,
     compensate_retargeted,

@@ -354,6 +354,8 @@ fn change_fixture_verdicts() {
         ("sync_call_timeout_rows_after", Verdict::Drain),
         ("sync_call_any_rows_after", Verdict::Drain),
         ("sync_call_all_rows_after", Verdict::Drain),
+        ("sync_split_rows_after", Verdict::Migratable),
+        ("sync_split_timeout_rows_after", Verdict::Migratable),
         ("dup_fault_first_catch_removed", Verdict::Blocked),
         ("body_mid_insert", Verdict::Migratable),
         ("compensate_retargeted", Verdict::Compatible),

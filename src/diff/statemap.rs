@@ -934,26 +934,6 @@ pub(crate) fn same_wait_sync(t_new: &Tree, m: &Matching, n_call: usize) -> Optio
     Some(sync)
 }
 
-/// The new `<sync>` that a thread which waited on the call at `n_call` (new position) while
-/// it was synchronous has nothing left to wait at: the first sync after the call in the same
-/// list that lists it, new and enabled, and listing it alone (with or without a `timeout`: the
-/// thread had the answer, so the timer could only have cut the wait short) or of
-/// `type="any"` (the call's answer completes it). A superset of [`same_wait_sync`]: the sync
-/// need not be the same wait for threads resting at the call, only for threads past it.
-pub(crate) fn passed_wait_sync(t_new: &Tree, m: &Matching, n_call: usize) -> Option<usize> {
-    let name = t_new.nodes[n_call].name.as_deref()?;
-    let sync = first_sync_on(t_new, later_siblings(t_new, n_call), name)?;
-    let alone = t_new.sync_calls(sync).all(|c| c == name);
-    let any = t_new.nodes[sync]
-        .attrs
-        .get("type")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("any"));
-    if !(alone || any) || m.n2o[sync].is_some() || !t_new.effective[sync] {
-        return None;
-    }
-    Some(sync)
-}
-
 /// Why the `<sync>` that now waits on the call at `n_call` (made asynchronous) is not the
 /// same wait as the call's own was, if one does.
 fn unlike_call_wait(n_call: usize, role: &Role, t_new: &Tree) -> Option<String> {

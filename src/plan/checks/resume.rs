@@ -9,8 +9,8 @@ use crate::diff::{Analysis, ContextChangeKind};
 use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
 use crate::plan::safety::{
-    act_label, awaited_in_new, outermost, response_handler, resume_points, run_items, run_len,
-    runs_in_thread, scalar_type, sql_literal, sref, Access, Dataflow, Moved, Resume, Runs,
+    act_label, awaited, awaited_in_new, outermost, response_handler, resume_points, run_items,
+    run_len, runs_in_thread, scalar_type, sql_literal, sref, Access, Dataflow, Moved, Resume, Runs,
     SiblingRuns, ThreadFinder,
 };
 use crate::states::{ActivityRef, CompiledProcess, Role, StateName};
@@ -78,11 +78,11 @@ fn resume_findings(
     let mut evaluated: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut switched: BTreeMap<Vec<Switched>, Vec<&Resume>> = BTreeMap::new();
     let mut branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
-    // New `<sync>`s that wait for nothing more than an old synchronous call did: not new to
-    // any row that passed the call.
+    // New `<sync>`s whose answers the old waits they stand for surely had (see `Awaited`):
+    // not new to any row that passed those waits.
     let mut sync_waits = vec![false; tn.len()];
-    for (sync, _) in crate::plan::safety::syncs_of_sync_calls(a) {
-        sync_waits[sync] = true;
+    for aw in crate::plan::safety::awaited_syncs(a) {
+        sync_waits[aw.sync] = aw.answered(|_| true) == Some(true);
     }
     let old_earlier = old_earlier_siblings(a);
     let added_to_handlers = added_to_fault_handlers(a, &sync_waits, &mut full);
@@ -141,6 +141,13 @@ fn resume_findings(
         for runs in [&mut sk, &mut re] {
             drop_items(tn, runs, |p| is_jump(tn, p));
         }
+        // A new `<sync>` whose answers a wait they passed under the old version may have let
+        // them go on without (a timeout, `type="any"`): whether they skip it depends on that
+        // (see `depending`), so it is a run of its own.
+        let unanswered = |p: usize| {
+            awaited(a, p).is_some_and(|aw| aw.answered(|o| moved.passed(o)) == Some(false))
+        };
+        isolate_items(tn, &mut sk, unanswered);
         if let Some(h) = r.within {
             // It returns when the handler ends: the rest is its return point's.
             for runs in [&mut sk, &mut re] {
@@ -190,7 +197,8 @@ fn resume_findings(
                 .map(|&(first, last)| {
                     let may = conditional_between(a, first, r)
                         || !faults_left_before(a, &old_earlier, first, r).is_empty()
-                        || left_body_of(a, first, r).is_some();
+                        || left_body_of(a, first, r).is_some()
+                        || unanswered(first);
                     (first, last, may)
                 })
                 .collect(),
@@ -1276,6 +1284,24 @@ fn open_conditionals(t: &Tree, runs: &mut SiblingRuns) {
     *runs = out;
 }
 
+/// Makes each activity `alone` names a run of its own (splitting the runs around it).
+fn isolate_items(t: &Tree, runs: &mut SiblingRuns, alone: impl Fn(usize) -> bool) {
+    let mut out: SiblingRuns = Vec::with_capacity(runs.len());
+    for &run in runs.iter() {
+        let mut open: Option<(usize, usize)> = None;
+        for p in run_items(t, run) {
+            if alone(p) {
+                out.extend(open.take());
+                out.push((p, p));
+            } else {
+                open = Some(open.map_or((p, p), |(f, _)| (f, p)));
+            }
+        }
+        out.extend(open);
+    }
+    *runs = out;
+}
+
 fn drop_items(t: &Tree, runs: &mut SiblingRuns, drop: impl Fn(usize) -> bool) {
     let mut out: SiblingRuns = Vec::with_capacity(runs.len());
     for &run in runs.iter() {
@@ -1809,7 +1835,22 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
     let mut new_loops: BTreeSet<usize> = BTreeSet::new();
     let mut scopes: BTreeSet<usize> = BTreeSet::new();
     let mut bodies: BTreeSet<usize> = BTreeSet::new();
+    // Old `<sync>`s they passed that may have let them go on without the answers of these
+    // calls (a new `<sync>` waits for them), see `Awaited`.
+    let mut unsure: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
     for &(p, _) in ps {
+        if let Some(aw) = awaited(a, p) {
+            for (call, wait) in t.sync_calls(p).zip(&aw.waits) {
+                let Some((o, false)) = *wait else { continue };
+                let passed = rs.iter().any(|r| {
+                    r.w_old
+                        .is_some_and(|wo| a.old.order(o, wo) == Order::Before)
+                });
+                if passed {
+                    unsure.entry(o).or_default().push(call);
+                }
+            }
+        }
         for r in rs {
             scopes.extend(faults_left_before(a, old_earlier, p, r));
             bodies.extend(left_body_of(a, p, r));
@@ -1885,6 +1926,22 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
         (Some(f), Some(b)) => Some(format!("{f}, and on {b}")),
         (f, b) => f.or(b),
     };
+    let answers: Vec<String> = unsure
+        .iter()
+        .map(|(&o, calls)| {
+            let n = a.old.nodes[o];
+            let why = match n.attrs.contains_key("timeout") {
+                true => "it has a timeout",
+                false => "it is of type any",
+            };
+            let calls: Vec<String> = calls.iter().map(|c| format!("\"{c}\"")).collect();
+            format!(
+                "whether {} ({why}) let them go on without the answer of {}",
+                a.old.label(o),
+                calls.join(", ")
+            )
+        })
+        .collect();
     let mut on: Vec<&str> = Vec::new();
     match (branch, looped, &new_loop) {
         (_, true, Some(_)) | (true, true, None) => {
@@ -1892,10 +1949,13 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
         }
         (false, true, None) => on.push("whether the loop ran (it may have run 0 times)"),
         (true, false, _) => on.push("the branch they took"),
-        (false, false, None) if fault.is_none() => on.push("the branch they took"),
+        (false, false, None) if fault.is_none() && answers.is_empty() => {
+            on.push("the branch they took")
+        }
         (false, false, _) => {}
     }
     on.extend(fault.as_deref());
+    on.extend(answers.iter().map(String::as_str));
     match (on.is_empty(), new_loop) {
         (true, Some(n)) => format!(", in {n}"),
         (false, Some(n)) => format!(", depending on {}, and in {n}", on.join(", and on ")),
