@@ -1481,7 +1481,7 @@ pub(crate) fn subtree_owns(t: &Tree, owners: &Owners, p: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{in_foreign_handler, is_async_call, mentions, outermost, Moved, Runs, SiblingRuns};
+    use super::{in_foreign_handler, mentions, outermost, Moved, Runs, SiblingRuns};
     use crate::bpl::{load, LoadOptions};
     use crate::diff::tree::Order;
     use crate::states::{compile, Compiler};
