@@ -348,6 +348,12 @@ fn change_fixture_verdicts() {
         ("wait_moved_before_while", Verdict::Migratable),
         ("wait_moved_before_until", Verdict::Migratable),
         ("wait_first_moved_before_until", Verdict::Migratable),
+        ("call_moved_into_foreach_rows_in_body", Verdict::Compatible),
+        ("call_moved_into_while_rows_in_body", Verdict::Compatible),
+        (
+            "call_inserted_into_foreach_rows_in_body",
+            Verdict::Migratable,
+        ),
         ("wait_moved_into_foreach", Verdict::Compatible),
         ("until_replaced_by_while", Verdict::Drain),
         ("wait_wrapped_in_while", Verdict::Migratable),

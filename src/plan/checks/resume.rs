@@ -72,6 +72,8 @@ fn resume_findings(
     let mut rerun: BTreeMap<Runs, Vec<&Resume>> = BTreeMap::new();
     // Skipped activities in the branches of the flows (before the resume point) named first.
     let mut flowed: BTreeMap<(Vec<usize>, Runs), Vec<&Resume>> = BTreeMap::new();
+    // Skipped in the earlier iterations of the loops named first (see `ran_after_loops`).
+    let mut earlier: BTreeMap<(Vec<usize>, Runs), Vec<&Resume>> = BTreeMap::new();
     // With what continuing in their branch forces on them, for each conditional (see
     // `forced_branch`).
     let mut enclosing: BTreeMap<(Vec<usize>, Vec<String>), Vec<&Resume>> = BTreeMap::new();
@@ -148,10 +150,16 @@ fn resume_findings(
             awaited(a, p).is_some_and(|aw| aw.answered(|o| moved.passed(o)) == Some(false))
         };
         isolate_items(tn, &mut sk, unanswered);
+        // In the body of a loop they were iterating in, after their resume point, what ran
+        // after that loop under the old version: the iterations they went through never ran it.
+        let mut looped = ran_after_loops(a, r, &mut full);
         if let Some(h) = r.within {
             // It returns when the handler ends: the rest is its return point's.
             for runs in [&mut sk, &mut re] {
                 runs.retain(|&(first, _)| tn.is_desc(first, h));
+            }
+            for (_, items) in &mut looped {
+                items.retain(|&p| tn.is_desc(p, h));
             }
         }
         // Activities that moved between the branches of its flow: whether they ran, and
@@ -230,6 +238,20 @@ fn resume_findings(
         }
         if !re.is_empty() {
             rerun.entry(runs_of(&re)).or_default().push(r);
+        }
+        for (loops, items) in looped {
+            let mut runs: SiblingRuns = Vec::new();
+            for p in items {
+                match runs.last_mut() {
+                    Some(x) if tn.end(x.1) + 1 == p && tn.list_first(x.1) == tn.list_first(p) => {
+                        x.1 = p
+                    }
+                    _ => runs.push((p, p)),
+                }
+            }
+            if !runs.is_empty() {
+                earlier.entry((loops, runs_of(&runs))).or_default().push(r);
+            }
         }
         if let Some(wo) = r.w_old {
             // A `<compensate>` that ran before the resume point in both versions (in the
@@ -576,21 +598,39 @@ fn resume_findings(
             .collect()
     };
     // Skips and re-runs: the same sentence with other words.
+    // The flows or loops a group's activities lie in, when that is what the sentence says.
+    #[derive(Clone, Copy)]
+    enum Around<'g> {
+        /// In the branches of these flows, which they passed.
+        Flows(&'g [usize]),
+        /// In the body of these loops, after the resume point; under the old version they
+        /// ran after them (see `ran_after_loops`).
+        Earlier(&'g [usize]),
+    }
     let groups = skipped
         .iter()
-        .map(|(ps, rs)| (ps, rs, Code::SkippedActivities, &[][..]))
+        .map(|(ps, rs)| (ps, rs, Code::SkippedActivities, None))
         .chain(
             flowed
                 .iter()
-                .map(|((fs, ps), rs)| (ps, rs, Code::SkippedActivities, &fs[..])),
+                .map(|((fs, ps), rs)| (ps, rs, Code::SkippedActivities, Some(Around::Flows(fs)))),
+        )
+        .chain(
+            earlier
+                .iter()
+                .map(|((ls, ps), rs)| (ps, rs, Code::SkippedActivities, Some(Around::Earlier(ls)))),
         )
         .chain(
             rerun
                 .iter()
-                .map(|(ps, rs)| (ps, rs, Code::RerunActivities, &[][..])),
+                .map(|(ps, rs)| (ps, rs, Code::RerunActivities, None)),
         );
-    for (ps, rs, code, flows) in groups {
+    for (ps, rs, code, around) in groups {
         let skip = code == Code::SkippedActivities;
+        let flows = match around {
+            Some(Around::Flows(fs)) => fs,
+            _ => &[][..],
+        };
         for (may, part) in parts(ps) {
             let (verb, why) = match (skip, may) {
                 (true, false) => ("will skip", "the new version runs them before that point"),
@@ -639,8 +679,44 @@ fn resume_findings(
                 (false, true) => this_iteration(a, &part, rs, false).to_string(),
                 (false, false) => String::new(),
             };
-            // A re-run activity ran under the old version: it has an old counterpart.
-            let old_refs: Vec<ActivityRef> = if skip {
+            // Skipped in the iterations they went through, of which there may be none.
+            let (verb, why, how) = match around {
+                Some(Around::Earlier(ls)) => {
+                    let (its, the) = match ls.len() {
+                        1 => ("its body", "the loop"),
+                        _ => ("their bodies", "those loops"),
+                    };
+                    let gone: Vec<String> = ls
+                        .iter()
+                        .map(|&l| match tn.element(l) {
+                            "foreach" => {
+                                format!("for the items {} already went through", tn.label(l))
+                            }
+                            _ => format!(
+                                "in the iterations of {} they already went through",
+                                tn.label(l)
+                            ),
+                        })
+                        .collect();
+                    let data = match may {
+                        true => depending(a, &old_earlier, &part, rs),
+                        false => String::new(),
+                    };
+                    (
+                        "may skip",
+                        format!(
+                            "moved from after {} into {its}, after that point: the old version ran them after {the}, the new one in each iteration",
+                            names(ls)
+                        ),
+                        format!(" {}{data}", gone.join(" and ")),
+                    )
+                }
+                _ => (verb, why, how),
+            };
+            // A re-run activity ran under the old version: it has an old counterpart; so does
+            // one skipped in earlier iterations (it ran after the loop).
+            let old_refs: Vec<ActivityRef> = if skip && !matches!(around, Some(Around::Earlier(_)))
+            {
                 Vec::new()
             } else {
                 named(&part)
@@ -2051,6 +2127,73 @@ fn moved_out_of_body(a: &Analysis, os: usize, r: &Resume, full: &mut [bool]) -> 
     let mut top = outermost(tn, &set, full);
     top.retain(|&p| !is_jump(tn, p));
     top
+}
+
+/// For rows resting at `r` inside loops they were iterating in (new loops whose old
+/// counterparts held their old wait, and that hold their resume point): the outermost
+/// activities (new positions) in the body of such a loop after the resume point whose old
+/// counterparts ran after that loop (outside its old counterpart, after the old wait), in
+/// their thread and outside foreign handlers, grouped by the loops that holds for. The
+/// iterations they already went through ran the body before that point and never ran these
+/// (the new version does, in every iteration), and the copy after the loop that the old
+/// version would have run is gone: for the earlier iterations they skip them. What is new in
+/// the body is not one of them: the old version never ran it either.
+fn ran_after_loops(a: &Analysis, r: &Resume, full: &mut [bool]) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let (w, Some(wo)) = (r.w_new, r.w_old) else {
+        return Vec::new();
+    };
+    // (old loop, new loop) around both waits.
+    let held: Vec<(usize, usize)> = to
+        .ancestors(wo)
+        .filter(|&o| is_loop(to.element(o)) && to.effective[o])
+        .filter_map(|o| m.o2n[o].map(|n| (o, n)))
+        .filter(|&(_, n)| tn.effective[n] && tn.is_desc(w, n))
+        .collect();
+    let Some(outer) = held.iter().map(|&(_, n)| n).min() else {
+        return Vec::new();
+    };
+    let (tr, tro) = (tn.thread_root(w), to.thread_root(wo));
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    tn.order_ranges(w, &mut before, &mut after);
+    let mut found: BTreeMap<Vec<usize>, Vec<usize>> = BTreeMap::new();
+    for &(s, e) in after
+        .iter()
+        .filter(|&&(s, e)| outer < s && e <= tn.end(outer))
+    {
+        for p in s..=e {
+            let Some(o) = m.n2o[p].filter(|&o| to.effective[o]) else {
+                continue;
+            };
+            if !tn.effective[p]
+                || !runs_in_thread(tn, p, tr)
+                || in_handler_off_path(tn, p, w).is_some()
+                || !runs_in_thread(to, o, tro)
+                || in_handler_off_path(to, o, wo).is_some()
+                || to.order(o, wo) != Order::After
+            {
+                continue;
+            }
+            let loops: Vec<usize> = held
+                .iter()
+                .filter(|&&(ol, nl)| tn.is_desc(p, nl) && !to.is_desc(o, ol))
+                .map(|&(_, nl)| nl)
+                .collect();
+            if !loops.is_empty() {
+                found.entry(loops).or_default().push(p);
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|(mut loops, set)| {
+            loops.sort_unstable();
+            let mut top = outermost(tn, &set, full);
+            top.retain(|&p| !is_jump(tn, p));
+            (loops, top)
+        })
+        .filter(|(_, top)| !top.is_empty())
+        .collect()
 }
 
 /// The old scope whose body held the old counterpart of `p` while one of its fault handlers
