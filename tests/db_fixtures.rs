@@ -687,6 +687,7 @@ stories!(
     wait_first_moved_before_until,
     call_moved_into_foreach_rows_in_body,
     call_moved_into_while_rows_in_body,
+    call_moved_into_foreach_start_rows_in_body,
     call_inserted_into_foreach_rows_in_body,
     wait_moved_into_foreach,
     wait_moved_out_of_foreach,

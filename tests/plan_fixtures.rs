@@ -351,6 +351,10 @@ fn change_fixture_verdicts() {
         ("call_moved_into_foreach_rows_in_body", Verdict::Compatible),
         ("call_moved_into_while_rows_in_body", Verdict::Compatible),
         (
+            "call_moved_into_foreach_start_rows_in_body",
+            Verdict::Migratable,
+        ),
+        (
             "call_inserted_into_foreach_rows_in_body",
             Verdict::Migratable,
         ),

@@ -1887,12 +1887,21 @@ fn this_iteration(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume], may: bool
                 .any(|q| matches!(t.element(q), "while" | "until" | "foreach"))
         })
     });
-    if in_loop && may {
-        " in the current iteration of their loop"
-    } else if in_loop {
-        " in the current iteration of their loop (later iterations run them)"
-    } else {
-        ""
+    // Moved into the body from after the loop: the iterations they went through never ran
+    // them either (see `ran_after_loops_of`).
+    let gone_by = ps.iter().all(|&(p, _)| {
+        rs.iter().all(|r| {
+            r.w_old
+                .is_some_and(|wo| !ran_after_loops_of(a, &held_loops(a, r), p, wo).is_empty())
+        })
+    });
+    match (in_loop, may, gone_by) {
+        (true, true, _) => " in the current iteration of their loop",
+        (true, false, true) => {
+            " in the current iteration of their loop and in those they already went through (later iterations run them)"
+        }
+        (true, false, false) => " in the current iteration of their loop (later iterations run them)",
+        (false, _, _) => "",
     }
 }
 
@@ -2129,27 +2138,53 @@ fn moved_out_of_body(a: &Analysis, os: usize, r: &Resume, full: &mut [bool]) -> 
     top
 }
 
-/// For rows resting at `r` inside loops they were iterating in (new loops whose old
-/// counterparts held their old wait, and that hold their resume point): the outermost
-/// activities (new positions) in the body of such a loop after the resume point whose old
-/// counterparts ran after that loop (outside its old counterpart, after the old wait), in
-/// their thread and outside foreign handlers, grouped by the loops that holds for. The
-/// iterations they already went through ran the body before that point and never ran these
-/// (the new version does, in every iteration), and the copy after the loop that the old
-/// version would have run is gone: for the earlier iterations they skip them. What is new in
-/// the body is not one of them: the old version never ran it either.
+/// The loops a thread resting at `r` is iterating in, in both versions: (old loop around its
+/// old wait, its new counterpart, which holds the resume point), innermost first.
+fn held_loops(a: &Analysis, r: &Resume) -> Vec<(usize, usize)> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let Some(wo) = r.w_old else {
+        return Vec::new();
+    };
+    to.ancestors(wo)
+        .filter(|&o| is_loop(to.element(o)) && to.effective[o])
+        .filter_map(|o| m.o2n[o].map(|n| (o, n)))
+        .filter(|&(_, n)| tn.effective[n] && tn.is_desc(r.w_new, n))
+        .collect()
+}
+
+/// Of the loops `held` (see [`held_loops`]) of a thread that rested at `wo`, those (new
+/// positions) whose body holds `p` while the old counterpart of `p` ran after the old loop
+/// (outside it, after `wo`): the iterations the thread already went through never ran `p`
+/// (the new version runs it in each), and what the old version would have run after the loop
+/// is gone. Something new in the body is not one: the old version never ran it either.
+fn ran_after_loops_of(a: &Analysis, held: &[(usize, usize)], p: usize, wo: usize) -> Vec<usize> {
+    let (to, tn) = (&a.old, &a.new);
+    let Some(o) = a.m.n2o[p].filter(|&o| to.effective[o]) else {
+        return Vec::new();
+    };
+    if to.order(o, wo) != Order::After {
+        return Vec::new();
+    }
+    let mut loops: Vec<usize> = held
+        .iter()
+        .filter(|&&(ol, nl)| tn.is_desc(p, nl) && !to.is_desc(o, ol))
+        .map(|&(_, nl)| nl)
+        .collect();
+    loops.sort_unstable();
+    loops
+}
+
+/// For rows resting at `r`: the outermost activities (new positions) after their resume point
+/// in the body of a loop they are iterating in that ran after that loop under the old version
+/// (see [`ran_after_loops_of`]), in their thread and outside foreign handlers, grouped by
+/// those loops: for the iterations they went through they skip them. (Those before the resume
+/// point they skip in the current iteration too: the walk's, see [`this_iteration`].)
 fn ran_after_loops(a: &Analysis, r: &Resume, full: &mut [bool]) -> Vec<(Vec<usize>, Vec<usize>)> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
     let (w, Some(wo)) = (r.w_new, r.w_old) else {
         return Vec::new();
     };
-    // (old loop, new loop) around both waits.
-    let held: Vec<(usize, usize)> = to
-        .ancestors(wo)
-        .filter(|&o| is_loop(to.element(o)) && to.effective[o])
-        .filter_map(|o| m.o2n[o].map(|n| (o, n)))
-        .filter(|&(_, n)| tn.effective[n] && tn.is_desc(w, n))
-        .collect();
+    let held = held_loops(a, r);
     let Some(outer) = held.iter().map(|&(_, n)| n).min() else {
         return Vec::new();
     };
@@ -2162,23 +2197,16 @@ fn ran_after_loops(a: &Analysis, r: &Resume, full: &mut [bool]) -> Vec<(Vec<usiz
         .filter(|&&(s, e)| outer < s && e <= tn.end(outer))
     {
         for p in s..=e {
-            let Some(o) = m.n2o[p].filter(|&o| to.effective[o]) else {
-                continue;
-            };
             if !tn.effective[p]
                 || !runs_in_thread(tn, p, tr)
                 || in_handler_off_path(tn, p, w).is_some()
-                || !runs_in_thread(to, o, tro)
-                || in_handler_off_path(to, o, wo).is_some()
-                || to.order(o, wo) != Order::After
+                || m.n2o[p].is_none_or(|o| {
+                    !runs_in_thread(to, o, tro) || in_handler_off_path(to, o, wo).is_some()
+                })
             {
                 continue;
             }
-            let loops: Vec<usize> = held
-                .iter()
-                .filter(|&&(ol, nl)| tn.is_desc(p, nl) && !to.is_desc(o, ol))
-                .map(|&(_, nl)| nl)
-                .collect();
+            let loops = ran_after_loops_of(a, &held, p, wo);
             if !loops.is_empty() {
                 found.entry(loops).or_default().push(p);
             }
@@ -2186,8 +2214,7 @@ fn ran_after_loops(a: &Analysis, r: &Resume, full: &mut [bool]) -> Vec<(Vec<usiz
     }
     found
         .into_iter()
-        .map(|(mut loops, set)| {
-            loops.sort_unstable();
+        .map(|(loops, set)| {
             let mut top = outermost(tn, &set, full);
             top.retain(|&p| !is_jump(tn, p));
             (loops, top)
