@@ -8,7 +8,7 @@
 
 use super::matcher::Matching;
 use super::model::{DeltaKind, HandlerDelta, MatchVia, StateDelta, ThreadDelta};
-use super::tree::{same_expr, xml_attr, Tree};
+use super::tree::{does_nothing, same_expr, xml_attr, Tree};
 use crate::bpl::ActivityId;
 use crate::states::{CompiledProcess, Role, State, ThreadClass};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -477,14 +477,16 @@ fn work_after(t: &Tree, c: usize, n: usize) -> Vec<usize> {
     after
 }
 
-/// Does the subtree at `q` do work (traces, `<empty>` and jumps do none)?
+/// Does the subtree at `q` do work (traces, jumps and what does nothing, see
+/// [`does_nothing`], do none)?
 fn does_work(t: &Tree, q: usize) -> bool {
     t.effective[q]
         && (q..=t.end(q)).any(|x| {
             t.effective[x]
+                && !does_nothing(t.element(x))
                 && !matches!(
                     t.element(x),
-                    "trace" | "empty" | "sequence" | "break" | "continue" | "label" | "branch"
+                    "trace" | "sequence" | "break" | "continue" | "label" | "branch"
                 )
         })
 }
@@ -927,26 +929,6 @@ pub(crate) fn same_wait_sync(t_new: &Tree, m: &Matching, n_call: usize) -> Optio
     let name = t_new.nodes[n_call].name.as_deref()?;
     let sync = first_sync_on(t_new, later_siblings(t_new, n_call), name)?;
     if !waits_like_call(t_new, sync, name) || m.n2o[sync].is_some() || !t_new.effective[sync] {
-        return None;
-    }
-    Some(sync)
-}
-
-/// The new `<sync>` that a thread which waited on the call at `n_call` (new position) while
-/// it was synchronous has nothing left to wait at: the first sync after the call in the same
-/// list that lists it, new and enabled, and listing it alone (with or without a `timeout`: the
-/// thread had the answer, so the timer could only have cut the wait short) or of
-/// `type="any"` (the call's answer completes it). A superset of [`same_wait_sync`]: the sync
-/// need not be the same wait for threads resting at the call, only for threads past it.
-pub(crate) fn passed_wait_sync(t_new: &Tree, m: &Matching, n_call: usize) -> Option<usize> {
-    let name = t_new.nodes[n_call].name.as_deref()?;
-    let sync = first_sync_on(t_new, later_siblings(t_new, n_call), name)?;
-    let alone = t_new.sync_calls(sync).all(|c| c == name);
-    let any = t_new.nodes[sync]
-        .attrs
-        .get("type")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("any"));
-    if !(alone || any) || m.n2o[sync].is_some() || !t_new.effective[sync] {
         return None;
     }
     Some(sync)

@@ -945,6 +945,13 @@ pub(crate) fn same_expr(a: Option<&str>, b: Option<&str>) -> bool {
     a.map(normalize_expr) == b.map(normalize_expr)
 }
 
+/// Elements that generate no code that does anything: `<empty>` generates nothing, and
+/// `<receive>`, unimplemented, only a comment (spec 2.2). Skipping or re-running them changes
+/// nothing.
+pub(crate) fn does_nothing(element: &str) -> bool {
+    matches!(element, "empty" | "receive")
+}
+
 /// Does the key say anything beyond the element name (a name or a key attribute value)?
 pub(crate) fn key_is_trivial(t: &Tree, p: usize) -> bool {
     t.nodes[p].name.is_none() && t.rename_key[p].is_none()

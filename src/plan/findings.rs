@@ -124,7 +124,8 @@ catalogue! {
         "instances resting at a state will skip activities that the new version runs before that resume point \
          (inserted there, moved there, or enabled; or added to a fault handler, new or not, or to a compensation \
          handler that a fault or a <compensate> before that point took them through), or the remaining iterations \
-         of a loop their wait moved out of; info when they are only traces or <empty>",
+         of a loop their wait moved out of, or what moved from after a loop they are iterating in into its body \
+         after their resume point (the iterations they went through never ran it); info when they are only traces or activities that do nothing (<empty>, <receive>)",
         "check that skipping them is harmless for in-flight instances, or let those instances finish first";
     RerunActivities = "BPM0202", "rerun-activities", Warning,
         "instances resting at a state will run again activities that moved from before to after their resume point; \

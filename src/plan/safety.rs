@@ -274,13 +274,11 @@ struct Alignment {
     /// A long list of moved siblings is a few blocks, so a resume point costs O(blocks ·
     /// log), not O(activities).
     blocks: Vec<Vec<usize>>,
-    /// A new `<sync>` that waits for nothing more than an old synchronous call's own wait did
-    /// (the call made asynchronous, the sync on it alone or `type="any"` after it; spec
-    /// 3.4.4a: a synchronous call compiles as a sync on it alone): that old call. A thread
-    /// that passed the call under the old version did that wait, so it did not skip the sync. (It does not count as run for
-    /// re-runs: a thread reaching it again after the answer came finds nothing to wait for.)
-    /// Sorted by the sync.
-    waited: Vec<(usize, usize)>,
+    /// The new `<sync>`s whose answers an old wait may have received already (see
+    /// [`Awaited`]), sorted by the sync. A thread that passed those waits with every answer
+    /// did not skip the sync. (It does not count as run for re-runs: a thread reaching it
+    /// again after the answer came finds nothing to wait for.)
+    waited: Vec<Awaited>,
     /// For each new activity, [`unkept_conditional`]: the old conditional that decided
     /// whether its counterpart ran, and that the new version no longer decides it by.
     unkept: Vec<Option<usize>>,
@@ -356,7 +354,7 @@ impl Alignment {
                 }
             }
         }
-        let waited = syncs_of_sync_calls(a);
+        let waited = awaited_syncs(a);
         let unkept: Vec<Option<usize>> = (0..tn.len())
             .map(|n| old[n].and_then(|_| unkept_conditional(a, n)))
             .collect();
@@ -458,27 +456,92 @@ pub(super) fn same_branch(a: &Analysis, o: usize, os: &str, ns: &str) -> bool {
     }
 }
 
-/// The new `<sync>`s that wait for nothing more than an old synchronous call made asynchronous
-/// did (spec 3.4.4a: a sync call compiles as a sync on it alone; `passed_wait_sync`: on it
-/// alone, with or without a timeout, or `type="any"`), with that call's old position,
-/// ascending: a row that waited on the call has its answer, so the sync is neither new nor
-/// skipped for it.
-pub(super) fn syncs_of_sync_calls(a: &Analysis) -> Vec<(usize, usize)> {
-    let (to, tn, m) = (&a.old, &a.new, &a.m);
-    let mut waited = Vec::new();
-    for n in 0..tn.len() {
-        if tn.element(n) != "call" || !is_async_call(tn.nodes[n]) {
-            continue;
-        }
-        let Some(o) = m.n2o[n].filter(|&o| to.effective[o] && !is_async_call(to.nodes[o])) else {
-            continue;
-        };
-        if let Some(sync) = crate::diff::statemap::passed_wait_sync(tn, m, n) {
-            waited.push((sync, o));
+/// A new `<sync>` (no activity the old version generated became it) and, for each call it
+/// lists, the old wait that received that call's answer: the old counterpart of the call it
+/// collects (the nearest earlier call of that name in its list) when that one was synchronous
+/// (spec 3.4.4a: a synchronous call compiles as a sync on it alone), or else the first old
+/// `<sync>` after it in its list that lists it. A thread that passed those waits with the
+/// answers finds nothing pending at the sync (spec 3.4.4a: `cur -> C`), so the sync is neither
+/// new to it nor skipped by it.
+pub(crate) struct Awaited {
+    pub sync: usize,
+    /// `type="any"`: one answer completes it; otherwise it waits for every call it lists.
+    any: bool,
+    /// For each call it lists: its old wait (position), and whether a thread past that wait
+    /// surely has the answer — false for a `<sync>` with a `timeout`, or of `type="any"` with
+    /// other calls, which may have let the thread go on without it.
+    pub waits: Vec<Option<(usize, bool)>>,
+}
+
+impl Awaited {
+    /// For a thread that passed the old waits `passed` says it passed: whether it has the
+    /// answers the sync waits for (`Some(true)`), may have them (`Some(false)`: a wait it
+    /// passed may have let it go on without one), or not (`None`).
+    pub(crate) fn answered(&self, passed: impl Fn(usize) -> bool) -> Option<bool> {
+        let got = self
+            .waits
+            .iter()
+            .map(|w| w.filter(|&(o, _)| passed(o)).map(|(_, sure)| sure));
+        if self.any {
+            got.flatten().reduce(|x, y| x || y)
+        } else {
+            got.reduce(|x, y| Some(x? && y?)).flatten()
         }
     }
-    waited.sort_unstable();
-    waited
+}
+
+/// The [`Awaited`] of the new `<sync>` at `s`, when it is new and lists some call.
+pub(crate) fn awaited(a: &Analysis, s: usize) -> Option<Awaited> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    if tn.element(s) != "sync" || !tn.effective[s] || m.n2o[s].is_some_and(|o| to.effective[o]) {
+        return None;
+    }
+    let named = |t: &Tree, x: usize, name: &str| {
+        t.element(x) == "call" && t.nodes[x].name.as_deref() == Some(name)
+    };
+    let wait_of = |name: &str| -> Option<(usize, bool)> {
+        let call = siblings(tn, tn.list_first(s), s - 1)
+            .filter(|&x| named(tn, x, name))
+            .last()?;
+        let o = m.n2o[call].filter(|&o| to.effective[o] && named(to, o, name))?;
+        if !is_async_call(to.nodes[o]) {
+            return Some((o, true));
+        }
+        let sync = siblings(to, to.end(o) + 1, to.list_end(o))
+            .find(|&x| to.effective[x] && to.sync_calls(x).any(|c| c == name))?;
+        let n = to.nodes[sync];
+        let any = n
+            .attrs
+            .get("type")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("any"));
+        let sure =
+            !n.attrs.contains_key("timeout") && (!any || to.sync_calls(sync).all(|c| c == name));
+        Some((sync, sure))
+    };
+    let waits: Vec<Option<(usize, bool)>> = tn.sync_calls(s).map(wait_of).collect();
+    if waits.is_empty() {
+        return None;
+    }
+    let any = tn.nodes[s]
+        .attrs
+        .get("type")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("any"));
+    Some(Awaited {
+        sync: s,
+        any,
+        waits,
+    })
+}
+
+/// The siblings from `from` (a position in a child list) whose subtrees start by `last`.
+fn siblings<'t>(t: &'t Tree, from: usize, last: usize) -> impl Iterator<Item = usize> + 't {
+    let next = move |&x: &usize| Some(t.end(x) + 1).filter(|&n| n <= last);
+    std::iter::successors(Some(from).filter(|&f| f <= last), next)
+}
+
+/// Every new `<sync>`'s [`Awaited`], ascending by the sync.
+pub(crate) fn awaited_syncs(a: &Analysis) -> Vec<Awaited> {
+    (0..a.new.len()).filter_map(|s| awaited(a, s)).collect()
 }
 
 /// Ascending maximal runs of consecutive siblings, `(first, last)`: `first`, then each next
@@ -527,27 +590,30 @@ enum Ran {
 }
 
 impl Walk<'_, '_> {
-    /// Did the counterpart of `q` run before the old resume point?
+    /// Did the counterpart of `q` run before the old resume point? (For a new `<sync>` in the
+    /// skip walk: did the old waits it stands for, with every answer it waits for.) One that
+    /// ran only if a conditional the new version no longer has decided so, for a thread not
+    /// inside that conditional, may have run.
     fn ran_before(&self, q: usize) -> Ran {
-        let waited = || {
-            let w = &self.align.waited;
-            w.binary_search_by_key(&q, |&(sync, _)| sync)
-                .ok()
-                .map(|k| w[k].1)
+        let before = match self.align.old[q] {
+            Some(o) => self.passed(o),
+            None if !self.ran => {
+                let w = &self.align.waited;
+                w.binary_search_by_key(&q, |x| x.sync)
+                    .is_ok_and(|k| w[k].answered(|o| self.passed(o)) == Some(true))
+            }
+            None => false,
         };
-        let old = match self.align.old[q] {
-            None if !self.ran => waited(),
-            o => o,
-        };
-        let before = old.is_some_and(|o| {
-            let k = self.old_before.partition_point(|&(_, e)| e < o);
-            self.old_before.get(k).is_some_and(|&(s, _)| s <= o)
-        });
         match (before, self.w_old, self.align.unkept[q]) {
             (false, _, _) => Ran::No,
             (true, Some(wo), Some(c)) if !self.to.is_desc(wo, c) => Ran::Maybe,
             (true, _, _) => Ran::Yes,
         }
+    }
+
+    /// Did the old activity at `o` run before the old resume point?
+    fn passed(&self, o: usize) -> bool {
+        in_ranges(self.old_before, o)
     }
 
     /// Does an activity that ran so qualify? One that may have run qualifies both ways (it
@@ -692,6 +758,12 @@ impl Walk<'_, '_> {
     }
 }
 
+/// Does `o` lie in one of the ascending disjoint inclusive `ranges`?
+fn in_ranges(ranges: &[(usize, usize)], o: usize) -> bool {
+    let k = ranges.partition_point(|&(_, e)| e < o);
+    ranges.get(k).is_some_and(|&(s, _)| s <= o)
+}
+
 /// What a thread resting at a resume point skips or runs again, with its indexes and buffers
 /// made once for every resume point.
 pub(super) struct Moved<'x, 'a> {
@@ -713,6 +785,14 @@ impl<'x, 'a> Moved<'x, 'a> {
             old_before: Vec::new(),
             old_after: Vec::new(),
         }
+    }
+
+    /// Did the old activity at `o` run before the old resume point of the last [`compute`]
+    /// (as the walk counts it: a call the thread rests at was sent)?
+    ///
+    /// [`compute`]: Moved::compute
+    pub(super) fn passed(&self, o: usize) -> bool {
+        in_ranges(&self.old_before, o)
     }
 
     /// For a thread resting at `w` (new) that rested at `w_old` (old), the activities it runs
@@ -1550,7 +1630,7 @@ pub(crate) fn subtree_owns(t: &Tree, owners: &Owners, p: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{in_foreign_handler, is_async_call, mentions, Moved, Runs, SiblingRuns};
+    use super::{in_foreign_handler, mentions, Moved, Runs, SiblingRuns};
     use crate::bpl::{load, LoadOptions};
     use crate::diff::tree::Order;
     use crate::states::{compile, Compiler};
@@ -1659,15 +1739,17 @@ mod tests {
             {
                 continue;
             }
-            // A `<sync>` that waits for nothing more than the old synchronous call it follows
-            // ran where that call did.
+            // A new `<sync>` whose answers the old waits it passed had ran where they did.
             let waited = || {
-                (0..tn.len()).any(|c| {
-                    tn.element(c) == "call"
-                        && is_async_call(tn.nodes[c])
-                        && m.n2o[c].is_some_and(|o| !is_async_call(to.nodes[o]))
-                        && crate::diff::statemap::passed_wait_sync(tn, m, c) == Some(n)
-                        && was_before(c)
+                super::awaited(a, n).is_some_and(|aw| {
+                    aw.answered(|o| {
+                        w_old.is_some_and(|wo| {
+                            to.effective[o]
+                                && (to.order(o, wo) == Order::Before
+                                    || (super::sent_before_resting(to, wo) && o == wo)
+                                    || merged_first == Some(o))
+                        })
+                    }) == Some(true)
                 })
             };
             match tn.order(n, w) {

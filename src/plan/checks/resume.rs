@@ -4,14 +4,14 @@
 
 use super::{Context, Findings};
 use crate::bpl::{Activity, ActivityId, ActivityKind};
-use crate::diff::tree::{same_expr, xml_attr, Order, Tree};
+use crate::diff::tree::{does_nothing, same_expr, xml_attr, Order, Tree};
 use crate::diff::{Analysis, ContextChangeKind};
 use crate::plan::findings::{finding, Code, FindingExt};
 use crate::plan::model::*;
 use crate::plan::safety::{
-    act_label, awaited_in_new, outermost, response_handler, resume_points, run_items, run_len,
-    runs_in_thread, same_branch, scalar_type, sql_literal, sref, unkept_conditional, Access,
-    Dataflow, Moved, Resume, Runs, SiblingRuns, ThreadFinder,
+    act_label, awaited, awaited_in_new, outermost, response_handler, resume_points, run_items,
+    run_len, runs_in_thread, same_branch, scalar_type, sql_literal, sref, unkept_conditional,
+    Access, Dataflow, Moved, Resume, Runs, SiblingRuns, ThreadFinder,
 };
 use crate::states::{ActivityRef, CompiledProcess, Role, StateName};
 use foldhash::{HashMap, HashMapExt, HashSet};
@@ -72,6 +72,8 @@ fn resume_findings(
     let mut rerun: BTreeMap<Runs, Vec<&Resume>> = BTreeMap::new();
     // Skipped activities in the branches of the flows (before the resume point) named first.
     let mut flowed: BTreeMap<(Vec<usize>, Runs), Vec<&Resume>> = BTreeMap::new();
+    // Skipped in the earlier iterations of the loops named first (see `ran_after_loops`).
+    let mut earlier: BTreeMap<(Vec<usize>, Runs), Vec<&Resume>> = BTreeMap::new();
     // With what continuing in their branch forces on them, for each conditional (see
     // `forced_branch`).
     let mut enclosing: BTreeMap<(Vec<usize>, Vec<String>), Vec<&Resume>> = BTreeMap::new();
@@ -81,11 +83,11 @@ fn resume_findings(
     // The same for what their branches ran only on some paths: a finished one may have not.
     let mut maybe_branches: BTreeMap<Vec<usize>, Vec<&Resume>> = BTreeMap::new();
     let mut maybe_branch = Vec::new();
-    // New `<sync>`s that wait for nothing more than an old synchronous call did: not new to
-    // any row that passed the call.
+    // New `<sync>`s whose answers the old waits they stand for surely had (see `Awaited`):
+    // not new to any row that passed those waits.
     let mut sync_waits = vec![false; tn.len()];
-    for (sync, _) in crate::plan::safety::syncs_of_sync_calls(a) {
-        sync_waits[sync] = true;
+    for aw in crate::plan::safety::awaited_syncs(a) {
+        sync_waits[aw.sync] = aw.answered(|_| true) == Some(true);
     }
     let old_earlier = old_earlier_siblings(a);
     let added_to_handlers = added_to_fault_handlers(a, &sync_waits, &mut full);
@@ -144,10 +146,23 @@ fn resume_findings(
         for runs in [&mut sk, &mut re] {
             drop_items(tn, runs, |p| is_jump(tn, p));
         }
+        // A new `<sync>` whose answers a wait they passed under the old version may have let
+        // them go on without (a timeout, `type="any"`): whether they skip it depends on that
+        // (see `depending`), so it is a run of its own.
+        let unanswered = |p: usize| {
+            awaited(a, p).is_some_and(|aw| aw.answered(|o| moved.passed(o)) == Some(false))
+        };
+        isolate_items(tn, &mut sk, unanswered);
+        // In the body of a loop they were iterating in, after their resume point, what ran
+        // after that loop under the old version: the iterations they went through never ran it.
+        let mut looped = ran_after_loops(a, r, &mut full);
         if let Some(h) = r.within {
             // It returns when the handler ends: the rest is its return point's.
             for runs in [&mut sk, &mut re] {
                 runs.retain(|&(first, _)| tn.is_desc(first, h));
+            }
+            for (_, items) in &mut looped {
+                items.retain(|&p| tn.is_desc(p, h));
             }
         }
         // Activities that moved between the branches of its flow: whether they ran, and
@@ -194,7 +209,8 @@ fn resume_findings(
                     let may = conditional_between(a, first, r)
                         || decided_by_old(a, first, r).is_some()
                         || !faults_left_before(a, &old_earlier, first, r).is_empty()
-                        || left_body_of(a, first, r).is_some();
+                        || left_body_of(a, first, r).is_some()
+                        || unanswered(first);
                     (first, last, may)
                 })
                 .collect(),
@@ -226,6 +242,20 @@ fn resume_findings(
         }
         if !re.is_empty() {
             rerun.entry(runs_of(&re)).or_default().push(r);
+        }
+        for (loops, items) in looped {
+            let mut runs: SiblingRuns = Vec::new();
+            for p in items {
+                match runs.last_mut() {
+                    Some(x) if tn.end(x.1) + 1 == p && tn.list_first(x.1) == tn.list_first(p) => {
+                        x.1 = p
+                    }
+                    _ => runs.push((p, p)),
+                }
+            }
+            if !runs.is_empty() {
+                earlier.entry((loops, runs_of(&runs))).or_default().push(r);
+            }
         }
         if let Some(wo) = r.w_old {
             // A `<compensate>` that ran before the resume point in both versions (in the
@@ -460,9 +490,13 @@ fn resume_findings(
             }
         });
         // A loop that now comes after the resume point is entered again from its start.
-        let (ahead, gone): (Vec<usize>, Vec<usize>) = gone.into_iter().partition(|&o| {
+        let (mut ahead, gone): (Vec<usize>, Vec<usize>) = gone.into_iter().partition(|&o| {
             m.o2n[o].is_some_and(|n| tn.effective[n] && tn.order(n, w) == Order::After)
         });
+        // Entering an `<until>` goes straight to its body (spec 3.4.7): it tests nothing and
+        // resets nothing, so what they ran of the body before their wait (the walk's re-runs)
+        // is all they do again; the test after the body is the one they were heading for.
+        ahead.retain(|&o| m.o2n[o].is_some_and(|n| tn.element(n) != "until"));
         if !gone.is_empty() {
             left.entry(gone).or_default().push(r);
         }
@@ -580,21 +614,39 @@ fn resume_findings(
             .collect()
     };
     // Skips and re-runs: the same sentence with other words.
+    // The flows or loops a group's activities lie in, when that is what the sentence says.
+    #[derive(Clone, Copy)]
+    enum Around<'g> {
+        /// In the branches of these flows, which they passed.
+        Flows(&'g [usize]),
+        /// In the body of these loops, after the resume point; under the old version they
+        /// ran after them (see `ran_after_loops`).
+        Earlier(&'g [usize]),
+    }
     let groups = skipped
         .iter()
-        .map(|(ps, rs)| (ps, rs, Code::SkippedActivities, &[][..]))
+        .map(|(ps, rs)| (ps, rs, Code::SkippedActivities, None))
         .chain(
             flowed
                 .iter()
-                .map(|((fs, ps), rs)| (ps, rs, Code::SkippedActivities, &fs[..])),
+                .map(|((fs, ps), rs)| (ps, rs, Code::SkippedActivities, Some(Around::Flows(fs)))),
+        )
+        .chain(
+            earlier
+                .iter()
+                .map(|((ls, ps), rs)| (ps, rs, Code::SkippedActivities, Some(Around::Earlier(ls)))),
         )
         .chain(
             rerun
                 .iter()
-                .map(|(ps, rs)| (ps, rs, Code::RerunActivities, &[][..])),
+                .map(|(ps, rs)| (ps, rs, Code::RerunActivities, None)),
         );
-    for (ps, rs, code, flows) in groups {
+    for (ps, rs, code, around) in groups {
         let skip = code == Code::SkippedActivities;
+        let flows = match around {
+            Some(Around::Flows(fs)) => fs,
+            _ => &[][..],
+        };
         for (may, part) in parts(ps) {
             let (verb, why) = match (skip, may) {
                 (true, false) => ("will skip", "the new version runs them before that point"),
@@ -643,8 +695,44 @@ fn resume_findings(
                 (false, true) => this_iteration(a, &part, rs, false).to_string(),
                 (false, false) => String::new(),
             };
-            // A re-run activity ran under the old version: it has an old counterpart.
-            let old_refs: Vec<ActivityRef> = if skip {
+            // Skipped in the iterations they went through, of which there may be none.
+            let (verb, why, how) = match around {
+                Some(Around::Earlier(ls)) => {
+                    let (its, the) = match ls.len() {
+                        1 => ("its body", "the loop"),
+                        _ => ("their bodies", "those loops"),
+                    };
+                    let gone: Vec<String> = ls
+                        .iter()
+                        .map(|&l| match tn.element(l) {
+                            "foreach" => {
+                                format!("for the items {} already went through", tn.label(l))
+                            }
+                            _ => format!(
+                                "in the iterations of {} they already went through",
+                                tn.label(l)
+                            ),
+                        })
+                        .collect();
+                    let data = match may {
+                        true => depending(a, &old_earlier, &part, rs),
+                        false => String::new(),
+                    };
+                    (
+                        "may skip",
+                        format!(
+                            "moved from after {} into {its}, after that point: the old version ran them after {the}, the new one in each iteration",
+                            names(ls)
+                        ),
+                        format!(" {}{data}", gone.join(" and ")),
+                    )
+                }
+                _ => (verb, why, how),
+            };
+            // A re-run activity ran under the old version: it has an old counterpart; so does
+            // one skipped in earlier iterations (it ran after the loop).
+            let old_refs: Vec<ActivityRef> = if skip && !matches!(around, Some(Around::Earlier(_)))
+            {
                 Vec::new()
             } else {
                 named(&part)
@@ -1314,6 +1402,24 @@ fn open_conditionals(t: &Tree, runs: &mut SiblingRuns) {
     *runs = out;
 }
 
+/// Makes each activity `alone` names a run of its own (splitting the runs around it).
+fn isolate_items(t: &Tree, runs: &mut SiblingRuns, alone: impl Fn(usize) -> bool) {
+    let mut out: SiblingRuns = Vec::with_capacity(runs.len());
+    for &run in runs.iter() {
+        let mut open: Option<(usize, usize)> = None;
+        for p in run_items(t, run) {
+            if alone(p) {
+                out.extend(open.take());
+                out.push((p, p));
+            } else {
+                open = Some(open.map_or((p, p), |(f, _)| (f, p)));
+            }
+        }
+        out.extend(open);
+    }
+    *runs = out;
+}
+
 fn drop_items(t: &Tree, runs: &mut SiblingRuns, drop: impl Fn(usize) -> bool) {
     let mut out: SiblingRuns = Vec::with_capacity(runs.len());
     for &run in runs.iter() {
@@ -1823,12 +1929,21 @@ fn this_iteration(a: &Analysis, ps: &[(usize, usize)], rs: &[&Resume], may: bool
                 .any(|q| matches!(t.element(q), "while" | "until" | "foreach"))
         })
     });
-    if in_loop && may {
-        " in the current iteration of their loop"
-    } else if in_loop {
-        " in the current iteration of their loop (later iterations run them)"
-    } else {
-        ""
+    // Moved into the body from after the loop: the iterations they went through never ran
+    // them either (see `ran_after_loops_of`).
+    let gone_by = ps.iter().all(|&(p, _)| {
+        rs.iter().all(|r| {
+            r.w_old
+                .is_some_and(|wo| !ran_after_loops_of(a, &held_loops(a, r), p, wo).is_empty())
+        })
+    });
+    match (in_loop, may, gone_by) {
+        (true, true, _) => " in the current iteration of their loop",
+        (true, false, true) => {
+            " in the current iteration of their loop and in those they already went through (later iterations run them)"
+        }
+        (true, false, false) => " in the current iteration of their loop (later iterations run them)",
+        (false, _, _) => "",
     }
 }
 
@@ -1847,7 +1962,22 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
     let mut new_loops: BTreeSet<usize> = BTreeSet::new();
     let mut scopes: BTreeSet<usize> = BTreeSet::new();
     let mut bodies: BTreeSet<usize> = BTreeSet::new();
+    // Old `<sync>`s they passed that may have let them go on without the answers of these
+    // calls (a new `<sync>` waits for them), see `Awaited`.
+    let mut unsure: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
     for &(p, _) in ps {
+        if let Some(aw) = awaited(a, p) {
+            for (call, wait) in t.sync_calls(p).zip(&aw.waits) {
+                let Some((o, false)) = *wait else { continue };
+                let passed = rs.iter().any(|r| {
+                    r.w_old
+                        .is_some_and(|wo| a.old.order(o, wo) == Order::Before)
+                });
+                if passed {
+                    unsure.entry(o).or_default().push(call);
+                }
+            }
+        }
         for r in rs {
             // An old conditional that no longer decides it: one they took or did not.
             match decided_by_old(a, p, r).map(|c| a.old.element(c)) {
@@ -1929,6 +2059,22 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
         (Some(f), Some(b)) => Some(format!("{f}, and on {b}")),
         (f, b) => f.or(b),
     };
+    let answers: Vec<String> = unsure
+        .iter()
+        .map(|(&o, calls)| {
+            let n = a.old.nodes[o];
+            let why = match n.attrs.contains_key("timeout") {
+                true => "it has a timeout",
+                false => "it is of type any",
+            };
+            let calls: Vec<String> = calls.iter().map(|c| format!("\"{c}\"")).collect();
+            format!(
+                "whether {} ({why}) let them go on without the answer of {}",
+                a.old.label(o),
+                calls.join(", ")
+            )
+        })
+        .collect();
     let mut on: Vec<&str> = Vec::new();
     match (branch, looped, &new_loop) {
         (_, true, Some(_)) | (true, true, None) => {
@@ -1936,10 +2082,13 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
         }
         (false, true, None) => on.push("whether the loop ran (it may have run 0 times)"),
         (true, false, _) => on.push("the branch they took"),
-        (false, false, None) if fault.is_none() => on.push("the branch they took"),
+        (false, false, None) if fault.is_none() && answers.is_empty() => {
+            on.push("the branch they took")
+        }
         (false, false, _) => {}
     }
     on.extend(fault.as_deref());
+    on.extend(answers.iter().map(String::as_str));
     match (on.is_empty(), new_loop) {
         (true, Some(n)) => format!(", in {n}"),
         (false, Some(n)) => format!(", depending on {}, and in {n}", on.join(", and on ")),
@@ -2035,6 +2184,91 @@ fn moved_out_of_body(a: &Analysis, os: usize, r: &Resume, full: &mut [bool]) -> 
     let mut top = outermost(tn, &set, full);
     top.retain(|&p| !is_jump(tn, p));
     top
+}
+
+/// The loops a thread resting at `r` is iterating in, in both versions: (old loop around its
+/// old wait, its new counterpart, which holds the resume point), innermost first.
+fn held_loops(a: &Analysis, r: &Resume) -> Vec<(usize, usize)> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let Some(wo) = r.w_old else {
+        return Vec::new();
+    };
+    to.ancestors(wo)
+        .filter(|&o| is_loop(to.element(o)) && to.effective[o])
+        .filter_map(|o| m.o2n[o].map(|n| (o, n)))
+        .filter(|&(_, n)| tn.effective[n] && tn.is_desc(r.w_new, n))
+        .collect()
+}
+
+/// Of the loops `held` (see [`held_loops`]) of a thread that rested at `wo`, those (new
+/// positions) whose body holds `p` while the old counterpart of `p` ran after the old loop
+/// (outside it, after `wo`): the iterations the thread already went through never ran `p`
+/// (the new version runs it in each), and what the old version would have run after the loop
+/// is gone. Something new in the body is not one: the old version never ran it either.
+fn ran_after_loops_of(a: &Analysis, held: &[(usize, usize)], p: usize, wo: usize) -> Vec<usize> {
+    let (to, tn) = (&a.old, &a.new);
+    let Some(o) = a.m.n2o[p].filter(|&o| to.effective[o]) else {
+        return Vec::new();
+    };
+    if to.order(o, wo) != Order::After {
+        return Vec::new();
+    }
+    let mut loops: Vec<usize> = held
+        .iter()
+        .filter(|&&(ol, nl)| tn.is_desc(p, nl) && !to.is_desc(o, ol))
+        .map(|&(_, nl)| nl)
+        .collect();
+    loops.sort_unstable();
+    loops
+}
+
+/// For rows resting at `r`: the outermost activities (new positions) after their resume point
+/// in the body of a loop they are iterating in that ran after that loop under the old version
+/// (see [`ran_after_loops_of`]), in their thread and outside foreign handlers, grouped by
+/// those loops: for the iterations they went through they skip them. (Those before the resume
+/// point they skip in the current iteration too: the walk's, see [`this_iteration`].)
+fn ran_after_loops(a: &Analysis, r: &Resume, full: &mut [bool]) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let (w, Some(wo)) = (r.w_new, r.w_old) else {
+        return Vec::new();
+    };
+    let held = held_loops(a, r);
+    let Some(outer) = held.iter().map(|&(_, n)| n).min() else {
+        return Vec::new();
+    };
+    let (tr, tro) = (tn.thread_root(w), to.thread_root(wo));
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    tn.order_ranges(w, &mut before, &mut after);
+    let mut found: BTreeMap<Vec<usize>, Vec<usize>> = BTreeMap::new();
+    for &(s, e) in after
+        .iter()
+        .filter(|&&(s, e)| outer < s && e <= tn.end(outer))
+    {
+        for p in s..=e {
+            if !tn.effective[p]
+                || !runs_in_thread(tn, p, tr)
+                || in_handler_off_path(tn, p, w).is_some()
+                || m.n2o[p].is_none_or(|o| {
+                    !runs_in_thread(to, o, tro) || in_handler_off_path(to, o, wo).is_some()
+                })
+            {
+                continue;
+            }
+            let loops = ran_after_loops_of(a, &held, p, wo);
+            if !loops.is_empty() {
+                found.entry(loops).or_default().push(p);
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|(loops, set)| {
+            let mut top = outermost(tn, &set, full);
+            top.retain(|&p| !is_jump(tn, p));
+            (loops, top)
+        })
+        .filter(|(_, top)| !top.is_empty())
+        .collect()
 }
 
 /// The old scope whose body held the old counterpart of `p` while one of its fault handlers
@@ -3033,27 +3267,42 @@ fn renamed_property(a: &Analysis, added: &str) -> Option<String> {
     found.next().is_none().then_some(first)
 }
 
-/// Elements whose skipping or re-running changes no data: `<trace>` writes the event log
-/// only, `<empty>` nothing; a `<sequence>` of them is as quiet.
 /// Why skipping or re-running these activities (and everything inside them) cannot change
-/// data: traces only write the event log, `<empty>` does nothing (nor does a `<sequence>`
-/// of them). `None` when something else is among them.
+/// data: traces only write the event log, and the rest does nothing (`<empty>`, `<receive>`:
+/// see [`does_nothing`]), nor does a `<sequence>` of them. `None` when something else is among
+/// them.
 fn quiet_note(t: &Tree, items: impl IntoIterator<Item = usize>) -> Option<&'static str> {
-    let (mut traces, mut empties) = (false, false);
+    let (mut traces, mut empties, mut receives) = (false, false, false);
     for p in items {
         for q in p..=t.end(p) {
             match t.element(q) {
                 "trace" => traces = true,
                 "empty" => empties = true,
+                "receive" => receives = true,
                 "sequence" => {}
-                _ => return None,
+                e => {
+                    debug_assert!(!does_nothing(e), "{e}");
+                    return None;
+                }
             }
         }
     }
-    Some(match (traces, empties) {
-        (true, false) => "only traces: no effect on data",
-        (true, true) => "only traces and <empty>: no effect on data",
-        (false, _) => "only <empty>: they do nothing",
+    Some(match (traces, empties, receives) {
+        (true, false, false) => "only traces: no effect on data",
+        (true, true, false) => "only traces and <empty>: no effect on data",
+        (true, false, true) => {
+            "only traces and <receive> (IRIS generates only a comment for a <receive>): no effect on data"
+        }
+        (true, true, true) => {
+            "only traces, <empty> and <receive> (IRIS generates only a comment for a <receive>): no effect on data"
+        }
+        (false, _, false) => "only <empty>: they do nothing",
+        (false, false, true) => {
+            "only <receive> (IRIS generates only a comment for it): they do nothing"
+        }
+        (false, true, true) => {
+            "only <empty> and <receive> (IRIS generates only a comment for a <receive>): they do nothing"
+        }
     })
 }
 
