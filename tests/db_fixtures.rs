@@ -587,6 +587,8 @@ stories!(
     branch_switch,
     branch_switch_mapped,
     call_moved_between_cases,
+    retarget_swapped_between_cases,
+    same_name_call_moved_between_cases,
     case_respaced_renamed,
     catch_widened_to_catchall,
     catch_widened_nested,

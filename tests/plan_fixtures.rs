@@ -373,6 +373,8 @@ fn change_fixture_verdicts() {
         ("catchall_narrowed_to_catch", Verdict::Blocked),
         ("catch_widened_nested", Verdict::Migratable),
         ("call_moved_between_cases", Verdict::Blocked),
+        ("retarget_swapped_between_cases", Verdict::Compatible),
+        ("same_name_call_moved_between_cases", Verdict::Blocked),
         ("branch_switch_mapped", Verdict::Migratable),
         ("compensate_registry_cleared", Verdict::Migratable),
         ("compensate_scope_after", Verdict::Migratable),
