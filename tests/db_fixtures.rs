@@ -702,6 +702,7 @@ stories!(
     body_end_insert,
     removed_async_call_stale_entries,
     handler_removed_in_loop,
+    handler_removed_after_delay,
     removed_unsynced_async_call,
     removed_unsynced_async_call_at,
     sync_timeout_changed,
