@@ -587,6 +587,8 @@ stories!(
     branch_switch,
     branch_switch_mapped,
     call_moved_between_cases,
+    comp_rows_call_moved_out_of_scope,
+    comp_rows_body_insert,
     retarget_swapped_between_cases,
     same_name_call_moved_between_cases,
     case_respaced_renamed,

@@ -374,6 +374,8 @@ fn change_fixture_verdicts() {
         ("catchall_narrowed_to_catch", Verdict::Blocked),
         ("catch_widened_nested", Verdict::Migratable),
         ("call_moved_between_cases", Verdict::Blocked),
+        ("comp_rows_call_moved_out_of_scope", Verdict::Migratable),
+        ("comp_rows_body_insert", Verdict::Migratable),
         ("retarget_swapped_between_cases", Verdict::Compatible),
         ("same_name_call_moved_between_cases", Verdict::Blocked),
         ("branch_switch_mapped", Verdict::Migratable),
