@@ -334,6 +334,7 @@ fn change_fixture_verdicts() {
         ("body_end_insert", Verdict::Migratable),
         ("removed_async_call_stale_entries", Verdict::Migratable),
         ("handler_removed_in_loop", Verdict::Migratable),
+        ("handler_removed_after_delay", Verdict::Migratable),
         ("removed_unsynced_async_call", Verdict::Migratable),
         ("removed_unsynced_async_call_at", Verdict::Migratable),
         ("sync_timeout_changed", Verdict::Compatible),
@@ -388,6 +389,10 @@ fn change_fixture_verdicts() {
         ("catchall_narrowed_to_catch", Verdict::Blocked),
         ("catch_widened_nested", Verdict::Migratable),
         ("call_moved_between_cases", Verdict::Blocked),
+        ("comp_rows_call_moved_out_of_scope", Verdict::Migratable),
+        ("comp_rows_body_insert", Verdict::Migratable),
+        ("retarget_swapped_between_cases", Verdict::Compatible),
+        ("same_name_call_moved_between_cases", Verdict::Blocked),
         ("branch_switch_mapped", Verdict::Migratable),
         ("compensate_registry_cleared", Verdict::Migratable),
         ("compensate_scope_after", Verdict::Migratable),
@@ -1221,25 +1226,26 @@ fn stale_handler_entries_forbid_only_rows_that_can_still_send_without_a_handler(
             })
             .collect()
     };
-    // A kept without its handler: only S1 sends it (rows past it never do again).
-    assert_eq!(
-        forbidden(doc(format!(
-            "{}{delay}{}",
-            call("A", false),
-            call("B", true)
-        ))),
-        ["S1"]
-    );
+    // A kept without its handler: only S1 sends it, and a row resting there has not run it
+    // yet, so its context holds no entry (spec 5.2: the call-site state writes it); rows past
+    // it never send it again. Nothing is forbidden.
+    assert!(forbidden(doc(format!(
+        "{}{delay}{}",
+        call("A", false),
+        call("B", true)
+    )))
+    .is_empty());
     // A removed; a call with a runtime key and no handler after the delay may use key "A":
-    // every row before it is forbidden (old S1, and the delay's S4/S5, new S2/S3, whose S3
-    // sends it); A's own S2/S3 are removed (drained anyway), B's S6/S7 are past it.
+    // every row before it that ran A is forbidden (the delay's S4/S5, new S2/S3, whose S3
+    // sends it; not S1, which has not sent A yet); A's own S2/S3 are removed (drained
+    // anyway), B's S6/S7 are past it.
     assert_eq!(
         forbidden(doc(format!(
             "{delay}{}{}",
             call("@context.k", false),
             call("B", true)
         ))),
-        ["S1", "S4", "S5"]
+        ["S4", "S5"]
     );
     // The same with a handler: it registers it when sent, so the stale entry is never read.
     assert!(forbidden(doc(format!(
@@ -1252,7 +1258,8 @@ fn stale_handler_entries_forbid_only_rows_that_can_still_send_without_a_handler(
     assert!(forbidden(doc(format!("{delay}{}", call("B", true)))).is_empty());
     // A renamed A2 (its handler keeps OnResponse1); a new call under the old name "A" without
     // a handler would read the entry "A" → OnResponse1, now A2's handler: every row that can
-    // still reach it is forbidden. Without that call nothing is.
+    // still reach it, and that sent A2 already (not S1), is forbidden. Without that call
+    // nothing is.
     let other = "<call name='A' target='Other' async='0'><request type='Ens.Request'/></call>";
     let renamed = |extra: &str| {
         doc(format!(
@@ -1261,7 +1268,7 @@ fn stale_handler_entries_forbid_only_rows_that_can_still_send_without_a_handler(
             call("B", true)
         ))
     };
-    assert_eq!(forbidden(renamed(other)), ["S1", "S2", "S3", "S4", "S5"]);
+    assert_eq!(forbidden(renamed(other)), ["S2", "S3", "S4", "S5"]);
     assert!(forbidden(renamed("")).is_empty());
 }
 

@@ -32,7 +32,10 @@
 //! one that has none (an activity removed from a case, its copy in a new case); such a pair is
 //! refused only while that holds (a conditional moved *and* edited is paired later, by the
 //! move pass, and its contents then with it). An activity moves by key or name into another
-//! branch of its conditional's counterpart only when both branches have counterparts.
+//! branch of its conditional's counterpart only when both branches have counterparts, and
+//! only when the counterpart of its own branch does not still hold its name at its place
+//! ([`namesake_in_place`]: two cases' `Send` calls whose targets were swapped stay in their
+//! cases, retargeted; a name is identity, a target an attribute).
 //!
 //! 6. **Containers follow their children**: a matched container whose state-bearing
 //!    descendants went into another copy of it (same key) follows them; when they went into
@@ -994,7 +997,14 @@ impl Matcher<'_, '_> {
                     self.m.n2o[y] = None;
                     self.m.via[x] = None;
                     self.refused.insert((x, y), (o, n));
+                    // Paired again elsewhere, its child lists are aligned anew.
+                    self.done.remove(&x);
                 }
+            }
+            // Its branch is aligned again: what stayed in place (a namesake) pairs there.
+            if let Some(a) = branch_owner(ot, o).filter(|&a| self.m.o2n[a].is_some()) {
+                self.done.remove(&a);
+                self.work.insert(a);
             }
             changed = true;
             o = ot.end(o) + 1;
@@ -1524,7 +1534,8 @@ pub(crate) fn crossing_ok(
             if how == Crossing::Identity {
                 // Another branch or case, for the same key or name: a move the plan reports,
                 // only between two branches that each have a counterpart.
-                return !lost_branch(ot, nt, m, o, n);
+                // A namesake left in the corresponding branch is the activity, edited.
+                return !lost_branch(ot, nt, m, o, n) && !namesake_in_place(ot, nt, m, o, n);
             }
             // A rename or a content match stays in the corresponding branch or case.
             match (ot.child_towards(a, o), nt.child_towards(a2, n)) {
@@ -1551,10 +1562,90 @@ fn replaced_branches(ot: &Tree, nt: &Tree, m: &Matching, o: usize, n: usize) -> 
         && branch_kept(nt, ot, m, n, false) == Some(false)
 }
 
-/// [`replaced_branches`] or [`lost_branch`]: `o` and `n` are not the same activity, whatever
-/// they share.
+/// [`replaced_branches`], [`lost_branch`] or [`namesake_in_place`]: `o` and `n` are not the
+/// same activity, whatever they share.
 fn unrelated_branches(ot: &Tree, nt: &Tree, m: &Matching, o: usize, n: usize) -> bool {
-    replaced_branches(ot, nt, m, o, n) || lost_branch(ot, nt, m, o, n)
+    replaced_branches(ot, nt, m, o, n)
+        || lost_branch(ot, nt, m, o, n)
+        || namesake_in_place(ot, nt, m, o, n)
+}
+
+/// Do `o` and `n` lie in two branches of an `<if>`/`<switch>` and its counterpart that are not
+/// each other's counterpart, while the counterpart of `o`'s branch still holds an activity of
+/// its element and name at the same place (under the same chain of elements), not taken by
+/// another activity of `o`'s branch? Then the name stayed where it was: `o` is that activity,
+/// its attributes edited (a target swapped between two cases' `Send` calls), not moved into
+/// another branch with its attributes — rows resting there keep the branch they chose. A
+/// name is the activity's identity (a call's response and `<sync>` go by it); attributes are
+/// what a release edits. An activity whose name left its branch (another name in its place)
+/// still moves.
+fn namesake_in_place(ot: &Tree, nt: &Tree, m: &Matching, o: usize, n: usize) -> bool {
+    let Some(name) = ot.nodes[o].name.as_deref() else {
+        return false;
+    };
+    let Some(a) = branch_owner(ot, o) else {
+        return false;
+    };
+    let Some(a2) = m.o2n[a].filter(|&a2| nt.is_desc(n, a2)) else {
+        return false;
+    };
+    let (Some((_, so, _)), Some((_, sn, _))) = (ot.child_towards(a, o), nt.child_towards(a2, n))
+    else {
+        return false;
+    };
+    // The counterpart of o's branch in a2.
+    let twin = match case_index(so) {
+        Some(i) => {
+            let Some(&(_, j)) = m
+                .cases
+                .get(&a)
+                .and_then(|v| v.iter().find(|&&(x, _)| x == i + 1))
+            else {
+                return false;
+            };
+            format!("case[{}]", j - 1)
+        }
+        None => so.to_string(),
+    };
+    if twin == sn {
+        return false;
+    }
+    let Some(list) = slot_list(nt, a2, &twin) else {
+        return false;
+    };
+    let path = |t: &Tree, p: usize, top: usize| -> Vec<String> {
+        t.ancestors(p)
+            .take_while(|&q| q != top)
+            .map(|q| {
+                // The branch itself differs (its counterpart): only what lies below it counts.
+                let slot = if t.parent(q) == Some(top) {
+                    ""
+                } else {
+                    &*t.slot[q]
+                };
+                format!("{slot}\u{1e}{}", t.element(q))
+            })
+            .collect()
+    };
+    let (branch_o, here) = (ot.child_towards(a, o).map(|c| c.0), path(ot, o, a));
+    list.iter()
+        .flat_map(|&y| y..=nt.end(y))
+        .filter(|&y| {
+            !nt.in_message[y]
+                && nt.element(y) == ot.element(o)
+                && nt.nodes[y].name.as_deref() == Some(name)
+                && path(nt, y, a2) == here
+        })
+        .any(|y| match m.n2o[y] {
+            None => true,
+            Some(x) => {
+                x == o
+                    || !branch_o.is_some_and(|b| {
+                        ot.child_towards(a, x)
+                            .is_some_and(|c| ot.slot[c.0] == ot.slot[b])
+                    })
+            }
+        })
 }
 
 /// Do `o` and `n` lie in two branches of an `<if>`/`<switch>` and its counterpart that are

@@ -378,13 +378,15 @@ impl Alignment {
     }
 }
 
-/// The innermost old `<if>`/`<switch>` or `<while>`/`<foreach>` around the old counterpart of
-/// the new activity `n` that the new version no longer decides `n` by: its counterpart does
-/// not hold `n` (in the corresponding branch), and no merged copy of `n` (see
-/// `Matching::merged`) lies on every path through it. A thread that passed it under the old
-/// version ran `n`'s counterpart only if its data took that branch (or ran that body at
-/// least once): an unwrapped `<if>`, content hoisted out of a branch or a loop, moved into
-/// another branch. `None` for a new activity, or when every conditional around it is kept.
+/// The innermost old `<if>`/`<switch>`, `<while>`/`<foreach>`, or `<scope>` with a
+/// `<catch>`/`<catchall>` around the old counterpart of the new activity `n` that the new
+/// version no longer decides `n` by: its counterpart does not hold `n` (in the corresponding
+/// branch, or in its body), and no merged copy of `n` (see `Matching::merged`) lies on every
+/// path through it. A thread that passed it under the old version ran `n`'s counterpart only
+/// if its data took that branch (or ran that body at least once, or no fault took it out of
+/// the scope's body before it): an unwrapped `<if>`, content hoisted out of a branch or a
+/// loop, moved into another branch or out of a scope's body. `None` for a new activity, or
+/// when every conditional around it is kept.
 ///
 /// Whether it decides for a thread resting at an old position `wo` is the caller's question:
 /// only when it does not hold `wo` (one that holds it is a branch the thread is in).
@@ -394,12 +396,23 @@ pub(super) fn unkept_conditional(a: &Analysis, n: usize) -> Option<usize> {
     let mut y = o;
     while let Some(c) = to.parent(y) {
         let element = to.element(c);
-        if matches!(element, "if" | "switch" | "while" | "foreach") {
+        // A scope decides its body the same way when a fault handler can end a fault there:
+        // a thread past it ran all of the body, or a prefix of it and then that handler.
+        let decides = match element {
+            "if" | "switch" | "while" | "foreach" => true,
+            "scope" => {
+                to.slot[y].as_str() == "body" && recovers(to, c) && ran_before_in_body(to, c, o)
+            }
+            _ => false,
+        };
+        if decides {
             let kept = m.o2n[c]
                 .filter(|&cn| tn.effective[cn] && tn.is_desc(n, cn))
                 .and_then(|cn| tn.child_towards(cn, n))
-                .is_some_and(|(_, ns, _)| {
-                    !matches!(element, "if" | "switch") || same_branch(a, c, &to.slot[y], ns)
+                .is_some_and(|(_, ns, _)| match element {
+                    "if" | "switch" => same_branch(a, c, &to.slot[y], ns),
+                    "scope" => ns == "body",
+                    _ => true,
                 });
             if !kept && !copies_on_every_path(a, c, o, n) {
                 return Some(c);
@@ -408,6 +421,29 @@ pub(super) fn unkept_conditional(a: &Analysis, n: usize) -> Option<usize> {
         y = c;
     }
     None
+}
+
+/// Does the body of scope `c` run an activity before `o` (which it holds)? A fault happens at
+/// an activity: only one before `o` can take a thread out of the body before it.
+fn ran_before_in_body(t: &Tree, c: usize, o: usize) -> bool {
+    let Some(first) = t.slots[c]
+        .iter()
+        .find(|(slot, _)| slot == "body")
+        .and_then(|(_, l)| l.first().copied())
+    else {
+        return false;
+    };
+    (first..o).any(|x| t.effective[x] && !t.is_desc(o, x))
+}
+
+/// Does scope `c` have a `<catch>`/`<catchall>`, so a fault in its body may end in a handler
+/// and the thread go on past the scope?
+pub(super) fn recovers(t: &Tree, c: usize) -> bool {
+    t.slots[c]
+        .iter()
+        .filter(|(slot, _)| slot == "faulthandlers")
+        .flat_map(|(_, l)| l.iter())
+        .any(|&h| t.effective[h] && matches!(t.element(h), "catch" | "catchall"))
 }
 
 /// Does every path through the old `<if>`/`<switch>` `c` run a copy of the new activity `n`
@@ -668,8 +704,14 @@ impl Walk<'_, '_> {
         self.sealed = sealed;
         self.push(p, p, ran == Ran::Maybe);
         // A parent of one that may have run is not reported whole: that would make the parent
-        // data-dependent, or this one certain.
+        // data-dependent, or this one certain — unless the same old conditional decided the
+        // parent (a call and its response): then the parent is, whole.
         ran != Ran::Maybe
+            || t.parent(p).is_some_and(|par| {
+                self.align.unkept[par].is_some()
+                    && self.align.unkept[par] == self.align.unkept[p]
+                    && self.ran_before(par) == Ran::Maybe
+            })
     }
 
     /// The siblings from `c` whose subtrees end by `bound`; whether every generated one
@@ -1768,7 +1810,13 @@ mod tests {
                     .iter()
                     .flat_map(|(_, l)| l.iter())
                     .all(|&c| full[c] || !tn.effective[c]);
-                full[p] = whole[p] && !maybe(p);
+                // Unless the same old conditional decided its parent too (a call and its
+                // response): the parent stands for it.
+                let parent_too = tn.parent(p).is_some_and(|par| {
+                    let u = super::unkept_conditional(a, par);
+                    u.is_some() && u == super::unkept_conditional(a, p) && maybe(par)
+                });
+                full[p] = whole[p] && (!maybe(p) || parent_too);
             }
             let mut out: SiblingRuns = Vec::new();
             let mut covered_to: Option<usize> = None;

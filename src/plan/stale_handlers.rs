@@ -18,8 +18,11 @@
 //! So for each removed handler this module finds the new states that send a call under the
 //! same key without a handler of its own (a key `@…` is a runtime value: it may be any key),
 //! and every old state whose new state can reach one (code, wait, error and gosub/return
-//! edges, and into the flow threads it starts). Rows may not rest there: a `NoRowsAtState`
-//! precondition each, which the plan lists and the apply guards like any other.
+//! edges, and into the flow threads it starts). Of those, only the rows whose context can hold
+//! the entry: the old call-site state writes it when it runs, so a row resting before it (no
+//! loop back to it, no other thread class sending it: [`may_hold_entry`]) has none. Rows may
+//! not rest there: a `NoRowsAtState` precondition each, which the plan lists and the apply
+//! guards like any other.
 //!
 //! A renamed call is the one exception: its entry keeps naming its own handler (renumbered
 //! with it), so a call that the old version sent without a handler as well read that entry
@@ -48,12 +51,15 @@ pub(super) fn preconditions(
     // (the value the entry holds after the rewrite, the key it stays under, renamed): a
     // removed handler's entries keep their name; a renamed call's entries get its handler's
     // new name under the old call name, which that call no longer registers either.
-    let removed: Vec<(&str, &str, bool)> = scope
+    // With the old handler, whose call-site state wrote the entry.
+    let removed: Vec<(&str, &str, bool, &str)> = scope
         .handlers
         .iter()
         .filter_map(|h| match (&h.new, &h.new_call) {
-            (None, _) => Some((h.old.as_str(), h.call.as_str(), false)),
-            (Some(n), Some(c)) if *c != h.call => Some((n.as_str(), h.call.as_str(), true)),
+            (None, _) => Some((h.old.as_str(), h.call.as_str(), false, h.old.as_str())),
+            (Some(n), Some(c)) if *c != h.call => {
+                Some((n.as_str(), h.call.as_str(), true, h.old.as_str()))
+            }
             _ => None,
         })
         .collect();
@@ -63,7 +69,7 @@ pub(super) fn preconditions(
     let ((_, bare), (old_sent, old_bare)) = (bare_calls(new_c), bare_calls(old_c));
     let graph = Senders::new(new_c);
     let mut out = Vec::new();
-    for (handler, call, renamed) in removed {
+    for (handler, call, renamed, old_handler) in removed {
         // A renamed call's entry names its own handler still: a call the old version sent
         // without a handler too read it then as it would now.
         let reads: Vec<&str> = bare
@@ -85,8 +91,12 @@ pub(super) fn preconditions(
             let Some(&nt) = graph.index.get(new_class.as_str()) else {
                 continue;
             };
+            let holds = may_hold_entry(old_c, &t.old_class, old_handler);
             for s in &t.states {
                 let Some(n) = &s.new else { continue };
+                if holds.as_ref().is_some_and(|h| !h.contains(&s.old)) {
+                    continue; // the old call never ran before a row rests here
+                }
                 let Some(sender) =
                     graph.first_sender(&nearest, nt, *n, &reads, &old_sent, &old_bare)
                 else {
@@ -105,6 +115,53 @@ pub(super) fn preconditions(
         }
     }
     out
+}
+
+/// The states of old thread class `class` at which a row's context can hold the entry that
+/// `handler`'s call wrote: the entry is written when the call-site state runs (spec 5.2), so a
+/// row holds it only at a state reached from that state (by at least one edge: a row resting
+/// at the call site has not run it yet) — after the call, or anywhere in a loop around it.
+/// `None` (every state) when the call is sent in another thread class (a flow shares one
+/// context: a sibling or child branch may have sent it at any time) or is not found.
+fn may_hold_entry(
+    old_c: &CompiledProcess,
+    class: &str,
+    handler: &str,
+) -> Option<HashSet<StateName>> {
+    let h = old_c.response_handlers.iter().find(|h| h.name == handler)?;
+    let mut threads = old_c.threads.iter().filter(|t| t.number == h.thread);
+    let t = threads.next().filter(|t| t.class == class)?;
+    if threads.next().is_some() {
+        return None;
+    }
+    let mut todo: Vec<StateName> = Vec::new();
+    let next = |s: &crate::states::State, todo: &mut Vec<StateName>| {
+        todo.extend(s.successors.as_slice());
+        todo.extend(s.return_successors().as_slice());
+        todo.extend(s.error_target);
+        if let Some((g, r)) = s.gosub_states() {
+            todo.extend(g);
+            todo.push(r);
+        }
+    };
+    let mut any = false;
+    for s in &t.states {
+        if s.sends().iter().any(|c| c.as_ref() == h.call.as_str()) {
+            any = true;
+            next(s, &mut todo);
+        }
+    }
+    if !any {
+        return None;
+    }
+    let mut seen: HashSet<StateName> = HashSet::default();
+    while let Some(n) = todo.pop() {
+        let Some(s) = t.state(&n) else { continue };
+        if seen.insert(n) {
+            next(s, &mut todo);
+        }
+    }
+    Some(seen)
 }
 
 /// The calls a version sends, and those it sends without a handler: a name sent more often

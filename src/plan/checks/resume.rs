@@ -353,15 +353,12 @@ fn resume_findings(
                 }
             }
         }
-        if r.returns {
-            // The conditions around its return point are its resume point's.
-            continue;
-        }
         // A fault handler of a scope it passed, in both versions: rows that took that fault
         // path (and only those) ran it without what was added to it; for a new handler, rows
-        // that passed the scope its faults went to.
+        // that passed the scope its faults went to. (Not for a return point: the conditions
+        // around it are its resume point's.)
         if let Some(wo) = r.w_old {
-            for (i, fa) in added_to_handlers.iter().enumerate() {
+            for (i, fa) in added_to_handlers.iter().enumerate().filter(|_| !r.returns) {
                 let (s, os) = fa.passed;
                 if runs_in_thread(tn, s, tn.thread_root(w))
                     && ran_some(tn.order(s, w))
@@ -381,7 +378,9 @@ fn resume_findings(
             }
             // In a fault handler of a scope (in both versions): it ran some prefix of the
             // scope's body before the fault took it there, so it may have skipped what was
-            // added to the body.
+            // added to the body. So did a row in a compensation handler that returns to a
+            // `<compensate>` there (spec 2.13: only a fault handler holds one): the fault
+            // that took it there is the same.
             for s in tn.ancestors(w).filter(|&s| tn.element(s) == "scope") {
                 let Some((_, "faulthandlers", _)) = tn.child_towards(s, w) else {
                     continue;
@@ -403,6 +402,10 @@ fn resume_findings(
                     left_body.entry((s, out_of_body)).or_default().push(r);
                 }
             }
+        }
+        if r.returns {
+            // The conditions around its return point are its resume point's.
+            continue;
         }
         // A parent resting at a flow join started its branches already: a new branch never
         // runs, and a branch that finished never runs what was added to it. What they ran
@@ -1965,6 +1968,8 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
     // Old `<sync>`s they passed that may have let them go on without the answers of these
     // calls (a new `<sync>` waits for them), see `Awaited`.
     let mut unsure: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+    // Old scopes whose body held it and whose fault handlers could take them past it.
+    let mut left_scopes: BTreeSet<usize> = BTreeSet::new();
     for &(p, _) in ps {
         if let Some(aw) = awaited(a, p) {
             for (call, wait) in t.sync_calls(p).zip(&aw.waits) {
@@ -1980,8 +1985,12 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
         }
         for r in rs {
             // An old conditional that no longer decides it: one they took or did not.
-            match decided_by_old(a, p, r).map(|c| a.old.element(c)) {
-                Some("if" | "switch") => branch = true,
+            match decided_by_old(a, p, r).map(|c| (c, a.old.element(c))) {
+                Some((_, "if" | "switch")) => branch = true,
+                // Moved out of the body of a scope with fault handlers they passed.
+                Some((c, "scope")) => {
+                    left_scopes.insert(c);
+                }
                 Some(_) => looped = true,
                 None => {}
             }
@@ -2039,8 +2048,14 @@ fn depending(a: &Analysis, old_earlier: &[bool], ps: &[(usize, usize)], rs: &[&R
         }
         parts.join(", and in ")
     });
-    let fault = (!scopes.is_empty()).then(|| {
-        let names: Vec<String> = scopes.iter().map(|&q| t.label(q)).collect();
+    let fault = (!scopes.is_empty() || !left_scopes.is_empty()).then(|| {
+        let names: Vec<String> = scopes
+            .iter()
+            .map(|&q| t.label(q))
+            .chain(left_scopes.iter().map(|&q| a.old.label(q)))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         format!(
             "whether a fault took them out of the body of {} before it reached them (its fault handlers ran instead)",
             names.join(", ")
