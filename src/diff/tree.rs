@@ -114,6 +114,8 @@ pub(crate) struct Tree<'a> {
     pub rename_key: Vec<Option<Hash>>,
     /// Enabled, and every ancestor enabled: the compiler generates it.
     pub effective: Vec<bool>,
+    /// How many positions before `p` are effective: `effective_in(a..b)` in O(1).
+    effective_before: Vec<u32>,
     /// Position of the root of the thread the activity runs in (0 or a flow child sequence).
     thread_root: Vec<u32>,
     /// Nearest enclosing catch / catchall / compensation handler (or itself), `NONE` outside.
@@ -151,6 +153,7 @@ impl<'a> Tree<'a> {
             key: Vec::with_capacity(n),
             rename_key: Vec::with_capacity(n),
             effective: Vec::with_capacity(n),
+            effective_before: Vec::with_capacity(n),
             thread_root: Vec::with_capacity(n),
             handler: Vec::with_capacity(n),
             in_message: Vec::with_capacity(n),
@@ -214,6 +217,11 @@ impl<'a> Tree<'a> {
         self.key.push(fingerprint_of(&key));
         self.rename_key.push(rename_key.map(|k| fingerprint_of(&k)));
         let parent_effective = parent.map(|q| self.effective[q]).unwrap_or(true);
+        let before = match p.checked_sub(1) {
+            Some(q) => self.effective_before[q] + u32::from(self.effective[q]),
+            None => 0,
+        };
+        self.effective_before.push(before);
         self.effective.push(parent_effective && !a.disabled);
         let thread_root = match parent {
             None => p,
@@ -507,6 +515,16 @@ impl<'a> Tree<'a> {
             }
             c = p;
         }
+    }
+
+    /// How many of the positions `range` are effective (not disabled, nor inside a disabled
+    /// activity).
+    pub fn effective_in(&self, range: std::ops::Range<usize>) -> usize {
+        let at = |p: usize| match p.checked_sub(1) {
+            Some(q) => self.effective_before[q] as usize + usize::from(self.effective[q]),
+            None => 0,
+        };
+        at(range.end).saturating_sub(at(range.start))
     }
 
     pub fn lca(&self, a: usize, b: usize) -> usize {

@@ -433,7 +433,13 @@ fn ran_before_in_body(t: &Tree, c: usize, o: usize) -> bool {
     else {
         return false;
     };
-    (first..o).any(|x| t.effective[x] && !t.is_desc(o, x))
+    // Every effective position from the body's first activity up to `o`, but `o`'s own
+    // ancestors (O(depth) with the tree's prefix counts: a long body costs nothing more).
+    let ancestors = std::iter::successors(t.parent(o), |&x| t.parent(x))
+        .take_while(|&x| x >= first)
+        .filter(|&x| t.effective[x])
+        .count();
+    t.effective_in(first..o) > ancestors
 }
 
 /// Does scope `c` have a `<catch>`/`<catchall>`, so a fault in its body may end in a handler

@@ -2304,7 +2304,10 @@ fn decided_by_old(a: &Analysis, p: usize, r: &Resume) -> Option<usize> {
     let (to, wo) = (&a.old, r.w_old?);
     let o = a.m.n2o[p].filter(|&o| to.effective[o])?;
     let ran = to.order(o, wo) == Order::Before || (r.join && to.is_desc(o, wo));
-    unkept_conditional(a, p).filter(|&c| ran && !to.is_desc(wo, c))
+    // The cheap test first: most activities asked about did not run before the wait.
+    ran.then(|| unkept_conditional(a, p))
+        .flatten()
+        .filter(|&c| !to.is_desc(wo, c))
 }
 
 /// For skips (`skip`) or re-runs decided by an old `<if>` ([`decided_by_old`]) whose condition
