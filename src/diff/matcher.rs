@@ -1570,6 +1570,21 @@ fn unrelated_branches(ot: &Tree, nt: &Tree, m: &Matching, o: usize, n: usize) ->
         || namesake_in_place(ot, nt, m, o, n)
 }
 
+/// The `<if>`/`<switch>` `a` whose branch holds `o`, its counterpart `a2` when that holds `n`,
+/// and the slots (branches) of each that hold them.
+fn branches_of<'t>(
+    ot: &'t Tree,
+    nt: &'t Tree,
+    m: &Matching,
+    o: usize,
+    n: usize,
+) -> Option<(usize, usize, &'t str, &'t str)> {
+    let a = branch_owner(ot, o)?;
+    let a2 = m.o2n[a].filter(|&a2| nt.is_desc(n, a2))?;
+    let (_, so, _) = ot.child_towards(a, o)?;
+    let (_, sn, _) = nt.child_towards(a2, n)?;
+    Some((a, a2, so, sn))
+}
 /// Do `o` and `n` lie in two branches of an `<if>`/`<switch>` and its counterpart that are not
 /// each other's counterpart, while the counterpart of `o`'s branch still holds an activity of
 /// its element and name at the same place (under the same chain of elements), not taken by
@@ -1583,14 +1598,7 @@ fn namesake_in_place(ot: &Tree, nt: &Tree, m: &Matching, o: usize, n: usize) -> 
     let Some(name) = ot.nodes[o].name.as_deref() else {
         return false;
     };
-    let Some(a) = branch_owner(ot, o) else {
-        return false;
-    };
-    let Some(a2) = m.o2n[a].filter(|&a2| nt.is_desc(n, a2)) else {
-        return false;
-    };
-    let (Some((_, so, _)), Some((_, sn, _))) = (ot.child_towards(a, o), nt.child_towards(a2, n))
-    else {
+    let Some((a, a2, so, sn)) = branches_of(ot, nt, m, o, n) else {
         return false;
     };
     // The counterpart of o's branch in a2.
@@ -1656,14 +1664,7 @@ fn namesake_in_place(ot: &Tree, nt: &Tree, m: &Matching, o: usize, n: usize) -> 
 /// is reported as such ([`crate::diff::statemap::branch_switch`]). False while the cases of a
 /// switch are not paired yet.
 fn lost_branch(ot: &Tree, nt: &Tree, m: &Matching, o: usize, n: usize) -> bool {
-    let Some(a) = branch_owner(ot, o) else {
-        return false;
-    };
-    let Some(a2) = m.o2n[a].filter(|&a2| nt.is_desc(n, a2)) else {
-        return false;
-    };
-    let (Some((_, so, _)), Some((_, sn, _))) = (ot.child_towards(a, o), nt.child_towards(a2, n))
-    else {
+    let Some((a, a2, so, sn)) = branches_of(ot, nt, m, o, n) else {
         return false;
     };
     let (ci, cj) = (case_index(so), case_index(sn));
