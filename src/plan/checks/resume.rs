@@ -1407,31 +1407,29 @@ fn open_conditionals(t: &Tree, runs: &mut SiblingRuns) {
 
 /// Makes each activity `alone` names a run of its own (splitting the runs around it).
 fn isolate_items(t: &Tree, runs: &mut SiblingRuns, alone: impl Fn(usize) -> bool) {
-    let mut out: SiblingRuns = Vec::with_capacity(runs.len());
-    for &run in runs.iter() {
-        let mut open: Option<(usize, usize)> = None;
-        for p in run_items(t, run) {
-            if alone(p) {
-                out.extend(open.take());
-                out.push((p, p));
-            } else {
-                open = Some(open.map_or((p, p), |(f, _)| (f, p)));
-            }
-        }
-        out.extend(open);
-    }
-    *runs = out;
+    split_items(t, runs, |p| alone(p).then_some(true));
 }
 
+/// Takes the activities `drop` names out of the runs (splitting the runs around them).
 fn drop_items(t: &Tree, runs: &mut SiblingRuns, drop: impl Fn(usize) -> bool) {
+    split_items(t, runs, |p| drop(p).then_some(false));
+}
+
+/// Splits the runs around the activities `at` names: `Some(true)` keeps one as a run of its
+/// own, `Some(false)` drops it; the others stay in runs of consecutive siblings.
+fn split_items(t: &Tree, runs: &mut SiblingRuns, at: impl Fn(usize) -> Option<bool>) {
     let mut out: SiblingRuns = Vec::with_capacity(runs.len());
     for &run in runs.iter() {
         let mut open: Option<(usize, usize)> = None;
         for p in run_items(t, run) {
-            if drop(p) {
-                out.extend(open.take());
-            } else {
-                open = Some(open.map_or((p, p), |(f, _)| (f, p)));
+            match at(p) {
+                Some(keep) => {
+                    out.extend(open.take());
+                    if keep {
+                        out.push((p, p));
+                    }
+                }
+                None => open = Some(open.map_or((p, p), |(f, _)| (f, p))),
             }
         }
         out.extend(open);
