@@ -542,9 +542,13 @@ pub(crate) fn awaited(a: &Analysis, s: usize) -> Option<Awaited> {
         t.element(x) == "call" && t.nodes[x].name.as_deref() == Some(name)
     };
     let wait_of = |name: &str| -> Option<(usize, bool)> {
-        let call = siblings(tn, tn.list_first(s), s - 1)
-            .filter(|&x| named(tn, x, name))
-            .last()?;
+        // The nearest earlier sibling of that name: backwards from the sync.
+        let q = tn.parent(s)?;
+        let (_, list) = tn.slots[q].iter().find(|(slot, _)| *slot == tn.slot[s])?;
+        let call = *list[..tn.index[s] as usize]
+            .iter()
+            .rev()
+            .find(|&&x| named(tn, x, name))?;
         let o = m.n2o[call].filter(|&o| to.effective[o] && named(to, o, name))?;
         if !is_async_call(to.nodes[o]) {
             return Some((o, true));

@@ -61,6 +61,7 @@ fn resume_findings(
 ) -> Vec<Finding> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
     let mut moved = Moved::new(a);
+    let arrivals = loop_arrivals(a);
     let mut full = vec![false; tn.len()];
     let (mut sk, mut re, mut branch) = (Vec::new(), Vec::new(), Vec::new());
     // Keyed by the activities and, for each, whether it is data-dependent (so a group never
@@ -155,7 +156,7 @@ fn resume_findings(
         isolate_items(tn, &mut sk, unanswered);
         // In the body of a loop they were iterating in, after their resume point, what ran
         // after that loop under the old version: the iterations they went through never ran it.
-        let mut looped = ran_after_loops(a, r, &mut full);
+        let mut looped = ran_after_loops(a, &arrivals, r, &mut full);
         if let Some(h) = r.within {
             // It returns when the handler ends: the rest is its return point's.
             for runs in [&mut sk, &mut re] {
@@ -2240,7 +2241,12 @@ fn ran_after_loops_of(a: &Analysis, held: &[(usize, usize)], p: usize, wo: usize
 /// (see [`ran_after_loops_of`]), in their thread and outside foreign handlers, grouped by
 /// those loops: for the iterations they went through they skip them. (Those before the resume
 /// point they skip in the current iteration too: the walk's, see [`this_iteration`].)
-fn ran_after_loops(a: &Analysis, r: &Resume, full: &mut [bool]) -> Vec<(Vec<usize>, Vec<usize>)> {
+fn ran_after_loops(
+    a: &Analysis,
+    arrivals: &HashMap<usize, Vec<usize>>,
+    r: &Resume,
+    full: &mut [bool],
+) -> Vec<(Vec<usize>, Vec<usize>)> {
     let (to, tn, m) = (&a.old, &a.new, &a.m);
     let (w, Some(wo)) = (r.w_new, r.w_old) else {
         return Vec::new();
@@ -2253,24 +2259,35 @@ fn ran_after_loops(a: &Analysis, r: &Resume, full: &mut [bool]) -> Vec<(Vec<usiz
     let (mut before, mut after) = (Vec::new(), Vec::new());
     tn.order_ranges(w, &mut before, &mut after);
     let mut found: BTreeMap<Vec<usize>, Vec<usize>> = BTreeMap::new();
-    for &(s, e) in after
+    // Only what arrived in a held loop's body from outside it can qualify ([`loop_arrivals`]):
+    // not a scan of the body per resume point (a process wrapped in one loop has most of its
+    // states inside it).
+    let mut candidates: Vec<usize> = held
         .iter()
-        .filter(|&&(s, e)| outer < s && e <= tn.end(outer))
-    {
-        for p in s..=e {
-            if !tn.effective[p]
-                || !runs_in_thread(tn, p, tr)
-                || in_handler_off_path(tn, p, w).is_some()
-                || m.n2o[p].is_none_or(|o| {
-                    !runs_in_thread(to, o, tro) || in_handler_off_path(to, o, wo).is_some()
-                })
-            {
-                continue;
-            }
-            let loops = ran_after_loops_of(a, &held, p, wo);
-            if !loops.is_empty() {
-                found.entry(loops).or_default().push(p);
-            }
+        .filter_map(|(_, nl)| arrivals.get(nl))
+        .flatten()
+        .copied()
+        .filter(|&p| {
+            after
+                .iter()
+                .any(|&(s, e)| outer < s && e <= tn.end(outer) && s <= p && p <= e)
+        })
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    for p in candidates {
+        if !tn.effective[p]
+            || !runs_in_thread(tn, p, tr)
+            || in_handler_off_path(tn, p, w).is_some()
+            || m.n2o[p].is_none_or(|o| {
+                !runs_in_thread(to, o, tro) || in_handler_off_path(to, o, wo).is_some()
+            })
+        {
+            continue;
+        }
+        let loops = ran_after_loops_of(a, &held, p, wo);
+        if !loops.is_empty() {
+            found.entry(loops).or_default().push(p);
         }
     }
     found
@@ -2282,6 +2299,25 @@ fn ran_after_loops(a: &Analysis, r: &Resume, full: &mut [bool]) -> Vec<(Vec<usiz
         })
         .filter(|(_, top)| !top.is_empty())
         .collect()
+}
+
+/// For each new loop with an old counterpart, the activities of its body whose old counterpart
+/// lay outside the old loop (ascending): the only candidates of [`ran_after_loops_of`]. Moves
+/// into a loop are few, so this is small; built once per plan, O(activities · depth).
+fn loop_arrivals(a: &Analysis) -> HashMap<usize, Vec<usize>> {
+    let (to, tn, m) = (&a.old, &a.new, &a.m);
+    let mut out: HashMap<usize, Vec<usize>> = HashMap::new();
+    for p in 0..tn.len() {
+        let Some(o) = m.n2o[p].filter(|&o| to.effective[o]) else {
+            continue;
+        };
+        for nl in tn.ancestors(p).filter(|&x| is_loop(tn.element(x))) {
+            if m.n2o[nl].is_some_and(|ol| !to.is_desc(o, ol)) {
+                out.entry(nl).or_default().push(p);
+            }
+        }
+    }
+    out
 }
 
 /// The old scope whose body held the old counterpart of `p` while one of its fault handlers
