@@ -700,8 +700,9 @@ impl<'a> Tree<'a> {
 const SHOWN_ATTRS: &[(&str, &[&str])] = &[("sync", &["timeout"])];
 
 /// What changed about an activity between two matched versions: its name, the key attributes
-/// of its element, the [`SHOWN_ATTRS`] and a call's message types, as `what "old" → "new"`.
-pub(crate) fn key_changes(a: &Activity, b: &Activity) -> Vec<String> {
+/// of its element, the [`SHOWN_ATTRS`], a call's message types and the conditions of a
+/// `<switch>`'s cases (`cases`: the matcher's pairs of them), as `what "old" → "new"`.
+pub(crate) fn key_changes(a: &Activity, b: &Activity, cases: &[(u32, u32)]) -> Vec<String> {
     let mut out = Vec::new();
     let q = |v: Option<&str>| {
         v.map(|x| format!("{x:?}"))
@@ -750,14 +751,13 @@ pub(crate) fn key_changes(a: &Activity, b: &Activity) -> Vec<String> {
     if let (ActivityKind::Switch { cases: c1, .. }, ActivityKind::Switch { cases: c2, .. }) =
         (&a.kind, &b.kind)
     {
-        // A case is the same case by its name (cases are reordered, added and removed);
-        // unnamed ones by position when the switch kept its number of cases.
+        // A case is the one the matcher paired it with (`cases`: 1-based old and new user
+        // cases, paired by condition, name and contents).
         for (i, x) in c1.iter().enumerate() {
-            let y = match &x.name {
-                Some(n) => c2.iter().find(|y| y.name.as_ref() == Some(n)),
-                None if c1.len() == c2.len() => c2.get(i).filter(|y| y.name.is_none()),
-                None => None,
-            };
+            let y = cases
+                .iter()
+                .find(|&&(o, _)| o as usize == i + 1)
+                .and_then(|&(_, n)| c2.get((n as usize).checked_sub(1)?));
             if let Some(y) =
                 y.filter(|y| !same_expr(y.condition.as_deref(), x.condition.as_deref()))
             {

@@ -366,6 +366,7 @@ impl<'x> Builder<'x, '_> {
                         let ch = crate::diff::tree::key_changes(
                             self.a.old.nodes[o],
                             self.a.new.nodes[n],
+                            self.a.m.cases.get(&o).map_or(&[], Vec::as_slice),
                         );
                         (!ch.is_empty()).then(|| ch.join(", ").into_boxed_str())
                     }),
