@@ -715,6 +715,7 @@ stories!(
     wait_moved_into_case_mapped,
     wait_moved_out_of_branch,
     call_moved_out_of_scope_body,
+    sequence_first_moved_out_of_scope,
     flow_join_new_catch,
     sync_call_split_rows_after,
     sync_call_joined_rows_after,

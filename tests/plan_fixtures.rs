@@ -400,6 +400,7 @@ fn change_fixture_verdicts() {
         ("wait_moved_into_case_mapped", Verdict::Migratable),
         ("wait_moved_out_of_branch", Verdict::Migratable),
         ("call_moved_out_of_scope_body", Verdict::Migratable),
+        ("sequence_first_moved_out_of_scope", Verdict::Migratable),
         ("flow_join_new_catch", Verdict::Migratable),
     ];
     let named: std::collections::BTreeSet<&str> = want.iter().map(|(c, _)| *c).collect();

@@ -783,7 +783,7 @@ pub(crate) fn key_changes(a: &Activity, b: &Activity, cases: &[(u32, u32)]) -> V
 fn fingerprint() -> SipHasher13 {
     static KEY: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
     let &(k0, k1) = KEY.get_or_init(|| {
-        // Two independently seeded std hashers give two random 64-bit words.
+        // Two std hashers seeded from the process's random keys: two random 64-bit words.
         let word = |i: u8| std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), i);
         (word(0), word(1))
     });

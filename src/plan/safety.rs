@@ -423,8 +423,10 @@ pub(super) fn unkept_conditional(a: &Analysis, n: usize) -> Option<usize> {
     None
 }
 
-/// Does the body of scope `c` run an activity before `o` (which it holds)? A fault happens at
-/// an activity: only one before `o` can take a thread out of the body before it.
+/// Does the body of scope `c` run an activity before `o` (which it holds) or before the end of
+/// `o`'s own contents? A fault happens at an activity: only one before `o`, or inside it
+/// before its last activity, can take a thread out of the body before `o` ran whole (a moved
+/// `<sequence>` first in the body may have run only its first call).
 fn ran_before_in_body(t: &Tree, c: usize, o: usize) -> bool {
     let Some(first) = t.slots[c]
         .iter()
@@ -433,13 +435,22 @@ fn ran_before_in_body(t: &Tree, c: usize, o: usize) -> bool {
     else {
         return false;
     };
-    // Every effective position from the body's first activity up to `o`, but `o`'s own
-    // ancestors (O(depth) with the tree's prefix counts: a long body costs nothing more).
-    let ancestors = std::iter::successors(t.parent(o), |&x| t.parent(x))
+    // Every effective position from the body's first activity up to `o` (a sequence: up to its
+    // last activity), but `o` and its ancestors (O(depth) with the tree's prefix counts: a long
+    // body costs nothing more).
+    let ancestors = std::iter::successors(Some(o), |&x| t.parent(x))
         .take_while(|&x| x >= first)
         .filter(|&x| t.effective[x])
         .count();
-    t.effective_in(first..o) > ancestors
+    // (A `<sequence>` only: its activities run one after the other, so its last one is the
+    // last it runs; a branch's or a loop's last position is not.)
+    let last = t.end(o);
+    let end = match t.element(o) {
+        "sequence" if last > o && t.effective[last] => last,
+        "sequence" => last + 1,
+        _ => o + 1,
+    };
+    t.effective_in(first..end) > ancestors
 }
 
 /// Does scope `c` have a `<catch>`/`<catchall>`, so a fault in its body may end in a handler
