@@ -718,6 +718,7 @@ stories!(
     sequence_first_moved_out_of_scope,
     flow_join_new_catch,
     sync_call_split_rows_after,
+    sync_call_timeout_split_rows_after,
     sync_call_joined_rows_after,
     body_insert_rows_in_handlers,
     split_in_scope,

@@ -328,6 +328,7 @@ fn change_fixture_verdicts() {
         ("context_initial_changed", Verdict::Compatible),
         ("catch_delay_removed", Verdict::Blocked),
         ("sync_call_split_rows_after", Verdict::Migratable),
+        ("sync_call_timeout_split_rows_after", Verdict::Migratable),
         ("sync_call_joined_rows_after", Verdict::Compatible),
         ("body_insert_rows_in_handlers", Verdict::Migratable),
         ("split_in_scope", Verdict::Compatible),

@@ -521,8 +521,9 @@ pub(crate) struct Awaited {
     /// `type="any"`: one answer completes it; otherwise it waits for every call it lists.
     any: bool,
     /// For each call it lists: its old wait (position), and whether a thread past that wait
-    /// surely has the answer — false for a `<sync>` with a `timeout`, or of `type="any"` with
-    /// other calls, which may have let the thread go on without it.
+    /// surely has the answer — false for a `<sync>` or synchronous `<call>` with a `timeout`,
+    /// or a `<sync>` of `type="any"` with other calls, which may have let the thread go on
+    /// without it.
     pub waits: Vec<Option<(usize, bool)>>,
 }
 
@@ -562,7 +563,8 @@ pub(crate) fn awaited(a: &Analysis, s: usize) -> Option<Awaited> {
             .find(|&&x| named(tn, x, name))?;
         let o = m.n2o[call].filter(|&o| to.effective[o] && named(to, o, name))?;
         if !is_async_call(to.nodes[o]) {
-            return Some((o, true));
+            // A synchronous call's `timeout` may let the thread go on without the answer.
+            return Some((o, !to.nodes[o].attrs.contains_key("timeout")));
         }
         let sync = siblings(to, to.end(o) + 1, to.list_end(o))
             .find(|&x| to.effective[x] && to.sync_calls(x).any(|c| c == name))?;
